@@ -1,0 +1,194 @@
+"""The Starlette application: lifespan (pools and clients), routes, middleware, error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from arq import create_pool
+from arq.connections import RedisSettings
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import meta, streams, tasks
+from service.api.auth import Authenticator
+from service.api.http import error_response
+from service.api.openapi import ROUTES, build_openapi
+from service.config import Settings
+from service.errors import ServiceError
+from service.events import EventHub, EventPublisher
+from service.lifecycle import Core
+from service.storage import Storage, StorageUnavailable
+from service.store import TaskStore
+
+log = logging.getLogger("agensium.api")
+
+ENDPOINTS = {
+    ("post", "/api/v1/tasks"): tasks.create_task,
+    ("get", "/api/v1/tasks"): tasks.list_tasks,
+    ("post", "/api/v1/tasks/{task_id}/upload-urls"): tasks.upload_urls,
+    ("put", "/api/v1/tasks/{task_id}/inputs/{name}"): tasks.put_input,
+    ("post", "/api/v1/tasks/{task_id}/process"): tasks.process_task,
+    ("get", "/api/v1/tasks/{task_id}"): tasks.get_task,
+    ("delete", "/api/v1/tasks/{task_id}"): tasks.delete_task,
+    ("get", "/api/v1/tasks/{task_id}/events"): streams.task_events,
+    ("get", "/api/v1/events"): streams.user_events,
+    ("get", "/api/v1/tasks/{task_id}/result"): tasks.task_result,
+    ("get", "/api/v1/tasks/{task_id}/downloads"): tasks.task_downloads,
+    ("post", "/api/v1/tasks/{task_id}/cancel"): tasks.cancel_task,
+    ("post", "/api/v1/tasks/{task_id}/retry"): tasks.retry_task,
+    ("get", "/api/v1/tools"): meta.list_tools,
+    ("get", "/api/v1/me"): meta.me,
+    ("get", "/api/v1/stats"): meta.stats,
+    ("get", "/healthz"): meta.healthz,
+    ("get", "/readyz"): meta.readyz,
+    ("get", "/metrics"): meta.metrics,
+    ("get", "/openapi.json"): meta.openapi,
+}
+
+
+def build_routes() -> list[Route]:
+    by_path: dict[str, dict[str, Any]] = {}
+    for doc in ROUTES:
+        by_path.setdefault(doc.path, {})[doc.method] = ENDPOINTS[(doc.method, doc.path)]
+    routes = []
+    for path, methods in by_path.items():
+        # One Route per method keeps a 405 answer for the others on the same path.
+        for method, endpoint in methods.items():
+            routes.append(Route(path, endpoint, methods=[method.upper()], name=f"{method} {path}"))
+    return routes
+
+
+class RequestContextMiddleware:
+    """X-Request-ID on every response (echoed when sent) and request metrics, as plain ASGI so
+    streaming responses pass straight through."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:128]
+                break
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.requests.labels(scope["method"], path, str(status)).inc()
+            self.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+async def _service_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "VALIDATION_ERROR")
+    error = ServiceError(code, str(exc.detail))
+    response = error_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _unavailable(request: Request, exc: Exception) -> Any:
+    log.warning("dependency unavailable on %s: %r", request.url.path, exc)
+    return error_response(
+        ServiceError("SERVICE_UNAVAILABLE", "A dependency is unavailable; nothing was lost, try again."),
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _internal(request: Request, exc: Exception) -> Any:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    metrics_registry = CollectorRegistry()
+    requests = Counter("agensium_http_requests", "HTTP requests", ["method", "route", "status"],
+                       registry=metrics_registry)
+    latency = Histogram("agensium_http_request_seconds", "HTTP request latency", ["method", "route"],
+                        registry=metrics_registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await TaskStore.connect(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url),
+                                  default_queue_name=settings.arq_queue_name)
+        async with Storage(settings) as storage:
+            publish = EventPublisher(redis, settings.events_channel_prefix + "all")
+            hub = EventHub(redis, settings.events_channel_prefix + "all")
+
+            async def enqueue(task_id: str, job_id: str) -> None:
+                try:
+                    await redis.enqueue_job("run_task", task_id, _job_id=job_id,
+                                            _queue_name=settings.arq_queue_name)
+                except Exception as exc:  # noqa: BLE001 - the task stays QUEUED in PostgreSQL
+                    log.warning("enqueue of %s failed, task stays QUEUED: %s", task_id, exc)
+
+            core = Core(settings, store, storage, publish, enqueue)
+            app.state.settings = settings
+            app.state.core = core
+            app.state.redis = redis
+            app.state.hub = hub
+            app.state.auth = Authenticator(store)
+            app.state.catalog = meta.catalog()
+            app.state.openapi = build_openapi()
+            app.state.metrics_registry = metrics_registry
+            await hub.start()
+            try:
+                yield
+            finally:
+                await hub.stop()
+                await redis.aclose()
+                await store.close()
+
+    app = Starlette(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            ServiceError: _service_error,
+            HTTPException: _http_error,
+            asyncpg.PostgresConnectionStatusError: _unavailable,
+            asyncpg.CannotConnectNowError: _unavailable,
+            asyncpg.InterfaceError: _unavailable,
+            StorageUnavailable: _unavailable,
+            ConnectionError: _unavailable,
+            OSError: _unavailable,
+            Exception: _internal,
+        },
+    )
+    app.add_middleware(RequestContextMiddleware, requests=requests, latency=latency)
+    return app

@@ -1,0 +1,364 @@
+"""The task state machine's operations, shared by the API and the workers.
+
+Every transition is one conditional UPDATE in TaskStore with its event row; this module decides
+which transition, checks what must hold around it (inputs present, names valid, chain known), and
+turns refusals into the error codes of API.md. No transition is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from agents import registry
+from agents.errors import AgentError
+from service.config import Settings
+from service.errors import ServiceError, invalid_state, task_not_found
+from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest
+from service.storage import ObjectTooLarge, Storage
+from service.store import Publish, TaskStore, Transition
+
+_INPUT_NAME = re.compile(INPUT_NAME_PATTERN)
+PARAMETERS_NAME = "parameters.json"
+
+S = TaskStatus
+UPLOADABLE = [S.CREATED, S.UPLOADING]
+CANCELLABLE = [S.CREATED, S.UPLOADING, S.QUEUED, S.PROCESSING]
+RETRYABLE = [S.FAILED, S.CANCELLED, S.EXPIRED]
+TERMINAL = [S.COMPLETED, S.FAILED, S.CANCELLED, S.EXPIRED]
+
+Enqueue = Callable[[str, str], Awaitable[None]]  # (task_id, job_id)
+
+
+@dataclass
+class Core:
+    """What the lifecycle operations need, opened once by the API or worker lifespan."""
+
+    settings: Settings
+    store: TaskStore
+    storage: Storage
+    publish: Publish
+    enqueue: Enqueue
+
+
+def inputs_prefix(settings: Settings, user_id: str, task_id: str) -> str:
+    return settings.object_prefix(user_id, task_id) + "inputs/"
+
+
+def outputs_prefix(settings: Settings, user_id: str, task_id: str) -> str:
+    return settings.object_prefix(user_id, task_id) + "outputs/"
+
+
+def _check_input_name(name: str) -> None:
+    if not _INPUT_NAME.fullmatch(name):
+        raise ServiceError(
+            "INVALID_FILE_NAME",
+            f"Input name {name!r} is not allowed: use 1-128 characters of A-Z a-z 0-9 . _ - "
+            "without a leading dot.",
+            {"name": name},
+        )
+
+
+def _as_service_error(exc: AgentError) -> ServiceError:
+    return ServiceError(exc.code, exc.message, exc.details or None)
+
+
+def _refused(result: Transition, action: str) -> ServiceError:
+    if result.current_status is None:
+        return task_not_found()
+    return invalid_state(result.current_status, action)
+
+
+# --- create -----------------------------------------------------------------------------------
+
+
+async def create_task(
+    core: Core,
+    user_id: str,
+    *,
+    tool_id: str,
+    agents: list[str] | None,
+    priority: str,
+    parameters: dict[str, Any] | None,
+    source_task_id: str | None,
+    labels: dict[str, str],
+    idempotency_key: str | None,
+) -> tuple[asyncpg.Record, bool]:
+    try:
+        chain = registry.resolve_chain(tool_id, agents)
+        if parameters:
+            registry.validate_parameters(tool_id, chain, parameters)
+    except AgentError as exc:
+        raise _as_service_error(exc) from None
+    if source_task_id is not None:
+        source = await core.store.get_task(source_task_id, user_id)
+        if source is None:
+            raise ServiceError("TASK_NOT_FOUND", "The source task does not exist.", {"source_task_id": source_task_id})
+        if source["status"] != S.COMPLETED:
+            raise invalid_state(source["status"], "take inputs from")
+    return await core.store.insert_task(
+        user_id=user_id, tool_id=tool_id, agents=chain, priority=priority, parameters=parameters,
+        source_task_id=source_task_id, labels=labels, idempotency_key=idempotency_key,
+        upload_ttl_s=core.settings.task_upload_ttl_s, publish=core.publish,
+    )
+
+
+async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    row = await core.store.get_task(task_id, user_id)
+    if row is None:
+        raise task_not_found()
+    return row
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit: int) -> dict[str, Any]:
+    _check_input_name(name)
+    role = registry.input_role(name)
+    if role is None or role == "parameters":
+        raise ServiceError(
+            "INVALID_FILE_NAME",
+            f"{name!r} is not an input of this tool: name files primary.<ext> or baseline.<ext>.",
+            {"name": name},
+        )
+    accepted = registry.accepted_content_types(name)
+    if content_type.split(";")[0].strip().lower() not in accepted:
+        raise ServiceError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"{content_type!r} is not accepted for {name}; use one of {sorted(accepted)}.",
+            {"name": name, "accepted": sorted(accepted)},
+        )
+    if size > limit:
+        raise ServiceError(
+            "INPUT_TOO_LARGE", f"{name} is {size} bytes; the limit is {limit}.", {"name": name, "limit": limit}
+        )
+    return {"name": name, "role": role, "content_type": content_type, "size": size}
+
+
+async def request_upload_urls(
+    core: Core, user_id: str, task_id: str, request: UploadUrlsRequest
+) -> tuple[asyncpg.Record, list[dict[str, Any]]]:
+    task = await get_task(core, user_id, task_id)
+    if task["status"] not in UPLOADABLE:
+        raise invalid_state(task["status"], "upload to")
+    settings = core.settings
+    declared = [
+        _declared_input(task["tool_id"], f.name, f.content_type, f.size, settings.max_input_bytes)
+        for f in request.files
+    ]
+    names = [d["name"] for d in declared]
+    if len(set(names)) != len(names):
+        raise ServiceError("VALIDATION_ERROR", "Each file name may appear once.", {"names": names})
+    if not any(d["role"] == "primary" for d in declared):
+        raise ServiceError("INPUT_MISSING", "A primary input (primary.<ext>) is required.")
+    if request.parameters_size is not None and request.parameters_size > settings.max_parameters_bytes:
+        raise ServiceError(
+            "INPUT_TOO_LARGE", f"parameters.json may be at most {settings.max_parameters_bytes} bytes.",
+            {"name": PARAMETERS_NAME, "limit": settings.max_parameters_bytes},
+        )
+    result = await core.store.transition(
+        "mark_uploading", task_id, [declared, request.has_parameters, UPLOADABLE], core.publish, user_id
+    )
+    if result.row is None:
+        raise _refused(result, "upload to")
+    prefix = inputs_prefix(settings, user_id, task_id)
+    uploads = [(d["name"], d["content_type"], d["size"]) for d in declared]
+    if request.has_parameters:
+        uploads.append((PARAMETERS_NAME, "application/json", request.parameters_size))
+    presigned = await asyncio.gather(
+        *(core.storage.presign_put(prefix + name, ctype, size, settings.upload_url_ttl_s)
+          for name, ctype, size in uploads)
+    )
+    out = [
+        {"name": name, "key": p.key, "method": p.method, "url": p.url, "headers": p.headers,
+         "expires_at": p.expires_at.isoformat().replace("+00:00", "Z")}
+        for (name, _, _), p in zip(uploads, presigned, strict=True)
+    ]
+    return result.row, out
+
+
+async def stream_input(
+    core: Core, user_id: str, task_id: str, name: str, content_type: str, declared_size: int | None,
+    body: AsyncIterator[bytes],
+) -> dict[str, Any]:
+    task = await get_task(core, user_id, task_id)
+    if task["status"] not in UPLOADABLE:
+        raise invalid_state(task["status"], "upload to")
+    settings = core.settings
+    if name == PARAMETERS_NAME:
+        _check_input_name(name)
+        limit, entry = settings.max_parameters_bytes, None
+        if declared_size is not None and declared_size > limit:
+            raise ServiceError("INPUT_TOO_LARGE", f"parameters.json may be at most {limit} bytes.", {"limit": limit})
+    else:
+        limit = settings.max_input_bytes
+        entry = _declared_input(task["tool_id"], name, content_type, declared_size or 0, limit)
+    key = inputs_prefix(settings, user_id, task_id) + name
+    try:
+        size, sha256 = await core.storage.upload_stream(key, body, content_type, limit)
+    except ObjectTooLarge:
+        raise ServiceError(
+            "INPUT_TOO_LARGE", f"{name} is larger than the limit of {limit} bytes.", {"name": name, "limit": limit}
+        ) from None
+    if entry is None:
+        record: dict[str, Any] = {"name": name, "role": "parameters", "content_type": content_type, "size": size}
+    else:
+        record = {**entry, "size": size, "sha256": sha256}
+    result = await core.store.transition("record_input", task_id, [record, UPLOADABLE], core.publish, user_id)
+    if result.row is None:
+        await core.storage.delete_prefix(key)
+        raise _refused(result, "upload to")
+    return {"name": name, "size": size, "sha256": sha256}
+
+
+# --- process / retry --------------------------------------------------------------------------
+
+
+async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
+    if task["source_task_id"] is not None:
+        return
+    inputs: list[dict[str, Any]] = list(task["inputs"])
+    if not any(i["role"] == "primary" for i in inputs):
+        raise ServiceError("INPUT_MISSING", "No primary input was declared or uploaded.", {"missing": ["primary"]})
+    prefix = inputs_prefix(core.settings, str(task["user_id"]), str(task["id"]))
+    expected: list[tuple[str, int | None]] = [
+        (i["name"], i["size"]) for i in inputs if i["role"] != "parameters"
+    ]
+    if task["has_parameters"] or any(i["role"] == "parameters" for i in inputs):
+        expected.append((PARAMETERS_NAME, None))
+    heads = await asyncio.gather(*(core.storage.head(prefix + name) for name, _ in expected))
+    missing = [name for (name, _), head in zip(expected, heads, strict=True) if head is None]
+    if missing:
+        raise ServiceError("INPUT_MISSING", f"Not uploaded yet: {', '.join(missing)}.", {"missing": missing})
+    wrong = [
+        {"name": name, "declared": size, "stored": head.size}
+        for (name, size), head in zip(expected, heads, strict=True)
+        if head is not None and size is not None and head.size != size
+    ]
+    if wrong:
+        raise ServiceError(
+            "INPUT_MISSING", "Stored size differs from the declared size for: "
+            + ", ".join(w["name"] for w in wrong) + ".", {"size_mismatch": wrong},
+        )
+    params_head = heads[-1] if expected[-1][0] == PARAMETERS_NAME else None
+    if params_head is not None and params_head.size > core.settings.max_parameters_bytes:
+        raise ServiceError(
+            "INPUT_TOO_LARGE", f"parameters.json is over {core.settings.max_parameters_bytes} bytes.",
+            {"name": PARAMETERS_NAME},
+        )
+
+
+async def _queue(core: Core, user_id: str, task_id: str, allowed: list[S], action: str) -> asyncpg.Record:
+    job_id = f"task:{task_id}:{uuid.uuid4().hex[:12]}"  # a fresh arq job id per queueing
+    result = await core.store.transition("mark_queued", task_id, [job_id, allowed], core.publish, user_id)
+    if result.row is None:
+        raise _refused(result, action)
+    await core.enqueue(task_id, job_id)
+    return result.row
+
+
+async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    task = await get_task(core, user_id, task_id)
+    allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
+    if task["status"] not in allowed:
+        if task["status"] == S.CREATED:
+            raise ServiceError("INPUT_MISSING", "Request upload URLs and upload the inputs first.",
+                               {"missing": ["primary"]})
+        raise invalid_state(task["status"], "process")
+    await _verify_inputs(core, task)
+    return await _queue(core, user_id, task_id, allowed, "process")
+
+
+async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    task = await get_task(core, user_id, task_id)
+    if task["status"] not in RETRYABLE:
+        raise invalid_state(task["status"], "retry")
+    await _verify_inputs(core, task)
+    return await _queue(core, user_id, task_id, RETRYABLE, "retry")
+
+
+async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    result = await core.store.transition("cancel_task", task_id, [CANCELLABLE], core.publish, user_id)
+    if result.row is None:
+        raise _refused(result, "cancel")
+    return result.row
+
+
+async def delete_task(core: Core, user_id: str, task_id: str) -> None:
+    task = await get_task(core, user_id, task_id)
+    if task["status"] not in TERMINAL:
+        raise invalid_state(task["status"], "delete")
+    await core.storage.delete_prefix(core.settings.object_prefix(user_id, task_id))
+    result = await core.store.delete_task(task_id, user_id, TERMINAL)
+    if result.current_status != "DELETED":
+        raise _refused(result, "delete")
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
+    task = await get_task(core, user_id, task_id)
+    if task["status"] != S.COMPLETED:
+        raise ServiceError(
+            "NOT_READY", f"The result is available once the task is COMPLETED; it is {task['status']}.",
+            {"status": task["status"]},
+        )
+    return {"task_id": task_id, "tool_id": task["tool_id"], **(task["result"] or {})}
+
+
+async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[str, Any]]:
+    task = await get_task(core, user_id, task_id)
+    prefix = outputs_prefix(core.settings, user_id, task_id)
+    outputs: list[dict[str, Any]] = list(task["outputs"] or [])
+    links = await asyncio.gather(
+        *(core.storage.presign_get(prefix + o["name"], o["name"], core.settings.download_url_ttl_s,
+                                   o["content_type"]) for o in outputs)
+    )
+    return [
+        {"name": o["name"], "size": o["size"], "content_type": o["content_type"], "url": url,
+         "expires_at": expires.isoformat().replace("+00:00", "Z")}
+        for o, (url, expires) in zip(outputs, links, strict=True)
+    ]
+
+
+# --- worker side ------------------------------------------------------------------------------
+
+
+async def claim_task(core: Core, task_id: str, worker_id: str) -> asyncpg.Record | None:
+    """QUEUED -> PROCESSING; None when another worker won or the task was cancelled meanwhile."""
+    result = await core.store.transition("claim_task", task_id, [worker_id], core.publish)
+    return result.row
+
+
+async def report_progress(core: Core, task_id: str, progress: int, agent: str | None, message: str) -> bool:
+    return await core.store.set_progress(task_id, progress, agent, message, core.publish)
+
+
+async def complete_task(
+    core: Core, task_id: str, outputs: list[dict[str, Any]], result: dict[str, Any], message: str
+) -> asyncpg.Record | None:
+    transition = await core.store.transition("complete_task", task_id, [outputs, result, message], core.publish)
+    return transition.row
+
+
+async def fail_task(
+    core: Core, task_id: str, code: str, message: str, allowed: list[S] | None = None
+) -> asyncpg.Record | None:
+    error = {"code": code, "message": message}
+    transition = await core.store.transition(
+        "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED]], core.publish
+    )
+    return transition.row
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,302 @@
+"""TaskStore: the only code that speaks SQL. Queries live in sql/queries.sql, migrations in sql/migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from service.models import task_view
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries(path: Path = SQL_DIR / "queries.sql") -> dict[str, str]:
+    text = path.read_text()
+    parts = _NAME_LINE.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def hash_api_key(api_key: str) -> bytes:
+    # Keys are 256-bit random tokens, so a fast hash is enough (as for GitHub or Stripe tokens).
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def apply_migrations(dsn: str, migrations_dir: Path = SQL_DIR / "migrations") -> list[str]:
+    """Apply pending sql/migrations/NNN_name.sql files in order; returns the names applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock(715517)")  # one migrator at a time
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        applied = []
+        for path in sorted(migrations_dir.glob("[0-9][0-9][0-9]_*.sql")):
+            if path.stem in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.stem)
+            applied.append(path.stem)
+        return applied
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    task_id: str
+    user_id: str
+    type: str
+    payload: dict[str, Any]
+
+    def to_message(self) -> str:
+        return json.dumps(
+            {"id": self.id, "task_id": self.task_id, "user_id": self.user_id, "type": self.type,
+             "payload": self.payload}
+        )
+
+
+Publish = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Outcome of a conditional state change: the new row, or the status that refused it."""
+
+    row: asyncpg.Record | None
+    current_status: str | None  # None with row None: the task does not exist (for this user)
+
+
+class TaskStore:
+    def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
+        self.pool = pool
+        self.q = queries
+
+    @classmethod
+    async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 10) -> TaskStore:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        return cls(pool, load_queries())
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    # --- users ---------------------------------------------------------------------------------
+
+    async def create_user(self, name: str, is_admin: bool = False, credits: int = 0) -> tuple[str, str]:
+        """Returns (user_id, api_key); only the key's hash is stored."""
+        api_key = "agk_" + secrets.token_urlsafe(32)
+        user_id = uuid.uuid4()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(self.q["create_user"], user_id, name, hash_api_key(api_key), is_admin, credits)
+            if credits:
+                await conn.execute(self.q["record_ledger"], user_id, None, None, credits, credits, "grant")
+        return str(user_id), api_key
+
+    async def user_by_api_key(self, api_key: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(self.q["user_by_key_hash"], hash_api_key(api_key))
+
+    async def get_user(self, user_id: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(self.q["get_user"], uuid.UUID(user_id))
+
+    async def debit_credits(self, user_id: str, task_id: str, costs: Sequence[tuple[str, int]]) -> int | None:
+        """Debit every (agent_id, cost) in one transaction; None (nothing debited) if the balance is short."""
+        total = sum(cost for _, cost in costs)
+        uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            balance = await conn.fetchval(self.q["debit_credits"], uid, total)
+            if balance is None:
+                return None
+            running = balance + total
+            for agent_id, cost in costs:
+                running -= cost
+                await conn.execute(self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run")
+            return int(balance)
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def insert_task(
+        self,
+        *,
+        user_id: str,
+        tool_id: str,
+        agents: list[str],
+        priority: str,
+        parameters: dict[str, Any] | None,
+        source_task_id: str | None,
+        labels: dict[str, str],
+        idempotency_key: str | None,
+        upload_ttl_s: int,
+        publish: Publish,
+    ) -> tuple[asyncpg.Record, bool]:
+        """Insert a CREATED task with its first event; returns (row, created). An existing
+        task with the same idempotency key is returned with created=False."""
+        uid = uuid.UUID(user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                self.q["insert_task"], uuid.uuid4(), uid, tool_id, agents, priority, parameters,
+                uuid.UUID(source_task_id) if source_task_id else None, labels, idempotency_key,
+                float(upload_ttl_s),
+            )
+            if row is None:  # idempotency key seen before
+                existing = await conn.fetchrow(self.q["task_by_idempotency_key"], uid, idempotency_key)
+                return existing, False
+            await self._emit(conn, row, publish)
+            return row, True
+
+    async def get_task(self, task_id: str, user_id: str | None = None) -> asyncpg.Record | None:
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return None
+        if user_id is None:
+            return await self.pool.fetchrow(self.q["get_task_by_id"], tid)
+        return await self.pool.fetchrow(self.q["get_task"], tid, uuid.UUID(user_id))
+
+    async def list_tasks(
+        self,
+        user_id: str,
+        *,
+        statuses: list[str] | None,
+        tool_id: str | None,
+        labels: dict[str, str] | None,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        created_at, after_id = after if after else (None, None)
+        return await self.pool.fetch(
+            self.q["list_tasks"], uuid.UUID(user_id), statuses, tool_id, labels, created_at,
+            uuid.UUID(after_id) if after_id else None, limit,
+        )
+
+    async def transition(
+        self,
+        query: str,
+        task_id: str,
+        args: Sequence[Any],
+        publish: Publish,
+        user_id: str | None = None,
+    ) -> Transition:
+        """Run one conditional UPDATE ... RETURNING * by name with its status (+ done) event in the
+        same transaction. `args` follow the task id (and the user id when the query takes one)."""
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return Transition(None, None)
+        uid = uuid.UUID(user_id) if user_id else None
+        params = (tid, uid, *args) if uid else (tid, *args)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self.q[query], *params)
+            if row is None:
+                status = await conn.fetchval(self.q["task_status"], tid, uid)
+                return Transition(None, status)
+            await self._emit(conn, row, publish)
+            return Transition(row, row["status"])
+
+    async def set_progress(
+        self, task_id: str, progress: int, current_agent: str | None, message: str, publish: Publish
+    ) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                self.q["set_progress"], uuid.UUID(task_id), progress, current_agent, message
+            )
+            if row is None:
+                return False
+            payload = {"task_id": task_id, "progress": row["progress"], "current_agent": current_agent,
+                       "message": message}
+            await self._insert_event(conn, str(row["user_id"]), task_id, "progress", payload, publish)
+            return True
+
+    async def delete_task(self, task_id: str, user_id: str, allowed: Sequence[str]) -> Transition:
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return Transition(None, None)
+        uid = uuid.UUID(user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(self.q["delete_task"], tid, uid, list(allowed))
+            if deleted is None:
+                return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
+            return Transition(None, "DELETED")
+
+    # --- events --------------------------------------------------------------------------------
+
+    async def _emit(self, conn: asyncpg.Connection, row: asyncpg.Record, publish: Publish) -> None:
+        view = task_view(row)
+        user_id = str(row["user_id"])
+        await self._insert_event(conn, user_id, view["task_id"], "status", view, publish)
+        if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED"):
+            await self._insert_event(conn, user_id, view["task_id"], "done", view, publish)
+
+    async def _insert_event(
+        self, conn: asyncpg.Connection, user_id: str, task_id: str, type_: str, payload: dict[str, Any],
+        publish: Publish,
+    ) -> None:
+        # The per-user lock makes ids commit in order within a user's streams, and publishing
+        # while it is held makes live delivery follow the same order.
+        await conn.execute(self.q["lock_user_events"], user_id)
+        event_id = await conn.fetchval(
+            self.q["insert_event"], uuid.UUID(task_id), uuid.UUID(user_id), type_, payload
+        )
+        await publish(Event(event_id, task_id, user_id, type_, payload))
+
+    async def task_events_after(self, task_id: str, after_id: int, limit: int = 1000) -> list[Event]:
+        rows = await self.pool.fetch(self.q["task_events_after"], uuid.UUID(task_id), after_id, limit)
+        return [_event(r, None) for r in rows]
+
+    async def user_events_after(self, user_id: str, after_id: int, limit: int = 1000) -> list[Event]:
+        rows = await self.pool.fetch(self.q["user_events_after"], uuid.UUID(user_id), after_id, limit)
+        return [_event(r, user_id) for r in rows]
+
+    async def latest_user_event_id(self, user_id: str) -> int:
+        return int(await self.pool.fetchval(self.q["latest_user_event_id"], uuid.UUID(user_id)))
+
+    async def task_snapshot_event_ids(self, task_id: str) -> asyncpg.Record:
+        return await self.pool.fetchrow(self.q["task_snapshot_event_ids"], uuid.UUID(task_id))
+
+    # --- stats ---------------------------------------------------------------------------------
+
+    async def counts_by_status(self, user_id: str | None) -> dict[str, int]:
+        if user_id is None:
+            rows = await self.pool.fetch(self.q["count_all_by_status"])
+        else:
+            rows = await self.pool.fetch(self.q["count_by_status"], uuid.UUID(user_id))
+        return {r["status"]: r["n"] for r in rows}
+
+    async def queued_by_priority(self) -> dict[str, int]:
+        return {r["priority"]: r["n"] for r in await self.pool.fetch(self.q["queued_by_priority"])}
+
+    async def running_workers(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(self.q["running_workers"])
+        return [
+            {"worker_id": r["worker_id"], "running": r["running"],
+             "last_heartbeat": r["last_heartbeat"].isoformat() if r["last_heartbeat"] else None}
+            for r in rows
+        ]
+
+
+def _event(row: asyncpg.Record, user_id: str | None) -> Event:
+    return Event(row["id"], str(row["task_id"]), user_id or "", row["type"], row["payload"])
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
