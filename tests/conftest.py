@@ -1,0 +1,178 @@
+"""Fixtures that start and share the real services of a test run.
+
+One run = one fresh PostgreSQL database, one key prefix for Redis and the object store, one
+SeaweedFS: the configured or locally reachable PostgreSQL/Redis are used when present, embedded
+servers from pip packages otherwise (service.dev.resolve_services).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from service.config import Settings
+from service.dev import ServiceStack, resolve_services
+from service.storage import Storage
+from service.store import TaskStore, apply_migrations
+
+RUN_ID = uuid.uuid4().hex[:8]
+NO_PREFERRED_PORTS = {"postgres": 0, "valkey": 0, "seaweedfs": 0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def service_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
+    data_dir = tmp_path_factory.mktemp("services")
+    stack = resolve_services(Settings(), data_dir, ephemeral=True, preferred_ports=NO_PREFERRED_PORTS)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def settings(service_stack: ServiceStack) -> Iterator[Settings]:
+    base = service_stack.settings
+    database = f"agensium_test_{RUN_ID}"
+    admin_url = _with_database(base.database_url, "postgres")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+        await apply_migrations(_with_database(base.database_url, database))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    settings = base.model_copy(update={
+        "database_url": _with_database(base.database_url, database),
+        "key_prefix": f"test-{RUN_ID}/",
+        "progress_min_interval_s": 0.05,
+        "agent_processes": 2,
+        "worker_concurrency": 4,
+    })
+    try:
+        yield settings
+    finally:
+        asyncio.run(drop())
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def storage(settings: Settings) -> AsyncIterator[Storage]:
+    async with Storage(settings) as storage:
+        await storage.ensure_bucket()
+        yield storage
+        await storage.delete_prefix(settings.key_prefix)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def store(settings: Settings) -> AsyncIterator[TaskStore]:
+    store = await TaskStore.connect(settings.database_url, 1, 10)
+    yield store
+    await store.close()
+
+
+@dataclass
+class ApiServer:
+    url: str
+    settings: Settings
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
+    """The real API on a real port, served by uvicorn in the test loop."""
+    from service.api.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("API did not start")
+        await asyncio.sleep(0.02)
+    yield ApiServer(f"http://127.0.0.1:{port}", settings)
+    server.should_exit = True
+    await task
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def worker(settings: Settings, storage: Storage) -> AsyncIterator[None]:
+    """A real arq worker with its agent process pool, in the test loop."""
+    from worker.settings import build_worker
+
+    w = build_worker(settings, handle_signals=False)
+    task = asyncio.create_task(w.async_run())
+    yield
+    await w.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+@dataclass
+class Account:
+    user_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def account(store: TaskStore) -> Account:
+    user_id, key = await store.create_user(f"user-{uuid.uuid4().hex[:6]}", credits=100_000)
+    return Account(user_id, key)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_account(store: TaskStore) -> Account:
+    user_id, key = await store.create_user(f"other-{uuid.uuid4().hex[:6]}", credits=100_000)
+    return Account(user_id, key)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(api: ApiServer, account: Account) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, headers=account.headers, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "primary.csv"
+    path.write_text("id,name,amount\n1,alice,10.5\n2,bob,\n3,carol,7.25\n4,dave,3\n")
+    return path

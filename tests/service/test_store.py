@@ -1,0 +1,157 @@
+"""TaskStore against a real PostgreSQL: transitions legal and illegal, events, the claim race."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from service.store import Event, TaskStore
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+
+async def new_task(store: TaskStore, user_id: str, publish: Recorder, key: str | None = None) -> str:
+    row, created = await store.insert_task(
+        user_id=user_id, tool_id="profile-my-data", agents=["unified-profiler"], priority="normal",
+        parameters=None, source_task_id=None, labels={"project": "x"}, idempotency_key=key, upload_ttl_s=60,
+        publish=publish,
+    )
+    return str(row["id"])
+
+
+async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recorder) -> None:
+    inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
+    r = await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
+    assert r.row is not None and r.row["status"] == "UPLOADING"
+    r = await store.transition("mark_queued", task_id, ["job-1", ["UPLOADING"]], publish, user_id)
+    assert r.row is not None and r.row["status"] == "QUEUED"
+
+
+async def test_create_emits_status_event_and_idempotency(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("u1")
+    rec = Recorder()
+    first = await new_task(store, user_id, rec, key="k-1")
+    again, created = await store.insert_task(
+        user_id=user_id, tool_id="profile-my-data", agents=["unified-profiler"], priority="high",
+        parameters=None, source_task_id=None, labels={}, idempotency_key="k-1", upload_ttl_s=60, publish=rec,
+    )
+    assert not created and str(again["id"]) == first
+    assert [e.type for e in rec.events] == ["status"]
+    assert rec.events[0].payload["status"] == "CREATED"
+    stored = await store.task_events_after(first, 0)
+    assert [e.id for e in stored] == [rec.events[0].id]
+
+
+async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("u2")
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    await to_queued(store, task_id, user_id, rec)
+    claim = await store.transition("claim_task", task_id, ["w1"], rec)
+    assert claim.row is not None and claim.row["attempts"] == 1 and claim.row["worker_id"] == "w1"
+    assert await store.set_progress(task_id, 40, "unified-profiler", "half", rec)
+    assert not await store.set_progress(task_id, 30, "unified-profiler", "back", rec), "progress never goes down"
+    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok"], rec)
+    assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
+    types = [e.type for e in rec.events]
+    assert types == ["status", "status", "status", "status", "progress", "status", "done"]
+    ids = [e.id for e in rec.events]
+    assert ids == sorted(ids)
+    assert [e.id for e in await store.task_events_after(task_id, 0)] == ids
+
+
+async def test_illegal_transitions_report_current_status(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("u3")
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    claim = await store.transition("claim_task", task_id, ["w"], rec)
+    assert claim.row is None and claim.current_status == "CREATED"
+    done = await store.transition("complete_task", task_id, [[], {}, "x"], rec)
+    assert done.row is None and done.current_status == "CREATED"
+    queued = await store.transition("mark_queued", task_id, ["j", ["UPLOADING"]], rec, user_id)
+    assert queued.row is None and queued.current_status == "CREATED"
+    cancelled = await store.transition("cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]],
+                                       rec, user_id)
+    assert cancelled.row is not None and cancelled.row["status"] == "CANCELLED"
+    again = await store.transition("cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]],
+                                   rec, user_id)
+    assert again.row is None and again.current_status == "CANCELLED"
+    assert [e.type for e in rec.events][-2:] == ["status", "done"]
+
+
+async def test_other_user_sees_nothing(store: TaskStore) -> None:
+    owner, _ = await store.create_user("owner")
+    stranger, _ = await store.create_user("stranger")
+    rec = Recorder()
+    task_id = await new_task(store, owner, rec)
+    assert await store.get_task(task_id, stranger) is None
+    r = await store.transition("cancel_task", task_id, [["CREATED"]], rec, stranger)
+    assert r.row is None and r.current_status is None
+    assert await store.get_task(str(uuid.uuid4()), owner) is None
+    assert await store.get_task("not-a-uuid", owner) is None
+
+
+async def test_claim_race_exactly_one_winner(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("racer")
+    rec = Recorder()
+    for _ in range(5):
+        task_id = await new_task(store, user_id, rec)
+        await to_queued(store, task_id, user_id, rec)
+        results = await asyncio.gather(
+            *(store.transition("claim_task", task_id, [f"w{i}"], rec) for i in range(8))
+        )
+        winners = [r for r in results if r.row is not None]
+        assert len(winners) == 1
+        assert all(r.current_status == "PROCESSING" for r in results if r.row is None)
+        assert (await store.get_task(task_id))["attempts"] == 1
+
+
+async def test_event_ids_commit_in_order_per_user(store: TaskStore) -> None:
+    """Concurrent writers for one user: every event is in the table, ids in publish order."""
+    user_id, _ = await store.create_user("busy")
+    rec = Recorder()
+    task_ids = [await new_task(store, user_id, rec) for _ in range(6)]
+    for t in task_ids:
+        await to_queued(store, t, user_id, rec)
+        await store.transition("claim_task", t, ["w"], rec)
+    rec.events.clear()
+    await asyncio.gather(*(store.set_progress(t, p, "a", f"{p}", rec) for t in task_ids for p in range(1, 20)))
+    ids = [e.id for e in rec.events]
+    assert ids == sorted(ids), "publish order follows id order within a user"
+    assert [e.id for e in await store.user_events_after(user_id, ids[0] - 1)] == ids
+
+
+async def test_credits_debit_all_or_nothing(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("payer", credits=50)
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 30)]) is None
+    assert (await store.get_user(user_id))["credits"] == 50
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 20)]) == 0
+
+
+async def test_list_tasks_paginates_and_filters(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("lister")
+    rec = Recorder()
+    created = [await new_task(store, user_id, rec) for _ in range(5)]
+    page1 = await store.list_tasks(user_id, statuses=None, tool_id=None, labels=None, after=None, limit=3)
+    assert [str(r["id"]) for r in page1] == created[::-1][:3]
+    last = page1[-1]
+    page2 = await store.list_tasks(user_id, statuses=None, tool_id=None, labels=None,
+                                   after=(last["created_at"], str(last["id"])), limit=3)
+    assert [str(r["id"]) for r in page2] == created[::-1][3:]
+    assert await store.list_tasks(user_id, statuses=["QUEUED"], tool_id=None, labels=None, after=None, limit=9) == []
+    assert len(await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "x"}, after=None,
+                                      limit=9)) == 5
+    assert await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "y"}, after=None,
+                                  limit=9) == []
