@@ -79,6 +79,7 @@ def settings(service_stack: ServiceStack) -> Iterator[Settings]:
         "progress_min_interval_s": 0.05,
         "agent_processes": 2,
         "worker_concurrency": 4,
+        "sse_ping_s": 1.0,
     })
     try:
         yield settings

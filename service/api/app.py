@@ -90,16 +90,23 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        status_sent = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # an unexpected error: one error body, still with the request id
+            log.exception("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
+            if status_sent:
+                raise
+            response = error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
+            await response(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -127,11 +134,6 @@ async def _unavailable(request: Request, exc: Exception) -> Any:
         ServiceError("SERVICE_UNAVAILABLE", "A dependency is unavailable; nothing was lost, try again."),
         headers={"Retry-After": "2"},
     )
-
-
-async def _internal(request: Request, exc: Exception) -> Any:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -186,8 +188,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncpg.InterfaceError: _unavailable,
             StorageUnavailable: _unavailable,
             ConnectionError: _unavailable,
-            OSError: _unavailable,
-            Exception: _internal,
+            TimeoutError: _unavailable,
         },
     )
     app.add_middleware(RequestContextMiddleware, requests=requests, latency=latency)

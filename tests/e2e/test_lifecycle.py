@@ -1,0 +1,243 @@
+"""End to end through HTTP only: create -> upload-urls -> presigned PUT -> process -> SSE until done
+-> downloads -> both reports fetched through their URLs and checked against an independent
+computation; SSE resume with Last-Event-ID; malformed inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openpyxl
+import pytest
+
+from tests.conftest import ApiServer
+from tests.support import (
+    collect_until_done,
+    create_task,
+    run_to_completion,
+    sse_events,
+    upload_inputs,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def write_dataset(path: Path, rows: int, seed: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    amount = rng.normal(100, 15, rows).round(3)
+    amount_missing = rng.random(rows) < 0.1
+    qty = rng.integers(0, 50, rows)
+    city = rng.choice(["paris", "lyon", "nice", "lille"], rows, p=[0.4, 0.3, 0.2, 0.1])
+    with path.open("w") as f:
+        f.write("id,amount,qty,city\n")
+        for i in range(rows):
+            a = "" if amount_missing[i] else repr(float(amount[i]))
+            f.write(f"{i + 1},{a},{qty[i]},{city[i]}\n")
+    return {"amount": np.where(amount_missing, np.nan, amount), "qty": qty, "city": city}
+
+
+def field(report: dict, name: str) -> dict:
+    envelope = report["agents"]["unified-profiler"] if "agents" in report else report
+    return next(f for f in envelope["data"]["fields"] if f["field_name"] == name)
+
+
+async def test_end_to_end_over_http(client: httpx.AsyncClient, worker, tmp_path: Path) -> None:
+    data_path = tmp_path / "primary.csv"
+    truth = write_dataset(data_path, 5000)
+    task = await create_task(client)
+    tid = task["task_id"]
+    await upload_inputs(client, tid, {"primary.csv": data_path})
+
+    stream = asyncio.create_task(collect_until_done(client, f"/api/v1/tasks/{tid}/events"))
+    await asyncio.sleep(0)  # let the stream connect before processing (the snapshot covers a late connect)
+    r = await client.post(f"/api/v1/tasks/{tid}/process")
+    assert r.status_code == 202
+    events = await stream
+
+    assert events[0].event == "status"
+    assert events[-1].event == "done" and events[-1].data["status"] == "COMPLETED"
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    statuses = [e.data["status"] for e in events if e.event == "status"]
+    assert statuses[-1] == "COMPLETED" and "PROCESSING" in statuses
+    progress = [e.data["progress"] for e in events if e.event == "progress"]
+    assert progress == sorted(progress) and progress, "progress events arrive and never go down"
+
+    final = (await client.get(f"/api/v1/tasks/{tid}")).json()
+    assert final["status"] == "COMPLETED" and final["progress"] == 100 and final["attempts"] == 1
+    assert final["started_at"] and final["finished_at"]
+
+    result = (await client.get(f"/api/v1/tasks/{tid}/result")).json()
+    assert result["status"] == "success"
+
+    files = {f["name"]: f for f in (await client.get(f"/api/v1/tasks/{tid}/downloads")).json()["files"]}
+    async with httpx.AsyncClient(timeout=60) as s3:
+        report = (await s3.get(files["data_profile_report.json"]["url"])).json()
+        xlsx = await s3.get(files["data_profile_report.xlsx"]["url"])
+        manifest = (await s3.get(files["manifest.json"]["url"])).json()
+    assert xlsx.status_code == 200 and len(xlsx.content) == files["data_profile_report.xlsx"]["size"]
+    assert {o["name"] for o in manifest["outputs"]} >= {"data_profile_report.json", "data_profile_report.xlsx"}
+
+    # The profile's numbers against an independent computation on the same file.
+    amount = truth["amount"]
+    valid = amount[~np.isnan(amount)]
+    f_amount = field(report, "amount")
+    assert f_amount["properties"]["null_count"] == int(np.isnan(amount).sum())
+    stats = f_amount["statistics"]
+    assert math.isclose(stats["mean"], valid.mean(), rel_tol=1e-9)
+    assert math.isclose(stats["std"], valid.std(ddof=1), rel_tol=1e-9)
+    assert math.isclose(stats["min"], valid.min()) and math.isclose(stats["max"], valid.max())
+    assert math.isclose(stats["median"], float(np.median(valid)), rel_tol=1e-9)
+    f_qty = field(report, "qty")
+    assert f_qty["properties"]["unique_count"] == len(np.unique(truth["qty"]))
+    f_city = field(report, "city")
+    top = f_city["distribution"]["top_values"][0]
+    values, counts = np.unique(truth["city"], return_counts=True)
+    assert top["value"] == values[counts.argmax()] and top["count"] == counts.max()
+
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)
+    assert {"Summary", "Alerts", "Row-Level Issues"} <= set(book.sheetnames)
+    assert len(book.sheetnames) >= 4
+
+
+async def test_sse_resume_gets_exactly_the_missed_events(client: httpx.AsyncClient, worker, tmp_path: Path) -> None:
+    data_path = tmp_path / "primary.csv"
+    write_dataset(data_path, 60_000, seed=3)
+    task = await create_task(client)
+    tid = task["task_id"]
+    await upload_inputs(client, tid, {"primary.csv": data_path})
+    url = f"/api/v1/tasks/{tid}/events"
+
+    reference = asyncio.create_task(collect_until_done(client, url))
+    first_part: list = []
+
+    async def until_first_progress() -> None:
+        async for event in sse_events(client, url):
+            first_part.append(event)
+            if event.event in ("progress", "done"):
+                return  # drop the connection mid-run
+
+    interrupted = asyncio.create_task(until_first_progress())
+    await asyncio.sleep(0.05)
+    assert (await client.post(f"/api/v1/tasks/{tid}/process")).status_code == 202
+    await asyncio.wait_for(interrupted, 60)
+    resumed = await collect_until_done(client, url, last_event_id=first_part[-1].id)
+    full = await reference
+
+    got = first_part + resumed
+    assert [(e.id, e.event) for e in got] == [(e.id, e.event) for e in full]
+    assert [e.data for e in got] == [e.data for e in full]
+
+
+async def test_user_stream_carries_all_my_tasks(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
+    seen: list = []
+    task_ids: set[str] = set()
+
+    async def follow() -> None:
+        async for event in sse_events(client, "/api/v1/events"):
+            seen.append(event)
+            done = {e.data["task_id"] for e in seen if e.event == "done"}
+            if task_ids and task_ids <= done:
+                return
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.05)
+    for _ in range(2):
+        task = await create_task(client)
+        task_ids.add(task["task_id"])
+        await upload_inputs(client, task["task_id"], {"primary.csv": csv_file})
+        assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    await asyncio.wait_for(follower, 120)
+    ids = [e.id for e in seen]
+    assert ids == sorted(ids)
+    assert {e.data["task_id"] for e in seen} >= task_ids
+    # Resume the user stream from the middle: exactly the rest, from the table.
+    middle = seen[len(seen) // 2].id
+    rest: list = []
+
+    async def replay() -> None:
+        async for event in sse_events(client, "/api/v1/events", last_event_id=middle):
+            rest.append(event)
+            if event.id == seen[-1].id:
+                return
+
+    await asyncio.wait_for(replay(), 30)
+    assert [e.id for e in rest] == [e.id for e in seen if e.id > middle]
+
+
+MALFORMED = {
+    "empty": b"",
+    "header_only": b"id,name,amount\n",
+    "binary": bytes(range(256)) * 40,
+    "ragged": b"a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+async def test_malformed_input_fails_cleanly_and_next_task_runs(
+    client: httpx.AsyncClient, worker, tmp_path: Path, csv_file: Path, kind: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(MALFORMED[kind])
+    failed = await run_to_completion(client, {"primary.csv": bad})
+    assert failed["status"] == "FAILED", failed
+    assert failed["error"]["code"] == "INVALID_FILE"
+    if kind == "ragged":
+        assert "line 4" in failed["error"]["message"], failed["error"]["message"]
+    ok = await run_to_completion(client, {"primary.csv": csv_file})
+    assert ok["status"] == "COMPLETED", ok
+
+
+async def test_parameters_json_and_invalid_parameters(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
+    task = await create_task(client)
+    await upload_inputs(client, task["task_id"], {"primary.csv": csv_file},
+                        parameters={"unified-profiler": {"top_n_values": 3}})
+    assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    done = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
+    assert done["status"] == "COMPLETED", done
+    result = (await client.get(f"/api/v1/tasks/{task['task_id']}/result")).json()
+    assert result["agents"]["unified-profiler"]["data"]["parameters"]["top_n_values"] == 3
+
+    bad = await create_task(client)
+    await upload_inputs(client, bad["task_id"], {"primary.csv": csv_file},
+                        parameters={"unified-profiler": {"no_such_field": 1}})
+    assert (await client.post(f"/api/v1/tasks/{bad['task_id']}/process")).status_code == 202
+    failed = await wait_for_status(client, bad["task_id"], {"COMPLETED", "FAILED"})
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_PARAMETERS"
+    assert "no_such_field" in failed["error"]["message"]
+
+
+async def test_insufficient_credits(api: ApiServer, store, worker, csv_file: Path) -> None:
+    _, key = await store.create_user("poor", credits=5)
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        done = await run_to_completion(c, {"primary.csv": csv_file})
+        assert done["status"] == "FAILED" and done["error"]["code"] == "INSUFFICIENT_CREDITS"
+        assert (await c.get("/api/v1/me")).json()["credits"] == 5
+
+
+async def test_retry_after_failure_runs_again(client: httpx.AsyncClient, worker, tmp_path: Path) -> None:
+    bad = tmp_path / "primary.csv"
+    bad.write_bytes(b"")
+    failed = await run_to_completion(client, {"primary.csv": bad})
+    assert failed["status"] == "FAILED"
+    r = await client.post(f"/api/v1/tasks/{failed['task_id']}/retry")
+    assert r.status_code == 202 and r.json()["status"] == "QUEUED" and r.json()["error"] is None
+    again = await wait_for_status(client, failed["task_id"], {"FAILED", "COMPLETED"})
+    assert again["status"] == "FAILED" and again["attempts"] == 2
+
+
+async def test_result_json_is_plain_json(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
+    done = await run_to_completion(client, {"primary.csv": csv_file})
+    assert done["status"] == "COMPLETED"
+    body = (await client.get(f"/api/v1/tasks/{done['task_id']}/result")).text
+    parsed = json.loads(body)
+    envelope = parsed["agents"]["unified-profiler"]
+    for key in ("status", "agent_id", "agent_name", "execution_time_ms", "summary_metrics", "data", "alerts",
+                "issues", "recommendations", "executive_summary", "issue_summary"):
+        assert key in envelope
