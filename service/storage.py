@@ -1,0 +1,545 @@
+"""Object store: presigned URLs, streaming reads and writes, multipart uploads, prefix deletes.
+
+One `Storage` is opened in the API/worker lifespan (`async with Storage(settings) as storage`) and
+holds a single aiobotocore client for its lifetime. Keys are full object keys (callers build them
+with `Settings.object_prefix`); the bucket is `Settings.s3_bucket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from service.config import Settings
+
+# S3 rules for multipart uploads: every part but the last is at least 5 MiB, at most 10,000 parts.
+MIN_PART_BYTES = 5 * 1024**2
+MAX_PARTS = 10_000
+# Enough pooled connections for a few hundred concurrent streamed uploads per process.
+MAX_POOL_CONNECTIONS = 256
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+PING_TIMEOUT_S = 2.0
+
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+class StorageError(Exception):
+    """Base class of the object store's errors."""
+
+
+class ObjectTooLarge(StorageError):
+    """A streamed or fetched body exceeded the allowed number of bytes."""
+
+    def __init__(self, key: str, max_bytes: int) -> None:
+        super().__init__(f"object {key!r} exceeds {max_bytes} bytes")
+        self.key = key
+        self.max_bytes = max_bytes
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object {key!r} not found")
+        self.key = key
+
+
+class StorageUnavailable(StorageError):
+    """The object store is unreachable or answered 5xx after botocore's retries."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None
+    etag: str | None
+    last_modified: datetime | None
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    key: str
+    method: str
+    url: str
+    headers: dict[str, str]  # headers the client must send with exactly this value
+    expires_at: datetime
+
+
+def botocore_config() -> Config:
+    return Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        # B2 and MinIO reject the CRC checksums botocore >= 1.36 adds by default.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        # Few attempts: callers answer 503 quickly when the store is down; backoff stays under ~3 s.
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        tcp_keepalive=True,
+    )
+
+
+def part_size_for(total_bytes: int, preferred_part_bytes: int) -> int:
+    """The part size to use for an object of at most `total_bytes`: at least 5 MiB, at most 10,000 parts."""
+    return max(preferred_part_bytes, MIN_PART_BYTES, math.ceil(total_bytes / MAX_PARTS))
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 5987)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _http_status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _is_not_found(error: ClientError) -> bool:
+    return _error_code(error) in _NOT_FOUND_CODES or _http_status(error) == 404
+
+
+@contextmanager
+def _unavailable_on_transport_errors() -> Iterator[None]:
+    """Turn connection failures and 5xx answers (after botocore's retries) into StorageUnavailable."""
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+        raise StorageUnavailable(f"object store unreachable: {exc}") from exc
+    except ClientError as exc:
+        if _http_status(exc) >= 500:
+            raise StorageUnavailable(f"object store error: {exc}") from exc
+        raise
+
+
+class _MultipartUpload:
+    """One in-progress multipart upload; parts are sent one at a time, in order."""
+
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+        self._parts: list[dict[str, Any]] = []
+
+    async def upload_part(self, body: bytes) -> None:
+        number = len(self._parts) + 1
+        # A BytesIO over the bytes (no copy) is sent by aiohttp in small pieces; raw bytes would be
+        # copied whole into the socket transport's buffer.
+        response = await self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=io.BytesIO(body),
+        )
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    async def complete(self) -> None:
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    async def abort(self) -> None:
+        await self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self.upload_id)
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bucket = settings.s3_bucket
+        self._session = aioboto3.Session(
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            region_name=settings.s3_region,
+        )
+        self._exit_stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._presign_client: Any = None
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore S3 client (for operations this class does not wrap)."""
+        if self._client is None:
+            raise RuntimeError("Storage is not open: use `async with Storage(settings) as storage`")
+        return self._client
+
+    async def __aenter__(self) -> Storage:
+        async with AsyncExitStack() as stack:
+            config = botocore_config()
+            self._client = await stack.enter_async_context(
+                self._session.client("s3", endpoint_url=self._settings.s3_endpoint_url, config=config)
+            )
+            public_endpoint = self._settings.s3_public_endpoint_url
+            if public_endpoint and public_endpoint != self._settings.s3_endpoint_url:
+                self._presign_client = await stack.enter_async_context(
+                    self._session.client("s3", endpoint_url=public_endpoint, config=config)
+                )
+            else:
+                self._presign_client = self._client
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        self._client = self._presign_client = None
+        if stack is not None:
+            await stack.aclose()
+
+    # --- bucket -------------------------------------------------------------------------------
+
+    async def ensure_bucket(self, cors_origins: list[str] | None = None) -> None:
+        """Create the bucket if missing and allow browsers to PUT/GET/HEAD objects directly."""
+        with _unavailable_on_transport_errors():
+            try:
+                await self.client.head_bucket(Bucket=self._bucket)
+            except ClientError as exc:
+                if not _is_not_found(exc):
+                    raise
+                await self._create_bucket()
+            await self.client.put_bucket_cors(
+                Bucket=self._bucket,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {
+                            "AllowedOrigins": cors_origins or ["*"],
+                            "AllowedMethods": ["PUT", "GET", "HEAD"],
+                            "AllowedHeaders": ["*"],
+                            "ExposeHeaders": ["ETag", "Content-Length", "Content-Type"],
+                            "MaxAgeSeconds": 3600,
+                        }
+                    ]
+                },
+            )
+
+    async def _create_bucket(self) -> None:
+        params: dict[str, Any] = {"Bucket": self._bucket}
+        if self._settings.s3_region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._settings.s3_region}
+        try:
+            await self.client.create_bucket(**params)
+        except ClientError as exc:
+            # Another process created it between our HEAD and CREATE.
+            if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    async def ping(self) -> None:
+        """Cheap reachability check for /readyz: raises StorageUnavailable when the bucket is not usable."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                with _unavailable_on_transport_errors():
+                    await self.client.head_bucket(Bucket=self._bucket)
+        except TimeoutError as exc:
+            raise StorageUnavailable(f"object store did not answer within {PING_TIMEOUT_S} s") from exc
+        except ClientError as exc:
+            raise StorageUnavailable(f"bucket {self._bucket!r} not usable: {exc}") from exc
+
+    # --- presigned URLs -----------------------------------------------------------------------
+
+    async def presign_put(self, key: str, content_type: str, content_length: int, expires_s: int) -> PresignedUpload:
+        """A PUT URL that the server accepts only with this Content-Type and exactly this many bytes.
+
+        botocore puts `content-length` and `content-type` into X-Amz-SignedHeaders when the
+        parameters are given, so a PUT with another type or size fails the signature check.
+        """
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
+        url = await self._presign_client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": content_length,
+            },
+            ExpiresIn=expires_s,
+            HttpMethod="PUT",
+        )
+        headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
+        return PresignedUpload(key=key, method="PUT", url=url, headers=headers, expires_at=expires_at)
+
+    async def presign_get(
+        self, key: str, filename: str, expires_s: int, content_type: str | None = None
+    ) -> tuple[str, datetime]:
+        """A GET URL whose response downloads as `filename` (Content-Disposition: attachment)."""
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ResponseContentDisposition": content_disposition(filename),
+        }
+        if content_type:
+            params["ResponseContentType"] = content_type
+        url = await self._presign_client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_s, HttpMethod="GET"
+        )
+        return url, expires_at
+
+    # --- metadata -----------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        with _unavailable_on_transport_errors():
+            try:
+                response = await self.client.head_object(Bucket=self._bucket, Key=key)
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    return None
+                raise
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            content_type=response.get("ContentType"),
+            etag=_strip_etag(response.get("ETag")),
+            last_modified=response.get("LastModified"),
+        )
+
+    async def list(self, prefix: str, *, page_size: int = 1000) -> list[ObjectInfo]:
+        """Every object under `prefix` (all pages). Listing carries no content type."""
+        objects: list[ObjectInfo] = []
+        with _unavailable_on_transport_errors():
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    objects.append(
+                        ObjectInfo(
+                            key=item["Key"],
+                            size=int(item["Size"]),
+                            content_type=None,
+                            etag=_strip_etag(item.get("ETag")),
+                            last_modified=item.get("LastModified"),
+                        )
+                    )
+        return objects
+
+    async def delete_prefix(self, prefix: str, *, batch_size: int = DELETE_BATCH) -> int:
+        """Delete every object under `prefix` and abort its unfinished multipart uploads.
+
+        Objects go in DeleteObjects batches of `batch_size` (at most 1,000). Returns how many were deleted.
+        """
+        if not prefix:
+            raise ValueError("refusing to delete the whole bucket: prefix is empty")
+        deleted = 0
+        with _unavailable_on_transport_errors():
+            await self._abort_multipart_uploads(prefix)
+            paginator = self.client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(
+                Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": min(batch_size, DELETE_BATCH)}
+            ):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not keys:
+                    continue
+                response = await self.client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+                errors = response.get("Errors", [])
+                if errors:
+                    raise StorageError(f"could not delete {len(errors)} objects under {prefix!r}: {errors[:3]}")
+                deleted += len(keys)
+        return deleted
+
+    async def _abort_multipart_uploads(self, prefix: str) -> None:
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                try:
+                    await self.client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) != "NoSuchUpload":
+                        raise
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def download_to_file(self, key: str, path: Path, chunk_size: int = 1 << 20) -> int:
+        """Stream the object to `path` chunk by chunk; returns the number of bytes written."""
+        written = 0
+        with _unavailable_on_transport_errors():
+            response = await self._get_object(key)
+            body = response["Body"]
+            async with body:  # releases the connection; entering yields the raw aiohttp response
+                file = await asyncio.to_thread(path.open, "wb")
+                try:
+                    # read() checks the byte count against Content-Length at the end of the stream.
+                    while chunk := await body.read(chunk_size):
+                        await asyncio.to_thread(file.write, chunk)
+                        written += len(chunk)
+                except BaseException:
+                    await asyncio.to_thread(_close_and_unlink, file, path)
+                    raise
+                await asyncio.to_thread(file.close)
+        return written
+
+    async def get_bytes(self, key: str, max_bytes: int) -> bytes:
+        """The whole (small) object; ObjectTooLarge when it is larger than `max_bytes`."""
+        with _unavailable_on_transport_errors():
+            response = await self._get_object(key)
+            body = response["Body"]
+            async with body:
+                if int(response.get("ContentLength", 0)) > max_bytes:
+                    raise ObjectTooLarge(key, max_bytes)
+                data = bytearray()
+                while chunk := await body.read(1 << 16):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise ObjectTooLarge(key, max_bytes)
+        return bytes(data)
+
+    async def _get_object(self, key: str) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = await self.client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(key) from exc
+            raise
+        return response
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        """Store a small object in one PUT."""
+        with _unavailable_on_transport_errors():
+            await self.client.put_object(Bucket=self._bucket, Key=key, Body=io.BytesIO(data), ContentType=content_type)
+
+    async def upload_file(self, path: Path, key: str, content_type: str) -> int:
+        """Upload a local file: one PUT if it fits in one part, else multipart, one part in memory at a time.
+
+        Returns the number of bytes uploaded.
+        """
+        size = (await asyncio.to_thread(path.stat)).st_size
+        part_bytes = part_size_for(size, self._settings.multipart_part_bytes)
+        file = await asyncio.to_thread(path.open, "rb")
+        try:
+            if size <= part_bytes:
+                await self.put_bytes(key, await asyncio.to_thread(file.read), content_type)
+                return size
+            sent = 0
+
+            async def send_parts(upload: _MultipartUpload) -> None:
+                nonlocal sent
+                while part := await asyncio.to_thread(file.read, part_bytes):
+                    await upload.upload_part(part)
+                    sent += len(part)
+                if sent != size:
+                    raise StorageError(f"{path} changed size during upload ({size} -> {sent} bytes)")
+
+            await self._multipart(key, content_type, send_parts)
+            return sent
+        finally:
+            await asyncio.to_thread(file.close)
+
+    async def upload_stream(
+        self, key: str, chunks: AsyncIterator[bytes], content_type: str, max_bytes: int
+    ) -> tuple[int, str]:
+        """Store a stream of chunks in constant memory; returns (size, sha256 hex).
+
+        At most about one part is buffered: a part is sent as soon as the buffer reaches the part
+        size (parts may be a chunk longer, which S3 allows). A stream that fits in one part is one
+        PUT; an empty stream stores an empty object. Past `max_bytes` the upload is aborted and
+        ObjectTooLarge raised, leaving neither an object nor an unfinished multipart upload.
+        """
+        part_bytes = part_size_for(max_bytes, self._settings.multipart_part_bytes)
+        digest = hashlib.sha256()
+        total = 0
+        pending: list[bytes] = []  # a list, not a growing bytearray: no reallocation copies
+        pending_bytes = 0
+        upload: _MultipartUpload | None = None
+        try:
+            with _unavailable_on_transport_errors():
+                async for chunk in chunks:
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ObjectTooLarge(key, max_bytes)
+                    digest.update(chunk)
+                    pending.append(chunk)
+                    pending_bytes += len(chunk)
+                    if pending_bytes >= part_bytes:
+                        if upload is None:
+                            upload = await self._create_multipart(key, content_type)
+                        part = _join(pending)
+                        pending_bytes = 0
+                        await upload.upload_part(part)
+                        del part
+                if upload is None:
+                    await self.client.put_object(
+                        Bucket=self._bucket,
+                        Key=key,
+                        Body=io.BytesIO(_join(pending)),
+                        ContentType=content_type,
+                    )
+                else:
+                    if pending:
+                        await upload.upload_part(_join(pending))
+                    await upload.complete()
+        except BaseException:
+            if upload is not None:
+                await _abort_quietly(upload)
+            raise
+        return total, digest.hexdigest()
+
+    async def _create_multipart(self, key: str, content_type: str) -> _MultipartUpload:
+        response = await self.client.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)
+        return _MultipartUpload(self.client, self._bucket, key, response["UploadId"])
+
+    async def _multipart(
+        self, key: str, content_type: str, send_parts: Callable[[_MultipartUpload], Awaitable[None]]
+    ) -> None:
+        with _unavailable_on_transport_errors():
+            upload = await self._create_multipart(key, content_type)
+            try:
+                await send_parts(upload)
+                await upload.complete()
+            except BaseException:
+                await _abort_quietly(upload)
+                raise
+
+
+async def _abort_quietly(upload: _MultipartUpload) -> None:
+    """Abort an unfinished upload, even while being cancelled; never mask the original error."""
+    try:
+        await asyncio.shield(upload.abort())
+    except Exception:  # the original exception matters more than a failed cleanup
+        pass
+
+
+def _join(chunks: list[bytes]) -> bytes:
+    """Join and empty `chunks`, so the pieces can be freed as soon as the joined copy exists."""
+    joined = b"".join(chunks)
+    chunks.clear()
+    return joined
+
+
+def _strip_etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _close_and_unlink(file: IO[bytes], path: Path) -> None:
+    file.close()
+    path.unlink(missing_ok=True)

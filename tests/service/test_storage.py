@@ -1,0 +1,408 @@
+"""Storage against a real SeaweedFS, which checks signatures, expiry and signed headers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from service.config import Settings
+from service.storage import (
+    MIN_PART_BYTES,
+    ObjectNotFound,
+    ObjectTooLarge,
+    Storage,
+    StorageUnavailable,
+    content_disposition,
+    part_size_for,
+)
+
+MiB = 1024**2
+
+
+@pytest.fixture
+def prefix(settings: Settings) -> str:
+    return f"{settings.key_prefix}{uuid4().hex[:12]}/"
+
+
+@pytest.fixture(scope="module")
+async def small_parts(settings: Settings, storage: Storage) -> AsyncIterator[Storage]:
+    """A store with the smallest part size S3 allows, so multipart tests stay small."""
+    async with Storage(settings.model_copy(update={"multipart_part_bytes": MIN_PART_BYTES})) as store:
+        yield store
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def chunks_of(data: bytes, sizes: Iterable[int]) -> AsyncIterator[bytes]:
+    offset = 0
+    for size in sizes:
+        if offset >= len(data):
+            return
+        yield data[offset : offset + size]
+        offset += size
+
+
+async def open_uploads(storage: Storage, key: str) -> list[dict[str, object]]:
+    response = await storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=key)
+    uploads: list[dict[str, object]] = response.get("Uploads", [])
+    return uploads
+
+
+def signed_headers(url: str) -> set[str]:
+    return set(parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";"))
+
+
+# --- presigned PUT ------------------------------------------------------------------------------
+
+
+async def test_presigned_put_stores_the_declared_object(storage: Storage, prefix: str, http: httpx.AsyncClient) -> None:
+    body = b"a,b\n1,2\n"
+    upload = await storage.presign_put(f"{prefix}primary.csv", "text/csv", len(body), expires_s=60)
+
+    assert upload.method == "PUT"
+    assert {"content-type", "content-length"} <= signed_headers(upload.url)
+    assert upload.headers == {"Content-Type": "text/csv", "Content-Length": str(len(body))}
+    response = await http.put(upload.url, content=body, headers=upload.headers)
+
+    assert response.status_code == 200, response.text
+    info = await storage.head(f"{prefix}primary.csv")
+    assert info is not None
+    assert (info.size, info.content_type) == (len(body), "text/csv")
+
+
+async def test_presigned_put_refuses_another_content_type(
+    storage: Storage, prefix: str, http: httpx.AsyncClient
+) -> None:
+    body = b"a,b\n1,2\n"
+    upload = await storage.presign_put(f"{prefix}primary.csv", "text/csv", len(body), expires_s=60)
+
+    response = await http.put(upload.url, content=body, headers={"Content-Type": "application/octet-stream"})
+
+    assert response.status_code in (400, 403), response.text
+    assert await storage.head(f"{prefix}primary.csv") is None
+
+
+@pytest.mark.parametrize("actual_size", [99, 101, 0])
+async def test_presigned_put_refuses_another_size(
+    storage: Storage, prefix: str, http: httpx.AsyncClient, actual_size: int
+) -> None:
+    upload = await storage.presign_put(f"{prefix}primary.csv", "text/csv", 100, expires_s=60)
+
+    # httpx sends the real length of this body as Content-Length, as every client does.
+    response = await http.put(upload.url, content=b"x" * actual_size, headers={"Content-Type": "text/csv"})
+
+    assert response.status_code in (400, 403), response.text
+    assert await storage.head(f"{prefix}primary.csv") is None
+
+
+async def test_presigned_put_refuses_an_expired_url(storage: Storage, prefix: str, http: httpx.AsyncClient) -> None:
+    upload = await storage.presign_put(f"{prefix}late.csv", "text/csv", 3, expires_s=1)
+    assert upload.expires_at.timestamp() <= time.time() + 1
+
+    deadline = time.monotonic() + 10
+    refused = None
+    while time.monotonic() < deadline:
+        # Each PUT targets its own key so an early success cannot hide a later refusal.
+        response = await http.put(upload.url, content=b"abc", headers=upload.headers)
+        if response.status_code != 200:
+            refused = response
+            break
+        await storage.delete_prefix(f"{prefix}late.csv")
+        await asyncio.sleep(0.1)
+
+    assert refused is not None, "the URL was still accepted 10 s after it expired"
+    assert refused.status_code == 403
+    assert "expired" in refused.text.lower()
+    assert await storage.head(f"{prefix}late.csv") is None
+
+
+async def test_presigned_urls_use_the_public_endpoint(settings: Settings, prefix: str, http: httpx.AsyncClient) -> None:
+    assert settings.s3_endpoint_url is not None
+    public = settings.s3_endpoint_url.replace("127.0.0.1", "localhost")
+    async with Storage(settings.model_copy(update={"s3_public_endpoint_url": public})) as store:
+        upload = await store.presign_put(f"{prefix}p.json", "application/json", 2, expires_s=60)
+        assert upload.url.startswith(f"{public}/")
+
+        response = await http.put(upload.url, content=b"{}", headers=upload.headers)
+
+        assert response.status_code == 200, response.text
+        assert (await store.get_bytes(f"{prefix}p.json", max_bytes=10)) == b"{}"
+
+
+# --- presigned GET ------------------------------------------------------------------------------
+
+
+async def test_presigned_get_downloads_under_the_file_name(
+    storage: Storage, prefix: str, http: httpx.AsyncClient
+) -> None:
+    await storage.put_bytes(f"{prefix}outputs/report.json", b'{"ok": true}', "application/json")
+
+    url, expires_at = await storage.presign_get(
+        f"{prefix}outputs/report.json", "résumé report.json", expires_s=60, content_type="text/plain"
+    )
+    response = await http.get(url)
+
+    assert response.status_code == 200, response.text
+    assert response.content == b'{"ok": true}'
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith("attachment;")
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20report.json" in disposition
+    assert 'filename="r_sum_ report.json"' in disposition
+    assert response.headers["content-type"] == "text/plain"
+    assert expires_at.timestamp() == pytest.approx(time.time() + 60, abs=5)
+
+
+def test_content_disposition_escapes_quotes_and_backslashes() -> None:
+    header = content_disposition('a"b\\c.csv')
+
+    assert header == "attachment; filename=\"a_b_c.csv\"; filename*=UTF-8''a%22b%5Cc.csv"
+
+
+# --- metadata, list, delete ---------------------------------------------------------------------
+
+
+async def test_head_of_a_missing_object_is_none(storage: Storage, prefix: str) -> None:
+    assert await storage.head(f"{prefix}nothing.csv") is None
+
+
+async def test_list_and_delete_prefix_cover_every_page(storage: Storage, prefix: str) -> None:
+    keys = [f"{prefix}inputs/{i:02d}.txt" for i in range(25)]
+    await asyncio.gather(*(storage.put_bytes(key, key.encode(), "text/plain") for key in keys))
+    await storage.put_bytes(f"{prefix}outputs/manifest.json", b"{}", "application/json")
+
+    listed = await storage.list(f"{prefix}inputs/", page_size=10)  # three pages
+
+    assert sorted(info.key for info in listed) == keys
+    assert all(info.size == len(info.key.encode()) for info in listed)
+    assert all(info.etag and info.last_modified for info in listed)
+    assert await storage.delete_prefix(f"{prefix}inputs/", batch_size=10) == 25
+    assert await storage.list(f"{prefix}inputs/") == []
+    assert [info.key for info in await storage.list(prefix)] == [f"{prefix}outputs/manifest.json"]
+
+
+async def test_delete_prefix_aborts_unfinished_multipart_uploads(storage: Storage, prefix: str) -> None:
+    key = f"{prefix}inputs/big.csv"
+    await storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
+    assert len(await open_uploads(storage, key)) == 1
+
+    assert await storage.delete_prefix(prefix) == 0
+
+    assert await open_uploads(storage, key) == []
+
+
+async def test_delete_prefix_refuses_an_empty_prefix(storage: Storage) -> None:
+    with pytest.raises(ValueError):
+        await storage.delete_prefix("")
+
+
+# --- small objects ------------------------------------------------------------------------------
+
+
+async def test_put_and_get_bytes(storage: Storage, prefix: str) -> None:
+    await storage.put_bytes(f"{prefix}parameters.json", b'{"a": 1}', "application/json")
+
+    assert await storage.get_bytes(f"{prefix}parameters.json", max_bytes=8) == b'{"a": 1}'
+    with pytest.raises(ObjectTooLarge):
+        await storage.get_bytes(f"{prefix}parameters.json", max_bytes=7)
+    with pytest.raises(ObjectNotFound):
+        await storage.get_bytes(f"{prefix}missing.json", max_bytes=7)
+
+
+# --- streaming reads ----------------------------------------------------------------------------
+
+
+async def test_download_to_file_streams_a_multi_megabyte_object(
+    small_parts: Storage, prefix: str, tmp_path: Path
+) -> None:
+    data = os.urandom(6 * MiB + 12345)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    await small_parts.upload_file(source, f"{prefix}inputs/data.bin", "application/octet-stream")
+
+    target = tmp_path / "downloaded.bin"
+    written = await small_parts.download_to_file(f"{prefix}inputs/data.bin", target, chunk_size=256 * 1024)
+
+    assert written == len(data)
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+async def test_download_of_a_missing_object_raises_and_leaves_no_file(
+    storage: Storage, prefix: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "nothing.bin"
+
+    with pytest.raises(ObjectNotFound):
+        await storage.download_to_file(f"{prefix}nothing.bin", target)
+
+    assert not target.exists()
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+async def test_upload_file_larger_than_a_part_goes_multipart(small_parts: Storage, prefix: str, tmp_path: Path) -> None:
+    data = os.urandom(2 * MIN_PART_BYTES + 777)
+    source = tmp_path / "big.csv"
+    source.write_bytes(data)
+
+    size = await small_parts.upload_file(source, f"{prefix}inputs/big.csv", "text/csv")
+
+    info = await small_parts.head(f"{prefix}inputs/big.csv")
+    assert size == len(data)
+    assert info is not None and info.size == len(data) and info.content_type == "text/csv"
+    assert info.etag is not None and info.etag.endswith("-3")  # three parts
+    assert await small_parts.get_bytes(f"{prefix}inputs/big.csv", max_bytes=len(data)) == data
+
+
+async def test_upload_file_within_one_part_is_a_single_put(small_parts: Storage, prefix: str, tmp_path: Path) -> None:
+    source = tmp_path / "small.csv"
+    source.write_bytes(b"a\n1\n")
+
+    assert await small_parts.upload_file(source, f"{prefix}small.csv", "text/csv") == 4
+
+    info = await small_parts.head(f"{prefix}small.csv")
+    assert info is not None and info.etag == hashlib.md5(b"a\n1\n").hexdigest()
+
+
+async def test_upload_stream_with_odd_chunks_across_part_boundaries(small_parts: Storage, prefix: str) -> None:
+    data = os.urandom(2 * MIN_PART_BYTES + 4321)
+    sizes = itertools.cycle([1, 65537, 999_999, 3, 1_500_001])
+
+    size, sha256 = await small_parts.upload_stream(
+        f"{prefix}inputs/primary.csv", chunks_of(data, sizes), "text/csv", max_bytes=len(data)
+    )
+
+    assert (size, sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    info = await small_parts.head(f"{prefix}inputs/primary.csv")
+    assert info is not None and info.size == len(data) and info.content_type == "text/csv"
+    assert info.etag is not None and int(info.etag.rpartition("-")[2]) >= 2  # multipart
+    assert await small_parts.get_bytes(f"{prefix}inputs/primary.csv", max_bytes=len(data)) == data
+
+
+async def test_upload_stream_of_a_small_body_is_one_object(small_parts: Storage, prefix: str) -> None:
+    size, sha256 = await small_parts.upload_stream(
+        f"{prefix}small.csv", chunks_of(b"a,b\n1,2\n", [3, 3, 3]), "text/csv", max_bytes=100
+    )
+
+    assert (size, sha256) == (8, hashlib.sha256(b"a,b\n1,2\n").hexdigest())
+    assert await small_parts.get_bytes(f"{prefix}small.csv", max_bytes=100) == b"a,b\n1,2\n"
+
+
+async def test_upload_stream_of_nothing_stores_an_empty_object(storage: Storage, prefix: str) -> None:
+    size, sha256 = await storage.upload_stream(f"{prefix}empty.csv", chunks_of(b"", []), "text/csv", 100)
+
+    assert (size, sha256) == (0, hashlib.sha256(b"").hexdigest())
+    info = await storage.head(f"{prefix}empty.csv")
+    assert info is not None and info.size == 0
+
+
+@pytest.mark.parametrize("total", [MIN_PART_BYTES * 2 + 1, 1000])
+async def test_upload_stream_over_the_limit_leaves_nothing_behind(
+    small_parts: Storage, prefix: str, total: int
+) -> None:
+    key = f"{prefix}inputs/huge.csv"
+    data = b"x" * total
+
+    with pytest.raises(ObjectTooLarge):
+        await small_parts.upload_stream(key, chunks_of(data, itertools.repeat(65536)), "text/csv", total - 1)
+
+    assert await small_parts.head(key) is None
+    assert await open_uploads(small_parts, key) == []
+
+
+async def test_upload_stream_aborts_when_the_source_fails(small_parts: Storage, prefix: str) -> None:
+    key = f"{prefix}inputs/broken.csv"
+
+    async def failing() -> AsyncIterator[bytes]:
+        for _ in range(7):
+            yield b"y" * MiB  # past one part: the multipart upload has started
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await small_parts.upload_stream(key, failing(), "text/csv", max_bytes=100 * MiB)
+
+    assert await small_parts.head(key) is None
+    assert await open_uploads(small_parts, key) == []
+
+
+async def test_upload_stream_memory_stays_within_a_few_parts(small_parts: Storage, prefix: str) -> None:
+    chunk = os.urandom(64 * 1024)
+    count = 200 * MiB // len(chunk)
+    part = part_size_for(200 * MiB, MIN_PART_BYTES)
+
+    async def generated() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield chunk
+
+    tracemalloc.start()
+    try:
+        size, _ = await small_parts.upload_stream(
+            f"{prefix}inputs/large.bin", generated(), "application/octet-stream", max_bytes=200 * MiB
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert size == count * len(chunk)
+    print(f"upload_stream peak traced memory {peak / MiB:.1f} MiB with {part / MiB:.0f} MiB parts")
+    assert peak < 3 * part, f"peak {peak / MiB:.1f} MiB for {part / MiB:.0f} MiB parts"
+    await small_parts.delete_prefix(prefix)
+
+
+# --- bucket and reachability --------------------------------------------------------------------
+
+
+async def test_ensure_bucket_is_idempotent_and_allows_browser_uploads(
+    storage: Storage, prefix: str, http: httpx.AsyncClient
+) -> None:
+    await storage.ensure_bucket(["http://app.example"])
+    await storage.ensure_bucket(["http://app.example"])
+
+    rules = (await storage.client.get_bucket_cors(Bucket=storage.bucket))["CORSRules"]
+    assert len(rules) == 1
+    assert rules[0]["AllowedOrigins"] == ["http://app.example"]
+    assert set(rules[0]["AllowedMethods"]) == {"PUT", "GET", "HEAD"}
+    assert "ETag" in rules[0]["ExposeHeaders"]
+
+    upload = await storage.presign_put(f"{prefix}cors.csv", "text/csv", 3, expires_s=60)
+    preflight = await http.options(
+        upload.url,
+        headers={
+            "Origin": "http://app.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] in ("http://app.example", "*")
+    assert "PUT" in preflight.headers["access-control-allow-methods"]
+    await storage.ensure_bucket()  # back to the default for the other tests
+
+
+async def test_ping_succeeds_on_a_reachable_store(storage: Storage) -> None:
+    await storage.ping()
+
+
+async def test_ping_of_an_unreachable_store_raises_storage_unavailable(settings: Settings) -> None:
+    closed = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
+    async with Storage(closed) as store:
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await store.ping()
+        assert time.monotonic() - started < 5  # /readyz must answer promptly
