@@ -246,7 +246,7 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
     if wrong:
         raise ServiceError(
             "INPUT_MISSING", "Stored size differs from the declared size for: "
-            + ", ".join(w["name"] for w in wrong) + ".", {"size_mismatch": wrong},
+            + ", ".join(str(w["name"]) for w in wrong) + ".", {"size_mismatch": wrong},
         )
     params_head = heads[-1] if expected[-1][0] == PARAMETERS_NAME else None
     if params_head is not None and params_head.size > core.settings.max_parameters_bytes:

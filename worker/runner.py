@@ -20,12 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from agents import registry
-from agents.errors import AgentError
+from agents.errors import AgentError, InvalidParametersError
 from service import lifecycle
 from service.lifecycle import PARAMETERS_NAME, Core
 from service.models import TaskStatus
 
 log = logging.getLogger("agensium.worker")
+
+class TaskFailure(Exception):
+    """A task-level failure with its API.md error code (agents raise AgentError instead)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
 
 ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, message)
 
@@ -144,9 +153,9 @@ async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]
         try:
             loaded = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AgentError("INVALID_PARAMETERS", f"parameters.json is not valid JSON: {exc}") from None
+            raise InvalidParametersError(f"parameters.json is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
-            raise AgentError("INVALID_PARAMETERS", "parameters.json must be an object keyed by agent id.")
+            raise InvalidParametersError("parameters.json must be an object keyed by agent id.")
         parameters = loaded
     for agent_id, values in (task["parameters"] or {}).items():  # inline parameters win
         base = parameters.get(agent_id)
@@ -175,7 +184,7 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
         costs = [(a, registry.chain_cost([a])) for a in agent_ids]
         if await core.store.debit_credits(user_id, task_id, costs) is None:
             total = sum(c for _, c in costs)
-            raise AgentError("INSUFFICIENT_CREDITS", f"This chain costs {total} credits; the balance is lower.")
+            raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {total} credits; your balance is lower.")
 
         await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs")
         in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
@@ -219,7 +228,7 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
             await core.storage.delete_prefix(out_prefix)
             return TaskStatus.CANCELLED
         return TaskStatus.COMPLETED
-    except AgentError as exc:
+    except (AgentError, TaskFailure) as exc:
         await lifecycle.fail_task(core, task_id, exc.code, exc.message, [TaskStatus.PROCESSING])
         return TaskStatus.FAILED
     except asyncio.CancelledError:

@@ -73,9 +73,10 @@ class _Replayer:
                 if len(page) < REPLAY_PAGE:
                     break
             while not self.sub.overflowed:
-                event = await self.sub.get()
-                if event is None:
+                live = await self.sub.get()
+                if live is None:
                     break
+                event = live
                 if event.id <= self.last_id or (self.task_id is not None and event.task_id != self.task_id):
                     continue
                 self.last_id = event.id
