@@ -263,25 +263,23 @@ class Storage:
 
     # --- presigned URLs -----------------------------------------------------------------------
 
-    async def presign_put(self, key: str, content_type: str, content_length: int, expires_s: int) -> PresignedUpload:
+    async def presign_put(
+        self, key: str, content_type: str, content_length: int | None, expires_s: int
+    ) -> PresignedUpload:
         """A PUT URL that the server accepts only with this Content-Type and exactly this many bytes.
 
         botocore puts `content-length` and `content-type` into X-Amz-SignedHeaders when the
         parameters are given, so a PUT with another type or size fails the signature check.
         """
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key, "ContentType": content_type}
+        headers = {"Content-Type": content_type}
+        if content_length is not None:  # unknown (parameters.json): its size is checked before processing
+            params["ContentLength"] = content_length
+            headers["Content-Length"] = str(content_length)
         url = await self._presign_client.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self._bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": content_length,
-            },
-            ExpiresIn=expires_s,
-            HttpMethod="PUT",
+            "put_object", Params=params, ExpiresIn=expires_s, HttpMethod="PUT"
         )
-        headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
         return PresignedUpload(key=key, method="PUT", url=url, headers=headers, expires_at=expires_at)
 
     async def presign_get(

@@ -183,7 +183,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             ServiceError: _service_error,
             HTTPException: _http_error,
-            asyncpg.PostgresConnectionStatusError: _unavailable,
+            asyncpg.PostgresConnectionError: _unavailable,
+            asyncpg.AdminShutdownError: _unavailable,
+            asyncpg.TooManyConnectionsError: _unavailable,
             asyncpg.CannotConnectNowError: _unavailable,
             asyncpg.InterfaceError: _unavailable,
             StorageUnavailable: _unavailable,
