@@ -43,7 +43,9 @@ def write_dataset(path: Path, rows: int, seed: int = 7) -> dict[str, np.ndarray]
 
 
 def field(report: dict, name: str) -> dict:
-    envelope = report["agents"]["unified-profiler"] if "agents" in report else report
+    agents = report["agents"]
+    envelope = agents["unified-profiler"] if isinstance(agents, dict) else next(
+        a for a in agents if a["agent_id"] == "unified-profiler")
     return next(f for f in envelope["data"]["fields"] if f["field_name"] == name)
 
 
