@@ -265,3 +265,39 @@ async def test_idle_stream_sends_ping_comments(client: httpx.AsyncClient, api: A
         return ""
 
     assert await asyncio.wait_for(first_ping(), 10) == ": ping"
+
+
+async def test_one_redis_subscription_serves_every_stream(client: httpx.AsyncClient, api: ApiServer) -> None:
+    """Twenty open SSE streams, one Redis pub/sub subscriber for the API process."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    task = await create_task(client)
+    opened = asyncio.Event()
+    count = 0
+
+    async def hold() -> None:
+        nonlocal count
+        async with client.stream("GET", f"/api/v1/tasks/{task['task_id']}/events") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event: status"):
+                    count += 1
+                    if count == 20:
+                        opened.set()
+                    await asyncio.sleep(3600)
+
+    holders = [asyncio.create_task(hold()) for _ in range(20)]
+    try:
+        await asyncio.wait_for(opened.wait(), 20)
+        redis = Redis.from_url(api.settings.redis_url)
+        try:
+            channel = api.settings.events_channel_prefix + "all"
+            [(_, subscribers)] = await redis.pubsub_numsub(channel)
+        finally:
+            await redis.aclose()
+        assert subscribers == 1
+    finally:
+        for h in holders:
+            h.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
