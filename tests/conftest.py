@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,7 +40,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def service_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
     data_dir = tmp_path_factory.mktemp("services")
-    stack = resolve_services(Settings(), data_dir, ephemeral=True, preferred_ports=NO_PREFERRED_PORTS)
+    # AGENSIUM_TEST_EMBEDDED=1 runs the suite as on a fresh machine, on embedded servers only.
+    force_embedded = os.environ.get("AGENSIUM_TEST_EMBEDDED") == "1"
+    stack = resolve_services(Settings(), data_dir, force_embedded, ephemeral=True,
+                             preferred_ports=NO_PREFERRED_PORTS)
     try:
         yield stack
     finally:
