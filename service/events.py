@@ -24,13 +24,14 @@ class EventPublisher:
     """Publishes event rows on the service's one events channel. A lost publish loses no event:
     streams replay from the table on reconnect."""
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channel: str, timeout_s: float = 1.0) -> None:
         self.redis = redis
         self.channel = channel
+        self.timeout_s = timeout_s  # publishing happens inside the event's transaction: never wait long
 
     async def __call__(self, event: Event) -> None:
         try:
-            await self.redis.publish(self.channel, event.to_message())
+            await asyncio.wait_for(self.redis.publish(self.channel, event.to_message()), self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - transport only; the row is already written
             log.warning("event publish failed (event %s kept in the log): %s", event.id, exc)
 
