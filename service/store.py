@@ -35,6 +35,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: our connections never change session state (no SET, no LISTEN, only
+    transaction-scoped advisory locks), so skip asyncpg's RESET ALL round trip on every release.
+    asyncpg still rolls back a transaction left open."""
+
+
 async def apply_migrations(dsn: str, migrations_dir: Path = SQL_DIR / "migrations") -> list[str]:
     """Apply pending sql/migrations/NNN_name.sql files in order; returns the names applied."""
     conn = await asyncpg.connect(dsn)
@@ -91,7 +97,9 @@ class TaskStore:
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 10) -> TaskStore:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        )
         return cls(pool, load_queries())
 
     async def close(self) -> None:
@@ -148,20 +156,21 @@ class TaskStore:
         upload_ttl_s: int,
         publish: Publish,
     ) -> tuple[asyncpg.Record, bool]:
-        """Insert a CREATED task with its first event; returns (row, created). An existing
-        task with the same idempotency key is returned with created=False."""
+        """Insert a CREATED task; returns (row, created). An existing task with the same
+        idempotency key is returned with created=False.
+
+        Creation writes no event: nobody can follow a task before it exists, and an event here
+        would put every create of a user behind that user's event lock (one commit at a time).
+        Streams see a task from its first transition on; the task itself says CREATED."""
         uid = uuid.UUID(user_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                self.q["insert_task"], uuid.uuid4(), uid, tool_id, agents, priority, parameters,
-                uuid.UUID(source_task_id) if source_task_id else None, labels, idempotency_key,
-                float(upload_ttl_s),
-            )
-            if row is None:  # idempotency key seen before
-                existing = await conn.fetchrow(self.q["task_by_idempotency_key"], uid, idempotency_key)
-                return existing, False
-            await self._emit(conn, row, publish)
-            return row, True
+        row = await self.pool.fetchrow(
+            self.q["insert_task"], uuid.uuid4(), uid, tool_id, agents, priority, parameters,
+            uuid.UUID(source_task_id) if source_task_id else None, labels, idempotency_key,
+            float(upload_ttl_s),
+        )
+        if row is None:  # idempotency key seen before
+            return await self.pool.fetchrow(self.q["task_by_idempotency_key"], uid, idempotency_key), False
+        return row, True
 
     async def get_task(self, task_id: str, user_id: str | None = None) -> asyncpg.Record | None:
         tid = _uuid_or_none(task_id)

@@ -37,7 +37,7 @@ async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recor
     assert r.row is not None and r.row["status"] == "QUEUED"
 
 
-async def test_create_emits_status_event_and_idempotency(store: TaskStore) -> None:
+async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> None:
     user_id, _ = await store.create_user("u1")
     rec = Recorder()
     first = await new_task(store, user_id, rec, key="k-1")
@@ -45,11 +45,8 @@ async def test_create_emits_status_event_and_idempotency(store: TaskStore) -> No
         user_id=user_id, tool_id="profile-my-data", agents=["unified-profiler"], priority="high",
         parameters=None, source_task_id=None, labels={}, idempotency_key="k-1", upload_ttl_s=60, publish=rec,
     )
-    assert not created and str(again["id"]) == first
-    assert [e.type for e in rec.events] == ["status"]
-    assert rec.events[0].payload["status"] == "CREATED"
-    stored = await store.task_events_after(first, 0)
-    assert [e.id for e in stored] == [rec.events[0].id]
+    assert not created and str(again["id"]) == first and again["priority"] == "normal"
+    assert rec.events == [] and await store.task_events_after(first, 0) == []
 
 
 async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
@@ -64,7 +61,7 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok"], rec)
     assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
     types = [e.type for e in rec.events]
-    assert types == ["status", "status", "status", "status", "progress", "status", "done"]
+    assert types == ["status", "status", "status", "progress", "status", "done"]
     ids = [e.id for e in rec.events]
     assert ids == sorted(ids)
     assert [e.id for e in await store.task_events_after(task_id, 0)] == ids
