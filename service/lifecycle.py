@@ -111,7 +111,16 @@ async def create_task(
 
 
 async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    """The whole task row (inputs, outputs, parameters, result included)."""
     row = await core.store.get_task(task_id, user_id)
+    if row is None:
+        raise task_not_found()
+    return row
+
+
+async def get_task_view(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+    """Only the columns of the task object: what status polling and streams need."""
+    row = await core.store.get_task_view(task_id, user_id)
     if row is None:
         raise task_not_found()
     return row
@@ -306,13 +315,15 @@ async def delete_task(core: Core, user_id: str, task_id: str) -> None:
 
 
 async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
-    task = await get_task(core, user_id, task_id)
+    task = await core.store.get_task_result(task_id, user_id)
+    if task is None:
+        raise task_not_found()
     if task["status"] != S.COMPLETED:
         raise ServiceError(
             "NOT_READY", f"The result is available once the task is COMPLETED; it is {task['status']}.",
             {"status": task["status"]},
         )
-    return {"task_id": task_id, "tool_id": task["tool_id"], **(task["result"] or {})}
+    return {"task_id": task_id, **(task["result"] or {})}
 
 
 async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[str, Any]]:

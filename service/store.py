@@ -180,6 +180,18 @@ class TaskStore:
             return await self.pool.fetchrow(self.q["get_task_by_id"], tid)
         return await self.pool.fetchrow(self.q["get_task"], tid, uuid.UUID(user_id))
 
+    async def get_task_view(self, task_id: str, user_id: str) -> asyncpg.Record | None:
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return None
+        return await self.pool.fetchrow(self.q["get_task_view"], tid, uuid.UUID(user_id))
+
+    async def get_task_result(self, task_id: str, user_id: str) -> asyncpg.Record | None:
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return None
+        return await self.pool.fetchrow(self.q["get_task_result"], tid, uuid.UUID(user_id))
+
     async def list_tasks(
         self,
         user_id: str,

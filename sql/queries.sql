@@ -40,13 +40,25 @@ SELECT * FROM tasks WHERE user_id = $1 AND idempotency_key = $2;
 -- A task of one user.
 SELECT * FROM tasks WHERE id = $1 AND user_id = $2;
 
+-- name: get_task_view
+-- The columns of the task object only (no inputs, parameters or result): status polling.
+SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+       source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at
+FROM tasks WHERE id = $1 AND user_id = $2;
+
+-- name: get_task_result
+-- The stored result summary of a task.
+SELECT status, result FROM tasks WHERE id = $1 AND user_id = $2;
+
 -- name: get_task_by_id
 -- A task by id alone (workers).
 SELECT * FROM tasks WHERE id = $1;
 
 -- name: list_tasks
 -- A user's tasks, newest first, keyset-paginated on (created_at, id).
-SELECT * FROM tasks
+SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+       source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at
+FROM tasks
 WHERE user_id = $1
   AND ($2::text[] IS NULL OR status = ANY($2))
   AND ($3::text IS NULL OR tool_id = $3)

@@ -91,7 +91,7 @@ async def task_events(request: Request) -> EventSourceResponse:
     hub: EventHub = request.app.state.hub
     sub = hub.subscribe(user.user_id)
     try:
-        task = await lifecycle.get_task(core, user.user_id, task_id)
+        task = await lifecycle.get_task_view(core, user.user_id, task_id)
         snapshot: list[ServerSentEvent] = []
         if last_id is None:
             ids = await core.store.task_snapshot_event_ids(task_id)

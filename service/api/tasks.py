@@ -57,7 +57,7 @@ async def process_task(request: Request) -> JSON:
 
 async def get_task(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
-    row = await lifecycle.get_task(request.app.state.core, user.user_id, request.path_params["task_id"])
+    row = await lifecycle.get_task_view(request.app.state.core, user.user_id, request.path_params["task_id"])
     return JSON(task_view(row))
 
 
