@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pydantic_core import from_json, to_json
 
 from service.models import task_view
 
@@ -31,8 +32,12 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
+def _encode_json(value: Any) -> str:
+    return to_json(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=_encode_json, decoder=from_json, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
