@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -60,8 +61,9 @@ async def apply_migrations(dsn: str, migrations_dir: Path = SQL_DIR / "migration
         for path in sorted(migrations_dir.glob("[0-9][0-9][0-9]_*.sql")):
             if path.stem in done:
                 continue
+            sql = await asyncio.to_thread(path.read_text)
             async with conn.transaction():
-                await conn.execute(path.read_text())
+                await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.stem)
             applied.append(path.stem)
         return applied

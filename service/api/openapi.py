@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +79,8 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     paths: dict[str, Any] = {}
     for r in ROUTES:
-        op: dict[str, Any] = {"summary": r.summary, "operationId": f"{r.method}_{r.path}".replace("/", "_")
-                              .replace("{", "").replace("}", "").replace("-", "_").strip("_")}
+        operation_id = re.sub(r"[^A-Za-z0-9]+", "_", f"{r.method}_{r.path}").strip("_")
+        op: dict[str, Any] = {"summary": r.summary, "operationId": operation_id}
         params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                   for p in ("task_id", "name") if "{" + p + "}" in r.path]
         op["parameters"] = params + r.parameters

@@ -107,7 +107,8 @@ async def list_tasks(request: Request) -> JSON:
         user.user_id, statuses=statuses, tool_id=params.get("tool_id"), labels=labels or None,
         after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
     )
-    next_cursor = _encode_cursor(rows[limit - 1]["created_at"], str(rows[limit - 1]["id"])) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = _encode_cursor(last["created_at"], str(last["id"])) if last is not None else None
     return JSON({"items": [task_view(r) for r in rows[:limit]], "next_cursor": next_cursor})
 
 
