@@ -58,7 +58,7 @@ async def apply_migrations(dsn: str, migrations_dir: Path = SQL_DIR / "migration
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         applied = []
-        for path in sorted(migrations_dir.glob("[0-9][0-9][0-9]_*.sql")):
+        for path in sorted(await asyncio.to_thread(lambda: list(migrations_dir.glob("[0-9][0-9][0-9]_*.sql")))):
             if path.stem in done:
                 continue
             sql = await asyncio.to_thread(path.read_text)

@@ -71,8 +71,8 @@ ROUTES: list[RouteDoc] = [
 
 
 def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
-    named: list[type[BaseModel]] = [m.Task, m.TaskList, m.CreateTaskRequest, m.UploadUrlsRequest, m.UploadUrlsResponse, m.StoredInput,
-             m.DownloadsResponse, m.Me, m.ErrorBody]
+    named: list[type[BaseModel]] = [m.Task, m.TaskList, m.CreateTaskRequest, m.UploadUrlsRequest,
+                                    m.UploadUrlsResponse, m.StoredInput, m.DownloadsResponse, m.Me, m.ErrorBody]
     _, defs = models_json_schema([(model, "validation") for model in named],
                                  ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
