@@ -1,0 +1,179 @@
+"""The envelope every agent returns (PRODUCT.md, "Every agent returns the same envelope").
+
+Report writers and the API only ever see this shape, so they stay generic over agents. Row-level issues
+are kept as a Polars frame on :class:`AgentResult` (there can be millions); the envelope carries at most
+``INLINE_ROW_LEVEL_ISSUES`` of them and the stored JSON report carries them all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+Progress = Callable[[float, str], None]
+"""Agent progress: fraction 0..1 of this agent's own work, and a message for the user."""
+
+Severity = Literal["critical", "high", "medium", "low"]
+RowSeverity = Literal["critical", "warning", "info"]
+INLINE_ROW_LEVEL_ISSUES = 1000
+
+ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {
+    "row_index": pl.Int64(),
+    "column": pl.String(),
+    "issue_type": pl.String(),
+    "severity": pl.String(),
+    "message": pl.String(),
+    "value": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class AgentInputs:
+    """What an agent gets: typed frames parsed once by the chain, never the raw files."""
+
+    primary: pl.DataFrame
+    primary_name: str
+    baseline: pl.DataFrame | None = None
+    baseline_name: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        return self.primary.height
+
+
+@dataclass
+class Alert:
+    alert_id: str
+    severity: Severity
+    category: str
+    message: str
+    affected_fields_count: int
+    recommendation: str
+    field_name: str | None = None
+
+
+@dataclass
+class Issue:
+    issue_id: str
+    agent_id: str
+    field_name: str | None
+    issue_type: str
+    severity: Severity
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recommendation:
+    recommendation_id: str
+    agent_id: str
+    field_name: str | None
+    priority: Severity
+    recommendation: str
+    timeline: str
+    estimated_effort_hours: float
+    owner: str = "data_steward"
+
+
+@dataclass
+class SummaryCard:
+    summary_id: str
+    title: str
+    value: str
+    status: Literal["excellent", "good", "warning", "critical", "info"]
+    description: str
+
+
+@dataclass
+class Envelope:
+    status: Literal["success", "error"]
+    agent_id: str
+    agent_name: str
+    execution_time_ms: int = 0
+    summary_metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    row_level_issues: list[dict[str, Any]] = field(default_factory=list)
+    issue_summary: dict[str, Any] = field(default_factory=dict)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    executive_summary: list[SummaryCard] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data. ``data`` and ``summary_metrics`` are shared, not deep-copied (they can be
+        large and are already plain dicts)."""
+        result: dict[str, Any] = {
+            "status": self.status,
+            "agent_id": self.agent_id,
+            "agent_name": self.agent_name,
+            "execution_time_ms": self.execution_time_ms,
+            "summary_metrics": self.summary_metrics,
+            "data": self.data,
+            "alerts": [asdict(alert) for alert in self.alerts],
+            "issues": [asdict(issue) for issue in self.issues],
+            "row_level_issues": self.row_level_issues,
+            "issue_summary": self.issue_summary,
+            "recommendations": [asdict(item) for item in self.recommendations],
+            "executive_summary": [asdict(card) for card in self.executive_summary],
+        }
+        if self.error is not None:
+            result["error"] = self.error
+        return result
+
+
+@dataclass
+class AgentResult:
+    """An agent's envelope plus its complete row-level issues (a frame of ``ROW_LEVEL_ISSUE_SCHEMA``)."""
+
+    envelope: Envelope
+    row_level_issues: pl.DataFrame = field(default_factory=lambda: empty_row_level_issues())
+
+
+def empty_row_level_issues() -> pl.DataFrame:
+    return pl.DataFrame(schema=ROW_LEVEL_ISSUE_SCHEMA)
+
+
+def error_envelope(agent_id: str, agent_name: str, message: str, execution_time_ms: int = 0) -> Envelope:
+    return Envelope(
+        status="error",
+        agent_id=agent_id,
+        agent_name=agent_name,
+        execution_time_ms=execution_time_ms,
+        error=message,
+        issue_summary=build_issue_summary([], empty_row_level_issues()),
+        executive_summary=[SummaryCard(f"{agent_id}-error", f"{agent_name} failed", "error", "critical", message)],
+    )
+
+
+def build_issue_summary(issues: Iterable[Issue | Mapping[str, Any]], row_level_issues: pl.DataFrame) -> dict[str, Any]:
+    """Counts by type and severity over the issues and *all* row-level issues (not only the inline ones)."""
+    issue_rows = [asdict(issue) if isinstance(issue, Issue) else dict(issue) for issue in issues]
+    by_type: Counter[str] = Counter(str(row["issue_type"]) for row in issue_rows)
+    by_severity: Counter[str] = Counter(str(row["severity"]) for row in issue_rows)
+    affected_columns = {str(row["field_name"]) for row in issue_rows if row.get("field_name")}
+    affected_rows = 0
+    if row_level_issues.height:
+        for column, counter in (("issue_type", by_type), ("severity", by_severity)):
+            for value, count in row_level_issues[column].value_counts().iter_rows():
+                counter[str(value)] += int(count)
+        affected_rows = row_level_issues["row_index"].n_unique()
+        affected_columns.update(str(column) for column in row_level_issues["column"].unique().drop_nulls())
+    return {
+        "total_issues": len(issue_rows) + row_level_issues.height,
+        "by_type": dict(by_type),
+        "by_severity": dict(by_severity),
+        "affected_rows": affected_rows,
+        "affected_columns": sorted(affected_columns),
+    }
+
+
+def inline_row_level_issues(frame: pl.DataFrame, limit: int = INLINE_ROW_LEVEL_ISSUES) -> list[dict[str, Any]]:
+    """The first ``limit`` issues in file order (the stored frame may be grouped by column)."""
+    if frame.height > limit:
+        frame = frame.bottom_k(limit, by=["row_index", "column"])
+    return frame.sort("row_index", "column", maintain_order=True).to_dicts()

@@ -1,0 +1,358 @@
+"""Alerts, issues, recommendations and executive-summary cards from the profiled fields.
+
+Alert rules follow ydata-profiling's alert set and Agensium's thresholds (reference/agents.md §1.4, §2.5);
+each alert names one field (``affected_fields_count`` 1) except the dataset-level ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agents.envelope import Alert, Issue, Recommendation, Severity, SummaryCard
+
+if TYPE_CHECKING:
+    from agents.profile.profiler import ProfilerParams
+
+AGENT_ID = "unified-profiler"
+HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
+TIMELINE: dict[str, str] = {"critical": "immediate", "high": "1 week", "medium": "2 weeks", "low": "1 month"}
+EFFORT_HOURS: dict[str, float] = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0}
+
+
+@dataclass
+class Findings:
+    alerts: list[Alert]
+    issues: list[Issue]
+    recommendations: list[Recommendation]
+
+
+def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params: ProfilerParams) -> Findings:
+    alerts: list[Alert] = []
+    rows = dataset["rows"]
+    if rows == 0:
+        alerts.append(_alert("empty_dataset", "critical", None, "The dataset has no rows", "Upload a file with data"))
+    duplicates = dataset["duplicate_rows"]
+    if duplicates:
+        share = dataset["duplicate_rows_percentage"]
+        alerts.append(
+            _alert(
+                "duplicate_rows",
+                "high" if share > 10 else "medium",
+                None,
+                f"{duplicates:,} duplicate rows ({share:.2f}% of rows repeat an earlier row)",
+                "Remove exact duplicate rows (Clean My Data: duplicate-resolver)",
+                affected=dataset["columns"],
+            )
+        )
+    for profile in fields:
+        alerts += _field_alerts(profile, params)
+    issues = [_issue_from_alert(index, alert) for index, alert in enumerate(alerts) if alert.field_name]
+    recommendations = [_recommendation(index, alert) for index, alert in enumerate(alerts)]
+    return Findings(alerts=alerts, issues=issues, recommendations=recommendations)
+
+
+def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    name = profile["field_name"]
+    properties, statistics = profile["properties"], profile["statistics"]
+    null_pct = properties["null_percentage"]
+    non_null = properties["non_null_count"]
+    unique = properties["unique_count"]
+    alerts: list[Alert] = []
+
+    if non_null == 0:
+        return [_alert("all_missing", "critical", name, f"'{name}' is empty in every row", f"Drop '{name}' or fill it")]
+    if null_pct > params.null_alert_threshold:
+        alerts.append(_missing_alert(name, null_pct, "critical"))
+    elif null_pct > params.missing_warning_threshold:
+        alerts.append(_missing_alert(name, null_pct, "high"))
+    elif null_pct > 1:
+        alerts.append(_missing_alert(name, null_pct, "low"))
+
+    if unique == 1:
+        alerts.append(
+            _alert(
+                "constant",
+                "medium",
+                name,
+                f"'{name}' has a single distinct value",
+                f"Drop '{name}'; it carries no information",
+            )
+        )
+    elif unique is not None and unique == non_null and non_null > 1:
+        alerts.append(
+            _alert(
+                "unique",
+                "low",
+                name,
+                f"'{name}' has a distinct value in every row (likely an identifier)",
+                f"Use '{name}' as a key; exclude it from statistical analysis",
+            )
+        )
+    elif profile["data_type"] == "string" and unique is not None:
+        if properties["unique_percentage"] > params.high_cardinality_threshold and null_pct < 10:
+            alerts.append(
+                _alert(
+                    "high_cardinality",
+                    "low",
+                    name,
+                    f"'{name}' has {unique:,} distinct values ({properties['unique_percentage']:.1f}% of values)",
+                    f"Check whether '{name}' is free text or an identifier before grouping by it",
+                )
+            )
+    if (
+        profile["data_type"] in {"integer", "float"}
+        and unique is not None
+        and 1 < unique <= params.categorical_threshold
+    ):
+        alerts.append(
+            _alert(
+                "low_cardinality",
+                "low",
+                name,
+                f"Numeric '{name}' has only {unique} distinct values",
+                f"Consider treating '{name}' as categorical",
+            )
+        )
+    imbalance = profile["distribution"].get("imbalance")
+    if properties["is_categorical"] and imbalance is not None and imbalance > params.imbalance_threshold:
+        alerts.append(
+            _alert(
+                "imbalance",
+                "low",
+                name,
+                f"'{name}' is highly imbalanced (imbalance {imbalance:.2f})",
+                f"Account for the imbalance of '{name}' when sampling or modelling",
+            )
+        )
+    alerts += _numeric_alerts(name, statistics, params)
+    alerts += _text_alerts(name, profile, params)
+    quality = profile["quality_score"]
+    if quality < params.quality_alert_threshold:
+        alerts.append(
+            _alert(
+                "low_quality",
+                "high" if quality < 60 else "medium",
+                name,
+                f"'{name}' has a quality score of {quality:.1f}",
+                f"Review completeness and validity of '{name}'",
+            )
+        )
+    return alerts
+
+
+def _numeric_alerts(name: str, statistics: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    if "outlier_percentage" not in statistics:
+        return []
+    alerts: list[Alert] = []
+    skew = statistics.get("skewness")
+    if skew is not None and abs(skew) > params.skewness_threshold:
+        alerts.append(
+            _alert(
+                "skewed",
+                "medium" if abs(skew) > 2 * params.skewness_threshold else "low",
+                name,
+                f"'{name}' is skewed (skewness {skew:.2f})",
+                f"Consider a log or power transform of '{name}'",
+            )
+        )
+    if statistics["zeros_percentage"] > params.zeros_alert_threshold:
+        alerts.append(
+            _alert(
+                "zeros",
+                "low",
+                name,
+                f"'{name}' is zero in {statistics['zeros_percentage']:.1f}% of rows",
+                f"Check whether zeros in '{name}' mean 'missing'",
+            )
+        )
+    if statistics.get("infinite_count"):
+        alerts.append(
+            _alert(
+                "infinite",
+                "medium",
+                name,
+                f"'{name}' has {statistics['infinite_count']:,} infinite values",
+                f"Replace infinite values in '{name}'",
+            )
+        )
+    outliers = statistics["outlier_percentage"]
+    if outliers > params.outlier_alert_threshold:
+        alerts.append(
+            _alert(
+                "outliers",
+                "high" if outliers > 2 * params.outlier_alert_threshold else "medium",
+                name,
+                f"'{name}' has {statistics['outlier_count']:,} IQR outliers ({outliers:.2f}%)",
+                f"Review outliers of '{name}' (Clean My Data: outlier-remover)",
+            )
+        )
+    return alerts
+
+
+def _text_alerts(name: str, profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    alerts: list[Alert] = []
+    properties, statistics = profile["properties"], profile["statistics"]
+    pii = properties["estimated_pii_type"]
+    if pii:
+        severity: Severity = "critical" if pii in HIGH_SENSITIVITY else "high"
+        how = properties["pii_detection"]["method"]
+        alerts.append(
+            _alert(
+                "pii_detected",
+                severity,
+                name,
+                f"'{name}' looks like personal data ({pii}, by {how})",
+                f"Mask, tokenise or restrict access to '{name}'",
+            )
+        )
+    if profile["data_type"] != "string":
+        return alerts
+    semantic = profile["semantic_type"]
+    if semantic == "numeric_string":
+        alerts.append(
+            _alert(
+                "numeric_in_string",
+                "medium",
+                name,
+                f"'{name}' holds numbers stored as text",
+                f"Convert '{name}' to a numeric type (Clean My Data: type-fixer)",
+            )
+        )
+    elif semantic == "date_string":
+        alerts.append(
+            _alert(
+                "type_date",
+                "low",
+                name,
+                f"'{name}' holds dates stored as text",
+                f"Parse '{name}' as a date (Clean My Data: type-fixer)",
+            )
+        )
+    elif semantic == "boolean_string":
+        alerts.append(
+            _alert(
+                "boolean_in_string",
+                "low",
+                name,
+                f"'{name}' holds booleans stored as text",
+                f"Convert '{name}' to a boolean",
+            )
+        )
+    unique = properties["unique_count"] or 0
+    if unique > 1 and statistics.get("min_length") is not None and statistics["min_length"] == statistics["max_length"]:
+        alerts.append(
+            _alert(
+                "constant_length",
+                "low",
+                name,
+                f"Every value of '{name}' has {statistics['min_length']} characters",
+                f"'{name}' may be a code or identifier; validate its format",
+            )
+        )
+    return alerts
+
+
+def _missing_alert(name: str, null_pct: float, severity: Severity) -> Alert:
+    return _alert(
+        "high_missing" if severity != "low" else "missing",
+        severity,
+        name,
+        f"'{name}' is missing in {null_pct:.2f}% of rows",
+        f"Impute or drop missing values of '{name}' (Clean My Data: null-handler)",
+    )
+
+
+def _alert(
+    category: str, severity: Severity, field: str | None, message: str, recommendation: str, affected: int = 1
+) -> Alert:
+    alert_id = f"{category}:{field}" if field else category
+    return Alert(
+        alert_id=alert_id,
+        severity=severity,
+        category=category,
+        message=message,
+        affected_fields_count=affected if field is None else 1,
+        recommendation=recommendation,
+        field_name=field,
+    )
+
+
+def _issue_from_alert(index: int, alert: Alert) -> Issue:
+    return Issue(
+        issue_id=f"issue-{index + 1}",
+        agent_id=AGENT_ID,
+        field_name=alert.field_name,
+        issue_type=alert.category,
+        severity=alert.severity,
+        message=alert.message,
+    )
+
+
+def _recommendation(index: int, alert: Alert) -> Recommendation:
+    return Recommendation(
+        recommendation_id=f"rec-{index + 1}",
+        agent_id=AGENT_ID,
+        field_name=alert.field_name,
+        priority=alert.severity,
+        recommendation=alert.recommendation,
+        timeline=TIMELINE[alert.severity],
+        estimated_effort_hours=EFFORT_HOURS[alert.severity],
+    )
+
+
+def summary_cards(summary_metrics: dict[str, Any], quality: dict[str, Any], alerts: list[Alert]) -> list[SummaryCard]:
+    score, grade = quality["overall_quality_score"], quality["quality_grade"]
+    critical = sum(alert.severity == "critical" for alert in alerts)
+    high = sum(alert.severity == "high" for alert in alerts)
+    completeness = quality["completeness_score"]
+    duplicates = summary_metrics["duplicate_rows"]
+    pii = summary_metrics["pii_fields"]
+    return [
+        SummaryCard(
+            "overall-quality",
+            "Overall quality",
+            f"{score:.1f} ({grade})",
+            _status_for_grade(grade),
+            f"Mean field quality over {summary_metrics['total_columns']} columns",
+        ),
+        SummaryCard(
+            "dataset-size",
+            "Dataset size",
+            f"{summary_metrics['total_rows']:,} rows x {summary_metrics['total_columns']} columns",
+            "info",
+            "Rows and columns profiled",
+        ),
+        SummaryCard(
+            "completeness",
+            "Completeness",
+            f"{completeness:.1f}%",
+            "excellent" if completeness >= 95 else "good" if completeness >= 80 else "warning",
+            f"{summary_metrics['missing_cells']:,} missing cells",
+        ),
+        SummaryCard(
+            "duplicates",
+            "Duplicate rows",
+            f"{duplicates:,}",
+            "good" if duplicates == 0 else "warning",
+            "Rows that repeat an earlier row exactly",
+        ),
+        SummaryCard(
+            "alerts",
+            "Alerts",
+            f"{len(alerts)}",
+            "critical" if critical else "warning" if high else "good",
+            f"{critical} critical, {high} high",
+        ),
+        SummaryCard(
+            "pii",
+            "Fields with personal data",
+            f"{pii}",
+            "warning" if pii else "good",
+            "Detected by column name or by value patterns",
+        ),
+    ]
+
+
+def _status_for_grade(grade: str) -> Any:
+    return {"A": "excellent", "B": "good", "C": "warning", "D": "warning"}.get(grade, "critical")

@@ -1,0 +1,107 @@
+"""PII and semantic-type detection: by column name, and by value patterns on an evenly spaced sample."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+# Anchored value patterns, checked on a sample of non-null values (Polars regex engine: no look-around).
+VALUE_PATTERNS: dict[str, str] = {
+    "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$",
+    "phone": r"^(\+\d{1,3}[\s.\-]?)?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]?\d{3,4}$",
+    "ssn": r"^\d{3}-\d{2}-\d{4}$",
+    "credit_card": r"^(\d{4}[ \-]?){3}\d{4}$",
+    "ip_address": r"^(\d{1,3}\.){3}\d{1,3}$",
+    "iban": r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$",
+}
+
+# Column-name patterns, matched against the lower-cased name with non-alphanumerics turned into "_".
+NAME_PATTERNS: dict[str, str] = {
+    "email": r"e_?mail|(^|_)mail(_|$)",
+    "phone": r"phone|mobile|(^|_)(tel|cell|fax)(_|$)",
+    "ssn": r"(^|_)ssn(_|$)|social_security|national_id|(^|_)nin(_|$)",
+    "credit_card": r"credit_?card|card_?num|(^|_)(cc|ccn|pan)(_|$)",
+    "iban": r"iban|account_?num|bank_?account",
+    "passport": r"passport",
+    "tax_id": r"tax_?id|(^|_)tin(_|$)|vat_?num",
+    "date_of_birth": r"(^|_)dob(_|$)|birth",
+    "name": r"^(name|surname|(first|last|full|middle|given|family|customer|person|contact|client|employee"
+    r"|patient|user)_?name)$",
+    "address": r"address|street|(^|_)addr(_|$)",
+    "postal_code": r"(^|_)(zip|zipcode|zip_code|postcode|postal_code)(_|$)",
+    "ip_address": r"(^|_)ip(_|$)|ip_?address",
+}
+
+SENSITIVITY: dict[str, str] = {
+    "ssn": "high",
+    "credit_card": "high",
+    "iban": "high",
+    "passport": "high",
+    "tax_id": "high",
+    "date_of_birth": "medium",
+    "email": "medium",
+    "phone": "medium",
+    "name": "medium",
+    "address": "medium",
+    "postal_code": "low",
+    "ip_address": "low",
+}
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
+DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+BOOLEAN_WORDS = ["true", "false", "yes", "no", "y", "n", "t", "f"]
+
+
+@dataclass(frozen=True)
+class TextSignals:
+    """Shares (0..1) of a string column's sampled non-null values that fit each pattern."""
+
+    sample_size: int
+    pattern_shares: dict[str, float]
+    numeric_share: float
+    date_share: float
+    boolean_share: float
+
+
+def pii_type_by_name(column: str) -> str | None:
+    normalised = re.sub(r"[^a-z0-9]+", "_", column.lower()).strip("_")
+    for pii_type, pattern in NAME_PATTERNS.items():
+        if re.search(pattern, normalised):
+            return pii_type
+    return None
+
+
+def sample_rows(frame: pl.DataFrame, sample_size: int) -> pl.DataFrame:
+    step = max(1, frame.height // max(sample_size, 1))
+    return frame.gather_every(step).head(sample_size)
+
+
+def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSignals]:
+    """One select over the sample for every string column and every pattern."""
+    if not columns:
+        return {}
+    expressions: list[pl.Expr] = []
+    for index, column in enumerate(columns):
+        values = pl.col(column).cast(pl.String).drop_nulls().str.strip_chars()
+        expressions.append(values.len().alias(f"{index}:n"))
+        for pii_type, pattern in VALUE_PATTERNS.items():
+            expressions.append(values.str.contains(pattern).mean().alias(f"{index}:{pii_type}"))
+        expressions.append(values.cast(pl.Float64, strict=False).is_not_null().mean().alias(f"{index}:numeric"))
+        parsed_dates = [values.str.to_date(fmt, strict=False) for fmt in DATE_FORMATS] + [
+            values.str.to_datetime(fmt, strict=False).dt.date() for fmt in DATETIME_FORMATS
+        ]
+        expressions.append(pl.coalesce(parsed_dates).is_not_null().mean().alias(f"{index}:date"))
+        expressions.append(values.str.to_lowercase().is_in(BOOLEAN_WORDS).mean().alias(f"{index}:boolean"))
+    row = sample.lazy().select(expressions).collect().row(0, named=True)
+    signals: dict[str, TextSignals] = {}
+    for index, column in enumerate(columns):
+        signals[column] = TextSignals(
+            sample_size=int(row[f"{index}:n"] or 0),
+            pattern_shares={pii_type: float(row[f"{index}:{pii_type}"] or 0.0) for pii_type in VALUE_PATTERNS},
+            numeric_share=float(row[f"{index}:numeric"] or 0.0),
+            date_share=float(row[f"{index}:date"] or 0.0),
+            boolean_share=float(row[f"{index}:boolean"] or 0.0),
+        )
+    return signals

@@ -1,0 +1,366 @@
+"""The ``unified-profiler`` agent: per-column statistics, PII, quality scores, alerts and row-level issues.
+
+Parameters and output field names follow Agensium's profiler (reference/agents.md §1.4); the metric set is
+the merged one of §2.5. Conventions, also stated in ``data.conventions`` of the envelope:
+
+- percentages are 0..100; ``null_percentage`` is of all rows, ``unique_percentage`` of non-null values,
+  top-value ``percentage`` of all rows;
+- ``std``/``variance`` use ddof=1; skewness and kurtosis are the bias-corrected sample estimates
+  (pandas / ``scipy.stats.skew(bias=False)``, ``kurtosis(fisher=True, bias=False)``);
+  quantiles use linear interpolation (NumPy's default);
+- ``entropy`` is the Shannon entropy in bits of the non-null value distribution; ``imbalance`` is
+  ``1 - entropy / log2(distinct)`` (ydata-profiling);
+- ``row_index`` of a row-level issue is the 1-based data row of the input file: the header is line 1,
+  so data row ``r`` is line ``r + 1`` when no quoted field spans lines.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.envelope import (
+    AgentInputs,
+    AgentResult,
+    Envelope,
+    Progress,
+    build_issue_summary,
+    inline_row_level_issues,
+)
+from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, StatsSettings, compute_stats
+from agents.profile.findings import AGENT_ID, build_findings, summary_cards
+from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
+
+AGENT_NAME = "Unified Profiler"
+CREDITS = 30
+TYPE_SIGNAL_SHARE = 0.7
+
+
+class ProfilerParams(BaseModel):
+    """Agensium's six parameters with its defaults, plus ours (documented per field)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="unified-profiler parameters")
+
+    null_alert_threshold: float = Field(50.0, ge=0, le=100, description="Missing % above which an alert is critical")
+    categorical_threshold: int = Field(20, ge=1, description="At most this many distinct values: categorical")
+    categorical_ratio_threshold: float = Field(
+        0.05, ge=0, le=1, description="Distinct/non-null ratio at or below which a column is categorical"
+    )
+    top_n_values: int = Field(10, ge=1, le=100, description="Most frequent values reported per column")
+    outlier_iqr_multiplier: float = Field(1.5, gt=0, le=100, description="IQR fence multiplier k")
+    outlier_alert_threshold: float = Field(5.0, ge=0, le=100, description="IQR outlier % above which to alert")
+    missing_warning_threshold: float = Field(10.0, ge=0, le=100, description="Missing % for a high alert")
+    zscore_threshold: float = Field(3.0, gt=0, le=100, description="|z| above which a value is a row-level issue")
+    skewness_threshold: float = Field(2.0, gt=0, description="|skewness| above which to alert")
+    zeros_alert_threshold: float = Field(10.0, ge=0, le=100, description="Zero % above which to alert")
+    high_cardinality_threshold: float = Field(95.0, ge=0, le=100, description="Distinct % of a text column to alert")
+    imbalance_threshold: float = Field(0.5, ge=0, le=1, description="1 - H/log2(k) above which to alert")
+    quality_alert_threshold: float = Field(80.0, ge=0, le=100, description="Field quality below which to alert")
+    histogram_bins: int = Field(20, ge=1, le=200, description="Fixed-width histogram bins for numeric columns")
+    pii_sample_size: int = Field(1000, ge=10, le=100_000, description="Evenly spaced rows checked by regex")
+    pii_match_threshold: float = Field(0.7, gt=0, le=1, description="Share of sampled values matching a pattern")
+    max_stored_row_level_issues: int = Field(
+        1_000_000, ge=0, le=10_000_000, description="Row-level issues kept for the stored report (total always counted)"
+    )
+
+
+def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = inputs.primary
+    progress(0.0, f"Profiling {frame.width} columns of {frame.height:,} rows")
+    settings = StatsSettings(
+        top_n_values=params.top_n_values,
+        histogram_bins=params.histogram_bins,
+        outlier_iqr_multiplier=params.outlier_iqr_multiplier,
+        zscore_threshold=params.zscore_threshold,
+        max_stored_row_level_issues=params.max_stored_row_level_issues,
+    )
+    stats = compute_stats(frame, settings, lambda: progress(0.6, "Computing outliers, histograms and row issues"))
+    progress(0.85, "Detecting personal data and scoring quality")
+    string_columns = [column.name for column in stats.columns if column.kind == "string"]
+    signals = text_signals(sample_rows(frame.select(string_columns), params.pii_sample_size), string_columns)
+    fields = [_field_profile(column, signals.get(column.name), params) for column in stats.columns]
+
+    dataset = _dataset_summary(stats.dataset.__dict__, fields, int(frame.estimated_size()))
+    findings = build_findings(fields, dataset, params)
+    quality = _quality_summary(fields, dataset, findings.alerts, params)
+    summary_metrics = {
+        "total_rows": dataset["rows"],
+        "total_columns": dataset["columns"],
+        "total_fields_profiled": len(fields),
+        "missing_cells": dataset["missing_cells"],
+        "missing_cells_percentage": dataset["missing_cells_percentage"],
+        "duplicate_rows": dataset["duplicate_rows"],
+        "overall_quality_score": quality["overall_quality_score"],
+        "quality_grade": quality["quality_grade"],
+        "pii_fields": sum(bool(field["properties"]["estimated_pii_type"]) for field in fields),
+        "fields_requiring_attention": len(quality["fields_requiring_attention"]),
+        "alerts_total": len(findings.alerts),
+        "critical_alerts": quality["critical_issues"],
+        "row_level_issues_total": stats.dataset.row_level_issues_total,
+    }
+    row_issues = stats.row_level_issues
+    data = {
+        "dataset": dataset,
+        "fields": fields,
+        "quality_summary": quality,
+        "row_index_base": 1,
+        "row_index_meaning": "1-based data row of the input file (header = line 1, so file line = row_index + 1)",
+        "row_level_issues_total": stats.dataset.row_level_issues_total,
+        "row_level_issues_by_type": stats.dataset.row_level_issues_by_type,
+        "row_level_issues_stored": row_issues.height,
+        "row_level_issues_truncated": row_issues.height < stats.dataset.row_level_issues_total,
+        "conventions": {
+            "null_percentage": "of all rows",
+            "unique_percentage": "of non-null values",
+            "top_values.percentage": "of all rows",
+            "std_ddof": 1,
+            "skew_kurtosis": "bias-corrected sample estimates; kurtosis is excess (Fisher)",
+            "quantile_interpolation": "linear",
+            "entropy": "Shannon entropy in bits of the non-null values",
+        },
+        **parameter_objects(params),
+    }
+    envelope = Envelope(
+        status="success",
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        execution_time_ms=0,
+        summary_metrics=summary_metrics,
+        data=data,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        row_level_issues=inline_row_level_issues(row_issues),
+        issue_summary=build_issue_summary(findings.issues, row_issues),
+        recommendations=findings.recommendations,
+        executive_summary=summary_cards(summary_metrics, quality, findings.alerts),
+    )
+    # The stored list may be capped; the summary counts every issue.
+    envelope.issue_summary["total_issues"] = len(findings.issues) + stats.dataset.row_level_issues_total
+    envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, "Profile complete")
+    return AgentResult(envelope=envelope, row_level_issues=row_issues)
+
+
+def parameter_objects(params: BaseModel) -> dict[str, dict[str, Any]]:
+    """Agensium's three-object pattern: defaults, the user's overrides (null where not given), the merge."""
+    defaults = type(params)().model_dump()
+    used = params.model_dump()
+    overrides = {key: (used[key] if key in params.model_fields_set else None) for key in defaults}
+    return {"defaults": defaults, "overrides": overrides, "parameters": used}
+
+
+def _field_profile(column: ColumnStats, signals: TextSignals | None, params: ProfilerParams) -> dict[str, Any]:
+    rows, non_null = column.rows, column.non_null_count
+    unique = column.unique_count
+    unique_pct = _pct(unique, non_null) if unique is not None else None
+    is_categorical = bool(
+        unique is not None
+        and non_null > 0
+        and (unique <= params.categorical_threshold or unique / non_null <= params.categorical_ratio_threshold)
+    )
+    value_pii = _pii_by_value(signals, params.pii_match_threshold)
+    name_pii = pii_type_by_name(column.name)
+    pii_type = value_pii or name_pii
+    method = "name+value" if value_pii and name_pii else "value" if value_pii else "name" if name_pii else None
+    semantic_type = _semantic_type(column, signals, value_pii, is_categorical, unique)
+
+    statistics = _statistics(column, non_null)
+    completeness = 100.0 - _pct(column.null_count, rows)
+    validity = _validity(column, statistics, signals, semantic_type, non_null)
+    consistency = 0.0 if non_null == 0 else 100.0 if (unique or 0) > 1 else 50.0
+    quality_score = round((completeness + validity + consistency) / 3, 2)
+    entropy = column.entropy_bits
+    imbalance = None
+    if entropy is not None and unique and unique > 1:
+        imbalance = round(max(0.0, 1 - entropy / math.log2(unique)), 6)
+    return {
+        "field_name": column.name,
+        "data_type": column.kind,
+        "polars_dtype": column.dtype,
+        "semantic_type": semantic_type,
+        "properties": {
+            "row_count": rows,
+            "non_null_count": non_null,
+            "null_count": column.null_count,
+            "null_percentage": _pct(column.null_count, rows),
+            "unique_count": unique,
+            "unique_percentage": unique_pct,
+            "values_seen_once": column.unique_once_count,
+            "is_unique": bool(unique is not None and non_null > 0 and unique == non_null),
+            "is_constant": unique == 1,
+            "is_categorical": is_categorical,
+            "estimated_pii_type": pii_type,
+            "estimated_sensitivity_level": SENSITIVITY.get(pii_type, "low") if pii_type else "none",
+            "pii_detection": {
+                "by_name": name_pii,
+                "by_value": value_pii,
+                "method": method,
+                "value_match_shares": _rounded(signals.pattern_shares) if signals else None,
+                "sample_size": signals.sample_size if signals else None,
+            },
+        },
+        "quality_score": quality_score,
+        "quality_indicators": {
+            "completeness": round(completeness, 2),
+            "uniqueness": round(unique_pct or 0.0, 2),
+            "validity": round(validity, 2),
+            "consistency": consistency,
+        },
+        "statistics": statistics,
+        "distribution": {
+            "top_values": column.top_values,
+            "histogram": column.histogram,
+            "entropy": entropy,
+            "imbalance": imbalance,
+        },
+    }
+
+
+def _statistics(column: ColumnStats, non_null: int) -> dict[str, Any]:
+    statistics: dict[str, Any] = {"count": non_null, "entropy": column.entropy_bits}
+    if column.entropy_bits is not None and column.unique_count and column.unique_count > 1:
+        statistics["entropy_normalized"] = round(column.entropy_bits / math.log2(column.unique_count), 6)
+    if column.kind in NUMERIC_KINDS and column.numeric:
+        numeric = dict(column.numeric)
+        quantiles = numeric.pop("quantiles")
+        minimum, maximum, mean, std = numeric["min"], numeric["max"], numeric["mean"], numeric["std"]
+        statistics.update(numeric)
+        statistics.update(quantiles)
+        statistics["median"] = quantiles["p50"]
+        statistics["quantiles"] = quantiles
+        statistics["range"] = None if minimum is None or maximum is None else maximum - minimum
+        statistics["coefficient_of_variation"] = std / mean if std is not None and mean else None
+        statistics["zeros_percentage"] = _pct(numeric["zeros_count"], non_null)
+        statistics["negatives_percentage"] = _pct(numeric["negatives_count"], non_null)
+        statistics["outlier_count"] = numeric.get("outlier_count", 0)
+        statistics["outlier_percentage"] = _pct(numeric.get("outlier_count", 0), non_null)
+        statistics["outlier_lower_bound"] = numeric.get("outlier_lower_bound")
+        statistics["outlier_upper_bound"] = numeric.get("outlier_upper_bound")
+    elif column.kind == "string":
+        statistics.update(column.lengths)
+    elif column.temporal:
+        statistics.update(column.temporal)
+    elif column.kind == "boolean" and column.true_count is not None:
+        statistics["true_count"] = column.true_count
+        statistics["false_count"] = non_null - column.true_count
+        statistics["true_percentage"] = _pct(column.true_count, non_null)
+    return statistics
+
+
+def _pii_by_value(signals: TextSignals | None, threshold: float) -> str | None:
+    if not signals or not signals.sample_size:
+        return None
+    pii_type, share = max(signals.pattern_shares.items(), key=lambda item: item[1])
+    return pii_type if share >= threshold else None
+
+
+def _semantic_type(
+    column: ColumnStats, signals: TextSignals | None, value_pii: str | None, categorical: bool, unique: int | None
+) -> str:
+    if column.non_null_count == 0:
+        return "empty"
+    if column.kind == "string" and signals is not None:
+        if value_pii:
+            return value_pii
+        if signals.numeric_share >= TYPE_SIGNAL_SHARE:
+            return "numeric_string"
+        if signals.date_share >= TYPE_SIGNAL_SHARE:
+            return "date_string"
+        if signals.boolean_share >= 0.9 and (unique or 0) <= 8:
+            return "boolean_string"
+        return "categorical" if categorical else "text"
+    if column.kind == "integer" and unique == column.non_null_count and column.non_null_count > 1:
+        return "identifier"
+    if column.kind in NUMERIC_KINDS:
+        return "categorical" if categorical else "continuous" if column.kind == "float" else "discrete"
+    return column.kind
+
+
+def _validity(
+    column: ColumnStats, statistics: dict[str, Any], signals: TextSignals | None, semantic: str, non_null: int
+) -> float:
+    """Share of values that fit the column's type: numeric 100 - min(outlier %, 20) - infinite %; a text
+    column with a dominant pattern (e-mail, number, date, ...) the share of sampled values matching it."""
+    if non_null == 0:
+        return 0.0
+    if column.kind in NUMERIC_KINDS:
+        infinite = _pct(statistics.get("infinite_count", 0), non_null)
+        return max(0.0, 100.0 - min(statistics.get("outlier_percentage", 0.0), 20.0) - infinite)
+    if signals is None:
+        return 100.0
+    share = signals.pattern_shares.get(semantic)
+    if share is None:
+        share = {
+            "numeric_string": signals.numeric_share,
+            "date_string": signals.date_share,
+            "boolean_string": signals.boolean_share,
+        }.get(semantic, 1.0)
+    return 100.0 * share
+
+
+def _dataset_summary(stats: dict[str, Any], fields: list[dict[str, Any]], memory_bytes: int) -> dict[str, Any]:
+    rows, columns = stats["rows"], stats["columns"]
+    type_counts: dict[str, int] = {}
+    semantic_counts: dict[str, int] = {}
+    for field in fields:
+        type_counts[field["data_type"]] = type_counts.get(field["data_type"], 0) + 1
+        semantic_counts[field["semantic_type"]] = semantic_counts.get(field["semantic_type"], 0) + 1
+    return {
+        "rows": rows,
+        "columns": columns,
+        "cells": rows * columns,
+        "missing_cells": stats["missing_cells"],
+        "missing_cells_percentage": _pct(stats["missing_cells"], rows * columns),
+        "columns_with_missing": sum(field["properties"]["null_count"] > 0 for field in fields),
+        "columns_all_missing": sum(field["properties"]["non_null_count"] == 0 for field in fields),
+        "duplicate_rows": stats["duplicate_rows"],
+        "duplicate_rows_percentage": _pct(stats["duplicate_rows"], rows),
+        "type_counts": type_counts,
+        "semantic_type_counts": semantic_counts,
+        "memory_bytes": memory_bytes,
+    }
+
+
+def _quality_summary(
+    fields: list[dict[str, Any]], dataset: dict[str, Any], alerts: list[Any], params: ProfilerParams
+) -> dict[str, Any]:
+    def mean_of(key: str) -> float:
+        values = [field["quality_indicators"][key] for field in fields]
+        return round(sum(values) / len(values), 2) if values else 0.0
+
+    overall = round(sum(field["quality_score"] for field in fields) / len(fields), 2) if fields else 0.0
+    return {
+        "overall_quality_score": overall,
+        "quality_grade": quality_grade(overall),
+        "completeness_score": mean_of("completeness"),
+        "validity_score": mean_of("validity"),
+        "consistency_score": mean_of("consistency"),
+        "uniqueness_score": mean_of("uniqueness"),
+        "accuracy_score": round(100.0 - dataset["duplicate_rows_percentage"], 2),
+        "accuracy_meaning": "share of rows that are not exact duplicates of an earlier row",
+        "fields_requiring_attention": [
+            field["field_name"] for field in fields if field["quality_score"] < params.quality_alert_threshold
+        ],
+        "critical_issues": sum(alert.severity == "critical" for alert in alerts),
+        "warnings": sum(alert.severity in {"high", "medium"} for alert in alerts),
+        "grading": {"A": ">= 90", "B": ">= 80", "C": ">= 70", "D": ">= 60", "F": "< 60"},
+    }
+
+
+def quality_grade(score: float) -> str:
+    for grade, floor in (("A", 90), ("B", 80), ("C", 70), ("D", 60)):
+        if score >= floor:
+            return grade
+    return "F"
+
+
+def _pct(part: int | float | None, whole: int) -> float:
+    return round(100.0 * (part or 0) / whole, 4) if whole else 0.0
+
+
+def _rounded(shares: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 4) for key, value in shares.items()}

@@ -1,0 +1,371 @@
+"""The tool catalog (PRODUCT.md "Tools and agents"): tools, their default chains, agents with credit costs
+and parameter schemas, accepted inputs and outputs.
+
+Ids, chains and credits are Agensium's (reference/agents.md §1.4–1.6) so that its front end and users'
+``parameters.json`` files keep working. Only agents that exist (have a ``run``) are listed and callable;
+a tool none of whose agents exist is not listed; a default chain is shown filtered to existing agents.
+
+Content types accepted for uploads (the presigned PUT is signed with the declared one, and the file is
+parsed strictly whatever it claims to be, so the list is about what real clients send):
+``.csv`` — ``text/csv``, ``application/csv``, ``text/plain``, ``application/vnd.ms-excel`` (browsers on
+machines with Excel installed label CSV files so) and ``application/octet-stream`` (clients that do not
+know); ``.tsv`` — ``text/tab-separated-values``, ``text/plain``, ``application/octet-stream``; ``.txt`` —
+``text/plain``, ``text/csv``, ``application/octet-stream``; ``parameters.json`` — ``application/json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agents.envelope import AgentInputs, AgentResult, Progress
+from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
+from agents.profile import profiler
+
+AgentRun = Callable[[AgentInputs, Any, Progress], AgentResult]
+
+DATA_CONTENT_TYPES: dict[str, frozenset[str]] = {
+    ".csv": frozenset(
+        {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "application/octet-stream"}
+    ),
+    ".tsv": frozenset({"text/tab-separated-values", "text/plain", "application/octet-stream"}),
+    ".txt": frozenset({"text/plain", "text/csv", "application/octet-stream"}),
+}
+PARAMETERS_NAME = "parameters.json"
+PARAMETERS_CONTENT_TYPES = frozenset({"application/json"})
+OUTPUT_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+}
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    agent_id: str
+    name: str
+    credits: int
+    description: str
+    parameters_model: type[BaseModel] | None = None
+    run: AgentRun | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.run is not None and self.parameters_model is not None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    role: str
+    pattern: str
+    required: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    tool_id: str
+    name: str
+    description: str
+    default_chain: tuple[str, ...]
+    optional_agents: tuple[str, ...]
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...]
+    report_basename: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def all_agents(self) -> tuple[str, ...]:
+        return self.default_chain + self.optional_agents
+
+
+AGENTS: dict[str, AgentSpec] = {
+    spec.agent_id: spec
+    for spec in (
+        AgentSpec(
+            "unified-profiler",
+            profiler.AGENT_NAME,
+            profiler.CREDITS,
+            "Per-column types, nulls, distinct values, statistics, outliers, entropy, top values, histograms, "
+            "PII, quality scores and a dataset grade",
+            profiler.ProfilerParams,
+            profiler.run,
+        ),
+        AgentSpec("drift-detector", "Drift Detector", 40, "Distribution and schema drift against a baseline"),
+        AgentSpec("score-risk", "Risk Scorer", 35, "PII and sensitive-field risk, compliance frameworks"),
+        AgentSpec("test-coverage-agent", "Test Coverage", 30, "User-declared uniqueness, range and format tests"),
+        AgentSpec("readiness-rater", "Readiness Rater", 25, "Completeness, consistency and schema health"),
+        AgentSpec("governance-checker", "Governance Checker", 45, "Lineage, consent and classification fields"),
+        AgentSpec("cleanse-previewer", "Cleanse Previewer", 20, "What-if preview of cleaning rules"),
+        AgentSpec("quarantine-agent", "Quarantine Agent", 35, "Rows failing rules moved to quarantine"),
+        AgentSpec("type-fixer", "Type Fixer", 25, "Numbers, dates and booleans stored as text"),
+        AgentSpec("field-standardization", "Field Standardization", 40, "Trim, case, synonyms, units, dates"),
+        AgentSpec("duplicate-resolver", "Duplicate Resolver", 50, "Exact, case/whitespace and conflicting duplicates"),
+        AgentSpec("null-handler", "Null Handler", 30, "Drop or impute missing values"),
+        AgentSpec("outlier-remover", "Outlier Remover", 35, "IQR / z-score / percentile outliers"),
+        AgentSpec("cleanse-writeback", "Cleanse Writeback", 30, "Integrity checks and the cleansing manifest"),
+        AgentSpec("key-identifier", "Key Identifier", 45, "Primary, entity, foreign and composite keys"),
+        AgentSpec("contract-enforcer", "Contract Enforcer", 75, "Validate and transform against a data contract"),
+        AgentSpec("semantic-mapper", "Semantic Mapper", 50, "Map columns and values to a standard vocabulary"),
+        AgentSpec("survivorship-resolver", "Survivorship Resolver", 100, "Per-field winners with provenance"),
+        AgentSpec("golden-record-builder", "Golden Record Builder", 150, "Fuzzy matching to golden records"),
+        AgentSpec("stewardship-flagger", "Stewardship Flagger", 40, "Review queue for data stewards"),
+        AgentSpec("searcher", "Searcher", 0, "Filter, search, sort and paginate"),
+        AgentSpec("aggregator", "Aggregator", 0, "Group by an entity column with counts, sums and means"),
+        AgentSpec("transformer", "Transformer", 0, "Ordered operations producing a new dataset version"),
+    )
+}
+
+_PRIMARY = InputSpec("primary", "primary.*", True, "The dataset (CSV, TSV or TXT)")
+_BASELINE = InputSpec("baseline", "baseline.*", False, "A reference dataset to compare against")
+_PARAMETERS = InputSpec("parameters", PARAMETERS_NAME, False, "Parameters keyed by agent id")
+
+TOOLS: dict[str, ToolSpec] = {
+    spec.tool_id: spec
+    for spec in (
+        ToolSpec(
+            "profile-my-data",
+            "Profile My Data",
+            "Profile a dataset: statistics, quality, PII, drift, readiness",
+            ("unified-profiler", "drift-detector", "score-risk", "test-coverage-agent", "readiness-rater"),
+            ("governance-checker",),
+            (_PRIMARY, _BASELINE, _PARAMETERS),
+            ("data_profile_report.json", "data_profile_report.xlsx"),
+            "data_profile_report",
+            frozenset({"primary", "baseline", "parameters"}),
+        ),
+        ToolSpec(
+            "clean-my-data",
+            "Clean My Data",
+            "Clean a dataset: quarantine, types, standardisation, duplicates",
+            (
+                "cleanse-previewer",
+                "quarantine-agent",
+                "type-fixer",
+                "field-standardization",
+                "duplicate-resolver",
+                "null-handler",
+                "outlier-remover",
+                "cleanse-writeback",
+            ),
+            (),
+            (_PRIMARY, _PARAMETERS),
+            ("cleaned_data.csv", "quarantine.csv", "cleaning_report.json", "cleaning_report.xlsx"),
+            "cleaning_report",
+            frozenset({"primary", "parameters"}),
+        ),
+        ToolSpec(
+            "master-my-data",
+            "Master My Data",
+            "Keys, contracts, semantic mapping and golden records",
+            (
+                "key-identifier",
+                "contract-enforcer",
+                "semantic-mapper",
+                "survivorship-resolver",
+                "golden-record-builder",
+                "stewardship-flagger",
+            ),
+            (),
+            (_PRIMARY, _PARAMETERS),
+            ("master_data.csv", "crosswalk.csv", "stewardship_queue.csv", "master_report.json", "master_report.xlsx"),
+            "master_report",
+            frozenset({"primary", "parameters"}),
+        ),
+        ToolSpec(
+            "search-my-data",
+            "Search My Data",
+            "Search, filter and aggregate a dataset",
+            ("searcher", "aggregator"),
+            (),
+            (_PRIMARY, _PARAMETERS),
+            ("search_result.json", "search_result.csv"),
+            "search_result",
+            frozenset({"primary", "parameters"}),
+        ),
+        ToolSpec(
+            "transform-my-data",
+            "Transform My Data",
+            "Apply ordered transformations to a dataset",
+            ("transformer",),
+            (),
+            (_PRIMARY, _PARAMETERS),
+            ("transformed_data.csv", "transform_report.json"),
+            "transform_report",
+            frozenset({"primary", "parameters"}),
+        ),
+    )
+}
+
+
+def existing_agents(agent_ids: Iterable[str]) -> list[str]:
+    return [agent_id for agent_id in agent_ids if agent_id in AGENTS and AGENTS[agent_id].exists]
+
+
+def tool(tool_id: str) -> ToolSpec:
+    spec = TOOLS.get(tool_id)
+    if spec is None or not existing_agents(spec.all_agents):
+        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(_listed())})
+    return spec
+
+
+def agent(agent_id: str) -> AgentSpec:
+    spec = AGENTS.get(agent_id)
+    if spec is None or not spec.exists:
+        raise UnknownAgentError(f"unknown agent '{agent_id}'", {"agent_id": agent_id})
+    return spec
+
+
+def _listed() -> list[str]:
+    return [tool_id for tool_id, spec in TOOLS.items() if existing_agents(spec.all_agents)]
+
+
+def catalog() -> dict[str, Any]:
+    """The JSON-serialisable catalog served by ``GET /api/v1/tools``."""
+    tools = []
+    for tool_id in _listed():
+        spec = TOOLS[tool_id]
+        default_chain = existing_agents(spec.default_chain)
+        agents = [
+            {
+                "agent_id": agent_id,
+                "name": AGENTS[agent_id].name,
+                "description": AGENTS[agent_id].description,
+                "credits": AGENTS[agent_id].credits,
+                "parameters_schema": AGENTS[agent_id].parameters_model.model_json_schema(),  # type: ignore[union-attr]
+                "in_default_chain": agent_id in default_chain,
+            }
+            for agent_id in existing_agents(spec.all_agents)
+        ]
+        tools.append(
+            {
+                "tool_id": spec.tool_id,
+                "name": spec.name,
+                "description": spec.description,
+                "default_chain": default_chain,
+                "default_chain_credits": chain_cost(default_chain),
+                "agents": agents,
+                "inputs": [
+                    {
+                        "role": item.role,
+                        "name": item.pattern,
+                        "required": item.required,
+                        "description": item.description,
+                        "formats": ["json"]
+                        if item.role == "parameters"
+                        else sorted(ext[1:] for ext in DATA_CONTENT_TYPES),
+                        "content_types": (
+                            {"json": sorted(PARAMETERS_CONTENT_TYPES)}
+                            if item.role == "parameters"
+                            else {ext[1:]: sorted(types) for ext, types in DATA_CONTENT_TYPES.items()}
+                        ),
+                    }
+                    for item in spec.inputs
+                ],
+                "outputs": [{"name": name, "content_type": output_content_type(name)} for name in _outputs(spec)],
+            }
+        )
+    return {"tools": tools}
+
+
+def _outputs(spec: ToolSpec) -> list[str]:
+    """Outputs the existing agents actually produce: for now, the reports."""
+    return [name for name in spec.outputs if name.startswith(spec.report_basename)]
+
+
+def outputs(tool_id: str) -> list[str]:
+    return _outputs(tool(tool_id))
+
+
+def resolve_chain(tool_id: str, agents: list[str] | None) -> list[str]:
+    """The agents to run, in order: the tool's default chain (existing agents) when ``agents`` is None."""
+    spec = tool(tool_id)
+    if agents is None:
+        return existing_agents(spec.default_chain)
+    if not agents:
+        raise UnknownAgentError("no agents selected", {"tool_id": tool_id})
+    chain: list[str] = []
+    for agent_id in agents:
+        agent(agent_id)
+        if agent_id not in spec.all_agents:
+            raise UnknownAgentError(
+                f"agent '{agent_id}' is not part of tool '{tool_id}'", {"agent_id": agent_id, "tool_id": tool_id}
+            )
+        if agent_id not in chain:
+            chain.append(agent_id)
+    return chain
+
+
+def chain_cost(agent_ids: Iterable[str]) -> int:
+    return sum(AGENTS[agent_id].credits for agent_id in agent_ids if agent_id in AGENTS)
+
+
+def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
+    """This agent's validated parameters (its defaults where ``raw`` is silent)."""
+    model = agent(agent_id).parameters_model
+    assert model is not None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidParametersError(
+            f"parameters for '{agent_id}' must be a JSON object", agent_id=agent_id, field=None
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field_name = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidParametersError(
+            f"{agent_id}.{field_name}: {first['msg']}",
+            {"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]},
+            agent_id=agent_id,
+            field=field_name,
+        ) from None
+
+
+def validate_parameters(tool_id: str, agent_ids: list[str], parameters: dict[str, Any]) -> None:
+    """``parameters`` is keyed by agent id. Keys naming agents of the tool that do not exist yet are
+    accepted (Agensium users' files carry them); anything else must validate."""
+    spec = tool(tool_id)
+    if not isinstance(parameters, dict):
+        raise InvalidParametersError("parameters must be a JSON object keyed by agent id")
+    for agent_id, raw in parameters.items():
+        if agent_id not in spec.all_agents:
+            raise InvalidParametersError(
+                f"'{agent_id}' is not an agent of tool '{tool_id}'", agent_id=agent_id, field=None
+            )
+        if AGENTS[agent_id].exists:
+            parse_parameters(agent_id, raw)
+    for agent_id in agent_ids:
+        if agent_id not in parameters:
+            parse_parameters(agent_id, {})
+
+
+def input_role(name: str, tool_id: str | None = None) -> str | None:
+    """ "primary" / "baseline" / "parameters" from the upload name, or None when it is not accepted
+    (by the given tool, when ``tool_id`` is given)."""
+    role: str | None = None
+    if name == PARAMETERS_NAME:
+        role = "parameters"
+    else:
+        path = PurePath(name)
+        stem = name.split(".", 1)[0]
+        if stem in {"primary", "baseline"} and path.suffix.lower() in DATA_CONTENT_TYPES and name.count(".") == 1:
+            role = stem
+    if role is not None and tool_id is not None and role not in tool(tool_id).roles:
+        return None
+    return role
+
+
+def accepted_content_types(name: str) -> set[str]:
+    if name == PARAMETERS_NAME:
+        return set(PARAMETERS_CONTENT_TYPES)
+    return set(DATA_CONTENT_TYPES.get(PurePath(name).suffix.lower(), frozenset()))
+
+
+def output_content_type(name: str) -> str:
+    return OUTPUT_CONTENT_TYPES.get(PurePath(name).suffix.lower(), "application/octet-stream")

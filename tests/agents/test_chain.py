@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from agents import registry
+from agents.chain import run_tool
+from agents.envelope import AgentInputs, AgentResult, Envelope, Progress
+from agents.errors import InvalidFileError, InvalidParametersError
+
+
+def write_csv(tmp_path: Path, rows: int = 1500) -> Path:
+    path = tmp_path / "primary.csv"
+    pl.DataFrame(
+        {
+            "id": range(rows),
+            "value": [None if i % 4 == 0 else i * 0.5 for i in range(rows)],
+            "tag": ["a", "b", "c"] * (rows // 3),
+        }
+    ).write_csv(path)
+    return path
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str | None, str]] = []
+
+    def __call__(self, percent: int, agent: str | None, message: str) -> None:
+        self.events.append((percent, agent, message))
+
+
+def ignore_progress(percent: int, agent: str | None, message: str) -> None:
+    pass
+
+
+def test_profile_tool_end_to_end(tmp_path: Path) -> None:
+    progress = Recorder()
+    out_dir = tmp_path / "out"
+    result = run_tool(
+        "profile-my-data",
+        ["unified-profiler"],
+        {"primary.csv": write_csv(tmp_path)},
+        {"unified-profiler": {"top_n_values": 3}},
+        out_dir,
+        progress,
+    )
+    json.dumps(result)
+    assert result["status"] == "success" and result["tool_id"] == "profile-my-data"
+    assert [o["name"] for o in result["outputs"]] == ["data_profile_report.json", "data_profile_report.xlsx"]
+    assert all((out_dir / o["name"]).stat().st_size > 0 for o in result["outputs"])
+    envelope = result["agents"]["unified-profiler"]
+    assert envelope["data"]["parameters"]["top_n_values"] == 3
+    assert len(envelope["row_level_issues"]) == 375 == envelope["data"]["row_level_issues_total"]
+    assert result["summary"]["rows"] == 1500 and result["summary"]["columns"] == 3
+    assert result["summary"]["quality_grade"] in {"A", "B", "C", "D", "F"}
+    assert {"read_primary", "unified-profiler", "reports", "total"} <= set(result["timings_ms"])
+    percents = [event[0] for event in progress.events]
+    assert percents == sorted(percents) and percents[-1] == 100 and 0 <= percents[0] <= 5
+    assert progress.events[0][2] == "Reading primary.csv"
+    assert any(agent == "unified-profiler" for _, agent, _ in progress.events)
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def fake_risk(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    progress(0.5, "scoring")
+    return AgentResult(
+        Envelope(status="success", agent_id="score-risk", agent_name="Risk", summary_metrics={"rows": inputs.row_count})
+    )
+
+
+def exploding(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    progress(0.3, "about to fail")
+    raise RuntimeError("kaboom")
+
+
+def test_failing_agent_makes_the_result_partial_and_the_chain_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profiler = registry.AGENTS["unified-profiler"]
+    monkeypatch.setitem(registry.AGENTS, "unified-profiler", dataclasses.replace(profiler, run=exploding))
+    monkeypatch.setitem(
+        registry.AGENTS,
+        "score-risk",
+        dataclasses.replace(registry.AGENTS["score-risk"], parameters_model=NoParams, run=fake_risk),
+    )
+    progress = Recorder()
+    result = run_tool(
+        "profile-my-data",
+        ["unified-profiler", "score-risk"],
+        {"primary.csv": write_csv(tmp_path)},
+        {},
+        tmp_path / "out",
+        progress,
+    )
+    assert result["status"] == "partial"
+    failed = result["agents"]["unified-profiler"]
+    assert failed["status"] == "error" and "kaboom" in failed["error"]
+    assert result["agents"]["score-risk"]["status"] == "success"
+    assert result["agents"]["score-risk"]["summary_metrics"] == {"rows": 1500}
+    assert result["summary"]["agents_failed"] == 1
+    percents = [event[0] for event in progress.events]
+    assert percents == sorted(percents) and percents[-1] == 100
+    assert (tmp_path / "out" / "data_profile_report.xlsx").exists()
+
+
+def test_input_error_raised_by_an_agent_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bad_input(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+        raise InvalidFileError("primary.csv: column x is unusable")
+
+    monkeypatch.setitem(
+        registry.AGENTS, "unified-profiler", dataclasses.replace(registry.AGENTS["unified-profiler"], run=bad_input)
+    )
+    with pytest.raises(InvalidFileError, match="unusable"):
+        run_tool(
+            "profile-my-data", ["unified-profiler"], {"primary.csv": write_csv(tmp_path)}, {}, tmp_path, ignore_progress
+        )
+
+
+def test_parameters_are_validated_before_anything_is_read(tmp_path: Path) -> None:
+    progress = Recorder()
+    with pytest.raises(InvalidParametersError) as raised:
+        run_tool(
+            "profile-my-data",
+            ["unified-profiler"],
+            {"primary.csv": tmp_path / "does-not-exist.csv"},
+            {"unified-profiler": {"top_n_values": -1}},
+            tmp_path,
+            progress,
+        )
+    assert (raised.value.agent_id, raised.value.field) == ("unified-profiler", "top_n_values")
+    assert progress.events == []
+
+
+def test_malformed_input_fails_with_invalid_file(tmp_path: Path) -> None:
+    path = tmp_path / "primary.csv"
+    path.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(InvalidFileError, match="line 3 has 3 fields"):
+        run_tool("profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, tmp_path / "out", ignore_progress)
+
+
+def test_runs_in_a_process_pool_and_errors_cross_it(tmp_path: Path) -> None:
+    # "spawn" (or "forkserver"), never "fork": a forked child inherits Polars' thread pool locks and can hang.
+    empty = tmp_path / "empty" / "primary.csv"
+    empty.parent.mkdir()
+    empty.write_text("")
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        good = pool.submit(
+            run_tool,
+            "profile-my-data",
+            ["unified-profiler"],
+            {"primary.csv": write_csv(tmp_path)},
+            {},
+            tmp_path / "out",
+            ignore_progress,
+        ).result(timeout=120)
+        bad = pool.submit(
+            run_tool,
+            "profile-my-data",
+            ["unified-profiler"],
+            {"primary.csv": empty},
+            {},
+            tmp_path / "out2",
+            ignore_progress,
+        )
+        with pytest.raises(InvalidFileError) as raised:
+            bad.result(timeout=120)
+    assert good["status"] == "success"
+    assert raised.value.code == "INVALID_FILE" and "the file is empty" in raised.value.message
