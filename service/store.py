@@ -278,7 +278,6 @@ class TaskStore:
     ) -> None:
         # The per-user lock makes ids commit in order within a user's streams, and publishing
         # while it is held makes live delivery follow the same order.
-        await conn.execute(self.q["lock_user_events"], user_id)
         event_id = await conn.fetchval(
             self.q["insert_event"], uuid.UUID(task_id), uuid.UUID(user_id), type_, payload
         )

@@ -141,13 +141,13 @@ DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3) RETURNING 
 -- Current status of a task, to explain a refused transition.
 SELECT status FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2);
 
--- name: lock_user_events
--- Serialise event inserts per user so event ids commit in id order within every stream.
-SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0));
-
 -- name: insert_event
--- One row of the durable event log.
-INSERT INTO task_events (task_id, user_id, type, payload) VALUES ($1, $2, $3, $4) RETURNING id;
+-- One row of the durable event log, taking its id under a per-user transaction lock first, so
+-- that event ids commit in id order within every stream of that user.
+WITH user_lock AS (SELECT pg_advisory_xact_lock(hashtextextended($2::uuid::text, 0)))
+INSERT INTO task_events (task_id, user_id, type, payload)
+SELECT $1::uuid, $2::uuid, $3::text, $4::jsonb FROM user_lock
+RETURNING id;
 
 -- name: task_events_after
 -- A task's events after an id, in order.
