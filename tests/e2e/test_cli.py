@@ -49,3 +49,31 @@ async def test_submit_of_a_bad_file_exits_1_with_the_error(
 async def test_submit_usage_error_exits_2(api: ApiServer, account: Account, tmp_path: Path) -> None:
     code, _, _ = await run_cli(api, account, "submit", str(tmp_path / "missing.csv"))
     assert code == 2
+
+
+async def test_users_create_prints_a_working_key(api: ApiServer) -> None:
+    import httpx
+
+    env = {**os.environ, "DATABASE_URL": api.settings.database_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service.cli", "users", "create", "cli-made", "--credits", "77", "--admin", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    made = json.loads(out)
+    assert set(made) >= {"user_id", "api_key"}
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {made['api_key']}"}) as c:
+        me = (await c.get("/api/v1/me")).json()
+    assert me == {"user_id": made["user_id"], "name": "cli-made", "credits": 77, "is_admin": True}
+
+
+async def test_migrate_is_idempotent(api: ApiServer) -> None:
+    env = {**os.environ, "DATABASE_URL": api.settings.database_url}
+    for _ in range(2):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service.cli", "migrate", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
