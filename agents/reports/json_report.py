@@ -1,7 +1,8 @@
 """The stored JSON report: every agent's full envelope, with *all* of its row-level issues.
 
-Row-level issues can run into millions, so they are never turned into Python dicts here: the frame is
-serialised by Polars in slices and streamed into the file between the envelope's other fields.
+Row-level issues can run into millions, so they are never turned into Python dicts here: Polars
+serialises the frame straight into the file, between the envelope's other fields, without holding the GIL
+for the encoding (the Excel report is written alongside) and without a Python string of the whole list.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from io import BufferedWriter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 
 from agents.envelope import ROW_LEVEL_ISSUE_SCHEMA
 
-SLICE_ROWS = 100_000
 RowLevelIssues = pl.DataFrame | Mapping[str, pl.DataFrame] | Sequence[Mapping[str, Any]]
 
 
@@ -34,33 +35,23 @@ def write_json_report(
         "row_level_issues_total": sum(frame.height for frame in by_agent.values()),
         "row_index_base": 1,
     }
-    with path.open("w", encoding="utf-8") as sink:
-        sink.write(_dumps(header)[:-1])
-        sink.write(', "agents": [')
+    with path.open("wb") as sink:
+        sink.write(_dumps(header)[:-1].encode())
+        sink.write(b', "agents": [')
         for position, envelope in enumerate(envelopes):
             if position:
-                sink.write(", ")
+                sink.write(b", ")
             _write_envelope(sink, envelope, by_agent[envelope["agent_id"]])
-        sink.write("]}\n")
+        sink.write(b"]}\n")
 
 
-def _write_envelope(sink: IO[str], envelope: dict[str, Any], issues: pl.DataFrame) -> None:
+def _write_envelope(sink: BufferedWriter, envelope: dict[str, Any], issues: pl.DataFrame) -> None:
     body = {key: value for key, value in envelope.items() if key != "row_level_issues"}
-    sink.write(_dumps(body)[:-1])
-    sink.write(', "row_level_issues": [')
-    for offset in range(0, issues.height, SLICE_ROWS):
-        # Encoded inside a lazy query: Polars releases the GIL there, so the Excel writer runs alongside.
-        rows = (
-            issues.lazy()
-            .slice(offset, SLICE_ROWS)
-            .select(pl.struct(pl.all()).struct.json_encode().str.join(", "))
-            .collect()
-            .item()
-        )
-        if offset:
-            sink.write(", ")
-        sink.write(rows)
-    sink.write("]}")
+    sink.write(_dumps(body)[:-1].encode())
+    sink.write(b', "row_level_issues": ')
+    sink.flush()
+    issues.select(list(ROW_LEVEL_ISSUE_SCHEMA)).write_json(sink)  # a JSON array of row objects
+    sink.write(b"}")
 
 
 def _by_agent(row_level_issues: RowLevelIssues, agent_ids: list[str]) -> dict[str, pl.DataFrame]:
