@@ -1,7 +1,9 @@
 # Two commands: `make run` (the service, with its databases) and `make test` (the whole suite).
 # Only Python 3.11+ is needed; everything else comes from pip. Pass arguments with ARGS='...'.
 
-PYTHON ?= python3
+# The first of these that is Python 3.11+ (Ubuntu 22.04's python3 is 3.10); override with PYTHON=...
+PYTHON ?= $(or $(firstword $(foreach candidate,python3 python3.13 python3.12 python3.11,$(if $(shell \
+	$(candidate) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo yes),$(candidate)))),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -17,12 +19,17 @@ help:
 	@echo "make bench  benchmarks in bench/ (not part of CI)"
 	@echo "make clean  remove caches (not .venv, not the data dir .agensium/)"
 
+# A failed attempt is removed (Debian/Ubuntu without python3.X-venv leave a pip-less .venv behind),
+# so the next `make` starts over instead of failing on a half-made .venv.
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
 		echo "Agensium needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo 'not found')." >&2; \
 		echo "Install one and run: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "Could not create $(VENV) with $(PYTHON). On Debian/Ubuntu install the venv module:" >&2; \
+		echo "  sudo apt install python3-venv   (or python$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv)" >&2; \
+		exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip || { rm -rf $(VENV); exit 1; }
 
 # Reinstall only when the project's metadata changed.
 $(STAMP): pyproject.toml | $(BIN)/python

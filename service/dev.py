@@ -168,7 +168,9 @@ def _local_postgres_answers() -> bool:
 
         try:
             conn = await asyncpg.connect(_postgres_url(LOCAL_POSTGRES_PORT, "/postgres"), timeout=3)
-        except (TimeoutError, OSError, asyncpg.PostgresError):
+        # Whatever listens there but will not let `postgres` in without a password (or is no
+        # PostgreSQL at all) is not ours to use: embedded then, rather than a crash at start.
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
             return False
         await conn.close()
         return True

@@ -327,12 +327,13 @@ def _start_seaweedfs_once(
         stop_grace_s=2.0,
         death_signal=signal.SIGKILL,
         extra_ports=ports,
+        # weed always adds gRPC unix sockets in /tmp, named by port.
+        leftover_files=[
+            Path(f"/tmp/seaweedfs-{kind}-grpc-{ports[f'{kind}_grpc']}.sock")
+            for kind in ("master", "volume", "filer", "s3")
+        ],
     )
     server.kill_is_normal = True
-    # weed always adds gRPC unix sockets in /tmp, named by port.
-    server.leftover_files = [
-        Path(f"/tmp/seaweedfs-{kind}-grpc-{ports[f'{kind}_grpc']}.sock") for kind in ("master", "volume", "filer", "s3")
-    ]
     _wait_until(server, lambda: _s3_answers(server.url, access_key, secret_key), timeout_s)
     return server
 
@@ -381,7 +382,8 @@ def kill_stale_server(data_dir: Path, name: str) -> None:
     """Kill the server a previous launcher left running on this data dir, if its PID file says so."""
     pid_file = pid_file_path(data_dir, name)
     try:
-        pid = int(json.loads(pid_file.read_text())["pid"])
+        record = json.loads(pid_file.read_text())
+        pid = int(record["pid"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         pid_file.unlink(missing_ok=True)
         return
@@ -389,7 +391,24 @@ def kill_stale_server(data_dir: Path, name: str) -> None:
     if process is not None:
         log.warning("killing stale %s (pid %d) left running on %s", name, pid, data_dir)
         _kill_and_reap(process)
+    for leftover in record.get("leftover_files", []):  # a killed server cannot remove its sockets
+        _remove_dead_socket(Path(leftover))
     pid_file.unlink(missing_ok=True)
+
+
+def _remove_dead_socket(path: Path) -> None:
+    """Unlink a unix socket file nobody accepts on (another server may have reused its name)."""
+    with contextlib.suppress(OSError):
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+        except OSError:  # missing, or not a socket we can judge: leave it
+            pass
 
 
 def server_processes(data_dir: Path) -> list[psutil.Process]:
@@ -432,9 +451,10 @@ def _kill_and_reap(process: psutil.Process) -> None:
         raise EmbeddedServerError(f"could not kill stale process {process.pid}") from error
 
 
-def _write_pid_file(pid_file: Path, pid: int, name: str) -> None:
+def _write_pid_file(pid_file: Path, pid: int, name: str, leftover_files: Sequence[Path] = ()) -> None:
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(json.dumps({"pid": pid, "server": name}))
+    record = {"pid": pid, "server": name, "leftover_files": [str(path) for path in leftover_files]}
+    pid_file.write_text(json.dumps(record))
 
 
 # --- spawning -----------------------------------------------------------------------------------------
@@ -466,8 +486,13 @@ def _spawn(
     stop_grace_s: float = 10.0,
     death_signal: signal.Signals | None = None,
     extra_ports: dict[str, int] | None = None,
+    leftover_files: Sequence[Path] = (),
 ) -> EmbeddedServer:
-    """Start `command`; `death_signal` (default: `stop_signal`) is what it gets when we die."""
+    """Start `command`; `death_signal` (default: `stop_signal`) is what it gets when we die.
+
+    `leftover_files` are files the server leaves behind when killed; `stop()` removes them, and so
+    does the next start on the same data dir after a `kill -9` (they are kept in the PID file).
+    """
     if not port_is_free(port):
         raise EmbeddedServerError(f"cannot start {name}: port {port} on {LOCALHOST} is taken")
     log_file = cwd / "server.log"
@@ -476,7 +501,7 @@ def _spawn(
             command, cwd=cwd, log_stream=log_stream, os_user=os_user, death_signal=death_signal or stop_signal
         )
     pid_file = pid_file_path(data_dir, name)
-    _write_pid_file(pid_file, process.pid, name)
+    _write_pid_file(pid_file, process.pid, name, leftover_files)
     log.info("started %s (pid %d) at %s", name, process.pid, url)
     return EmbeddedServer(
         name=name,
@@ -488,6 +513,7 @@ def _spawn(
         stop_signal=stop_signal,
         stop_grace_s=stop_grace_s,
         extra_ports=extra_ports or {},
+        leftover_files=list(leftover_files),
     )
 
 
