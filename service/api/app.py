@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,6 +76,17 @@ class RequestContextMiddleware:
         self.app = app
         self.requests = requests
         self.latency = latency
+        # labels() costs a few microseconds per call: keep the children per (method, route, status).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _observe(self, method: str, path: str, status: int, seconds: float) -> None:
+        key = (method, path, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, path, str(status)), self.latency.labels(method, path))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +97,7 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:128]
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(12).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -109,9 +120,7 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.requests.labels(scope["method"], path, str(status)).inc()
-            self.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+            self._observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
 
 
 async def _service_error(request: Request, exc: Exception) -> Any:
