@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -117,7 +116,7 @@ def resolve_services(
 
         if not force_embedded and "redis_url" in configured:
             stack.sources["redis"] = "settings"
-        elif not force_embedded and _redis_answers(LOCAL_REDIS_PORT):
+        elif not force_embedded and embedded.redis_answers(LOCAL_REDIS_PORT, timeout_s=1):
             updates["redis_url"] = f"redis://{LOCALHOST}:{LOCAL_REDIS_PORT}/0"
             stack.sources["redis"] = "local"
         else:
@@ -160,7 +159,7 @@ def _postgres_url(port: int, configured_url: str) -> str:
 
 
 def _local_postgres_answers() -> bool:
-    if not _tcp_open(LOCAL_POSTGRES_PORT):
+    if not embedded.tcp_open(LOCAL_POSTGRES_PORT, timeout_s=1):
         return False
 
     async def connect() -> bool:
@@ -176,23 +175,6 @@ def _local_postgres_answers() -> bool:
         return True
 
     return run_coroutine(connect())
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=1) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _tcp_open(port: int) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:

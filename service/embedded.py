@@ -184,7 +184,7 @@ def start_postgres(data_dir: Path, port: int, *, ephemeral: bool = False, timeou
         stop_grace_s=20.0,
     )
     pg_isready = [str(bin_dir / "pg_isready"), "-q", "-h", LOCALHOST, "-p", str(port), "-U", "postgres"]
-    _wait_until(server, lambda: _tcp_open(port) and _command_succeeds(pg_isready), timeout_s)
+    _wait_until(server, lambda: tcp_open(port) and _command_succeeds(pg_isready), timeout_s)
     return server
 
 
@@ -215,7 +215,7 @@ def start_valkey(data_dir: Path, port: int, *, ephemeral: bool = False, timeout_
         port=port,
         stop_grace_s=10.0,
     )
-    _wait_until(server, lambda: _redis_ping(port), timeout_s)
+    _wait_until(server, lambda: redis_answers(port), timeout_s)
     return server
 
 
@@ -655,9 +655,10 @@ def _chown_tree(path: Path, os_user: pwd.struct_passwd) -> None:
 # --- readiness probes --------------------------------------------------------------------------------------
 
 
-def _tcp_open(port: int) -> bool:
+def tcp_open(port: int, timeout_s: float = 0.5) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
     try:
-        with socket.create_connection((LOCALHOST, port), timeout=0.5):
+        with socket.create_connection((LOCALHOST, port), timeout=timeout_s):
             return True
     except OSError:
         return False
@@ -667,9 +668,10 @@ def _command_succeeds(command: Sequence[str]) -> bool:
     return subprocess.run(list(command), capture_output=True, timeout=10).returncode == 0
 
 
-def _redis_ping(port: int) -> bool:
+def redis_answers(port: int, timeout_s: float = 0.5) -> bool:
+    """A Redis-protocol server on 127.0.0.1:port answers PING without a password."""
     try:
-        with socket.create_connection((LOCALHOST, port), timeout=0.5) as sock:
+        with socket.create_connection((LOCALHOST, port), timeout=timeout_s) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
