@@ -173,3 +173,40 @@ def test_settings_environment_rebuilds_the_same_settings(monkeypatch: pytest.Mon
     for name, value in settings_environment(settings).items():
         monkeypatch.setenv(name, value)
     assert Settings().model_dump() == settings.model_dump()
+
+
+def test_nothing_configured_nor_running_means_embedded_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a fresh machine: no URL set, nothing on 5432/6379 -> all three servers embedded, working."""
+    import asyncio
+
+    import asyncpg
+    from redis import Redis
+
+    from service import dev, embedded
+
+    for name in settings_variable_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(dev, "_local_postgres_answers", lambda: False)
+    real_redis_answers = embedded.redis_answers  # the embedded Valkey's own readiness check uses it too
+    monkeypatch.setattr(embedded, "redis_answers",
+                        lambda port, timeout_s=0.5: port != dev.LOCAL_REDIS_PORT and real_redis_answers(port))
+    ports = {"postgres": find_free_port(), "valkey": find_free_port(), "seaweedfs": find_free_port()}
+    with resolve_services(Settings(), tmp_path, ephemeral=True, preferred_ports=ports) as stack:
+        assert stack.sources == {"postgres": "embedded", "redis": "embedded", "s3": "embedded"}
+        assert {s.port for s in stack.servers} == set(ports.values())
+        settings = stack.settings
+
+        async def probe() -> int:
+            conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
+            try:
+                return int(await conn.fetchval("SELECT 1"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(probe()) == 1
+        assert Redis.from_url(settings.redis_url).ping()
+        assert settings.s3_endpoint_url == f"http://127.0.0.1:{ports['seaweedfs']}"
+    assert server_processes(tmp_path) == []
+
