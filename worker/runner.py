@@ -163,6 +163,24 @@ async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]
     return parameters
 
 
+DATA_SUFFIXES = (".csv", ".tsv")
+
+
+async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[str, str]]:
+    """(local name, object key) of every input: the uploads, or for a task chained on an earlier
+    one (`source_task_id`), that task's data output as the primary input."""
+    uploaded = [(i["name"], in_prefix + i["name"]) for i in task["inputs"] if i["role"] != "parameters"]
+    if uploaded or task["source_task_id"] is None:
+        return uploaded
+    user_id, source_id = str(task["user_id"]), str(task["source_task_id"])
+    source = await core.store.get_task(source_id, user_id)
+    data = [o for o in (source["outputs"] if source else []) if o["name"].endswith(DATA_SUFFIXES)]
+    if not data:
+        raise TaskFailure("INPUT_MISSING", f"Source task {source_id} has no data output (CSV/TSV) to take as input.")
+    name = data[0]["name"]
+    return [("primary" + Path(name).suffix, lifecycle.outputs_prefix(core.settings, user_id, source_id) + name)]
+
+
 async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str) -> str:
     """Run one task to a terminal state; returns that state. Never raises for a task's own failure."""
     task = await lifecycle.claim_task(core, task_id, worker_id)
@@ -191,12 +209,10 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
         in_dir.mkdir()
         out_dir.mkdir()
         inputs: dict[str, Path] = {}
-        for item in task["inputs"]:
-            if item["role"] == "parameters":
-                continue
-            local = in_dir / item["name"]
-            await core.storage.download_to_file(in_prefix + item["name"], local)
-            inputs[item["name"]] = local
+        for name, key in await _input_objects(core, task, in_prefix):
+            local = in_dir / name
+            await core.storage.download_to_file(key, local)
+            inputs[name] = local
 
         result = await pool.run(task["tool_id"], agent_ids, inputs, parameters, out_dir, progress)
 

@@ -243,3 +243,53 @@ async def test_result_json_is_plain_json(client: httpx.AsyncClient, worker, csv_
     for key in ("status", "agent_id", "agent_name", "execution_time_ms", "summary_metrics", "data", "alerts",
                 "issues", "recommendations", "executive_summary", "issue_summary"):
         assert key in envelope
+
+
+async def test_chained_task_takes_the_source_tasks_data_output(
+    client: httpx.AsyncClient, account, store, storage, settings, worker, csv_file: Path
+) -> None:
+    """`source_task_id`: no upload; the earlier task's CSV output becomes the primary input."""
+    from service.lifecycle import outputs_prefix
+    from service.store import Event
+
+    async def ignore(event: Event) -> None:
+        return None
+
+    # A completed source task whose output is a dataset (as clean-my-data will produce).
+    source = await create_task(client)
+    sid = source["task_id"]
+    await upload_inputs(client, sid, {"primary.csv": csv_file})
+    await store.transition("mark_queued", sid, ["job-x", ["UPLOADING"]], ignore, account.user_id)
+    await store.transition("claim_task", sid, ["test"], ignore)
+    await storage.put_bytes(outputs_prefix(settings, account.user_id, sid) + "cleaned_data.csv",
+                            csv_file.read_bytes(), "text/csv")
+    outputs = [{"name": "cleaned_data.csv", "content_type": "text/csv", "size": csv_file.stat().st_size}]
+    await store.transition("complete_task", sid, [outputs, {"status": "success"}, "done"], ignore)
+
+    chained = await create_task(client, source_task_id=sid)
+    assert chained["source_task_id"] == sid
+    r = await client.post(f"/api/v1/tasks/{chained['task_id']}/process")
+    assert r.status_code == 202, r.text
+    done = await wait_for_status(client, chained["task_id"], {"COMPLETED", "FAILED"})
+    assert done["status"] == "COMPLETED", done
+    result = (await client.get(f"/api/v1/tasks/{chained['task_id']}/result")).json()
+    assert result["agents"]["unified-profiler"]["summary_metrics"]
+
+    # A source without a data output: a clear INPUT_MISSING, not a crash.
+    profile_only = await run_to_completion(client, {"primary.csv": csv_file})
+    bad = await create_task(client, source_task_id=profile_only["task_id"])
+    assert (await client.post(f"/api/v1/tasks/{bad['task_id']}/process")).status_code == 202
+    failed = await wait_for_status(client, bad["task_id"], {"COMPLETED", "FAILED"})
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INPUT_MISSING"
+
+
+async def test_source_task_must_be_mine_and_completed(
+    api: ApiServer, client: httpx.AsyncClient, other_account
+) -> None:
+    pending = await create_task(client)
+    r = await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "source_task_id": pending["task_id"]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "INVALID_STATE"
+    async with httpx.AsyncClient(base_url=api.url, headers=other_account.headers) as other:
+        r = await other.post("/api/v1/tasks", json={"tool_id": "profile-my-data",
+                                                    "source_task_id": pending["task_id"]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "TASK_NOT_FOUND"
