@@ -230,26 +230,44 @@ class TaskStore:
             return Transition(None, None)
         uid = uuid.UUID(user_id) if user_id else None
         params = (tid, uid, *args) if uid else (tid, *args)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(self.q[query], *params)
-            if row is None:
-                status = await conn.fetchval(self.q["task_status"], tid, uid)
-                return Transition(None, status)
-            await self._emit(conn, row, publish)
+        async with self.pool.acquire() as conn:
+            events: list[Event] = []
+            locked: uuid.UUID | None = None
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(self.q[query], *params)
+                    if row is None:
+                        status = await conn.fetchval(self.q["task_status"], tid, uid)
+                        return Transition(None, status)
+                    view = task_view(row)
+                    locked = row["user_id"]
+                    events.append(await self._insert_event(conn, locked, tid, "status", view, first=True))
+                    if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED"):
+                        events.append(await self._insert_event(conn, row["user_id"], tid, "done", view))
+                await self._publish(events, publish)
+            finally:
+                await self._unlock_events(conn, locked)
             return Transition(row, row["status"])
 
     async def set_progress(
         self, task_id: str, progress: int, current_agent: str | None, message: str, publish: Publish
     ) -> bool:
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                self.q["set_progress"], uuid.UUID(task_id), progress, current_agent, message
-            )
-            if row is None:
-                return False
-            payload = {"task_id": task_id, "progress": row["progress"], "current_agent": current_agent,
-                       "message": message}
-            await self._insert_event(conn, str(row["user_id"]), task_id, "progress", payload, publish)
+        tid = uuid.UUID(task_id)
+        async with self.pool.acquire() as conn:
+            events: list[Event] = []
+            locked: uuid.UUID | None = None
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message)
+                    if row is None:
+                        return False
+                    payload = {"task_id": task_id, "progress": row["progress"], "current_agent": current_agent,
+                               "message": message}
+                    locked = row["user_id"]
+                    events.append(await self._insert_event(conn, locked, tid, "progress", payload, first=True))
+                await self._publish(events, publish)
+            finally:
+                await self._unlock_events(conn, locked)
             return True
 
     async def delete_task(self, task_id: str, user_id: str, allowed: Sequence[str]) -> Transition:
@@ -265,23 +283,29 @@ class TaskStore:
 
     # --- events --------------------------------------------------------------------------------
 
-    async def _emit(self, conn: asyncpg.Connection, row: asyncpg.Record, publish: Publish) -> None:
-        view = task_view(row)
-        user_id = str(row["user_id"])
-        await self._insert_event(conn, user_id, view["task_id"], "status", view, publish)
-        if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED"):
-            await self._insert_event(conn, user_id, view["task_id"], "done", view, publish)
-
     async def _insert_event(
-        self, conn: asyncpg.Connection, user_id: str, task_id: str, type_: str, payload: dict[str, Any],
-        publish: Publish,
-    ) -> None:
-        # The per-user lock makes ids commit in order within a user's streams, and publishing
-        # while it is held makes live delivery follow the same order.
-        event_id = await conn.fetchval(
-            self.q["insert_event"], uuid.UUID(task_id), uuid.UUID(user_id), type_, payload
-        )
-        await publish(Event(event_id, task_id, user_id, type_, payload))
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, task_id: uuid.UUID, type_: str,
+        payload: dict[str, Any], first: bool = False,
+    ) -> Event:
+        query = self.q["insert_first_event" if first else "insert_event"]
+        event_id = await conn.fetchval(query, task_id, user_id, type_, payload)
+        return Event(event_id, str(task_id), str(user_id), type_, payload)
+
+    @staticmethod
+    async def _publish(events: list[Event], publish: Publish) -> None:
+        for event in events:  # after COMMIT, still under the user's event lock
+            await publish(event)
+
+    async def _unlock_events(self, conn: asyncpg.Connection, user_id: uuid.UUID | None) -> None:
+        """Release the user's event lock (a no-op with a server warning if it was never taken). A
+        session lock must never go back to the pool: if the unlock fails, drop the connection."""
+        if user_id is None:
+            return
+        try:
+            await conn.execute(self.q["unlock_user_events"], user_id)
+        except BaseException:
+            conn.terminate()
+            raise
 
     async def task_events_after(self, task_id: str, after_id: int, limit: int = 1000) -> list[Event]:
         rows = await self.pool.fetch(self.q["task_events_after"], uuid.UUID(task_id), after_id, limit)

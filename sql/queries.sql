@@ -141,13 +141,23 @@ DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3) RETURNING 
 -- Current status of a task, to explain a refused transition.
 SELECT status FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2);
 
--- name: insert_event
--- One row of the durable event log, taking its id under a per-user transaction lock first, so
--- that event ids commit in id order within every stream of that user.
-WITH user_lock AS (SELECT pg_advisory_xact_lock(hashtextextended($2::uuid::text, 0)))
+-- name: insert_first_event
+-- The first event row of a transaction. It first takes the user's SESSION-level event lock, held
+-- past COMMIT until the events are published (then released by unlock_user_events): event ids
+-- commit, and are published, in id order within every stream of that user, and a client never
+-- hears of a change before it is committed.
+WITH user_lock AS (SELECT pg_advisory_lock(hashtextextended($2::uuid::text, 0)))
 INSERT INTO task_events (task_id, user_id, type, payload)
 SELECT $1::uuid, $2::uuid, $3::text, $4::jsonb FROM user_lock
 RETURNING id;
+
+-- name: insert_event
+-- A further event row in a transaction that already holds the user's event lock.
+INSERT INTO task_events (task_id, user_id, type, payload) VALUES ($1, $2, $3, $4) RETURNING id;
+
+-- name: unlock_user_events
+-- Release the user's event lock once the transaction's events are committed and published.
+SELECT pg_advisory_unlock(hashtextextended($1::uuid::text, 0));
 
 -- name: task_events_after
 -- A task's events after an id, in order.

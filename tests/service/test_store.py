@@ -152,3 +152,25 @@ async def test_list_tasks_paginates_and_filters(store: TaskStore) -> None:
                                       limit=9)) == 5
     assert await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "y"}, after=None,
                                   limit=9) == []
+
+
+async def test_events_are_published_only_once_committed(store: TaskStore) -> None:
+    """A client told of a change (e.g. `done`) and reading right away sees that change."""
+    user_id, _ = await store.create_user("reader")
+    seen: list[tuple[str, str]] = []
+
+    async def check(event: Event) -> None:
+        row = await store.get_task(event.task_id)  # another pooled connection
+        if event.type == "progress":
+            seen.append((str(event.payload["progress"]), str(row["progress"])))
+        else:
+            seen.append((event.payload["status"], row["status"]))
+
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    await to_queued(store, task_id, user_id, rec)
+    await store.transition("claim_task", task_id, ["w"], check)
+    await store.set_progress(task_id, 55, "a", "m", check)
+    await store.transition("complete_task", task_id, [[], {}, "ok"], check)
+    assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"),
+                    ("COMPLETED", "COMPLETED")]
