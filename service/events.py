@@ -27,7 +27,7 @@ class EventPublisher:
     def __init__(self, redis: Redis, channel: str, timeout_s: float = 1.0) -> None:
         self.redis = redis
         self.channel = channel
-        self.timeout_s = timeout_s  # publishing happens inside the event's transaction: never wait long
+        self.timeout_s = timeout_s  # the user's event lock is held while publishing: never wait long
 
     async def __call__(self, event: Event) -> None:
         try:
