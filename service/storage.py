@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import math
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ MAX_PARTS = 10_000
 # Enough pooled connections for a few hundred concurrent streamed uploads per process.
 MAX_POOL_CONNECTIONS = 256
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+# A streamed upload holds at most this much of its current part in memory; the rest of the part waits
+# in a temporary file, which is read back at most READ_BYTES at a time (aiohttp would read 256 KiB,
+# botocore's payload hash 1 MiB). With uvicorn's own per-connection buffers, 200 concurrent uploads
+# then stay within PRODUCT.md's 300 MB of API RSS.
+SPILL_BYTES = 64 * 1024
+READ_BYTES = 64 * 1024
 PING_TIMEOUT_S = 2.0
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
@@ -142,7 +149,8 @@ class _MultipartUpload:
         self.upload_id = upload_id
         self._parts: list[dict[str, Any]] = []
 
-    async def upload_part(self, body: bytes) -> None:
+    async def upload_part(self, body: bytes | io.IOBase) -> None:
+        """Send the next part: bytes, or a file positioned at the part's start that ends with it."""
         number = len(self._parts) + 1
         # A BytesIO over the bytes (no copy) is sent by aiohttp in small pieces; raw bytes would be
         # copied whole into the socket transport's buffer.
@@ -151,7 +159,7 @@ class _MultipartUpload:
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=io.BytesIO(body),
+            Body=io.BytesIO(body) if isinstance(body, bytes) else body,
         )
         self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
 
@@ -458,48 +466,42 @@ class Storage:
     ) -> tuple[int, str]:
         """Store a stream of chunks in constant memory; returns (size, sha256 hex).
 
-        At most about one part is buffered: a part is sent as soon as the buffer reaches the part
-        size (parts may be a chunk longer, which S3 allows). A stream that fits in one part is one
-        PUT; an empty stream stores an empty object. Past `max_bytes` the upload is aborted and
-        ObjectTooLarge raised, leaving neither an object nor an unfinished multipart upload.
+        The current part collects in a `_PartSpool` (at most SPILL_BYTES in memory, the rest in an
+        unnamed temporary file under `Settings.work_dir`, removed when the upload ends however it
+        ends) and is sent from there as soon as it reaches the part size (parts may be a chunk
+        longer, which S3 allows). A stream that fits in one part is one PUT; an empty stream stores
+        an empty object. Past `max_bytes` the upload is aborted and ObjectTooLarge raised, leaving
+        neither an object nor an unfinished multipart upload.
         """
         part_bytes = part_size_for(max_bytes, self._settings.multipart_part_bytes)
         digest = hashlib.sha256()
         total = 0
-        pending: list[bytes] = []  # a list, not a growing bytearray: no reallocation copies
-        pending_bytes = 0
         upload: _MultipartUpload | None = None
-        try:
-            with _unavailable_on_transport_errors():
-                async for chunk in chunks:
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise ObjectTooLarge(key, max_bytes)
-                    digest.update(chunk)
-                    pending.append(chunk)
-                    pending_bytes += len(chunk)
-                    if pending_bytes >= part_bytes:
-                        if upload is None:
-                            upload = await self._create_multipart(key, content_type)
-                        part = _join(pending)
-                        pending_bytes = 0
-                        await upload.upload_part(part)
-                        del part
-                if upload is None:
-                    await self.client.put_object(
-                        Bucket=self._bucket,
-                        Key=key,
-                        Body=io.BytesIO(_join(pending)),
-                        ContentType=content_type,
-                    )
-                else:
-                    if pending:
-                        await upload.upload_part(_join(pending))
-                    await upload.complete()
-        except BaseException:
-            if upload is not None:
-                await _abort_quietly(upload)
-            raise
+        async with _PartSpool(self._settings.work_dir) as part:
+            try:
+                with _unavailable_on_transport_errors():
+                    async for chunk in chunks:
+                        total += len(chunk)
+                        if total > max_bytes:
+                            raise ObjectTooLarge(key, max_bytes)
+                        digest.update(chunk)
+                        await part.write(chunk)
+                        if part.size >= part_bytes:
+                            if upload is None:
+                                upload = await self._create_multipart(key, content_type)
+                            await upload.upload_part(await part.body())
+                            await part.clear()
+                    if upload is None:
+                        body = await part.body()
+                        await self.client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+                    else:
+                        if part.size:
+                            await upload.upload_part(await part.body())
+                        await upload.complete()
+            except BaseException:
+                if upload is not None:
+                    await _abort_quietly(upload)
+                raise
         return total, digest.hexdigest()
 
     async def _create_multipart(self, key: str, content_type: str) -> _MultipartUpload:
@@ -517,6 +519,113 @@ class Storage:
             except BaseException:
                 await _abort_quietly(upload)
                 raise
+
+
+class _PartSpool:
+    """The part of a streamed upload being received: up to `spill_bytes` in memory, the rest on disk.
+
+    The temporary file is made on the first spill (unnamed where the OS allows it, so nothing is left
+    behind even by a killed process), reused for every part of the upload and closed -- which
+    removes it -- on exit. File I/O runs in threads: the event loop never waits on the disk.
+    """
+
+    def __init__(self, directory: Path | None, spill_bytes: int = SPILL_BYTES) -> None:
+        self._directory = directory
+        self._spill_bytes = spill_bytes
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._file: IO[bytes] | None = None
+        self.size = 0  # bytes of the current part, in memory and on disk
+
+    async def __aenter__(self) -> _PartSpool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._pending = []
+        file, self._file = self._file, None
+        if file is not None:
+            # Shielded: a cancelled upload still closes (and so deletes) its file.
+            await asyncio.shield(asyncio.to_thread(file.close))
+
+    async def write(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        self.size += len(chunk)
+        if self._pending_bytes >= self._spill_bytes:
+            await self._spill()
+
+    async def body(self) -> io.IOBase:
+        """The whole part as a file positioned at its start, for exactly one request.
+
+        botocore sizes it with seek/tell and reads it through for the SigV4 payload hash, seeking
+        back; aiohttp then sends it, reading in a thread. Both read at most READ_BYTES at a time.
+        """
+        if self._file is None:  # never spilled: the part is small enough to send from memory
+            return io.BytesIO(_join(self._pending))
+        if self._pending:
+            await self._spill()
+        await asyncio.to_thread(self._file.seek, 0)  # also flushes the write buffer
+        return _SmallReads(self._file)
+
+    async def clear(self) -> None:
+        """Empty the spool for the next part (the file is truncated, and the part must have been sent)."""
+        self._pending = []
+        self._pending_bytes = 0
+        self.size = 0
+        if self._file is not None:
+            await asyncio.to_thread(_truncate, self._file)
+
+    async def _spill(self) -> None:
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if self._file is None:
+            self._file = await asyncio.to_thread(_temporary_file, self._directory)
+        await asyncio.to_thread(self._file.writelines, pending)
+
+
+class _SmallReads(io.RawIOBase):
+    """A file seen through reads of at most `max_read` bytes (for readers that ask for more).
+
+    Closing it leaves the file open: the spool owns the file and closes it.
+    """
+
+    def __init__(self, file: IO[bytes], max_read: int = READ_BYTES) -> None:
+        super().__init__()
+        self._file = file
+        self._max_read = max_read
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._file.read()
+        return self._file.read(min(size, self._max_read))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _temporary_file(directory: Path | None) -> IO[bytes]:
+    return tempfile.TemporaryFile(dir=directory)
+
+
+def _truncate(file: IO[bytes]) -> None:
+    file.seek(0)
+    file.truncate()
 
 
 async def _abort_quietly(upload: _MultipartUpload) -> None:

@@ -155,6 +155,13 @@ def test_servers_die_with_a_killed_launcher_and_the_next_start_works(tmp_path: P
         assert redis_command(valkey.port, "PING") == b"+PONG\r\n"
     with embedded.start_postgres(tmp_path, find_free_port(), ephemeral=True) as postgres:
         assert psql(postgres, "SELECT 1") == "1"
+    # weed's gRPC sockets in /tmp outlive a SIGKILL; the next start removes them.
+    killed_sockets = [
+        Path(p) for p in json.loads(embedded.pid_file_path(tmp_path, "seaweedfs").read_text())["leftover_files"]
+    ]
+    assert [path for path in killed_sockets if path.exists()]  # left behind by the kill
+    with embedded.start_seaweedfs(tmp_path, find_free_port(), "k" * 8, "s" * 16):
+        assert [path for path in killed_sockets if path.exists()] == []
 
 
 def test_a_stale_server_from_an_earlier_launcher_is_killed_at_start(tmp_path: Path) -> None:
@@ -180,6 +187,25 @@ def test_a_stale_server_from_an_earlier_launcher_is_killed_at_start(tmp_path: Pa
         if stale.poll() is None:
             stale.kill()
             stale.wait()
+
+
+def test_only_dead_sockets_listed_as_leftovers_are_removed(tmp_path: Path) -> None:
+    live, dead, plain = tmp_path / "live.sock", tmp_path / "dead.sock", tmp_path / "plain.txt"
+    plain.write_text("not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as closed:
+        closed.bind(str(dead))  # bound, never listening, then closed: the file stays, nobody answers
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(live))
+        listening.listen()
+        pid_file = embedded.pid_file_path(tmp_path, "seaweedfs")
+        pid_file.parent.mkdir()
+        leftovers = [str(live), str(dead), str(plain), str(tmp_path / "missing.sock")]
+        pid_file.write_text(json.dumps({"pid": 2**22 + 1, "server": "seaweedfs", "leftover_files": leftovers}))
+
+        embedded.kill_stale_server(tmp_path, "seaweedfs")
+
+        assert (live.exists(), dead.exists(), plain.exists()) == (True, False, True)
+        assert not pid_file.exists()
 
 
 def test_an_unrelated_process_named_in_a_pid_file_is_left_alone(tmp_path: Path) -> None:
