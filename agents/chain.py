@@ -69,8 +69,8 @@ def run_tool(
 
         agent_started = time.perf_counter()
         try:
-            assert spec.run is not None
-            results[agent_id] = spec.run(agent_inputs, agent_params[agent_id], agent_progress)
+            run = registry.load_run(spec)
+            results[agent_id] = run(agent_inputs, agent_params[agent_id], agent_progress)
         except (InvalidFileError, InvalidParametersError):
             raise
         except Exception as error:  # noqa: BLE001 - one failing agent must not stop the chain

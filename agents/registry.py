@@ -15,18 +15,21 @@ know); ``.tsv`` — ``text/tab-separated-values``, ``text/plain``, ``application
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from agents.envelope import AgentInputs, AgentResult, Progress
 from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
-from agents.profile import profiler
+from agents.profile import params as profiler
 
-AgentRun = Callable[[AgentInputs, Any, Progress], AgentResult]
+if TYPE_CHECKING:
+    from agents.envelope import AgentInputs, AgentResult, Progress
+
+AgentRun = Callable[["AgentInputs", Any, "Progress"], "AgentResult"]
 
 DATA_CONTENT_TYPES: dict[str, frozenset[str]] = {
     ".csv": frozenset(
@@ -51,7 +54,8 @@ class AgentSpec:
     credits: int
     description: str
     parameters_model: type[BaseModel] | None = None
-    run: AgentRun | None = None
+    # "module:function", imported on first use so that the catalog (the API) never loads Polars.
+    run: AgentRun | str | None = None
 
     @property
     def exists(self) -> bool:
@@ -93,7 +97,7 @@ AGENTS: dict[str, AgentSpec] = {
             "Per-column types, nulls, distinct values, statistics, outliers, entropy, top values, histograms, "
             "PII, quality scores and a dataset grade",
             profiler.ProfilerParams,
-            profiler.run,
+            "agents.profile.profiler:run",
         ),
         AgentSpec("drift-detector", "Drift Detector", 40, "Distribution and schema drift against a baseline"),
         AgentSpec("score-risk", "Risk Scorer", 35, "PII and sensitive-field risk, compliance frameworks"),
@@ -200,6 +204,17 @@ TOOLS: dict[str, ToolSpec] = {
         ),
     )
 }
+
+
+def load_run(spec: AgentSpec) -> AgentRun:
+    """The agent's run function (imported on first call)."""
+    if spec.run is None:
+        raise UnknownAgentError(f"Agent {spec.agent_id!r} is not available.", {"agent_id": spec.agent_id})
+    if callable(spec.run):
+        return spec.run
+    module, _, name = spec.run.partition(":")
+    run: AgentRun = getattr(importlib.import_module(module), name)
+    return run
 
 
 def existing_agents(agent_ids: Iterable[str]) -> list[str]:

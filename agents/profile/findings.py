@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agents.envelope import Alert, Issue, Recommendation, Severity, SummaryCard
 
 if TYPE_CHECKING:
-    from agents.profile.profiler import ProfilerParams
+    from agents.profile.params import ProfilerParams
 
 AGENT_ID = "unified-profiler"
 HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
