@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from service.config import Settings
 from service.dev import resolve_services, settings_environment, settings_variable_names
 from service.embedded import find_free_port, server_processes
+from tests.processes import alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Anything that would point `agensium dev` at other servers.
@@ -27,25 +27,6 @@ CONFIG_VARIABLES = (
 )  # fmt: skip
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def alive(pids: set[int]) -> set[int]:
-    running = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                running.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return running
 
 
 class DevLauncher:

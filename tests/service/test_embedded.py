@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -18,29 +16,10 @@ import pytest
 
 from service import embedded
 from service.embedded import EmbeddedServer, find_free_port, server_processes
+from tests.processes import alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS_KEY, SECRET_KEY = "embedded-test", "embedded-test-secret"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def alive(pids: set[int]) -> set[int]:
-    """PIDs still running (zombies waiting to be reaped by init count as gone)."""
-    running = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                running.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return running
 
 
 def listening_addresses(server: EmbeddedServer) -> set[str]:
