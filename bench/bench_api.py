@@ -38,8 +38,9 @@ from harness import (
     LOCALHOST,
     ChildProcess,
     LocalService,
+    add_service_arguments,
     agensium_command,
-    default_data_dir,
+    check_service_arguments,
     free_port,
     machine_info,
     parse_env_pairs,
@@ -357,8 +358,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_api.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", help="measure this running API instead of starting one (needs --api-key)")
-    parser.add_argument("--api-key", help="API key for --url")
+    add_service_arguments(parser, "measure this running API instead of starting one (needs --api-key)")
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, 2], help="uvicorn worker counts to measure (default: 1 2)"
     )
@@ -372,16 +372,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the real API as `uvicorn --factory MODULE:FACTORY` with the bare app's exact flags "
         "instead of `agensium api` (e.g. service.api.app:create_app)",
     )
-    parser.add_argument(
-        "--data-dir", type=Path, default=default_data_dir(), help="where embedded services keep their data"
-    )
-    parser.add_argument("--embedded", action="store_true", help="force embedded PostgreSQL/Redis/S3")
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the API (repeatable)"
-    )
     args = parser.parse_args(argv)
-    if args.url and not args.api_key:
-        parser.error("--url needs --api-key")
+    check_service_arguments(parser, args)
     return args
 
 

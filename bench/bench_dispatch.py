@@ -33,8 +33,9 @@ from typing import Any
 from harness import (
     LOCALHOST,
     LocalService,
+    add_service_arguments,
     agensium_command,
-    default_data_dir,
+    check_service_arguments,
     free_port,
     machine_info,
     parse_env_pairs,
@@ -279,8 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_dispatch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", help="use this running API (with a worker behind it) instead of starting both")
-    parser.add_argument("--api-key", help="API key for --url")
+    add_service_arguments(parser, "use this running API (with a worker behind it) instead of starting both")
     parser.add_argument("--tasks", type=int, default=200, help="tasks measured one by one (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured tasks first (default: %(default)s)")
     parser.add_argument("--throughput", type=int, default=0, metavar="M", help="also queue M tasks at once")
@@ -290,16 +290,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-start-timeout", type=float, default=120.0, help="seconds allowed per warm-up task (default: 120)"
     )
-    parser.add_argument(
-        "--data-dir", type=Path, default=default_data_dir(), help="where embedded services keep their data"
-    )
-    parser.add_argument("--embedded", action="store_true", help="force embedded PostgreSQL/Redis/S3")
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for API and worker"
-    )
     args = parser.parse_args(argv)
-    if args.url and not args.api_key:
-        parser.error("--url needs --api-key")
+    check_service_arguments(parser, args)
     if args.tasks < 1 or args.warmup < 1:
         parser.error("--tasks and --warmup must be at least 1")
     return args

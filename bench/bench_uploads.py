@@ -28,7 +28,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +35,9 @@ import psutil
 from harness import (
     LOCALHOST,
     LocalService,
+    add_service_arguments,
     agensium_command,
-    default_data_dir,
+    check_service_arguments,
     free_port,
     machine_info,
     parse_env_pairs,
@@ -384,19 +384,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--verify-downloads", type=int, default=5, help="stored objects downloaded and hashed (default: %(default)s)"
     )
     parser.add_argument("--keep-objects", action="store_true", help="leave the uploaded objects in the store")
-    parser.add_argument("--url", help="use this running API instead of starting one (needs --api-key)")
-    parser.add_argument("--api-key", help="API key for --url")
+    add_service_arguments(parser, "use this running API instead of starting one (needs --api-key)")
     parser.add_argument("--api-pid", type=int, help="PID of the --url API, to sample its RSS")
-    parser.add_argument(
-        "--data-dir", type=Path, default=default_data_dir(), help="where embedded services keep their data"
-    )
-    parser.add_argument("--embedded", action="store_true", help="force embedded PostgreSQL/Redis/S3")
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the API (repeatable)"
-    )
     args = parser.parse_args(argv)
-    if args.url and not args.api_key:
-        parser.error("--url needs --api-key")
+    check_service_arguments(parser, args)
     if args.uploads < 1 or args.size_mb < 1:
         parser.error("--uploads and --size-mb must be at least 1")
     return args

@@ -6,6 +6,7 @@ operator would (`agensium api`, `agensium worker`, `agensium users create`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
 import inspect
@@ -214,6 +215,24 @@ class LocalService:
         if process.returncode != 0:
             raise RuntimeError(f"{shlex.join(command)} failed ({process.returncode}):\n{stderr.decode()}")
         return str(json.loads(stdout.decode().strip().splitlines()[-1])["api_key"])
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, url_help: str) -> None:
+    """The options every benchmark shares: a running API (--url/--api-key) or services to start."""
+    parser.add_argument("--url", help=url_help)
+    parser.add_argument("--api-key", help="API key for --url")
+    parser.add_argument(
+        "--data-dir", type=Path, default=default_data_dir(), help="where embedded services keep their data"
+    )
+    parser.add_argument("--embedded", action="store_true", help="force embedded PostgreSQL/Redis/S3")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the API and worker"
+    )
+
+
+def check_service_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.url and not args.api_key:
+        parser.error("--url needs --api-key")
 
 
 def default_data_dir() -> Path:
