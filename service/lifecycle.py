@@ -131,7 +131,7 @@ async def get_task_view(core: Core, user_id: str, task_id: str) -> asyncpg.Recor
 
 def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit: int) -> dict[str, Any]:
     _check_input_name(name)
-    role = registry.input_role(name)
+    role = registry.input_role(name, tool_id)
     if role is None or role == "parameters":
         raise ServiceError(
             "INVALID_FILE_NAME",
