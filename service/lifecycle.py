@@ -129,6 +129,16 @@ async def get_task_view(core: Core, user_id: str, task_id: str) -> asyncpg.Recor
 # --- uploads ----------------------------------------------------------------------------------
 
 
+def _check_content_type(name: str, content_type: str) -> None:
+    accepted = registry.accepted_content_types(name)
+    if content_type.split(";")[0].strip().lower() not in accepted:
+        raise ServiceError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"{content_type!r} is not accepted for {name}; use one of {sorted(accepted)}.",
+            {"name": name, "accepted": sorted(accepted)},
+        )
+
+
 def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit: int) -> dict[str, Any]:
     _check_input_name(name)
     role = registry.input_role(name, tool_id)
@@ -138,13 +148,7 @@ def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit
             f"{name!r} is not an input of this tool: name files primary.<ext> or baseline.<ext>.",
             {"name": name},
         )
-    accepted = registry.accepted_content_types(name)
-    if content_type.split(";")[0].strip().lower() not in accepted:
-        raise ServiceError(
-            "UNSUPPORTED_MEDIA_TYPE",
-            f"{content_type!r} is not accepted for {name}; use one of {sorted(accepted)}.",
-            {"name": name, "accepted": sorted(accepted)},
-        )
+    _check_content_type(name, content_type)
     if size > limit:
         raise ServiceError(
             "INPUT_TOO_LARGE", f"{name} is {size} bytes; the limit is {limit}.", {"name": name, "limit": limit}
@@ -203,7 +207,7 @@ async def stream_input(
         raise invalid_state(task["status"], "upload to")
     settings = core.settings
     if name == PARAMETERS_NAME:
-        _check_input_name(name)
+        _check_content_type(name, content_type)
         limit, entry = settings.max_parameters_bytes, None
         if declared_size is not None and declared_size > limit:
             raise ServiceError("INPUT_TOO_LARGE", f"parameters.json may be at most {limit} bytes.", {"limit": limit})

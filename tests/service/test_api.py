@@ -301,3 +301,13 @@ async def test_one_redis_subscription_serves_every_stream(client: httpx.AsyncCli
         for h in holders:
             h.cancel()
         await asyncio.gather(*holders, return_exceptions=True)
+
+
+async def test_parameters_json_streamed_through_the_api(client: httpx.AsyncClient) -> None:
+    task = await create_task(client)
+    url = f"/api/v1/tasks/{task['task_id']}/inputs/parameters.json"
+    assert_error(await client.put(url, content=b"{}", headers={"Content-Type": "text/plain"}), 415,
+                 "UNSUPPORTED_MEDIA_TYPE")
+    r = await client.put(url, content=b'{"unified-profiler": {"top_n_values": 3}}',
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["name"] == "parameters.json"
