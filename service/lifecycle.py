@@ -12,7 +12,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -373,7 +372,3 @@ async def fail_task(
         "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED]], core.publish
     )
     return transition.row
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
