@@ -110,7 +110,7 @@ async def create_task(
 
 
 async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
-    """The whole task row (inputs, outputs, parameters, result included)."""
+    """The task row with inputs, outputs and parameters (the result summary is read apart)."""
     row = await core.store.get_task(task_id, user_id)
     if row is None:
         raise task_not_found()

@@ -37,8 +37,12 @@ RETURNING *;
 SELECT * FROM tasks WHERE user_id = $1 AND idempotency_key = $2;
 
 -- name: get_task
--- A task of one user.
-SELECT * FROM tasks WHERE id = $1 AND user_id = $2;
+-- A task of one user: every column but the result summary (large; read by get_task_result).
+SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+       source_task_id, labels, parameters, has_parameters, inputs, outputs, worker_id, heartbeat_at, job_id,
+       idempotency_key, artifacts_deleted, created_at, upload_started_at, queued_at, started_at, finished_at,
+       expires_at, updated_at
+FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: get_task_view
 -- The columns of the task object only (no inputs, parameters or result): status polling.
@@ -51,8 +55,12 @@ FROM tasks WHERE id = $1 AND user_id = $2;
 SELECT status, result FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: get_task_by_id
--- A task by id alone (workers).
-SELECT * FROM tasks WHERE id = $1;
+-- A task by id alone (workers), without the result summary.
+SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+       source_task_id, labels, parameters, has_parameters, inputs, outputs, worker_id, heartbeat_at, job_id,
+       idempotency_key, artifacts_deleted, created_at, upload_started_at, queued_at, started_at, finished_at,
+       expires_at, updated_at
+FROM tasks WHERE id = $1;
 
 -- name: list_tasks
 -- A user's tasks, newest first, keyset-paginated on (created_at, id).

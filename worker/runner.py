@@ -137,14 +137,6 @@ async def _forward_progress(core: Core, task_id: str, q: asyncio.Queue[ProgressM
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     names = {i["name"] for i in task["inputs"]}
@@ -219,10 +211,11 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
         out_prefix = lifecycle.outputs_prefix(settings, user_id, task_id)
         outputs = []
         for out in result.get("outputs", []):
-            path = out_dir / out["name"]
-            await core.storage.upload_file(path, out_prefix + out["name"], out["content_type"])
-            outputs.append({"name": out["name"], "content_type": out["content_type"], "size": path.stat().st_size,
-                            "sha256": _sha256(path)})
+            digest = hashlib.sha256()
+            size = await core.storage.upload_file(out_dir / out["name"], out_prefix + out["name"], out["content_type"],
+                                                  digest)
+            outputs.append({"name": out["name"], "content_type": out["content_type"], "size": size,
+                            "sha256": digest.hexdigest()})
         manifest = {
             "task_id": task_id, "tool_id": task["tool_id"], "agents": agent_ids, "status": result.get("status"),
             "attempt": task["attempts"], "worker_id": worker_id,

@@ -85,6 +85,10 @@ async def test_end_to_end_over_http(client: httpx.AsyncClient, worker, tmp_path:
         manifest = (await s3.get(files["manifest.json"]["url"])).json()
     assert xlsx.status_code == 200 and len(xlsx.content) == files["data_profile_report.xlsx"]["size"]
     assert {o["name"] for o in manifest["outputs"]} >= {"data_profile_report.json", "data_profile_report.xlsx"}
+    import hashlib
+
+    stored_xlsx = next(o for o in manifest["outputs"] if o["name"] == "data_profile_report.xlsx")
+    assert stored_xlsx["sha256"] == hashlib.sha256(xlsx.content).hexdigest()
 
     # The profile's numbers against an independent computation on the same file.
     amount = truth["amount"]
