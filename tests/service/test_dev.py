@@ -56,6 +56,8 @@ class DevLauncher:
                 return False
 
         wait_for(healthy, START_TIMEOUT_S, f"{self.url}/healthz")
+        # The launcher prints its banner once it has seen the API answer itself: that is "started".
+        wait_for(lambda: "Agensium is running at" in self.log(), START_TIMEOUT_S, "the dev banner")
 
     def descendants(self) -> set[int]:
         return {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
