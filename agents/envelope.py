@@ -31,14 +31,50 @@ ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+ROW_INDEX_COLUMN = "__row_index__"
+"""In the clean chain's frames: the 1-based data row of the input file (Int64). Agents keep it through
+every filter, never change it, and leave it out of their analysis (:func:`data_columns`)."""
+
+
+def data_columns(frame: pl.DataFrame) -> list[str]:
+    """The frame's columns without the chain's bookkeeping column."""
+    return [name for name in frame.columns if name != ROW_INDEX_COLUMN]
+
+
+def row_numbers(frame: pl.DataFrame) -> pl.Series:
+    """The input file's 1-based data row of each row of ``frame``."""
+    if ROW_INDEX_COLUMN in frame.columns:
+        return frame[ROW_INDEX_COLUMN]
+    return pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True).alias(ROW_INDEX_COLUMN)
+
+
+@dataclass(frozen=True)
+class ChainContext:
+    """What a chain knows when an agent starts: the original input's shape and every earlier step's record
+    (see ``agents.chain``: ``{"step", "agent_id", "agent_name", "status", "rows_before", "rows_after",
+    "rows_removed", "columns": {name: {"dtype_before", "dtype_after", "nulls_before", "nulls_after",
+    "cells_changed"}}, "summary_metrics", "duration_ms"}``)."""
+
+    tool_id: str = ""
+    original_rows: int = 0
+    original_columns: list[str] = field(default_factory=list)
+    original_dtypes: dict[str, str] = field(default_factory=dict)
+    original_null_counts: dict[str, int] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class AgentInputs:
-    """What an agent gets: typed frames parsed once by the chain, never the raw files."""
+    """What an agent gets: typed frames parsed once by the chain, never the raw files.
+
+    In the clean chain ``primary`` is the output of the previous agent (types kept) and carries
+    ``ROW_INDEX_COLUMN``; ``context`` holds the original input's shape and the earlier steps."""
 
     primary: pl.DataFrame
     primary_name: str
     baseline: pl.DataFrame | None = None
     baseline_name: str | None = None
+    context: ChainContext = field(default_factory=ChainContext)
 
     @property
     def row_count(self) -> int:
@@ -126,12 +162,23 @@ class Envelope:
         return result
 
 
+REMOVED_ROWS_SCHEMA: dict[str, pl.DataType] = {ROW_INDEX_COLUMN: pl.Int64(), "reason": pl.String()}
+
+
 @dataclass
 class AgentResult:
-    """An agent's envelope plus its complete row-level issues (a frame of ``ROW_LEVEL_ISSUE_SCHEMA``)."""
+    """An agent's envelope plus its complete row-level issues (a frame of ``ROW_LEVEL_ISSUE_SCHEMA``).
+
+    Clean agents that change the data also return ``frame``: the new data, same ``ROW_INDEX_COLUMN``
+    values minus the rows removed; it becomes the next agent's ``primary``. Every row they remove is
+    listed in ``removed`` (``REMOVED_ROWS_SCHEMA``: the row index and a reason a person can read); the
+    chain writes those rows, with their values before this agent, to ``quarantine.csv``. Nothing is lost.
+    """
 
     envelope: Envelope
     row_level_issues: pl.DataFrame = field(default_factory=lambda: empty_row_level_issues())
+    frame: pl.DataFrame | None = None
+    removed: pl.DataFrame | None = None
 
 
 def empty_row_level_issues() -> pl.DataFrame:

@@ -9,21 +9,23 @@ Content types accepted for uploads (the presigned PUT is signed with the declare
 parsed strictly whatever it claims to be, so the list is about what real clients send):
 ``.csv`` — ``text/csv``, ``application/csv``, ``text/plain``, ``application/vnd.ms-excel`` (browsers on
 machines with Excel installed label CSV files so) and ``application/octet-stream`` (clients that do not
-know); ``.tsv`` — ``text/tab-separated-values``, ``text/plain``, ``application/octet-stream``; ``.txt`` —
-``text/plain``, ``text/csv``, ``application/octet-stream``; ``parameters.json`` — ``application/json``.
+know); the other formats their registered types plus the common unofficial ones and
+``application/octet-stream`` (``DATA_CONTENT_TYPES``); ``parameters.json`` — ``application/json``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ValidationError
 
 from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
+from agents.params.inputs import INPUTS_KEY, InputOptions
 from agents.profile import params as profiler
 
 if TYPE_CHECKING:
@@ -31,12 +33,16 @@ if TYPE_CHECKING:
 
 AgentRun = Callable[["AgentInputs", Any, "Progress"], "AgentResult"]
 
+_OCTET = "application/octet-stream"
 DATA_CONTENT_TYPES: dict[str, frozenset[str]] = {
-    ".csv": frozenset(
-        {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "application/octet-stream"}
-    ),
-    ".tsv": frozenset({"text/tab-separated-values", "text/plain", "application/octet-stream"}),
-    ".txt": frozenset({"text/plain", "text/csv", "application/octet-stream"}),
+    ".csv": frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", _OCTET}),
+    ".tsv": frozenset({"text/tab-separated-values", "text/plain", _OCTET}),
+    ".txt": frozenset({"text/plain", "text/csv", _OCTET}),
+    ".xlsx": frozenset({"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _OCTET}),
+    ".parquet": frozenset({"application/vnd.apache.parquet", "application/x-parquet", _OCTET}),
+    ".json": frozenset({"application/json", "text/json", _OCTET}),
+    ".ndjson": frozenset({"application/x-ndjson", "application/jsonl", "application/json", "text/plain", _OCTET}),
+    ".jsonl": frozenset({"application/jsonl", "application/x-ndjson", "application/json", "text/plain", _OCTET}),
 }
 PARAMETERS_NAME = "parameters.json"
 PARAMETERS_CONTENT_TYPES = frozenset({"application/json"})
@@ -53,13 +59,39 @@ class AgentSpec:
     name: str
     credits: int
     description: str
-    parameters_model: type[BaseModel] | None = None
+    # "module:Class": a module of agents.params (pydantic only); imported on first use.
+    parameters_model: type[BaseModel] | str | None = None
     # "module:function", imported on first use so that the catalog (the API) never loads Polars.
     run: AgentRun | str | None = None
 
     @property
     def exists(self) -> bool:
-        return self.run is not None and self.parameters_model is not None
+        return _defined(self.run) and _defined(self.parameters_model)
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        if self.parameters_model is None:
+            raise UnknownAgentError(f"Agent {self.agent_id!r} is not available.", {"agent_id": self.agent_id})
+        if isinstance(self.parameters_model, str):
+            return cast("type[BaseModel]", _import(self.parameters_model))
+        return self.parameters_model
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _defined(target: object) -> bool:
+    """A callable or class given directly, or a "module:name" whose module is there."""
+    if target is None:
+        return False
+    if not isinstance(target, str):
+        return True
+    try:
+        return importlib.util.find_spec(target.partition(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -99,19 +131,110 @@ AGENTS: dict[str, AgentSpec] = {
             profiler.ProfilerParams,
             "agents.profile.profiler:run",
         ),
-        AgentSpec("drift-detector", "Drift Detector", 40, "Distribution and schema drift against a baseline"),
-        AgentSpec("score-risk", "Risk Scorer", 35, "PII and sensitive-field risk, compliance frameworks"),
-        AgentSpec("test-coverage-agent", "Test Coverage", 30, "User-declared uniqueness, range and format tests"),
-        AgentSpec("readiness-rater", "Readiness Rater", 25, "Completeness, consistency and schema health"),
-        AgentSpec("governance-checker", "Governance Checker", 45, "Lineage, consent and classification fields"),
-        AgentSpec("cleanse-previewer", "Cleanse Previewer", 20, "What-if preview of cleaning rules"),
-        AgentSpec("quarantine-agent", "Quarantine Agent", 35, "Rows failing rules moved to quarantine"),
-        AgentSpec("type-fixer", "Type Fixer", 25, "Numbers, dates and booleans stored as text"),
-        AgentSpec("field-standardization", "Field Standardization", 40, "Trim, case, synonyms, units, dates"),
-        AgentSpec("duplicate-resolver", "Duplicate Resolver", 50, "Exact, case/whitespace and conflicting duplicates"),
-        AgentSpec("null-handler", "Null Handler", 30, "Drop or impute missing values"),
-        AgentSpec("outlier-remover", "Outlier Remover", 35, "IQR / z-score / percentile outliers"),
-        AgentSpec("cleanse-writeback", "Cleanse Writeback", 30, "Integrity checks and the cleansing manifest"),
+        AgentSpec(
+            "drift-detector",
+            "Drift Detector",
+            40,
+            "Distribution and schema drift against a baseline",
+            "agents.params.drift_detector:DriftDetectorParams",
+            "agents.drift.detector:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "score-risk",
+            "Risk Scorer",
+            35,
+            "PII and sensitive-field risk, compliance frameworks",
+            "agents.params.score_risk:ScoreRiskParams",
+            "agents.quality.risk:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "test-coverage-agent",
+            "Test Coverage",
+            30,
+            "User-declared uniqueness, range and format tests",
+            "agents.params.test_coverage:TestCoverageParams",
+            "agents.quality.coverage:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "readiness-rater",
+            "Readiness Rater",
+            25,
+            "Completeness, consistency and schema health",
+            "agents.params.readiness_rater:ReadinessRaterParams",
+            "agents.quality.readiness:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "governance-checker",
+            "Governance Checker",
+            45,
+            "Lineage, consent and classification fields",
+            "agents.params.governance_checker:GovernanceCheckerParams",
+            "agents.quality.governance:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "cleanse-previewer",
+            "Cleanse Previewer",
+            20,
+            "What-if preview of cleaning rules",
+            "agents.params.cleanse_previewer:CleansePreviewerParams",
+            "agents.clean.previewer:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "quarantine-agent",
+            "Quarantine Agent",
+            35,
+            "Rows failing rules moved to quarantine",
+            "agents.params.quarantine_agent:QuarantineAgentParams",
+            "agents.clean.quarantine:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "type-fixer",
+            "Type Fixer",
+            25,
+            "Numbers, dates and booleans stored as text",
+            "agents.params.type_fixer:TypeFixerParams",
+            "agents.clean.type_fixer:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "field-standardization",
+            "Field Standardization",
+            40,
+            "Trim, case, synonyms, units, dates",
+            "agents.params.field_standardization:FieldStandardizationParams",
+            "agents.clean.standardization:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "duplicate-resolver",
+            "Duplicate Resolver",
+            50,
+            "Exact, case/whitespace and conflicting duplicates",
+            "agents.params.duplicate_resolver:DuplicateResolverParams",
+            "agents.clean.duplicates:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "null-handler",
+            "Null Handler",
+            30,
+            "Drop or impute missing values",
+            "agents.params.null_handler:NullHandlerParams",
+            "agents.clean.nulls:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "outlier-remover",
+            "Outlier Remover",
+            35,
+            "IQR / z-score / percentile outliers",
+            "agents.params.outlier_remover:OutlierRemoverParams",
+            "agents.clean.outliers:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "cleanse-writeback",
+            "Cleanse Writeback",
+            30,
+            "Integrity checks and the cleansing manifest",
+            "agents.params.cleanse_writeback:CleanseWritebackParams",
+            "agents.clean.writeback:run",
+        ),  # fmt: skip
         AgentSpec("key-identifier", "Key Identifier", 45, "Primary, entity, foreign and composite keys"),
         AgentSpec("contract-enforcer", "Contract Enforcer", 75, "Validate and transform against a data contract"),
         AgentSpec("semantic-mapper", "Semantic Mapper", 50, "Map columns and values to a standard vocabulary"),
@@ -124,7 +247,7 @@ AGENTS: dict[str, AgentSpec] = {
     )
 }
 
-_PRIMARY = InputSpec("primary", "primary.*", True, "The dataset (CSV, TSV or TXT)")
+_PRIMARY = InputSpec("primary", "primary.*", True, "The dataset (CSV, TSV, TXT, XLSX, Parquet, JSON or NDJSON)")
 _BASELINE = InputSpec("baseline", "baseline.*", False, "A reference dataset to compare against")
 _PARAMETERS = InputSpec("parameters", PARAMETERS_NAME, False, "Parameters keyed by agent id")
 
@@ -212,9 +335,7 @@ def load_run(spec: AgentSpec) -> AgentRun:
         raise UnknownAgentError(f"Agent {spec.agent_id!r} is not available.", {"agent_id": spec.agent_id})
     if callable(spec.run):
         return spec.run
-    module, _, name = spec.run.partition(":")
-    run: AgentRun = getattr(importlib.import_module(module), name)
-    return run
+    return cast(AgentRun, _import(spec.run))
 
 
 def existing_agents(agent_ids: Iterable[str]) -> list[str]:
@@ -251,7 +372,7 @@ def catalog() -> dict[str, Any]:
                 "name": AGENTS[agent_id].name,
                 "description": AGENTS[agent_id].description,
                 "credits": AGENTS[agent_id].credits,
-                "parameters_schema": AGENTS[agent_id].parameters_model.model_json_schema(),  # type: ignore[union-attr]
+                "parameters_schema": AGENTS[agent_id].params_model.model_json_schema(),
                 "in_default_chain": agent_id in default_chain,
             }
             for agent_id in existing_agents(spec.all_agents)
@@ -288,8 +409,7 @@ def catalog() -> dict[str, Any]:
 
 
 def _outputs(spec: ToolSpec) -> list[str]:
-    """Outputs the existing agents actually produce: for now, the reports."""
-    return [name for name in spec.outputs if name.startswith(spec.report_basename)]
+    return list(spec.outputs)
 
 
 def outputs(tool_id: str) -> list[str]:
@@ -321,8 +441,7 @@ def chain_cost(agent_ids: Iterable[str]) -> int:
 
 def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
     """This agent's validated parameters (its defaults where ``raw`` is silent)."""
-    model = agent(agent_id).parameters_model
-    assert model is not None
+    model = agent(agent_id).params_model
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -349,6 +468,9 @@ def validate_parameters(tool_id: str, agent_ids: list[str], parameters: dict[str
     if not isinstance(parameters, dict):
         raise InvalidParametersError("parameters must be a JSON object keyed by agent id")
     for agent_id, raw in parameters.items():
+        if agent_id == INPUTS_KEY:
+            input_options(parameters)
+            continue
         if agent_id not in spec.all_agents:
             raise InvalidParametersError(
                 f"'{agent_id}' is not an agent of tool '{tool_id}'", agent_id=agent_id, field=None
@@ -358,6 +480,17 @@ def validate_parameters(tool_id: str, agent_ids: list[str], parameters: dict[str
     for agent_id in agent_ids:
         if agent_id not in parameters:
             parse_parameters(agent_id, {})
+
+
+def input_options(parameters: dict[str, Any]) -> InputOptions:
+    """The reserved ``inputs`` key of the parameters: how to read each input (e.g. an XLSX sheet)."""
+    raw = parameters.get(INPUTS_KEY) or {}
+    try:
+        return InputOptions.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field_name = ".".join([INPUTS_KEY, *(str(part) for part in first["loc"])])
+        raise InvalidParametersError(f"{field_name}: {first['msg']}", field=field_name) from None
 
 
 def input_role(name: str, tool_id: str | None = None) -> str | None:

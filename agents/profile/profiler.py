@@ -24,8 +24,6 @@ import math
 import time
 from typing import Any
 
-from pydantic import BaseModel
-
 from agents.envelope import (
     AgentInputs,
     AgentResult,
@@ -34,6 +32,7 @@ from agents.envelope import (
     build_issue_summary,
     inline_row_level_issues,
 )
+from agents.params.common import parameter_objects
 from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, StatsSettings, compute_stats
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
@@ -120,14 +119,6 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, "Profile complete")
     return AgentResult(envelope=envelope, row_level_issues=row_issues)
-
-
-def parameter_objects(params: BaseModel) -> dict[str, dict[str, Any]]:
-    """Agensium's three-object pattern: defaults, the user's overrides (null where not given), the merge."""
-    defaults = type(params)().model_dump()
-    used = params.model_dump()
-    overrides = {key: (used[key] if key in params.model_fields_set else None) for key in defaults}
-    return {"defaults": defaults, "overrides": overrides, "parameters": used}
 
 
 def _field_profile(column: ColumnStats, signals: TextSignals | None, params: ProfilerParams) -> dict[str, Any]:

@@ -70,7 +70,10 @@ def test_input_roles_and_content_types() -> None:
     assert registry.input_role("primary.csv") == "primary"
     assert registry.input_role("baseline.TSV") == "baseline"
     assert registry.input_role("parameters.json") == "parameters"
-    assert registry.input_role("primary.xlsx") is None
+    for extension in ("xlsx", "parquet", "json", "ndjson", "jsonl", "txt"):
+        assert registry.input_role(f"primary.{extension}") == "primary"
+    assert registry.input_role("primary.xls") is None
+    assert registry.input_role("primary.exe") is None
     assert registry.input_role("notes.csv") is None
     assert registry.input_role("primary.tar.csv") is None
     assert registry.input_role("baseline.csv", "profile-my-data") == "baseline"
@@ -78,6 +81,8 @@ def test_input_roles_and_content_types() -> None:
     assert "application/vnd.ms-excel" in registry.accepted_content_types("primary.csv")
     assert registry.accepted_content_types("baseline.tsv") >= {"text/tab-separated-values"}
     assert registry.accepted_content_types("parameters.json") == {"application/json"}
+    assert "application/json" in registry.accepted_content_types("primary.json")
+    assert "application/vnd.apache.parquet" in registry.accepted_content_types("baseline.parquet")
     assert registry.accepted_content_types("primary.exe") == set()
     assert registry.output_content_type("data_profile_report.xlsx").endswith("spreadsheetml.sheet")
     assert registry.output_content_type("data_profile_report.json") == "application/json"

@@ -1,0 +1,21 @@
+"""Options for reading the inputs, given under the reserved ``inputs`` key of ``parameters.json``:
+``{"inputs": {"primary": {"sheet": "Sales"}, "baseline": {"sheet": 0}}}``. No agent is called ``inputs``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from agents.params.common import AgentParams
+
+INPUTS_KEY = "inputs"
+
+
+class FileOptions(AgentParams):
+    sheet: str | int | None = Field(
+        None, description="XLSX only: the worksheet to read, by name or 0-based position (default: the first)"
+    )
+
+
+class InputOptions(AgentParams):
+    primary: FileOptions = Field(default_factory=FileOptions)
+    baseline: FileOptions = Field(default_factory=FileOptions)
