@@ -1,26 +1,44 @@
 """Run a tool's chain of agents on local input files: the one entry point a worker runs in its process pool.
 
 Order of work: validate parameters (nothing is read before they are known to be good), parse each input
-once, run the agents in order, write the reports. An input or parameter error propagates (the task
+once, run the agents in order, write the outputs. An input or parameter error propagates (the task
 fails); any other failure of an agent becomes that agent's ``error`` envelope and the result is
 ``partial``, and the chain goes on. Everything returned is plain JSON-serialisable data, and every
 exception raised pickles, so both cross the process boundary.
+
+Data-changing tools (clean-my-data) pass typed frames from agent to agent: the primary frame gets
+``ROW_INDEX_COLUMN`` (the input file's data row) once, each agent returns the new frame and the rows it
+removed with reasons, and the chain records every step (rows and per-column nulls, dtypes and changed
+cells before and after), gathers removed rows into ``quarantine.csv`` with their values before removal,
+and writes the last frame to ``cleaned_data.csv``. A large frame is spilled to an Arrow IPC file in the
+task's directory and memory-mapped back, so steps do not stack up copies in memory.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from agents import registry
-from agents.envelope import AgentInputs, AgentResult, error_envelope
+from agents.envelope import (
+    REMOVED_ROWS_SCHEMA,
+    ROW_INDEX_COLUMN,
+    AgentInputs,
+    AgentResult,
+    ChainContext,
+    data_columns,
+    error_envelope,
+)
 from agents.errors import InvalidFileError, InvalidParametersError
-from agents.readers import read_table
+from agents.readers import read_table_with_report
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 
@@ -29,6 +47,9 @@ ChainProgress = Callable[[int, str | None, str], None]
 
 READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
+DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
+SPILL_BYTES = 256 * 1024 * 1024  # a frame larger than this is memory-mapped from disk between agents
+CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 
 
 class _MonotonicProgress:
@@ -39,6 +60,116 @@ class _MonotonicProgress:
     def __call__(self, percent: float, agent_id: str | None, message: str) -> None:
         self.percent = max(self.percent, min(100, int(percent)))
         self.sink(self.percent, agent_id, message)
+
+
+@dataclass
+class _DataFlow:
+    """The clean chain's state between agents: the current frame, the step records, removed rows."""
+
+    frame: pl.DataFrame
+    spill_dir: Path
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[pl.DataFrame] = field(default_factory=list)
+    spills: int = 0
+
+    def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
+        before = self.frame
+        after = before if result is None or result.frame is None else result.frame
+        if ROW_INDEX_COLUMN not in after.columns:
+            raise RuntimeError(f"{agent_id} dropped the row index column")
+        removed = self._removed(agent_id, before, after, result.removed if result else None)
+        if removed.height:
+            rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
+            self.quarantined.append(
+                rows.select(
+                    pl.col(ROW_INDEX_COLUMN).alias("row_index"),
+                    pl.lit(agent_id).alias("agent_id"),
+                    pl.col("reason"),
+                    *(pl.col(c).cast(pl.String) for c in data_columns(before)),
+                )
+            )
+        status = "success" if result is not None and result.envelope.status == "success" else "error"
+        metrics = result.envelope.summary_metrics if result is not None else {}
+        self.steps.append(step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms))
+        self.frame = self._maybe_spill(after)
+
+    @staticmethod
+    def _removed(agent_id: str, before: pl.DataFrame, after: pl.DataFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
+        """The removed rows with reasons: those the agent listed, plus any it dropped without saying."""
+        gone = before.select(ROW_INDEX_COLUMN).join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
+        listed = pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(REMOVED_ROWS_SCHEMA)
+        listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
+        unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
+            pl.lit(f"removed by {agent_id}").alias("reason")
+        )
+        return pl.concat([listed, unlisted.select(REMOVED_ROWS_SCHEMA)]).sort(ROW_INDEX_COLUMN)
+
+    def _maybe_spill(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.estimated_size() < SPILL_BYTES:
+            return frame
+        self.spills += 1
+        path = self.spill_dir / f"step-{len(self.steps)}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
+        return pl.read_ipc(path, memory_map=True)
+
+    def quarantine(self, columns: list[str]) -> pl.DataFrame:
+        schema = {"row_index": pl.Int64, "agent_id": pl.String, "reason": pl.String} | dict.fromkeys(columns, pl.String)
+        if not self.quarantined:
+            return pl.DataFrame(schema=schema)
+        frame = pl.concat(self.quarantined, how="diagonal_relaxed")
+        return frame.select([pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in schema])
+
+
+def step_record(
+    step: int,
+    agent_id: str,
+    agent_name: str,
+    status: str,
+    before: pl.DataFrame,
+    after: pl.DataFrame,
+    summary_metrics: dict[str, Any],
+    duration_ms: int,
+) -> dict[str, Any]:
+    """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
+    for the rows the agent kept, by their row index, as text when the dtype changed."""
+    kept_before = before.join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
+    aligned = after.join(kept_before.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
+    if not kept_before[ROW_INDEX_COLUMN].equals(aligned[ROW_INDEX_COLUMN]):
+        aligned = kept_before.select(ROW_INDEX_COLUMN).join(aligned, on=ROW_INDEX_COLUMN, how="left")
+    common = [c for c in data_columns(before) if c in aligned.columns]
+    changed_exprs = []
+    for name in common:
+        old, new = kept_before[name], aligned[name]
+        if old.dtype != new.dtype:
+            old, new = old.cast(pl.String), new.cast(pl.String)
+        changed_exprs.append(old.ne_missing(new).sum())
+    changed = [int(value) for value in changed_exprs]
+    nulls_before = before.null_count().row(0, named=True)
+    nulls_after = after.null_count().row(0, named=True)
+    columns: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys([*data_columns(before), *data_columns(after)]):
+        columns[name] = {
+            "dtype_before": str(before.schema[name]) if name in before.columns else None,
+            "dtype_after": str(after.schema[name]) if name in after.columns else None,
+            "nulls_before": nulls_before.get(name),
+            "nulls_after": nulls_after.get(name),
+            "cells_changed": changed[common.index(name)] if name in common else None,
+        }
+    return {
+        "step": step,
+        "agent_id": agent_id,
+        "agent_name": agent_name,
+        "status": status,
+        "rows_before": before.height,
+        "rows_after": after.height,
+        "rows_removed": before.height - after.height,
+        "columns_before": data_columns(before),
+        "columns_after": data_columns(after),
+        "columns": columns,
+        "cells_changed_total": sum(changed),
+        "duration_ms": duration_ms,
+        "summary_metrics": summary_metrics,
+    }
 
 
 def run_tool(
@@ -54,11 +185,55 @@ def run_tool(
     chain = registry.resolve_chain(tool_id, agent_ids or None)
     registry.validate_parameters(tool_id, chain, parameters)
     agent_params = {agent_id: registry.parse_parameters(agent_id, parameters.get(agent_id)) for agent_id in chain}
+    options = registry.input_options(parameters)
     timings: dict[str, int] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
 
-    agent_inputs = _read_inputs(tool_id, inputs, report, timings)
+    agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
+    with tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent) as spill_dir:
+        flow = None
+        if tool_id in DATA_TOOLS:
+            primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
+                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
+            )
+            flow = _DataFlow(primary, Path(spill_dir))
+        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
+
+        report(AGENTS_END, None, "Writing reports")
+        reports_started = time.perf_counter()
+        envelopes = [results[agent_id].envelope.to_dict() for agent_id in chain]
+        status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
+        summary = _summary(agent_inputs, envelopes, flow, status)
+        summary["inputs"] = read_reports
+        outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
+        outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
+    timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
+    timings["total"] = round((time.perf_counter() - started) * 1000)
+    report(100, None, "Done")
+    result: dict[str, Any] = {
+        "status": status,
+        "tool_id": tool_id,
+        "agents": {envelope["agent_id"]: envelope for envelope in envelopes},
+        "summary": summary,
+        "outputs": [{"name": name, "content_type": registry.output_content_type(name)} for name in outputs],
+        "timings_ms": timings,
+    }
+    if flow is not None:
+        result["steps"] = flow.steps
+    return result
+
+
+def _run_agents(
+    chain: list[str],
+    agent_inputs: AgentInputs,
+    agent_params: dict[str, Any],
+    flow: _DataFlow | None,
+    report: _MonotonicProgress,
+    timings: dict[str, int],
+) -> dict[str, AgentResult]:
     results: dict[str, AgentResult] = {}
     span = (AGENTS_END - READ_END) / len(chain)
+    context = _context(agent_inputs, flow)
     for position, agent_id in enumerate(chain):
         spec = registry.agent(agent_id)
         base = READ_END + position * span
@@ -67,10 +242,17 @@ def run_tool(
         def agent_progress(fraction: float, message: str, base: float = base, agent_id: str = agent_id) -> None:
             report(base + span * min(max(fraction, 0.0), 1.0), agent_id, message)
 
+        if flow is not None:
+            context = ChainContext(**{**context.__dict__, "steps": list(flow.steps)})
+            current = AgentInputs(flow.frame, agent_inputs.primary_name, context=context)
+        else:
+            current = agent_inputs
         agent_started = time.perf_counter()
+        result: AgentResult | None = None
         try:
             run = registry.load_run(spec)
-            results[agent_id] = run(agent_inputs, agent_params[agent_id], agent_progress)
+            result = run(current, agent_params[agent_id], agent_progress)
+            results[agent_id] = result
         except (InvalidFileError, InvalidParametersError):
             raise
         except Exception as error:  # noqa: BLE001 - one failing agent must not stop the chain
@@ -78,29 +260,31 @@ def run_tool(
             message = f"{spec.name} failed: {type(error).__name__}: {error}"
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
         timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
+        if flow is not None:
+            flow.accept(agent_id, spec.name, result, timings[agent_id])
         report(base + span, None, f"{spec.name} done")
+    return results
 
-    report(AGENTS_END, None, "Writing reports")
-    reports_started = time.perf_counter()
-    envelopes = [results[agent_id].envelope.to_dict() for agent_id in chain]
-    outputs = _write_reports(tool_id, chain, results, envelopes, out_dir)
-    timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
-    timings["total"] = round((time.perf_counter() - started) * 1000)
-    report(100, None, "Done")
-    status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
-    return {
-        "status": status,
-        "tool_id": tool_id,
-        "agents": {envelope["agent_id"]: envelope for envelope in envelopes},
-        "summary": _summary(agent_inputs, envelopes),
-        "outputs": [{"name": name, "content_type": registry.output_content_type(name)} for name in outputs],
-        "timings_ms": timings,
-    }
+
+def _context(inputs: AgentInputs, flow: _DataFlow | None) -> ChainContext:
+    frame = inputs.primary
+    return ChainContext(
+        tool_id="",
+        original_rows=frame.height,
+        original_columns=list(frame.columns),
+        original_dtypes={name: str(dtype) for name, dtype in frame.schema.items()},
+        original_null_counts={name: int(count) for name, count in frame.null_count().row(0, named=True).items()},
+        steps=list(flow.steps) if flow else [],
+    )
 
 
 def _read_inputs(
-    tool_id: str, inputs: dict[str, Path], report: _MonotonicProgress, timings: dict[str, int]
-) -> AgentInputs:
+    tool_id: str,
+    inputs: dict[str, Path],
+    options: Any,
+    report: _MonotonicProgress,
+    timings: dict[str, int],
+) -> tuple[AgentInputs, dict[str, Any]]:
     by_role: dict[str, tuple[str, Path]] = {}
     for name, path in inputs.items():
         role = registry.input_role(name, tool_id)
@@ -111,24 +295,43 @@ def _read_inputs(
         if role != "parameters":
             by_role[role] = (name, path)
     if "primary" not in by_role:
-        raise InvalidFileError("the primary input (primary.csv, primary.tsv or primary.txt) is missing")
+        raise InvalidFileError("the primary input (primary.csv, .tsv, .xlsx, .parquet, .json or .ndjson) is missing")
     frames: dict[str, pl.DataFrame] = {}
+    read_reports: dict[str, Any] = {}
     for index, role in enumerate(("primary", "baseline")):
         if role not in by_role:
             continue
         name, path = by_role[role]
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
-        frames[role] = read_table(path, name)
+        frames[role], read_reports[role] = read_table_with_report(path, name, sheet=getattr(options, role).sheet)
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     report(READ_END, None, "Inputs parsed")
     baseline = by_role.get("baseline")
-    return AgentInputs(
+    agent_inputs = AgentInputs(
         primary=frames["primary"],
         primary_name=by_role["primary"][0],
         baseline=frames.get("baseline"),
         baseline_name=baseline[0] if baseline else None,
     )
+    return agent_inputs, read_reports
+
+
+def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:
+    """cleaned_data.csv (the last frame, without the row index) and quarantine.csv (every removed row)."""
+    cleaned = flow.frame.select(data_columns(flow.frame))
+    # Nested values cannot go to CSV: they are written as JSON text.
+    nested = [name for name, dtype in cleaned.schema.items() if dtype.is_nested()]
+    cleaned = cleaned.with_columns(_json_text(name) for name in nested)
+    cleaned.write_csv(out_dir / CLEANED_NAME)
+    flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
+    return [CLEANED_NAME, QUARANTINE_NAME]
+
+
+def _json_text(name: str) -> pl.Expr:
+    """The column's values as JSON text: encode ``{"name": value}`` and keep the value part."""
+    prefix = len(json.dumps(name)) + 2
+    return pl.struct(name).struct.json_encode().str.slice(prefix).str.head(-1).alias(name)
 
 
 def _write_reports(
@@ -137,28 +340,35 @@ def _write_reports(
     results: dict[str, AgentResult],
     envelopes: list[dict[str, Any]],
     out_dir: Path,
+    flow: _DataFlow | None,
+    summary: dict[str, Any],
 ) -> list[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     basename = registry.tool(tool_id).report_basename
     all_issues = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
     inline_issues = [
         {"agent_id": envelope["agent_id"], **issue} for envelope in envelopes for issue in envelope["row_level_issues"]
     ]
+    steps = flow.steps if flow is not None else None
     json_name, excel_name = f"{basename}.json", f"{basename}.xlsx"
     # Polars serialises the JSON report's row-level issues without the GIL, so the two overlap.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        json_written = pool.submit(write_json_report, out_dir / json_name, tool_id, envelopes, all_issues)
-        write_excel_report(out_dir / excel_name, tool_id, envelopes, inline_issues)
+        json_written = pool.submit(
+            write_json_report, out_dir / json_name, tool_id, envelopes, all_issues, steps=steps, summary=summary
+        )
+        write_excel_report(out_dir / excel_name, tool_id, envelopes, inline_issues, steps=steps, summary=summary)
         json_written.result()
     return [json_name, excel_name]
 
 
-def _summary(inputs: AgentInputs, envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(
+    inputs: AgentInputs, envelopes: list[dict[str, Any]], flow: _DataFlow | None, status: str
+) -> dict[str, Any]:
     alerts_by_severity = {"critical": 0, "high": 0, "medium": 0, "low": 0}
     for envelope in envelopes:
         for alert in envelope.get("alerts", []):
             alerts_by_severity[alert["severity"]] = alerts_by_severity.get(alert["severity"], 0) + 1
     summary: dict[str, Any] = {
+        "status": status,
         "rows": inputs.primary.height,
         "columns": inputs.primary.width,
         "primary": inputs.primary_name,
@@ -179,4 +389,17 @@ def _summary(inputs: AgentInputs, envelopes: list[dict[str, Any]]) -> dict[str, 
         if quality:
             summary["quality_score"] = quality["overall_quality_score"]
             summary["quality_grade"] = quality["quality_grade"]
+    if flow is not None:
+        rows_out = flow.frame.height
+        summary.update(
+            rows_out=rows_out,
+            columns_out=len(data_columns(flow.frame)),
+            rows_quarantined=sum(frame.height for frame in flow.quarantined),
+            retention_percentage=round(100 * rows_out / inputs.primary.height, 2) if inputs.primary.height else 100.0,
+            cells_changed=sum(step["cells_changed_total"] for step in flow.steps),
+            frames_spilled=flow.spills,
+        )
+        writeback = next((e for e in envelopes if e["agent_id"] == "cleanse-writeback"), None)
+        if writeback is not None and writeback["status"] == "success":
+            summary["data_ready_for_pipeline"] = writeback["summary_metrics"].get("data_ready_for_pipeline")
     return summary

@@ -1,9 +1,35 @@
 """Parse an uploaded input file into a typed Polars frame, strictly.
 
-Only the first 64 KiB are read into Python to sniff the encoding and the delimiter; the file itself is
-parsed by Polars (or, for a non-UTF-8 file, first transcoded to a UTF-8 temporary file in chunks).
-Nothing is silently coerced: a malformed file raises :class:`InvalidFileError` with a sentence that
-names the problem and, for ragged rows, the 1-based line number in the file (the header is line 1).
+The extension of the upload name chooses the format:
+
+- ``.csv``, ``.tsv``, ``.txt``: delimited text. Only the first 64 KiB are read into Python to sniff the
+  encoding (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252 with Latin-1 for its five undefined
+  bytes), the separator (``,`` ``;`` tab ``|``) and the quote character (``"`` or ``'``); Polars parses the
+  file (a non-UTF-8 file is first transcoded to a UTF-8 temporary file in chunks). Dates stay text.
+- ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
+  calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
+  become integers). The ZIP container is checked first against decompression bombs (see
+  :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
+- ``.parquet``: read as stored.
+- ``.json``: an array of objects, one record each. ``.ndjson`` / ``.jsonl``: one object per line, blank
+  lines ignored. Dates stay text.
+
+Every column's type is inferred from all of its values, never from a sample: a value that does not fit
+widens the column (integer → Float64 → String) instead of becoming null. Nothing is silently dropped or
+coerced; what the reader did change is listed in the report of :func:`read_table_with_report`:
+
+- nested JSON/Parquet values: a struct column is flattened one level into ``parent.child`` columns, and
+  lists (and structs nested deeper than one level) become their JSON text, so every column holds a
+  scalar that string operations can handle; columns of only nulls become String;
+- a column with a blank header and no value at all (trailing separators, formatted but empty spreadsheet
+  columns) is dropped;
+- blank, duplicate and reserved (:data:`~agents.envelope.ROW_INDEX_COLUMN`) column names are renamed
+  deterministically: a blank one to ``column_<position>``, a repeated one to ``<name>_2``, ``<name>_3``…
+  (skipping any name already in the file).
+
+A file that cannot be read raises :class:`InvalidFileError` with a sentence naming the problem; its
+details carry ``file`` and, when known, the 1-based ``line`` and ``column`` (character position within
+the line) of the fault.
 """
 
 from __future__ import annotations
@@ -11,22 +37,44 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, TypedDict
 
+import fastexcel
 import polars as pl
 
+from agents.envelope import ROW_INDEX_COLUMN
 from agents.errors import InvalidFileError
 
+Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
+FORMATS: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
 SNIFF_BYTES = 64 * 1024
 INFER_SCHEMA_LENGTH = 10_000
 CANDIDATE_SEPARATORS = (",", ";", "\t", "|")
+CANDIDATE_QUOTES = ('"', "'")
 TEXT_FORMATS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
 TRANSCODE_CHUNK_BYTES = 1024 * 1024
+XLSX_MAX_UNCOMPRESSED_BYTES = 1 << 30
+"""An XLSX workbook whose parts expand to more than this many bytes (1 GiB) *and* to more than
+:data:`XLSX_MAX_COMPRESSION_RATIO` times the file's size is refused as a likely decompression bomb. The
+sizes are those the ZIP central directory declares; real workbooks compress 5-20×."""
+XLSX_MAX_COMPRESSION_RATIO = 100
 _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _MAGIC_NUMBERS = {
@@ -35,38 +83,220 @@ _MAGIC_NUMBERS = {
     b"\x89PNG": "a PNG image",
     b"\x1f\x8b": "a gzip archive",
     b"PAR1": "a Parquet file",
-    b"\xd0\xcf\x11\xe0": "a legacy Office document (XLS?)",
+    b"\xd0\xcf\x11\xe0": "a legacy Office document (XLS, or a password-protected workbook?)",
 }
 _PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*)' ")
+_CALAMINE_UNNAMED = re.compile(r"__UNNAMED__\d+")
+_NUMBERED_NAME = re.compile(r"(?P<base>.*)_\d+")
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _LEGACY_ERROR_HANDLER = "agensium-latin1-fallback"
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    pl.exceptions.PolarsError,
+    pl.exceptions.PanicException,  # a corrupt file can make a Rust reader panic
+    OSError,
+)
+_XLSX_READ_ERRORS: tuple[type[BaseException], ...] = (*_READ_ERRORS, fastexcel.FastExcelError, ValueError)
+_NESTED_TYPES = (pl.Struct, pl.List, pl.Array)
+
+
+class RenamedColumn(TypedDict):
+    position: int  # 1-based position of the column in the file
+    original: str
+    renamed_to: str
+
+
+class ReadReport(TypedDict):
+    """What :func:`read_table_with_report` found and did; plain JSON-serialisable values."""
+
+    format: Format  # "csv" is any delimited text: ``separator`` tells CSV from TSV
+    encoding: str | None  # text formats: "utf-8", "utf-16" or "cp1252"
+    separator: str | None
+    quote_char: str | None
+    sheet: str | None  # XLSX: the name of the worksheet read
+    rows: int
+    columns: int
+    renamed_columns: list[RenamedColumn]
+    dropped_empty_columns: list[int]  # 1-based positions of blank-named columns without any value
+    flattened_columns: list[str]  # struct columns split into ``parent.child`` columns
+    json_encoded_columns: list[str]  # columns (after flattening) whose values are now JSON text
 
 
 @dataclass(frozen=True)
 class CsvDialect:
     separator: str
     encoding: str  # "utf-8" (BOM or not: Polars skips it), "utf-16" or "cp1252"
+    quote_char: str = '"'
+    header: tuple[str, ...] | None = None  # the header record, when the sniff window holds all of it
 
 
-def read_table(path: Path, name: str) -> pl.DataFrame:
+@dataclass
+class _Parsed:
+    """A format reader's result: the frame, the file's own column names (aligned with the frame's
+    columns, which Polars or calamine may have renamed) and the format facts for the report."""
+
+    frame: pl.DataFrame
+    original_names: list[str]
+    facts: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def read_table(path: Path, name: str, *, sheet: str | int | None = None) -> pl.DataFrame:
     """Parse the file at ``path``; ``name`` is its upload name, whose extension selects the format."""
+    return read_table_with_report(path, name, sheet=sheet)[0]
+
+
+def read_table_with_report(path: Path, name: str, *, sheet: str | int | None = None) -> tuple[pl.DataFrame, ReadReport]:
+    """Parse the file at ``path`` and report its format facts and every column renamed, dropped,
+    flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position."""
     extension = Path(name).suffix.lower()
-    if extension not in TEXT_FORMATS:
+    file_format = FORMATS.get(extension)
+    if file_format is None:
+        supported = ", ".join(FORMATS)
         raise InvalidFileError(
-            f"{name}: unsupported format {extension or '(no extension)'}; upload a .csv, .tsv or .txt file",
+            f"{name}: unsupported format {extension or '(no extension)'}; upload one of {supported}",
             {"file": name},
         )
-    dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS[extension])
+    if sheet is not None and file_format != "xlsx":
+        raise InvalidFileError(
+            f"{name}: the 'sheet' option applies to .xlsx workbooks only", {"file": name, "sheet": sheet}
+        )
+    if file_format == "csv":
+        parsed = _read_delimited(path, name, TEXT_FORMATS[extension])
+    elif file_format == "xlsx":
+        parsed = _read_xlsx(path, name, sheet)
+    elif file_format == "parquet":
+        parsed = _read_parquet(path, name)
+    elif file_format == "json":
+        parsed = _read_json(path, name)
+    else:
+        parsed = _read_ndjson(path, name)
+    return _tidy_columns(parsed, name, file_format)
+
+
+# --- Columns: nested values, empty unnamed columns, names -------------------------------------------------
+
+
+def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.DataFrame, ReadReport]:
+    frame = parsed.frame
+    # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
+    blank = [index for index, original in enumerate(parsed.original_names) if not original.strip()]
+    null_counts = frame.select(pl.nth(index).null_count().alias(str(index)) for index in blank).row(0) if blank else ()
+    dropped = [index + 1 for index, nulls in zip(blank, null_counts, strict=True) if nulls == frame.height]
+    flattened: list[str] = []
+    encoded: list[str] = []
+    planned: list[tuple[int, str, pl.Expr]] = []  # (1-based file position, proposed name, expression)
+    for index, (dtype, original) in enumerate(zip(frame.dtypes, parsed.original_names, strict=True)):
+        position, column = index + 1, pl.nth(index)
+        if position in dropped:
+            continue
+        if isinstance(dtype, pl.Struct) and dtype.fields:
+            flattened.append(original)
+            for struct_field in dtype.fields:
+                child = f"{original}.{struct_field.name}"
+                expression = column.struct.field(struct_field.name)
+                if isinstance(struct_field.dtype, _NESTED_TYPES):
+                    encoded.append(child)
+                    expression = _json_text(expression, struct_field.dtype)
+                planned.append((position, child, expression))
+        elif isinstance(dtype, _NESTED_TYPES):
+            encoded.append(original)
+            planned.append((position, original, _json_text(column, dtype)))
+        elif dtype == pl.Null:
+            planned.append((position, original, column.cast(pl.String)))
+        else:
+            planned.append((position, original, column))
+    if not planned:
+        raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
+    final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
+    tidy = frame.select(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True))
+    report: ReadReport = {
+        "format": file_format,
+        "encoding": parsed.facts.get("encoding"),
+        "separator": parsed.facts.get("separator"),
+        "quote_char": parsed.facts.get("quote_char"),
+        "sheet": parsed.facts.get("sheet"),
+        "rows": tidy.height,
+        "columns": tidy.width,
+        "renamed_columns": renamed,
+        "dropped_empty_columns": dropped,
+        "flattened_columns": flattened,
+        "json_encoded_columns": encoded,
+    }
+    return tidy, report
+
+
+def _json_text(expression: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A nested value as its JSON text (null stays null), computed by Polars for the whole column."""
+    if isinstance(dtype, pl.Struct):
+        text = expression.struct.json_encode()
+    else:
+        wrapped = pl.struct(expression.alias("v")).struct.json_encode()  # {"v":[...]}
+        text = wrapped.str.slice(len('{"v":')).str.strip_suffix("}")
+    return pl.when(expression.is_not_null()).then(text)
+
+
+def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:
+    """Blank → ``column_<position>``; the second ``x`` → ``x_2``, the third → ``x_3``; never a name that
+    another column of the file already has, nor the chain's reserved row-index column."""
+    taken = {name for _, name in columns if name.strip()} | {ROW_INDEX_COLUMN}
+    seen: set[str] = set()
+    final: list[str] = []
+    renamed: list[RenamedColumn] = []
+    for position, name in columns:
+        if name.strip() and name not in seen and name != ROW_INDEX_COLUMN:
+            seen.add(name)
+            final.append(name)
+            continue
+        base, counter = (f"column_{position}", 1) if not name.strip() else (name, 2)
+        candidate = base if counter == 1 else f"{base}_{counter}"
+        while candidate in taken:
+            counter += 1
+            candidate = f"{base}_{counter}"
+        taken.add(candidate)
+        final.append(candidate)
+        renamed.append({"position": position, "original": name, "renamed_to": candidate})
+    return final, renamed
+
+
+def _check_not_empty(path: Path, name: str) -> bytes:
+    """Reject an empty (or blank) file; return its first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if not head.removeprefix(_UTF8_BOM).strip() and path.stat().st_size <= SNIFF_BYTES:
+        raise InvalidFileError(f"{name}: the file is empty", {"file": name})
+    return head
+
+
+def _describe_magic(head: bytes) -> str | None:
+    return next((description for magic, description in _MAGIC_NUMBERS.items() if head.startswith(magic)), None)
+
+
+def _first_line(error: BaseException) -> str:
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
+# --- Delimited text ---------------------------------------------------------------------------------------
+
+
+def _read_delimited(path: Path, name: str, default_separator: str) -> _Parsed:
+    dialect = sniff_dialect(path, name, default_separator=default_separator)
     if dialect.encoding == "utf-8":
         try:
-            return _read_csv(path, name, dialect.separator)
+            frame = _read_csv(path, name, dialect)
         except _NotUtf8:
-            dialect = CsvDialect(dialect.separator, "cp1252")
-    with _transcoded_to_utf8(path, dialect.encoding) as utf8_path:
-        return _read_csv(utf8_path, name, dialect.separator)
+            # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
+            dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
+    if dialect.encoding != "utf-8":
+        with _transcoded_to_utf8(path, dialect.encoding) as utf8_path:
+            frame = _read_csv(utf8_path, name, dialect)
+    header = dialect.header
+    original = list(header) if header is not None and len(header) == frame.width else frame.columns
+    facts = {"encoding": dialect.encoding, "separator": dialect.separator, "quote_char": dialect.quote_char}
+    return _Parsed(frame, original, facts)
 
 
 def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDialect:
-    """Look at the first 64 KiB only: reject empty and binary files, detect encoding and separator."""
+    """Look at the first 64 KiB only: reject empty and binary files, detect encoding, separator, quote."""
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
     if not head.removeprefix(_UTF8_BOM).strip():
@@ -77,14 +307,16 @@ def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDia
     else:
         _reject_binary(head, name)
         encoding, text = _decode_head(head)
-    separator = _sniff_separator(text.removeprefix("\ufeff"), default_separator)
-    return CsvDialect(separator=separator, encoding=encoding)
+    text = text.removeprefix("\ufeff")
+    separator, quote_char = _sniff_separator(text, default_separator)
+    header = _header_record(text, separator, quote_char, whole_file=len(head) < SNIFF_BYTES)
+    return CsvDialect(separator=separator, encoding=encoding, quote_char=quote_char, header=header)
 
 
 def _reject_binary(head: bytes, name: str) -> None:
-    for magic, description in _MAGIC_NUMBERS.items():
-        if head.startswith(magic):
-            raise InvalidFileError(f"{name}: this is {description}, not a text CSV/TSV file", {"file": name})
+    description = _describe_magic(head)
+    if description is not None:
+        raise InvalidFileError(f"{name}: this is {description}, not a text CSV/TSV file", {"file": name})
     control = sum(head.count(bytes([code])) for code in (*range(0, 9), *range(14, 32)) if code != 27)
     if b"\x00" in head or control > len(head) // 100:
         raise InvalidFileError(
@@ -103,40 +335,84 @@ def _decode_head(head: bytes) -> tuple[str, str]:
         return "cp1252", head.decode("cp1252", errors=_LEGACY_ERROR_HANDLER)
 
 
-def _sniff_separator(text: str, default: str) -> str:
+def _sniff_separator(text: str, default: str) -> tuple[str, str]:
+    """The separator whose records have the most consistent width (then the widest, then the default),
+    each parsed with the quote character that suits it best; a one-column file keeps the defaults."""
     lines = text.splitlines()
     if len(text) >= SNIFF_BYTES // 2 and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut short by the sniff window
     sample = "\n".join(lines[:50])
-    best, best_score = default, (0, 0, 0)
+    best, best_quote, best_score = default, '"', (0, 0, False)
     for separator in CANDIDATE_SEPARATORS:
+        sniffed = _sniff_quote(sample, separator)
+        if sniffed is None:
+            continue
+        quote, consistent, width = sniffed
+        score = (consistent, width, separator == default)
+        if score > best_score:
+            best, best_quote, best_score = separator, quote, score
+    return best, best_quote
+
+
+def _sniff_quote(sample: str, separator: str) -> tuple[str, int, int] | None:
+    """For one separator: the quote character giving the most records of the header's width, then the
+    one that opens more fields, then ``"``; ``'`` only if it opens a field. Returns (quote, consistent
+    records, header width), or None when the separator does not split the header."""
+    best: tuple[tuple[int, int, bool], str, int] | None = None
+    for quote in CANDIDATE_QUOTES:
         try:
-            widths = [len(record) for record in csv.reader(io.StringIO(sample), delimiter=separator) if record]
+            records = csv.reader(io.StringIO(sample), delimiter=separator, quotechar=quote)
+            widths = [len(record) for record in records if record]
         except csv.Error:
             continue
         if not widths or widths[0] < 2:
             continue
-        consistent = sum(width == widths[0] for width in widths)
-        score = (consistent, widths[0], separator == default)
-        if score > best_score:
-            best, best_score = separator, score
-    return best
+        opened = len(re.findall(f"(?:^|{re.escape(separator)}) *{re.escape(quote)}", sample, flags=re.MULTILINE))
+        if quote != '"' and opened == 0:
+            continue  # "'" must quote something to be chosen; a stray '"' is an error, not a hint
+        score = (sum(width == widths[0] for width in widths), opened, quote == '"')
+        if best is None or score > best[0]:
+            best = (score, quote, widths[0])
+    return None if best is None else (best[1], best[0][0], best[2])
+
+
+def _header_record(text: str, separator: str, quote_char: str, *, whole_file: bool) -> tuple[str, ...] | None:
+    """The first record as the csv module reads it (Polars renames blank and repeated names), or None
+    when the sniff window may have cut it."""
+    records = csv.reader(io.StringIO(text), delimiter=separator, quotechar=quote_char)
+    try:
+        header = next((record for record in records if record), None)
+        complete = whole_file or next(records, None) is not None
+    except csv.Error:
+        return None
+    return tuple(header) if header is not None and complete else None
 
 
 class _NotUtf8(Exception):
     pass
 
 
-def _read_csv(path: Path, name: str, separator: str) -> pl.DataFrame:
+def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
+    separator, quote_char = dialect.separator, dialect.quote_char
     overrides: dict[str, pl.DataType] = {}
     while True:
         try:
             # The schema is inferred by a scan (it reads only the first rows): read_csv with
             # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
             schema = pl.scan_csv(
-                path, separator=separator, infer_schema_length=INFER_SCHEMA_LENGTH, raise_if_empty=True
+                path,
+                separator=separator,
+                quote_char=quote_char,
+                infer_schema_length=INFER_SCHEMA_LENGTH,
+                raise_if_empty=True,
             ).collect_schema()
-            frame = pl.read_csv(path, separator=separator, schema={**schema, **overrides}, raise_if_empty=True)
+            frame = pl.read_csv(
+                path,
+                separator=separator,
+                quote_char=quote_char,
+                schema={**schema, **overrides},
+                raise_if_empty=True,
+            )
             break
         except pl.exceptions.NoDataError as error:
             raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error
@@ -149,13 +425,15 @@ def _read_csv(path: Path, name: str, separator: str) -> pl.DataFrame:
             if "invalid utf-8" in message:
                 raise _NotUtf8 from error
             if "more fields than defined" in message:
-                raise _ragged_row_error(path, name, separator) from error
-            first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-            raise InvalidFileError(f"{name}: could not be parsed as CSV ({first_line})", {"file": name}) from error
+                raise _ragged_row_error(path, name, dialect) from error
+            quoting = _find_quote_problem(path, name, dialect)
+            raise quoting or InvalidFileError(
+                f"{name}: could not be parsed as CSV ({_first_line(error)})", {"file": name}
+            ) from error
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     if frame.width > 1 and frame[:, -1].null_count() > 0 and _may_have_short_rows(path, separator, frame.width):
-        ragged = _find_ragged_row(path, name, separator)
+        ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
     return frame
@@ -191,15 +469,15 @@ def _may_have_short_rows(path: Path, separator: str, width: int) -> bool:
     return bool(counts.item())
 
 
-def _ragged_row_error(path: Path, name: str, separator: str) -> InvalidFileError:
-    found = _find_ragged_row(path, name, separator)
+def _ragged_row_error(path: Path, name: str, dialect: CsvDialect) -> InvalidFileError:
+    found = _find_ragged_row(path, name, dialect)
     return found or InvalidFileError(f"{name}: a row has more fields than the header", {"file": name})
 
 
-def _find_ragged_row(path: Path, name: str, separator: str) -> InvalidFileError | None:
+def _find_ragged_row(path: Path, name: str, dialect: CsvDialect) -> InvalidFileError | None:
     """Slow path, only after a problem was seen: walk the records with the csv module to name the line."""
     header_width = 0
-    for line_number, record in _records_with_line_numbers(path, separator):
+    for line_number, record in _records_with_line_numbers(path, dialect):
         if not record:
             continue
         if header_width == 0:
@@ -213,9 +491,54 @@ def _find_ragged_row(path: Path, name: str, separator: str) -> InvalidFileError 
     return None
 
 
-def _records_with_line_numbers(path: Path, separator: str) -> Iterator[tuple[int, list[str]]]:
+def _find_quote_problem(path: Path, name: str, dialect: CsvDialect) -> InvalidFileError | None:
+    """Slow path, after Polars failed without naming a cause: find the first quote character inside an
+    unquoted field, text after a closing quote, or a quoted field that never closes (RFC 4180 rules,
+    with the sniffed separator and quote)."""
+    separator, quote = dialect.separator, dialect.quote_char
+    opened_at: tuple[int, int] | None = None  # (line, column) of the quote opening the current field
+    line_number = 0
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=separator, strict=False)
+        for line_number, text in enumerate(handle, 1):
+            line = text.rstrip("\r\n")
+            position = 0
+            while position <= len(line):
+                if opened_at is not None:  # inside a quoted field, possibly continued from earlier lines
+                    closing = line.find(quote, position)
+                    if closing < 0:
+                        break
+                    if line.startswith(quote, closing + 1):  # a doubled quote stands for one quote
+                        position = closing + 2
+                        continue
+                    opened_at, position = None, closing + 1
+                    if position < len(line) and not line.startswith(separator, position):
+                        return _quote_error(name, line_number, position + 1, f"text follows the closing {quote}")
+                    position += len(separator)
+                elif line.startswith(quote, position):
+                    opened_at, position = (line_number, position + 1), position + 1
+                else:
+                    end = line.find(separator, position)
+                    end = len(line) if end < 0 else end
+                    stray = line.find(quote, position, end)
+                    if stray >= 0:
+                        return _quote_error(
+                            name, line_number, stray + 1, f"a {quote} inside an unquoted field (quote the field)"
+                        )
+                    position = end + len(separator)
+    if opened_at is not None:
+        return _quote_error(name, *opened_at, f"the {quote} opening a field is never closed")
+    return None
+
+
+def _quote_error(name: str, line: int, column: int, problem: str) -> InvalidFileError:
+    return InvalidFileError(
+        f"{name}: line {line}, column {column}: {problem}", {"file": name, "line": line, "column": column}
+    )
+
+
+def _records_with_line_numbers(path: Path, dialect: CsvDialect) -> Iterator[tuple[int, list[str]]]:
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=dialect.separator, quotechar=dialect.quote_char, strict=False)
         start_line = 1
         for record in reader:
             yield start_line, record
@@ -256,3 +579,285 @@ class _transcoded_to_utf8:
     def __exit__(self, *exc_info: object) -> None:
         if self.target is not None:
             self.target.unlink(missing_ok=True)
+
+
+# --- XLSX -------------------------------------------------------------------------------------------------
+
+
+def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
+    head = _check_not_empty(path, name)
+    _check_xlsx_container(path, name, head)
+    try:
+        workbook = fastexcel.read_excel(path)
+    except _XLSX_READ_ERRORS as error:
+        raise InvalidFileError(
+            f"{name}: could not be read as an XLSX workbook ({_first_line(error)})", {"file": name}
+        ) from error
+    sheet_name = _resolve_sheet(sheet, list(workbook.sheet_names), name)
+    details = {"file": name, "sheet": sheet_name}
+    try:
+        frame = pl.read_excel(
+            path,
+            sheet_name=sheet_name,
+            engine="calamine",
+            infer_schema_length=None,  # every cell decides the type: a late text cell widens, not nulls
+            drop_empty_cols=False,  # Polars would also drop unnamed columns of zeros; _tidy_columns decides
+            raise_if_empty=True,
+        )
+    except pl.exceptions.NoDataError as error:
+        raise InvalidFileError(f"{name}: the sheet {sheet_name!r} is empty", details) from error
+    except _XLSX_READ_ERRORS as error:
+        raise InvalidFileError(
+            f"{name}: the sheet {sheet_name!r} could not be read ({_first_line(error)})", details
+        ) from error
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the sheet {sheet_name!r} has a header but no data rows", details)
+    original = _xlsx_header(workbook, sheet_name, frame.columns)
+    return _Parsed(frame, original, {"sheet": sheet_name})
+
+
+def _check_xlsx_container(path: Path, name: str, head: bytes) -> None:
+    """An XLSX workbook is a ZIP archive; refuse one that declares far more content than it could hold."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            uncompressed = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        description = _describe_magic(head) if not head.startswith(b"PK") else None
+        reason = f"this is {description}" if description else "it is not a valid ZIP archive"
+        raise InvalidFileError(f"{name}: not an XLSX workbook ({reason})", {"file": name}) from error
+    compressed = max(path.stat().st_size, 1)
+    if uncompressed > XLSX_MAX_UNCOMPRESSED_BYTES and uncompressed > XLSX_MAX_COMPRESSION_RATIO * compressed:
+        raise InvalidFileError(
+            f"{name}: refused as a likely decompression bomb: the workbook's {compressed:,} bytes expand to "
+            f"{uncompressed:,} bytes (limit: {XLSX_MAX_UNCOMPRESSED_BYTES:,} bytes, or "
+            f"{XLSX_MAX_COMPRESSION_RATIO}× the file's size)",
+            {"file": name, "compressed_bytes": compressed, "uncompressed_bytes": uncompressed},
+        )
+
+
+def _resolve_sheet(sheet: str | int | None, sheet_names: list[str], name: str) -> str:
+    if not sheet_names:
+        raise InvalidFileError(f"{name}: the workbook has no worksheet", {"file": name})
+    if sheet is None:
+        return sheet_names[0]
+    if isinstance(sheet, int) and not isinstance(sheet, bool):
+        if 0 <= sheet < len(sheet_names):
+            return sheet_names[sheet]
+        problem = f"there is no sheet at position {sheet} (0-based)"
+    else:
+        if sheet in sheet_names:
+            return str(sheet)
+        folded = [candidate for candidate in sheet_names if candidate.casefold() == str(sheet).casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        problem = f"there is no sheet named {sheet!r}"
+    available = ", ".join(repr(candidate) for candidate in sheet_names)
+    raise InvalidFileError(
+        f"{name}: {problem}; the workbook's sheets are {available}",
+        {"file": name, "sheet": sheet, "available_sheets": sheet_names},
+    )
+
+
+def _xlsx_header(workbook: fastexcel.ExcelReader, sheet_name: str, columns: list[str]) -> list[str]:
+    """The header cells behind calamine's names: ``__UNNAMED__<n>`` was blank; ``x_1`` after an ``x`` may
+    have been a repeated ``x`` (or really ``x_1``): only then is the header row read again to tell."""
+    original = ["" if _CALAMINE_UNNAMED.fullmatch(column) else column for column in columns]
+    ambiguous = any(
+        (match := _NUMBERED_NAME.fullmatch(column)) is not None and match["base"] in columns[:position]
+        for position, column in enumerate(columns)
+    )
+    if not ambiguous:
+        return original
+    header_row = workbook.load_sheet(sheet_name, header_row=None, n_rows=1).to_polars()
+    if header_row.width != len(columns) or header_row.height != 1:
+        return original
+    cells = header_row.select(pl.all().cast(pl.String)).row(0)
+    return [
+        cell if cell is not None and re.fullmatch(re.escape(cell) + r"_\d+", column) else known
+        for known, column, cell in zip(original, columns, cells, strict=True)
+    ]
+
+
+# --- Parquet ----------------------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, name: str) -> _Parsed:
+    head = _check_not_empty(path, name)
+    with path.open("rb") as handle:
+        handle.seek(max(path.stat().st_size - 4, 0))
+        tail = handle.read(4)
+    if not head.startswith(b"PAR1") or tail != b"PAR1":
+        description = _describe_magic(head)
+        reason = f"this is {description}" if description else "it lacks the PAR1 markers"
+        raise InvalidFileError(f"{name}: not a Parquet file ({reason})", {"file": name})
+    try:
+        frame = pl.read_parquet(path)
+    except _READ_ERRORS as error:
+        raise InvalidFileError(
+            f"{name}: could not be read as Parquet ({_first_line(error)})", {"file": name}
+        ) from error
+    if frame.width == 0:
+        raise InvalidFileError(f"{name}: the Parquet file has no columns", {"file": name})
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the file has a header (a schema) but no data rows", {"file": name})
+    return _Parsed(frame, frame.columns)
+
+
+# --- JSON and NDJSON --------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path, name: str) -> _Parsed:
+    head = _check_not_empty(path, name)
+    _reject_binary_json(head, name)
+    start = head.removeprefix(_UTF8_BOM).lstrip()[:1]
+    if start == b"{":
+        raise InvalidFileError(
+            f"{name}: found a JSON object, expected an array of records ([{{...}}, {{...}}]); "
+            "for one object per line, name the file .ndjson",
+            {"file": name, "line": 1 + head[: head.index(b"{")].count(b"\n")},
+        )
+    try:
+        frame = pl.read_json(path, infer_schema_length=None)
+    except _READ_ERRORS as error:
+        raise _json_error(path, name, error) from error
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the JSON array is empty: no data rows", {"file": name})
+    if frame.width == 0:
+        raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+    return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
+
+
+def _read_ndjson(path: Path, name: str) -> _Parsed:
+    head = _check_not_empty(path, name)
+    _reject_binary_json(head, name)
+    source: Path | io.BytesIO = path
+    if head.startswith(_UTF8_BOM):  # Polars' NDJSON reader does not skip a BOM
+        source = io.BytesIO(path.read_bytes()[len(_UTF8_BOM) :])
+    try:
+        frame = pl.read_ndjson(source, infer_schema_length=None)  # a sample would drop late keys
+    except _READ_ERRORS as error:
+        raise _ndjson_error(path, name, error) from error
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
+    if frame.width == 0:
+        raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+    return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
+
+
+def _reject_binary_json(head: bytes, name: str) -> None:
+    description = _describe_magic(head)
+    if description is not None or head.startswith(_UTF16_BOMS):
+        what = description or "UTF-16 text"
+        raise InvalidFileError(f"{name}: this is {what}, not UTF-8 JSON", {"file": name})
+
+
+def _json_error(path: Path, name: str, polars_error: BaseException) -> InvalidFileError:
+    """Slow path, only after Polars failed: parse with the json module to say what and where."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return _not_utf8(name, raw, error)
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        return InvalidFileError(
+            f"{name}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+            {"file": name, "line": error.lineno, "column": error.colno},
+        )
+    except _NonStandardJson as error:
+        return InvalidFileError(f"{name}: {error}", {"file": name})
+    if not isinstance(document, list):
+        return InvalidFileError(
+            f"{name}: found {_json_kind(document)}, expected an array of records", {"file": name, "line": 1}
+        )
+    for index, (offset, value) in enumerate(_array_elements(text)):
+        if not isinstance(value, dict):
+            line = text.count("\n", 0, offset) + 1
+            column = offset - text.rfind("\n", 0, offset)
+            return InvalidFileError(
+                f"{name}: element {index + 1} of the array (line {line}, column {column}) is "
+                f"{_json_kind(value)}, not an object: expected an array of records",
+                {"file": name, "line": line, "column": column, "element": index + 1},
+            )
+    return InvalidFileError(f"{name}: could not be read as JSON records ({_first_line(polars_error)})", {"file": name})
+
+
+def _ndjson_error(path: Path, name: str, polars_error: BaseException) -> InvalidFileError:
+    """Slow path, only after Polars failed: check line by line to name the first bad line."""
+    seen_record = False
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, 1):
+            if line_number == 1:
+                raw = raw.removeprefix(_UTF8_BOM)
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return _not_utf8(name, raw, error, line_offset=line_number - 1)
+            try:
+                value = json.loads(line, parse_constant=_reject_constant)
+            except json.JSONDecodeError as error:
+                return InvalidFileError(
+                    f"{name}: malformed JSON at line {line_number}, column {error.colno}: {error.msg}",
+                    {"file": name, "line": line_number, "column": error.colno},
+                )
+            except _NonStandardJson as error:
+                return InvalidFileError(f"{name}: line {line_number}: {error}", {"file": name, "line": line_number})
+            if not isinstance(value, dict):
+                return InvalidFileError(
+                    f"{name}: line {line_number} holds {_json_kind(value)}, not an object "
+                    "(NDJSON has one JSON object per line)",
+                    {"file": name, "line": line_number, "column": 1},
+                )
+            seen_record = True
+    if not seen_record:
+        return InvalidFileError(f"{name}: the file is empty", {"file": name})
+    return InvalidFileError(f"{name}: could not be read as NDJSON ({_first_line(polars_error)})", {"file": name})
+
+
+def _array_elements(text: str) -> Iterator[tuple[int, Any]]:
+    """(character offset, value) of each element of the valid JSON array ``text``."""
+    decoder = json.JSONDecoder()
+    index = _JSON_WHITESPACE.match(text, 0).end() + 1  # type: ignore[union-attr]
+    while True:
+        index = _JSON_WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
+        if text[index] == "]":
+            return
+        value, end = decoder.raw_decode(text, index)
+        yield index, value
+        index = _JSON_WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
+        if text[index] == ",":
+            index += 1
+
+
+def _not_utf8(name: str, raw: bytes, error: UnicodeDecodeError, *, line_offset: int = 0) -> InvalidFileError:
+    line = raw.count(b"\n", 0, error.start) + 1 + line_offset
+    column = error.start - raw.rfind(b"\n", 0, error.start)
+    return InvalidFileError(
+        f"{name}: not UTF-8 text (byte 0x{raw[error.start]:02x} at line {line}, column {column}); JSON must be UTF-8",
+        {"file": name, "line": line, "column": column},
+    )
+
+
+class _NonStandardJson(ValueError):
+    pass
+
+
+def _reject_constant(constant: str) -> None:
+    raise _NonStandardJson(f"{constant} is not valid JSON (write null or a number)")
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"

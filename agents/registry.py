@@ -46,6 +46,8 @@ DATA_CONTENT_TYPES: dict[str, frozenset[str]] = {
 }
 PARAMETERS_NAME = "parameters.json"
 PARAMETERS_CONTENT_TYPES = frozenset({"application/json"})
+# The data output a chained task (``source_task_id``) takes as its primary input, per tool.
+MAIN_DATA_OUTPUTS = frozenset({"cleaned_data.csv", "master_data.csv", "search_result.csv", "transformed_data.csv"})
 OUTPUT_CONTENT_TYPES = {
     ".json": "application/json",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -11,7 +11,16 @@ from typing import Any
 
 import httpx
 
-CONTENT_TYPES = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".txt": "text/plain",
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/jsonl",
+    ".parquet": "application/vnd.apache.parquet",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 @dataclass
