@@ -10,14 +10,15 @@ Data-changing tools (clean-my-data) pass typed frames from agent to agent: the p
 ``ROW_INDEX_COLUMN`` (the input file's data row) once, each agent returns the new frame and the rows it
 removed with reasons, and the chain records every step (rows and per-column nulls, dtypes and changed
 cells before and after), gathers removed rows into ``quarantine.csv`` with their values before removal,
-and writes the last frame to ``cleaned_data.csv``. A large frame is spilled to an Arrow IPC file in the
-task's directory and memory-mapped back, so steps do not stack up copies in memory.
+and writes the last frame to ``cleaned_data.csv``. Only the current frame is kept between agents
+(Polars shares unchanged columns between a frame and its successor, so a step costs only the columns it
+changed). Polars 2.1's ``read_ipc`` copies instead of memory-mapping, so spilling frames to disk between
+agents would not lower the peak and is not done.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,6 @@ ChainProgress = Callable[[int, str | None, str], None]
 READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
-SPILL_BYTES = 256 * 1024 * 1024  # a frame larger than this is memory-mapped from disk between agents
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 
 
@@ -67,10 +67,8 @@ class _DataFlow:
     """The clean chain's state between agents: the current frame, the step records, removed rows."""
 
     frame: pl.DataFrame
-    spill_dir: Path
     steps: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[pl.DataFrame] = field(default_factory=list)
-    spills: int = 0
 
     def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
         before = self.frame
@@ -91,26 +89,20 @@ class _DataFlow:
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
         self.steps.append(step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms))
-        self.frame = self._maybe_spill(after)
+        self.frame = after
 
     @staticmethod
     def _removed(agent_id: str, before: pl.DataFrame, after: pl.DataFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
         """The removed rows with reasons: those the agent listed, plus any it dropped without saying."""
         gone = before.select(ROW_INDEX_COLUMN).join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
-        listed = pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(REMOVED_ROWS_SCHEMA)
+        listed = (
+            pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
+        )
         listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
         unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
             pl.lit(f"removed by {agent_id}").alias("reason")
         )
-        return pl.concat([listed, unlisted.select(REMOVED_ROWS_SCHEMA)]).sort(ROW_INDEX_COLUMN)
-
-    def _maybe_spill(self, frame: pl.DataFrame) -> pl.DataFrame:
-        if frame.estimated_size() < SPILL_BYTES:
-            return frame
-        self.spills += 1
-        path = self.spill_dir / f"step-{len(self.steps)}.arrow"
-        frame.write_ipc(path, compression="uncompressed")
-        return pl.read_ipc(path, memory_map=True)
+        return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
 
     def quarantine(self, columns: list[str]) -> pl.DataFrame:
         schema = {"row_index": pl.Int64, "agent_id": pl.String, "reason": pl.String} | dict.fromkeys(columns, pl.String)
@@ -190,23 +182,22 @@ def run_tool(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
-    with tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent) as spill_dir:
-        flow = None
-        if tool_id in DATA_TOOLS:
-            primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
-                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
-            )
-            flow = _DataFlow(primary, Path(spill_dir))
-        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
+    flow = None
+    if tool_id in DATA_TOOLS:
+        primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
+            pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
+        )
+        flow = _DataFlow(primary)
+    results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
 
-        report(AGENTS_END, None, "Writing reports")
-        reports_started = time.perf_counter()
-        envelopes = [results[agent_id].envelope.to_dict() for agent_id in chain]
-        status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
-        summary = _summary(agent_inputs, envelopes, flow, status)
-        summary["inputs"] = read_reports
-        outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
-        outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
+    report(AGENTS_END, None, "Writing reports")
+    reports_started = time.perf_counter()
+    envelopes = [results[agent_id].envelope.to_dict() for agent_id in chain]
+    status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
+    summary = _summary(agent_inputs, envelopes, flow, status)
+    summary["inputs"] = read_reports
+    outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
+    outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
     timings["total"] = round((time.perf_counter() - started) * 1000)
     report(100, None, "Done")
@@ -397,7 +388,6 @@ def _summary(
             rows_quarantined=sum(frame.height for frame in flow.quarantined),
             retention_percentage=round(100 * rows_out / inputs.primary.height, 2) if inputs.primary.height else 100.0,
             cells_changed=sum(step["cells_changed_total"] for step in flow.steps),
-            frames_spilled=flow.spills,
         )
         writeback = next((e for e in envelopes if e["agent_id"] == "cleanse-writeback"), None)
         if writeback is not None and writeback["status"] == "success":

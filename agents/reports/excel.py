@@ -1,307 +1,473 @@
-"""The Excel report (xlsxwriter): Summary, one sheet per agent, Alerts, Issues, Recommendations,
-Row-Level Issues. Every table has a bold coloured header, a frozen header row, an autofilter and column
-widths fitted to its content.
+"""The Excel report (xlsxwriter): Summary, Cleaning Steps (clean chains), one sheet per agent, Alerts,
+Issues, Recommendations and Row-Level Issues, plus a hidden sheet holding the charts' data.
 
-The workbook is small by construction (the Row-Level Issues sheet holds only the inline issues, at most
-1,000 per agent; the JSON report has them all), so it is built in memory: xlsxwriter's shared string
-table deduplicates the repeated texts, which writes it ~1.5x faster than ``constant_memory`` mode's
-per-cell inline strings."""
+Written for any agent: sheets are built from the envelope contract (agents/envelope.py), never from an
+agent's module; unknown agents and missing keys fall back to the generic layout of ``agent_sheets``. The
+Row-Level Issues sheet holds only the inline issues it is given (at most 1,000 per agent); the JSON
+report has them all, and the Summary sheet says how many there are.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
-from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import Worksheet
+from agents.reports.agent_sheets import agent_sheet
+from agents.reports.overview import (
+    agent_id_of,
+    as_dict,
+    as_dicts,
+    cleaning_outcome,
+    report_summary,
+    row_issue_total,
+    tool_title,
+)
+from agents.reports.sheets import ReportBook, SheetWriter, cell_value
 
-MAX_COLUMN_WIDTH = 60
-SHEET_TITLES = {
-    "unified-profiler": "Profiler",
-    "drift-detector": "Drift Detection",
-    "score-risk": "Risk Assessment",
-    "readiness-rater": "Readiness",
-    "governance-checker": "Governance",
-    "test-coverage-agent": "Test Coverage",
-}
-SEVERITY_COLOURS = {"critical": "#F8CBAD", "high": "#FCE4D6", "medium": "#FFF2CC", "low": "#E2EFDA"}
-
-PROFILER_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
-    ("Field", lambda f: f["field_name"]),
-    ("Type", lambda f: f["data_type"]),
-    ("Semantic type", lambda f: f.get("semantic_type")),
-    ("Quality score", lambda f: f["quality_score"]),
-    ("Completeness", lambda f: f["quality_indicators"]["completeness"]),
-    ("Uniqueness", lambda f: f["quality_indicators"]["uniqueness"]),
-    ("Validity", lambda f: f["quality_indicators"]["validity"]),
-    ("Consistency", lambda f: f["quality_indicators"]["consistency"]),
-    ("Nulls", lambda f: f["properties"]["null_count"]),
-    ("Null %", lambda f: f["properties"]["null_percentage"]),
-    ("Distinct", lambda f: f["properties"]["unique_count"]),
-    ("Distinct %", lambda f: f["properties"]["unique_percentage"]),
-    ("Min", lambda f: f["statistics"].get("min")),
-    ("Max", lambda f: f["statistics"].get("max")),
-    ("Mean", lambda f: f["statistics"].get("mean")),
-    ("Median", lambda f: f["statistics"].get("median")),
-    ("Std", lambda f: f["statistics"].get("std")),
-    ("P5", lambda f: f["statistics"].get("p5")),
-    ("P25", lambda f: f["statistics"].get("p25")),
-    ("P75", lambda f: f["statistics"].get("p75")),
-    ("P95", lambda f: f["statistics"].get("p95")),
-    ("Skewness", lambda f: f["statistics"].get("skewness")),
-    ("Kurtosis", lambda f: f["statistics"].get("kurtosis")),
-    ("Outliers", lambda f: f["statistics"].get("outlier_count")),
-    ("Outlier %", lambda f: f["statistics"].get("outlier_percentage")),
-    ("Zeros", lambda f: f["statistics"].get("zeros_count")),
-    ("Negatives", lambda f: f["statistics"].get("negatives_count")),
-    ("Min length", lambda f: f["statistics"].get("min_length")),
-    ("Mean length", lambda f: f["statistics"].get("mean_length")),
-    ("Max length", lambda f: f["statistics"].get("max_length")),
-    ("Entropy (bits)", lambda f: f["statistics"].get("entropy")),
-    ("Top value", lambda f: _top(f, "value")),
-    ("Top value count", lambda f: _top(f, "count")),
-    ("PII type", lambda f: f["properties"].get("estimated_pii_type")),
-    ("Sensitivity", lambda f: f["properties"].get("estimated_sensitivity_level")),
-]
+SUMMARY, STEPS, ALERTS, ISSUES, RECOMMENDATIONS, ROW_ISSUES = (
+    "Summary",
+    "Cleaning Steps",
+    "Alerts",
+    "Issues",
+    "Recommendations",
+    "Row-Level Issues",
+)
+MAX_ROW_ISSUE_ROWS = 200_000
+MAX_STEP_COLUMN_ROWS = 20_000
+GRADE_TONES = {"A": "good", "B": "good", "C": "warn", "D": "bad", "F": "bad"}
+STATUS_TONES = {"success": "good", "partial": "warn", "failed": "bad", "error": "bad"}
+SUMMARY_WIDTHS = (30, 34, 18, 14, 80)
 
 
 def write_excel_report(
-    path: Path, tool_id: str, envelopes: list[dict[str, Any]], row_level_issues: list[dict[str, Any]]
+    path: Path,
+    tool_id: str,
+    envelopes: list[dict[str, Any]],
+    row_level_issues: list[dict[str, Any]],
+    *,
+    steps: list[dict[str, Any]] | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> None:
-    """``row_level_issues``: the inline issues of every agent (each dict with ``agent_id``); the complete
-    list lives in the JSON report, whose total the Summary sheet states."""
-    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    """``row_level_issues``: the inline issues of every agent (each dict with ``agent_id``); ``steps``: the
+    clean chain's step records; ``summary``: the chain's overall summary (derived when not given)."""
+    book = ReportBook.create(path, (SUMMARY, STEPS, ALERTS, ISSUES, RECOMMENDATIONS, ROW_ISSUES))
     try:
-        formats = _Formats(workbook)
-        used_names: set[str] = set()
-        _summary_sheet(workbook, formats, tool_id, envelopes, len(row_level_issues), used_names)
-        for envelope in envelopes:
-            _agent_sheet(workbook, formats, envelope, used_names)
-        _table_sheet(
-            workbook,
-            formats,
-            "Alerts",
-            used_names,
-            ["Agent", "Alert", "Severity", "Category", "Field", "Message", "Fields affected", "Recommendation"],
-            [
-                [
-                    e["agent_id"],
-                    a["alert_id"],
-                    a["severity"],
-                    a["category"],
-                    a.get("field_name"),
-                    a["message"],
-                    a["affected_fields_count"],
-                    a["recommendation"],
-                ]
-                for e in envelopes
-                for a in e.get("alerts", [])
-            ],
-            severity_column=2,
-        )
-        _table_sheet(
-            workbook,
-            formats,
-            "Issues",
-            used_names,
-            ["Agent", "Issue", "Field", "Type", "Severity", "Message"],
-            [
-                [e["agent_id"], i["issue_id"], i.get("field_name"), i["issue_type"], i["severity"], i["message"]]
-                for e in envelopes
-                for i in e.get("issues", [])
-            ],
-            severity_column=4,
-        )
-        _table_sheet(
-            workbook,
-            formats,
-            "Recommendations",
-            used_names,
-            ["Agent", "Recommendation id", "Field", "Priority", "Recommendation", "Timeline", "Effort (h)", "Owner"],
-            [
-                [
-                    e["agent_id"],
-                    r["recommendation_id"],
-                    r.get("field_name"),
-                    r["priority"],
-                    r["recommendation"],
-                    r["timeline"],
-                    r["estimated_effort_hours"],
-                    r.get("owner"),
-                ]
-                for e in envelopes
-                for r in e.get("recommendations", [])
-            ],
-            severity_column=3,
-        )
-        _table_sheet(
-            workbook,
-            formats,
-            "Row-Level Issues",
-            used_names,
-            ["Agent", "Row", "Column", "Issue type", "Severity", "Message", "Value"],
-            [
-                [
-                    i.get("agent_id"),
-                    i["row_index"],
-                    i.get("column"),
-                    i["issue_type"],
-                    i["severity"],
-                    i.get("message"),
-                    i.get("value"),
-                ]
-                for i in row_level_issues
-            ],
-        )
-    finally:
-        workbook.close()
-
-
-class _Formats:
-    def __init__(self, workbook: Workbook) -> None:
-        self.header = workbook.add_format(
+        book.workbook.set_properties(
             {
-                "bold": True,
-                "font_color": "#FFFFFF",
-                "bg_color": "#1F4E78",
-                "border": 1,
-                "text_wrap": True,
-                "valign": "vcenter",
+                "title": tool_title(tool_id),
+                "subject": f"Agensium {tool_id} report",
+                "author": "Agensium",
+                "company": "Agensium",
+                "keywords": f"agensium, {tool_id}",
+                "comments": "Generated by Agensium",
             }
         )
-        self.title = workbook.add_format({"bold": True, "font_size": 16, "font_color": "#1F4E78"})
-        self.number = workbook.add_format({"num_format": "#,##0.####"})
-        self.severity = {name: workbook.add_format({"bg_color": colour}) for name, colour in SEVERITY_COLOURS.items()}
+        overall = report_summary(tool_id, envelopes, summary, steps)
+        summary_sheet = book.sheet(SUMMARY, reserved=True)
+        if steps:
+            _steps_sheet(book.sheet(STEPS, reserved=True), steps)
+        sheet_names = {}
+        for position, envelope in enumerate(envelopes):
+            agent_id = agent_id_of(envelope, position)
+            sheet_names[agent_id] = agent_sheet(book, envelope, agent_id).name
+        _alerts_sheet(book.sheet(ALERTS, reserved=True), envelopes)
+        _issues_sheet(book.sheet(ISSUES, reserved=True), envelopes)
+        _recommendations_sheet(book.sheet(RECOMMENDATIONS, reserved=True), envelopes)
+        _row_issues_sheet(book.sheet(ROW_ISSUES, reserved=True), row_level_issues)
+        outcome = cleaning_outcome(envelopes, steps, overall) if steps or tool_id == "clean-my-data" else None
+        _summary_sheet(summary_sheet, tool_id, envelopes, overall, outcome, sheet_names, len(row_level_issues))
+        summary_sheet.sheet.activate()
+    finally:
+        book.close()
 
 
 def _summary_sheet(
-    workbook: Workbook,
-    formats: _Formats,
+    writer: SheetWriter,
     tool_id: str,
     envelopes: list[dict[str, Any]],
+    overall: dict[str, Any],
+    outcome: dict[str, Any] | None,
+    sheet_names: dict[str, str],
     inline_row_issues: int,
-    used_names: set[str],
 ) -> None:
-    headers = ["Agent", "Card", "Value", "Status", "Description"]
-    rows: list[list[Any]] = []
-    for envelope in envelopes:
-        rows.append(
+    sheet, formats = writer.sheet, writer.formats
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    writer.title(tool_title(tool_id), f"{tool_id} · generated {generated} by Agensium")
+    top = writer.row
+    status = str(overall.get("status") or "unknown")
+    overview: list[tuple[str, Any, str | None]] = [
+        ("Tool", tool_id, None),
+        ("File", overall.get("primary"), None),
+        ("Baseline", overall.get("baseline"), None),
+        ("Rows", overall.get("rows"), "int"),
+        ("Columns", overall.get("columns"), "int"),
+        ("Status", status, STATUS_TONES.get(status, "neutral")),
+        ("Agents succeeded", overall.get("agents_succeeded"), "int"),
+        ("Agents failed", overall.get("agents_failed"), "int"),
+        ("Alerts", overall.get("alerts"), "int"),
+        ("Row-level issues (total)", overall.get("row_level_issues_total"), "int"),
+        ("Row-level issues shown here", inline_row_issues, "int"),
+    ]
+    row = top
+    for label, value, style in overview:
+        if label in {"File", "Baseline"} and not value:
+            continue
+        sheet.write_string(row, 0, label, formats.label)
+        value = cell_value(value)
+        fmt = formats.tone_note[style] if style in formats.tone_note else formats.number(style)
+        if value is None:
+            sheet.write_blank(row, 1, None, fmt)
+        elif isinstance(value, str):
+            sheet.write_string(row, 1, value, fmt)
+        else:
+            sheet.write(row, 1, value, fmt)
+        row += 1
+    _verdict_box(writer, top, overall, outcome)
+    writer.row = max(row, top + 7) + 1
+
+    alerts_by_severity = as_dict(overall.get("alerts_by_severity"))
+    writer.table(
+        ["Severity", "Alerts"],
+        [[severity, count] for severity, count in alerts_by_severity.items()],
+        title="Alerts by severity",
+    )
+    if outcome is not None:
+        _outcome_table(writer, outcome)
+    cards = [
+        [
+            agent_id_of(envelope, position),
+            card.get("title"),
+            card.get("value"),
+            card.get("status"),
+            card.get("description"),
+        ]
+        for position, envelope in enumerate(envelopes)
+        for card in as_dicts(envelope.get("executive_summary"))
+    ]
+    writer.table(["Agent", "Card", "Value", "Status", "Description"], cards, title="Executive summary")
+    agents = []
+    for position, envelope in enumerate(envelopes):
+        agent_id = agent_id_of(envelope, position)
+        counts = (
+            f"{_count(len(as_dicts(envelope.get('alerts'))), 'alert')}, "
+            f"{_count(len(as_dicts(envelope.get('issues'))), 'issue')}, "
+            f"{_count(row_issue_total(envelope), 'row-level issue')}; sheet '{sheet_names.get(agent_id, '')}'"
+        )
+        agents.append(
             [
-                envelope["agent_id"],
-                "Status",
-                envelope["status"],
-                envelope["status"],
-                envelope.get("error") or f"{envelope.get('execution_time_ms', 0)} ms",
+                agent_id,
+                envelope.get("agent_name"),
+                envelope.get("execution_time_ms"),
+                envelope.get("status"),
+                envelope.get("error") or counts,
             ]
         )
-        for card in envelope.get("executive_summary", []):
-            rows.append([envelope["agent_id"], card["title"], card["value"], card["status"], card["description"]])
-        quality = envelope.get("data", {}).get("quality_summary")
-        if quality:
-            rows.append(
-                [
-                    envelope["agent_id"],
-                    "Dataset grade",
-                    quality["quality_grade"],
-                    "info",
-                    f"Overall quality score {quality['overall_quality_score']}",
-                ]
-            )
-        total = envelope.get("data", {}).get("row_level_issues_total")
-        if total is not None:
-            rows.append(
-                [
-                    envelope["agent_id"],
-                    "Row-level issues",
-                    total,
-                    "info",
-                    "All of them are in the JSON report; the Row-Level Issues sheet shows the first ones",
-                ]
-            )
-    rows.append([tool_id, "Row-level issues in this workbook", inline_row_issues, "info", ""])
-    _table_sheet(workbook, formats, "Summary", used_names, headers, rows)
+    writer.table(["Agent", "Name", "Time (ms)", "Status", "Notes"], agents, title="Agents")
+    writer.finish()
+    for column, width in enumerate(SUMMARY_WIDTHS):
+        sheet.set_column(column, column, width)
 
 
-def _agent_sheet(workbook: Workbook, formats: _Formats, envelope: dict[str, Any], used_names: set[str]) -> None:
-    title = SHEET_TITLES.get(envelope["agent_id"], envelope.get("agent_name") or envelope["agent_id"])
-    fields = envelope.get("data", {}).get("fields")
-    if envelope["agent_id"] == "unified-profiler" and fields:
-        _table_sheet(
-            workbook,
-            formats,
-            title,
-            used_names,
-            [header for header, _ in PROFILER_COLUMNS],
-            [[getter(field) for _, getter in PROFILER_COLUMNS] for field in fields],
+def _verdict_box(writer: SheetWriter, top: int, overall: dict[str, Any], outcome: dict[str, Any] | None) -> None:
+    """The dataset grade, big and coloured (columns C:D); for a cleaning chain without a grade, the
+    writeback's verdict instead."""
+    sheet, formats = writer.sheet, writer.formats
+    grade = overall.get("quality_grade")
+    score = overall.get("quality_score")
+    if grade or outcome is None:
+        label, text = "Dataset grade", str(grade or "–")
+        tone = GRADE_TONES.get(str(grade), "neutral")
+        caption = f"Quality score {score:.2f} / 100" if isinstance(score, int | float) else "Quality score: n/a"
+    else:
+        label = "Data ready for the pipeline"
+        verdict, tone = _verdict(outcome)
+        text = {"yes": "READY", "no": "NOT READY"}.get(verdict, "n/a")
+        caption = "Verdict of cleanse-writeback" if outcome.get("writeback_ran") else "cleanse-writeback did not run"
+    sheet.write_string(top, 2, label, formats.label)
+    sheet.merge_range(top + 1, 2, top + 4, 3, text, formats.big[tone])
+    sheet.write_string(top + 5, 2, caption, formats.note)
+
+
+def _outcome_table(writer: SheetWriter, outcome: dict[str, Any]) -> None:
+    pairs = [
+        ("Rows in", outcome.get("rows_in")),
+        ("Rows out (cleaned_data.csv)", outcome.get("rows_out")),
+        ("Retention %", outcome.get("retention_percentage")),
+        ("Rows quarantined (quarantine.csv)", outcome.get("rows_quarantined")),
+        ("Records flagged by quarantine-agent", outcome.get("quarantine_agent_records")),
+        ("Columns in", outcome.get("columns_in")),
+        ("Columns out", outcome.get("columns_out")),
+        ("Cells changed", outcome.get("cells_changed")),
+        ("Integrity checks passed", outcome.get("integrity_checks_passed")),
+        ("Integrity checks failed", outcome.get("integrity_checks_failed")),
+    ]
+    writer.key_values("Cleaning outcome", [(label, value) for label, value in pairs if value is not None])
+    verdict, tone = _verdict(outcome)
+    writer.row -= 1
+    writer.note(f"Data ready for pipeline: {verdict}", tone=tone)
+
+
+def _verdict(outcome: dict[str, Any]) -> tuple[str, str]:
+    """The writeback's ``data_ready_for_pipeline`` as text and tone."""
+    ready = outcome.get("data_ready_for_pipeline")
+    if ready is True:
+        return "yes", "good"
+    if ready is False:
+        return "no", "bad"
+    return ("n/a" if outcome.get("writeback_ran") else "not evaluated"), "neutral"
+
+
+def _steps_sheet(writer: SheetWriter, steps: list[dict[str, Any]]) -> None:
+    writer.title(
+        "Cleaning steps",
+        "Rows and columns before and after each agent; every removed row is in quarantine.csv with its reason",
+    )
+    writer.sheet.freeze_panes(1, 0)
+    rows = []
+    for step in steps:
+        before, after = step.get("columns_before") or [], step.get("columns_after") or []
+        rows_before, rows_after = step.get("rows_before"), step.get("rows_after")
+        retention = (
+            round(100.0 * rows_after / rows_before, 2)
+            if isinstance(rows_before, int) and isinstance(rows_after, int) and rows_before
+            else None
         )
-        return
-    metrics = envelope.get("summary_metrics", {})
-    rows = [[key, value] for key, value in metrics.items()]
-    if envelope.get("error"):
-        rows.insert(0, ["error", envelope["error"]])
-    _table_sheet(workbook, formats, title, used_names, ["Metric", "Value"], rows)
+        rows.append(
+            [
+                step.get("step"),
+                step.get("agent_id"),
+                step.get("agent_name"),
+                step.get("status"),
+                rows_before,
+                rows_after,
+                step.get("rows_removed"),
+                retention,
+                step.get("cells_changed_total"),
+                len(before),
+                len(after),
+                [name for name in after if name not in before],
+                [name for name in before if name not in after],
+                step.get("duration_ms"),
+            ]
+        )
+    writer.table(
+        [
+            "Step",
+            "Agent",
+            "Name",
+            "Status",
+            "Rows before",
+            "Rows after",
+            "Rows removed",
+            "Retention %",
+            "Cells changed",
+            "Columns before",
+            "Columns after",
+            "Columns added",
+            "Columns removed",
+            "Duration (ms)",
+        ],
+        rows,
+        title="Steps",
+        numbers=[None, None, None, None, "int", "int", "int", "dec", "int", "int", "int", None, None, "int"],
+    )
+    writer.table(
+        [
+            "Column",
+            "Dtype (original)",
+            "Dtype (final)",
+            "Nulls (original)",
+            "Nulls (final)",
+            "Null change",
+            "Cells changed",
+            "Changed by",
+            "Outcome",
+        ],
+        _column_journeys(steps),
+        title="Columns: original → final",
+        numbers=[None, None, None, "int", "int", "int", "int", None, None],
+    )
+    changes = _column_changes(steps)
+    title = "Changes per step (columns whose type, nulls or cells changed)"
+    if len(changes) > MAX_STEP_COLUMN_ROWS:
+        title += f": first {MAX_STEP_COLUMN_ROWS:,} of {len(changes):,}"
+    writer.table(
+        [
+            "Step",
+            "Agent",
+            "Column",
+            "Dtype before",
+            "Dtype after",
+            "Nulls before",
+            "Nulls after",
+            "Null change",
+            "Cells changed",
+        ],
+        changes[:MAX_STEP_COLUMN_ROWS],
+        title=title,
+        numbers=[None, None, None, None, None, "int", "int", "int", "int"],
+        empty_text="no column changed",
+    )
+    writer.finish()
 
 
-def _table_sheet(
-    workbook: Workbook,
-    formats: _Formats,
-    title: str,
-    used_names: set[str],
-    headers: list[str],
-    rows: Sequence[Sequence[Any]],
-    severity_column: int | None = None,
-) -> Worksheet:
-    sheet = workbook.add_worksheet(_unique_sheet_name(title, used_names))
-    widths = [len(header) + 2 for header in headers]
-    cells = [[_cell(value) for value in row] for row in rows]
-    for row in cells:
-        for column, value in enumerate(row):
-            widths[column] = max(widths[column], len(str(value)) + 2 if value is not None else 0)
-    for column, width in enumerate(widths):
-        sheet.set_column(column, column, min(width, MAX_COLUMN_WIDTH))
-    sheet.freeze_panes(1, 0)
-    sheet.write_row(0, 0, headers, formats.header)
-    for index, row in enumerate(cells, start=1):
-        row_format = None
-        if severity_column is not None and severity_column < len(row):
-            row_format = formats.severity.get(str(row[severity_column]))
-        for column, value in enumerate(row):
-            if value is None:
+def _column_journeys(steps: list[dict[str, Any]]) -> list[list[Any]]:
+    journeys: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        agent = step.get("agent_id")
+        after = step.get("columns_after")
+        for name, column in as_dict(step.get("columns")).items():
+            column = as_dict(column)
+            journey = journeys.setdefault(
+                name,
+                {"dtype": column.get("dtype_before"), "nulls": column.get("nulls_before"), "cells": 0, "by": []},
+            )
+            journey["dtype_final"], journey["nulls_final"] = column.get("dtype_after"), column.get("nulls_after")
+            journey["cells"] += int(column.get("cells_changed") or 0)
+            if _modified(column) and agent not in journey["by"]:
+                journey["by"].append(agent)
+            if isinstance(after, list) and name not in after and "removed" not in journey:
+                journey["removed"] = agent
+    rows = []
+    for name, journey in journeys.items():
+        nulls, final = journey["nulls"], journey.get("nulls_final")
+        if "removed" in journey:
+            outcome = f"removed by {journey['removed']}"
+        elif journey["dtype"] is None:
+            outcome = "added"
+        else:
+            outcome = "changed" if journey["by"] else "unchanged"
+        rows.append(
+            [
+                name,
+                journey["dtype"],
+                journey.get("dtype_final"),
+                nulls,
+                final,
+                final - nulls if isinstance(nulls, int) and isinstance(final, int) else None,
+                journey["cells"],
+                ", ".join(str(agent) for agent in journey["by"]),
+                outcome,
+            ]
+        )
+    return rows
+
+
+def _column_changes(steps: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for step in steps:
+        for name, column in as_dict(step.get("columns")).items():
+            column = as_dict(column)
+            if not _changed(column):
                 continue
-            if isinstance(value, bool):
-                sheet.write_boolean(index, column, value, row_format)
-            elif isinstance(value, float | int):
-                sheet.write_number(index, column, value, row_format or formats.number)
-            else:  # write_string: no URL / number sniffing of user data
-                sheet.write_string(index, column, str(value), row_format)
-    sheet.autofilter(0, 0, max(len(cells), 1), len(headers) - 1)
-    return sheet
+            nulls_before, nulls_after = column.get("nulls_before"), column.get("nulls_after")
+            rows.append(
+                [
+                    step.get("step"),
+                    step.get("agent_id"),
+                    name,
+                    column.get("dtype_before"),
+                    column.get("dtype_after"),
+                    nulls_before,
+                    nulls_after,
+                    nulls_after - nulls_before
+                    if isinstance(nulls_before, int) and isinstance(nulls_after, int)
+                    else None,
+                    column.get("cells_changed"),
+                ]
+            )
+    return rows
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    if isinstance(value, str) and len(value) > 32_000:
-        return value[:32_000]
-    return value
+def _modified(column: dict[str, Any]) -> bool:
+    """The agent changed the column's values or type (null counts also move when rows are removed)."""
+    return bool(column.get("cells_changed") or column.get("dtype_before") != column.get("dtype_after"))
 
 
-def _unique_sheet_name(title: str, used: set[str]) -> str:
-    base = "".join("_" if char in "[]:*?/\\" else char for char in title)[:31] or "Sheet"
-    name, suffix = base, 2
-    while name.lower() in used:
-        name = f"{base[: 31 - len(str(suffix)) - 1]} {suffix}"
-        suffix += 1
-    used.add(name.lower())
-    return name
+def _changed(column: dict[str, Any]) -> bool:
+    return _modified(column) or column.get("nulls_before") != column.get("nulls_after")
 
 
-def _top(field: dict[str, Any], key: str) -> Any:
-    top = field.get("distribution", {}).get("top_values") or []
-    return top[0][key] if top else None
+def _alerts_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            agent_id_of(envelope, position),
+            alert.get("alert_id"),
+            alert.get("severity"),
+            alert.get("category"),
+            alert.get("field_name"),
+            alert.get("message"),
+            alert.get("affected_fields_count"),
+            alert.get("recommendation"),
+        ]
+        for position, envelope in enumerate(envelopes)
+        for alert in as_dicts(envelope.get("alerts"))
+    ]
+    headers = ["Agent", "Alert", "Severity", "Category", "Field", "Message", "Fields affected", "Recommendation"]
+    _single_table(writer, headers, rows, "no alerts")
+
+
+def _issues_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            agent_id_of(envelope, position),
+            issue.get("issue_id"),
+            issue.get("field_name"),
+            issue.get("issue_type"),
+            issue.get("severity"),
+            issue.get("message"),
+            issue.get("details") or None,
+        ]
+        for position, envelope in enumerate(envelopes)
+        for issue in as_dicts(envelope.get("issues"))
+    ]
+    _single_table(writer, ["Agent", "Issue", "Field", "Type", "Severity", "Message", "Details"], rows, "no issues")
+
+
+def _recommendations_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            agent_id_of(envelope, position),
+            item.get("recommendation_id"),
+            item.get("field_name"),
+            item.get("priority"),
+            item.get("recommendation"),
+            item.get("timeline"),
+            item.get("estimated_effort_hours"),
+            item.get("owner"),
+        ]
+        for position, envelope in enumerate(envelopes)
+        for item in as_dicts(envelope.get("recommendations"))
+    ]
+    headers = ["Agent", "Recommendation id", "Field", "Priority", "Recommendation", "Timeline", "Effort (h)", "Owner"]
+    _single_table(writer, headers, rows, "no recommendations")
+
+
+def _row_issues_sheet(writer: SheetWriter, issues: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            issue.get("agent_id"),
+            issue.get("row_index"),
+            issue.get("column"),
+            issue.get("issue_type"),
+            issue.get("severity"),
+            issue.get("message"),
+            issue.get("value"),
+        ]
+        for issue in issues[:MAX_ROW_ISSUE_ROWS]
+        if isinstance(issue, dict)
+    ]
+    headers = ["Agent", "Row", "Column", "Issue type", "Severity", "Message", "Value"]
+    _single_table(writer, headers, rows, "no row-level issues")
+
+
+def _single_table(writer: SheetWriter, headers: list[str], rows: list[list[Any]], empty_text: str) -> None:
+    """A sheet holding one table from A1, its header row frozen."""
+    writer.sheet.freeze_panes(1, 0)
+    writer.table(headers, rows, empty_text=empty_text)
+    writer.finish()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

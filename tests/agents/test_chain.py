@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents import registry
 from agents.chain import run_tool
-from agents.envelope import AgentInputs, AgentResult, Envelope, Progress
+from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Envelope, Progress
 from agents.errors import InvalidFileError, InvalidParametersError
 
 
@@ -176,3 +176,55 @@ def test_runs_in_a_process_pool_and_errors_cross_it(tmp_path: Path) -> None:
             bad.result(timeout=120)
     assert good["status"] == "success"
     assert raised.value.code == "INVALID_FILE" and "the file is empty" in raised.value.message
+
+
+def drop_even_ids(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    """Removes rows with an even id, listing only half of them; doubles `value`."""
+    frame = inputs.primary
+    keep = frame.filter(pl.col("id") % 2 == 1).with_columns(pl.col("value") * 2)
+    listed = frame.filter(pl.col("id") % 4 == 0).select(ROW_INDEX_COLUMN, pl.lit("id divisible by 4").alias("reason"))
+    return AgentResult(Envelope(status="success", agent_id="a", agent_name="A"), frame=keep, removed=listed)
+
+
+def cast_tag(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    assert inputs.context.original_rows == 1500 and len(inputs.context.steps) == 1
+    frame = inputs.primary.with_columns(pl.col("tag").replace({"a": "A"}))
+    return AgentResult(Envelope(status="success", agent_id="b", agent_name="B"), frame=frame)
+
+
+def test_clean_chain_passes_frames_records_steps_and_quarantines_removed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for agent_id, run in (("cleanse-previewer", drop_even_ids), ("quarantine-agent", cast_tag)):
+        monkeypatch.setitem(
+            registry.AGENTS,
+            agent_id,
+            dataclasses.replace(registry.AGENTS[agent_id], parameters_model=NoParams, run=run),
+        )
+    out = tmp_path / "out"
+    result = run_tool(
+        "clean-my-data",
+        ["cleanse-previewer", "quarantine-agent"],
+        {"primary.csv": write_csv(tmp_path)},
+        {},
+        out,
+        ignore_progress,
+    )
+    assert result["status"] == "success"
+    cleaned = pl.read_csv(out / "cleaned_data.csv")
+    quarantine = pl.read_csv(out / "quarantine.csv")
+    assert cleaned.columns == ["id", "value", "tag"]  # the row index stays internal
+    assert cleaned.height == 750 and cleaned["id"].to_list() == list(range(1, 1500, 2))
+    assert quarantine.columns[:3] == ["row_index", "agent_id", "reason"]
+    assert quarantine.height == 750 and quarantine["row_index"].to_list() == list(range(1, 1501, 2))
+    # Data row r of the file has id r - 1; the removed rows keep their values from before the agent.
+    assert (quarantine["id"] == quarantine["row_index"] - 1).all()
+    reasons = dict(zip(quarantine["id"].to_list(), quarantine["reason"].to_list(), strict=True))
+    assert reasons[4] == "id divisible by 4" and reasons[2] == "removed by cleanse-previewer"
+    first, second = result["steps"]
+    assert (first["rows_before"], first["rows_after"], first["rows_removed"]) == (1500, 750, 750)
+    # Kept rows have odd ids, whose values are never null or zero: doubling changes every one of them.
+    assert first["columns"]["value"]["cells_changed"] == 750 and first["columns"]["id"]["cells_changed"] == 0
+    assert second["columns"]["tag"]["cells_changed"] == sum(1 for i in range(1, 1500, 2) if i % 3 == 0)
+    assert second["columns"]["tag"]["dtype_after"] == "String"
+    assert result["summary"]["rows_out"] == 750 and result["summary"]["rows_quarantined"] == 750

@@ -1,0 +1,499 @@
+"""The workbook's building blocks: formats, unique sheet names, Excel tables with severity colouring,
+key/value blocks, flattening of nested records, and the hidden sheet that holds the charts' data.
+
+Every table is a native Excel table (filter buttons on its header, banded rows); a severity-like column
+(severity, priority, status, risk level, ...) gets conditional formats, one ``cell == value`` rule per
+value it holds, so colours follow the data when someone sorts, filters or edits the sheet. Cells are
+written with ``write_row``: the workbook options turn off xlsxwriter's number/formula/URL sniffing, so
+user text is always stored as text (no formula injection from a CSV value such as ``=HYPERLINK(...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+MAX_COLUMN_WIDTH = 60
+MIN_COLUMN_WIDTH = 6
+WIDTH_SAMPLE_ROWS = 500
+MAX_CELL_CHARS = 32_000
+MAX_HEADER_CHARS = 255
+EXACT_INTEGER = 2**53
+TABLE_STYLE = "Table Style Medium 2"
+CHART_DATA_SHEET = "Chart Data"
+SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+
+TONE_COLOURS = {  # (fill, font): Excel's own "light red fill with dark red text" family
+    "bad": ("#FFC7CE", "#9C0006"),
+    "warn": ("#FFEB9C", "#9C5700"),
+    "good": ("#C6EFCE", "#006100"),
+    "neutral": ("#EDEDED", "#404040"),
+}
+VALUE_TONES = {
+    "critical": "bad",
+    "high": "bad",
+    "error": "bad",
+    "failed": "bad",
+    "fail": "bad",
+    "not_ready": "bad",
+    "drifted": "bad",
+    "medium": "warn",
+    "warning": "warn",
+    "needs_review": "warn",
+    "needs_improvement": "warn",
+    "partial": "warn",
+    "moderate": "warn",
+    "low": "good",
+    "excellent": "good",
+    "good": "good",
+    "success": "good",
+    "ready": "good",
+    "stable": "good",
+    "passed": "good",
+    "pass": "good",
+    "compliant": "good",
+    "info": "neutral",
+    "none": "neutral",
+}
+TONED_HEADERS = {
+    "severity",
+    "priority",
+    "status",
+    "risk_level",
+    "level",
+    "impact",
+    "impact_level",
+    "sensitivity",
+    "compliance_status",
+    "readiness_status",
+    "dataset_stability",
+    "effectiveness_status",
+}
+GOOD_WHEN_TRUE = {"passed", "safe_to_execute", "data_ready_for_pipeline", "is_valid", "valid", "ready"}
+BAD_WHEN_TRUE = {"drift_detected", "drifted", "dataset_drift", "failed", "quarantined", "is_pii", "pii"}
+
+
+def header_key(header: str) -> str:
+    """The last dotted part of a header, lower-case with underscores: ``drift_analysis.severity`` and
+    ``Severity`` both give ``severity``."""
+    return header.rsplit(".", 1)[-1].strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def cell_value(value: Any) -> Any:
+    """A value xlsxwriter writes as-is: finite numbers, booleans and text; nested values as JSON text."""
+    if value is None or isinstance(value, bool | str):
+        return value[:MAX_CELL_CHARS] if isinstance(value, str) else value
+    if isinstance(value, numbers.Integral):
+        return int(value) if abs(int(value)) <= EXACT_INTEGER else str(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Mapping | list | tuple | set):
+        return json_text(value)[:MAX_CELL_CHARS]
+    return str(value)[:MAX_CELL_CHARS]
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(finite(value), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def finite(value: Any) -> Any:
+    """A copy with NaN and infinities replaced by None, recursively (JSON has no spelling for them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(key): finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [finite(item) for item in value]
+    return value
+
+
+def flatten(record: Mapping[str, Any], max_depth: int = 3, max_keys: int = 20) -> dict[str, Any]:
+    """Nested mappings become dotted keys (``a.b.c``); lists and mappings deeper than ``max_depth`` or
+    wider than ``max_keys`` stay whole (written as JSON text)."""
+    flat: dict[str, Any] = {}
+
+    def visit(value: Mapping[str, Any], prefix: str, depth: int) -> None:
+        for key, item in value.items():
+            name = f"{prefix}{key}"
+            if isinstance(item, Mapping) and not item:
+                continue  # an empty mapping: nothing to show, no column
+            if isinstance(item, Mapping) and depth < max_depth and len(item) <= max_keys:
+                visit(item, f"{name}.", depth + 1)
+            else:
+                flat[name] = item
+
+    visit(record, "", 1)
+    return flat
+
+
+def is_table(value: Any) -> bool:
+    """A non-empty list whose items are all mappings: rendered as a table."""
+    return isinstance(value, list) and bool(value) and all(isinstance(item, Mapping) for item in value)
+
+
+def find_tables(data: Mapping[str, Any], skip: Iterable[str] = (), max_depth: int = 3) -> list[tuple[str, list[Any]]]:
+    """Every list of mappings in ``data`` (also inside nested mappings), as (dotted path, list)."""
+    skipped = set(skip)
+    found: list[tuple[str, list[Any]]] = []
+
+    def visit(value: Mapping[str, Any], prefix: str, depth: int) -> None:
+        for key, item in value.items():
+            path = f"{prefix}{key}"
+            if path in skipped:
+                continue
+            if is_table(item):
+                found.append((path, item))
+            elif isinstance(item, Mapping) and depth < max_depth:
+                visit(item, f"{path}.", depth + 1)
+
+    visit(data, "", 1)
+    return found
+
+
+def scalar_details(data: Mapping[str, Any], skip: Iterable[str] = ()) -> list[tuple[str, Any]]:
+    """``data`` flattened to (dotted key, value) pairs, without the tables and the skipped paths."""
+    skipped = set(skip)
+    pairs: list[tuple[str, Any]] = []
+
+    def visit(value: Mapping[str, Any], prefix: str, depth: int) -> None:
+        for key, item in value.items():
+            path = f"{prefix}{key}"
+            if path in skipped or is_table(item):
+                continue
+            if isinstance(item, Mapping) and item and depth < 4 and len(item) <= 40:
+                visit(item, f"{path}.", depth + 1)
+            else:
+                pairs.append((path, item))
+
+    visit(data, "", 1)
+    return pairs
+
+
+def records_table(records: Sequence[Any], max_columns: int = 150) -> tuple[list[str], list[list[Any]]]:
+    """Headers (union of the flattened keys, in first-seen order) and rows of a list of mappings."""
+    flat = [flatten(record) if isinstance(record, Mapping) else {"value": record} for record in records]
+    headers: dict[str, None] = {}
+    for row in flat:
+        headers.update(dict.fromkeys(row))
+    names = list(headers)[:max_columns]
+    return names, [[row.get(name) for name in names] for row in flat]
+
+
+def humanize(path: str) -> str:
+    """``field_risk_assessments`` → ``Field risk assessments``; ``manifest.transformations`` → ``Manifest ›
+    transformations``."""
+    parts = [part.replace("_", " ").strip() for part in path.split(".")]
+    text = " › ".join(part for part in parts if part)
+    return text[:1].upper() + text[1:]
+
+
+def unique_headers(headers: Sequence[Any]) -> list[str]:
+    """Excel table headers: text without control characters, at most 255 characters, non-empty and unique
+    ignoring case (Excel repairs a workbook whose table has two columns ``A`` and ``a``)."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for position, header in enumerate(headers, start=1):
+        base = CONTROL_CHARACTERS.sub(" ", str(header if header is not None else "")).strip()
+        base = base[:MAX_HEADER_CHARS] or f"Column {position}"
+        name, suffix = base, 2
+        while name.lower() in seen:
+            name = f"{base[: MAX_HEADER_CHARS - 8]} ({suffix})"
+            suffix += 1
+        seen.add(name.lower())
+        result.append(name)
+    return result
+
+
+class Formats:
+    def __init__(self, workbook: Workbook) -> None:
+        add = workbook.add_format
+        self.title = add({"bold": True, "font_size": 18, "font_color": "#1F4E78"})
+        self.subtitle = add({"italic": True, "font_color": "#595959"})
+        self.heading = add(
+            {"bold": True, "font_size": 12, "font_color": "#1F4E78", "bottom": 2, "bottom_color": "#1F4E78"}
+        )
+        self.label = add({"bold": True, "font_color": "#1F4E78"})
+        self.header = add(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "text_wrap": True, "valign": "top"}
+        )
+        self.wrap = add({"text_wrap": True, "valign": "top"})
+        self.note = add({"italic": True, "font_color": "#595959"})
+        self.integer = add({"num_format": "#,##0"})
+        self.decimal = add({"num_format": "#,##0.00"})
+        self.precise = add({"num_format": "0.0000"})
+        self.scientific = add({"num_format": "0.00E+00"})
+        self.tone = {tone: add({"bg_color": fill, "font_color": font}) for tone, (fill, font) in TONE_COLOURS.items()}
+        self.tone_note = {
+            tone: add({"bg_color": fill, "font_color": font, "bold": True})
+            for tone, (fill, font) in TONE_COLOURS.items()
+        }
+        self.big = {
+            tone: add(
+                {
+                    "bold": True,
+                    "font_size": 36,
+                    "align": "center",
+                    "valign": "vcenter",
+                    "bg_color": fill,
+                    "font_color": font,
+                    "border": 1,
+                }
+            )
+            for tone, (fill, font) in TONE_COLOURS.items()
+        }
+
+    def number(self, kind: str | None) -> Format | None:
+        return {"int": self.integer, "dec": self.decimal, "prec": self.precise, "sci": self.scientific}.get(kind or "")
+
+
+@dataclass
+class _ChartBlock:
+    columns: list[list[Any]]
+    first_row: int
+
+
+@dataclass
+class ReportBook:
+    """The workbook, its formats, the sheet names in use and the chart data written to a hidden sheet last."""
+
+    workbook: Workbook
+    formats: Formats
+    used_names: set[str] = field(default_factory=set)
+    chart_blocks: list[_ChartBlock] = field(default_factory=list)
+    chart_rows: int = 0
+
+    @classmethod
+    def create(cls, path: Path, reserved: Iterable[str]) -> ReportBook:
+        # Not constant_memory: charts need the data kept, and the shared string table deduplicates the
+        # repeated texts of the issue sheets (faster than constant_memory's inline strings). in_memory:
+        # no temporary file per sheet.
+        workbook = xlsxwriter.Workbook(
+            str(path),
+            {
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "nan_inf_to_errors": False,
+                "in_memory": True,
+            },
+        )
+        book = cls(workbook, Formats(workbook))
+        book.used_names.update(name.lower() for name in (*reserved, CHART_DATA_SHEET, "history"))
+        return book
+
+    def sheet(self, title: str, reserved: bool = False) -> SheetWriter:
+        """A new sheet named ``title`` (a reserved name is taken as is; others are made valid and unique)."""
+        name = title if reserved else self._unique_name(title)
+        return SheetWriter(self, self.workbook.add_worksheet(name))
+
+    def chart_data(self, columns: list[list[Any]]) -> list[list[Any]]:
+        """Reserve rows on the hidden chart-data sheet for ``columns`` (equal lengths); returns a range per
+        column for a chart series (``[sheet, first_row, col, last_row, col]``)."""
+        length = max((len(column) for column in columns), default=0)
+        block = _ChartBlock(columns, self.chart_rows)
+        self.chart_blocks.append(block)
+        self.chart_rows += length + 1
+        last = block.first_row + max(length, 1) - 1
+        return [[CHART_DATA_SHEET, block.first_row, index, last, index] for index in range(len(columns))]
+
+    def close(self) -> None:
+        if self.chart_blocks:
+            sheet = self.workbook.add_worksheet(CHART_DATA_SHEET)
+            for block in self.chart_blocks:
+                for index, column in enumerate(block.columns):
+                    sheet.write_column(block.first_row, index, [cell_value(value) for value in column])
+            sheet.hide()
+        self.workbook.close()
+
+    def _unique_name(self, title: str) -> str:
+        base = SHEET_NAME_FORBIDDEN.sub("_", CONTROL_CHARACTERS.sub(" ", title)).strip().strip("'")[:31].strip()
+        base = base or "Sheet"
+        name, suffix = base, 2
+        while name.lower() in self.used_names:
+            name = f"{base[: 31 - len(str(suffix)) - 1].rstrip()} {suffix}"
+            suffix += 1
+        self.used_names.add(name.lower())
+        return name
+
+
+@dataclass
+class Column:
+    """A curated table column: header, how to get its value from a record, and a number format kind
+    (``int``, ``dec``, ``prec``, ``sci`` or None for Excel's General)."""
+
+    header: str
+    path: tuple[str, ...]
+    number: str | None = None
+
+    def value(self, record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        for key in self.path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(key)
+        return value
+
+
+class SheetWriter:
+    """Writes sections top to bottom on one sheet and fits the column widths to what it wrote."""
+
+    def __init__(self, book: ReportBook, sheet: Worksheet) -> None:
+        self.book = book
+        self.formats = book.formats
+        self.sheet = sheet
+        self.row = 0
+        self.widths: dict[int, float] = {}
+        self.fixed_widths: dict[int, float] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.sheet.name)
+
+    def title(self, text: str, subtitle: str | None = None) -> None:
+        self.sheet.write_string(self.row, 0, text, self.formats.title)
+        self.sheet.set_row(self.row, 26)
+        self.row += 1
+        if subtitle:
+            self.sheet.write_string(self.row, 0, subtitle, self.formats.subtitle)
+            self.row += 1
+        self.row += 1
+
+    def heading(self, text: str) -> None:
+        self.sheet.write_string(self.row, 0, text, self.formats.heading)
+        self.row += 1
+
+    def note(self, text: str, tone: str | None = None) -> None:
+        fmt = self.formats.tone_note[tone] if tone else self.formats.note
+        self.sheet.write_string(self.row, 0, text[:MAX_CELL_CHARS], fmt)
+        self.row += 2
+
+    def skip(self, rows: int = 1) -> None:
+        self.row += rows
+
+    def key_values(
+        self, title: str | None, pairs: Sequence[tuple[str, Any]], headers: Sequence[str] = ("Metric", "Value")
+    ) -> tuple[int, int] | None:
+        if not pairs:
+            return None
+        return self.table(list(headers), [[key, value] for key, value in pairs], title=title)
+
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str | None = None,
+        numbers: Sequence[str | None] | None = None,
+        toned: Iterable[int] | None = None,
+        empty_text: str = "(none)",
+        gap: int = 2,
+    ) -> tuple[int, int]:
+        """An Excel table at the current row; returns its (header row, last row). ``toned``: the columns to
+        colour by value (default: those whose header is severity-like or a known pass/fail flag)."""
+        if title:
+            self.heading(title)
+        names = unique_headers(headers)
+        width = len(names)
+        cells = [[cell_value(value) for value in row[:width]] + [None] * (width - len(row)) for row in rows]
+        if not cells:
+            cells = [[empty_text] + [None] * (width - 1)]
+        top = self.row
+        formats = [self.formats.number(kind) for kind in numbers] if numbers else []
+        write_row = self.sheet.write_row
+        if any(formats):
+            for index, row in enumerate(cells, start=top + 1):
+                write_row(index, 0, row)
+                for column, fmt in enumerate(formats):
+                    value = row[column] if column < width else None
+                    if fmt is not None and isinstance(value, int | float) and not isinstance(value, bool):
+                        self.sheet.write_number(index, column, value, fmt)
+        else:
+            for index, row in enumerate(cells, start=top + 1):
+                write_row(index, 0, row)
+        last = top + len(cells)
+        self.sheet.add_table(
+            top, 0, last, width - 1, {"columns": [{"header": name} for name in names], "style": TABLE_STYLE}
+        )
+        if toned is None:
+            toned = [index for index, name in enumerate(names) if _tone_kind(name) is not None]
+        for column in toned:
+            self._tone_column(names[column], [row[column] for row in cells], top + 1, last, column)
+        self._fit(names, cells)
+        self.row = last + 1 + gap
+        return top, last
+
+    def _tone_column(self, header: str, values: list[Any], first: int, last: int, column: int) -> None:
+        kind = _tone_kind(header)
+        present = {value.strip().lower() for value in values if isinstance(value, str)}
+        for value in sorted(present & VALUE_TONES.keys()):
+            self.sheet.conditional_format(
+                first,
+                column,
+                last,
+                column,
+                {
+                    "type": "cell",
+                    "criteria": "equal to",
+                    "value": f'"{value}"',
+                    "format": self.formats.tone[VALUE_TONES[value]],
+                },
+            )
+        if kind in {"good_when_true", "bad_when_true"}:
+            for flag in (True, False):
+                if not any(value is flag for value in values):
+                    continue
+                tone = "good" if flag == (kind == "good_when_true") else "bad"
+                self.sheet.conditional_format(
+                    first,
+                    column,
+                    last,
+                    column,
+                    {
+                        "type": "cell",
+                        "criteria": "equal to",
+                        "value": "TRUE" if flag else "FALSE",
+                        "format": self.formats.tone[tone],
+                    },
+                )
+
+    def _fit(self, headers: Sequence[str], cells: Sequence[Sequence[Any]]) -> None:
+        for column, header in enumerate(headers):
+            longest = max(
+                (len(str(row[column])) for row in cells[:WIDTH_SAMPLE_ROWS] if row[column] is not None), default=0
+            )
+            width = min(max(len(header) + 3, longest + 2, MIN_COLUMN_WIDTH), MAX_COLUMN_WIDTH)
+            self.widths[column] = max(self.widths.get(column, 0), width)
+
+    def set_width(self, column: int, width: float) -> None:
+        self.fixed_widths[column] = width
+
+    def finish(self) -> None:
+        for column, width in {**self.widths, **self.fixed_widths}.items():
+            self.sheet.set_column(column, column, width)
+
+
+def _tone_kind(header: str) -> str | None:
+    key = header_key(header)
+    if key in TONED_HEADERS:
+        return "value"
+    if key in GOOD_WHEN_TRUE:
+        return "good_when_true"
+    if key in BAD_WHEN_TRUE:
+        return "bad_when_true"
+    return None
