@@ -8,32 +8,64 @@ from agents import registry
 from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
 
 
+PROFILE_CHAIN = ["unified-profiler", "drift-detector", "score-risk", "test-coverage-agent", "readiness-rater"]
+CLEAN_CHAIN = [
+    "cleanse-previewer", "quarantine-agent", "type-fixer", "field-standardization",
+    "duplicate-resolver", "null-handler", "outlier-remover", "cleanse-writeback",
+]  # fmt: skip
+
+
 def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     catalog = registry.catalog()
     json.dumps(catalog)  # JSON-serialisable
-    assert [tool["tool_id"] for tool in catalog["tools"]] == ["profile-my-data"]
-    tool = catalog["tools"][0]
-    assert tool["default_chain"] == ["unified-profiler"]
-    assert tool["default_chain_credits"] == 30
-    [agent] = tool["agents"]
-    assert agent["agent_id"] == "unified-profiler" and agent["credits"] == 30 and agent["in_default_chain"]
-    schema = agent["parameters_schema"]
+    assert [tool["tool_id"] for tool in catalog["tools"]] == ["profile-my-data", "clean-my-data"]
+    profile, clean = catalog["tools"]
+    assert profile["default_chain"] == PROFILE_CHAIN
+    assert profile["default_chain_credits"] == 30 + 40 + 35 + 30 + 25
+    assert [a["agent_id"] for a in profile["agents"]] == [*PROFILE_CHAIN, "governance-checker"]
+    governance = profile["agents"][-1]
+    assert governance["credits"] == 45 and not governance["in_default_chain"]
+    assert clean["default_chain"] == CLEAN_CHAIN
+    assert clean["default_chain_credits"] == 20 + 35 + 25 + 40 + 50 + 30 + 35 + 30
+    profiler = profile["agents"][0]
+    assert profiler["agent_id"] == "unified-profiler" and profiler["credits"] == 30 and profiler["in_default_chain"]
+    schema = profiler["parameters_schema"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["null_alert_threshold"]["default"] == 50.0
     assert schema["properties"]["top_n_values"]["default"] == 10
-    assert {item["role"] for item in tool["inputs"]} == {"primary", "baseline", "parameters"}
-    assert [output["name"] for output in tool["outputs"]] == ["data_profile_report.json", "data_profile_report.xlsx"]
+    for agent in profile["agents"] + clean["agents"]:
+        assert agent["parameters_schema"]["additionalProperties"] is False, agent["agent_id"]
+        assert agent["parameters_schema"]["type"] == "object"
+    # Agensium's defaults, so its parameters.json files keep working.
+    drift = next(a for a in profile["agents"] if a["agent_id"] == "drift-detector")["parameters_schema"]
+    assert drift["properties"]["statistical_test"]["default"] == "kolmogorov_smirnov"
+    assert drift["properties"]["significance_level"]["default"] == 0.05
+    assert drift["properties"]["min_sample_size"]["default"] == 100
+    outliers = next(a for a in clean["agents"] if a["agent_id"] == "outlier-remover")["parameters_schema"]
+    assert outliers["properties"]["detection_method"]["default"] == "iqr"
+    assert outliers["properties"]["iqr_multiplier"]["default"] == 1.5
+    assert {item["role"] for item in profile["inputs"]} == {"primary", "baseline", "parameters"}
+    assert {item["role"] for item in clean["inputs"]} == {"primary", "parameters"}
+    assert [output["name"] for output in profile["outputs"]] == ["data_profile_report.json", "data_profile_report.xlsx"]
+    assert [output["name"] for output in clean["outputs"]] == [
+        "cleaned_data.csv", "quarantine.csv", "cleaning_report.json", "cleaning_report.xlsx",
+    ]  # fmt: skip
+    primary = profile["inputs"][0]
+    assert set(primary["formats"]) == {"csv", "tsv", "txt", "xlsx", "parquet", "json", "ndjson", "jsonl"}
 
 
 def test_resolve_chain() -> None:
-    assert registry.resolve_chain("profile-my-data", None) == ["unified-profiler"]
+    assert registry.resolve_chain("profile-my-data", None) == PROFILE_CHAIN
+    assert registry.resolve_chain("clean-my-data", None) == CLEAN_CHAIN
     assert registry.resolve_chain("profile-my-data", ["unified-profiler", "unified-profiler"]) == ["unified-profiler"]
     with pytest.raises(UnknownToolError):
         registry.resolve_chain("no-such-tool", None)
     with pytest.raises(UnknownToolError):
-        registry.resolve_chain("clean-my-data", None)  # no agent of it exists yet
+        registry.resolve_chain("master-my-data", None)  # no agent of it exists yet
+    with pytest.raises(UnknownToolError):
+        registry.resolve_chain("master-my-data", ["key-identifier"])  # known, not built yet
     with pytest.raises(UnknownAgentError):
-        registry.resolve_chain("profile-my-data", ["drift-detector"])  # known, not built yet
+        registry.resolve_chain("profile-my-data", ["type-fixer"])  # exists, but in another tool
     with pytest.raises(UnknownAgentError):
         registry.resolve_chain("profile-my-data", ["nope"])
     with pytest.raises(UnknownAgentError):
@@ -48,8 +80,15 @@ def test_chain_cost_uses_agensium_credits() -> None:
 def test_parameter_validation_names_agent_and_field() -> None:
     registry.validate_parameters("profile-my-data", ["unified-profiler"], {})
     registry.validate_parameters("profile-my-data", ["unified-profiler"], {"unified-profiler": {"top_n_values": 5}})
-    # Agensium parameters.json files carry keys of agents we have not built yet: accepted.
-    registry.validate_parameters("profile-my-data", ["unified-profiler"], {"drift-detector": {"anything": 1}})
+    # Every agent of the tool is validated, including those not in the chain.
+    with pytest.raises(InvalidParametersError) as raised:
+        registry.validate_parameters("profile-my-data", ["unified-profiler"], {"drift-detector": {"anything": 1}})
+    assert raised.value.details["agent_id"] == "drift-detector"
+    # The reserved "inputs" key holds reading options.
+    registry.validate_parameters("profile-my-data", ["unified-profiler"], {"inputs": {"primary": {"sheet": "Sales"}}})
+    with pytest.raises(InvalidParametersError) as raised:
+        registry.validate_parameters("profile-my-data", ["unified-profiler"], {"inputs": {"primary": {"tab": 1}}})
+    assert raised.value.details["field"] == "inputs.primary.tab"
     with pytest.raises(InvalidParametersError) as raised:
         registry.validate_parameters("profile-my-data", ["unified-profiler"], {"unified-profiler": {"top_n_values": 0}})
     assert raised.value.details["agent_id"] == "unified-profiler"

@@ -1,0 +1,416 @@
+"""The ``test-coverage-agent``: user-declared uniqueness, range and format tests, and rows mostly empty.
+
+Tests (reference/agents.md §1.4; parameters in ``agents.params.test_coverage``):
+
+- **uniqueness** (``unique_columns``): a non-null value that occurs more than once fails, every occurrence
+  of it (``is_duplicated``); nulls are not duplicates (as in SQL ``UNIQUE``);
+- **range** (``range_tests``): a non-null value below ``min`` or above ``max`` (inclusive bounds) fails; a
+  text column is parsed as numbers and a value that is not a number (or NaN) fails too;
+- **format** (``format_tests``): the whole value must match the pattern, which is anchored at both ends as
+  ``^(?:pattern)$`` — Agensium anchors only at the start (``re.match``), so ``\\d{3}`` also passed
+  ``"123abc"`` there. Patterns use Polars' (Rust) regex syntax; one that does not compile, or a column that
+  is not in the data, ends the task with ``INVALID_PARAMETERS`` naming the field;
+- rows with more than ``row_null_threshold`` % null cells are reported (info); they do not enter the score.
+
+Each test's pass rate is 100 × passing / checked (non-null) values; a test with nothing to check passes.
+A test type's score is the mean pass rate of its tests, and the coverage score the weighted mean of the
+declared types' scores: a type with no test declared gives its weight to the others in proportion to
+theirs. With no test declared at all, the score is 0 (nothing is covered) and an alert says so. Status:
+``excellent`` at or above ``excellent_threshold``, ``good`` at or above ``good_threshold``, else
+``needs_improvement``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.errors import InvalidParametersError
+from agents.params.common import effectiveness_status
+from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
+from agents.quality.common import (
+    Findings,
+    collect_row_issues,
+    is_text,
+    pct,
+    quality_result,
+    require_columns,
+    row_issue_query,
+    score_status,
+    weighted_score,
+    with_row_numbers,
+)
+
+AGENT_ID = "test-coverage-agent"
+AGENT_NAME = "Test Coverage"
+TEST_TYPES = ("uniqueness", "range", "format")
+
+
+@dataclass(frozen=True)
+class _Test:
+    test_type: str
+    column: str
+    failing: pl.Expr  # true on the rows whose value fails the test
+    detail: dict[str, Any]
+    issue_type: str
+    severity: Any
+    message: pl.Expr
+
+
+def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = inputs.primary
+    columns = data_columns(frame)
+    tests = _declared_tests(frame, params)
+    progress(0.0, f"Running {len(tests)} declared tests on {frame.height:,} rows")
+    lazy = with_row_numbers(frame).lazy()
+    null_cells = pl.sum_horizontal([pl.col(name).is_null().cast(pl.Int64) for name in columns]) if columns else None
+    mostly_null = (
+        (null_cells * 100 > params.row_null_threshold * len(columns)) if null_cells is not None else pl.lit(False)
+    )
+    counts_exprs = [pl.len().alias("rows"), mostly_null.sum().alias("mostly_null_rows")]
+    for index, test in enumerate(tests):
+        counts_exprs.append(pl.col(test.column).is_not_null().sum().alias(f"{index}:checked"))
+        counts_exprs.append(test.failing.sum().alias(f"{index}:violations"))
+    counts = lazy.select(counts_exprs).collect().row(0, named=True)
+    progress(0.5, "Scoring the tests")
+
+    results = [
+        _result(test, counts[f"{index}:checked"], counts[f"{index}:violations"]) for index, test in enumerate(tests)
+    ]
+    dimension_scores: dict[str, float | None] = {}
+    for test_type in TEST_TYPES:
+        rates = [result["pass_rate"] for result in results if result["test_type"] == test_type]
+        dimension_scores[test_type] = round(sum(rates) / len(rates), 4) if rates else None
+    weights = {"uniqueness": params.uniqueness_weight, "range": params.range_weight, "format": params.format_weight}
+    score, effective = weighted_score(dimension_scores, weights)
+    if tests and score is None:
+        declared = [test_type for test_type in TEST_TYPES if dimension_scores[test_type] is not None]
+        raise InvalidParametersError(
+            f"{AGENT_ID}: the weights of the declared test types ({', '.join(declared)}) are all 0",
+            agent_id=AGENT_ID,
+            field=f"{declared[0]}_weight",
+        )
+    overall = score if score is not None else 0.0
+    status = effectiveness_status(overall, params)
+
+    progress(0.7, "Listing violations row by row")
+    queries = [
+        row_issue_query(
+            lazy,
+            test.failing,
+            column=test.column,
+            issue_type=test.issue_type,
+            severity=test.severity,
+            message=test.message,
+            value=pl.col(test.column),
+        )
+        for test in tests
+    ]
+    mostly_null_rows = int(counts["mostly_null_rows"])
+    if null_cells is not None:
+        queries.append(
+            row_issue_query(
+                lazy,
+                mostly_null,
+                column=None,
+                issue_type="high_null_row",
+                severity="info",
+                message=pl.format(
+                    "{} of {} cells are null (more than {}%)",
+                    null_cells,
+                    pl.lit(len(columns)),
+                    pl.lit(f"{params.row_null_threshold:g}"),
+                ),
+                value=None,
+            )
+        )
+    row_issues = collect_row_issues(queries, params.max_stored_row_level_issues)
+    violations = {
+        test_type: sum(r["violations"] for r in results if r["test_type"] == test_type) for test_type in TEST_TYPES
+    }
+    total_row_issues = sum(violations.values()) + mostly_null_rows
+
+    passed = sum(result["passed"] for result in results)
+    issues_list = [_coverage_issue(result) for result in results if not result["passed"]]
+    findings = _findings(
+        results, issues_list, dimension_scores, overall, status, mostly_null_rows, frame.height, params
+    )
+    summary_metrics = {
+        "total_records": frame.height,
+        "total_fields": len(columns),
+        "test_coverage_score": overall,
+        "coverage_status": status,
+        "issues_found": len(issues_list),
+        "tests_declared": len(results),
+        "tests_passed": passed,
+        "tests_failed": len(results) - passed,
+        "uniqueness_violations": violations["uniqueness"],
+        "range_violations": violations["range"],
+        "format_violations": violations["format"],
+        "high_null_rows": mostly_null_rows,
+        "row_level_issues_total": total_row_issues,
+    }
+    data = {
+        "test_coverage_scores": {"overall": overall, **dimension_scores},
+        "coverage_status": status,
+        "effective_weights": effective,
+        "total_records": frame.height,
+        "fields_analyzed": columns,
+        "tests": results,
+        "test_coverage_issues": issues_list,
+        "high_null_rows": {
+            "threshold_percentage": params.row_null_threshold,
+            "count": mostly_null_rows,
+            "percentage": pct(mostly_null_rows, frame.height),
+        },
+        "conventions": {
+            "pass_rate": "100 x passing / checked (non-null) values; a test with nothing to check passes",
+            "dimension_score": "mean pass rate of the type's tests; null when none is declared",
+            "weights": "declared types' weights normalised to sum 1 (an undeclared type's weight is redistributed)",
+            "format": "full match: the pattern is anchored at both ends (Rust regex syntax)",
+            "uniqueness": "nulls are not duplicates; every occurrence of a repeated value fails",
+            "range": "inclusive bounds; a text value that is not a number, or NaN, fails",
+        },
+    }
+    progress(1.0, "Test coverage complete")
+    return quality_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        findings=findings,
+        cards=_cards(overall, status, passed, len(results), total_row_issues),
+        row_issues=row_issues,
+        row_issues_total=total_row_issues,
+    )
+
+
+def _declared_tests(frame: pl.DataFrame, params: TestCoverageParams) -> list[_Test]:
+    """The declared tests as Polars expressions; every column and pattern checked before any work."""
+    require_columns(frame, params.unique_columns, AGENT_ID, "unique_columns")
+    for column in params.range_tests:
+        require_columns(frame, [column], AGENT_ID, f"range_tests.{column}")
+    for column in params.format_tests:
+        require_columns(frame, [column], AGENT_ID, f"format_tests.{column}")
+    tests = [_uniqueness_test(column) for column in dict.fromkeys(params.unique_columns)]
+    tests += [_range_test(frame, column, rule) for column, rule in params.range_tests.items()]
+    tests += [_format_test(column, rule) for column, rule in params.format_tests.items()]
+    return tests
+
+
+def _uniqueness_test(column: str) -> _Test:
+    value = pl.col(column)
+    return _Test(
+        "uniqueness",
+        column,
+        value.is_duplicated() & value.is_not_null(),
+        {},
+        "uniqueness_violation",
+        "critical",
+        pl.format("Value occurs {} times; '{}' must be unique", pl.len().over(value), pl.lit(column)),
+    )
+
+
+def _range_test(frame: pl.DataFrame, column: str, rule: RangeRule) -> _Test:
+    dtype = frame.schema[column]
+    if not (dtype.is_numeric() or is_text(dtype)):
+        raise InvalidParametersError(
+            f"{AGENT_ID}.range_tests.{column}: column {column!r} is {dtype}, not numbers; range tests take numeric "
+            "or text columns",
+            agent_id=AGENT_ID,
+            field=f"range_tests.{column}",
+        )
+    source = pl.col(column)
+    number = (source.cast(pl.String).str.strip_chars() if is_text(dtype) else source).cast(pl.Float64, strict=False)
+    out = number.is_null() | number.is_nan()
+    if rule.min is not None:
+        out = out | (number < rule.min)
+    if rule.max is not None:
+        out = out | (number > rule.max)
+    bounds = f"[{_bound(rule.min, '-inf')}, {_bound(rule.max, 'inf')}]"
+    message = (
+        pl.when(number.is_null() | number.is_nan())
+        .then(pl.lit(f"Not a number; '{column}' must lie in {bounds}"))
+        .otherwise(pl.lit(f"Outside the allowed range {bounds} of '{column}'"))
+    )
+    return _Test(
+        "range",
+        column,
+        source.is_not_null() & out,
+        {"min": rule.min, "max": rule.max, "bounds": bounds},
+        "range_violation",
+        "warning",
+        message,
+    )
+
+
+def _format_test(column: str, rule: str | FormatRule) -> _Test:
+    pattern, description = (rule, "format") if isinstance(rule, str) else (rule.pattern, rule.description)
+    anchored = f"^(?:{pattern})$"
+    field = f"format_tests.{column}"
+    try:
+        pl.select(pl.lit("").str.contains(anchored))
+    except pl.exceptions.PolarsError as error:
+        reason = str(error).strip().splitlines()
+        detail = next(
+            (line.strip() for line in reason if line.strip().startswith("error:")), reason[0] if reason else ""
+        )
+        raise InvalidParametersError(
+            f"{AGENT_ID}.{field}: invalid regular expression {pattern!r} ({detail}); patterns use Rust regex "
+            "syntax (no look-around, no back-references)",
+            {"pattern": pattern},
+            agent_id=AGENT_ID,
+            field=field,
+        ) from None
+    value = pl.col(column)
+    return _Test(
+        "format",
+        column,
+        value.is_not_null() & ~value.cast(pl.String).str.contains(anchored),
+        {"pattern": pattern, "anchored_pattern": anchored, "description": description},
+        "format_violation",
+        "warning",
+        pl.lit(f"Does not match {description} ({pattern}) in '{column}'"),
+    )
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
+
+
+def _result(test: _Test, checked: int, violations: int) -> dict[str, Any]:
+    checked, violations = int(checked), int(violations)
+    pass_rate = round(100.0 * (checked - violations) / checked, 4) if checked else 100.0
+    return {
+        "test_id": f"{test.test_type}:{test.column}",
+        "test_type": test.test_type,
+        "field_name": test.column,
+        **test.detail,
+        "checked_values": checked,
+        "violations": violations,
+        "pass_rate": pass_rate,
+        "passed": violations == 0,
+    }
+
+
+def _coverage_issue(result: dict[str, Any]) -> dict[str, Any]:
+    kind, column, violations = result["test_type"], result["field_name"], result["violations"]
+    if kind == "uniqueness":
+        message = f"Column '{column}' has {violations} values that repeat another row's value"
+    elif kind == "range":
+        message = f"Column '{column}' has {violations} values outside {result['bounds']}"
+    else:
+        message = f"Column '{column}' has {violations} values not matching {result['description']}"
+    return {
+        "type": f"{kind}_violation",
+        "field": column,
+        "severity": "critical" if kind == "uniqueness" else "high",
+        "message": message,
+        "violations": violations,
+        "pass_rate": result["pass_rate"],
+    }
+
+
+def _findings(
+    results: list[dict[str, Any]],
+    issues_list: list[dict[str, Any]],
+    dimension_scores: dict[str, float | None],
+    overall: float,
+    status: str,
+    mostly_null_rows: int,
+    rows: int,
+    params: TestCoverageParams,
+) -> Findings:
+    findings = Findings(AGENT_ID)
+    if not results:
+        findings.alert(
+            "no_tests_declared",
+            "medium",
+            "No test is declared: nothing is covered (score 0)",
+            "Declare unique_columns, range_tests and format_tests in the test-coverage-agent parameters",
+            affected=0,
+        )
+    elif status != "excellent":
+        findings.alert(
+            "test_coverage",
+            ("critical" if overall < 60 else "high") if status == "needs_improvement" else "medium",
+            f"Test coverage {overall:.1f}/100 ({status.replace('_', ' ')}): {len(issues_list)} test(s) failing",
+            "Fix the failing values or revisit the declared rules",
+            affected=len(issues_list),
+            recommend=False,
+        )
+    for test_type in TEST_TYPES:
+        score = dimension_scores[test_type]
+        if score is None or score >= 80:
+            continue
+        failing = [r["field_name"] for r in results if r["test_type"] == test_type and not r["passed"]]
+        findings.alert(
+            f"{test_type}_tests",
+            "critical" if score < 60 else "high",
+            f"{test_type.capitalize()} tests pass at {score:.1f}%: {', '.join(failing[:5])}",
+            {
+                "uniqueness": "Resolve the repeated key values (Clean My Data: duplicate-resolver)",
+                "range": "Correct or quarantine the out-of-range values (Clean My Data: quarantine-agent)",
+                "format": "Standardise the values to the declared formats (Clean My Data: field-standardization)",
+            }[test_type],
+            affected=len(failing),
+        )
+    for issue in issues_list:
+        findings.issue(
+            issue["field"],
+            issue["type"],
+            issue["severity"],
+            issue["message"],
+            violations=issue["violations"],
+            pass_rate=issue["pass_rate"],
+        )
+    if mostly_null_rows:
+        share = pct(mostly_null_rows, rows)
+        findings.alert(
+            "high_null_rows",
+            "medium" if share > 10 else "low",
+            f"{mostly_null_rows:,} row(s) ({share:.2f}%) have more than {params.row_null_threshold:g}% null cells",
+            "Complete or remove the mostly empty rows (Clean My Data: null-handler)",
+            affected=0,
+        )
+        findings.issue(
+            None,
+            "high_null_rows",
+            "medium" if share > 10 else "low",
+            f"{mostly_null_rows:,} rows have more than {params.row_null_threshold:g}% null cells",
+            rows=mostly_null_rows,
+        )
+    return findings
+
+
+def _cards(overall: float, status: str, passed: int, declared: int, violations: int) -> list[SummaryCard]:
+    return [
+        SummaryCard(
+            "test-coverage",
+            "Test coverage",
+            f"{overall:.1f}",
+            "excellent" if status == "excellent" else "good" if status == "good" else score_status(min(overall, 74)),
+            f"{overall:.1f}/100 - {status.upper().replace('_', ' ')}",
+        ),
+        SummaryCard(
+            "tests-passed",
+            "Tests passed",
+            f"{passed}/{declared}",
+            "info" if declared == 0 else "good" if passed == declared else "warning",
+            "Declared uniqueness, range and format tests with no violation",
+        ),
+        SummaryCard(
+            "violations",
+            "Row-level findings",
+            f"{violations:,}",
+            "good" if violations == 0 else "warning",
+            "Failing values plus mostly empty rows",
+        ),
+    ]
