@@ -340,6 +340,13 @@ def load_run(spec: AgentSpec) -> AgentRun:
     return cast(AgentRun, _import(spec.run))
 
 
+def preload() -> None:
+    """Import every existing agent's module (an agent process does this once, not in a task's time)."""
+    for spec in AGENTS.values():
+        if spec.exists:
+            load_run(spec)
+
+
 def existing_agents(agent_ids: Iterable[str]) -> list[str]:
     return [agent_id for agent_id in agent_ids if agent_id in AGENTS and AGENTS[agent_id].exists]
 

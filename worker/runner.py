@@ -44,7 +44,9 @@ _child_progress: Any = None  # the pool's progress queue, set in each agent proc
 def _init_child(progress_queue: Any) -> None:
     global _child_progress
     _child_progress = progress_queue
-    import agents.chain  # noqa: F401 - warm the import (Polars) before the first task
+    import agents.chain  # noqa: F401 - warm the imports (Polars, SciPy, every agent) before the first task
+
+    registry.preload()
 
 
 def _run_chain_in_child(
