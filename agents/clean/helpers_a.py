@@ -1,0 +1,415 @@
+"""Value readers and bookkeeping shared by cleanse-previewer, quarantine-agent, type-fixer and
+field-standardization.
+
+Everything here builds Polars expressions over whole columns; nothing loops over rows. The readers are
+deliberately the same for the four agents, so that a value the quarantine accepts as a number is one
+the type fixer converts, and a date the standardizer reformats is one the type fixer reads.
+
+Numbers (``number_text``): leading/trailing whitespace is ignored; one currency symbol ``$ € £ ¥ ₹ ¢``
+before or after the sign or after the number is ignored ("$12", "-$1,000", "12€"); a trailing ``%`` is
+removed and the number kept as written ("15%" -> 15, not 0.15); thousands separators are removed only
+when the grouping is well formed ("1,234.5" -> 1234.5, "1,23" is not a number); an accounting negative
+in parentheses is negated ("(12)" -> -12, "(-12)" is not a number); plain and scientific notation are
+accepted; "nan", "inf" and European decimal commas ("1.234,5") are not numbers.
+
+Booleans: ``true/false/yes/no/y/n/1/0`` in any case, whitespace ignored.
+
+Dates: a fixed list of formats (``TEMPORAL_FORMATS``) is tried with ``str.to_date/str.to_datetime``
+(``strict=False``, whole value). Four-digit-year formats only accept years 1000..9999 (chrono would read
+"01/05/24" with ``%Y`` as the year 24). A column's formats are ranked by how many of its values they
+read; values are read by the first format in that order that can read them, so where a value reads
+both as day/month and month/day, the order that reads more of the column wins (a tie goes to
+month/day, Agensium's ``MM/DD/YYYY``), and each such pair is reported (``ambiguity``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, data_columns
+from agents.errors import InvalidParametersError
+
+TemporalKind = Literal["date", "datetime"]
+
+CURRENCY = r"(?:[$€£¥₹¢]\s*)?"
+DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # thousands well grouped, or none
+PLAIN_NUMBER_PATTERN = r"^\s*" + CURRENCY + r"[+-]?\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*$"
+ACCOUNTING_NEGATIVE_PATTERN = r"^\s*\(\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*\)\s*$"
+LEADING_ZERO_PATTERN = r"^[+-]?0\d+$"
+BOOLEAN_TRUE = ("true", "yes", "y", "1")
+BOOLEAN_FALSE = ("false", "no", "n", "0")
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n")
+MIN_YEAR = 1000
+MAX_EXACT_FLOAT_INTEGER = 2**53
+MESSAGE_VALUE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class TemporalFormat:
+    pattern: str
+    kind: TemporalKind
+    swapped: str | None = None  # the same layout with day and month exchanged
+    four_digit_year: bool = True
+
+
+def _formats() -> tuple[TemporalFormat, ...]:
+    date: TemporalKind = "date"
+    dt: TemporalKind = "datetime"
+    return (
+        TemporalFormat("%Y-%m-%d", date),
+        TemporalFormat("%Y/%m/%d", date),
+        TemporalFormat("%m/%d/%Y", date, "%d/%m/%Y"),
+        TemporalFormat("%d/%m/%Y", date, "%m/%d/%Y"),
+        TemporalFormat("%m-%d-%Y", date, "%d-%m-%Y"),
+        TemporalFormat("%d-%m-%Y", date, "%m-%d-%Y"),
+        TemporalFormat("%d.%m.%Y", date),
+        TemporalFormat("%m/%d/%y", date, "%d/%m/%y", four_digit_year=False),
+        TemporalFormat("%d/%m/%y", date, "%m/%d/%y", four_digit_year=False),
+        TemporalFormat("%d %b %Y", date),
+        TemporalFormat("%d-%b-%Y", date),
+        TemporalFormat("%b %d, %Y", date),
+        TemporalFormat("%d %B %Y", date),
+        TemporalFormat("%B %d, %Y", date),
+        TemporalFormat("%Y-%m-%d %H:%M:%S%.f", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M:%S%.f", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M:%S%.fZ", dt),
+        TemporalFormat("%Y-%m-%d %H:%M", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M", dt),
+        TemporalFormat("%m/%d/%Y %H:%M:%S", dt, "%d/%m/%Y %H:%M:%S"),
+        TemporalFormat("%d/%m/%Y %H:%M:%S", dt, "%m/%d/%Y %H:%M:%S"),
+        TemporalFormat("%m/%d/%Y %H:%M", dt, "%d/%m/%Y %H:%M"),
+        TemporalFormat("%d/%m/%Y %H:%M", dt, "%m/%d/%Y %H:%M"),
+    )
+
+
+TEMPORAL_FORMATS: tuple[TemporalFormat, ...] = _formats()
+DATE_LIKE_PATTERN = (
+    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+    r"|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
+)
+"""What every value of ``TEMPORAL_FORMATS`` starts like: one cheap match decides which values are parsed."""
+DATE_FORMATS = tuple(item for item in TEMPORAL_FORMATS if item.kind == "date")
+
+NAMED_FORMATS: dict[str, str] = {
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    "phone": r"\+?[0-9(][0-9 ().-]{5,18}[0-9]",
+    "url": r"(?i)https?://[^\s/$.?#][^\s]*",
+    "uuid": r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "zip": r"[0-9]{5}(?:-[0-9]{4})?",
+}
+"""Named formats of ``format_constraints``; "date" is also a name, checked by parsing (``DATE_FORMATS``)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numbers and booleans
+
+
+def number_text(expr: pl.Expr) -> pl.Expr:
+    """The value as a plain number literal ("-1234.5"), or null when it is not a number (module docstring).
+
+    Two whole-value matches (no capture groups: Rust regex answers those with its fast engines) decide;
+    the literal is the value without anything but digits, sign, point and exponent."""
+    text = expr.cast(pl.String)
+    literal = text.str.replace_all(r"[^0-9eE+.\-]", "")
+    return (
+        pl.when(text.str.contains(PLAIN_NUMBER_PATTERN))
+        .then(literal)
+        .when(text.str.contains(ACCOUNTING_NEGATIVE_PATTERN))
+        .then(pl.concat_str(pl.lit("-"), literal))
+    )
+
+
+def parse_number(expr: pl.Expr) -> pl.Expr:
+    """Float64 of a text value read by :func:`number_text` (null when it is not a number)."""
+    return number_text(expr).cast(pl.Float64, strict=False)
+
+
+def parse_integer(expr: pl.Expr) -> pl.Expr:
+    """Int64 of a text value that is a whole number written without exponent ("1,234", "12.0"), cast
+    exactly (not through a float); null otherwise or when it does not fit in 64 bits."""
+    return number_text(expr).str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+
+
+def parse_boolean(expr: pl.Expr) -> pl.Expr:
+    token = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return pl.when(token.is_in(BOOLEAN_TRUE)).then(True).when(token.is_in(BOOLEAN_FALSE)).then(False)
+
+
+def is_blank(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Null, an empty or whitespace-only text, or a float NaN."""
+    if is_text(dtype):
+        return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
+    if dtype.is_float():
+        return expr.is_null() | expr.is_nan()
+    return expr.is_null()
+
+
+def is_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# dates
+
+
+def parse_temporal(expr: pl.Expr, fmt: TemporalFormat) -> pl.Expr:
+    """The value read with one format (Date or Datetime[us]); null when it does not read."""
+    text = expr.cast(pl.String).str.strip_chars()
+    if fmt.kind == "date":
+        parsed = text.str.to_date(fmt.pattern, strict=False)
+        floor: Any = pl.date(MIN_YEAR, 1, 1)
+    else:
+        parsed = text.str.to_datetime(fmt.pattern, time_unit="us", strict=False)
+        floor = pl.datetime(MIN_YEAR, 1, 1)
+    if fmt.four_digit_year:
+        parsed = pl.when(parsed >= floor).then(parsed)
+    return parsed
+
+
+@dataclass
+class DatePlan:
+    """How a text column's dates are read: formats in order of use, with the values each reads."""
+
+    column: str
+    non_null: int
+    formats: list[tuple[TemporalFormat, int]] = field(default_factory=list)
+    parsed: int = 0
+    kind: TemporalKind = "date"
+    ambiguity: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.parsed / self.non_null if self.non_null else 0.0
+
+    def expression(self, expr: pl.Expr) -> pl.Expr:
+        """Every value read by the first format of the plan that reads it, as the plan's kind."""
+        parts: list[pl.Expr] = []
+        for fmt, _ in self.formats:
+            parsed = parse_temporal(expr, fmt)
+            if self.kind == "datetime" and fmt.kind == "date":
+                parsed = parsed.cast(pl.Datetime("us"))
+            parts.append(parsed)
+        if not parts:
+            dtype = pl.Date() if self.kind == "date" else pl.Datetime("us")
+            return pl.lit(None, dtype)
+        return pl.when(date_like(expr)).then(pl.coalesce(parts) if len(parts) > 1 else parts[0])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "values_read": self.parsed,
+            "non_null_values": self.non_null,
+            "share": round(self.share, 6),
+            "formats": [{"format": fmt.pattern, "values": count} for fmt, count in self.formats],
+            "ambiguous_day_month": self.ambiguity,
+        }
+
+
+def distinct_counts(frame: pl.DataFrame, column: str, *, strip: bool = True) -> pl.DataFrame:
+    """The column's distinct non-blank text values (``value``) with their row counts (``count``)."""
+    value = pl.col(column).cast(pl.String)
+    if strip:
+        value = value.str.strip_chars()
+    return (
+        frame.lazy()
+        .select(value.alias("value"))
+        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .group_by("value")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .collect()
+    )
+
+
+def plan_dates(
+    values: pl.DataFrame,
+    column: str,
+    formats: Iterable[TemporalFormat] = TEMPORAL_FORMATS,
+    preferred: TemporalFormat | None = None,
+) -> DatePlan:
+    """Rank ``formats`` by the rows they read in ``values`` (from :func:`distinct_counts`), keep those
+    that read any, and report day/month ambiguity. ``preferred`` (if given) goes first on ties."""
+    candidates = list(formats)
+    if preferred is not None:
+        candidates = [preferred, *(fmt for fmt in candidates if fmt.pattern != preferred.pattern)]
+    non_null = int(values["count"].sum()) if values.height else 0
+    plan = DatePlan(column=column, non_null=non_null)
+    values = values.filter(date_like(pl.col("value")))
+    if not values.height:
+        return plan
+    value = pl.col("value")
+    weight = pl.col("count")
+    parsed = {fmt.pattern: parse_temporal(value, fmt) for fmt in candidates}
+    exprs = [weight.filter(parsed[fmt.pattern].is_not_null()).sum().alias(fmt.pattern) for fmt in candidates]
+    counts = values.select(exprs).row(0, named=True)
+    ranked = sorted(
+        ((fmt, int(counts[fmt.pattern] or 0)) for fmt in candidates),
+        key=lambda item: -item[1],  # stable: ties keep the list order (month/day before day/month)
+    )
+    plan.formats = [(fmt, count) for fmt, count in ranked if count > 0]
+    if not plan.formats:
+        return plan
+    plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
+    checks = [
+        weight.filter(plan.expression(value).is_not_null()).sum().alias("__parsed__"),
+    ]
+    pairs = _ambiguous_pairs(plan, candidates)
+    for index, (first, second) in enumerate(pairs):
+        a, b = parsed[first.pattern], parsed[second.pattern]
+        checks += [
+            weight.filter(a.is_not_null() & b.is_not_null() & (a != b)).sum().alias(f"both_{index}"),
+            weight.filter(a.is_not_null() & b.is_null()).sum().alias(f"first_{index}"),
+            weight.filter(a.is_null() & b.is_not_null()).sum().alias(f"second_{index}"),
+        ]
+    result = values.select(checks).row(0, named=True)
+    plan.parsed = int(result["__parsed__"] or 0)
+    for index, (first, second) in enumerate(pairs):
+        both, only_first, only_second = (int(result[f"{key}_{index}"] or 0) for key in ("both", "first", "second"))
+        if not both and not (only_first and only_second):
+            continue
+        if only_first > only_second:
+            decided = f"{only_first} values only read as {first.pattern}"
+        else:
+            decided = "tie: month/day order assumed"
+        plan.ambiguity.append(
+            {
+                "chosen_format": first.pattern,
+                "alternative_format": second.pattern,
+                "ambiguous_values": both,
+                "values_only_valid_as_chosen": only_first,
+                "values_only_valid_as_alternative": only_second,
+                "decided_by": decided,
+            }
+        )
+    return plan
+
+
+def _ambiguous_pairs(plan: DatePlan, candidates: list[TemporalFormat]) -> list[tuple[TemporalFormat, TemporalFormat]]:
+    """(used first, its day/month swap) for each swap pair the plan uses; the plan's order puts the
+    format reading more values first."""
+    by_pattern = {fmt.pattern: fmt for fmt in candidates}
+    pairs: list[tuple[TemporalFormat, TemporalFormat]] = []
+    seen: set[str] = set()
+    for fmt, _ in plan.formats:
+        if fmt.swapped is None or fmt.pattern in seen or fmt.swapped not in by_pattern:
+            continue
+        seen.update({fmt.pattern, fmt.swapped})
+        pairs.append((fmt, by_pattern[fmt.swapped]))
+    return pairs
+
+
+def reads_as_temporal(expr: pl.Expr, formats: Iterable[TemporalFormat]) -> pl.Expr:
+    """True where some format reads the value (no ranking: for validation, not conversion)."""
+    return date_like(expr) & pl.any_horizontal([parse_temporal(expr, fmt).is_not_null() for fmt in formats])
+
+
+def date_like(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.String).str.contains(DATE_LIKE_PATTERN)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# frames, parameters and row-level issues
+
+
+def with_row_index(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``ROW_INDEX_COLUMN`` (added as 1..n when an agent runs outside the clean chain)."""
+    if ROW_INDEX_COLUMN in frame.columns:
+        return frame
+    return frame.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
+
+
+def check_columns(frame: pl.DataFrame, names: Iterable[str], *, agent_id: str, field_name: str) -> None:
+    """InvalidParametersError naming the first of ``names`` that is not a data column of ``frame``."""
+    available = set(data_columns(frame))
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise InvalidParametersError(
+            f"{agent_id}.{field_name}: column '{missing[0]}' does not exist "
+            f"(columns: {', '.join(sorted(available)[:50])})",
+            {"missing_columns": missing},
+            agent_id=agent_id,
+            field=field_name,
+        )
+
+
+def check_regex(pattern: str, *, agent_id: str, field_name: str) -> None:
+    """InvalidParametersError when Polars (Rust ``regex`` syntax: no look-around, no back-references)
+    cannot compile ``pattern``."""
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:6] if line.strip())
+        raise InvalidParametersError(
+            f"{agent_id}.{field_name}: invalid regular expression {pattern!r} ({detail})",
+            agent_id=agent_id,
+            field=field_name,
+        ) from None
+
+
+def shown(expr: pl.Expr) -> pl.Expr:
+    """A value as text for a message, shortened to ``MESSAGE_VALUE_CHARS`` characters."""
+    text = expr.cast(pl.String)
+    return (
+        pl.when(text.str.len_chars() > MESSAGE_VALUE_CHARS)
+        .then(pl.concat_str(text.str.slice(0, MESSAGE_VALUE_CHARS), pl.lit("…")))
+        .otherwise(text)
+    )
+
+
+def issue_rows(
+    frame: pl.DataFrame | pl.LazyFrame,
+    mask: pl.Expr,
+    *,
+    column: str | None,
+    issue_type: str,
+    severity: str,
+    message: pl.Expr | str,
+    value: pl.Expr | None = None,
+) -> pl.LazyFrame:
+    """Row-level issues (``ROW_LEVEL_ISSUE_SCHEMA``) for the rows of ``frame`` where ``mask`` holds."""
+    message_expr = pl.lit(message) if isinstance(message, str) else message
+    value_expr = pl.lit(None, pl.String) if value is None else value.cast(pl.String)
+    return (
+        frame.lazy()
+        .filter(mask.fill_null(False))
+        .select(
+            pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias("row_index"),
+            pl.lit(column, pl.String).alias("column"),
+            pl.lit(issue_type, pl.String).alias("issue_type"),
+            pl.lit(severity, pl.String).alias("severity"),
+            message_expr.cast(pl.String).alias("message"),
+            value_expr.alias("value"),
+        )
+    )
+
+
+def collect_issues(parts: list[pl.LazyFrame]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema=ROW_LEVEL_ISSUE_SCHEMA)
+    return pl.concat(parts, how="vertical").collect().cast(ROW_LEVEL_ISSUE_SCHEMA)  # type: ignore[arg-type]
+
+
+def pct(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 4) if whole else 0.0
+
+
+def number_label(value: float) -> str:
+    """A bound or factor for a sentence: 120.0 -> "120", 0.5 -> "0.5"."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < MAX_EXACT_FLOAT_INTEGER else f"{value:g}"
+
+
+def plain(value: Any) -> Any:
+    """A statistic as JSON-ready Python: None for NaN/inf, floats rounded to 10 significant digits."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return float(f"{value:.10g}")
+    return str(value)

@@ -1,0 +1,763 @@
+"""The ``cleanse-previewer`` agent: what each cleaning rule would do, without doing it.
+
+Each rule of ``preview_rules`` is simulated on the agent's input (never on another rule's output, as in
+Agensium) as one lazy query, and the before/after profiles are compared: rows, and per column nulls,
+dtype and, for numeric columns, mean, median, std, min, max, skewness and kurtosis (bias-corrected,
+as ``scipy.stats.skew/kurtosis(bias=False)``; std with ddof 1). The data passed on is the input, unchanged.
+
+Impact of a rule = the largest of: % of rows removed; per column the change in null percentage (points),
+the relative change of the mean and of the std (relative to |before|; a mean of 0 is scaled by the std);
+100 when columns are dropped. ``high`` at or above ``impact_threshold_high``, ``medium`` at or above
+``impact_threshold_medium``, else ``low``. A rule is risky when it would remove more than 20 % of the
+rows, drop columns, or fail to convert more than 20 % of a column's values; ``safe_to_execute`` is
+false when any rule is risky. A mean shift is "significant" when it exceeds the normal quantile of
+``confidence_level`` times the standard error of the difference (a heuristic: the samples overlap).
+
+Without rules, a default set derived from the data is previewed and ``data.rules_source`` says so: drop
+exact duplicate rows, impute nulls with the median (numeric columns) and with the mode (other columns).
+Unknown columns in a rule are an InvalidParametersError; a rule that cannot apply to a column's type
+(e.g. a mean of text) is reported as a failed simulation, the other rules still run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.helpers_a import (
+    check_columns,
+    collect_issues,
+    distinct_counts,
+    is_blank,
+    is_text,
+    issue_rows,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+    pct,
+    plain,
+    plan_dates,
+    shown,
+    with_row_index,
+)
+from agents.envelope import (
+    AgentInputs,
+    AgentResult,
+    Alert,
+    Issue,
+    Progress,
+    Recommendation,
+    SummaryCard,
+    data_columns,
+)
+from agents.params.cleanse_previewer import CleansePreviewerParams, PreviewRule
+
+AGENT_ID = "cleanse-previewer"
+AGENT_NAME = "Cleanse Previewer"
+RISKY_ROW_LOSS_PERCENT = 20.0
+RISKY_CONVERSION_FAILURE_PERCENT = 20.0
+LARGE_MEAN_SHIFT_PERCENT = 50.0
+MAX_CORRELATION_COLUMNS = 20
+CORRELATION_CHANGE_REPORTED = 0.1
+ROW_REMOVING = ("drop_nulls", "remove_outliers", "drop_duplicates")
+
+
+class RuleError(Exception):
+    """The rule cannot apply to this data (reported, not raised)."""
+
+
+@dataclass
+class Simulation:
+    frame: pl.LazyFrame
+    removed: pl.Expr | None = None  # over the input: rows the rule removes
+    failures: dict[str, pl.Expr] = field(default_factory=dict)  # column -> values a conversion empties
+    touched: list[str] = field(default_factory=list)  # columns whose values the rule rewrites
+    dropped: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    columns = data_columns(frame)
+    rules, source = (params.preview_rules, "parameters") if params.preview_rules else (_default_rules(frame), "default")
+    for index, rule in enumerate(rules):
+        check_columns(frame, rule.target_columns, agent_id=AGENT_ID, field_name=f"preview_rules.{index}.target_columns")
+    progress(0.0, f"Previewing {len(rules)} rules on {frame.height:,} rows")
+    before = _profile(frame.lazy(), columns, params)
+    numeric_columns = [name for name in columns if _is_numeric(frame.schema[name])][:MAX_CORRELATION_COLUMNS]
+    correlations_before = _correlations(frame.lazy(), numeric_columns) if params.analyze_correlations else {}
+
+    results: list[dict[str, Any]] = []
+    issue_parts: list[pl.LazyFrame] = []
+    for index, rule in enumerate(rules):
+        rule_id = rule.rule_id or f"rule_{index + 1}"
+        progress(0.05 + 0.85 * index / max(len(rules), 1), f"Simulating {rule_id} ({rule.type})")
+        try:
+            simulation = _simulate(frame, rule)
+            after = _profile(simulation.frame, [name for name in columns if name not in simulation.dropped], params)
+        except RuleError as error:
+            results.append(_failed(rule_id, rule, str(error)))
+            continue
+        counts = _counts(frame, simulation)
+        result = _compare(rule_id, rule, simulation, before, after, counts, params)
+        if params.analyze_correlations:
+            kept = [name for name in numeric_columns if name not in simulation.dropped]
+            after_pairs = _correlations(simulation.frame, [n for n in kept if _is_numeric(after["dtypes"][n])])
+            result["correlation_changes"] = _correlation_changes(correlations_before, after_pairs)
+        results.append(result)
+        issue_parts += _issue_parts(frame, rule_id, rule, simulation, counts)
+
+    progress(0.92, "Assessing impact")
+    overall = _overall(results)
+    successful = sum(result["status"] == "success" for result in results)
+    score = effectiveness(
+        {
+            "accuracy": 100.0 * successful / len(results) if results else 100.0,
+            "safety": max(
+                0.0,
+                100.0
+                - 15.0 * overall["high_impact_rules"]
+                - 5.0 * overall["medium_impact_rules"]
+                - (0.0 if overall["safe_to_execute"] else 20.0),
+            ),
+            "completeness": 100.0 if successful else 0.0,
+        },
+        {
+            "accuracy": params.accuracy_weight,
+            "safety": params.safety_weight,
+            "completeness": params.completeness_weight,
+        },
+        params,
+    )
+    summary_metrics = {
+        "total_rows_analyzed": frame.height,
+        "total_rules_previewed": len(rules),
+        "high_impact_rules": overall["high_impact_rules"],
+        "medium_impact_rules": overall["medium_impact_rules"],
+        "low_impact_rules": overall["low_impact_rules"],
+        "safe_to_execute": overall["safe_to_execute"],
+        "total_warnings": len(overall["warnings"]),
+        "failed_simulations": len(results) - successful,
+    }
+    data: dict[str, Any] = {
+        "preview_score": score,
+        "quality_status": score["status"],
+        "rules_source": source,
+        "original_profile": {"row_count": frame.height, "column_count": len(columns), "columns": before["columns"]},
+        "simulated_results": results,
+        "overall_impact": overall,
+        "statistical_confidence": round(params.confidence_level * 100, 2),
+        "execution_safety": "SAFE" if overall["safe_to_execute"] else "CAUTION",
+        "conventions": {
+            "impact": "max of % rows removed, null percentage points and relative mean and std change; "
+            "100 if columns drop",
+            "risky": f"> {RISKY_ROW_LOSS_PERCENT:g} % rows removed, columns dropped, or > "
+            f"{RISKY_CONVERSION_FAILURE_PERCENT:g} % of a column's values failing to convert",
+            "std_ddof": 1,
+            "skew_kurtosis": "bias-corrected sample estimates; kurtosis is excess (Fisher)",
+            "simulation": "each rule on the unchanged input; the data passed on is not changed",
+            "row_index": "1-based data row of the input file",
+        },
+    }
+    if source == "default":
+        data["note"] = (
+            "No preview_rules were given: previewed a default set derived from the data (drop exact duplicate "
+            "rows; impute nulls with the median in numeric columns and the mode in other columns)."
+        )
+    alerts, issues, recommendations = _findings(results, overall, score)
+    cards = [
+        SummaryCard(
+            "cleanse_preview",
+            "Cleanse preview",
+            f"{score['score']:.1f}",
+            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
+            f"{len(rules)} rules previewed ({overall['high_impact_rules']} high impact); "
+            f"safety: {data['execution_safety']}",
+        )
+    ]
+    progress(1.0, "Preview done")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=inputs.primary,
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=collect_issues(issue_parts),
+    )
+
+
+def _is_numeric(dtype: pl.DataType) -> bool:
+    return dtype.is_numeric()
+
+
+def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
+    columns = data_columns(frame)
+    nulls = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+    with_nulls = [name for name in columns if nulls[name]]
+    numeric = [name for name in with_nulls if _is_numeric(frame.schema[name])]
+    other = [name for name in with_nulls if name not in numeric]
+    if not columns:
+        return []
+    rules = [
+        PreviewRule(type="drop_duplicates", rule_id="default_drop_duplicates", description="Drop exact duplicate rows")
+    ]
+    if numeric:
+        rules.append(
+            PreviewRule(
+                type="impute_nulls",
+                target_columns=numeric,
+                strategy="median",
+                rule_id="default_impute_median",
+                description="Impute numeric nulls with the median",
+            )
+        )
+    if other:
+        rules.append(
+            PreviewRule(
+                type="impute_nulls",
+                target_columns=other,
+                strategy="mode",
+                rule_id="default_impute_mode",
+                description="Impute other nulls with the most frequent value",
+            )
+        )
+    return rules
+
+
+# ---------------------------------------------------------------------------------------------------------
+# simulation
+
+
+def _simulate(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
+    columns = data_columns(frame)
+    schema = frame.schema
+    lazy = frame.lazy()
+    if rule.type in ("drop_nulls", "drop_duplicates") and not (rule.target_columns or columns):
+        raise RuleError(f"{rule.type}: the data has no columns")
+    if rule.type == "drop_nulls":
+        targets = rule.target_columns or columns
+        removed = pl.any_horizontal([pl.col(name).is_null() for name in targets])
+        return Simulation(lazy.filter(~removed), removed=removed, log=[f"drop rows with a null in {_names(targets)}"])
+    if rule.type == "drop_duplicates":
+        targets = rule.target_columns or columns
+        removed = ~pl.struct(targets).is_first_distinct()
+        return Simulation(
+            lazy.filter(~removed), removed=removed, log=[f"drop later repeats of {_names(targets)} (keep first)"]
+        )
+    if rule.type == "drop_columns":
+        return Simulation(
+            lazy.drop(rule.target_columns),
+            dropped=list(rule.target_columns),
+            log=[f"drop {_names(rule.target_columns)}"],
+        )
+    if rule.type == "remove_outliers":
+        return _simulate_outliers(frame, rule)
+    if rule.type == "impute_nulls":
+        return _simulate_imputation(frame, rule)
+    replacements: dict[str, pl.Expr] = {}
+    failures: dict[str, pl.Expr] = {}
+    for name in rule.target_columns:
+        converted = _conversion(frame, name, rule.target_type)
+        replacements[name] = converted
+        failures[name] = ~is_blank(pl.col(name), schema[name]) & converted.is_null()
+    return Simulation(
+        lazy.with_columns(**replacements),
+        failures=failures,
+        touched=list(rule.target_columns),
+        log=[f"convert {_names(rule.target_columns)} to {rule.target_type}"],
+    )
+
+
+def _names(columns: list[str]) -> str:
+    shown_names = ", ".join(f"'{name}'" for name in columns[:8])
+    return shown_names + (f" and {len(columns) - 8} more" if len(columns) > 8 else "")
+
+
+def _simulate_outliers(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
+    schema = frame.schema
+    numeric = [name for name in data_columns(frame) if _is_numeric(schema[name])]
+    targets = rule.target_columns or numeric
+    wrong = [name for name in targets if name not in numeric]
+    if wrong:
+        raise RuleError(f"remove_outliers needs numeric columns; '{wrong[0]}' is {schema[wrong[0]]}")
+    if not targets:
+        raise RuleError("remove_outliers: the data has no numeric column")
+    zscore = rule.method in ("zscore", "z_score")
+    factor = rule.threshold if rule.threshold is not None else rule.z_threshold if zscore else rule.iqr_multiplier
+    stats_exprs: list[pl.Expr] = []
+    for index, name in enumerate(targets):
+        x = pl.col(name).cast(pl.Float64)
+        x = x.filter(x.is_not_nan())
+        if zscore:
+            stats_exprs += [x.mean().alias(f"{index}_a"), x.std(ddof=1).alias(f"{index}_b")]
+        else:
+            stats_exprs += [
+                x.quantile(0.25, "linear").alias(f"{index}_a"),
+                x.quantile(0.75, "linear").alias(f"{index}_b"),
+            ]
+    stats = frame.select(stats_exprs).row(0, named=True)
+    bounds: dict[str, dict[str, Any]] = {}
+    outliers: list[pl.Expr] = []
+    for index, name in enumerate(targets):
+        a, b = stats[f"{index}_a"], stats[f"{index}_b"]
+        if a is None or b is None:
+            continue
+        low, high = (a - factor * b, a + factor * b) if zscore else (a - factor * (b - a), b + factor * (b - a))
+        bounds[name] = {"lower": plain(low), "upper": plain(high)}
+        x = pl.col(name).cast(pl.Float64)
+        outliers.append(((x < low) | (x > high)).fill_null(False) & x.is_not_nan())
+    removed = pl.any_horizontal(outliers) if outliers else pl.lit(False)
+    method = f"|z| > {factor:g} (ddof 1)" if zscore else f"outside [Q1 - {factor:g} IQR, Q3 + {factor:g} IQR]"
+    return Simulation(
+        frame.lazy().filter(~removed),
+        removed=removed,
+        log=[f"drop rows where {_names(targets)} is {method}"],
+        details={"bounds": bounds},
+    )
+
+
+def _simulate_imputation(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
+    schema = frame.schema
+    if rule.target_columns:
+        targets = rule.target_columns
+    else:
+        nulls = frame.select(pl.col(data_columns(frame)).null_count()).row(0, named=True)
+        targets = [name for name, count in nulls.items() if count]
+    replacements: dict[str, pl.Expr] = {}
+    for name in targets:
+        x, dtype = pl.col(name), schema[name]
+        if rule.strategy in ("mean", "median"):
+            if not _is_numeric(dtype):
+                raise RuleError(f"impute_nulls with {rule.strategy} needs a numeric column; '{name}' is {dtype}")
+            fill = x.mean() if rule.strategy == "mean" else x.median()
+        elif rule.strategy == "mode":
+            fill = x.drop_nulls().mode().sort().first()
+        else:
+            try:
+                pl.Series([rule.fill_value]).cast(dtype, strict=True)
+            except (pl.exceptions.PolarsError, TypeError, ValueError) as error:
+                raise RuleError(f"fill_value {rule.fill_value!r} does not fit '{name}' ({dtype})") from error
+            fill = pl.lit(rule.fill_value).cast(dtype)
+        replacements[name] = x.fill_null(fill)
+    log = f"fill nulls of {_names(list(targets))} with the {rule.strategy}" if targets else "no column has nulls"
+    return Simulation(frame.lazy().with_columns(**replacements), touched=list(targets), log=[log])
+
+
+def _conversion(frame: pl.DataFrame, name: str, target: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    x = pl.col(name)
+    text = is_text(dtype)
+    if target == "string":
+        return x.cast(pl.String)
+    if target in ("numeric", "float"):
+        if text:
+            return parse_number(x)
+        if _is_numeric(dtype) or dtype == pl.Boolean:
+            return x.cast(pl.Float64)
+    elif target == "integer":
+        if text:
+            return parse_integer(x)
+        if dtype.is_integer() or dtype == pl.Boolean:
+            return x.cast(pl.Int64)
+        if dtype.is_float():
+            return pl.when(x.is_finite() & (x == x.round(0))).then(x).cast(pl.Int64, strict=False)
+    elif target == "boolean":
+        if text:
+            return parse_boolean(x)
+        if dtype == pl.Boolean:
+            return x
+        if dtype.is_integer():
+            return pl.when(x == 1).then(True).when(x == 0).then(False)
+    elif target in ("date", "datetime"):
+        if text:
+            plan = plan_dates(distinct_counts(frame, name), name)
+            parsed = plan.expression(x)
+            return parsed.cast(pl.Date) if target == "date" else parsed.cast(pl.Datetime("us"))
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            return x.cast(pl.Date) if target == "date" else x.cast(pl.Datetime("us"))
+    raise RuleError(f"convert_types cannot convert '{name}' ({dtype}) to {target}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# profiles and comparison
+
+
+def _profile(frame: pl.LazyFrame, columns: list[str], params: CleansePreviewerParams) -> dict[str, Any]:
+    schema = frame.collect_schema()
+    statistics = ["count"]
+    if params.compare_statistics:
+        statistics += ["mean", "median", "std", "min", "max"]
+    if params.calculate_distributions:
+        statistics += ["skewness", "kurtosis"]
+    exprs: list[pl.Expr] = [pl.len().alias("rows")]
+    for index, name in enumerate(columns):
+        exprs.append(pl.col(name).null_count().alias(f"{index}_nulls"))
+        if _is_numeric(schema[name]):
+            values = pl.col(name).cast(pl.Float64)
+            values = values.filter(values.is_finite())
+            computed = {
+                "count": values.count(),
+                "mean": values.mean(),
+                "median": values.median(),
+                "std": values.std(ddof=1),
+                "min": values.min(),
+                "max": values.max(),
+                "skewness": values.skew(bias=False),
+                "kurtosis": values.kurtosis(fisher=True, bias=False),
+            }
+            exprs += [computed[key].alias(f"{index}_{key}") for key in statistics]
+    row = frame.select(exprs).collect().row(0, named=True)
+    rows = int(row["rows"])
+    profile: dict[str, Any] = {"rows": rows, "columns": {}, "dtypes": {name: schema[name] for name in columns}}
+    for index, name in enumerate(columns):
+        nulls = int(row[f"{index}_nulls"])
+        entry: dict[str, Any] = {"dtype": str(schema[name]), "null_count": nulls, "null_percentage": pct(nulls, rows)}
+        if _is_numeric(schema[name]):
+            entry["statistics"] = {key: plain(row[f"{index}_{key}"]) for key in statistics}
+        profile["columns"][name] = entry
+    return profile
+
+
+def _counts(frame: pl.DataFrame, simulation: Simulation) -> dict[str, int]:
+    exprs: list[pl.Expr] = []
+    if simulation.removed is not None:
+        exprs.append(simulation.removed.fill_null(False).sum().alias("__removed__"))
+    for name, failed in simulation.failures.items():
+        exprs.append(failed.fill_null(False).sum().alias(f"failed__{name}"))  # keys: see _compare
+    if simulation.touched and not simulation.failures:
+        exprs.append(
+            pl.any_horizontal([pl.col(name).is_null() for name in simulation.touched]).sum().alias("__filled__")
+        )
+    if not exprs:
+        return {}
+    return {key: int(value or 0) for key, value in frame.select(exprs).row(0, named=True).items()}
+
+
+def _compare(
+    rule_id: str,
+    rule: PreviewRule,
+    simulation: Simulation,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    counts: dict[str, int],
+    params: CleansePreviewerParams,
+) -> dict[str, Any]:
+    rows_before, rows_after = before["rows"], after["rows"]
+    row_change_pct = pct(rows_before - rows_after, rows_before)
+    changes: dict[str, Any] = {}
+    column_impacts = [0.0]
+    risk_factors: list[str] = []
+    z = NormalDist().inv_cdf(1 - (1 - params.confidence_level) / 2)
+    for name, original in before["columns"].items():
+        if name in simulation.dropped:
+            changes[name] = {"status": "removed"}
+            continue
+        current = after["columns"][name]
+        change = _column_change(original, current, z)
+        if name in simulation.failures:
+            failed = counts.get(f"failed__{name}", 0)
+            non_null = rows_before - original["null_count"]
+            change["conversion_failures"] = failed
+            change["conversion_failure_percentage"] = pct(failed, non_null)
+            if change["conversion_failure_percentage"] > RISKY_CONVERSION_FAILURE_PERCENT:
+                risk_factors.append(f"{change['conversion_failure_percentage']:.1f}% of '{name}' would not convert")
+        if not _changed(change) and name not in simulation.touched and rule.type not in ROW_REMOVING:
+            continue
+        changes[name] = change
+        column_impacts.append(abs(change["null_percentage_change"]))
+        for key in ("mean_change_pct", "std_change_pct"):
+            if change.get(key) is not None:
+                column_impacts.append(abs(change[key]))
+        if change.get("mean_change_pct") is not None and abs(change["mean_change_pct"]) > LARGE_MEAN_SHIFT_PERCENT:
+            risk_factors.append(f"mean of '{name}' shifts by {change['mean_change_pct']:.1f}%")
+    impact_score = max(row_change_pct, max(column_impacts), 100.0 if simulation.dropped else 0.0)
+    level = (
+        "high"
+        if impact_score >= params.impact_threshold_high
+        else "medium"
+        if impact_score >= params.impact_threshold_medium
+        else "low"
+    )
+    risky = bool(simulation.dropped) or row_change_pct > RISKY_ROW_LOSS_PERCENT
+    risky = risky or any("would not convert" in factor for factor in risk_factors)
+    if row_change_pct > RISKY_ROW_LOSS_PERCENT:
+        risk_factors.insert(0, f"{row_change_pct:.1f}% of rows would be removed")
+    if simulation.dropped:
+        risk_factors.insert(0, f"{len(simulation.dropped)} column(s) would be removed")
+    if rule.type in ROW_REMOVING:
+        rows_affected = counts.get("__removed__", 0)
+    elif rule.type == "drop_columns":
+        rows_affected = rows_before
+    elif simulation.failures:
+        rows_affected = sum(counts.get(f"failed__{name}", 0) for name in simulation.failures)
+    else:
+        rows_affected = counts.get("__filled__", 0)
+    return {
+        "rule_id": rule_id,
+        "rule_type": rule.type,
+        "rule_description": rule.description or rule.type.replace("_", " "),
+        "target_columns": list(rule.target_columns),
+        "status": "success",
+        "simulation_log": simulation.log,
+        "rows_affected": rows_affected,
+        "original_metrics": {"total_rows": rows_before, "total_columns": len(before["columns"])},
+        "preview_metrics": {"total_rows": rows_after, "total_columns": len(after["columns"])},
+        "changes": {
+            "row_change": rows_after - rows_before,
+            "row_change_percentage": pct(rows_after - rows_before, rows_before),
+            "column_change": len(after["columns"]) - len(before["columns"]),
+            "column_level_changes": changes,
+        },
+        "details": simulation.details,
+        "impact_score": round(impact_score, 4),
+        "impact_level": level,
+        "risk_assessment": {"is_risky": risky, "risk_level": "high" if risky else "low", "risk_factors": risk_factors},
+    }
+
+
+def _column_change(original: dict[str, Any], current: dict[str, Any], z: float) -> dict[str, Any]:
+    change: dict[str, Any] = {
+        "dtype_before": original["dtype"],
+        "dtype_after": current["dtype"],
+        "null_count_before": original["null_count"],
+        "null_count_after": current["null_count"],
+        "null_count_change": current["null_count"] - original["null_count"],
+        "null_percentage_change": round(current["null_percentage"] - original["null_percentage"], 4),
+    }
+    first, second = original.get("statistics"), current.get("statistics")
+    if not first or not second:
+        return change
+    for key in ("mean", "median", "std", "min", "max", "skewness", "kurtosis"):
+        if key in first:
+            change[f"{key}_before"], change[f"{key}_after"] = first[key], second.get(key)
+    mean_b, mean_a, std_b, std_a = first.get("mean"), second.get("mean"), first.get("std"), second.get("std")
+    if mean_b is not None and mean_a is not None:
+        change["mean_change"] = plain(mean_a - mean_b)
+        scale = abs(mean_b) or (std_b or 0.0)
+        change["mean_change_pct"] = plain(100.0 * (mean_a - mean_b) / scale) if scale else 0.0
+        n_b, n_a = first.get("count") or 0, second.get("count") or 0
+        if std_b is not None and std_a is not None and n_b > 1 and n_a > 1:
+            error = math.sqrt(std_b**2 / n_b + std_a**2 / n_a)
+            change["mean_shift_significant"] = abs(mean_a - mean_b) > z * error if error else mean_a != mean_b
+    if std_b is not None and std_a is not None:
+        change["std_change_pct"] = plain(100.0 * (std_a - std_b) / std_b) if std_b else (0.0 if not std_a else 100.0)
+    return change
+
+
+def _changed(change: dict[str, Any]) -> bool:
+    if change["null_count_change"] or change["dtype_before"] != change["dtype_after"]:
+        return True
+    return any(change.get(f"{key}_before") != change.get(f"{key}_after") for key in ("mean", "std", "median"))
+
+
+def _correlations(frame: pl.LazyFrame, columns: list[str]) -> dict[tuple[str, str], float | None]:
+    pairs = [(a, b) for index, a in enumerate(columns) for b in columns[index + 1 :]]
+    if not pairs:
+        return {}
+    exprs = [
+        pl.corr(pl.col(a).cast(pl.Float64), pl.col(b).cast(pl.Float64)).alias(f"{i}") for i, (a, b) in enumerate(pairs)
+    ]
+    row = frame.select(exprs).collect().row(0)
+    return {pair: plain(value) for pair, value in zip(pairs, row, strict=True)}
+
+
+def _correlation_changes(
+    before: dict[tuple[str, str], float | None], after: dict[tuple[str, str], float | None]
+) -> dict[str, Any]:
+    changed = []
+    largest = 0.0
+    for pair, first in before.items():
+        second = after.get(pair)
+        if first is None or second is None:
+            continue
+        delta = second - first
+        largest = max(largest, abs(delta))
+        if abs(delta) >= CORRELATION_CHANGE_REPORTED:
+            changed.append({"columns": list(pair), "before": first, "after": second, "change": plain(delta)})
+    return {"max_abs_change": plain(largest), "pairs_changed": changed}
+
+
+def _failed(rule_id: str, rule: PreviewRule, message: str) -> dict[str, Any]:
+    return {
+        "rule_id": rule_id,
+        "rule_type": rule.type,
+        "rule_description": rule.description or rule.type.replace("_", " "),
+        "target_columns": list(rule.target_columns),
+        "status": "error",
+        "error": message,
+    }
+
+
+def _overall(results: list[dict[str, Any]]) -> dict[str, Any]:
+    levels = [result.get("impact_level") for result in results]
+    warnings: list[str] = []
+    for result in results:
+        if result["status"] == "error":
+            warnings.append(f"Rule '{result['rule_id']}' could not be simulated: {result['error']}")
+        elif result["risk_assessment"]["is_risky"]:
+            factors = "; ".join(result["risk_assessment"]["risk_factors"])
+            warnings.append(f"Rule '{result['rule_id']}' is risky: {factors}")
+    return {
+        "total_rules": len(results),
+        "high_impact_rules": levels.count("high"),
+        "medium_impact_rules": levels.count("medium"),
+        "low_impact_rules": levels.count("low"),
+        "safe_to_execute": not any(
+            result["status"] == "success" and result["risk_assessment"]["is_risky"] for result in results
+        ),
+        "warnings": warnings,
+    }
+
+
+def _issue_parts(
+    frame: pl.DataFrame, rule_id: str, rule: PreviewRule, simulation: Simulation, counts: dict[str, int]
+) -> list[pl.LazyFrame]:
+    parts: list[pl.LazyFrame] = []
+    if simulation.removed is not None and counts.get("__removed__"):
+        parts.append(
+            issue_rows(
+                frame,
+                simulation.removed,
+                column=None,
+                issue_type="preview_row_removed",
+                severity="info",
+                message=f"{rule_id} ({rule.type}) would remove this row",
+            )
+        )
+    for name, failed in simulation.failures.items():
+        if counts.get(f"failed__{name}"):
+            parts.append(
+                issue_rows(
+                    frame,
+                    failed,
+                    column=name,
+                    issue_type="preview_conversion_failure",
+                    severity="warning",
+                    message=pl.concat_str(
+                        pl.lit("'"),
+                        shown(pl.col(name)),
+                        pl.lit(f"' would not convert to {rule.target_type} ({rule_id})"),
+                    ),
+                    value=pl.col(name),
+                )
+            )
+    return parts
+
+
+def _findings(
+    results: list[dict[str, Any]], overall: dict[str, Any], score: dict[str, Any]
+) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
+    alerts: list[Alert] = []
+    issues: list[Issue] = []
+    recommendations: list[Recommendation] = []
+    if overall["high_impact_rules"]:
+        alerts.append(
+            Alert(
+                "alert_preview_high_impact",
+                "high" if overall["safe_to_execute"] else "critical",
+                "cleaning_impact",
+                f"{overall['high_impact_rules']} high-impact cleaning rule(s); safety: "
+                f"{'SAFE' if overall['safe_to_execute'] else 'CAUTION'}",
+                overall["high_impact_rules"],
+                "Review the high-impact rules before running them",
+            )
+        )
+    if not overall["safe_to_execute"]:
+        alerts.append(
+            Alert(
+                "alert_preview_unsafe",
+                "critical",
+                "execution_safety",
+                f"Execution safety: CAUTION - {len(overall['warnings'])} warning(s)",
+                len(overall["warnings"]),
+                "Address the warnings before running the cleaning: risk of significant data loss",
+            )
+        )
+        recommendations.append(
+            Recommendation(
+                "rec_preview_safety",
+                AGENT_ID,
+                None,
+                "critical",
+                "Keep a copy of the original data before running the risky rules",
+                "immediate",
+                1.0,
+            )
+        )
+    failed = [result for result in results if result["status"] == "error"]
+    if failed:
+        alerts.append(
+            Alert(
+                "alert_preview_simulation_failures",
+                "high",
+                "simulation_error",
+                f"{len(failed)} of {len(results)} rule(s) could not be simulated",
+                len(failed),
+                "Fix the rules that do not fit the column types",
+            )
+        )
+    for result in results:
+        if result["status"] == "error":
+            issues.append(
+                Issue(
+                    f"issue_preview_{result['rule_id']}_error",
+                    AGENT_ID,
+                    None,
+                    "simulation_error",
+                    "high",
+                    f"Rule '{result['rule_id']}' could not be simulated: {result['error']}",
+                )
+            )
+            continue
+        if result["impact_level"] == "high":
+            issues.append(
+                Issue(
+                    f"issue_preview_{result['rule_id']}_high_impact",
+                    AGENT_ID,
+                    None,
+                    "high_impact_operation",
+                    "high",
+                    f"Rule '{result['rule_id']}' ({result['rule_type']}) has high impact "
+                    f"({result['impact_score']:.1f}% change; {result['rows_affected']:,} rows affected)",
+                    {"rows_affected": result["rows_affected"], "row_change": result["changes"]["row_change"]},
+                )
+            )
+        for factor in result["risk_assessment"]["risk_factors"]:
+            issues.append(
+                Issue(
+                    f"issue_preview_{result['rule_id']}_risk",
+                    AGENT_ID,
+                    None,
+                    "risk_detected",
+                    "high" if result["risk_assessment"]["is_risky"] else "medium",
+                    f"Rule '{result['rule_id']}': {factor}",
+                )
+            )
+    if score["status"] == "excellent" and overall["safe_to_execute"]:
+        recommendations.append(
+            Recommendation(
+                "rec_preview_proceed",
+                AGENT_ID,
+                None,
+                "low",
+                "The previewed rules have low risk: safe to run",
+                "1 month",
+                0.5,
+            )
+        )
+    return alerts, issues, recommendations

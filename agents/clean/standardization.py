@@ -1,0 +1,610 @@
+"""The ``field-standardization`` agent: trim, spacing, synonyms, dates, units and case for text columns.
+
+Agensium's version applied synonyms and units with ``map_elements`` (a Python call per value; ~64 s of
+its 100,000-row clean chain). Here each column is one expression. Per text value, after trimming and
+collapsing whitespace (when switched on), the first rule that applies gives the result:
+
+1. synonyms: the value, ignoring case, is a variant or a standard value of ``synonym_mappings`` -> the
+   standard value exactly as configured (variants and targets are trimmed/collapsed like the data);
+2. dates (text columns where >= 70 % of the values read as dates or datetimes, helpers_a formats and
+   day/month rules; the target format goes first on ties): a date -> ``target_date_format``; a value with
+   a time of day is left as it is, apart from whitespace (a date format would drop the time);
+3. units: "<number> <unit>" with a unit of ``unit_mappings`` (ignoring case) -> "<number * factor>
+   <target_unit>", the number rounded to 6 decimals and written without a trailing ".0"; a value already
+   in a target unit is rewritten the same way with factor 1;
+4. otherwise ("text") ``case_strategy``.
+Nulls stay null, blank text stays "" (null-handler decides about it). Date/Datetime columns stay typed
+and are not touched; Categorical columns are standardized as text and stay Categorical.
+
+Because every rule's output is a fixed point of the rules (a standard value maps to itself, a formatted
+date reads with the target format, a converted unit is in a target unit, case is idempotent), running the
+agent on its own output changes nothing. Parameters that would break this are rejected: a synonym that
+is also a standard value mapped elsewhere, a target unit that is also converted to another unit, and a
+``target_date_format`` that does not read back the day it wrote.
+
+Counts per column: distinct values ("variants") before/after, case-variant groups (distinct values
+equal ignoring case and whitespace) and whitespace issues (leading/trailing or repeated
+whitespace) before/after, cells changed per rule. Every changed cell is counted; the first 1,000 per
+column are kept as ``value_standardized`` row-level issues, and every value of a date column that is not
+a date as ``unparseable_date``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.helpers_a import (
+    TEMPORAL_FORMATS,
+    DatePlan,
+    TemporalFormat,
+    check_columns,
+    collect_issues,
+    date_like,
+    distinct_counts,
+    is_text,
+    issue_rows,
+    parse_temporal,
+    plan_dates,
+    shown,
+    with_row_index,
+)
+from agents.envelope import (
+    AgentInputs,
+    AgentResult,
+    Alert,
+    Issue,
+    Progress,
+    Recommendation,
+    SummaryCard,
+    data_columns,
+)
+from agents.errors import InvalidParametersError
+from agents.params.field_standardization import FieldStandardizationParams
+
+AGENT_ID = "field-standardization"
+AGENT_NAME = "Field Standardization"
+DATE_COLUMN_SHARE = 0.7
+EXAMPLES_PER_COLUMN = 1000
+UNIT_VALUE_PATTERN = r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*)$"
+MAX_INTEGER_RENDER = 1e15
+NOT_DATES = ["synonym", "unit", "text"]
+RULES = ("synonym", "date", "datetime_kept", "unit", "text")
+
+
+@dataclass
+class ColumnPlan:
+    column: str
+    categorical: bool
+    synonyms: dict[str, str] = field(default_factory=dict)  # lower-case variant -> standard value
+    units: dict[str, tuple[float, str]] = field(default_factory=dict)  # lower-case unit -> (factor, target)
+    dates: DatePlan | None = None
+
+
+def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    target_format = _validate(frame, params)
+    columns, skipped = _select_columns(frame, params)
+    progress(0.0, f"Standardizing {len(columns)} text columns of {frame.height:,} rows")
+
+    plans = [_plan(frame, column, params, target_format) for column in columns]
+    progress(0.3, "Applying the rules")
+    stages = [_stages(index, plan, params) for index, plan in enumerate(plans)]
+    work = (
+        frame.lazy()
+        .with_columns([expr for stage in stages for expr in stage[0]])
+        .with_columns([expr for stage in stages for expr in stage[1]])
+        .with_columns([expr for stage in stages for expr in stage[2]])
+        .collect()
+    )
+    progress(0.6, "Counting variants")
+    column_reports = _column_reports(frame, work, plans)
+    row_issues = collect_issues(_issue_parts(work, plans, column_reports))
+    plan_index = {plan.column: index for index, plan in enumerate(plans)}
+    standardized = work.select(
+        [
+            _restore(pl.col(_new(plan_index[name])), plans[plan_index[name]]).alias(name)
+            if name in plan_index
+            else pl.col(name)
+            for name in frame.columns
+        ]
+    )
+    progress(0.9, "Scoring")
+
+    changed_columns = [report for report in column_reports if report["values_changed"]]
+    values_changed = sum(report["values_changed"] for report in column_reports)
+    variations_reduced = sum(report["distinct_before"] - report["distinct_after"] for report in column_reports)
+    variations_before = sum(
+        report["case_variant_groups_before"] + report["whitespace_issues_before"] for report in column_reports
+    )
+    variations_after = sum(
+        report["case_variant_groups_after"] + report["whitespace_issues_after"] for report in column_reports
+    )
+    score = effectiveness(
+        {
+            "standardization_effectiveness": (
+                100.0 * (variations_before - variations_after) / variations_before if variations_before else 100.0
+            ),
+            "data_retention": 100.0,
+            "column_retention": 100.0,
+        },
+        {
+            "standardization_effectiveness": params.standardization_effectiveness_weight,
+            "data_retention": params.data_retention_weight,
+            "column_retention": params.column_retention_weight,
+        },
+        params,
+    )
+    summary_metrics = {
+        "columns_standardized": len(changed_columns),
+        "values_changed": values_changed,
+        "variations_reduced": variations_reduced,
+        "columns_processed": len(columns),
+        "total_rows_processed": frame.height,
+    }
+    data = {
+        "standardization_score": score,
+        "quality_status": score["status"],
+        "columns": column_reports,
+        "skipped_columns": skipped,
+        "variations": {"before": variations_before, "after": variations_after},
+        "conventions": {
+            "variants": "distinct non-null values",
+            "case_variant_groups": "groups of distinct values equal ignoring case and whitespace",
+            "whitespace_issues": "distinct values with leading/trailing or repeated whitespace",
+            "rule_order": "synonym, date, unit, case (first that applies)",
+            "date_column_share": DATE_COLUMN_SHARE,
+            "row_level_examples_per_column": EXAMPLES_PER_COLUMN,
+            "row_index": "1-based data row of the input file",
+        },
+    }
+    alerts, issues, recommendations = _findings(column_reports, params)
+    cards = [
+        SummaryCard(
+            "standardization_values",
+            "Values standardized",
+            f"{values_changed:,}",
+            "info",
+            f"{values_changed:,} values changed in {len(changed_columns)} of {len(columns)} text columns; "
+            f"{variations_reduced:,} variants removed",
+        ),
+        SummaryCard(
+            "standardization_score",
+            "Standardization score",
+            f"{score['score']:.1f}",
+            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
+            f"Case and whitespace variations: {variations_before:,} before, {variations_after:,} after",
+        ),
+    ]
+    progress(1.0, "Standardization done")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=standardized if changed_columns else frame,
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )
+
+
+def _new(index: int) -> str:
+    return f"__standardized_{index}__"
+
+
+def _rule(index: int) -> str:
+    return f"__standardized_rule_{index}__"
+
+
+def _restore(expr: pl.Expr, plan: ColumnPlan) -> pl.Expr:
+    return expr.cast(pl.Categorical) if plan.categorical else expr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parameters
+
+
+def _validate(frame: pl.DataFrame, params: FieldStandardizationParams) -> TemporalFormat:
+    check_columns(frame, params.target_columns, agent_id=AGENT_ID, field_name="target_columns")
+    check_columns(frame, params.preserve_columns, agent_id=AGENT_ID, field_name="preserve_columns")
+    check_columns(frame, params.synonym_mappings, agent_id=AGENT_ID, field_name="synonym_mappings")
+    check_columns(frame, params.unit_mappings, agent_id=AGENT_ID, field_name="unit_mappings")
+    for column in params.synonym_mappings:
+        _synonym_lookup(params, column)
+    for column in params.unit_mappings:
+        _unit_lookup(params, column)
+    return _target_format(params.target_date_format)
+
+
+def _target_format(pattern: str) -> TemporalFormat:
+    """The target format as a date format; it must write a date that reads back as the same day."""
+    sample = dt.date(2024, 1, 31)
+    try:
+        written = pl.Series([sample]).dt.to_string(pattern)
+        known = next((fmt for fmt in TEMPORAL_FORMATS if fmt.pattern == pattern), None)
+        fmt = known or TemporalFormat(pattern, "date", four_digit_year="%Y" in pattern)
+        value = pl.col("value")
+        read = written.to_frame("value").select(pl.when(date_like(value)).then(parse_temporal(value, fmt)))
+        back = read.to_series().to_list()
+    except pl.exceptions.PolarsError:
+        back = []
+    if back != [sample] or fmt.kind != "date":
+        raise InvalidParametersError(
+            f"{AGENT_ID}.target_date_format: {pattern!r} is not a date format that writes year, month and day "
+            "in a layout the agent reads back (e.g. %Y-%m-%d, %d/%m/%Y, %d %B %Y, %B %d, %Y)",
+            agent_id=AGENT_ID,
+            field="target_date_format",
+        )
+    return fmt
+
+
+def _normalize_text(value: str, params: FieldStandardizationParams) -> str:
+    if params.normalize_internal_spacing:
+        value = " ".join(value.split()) if params.trim_whitespace else _collapse(value)
+    elif params.trim_whitespace:
+        value = value.strip()
+    return value
+
+
+def _collapse(value: str) -> str:
+    parts = value.split()
+    if not parts:
+        return " " if value else ""
+    head = " " if value[:1].isspace() else ""
+    tail = " " if value[-1:].isspace() else ""
+    return head + " ".join(parts) + tail
+
+
+def _synonym_lookup(params: FieldStandardizationParams, column: str) -> dict[str, str]:
+    """lower-case variant or standard value -> standard value; conflicts are parameter errors."""
+    lookup: dict[str, str] = {}
+    where = f"synonym_mappings.{column}"
+    mapping = params.synonym_mappings[column]
+    for target in mapping.values():
+        standard = _normalize_text(target, params)
+        known = lookup.setdefault(standard.lower(), standard)
+        if known != standard:
+            _conflict(where, f"standard values '{known}' and '{standard}' differ only in case")
+    for variant, target in mapping.items():
+        key, standard = _normalize_text(variant, params).lower(), _normalize_text(target, params)
+        known = lookup.setdefault(key, standard)
+        if known != standard:
+            _conflict(where, f"'{variant}' maps to '{standard}' but is also the standard value '{known}'")
+    return lookup
+
+
+def _unit_lookup(params: FieldStandardizationParams, column: str) -> dict[str, tuple[float, str]]:
+    lookup: dict[str, tuple[float, str]] = {}
+    where = f"unit_mappings.{column}"
+    mapping = params.unit_mappings[column]
+    for conversion in mapping.values():
+        target = _normalize_text(conversion.target_unit, params)
+        known = lookup.setdefault(target.lower(), (1.0, target))
+        if known != (1.0, target):
+            _conflict(where, f"target units '{known[1]}' and '{target}' differ only in case")
+    for unit, conversion in mapping.items():
+        key, target = _normalize_text(unit, params).lower(), _normalize_text(conversion.target_unit, params)
+        if not key:
+            _conflict(where, "a unit must not be empty")
+        known = lookup.setdefault(key, (conversion.factor, target))
+        if known != (conversion.factor, target):
+            _conflict(where, f"'{unit}' is converted to '{target}' but is also a target unit")
+    return lookup
+
+
+def _conflict(where: str, message: str) -> None:
+    raise InvalidParametersError(f"{AGENT_ID}.{where}: {message}", agent_id=AGENT_ID, field=where)
+
+
+def _select_columns(frame: pl.DataFrame, params: FieldStandardizationParams) -> tuple[list[str], list[dict[str, str]]]:
+    schema = frame.schema
+    preserved = set(params.preserve_columns)
+    requested = params.target_columns or [name for name in data_columns(frame) if is_text(schema[name])]
+    columns: list[str] = []
+    skipped: list[dict[str, str]] = []
+    for name in dict.fromkeys(requested):
+        if name in preserved:
+            skipped.append({"field_name": name, "reason": "in preserve_columns"})
+        elif not is_text(schema[name]):
+            skipped.append({"field_name": name, "reason": f"{schema[name]} column, not text: left typed"})
+        else:
+            columns.append(name)
+    for name in [*params.synonym_mappings, *params.unit_mappings]:
+        if name not in columns and not any(item["field_name"] == name for item in skipped):
+            skipped.append({"field_name": name, "reason": "has mappings but is not a target column"})
+    return columns, skipped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# expressions
+
+
+def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
+    if params.normalize_internal_spacing:
+        expr = expr.str.replace_all(r"\s+", " ")
+    if params.trim_whitespace:
+        expr = expr.str.strip_chars()
+    return expr
+
+
+def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, target: TemporalFormat) -> ColumnPlan:
+    plan = ColumnPlan(column=column, categorical=frame.schema[column] != pl.String)
+    if params.apply_synonyms and column in params.synonym_mappings:
+        plan.synonyms = _synonym_lookup(params, column)
+    if params.unit_standardization and column in params.unit_mappings:
+        plan.units = _unit_lookup(params, column)
+    if params.date_standardization:
+        text = _normalized(pl.col(column).cast(pl.String), params)
+        values = distinct_counts(frame.select(text.alias(column)), column, strip=False)
+        if values.height and values["value"].str.contains(r"\d").any():
+            dates = plan_dates(values, column, TEMPORAL_FORMATS, preferred=target)
+            if dates.share >= DATE_COLUMN_SHARE:
+                plan.dates = dates
+    return plan
+
+
+def _stages(
+    index: int, plan: ColumnPlan, params: FieldStandardizationParams
+) -> tuple[list[pl.Expr], list[pl.Expr], list[pl.Expr]]:
+    """Three rounds of columns: the normalized text; each rule's candidate value (read from that text);
+    the standardized value (``_new``) and the rule that produced it (``_rule``; null for null values).
+    Each round reads the previous one's columns, so no expression is evaluated twice."""
+    text_name = f"__standardized_text_{index}__"
+    first = [_normalized(pl.col(plan.column).cast(pl.String), params).alias(text_name)]
+    text = pl.col(text_name)
+    second: list[pl.Expr] = []
+    branches: list[tuple[str, pl.Expr, pl.Expr]] = []  # (rule, applies, value)
+    if plan.synonyms:
+        name = f"__standardized_synonym_{index}__"
+        second.append(
+            text.str.to_lowercase()
+            .replace_strict(list(plan.synonyms), list(plan.synonyms.values()), default=None, return_dtype=pl.String)
+            .alias(name)
+        )
+        branches.append(("synonym", pl.col(name).is_not_null(), pl.col(name)))
+    if plan.dates is not None:
+        date_name, time_name = f"__standardized_date_{index}__", f"__standardized_time_{index}__"
+        date_formats = [(fmt, n) for fmt, n in plan.dates.formats if fmt.kind == "date"]
+        time_formats = [(fmt, n) for fmt, n in plan.dates.formats if fmt.kind == "datetime"]
+        second += [
+            DatePlan(plan.column, plan.dates.non_null, date_formats, kind="date").expression(text).alias(date_name),
+            DatePlan(plan.column, plan.dates.non_null, time_formats, kind="datetime")
+            .expression(text)
+            .is_not_null()
+            .alias(time_name),
+        ]
+        branches.append(
+            ("date", pl.col(date_name).is_not_null(), pl.col(date_name).dt.to_string(params.target_date_format))
+        )
+        branches.append(("datetime_kept", pl.col(time_name), text))
+    if plan.units:
+        name = f"__standardized_unit_{index}__"
+        parts = text.str.extract_groups(UNIT_VALUE_PATTERN)
+        unit = parts.struct.field("2").str.to_lowercase()
+        keys = list(plan.units)
+        factor = unit.replace_strict(
+            keys, [item[0] for item in plan.units.values()], default=None, return_dtype=pl.Float64
+        )
+        target = unit.replace_strict(
+            keys, [item[1] for item in plan.units.values()], default=None, return_dtype=pl.String
+        )
+        value = parts.struct.field("1").cast(pl.Float64, strict=False) * factor
+        converted = pl.when(value.is_finite()).then(pl.concat_str(_render_number(value), pl.lit(" "), target))
+        second.append(converted.alias(name))
+        branches.append(("unit", pl.col(name).is_not_null(), pl.col(name)))
+    cased = {
+        "lowercase": text.str.to_lowercase(),
+        "uppercase": text.str.to_uppercase(),
+        "titlecase": text.str.to_titlecase(),
+        "none": text,
+    }[params.case_strategy]
+    result: pl.Expr = cased
+    rule: pl.Expr = pl.when(text.is_not_null()).then(pl.lit("text"))
+    for name, applies, value in reversed(branches):
+        result = pl.when(applies).then(value).otherwise(result)
+        rule = pl.when(applies).then(pl.lit(name)).otherwise(rule)
+    return first, second, [result.alias(_new(index)), rule.alias(_rule(index))]
+
+
+def _render_number(value: pl.Expr) -> pl.Expr:
+    rounded = value.round(6)
+    whole = (rounded == rounded.round(0)) & (rounded.abs() < MAX_INTEGER_RENDER)
+    return pl.when(whole).then(rounded.cast(pl.Int64).cast(pl.String)).otherwise(rounded.cast(pl.String))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# counts, issues, findings
+
+
+def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnPlan]) -> list[dict[str, Any]]:
+    if not plans:
+        return []
+    exprs: list[pl.Expr] = []
+    for index, plan in enumerate(plans):
+        before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
+        changed = (before != after).fill_null(False)
+        exprs.append(changed.sum().alias(f"changed_{index}"))
+        for name in RULES:
+            exprs.append((changed & (pl.col(_rule(index)) == name)).sum().alias(f"{name}_{index}"))
+        if plan.dates is not None:
+            exprs.append(_not_a_date(index).sum().alias(f"undated_{index}"))
+    row = work.select(exprs).row(0, named=True)
+    reports: list[dict[str, Any]] = []
+    for index, plan in enumerate(plans):
+        values_changed = int(row[f"changed_{index}"])
+        variants_before = _variants(frame, plan.column)
+        variants_after = _variants(work, _new(index)) if values_changed else variants_before
+        report: dict[str, Any] = {
+            "field_name": plan.column,
+            "values_changed": values_changed,
+            "distinct_before": variants_before["distinct"],
+            "distinct_after": variants_after["distinct"],
+            "case_variant_groups_before": variants_before["case_groups"],
+            "case_variant_groups_after": variants_after["case_groups"],
+            "whitespace_issues_before": variants_before["whitespace"],
+            "whitespace_issues_after": variants_after["whitespace"],
+            "changes_by_rule": {name: int(row[f"{name}_{index}"] or 0) for name in RULES},
+            "synonyms_configured": len(plan.synonyms),
+            "units_configured": len(plan.units),
+            "date_column": plan.dates is not None,
+        }
+        report["variants_reduced"] = report["distinct_before"] - report["distinct_after"]
+        if plan.dates is not None:
+            report["dates"] = plan.dates.describe()
+            report["values_not_dates"] = int(row[f"undated_{index}"] or 0)
+        reports.append(report)
+    return reports
+
+
+def _not_a_date(index: int) -> pl.Expr:
+    """In a date column: a non-blank value that no rule read as a date or datetime."""
+    return pl.col(_rule(index)).is_in(NOT_DATES) & (pl.col(_new(index)).str.strip_chars() != "")
+
+
+def _variants(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    """Over the distinct non-null values: how many, how many with whitespace issues, and how many groups of
+    more than one are equal ignoring case and whitespace."""
+    row = (
+        frame.lazy()
+        .select(pl.col(column).cast(pl.String).drop_nulls().unique().alias("value"))
+        .with_columns(pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase().alias("key"))
+        .select(
+            pl.len().alias("distinct"),
+            pl.col("value").str.contains(r"^\s|\s$|\s\s").sum().alias("whitespace"),
+            pl.col("key").filter(pl.col("key").is_duplicated()).n_unique().alias("case_groups"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    return {key: int(value or 0) for key, value in row.items()}
+
+
+def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict[str, Any]]) -> list[pl.LazyFrame]:
+    parts: list[pl.LazyFrame] = []
+    for index, (plan, report) in enumerate(zip(plans, reports, strict=True)):
+        before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
+        if report["values_changed"]:
+            parts.append(
+                issue_rows(
+                    work,
+                    (before != after).fill_null(False),
+                    column=plan.column,
+                    issue_type="value_standardized",
+                    severity="info",
+                    message=pl.concat_str(pl.lit("'"), shown(before), pl.lit("' → '"), shown(after), pl.lit("'")),
+                    value=before,
+                ).head(EXAMPLES_PER_COLUMN)
+            )
+        if report.get("values_not_dates"):
+            parts.append(
+                issue_rows(
+                    work,
+                    _not_a_date(index),
+                    column=plan.column,
+                    issue_type="unparseable_date",
+                    severity="warning",
+                    message=pl.concat_str(
+                        pl.lit("'"), shown(before), pl.lit(f"' in date column '{plan.column}' is not a date")
+                    ),
+                    value=before,
+                )
+            )
+    return parts
+
+
+def _findings(
+    reports: list[dict[str, Any]], params: FieldStandardizationParams
+) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
+    alerts: list[Alert] = []
+    issues: list[Issue] = []
+    recommendations: list[Recommendation] = []
+    remaining = [report for report in reports if report["case_variant_groups_after"]]
+    if remaining:
+        alerts.append(
+            Alert(
+                "alert_standardization_case_variants",
+                "medium",
+                "field_consistency",
+                f"{len(remaining)} column(s) still hold values that differ only in case",
+                len(remaining),
+                "Choose a case_strategy (lowercase, uppercase or titlecase) or add synonym_mappings",
+            )
+        )
+        for report in remaining:
+            issues.append(
+                Issue(
+                    f"issue_standardization_case_remaining_{report['field_name']}",
+                    AGENT_ID,
+                    report["field_name"],
+                    "case_variation_remaining",
+                    "medium",
+                    f"'{report['field_name']}' has {report['case_variant_groups_after']} groups of values that differ "
+                    "only in case",
+                )
+            )
+        if params.case_strategy == "none":
+            recommendations.append(
+                Recommendation(
+                    "rec_standardization_case",
+                    AGENT_ID,
+                    None,
+                    "medium",
+                    "Enable case normalization to merge values that differ only in case",
+                    "2 weeks",
+                    1.0,
+                )
+            )
+    for report in reports:
+        dates = report.get("dates")
+        if report.get("values_not_dates"):
+            issues.append(
+                Issue(
+                    f"issue_standardization_undated_{report['field_name']}",
+                    AGENT_ID,
+                    report["field_name"],
+                    "unparseable_date",
+                    "medium",
+                    f"{report['values_not_dates']:,} values of date column '{report['field_name']}' are not dates "
+                    "and were not reformatted",
+                )
+            )
+        for item in (dates or {}).get("ambiguous_day_month", []):
+            if item["ambiguous_values"]:
+                issues.append(
+                    Issue(
+                        f"issue_standardization_ambiguous_{report['field_name']}",
+                        AGENT_ID,
+                        report["field_name"],
+                        "ambiguous_date_format",
+                        "medium",
+                        f"{item['ambiguous_values']:,} dates of '{report['field_name']}' read both as "
+                        f"{item['chosen_format']} and {item['alternative_format']}; {item['chosen_format']} used "
+                        f"({item['decided_by']})",
+                        {"ambiguity": item},
+                    )
+                )
+    undated = [issue for issue in issues if issue.issue_type == "unparseable_date"]
+    if undated:
+        alerts.append(
+            Alert(
+                "alert_standardization_unparseable_dates",
+                "medium",
+                "date_format",
+                f"{len(undated)} date column(s) hold values that are not dates",
+                len(undated),
+                "Review the unparseable_date row-level issues",
+            )
+        )
+    return alerts, issues, recommendations

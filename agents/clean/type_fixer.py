@@ -1,0 +1,518 @@
+"""The ``type-fixer`` agent: numbers, dates and booleans stored as text, vectorised.
+
+Agensium's fixer sampled 100 values, tried 12 ``strptime`` formats per value in Python and turned every
+failure into a silent null. Here every text column is measured on **all** its non-blank values (on the
+distinct values, weighted by their counts), and every cell a conversion empties is counted and reported.
+
+Per text (String) column, the share of non-blank values that read as (helpers_a):
+- a boolean (true/false/yes/no/y/n/1/0, at least one of them a word; else it is a number);
+- a number; the column becomes Int64 when every number is whole (written without exponent), Float64
+  otherwise. Whole numbers with a leading zero ("007", "02134") mark a code, not a quantity: the column
+  is left as text;
+- a date or datetime, with the formats ranked by how many values they read (day/month ambiguity reported).
+The kind with the highest share wins (ties: boolean, number, date). The column is converted when that
+share is at least ``conversion_threshold`` (1.0 with ``preserve_mixed_types``); values that do not read
+become null and are reported one by one (``unparseable_value``); blank values become null too (counted
+as ``blank_values_emptied``, not as failures). A column that reads at least 20 % but less than the
+threshold is reported as mixed, not converted.
+
+Float columns whose values are all whole (and finite, |x| < 2^53) become Int64. With
+``auto_convert_category``, a text column left as text becomes Categorical when it has at most
+``category_max_distinct`` distinct values and at most ``category_max_distinct_ratio`` of its non-null
+values are distinct (a Categorical is still text: field-standardization handles it).
+
+Type issues are counted per column: a column is an issue when a better type was detected (a conversion
+candidate, a mixed column, or, with ``auto_convert_category``, a Categorical candidate);
+``type_issues_fixed`` are the columns converted. Running the fixer on its own output converts nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.helpers_a import (
+    BOOLEAN_WORDS,
+    LEADING_ZERO_PATTERN,
+    MAX_EXACT_FLOAT_INTEGER,
+    DatePlan,
+    collect_issues,
+    distinct_counts,
+    issue_rows,
+    number_text,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+    pct,
+    plan_dates,
+    shown,
+    with_row_index,
+)
+from agents.envelope import (
+    ROW_INDEX_COLUMN,
+    AgentInputs,
+    AgentResult,
+    Alert,
+    Issue,
+    Progress,
+    Recommendation,
+    SummaryCard,
+    data_columns,
+)
+from agents.params.type_fixer import TypeFixerParams
+
+AGENT_ID = "type-fixer"
+AGENT_NAME = "Type Fixer"
+MIXED_SHARE = 0.2
+EXAMPLES = 5
+SAMPLE_SCAN_ROWS = 1000  # sample conversions are taken from the first converted rows
+TARGET_DTYPES = {
+    "integer": "Int64",
+    "float": "Float64",
+    "boolean": "Boolean",
+    "date": "Date",
+    "datetime": "Datetime(us)",
+    "category": "Categorical",
+}
+
+
+@dataclass
+class ColumnDecision:
+    column: str
+    from_type: str
+    non_blank: int = 0
+    shares: dict[str, float] = field(default_factory=dict)
+    detected: str | None = None  # kind of the best reading (integer, float, boolean, date, datetime, category)
+    share: float = 0.0
+    convert: bool = False
+    issue: bool = False
+    reason: str = ""
+    plan: DatePlan | None = None
+    expression: pl.Expr | None = None
+    text_source: bool = True  # the conversion reads text (failures possible)
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "field_name": self.column,
+            "current_type": self.from_type,
+            "non_blank_values": self.non_blank,
+            "shares": {kind: round(share, 6) for kind, share in self.shares.items()},
+            "suggested_type": self.detected,
+            "best_share": round(self.share, 6),
+            "type_issue": self.issue,
+            "converted": self.convert,
+            "reason": self.reason,
+        }
+        if self.plan is not None and self.plan.formats:
+            described["dates"] = self.plan.describe()
+        return described
+
+
+def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    columns = data_columns(frame)
+    progress(0.0, f"Measuring the types of {len(columns)} columns over {frame.height:,} rows")
+    decisions: list[ColumnDecision] = []
+    for position, column in enumerate(columns):
+        decisions.append(_decide(frame, column, params))
+        progress(0.7 * (position + 1) / max(len(columns), 1), f"Measured '{column}'")
+    converting = [decision for decision in decisions if decision.convert and decision.expression is not None]
+
+    progress(0.75, f"Converting {len(converting)} columns")
+    work = frame.with_columns(
+        [
+            decision.expression.alias(_temp(index))
+            for index, decision in enumerate(converting)
+            if decision.expression is not None
+        ]
+    )
+    fix_log, issue_parts = _fix_log(work, converting)
+    temp_of = {decision.column: _temp(index) for index, decision in enumerate(converting)}
+    fixed = work.select(
+        [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in frame.columns]
+    )
+    row_issues = collect_issues(issue_parts)
+    progress(0.9, "Scoring")
+
+    original_issues = sum(decision.issue for decision in decisions)
+    issues_fixed = sum(decision.issue and decision.convert for decision in decisions)
+    failed = sum(entry["failed"] for entry in fix_log)
+    read = sum(entry["converted"] + entry["failed"] for entry in fix_log if entry["text_source"])
+    score = effectiveness(
+        {
+            "type_reduction": 100.0 * issues_fixed / original_issues if original_issues else 100.0,
+            "data_retention": 100.0 - pct(failed, read),
+            "column_retention": 100.0,
+        },
+        {
+            "type_reduction": params.type_reduction_weight,
+            "data_retention": params.data_retention_weight,
+            "column_retention": params.column_retention_weight,
+        },
+        params,
+    )
+    summary_metrics = {
+        "type_issues_fixed": issues_fixed,
+        "original_type_issues": original_issues,
+        "remaining_type_issues": original_issues - issues_fixed,
+        "columns_analyzed": len(columns),
+        "columns_converted": len(converting),
+        "values_unparseable": failed,
+        "total_rows_processed": frame.height,
+    }
+    data = {
+        "fixing_score": score,
+        "quality_status": score["status"],
+        "fix_log": fix_log,
+        "type_analysis": {"columns": [decision.describe() for decision in decisions]},
+        "unparseable_values": failed,
+        "conventions": {
+            "shares": "of a column's non-blank values, measured on all of them",
+            "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
+            "mixed_share": MIXED_SHARE,
+            "numbers": "currency symbols, thousands separators, '%' (kept as written) and '(12)' = -12 accepted",
+            "blank_values": "empty or whitespace-only text becomes null in converted columns",
+            "row_index": "1-based data row of the input file",
+        },
+    }
+    alerts, issues, recommendations = _findings(decisions, fix_log)
+    cards = [
+        SummaryCard(
+            "type_fixer_score",
+            "Type fixing score",
+            f"{score['score']:.1f}",
+            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
+            f"{issues_fixed} of {original_issues} type issues fixed; {failed:,} values could not be read",
+        ),
+        SummaryCard(
+            "type_fixer_columns",
+            "Columns converted",
+            str(len(converting)),
+            "info",
+            ", ".join(f"{entry['column']} → {entry['to_type']}" for entry in fix_log[:6]) or "No conversion needed",
+        ),
+    ]
+    progress(1.0, "Types fixed")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=fixed if converting else frame,
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )
+
+
+def _temp(index: int) -> str:
+    return f"__type_fixer_{index}__"
+
+
+def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> ColumnDecision:
+    dtype = frame.schema[column]
+    decision = ColumnDecision(column=column, from_type=str(dtype))
+    if dtype.is_float():
+        if params.auto_convert_numeric:
+            _decide_float(frame, decision)
+        return decision
+    if dtype != pl.String:
+        return decision
+    values = distinct_counts(frame, column)
+    decision.non_blank = int(values["count"].sum()) if values.height else 0
+    if not decision.non_blank:
+        decision.reason = "no values"
+        return decision
+    required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
+    value, weight = pl.col("value"), pl.col("count")
+    token = value.str.to_lowercase()
+    text = number_text(value)
+    counts = values.select(
+        weight.filter(text.is_not_null()).sum().alias("numeric"),
+        weight.filter(parse_integer(value).is_not_null()).sum().alias("integer"),
+        weight.filter(text.str.contains(LEADING_ZERO_PATTERN)).sum().alias("leading_zero"),
+        weight.filter(parse_boolean(value).is_not_null()).sum().alias("boolean"),
+        weight.filter(token.is_in(BOOLEAN_WORDS)).sum().alias("boolean_words"),
+        weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
+    ).row(0, named=True)
+    total = decision.non_blank
+    numeric, integer = int(counts["numeric"] or 0), int(counts["integer"] or 0)
+    shares = {"numeric": numeric / total}
+    if counts["boolean_words"]:
+        shares["boolean"] = int(counts["boolean"] or 0) / total
+    if int(counts["digits"] or 0) / total >= MIXED_SHARE:
+        decision.plan = plan_dates(values, column)
+        shares["temporal"] = decision.plan.share
+    decision.shares = shares
+    best = max(shares, key=lambda kind: (shares[kind], {"boolean": 2, "numeric": 1, "temporal": 0}[kind]))
+    decision.share = shares[best]
+    if best == "numeric":
+        decision.detected = "integer" if integer == numeric else "float"
+    elif best == "boolean":
+        decision.detected = "boolean"
+    else:
+        decision.detected = decision.plan.kind if decision.plan else "date"
+
+    if decision.share >= required:
+        decision.issue = True
+        enabled = {
+            "numeric": params.auto_convert_numeric,
+            "boolean": params.auto_convert_boolean,
+            "temporal": params.auto_convert_datetime,
+        }[best]
+        if not enabled:
+            decision.reason = f"reads as {decision.detected} but that conversion is switched off"
+        elif best == "numeric" and counts["leading_zero"]:
+            decision.reason = f"{counts['leading_zero']} whole numbers with a leading zero: a code, left as text"
+        else:
+            decision.convert = True
+            decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
+            decision.expression = _conversion(pl.col(column), decision)
+        return decision
+    if decision.share >= MIXED_SHARE:
+        decision.issue = True
+        decision.reason = (
+            f"mixed: {decision.share:.1%} of values read as {decision.detected}, below the "
+            f"{required:.0%} needed to convert"
+        )
+        return decision
+    decision.detected = None
+    if params.auto_convert_category:
+        _decide_category(frame, decision, params)
+    return decision
+
+
+def _conversion(source: pl.Expr, decision: ColumnDecision) -> pl.Expr:
+    if decision.detected == "integer":
+        return parse_integer(source)
+    if decision.detected == "float":
+        return parse_number(source)
+    if decision.detected == "boolean":
+        return parse_boolean(source)
+    assert decision.plan is not None
+    return decision.plan.expression(source)
+
+
+def _decide_float(frame: pl.DataFrame, decision: ColumnDecision) -> None:
+    x = pl.col(decision.column)
+    row = frame.select(
+        x.is_not_null().sum().alias("non_null"),
+        (x.is_finite() & (x == x.round(0)) & (x.abs() < MAX_EXACT_FLOAT_INTEGER)).sum().alias("whole"),
+    ).row(0, named=True)
+    decision.non_blank = int(row["non_null"])
+    if decision.non_blank and row["whole"] == row["non_null"]:
+        decision.detected, decision.share, decision.issue, decision.convert = "integer", 1.0, True, True
+        decision.text_source = False
+        decision.reason = "every value is a whole number"
+        decision.expression = x.cast(pl.Int64)
+
+
+def _decide_category(frame: pl.DataFrame, decision: ColumnDecision, params: TypeFixerParams) -> None:
+    x = pl.col(decision.column)
+    row = frame.select(x.drop_nulls().n_unique().alias("distinct"), x.count().alias("non_null")).row(0, named=True)
+    distinct, non_null = int(row["distinct"]), int(row["non_null"])
+    if (
+        non_null
+        and distinct <= params.category_max_distinct
+        and distinct / non_null <= params.category_max_distinct_ratio
+    ):
+        decision.detected, decision.share, decision.issue, decision.convert = "category", 1.0, True, True
+        decision.text_source = False
+        decision.reason = f"{distinct} distinct values in {non_null:,} rows"
+        decision.expression = x.cast(pl.Categorical)
+
+
+def _fix_log(work: pl.DataFrame, converting: list[ColumnDecision]) -> tuple[list[dict[str, Any]], list[pl.LazyFrame]]:
+    """Per converted column: counts, failures with examples (row_index, value) and sample conversions; and
+    the row-level issues of every value a conversion emptied."""
+    if not converting:
+        return [], []
+    counts_exprs: list[pl.Expr] = []
+    failed_masks: dict[str, pl.Expr] = {}
+    for index, decision in enumerate(converting):
+        original, converted = pl.col(decision.column), pl.col(_temp(index))
+        present = original.is_not_null()
+        if decision.text_source:
+            non_blank = present & (original.cast(pl.String).str.strip_chars() != "")
+            failed = non_blank & converted.is_null()
+        else:
+            non_blank, failed = present, pl.lit(False)
+        failed_masks[decision.column] = failed
+        counts_exprs += [
+            (non_blank & converted.is_not_null()).sum().alias(f"converted_{index}"),
+            failed.sum().alias(f"failed_{index}"),
+            (present & ~non_blank).sum().alias(f"blank_{index}"),
+        ]
+    counts = work.select(counts_exprs).row(0, named=True)
+    log: list[dict[str, Any]] = []
+    parts: list[pl.LazyFrame] = []
+    for index, decision in enumerate(converting):
+        original, converted = pl.col(decision.column), pl.col(_temp(index))
+        failed_count = int(counts[f"failed_{index}"] or 0)
+        to_type = TARGET_DTYPES.get(decision.detected or "", decision.detected or "")
+        failed = failed_masks[decision.column]
+        examples = (
+            work.lazy()
+            .filter(failed)
+            .select(pl.col(ROW_INDEX_COLUMN).alias("row_index"), original.cast(pl.String).alias("value"))
+            .head(EXAMPLES)
+            .collect()
+            .to_dicts()
+            if failed_count
+            else []
+        )
+        samples = (
+            work.lazy()
+            .filter(original.is_not_null() & converted.is_not_null())
+            .head(SAMPLE_SCAN_ROWS)
+            .select(original.cast(pl.String).alias("from"), converted.cast(pl.String).alias("to"))
+            .unique(subset="from", maintain_order=True)
+            .head(3)
+            .collect()
+            .to_dicts()
+        )
+        entry: dict[str, Any] = {
+            "column": decision.column,
+            "from_type": decision.from_type,
+            "to_type": to_type,
+            "kind": decision.detected,
+            "text_source": decision.text_source,
+            "share": round(decision.share, 6),
+            "converted": int(counts[f"converted_{index}"] or 0),
+            "failed": failed_count,
+            "blank_values_emptied": int(counts[f"blank_{index}"] or 0),
+            "examples": examples,
+            "sample_conversions": samples,
+            "reason": decision.reason,
+        }
+        if decision.plan is not None and decision.detected in ("date", "datetime"):
+            entry["date_formats"] = [{"format": fmt.pattern, "values": n} for fmt, n in decision.plan.formats]
+            entry["ambiguous_day_month"] = decision.plan.ambiguity
+        log.append(entry)
+        if failed_count:
+            parts.append(
+                issue_rows(
+                    work,
+                    failed,
+                    column=decision.column,
+                    issue_type="unparseable_value",
+                    severity="warning",
+                    message=pl.concat_str(
+                        pl.lit("'"),
+                        shown(original),
+                        pl.lit(
+                            f"' in '{decision.column}' could not be read as {decision.detected}; the cell is now empty"
+                        ),
+                    ),
+                    value=original,
+                )
+            )
+    return log, parts
+
+
+def _findings(
+    decisions: list[ColumnDecision], fix_log: list[dict[str, Any]]
+) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
+    alerts: list[Alert] = []
+    issues: list[Issue] = []
+    recommendations: list[Recommendation] = []
+    failing = [entry for entry in fix_log if entry["failed"]]
+    if failing:
+        total = sum(entry["failed"] for entry in failing)
+        alerts.append(
+            Alert(
+                "alert_types_unparseable_values",
+                "high" if any(entry["failed"] > 0.05 * max(entry["converted"], 1) for entry in failing) else "medium",
+                "type_conversion",
+                f"{total:,} values in {len(failing)} converted column(s) could not be read and are now empty",
+                len(failing),
+                "Review the unparseable_value row-level issues; fix them at the source or set preserve_mixed_types",
+            )
+        )
+    for entry in failing:
+        issues.append(
+            Issue(
+                f"issue_types_unparseable_{entry['column']}",
+                AGENT_ID,
+                entry["column"],
+                "unparseable_values",
+                "medium",
+                f"{entry['failed']:,} values of '{entry['column']}' could not be read as {entry['kind']}",
+                {"examples": entry["examples"]},
+            )
+        )
+        recommendations.append(
+            Recommendation(
+                f"rec_types_unparseable_{entry['column']}",
+                AGENT_ID,
+                entry["column"],
+                "medium",
+                f"Correct the {entry['failed']:,} values of '{entry['column']}' that are not {entry['kind']} values",
+                "2 weeks",
+                2.0,
+            )
+        )
+    for decision in decisions:
+        ambiguous = [item for item in (decision.plan.ambiguity if decision.plan else []) if item["ambiguous_values"]]
+        if ambiguous and decision.detected in ("date", "datetime"):
+            item = ambiguous[0]
+            issues.append(
+                Issue(
+                    f"issue_types_ambiguous_dates_{decision.column}",
+                    AGENT_ID,
+                    decision.column,
+                    "ambiguous_date_format",
+                    "medium",
+                    f"{item['ambiguous_values']:,} dates of '{decision.column}' read both as {item['chosen_format']} "
+                    f"and {item['alternative_format']}; {item['chosen_format']} used ({item['decided_by']})",
+                    {"ambiguity": ambiguous},
+                )
+            )
+        if decision.issue and not decision.convert:
+            issues.append(
+                Issue(
+                    f"issue_types_unfixed_{decision.column}",
+                    AGENT_ID,
+                    decision.column,
+                    "mixed_types" if decision.reason.startswith("mixed") else "type_not_converted",
+                    "low",
+                    f"'{decision.column}' was left as {decision.from_type}: {decision.reason}",
+                    {"shares": decision.shares},
+                )
+            )
+    ambiguous_columns = [issue.field_name for issue in issues if issue.issue_type == "ambiguous_date_format"]
+    if ambiguous_columns:
+        alerts.append(
+            Alert(
+                "alert_types_ambiguous_dates",
+                "medium",
+                "date_format",
+                f"Day/month order is ambiguous in {len(ambiguous_columns)} date column(s): "
+                + ", ".join(str(name) for name in ambiguous_columns[:5]),
+                len(ambiguous_columns),
+                "Check the date order of these columns at the source",
+            )
+        )
+    unfixed = [decision.column for decision in decisions if decision.issue and not decision.convert]
+    if unfixed:
+        alerts.append(
+            Alert(
+                "alert_types_remaining",
+                "low",
+                "type_consistency",
+                f"{len(unfixed)} column(s) keep a type issue: " + ", ".join(unfixed[:5]),
+                len(unfixed),
+                "See type_analysis for why each was not converted",
+            )
+        )
+    return alerts, issues, recommendations

@@ -1,0 +1,56 @@
+"""Parameters of ``type-fixer`` (Agensium names and defaults, reference/agents.md §1.5; additions documented)."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from agents.params.common import EffectivenessParams
+
+
+class TypeFixerParams(EffectivenessParams):
+    model_config = ConfigDict(extra="forbid", strict=True, title="type-fixer parameters")
+
+    auto_convert_numeric: bool = Field(
+        True,
+        description="Convert text columns whose values are numbers (currency symbols, thousands separators, "
+        "'%' and accounting negatives '(12)' allowed) to Int64 or Float64, and Float columns holding only "
+        "whole numbers to Int64",
+    )
+    auto_convert_datetime: bool = Field(
+        True, description="Convert text columns whose values are dates to Date/Datetime"
+    )
+    auto_convert_category: bool = Field(
+        True,
+        description="Convert low-cardinality text columns left as text to Categorical (see category_max_distinct "
+        "and category_max_distinct_ratio)",
+    )
+    preserve_mixed_types: bool = Field(
+        False,
+        description="Leave a text column as text unless every non-blank value converts (no cell is emptied)",
+    )
+    auto_convert_boolean: bool = Field(
+        True,
+        description="Ours: convert text columns of true/false/yes/no/y/n/1/0 (with at least one word) to Boolean",
+    )
+    conversion_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="Ours (Agensium hard-codes 70 %): share of a text column's non-blank values that must convert "
+        "for the column to be converted; the others become null and are reported as unparseable_value",
+    )
+    category_max_distinct: int = Field(
+        50, ge=1, description="Ours: at most this many distinct values for a Categorical conversion"
+    )
+    category_max_distinct_ratio: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Ours: and at most this share of distinct values among the non-null values "
+        "(0.05 = each value repeats 20 times on average)",
+    )
+    type_reduction_weight: float = Field(0.5, ge=0, le=1, description="Weight of type issues fixed in the score")
+    data_retention_weight: float = Field(
+        0.3, ge=0, le=1, description="Weight of values kept (not emptied by a failed conversion) in the score"
+    )
+    column_retention_weight: float = Field(0.2, ge=0, le=1, description="Weight of columns kept in the score")
