@@ -1,0 +1,89 @@
+"""What the clean agents share: the envelope they build, their effectiveness score, and row bookkeeping."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import polars as pl
+
+from agents.envelope import (
+    REMOVED_ROWS_SCHEMA,
+    ROW_INDEX_COLUMN,
+    AgentResult,
+    Alert,
+    Envelope,
+    Issue,
+    Recommendation,
+    SummaryCard,
+    build_issue_summary,
+    empty_row_level_issues,
+    inline_row_level_issues,
+)
+from agents.params.common import EffectivenessParams, effectiveness_status, parameter_objects
+
+
+def effectiveness(
+    components: dict[str, float], weights: dict[str, float], params: EffectivenessParams
+) -> dict[str, Any]:
+    """Agensium's weighted 0..100 score: ``components`` are 0..100, ``weights`` sum to 1 (normalised if not)."""
+    total_weight = sum(weights.values()) or 1.0
+    score = sum(components[name] * weight for name, weight in weights.items()) / total_weight
+    score = round(max(0.0, min(100.0, score)), 2)
+    return {
+        "score": score,
+        "status": effectiveness_status(score, params),
+        "components": {name: round(value, 2) for name, value in components.items()},
+        "weights": weights,
+    }
+
+
+def removed_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr) -> pl.DataFrame:
+    """``REMOVED_ROWS_SCHEMA`` rows for the rows of ``frame`` where ``mask`` is true."""
+    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+    return (
+        frame.lazy()
+        .filter(mask)
+        .select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), reason_expr.cast(pl.String).alias("reason"))
+        .collect()
+    )
+
+
+def no_removed_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
+
+
+def clean_result(
+    *,
+    agent_id: str,
+    agent_name: str,
+    started: float,
+    params: EffectivenessParams,
+    summary_metrics: dict[str, Any],
+    data: dict[str, Any],
+    frame: pl.DataFrame | None,
+    removed: pl.DataFrame | None = None,
+    alerts: list[Alert] | None = None,
+    issues: list[Issue] | None = None,
+    recommendations: list[Recommendation] | None = None,
+    cards: list[SummaryCard] | None = None,
+    row_level_issues: pl.DataFrame | None = None,
+) -> AgentResult:
+    """The envelope every clean agent returns, with Agensium's three-object parameter pattern in ``data``."""
+    issues = issues or []
+    row_issues = row_level_issues if row_level_issues is not None else empty_row_level_issues()
+    envelope = Envelope(
+        status="success",
+        agent_id=agent_id,
+        agent_name=agent_name,
+        execution_time_ms=round((time.perf_counter() - started) * 1000),
+        summary_metrics=summary_metrics,
+        data={**data, "row_level_issues_total": row_issues.height, **parameter_objects(params)},
+        alerts=alerts or [],
+        issues=issues,
+        row_level_issues=inline_row_level_issues(row_issues),
+        issue_summary=build_issue_summary(issues, row_issues),
+        recommendations=recommendations or [],
+        executive_summary=cards or [],
+    )
+    return AgentResult(envelope=envelope, row_level_issues=row_issues, frame=frame, removed=removed)
