@@ -1,0 +1,706 @@
+"""The ``duplicate-resolver`` agent: finds duplicate rows of five kinds and resolves them.
+
+Parameters and summary metrics follow Agensium (reference/agents.md §1.5). The detection types run in a
+fixed order, each on the rows the previous ones kept; every removed row names the row it duplicates:
+
+1. ``exact``: equal on every data column (an empty cell equals an empty cell). The first row in file order
+   (smallest ``ROW_INDEX_COLUMN``) is kept.
+2. ``email_case``: equal once the e-mail columns are lowercased with all whitespace removed (the other
+   columns as they are). E-mail columns are ``email_columns``, or the text columns where more than half of
+   the first 1,000 non-empty values match an address pattern. First row kept.
+3. ``case_variations``: equal once the text key columns are trimmed, inner whitespace runs collapsed to one
+   space and lowercased (the other columns as they are). First row kept.
+4. ``conflicting`` (needs ``key_columns``): rows with the same key (text normalised as in 3, e-mail columns
+   as in 2). A group *conflicts* when another column holds different values (``ignore_nulls``: two
+   different non-empty values; ``match_nulls``: an empty cell against a value counts too, and empty keys
+   match each other; with ``ignore_nulls`` rows with an empty key column are not grouped). Conflicts are
+   reported as issues per column; every such group keeps one row by ``conflict_resolution``: keep_first,
+   keep_last, or merge_smart (the first row, each column taking the group's first non-empty value in file
+   order). Groups without a conflict (their rows only complement each other) are resolved the same way.
+5. ``missing_values``: row *r* is a duplicate of row *s* when every filled cell of *r* equals the same cell
+   of *s* and *s* has fewer empty cells (r only lacks values s has). This is the subsumption form of "equal
+   except where one side is empty", computed by one join per pattern of empty cells (two rows that each
+   fill the other's gaps are not paired; ``conflicting`` with key columns catches those). Each such row is
+   matched to its most complete subsumer (ties: the first); ``merge_strategy`` remove_duplicates keeps that
+   most complete row, merge_smart keeps the group's first row and gives it the most complete row's values.
+   Only the ``max_null_patterns`` most frequent patterns are examined; entirely empty rows are left alone.
+
+The order makes the agent idempotent (run on its own output it removes nothing, as long as every pattern of
+empty cells was examined and the e-mail columns stay the same; pass ``email_columns`` to pin them, since
+detection samples the rows it is given): merges in step 4 only create rows whose key no other row has, and
+step 5 keeps only rows no other row subsumes, with values some earlier row already had.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.helpers_b import (
+    Findings,
+    card_status,
+    is_text,
+    names_where,
+    pct,
+    plain_value,
+    require_columns,
+    retention,
+    with_row_index,
+)
+from agents.envelope import (
+    REMOVED_ROWS_SCHEMA,
+    ROW_INDEX_COLUMN,
+    ROW_LEVEL_ISSUE_SCHEMA,
+    AgentInputs,
+    AgentResult,
+    Progress,
+    SummaryCard,
+    data_columns,
+)
+from agents.params.duplicate_resolver import DuplicateResolverParams
+
+AGENT_ID = "duplicate-resolver"
+AGENT_NAME = "Duplicate Resolver"
+STAGE_ORDER = ("exact", "email_case", "case_variations", "conflicting", "missing_values")
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
+EMAIL_SAMPLE_SIZE = 1000
+EMAIL_SHARE = 0.5
+CONFLICT_EXAMPLES = 20
+ISSUE_TYPES = {
+    "exact": "exact_duplicate",
+    "email_case": "email_case_duplicate",
+    "case_variations": "case_variation_duplicate",
+    "missing_values": "missing_value_duplicate",
+    "conflicting": "conflicting_duplicate",
+}
+DESCRIPTIONS = {
+    "exact": "identical values in every data column",
+    "email_case": "same record, e-mail addresses differ only in case or whitespace",
+    "case_variations": "same record, text key columns differ only in case or whitespace",
+    "conflicting": "same key, other columns differ (resolved by conflict_resolution)",
+    "missing_values": "a row whose filled cells all equal a more complete row's",
+}
+
+KEPT = "__kept_row__"
+REASON = "reason"
+SEVERITY = "__severity__"
+STAGE = "__stage__"
+MATCH = "__match_row__"
+NULLS = "__null_count__"
+PATTERN = "__null_pattern__"
+REMOVED_SCHEMA: dict[str, pl.DataType] = {
+    ROW_INDEX_COLUMN: pl.Int64(),
+    REASON: pl.String(),
+    KEPT: pl.Int64(),
+    STAGE: pl.String(),
+    SEVERITY: pl.String(),
+}
+
+
+@dataclass
+class StageOutcome:
+    detection_type: str
+    removed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REMOVED_SCHEMA))
+    groups: int = 0
+    merged_rows: int = 0
+    note: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, enabled: bool) -> dict[str, Any]:
+        return {
+            "enabled": enabled,
+            "description": DESCRIPTIONS[self.detection_type],
+            "duplicate_count": self.removed.height,
+            "groups": self.groups,
+            "rows_merged": self.merged_rows,
+            "note": self.note,
+            **self.details,
+        }
+
+
+def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    if not frame[ROW_INDEX_COLUMN].is_sorted():
+        frame = frame.sort(ROW_INDEX_COLUMN)  # "first" means first in file order; the chain keeps that order
+    columns = data_columns(frame)
+    require_columns(frame, params.key_columns, agent_id=AGENT_ID, field="key_columns")
+    require_columns(frame, params.email_columns, agent_id=AGENT_ID, field="email_columns")
+    progress(0.0, f"Looking for duplicates among {frame.height:,} rows")
+
+    key_columns = list(params.key_columns) or columns
+    if params.email_columns:
+        email_columns, email_source = list(params.email_columns), "parameter"
+    else:
+        email_columns, email_source = detect_email_columns(frame, columns), "detected"
+    enabled: set[str] = set(params.detection_types)
+
+    work = frame
+    outcomes: dict[str, StageOutcome] = {}
+    for position, stage in enumerate(STAGE_ORDER):
+        progress(0.05 + 0.85 * position / len(STAGE_ORDER), f"Detecting {stage.replace('_', ' ')} duplicates")
+        if stage not in enabled:
+            outcomes[stage] = StageOutcome(stage, note="not requested")
+            continue
+        if work.height < 2 or not columns:
+            outcomes[stage] = StageOutcome(stage, note="no data columns" if not columns else "fewer than two rows")
+            continue
+        if stage == "exact":
+            outcome, work = _equal_rows(work, stage, [pl.col(name) for name in columns], [])
+        elif stage == "email_case":
+            if not email_columns:
+                outcome = StageOutcome(stage, note="no e-mail columns given or detected")
+            else:
+                keys = [_norm_email(name) if name in email_columns else pl.col(name) for name in columns]
+                outcome, work = _equal_rows(work, stage, keys, email_columns)
+        elif stage == "case_variations":
+            text_keys = [name for name in key_columns if is_text(frame.schema[name])]
+            if not text_keys:
+                outcome = StageOutcome(stage, note="no text key columns")
+            else:
+                keys = [_norm_case(name) if name in text_keys else pl.col(name) for name in columns]
+                outcome, work = _equal_rows(work, stage, keys, text_keys)
+        elif stage == "conflicting":
+            if not params.key_columns:
+                outcome = StageOutcome(
+                    stage, note="needs key_columns (with all columns as the key there is nothing left to conflict)"
+                )
+            else:
+                outcome, work = _conflicting(work, columns, list(params.key_columns), email_columns, params)
+        else:
+            outcome, work = _missing_values(work, columns, params)
+        outcomes[stage] = outcome
+
+    progress(0.9, "Building the report")
+    removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
+    context = _Context(enabled, key_columns, email_columns, email_source)
+    result = _result(frame, work, removed_all, outcomes, context, params, started)
+    progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
+    return result
+
+
+def detect_email_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:
+    """Text columns where more than half of the first ``EMAIL_SAMPLE_SIZE`` non-empty values look like
+    e-mail addresses."""
+    text = [name for name in columns if is_text(frame.schema[name])]
+    if not text or frame.height == 0:
+        return []
+    shares = (
+        frame.lazy()
+        .select(
+            pl.col(name)
+            .cast(pl.String)
+            .drop_nulls()
+            .head(EMAIL_SAMPLE_SIZE)
+            .str.strip_chars()
+            .str.contains(EMAIL_PATTERN)
+            .mean()
+            .alias(name)
+            for name in text
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    return [name for name in text if (shares[name] or 0.0) > EMAIL_SHARE]
+
+
+def _norm_case(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String).str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase().alias(name)
+
+
+def _norm_email(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String).str.replace_all(r"\s+", "").str.to_lowercase().alias(name)
+
+
+def _equal_rows(
+    work: pl.DataFrame, stage: str, keys: list[pl.Expr], detail_columns: list[str]
+) -> tuple[StageOutcome, pl.DataFrame]:
+    """Rows equal on ``keys``: the first in file order is kept, the others removed. ``detail_columns`` are
+    named in the reason where the removed row's raw value differs from the kept row's."""
+    flagged = work.with_columns(pl.col(ROW_INDEX_COLUMN).min().over(keys).alias(KEPT))
+    duplicate = pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN)
+    found = flagged.filter(duplicate).select(ROW_INDEX_COLUMN, KEPT, *detail_columns)
+    # Which detail columns differ from the kept row: a join on the (few) duplicates, not a window per column.
+    kept_names = [f"__kept_{index}__" for index in range(len(detail_columns))]
+    if detail_columns and found.height:
+        kept_values = work.lazy().select(
+            pl.col(ROW_INDEX_COLUMN).alias(KEPT),
+            *[pl.col(name).alias(alias) for name, alias in zip(detail_columns, kept_names, strict=True)],
+        )
+        found = found.lazy().join(kept_values, on=KEPT, how="left", maintain_order="left").collect()
+    differs = names_where(
+        [
+            (name, pl.col(name).ne_missing(pl.col(alias)))
+            for name, alias in zip(detail_columns, kept_names, strict=True)
+            if alias in found.columns
+        ]
+    )
+    label = pl.when(differs == "").then(pl.lit(stage)).otherwise(pl.format("{} on {}", pl.lit(stage), differs))
+    removed = found.select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
+        pl.format("duplicate of row {} ({})", pl.col(KEPT), label).alias(REASON),
+        pl.col(KEPT).cast(pl.Int64),
+        pl.lit(stage).alias(STAGE),
+        pl.lit("warning" if stage == "exact" else "info").alias(SEVERITY),
+    )
+    survivors = flagged.filter(~duplicate).drop(KEPT)
+    return StageOutcome(stage, removed=removed, groups=removed[KEPT].n_unique()), survivors
+
+
+def _conflicting(
+    work: pl.DataFrame,
+    columns: list[str],
+    key_columns: list[str],
+    email_columns: list[str],
+    params: DuplicateResolverParams,
+) -> tuple[StageOutcome, pl.DataFrame]:
+    stage = "conflicting"
+    key_names = [f"__key_{index}__" for index in range(len(key_columns))]
+    key_exprs = []
+    for name, alias in zip(key_columns, key_names, strict=True):
+        if name in email_columns:
+            key_exprs.append(_norm_email(name).alias(alias))
+        elif is_text(work.schema[name]):
+            key_exprs.append(_norm_case(name).alias(alias))
+        else:
+            key_exprs.append(pl.col(name).alias(alias))
+    others = [name for name in columns if name not in key_columns]
+    flag_names = [f"__conflict_{index}__" for index in range(len(others))]
+    ignore_nulls = params.null_handling == "ignore_nulls"
+
+    eligible = pl.all_horizontal([pl.col(name).is_not_null() for name in key_names]) if ignore_nulls else pl.lit(True)
+    in_group = eligible & (pl.len().over(key_names) > 1)
+    if params.conflict_resolution == "keep_last":
+        kept = pl.col(ROW_INDEX_COLUMN).max().over(key_names)
+    else:
+        kept = pl.col(ROW_INDEX_COLUMN).min().over(key_names)
+    flags = [
+        ((pl.col(name).drop_nulls() if ignore_nulls else pl.col(name)).n_unique().over(key_names) > 1).alias(flag)
+        for name, flag in zip(others, flag_names, strict=True)
+    ]
+    flagged = (
+        work.lazy()
+        .with_columns(key_exprs)
+        .with_columns(in_group.alias("__in_group__"))
+        .with_columns(pl.when(pl.col("__in_group__")).then(kept).alias(KEPT), *flags)
+        .collect()
+    )
+    duplicate = pl.col("__in_group__") & (pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN))
+    conflict_names = names_where([(name, pl.col(flag)) for name, flag in zip(others, flag_names, strict=True)])
+    has_conflict = pl.any_horizontal([pl.col(flag) for flag in flag_names]) if flag_names else pl.lit(False)
+    key_text = ", ".join(key_columns)
+    reason = (
+        pl.when(has_conflict)
+        .then(
+            pl.format(
+                "duplicate of row {} (conflicting on key {}: values differ in {}; kept by {})",
+                pl.col(KEPT),
+                pl.lit(key_text),
+                conflict_names,
+                pl.lit(params.conflict_resolution),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "duplicate of row {} (conflicting: same key {}, no conflicting values; kept by {})",
+                pl.col(KEPT),
+                pl.lit(key_text),
+                pl.lit(params.conflict_resolution),
+            )
+        )
+    )
+    removed = flagged.filter(duplicate).select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
+        reason.alias(REASON),
+        pl.col(KEPT).cast(pl.Int64),
+        pl.lit(stage).alias(STAGE),
+        pl.when(has_conflict).then(pl.lit("critical")).otherwise(pl.lit("warning")).alias(SEVERITY),
+    )
+
+    members = flagged.filter(pl.col("__in_group__"))
+    groups = members.group_by(key_names, maintain_order=True).agg(
+        pl.col(ROW_INDEX_COLUMN).sort().alias("rows"),
+        pl.col(KEPT).first().alias("kept_row"),
+        *[pl.col(flag).first() for flag in flag_names],
+    )
+    conflicting_groups = groups.filter(has_conflict) if flag_names else groups.clear()
+    by_column: dict[str, int] = {}
+    if flag_names:
+        counts = conflicting_groups.select(pl.col(flag_names).sum()).row(0)
+        by_column = {name: int(count) for name, count in zip(others, counts, strict=True) if count}
+    examples = [
+        {
+            "key": {column: plain_value(row[name]) for column, name in zip(key_columns, key_names, strict=True)},
+            "rows": row["rows"],
+            "kept_row": row["kept_row"],
+            "conflicting_columns": [name for name, flag in zip(others, flag_names, strict=True) if row[flag]],
+        }
+        for row in conflicting_groups.head(CONFLICT_EXAMPLES).iter_rows(named=True)
+    ]
+
+    merged_rows = 0
+    if params.conflict_resolution == "merge_smart" and members.height:
+        is_kept = pl.col("__in_group__") & (pl.col(KEPT) == pl.col(ROW_INDEX_COLUMN))
+        merged = {
+            name: pl.when(is_kept)
+            .then(pl.col(name).drop_nulls().first().over(key_names))  # the frame is in file order
+            .otherwise(pl.col(name))
+            for name in columns
+        }
+        changed = flagged.select(
+            (is_kept & pl.any_horizontal([expr.ne_missing(pl.col(name)) for name, expr in merged.items()])).sum()
+        ).item()
+        merged_rows = int(changed)
+        flagged = flagged.with_columns(**merged)
+
+    survivors = flagged.filter(~duplicate).select(work.columns)
+    outcome = StageOutcome(
+        stage,
+        removed=removed,
+        groups=groups.height,
+        merged_rows=merged_rows,
+        details={
+            "key_columns": key_columns,
+            "conflicting_groups": conflicting_groups.height,
+            "conflicts_by_column": by_column,
+            "conflict_examples": examples,
+            "conflict_resolution": params.conflict_resolution,
+            "null_handling": params.null_handling,
+        },
+    )
+    return outcome, survivors
+
+
+def _missing_values(
+    work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams
+) -> tuple[StageOutcome, pl.DataFrame]:
+    stage = "missing_values"
+    null_flags = [pl.col(name).is_null() for name in columns]
+    info = work.select(
+        pl.col(ROW_INDEX_COLUMN),
+        pl.sum_horizontal(null_flags).cast(pl.Int64).alias(NULLS),
+        pl.struct(null_flags).hash(seed=0).alias(PATTERN),
+    )
+    candidates = info.filter((pl.col(NULLS) > 0) & (pl.col(NULLS) < len(columns)))
+    patterns = (
+        candidates.group_by(PATTERN)
+        .agg(pl.len().alias("rows"), pl.col(ROW_INDEX_COLUMN).min().alias("example"), pl.col(NULLS).first())
+        .sort(["rows", "example"], descending=[True, False])
+    )
+    examined = patterns.head(params.max_null_patterns)
+    not_examined = int(patterns.tail(max(0, patterns.height - params.max_null_patterns))["rows"].sum())
+    # Sorted once by completeness then file order, so that each pattern's ``unique(keep="first")`` keeps the
+    # most complete (then first) candidate without a sort of its own.
+    lazy = work.with_columns(info[NULLS], info[PATTERN]).sort([NULLS, ROW_INDEX_COLUMN]).lazy()
+    examples = work.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
+        ROW_INDEX_COLUMN, *null_flags
+    )
+    example_flags = {row[0]: row[1:] for row in examples.iter_rows()}
+
+    queries: list[pl.LazyFrame] = []
+    for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
+        flags = example_flags[example]
+        filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
+        empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
+        filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
+        fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
+        left = lazy.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
+            ROW_INDEX_COLUMN, *filled, fingerprint
+        )
+        # Candidates are first narrowed by a hash of the filled values (one cheap semi-join); the real
+        # columns then decide, and the presort makes keep="first" the most complete, first row.
+        right = (
+            lazy.filter((pl.col(NULLS) < null_count) & filled_present)
+            .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), *filled, fingerprint)
+            .join(left.select("__fingerprint__"), on="__fingerprint__", how="semi", maintain_order="left")
+            .unique(subset=filled, keep="first", maintain_order=True)
+            .drop("__fingerprint__")
+        )
+        left = left.drop("__fingerprint__")
+        queries.append(
+            left.join(right, on=filled, how="inner").select(
+                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(empty).alias("empty")
+            )
+        )
+    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
+    pairs = pl.concat(pl.collect_all(queries), how="vertical") if queries else pl.DataFrame(schema=pairs_schema)
+
+    details = {
+        "null_patterns": patterns.height,
+        "null_patterns_examined": examined.height,
+        "rows_not_examined": not_examined,
+    }
+    note = None
+    if not_examined:
+        note = f"{not_examined:,} rows with rarer patterns of empty cells were not examined (max_null_patterns)"
+
+    merged_rows = 0
+    if params.merge_strategy == "merge_smart":
+        grouped = pairs.with_columns(
+            pl.min_horizontal(pl.col(ROW_INDEX_COLUMN).min().over(MATCH), pl.col(MATCH)).alias(KEPT)
+        )
+        removed_subsumed = grouped.filter(pl.col(ROW_INDEX_COLUMN) != pl.col(KEPT)).select(
+            ROW_INDEX_COLUMN,
+            pl.format(
+                "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
+                pl.col(KEPT),
+                pl.col("empty"),
+            ).alias(REASON),
+            KEPT,
+        )
+        moved = grouped.filter(pl.col(MATCH) != pl.col(KEPT)).select(MATCH, KEPT).unique(maintain_order=True)
+        removed_complete = moved.select(
+            pl.col(MATCH).alias(ROW_INDEX_COLUMN),
+            pl.format(
+                "duplicate of row {} (missing_values: its values were merged into row {}, which comes first)",
+                pl.col(KEPT),
+                pl.col(KEPT),
+            ).alias(REASON),
+            KEPT,
+        )
+        removed = pl.concat([removed_subsumed, removed_complete], how="vertical")
+        if moved.height:
+            values = moved.join(
+                work.select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), *columns), on=MATCH, how="inner"
+            ).select(pl.col(KEPT).alias(ROW_INDEX_COLUMN), *columns)
+            work = work.update(values, on=ROW_INDEX_COLUMN, include_nulls=True)
+            merged_rows = moved.height
+    else:
+        removed = pairs.select(
+            ROW_INDEX_COLUMN,
+            pl.format(
+                "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
+                pl.col(MATCH),
+                pl.col("empty"),
+            ).alias(REASON),
+            pl.col(MATCH).alias(KEPT),
+        )
+    removed = removed.with_columns(pl.lit(stage).alias(STAGE), pl.lit("info").alias(SEVERITY)).cast(
+        REMOVED_SCHEMA  # type: ignore[arg-type]
+    )
+    survivors = work.filter(~pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
+    outcome = StageOutcome(
+        stage,
+        removed=removed,
+        groups=removed[KEPT].n_unique(),
+        merged_rows=merged_rows,
+        note=note,
+        details=details,
+    )
+    return outcome, survivors
+
+
+@dataclass
+class _Context:
+    enabled: set[str]
+    key_columns: list[str]
+    email_columns: list[str]
+    email_source: str
+
+
+def _result(
+    frame: pl.DataFrame,
+    output: pl.DataFrame,
+    removed_all: pl.DataFrame,
+    outcomes: dict[str, StageOutcome],
+    context: _Context,
+    params: DuplicateResolverParams,
+    started: float,
+) -> AgentResult:
+    enabled, key_columns = context.enabled, context.key_columns
+    rows_before, rows_after = frame.height, output.height
+    detected = removed_all.height
+    resolved = rows_before - rows_after
+    columns = data_columns(frame)
+    row_retention, column_retention = retention(rows_before, rows_after, len(columns), len(data_columns(output)))
+    score = effectiveness(
+        {
+            "dedup_reduction": 100.0 * resolved / detected if detected else 100.0,
+            "data_retention": row_retention,
+            "column_retention": column_retention,
+        },
+        {
+            "dedup_reduction": params.dedup_reduction_weight,
+            "data_retention": params.data_retention_weight,
+            "column_retention": params.column_retention_weight,
+        },
+        params,
+    )
+    conflicting = outcomes["conflicting"]
+    conflict_groups = int(conflicting.details.get("conflicting_groups", 0))
+
+    findings = Findings(AGENT_ID, "duplicates")
+    share = pct(detected, rows_before)
+    if share > 30:
+        findings.alert(
+            "high_volume",
+            "critical",
+            "data_uniqueness",
+            f"High duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
+            "Review how the data is collected; add a uniqueness constraint at the source",
+            affected=len(columns),
+        )
+    elif share > 10:
+        findings.alert(
+            "medium_volume",
+            "high",
+            "data_uniqueness",
+            f"Moderate duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
+            "Add a uniqueness constraint on the record's key at the source",
+            affected=len(columns),
+        )
+    if rows_before and resolved > 0.2 * rows_before:
+        findings.alert(
+            "data_loss",
+            "high",
+            "data_retention",
+            f"{resolved:,} rows removed ({100 - row_retention:.1f}% of the rows)",
+            "Check the detection types and key columns before accepting the result",
+            affected=len(columns),
+        )
+    if conflict_groups:
+        by_column = conflicting.details.get("conflicts_by_column", {})
+        findings.alert(
+            "conflicts",
+            "high",
+            "data_integrity",
+            f"{conflict_groups:,} key groups hold conflicting values (columns: {', '.join(by_column)})",
+            "Review the conflicting records; pick conflict_resolution deliberately",
+            affected=len(by_column),
+        )
+        for name, count in by_column.items():
+            findings.issue(
+                "conflicting_values",
+                "high",
+                name,
+                f"{count:,} groups with the same key ({', '.join(key_columns)}) have different values in '{name}'",
+                {"groups": count, "conflict_resolution": params.conflict_resolution},
+            )
+    if "conflicting" in enabled and not params.key_columns:
+        findings.alert(
+            "no_key_columns",
+            "low",
+            "configuration",
+            "conflicting duplicates need key_columns; none were given, so none were looked for",
+            "Set key_columns (e.g. an id or e-mail column) to find records that conflict",
+            affected=0,
+        )
+    skipped_rows = int(outcomes["missing_values"].details.get("rows_not_examined", 0))
+    if skipped_rows:
+        findings.alert(
+            "patterns_not_examined",
+            "medium",
+            "detection_coverage",
+            f"{skipped_rows:,} rows with rare patterns of empty cells were not checked for missing_values duplicates",
+            "Raise max_null_patterns to examine them",
+            affected=0,
+        )
+    for stage, outcome in outcomes.items():
+        if outcome.removed.height and stage != "conflicting":
+            findings.issue(
+                ISSUE_TYPES[stage],
+                "high" if stage == "exact" else "medium",
+                None,
+                f"{outcome.removed.height:,} {stage} duplicates in {outcome.groups:,} groups removed",
+                {"rows": outcome.removed.height, "groups": outcome.groups},
+            )
+    if detected:
+        findings.recommend(
+            "uniqueness",
+            "high" if share > 10 else "medium",
+            None,
+            f"Prevent duplicates at the source: {detected:,} rows duplicated others "
+            f"({', '.join(stage for stage, outcome in outcomes.items() if outcome.removed.height)})",
+        )
+    if conflict_groups:
+        findings.recommend(
+            "conflicts",
+            "high",
+            ", ".join(conflicting.details.get("conflicts_by_column", {})),
+            "Decide with the data owner which value is right for the conflicting records",
+        )
+
+    row_issues = removed_all.select(
+        pl.col(ROW_INDEX_COLUMN).alias("row_index"),
+        pl.lit("all").alias("column"),
+        pl.col(STAGE).replace_strict(ISSUE_TYPES, return_dtype=pl.String).alias("issue_type"),
+        pl.col(SEVERITY).alias("severity"),
+        pl.col(REASON).alias("message"),
+        pl.col(KEPT).cast(pl.String).alias("value"),
+    ).cast(ROW_LEVEL_ISSUE_SCHEMA)  # type: ignore[arg-type]
+    removed = (
+        removed_all.select(ROW_INDEX_COLUMN, REASON).cast(REMOVED_ROWS_SCHEMA)  # type: ignore[arg-type]
+        if detected
+        else no_removed_rows()
+    )
+
+    summary_metrics = {
+        "duplicates_detected": detected,
+        "duplicates_resolved": resolved,
+        "remaining_rows": rows_after,
+        "rows_removed": resolved,
+        "total_rows_processed": rows_before,
+        "duplicate_groups": sum(outcome.groups for outcome in outcomes.values()),
+        "conflicts_detected": conflict_groups,
+        "rows_merged": sum(outcome.merged_rows for outcome in outcomes.values()),
+    }
+    resolution_log = [
+        {
+            "detection_type": stage,
+            "action": "merged" if outcome.merged_rows else "removed",
+            "rows_removed": outcome.removed.height,
+            "rows_merged": outcome.merged_rows,
+            "message": f"{stage}: removed {outcome.removed.height:,} rows in {outcome.groups:,} groups"
+            + (f", merged values into {outcome.merged_rows:,} kept rows" if outcome.merged_rows else ""),
+        }
+        for stage, outcome in outcomes.items()
+        if outcome.removed.height
+    ]
+    data = {
+        "rows_before": rows_before,
+        "rows_after": rows_after,
+        "detection_order": list(STAGE_ORDER),
+        "duplicate_summary": {stage: outcome.report(stage in enabled) for stage, outcome in outcomes.items()},
+        "key_columns": key_columns,
+        "email_columns": context.email_columns,
+        "email_columns_source": context.email_source,
+        "resolution_log": resolution_log,
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+    cards = [
+        SummaryCard(
+            "exec_duplicate_resolution",
+            "Duplicate Resolution",
+            f"{resolved:,} rows removed",
+            "info" if not detected else "warning" if share > 10 else "good",
+            f"{detected:,} duplicates found ({share:.2f}% of {rows_before:,} rows); {rows_after:,} rows remain; "
+            f"{conflict_groups:,} conflicting key groups",
+        ),
+        SummaryCard(
+            "exec_duplicate_effectiveness",
+            "Deduplication Effectiveness",
+            f"{score['score']:.1f}",
+            card_status(score["status"]),
+            f"Quality: {score['status']}",
+        ),
+    ]
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=output,
+        removed=removed,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )

@@ -1,0 +1,608 @@
+"""The ``null-handler`` agent: drops rows or fills each column's missing values by a strategy.
+
+Parameters and summary metrics follow Agensium (reference/agents.md §1.5). What it does, precisely:
+
+- ``global_strategy = drop_rows``: every row with a missing value in any data column is removed (reason
+  "row has missing values in: a, b"); column strategies are then moot.
+- ``column_specific``: each column *with missing values* gets its strategy from ``column_strategies``, else
+  (``apply_suggested_strategies``) Agensium's suggestion: > 70 % missing drop_column; > 50 % knn_imputation
+  for numeric columns, mode otherwise; numeric median when |mean - median| / std > 0.5, else mean; date and
+  datetime forward_fill; text, boolean and anything else mode. Columns without missing values are never
+  touched. The steps run in this order: drop_column, drop_rows (reason names the drop_rows columns empty in
+  the row), then the fills, each computed on the rows left after the drops:
+  mean / median of the finite values; integer columns receive the value rounded half away from zero and
+  stay integer. mode: the most frequent value, ties to the smallest. forward_fill / backward_fill copy the
+  previous / next value in file order; a leading / trailing gap stays empty. constant: ``fill_values``.
+  knn_imputation: scikit-learn ``KNNImputer(n_neighbors=knn_neighbors)`` over every numeric column with
+  finite values (the data as it came in: values imputed by this agent are not features); integer targets
+  are rounded half away from zero. The neighbour search is bounded: the fit cap is ``knn_max_rows``, lowered
+  so that rows to impute x rows fitted stays within ``KNN_PAIR_BUDGET`` (2e7, but at least 1,000 rows
+  fitted). A frame within the cap is exactly ``fit_transform`` on all rows; a larger one is fitted on a
+  random sample (seed 0) of that many complete rows (all rows if fewer than k are complete) and the rows
+  with gaps are imputed in chunks; with more than ``knn_max_imputed_rows`` rows to impute it falls back to
+  the median and says so (``data.knn``). mean, median and knn_imputation on a non-numeric column use mode
+  instead (logged).
+- Rows are never added; the row index column is never changed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.helpers_b import (
+    Findings,
+    card_status,
+    collect_row_issues,
+    format_number,
+    is_date_like,
+    is_numeric,
+    names_where,
+    pct,
+    plain_number,
+    plain_value,
+    require_columns,
+    retention,
+    round_half_away,
+    row_issue_frame,
+    with_row_index,
+)
+from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.errors import InvalidParametersError
+from agents.params.null_handler import NullHandlerParams
+
+AGENT_ID = "null-handler"
+AGENT_NAME = "Null Handler"
+DROP_COLUMN_PERCENT = 70.0
+KNN_PERCENT = 50.0
+SKEW_RATIO = 0.5
+KNN_CHUNK_ROWS = 10_000
+KNN_PAIR_BUDGET = 20_000_000  # rows to impute x rows fitted: a few seconds of nan-euclidean search
+KNN_MIN_FIT_ROWS = 1_000
+STATISTIC_STRATEGIES = {"mean", "median", "mode"}
+NUMERIC_ONLY = {"mean", "median", "knn_imputation"}
+
+
+@dataclass
+class Plan:
+    column: str
+    strategy: str
+    source: str  # explicit | suggested | global | none
+    note: str | None = None
+    fill_value: Any = None
+
+
+def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    columns = data_columns(frame)
+    require_columns(frame, params.column_strategies, agent_id=AGENT_ID, field="column_strategies")
+    require_columns(frame, params.fill_values, agent_id=AGENT_ID, field="fill_values")
+    constants = {name: _constant(name, value, frame.schema[name]) for name, value in params.fill_values.items()}
+    for name, strategy in params.column_strategies.items():
+        if strategy == "constant" and name not in constants:
+            raise InvalidParametersError(
+                f"{AGENT_ID}.fill_values: column '{name}' uses the constant strategy but has no fill value",
+                {"column": name},
+                agent_id=AGENT_ID,
+                field="fill_values",
+            )
+    progress(0.0, f"Analysing missing values in {len(columns)} columns")
+
+    null_counts: dict[str, int] = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+    original_nulls = int(sum(null_counts.values()))
+    with_nulls = [name for name in columns if null_counts[name]]
+    analysis = _null_analysis(frame, with_nulls, null_counts)
+
+    row_issues: list[pl.LazyFrame] = []
+    if params.global_strategy == "drop_rows":
+        plans = [Plan(name, "drop_rows", "global") for name in with_nulls]
+        drop_columns: list[str] = []
+        drop_row_columns = with_nulls
+    else:
+        plans = [_plan(name, frame.schema[name], analysis[name], params) for name in with_nulls]
+        drop_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
+        drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
+
+    progress(0.2, "Dropping columns and rows")
+    work = frame.drop(drop_columns)
+    removed = no_removed_rows()
+    if drop_row_columns:
+        empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
+        mask = pl.any_horizontal([flag for _, flag in empty])
+        removed = removed_rows(work, mask, pl.format("row has missing values in: {}", names_where(empty)))
+        for name, flag in empty:
+            row_issues.append(
+                row_issue_frame(
+                    work,
+                    mask=flag,
+                    column=name,
+                    issue_type="row_dropped_missing_value",
+                    severity="warning",
+                    message=pl.lit(f"row removed: missing value in '{name}'"),
+                    value=None,
+                )
+            )
+        work = work.filter(~mask)
+
+    fill_plans = [plan for plan in plans if plan.strategy not in {"drop_column", "drop_rows", "none"}]
+    progress(0.35, f"Filling missing values in {len(fill_plans)} columns")
+    knn_plans = [plan for plan in fill_plans if plan.strategy == "knn_imputation"]
+    knn_values, knn_info = _knn_impute(work, [plan.column for plan in knn_plans], params)
+    for plan in knn_plans:
+        if plan.column not in knn_values:
+            plan.strategy = "median"
+            plan.note = knn_info["fallback_reason"].get(plan.column)
+    statistics = _fill_statistics(work, [plan for plan in fill_plans if plan.strategy in STATISTIC_STRATEGIES])
+    progress(0.8, "Writing the filled columns")
+
+    fills: dict[str, pl.Expr] = {}
+    for plan in fill_plans:
+        dtype = work.schema[plan.column]
+        column = pl.col(plan.column)
+        if plan.strategy in STATISTIC_STRATEGIES:
+            value = statistics.get(plan.column)
+            if value is not None and plan.strategy != "mode" and dtype.is_integer():
+                value = round_half_away(float(value))
+            plan.fill_value = value
+            fills[plan.column] = column if value is None else column.fill_null(pl.lit(value).cast(dtype))
+        elif plan.strategy == "constant":
+            plan.fill_value = constants[plan.column]
+            fills[plan.column] = column.fill_null(pl.lit(constants[plan.column], dtype=dtype))
+        elif plan.strategy == "forward_fill":
+            fills[plan.column] = column.forward_fill()
+        elif plan.strategy == "backward_fill":
+            fills[plan.column] = column.backward_fill()
+        elif plan.strategy == "knn_imputation":
+            fills[plan.column] = pl.coalesce(column, pl.lit(knn_values[plan.column]))
+    was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
+    flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
+    flagged = flagged.with_columns(**fills)
+    output = flagged.drop(list(was_null.values()))
+
+    for plan in fill_plans:
+        flag = pl.col(was_null[plan.column])
+        row_issues.append(
+            row_issue_frame(
+                flagged,
+                mask=flag & pl.col(plan.column).is_not_null(),
+                column=plan.column,
+                issue_type="null_imputed",
+                severity="info",
+                message=pl.lit(f"missing value filled by {_describe(plan, params)}"),
+                value=pl.col(plan.column),
+            )
+        )
+    filled_counts: dict[str, int] = (
+        flagged.select(
+            (pl.col(flag) & pl.col(name).is_not_null()).sum().alias(name) for name, flag in was_null.items()
+        ).row(0, named=True)
+        if was_null
+        else {}
+    )
+    after_counts: dict[str, int] = (
+        output.select(pl.col(data_columns(output)).null_count()).row(0, named=True) if data_columns(output) else {}
+    )
+    dropped_by_column: dict[str, int] = (
+        frame.filter(pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
+        .select(pl.col(drop_row_columns).null_count())
+        .row(0, named=True)
+        if drop_row_columns and removed.height
+        else {}
+    )
+    log = [
+        _log_entry(plan, analysis[plan.column], filled_counts, after_counts, dropped_by_column, params)
+        for plan in plans
+    ]
+    progress(0.95, "Building the report")
+    result = _result(
+        frame, output, removed, plans, log, analysis, original_nulls, knn_info, collect_row_issues(row_issues), params
+    )
+    result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, "Missing values handled")
+    return result
+
+
+def _constant(name: str, value: str | int | float | bool, dtype: pl.DataType) -> Any:
+    """The fill value converted to the column's type, or an InvalidParametersError naming the column."""
+
+    def invalid(why: str) -> InvalidParametersError:
+        return InvalidParametersError(
+            f"{AGENT_ID}.fill_values.{name}: {value!r} does not fit column '{name}' of type {dtype} ({why})",
+            {"column": name, "value": value, "dtype": str(dtype)},
+            agent_id=AGENT_ID,
+            field=f"fill_values.{name}",
+        )
+
+    try:
+        if isinstance(dtype, pl.Date) and isinstance(value, str):
+            converted = pl.Series([value]).str.to_date()
+        elif isinstance(dtype, pl.Datetime) and isinstance(value, str):
+            converted = pl.Series([value]).str.to_datetime(time_unit=dtype.time_unit, time_zone=dtype.time_zone)
+        else:
+            converted = pl.Series([value]).cast(dtype, strict=True)
+    except Exception as error:  # noqa: BLE001 - any conversion failure is the user's value not fitting
+        raise invalid(str(error).splitlines()[0]) from None
+    result = converted[0]
+    if result is None:
+        raise invalid("it converts to an empty value")
+    if is_numeric(dtype) and not isinstance(value, str) and float(result) != float(value):
+        raise invalid(f"it would become {result}")
+    return result
+
+
+def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict[str, int]) -> dict[str, Any]:
+    numeric = [name for name in with_nulls if is_numeric(frame.schema[name])]
+    moments: dict[str, Any] = {}
+    if numeric:
+        exprs = []
+        for index, name in enumerate(numeric):
+            values = _finite(name)
+            exprs += [
+                values.mean().alias(f"mean_{index}"),
+                values.median().alias(f"median_{index}"),
+                values.std().alias(f"std_{index}"),
+            ]
+        moments = frame.select(exprs).row(0, named=True)
+    analysis: dict[str, Any] = {}
+    for name in with_nulls:
+        dtype = frame.schema[name]
+        percent = pct(null_counts[name], frame.height)
+        entry: dict[str, Any] = {
+            "null_count": null_counts[name],
+            "null_percentage": percent,
+            "non_null_count": frame.height - null_counts[name],
+            "data_type": str(dtype),
+        }
+        if name in numeric:
+            index = numeric.index(name)
+            entry.update(
+                mean=plain_number(moments[f"mean_{index}"]),
+                median=plain_number(moments[f"median_{index}"]),
+                std=plain_number(moments[f"std_{index}"]),
+            )
+        entry["suggested_strategy"] = suggest_strategy(
+            dtype, percent, entry.get("mean"), entry.get("median"), entry.get("std")
+        )
+        analysis[name] = entry
+    return analysis
+
+
+def suggest_strategy(
+    dtype: pl.DataType, null_percentage: float, mean: float | None, median: float | None, std: float | None
+) -> str:
+    """Agensium's suggestion for a column with missing values (see the module docstring)."""
+    if null_percentage > DROP_COLUMN_PERCENT:
+        return "drop_column"
+    if null_percentage > KNN_PERCENT:
+        return "knn_imputation" if is_numeric(dtype) else "mode"
+    if is_numeric(dtype):
+        if mean is not None and median is not None and std and abs((mean - median) / std) > SKEW_RATIO:
+            return "median"
+        return "mean"
+    if is_date_like(dtype):
+        return "forward_fill"
+    return "mode"
+
+
+def _plan(name: str, dtype: pl.DataType, analysis: dict[str, Any], params: NullHandlerParams) -> Plan:
+    if name in params.column_strategies:
+        plan = Plan(name, params.column_strategies[name], "explicit")
+    elif params.apply_suggested_strategies:
+        plan = Plan(name, analysis["suggested_strategy"], "suggested")
+    else:
+        return Plan(name, "none", "none", note="no strategy given; left as is")
+    if plan.strategy in NUMERIC_ONLY and not is_numeric(dtype):
+        plan.note = f"{plan.strategy} needs a numeric column ('{name}' is {dtype}); mode used instead"
+        plan.strategy = "mode"
+    return plan
+
+
+def _finite(name: str) -> pl.Expr:
+    values = pl.col(name).cast(pl.Float64)
+    return values.filter(values.is_finite())
+
+
+def _fill_statistics(work: pl.DataFrame, plans: list[Plan]) -> dict[str, Any]:
+    if not plans:
+        return {}
+    exprs = []
+    for plan in plans:
+        if plan.strategy == "mean":
+            exprs.append(_finite(plan.column).mean().alias(plan.column))
+        elif plan.strategy == "median":
+            exprs.append(_finite(plan.column).median().alias(plan.column))
+        else:
+            exprs.append(pl.col(plan.column).drop_nulls().mode().sort().first().alias(plan.column))
+    return work.select(exprs).row(0, named=True)
+
+
+def _knn_impute(
+    work: pl.DataFrame, targets: list[str], params: NullHandlerParams
+) -> tuple[dict[str, pl.Series], dict[str, Any]]:
+    """Imputed full columns for ``targets`` (only their empty cells are used), and what was done."""
+    info: dict[str, Any] = {"method": None, "features": [], "fit_rows": 0, "imputed_rows": 0, "fallback_reason": {}}
+    if not targets:
+        return {}, info
+    numeric = [name for name in data_columns(work) if is_numeric(work.schema[name])]
+    usable = work.select(
+        ((_finite(name).len() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name) for name in numeric
+    ).row(0, named=True)
+    features = [name for name in numeric if usable[name]]
+    fitted = [name for name in targets if name in features]
+    for name in targets:
+        if name not in fitted:
+            info["fallback_reason"][name] = "knn_imputation needs finite values without infinities; median used"
+    if not fitted:
+        return {}, info
+
+    from sklearn.impute import KNNImputer
+
+    matrix = work.select(pl.col(features).cast(pl.Float64)).to_numpy()
+    positions = [features.index(name) for name in fitted]
+    missing_rows = np.flatnonzero(np.isnan(matrix[:, positions]).any(axis=1))
+    info.update(features=features, imputed_rows=int(missing_rows.size), neighbors=params.knn_neighbors)
+    if missing_rows.size > params.knn_max_imputed_rows:
+        reason = (
+            f"{missing_rows.size:,} rows to impute exceed knn_max_imputed_rows ({params.knn_max_imputed_rows:,}); "
+            "median used"
+        )
+        info["fallback_reason"].update({name: reason for name in fitted})
+        info["method"] = "median_fallback"
+        return {}, info
+    imputer = KNNImputer(n_neighbors=params.knn_neighbors, keep_empty_features=True)
+    fit_cap = min(params.knn_max_rows, max(KNN_MIN_FIT_ROWS, KNN_PAIR_BUDGET // max(1, int(missing_rows.size))))
+    info["fit_cap"] = fit_cap
+    if work.height <= fit_cap:
+        imputed = imputer.fit_transform(matrix)
+        info.update(method="exact", fit_rows=work.height)
+    else:
+        complete = np.flatnonzero(~np.isnan(matrix).any(axis=1))
+        pool = complete if complete.size >= params.knn_neighbors else np.arange(work.height)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(pool, size=min(pool.size, fit_cap), replace=False))
+        imputer.fit(matrix[sample])
+        imputed = matrix.copy()
+        chunks = max(1, math.ceil(missing_rows.size / KNN_CHUNK_ROWS))
+        for chunk in np.array_split(missing_rows, chunks):
+            if chunk.size:
+                imputed[chunk] = imputer.transform(matrix[chunk])
+        info.update(
+            method="sampled", fit_rows=int(sample.size), sample_of="complete rows" if pool is complete else "rows"
+        )
+    values: dict[str, pl.Series] = {}
+    for name, position in zip(fitted, positions, strict=True):
+        column = imputed[:, position]
+        dtype = work.schema[name]
+        if dtype.is_integer():
+            column = np.sign(column) * np.floor(np.abs(column) + 0.5)
+        values[name] = pl.Series(name, column).cast(dtype)
+    return values, info
+
+
+def _describe(plan: Plan, params: NullHandlerParams) -> str:
+    if plan.strategy in {"mean", "median", "mode", "constant"}:
+        shown = format_number(plan.fill_value) if isinstance(plan.fill_value, (int, float)) else plan.fill_value
+        return f"{plan.strategy} ({shown})"
+    if plan.strategy == "forward_fill":
+        return "forward_fill (value of the previous row)"
+    if plan.strategy == "backward_fill":
+        return "backward_fill (value of the next row)"
+    return f"knn_imputation (mean of the {params.knn_neighbors} nearest rows)"
+
+
+def _log_entry(
+    plan: Plan,
+    analysis: dict[str, Any],
+    filled: dict[str, int],
+    after: dict[str, int],
+    dropped: dict[str, int],
+    params: NullHandlerParams,
+) -> dict[str, Any]:
+    before = analysis["null_count"]
+    entry: dict[str, Any] = {
+        "column": plan.column,
+        "strategy": plan.strategy,
+        "source": plan.source,
+        "data_type": analysis["data_type"],
+        "null_count_before": before,
+        "null_percentage": analysis["null_percentage"],
+        "nulls_filled": int(filled.get(plan.column, 0)),
+        "null_count_after": after.get(plan.column),
+        "rows_dropped": int(dropped.get(plan.column, 0)),
+        "column_dropped": plan.strategy == "drop_column",
+        "fill_value": plain_value(plan.fill_value),
+        "note": plan.note,
+    }
+    if plan.strategy == "drop_column":
+        entry["message"] = f"Dropped column '{plan.column}' ({before:,} missing values)"
+    elif plan.strategy == "drop_rows":
+        entry["message"] = f"Dropped {entry['rows_dropped']:,} rows with a missing '{plan.column}'"
+    elif plan.strategy == "none":
+        entry["message"] = f"Left {before:,} missing values in '{plan.column}'"
+    else:
+        entry["message"] = (
+            f"Filled {entry['nulls_filled']:,} of {before:,} missing values in '{plan.column}' by "
+            + _describe(plan, params)
+        )
+    return entry
+
+
+def _result(
+    frame: pl.DataFrame,
+    output: pl.DataFrame,
+    removed: pl.DataFrame,
+    plans: list[Plan],
+    log: list[dict[str, Any]],
+    analysis: dict[str, Any],
+    original_nulls: int,
+    knn_info: dict[str, Any],
+    row_issues: pl.DataFrame,
+    params: NullHandlerParams,
+) -> AgentResult:
+    columns_before, columns_after = data_columns(frame), data_columns(output)
+    remaining = int(sum(output.select(pl.col(columns_after).null_count()).row(0))) if columns_after else 0
+    handled = original_nulls - remaining
+    row_retention, column_retention = retention(frame.height, output.height, len(columns_before), len(columns_after))
+    score = effectiveness(
+        {
+            "null_reduction": 100.0 * handled / original_nulls if original_nulls else 100.0,
+            "data_retention": row_retention,
+            "column_retention": column_retention,
+        },
+        {
+            "null_reduction": params.null_reduction_weight,
+            "data_retention": params.data_retention_weight,
+            "column_retention": params.column_retention_weight,
+        },
+        params,
+    )
+    dropped_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
+    findings = Findings(AGENT_ID, "nulls")
+    cells = frame.height * len(columns_before)
+    if cells and original_nulls > 0.3 * cells:
+        findings.alert(
+            "high_volume",
+            "critical",
+            "missing_data",
+            f"High null volume: {original_nulls:,} missing values ({pct(original_nulls, cells):.1f}% of cells)",
+            "Review how the data is collected; the source is largely incomplete",
+            affected=len(analysis),
+        )
+    mostly_empty = [name for name, entry in analysis.items() if entry["null_percentage"] > 50]
+    if mostly_empty:
+        findings.alert(
+            "column_critical",
+            "high",
+            "column_quality",
+            f"{len(mostly_empty)} column(s) are more than 50% empty: {', '.join(mostly_empty[:5])}",
+            "Consider dropping these columns or collecting them properly",
+            affected=len(mostly_empty),
+        )
+    if row_retention < 90:
+        findings.alert(
+            "data_loss",
+            "high",
+            "data_retention",
+            f"{frame.height - output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
+            "Fill missing values instead of dropping rows where the rest of the row matters",
+            affected=len(columns_before),
+        )
+    if dropped_columns:
+        findings.alert(
+            "columns_dropped",
+            "medium",
+            "column_retention",
+            f"{len(dropped_columns)} column(s) dropped: {', '.join(dropped_columns)}",
+            "Set a strategy in column_strategies to keep a column",
+            affected=len(dropped_columns),
+        )
+    for plan in plans:
+        if plan.note and plan.strategy != "none":
+            findings.alert(
+                "strategy_changed",
+                "medium",
+                "configuration",
+                f"'{plan.column}': {plan.note}",
+                "Choose a strategy that fits the column's type",
+                field_name=plan.column,
+            )
+    if remaining and params.global_strategy == "column_specific":
+        left = {entry["column"]: entry["null_count_after"] for entry in log if entry.get("null_count_after")}
+        findings.alert(
+            "nulls_remaining",
+            "low",
+            "missing_data",
+            f"{remaining:,} missing values remain ({', '.join(left)})",
+            "Forward/backward fill cannot fill a leading/trailing gap; add a strategy or a fill value",
+            affected=len(left),
+        )
+    for entry in log:
+        findings.issue(
+            "missing_values",
+            "high" if entry["null_percentage"] > 50 else "medium" if entry["null_percentage"] > 10 else "low",
+            entry["column"],
+            f"'{entry['column']}' had {entry['null_count_before']:,} missing values "
+            f"({entry['null_percentage']:.2f}%): {entry['strategy']}",
+            {"strategy": entry["strategy"], "source": entry["source"]},
+        )
+        if entry["null_percentage"] > 20 and entry["strategy"] != "drop_column":
+            findings.recommend(
+                "advanced_imputation",
+                "medium",
+                entry["column"],
+                f"'{entry['column']}' is {entry['null_percentage']:.1f}% empty: check the imputed values, or "
+                "collect the field at the source",
+            )
+    if original_nulls:
+        findings.recommend(
+            "validation",
+            "low",
+            None,
+            "Make critical fields required at data entry to prevent missing values",
+        )
+
+    summary_metrics = {
+        "nulls_handled": handled,
+        "original_nulls": original_nulls,
+        "remaining_nulls": remaining,
+        "total_rows_processed": frame.height,
+        "rows_removed": frame.height - output.height,
+        "columns_dropped": len(dropped_columns),
+        "columns_imputed": sum(entry["nulls_filled"] > 0 for entry in log),
+    }
+    data = {
+        "null_analysis": {
+            "total_rows": frame.height,
+            "total_columns": len(columns_before),
+            "columns_with_nulls": list(analysis),
+            "total_nulls_detected": original_nulls,
+            "null_summary": analysis,
+        },
+        "imputation_log": log,
+        "knn": knn_info,
+        "global_strategy": params.global_strategy,
+        "rows_before": frame.height,
+        "rows_after": output.height,
+        "columns_dropped": dropped_columns,
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+    cards = [
+        SummaryCard(
+            "exec_null_handling",
+            "Null Handling",
+            f"{handled:,} of {original_nulls:,} handled",
+            "info" if not original_nulls else "good" if not remaining else "warning",
+            f"{len(analysis)} columns had missing values; {remaining:,} remain; {frame.height - output.height:,} "
+            f"rows and {len(dropped_columns)} columns dropped",
+        ),
+        SummaryCard(
+            "exec_null_effectiveness",
+            "Null Handling Effectiveness",
+            f"{score['score']:.1f}",
+            card_status(score["status"]),
+            f"Quality: {score['status']}",
+        ),
+    ]
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=time.perf_counter(),
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=output,
+        removed=removed,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )

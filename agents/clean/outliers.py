@@ -1,0 +1,461 @@
+"""The ``outlier-remover`` agent: per numeric column, bounds from the data, cells outside them removed (the
+whole row) or replaced.
+
+Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conventions:
+
+- Columns: every integer / float / decimal data column (or ``columns``); booleans are not numbers.
+- Statistics use the column's *finite* values (no null, NaN or infinity): ``iqr`` bounds are
+  [Q1 - k*IQR, Q3 + k*IQR] with quartiles by linear interpolation (``numpy.quantile``'s default);
+  ``z_score`` bounds are mean -+ z_threshold * std with ddof=1 (|z| > threshold exactly); ``percentile``
+  bounds are the lower/upper percentiles, linear. A column with no finite value, or (z_score) a std of 0
+  or undefined, has no bounds and no outliers.
+- A value is an outlier when it is strictly outside its bounds. NaN is never one (it is not a number;
+  leave it to the null handling); +-infinity always is (outside any finite bound).
+- ``severity`` of a row-level issue is critical when the value lies outside the bounds widened by the same
+  margin again (iqr: Q1/Q3 -+ 2k*IQR; z_score: |z| > 2 * z_threshold; percentile: one more bound width),
+  or is infinite; warning otherwise.
+- ``remove`` drops every row with an outlier in any analysed column; the reason lists each outlier with
+  its column, value and bounds. ``impute_mean`` / ``impute_median`` replace each outlier by the mean /
+  median of the column's finite non-outlier values (integer columns: rounded half away from zero).
+- ``remaining_outliers`` counts the output's values outside the ORIGINAL bounds (0 after remove or impute).
+  Running the agent again recomputes the bounds from the data it is given, which after a removal are
+  narrower, so a second run may find new outliers: that is what the methods mean, not a leftover.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.helpers_b import (
+    Findings,
+    card_status,
+    collect_row_issues,
+    format_number,
+    is_numeric,
+    pct,
+    plain_number,
+    require_columns,
+    retention,
+    round_half_away,
+    row_issue_frame,
+    with_row_index,
+)
+from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.errors import InvalidParametersError
+from agents.params.outlier_remover import OutlierRemoverParams
+
+AGENT_ID = "outlier-remover"
+AGENT_NAME = "Outlier Remover"
+
+
+@dataclass
+class Bounds:
+    column: str
+    lower: float | None
+    upper: float | None
+    extreme_lower: float | None
+    extreme_upper: float | None
+    statistics: dict[str, Any]
+
+    @property
+    def defined(self) -> bool:
+        return self.lower is not None and self.upper is not None
+
+    @property
+    def text(self) -> str:
+        return f"[{format_number(self.lower)}, {format_number(self.upper)}]"
+
+
+def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    require_columns(frame, params.columns, agent_id=AGENT_ID, field="columns")
+    not_numeric = [name for name in params.columns if not is_numeric(frame.schema[name])]
+    if not_numeric:
+        raise InvalidParametersError(
+            f"{AGENT_ID}.columns: not numeric: {', '.join(not_numeric)}",
+            {"columns": not_numeric},
+            agent_id=AGENT_ID,
+            field="columns",
+        )
+    columns = list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame.schema[name])]
+    progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns")
+
+    bounds = compute_bounds(frame, columns, params)
+    analysed = [item for item in bounds if item.defined]
+    flags = {item.column: f"__outlier_{index}__" for index, item in enumerate(analysed)}
+    flagged = frame.with_columns(outlier_mask(item).alias(flags[item.column]) for item in analysed)
+    counts: dict[str, int] = (
+        flagged.select(pl.col(flag).sum().alias(name) for name, flag in flags.items()).row(0, named=True)
+        if flags
+        else {}
+    )
+    original_outliers = int(sum(counts.values()))
+    progress(0.5, f"Treating {original_outliers:,} outliers ({params.removal_strategy})")
+
+    row_issues = collect_row_issues(
+        [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]]
+    )
+    replacements: dict[str, Any] = {}
+    removed = no_removed_rows()
+    if params.removal_strategy == "remove":
+        any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
+        reason = pl.concat_str(
+            [
+                pl.when(pl.col(flags[item.column])).then(
+                    pl.format(
+                        "outlier in {}: {} outside {} ({})",
+                        pl.lit(item.column),
+                        pl.col(item.column).cast(pl.String),
+                        pl.lit(item.text),
+                        pl.lit(params.detection_method),
+                    )
+                )
+                for item in analysed
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        )
+        if flags:
+            removed = removed_rows(flagged, any_outlier, reason)
+        output = flagged.filter(~any_outlier).drop(list(flags.values()))
+    else:
+        replacements = _replacements(flagged, analysed, flags, counts, params)
+        output = flagged.with_columns(
+            pl.when(pl.col(flags[name]))
+            .then(pl.lit(value).cast(frame.schema[name]))
+            .otherwise(pl.col(name))
+            .alias(name)
+            for name, value in replacements.items()
+        ).drop(list(flags.values()))
+
+    progress(0.85, "Checking the result against the original bounds")
+    remaining_by_column: dict[str, int] = (
+        output.select(outlier_mask(item).sum().alias(item.column) for item in analysed).row(0, named=True)
+        if analysed
+        else {}
+    )
+    remaining = int(sum(remaining_by_column.values()))
+    summary = _outlier_summary(frame, bounds, counts, remaining_by_column, replacements, params)
+    result = _result(frame, output, removed, summary, original_outliers, remaining, row_issues, params, started)
+    progress(1.0, f"Handled {original_outliers - remaining:,} outliers")
+    return result
+
+
+def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemoverParams) -> list[Bounds]:
+    """Each column's bounds from its finite values, in one pass over the frame."""
+    if not columns:
+        return []
+    exprs: list[pl.Expr] = []
+    for index, name in enumerate(columns):
+        values = pl.col(name).cast(pl.Float64)
+        finite = values.filter(values.is_finite())
+        exprs.append(finite.len().alias(f"n_{index}"))
+        if params.detection_method == "iqr":
+            exprs += [
+                finite.quantile(0.25, "linear").alias(f"a_{index}"),
+                finite.quantile(0.75, "linear").alias(f"b_{index}"),
+            ]
+        elif params.detection_method == "z_score":
+            exprs += [finite.mean().alias(f"a_{index}"), finite.std(ddof=1).alias(f"b_{index}")]
+        else:
+            exprs += [
+                finite.quantile(params.lower_percentile / 100, "linear").alias(f"a_{index}"),
+                finite.quantile(params.upper_percentile / 100, "linear").alias(f"b_{index}"),
+            ]
+    row = frame.select(exprs).row(0, named=True)
+    result = []
+    for index, name in enumerate(columns):
+        count = int(row[f"n_{index}"])
+        first, second = plain_number(row[f"a_{index}"]), plain_number(row[f"b_{index}"])
+        result.append(_bounds(name, count, first, second, params))
+    return result
+
+
+def _bounds(name: str, count: int, first: Any, second: Any, params: OutlierRemoverParams) -> Bounds:
+    method = params.detection_method
+    if count == 0 or first is None or second is None:
+        return Bounds(name, None, None, None, None, {"finite_values": count, "reason": "no finite values"})
+    if method == "iqr":
+        q1, q3 = float(first), float(second)
+        iqr = q3 - q1
+        margin = params.iqr_multiplier * iqr
+        stats = {"finite_values": count, "q1": q1, "q3": q3, "iqr": iqr, "multiplier": params.iqr_multiplier}
+        return Bounds(name, q1 - margin, q3 + margin, q1 - 2 * margin, q3 + 2 * margin, stats)
+    if method == "z_score":
+        mean, std = float(first), float(second)
+        stats = {"finite_values": count, "mean": mean, "std": std, "z_threshold": params.z_threshold}
+        if std == 0:
+            return Bounds(name, None, None, None, None, {**stats, "reason": "standard deviation is 0"})
+        margin = params.z_threshold * std
+        return Bounds(name, mean - margin, mean + margin, mean - 2 * margin, mean + 2 * margin, stats)
+    low, high = float(first), float(second)
+    width = high - low
+    stats = {
+        "finite_values": count,
+        "lower_percentile": params.lower_percentile,
+        "upper_percentile": params.upper_percentile,
+        "lower_value": low,
+        "upper_value": high,
+    }
+    return Bounds(name, low, high, low - width, high + width, stats)
+
+
+def outlier_mask(item: Bounds) -> pl.Expr:
+    """True where the value is strictly outside the bounds (NaN never, +-inf always); false for nulls."""
+    values = pl.col(item.column).cast(pl.Float64)
+    outside = (values < item.lower) | (values > item.upper)
+    return (values.is_not_nan() & outside).fill_null(False)
+
+
+def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierRemoverParams) -> pl.LazyFrame:
+    values = pl.col(item.column).cast(pl.Float64)
+    extreme = values.is_infinite() | (values < item.extreme_lower) | (values > item.extreme_upper)
+    action = {
+        "remove": "row removed",
+        "impute_mean": "replaced by the mean of the other values",
+        "impute_median": "replaced by the median of the other values",
+    }[params.removal_strategy]
+    return row_issue_frame(
+        flagged,
+        mask=pl.col(flag),
+        column=item.column,
+        issue_type=pl.when(extreme).then(pl.lit("extreme_outlier")).otherwise(pl.lit("outlier")),
+        severity=pl.when(extreme).then(pl.lit("critical")).otherwise(pl.lit("warning")),
+        message=pl.format(
+            "{} outside {} ({} bounds); {}",
+            pl.col(item.column).cast(pl.String),
+            pl.lit(item.text),
+            pl.lit(params.detection_method),
+            pl.lit(action),
+        ),
+        value=pl.col(item.column),
+    )
+
+
+def _replacements(
+    flagged: pl.DataFrame,
+    analysed: list[Bounds],
+    flags: dict[str, str],
+    counts: dict[str, int],
+    params: OutlierRemoverParams,
+) -> dict[str, Any]:
+    """Per column with outliers: the mean or median of its finite non-outlier values."""
+    targets = [item.column for item in analysed if counts[item.column]]
+    if not targets:
+        return {}
+    exprs = []
+    for name in targets:
+        values = pl.col(name).cast(pl.Float64)
+        inliers = values.filter(values.is_finite() & ~pl.col(flags[name]))
+        statistic = inliers.mean() if params.removal_strategy == "impute_mean" else inliers.median()
+        exprs.append(statistic.alias(name))
+    row = flagged.select(exprs).row(0, named=True)
+    result: dict[str, Any] = {}
+    for name in targets:
+        value = plain_number(row[name])
+        if value is None:
+            continue
+        result[name] = round_half_away(float(value)) if flagged.schema[name].is_integer() else value
+    return result
+
+
+def _outlier_summary(
+    frame: pl.DataFrame,
+    bounds: list[Bounds],
+    counts: dict[str, int],
+    remaining: dict[str, int],
+    replacements: dict[str, Any],
+    params: OutlierRemoverParams,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for item in bounds:
+        count = counts.get(item.column, 0)
+        summary[item.column] = {
+            "method_used": params.detection_method,
+            "data_type": str(frame.schema[item.column]),
+            "analysed": item.defined,
+            "lower_bound": plain_number(item.lower),
+            "upper_bound": plain_number(item.upper),
+            "statistics": {
+                key: plain_number(value) if key != "reason" else value for key, value in item.statistics.items()
+            },
+            "outlier_count": count,
+            "outlier_percentage": pct(count, frame.height),
+            "remaining_outliers": remaining.get(item.column, 0),
+            "replacement_value": replacements.get(item.column),
+        }
+    return summary
+
+
+def _result(
+    frame: pl.DataFrame,
+    output: pl.DataFrame,
+    removed: pl.DataFrame,
+    summary: dict[str, Any],
+    original: int,
+    remaining: int,
+    row_issues: pl.DataFrame,
+    params: OutlierRemoverParams,
+    started: float,
+) -> AgentResult:
+    handled = original - remaining
+    columns = data_columns(frame)
+    row_retention, column_retention = retention(frame.height, output.height, len(columns), len(data_columns(output)))
+    score = effectiveness(
+        {
+            "outlier_reduction": 100.0 * handled / original if original else 100.0,
+            "data_retention": row_retention,
+            "column_retention": column_retention,
+        },
+        {
+            "outlier_reduction": params.outlier_reduction_weight,
+            "data_retention": params.data_retention_weight,
+            "column_retention": params.column_retention_weight,
+        },
+        params,
+    )
+    findings = Findings(AGENT_ID, "outliers")
+    analysed = [name for name, entry in summary.items() if entry["analysed"]]
+    cells = frame.height * len(analysed)
+    share = pct(original, cells)
+    if share > 20:
+        findings.alert(
+            "high_volume",
+            "critical",
+            "data_distribution",
+            f"High outlier volume: {original:,} outliers ({share:.1f}% of numeric values)",
+            "Check for measurement or unit errors before removing this many values",
+            affected=len(analysed),
+        )
+    elif share > 10:
+        findings.alert(
+            "medium_volume",
+            "high",
+            "data_distribution",
+            f"Moderate outlier volume: {original:,} outliers ({share:.1f}% of numeric values)",
+            "Tell genuine extremes from data errors before removing them",
+            affected=len(analysed),
+        )
+    heavy = [name for name, entry in summary.items() if entry["outlier_percentage"] > 15]
+    if heavy:
+        findings.alert(
+            "column_critical",
+            "high",
+            "column_distribution",
+            f"{len(heavy)} column(s) have more than 15% outliers: {', '.join(heavy[:5])}",
+            "Review how these columns are measured; consider a transformation (log) before detection",
+            affected=len(heavy),
+        )
+    if row_retention < 90:
+        findings.alert(
+            "data_loss",
+            "high",
+            "data_retention",
+            f"{frame.height - output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
+            "Impute outliers (impute_median) instead of removing whole rows",
+            affected=len(analysed),
+        )
+    skipped = [name for name, entry in summary.items() if not entry["analysed"]]
+    if skipped:
+        findings.alert(
+            "columns_skipped",
+            "low",
+            "detection_coverage",
+            f"{len(skipped)} numeric column(s) had no usable bounds: {', '.join(skipped[:5])}",
+            "Nothing to do unless these columns should vary",
+            affected=len(skipped),
+        )
+    for name, entry in summary.items():
+        if entry["outlier_count"]:
+            findings.issue(
+                "outliers",
+                "high" if entry["outlier_percentage"] > 5 else "medium",
+                name,
+                f"'{name}': {entry['outlier_count']:,} values outside [{format_number(entry['lower_bound'])}, "
+                f"{format_number(entry['upper_bound'])}] ({params.detection_method})",
+                {"lower_bound": entry["lower_bound"], "upper_bound": entry["upper_bound"]},
+            )
+    if original:
+        findings.recommend(
+            "review_outliers",
+            "medium",
+            ", ".join(name for name, entry in summary.items() if entry["outlier_count"])[:200],
+            "Document which extreme values are genuine and add range checks at data entry",
+        )
+
+    removal_log = [
+        {
+            "column": name,
+            "action": "rows_removed" if params.removal_strategy == "remove" else params.removal_strategy,
+            "outliers": entry["outlier_count"],
+            "bounds": [entry["lower_bound"], entry["upper_bound"]],
+            "replacement_value": entry["replacement_value"],
+            "message": (
+                f"{'Removed rows with' if params.removal_strategy == 'remove' else 'Replaced'} "
+                f"{entry['outlier_count']:,} outliers in '{name}' outside [{format_number(entry['lower_bound'])}, "
+                f"{format_number(entry['upper_bound'])}]"
+                + (f" by {format_number(entry['replacement_value'])}" if params.removal_strategy != "remove" else "")
+            ),
+        }
+        for name, entry in summary.items()
+        if entry["outlier_count"]
+    ]
+    summary_metrics = {
+        "outliers_handled": handled,
+        "original_outliers": original,
+        "remaining_outliers": remaining,
+        "total_rows_processed": frame.height,
+        "rows_removed": frame.height - output.height,
+        "columns_analyzed": len(analysed),
+        "columns_with_outliers": sum(entry["outlier_count"] > 0 for entry in summary.values()),
+    }
+    data = {
+        "detection_method": params.detection_method,
+        "removal_strategy": params.removal_strategy,
+        "numeric_columns": list(summary),
+        "outlier_summary": summary,
+        "removal_log": removal_log,
+        "rows_before": frame.height,
+        "rows_after": output.height,
+        "remaining_outliers_meaning": "output values outside the bounds computed on this agent's input",
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+    cards = [
+        SummaryCard(
+            "exec_outlier_removal",
+            "Outlier Removal",
+            f"{handled:,} outliers handled",
+            "info" if not original else "warning" if share > 10 else "good",
+            f"{original:,} outliers in {len(analysed)} numeric columns ({params.detection_method}); "
+            f"{frame.height - output.height:,} rows removed",
+        ),
+        SummaryCard(
+            "exec_outlier_effectiveness",
+            "Outlier Handling Effectiveness",
+            f"{score['score']:.1f}",
+            card_status(score["status"]),
+            f"Quality: {score['status']}",
+        ),
+    ]
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=output,
+        removed=removed,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )
