@@ -50,6 +50,16 @@ READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"  # ISO 8601; the fraction only when there is one
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as the text the CSV outputs hold (datetimes in ISO 8601, as in cleaned_data.csv)."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(name).dt.to_string(DATETIME_FORMAT)
+    if dtype.is_nested():
+        return _json_text(name)
+    return pl.col(name).cast(pl.String)
 
 
 class _MonotonicProgress:
@@ -83,7 +93,7 @@ class _DataFlow:
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(pl.col(c).cast(pl.String) for c in data_columns(before)),
+                    *(_as_text(c, before.schema[c]) for c in data_columns(before)),
                 )
             )
         status = "success" if result is not None and result.envelope.status == "success" else "error"
@@ -314,7 +324,7 @@ def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str
     # Nested values cannot go to CSV: they are written as JSON text.
     nested = [name for name, dtype in cleaned.schema.items() if dtype.is_nested()]
     cleaned = cleaned.with_columns(_json_text(name) for name in nested)
-    cleaned.write_csv(out_dir / CLEANED_NAME)
+    cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=DATETIME_FORMAT)
     flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
 

@@ -7,7 +7,8 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). What
 - ``column_specific``: each column *with missing values* gets its strategy from ``column_strategies``, else
   (``apply_suggested_strategies``) Agensium's suggestion: > 70 % missing drop_column; > 50 % knn_imputation
   for numeric columns, mode otherwise; numeric median when |mean - median| / std > 0.5, else mean; date and
-  datetime forward_fill; text, boolean and anything else mode. Columns without missing values are never
+  datetime forward_fill; text, boolean and anything else mode, except identifier-like text (more than half
+  of the values distinct, e.g. e-mails), which is left as is. Columns without missing values are never
   touched. The steps run in this order: drop_column, drop_rows (reason names the drop_rows columns empty in
   the row), then the fills, each computed on the rows left after the drops:
   mean / median of the finite values; integer columns receive the value rounded half away from zero and
@@ -66,6 +67,7 @@ KNN_CHUNK_ROWS = 10_000
 KNN_PAIR_BUDGET = 20_000_000  # rows to impute x rows fitted: a few seconds of nan-euclidean search
 KNN_MIN_FIT_ROWS = 1_000
 STATISTIC_STRATEGIES = {"mean", "median", "mode"}
+IDENTIFIER_DISTINCT_RATIO = 0.5  # text columns more distinct than this are not filled by suggestion
 NUMERIC_ONLY = {"mean", "median", "knn_imputation"}
 
 
@@ -250,6 +252,8 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
                 values.std().alias(f"std_{index}"),
             ]
         moments = frame.select(exprs).row(0, named=True)
+    text = [name for name in with_nulls if not is_numeric(frame.schema[name]) and not is_date_like(frame.schema[name])]
+    distinct = frame.select(pl.col(text).n_unique()).row(0, named=True) if text else {}
     analysis: dict[str, Any] = {}
     for name in with_nulls:
         dtype = frame.schema[name]
@@ -267,19 +271,32 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
                 median=plain_number(moments[f"median_{index}"]),
                 std=plain_number(moments[f"std_{index}"]),
             )
+        if name in distinct:
+            non_null = frame.height - null_counts[name]
+            # n_unique counts null as one value
+            entry["distinct_ratio"] = round((distinct[name] - 1) / non_null, 6) if non_null else 0.0
         entry["suggested_strategy"] = suggest_strategy(
-            dtype, percent, entry.get("mean"), entry.get("median"), entry.get("std")
+            dtype, percent, entry.get("mean"), entry.get("median"), entry.get("std"), entry.get("distinct_ratio")
         )
         analysis[name] = entry
     return analysis
 
 
 def suggest_strategy(
-    dtype: pl.DataType, null_percentage: float, mean: float | None, median: float | None, std: float | None
+    dtype: pl.DataType,
+    null_percentage: float,
+    mean: float | None,
+    median: float | None,
+    std: float | None,
+    distinct_ratio: float | None = None,
 ) -> str:
-    """Agensium's suggestion for a column with missing values (see the module docstring)."""
+    """Agensium's suggestion for a column with missing values (see the module docstring), except that an
+    identifier-like text column (more than half of its values distinct: e-mails, names, codes) is left as
+    is: its mode would fabricate duplicates of one person's e-mail."""
     if null_percentage > DROP_COLUMN_PERCENT:
         return "drop_column"
+    if distinct_ratio is not None and distinct_ratio > IDENTIFIER_DISTINCT_RATIO:
+        return "none"
     if null_percentage > KNN_PERCENT:
         return "knn_imputation" if is_numeric(dtype) else "mode"
     if is_numeric(dtype):
@@ -294,6 +311,13 @@ def suggest_strategy(
 def _plan(name: str, dtype: pl.DataType, analysis: dict[str, Any], params: NullHandlerParams) -> Plan:
     if name in params.column_strategies:
         plan = Plan(name, params.column_strategies[name], "explicit")
+    elif params.apply_suggested_strategies and analysis["suggested_strategy"] == "none":
+        return Plan(
+            name,
+            "none",
+            "suggested",
+            note="identifier-like text (most values distinct): not filled, so no value is invented",
+        )
     elif params.apply_suggested_strategies:
         plan = Plan(name, analysis["suggested_strategy"], "suggested")
     else:

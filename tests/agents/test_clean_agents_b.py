@@ -349,6 +349,7 @@ def test_suggested_strategies_follow_agensium() -> None:
             "text": ["u", "v", "v"] + [None] + ["w"] * 16,
             "when": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 20), eager=True).scatter([0, 4], None),
             "flag": [True, None] + [False] * 18,
+            "email": [f"user{i}@example.com" for i in range(17)] + [None] * 3,
             "complete": list(range(n)),
         },
         list(range(1, 3 * n, 3)),
@@ -364,10 +365,12 @@ def test_suggested_strategies_follow_agensium() -> None:
         "text": "mode",
         "when": "forward_fill",
         "flag": "mode",
+        "email": "none",  # identifier-like: its mode would invent a duplicate e-mail
     }
     present = np.array([v for v in skewed if v is not None])
     assert abs((present.mean() - np.median(present)) / present.std(ddof=1)) > 0.5
     assert result.frame is not None and "mostly_empty" not in result.frame.columns
+    assert result.frame["email"].null_count() == 3
     filled_dates = result.frame["when"].to_list()
     assert filled_dates[0] is None and filled_dates[4] == frame["when"].to_list()[3]  # leading gap stays
     assert result.frame.height == n and result.removed is not None and result.removed.height == 0
