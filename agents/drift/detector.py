@@ -229,7 +229,7 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
     if inputs.baseline is None:
         progress(1.0, "No baseline: drift detection skipped")
         return _skipped_result(params, started, "No baseline file was provided; upload baseline.* to detect drift")
-    baseline, current = inputs.baseline, inputs.primary
+    baseline, current = _parse_temporal_text(inputs.baseline, inputs.primary)
     progress(0.0, f"Comparing {current.width} columns against the baseline")
     schema = _schema_drift(baseline, current)
     in_baseline = set(data_columns(baseline))
@@ -314,6 +314,34 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
 
 
 # --- plans and schema -------------------------------------------------------------------------------------
+
+
+TEMPORAL_TEXT_SHARE = 0.95  # share of values that must parse for a text column to be compared as dates
+
+
+def _parse_temporal_text(baseline: pl.DataFrame, current: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Text columns holding ISO 8601 dates or timestamps in both files (CSV has no date type) are compared
+    as datetimes, by value, not as thousands of categories: a category test on distinct days flags noise."""
+    converted: list[pl.Expr] = []
+    for name, dtype in current.schema.items():
+        if dtype != pl.String or baseline.schema.get(name) != pl.String:
+            continue
+        parsed = pl.col(name).str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        try:
+            shares = [
+                frame.select(name)
+                .head(10_000)
+                .select(parsed.is_not_null().sum() / pl.col(name).is_not_null().sum())
+                .item()
+                for frame in (baseline, current)
+            ]
+        except pl.exceptions.ComputeError:  # no date format fits the first value
+            continue
+        if all(share is not None and share >= TEMPORAL_TEXT_SHARE for share in shares):
+            converted.append(parsed.alias(name))
+    if not converted:
+        return baseline, current
+    return baseline.with_columns(converted), current.with_columns(converted)
 
 
 def _family(dtype: pl.DataType) -> str | None:

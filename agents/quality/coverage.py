@@ -15,7 +15,11 @@ Tests (reference/agents.md §1.4; parameters in ``agents.params.test_coverage``)
 Each test's pass rate is 100 × passing / checked (non-null) values; a test with nothing to check passes.
 A test type's score is the mean pass rate of its tests, and the coverage score the weighted mean of the
 declared types' scores: a type with no test declared gives its weight to the others in proportion to
-theirs. With no test declared at all, the score is 0 (nothing is covered) and an alert says so. Status:
+theirs. With no test declared at all, the score is 0 (nothing is covered), an alert says so, and tests are
+suggested from the data as Deequ's constraint suggestion does (``data.suggested_tests``, in the shape of
+this agent's parameters, ready to paste into parameters.json): complete columns whose values are all
+distinct → ``unique_columns``; numeric columns → ``range_tests`` with the observed min and max; text
+columns whose sampled values all match an e-mail, UUID or ISO date pattern → ``format_tests``. Status:
 ``excellent`` at or above ``excellent_threshold``, ``good`` at or above ``good_threshold``, else
 ``needs_improvement``.
 """
@@ -28,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.envelope import AgentInputs, AgentResult, Progress, Recommendation, SummaryCard, data_columns
 from agents.errors import InvalidParametersError
 from agents.params.common import effectiveness_status
 from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
@@ -177,6 +181,22 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
             "range": "inclusive bounds; a text value that is not a number, or NaN, fails",
         },
     }
+    suggested = suggest_tests(frame, columns) if not results else None
+    if suggested is not None:
+        data["suggested_tests"] = suggested
+        count = len(suggested["unique_columns"]) + len(suggested["range_tests"]) + len(suggested["format_tests"])
+        findings.recommendations.append(
+            Recommendation(
+                f"{AGENT_ID}-suggested-tests",
+                AGENT_ID,
+                None,
+                "medium",
+                f"Declare tests: {count} suggested from this data are in data.suggested_tests "
+                '(paste them under "test-coverage-agent" in parameters.json)',
+                "next run",
+                0.5,
+            )
+        )
     progress(1.0, "Test coverage complete")
     return quality_result(
         agent_id=AGENT_ID,
@@ -186,7 +206,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
         summary_metrics=summary_metrics,
         data=data,
         findings=findings,
-        cards=_cards(overall, status, passed, len(results), total_row_issues),
+        cards=_cards(overall, status, passed, len(results), total_row_issues, suggested),
         row_issues=row_issues,
         row_issues_total=total_row_issues,
     )
@@ -390,15 +410,75 @@ def _findings(
     return findings
 
 
-def _cards(overall: float, status: str, passed: int, declared: int, violations: int) -> list[SummaryCard]:
-    return [
-        SummaryCard(
+SUGGESTED_FORMATS = {
+    "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
+    "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "iso_date": r"\d{4}-\d{2}-\d{2}",
+}
+SUGGESTION_SAMPLE_ROWS = 10_000
+
+
+def suggest_tests(frame: pl.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """Tests this data passes today, to guard it tomorrow (see the module docstring)."""
+    numeric = [c for c in columns if frame.schema[c].is_numeric()]
+    text = [c for c in columns if frame.schema[c] == pl.String]
+    facts = frame.select(
+        *(pl.col(c).n_unique().alias(f"distinct:{c}") for c in columns),
+        *(pl.col(c).null_count().alias(f"nulls:{c}") for c in columns),
+        *(pl.col(c).min().alias(f"min:{c}") for c in numeric),
+        *(pl.col(c).max().alias(f"max:{c}") for c in numeric),
+    ).row(0, named=True)
+    unique = [c for c in columns if facts[f"nulls:{c}"] == 0 and facts[f"distinct:{c}"] == frame.height > 1]
+    ranges = {
+        c: {"min": _plain(facts[f"min:{c}"]), "max": _plain(facts[f"max:{c}"])}
+        for c in numeric
+        if facts[f"min:{c}"] is not None and _plain(facts[f"min:{c}"]) is not None
+    }
+    formats: dict[str, dict[str, str]] = {}
+    if text:
+        sample = frame.select(text).head(SUGGESTION_SAMPLE_ROWS)
+        matched = sample.select(
+            pl.col(c).drop_nulls().str.contains(f"^(?:{pattern})$").all().alias(f"{c}:{name}")
+            for c in text
+            for name, pattern in SUGGESTED_FORMATS.items()
+        ).row(0, named=True)
+        for c in text:
+            name = next((n for n in SUGGESTED_FORMATS if matched[f"{c}:{n}"] and sample[c].drop_nulls().len()), None)
+            if name is not None:
+                formats[c] = {"pattern": SUGGESTED_FORMATS[name], "description": f"{name} (suggested)"}
+    return {"unique_columns": unique, "range_tests": ranges, "format_tests": formats}
+
+
+def _plain(value: Any) -> float | int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    return int(value) if isinstance(value, int) else None
+
+
+def _cards(
+    overall: float, status: str, passed: int, declared: int, violations: int, suggested: dict[str, Any] | None
+) -> list[SummaryCard]:
+    if declared == 0:
+        count = 0 if suggested is None else sum(len(v) for v in suggested.values())
+        coverage = SummaryCard(
+            "test-coverage",
+            "Test coverage",
+            "no tests",
+            "info",
+            f"No test declared; {count} suggested from the data (data.suggested_tests)",
+        )
+    else:
+        coverage = SummaryCard(
             "test-coverage",
             "Test coverage",
             f"{overall:.1f}",
             "excellent" if status == "excellent" else "good" if status == "good" else score_status(min(overall, 74)),
             f"{overall:.1f}/100 - {status.upper().replace('_', ' ')}",
-        ),
+        )
+    return [
+        coverage,
         SummaryCard(
             "tests-passed",
             "Tests passed",

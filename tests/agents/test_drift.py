@@ -520,3 +520,27 @@ def test_envelope_follows_the_shared_contract(shifted: tuple[pl.DataFrame, pl.Da
     )
     assert set(result.envelope.data) >= {"skipped", "skip_reason", "skipped_fields", "schema_drift", "parameters"}
     assert result.envelope.issue_summary["total_issues"] >= result.row_level_issues.height
+
+
+def test_iso_date_text_is_compared_as_dates_not_as_thousands_of_categories() -> None:
+    from datetime import date, timedelta
+
+    from agents.drift.detector import run
+    from agents.envelope import AgentInputs
+    from agents.params.drift_detector import DriftDetectorParams
+
+    rng = np.random.default_rng(5)
+
+    def days(n: int) -> list[str]:
+        return [(date(2015, 1, 1) + timedelta(days=int(d))).isoformat() for d in rng.integers(0, 3000, n)]
+
+    baseline = pl.DataFrame({"signup": days(50_000), "note": ["x"] * 50_000})
+    current = pl.DataFrame({"signup": days(50_000), "note": ["x"] * 50_000})
+    result = run(AgentInputs(current, "primary.csv", baseline, "baseline.csv"), DriftDetectorParams(), lambda *a: None)
+    field = next(f for f in result.envelope.data["fields"] if f["field_name"] == "signup")
+    assert field["column_type"] == "datetime"
+    assert field["drift_analysis"]["drift_detected"] is False  # same distribution: no drift
+    shifted = pl.DataFrame({"signup": [d.replace("2015", "2023") for d in days(50_000)], "note": ["x"] * 50_000})
+    result = run(AgentInputs(shifted, "primary.csv", baseline, "baseline.csv"), DriftDetectorParams(), lambda *a: None)
+    field = next(f for f in result.envelope.data["fields"] if f["field_name"] == "signup")
+    assert field["drift_analysis"]["drift_detected"] is True

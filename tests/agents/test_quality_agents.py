@@ -758,3 +758,32 @@ def test_quality_agents_run_in_the_profile_chain(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "data_profile_report.xlsx").stat().st_size > 0
     for agent_id in agents:
         assert registry.agent(agent_id).exists
+
+
+def test_coverage_without_declared_tests_suggests_tests_the_data_passes() -> None:
+    from agents.quality import coverage
+
+    frame = pl.DataFrame(
+        {
+            "id": list(range(1, 201)),
+            "amount": [float(i % 37) - 3.5 for i in range(200)],
+            "email": [f"u{i}@example.org" for i in range(200)],
+            "city": ["Paris", "Lyon"] * 100,
+            "joined": [f"2024-01-{1 + i % 28:02d}" for i in range(200)],
+        }
+    )
+    inputs = AgentInputs(frame, "primary.csv")
+    result = coverage.run(inputs, coverage_params.TestCoverageParams(), lambda *a: None)
+    suggested = result.envelope.data["suggested_tests"]
+    assert suggested["unique_columns"] == ["id", "email"]
+    assert suggested["range_tests"] == {"id": {"min": 1, "max": 200}, "amount": {"min": -3.5, "max": 32.5}}
+    assert set(suggested["format_tests"]) == {"email", "joined"}
+    card = result.envelope.executive_summary[0]
+    assert (card.value, card.status) == ("no tests", "info")
+    # The suggestions are valid parameters, and the data passes every one of them.
+    params = coverage_params.TestCoverageParams.model_validate(json.loads(json.dumps(suggested)))
+    again = coverage.run(inputs, params, lambda *a: None)
+    assert again.envelope.summary_metrics["tests_declared"] == 6
+    assert again.envelope.summary_metrics["tests_failed"] == 0
+    assert again.envelope.summary_metrics["test_coverage_score"] == 100.0
+    assert "suggested_tests" not in again.envelope.data
