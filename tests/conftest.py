@@ -42,8 +42,7 @@ def service_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceS
     data_dir = tmp_path_factory.mktemp("services")
     # AGENSIUM_TEST_EMBEDDED=1 runs the suite as on a fresh machine, on embedded servers only.
     force_embedded = os.environ.get("AGENSIUM_TEST_EMBEDDED") == "1"
-    stack = resolve_services(Settings(), data_dir, force_embedded, ephemeral=True,
-                             preferred_ports=NO_PREFERRED_PORTS)
+    stack = resolve_services(Settings(), data_dir, force_embedded, ephemeral=True, preferred_ports=NO_PREFERRED_PORTS)
     try:
         yield stack
     finally:
@@ -77,14 +76,16 @@ def settings(service_stack: ServiceStack) -> Iterator[Settings]:
             await conn.close()
 
     asyncio.run(create())
-    settings = base.model_copy(update={
-        "database_url": _with_database(base.database_url, database),
-        "key_prefix": f"test-{RUN_ID}/",
-        "progress_min_interval_s": 0.05,
-        "agent_processes": 2,
-        "worker_concurrency": 4,
-        "sse_ping_s": 1.0,
-    })
+    settings = base.model_copy(
+        update={
+            "database_url": _with_database(base.database_url, database),
+            "key_prefix": f"test-{RUN_ID}/",
+            "progress_min_interval_s": 0.05,
+            "agent_processes": 2,
+            "worker_concurrency": 4,
+            "sse_ping_s": 1.0,
+        }
+    )
     try:
         yield settings
     finally:
@@ -118,8 +119,9 @@ async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
     from service.api.app import create_app
 
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = asyncio.get_running_loop().time() + 30

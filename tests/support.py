@@ -43,8 +43,11 @@ async def sse_events(
         async for line in response.aiter_lines():
             if line == "":
                 if data:
-                    yield SseEvent(int(fields["id"]) if "id" in fields else None, fields.get("event", "message"),
-                                   json.loads("\n".join(data)))
+                    yield SseEvent(
+                        int(fields["id"]) if "id" in fields else None,
+                        fields.get("event", "message"),
+                        json.loads("\n".join(data)),
+                    )
                 fields, data = {}, []
                 continue
             if line.startswith(":"):
@@ -57,8 +60,9 @@ async def sse_events(
                 fields[name] = value
 
 
-async def collect_until_done(client: httpx.AsyncClient, url: str, last_event_id: int | None = None,
-                             timeout: float = 120) -> list[SseEvent]:
+async def collect_until_done(
+    client: httpx.AsyncClient, url: str, last_event_id: int | None = None, timeout: float = 120
+) -> list[SseEvent]:
     events: list[SseEvent] = []
 
     async def run() -> None:
@@ -82,8 +86,10 @@ async def upload_inputs(
     client: httpx.AsyncClient, task_id: str, files: dict[str, Path], parameters: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """upload-urls, then a presigned PUT of each file straight to the object store."""
-    specs = [{"name": name, "content_type": CONTENT_TYPES[Path(name).suffix], "size": path.stat().st_size}
-             for name, path in files.items()]
+    specs = [
+        {"name": name, "content_type": CONTENT_TYPES[Path(name).suffix], "size": path.stat().st_size}
+        for name, path in files.items()
+    ]
     params_bytes = json.dumps(parameters).encode() if parameters is not None else None
     body: dict[str, Any] = {"files": specs, "has_parameters": parameters is not None}
     if params_bytes is not None:
@@ -99,8 +105,9 @@ async def upload_inputs(
     return uploads
 
 
-async def wait_for_status(client: httpx.AsyncClient, task_id: str, statuses: set[str],
-                          timeout: float = 120) -> dict[str, Any]:
+async def wait_for_status(
+    client: httpx.AsyncClient, task_id: str, statuses: set[str], timeout: float = 120
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         task = (await client.get(f"/api/v1/tasks/{task_id}")).json()

@@ -7,7 +7,6 @@ import pytest
 from agents import registry
 from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
 
-
 PROFILE_CHAIN = ["unified-profiler", "drift-detector", "score-risk", "test-coverage-agent", "readiness-rater"]
 CLEAN_CHAIN = [
     "cleanse-previewer", "quarantine-agent", "type-fixer", "field-standardization",

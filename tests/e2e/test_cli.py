@@ -18,8 +18,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def run_cli(api: ApiServer, account: Account, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "AGENSIUM_URL": api.url, "AGENSIUM_API_KEY": account.api_key}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -56,8 +61,18 @@ async def test_users_create_prints_a_working_key(api: ApiServer) -> None:
 
     env = {**os.environ, "DATABASE_URL": api.settings.database_url}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.cli", "users", "create", "cli-made", "--credits", "77", "--admin", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service.cli",
+        "users",
+        "create",
+        "cli-made",
+        "--credits",
+        "77",
+        "--admin",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
@@ -72,8 +87,13 @@ async def test_migrate_is_idempotent(api: ApiServer) -> None:
     env = {**os.environ, "DATABASE_URL": api.settings.database_url}
     for _ in range(2):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.cli", "migrate", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "service.cli",
+            "migrate",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()

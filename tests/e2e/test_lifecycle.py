@@ -44,8 +44,11 @@ def write_dataset(path: Path, rows: int, seed: int = 7) -> dict[str, np.ndarray]
 
 def field(report: dict, name: str) -> dict:
     agents = report["agents"]
-    envelope = agents["unified-profiler"] if isinstance(agents, dict) else next(
-        a for a in agents if a["agent_id"] == "unified-profiler")
+    envelope = (
+        agents["unified-profiler"]
+        if isinstance(agents, dict)
+        else next(a for a in agents if a["agent_id"] == "unified-profiler")
+    )
     return next(f for f in envelope["data"]["fields"] if f["field_name"] == name)
 
 
@@ -202,8 +205,9 @@ async def test_malformed_input_fails_cleanly_and_next_task_runs(
 
 async def test_parameters_json_and_invalid_parameters(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
     task = await create_task(client)
-    await upload_inputs(client, task["task_id"], {"primary.csv": csv_file},
-                        parameters={"unified-profiler": {"top_n_values": 3}})
+    await upload_inputs(
+        client, task["task_id"], {"primary.csv": csv_file}, parameters={"unified-profiler": {"top_n_values": 3}}
+    )
     assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
     done = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
     assert done["status"] == "COMPLETED", done
@@ -211,8 +215,9 @@ async def test_parameters_json_and_invalid_parameters(client: httpx.AsyncClient,
     assert result["agents"]["unified-profiler"]["data"]["parameters"]["top_n_values"] == 3
 
     bad = await create_task(client)
-    await upload_inputs(client, bad["task_id"], {"primary.csv": csv_file},
-                        parameters={"unified-profiler": {"no_such_field": 1}})
+    await upload_inputs(
+        client, bad["task_id"], {"primary.csv": csv_file}, parameters={"unified-profiler": {"no_such_field": 1}}
+    )
     assert (await client.post(f"/api/v1/tasks/{bad['task_id']}/process")).status_code == 202
     failed = await wait_for_status(client, bad["task_id"], {"COMPLETED", "FAILED"})
     assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_PARAMETERS"
@@ -244,8 +249,19 @@ async def test_result_json_is_plain_json(client: httpx.AsyncClient, worker, csv_
     body = (await client.get(f"/api/v1/tasks/{done['task_id']}/result")).text
     parsed = json.loads(body)
     envelope = parsed["agents"]["unified-profiler"]
-    for key in ("status", "agent_id", "agent_name", "execution_time_ms", "summary_metrics", "data", "alerts",
-                "issues", "recommendations", "executive_summary", "issue_summary"):
+    for key in (
+        "status",
+        "agent_id",
+        "agent_name",
+        "execution_time_ms",
+        "summary_metrics",
+        "data",
+        "alerts",
+        "issues",
+        "recommendations",
+        "executive_summary",
+        "issue_summary",
+    ):
         assert key in envelope
 
 
@@ -265,8 +281,9 @@ async def test_chained_task_takes_the_source_tasks_data_output(
     await upload_inputs(client, sid, {"primary.csv": csv_file})
     await store.transition("mark_queued", sid, ["job-x", ["UPLOADING"]], ignore, account.user_id)
     await store.transition("claim_task", sid, ["test"], ignore)
-    await storage.put_bytes(outputs_prefix(settings, account.user_id, sid) + "cleaned_data.csv",
-                            csv_file.read_bytes(), "text/csv")
+    await storage.put_bytes(
+        outputs_prefix(settings, account.user_id, sid) + "cleaned_data.csv", csv_file.read_bytes(), "text/csv"
+    )
     outputs = [{"name": "cleaned_data.csv", "content_type": "text/csv", "size": csv_file.stat().st_size}]
     await store.transition("complete_task", sid, [outputs, {"status": "success"}, "done"], ignore)
 
@@ -287,13 +304,10 @@ async def test_chained_task_takes_the_source_tasks_data_output(
     assert failed["status"] == "FAILED" and failed["error"]["code"] == "INPUT_MISSING"
 
 
-async def test_source_task_must_be_mine_and_completed(
-    api: ApiServer, client: httpx.AsyncClient, other_account
-) -> None:
+async def test_source_task_must_be_mine_and_completed(api: ApiServer, client: httpx.AsyncClient, other_account) -> None:
     pending = await create_task(client)
     r = await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "source_task_id": pending["task_id"]})
     assert r.status_code == 409 and r.json()["error"]["code"] == "INVALID_STATE"
     async with httpx.AsyncClient(base_url=api.url, headers=other_account.headers) as other:
-        r = await other.post("/api/v1/tasks", json={"tool_id": "profile-my-data",
-                                                    "source_task_id": pending["task_id"]})
+        r = await other.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "source_task_id": pending["task_id"]})
     assert r.status_code == 404 and r.json()["error"]["code"] == "TASK_NOT_FOUND"

@@ -25,9 +25,16 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
 async def test_auth_required_everywhere(api: ApiServer) -> None:
     async with httpx.AsyncClient(base_url=api.url) as anon:
         some = str(uuid.uuid4())
-        for method, path in [("POST", "/api/v1/tasks"), ("GET", "/api/v1/tasks"), ("GET", f"/api/v1/tasks/{some}"),
-                             ("GET", "/api/v1/tools"), ("GET", "/api/v1/me"), ("GET", "/api/v1/stats"),
-                             ("GET", "/api/v1/events"), ("POST", f"/api/v1/tasks/{some}/process")]:
+        for method, path in [
+            ("POST", "/api/v1/tasks"),
+            ("GET", "/api/v1/tasks"),
+            ("GET", f"/api/v1/tasks/{some}"),
+            ("GET", "/api/v1/tools"),
+            ("GET", "/api/v1/me"),
+            ("GET", "/api/v1/stats"),
+            ("GET", "/api/v1/events"),
+            ("POST", f"/api/v1/tasks/{some}/process"),
+        ]:
             assert_error(await anon.request(method, path), 401, "UNAUTHORIZED")
         bad = await anon.get("/api/v1/me", headers={"Authorization": "Bearer agk_nope"})
         assert_error(bad, 401, "UNAUTHORIZED")
@@ -42,26 +49,52 @@ async def test_request_id_echoed_and_generated(client: httpx.AsyncClient) -> Non
 
 
 async def test_create_validation(client: httpx.AsyncClient) -> None:
-    assert_error(await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "bogus": 1}), 422,
-                 "VALIDATION_ERROR")
+    assert_error(
+        await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "bogus": 1}), 422, "VALIDATION_ERROR"
+    )
     assert_error(await client.post("/api/v1/tasks", content=b"{not json"), 422, "VALIDATION_ERROR")
     assert_error(await client.post("/api/v1/tasks", json={"tool_id": "nope"}), 422, "UNKNOWN_TOOL")
-    assert_error(await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "agents": ["nope"]}), 422,
-                 "UNKNOWN_AGENT")
-    err = assert_error(await client.post("/api/v1/tasks", json={
-        "tool_id": "profile-my-data", "parameters": {"unified-profiler": {"top_n_values": "ten"}}}), 422,
-        "INVALID_PARAMETERS")
+    assert_error(
+        await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "agents": ["nope"]}),
+        422,
+        "UNKNOWN_AGENT",
+    )
+    err = assert_error(
+        await client.post(
+            "/api/v1/tasks",
+            json={"tool_id": "profile-my-data", "parameters": {"unified-profiler": {"top_n_values": "ten"}}},
+        ),
+        422,
+        "INVALID_PARAMETERS",
+    )
     assert "top_n_values" in err["message"]
-    assert_error(await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "priority": "asap"}), 422,
-                 "VALIDATION_ERROR")
+    assert_error(
+        await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data", "priority": "asap"}),
+        422,
+        "VALIDATION_ERROR",
+    )
 
 
 async def test_create_returns_task_object(client: httpx.AsyncClient) -> None:
     task = await create_task(client, labels={"project": "apollo"}, priority="high")
     assert task["status"] == "CREATED" and task["progress"] == 0 and task["priority"] == "high"
     assert task["agents"][0] == "unified-profiler" and task["labels"] == {"project": "apollo"}
-    for field in ("task_id", "tool_id", "current_agent", "message", "error", "attempts", "cached", "source_task_id",
-                  "created_at", "upload_started_at", "queued_at", "started_at", "finished_at", "expires_at"):
+    for field in (
+        "task_id",
+        "tool_id",
+        "current_agent",
+        "message",
+        "error",
+        "attempts",
+        "cached",
+        "source_task_id",
+        "created_at",
+        "upload_started_at",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "expires_at",
+    ):
         assert field in task
     assert task["created_at"].endswith("Z")
 
@@ -80,8 +113,9 @@ async def test_upload_urls_errors(client: httpx.AsyncClient) -> None:
     f = {"name": "primary.csv", "content_type": "text/csv", "size": 10}
     assert_error(await client.post(url, json={"files": [{**f, "name": ".hidden.csv"}]}), 422, "INVALID_FILE_NAME")
     assert_error(await client.post(url, json={"files": [{**f, "name": "../x.csv"}]}), 422, "INVALID_FILE_NAME")
-    assert_error(await client.post(url, json={"files": [{**f, "content_type": "image/png"}]}), 415,
-                 "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(
+        await client.post(url, json={"files": [{**f, "content_type": "image/png"}]}), 415, "UNSUPPORTED_MEDIA_TYPE"
+    )
     assert_error(await client.post(url, json={"files": [{**f, "size": 10**13}]}), 413, "INPUT_TOO_LARGE")
     assert_error(await client.post(url, json={"files": [{**f, "extra": 1}]}), 422, "VALIDATION_ERROR")
     assert (await client.get(f"/api/v1/tasks/{task['task_id']}")).json()["status"] == "CREATED"
@@ -101,17 +135,22 @@ async def test_process_checks_inputs(client: httpx.AsyncClient, tmp_path: Path) 
     task = await create_task(client)
     tid = task["task_id"]
     assert_error(await client.post(f"/api/v1/tasks/{tid}/process"), 422, "INPUT_MISSING")
-    r = await client.post(f"/api/v1/tasks/{tid}/upload-urls",
-                          json={"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12}]})
+    r = await client.post(
+        f"/api/v1/tasks/{tid}/upload-urls",
+        json={"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12}]},
+    )
     assert r.status_code == 200
     err = assert_error(await client.post(f"/api/v1/tasks/{tid}/process"), 422, "INPUT_MISSING")
     assert err["details"]["missing"] == ["primary.csv"]
     # Stored through the API with another size than declared: refused as a size mismatch.
-    put = await client.put(f"/api/v1/tasks/{tid}/inputs/primary.csv", content=b"a,b\n1,2\n",
-                           headers={"Content-Type": "text/csv"})
+    put = await client.put(
+        f"/api/v1/tasks/{tid}/inputs/primary.csv", content=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"}
+    )
     assert put.status_code == 201
-    r = await client.post(f"/api/v1/tasks/{tid}/upload-urls",
-                          json={"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12}]})
+    r = await client.post(
+        f"/api/v1/tasks/{tid}/upload-urls",
+        json={"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12}]},
+    )
     err = assert_error(await client.post(f"/api/v1/tasks/{tid}/process"), 422, "INPUT_MISSING")
     assert err["details"]["size_mismatch"][0]["stored"] == 8
 
@@ -124,17 +163,24 @@ async def test_streamed_input_returns_sha256(client: httpx.AsyncClient) -> None:
 
     async def chunks():
         for i in range(0, len(body), 65_536):
-            yield body[i:i + 65_536]
+            yield body[i : i + 65_536]
 
-    r = await client.put(f"/api/v1/tasks/{task['task_id']}/inputs/primary.csv", content=chunks(),
-                         headers={"Content-Type": "text/csv"})
+    r = await client.put(
+        f"/api/v1/tasks/{task['task_id']}/inputs/primary.csv", content=chunks(), headers={"Content-Type": "text/csv"}
+    )
     assert r.status_code == 201, r.text
     assert r.json() == {"name": "primary.csv", "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-    bad = await client.put(f"/api/v1/tasks/{task['task_id']}/inputs/primary.csv", content=b"x",
-                           headers={"Content-Type": "application/zip"})
+    bad = await client.put(
+        f"/api/v1/tasks/{task['task_id']}/inputs/primary.csv", content=b"x", headers={"Content-Type": "application/zip"}
+    )
     assert_error(bad, 415, "UNSUPPORTED_MEDIA_TYPE")
-    assert_error(await client.put(f"/api/v1/tasks/{task['task_id']}/inputs/.env", content=b"x",
-                                  headers={"Content-Type": "text/csv"}), 422, "INVALID_FILE_NAME")
+    assert_error(
+        await client.put(
+            f"/api/v1/tasks/{task['task_id']}/inputs/.env", content=b"x", headers={"Content-Type": "text/csv"}
+        ),
+        422,
+        "INVALID_FILE_NAME",
+    )
 
 
 async def test_state_errors(client: httpx.AsyncClient) -> None:
@@ -160,12 +206,18 @@ async def test_other_users_task_is_404_everywhere(
     task = await create_task(client)
     tid = task["task_id"]
     async with httpx.AsyncClient(base_url=api.url, headers=other_account.headers) as other:
-        for method, path in [("GET", f"/api/v1/tasks/{tid}"), ("POST", f"/api/v1/tasks/{tid}/upload-urls"),
-                             ("PUT", f"/api/v1/tasks/{tid}/inputs/primary.csv"),
-                             ("POST", f"/api/v1/tasks/{tid}/process"), ("GET", f"/api/v1/tasks/{tid}/events"),
-                             ("GET", f"/api/v1/tasks/{tid}/result"), ("GET", f"/api/v1/tasks/{tid}/downloads"),
-                             ("POST", f"/api/v1/tasks/{tid}/cancel"), ("POST", f"/api/v1/tasks/{tid}/retry"),
-                             ("DELETE", f"/api/v1/tasks/{tid}")]:
+        for method, path in [
+            ("GET", f"/api/v1/tasks/{tid}"),
+            ("POST", f"/api/v1/tasks/{tid}/upload-urls"),
+            ("PUT", f"/api/v1/tasks/{tid}/inputs/primary.csv"),
+            ("POST", f"/api/v1/tasks/{tid}/process"),
+            ("GET", f"/api/v1/tasks/{tid}/events"),
+            ("GET", f"/api/v1/tasks/{tid}/result"),
+            ("GET", f"/api/v1/tasks/{tid}/downloads"),
+            ("POST", f"/api/v1/tasks/{tid}/cancel"),
+            ("POST", f"/api/v1/tasks/{tid}/retry"),
+            ("DELETE", f"/api/v1/tasks/{tid}"),
+        ]:
             kwargs = {}
             if path.endswith("upload-urls"):
                 kwargs["json"] = {"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 1}]}
@@ -191,7 +243,8 @@ async def test_list_filters_and_cursor(client: httpx.AsyncClient) -> None:
             break
     assert seen == made[::-1]
     assert (await client.get("/api/v1/tasks", params={"status": "COMPLETED", "label": f"batch:{label}"})).json()[
-        "items"] == []
+        "items"
+    ] == []
     assert_error(await client.get("/api/v1/tasks", params={"limit": 201}), 422, "VALIDATION_ERROR")
     assert_error(await client.get("/api/v1/tasks", params={"status": "DONE"}), 422, "VALIDATION_ERROR")
     assert_error(await client.get("/api/v1/tasks", params={"cursor": "garbage!"}), 422, "VALIDATION_ERROR")
@@ -306,8 +359,10 @@ async def test_one_redis_subscription_serves_every_stream(client: httpx.AsyncCli
 async def test_parameters_json_streamed_through_the_api(client: httpx.AsyncClient) -> None:
     task = await create_task(client)
     url = f"/api/v1/tasks/{task['task_id']}/inputs/parameters.json"
-    assert_error(await client.put(url, content=b"{}", headers={"Content-Type": "text/plain"}), 415,
-                 "UNSUPPORTED_MEDIA_TYPE")
-    r = await client.put(url, content=b'{"unified-profiler": {"top_n_values": 3}}',
-                         headers={"Content-Type": "application/json"})
+    assert_error(
+        await client.put(url, content=b"{}", headers={"Content-Type": "text/plain"}), 415, "UNSUPPORTED_MEDIA_TYPE"
+    )
+    r = await client.put(
+        url, content=b'{"unified-profiler": {"top_n_values": 3}}', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 201 and r.json()["name"] == "parameters.json"

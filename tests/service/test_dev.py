@@ -158,9 +158,7 @@ def test_settings_environment_rebuilds_the_same_settings(monkeypatch: pytest.Mon
     assert Settings().model_dump() == settings.model_dump()
 
 
-def test_nothing_configured_nor_running_means_embedded_servers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_nothing_configured_nor_running_means_embedded_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a fresh machine: no URL set, nothing on 5432/6379 -> all three servers embedded, working."""
     import asyncio
 
@@ -173,8 +171,9 @@ def test_nothing_configured_nor_running_means_embedded_servers(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(dev, "_local_postgres_answers", lambda: False)
     real_redis_answers = embedded.redis_answers  # the embedded Valkey's own readiness check uses it too
-    monkeypatch.setattr(embedded, "redis_answers",
-                        lambda port, timeout_s=0.5: port != dev.LOCAL_REDIS_PORT and real_redis_answers(port))
+    monkeypatch.setattr(
+        embedded, "redis_answers", lambda port, timeout_s=0.5: port != dev.LOCAL_REDIS_PORT and real_redis_answers(port)
+    )
     ports = {"postgres": find_free_port(), "valkey": find_free_port(), "seaweedfs": find_free_port()}
     with resolve_services(Settings(), tmp_path, ephemeral=True, preferred_ports=ports) as stack:
         assert stack.sources == {"postgres": "embedded", "redis": "embedded", "s3": "embedded"}
@@ -192,4 +191,3 @@ def test_nothing_configured_nor_running_means_embedded_servers(
         assert Redis.from_url(settings.redis_url).ping()
         assert settings.s3_endpoint_url == f"http://127.0.0.1:{ports['seaweedfs']}"
     assert server_processes(tmp_path) == []
-

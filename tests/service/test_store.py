@@ -22,8 +22,15 @@ class Recorder:
 
 async def new_task(store: TaskStore, user_id: str, publish: Recorder, key: str | None = None) -> str:
     row, created = await store.insert_task(
-        user_id=user_id, tool_id="profile-my-data", agents=["unified-profiler"], priority="normal",
-        parameters=None, source_task_id=None, labels={"project": "x"}, idempotency_key=key, upload_ttl_s=60,
+        user_id=user_id,
+        tool_id="profile-my-data",
+        agents=["unified-profiler"],
+        priority="normal",
+        parameters=None,
+        source_task_id=None,
+        labels={"project": "x"},
+        idempotency_key=key,
+        upload_ttl_s=60,
         publish=publish,
     )
     return str(row["id"])
@@ -42,8 +49,16 @@ async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> Non
     rec = Recorder()
     first = await new_task(store, user_id, rec, key="k-1")
     again, created = await store.insert_task(
-        user_id=user_id, tool_id="profile-my-data", agents=["unified-profiler"], priority="high",
-        parameters=None, source_task_id=None, labels={}, idempotency_key="k-1", upload_ttl_s=60, publish=rec,
+        user_id=user_id,
+        tool_id="profile-my-data",
+        agents=["unified-profiler"],
+        priority="high",
+        parameters=None,
+        source_task_id=None,
+        labels={},
+        idempotency_key="k-1",
+        upload_ttl_s=60,
+        publish=rec,
     )
     assert not created and str(again["id"]) == first and again["priority"] == "normal"
     assert rec.events == [] and await store.task_events_after(first, 0) == []
@@ -77,11 +92,13 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     assert done.row is None and done.current_status == "CREATED"
     queued = await store.transition("mark_queued", task_id, ["j", ["UPLOADING"]], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
-    cancelled = await store.transition("cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]],
-                                       rec, user_id)
+    cancelled = await store.transition(
+        "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id
+    )
     assert cancelled.row is not None and cancelled.row["status"] == "CANCELLED"
-    again = await store.transition("cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]],
-                                   rec, user_id)
+    again = await store.transition(
+        "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id
+    )
     assert again.row is None and again.current_status == "CANCELLED"
     assert [e.type for e in rec.events][-2:] == ["status", "done"]
 
@@ -104,9 +121,7 @@ async def test_claim_race_exactly_one_winner(store: TaskStore) -> None:
     for _ in range(5):
         task_id = await new_task(store, user_id, rec)
         await to_queued(store, task_id, user_id, rec)
-        results = await asyncio.gather(
-            *(store.transition("claim_task", task_id, [f"w{i}"], rec) for i in range(8))
-        )
+        results = await asyncio.gather(*(store.transition("claim_task", task_id, [f"w{i}"], rec) for i in range(8)))
         winners = [r for r in results if r.row is not None]
         assert len(winners) == 1
         assert all(r.current_status == "PROCESSING" for r in results if r.row is None)
@@ -144,14 +159,18 @@ async def test_list_tasks_paginates_and_filters(store: TaskStore) -> None:
     page1 = await store.list_tasks(user_id, statuses=None, tool_id=None, labels=None, after=None, limit=3)
     assert [str(r["id"]) for r in page1] == created[::-1][:3]
     last = page1[-1]
-    page2 = await store.list_tasks(user_id, statuses=None, tool_id=None, labels=None,
-                                   after=(last["created_at"], str(last["id"])), limit=3)
+    page2 = await store.list_tasks(
+        user_id, statuses=None, tool_id=None, labels=None, after=(last["created_at"], str(last["id"])), limit=3
+    )
     assert [str(r["id"]) for r in page2] == created[::-1][3:]
     assert await store.list_tasks(user_id, statuses=["QUEUED"], tool_id=None, labels=None, after=None, limit=9) == []
-    assert len(await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "x"}, after=None,
-                                      limit=9)) == 5
-    assert await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "y"}, after=None,
-                                  limit=9) == []
+    assert (
+        len(await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "x"}, after=None, limit=9))
+        == 5
+    )
+    assert (
+        await store.list_tasks(user_id, statuses=None, tool_id=None, labels={"project": "y"}, after=None, limit=9) == []
+    )
 
 
 async def test_events_are_published_only_once_committed(store: TaskStore) -> None:
@@ -172,5 +191,4 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
     await store.transition("claim_task", task_id, ["w"], check)
     await store.set_progress(task_id, 55, "a", "m", check)
     await store.transition("complete_task", task_id, [[], {}, "ok"], check)
-    assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"),
-                    ("COMPLETED", "COMPLETED")]
+    assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"), ("COMPLETED", "COMPLETED")]
