@@ -147,6 +147,18 @@ class TaskStore:
                 await conn.execute(self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run")
             return int(balance)
 
+    async def refund_task_credits(self, user_id: str, task_id: str, reason: str) -> int:
+        """Give back what the task was charged (net of earlier refunds): idempotent. Returns the amount."""
+        uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchval(self.q["lock_user_credits"], uid)
+            owed = -int(await conn.fetchval(self.q["task_credit_net"], tid))
+            if owed <= 0:
+                return 0
+            balance = await conn.fetchval(self.q["credit_user"], uid, owed)
+            await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason)
+            return owed
+
     # --- tasks ---------------------------------------------------------------------------------
 
     async def insert_task(

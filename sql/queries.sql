@@ -202,3 +202,15 @@ SELECT priority, count(*) AS n FROM tasks WHERE status = 'QUEUED' GROUP BY prior
 -- Workers holding PROCESSING tasks, with their freshest heartbeat (admin).
 SELECT worker_id, count(*) AS running, max(heartbeat_at) AS last_heartbeat
 FROM tasks WHERE status = 'PROCESSING' AND worker_id IS NOT NULL GROUP BY worker_id;
+
+-- name: lock_user_credits
+-- The user's balance, locked until the end of the transaction.
+SELECT credits FROM users WHERE id = $1 FOR UPDATE;
+
+-- name: task_credit_net
+-- What task $1 has cost so far, net of refunds (negative: credits taken).
+SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1;
+
+-- name: credit_user
+-- Give $2 credits back to user $1.
+UPDATE users SET credits = credits + $2 WHERE id = $1 RETURNING credits;

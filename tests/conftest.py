@@ -144,7 +144,12 @@ async def worker(settings: Settings, storage: Storage) -> AsyncIterator[None]:
     w = build_worker(settings, handle_signals=False)
     task = asyncio.create_task(w.async_run())
     yield
-    await w.close()
+    # Let jobs in flight finish their arq bookkeeping (our task states are final before arq's are).
+    deadline = asyncio.get_running_loop().time() + 30
+    while any(not job.done() for job in w.tasks.values()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    with contextlib.suppress(asyncio.CancelledError):
+        await w.close()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task

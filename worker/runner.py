@@ -158,6 +158,9 @@ async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]
 
 
 DATA_SUFFIXES = (".csv", ".tsv")
+# Failures an agent can only see in the data (a column a parameter names is missing, a malformed file):
+# the credits taken for the chain are given back.
+REFUNDED_CODES = frozenset({"INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING"})
 
 
 async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[str, str]]:
@@ -242,6 +245,8 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
             return TaskStatus.CANCELLED
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
+        if exc.code in REFUNDED_CODES:  # found only once the data was read: the user got nothing for it
+            await core.store.refund_task_credits(user_id, task_id, f"refund: {exc.code}")
         await lifecycle.fail_task(core, task_id, exc.code, exc.message, [TaskStatus.PROCESSING])
         return TaskStatus.FAILED
     except asyncio.CancelledError:

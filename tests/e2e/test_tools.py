@@ -157,3 +157,28 @@ async def test_clean_my_data_every_agent_every_format(
     report = json.loads(await fetch(files["cleaning_report.json"]))
     assert len(report["steps"]) == len(steps)
     await asyncio.sleep(0)
+
+
+async def test_bad_agent_parameters_fail_before_any_credit_is_spent(
+    client: httpx.AsyncClient, worker: None, tmp_path: Path
+) -> None:
+    primary = write(dataset(), tmp_path / "primary.csv")
+    credits = (await client.get("/api/v1/me")).json()["credits"]
+    # A value the schema refuses: checked before the debit.
+    task = await create_task(client, tool_id="clean-my-data")
+    await upload_inputs(client, task["task_id"], {"primary.csv": primary}, {"outlier-remover": {"iqr_multiplier": -1}})
+    assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    failed = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_PARAMETERS"
+    assert "outlier-remover.iqr_multiplier" in failed["error"]["message"]
+    assert (await client.get("/api/v1/me")).json()["credits"] == credits
+    # A column the data does not have: seen only once the file is read; the credits come back.
+    task = await create_task(client, tool_id="clean-my-data")
+    await upload_inputs(
+        client, task["task_id"], {"primary.csv": primary}, {"quarantine-agent": {"required_fields": ["nope"]}}
+    )
+    assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    failed = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_PARAMETERS"
+    assert "nope" in failed["error"]["message"]
+    assert (await client.get("/api/v1/me")).json()["credits"] == credits
