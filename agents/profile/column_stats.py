@@ -12,6 +12,11 @@ Two rounds of queries, each round collected concurrently, do all the work:
 
 Boolean columns need no grouping: their distribution follows from the true and null counts.
 No Python loop touches rows; loops over columns only build expressions.
+
+The same code runs over a :class:`Source`: an in-memory frame (the agent), or a lazy scan of a file
+(``agents.profile.streaming``), whose queries run one at a time on the streaming engine, with the few
+steps that engine would not stream (evenly spaced samples, filters inside a select, a capped
+concatenation) rewritten as frame-level filters. Both give the same numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
@@ -34,6 +39,7 @@ NUMERIC_KINDS = {"integer", "float"}
 CARDINALITY_SAMPLE_ROWS = 10_000
 LOW_CARDINALITY_SAMPLE_SHARE = 0.2
 GROUPED_KINDS = {"string", "date", "datetime", "time", "duration"}
+SAMPLE_INDEX = "__agensium_sample_index"
 
 
 T = TypeVar("T")
@@ -109,44 +115,99 @@ def column_kind(dtype: pl.DataType) -> str:
     return "other"
 
 
+@dataclass(frozen=True)
+class Source:
+    """What the statistics are computed over. An in-memory frame: its queries run concurrently on the
+    default engine. A lazy scan of a file (``streaming``): its queries run one at a time on the streaming
+    engine, so memory stays bounded by one column's work (a sort or a hash table), not the file's size."""
+
+    lazy: pl.LazyFrame
+    schema: pl.Schema
+    height: int
+    frame: pl.DataFrame | None = None
+
+    @classmethod
+    def of_frame(cls, frame: pl.DataFrame) -> Source:
+        return cls(frame.lazy(), frame.schema, frame.height, frame)
+
+    @classmethod
+    def of_lazy(cls, lazy: pl.LazyFrame) -> Source:
+        height = int(lazy.select(pl.len()).collect(engine="streaming").item())
+        return cls(lazy, lazy.collect_schema(), height)
+
+    @property
+    def streaming(self) -> bool:
+        return self.frame is None
+
+    @property
+    def engine(self) -> Literal["streaming", "auto"]:
+        return "streaming" if self.streaming else "auto"
+
+    def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
+        return query.collect(engine=self.engine)
+
+    def collector(self, query: pl.LazyFrame) -> Callable[[], pl.DataFrame]:
+        return partial(self.collect, query)
+
+    def run(self, jobs: list[Callable[[], T]]) -> list[T]:
+        return [job() for job in jobs] if self.streaming else run_concurrently(jobs)
+
+    def every(self, columns: list[str], step: int) -> pl.DataFrame:
+        """Every ``step``-th row of ``columns``, from the first (``gather_every``). On a scan this is a
+        filter on the row number: ``gather_every`` is not streamed and would load the whole columns."""
+        if self.frame is not None:
+            return self.frame.select(columns).gather_every(step)
+        numbered = self.lazy.select(columns).with_row_index(SAMPLE_INDEX)
+        return self.collect(numbered.filter(pl.col(SAMPLE_INDEX) % step == 0).drop(SAMPLE_INDEX))
+
+
 def compute_stats(
     frame: pl.DataFrame, settings: StatsSettings, on_first_round: Callable[[], None] | None = None
 ) -> ProfileStats:
-    kinds = {name: column_kind(dtype) for name, dtype in frame.schema.items()}
+    return compute_source_stats(Source.of_frame(frame), settings, on_first_round)
+
+
+def compute_source_stats(
+    source: Source, settings: StatsSettings, on_first_round: Callable[[], None] | None = None
+) -> ProfileStats:
+    schema, height = source.schema, source.height
+    kinds = {name: column_kind(dtype) for name, dtype in schema.items()}
     columns = [
-        ColumnStats(name, kinds[name], str(dtype), frame.height, 0, top_n=settings.top_n_values)
-        for name, dtype in frame.schema.items()
+        ColumnStats(name, kinds[name], str(dtype), height, 0, top_n=settings.top_n_values)
+        for name, dtype in schema.items()
     ]
-    lazy = frame.lazy()
+    lazy = source.lazy
 
     numeric_columns = [index for index, column in enumerate(columns) if column.kind in NUMERIC_KINDS]
     grouped_columns = [index for index, column in enumerate(columns) if column.kind in GROUPED_KINDS]
     low_cardinality = _low_cardinality_columns(
-        frame, [columns[index].name for index in numeric_columns + grouped_columns]
+        source, [columns[index].name for index in numeric_columns + grouped_columns]
     )
     # String lengths of a low-cardinality column come from its groups; the others' are measured here,
     # materialised once (a select with min/mean/max of the same expression computes it thrice).
     measured = {name for name, kind in kinds.items() if kind == "string" and name not in low_cardinality}
     string_lengths = [
         pl.col(name).cast(pl.String).str.len_chars().alias(_length_column(index))
-        for index, name in enumerate(frame.columns)
+        for index, name in enumerate(schema)
         if name in measured
     ]
     first_round: list[Callable[[], Any]] = [
-        lazy.with_columns(string_lengths).select(_first_round_expressions(frame, kinds, measured) or [pl.len()]).collect
+        source.collector(
+            lazy.with_columns(string_lengths).select(_first_round_expressions(schema, kinds, measured) or [pl.len()])
+        )
     ]
     for index in numeric_columns:
         name = columns[index].name
         first_round.append(
-            partial(_profile_numeric, lazy, columns[index], frame.schema[name], settings, name in low_cardinality)
+            partial(_profile_numeric, source, columns[index], schema[name], settings, name in low_cardinality)
         )
     first_round += [
-        _value_count_query(
-            lazy, columns[index].name, settings.top_n_values, columns[index].name in low_cardinality
-        ).collect
+        source.collector(
+            _value_count_query(lazy, columns[index].name, settings.top_n_values, columns[index].name in low_cardinality)
+        )
         for index in grouped_columns
     ]
-    results = run_concurrently(first_round)
+    results = source.run(first_round)
     scalars = results[0].row(0, named=True)
     value_counts = dict(zip(grouped_columns, results[1 + len(numeric_columns) :], strict=True))
 
@@ -165,30 +226,39 @@ def compute_stats(
     per_column: dict[str, list[pl.Expr]] = {}
     for expression in _second_round_expressions(columns, top_hashes):
         per_column.setdefault(expression.meta.output_name().split(":")[0], []).append(expression)
-    second_round = [lazy.select(expressions) for expressions in per_column.values()]
     issue_queries = _row_issue_queries(lazy, columns, settings)
-    if issue_queries:
-        second_round.append(pl.concat(issue_queries).head(settings.max_stored_row_level_issues))
-    second_jobs: list[Callable[[], Any]] = [query.collect for query in second_round]
+    second_jobs: list[Callable[[], Any]]
+    if source.streaming:
+        second_jobs = [partial(_top_value_lookups, source, columns, top_hashes, int(key)) for key in per_column]
+        if issue_queries:
+            second_jobs.append(partial(_capped_issues, source, issue_queries, settings.max_stored_row_level_issues))
+    else:
+        second_round = [lazy.select(expressions) for expressions in per_column.values()]
+        if issue_queries:
+            second_round.append(pl.concat(issue_queries).head(settings.max_stored_row_level_issues))
+        second_jobs = [source.collector(query) for query in second_round]
     # A column whose values are all present and distinct (a key) means no two rows are equal.
-    has_key = any(column.null_count == 0 and column.unique_count == frame.height for column in columns)
+    has_key = any(column.null_count == 0 and column.unique_count == height for column in columns)
     if not has_key:
-        second_jobs.append(partial(_distinct_row_hashes, frame))
-    second = run_concurrently(second_jobs)
-    distinct_row_hashes = frame.height if has_key else second.pop()
+        second_jobs.append(partial(_distinct_row_hashes, source))
+    second = source.run(second_jobs)
+    distinct_row_hashes = height if has_key else second.pop()
     selected = second[: len(per_column)]
     merged = pl.concat(selected, how="horizontal") if selected else pl.DataFrame()
     for column_index, column in enumerate(columns):
         _fill_top_values(column, column_index, merged)
 
     row_issues = second[-1] if issue_queries else empty_row_level_issues()
-    duplicate_rows = frame.height - distinct_row_hashes
-    if duplicate_rows > 0:  # a row-hash collision would overcount: confirm exactly, only when it matters
-        duplicate_rows = frame.height - frame.n_unique()
+    duplicate_rows = height - distinct_row_hashes
+    # A row-hash collision would overcount: confirm exactly, only when it matters, and only in memory
+    # (a distinct-rows table of a file larger than memory is what streaming avoids; with 64-bit hashes a
+    # collision among n rows has probability about n^2 / 2^65).
+    if duplicate_rows > 0 and source.frame is not None:
+        duplicate_rows = height - source.frame.n_unique()
     by_type = _row_issue_totals(columns)
     dataset = DatasetStats(
-        rows=frame.height,
-        columns=frame.width,
+        rows=height,
+        columns=len(schema),
         missing_cells=sum(column.null_count for column in columns),
         duplicate_rows=duplicate_rows,
         row_level_issues_total=sum(by_type.values()),
@@ -197,20 +267,55 @@ def compute_stats(
     return ProfileStats(columns=columns, dataset=dataset, row_level_issues=row_issues)
 
 
-def _distinct_row_hashes(frame: pl.DataFrame) -> int:
-    if frame.height == 0 or frame.width == 0:
-        return frame.height
-    run_ids = frame.hash_rows().sort().rle_id()
-    return int(run_ids.max()) + 1  # type: ignore[arg-type]
+def _top_value_lookups(
+    source: Source, columns: list[ColumnStats], top_hashes: dict[int, list[int]], index: int
+) -> pl.DataFrame:
+    """On a scan: what ``_second_round_expressions`` computes for column ``index``, as frame-level filters
+    (which the streaming engine streams; a filter inside a select would load the whole column)."""
+    stats = columns[index]
+    name, column = stats.name, pl.col(stats.name)
+    hashes = top_hashes.get(index)
+    result: dict[str, pl.Series] = {}
+    if hashes:
+        repeated = source.collect(source.lazy.select(column).filter(column.hash().is_in(hashes)).unique(name))
+        result[_key(index, "top")] = pl.Series([repeated.get_column(name)])
+    if stats.top_fill:
+        keep = column.is_not_null() & ~column.hash().is_in(hashes) if hashes else column.is_not_null()
+        seen_once = source.collect(source.lazy.select(column).filter(keep).head(stats.top_fill))
+        result[_key(index, "top_fill")] = pl.Series([seen_once.get_column(name)])
+    return pl.DataFrame(result)
+
+
+def _capped_issues(source: Source, queries: list[pl.LazyFrame], cap: int) -> pl.DataFrame:
+    """On a scan: the row-issue queries one at a time, each limited to what the cap leaves (their
+    concatenation under one ``head`` would buffer up to the cap from every query at once)."""
+    frames: list[pl.DataFrame] = []
+    remaining = cap
+    for query in queries:
+        if remaining <= 0:
+            break
+        frames.append(source.collect(query.head(remaining)))
+        remaining -= frames[-1].height
+    return pl.concat(frames) if frames else empty_row_level_issues()
+
+
+def _distinct_row_hashes(source: Source) -> int:
+    if source.height == 0 or not source.schema:
+        return source.height
+    if source.frame is not None:
+        run_ids = source.frame.hash_rows().sort().rle_id()
+        return int(run_ids.max()) + 1  # type: ignore[arg-type]
+    hashes = source.lazy.select(pl.struct(pl.all()).hash().alias("hash"))
+    return int(source.collect(hashes.select(pl.col("hash").n_unique())).item())
 
 
 def _key(index: int, metric: str) -> str:
     return f"{index}:{metric}"
 
 
-def _first_round_expressions(frame: pl.DataFrame, kinds: dict[str, str], measured: set[str]) -> list[pl.Expr]:
+def _first_round_expressions(schema: pl.Schema, kinds: dict[str, str], measured: set[str]) -> list[pl.Expr]:
     expressions: list[pl.Expr] = []
-    for index, name in enumerate(frame.columns):
+    for index, name in enumerate(schema):
         kind = kinds[name]
         column = pl.col(name)
         expressions.append(column.null_count().alias(_key(index, "nulls")))
@@ -242,13 +347,12 @@ def _length_column(index: int) -> str:
     return f"__agensium_length_{index}"
 
 
-def _low_cardinality_columns(frame: pl.DataFrame, names: list[str]) -> set[str]:
+def _low_cardinality_columns(source: Source, names: list[str]) -> set[str]:
     """Columns whose evenly spaced sample has few distinct values: grouping them by value is cheap (the
     hash table stays in cache) and yields the top values directly. The choice only affects speed."""
-    if not names or frame.height == 0:
+    if not names or source.height == 0:
         return set()
-    step = max(1, frame.height // CARDINALITY_SAMPLE_ROWS)
-    sample = frame.select(names).gather_every(step)
+    sample = source.every(names, max(1, source.height // CARDINALITY_SAMPLE_ROWS))
     ratios = sample.select(
         (pl.col(name).drop_nulls().n_unique() / pl.max_horizontal(pl.col(name).count(), 1)).alias(name)
         for name in names
@@ -358,13 +462,14 @@ def _fill_top_values(column: ColumnStats, index: int, result: pl.DataFrame) -> N
 
 
 def _profile_numeric(
-    lazy: pl.LazyFrame, column: ColumnStats, dtype: pl.DataType, settings: StatsSettings, low_cardinality: bool
+    source: Source, column: ColumnStats, dtype: pl.DataType, settings: StatsSettings, low_cardinality: bool
 ) -> None:
     """Everything about a numeric column but its null count, in one worker thread: the moments, then its
     distinct non-null values in ascending order with their counts, from which every order statistic
     follows (quantiles, distinct/once/entropy/top-N, outlier counts, histogram) without touching the rows
     again. A low-cardinality column is grouped by value (cheap: the hash table stays in cache); any other
     is sorted once and run-length encoded. NaN sorts last and counts as one distinct value."""
+    lazy = source.lazy
     values = (pl.col(column.name).cast(pl.Float64) if dtype.is_decimal() else pl.col(column.name)).drop_nulls()
     moments = lazy.select(
         values.mean().alias("mean"),
@@ -377,7 +482,11 @@ def _profile_numeric(
         query = lazy.select(values.alias("value")).group_by("value").len("len").sort("value")
     else:
         query = lazy.select(values.sort().rle().alias("runs")).unnest("runs")
-    row, runs = pl.collect_all([moments, query.select(pl.col("value"), pl.col("len").cast(pl.Int64))])
+    queries = [moments, query.select(pl.col("value"), pl.col("len").cast(pl.Int64))]
+    if source.streaming:  # one at a time: the sort's memory is not added to another query's
+        row, runs = (source.collect(query) for query in queries)
+    else:
+        row, runs = pl.collect_all(queries)
     moment = row.row(0, named=True)
     column.numeric = {
         "min": None,

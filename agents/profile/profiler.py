@@ -24,6 +24,8 @@ import math
 import time
 from typing import Any
 
+import polars as pl
+
 from agents.envelope import (
     AgentInputs,
     AgentResult,
@@ -33,7 +35,7 @@ from agents.envelope import (
     inline_row_level_issues,
 )
 from agents.params.common import parameter_objects
-from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, StatsSettings, compute_stats
+from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, ProfileStats, StatsSettings, compute_stats
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
@@ -45,20 +47,40 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     started = time.perf_counter()
     frame = inputs.primary
     progress(0.0, f"Profiling {frame.width} columns of {frame.height:,} rows")
-    settings = StatsSettings(
+    stats = compute_stats(
+        frame, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
+    )
+    progress(0.85, "Detecting personal data and scoring quality")
+    string_columns = [column.name for column in stats.columns if column.kind == "string"]
+    sample = sample_rows(frame.select(string_columns), params.pii_sample_size)
+    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress)
+
+
+def stats_settings(params: ProfilerParams) -> StatsSettings:
+    return StatsSettings(
         top_n_values=params.top_n_values,
         histogram_bins=params.histogram_bins,
         outlier_iqr_multiplier=params.outlier_iqr_multiplier,
         zscore_threshold=params.zscore_threshold,
         max_stored_row_level_issues=params.max_stored_row_level_issues,
     )
-    stats = compute_stats(frame, settings, lambda: progress(0.6, "Computing outliers, histograms and row issues"))
-    progress(0.85, "Detecting personal data and scoring quality")
+
+
+def profile_result(
+    stats: ProfileStats,
+    sample: pl.DataFrame,
+    params: ProfilerParams,
+    memory_bytes: int,
+    started: float,
+    progress: Progress,
+) -> AgentResult:
+    """The envelope from the column statistics and an evenly spaced sample of the text columns (for PII
+    and semantic types); shared by the in-memory agent and the streaming path for large files."""
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
-    signals = text_signals(sample_rows(frame.select(string_columns), params.pii_sample_size), string_columns)
+    signals = text_signals(sample, string_columns)
     fields = [_field_profile(column, signals.get(column.name), params) for column in stats.columns]
 
-    dataset = _dataset_summary(stats.dataset.__dict__, fields, int(frame.estimated_size()))
+    dataset = _dataset_summary(stats.dataset.__dict__, fields, memory_bytes)
     findings = build_findings(fields, dataset, params)
     quality = _quality_summary(fields, dataset, findings.alerts, params)
     summary_metrics = {
