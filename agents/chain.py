@@ -19,6 +19,7 @@ agents would not lower the peak and is not done.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,8 @@ READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
+STREAMING_THRESHOLD_BYTES = 2 * 1024**3  # default; AGENSIUM_STREAMING_THRESHOLD_BYTES overrides
+STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"  # ISO 8601; the fraction only when there is one
 
 
@@ -191,20 +194,27 @@ def run_tool(
     timings: dict[str, int] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
     flow = None
-    if tool_id in DATA_TOOLS:
-        primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
-            pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
-        )
-        flow = _DataFlow(primary)
-    results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
+    shape: tuple[int, int] | None = None
+    large = _large_primary(tool_id, inputs)
+    if large is not None:
+        agent_inputs = AgentInputs(pl.DataFrame(), large[0])
+        read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
+        results, shape = _run_large_profile(chain, large, agent_params, out_dir, report, timings)
+    else:
+        agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
+        if tool_id in DATA_TOOLS:
+            primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
+                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
+            )
+            flow = _DataFlow(primary)
+        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
 
     report(AGENTS_END, None, "Writing reports")
     reports_started = time.perf_counter()
     envelopes = [results[agent_id].envelope.to_dict() for agent_id in chain]
     status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
-    summary = _summary(agent_inputs, envelopes, flow, status)
+    summary = _summary(agent_inputs, envelopes, flow, status, shape)
     summary["inputs"] = read_reports
     outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
     outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
@@ -222,6 +232,63 @@ def run_tool(
     if flow is not None:
         result["steps"] = flow.steps
     return result
+
+
+def streaming_threshold_bytes() -> int:
+    """Above this size a CSV/TSV primary of profile-my-data is profiled by streaming (bounded memory)."""
+    return int(os.environ.get("AGENSIUM_STREAMING_THRESHOLD_BYTES", STREAMING_THRESHOLD_BYTES))
+
+
+def _large_primary(tool_id: str, inputs: dict[str, Path]) -> tuple[str, Path] | None:
+    if tool_id != "profile-my-data":
+        return None
+    for name, path in inputs.items():
+        if registry.input_role(name, tool_id) == "primary" and Path(name).suffix.lower() in STREAMABLE_SUFFIXES:
+            if path.exists() and path.stat().st_size > streaming_threshold_bytes():
+                return name, path
+    return None
+
+
+def _run_large_profile(
+    chain: list[str],
+    primary: tuple[str, Path],
+    agent_params: dict[str, Any],
+    out_dir: Path,
+    report: _MonotonicProgress,
+    timings: dict[str, int],
+) -> tuple[dict[str, AgentResult], tuple[int, int]]:
+    """A primary too large to hold in memory: the unified-profiler streams it (agents.profile.streaming);
+    the agents that need the whole frame do not run, and say why (the result is ``partial``)."""
+    from agents.profile.streaming import profile_large
+
+    name, path = primary
+    size_mb = path.stat().st_size / 1e6
+    results: dict[str, AgentResult] = {}
+    shape = (0, 0)
+    span = (AGENTS_END - READ_END) / len(chain)
+    for position, agent_id in enumerate(chain):
+        spec = registry.agent(agent_id)
+        base = READ_END + position * span
+        report(base, agent_id, f"Running {spec.name}")
+        agent_started = time.perf_counter()
+        if agent_id == "unified-profiler":
+
+            def agent_progress(fraction: float, message: str, base: float = base) -> None:
+                report(base + span * min(max(fraction, 0.0), 1.0), "unified-profiler", message)
+
+            result = profile_large(path, agent_params[agent_id], agent_progress, name, out_dir.parent)
+            metrics = result.envelope.summary_metrics
+            shape = (int(metrics["total_rows"]), int(metrics["total_columns"]))
+        else:
+            message = (
+                f"{spec.name} did not run: {name} ({size_mb:,.0f} MB) is above the in-memory limit "
+                f"({streaming_threshold_bytes() / 1e6:,.0f} MB); only the unified-profiler streams files this large"
+            )
+            result = AgentResult(envelope=error_envelope(agent_id, spec.name, message))
+        results[agent_id] = result
+        timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
+        report(base + span, None, f"{spec.name} done")
+    return results, shape
 
 
 def _run_agents(
@@ -362,7 +429,11 @@ def _write_reports(
 
 
 def _summary(
-    inputs: AgentInputs, envelopes: list[dict[str, Any]], flow: _DataFlow | None, status: str
+    inputs: AgentInputs,
+    envelopes: list[dict[str, Any]],
+    flow: _DataFlow | None,
+    status: str,
+    shape: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     alerts_by_severity = {"critical": 0, "high": 0, "medium": 0, "low": 0}
     for envelope in envelopes:
@@ -370,8 +441,8 @@ def _summary(
             alerts_by_severity[alert["severity"]] = alerts_by_severity.get(alert["severity"], 0) + 1
     summary: dict[str, Any] = {
         "status": status,
-        "rows": inputs.primary.height,
-        "columns": inputs.primary.width,
+        "rows": shape[0] if shape else inputs.primary.height,
+        "columns": shape[1] if shape else inputs.primary.width,
         "primary": inputs.primary_name,
         "baseline": inputs.baseline_name,
         "agents_succeeded": sum(envelope["status"] == "success" for envelope in envelopes),

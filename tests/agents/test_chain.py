@@ -228,3 +228,27 @@ def test_clean_chain_passes_frames_records_steps_and_quarantines_removed_rows(
     assert second["columns"]["tag"]["cells_changed"] == sum(1 for i in range(1, 1500, 2) if i % 3 == 0)
     assert second["columns"]["tag"]["dtype_after"] == "String"
     assert result["summary"]["rows_out"] == 750 and result["summary"]["rows_quarantined"] == 750
+
+
+def test_a_primary_above_the_streaming_threshold_is_profiled_by_streaming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_csv(tmp_path)
+    in_memory = run_tool(
+        "profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, tmp_path / "a", ignore_progress
+    )
+    monkeypatch.setenv("AGENSIUM_STREAMING_THRESHOLD_BYTES", "1000")
+    progress = Recorder()
+    result = run_tool(
+        "profile-my-data", ["unified-profiler", "score-risk"], {"primary.csv": path}, {}, tmp_path / "b", progress
+    )
+    assert result["summary"]["inputs"]["primary"]["streamed"] is True
+    assert (result["summary"]["rows"], result["summary"]["columns"]) == (1500, 3)
+    streamed, reference = result["agents"]["unified-profiler"], in_memory["agents"]["unified-profiler"]
+    assert streamed["status"] == "success"
+    assert streamed["data"]["fields"] == reference["data"]["fields"]
+    # The agents that need the whole frame say why they did not run.
+    assert result["status"] == "partial" and "in-memory limit" in result["agents"]["score-risk"]["error"]
+    percents = [event[0] for event in progress.events]
+    assert percents == sorted(percents) and percents[-1] == 100
+    assert (tmp_path / "b" / "data_profile_report.xlsx").exists()
