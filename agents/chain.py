@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import psutil
 
 from agents import registry
 from agents.envelope import (
@@ -51,7 +52,7 @@ READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
-STREAMING_THRESHOLD_BYTES = 2 * 1024**3  # default; AGENSIUM_STREAMING_THRESHOLD_BYTES overrides
+IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"  # ISO 8601; the fraction only when there is one
 
@@ -235,8 +236,25 @@ def run_tool(
 
 
 def streaming_threshold_bytes() -> int:
-    """Above this size a CSV/TSV primary of profile-my-data is profiled by streaming (bounded memory)."""
-    return int(os.environ.get("AGENSIUM_STREAMING_THRESHOLD_BYTES", STREAMING_THRESHOLD_BYTES))
+    """Above this size a CSV/TSV primary of profile-my-data is profiled by streaming (bounded memory):
+    ``AGENSIUM_STREAMING_THRESHOLD_BYTES``, else the memory this process may use (its cgroup's limit, else
+    the machine's RAM) divided by ``IN_MEMORY_FACTOR``: the in-memory chain peaks at ~5x the file."""
+    configured = os.environ.get("AGENSIUM_STREAMING_THRESHOLD_BYTES")
+    if configured:
+        return int(configured)
+    return _memory_limit_bytes() // IN_MEMORY_FACTOR
+
+
+def _memory_limit_bytes() -> int:
+    limit = psutil.virtual_memory().total
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = min(limit, int(text))
+    return limit
 
 
 def _large_primary(tool_id: str, inputs: dict[str, Path]) -> tuple[str, Path] | None:
