@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import stats
 
@@ -307,3 +309,31 @@ def test_top_values_of_a_mostly_unique_column_are_completed_with_values_seen_onc
     assert [(item["value"], item["count"]) for item in top[:2]] == [("v0", 3), ("v1", 2)]
     assert len(top) == 5 and all(counts[item["value"]] == item["count"] == 1 for item in top[2:])
     assert profile["properties"]["unique_count"] == len(counts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)), min_size=1, max_size=80
+    ),
+    words=st.lists(st.one_of(st.none(), st.sampled_from(["x", "y", "zz", ""])), min_size=1, max_size=80),
+)
+def test_counts_add_up_on_any_data(values: list[float | None], words: list[str | None]) -> None:
+    rows = min(len(values), len(words))
+    frame = pl.DataFrame(
+        {"v": pl.Series(values[:rows], dtype=pl.Float64), "w": pl.Series(words[:rows], dtype=pl.String)}
+    )
+    result = run(AgentInputs(frame, "primary.csv"), ProfilerParams(), lambda *a: None)
+    for field in result.envelope.data["fields"]:
+        properties = field["properties"]
+        assert properties["null_count"] + properties["non_null_count"] == rows
+        assert properties["row_count"] == rows
+        column = frame[field["field_name"]].drop_nulls()
+        assert properties["unique_count"] == column.n_unique()
+        top = field["distribution"]["top_values"]
+        assert sum(item["count"] for item in top) <= column.len()
+    present = np.array([v for v in values[:rows] if v is not None])
+    numeric = next(f for f in result.envelope.data["fields"] if f["field_name"] == "v")["statistics"]
+    if present.size:
+        assert numeric["min"] == present.min() and numeric["max"] == present.max()
+        assert math.isclose(numeric["mean"], present.mean(), rel_tol=1e-9, abs_tol=1e-6)
