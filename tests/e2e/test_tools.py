@@ -182,3 +182,26 @@ async def test_bad_agent_parameters_fail_before_any_credit_is_spent(
     assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_PARAMETERS"
     assert "nope" in failed["error"]["message"]
     assert (await client.get("/api/v1/me")).json()["credits"] == credits
+
+
+MALFORMED_INPUTS = {
+    "primary.ndjson": (b'{"a": 1}\n{"a": 2}\n{"a": 3,}\n', "line 3"),
+    "primary.json": (b'[{"a": 1},\n {"a": 2}\n {"a": 3}]', "line 3"),
+    "primary.xlsx": (b"PK\x03\x04 this is not a workbook", "xlsx"),
+    "primary.parquet": (b"PAR1 truncated", "parquet"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_INPUTS))
+async def test_malformed_inputs_of_every_format_fail_with_invalid_file(
+    client: httpx.AsyncClient, worker: None, tmp_path: Path, name: str
+) -> None:
+    content, where = MALFORMED_INPUTS[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    task = await create_task(client, tool_id="clean-my-data")
+    await upload_inputs(client, task["task_id"], {name: path})
+    assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    failed = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INVALID_FILE", failed
+    assert where in failed["error"]["message"].lower(), failed["error"]["message"]
