@@ -11,7 +11,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents.reports.overview import as_dict, as_dicts, dig
-from agents.reports.sheets import Column, ReportBook, SheetWriter, find_tables, humanize, records_table, scalar_details
+from agents.reports.sheets import (
+    Column,
+    ReportBook,
+    SheetWriter,
+    find_tables,
+    humanize,
+    is_keyed_table,
+    keyed_records,
+    records_table,
+    scalar_details,
+)
 
 SHEET_TITLES = {
     "unified-profiler": "Profiler",
@@ -33,6 +43,8 @@ PARAMETER_KEYS = ("defaults", "overrides", "parameters")
 MAX_TABLE_ROWS = 5_000
 MAX_CHARTED_COLUMNS = 30
 MAX_PSI_BARS = 50
+MAX_TOP_VALUES_DISTINCT_PERCENT = 50
+LOG_SCALE_RATIO = 50  # a histogram whose tallest bar is this many times its shortest non-empty one: log axis
 PSI_LINES = ((0.1, "PSI 0.1 (moderate)", "#ED7D31"), (0.25, "PSI 0.25 (significant)", "#C00000"))
 CHART_WIDTH, CHART_HEIGHT, CHART_ROWS = 520, 300, 16
 
@@ -124,9 +136,15 @@ def agent_sheet(book: ReportBook, envelope: dict[str, Any], agent_id: str) -> Sh
         writer.table(headers, rows, title=title)
     skipped = {*consumed, *PARAMETER_KEYS}
     for key, value in data.items():
-        if key not in skipped and isinstance(value, Mapping) and value:
+        if key in skipped or not isinstance(value, Mapping) or not value:
+            continue
+        if is_keyed_table(value):
+            records = keyed_records(value)
+            headers, rows = records_table(records[:MAX_TABLE_ROWS])
+            writer.table(headers, rows, title=humanize(key))
+        else:
             writer.key_values(humanize(key), scalar_details(value), ("Key", "Value"))
-            skipped.add(key)
+        skipped.add(key)
     writer.key_values("Details", scalar_details(data, skip=skipped), ("Key", "Value"))
     _parameters(writer, data)
     _guarded(writer, CHARTS.get(agent_id), data)
@@ -223,7 +241,7 @@ def _distribution_charts(writer: SheetWriter, data: dict[str, Any]) -> None:
         name = str(field.get("field_name"))
         histogram = _histogram(dig(field, "distribution", "histogram"))
         top_values = [item for item in as_dicts(dig(field, "distribution", "top_values")) if _count(item) is not None]
-        repeated = bool(top_values) and max(_count(item) or 0 for item in top_values) > 1
+        repeated = bool(top_values) and max(_count(item) or 0 for item in top_values) > 1 and _categorical(field)
         if histogram is None and not repeated:
             continue
         if not started:
@@ -244,6 +262,13 @@ def _distribution_charts(writer: SheetWriter, data: dict[str, Any]) -> None:
         charted += 1
     if started:
         writer.skip()
+
+
+def _categorical(field: Mapping[str, Any]) -> bool:
+    """Top values say something only when values repeat: not for an id, an amount or free text (at most
+    ``MAX_TOP_VALUES_DISTINCT_PERCENT`` % of the non-null values distinct; kept when the share is unknown)."""
+    distinct = dig(field, "properties", "unique_percentage")
+    return not _finite_number(distinct) or distinct <= MAX_TOP_VALUES_DISTINCT_PERCENT
 
 
 def _histogram(histogram: Any) -> tuple[list[str], list[Any]] | None:
@@ -270,10 +295,17 @@ def _insert_column_chart(
             "border": {"color": "#FFFFFF"},
         }
     )
+    present = [value for value in values if _finite_number(value) and value > 0]
+    log = bool(present) and max(present) >= LOG_SCALE_RATIO * min(present)
+    y_axis: dict[str, Any] = {
+        "name": "rows (log scale)" if log else "rows",
+        "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
+    }
+    y_axis.update({"log_base": 10, "min": 1} if log else {"min": 0})
     chart.set_title({"name": title, "name_font": {"size": 11}})
     chart.set_legend({"none": True})
     chart.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
-    chart.set_y_axis({"name": "rows", "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
+    chart.set_y_axis(y_axis)
     chart.set_size({"width": CHART_WIDTH, "height": CHART_HEIGHT})
     writer.sheet.insert_chart(writer.row, 0, chart, {"x_offset": offset, "object_position": 3})
 
@@ -286,7 +318,7 @@ def _insert_bar_chart(writer: SheetWriter, title: str, labels: list[str], values
     chart.set_title({"name": title, "name_font": {"size": 11}})
     chart.set_legend({"none": True})
     chart.set_y_axis({"reverse": True, "num_font": {"size": 8}})  # the category axis: most frequent on top
-    chart.set_x_axis({"name": "rows", "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
+    chart.set_x_axis({"name": "rows", "min": 0, "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
     chart.set_size({"width": CHART_WIDTH, "height": CHART_HEIGHT})
     writer.sheet.insert_chart(writer.row, 0, chart, {"x_offset": offset, "object_position": 3})
 

@@ -37,7 +37,7 @@ MAX_ROW_ISSUE_ROWS = 200_000
 MAX_STEP_COLUMN_ROWS = 20_000
 GRADE_TONES = {"A": "good", "B": "good", "C": "warn", "D": "bad", "F": "bad"}
 STATUS_TONES = {"success": "good", "partial": "warn", "failed": "bad", "error": "bad"}
-SUMMARY_WIDTHS = (30, 34, 18, 14, 80)
+SUMMARY_WIDTHS = (30, 34, 24, 14, 80)
 
 
 def write_excel_report(
@@ -92,6 +92,8 @@ def _summary_sheet(
     inline_row_issues: int,
 ) -> None:
     sheet, formats = writer.sheet, writer.formats
+    for column, width in enumerate(SUMMARY_WIDTHS):
+        writer.set_width(column, width)  # before the tables: their wrapped rows' heights use these widths
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     writer.title(tool_title(tool_id), f"{tool_id} · generated {generated} by Agensium")
     top = writer.row
@@ -115,7 +117,7 @@ def _summary_sheet(
             continue
         sheet.write_string(row, 0, label, formats.label)
         value = cell_value(value)
-        fmt = formats.tone_note[style] if style in formats.tone_note else formats.number(style)
+        fmt = formats.tone_note[style] if style in formats.tone_note else formats.left_integer
         if value is None:
             sheet.write_blank(row, 1, None, fmt)
         elif isinstance(value, str):
@@ -165,8 +167,6 @@ def _summary_sheet(
         )
     writer.table(["Agent", "Name", "Time (ms)", "Status", "Notes"], agents, title="Agents")
     writer.finish()
-    for column, width in enumerate(SUMMARY_WIDTHS):
-        sheet.set_column(column, column, width)
 
 
 def _verdict_box(writer: SheetWriter, top: int, overall: dict[str, Any], outcome: dict[str, Any] | None) -> None:
@@ -178,7 +178,7 @@ def _verdict_box(writer: SheetWriter, top: int, overall: dict[str, Any], outcome
     if grade or outcome is None:
         label, text = "Dataset grade", str(grade or "–")
         tone = GRADE_TONES.get(str(grade), "neutral")
-        caption = f"Quality score {score:.2f} / 100" if isinstance(score, int | float) else "Quality score: n/a"
+        caption = f"Data quality score {score:.2f} / 100" if isinstance(score, int | float) else "Quality score: n/a"
     else:
         label = "Data ready for the pipeline"
         verdict, tone = _verdict(outcome)

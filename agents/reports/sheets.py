@@ -6,6 +6,12 @@ Every table is a native Excel table (filter buttons on its header, banded rows);
 value it holds, so colours follow the data when someone sorts, filters or edits the sheet. Cells are
 written with ``write_row``: the workbook options turn off xlsxwriter's number/formula/URL sniffing, so
 user text is always stored as text (no formula injection from a CSV value such as ``=HYPERLINK(...)``).
+
+Layout rules (checked by rendering the reports with LibreOffice): headers carry their own format (not
+every application draws table styles); a long-text column is capped at ``WRAP_WIDTH`` and wraps, with
+explicit row heights; a key/value block's value column stays narrow (it shares column B with the sheet's
+wide tables); lists and flat mappings in a cell read as ``a, b`` and ``key: value``, not JSON; booleans
+keep a TRUE/FALSE display format; every sheet prints landscape (narrow ones one page across).
 """
 
 from __future__ import annotations
@@ -25,13 +31,21 @@ from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-MAX_COLUMN_WIDTH = 60
+WRAP_WIDTH = 50  # a text column wider than this is capped here and its text wraps
+KEY_VALUE_WIDTH = 32  # the value column of a key/value block (it shares its column with wide tables)
+NUMBER_WIDTH = 12  # Excel's General format shows fewer decimals rather than overflow a narrow column
+LINE_HEIGHT = 15  # points per line of 11-point text
+MAX_WRAP_LINES = 8
+TEXT_CHARS_PER_WIDTH = 1.1  # a width unit is one digit; text averages narrower characters
 MIN_COLUMN_WIDTH = 6
 WIDTH_SAMPLE_ROWS = 500
 MAX_CELL_CHARS = 32_000
 MAX_HEADER_CHARS = 255
+MAX_SPARSE_KEYS = 4
+MAX_LIST_ITEMS = 20  # a list in one cell: its first items (the JSON report has them all)
 EXACT_INTEGER = 2**53
 TABLE_STYLE = "Table Style Medium 2"
+FIT_WIDTH_CHARS = 260  # printing: a sheet up to this wide is scaled to one page across
 CHART_DATA_SHEET = "Chart Data"
 SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -68,6 +82,9 @@ VALUE_TONES = {
     "info": "neutral",
     "none": "neutral",
 }
+# A low severity or priority is still a finding (grey), where a low risk level is good news (green).
+SEVERITY_HEADERS = {"severity", "priority", "impact", "impact_level"}
+SEVERITY_TONES = {"low": "neutral"}
 TONED_HEADERS = {
     "severity",
     "priority",
@@ -104,8 +121,38 @@ def cell_value(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Mapping | list | tuple | set):
-        return json_text(value)[:MAX_CELL_CHARS]
+        return _nested_text(value)
     return str(value)[:MAX_CELL_CHARS]
+
+
+def _nested_text(value: Mapping[str, Any] | list[Any] | tuple[Any, ...] | set[Any]) -> str | None:
+    """A list or mapping in one cell, as a reader would write it: nothing when empty, ``a, b, c`` for a
+    list of scalars, ``key: value; key: value`` for a flat mapping, JSON text for anything nested."""
+    if not value:
+        return None
+    if isinstance(value, Mapping):
+        if all(_is_scalar(item) for item in value.values()):
+            return "; ".join(f"{key}: {_scalar_text(item)}" for key, item in value.items())[:MAX_CELL_CHARS]
+    elif all(_is_scalar(item) for item in value):
+        items = list(value)
+        text = ", ".join(_scalar_text(item) for item in items[:MAX_LIST_ITEMS])
+        more = len(items) - MAX_LIST_ITEMS
+        return (f"{text}, … ({more:,} more)" if more > 0 else text)[:MAX_CELL_CHARS]
+    return json_text(value)[:MAX_CELL_CHARS]
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | numbers.Number | datetime | date | time)
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else "null"
+    return str(value)
 
 
 def json_text(value: Any) -> str:
@@ -123,9 +170,11 @@ def finite(value: Any) -> Any:
     return value
 
 
-def flatten(record: Mapping[str, Any], max_depth: int = 3, max_keys: int = 20) -> dict[str, Any]:
-    """Nested mappings become dotted keys (``a.b.c``); lists and mappings deeper than ``max_depth`` or
-    wider than ``max_keys`` stay whole (written as JSON text)."""
+def flatten(
+    record: Mapping[str, Any], max_depth: int = 3, max_keys: int = 20, whole: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Nested mappings become dotted keys (``a.b.c``); lists, mappings deeper than ``max_depth`` or wider
+    than ``max_keys``, and the mappings at the dotted paths in ``whole`` stay whole (one text cell)."""
     flat: dict[str, Any] = {}
 
     def visit(value: Mapping[str, Any], prefix: str, depth: int) -> None:
@@ -133,13 +182,48 @@ def flatten(record: Mapping[str, Any], max_depth: int = 3, max_keys: int = 20) -
             name = f"{prefix}{key}"
             if isinstance(item, Mapping) and not item:
                 continue  # an empty mapping: nothing to show, no column
-            if isinstance(item, Mapping) and depth < max_depth and len(item) <= max_keys:
+            if isinstance(item, Mapping) and depth < max_depth and len(item) <= max_keys and name not in whole:
                 visit(item, f"{name}.", depth + 1)
             else:
                 flat[name] = item
 
     visit(record, "", 1)
     return flat
+
+
+def varying_mappings(records: Sequence[Any], max_depth: int = 3) -> frozenset[str]:
+    """The dotted paths whose mappings have different keys in different records, more than
+    ``MAX_SPARSE_KEYS`` in all (e.g. each integrity check's own ``details``): flattened they would spread
+    over many mostly empty columns, so they stay one cell."""
+    keys: dict[str, set[frozenset[str]]] = {}
+
+    def visit(value: Mapping[str, Any], prefix: str, depth: int) -> None:
+        for key, item in value.items():
+            if isinstance(item, Mapping) and item and depth < max_depth:
+                name = f"{prefix}{key}"
+                keys.setdefault(name, set()).add(frozenset(map(str, item)))
+                visit(item, f"{name}.", depth + 1)
+
+    for record in records:
+        if isinstance(record, Mapping):
+            visit(record, "", 1)
+    return frozenset(
+        name for name, shapes in keys.items() if len(shapes) > 1 and len(frozenset().union(*shapes)) > MAX_SPARSE_KEYS
+    )
+
+
+def is_keyed_table(value: Any) -> bool:
+    """A mapping of two or more mappings (e.g. statistics keyed by column name): rendered as a table with
+    the key in its first column."""
+    return (
+        isinstance(value, Mapping)
+        and len(value) >= 2
+        and all(isinstance(item, Mapping) and item for item in value.values())
+    )
+
+
+def keyed_records(value: Mapping[str, Any], key_header: str = "key") -> list[dict[str, Any]]:
+    return [{key_header: key, **item} for key, item in value.items()]
 
 
 def is_table(value: Any) -> bool:
@@ -187,7 +271,8 @@ def scalar_details(data: Mapping[str, Any], skip: Iterable[str] = ()) -> list[tu
 
 def records_table(records: Sequence[Any], max_columns: int = 150) -> tuple[list[str], list[list[Any]]]:
     """Headers (union of the flattened keys, in first-seen order) and rows of a list of mappings."""
-    flat = [flatten(record) if isinstance(record, Mapping) else {"value": record} for record in records]
+    whole = varying_mappings(records)
+    flat = [flatten(record, whole=whole) if isinstance(record, Mapping) else {"value": record} for record in records]
     headers: dict[str, None] = {}
     for row in flat:
         headers.update(dict.fromkeys(row))
@@ -233,12 +318,22 @@ class Formats:
             {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "text_wrap": True, "valign": "top"}
         )
         self.wrap = add({"text_wrap": True, "valign": "top"})
+        self.left = add({"align": "left", "valign": "top"})
+        self.top = add({"valign": "top"})
+        self.flag = add({"valign": "top", "num_format": '"TRUE";"TRUE";"FALSE"'})
+        self.left_integer = add({"align": "left", "valign": "top", "num_format": "#,##0"})
         self.note = add({"italic": True, "font_color": "#595959"})
-        self.integer = add({"num_format": "#,##0"})
-        self.decimal = add({"num_format": "#,##0.00"})
-        self.precise = add({"num_format": "0.0000"})
-        self.scientific = add({"num_format": "0.00E+00"})
+        # top-aligned like wrapped text, so that a row grown for a long message still reads across
+        self.integer = add({"num_format": "#,##0", "valign": "top"})
+        self.decimal = add({"num_format": "#,##0.00", "valign": "top"})
+        self.precise = add({"num_format": "0.0000", "valign": "top"})
+        self.scientific = add({"num_format": "0.00E+00", "valign": "top"})
         self.tone = {tone: add({"bg_color": fill, "font_color": font}) for tone, (fill, font) in TONE_COLOURS.items()}
+        # a conditional format's style replaces the boolean display in LibreOffice (TRUE shows as 1)
+        self.tone_flag = {
+            tone: add({"bg_color": fill, "font_color": font, "num_format": '"TRUE";"TRUE";"FALSE"'})
+            for tone, (fill, font) in TONE_COLOURS.items()
+        }
         self.tone_note = {
             tone: add({"bg_color": fill, "font_color": font, "bold": True})
             for tone, (fill, font) in TONE_COLOURS.items()
@@ -360,6 +455,7 @@ class SheetWriter:
         self.row = 0
         self.widths: dict[int, float] = {}
         self.fixed_widths: dict[int, float] = {}
+        self.wrapped: set[int] = set()
 
     @property
     def name(self) -> str:
@@ -389,9 +485,32 @@ class SheetWriter:
     def key_values(
         self, title: str | None, pairs: Sequence[tuple[str, Any]], headers: Sequence[str] = ("Metric", "Value")
     ) -> tuple[int, int] | None:
+        """A two-column table; whole numbers get thousands separators, and a long value wraps within
+        ``KEY_VALUE_WIDTH`` rather than widening its column (which the sheet's wide tables share)."""
         if not pairs:
             return None
-        return self.table(list(headers), [[key, value] for key, value in pairs], title=title)
+        rows = [[key, value] for key, value in pairs]
+        top, last = self.table(list(headers), rows, title=title, fit=False)
+        names = unique_headers(headers)
+        self._fit(names[:1], [row[:1] for row in rows])
+        longest = 0
+        formats, sheet = self.formats, self.sheet
+        for index, (_, value) in enumerate(pairs, start=top + 1):
+            value = cell_value(value)
+            if isinstance(value, bool):
+                sheet.write_boolean(index, 1, value, formats.left)
+            elif isinstance(value, int):
+                sheet.write_number(index, 1, value, formats.left_integer)
+            elif isinstance(value, float):
+                sheet.write_number(index, 1, value, formats.left)
+            elif isinstance(value, str) and len(value) > KEY_VALUE_WIDTH:
+                sheet.write_string(index, 1, value, formats.wrap)
+                sheet.write(index, 0, rows[index - top - 1][0], formats.top)
+                sheet.set_row(index, LINE_HEIGHT * _lines(len(value), KEY_VALUE_WIDTH + 2))
+            longest = max(longest, min(_display_length(value), KEY_VALUE_WIDTH))
+        width = max(len(names[1]) + 3, longest + 2, MIN_COLUMN_WIDTH)
+        self.widths[1] = max(self.widths.get(1, 0), width)
+        return top, last
 
     def table(
         self,
@@ -403,6 +522,7 @@ class SheetWriter:
         toned: Iterable[int] | None = None,
         empty_text: str = "(none)",
         gap: int = 2,
+        fit: bool = True,
     ) -> tuple[int, int]:
         """An Excel table at the current row; returns its (header row, last row). ``toned``: the columns to
         colour by value (default: those whose header is severity-like or a known pass/fail flag)."""
@@ -426,22 +546,41 @@ class SheetWriter:
         else:
             for index, row in enumerate(cells, start=top + 1):
                 write_row(index, 0, row)
+        self._write_flags(top, cells)
         last = top + len(cells)
+        header = self.formats.header  # explicit: LibreOffice and some viewers ignore table styles
         self.sheet.add_table(
-            top, 0, last, width - 1, {"columns": [{"header": name} for name in names], "style": TABLE_STYLE}
+            top,
+            0,
+            last,
+            width - 1,
+            {"columns": [{"header": name, "header_format": header} for name in names], "style": TABLE_STYLE},
         )
         if toned is None:
             toned = [index for index, name in enumerate(names) if _tone_kind(name) is not None]
         for column in toned:
             self._tone_column(names[column], [row[column] for row in cells], top + 1, last, column)
-        self._fit(names, cells)
+        if fit:
+            wrapped = self._fit(names, cells)
+            self._row_heights(top, names, cells, wrapped)
         self.row = last + 1 + gap
         return top, last
 
+    def _write_flags(self, top: int, cells: Sequence[Sequence[Any]]) -> None:
+        """Booleans again with an explicit format: under a column format LibreOffice shows them as 1/0."""
+        sample = cells[:WIDTH_SAMPLE_ROWS]
+        columns = [c for c in range(len(cells[0])) if any(isinstance(row[c], bool) for row in sample)]
+        write, flag = self.sheet.write_boolean, self.formats.flag
+        for index, row in enumerate(cells, start=top + 1):
+            for column in columns:
+                if isinstance(value := row[column], bool):
+                    write(index, column, value, flag)
+
     def _tone_column(self, header: str, values: list[Any], first: int, last: int, column: int) -> None:
         kind = _tone_kind(header)
+        tones = {**VALUE_TONES, **SEVERITY_TONES} if header_key(header) in SEVERITY_HEADERS else VALUE_TONES
         present = {value.strip().lower() for value in values if isinstance(value, str)}
-        for value in sorted(present & VALUE_TONES.keys()):
+        for value in sorted(present & tones.keys()):
             self.sheet.conditional_format(
                 first,
                 column,
@@ -451,7 +590,7 @@ class SheetWriter:
                     "type": "cell",
                     "criteria": "equal to",
                     "value": f'"{value}"',
-                    "format": self.formats.tone[VALUE_TONES[value]],
+                    "format": self.formats.tone[tones[value]],
                 },
             )
         if kind in {"good_when_true", "bad_when_true"}:
@@ -468,24 +607,84 @@ class SheetWriter:
                         "type": "cell",
                         "criteria": "equal to",
                         "value": "TRUE" if flag else "FALSE",
-                        "format": self.formats.tone[tone],
+                        "format": self.formats.tone_flag[tone],
                     },
                 )
 
-    def _fit(self, headers: Sequence[str], cells: Sequence[Sequence[Any]]) -> None:
+    def _fit(self, headers: Sequence[str], cells: Sequence[Sequence[Any]]) -> set[int]:
+        """Widths from the header and the first ``WIDTH_SAMPLE_ROWS`` rows: numbers count at most
+        ``NUMBER_WIDTH`` characters, and a column of longer text is capped at ``WRAP_WIDTH`` and wraps
+        (returned: the columns that wrap)."""
+        sample = cells[:WIDTH_SAMPLE_ROWS]
+        wrapped = set()
         for column, header in enumerate(headers):
-            longest = max(
-                (len(str(row[column])) for row in cells[:WIDTH_SAMPLE_ROWS] if row[column] is not None), default=0
-            )
-            width = min(max(len(header) + 3, longest + 2, MIN_COLUMN_WIDTH), MAX_COLUMN_WIDTH)
+            longest = max((_display_length(row[column]) for row in sample), default=0)
+            if longest > WRAP_WIDTH:
+                wrapped.add(column)
+            # a header wraps too (the header format wraps): two lines of a long header are fine
+            longest_word = max((len(word) for word in header.split()), default=0)
+            header_width = min(len(header) + 3, max(longest + 2, 14, longest_word + 3))
+            width = min(max(header_width, longest + 2, MIN_COLUMN_WIDTH), WRAP_WIDTH)
             self.widths[column] = max(self.widths.get(column, 0), width)
+        self.wrapped |= wrapped
+        return wrapped
+
+    def _row_heights(self, top: int, headers: Sequence[str], cells: Sequence[Sequence[Any]], wrapped: set[int]) -> None:
+        """Explicit heights for the rows whose text wraps (the header, long texts in ``wrapped`` columns):
+        not every application grows a row to fit wrapped text when it opens the file."""
+        widths = {**self.widths, **self.fixed_widths}
+        lines = max(_lines(len(header) + 2, widths[column]) for column, header in enumerate(headers))
+        if lines > 1:
+            self.sheet.set_row(top, LINE_HEIGHT * lines)
+        if not wrapped:
+            return
+        columns = [(column, widths[column]) for column in sorted(wrapped)]
+        for index, row in enumerate(cells, start=top + 1):
+            lines = max(
+                (_lines(len(value), width) for column, width in columns if isinstance(value := row[column], str)),
+                default=1,
+            )
+            if lines > 1:
+                self.sheet.set_row(index, LINE_HEIGHT * lines)
 
     def set_width(self, column: int, width: float) -> None:
         self.fixed_widths[column] = width
 
     def finish(self) -> None:
-        for column, width in {**self.widths, **self.fixed_widths}.items():
-            self.sheet.set_column(column, column, width)
+        widths = {**self.widths, **self.fixed_widths}
+        for column, width in widths.items():
+            # unformatted cells: top-aligned (rows grow for wrapped text), wrapping in the long-text columns
+            wrap = column in self.wrapped and column not in self.fixed_widths
+            self.sheet.set_column(column, column, width, self.formats.wrap if wrap else self.formats.top)
+        self._page_setup(sum(widths.values()))
+
+    def _page_setup(self, total_width: float) -> None:
+        """Printing (and PDF export): landscape with narrow margins; a sheet up to ``FIT_WIDTH_CHARS``
+        wide is scaled to one page across, a wider one keeps column A (the field names) on every page."""
+        sheet = self.sheet
+        sheet.set_landscape()
+        sheet.set_paper(9)  # A4
+        sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+        sheet.set_footer("&L&A&RPage &P of &N")
+        if total_width <= FIT_WIDTH_CHARS:
+            sheet.fit_to_pages(1, 0)
+        else:
+            sheet.repeat_columns(0)
+
+
+def _lines(length: int, width: float) -> int:
+    """Lines a text of ``length`` characters takes in a wrapping column ``width`` characters wide."""
+    return min(max(1, math.ceil(length / max(width * TEXT_CHARS_PER_WIDTH, 1))), MAX_WRAP_LINES)
+
+
+def _display_length(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        return min(len(f"{value:,.6g}"), NUMBER_WIDTH)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return len(f"{value:,}")
+    return len(value) if isinstance(value, str) else len(str(value))
 
 
 def _tone_kind(header: str) -> str | None:

@@ -23,7 +23,14 @@ from agents.reports import agent_sheets
 from agents.reports.agent_sheets import MAX_CHARTED_COLUMNS, PROFILER_COLUMNS
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
-from agents.reports.sheets import unique_headers
+from agents.reports.sheets import (
+    KEY_VALUE_WIDTH,
+    MAX_LIST_ITEMS,
+    WRAP_WIDTH,
+    cell_value,
+    unique_headers,
+    varying_mappings,
+)
 
 X_VALUES = [1.0, None, 3.0, 400.0, 7.5, 7.5]
 
@@ -543,7 +550,7 @@ def test_drift_sheet_table_psi_chart_and_schema_drift(tmp_path: Path) -> None:
     assert [r["PSI"] for r in rows] == [0.42, 0.12, 0.01, None]  # NaN written as an empty cell
     assert [r["Severity"] for r in rows] == ["high", "medium", "none", "none"]
     assert rows[0]["p-value"] == 1e-12 and rows[1]["p-value"] is None
-    assert rows[0]["Drifted"] is True and rows[1]["New categories"] == '["Oslo"]'
+    assert rows[0]["Drifted"] is True and rows[1]["New categories"] == "Oslo"
     header_row, _ = find(sheet, "Field", column=1)
     rules = cf_rules(sheet)
     severity = f"K{header_row + 1}:K{header_row + 4}"
@@ -598,9 +605,9 @@ def test_known_agent_renders_its_lists_generically(tmp_path: Path) -> None:
     sheet = openpyxl.load_workbook(path)["Risk Assessment"]
     rows = table_rows(sheet, "Field risk assessments")
     assert list(rows[0])[:4] == ["field_name", "risk_score", "risk_level", "risk_factors"]
-    assert rows[0]["details.pii.type"] == "email" and rows[0]["risk_factors"] == '["pii_email", "name"]'
+    assert rows[0]["details.pii.type"] == "email" and rows[0]["risk_factors"] == "pii_email, name"
     assert rows[1]["details.pii.type"] is None
-    assert [r["Value"] for r in table_rows(sheet, "Risk summary")] == [55.5, '["GDPR"]']
+    assert [r["Value"] for r in table_rows(sheet, "Risk summary")] == [55.5, "GDPR"]
     assert table_rows(sheet, "Summary metrics") == [{"Metric": "overall_risk_score", "Value": 55.5}]
 
 
@@ -656,7 +663,7 @@ def test_cleaning_steps_sheet(tmp_path: Path) -> None:
     assert [s["Agent"] for s in steps] == [s["agent_id"] for s in CLEAN_STEPS]
     assert [(s["Rows before"], s["Rows after"], s["Rows removed"]) for s in steps][0] == (10, 8, 2)
     assert steps[0]["Retention %"] == 80.0 and steps[1]["Cells changed"] == 7
-    assert steps[2]["Columns removed"] == '["notes"]' and steps[2]["Columns added"] == "[]"
+    assert steps[2]["Columns removed"] == "notes" and steps[2]["Columns added"] is None
 
     journeys = {r["Column"]: r for r in table_rows(sheet, "Columns: original → final")}
     assert journeys["amount"]["Dtype (original)"] == "String" and journeys["amount"]["Dtype (final)"] == "Float64"
@@ -704,13 +711,13 @@ def test_unknown_agent_renders_generically_and_nan_does_not_crash(tmp_path: Path
     sheet = openpyxl.load_workbook(path)["A Mystery Agent With A Very Lon"]
     assert sheet["A1"].value == "A Mystery Agent With A Very Long Name: [v2]"
     metrics = {r["Metric"]: r["Value"] for r in table_rows(sheet, "Summary metrics")}
-    assert metrics == {"ratio": None, "total": 3, "big": str(2**70), "nested.a": 1, "nested.b": "[1, 2]"}
+    assert metrics == {"ratio": None, "total": 3, "big": str(2**70), "nested.a": 1, "nested.b": "1, 2"}
     findings = table_rows(sheet, "Findings")
     assert list(findings[0]) == ["row", "details.reason", "details.score", "tags", "extra", "Row (2)"]
-    assert findings[0]["details.score"] is None and findings[0]["tags"] == '["x", "y"]'
+    assert findings[0]["details.score"] is None and findings[0]["tags"] == "x, y"
     assert findings[1]["Row (2)"] == "dup header"
     details = {r["Key"]: r["Value"] for r in table_rows(sheet, "Details")}
-    assert details["scalars"] == "[1, 2, 3]" and details["note"] == "=1+1"  # text, never a formula
+    assert details["scalars"] == "1, 2, 3" and details["note"] == "=1+1"  # text, never a formula
     nested = {r["Key"]: r["Value"] for r in table_rows(sheet, "Nested")}
     assert nested == {"deep.deeper.deepest.leaf": 1}
 
@@ -845,3 +852,90 @@ def test_json_report_accepts_a_list_of_dicts(tmp_path: Path) -> None:
         {"row_index": 3, "column": "c", "issue_type": "t", "severity": "info", "message": "m", "value": "1.5"}
     ]
     assert report["agents"][1]["row_level_issues"] == []
+
+
+# ---------------------------------------------------------------- how the sheets read
+
+
+def test_nested_values_read_as_text_not_reprs() -> None:
+    assert cell_value([]) is None and cell_value({}) is None
+    assert cell_value(["a", 1, 2.5, None, True]) == "a, 1, 2.5, null, true"
+    assert cell_value({"rows": 3, "share": 0.123456789}) == "rows: 3; share: 0.123457"
+    assert cell_value([{"a": 1}]) == '[{"a": 1}]'  # nested: JSON text
+    many = cell_value(list(range(MAX_LIST_ITEMS + 7)))
+    assert many.startswith("0, 1, 2") and many.endswith("… (7 more)")
+    assert cell_value(float("nan")) is None and cell_value([float("inf")]) == "null"
+
+
+def test_sparse_nested_mappings_stay_one_column_and_keyed_mappings_become_tables(tmp_path: Path) -> None:
+    checks = [
+        {"check": "a", "passed": True, "details": {f"k{i}": i for i in range(3)}},
+        {"check": "b", "passed": False, "details": {f"m{i}": i for i in range(3)}},
+    ]
+    assert varying_mappings(checks) == {"details"}
+    assert varying_mappings([{"d": {"x": 1}}, {"d": {"y": 2}}]) == frozenset()  # few keys: flattened
+    per_column = {"amount": {"q1": 1.0, "q3": 3.0}, "price": {"q1": 2.0, "q3": 5.0}}
+    unknown = envelope("checker-x", "Checker X", data={"checks": checks, "per_column": per_column})
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, "t", [unknown], [])
+    sheet = openpyxl.load_workbook(path)["Checker X"]
+    rows = table_rows(sheet, "Checks")
+    assert list(rows[0]) == ["check", "passed", "details"]
+    assert rows[0]["details"] == "k0: 0; k1: 1; k2: 2" and rows[1]["passed"] is False
+    assert table_rows(sheet, "Per column") == [
+        {"key": "amount", "q1": 1.0, "q3": 3.0},
+        {"key": "price", "q1": 2.0, "q3": 5.0},
+    ]
+
+
+def test_print_setup_header_formats_and_flags(tmp_path: Path) -> None:
+    path, _ = write_clean(tmp_path)
+    workbook = openpyxl.load_workbook(path)
+    for sheet in workbook.worksheets:
+        if sheet.sheet_state == "visible":
+            assert sheet.page_setup.orientation == "landscape", sheet.title
+    summary, steps = workbook["Summary"], workbook["Cleaning Steps"]
+    assert summary.sheet_properties.pageSetUpPr.fitToPage and summary.page_setup.fitToHeight == 0
+    header = summary.cell(*find(summary, "Severity", column=1))
+    assert header.font.b and header.fill.fgColor.rgb.endswith("1F4E78")  # not left to the table style
+    assert summary.column_dimensions["C"].width == pytest.approx(24, abs=1)
+    # a boolean keeps a TRUE/FALSE display format (LibreOffice shows a bare style's boolean as 1/0)
+    checks = workbook["Writeback"]
+    row, column = find(checks, "passed")
+    assert checks.cell(row + 1, column).value is True
+    assert "TRUE" in checks.cell(row + 1, column).number_format
+    assert steps.freeze_panes == "A2"
+
+
+def test_key_values_and_wrapped_text(tmp_path: Path) -> None:
+    long_text = "a long explanation of a metric " * 6
+    unknown = envelope(
+        "agent-y",
+        "Agent Y",
+        summary_metrics={"rows": 1_234_567},
+        data={"notes": {"meaning": long_text}, "log": [{"step": 1, "agent": "x", "message": long_text}]},
+    )
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, "t", [unknown], [])
+    sheet = openpyxl.load_workbook(path)["Agent Y"]
+    row, _ = find(sheet, "rows", column=1)
+    assert sheet.cell(row, 2).value == 1_234_567 and sheet.cell(row, 2).number_format == "#,##0"
+    row, _ = find(sheet, "meaning", column=1)
+    assert sheet.cell(row, 2).alignment.wrap_text and sheet.row_dimensions[row].height > 15
+    assert sheet.column_dimensions["B"].width <= KEY_VALUE_WIDTH + 3
+    row, _ = find(sheet, long_text, column=3)
+    assert sheet.row_dimensions[row].height > 15  # a wrapped table cell grows its row
+    assert sheet.column_dimensions["C"].width <= WRAP_WIDTH + 1 and sheet.column_dimensions["C"].alignment.wrap_text
+
+
+def test_top_values_only_for_repeating_columns_and_log_scale_for_skewed_histograms(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    amounts = np.concatenate([rng.normal(100, 5, 4000), [1e6] * 3])
+    frame = pl.DataFrame({"amount": amounts, "city": rng.choice(["Oslo", "Rome"], amounts.size)})
+    result = run(AgentInputs(frame, "primary.csv"), ProfilerParams(), lambda f, m: None)
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, "profile-my-data", [result.envelope.to_dict()], [])
+    charts = chart_xml(path)
+    titles = [re.findall(r"<a:t>([^<]*)</a:t>", xml)[0] for xml in charts]
+    assert titles == ["amount: histogram", "city: top values"]  # amount: nearly all distinct, no top values
+    assert "<c:logBase" in charts[0] and "<c:logBase" not in charts[1]
