@@ -341,7 +341,7 @@ def _run_agents(
             results[agent_id] = result
         except (InvalidFileError, InvalidParametersError):
             raise
-        except Exception as error:  # noqa: BLE001 - one failing agent must not stop the chain
+        except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - one failing agent must not stop the chain
             elapsed = round((time.perf_counter() - agent_started) * 1000)
             message = f"{spec.name} failed: {type(error).__name__}: {error}"
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))

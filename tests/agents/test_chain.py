@@ -5,6 +5,7 @@ import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -83,11 +84,16 @@ def exploding(inputs: AgentInputs, params: BaseModel, progress: Progress) -> Age
     raise RuntimeError("kaboom")
 
 
+def panicking(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    raise pl.exceptions.PanicException("assertion failed: i < self.len()")  # a Polars panic: a BaseException
+
+
+@pytest.mark.parametrize("failure", [exploding, panicking])
 def test_failing_agent_makes_the_result_partial_and_the_chain_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Any
 ) -> None:
     profiler = registry.AGENTS["unified-profiler"]
-    monkeypatch.setitem(registry.AGENTS, "unified-profiler", dataclasses.replace(profiler, run=exploding))
+    monkeypatch.setitem(registry.AGENTS, "unified-profiler", dataclasses.replace(profiler, run=failure))
     monkeypatch.setitem(
         registry.AGENTS,
         "score-risk",
@@ -104,7 +110,7 @@ def test_failing_agent_makes_the_result_partial_and_the_chain_goes_on(
     )
     assert result["status"] == "partial"
     failed = result["agents"]["unified-profiler"]
-    assert failed["status"] == "error" and "kaboom" in failed["error"]
+    assert failed["status"] == "error" and ("kaboom" in failed["error"] or "i < self.len()" in failed["error"])
     assert result["agents"]["score-risk"]["status"] == "success"
     assert result["agents"]["score-risk"]["summary_metrics"] == {"rows": 1500}
     assert result["summary"]["agents_failed"] == 1
