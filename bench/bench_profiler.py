@@ -62,6 +62,7 @@ MEMORY_MODES = (
     "ipc",
     "profiler",
     "profiler_streaming",
+    "tool_streaming",
 )
 BYTES_PER_ROW = 137  # of bench/gen_csv.py's 15 columns
 TARGET_READ_RATIO = 3.0
@@ -108,6 +109,15 @@ def child(mode: str, path: Path) -> None:
     elif mode == "profiler_streaming":
         result = profile_large(path, ProfilerParams(), lambda *_: None)
         rows = result.envelope.summary_metrics["total_rows"]
+    elif mode == "tool_streaming":  # the production path: the chain routes a file above the threshold
+        os.environ["AGENSIUM_STREAMING_THRESHOLD_BYTES"] = "0"
+        with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
+            outcome = run_tool(
+                "profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, Path(out_dir), lambda *_: None
+            )
+        assert outcome["summary"]["inputs"]["primary"].get("streamed"), "the chain did not stream"
+        rows = outcome["summary"]["rows"]
+        detail["timings_ms"] = outcome["timings_ms"]
     elif mode == "tool":
         with tempfile.TemporaryDirectory() as out_dir:
             result = run_tool(
@@ -264,7 +274,7 @@ def large(size_gb: float, cap_gb: float, keep: bool, directory: Path, rlimit_dat
             print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
         size = path.stat().st_size
         results = []
-        for mode, conf in (("profiler", ""), ("profiler_streaming", ""), ("profiler_streaming", "decay-100ms")):
+        for mode, conf in (("profiler", ""), ("profiler_streaming", ""), ("tool_streaming", "decay-100ms")):
             figures = measure(mode, path, ALLOCATOR_SETTINGS.get(conf, ""), cap, rlimit_data)
             results.append(figures)
             outcome = figures.get("error") or f"{figures['seconds']:.1f} s, {figures['rows']:,} rows"
