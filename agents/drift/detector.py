@@ -243,19 +243,10 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
         else:
             plans.append(plan)
 
-    measured = _measure(baseline, current, plans)
-    progress(0.3, "Counting values and bins")
-    compared: list[ColumnPlan] = []
-    for plan in plans:
-        before, after = measured.baseline_stats[plan.name], measured.current_stats[plan.name]
-        if min(before.count, after.count) < params.min_sample_size:
-            reason = f"fewer than min_sample_size ({params.min_sample_size}) non-null finite values "
-            skipped.append(
-                {"field_name": plan.name, "reason": reason + f"(baseline {before.count:,}, current {after.count:,})"}
-            )
-        else:
-            compared.append(plan)
-    results = _compare_columns(baseline, current, compared, measured, params, progress)
+    progress(0.1, "Counting and sorting the values of each column")
+    compared = _compare_columns(baseline, current, plans, params, progress)
+    results = [outcome for outcome in compared if isinstance(outcome, ColumnResult)]
+    skipped += [outcome for outcome in compared if not isinstance(outcome, ColumnResult)]
     progress(0.8, "Collecting row-level issues")
     row_issues, row_issue_totals = _row_level_issues(current, results, params)
     position = {name: index for index, name in enumerate(common)}
@@ -317,31 +308,91 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
 
 
 TEMPORAL_TEXT_SHARE = 0.95  # share of values that must parse for a text column to be compared as dates
+TEMPORAL_SAMPLE = 10_000
+# Fixed-width ISO 8601 shapes (whitespace around them is stripped before parsing): a column whose every value
+# has one parses with that format exactly as with Polars' format inference, which tries a family of formats
+# on each value and is about 7x slower.
+ISO_TEXT_FORMATS = (
+    (r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$", "%Y-%m-%d"),
+    (r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\s*$", "%Y-%m-%dT%H:%M:%S"),
+    (r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\s*$", "%Y-%m-%d %H:%M:%S"),
+)
 
 
 def _parse_temporal_text(baseline: pl.DataFrame, current: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Text columns holding ISO 8601 dates or timestamps in both files (CSV has no date type) are compared
-    as datetimes, by value, not as thousands of categories: a category test on distinct days flags noise."""
-    converted: list[pl.Expr] = []
-    for name, dtype in current.schema.items():
-        if dtype != pl.String or baseline.schema.get(name) != pl.String:
-            continue
-        parsed = pl.col(name).str.strip_chars().str.to_datetime(strict=False, time_unit="us")
-        try:
-            shares = [
-                frame.select(name)
-                .head(10_000)
-                .select(parsed.is_not_null().sum() / pl.col(name).is_not_null().sum())
-                .item()
-                for frame in (baseline, current)
-            ]
-        except pl.exceptions.ComputeError:  # no date format fits the first value
-            continue
-        if all(share is not None and share >= TEMPORAL_TEXT_SHARE for share in shares):
-            converted.append(parsed.alias(name))
-    if not converted:
+    as datetimes, by value, not as thousands of categories: a category test on distinct days flags noise.
+    A column qualifies when at least 95 % of the non-null values among its first 10,000 parse in each file;
+    each file's column is then parsed once, in full, both files in one parallel Polars pass."""
+    names = [
+        name
+        for name, dtype in current.schema.items()
+        if dtype == pl.String
+        and baseline.schema.get(name) == pl.String
+        and all(_mostly_temporal(frame.get_column(name).head(TEMPORAL_SAMPLE)) for frame in (baseline, current))
+    ]
+    if not names:
         return baseline, current
-    return baseline.with_columns(converted), current.with_columns(converted)
+    frames = (baseline, current)
+    formats = [{name: _iso_format(frame.get_column(name).head(TEMPORAL_SAMPLE)) for name in names} for frame in frames]
+    queries: list[pl.LazyFrame] = []
+    for frame, chosen in zip(frames, formats, strict=True):
+        queries.append(
+            frame.lazy().with_columns(
+                _explicit_datetime(name, iso[1]) if (iso := chosen[name]) else _inferred_datetime(name)
+                for name in names
+            )
+        )
+        shape_checks = [
+            (pl.col(name).is_null() | pl.col(name).str.contains(iso[0])).all().alias(name)
+            for name, iso in chosen.items()
+            if iso
+        ]
+        queries.append(frame.lazy().select(pl.lit(True).alias("__all__"), *shape_checks))
+    results = pl.collect_all(queries)
+    parsed: list[pl.DataFrame] = []
+    for index, (frame, chosen) in enumerate(zip(frames, formats, strict=True)):
+        converted, shapes = results[2 * index], results[2 * index + 1].row(0, named=True)
+        misfits = [name for name, iso in chosen.items() if iso and not shapes[name]]
+        if misfits:  # some value is not of the sample's shape: parse the column as inference does
+            converted = converted.with_columns(frame.select(_inferred_datetime(name) for name in misfits))
+        parsed.append(converted)
+    return parsed[0], parsed[1]
+
+
+def _inferred_datetime(name: str) -> pl.Expr:
+    return pl.col(name).str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+
+
+def _explicit_datetime(name: str, fmt: str) -> pl.Expr:
+    return pl.col(name).str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
+
+
+def _mostly_temporal(sample: pl.Series) -> bool:
+    frame = sample.to_frame()
+    name = sample.name
+    present = pl.col(name).is_not_null().sum()
+    # Every format Polars infers starts with a digit: a sample where too few values do cannot qualify, and
+    # inferring a format for names or e-mails is slow.
+    digits = frame.select(pl.col(name).str.strip_chars().str.contains(r"^\d").sum() / present).item()
+    if digits is None or not digits >= TEMPORAL_TEXT_SHARE:
+        return False
+    try:
+        share = frame.select(_inferred_datetime(name).is_not_null().sum() / present).item()
+    except pl.exceptions.ComputeError:  # no date format fits the first value
+        return False
+    return share is not None and share >= TEMPORAL_TEXT_SHARE
+
+
+def _iso_format(sample: pl.Series) -> tuple[str, str] | None:
+    """The ISO shape and format that parse the sample exactly as inference does, if one does."""
+    frame = sample.to_frame()
+    inferred = frame.select(_inferred_datetime(sample.name)).to_series()
+    for pattern, fmt in ISO_TEXT_FORMATS:
+        explicit = frame.select(_explicit_datetime(sample.name, fmt)).to_series()
+        if explicit.equals(inferred, check_dtypes=True, check_names=True, null_equal=True):
+            return pattern, fmt
+    return None
 
 
 def _family(dtype: pl.DataType) -> str | None:
@@ -402,58 +453,74 @@ def _schema_change_count(schema: dict[str, Any]) -> int:
 # --- statistics -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Measurements:
-    """Both files' sorted finite values of every numeric and boolean view, category counts of every
-    string and boolean column, and the statistics that follow from them."""
+def _compare_columns(
+    baseline: pl.DataFrame,
+    current: pl.DataFrame,
+    plans: list[ColumnPlan],
+    params: DriftDetectorParams,
+    progress: Progress,
+) -> list[ColumnResult | dict[str, Any]]:
+    """Each column's result, or its ``skipped_fields`` entry when a side has fewer than ``min_sample_size``
+    values, one column at a time per worker: string and boolean columns are counted by value in both files
+    (one Polars query); numeric, temporal and boolean columns are sorted once per file and everything about
+    them is read off the two sorted arrays, which are released when the column is done."""
 
-    baseline_values: dict[str, np.ndarray]
-    current_values: dict[str, np.ndarray]
-    counts: dict[str, pl.DataFrame]
-    baseline_stats: dict[str, SideStats]
-    current_stats: dict[str, SideStats]
-
-
-def _measure(baseline: pl.DataFrame, current: pl.DataFrame, plans: list[ColumnPlan]) -> Measurements:
-    valued = [plan for plan in plans if plan.numeric_view() is not None]
-    categorical = [plan for plan in plans if plan.family in {"string", "boolean"}]
-    queries = [stats.category_counts(baseline.lazy(), current.lazy(), plan.category_view()) for plan in categorical]
-    counts = dict(zip((plan.name for plan in categorical), pl.collect_all(queries), strict=True))
-    baseline_values, current_values = _sorted_values(baseline, valued), _sorted_values(current, valued)
-    baseline_stats: dict[str, SideStats] = {}
-    current_stats: dict[str, SideStats] = {}
-    for plan in plans:
-        if plan.name in baseline_values:
-            baseline_stats[plan.name] = _values_stats(baseline_values[plan.name], baseline.height)
-            current_stats[plan.name] = _values_stats(current_values[plan.name], current.height)
+    def compare(plan: ColumnPlan) -> ColumnResult | dict[str, Any]:
+        b_values = c_values = table = None
+        if plan.family in {"string", "boolean"}:
+            counts = stats.category_counts(baseline.lazy(), current.lazy(), plan.category_view())
+            table = counts.collect(engine="streaming")  # half the time and memory of in-memory on free text
+        if plan.numeric_view() is not None:
+            b_values, c_values = _sorted_values(baseline, plan), _sorted_values(current, plan)
+            b_stats, c_stats = _values_stats(b_values, baseline.height), _values_stats(c_values, current.height)
         else:
-            table = counts[plan.name]
-            baseline_stats[plan.name] = _counts_stats(table["baseline"], baseline.height)
-            current_stats[plan.name] = _counts_stats(table["current"], current.height)
-    return Measurements(baseline_values, current_values, counts, baseline_stats, current_stats)
+            assert table is not None
+            b_stats = _counts_stats(table["baseline"], baseline.height)
+            c_stats = _counts_stats(table["current"], current.height)
+        if min(b_stats.count, c_stats.count) < params.min_sample_size:
+            reason = f"fewer than min_sample_size ({params.min_sample_size}) non-null finite values "
+            return {
+                "field_name": plan.name,
+                "reason": reason + f"(baseline {b_stats.count:,}, current {c_stats.count:,})",
+            }
+        if b_values is not None and c_values is not None and plan.is_numeric:
+            return _numeric_result(plan, b_stats, c_stats, b_values, c_values, params)
+        assert table is not None
+        return _categorical_result(plan, b_stats, c_stats, table, params)
+
+    # NumPy's sorts and merges, and Polars, release the GIL: two columns at a time use both cores, and only
+    # the columns in progress hold their sorted copies or value counts. String columns go first: a free-text
+    # column's counts are the largest single job.
+    outcomes: dict[str, ColumnResult | dict[str, Any]] = {}
+    order = sorted(plans, key=lambda plan: plan.family != "string")
+    with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
+        futures = {pool.submit(compare, plan): plan.name for plan in order}
+        for done, future in enumerate(as_completed(futures), start=1):
+            outcomes[futures[future]] = future.result()
+            progress(0.1 + 0.7 * done / len(plans), f"Compared '{futures[future]}'")
+    return [outcomes[plan.name] for plan in plans]
 
 
-def _sorted_values(frame: pl.DataFrame, plans: list[ColumnPlan]) -> dict[str, np.ndarray]:
-    """Each view's non-null values as a sorted NumPy array: the moments, median and distinct count come
-    from it in one pass, and SciPy's Wasserstein distance runs about 3x faster on sorted input."""
-    if not plans:
-        return {}
-    views = frame.select(view.alias(plan.name) for plan in plans if (view := plan.numeric_view()) is not None)
-    return {name: np.sort(views[name].drop_nulls().to_numpy()) for name in views.columns}
+def _sorted_values(frame: pl.DataFrame, plan: ColumnPlan) -> np.ndarray:
+    """The view's non-null values, sorted: the moments, median, distinct count, bins and both tests come
+    from it."""
+    view = frame.select(_numbers(plan).alias(plan.name)).to_series().drop_nulls()
+    return np.sort(view.to_numpy())
 
 
 def _values_stats(values: np.ndarray, rows: int) -> SideStats:
     count = int(values.size)
-    result = SideStats(count, rows - count, _pct(rows - count, rows), int(np.count_nonzero(np.diff(values))) + 1)
+    distinct = int(np.count_nonzero(values[1:] != values[:-1])) + 1 if count else 0
+    result = SideStats(count, rows - count, _pct(rows - count, rows), distinct)
     if count == 0:
-        result.distinct = 0
         return result
     result.mean = _finite(np.mean(values))
     result.median = _finite((values[(count - 1) // 2] + values[count // 2]) / 2)
     result.min, result.max = _finite(values[0]), _finite(values[-1])
     if count > 1:
-        result.variance = _finite(np.var(values, ddof=1))
-        result.std = _finite(np.std(values, ddof=1))
+        variance = float(np.var(values, ddof=1))
+        result.variance = _finite(variance)
+        result.std = _finite(math.sqrt(variance))  # what np.std computes: the root of np.var
     return result
 
 
@@ -462,89 +529,25 @@ def _counts_stats(counts: pl.Series, rows: int) -> SideStats:
     return SideStats(count, rows - count, _pct(rows - count, rows), int((counts > 0).sum()))
 
 
-def _compare_columns(
-    baseline: pl.DataFrame,
-    current: pl.DataFrame,
-    plans: list[ColumnPlan],
-    measured: Measurements,
-    params: DriftDetectorParams,
-    progress: Progress,
-) -> list[ColumnResult]:
-    baseline_stats, current_stats = measured.baseline_stats, measured.current_stats
-    baseline_values, current_values = measured.baseline_values, measured.current_values
-    numeric_plans = [plan for plan in plans if plan.is_numeric]
-    # Few distinct values: one bin per value (their counts), else bins at the baseline's quantiles. Counting
-    # up to 5 values also tells auto's table (3-5 distinct: chi-square) the exact number when psi_bins < 5.
-    few_values = max(params.psi_bins, AUTO_FEW_VALUES)
-    per_value = [
-        plan
-        for plan in numeric_plans
-        if max(baseline_stats[plan.name].distinct, current_stats[plan.name].distinct) <= few_values
-    ]
-    counted = {plan.name for plan in per_value}
-    edges = {  # the union of the values may still exceed psi_bins when each file has few
-        plan.name: stats.quantile_edges(baseline_values[plan.name], params.psi_bins)
-        for plan in numeric_plans
-        if plan.name not in counted
-        or baseline_stats[plan.name].distinct + current_stats[plan.name].distinct > params.psi_bins
-    }
-    queries = [stats.category_counts(baseline.lazy(), current.lazy(), _numbers(plan)) for plan in per_value]
-    counts = dict(measured.counts)
-    counts.update(zip((plan.name for plan in per_value), pl.collect_all(queries), strict=True))
-    binned = [plan for plan in numeric_plans if plan.name in edges]
-    below = _below_edge_counts(baseline, current, binned, edges)
-    progress(0.45, "Running the tests")
-
-    def compare(plan: ColumnPlan) -> ColumnResult:
-        b_stats, c_stats = baseline_stats[plan.name], current_stats[plan.name]
-        table = counts.get(plan.name)
-        if not plan.is_numeric:
-            assert table is not None
-            return _categorical_result(plan, b_stats, c_stats, table, params)
-        union = table.height if table is not None else None
-        if table is not None and table.height <= params.psi_bins:
-            distribution = _distribution_from_counts(table, table.height)
-        else:
-            b_below, c_below = below[plan.name]
-            distribution = Distribution(
-                stats.bin_counts(b_below, b_stats.count),
-                stats.bin_counts(c_below, c_stats.count),
-                [float(edge) for edge in edges[plan.name]],
-                per_value=False,
-                union_distinct=union,
-            )
-        return _numeric_result(
-            plan, b_stats, c_stats, distribution, baseline_values[plan.name], current_values[plan.name], params
-        )
-
-    # SciPy's KS and Wasserstein spend their time in NumPy, which releases the GIL: columns run side by side.
-    results: dict[str, ColumnResult] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
-        futures = {pool.submit(compare, plan): plan.name for plan in plans}
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[futures[future]] = future.result()
-            progress(0.45 + 0.35 * done / len(plans), f"Compared '{futures[future]}'")
-    return [results[plan.name] for plan in plans]
-
-
-def _below_edge_counts(
-    baseline: pl.DataFrame, current: pl.DataFrame, plans: list[ColumnPlan], edges: dict[str, np.ndarray]
-) -> dict[str, tuple[list[int], list[int]]]:
-    if not plans:
-        return {}
-
-    def query(frame: pl.DataFrame) -> pl.LazyFrame:
-        expressions: list[pl.Expr] = [pl.len().alias("__rows__")]
-        for index, plan in enumerate(plans):
-            expressions += stats.below_edge_expressions(_numbers(plan), edges[plan.name], str(index))
-        return frame.lazy().select(expressions)
-
-    before, after = (frame.row(0, named=True) for frame in pl.collect_all([query(baseline), query(current)]))
-
-    def below(row: dict[str, Any], index: int, plan: ColumnPlan) -> list[int]:
-        return [int(row[f"{index}:{edge}"] or 0) for edge in range(len(edges[plan.name]))]
-
-    return {plan.name: (below(before, index, plan), below(after, index, plan)) for index, plan in enumerate(plans)}
+def _numeric_distribution(
+    b_stats: SideStats, c_stats: SideStats, b_values: np.ndarray, c_values: np.ndarray, params: DriftDetectorParams
+) -> Distribution:
+    """Few distinct values: one bin per value (their counts), else bins at the baseline's quantiles. Counting
+    up to 5 values also tells auto's table (3-5 distinct: chi-square) the exact number when psi_bins < 5;
+    the union of the values may still exceed psi_bins when each file has few."""
+    table = None
+    if max(b_stats.distinct, c_stats.distinct) <= max(params.psi_bins, AUTO_FEW_VALUES):
+        table = stats.value_counts(b_values, c_values)
+        if table.height <= params.psi_bins:
+            return Distribution(table["baseline"].to_numpy(), table["current"].to_numpy(), [], True, table.height)
+    edges = stats.quantile_edges(b_values, params.psi_bins)
+    return Distribution(
+        stats.bin_counts(stats.below_edge_counts(b_values, edges), b_stats.count),
+        stats.bin_counts(stats.below_edge_counts(c_values, edges), c_stats.count),
+        [float(edge) for edge in edges],
+        per_value=False,
+        union_distinct=table.height if table is not None else None,
+    )
 
 
 def _numbers(plan: ColumnPlan) -> pl.Expr:
@@ -552,10 +555,6 @@ def _numbers(plan: ColumnPlan) -> pl.Expr:
     if view is None:
         raise TypeError(f"column {plan.name!r} has no numeric view")
     return view
-
-
-def _distribution_from_counts(table: pl.DataFrame, union: int) -> Distribution:
-    return Distribution(table["baseline"].to_numpy(), table["current"].to_numpy(), [], True, union)
 
 
 def choose_test(
@@ -591,11 +590,11 @@ def _numeric_result(
     plan: ColumnPlan,
     b_stats: SideStats,
     c_stats: SideStats,
-    distribution: Distribution,
     baseline_values: np.ndarray,
     current_values: np.ndarray,
     params: DriftDetectorParams,
 ) -> ColumnResult:
+    distribution = _numeric_distribution(b_stats, c_stats, baseline_values, current_values, params)
     test, reason = choose_test(
         params.statistical_test,
         plan.column_type,
@@ -605,9 +604,10 @@ def _numeric_result(
     )
     psi = stats.psi(distribution.baseline, distribution.current, params.psi_floor)
     js_divergence, js_distance = stats.jensen_shannon(distribution.baseline, distribution.current)
-    distance, normed = stats.wasserstein(baseline_values, current_values)
-    if test == "ks":
-        outcome = stats.kolmogorov_smirnov(baseline_values, current_values)
+    ks, distance = stats.compare_samples(baseline_values, current_values, ks=test == "ks")
+    normed = stats.wasserstein_normed(distance, baseline_values)
+    if ks is not None:
+        outcome = ks
     elif test == "wasserstein":
         outcome = stats.TestResult(normed, None)
     else:
@@ -639,14 +639,14 @@ def _categorical_result(
     is_text = plan.family == "string" and union > limit and params.statistical_test not in {"chi2", "jensen_shannon"}
     if is_text:
         plan.column_type = "text"
+    else:
+        table = table.sort("value")  # a handful of categories; the z-test reads the first
     cap = params.max_new_category_issues
     new = table.filter(pl.col("baseline") == 0)
     missing = table.filter(pl.col("current") == 0)
     categories = {
-        "new_categories": [str(v) for v in new.sort("current", "value", descending=[True, False]).head(cap)["value"]],
-        "missing_categories": [
-            str(v) for v in missing.sort("baseline", "value", descending=[True, False]).head(cap)["value"]
-        ],
+        "new_categories": _most_frequent(new, "current", cap),
+        "missing_categories": _most_frequent(missing, "baseline", cap),
         "new_category_count": new.height,
         "missing_category_count": missing.height,
         "new_category_rows": int(new["current"].sum()),
@@ -700,6 +700,18 @@ def _categorical_result(
     return ColumnResult(
         plan, b_stats, c_stats, analysis, _interpretation(plan, analysis, b_stats, c_stats), baseline_categories
     )
+
+
+def _most_frequent(table: pl.DataFrame, count: str, limit: int) -> list[str]:
+    """The ``limit`` values with the highest ``count``, ties by value, without sorting every value (a free
+    text column has a million, most of them counted once): the values above the limit-th count, sorted,
+    then the smallest of the values tied at it."""
+    if limit == 0 or table.height == 0:
+        return []
+    threshold = table[count].top_k(limit).min()
+    above = table.filter(pl.col(count) > threshold).sort(count, "value", descending=[True, False])
+    tied = table.filter(pl.col(count) == threshold)["value"].bottom_k(limit - above.height).sort()
+    return [str(value) for value in above["value"]] + [str(value) for value in tied]
 
 
 def _count_test(test: str, distribution: Distribution, psi: float, js_distance: float) -> stats.TestResult:

@@ -194,11 +194,117 @@ def test_psi_is_non_negative_and_zero_on_itself(first: list[int], second: list[i
 def test_binned_psi_of_a_column_against_itself_is_zero(values: list[float], bins: int) -> None:
     array = np.sort(np.array(values))
     edges = drift_stats.quantile_edges(array, bins)
-    below = pl.DataFrame({"x": values}).select(drift_stats.below_edge_expressions(pl.col("x"), edges, "e")).row(0)
-    counts = drift_stats.bin_counts([int(value) for value in below], len(values))
+    below = drift_stats.below_edge_counts(array, edges)
+    assert below == [int((array < edge).sum()) for edge in edges]
+    counts = drift_stats.bin_counts(below, len(values))
     expected, _ = numpy_bins(array, array, bins)
     assert counts.tolist() == expected.tolist()
     assert drift_stats.psi(counts, counts, 1e-4) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("sizes", "integers"),
+    [((200_000, 200_000), False), ((200_000, 150_000), True), ((3_000, 12_000), False), ((800, 900), True)],
+)
+def test_one_merge_gives_scipys_ks_and_wasserstein(sizes: tuple[int, int], integers: bool) -> None:
+    """Large samples take ks_2samp's asymptotic branch (the p-value from kstwo); small ones its exact one;
+    integer values bring ties. Everything must be SciPy's number, not an approximation of it."""
+    rng = np.random.default_rng(sizes[0] + sizes[1])
+    if integers:
+        b, c = rng.integers(0, 40, sizes[0]).astype(float), rng.integers(0, 41, sizes[1]).astype(float)
+    else:
+        b, c = rng.normal(0, 1, sizes[0]), rng.normal(0.01, 1.01, sizes[1])
+    test, distance = drift_stats.compare_samples(np.sort(b), np.sort(c), ks=True)
+    expected = stats.ks_2samp(b, c)
+    assert test is not None
+    assert test.statistic == pytest.approx(expected.statistic, rel=1e-12, abs=0)
+    assert test.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert distance == pytest.approx(stats.wasserstein_distance(b, c), rel=1e-12)
+    assert drift_stats.compare_samples(np.sort(b), np.sort(c), ks=False) == (None, distance)
+
+
+def test_large_files_match_scipy_through_the_agent() -> None:
+    rng = np.random.default_rng(23)
+    n = 200_000
+    baseline = pl.DataFrame({"x": rng.normal(100, 15, n), "k": rng.integers(0, 30, n)})
+    current = pl.DataFrame({"x": rng.normal(100.15, 15, n), "k": rng.integers(0, 31, n)})
+    result = _run(baseline, current)
+    for name in ("x", "k"):
+        b, c = baseline[name].to_numpy().astype(float), current[name].to_numpy().astype(float)
+        a = analysis(result, name)
+        ks = stats.ks_2samp(b, c)
+        assert a["test"] == "ks"
+        assert a["statistic"] == pytest.approx(ks.statistic, rel=1e-9)
+        assert a["p_value"] == pytest.approx(ks.pvalue, rel=1e-9, abs=1e-300)
+        assert a["wasserstein_distance"] == pytest.approx(stats.wasserstein_distance(b, c), rel=1e-9)
+        assert a["wasserstein_normed"] == pytest.approx(stats.wasserstein_distance(b, c) / np.std(b), rel=1e-9)
+        f = field(result, name)
+        assert f["baseline_statistics"]["std"] == pytest.approx(b.std(ddof=1), rel=1e-12)
+        assert f["current_statistics"]["distinct"] == len(np.unique(c))
+    k = analysis(result, "k")
+    expected, actual = numpy_bins(baseline["k"].to_numpy().astype(float), current["k"].to_numpy().astype(float))
+    assert k["psi_score"] == pytest.approx(numpy_psi(expected, actual), rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(-5, 5), min_size=1, max_size=60),
+    st.lists(st.integers(-5, 5), min_size=1, max_size=60),
+)
+def test_per_value_counts_match_polars(first: list[int], second: list[int]) -> None:
+    b, c = np.sort(np.array(first, dtype=float)), np.sort(np.array(second, dtype=float))
+    table = drift_stats.value_counts(b, c)
+    expected = (
+        drift_stats.category_counts(pl.LazyFrame({"v": b}), pl.LazyFrame({"v": c}), pl.col("v")).collect().sort("value")
+    )
+    assert table.to_dicts() == expected.to_dicts()
+
+
+TOP_SCHEMA = {"value": pl.String, "current": pl.Int64}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.text("abc", min_size=1, max_size=3), st.integers(1, 4)), max_size=40),
+    st.integers(0, 12),
+)
+def test_most_frequent_values_are_the_head_of_the_full_sort(rows: list[tuple[str, int]], limit: int) -> None:
+    from agents.drift.detector import _most_frequent
+
+    counts = dict(rows)  # one count per value, as in a table of value counts
+    table = pl.DataFrame({"value": list(counts), "current": list(counts.values())}, schema=TOP_SCHEMA)
+    expected = table.sort("current", "value", descending=[True, False]).head(limit)["value"].to_list()
+    assert _most_frequent(table, "current", limit) == expected
+
+
+def test_iso_text_parses_as_polars_infers_it() -> None:
+    """The explicit-format fast path must give what format inference gives, and only be taken when every
+    value has the ISO shape; names and e-mails are never parsed at all."""
+    from agents.drift.detector import _parse_temporal_text
+
+    n = 10_050  # more than the 10,000-row sample the format is chosen on
+    days = [(date(2019, 1, 1) + timedelta(days=d % 3000)).isoformat() for d in range(n)]
+    frame = pl.DataFrame(
+        {
+            "day": [f" {d}\t" if i % 7 == 0 else d for i, d in enumerate(days)],
+            "stamp": [f"{d}T{i % 24:02d}:{i % 60:02d}:05" for i, d in enumerate(days)],
+            "spaced": [f"{d} 23:59:{i % 60:02d}" for i, d in enumerate(days)],
+            "mixed": [d if i % 2 else f"{d}T08:30:00.250" for i, d in enumerate(days)],
+            "late": [f"{d} 10:00:00" if i < 10_000 else f"{d} 10:00:00.5" for i, d in enumerate(days)],
+            "invalid": [*days[:-1], "2019-02-30"],
+            "nulls": [None if i % 3 == 0 else d for i, d in enumerate(days)],
+            "email": [f"user{i}@example.com" for i in range(n)],
+        }
+    )
+    parsed, again = _parse_temporal_text(frame, frame)
+    inferred = frame.select(
+        pl.col(name).str.strip_chars().str.to_datetime(strict=False, time_unit="us") for name in frame.columns[:-1]
+    )
+    assert parsed.select(frame.columns[:-1]).equals(inferred) and again.equals(parsed)
+    assert parsed.schema["email"] == pl.String and parsed["email"].equals(frame["email"])
+    assert parsed["mixed"].null_count() == 0 and parsed["invalid"].null_count() == 1
+    assert parsed["late"].null_count() == 0  # the late fractional seconds sent the column back to inference
+    assert parsed["day"].null_count() == 0
 
 
 # --- verdicts and test selection ---------------------------------------------------------------------------
