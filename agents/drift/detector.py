@@ -839,6 +839,9 @@ def _drift_summary(
 # --- row-level issues -------------------------------------------------------------------------------------
 
 
+Z_KEY = "__z__"
+
+
 def _row_level_issues(
     current: pl.DataFrame, results: list[ColumnResult], params: DriftDetectorParams
 ) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -854,9 +857,12 @@ def _row_level_issues(
             view = result.plan.numeric_view()
             if mean is None or not std or view is None:
                 continue
-            z = (view - mean) / std
-            outside = z.abs() > params.zscore_threshold
+            z_expr = (view - mean) / std
+            outside = z_expr.abs() > params.zscore_threshold
             total_queries.append(outside.sum().alias(name))
+            # The z-scores are materialised before formatting: formatting the expression inside the filtered
+            # query made Polars 2.1 panic ("assertion failed: i < self.len()") on a column with nulls.
+            z = pl.col(Z_KEY)
             message = pl.format(
                 "Value {} is {} baseline standard deviations from the baseline mean {} (|z| > {})",
                 original,
@@ -867,8 +873,9 @@ def _row_level_issues(
             severity_expr = (
                 pl.when(z.abs() > 2 * params.zscore_threshold).then(pl.lit("warning")).otherwise(pl.lit("info"))
             )
+            rows = lazy.select(ROW_KEY, name, z_expr.alias(Z_KEY)).filter(pl.col(Z_KEY).abs() > params.zscore_threshold)
             queries.append(
-                _issue_frame(lazy.filter(outside), name, "distribution_shift", severity_expr, message, original)
+                _issue_frame(rows.collect().lazy(), name, "distribution_shift", severity_expr, message, original)
             )
         elif (
             result.baseline_values is not None
@@ -885,8 +892,15 @@ def _row_level_issues(
         totals["distribution_shift"] = int(sum(value or 0 for value in counted))
     if not queries:
         return empty_row_level_issues(), totals
-    issues = pl.concat(queries).head(params.max_stored_row_level_issues).collect()
-    return issues, totals
+    # One query at a time: a concat of these lazy queries made Polars 2.1 panic on some data.
+    frames: list[pl.DataFrame] = []
+    room = params.max_stored_row_level_issues
+    for query in queries:
+        if room <= 0:
+            break
+        frames.append(query.head(room).collect(engine="in-memory"))
+        room -= frames[-1].height
+    return pl.concat(frames) if frames else empty_row_level_issues(), totals
 
 
 def _issue_frame(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -650,3 +651,78 @@ def test_iso_date_text_is_compared_as_dates_not_as_thousands_of_categories() -> 
     result = run(AgentInputs(shifted, "primary.csv", baseline, "baseline.csv"), DriftDetectorParams(), lambda *a: None)
     field = next(f for f in result.envelope.data["fields"] if f["field_name"] == "signup")
     assert field["drift_analysis"]["drift_detected"] is True
+
+
+def _messy(n: int, seed: int, shift: float = 0.0) -> pl.DataFrame:
+    """Data on which Polars 2.1's streaming engine panicked while building the row-level issues."""
+
+    def make(n, seed, shift=0.0):
+        rng = np.random.default_rng(seed)
+        ids = np.arange(1, n + 1)
+        amount = rng.normal(100 + shift * 30, 20, n).round(2)
+        amount[rng.choice(n, 20, replace=False)] = rng.choice([9999.0, -5000.0, 25000.0], 20)
+        amount_list = amount.tolist()
+        for i in rng.choice(n, int(n * 0.05), replace=False):
+            amount_list[i] = None
+        cities_base = [
+            "New York",
+            "new york",
+            " New York ",
+            "Boston",
+            "BOSTON",
+            "Chicago",
+            "chicago ",
+            "Austin",
+            "Seattle",
+            "Denver",
+        ]
+        p = np.array([20, 5, 3, 15, 3, 14, 3, 12, 15, 10], float)
+        if shift:
+            p = np.array([10, 5, 3, 10, 3, 10, 3, 30, 16, 10], float)
+        city = rng.choice(cities_base, n, p=p / p.sum()).tolist()
+        for i in rng.choice(n, int(n * 0.02), replace=False):
+            city[i] = None
+        names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
+        email = [f"{rng.choice(names)}.{i}@example.com" if rng.random() > 0.03 else "not-an-email" for i in ids]
+        prices = rng.lognormal(6 + shift * 0.3, 1, n)
+        price = [f"${v:,.2f}" for v in prices]
+        days = rng.integers(0, 700, n)
+        base = np.datetime64("2023-01-01")
+        date = [str(base + int(d)) for d in days]
+        for i in rng.choice(n, 30, replace=False):
+            date[i] = "not a date"
+        status = rng.choice(["active", "inactive", "pending"], n, p=[0.7, 0.2, 0.1]).tolist()
+        phone = [f"+1-555-{rng.integers(100, 999)}-{rng.integers(1000, 9999)}" for _ in ids]
+        df = pl.DataFrame(
+            {
+                "customer_id": ids,
+                "amount": amount_list,
+                "city": city,
+                "email": email,
+                "price": price,
+                "signup_date": date,
+                "status": status,
+                "phone": phone,
+                "score": rng.integers(0, 100, n),
+            }
+        )
+        dup = df.sample(15, seed=seed)
+        return pl.concat([df, dup])
+
+    return make(n, seed, shift)
+
+
+def test_row_level_issues_survive_the_data_that_made_polars_panic(tmp_path: Path) -> None:
+    from agents.drift.detector import run
+    from agents.envelope import AgentInputs
+    from agents.params.drift_detector import DriftDetectorParams
+    from agents.readers import read_table
+
+    _messy(5000, 1).write_csv(tmp_path / "primary.csv")
+    _messy(4000, 2, shift=1.0).write_csv(tmp_path / "baseline.csv")
+    primary = read_table(tmp_path / "primary.csv", "primary.csv")
+    baseline = read_table(tmp_path / "baseline.csv", "baseline.csv")
+    result = run(AgentInputs(primary, "primary.csv", baseline, "baseline.csv"), DriftDetectorParams(), lambda *a: None)
+    assert result.envelope.status == "success"
+    assert result.row_level_issues.height > 0
+    assert set(result.row_level_issues["column"].unique()) >= {"amount"}
