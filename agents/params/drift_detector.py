@@ -1,11 +1,13 @@
 """The drift-detector's parameters: Agensium's three (``statistical_test``, ``significance_level``,
 ``min_sample_size``, same names and defaults) plus ours, each documented in its description.
 
-Agensium's default test, ``kolmogorov_smirnov``, stays the default so that its users' files mean the same
-thing. A p-value test flags trivial shifts on large files (reference/agents.md §3: 1M vs 1M rows, a
-0.05-sigma shift gives KS p≈0 but PSI 0.006), so every column also reports PSI, Jensen–Shannon and the
-normed Wasserstein distance whatever the test, and ``"auto"`` picks the test per column as Evidently does
-(by reference size, column type and number of distinct values).
+One deviation from Agensium: the default ``statistical_test`` is ``"auto"`` (Agensium's is
+``kolmogorov_smirnov``), which picks the test per column as Evidently does, by reference size, column type
+and number of distinct values. A p-value test alone flags trivial shifts on large files (reference/agents.md
+§3: 1M vs 1M rows, a 0.05-sigma shift gives KS p≈0 but PSI 0.006), which is why Evidently switches to
+distances on large references. A ``parameters.json`` that names ``kolmogorov_smirnov`` (or any test) gets
+exactly that test. Every column also reports PSI, Jensen–Shannon and the normed Wasserstein distance
+whatever the test.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ class DriftDetectorParams(AgentParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="drift-detector parameters")
 
     statistical_test: StatisticalTest = Field(
-        "kolmogorov_smirnov",
+        "auto",
         description=(
-            "Test that decides drift_detected per column. Agensium's: kolmogorov_smirnov (numeric columns; "
+            "Test that decides drift_detected per column. Default auto (Agensium's default was "
+            "kolmogorov_smirnov, which over-flags on large files). Agensium's: kolmogorov_smirnov (numeric columns; "
             "categorical ones fall back to chi2 when the baseline has <= reference_size_threshold values, "
             "else jensen_shannon), chi2 (chi-square contingency test of category counts, numeric columns "
             "on baseline-quantile bins), wasserstein (normed by the baseline std, drift when >= "

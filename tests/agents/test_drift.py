@@ -30,7 +30,7 @@ def _run(baseline: pl.DataFrame | None, current: pl.DataFrame, **params: Any) ->
     messages: list[float] = []
     result = run(
         AgentInputs(current, "primary.csv", baseline, "baseline.csv" if baseline is not None else None),
-        DriftDetectorParams(**params),
+        DriftDetectorParams(**{"statistical_test": "kolmogorov_smirnov", **params}),
         lambda fraction, _: messages.append(fraction),
     )
     assert messages == sorted(messages) and messages[-1] == 1.0
@@ -88,7 +88,7 @@ def shifted() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_ks_psi_js_wasserstein_match_scipy_and_numpy(shifted: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     baseline, current = shifted
-    result = _run(baseline, current)  # Agensium's default: kolmogorov_smirnov
+    result = _run(baseline, current)  # Agensium's default, set explicitly: kolmogorov_smirnov
     b, c = baseline["amount"].to_numpy(), current["amount"].to_numpy()
     a = analysis(result, "amount")
 
@@ -414,8 +414,9 @@ def test_default_ks_reports_effect_sizes_and_falls_back_for_categories(
     assert a["test"] == "jensen_shannon" and "numeric columns only" in a["test_reason"]  # 4,000 > 1,000 rows
     score = analysis(result, "score")  # a 0.02-sigma shift: KS decides, PSI/JS/Wasserstein stay small
     assert score["psi_score"] < 0.1 and score["wasserstein_normed"] < 0.1 and score["js_distance"] < 0.1
-    assert result.envelope.data["defaults"]["statistical_test"] == "kolmogorov_smirnov"
+    assert result.envelope.data["defaults"]["statistical_test"] == "auto"
     assert result.envelope.data["parameters"]["statistical_test"] == "kolmogorov_smirnov"
+    assert result.envelope.data["overrides"]["statistical_test"] == "kolmogorov_smirnov"
 
 
 def test_categorical_shift_new_and_missing_categories_and_row_issues() -> None:
@@ -585,7 +586,7 @@ def test_registered_with_agensium_defaults() -> None:
     assert spec.credits == 40 and registry.load_run(spec) is run
     params = registry.parse_parameters("drift-detector", {"statistical_test": "chi2", "significance_level": 0.01})
     assert isinstance(params, DriftDetectorParams) and params.min_sample_size == 100
-    assert DriftDetectorParams().statistical_test == "kolmogorov_smirnov"
+    assert DriftDetectorParams().statistical_test == "auto"
 
 
 def test_envelope_follows_the_shared_contract(shifted: tuple[pl.DataFrame, pl.DataFrame]) -> None:
@@ -722,7 +723,30 @@ def test_row_level_issues_survive_the_data_that_made_polars_panic(tmp_path: Path
     _messy(4000, 2, shift=1.0).write_csv(tmp_path / "baseline.csv")
     primary = read_table(tmp_path / "primary.csv", "primary.csv")
     baseline = read_table(tmp_path / "baseline.csv", "baseline.csv")
-    result = run(AgentInputs(primary, "primary.csv", baseline, "baseline.csv"), DriftDetectorParams(), lambda *a: None)
+    params = DriftDetectorParams(statistical_test="kolmogorov_smirnov")
+    result = run(AgentInputs(primary, "primary.csv", baseline, "baseline.csv"), params, lambda *a: None)
     assert result.envelope.status == "success"
     assert result.row_level_issues.height > 0
     assert set(result.row_level_issues["column"].unique()) >= {"amount"}
+
+
+def test_the_default_picks_the_test_per_column_as_evidently_does() -> None:
+    rng = np.random.default_rng(11)
+
+    def frame(rows: int, shift: float) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"amount": rng.normal(100 + shift, 10, rows), "segment": rng.choice(["a", "b", "c"], rows).tolist()}
+        )
+
+    def default_run(baseline: pl.DataFrame, current: pl.DataFrame) -> AgentResult:
+        inputs = AgentInputs(current, "primary.csv", baseline, "baseline.csv")
+        return run(inputs, DriftDetectorParams(), lambda *a: None)
+
+    small = default_run(frame(800, 0), frame(800, 0))  # reference <= 1,000 rows: p-value tests
+    assert analysis(small, "amount")["test"] == "ks" and analysis(small, "segment")["test"] == "chi2"
+    # A large reference: distances. A 0.05-sigma shift on 200k rows is no drift (KS alone would flag it).
+    large = default_run(frame(200_000, 0), frame(200_000, 0.5))
+    amount = analysis(large, "amount")
+    assert amount["test"] == "wasserstein" and amount["drift_detected"] is False
+    assert analysis(large, "segment")["test"] == "jensen_shannon"
+    assert stats.ks_2samp(*(f["amount"].to_numpy() for f in (frame(200_000, 0), frame(200_000, 0.5)))).pvalue < 0.05

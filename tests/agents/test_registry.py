@@ -37,7 +37,7 @@ def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
         assert agent["parameters_schema"]["type"] == "object"
     # Agensium's defaults, so its parameters.json files keep working.
     drift = next(a for a in profile["agents"] if a["agent_id"] == "drift-detector")["parameters_schema"]
-    assert drift["properties"]["statistical_test"]["default"] == "kolmogorov_smirnov"
+    assert drift["properties"]["statistical_test"]["default"] == "auto"  # the one deviation (see its module)
     assert drift["properties"]["significance_level"]["default"] == 0.05
     assert drift["properties"]["min_sample_size"]["default"] == 100
     outliers = next(a for a in clean["agents"] if a["agent_id"] == "outlier-remover")["parameters_schema"]
