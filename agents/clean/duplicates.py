@@ -39,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -150,20 +150,22 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
             outcomes[stage] = StageOutcome(stage, note="no data columns" if not columns else "fewer than two rows")
             continue
         if stage == "exact":
-            outcome, work = _equal_rows(work, stage, [pl.col(name) for name in columns], [])
+            outcome, work = _equal_rows(work, stage, [pl.col(name) for name in columns], [], columns)
         elif stage == "email_case":
             if not email_columns:
                 outcome = StageOutcome(stage, note="no e-mail columns given or detected")
             else:
                 keys = [_norm_email(name) if name in email_columns else pl.col(name) for name in columns]
-                outcome, work = _equal_rows(work, stage, keys, email_columns)
+                raw = [name for name in columns if name not in email_columns]
+                outcome, work = _equal_rows(work, stage, keys, email_columns, raw)
         elif stage == "case_variations":
             text_keys = [name for name in key_columns if is_text(frame.schema[name])]
             if not text_keys:
                 outcome = StageOutcome(stage, note="no text key columns")
             else:
                 keys = [_norm_case(name) if name in text_keys else pl.col(name) for name in columns]
-                outcome, work = _equal_rows(work, stage, keys, text_keys)
+                raw = [name for name in columns if name not in text_keys]
+                outcome, work = _equal_rows(work, stage, keys, text_keys, raw)
         elif stage == "conflicting":
             if not params.key_columns:
                 outcome = StageOutcome(
@@ -217,17 +219,25 @@ def _norm_email(name: str) -> pl.Expr:
 
 
 def _equal_rows(
-    work: pl.DataFrame, stage: str, keys: list[pl.Expr], detail_columns: list[str]
+    work: pl.DataFrame, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
 ) -> tuple[StageOutcome, pl.DataFrame]:
     """Rows equal on ``keys``: the first in file order is kept, the others removed. ``detail_columns`` are
-    named in the reason where the removed row's raw value differs from the kept row's."""
-    flagged = work.with_columns(pl.col(ROW_INDEX_COLUMN).min().over(keys).alias(KEPT))
+    named in the reason where the removed row's raw value differs from the kept row's. ``raw_columns`` are
+    the columns among the keys used as they are: rows equal on the keys are equal on those, so the groups
+    are looked for only among the rows sharing a hash of them with another row (usually few or none)."""
+    # The frame goes on in one chunk per column (a no-op when it is), as a rewrite of every row left it:
+    # aggregations downstream (a mean summed chunk by chunk) then round exactly as they always did.
+    candidates = _possible_repeats(work, raw_columns or keys)
+    if candidates is not None and not candidates.height:
+        return StageOutcome(stage), work.rechunk()
+    scope = work if candidates is None else candidates
+    flagged = scope.with_columns(pl.col(ROW_INDEX_COLUMN).min().over(keys).alias(KEPT))
     duplicate = pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN)
     found = flagged.filter(duplicate).select(ROW_INDEX_COLUMN, KEPT, *detail_columns)
     # Which detail columns differ from the kept row: a join on the (few) duplicates, not a window per column.
     kept_names = [f"__kept_{index}__" for index in range(len(detail_columns))]
     if detail_columns and found.height:
-        kept_values = work.lazy().select(
+        kept_values = scope.lazy().select(
             pl.col(ROW_INDEX_COLUMN).alias(KEPT),
             *[pl.col(name).alias(alias) for name, alias in zip(detail_columns, kept_names, strict=True)],
         )
@@ -239,16 +249,30 @@ def _equal_rows(
             if alias in found.columns
         ]
     )
-    label = pl.when(differs == "").then(pl.lit(stage)).otherwise(pl.format("{} on {}", pl.lit(stage), differs))
+    label = pl.when(differs == "").then(pl.lit(stage)).otherwise(format_text("{} on {}", pl.lit(stage), differs))
     removed = found.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
-        pl.format("duplicate of row {} ({})", pl.col(KEPT), label).alias(REASON),
+        format_text("duplicate of row {} ({})", pl.col(KEPT), label).alias(REASON),
         pl.col(KEPT).cast(pl.Int64),
         pl.lit(stage).alias(STAGE),
         pl.lit("warning" if stage == "exact" else "info").alias(SEVERITY),
     )
-    survivors = flagged.filter(~duplicate).drop(KEPT)
-    return StageOutcome(stage, removed=removed, groups=removed[KEPT].n_unique()), survivors
+    survivors = (
+        work.filter(~pl.col(ROW_INDEX_COLUMN).is_in(found[ROW_INDEX_COLUMN].implode())) if found.height else work
+    )
+    return StageOutcome(stage, removed=removed, groups=removed[KEPT].n_unique()), survivors.rechunk()
+
+
+def _possible_repeats(work: pl.DataFrame, keys: list[str] | list[pl.Expr]) -> pl.DataFrame | None:
+    """The rows of ``work`` whose hash of ``keys`` another row shares (equal keys hash equally: nulls alike,
+    -0.0 as 0.0, every NaN alike), in order; None when most rows do (then the rows are all searched)."""
+    hashes = work.select(pl.struct(keys).hash(seed=0)).to_series()
+    if hashes.n_unique() == work.height:
+        return work.clear()
+    repeated = hashes.is_duplicated()
+    if repeated.sum() > work.height // 2:
+        return None
+    return work.filter(repeated)
 
 
 def _conflicting(
@@ -296,7 +320,7 @@ def _conflicting(
     reason = (
         pl.when(has_conflict)
         .then(
-            pl.format(
+            format_text(
                 "duplicate of row {} (conflicting on key {}: values differ in {}; kept by {})",
                 pl.col(KEPT),
                 pl.lit(key_text),
@@ -305,7 +329,7 @@ def _conflicting(
             )
         )
         .otherwise(
-            pl.format(
+            format_text(
                 "duplicate of row {} (conflicting: same key {}, no conflicting values; kept by {})",
                 pl.col(KEPT),
                 pl.lit(key_text),
@@ -393,41 +417,50 @@ def _missing_values(
     )
     examined = patterns.head(params.max_null_patterns)
     not_examined = int(patterns.tail(max(0, patterns.height - params.max_null_patterns))["rows"].sum())
-    # Sorted once by completeness then file order, so that each pattern's ``unique(keep="first")`` keeps the
-    # most complete (then first) candidate without a sort of its own.
-    lazy = work.with_columns(info[NULLS], info[PATTERN]).sort([NULLS, ROW_INDEX_COLUMN]).lazy()
-    examples = work.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
+    marked = work.with_columns(info[NULLS], info[PATTERN])
+    with_gaps = marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(candidates[ROW_INDEX_COLUMN].implode()))
+    examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
         ROW_INDEX_COLUMN, *null_flags
     )
     example_flags = {row[0]: row[1:] for row in examples.iter_rows()}
+    # Each pattern's possible subsumers are first narrowed to the rows sharing a value of its most
+    # distinct filled column (among the rows with gaps) with one of its rows, then by a hash of all its
+    # filled values; the real columns then decide.
+    distinct = with_gaps.select(pl.col(columns).n_unique()).row(0, named=True) if examined.height else {}
 
-    queries: list[pl.LazyFrame] = []
+    parts: list[pl.DataFrame] = []
     for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
         flags = example_flags[example]
         filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
         empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
+        narrowest = max(filled, key=lambda name: distinct[name])
         filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
         fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
-        left = lazy.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
-            ROW_INDEX_COLUMN, *filled, fingerprint
+        left = with_gaps.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
+            ROW_INDEX_COLUMN, *filled
         )
-        # Candidates are first narrowed by a hash of the filled values (one cheap semi-join); the real
-        # columns then decide, and the presort makes keep="first" the most complete, first row.
+        near = (
+            marked.select(ROW_INDEX_COLUMN, NULLS, narrowest)
+            .filter(pl.col(NULLS) < null_count)
+            .join(left.select(narrowest).unique(), on=narrowest, how="semi")
+        )
+        # Sorted by completeness then file order, so that keep="first" is the most complete, first row.
         right = (
-            lazy.filter((pl.col(NULLS) < null_count) & filled_present)
-            .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), *filled, fingerprint)
-            .join(left.select("__fingerprint__"), on="__fingerprint__", how="semi", maintain_order="left")
+            marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(near[ROW_INDEX_COLUMN].implode()) & filled_present)
+            .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), NULLS, *filled)
+            .with_columns(fingerprint)
+            .join(left.select(fingerprint), on="__fingerprint__", how="semi", maintain_order="left")
+            .sort([NULLS, MATCH])
             .unique(subset=filled, keep="first", maintain_order=True)
-            .drop("__fingerprint__")
+            .drop("__fingerprint__", NULLS)
         )
-        left = left.drop("__fingerprint__")
-        queries.append(
+        parts.append(
             left.join(right, on=filled, how="inner").select(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(empty).alias("empty")
             )
         )
     pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
-    pairs = pl.concat(pl.collect_all(queries), how="vertical") if queries else pl.DataFrame(schema=pairs_schema)
+    pairs = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=pairs_schema)
 
     details = {
         "null_patterns": patterns.height,
@@ -445,7 +478,7 @@ def _missing_values(
         )
         removed_subsumed = grouped.filter(pl.col(ROW_INDEX_COLUMN) != pl.col(KEPT)).select(
             ROW_INDEX_COLUMN,
-            pl.format(
+            format_text(
                 "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
                 pl.col(KEPT),
                 pl.col("empty"),
@@ -455,7 +488,7 @@ def _missing_values(
         moved = grouped.filter(pl.col(MATCH) != pl.col(KEPT)).select(MATCH, KEPT).unique(maintain_order=True)
         removed_complete = moved.select(
             pl.col(MATCH).alias(ROW_INDEX_COLUMN),
-            pl.format(
+            format_text(
                 "duplicate of row {} (missing_values: its values were merged into row {}, which comes first)",
                 pl.col(KEPT),
                 pl.col(KEPT),
@@ -472,7 +505,7 @@ def _missing_values(
     else:
         removed = pairs.select(
             ROW_INDEX_COLUMN,
-            pl.format(
+            format_text(
                 "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
                 pl.col(MATCH),
                 pl.col("empty"),

@@ -24,6 +24,7 @@ month/day, Agensium's ``MM/DD/YYYY``), and each such pair is reported (``ambigui
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,6 +45,8 @@ BOOLEAN_TRUE = ("true", "yes", "y", "1")
 BOOLEAN_FALSE = ("false", "no", "n", "0")
 BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n")
 MIN_YEAR = 1000
+BELOW_MIN_DATE = dt.date(MIN_YEAR - 1, 12, 31)  # the last day and microsecond before MIN_YEAR
+BELOW_MIN_DATETIME = dt.datetime(MIN_YEAR, 1, 1) - dt.timedelta(microseconds=1)
 MAX_EXACT_FLOAT_INTEGER = 2**53
 MESSAGE_VALUE_CHARS = 80
 
@@ -131,7 +134,12 @@ def parse_number(expr: pl.Expr) -> pl.Expr:
 def parse_integer(expr: pl.Expr) -> pl.Expr:
     """Int64 of a text value that is a whole number written without exponent ("1,234", "12.0"), cast
     exactly (not through a float); null otherwise or when it does not fit in 64 bits."""
-    return number_text(expr).str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    return integer_of_number_text(number_text(expr))
+
+
+def integer_of_number_text(literal: pl.Expr) -> pl.Expr:
+    """:func:`parse_integer` of a value already read by :func:`number_text`."""
+    return literal.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
 
 
 def parse_boolean(expr: pl.Expr) -> pl.Expr:
@@ -161,12 +169,13 @@ def parse_temporal(expr: pl.Expr, fmt: TemporalFormat) -> pl.Expr:
     text = expr.cast(pl.String).str.strip_chars()
     if fmt.kind == "date":
         parsed = text.str.to_date(fmt.pattern, strict=False)
-        floor: Any = pl.date(MIN_YEAR, 1, 1)
+        below = pl.lit(BELOW_MIN_DATE, pl.Date)
     else:
         parsed = text.str.to_datetime(fmt.pattern, time_unit="us", strict=False)
-        floor = pl.datetime(MIN_YEAR, 1, 1)
+        below = pl.lit(BELOW_MIN_DATETIME, pl.Datetime("us"))
     if fmt.four_digit_year:
-        parsed = pl.when(parsed >= floor).then(parsed)
+        # Earlier than MIN_YEAR -> null, with ``parsed`` evaluated once (a when/then would parse twice).
+        parsed = parsed.clip(lower_bound=below).replace(below, None)
     return parsed
 
 
@@ -231,7 +240,10 @@ def plan_dates(
     preferred: TemporalFormat | None = None,
 ) -> DatePlan:
     """Rank ``formats`` by the rows they read in ``values`` (from :func:`distinct_counts`), keep those
-    that read any, and report day/month ambiguity. ``preferred`` (if given) goes first on ties."""
+    that read any, and report day/month ambiguity. ``preferred`` (if given) goes first on ties.
+
+    Each format is tried only on the values whose characters it could read (``_character_groups``): the
+    counts are those of trying every format on every value, at a fraction of the parsing."""
     candidates = list(formats)
     if preferred is not None:
         candidates = [preferred, *(fmt for fmt in candidates if fmt.pattern != preferred.pattern)]
@@ -242,32 +254,61 @@ def plan_dates(
         return plan
     value = pl.col("value")
     weight = pl.col("count")
-    parsed = {fmt.pattern: parse_temporal(value, fmt) for fmt in candidates}
-    exprs = [weight.filter(parsed[fmt.pattern].is_not_null()).sum().alias(fmt.pattern) for fmt in candidates]
-    counts = values.select(exprs).row(0, named=True)
+    groups = _character_groups(values, candidates)
+    counts = dict.fromkeys((fmt.pattern for fmt in candidates), 0)
+    for group, readers in groups:
+        flags = [f"__reads_{index}__" for index in range(len(readers))]
+        row = (
+            group.lazy()
+            .select(
+                weight,
+                *(
+                    parse_temporal(value, fmt).is_not_null().alias(flag)
+                    for fmt, flag in zip(readers, flags, strict=True)
+                ),
+            )
+            .select(
+                *(
+                    weight.filter(pl.col(flag)).sum().alias(fmt.pattern)
+                    for fmt, flag in zip(readers, flags, strict=True)
+                ),
+                weight.filter(pl.any_horizontal(flags)).sum().alias("__parsed__"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        for fmt in readers:
+            counts[fmt.pattern] += int(row[fmt.pattern] or 0)
+        # Formats that read no value anywhere are not in the plan, so its union is this one.
+        plan.parsed += int(row["__parsed__"] or 0)
     ranked = sorted(
-        ((fmt, int(counts[fmt.pattern] or 0)) for fmt in candidates),
+        ((fmt, counts[fmt.pattern]) for fmt in candidates),
         key=lambda item: -item[1],  # stable: ties keep the list order (month/day before day/month)
     )
     plan.formats = [(fmt, count) for fmt, count in ranked if count > 0]
     if not plan.formats:
         return plan
     plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
-    checks = [
-        weight.filter(plan.expression(value).is_not_null()).sum().alias("__parsed__"),
-    ]
     pairs = _ambiguous_pairs(plan, candidates)
+    totals = {f"{key}_{index}": 0 for index in range(len(pairs)) for key in ("both", "first", "second")}
+    for group, readers in groups if pairs else []:
+        patterns = {fmt.pattern for fmt in readers}
+        checks: list[pl.Expr] = []
+        for index, (first, second) in enumerate(pairs):
+            if first.pattern not in patterns and second.pattern not in patterns:
+                continue  # neither reads a value of this group: no contribution
+            a = parse_temporal(value, first) if first.pattern in patterns else pl.lit(None, _dtype(first))
+            b = parse_temporal(value, second) if second.pattern in patterns else pl.lit(None, _dtype(second))
+            checks += [
+                weight.filter(a.is_not_null() & b.is_not_null() & (a != b)).sum().alias(f"both_{index}"),
+                weight.filter(a.is_not_null() & b.is_null()).sum().alias(f"first_{index}"),
+                weight.filter(a.is_null() & b.is_not_null()).sum().alias(f"second_{index}"),
+            ]
+        if checks:
+            for key, count in group.lazy().select(checks).collect().row(0, named=True).items():
+                totals[key] += int(count or 0)
     for index, (first, second) in enumerate(pairs):
-        a, b = parsed[first.pattern], parsed[second.pattern]
-        checks += [
-            weight.filter(a.is_not_null() & b.is_not_null() & (a != b)).sum().alias(f"both_{index}"),
-            weight.filter(a.is_not_null() & b.is_null()).sum().alias(f"first_{index}"),
-            weight.filter(a.is_null() & b.is_not_null()).sum().alias(f"second_{index}"),
-        ]
-    result = values.select(checks).row(0, named=True)
-    plan.parsed = int(result["__parsed__"] or 0)
-    for index, (first, second) in enumerate(pairs):
-        both, only_first, only_second = (int(result[f"{key}_{index}"] or 0) for key in ("both", "first", "second"))
+        both, only_first, only_second = (totals[f"{key}_{index}"] for key in ("both", "first", "second"))
         if not both and not (only_first and only_second):
             continue
         if only_first > only_second:
@@ -285,6 +326,108 @@ def plan_dates(
             }
         )
     return plan
+
+
+COUNTED_CHARACTERS = ("/", ".", ":", ",", "T", "Z")
+"""Characters counted per value (0, 1, 2, or 3 for three or more): each format reads a fixed number."""
+LETTERS_PATTERN = "[A-SU-Ya-z]"  # a letter other than T and Z
+OTHER_PATTERN = r"[^0-9\s+\-/.:,A-Za-z]"  # what no digit, sign, whitespace, counted character or letter is
+SAFE_DIRECTIVES = frozenset({"Y", "m", "d", "H", "M", "S", "y", "b", "B"})
+MONTH_NAMES = frozenset({"b", "B"})
+MANY = 3
+
+
+@dataclass(frozen=True)
+class _Readable:
+    """What a value read by one format holds: per counted character, the range of its count (``None``: no
+    upper bound); whether it may and must hold other letters, and other characters."""
+
+    counts: dict[str, tuple[int, int | None]]
+    letters: tuple[bool, bool]  # (may, must)
+    other: tuple[bool, bool]
+
+    def admits(self, counts: dict[str, int], letters: bool, other: bool) -> bool:
+        """Whether a value with these counts (``MANY``: that many or more) and classes may read."""
+        for char, (low, high) in self.counts.items():
+            count = counts[char]
+            fits = high is None or high >= MANY if count >= MANY else low <= count and (high is None or count <= high)
+            if not fits:
+                return False
+        return all(
+            (may or not held) and (held or not must)
+            for held, (may, must) in ((letters, self.letters), (other, self.other))
+        )
+
+
+def _readable(fmt: TemporalFormat) -> _Readable | None:
+    """What the values ``fmt`` reads may hold (see ``_character_groups``); None when the format has a
+    directive other than the plain numeric ones, month names and ``%.f`` (every value is then tried)."""
+    literal = dict.fromkeys(COUNTED_CHARACTERS, 0)
+    fractions = 0
+    month_name = letters = other = False
+    pattern, position = fmt.pattern, 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "%":
+            if pattern.startswith("%.f", position):
+                fractions += 1
+                position += 3
+                continue
+            directive = pattern[position + 1 : position + 2]
+            if directive not in SAFE_DIRECTIVES:
+                return None
+            month_name = month_name or directive in MONTH_NAMES
+            position += 2
+            continue
+        if char in literal:
+            literal[char] += 1
+        elif char.isascii() and char.isalpha():
+            letters = True
+        elif not (char.isspace() or char.isdigit() or char in "+-"):
+            other = True
+        position += 1
+    counts: dict[str, tuple[int, int | None]] = {char: (count, count) for char, count in literal.items()}
+    counts["."] = (literal["."], literal["."] + fractions)
+    if month_name:  # month names are ASCII letters in any case: T and Z among them
+        counts["T"], counts["Z"] = (literal["T"], None), (literal["Z"], None)
+    return _Readable(counts, (letters or month_name, letters or month_name), (other, other))
+
+
+def _character_groups(
+    values: pl.DataFrame, formats: list[TemporalFormat]
+) -> list[tuple[pl.DataFrame, list[TemporalFormat]]]:
+    """``values`` split by the characters they hold, each part with the formats that could read any of its
+    values (in ``formats`` order). A format reads a whole value (``exact``), consuming only its literals,
+    digits, signs, whitespace, month names (ASCII letters) and ``%.f``'s point: a value holding another
+    character, or a literal character more or fewer times, does not read, so skipping it changes no count."""
+    value = pl.col("value").cast(pl.String)
+    parts = [
+        value.str.count_matches(char, literal=True).clip(upper_bound=MANY).cast(pl.UInt32) * (4**bit)
+        for bit, char in enumerate(COUNTED_CHARACTERS)
+    ]
+    parts.append(value.str.contains(LETTERS_PATTERN).cast(pl.UInt32) * (4 ** len(COUNTED_CHARACTERS)))
+    parts.append(value.str.contains(OTHER_PATTERN).cast(pl.UInt32) * (2 * 4 ** len(COUNTED_CHARACTERS)))
+    marked = values.with_columns(pl.sum_horizontal(parts).alias("__signature__"))
+    rules = [_readable(fmt) for fmt in formats]
+    by_readers: dict[tuple[int, ...], list[int]] = {}
+    for code in marked["__signature__"].unique().sort().to_list():
+        counts = {char: code // 4**bit % 4 for bit, char in enumerate(COUNTED_CHARACTERS)}
+        letters = bool(code // 4 ** len(COUNTED_CHARACTERS) & 1)
+        other = bool(code // 4 ** len(COUNTED_CHARACTERS) & 2)
+        readers = tuple(
+            position for position, rule in enumerate(rules) if rule is None or rule.admits(counts, letters, other)
+        )
+        if readers:
+            by_readers.setdefault(readers, []).append(code)
+    groups: list[tuple[pl.DataFrame, list[TemporalFormat]]] = []
+    for readers, codes in by_readers.items():
+        part = marked.filter(pl.col("__signature__").is_in(codes)).drop("__signature__")
+        groups.append((part, [formats[position] for position in readers]))
+    return groups
+
+
+def _dtype(fmt: TemporalFormat) -> pl.DataType:
+    return pl.Date() if fmt.kind == "date" else pl.Datetime("us")
 
 
 def _ambiguous_pairs(plan: DatePlan, candidates: list[TemporalFormat]) -> list[tuple[TemporalFormat, TemporalFormat]]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -118,7 +118,7 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     if drop_row_columns:
         empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
         mask = pl.any_horizontal([flag for _, flag in empty])
-        removed = removed_rows(work, mask, pl.format("row has missing values in: {}", names_where(empty)))
+        removed = removed_rows(work, mask, format_text("row has missing values in: {}", names_where(empty)))
         for name, flag in empty:
             row_issues.append(
                 row_issue_frame(

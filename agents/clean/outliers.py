@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -108,7 +108,7 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
         reason = pl.concat_str(
             [
                 pl.when(pl.col(flags[item.column])).then(
-                    pl.format(
+                    format_text(
                         "outlier in {}: {} outside {} ({})",
                         pl.lit(item.column),
                         pl.col(item.column).cast(pl.String),
@@ -227,7 +227,7 @@ def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierR
         column=item.column,
         issue_type=pl.when(extreme).then(pl.lit("extreme_outlier")).otherwise(pl.lit("outlier")),
         severity=pl.when(extreme).then(pl.lit("critical")).otherwise(pl.lit("warning")),
-        message=pl.format(
+        message=format_text(
             "{} outside {} ({} bounds); {}",
             pl.col(item.column).cast(pl.String),
             pl.lit(item.text),

@@ -102,11 +102,16 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         progress(0.05 + 0.85 * index / max(len(rules), 1), f"Simulating {rule_id} ({rule.type})")
         try:
             simulation = _simulate(frame, rule)
-            after = _profile(simulation.frame, [name for name in columns if name not in simulation.dropped], params)
+            kept = [name for name in columns if name not in simulation.dropped]
+            # A rule that keeps every row leaves the columns it does not rewrite as they were.
+            same = [] if simulation.removed is not None else [name for name in kept if name not in simulation.touched]
+            after = _profile(simulation.frame, kept, params, known=before, unchanged=same)
         except RuleError as error:
             results.append(_failed(rule_id, rule, str(error)))
             continue
         counts = _counts(frame, simulation)
+        if simulation.removed is not None:  # the masks are never null: the filter drops exactly their rows
+            counts["__removed__"] = before["rows"] - after["rows"]
         result = _compare(rule_id, rule, simulation, before, after, counts, params)
         if params.analyze_correlations:
             kept = [name for name in numeric_columns if name not in simulation.dropped]
@@ -397,8 +402,17 @@ def _conversion(frame: pl.DataFrame, name: str, target: str) -> pl.Expr:
 # profiles and comparison
 
 
-def _profile(frame: pl.LazyFrame, columns: list[str], params: CleansePreviewerParams) -> dict[str, Any]:
+def _profile(
+    frame: pl.LazyFrame,
+    columns: list[str],
+    params: CleansePreviewerParams,
+    known: dict[str, Any] | None = None,
+    unchanged: list[str] | None = None,
+) -> dict[str, Any]:
+    """Rows and per column nulls and statistics; the ``unchanged`` columns' entries are taken from the
+    ``known`` profile of the same rows instead of being computed again."""
     schema = frame.collect_schema()
+    reused = set(unchanged or []) if known is not None else set()
     statistics = ["count"]
     if params.compare_statistics:
         statistics += ["mean", "median", "std", "min", "max"]
@@ -406,6 +420,8 @@ def _profile(frame: pl.LazyFrame, columns: list[str], params: CleansePreviewerPa
         statistics += ["skewness", "kurtosis"]
     exprs: list[pl.Expr] = [pl.len().alias("rows")]
     for index, name in enumerate(columns):
+        if name in reused:
+            continue
         exprs.append(pl.col(name).null_count().alias(f"{index}_nulls"))
         if _is_numeric(schema[name]):
             values = pl.col(name).cast(pl.Float64)
@@ -425,6 +441,10 @@ def _profile(frame: pl.LazyFrame, columns: list[str], params: CleansePreviewerPa
     rows = int(row["rows"])
     profile: dict[str, Any] = {"rows": rows, "columns": {}, "dtypes": {name: schema[name] for name in columns}}
     for index, name in enumerate(columns):
+        if name in reused:
+            assert known is not None
+            profile["columns"][name] = known["columns"][name]
+            continue
         nulls = int(row[f"{index}_nulls"])
         entry: dict[str, Any] = {"dtype": str(schema[name]), "null_count": nulls, "null_percentage": pct(nulls, rows)}
         if _is_numeric(schema[name]):
@@ -435,8 +455,6 @@ def _profile(frame: pl.LazyFrame, columns: list[str], params: CleansePreviewerPa
 
 def _counts(frame: pl.DataFrame, simulation: Simulation) -> dict[str, int]:
     exprs: list[pl.Expr] = []
-    if simulation.removed is not None:
-        exprs.append(simulation.removed.fill_null(False).sum().alias("__removed__"))
     for name, failed in simulation.failures.items():
         exprs.append(failed.fill_null(False).sum().alias(f"failed__{name}"))  # keys: see _compare
     if simulation.touched and not simulation.failures:

@@ -101,6 +101,7 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
         .with_columns([expr for stage in stages for expr in stage[0]])
         .with_columns([expr for stage in stages for expr in stage[1]])
         .with_columns([expr for stage in stages for expr in stage[2]])
+        .select(*frame.columns, *(name for index in range(len(plans)) for name in (_new(index), _rule(index))))
         .collect()
     )
     progress(0.6, "Counting variants")
@@ -415,7 +416,7 @@ def _stages(
     for name, applies, value in reversed(branches):
         result = pl.when(applies).then(value).otherwise(result)
         rule = pl.when(applies).then(pl.lit(name)).otherwise(rule)
-    return first, second, [result.alias(_new(index)), rule.alias(_rule(index))]
+    return first, second, [result.alias(_new(index)), rule.cast(pl.Enum(RULES)).alias(_rule(index))]
 
 
 def _render_number(value: pl.Expr) -> pl.Expr:
@@ -441,11 +442,17 @@ def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnP
         if plan.dates is not None:
             exprs.append(_not_a_date(index).sum().alias(f"undated_{index}"))
     row = work.select(exprs).row(0, named=True)
+    changed_plans = [index for index in range(len(plans)) if row[f"changed_{index}"]]
+    queries = [_variants(frame, plan.column) for plan in plans] + [_variants(work, _new(i)) for i in changed_plans]
+    counted = [
+        {key: int(value or 0) for key, value in result.row(0, named=True).items()} for result in pl.collect_all(queries)
+    ]
+    after_of = dict(zip(changed_plans, counted[len(plans) :], strict=True))
     reports: list[dict[str, Any]] = []
     for index, plan in enumerate(plans):
         values_changed = int(row[f"changed_{index}"])
-        variants_before = _variants(frame, plan.column)
-        variants_after = _variants(work, _new(index)) if values_changed else variants_before
+        variants_before = counted[index]
+        variants_after = after_of.get(index, variants_before)
         report: dict[str, Any] = {
             "field_name": plan.column,
             "values_changed": values_changed,
@@ -473,22 +480,20 @@ def _not_a_date(index: int) -> pl.Expr:
     return pl.col(_rule(index)).is_in(NOT_DATES) & (pl.col(_new(index)).str.strip_chars() != "")
 
 
-def _variants(frame: pl.DataFrame, column: str) -> dict[str, int]:
+def _variants(frame: pl.DataFrame, column: str) -> pl.LazyFrame:
     """Over the distinct non-null values: how many, how many with whitespace issues, and how many groups of
-    more than one are equal ignoring case and whitespace."""
-    row = (
+    more than one are equal ignoring case and whitespace (one row; a Categorical's distinct values are
+    found before they are turned into text)."""
+    return (
         frame.lazy()
-        .select(pl.col(column).cast(pl.String).drop_nulls().unique().alias("value"))
+        .select(pl.col(column).drop_nulls().unique().cast(pl.String).alias("value"))
         .with_columns(pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase().alias("key"))
         .select(
             pl.len().alias("distinct"),
             pl.col("value").str.contains(r"^\s|\s$|\s\s").sum().alias("whitespace"),
             pl.col("key").filter(pl.col("key").is_duplicated()).n_unique().alias("case_groups"),
         )
-        .collect()
-        .row(0, named=True)
     )
-    return {key: int(value or 0) for key, value in row.items()}
 
 
 def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict[str, Any]]) -> list[pl.LazyFrame]:

@@ -42,6 +42,7 @@ from agents.clean.helpers_a import (
     DatePlan,
     collect_issues,
     distinct_counts,
+    integer_of_number_text,
     issue_rows,
     number_text,
     parse_boolean,
@@ -235,16 +236,19 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
         return decision
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
     value, weight = pl.col("value"), pl.col("count")
-    token = value.str.to_lowercase()
-    text = number_text(value)
-    counts = values.select(
-        weight.filter(text.is_not_null()).sum().alias("numeric"),
-        weight.filter(parse_integer(value).is_not_null()).sum().alias("integer"),
-        weight.filter(text.str.contains(LEADING_ZERO_PATTERN)).sum().alias("leading_zero"),
-        weight.filter(parse_boolean(value).is_not_null()).sum().alias("boolean"),
-        weight.filter(token.is_in(BOOLEAN_WORDS)).sum().alias("boolean_words"),
-        weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
-    ).row(0, named=True)
+    text = pl.col("__number__")  # number_text, read once
+    counts = (
+        values.with_columns(number_text(value).alias("__number__"))
+        .select(
+            weight.filter(text.is_not_null()).sum().alias("numeric"),
+            weight.filter(integer_of_number_text(text).is_not_null()).sum().alias("integer"),
+            weight.filter(text.str.contains(LEADING_ZERO_PATTERN)).sum().alias("leading_zero"),
+            weight.filter(parse_boolean(value).is_not_null()).sum().alias("boolean"),
+            weight.filter(value.str.to_lowercase().is_in(BOOLEAN_WORDS)).sum().alias("boolean_words"),
+            weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
+        )
+        .row(0, named=True)
+    )
     total = decision.non_blank
     numeric, integer = int(counts["numeric"] or 0), int(counts["integer"] or 0)
     shares = {"numeric": numeric / total}
@@ -287,7 +291,8 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
         )
         return decision
     decision.detected = None
-    if params.auto_convert_category:
+    # Stripping can only merge values: more distinct stripped values than the limit rule a category out.
+    if params.auto_convert_category and values.height <= params.category_max_distinct:
         _decide_category(frame, decision, params)
     return decision
 

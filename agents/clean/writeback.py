@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -171,7 +171,9 @@ def _numeric_check(
                     column=name,
                     issue_type="non_finite_number",
                     severity="warning",
-                    message=pl.format("'{}' holds {}, not a finite number", pl.lit(name), pl.col(name).cast(pl.String)),
+                    message=format_text(
+                        "'{}' holds {}, not a finite number", pl.lit(name), pl.col(name).cast(pl.String)
+                    ),
                     value=pl.col(name),
                 )
             )
@@ -215,7 +217,7 @@ def _datetime_check(
                     column=name,
                     issue_type="implausible_date",
                     severity="warning",
-                    message=pl.format(
+                    message=format_text(
                         "'{}' is {}: outside years {}-{}, probably misparsed",
                         pl.lit(name),
                         pl.col(name).cast(pl.String),
@@ -298,7 +300,13 @@ def _duplicate_check(
     )
     issues: list[pl.LazyFrame] = []
     duplicates = 0
-    if columns and indexed.height:
+    # Equal rows hash equally: when no two rows share a hash (the usual case) there is no duplicate and
+    # the exact comparison is skipped.
+    if (
+        columns
+        and indexed.height
+        and indexed.select(pl.struct(columns).hash(seed=0).n_unique()).item() < indexed.height
+    ):
         later = ~pl.struct(columns).is_first_distinct()
         duplicates = int(indexed.select(later.sum()).item())
         if duplicates:
@@ -310,7 +318,7 @@ def _duplicate_check(
                     column="all",
                     issue_type="duplicate_row",
                     severity="warning",
-                    message=pl.format("exact duplicate of row {}", pl.col("__first_row__")),
+                    message=format_text("exact duplicate of row {}", pl.col("__first_row__")),
                     value=pl.col("__first_row__"),
                 )
             )

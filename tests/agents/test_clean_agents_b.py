@@ -742,3 +742,51 @@ def test_writeback_duplicate_check_agrees_with_python(frame: pl.DataFrame) -> No
     assert check["passed"] == (len(set(rows)) == len(rows))
     assert check["details"]["duplicate_count"] == len(rows) - len(set(rows))
     assert result.frame is frame
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fast paths: hash pre-filters and several-chunk frames
+
+
+def test_exact_duplicates_found_through_the_hash_prefilter_with_signed_zero_and_nan() -> None:
+    """-0.0 equals 0.0 and NaN equals NaN for the window the resolver groups with; the hash pre-filter must
+    not hide those pairs (equal keys hash equally), and a frame without repeats comes back unchanged."""
+    nan = float("nan")
+    frame = indexed(
+        {"x": [0.0, -0.0, nan, nan, 1.5, None, None], "t": ["a", "a", "b", "b", "c", None, None]},
+        [2, 4, 6, 8, 10, 12, 14],
+    )
+    result = run(duplicates.run, frame, DuplicateResolverParams(detection_types=["exact"]))
+    assert result.frame is not None and result.removed is not None
+    assert result.frame[ROW].to_list() == [2, 6, 10, 12]
+    assert result.removed[ROW].to_list() == [4, 8, 14]
+    assert result.removed["reason"].to_list() == [f"duplicate of row {row} (exact)" for row in (2, 6, 12)]
+    distinct = frame.head(1).vstack(frame.slice(2, 1)).vstack(frame.slice(4, 2))
+    unchanged = run(duplicates.run, distinct, DuplicateResolverParams(detection_types=["exact"]))
+    assert unchanged.frame is not None and unchanged.frame.equals(distinct)
+
+
+def test_missing_values_subsumer_found_when_the_most_distinct_column_is_a_float() -> None:
+    """Each pattern's subsumers are narrowed by a semi-join on its most distinct filled column: a float
+    column with -0.0 against 0.0 must still match (joins treat them as equal)."""
+    frame = indexed(
+        {"v": [0.0, -0.0, 2.0, 3.0], "w": [None, "k", "k", None], "z": [1, 1, 2, 3]},
+        [1, 3, 5, 7],
+        {"w": pl.String},
+    )
+    result = run(duplicates.run, frame, DuplicateResolverParams(detection_types=["missing_values"]))
+    assert result.removed is not None
+    assert result.removed[ROW].to_list() == [1]
+    assert "duplicate of row 3" in result.removed["reason"][0]
+
+
+def test_agents_accept_frames_of_several_chunks() -> None:
+    """Polars 2.1's native pl.format panics in a streaming query over a filtered frame of several chunks
+    (what earlier lazy agents hand on); the agents' messages are built with concat_str instead."""
+    head = indexed({"id": [1, 2, 3, 4, 5], "price": [0.0] * 5}, [1, 2, 3, 4, 5])
+    tail = indexed({"id": [6, 7, 8], "price": [0.0, 0.01, 0.01]}, [6, 7, 8])
+    frame = pl.concat([head, tail], rechunk=False)
+    assert frame["price"].n_chunks() == 2
+    result = run(outliers.run, frame, OutlierRemoverParams())
+    assert result.removed is not None and result.removed[ROW].to_list() == [7, 8]
+    assert result.row_level_issues["message"].str.starts_with("0.01 outside").all()
