@@ -126,6 +126,27 @@ class _DataFlow:
         return frame.select([pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in schema])
 
 
+def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str]) -> list[int]:
+    """Per common column, the kept rows whose value differs; all columns in one query."""
+    if not common:
+        return []
+    if before.height == after.height and before[ROW_INDEX_COLUMN].equals(after[ROW_INDEX_COLUMN]):
+        old, new = before, after  # no row removed or moved: compare in place, nothing gathered
+    else:
+        old = before.join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
+        new = old.select(ROW_INDEX_COLUMN).join(after, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
+    pair = pl.concat(
+        [old.select(pl.col(common).name.prefix("o:")), new.select(pl.col(common).name.prefix("n:"))], how="horizontal"
+    )
+    exprs = []
+    for name in common:
+        a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
+        if old.schema[name] != new.schema[name]:
+            a, b = a.cast(pl.String), b.cast(pl.String)
+        exprs.append(a.ne_missing(b).sum().alias(name))
+    return [int(value) for value in pair.select(exprs).row(0)]
+
+
 def step_record(
     step: int,
     agent_id: str,
@@ -138,18 +159,8 @@ def step_record(
 ) -> dict[str, Any]:
     """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
     for the rows the agent kept, by their row index, as text when the dtype changed."""
-    kept_before = before.join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
-    aligned = after.join(kept_before.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
-    if not kept_before[ROW_INDEX_COLUMN].equals(aligned[ROW_INDEX_COLUMN]):
-        aligned = kept_before.select(ROW_INDEX_COLUMN).join(aligned, on=ROW_INDEX_COLUMN, how="left")
-    common = [c for c in data_columns(before) if c in aligned.columns]
-    changed_exprs = []
-    for name in common:
-        old, new = kept_before[name], aligned[name]
-        if old.dtype != new.dtype:
-            old, new = old.cast(pl.String), new.cast(pl.String)
-        changed_exprs.append(old.ne_missing(new).sum())
-    changed = [int(value) for value in changed_exprs]
+    common = [c for c in data_columns(before) if c in after.columns]
+    changed = _changed_cells(before, after, common)
     nulls_before = before.null_count().row(0, named=True)
     nulls_after = after.null_count().row(0, named=True)
     columns: dict[str, dict[str, Any]] = {}
