@@ -16,9 +16,7 @@ class Settings(BaseSettings):
         "postgresql://postgres@127.0.0.1:5432/agensium",
         validation_alias=AliasChoices("DATABASE_URL", "AGENSIUM_DATABASE_URL"),
     )
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "AGENSIUM_REDIS_URL")
-    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "AGENSIUM_REDIS_URL"))
     s3_endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("S3_ENDPOINT_URL", "AWS_ENDPOINT_URL", "AGENSIUM_S3_ENDPOINT_URL")
     )

@@ -51,6 +51,4 @@ def task_not_found() -> ServiceError:
 
 
 def invalid_state(status: str, action: str) -> ServiceError:
-    return ServiceError(
-        "INVALID_STATE", f"Cannot {action} a task that is {status}.", {"status": status}
-    )
+    return ServiceError("INVALID_STATE", f"Cannot {action} a task that is {status}.", {"status": status})

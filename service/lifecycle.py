@@ -59,8 +59,7 @@ def _check_input_name(name: str) -> None:
     if not _INPUT_NAME.fullmatch(name):
         raise ServiceError(
             "INVALID_FILE_NAME",
-            f"Input name {name!r} is not allowed: use 1-128 characters of A-Z a-z 0-9 . _ - "
-            "without a leading dot.",
+            f"Input name {name!r} is not allowed: use 1-128 characters of A-Z a-z 0-9 . _ - without a leading dot.",
             {"name": name},
         )
 
@@ -103,9 +102,16 @@ async def create_task(
         if source["status"] != S.COMPLETED:
             raise invalid_state(source["status"], "take inputs from")
     return await core.store.insert_task(
-        user_id=user_id, tool_id=tool_id, agents=chain, priority=priority, parameters=parameters,
-        source_task_id=source_task_id, labels=labels, idempotency_key=idempotency_key,
-        upload_ttl_s=core.settings.task_upload_ttl_s, publish=core.publish,
+        user_id=user_id,
+        tool_id=tool_id,
+        agents=chain,
+        priority=priority,
+        parameters=parameters,
+        source_task_id=source_task_id,
+        labels=labels,
+        idempotency_key=idempotency_key,
+        upload_ttl_s=core.settings.task_upload_ttl_s,
+        publish=core.publish,
     )
 
 
@@ -173,7 +179,8 @@ async def request_upload_urls(
         raise ServiceError("INPUT_MISSING", "A primary input (primary.<ext>) is required.")
     if request.parameters_size is not None and request.parameters_size > settings.max_parameters_bytes:
         raise ServiceError(
-            "INPUT_TOO_LARGE", f"parameters.json may be at most {settings.max_parameters_bytes} bytes.",
+            "INPUT_TOO_LARGE",
+            f"parameters.json may be at most {settings.max_parameters_bytes} bytes.",
             {"name": PARAMETERS_NAME, "limit": settings.max_parameters_bytes},
         )
     result = await core.store.transition(
@@ -186,19 +193,32 @@ async def request_upload_urls(
     if request.has_parameters:
         uploads.append((PARAMETERS_NAME, "application/json", request.parameters_size))
     presigned = await asyncio.gather(
-        *(core.storage.presign_put(prefix + name, ctype, size, settings.upload_url_ttl_s)
-          for name, ctype, size in uploads)
+        *(
+            core.storage.presign_put(prefix + name, ctype, size, settings.upload_url_ttl_s)
+            for name, ctype, size in uploads
+        )
     )
     out = [
-        {"name": name, "key": p.key, "method": p.method, "url": p.url, "headers": p.headers,
-         "expires_at": p.expires_at.isoformat().replace("+00:00", "Z")}
+        {
+            "name": name,
+            "key": p.key,
+            "method": p.method,
+            "url": p.url,
+            "headers": p.headers,
+            "expires_at": p.expires_at.isoformat().replace("+00:00", "Z"),
+        }
         for (name, _, _), p in zip(uploads, presigned, strict=True)
     ]
     return result.row, out
 
 
 async def stream_input(
-    core: Core, user_id: str, task_id: str, name: str, content_type: str, declared_size: int | None,
+    core: Core,
+    user_id: str,
+    task_id: str,
+    name: str,
+    content_type: str,
+    declared_size: int | None,
     body: AsyncIterator[bytes],
 ) -> dict[str, Any]:
     task = await get_task(core, user_id, task_id)
@@ -241,9 +261,7 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
     if not any(i["role"] == "primary" for i in inputs):
         raise ServiceError("INPUT_MISSING", "No primary input was declared or uploaded.", {"missing": ["primary"]})
     prefix = inputs_prefix(core.settings, str(task["user_id"]), str(task["id"]))
-    expected: list[tuple[str, int | None]] = [
-        (i["name"], i["size"]) for i in inputs if i["role"] != "parameters"
-    ]
+    expected: list[tuple[str, int | None]] = [(i["name"], i["size"]) for i in inputs if i["role"] != "parameters"]
     if task["has_parameters"] or any(i["role"] == "parameters" for i in inputs):
         expected.append((PARAMETERS_NAME, None))
     heads = await asyncio.gather(*(core.storage.head(prefix + name) for name, _ in expected))
@@ -257,13 +275,15 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
     ]
     if wrong:
         raise ServiceError(
-            "INPUT_MISSING", "Stored size differs from the declared size for: "
-            + ", ".join(str(w["name"]) for w in wrong) + ".", {"size_mismatch": wrong},
+            "INPUT_MISSING",
+            "Stored size differs from the declared size for: " + ", ".join(str(w["name"]) for w in wrong) + ".",
+            {"size_mismatch": wrong},
         )
     params_head = heads[-1] if expected[-1][0] == PARAMETERS_NAME else None
     if params_head is not None and params_head.size > core.settings.max_parameters_bytes:
         raise ServiceError(
-            "INPUT_TOO_LARGE", f"parameters.json is over {core.settings.max_parameters_bytes} bytes.",
+            "INPUT_TOO_LARGE",
+            f"parameters.json is over {core.settings.max_parameters_bytes} bytes.",
             {"name": PARAMETERS_NAME},
         )
 
@@ -282,8 +302,9 @@ async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record
     allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
     if task["status"] not in allowed:
         if task["status"] == S.CREATED:
-            raise ServiceError("INPUT_MISSING", "Request upload URLs and upload the inputs first.",
-                               {"missing": ["primary"]})
+            raise ServiceError(
+                "INPUT_MISSING", "Request upload URLs and upload the inputs first.", {"missing": ["primary"]}
+            )
         raise invalid_state(task["status"], "process")
     await _verify_inputs(core, task)
     return await _queue(core, user_id, task_id, allowed, "process")
@@ -323,7 +344,8 @@ async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
         raise task_not_found()
     if task["status"] != S.COMPLETED:
         raise ServiceError(
-            "NOT_READY", f"The result is available once the task is COMPLETED; it is {task['status']}.",
+            "NOT_READY",
+            f"The result is available once the task is COMPLETED; it is {task['status']}.",
             {"status": task["status"]},
         )
     return {"task_id": task_id, **(task["result"] or {})}
@@ -334,12 +356,19 @@ async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[st
     prefix = outputs_prefix(core.settings, user_id, task_id)
     outputs: list[dict[str, Any]] = list(task["outputs"] or [])
     links = await asyncio.gather(
-        *(core.storage.presign_get(prefix + o["name"], o["name"], core.settings.download_url_ttl_s,
-                                   o["content_type"]) for o in outputs)
+        *(
+            core.storage.presign_get(prefix + o["name"], o["name"], core.settings.download_url_ttl_s, o["content_type"])
+            for o in outputs
+        )
     )
     return [
-        {"name": o["name"], "size": o["size"], "content_type": o["content_type"], "url": url,
-         "expires_at": expires.isoformat().replace("+00:00", "Z")}
+        {
+            "name": o["name"],
+            "size": o["size"],
+            "content_type": o["content_type"],
+            "url": url,
+            "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        }
         for o, (url, expires) in zip(outputs, links, strict=True)
     ]
 

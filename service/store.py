@@ -81,8 +81,13 @@ class Event:
 
     def to_message(self) -> str:
         return json.dumps(
-            {"id": self.id, "task_id": self.task_id, "user_id": self.user_id, "type": self.type,
-             "payload": self.payload}
+            {
+                "id": self.id,
+                "task_id": self.task_id,
+                "user_id": self.user_id,
+                "type": self.type,
+                "payload": self.payload,
+            }
         )
 
 
@@ -183,8 +188,16 @@ class TaskStore:
         Streams see a task from its first transition on; the task itself says CREATED."""
         uid = uuid.UUID(user_id)
         row = await self.pool.fetchrow(
-            self.q["insert_task"], uuid.uuid4(), uid, tool_id, agents, priority, parameters,
-            uuid.UUID(source_task_id) if source_task_id else None, labels, idempotency_key,
+            self.q["insert_task"],
+            uuid.uuid4(),
+            uid,
+            tool_id,
+            agents,
+            priority,
+            parameters,
+            uuid.UUID(source_task_id) if source_task_id else None,
+            labels,
+            idempotency_key,
             float(upload_ttl_s),
         )
         if row is None:  # idempotency key seen before
@@ -223,8 +236,14 @@ class TaskStore:
     ) -> list[asyncpg.Record]:
         created_at, after_id = after if after else (None, None)
         return await self.pool.fetch(
-            self.q["list_tasks"], uuid.UUID(user_id), statuses, tool_id, labels, created_at,
-            uuid.UUID(after_id) if after_id else None, limit,
+            self.q["list_tasks"],
+            uuid.UUID(user_id),
+            statuses,
+            tool_id,
+            labels,
+            created_at,
+            uuid.UUID(after_id) if after_id else None,
+            limit,
         )
 
     async def transition(
@@ -273,8 +292,12 @@ class TaskStore:
                     row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message)
                     if row is None:
                         return False
-                    payload = {"task_id": task_id, "progress": row["progress"], "current_agent": current_agent,
-                               "message": message}
+                    payload = {
+                        "task_id": task_id,
+                        "progress": row["progress"],
+                        "current_agent": current_agent,
+                        "message": message,
+                    }
                     locked = row["user_id"]
                     events.append(await self._insert_event(conn, locked, tid, "progress", payload, first=True))
                 await self._publish(events, publish)
@@ -296,8 +319,13 @@ class TaskStore:
     # --- events --------------------------------------------------------------------------------
 
     async def _insert_event(
-        self, conn: asyncpg.Connection, user_id: uuid.UUID, task_id: uuid.UUID, type_: str,
-        payload: dict[str, Any], first: bool = False,
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        task_id: uuid.UUID,
+        type_: str,
+        payload: dict[str, Any],
+        first: bool = False,
     ) -> Event:
         query = self.q["insert_first_event" if first else "insert_event"]
         event_id = await conn.fetchval(query, task_id, user_id, type_, payload)
@@ -348,8 +376,11 @@ class TaskStore:
     async def running_workers(self) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(self.q["running_workers"])
         return [
-            {"worker_id": r["worker_id"], "running": r["running"],
-             "last_heartbeat": r["last_heartbeat"].isoformat() if r["last_heartbeat"] else None}
+            {
+                "worker_id": r["worker_id"],
+                "running": r["running"],
+                "last_heartbeat": r["last_heartbeat"].isoformat() if r["last_heartbeat"] else None,
+            }
             for r in rows
         ]
 

@@ -145,9 +145,9 @@ async def worker(settings: Settings, storage: Storage) -> AsyncIterator[None]:
     task = asyncio.create_task(w.async_run())
     yield
     # Let jobs in flight finish their arq bookkeeping (our task states are final before arq's are).
-    deadline = asyncio.get_running_loop().time() + 30
-    while any(not job.done() for job in w.tasks.values()) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    in_flight = [job for job in w.tasks.values() if not job.done()]
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=30)
     with contextlib.suppress(asyncio.CancelledError):
         await w.close()
     task.cancel()

@@ -54,7 +54,11 @@ def _init_child(progress_queue: Any) -> None:
 
 
 def _run_chain_in_child(
-    run_id: str, tool_id: str, agent_ids: list[str], inputs: dict[str, str], parameters: dict[str, Any],
+    run_id: str,
+    tool_id: str,
+    agent_ids: list[str],
+    inputs: dict[str, str],
+    parameters: dict[str, Any],
     out_dir: str,
 ) -> dict[str, Any]:
     from agents.chain import run_tool
@@ -82,7 +86,10 @@ class AgentPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self.processes, mp_context=self._ctx, initializer=_init_child, initargs=(self._progress,),
+            self.processes,
+            mp_context=self._ctx,
+            initializer=_init_child,
+            initargs=(self._progress,),
             max_tasks_per_child=50,
         )
 
@@ -101,16 +108,26 @@ class AgentPool:
                     loop.call_soon_threadsafe(q.put_nowait, item)
 
     async def run(
-        self, tool_id: str, agent_ids: list[str], inputs: dict[str, Path], parameters: dict[str, Any],
-        out_dir: Path, progress: asyncio.Queue[ProgressMessage],
+        self,
+        tool_id: str,
+        agent_ids: list[str],
+        inputs: dict[str, Path],
+        parameters: dict[str, Any],
+        out_dir: Path,
+        progress: asyncio.Queue[ProgressMessage],
     ) -> dict[str, Any]:
         run_id = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         self._listeners[run_id] = (loop, progress)
         try:
             future = self._executor.submit(
-                _run_chain_in_child, run_id, tool_id, agent_ids, {k: str(v) for k, v in inputs.items()},
-                parameters, str(out_dir),
+                _run_chain_in_child,
+                run_id,
+                tool_id,
+                agent_ids,
+                {k: str(v) for k, v in inputs.items()},
+                parameters,
+                str(out_dir),
             )
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
@@ -226,20 +243,33 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
         outputs = []
         for out in result.get("outputs", []):
             digest = hashlib.sha256()
-            size = await core.storage.upload_file(out_dir / out["name"], out_prefix + out["name"], out["content_type"],
-                                                  digest)
-            outputs.append({"name": out["name"], "content_type": out["content_type"], "size": size,
-                            "sha256": digest.hexdigest()})
+            size = await core.storage.upload_file(
+                out_dir / out["name"], out_prefix + out["name"], out["content_type"], digest
+            )
+            outputs.append(
+                {"name": out["name"], "content_type": out["content_type"], "size": size, "sha256": digest.hexdigest()}
+            )
         manifest = {
-            "task_id": task_id, "tool_id": task["tool_id"], "agents": agent_ids, "status": result.get("status"),
-            "attempt": task["attempts"], "worker_id": worker_id,
+            "task_id": task_id,
+            "tool_id": task["tool_id"],
+            "agents": agent_ids,
+            "status": result.get("status"),
+            "attempt": task["attempts"],
+            "worker_id": worker_id,
             "inputs": [{k: i.get(k) for k in ("name", "role", "size", "sha256")} for i in task["inputs"]],
-            "outputs": outputs, "parameters": parameters,
+            "outputs": outputs,
+            "parameters": parameters,
         }
         manifest_bytes = json.dumps(manifest, indent=2, default=str).encode()
         await core.storage.put_bytes(out_prefix + "manifest.json", manifest_bytes, "application/json")
-        outputs.append({"name": "manifest.json", "content_type": "application/json", "size": len(manifest_bytes),
-                        "sha256": hashlib.sha256(manifest_bytes).hexdigest()})
+        outputs.append(
+            {
+                "name": "manifest.json",
+                "content_type": "application/json",
+                "size": len(manifest_bytes),
+                "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+            }
+        )
 
         forwarder.cancel()
         summary = {k: v for k, v in result.items() if k != "outputs"}
@@ -258,24 +288,34 @@ async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str
         return TaskStatus.FAILED
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
-            await asyncio.shield(lifecycle.fail_task(
-                core, task_id, "TIMEOUT", "The task ran out of time or its worker stopped; retry it.",
-                [TaskStatus.PROCESSING]))
+            await asyncio.shield(
+                lifecycle.fail_task(
+                    core,
+                    task_id,
+                    "TIMEOUT",
+                    "The task ran out of time or its worker stopped; retry it.",
+                    [TaskStatus.PROCESSING],
+                )
+            )
         raise
     except BrokenProcessPool:
         log.exception("agent process died on task %s", task_id)
-        await lifecycle.fail_task(core, task_id, "AGENT_FAILED",
-                                  "The agent process died (out of memory?); retry it or use a smaller file.",
-                                  [TaskStatus.PROCESSING])
+        await lifecycle.fail_task(
+            core,
+            task_id,
+            "AGENT_FAILED",
+            "The agent process died (out of memory?); retry it or use a smaller file.",
+            [TaskStatus.PROCESSING],
+        )
         return TaskStatus.FAILED
     except Exception as exc:
         log.exception("task %s failed", task_id)
-        await lifecycle.fail_task(core, task_id, "INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}: {exc}",
-                                  [TaskStatus.PROCESSING])
+        await lifecycle.fail_task(
+            core, task_id, "INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}: {exc}", [TaskStatus.PROCESSING]
+        )
         return TaskStatus.FAILED
     finally:
         forwarder.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
         shutil.rmtree(work_dir, ignore_errors=True)
-

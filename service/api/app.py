@@ -149,24 +149,26 @@ async def _unavailable(request: Request, exc: Exception) -> Any:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     metrics_registry = CollectorRegistry()
-    requests = Counter("agensium_http_requests", "HTTP requests", ["method", "route", "status"],
-                       registry=metrics_registry)
-    latency = Histogram("agensium_http_request_seconds", "HTTP request latency", ["method", "route"],
-                        registry=metrics_registry)
+    requests = Counter(
+        "agensium_http_requests", "HTTP requests", ["method", "route", "status"], registry=metrics_registry
+    )
+    latency = Histogram(
+        "agensium_http_request_seconds", "HTTP request latency", ["method", "route"], registry=metrics_registry
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await TaskStore.connect(settings.database_url, settings.db_pool_min, settings.db_pool_max)
-        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url),
-                                  default_queue_name=settings.arq_queue_name)
+        redis = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.arq_queue_name
+        )
         async with Storage(settings) as storage:
             publish = EventPublisher(redis, settings.events_channel_prefix + "all")
             hub = EventHub(redis, settings.events_channel_prefix + "all")
 
             async def enqueue(task_id: str, job_id: str) -> None:
                 try:
-                    await redis.enqueue_job("run_task", task_id, _job_id=job_id,
-                                            _queue_name=settings.arq_queue_name)
+                    await redis.enqueue_job("run_task", task_id, _job_id=job_id, _queue_name=settings.arq_queue_name)
                 except Exception as exc:  # noqa: BLE001 - the task stays QUEUED in PostgreSQL
                     log.warning("enqueue of %s failed, task stays QUEUED: %s", task_id, exc)
 

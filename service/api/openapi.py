@@ -33,33 +33,98 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 TASK_ERRORS = (401, 404)
 ROUTES: list[RouteDoc] = [
-    RouteDoc("post", "/api/v1/tasks", "Create a task", 201, m.Task, m.CreateTaskRequest, (401, 422),
-             parameters=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}]),
-    RouteDoc("get", "/api/v1/tasks", "List the caller's tasks, newest first", 200, m.TaskList, None, (401, 422),
-             parameters=[_q("status", {"type": "string"}, "comma-separated statuses"),
-                         _q("tool_id", {"type": "string"}, "tool id"),
-                         _q("label", {"type": "string"}, "name:value"),
-                         _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
-                         _q("cursor", {"type": "string"}, "opaque cursor from next_cursor")]),
-    RouteDoc("post", "/api/v1/tasks/{task_id}/upload-urls", "Presigned upload URLs", 200, m.UploadUrlsResponse,
-             m.UploadUrlsRequest, (401, 404, 409, 413, 415, 422)),
-    RouteDoc("put", "/api/v1/tasks/{task_id}/inputs/{name}", "Stream one input through the API", 201,
-             m.StoredInput, None, (401, 404, 409, 413, 415, 422), raw_body="application/octet-stream"),
-    RouteDoc("post", "/api/v1/tasks/{task_id}/process", "Verify inputs and queue", 202, m.Task, None,
-             (401, 404, 409, 422)),
+    RouteDoc(
+        "post",
+        "/api/v1/tasks",
+        "Create a task",
+        201,
+        m.Task,
+        m.CreateTaskRequest,
+        (401, 422),
+        parameters=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+    ),
+    RouteDoc(
+        "get",
+        "/api/v1/tasks",
+        "List the caller's tasks, newest first",
+        200,
+        m.TaskList,
+        None,
+        (401, 422),
+        parameters=[
+            _q("status", {"type": "string"}, "comma-separated statuses"),
+            _q("tool_id", {"type": "string"}, "tool id"),
+            _q("label", {"type": "string"}, "name:value"),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
+            _q("cursor", {"type": "string"}, "opaque cursor from next_cursor"),
+        ],
+    ),
+    RouteDoc(
+        "post",
+        "/api/v1/tasks/{task_id}/upload-urls",
+        "Presigned upload URLs",
+        200,
+        m.UploadUrlsResponse,
+        m.UploadUrlsRequest,
+        (401, 404, 409, 413, 415, 422),
+    ),
+    RouteDoc(
+        "put",
+        "/api/v1/tasks/{task_id}/inputs/{name}",
+        "Stream one input through the API",
+        201,
+        m.StoredInput,
+        None,
+        (401, 404, 409, 413, 415, 422),
+        raw_body="application/octet-stream",
+    ),
+    RouteDoc(
+        "post", "/api/v1/tasks/{task_id}/process", "Verify inputs and queue", 202, m.Task, None, (401, 404, 409, 422)
+    ),
     RouteDoc("get", "/api/v1/tasks/{task_id}", "Task status", 200, m.Task, None, TASK_ERRORS),
-    RouteDoc("delete", "/api/v1/tasks/{task_id}", "Delete a terminal task and its files", 204, None, None,
-             (401, 404, 409)),
-    RouteDoc("get", "/api/v1/tasks/{task_id}/events", "Server-Sent Events of one task", 200, None, None, TASK_ERRORS,
-             media_type="text/event-stream"),
-    RouteDoc("get", "/api/v1/events", "Server-Sent Events of all the caller's tasks", 200, None, None, (401,),
-             media_type="text/event-stream"),
+    RouteDoc(
+        "delete", "/api/v1/tasks/{task_id}", "Delete a terminal task and its files", 204, None, None, (401, 404, 409)
+    ),
+    RouteDoc(
+        "get",
+        "/api/v1/tasks/{task_id}/events",
+        "Server-Sent Events of one task",
+        200,
+        None,
+        None,
+        TASK_ERRORS,
+        media_type="text/event-stream",
+    ),
+    RouteDoc(
+        "get",
+        "/api/v1/events",
+        "Server-Sent Events of all the caller's tasks",
+        200,
+        None,
+        None,
+        (401,),
+        media_type="text/event-stream",
+    ),
     RouteDoc("get", "/api/v1/tasks/{task_id}/result", "The task's JSON result", 200, None, None, (401, 404, 409)),
-    RouteDoc("get", "/api/v1/tasks/{task_id}/downloads", "Presigned download links", 200, m.DownloadsResponse,
-             None, TASK_ERRORS),
+    RouteDoc(
+        "get",
+        "/api/v1/tasks/{task_id}/downloads",
+        "Presigned download links",
+        200,
+        m.DownloadsResponse,
+        None,
+        TASK_ERRORS,
+    ),
     RouteDoc("post", "/api/v1/tasks/{task_id}/cancel", "Cancel a task", 202, m.Task, None, (401, 404, 409)),
-    RouteDoc("post", "/api/v1/tasks/{task_id}/retry", "Re-queue a failed, cancelled or expired task", 202, m.Task,
-             None, (401, 404, 409, 422)),
+    RouteDoc(
+        "post",
+        "/api/v1/tasks/{task_id}/retry",
+        "Re-queue a failed, cancelled or expired task",
+        202,
+        m.Task,
+        None,
+        (401, 404, 409, 422),
+    ),
     RouteDoc("get", "/api/v1/tools", "The tool catalog", 200, None, None, (401,)),
     RouteDoc("get", "/api/v1/me", "The caller", 200, m.Me, None, (401,)),
     RouteDoc("get", "/api/v1/stats", "Task counts; global figures for admins", 200, None, None, (401,)),
@@ -71,30 +136,48 @@ ROUTES: list[RouteDoc] = [
 
 
 def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
-    named: list[type[BaseModel]] = [m.Task, m.TaskList, m.CreateTaskRequest, m.UploadUrlsRequest,
-                                    m.UploadUrlsResponse, m.StoredInput, m.DownloadsResponse, m.Me, m.ErrorBody]
-    _, defs = models_json_schema([(model, "validation") for model in named],
-                                 ref_template="#/components/schemas/{model}")
+    named: list[type[BaseModel]] = [
+        m.Task,
+        m.TaskList,
+        m.CreateTaskRequest,
+        m.UploadUrlsRequest,
+        m.UploadUrlsResponse,
+        m.StoredInput,
+        m.DownloadsResponse,
+        m.Me,
+        m.ErrorBody,
+    ]
+    _, defs = models_json_schema(
+        [(model, "validation") for model in named], ref_template="#/components/schemas/{model}"
+    )
     schemas = defs.get("$defs", {})
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     paths: dict[str, Any] = {}
     for r in ROUTES:
         operation_id = re.sub(r"[^A-Za-z0-9]+", "_", f"{r.method}_{r.path}").strip("_")
         op: dict[str, Any] = {"summary": r.summary, "operationId": operation_id}
-        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for p in ("task_id", "name") if "{" + p + "}" in r.path]
+        params = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in ("task_id", "name")
+            if "{" + p + "}" in r.path
+        ]
         op["parameters"] = params + r.parameters
         if r.request is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{r.request.__name__}"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{r.request.__name__}"}}},
+            }
         elif r.raw_body:
-            op["requestBody"] = {"required": True, "content": {r.raw_body: {
-                "schema": {"type": "string", "format": "binary"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {r.raw_body: {"schema": {"type": "string", "format": "binary"}}},
+            }
         ok: dict[str, Any] = {"description": "OK"}
         if r.ok_status != 204:
             schema: dict[str, Any] = (
-                {"$ref": f"#/components/schemas/{r.response.__name__}"} if r.response else
-                ({"type": "string"} if r.media_type != "application/json" else {"type": "object"})
+                {"$ref": f"#/components/schemas/{r.response.__name__}"}
+                if r.response
+                else ({"type": "string"} if r.media_type != "application/json" else {"type": "object"})
             )
             ok["content"] = {r.media_type: {"schema": schema}}
         responses: dict[str, Any] = {str(r.ok_status): ok}
@@ -106,9 +189,11 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         paths.setdefault(r.path, {})[r.method] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Agensium", "version": version,
-                 "description": "Tracked, resumable background data tasks (see API.md)."},
+        "info": {
+            "title": "Agensium",
+            "version": version,
+            "description": "Tracked, resumable background data tasks (see API.md).",
+        },
         "paths": paths,
-        "components": {"schemas": schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -23,8 +23,15 @@ async def create_task(request: Request) -> JSON:
     if key is not None and not 1 <= len(key) <= 200:
         raise ServiceError("VALIDATION_ERROR", "Idempotency-Key must be 1-200 characters.")
     row, created = await lifecycle.create_task(
-        request.app.state.core, user.user_id, tool_id=body.tool_id, agents=body.agents, priority=body.priority,
-        parameters=body.parameters, source_task_id=body.source_task_id, labels=body.labels, idempotency_key=key,
+        request.app.state.core,
+        user.user_id,
+        tool_id=body.tool_id,
+        agents=body.agents,
+        priority=body.priority,
+        parameters=body.parameters,
+        source_task_id=body.source_task_id,
+        labels=body.labels,
+        idempotency_key=key,
     )
     return JSON(task_view(row), status_code=201 if created else 200)
 
@@ -42,9 +49,13 @@ async def put_input(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     length = request.headers.get("content-length")
     stored = await lifecycle.stream_input(
-        request.app.state.core, user.user_id, request.path_params["task_id"], request.path_params["name"],
+        request.app.state.core,
+        user.user_id,
+        request.path_params["task_id"],
+        request.path_params["name"],
         request.headers.get("content-type", "application/octet-stream"),
-        int(length) if length and length.isdigit() else None, request.stream(),
+        int(length) if length and length.isdigit() else None,
+        request.stream(),
     )
     return JSON(stored, status_code=201)
 
@@ -104,8 +115,12 @@ async def list_tasks(request: Request) -> JSON:
     limit = query_int(request, "limit", 50, 1, 200)
     cursor = params.get("cursor")
     rows = await request.app.state.core.store.list_tasks(
-        user.user_id, statuses=statuses, tool_id=params.get("tool_id"), labels=labels or None,
-        after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
+        user.user_id,
+        statuses=statuses,
+        tool_id=params.get("tool_id"),
+        labels=labels or None,
+        after=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
     )
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = _encode_cursor(last["created_at"], str(last["id"])) if last is not None else None
