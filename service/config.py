@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     progress_min_interval_s: float = 0.25
     job_timeout_s: int = 3600
     work_dir: Path | None = None  # temp dirs for task inputs/outputs; None = system temp
+    # Recovery (worker/recovery.py): heartbeats, the reaper of lost workers' tasks, the queue reconciler.
+    heartbeat_interval_s: float = 5.0  # a worker refreshes itself and its running tasks this often
+    stale_after_s: float = 20.0  # a PROCESSING task without a heartbeat for this long has lost its worker
+    reaper_interval_s: float = 10.0  # every worker runs the reaper and the reconciler this often
+    reconcile_after_s: float = 10.0  # a QUEUED task's job must be in Redis this long after it was enqueued
+    max_attempts: int = 3  # runs a task gets before a lost worker ends it FAILED
 
     # --- API ----------------------------------------------------------------------------------
     sse_ping_s: float = 15.0

@@ -288,8 +288,14 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
         )
 
 
+def new_job_id(task_id: str) -> str:
+    """A fresh arq job id for every queueing: arq refuses an id it still holds (queued or a kept
+    result), and an `abort()` of an id poisons a later job with the same id."""
+    return f"task:{task_id}:{uuid.uuid4().hex[:12]}"
+
+
 async def _queue(core: Core, user_id: str, task_id: str, allowed: list[S], action: str) -> asyncpg.Record:
-    job_id = f"task:{task_id}:{uuid.uuid4().hex[:12]}"  # a fresh arq job id per queueing
+    job_id = new_job_id(task_id)
     result = await core.store.transition("mark_queued", task_id, [job_id, allowed], core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
@@ -376,9 +382,13 @@ async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[st
 # --- worker side ------------------------------------------------------------------------------
 
 
-async def claim_task(core: Core, task_id: str, worker_id: str) -> asyncpg.Record | None:
-    """QUEUED -> PROCESSING; None when another worker won or the task was cancelled meanwhile."""
-    result = await core.store.transition("claim_task", task_id, [worker_id], core.publish)
+async def claim_task(core: Core, task_id: str, worker_id: str, job_id: str | None = None) -> asyncpg.Record | None:
+    """QUEUED -> PROCESSING; None when another worker won or the task was cancelled meanwhile. With
+    `job_id`, only that job claims: a job of an earlier queueing (re-queued by recovery) is a no-op."""
+    if job_id is None:
+        result = await core.store.transition("claim_task", task_id, [worker_id], core.publish)
+    else:
+        result = await core.store.transition("claim_job", task_id, [worker_id, job_id], core.publish)
     return result.row
 
 
@@ -401,3 +411,46 @@ async def fail_task(
         "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED]], core.publish
     )
     return transition.row
+
+
+# --- recovery (worker/recovery.py) ------------------------------------------------------------
+
+WORKER_LOST = "The worker running this task stopped responding"
+
+
+async def recover_stale_task(core: Core, task_id: str, attempts: int) -> asyncpg.Record | None:
+    """A PROCESSING task whose worker was lost: QUEUED again under a fresh job (and enqueued), or
+    FAILED once it has had `max_attempts` runs. None when the task moved on or another reaper
+    took it. What the lost run was charged is given back: the next run charges again."""
+    settings = core.settings
+    stale_s = float(settings.stale_after_s)
+    if attempts >= settings.max_attempts:
+        message = f"{WORKER_LOST} on each of its {attempts} attempts; retry it."
+        error = {"code": "AGENT_FAILED", "message": message}
+        result = await core.store.transition("fail_stale_task", task_id, [error, stale_s, attempts], core.publish)
+    else:
+        job_id = new_job_id(task_id)
+        message = f"{WORKER_LOST}; queued again (attempt {attempts + 1} of {settings.max_attempts})"
+        result = await core.store.transition(
+            "requeue_stale_task", task_id, [job_id, stale_s, attempts, message], core.publish
+        )
+    row = result.row
+    if row is None:
+        return None
+    await core.store.refund_task_credits(str(row["user_id"]), task_id, "refund: worker lost")
+    if row["status"] == S.QUEUED:
+        await core.enqueue(task_id, row["job_id"])
+    return row
+
+
+async def replace_lost_job(core: Core, task_id: str, old_job_id: str | None) -> asyncpg.Record | None:
+    """A QUEUED task whose job is missing from Redis (flushed, restarted, failed over, or never
+    enqueued) is enqueued again under a fresh job id; None when it moved on or another
+    reconciler did it."""
+    job_id = new_job_id(task_id)
+    message = "Queued (its job was lost and has been queued again)"
+    result = await core.store.transition("replace_lost_job", task_id, [job_id, old_job_id, message], core.publish)
+    if result.row is None:
+        return None
+    await core.enqueue(task_id, job_id)
+    return result.row

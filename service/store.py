@@ -361,6 +361,32 @@ class TaskStore:
     async def task_snapshot_event_ids(self, task_id: str) -> asyncpg.Record:
         return await self.pool.fetchrow(self.q["task_snapshot_event_ids"], uuid.UUID(task_id))
 
+    # --- workers and recovery ------------------------------------------------------------------
+
+    async def worker_heartbeat(self, worker_id: str, host: str, pid: int, running: Sequence[str]) -> int:
+        """Register or refresh a worker and the heartbeat of its running tasks; returns how many beat."""
+        task_ids = [tid for tid in map(_uuid_or_none, running) if tid is not None]
+        return int(await self.pool.fetchval(self.q["worker_heartbeat"], worker_id, task_ids, host, pid))
+
+    async def list_workers(self) -> list[asyncpg.Record]:
+        return await self.pool.fetch(self.q["list_workers"])
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self.pool.execute(self.q["deregister_worker"], worker_id)
+
+    async def forget_silent_workers(self, silent_s: float) -> list[str]:
+        return [r["worker_id"] for r in await self.pool.fetch(self.q["forget_silent_workers"], float(silent_s))]
+
+    async def stale_tasks(self, stale_after_s: float, limit: int = 100) -> list[tuple[str, int]]:
+        """(task id, attempts) of PROCESSING tasks whose heartbeat is older than `stale_after_s`."""
+        rows = await self.pool.fetch(self.q["stale_tasks"], float(stale_after_s), limit)
+        return [(str(r["id"]), r["attempts"]) for r in rows]
+
+    async def queued_tasks_to_check(self, older_than_s: float, limit: int = 500) -> list[tuple[str, str | None]]:
+        """(task id, job id) of QUEUED tasks whose job was enqueued more than `older_than_s` ago."""
+        rows = await self.pool.fetch(self.q["queued_tasks_to_check"], float(older_than_s), limit)
+        return [(str(r["id"]), r["job_id"]) for r in rows]
+
     # --- stats ---------------------------------------------------------------------------------
 
     async def counts_by_status(self, user_id: str | None) -> dict[str, int]:

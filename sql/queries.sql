@@ -110,6 +110,14 @@ SET status = 'PROCESSING', attempts = attempts + 1, worker_id = $2, started_at =
 WHERE id = $1 AND status = 'QUEUED'
 RETURNING *;
 
+-- name: claim_job
+-- claim_task for one arq job: a stale job of an earlier queueing (its id is no longer the task's) claims nothing.
+UPDATE tasks
+SET status = 'PROCESSING', attempts = attempts + 1, worker_id = $2, started_at = now(), heartbeat_at = now(),
+    message = 'Starting', updated_at = now()
+WHERE id = $1 AND status = 'QUEUED' AND job_id = $3
+RETURNING *;
+
 -- name: set_progress
 -- Progress of a running task; never goes down.
 UPDATE tasks
@@ -214,3 +222,66 @@ SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1;
 -- name: credit_user
 -- Give $2 credits back to user $1.
 UPDATE users SET credits = credits + $2 WHERE id = $1 RETURNING credits;
+
+
+-- name: worker_heartbeat
+-- Register worker $1 or refresh it, and the heartbeat of the tasks it runs ($2: their ids). A worker the
+-- reaper forgot (a long pause) registers again.
+WITH beat AS (
+    UPDATE tasks SET heartbeat_at = now()
+    WHERE id = ANY($2::uuid[]) AND status = 'PROCESSING' AND worker_id = $1
+    RETURNING id
+)
+INSERT INTO workers (worker_id, host, pid, running_tasks)
+VALUES ($1, $3, $4, $2::text[])
+ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now(), running_tasks = excluded.running_tasks
+RETURNING (SELECT count(*) FROM beat) AS beats;
+
+-- name: list_workers
+-- The worker registry, most recently seen first.
+SELECT worker_id, host, pid, started_at, last_seen_at, running_tasks FROM workers ORDER BY last_seen_at DESC;
+
+-- name: deregister_worker
+-- A worker leaving cleanly.
+DELETE FROM workers WHERE worker_id = $1;
+
+-- name: forget_silent_workers
+-- Registry rows of workers not seen for $1 seconds (gone without deregistering).
+DELETE FROM workers WHERE last_seen_at < now() - make_interval(secs => $1) RETURNING worker_id;
+
+-- name: stale_tasks
+-- PROCESSING tasks whose heartbeat is older than $1 seconds: their worker is presumed lost.
+SELECT id, attempts FROM tasks
+WHERE status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => $1)
+ORDER BY heartbeat_at LIMIT $2;
+
+-- name: requeue_stale_task
+-- A lost worker's task back to QUEUED under a fresh job id ($2). Conditional on the heartbeat still being
+-- stale ($3 s) and the attempt count read ($4): of several reapers racing, one gets the row.
+UPDATE tasks
+SET status = 'QUEUED', job_id = $2, queued_at = now(), enqueued_at = NULL, progress = 0, current_agent = NULL,
+    message = $5, started_at = NULL, worker_id = NULL, heartbeat_at = NULL, updated_at = now()
+WHERE id = $1 AND status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => $3) AND attempts = $4
+RETURNING *;
+
+-- name: fail_stale_task
+-- A lost worker's task that has used its attempts: FAILED with error $2. Same conditions as requeue_stale_task.
+UPDATE tasks
+SET status = 'FAILED', error = $2, message = $2::jsonb ->> 'message', finished_at = now(), heartbeat_at = NULL,
+    updated_at = now()
+WHERE id = $1 AND status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => $3) AND attempts = $4
+RETURNING *;
+
+-- name: queued_tasks_to_check
+-- QUEUED tasks whose job was put in Redis more than $1 seconds ago: the reconciler checks their job exists.
+SELECT id, job_id FROM tasks
+WHERE status = 'QUEUED' AND greatest(queued_at, enqueued_at) < now() - make_interval(secs => $1)
+ORDER BY queued_at LIMIT $2;
+
+-- name: replace_lost_job
+-- A QUEUED task whose job ($3) is not in Redis gets a fresh job id ($2). Conditional on the old job id, so
+-- of several reconcilers racing, one enqueues.
+UPDATE tasks
+SET job_id = $2, enqueued_at = now(), message = $4, updated_at = now()
+WHERE id = $1 AND status = 'QUEUED' AND job_id IS NOT DISTINCT FROM $3
+RETURNING *;

@@ -204,12 +204,32 @@ async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[st
     return [("primary" + Path(name).suffix, lifecycle.outputs_prefix(core.settings, user_id, source_id) + name)]
 
 
-async def execute_task(core: Core, pool: AgentPool, task_id: str, worker_id: str) -> str:
-    """Run one task to a terminal state; returns that state. Never raises for a task's own failure."""
-    task = await lifecycle.claim_task(core, task_id, worker_id)
+async def execute_task(
+    core: Core,
+    pool: AgentPool,
+    task_id: str,
+    worker_id: str,
+    job_id: str | None = None,
+    running: set[str] | None = None,
+) -> str:
+    """Run one task to a terminal state; returns that state. Never raises for a task's own failure.
+    Only job `job_id` claims the task when given; once claimed, the task's id is in `running` (whose
+    tasks the worker's heartbeat refreshes) until it ends."""
+    task = await lifecycle.claim_task(core, task_id, worker_id, job_id)
     if task is None:
-        log.info("task %s not claimable (taken, cancelled or gone)", task_id)
+        log.info("task %s not claimable (taken, cancelled, gone, or job %s is not its job)", task_id, job_id)
         return "SKIPPED"
+    if running is not None:
+        running.add(task_id)
+    try:
+        return await _run_claimed(core, pool, task, worker_id)
+    finally:
+        if running is not None:
+            running.discard(task_id)
+
+
+async def _run_claimed(core: Core, pool: AgentPool, task: Any, worker_id: str) -> str:
+    task_id = str(task["id"])
     user_id = str(task["user_id"])
     settings = core.settings
     work_dir = Path(tempfile.mkdtemp(prefix=f"agensium-{task_id[:8]}-", dir=settings.work_dir))

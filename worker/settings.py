@@ -17,6 +17,7 @@ from service.events import EventPublisher
 from service.lifecycle import Core
 from service.storage import Storage
 from service.store import TaskStore
+from worker import recovery
 from worker.jobs import run_task
 from worker.runner import AgentPool
 
@@ -37,10 +38,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["core"] = Core(settings, store, storage, publish, enqueue)
     ctx["agent_pool"] = AgentPool(settings.agent_processes)
     ctx["worker_id"] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    ctx["running_tasks"] = set()  # ids of the tasks this worker runs: their heartbeat is refreshed
+    recovery.start(ctx)
     log.info("worker %s ready (queue %s)", ctx["worker_id"], settings.arq_queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await recovery.stop(ctx)
     if "agent_pool" in ctx:
         ctx["agent_pool"].close()
     if "core" in ctx:
