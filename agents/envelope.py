@@ -224,3 +224,19 @@ def inline_row_level_issues(frame: pl.DataFrame, limit: int = INLINE_ROW_LEVEL_I
     if frame.height > limit:
         frame = frame.bottom_k(limit, by=["row_index", "column"])
     return frame.sort("row_index", "column", maintain_order=True).to_dicts()
+
+
+def format_text(template: str, *args: pl.Expr) -> pl.Expr:
+    """``pl.format(template, *args)`` built with ``concat_str`` (null when an argument is null). Polars 2.1's
+    native ``pl.format`` panics in a streaming query over a filtered frame of several chunks (the frames
+    an agent receives usually are: they come from earlier lazy queries)."""
+    pieces = template.split("{}")
+    if len(pieces) != len(args) + 1:
+        raise ValueError(f"{template!r} has {len(pieces) - 1} placeholders for {len(args)} arguments")
+    parts: list[pl.Expr] = []
+    for index, piece in enumerate(pieces):
+        if piece:
+            parts.append(pl.lit(piece))
+        if index < len(args):
+            parts.append(args[index].cast(pl.String))
+    return pl.concat_str(parts)

@@ -38,22 +38,6 @@ def effectiveness(
     }
 
 
-def format_text(template: str, *args: pl.Expr) -> pl.Expr:
-    """``pl.format(template, *args)`` built with ``concat_str`` (null when an argument is null). Polars 2.1's
-    native ``pl.format`` panics in a streaming query over a filtered frame of several chunks (the frames
-    an agent receives usually are: they come from earlier lazy queries)."""
-    pieces = template.split("{}")
-    if len(pieces) != len(args) + 1:
-        raise ValueError(f"{template!r} has {len(pieces) - 1} placeholders for {len(args)} arguments")
-    parts: list[pl.Expr] = []
-    for index, piece in enumerate(pieces):
-        if piece:
-            parts.append(pl.lit(piece))
-        if index < len(args):
-            parts.append(args[index].cast(pl.String))
-    return pl.concat_str(parts)
-
-
 def removed_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr) -> pl.DataFrame:
     """``REMOVED_ROWS_SCHEMA`` rows for the rows of ``frame`` where ``mask`` is true."""
     reason_expr = pl.lit(reason) if isinstance(reason, str) else reason

@@ -57,6 +57,7 @@ from agents.envelope import (
     build_issue_summary,
     data_columns,
     empty_row_level_issues,
+    format_text,
     inline_row_level_issues,
     row_numbers,
 )
@@ -839,9 +840,6 @@ def _drift_summary(
 # --- row-level issues -------------------------------------------------------------------------------------
 
 
-Z_KEY = "__z__"
-
-
 def _row_level_issues(
     current: pl.DataFrame, results: list[ColumnResult], params: DriftDetectorParams
 ) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -857,13 +855,10 @@ def _row_level_issues(
             view = result.plan.numeric_view()
             if mean is None or not std or view is None:
                 continue
-            z_expr = (view - mean) / std
-            outside = z_expr.abs() > params.zscore_threshold
+            z = (view - mean) / std
+            outside = z.abs() > params.zscore_threshold
             total_queries.append(outside.sum().alias(name))
-            # The z-scores are materialised before formatting: formatting the expression inside the filtered
-            # query made Polars 2.1 panic ("assertion failed: i < self.len()") on a column with nulls.
-            z = pl.col(Z_KEY)
-            message = pl.format(
+            message = format_text(
                 "Value {} is {} baseline standard deviations from the baseline mean {} (|z| > {})",
                 original,
                 z.round(2),
@@ -873,9 +868,8 @@ def _row_level_issues(
             severity_expr = (
                 pl.when(z.abs() > 2 * params.zscore_threshold).then(pl.lit("warning")).otherwise(pl.lit("info"))
             )
-            rows = lazy.select(ROW_KEY, name, z_expr.alias(Z_KEY)).filter(pl.col(Z_KEY).abs() > params.zscore_threshold)
             queries.append(
-                _issue_frame(rows.collect().lazy(), name, "distribution_shift", severity_expr, message, original)
+                _issue_frame(lazy.filter(outside), name, "distribution_shift", severity_expr, message, original)
             )
         elif (
             result.baseline_values is not None
@@ -883,7 +877,7 @@ def _row_level_issues(
             and params.max_new_category_issues
         ):
             is_new = original.is_not_null() & ~original.is_in(result.baseline_values.implode())
-            message = pl.format("Value '{}' does not occur in the baseline", original)
+            message = format_text("Value '{}' does not occur in the baseline", original)
             frame = lazy.filter(is_new).head(params.max_new_category_issues)
             queries.append(_issue_frame(frame, name, "new_category", pl.lit("warning"), message, original))
             totals["new_category"] += min(result.analysis["new_category_rows"], params.max_new_category_issues)
@@ -892,15 +886,8 @@ def _row_level_issues(
         totals["distribution_shift"] = int(sum(value or 0 for value in counted))
     if not queries:
         return empty_row_level_issues(), totals
-    # One query at a time: a concat of these lazy queries made Polars 2.1 panic on some data.
-    frames: list[pl.DataFrame] = []
-    room = params.max_stored_row_level_issues
-    for query in queries:
-        if room <= 0:
-            break
-        frames.append(query.head(room).collect(engine="in-memory"))
-        room -= frames[-1].height
-    return pl.concat(frames) if frames else empty_row_level_issues(), totals
+    issues = pl.concat(queries).head(params.max_stored_row_level_issues).collect()
+    return issues, totals
 
 
 def _issue_frame(

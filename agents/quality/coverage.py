@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.envelope import AgentInputs, AgentResult, Progress, Recommendation, SummaryCard, data_columns
+from agents.envelope import AgentInputs, AgentResult, Progress, Recommendation, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
 from agents.params.common import effectiveness_status
 from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
@@ -124,7 +124,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
                 column=None,
                 issue_type="high_null_row",
                 severity="info",
-                message=pl.format(
+                message=format_text(
                     "{} of {} cells are null (more than {}%)",
                     null_cells,
                     pl.lit(len(columns)),
@@ -234,7 +234,7 @@ def _uniqueness_test(column: str) -> _Test:
         {},
         "uniqueness_violation",
         "critical",
-        pl.format("Value occurs {} times; '{}' must be unique", pl.len().over(value), pl.lit(column)),
+        format_text("Value occurs {} times; '{}' must be unique", pl.len().over(value), pl.lit(column)),
     )
 
 

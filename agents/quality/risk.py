@@ -46,6 +46,7 @@ from agents.envelope import (
     Severity,
     SummaryCard,
     data_columns,
+    format_text,
 )
 from agents.params.score_risk import ScoreRiskParams
 from agents.profile.pii import VALUE_PATTERNS, pii_type_by_name
@@ -304,7 +305,7 @@ def _unlabelled_pii_queries(scan: PiiScan | None, columns: list[str]) -> list[pl
                 pl.lit(column, dtype=pl.String).alias("column"),
                 pl.lit("pii_in_unlabelled_column", dtype=pl.String).alias("issue_type"),
                 pl.lit("info", dtype=pl.String).alias("severity"),
-                pl.format("Value looks like {} but the column name does not mark personal data", label).alias(
+                format_text("Value looks like {} but the column name does not mark personal data", label).alias(
                     "message"
                 ),
                 (values.str.slice(0, 2) + pl.lit("***")).alias("value"),
