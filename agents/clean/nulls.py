@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -54,7 +54,7 @@ from agents.clean.helpers_b import (
     row_issue_frame,
     with_row_index,
 )
-from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
 from agents.params.null_handler import NullHandlerParams
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -45,7 +45,7 @@ from agents.clean.helpers_b import (
     row_issue_frame,
     with_row_index,
 )
-from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
 from agents.params.outlier_remover import OutlierRemoverParams
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, format_text, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -50,6 +50,7 @@ from agents.envelope import (
     Severity,
     SummaryCard,
     data_columns,
+    format_text,
 )
 from agents.params.cleanse_writeback import CleanseWritebackParams
 
