@@ -3,8 +3,11 @@
 Order of work: validate parameters (nothing is read before they are known to be good), parse each input
 once, run the agents in order, write the outputs. An input or parameter error propagates (the task
 fails); any other failure of an agent becomes that agent's ``error`` envelope and the result is
-``partial``, and the chain goes on. Everything returned is plain JSON-serialisable data, and every
-exception raised pickles, so both cross the process boundary.
+``partial``, and the chain goes on. Past the soft deadline (``soft_deadline``) the progress callback an
+agent calls raises ``SoftTimeLimitExceeded``: that agent is recorded as failed, the rest are skipped for the
+same reason, and the reports of what ran are still written (the result is ``partial``). Everything
+returned is plain JSON-serialisable data, and every exception raised pickles, so both cross the process
+boundary.
 
 Data-changing tools (clean-my-data) pass typed frames from agent to agent: the primary frame gets
 ``ROW_INDEX_COLUMN`` (the input file's data row) once, each agent returns the new frame and the rows it
@@ -55,6 +58,16 @@ CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"  # ISO 8601; the fraction only when there is one
+SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Raised by an agent's progress callback once the tool's soft deadline has passed, so that the agent
+    stops at its next report; the chain catches it (it never leaves ``run_tool``)."""
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -196,7 +209,9 @@ def run_tool(
     parameters: dict[str, Any],
     out_dir: Path,
     progress: ChainProgress,
+    soft_deadline: float | None = None,
 ) -> dict[str, Any]:
+    """``soft_deadline``: a wall-clock time (``time.time()``) after which the agents are stopped (see above)."""
     started = time.perf_counter()
     report = _MonotonicProgress(progress)
     chain = registry.resolve_chain(tool_id, agent_ids or None)
@@ -212,7 +227,7 @@ def run_tool(
     if large is not None:
         agent_inputs = AgentInputs(pl.DataFrame(), large[0])
         read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
-        results, shape = _run_large_profile(chain, large, agent_params, out_dir, report, timings)
+        results, shape = _run_large_profile(chain, large, agent_params, out_dir, report, timings, soft_deadline)
     else:
         agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
         if tool_id in DATA_TOOLS:
@@ -220,7 +235,7 @@ def run_tool(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
             flow = _DataFlow(primary)
-        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings)
+        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline)
 
     report(AGENTS_END, None, "Writing reports")
     reports_started = time.perf_counter()
@@ -285,6 +300,7 @@ def _run_large_profile(
     out_dir: Path,
     report: _MonotonicProgress,
     timings: dict[str, int],
+    soft_deadline: float | None = None,
 ) -> tuple[dict[str, AgentResult], tuple[int, int]]:
     """A primary too large to hold in memory: the unified-profiler streams it (agents.profile.streaming);
     the agents that need the whole frame do not run, and say why (the result is ``partial``)."""
@@ -303,11 +319,19 @@ def _run_large_profile(
         if agent_id == "unified-profiler":
 
             def agent_progress(fraction: float, message: str, base: float = base) -> None:
+                if _past(soft_deadline):
+                    raise SoftTimeLimitExceeded(SOFT_LIMIT_MESSAGE)
                 report(base + span * min(max(fraction, 0.0), 1.0), "unified-profiler", message)
 
-            result = profile_large(path, agent_params[agent_id], agent_progress, name, out_dir.parent)
-            metrics = result.envelope.summary_metrics
-            shape = (int(metrics["total_rows"]), int(metrics["total_columns"]))
+            try:
+                result = profile_large(path, agent_params[agent_id], agent_progress, name, out_dir.parent)
+            except SoftTimeLimitExceeded:
+                elapsed = round((time.perf_counter() - agent_started) * 1000)
+                message = f"{spec.name} stopped: {SOFT_LIMIT_MESSAGE}"
+                result = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
+            else:
+                metrics = result.envelope.summary_metrics
+                shape = (int(metrics["total_rows"]), int(metrics["total_columns"]))
         else:
             message = (
                 f"{spec.name} did not run: {name} ({size_mb:,.0f} MB) is above the in-memory limit "
@@ -327,16 +351,24 @@ def _run_agents(
     flow: _DataFlow | None,
     report: _MonotonicProgress,
     timings: dict[str, int],
+    soft_deadline: float | None = None,
 ) -> dict[str, AgentResult]:
     results: dict[str, AgentResult] = {}
     span = (AGENTS_END - READ_END) / len(chain)
     context = _context(agent_inputs, flow)
     for position, agent_id in enumerate(chain):
         spec = registry.agent(agent_id)
+        if _past(soft_deadline):  # skipped: no step record either, the time is up
+            message = f"{spec.name} did not run: {SOFT_LIMIT_MESSAGE}"
+            results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message))
+            timings[agent_id] = 0
+            continue
         base = READ_END + position * span
         report(base, agent_id, f"Running {spec.name}")
 
         def agent_progress(fraction: float, message: str, base: float = base, agent_id: str = agent_id) -> None:
+            if _past(soft_deadline):
+                raise SoftTimeLimitExceeded(SOFT_LIMIT_MESSAGE)
             report(base + span * min(max(fraction, 0.0), 1.0), agent_id, message)
 
         if flow is not None:
@@ -354,7 +386,10 @@ def _run_agents(
             raise
         except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - one failing agent must not stop the chain
             elapsed = round((time.perf_counter() - agent_started) * 1000)
-            message = f"{spec.name} failed: {type(error).__name__}: {error}"
+            if isinstance(error, SoftTimeLimitExceeded):
+                message = f"{spec.name} stopped: {SOFT_LIMIT_MESSAGE}"
+            else:
+                message = f"{spec.name} failed: {type(error).__name__}: {error}"
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
         timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
         if flow is not None:

@@ -11,12 +11,17 @@ parsed strictly whatever it claims to be, so the list is about what real clients
 machines with Excel installed label CSV files so) and ``application/octet-stream`` (clients that do not
 know); the other formats their registered types plus the common unofficial ones and
 ``application/octet-stream`` (``DATA_CONTENT_TYPES``); ``parameters.json`` — ``application/json``.
+
+The ``diagnostics`` tool (agent ``sleeper``, agents.diagnostics) exists for tests and operators: it is
+neither listed nor callable unless the environment has ``AGENSIUM_DIAGNOSTICS=1`` (read at each lookup,
+so the API and the worker must both have it).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -53,6 +58,7 @@ OUTPUT_CONTENT_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".csv": "text/csv",
 }
+DIAGNOSTICS_ENV = "AGENSIUM_DIAGNOSTICS"
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class ToolSpec:
     outputs: tuple[str, ...]
     report_basename: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    diagnostic: bool = False  # hidden unless DIAGNOSTICS_ENV is "1"
 
     @property
     def all_agents(self) -> tuple[str, ...]:
@@ -237,6 +244,14 @@ AGENTS: dict[str, AgentSpec] = {
             "agents.params.cleanse_writeback:CleanseWritebackParams",
             "agents.clean.writeback:run",
         ),  # fmt: skip
+        AgentSpec(
+            "sleeper",
+            "Sleeper",
+            0,
+            "Diagnostics: takes the time it is told to, reporting progress, runaway or failing on request",
+            "agents.params.diagnostics:SleeperParams",
+            "agents.diagnostics:run",
+        ),  # fmt: skip
         AgentSpec("key-identifier", "Key Identifier", 45, "Primary, entity, foreign and composite keys"),
         AgentSpec("contract-enforcer", "Contract Enforcer", 75, "Validate and transform against a data contract"),
         AgentSpec("semantic-mapper", "Semantic Mapper", 50, "Map columns and values to a standard vocabulary"),
@@ -327,6 +342,18 @@ TOOLS: dict[str, ToolSpec] = {
             "transform_report",
             frozenset({"primary", "parameters"}),
         ),
+        ToolSpec(
+            "diagnostics",
+            "Diagnostics",
+            "Long-running, runaway and failing tasks on purpose, for tests and operators",
+            ("sleeper",),
+            (),
+            (_PRIMARY, _PARAMETERS),
+            ("diagnostics.json", "diagnostics.xlsx"),
+            "diagnostics",
+            frozenset({"primary", "parameters"}),
+            diagnostic=True,
+        ),
     )
 }
 
@@ -351,9 +378,17 @@ def existing_agents(agent_ids: Iterable[str]) -> list[str]:
     return [agent_id for agent_id in agent_ids if agent_id in AGENTS and AGENTS[agent_id].exists]
 
 
+def diagnostics_enabled() -> bool:
+    return os.environ.get(DIAGNOSTICS_ENV) == "1"
+
+
+def _available(spec: ToolSpec) -> bool:
+    return bool(existing_agents(spec.all_agents)) and (not spec.diagnostic or diagnostics_enabled())
+
+
 def tool(tool_id: str) -> ToolSpec:
     spec = TOOLS.get(tool_id)
-    if spec is None or not existing_agents(spec.all_agents):
+    if spec is None or not _available(spec):
         raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(_listed())})
     return spec
 
@@ -366,7 +401,7 @@ def agent(agent_id: str) -> AgentSpec:
 
 
 def _listed() -> list[str]:
-    return [tool_id for tool_id, spec in TOOLS.items() if existing_agents(spec.all_agents)]
+    return [tool_id for tool_id, spec in TOOLS.items() if _available(spec)]
 
 
 def catalog() -> dict[str, Any]:

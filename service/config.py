@@ -57,7 +57,26 @@ class Settings(BaseSettings):
     stale_after_s: float = 20.0  # a PROCESSING task without a heartbeat for this long has lost its worker
     reaper_interval_s: float = 10.0  # every worker runs the reaper and the reconciler this often
     reconcile_after_s: float = 10.0  # a QUEUED task's job must be in Redis this long after it was enqueued
-    max_attempts: int = 3  # runs a task gets before a lost worker ends it FAILED
+    max_attempts: int = 3  # runs a task gets (lost workers, transient faults) before it ends FAILED
+    retry_backoff_s: float = 2.0  # transient faults: retry after backoff * 2**(run - 1), +-50 % jitter...
+    retry_backoff_max_s: float = 60.0  # ...at most this
+    # Time limits of a run's agents: soft (the chain stops between steps; the result is partial) and hard (the
+    # agent process is killed; TIMEOUT). `tool_time_limits_s` overrides per tool: {"clean-my-data": [600, 900]}.
+    soft_time_limit_s: float = 1800.0
+    hard_time_limit_s: float = 3600.0
+    tool_time_limits_s: dict[str, tuple[float, float]] = {}
+    write_retry_s: float = 300.0  # a worker retries a write this long while PostgreSQL is away
+    drain_s: float = 30.0  # on SIGTERM a worker takes no new task and lets running ones finish this long
+    # Scheduling: a task starts before queued tasks that are less urgent by more than its head start, so waiting
+    # low tasks age past a stream of newer normal ones; at most `user_max_active_tasks` tasks of one user run or
+    # wait in the Redis queue at once, the rest wait in PostgreSQL (one user's backlog holds nobody else back).
+    priority_head_start_s: dict[str, float] = {"low": 0.0, "normal": 300.0, "high": 1800.0, "urgent": 86400.0}
+    user_max_active_tasks: int = 4
+
+    # --- maintenance --------------------------------------------------------------------------
+    # Expiry and retention (worker/maintenance.py, an arq cron): the stored objects of a task finished this long
+    # ago are deleted (the task stays, with artifacts_deleted).
+    retention_s: int = 7 * 24 * 3600
 
     # --- API ----------------------------------------------------------------------------------
     sse_ping_s: float = 15.0
@@ -67,6 +86,16 @@ class Settings(BaseSettings):
     @property
     def arq_queue_name(self) -> str:
         return f"{self.key_prefix}agensium:queue"
+
+    @property
+    def control_channel(self) -> str:
+        """API -> workers: `cancel <task id>` (workers also notice through their heartbeat)."""
+        return f"{self.key_prefix}agensium:control"
+
+    def time_limits(self, tool_id: str) -> tuple[float, float]:
+        """(soft, hard) seconds for a run of `tool_id`'s agents."""
+        soft, hard = self.tool_time_limits_s.get(tool_id, (self.soft_time_limit_s, self.hard_time_limit_s))
+        return float(soft), float(hard)
 
     @property
     def events_channel_prefix(self) -> str:

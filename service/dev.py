@@ -264,7 +264,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             variable = alias.choices[0]
         else:
             variable = f"{prefix}{name}".upper()
-        environment[variable] = str(value)
+        # Complex values (dicts, tuples) travel as JSON, which is how pydantic-settings reads them back.
+        environment[variable] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
     return environment
 
 

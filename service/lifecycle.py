@@ -8,6 +8,7 @@ turns refusals into the error codes of API.md. No transition is written anywhere
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,9 +22,11 @@ from agents.errors import AgentError
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, task_not_found
 from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest
+from service.queueing import Enqueue
 from service.storage import ObjectTooLarge, Storage
 from service.store import Publish, TaskStore, Transition
 
+log = logging.getLogger("agensium.lifecycle")
 _INPUT_NAME = re.compile(INPUT_NAME_PATTERN)
 PARAMETERS_NAME = "parameters.json"
 
@@ -33,7 +36,11 @@ CANCELLABLE = [S.CREATED, S.UPLOADING, S.QUEUED, S.PROCESSING]
 RETRYABLE = [S.FAILED, S.CANCELLED, S.EXPIRED]
 TERMINAL = [S.COMPLETED, S.FAILED, S.CANCELLED, S.EXPIRED]
 
-Enqueue = Callable[[str, str], Awaitable[None]]  # (task_id, job_id)
+Control = Callable[[str], Awaitable[None]]  # a message to every worker: "cancel <task id>"
+
+
+async def _no_control(message: str) -> None:
+    """Without a control channel workers still notice a cancel through their next heartbeat."""
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Core:
     storage: Storage
     publish: Publish
     enqueue: Enqueue
+    control: Control = _no_control
 
 
 def inputs_prefix(settings: Settings, user_id: str, task_id: str) -> str:
@@ -53,6 +61,16 @@ def inputs_prefix(settings: Settings, user_id: str, task_id: str) -> str:
 
 def outputs_prefix(settings: Settings, user_id: str, task_id: str) -> str:
     return settings.object_prefix(user_id, task_id) + "outputs/"
+
+
+def attempt_outputs_prefix(settings: Settings, user_id: str, task_id: str, attempt: int) -> str:
+    """Where run `attempt` stores its outputs: a run that lost its task (re-queued while it was slow)
+    can only ever delete its own objects, never the winner's."""
+    return f"{outputs_prefix(settings, user_id, task_id)}{attempt}/"
+
+
+def output_key(settings: Settings, user_id: str, task_id: str, output: dict[str, Any]) -> str:
+    return str(output.get("key") or outputs_prefix(settings, user_id, task_id) + output["name"])
 
 
 def _check_input_name(name: str) -> None:
@@ -295,12 +313,21 @@ def new_job_id(task_id: str) -> str:
 
 
 async def _queue(core: Core, user_id: str, task_id: str, allowed: list[S], action: str) -> asyncpg.Record:
-    job_id = new_job_id(task_id)
-    result = await core.store.transition("mark_queued", task_id, [job_id, allowed], core.publish, user_id)
+    result = await core.store.transition("mark_queued", task_id, [allowed], core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
-    await core.enqueue(task_id, job_id)
+    await dispatch_user(core, user_id)
     return result.row
+
+
+async def dispatch_user(core: Core, user_id: str) -> int:
+    """Enqueue the user's waiting QUEUED tasks, most urgent first, while fewer than the cap of their tasks
+    are active; returns how many. Called whenever a task of theirs is queued or leaves the active set."""
+    settings = core.settings
+    picked = await core.store.dispatch_user(user_id, settings.user_max_active_tasks, settings.priority_head_start_s)
+    for task_id, job_id, priority in picked:
+        await core.enqueue(task_id, job_id, priority, 0.0)
+    return len(picked)
 
 
 async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -328,6 +355,13 @@ async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     result = await core.store.transition("cancel_task", task_id, [CANCELLABLE], core.publish, user_id)
     if result.row is None:
         raise _refused(result, "cancel")
+    # The worker running it stops its agent (at once through the control channel, else at its next
+    # heartbeat); the freed slot goes to the user's next waiting task.
+    try:
+        await core.control(f"cancel {task_id}")
+    except Exception as exc:  # noqa: BLE001 - transport only; the heartbeat still tells the worker
+        log.warning("cancel notice for %s not sent: %s", task_id, exc)
+    await dispatch_user(core, user_id)
     return result.row
 
 
@@ -359,11 +393,19 @@ async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
 
 async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[str, Any]]:
     task = await get_task(core, user_id, task_id)
-    prefix = outputs_prefix(core.settings, user_id, task_id)
+    if task["artifacts_deleted"]:
+        raise ServiceError(
+            "INVALID_STATE",
+            "The task's stored files were deleted after the retention period; run it again to get new ones.",
+            {"status": task["status"], "artifacts_deleted": True},
+        )
+    settings = core.settings
     outputs: list[dict[str, Any]] = list(task["outputs"] or [])
     links = await asyncio.gather(
         *(
-            core.storage.presign_get(prefix + o["name"], o["name"], core.settings.download_url_ttl_s, o["content_type"])
+            core.storage.presign_get(
+                output_key(settings, user_id, task_id, o), o["name"], settings.download_url_ttl_s, o["content_type"]
+            )
             for o in outputs
         )
     )
@@ -392,25 +434,57 @@ async def claim_task(core: Core, task_id: str, worker_id: str, job_id: str | Non
     return result.row
 
 
-async def report_progress(core: Core, task_id: str, progress: int, agent: str | None, message: str) -> bool:
-    return await core.store.set_progress(task_id, progress, agent, message, core.publish)
+# The worker's writes name the job it runs (`job_id`): once its task was re-queued (its heartbeat went
+# stale) or cancelled, they change nothing.
+
+
+async def report_progress(
+    core: Core, task_id: str, progress: int, agent: str | None, message: str, job_id: str | None = None
+) -> bool:
+    return await core.store.set_progress(task_id, progress, agent, message, core.publish, job_id)
 
 
 async def complete_task(
-    core: Core, task_id: str, outputs: list[dict[str, Any]], result: dict[str, Any], message: str
+    core: Core,
+    task_id: str,
+    outputs: list[dict[str, Any]],
+    result: dict[str, Any],
+    message: str,
+    job_id: str | None = None,
 ) -> asyncpg.Record | None:
-    transition = await core.store.transition("complete_task", task_id, [outputs, result, message], core.publish)
+    transition = await core.store.transition("complete_task", task_id, [outputs, result, message, job_id], core.publish)
     return transition.row
 
 
 async def fail_task(
-    core: Core, task_id: str, code: str, message: str, allowed: list[S] | None = None
+    core: Core,
+    task_id: str,
+    code: str,
+    message: str,
+    allowed: list[S] | None = None,
+    job_id: str | None = None,
 ) -> asyncpg.Record | None:
     error = {"code": code, "message": message}
     transition = await core.store.transition(
-        "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED]], core.publish
+        "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED], job_id], core.publish
     )
     return transition.row
+
+
+async def requeue_task(
+    core: Core, task_id: str, job_id: str, message: str, *, counts: bool, defer_s: float = 0.0
+) -> asyncpg.Record | None:
+    """The run holding `job_id` gives its task back to the queue under a fresh job, due in `defer_s`
+    (a transient fault's backoff); a run that does not `count` (its worker shut down) is not held
+    against the attempt limit. None when the run no longer holds the task."""
+    new_job = new_job_id(task_id)
+    result = await core.store.transition(
+        "requeue_task", task_id, [new_job, job_id, message, not counts, float(defer_s)], core.publish
+    )
+    row = result.row
+    if row is not None:
+        await core.enqueue(task_id, new_job, row["priority"], defer_s)
+    return row
 
 
 # --- recovery (worker/recovery.py) ------------------------------------------------------------
@@ -418,19 +492,19 @@ async def fail_task(
 WORKER_LOST = "The worker running this task stopped responding"
 
 
-async def recover_stale_task(core: Core, task_id: str, attempts: int) -> asyncpg.Record | None:
+async def recover_stale_task(core: Core, task_id: str, attempts: int, runs: int) -> asyncpg.Record | None:
     """A PROCESSING task whose worker was lost: QUEUED again under a fresh job (and enqueued), or
     FAILED once it has had `max_attempts` runs. None when the task moved on or another reaper
     took it. What the lost run was charged is given back: the next run charges again."""
     settings = core.settings
     stale_s = float(settings.stale_after_s)
-    if attempts >= settings.max_attempts:
-        message = f"{WORKER_LOST} on each of its {attempts} attempts; retry it."
+    if runs >= settings.max_attempts:
+        message = f"{WORKER_LOST} on each of its {runs} attempts; retry it."
         error = {"code": "AGENT_FAILED", "message": message}
         result = await core.store.transition("fail_stale_task", task_id, [error, stale_s, attempts], core.publish)
     else:
         job_id = new_job_id(task_id)
-        message = f"{WORKER_LOST}; queued again (attempt {attempts + 1} of {settings.max_attempts})"
+        message = f"{WORKER_LOST}; queued again (attempt {runs + 1} of {settings.max_attempts})"
         result = await core.store.transition(
             "requeue_stale_task", task_id, [job_id, stale_s, attempts, message], core.publish
         )
@@ -439,7 +513,9 @@ async def recover_stale_task(core: Core, task_id: str, attempts: int) -> asyncpg
         return None
     await core.store.refund_task_credits(str(row["user_id"]), task_id, "refund: worker lost")
     if row["status"] == S.QUEUED:
-        await core.enqueue(task_id, row["job_id"])
+        await core.enqueue(task_id, row["job_id"], row["priority"], 0.0)
+    else:
+        await dispatch_user(core, str(row["user_id"]))
     return row
 
 
@@ -452,5 +528,5 @@ async def replace_lost_job(core: Core, task_id: str, old_job_id: str | None) -> 
     result = await core.store.transition("replace_lost_job", task_id, [job_id, old_job_id, message], core.publish)
     if result.row is None:
         return None
-    await core.enqueue(task_id, job_id)
+    await core.enqueue(task_id, job_id, result.row["priority"], 0.0)
     return result.row

@@ -382,6 +382,33 @@ class Storage:
                     if _error_code(exc) != "NoSuchUpload":
                         raise
 
+    async def abort_stale_multipart_uploads(self, prefix: str, older_than: datetime, *, limit: int = 1000) -> int:
+        """Abort up to `limit` unfinished multipart uploads under `prefix` initiated before `older_than`.
+
+        The store keeps (and bills) the parts of an upload nobody completes or aborts: a client that gave
+        up on a presigned multipart upload, a process killed mid-stream. Returns how many this call
+        aborted. An upload another caller aborted first is skipped, or counted by both callers where the
+        store accepts a second abort (SeaweedFS does).
+        """
+        stale: list[tuple[str, str]] = []
+        with _unavailable_on_transport_errors():
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            # Listed first, aborted after: no abort shifts the listing under the paginator's markers.
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                stale += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", []) if u["Initiated"] < older_than]
+                if len(stale) >= limit:
+                    break
+            aborted = 0
+            for key, upload_id in stale[:limit]:
+                try:
+                    await self.client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+                except ClientError as exc:
+                    if _error_code(exc) != "NoSuchUpload":
+                        raise
+                    continue
+                aborted += 1
+        return aborted
+
     # --- reads --------------------------------------------------------------------------------
 
     async def download_to_file(self, key: str, path: Path, chunk_size: int = 1 << 20) -> int:

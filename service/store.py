@@ -281,15 +281,22 @@ class TaskStore:
             return Transition(row, row["status"])
 
     async def set_progress(
-        self, task_id: str, progress: int, current_agent: str | None, message: str, publish: Publish
+        self,
+        task_id: str,
+        progress: int,
+        current_agent: str | None,
+        message: str,
+        publish: Publish,
+        job_id: str | None = None,
     ) -> bool:
+        """Record progress; False when the task is not PROCESSING under job `job_id` (when given)."""
         tid = uuid.UUID(task_id)
         async with self.pool.acquire() as conn:
             events: list[Event] = []
             locked: uuid.UUID | None = None
             try:
                 async with conn.transaction():
-                    row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message)
+                    row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message, job_id)
                     if row is None:
                         return False
                     payload = {
@@ -363,10 +370,24 @@ class TaskStore:
 
     # --- workers and recovery ------------------------------------------------------------------
 
-    async def worker_heartbeat(self, worker_id: str, host: str, pid: int, running: Sequence[str]) -> int:
-        """Register or refresh a worker and the heartbeat of its running tasks; returns how many beat."""
+    async def worker_heartbeat(self, worker_id: str, host: str, pid: int, running: Sequence[str]) -> set[str]:
+        """Register or refresh a worker and the heartbeat of its running tasks; returns the ids that beat
+        (a running task missing from them is no longer this worker's: cancelled or re-queued)."""
         task_ids = [tid for tid in map(_uuid_or_none, running) if tid is not None]
-        return int(await self.pool.fetchval(self.q["worker_heartbeat"], worker_id, task_ids, host, pid))
+        rows = await self.pool.fetch(self.q["worker_heartbeat"], worker_id, task_ids, host, pid)
+        return {str(r["id"]) for r in rows}
+
+    async def dispatch_user(self, user_id: str, cap: int, head_start_s: dict[str, float]) -> list[tuple[str, str, str]]:
+        """Give jobs to the user's waiting QUEUED tasks up to the running cap; returns (task id, job id,
+        priority) of each, for the caller to enqueue."""
+        uid = uuid.UUID(user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(self.q["lock_user_dispatch"], user_id)
+            rows = await conn.fetch(self.q["dispatch_user"], uid, cap, head_start_s)
+        return [(str(r["id"]), r["job_id"], r["priority"]) for r in rows]
+
+    async def users_waiting_dispatch(self, limit: int = 500) -> list[str]:
+        return [str(r["user_id"]) for r in await self.pool.fetch(self.q["users_waiting_dispatch"], limit)]
 
     async def list_workers(self) -> list[asyncpg.Record]:
         return await self.pool.fetch(self.q["list_workers"])
@@ -377,10 +398,11 @@ class TaskStore:
     async def forget_silent_workers(self, silent_s: float) -> list[str]:
         return [r["worker_id"] for r in await self.pool.fetch(self.q["forget_silent_workers"], float(silent_s))]
 
-    async def stale_tasks(self, stale_after_s: float, limit: int = 100) -> list[tuple[str, int]]:
-        """(task id, attempts) of PROCESSING tasks whose heartbeat is older than `stale_after_s`."""
+    async def stale_tasks(self, stale_after_s: float, limit: int = 100) -> list[tuple[str, int, int]]:
+        """(task id, attempts, runs since the user last queued it) of PROCESSING tasks whose heartbeat is
+        older than `stale_after_s`."""
         rows = await self.pool.fetch(self.q["stale_tasks"], float(stale_after_s), limit)
-        return [(str(r["id"]), r["attempts"]) for r in rows]
+        return [(str(r["id"]), r["attempts"], r["runs"]) for r in rows]
 
     async def queued_tasks_to_check(self, older_than_s: float, limit: int = 500) -> list[tuple[str, str | None]]:
         """(task id, job id) of QUEUED tasks whose job was enqueued more than `older_than_s` ago."""
@@ -396,19 +418,31 @@ class TaskStore:
             rows = await self.pool.fetch(self.q["count_by_status"], uuid.UUID(user_id))
         return {r["status"]: r["n"] for r in rows}
 
-    async def queued_by_priority(self) -> dict[str, int]:
-        return {r["priority"]: r["n"] for r in await self.pool.fetch(self.q["queued_by_priority"])}
+    async def queued_by_priority(self) -> dict[str, dict[str, int]]:
+        """Per priority: QUEUED tasks, and how many of them wait for their user's running cap."""
+        rows = await self.pool.fetch(self.q["queued_by_priority"])
+        return {r["priority"]: {"queued": r["n"], "waiting_for_user_cap": r["waiting"]} for r in rows}
 
-    async def running_workers(self) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(self.q["running_workers"])
-        return [
-            {
-                "worker_id": r["worker_id"],
-                "running": r["running"],
-                "last_heartbeat": r["last_heartbeat"].isoformat() if r["last_heartbeat"] else None,
-            }
-            for r in rows
-        ]
+    async def processing_health(self, stale_after_s: float) -> dict[str, int]:
+        row = await self.pool.fetchrow(self.q["processing_health"], float(stale_after_s))
+        return {"running": row["running"], "stuck": row["stuck"]}
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    async def tasks_to_expire(self, limit: int) -> list[str]:
+        """Ids of CREATED/UPLOADING tasks past their upload deadline, earliest deadline first."""
+        return [str(r["id"]) for r in await self.pool.fetch(self.q["tasks_to_expire"], limit)]
+
+    async def claim_artifacts_to_delete(self, retention_s: float, lease_s: float, limit: int) -> list[tuple[str, str]]:
+        """(task id, user id) of terminal tasks finished more than `retention_s` ago whose stored objects are
+        still there, leased for `lease_s` to the caller: racing callers get different tasks."""
+        rows = await self.pool.fetch(self.q["claim_artifacts_to_delete"], float(retention_s), float(lease_s), limit)
+        return [(str(r["id"]), str(r["user_id"])) for r in rows]
+
+    async def mark_artifacts_deleted(self, task_id: str, retention_s: float) -> bool:
+        """Flag a claimed task's objects as deleted; False when it ran again since (or is gone)."""
+        row = await self.pool.fetchval(self.q["mark_artifacts_deleted"], uuid.UUID(task_id), float(retention_s))
+        return row is not None
 
 
 def _event(row: asyncpg.Record, user_id: str | None) -> Event:

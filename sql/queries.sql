@@ -94,13 +94,44 @@ WHERE id = $1 AND user_id = $2 AND status = ANY($4)
 RETURNING *;
 
 -- name: mark_queued
--- process / retry: move to QUEUED with a fresh job id and a clean slate for progress.
+-- process / retry: move to QUEUED, waiting for dispatch (job_id NULL; dispatch_user gives it a job when its user
+-- is under the running cap), with a clean slate for progress and a fresh attempt budget.
 UPDATE tasks
-SET status = 'QUEUED', job_id = $3, queued_at = now(), progress = 0, current_agent = NULL,
+SET status = 'QUEUED', job_id = NULL, enqueued_at = NULL, queued_at = now(), progress = 0, current_agent = NULL,
+    artifacts_deleted = false,
     message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
-    heartbeat_at = NULL, updated_at = now()
-WHERE id = $1 AND user_id = $2 AND status = ANY($4)
+    heartbeat_at = NULL, attempt_base = attempts, updated_at = now()
+WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
+
+-- name: lock_user_dispatch
+-- Serialises dispatch_user per user until the end of the transaction (taken in its own statement, so that the
+-- next statement's snapshot sees what the previous holder committed).
+SELECT pg_advisory_xact_lock(hashtextextended('dispatch:' || $1::text, 0));
+
+-- name: dispatch_user
+-- Give jobs to user $1's waiting QUEUED tasks while fewer than $2 of the user's tasks are active (PROCESSING, or
+-- QUEUED with a job). Most urgent first: queue time minus the priority's head start ($3: {priority: seconds}),
+-- so a waiting low task ages past newer normal ones.
+WITH active AS (
+    SELECT count(*) AS n FROM tasks
+    WHERE user_id = $1 AND (status = 'PROCESSING' OR (status = 'QUEUED' AND job_id IS NOT NULL))
+), pick AS (
+    SELECT id FROM tasks
+    WHERE user_id = $1 AND status = 'QUEUED' AND job_id IS NULL
+    ORDER BY extract(epoch FROM queued_at) - coalesce(($3::jsonb ->> priority)::float8, 0), queued_at, id
+    LIMIT greatest(0, $2 - (SELECT n FROM active))
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t
+SET job_id = 'task:' || t.id || ':' || substr(md5(random()::text || clock_timestamp()::text), 1, 12),
+    enqueued_at = now(), updated_at = now()
+FROM pick WHERE t.id = pick.id
+RETURNING t.id, t.job_id, t.priority;
+
+-- name: users_waiting_dispatch
+-- Users with QUEUED tasks waiting for dispatch (the recovery loop dispatches them as a safety net).
+SELECT DISTINCT user_id FROM tasks WHERE status = 'QUEUED' AND job_id IS NULL LIMIT $1;
 
 -- name: claim_task
 -- A worker takes a QUEUED task; exactly one of several racing workers gets the row.
@@ -119,10 +150,10 @@ WHERE id = $1 AND status = 'QUEUED' AND job_id = $3
 RETURNING *;
 
 -- name: set_progress
--- Progress of a running task; never goes down.
+-- Progress of a running task; never goes down. Only the run holding the task's current job ($5) reports.
 UPDATE tasks
 SET progress = greatest(progress, $2), current_agent = $3, message = $4, heartbeat_at = now(), updated_at = now()
-WHERE id = $1 AND status = 'PROCESSING' AND progress <= $2
+WHERE id = $1 AND status = 'PROCESSING' AND progress <= $2 AND ($5::text IS NULL OR job_id = $5)
 RETURNING id, user_id, progress, current_agent, message;
 
 -- name: complete_task
@@ -130,7 +161,7 @@ RETURNING id, user_id, progress, current_agent, message;
 UPDATE tasks
 SET status = 'COMPLETED', progress = 100, current_agent = NULL, message = $4, outputs = $2, result = $3,
     finished_at = now(), heartbeat_at = NULL, updated_at = now()
-WHERE id = $1 AND status = 'PROCESSING'
+WHERE id = $1 AND status = 'PROCESSING' AND ($5::text IS NULL OR job_id = $5)
 RETURNING *;
 
 -- name: fail_task
@@ -138,7 +169,17 @@ RETURNING *;
 UPDATE tasks
 SET status = 'FAILED', error = $2, message = $2::jsonb ->> 'message', finished_at = now(), heartbeat_at = NULL,
     updated_at = now()
-WHERE id = $1 AND status = ANY($3)
+WHERE id = $1 AND status = ANY($3) AND ($4::text IS NULL OR job_id = $4)
+RETURNING *;
+
+-- name: requeue_task
+-- The run holding job $3 gives its task back to the queue under a fresh job $2 (a transient fault to retry after
+-- a backoff, or a worker shutting down). $5: true when this run does not count against the attempt limit.
+UPDATE tasks
+SET status = 'QUEUED', job_id = $2, queued_at = now(), enqueued_at = now() + make_interval(secs => $6),
+    progress = 0, current_agent = NULL, message = $4, started_at = NULL, worker_id = NULL, heartbeat_at = NULL,
+    attempt_base = attempt_base + CASE WHEN $5 THEN 1 ELSE 0 END, updated_at = now()
+WHERE id = $1 AND status = 'PROCESSING' AND job_id = $3
 RETURNING *;
 
 -- name: cancel_task
@@ -203,13 +244,14 @@ SELECT status, count(*) AS n FROM tasks WHERE user_id = $1 GROUP BY status;
 SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: queued_by_priority
--- Queue depth per priority (admin).
-SELECT priority, count(*) AS n FROM tasks WHERE status = 'QUEUED' GROUP BY priority;
+-- Queue depth per priority (admin): all QUEUED tasks, and those of them waiting for their user's running cap.
+SELECT priority, count(*) AS n, count(*) FILTER (WHERE job_id IS NULL) AS waiting
+FROM tasks WHERE status = 'QUEUED' GROUP BY priority;
 
--- name: running_workers
--- Workers holding PROCESSING tasks, with their freshest heartbeat (admin).
-SELECT worker_id, count(*) AS running, max(heartbeat_at) AS last_heartbeat
-FROM tasks WHERE status = 'PROCESSING' AND worker_id IS NOT NULL GROUP BY worker_id;
+-- name: processing_health
+-- PROCESSING tasks, and those whose heartbeat is older than $1 seconds (stuck: the reaper will take them).
+SELECT count(*) AS running, count(*) FILTER (WHERE heartbeat_at < now() - make_interval(secs => $1)) AS stuck
+FROM tasks WHERE status = 'PROCESSING';
 
 -- name: lock_user_credits
 -- The user's balance, locked until the end of the transaction.
@@ -231,11 +273,12 @@ WITH beat AS (
     UPDATE tasks SET heartbeat_at = now()
     WHERE id = ANY($2::uuid[]) AND status = 'PROCESSING' AND worker_id = $1
     RETURNING id
+), registered AS (
+    INSERT INTO workers (worker_id, host, pid, running_tasks)
+    VALUES ($1, $3, $4, $2::text[])
+    ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now(), running_tasks = excluded.running_tasks
 )
-INSERT INTO workers (worker_id, host, pid, running_tasks)
-VALUES ($1, $3, $4, $2::text[])
-ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now(), running_tasks = excluded.running_tasks
-RETURNING (SELECT count(*) FROM beat) AS beats;
+SELECT id FROM beat;
 
 -- name: list_workers
 -- The worker registry, most recently seen first.
@@ -251,7 +294,7 @@ DELETE FROM workers WHERE last_seen_at < now() - make_interval(secs => $1) RETUR
 
 -- name: stale_tasks
 -- PROCESSING tasks whose heartbeat is older than $1 seconds: their worker is presumed lost.
-SELECT id, attempts FROM tasks
+SELECT id, attempts, attempts - attempt_base AS runs FROM tasks
 WHERE status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => $1)
 ORDER BY heartbeat_at LIMIT $2;
 
@@ -275,7 +318,7 @@ RETURNING *;
 -- name: queued_tasks_to_check
 -- QUEUED tasks whose job was put in Redis more than $1 seconds ago: the reconciler checks their job exists.
 SELECT id, job_id FROM tasks
-WHERE status = 'QUEUED' AND greatest(queued_at, enqueued_at) < now() - make_interval(secs => $1)
+WHERE status = 'QUEUED' AND job_id IS NOT NULL AND greatest(queued_at, enqueued_at) < now() - make_interval(secs => $1)
 ORDER BY queued_at LIMIT $2;
 
 -- name: replace_lost_job
@@ -283,5 +326,47 @@ ORDER BY queued_at LIMIT $2;
 -- of several reconcilers racing, one enqueues.
 UPDATE tasks
 SET job_id = $2, enqueued_at = now(), message = $4, updated_at = now()
-WHERE id = $1 AND status = 'QUEUED' AND job_id IS NOT DISTINCT FROM $3
+WHERE id = $1 AND status = 'QUEUED' AND job_id = $3
 RETURNING *;
+
+-- ===== maintenance (worker/maintenance.py) =====
+
+-- name: tasks_to_expire
+-- CREATED/UPLOADING tasks past their upload deadline, earliest first (statuses spelled out: tasks_upload_expiry).
+SELECT id FROM tasks
+WHERE status IN ('CREATED', 'UPLOADING') AND expires_at < now()
+ORDER BY expires_at LIMIT $1;
+
+-- name: expire_task
+-- A task in $2 (CREATED/UPLOADING) past its upload deadline -> EXPIRED with error $3. Of several workers racing,
+-- one expires it; a process or cancel that got in first keeps the task.
+UPDATE tasks
+SET status = 'EXPIRED', error = $3, message = $3::jsonb ->> 'message', finished_at = now(), updated_at = now()
+WHERE id = $1 AND status = ANY($2) AND expires_at < now()
+RETURNING *;
+
+-- name: claim_artifacts_to_delete
+-- Up to $3 terminal tasks finished more than $1 seconds ago whose stored objects are still there, leased for $2
+-- seconds: racing workers take different tasks, and a task whose worker died mid-deletion is taken again once
+-- the lease runs out. artifacts_deleted is set only after the objects are gone (mark_artifacts_deleted).
+UPDATE tasks t
+SET artifacts_claimed_at = now()
+FROM (
+    SELECT id FROM tasks
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND NOT artifacts_deleted
+      AND finished_at < now() - make_interval(secs => $1)
+      AND (artifacts_claimed_at IS NULL OR artifacts_claimed_at < now() - make_interval(secs => $2))
+    ORDER BY finished_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE t.id = due.id
+RETURNING t.id, t.user_id;
+
+-- name: mark_artifacts_deleted
+-- The stored objects of claimed task $1 are deleted. Not when it has been retried since the claim (no longer
+-- terminal, or finished within the last $2 seconds): its new objects are kept until their own retention ends.
+UPDATE tasks SET artifacts_deleted = true, updated_at = now()
+WHERE id = $1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND NOT artifacts_deleted
+  AND finished_at < now() - make_interval(secs => $2)
+RETURNING id;

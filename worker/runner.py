@@ -1,5 +1,19 @@
-"""Runs a task: claim, fetch inputs to a temp dir, run the tool's chain in the process pool while
-forwarding its progress, store the outputs and manifest, and record the outcome."""
+"""Runs a task: claim, fetch inputs to a temp dir, run the tool's chain in an agent process while
+forwarding its progress, store the outputs and manifest, and record the outcome.
+
+Every way a run can end is decided here:
+- the chain's result: COMPLETED (status `partial` inside when an agent failed or the soft limit hit);
+- an input or parameter error: FAILED, credits refunded;
+- a transient fault (object store, network, database connection): QUEUED again after an exponential
+  backoff with jitter, until `max_attempts` runs, then FAILED;
+- the hard time limit: the agent process is killed, FAILED `TIMEOUT`;
+- a stop (RunHandle.stop): the user cancelled the task or it is no longer this run's (re-queued by a
+  reaper while this worker looked dead): the agent process is killed, temp files and this attempt's
+  outputs are deleted, nothing is written over the task;
+- the worker shutting down (the job coroutine is cancelled after the drain time): QUEUED again, and
+  that run is not held against the attempt limit.
+The worker's writes name the run's job id, so a run that lost its task changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +22,97 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
+import random
 import shutil
 import tempfile
-import threading
 import time
-import uuid
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+import botocore.exceptions
+import redis.exceptions
 
 from agents import registry
 from agents.errors import AgentError, InvalidParametersError
 from service import lifecycle
 from service.lifecycle import PARAMETERS_NAME, Core
 from service.models import TaskStatus
+from service.storage import ObjectNotFound, StorageUnavailable
+from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
 log = logging.getLogger("agensium.worker")
 
-AGENT_MALLOC_CONF = "dirty_decay_ms:100,muzzy_decay_ms:0"
+T = TypeVar("T")
+
+# Faults worth another run: the dependency may be back by then. Input, parameter and credit errors are not.
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    *DATABASE_DOWN,
+    StorageUnavailable,
+    OSError,
+    aiohttp.ClientError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.EndpointConnectionError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, (AgentError, ObjectNotFound))
+
+
+def backoff_s(settings: Any, run: int) -> float:
+    """Exponential backoff with +-50 % jitter before run `run + 1`."""
+    base = min(settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** max(0, run - 1))
+    return base * random.uniform(0.5, 1.5)
+
+
+@dataclass
+class RunHandle:
+    """One run of a task on this worker: what its heartbeat refreshes, and how to stop it."""
+
+    task_id: str
+    job_id: str | None
+    attempt: int
+    runs: int  # runs since the user last queued the task, this one included
+    stop_reason: str | None = None  # "cancelled" | "lost" | "shutdown"
+    body: asyncio.Task[str] | None = field(default=None, repr=False)
+
+    def stop(self, reason: str) -> None:
+        """Stop the run where it is (its agent process is killed); the first reason wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.body is not None and not self.body.done():
+            self.body.cancel()
+
+
+async def durable_write(core: Core, what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """A worker write that survives a database restart: retried with backoff while PostgreSQL is away,
+    for up to `write_retry_s`."""
+    deadline = time.monotonic() + core.settings.write_retry_s
+    delay = 0.2
+    while True:
+        try:
+            return await write()
+        except DATABASE_DOWN as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class TaskFailure(Exception):
@@ -40,112 +124,7 @@ class TaskFailure(Exception):
         self.message = message
 
 
-ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, message)
-
-_child_progress: Any = None  # the pool's progress queue, set in each agent process
-
-
-def _init_child(progress_queue: Any) -> None:
-    global _child_progress
-    _child_progress = progress_queue
-    import agents.chain  # noqa: F401 - warm the imports (Polars, SciPy, every agent) before the first task
-
-    registry.preload()
-
-
-def _run_chain_in_child(
-    run_id: str,
-    tool_id: str,
-    agent_ids: list[str],
-    inputs: dict[str, str],
-    parameters: dict[str, Any],
-    out_dir: str,
-) -> dict[str, Any]:
-    from agents.chain import run_tool
-
-    def progress(percent: int, agent: str | None, message: str) -> None:
-        _child_progress.put((run_id, int(percent), agent, message))
-
-    return run_tool(tool_id, agent_ids, {k: Path(v) for k, v in inputs.items()}, parameters, Path(out_dir), progress)
-
-
-class AgentPool:
-    """A pool of agent processes and the one queue their progress comes back on."""
-
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
-        # Polars' allocator (jemalloc) keeps freed pages resident ~10 s by default; agent processes (spawned,
-        # so they inherit this) give them back after 100 ms: 18-23 % lower peak RSS at no measured cost.
-        os.environ.setdefault("_RJEM_MALLOC_CONF", AGENT_MALLOC_CONF)
-        self._ctx = multiprocessing.get_context("spawn")
-        self._progress = self._ctx.Queue()
-        self._listeners: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue[ProgressMessage]]] = {}
-        self._executor = self._new_executor()
-        self._reader = threading.Thread(target=self._read_progress, name="agent-progress", daemon=True)
-        self._reader.start()
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.processes,
-            mp_context=self._ctx,
-            initializer=_init_child,
-            initargs=(self._progress,),
-            max_tasks_per_child=50,
-        )
-
-    def _read_progress(self) -> None:
-        while True:
-            try:
-                item = self._progress.get()
-            except (EOFError, OSError, ValueError):
-                return
-            if item is None:
-                return
-            target = self._listeners.get(item[0])
-            if target is not None:
-                loop, q = target
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(q.put_nowait, item)
-
-    async def run(
-        self,
-        tool_id: str,
-        agent_ids: list[str],
-        inputs: dict[str, Path],
-        parameters: dict[str, Any],
-        out_dir: Path,
-        progress: asyncio.Queue[ProgressMessage],
-    ) -> dict[str, Any]:
-        run_id = uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        self._listeners[run_id] = (loop, progress)
-        try:
-            future = self._executor.submit(
-                _run_chain_in_child,
-                run_id,
-                tool_id,
-                agent_ids,
-                {k: str(v) for k, v in inputs.items()},
-                parameters,
-                str(out_dir),
-            )
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            # An agent process died (e.g. killed for memory); the next task gets a fresh pool.
-            self._executor.shutdown(wait=False, cancel_futures=False)
-            self._executor = self._new_executor()
-            raise
-        finally:
-            self._listeners.pop(run_id, None)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(Exception):
-            self._progress.put(None)
-        self._reader.join(timeout=2)
-
-
-async def _forward_progress(core: Core, task_id: str, q: asyncio.Queue[ProgressMessage]) -> None:
+async def _forward_progress(core: Core, handle: RunHandle, q: asyncio.Queue[ProgressMessage]) -> None:
     """Throttled, monotonic progress: at most one update per interval, except when the agent changes."""
     interval = core.settings.progress_min_interval_s
     best, sent_agent, sent_at = 0, "", 0.0
@@ -159,7 +138,7 @@ async def _forward_progress(core: Core, task_id: str, q: asyncio.Queue[ProgressM
         except TimeoutError:
             pass
         if pending is not None and (pending[1] != sent_agent or time.monotonic() - sent_at >= interval):
-            await lifecycle.report_progress(core, task_id, *pending)
+            await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
 
 
@@ -200,42 +179,71 @@ async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[st
     data.sort(key=lambda o: o["name"] not in registry.MAIN_DATA_OUTPUTS)
     if not data:
         raise TaskFailure("INPUT_MISSING", f"Source task {source_id} has no data output (CSV/TSV) to take as input.")
-    name = data[0]["name"]
-    return [("primary" + Path(name).suffix, lifecycle.outputs_prefix(core.settings, user_id, source_id) + name)]
+    key = lifecycle.output_key(core.settings, user_id, source_id, data[0])
+    return [("primary" + Path(data[0]["name"]).suffix, key)]
 
 
 async def execute_task(
     core: Core,
-    pool: AgentPool,
+    pool: AgentProcesses,
     task_id: str,
     worker_id: str,
     job_id: str | None = None,
-    running: set[str] | None = None,
+    running: dict[str, RunHandle] | None = None,
 ) -> str:
-    """Run one task to a terminal state; returns that state. Never raises for a task's own failure.
-    Only job `job_id` claims the task when given; once claimed, the task's id is in `running` (whose
-    tasks the worker's heartbeat refreshes) until it ends."""
-    task = await lifecycle.claim_task(core, task_id, worker_id, job_id)
+    """Run one task to an end; returns the task's state after this run (or SKIPPED when the job had
+    nothing to claim). Never raises for a task's own failure. Only job `job_id` claims the task when
+    given; once claimed, the run is in `running` (the heartbeat refreshes it, cancels stop it)."""
+    task = await durable_write(core, "claim", lambda: lifecycle.claim_task(core, task_id, worker_id, job_id))
     if task is None:
         log.info("task %s not claimable (taken, cancelled, gone, or job %s is not its job)", task_id, job_id)
         return "SKIPPED"
-    if running is not None:
-        running.add(task_id)
+    handle = RunHandle(task_id, task["job_id"], task["attempts"], task["attempts"] - task["attempt_base"])
+    running = {} if running is None else running
+    running[task_id] = handle
+    body = asyncio.create_task(_run_claimed(core, pool, task, worker_id, handle), name=f"run-{task_id}")
+    handle.body = body
     try:
-        return await _run_claimed(core, pool, task, worker_id)
+        # asyncio.wait, not `await body`: a stop cancels `body` alone, a cancel of this coroutine (the
+        # worker shutting down) is told apart and handed to `body` as a "shutdown" stop.
+        await asyncio.wait({body})
+    except asyncio.CancelledError:
+        handle.stop("shutdown")
+        with contextlib.suppress(asyncio.CancelledError):
+            await body
+        raise
     finally:
-        if running is not None:
-            running.discard(task_id)
+        running.pop(task_id, None)
+        if not body.done():
+            body.cancel()
+    try:  # the run left the user's active set (or was re-queued): their next waiting task may start
+        await lifecycle.dispatch_user(core, str(task["user_id"]))
+    except Exception as exc:  # noqa: BLE001 - the recovery loop dispatches it on its next tick
+        log.warning("dispatch after task %s failed: %s", task_id, exc)
+    if body.cancelled():
+        return handle.stop_reason or "STOPPED"
+    return body.result()
 
 
-async def _run_claimed(core: Core, pool: AgentPool, task: Any, worker_id: str) -> str:
-    task_id = str(task["id"])
+async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: str, handle: RunHandle) -> str:
+    task_id = handle.task_id
     user_id = str(task["user_id"])
     settings = core.settings
     work_dir = Path(tempfile.mkdtemp(prefix=f"agensium-{task_id[:8]}-", dir=settings.work_dir))
     progress: asyncio.Queue[ProgressMessage] = asyncio.Queue()
-    forwarder = asyncio.create_task(_forward_progress(core, task_id, progress))
+    forwarder = asyncio.create_task(_forward_progress(core, handle, progress))
+    out_prefix = lifecycle.attempt_outputs_prefix(settings, user_id, task_id, handle.attempt)
+    stored_outputs = False
     started = time.monotonic()
+
+    async def fail(code: str, message: str) -> str:
+        await durable_write(
+            core,
+            f"fail {task_id}",
+            lambda: lifecycle.fail_task(core, task_id, code, message, [TaskStatus.PROCESSING], handle.job_id),
+        )
+        return TaskStatus.FAILED
+
     try:
         agent_ids = list(task["agents"])
         in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
@@ -247,37 +255,60 @@ async def _run_claimed(core: Core, pool: AgentPool, task: Any, worker_id: str) -
             total = sum(c for _, c in costs)
             raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {total} credits; your balance is lower.")
 
-        await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs")
+        await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs", handle.job_id)
         in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
         in_dir.mkdir()
         out_dir.mkdir()
         inputs: dict[str, Path] = {}
         for name, key in await _input_objects(core, task, in_prefix):
             local = in_dir / name
-            await core.storage.download_to_file(key, local)
+            try:
+                await core.storage.download_to_file(key, local)
+            except ObjectNotFound:
+                raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
             inputs[name] = local
 
-        result = await pool.run(task["tool_id"], agent_ids, inputs, parameters, out_dir, progress)
+        soft_s, hard_s = settings.time_limits(task["tool_id"])
+        try:
+            async with asyncio.timeout(hard_s):
+                result = await pool.run(
+                    task["tool_id"],
+                    agent_ids,
+                    inputs,
+                    parameters,
+                    out_dir,
+                    progress,
+                    soft_deadline=time.time() + soft_s,
+                )
+        except TimeoutError:
+            raise TaskFailure(
+                "TIMEOUT", f"The agents ran past the hard time limit of {hard_s:g} s and were stopped."
+            ) from None
 
-        out_prefix = lifecycle.outputs_prefix(settings, user_id, task_id)
         outputs = []
+        stored_outputs = True
         for out in result.get("outputs", []):
             digest = hashlib.sha256()
-            size = await core.storage.upload_file(
-                out_dir / out["name"], out_prefix + out["name"], out["content_type"], digest
-            )
+            key = out_prefix + out["name"]
+            size = await core.storage.upload_file(out_dir / out["name"], key, out["content_type"], digest)
             outputs.append(
-                {"name": out["name"], "content_type": out["content_type"], "size": size, "sha256": digest.hexdigest()}
+                {
+                    "name": out["name"],
+                    "content_type": out["content_type"],
+                    "size": size,
+                    "sha256": digest.hexdigest(),
+                    "key": key,
+                }
             )
         manifest = {
             "task_id": task_id,
             "tool_id": task["tool_id"],
             "agents": agent_ids,
             "status": result.get("status"),
-            "attempt": task["attempts"],
+            "attempt": handle.attempt,
             "worker_id": worker_id,
             "inputs": [{k: i.get(k) for k in ("name", "role", "size", "sha256")} for i in task["inputs"]],
-            "outputs": outputs,
+            "outputs": [{k: v for k, v in o.items() if k != "key"} for o in outputs],
             "parameters": parameters,
         }
         manifest_bytes = json.dumps(manifest, indent=2, default=str).encode()
@@ -288,6 +319,7 @@ async def _run_claimed(core: Core, pool: AgentPool, task: Any, worker_id: str) -
                 "content_type": "application/json",
                 "size": len(manifest_bytes),
                 "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+                "key": out_prefix + "manifest.json",
             }
         )
 
@@ -296,46 +328,89 @@ async def _run_claimed(core: Core, pool: AgentPool, task: Any, worker_id: str) -
         summary["duration_ms"] = round((time.monotonic() - started) * 1000)
         status = result.get("status", "success")
         message = "Completed" if status == "success" else "Completed with agent errors (partial result)"
-        done = await lifecycle.complete_task(core, task_id, outputs, summary, message)
-        if done is None:  # cancelled meanwhile: drop what we stored
+        done = await durable_write(
+            core,
+            f"complete {task_id}",
+            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id),
+        )
+        if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
-            return TaskStatus.CANCELLED
+            return "STOPPED"
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
         if exc.code in REFUNDED_CODES:  # found only once the data was read: the user got nothing for it
             await core.store.refund_task_credits(user_id, task_id, f"refund: {exc.code}")
-        await lifecycle.fail_task(core, task_id, exc.code, exc.message, [TaskStatus.PROCESSING])
-        return TaskStatus.FAILED
+        return await fail(exc.code, exc.message)
     except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                lifecycle.fail_task(
-                    core,
-                    task_id,
-                    "TIMEOUT",
-                    "The task ran out of time or its worker stopped; retry it.",
-                    [TaskStatus.PROCESSING],
-                )
-            )
+        await asyncio.shield(_after_stop(core, handle, user_id, out_prefix if stored_outputs else None))
         raise
-    except BrokenProcessPool:
-        log.exception("agent process died on task %s", task_id)
-        await lifecycle.fail_task(
-            core,
-            task_id,
-            "AGENT_FAILED",
-            "The agent process died (out of memory?); retry it or use a smaller file.",
-            [TaskStatus.PROCESSING],
-        )
-        return TaskStatus.FAILED
+    except AgentProcessDied as exc:
+        log.error("agent process died on task %s (exit code %s)", task_id, exc)
+        return await fail("AGENT_FAILED", "The agent process died (out of memory?); retry it or use a smaller file.")
     except Exception as exc:
+        if is_transient(exc):
+            return await _retry_later(core, handle, user_id, exc)
         log.exception("task %s failed", task_id)
-        await lifecycle.fail_task(
-            core, task_id, "INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}: {exc}", [TaskStatus.PROCESSING]
-        )
-        return TaskStatus.FAILED
+        return await fail("INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         forwarder.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseException) -> str:
+    """A transient fault: another run after a backoff, or FAILED once the attempts are used."""
+    settings = core.settings
+    task_id = handle.task_id
+    fault = f"{type(exc).__name__}: {exc}"[:300]
+    if handle.runs >= settings.max_attempts:
+        message = f"A dependency kept failing ({fault}) on each of {handle.runs} attempts; retry it later."
+        await durable_write(
+            core,
+            f"fail {task_id}",
+            lambda: lifecycle.fail_task(
+                core, task_id, "INTERNAL_ERROR", message, [TaskStatus.PROCESSING], handle.job_id
+            ),
+        )
+        return TaskStatus.FAILED
+    delay = backoff_s(settings, handle.runs)
+    message = (
+        f"Attempt {handle.runs} hit a transient fault ({fault}); retrying in {delay:.1f} s "
+        f"(attempt {handle.runs + 1} of {settings.max_attempts})"
+    )
+    log.warning("task %s: %s", task_id, message)
+    row = await durable_write(
+        core,
+        f"requeue {task_id}",
+        lambda: lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=True, defer_s=delay),
+    )
+    if row is not None:  # the next run charges again
+        await core.store.refund_task_credits(user_id, task_id, "refund: transient fault, retried")
+        return TaskStatus.QUEUED
+    return "STOPPED"
+
+
+async def _after_stop(core: Core, handle: RunHandle, user_id: str, out_prefix: str | None) -> None:
+    """After the agent process was killed: clean up, and if the worker is shutting down, give the task
+    back to the queue (a cancelled or lost task is someone else's business now)."""
+    task_id = handle.task_id
+    try:
+        if out_prefix is not None:
+            # A stop can land just after this run's completion was committed: its outputs are the task's then.
+            row = await core.store.get_task(task_id)
+            ours = row is not None and row["status"] == TaskStatus.COMPLETED and row["job_id"] == handle.job_id
+            if ours:
+                return
+            await core.storage.delete_prefix(out_prefix)
+        if handle.stop_reason in ("cancelled", "lost"):
+            log.info("task %s stopped (%s)", task_id, handle.stop_reason)
+            if handle.stop_reason == "cancelled":
+                await core.store.refund_task_credits(user_id, task_id, "refund: cancelled while running")
+            return
+        message = "Its worker shut down; queued again"
+        row = await lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=False)
+        if row is not None:
+            await core.store.refund_task_credits(user_id, task_id, "refund: worker shut down, re-queued")
+    except Exception as exc:  # noqa: BLE001 - the reaper re-queues it once its heartbeat goes stale
+        log.warning("cleanup after stopping task %s failed: %s", task_id, exc)

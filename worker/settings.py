@@ -1,27 +1,58 @@
-"""arq worker settings: the job table, start-up/shutdown of the resources a worker holds."""
+"""arq worker settings: the job table, start-up/shutdown of the resources a worker holds, and the two
+changes to arq's worker loop that priorities and outages need (AgensiumWorker)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import uuid
 from typing import Any
 
-from arq import run_worker
+import redis.exceptions
+from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker, create_worker
+from arq.worker import Worker, get_kwargs
 
 from service.config import Settings
 from service.events import EventPublisher
 from service.lifecycle import Core
+from service.queueing import make_enqueue
 from service.storage import Storage
 from service.store import TaskStore
 from worker import recovery
+from worker.agent_procs import AgentProcesses
 from worker.jobs import run_task
-from worker.runner import AgentPool
+from worker.maintenance import maintenance_cron
 
 log = logging.getLogger("agensium.worker")
+
+
+class AgensiumWorker(Worker):
+    """arq's Worker, with two changes:
+    - it takes from the queue only as many jobs as it has free slots, each poll: arq reads a batch of
+      ready job ids and then waits for slots with that stale batch in hand, so a job enqueued later with
+      a better score (an urgent task) would wait behind the whole batch;
+    - a Redis outage does not end the worker: a failing poll is logged and tried again with backoff,
+      while the running tasks go on (their state is in PostgreSQL)."""
+
+    _outage_delay_s = 0.0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        for job_id in job_ids:
+            if self.sem.locked():  # no free slot: the next poll reads the queue afresh
+                return
+            await super().start_jobs([job_id])
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+            self._outage_delay_s = 0.0
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            self._outage_delay_s = min(max(self._outage_delay_s * 2, 0.1), 5.0)
+            log.warning("Redis unavailable (%s); polling again in %.1f s", exc, self._outage_delay_s)
+            await asyncio.sleep(self._outage_delay_s)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -31,14 +62,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     await storage.__aenter__()
     redis = ctx["redis"]
     publish = EventPublisher(redis, settings.events_channel_prefix + "all")
-
-    async def enqueue(task_id: str, job_id: str) -> None:
-        await redis.enqueue_job("run_task", task_id, _job_id=job_id, _queue_name=settings.arq_queue_name)
-
+    # A worker's enqueue (re-queues, retries, dispatch) raises when Redis is away: the caller's write to
+    # PostgreSQL stands, and the reconciler enqueues the task once Redis is back.
+    enqueue = make_enqueue(redis, settings, swallow_errors=True)
     ctx["core"] = Core(settings, store, storage, publish, enqueue)
-    ctx["agent_pool"] = AgentPool(settings.agent_processes)
+    ctx["agent_pool"] = AgentProcesses(settings.agent_processes)
     ctx["worker_id"] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    ctx["running_tasks"] = set()  # ids of the tasks this worker runs: their heartbeat is refreshed
+    ctx["running_tasks"] = {}  # task id -> RunHandle of the runs on this worker: heartbeats, cancels
     recovery.start(ctx)
     log.info("worker %s ready (queue %s)", ctx["worker_id"], settings.arq_queue_name)
 
@@ -46,7 +76,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 async def shutdown(ctx: dict[str, Any]) -> None:
     await recovery.stop(ctx)
     if "agent_pool" in ctx:
-        ctx["agent_pool"].close()
+        await ctx["agent_pool"].aclose()
     if "core" in ctx:
         await ctx["core"].storage.__aexit__(None, None, None)
         await ctx["core"].store.close()
@@ -54,27 +84,35 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions = [run_task]
+    # Expiry and retention: every worker runs the cron; arq's unique cron job ids make one of them act
+    # per tick, and the work itself is conditional UPDATEs, safe to overlap.
+    cron_jobs = [cron(maintenance_cron, minute=None, second=0, run_at_startup=False, max_tries=1)]
     on_startup = startup
     on_shutdown = shutdown
     max_tries = 1  # retries of transient faults are decided by the runner, not by re-running jobs
+    retry_jobs = False
     keep_result = 60
     handle_signals = True
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
+    longest_hard_limit = max([settings.hard_time_limit_s] + [hard for _, hard in settings.tool_time_limits_s.values()])
     return {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.arq_queue_name,
         "poll_delay": settings.poll_delay_s,
         "max_jobs": settings.worker_concurrency,
-        "job_timeout": settings.job_timeout_s,
+        # Our own limits stop the agents; arq's timeout only bounds a stuck transfer around them.
+        "job_timeout": max(settings.job_timeout_s, int(longest_hard_limit) + 3600),
+        # SIGTERM: take no new job, let running ones finish for `drain_s`, then cancel them (re-queued).
+        "job_completion_wait": settings.drain_s,
         "ctx": {"settings": settings},
     }
 
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
-    return create_worker(WorkerSettings, **{**worker_options(settings), **overrides})  # type: ignore[arg-type]
+    return AgensiumWorker(**{**get_kwargs(WorkerSettings), **worker_options(settings), **overrides})  # type: ignore[arg-type]
 
 
 def run(settings: Settings) -> None:
-    run_worker(WorkerSettings, **worker_options(settings))  # type: ignore[arg-type]
+    build_worker(settings).run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -28,6 +29,7 @@ from service.config import Settings
 from service.errors import ServiceError
 from service.events import EventHub, EventPublisher
 from service.lifecycle import Core
+from service.queueing import make_enqueue
 from service.storage import Storage, StorageUnavailable
 from service.store import TaskStore
 
@@ -166,13 +168,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             publish = EventPublisher(redis, settings.events_channel_prefix + "all")
             hub = EventHub(redis, settings.events_channel_prefix + "all")
 
-            async def enqueue(task_id: str, job_id: str) -> None:
-                try:
-                    await redis.enqueue_job("run_task", task_id, _job_id=job_id, _queue_name=settings.arq_queue_name)
-                except Exception as exc:  # noqa: BLE001 - the task stays QUEUED in PostgreSQL
-                    log.warning("enqueue of %s failed, task stays QUEUED: %s", task_id, exc)
+            # With Redis away `process` still answers: the task stays QUEUED in PostgreSQL until the
+            # workers' reconciler enqueues it again.
+            enqueue = make_enqueue(redis, settings, swallow_errors=True)
 
-            core = Core(settings, store, storage, publish, enqueue)
+            async def control(message: str) -> None:
+                await asyncio.wait_for(redis.publish(settings.control_channel, message), 1.0)
+
+            core = Core(settings, store, storage, publish, enqueue, control)
             app.state.settings = settings
             app.state.core = core
             app.state.redis = redis

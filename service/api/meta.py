@@ -32,12 +32,36 @@ async def stats(request: Request) -> JSON:
     store = request.app.state.core.store
     body: dict[str, Any] = {"tasks_by_status": await store.counts_by_status(user.user_id)}
     if user.is_admin:
+        settings = request.app.state.settings
+        queued = await store.queued_by_priority()
+        workers = [
+            {
+                "worker_id": w["worker_id"],
+                "host": w["host"],
+                "pid": w["pid"],
+                "started_at": _iso(w["started_at"]),
+                "last_heartbeat": _iso(w["last_seen_at"]),
+                "running_tasks": list(w["running_tasks"]),
+            }
+            for w in await store.list_workers()
+        ]
         body["global"] = {
             "tasks_by_status": await store.counts_by_status(None),
-            "queued_by_priority": await store.queued_by_priority(),
-            "workers": await store.running_workers(),
+            "queued_by_priority": {p: queued.get(p, {}).get("queued", 0) for p in PRIORITIES},
+            "waiting_for_user_cap_by_priority": {
+                p: queued.get(p, {}).get("waiting_for_user_cap", 0) for p in PRIORITIES
+            },
+            **await store.processing_health(settings.stale_after_s),
+            "workers": workers,
         }
     return JSON(body)
+
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 async def healthz(request: Request) -> JSON:

@@ -279,13 +279,13 @@ async def test_chained_task_takes_the_source_tasks_data_output(
     source = await create_task(client)
     sid = source["task_id"]
     await upload_inputs(client, sid, {"primary.csv": csv_file})
-    await store.transition("mark_queued", sid, ["job-x", ["UPLOADING"]], ignore, account.user_id)
+    await store.transition("mark_queued", sid, [["UPLOADING"]], ignore, account.user_id)
     await store.transition("claim_task", sid, ["test"], ignore)
     await storage.put_bytes(
         outputs_prefix(settings, account.user_id, sid) + "cleaned_data.csv", csv_file.read_bytes(), "text/csv"
     )
     outputs = [{"name": "cleaned_data.csv", "content_type": "text/csv", "size": csv_file.stat().st_size}]
-    await store.transition("complete_task", sid, [outputs, {"status": "success"}, "done"], ignore)
+    await store.transition("complete_task", sid, [outputs, {"status": "success"}, "done", None], ignore)
 
     chained = await create_task(client, source_task_id=sid)
     assert chained["source_task_id"] == sid

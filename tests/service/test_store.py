@@ -40,7 +40,7 @@ async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recor
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     r = await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
     assert r.row is not None and r.row["status"] == "UPLOADING"
-    r = await store.transition("mark_queued", task_id, ["job-1", ["UPLOADING"]], publish, user_id)
+    r = await store.transition("mark_queued", task_id, [["UPLOADING"]], publish, user_id)
     assert r.row is not None and r.row["status"] == "QUEUED"
 
 
@@ -73,7 +73,7 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     assert claim.row is not None and claim.row["attempts"] == 1 and claim.row["worker_id"] == "w1"
     assert await store.set_progress(task_id, 40, "unified-profiler", "half", rec)
     assert not await store.set_progress(task_id, 30, "unified-profiler", "back", rec), "progress never goes down"
-    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok"], rec)
+    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok", None], rec)
     assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
     types = [e.type for e in rec.events]
     assert types == ["status", "status", "status", "progress", "status", "done"]
@@ -88,9 +88,9 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     task_id = await new_task(store, user_id, rec)
     claim = await store.transition("claim_task", task_id, ["w"], rec)
     assert claim.row is None and claim.current_status == "CREATED"
-    done = await store.transition("complete_task", task_id, [[], {}, "x"], rec)
+    done = await store.transition("complete_task", task_id, [[], {}, "x", None], rec)
     assert done.row is None and done.current_status == "CREATED"
-    queued = await store.transition("mark_queued", task_id, ["j", ["UPLOADING"]], rec, user_id)
+    queued = await store.transition("mark_queued", task_id, [["UPLOADING"]], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
     cancelled = await store.transition(
         "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id
@@ -190,5 +190,5 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
     await to_queued(store, task_id, user_id, rec)
     await store.transition("claim_task", task_id, ["w"], check)
     await store.set_progress(task_id, 55, "a", "m", check)
-    await store.transition("complete_task", task_id, [[], {}, "ok"], check)
+    await store.transition("complete_task", task_id, [[], {}, "ok", None], check)
     assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"), ("COMPLETED", "COMPLETED")]

@@ -29,6 +29,7 @@ from service.config import Settings
 from service.dev import ChildProcess, settings_environment, start_child
 from service.events import EventPublisher
 from service.lifecycle import Core
+from service.queueing import make_enqueue
 from service.storage import Storage
 from service.store import TaskStore, apply_migrations
 from tests.conftest import RUN_ID, _with_database
@@ -70,6 +71,7 @@ def recovery_settings(settings: Settings) -> Iterator[Settings]:
                 "reaper_interval_s": 0.25,
                 "reconcile_after_s": 1.0,
                 "max_attempts": 3,
+                "user_max_active_tasks": 100,  # every task reaches Redis: these tests are about losing jobs there
             }
         )
     finally:
@@ -89,9 +91,7 @@ async def core(recovery_settings: Settings, storage: Storage, redis: ArqRedis) -
     settings = recovery_settings
     store = await TaskStore.connect(settings.database_url, 1, 8)
 
-    async def enqueue(task_id: str, job_id: str) -> None:
-        await redis.enqueue_job("run_task", task_id, _job_id=job_id, _queue_name=settings.arq_queue_name)
-
+    enqueue = make_enqueue(redis, settings, swallow_errors=False)
     async with Storage(settings) as own_storage:
         publish = EventPublisher(redis, settings.events_channel_prefix + "all")
         yield Core(settings, store, own_storage, publish, enqueue)
@@ -240,9 +240,10 @@ async def test_sigkilled_workers_task_completes_on_another_worker(
 
     # Every output once, from the second attempt; the user is charged for one run.
     prefix = lifecycle.outputs_prefix(settings, user_id, task_id)
-    stored = sorted(o.key.removeprefix(prefix) for o in await core.storage.list(prefix))
-    assert stored == sorted(o["name"] for o in done["outputs"])
-    manifest = json.loads(await core.storage.get_bytes(prefix + "manifest.json", 1 << 20))
+    stored = sorted(o.key for o in await core.storage.list(prefix))
+    assert stored == sorted(prefix + "2/" + o["name"] for o in done["outputs"])
+    assert sorted(o["key"] for o in done["outputs"]) == stored
+    manifest = json.loads(await core.storage.get_bytes(prefix + "2/manifest.json", 1 << 20))
     assert manifest["attempt"] == 2 and manifest["worker_id"] == done["worker_id"]
     user = await core.store.get_user(user_id)
     assert user is not None and user["credits"] == CREDITS - registry.chain_cost(done["agents"])

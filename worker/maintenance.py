@@ -1,0 +1,91 @@
+"""Expiry and retention: the upkeep every worker runs from an arq cron.
+
+- Expiry: CREATED/UPLOADING tasks past their upload deadline (`expires_at`) become EXPIRED, with
+  their status and done events, and their uploaded inputs are deleted.
+- Retention: every stored object of a task finished more than `retention_s` ago is deleted; the
+  task stays, flagged `artifacts_deleted`.
+- Multipart uploads under the service's keys left unfinished for longer than an upload URL lives
+  are aborted.
+Many workers may run it at once. Expiry is a conditional UPDATE, so one worker expires a task and
+only that worker deletes its inputs. Retention leases its tasks (racing workers take different
+ones, a dead worker's are taken again once the lease runs out) and flags a task only after its
+objects are gone; deleting twice is harmless, a flag before the delete would not be. Aborting an
+upload twice is harmless too. Each step handles at most BATCH items a run, so a tick stays short.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from service import lifecycle
+from service.lifecycle import UPLOADABLE, Core
+
+log = logging.getLogger("agensium.worker")
+
+BATCH = 200
+# How long a worker owns a task's deletion before another may take it over (and delete again).
+ARTIFACTS_LEASE_S = 600.0
+EXPIRED_ERROR = {
+    "code": "EXPIRED",
+    "message": "The task was not submitted for processing before its upload deadline; its uploads were deleted.",
+}
+
+
+async def expire_tasks(core: Core, limit: int = BATCH) -> int:
+    """Expire up to `limit` tasks past their upload deadline; returns how many this call expired.
+
+    A worker that dies between the transition and the delete leaves the inputs to retention, which
+    deletes everything of a terminal task."""
+    expired = 0
+    for task_id in await core.store.tasks_to_expire(limit):
+        result = await core.store.transition("expire_task", task_id, [UPLOADABLE, EXPIRED_ERROR], core.publish)
+        if result.row is None:  # another worker expired it, or it was processed or cancelled in time
+            continue
+        await core.storage.delete_prefix(lifecycle.inputs_prefix(core.settings, str(result.row["user_id"]), task_id))
+        expired += 1
+    return expired
+
+
+async def delete_old_artifacts(core: Core, retention_s: float, limit: int = BATCH) -> int:
+    """Delete the stored objects of up to `limit` tasks finished more than `retention_s` ago; returns
+    how many tasks this call flagged `artifacts_deleted`."""
+    deleted = 0
+    for task_id, user_id in await core.store.claim_artifacts_to_delete(retention_s, ARTIFACTS_LEASE_S, limit):
+        await core.storage.delete_prefix(core.settings.object_prefix(user_id, task_id))
+        if await core.store.mark_artifacts_deleted(task_id, retention_s):
+            deleted += 1
+    return deleted
+
+
+async def abort_stale_uploads(core: Core, older_than: datetime, limit: int = BATCH) -> int:
+    """Abort up to `limit` multipart uploads under the service's task keys initiated before `older_than`."""
+    prefix = core.settings.key_prefix + "users/"
+    return await core.storage.abort_stale_multipart_uploads(prefix, older_than, limit=limit)
+
+
+async def run_maintenance(core: Core) -> dict[str, int]:
+    """One round of expiry, retention and multipart clean-up; returns what this call did."""
+    settings = core.settings
+    # A multipart upload may resume (browser) as long as its task may still be uploaded to, and a worker's
+    # output upload lasts at most a job: only uploads older than both are surely abandoned.
+    stale_after_s = max(settings.upload_url_ttl_s, settings.task_upload_ttl_s, settings.job_timeout_s)
+    upload_deadline = datetime.now(UTC) - timedelta(seconds=stale_after_s)
+    counts = {
+        "expired": await expire_tasks(core),
+        "artifacts_deleted": await delete_old_artifacts(core, settings.retention_s),
+        "multipart_aborted": await abort_stale_uploads(core, upload_deadline),
+    }
+    if any(counts.values()):
+        log.info(
+            "maintenance: %(expired)d tasks expired, artifacts of %(artifacts_deleted)d tasks deleted, "
+            "%(multipart_aborted)d stale multipart uploads aborted",
+            counts,
+        )
+    return counts
+
+
+async def maintenance_cron(ctx: dict[str, Any]) -> dict[str, int]:
+    """The arq cron job."""
+    return await run_maintenance(ctx["core"])
