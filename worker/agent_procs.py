@@ -38,7 +38,7 @@ ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, m
 # they inherit this) give them back after 100 ms: 18-23 % lower peak RSS at no measured cost.
 AGENT_MALLOC_CONF = "dirty_decay_ms:100,muzzy_decay_ms:0"
 STOP_GRACE_S = 2.0
-RESPAWN_DELAY_S = 1.0  # after a process died while warming up (e.g. a broken import): no tight respawn loop
+RESPAWN_DELAY_S = 1.0  # after a failed start or a death while warming up (a broken import): no tight loop
 
 
 class AgentProcessDied(Exception):
@@ -61,7 +61,10 @@ class AgentTraceback(Exception):
 
 def _child_main(conn: Connection) -> None:
     """An agent process: warm up, then run one job at a time until told to stop or the pipe ends."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its agent processes stop
+    # The worker decides when its agent processes stop: a Ctrl-C or a SIGTERM sent to the whole process group
+    # must not kill a run the worker is still draining.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from agents import registry
     from agents.chain import run_tool
 
@@ -144,12 +147,17 @@ class AgentProcesses:
         self._idle: deque[_Process] = deque()
         self._waiters: deque[asyncio.Future[_Process]] = deque()
         self._readers: list[threading.Thread] = []
+        self._all_warm = asyncio.Event()
         self._closed = False
         for _ in range(processes):  # they warm up in parallel
             self._start_process()
 
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes]
+
+    async def warm(self) -> None:
+        """Until no process is warming up (tests; a worker that wants its first task to start at once)."""
+        await self._all_warm.wait()
 
     async def run(
         self,
@@ -177,7 +185,8 @@ class AgentProcesses:
             raise
 
     async def aclose(self) -> None:
-        """Stop every process: SIGTERM, then SIGKILL whatever still runs after ``STOP_GRACE_S``."""
+        """Stop every process: ask it to leave (an idle one returns at once), then SIGKILL whatever still runs
+        after ``STOP_GRACE_S``."""
         self._closed = True
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -189,7 +198,8 @@ class AgentProcesses:
                 proc.run.done.set_exception(AgentProcessDied(None))
             proc.run = None
             self._retire(proc, replace=False)
-            proc.process.terminate()
+            with contextlib.suppress(OSError):
+                proc.conn.send(None)
             processes.append(proc.process)
         sentinels = {process.sentinel for process in processes}  # readable once the process has exited
         deadline = time.monotonic() + STOP_GRACE_S
@@ -234,10 +244,18 @@ class AgentProcesses:
             return
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=_child_main, args=(child_end,), name="agensium-agent", daemon=True)
-        process.start()
+        try:
+            process.start()
+        except OSError:  # out of memory or file descriptors, for now: never fail the caller over a spare
+            log.exception("could not start an agent process; trying again in %s s", RESPAWN_DELAY_S)
+            parent_end.close()
+            child_end.close()
+            self._loop.call_later(RESPAWN_DELAY_S, self._start_process)
+            return
         child_end.close()  # the pipe ends (EOF for the reader) when the process exits
         proc = _Process(process, parent_end)
         self._processes.add(proc)
+        self._all_warm.clear()
         reader = threading.Thread(target=self._read, args=(proc,), name=f"agent-{process.pid}", daemon=True)
         self._readers = [r for r in self._readers if r.is_alive()] + [reader]
         reader.start()
@@ -252,7 +270,6 @@ class AgentProcesses:
             except Exception as error:  # noqa: BLE001 - a result that cannot be unpickled here
                 message = ("error", RuntimeError(f"unreadable result: {type(error).__name__}: {error}"), "")
             self._deliver(self._on_message, proc, message)
-        proc.conn.close()
         proc.process.join()
         self._deliver(self._on_exit, proc, proc.process.exitcode)
 
@@ -266,6 +283,7 @@ class AgentProcesses:
             return
         if kind == "ready":
             self._release(proc)
+            self._note_warm()
             return
         run = proc.run
         if run is None:
@@ -284,13 +302,14 @@ class AgentProcesses:
                     error.__cause__ = AgentTraceback(message[2])
                 run.done.set_exception(error)
         if proc.runs >= self.max_runs_per_process:
-            self._retire(proc)
             with contextlib.suppress(OSError):
                 proc.conn.send(None)  # exits after this; its reader reaps it
+            self._retire(proc)
         else:
             self._release(proc)
 
     def _on_exit(self, proc: _Process, exitcode: int | None) -> None:
+        proc.conn.close()  # here, not in the reader: the loop thread is the one that writes to it
         if proc.state == "gone":
             return
         log.warning("agent process %s exited unexpectedly (exit code %s) while %s", proc.pid, exitcode, proc.state)
@@ -308,7 +327,8 @@ class AgentProcesses:
         """SIGKILL: the run may be deep in Polars code, which no signal handler can interrupt."""
         proc.process.kill()
         proc.run = None
-        self._retire(proc)
+        if proc.state != "gone":
+            self._retire(proc)
 
     def _retire(self, proc: _Process, replace: bool = True) -> None:
         proc.state = "gone"
@@ -317,3 +337,8 @@ class AgentProcesses:
             self._idle.remove(proc)
         if replace:
             self._start_process()
+        self._note_warm()
+
+    def _note_warm(self) -> None:
+        if all(p.state != "warming" for p in self._processes):
+            self._all_warm.set()
