@@ -169,16 +169,25 @@ class AgentProcesses:
         progress: asyncio.Queue[ProgressMessage],
         *,
         soft_deadline: float | None = None,
+        soft_limit_s: float | None = None,
+        hard_limit_s: float | None = None,
     ) -> dict[str, Any]:
         """Run a chain (``agents.chain.run_tool``) in a free process: its result, or the exception it raised,
-        or ``AgentProcessDied``. Cancelled, the process is killed at once and replaced."""
+        or ``AgentProcessDied``. Cancelled, the process is killed at once and replaced.
+
+        The limits count from the moment a process takes the run (not the wait for a free one): past
+        ``soft_limit_s`` the chain stops between steps (its result is partial); past ``hard_limit_s`` the
+        process is killed and TimeoutError raised."""
         proc = await self._acquire()
         run = _Run(uuid.uuid4().hex, self._loop.create_future(), progress)
         proc.state, proc.run = "busy", run
+        if soft_limit_s is not None:
+            soft_deadline = min(soft_deadline or float("inf"), time.time() + soft_limit_s)
         try:
             with contextlib.suppress(OSError):  # the process is gone: its reader reports the death
                 proc.conn.send((tool_id, agent_ids, inputs, parameters, out_dir, soft_deadline))
-            return await run.done
+            async with asyncio.timeout(hard_limit_s):
+                return await run.done
         except BaseException:
             if proc.run is run:  # still running it (cancelled, or the job could not be sent): stop it now
                 self._kill(proc)

@@ -89,10 +89,14 @@ class RunHandle:
     attempt: int
     runs: int  # runs since the user last queued the task, this one included
     stop_reason: str | None = None  # "cancelled" | "lost" | "shutdown"
+    finishing: bool = False  # writing its outcome: let it (the write itself is conditional on the job id)
     body: asyncio.Task[str] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
-        """Stop the run where it is (its agent process is killed); the first reason wins."""
+        """Stop the run where it is (its agent process is killed); the first reason wins. A run writing its
+        outcome is left to finish: once that write commits, its task no longer beats, which is no loss."""
+        if self.finishing:
+            return
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.body is not None and not self.body.done():
@@ -237,6 +241,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
     started = time.monotonic()
 
     async def fail(code: str, message: str) -> str:
+        handle.finishing = True
         await durable_write(
             core,
             f"fail {task_id}",
@@ -270,16 +275,16 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
 
         soft_s, hard_s = settings.time_limits(task["tool_id"])
         try:
-            async with asyncio.timeout(hard_s):
-                result = await pool.run(
-                    task["tool_id"],
-                    agent_ids,
-                    inputs,
-                    parameters,
-                    out_dir,
-                    progress,
-                    soft_deadline=time.time() + soft_s,
-                )
+            result = await pool.run(
+                task["tool_id"],
+                agent_ids,
+                inputs,
+                parameters,
+                out_dir,
+                progress,
+                soft_limit_s=soft_s,
+                hard_limit_s=hard_s,
+            )
         except TimeoutError:
             raise TaskFailure(
                 "TIMEOUT", f"The agents ran past the hard time limit of {hard_s:g} s and were stopped."
@@ -328,6 +333,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         summary["duration_ms"] = round((time.monotonic() - started) * 1000)
         status = result.get("status", "success")
         message = "Completed" if status == "success" else "Completed with agent errors (partial result)"
+        handle.finishing = True
         done = await durable_write(
             core,
             f"complete {task_id}",
@@ -363,6 +369,7 @@ async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseExc
     """A transient fault: another run after a backoff, or FAILED once the attempts are used."""
     settings = core.settings
     task_id = handle.task_id
+    handle.finishing = True
     fault = f"{type(exc).__name__}: {exc}"[:300]
     if handle.runs >= settings.max_attempts:
         message = f"A dependency kept failing ({fault}) on each of {handle.runs} attempts; retry it later."
