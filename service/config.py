@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # Recovery (worker/recovery.py): heartbeats, the reaper of lost workers' tasks, the queue reconciler.
     heartbeat_interval_s: float = 5.0  # a worker refreshes itself and its running tasks this often
     stale_after_s: float = 20.0  # a PROCESSING task without a heartbeat for this long has lost its worker
-    reaper_interval_s: float = 10.0  # every worker runs the reaper and the reconciler this often
+    reaper_interval_s: float = 5.0  # every worker runs the reaper and the reconciler this often (lost task: <= 25 s)
     reconcile_after_s: float = 10.0  # a QUEUED task's job must be in Redis this long after it was enqueued
     max_attempts: int = 3  # runs a task gets (lost workers, transient faults) before it ends FAILED
     retry_backoff_s: float = 2.0  # transient faults: retry after backoff * 2**(run - 1), +-50 % jitter...
