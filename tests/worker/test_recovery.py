@@ -312,6 +312,17 @@ async def test_racing_reapers_requeue_once_then_fail_after_the_attempt_limit(
     statuses = [s["status"] for s in await status_events(core, task_id)]
     assert statuses == ["UPLOADING", "QUEUED"] + ["PROCESSING", "QUEUED"] * 2 + ["PROCESSING", "FAILED"]
 
+    # The user's retry starts a fresh budget: a lost run after it is re-queued, not failed at once.
+    task = await lifecycle.retry_task(core, user_id, task_id)
+    retried = await core.store.get_task(task_id)
+    assert retried is not None and retried["status"] == "QUEUED" and retried["job_id"] is not None
+    assert await lifecycle.claim_task(core, task_id, "ghost:1:worker", retried["job_id"]) is not None
+    assert sum(await asyncio.gather(*(recovery.reap_stale_tasks(stale_now) for _ in range(2)))) == 1
+    after = await core.store.get_task(task_id)
+    assert after is not None and after["status"] == "QUEUED" and after["attempts"] == 4
+    assert "attempt 2 of 3" in (after["message"] or "")
+    await lifecycle.cancel_task(core, user_id, task_id)
+
 
 async def test_racing_reconcilers_enqueue_a_lost_job_once(
     core: Core, user_id: str, redis: ArqRedis, empty_queue: None, csv_file: Path
@@ -333,3 +344,30 @@ async def test_racing_reconcilers_enqueue_a_lost_job_once(
         assert await recovery.reconcile_queue(now, redis) == 0
     finally:
         await lifecycle.cancel_task(core, user_id, task_id)
+
+
+async def test_a_run_that_lost_its_task_changes_nothing(
+    core: Core, user_id: str, redis: ArqRedis, empty_queue: None, csv_file: Path
+) -> None:
+    """A slow but live worker whose task was re-queued meanwhile: its progress, completion and failure
+    name its old job and are refused; the new run's state stands."""
+    task_id = await submit(core, user_id, csv_file)
+    stale_now = Core(
+        core.settings.model_copy(update={"stale_after_s": 0.0}), core.store, core.storage, core.publish, core.enqueue
+    )
+    queued = await core.store.get_task(task_id)
+    assert queued is not None
+    old_job = queued["job_id"]
+    assert await lifecycle.claim_task(core, task_id, "slow:1:worker", old_job) is not None
+    assert await recovery.reap_stale_tasks(stale_now) == 1
+    requeued = await core.store.get_task(task_id)
+    assert requeued is not None and requeued["status"] == "QUEUED" and requeued["job_id"] != old_job
+    assert await lifecycle.claim_task(core, task_id, "fast:2:worker", requeued["job_id"]) is not None
+
+    assert not await lifecycle.report_progress(core, task_id, 90, "unified-profiler", "late", old_job)
+    assert await lifecycle.complete_task(core, task_id, [], {}, "late", old_job) is None
+    assert await lifecycle.fail_task(core, task_id, "AGENT_FAILED", "late", None, old_job) is None
+    now = await core.store.get_task(task_id)
+    assert now is not None and now["status"] == "PROCESSING" and now["worker_id"] == "fast:2:worker"
+    assert now["progress"] < 90
+    assert await lifecycle.complete_task(core, task_id, [], {}, "done", requeued["job_id"]) is not None
