@@ -3,6 +3,8 @@ success codes, error codes, auth, cross-user 404, the error body, X-Request-ID, 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -262,11 +264,30 @@ async def test_tools_me_stats(client: httpx.AsyncClient, account: Account) -> No
     assert stats["tasks_by_status"]["CREATED"] >= 1 and "global" not in stats
 
 
-async def test_admin_stats(api: ApiServer, store) -> None:
+async def test_admin_stats(api: ApiServer, store, worker) -> None:
     _, key = await store.create_user("admin", is_admin=True)
     async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {key}"}) as admin:
-        stats = (await admin.get("/api/v1/stats")).json()
-    assert {"tasks_by_status", "queued_by_priority", "workers"} <= set(stats["global"])
+
+        async def registered() -> dict:
+            stats = (await admin.get("/api/v1/stats")).json()
+            return stats if stats["global"]["workers"] else {}
+
+        stats = await poll_until(registered, "the session worker to register its heartbeat")
+    body = stats["global"]
+    assert set(body["queued_by_priority"]) == {"urgent", "high", "normal", "low"}
+    assert set(body["waiting_for_user_cap_by_priority"]) == {"urgent", "high", "normal", "low"}
+    assert body["running"] >= 0 and body["stuck"] == 0
+    live = body["workers"][0]
+    assert {"worker_id", "host", "pid", "started_at", "last_heartbeat", "running_tasks"} <= set(live)
+    assert live["pid"] == os.getpid()  # the session's worker runs in the test process
+
+
+async def poll_until(condition, what: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (value := await condition()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return value
 
 
 async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
