@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import random
 import signal
 import threading
 import time
@@ -125,6 +126,7 @@ class _Process:
         self.conn = conn
         self.state = "warming"
         self.runs = 0
+        self.max_runs = 1
         self.run: _Run | None = None
 
     @property
@@ -263,6 +265,9 @@ class AgentProcesses:
             return
         child_end.close()  # the pipe ends (EOF for the reader) when the process exits
         proc = _Process(process, parent_end)
+        # Each process retires after its own number of runs (the last quarter of the range drawn at random):
+        # processes that share the work evenly would otherwise all restart at once and stall the worker.
+        proc.max_runs = self.max_runs_per_process - random.randrange(max(1, self.max_runs_per_process // 4))
         self._processes.add(proc)
         self._all_warm.clear()
         reader = threading.Thread(target=self._read, args=(proc,), name=f"agent-{process.pid}", daemon=True)
@@ -310,7 +315,7 @@ class AgentProcesses:
                 if message[2]:
                     error.__cause__ = AgentTraceback(message[2])
                 run.done.set_exception(error)
-        if proc.runs >= self.max_runs_per_process:
+        if proc.runs >= proc.max_runs:
             with contextlib.suppress(OSError):
                 proc.conn.send(None)  # exits after this; its reader reaps it
             self._retire(proc)
