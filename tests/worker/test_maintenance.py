@@ -19,6 +19,7 @@ from arq.connections import RedisSettings
 
 from service import lifecycle
 from service.config import Settings
+from service.errors import ServiceError
 from service.events import EventPublisher
 from service.lifecycle import Core
 from service.storage import Storage
@@ -111,9 +112,11 @@ async def finished(core: Core, user_id: str, task_id: str, seconds_ago: float) -
     output = lifecycle.outputs_prefix(core.settings, user_id, task_id) + "report.json"
     await core.storage.put_bytes(output, b"{}", "application/json")
     await core.store.pool.execute(
-        "UPDATE tasks SET status = 'COMPLETED', finished_at = now() - make_interval(secs => $2) WHERE id = $1",
+        "UPDATE tasks SET status = 'COMPLETED', finished_at = now() - make_interval(secs => $2), outputs = $3"
+        " WHERE id = $1",
         uuid.UUID(task_id),
         float(seconds_ago),
+        [{"name": "report.json", "content_type": "application/json", "size": 2, "key": output}],
     )
 
 
@@ -190,6 +193,12 @@ async def test_retention_deletes_the_objects_of_old_tasks_and_keeps_the_row(core
     assert kept is not None and not kept["artifacts_deleted"]
     assert await stored_keys(core, user_id, recent) == ["inputs/primary.csv", "outputs/report.json"]
     assert (await run_maintenance(core))["artifacts_deleted"] == 0
+
+    # Download links of deleted files would only 404 at the store: the API says why instead.
+    with pytest.raises(ServiceError) as refused:
+        await lifecycle.task_downloads(core, user_id, old)
+    assert refused.value.code == "INVALID_STATE" and "retention" in refused.value.message
+    assert [d["name"] for d in await lifecycle.task_downloads(core, user_id, recent)] == ["report.json"]
 
 
 async def test_racing_retention_runs_take_different_tasks(core: Core, user_id: str) -> None:
