@@ -43,7 +43,7 @@ async def heartbeat_once(core: Core, worker_id: str, running: dict[str, RunHandl
     )
     for handle in handles:
         # A run that ended meanwhile left `running`; one still there whose task did not beat lost it.
-        if handle.task_id not in beaten and running.get(handle.task_id) is handle:
+        if handle.task_id not in beaten and running.get(handle.task_id) is handle and not handle.finishing:
             log.warning("task %s is no longer this worker's (cancelled or re-queued): stopping its run", handle.task_id)
             handle.stop("lost")
     return len(beaten)
