@@ -12,6 +12,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -220,6 +221,7 @@ async def test_sigkilled_workers_task_completes_on_another_worker(
     victim = next(c for c in (first, second) if f":{c.process.pid}:" in task["worker_id"])
     survivor = second if victim is first else first
     os.killpg(victim.process.pid, signal.SIGKILL)  # the worker and its agent processes, mid-task
+    killed_at = datetime.now(UTC)
     await asyncio.to_thread(victim.process.wait, 10)
 
     async def finished() -> asyncpg.Record | None:
@@ -231,6 +233,10 @@ async def test_sigkilled_workers_task_completes_on_another_worker(
     assert done["status"] == "COMPLETED", done["error"]
     assert done["attempts"] == 2
     assert f":{survivor.process.pid}:" in done["worker_id"]
+    # Running again within one stale interval plus one reaper tick (the defaults: 20 + 5 s), with a margin
+    # for the survivor to claim it on this loaded 2-core machine.
+    restarted_after = (done["started_at"] - killed_at).total_seconds()
+    assert restarted_after <= settings.stale_after_s + settings.reaper_interval_s + 3.0, restarted_after
 
     statuses = await status_events(core, task_id)
     assert [s["status"] for s in statuses] == ["UPLOADING", "QUEUED", "PROCESSING", "QUEUED", "PROCESSING", "COMPLETED"]
