@@ -54,42 +54,42 @@ def _with_database(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
+@contextlib.contextmanager
+def private_database(settings: Settings, name: str) -> Iterator[str]:
+    """A migrated database of this run named `name`, dropped afterwards; yields its URL."""
+    database = f"agensium_test_{RUN_ID}" + (f"_{name}" if name else "")
+    admin_url = _with_database(settings.database_url, "postgres")
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    url = _with_database(settings.database_url, database)
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        asyncio.run(apply_migrations(url))
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def settings(service_stack: ServiceStack) -> Iterator[Settings]:
     base = service_stack.settings
-    database = f"agensium_test_{RUN_ID}"
-    admin_url = _with_database(base.database_url, "postgres")
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await conn.close()
-        await apply_migrations(_with_database(base.database_url, database))
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    settings = base.model_copy(
-        update={
-            "database_url": _with_database(base.database_url, database),
-            "key_prefix": f"test-{RUN_ID}/",
-            "progress_min_interval_s": 0.05,
-            "agent_processes": 2,
-            "worker_concurrency": 4,
-            "sse_ping_s": 1.0,
-        }
-    )
-    try:
-        yield settings
-    finally:
-        asyncio.run(drop())
+    with private_database(base, "") as url:
+        yield base.model_copy(
+            update={
+                "database_url": url,
+                "key_prefix": f"test-{RUN_ID}/",
+                "progress_min_interval_s": 0.05,
+                "agent_processes": 2,
+                "worker_concurrency": 4,
+                "sse_ping_s": 1.0,
+            }
+        )
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -24,8 +24,8 @@ from service.events import EventPublisher
 from service.lifecycle import Core
 from service.queueing import make_enqueue
 from service.storage import Storage
-from service.store import TaskStore, apply_migrations
-from tests.conftest import RUN_ID, _with_database
+from service.store import TaskStore
+from tests.conftest import private_database
 
 T = TypeVar("T")
 
@@ -38,27 +38,11 @@ SLEEPER_CSV = b"id,value\n1,10\n2,20\n3,30\n"
 def private_settings(settings: Settings, name: str, **updates: Any) -> Iterator[Settings]:
     """`settings` on a database and key prefix of their own, with the diagnostics tool enabled in this
     process (task creation checks it) and in the workers (worker_environment)."""
-    database = f"agensium_test_{RUN_ID}_{name}"
-    admin_url = _with_database(settings.database_url, "postgres")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
-    url = _with_database(settings.database_url, database)
-    asyncio.run(apply_migrations(url))
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv(DIAGNOSTICS_ENV, "1")
-            yield settings.model_copy(
-                update={"database_url": url, "key_prefix": f"{settings.key_prefix}{name}/", **updates}
-            )
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    with private_database(settings, name) as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DIAGNOSTICS_ENV, "1")
+        yield settings.model_copy(
+            update={"database_url": url, "key_prefix": f"{settings.key_prefix}{name}/", **updates}
+        )
 
 
 @asynccontextmanager

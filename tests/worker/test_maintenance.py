@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from arq import create_pool
@@ -23,8 +22,8 @@ from service.errors import ServiceError
 from service.events import EventPublisher
 from service.lifecycle import Core
 from service.storage import Storage
-from service.store import TaskStore, apply_migrations
-from tests.conftest import RUN_ID, _with_database
+from service.store import TaskStore
+from tests.conftest import private_database
 from worker import maintenance
 from worker.maintenance import run_maintenance
 
@@ -36,23 +35,8 @@ DAY_S = 24 * 3600
 
 @pytest.fixture(scope="module")
 def maintenance_settings(settings: Settings) -> Iterator[Settings]:
-    database = f"agensium_test_{RUN_ID}_maintenance"
-    admin_url = _with_database(settings.database_url, "postgres")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
-    url = _with_database(settings.database_url, database)
-    asyncio.run(apply_migrations(url))
-    try:
+    with private_database(settings, "maintenance") as url:
         yield settings.model_copy(update={"database_url": url, "key_prefix": f"{settings.key_prefix}maintenance/"})
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -32,8 +32,8 @@ from service.events import EventPublisher
 from service.lifecycle import Core
 from service.queueing import make_enqueue
 from service.storage import Storage
-from service.store import TaskStore, apply_migrations
-from tests.conftest import RUN_ID, _with_database
+from service.store import TaskStore
+from tests.conftest import private_database
 from worker import recovery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -45,20 +45,7 @@ DEADLINE_S = 60.0
 @pytest.fixture(scope="module")
 def recovery_settings(settings: Settings) -> Iterator[Settings]:
     """A database and key prefix of their own, with intervals short enough for tests."""
-    database = f"agensium_test_{RUN_ID}_recovery"
-    admin_url = _with_database(settings.database_url, "postgres")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
-    url = _with_database(settings.database_url, database)
-    asyncio.run(apply_migrations(url))
-    try:
+    with private_database(settings, "recovery") as url:
         yield settings.model_copy(
             update={
                 "database_url": url,
@@ -75,8 +62,6 @@ def recovery_settings(settings: Settings) -> Iterator[Settings]:
                 "user_max_active_tasks": 100,  # every task reaches Redis: these tests are about losing jobs there
             }
         )
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
