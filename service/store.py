@@ -19,6 +19,17 @@ from pydantic_core import from_json, to_json
 from service.models import task_view
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# The database is away (down, restarting, out of connections): the API answers 503, workers retry.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 

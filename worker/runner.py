@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-import asyncpg
 import botocore.exceptions
 import redis.exceptions
 
@@ -42,6 +41,7 @@ from service import lifecycle
 from service.lifecycle import PARAMETERS_NAME, Core
 from service.models import TaskStatus
 from service.storage import ObjectNotFound, StorageUnavailable
+from service.store import DATABASE_UNAVAILABLE
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
 log = logging.getLogger("agensium.worker")
@@ -49,17 +49,8 @@ log = logging.getLogger("agensium.worker")
 T = TypeVar("T")
 
 # Faults worth another run: the dependency may be back by then. Input, parameter and credit errors are not.
-DATABASE_DOWN: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    TimeoutError,
-)
 TRANSIENT: tuple[type[BaseException], ...] = (
-    *DATABASE_DOWN,
+    *DATABASE_UNAVAILABLE,
     StorageUnavailable,
     OSError,
     aiohttp.ClientError,
@@ -111,7 +102,7 @@ async def durable_write(core: Core, what: str, write: Callable[[], Awaitable[T]]
     while True:
         try:
             return await write()
-        except DATABASE_DOWN as exc:
+        except DATABASE_UNAVAILABLE as exc:
             if time.monotonic() >= deadline:
                 raise
             log.warning("%s: database unavailable (%s); retrying in %.1f s", what, exc, delay)

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from arq import create_pool
 from arq.connections import RedisSettings
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -31,7 +30,7 @@ from service.events import EventHub, EventPublisher
 from service.lifecycle import Core
 from service.queueing import make_enqueue
 from service.storage import Storage, StorageUnavailable
-from service.store import TaskStore
+from service.store import DATABASE_UNAVAILABLE, TaskStore
 
 log = logging.getLogger("agensium.api")
 
@@ -199,14 +198,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             ServiceError: _service_error,
             HTTPException: _http_error,
-            asyncpg.PostgresConnectionError: _unavailable,
-            asyncpg.AdminShutdownError: _unavailable,
-            asyncpg.TooManyConnectionsError: _unavailable,
-            asyncpg.CannotConnectNowError: _unavailable,
-            asyncpg.InterfaceError: _unavailable,
+            **dict.fromkeys(DATABASE_UNAVAILABLE, _unavailable),
             StorageUnavailable: _unavailable,
-            ConnectionError: _unavailable,
-            TimeoutError: _unavailable,
         },
     )
     app.add_middleware(RequestContextMiddleware, requests=requests, latency=latency)
