@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     retention_s: int = 7 * 24 * 3600
 
     # --- API ----------------------------------------------------------------------------------
+    # Signs the event-stream tokens of browsers (service/api/tokens.py); unset: derived from the S3 secret and
+    # the database URL, which every API process of a deployment shares.
+    secret_key: str | None = None
+    events_token_ttl_s: int = 300
+    # Uploads above this size get presigned multipart (one URL per part), resumable part by part.
+    multipart_threshold_bytes: int = 100 * 1024**2
     sse_ping_s: float = 15.0
     db_pool_min: int = 2
     db_pool_max: int = 10

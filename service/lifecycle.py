@@ -23,7 +23,7 @@ from service.config import Settings
 from service.errors import ServiceError, invalid_state, task_not_found
 from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest
 from service.queueing import Enqueue
-from service.storage import ObjectTooLarge, Storage
+from service.storage import InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage
 from service.store import Publish, TaskStore, Transition
 
 log = logging.getLogger("agensium.lifecycle")
@@ -210,24 +210,86 @@ async def request_upload_urls(
     uploads = [(d["name"], d["content_type"], d["size"]) for d in declared]
     if request.has_parameters:
         uploads.append((PARAMETERS_NAME, "application/json", request.parameters_size))
-    presigned = await asyncio.gather(
-        *(
-            core.storage.presign_put(prefix + name, ctype, size, settings.upload_url_ttl_s)
-            for name, ctype, size in uploads
-        )
+    out = await asyncio.gather(
+        *(_presign_upload(core, prefix + name, name, ctype, size) for name, ctype, size in uploads)
     )
-    out = [
-        {
+    return result.row, list(out)
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))
+
+
+async def _presign_upload(core: Core, key: str, name: str, content_type: str, size: int | None) -> dict[str, Any]:
+    """One PUT URL, or above the multipart threshold a URL per part (sent part by part, resumable)."""
+    settings = core.settings
+    if size is not None and size > settings.multipart_threshold_bytes:
+        multipart = await core.storage.presign_multipart(
+            key, content_type, size, settings.multipart_part_bytes, settings.upload_url_ttl_s
+        )
+        return {
             "name": name,
-            "key": p.key,
-            "method": p.method,
-            "url": p.url,
-            "headers": p.headers,
-            "expires_at": p.expires_at.isoformat().replace("+00:00", "Z"),
+            "key": key,
+            "method": "MULTIPART",
+            "upload_id": multipart.upload_id,
+            "part_size": multipart.part_size,
+            "parts": [{"part_number": n, "url": url} for n, url in enumerate(multipart.part_urls, start=1)],
+            "headers": {},
+            "expires_at": _iso(multipart.expires_at),
         }
-        for (name, _, _), p in zip(uploads, presigned, strict=True)
-    ]
-    return result.row, out
+    p = await core.storage.presign_put(key, content_type, size, settings.upload_url_ttl_s)
+    return {
+        "name": name,
+        "key": p.key,
+        "method": p.method,
+        "url": p.url,
+        "headers": p.headers,
+        "expires_at": _iso(p.expires_at),
+    }
+
+
+async def _uploadable_input(core: Core, user_id: str, task_id: str, name: str) -> str:
+    """The object key of declared input `name` of a task still taking uploads."""
+    task = await get_task(core, user_id, task_id)
+    if task["status"] not in UPLOADABLE:
+        raise invalid_state(task["status"], "upload to")
+    if name != PARAMETERS_NAME and name not in {i["name"] for i in task["inputs"]}:
+        raise ServiceError("INVALID_FILE_NAME", f"{name!r} was not declared by upload-urls.", {"name": name})
+    return inputs_prefix(core.settings, user_id, task_id) + name
+
+
+async def uploaded_parts(core: Core, user_id: str, task_id: str, name: str, upload_id: str) -> list[dict[str, Any]]:
+    """What the store already has of a multipart upload: a client resumes after these parts."""
+    key = await _uploadable_input(core, user_id, task_id, name)
+    try:
+        return await core.storage.uploaded_parts(key, upload_id)
+    except ObjectNotFound:
+        raise _no_upload(name, upload_id) from None
+
+
+async def complete_upload(
+    core: Core, user_id: str, task_id: str, name: str, upload_id: str, parts: list[tuple[int, str]]
+) -> dict[str, Any]:
+    """Assemble a multipart upload from its parts; returns the stored object's name and size."""
+    key = await _uploadable_input(core, user_id, task_id, name)
+    try:
+        await core.storage.complete_multipart(key, upload_id, parts)
+    except ObjectNotFound:
+        raise _no_upload(name, upload_id) from None
+    except InvalidUpload as exc:
+        raise ServiceError(
+            "VALIDATION_ERROR", f"The parts do not make up {name}: {exc}", {"name": name, "upload_id": upload_id}
+        ) from None
+    head = await core.storage.head(key)
+    return {"name": name, "size": head.size if head else None}
+
+
+def _no_upload(name: str, upload_id: str) -> ServiceError:
+    return ServiceError(
+        "INPUT_MISSING",
+        f"No multipart upload {upload_id!r} in progress for {name}: request upload URLs again.",
+        {"name": name, "upload_id": upload_id},
+    )
 
 
 async def stream_input(

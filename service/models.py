@@ -90,13 +90,49 @@ class Task(BaseModel):
     expires_at: datetime | None
 
 
+class UploadPart(BaseModel):
+    part_number: int
+    url: str
+
+
 class Upload(BaseModel):
+    """`method` PUT: one `url`. `method` MULTIPART (above the multipart threshold): PUT each of `parts`
+    (`part_size` bytes each, the last one shorter), then POST .../inputs/{name}/complete."""
+
     name: str
     key: str
     method: str
-    url: str
+    url: str | None = None
     headers: dict[str, str]
     expires_at: datetime
+    upload_id: str | None = None
+    part_size: int | None = None
+    parts: list[UploadPart] | None = None
+
+
+class CompletedPart(StrictModel):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=200)
+
+
+class CompleteUploadRequest(StrictModel):
+    upload_id: str = Field(min_length=1, max_length=1024)
+    parts: list[CompletedPart] = Field(min_length=1, max_length=10_000)
+
+
+class UploadedParts(BaseModel):
+    parts: list[dict[str, Any]]
+
+
+class CompletedUpload(BaseModel):
+    name: str
+    size: int | None
+
+
+class EventsToken(BaseModel):
+    token: str
+    expires_at: datetime
+    expires_in: int
 
 
 class UploadUrlsResponse(BaseModel):

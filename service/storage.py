@@ -65,6 +65,10 @@ class ObjectNotFound(StorageError):
         self.key = key
 
 
+class InvalidUpload(StorageError):
+    """A multipart upload cannot be completed from the parts given."""
+
+
 class StorageUnavailable(StorageError):
     """The object store is unreachable or answered 5xx after botocore's retries."""
 
@@ -76,6 +80,15 @@ class ObjectInfo:
     content_type: str | None
     etag: str | None
     last_modified: datetime | None
+
+
+@dataclass(frozen=True)
+class PresignedMultipart:
+    key: str
+    upload_id: str
+    part_size: int
+    part_urls: list[str]
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -289,6 +302,68 @@ class Storage:
             "put_object", Params=params, ExpiresIn=expires_s, HttpMethod="PUT"
         )
         return PresignedUpload(key=key, method="PUT", url=url, headers=headers, expires_at=expires_at)
+
+    async def presign_multipart(
+        self, key: str, content_type: str, size: int, part_bytes: int, expires_s: int
+    ) -> PresignedMultipart:
+        """Start a multipart upload of `size` bytes and presign a PUT URL for each part (browsers and the
+        CLI send big files part by part, resuming after the parts the store already has)."""
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
+        part_size = part_size_for(size, part_bytes)
+        with _unavailable_on_transport_errors():
+            created = await self.client.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)
+        upload_id = created["UploadId"]
+        count = max(1, -(-size // part_size))
+        urls = [
+            await self._presign_client.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": self._bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+                ExpiresIn=expires_s,
+                HttpMethod="PUT",
+            )
+            for number in range(1, count + 1)
+        ]
+        return PresignedMultipart(key, upload_id, part_size, urls, expires_at)
+
+    async def uploaded_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts of a multipart upload the store has: [{part_number, etag, size}]; ObjectNotFound when
+        there is no such upload (completed, aborted or unknown)."""
+        parts: list[dict[str, Any]] = []
+        marker = 0
+        with _unavailable_on_transport_errors():
+            while True:
+                try:
+                    page = await self.client.list_parts(
+                        Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) in {"NoSuchUpload", "NoSuchKey"} or _http_status(exc) == 404:
+                        raise ObjectNotFound(key) from exc
+                    raise
+                parts += [
+                    {"part_number": p["PartNumber"], "etag": p["ETag"], "size": p["Size"]}
+                    for p in page.get("Parts", [])
+                ]
+                if not page.get("IsTruncated"):
+                    return parts
+                marker = int(page["NextPartNumberMarker"])
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the upload from its (part number, ETag) list; ObjectNotFound when the upload is gone."""
+        with _unavailable_on_transport_errors():
+            try:
+                await self.client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]},
+                )
+            except ClientError as exc:
+                if _error_code(exc) in {"NoSuchUpload", "NoSuchKey"} or _http_status(exc) == 404:
+                    raise ObjectNotFound(key) from exc
+                if _http_status(exc) == 400:  # a part missing, too small, or with another ETag
+                    raise InvalidUpload(f"{_error_code(exc)}: {exc}") from exc
+                raise
 
     async def presign_get(
         self, key: str, filename: str, expires_s: int, content_type: str | None = None

@@ -113,9 +113,9 @@ class ApiServer:
     settings: Settings
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
-    """The real API on a real port, served by uvicorn in the test loop."""
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[ApiServer]:
+    """The real API on a real port, served by uvicorn in the running loop."""
     from service.api.app import create_app
 
     port = free_port()
@@ -131,9 +131,17 @@ async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("API did not start")
         await asyncio.sleep(0.02)
-    yield ApiServer(f"http://127.0.0.1:{port}", settings)
-    server.should_exit = True
-    await task
+    try:
+        yield ApiServer(f"http://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
+    async with serve_api(settings) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

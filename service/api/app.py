@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from arq import create_pool
@@ -17,13 +18,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.responses import FileResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import meta, streams, tasks
 from service.api.auth import Authenticator
 from service.api.http import error_response
 from service.api.openapi import ROUTES, build_openapi
+from service.api.tokens import signing_key
 from service.config import Settings
 from service.errors import ServiceError
 from service.events import EventHub, EventPublisher
@@ -39,6 +43,9 @@ ENDPOINTS = {
     ("get", "/api/v1/tasks"): tasks.list_tasks,
     ("post", "/api/v1/tasks/{task_id}/upload-urls"): tasks.upload_urls,
     ("put", "/api/v1/tasks/{task_id}/inputs/{name}"): tasks.put_input,
+    ("get", "/api/v1/tasks/{task_id}/inputs/{name}/parts"): tasks.input_parts,
+    ("post", "/api/v1/tasks/{task_id}/inputs/{name}/complete"): tasks.complete_input,
+    ("post", "/api/v1/events/token"): streams.events_token,
     ("post", "/api/v1/tasks/{task_id}/process"): tasks.process_task,
     ("get", "/api/v1/tasks/{task_id}"): tasks.get_task,
     ("delete", "/api/v1/tasks/{task_id}"): tasks.delete_task,
@@ -58,16 +65,34 @@ ENDPOINTS = {
 }
 
 
-def build_routes() -> list[Route]:
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+async def web_page(request: Request) -> FileResponse:
+    """The browser page (service/web/index.html); its assets are under /static/."""
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def build_routes() -> list[BaseRoute]:
+    """The routes OpenAPI documents (service/api/openapi.py ROUTES)."""
     by_path: dict[str, dict[str, Any]] = {}
     for doc in ROUTES:
         by_path.setdefault(doc.path, {})[doc.method] = ENDPOINTS[(doc.method, doc.path)]
-    routes = []
+    routes: list[BaseRoute] = []
     for path, methods in by_path.items():
         # One Route per method keeps a 405 answer for the others on the same path.
         for method, endpoint in methods.items():
             routes.append(Route(path, endpoint, methods=[method.upper()], name=f"{method} {path}"))
     return routes
+
+
+def browser_routes() -> list[BaseRoute]:
+    """What OpenAPI does not describe: the WebSocket event stream and the page with its assets."""
+    return [
+        WebSocketRoute("/api/v1/ws", streams.user_events_ws, name="ws /api/v1/ws"),
+        Route("/", web_page, methods=["GET"], name="get /"),
+        Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
+    ]
 
 
 class RequestContextMiddleware:
@@ -180,6 +205,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.redis = redis
             app.state.hub = hub
             app.state.auth = Authenticator(store)
+            app.state.token_key = signing_key(settings)
             app.state.catalog = meta.catalog()
             app.state.openapi = build_openapi()
             app.state.metrics_registry = metrics_registry
@@ -193,7 +219,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await store.close()
 
     app = Starlette(
-        routes=build_routes(),
+        routes=build_routes() + browser_routes(),
         lifespan=lifespan,
         exception_handlers={
             ServiceError: _service_error,

@@ -6,8 +6,9 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
+from service.api.tokens import read_token
 from service.errors import ServiceError
 from service.store import TaskStore, hash_api_key
 
@@ -29,7 +30,7 @@ class Authenticator:
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[float, User]] = {}
 
-    async def authenticate(self, request: Request) -> User:
+    async def authenticate(self, request: HTTPConnection) -> User:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
@@ -47,6 +48,24 @@ class Authenticator:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl_s, user)
         return user
+
+
+async def authenticate_stream(request: HTTPConnection) -> User:
+    """For the event streams only: the API key, or a `?token=` from POST /api/v1/events/token (browsers'
+    EventSource and WebSocket cannot send an Authorization header)."""
+    token = request.query_params.get("token")
+    if token is None:
+        auth: Authenticator = request.app.state.auth
+        return await auth.authenticate(request)
+    return await user_from_token(request, token)
+
+
+async def user_from_token(request: HTTPConnection, token: str) -> User:
+    user_id = read_token(request.app.state.token_key, token)
+    row = await request.app.state.core.store.get_user(user_id) if user_id else None
+    if row is None:
+        raise ServiceError("UNAUTHORIZED", "The stream token is invalid or expired; get a new one.")
+    return User(str(row["id"]), row["name"], row["is_admin"])
 
 
 def require_admin(user: User) -> None:

@@ -31,6 +31,12 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+STREAM_PARAMETERS = [
+    _q("token", {"type": "string"}, "a token from POST /api/v1/events/token, for clients that cannot send headers"),
+    _q("last_event_id", {"type": "integer"}, "resume after this event id (as the Last-Event-ID header does)"),
+]
+
+
 TASK_ERRORS = (401, 404)
 ROUTES: list[RouteDoc] = [
     RouteDoc(
@@ -79,6 +85,25 @@ ROUTES: list[RouteDoc] = [
         raw_body="application/octet-stream",
     ),
     RouteDoc(
+        "get",
+        "/api/v1/tasks/{task_id}/inputs/{name}/parts",
+        "Parts the store has of a multipart upload (to resume it)",
+        200,
+        m.UploadedParts,
+        None,
+        (401, 404, 409, 422),
+        parameters=[_q("upload_id", {"type": "string"}, "the multipart upload's id from upload-urls")],
+    ),
+    RouteDoc(
+        "post",
+        "/api/v1/tasks/{task_id}/inputs/{name}/complete",
+        "Assemble a multipart upload from its parts",
+        200,
+        m.CompletedUpload,
+        m.CompleteUploadRequest,
+        (401, 404, 409, 422),
+    ),
+    RouteDoc(
         "post", "/api/v1/tasks/{task_id}/process", "Verify inputs and queue", 202, m.Task, None, (401, 404, 409, 422)
     ),
     RouteDoc("get", "/api/v1/tasks/{task_id}", "Task status", 200, m.Task, None, TASK_ERRORS),
@@ -94,6 +119,7 @@ ROUTES: list[RouteDoc] = [
         None,
         TASK_ERRORS,
         media_type="text/event-stream",
+        parameters=STREAM_PARAMETERS,
     ),
     RouteDoc(
         "get",
@@ -104,6 +130,7 @@ ROUTES: list[RouteDoc] = [
         None,
         (401,),
         media_type="text/event-stream",
+        parameters=STREAM_PARAMETERS,
     ),
     RouteDoc("get", "/api/v1/tasks/{task_id}/result", "The task's JSON result", 200, None, None, (401, 404, 409)),
     RouteDoc(
@@ -125,6 +152,15 @@ ROUTES: list[RouteDoc] = [
         None,
         (401, 404, 409, 422),
     ),
+    RouteDoc(
+        "post",
+        "/api/v1/events/token",
+        "A short-lived token for ?token= on the event streams (EventSource and WebSocket send no headers)",
+        201,
+        m.EventsToken,
+        None,
+        (401,),
+    ),
     RouteDoc("get", "/api/v1/tools", "The tool catalog", 200, None, None, (401,)),
     RouteDoc("get", "/api/v1/me", "The caller", 200, m.Me, None, (401,)),
     RouteDoc("get", "/api/v1/stats", "Task counts; global figures for admins", 200, None, None, (401,)),
@@ -143,6 +179,10 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         m.UploadUrlsRequest,
         m.UploadUrlsResponse,
         m.StoredInput,
+        m.UploadedParts,
+        m.CompletedUpload,
+        m.CompleteUploadRequest,
+        m.EventsToken,
         m.DownloadsResponse,
         m.Me,
         m.ErrorBody,

@@ -1,4 +1,5 @@
-"""Server-Sent Events: per task and per user, resumable with Last-Event-ID.
+"""Event streams: Server-Sent Events per task and per user, and the same per-user events over a
+WebSocket, all resumable from the last event id the client saw.
 
 Each stream subscribes to the process's event hub FIRST, then replays what it missed from the
 `task_events` table, then forwards live events, skipping ids it already sent. Events of one user
@@ -7,14 +8,22 @@ commit and publish in id order (TaskStore), so this gives every event once, in o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_json
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
 
 from service import lifecycle
+from service.api.auth import authenticate_stream, user_from_token
+from service.api.http import JSON
+from service.api.tokens import make_token
 from service.errors import ServiceError
 from service.events import EventHub, Subscription
 from service.models import task_view
@@ -23,7 +32,7 @@ from service.store import Event, TaskStore
 REPLAY_PAGE = 1000
 
 
-def _last_event_id(request: Request) -> int | None:
+def _last_event_id(request: HTTPConnection) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
@@ -84,7 +93,7 @@ class _Replayer:
 
 
 async def task_events(request: Request) -> EventSourceResponse:
-    user = await request.app.state.auth.authenticate(request)
+    user = await authenticate_stream(request)
     core = request.app.state.core
     task_id = request.path_params["task_id"]
     last_id = _last_event_id(request)
@@ -122,7 +131,7 @@ async def task_events(request: Request) -> EventSourceResponse:
 
 
 async def user_events(request: Request) -> EventSourceResponse:
-    user = await request.app.state.auth.authenticate(request)
+    user = await authenticate_stream(request)
     core = request.app.state.core
     last_id = _last_event_id(request)
     hub: EventHub = request.app.state.hub
@@ -139,3 +148,68 @@ async def user_events(request: Request) -> EventSourceResponse:
             sub.close()
 
     return _response(request, stream())
+
+
+async def events_token(request: Request) -> JSON:
+    """A short-lived token for `?token=` on the stream routes (and nowhere else)."""
+    user = await request.app.state.auth.authenticate(request)
+    ttl = request.app.state.settings.events_token_ttl_s
+    token, expires = make_token(request.app.state.token_key, user.user_id, ttl)
+    expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")
+    return JSON({"token": token, "expires_at": expires_at, "expires_in": ttl}, status_code=201)
+
+
+WS_UNAUTHORIZED = 4401
+WS_FIRST_FRAME_WAIT_S = 1.0
+
+
+async def user_events_ws(websocket: WebSocket) -> None:
+    """`/api/v1/ws`: the caller's events as JSON text frames `{"id", "event", "data"}`, as on
+    /api/v1/events. Resumes after `?last_event_id=N`, or after the id of a first frame
+    `{"last_event_id": N}` sent within a second of connecting; otherwise starts from now."""
+    await websocket.accept()
+    try:
+        token = websocket.query_params.get("token")
+        if token is not None:
+            user = await user_from_token(websocket, token)
+        else:
+            user = await websocket.app.state.auth.authenticate(websocket)
+        last_id = _last_event_id(websocket)
+    except ServiceError as exc:
+        await websocket.close(code=WS_UNAUTHORIZED if exc.code == "UNAUTHORIZED" else 4400, reason=exc.message[:120])
+        return
+    core = websocket.app.state.core
+    hub: EventHub = websocket.app.state.hub
+    sub = hub.subscribe(user.user_id)
+    try:
+        if last_id is None:
+            last_id = await _first_frame_last_id(websocket)
+        if last_id is None:
+            last_id = await core.store.latest_user_event_id(user.user_id)
+        sender = asyncio.create_task(_send_events(websocket, _Replayer(core.store, sub, last_id, None)))
+        try:
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass  # nothing else is expected from the client; its frames are ignored
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+    finally:
+        sub.close()
+
+
+async def _first_frame_last_id(websocket: WebSocket) -> int | None:
+    try:
+        message = await asyncio.wait_for(websocket.receive_text(), WS_FIRST_FRAME_WAIT_S)
+    except TimeoutError:
+        return None
+    try:
+        value = json.loads(message).get("last_event_id")
+    except (ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else None
+
+
+async def _send_events(websocket: WebSocket, replayer: _Replayer) -> None:
+    async for event in replayer.events():
+        await websocket.send_text(to_json({"id": event.id, "event": event.type, "data": event.payload}).decode())

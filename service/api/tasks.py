@@ -13,7 +13,7 @@ from starlette.responses import Response
 from service import lifecycle
 from service.api.http import JSON, parse_body, query_int
 from service.errors import ServiceError
-from service.models import CreateTaskRequest, TaskStatus, UploadUrlsRequest, task_view
+from service.models import CompleteUploadRequest, CreateTaskRequest, TaskStatus, UploadUrlsRequest, task_view
 
 
 async def create_task(request: Request) -> JSON:
@@ -143,3 +143,28 @@ async def delete_task(request: Request) -> Response:
     user = await request.app.state.auth.authenticate(request)
     await lifecycle.delete_task(request.app.state.core, user.user_id, request.path_params["task_id"])
     return Response(status_code=204)
+
+
+async def input_parts(request: Request) -> JSON:
+    user = await request.app.state.auth.authenticate(request)
+    upload_id = request.query_params.get("upload_id")
+    if not upload_id:
+        raise ServiceError("VALIDATION_ERROR", "Pass the multipart upload's id as ?upload_id=.")
+    parts = await lifecycle.uploaded_parts(
+        request.app.state.core, user.user_id, request.path_params["task_id"], request.path_params["name"], upload_id
+    )
+    return JSON({"parts": parts})
+
+
+async def complete_input(request: Request) -> JSON:
+    user = await request.app.state.auth.authenticate(request)
+    body = await parse_body(request, CompleteUploadRequest)
+    stored = await lifecycle.complete_upload(
+        request.app.state.core,
+        user.user_id,
+        request.path_params["task_id"],
+        request.path_params["name"],
+        body.upload_id,
+        [(p.part_number, p.etag) for p in body.parts],
+    )
+    return JSON(stored)

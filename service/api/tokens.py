@@ -1,0 +1,49 @@
+"""Short-lived signed tokens for event streams, which browsers open without an Authorization header
+(EventSource and WebSocket cannot send one). A token names its user and expiry, signed with HMAC-SHA256;
+it is accepted only by the stream routes, as `?token=`, and only when the stream opens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from service.config import Settings
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The configured `secret_key`, else one derived from secrets every API process of a deployment shares
+    (and no client knows), so a token made by one process is good at another."""
+    if settings.secret_key:
+        return hashlib.sha256(settings.secret_key.encode()).digest()
+    material = f"agensium-event-token\0{settings.s3_secret_access_key}\0{settings.database_url}"
+    return hashlib.sha256(material.encode()).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_token(key: bytes, user_id: str, ttl_s: int, now: float | None = None) -> tuple[str, int]:
+    """(token, expiry as epoch seconds)."""
+    expires = int((time.time() if now is None else now) + ttl_s)
+    body = f"{user_id}.{expires}".encode()
+    signature = hmac.new(key, body, hashlib.sha256).digest()
+    return f"{_b64(body)}.{_b64(signature)}", expires
+
+
+def read_token(key: bytes, token: str, now: float | None = None) -> str | None:
+    """The user id of a valid, unexpired token; None otherwise."""
+    try:
+        body_part, signature_part = token.split(".")
+        body = base64.urlsafe_b64decode(body_part + "=" * (-len(body_part) % 4))
+        signature = base64.urlsafe_b64decode(signature_part + "=" * (-len(signature_part) % 4))
+        user_id, expires = body.decode().rsplit(".", 1)
+        if not hmac.compare_digest(signature, hmac.new(key, body, hashlib.sha256).digest()):
+            return None
+        if int(expires) < (time.time() if now is None else now):
+            return None
+        return user_id
+    except (ValueError, UnicodeDecodeError):
+        return None
