@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,9 @@ class Settings(BaseSettings):
     # Signs the event-stream tokens of browsers (service/api/tokens.py); unset: derived from the S3 secret and
     # the database URL, which every API process of a deployment shares.
     secret_key: str | None = None
+    # Where browsers open the page (e.g. https://agensium.example.com): the object store's CORS rule allows
+    # uploads from this origin only. Unset: from any origin.
+    public_url: str | None = None
     events_token_ttl_s: int = 300
     # Uploads above this size get presigned multipart (one URL per part), resumable part by part.
     multipart_threshold_bytes: int = 100 * 1024**2
@@ -97,6 +101,13 @@ class Settings(BaseSettings):
     def control_channel(self) -> str:
         """API -> workers: `cancel <task id>` (workers also notice through their heartbeat)."""
         return f"{self.key_prefix}agensium:control"
+
+    def browser_origins(self) -> list[str]:
+        """The origin of `public_url` (scheme://host[:port]), as CORS rules name it; [] when unset."""
+        if not self.public_url:
+            return []
+        parts = urlsplit(self.public_url)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     def time_limits(self, tool_id: str) -> tuple[float, float]:
         """(soft, hard) seconds for a run of `tool_id`'s agents."""

@@ -207,7 +207,7 @@ async def ensure_database(database_url: str) -> None:
     await conn.close()
 
 
-async def prepare_services(settings: Settings) -> None:
+async def prepare_services(settings: Settings, cors_origins: list[str] | None = None) -> None:
     """Create the database if needed, apply migrations, create the bucket with its CORS rule."""
     from service.storage import Storage
     from service.store import apply_migrations
@@ -217,7 +217,7 @@ async def prepare_services(settings: Settings) -> None:
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
     async with Storage(settings) as storage:
-        await storage.ensure_bucket()
+        await storage.ensure_bucket(cors_origins)
 
 
 async def ensure_dev_admin(settings: Settings, data_dir: Path) -> tuple[str, str]:
@@ -385,7 +385,9 @@ def _serve(stack: ServiceStack, data_dir: Path, port: int, stop: _StopRequested)
     settings = stack.settings
     for line in stack.describe():
         print(f"  {line}", flush=True)
-    run_coroutine(prepare_services(settings))
+    # The page's origin, as a browser may write it: only it may upload to the store.
+    origins = settings.browser_origins() or [f"http://{host}:{port}" for host in (LOCALHOST, "localhost")]
+    run_coroutine(prepare_services(settings, origins))
     _user_id, api_key = run_coroutine(ensure_dev_admin(settings, data_dir))
     if stop.event.is_set():
         return 0

@@ -237,7 +237,10 @@ class Storage:
     # --- bucket -------------------------------------------------------------------------------
 
     async def ensure_bucket(self, cors_origins: list[str] | None = None) -> None:
-        """Create the bucket if missing and allow browsers to PUT/GET/HEAD objects directly."""
+        """Create the bucket if missing, with the CORS rule the page needs: from its origins (`cors_origins`,
+        else the origin of `public_url`, else any), a PUT of an input or of a part with its Content-Type, and the
+        part's ETag readable (to complete a multipart upload). Downloads are plain links: no CORS."""
+        origins = cors_origins or self._settings.browser_origins() or ["*"]
         with _unavailable_on_transport_errors():
             try:
                 await self.client.head_bucket(Bucket=self._bucket)
@@ -250,10 +253,10 @@ class Storage:
                 CORSConfiguration={
                     "CORSRules": [
                         {
-                            "AllowedOrigins": cors_origins or ["*"],
-                            "AllowedMethods": ["PUT", "GET", "HEAD"],
-                            "AllowedHeaders": ["*"],
-                            "ExposeHeaders": ["ETag", "Content-Length", "Content-Type"],
+                            "AllowedOrigins": origins,
+                            "AllowedMethods": ["PUT"],
+                            "AllowedHeaders": ["Content-Type"],
+                            "ExposeHeaders": ["ETag"],
                             "MaxAgeSeconds": 3600,
                         }
                     ]
