@@ -1,4 +1,5 @@
-"""The `agensium` command: dev, api, worker, migrate, users create, submit.
+"""The `agensium` command: dev, api, worker, migrate, users create; and the API's client commands
+submit, tasks, download, watch (service/client.py).
 
 Exit status: 0 success, 1 failure, 2 usage error (argparse's own).
 """
@@ -67,17 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     create.set_defaults(func=_users_create)
 
-    _add_submit(commands)
+    _add_client_commands(commands)
     return parser
 
 
-def _add_submit(commands: Any) -> None:
+def _add_client_commands(commands: Any) -> None:
     try:
-        from service.client import add_submit_parser
+        from service.client import add_client_parsers
     except ImportError as error:  # the client is optional for the server side
-        log.debug("`agensium submit` unavailable: %s", error)
+        log.debug("the API client's commands are unavailable: %s", error)
         return
-    add_submit_parser(commands)
+    add_client_parsers(commands)
 
 
 # --- commands -------------------------------------------------------------------------------

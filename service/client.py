@@ -1,7 +1,10 @@
-"""HTTP client of the public API (v1) and the `agensium submit` command.
+"""HTTP client of the public API (v1) and the `agensium` commands built on it: submit, tasks, download, watch.
 
 Everything here goes through the documented HTTP contract only (API.md), exactly as a
 third-party client would: no import of the service's internals.
+
+Exit status of every command: 0 success (a followed task COMPLETED), 1 a followed task FAILED,
+CANCELLED or EXPIRED, or an API error, 2 usage error.
 """
 
 from __future__ import annotations
@@ -9,19 +12,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import sys
+import tomllib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 from rich.console import Console
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -32,14 +38,23 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"})
+ACTIVE_STATUSES = "QUEUED,PROCESSING"  # what `watch` starts from (the list filter takes a comma list)
 PRIORITIES = ("low", "normal", "high", "urgent")
 # Gateway hiccups worth reconnecting a dropped event stream for; anything else is the caller's error.
 RETRYABLE_STREAM_STATUSES = frozenset({502, 503, 504})
+# A presigned transfer (upload, upload part, download) is sent again after these answers or a network error.
+RETRYABLE_TRANSFER_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSFER_ATTEMPTS = 4
+TRANSFER_RETRY_DELAY_S = 0.5
+CONFIG_ENV = "AGENSIUM_CONFIG"
+WATCH_MAX_ROWS = 50  # finished tasks leave `watch`'s table, oldest first, past this many rows
 
 CONTENT_TYPES: Mapping[str, str] = {
     ".csv": "text/csv",
@@ -56,6 +71,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 ProgressCallback = Callable[[int], None]
+T = TypeVar("T")
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -267,11 +283,7 @@ class AgensiumClient:
     async def upload_presigned(
         self, upload: Mapping[str, Any], path: Path, on_progress: ProgressCallback | None = None
     ) -> None:
-        """Send `path` to the object store with one presigned upload, streamed from disk.
-
-        A streamed body would go out chunked, which S3 refuses for a presigned PUT: the explicit
-        Content-Length header makes httpx frame it by length instead.
-        """
+        """Send `path` to the object store with one presigned upload, streamed from disk."""
         size = (await anyio.Path(path).stat()).st_size
         method = str(upload.get("method", "PUT")).upper()
         headers = {str(k): str(v) for k, v in (upload.get("headers") or {}).items()}
@@ -284,12 +296,121 @@ class AgensiumClient:
         if signed_length is not None and int(signed_length) != size:
             raise UsageError(f"{path} is {size} bytes but its upload was signed for {signed_length}")
         headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        headers["Content-Length"] = str(size)
-        response = await self._storage_http.request(
-            method, str(upload["url"]), content=_read_chunks(path, on_progress), headers=headers
-        )
-        if response.is_error:
-            raise error_from_response(response.status_code, response.content)
+        await self._send_range(method, str(upload["url"]), path, 0, size, headers, on_progress)
+
+    async def upload_input(
+        self, task_id: str, upload: Mapping[str, Any], path: Path, on_progress: ProgressCallback | None = None
+    ) -> None:
+        """Send one input the way upload-urls said: one presigned request, or part by part (MULTIPART)."""
+        if str(upload.get("method", "PUT")).upper() == "MULTIPART":
+            await self.upload_multipart(task_id, upload, path, on_progress)
+        else:
+            await self.upload_presigned(upload, path, on_progress)
+
+    async def upload_multipart(
+        self, task_id: str, upload: Mapping[str, Any], path: Path, on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Send `path` to the presigned part URLs one part at a time, then assemble it: `{name, size}`.
+
+        The parts the store already has (same size) are skipped, so sending the same upload again
+        resumes it. Each part is streamed from disk and sent again after a network error or a 5xx.
+        """
+        size = (await anyio.Path(path).stat()).st_size
+        name, upload_id, part_size = str(upload["name"]), str(upload["upload_id"]), int(upload["part_size"])
+        parts = sorted(upload["parts"], key=lambda p: int(p["part_number"]))
+        if len(parts) != max(1, math.ceil(size / part_size)):
+            raise UsageError(f"{path} is {size} bytes but its upload was planned as {len(parts)} x {part_size} bytes")
+        stored = {int(p["part_number"]): p for p in await self.uploaded_parts(task_id, name, upload_id)}
+        completed: list[dict[str, Any]] = []
+        for part in parts:
+            number = int(part["part_number"])
+            offset = (number - 1) * part_size
+            length = min(part_size, size - offset)
+            have = stored.get(number)
+            if have is not None and int(have["size"]) == length:
+                etag = str(have["etag"])
+                if on_progress:
+                    on_progress(length)
+            else:
+                # No Content-Type: the part URL is signed without one.
+                response = await self._send_range("PUT", str(part["url"]), path, offset, length, {}, on_progress)
+                etag = response.headers.get("etag", "")
+                if not etag:
+                    raise ApiError(0, "ETAG_MISSING", f"the object store sent no ETag for part {number} of {name}")
+            completed.append({"part_number": number, "etag": etag})
+        return await self.complete_upload(task_id, name, upload_id, completed)
+
+    async def _send_range(
+        self,
+        method: str,
+        url: str,
+        path: Path,
+        offset: int,
+        length: int,
+        headers: Mapping[str, str],
+        on_progress: ProgressCallback | None,
+    ) -> httpx.Response:
+        """Send bytes [offset, offset + length) of `path` streamed from disk to a presigned URL.
+
+        A streamed body would go out chunked, which S3 refuses for a presigned PUT: the explicit
+        Content-Length header makes httpx frame it by length instead.
+        """
+        headers = {**headers, "Content-Length": str(length)}
+
+        async def send(report: ProgressCallback) -> httpx.Response:
+            body = _read_chunks(path, report, offset, length)
+            response = await self._storage_http.request(method, url, content=body, headers=headers)
+            if response.is_error:
+                raise error_from_response(response.status_code, response.content)
+            return response
+
+        return await _retrying(send, on_progress)
+
+    async def uploaded_parts(self, task_id: str, name: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts of a multipart upload the store already has: `[{part_number, etag, size}]`."""
+        answer = await self._request("GET", f"/tasks/{task_id}/inputs/{name}/parts", params={"upload_id": upload_id})
+        return list(answer["parts"])
+
+    async def complete_upload(
+        self, task_id: str, name: str, upload_id: str, parts: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        body = {"upload_id": upload_id, "parts": [dict(p) for p in parts]}
+        return await self._request("POST", f"/tasks/{task_id}/inputs/{name}/complete", json_body=body)
+
+    async def download(
+        self, entry: Mapping[str, Any], directory: Path, on_progress: ProgressCallback | None = None
+    ) -> Path:
+        """Stream one output of `GET /downloads` to `directory/<name>` and check its size.
+
+        It is written under a hidden `.part` name first, so a cut transfer never leaves a file
+        that looks complete.
+        """
+        name = str(entry["name"])
+        if Path(name).name != name or name.startswith("."):
+            raise ApiError(0, "INVALID_FILE_NAME", f"refusing to write output {name!r} outside {directory}")
+        partial = anyio.Path(directory / f".{name}.part")
+
+        async def fetch(report: ProgressCallback) -> int:
+            written = 0
+            async with self._storage_http.stream("GET", str(entry["url"])) as response:
+                if response.is_error:
+                    raise error_from_response(response.status_code, await response.aread())
+                async with await anyio.open_file(partial, "wb") as out:
+                    async for chunk in response.aiter_bytes(UPLOAD_CHUNK_BYTES):
+                        await out.write(chunk)
+                        written += len(chunk)
+                        report(len(chunk))
+            return written
+
+        try:
+            written = await _retrying(fetch, on_progress)
+            expected = entry.get("size")
+            if expected is not None and written != int(expected):
+                raise ApiError(0, "DOWNLOAD_INCOMPLETE", f"{name}: received {written} bytes of {expected}")
+        except BaseException:
+            await partial.unlink(missing_ok=True)
+            raise
+        return Path(await partial.rename(directory / name))
 
     async def _upload_presigned_form(self, upload: Mapping[str, Any], path: Path, headers: Mapping[str, str]) -> None:
         # A presigned POST: form fields first, the file last. httpx reads the file in chunks and
@@ -338,6 +459,17 @@ class AgensiumClient:
         params = {k: v for k, v in filters.items() if v is not None}
         return await self._request("GET", "/tasks", params=params)
 
+    async def iter_tasks(self, page_size: int = 200, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every task matching `filters`, newest first, following `next_cursor` page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_tasks(limit=page_size, cursor=cursor, **filters)
+            for item in page["items"]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     async def result(self, task_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/tasks/{task_id}/result")
 
@@ -366,11 +498,23 @@ class AgensiumClient:
         """The task's events, resumed with `Last-Event-ID` after a dropped connection; ends after `done`."""
         return self._follow(f"{API_PREFIX}/tasks/{task_id}/events", last_event_id, until_done=True)
 
-    def user_events(self, last_event_id: str | None = None) -> AsyncGenerator[SseEvent, None]:
-        """Events of all the caller's tasks (`GET /events`); never ends on its own."""
-        return self._follow(f"{API_PREFIX}/events", last_event_id, until_done=False)
+    def user_events(
+        self, last_event_id: str | None = None, on_open: Callable[[], None] | None = None
+    ) -> AsyncGenerator[SseEvent, None]:
+        """Events of all the caller's tasks (`GET /events`); never ends on its own.
 
-    async def _follow(self, path: str, last_event_id: str | None, until_done: bool) -> AsyncGenerator[SseEvent, None]:
+        A fresh stream starts from "now": `on_open` is called once the server answered (on each
+        reconnect too), after which the task list is at least as new as the stream.
+        """
+        return self._follow(f"{API_PREFIX}/events", last_event_id, until_done=False, on_open=on_open)
+
+    async def _follow(
+        self,
+        path: str,
+        last_event_id: str | None,
+        until_done: bool,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncGenerator[SseEvent, None]:
         failures = 0
         retry_ms: int | None = None
         while True:
@@ -386,6 +530,8 @@ class AgensiumClient:
                         if response.status_code not in RETRYABLE_STREAM_STATUSES:
                             raise error
                     else:
+                        if on_open:
+                            on_open()
                         async for line in response.aiter_lines():
                             event = parser.feed_line(line)
                             if event is None:
@@ -406,12 +552,172 @@ class AgensiumClient:
             await asyncio.sleep(min(base_delay * 2 ** (failures - 1), 5.0))
 
 
-async def _read_chunks(path: Path, on_progress: ProgressCallback | None) -> AsyncIterator[bytes]:
+async def _read_chunks(
+    path: Path, on_progress: ProgressCallback | None, offset: int = 0, length: int | None = None
+) -> AsyncIterator[bytes]:
+    """`length` bytes of `path` from `offset` (to the end when None), one chunk in memory at a time."""
     async with await anyio.open_file(path, "rb") as handle:
-        while chunk := await handle.read(UPLOAD_CHUNK_BYTES):
+        if offset:
+            await handle.seek(offset)
+        left = math.inf if length is None else length
+        while left > 0 and (chunk := await handle.read(int(min(UPLOAD_CHUNK_BYTES, left)))):
+            left -= len(chunk)
             if on_progress:
                 on_progress(len(chunk))
             yield chunk
+
+
+class _Reported:
+    """Counts the bytes one transfer attempt reported, so a failed attempt can take them back."""
+
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
+        self._on_progress = on_progress
+        self.total = 0
+
+    def __call__(self, count: int) -> None:
+        self.total += count
+        if self._on_progress:
+            self._on_progress(count)
+
+    def take_back(self) -> None:
+        if self._on_progress and self.total:
+            self._on_progress(-self.total)
+        self.total = 0
+
+
+async def _retrying(send: Callable[[ProgressCallback], Awaitable[T]], on_progress: ProgressCallback | None) -> T:
+    """Run one presigned transfer, again after a network error or a 408/429/5xx answer (up to
+    TRANSFER_ATTEMPTS in all, backing off); the progress of a failed attempt is taken back."""
+    reported = _Reported(on_progress)
+    for attempt in range(1, TRANSFER_ATTEMPTS + 1):
+        try:
+            return await send(reported)
+        except (httpx.TransportError, ApiError) as error:
+            retryable = not isinstance(error, ApiError) or error.status in RETRYABLE_TRANSFER_STATUSES
+            if not retryable or attempt == TRANSFER_ATTEMPTS:
+                raise
+            reported.take_back()
+        await asyncio.sleep(TRANSFER_RETRY_DELAY_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+# --- connection settings ------------------------------------------------------------------------
+
+
+def config_path(environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """The config file and whether it was named explicitly ($AGENSIUM_CONFIG) rather than the default
+    `$XDG_CONFIG_HOME/agensium/config.toml` (`~/.config/...`)."""
+    explicit = environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser(), True
+    if environ.get("XDG_CONFIG_HOME"):
+        return Path(environ["XDG_CONFIG_HOME"]) / "agensium" / "config.toml", False
+    if environ.get("HOME"):
+        return Path(environ["HOME"]) / ".config" / "agensium" / "config.toml", False
+    return None, False
+
+
+def load_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """`url` and `api_key` from the config file; a missing default file is no error, a broken one is."""
+    path, explicit = config_path(environ)
+    if path is None:
+        return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if explicit:
+            raise UsageError(f"{CONFIG_ENV}={path}: no such file") from None
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"config file {path}: {exc}") from None
+    config: dict[str, str] = {}
+    for key in ("url", "api_key"):
+        value = document.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"config file {path}: {key} must be a string")
+        if value:
+            config[key] = value
+    return config
+
+
+def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The API URL and key: the flags first, then AGENSIUM_URL / AGENSIUM_API_KEY, then the config file.
+
+    The file is read only when a flag and the environment leave something unset.
+    """
+    url = args.url or environ.get("AGENSIUM_URL")
+    api_key = args.api_key or environ.get("AGENSIUM_API_KEY")
+    if not url or not api_key:
+        config = load_config(environ)
+        url = url or config.get("url")
+        api_key = api_key or config.get("api_key")
+    if not api_key:
+        raise UsageError(f"no API key: pass --api-key, set AGENSIUM_API_KEY or api_key in the {CONFIG_ENV} file")
+    return url or DEFAULT_URL, api_key
+
+
+# --- commands: shared plumbing ------------------------------------------------------------------
+
+Command = Callable[[AgensiumClient, argparse.Namespace, Console], Awaitable[int]]
+
+
+def run_command(
+    args: argparse.Namespace,
+    command: Command,
+    environ: Mapping[str, str] | None = None,
+    interrupted_status: int = EXIT_INTERRUPTED,
+) -> int:
+    """Run one command with a client from the resolved connection; map errors to exit statuses.
+
+    Messages and progress go to stderr, results to stdout; with --json an API error is also
+    printed on stdout as the API's error body.
+    """
+    console = Console(stderr=True)
+    try:
+        url, api_key = resolve_connection(args, os.environ if environ is None else environ)
+        return asyncio.run(_with_client(url, api_key, command, args, console))
+    except UsageError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_USAGE
+    except ApiError as exc:
+        console.print(f"[red]error:[/red] {exc.code}: {exc.message}", highlight=False)
+        if getattr(args, "json", False):
+            _print_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, compact=True)
+        return EXIT_TASK_FAILED
+    except (httpx.HTTPError, StreamLostError) as exc:
+        console.print(f"[red]error:[/red] cannot reach the API: {exc!r}", highlight=False)
+        return EXIT_TASK_FAILED
+    except KeyboardInterrupt:
+        return interrupted_status
+
+
+async def _with_client(url: str, api_key: str, command: Command, args: argparse.Namespace, console: Console) -> int:
+    async with AgensiumClient(url, api_key) as client:
+        return await command(client, args, console)
+
+
+def _print_json(document: Any, compact: bool) -> None:
+    text = json.dumps(document, separators=(",", ":")) if compact else json.dumps(document, indent=2)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _transfer_bars(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _advancer(bars: Progress, bar: TaskID) -> ProgressCallback:
+    def advance(sent: int) -> None:
+        bars.advance(bar, sent)
+
+    return advance
 
 
 # --- `agensium submit` --------------------------------------------------------------------------
@@ -472,25 +778,25 @@ def parse_agents(raw: str | None) -> list[str] | None:
     return agents
 
 
-def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str]:
-    """The API URL and key: the flags first, then AGENSIUM_URL / AGENSIUM_API_KEY."""
-    url = args.url or environ.get("AGENSIUM_URL") or DEFAULT_URL
-    api_key = args.api_key or environ.get("AGENSIUM_API_KEY")
-    if not api_key:
-        raise UsageError("no API key: pass --api-key or set AGENSIUM_API_KEY")
-    return url, api_key
+def _connection_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--url", help=f"API base URL (default: $AGENSIUM_URL, the config file, or {DEFAULT_URL})")
+    options.add_argument("--api-key", help="API key (default: $AGENSIUM_API_KEY, or api_key in the config file)")
+    return options
 
 
 def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `submit` on an argparse subparsers object; the handler is `args.func(args) -> int`."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "submit",
+        parents=[_connection_options()],
         help="submit a file to a tool through the HTTP API and optionally follow it",
         description=(
-            "Create a task, upload FILE (and --baseline/--params) through presigned URLs, and queue it. "
-            "With --wait, follow its progress live and print the result summary as JSON on stdout "
-            "(download links go to stderr). Exit status: 0 completed (or queued without --wait), "
-            "1 failed/cancelled/expired or an API error, 2 usage error."
+            "Create a task, upload FILE (and --baseline/--params) through presigned URLs (part by part for "
+            "big files), and queue it. With --follow, show its progress per agent live and print the result "
+            "summary as JSON on stdout (download links go to stderr); --download DIR also saves every output "
+            "there. Exit status: 0 completed (or queued without --follow), 1 failed/cancelled/expired or an "
+            "API error, 2 usage error."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the primary input (.csv, .tsv, .json, ...)")
@@ -499,13 +805,14 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--params", metavar="FILE", help="parameters.json keyed by agent id")
     parser.add_argument("--agents", metavar="A,B", help="comma-separated agent chain (default: the tool's)")
     parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the server's)")
-    parser.add_argument("--wait", action="store_true", help="follow progress until the task ends")
-    parser.add_argument("--url", help=f"API base URL (default: $AGENSIUM_URL or {DEFAULT_URL})")
-    parser.add_argument("--api-key", help="API key (default: $AGENSIUM_API_KEY)")
+    parser.add_argument(
+        "--follow", "--wait", dest="wait", action="store_true", help="follow progress until the task ends"
+    )
+    parser.add_argument("--download", metavar="DIR", help="save every output to DIR once completed (implies --follow)")
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one compact JSON document on stdout: {task, result?, downloads?}",
+        help="print one compact JSON document on stdout: {task, result?, downloads?, downloaded?}",
     )
     parser.set_defaults(func=run_submit)
     return parser
@@ -513,45 +820,34 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_submit(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of `agensium submit`: returns the process exit status."""
-    console = Console(stderr=True)
+    return run_command(args, _submit_command, environ)
+
+
+async def _submit_command(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    plan = plan_submit(args)
     try:
-        url, api_key = resolve_connection(args, os.environ if environ is None else environ)
-        plan = plan_submit(args)
-        return asyncio.run(_submit_with_new_client(args, plan, url, api_key, console))
-    except UsageError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        return EXIT_USAGE
-    except ApiError as exc:
-        console.print(f"[red]error:[/red] {exc.code}: {exc.message}", highlight=False)
-        return EXIT_TASK_FAILED
-    except (httpx.HTTPError, StreamLostError) as exc:
-        console.print(f"[red]error:[/red] cannot reach the API: {exc!r}", highlight=False)
-        return EXIT_TASK_FAILED
-    except KeyboardInterrupt:
-        console.print("interrupted; the task goes on on the server", highlight=False)
-        return EXIT_INTERRUPTED
-
-
-async def _submit_with_new_client(
-    args: argparse.Namespace, plan: SubmitPlan, url: str, api_key: str, console: Console
-) -> int:
-    async with AgensiumClient(url, api_key) as client:
         return await submit(client, args, plan, console)
+    except asyncio.CancelledError:
+        console.print("interrupted; the task goes on on the server", highlight=False)
+        raise
 
 
 async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitPlan, console: Console) -> int:
     """The `submit` flow over an open client; returns the exit status and prints the outcome."""
+    download_dir = Path(args.download) if getattr(args, "download", None) else None
+    if download_dir is not None:
+        await _check_directory(download_dir)
     task = await _create_with_retries(client, args.tool, plan.agents, args.priority)
     task_id = task["task_id"]
     console.print(f"task {task_id} created", highlight=False)
     uploads = await client.upload_urls(task_id, plan.declared, has_parameters=plan.parameters_file is not None)
-    await _upload_all(client, uploads, plan, console)
+    await _upload_all(client, task_id, uploads, plan, console)
     task = await client.process(task_id)
     console.print(f"task {task_id} {task['status']}", highlight=False)
-    if not args.wait:
+    if not args.wait and download_dir is None:
         _print_json({"task": task} if args.json else task, compact=args.json)
         return EXIT_OK
-    task = await _follow_task(client, task_id, console)
+    task = await _follow_task(client, task, console)
     if task["status"] != "COMPLETED":
         error = task.get("error") or {}
         console.print(
@@ -564,16 +860,20 @@ async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitP
         return EXIT_TASK_FAILED
     result = await client.result(task_id)
     files = await client.downloads(task_id)
+    saved = await _download_all(client, files, download_dir, console) if download_dir is not None else None
     if args.json:
-        _print_json({"task": task, "result": result, "downloads": files}, compact=True)
-    else:
-        _print_json(result, compact=False)
-        for entry in files:
-            console.print(
-                f"{entry['name']} ({entry.get('size', '?')} bytes): {entry['url']}",
-                highlight=False,
-                soft_wrap=True,
-            )
+        document = {"task": task, "result": result, "downloads": files}
+        if saved is not None:
+            document["downloaded"] = saved
+        _print_json(document, compact=True)
+        return EXIT_OK
+    _print_json(result, compact=False)
+    for entry in files:
+        console.print(
+            f"{entry['name']} ({entry.get('size', '?')} bytes): {entry['url']}", highlight=False, soft_wrap=True
+        )
+    for entry in saved or []:
+        console.print(f"saved {entry['path']}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -593,7 +893,7 @@ async def _create_with_retries(
 
 
 async def _upload_all(
-    client: AgensiumClient, uploads: list[dict[str, Any]], plan: SubmitPlan, console: Console
+    client: AgensiumClient, task_id: str, uploads: list[dict[str, Any]], plan: SubmitPlan, console: Console
 ) -> None:
     local_files = dict(plan.inputs)
     if plan.parameters_file is not None:
@@ -602,38 +902,120 @@ async def _upload_all(
     missing = sorted(set(local_files) - set(by_name))
     if missing:
         raise ApiError(0, "UPLOAD_URLS_MISSING", f"the server returned no upload for {', '.join(missing)}")
+    with _transfer_bars(console) as bars:
+        for name, path in local_files.items():
+            bar = bars.add_task(f"upload {name}", total=(await anyio.Path(path).stat()).st_size)
+            await client.upload_input(task_id, by_name[name], path, _advancer(bars, bar))
+
+
+async def _check_directory(directory: Path) -> None:
+    """A usage error, before anything is sent, when the download directory is an existing file."""
+    if await anyio.Path(directory).exists() and not await anyio.Path(directory).is_dir():
+        raise UsageError(f"{directory}: not a directory")
+
+
+async def _download_all(
+    client: AgensiumClient, files: list[dict[str, Any]], directory: Path, console: Console
+) -> list[dict[str, Any]]:
+    """Save every output to `directory`, one bar per file: `[{name, path, size}]`."""
+    await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+    saved: list[dict[str, Any]] = []
+    with _transfer_bars(console) as bars:
+        for entry in files:
+            bar = bars.add_task(f"download {entry['name']}", total=entry.get("size"))
+            path = await client.download(entry, directory, _advancer(bars, bar))
+            saved.append({"name": entry["name"], "path": str(path), "size": (await anyio.Path(path).stat()).st_size})
+    return saved
+
+
+@dataclass
+class ChainProgress:
+    """Per-agent progress of a task, estimated from its events for one bar per agent.
+
+    The API reports one overall percentage and the running agent. The agents before the running
+    one are done; the running one's share is estimated by splitting what was left when the first
+    agent was seen evenly between it and the agents after it.
+    """
+
+    agents: list[str]
+    fractions: dict[str, float] = field(default_factory=dict)  # 0..1 per agent
+    running: str | None = None
+    failed: str | None = None
+    _first_seen: tuple[int, float] | None = None  # (index, overall progress) of the first agent seen running
+    _starts: dict[str, float] = field(default_factory=dict)
+
+    def update(self, progress: float, current_agent: str | None, status: str | None = None) -> None:
+        if status == "COMPLETED":
+            self.fractions = dict.fromkeys(self.agents, 1.0)
+            self.running = None
+            return
+        if status in TERMINAL_STATUSES:
+            self.failed, self.running = self.running, None
+            return
+        if current_agent is None:
+            if self.running is not None:  # between agents: the one that ran is done
+                self.fractions[self.running] = 1.0
+                self.running = None
+            return
+        if current_agent not in self.agents:
+            self.agents.append(current_agent)
+        index = self.agents.index(current_agent)
+        for before in self.agents[:index]:
+            self.fractions[before] = 1.0
+        if self._first_seen is None:
+            self._first_seen = (index, progress)
+        first_index, first_progress = self._first_seen
+        span = max((100 - first_progress) / (len(self.agents) - first_index), 1.0)
+        start = self._starts.setdefault(current_agent, progress)
+        estimate = min((progress - start) / span, 0.99)
+        self.fractions[current_agent] = max(self.fractions.get(current_agent, 0.0), estimate)
+        self.running = current_agent
+
+    def state(self, agent: str) -> str:
+        if agent == self.failed:
+            return "failed"
+        if agent == self.running:
+            return "running"
+        return "done" if self.fractions.get(agent, 0.0) >= 1.0 else "pending"
+
+
+AGENT_MARKS = {
+    "pending": "[dim]·[/dim]",
+    "running": "[cyan]▶[/cyan]",
+    "done": "[green]✓[/green]",
+    "failed": "[red]✗[/red]",
+}
+
+
+async def _follow_task(client: AgensiumClient, task: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Show the task's progress from its event stream (overall, then one bar per agent of its chain)
+    until it ends; return the final task."""
+    task_id = task["task_id"]
+    chain = ChainProgress(list(task.get("agents") or []))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bars:
-        for name, path in local_files.items():
-            bar = bars.add_task(f"upload {name}", total=(await anyio.Path(path).stat()).st_size)
-            await client.upload_presigned(by_name[name], path, _advancer(bars, bar))
-
-
-def _advancer(bars: Progress, bar: TaskID) -> ProgressCallback:
-    def advance(sent: int) -> None:
-        bars.advance(bar, sent)
-
-    return advance
-
-
-async def _follow_task(client: AgensiumClient, task_id: str, console: Console) -> dict[str, Any]:
-    """Show the task's progress from its event stream until it ends; return the final task."""
-    columns = (
-        TextColumn("{task.fields[status]:<10}"),
-        BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[agent]}"),
         TextColumn("[dim]{task.fields[message]}"),
     )
-    task: dict[str, Any] = {}
     with Progress(*columns, console=console) as bars:
-        bar = bars.add_task("task", total=100, status="", agent="", message="")
+        overall = bars.add_task("overall", total=100, message="")
+        agent_bars: dict[str, TaskID] = {}
+
+        def show(progress: int, message: str) -> None:
+            bars.update(overall, completed=progress, description=f"overall {task.get('status', '')}", message=message)
+            for agent in chain.agents:
+                if agent not in agent_bars:
+                    agent_bars[agent] = bars.add_task(agent, total=100, message="")
+                state = chain.state(agent)
+                bars.update(
+                    agent_bars[agent],
+                    completed=100 * chain.fractions.get(agent, 0.0),
+                    description=f"{AGENT_MARKS[state]} {agent}",
+                    message=state,
+                )
+
+        show(task.get("progress") or 0, task.get("message") or "")
         async with aclosing(client.events(task_id)) as events:
             async for event in events:
                 if event.event not in ("status", "progress", "done"):
@@ -641,13 +1023,10 @@ async def _follow_task(client: AgensiumClient, task_id: str, console: Console) -
                 payload = event.json()
                 if event.event in ("status", "done"):
                     task = payload
-                bars.update(
-                    bar,
-                    completed=payload.get("progress") or 0,
-                    status=task.get("status", ""),
-                    agent=payload.get("current_agent") or "",
-                    message=payload.get("message") or "",
-                )
+                progress = payload.get("progress") or 0
+                status = task.get("status") if event.event != "progress" else None
+                chain.update(progress, payload.get("current_agent"), status)
+                show(progress, payload.get("message") or "")
                 if event.event == "done" or task.get("status") in TERMINAL_STATUSES:
                     break
     if task.get("status") not in TERMINAL_STATUSES:
@@ -655,17 +1034,311 @@ async def _follow_task(client: AgensiumClient, task_id: str, console: Console) -
     return task
 
 
-def _print_json(document: Any, compact: bool) -> None:
-    text = json.dumps(document, separators=(",", ":")) if compact else json.dumps(document, indent=2)
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+# --- `agensium tasks list|show|cancel|retry|delete` ---------------------------------------------
+
+STATUS_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CANCELLED": "yellow",
+    "EXPIRED": "yellow",
+    "PROCESSING": "cyan",
+    "QUEUED": "blue",
+}
+
+
+def _status_text(status: str) -> str:
+    style = STATUS_STYLES.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _page_size(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an integer") from None
+    if not 1 <= value <= 200:
+        raise argparse.ArgumentTypeError("must be between 1 and 200")
+    return value
+
+
+def add_tasks_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser("tasks", help="list, show, cancel, retry or delete tasks")
+    commands = parser.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
+    options = _connection_options()
+
+    listing = commands.add_parser("list", parents=[options], help="the caller's tasks, newest first")
+    listing.add_argument("--status", help="only these statuses, comma-separated (e.g. QUEUED,PROCESSING)")
+    listing.add_argument("--tool", help="only tasks of this tool id")
+    listing.add_argument("--limit", type=_page_size, default=20, help="tasks per page, 1-200 (default: %(default)s)")
+    listing.add_argument("--cursor", help="the page after this cursor (printed when there are more)")
+    listing.add_argument("--all", action="store_true", help="every page, not only the first")
+    listing.add_argument("--json", action="store_true", help="print {items, next_cursor} as JSON")
+    listing.set_defaults(func=lambda args: run_command(args, tasks_list))
+
+    for name, command, help_text in (
+        ("show", tasks_show, "one task's status"),
+        ("cancel", tasks_cancel, "cancel a task that has not ended; a running agent is stopped"),
+        ("retry", tasks_retry, "queue a FAILED, CANCELLED or EXPIRED task again"),
+        ("delete", tasks_delete, "delete an ended task and all of its stored files"),
+    ):
+        sub = commands.add_parser(name, parents=[options], help=help_text)
+        sub.add_argument("task_id", metavar="ID")
+        sub.add_argument("--json", action="store_true", help="print the task as JSON")
+        sub.set_defaults(func=lambda args, command=command: run_command(args, command))
+    return parser
+
+
+async def tasks_list(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    filters = {"status": args.status.upper() if args.status else None, "tool_id": args.tool}
+    if args.all:
+        items = [task async for task in client.iter_tasks(page_size=args.limit, **filters)]
+        next_cursor = None
+    else:
+        page = await client.list_tasks(limit=args.limit, cursor=args.cursor, **filters)
+        items, next_cursor = page["items"], page.get("next_cursor")
+    if args.json:
+        _print_json({"items": items, "next_cursor": next_cursor}, compact=True)
+        return EXIT_OK
+    table = Table(box=None, header_style="bold")
+    table.add_column("task", no_wrap=True, min_width=36)  # whole ids: they are what the other commands take
+    for column in ("tool", "status", "progress", "agent", "created"):
+        table.add_column(column, no_wrap=column in {"status", "progress"})
+    for task in items:
+        table.add_row(
+            task["task_id"],
+            task.get("tool_id", ""),
+            _status_text(task["status"]),
+            f"{task.get('progress') or 0}%",
+            task.get("current_agent") or "",
+            (task.get("created_at") or "")[:19].replace("T", " "),
+        )
+    Console().print(table)
+    if next_cursor:
+        console.print(f"more: --cursor {next_cursor} (or --all)", highlight=False)
+    return EXIT_OK
+
+
+async def tasks_show(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    _print_task(await client.get_task(args.task_id), args.json)
+    return EXIT_OK
+
+
+async def tasks_cancel(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    _print_task(await client.cancel(args.task_id), args.json)
+    return EXIT_OK
+
+
+async def tasks_retry(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    _print_task(await client.retry(args.task_id), args.json)
+    return EXIT_OK
+
+
+async def tasks_delete(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    await client.delete(args.task_id)
+    if args.json:
+        _print_json({"task_id": args.task_id, "deleted": True}, compact=True)
+    else:
+        Console().print(f"task {args.task_id} deleted", highlight=False)
+    return EXIT_OK
+
+
+def _print_task(task: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(task, compact=True)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in task.items():
+        if value is None or value == {} or value == []:
+            continue
+        if key == "status":
+            text = _status_text(value)
+        elif key == "error":
+            text = f"[red]{value.get('code')}[/red]: {value.get('message', '')}"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        table.add_row(f"[bold]{key}[/bold]", text)
+    Console().print(table)
+
+
+# --- `agensium download` ------------------------------------------------------------------------
+
+
+def add_download_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "download",
+        parents=[_connection_options()],
+        help="save every output of a completed task to a directory",
+        description="Stream each output of GET /downloads to DIR/<name>, checking its size.",
+    )
+    parser.add_argument("task_id", metavar="TASK_ID")
+    parser.add_argument("dir", metavar="DIR", help="created if missing; existing files of the same name are replaced")
+    parser.add_argument("--json", action="store_true", help="print {task_id, files: [{name, path, size}]} as JSON")
+    parser.set_defaults(func=lambda args: run_command(args, download_command))
+    return parser
+
+
+async def download_command(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    directory = Path(args.dir)
+    await _check_directory(directory)
+    files = await client.downloads(args.task_id)
+    if not files:
+        task = await client.get_task(args.task_id)
+        if task["status"] != "COMPLETED":
+            raise ApiError(409, "NOT_READY", f"task {args.task_id} is {task['status']}: it has no outputs yet")
+    saved = await _download_all(client, files, directory, console)
+    if args.json:
+        _print_json({"task_id": args.task_id, "files": saved}, compact=True)
+    else:
+        for entry in saved:
+            sys.stdout.write(f"{entry['path']}\n")
+    return EXIT_OK
+
+
+# --- `agensium watch` ---------------------------------------------------------------------------
+
+
+def add_watch_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "watch",
+        parents=[_connection_options()],
+        help="show all of your running tasks live, until Ctrl-C",
+        description=(
+            "One event stream (GET /api/v1/events) for all of your tasks: starts from the tasks QUEUED or "
+            "PROCESSING, then follows every task's status and progress. Ctrl-C stops it (exit status 0)."
+        ),
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON line per event: {"id", "event", "data"} (first a "snapshot" per running task)',
+    )
+    parser.set_defaults(func=lambda args: run_command(args, watch, interrupted_status=EXIT_OK))
+    return parser
+
+
+@dataclass
+class WatchBoard:
+    """The rows of `agensium watch`: every task seen in flight, kept current from the events."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_rows: int = WATCH_MAX_ROWS
+
+    def apply(self, event: SseEvent) -> bool:
+        """Apply one event; False when it is a progress event of a task the board has no row for."""
+        payload = event.json()
+        task_id = str(payload.get("task_id"))
+        if event.event in ("status", "done"):
+            self.rows[task_id] = {**self.rows.get(task_id, {}), **payload}
+        elif event.event == "progress":
+            row = self.rows.get(task_id)
+            if row is None:
+                return False
+            # Events queued before the task list was read may be older than it: progress only rises.
+            row["progress"] = max(row.get("progress") or 0, payload.get("progress") or 0)
+            row["current_agent"] = payload.get("current_agent")
+            row["message"] = payload.get("message")
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
+        ended = [task_id for task_id, row in self.rows.items() if row.get("status") in TERMINAL_STATUSES]
+        for task_id in ended[: max(0, len(self.rows) - self.max_rows)]:
+            del self.rows[task_id]
+
+    def render(self) -> Table:
+        table = Table("task", "tool", "status", "progress", "", "agent", "message", box=None, header_style="bold")
+        for task_id, row in self.rows.items():
+            progress = int(row.get("progress") or 0)
+            table.add_row(
+                task_id[:8],
+                row.get("tool_id") or "",
+                _status_text(row.get("status") or ""),
+                ProgressBar(total=100, completed=progress, width=24),
+                f"{progress:>3}%",
+                row.get("current_agent") or "",
+                row.get("message") or "",
+            )
+        if not self.rows:
+            table.add_row("[dim]no task running[/dim]", "", "", "", "", "", "")
+        return table
+
+
+async def watch(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    """Follow all of the caller's tasks from one event stream until cancelled (Ctrl-C)."""
+    opened = asyncio.Event()
+    queue: asyncio.Queue[SseEvent] = asyncio.Queue()
+
+    async def pump() -> None:
+        async with aclosing(client.user_events(on_open=opened.set)) as events:
+            async for event in events:
+                queue.put_nowait(event)
+
+    reader = asyncio.create_task(pump())
+    try:
+        # Stream first, list second: a fresh stream starts from "now", so the list is never older than it.
+        await _unless_stream_ends(opened.wait(), reader)
+        board = WatchBoard()
+        async for task in client.iter_tasks(status=ACTIVE_STATUSES):
+            board.rows[task["task_id"]] = task
+            if args.json:
+                _print_json({"id": None, "event": "snapshot", "data": task}, compact=True)
+        console.print(f"watching {len(board.rows)} running task(s); Ctrl-C to stop", highlight=False)
+        if args.json:
+            while True:
+                event = await _unless_stream_ends(queue.get(), reader)
+                _print_json({"id": event.id, "event": event.event, "data": event.json()}, compact=True)
+        with Live(board.render(), console=Console(), refresh_per_second=4) as live:
+            while True:
+                event = await _unless_stream_ends(queue.get(), reader)
+                if event.event not in ("status", "progress", "done"):
+                    continue
+                if not board.apply(event):  # a task started before the list was read
+                    try:
+                        task = await client.get_task(str(event.json()["task_id"]))
+                    except ApiError as exc:
+                        if exc.code != "TASK_NOT_FOUND":  # deleted since: nothing to show
+                            raise
+                        continue
+                    board.rows[task["task_id"]] = task
+                    board.apply(event)
+                live.update(board.render())
+    finally:
+        reader.cancel()
+        with suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _unless_stream_ends(step: Awaitable[T], reader: asyncio.Task[None]) -> T:
+    """Await `step`, unless the event stream's reader ends first: then raise what ended it."""
+    future = asyncio.ensure_future(step)
+    await asyncio.wait({future, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if future.done():
+        return future.result()
+    future.cancel()
+    reader.result()
+    raise StreamLostError("the event stream ended")
+
+
+# --- registration -------------------------------------------------------------------------------
+
+
+def add_client_parsers(subparsers: Any) -> None:
+    """Register the API client's commands: submit, tasks, download, watch."""
+    add_submit_parser(subparsers)
+    add_tasks_parser(subparsers)
+    add_download_parser(subparsers)
+    add_watch_parser(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m service.client submit ...`, for use without the `agensium` dispatcher."""
+    """`python -m service.client COMMAND ...`, for use without the `agensium` dispatcher."""
     parser = argparse.ArgumentParser(prog="agensium")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    add_submit_parser(subparsers)
+    add_client_parsers(subparsers)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
