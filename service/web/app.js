@@ -1,0 +1,655 @@
+// The page: sign in, submit a task (upload straight to the object store), follow every task live over
+// ONE EventSource on /api/v1/events, show results, keep the history current.
+
+import { ApiError, del, get, getKey, post, setKey } from "./api.js";
+import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
+import { paramsEditor } from "./form.js";
+import * as results from "./results.js";
+import { describe, refreshExpired, uploadAll } from "./upload.js";
+
+const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"]);
+const RETRYABLE = new Set(["FAILED", "CANCELLED", "EXPIRED"]);
+const MAX_MESSAGES = 200;
+const PAGE = 20;
+const el = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  catalog: [],
+  tool: null,
+  editors: new Map(), // agent_id -> params editor of the current tool
+  tasks: new Map(), // task_id -> {task, states: {agent_id: pending|running|done|failed}, messages: []}
+  current: null, // the task in the live view
+  shown: 0, // the last message number shown in the live view
+  fetching: new Set(), // task ids being read after a progress event of an unknown task
+  resultFor: null,
+  cursor: null,
+  pending: null, // {taskId, items} of an upload that can be resumed
+  // the event stream
+  es: null,
+  generation: 0,
+  lastId: 0,
+  seen: new Set(),
+  delay: 1000,
+  everLive: false,
+};
+
+// --- errors ----------------------------------------------------------------------------------------
+
+function showError(error) {
+  const banner = el("error-banner");
+  banner.textContent = error instanceof Error ? error.message : String(error);
+  banner.dataset.code = (error && error.code) || "";
+  banner.hidden = false;
+}
+
+function clearError() {
+  el("error-banner").hidden = true;
+  el("error-banner").textContent = "";
+}
+
+const guarded = (fn) => async (...args) => {
+  try {
+    await fn(...args);
+  } catch (error) {
+    showError(error);
+  }
+};
+
+// --- sign in / out ---------------------------------------------------------------------------------
+
+async function signIn(key) {
+  setKey(key);
+  try {
+    state.me = await get("/me");
+  } catch (error) {
+    setKey(null);
+    throw error;
+  }
+  clearError();
+  showUser();
+  el("signin").hidden = true;
+  el("app").hidden = false;
+  el("who").hidden = false;
+  el("api-key").value = "";
+  connect();
+  await Promise.all([loadCatalog(), loadHistory(true)]);
+  el("tool-select").focus();
+}
+
+function showUser() {
+  const me = state.me;
+  el("user-name").textContent = `${me.name} · ${fmtInt(me.credits)} credits`;
+  updateCost();
+}
+
+function signOut() {
+  state.generation++;
+  if (state.es) state.es.close();
+  setKey(null);
+  Object.assign(state, { es: null, me: null, tasks: new Map(), current: null, pending: null, lastId: 0, seen: new Set(), everLive: false, resultFor: null });
+  el("history-body").replaceChildren();
+  el("app").hidden = true;
+  el("who").hidden = true;
+  el("signin").hidden = false;
+  el("results").hidden = true;
+  renderLive();
+  clearError();
+  el("api-key").focus();
+}
+
+let meTimer = 0;
+function refreshCredits() {
+  clearTimeout(meTimer);
+  meTimer = setTimeout(async () => {
+    try {
+      state.me = await get("/me");
+      showUser();
+    } catch {
+      /* the next refresh will do */
+    }
+  }, 300);
+}
+
+// --- the tool form ---------------------------------------------------------------------------------
+
+async function loadCatalog() {
+  state.catalog = (await get("/tools")).tools;
+  const select = el("tool-select");
+  select.replaceChildren(...state.catalog.map((t) => h("option", { value: t.tool_id, text: `${t.name} (${t.tool_id})` })));
+  renderTool(select.value);
+}
+
+function renderTool(toolId) {
+  const tool = state.catalog.find((t) => t.tool_id === toolId);
+  state.tool = tool;
+  state.editors.clear();
+  el("tool-desc").textContent = tool ? tool.description : "";
+  const rows = (tool ? tool.agents : []).map((agent) => {
+    const id = agent.agent_id;
+    const editor = paramsEditor(agent);
+    state.editors.set(id, editor);
+    const box = h("input", { type: "checkbox", id: `agent-${id}`, "data-testid": `agent-${id}`, checked: agent.in_default_chain, value: id });
+    editor.el.hidden = !box.checked;
+    box.addEventListener("change", () => {
+      editor.el.hidden = !box.checked;
+      updateCost();
+    });
+    return h(
+      "div",
+      { class: "agent" },
+      h("div", { class: "check" }, box, h("label", { for: box.id }, h("strong", { text: agent.name }), ` · ${agent.credits} credits`, h("small", { text: agent.description }))),
+      editor.el,
+    );
+  });
+  el("agents").replaceChildren(...rows);
+  const inputs = tool ? tool.inputs : [];
+  for (const role of ["primary", "baseline"]) {
+    const spec = inputs.find((i) => i.role === role);
+    el(`file-${role}`).accept = spec ? spec.formats.map((f) => "." + f).join(",") : "";
+  }
+  el("baseline-field").hidden = !inputs.some((i) => i.role === "baseline");
+  updateCost();
+}
+
+const tickedAgents = () => (state.tool ? state.tool.agents.filter((a) => el(`agent-${a.agent_id}`).checked) : []);
+
+function updateCost() {
+  if (!state.tool || !state.me) return;
+  const cost = tickedAgents().reduce((sum, a) => sum + a.credits, 0);
+  el("cost").textContent = `Cost: ${fmtInt(cost)} credits (you have ${fmtInt(state.me.credits)}).`;
+}
+
+function resetBars(items) {
+  for (const role of ["primary", "baseline"]) {
+    const item = items.find((i) => i.role === role);
+    const bar = el(`upload-progress-${role}`);
+    bar.max = item ? Math.max(1, item.file.size) : 1;
+    bar.value = 0;
+    el(`bytes-${role}`).textContent = "";
+  }
+}
+
+function onBytes(role, bytes) {
+  const bar = el(`upload-progress-${role}`);
+  bar.value = Math.min(bytes, bar.max);
+  el(`bytes-${role}`).textContent = `${fmtBytes(bytes)} of ${fmtBytes(bar.max)} sent`;
+}
+
+function randomKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function submit(event) {
+  event.preventDefault();
+  clearError();
+  const tool = state.tool;
+  const agents = tickedAgents().map((a) => a.agent_id);
+  const primary = el("file-primary").files[0];
+  const baseline = el("baseline-field").hidden ? null : el("file-baseline").files[0];
+  if (!tool) return showError("Choose a tool.");
+  if (!agents.length) return showError("Tick at least one agent.");
+  if (!primary) return showError("Choose the primary file.");
+  const parameters = {};
+  for (const id of agents) {
+    const result = state.editors.get(id).result();
+    if (result.error) return showError(`Parameters of ${id}: ${result.error}`);
+    if (Object.keys(result.value).length) parameters[id] = result.value;
+  }
+  const body = { tool_id: tool.tool_id, priority: el("priority").value };
+  if (agents.join() !== tool.default_chain.join()) body.agents = agents;
+  if (Object.keys(parameters).length) body.parameters = parameters;
+
+  const items = [{ role: "primary", file: primary }];
+  if (baseline) items.push({ role: "baseline", file: baseline });
+  resetBars(items);
+  el("resume-upload").hidden = true;
+  setBusy(true);
+  try {
+    const task = await post("/tasks", body, { "Idempotency-Key": randomKey() });
+    let reply;
+    try {
+      reply = await post(`/tasks/${task.task_id}/upload-urls`, { files: items.map((i) => describe(i.role, i.file)) });
+    } catch (error) {
+      discard(task.task_id); // a refused file leaves no task behind
+      throw error;
+    }
+    for (const item of items) item.entry = reply.uploads.find((u) => u.name === describe(item.role, item.file).name);
+    onTask(task);
+    select(task.task_id);
+    state.pending = { taskId: task.task_id, items };
+    await upload(false);
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function discard(taskId) {
+  try {
+    await post(`/tasks/${taskId}/cancel`);
+    await del(`/tasks/${taskId}`);
+  } catch {
+    /* it expires on its own */
+  }
+  forget(taskId);
+}
+
+async function upload(resume) {
+  const { taskId, items } = state.pending;
+  try {
+    if (resume) await refreshExpired(taskId, items);
+    await uploadAll(taskId, items, onBytes, resume);
+  } catch (error) {
+    el("resume-upload").hidden = false;
+    throw error;
+  }
+  el("resume-upload").hidden = true;
+  state.pending = null;
+  onTask(await post(`/tasks/${taskId}/process`));
+}
+
+function setBusy(busy) {
+  el("submit").disabled = busy;
+  el("resume-upload").disabled = busy;
+  el("task-form").setAttribute("aria-busy", String(busy));
+}
+
+// --- task state ------------------------------------------------------------------------------------
+
+function record(task) {
+  let rec = state.tasks.get(task.task_id);
+  if (!rec) {
+    rec = { task, states: {}, messages: [], count: 0, result: null };
+    state.tasks.set(task.task_id, rec);
+    estimateStates(rec);
+  }
+  return rec;
+}
+
+/** Agent states of a task first seen mid-way: the chain spends 10..90 % in its agents, evenly. */
+function estimateStates(rec) {
+  const { agents, status, current_agent: current, progress } = rec.task;
+  const at = current ? agents.indexOf(current) : status === "COMPLETED" ? agents.length : Math.floor(((progress - 10) / 80) * agents.length);
+  agents.forEach((a, i) => {
+    rec.states[a] = i < at ? "done" : i === at && current ? "running" : "pending";
+  });
+  if (["FAILED", "CANCELLED", "EXPIRED"].includes(status) && at >= 0 && at < agents.length && progress > 10) rec.states[agents[at]] = "failed";
+}
+
+function advance(rec, current) {
+  const agents = rec.task.agents;
+  const at = agents.indexOf(current);
+  if (at >= 0) {
+    agents.forEach((a, i) => {
+      if (i < at && rec.states[a] !== "failed") rec.states[a] = "done";
+    });
+    rec.states[current] = "running";
+  } else {
+    for (const a of agents) if (rec.states[a] === "running") rec.states[a] = "done";
+  }
+}
+
+function pushMessage(rec, text) {
+  rec.messages.push({ n: ++rec.count, at: new Date(), text });
+  if (rec.messages.length > MAX_MESSAGES) rec.messages.splice(0, rec.messages.length - MAX_MESSAGES);
+  if (rec.task.task_id === state.current) appendMessages(rec);
+}
+
+/** How recent a task object is: its latest timestamp (a retry sets a new queued_at). */
+const stamp = (t) => Math.max(...[t.created_at, t.upload_started_at, t.queued_at, t.started_at, t.finished_at].map((v) => (v ? Date.parse(v) : 0)));
+
+/** A whole task object: a status/done event (in order), or an API answer (which may be older than the
+ *  events already seen, e.g. process's QUEUED after the stream's PROCESSING: then it is ignored). */
+function onTask(task, event = null) {
+  const fromEvent = event !== null;
+  const known = state.tasks.has(task.task_id);
+  const rec = record(task);
+  const { status: before, message: beforeMessage } = rec.task;
+  if (known && !fromEvent) {
+    if (stamp(task) < stamp(rec.task)) return;
+    if (before === task.status && task.status === "PROCESSING") task.progress = Math.max(task.progress, rec.task.progress);
+  }
+  rec.task = task;
+  if (known && before !== task.status) {
+    if (TERMINAL.has(before) && !TERMINAL.has(task.status)) {
+      for (const a of task.agents) rec.states[a] = "pending"; // a retry starts again
+      rec.result = null;
+      if (state.resultFor === task.task_id) state.resultFor = null;
+    }
+    if (task.status === "COMPLETED") for (const a of task.agents) if (rec.states[a] !== "failed") rec.states[a] = "done";
+    if (["FAILED", "CANCELLED", "EXPIRED"].includes(task.status)) for (const a of task.agents) if (rec.states[a] === "running") rec.states[a] = "failed";
+    if (TERMINAL.has(task.status)) refreshCredits();
+  }
+  if (task.status === "PROCESSING" && task.current_agent) advance(rec, task.current_agent);
+  // Every status event is shown; "done" repeats the last status, so it is shown only when it says more.
+  const news = event === "status" || (event === "done" && (before !== task.status || beforeMessage !== task.message));
+  if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`);
+  upsertRow(task);
+  if (task.task_id === state.current) renderLive();
+}
+
+function onProgress(p) {
+  const rec = state.tasks.get(p.task_id);
+  if (!rec) {
+    if (state.fetching.has(p.task_id)) return;
+    state.fetching.add(p.task_id);
+    return guarded(async () => {
+      try {
+        onTask(await get(`/tasks/${p.task_id}`));
+      } finally {
+        state.fetching.delete(p.task_id);
+      }
+    })();
+  }
+  Object.assign(rec.task, { progress: p.progress, current_agent: p.current_agent, message: p.message });
+  if (rec.task.status !== "PROCESSING" && !TERMINAL.has(rec.task.status)) rec.task.status = "PROCESSING";
+  advance(rec, p.current_agent);
+  pushMessage(rec, `${p.progress}% ${p.message || ""}`);
+  upsertRow(rec.task);
+  if (p.task_id === state.current) renderLive();
+}
+
+function forget(taskId) {
+  state.tasks.delete(taskId);
+  const row = $(`history-row-${taskId}`);
+  if (row) row.remove();
+  if (state.current === taskId) select(null);
+  el("history-empty").hidden = !!el("history-body").children.length;
+}
+
+// --- the event stream: ONE EventSource for all of the user's tasks ---------------------------------
+
+function setConnection(text) {
+  el("connection-state").textContent = text;
+  el("connection-state").dataset.state = text;
+}
+
+async function connect() {
+  const generation = ++state.generation;
+  if (state.es) state.es.close();
+  state.es = null;
+  setConnection(state.everLive ? "reconnecting" : "connecting");
+  let token;
+  try {
+    token = (await post("/events/token")).token;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      signOut();
+      return showError(error);
+    }
+    return retryLater(generation);
+  }
+  if (generation !== state.generation) return;
+  const resumeFrom = state.lastId;
+  let url = `/api/v1/events?token=${encodeURIComponent(token)}`;
+  if (resumeFrom) url += `&last_event_id=${resumeFrom}`;
+  const es = new EventSource(url);
+  state.es = es;
+  es.onopen = () => {
+    const wasLive = state.everLive;
+    state.everLive = true;
+    state.delay = 1000;
+    setConnection("live");
+    // Without an id to resume from, the stream starts "now": read the current state again.
+    if (wasLive && !resumeFrom) guarded(() => loadHistory(true))();
+  };
+  es.onerror = () => {
+    if (state.es !== es) return;
+    es.close();
+    state.es = null;
+    setConnection("reconnecting");
+    retryLater(generation);
+  };
+  for (const name of ["status", "progress", "done"]) es.addEventListener(name, onEvent);
+}
+
+function retryLater(generation) {
+  setConnection("reconnecting");
+  setTimeout(() => generation === state.generation && connect(), state.delay);
+  state.delay = Math.min(state.delay * 2, 15000);
+}
+
+function onEvent(event) {
+  const id = Number(event.lastEventId);
+  if (id) {
+    if (state.seen.has(id)) return;
+    state.seen.add(id);
+    if (state.seen.size > 4000) for (const old of [...state.seen].slice(0, 2000)) state.seen.delete(old);
+    state.lastId = Math.max(state.lastId, id);
+  }
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch {
+    return;
+  }
+  if (event.type === "progress") onProgress(data);
+  else onTask(data, event.type);
+}
+
+// --- the live view ---------------------------------------------------------------------------------
+
+function agentName(id) {
+  const tool = state.catalog.find((t) => t.agents.some((a) => a.agent_id === id));
+  const agent = tool && tool.agents.find((a) => a.agent_id === id);
+  return agent ? agent.name : id;
+}
+
+function select(taskId) {
+  state.current = taskId;
+  state.shown = 0;
+  state.resultFor = null;
+  el("messages").replaceChildren();
+  for (const row of el("history-body").children) row.classList.toggle("current", row.dataset.testid === `history-row-${taskId}`);
+  renderLive();
+}
+
+function appendMessages(rec) {
+  const list = el("messages");
+  for (const m of rec.messages) {
+    if (m.n <= state.shown) continue;
+    list.append(h("li", {}, h("time", { datetime: m.at.toISOString(), text: m.at.toLocaleTimeString() }), " ", m.text));
+    state.shown = m.n;
+  }
+  while (list.children.length > MAX_MESSAGES) list.firstChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderTimeline(rec) {
+  el("agent-timeline").replaceChildren(
+    ...rec.task.agents.map((a) => {
+      const s = rec.states[a] || "pending";
+      return h("li", { "data-testid": `timeline-${a}`, "data-state": s, class: `state-${s}` }, h("span", { class: "dot", "aria-hidden": "true" }), `${agentName(a)} `, h("span", { class: "muted", text: s }));
+    }),
+  );
+}
+
+function renderLive() {
+  const rec = state.current && state.tasks.get(state.current);
+  el("live-empty").hidden = !!rec;
+  el("live-body").hidden = !rec;
+  if (!rec) {
+    el("results").hidden = true;
+    return;
+  }
+  const t = rec.task;
+  el("task-status").textContent = t.status;
+  el("task-status").dataset.status = t.status;
+  el("current-agent").textContent = t.current_agent ? agentName(t.current_agent) : "—";
+  el("live-id").textContent = `${t.tool_id} · ${t.task_id}`;
+  el("overall-progress").value = t.progress;
+  el("overall-text").textContent = `${t.progress} %`;
+  el("task-error").hidden = !t.error;
+  el("task-error").textContent = t.error ? `${t.error.code}: ${t.error.message}` : "";
+  renderTimeline(rec);
+  appendMessages(rec);
+  if (t.status === "COMPLETED") {
+    if (state.resultFor !== t.task_id) guarded(() => showResult(rec))();
+  } else {
+    el("results").hidden = true;
+    state.resultFor = null;
+  }
+}
+
+async function showResult(rec) {
+  const taskId = rec.task.task_id;
+  state.resultFor = taskId;
+  let result, files;
+  try {
+    [result, files] = await Promise.all([rec.result || get(`/tasks/${taskId}/result`), get(`/tasks/${taskId}/downloads`)]);
+  } catch (error) {
+    state.resultFor = null; // the next update tries again
+    throw error;
+  }
+  rec.result = result;
+  if (state.current !== taskId) return;
+  const list = results.envelopes(result, rec.task.agents);
+  for (const e of list) if (e.agent_id in rec.states) rec.states[e.agent_id] = e.status === "error" ? "failed" : "done";
+  renderTimeline(rec);
+  el("result-note").textContent = `Result: ${result.status}${result.duration_ms != null ? ` in ${fmtInt(result.duration_ms)} ms` : ""}${rec.task.cached ? " (from the cache)" : ""}.`;
+  el("downloads").replaceChildren(results.downloads(files.files));
+  el("summary").replaceChildren(results.summaryCards(list));
+  el("alerts").replaceChildren(results.alertsTable(list));
+  el("issues").replaceChildren(results.issuesTable(list));
+  el("columns").replaceChildren(results.columnsView(list));
+  el("results").hidden = false;
+}
+
+// --- history ---------------------------------------------------------------------------------------
+
+async function loadHistory(reset) {
+  const status = el("history-status-filter").value;
+  const params = new URLSearchParams({ limit: String(PAGE) });
+  if (status) params.set("status", status);
+  if (!reset && state.cursor) params.set("cursor", state.cursor);
+  const page = await get(`/tasks?${params}`);
+  if (reset) el("history-body").replaceChildren();
+  for (const task of page.items) onTask(task);
+  // onTask puts rows of unseen tasks on top: put this page's in the API's order (newest first).
+  el("history-body").append(...page.items.map((t) => $(`history-row-${t.task_id}`)).filter(Boolean));
+  state.cursor = page.next_cursor;
+  el("load-more").hidden = !page.next_cursor;
+  el("history-empty").hidden = !!el("history-body").children.length;
+}
+
+function actionButton(kind, task, enabled, label) {
+  return h("button", {
+    type: "button",
+    class: "small secondary",
+    "data-testid": `${kind}-${task.task_id}`,
+    "data-action": kind,
+    "data-task": task.task_id,
+    disabled: !enabled,
+    "aria-label": `${label} task ${task.task_id.slice(0, 8)}`,
+    text: label,
+  });
+}
+
+function historyRow(task) {
+  return h(
+    "tr",
+    { "data-testid": `history-row-${task.task_id}`, "data-status": task.status, class: task.task_id === state.current ? "current" : "" },
+    h("td", {}, h("time", { datetime: task.created_at, text: fmtTime(task.created_at) })),
+    h("td", { text: task.tool_id }),
+    h("td", {}, h("span", { class: "status", "data-status": task.status, text: task.status })),
+    h("td", {}, h("progress", { max: 100, value: task.progress, "aria-label": `Progress ${task.progress} %` }), ` ${task.progress} %`),
+    h(
+      "td",
+      { class: "row-actions" },
+      actionButton("view", task, true, "View"),
+      actionButton("cancel", task, !TERMINAL.has(task.status), "Cancel"),
+      actionButton("retry", task, RETRYABLE.has(task.status), "Retry"),
+      actionButton("delete", task, TERMINAL.has(task.status), "Delete"),
+    ),
+  );
+}
+
+function upsertRow(task) {
+  const row = $(`history-row-${task.task_id}`);
+  const filter = el("history-status-filter").value;
+  if (row) {
+    const focused = document.activeElement && row.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+    const fresh = historyRow(task);
+    row.replaceWith(fresh);
+    if (focused) {
+      const button = fresh.querySelector(`[data-action="${focused}"]`);
+      (button && !button.disabled ? button : fresh.querySelector('[data-action="view"]')).focus();
+    }
+  } else if (!filter || filter === task.status) {
+    el("history-body").prepend(historyRow(task));
+    el("history-empty").hidden = true;
+  }
+}
+
+async function onHistoryClick(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const { action, task } = button.dataset;
+  clearError();
+  if (action === "view") {
+    select(task);
+    el("live").scrollIntoView({ behavior: "smooth", block: "start" });
+  } else if (action === "cancel" || action === "retry") {
+    onTask(await post(`/tasks/${task}/${action}`));
+  } else if (action === "delete") {
+    await del(`/tasks/${task}`);
+    const next = button.closest("tr").nextElementSibling || button.closest("tr").previousElementSibling;
+    forget(task);
+    (next ? next.querySelector('[data-action="view"]') : el("history-status-filter")).focus();
+  }
+}
+
+// --- wiring ----------------------------------------------------------------------------------------
+
+function dropZone(zone) {
+  const input = zone.querySelector("input[type=file]");
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) input.files = e.dataTransfer.files;
+    input.dispatchEvent(new Event("change"));
+  });
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    el(`bytes-${zone.dataset.role}`).textContent = file ? `${file.name}, ${fmtBytes(file.size)}` : "";
+  });
+}
+
+function start() {
+  el("signin-form").addEventListener(
+    "submit",
+    guarded(async (e) => {
+      e.preventDefault();
+      const key = el("api-key").value.trim();
+      if (key) await signIn(key);
+    }),
+  );
+  el("sign-out").addEventListener("click", signOut);
+  el("tool-select").addEventListener("change", (e) => renderTool(e.target.value));
+  el("task-form").addEventListener("submit", guarded(submit));
+  el("resume-upload").addEventListener(
+    "click",
+    guarded(async () => {
+      clearError();
+      setBusy(true);
+      try {
+        await upload(true);
+      } finally {
+        setBusy(false);
+      }
+    }),
+  );
+  el("history-status-filter").addEventListener("change", guarded(() => loadHistory(true)));
+  el("load-more").addEventListener("click", guarded(() => loadHistory(false)));
+  el("history-body").addEventListener("click", guarded(onHistoryClick));
+  document.querySelectorAll(".drop").forEach(dropZone);
+  const key = getKey();
+  if (key) guarded(() => signIn(key))();
+}
+
+start();
