@@ -119,19 +119,32 @@ class TaskFailure(Exception):
         self.message = message
 
 
+FLUSH: ProgressMessage = ("", -1, None, "")  # the run is over: send what is pending, then stop
+
+
 async def _forward_progress(core: Core, handle: RunHandle, q: asyncio.Queue[ProgressMessage]) -> None:
-    """Throttled, monotonic progress: at most one update per interval, except when the agent changes."""
+    """Throttled, monotonic progress: at most one update per interval, except when the agent changes;
+    the last message of the run is sent too (on FLUSH)."""
     interval = core.settings.progress_min_interval_s
     best, sent_agent, sent_at = 0, "", 0.0
     pending: tuple[int, str | None, str] | None = None
     while True:
         timeout = None if pending is None else max(0.0, sent_at + interval - time.monotonic())
+        flush = False
         try:
-            _, percent, agent, message = await asyncio.wait_for(q.get(), timeout)
-            best = max(best, min(percent, 99))
-            pending = (best, agent, message)
+            item = await asyncio.wait_for(q.get(), timeout)
+            if item is FLUSH:
+                flush = True
+            else:
+                _, percent, agent, message = item
+                best = max(best, min(percent, 99))
+                pending = (best, agent, message)
         except TimeoutError:
             pass
+        if flush:
+            if pending is not None:
+                await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
+            return
         if pending is not None and (pending[1] != sent_agent or time.monotonic() - sent_at >= interval):
             await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
@@ -319,7 +332,9 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             }
         )
 
-        forwarder.cancel()
+        progress.put_nowait(FLUSH)
+        with contextlib.suppress(Exception):  # a lost progress message is no reason to fail the run
+            await forwarder
         summary = {k: v for k, v in result.items() if k != "outputs"}
         summary["duration_ms"] = round((time.monotonic() - started) * 1000)
         status = result.get("status", "success")

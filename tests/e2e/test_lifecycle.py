@@ -73,6 +73,8 @@ async def test_end_to_end_over_http(client: httpx.AsyncClient, worker, tmp_path:
     assert statuses[-1] == "COMPLETED" and "PROCESSING" in statuses
     progress = [e.data["progress"] for e in events if e.event == "progress"]
     assert progress == sorted(progress) and progress, "progress events arrive and never go down"
+    last_progress = [e.data for e in events if e.event == "progress"][-1]
+    assert last_progress["message"] == "Done", "the run's last message is not lost to throttling"
 
     final = (await client.get(f"/api/v1/tasks/{tid}")).json()
     assert final["status"] == "COMPLETED" and final["progress"] == 100 and final["attempts"] == 1
