@@ -1,0 +1,152 @@
+"""A real Chromium (Debian's `chromium`, driven by Playwright) on the page the API serves at `/`.
+
+The page is served by an API of its own here, started with the hidden `diagnostics` tool enabled (the
+catalog is read at start-up) and with its uvicorn server at hand, so that a test can cut a stream's
+connection server-side as a failing network would. Screenshots of each step land in
+$AGENSIUM_TEST_ARTIFACTS/browser/ (default <repo>/test-artifacts/browser/), named <test>-<nn>-<step>.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import uvicorn
+from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright
+
+from service.config import Settings
+from service.storage import Storage
+from tests.conftest import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def artifacts_dir() -> Path:
+    root = os.environ.get("AGENSIUM_TEST_ARTIFACTS")
+    path = (Path(root) if root else REPO / "test-artifacts") / "browser"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item: the `page` fixture screenshots a failed test."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (.ci/run does it when run as root)"
+        )
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(scope="package")
+def diagnostics_enabled() -> Iterator[None]:
+    """The hidden `diagnostics` tool (a sleeper of a given length) for these tests only: the registry reads
+    the variable at each lookup, in this API and in the session's worker alike."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGENSIUM_DIAGNOSTICS", "1")
+        yield
+
+
+@dataclass
+class WebServer:
+    url: str
+    server: uvicorn.Server
+
+    def drop_connections(self, path: str) -> int:
+        """Close, server side, every connection now serving `path`, as a proxy or a network failure would;
+        returns how many."""
+        dropped = 0
+        for connection in list(self.server.server_state.connections):
+            scope = getattr(connection, "scope", None)
+            if scope is not None and scope.get("path") == path:
+                connection.transport.close()
+                dropped += 1
+        return dropped
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
+    """The API serving the page, in the test loop (storage: the bucket and its CORS rule exist)."""
+    from service.api.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("API did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield WebServer(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Tab:
+    """One test's browser tab, what it asked the network for, and its screenshots."""
+
+    page: Page
+    context: BrowserContext
+    name: str
+    requests: list[Request] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    shots: int = 0
+
+    async def shot(self, step: str) -> None:
+        self.shots += 1
+        path = artifacts_dir() / f"{self.name}-{self.shots:02d}-{step}.png"
+        await self.page.screenshot(path=path, full_page=True)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tab(browser: Browser, web: WebServer, request: pytest.FixtureRequest) -> AsyncIterator[Tab]:
+    name = request.node.name
+    for stale in artifacts_dir().glob(f"{name}-*.png"):
+        stale.unlink()
+    context = await browser.new_context(
+        base_url=web.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
+    )
+    page = await context.new_page()
+    tab = Tab(page, context, name)
+    page.on("request", lambda r: tab.requests.append(r))
+    page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    try:
+        yield tab
+        report: Any = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            await tab.shot("failure")
+    finally:
+        await context.close()
