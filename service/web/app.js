@@ -289,8 +289,8 @@ function advance(rec, current) {
   }
 }
 
-function pushMessage(rec, text) {
-  rec.messages.push({ n: ++rec.count, at: new Date(), text });
+function pushMessage(rec, text, eventId = null) {
+  rec.messages.push({ n: ++rec.count, at: new Date(), text, eventId });
   if (rec.messages.length > MAX_MESSAGES) rec.messages.splice(0, rec.messages.length - MAX_MESSAGES);
   if (rec.task.task_id === state.current) appendMessages(rec);
 }
@@ -300,7 +300,7 @@ const stamp = (t) => Math.max(...[t.created_at, t.upload_started_at, t.queued_at
 
 /** A whole task object: a status/done event (in order), or an API answer (which may be older than the
  *  events already seen, e.g. process's QUEUED after the stream's PROCESSING: then it is ignored). */
-function onTask(task, event = null) {
+function onTask(task, event = null, eventId = null) {
   const fromEvent = event !== null;
   const known = state.tasks.has(task.task_id);
   const rec = record(task);
@@ -323,12 +323,12 @@ function onTask(task, event = null) {
   if (task.status === "PROCESSING" && task.current_agent) advance(rec, task.current_agent);
   // Every status event is shown; "done" repeats the last status, so it is shown only when it says more.
   const news = event === "status" || (event === "done" && (before !== task.status || beforeMessage !== task.message));
-  if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`);
+  if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`, eventId);
   upsertRow(task);
   if (task.task_id === state.current) renderLive();
 }
 
-function onProgress(p) {
+function onProgress(p, eventId = null) {
   const rec = state.tasks.get(p.task_id);
   if (!rec) {
     if (state.fetching.has(p.task_id)) return;
@@ -344,7 +344,7 @@ function onProgress(p) {
   Object.assign(rec.task, { progress: p.progress, current_agent: p.current_agent, message: p.message });
   if (rec.task.status !== "PROCESSING" && !TERMINAL.has(rec.task.status)) rec.task.status = "PROCESSING";
   advance(rec, p.current_agent);
-  pushMessage(rec, `${p.progress}% ${p.message || ""}`);
+  pushMessage(rec, `${p.progress}% ${p.message || ""}`, eventId);
   upsertRow(rec.task);
   if (p.task_id === state.current) renderLive();
 }
@@ -423,8 +423,8 @@ function onEvent(event) {
   } catch {
     return;
   }
-  if (event.type === "progress") onProgress(data);
-  else onTask(data, event.type);
+  if (event.type === "progress") onProgress(data, id);
+  else onTask(data, event.type, id);
 }
 
 // --- the live view ---------------------------------------------------------------------------------
@@ -448,7 +448,8 @@ function appendMessages(rec) {
   const list = el("messages");
   for (const m of rec.messages) {
     if (m.n <= state.shown) continue;
-    list.append(h("li", {}, h("time", { datetime: m.at.toISOString(), text: m.at.toLocaleTimeString() }), " ", m.text));
+    const attrs = m.eventId === null ? {} : { "data-event-id": String(m.eventId) };
+    list.append(h("li", attrs, h("time", { datetime: m.at.toISOString(), text: m.at.toLocaleTimeString() }), " ", m.text));
     state.shown = m.n;
   }
   while (list.children.length > MAX_MESSAGES) list.firstChild.remove();

@@ -252,4 +252,8 @@ async def test_the_stream_cut_mid_run_resumes_without_losing_or_repeating_events
     assert int(resumed_from) < max(progress_ids)  # events came after the cut: the replay had work to do
     expected = [f"{e.data['progress']}% {e.data['message'] or ''}" for e in log if e.event == "progress"]
     assert await page_progress_lines(page) == expected
+    shown_ids = await page.eval_on_selector_all(
+        '[data-testid="messages"] li[data-event-id]', "items => items.map(li => Number(li.dataset.eventId))"
+    )
+    assert [i for i in shown_ids if i in set(progress_ids)] == progress_ids  # by id: none lost, none twice
     assert not tab.errors
