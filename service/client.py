@@ -868,10 +868,11 @@ async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitP
         _print_json(document, compact=True)
         return EXIT_OK
     _print_json(result, compact=False)
-    for entry in files:
-        console.print(
-            f"{entry['name']} ({entry.get('size', '?')} bytes): {entry['url']}", highlight=False, soft_wrap=True
-        )
+    if saved is None:  # the links, unless the files are already saved
+        for entry in files:
+            console.print(
+                f"{entry['name']} ({entry.get('size', '?')} bytes): {entry['url']}", highlight=False, soft_wrap=True
+            )
     for entry in saved or []:
         console.print(f"saved {entry['path']}", highlight=False, soft_wrap=True)
     return EXIT_OK

@@ -430,7 +430,7 @@ def _print_banner(url: str, api_key: str, data_dir: Path) -> None:
     print(
         f"\nAgensium is running at {url}  (OpenAPI: {url}/openapi.json)\n"
         f"  dev admin API key: {api_key}   (saved in {data_dir / 'dev-admin.json'})\n"
-        f"  try: AGENSIUM_URL={url} AGENSIUM_API_KEY={api_key} agensium submit data.csv --wait\n"
+        f"  try: AGENSIUM_URL={url} AGENSIUM_API_KEY={api_key} agensium submit data.csv --follow\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
