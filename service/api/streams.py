@@ -183,9 +183,11 @@ async def user_events_ws(websocket: WebSocket) -> None:
     sub = hub.subscribe(user.user_id)
     try:
         if last_id is None:
+            # "Now" is taken before waiting for an optional first frame: what happens meanwhile is sent.
+            now = await core.store.latest_user_event_id(user.user_id)
             last_id = await _first_frame_last_id(websocket)
-        if last_id is None:
-            last_id = await core.store.latest_user_event_id(user.user_id)
+            if last_id is None:
+                last_id = now
         sender = asyncio.create_task(_send_events(websocket, _Replayer(core.store, sub, last_id, None)))
         try:
             while (await websocket.receive())["type"] != "websocket.disconnect":
