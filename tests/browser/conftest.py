@@ -2,13 +2,15 @@
 
 The page is served by an API of its own here, started with the hidden `diagnostics` tool enabled (the
 catalog is read at start-up) and with its uvicorn server at hand, so that a test can cut a stream's
-connection server-side as a failing network would. Screenshots of each step land in
+connection server-side as a failing network would; a second one (`multipart_web`) sends files above
+1 MiB through presigned multipart, for the big-upload scenario. Screenshots of each step land in
 $AGENSIUM_TEST_ARTIFACTS/browser/ (default <repo>/test-artifacts/browser/), named <test>-<nn>-<step>.png.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright
 
 from service.config import Settings
-from service.storage import Storage
+from service.storage import MIN_PART_BYTES, Storage
 from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,9 +91,9 @@ class WebServer:
         return dropped
 
 
-@pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
-    """The API serving the page, in the test loop (storage: the bucket and its CORS rule exist)."""
+@contextlib.asynccontextmanager
+async def serve_page(settings: Settings) -> AsyncIterator[WebServer]:
+    """An API serving the page, in the test loop, with its uvicorn server at hand."""
     from service.api.app import create_app
 
     port = free_port()
@@ -114,6 +116,22 @@ async def web(settings: Settings, storage: Storage, diagnostics_enabled: None) -
         await task
 
 
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
+    """The API serving the page (storage: the bucket and its CORS rule exist)."""
+    async with serve_page(settings) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def multipart_web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
+    """A second API on the same database and bucket (so the session's worker runs its tasks) that sends
+    files above 1 MiB through presigned multipart in parts of 5 MiB, the store's smallest."""
+    small = settings.model_copy(update={"multipart_threshold_bytes": 1024**2, "multipart_part_bytes": MIN_PART_BYTES})
+    async with serve_page(small) as server:
+        yield server
+
+
 @dataclass
 class Tab:
     """One test's browser tab, what it asked the network for, and its screenshots."""
@@ -131,8 +149,9 @@ class Tab:
         await self.page.screenshot(path=path, full_page=True)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def tab(browser: Browser, web: WebServer, request: pytest.FixtureRequest) -> AsyncIterator[Tab]:
+@contextlib.asynccontextmanager
+async def open_tab(browser: Browser, web: WebServer, request: pytest.FixtureRequest) -> AsyncIterator[Tab]:
+    """A fresh browser context on `web`'s page; screenshots the page when the test failed."""
     name = request.node.name
     for stale in artifacts_dir().glob(f"{name}-*.png"):
         stale.unlink()
@@ -150,3 +169,18 @@ async def tab(browser: Browser, web: WebServer, request: pytest.FixtureRequest) 
             await tab.shot("failure")
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tab(browser: Browser, web: WebServer, request: pytest.FixtureRequest) -> AsyncIterator[Tab]:
+    async with open_tab(browser, web, request) as tab:
+        yield tab
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def multipart_tab(
+    browser: Browser, multipart_web: WebServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Tab]:
+    """A tab on the page of `multipart_web`."""
+    async with open_tab(browser, multipart_web, request) as tab:
+        yield tab

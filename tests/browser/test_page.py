@@ -1,6 +1,7 @@
 """The page at `/` in a real Chromium, through the public API only: a profile with a baseline watched to
 100 % over the page's one event stream, its alerts and Excel report; a refused upload explained with the
-API's own message; the stream cut mid-run and resumed from the last event id without a loss or a repeat."""
+API's own message; the stream cut mid-run and resumed from the last event id without a loss or a repeat; a big
+file sent part by part, its upload cut after the first part and resumed without sending that part again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import io
 import random
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +20,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import FilePayload, Page, Request, Response, Route, expect
 
+from service.storage import MIN_PART_BYTES
 from tests.browser.conftest import Tab, WebServer
 from tests.conftest import Account
 from tests.support import collect_until_done
@@ -41,6 +44,30 @@ def write_csv(path: Path, rows: int, shift: float, seed: int) -> Path:
         lines.append(f"{i + 1},{amount},{rng.randint(0, 40)},{city},note {rng.randint(0, 9)}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_big_csv(path: Path, size: int, seed: int) -> Path:
+    """A CSV of about `size` bytes, fast: write_csv's rows without their ids, repeated under fresh ids."""
+    rows = write_csv(path, 4096, 0.0, seed).read_text().splitlines()
+    header, bodies = rows[0], [row.split(",", 1)[1] for row in rows[1:]]
+    lines, total, i = [header], len(header) + 1, 0
+    while total < size:
+        i += 1
+        lines.append(f"{i},{bodies[i % len(bodies)]}")
+        total += len(lines[-1]) + 1
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def part_number(url: str) -> int | None:
+    """The part a presigned multipart PUT URL is for (`?partNumber=N&uploadId=...`), else None."""
+    query = parse_qs(urlsplit(url).query)
+    return int(query["partNumber"][0]) if "uploadId" in query and "partNumber" in query else None
+
+
+def part_puts(requests: list[Request]) -> list[int]:
+    """The part numbers of the multipart PUTs among `requests`, in order (tries included)."""
+    return [n for r in requests if r.method == "PUT" and (n := part_number(r.url)) is not None]
 
 
 def events_requests(tab: Tab) -> list[Request]:
@@ -256,4 +283,70 @@ async def test_the_stream_cut_mid_run_resumes_without_losing_or_repeating_events
         '[data-testid="messages"] li[data-event-id]', "items => items.map(li => Number(li.dataset.eventId))"
     )
     assert [i for i in shown_ids if i in set(progress_ids)] == progress_ids  # by id: none lost, none twice
+    assert not tab.errors
+
+
+async def test_a_big_file_goes_up_part_by_part_and_resumes_after_the_parts_the_store_has(
+    multipart_tab: Tab, account: Account, http: httpx.AsyncClient, worker: None, tmp_path: Path
+) -> None:
+    tab, page = multipart_tab, multipart_tab.page
+    primary = write_big_csv(tmp_path / "big.csv", 11 * 1024**2, seed=3)
+    size = primary.stat().st_size
+    assert 2 * MIN_PART_BYTES < size < 3 * MIN_PART_BYTES, size  # three parts: 5, 5 and about 1 MiB
+    await sign_in(tab, account, http)
+    await page.get_by_test_id("tool-select").select_option("profile-my-data")
+    boxes = page.locator('input[type="checkbox"][data-testid^="agent-"]')
+    for testid in await boxes.evaluate_all("items => items.map(box => box.dataset.testid)"):
+        await page.get_by_test_id(testid).set_checked(testid == "agent-unified-profiler")
+    await page.get_by_test_id("file-primary").set_input_files(primary)
+    await tab.shot("form")
+
+    # The network fails once part 1 is through: every try of the other parts is cut.
+    async def outage(route: Route) -> None:
+        if part_number(route.request.url) == 1:
+            await route.continue_()
+        else:
+            await route.abort()
+
+    def is_part(url: str) -> bool:
+        return part_number(url) is not None
+
+    await page.route(is_part, outage)
+    task_id = await submit(page)
+    resume = page.get_by_test_id("resume-upload")
+    await expect(resume).to_be_visible(timeout=15_000)  # after 3 tries of a part, 1 s then 2 s apart
+    await expect(page.get_by_test_id("error-banner")).to_contain_text("Upload interrupted")
+    bar = page.get_by_test_id("upload-progress-primary")
+    await expect(bar).to_have_js_property("max", size)
+    await expect(bar).to_have_js_property("value", MIN_PART_BYTES)
+    await tab.shot("interrupted")
+    assert Counter(part_puts(tab.requests)) == {1: 1, 2: 3, 3: 3}
+    (upload_id,) = {parse_qs(urlsplit(r.url).query)["uploadId"][0] for r in tab.requests if is_part(r.url)}
+    base = f"/api/v1/tasks/{task_id}/inputs/primary.csv"
+    stored = (await http.get(f"{base}/parts", params={"upload_id": upload_id})).json()["parts"]
+    assert [p["part_number"] for p in stored] == [1]
+
+    await page.unroute(is_part, outage)
+    before_resume = len(tab.requests)
+    async with page.expect_response(lambda r: urlsplit(r.url).path == f"{base}/complete") as completing:
+        await resume.click()
+    completed = await completing.value
+    assert completed.status == 200, await completed.text()
+    assert (await completed.json())["size"] == size
+    await expect(bar).to_have_js_property("value", size)
+    await expect(resume).to_be_hidden()
+    await tab.shot("resumed")
+    await expect(page.get_by_test_id("task-status")).to_have_text("COMPLETED", timeout=RUN_TIMEOUT_MS)
+    await tab.shot("completed")
+
+    # The resume asked the store what it had, then sent only the rest, each once, and completed once.
+    resumed = tab.requests[before_resume:]
+    asked = [r for r in resumed if r.method == "GET" and urlsplit(r.url).path == f"{base}/parts"]
+    assert [parse_qs(urlsplit(r.url).query)["upload_id"] for r in asked] == [[upload_id]]
+    assert sorted(part_puts(resumed)) == [2, 3]
+    assert part_puts(tab.requests).count(1) == 1  # part 1 went up once in the whole test
+    completes = [r for r in tab.requests if r.method == "POST" and urlsplit(r.url).path == f"{base}/complete"]
+    assert len(completes) == 1
+    task = (await http.get(f"/api/v1/tasks/{task_id}")).json()
+    assert (task["status"], task["agents"]) == ("COMPLETED", ["unified-profiler"])
     assert not tab.errors
