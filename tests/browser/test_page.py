@@ -247,9 +247,9 @@ async def test_the_stream_cut_mid_run_resumes_without_losing_or_repeating_events
         await route.continue_()
 
     await page.route(lambda url: urlsplit(url).path == EVENTS, hold)
-    seen_before_cut = await progress_value(page)
     assert web.drop_connections(EVENTS) == 1
     await expect(page.get_by_test_id("connection-state")).to_have_text("reconnecting")
+    seen_before_cut = await progress_value(page)  # read once cut: events in flight at the cut have landed
     await tab.shot("reconnecting")
     deadline = asyncio.get_running_loop().time() + 10
     while not held or (await http.get(f"/api/v1/tasks/{task_id}")).json()["progress"] <= seen_before_cut + 5:
