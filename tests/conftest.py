@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -111,6 +111,7 @@ async def store(settings: Settings) -> AsyncIterator[TaskStore]:
 class ApiServer:
     url: str
     settings: Settings
+    server: uvicorn.Server | None = field(default=None, repr=False)
 
 
 @contextlib.asynccontextmanager
@@ -132,7 +133,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[ApiServer]:
             raise TimeoutError("API did not start")
         await asyncio.sleep(0.02)
     try:
-        yield ApiServer(f"http://127.0.0.1:{port}", settings)
+        yield ApiServer(f"http://127.0.0.1:{port}", settings, server)
     finally:
         server.should_exit = True
         await task

@@ -9,7 +9,6 @@ $AGENSIUM_TEST_ARTIFACTS/browser/ (default <repo>/test-artifacts/browser/), name
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Request, async_p
 
 from service.config import Settings
 from service.storage import MIN_PART_BYTES, Storage
-from tests.conftest import free_port
+from tests.conftest import serve_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -94,26 +93,9 @@ class WebServer:
 @contextlib.asynccontextmanager
 async def serve_page(settings: Settings) -> AsyncIterator[WebServer]:
     """An API serving the page, in the test loop, with its uvicorn server at hand."""
-    from service.api.app import create_app
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 30
-    while not server.started:
-        if task.done():
-            task.result()
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("API did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield WebServer(f"http://127.0.0.1:{port}", server)
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_api(settings) as api:
+        assert api.server is not None
+        yield WebServer(api.url, api.server)
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
