@@ -21,7 +21,7 @@ from agents import registry
 from agents.errors import AgentError
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, task_not_found
-from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest
+from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc
 from service.queueing import Enqueue
 from service.storage import InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage
 from service.store import Publish, TaskStore, Transition
@@ -216,10 +216,6 @@ async def request_upload_urls(
     return result.row, list(out)
 
 
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat().replace("+00:00", "Z"))
-
-
 async def _presign_upload(core: Core, key: str, name: str, content_type: str, size: int | None) -> dict[str, Any]:
     """One PUT URL, or above the multipart threshold a URL per part (sent part by part, resumable)."""
     settings = core.settings
@@ -235,7 +231,7 @@ async def _presign_upload(core: Core, key: str, name: str, content_type: str, si
             "part_size": multipart.part_size,
             "parts": [{"part_number": n, "url": url} for n, url in enumerate(multipart.part_urls, start=1)],
             "headers": {},
-            "expires_at": _iso(multipart.expires_at),
+            "expires_at": iso_utc(multipart.expires_at),
         }
     p = await core.storage.presign_put(key, content_type, size, settings.upload_url_ttl_s)
     return {
@@ -244,7 +240,7 @@ async def _presign_upload(core: Core, key: str, name: str, content_type: str, si
         "method": p.method,
         "url": p.url,
         "headers": p.headers,
-        "expires_at": _iso(p.expires_at),
+        "expires_at": iso_utc(p.expires_at),
     }
 
 
@@ -477,7 +473,7 @@ async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[st
             "size": o["size"],
             "content_type": o["content_type"],
             "url": url,
-            "expires_at": expires.isoformat().replace("+00:00", "Z"),
+            "expires_at": iso_utc(expires),
         }
         for o, (url, expires) in zip(outputs, links, strict=True)
     ]

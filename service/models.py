@@ -182,8 +182,13 @@ class ErrorBody(BaseModel):
 # --- task rows -> API objects -----------------------------------------------------------------
 
 
+def iso_utc(value: datetime) -> str:
+    """A timestamp as API.md writes it: ISO 8601 in UTC with a Z."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return iso_utc(value) if value is not None else None
 
 
 def _json(value: Any) -> Any:

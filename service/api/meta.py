@@ -12,6 +12,7 @@ from starlette.responses import Response
 from agents import registry
 from service.api.http import JSON
 from service.errors import ServiceError
+from service.models import iso_utc
 
 
 async def list_tools(request: Request) -> JSON:
@@ -39,8 +40,8 @@ async def stats(request: Request) -> JSON:
                 "worker_id": w["worker_id"],
                 "host": w["host"],
                 "pid": w["pid"],
-                "started_at": _iso(w["started_at"]),
-                "last_heartbeat": _iso(w["last_seen_at"]),
+                "started_at": iso_utc(w["started_at"]),
+                "last_heartbeat": iso_utc(w["last_seen_at"]),
                 "running_tasks": list(w["running_tasks"]),
             }
             for w in await store.list_workers()
@@ -58,10 +59,6 @@ async def stats(request: Request) -> JSON:
 
 
 PRIORITIES = ("urgent", "high", "normal", "low")
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 async def healthz(request: Request) -> JSON:

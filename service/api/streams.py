@@ -26,7 +26,7 @@ from service.api.http import JSON
 from service.api.tokens import make_token
 from service.errors import ServiceError
 from service.events import EventHub, Subscription
-from service.models import task_view
+from service.models import iso_utc, task_view
 from service.store import Event, TaskStore
 
 REPLAY_PAGE = 1000
@@ -155,7 +155,7 @@ async def events_token(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     ttl = request.app.state.settings.events_token_ttl_s
     token, expires = make_token(request.app.state.token_key, user.user_id, ttl)
-    expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")
+    expires_at = iso_utc(datetime.fromtimestamp(expires, UTC))
     return JSON({"token": token, "expires_at": expires_at, "expires_in": ttl}, status_code=201)
 
 
