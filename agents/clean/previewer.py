@@ -33,16 +33,10 @@ from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.clean.helpers_a import (
     check_columns,
     collect_issues,
-    distinct_counts,
-    is_blank,
     is_text,
     issue_rows,
-    parse_boolean,
-    parse_integer,
-    parse_number,
     pct,
     plain,
-    plan_dates,
     shown,
     with_row_index,
 )
@@ -57,6 +51,14 @@ from agents.envelope import (
     data_columns,
 )
 from agents.params.cleanse_previewer import CleansePreviewerParams, PreviewRule
+from agents.values import (
+    distinct_counts,
+    is_blank,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+    plan_dates,
+)
 
 AGENT_ID = "cleanse-previewer"
 AGENT_NAME = "Cleanse Previewer"

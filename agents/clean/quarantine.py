@@ -32,22 +32,13 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
 from agents.clean.helpers_a import (
-    DATE_FORMATS,
-    NAMED_FORMATS,
-    TEMPORAL_FORMATS,
     check_columns,
     check_regex,
     collect_issues,
-    distinct_counts,
-    is_blank,
     is_text,
     issue_rows,
     number_label,
-    parse_boolean,
-    parse_integer,
-    parse_number,
     pct,
-    reads_as_temporal,
     shown,
     with_row_index,
 )
@@ -64,6 +55,17 @@ from agents.envelope import (
 )
 from agents.errors import InvalidParametersError
 from agents.params.quarantine_agent import QuarantineAgentParams
+from agents.values import (
+    DATE_FORMATS,
+    NAMED_FORMATS,
+    TEMPORAL_FORMATS,
+    distinct_counts,
+    is_blank,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+    reads_as_temporal,
+)
 
 AGENT_ID = "quarantine-agent"
 AGENT_NAME = "Quarantine Agent"

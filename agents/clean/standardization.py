@@ -40,17 +40,10 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.clean.helpers_a import (
-    TEMPORAL_FORMATS,
-    DatePlan,
-    TemporalFormat,
     check_columns,
     collect_issues,
-    date_like,
-    distinct_counts,
     is_text,
     issue_rows,
-    parse_temporal,
-    plan_dates,
     shown,
     with_row_index,
 )
@@ -66,6 +59,15 @@ from agents.envelope import (
 )
 from agents.errors import InvalidParametersError
 from agents.params.field_standardization import FieldStandardizationParams
+from agents.values import (
+    TEMPORAL_FORMATS,
+    DatePlan,
+    TemporalFormat,
+    date_like,
+    distinct_counts,
+    parse_temporal,
+    plan_dates,
+)
 
 AGENT_ID = "field-standardization"
 AGENT_NAME = "Field Standardization"

@@ -36,20 +36,9 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.clean.helpers_a import (
-    BOOLEAN_WORDS,
-    LEADING_ZERO_PATTERN,
-    MAX_EXACT_FLOAT_INTEGER,
-    DatePlan,
     collect_issues,
-    distinct_counts,
-    integer_of_number_text,
     issue_rows,
-    number_text,
-    parse_boolean,
-    parse_integer,
-    parse_number,
     pct,
-    plan_dates,
     shown,
     with_row_index,
 )
@@ -65,6 +54,19 @@ from agents.envelope import (
     data_columns,
 )
 from agents.params.type_fixer import TypeFixerParams
+from agents.values import (
+    BOOLEAN_WORDS,
+    LEADING_ZERO_PATTERN,
+    MAX_EXACT_FLOAT_INTEGER,
+    DatePlan,
+    distinct_counts,
+    integer_of_number_text,
+    number_text,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+    plan_dates,
+)
 
 AGENT_ID = "type-fixer"
 AGENT_NAME = "Type Fixer"

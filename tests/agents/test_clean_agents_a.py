@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from scipy import stats
 
-from agents.clean import helpers_a, previewer, quarantine, standardization, type_fixer
+from agents import values as value_readers
+from agents.clean import previewer, quarantine, standardization, type_fixer
 from agents.envelope import REMOVED_ROWS_SCHEMA, ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, AgentInputs, AgentResult
 from agents.errors import InvalidParametersError
 from agents.params.cleanse_previewer import CleansePreviewerParams
@@ -683,12 +684,12 @@ def test_standardization_is_idempotent(frame: pl.DataFrame, data: st.DataObject)
 # date planning: the character pre-filter changes no count
 
 
-def _brute_force_counts(values: pl.DataFrame, formats: list[helpers_a.TemporalFormat]) -> dict[str, int]:
+def _brute_force_counts(values: pl.DataFrame, formats: list[value_readers.TemporalFormat]) -> dict[str, int]:
     """Every format tried on every date-like value, one at a time (the definition the plan must match)."""
-    readable = values.filter(helpers_a.date_like(pl.col("value")))
+    readable = values.filter(value_readers.date_like(pl.col("value")))
     return {
         fmt.pattern: int(
-            readable.filter(helpers_a.parse_temporal(pl.col("value"), fmt).is_not_null())["count"].sum() or 0
+            readable.filter(value_readers.parse_temporal(pl.col("value"), fmt).is_not_null())["count"].sum() or 0
         )
         for fmt in formats
     }
@@ -719,21 +720,21 @@ def test_plan_dates_counts_match_trying_every_format_on_every_value(pieces: list
         "2024-01-05 10:00",
         "0999-01-01",
     ]
-    values = helpers_a.distinct_counts(pl.DataFrame({"x": texts}), "x")
-    custom = helpers_a.TemporalFormat("%A %d %B %Y", "date")  # a directive the pre-filter does not know
-    formats = [*helpers_a.TEMPORAL_FORMATS, custom]
-    plan = helpers_a.plan_dates(values, "x", formats)
+    values = value_readers.distinct_counts(pl.DataFrame({"x": texts}), "x")
+    custom = value_readers.TemporalFormat("%A %d %B %Y", "date")  # a directive the pre-filter does not know
+    formats = [*value_readers.TEMPORAL_FORMATS, custom]
+    plan = value_readers.plan_dates(values, "x", formats)
     expected = _brute_force_counts(values, formats)
     assert dict((fmt.pattern, count) for fmt, count in plan.formats) == {k: v for k, v in expected.items() if v}
-    readable = values.filter(helpers_a.date_like(pl.col("value")))
-    union = pl.any_horizontal([helpers_a.parse_temporal(pl.col("value"), fmt).is_not_null() for fmt in formats])
+    readable = values.filter(value_readers.date_like(pl.col("value")))
+    union = pl.any_horizontal([value_readers.parse_temporal(pl.col("value"), fmt).is_not_null() for fmt in formats])
     assert plan.parsed == int(readable.filter(union)["count"].sum() or 0)
 
 
 def test_parse_temporal_keeps_year_1000_and_empties_earlier_four_digit_years() -> None:
     frame = pl.DataFrame({"x": ["1000-01-01", "0999-12-31", " 2024-02-29 ", "0024-01-01", None]})
-    date = helpers_a.TemporalFormat("%Y-%m-%d", "date")
-    assert frame.select(helpers_a.parse_temporal(pl.col("x"), date)).to_series().to_list() == [
+    date = value_readers.TemporalFormat("%Y-%m-%d", "date")
+    assert frame.select(value_readers.parse_temporal(pl.col("x"), date)).to_series().to_list() == [
         dt.date(1000, 1, 1),
         None,
         dt.date(2024, 2, 29),
@@ -741,8 +742,8 @@ def test_parse_temporal_keeps_year_1000_and_empties_earlier_four_digit_years() -
         None,
     ]
     stamps = pl.DataFrame({"x": ["0999-12-31T23:59:59.999999", "1000-01-01T00:00:00"]})
-    fmt = helpers_a.TemporalFormat("%Y-%m-%dT%H:%M:%S%.f", "datetime")
-    assert stamps.select(helpers_a.parse_temporal(pl.col("x"), fmt)).to_series().to_list() == [
+    fmt = value_readers.TemporalFormat("%Y-%m-%dT%H:%M:%S%.f", "datetime")
+    assert stamps.select(value_readers.parse_temporal(pl.col("x"), fmt)).to_series().to_list() == [
         None,
         dt.datetime(1000, 1, 1),
     ]

@@ -1,0 +1,628 @@
+"""Values written as text: missing-value tokens, numbers, booleans and dates, as every agent reads them.
+
+One rule for the whole product, so that a value the profiler counts as missing is one the type fixer nulls
+and the quarantine treats as empty, and a number the quarantine accepts is one the type fixer converts.
+
+Missing values (PRODUCT.md "Missing values"): null, an empty or whitespace-only text, and the tokens of
+:data:`DEFAULT_NULL_TOKENS` (exactly, after trimming: pandas' default ``na_values``), configurable per agent
+with ``null_tokens`` (an empty list: only empty fields). A float NaN is a missing value too, counted under
+the token ``NaN``, unless the token list is empty (then NaN is a value, as in Polars).
+Everything here builds Polars expressions over whole columns; nothing loops over rows.
+
+Numbers (``number_text``): leading/trailing whitespace is ignored; one currency symbol ``$ € £ ¥ ₹ ¢``
+before or after the sign or after the number is ignored ("$12", "-$1,000", "12€"); a trailing ``%`` is
+removed and the number kept as written ("15%" -> 15, not 0.15); thousands separators are removed only
+when the grouping is well formed ("1,234.5" -> 1234.5, "1,23" is not a number); an accounting negative
+in parentheses is negated ("(12)" -> -12, "(-12)" is not a number); plain and scientific notation are
+accepted; "nan", "inf" and European decimal commas ("1.234,5") are not numbers.
+
+Booleans: ``true/false/yes/no/y/n/1/0`` in any case, whitespace ignored.
+
+Dates: a fixed list of formats (``TEMPORAL_FORMATS``) is tried with ``str.to_date/str.to_datetime``
+(``strict=False``, whole value). Four-digit-year formats only accept years 1000..9999 (chrono would read
+"01/05/24" with ``%Y`` as the year 24). A column's formats are ranked by how many of its values they
+read; values are read by the first format in that order that can read them, so where a value reads
+both as day/month and month/day, the order that reads more of the column wins (a tie goes to
+month/day, Agensium's ``MM/DD/YYYY``), and each such pair is reported (``ambiguity``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+DEFAULT_NULL_TOKENS: tuple[str, ...] = (
+    "NA",
+    "N/A",
+    "n/a",
+    "NaN",
+    "nan",
+    "-NaN",
+    "NULL",
+    "null",
+    "None",
+    "<NA>",
+    "#N/A",
+    "#NA",
+    "-1.#IND",
+    "1.#QNAN",
+)
+"""Missing-value tokens (PRODUCT.md): pandas' default ``na_values`` minus the empty string (always missing)."""
+NAN_TOKEN = "NaN"  # what a float NaN is counted as
+
+
+TemporalKind = Literal["date", "datetime"]
+
+CURRENCY = r"(?:[$€£¥₹¢]\s*)?"
+DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # thousands well grouped, or none
+PLAIN_NUMBER_PATTERN = r"^\s*" + CURRENCY + r"[+-]?\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*$"
+ACCOUNTING_NEGATIVE_PATTERN = r"^\s*\(\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*\)\s*$"
+LEADING_ZERO_PATTERN = r"^[+-]?0\d+$"
+BOOLEAN_TRUE = ("true", "yes", "y", "1")
+BOOLEAN_FALSE = ("false", "no", "n", "0")
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n")
+MIN_YEAR = 1000
+BELOW_MIN_DATE = dt.date(MIN_YEAR - 1, 12, 31)  # the last day and microsecond before MIN_YEAR
+BELOW_MIN_DATETIME = dt.datetime(MIN_YEAR, 1, 1) - dt.timedelta(microseconds=1)
+MAX_EXACT_FLOAT_INTEGER = 2**53
+
+
+@dataclass(frozen=True)
+class TemporalFormat:
+    pattern: str
+    kind: TemporalKind
+    swapped: str | None = None  # the same layout with day and month exchanged
+    four_digit_year: bool = True
+
+
+def _formats() -> tuple[TemporalFormat, ...]:
+    date: TemporalKind = "date"
+    dt: TemporalKind = "datetime"
+    return (
+        TemporalFormat("%Y-%m-%d", date),
+        TemporalFormat("%Y/%m/%d", date),
+        TemporalFormat("%m/%d/%Y", date, "%d/%m/%Y"),
+        TemporalFormat("%d/%m/%Y", date, "%m/%d/%Y"),
+        TemporalFormat("%m-%d-%Y", date, "%d-%m-%Y"),
+        TemporalFormat("%d-%m-%Y", date, "%m-%d-%Y"),
+        TemporalFormat("%d.%m.%Y", date),
+        TemporalFormat("%m/%d/%y", date, "%d/%m/%y", four_digit_year=False),
+        TemporalFormat("%d/%m/%y", date, "%m/%d/%y", four_digit_year=False),
+        TemporalFormat("%d %b %Y", date),
+        TemporalFormat("%d-%b-%Y", date),
+        TemporalFormat("%b %d, %Y", date),
+        TemporalFormat("%d %B %Y", date),
+        TemporalFormat("%B %d, %Y", date),
+        TemporalFormat("%Y-%m-%d %H:%M:%S%.f", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M:%S%.f", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M:%S%.fZ", dt),
+        TemporalFormat("%Y-%m-%d %H:%M", dt),
+        TemporalFormat("%Y-%m-%dT%H:%M", dt),
+        TemporalFormat("%m/%d/%Y %H:%M:%S", dt, "%d/%m/%Y %H:%M:%S"),
+        TemporalFormat("%d/%m/%Y %H:%M:%S", dt, "%m/%d/%Y %H:%M:%S"),
+        TemporalFormat("%m/%d/%Y %H:%M", dt, "%d/%m/%Y %H:%M"),
+        TemporalFormat("%d/%m/%Y %H:%M", dt, "%m/%d/%Y %H:%M"),
+    )
+
+
+TEMPORAL_FORMATS: tuple[TemporalFormat, ...] = _formats()
+DATE_LIKE_PATTERN = (
+    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+    r"|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
+)
+"""What every value of ``TEMPORAL_FORMATS`` starts like: one cheap match decides which values are parsed."""
+DATE_FORMATS = tuple(item for item in TEMPORAL_FORMATS if item.kind == "date")
+
+NAMED_FORMATS: dict[str, str] = {
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    "phone": r"\+?[0-9(][0-9 ().-]{5,18}[0-9]",
+    "url": r"(?i)https?://[^\s/$.?#][^\s]*",
+    "uuid": r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "zip": r"[0-9]{5}(?:-[0-9]{4})?",
+}
+"""Named formats of ``format_constraints``; "date" is also a name, checked by parsing (``DATE_FORMATS``)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# missing values
+
+
+def is_text(dtype: pl.DataType) -> bool:
+    """String, Categorical or Enum: the dtypes whose values are text."""
+    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def is_missing_token(expr: pl.Expr, tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> pl.Expr:
+    """True where a text value is one of ``tokens`` after trimming (false for nulls)."""
+    if not tokens:
+        return pl.lit(False)
+    return expr.cast(pl.String).str.strip_chars().is_in(list(tokens)).fill_null(False)
+
+
+def is_missing(expr: pl.Expr, dtype: pl.DataType, tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> pl.Expr:
+    """The product's missing value: null; for text also blank or a token; for floats NaN (when ``tokens``
+    is not empty)."""
+    if is_text(dtype):
+        text = expr.cast(pl.String).str.strip_chars()
+        blank = expr.is_null() | (text == "")
+        return blank | text.is_in(list(tokens)) if tokens else blank
+    if dtype.is_float() and tokens:
+        return expr.is_null() | expr.is_nan()
+    return expr.is_null()
+
+
+def is_blank(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Null, an empty or whitespace-only text, or a float NaN (no tokens: what an empty field is)."""
+    if is_text(dtype):
+        return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
+    if dtype.is_float():
+        return expr.is_null() | expr.is_nan()
+    return expr.is_null()
+
+
+@dataclass
+class MissingTokens:
+    """Which missing-value tokens a frame held and what became of them.
+
+    ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
+    ``NaN``); ``retyped``: columns that were text only because of their tokens, with the dtype they now
+    have (``{"age": "Int64"}``)."""
+
+    tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    retyped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(found.values()) for found in self.counts.values())
+
+    def column_total(self, column: str) -> int:
+        return sum(self.counts.get(column, {}).values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tokens": list(self.tokens),
+            "values_nulled": self.total,
+            "by_column": self.counts,
+            "retyped_columns": self.retyped,
+        }
+
+
+def count_missing_tokens(
+    frame: pl.DataFrame | pl.LazyFrame,
+    tokens: Sequence[str] = DEFAULT_NULL_TOKENS,
+    *,
+    engine: Literal["auto", "streaming"] = "auto",
+) -> dict[str, dict[str, int]]:
+    """Per column, the tokens it holds with their counts (columns without any are left out). One query: each
+    text column's token values counted (a short list per column), each float column's NaNs."""
+    if not tokens:
+        return {}
+    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+    exprs: list[pl.Expr] = []
+    for index, (name, dtype) in enumerate(schema.items()):
+        if is_text(dtype):
+            text = pl.col(name).cast(pl.String).str.strip_chars()
+            exprs.append(text.filter(text.is_in(list(tokens))).value_counts().implode().alias(f"t{index}"))
+        elif dtype.is_float():
+            exprs.append(pl.col(name).is_nan().sum().alias(f"n{index}"))
+    if not exprs:
+        return {}
+    row = frame.lazy().select(exprs).collect(engine=engine).row(0, named=True)
+    counts: dict[str, dict[str, int]] = {}
+    for index, name in enumerate(schema.names()):
+        found = row.get(f"t{index}")
+        if found:
+            pairs = sorted(((item[name], int(item["count"])) for item in found), key=lambda pair: (-pair[1], pair[0]))
+            counts[name] = dict(pairs)
+        nans = row.get(f"n{index}")
+        if nans:
+            counts[name] = {NAN_TOKEN: int(nans)}
+    return counts
+
+
+def null_missing_tokens(
+    frame: pl.LazyFrame, counts: Mapping[str, Mapping[str, int]], tokens: Sequence[str]
+) -> pl.LazyFrame:
+    """``frame`` with the counted tokens (and NaNs) of each column in ``counts`` turned into nulls."""
+    schema = frame.collect_schema()
+    exprs = []
+    for name in counts:
+        column = pl.col(name)
+        if schema[name].is_float():
+            exprs.append(column.fill_nan(None))
+        else:
+            exprs.append(pl.when(is_missing_token(column, tokens)).then(None).otherwise(column).alias(name))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def inferred_types(
+    frame: pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
+) -> dict[str, pl.DataType]:
+    """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64,
+    Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out."""
+    candidates = [name for name in columns if frame.collect_schema()[name] == pl.String]
+    if not candidates:
+        return {}
+    exprs = []
+    for index, name in enumerate(candidates):
+        column = pl.col(name)
+        exprs += [
+            column.count().alias(f"n{index}"),
+            column.cast(pl.Int64, strict=False).count().alias(f"i{index}"),
+            column.cast(pl.Float64, strict=False).count().alias(f"f{index}"),
+            column.is_in(["true", "false"]).sum().alias(f"b{index}"),
+        ]
+    row = frame.select(exprs).collect(engine=engine).row(0, named=True)
+    found: dict[str, pl.DataType] = {}
+    for index, name in enumerate(candidates):
+        present = row[f"n{index}"]
+        if not present:
+            continue
+        for key, dtype in (("i", pl.Int64()), ("f", pl.Float64()), ("b", pl.Boolean())):
+            if row[f"{key}{index}"] == present:
+                found[name] = dtype
+                break
+    return found
+
+
+def normalize_missing(
+    frame: pl.DataFrame, tokens: Sequence[str] = DEFAULT_NULL_TOKENS
+) -> tuple[pl.DataFrame, MissingTokens]:
+    """``frame`` with every missing-value token a real null, and the columns that were text only because of
+    them typed as a reader would have typed them; with the report of what was found and done."""
+    lazy, report = normalize_missing_lazy(frame.lazy(), tokens)
+    return (lazy.collect() if report.counts else frame), report
+
+
+def normalize_missing_lazy(
+    frame: pl.LazyFrame, tokens: Sequence[str] = DEFAULT_NULL_TOKENS, *, engine: Literal["auto", "streaming"] = "auto"
+) -> tuple[pl.LazyFrame, MissingTokens]:
+    """:func:`normalize_missing` as a query (two scans of the data: the counts, then the retyping check)."""
+    counts = count_missing_tokens(frame, tokens, engine=engine)
+    report = MissingTokens(tokens=tuple(tokens), counts=counts)
+    if not counts:
+        return frame, report
+    nulled = null_missing_tokens(frame, counts, tokens)
+    retyped = inferred_types(nulled, list(counts), engine=engine)
+    report.retyped = {name: str(dtype) for name, dtype in retyped.items()}
+    if retyped:
+        nulled = nulled.with_columns(pl.col(name).cast(dtype) for name, dtype in retyped.items())
+    return nulled, report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numbers and booleans
+
+
+def number_text(expr: pl.Expr) -> pl.Expr:
+    """The value as a plain number literal ("-1234.5"), or null when it is not a number (module docstring).
+
+    Two whole-value matches (no capture groups: Rust regex answers those with its fast engines) decide;
+    the literal is the value without anything but digits, sign, point and exponent."""
+    text = expr.cast(pl.String)
+    literal = text.str.replace_all(r"[^0-9eE+.\-]", "")
+    return (
+        pl.when(text.str.contains(PLAIN_NUMBER_PATTERN))
+        .then(literal)
+        .when(text.str.contains(ACCOUNTING_NEGATIVE_PATTERN))
+        .then(pl.concat_str(pl.lit("-"), literal))
+    )
+
+
+def parse_number(expr: pl.Expr) -> pl.Expr:
+    """Float64 of a text value read by :func:`number_text` (null when it is not a number)."""
+    return number_text(expr).cast(pl.Float64, strict=False)
+
+
+def parse_integer(expr: pl.Expr) -> pl.Expr:
+    """Int64 of a text value that is a whole number written without exponent ("1,234", "12.0"), cast
+    exactly (not through a float); null otherwise or when it does not fit in 64 bits."""
+    return integer_of_number_text(number_text(expr))
+
+
+def integer_of_number_text(literal: pl.Expr) -> pl.Expr:
+    """:func:`parse_integer` of a value already read by :func:`number_text`."""
+    return literal.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+
+
+def parse_boolean(expr: pl.Expr) -> pl.Expr:
+    token = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return pl.when(token.is_in(BOOLEAN_TRUE)).then(True).when(token.is_in(BOOLEAN_FALSE)).then(False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# dates
+
+
+def parse_temporal(expr: pl.Expr, fmt: TemporalFormat) -> pl.Expr:
+    """The value read with one format (Date or Datetime[us]); null when it does not read."""
+    text = expr.cast(pl.String).str.strip_chars()
+    if fmt.kind == "date":
+        parsed = text.str.to_date(fmt.pattern, strict=False)
+        below = pl.lit(BELOW_MIN_DATE, pl.Date)
+    else:
+        parsed = text.str.to_datetime(fmt.pattern, time_unit="us", strict=False)
+        below = pl.lit(BELOW_MIN_DATETIME, pl.Datetime("us"))
+    if fmt.four_digit_year:
+        # Earlier than MIN_YEAR -> null, with ``parsed`` evaluated once (a when/then would parse twice).
+        parsed = parsed.clip(lower_bound=below).replace(below, None)
+    return parsed
+
+
+@dataclass
+class DatePlan:
+    """How a text column's dates are read: formats in order of use, with the values each reads."""
+
+    column: str
+    non_null: int
+    formats: list[tuple[TemporalFormat, int]] = field(default_factory=list)
+    parsed: int = 0
+    kind: TemporalKind = "date"
+    ambiguity: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.parsed / self.non_null if self.non_null else 0.0
+
+    def expression(self, expr: pl.Expr) -> pl.Expr:
+        """Every value read by the first format of the plan that reads it, as the plan's kind."""
+        parts: list[pl.Expr] = []
+        for fmt, _ in self.formats:
+            parsed = parse_temporal(expr, fmt)
+            if self.kind == "datetime" and fmt.kind == "date":
+                parsed = parsed.cast(pl.Datetime("us"))
+            parts.append(parsed)
+        if not parts:
+            dtype = pl.Date() if self.kind == "date" else pl.Datetime("us")
+            return pl.lit(None, dtype)
+        return pl.when(date_like(expr)).then(pl.coalesce(parts) if len(parts) > 1 else parts[0])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "values_read": self.parsed,
+            "non_null_values": self.non_null,
+            "share": round(self.share, 6),
+            "formats": [{"format": fmt.pattern, "values": count} for fmt, count in self.formats],
+            "ambiguous_day_month": self.ambiguity,
+        }
+
+
+def distinct_counts(frame: pl.DataFrame, column: str, *, strip: bool = True) -> pl.DataFrame:
+    """The column's distinct non-blank text values (``value``) with their row counts (``count``)."""
+    value = pl.col(column).cast(pl.String)
+    if strip:
+        value = value.str.strip_chars()
+    return (
+        frame.lazy()
+        .select(value.alias("value"))
+        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .group_by("value")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .collect()
+    )
+
+
+def plan_dates(
+    values: pl.DataFrame,
+    column: str,
+    formats: Iterable[TemporalFormat] = TEMPORAL_FORMATS,
+    preferred: TemporalFormat | None = None,
+) -> DatePlan:
+    """Rank ``formats`` by the rows they read in ``values`` (from :func:`distinct_counts`), keep those
+    that read any, and report day/month ambiguity. ``preferred`` (if given) goes first on ties.
+
+    Each format is tried only on the values whose characters it could read (``_character_groups``): the
+    counts are those of trying every format on every value, at a fraction of the parsing."""
+    candidates = list(formats)
+    if preferred is not None:
+        candidates = [preferred, *(fmt for fmt in candidates if fmt.pattern != preferred.pattern)]
+    non_null = int(values["count"].sum()) if values.height else 0
+    plan = DatePlan(column=column, non_null=non_null)
+    values = values.filter(date_like(pl.col("value")))
+    if not values.height:
+        return plan
+    value = pl.col("value")
+    weight = pl.col("count")
+    groups = _character_groups(values, candidates)
+    counts = dict.fromkeys((fmt.pattern for fmt in candidates), 0)
+    for group, readers in groups:
+        flags = [f"__reads_{index}__" for index in range(len(readers))]
+        row = (
+            group.lazy()
+            .select(
+                weight,
+                *(
+                    parse_temporal(value, fmt).is_not_null().alias(flag)
+                    for fmt, flag in zip(readers, flags, strict=True)
+                ),
+            )
+            .select(
+                *(
+                    weight.filter(pl.col(flag)).sum().alias(fmt.pattern)
+                    for fmt, flag in zip(readers, flags, strict=True)
+                ),
+                weight.filter(pl.any_horizontal(flags)).sum().alias("__parsed__"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        for fmt in readers:
+            counts[fmt.pattern] += int(row[fmt.pattern] or 0)
+        # Formats that read no value anywhere are not in the plan, so its union is this one.
+        plan.parsed += int(row["__parsed__"] or 0)
+    ranked = sorted(
+        ((fmt, counts[fmt.pattern]) for fmt in candidates),
+        key=lambda item: -item[1],  # stable: ties keep the list order (month/day before day/month)
+    )
+    plan.formats = [(fmt, count) for fmt, count in ranked if count > 0]
+    if not plan.formats:
+        return plan
+    plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
+    pairs = _ambiguous_pairs(plan, candidates)
+    totals = {f"{key}_{index}": 0 for index in range(len(pairs)) for key in ("both", "first", "second")}
+    for group, readers in groups if pairs else []:
+        patterns = {fmt.pattern for fmt in readers}
+        checks: list[pl.Expr] = []
+        for index, (first, second) in enumerate(pairs):
+            if first.pattern not in patterns and second.pattern not in patterns:
+                continue  # neither reads a value of this group: no contribution
+            a = parse_temporal(value, first) if first.pattern in patterns else pl.lit(None, _dtype(first))
+            b = parse_temporal(value, second) if second.pattern in patterns else pl.lit(None, _dtype(second))
+            checks += [
+                weight.filter(a.is_not_null() & b.is_not_null() & (a != b)).sum().alias(f"both_{index}"),
+                weight.filter(a.is_not_null() & b.is_null()).sum().alias(f"first_{index}"),
+                weight.filter(a.is_null() & b.is_not_null()).sum().alias(f"second_{index}"),
+            ]
+        if checks:
+            for key, count in group.lazy().select(checks).collect().row(0, named=True).items():
+                totals[key] += int(count or 0)
+    for index, (first, second) in enumerate(pairs):
+        both, only_first, only_second = (totals[f"{key}_{index}"] for key in ("both", "first", "second"))
+        if not both and not (only_first and only_second):
+            continue
+        if only_first > only_second:
+            decided = f"{only_first} values only read as {first.pattern}"
+        else:
+            decided = "tie: month/day order assumed"
+        plan.ambiguity.append(
+            {
+                "chosen_format": first.pattern,
+                "alternative_format": second.pattern,
+                "ambiguous_values": both,
+                "values_only_valid_as_chosen": only_first,
+                "values_only_valid_as_alternative": only_second,
+                "decided_by": decided,
+            }
+        )
+    return plan
+
+
+COUNTED_CHARACTERS = ("/", ".", ":", ",", "T", "Z")
+"""Characters counted per value (0, 1, 2, or 3 for three or more): each format reads a fixed number."""
+LETTERS_PATTERN = "[A-SU-Ya-z]"  # a letter other than T and Z
+OTHER_PATTERN = r"[^0-9\s+\-/.:,A-Za-z]"  # what no digit, sign, whitespace, counted character or letter is
+SAFE_DIRECTIVES = frozenset({"Y", "m", "d", "H", "M", "S", "y", "b", "B"})
+MONTH_NAMES = frozenset({"b", "B"})
+MANY = 3
+
+
+@dataclass(frozen=True)
+class _Readable:
+    """What a value read by one format holds: per counted character, the range of its count (``None``: no
+    upper bound); whether it may and must hold other letters, and other characters."""
+
+    counts: dict[str, tuple[int, int | None]]
+    letters: tuple[bool, bool]  # (may, must)
+    other: tuple[bool, bool]
+
+    def admits(self, counts: dict[str, int], letters: bool, other: bool) -> bool:
+        """Whether a value with these counts (``MANY``: that many or more) and classes may read."""
+        for char, (low, high) in self.counts.items():
+            count = counts[char]
+            fits = high is None or high >= MANY if count >= MANY else low <= count and (high is None or count <= high)
+            if not fits:
+                return False
+        return all(
+            (may or not held) and (held or not must)
+            for held, (may, must) in ((letters, self.letters), (other, self.other))
+        )
+
+
+def _readable(fmt: TemporalFormat) -> _Readable | None:
+    """What the values ``fmt`` reads may hold (see ``_character_groups``); None when the format has a
+    directive other than the plain numeric ones, month names and ``%.f`` (every value is then tried)."""
+    literal = dict.fromkeys(COUNTED_CHARACTERS, 0)
+    fractions = 0
+    month_name = letters = other = False
+    pattern, position = fmt.pattern, 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "%":
+            if pattern.startswith("%.f", position):
+                fractions += 1
+                position += 3
+                continue
+            directive = pattern[position + 1 : position + 2]
+            if directive not in SAFE_DIRECTIVES:
+                return None
+            month_name = month_name or directive in MONTH_NAMES
+            position += 2
+            continue
+        if char in literal:
+            literal[char] += 1
+        elif char.isascii() and char.isalpha():
+            letters = True
+        elif not (char.isspace() or char.isdigit() or char in "+-"):
+            other = True
+        position += 1
+    counts: dict[str, tuple[int, int | None]] = {char: (count, count) for char, count in literal.items()}
+    counts["."] = (literal["."], literal["."] + fractions)
+    if month_name:  # month names are ASCII letters in any case: T and Z among them
+        counts["T"], counts["Z"] = (literal["T"], None), (literal["Z"], None)
+    return _Readable(counts, (letters or month_name, letters or month_name), (other, other))
+
+
+def _character_groups(
+    values: pl.DataFrame, formats: list[TemporalFormat]
+) -> list[tuple[pl.DataFrame, list[TemporalFormat]]]:
+    """``values`` split by the characters they hold, each part with the formats that could read any of its
+    values (in ``formats`` order). A format reads a whole value (``exact``), consuming only its literals,
+    digits, signs, whitespace, month names (ASCII letters) and ``%.f``'s point: a value holding another
+    character, or a literal character more or fewer times, does not read, so skipping it changes no count."""
+    value = pl.col("value").cast(pl.String)
+    parts = [
+        value.str.count_matches(char, literal=True).clip(upper_bound=MANY).cast(pl.UInt32) * (4**bit)
+        for bit, char in enumerate(COUNTED_CHARACTERS)
+    ]
+    parts.append(value.str.contains(LETTERS_PATTERN).cast(pl.UInt32) * (4 ** len(COUNTED_CHARACTERS)))
+    parts.append(value.str.contains(OTHER_PATTERN).cast(pl.UInt32) * (2 * 4 ** len(COUNTED_CHARACTERS)))
+    marked = values.with_columns(pl.sum_horizontal(parts).alias("__signature__"))
+    rules = [_readable(fmt) for fmt in formats]
+    by_readers: dict[tuple[int, ...], list[int]] = {}
+    for code in marked["__signature__"].unique().sort().to_list():
+        counts = {char: code // 4**bit % 4 for bit, char in enumerate(COUNTED_CHARACTERS)}
+        letters = bool(code // 4 ** len(COUNTED_CHARACTERS) & 1)
+        other = bool(code // 4 ** len(COUNTED_CHARACTERS) & 2)
+        readers = tuple(
+            position for position, rule in enumerate(rules) if rule is None or rule.admits(counts, letters, other)
+        )
+        if readers:
+            by_readers.setdefault(readers, []).append(code)
+    groups: list[tuple[pl.DataFrame, list[TemporalFormat]]] = []
+    for readers, codes in by_readers.items():
+        part = marked.filter(pl.col("__signature__").is_in(codes)).drop("__signature__")
+        groups.append((part, [formats[position] for position in readers]))
+    return groups
+
+
+def _dtype(fmt: TemporalFormat) -> pl.DataType:
+    return pl.Date() if fmt.kind == "date" else pl.Datetime("us")
+
+
+def _ambiguous_pairs(plan: DatePlan, candidates: list[TemporalFormat]) -> list[tuple[TemporalFormat, TemporalFormat]]:
+    """(used first, its day/month swap) for each swap pair the plan uses; the plan's order puts the
+    format reading more values first."""
+    by_pattern = {fmt.pattern: fmt for fmt in candidates}
+    pairs: list[tuple[TemporalFormat, TemporalFormat]] = []
+    seen: set[str] = set()
+    for fmt, _ in plan.formats:
+        if fmt.swapped is None or fmt.pattern in seen or fmt.swapped not in by_pattern:
+            continue
+        seen.update({fmt.pattern, fmt.swapped})
+        pairs.append((fmt, by_pattern[fmt.swapped]))
+    return pairs
+
+
+def reads_as_temporal(expr: pl.Expr, formats: Iterable[TemporalFormat]) -> pl.Expr:
+    """True where some format reads the value (no ranking: for validation, not conversion)."""
+    return date_like(expr) & pl.any_horizontal([parse_temporal(expr, fmt).is_not_null() for fmt in formats])
+
+
+def date_like(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.String).str.contains(DATE_LIKE_PATTERN)
