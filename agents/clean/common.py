@@ -38,6 +38,30 @@ def effectiveness(
     }
 
 
+def proposal(
+    agent_id: str,
+    action: str,
+    description: str,
+    parameters: dict[str, Any],
+    *,
+    columns: list[str] | None = None,
+    rows_affected: int = 0,
+    cells_affected: int = 0,
+) -> dict[str, Any]:
+    """A judgment call the agent did not make (PRODUCT.md "Defaults that never destroy data"): what it would
+    change, and the parameters (keyed by agent id, as in parameters.json) that apply it."""
+    return {
+        "proposal_id": f"{agent_id}:{action}",
+        "agent_id": agent_id,
+        "action": action,
+        "description": description,
+        "columns": columns or [],
+        "rows_affected": rows_affected,
+        "cells_affected": cells_affected,
+        "apply": {agent_id: parameters},
+    }
+
+
 def removed_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr) -> pl.DataFrame:
     """``REMOVED_ROWS_SCHEMA`` rows for the rows of ``frame`` where ``mask`` is true."""
     reason_expr = pl.lit(reason) if isinstance(reason, str) else reason

@@ -14,10 +14,14 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conv
 - ``severity`` of a row-level issue is critical when the value lies outside the bounds widened by the same
   margin again (iqr: Q1/Q3 -+ 2k*IQR; z_score: |z| > 2 * z_threshold; percentile: one more bound width),
   or is infinite; warning otherwise.
+- ``flag`` (the default; PRODUCT.md "Defaults that never destroy data") changes nothing: each outlier is a
+  row-level issue with its bounds, and ``data.proposals`` says what ``remove`` and ``impute_median`` would
+  change, each with the one parameter that applies it.
 - ``remove`` drops every row with an outlier in any analysed column; the reason lists each outlier with
   its column, value and bounds. ``impute_mean`` / ``impute_median`` replace each outlier by the mean /
   median of the column's finite non-outlier values (integer columns: rounded half away from zero).
-- ``remaining_outliers`` counts the output's values outside the ORIGINAL bounds (0 after remove or impute).
+- ``remaining_outliers`` counts the output's values outside the ORIGINAL bounds (0 after remove or impute,
+  all of them after flag).
   Running the agent again recomputes the bounds from the data it is given, which after a removal are
   narrower, so a second run may find new outliers: that is what the methods mean, not a leftover.
 """
@@ -30,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -101,10 +105,53 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     row_issues = collect_row_issues(
         [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]]
     )
-    replacements: dict[str, Any] = {}
-    removed = no_removed_rows()
+    any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
+    rows_with_outliers = int(flagged.select(any_outlier.sum()).item()) if flags else 0
+    output, removed, replacements = _treat(flagged, analysed, flags, counts, params)
+
+    progress(0.85, "Checking the result against the original bounds")
+    remaining_by_column: dict[str, int] = (
+        output.select(outlier_mask(item).sum().alias(item.column) for item in analysed).row(0, named=True)
+        if analysed
+        else {}
+    )
+    remaining = int(sum(remaining_by_column.values()))
+    summary = _outlier_summary(frame, bounds, counts, remaining_by_column, replacements, params)
+    outcome = Outcome(frame, output, removed, summary, original_outliers, remaining, rows_with_outliers)
+    result = _result(outcome, row_issues, params, started)
+    progress(1.0, f"Found {original_outliers:,} outliers; handled {original_outliers - remaining:,}")
+    return result
+
+
+@dataclass
+class Outcome:
+    """What one run found and did: the frames before and after, the per-column summary and the counts."""
+
+    frame: pl.DataFrame
+    output: pl.DataFrame
+    removed: pl.DataFrame
+    summary: dict[str, Any]
+    original: int  # outliers found
+    remaining: int  # outliers left in the output (outside the original bounds)
+    rows_with_outliers: int
+
+    @property
+    def handled(self) -> int:
+        return self.original - self.remaining
+
+
+def _treat(
+    flagged: pl.DataFrame,
+    analysed: list[Bounds],
+    flags: dict[str, str],
+    counts: dict[str, int],
+    params: OutlierRemoverParams,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """The output frame, the removed rows with reasons, and the replacement value per column."""
+    if params.removal_strategy == "flag" or not flags:
+        return flagged.drop(list(flags.values())), no_removed_rows(), {}
     if params.removal_strategy == "remove":
-        any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
+        any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()])
         reason = pl.concat_str(
             [
                 pl.when(pl.col(flags[item.column])).then(
@@ -121,30 +168,14 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
             separator="; ",
             ignore_nulls=True,
         )
-        if flags:
-            removed = removed_rows(flagged, any_outlier, reason)
-        output = flagged.filter(~any_outlier).drop(list(flags.values()))
-    else:
-        replacements = _replacements(flagged, analysed, flags, counts, params)
-        output = flagged.with_columns(
-            pl.when(pl.col(flags[name]))
-            .then(pl.lit(value).cast(frame.schema[name]))
-            .otherwise(pl.col(name))
-            .alias(name)
-            for name, value in replacements.items()
-        ).drop(list(flags.values()))
-
-    progress(0.85, "Checking the result against the original bounds")
-    remaining_by_column: dict[str, int] = (
-        output.select(outlier_mask(item).sum().alias(item.column) for item in analysed).row(0, named=True)
-        if analysed
-        else {}
-    )
-    remaining = int(sum(remaining_by_column.values()))
-    summary = _outlier_summary(frame, bounds, counts, remaining_by_column, replacements, params)
-    result = _result(frame, output, removed, summary, original_outliers, remaining, row_issues, params, started)
-    progress(1.0, f"Handled {original_outliers - remaining:,} outliers")
-    return result
+        removed = removed_rows(flagged, any_outlier, reason)
+        return flagged.filter(~any_outlier).drop(list(flags.values())), removed, {}
+    replacements = _replacements(flagged, analysed, flags, counts, params)
+    output = flagged.with_columns(
+        pl.when(pl.col(flags[name])).then(pl.lit(value).cast(flagged.schema[name])).otherwise(pl.col(name)).alias(name)
+        for name, value in replacements.items()
+    ).drop(list(flags.values()))
+    return output, no_removed_rows(), replacements
 
 
 def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemoverParams) -> list[Bounds]:
@@ -217,6 +248,7 @@ def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierR
     values = pl.col(item.column).cast(pl.Float64)
     extreme = values.is_infinite() | (values < item.extreme_lower) | (values > item.extreme_upper)
     action = {
+        "flag": "kept (flagged); removal_strategy 'remove' or 'impute_median' would treat it",
         "remove": "row removed",
         "impute_mean": "replaced by the mean of the other values",
         "impute_median": "replaced by the median of the other values",
@@ -293,25 +325,63 @@ def _outlier_summary(
     return summary
 
 
-def _result(
-    frame: pl.DataFrame,
-    output: pl.DataFrame,
-    removed: pl.DataFrame,
-    summary: dict[str, Any],
-    original: int,
-    remaining: int,
-    row_issues: pl.DataFrame,
-    params: OutlierRemoverParams,
-    started: float,
-) -> AgentResult:
-    handled = original - remaining
-    columns = data_columns(frame)
-    row_retention, column_retention = retention(frame.height, output.height, len(columns), len(data_columns(output)))
-    score = effectiveness(
+def _result(outcome: Outcome, row_issues: pl.DataFrame, params: OutlierRemoverParams, started: float) -> AgentResult:
+    frame, output, summary = outcome.frame, outcome.output, outcome.summary
+    analysed = [name for name, entry in summary.items() if entry["analysed"]]
+    score = _score(outcome, params)
+    share = pct(outcome.original, frame.height * len(analysed))
+    summary_metrics = {
+        "outliers_handled": outcome.handled,
+        "outliers_flagged": outcome.remaining if params.removal_strategy == "flag" else 0,
+        "original_outliers": outcome.original,
+        "remaining_outliers": outcome.remaining,
+        "rows_with_outliers": outcome.rows_with_outliers,
+        "total_rows_processed": frame.height,
+        "rows_removed": frame.height - output.height,
+        "columns_analyzed": len(analysed),
+        "columns_with_outliers": sum(entry["outlier_count"] > 0 for entry in summary.values()),
+    }
+    data = {
+        "detection_method": params.detection_method,
+        "removal_strategy": params.removal_strategy,
+        "numeric_columns": list(summary),
+        "outlier_summary": summary,
+        "removal_log": _removal_log(summary, params),
+        "proposals": _proposals(outcome, params),
+        "rows_before": frame.height,
+        "rows_after": output.height,
+        "remaining_outliers_meaning": "output values outside the bounds computed on this agent's input",
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+    findings = _findings(outcome, analysed, share, params)
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=output,
+        removed=outcome.removed,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=_cards(outcome, analysed, share, score, params),
+        row_level_issues=row_issues,
+    )
+
+
+def _score(outcome: Outcome, params: OutlierRemoverParams) -> dict[str, Any]:
+    """Agensium's effectiveness; a flagged outlier counts as handled (it is reported for review)."""
+    frame, output = outcome.frame, outcome.output
+    handled = outcome.original if params.removal_strategy == "flag" else outcome.handled
+    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    return effectiveness(
         {
-            "outlier_reduction": 100.0 * handled / original if original else 100.0,
-            "data_retention": row_retention,
-            "column_retention": column_retention,
+            "outlier_reduction": 100.0 * handled / outcome.original if outcome.original else 100.0,
+            "data_retention": rows,
+            "column_retention": columns,
         },
         {
             "outlier_reduction": params.outlier_reduction_weight,
@@ -320,16 +390,42 @@ def _result(
         },
         params,
     )
+
+
+def _proposals(outcome: Outcome, params: OutlierRemoverParams) -> list[dict[str, Any]]:
+    """With ``flag``: what each treatment would change, and the parameter that applies it."""
+    if params.removal_strategy != "flag" or not outcome.original:
+        return []
+    columns = [name for name, entry in outcome.summary.items() if entry["outlier_count"]]
+    return [
+        proposal(
+            AGENT_ID,
+            "remove_outlier_rows",
+            f"Remove the {outcome.rows_with_outliers:,} rows with an outlier ({params.detection_method} bounds)",
+            {"removal_strategy": "remove"},
+            columns=columns,
+            rows_affected=outcome.rows_with_outliers,
+        ),
+        proposal(
+            AGENT_ID,
+            "impute_outliers_median",
+            f"Replace the {outcome.original:,} outliers by their column's median (values invented)",
+            {"removal_strategy": "impute_median"},
+            columns=columns,
+            cells_affected=outcome.original,
+        ),
+    ]
+
+
+def _findings(outcome: Outcome, analysed: list[str], share: float, params: OutlierRemoverParams) -> Findings:
+    summary = outcome.summary
     findings = Findings(AGENT_ID, "outliers")
-    analysed = [name for name, entry in summary.items() if entry["analysed"]]
-    cells = frame.height * len(analysed)
-    share = pct(original, cells)
     if share > 20:
         findings.alert(
             "high_volume",
             "critical",
             "data_distribution",
-            f"High outlier volume: {original:,} outliers ({share:.1f}% of numeric values)",
+            f"High outlier volume: {outcome.original:,} outliers ({share:.1f}% of numeric values)",
             "Check for measurement or unit errors before removing this many values",
             affected=len(analysed),
         )
@@ -338,7 +434,7 @@ def _result(
             "medium_volume",
             "high",
             "data_distribution",
-            f"Moderate outlier volume: {original:,} outliers ({share:.1f}% of numeric values)",
+            f"Moderate outlier volume: {outcome.original:,} outliers ({share:.1f}% of numeric values)",
             "Tell genuine extremes from data errors before removing them",
             affected=len(analysed),
         )
@@ -352,13 +448,14 @@ def _result(
             "Review how these columns are measured; consider a transformation (log) before detection",
             affected=len(heavy),
         )
+    row_retention, _ = retention(outcome.frame.height, outcome.output.height, 1, 1)
     if row_retention < 90:
         findings.alert(
             "data_loss",
             "high",
             "data_retention",
-            f"{frame.height - output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
-            "Impute outliers (impute_median) instead of removing whole rows",
+            f"{outcome.frame.height - outcome.output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
+            "Impute outliers (impute_median) or flag them instead of removing whole rows",
             affected=len(analysed),
         )
     skipped = [name for name, entry in summary.items() if not entry["analysed"]]
@@ -381,60 +478,53 @@ def _result(
                 f"{format_number(entry['upper_bound'])}] ({params.detection_method})",
                 {"lower_bound": entry["lower_bound"], "upper_bound": entry["upper_bound"]},
             )
-    if original:
+    if outcome.original:
         findings.recommend(
             "review_outliers",
             "medium",
             ", ".join(name for name, entry in summary.items() if entry["outlier_count"])[:200],
             "Document which extreme values are genuine and add range checks at data entry",
         )
+    return findings
 
-    removal_log = [
-        {
-            "column": name,
-            "action": "rows_removed" if params.removal_strategy == "remove" else params.removal_strategy,
-            "outliers": entry["outlier_count"],
-            "bounds": [entry["lower_bound"], entry["upper_bound"]],
-            "replacement_value": entry["replacement_value"],
-            "message": (
-                f"{'Removed rows with' if params.removal_strategy == 'remove' else 'Replaced'} "
-                f"{entry['outlier_count']:,} outliers in '{name}' outside [{format_number(entry['lower_bound'])}, "
-                f"{format_number(entry['upper_bound'])}]"
-                + (f" by {format_number(entry['replacement_value'])}" if params.removal_strategy != "remove" else "")
-            ),
-        }
-        for name, entry in summary.items()
-        if entry["outlier_count"]
-    ]
-    summary_metrics = {
-        "outliers_handled": handled,
-        "original_outliers": original,
-        "remaining_outliers": remaining,
-        "total_rows_processed": frame.height,
-        "rows_removed": frame.height - output.height,
-        "columns_analyzed": len(analysed),
-        "columns_with_outliers": sum(entry["outlier_count"] > 0 for entry in summary.values()),
-    }
-    data = {
-        "detection_method": params.detection_method,
-        "removal_strategy": params.removal_strategy,
-        "numeric_columns": list(summary),
-        "outlier_summary": summary,
-        "removal_log": removal_log,
-        "rows_before": frame.height,
-        "rows_after": output.height,
-        "remaining_outliers_meaning": "output values outside the bounds computed on this agent's input",
-        "effectiveness": score,
-        "quality_status": score["status"],
-    }
-    cards = [
+
+def _removal_log(summary: dict[str, Any], params: OutlierRemoverParams) -> list[dict[str, Any]]:
+    verb = {"flag": "Flagged", "remove": "Removed rows with"}.get(params.removal_strategy, "Replaced")
+    log = []
+    for name, entry in summary.items():
+        if not entry["outlier_count"]:
+            continue
+        bounds = f"[{format_number(entry['lower_bound'])}, {format_number(entry['upper_bound'])}]"
+        replaced = entry["replacement_value"] is not None
+        log.append(
+            {
+                "column": name,
+                "action": {"flag": "flagged", "remove": "rows_removed"}.get(
+                    params.removal_strategy, params.removal_strategy
+                ),
+                "outliers": entry["outlier_count"],
+                "bounds": [entry["lower_bound"], entry["upper_bound"]],
+                "replacement_value": entry["replacement_value"],
+                "message": f"{verb} {entry['outlier_count']:,} outliers in '{name}' outside {bounds}"
+                + (f" by {format_number(entry['replacement_value'])}" if replaced else ""),
+            }
+        )
+    return log
+
+
+def _cards(
+    outcome: Outcome, analysed: list[str], share: float, score: dict[str, Any], params: OutlierRemoverParams
+) -> list[SummaryCard]:
+    removed = outcome.frame.height - outcome.output.height
+    flagged = params.removal_strategy == "flag"
+    return [
         SummaryCard(
             "exec_outlier_removal",
-            "Outlier Removal",
-            f"{handled:,} outliers handled",
-            "info" if not original else "warning" if share > 10 else "good",
-            f"{original:,} outliers in {len(analysed)} numeric columns ({params.detection_method}); "
-            f"{frame.height - output.height:,} rows removed",
+            "Outliers flagged" if flagged else "Outlier Removal",
+            f"{outcome.original:,} outliers flagged" if flagged else f"{outcome.handled:,} outliers handled",
+            "info" if not outcome.original else "warning" if share > 10 else "good",
+            f"{outcome.original:,} outliers in {len(analysed)} numeric columns ({params.detection_method}); "
+            + ("nothing changed: see the proposals" if flagged else f"{removed:,} rows removed"),
         ),
         SummaryCard(
             "exec_outlier_effectiveness",
@@ -444,18 +534,3 @@ def _result(
             f"Quality: {score['status']}",
         ),
     ]
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=output,
-        removed=removed,
-        alerts=findings.alerts,
-        issues=findings.issues,
-        recommendations=findings.recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )

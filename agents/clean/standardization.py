@@ -12,7 +12,12 @@ collapsing whitespace (when switched on), the first rule that applies gives the 
 3. units: "<number> <unit>" with a unit of ``unit_mappings`` (ignoring case) -> "<number * factor>
    <target_unit>", the number rounded to 6 decimals and written without a trailing ".0"; a value already
    in a target unit is rewritten the same way with factor 1;
-4. otherwise ("text") ``case_strategy``.
+4. otherwise ("text") ``case_strategy``; the default ``preserve`` keeps the case as written (changing it is
+   a judgment call: the columns whose values differ only in case are proposed for ``lowercase``, with the
+   cells it would change).
+
+A date column whose day/month order is decided only by a tie (every date reads both ways, e.g. all days
+<= 12) is not rewritten: which date a value means is not known; it is reported instead.
 Nulls stay null, blank text stays "" (null-handler decides about it). Date/Datetime columns stay typed
 and are not touched; Categorical columns are standardized as text and stay Categorical.
 
@@ -38,7 +43,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
 from agents.clean.helpers_a import (
     check_columns,
     collect_issues,
@@ -86,6 +91,7 @@ class ColumnPlan:
     synonyms: dict[str, str] = field(default_factory=dict)  # lower-case variant -> standard value
     units: dict[str, tuple[float, str]] = field(default_factory=dict)  # lower-case unit -> (factor, target)
     dates: DatePlan | None = None
+    dates_skipped: str | None = None  # why a date column is not rewritten
 
 
 def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progress) -> AgentResult:
@@ -157,6 +163,7 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
         "columns": column_reports,
         "skipped_columns": skipped,
         "variations": {"before": variations_before, "after": variations_after},
+        "proposals": _proposals(column_reports, params),
         "conventions": {
             "variants": "distinct non-null values",
             "case_variant_groups": "groups of distinct values equal ignoring case and whitespace",
@@ -353,7 +360,15 @@ def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, 
         values = distinct_counts(frame.select(text.alias(column)), column, strip=False)
         if values.height and values["value"].str.contains(r"\d").any():
             dates = plan_dates(values, column, TEMPORAL_FORMATS, preferred=target)
-            if dates.share >= DATE_COLUMN_SHARE:
+            tie = [
+                item for item in dates.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")
+            ]
+            if dates.share >= DATE_COLUMN_SHARE and tie:
+                plan.dates_skipped = (
+                    f"{tie[0]['ambiguous_values']:,} dates read both as {tie[0]['chosen_format']} and "
+                    f"{tie[0]['alternative_format']} and no value decides: not rewritten"
+                )
+            elif dates.share >= DATE_COLUMN_SHARE:
                 plan.dates = dates
     return plan
 
@@ -412,6 +427,7 @@ def _stages(
         "uppercase": text.str.to_uppercase(),
         "titlecase": text.str.to_titlecase(),
         "none": text,
+        "preserve": text,
     }[params.case_strategy]
     result: pl.Expr = cased
     rule: pl.Expr = pl.when(text.is_not_null()).then(pl.lit("text"))
@@ -443,6 +459,9 @@ def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnP
             exprs.append((changed & (pl.col(_rule(index)) == name)).sum().alias(f"{name}_{index}"))
         if plan.dates is not None:
             exprs.append(_not_a_date(index).sum().alias(f"undated_{index}"))
+        as_text = pl.col(_rule(index)) == "text"
+        lowered = (as_text & (after != after.str.to_lowercase())).fill_null(False)
+        exprs.append(lowered.sum().alias(f"lowercase_{index}"))
     row = work.select(exprs).row(0, named=True)
     changed_plans = [index for index in range(len(plans)) if row[f"changed_{index}"]]
     queries = [_variants(frame, plan.column) for plan in plans] + [_variants(work, _new(i)) for i in changed_plans]
@@ -468,6 +487,8 @@ def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnP
             "synonyms_configured": len(plan.synonyms),
             "units_configured": len(plan.units),
             "date_column": plan.dates is not None,
+            "date_rewrite_skipped": plan.dates_skipped,
+            "cells_lowercase_would_change": int(row[f"lowercase_{index}"] or 0),
         }
         report["variants_reduced"] = report["distinct_before"] - report["distinct_after"]
         if plan.dates is not None:
@@ -531,6 +552,27 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
     return parts
 
 
+def _proposals(reports: list[dict[str, Any]], params: FieldStandardizationParams) -> list[dict[str, Any]]:
+    """With the case kept: lowercasing the columns whose values differ only in case."""
+    if params.case_strategy not in ("preserve", "none"):
+        return []
+    varying = [report for report in reports if report["case_variant_groups_after"]]
+    if not varying:
+        return []
+    groups = sum(report["case_variant_groups_after"] for report in varying)
+    return [
+        proposal(
+            AGENT_ID,
+            "lowercase_text",
+            f"Lowercase text to merge {groups:,} groups of values that differ only in case "
+            f"({len(varying)} column(s)); changes every text value with a capital letter",
+            {"case_strategy": "lowercase"},
+            columns=[report["field_name"] for report in varying],
+            cells_affected=sum(report["cells_lowercase_would_change"] for report in reports),
+        )
+    ]
+
+
 def _findings(
     reports: list[dict[str, Any]], params: FieldStandardizationParams
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
@@ -561,7 +603,7 @@ def _findings(
                     "only in case",
                 )
             )
-        if params.case_strategy == "none":
+        if params.case_strategy in ("none", "preserve"):
             recommendations.append(
                 Recommendation(
                     "rec_standardization_case",
@@ -575,6 +617,17 @@ def _findings(
             )
     for report in reports:
         dates = report.get("dates")
+        if report["date_rewrite_skipped"]:
+            issues.append(
+                Issue(
+                    f"issue_standardization_ambiguous_order_{report['field_name']}",
+                    AGENT_ID,
+                    report["field_name"],
+                    "ambiguous_date_order",
+                    "medium",
+                    f"'{report['field_name']}': {report['date_rewrite_skipped']}",
+                )
+            )
         if report.get("values_not_dates"):
             issues.append(
                 Issue(

@@ -19,10 +19,11 @@ class UnitConversion(AgentParams):
 class FieldStandardizationParams(EffectivenessParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="field-standardization parameters")
 
-    case_strategy: Literal["lowercase", "uppercase", "titlecase", "none"] = Field(
-        "lowercase",
+    case_strategy: Literal["preserve", "lowercase", "uppercase", "titlecase", "none"] = Field(
+        "preserve",
         description="Case applied to text values (not to synonym targets, converted units or formatted dates, "
-        "which are written as configured)",
+        "which are written as configured). preserve (ours, the default: Agensium's is lowercase) and none keep "
+        "the case as written; columns with values differing only in case are then proposed for lowercase",
     )
     trim_whitespace: bool = Field(True, description="Remove leading and trailing whitespace")
     normalize_internal_spacing: bool = Field(True, description="Collapse runs of whitespace into one space")

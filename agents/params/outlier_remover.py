@@ -20,11 +20,12 @@ class OutlierRemoverParams(EffectivenessParams):
         description="iqr: [Q1 - k*IQR, Q3 + k*IQR] with linear-interpolated quartiles; z_score: mean +- "
         "z_threshold * std (ddof=1); percentile: [lower_percentile, upper_percentile] quantiles (linear)",
     )
-    removal_strategy: Literal["remove", "impute_mean", "impute_median"] = Field(
-        "remove",
-        description="remove: drop every row with an outlier in any analysed column; impute_mean / "
-        "impute_median: replace the outlier by the mean / median of the column's non-outlier finite values "
-        "(integer columns: rounded half away from zero)",
+    removal_strategy: Literal["flag", "remove", "impute_mean", "impute_median"] = Field(
+        "flag",
+        description="flag (ours, the default: Agensium's is remove): keep every row and value, report each outlier "
+        "as a row-level issue with its bounds and propose the treatments; remove: drop every row with an outlier "
+        "in any analysed column; impute_mean / impute_median: replace the outlier by the mean / median of the "
+        "column's non-outlier finite values (integer columns: rounded half away from zero)",
     )
     z_threshold: float = Field(3.0, gt=0, le=100, description="|z| above which a value is an outlier")
     iqr_multiplier: float = Field(1.5, ge=0, le=100, description="IQR fence multiplier k")

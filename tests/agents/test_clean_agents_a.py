@@ -296,10 +296,11 @@ def test_standardization_synonyms_case_whitespace_and_counts() -> None:
     )
     params = FieldStandardizationParams.model_validate(
         {
+            "case_strategy": "lowercase",  # Agensium's default
             "synonym_mappings": {
                 "city": {"NYC": "New York", "ny": "New York"},
                 "status": {"Y": "Active", "N": "Inactive"},
-            }
+            },
         }
     )
     result = run_agent(standardization, frame, params)
@@ -331,7 +332,11 @@ def test_standardization_case_strategies_preserve_and_target_columns() -> None:
     )
     assert title.frame is not None and title.frame["a"].to_list() == ["Mixed Case", "X"]
     assert title.frame["b"].to_list() == ["Keep ME", "y"]
-    only_b = run_agent(standardization, frame, FieldStandardizationParams(target_columns=["b"], trim_whitespace=False))
+    only_b = run_agent(
+        standardization,
+        frame,
+        FieldStandardizationParams(target_columns=["b"], trim_whitespace=False, case_strategy="lowercase"),
+    )
     assert only_b.frame is not None and only_b.frame["a"].to_list() == [" Mixed  Case ", "x"]
     assert only_b.frame["b"].to_list() == ["keep me", "y"]
     untouched = run_agent(
@@ -341,6 +346,33 @@ def test_standardization_case_strategies_preserve_and_target_columns() -> None:
     )
     assert untouched.frame is not None and untouched.frame.equals(frame)
     assert untouched.envelope.summary_metrics["values_changed"] == 0
+
+
+def test_standardization_keeps_case_by_default_and_proposes_lowercase() -> None:
+    frame = framed({"city": ["  New   York ", "new york", "Boston", "UA", "JFK", None]}, ROWS)
+    result = run_agent(standardization, frame, FieldStandardizationParams())
+    assert result.frame is not None
+    assert result.frame["city"].to_list() == ["New York", "new york", "Boston", "UA", "JFK", None]  # only spaces fixed
+    assert result.envelope.summary_metrics["values_changed"] == 1
+    (proposed,) = result.envelope.data["proposals"]
+    assert proposed["apply"] == {"field-standardization": {"case_strategy": "lowercase"}}
+    assert proposed["columns"] == ["city"]
+    lowered = run_agent(standardization, frame, FieldStandardizationParams(case_strategy="lowercase"))
+    assert lowered.frame is not None
+    changed_by_case = sum(
+        a != b for a, b in zip(result.frame["city"].to_list(), lowered.frame["city"].to_list(), strict=True)
+    )
+    assert proposed["cells_affected"] == changed_by_case == 4
+
+
+def test_standardization_does_not_rewrite_dates_whose_day_month_order_is_a_guess() -> None:
+    guess = framed({"when": ["01/02/2024", "03/04/2024", "05/06/2024", "07/08/2024", "x", "11/12/2024"]}, ROWS)
+    result = run_agent(standardization, guess, FieldStandardizationParams())
+    assert result.frame is not None and result.frame["when"].to_list() == guess["when"].to_list()
+    assert "ambiguous_date_order" in {issue.issue_type for issue in result.envelope.issues}
+    decided = guess.with_columns(pl.col("when").replace("x", "31/12/2024"))  # a day > 12: day first
+    rewritten = run_agent(standardization, decided, FieldStandardizationParams())
+    assert rewritten.frame is not None and rewritten.frame["when"].to_list()[:2] == ["2024-02-01", "2024-04-03"]
 
 
 def test_standardization_dates_units_and_types() -> None:
@@ -356,6 +388,7 @@ def test_standardization_dates_units_and_types() -> None:
     )
     params = FieldStandardizationParams.model_validate(
         {
+            "case_strategy": "lowercase",
             "target_date_format": "%d/%m/%Y",
             "unit_standardization": True,
             "unit_mappings": {"weight": {"kg": {"factor": 2.20462, "target_unit": "lbs"}}},

@@ -440,7 +440,8 @@ def test_null_handler_never_adds_rows(frame: pl.DataFrame, strategy: str, per_co
 
 
 def remove_outliers(frame: pl.DataFrame, **params: Any) -> AgentResult:
-    return run(outliers.run, frame, OutlierRemoverParams(**params))
+    """Agensium's default treatment (remove), unless the test asks for another."""
+    return run(outliers.run, frame, OutlierRemoverParams(**{"removal_strategy": "remove", **params}))
 
 
 def outlier_frame(n: int = 302) -> tuple[pl.DataFrame, np.ndarray]:
@@ -500,6 +501,28 @@ def test_outlier_bounds_match_numpy(method: str) -> None:
     assert result.envelope.summary_metrics["original_outliers"] == result.row_level_issues.height
     assert result.envelope.summary_metrics["remaining_outliers"] == 0
     assert_bookkeeping(frame, result)
+
+
+def test_outliers_are_flagged_not_removed_by_default() -> None:
+    frame, _ = outlier_frame()
+    result = run(outliers.run, frame, OutlierRemoverParams())
+    removed = remove_outliers(frame)
+    assert result.frame is not None and result.frame.equals(frame)  # no row removed, no value changed
+    assert result.removed is not None and result.removed.height == 0
+    metrics = result.envelope.summary_metrics
+    assert metrics["rows_removed"] == 0 and metrics["outliers_handled"] == 0
+    assert (
+        metrics["outliers_flagged"]
+        == metrics["original_outliers"]
+        == removed.envelope.summary_metrics["original_outliers"]
+    )
+    assert result.row_level_issues["row_index"].to_list() == removed.row_level_issues["row_index"].to_list()
+    assert result.row_level_issues["message"].str.contains("kept (flagged)", literal=True).all()
+    proposals = {item["action"]: item for item in result.envelope.data["proposals"]}
+    assert proposals["remove_outlier_rows"]["rows_affected"] == removed.removed.height
+    assert proposals["remove_outlier_rows"]["apply"] == {"outlier-remover": {"removal_strategy": "remove"}}
+    assert proposals["impute_outliers_median"]["cells_affected"] == metrics["original_outliers"]
+    assert removed.envelope.data["proposals"] == []  # applied, not proposed
 
 
 def test_impute_median_uses_the_non_outliers_and_keeps_integers() -> None:
@@ -787,6 +810,6 @@ def test_agents_accept_frames_of_several_chunks() -> None:
     tail = indexed({"id": [6, 7, 8], "price": [0.0, 0.01, 0.01]}, [6, 7, 8])
     frame = pl.concat([head, tail], rechunk=False)
     assert frame["price"].n_chunks() == 2
-    result = run(outliers.run, frame, OutlierRemoverParams())
+    result = run(outliers.run, frame, OutlierRemoverParams(removal_strategy="remove"))
     assert result.removed is not None and result.removed[ROW].to_list() == [7, 8]
     assert result.row_level_issues["message"].str.starts_with("0.01 outside").all()
