@@ -5,7 +5,9 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). What
 - ``global_strategy = drop_rows``: every row with a missing value in any data column is removed (reason
   "row has missing values in: a, b"); column strategies are then moot.
 - ``column_specific``: each column *with missing values* gets its strategy from ``column_strategies``, else
-  (``apply_suggested_strategies``) Agensium's suggestion: > 70 % missing drop_column; > 50 % knn_imputation
+  nothing: by default no value is invented (PRODUCT.md "Defaults that never destroy data"); the suggestion
+  for each column is reported and proposed (``data.proposals``). With ``apply_suggested_strategies`` the
+  column gets Agensium's suggestion: > 70 % missing drop_column; > 50 % knn_imputation
   for numeric columns, mode otherwise; numeric median when |mean - median| / std > 0.5, else mean; date and
   datetime forward_fill; text, boolean and anything else mode, except identifier-like text (more than half
   of the values distinct, e.g. e-mails), which is left as is. Columns without missing values are never
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -321,7 +323,8 @@ def _plan(name: str, dtype: pl.DataType, analysis: dict[str, Any], params: NullH
     elif params.apply_suggested_strategies:
         plan = Plan(name, analysis["suggested_strategy"], "suggested")
     else:
-        return Plan(name, "none", "none", note="no strategy given; left as is")
+        suggested = analysis["suggested_strategy"]
+        return Plan(name, "none", "none", note=f"no strategy given; left as is (suggested: {suggested})")
     if plan.strategy in NUMERIC_ONLY and not is_numeric(dtype):
         plan.note = f"{plan.strategy} needs a numeric column ('{name}' is {dtype}); mode used instead"
         plan.strategy = "mode"
@@ -458,6 +461,31 @@ def _log_entry(
     return entry
 
 
+def _proposals(plans: list[Plan], analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """The columns left with their gaps and a suggested strategy: what applying the suggestions would do."""
+    untreated = [plan.column for plan in plans if plan.source == "none"]
+    suggested = {name: analysis[name]["suggested_strategy"] for name in untreated}
+    suggested = {name: strategy for name, strategy in suggested.items() if strategy != "none"}
+    if not suggested:
+        return []
+    filled = [name for name, strategy in suggested.items() if strategy != "drop_column"]
+    dropped = [name for name, strategy in suggested.items() if strategy == "drop_column"]
+    cells = sum(int(analysis[name]["null_count"]) for name in filled)
+    described = ", ".join(f"{name}: {strategy}" for name, strategy in list(suggested.items())[:8])
+    return [
+        proposal(
+            AGENT_ID,
+            "apply_suggested_strategies",
+            f"Fill {cells:,} missing values in {len(filled)} column(s) with invented values"
+            + (f" and drop {len(dropped)} mostly empty column(s)" if dropped else "")
+            + f" ({described}{', …' if len(suggested) > 8 else ''})",
+            {"column_strategies": suggested},
+            columns=list(suggested),
+            cells_affected=cells,
+        )
+    ]
+
+
 def _result(
     frame: pl.DataFrame,
     output: pl.DataFrame,
@@ -537,8 +565,13 @@ def _result(
                 "Choose a strategy that fits the column's type",
                 field_name=plan.column,
             )
-    if remaining and params.global_strategy == "column_specific":
-        left = {entry["column"]: entry["null_count_after"] for entry in log if entry.get("null_count_after")}
+    treated = {plan.column for plan in plans if plan.strategy != "none"}
+    left = {
+        entry["column"]: entry["null_count_after"]
+        for entry in log
+        if entry.get("null_count_after") and entry["column"] in treated
+    }
+    if left and params.global_strategy == "column_specific":
         findings.alert(
             "nulls_remaining",
             "low",
@@ -595,6 +628,7 @@ def _result(
         "rows_before": frame.height,
         "rows_after": output.height,
         "columns_dropped": dropped_columns,
+        "proposals": _proposals(plans, analysis),
         "effectiveness": score,
         "quality_status": score["status"],
     }

@@ -50,12 +50,13 @@ class NullHandlerParams(EffectivenessParams):
     )
     knn_neighbors: int = Field(5, ge=1, le=100, description="Neighbours averaged by knn_imputation")
     apply_suggested_strategies: bool = Field(
-        True,
+        False,
         description=(
-            "Ours: with column_specific, a column with missing values and no strategy gets Agensium's suggested "
-            "one: > 70 % missing drop_column; > 50 % knn_imputation (numeric) or mode; numeric median when "
-            "|mean - median| / std > 0.5, else mean; text and boolean mode; date forward_fill. false leaves "
-            "such columns as they are."
+            "Ours (Agensium applies its suggestions): with column_specific, give a column with missing values and "
+            "no strategy Agensium's suggested one: > 70 % missing drop_column; > 50 % knn_imputation (numeric) or "
+            "mode; numeric median when |mean - median| / std > 0.5, else mean; text and boolean mode; date "
+            "forward_fill. false (the default) fills nothing that column_strategies does not name: each "
+            "suggestion is reported and proposed (imputing invents values)"
         ),
     )
     knn_max_rows: int = Field(

@@ -257,7 +257,8 @@ def test_dedupe_partitions_rows_and_is_idempotent(frame: pl.DataFrame, params: d
 
 
 def handle_nulls(frame: pl.DataFrame, **params: Any) -> AgentResult:
-    return run(nulls.run, frame, NullHandlerParams(**params))
+    """Agensium's default (its suggestions applied), unless the test asks otherwise."""
+    return run(nulls.run, frame, NullHandlerParams(**{"apply_suggested_strategies": True, **params}))
 
 
 def test_column_strategies_fill_with_independent_values() -> None:
@@ -377,6 +378,29 @@ def test_suggested_strategies_follow_agensium() -> None:
     assert result.envelope.summary_metrics["columns_dropped"] == 1
     untouched = handle_nulls(frame, apply_suggested_strategies=False)
     assert untouched.frame is not None and untouched.frame.equals(frame)
+
+
+def test_null_handler_fills_nothing_by_default_and_proposes_its_suggestions() -> None:
+    frame = indexed(
+        {
+            "price": [1.0, None, 3.0, 4.0, 5.0, 6.0],
+            "city": ["a", None, "a", "b", "a", "a"],
+            "empty": [None, None, None, None, None, 1],
+        },
+        [2, 4, 6, 8, 10, 12],
+    )
+    result = run(nulls.run, frame, NullHandlerParams())
+    assert result.frame is not None and result.frame.equals(frame)
+    assert result.envelope.summary_metrics["nulls_handled"] == 0
+    assert not [alert for alert in result.envelope.alerts if "remain" in alert.message]
+    (proposed,) = result.envelope.data["proposals"]
+    assert proposed["apply"] == {
+        "null-handler": {"column_strategies": {"price": "mean", "city": "mode", "empty": "drop_column"}}
+    }
+    assert proposed["cells_affected"] == 2
+    applied = run(nulls.run, frame, NullHandlerParams.model_validate(proposed["apply"]["null-handler"]))
+    assert applied.envelope.summary_metrics["columns_imputed"] == 2
+    assert applied.envelope.summary_metrics["columns_dropped"] == 1
 
 
 def test_drop_rows_names_the_empty_columns() -> None:
