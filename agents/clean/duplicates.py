@@ -25,6 +25,11 @@ fixed order, each on the rows the previous ones kept; every removed row names th
    most complete row, merge_smart keeps the group's first row and gives it the most complete row's values.
    Only the ``max_null_patterns`` most frequent patterns are examined; entirely empty rows are left alone.
 
+By default only ``exact`` duplicates are removed (PRODUCT.md "Defaults that never destroy data"): the other
+kinds are detected on the rows left, in the same order, and proposed (``data.proposals``) with the rows
+each would remove and the ``detection_types`` that applies it; ``conflicting`` is proposed only when
+``key_columns`` are given.
+
 The order makes the agent idempotent (run on its own output it removes nothing, as long as every pattern of
 empty cells was examined and the e-mail columns stay the same; pass ``email_columns`` to pin them, since
 detection samples the rows it is given): merges in step 4 only create rows whose key no other row has, and
@@ -34,12 +39,13 @@ step 5 keeps only rows no other row subsumes, with values some earlier row alrea
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
 from agents.clean.helpers_b import (
     Findings,
     card_status,
@@ -140,11 +146,41 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
         email_columns, email_source = detect_email_columns(frame, columns), "detected"
     enabled: set[str] = set(params.detection_types)
 
+    context = _Context(enabled, key_columns, email_columns, email_source)
+    outcomes, work = _detect(frame, [stage for stage in STAGE_ORDER if stage in enabled], context, params, progress)
+    progress(0.8, "Counting what the other kinds of duplicates would remove")
+    not_requested = [
+        stage for stage in STAGE_ORDER if stage not in enabled and (stage != "conflicting" or params.key_columns)
+    ]
+    proposed, _ = _detect(work, not_requested, context, params, None)
+    for stage, outcome in proposed.items():
+        outcomes[stage].details["proposed_duplicates"] = outcome.removed.height
+
+    progress(0.9, "Building the report")
+    removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
+    result = _result(frame, work, removed_all, outcomes, context, params, started)
+    result.envelope.data["proposals"] = _proposals(proposed, enabled)
+    progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
+    return result
+
+
+def _detect(
+    frame: pl.DataFrame,
+    stages: Sequence[str],
+    context: _Context,
+    params: DuplicateResolverParams,
+    progress: Progress | None,
+) -> tuple[dict[str, StageOutcome], pl.DataFrame]:
+    """Run the detection types of ``stages`` (in ``STAGE_ORDER``) on ``frame``, each on the rows the previous
+    one kept: the outcome of every type (those not in ``stages`` "not requested") and the rows left."""
+    columns = data_columns(frame)
+    email_columns, key_columns = context.email_columns, context.key_columns
     work = frame
     outcomes: dict[str, StageOutcome] = {}
     for position, stage in enumerate(STAGE_ORDER):
-        progress(0.05 + 0.85 * position / len(STAGE_ORDER), f"Detecting {stage.replace('_', ' ')} duplicates")
-        if stage not in enabled:
+        if progress is not None:
+            progress(0.05 + 0.75 * position / len(STAGE_ORDER), f"Detecting {stage.replace('_', ' ')} duplicates")
+        if stage not in stages:
             outcomes[stage] = StageOutcome(stage, note="not requested")
             continue
         if work.height < 2 or not columns:
@@ -177,13 +213,28 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
         else:
             outcome, work = _missing_values(work, columns, params)
         outcomes[stage] = outcome
+    return outcomes, work
 
-    progress(0.9, "Building the report")
-    removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
-    context = _Context(enabled, key_columns, email_columns, email_source)
-    result = _result(frame, work, removed_all, outcomes, context, params, started)
-    progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
-    return result
+
+def _proposals(proposed: dict[str, StageOutcome], enabled: set[str]) -> list[dict[str, Any]]:
+    """One proposal per kind of duplicate not requested that would remove rows (each counted on the rows the
+    requested kinds and the earlier proposed kinds left)."""
+    items = []
+    for stage, outcome in proposed.items():
+        if not outcome.removed.height:
+            continue
+        types = [name for name in STAGE_ORDER if name in enabled or name == stage]
+        items.append(
+            proposal(
+                AGENT_ID,
+                f"remove_{stage}_duplicates",
+                f"Remove {outcome.removed.height:,} {stage.replace('_', ' ')} duplicates "
+                f"({DESCRIPTIONS[stage]}); they are not identical rows",
+                {"detection_types": types},
+                rows_affected=outcome.removed.height,
+            )
+        )
+    return items
 
 
 def detect_email_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:

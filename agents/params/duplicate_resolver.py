@@ -20,9 +20,11 @@ class DuplicateResolverParams(EffectivenessParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="duplicate-resolver parameters")
 
     detection_types: list[DetectionType] = Field(
-        default_factory=lambda: list(ALL_DETECTION_TYPES),
+        default_factory=lambda: ["exact"],
         description=(
-            "Kinds of duplicates to find. exact: every data column equal (an empty cell equals an empty cell). "
+            "Kinds of duplicates to remove (ours: the default is exact only; Agensium's is all five, which removes "
+            "rows that differ; the other kinds are still looked for on what is left and proposed with their "
+            "counts). exact: every data column equal (an empty cell equals an empty cell). "
             "case_variations: equal once text key columns are trimmed, inner whitespace collapsed and lowercased "
             "(other columns equal as they are). email_case: equal once e-mail columns are lowercased with all "
             "whitespace removed. conflicting: the same key_columns value (text normalised as above) with "

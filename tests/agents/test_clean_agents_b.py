@@ -24,7 +24,7 @@ from agents.clean import duplicates, nulls, outliers, writeback
 from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, AgentInputs, AgentResult, ChainContext
 from agents.errors import InvalidParametersError
 from agents.params.cleanse_writeback import CleanseWritebackParams
-from agents.params.duplicate_resolver import DuplicateResolverParams
+from agents.params.duplicate_resolver import ALL_DETECTION_TYPES, DuplicateResolverParams
 from agents.params.null_handler import NullHandlerParams
 from agents.params.outlier_remover import OutlierRemoverParams
 
@@ -63,7 +63,8 @@ def assert_bookkeeping(before: pl.DataFrame, result: AgentResult) -> None:
 
 
 def dedupe(frame: pl.DataFrame, **params: Any) -> AgentResult:
-    return run(duplicates.run, frame, DuplicateResolverParams(**params))
+    """Agensium's default (all five kinds), unless the test asks for others."""
+    return run(duplicates.run, frame, DuplicateResolverParams(**{"detection_types": ALL_DETECTION_TYPES, **params}))
 
 
 def reasons(result: AgentResult) -> dict[int, str]:
@@ -105,6 +106,32 @@ def test_each_duplicate_type_names_the_row_it_duplicates() -> None:
     issues = result.row_level_issues
     assert issues["row_index"].to_list() == [11, 15, 19, 23]
     assert issues["value"].to_list() == ["10", "10", "16", "20"]
+    assert_bookkeeping(frame, result)
+
+
+def test_only_exact_duplicates_are_removed_by_default_and_the_other_kinds_are_proposed() -> None:
+    frame = indexed(
+        {
+            "name": ["Alice", "Alice", "alice ", "Bob", "Bob", "Carol", None, "Dan"],
+            "email": ["a@x.com", "a@x.com", "a@x.com", "bob@y.org", "BOB@y.org ", "c@z.com", "c@z.com", "d@q.com"],
+            "age": [30, 30, 30, 41, 41, 52, 52, None],
+        },
+        [10, 11, 15, 16, 19, 20, 23, 30],
+    )
+    result = run(duplicates.run, frame, DuplicateResolverParams())
+    assert reasons(result) == {11: "duplicate of row 10 (exact)"}
+    proposals = {item["action"]: item for item in result.envelope.data["proposals"]}
+    assert {name: item["rows_affected"] for name, item in proposals.items()} == {
+        "remove_email_case_duplicates": 1,
+        "remove_case_variations_duplicates": 1,
+        "remove_missing_values_duplicates": 1,
+    }
+    apply = proposals["remove_email_case_duplicates"]["apply"]["duplicate-resolver"]
+    assert apply == {"detection_types": ["exact", "email_case"]}
+    applied = run(duplicates.run, frame, DuplicateResolverParams.model_validate(apply))
+    assert set(reasons(applied)) == {11, 19}
+    summary = result.envelope.data["duplicate_summary"]
+    assert summary["email_case"]["enabled"] is False and summary["email_case"]["proposed_duplicates"] == 1
     assert_bookkeeping(frame, result)
 
 
