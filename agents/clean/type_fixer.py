@@ -1,5 +1,9 @@
 """The ``type-fixer`` agent: numbers, dates and booleans stored as text, vectorised.
 
+First, missing-value tokens (``null_tokens``, ``agents.values``: "NA", "N/A", "NULL", ...) become real
+nulls in every text column and float NaNs become nulls, counted per column and token (``data.missing_tokens``);
+they are not values, so they never make a column "mixed".
+
 Agensium's fixer sampled 100 values, tried 12 ``strptime`` formats per value in Python and turned every
 failure into a silent null. Here every text column is measured on **all** its non-blank values (on the
 distinct values, weighted by their counts), and every cell a conversion empties is counted and reported.
@@ -11,9 +15,12 @@ Per text (String) column, the share of non-blank values that read as (helpers_a)
   is left as text;
 - a date or datetime, with the formats ranked by how many values they read (day/month ambiguity reported).
 The kind with the highest share wins (ties: boolean, number, date). The column is converted when that
-share is at least ``conversion_threshold`` (1.0 with ``preserve_mixed_types``); values that do not read
-become null and are reported one by one (``unparseable_value``); blank values become null too (counted
-as ``blank_values_emptied``, not as failures). A column that reads at least 20 % but less than the
+share is 1.0 (``preserve_mixed_types``, the default: no cell is emptied), or at least ``conversion_threshold``
+without it; values that do not read become null and are reported one by one (``unparseable_value``). A
+column that reads at ``conversion_threshold`` but not entirely is proposed (``data.proposals``) with the
+cells the conversion would empty. A date column whose day/month order only a tie decides is not converted
+unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank values
+become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at least 20 % but less than the
 threshold is reported as mixed, not converted.
 
 Float columns whose values are all whole (and finite, |x| < 2^53) become Int64. With
@@ -34,7 +41,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
 from agents.clean.helpers_a import (
     collect_issues,
     issue_rows,
@@ -59,8 +66,11 @@ from agents.values import (
     LEADING_ZERO_PATTERN,
     MAX_EXACT_FLOAT_INTEGER,
     DatePlan,
+    MissingTokens,
+    count_missing_tokens,
     distinct_counts,
     integer_of_number_text,
+    null_missing_tokens,
     number_text,
     parse_boolean,
     parse_integer,
@@ -97,6 +107,8 @@ class ColumnDecision:
     plan: DatePlan | None = None
     expression: pl.Expr | None = None
     text_source: bool = True  # the conversion reads text (failures possible)
+    would_convert: bool = False  # reads at conversion_threshold (converted when not preserving mixed types)
+    ambiguous_order: bool = False  # a date column left as text because its day/month order is a tie
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -119,7 +131,9 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     columns = data_columns(frame)
-    progress(0.0, f"Measuring the types of {len(columns)} columns over {frame.height:,} rows")
+    progress(0.0, f"Turning missing-value tokens into nulls in {len(columns)} columns")
+    frame, missing = _null_tokens(frame, columns, params)
+    progress(0.05, f"Measuring the types of {len(columns)} columns over {frame.height:,} rows")
     decisions: list[ColumnDecision] = []
     for position, column in enumerate(columns):
         decisions.append(_decide(frame, column, params))
@@ -166,6 +180,7 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
         "columns_analyzed": len(columns),
         "columns_converted": len(converting),
         "values_unparseable": failed,
+        "missing_tokens_nulled": missing.total,
         "total_rows_processed": frame.height,
     }
     data = {
@@ -174,9 +189,12 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
         "fix_log": fix_log,
         "type_analysis": {"columns": [decision.describe() for decision in decisions]},
         "unparseable_values": failed,
+        "missing_tokens": missing.describe(),
+        "proposals": _proposals(decisions, params),
         "conventions": {
             "shares": "of a column's non-blank values, measured on all of them",
             "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
+            "missing_values": "the null_tokens (after trimming) and float NaN become nulls before anything else",
             "mixed_share": MIXED_SHARE,
             "numbers": "currency symbols, thousands separators, '%' (kept as written) and '(12)' = -12 accepted",
             "blank_values": "empty or whitespace-only text becomes null in converted columns",
@@ -199,6 +217,14 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
             "info",
             ", ".join(f"{entry['column']} → {entry['to_type']}" for entry in fix_log[:6]) or "No conversion needed",
         ),
+        SummaryCard(
+            "type_fixer_missing_tokens",
+            "Missing-value tokens nulled",
+            f"{missing.total:,}",
+            "info",
+            ", ".join(f"{name}: {sum(found.values()):,}" for name, found in list(missing.counts.items())[:6])
+            or "No missing-value tokens",
+        ),
     ]
     progress(1.0, "Types fixed")
     return clean_result(
@@ -208,7 +234,7 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
         params=params,
         summary_metrics=summary_metrics,
         data=data,
-        frame=fixed if converting else frame,
+        frame=fixed if converting else frame,  # frame: its tokens are nulls already
         removed=no_removed_rows(),
         alerts=alerts,
         issues=issues,
@@ -269,6 +295,7 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
     else:
         decision.detected = decision.plan.kind if decision.plan else "date"
 
+    decision.would_convert = decision.share >= params.conversion_threshold
     if decision.share >= required:
         decision.issue = True
         enabled = {
@@ -280,6 +307,9 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
             decision.reason = f"reads as {decision.detected} but that conversion is switched off"
         elif best == "numeric" and counts["leading_zero"]:
             decision.reason = f"{counts['leading_zero']} whole numbers with a leading zero: a code, left as text"
+        elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
+            decision.ambiguous_order = True
+            decision.reason = "the day/month order is a guess (every date reads both ways): left as text"
         else:
             decision.convert = True
             decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
@@ -297,6 +327,58 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
     if params.auto_convert_category and values.height <= params.category_max_distinct:
         _decide_category(frame, decision, params)
     return decision
+
+
+def _order_guessed(decision: ColumnDecision) -> bool:
+    """Whether the plan's day/month order rests on a tie (values read both ways and none decides)."""
+    ambiguity = decision.plan.ambiguity if decision.plan else []
+    return any(item["ambiguous_values"] and item["decided_by"].startswith("tie") for item in ambiguity)
+
+
+def _null_tokens(
+    frame: pl.DataFrame, columns: list[str], params: TypeFixerParams
+) -> tuple[pl.DataFrame, MissingTokens]:
+    """The frame with every missing-value token of its data columns a real null, and what was nulled."""
+    counts = count_missing_tokens(frame.select(columns), params.null_tokens)
+    missing = MissingTokens(tokens=tuple(params.null_tokens), counts=counts)
+    if not counts:
+        return frame, missing
+    return null_missing_tokens(frame.lazy(), counts, params.null_tokens).collect(), missing
+
+
+def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list[dict[str, Any]]:
+    """Conversions not made by default: mixed columns (cells they would empty) and guessed date orders."""
+    items: list[dict[str, Any]] = []
+    mixed = [
+        d for d in decisions if params.preserve_mixed_types and d.would_convert and not d.convert and d.share < 1.0
+    ]
+    if mixed:
+        emptied = sum(round(d.non_blank * (1.0 - d.share)) for d in mixed)
+        items.append(
+            proposal(
+                AGENT_ID,
+                "convert_mixed_columns",
+                f"Convert {len(mixed)} mixed column(s) ({', '.join(d.column for d in mixed[:6])}): "
+                f"{emptied:,} values that do not read would become empty",
+                {"preserve_mixed_types": False},
+                columns=[d.column for d in mixed],
+                cells_affected=emptied,
+            )
+        )
+    guessed = [d for d in decisions if d.ambiguous_order]
+    if guessed:
+        items.append(
+            proposal(
+                AGENT_ID,
+                "convert_ambiguous_dates",
+                f"Convert {len(guessed)} date column(s) whose day/month order is a guess, as month/day: "
+                + ", ".join(d.column for d in guessed[:6]),
+                {"convert_ambiguous_dates": True},
+                columns=[d.column for d in guessed],
+                cells_affected=sum(d.non_blank for d in guessed),
+            )
+        )
+    return items
 
 
 def _conversion(source: pl.Expr, decision: ColumnDecision) -> pl.Expr:

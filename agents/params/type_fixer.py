@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import ConfigDict, Field
 
 from agents.params.common import EffectivenessParams
+from agents.values import DEFAULT_NULL_TOKENS
 
 
 class TypeFixerParams(EffectivenessParams):
@@ -25,8 +28,21 @@ class TypeFixerParams(EffectivenessParams):
         "and category_max_distinct_ratio)",
     )
     preserve_mixed_types: bool = Field(
+        True,
+        description="Leave a text column as text unless every non-blank value converts (no cell is emptied). Ours: "
+        "true by default (Agensium: false); a column that reads at conversion_threshold but not entirely is "
+        "proposed, with the cells the conversion would empty",
+    )
+    null_tokens: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=lambda: list(DEFAULT_NULL_TOKENS),
+        max_length=1000,
+        description="Ours: text values (exactly, after trimming) that are missing values and become real nulls, "
+        "counted per column (pandas' default list; a float NaN counts as NaN); [] = only empty fields",
+    )
+    convert_ambiguous_dates: bool = Field(
         False,
-        description="Leave a text column as text unless every non-blank value converts (no cell is emptied)",
+        description="Ours: convert a date column whose day/month order only a tie decides (every value reads both "
+        "ways); month/day is then assumed. false leaves it as text and proposes the conversion",
     )
     auto_convert_boolean: bool = Field(
         True,

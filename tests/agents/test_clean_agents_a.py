@@ -69,7 +69,7 @@ def test_type_fixer_converts_numbers_dates_booleans_and_reports_unparseable_cell
         },
         ROWS,
     )
-    result = run_agent(type_fixer, frame, TypeFixerParams())
+    result = run_agent(type_fixer, frame, TypeFixerParams(preserve_mixed_types=False))  # Agensium's default
     out = result.frame
     assert out is not None
     assert out[ROW_INDEX_COLUMN].to_list() == ROWS
@@ -111,10 +111,17 @@ def test_type_fixer_measures_every_value_not_a_sample() -> None:
 
 def test_type_fixer_threshold_and_preserve_mixed_types() -> None:
     column = {"amount": ["1", "2", "3", "4", "x"]}  # 80 % numeric
-    assert run_agent(type_fixer, framed(column), TypeFixerParams()).frame.schema["amount"] == pl.Int64  # type: ignore[union-attr]
-    preserved = run_agent(type_fixer, framed(column), TypeFixerParams(preserve_mixed_types=True))
+    mixed = TypeFixerParams(preserve_mixed_types=False)
+    assert run_agent(type_fixer, framed(column), mixed).frame.schema["amount"] == pl.Int64  # type: ignore[union-attr]
+    preserved = run_agent(type_fixer, framed(column), TypeFixerParams())  # the default keeps every value
     assert preserved.frame is not None and preserved.frame.schema["amount"] == pl.String
-    strict = run_agent(type_fixer, framed(column), TypeFixerParams(conversion_threshold=0.9))
+    assert preserved.frame["amount"].to_list() == column["amount"]
+    (proposed,) = preserved.envelope.data["proposals"]
+    assert proposed["apply"] == {"type-fixer": {"preserve_mixed_types": False}}
+    assert (proposed["columns"], proposed["cells_affected"]) == (["amount"], 1)
+    strict = run_agent(
+        type_fixer, framed(column), TypeFixerParams(preserve_mixed_types=False, conversion_threshold=0.9)
+    )
     assert strict.frame is not None and strict.frame.schema["amount"] == pl.String
     off = run_agent(type_fixer, framed(column), TypeFixerParams(auto_convert_numeric=False))
     assert off.frame is not None and off.frame.schema["amount"] == pl.String
@@ -122,7 +129,11 @@ def test_type_fixer_threshold_and_preserve_mixed_types() -> None:
 
 
 def test_type_fixer_reports_ambiguous_day_month_and_uses_the_order_that_reads_more() -> None:
-    tie = run_agent(type_fixer, framed({"d": ["03/04/2024", "05/06/2024", "01/02/2024"]}), TypeFixerParams())
+    dates = framed({"d": ["03/04/2024", "05/06/2024", "01/02/2024"]})
+    guessed = run_agent(type_fixer, dates, TypeFixerParams())
+    assert guessed.frame is not None and guessed.frame["d"].to_list() == dates["d"].to_list()  # not a guess
+    assert guessed.envelope.data["proposals"][0]["apply"] == {"type-fixer": {"convert_ambiguous_dates": True}}
+    tie = run_agent(type_fixer, dates, TypeFixerParams(convert_ambiguous_dates=True))
     assert tie.frame is not None and tie.frame["d"].to_list()[0] == dt.date(2024, 3, 4)  # month/day on a tie
     [entry] = tie.envelope.data["fix_log"]
     [ambiguity] = entry["ambiguous_day_month"]
@@ -132,6 +143,34 @@ def test_type_fixer_reports_ambiguous_day_month_and_uses_the_order_that_reads_mo
     day_first = run_agent(type_fixer, framed({"d": ["03/04/2024", "25/12/2024", "31/01/2024"]}), TypeFixerParams())
     assert day_first.frame is not None
     assert day_first.frame["d"].to_list() == [dt.date(2024, 4, 3), dt.date(2024, 12, 25), dt.date(2024, 1, 31)]
+
+
+def test_type_fixer_nulls_missing_tokens_and_counts_them() -> None:
+    frame = framed(
+        {
+            "age": ["31", "NA", " N/A ", "40", "null", "22"],
+            "name": ["Ann", "None", "Bo", "#N/A", "Cy", "NULL"],
+            "score": [1.5, float("nan"), 2.5, None, 3.5, 4.5],
+        },
+        ROWS,
+    )
+    result = run_agent(type_fixer, frame, TypeFixerParams(auto_convert_category=False))
+    out = result.frame
+    assert out is not None
+    assert out.schema["age"] == pl.Int64 and out["age"].to_list() == [31, None, None, 40, None, 22]
+    assert out["name"].to_list() == ["Ann", None, "Bo", None, "Cy", None]
+    assert out["score"].to_list() == [1.5, None, 2.5, None, 3.5, 4.5]
+    missing = result.envelope.data["missing_tokens"]
+    assert missing["by_column"] == {
+        "age": {"N/A": 1, "NA": 1, "null": 1},
+        "name": {"#N/A": 1, "NULL": 1, "None": 1},
+        "score": {"NaN": 1},
+    }
+    assert result.envelope.summary_metrics["missing_tokens_nulled"] == 7
+    assert result.envelope.summary_metrics["values_unparseable"] == 0  # tokens are not failed conversions
+    untouched = run_agent(type_fixer, frame, TypeFixerParams(null_tokens=[], auto_convert_category=False))
+    assert untouched.frame is not None and untouched.frame["name"].to_list() == frame["name"].to_list()
+    assert untouched.frame.schema["age"] == pl.String  # "NA" is a value now: the column is mixed
 
 
 def test_type_fixer_datetimes_and_categories() -> None:
