@@ -155,15 +155,6 @@ def is_missing(expr: pl.Expr, dtype: pl.DataType, tokens: Sequence[str] = DEFAUL
     return expr.is_null()
 
 
-def is_blank(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """Null, an empty or whitespace-only text, or a float NaN (no tokens: what an empty field is)."""
-    if is_text(dtype):
-        return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
-    if dtype.is_float():
-        return expr.is_null() | expr.is_nan()
-    return expr.is_null()
-
-
 @dataclass
 class MissingTokens:
     """Which missing-value tokens a frame held and what became of them.

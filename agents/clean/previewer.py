@@ -53,7 +53,7 @@ from agents.envelope import (
 from agents.params.cleanse_previewer import CleansePreviewerParams, PreviewRule
 from agents.values import (
     distinct_counts,
-    is_blank,
+    is_missing,
     parse_boolean,
     parse_integer,
     parse_number,
@@ -281,7 +281,7 @@ def _simulate(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
     for name in rule.target_columns:
         converted = _conversion(frame, name, rule.target_type)
         replacements[name] = converted
-        failures[name] = ~is_blank(pl.col(name), schema[name]) & converted.is_null()
+        failures[name] = ~is_missing(pl.col(name), schema[name]) & converted.is_null()
     return Simulation(
         lazy.with_columns(**replacements),
         failures=failures,

@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
 from agents.clean.helpers_a import (
     check_columns,
     check_regex,
@@ -60,7 +60,7 @@ from agents.values import (
     NAMED_FORMATS,
     TEMPORAL_FORMATS,
     distinct_counts,
-    is_blank,
+    is_missing,
     parse_boolean,
     parse_integer,
     parse_number,
@@ -186,13 +186,14 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
         .rename({ROW_INDEX_COLUMN: "row_index"})
         .to_dicts(),
         "conventions": {
-            "missing": "null, empty or whitespace-only text, or NaN",
+            "missing": "null, empty or whitespace-only text, a missing-value token (NA, N/A, NULL...), or NaN",
             "range_bounds": "inclusive",
             "formats": "the whole value must match (Rust regex syntax)",
             "text_values": "read as type-fixer reads them",
             "row_index": "1-based data row of the input file",
         },
     }
+    data["proposals"] = _proposals(frame, params)
     alerts, recommendations = _findings(summary_metrics, by_rule, missing_columns)
     cards = [
         SummaryCard(
@@ -229,6 +230,26 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
     )
 
 
+def _proposals(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[dict[str, Any]]:
+    """Rows with no value at all, kept by default: quarantining them is proposed."""
+    columns = data_columns(frame)
+    if params.detect_broken_records or not columns:
+        return []
+    empty = pl.all_horizontal([is_missing(pl.col(name), frame.schema[name]) for name in columns])
+    rows = int(frame.select(empty.sum()).item())
+    if not rows:
+        return []
+    return [
+        proposal(
+            AGENT_ID,
+            "quarantine_empty_rows",
+            f"Quarantine the {rows:,} rows whose every field is empty",
+            {"detect_broken_records": True},
+            rows_affected=rows,
+        )
+    ]
+
+
 def _expr(value: pl.Expr | str) -> pl.Expr:
     return pl.lit(value) if isinstance(value, str) else value
 
@@ -259,7 +280,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
             Check(
                 "broken_record",
                 None,
-                pl.all_horizontal([is_blank(pl.col(name), schema[name]) for name in columns]),
+                pl.all_horizontal([is_missing(pl.col(name), schema[name]) for name in columns]),
                 "every field is empty",
                 "every field of the row is empty",
                 "all data fields empty",
@@ -270,7 +291,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
             missing = f"required field '{name}' is missing"
             checks.append(
                 Check(
-                    "missing_required_field", name, is_blank(pl.col(name), schema[name]), missing, missing, "required"
+                    "missing_required_field", name, is_missing(pl.col(name), schema[name]), missing, missing, "required"
                 )
             )
     if params.detect_type_mismatches:
@@ -288,7 +309,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
                 Check(
                     "type_mismatch",
                     name,
-                    ~is_blank(pl.col(name), schema[name]) & mismatch,
+                    ~is_missing(pl.col(name), schema[name]) & mismatch,
                     text,
                     text,
                     f"expected {expected} ({schema[name]} column)",
@@ -318,7 +339,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
             label = f"the {pattern} format" if pattern in NAMED_FORMATS or pattern == "date" else f"/{pattern}/"
             text = pl.concat_str(pl.lit(f"'{name}' value '"), shown(pl.col(name)), pl.lit(f"' does not match {label}"))
             checks.append(
-                Check("invalid_format", name, ~is_blank(pl.col(name), schema[name]) & mismatch, text, text, label)
+                Check("invalid_format", name, ~is_missing(pl.col(name), schema[name]) & mismatch, text, text, label)
             )
     return checks
 

@@ -19,9 +19,9 @@ share is 1.0 (``preserve_mixed_types``, the default: no cell is emptied), or at 
 without it; values that do not read become null and are reported one by one (``unparseable_value``). A
 column that reads at ``conversion_threshold`` but not entirely is proposed (``data.proposals``) with the
 cells the conversion would empty. A date column whose day/month order only a tie decides is not converted
-unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank values
-become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at least 20 % but less than the
-threshold is reported as mixed, not converted.
+unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank
+values become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at
+least 20 % but less than the threshold is reported as mixed, not converted.
 
 Float columns whose values are all whole (and finite, |x| < 2^53) become Int64. With
 ``auto_convert_category``, a text column left as text becomes Categorical when it has at most

@@ -39,7 +39,11 @@ class QuarantineAgentParams(EffectivenessParams):
     detect_invalid_formats: bool = Field(
         True, description="Quarantine rows whose values do not fully match format_constraints"
     )
-    detect_broken_records: bool = Field(True, description="Quarantine rows where every field is empty")
+    detect_broken_records: bool = Field(
+        False,
+        description="Quarantine rows where every field is empty. Ours: false by default (Agensium: true): such rows "
+        "are counted and proposed (several of them are exact duplicates, which duplicate-resolver removes)",
+    )
     detect_schema_mismatches: bool = Field(
         True,
         description="Report expected_schema columns missing from the data (and columns not in it) as issues; "

@@ -212,6 +212,7 @@ def quarantine_frame() -> pl.DataFrame:
 def test_quarantine_removes_failing_rows_with_every_reason() -> None:
     params = QuarantineAgentParams.model_validate(
         {
+            "detect_broken_records": True,
             "required_fields": ["email"],
             "range_constraints": {"age": {"min": 18, "max": 120}},
             "format_constraints": {"email": "email"},
@@ -246,13 +247,30 @@ def test_quarantine_removes_failing_rows_with_every_reason() -> None:
     assert schema == {"missing_columns": ["missing_col"], "unexpected_columns": ["email"]}
 
 
-def test_quarantine_defaults_only_remove_broken_records_and_flags_switch_checks_off() -> None:
+def test_quarantine_defaults_remove_nothing_and_flags_switch_checks_on_and_off() -> None:
     frame = quarantine_frame()
     result = run_agent(quarantine, frame, QuarantineAgentParams())
-    assert result.removed is not None and result.removed[ROW_INDEX_COLUMN].to_list() == [9]
-    off = run_agent(quarantine, frame, QuarantineAgentParams(detect_broken_records=False, required_fields=["email"]))
+    assert result.removed is not None and result.removed.height == 0
+    (proposed,) = result.envelope.data["proposals"]
+    assert (proposed["rows_affected"], proposed["apply"]) == (1, {"quarantine-agent": {"detect_broken_records": True}})
+    broken = run_agent(quarantine, frame, QuarantineAgentParams(detect_broken_records=True))
+    assert broken.removed is not None and broken.removed[ROW_INDEX_COLUMN].to_list() == [9]
+    off = run_agent(quarantine, frame, QuarantineAgentParams(required_fields=["email"]))
     assert off.removed is not None and off.removed[ROW_INDEX_COLUMN].to_list() == [2, 9]
     assert off.removed["reason"].to_list() == ["required field 'email' is missing"] * 2
+
+
+def test_quarantine_treats_missing_value_tokens_as_missing() -> None:
+    frame = framed(
+        {"email": ["a@b.com", "NA", " n/a ", "NULL", "b@c.org", "#N/A"], "age": ["1", "NA", "2", "3", "4", "5"]}
+    )
+    params = QuarantineAgentParams.model_validate(
+        {"required_fields": ["email"], "format_constraints": {"email": "email"}, "expected_schema": {"age": "integer"}}
+    )
+    result = run_agent(quarantine, frame, params)
+    assert result.removed is not None
+    assert result.removed["reason"].to_list() == ["required field 'email' is missing"] * 4  # not "bad format"
+    assert issues_of(result, "type_mismatch") == []  # "NA" is a missing age, not a wrong type
 
 
 def test_quarantine_typed_columns_and_regex_formats() -> None:
@@ -497,7 +515,7 @@ def previewer_frame(rng: np.random.Generator, n: int = 400) -> pl.DataFrame:
         {
             "x": [None if i in nulls else float(v) for i, v in enumerate(x)],
             "group": [["a", "b", "c"][i % 3] if i % 7 else None for i in range(n)],
-            "amount": [f"{v:.2f}" if i % 20 else "n/a" for i, v in enumerate(rng.uniform(0, 100, n))],
+            "amount": [f"{v:.2f}" if i % 20 else "unknown" for i, v in enumerate(rng.uniform(0, 100, n))],
         },
         rows,
     )
@@ -556,12 +574,12 @@ def test_previewer_statistics_match_numpy_and_scipy_and_data_is_unchanged() -> N
     assert rule_result(result, "dups")["rows_affected"] == 5
     assert rule_result(result, "nulls")["rows_affected"] == frame["group"].null_count()
     convert = rule_result(result, "convert")
-    not_numbers = int((frame["amount"] == "n/a").sum())
+    not_numbers = int((frame["amount"] == "unknown").sum())
     assert not_numbers >= 20
     assert convert["changes"]["column_level_changes"]["amount"]["conversion_failures"] == not_numbers
     assert convert["changes"]["column_level_changes"]["amount"]["dtype_after"] == "Float64"
     failures = result.row_level_issues.filter(pl.col("issue_type") == "preview_conversion_failure")
-    expected_rows = frame.filter(pl.col("amount") == "n/a")[ROW_INDEX_COLUMN].to_list()
+    expected_rows = frame.filter(pl.col("amount") == "unknown")[ROW_INDEX_COLUMN].to_list()
     assert sorted(failures["row_index"].to_list()) == expected_rows
 
     drop = rule_result(result, "drop")
