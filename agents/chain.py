@@ -139,10 +139,11 @@ class _DataFlow:
         return frame.select([pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in schema])
 
 
-def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str]) -> list[int]:
-    """Per common column, the kept rows whose value differs; all columns in one query."""
+def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str]) -> tuple[list[int], list[int]]:
+    """Per common column, the kept rows whose value differs, and those among them that were empty before and
+    hold a value after (values invented); all columns in one query."""
     if not common:
-        return []
+        return [], []
     if before.height == after.height and before[ROW_INDEX_COLUMN].equals(after[ROW_INDEX_COLUMN]):
         old, new = before, after  # no row removed or moved: compare in place, nothing gathered
     else:
@@ -152,12 +153,14 @@ def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str])
         [old.select(pl.col(common).name.prefix("o:")), new.select(pl.col(common).name.prefix("n:"))], how="horizontal"
     )
     exprs = []
-    for name in common:
+    for index, name in enumerate(common):
         a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
         if old.schema[name] != new.schema[name]:
             a, b = a.cast(pl.String), b.cast(pl.String)
-        exprs.append(a.ne_missing(b).sum().alias(name))
-    return [int(value) for value in pair.select(exprs).row(0)]
+        exprs.append(a.ne_missing(b).sum().alias(f"c{index}"))
+        exprs.append((a.is_null() & b.is_not_null()).sum().alias(f"f{index}"))
+    row = pair.select(exprs).row(0)
+    return [int(value) for value in row[0::2]], [int(value) for value in row[1::2]]
 
 
 def step_record(
@@ -173,7 +176,7 @@ def step_record(
     """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
     for the rows the agent kept, by their row index, as text when the dtype changed."""
     common = [c for c in data_columns(before) if c in after.columns]
-    changed = _changed_cells(before, after, common)
+    changed, filled = _changed_cells(before, after, common)
     nulls_before = before.null_count().row(0, named=True)
     nulls_after = after.null_count().row(0, named=True)
     columns: dict[str, dict[str, Any]] = {}
@@ -184,6 +187,7 @@ def step_record(
             "nulls_before": nulls_before.get(name),
             "nulls_after": nulls_after.get(name),
             "cells_changed": changed[common.index(name)] if name in common else None,
+            "values_invented": filled[common.index(name)] if name in common else None,
         }
     return {
         "step": step,
@@ -197,6 +201,7 @@ def step_record(
         "columns_after": data_columns(after),
         "columns": columns,
         "cells_changed_total": sum(changed),
+        "values_invented_total": sum(filled),
         "duration_ms": duration_ms,
         "summary_metrics": summary_metrics,
     }
@@ -520,6 +525,9 @@ def _summary(
         "quality_score": None,
         "quality_grade": None,
     }
+    summary["proposals"] = [
+        proposal for envelope in envelopes for proposal in envelope.get("data", {}).get("proposals", [])
+    ]
     for envelope in envelopes:
         quality = envelope.get("data", {}).get("quality_summary")
         if quality:
@@ -533,6 +541,8 @@ def _summary(
             rows_quarantined=sum(frame.height for frame in flow.quarantined),
             retention_percentage=round(100 * rows_out / inputs.primary.height, 2) if inputs.primary.height else 100.0,
             cells_changed=sum(step["cells_changed_total"] for step in flow.steps),
+            cells_changed_by_agent={step["agent_id"]: step["cells_changed_total"] for step in flow.steps},
+            values_invented=sum(step["values_invented_total"] for step in flow.steps),
         )
         writeback = next((e for e in envelopes if e["agent_id"] == "cleanse-writeback"), None)
         if writeback is not None and writeback["status"] == "success":

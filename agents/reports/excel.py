@@ -9,6 +9,7 @@ report has them all, and the Summary sheet says how many there are.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ def _summary_sheet(
     )
     if outcome is not None:
         _outcome_table(writer, outcome)
+    _proposals_table(writer, envelopes)
     cards = [
         [
             agent_id_of(envelope, position),
@@ -199,6 +201,7 @@ def _outcome_table(writer: SheetWriter, outcome: dict[str, Any]) -> None:
         ("Columns in", outcome.get("columns_in")),
         ("Columns out", outcome.get("columns_out")),
         ("Cells changed", outcome.get("cells_changed")),
+        ("Values invented (filled or imputed)", outcome.get("values_invented")),
         ("Integrity checks passed", outcome.get("integrity_checks_passed")),
         ("Integrity checks failed", outcome.get("integrity_checks_failed")),
     ]
@@ -206,6 +209,24 @@ def _outcome_table(writer: SheetWriter, outcome: dict[str, Any]) -> None:
     verdict, tone = _verdict(outcome)
     writer.row -= 1
     writer.note(f"Data ready for pipeline: {verdict}", tone=tone)
+
+
+def _proposals_table(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    """The judgment calls the agents proposed instead of making, each with the parameters that apply it."""
+    rows = [
+        [
+            proposal.get("agent_id"),
+            proposal.get("description"),
+            proposal.get("rows_affected"),
+            proposal.get("cells_affected"),
+            json.dumps(proposal.get("apply"), ensure_ascii=False),
+        ]
+        for envelope in envelopes
+        for proposal in as_dicts(as_dict(envelope.get("data")).get("proposals"))
+    ]
+    if rows:
+        headers = ["Agent", "Proposed change (not applied)", "Rows", "Cells", "parameters.json to apply it"]
+        writer.table(headers, rows, title="Proposed changes")
 
 
 def _verdict(outcome: dict[str, Any]) -> tuple[str, str]:

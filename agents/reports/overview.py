@@ -134,6 +134,7 @@ def cleaning_outcome(
             summary.get("cells_changed"),
             sum(int(step.get("cells_changed_total") or 0) for step in steps) if steps else None,
         ),
+        "values_invented": summary.get("values_invented"),
         "integrity_checks_passed": _first(
             metrics.get("integrity_checks_passed"), sum(bool(c.get("passed")) for c in checks) if checks else None
         ),
