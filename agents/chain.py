@@ -44,9 +44,11 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
+from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.readers import read_table_with_report
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
+from agents.values import MissingTokens, normalize_missing
 
 ChainProgress = Callable[[int, str | None, str], None]
 """Overall progress: percent 0..100 (never decreasing), the running agent (None between agents), message."""
@@ -234,7 +236,8 @@ def run_tool(
         read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
         results, shape = _run_large_profile(chain, large, agent_params, out_dir, report, timings, soft_deadline)
     else:
-        agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings)
+        tokens = None if tool_id in DATA_TOOLS else _null_tokens(agent_params)
+        agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings, tokens)
         if tool_id in DATA_TOOLS:
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
@@ -415,13 +418,24 @@ def _context(inputs: AgentInputs, flow: _DataFlow | None) -> ChainContext:
     )
 
 
+def _null_tokens(agent_params: dict[str, Any]) -> tuple[str, ...]:
+    """The missing-value tokens of a tool whose agents read the input as parsed (the profile tools): the
+    unified-profiler's ``null_tokens`` when it runs, else the default list."""
+    profiler = agent_params.get("unified-profiler")
+    return tuple(profiler.null_tokens) if profiler is not None else DEFAULT_NULL_TOKENS
+
+
 def _read_inputs(
     tool_id: str,
     inputs: dict[str, Path],
     options: Any,
     report: _MonotonicProgress,
     timings: dict[str, int],
+    null_tokens: tuple[str, ...] | None = None,
 ) -> tuple[AgentInputs, dict[str, Any]]:
+    """Parse each input once. With ``null_tokens`` (tools whose agents only read), every missing-value token
+    becomes a real null for all agents alike (``agents.values.normalize_missing``); the clean chain leaves
+    that to its type-fixer, which reports it as a change."""
     by_role: dict[str, tuple[str, Path]] = {}
     for name, path in inputs.items():
         role = registry.input_role(name, tool_id)
@@ -434,6 +448,7 @@ def _read_inputs(
     if "primary" not in by_role:
         raise InvalidFileError("the primary input (primary.csv, .tsv, .xlsx, .parquet, .json or .ndjson) is missing")
     frames: dict[str, pl.DataFrame] = {}
+    missing: dict[str, MissingTokens] = {}
     read_reports: dict[str, Any] = {}
     for index, role in enumerate(("primary", "baseline")):
         if role not in by_role:
@@ -442,6 +457,9 @@ def _read_inputs(
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
         frames[role], read_reports[role] = read_table_with_report(path, name, sheet=getattr(options, role).sheet)
+        if null_tokens is not None:
+            frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
+            read_reports[role]["missing_tokens"] = missing[role].describe()
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     report(READ_END, None, "Inputs parsed")
     baseline = by_role.get("baseline")
@@ -450,6 +468,8 @@ def _read_inputs(
         primary_name=by_role["primary"][0],
         baseline=frames.get("baseline"),
         baseline_name=baseline[0] if baseline else None,
+        primary_missing=missing.get("primary"),
+        baseline_missing=missing.get("baseline"),
     )
     return agent_inputs, read_reports
 

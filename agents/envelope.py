@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import polars as pl
 
+from agents.values import MissingTokens
+
 Progress = Callable[[float, str], None]
 """Agent progress: fraction 0..1 of this agent's own work, and a message for the user."""
 
@@ -75,6 +77,8 @@ class AgentInputs:
     baseline: pl.DataFrame | None = None
     baseline_name: str | None = None
     context: ChainContext = field(default_factory=ChainContext)
+    primary_missing: MissingTokens | None = None  # tokens the chain already turned into nulls (profile tools)
+    baseline_missing: MissingTokens | None = None
 
     @property
     def row_count(self) -> int:

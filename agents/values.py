@@ -35,24 +35,10 @@ from typing import Any, Literal
 
 import polars as pl
 
-DEFAULT_NULL_TOKENS: tuple[str, ...] = (
-    "NA",
-    "N/A",
-    "n/a",
-    "NaN",
-    "nan",
-    "-NaN",
-    "NULL",
-    "null",
-    "None",
-    "<NA>",
-    "#N/A",
-    "#NA",
-    "-1.#IND",
-    "1.#QNAN",
-)
-"""Missing-value tokens (PRODUCT.md): pandas' default ``na_values`` minus the empty string (always missing)."""
+from agents.params.common import DEFAULT_NULL_TOKENS
+
 NAN_TOKEN = "NaN"  # what a float NaN is counted as
+EMPTY_TEXT = ""  # what an empty or whitespace-only text (a quoted empty field: "") is counted as
 
 
 TemporalKind = Literal["date", "datetime"]
@@ -137,10 +123,11 @@ def is_text(dtype: pl.DataType) -> bool:
 
 
 def is_missing_token(expr: pl.Expr, tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> pl.Expr:
-    """True where a text value is one of ``tokens`` after trimming (false for nulls)."""
+    """True where a text value is one of ``tokens`` or empty, after trimming (false for nulls; always false
+    without tokens: then nothing but a null is missing, Polars' rule)."""
     if not tokens:
         return pl.lit(False)
-    return expr.cast(pl.String).str.strip_chars().is_in(list(tokens)).fill_null(False)
+    return expr.cast(pl.String).str.strip_chars().is_in([*tokens, EMPTY_TEXT]).fill_null(False)
 
 
 def is_missing(expr: pl.Expr, dtype: pl.DataType, tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> pl.Expr:
@@ -160,7 +147,7 @@ class MissingTokens:
     """Which missing-value tokens a frame held and what became of them.
 
     ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
-    ``NaN``); ``retyped``: columns that were text only because of their tokens, with the dtype they now
+    ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns that were text only because of their tokens, with the dtype they now
     have (``{"age": "Int64"}``)."""
 
     tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
@@ -193,12 +180,13 @@ def count_missing_tokens(
     text column's token values counted (a short list per column), each float column's NaNs."""
     if not tokens:
         return {}
+    missing = [*tokens, EMPTY_TEXT]
     schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
     exprs: list[pl.Expr] = []
     for index, (name, dtype) in enumerate(schema.items()):
         if is_text(dtype):
             text = pl.col(name).cast(pl.String).str.strip_chars()
-            exprs.append(text.filter(text.is_in(list(tokens))).value_counts().implode().alias(f"t{index}"))
+            exprs.append(text.filter(text.is_in(missing)).value_counts().implode().alias(f"t{index}"))
         elif dtype.is_float():
             exprs.append(pl.col(name).is_nan().sum().alias(f"n{index}"))
     if not exprs:

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_NULL_TOKENS: tuple[str, ...] = (
+    "NA",
+    "N/A",
+    "n/a",
+    "NaN",
+    "nan",
+    "-NaN",
+    "NULL",
+    "null",
+    "None",
+    "<NA>",
+    "#N/A",
+    "#NA",
+    "-1.#IND",
+    "1.#QNAN",
+)
+"""Missing-value tokens (PRODUCT.md "Missing values"): pandas' default ``na_values`` minus the empty string
+(always missing). Here, free of Polars, for the parameter models; ``agents.values`` applies them."""
+
+NullTokens = Annotated[
+    list[Annotated[str, Field(max_length=64)]],
+    Field(
+        default_factory=lambda: list(DEFAULT_NULL_TOKENS),
+        max_length=1000,
+        description="Text values (exactly, after trimming) that are missing values, like an empty field "
+        "(pandas' default list; a float NaN counts as the token NaN, an empty or blank text as \"\"); [] = "
+        "Polars' rule: only fields with nothing in them are missing",
+    ),
+]
 
 
 class AgentParams(BaseModel):

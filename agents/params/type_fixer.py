@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import ConfigDict, Field
 
-from agents.params.common import EffectivenessParams
-from agents.values import DEFAULT_NULL_TOKENS
+from agents.params.common import EffectivenessParams, NullTokens
 
 
 class TypeFixerParams(EffectivenessParams):
@@ -33,12 +30,7 @@ class TypeFixerParams(EffectivenessParams):
         "true by default (Agensium: false); a column that reads at conversion_threshold but not entirely is "
         "proposed, with the cells the conversion would empty",
     )
-    null_tokens: list[Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=lambda: list(DEFAULT_NULL_TOKENS),
-        max_length=1000,
-        description="Ours: text values (exactly, after trimming) that are missing values and become real nulls, "
-        "counted per column (pandas' default list; a float NaN counts as NaN); [] = only empty fields",
-    )
+    null_tokens: NullTokens
     convert_ambiguous_dates: bool = Field(
         False,
         description="Ours: convert a date column whose day/month order only a tie decides (every value reads both "

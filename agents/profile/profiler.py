@@ -14,6 +14,9 @@ the merged one of §2.5. Conventions, also stated in ``data.conventions`` of the
   smaller value hash); when fewer than N values repeat, values seen once complete the list;
 - ``entropy`` is the Shannon entropy in bits of the non-null value distribution; ``imbalance`` is
   ``1 - entropy / log2(distinct)`` (ydata-profiling);
+- missing values are empty fields and the ``null_tokens`` (``NA``, ``N/A``, ``NULL``, ... after trimming;
+  a float NaN counts as ``NaN``): ``null_count`` counts all of them and ``null_tokens`` says which tokens
+  and how often; a column that was text only because of its tokens is typed as its other values are;
 - ``row_index`` of a row-level issue is the 1-based data row of the input file: the header is line 1,
   so data row ``r`` is line ``r + 1`` when no quoted field spans lines.
 """
@@ -39,13 +42,16 @@ from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, ProfileStats
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
+from agents.values import MissingTokens, normalize_missing
 
 TYPE_SIGNAL_SHARE = 0.7
 
 
 def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
-    frame = inputs.primary
+    frame, missing = inputs.primary, inputs.primary_missing
+    if missing is None or list(missing.tokens) != params.null_tokens:  # not read by the chain with these tokens
+        frame, missing = normalize_missing(frame, params.null_tokens)
     progress(0.0, f"Profiling {frame.width} columns of {frame.height:,} rows")
     stats = compute_stats(
         frame, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
@@ -53,7 +59,7 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     progress(0.85, "Detecting personal data and scoring quality")
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
     sample = sample_rows(frame.select(string_columns), params.pii_sample_size)
-    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress)
+    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing)
 
 
 def stats_settings(params: ProfilerParams) -> StatsSettings:
@@ -73,12 +79,14 @@ def profile_result(
     memory_bytes: int,
     started: float,
     progress: Progress,
+    missing: MissingTokens | None = None,
 ) -> AgentResult:
     """The envelope from the column statistics and an evenly spaced sample of the text columns (for PII
     and semantic types); shared by the in-memory agent and the streaming path for large files."""
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
     signals = text_signals(sample, string_columns)
-    fields = [_field_profile(column, signals.get(column.name), params) for column in stats.columns]
+    missing = missing or MissingTokens(tokens=tuple(params.null_tokens))
+    fields = [_field_profile(column, signals.get(column.name), params, missing) for column in stats.columns]
 
     dataset = _dataset_summary(stats.dataset.__dict__, fields, memory_bytes)
     findings = build_findings(fields, dataset, params)
@@ -107,10 +115,12 @@ def profile_result(
         "row_index_meaning": "1-based data row of the input file (header = line 1, so file line = row_index + 1)",
         "row_level_issues_total": stats.dataset.row_level_issues_total,
         "row_level_issues_by_type": stats.dataset.row_level_issues_by_type,
+        "missing_tokens": missing.describe(),
         "row_level_issues_stored": row_issues.height,
         "row_level_issues_truncated": row_issues.height < stats.dataset.row_level_issues_total,
         "conventions": {
             "null_percentage": "of all rows",
+            "null_count": "empty fields and missing-value tokens (null_tokens); null_tokens per field says which",
             "unique_percentage": "of non-null values",
             "top_values.percentage": "of all rows",
             "std_ddof": 1,
@@ -143,7 +153,9 @@ def profile_result(
     return AgentResult(envelope=envelope, row_level_issues=row_issues)
 
 
-def _field_profile(column: ColumnStats, signals: TextSignals | None, params: ProfilerParams) -> dict[str, Any]:
+def _field_profile(
+    column: ColumnStats, signals: TextSignals | None, params: ProfilerParams, missing: MissingTokens
+) -> dict[str, Any]:
     rows, non_null = column.rows, column.non_null_count
     unique = column.unique_count
     unique_pct = _pct(unique, non_null) if unique is not None else None
@@ -177,6 +189,8 @@ def _field_profile(column: ColumnStats, signals: TextSignals | None, params: Pro
             "non_null_count": non_null,
             "null_count": column.null_count,
             "null_percentage": _pct(column.null_count, rows),
+            "null_tokens": missing.counts.get(column.name, {}),
+            "retyped_from_text": missing.retyped.get(column.name),
             "unique_count": unique,
             "unique_percentage": unique_pct,
             "values_seen_once": column.unique_once_count,

@@ -92,7 +92,8 @@ def test_type_fixer_converts_numbers_dates_booleans_and_reports_unparseable_cell
     log = {entry["column"]: entry for entry in result.envelope.data["fix_log"]}
     assert (log["price"]["converted"], log["price"]["failed"], log["price"]["to_type"]) == (4, 1, "Float64")
     assert log["price"]["examples"] == [{"row_index": 5, "value": "abc"}]
-    assert (log["signup"]["failed"], log["signup"]["blank_values_emptied"]) == (1, 1)
+    assert (log["signup"]["failed"], log["signup"]["blank_values_emptied"]) == (1, 0)
+    assert result.envelope.data["missing_tokens"]["by_column"]["signup"] == {"": 1}  # nulled before conversion
     assert {item["format"] for item in log["signup"]["date_formats"]} >= {"%Y-%m-%d", "%m/%d/%Y"}
     metrics = result.envelope.summary_metrics
     assert metrics["original_type_issues"] == 5 and metrics["type_issues_fixed"] == 4

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import stats
 
+from agents.chain import run_tool
 from agents.envelope import AgentInputs, AgentResult
+from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.profile.profiler import ProfilerParams, run
 from agents.readers import read_table
 
@@ -39,7 +41,7 @@ def _dataset(rng: np.random.Generator) -> pl.DataFrame:
             "constant": ["same"] * N,
             "contact_email": [f"user{i % 1000}@example.com" for i in range(N)],
             "signup": [f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(N)],
-            "amount_text": [f"{i * 1.5:.1f}" if i % 10 else "n/a" for i in range(N)],
+            "amount_text": [f"{i * 1.5:.1f}" if i % 10 else "unknown" for i in range(N)],
             "code": [f"AB{i % 90 + 10}" for i in range(N)],
             "empty": [None] * N,
         },
@@ -329,6 +331,8 @@ def test_counts_add_up_on_any_data(values: list[float | None], words: list[str |
         assert properties["null_count"] + properties["non_null_count"] == rows
         assert properties["row_count"] == rows
         column = frame[field["field_name"]].drop_nulls()
+        if column.dtype == pl.String:  # an empty text is a missing value (PRODUCT.md)
+            column = column.filter(column.str.strip_chars() != "")
         assert properties["unique_count"] == column.n_unique()
         top = field["distribution"]["top_values"]
         assert sum(item["count"] for item in top) <= column.len()
@@ -337,3 +341,64 @@ def test_counts_add_up_on_any_data(values: list[float | None], words: list[str |
     if present.size:
         assert numeric["min"] == present.min() and numeric["max"] == present.max()
         assert math.isclose(numeric["mean"], present.mean(), rel_tol=1e-9, abs_tol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# missing-value tokens (PRODUCT.md "Missing values")
+
+
+@pytest.mark.parametrize("token", list(DEFAULT_NULL_TOKENS))
+def test_null_counts_equal_pandas_for_each_token(tmp_path: Path, token: str) -> None:
+    import pandas as pd
+
+    rows = 60
+    path = tmp_path / "primary.csv"
+    pl.DataFrame(
+        {
+            "number": [token if i % 7 == 0 else str(i * 1.5) for i in range(rows)],
+            "integer": [token if i % 5 == 0 else str(i) for i in range(rows)],
+            "text": [token if i % 4 == 0 else "" if i % 9 == 0 else f"name {i}" for i in range(rows)],
+            "clean": [str(i) for i in range(rows)],
+        }
+    ).write_csv(path)
+    expected = pd.read_csv(path).isna().sum().to_dict()
+    out = tmp_path / "out"
+    result = run_tool("profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, out, lambda *_: None)
+    fields = {f["field_name"]: f for f in result["agents"]["unified-profiler"]["data"]["fields"]}
+    assert {name: fields[name]["properties"]["null_count"] for name in expected} == expected
+    number_tokens = fields["number"]["properties"]["null_tokens"]
+    assert list(number_tokens.values()) == [9] and set(number_tokens) <= {token, "NaN"}  # NaN: read as a float
+    # typed as its other values are (where Polars reads the token as a float NaN, the column is float)
+    read_as_float = pl.read_csv(path).schema["integer"].is_float()
+    assert fields["integer"]["data_type"] == ("float" if read_as_float else "integer")
+    assert fields["text"]["properties"]["null_tokens"] == {token: 15, "": 5}  # "": quoted empty fields
+    assert fields["clean"]["properties"]["null_tokens"] == {}
+    # Polars' rule, on request: only empty fields are missing.
+    polars_rule = run_tool(
+        "profile-my-data",
+        ["unified-profiler"],
+        {"primary.csv": path},
+        {"unified-profiler": {"null_tokens": []}},
+        tmp_path / "out2",
+        lambda *_: None,
+    )
+    raw = pl.read_csv(path)
+    polars_fields = polars_rule["agents"]["unified-profiler"]["data"]["fields"]
+    assert {f["field_name"]: f["properties"]["null_count"] for f in polars_fields} == {
+        name: raw[name].null_count() for name in raw.columns
+    }
+
+
+def test_tokens_are_matched_after_trimming_and_every_profile_agent_sees_them(tmp_path: Path) -> None:
+    path = tmp_path / "primary.csv"
+    path.write_text("age,city\n31, NA \n40,Boston\nN/A,NULL\n22,\n")
+    result = run_tool("profile-my-data", [], {"primary.csv": path}, {}, tmp_path / "out", lambda *_: None)
+    fields = {f["field_name"]: f for f in result["agents"]["unified-profiler"]["data"]["fields"]}
+    assert fields["age"]["properties"]["null_count"] == 1 and fields["age"]["data_type"] == "integer"
+    assert fields["city"]["properties"]["null_count"] == 3
+    assert fields["city"]["properties"]["null_tokens"] == {"NA": 1, "NULL": 1}
+    assert result["summary"]["inputs"]["primary"]["missing_tokens"]["values_nulled"] == 3
+    readiness = result["agents"]["readiness-rater"]
+    assert readiness["status"] == "success"
+    scores = {item["component"]: item["score"] for item in readiness["data"]["component_scores"]}
+    assert scores["completeness"] == pytest.approx(100 * (8 - 4) / 8, abs=0.01)  # 4 of 8 cells missing

@@ -84,6 +84,7 @@ def test_the_default_clean_chain_fixes_only_the_unambiguous(tmp_path: Path) -> N
         "amount": {"NA": sum(row["amount"] == "NA" for row in rows)},
         "score": {"N/A": sum(row["score"] == "N/A" for row in rows)},
         "city": {"NULL": sum(row["city"] == "NULL" for row in rows)},
+        "note": {"": sum(row["note"] == "" for row in rows)},  # quoted empty fields
     }
     # Every judgment call is proposed with the parameters that apply it.
     proposed = {item["proposal_id"]: item for item in summary["proposals"]}
