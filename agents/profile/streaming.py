@@ -34,6 +34,7 @@ from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
 from agents.profile.profiler import profile_result, stats_settings
 from agents.readers import INFER_SCHEMA_LENGTH, sniff_dialect
+from agents.values import normalize_missing_lazy
 
 PARQUET_COMPRESSION: Final = "lz4"  # fast to write and to scan; the file lives only while the profile runs
 _PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*)' ")
@@ -50,7 +51,8 @@ def profile_large(
         parquet = Path(temporary) / "primary.parquet"
         csv_to_parquet(path, name, parquet)
         progress(0.3, "Computing column statistics")
-        source = Source.of_lazy(pl.scan_parquet(parquet))
+        scan, missing = normalize_missing_lazy(pl.scan_parquet(parquet), params.null_tokens, engine="streaming")
+        source = Source.of_lazy(scan)
         if source.height == 0:
             raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
         stats = compute_source_stats(
@@ -60,7 +62,7 @@ def profile_large(
         string_columns = [column.name for column in stats.columns if column.kind == "string"]
         step = max(1, source.height // max(params.pii_sample_size, 1))
         sample = source.every(string_columns, step).head(params.pii_sample_size)
-        return profile_result(stats, sample, params, path.stat().st_size, started, progress)
+        return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing)
 
 
 def csv_to_parquet(path: Path, name: str, target: Path) -> None:
