@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from agents.values import MissingTokens
+if TYPE_CHECKING:
+    from agents.values import MissingTokens
+
 
 Progress = Callable[[float, str], None]
 """Agent progress: fraction 0..1 of this agent's own work, and a message for the user."""

@@ -29,12 +29,14 @@ month/day, Agensium's ``MM/DD/YYYY``), and each such pair is reported (``ambigui
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
 
+from agents.columns import is_text
 from agents.params.common import DEFAULT_NULL_TOKENS
 
 NAN_TOKEN = "NaN"  # what a float NaN is counted as
@@ -54,7 +56,6 @@ BOOLEAN_WORDS = ("true", "false", "yes", "no", "y", "n")
 MIN_YEAR = 1000
 BELOW_MIN_DATE = dt.date(MIN_YEAR - 1, 12, 31)  # the last day and microsecond before MIN_YEAR
 BELOW_MIN_DATETIME = dt.datetime(MIN_YEAR, 1, 1) - dt.timedelta(microseconds=1)
-MAX_EXACT_FLOAT_INTEGER = 2**53
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,6 @@ NAMED_FORMATS: dict[str, str] = {
 # missing values
 
 
-def is_text(dtype: pl.DataType) -> bool:
-    """String, Categorical or Enum: the dtypes whose values are text."""
-    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
-
-
 def is_missing_token(expr: pl.Expr, tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> pl.Expr:
     """True where a text value is one of ``tokens`` or empty, after trimming (false for nulls; always false
     without tokens: then nothing but a null is missing, Polars' rule)."""
@@ -147,8 +143,8 @@ class MissingTokens:
     """Which missing-value tokens a frame held and what became of them.
 
     ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
-    ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns that were text only because of their tokens, with the dtype they now
-    have (``{"age": "Int64"}``)."""
+    ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns
+    that were text only because of their tokens, with the dtype they now have (``{"age": "Int64"}``)."""
 
     tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -307,6 +303,11 @@ def parse_integer(expr: pl.Expr) -> pl.Expr:
 def integer_of_number_text(literal: pl.Expr) -> pl.Expr:
     """:func:`parse_integer` of a value already read by :func:`number_text`."""
     return literal.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+
+
+def round_half_away(value: float) -> int:
+    """Nearest integer, halves away from zero (2.5 -> 3, -2.5 -> -3): how integer columns take a mean."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
 def parse_boolean(expr: pl.Expr) -> pl.Expr:

@@ -38,28 +38,11 @@ def effectiveness(
     }
 
 
-def proposal(
-    agent_id: str,
-    action: str,
-    description: str,
-    parameters: dict[str, Any],
-    *,
-    columns: list[str] | None = None,
-    rows_affected: int = 0,
-    cells_affected: int = 0,
-) -> dict[str, Any]:
-    """A judgment call the agent did not make (PRODUCT.md "Defaults that never destroy data"): what it would
-    change, and the parameters (keyed by agent id, as in parameters.json) that apply it."""
-    return {
-        "proposal_id": f"{agent_id}:{action}",
-        "agent_id": agent_id,
-        "action": action,
-        "description": description,
-        "columns": columns or [],
-        "rows_affected": rows_affected,
-        "cells_affected": cells_affected,
-        "apply": {agent_id: parameters},
-    }
+def retention(rows_before: int, rows_after: int, columns_before: int, columns_after: int) -> tuple[float, float]:
+    """Row and column retention in percent (100 when there was nothing to keep)."""
+    rows = 100.0 * rows_after / rows_before if rows_before else 100.0
+    columns = 100.0 * columns_after / columns_before if columns_before else 100.0
+    return rows, columns
 
 
 def removed_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr) -> pl.DataFrame:

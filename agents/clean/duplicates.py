@@ -45,16 +45,10 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
-from agents.clean.helpers_b import (
-    Findings,
-    card_status,
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, retention
+from agents.columns import (
     is_text,
-    names_where,
-    pct,
-    plain_value,
     require_columns,
-    retention,
     with_row_index,
 )
 from agents.envelope import (
@@ -67,6 +61,16 @@ from agents.envelope import (
     SummaryCard,
     data_columns,
     format_text,
+)
+from agents.findings import (
+    Findings,
+    card_status,
+    names_where,
+    proposal,
+)
+from agents.formatting import (
+    pct,
+    plain_value,
 )
 from agents.params.duplicate_resolver import DuplicateResolverParams
 
@@ -618,70 +622,70 @@ def _result(
     conflicting = outcomes["conflicting"]
     conflict_groups = int(conflicting.details.get("conflicting_groups", 0))
 
-    findings = Findings(AGENT_ID, "duplicates")
+    findings = Findings(AGENT_ID)
     share = pct(detected, rows_before)
     if share > 30:
         findings.alert(
-            "high_volume",
-            "critical",
             "data_uniqueness",
+            "critical",
             f"High duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
             "Review how the data is collected; add a uniqueness constraint at the source",
+            kind="high_volume",
             affected=len(columns),
         )
     elif share > 10:
         findings.alert(
-            "medium_volume",
-            "high",
             "data_uniqueness",
+            "high",
             f"Moderate duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
             "Add a uniqueness constraint on the record's key at the source",
+            kind="medium_volume",
             affected=len(columns),
         )
     if rows_before and resolved > 0.2 * rows_before:
         findings.alert(
-            "data_loss",
-            "high",
             "data_retention",
+            "high",
             f"{resolved:,} rows removed ({100 - row_retention:.1f}% of the rows)",
             "Check the detection types and key columns before accepting the result",
+            kind="data_loss",
             affected=len(columns),
         )
     if conflict_groups:
         by_column = conflicting.details.get("conflicts_by_column", {})
         findings.alert(
-            "conflicts",
-            "high",
             "data_integrity",
+            "high",
             f"{conflict_groups:,} key groups hold conflicting values (columns: {', '.join(by_column)})",
             "Review the conflicting records; pick conflict_resolution deliberately",
+            kind="conflicts",
             affected=len(by_column),
         )
         for name, count in by_column.items():
             findings.issue(
                 "conflicting_values",
                 "high",
-                name,
                 f"{count:,} groups with the same key ({', '.join(key_columns)}) have different values in '{name}'",
-                {"groups": count, "conflict_resolution": params.conflict_resolution},
+                field_name=name,
+                details={"groups": count, "conflict_resolution": params.conflict_resolution},
             )
     if "conflicting" in enabled and not params.key_columns:
         findings.alert(
-            "no_key_columns",
-            "low",
             "configuration",
+            "low",
             "conflicting duplicates need key_columns; none were given, so none were looked for",
             "Set key_columns (e.g. an id or e-mail column) to find records that conflict",
+            kind="no_key_columns",
             affected=0,
         )
     skipped_rows = int(outcomes["missing_values"].details.get("rows_not_examined", 0))
     if skipped_rows:
         findings.alert(
-            "patterns_not_examined",
-            "medium",
             "detection_coverage",
+            "medium",
             f"{skipped_rows:,} rows with rare patterns of empty cells were not checked for missing_values duplicates",
             "Raise max_null_patterns to examine them",
+            kind="patterns_not_examined",
             affected=0,
         )
     for stage, outcome in outcomes.items():
@@ -689,24 +693,24 @@ def _result(
             findings.issue(
                 ISSUE_TYPES[stage],
                 "high" if stage == "exact" else "medium",
-                None,
                 f"{outcome.removed.height:,} {stage} duplicates in {outcome.groups:,} groups removed",
-                {"rows": outcome.removed.height, "groups": outcome.groups},
+                field_name=None,
+                details={"rows": outcome.removed.height, "groups": outcome.groups},
             )
     if detected:
         findings.recommend(
-            "uniqueness",
-            "high" if share > 10 else "medium",
-            None,
             f"Prevent duplicates at the source: {detected:,} rows duplicated others "
             f"({', '.join(stage for stage, outcome in outcomes.items() if outcome.removed.height)})",
+            "high" if share > 10 else "medium",
+            field_name=None,
+            kind="uniqueness",
         )
     if conflict_groups:
         findings.recommend(
-            "conflicts",
-            "high",
-            ", ".join(conflicting.details.get("conflicts_by_column", {})),
             "Decide with the data owner which value is right for the conflicting records",
+            "high",
+            field_name=", ".join(conflicting.details.get("conflicts_by_column", {})),
+            kind="conflicts",
         )
 
     row_issues = removed_all.select(

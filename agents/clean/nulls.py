@@ -38,27 +38,31 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
-from agents.clean.helpers_b import (
-    Findings,
-    card_status,
-    collect_row_issues,
-    format_number,
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows, retention
+from agents.columns import (
     is_date_like,
     is_numeric,
-    names_where,
-    pct,
-    plain_number,
-    plain_value,
     require_columns,
-    retention,
-    round_half_away,
-    row_issue_frame,
     with_row_index,
 )
 from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
+from agents.findings import (
+    Findings,
+    card_status,
+    collect_row_issues,
+    issues_where,
+    names_where,
+    proposal,
+)
+from agents.formatting import (
+    format_number,
+    pct,
+    plain_number,
+    plain_value,
+)
 from agents.params.null_handler import NullHandlerParams
+from agents.values import round_half_away
 
 AGENT_ID = "null-handler"
 AGENT_NAME = "Null Handler"
@@ -123,9 +127,9 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
         removed = removed_rows(work, mask, format_text("row has missing values in: {}", names_where(empty)))
         for name, flag in empty:
             row_issues.append(
-                row_issue_frame(
+                issues_where(
                     work,
-                    mask=flag,
+                    flag,
                     column=name,
                     issue_type="row_dropped_missing_value",
                     severity="warning",
@@ -173,9 +177,9 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     for plan in fill_plans:
         flag = pl.col(was_null[plan.column])
         row_issues.append(
-            row_issue_frame(
+            issues_where(
                 flagged,
-                mask=flag & pl.col(plan.column).is_not_null(),
+                flag & pl.col(plan.column).is_not_null(),
                 column=plan.column,
                 issue_type="null_imputed",
                 severity="info",
@@ -206,7 +210,16 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     ]
     progress(0.95, "Building the report")
     result = _result(
-        frame, output, removed, plans, log, analysis, original_nulls, knn_info, collect_row_issues(row_issues), params
+        frame,
+        output,
+        removed,
+        plans,
+        log,
+        analysis,
+        original_nulls,
+        knn_info,
+        collect_row_issues(row_issues, in_file_order=True),
+        params,
     )
     result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, "Missing values handled")
@@ -516,53 +529,53 @@ def _result(
         params,
     )
     dropped_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
-    findings = Findings(AGENT_ID, "nulls")
+    findings = Findings(AGENT_ID)
     cells = frame.height * len(columns_before)
     if cells and original_nulls > 0.3 * cells:
         findings.alert(
-            "high_volume",
-            "critical",
             "missing_data",
+            "critical",
             f"High null volume: {original_nulls:,} missing values ({pct(original_nulls, cells):.1f}% of cells)",
             "Review how the data is collected; the source is largely incomplete",
+            kind="high_volume",
             affected=len(analysis),
         )
     mostly_empty = [name for name, entry in analysis.items() if entry["null_percentage"] > 50]
     if mostly_empty:
         findings.alert(
-            "column_critical",
-            "high",
             "column_quality",
+            "high",
             f"{len(mostly_empty)} column(s) are more than 50% empty: {', '.join(mostly_empty[:5])}",
             "Consider dropping these columns or collecting them properly",
+            kind="column_critical",
             affected=len(mostly_empty),
         )
     if row_retention < 90:
         findings.alert(
-            "data_loss",
-            "high",
             "data_retention",
+            "high",
             f"{frame.height - output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
             "Fill missing values instead of dropping rows where the rest of the row matters",
+            kind="data_loss",
             affected=len(columns_before),
         )
     if dropped_columns:
         findings.alert(
-            "columns_dropped",
-            "medium",
             "column_retention",
+            "medium",
             f"{len(dropped_columns)} column(s) dropped: {', '.join(dropped_columns)}",
             "Set a strategy in column_strategies to keep a column",
+            kind="columns_dropped",
             affected=len(dropped_columns),
         )
     for plan in plans:
         if plan.note and plan.strategy != "none":
             findings.alert(
-                "strategy_changed",
-                "medium",
                 "configuration",
+                "medium",
                 f"'{plan.column}': {plan.note}",
                 "Choose a strategy that fits the column's type",
+                kind="strategy_changed",
                 field_name=plan.column,
             )
     treated = {plan.column for plan in plans if plan.strategy != "none"}
@@ -573,36 +586,36 @@ def _result(
     }
     if left and params.global_strategy == "column_specific":
         findings.alert(
-            "nulls_remaining",
-            "low",
             "missing_data",
+            "low",
             f"{remaining:,} missing values remain ({', '.join(left)})",
             "Forward/backward fill cannot fill a leading/trailing gap; add a strategy or a fill value",
+            kind="nulls_remaining",
             affected=len(left),
         )
     for entry in log:
         findings.issue(
             "missing_values",
             "high" if entry["null_percentage"] > 50 else "medium" if entry["null_percentage"] > 10 else "low",
-            entry["column"],
             f"'{entry['column']}' had {entry['null_count_before']:,} missing values "
             f"({entry['null_percentage']:.2f}%): {entry['strategy']}",
-            {"strategy": entry["strategy"], "source": entry["source"]},
+            field_name=entry["column"],
+            details={"strategy": entry["strategy"], "source": entry["source"]},
         )
         if entry["null_percentage"] > 20 and entry["strategy"] != "drop_column":
             findings.recommend(
-                "advanced_imputation",
-                "medium",
-                entry["column"],
                 f"'{entry['column']}' is {entry['null_percentage']:.1f}% empty: check the imputed values, or "
                 "collect the field at the source",
+                "medium",
+                field_name=entry["column"],
+                kind="advanced_imputation",
             )
     if original_nulls:
         findings.recommend(
-            "validation",
-            "low",
-            None,
             "Make critical fields required at data entry to prevent missing values",
+            "low",
+            field_name=None,
+            kind="validation",
         )
 
     summary_metrics = {

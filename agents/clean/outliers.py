@@ -34,24 +34,28 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
-from agents.clean.helpers_b import (
-    Findings,
-    card_status,
-    collect_row_issues,
-    format_number,
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows, retention
+from agents.columns import (
     is_numeric,
-    pct,
-    plain_number,
     require_columns,
-    retention,
-    round_half_away,
-    row_issue_frame,
     with_row_index,
 )
 from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
+from agents.findings import (
+    Findings,
+    card_status,
+    collect_row_issues,
+    issues_where,
+    proposal,
+)
+from agents.formatting import (
+    format_number,
+    pct,
+    plain_number,
+)
 from agents.params.outlier_remover import OutlierRemoverParams
+from agents.values import round_half_away
 
 AGENT_ID = "outlier-remover"
 AGENT_NAME = "Outlier Remover"
@@ -103,7 +107,8 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     progress(0.5, f"Treating {original_outliers:,} outliers ({params.removal_strategy})")
 
     row_issues = collect_row_issues(
-        [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]]
+        [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]],
+        in_file_order=True,
     )
     any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
     rows_with_outliers = int(flagged.select(any_outlier.sum()).item()) if flags else 0
@@ -253,9 +258,9 @@ def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierR
         "impute_mean": "replaced by the mean of the other values",
         "impute_median": "replaced by the median of the other values",
     }[params.removal_strategy]
-    return row_issue_frame(
+    return issues_where(
         flagged,
-        mask=pl.col(flag),
+        pl.col(flag),
         column=item.column,
         issue_type=pl.when(extreme).then(pl.lit("extreme_outlier")).otherwise(pl.lit("outlier")),
         severity=pl.when(extreme).then(pl.lit("critical")).otherwise(pl.lit("warning")),
@@ -419,53 +424,53 @@ def _proposals(outcome: Outcome, params: OutlierRemoverParams) -> list[dict[str,
 
 def _findings(outcome: Outcome, analysed: list[str], share: float, params: OutlierRemoverParams) -> Findings:
     summary = outcome.summary
-    findings = Findings(AGENT_ID, "outliers")
+    findings = Findings(AGENT_ID)
     if share > 20:
         findings.alert(
-            "high_volume",
-            "critical",
             "data_distribution",
+            "critical",
             f"High outlier volume: {outcome.original:,} outliers ({share:.1f}% of numeric values)",
             "Check for measurement or unit errors before removing this many values",
+            kind="high_volume",
             affected=len(analysed),
         )
     elif share > 10:
         findings.alert(
-            "medium_volume",
-            "high",
             "data_distribution",
+            "high",
             f"Moderate outlier volume: {outcome.original:,} outliers ({share:.1f}% of numeric values)",
             "Tell genuine extremes from data errors before removing them",
+            kind="medium_volume",
             affected=len(analysed),
         )
     heavy = [name for name, entry in summary.items() if entry["outlier_percentage"] > 15]
     if heavy:
         findings.alert(
-            "column_critical",
-            "high",
             "column_distribution",
+            "high",
             f"{len(heavy)} column(s) have more than 15% outliers: {', '.join(heavy[:5])}",
             "Review how these columns are measured; consider a transformation (log) before detection",
+            kind="column_critical",
             affected=len(heavy),
         )
     row_retention, _ = retention(outcome.frame.height, outcome.output.height, 1, 1)
     if row_retention < 90:
         findings.alert(
-            "data_loss",
-            "high",
             "data_retention",
+            "high",
             f"{outcome.frame.height - outcome.output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
             "Impute outliers (impute_median) or flag them instead of removing whole rows",
+            kind="data_loss",
             affected=len(analysed),
         )
     skipped = [name for name, entry in summary.items() if not entry["analysed"]]
     if skipped:
         findings.alert(
-            "columns_skipped",
-            "low",
             "detection_coverage",
+            "low",
             f"{len(skipped)} numeric column(s) had no usable bounds: {', '.join(skipped[:5])}",
             "Nothing to do unless these columns should vary",
+            kind="columns_skipped",
             affected=len(skipped),
         )
     for name, entry in summary.items():
@@ -473,17 +478,17 @@ def _findings(outcome: Outcome, analysed: list[str], share: float, params: Outli
             findings.issue(
                 "outliers",
                 "high" if entry["outlier_percentage"] > 5 else "medium",
-                name,
                 f"'{name}': {entry['outlier_count']:,} values outside [{format_number(entry['lower_bound'])}, "
                 f"{format_number(entry['upper_bound'])}] ({params.detection_method})",
-                {"lower_bound": entry["lower_bound"], "upper_bound": entry["upper_bound"]},
+                field_name=name,
+                details={"lower_bound": entry["lower_bound"], "upper_bound": entry["upper_bound"]},
             )
     if outcome.original:
         findings.recommend(
-            "review_outliers",
-            "medium",
-            ", ".join(name for name, entry in summary.items() if entry["outlier_count"])[:200],
             "Document which extreme values are genuine and add range checks at data entry",
+            "medium",
+            field_name=", ".join((name for name, entry in summary.items() if entry["outlier_count"]))[:200],
+            kind="review_outliers",
         )
     return findings
 

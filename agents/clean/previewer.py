@@ -30,14 +30,9 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
-from agents.clean.helpers_a import (
-    check_columns,
-    collect_issues,
+from agents.columns import (
     is_text,
-    issue_rows,
-    pct,
-    plain,
-    shown,
+    require_columns,
     with_row_index,
 )
 from agents.envelope import (
@@ -49,6 +44,16 @@ from agents.envelope import (
     Recommendation,
     SummaryCard,
     data_columns,
+)
+from agents.findings import (
+    Findings,
+    collect_row_issues,
+    issues_where,
+)
+from agents.formatting import (
+    pct,
+    plain,
+    shown,
 )
 from agents.params.cleanse_previewer import CleansePreviewerParams, PreviewRule
 from agents.values import (
@@ -91,7 +96,7 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
     columns = data_columns(frame)
     rules, source = (params.preview_rules, "parameters") if params.preview_rules else (_default_rules(frame), "default")
     for index, rule in enumerate(rules):
-        check_columns(frame, rule.target_columns, agent_id=AGENT_ID, field_name=f"preview_rules.{index}.target_columns")
+        require_columns(frame, rule.target_columns, agent_id=AGENT_ID, field=f"preview_rules.{index}.target_columns")
     progress(0.0, f"Previewing {len(rules)} rules on {frame.height:,} rows")
     before = _profile(frame.lazy(), columns, params)
     numeric_columns = [name for name in columns if _is_numeric(frame.schema[name])][:MAX_CORRELATION_COLUMNS]
@@ -204,7 +209,7 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         issues=issues,
         recommendations=recommendations,
         cards=cards,
-        row_level_issues=collect_issues(issue_parts),
+        row_level_issues=collect_row_issues(issue_parts),
     )
 
 
@@ -650,7 +655,7 @@ def _issue_parts(
     parts: list[pl.LazyFrame] = []
     if simulation.removed is not None and counts.get("__removed__"):
         parts.append(
-            issue_rows(
+            issues_where(
                 frame,
                 simulation.removed,
                 column=None,
@@ -662,7 +667,7 @@ def _issue_parts(
     for name, failed in simulation.failures.items():
         if counts.get(f"failed__{name}"):
             parts.append(
-                issue_rows(
+                issues_where(
                     frame,
                     failed,
                     column=name,
@@ -682,102 +687,62 @@ def _issue_parts(
 def _findings(
     results: list[dict[str, Any]], overall: dict[str, Any], score: dict[str, Any]
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
-    alerts: list[Alert] = []
-    issues: list[Issue] = []
-    recommendations: list[Recommendation] = []
+    findings = Findings(AGENT_ID)
+    pass
     if overall["high_impact_rules"]:
-        alerts.append(
-            Alert(
-                "alert_preview_high_impact",
-                "high" if overall["safe_to_execute"] else "critical",
-                "cleaning_impact",
-                f"{overall['high_impact_rules']} high-impact cleaning rule(s); safety: "
-                f"{'SAFE' if overall['safe_to_execute'] else 'CAUTION'}",
-                overall["high_impact_rules"],
-                "Review the high-impact rules before running them",
-            )
+        findings.alert(
+            "cleaning_impact",
+            "high" if overall["safe_to_execute"] else "critical",
+            f"{overall['high_impact_rules']} high-impact cleaning rule(s); "
+            f"safety: {'SAFE' if overall['safe_to_execute'] else 'CAUTION'}",
+            "Review the high-impact rules before running them",
+            affected=overall["high_impact_rules"],
         )
     if not overall["safe_to_execute"]:
-        alerts.append(
-            Alert(
-                "alert_preview_unsafe",
-                "critical",
-                "execution_safety",
-                f"Execution safety: CAUTION - {len(overall['warnings'])} warning(s)",
-                len(overall["warnings"]),
-                "Address the warnings before running the cleaning: risk of significant data loss",
-            )
+        findings.alert(
+            "execution_safety",
+            "critical",
+            f"Execution safety: CAUTION - {len(overall['warnings'])} warning(s)",
+            "Address the warnings before running the cleaning: risk of significant data loss",
+            affected=len(overall["warnings"]),
         )
-        recommendations.append(
-            Recommendation(
-                "rec_preview_safety",
-                AGENT_ID,
-                None,
-                "critical",
-                "Keep a copy of the original data before running the risky rules",
-                "immediate",
-                1.0,
-            )
+        findings.recommend(
+            "Keep a copy of the original data before running the risky rules", "critical", field_name=None
         )
     failed = [result for result in results if result["status"] == "error"]
     if failed:
-        alerts.append(
-            Alert(
-                "alert_preview_simulation_failures",
-                "high",
-                "simulation_error",
-                f"{len(failed)} of {len(results)} rule(s) could not be simulated",
-                len(failed),
-                "Fix the rules that do not fit the column types",
-            )
+        findings.alert(
+            "simulation_error",
+            "high",
+            f"{len(failed)} of {len(results)} rule(s) could not be simulated",
+            "Fix the rules that do not fit the column types",
+            affected=len(failed),
         )
     for result in results:
         if result["status"] == "error":
-            issues.append(
-                Issue(
-                    f"issue_preview_{result['rule_id']}_error",
-                    AGENT_ID,
-                    None,
-                    "simulation_error",
-                    "high",
-                    f"Rule '{result['rule_id']}' could not be simulated: {result['error']}",
-                )
+            findings.issue(
+                "simulation_error",
+                "high",
+                f"Rule '{result['rule_id']}' could not be simulated: {result['error']}",
+                field_name=None,
             )
             continue
         if result["impact_level"] == "high":
-            issues.append(
-                Issue(
-                    f"issue_preview_{result['rule_id']}_high_impact",
-                    AGENT_ID,
-                    None,
-                    "high_impact_operation",
-                    "high",
-                    f"Rule '{result['rule_id']}' ({result['rule_type']}) has high impact "
-                    f"({result['impact_score']:.1f}% change; {result['rows_affected']:,} rows affected)",
-                    {"rows_affected": result["rows_affected"], "row_change": result["changes"]["row_change"]},
-                )
+            findings.issue(
+                "high_impact_operation",
+                "high",
+                f"Rule '{result['rule_id']}' ({result['rule_type']}) has high impact "
+                f"({result['impact_score']:.1f}% change; {result['rows_affected']:,} rows affected)",
+                field_name=None,
+                details={"rows_affected": result["rows_affected"], "row_change": result["changes"]["row_change"]},
             )
         for factor in result["risk_assessment"]["risk_factors"]:
-            issues.append(
-                Issue(
-                    f"issue_preview_{result['rule_id']}_risk",
-                    AGENT_ID,
-                    None,
-                    "risk_detected",
-                    "high" if result["risk_assessment"]["is_risky"] else "medium",
-                    f"Rule '{result['rule_id']}': {factor}",
-                )
+            findings.issue(
+                "risk_detected",
+                "high" if result["risk_assessment"]["is_risky"] else "medium",
+                f"Rule '{result['rule_id']}': {factor}",
+                field_name=None,
             )
     if score["status"] == "excellent" and overall["safe_to_execute"]:
-        recommendations.append(
-            Recommendation(
-                "rec_preview_proceed",
-                AGENT_ID,
-                None,
-                "low",
-                "The previewed rules have low risk: safe to run",
-                "1 month",
-                0.5,
-            )
-        )
-    return alerts, issues, recommendations
+        findings.recommend("The previewed rules have low risk: safe to run", "low", field_name=None)
+    return findings.alerts, findings.issues, findings.recommendations

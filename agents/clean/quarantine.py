@@ -4,7 +4,7 @@ Checks (each switched by its ``detect_*`` flag), in the order their reasons are 
 - broken records: every data field is empty (null, blank text or NaN);
 - missing required fields: a ``required_fields`` column is null, blank text or NaN;
 - type mismatches: a non-empty value that does not fit ``expected_schema``. Text is read as type-fixer
-  reads it (helpers_a: "$1,234" is numeric, "yes" is boolean, "01/31/2024" is a date), so what the
+  reads it (agents.values: "$1,234" is numeric, "yes" is boolean, "01/31/2024" is a date), so what the
   type fixer can repair is not quarantined. Typed columns: integer accepts integer columns and whole
   floats; float/numeric any numeric column; boolean a Boolean column or integers 0/1; date a Date column
   or datetimes at midnight; datetime Date or Datetime; string anything. A column of another type fails
@@ -30,16 +30,11 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal, removed_rows
-from agents.clean.helpers_a import (
-    check_columns,
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.columns import (
     check_regex,
-    collect_issues,
     is_text,
-    issue_rows,
-    number_label,
-    pct,
-    shown,
+    require_columns,
     with_row_index,
 )
 from agents.envelope import (
@@ -54,6 +49,17 @@ from agents.envelope import (
     data_columns,
 )
 from agents.errors import InvalidParametersError
+from agents.findings import (
+    Findings,
+    collect_row_issues,
+    issues_where,
+    proposal,
+)
+from agents.formatting import (
+    number_label,
+    pct,
+    shown,
+)
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import (
     DATE_FORMATS,
@@ -117,9 +123,9 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
 
     removed = removed_rows(work, failing, reason) if quarantined else no_removed_rows()
     clean = work.filter(~failing).select(frame.columns) if quarantined else frame
-    row_issues = collect_issues(
+    row_issues = collect_row_issues(
         [
-            issue_rows(
+            issues_where(
                 work,
                 pl.col(check.flag),
                 column=check.column,
@@ -255,9 +261,9 @@ def _expr(value: pl.Expr | str) -> pl.Expr:
 
 
 def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
-    check_columns(frame, params.required_fields, agent_id=AGENT_ID, field_name="required_fields")
-    check_columns(frame, params.range_constraints, agent_id=AGENT_ID, field_name="range_constraints")
-    check_columns(frame, params.format_constraints, agent_id=AGENT_ID, field_name="format_constraints")
+    require_columns(frame, params.required_fields, agent_id=AGENT_ID, field="required_fields")
+    require_columns(frame, params.range_constraints, agent_id=AGENT_ID, field="range_constraints")
+    require_columns(frame, params.format_constraints, agent_id=AGENT_ID, field="format_constraints")
     for column in params.range_constraints:
         dtype = frame.schema[column]
         if not (dtype.is_numeric() or is_text(dtype)):
@@ -268,7 +274,7 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
             )
     for column, pattern in params.format_constraints.items():
         if pattern not in NAMED_FORMATS and pattern != "date":
-            check_regex(pattern, agent_id=AGENT_ID, field_name=f"format_constraints.{column}")
+            check_regex(pattern, agent_id=AGENT_ID, field=f"format_constraints.{column}")
 
 
 def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
@@ -412,59 +418,40 @@ def _schema_mismatches(frame: pl.DataFrame, params: QuarantineAgentParams) -> tu
 
 
 def _schema_issues(missing: list[str], unexpected: list[str]) -> list[Issue]:
-    issues = [
-        Issue(
-            f"issue_quarantine_schema_missing_{name}",
-            AGENT_ID,
-            name,
-            "schema_mismatch",
-            "high",
-            f"expected column '{name}' is missing from the data (no rows removed)",
-        )
-        for name in missing
-    ]
+    findings = Findings(AGENT_ID)
+    for name in missing:
+        message = f"expected column '{name}' is missing from the data (no rows removed)"
+        findings.issue("schema_mismatch", "high", message, field_name=name)
     if unexpected:
-        issues.append(
-            Issue(
-                "issue_quarantine_schema_unexpected",
-                AGENT_ID,
-                None,
-                "unexpected_columns",
-                "low",
-                f"{len(unexpected)} column(s) are not in expected_schema: {', '.join(unexpected[:10])}",
-                {"columns": unexpected},
-            )
+        findings.issue(
+            "unexpected_columns",
+            "low",
+            f"{len(unexpected)} column(s) are not in expected_schema: {', '.join(unexpected[:10])}",
+            details={"columns": unexpected},
         )
-    return issues
+    return findings.issues
 
 
 def _findings(
     metrics: dict[str, Any], by_rule: dict[str, dict[str, int]], missing: list[str]
 ) -> tuple[list[Alert], list[Recommendation]]:
-    alerts: list[Alert] = []
-    recommendations: list[Recommendation] = []
+    findings = Findings(AGENT_ID)
     quarantined, share = metrics["quarantined_records"], metrics["quarantine_percentage"]
     if quarantined:
-        alerts.append(
-            Alert(
-                "alert_quarantine_records",
-                "high" if share > 10 else "medium",
-                "data_quality",
-                f"{quarantined:,} rows ({share}%) failed validation and were quarantined",
-                len([rule for rule, counts in by_rule.items() if counts.get("rows")]),
-                "Review quarantine.csv: every row carries the reasons it failed",
-            )
+        findings.alert(
+            "data_quality",
+            "high" if share > 10 else "medium",
+            f"{quarantined:,} rows ({share}%) failed validation and were quarantined",
+            "Review quarantine.csv: every row carries the reasons it failed",
+            affected=len([rule for rule, counts in by_rule.items() if counts.get("rows")]),
         )
     if missing:
-        alerts.append(
-            Alert(
-                "alert_quarantine_schema",
-                "high",
-                "schema",
-                f"{len(missing)} expected column(s) are missing: {', '.join(missing[:5])}",
-                len(missing),
-                "Check that the file matches expected_schema",
-            )
+        findings.alert(
+            "schema",
+            "high",
+            f"{len(missing)} expected column(s) are missing: {', '.join(missing[:5])}",
+            "Check that the file matches expected_schema",
+            affected=len(missing),
         )
     advice = {
         "broken_record": "Find why empty rows reach the file (export or ingestion fault)",
@@ -475,15 +462,9 @@ def _findings(
     }
     for rule, counts in by_rule.items():
         if counts.get("rows"):
-            recommendations.append(
-                Recommendation(
-                    f"rec_quarantine_{rule}",
-                    AGENT_ID,
-                    None,
-                    "high" if RULE_SEVERITY[rule] == "critical" else "medium",
-                    f"{advice[rule]} ({counts['rows']:,} rows, {counts['cells']:,} values)",
-                    "1 week" if RULE_SEVERITY[rule] == "critical" else "2 weeks",
-                    2.0,
-                )
+            findings.recommend(
+                f"{advice[rule]} ({counts['rows']:,} rows, {counts['cells']:,} values)",
+                "high" if RULE_SEVERITY[rule] == "critical" else "medium",
+                field_name=None,
             )
-    return alerts, recommendations
+    return findings.alerts, findings.recommendations

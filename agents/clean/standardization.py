@@ -6,7 +6,7 @@ collapsing whitespace (when switched on), the first rule that applies gives the 
 
 1. synonyms: the value, ignoring case, is a variant or a standard value of ``synonym_mappings`` -> the
    standard value exactly as configured (variants and targets are trimmed/collapsed like the data);
-2. dates (text columns where >= 70 % of the values read as dates or datetimes, helpers_a formats and
+2. dates (text columns where >= 70 % of the values read as dates or datetimes, agents.values formats and
    day/month rules; the target format goes first on ties): a date -> ``target_date_format``; a value with
    a time of day is left as it is, apart from whitespace (a date format would drop the time);
 3. units: "<number> <unit>" with a unit of ``unit_mappings`` (ignoring case) -> "<number * factor>
@@ -43,13 +43,10 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
-from agents.clean.helpers_a import (
-    check_columns,
-    collect_issues,
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.columns import (
     is_text,
-    issue_rows,
-    shown,
+    require_columns,
     with_row_index,
 )
 from agents.envelope import (
@@ -63,6 +60,13 @@ from agents.envelope import (
     data_columns,
 )
 from agents.errors import InvalidParametersError
+from agents.findings import (
+    Findings,
+    collect_row_issues,
+    issues_where,
+    proposal,
+)
+from agents.formatting import shown
 from agents.params.field_standardization import FieldStandardizationParams
 from agents.values import (
     TEMPORAL_FORMATS,
@@ -114,7 +118,7 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
     )
     progress(0.6, "Counting variants")
     column_reports = _column_reports(frame, work, plans)
-    row_issues = collect_issues(_issue_parts(work, plans, column_reports))
+    row_issues = collect_row_issues(_issue_parts(work, plans, column_reports))
     plan_index = {plan.column: index for index, plan in enumerate(plans)}
     standardized = work.select(
         [
@@ -227,10 +231,10 @@ def _restore(expr: pl.Expr, plan: ColumnPlan) -> pl.Expr:
 
 
 def _validate(frame: pl.DataFrame, params: FieldStandardizationParams) -> TemporalFormat:
-    check_columns(frame, params.target_columns, agent_id=AGENT_ID, field_name="target_columns")
-    check_columns(frame, params.preserve_columns, agent_id=AGENT_ID, field_name="preserve_columns")
-    check_columns(frame, params.synonym_mappings, agent_id=AGENT_ID, field_name="synonym_mappings")
-    check_columns(frame, params.unit_mappings, agent_id=AGENT_ID, field_name="unit_mappings")
+    require_columns(frame, params.target_columns, agent_id=AGENT_ID, field="target_columns")
+    require_columns(frame, params.preserve_columns, agent_id=AGENT_ID, field="preserve_columns")
+    require_columns(frame, params.synonym_mappings, agent_id=AGENT_ID, field="synonym_mappings")
+    require_columns(frame, params.unit_mappings, agent_id=AGENT_ID, field="unit_mappings")
     for column in params.synonym_mappings:
         _synonym_lookup(params, column)
     for column in params.unit_mappings:
@@ -525,7 +529,7 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
         before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
         if report["values_changed"]:
             parts.append(
-                issue_rows(
+                issues_where(
                     work,
                     (before != after).fill_null(False),
                     column=plan.column,
@@ -537,7 +541,7 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
             )
         if report.get("values_not_dates"):
             parts.append(
-                issue_rows(
+                issues_where(
                     work,
                     _not_a_date(index),
                     column=plan.column,
@@ -576,95 +580,64 @@ def _proposals(reports: list[dict[str, Any]], params: FieldStandardizationParams
 def _findings(
     reports: list[dict[str, Any]], params: FieldStandardizationParams
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
-    alerts: list[Alert] = []
-    issues: list[Issue] = []
-    recommendations: list[Recommendation] = []
+    findings = Findings(AGENT_ID)
+    pass
     remaining = [report for report in reports if report["case_variant_groups_after"]]
     if remaining:
-        alerts.append(
-            Alert(
-                "alert_standardization_case_variants",
-                "medium",
-                "field_consistency",
-                f"{len(remaining)} column(s) still hold values that differ only in case",
-                len(remaining),
-                "Choose a case_strategy (lowercase, uppercase or titlecase) or add synonym_mappings",
-            )
+        findings.alert(
+            "field_consistency",
+            "medium",
+            f"{len(remaining)} column(s) still hold values that differ only in case",
+            "Choose a case_strategy (lowercase, uppercase or titlecase) or add synonym_mappings",
+            affected=len(remaining),
         )
         for report in remaining:
-            issues.append(
-                Issue(
-                    f"issue_standardization_case_remaining_{report['field_name']}",
-                    AGENT_ID,
-                    report["field_name"],
-                    "case_variation_remaining",
-                    "medium",
-                    f"'{report['field_name']}' has {report['case_variant_groups_after']} groups of values that differ "
-                    "only in case",
-                )
+            findings.issue(
+                "case_variation_remaining",
+                "medium",
+                f"'{report['field_name']}' has {report['case_variant_groups_after']} groups of values that differ "
+                "only in case",
+                field_name=report["field_name"],
             )
         if params.case_strategy in ("none", "preserve"):
-            recommendations.append(
-                Recommendation(
-                    "rec_standardization_case",
-                    AGENT_ID,
-                    None,
-                    "medium",
-                    "Enable case normalization to merge values that differ only in case",
-                    "2 weeks",
-                    1.0,
-                )
+            findings.recommend(
+                "Enable case normalization to merge values that differ only in case", "medium", field_name=None
             )
     for report in reports:
         dates = report.get("dates")
         if report["date_rewrite_skipped"]:
-            issues.append(
-                Issue(
-                    f"issue_standardization_ambiguous_order_{report['field_name']}",
-                    AGENT_ID,
-                    report["field_name"],
-                    "ambiguous_date_order",
-                    "medium",
-                    f"'{report['field_name']}': {report['date_rewrite_skipped']}",
-                )
+            findings.issue(
+                "ambiguous_date_order",
+                "medium",
+                f"'{report['field_name']}': {report['date_rewrite_skipped']}",
+                field_name=report["field_name"],
             )
         if report.get("values_not_dates"):
-            issues.append(
-                Issue(
-                    f"issue_standardization_undated_{report['field_name']}",
-                    AGENT_ID,
-                    report["field_name"],
-                    "unparseable_date",
-                    "medium",
-                    f"{report['values_not_dates']:,} values of date column '{report['field_name']}' are not dates "
-                    "and were not reformatted",
-                )
+            findings.issue(
+                "unparseable_date",
+                "medium",
+                f"{report['values_not_dates']:,} values of date column '{report['field_name']}' are not dates "
+                "and were not reformatted",
+                field_name=report["field_name"],
             )
         for item in (dates or {}).get("ambiguous_day_month", []):
             if item["ambiguous_values"]:
-                issues.append(
-                    Issue(
-                        f"issue_standardization_ambiguous_{report['field_name']}",
-                        AGENT_ID,
-                        report["field_name"],
-                        "ambiguous_date_format",
-                        "medium",
-                        f"{item['ambiguous_values']:,} dates of '{report['field_name']}' read both as "
-                        f"{item['chosen_format']} and {item['alternative_format']}; {item['chosen_format']} used "
-                        f"({item['decided_by']})",
-                        {"ambiguity": item},
-                    )
+                findings.issue(
+                    "ambiguous_date_format",
+                    "medium",
+                    f"{item['ambiguous_values']:,} dates of '{report['field_name']}' read both as "
+                    f"{item['chosen_format']} and {item['alternative_format']}; {item['chosen_format']} used "
+                    f"({item['decided_by']})",
+                    field_name=report["field_name"],
+                    details={"ambiguity": item},
                 )
-    undated = [issue for issue in issues if issue.issue_type == "unparseable_date"]
+    undated = [issue for issue in findings.issues if issue.issue_type == "unparseable_date"]
     if undated:
-        alerts.append(
-            Alert(
-                "alert_standardization_unparseable_dates",
-                "medium",
-                "date_format",
-                f"{len(undated)} date column(s) hold values that are not dates",
-                len(undated),
-                "Review the unparseable_date row-level issues",
-            )
+        findings.alert(
+            "date_format",
+            "medium",
+            f"{len(undated)} date column(s) hold values that are not dates",
+            "Review the unparseable_date row-level issues",
+            affected=len(undated),
         )
-    return alerts, issues, recommendations
+    return findings.alerts, findings.issues, findings.recommendations

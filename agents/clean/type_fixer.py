@@ -8,7 +8,7 @@ Agensium's fixer sampled 100 values, tried 12 ``strptime`` formats per value in 
 failure into a silent null. Here every text column is measured on **all** its non-blank values (on the
 distinct values, weighted by their counts), and every cell a conversion empties is counted and reported.
 
-Per text (String) column, the share of non-blank values that read as (helpers_a):
+Per text (String) column, the share of non-blank values that read as (agents.values):
 - a boolean (true/false/yes/no/y/n/1/0, at least one of them a word; else it is a number);
 - a number; the column becomes Int64 when every number is whole (written without exponent), Float64
   otherwise. Whole numbers with a leading zero ("007", "02134") mark a code, not a quantity: the column
@@ -41,14 +41,8 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, proposal
-from agents.clean.helpers_a import (
-    collect_issues,
-    issue_rows,
-    pct,
-    shown,
-    with_row_index,
-)
+from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.columns import with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -60,11 +54,21 @@ from agents.envelope import (
     SummaryCard,
     data_columns,
 )
+from agents.findings import (
+    Findings,
+    collect_row_issues,
+    issues_where,
+    proposal,
+)
+from agents.formatting import (
+    MAX_EXACT_FLOAT_INTEGER,
+    pct,
+    shown,
+)
 from agents.params.type_fixer import TypeFixerParams
 from agents.values import (
     BOOLEAN_WORDS,
     LEADING_ZERO_PATTERN,
-    MAX_EXACT_FLOAT_INTEGER,
     DatePlan,
     MissingTokens,
     count_missing_tokens,
@@ -153,7 +157,7 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     fixed = work.select(
         [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in frame.columns]
     )
-    row_issues = collect_issues(issue_parts)
+    row_issues = collect_row_issues(issue_parts)
     progress(0.9, "Scoring")
 
     original_issues = sum(decision.issue for decision in decisions)
@@ -490,7 +494,7 @@ def _fix_log(work: pl.DataFrame, converting: list[ColumnDecision]) -> tuple[list
         log.append(entry)
         if failed_count:
             parts.append(
-                issue_rows(
+                issues_where(
                     work,
                     failed,
                     column=decision.column,
@@ -512,96 +516,68 @@ def _fix_log(work: pl.DataFrame, converting: list[ColumnDecision]) -> tuple[list
 def _findings(
     decisions: list[ColumnDecision], fix_log: list[dict[str, Any]]
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
-    alerts: list[Alert] = []
-    issues: list[Issue] = []
-    recommendations: list[Recommendation] = []
+    findings = Findings(AGENT_ID)
+    pass
     failing = [entry for entry in fix_log if entry["failed"]]
     if failing:
         total = sum(entry["failed"] for entry in failing)
-        alerts.append(
-            Alert(
-                "alert_types_unparseable_values",
-                "high" if any(entry["failed"] > 0.05 * max(entry["converted"], 1) for entry in failing) else "medium",
-                "type_conversion",
-                f"{total:,} values in {len(failing)} converted column(s) could not be read and are now empty",
-                len(failing),
-                "Review the unparseable_value row-level issues; fix them at the source or set preserve_mixed_types",
-            )
+        findings.alert(
+            "type_conversion",
+            "high" if any(entry["failed"] > 0.05 * max(entry["converted"], 1) for entry in failing) else "medium",
+            f"{total:,} values in {len(failing)} converted column(s) could not be read and are now empty",
+            "Review the unparseable_value row-level issues; fix them at the source or set preserve_mixed_types",
+            affected=len(failing),
         )
     for entry in failing:
-        issues.append(
-            Issue(
-                f"issue_types_unparseable_{entry['column']}",
-                AGENT_ID,
-                entry["column"],
-                "unparseable_values",
-                "medium",
-                f"{entry['failed']:,} values of '{entry['column']}' could not be read as {entry['kind']}",
-                {"examples": entry["examples"]},
-            )
+        findings.issue(
+            "unparseable_values",
+            "medium",
+            f"{entry['failed']:,} values of '{entry['column']}' could not be read as {entry['kind']}",
+            field_name=entry["column"],
+            details={"examples": entry["examples"]},
         )
-        recommendations.append(
-            Recommendation(
-                f"rec_types_unparseable_{entry['column']}",
-                AGENT_ID,
-                entry["column"],
-                "medium",
-                f"Correct the {entry['failed']:,} values of '{entry['column']}' that are not {entry['kind']} values",
-                "2 weeks",
-                2.0,
-            )
+        findings.recommend(
+            f"Correct the {entry['failed']:,} values of '{entry['column']}' that are not {entry['kind']} values",
+            "medium",
+            field_name=entry["column"],
         )
     for decision in decisions:
         ambiguous = [item for item in (decision.plan.ambiguity if decision.plan else []) if item["ambiguous_values"]]
         if ambiguous and decision.detected in ("date", "datetime"):
             item = ambiguous[0]
-            issues.append(
-                Issue(
-                    f"issue_types_ambiguous_dates_{decision.column}",
-                    AGENT_ID,
-                    decision.column,
-                    "ambiguous_date_format",
-                    "medium",
-                    f"{item['ambiguous_values']:,} dates of '{decision.column}' read both as {item['chosen_format']} "
-                    f"and {item['alternative_format']}; {item['chosen_format']} used ({item['decided_by']})",
-                    {"ambiguity": ambiguous},
-                )
+            findings.issue(
+                "ambiguous_date_format",
+                "medium",
+                f"{item['ambiguous_values']:,} dates of '{decision.column}' read both as {item['chosen_format']} "
+                f"and {item['alternative_format']}; {item['chosen_format']} used ({item['decided_by']})",
+                field_name=decision.column,
+                details={"ambiguity": ambiguous},
             )
         if decision.issue and not decision.convert:
-            issues.append(
-                Issue(
-                    f"issue_types_unfixed_{decision.column}",
-                    AGENT_ID,
-                    decision.column,
-                    "mixed_types" if decision.reason.startswith("mixed") else "type_not_converted",
-                    "low",
-                    f"'{decision.column}' was left as {decision.from_type}: {decision.reason}",
-                    {"shares": decision.shares},
-                )
+            findings.issue(
+                "mixed_types" if decision.reason.startswith("mixed") else "type_not_converted",
+                "low",
+                f"'{decision.column}' was left as {decision.from_type}: {decision.reason}",
+                field_name=decision.column,
+                details={"shares": decision.shares},
             )
-    ambiguous_columns = [issue.field_name for issue in issues if issue.issue_type == "ambiguous_date_format"]
+    ambiguous_columns = [issue.field_name for issue in findings.issues if issue.issue_type == "ambiguous_date_format"]
     if ambiguous_columns:
-        alerts.append(
-            Alert(
-                "alert_types_ambiguous_dates",
-                "medium",
-                "date_format",
-                f"Day/month order is ambiguous in {len(ambiguous_columns)} date column(s): "
-                + ", ".join(str(name) for name in ambiguous_columns[:5]),
-                len(ambiguous_columns),
-                "Check the date order of these columns at the source",
-            )
+        findings.alert(
+            "date_format",
+            "medium",
+            f"Day/month order is ambiguous in {len(ambiguous_columns)} date column(s): "
+            + ", ".join(str(name) for name in ambiguous_columns[:5]),
+            "Check the date order of these columns at the source",
+            affected=len(ambiguous_columns),
         )
     unfixed = [decision.column for decision in decisions if decision.issue and not decision.convert]
     if unfixed:
-        alerts.append(
-            Alert(
-                "alert_types_remaining",
-                "low",
-                "type_consistency",
-                f"{len(unfixed)} column(s) keep a type issue: " + ", ".join(unfixed[:5]),
-                len(unfixed),
-                "See type_analysis for why each was not converted",
-            )
+        findings.alert(
+            "type_consistency",
+            "low",
+            f"{len(unfixed)} column(s) keep a type issue: " + ", ".join(unfixed[:5]),
+            "See type_analysis for why each was not converted",
+            affected=len(unfixed),
         )
-    return alerts, issues, recommendations
+    return findings.alerts, findings.issues, findings.recommendations

@@ -33,14 +33,7 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
-from agents.clean.helpers_b import (
-    Findings,
-    card_status,
-    collect_row_issues,
-    pct,
-    row_issue_frame,
-    with_row_index,
-)
+from agents.columns import with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -52,6 +45,13 @@ from agents.envelope import (
     data_columns,
     format_text,
 )
+from agents.findings import (
+    Findings,
+    card_status,
+    collect_row_issues,
+    issues_where,
+)
+from agents.formatting import pct
 from agents.params.cleanse_writeback import CleanseWritebackParams
 
 AGENT_ID = "cleanse-writeback"
@@ -106,7 +106,9 @@ def run(inputs: AgentInputs, params: CleanseWritebackParams, progress: Progress)
 
     progress(0.8, "Building the cleansing manifest")
     manifest = _manifest(frame, columns, steps, original_rows, original_columns, params)
-    result = _result(frame, checks, manifest, steps, collect_row_issues(row_issues), params, started)
+    result = _result(
+        frame, checks, manifest, steps, collect_row_issues(row_issues, in_file_order=True), params, started
+    )
     ready = result.envelope.summary_metrics["data_ready_for_pipeline"]
     progress(1.0, "Integrity verified" if ready else "Integrity checks failed")
     return result
@@ -166,9 +168,9 @@ def _numeric_check(
         for name in non_finite:
             bad = pl.col(name).is_nan() | pl.col(name).is_infinite()
             issues.append(
-                row_issue_frame(
+                issues_where(
                     indexed,
-                    mask=bad.fill_null(False),
+                    bad.fill_null(False),
                     column=name,
                     issue_type="non_finite_number",
                     severity="warning",
@@ -212,9 +214,9 @@ def _datetime_check(
         implausible = {name: int(count) for name, count in counts.items() if count}
         for name in implausible:
             issues.append(
-                row_issue_frame(
+                issues_where(
                     indexed,
-                    mask=outside[name],
+                    outside[name],
                     column=name,
                     issue_type="implausible_date",
                     severity="warning",
@@ -313,9 +315,9 @@ def _duplicate_check(
         if duplicates:
             kept = pl.col(ROW_INDEX_COLUMN).min().over(columns)
             issues.append(
-                row_issue_frame(
+                issues_where(
                     indexed.with_columns(kept.alias("__first_row__"), later.alias("__later__")),
-                    mask=pl.col("__later__"),
+                    pl.col("__later__"),
                     column="all",
                     issue_type="duplicate_row",
                     severity="warning",
@@ -527,34 +529,41 @@ def _result(
         },
         params,
     )
-    findings = Findings(AGENT_ID, "writeback")
+    findings = Findings(AGENT_ID)
     for check in checks:
         if check["passed"]:
             continue
         severity: Severity = check["severity"]
         findings.alert(
-            check["check"],
-            severity,
             "data_integrity",
+            severity,
             f"Integrity check '{check['check']}' failed: {check['message']}",
             "Fix the cause in the step named in the details and run the chain again",
+            kind=check["check"],
         )
-        findings.issue(check["check"], severity, None, check["message"], check["details"])
-        findings.recommend(check["check"], severity, None, f"Address {check['check']}: {check['message']}")
+        findings.issue(check["check"], severity, check["message"], field_name=None, details=check["details"])
+        findings.recommend(
+            f"Address {check['check']}: {check['message']}", severity, field_name=None, kind=check["check"]
+        )
     failed_steps = [str(step.get("agent_id")) for step in steps if step.get("status") != "success"]
     if failed_steps:
         findings.alert(
-            "failed_steps",
-            "high",
             "pipeline",
+            "high",
             f"{len(failed_steps)} step(s) failed and changed nothing: {', '.join(failed_steps)}",
             "Fix the failing agents and run the chain again",
+            kind="failed_steps",
             affected=0,
         )
-        findings.recommend("failed_steps", "high", None, f"Fix the failed steps ({', '.join(failed_steps)})")
+        findings.recommend(
+            f"Fix the failed steps ({', '.join(failed_steps)})", "high", field_name=None, kind="failed_steps"
+        )
     if ready:
         findings.recommend(
-            "proceed", "low", None, "The data passed every integrity check; it can go on to Master My Data"
+            "The data passed every integrity check; it can go on to Master My Data",
+            "low",
+            field_name=None,
+            kind="proceed",
         )
 
     summary_metrics = {

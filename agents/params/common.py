@@ -31,7 +31,7 @@ NullTokens = Annotated[
         default_factory=lambda: list(DEFAULT_NULL_TOKENS),
         max_length=1000,
         description="Text values (exactly, after trimming) that are missing values, like an empty field "
-        "(pandas' default list; a float NaN counts as the token NaN, an empty or blank text as \"\"); [] = "
+        '(pandas\' default list; a float NaN counts as the token NaN, an empty or blank text as ""); [] = '
         "Polars' rule: only fields with nothing in them are missing",
     ),
 ]

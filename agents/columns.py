@@ -1,0 +1,76 @@
+"""Columns as every agent sees them: dtype families, the row-number column, and the checks that a parameter
+names columns (and a regular expression) the data can take, with one shape of error for all agents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import polars as pl
+
+from agents.envelope import ROW_INDEX_COLUMN, data_columns
+from agents.errors import InvalidParametersError
+
+SHOWN_COLUMNS = 20  # column names listed in an error message
+
+
+def is_text(dtype: pl.DataType) -> bool:
+    """String, Categorical or Enum: the dtypes whose values are text."""
+    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def is_numeric(dtype: pl.DataType) -> bool:
+    """Integers, floats and decimals (booleans are not numbers here)."""
+    return bool(dtype.is_numeric())
+
+
+def is_date_like(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.Date | pl.Datetime)
+
+
+def with_row_index(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``ROW_INDEX_COLUMN``, the input file's 1-based data row: the chain always provides it;
+    an agent run on its own (a test, a notebook) numbers the rows 1..n itself."""
+    if ROW_INDEX_COLUMN in frame.columns:
+        return frame
+    return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
+
+
+def require_columns(frame: pl.DataFrame, names: Iterable[str], *, agent_id: str, field: str) -> None:
+    """``InvalidParametersError`` naming the parameter (``agent_id.field``) when a name it gives is not a data
+    column of the frame. Details: ``{"unknown_columns": [...], "available_columns": [...]}``."""
+    available = data_columns(frame)
+    known = set(available)
+    unknown = list(dict.fromkeys(name for name in names if name not in known))
+    if not unknown:
+        return
+    shown = ", ".join(repr(name) for name in available[:SHOWN_COLUMNS])
+    more = f" and {len(available) - SHOWN_COLUMNS:,} more" if len(available) > SHOWN_COLUMNS else ""
+    raise InvalidParametersError(
+        f"{agent_id}.{field}: unknown column(s) {', '.join(repr(name) for name in unknown)}; "
+        f"the data has {shown or 'no columns'}{more}",
+        {"unknown_columns": unknown, "available_columns": available},
+        agent_id=agent_id,
+        field=field,
+    )
+
+
+def check_regex(pattern: str, *, agent_id: str, field: str) -> None:
+    """``InvalidParametersError`` when Polars (Rust ``regex`` syntax: no look-around, no back-references)
+    cannot compile ``pattern``."""
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:6] if line.strip())
+        raise InvalidParametersError(
+            f"{agent_id}.{field}: invalid regular expression {pattern!r} ({detail})",
+            agent_id=agent_id,
+            field=field,
+        ) from None
+
+
+def normalised_name(column: str) -> str:
+    """Lower-case snake form of a column name (``createdAt`` -> ``created_at``, ``E-Mail`` -> ``e_mail``)."""
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column)
+    return re.sub(r"[^a-z0-9]+", "_", snake.lower()).strip("_")
