@@ -18,7 +18,8 @@ The kind with the highest share wins (ties: boolean, number, date). The column i
 share is 1.0 (``preserve_mixed_types``, the default: no cell is emptied), or at least ``conversion_threshold``
 without it; values that do not read become null and are reported one by one (``unparseable_value``). A
 column that reads at ``conversion_threshold`` but not entirely is proposed (``data.proposals``) with the
-cells the conversion would empty. A date column whose day/month order only a tie decides is not converted
+cells the conversion would empty. Timestamps marked UTC (``2013-01-01T05:00:00Z``) stay text: a naive
+Datetime would drop the marker. A date column whose day/month order only a tie decides is not converted
 unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank
 values become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at
 least 20 % but less than the threshold is reported as mixed, not converted.
@@ -311,6 +312,8 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
             decision.reason = f"reads as {decision.detected} but that conversion is switched off"
         elif best == "numeric" and counts["leading_zero"]:
             decision.reason = f"{counts['leading_zero']} whole numbers with a leading zero: a code, left as text"
+        elif best == "temporal" and _zoned(decision):
+            decision.reason = "timestamps marked UTC (Z): a plain datetime would drop the marker, left as text"
         elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
             decision.ambiguous_order = True
             decision.reason = "the day/month order is a guess (every date reads both ways): left as text"
@@ -331,6 +334,11 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
     if params.auto_convert_category and values.height <= params.category_max_distinct:
         _decide_category(frame, decision, params)
     return decision
+
+
+def _zoned(decision: ColumnDecision) -> bool:
+    """Whether the plan reads values with a time-zone marker (``Z``), which a naive Datetime cannot keep."""
+    return any(fmt.pattern.endswith("Z") for fmt, _ in (decision.plan.formats if decision.plan else []))
 
 
 def _order_guessed(decision: ColumnDecision) -> bool:

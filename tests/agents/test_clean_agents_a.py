@@ -174,6 +174,14 @@ def test_type_fixer_nulls_missing_tokens_and_counts_them() -> None:
     assert untouched.frame.schema["age"] == pl.String  # "NA" is a value now: the column is mixed
 
 
+def test_type_fixer_keeps_utc_timestamps_as_written() -> None:
+    stamps = framed({"at": ["2013-01-01T05:00:00Z", "2013-01-01T06:00:00Z"] * 3})
+    result = run_agent(type_fixer, stamps, TypeFixerParams(auto_convert_category=False))
+    assert result.frame is not None and result.frame["at"].to_list() == stamps["at"].to_list()
+    (analysis,) = result.envelope.data["type_analysis"]["columns"]
+    assert not analysis["converted"] and "UTC" in analysis["reason"]
+
+
 def test_type_fixer_datetimes_and_categories() -> None:
     frame = framed(
         {
