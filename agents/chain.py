@@ -157,8 +157,8 @@ def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str])
     exprs = []
     for index, name in enumerate(common):
         a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
-        if old.schema[name] != new.schema[name]:
-            a, b = a.cast(pl.String), b.cast(pl.String)
+        if old.schema[name] != new.schema[name]:  # compared as cleaned_data.csv writes them
+            a, b = _as_text(f"o:{name}", old.schema[name]), _as_text(f"n:{name}", new.schema[name])
         exprs.append(a.ne_missing(b).sum().alias(f"c{index}"))
         exprs.append((a.is_null() & b.is_not_null()).sum().alias(f"f{index}"))
     row = pair.select(exprs).row(0)
