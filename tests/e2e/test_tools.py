@@ -144,9 +144,13 @@ async def test_clean_my_data_every_agent_every_format(
     assert quarantine["row_index"].n_unique() == quarantine.height
     assert quarantine["reason"].null_count() == 0
     assert cleaned.height <= source.height
-    # The five appended exact duplicates are gone and the outlier with them or capped.
-    assert cleaned.select(pl.exclude("amount")).is_duplicated().sum() == 0
-    assert cleaned["amount"].drop_nulls().max() < 10_000
+    # By default (PRODUCT.md "Defaults that never destroy data") the five appended exact duplicates are
+    # the only rows removed, and nothing is invented: the outlier stays, flagged and proposed for removal.
+    assert cleaned.height == source.height - 5 and cleaned.is_duplicated().sum() == 0
+    assert cleaned["amount"].drop_nulls().max() == 10_000 and summary["values_invented"] == 0
+    assert cleaned["amount"].null_count() == source.unique(maintain_order=True)["amount"].null_count()
+    assert "outlier-remover:remove_outlier_rows" in {item["proposal_id"] for item in summary["proposals"]}
+    assert set(cleaned["city"].to_list()) == {"Paris", "lyon", "Nice", "LILLE"}  # trimmed, case kept
     # The type fixer turned the price text into numbers.
     assert cleaned.schema["price_text"].is_numeric()
     steps = body["steps"]
