@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from agents.params.common import EffectivenessParams
 
 DetectionType = Literal["exact", "case_variations", "email_case", "missing_values", "conflicting"]
+SAFE_DETECTION_TYPES: tuple[DetectionType, ...] = ("exact",)  # the default: identical rows only
 ALL_DETECTION_TYPES: list[DetectionType] = ["exact", "case_variations", "email_case", "missing_values", "conflicting"]
 
 
@@ -20,7 +21,7 @@ class DuplicateResolverParams(EffectivenessParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="duplicate-resolver parameters")
 
     detection_types: list[DetectionType] = Field(
-        default_factory=lambda: ["exact"],
+        default_factory=lambda: list(SAFE_DETECTION_TYPES),
         description=(
             "Kinds of duplicates to remove (ours: the default is exact only; Agensium's is all five, which removes "
             "rows that differ; the other kinds are still looked for on what is left and proposed with their "
