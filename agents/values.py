@@ -407,10 +407,27 @@ def plan_dates(
     values = values.filter(date_like(pl.col("value")))
     if not values.height:
         return plan
-    value = pl.col("value")
-    weight = pl.col("count")
     groups = _character_groups(values, candidates)
+    counts, plan.parsed = _format_counts(groups, candidates)
+    ranked = sorted(
+        ((fmt, counts[fmt.pattern]) for fmt in candidates),
+        key=lambda item: -item[1],  # stable: ties keep the list order (month/day before day/month)
+    )
+    plan.formats = [(fmt, count) for fmt, count in ranked if count > 0]
+    if not plan.formats:
+        return plan
+    plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
+    plan.ambiguity = _ambiguity(groups, _ambiguous_pairs(plan, candidates))
+    return plan
+
+
+def _format_counts(
+    groups: list[tuple[pl.DataFrame, list[TemporalFormat]]], candidates: list[TemporalFormat]
+) -> tuple[dict[str, int], int]:
+    """The rows each format reads (by pattern), and the rows any of them reads."""
+    value, weight = pl.col("value"), pl.col("count")
     counts = dict.fromkeys((fmt.pattern for fmt in candidates), 0)
+    parsed = 0
     for group, readers in groups:
         flags = [f"__reads_{index}__" for index in range(len(readers))]
         row = (
@@ -435,16 +452,44 @@ def plan_dates(
         for fmt in readers:
             counts[fmt.pattern] += int(row[fmt.pattern] or 0)
         # Formats that read no value anywhere are not in the plan, so its union is this one.
-        plan.parsed += int(row["__parsed__"] or 0)
-    ranked = sorted(
-        ((fmt, counts[fmt.pattern]) for fmt in candidates),
-        key=lambda item: -item[1],  # stable: ties keep the list order (month/day before day/month)
-    )
-    plan.formats = [(fmt, count) for fmt, count in ranked if count > 0]
-    if not plan.formats:
-        return plan
-    plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
-    pairs = _ambiguous_pairs(plan, candidates)
+        parsed += int(row["__parsed__"] or 0)
+    return counts, parsed
+
+
+def _ambiguity(
+    groups: list[tuple[pl.DataFrame, list[TemporalFormat]]], pairs: list[tuple[TemporalFormat, TemporalFormat]]
+) -> list[dict[str, Any]]:
+    """For each (used first, its day/month swap) pair with values that read both ways, or values that only
+    one of them reads on each side: the counts, and what decided the order."""
+    totals = _swap_counts(groups, pairs)
+    ambiguity: list[dict[str, Any]] = []
+    for index, (first, second) in enumerate(pairs):
+        both, only_first, only_second = (totals[f"{key}_{index}"] for key in ("both", "first", "second"))
+        if not both and not (only_first and only_second):
+            continue
+        if only_first > only_second:
+            decided = f"{only_first} values only read as {first.pattern}"
+        else:
+            decided = "tie: month/day order assumed"
+        ambiguity.append(
+            {
+                "chosen_format": first.pattern,
+                "alternative_format": second.pattern,
+                "ambiguous_values": both,
+                "values_only_valid_as_chosen": only_first,
+                "values_only_valid_as_alternative": only_second,
+                "decided_by": decided,
+            }
+        )
+    return ambiguity
+
+
+def _swap_counts(
+    groups: list[tuple[pl.DataFrame, list[TemporalFormat]]], pairs: list[tuple[TemporalFormat, TemporalFormat]]
+) -> dict[str, int]:
+    """Per pair (by position): the rows both formats read as different dates (``both_``), and the rows only
+    the first (``first_``) or only the second (``second_``) reads."""
+    value, weight = pl.col("value"), pl.col("count")
     totals = {f"{key}_{index}": 0 for index in range(len(pairs)) for key in ("both", "first", "second")}
     for group, readers in groups if pairs else []:
         patterns = {fmt.pattern for fmt in readers}
@@ -462,25 +507,7 @@ def plan_dates(
         if checks:
             for key, count in group.lazy().select(checks).collect().row(0, named=True).items():
                 totals[key] += int(count or 0)
-    for index, (first, second) in enumerate(pairs):
-        both, only_first, only_second = (totals[f"{key}_{index}"] for key in ("both", "first", "second"))
-        if not both and not (only_first and only_second):
-            continue
-        if only_first > only_second:
-            decided = f"{only_first} values only read as {first.pattern}"
-        else:
-            decided = "tie: month/day order assumed"
-        plan.ambiguity.append(
-            {
-                "chosen_format": first.pattern,
-                "alternative_format": second.pattern,
-                "ambiguous_values": both,
-                "values_only_valid_as_chosen": only_first,
-                "values_only_valid_as_alternative": only_second,
-                "decided_by": decided,
-            }
-        )
-    return plan
+    return totals
 
 
 COUNTED_CHARACTERS = ("/", ".", ":", ",", "T", "Z")

@@ -103,6 +103,7 @@ STAGE = "__stage__"
 MATCH = "__match_row__"
 NULLS = "__null_count__"
 PATTERN = "__null_pattern__"
+IN_GROUP = "__in_group__"
 REMOVED_SCHEMA: dict[str, pl.DataType] = {
     ROW_INDEX_COLUMN: pl.Int64(),
     REASON: pl.String(),
@@ -162,7 +163,7 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
 
     progress(0.9, "Building the report")
     removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
-    result = _result(frame, work, removed_all, outcomes, context, params, started)
+    result = _result(RunOutcome(frame, work, removed_all, outcomes, context), params, started)
     result.envelope.data["proposals"] = _proposals(proposed, enabled)
     progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
     return result
@@ -339,6 +340,66 @@ def _conflicting(
     params: DuplicateResolverParams,
 ) -> tuple[StageOutcome, pl.DataFrame]:
     stage = "conflicting"
+    keyed = _key_groups(work, columns, key_columns, email_columns, params)
+    flagged = keyed.frame
+    duplicate = pl.col(IN_GROUP) & (pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN))
+    removed = flagged.filter(duplicate).select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
+        _conflict_reason(keyed, params).alias(REASON),
+        pl.col(KEPT).cast(pl.Int64),
+        pl.lit(stage).alias(STAGE),
+        pl.when(keyed.has_conflict).then(pl.lit("critical")).otherwise(pl.lit("warning")).alias(SEVERITY),
+    )
+    groups, details = _conflict_report(keyed)
+    merged_rows = 0
+    if params.conflict_resolution == "merge_smart" and groups:
+        flagged, merged_rows = _merge_groups(flagged, columns, keyed.key_names)
+    survivors = flagged.filter(~duplicate).select(work.columns)
+    outcome = StageOutcome(
+        stage,
+        removed=removed,
+        groups=groups,
+        merged_rows=merged_rows,
+        details={
+            "key_columns": key_columns,
+            **details,
+            "conflict_resolution": params.conflict_resolution,
+            "null_handling": params.null_handling,
+        },
+    )
+    return outcome, survivors
+
+
+@dataclass
+class _KeyGroups:
+    """The rows grouped by their normalised key: ``frame`` is the work frame with the key columns (named
+    ``key_names``), ``IN_GROUP``, the group's kept row (``KEPT``) and, per other column, whether the group
+    holds different values in it (named ``flag_names``)."""
+
+    frame: pl.DataFrame
+    key_columns: list[str]
+    key_names: list[str]
+    others: list[str]
+    flag_names: list[str]
+
+    @property
+    def has_conflict(self) -> pl.Expr:
+        return pl.any_horizontal([pl.col(flag) for flag in self.flag_names]) if self.flag_names else pl.lit(False)
+
+    @property
+    def conflict_names(self) -> pl.Expr:
+        return names_where([(name, pl.col(flag)) for name, flag in zip(self.others, self.flag_names, strict=True)])
+
+
+def _key_groups(
+    work: pl.DataFrame,
+    columns: list[str],
+    key_columns: list[str],
+    email_columns: list[str],
+    params: DuplicateResolverParams,
+) -> _KeyGroups:
+    """Key text normalised as for case variations (e-mail columns as for e-mail case); with ``ignore_nulls``
+    a row with an empty key is in no group, and an empty cell is no conflict."""
     key_names = [f"__key_{index}__" for index in range(len(key_columns))]
     key_exprs = []
     for name, alias in zip(key_columns, key_names, strict=True):
@@ -365,22 +426,23 @@ def _conflicting(
     flagged = (
         work.lazy()
         .with_columns(key_exprs)
-        .with_columns(in_group.alias("__in_group__"))
-        .with_columns(pl.when(pl.col("__in_group__")).then(kept).alias(KEPT), *flags)
+        .with_columns(in_group.alias(IN_GROUP))
+        .with_columns(pl.when(pl.col(IN_GROUP)).then(kept).alias(KEPT), *flags)
         .collect()
     )
-    duplicate = pl.col("__in_group__") & (pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN))
-    conflict_names = names_where([(name, pl.col(flag)) for name, flag in zip(others, flag_names, strict=True)])
-    has_conflict = pl.any_horizontal([pl.col(flag) for flag in flag_names]) if flag_names else pl.lit(False)
-    key_text = ", ".join(key_columns)
-    reason = (
-        pl.when(has_conflict)
+    return _KeyGroups(flagged, key_columns, key_names, others, flag_names)
+
+
+def _conflict_reason(keyed: _KeyGroups, params: DuplicateResolverParams) -> pl.Expr:
+    key_text = ", ".join(keyed.key_columns)
+    return (
+        pl.when(keyed.has_conflict)
         .then(
             format_text(
                 "duplicate of row {} (conflicting on key {}: values differ in {}; kept by {})",
                 pl.col(KEPT),
                 pl.lit(key_text),
-                conflict_names,
+                keyed.conflict_names,
                 pl.lit(params.conflict_resolution),
             )
         )
@@ -393,21 +455,18 @@ def _conflicting(
             )
         )
     )
-    removed = flagged.filter(duplicate).select(
-        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
-        reason.alias(REASON),
-        pl.col(KEPT).cast(pl.Int64),
-        pl.lit(stage).alias(STAGE),
-        pl.when(has_conflict).then(pl.lit("critical")).otherwise(pl.lit("warning")).alias(SEVERITY),
-    )
 
-    members = flagged.filter(pl.col("__in_group__"))
+
+def _conflict_report(keyed: _KeyGroups) -> tuple[int, dict[str, Any]]:
+    """The number of key groups, and the details of those that conflict: how many, per column, examples."""
+    key_columns, key_names, others, flag_names = keyed.key_columns, keyed.key_names, keyed.others, keyed.flag_names
+    members = keyed.frame.filter(pl.col(IN_GROUP))
     groups = members.group_by(key_names, maintain_order=True).agg(
         pl.col(ROW_INDEX_COLUMN).sort().alias("rows"),
         pl.col(KEPT).first().alias("kept_row"),
         *[pl.col(flag).first() for flag in flag_names],
     )
-    conflicting_groups = groups.filter(has_conflict) if flag_names else groups.clear()
+    conflicting_groups = groups.filter(keyed.has_conflict) if flag_names else groups.clear()
     by_column: dict[str, int] = {}
     if flag_names:
         counts = conflicting_groups.select(pl.col(flag_names).sum()).row(0)
@@ -421,143 +480,50 @@ def _conflicting(
         }
         for row in conflicting_groups.head(CONFLICT_EXAMPLES).iter_rows(named=True)
     ]
+    details = {
+        "conflicting_groups": conflicting_groups.height,
+        "conflicts_by_column": by_column,
+        "conflict_examples": examples,
+    }
+    return groups.height, details
 
-    merged_rows = 0
-    if params.conflict_resolution == "merge_smart" and members.height:
-        is_kept = pl.col("__in_group__") & (pl.col(KEPT) == pl.col(ROW_INDEX_COLUMN))
-        merged = {
-            name: pl.when(is_kept)
-            .then(pl.col(name).drop_nulls().first().over(key_names))  # the frame is in file order
-            .otherwise(pl.col(name))
-            for name in columns
-        }
-        changed = flagged.select(
-            (is_kept & pl.any_horizontal([expr.ne_missing(pl.col(name)) for name, expr in merged.items()])).sum()
-        ).item()
-        merged_rows = int(changed)
-        flagged = flagged.with_columns(**merged)
 
-    survivors = flagged.filter(~duplicate).select(work.columns)
-    outcome = StageOutcome(
-        stage,
-        removed=removed,
-        groups=groups.height,
-        merged_rows=merged_rows,
-        details={
-            "key_columns": key_columns,
-            "conflicting_groups": conflicting_groups.height,
-            "conflicts_by_column": by_column,
-            "conflict_examples": examples,
-            "conflict_resolution": params.conflict_resolution,
-            "null_handling": params.null_handling,
-        },
-    )
-    return outcome, survivors
+def _merge_groups(flagged: pl.DataFrame, columns: list[str], key_names: list[str]) -> tuple[pl.DataFrame, int]:
+    """merge_smart: each group's kept row takes the group's first non-empty value of every column; the frame
+    and the number of kept rows that changed."""
+    is_kept = pl.col(IN_GROUP) & (pl.col(KEPT) == pl.col(ROW_INDEX_COLUMN))
+    merged = {
+        name: pl.when(is_kept)
+        .then(pl.col(name).drop_nulls().first().over(key_names))  # the frame is in file order
+        .otherwise(pl.col(name))
+        for name in columns
+    }
+    changed = flagged.select(
+        (is_kept & pl.any_horizontal([expr.ne_missing(pl.col(name)) for name, expr in merged.items()])).sum()
+    ).item()
+    return flagged.with_columns(**merged), int(changed)
 
 
 def _missing_values(
     work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams
 ) -> tuple[StageOutcome, pl.DataFrame]:
     stage = "missing_values"
-    null_flags = [pl.col(name).is_null() for name in columns]
-    info = work.select(
-        pl.col(ROW_INDEX_COLUMN),
-        pl.sum_horizontal(null_flags).cast(pl.Int64).alias(NULLS),
-        pl.struct(null_flags).hash(seed=0).alias(PATTERN),
-    )
-    candidates = info.filter((pl.col(NULLS) > 0) & (pl.col(NULLS) < len(columns)))
-    patterns = (
-        candidates.group_by(PATTERN)
-        .agg(pl.len().alias("rows"), pl.col(ROW_INDEX_COLUMN).min().alias("example"), pl.col(NULLS).first())
-        .sort(["rows", "example"], descending=[True, False])
-    )
-    examined = patterns.head(params.max_null_patterns)
-    not_examined = int(patterns.tail(max(0, patterns.height - params.max_null_patterns))["rows"].sum())
-    marked = work.with_columns(info[NULLS], info[PATTERN])
-    with_gaps = marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(candidates[ROW_INDEX_COLUMN].implode()))
-    examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
-        ROW_INDEX_COLUMN, *null_flags
-    )
-    example_flags = {row[0]: row[1:] for row in examples.iter_rows()}
-    # Each pattern's possible subsumers are first narrowed to the rows sharing a value of its most
-    # distinct filled column (among the rows with gaps) with one of its rows, then by a hash of all its
-    # filled values; the real columns then decide.
-    distinct = with_gaps.select(pl.col(columns).n_unique()).row(0, named=True) if examined.height else {}
-
-    parts: list[pl.DataFrame] = []
-    for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
-        flags = example_flags[example]
-        filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
-        empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
-        narrowest = max(filled, key=lambda name: distinct[name])
-        filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
-        fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
-        left = with_gaps.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
-            ROW_INDEX_COLUMN, *filled
-        )
-        near = (
-            marked.select(ROW_INDEX_COLUMN, NULLS, narrowest)
-            .filter(pl.col(NULLS) < null_count)
-            .join(left.select(narrowest).unique(), on=narrowest, how="semi")
-        )
-        # Sorted by completeness then file order, so that keep="first" is the most complete, first row.
-        right = (
-            marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(near[ROW_INDEX_COLUMN].implode()) & filled_present)
-            .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), NULLS, *filled)
-            .with_columns(fingerprint)
-            .join(left.select(fingerprint), on="__fingerprint__", how="semi", maintain_order="left")
-            .sort([NULLS, MATCH])
-            .unique(subset=filled, keep="first", maintain_order=True)
-            .drop("__fingerprint__", NULLS)
-        )
-        parts.append(
-            left.join(right, on=filled, how="inner").select(
-                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(empty).alias("empty")
-            )
-        )
-    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
-    pairs = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=pairs_schema)
-
+    gaps = _gap_patterns(work, columns, params)
+    pairs = _subsumed_pairs(gaps, columns)
     details = {
-        "null_patterns": patterns.height,
-        "null_patterns_examined": examined.height,
-        "rows_not_examined": not_examined,
+        "null_patterns": gaps.patterns,
+        "null_patterns_examined": gaps.examined.height,
+        "rows_not_examined": gaps.rows_not_examined,
     }
     note = None
-    if not_examined:
-        note = f"{not_examined:,} rows with rarer patterns of empty cells were not examined (max_null_patterns)"
+    if gaps.rows_not_examined:
+        note = (
+            f"{gaps.rows_not_examined:,} rows with rarer patterns of empty cells were not examined (max_null_patterns)"
+        )
 
     merged_rows = 0
     if params.merge_strategy == "merge_smart":
-        grouped = pairs.with_columns(
-            pl.min_horizontal(pl.col(ROW_INDEX_COLUMN).min().over(MATCH), pl.col(MATCH)).alias(KEPT)
-        )
-        removed_subsumed = grouped.filter(pl.col(ROW_INDEX_COLUMN) != pl.col(KEPT)).select(
-            ROW_INDEX_COLUMN,
-            format_text(
-                "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
-                pl.col(KEPT),
-                pl.col("empty"),
-            ).alias(REASON),
-            KEPT,
-        )
-        moved = grouped.filter(pl.col(MATCH) != pl.col(KEPT)).select(MATCH, KEPT).unique(maintain_order=True)
-        removed_complete = moved.select(
-            pl.col(MATCH).alias(ROW_INDEX_COLUMN),
-            format_text(
-                "duplicate of row {} (missing_values: its values were merged into row {}, which comes first)",
-                pl.col(KEPT),
-                pl.col(KEPT),
-            ).alias(REASON),
-            KEPT,
-        )
-        removed = pl.concat([removed_subsumed, removed_complete], how="vertical")
-        if moved.height:
-            values = moved.join(
-                work.select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), *columns), on=MATCH, how="inner"
-            ).select(pl.col(KEPT).alias(ROW_INDEX_COLUMN), *columns)
-            work = work.update(values, on=ROW_INDEX_COLUMN, include_nulls=True)
-            merged_rows = moved.height
+        removed, work, merged_rows = _merge_subsumed(work, pairs, columns)
     else:
         removed = pairs.select(
             ROW_INDEX_COLUMN,
@@ -584,6 +550,129 @@ def _missing_values(
 
 
 @dataclass
+class _GapPatterns:
+    """The rows with some (not all) cells empty, by pattern of empty cells: ``marked`` is the work frame with
+    each row's ``NULLS`` and ``PATTERN``, ``with_gaps`` its rows with gaps, ``examined`` the
+    ``max_null_patterns`` most frequent patterns (``PATTERN``, ``rows``, ``example`` row, ``NULLS``)."""
+
+    marked: pl.DataFrame
+    with_gaps: pl.DataFrame
+    examined: pl.DataFrame
+    patterns: int
+    rows_not_examined: int
+
+
+def _gap_patterns(work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams) -> _GapPatterns:
+    null_flags = [pl.col(name).is_null() for name in columns]
+    info = work.select(
+        pl.col(ROW_INDEX_COLUMN),
+        pl.sum_horizontal(null_flags).cast(pl.Int64).alias(NULLS),
+        pl.struct(null_flags).hash(seed=0).alias(PATTERN),
+    )
+    candidates = info.filter((pl.col(NULLS) > 0) & (pl.col(NULLS) < len(columns)))
+    patterns = (
+        candidates.group_by(PATTERN)
+        .agg(pl.len().alias("rows"), pl.col(ROW_INDEX_COLUMN).min().alias("example"), pl.col(NULLS).first())
+        .sort(["rows", "example"], descending=[True, False])
+    )
+    examined = patterns.head(params.max_null_patterns)
+    not_examined = int(patterns.tail(max(0, patterns.height - params.max_null_patterns))["rows"].sum())
+    marked = work.with_columns(info[NULLS], info[PATTERN])
+    with_gaps = marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(candidates[ROW_INDEX_COLUMN].implode()))
+    return _GapPatterns(marked, with_gaps, examined, patterns.height, not_examined)
+
+
+def _subsumed_pairs(gaps: _GapPatterns, columns: list[str]) -> pl.DataFrame:
+    """Each examined row with gaps and its most complete subsumer (``MATCH``; ties: the first), with the
+    names of its empty columns (``empty``)."""
+    with_gaps, examined = gaps.with_gaps, gaps.examined
+    examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
+        ROW_INDEX_COLUMN, *[pl.col(name).is_null() for name in columns]
+    )
+    example_flags = {row[0]: row[1:] for row in examples.iter_rows()}
+    # Each pattern's possible subsumers are first narrowed to the rows sharing a value of its most
+    # distinct filled column (among the rows with gaps) with one of its rows, then by a hash of all its
+    # filled values; the real columns then decide.
+    distinct = with_gaps.select(pl.col(columns).n_unique()).row(0, named=True) if examined.height else {}
+    parts: list[pl.DataFrame] = []
+    for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
+        flags = example_flags[example]
+        filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
+        empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
+        narrowest = max(filled, key=lambda name: distinct[name])
+        parts.append(_pattern_pairs(gaps, pattern, null_count, filled, empty, narrowest))
+    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=pairs_schema)
+
+
+def _pattern_pairs(
+    gaps: _GapPatterns, pattern: int, null_count: int, filled: list[str], empty: str, narrowest: str
+) -> pl.DataFrame:
+    """The rows of one pattern of empty cells, each with its most complete subsumer."""
+    marked = gaps.marked
+    filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
+    fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
+    left = gaps.with_gaps.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
+        ROW_INDEX_COLUMN, *filled
+    )
+    near = (
+        marked.select(ROW_INDEX_COLUMN, NULLS, narrowest)
+        .filter(pl.col(NULLS) < null_count)
+        .join(left.select(narrowest).unique(), on=narrowest, how="semi")
+    )
+    # Sorted by completeness then file order, so that keep="first" is the most complete, first row.
+    right = (
+        marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(near[ROW_INDEX_COLUMN].implode()) & filled_present)
+        .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), NULLS, *filled)
+        .with_columns(fingerprint)
+        .join(left.select(fingerprint), on="__fingerprint__", how="semi", maintain_order="left")
+        .sort([NULLS, MATCH])
+        .unique(subset=filled, keep="first", maintain_order=True)
+        .drop("__fingerprint__", NULLS)
+    )
+    return left.join(right, on=filled, how="inner").select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(empty).alias("empty")
+    )
+
+
+def _merge_subsumed(
+    work: pl.DataFrame, pairs: pl.DataFrame, columns: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """merge_smart: each group (a subsumer and the rows it subsumes) keeps its first row, which takes the
+    subsumer's values. The removed rows (``ROW_INDEX_COLUMN``, ``REASON``, ``KEPT``), the work frame with
+    the values moved, and the number of rows that took values."""
+    grouped = pairs.with_columns(
+        pl.min_horizontal(pl.col(ROW_INDEX_COLUMN).min().over(MATCH), pl.col(MATCH)).alias(KEPT)
+    )
+    removed_subsumed = grouped.filter(pl.col(ROW_INDEX_COLUMN) != pl.col(KEPT)).select(
+        ROW_INDEX_COLUMN,
+        format_text(
+            "duplicate of row {} (missing_values: equal where both are filled; empty here in {})",
+            pl.col(KEPT),
+            pl.col("empty"),
+        ).alias(REASON),
+        KEPT,
+    )
+    moved = grouped.filter(pl.col(MATCH) != pl.col(KEPT)).select(MATCH, KEPT).unique(maintain_order=True)
+    removed_complete = moved.select(
+        pl.col(MATCH).alias(ROW_INDEX_COLUMN),
+        format_text(
+            "duplicate of row {} (missing_values: its values were merged into row {}, which comes first)",
+            pl.col(KEPT),
+            pl.col(KEPT),
+        ).alias(REASON),
+        KEPT,
+    )
+    removed = pl.concat([removed_subsumed, removed_complete], how="vertical")
+    if not moved.height:
+        return removed, work, 0
+    values = moved.join(work.select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), *columns), on=MATCH, how="inner").select(
+        pl.col(KEPT).alias(ROW_INDEX_COLUMN), *columns
+    )
+    return removed, work.update(values, on=ROW_INDEX_COLUMN, include_nulls=True), moved.height
+
+
+@dataclass
 class _Context:
     enabled: set[str]
     key_columns: list[str]
@@ -591,26 +680,67 @@ class _Context:
     email_source: str
 
 
-def _result(
-    frame: pl.DataFrame,
-    output: pl.DataFrame,
-    removed_all: pl.DataFrame,
-    outcomes: dict[str, StageOutcome],
-    context: _Context,
-    params: DuplicateResolverParams,
-    started: float,
-) -> AgentResult:
-    enabled, key_columns = context.enabled, context.key_columns
-    rows_before, rows_after = frame.height, output.height
-    detected = removed_all.height
-    resolved = rows_before - rows_after
-    columns = data_columns(frame)
-    row_retention, column_retention = retention(rows_before, rows_after, len(columns), len(data_columns(output)))
-    score = effectiveness(
+@dataclass
+class RunOutcome:
+    """What one run found and did: the frames before and after, every removed row (``REMOVED_SCHEMA``) and
+    each detection type's outcome."""
+
+    frame: pl.DataFrame
+    output: pl.DataFrame
+    removed_all: pl.DataFrame
+    outcomes: dict[str, StageOutcome]
+    context: _Context
+
+    @property
+    def detected(self) -> int:
+        return self.removed_all.height
+
+    @property
+    def resolved(self) -> int:
+        return self.frame.height - self.output.height
+
+    @property
+    def share(self) -> float:
+        """Duplicates detected as a percentage of the input rows."""
+        return pct(self.detected, self.frame.height)
+
+    @property
+    def conflicts_by_column(self) -> dict[str, int]:
+        return self.outcomes["conflicting"].details.get("conflicts_by_column", {})
+
+    @property
+    def conflict_groups(self) -> int:
+        return int(self.outcomes["conflicting"].details.get("conflicting_groups", 0))
+
+
+def _result(outcome: RunOutcome, params: DuplicateResolverParams, started: float) -> AgentResult:
+    score = _score(outcome, params)
+    findings = _findings(outcome, params)
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(outcome),
+        data=_data(outcome, score),
+        frame=outcome.output,
+        removed=_removed_rows(outcome),
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=_cards(outcome, score),
+        row_level_issues=_row_issues(outcome),
+    )
+
+
+def _score(outcome: RunOutcome, params: DuplicateResolverParams) -> dict[str, Any]:
+    frame, output, detected = outcome.frame, outcome.output, outcome.detected
+    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    return effectiveness(
         {
-            "dedup_reduction": 100.0 * resolved / detected if detected else 100.0,
-            "data_retention": row_retention,
-            "column_retention": column_retention,
+            "dedup_reduction": 100.0 * outcome.resolved / detected if detected else 100.0,
+            "data_retention": rows,
+            "column_retention": columns,
         },
         {
             "dedup_reduction": params.dedup_reduction_weight,
@@ -619,11 +749,44 @@ def _result(
         },
         params,
     )
-    conflicting = outcomes["conflicting"]
-    conflict_groups = int(conflicting.details.get("conflicting_groups", 0))
 
+
+def _findings(outcome: RunOutcome, params: DuplicateResolverParams) -> Findings:
     findings = Findings(AGENT_ID)
-    share = pct(detected, rows_before)
+    _alert_volume(findings, outcome)
+    _report_conflicts(findings, outcome, params)
+    _alert_skipped_checks(findings, outcome, params)
+    for stage, stage_outcome in outcome.outcomes.items():
+        if stage_outcome.removed.height and stage != "conflicting":
+            findings.issue(
+                ISSUE_TYPES[stage],
+                "high" if stage == "exact" else "medium",
+                f"{stage_outcome.removed.height:,} {stage} duplicates in {stage_outcome.groups:,} groups removed",
+                field_name=None,
+                details={"rows": stage_outcome.removed.height, "groups": stage_outcome.groups},
+            )
+    if outcome.detected:
+        found = ", ".join(stage for stage, stage_outcome in outcome.outcomes.items() if stage_outcome.removed.height)
+        findings.recommend(
+            f"Prevent duplicates at the source: {outcome.detected:,} rows duplicated others ({found})",
+            "high" if outcome.share > 10 else "medium",
+            field_name=None,
+            kind="uniqueness",
+        )
+    if outcome.conflict_groups:
+        findings.recommend(
+            "Decide with the data owner which value is right for the conflicting records",
+            "high",
+            field_name=", ".join(outcome.conflicts_by_column),
+            kind="conflicts",
+        )
+    return findings
+
+
+def _alert_volume(findings: Findings, outcome: RunOutcome) -> None:
+    """Alerts on how many rows were duplicates and how many were removed."""
+    detected, share, rows_before = outcome.detected, outcome.share, outcome.frame.height
+    affected = len(data_columns(outcome.frame))
     if share > 30:
         findings.alert(
             "data_uniqueness",
@@ -631,7 +794,7 @@ def _result(
             f"High duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
             "Review how the data is collected; add a uniqueness constraint at the source",
             kind="high_volume",
-            affected=len(columns),
+            affected=affected,
         )
     elif share > 10:
         findings.alert(
@@ -640,36 +803,47 @@ def _result(
             f"Moderate duplicate volume: {detected:,} duplicate rows ({share:.1f}% of the rows)",
             "Add a uniqueness constraint on the record's key at the source",
             kind="medium_volume",
-            affected=len(columns),
+            affected=affected,
         )
-    if rows_before and resolved > 0.2 * rows_before:
+    if rows_before and outcome.resolved > 0.2 * rows_before:
+        row_retention, _ = retention(rows_before, outcome.output.height, 1, 1)
         findings.alert(
             "data_retention",
             "high",
-            f"{resolved:,} rows removed ({100 - row_retention:.1f}% of the rows)",
+            f"{outcome.resolved:,} rows removed ({100 - row_retention:.1f}% of the rows)",
             "Check the detection types and key columns before accepting the result",
             kind="data_loss",
-            affected=len(columns),
+            affected=affected,
         )
-    if conflict_groups:
-        by_column = conflicting.details.get("conflicts_by_column", {})
-        findings.alert(
-            "data_integrity",
+
+
+def _report_conflicts(findings: Findings, outcome: RunOutcome, params: DuplicateResolverParams) -> None:
+    """An alert on the key groups with conflicting values, and an issue per column they conflict in."""
+    if not outcome.conflict_groups:
+        return
+    by_column = outcome.conflicts_by_column
+    findings.alert(
+        "data_integrity",
+        "high",
+        f"{outcome.conflict_groups:,} key groups hold conflicting values (columns: {', '.join(by_column)})",
+        "Review the conflicting records; pick conflict_resolution deliberately",
+        kind="conflicts",
+        affected=len(by_column),
+    )
+    key_text = ", ".join(outcome.context.key_columns)
+    for name, count in by_column.items():
+        findings.issue(
+            "conflicting_values",
             "high",
-            f"{conflict_groups:,} key groups hold conflicting values (columns: {', '.join(by_column)})",
-            "Review the conflicting records; pick conflict_resolution deliberately",
-            kind="conflicts",
-            affected=len(by_column),
+            f"{count:,} groups with the same key ({key_text}) have different values in '{name}'",
+            field_name=name,
+            details={"groups": count, "conflict_resolution": params.conflict_resolution},
         )
-        for name, count in by_column.items():
-            findings.issue(
-                "conflicting_values",
-                "high",
-                f"{count:,} groups with the same key ({', '.join(key_columns)}) have different values in '{name}'",
-                field_name=name,
-                details={"groups": count, "conflict_resolution": params.conflict_resolution},
-            )
-    if "conflicting" in enabled and not params.key_columns:
+
+
+def _alert_skipped_checks(findings: Findings, outcome: RunOutcome, params: DuplicateResolverParams) -> None:
+    """Alerts on the duplicates not looked for: conflicting ones without key columns, rare gap patterns."""
+    if "conflicting" in outcome.context.enabled and not params.key_columns:
         findings.alert(
             "configuration",
             "low",
@@ -678,7 +852,7 @@ def _result(
             kind="no_key_columns",
             affected=0,
         )
-    skipped_rows = int(outcomes["missing_values"].details.get("rows_not_examined", 0))
+    skipped_rows = int(outcome.outcomes["missing_values"].details.get("rows_not_examined", 0))
     if skipped_rows:
         findings.alert(
             "detection_coverage",
@@ -688,32 +862,11 @@ def _result(
             kind="patterns_not_examined",
             affected=0,
         )
-    for stage, outcome in outcomes.items():
-        if outcome.removed.height and stage != "conflicting":
-            findings.issue(
-                ISSUE_TYPES[stage],
-                "high" if stage == "exact" else "medium",
-                f"{outcome.removed.height:,} {stage} duplicates in {outcome.groups:,} groups removed",
-                field_name=None,
-                details={"rows": outcome.removed.height, "groups": outcome.groups},
-            )
-    if detected:
-        findings.recommend(
-            f"Prevent duplicates at the source: {detected:,} rows duplicated others "
-            f"({', '.join(stage for stage, outcome in outcomes.items() if outcome.removed.height)})",
-            "high" if share > 10 else "medium",
-            field_name=None,
-            kind="uniqueness",
-        )
-    if conflict_groups:
-        findings.recommend(
-            "Decide with the data owner which value is right for the conflicting records",
-            "high",
-            field_name=", ".join(conflicting.details.get("conflicts_by_column", {})),
-            kind="conflicts",
-        )
 
-    row_issues = removed_all.select(
+
+def _row_issues(outcome: RunOutcome) -> pl.DataFrame:
+    """One row-level issue per removed row; its value is the row it duplicates."""
+    return outcome.removed_all.select(
         pl.col(ROW_INDEX_COLUMN).alias("row_index"),
         pl.lit("all").alias("column"),
         pl.col(STAGE).replace_strict(ISSUE_TYPES, return_dtype=pl.String).alias("issue_type"),
@@ -721,23 +874,48 @@ def _result(
         pl.col(REASON).alias("message"),
         pl.col(KEPT).cast(pl.String).alias("value"),
     ).cast(ROW_LEVEL_ISSUE_SCHEMA)  # type: ignore[arg-type]
-    removed = (
-        removed_all.select(ROW_INDEX_COLUMN, REASON).cast(REMOVED_ROWS_SCHEMA)  # type: ignore[arg-type]
-        if detected
-        else no_removed_rows()
-    )
 
-    summary_metrics = {
-        "duplicates_detected": detected,
-        "duplicates_resolved": resolved,
-        "remaining_rows": rows_after,
-        "rows_removed": resolved,
-        "total_rows_processed": rows_before,
-        "duplicate_groups": sum(outcome.groups for outcome in outcomes.values()),
-        "conflicts_detected": conflict_groups,
-        "rows_merged": sum(outcome.merged_rows for outcome in outcomes.values()),
+
+def _removed_rows(outcome: RunOutcome) -> pl.DataFrame:
+    if not outcome.detected:
+        return no_removed_rows()
+    return outcome.removed_all.select(ROW_INDEX_COLUMN, REASON).cast(REMOVED_ROWS_SCHEMA)  # type: ignore[arg-type]
+
+
+def _summary_metrics(outcome: RunOutcome) -> dict[str, Any]:
+    outcomes = outcome.outcomes.values()
+    return {
+        "duplicates_detected": outcome.detected,
+        "duplicates_resolved": outcome.resolved,
+        "remaining_rows": outcome.output.height,
+        "rows_removed": outcome.resolved,
+        "total_rows_processed": outcome.frame.height,
+        "duplicate_groups": sum(stage_outcome.groups for stage_outcome in outcomes),
+        "conflicts_detected": outcome.conflict_groups,
+        "rows_merged": sum(stage_outcome.merged_rows for stage_outcome in outcomes),
     }
-    resolution_log = [
+
+
+def _data(outcome: RunOutcome, score: dict[str, Any]) -> dict[str, Any]:
+    context = outcome.context
+    return {
+        "rows_before": outcome.frame.height,
+        "rows_after": outcome.output.height,
+        "detection_order": list(STAGE_ORDER),
+        "duplicate_summary": {
+            stage: stage_outcome.report(stage in context.enabled) for stage, stage_outcome in outcome.outcomes.items()
+        },
+        "key_columns": context.key_columns,
+        "email_columns": context.email_columns,
+        "email_columns_source": context.email_source,
+        "resolution_log": _resolution_log(outcome.outcomes),
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+
+
+def _resolution_log(outcomes: dict[str, StageOutcome]) -> list[dict[str, Any]]:
+    return [
         {
             "detection_type": stage,
             "action": "merged" if outcome.merged_rows else "removed",
@@ -749,26 +927,18 @@ def _result(
         for stage, outcome in outcomes.items()
         if outcome.removed.height
     ]
-    data = {
-        "rows_before": rows_before,
-        "rows_after": rows_after,
-        "detection_order": list(STAGE_ORDER),
-        "duplicate_summary": {stage: outcome.report(stage in enabled) for stage, outcome in outcomes.items()},
-        "key_columns": key_columns,
-        "email_columns": context.email_columns,
-        "email_columns_source": context.email_source,
-        "resolution_log": resolution_log,
-        "effectiveness": score,
-        "quality_status": score["status"],
-    }
-    cards = [
+
+
+def _cards(outcome: RunOutcome, score: dict[str, Any]) -> list[SummaryCard]:
+    detected, share = outcome.detected, outcome.share
+    return [
         SummaryCard(
             "exec_duplicate_resolution",
             "Duplicate Resolution",
-            f"{resolved:,} rows removed",
+            f"{outcome.resolved:,} rows removed",
             "info" if not detected else "warning" if share > 10 else "good",
-            f"{detected:,} duplicates found ({share:.2f}% of {rows_before:,} rows); {rows_after:,} rows remain; "
-            f"{conflict_groups:,} conflicting key groups",
+            f"{detected:,} duplicates found ({share:.2f}% of {outcome.frame.height:,} rows); "
+            f"{outcome.output.height:,} rows remain; {outcome.conflict_groups:,} conflicting key groups",
         ),
         SummaryCard(
             "exec_duplicate_effectiveness",
@@ -778,18 +948,3 @@ def _result(
             f"Quality: {score['status']}",
         ),
     ]
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=output,
-        removed=removed,
-        alerts=findings.alerts,
-        issues=findings.issues,
-        recommendations=findings.recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,45 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     columns = data_columns(frame)
+    constants = _fill_constants(frame, params)
+    progress(0.0, f"Analysing missing values in {len(columns)} columns")
+
+    null_counts: dict[str, int] = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+    original_nulls = int(sum(null_counts.values()))
+    with_nulls = [name for name in columns if null_counts[name]]
+    analysis = _null_analysis(frame, with_nulls, null_counts)
+    if params.global_strategy == "drop_rows":
+        plans = [Plan(name, "drop_rows", "global") for name in with_nulls]
+    else:
+        plans = [_plan(name, frame.schema[name], analysis[name], params) for name in with_nulls]
+
+    progress(0.2, "Dropping columns and rows")
+    work, removed, row_issues = _drop(frame, plans)
+
+    fill_plans = [plan for plan in plans if plan.strategy not in {"drop_column", "drop_rows", "none"}]
+    progress(0.35, f"Filling missing values in {len(fill_plans)} columns")
+    knn_values, knn_info = _knn_or_median(work, fill_plans, params)
+    statistics = _fill_statistics(work, [plan for plan in fill_plans if plan.strategy in STATISTIC_STRATEGIES])
+    progress(0.8, "Writing the filled columns")
+    fills = _fill_exprs(work, fill_plans, statistics, constants, knn_values)
+    was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
+    flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
+    flagged = flagged.with_columns(**fills)
+    output = flagged.drop(list(was_null.values()))
+    row_issues += [_imputed_issues(flagged, plan, was_null[plan.column], params) for plan in fill_plans]
+
+    log = _imputation_log(frame, flagged, output, removed, plans, analysis, was_null, params)
+    progress(0.95, "Building the report")
+    outcome = Outcome(frame, output, removed, plans, log, analysis, original_nulls, knn_info)
+    result = _result(outcome, collect_row_issues(row_issues, in_file_order=True), params)
+    result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, "Missing values handled")
+    return result
+
+
+def _fill_constants(frame: pl.DataFrame, params: NullHandlerParams) -> dict[str, Any]:
+    """The fill values converted to their columns' types, after checking that the parameters name columns
+    of the data and that every column with the constant strategy has a fill value."""
     require_columns(frame, params.column_strategies, agent_id=AGENT_ID, field="column_strategies")
     require_columns(frame, params.fill_values, agent_id=AGENT_ID, field="fill_values")
     constants = {name: _constant(name, value, frame.schema[name]) for name, value in params.fill_values.items()}
@@ -101,55 +141,57 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
                 agent_id=AGENT_ID,
                 field="fill_values",
             )
-    progress(0.0, f"Analysing missing values in {len(columns)} columns")
+    return constants
 
-    null_counts: dict[str, int] = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
-    original_nulls = int(sum(null_counts.values()))
-    with_nulls = [name for name in columns if null_counts[name]]
-    analysis = _null_analysis(frame, with_nulls, null_counts)
 
-    row_issues: list[pl.LazyFrame] = []
-    if params.global_strategy == "drop_rows":
-        plans = [Plan(name, "drop_rows", "global") for name in with_nulls]
-        drop_columns: list[str] = []
-        drop_row_columns = with_nulls
-    else:
-        plans = [_plan(name, frame.schema[name], analysis[name], params) for name in with_nulls]
-        drop_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
-        drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
-
-    progress(0.2, "Dropping columns and rows")
+def _drop(frame: pl.DataFrame, plans: list[Plan]) -> tuple[pl.DataFrame, pl.DataFrame, list[pl.LazyFrame]]:
+    """The frame without the drop_column columns and the rows empty in a drop_rows column; the removed rows
+    (the reason names the drop_rows columns empty in the row) and a row-level issue per empty cell."""
+    drop_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
+    drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
     work = frame.drop(drop_columns)
-    removed = no_removed_rows()
-    if drop_row_columns:
-        empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
-        mask = pl.any_horizontal([flag for _, flag in empty])
-        removed = removed_rows(work, mask, format_text("row has missing values in: {}", names_where(empty)))
-        for name, flag in empty:
-            row_issues.append(
-                issues_where(
-                    work,
-                    flag,
-                    column=name,
-                    issue_type="row_dropped_missing_value",
-                    severity="warning",
-                    message=pl.lit(f"row removed: missing value in '{name}'"),
-                    value=None,
-                )
-            )
-        work = work.filter(~mask)
+    if not drop_row_columns:
+        return work, no_removed_rows(), []
+    empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
+    mask = pl.any_horizontal([flag for _, flag in empty])
+    removed = removed_rows(work, mask, format_text("row has missing values in: {}", names_where(empty)))
+    row_issues = [
+        issues_where(
+            work,
+            flag,
+            column=name,
+            issue_type="row_dropped_missing_value",
+            severity="warning",
+            message=pl.lit(f"row removed: missing value in '{name}'"),
+            value=None,
+        )
+        for name, flag in empty
+    ]
+    return work.filter(~mask), removed, row_issues
 
-    fill_plans = [plan for plan in plans if plan.strategy not in {"drop_column", "drop_rows", "none"}]
-    progress(0.35, f"Filling missing values in {len(fill_plans)} columns")
+
+def _knn_or_median(
+    work: pl.DataFrame, fill_plans: list[Plan], params: NullHandlerParams
+) -> tuple[dict[str, pl.Series], dict[str, Any]]:
+    """The KNN-imputed columns and what was done; a knn_imputation plan that could not be imputed becomes
+    median, with the reason as its note."""
     knn_plans = [plan for plan in fill_plans if plan.strategy == "knn_imputation"]
     knn_values, knn_info = _knn_impute(work, [plan.column for plan in knn_plans], params)
     for plan in knn_plans:
         if plan.column not in knn_values:
             plan.strategy = "median"
             plan.note = knn_info["fallback_reason"].get(plan.column)
-    statistics = _fill_statistics(work, [plan for plan in fill_plans if plan.strategy in STATISTIC_STRATEGIES])
-    progress(0.8, "Writing the filled columns")
+    return knn_values, knn_info
 
+
+def _fill_exprs(
+    work: pl.DataFrame,
+    fill_plans: list[Plan],
+    statistics: dict[str, Any],
+    constants: dict[str, Any],
+    knn_values: dict[str, pl.Series],
+) -> dict[str, pl.Expr]:
+    """Each filled column's expression; a plan's ``fill_value`` is set to the value it fills with."""
     fills: dict[str, pl.Expr] = {}
     for plan in fill_plans:
         dtype = work.schema[plan.column]
@@ -169,24 +211,32 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
             fills[plan.column] = column.backward_fill()
         elif plan.strategy == "knn_imputation":
             fills[plan.column] = pl.coalesce(column, pl.lit(knn_values[plan.column]))
-    was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
-    flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
-    flagged = flagged.with_columns(**fills)
-    output = flagged.drop(list(was_null.values()))
+    return fills
 
-    for plan in fill_plans:
-        flag = pl.col(was_null[plan.column])
-        row_issues.append(
-            issues_where(
-                flagged,
-                flag & pl.col(plan.column).is_not_null(),
-                column=plan.column,
-                issue_type="null_imputed",
-                severity="info",
-                message=pl.lit(f"missing value filled by {_describe(plan, params)}"),
-                value=pl.col(plan.column),
-            )
-        )
+
+def _imputed_issues(flagged: pl.DataFrame, plan: Plan, was_null: str, params: NullHandlerParams) -> pl.LazyFrame:
+    return issues_where(
+        flagged,
+        pl.col(was_null) & pl.col(plan.column).is_not_null(),
+        column=plan.column,
+        issue_type="null_imputed",
+        severity="info",
+        message=pl.lit(f"missing value filled by {_describe(plan, params)}"),
+        value=pl.col(plan.column),
+    )
+
+
+def _imputation_log(
+    frame: pl.DataFrame,
+    flagged: pl.DataFrame,
+    output: pl.DataFrame,
+    removed: pl.DataFrame,
+    plans: list[Plan],
+    analysis: dict[str, Any],
+    was_null: dict[str, str],
+    params: NullHandlerParams,
+) -> list[dict[str, Any]]:
+    """One entry per column with missing values: cells filled, nulls left, rows dropped."""
     filled_counts: dict[str, int] = (
         flagged.select(
             (pl.col(flag) & pl.col(name).is_not_null()).sum().alias(name) for name, flag in was_null.items()
@@ -197,6 +247,7 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     after_counts: dict[str, int] = (
         output.select(pl.col(data_columns(output)).null_count()).row(0, named=True) if data_columns(output) else {}
     )
+    drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
     dropped_by_column: dict[str, int] = (
         frame.filter(pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
         .select(pl.col(drop_row_columns).null_count())
@@ -204,26 +255,10 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
         if drop_row_columns and removed.height
         else {}
     )
-    log = [
+    return [
         _log_entry(plan, analysis[plan.column], filled_counts, after_counts, dropped_by_column, params)
         for plan in plans
     ]
-    progress(0.95, "Building the report")
-    result = _result(
-        frame,
-        output,
-        removed,
-        plans,
-        log,
-        analysis,
-        original_nulls,
-        knn_info,
-        collect_row_issues(row_issues, in_file_order=True),
-        params,
-    )
-    result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
-    progress(1.0, "Missing values handled")
-    return result
 
 
 def _constant(name: str, value: str | int | float | bool, dtype: pl.DataType) -> Any:
@@ -499,27 +534,65 @@ def _proposals(plans: list[Plan], analysis: dict[str, Any]) -> list[dict[str, An
     ]
 
 
-def _result(
-    frame: pl.DataFrame,
-    output: pl.DataFrame,
-    removed: pl.DataFrame,
-    plans: list[Plan],
-    log: list[dict[str, Any]],
-    analysis: dict[str, Any],
-    original_nulls: int,
-    knn_info: dict[str, Any],
-    row_issues: pl.DataFrame,
-    params: NullHandlerParams,
-) -> AgentResult:
-    columns_before, columns_after = data_columns(frame), data_columns(output)
-    remaining = int(sum(output.select(pl.col(columns_after).null_count()).row(0))) if columns_after else 0
-    handled = original_nulls - remaining
-    row_retention, column_retention = retention(frame.height, output.height, len(columns_before), len(columns_after))
-    score = effectiveness(
+@dataclass
+class Outcome:
+    """What one run found and did: the frames before and after, the plan and log per column with missing
+    values, their analysis, and what KNN imputation did."""
+
+    frame: pl.DataFrame
+    output: pl.DataFrame
+    removed: pl.DataFrame
+    plans: list[Plan]
+    log: list[dict[str, Any]]
+    analysis: dict[str, Any]
+    original_nulls: int
+    knn_info: dict[str, Any]
+
+    @cached_property
+    def remaining(self) -> int:
+        """Missing values left in the output."""
+        columns_after = data_columns(self.output)
+        return int(sum(self.output.select(pl.col(columns_after).null_count()).row(0))) if columns_after else 0
+
+    @property
+    def dropped_columns(self) -> list[str]:
+        return [plan.column for plan in self.plans if plan.strategy == "drop_column"]
+
+    @property
+    def rows_removed(self) -> int:
+        return self.frame.height - self.output.height
+
+
+def _result(outcome: Outcome, row_issues: pl.DataFrame, params: NullHandlerParams) -> AgentResult:
+    score = _score(outcome, params)
+    findings = _findings(outcome, params)
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=time.perf_counter(),
+        params=params,
+        summary_metrics=_summary_metrics(outcome),
+        data=_data(outcome, score, params),
+        frame=outcome.output,
+        removed=outcome.removed,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=_cards(outcome, score),
+        row_level_issues=row_issues,
+    )
+
+
+def _score(outcome: Outcome, params: NullHandlerParams) -> dict[str, Any]:
+    frame, output, original_nulls = outcome.frame, outcome.output, outcome.original_nulls
+    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    return effectiveness(
         {
-            "null_reduction": 100.0 * handled / original_nulls if original_nulls else 100.0,
-            "data_retention": row_retention,
-            "column_retention": column_retention,
+            "null_reduction": 100.0 * (original_nulls - outcome.remaining) / original_nulls
+            if original_nulls
+            else 100.0,
+            "data_retention": rows,
+            "column_retention": columns,
         },
         {
             "null_reduction": params.null_reduction_weight,
@@ -528,8 +601,43 @@ def _result(
         },
         params,
     )
-    dropped_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
+
+
+def _findings(outcome: Outcome, params: NullHandlerParams) -> Findings:
     findings = Findings(AGENT_ID)
+    _alert_volume_and_loss(findings, outcome)
+    _alert_strategies(findings, outcome, params)
+    for entry in outcome.log:
+        findings.issue(
+            "missing_values",
+            "high" if entry["null_percentage"] > 50 else "medium" if entry["null_percentage"] > 10 else "low",
+            f"'{entry['column']}' had {entry['null_count_before']:,} missing values "
+            f"({entry['null_percentage']:.2f}%): {entry['strategy']}",
+            field_name=entry["column"],
+            details={"strategy": entry["strategy"], "source": entry["source"]},
+        )
+        if entry["null_percentage"] > 20 and entry["strategy"] != "drop_column":
+            findings.recommend(
+                f"'{entry['column']}' is {entry['null_percentage']:.1f}% empty: check the imputed values, or "
+                "collect the field at the source",
+                "medium",
+                field_name=entry["column"],
+                kind="advanced_imputation",
+            )
+    if outcome.original_nulls:
+        findings.recommend(
+            "Make critical fields required at data entry to prevent missing values",
+            "low",
+            field_name=None,
+            kind="validation",
+        )
+    return findings
+
+
+def _alert_volume_and_loss(findings: Findings, outcome: Outcome) -> None:
+    """Alerts on how much was missing, and on the rows and columns dropped."""
+    frame, analysis, original_nulls = outcome.frame, outcome.analysis, outcome.original_nulls
+    columns_before = data_columns(frame)
     cells = frame.height * len(columns_before)
     if cells and original_nulls > 0.3 * cells:
         findings.alert(
@@ -550,15 +658,17 @@ def _result(
             kind="column_critical",
             affected=len(mostly_empty),
         )
+    row_retention, _ = retention(frame.height, outcome.output.height, 1, 1)
     if row_retention < 90:
         findings.alert(
             "data_retention",
             "high",
-            f"{frame.height - output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
+            f"{outcome.rows_removed:,} rows removed: {row_retention:.1f}% of the rows kept",
             "Fill missing values instead of dropping rows where the rest of the row matters",
             kind="data_loss",
             affected=len(columns_before),
         )
+    dropped_columns = outcome.dropped_columns
     if dropped_columns:
         findings.alert(
             "column_retention",
@@ -568,7 +678,11 @@ def _result(
             kind="columns_dropped",
             affected=len(dropped_columns),
         )
-    for plan in plans:
+
+
+def _alert_strategies(findings: Findings, outcome: Outcome, params: NullHandlerParams) -> None:
+    """Alerts on strategies changed for a column's type, and on gaps the chosen strategies left."""
+    for plan in outcome.plans:
         if plan.note and plan.strategy != "none":
             findings.alert(
                 "configuration",
@@ -578,81 +692,68 @@ def _result(
                 kind="strategy_changed",
                 field_name=plan.column,
             )
-    treated = {plan.column for plan in plans if plan.strategy != "none"}
+    treated = {plan.column for plan in outcome.plans if plan.strategy != "none"}
     left = {
         entry["column"]: entry["null_count_after"]
-        for entry in log
+        for entry in outcome.log
         if entry.get("null_count_after") and entry["column"] in treated
     }
     if left and params.global_strategy == "column_specific":
         findings.alert(
             "missing_data",
             "low",
-            f"{remaining:,} missing values remain ({', '.join(left)})",
+            f"{outcome.remaining:,} missing values remain ({', '.join(left)})",
             "Forward/backward fill cannot fill a leading/trailing gap; add a strategy or a fill value",
             kind="nulls_remaining",
             affected=len(left),
         )
-    for entry in log:
-        findings.issue(
-            "missing_values",
-            "high" if entry["null_percentage"] > 50 else "medium" if entry["null_percentage"] > 10 else "low",
-            f"'{entry['column']}' had {entry['null_count_before']:,} missing values "
-            f"({entry['null_percentage']:.2f}%): {entry['strategy']}",
-            field_name=entry["column"],
-            details={"strategy": entry["strategy"], "source": entry["source"]},
-        )
-        if entry["null_percentage"] > 20 and entry["strategy"] != "drop_column":
-            findings.recommend(
-                f"'{entry['column']}' is {entry['null_percentage']:.1f}% empty: check the imputed values, or "
-                "collect the field at the source",
-                "medium",
-                field_name=entry["column"],
-                kind="advanced_imputation",
-            )
-    if original_nulls:
-        findings.recommend(
-            "Make critical fields required at data entry to prevent missing values",
-            "low",
-            field_name=None,
-            kind="validation",
-        )
 
-    summary_metrics = {
-        "nulls_handled": handled,
-        "original_nulls": original_nulls,
+
+def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
+    remaining = outcome.remaining
+    return {
+        "nulls_handled": outcome.original_nulls - remaining,
+        "original_nulls": outcome.original_nulls,
         "remaining_nulls": remaining,
-        "total_rows_processed": frame.height,
-        "rows_removed": frame.height - output.height,
-        "columns_dropped": len(dropped_columns),
-        "columns_imputed": sum(entry["nulls_filled"] > 0 for entry in log),
+        "total_rows_processed": outcome.frame.height,
+        "rows_removed": outcome.rows_removed,
+        "columns_dropped": len(outcome.dropped_columns),
+        "columns_imputed": sum(entry["nulls_filled"] > 0 for entry in outcome.log),
     }
-    data = {
+
+
+def _data(outcome: Outcome, score: dict[str, Any], params: NullHandlerParams) -> dict[str, Any]:
+    frame, analysis = outcome.frame, outcome.analysis
+    return {
         "null_analysis": {
             "total_rows": frame.height,
-            "total_columns": len(columns_before),
+            "total_columns": len(data_columns(frame)),
             "columns_with_nulls": list(analysis),
-            "total_nulls_detected": original_nulls,
+            "total_nulls_detected": outcome.original_nulls,
             "null_summary": analysis,
         },
-        "imputation_log": log,
-        "knn": knn_info,
+        "imputation_log": outcome.log,
+        "knn": outcome.knn_info,
         "global_strategy": params.global_strategy,
         "rows_before": frame.height,
-        "rows_after": output.height,
-        "columns_dropped": dropped_columns,
-        "proposals": _proposals(plans, analysis),
+        "rows_after": outcome.output.height,
+        "columns_dropped": outcome.dropped_columns,
+        "proposals": _proposals(outcome.plans, analysis),
         "effectiveness": score,
         "quality_status": score["status"],
     }
-    cards = [
+
+
+def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
+    original_nulls, remaining = outcome.original_nulls, outcome.remaining
+    return [
         SummaryCard(
             "exec_null_handling",
             "Null Handling",
-            f"{handled:,} of {original_nulls:,} handled",
+            f"{original_nulls - remaining:,} of {original_nulls:,} handled",
             "info" if not original_nulls else "good" if not remaining else "warning",
-            f"{len(analysis)} columns had missing values; {remaining:,} remain; {frame.height - output.height:,} "
-            f"rows and {len(dropped_columns)} columns dropped",
+            f"{len(outcome.analysis)} columns had missing values; {remaining:,} remain; {outcome.rows_removed:,} "
+            f"rows and {len(outcome.dropped_columns)} columns dropped",
         ),
         SummaryCard(
             "exec_null_effectiveness",
@@ -662,18 +763,3 @@ def _result(
             f"Quality: {score['status']}",
         ),
     ]
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=time.perf_counter(),
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=output,
-        removed=removed,
-        alerts=findings.alerts,
-        issues=findings.issues,
-        recommendations=findings.recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )

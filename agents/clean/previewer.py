@@ -47,6 +47,7 @@ from agents.envelope import (
 )
 from agents.findings import (
     Findings,
+    card_status,
     collect_row_issues,
     issues_where,
 )
@@ -90,47 +91,112 @@ class Simulation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Baseline:
+    """The input every rule is simulated on, with what the simulations are compared with: its profile and
+    the correlations of its first ``MAX_CORRELATION_COLUMNS`` numeric columns."""
+
+    frame: pl.DataFrame
+    columns: list[str]
+    profile: dict[str, Any]
+    numeric_columns: list[str]
+    correlations: dict[tuple[str, str], float | None]
+
+
 def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
-    columns = data_columns(frame)
-    rules, source = (params.preview_rules, "parameters") if params.preview_rules else (_default_rules(frame), "default")
-    for index, rule in enumerate(rules):
-        require_columns(frame, rule.target_columns, agent_id=AGENT_ID, field=f"preview_rules.{index}.target_columns")
+    rules, source = _rules(frame, params)
     progress(0.0, f"Previewing {len(rules)} rules on {frame.height:,} rows")
-    before = _profile(frame.lazy(), columns, params)
-    numeric_columns = [name for name in columns if _is_numeric(frame.schema[name])][:MAX_CORRELATION_COLUMNS]
-    correlations_before = _correlations(frame.lazy(), numeric_columns) if params.analyze_correlations else {}
+    baseline = _baseline(frame, params)
 
     results: list[dict[str, Any]] = []
     issue_parts: list[pl.LazyFrame] = []
     for index, rule in enumerate(rules):
         rule_id = rule.rule_id or f"rule_{index + 1}"
         progress(0.05 + 0.85 * index / max(len(rules), 1), f"Simulating {rule_id} ({rule.type})")
-        try:
-            simulation = _simulate(frame, rule)
-            kept = [name for name in columns if name not in simulation.dropped]
-            # A rule that keeps every row leaves the columns it does not rewrite as they were.
-            same = [] if simulation.removed is not None else [name for name in kept if name not in simulation.touched]
-            after = _profile(simulation.frame, kept, params, known=before, unchanged=same)
-        except RuleError as error:
-            results.append(_failed(rule_id, rule, str(error)))
-            continue
-        counts = _counts(frame, simulation)
-        if simulation.removed is not None:  # the masks are never null: the filter drops exactly their rows
-            counts["__removed__"] = before["rows"] - after["rows"]
-        result = _compare(rule_id, rule, simulation, before, after, counts, params)
-        if params.analyze_correlations:
-            kept = [name for name in numeric_columns if name not in simulation.dropped]
-            after_pairs = _correlations(simulation.frame, [n for n in kept if _is_numeric(after["dtypes"][n])])
-            result["correlation_changes"] = _correlation_changes(correlations_before, after_pairs)
+        result, parts = _preview(baseline, rule_id, rule, params)
         results.append(result)
-        issue_parts += _issue_parts(frame, rule_id, rule, simulation, counts)
+        issue_parts += parts
 
     progress(0.92, "Assessing impact")
     overall = _overall(results)
+    score = _score(results, overall, params)
+    data = _data(baseline, source, results, overall, score, params)
+    alerts, issues, recommendations = _findings(results, overall, score)
+    cards = [
+        SummaryCard(
+            "cleanse_preview",
+            "Cleanse preview",
+            f"{score['score']:.1f}",
+            card_status(score["status"]),
+            f"{len(rules)} rules previewed ({overall['high_impact_rules']} high impact); "
+            f"safety: {data['execution_safety']}",
+        )
+    ]
+    progress(1.0, "Preview done")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(frame, rules, results, overall),
+        data=data,
+        frame=inputs.primary,
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=collect_row_issues(issue_parts),
+    )
+
+
+def _rules(frame: pl.DataFrame, params: CleansePreviewerParams) -> tuple[list[PreviewRule], str]:
+    """The rules to preview (the parameter's, or the default set) and where they come from; every column a
+    rule names must be a data column."""
+    rules, source = (params.preview_rules, "parameters") if params.preview_rules else (_default_rules(frame), "default")
+    for index, rule in enumerate(rules):
+        require_columns(frame, rule.target_columns, agent_id=AGENT_ID, field=f"preview_rules.{index}.target_columns")
+    return rules, source
+
+
+def _baseline(frame: pl.DataFrame, params: CleansePreviewerParams) -> Baseline:
+    columns = data_columns(frame)
+    profile = _profile(frame.lazy(), columns, params)
+    numeric_columns = [name for name in columns if _is_numeric(frame.schema[name])][:MAX_CORRELATION_COLUMNS]
+    correlations = _correlations(frame.lazy(), numeric_columns) if params.analyze_correlations else {}
+    return Baseline(frame, columns, profile, numeric_columns, correlations)
+
+
+def _preview(
+    baseline: Baseline, rule_id: str, rule: PreviewRule, params: CleansePreviewerParams
+) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
+    """One rule simulated on the input and compared with it: its result, and the row-level issues of the
+    rows it would remove or fail to convert (a rule that cannot apply is a failed result)."""
+    frame, before = baseline.frame, baseline.profile
+    try:
+        simulation = _simulate(frame, rule)
+        kept = [name for name in baseline.columns if name not in simulation.dropped]
+        # A rule that keeps every row leaves the columns it does not rewrite as they were.
+        same = [] if simulation.removed is not None else [name for name in kept if name not in simulation.touched]
+        after = _profile(simulation.frame, kept, params, known=before, unchanged=same)
+    except RuleError as error:
+        return _failed(rule_id, rule, str(error)), []
+    counts = _counts(frame, simulation)
+    if simulation.removed is not None:  # the masks are never null: the filter drops exactly their rows
+        counts["__removed__"] = before["rows"] - after["rows"]
+    result = _compare(rule_id, rule, simulation, before, after, counts, params)
+    if params.analyze_correlations:
+        kept = [name for name in baseline.numeric_columns if name not in simulation.dropped]
+        after_pairs = _correlations(simulation.frame, [n for n in kept if _is_numeric(after["dtypes"][n])])
+        result["correlation_changes"] = _correlation_changes(baseline.correlations, after_pairs)
+    return result, _issue_parts(frame, rule_id, rule, simulation, counts)
+
+
+def _score(results: list[dict[str, Any]], overall: dict[str, Any], params: CleansePreviewerParams) -> dict[str, Any]:
     successful = sum(result["status"] == "success" for result in results)
-    score = effectiveness(
+    return effectiveness(
         {
             "accuracy": 100.0 * successful / len(results) if results else 100.0,
             "safety": max(
@@ -149,7 +215,13 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         },
         params,
     )
-    summary_metrics = {
+
+
+def _summary_metrics(
+    frame: pl.DataFrame, rules: list[PreviewRule], results: list[dict[str, Any]], overall: dict[str, Any]
+) -> dict[str, Any]:
+    successful = sum(result["status"] == "success" for result in results)
+    return {
         "total_rows_analyzed": frame.height,
         "total_rules_previewed": len(rules),
         "high_impact_rules": overall["high_impact_rules"],
@@ -159,11 +231,26 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         "total_warnings": len(overall["warnings"]),
         "failed_simulations": len(results) - successful,
     }
+
+
+def _data(
+    baseline: Baseline,
+    source: str,
+    results: list[dict[str, Any]],
+    overall: dict[str, Any],
+    score: dict[str, Any],
+    params: CleansePreviewerParams,
+) -> dict[str, Any]:
+    frame = baseline.frame
     data: dict[str, Any] = {
         "preview_score": score,
         "quality_status": score["status"],
         "rules_source": source,
-        "original_profile": {"row_count": frame.height, "column_count": len(columns), "columns": before["columns"]},
+        "original_profile": {
+            "row_count": frame.height,
+            "column_count": len(baseline.columns),
+            "columns": baseline.profile["columns"],
+        },
         "simulated_results": results,
         "overall_impact": overall,
         "statistical_confidence": round(params.confidence_level * 100, 2),
@@ -184,33 +271,7 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
             "No preview_rules were given: previewed a default set derived from the data (drop exact duplicate "
             "rows; impute nulls with the median in numeric columns and the mode in other columns)."
         )
-    alerts, issues, recommendations = _findings(results, overall, score)
-    cards = [
-        SummaryCard(
-            "cleanse_preview",
-            "Cleanse preview",
-            f"{score['score']:.1f}",
-            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
-            f"{len(rules)} rules previewed ({overall['high_impact_rules']} high impact); "
-            f"safety: {data['execution_safety']}",
-        )
-    ]
-    progress(1.0, "Preview done")
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=inputs.primary,
-        removed=no_removed_rows(),
-        alerts=alerts,
-        issues=issues,
-        recommendations=recommendations,
-        cards=cards,
-        row_level_issues=collect_row_issues(issue_parts),
-    )
+    return data
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
@@ -688,7 +749,6 @@ def _findings(
     results: list[dict[str, Any]], overall: dict[str, Any], score: dict[str, Any]
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
     findings = Findings(AGENT_ID)
-    pass
     if overall["high_impact_rules"]:
         findings.alert(
             "cleaning_impact",

@@ -51,6 +51,7 @@ from agents.envelope import (
 from agents.errors import InvalidParametersError
 from agents.findings import (
     Findings,
+    card_status,
     collect_row_issues,
     issues_where,
     proposal,
@@ -96,6 +97,21 @@ class Check:
     flag: str = ""  # the work frame's column holding ``mask``
 
 
+@dataclass
+class Outcome:
+    """What one run found: the input, its checks, the quarantined rows, the failures by rule (cells and rows)
+    and by column, and the expected_schema columns missing from the data and data columns not in it."""
+
+    frame: pl.DataFrame
+    checks: list[Check]
+    removed: pl.DataFrame
+    quarantined: int
+    by_rule: dict[str, dict[str, int]]
+    by_column: dict[str, dict[str, int]]
+    missing_columns: list[str]
+    unexpected_columns: list[str]
+
+
 def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
@@ -105,25 +121,71 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
     missing_columns, unexpected_columns = _schema_mismatches(frame, params)
 
     progress(0.3, f"Evaluating {len(checks)} checks")
+    work, counts = _evaluate(frame, checks)
+    quarantined = int(counts["__failing__"] or 0)
+    progress(0.6, f"{quarantined:,} rows to quarantine")
+
+    failing = _failing(checks)
+    removed = removed_rows(work, failing, _reason(checks)) if quarantined else no_removed_rows()
+    clean = work.filter(~failing).select(frame.columns) if quarantined else frame
+    row_issues = _row_issues(work, checks, counts)
+    progress(0.9, "Summarising")
+
+    by_rule, by_column = _failures(work, checks, counts)
+    outcome = Outcome(frame, checks, removed, quarantined, by_rule, by_column, missing_columns, unexpected_columns)
+    schema_issues = _schema_issues(missing_columns, unexpected_columns)
+    score = _score(outcome, params)
+    summary_metrics = _summary_metrics(outcome, row_issues.height + len(schema_issues))
+    alerts, recommendations = _findings(summary_metrics, by_rule, missing_columns)
+    cards = _cards(outcome, summary_metrics, score)
+    progress(1.0, "Quarantine done")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=_data(outcome, score, params),
+        frame=clean,
+        removed=removed,
+        alerts=alerts,
+        issues=schema_issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )
+
+
+def _evaluate(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The frame with one column per check (named by the check's ``flag``), true where the row fails it,
+    and the failing cells per check and failing rows (``__failing__``)."""
     for index, check in enumerate(checks):
         check.flag = f"__quarantine_{index}__"
     flags = [check.flag for check in checks]
     work = frame.with_columns([check.mask.fill_null(False).alias(check.flag) for check in checks])
-    failing = pl.any_horizontal([pl.col(flag) for flag in flags]) if checks else pl.lit(False)
-    reason = pl.concat_str(
+    counts = work.select(
+        [pl.col(flag).sum().alias(flag) for flag in flags] + [_failing(checks).sum().alias("__failing__")]
+    ).row(0, named=True)
+    return work, counts
+
+
+def _failing(checks: list[Check]) -> pl.Expr:
+    """True where the row fails any check."""
+    return pl.any_horizontal([pl.col(check.flag) for check in checks]) if checks else pl.lit(False)
+
+
+def _reason(checks: list[Check]) -> pl.Expr:
+    """The reasons of every check the row fails, in the checks' order."""
+    return pl.concat_str(
         [pl.when(pl.col(check.flag)).then(_expr(check.reason)) for check in checks],
         separator="; ",
         ignore_nulls=True,
     )
-    counts = work.select([pl.col(flag).sum().alias(flag) for flag in flags] + [failing.sum().alias("__failing__")]).row(
-        0, named=True
-    )
-    quarantined = int(counts["__failing__"] or 0)
-    progress(0.6, f"{quarantined:,} rows to quarantine")
 
-    removed = removed_rows(work, failing, reason) if quarantined else no_removed_rows()
-    clean = work.filter(~failing).select(frame.columns) if quarantined else frame
-    row_issues = collect_row_issues(
+
+def _row_issues(work: pl.DataFrame, checks: list[Check], counts: dict[str, Any]) -> pl.DataFrame:
+    """One row-level issue per failing cell (a broken record: one per row, with no column)."""
+    return collect_row_issues(
         [
             issues_where(
                 work,
@@ -138,9 +200,12 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
             if counts[check.flag]
         ]
     )
-    progress(0.9, "Summarising")
 
-    total = frame.height
+
+def _failures(
+    work: pl.DataFrame, checks: list[Check], counts: dict[str, Any]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """The failing cells and rows per rule, and the failing cells per column and rule."""
     by_rule: dict[str, dict[str, int]] = {}
     by_column: dict[str, dict[str, int]] = {}
     for check in checks:
@@ -157,8 +222,12 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
         ).row(0, named=True)
         for rule, rows in rule_rows.items():
             by_rule[rule]["rows"] = int(rows or 0)
-    schema_issues = _schema_issues(missing_columns, unexpected_columns)
-    score = effectiveness(
+    return by_rule, by_column
+
+
+def _score(outcome: Outcome, params: QuarantineAgentParams) -> dict[str, Any]:
+    quarantined, total = outcome.quarantined, outcome.frame.height
+    return effectiveness(
         {
             "quarantine_reduction": 100.0,
             "data_integrity": 100.0 - pct(quarantined, total),
@@ -171,23 +240,35 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
         },
         params,
     )
-    summary_metrics = {
+
+
+def _summary_metrics(outcome: Outcome, issues_found: int) -> dict[str, Any]:
+    quarantined, total = outcome.quarantined, outcome.frame.height
+    return {
         "total_rows_processed": total,
         "quarantined_records": quarantined,
         "clean_records": total - quarantined,
         "quarantine_percentage": round(pct(quarantined, total), 2),
-        "quarantine_issues_found": row_issues.height + len(schema_issues),
+        "quarantine_issues_found": issues_found,
     }
-    data = {
+
+
+def _data(outcome: Outcome, score: dict[str, Any], params: QuarantineAgentParams) -> dict[str, Any]:
+    return {
         "quarantine_score": score,
         "quality_status": score["status"],
         "quarantine_analysis": {
-            "checks": [{"rule": check.rule, "column": check.column, "detail": check.detail} for check in checks],
-            "by_rule": by_rule,
-            "by_column": by_column,
-            "schema_mismatches": {"missing_columns": missing_columns, "unexpected_columns": unexpected_columns},
+            "checks": [
+                {"rule": check.rule, "column": check.column, "detail": check.detail} for check in outcome.checks
+            ],
+            "by_rule": outcome.by_rule,
+            "by_column": outcome.by_column,
+            "schema_mismatches": {
+                "missing_columns": outcome.missing_columns,
+                "unexpected_columns": outcome.unexpected_columns,
+            },
         },
-        "quarantined_sample": removed.sort(ROW_INDEX_COLUMN)
+        "quarantined_sample": outcome.removed.sort(ROW_INDEX_COLUMN)
         .head(SAMPLE_ROWS)
         .rename({ROW_INDEX_COLUMN: "row_index"})
         .to_dicts(),
@@ -198,42 +279,29 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
             "text_values": "read as type-fixer reads them",
             "row_index": "1-based data row of the input file",
         },
+        "proposals": _proposals(outcome.frame, params),
     }
-    data["proposals"] = _proposals(frame, params)
-    alerts, recommendations = _findings(summary_metrics, by_rule, missing_columns)
-    cards = [
+
+
+def _cards(outcome: Outcome, summary_metrics: dict[str, Any], score: dict[str, Any]) -> list[SummaryCard]:
+    quarantined, total = outcome.quarantined, outcome.frame.height
+    return [
         SummaryCard(
             "quarantine_records",
             "Quarantined records",
             f"{quarantined:,}",
             "excellent" if not quarantined else "warning" if pct(quarantined, total) <= 10 else "critical",
             f"{quarantined:,} of {total:,} rows ({summary_metrics['quarantine_percentage']}%) failed "
-            f"{len(checks)} checks and moved to quarantine.csv",
+            f"{len(outcome.checks)} checks and moved to quarantine.csv",
         ),
         SummaryCard(
             "quarantine_score",
             "Quarantine score",
             f"{score['score']:.1f}",
-            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
+            card_status(score["status"]),
             f"{total - quarantined:,} clean rows continue down the chain",
         ),
     ]
-    progress(1.0, "Quarantine done")
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=clean,
-        removed=removed,
-        alerts=alerts,
-        issues=schema_issues,
-        recommendations=recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )
 
 
 def _proposals(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ from agents.envelope import (
 from agents.errors import InvalidParametersError
 from agents.findings import (
     Findings,
+    card_status,
     collect_row_issues,
     issues_where,
     proposal,
@@ -107,8 +108,48 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
 
     plans = [_plan(frame, column, params, target_format) for column in columns]
     progress(0.3, "Applying the rules")
+    work = _apply_rules(frame, plans, params)
+    progress(0.6, "Counting variants")
+    column_reports = _column_reports(frame, work, plans)
+    row_issues = collect_row_issues(_issue_parts(work, plans, column_reports))
+    standardized = _standardized(frame, work, plans)
+    progress(0.9, "Scoring")
+
+    totals = Totals.of(column_reports)
+    score = _score(totals, params)
+    summary_metrics = {
+        "columns_standardized": totals.columns_changed,
+        "values_changed": totals.values_changed,
+        "variations_reduced": totals.variations_reduced,
+        "columns_processed": len(columns),
+        "total_rows_processed": frame.height,
+    }
+    data = _data(column_reports, skipped, totals, score, params)
+    alerts, issues, recommendations = _findings(column_reports, params)
+    cards = _cards(totals, len(columns), score)
+    progress(1.0, "Standardization done")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=standardized if totals.columns_changed else frame,
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=cards,
+        row_level_issues=row_issues,
+    )
+
+
+def _apply_rules(frame: pl.DataFrame, plans: list[ColumnPlan], params: FieldStandardizationParams) -> pl.DataFrame:
+    """The frame with, per planned column, its standardized text (``_new``) and the rule that gave it
+    (``_rule``), computed in one query."""
     stages = [_stages(index, plan, params) for index, plan in enumerate(plans)]
-    work = (
+    return (
         frame.lazy()
         .with_columns([expr for stage in stages for expr in stage[0]])
         .with_columns([expr for stage in stages for expr in stage[1]])
@@ -116,11 +157,12 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
         .select(*frame.columns, *(name for index in range(len(plans)) for name in (_new(index), _rule(index))))
         .collect()
     )
-    progress(0.6, "Counting variants")
-    column_reports = _column_reports(frame, work, plans)
-    row_issues = collect_row_issues(_issue_parts(work, plans, column_reports))
+
+
+def _standardized(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnPlan]) -> pl.DataFrame:
+    """The input's columns, the planned ones replaced by their standardized values (Categorical kept)."""
     plan_index = {plan.column: index for index, plan in enumerate(plans)}
-    standardized = work.select(
+    return work.select(
         [
             _restore(pl.col(_new(plan_index[name])), plans[plan_index[name]]).alias(name)
             if name in plan_index
@@ -128,22 +170,39 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
             for name in frame.columns
         ]
     )
-    progress(0.9, "Scoring")
 
-    changed_columns = [report for report in column_reports if report["values_changed"]]
-    values_changed = sum(report["values_changed"] for report in column_reports)
-    variations_reduced = sum(report["distinct_before"] - report["distinct_after"] for report in column_reports)
-    variations_before = sum(
-        report["case_variant_groups_before"] + report["whitespace_issues_before"] for report in column_reports
-    )
-    variations_after = sum(
-        report["case_variant_groups_after"] + report["whitespace_issues_after"] for report in column_reports
-    )
-    score = effectiveness(
-        {
-            "standardization_effectiveness": (
-                100.0 * (variations_before - variations_after) / variations_before if variations_before else 100.0
+
+@dataclass
+class Totals:
+    """The column reports summed: columns and values changed, variants removed, and the case and whitespace
+    variations before and after."""
+
+    columns_changed: int
+    values_changed: int
+    variations_reduced: int
+    variations_before: int
+    variations_after: int
+
+    @classmethod
+    def of(cls, reports: list[dict[str, Any]]) -> Totals:
+        return cls(
+            columns_changed=sum(1 for report in reports if report["values_changed"]),
+            values_changed=sum(report["values_changed"] for report in reports),
+            variations_reduced=sum(report["distinct_before"] - report["distinct_after"] for report in reports),
+            variations_before=sum(
+                report["case_variant_groups_before"] + report["whitespace_issues_before"] for report in reports
             ),
+            variations_after=sum(
+                report["case_variant_groups_after"] + report["whitespace_issues_after"] for report in reports
+            ),
+        )
+
+
+def _score(totals: Totals, params: FieldStandardizationParams) -> dict[str, Any]:
+    before, after = totals.variations_before, totals.variations_after
+    return effectiveness(
+        {
+            "standardization_effectiveness": 100.0 * (before - after) / before if before else 100.0,
             "data_retention": 100.0,
             "column_retention": 100.0,
         },
@@ -154,19 +213,21 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
         },
         params,
     )
-    summary_metrics = {
-        "columns_standardized": len(changed_columns),
-        "values_changed": values_changed,
-        "variations_reduced": variations_reduced,
-        "columns_processed": len(columns),
-        "total_rows_processed": frame.height,
-    }
-    data = {
+
+
+def _data(
+    column_reports: list[dict[str, Any]],
+    skipped: list[dict[str, str]],
+    totals: Totals,
+    score: dict[str, Any],
+    params: FieldStandardizationParams,
+) -> dict[str, Any]:
+    return {
         "standardization_score": score,
         "quality_status": score["status"],
         "columns": column_reports,
         "skipped_columns": skipped,
-        "variations": {"before": variations_before, "after": variations_after},
+        "variations": {"before": totals.variations_before, "after": totals.variations_after},
         "proposals": _proposals(column_reports, params),
         "conventions": {
             "variants": "distinct non-null values",
@@ -178,40 +239,26 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
             "row_index": "1-based data row of the input file",
         },
     }
-    alerts, issues, recommendations = _findings(column_reports, params)
-    cards = [
+
+
+def _cards(totals: Totals, columns: int, score: dict[str, Any]) -> list[SummaryCard]:
+    return [
         SummaryCard(
             "standardization_values",
             "Values standardized",
-            f"{values_changed:,}",
+            f"{totals.values_changed:,}",
             "info",
-            f"{values_changed:,} values changed in {len(changed_columns)} of {len(columns)} text columns; "
-            f"{variations_reduced:,} variants removed",
+            f"{totals.values_changed:,} values changed in {totals.columns_changed} of {columns} text columns; "
+            f"{totals.variations_reduced:,} variants removed",
         ),
         SummaryCard(
             "standardization_score",
             "Standardization score",
             f"{score['score']:.1f}",
-            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
-            f"Case and whitespace variations: {variations_before:,} before, {variations_after:,} after",
+            card_status(score["status"]),
+            f"Case and whitespace variations: {totals.variations_before:,} before, {totals.variations_after:,} after",
         ),
     ]
-    progress(1.0, "Standardization done")
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=standardized if changed_columns else frame,
-        removed=no_removed_rows(),
-        alerts=alerts,
-        issues=issues,
-        recommendations=recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )
 
 
 def _new(index: int) -> str:

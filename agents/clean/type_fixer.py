@@ -57,6 +57,7 @@ from agents.envelope import (
 )
 from agents.findings import (
     Findings,
+    card_status,
     collect_row_issues,
     issues_where,
     proposal,
@@ -146,6 +147,35 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     converting = [decision for decision in decisions if decision.convert and decision.expression is not None]
 
     progress(0.75, f"Converting {len(converting)} columns")
+    fixed, fix_log, issue_parts = _convert(frame, converting)
+    row_issues = collect_row_issues(issue_parts)
+    progress(0.9, "Scoring")
+
+    outcome = Outcome(frame, decisions, converting, fix_log, missing)
+    score = _score(outcome, params)
+    alerts, issues, recommendations = _findings(decisions, fix_log)
+    progress(1.0, "Types fixed")
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(outcome, len(columns)),
+        data=_data(outcome, score, params),
+        frame=fixed if converting else frame,  # frame: its tokens are nulls already
+        removed=no_removed_rows(),
+        alerts=alerts,
+        issues=issues,
+        recommendations=recommendations,
+        cards=_cards(outcome, score),
+        row_level_issues=row_issues,
+    )
+
+
+def _convert(
+    frame: pl.DataFrame, converting: list[ColumnDecision]
+) -> tuple[pl.DataFrame, list[dict[str, Any]], list[pl.LazyFrame]]:
+    """The frame with the converted columns, the fix log and the row-level issues of the emptied cells."""
     work = frame.with_columns(
         [
             decision.expression.alias(_temp(index))
@@ -158,17 +188,41 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     fixed = work.select(
         [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in frame.columns]
     )
-    row_issues = collect_row_issues(issue_parts)
-    progress(0.9, "Scoring")
+    return fixed, fix_log, issue_parts
 
-    original_issues = sum(decision.issue for decision in decisions)
-    issues_fixed = sum(decision.issue and decision.convert for decision in decisions)
-    failed = sum(entry["failed"] for entry in fix_log)
-    read = sum(entry["converted"] + entry["failed"] for entry in fix_log if entry["text_source"])
-    score = effectiveness(
+
+@dataclass
+class Outcome:
+    """What one run decided and did: the input (tokens nulled), every column's decision, the columns
+    converted, their fix log and the missing-value tokens nulled."""
+
+    frame: pl.DataFrame
+    decisions: list[ColumnDecision]
+    converting: list[ColumnDecision]
+    fix_log: list[dict[str, Any]]
+    missing: MissingTokens
+
+    @property
+    def original_issues(self) -> int:
+        return sum(decision.issue for decision in self.decisions)
+
+    @property
+    def issues_fixed(self) -> int:
+        return sum(decision.issue and decision.convert for decision in self.decisions)
+
+    @property
+    def failed(self) -> int:
+        """Values a conversion emptied."""
+        return sum(entry["failed"] for entry in self.fix_log)
+
+
+def _score(outcome: Outcome, params: TypeFixerParams) -> dict[str, Any]:
+    original_issues, issues_fixed = outcome.original_issues, outcome.issues_fixed
+    read = sum(entry["converted"] + entry["failed"] for entry in outcome.fix_log if entry["text_source"])
+    return effectiveness(
         {
             "type_reduction": 100.0 * issues_fixed / original_issues if original_issues else 100.0,
-            "data_retention": 100.0 - pct(failed, read),
+            "data_retention": 100.0 - pct(outcome.failed, read),
             "column_retention": 100.0,
         },
         {
@@ -178,24 +232,30 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
         },
         params,
     )
-    summary_metrics = {
-        "type_issues_fixed": issues_fixed,
-        "original_type_issues": original_issues,
-        "remaining_type_issues": original_issues - issues_fixed,
-        "columns_analyzed": len(columns),
-        "columns_converted": len(converting),
-        "values_unparseable": failed,
-        "missing_tokens_nulled": missing.total,
-        "total_rows_processed": frame.height,
+
+
+def _summary_metrics(outcome: Outcome, columns: int) -> dict[str, Any]:
+    return {
+        "type_issues_fixed": outcome.issues_fixed,
+        "original_type_issues": outcome.original_issues,
+        "remaining_type_issues": outcome.original_issues - outcome.issues_fixed,
+        "columns_analyzed": columns,
+        "columns_converted": len(outcome.converting),
+        "values_unparseable": outcome.failed,
+        "missing_tokens_nulled": outcome.missing.total,
+        "total_rows_processed": outcome.frame.height,
     }
-    data = {
+
+
+def _data(outcome: Outcome, score: dict[str, Any], params: TypeFixerParams) -> dict[str, Any]:
+    return {
         "fixing_score": score,
         "quality_status": score["status"],
-        "fix_log": fix_log,
-        "type_analysis": {"columns": [decision.describe() for decision in decisions]},
-        "unparseable_values": failed,
-        "missing_tokens": missing.describe(),
-        "proposals": _proposals(decisions, params),
+        "fix_log": outcome.fix_log,
+        "type_analysis": {"columns": [decision.describe() for decision in outcome.decisions]},
+        "unparseable_values": outcome.failed,
+        "missing_tokens": outcome.missing.describe(),
+        "proposals": _proposals(outcome.decisions, params),
         "conventions": {
             "shares": "of a column's non-blank values, measured on all of them",
             "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
@@ -206,19 +266,23 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
             "row_index": "1-based data row of the input file",
         },
     }
-    alerts, issues, recommendations = _findings(decisions, fix_log)
-    cards = [
+
+
+def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
+    fix_log, missing = outcome.fix_log, outcome.missing
+    return [
         SummaryCard(
             "type_fixer_score",
             "Type fixing score",
             f"{score['score']:.1f}",
-            "excellent" if score["status"] == "excellent" else "good" if score["status"] == "good" else "warning",
-            f"{issues_fixed} of {original_issues} type issues fixed; {failed:,} values could not be read",
+            card_status(score["status"]),
+            f"{outcome.issues_fixed} of {outcome.original_issues} type issues fixed; "
+            f"{outcome.failed:,} values could not be read",
         ),
         SummaryCard(
             "type_fixer_columns",
             "Columns converted",
-            str(len(converting)),
+            str(len(outcome.converting)),
             "info",
             ", ".join(f"{entry['column']} → {entry['to_type']}" for entry in fix_log[:6]) or "No conversion needed",
         ),
@@ -231,22 +295,6 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
             or "No missing-value tokens",
         ),
     ]
-    progress(1.0, "Types fixed")
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=fixed if converting else frame,  # frame: its tokens are nulls already
-        removed=no_removed_rows(),
-        alerts=alerts,
-        issues=issues,
-        recommendations=recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )
 
 
 def _temp(index: int) -> str:
@@ -268,6 +316,29 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
         decision.reason = "no values"
         return decision
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
+    best, leading_zero = _read_text(values, decision)
+    decision.would_convert = decision.share >= params.conversion_threshold
+    if decision.share >= required:
+        _decide_conversion(decision, best, leading_zero, params)
+        return decision
+    if decision.share >= MIXED_SHARE:
+        decision.issue = True
+        decision.reason = (
+            f"mixed: {decision.share:.1%} of values read as {decision.detected}, below the "
+            f"{required:.0%} needed to convert"
+        )
+        return decision
+    decision.detected = None
+    # Stripping can only merge values: more distinct stripped values than the limit rule a category out.
+    if params.auto_convert_category and values.height <= params.category_max_distinct:
+        _decide_category(frame, decision, params)
+    return decision
+
+
+def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any]:
+    """The shares of a text column's non-blank values (``values``: distinct values and counts) that read as
+    numbers, booleans and dates, set on ``decision`` with the best reading; the best kind, and how many
+    values are whole numbers with a leading zero."""
     value, weight = pl.col("value"), pl.col("count")
     text = pl.col("__number__")  # number_text, read once
     counts = (
@@ -288,7 +359,7 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
     if counts["boolean_words"]:
         shares["boolean"] = int(counts["boolean"] or 0) / total
     if int(counts["digits"] or 0) / total >= MIXED_SHARE:
-        decision.plan = plan_dates(values, column)
+        decision.plan = plan_dates(values, decision.column)
         shares["temporal"] = decision.plan.share
     decision.shares = shares
     best = max(shares, key=lambda kind: (shares[kind], {"boolean": 2, "numeric": 1, "temporal": 0}[kind]))
@@ -299,41 +370,31 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
         decision.detected = "boolean"
     else:
         decision.detected = decision.plan.kind if decision.plan else "date"
+    return best, counts["leading_zero"]
 
-    decision.would_convert = decision.share >= params.conversion_threshold
-    if decision.share >= required:
-        decision.issue = True
-        enabled = {
-            "numeric": params.auto_convert_numeric,
-            "boolean": params.auto_convert_boolean,
-            "temporal": params.auto_convert_datetime,
-        }[best]
-        if not enabled:
-            decision.reason = f"reads as {decision.detected} but that conversion is switched off"
-        elif best == "numeric" and counts["leading_zero"]:
-            decision.reason = f"{counts['leading_zero']} whole numbers with a leading zero: a code, left as text"
-        elif best == "temporal" and _zoned(decision):
-            decision.reason = "timestamps marked UTC (Z): a plain datetime would drop the marker, left as text"
-        elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
-            decision.ambiguous_order = True
-            decision.reason = "the day/month order is a guess (every date reads both ways): left as text"
-        else:
-            decision.convert = True
-            decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
-            decision.expression = _conversion(pl.col(column), decision)
-        return decision
-    if decision.share >= MIXED_SHARE:
-        decision.issue = True
-        decision.reason = (
-            f"mixed: {decision.share:.1%} of values read as {decision.detected}, below the "
-            f"{required:.0%} needed to convert"
-        )
-        return decision
-    decision.detected = None
-    # Stripping can only merge values: more distinct stripped values than the limit rule a category out.
-    if params.auto_convert_category and values.height <= params.category_max_distinct:
-        _decide_category(frame, decision, params)
-    return decision
+
+def _decide_conversion(decision: ColumnDecision, best: str, leading_zero: Any, params: TypeFixerParams) -> None:
+    """A column that reads well enough to convert: converted, unless its conversion is switched off, it
+    holds codes with leading zeros, UTC-marked timestamps, or dates whose day/month order is a guess."""
+    decision.issue = True
+    enabled = {
+        "numeric": params.auto_convert_numeric,
+        "boolean": params.auto_convert_boolean,
+        "temporal": params.auto_convert_datetime,
+    }[best]
+    if not enabled:
+        decision.reason = f"reads as {decision.detected} but that conversion is switched off"
+    elif best == "numeric" and leading_zero:
+        decision.reason = f"{leading_zero} whole numbers with a leading zero: a code, left as text"
+    elif best == "temporal" and _zoned(decision):
+        decision.reason = "timestamps marked UTC (Z): a plain datetime would drop the marker, left as text"
+    elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
+        decision.ambiguous_order = True
+        decision.reason = "the day/month order is a guess (every date reads both ways): left as text"
+    else:
+        decision.convert = True
+        decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
+        decision.expression = _conversion(pl.col(decision.column), decision)
 
 
 def _zoned(decision: ColumnDecision) -> bool:
@@ -438,6 +499,23 @@ def _fix_log(work: pl.DataFrame, converting: list[ColumnDecision]) -> tuple[list
     the row-level issues of every value a conversion emptied."""
     if not converting:
         return [], []
+    counts, failed_masks = _conversion_counts(work, converting)
+    log: list[dict[str, Any]] = []
+    parts: list[pl.LazyFrame] = []
+    for index, decision in enumerate(converting):
+        failed = failed_masks[decision.column]
+        entry = _log_entry(work, index, decision, counts, failed)
+        log.append(entry)
+        if entry["failed"]:
+            parts.append(_unparseable_issues(work, decision, failed))
+    return log, parts
+
+
+def _conversion_counts(
+    work: pl.DataFrame, converting: list[ColumnDecision]
+) -> tuple[dict[str, Any], dict[str, pl.Expr]]:
+    """Per converted column (by position): values converted, failed and blank values emptied, counted in one
+    pass; and per column the mask of the values that failed (always false when the source is not text)."""
     counts_exprs: list[pl.Expr] = []
     failed_masks: dict[str, pl.Expr] = {}
     for index, decision in enumerate(converting):
@@ -454,78 +532,75 @@ def _fix_log(work: pl.DataFrame, converting: list[ColumnDecision]) -> tuple[list
             failed.sum().alias(f"failed_{index}"),
             (present & ~non_blank).sum().alias(f"blank_{index}"),
         ]
-    counts = work.select(counts_exprs).row(0, named=True)
-    log: list[dict[str, Any]] = []
-    parts: list[pl.LazyFrame] = []
-    for index, decision in enumerate(converting):
-        original, converted = pl.col(decision.column), pl.col(_temp(index))
-        failed_count = int(counts[f"failed_{index}"] or 0)
-        to_type = TARGET_DTYPES.get(decision.detected or "", decision.detected or "")
-        failed = failed_masks[decision.column]
-        examples = (
-            work.lazy()
-            .filter(failed)
-            .select(pl.col(ROW_INDEX_COLUMN).alias("row_index"), original.cast(pl.String).alias("value"))
-            .head(EXAMPLES)
-            .collect()
-            .to_dicts()
-            if failed_count
-            else []
-        )
-        samples = (
-            work.lazy()
-            .filter(original.is_not_null() & converted.is_not_null())
-            .head(SAMPLE_SCAN_ROWS)
-            .select(original.cast(pl.String).alias("from"), converted.cast(pl.String).alias("to"))
-            .unique(subset="from", maintain_order=True)
-            .head(3)
-            .collect()
-            .to_dicts()
-        )
-        entry: dict[str, Any] = {
-            "column": decision.column,
-            "from_type": decision.from_type,
-            "to_type": to_type,
-            "kind": decision.detected,
-            "text_source": decision.text_source,
-            "share": round(decision.share, 6),
-            "converted": int(counts[f"converted_{index}"] or 0),
-            "failed": failed_count,
-            "blank_values_emptied": int(counts[f"blank_{index}"] or 0),
-            "examples": examples,
-            "sample_conversions": samples,
-            "reason": decision.reason,
-        }
-        if decision.plan is not None and decision.detected in ("date", "datetime"):
-            entry["date_formats"] = [{"format": fmt.pattern, "values": n} for fmt, n in decision.plan.formats]
-            entry["ambiguous_day_month"] = decision.plan.ambiguity
-        log.append(entry)
-        if failed_count:
-            parts.append(
-                issues_where(
-                    work,
-                    failed,
-                    column=decision.column,
-                    issue_type="unparseable_value",
-                    severity="warning",
-                    message=pl.concat_str(
-                        pl.lit("'"),
-                        shown(original),
-                        pl.lit(
-                            f"' in '{decision.column}' could not be read as {decision.detected}; the cell is now empty"
-                        ),
-                    ),
-                    value=original,
-                )
-            )
-    return log, parts
+    return work.select(counts_exprs).row(0, named=True), failed_masks
+
+
+def _log_entry(
+    work: pl.DataFrame, index: int, decision: ColumnDecision, counts: dict[str, Any], failed: pl.Expr
+) -> dict[str, Any]:
+    original, converted = pl.col(decision.column), pl.col(_temp(index))
+    failed_count = int(counts[f"failed_{index}"] or 0)
+    examples = (
+        work.lazy()
+        .filter(failed)
+        .select(pl.col(ROW_INDEX_COLUMN).alias("row_index"), original.cast(pl.String).alias("value"))
+        .head(EXAMPLES)
+        .collect()
+        .to_dicts()
+        if failed_count
+        else []
+    )
+    samples = (
+        work.lazy()
+        .filter(original.is_not_null() & converted.is_not_null())
+        .head(SAMPLE_SCAN_ROWS)
+        .select(original.cast(pl.String).alias("from"), converted.cast(pl.String).alias("to"))
+        .unique(subset="from", maintain_order=True)
+        .head(3)
+        .collect()
+        .to_dicts()
+    )
+    entry: dict[str, Any] = {
+        "column": decision.column,
+        "from_type": decision.from_type,
+        "to_type": TARGET_DTYPES.get(decision.detected or "", decision.detected or ""),
+        "kind": decision.detected,
+        "text_source": decision.text_source,
+        "share": round(decision.share, 6),
+        "converted": int(counts[f"converted_{index}"] or 0),
+        "failed": failed_count,
+        "blank_values_emptied": int(counts[f"blank_{index}"] or 0),
+        "examples": examples,
+        "sample_conversions": samples,
+        "reason": decision.reason,
+    }
+    if decision.plan is not None and decision.detected in ("date", "datetime"):
+        entry["date_formats"] = [{"format": fmt.pattern, "values": n} for fmt, n in decision.plan.formats]
+        entry["ambiguous_day_month"] = decision.plan.ambiguity
+    return entry
+
+
+def _unparseable_issues(work: pl.DataFrame, decision: ColumnDecision, failed: pl.Expr) -> pl.LazyFrame:
+    original = pl.col(decision.column)
+    return issues_where(
+        work,
+        failed,
+        column=decision.column,
+        issue_type="unparseable_value",
+        severity="warning",
+        message=pl.concat_str(
+            pl.lit("'"),
+            shown(original),
+            pl.lit(f"' in '{decision.column}' could not be read as {decision.detected}; the cell is now empty"),
+        ),
+        value=original,
+    )
 
 
 def _findings(
     decisions: list[ColumnDecision], fix_log: list[dict[str, Any]]
 ) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
     findings = Findings(AGENT_ID)
-    pass
     failing = [entry for entry in fix_log if entry["failed"]]
     if failing:
         total = sum(entry["failed"] for entry in failing)

@@ -420,45 +420,13 @@ def _manifest(
     original_columns: int,
     params: CleanseWritebackParams,
 ) -> dict[str, Any]:
-    transformations: list[dict[str, Any]] = []
     by_agent = {step.get("agent_id"): step for step in steps}
-    for step in steps:
-        actions = _step_actions(step)
-        entry: dict[str, Any] = {
-            "step": step.get("step"),
-            "agent_id": step.get("agent_id"),
-            "agent_name": step.get("agent_name"),
-            "status": step.get("status"),
-            "source": "chain",
-            "rows_before": step.get("rows_before"),
-            "rows_after": step.get("rows_after"),
-            "rows_removed": step.get("rows_removed"),
-            "actions_count": len(actions),
-        }
-        if params.generate_comprehensive_manifest:
-            entry.update(
-                actions=actions,
-                cells_changed_total=step.get("cells_changed_total"),
-                duration_ms=step.get("duration_ms"),
-                summary_metrics=step.get("summary_metrics", {}),
-            )
-        if step.get("agent_id") in params.agent_manifests:
-            entry["external_manifest"] = params.agent_manifests[str(step.get("agent_id"))]
-        transformations.append(entry)
-    for agent_id, external in params.agent_manifests.items():
-        if agent_id in by_agent:
-            continue
-        transformations.append(
-            {
-                "step": None,
-                "agent_id": agent_id,
-                "agent_name": external.get("agent_name", agent_id),
-                "status": external.get("status", "unknown"),
-                "source": "agent_manifests",
-                "actions_count": _external_actions(external),
-                **({"manifest": external} if params.generate_comprehensive_manifest else {}),
-            }
-        )
+    transformations = [_step_entry(step, params) for step in steps]
+    transformations += [
+        _external_entry(agent_id, external, params)
+        for agent_id, external in params.agent_manifests.items()
+        if agent_id not in by_agent
+    ]
     rows_removed_total = max(0, original_rows - frame.height)
     manifest: dict[str, Any] = {
         "pipeline": [entry["agent_id"] for entry in transformations],
@@ -475,26 +443,69 @@ def _manifest(
         "total_transformations": sum(int(entry["actions_count"]) for entry in transformations),
     }
     if params.include_transformation_summary:
-        by_type: dict[str, int] = {}
-        for entry in transformations:
-            for action in entry.get("actions", []):
-                by_type[action["action"]] = by_type.get(action["action"], 0) + 1
-        manifest["transformation_summary"] = {
-            "total_agents": len(transformations),
-            "total_actions": manifest["total_transformations"],
-            "actions_by_type": by_type,
-            "timeline": [
-                {
-                    "step": entry["step"],
-                    "agent_id": entry["agent_id"],
-                    "status": entry["status"],
-                    "actions_count": entry["actions_count"],
-                    "rows_removed": entry.get("rows_removed"),
-                }
-                for entry in transformations
-            ],
-        }
+        manifest["transformation_summary"] = _transformation_summary(transformations, manifest["total_transformations"])
     return manifest
+
+
+def _step_entry(step: dict[str, Any], params: CleanseWritebackParams) -> dict[str, Any]:
+    """The manifest's entry for a step of the chain (with an external manifest given for its agent)."""
+    actions = _step_actions(step)
+    entry: dict[str, Any] = {
+        "step": step.get("step"),
+        "agent_id": step.get("agent_id"),
+        "agent_name": step.get("agent_name"),
+        "status": step.get("status"),
+        "source": "chain",
+        "rows_before": step.get("rows_before"),
+        "rows_after": step.get("rows_after"),
+        "rows_removed": step.get("rows_removed"),
+        "actions_count": len(actions),
+    }
+    if params.generate_comprehensive_manifest:
+        entry.update(
+            actions=actions,
+            cells_changed_total=step.get("cells_changed_total"),
+            duration_ms=step.get("duration_ms"),
+            summary_metrics=step.get("summary_metrics", {}),
+        )
+    if step.get("agent_id") in params.agent_manifests:
+        entry["external_manifest"] = params.agent_manifests[str(step.get("agent_id"))]
+    return entry
+
+
+def _external_entry(agent_id: str, external: dict[str, Any], params: CleanseWritebackParams) -> dict[str, Any]:
+    """The manifest's entry for an agent run elsewhere (``agent_manifests``)."""
+    return {
+        "step": None,
+        "agent_id": agent_id,
+        "agent_name": external.get("agent_name", agent_id),
+        "status": external.get("status", "unknown"),
+        "source": "agent_manifests",
+        "actions_count": _external_actions(external),
+        **({"manifest": external} if params.generate_comprehensive_manifest else {}),
+    }
+
+
+def _transformation_summary(transformations: list[dict[str, Any]], total_actions: int) -> dict[str, Any]:
+    by_type: dict[str, int] = {}
+    for entry in transformations:
+        for action in entry.get("actions", []):
+            by_type[action["action"]] = by_type.get(action["action"], 0) + 1
+    return {
+        "total_agents": len(transformations),
+        "total_actions": total_actions,
+        "actions_by_type": by_type,
+        "timeline": [
+            {
+                "step": entry["step"],
+                "agent_id": entry["agent_id"],
+                "status": entry["status"],
+                "actions_count": entry["actions_count"],
+                "rows_removed": entry.get("rows_removed"),
+            }
+            for entry in transformations
+        ],
+    }
 
 
 def _result(
@@ -507,8 +518,44 @@ def _result(
     started: float,
 ) -> AgentResult:
     passed = sum(check["passed"] for check in checks)
-    failed = len(checks) - passed
-    ready = failed == 0
+    ready = passed == len(checks)
+    score = _score(checks, manifest, params)
+    findings = _findings(checks, steps, ready)
+    summary_metrics = {
+        "total_rows_verified": frame.height,
+        "total_columns_verified": len(data_columns(frame)),
+        "integrity_checks_passed": passed,
+        "integrity_checks_failed": len(checks) - passed,
+        "agents_in_manifest": len(manifest["pipeline"]),
+        "data_ready_for_pipeline": ready,
+        "total_transformations_logged": manifest["total_transformations"],
+    }
+    data = {
+        "integrity_checks": checks,
+        "manifest": manifest,
+        "data_ready_for_pipeline": ready,
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        frame=frame,
+        removed=no_removed_rows(),
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=_cards(checks, manifest, score),
+        row_level_issues=row_issues,
+    )
+
+
+def _score(checks: list[dict[str, Any]], manifest: dict[str, Any], params: CleanseWritebackParams) -> dict[str, Any]:
+    passed = sum(check["passed"] for check in checks)
     pipeline = manifest["transformations"]
     successful = sum(entry["status"] == "success" for entry in pipeline)
     auditability = (
@@ -516,7 +563,7 @@ def _result(
         + (40.0 if pipeline else 0.0)
         + (20.0 if checks else 0.0)
     )
-    score = effectiveness(
+    return effectiveness(
         {
             "integrity": 100.0 * passed / len(checks) if checks else 100.0,
             "completeness": 100.0 * successful / len(pipeline) if pipeline else 100.0,
@@ -529,6 +576,9 @@ def _result(
         },
         params,
     )
+
+
+def _findings(checks: list[dict[str, Any]], steps: list[dict[str, Any]], ready: bool) -> Findings:
     findings = Findings(AGENT_ID)
     for check in checks:
         if check["passed"]:
@@ -565,24 +615,13 @@ def _result(
             field_name=None,
             kind="proceed",
         )
+    return findings
 
-    summary_metrics = {
-        "total_rows_verified": frame.height,
-        "total_columns_verified": len(data_columns(frame)),
-        "integrity_checks_passed": passed,
-        "integrity_checks_failed": failed,
-        "agents_in_manifest": len(manifest["pipeline"]),
-        "data_ready_for_pipeline": ready,
-        "total_transformations_logged": manifest["total_transformations"],
-    }
-    data = {
-        "integrity_checks": checks,
-        "manifest": manifest,
-        "data_ready_for_pipeline": ready,
-        "effectiveness": score,
-        "quality_status": score["status"],
-    }
-    cards = [
+
+def _cards(checks: list[dict[str, Any]], manifest: dict[str, Any], score: dict[str, Any]) -> list[SummaryCard]:
+    passed = sum(check["passed"] for check in checks)
+    ready = passed == len(checks)
+    return [
         SummaryCard(
             "exec_cleanse_writeback",
             "Cleanse Writeback",
@@ -599,18 +638,3 @@ def _result(
             f"Quality: {score['status']}",
         ),
     ]
-    return clean_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        frame=frame,
-        removed=no_removed_rows(),
-        alerts=findings.alerts,
-        issues=findings.issues,
-        recommendations=findings.recommendations,
-        cards=cards,
-        row_level_issues=row_issues,
-    )
