@@ -25,16 +25,19 @@ DEFAULT_NULL_TOKENS: tuple[str, ...] = (
 """Missing-value tokens (PRODUCT.md "Missing values"): pandas' default ``na_values`` minus the empty string
 (always missing). Here, free of Polars, for the parameter models; ``agents.values`` applies them."""
 
-NullTokens = Annotated[
-    list[Annotated[str, Field(max_length=64)]],
-    Field(
+
+def null_tokens_field() -> Any:
+    """The ``null_tokens`` parameter of the agents that read text (one definition for all of them)."""
+    return Field(
         default_factory=lambda: list(DEFAULT_NULL_TOKENS),
         max_length=1000,
         description="Text values (exactly, after trimming) that are missing values, like an empty field "
         '(pandas\' default list; a float NaN counts as the token NaN, an empty or blank text as ""); [] = '
         "Polars' rule: only fields with nothing in them are missing",
-    ),
-]
+    )
+
+
+NullToken = Annotated[str, Field(max_length=64)]
 
 
 class AgentParams(BaseModel):

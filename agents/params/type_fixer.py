@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from agents.params.common import EffectivenessParams, NullTokens
+from agents.params.common import EffectivenessParams, NullToken, null_tokens_field
 
 
 class TypeFixerParams(EffectivenessParams):
@@ -30,7 +30,7 @@ class TypeFixerParams(EffectivenessParams):
         "true by default (Agensium: false); a column that reads at conversion_threshold but not entirely is "
         "proposed, with the cells the conversion would empty",
     )
-    null_tokens: NullTokens
+    null_tokens: list[NullToken] = null_tokens_field()
     convert_ambiguous_dates: bool = Field(
         False,
         description="Ours: convert a date column whose day/month order only a tie decides (every value reads both "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.params.common import NullTokens
+from agents.params.common import NullToken, null_tokens_field
 
 AGENT_NAME = "Unified Profiler"
 CREDITS = 30
@@ -33,7 +33,7 @@ class ProfilerParams(BaseModel):
     histogram_bins: int = Field(20, ge=1, le=200, description="Fixed-width histogram bins for numeric columns")
     pii_sample_size: int = Field(1000, ge=10, le=100_000, description="Evenly spaced rows checked by regex")
     pii_match_threshold: float = Field(0.7, gt=0, le=1, description="Share of sampled values matching a pattern")
-    null_tokens: NullTokens
+    null_tokens: list[NullToken] = null_tokens_field()
     max_stored_row_level_issues: int = Field(
         1_000_000, ge=0, le=10_000_000, description="Row-level issues kept for the stored report (total always counted)"
     )

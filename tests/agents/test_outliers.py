@@ -107,6 +107,7 @@ def test_outliers_are_flagged_not_removed_by_default() -> None:
     assert result.row_level_issues["row_index"].to_list() == removed.row_level_issues["row_index"].to_list()
     assert result.row_level_issues["message"].str.contains("kept (flagged)", literal=True).all()
     proposals = {item["action"]: item for item in result.envelope.data["proposals"]}
+    assert removed.removed is not None
     assert proposals["remove_outlier_rows"]["rows_affected"] == removed.removed.height
     assert proposals["remove_outlier_rows"]["apply"] == {"outlier-remover": {"removal_strategy": "remove"}}
     assert proposals["impute_outliers_median"]["cells_affected"] == metrics["original_outliers"]
