@@ -279,6 +279,8 @@ def _is_numeric(dtype: pl.DataType) -> bool:
 
 
 def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
+    """What the chain's agents propose instead of doing by default (PRODUCT.md): drop exact duplicates (done),
+    impute (null-handler's proposal) and remove outliers (outlier-remover's proposal)."""
     columns = data_columns(frame)
     nulls = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
     with_nulls = [name for name in columns if nulls[name]]
@@ -307,6 +309,17 @@ def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
                 strategy="mode",
                 rule_id="default_impute_mode",
                 description="Impute other nulls with the most frequent value",
+            )
+        )
+    measured = [name for name in columns if _is_numeric(frame.schema[name])]
+    if measured:  # what outlier-remover's proposal (removal_strategy "remove") would take away
+        rules.append(
+            PreviewRule(
+                type="remove_outliers",
+                target_columns=measured,
+                method="iqr",
+                rule_id="default_remove_outliers",
+                description="Remove rows with an IQR outlier (outlier-remover with removal_strategy 'remove')",
             )
         )
     return rules

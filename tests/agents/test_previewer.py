@@ -128,8 +128,10 @@ def test_previewer_default_rules_and_rule_errors() -> None:
         "drop_duplicates",
         "impute_nulls",
         "impute_nulls",
+        "remove_outliers",
     ]
-    assert [item["target_columns"] for item in data["simulated_results"][1:]] == [["x"], ["group"]]
+    targets = [item["target_columns"] for item in data["simulated_results"][1:]]
+    assert targets == [["x"], ["group"], ["x"]]  # x: the only numeric data column
     bad = CleansePreviewerParams.model_validate(
         {"preview_rules": [{"type": "impute_nulls", "target_columns": ["group"], "strategy": "median"}]}
     )
