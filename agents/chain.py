@@ -112,7 +112,7 @@ class _DataFlow:
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(_as_text(c, before.schema[c]) for c in data_columns(before)),
+                    *(_as_text(c, dtype) for c, dtype in before.schema.items() if c != ROW_INDEX_COLUMN),
                 )
             )
         status = "success" if result is not None and result.envelope.status == "success" else "error"
@@ -138,7 +138,8 @@ class _DataFlow:
         if not self.quarantined:
             return pl.DataFrame(schema=schema)
         frame = pl.concat(self.quarantined, how="diagonal_relaxed")
-        return frame.select([pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c) for c in schema])
+        present = set(frame.columns)
+        return frame.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in schema])
 
 
 def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str]) -> tuple[list[int], list[int]]:
@@ -155,10 +156,11 @@ def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str])
         [old.select(pl.col(common).name.prefix("o:")), new.select(pl.col(common).name.prefix("n:"))], how="horizontal"
     )
     exprs = []
+    old_schema, new_schema = old.schema, new.schema  # read once: each .schema builds the whole schema
     for index, name in enumerate(common):
         a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
-        if old.schema[name] != new.schema[name]:  # compared as cleaned_data.csv writes them
-            a, b = _as_text(f"o:{name}", old.schema[name]), _as_text(f"n:{name}", new.schema[name])
+        if old_schema[name] != new_schema[name]:  # compared as cleaned_data.csv writes them
+            a, b = _as_text(f"o:{name}", old_schema[name]), _as_text(f"n:{name}", new_schema[name])
         exprs.append(a.ne_missing(b).sum().alias(f"c{index}"))
         exprs.append((a.is_null() & b.is_not_null()).sum().alias(f"f{index}"))
     row = pair.select(exprs).row(0)
@@ -177,19 +179,21 @@ def step_record(
 ) -> dict[str, Any]:
     """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
     for the rows the agent kept, by their row index, as text when the dtype changed."""
-    common = [c for c in data_columns(before) if c in after.columns]
+    before_schema, after_schema = before.schema, after.schema  # read once: each .schema builds the whole schema
+    common = [c for c in data_columns(before) if c in after_schema]
     changed, filled = _changed_cells(before, after, common)
+    position = {name: index for index, name in enumerate(common)}
     nulls_before = before.null_count().row(0, named=True)
     nulls_after = after.null_count().row(0, named=True)
     columns: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys([*data_columns(before), *data_columns(after)]):
         columns[name] = {
-            "dtype_before": str(before.schema[name]) if name in before.columns else None,
-            "dtype_after": str(after.schema[name]) if name in after.columns else None,
+            "dtype_before": str(before_schema[name]) if name in before_schema else None,
+            "dtype_after": str(after_schema[name]) if name in after_schema else None,
             "nulls_before": nulls_before.get(name),
             "nulls_after": nulls_after.get(name),
-            "cells_changed": changed[common.index(name)] if name in common else None,
-            "values_invented": filled[common.index(name)] if name in common else None,
+            "cells_changed": changed[position[name]] if name in position else None,
+            "values_invented": filled[position[name]] if name in position else None,
         }
     return {
         "step": step,

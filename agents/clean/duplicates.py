@@ -201,7 +201,7 @@ def _detect(
                 raw = [name for name in columns if name not in email_columns]
                 outcome, work = _equal_rows(work, stage, keys, email_columns, raw)
         elif stage == "case_variations":
-            text_keys = [name for name in key_columns if is_text(frame.schema[name])]
+            text_keys = [name for name in key_columns if is_text(frame[name].dtype)]
             if not text_keys:
                 outcome = StageOutcome(stage, note="no text key columns")
             else:
@@ -245,7 +245,7 @@ def _proposals(proposed: dict[str, StageOutcome], enabled: set[str]) -> list[dic
 def detect_email_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:
     """Text columns where more than half of the first ``EMAIL_SAMPLE_SIZE`` non-empty values look like
     e-mail addresses."""
-    text = [name for name in columns if is_text(frame.schema[name])]
+    text = [name for name in columns if is_text(frame[name].dtype)]
     if not text or frame.height == 0:
         return []
     shares = (
@@ -405,7 +405,7 @@ def _key_groups(
     for name, alias in zip(key_columns, key_names, strict=True):
         if name in email_columns:
             key_exprs.append(_norm_email(name).alias(alias))
-        elif is_text(work.schema[name]):
+        elif is_text(work[name].dtype):
             key_exprs.append(_norm_case(name).alias(alias))
         else:
             key_exprs.append(pl.col(name).alias(alias))

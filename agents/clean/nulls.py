@@ -101,7 +101,7 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     if params.global_strategy == "drop_rows":
         plans = [Plan(name, "drop_rows", "global") for name in with_nulls]
     else:
-        plans = [_plan(name, frame.schema[name], analysis[name], params) for name in with_nulls]
+        plans = [_plan(name, frame[name].dtype, analysis[name], params) for name in with_nulls]
 
     progress(0.2, "Dropping columns and rows")
     work, removed, row_issues = _drop(frame, plans)
@@ -132,7 +132,7 @@ def _fill_constants(frame: pl.DataFrame, params: NullHandlerParams) -> dict[str,
     of the data and that every column with the constant strategy has a fill value."""
     require_columns(frame, params.column_strategies, agent_id=AGENT_ID, field="column_strategies")
     require_columns(frame, params.fill_values, agent_id=AGENT_ID, field="fill_values")
-    constants = {name: _constant(name, value, frame.schema[name]) for name, value in params.fill_values.items()}
+    constants = {name: _constant(name, value, frame[name].dtype) for name, value in params.fill_values.items()}
     for name, strategy in params.column_strategies.items():
         if strategy == "constant" and name not in constants:
             raise InvalidParametersError(
@@ -194,7 +194,7 @@ def _fill_exprs(
     """Each filled column's expression; a plan's ``fill_value`` is set to the value it fills with."""
     fills: dict[str, pl.Expr] = {}
     for plan in fill_plans:
-        dtype = work.schema[plan.column]
+        dtype = work[plan.column].dtype
         column = pl.col(plan.column)
         if plan.strategy in STATISTIC_STRATEGIES:
             value = statistics.get(plan.column)
@@ -290,7 +290,7 @@ def _constant(name: str, value: str | int | float | bool, dtype: pl.DataType) ->
 
 
 def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict[str, int]) -> dict[str, Any]:
-    numeric = [name for name in with_nulls if is_numeric(frame.schema[name])]
+    numeric = [name for name in with_nulls if is_numeric(frame[name].dtype)]
     moments: dict[str, Any] = {}
     if numeric:
         exprs = []
@@ -302,11 +302,11 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
                 values.std().alias(f"std_{index}"),
             ]
         moments = frame.select(exprs).row(0, named=True)
-    text = [name for name in with_nulls if not is_numeric(frame.schema[name]) and not is_date_like(frame.schema[name])]
+    text = [name for name in with_nulls if not is_numeric(frame[name].dtype) and not is_date_like(frame[name].dtype)]
     distinct = frame.select(pl.col(text).n_unique()).row(0, named=True) if text else {}
     analysis: dict[str, Any] = {}
     for name in with_nulls:
-        dtype = frame.schema[name]
+        dtype = frame[name].dtype
         percent = pct(null_counts[name], frame.height)
         entry: dict[str, Any] = {
             "null_count": null_counts[name],
@@ -405,7 +405,7 @@ def _knn_impute(
     info: dict[str, Any] = {"method": None, "features": [], "fit_rows": 0, "imputed_rows": 0, "fallback_reason": {}}
     if not targets:
         return {}, info
-    numeric = [name for name in data_columns(work) if is_numeric(work.schema[name])]
+    numeric = [name for name in data_columns(work) if is_numeric(work[name].dtype)]
     usable = work.select(
         ((_finite(name).len() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name) for name in numeric
     ).row(0, named=True)
@@ -454,7 +454,7 @@ def _knn_impute(
     values: dict[str, pl.Series] = {}
     for name, position in zip(fitted, positions, strict=True):
         column = imputed[:, position]
-        dtype = work.schema[name]
+        dtype = work[name].dtype
         if dtype.is_integer():
             column = np.sign(column) * np.floor(np.abs(column) + 0.5)
         values[name] = pl.Series(name, column).cast(dtype)

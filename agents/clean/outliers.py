@@ -83,7 +83,7 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     require_columns(frame, params.columns, agent_id=AGENT_ID, field="columns")
-    not_numeric = [name for name in params.columns if not is_numeric(frame.schema[name])]
+    not_numeric = [name for name in params.columns if not is_numeric(frame[name].dtype)]
     if not_numeric:
         raise InvalidParametersError(
             f"{AGENT_ID}.columns: not numeric: {', '.join(not_numeric)}",
@@ -91,7 +91,7 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
             agent_id=AGENT_ID,
             field="columns",
         )
-    columns = list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame.schema[name])]
+    columns = list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame[name].dtype)]
     progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns")
 
     bounds = compute_bounds(frame, columns, params)
@@ -177,7 +177,7 @@ def _treat(
         return flagged.filter(~any_outlier).drop(list(flags.values())), removed, {}
     replacements = _replacements(flagged, analysed, flags, counts, params)
     output = flagged.with_columns(
-        pl.when(pl.col(flags[name])).then(pl.lit(value).cast(flagged.schema[name])).otherwise(pl.col(name)).alias(name)
+        pl.when(pl.col(flags[name])).then(pl.lit(value).cast(flagged[name].dtype)).otherwise(pl.col(name)).alias(name)
         for name, value in replacements.items()
     ).drop(list(flags.values()))
     return output, no_removed_rows(), replacements
@@ -298,7 +298,7 @@ def _replacements(
         value = plain_number(row[name])
         if value is None:
             continue
-        result[name] = round_half_away(float(value)) if flagged.schema[name].is_integer() else value
+        result[name] = round_half_away(float(value)) if flagged[name].dtype.is_integer() else value
     return result
 
 
@@ -315,7 +315,7 @@ def _outlier_summary(
         count = counts.get(item.column, 0)
         summary[item.column] = {
             "method_used": params.detection_method,
-            "data_type": str(frame.schema[item.column]),
+            "data_type": str(frame[item.column].dtype),
             "analysed": item.defined,
             "lower_bound": plain_number(item.lower),
             "upper_bound": plain_number(item.upper),

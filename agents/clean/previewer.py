@@ -164,7 +164,7 @@ def _rules(frame: pl.DataFrame, params: CleansePreviewerParams) -> tuple[list[Pr
 def _baseline(frame: pl.DataFrame, params: CleansePreviewerParams) -> Baseline:
     columns = data_columns(frame)
     profile = _profile(frame.lazy(), columns, params)
-    numeric_columns = [name for name in columns if _is_numeric(frame.schema[name])][:MAX_CORRELATION_COLUMNS]
+    numeric_columns = [name for name in columns if _is_numeric(frame[name].dtype)][:MAX_CORRELATION_COLUMNS]
     correlations = _correlations(frame.lazy(), numeric_columns) if params.analyze_correlations else {}
     return Baseline(frame, columns, profile, numeric_columns, correlations)
 
@@ -284,7 +284,7 @@ def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
     columns = data_columns(frame)
     nulls = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
     with_nulls = [name for name in columns if nulls[name]]
-    numeric = [name for name in with_nulls if _is_numeric(frame.schema[name])]
+    numeric = [name for name in with_nulls if _is_numeric(frame[name].dtype)]
     other = [name for name in with_nulls if name not in numeric]
     if not columns:
         return []
@@ -311,7 +311,7 @@ def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
                 description="Impute other nulls with the most frequent value",
             )
         )
-    measured = [name for name in columns if _is_numeric(frame.schema[name])]
+    measured = [name for name in columns if _is_numeric(frame[name].dtype)]
     if measured:  # what outlier-remover's proposal (removal_strategy "remove") would take away
         rules.append(
             PreviewRule(
@@ -445,7 +445,7 @@ def _simulate_imputation(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
 
 
 def _conversion(frame: pl.DataFrame, name: str, target: str) -> pl.Expr:
-    dtype = frame.schema[name]
+    dtype = frame[name].dtype
     x = pl.col(name)
     text = is_text(dtype)
     if target == "string":

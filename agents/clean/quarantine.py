@@ -309,7 +309,7 @@ def _proposals(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[dict[
     columns = data_columns(frame)
     if params.detect_broken_records or not columns:
         return []
-    empty = pl.all_horizontal([is_missing(pl.col(name), frame.schema[name]) for name in columns])
+    empty = pl.all_horizontal([is_missing(pl.col(name), frame[name].dtype) for name in columns])
     rows = int(frame.select(empty.sum()).item())
     if not rows:
         return []
@@ -333,7 +333,7 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
     require_columns(frame, params.range_constraints, agent_id=AGENT_ID, field="range_constraints")
     require_columns(frame, params.format_constraints, agent_id=AGENT_ID, field="format_constraints")
     for column in params.range_constraints:
-        dtype = frame.schema[column]
+        dtype = frame[column].dtype
         if not (dtype.is_numeric() or is_text(dtype)):
             raise InvalidParametersError(
                 f"{AGENT_ID}.range_constraints.{column}: '{column}' is {dtype}, not a numeric or text column",
@@ -420,7 +420,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
 
 def _type_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr | None:
     """True where a non-empty value does not fit ``expected``; None when every value of the column fits."""
-    dtype = frame.schema[name]
+    dtype = frame[name].dtype
     x = pl.col(name)
     if expected == "string":
         return None
@@ -466,7 +466,7 @@ def _text_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr:
 
 
 def _format_mismatch(frame: pl.DataFrame, name: str, pattern: str) -> pl.Expr | None:
-    dtype = frame.schema[name]
+    dtype = frame[name].dtype
     text = pl.col(name).cast(pl.String)
     if pattern == "date":
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):

@@ -401,7 +401,7 @@ def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
 
 
 def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, target: TemporalFormat) -> ColumnPlan:
-    plan = ColumnPlan(column=column, categorical=frame.schema[column] != pl.String)
+    plan = ColumnPlan(column=column, categorical=frame[column].dtype != pl.String)
     if params.apply_synonyms and column in params.synonym_mappings:
         plan.synonyms = _synonym_lookup(params, column)
     if params.unit_standardization and column in params.unit_mappings:

@@ -302,7 +302,7 @@ def _temp(index: int) -> str:
 
 
 def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> ColumnDecision:
-    dtype = frame.schema[column]
+    dtype = frame[column].dtype
     decision = ColumnDecision(column=column, from_type=str(dtype))
     if dtype.is_float():
         if params.auto_convert_numeric:

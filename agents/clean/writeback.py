@@ -150,14 +150,14 @@ def _check(name: str, passed: bool, severity: Severity, message: str, details: d
 def _numeric_check(
     indexed: pl.DataFrame, columns: list[str], context: ChainContext
 ) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
-    numeric = [name for name in columns if indexed.schema[name].is_numeric()]
+    numeric = [name for name in columns if indexed[name].dtype.is_numeric()]
     expected = _expected("numeric", context)
     lost = {
-        name: {"expected_since": source, "dtype_now": str(indexed.schema[name])}
+        name: {"expected_since": source, "dtype_now": str(indexed[name].dtype)}
         for name, source in expected.items()
         if name in columns and name not in numeric
     }
-    floats = [name for name in numeric if indexed.schema[name].is_float()]
+    floats = [name for name in numeric if indexed[name].dtype.is_float()]
     non_finite: dict[str, int] = {}
     issues: list[pl.LazyFrame] = []
     if floats:
@@ -199,10 +199,10 @@ def _numeric_check(
 def _datetime_check(
     indexed: pl.DataFrame, columns: list[str], context: ChainContext
 ) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
-    temporal = [name for name in columns if isinstance(indexed.schema[name], (pl.Date, pl.Datetime))]
+    temporal = [name for name in columns if isinstance(indexed[name].dtype, (pl.Date, pl.Datetime))]
     expected = _expected("temporal", context)
     lost = {
-        name: {"expected_since": source, "dtype_now": str(indexed.schema[name])}
+        name: {"expected_since": source, "dtype_now": str(indexed[name].dtype)}
         for name, source in expected.items()
         if name in columns and name not in temporal
     }
