@@ -36,6 +36,25 @@ def with_row_index(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
 
 
+def narrow(frame: pl.DataFrame, names: Iterable[str]) -> pl.LazyFrame:
+    """The columns ``names`` of ``frame`` as a lazy frame of their own (no copy). Planning a query takes time
+    in the width of the frame it starts from, however few columns it reads: a query per column over a frame
+    of 10,000 columns costs milliseconds each, over its own columns microseconds."""
+    return pl.DataFrame([frame.get_column(name) for name in dict.fromkeys(names)]).lazy()
+
+
+PARALLEL_ROWS = 100_000  # from this height, per-column queries run together (pl.collect_all)
+
+
+def collect_each(queries: list[pl.LazyFrame], rows: int) -> list[pl.DataFrame]:
+    """Per-column queries over a frame of ``rows`` rows: together when each has real work (``collect_all``
+    runs them on every core), one after another when they are small: ``collect_all`` hands each query to a
+    thread, which costs ~10 ms per query; 2,000 small queries took 21 s together and 0.9 s in turn."""
+    if rows >= PARALLEL_ROWS:
+        return pl.collect_all(queries)
+    return [query.collect() for query in queries]
+
+
 def require_columns(frame: pl.DataFrame, names: Iterable[str], *, agent_id: str, field: str) -> None:
     """``InvalidParametersError`` naming the parameter (``agent_id.field``) when a name it gives is not a data
     column of the frame. Details: ``{"unknown_columns": [...], "available_columns": [...]}``."""

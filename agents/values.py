@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from agents.columns import is_text
+from agents.columns import is_text, narrow
 from agents.params.common import DEFAULT_NULL_TOKENS
 
 NAN_TOKEN = "NaN"  # what a float NaN is counted as
@@ -379,7 +379,7 @@ def distinct_counts(frame: pl.DataFrame, column: str, *, strip: bool = True) -> 
     if strip:
         value = value.str.strip_chars()
     return (
-        frame.lazy()
+        narrow(frame, [column])
         .select(value.alias("value"))
         .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
         .group_by("value")

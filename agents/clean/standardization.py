@@ -45,11 +45,14 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.columns import (
+    collect_each,
     is_text,
+    narrow,
     require_columns,
     with_row_index,
 )
 from agents.envelope import (
+    ROW_INDEX_COLUMN,
     AgentInputs,
     AgentResult,
     Alert,
@@ -408,7 +411,7 @@ def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, 
         plan.units = _unit_lookup(params, column)
     if params.date_standardization:
         text = _normalized(pl.col(column).cast(pl.String), params)
-        values = distinct_counts(frame.select(text.alias(column)), column, strip=False)
+        values = distinct_counts(narrow(frame, [column]).select(text.alias(column)).collect(), column, strip=False)
         if values.height and values["value"].str.contains(r"\d").any():
             dates = plan_dates(values, column, TEMPORAL_FORMATS, preferred=target)
             tie = [
@@ -517,7 +520,8 @@ def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnP
     changed_plans = [index for index in range(len(plans)) if row[f"changed_{index}"]]
     queries = [_variants(frame, plan.column) for plan in plans] + [_variants(work, _new(i)) for i in changed_plans]
     counted = [
-        {key: int(value or 0) for key, value in result.row(0, named=True).items()} for result in pl.collect_all(queries)
+        {key: int(value or 0) for key, value in result.row(0, named=True).items()}
+        for result in collect_each(queries, frame.height)
     ]
     after_of = dict(zip(changed_plans, counted[len(plans) :], strict=True))
     reports: list[dict[str, Any]] = []
@@ -559,7 +563,7 @@ def _variants(frame: pl.DataFrame, column: str) -> pl.LazyFrame:
     more than one are equal ignoring case and whitespace (one row; a Categorical's distinct values are
     found before they are turned into text)."""
     return (
-        frame.lazy()
+        narrow(frame, [column])
         .select(pl.col(column).drop_nulls().unique().cast(pl.String).alias("value"))
         .with_columns(pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase().alias("key"))
         .select(
@@ -574,10 +578,11 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
     parts: list[pl.LazyFrame] = []
     for index, (plan, report) in enumerate(zip(plans, reports, strict=True)):
         before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
+        columns = narrow(work, [ROW_INDEX_COLUMN, plan.column, _new(index), _rule(index)])
         if report["values_changed"]:
             parts.append(
                 issues_where(
-                    work,
+                    columns,
                     (before != after).fill_null(False),
                     column=plan.column,
                     issue_type="value_standardized",
@@ -589,7 +594,7 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
         if report.get("values_not_dates"):
             parts.append(
                 issues_where(
-                    work,
+                    columns,
                     _not_a_date(index),
                     column=plan.column,
                     issue_type="unparseable_date",

@@ -43,7 +43,7 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
-from agents.columns import with_row_index
+from agents.columns import narrow, with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -467,10 +467,15 @@ def _conversion(source: pl.Expr, decision: ColumnDecision) -> pl.Expr:
 
 def _decide_float(frame: pl.DataFrame, decision: ColumnDecision) -> None:
     x = pl.col(decision.column)
-    row = frame.select(
-        x.is_not_null().sum().alias("non_null"),
-        (x.is_finite() & (x == x.round(0)) & (x.abs() < MAX_EXACT_FLOAT_INTEGER)).sum().alias("whole"),
-    ).row(0, named=True)
+    row = (
+        narrow(frame, [decision.column])
+        .select(
+            x.is_not_null().sum().alias("non_null"),
+            (x.is_finite() & (x == x.round(0)) & (x.abs() < MAX_EXACT_FLOAT_INTEGER)).sum().alias("whole"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     decision.non_blank = int(row["non_null"])
     if decision.non_blank and row["whole"] == row["non_null"]:
         decision.detected, decision.share, decision.issue, decision.convert = "integer", 1.0, True, True
@@ -481,7 +486,10 @@ def _decide_float(frame: pl.DataFrame, decision: ColumnDecision) -> None:
 
 def _decide_category(frame: pl.DataFrame, decision: ColumnDecision, params: TypeFixerParams) -> None:
     x = pl.col(decision.column)
-    row = frame.select(x.drop_nulls().n_unique().alias("distinct"), x.count().alias("non_null")).row(0, named=True)
+    query = narrow(frame, [decision.column]).select(
+        x.drop_nulls().n_unique().alias("distinct"), x.count().alias("non_null")
+    )
+    row = query.collect().row(0, named=True)
     distinct, non_null = int(row["distinct"]), int(row["non_null"])
     if (
         non_null
@@ -540,9 +548,9 @@ def _log_entry(
 ) -> dict[str, Any]:
     original, converted = pl.col(decision.column), pl.col(_temp(index))
     failed_count = int(counts[f"failed_{index}"] or 0)
+    columns = narrow(work, [ROW_INDEX_COLUMN, decision.column, _temp(index)])
     examples = (
-        work.lazy()
-        .filter(failed)
+        columns.filter(failed)
         .select(pl.col(ROW_INDEX_COLUMN).alias("row_index"), original.cast(pl.String).alias("value"))
         .head(EXAMPLES)
         .collect()
@@ -551,8 +559,7 @@ def _log_entry(
         else []
     )
     samples = (
-        work.lazy()
-        .filter(original.is_not_null() & converted.is_not_null())
+        columns.filter(original.is_not_null() & converted.is_not_null())
         .head(SAMPLE_SCAN_ROWS)
         .select(original.cast(pl.String).alias("from"), converted.cast(pl.String).alias("to"))
         .unique(subset="from", maintain_order=True)
