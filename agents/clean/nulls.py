@@ -380,8 +380,10 @@ def _plan(name: str, dtype: pl.DataType, analysis: dict[str, Any], params: NullH
 
 
 def _finite(name: str) -> pl.Expr:
+    """The column's finite values, the others null (aggregations skip them; a ``filter`` inside thousands of
+    aggregations makes Polars' planner quadratic)."""
     values = pl.col(name).cast(pl.Float64)
-    return values.filter(values.is_finite())
+    return pl.when(values.is_finite()).then(values)
 
 
 def _fill_statistics(work: pl.DataFrame, plans: list[Plan]) -> dict[str, Any]:
@@ -407,7 +409,8 @@ def _knn_impute(
         return {}, info
     numeric = [name for name in data_columns(work) if is_numeric(work[name].dtype)]
     usable = work.select(
-        ((_finite(name).len() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name) for name in numeric
+        ((_finite(name).count() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name)
+        for name in numeric
     ).row(0, named=True)
     features = [name for name in numeric if usable[name]]
     fitted = [name for name in targets if name in features]

@@ -190,8 +190,8 @@ def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemov
     exprs: list[pl.Expr] = []
     for index, name in enumerate(columns):
         values = pl.col(name).cast(pl.Float64)
-        finite = values.filter(values.is_finite())
-        exprs.append(finite.len().alias(f"n_{index}"))
+        finite = pl.when(values.is_finite()).then(values)  # not filter(): see agents.clean.nulls._finite
+        exprs.append(finite.count().alias(f"n_{index}"))
         if params.detection_method == "iqr":
             exprs += [
                 finite.quantile(0.25, "linear").alias(f"a_{index}"),
@@ -289,7 +289,7 @@ def _replacements(
     exprs = []
     for name in targets:
         values = pl.col(name).cast(pl.Float64)
-        inliers = values.filter(values.is_finite() & ~pl.col(flags[name]))
+        inliers = pl.when(values.is_finite() & ~pl.col(flags[name])).then(values)
         statistic = inliers.mean() if params.removal_strategy == "impute_mean" else inliers.median()
         exprs.append(statistic.alias(name))
     row = flagged.select(exprs).row(0, named=True)
