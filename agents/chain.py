@@ -22,7 +22,6 @@ agents would not lower the peak and is not done.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +43,9 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
+from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
-from agents.readers import read_table_with_report
+from agents.readers import TEXT_FORMATS, check_header_width, read_table_with_report, sniff_dialect
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.values import MissingTokens, normalize_missing
@@ -221,12 +221,15 @@ def run_tool(
     out_dir: Path,
     progress: ChainProgress,
     soft_deadline: float | None = None,
+    run_options: RunOptions | None = None,
 ) -> dict[str, Any]:
-    """``soft_deadline``: a wall-clock time (``time.time()``) after which the agents are stopped (see above)."""
+    """``soft_deadline``: a wall-clock time (``time.time()``) after which the agents are stopped (see above);
+    ``run_options``: the service's limits and switches (defaults: ``RunOptions()``)."""
     started = time.perf_counter()
+    run_options = run_options or RunOptions()
     report = _MonotonicProgress(progress)
-    chain = registry.resolve_chain(tool_id, agent_ids or None)
-    registry.validate_parameters(tool_id, chain, parameters)
+    chain = registry.resolve_chain(tool_id, agent_ids or None, diagnostics=run_options.diagnostics)
+    registry.validate_parameters(tool_id, chain, parameters, diagnostics=run_options.diagnostics)
     agent_params = {agent_id: registry.parse_parameters(agent_id, parameters.get(agent_id)) for agent_id in chain}
     options = registry.input_options(parameters)
     timings: dict[str, int] = {}
@@ -234,14 +237,19 @@ def run_tool(
 
     flow = None
     shape: tuple[int, int] | None = None
-    large = _large_primary(tool_id, inputs)
+    threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
+    large = _large_primary(tool_id, inputs, threshold)
     if large is not None:
+        _check_header(*large, run_options.max_columns)  # a file too wide fails at once, before any agent
         agent_inputs = AgentInputs(pl.DataFrame(), large[0])
         read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
-        results, shape = _run_large_profile(chain, large, agent_params, out_dir, report, timings, soft_deadline)
+        streamed = _LargeProfile(large, threshold, run_options.max_columns)
+        results, shape = _run_large_profile(chain, streamed, agent_params, out_dir, report, timings, soft_deadline)
     else:
         tokens = None if tool_id in DATA_TOOLS else _null_tokens(agent_params)
-        agent_inputs, read_reports = _read_inputs(tool_id, inputs, options, report, timings, tokens)
+        agent_inputs, read_reports = _read_inputs(
+            tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
+        )
         if tool_id in DATA_TOOLS:
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
@@ -273,13 +281,13 @@ def run_tool(
     return result
 
 
-def streaming_threshold_bytes() -> int:
-    """Above this size a CSV/TSV primary of profile-my-data is profiled by streaming (bounded memory):
-    ``AGENSIUM_STREAMING_THRESHOLD_BYTES``, else the memory this process may use (its cgroup's limit, else
-    the machine's RAM) divided by ``IN_MEMORY_FACTOR``: the in-memory chain peaks at ~5x the file."""
-    configured = os.environ.get("AGENSIUM_STREAMING_THRESHOLD_BYTES")
-    if configured:
-        return int(configured)
+def streaming_threshold_bytes(configured: int | None = None) -> int:
+    """Above this size a CSV/TSV primary of profile-my-data is profiled by streaming (bounded memory): the
+    ``configured`` size (``RunOptions.streaming_threshold_bytes``), else the memory this process may use (its
+    cgroup's limit, else the machine's RAM) divided by ``IN_MEMORY_FACTOR``: the in-memory chain peaks at
+    ~5x the file."""
+    if configured is not None:
+        return configured
     return _memory_limit_bytes() // IN_MEMORY_FACTOR
 
 
@@ -295,19 +303,33 @@ def _memory_limit_bytes() -> int:
     return limit
 
 
-def _large_primary(tool_id: str, inputs: dict[str, Path]) -> tuple[str, Path] | None:
+def _large_primary(tool_id: str, inputs: dict[str, Path], threshold: int) -> tuple[str, Path] | None:
     if tool_id != "profile-my-data":
         return None
     for name, path in inputs.items():
         if registry.input_role(name, tool_id) == "primary" and Path(name).suffix.lower() in STREAMABLE_SUFFIXES:
-            if path.exists() and path.stat().st_size > streaming_threshold_bytes():
+            if path.exists() and path.stat().st_size > threshold:
                 return name, path
     return None
 
 
+def _check_header(name: str, path: Path, max_columns: int) -> None:
+    dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS[Path(name).suffix.lower()])
+    check_header_width(path, name, dialect, max_columns)
+
+
+@dataclass(frozen=True)
+class _LargeProfile:
+    """A primary input too large for memory: (upload name, path), the size limit it is above, the column limit."""
+
+    primary: tuple[str, Path]
+    threshold: int
+    max_columns: int
+
+
 def _run_large_profile(
     chain: list[str],
-    primary: tuple[str, Path],
+    large: _LargeProfile,
     agent_params: dict[str, Any],
     out_dir: Path,
     report: _MonotonicProgress,
@@ -318,7 +340,7 @@ def _run_large_profile(
     the agents that need the whole frame do not run, and say why (the result is ``partial``)."""
     from agents.profile.streaming import profile_large
 
-    name, path = primary
+    name, path = large.primary
     size_mb = path.stat().st_size / 1e6
     results: dict[str, AgentResult] = {}
     shape = (0, 0)
@@ -336,7 +358,9 @@ def _run_large_profile(
                 report(base + span * min(max(fraction, 0.0), 1.0), "unified-profiler", message)
 
             try:
-                result = profile_large(path, agent_params[agent_id], agent_progress, name, out_dir.parent)
+                result = profile_large(
+                    path, agent_params[agent_id], agent_progress, name, out_dir.parent, max_columns=large.max_columns
+                )
             except SoftTimeLimitExceeded:
                 elapsed = round((time.perf_counter() - agent_started) * 1000)
                 message = f"{spec.name} stopped: {SOFT_LIMIT_MESSAGE}"
@@ -347,7 +371,7 @@ def _run_large_profile(
         else:
             message = (
                 f"{spec.name} did not run: {name} ({size_mb:,.0f} MB) is above the in-memory limit "
-                f"({streaming_threshold_bytes() / 1e6:,.0f} MB); only the unified-profiler streams files this large"
+                f"({large.threshold / 1e6:,.0f} MB); only the unified-profiler streams files this large"
             )
             result = AgentResult(envelope=error_envelope(agent_id, spec.name, message))
         results[agent_id] = result
@@ -436,6 +460,8 @@ def _read_inputs(
     report: _MonotonicProgress,
     timings: dict[str, int],
     null_tokens: tuple[str, ...] | None = None,
+    *,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> tuple[AgentInputs, dict[str, Any]]:
     """Parse each input once. With ``null_tokens`` (tools whose agents only read), every missing-value token
     becomes a real null for all agents alike (``agents.values.normalize_missing``); the clean chain leaves
@@ -460,7 +486,9 @@ def _read_inputs(
         name, path = by_role[role]
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
-        frames[role], read_reports[role] = read_table_with_report(path, name, sheet=getattr(options, role).sheet)
+        frames[role], read_reports[role] = read_table_with_report(
+            path, name, sheet=getattr(options, role).sheet, max_columns=max_columns
+        )
         if null_tokens is not None:
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role]["missing_tokens"] = missing[role].describe()
@@ -504,7 +532,7 @@ def _write_reports(
     flow: _DataFlow | None,
     summary: dict[str, Any],
 ) -> list[str]:
-    basename = registry.tool(tool_id).report_basename
+    basename = registry.tool_spec(tool_id).report_basename
     all_issues = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
     inline_issues = [
         {"agent_id": envelope["agent_id"], **issue} for envelope in envelopes for issue in envelope["row_level_issues"]

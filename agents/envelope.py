@@ -156,12 +156,13 @@ class Envelope:
             "execution_time_ms": self.execution_time_ms,
             "summary_metrics": self.summary_metrics,
             "data": self.data,
-            "alerts": [asdict(alert) for alert in self.alerts],
-            "issues": [asdict(issue) for issue in self.issues],
+            # dict(vars(...)): the fields, shallow (``asdict`` deep-copies every detail: seconds for 10,000 columns)
+            "alerts": [dict(vars(alert)) for alert in self.alerts],
+            "issues": [dict(vars(issue)) for issue in self.issues],
             "row_level_issues": self.row_level_issues,
             "issue_summary": self.issue_summary,
-            "recommendations": [asdict(item) for item in self.recommendations],
-            "executive_summary": [asdict(card) for card in self.executive_summary],
+            "recommendations": [dict(vars(item)) for item in self.recommendations],
+            "executive_summary": [dict(vars(card)) for card in self.executive_summary],
         }
         if self.error is not None:
             result["error"] = self.error

@@ -29,7 +29,10 @@ coerced; what the reader did change is listed in the report of :func:`read_table
 
 A file that cannot be read raises :class:`InvalidFileError` with a sentence naming the problem; its
 details carry ``file`` and, when known, the 1-based ``line`` and ``column`` (character position within
-the line) of the fault.
+the line) of the fault. So does a file of more than ``max_columns`` columns (a CSV's header is counted
+before anything is parsed, a Parquet file's schema before its data), and a JSON, NDJSON or Parquet file
+nested deeper than :data:`MAX_NESTING_DEPTH` levels (checked before Polars reads it: its readers overflow
+their stack, killing the process, on a few hundred levels).
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import fastexcel
+import numpy as np
 import polars as pl
 
 from agents.envelope import ROW_INDEX_COLUMN
 from agents.errors import InvalidFileError
+from agents.options import DEFAULT_MAX_COLUMNS
 
 Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
 FORMATS: dict[str, Format] = {
@@ -75,6 +80,12 @@ XLSX_MAX_UNCOMPRESSED_BYTES = 1 << 30
 :data:`XLSX_MAX_COMPRESSION_RATIO` times the file's size is refused as a likely decompression bomb. The
 sizes are those the ZIP central directory declares; real workbooks compress 5-20×."""
 XLSX_MAX_COMPRESSION_RATIO = 100
+MAX_NESTING_DEPTH = 100
+"""JSON, NDJSON and Parquet inputs nested deeper than this many levels (brackets of a JSON text, struct and
+list levels of a Parquet schema) are refused before Polars reads them: deeper than any table needs, and
+well short of the depths at which Polars' readers overflow their stack and kill the process (about 400
+levels of Parquet structs, 600 of NDJSON objects)."""
+JSON_SCAN_CHUNK_BYTES = 1024 * 1024
 _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _MAGIC_NUMBERS = {
@@ -139,14 +150,19 @@ class _Parsed:
     facts: Mapping[str, str | None] = field(default_factory=dict)
 
 
-def read_table(path: Path, name: str, *, sheet: str | int | None = None) -> pl.DataFrame:
+def read_table(
+    path: Path, name: str, *, sheet: str | int | None = None, max_columns: int = DEFAULT_MAX_COLUMNS
+) -> pl.DataFrame:
     """Parse the file at ``path``; ``name`` is its upload name, whose extension selects the format."""
-    return read_table_with_report(path, name, sheet=sheet)[0]
+    return read_table_with_report(path, name, sheet=sheet, max_columns=max_columns)[0]
 
 
-def read_table_with_report(path: Path, name: str, *, sheet: str | int | None = None) -> tuple[pl.DataFrame, ReadReport]:
+def read_table_with_report(
+    path: Path, name: str, *, sheet: str | int | None = None, max_columns: int = DEFAULT_MAX_COLUMNS
+) -> tuple[pl.DataFrame, ReadReport]:
     """Parse the file at ``path`` and report its format facts and every column renamed, dropped,
-    flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position."""
+    flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position; a file of
+    more than ``max_columns`` columns is refused."""
     extension = Path(name).suffix.lower()
     file_format = FORMATS.get(extension)
     if file_format is None:
@@ -159,17 +175,35 @@ def read_table_with_report(path: Path, name: str, *, sheet: str | int | None = N
         raise InvalidFileError(
             f"{name}: the 'sheet' option applies to .xlsx workbooks only", {"file": name, "sheet": sheet}
         )
-    if file_format == "csv":
-        parsed = _read_delimited(path, name, TEXT_FORMATS[extension])
-    elif file_format == "xlsx":
-        parsed = _read_xlsx(path, name, sheet)
-    elif file_format == "parquet":
-        parsed = _read_parquet(path, name)
-    elif file_format == "json":
-        parsed = _read_json(path, name)
-    else:
-        parsed = _read_ndjson(path, name)
-    return _tidy_columns(parsed, name, file_format)
+    try:
+        if file_format == "csv":
+            parsed = _read_delimited(path, name, TEXT_FORMATS[extension], max_columns)
+        elif file_format == "xlsx":
+            parsed = _read_xlsx(path, name, sheet)
+        elif file_format == "parquet":
+            parsed = _read_parquet(path, name, max_columns)
+        elif file_format == "json":
+            parsed = _read_json(path, name)
+        else:
+            parsed = _read_ndjson(path, name)
+        frame, report = _tidy_columns(parsed, name, file_format)
+    except RecursionError as error:  # whatever the format: a structure deeper than Python follows
+        raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
+    except NotImplementedError as error:  # a feature of the file no reader handles
+        raise InvalidFileError(f"{name}: cannot be read: {error or 'unsupported content'}", {"file": name}) from error
+    check_column_count(frame.width, name, max_columns)
+    return frame, report
+
+
+def check_column_count(columns: int, name: str, max_columns: int, *, at_least: bool = False) -> None:
+    """Refuse a file of more than ``max_columns`` columns; ``at_least``: ``columns`` is where counting stopped."""
+    if columns <= max_columns:
+        return
+    found = f"more than {max_columns:,}" if at_least else f"{columns:,}"
+    raise InvalidFileError(
+        f"{name}: {found} columns; the limit is {max_columns:,} columns per file",
+        {"file": name, "columns": columns, "max_columns": max_columns},
+    )
 
 
 # --- Columns: nested values, empty unnamed columns, names -------------------------------------------------
@@ -278,8 +312,9 @@ def _first_line(error: BaseException) -> str:
 # --- Delimited text ---------------------------------------------------------------------------------------
 
 
-def _read_delimited(path: Path, name: str, default_separator: str) -> _Parsed:
+def _read_delimited(path: Path, name: str, default_separator: str, max_columns: int) -> _Parsed:
     dialect = sniff_dialect(path, name, default_separator=default_separator)
+    check_header_width(path, name, dialect, max_columns)
     if dialect.encoding == "utf-8":
         try:
             frame = _read_csv(path, name, dialect)
@@ -287,7 +322,7 @@ def _read_delimited(path: Path, name: str, default_separator: str) -> _Parsed:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
-        with _transcoded_to_utf8(path, dialect.encoding) as utf8_path:
+        with transcoded_to_utf8(path, dialect.encoding) as utf8_path:
             frame = _read_csv(utf8_path, name, dialect)
     header = dialect.header
     original = list(header) if header is not None and len(header) == frame.width else frame.columns
@@ -311,6 +346,43 @@ def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDia
     separator, quote_char = _sniff_separator(text, default_separator)
     header = _header_record(text, separator, quote_char, whole_file=len(head) < SNIFF_BYTES)
     return CsvDialect(separator=separator, encoding=encoding, quote_char=quote_char, header=header)
+
+
+def check_header_width(path: Path, name: str, dialect: CsvDialect, max_columns: int) -> None:
+    """Refuse a delimited file whose header has more than ``max_columns`` fields, before it is parsed: the
+    sniffed header when the first 64 KiB hold it, else the first record counted as text, up to the limit
+    (a header of a million fields costs no more than one of ``max_columns``)."""
+    if dialect.header is not None:
+        check_column_count(len(dialect.header), name, max_columns)
+        return
+    fields = _header_fields(path, dialect, max_columns + 1)
+    check_column_count(fields, name, max_columns, at_least=True)
+
+
+def _header_fields(path: Path, dialect: CsvDialect, limit: int) -> int:
+    """Fields of the first record (separators outside quotes, until the first line end outside quotes),
+    counting no further than ``limit``."""
+    separator, quote = dialect.separator, dialect.quote_char
+    tokens = re.compile("|".join(re.escape(token) for token in (separator, quote, "\r", "\n")))
+    encoding = "utf-8-sig" if dialect.encoding == "utf-8" else dialect.encoding
+    fields, quoted, started = 1, False, False
+    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
+        while chunk := handle.read(SNIFF_BYTES):
+            if not started:  # blank lines before the header, as the csv module skips them
+                chunk = chunk.lstrip("\ufeff\r\n")
+                started = bool(chunk)
+            for token in tokens.finditer(chunk):
+                if token.group() == quote:
+                    quoted = not quoted
+                elif quoted:
+                    continue
+                elif token.group() == separator:
+                    fields += 1
+                    if fields >= limit:
+                        return fields
+                else:
+                    return fields
+    return fields
 
 
 def _reject_binary(head: bytes, name: str) -> None:
@@ -556,19 +628,21 @@ def _register_legacy_error_handler() -> None:
     codecs.register_error(_LEGACY_ERROR_HANDLER, latin1_fallback)
 
 
-class _transcoded_to_utf8:
-    """Context manager: a UTF-8 copy of ``path`` in the same directory, written in 1 MiB chunks."""
+class transcoded_to_utf8:  # noqa: N801 - used as a function: with transcoded_to_utf8(path, encoding) as copy
+    """Context manager: a UTF-8 copy of ``path`` in ``directory`` (default: the same directory), written in
+    1 MiB chunks (bounded memory), removed on exit."""
 
-    def __init__(self, path: Path, encoding: str) -> None:
+    def __init__(self, path: Path, encoding: str, directory: Path | None = None) -> None:
         self.path = path
         self.encoding = encoding
+        self.directory = directory or path.parent
         self.target: Path | None = None
 
     def __enter__(self) -> Path:
         _register_legacy_error_handler()
         errors = _LEGACY_ERROR_HANDLER if self.encoding == "cp1252" else "replace"
         decoder = codecs.getincrementaldecoder(self.encoding)(errors=errors)
-        descriptor, target = tempfile.mkstemp(prefix=".utf8-", suffix=".csv", dir=self.path.parent)
+        descriptor, target = tempfile.mkstemp(prefix=".utf8-", suffix=".csv", dir=self.directory)
         self.target = Path(target)
         with self.path.open("rb") as source, os.fdopen(descriptor, "wb") as sink:
             while chunk := source.read(TRANSCODE_CHUNK_BYTES):
@@ -681,7 +755,7 @@ def _xlsx_header(workbook: fastexcel.ExcelReader, sheet_name: str, columns: list
 # --- Parquet ----------------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, name: str) -> _Parsed:
+def _read_parquet(path: Path, name: str, max_columns: int) -> _Parsed:
     head = _check_not_empty(path, name)
     with path.open("rb") as handle:
         handle.seek(max(path.stat().st_size - 4, 0))
@@ -690,6 +764,16 @@ def _read_parquet(path: Path, name: str) -> _Parsed:
         description = _describe_magic(head)
         reason = f"this is {description}" if description else "it lacks the PAR1 markers"
         raise InvalidFileError(f"{name}: not a Parquet file ({reason})", {"file": name})
+    try:
+        schema = pl.read_parquet_schema(path)
+    except _READ_ERRORS as error:
+        raise InvalidFileError(
+            f"{name}: could not be read as Parquet ({_first_line(error)})", {"file": name}
+        ) from error
+    check_column_count(len(schema), name, max_columns)
+    deepest = max((_nesting_depth(dtype) for dtype in schema.values()), default=0)
+    if deepest > MAX_NESTING_DEPTH:
+        raise _too_deep(name, {"levels": deepest})
     try:
         frame = pl.read_parquet(path)
     except _READ_ERRORS as error:
@@ -703,12 +787,35 @@ def _read_parquet(path: Path, name: str) -> _Parsed:
     return _Parsed(frame, frame.columns)
 
 
+def _nesting_depth(dtype: pl.DataType) -> int:
+    """Struct and list levels of a dtype (0 for a scalar), walked without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(dtype, 0)]  # DataType instances and classes alike
+    while pending:
+        current, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, pl.Struct):
+            pending += [(struct_field.dtype, depth + 1) for struct_field in current.fields]
+        elif isinstance(current, pl.List | pl.Array):
+            pending.append((current.inner, depth + 1))
+    return deepest
+
+
+def _too_deep(name: str, details: dict[str, Any]) -> InvalidFileError:
+    where = f" (line {details['line']})" if "line" in details else ""
+    return InvalidFileError(
+        f"{name}: nested deeper than {MAX_NESTING_DEPTH} levels{where}; flatten the records before uploading",
+        {"file": name, "max_depth": MAX_NESTING_DEPTH, **details},
+    )
+
+
 # --- JSON and NDJSON --------------------------------------------------------------------------------------
 
 
 def _read_json(path: Path, name: str) -> _Parsed:
     head = _check_not_empty(path, name)
     _reject_binary_json(head, name)
+    _check_json_depth(path, name)
     start = head.removeprefix(_UTF8_BOM).lstrip()[:1]
     if start == b"{":
         raise InvalidFileError(
@@ -730,6 +837,7 @@ def _read_json(path: Path, name: str) -> _Parsed:
 def _read_ndjson(path: Path, name: str) -> _Parsed:
     head = _check_not_empty(path, name)
     _reject_binary_json(head, name)
+    _check_json_depth(path, name)
     source: Path | io.BytesIO = path
     if head.startswith(_UTF8_BOM):  # Polars' NDJSON reader does not skip a BOM
         source = io.BytesIO(path.read_bytes()[len(_UTF8_BOM) :])
@@ -749,6 +857,52 @@ def _reject_binary_json(head: bytes, name: str) -> None:
     if description is not None or head.startswith(_UTF16_BOMS):
         what = description or "UTF-16 text"
         raise InvalidFileError(f"{name}: this is {what}, not UTF-8 JSON", {"file": name})
+
+
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("{"), ord("[")]], _BRACKET_STEP[[ord("}"), ord("]")]] = 1, -1
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+
+
+def _check_json_depth(path: Path, name: str) -> None:
+    """Refuse JSON text nested deeper than :data:`MAX_NESTING_DEPTH`: the brackets outside strings are
+    counted in one pass over the bytes, a chunk at a time, with NumPy (no Python loop over characters)."""
+    depth, in_string, backslashes, line = 0, False, 0, 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(JSON_SCAN_CHUNK_BYTES):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            quotes = np.flatnonzero(data == _QUOTE)
+            if quotes.size:
+                quotes = quotes[~_escaped(data, quotes, backslashes)]
+            steps = _BRACKET_STEP[data]
+            brackets = np.flatnonzero(steps)
+            # a bracket is inside a string when an odd number of string quotes comes before it (in the file)
+            brackets = brackets[(np.searchsorted(quotes, brackets) + in_string) % 2 == 0]
+            if brackets.size:
+                levels = depth + np.cumsum(steps[brackets], dtype=np.int64)
+                if levels.max() > MAX_NESTING_DEPTH:
+                    position = int(brackets[np.argmax(levels > MAX_NESTING_DEPTH)])
+                    raise _too_deep(name, {"line": line + chunk.count(b"\n", 0, position)})
+                depth = int(levels[-1])
+            in_string = (in_string + quotes.size) % 2 == 1
+            trailing = len(chunk) - len(chunk.rstrip(b"\\"))
+            backslashes = backslashes + trailing if trailing == len(chunk) else trailing
+            line += chunk.count(b"\n")
+
+
+def _escaped(data: np.ndarray, quotes: np.ndarray, carried: int) -> np.ndarray:
+    """Which of the quote positions follow an odd run of backslashes (``carried``: the run that ended the
+    previous chunk). Backslashes are rare: only the quotes right after one are looked at."""
+    runs = np.zeros(quotes.size, dtype=np.int64)
+    runs[quotes == 0] = carried
+    after = np.flatnonzero((quotes > 0) & (data[np.maximum(quotes - 1, 0)] == _BACKSLASH))
+    if after.size:
+        backslash = np.flatnonzero(data == _BACKSLASH)
+        starts = backslash[np.concatenate(([True], np.diff(backslash) != 1))]  # first of each run
+        ends = quotes[after]
+        first = starts[np.searchsorted(starts, ends - 1, side="right") - 1]
+        runs[after] = ends - first + np.where(first == 0, carried, 0)
+    return runs % 2 == 1
 
 
 def _json_error(path: Path, name: str, polars_error: BaseException) -> InvalidFileError:

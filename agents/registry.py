@@ -13,15 +13,14 @@ know); the other formats their registered types plus the common unofficial ones 
 ``application/octet-stream`` (``DATA_CONTENT_TYPES``); ``parameters.json`` — ``application/json``.
 
 The ``diagnostics`` tool (agent ``sleeper``, agents.diagnostics) exists for tests and operators: it is
-neither listed nor callable unless the environment has ``AGENSIUM_DIAGNOSTICS=1`` (read at each lookup,
-so the API and the worker must both have it).
+neither listed nor callable unless the caller says ``diagnostics=True`` (the service's ``diagnostics``
+setting: the API lists and accepts it, the worker validates it, the agent process gets it with the job).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -58,7 +57,6 @@ OUTPUT_CONTENT_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".csv": "text/csv",
 }
-DIAGNOSTICS_ENV = "AGENSIUM_DIAGNOSTICS"
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ class ToolSpec:
     outputs: tuple[str, ...]
     report_basename: str
     roles: frozenset[str] = field(default_factory=frozenset)
-    diagnostic: bool = False  # hidden unless DIAGNOSTICS_ENV is "1"
+    diagnostic: bool = False  # hidden unless a lookup says diagnostics=True
 
     @property
     def all_agents(self) -> tuple[str, ...]:
@@ -378,18 +376,24 @@ def existing_agents(agent_ids: Iterable[str]) -> list[str]:
     return [agent_id for agent_id in agent_ids if agent_id in AGENTS and AGENTS[agent_id].exists]
 
 
-def diagnostics_enabled() -> bool:
-    return os.environ.get(DIAGNOSTICS_ENV) == "1"
+def _available(spec: ToolSpec, diagnostics: bool) -> bool:
+    return bool(existing_agents(spec.all_agents)) and (not spec.diagnostic or diagnostics)
 
 
-def _available(spec: ToolSpec) -> bool:
-    return bool(existing_agents(spec.all_agents)) and (not spec.diagnostic or diagnostics_enabled())
-
-
-def tool(tool_id: str) -> ToolSpec:
+def tool(tool_id: str, *, diagnostics: bool = False) -> ToolSpec:
+    """The tool, if it is available (the diagnostics tool only with ``diagnostics``)."""
     spec = TOOLS.get(tool_id)
-    if spec is None or not _available(spec):
-        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(_listed())})
+    if spec is None or not _available(spec, diagnostics):
+        available = sorted(_listed(diagnostics))
+        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": available})
+    return spec
+
+
+def tool_spec(tool_id: str) -> ToolSpec:
+    """A tool already chosen (a task's, a chain's), whether or not it is offered now."""
+    spec = TOOLS.get(tool_id)
+    if spec is None:
+        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(_listed(False))})
     return spec
 
 
@@ -400,14 +404,14 @@ def agent(agent_id: str) -> AgentSpec:
     return spec
 
 
-def _listed() -> list[str]:
-    return [tool_id for tool_id, spec in TOOLS.items() if _available(spec)]
+def _listed(diagnostics: bool) -> list[str]:
+    return [tool_id for tool_id, spec in TOOLS.items() if _available(spec, diagnostics)]
 
 
-def catalog() -> dict[str, Any]:
+def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
     """The JSON-serialisable catalog served by ``GET /api/v1/tools``."""
     tools = []
-    for tool_id in _listed():
+    for tool_id in _listed(diagnostics):
         spec = TOOLS[tool_id]
         default_chain = existing_agents(spec.default_chain)
         agents = [
@@ -457,12 +461,12 @@ def _outputs(spec: ToolSpec) -> list[str]:
 
 
 def outputs(tool_id: str) -> list[str]:
-    return _outputs(tool(tool_id))
+    return _outputs(tool_spec(tool_id))
 
 
-def resolve_chain(tool_id: str, agents: list[str] | None) -> list[str]:
+def resolve_chain(tool_id: str, agents: list[str] | None, *, diagnostics: bool = False) -> list[str]:
     """The agents to run, in order: the tool's default chain (existing agents) when ``agents`` is None."""
-    spec = tool(tool_id)
+    spec = tool(tool_id, diagnostics=diagnostics)
     if agents is None:
         return existing_agents(spec.default_chain)
     if not agents:
@@ -505,10 +509,12 @@ def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
         ) from None
 
 
-def validate_parameters(tool_id: str, agent_ids: list[str], parameters: dict[str, Any]) -> None:
+def validate_parameters(
+    tool_id: str, agent_ids: list[str], parameters: dict[str, Any], *, diagnostics: bool = False
+) -> None:
     """``parameters`` is keyed by agent id. Keys naming agents of the tool that do not exist yet are
     accepted (Agensium users' files carry them); anything else must validate."""
-    spec = tool(tool_id)
+    spec = tool(tool_id, diagnostics=diagnostics)
     if not isinstance(parameters, dict):
         raise InvalidParametersError("parameters must be a JSON object keyed by agent id")
     for agent_id, raw in parameters.items():
@@ -548,7 +554,7 @@ def input_role(name: str, tool_id: str | None = None) -> str | None:
         stem = name.split(".", 1)[0]
         if stem in {"primary", "baseline"} and path.suffix.lower() in DATA_CONTENT_TYPES and name.count(".") == 1:
             role = stem
-    if role is not None and tool_id is not None and role not in tool(tool_id).roles:
+    if role is not None and tool_id is not None and role not in tool_spec(tool_id).roles:
         return None
     return role
 

@@ -76,6 +76,7 @@ def child(mode: str, path: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from agents.chain import run_tool
     from agents.envelope import AgentInputs
+    from agents.options import RunOptions
     from agents.profile.params import ProfilerParams
     from agents.profile.profiler import run
     from agents.profile.streaming import profile_large
@@ -110,10 +111,15 @@ def child(mode: str, path: Path) -> None:
         result = profile_large(path, ProfilerParams(), lambda *_: None)
         rows = result.envelope.summary_metrics["total_rows"]
     elif mode == "tool_streaming":  # the production path: the chain routes a file above the threshold
-        os.environ["AGENSIUM_STREAMING_THRESHOLD_BYTES"] = "0"
         with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
             outcome = run_tool(
-                "profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, Path(out_dir), lambda *_: None
+                "profile-my-data",
+                ["unified-profiler"],
+                {"primary.csv": path},
+                {},
+                Path(out_dir),
+                lambda *_: None,
+                run_options=RunOptions(streaming_threshold_bytes=0),
             )
         assert outcome["summary"]["inputs"]["primary"].get("streamed"), "the chain did not stream"
         rows = outcome["summary"]["rows"]

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     priority_head_start_s: dict[str, float] = {"low": 0.0, "normal": 300.0, "high": 1800.0, "urgent": 86400.0}
     user_max_active_tasks: int = 4
 
+    # --- agents: sent to the agent process with each job (agents.options.RunOptions) ----------
+    max_columns: int = 20_000  # an input with more columns ends INVALID_FILE as it is read (a CSV: from its header)
+    # profile-my-data streams a CSV/TSV primary larger than this (bounded memory); None: the agent process's
+    # memory limit (cgroup, else RAM) / 6
+    streaming_threshold_bytes: int | None = None
+    # The hidden `diagnostics` tool (agent `sleeper`: tests and operators); the API lists and accepts it, the
+    # workers run it: set it for both.
+    diagnostics: bool = False
+
     # --- maintenance --------------------------------------------------------------------------
     # Expiry and retention (worker/maintenance.py, an arq cron): the stored objects of a task finished this long
     # ago are deleted (the task stays, with artifacts_deleted).

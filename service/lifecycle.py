@@ -108,9 +108,10 @@ async def create_task(
     idempotency_key: str | None,
 ) -> tuple[asyncpg.Record, bool]:
     try:
-        chain = registry.resolve_chain(tool_id, agents)
+        diagnostics = core.settings.diagnostics
+        chain = registry.resolve_chain(tool_id, agents, diagnostics=diagnostics)
         if parameters:
-            registry.validate_parameters(tool_id, chain, parameters)
+            registry.validate_parameters(tool_id, chain, parameters, diagnostics=diagnostics)
     except AgentError as exc:
         raise _as_service_error(exc) from None
     if source_task_id is not None:

@@ -147,10 +147,11 @@ async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def worker(settings: Settings, storage: Storage) -> AsyncIterator[None]:
-    """A real arq worker with its agent process pool, in the test loop."""
+    """A real arq worker with its agent process pool, in the test loop. It runs the hidden diagnostics tool
+    too, for the tests whose API offers it (tests/browser); the session's API does not."""
     from worker.settings import build_worker
 
-    w = build_worker(settings, handle_signals=False)
+    w = build_worker(settings.model_copy(update={"diagnostics": True}), handle_signals=False)
     task = asyncio.create_task(w.async_run())
     yield
     # Let jobs in flight finish their arq bookkeeping (our task states are final before arq's are).

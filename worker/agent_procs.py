@@ -31,6 +31,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from agents.options import RunOptions
+
 log = logging.getLogger("agensium.worker")
 
 ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, message)
@@ -84,13 +86,13 @@ def _child_main(conn: Connection) -> None:
             return
         if job is None:
             return
-        tool_id, agent_ids, inputs, parameters, out_dir, soft_deadline = job
+        tool_id, agent_ids, inputs, parameters, out_dir, soft_deadline, options = job
 
         def progress(percent: int, agent: str | None, message: str) -> None:
             send(("progress", int(percent), agent, message))
 
         try:
-            result = run_tool(tool_id, agent_ids, inputs, parameters, out_dir, progress, soft_deadline)
+            result = run_tool(tool_id, agent_ids, inputs, parameters, out_dir, progress, soft_deadline, options)
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the worker (Polars panics too)
             send(("error", _portable(error), traceback.format_exc()))
         else:
@@ -173,9 +175,11 @@ class AgentProcesses:
         soft_deadline: float | None = None,
         soft_limit_s: float | None = None,
         hard_limit_s: float | None = None,
+        options: RunOptions | None = None,
     ) -> dict[str, Any]:
         """Run a chain (``agents.chain.run_tool``) in a free process: its result, or the exception it raised,
-        or ``AgentProcessDied``. Cancelled, the process is killed at once and replaced.
+        or ``AgentProcessDied``. Cancelled, the process is killed at once and replaced. ``options``: the
+        service's limits and switches for the run (``agents.options.RunOptions``).
 
         The limits count from the moment a process takes the run (not the wait for a free one): past
         ``soft_limit_s`` the chain stops between steps (its result is partial); past ``hard_limit_s`` the
@@ -187,7 +191,7 @@ class AgentProcesses:
             soft_deadline = min(soft_deadline or float("inf"), time.time() + soft_limit_s)
         try:
             with contextlib.suppress(OSError):  # the process is gone: its reader reports the death
-                proc.conn.send((tool_id, agent_ids, inputs, parameters, out_dir, soft_deadline))
+                proc.conn.send((tool_id, agent_ids, inputs, parameters, out_dir, soft_deadline, options))
             async with asyncio.timeout(hard_limit_s):
                 return await run.done
         except BaseException:

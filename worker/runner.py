@@ -37,7 +37,9 @@ import redis.exceptions
 
 from agents import registry
 from agents.errors import AgentError, InvalidParametersError
+from agents.options import RunOptions
 from service import lifecycle
+from service.config import Settings
 from service.lifecycle import PARAMETERS_NAME, Core
 from service.models import TaskStatus
 from service.storage import ObjectNotFound, StorageUnavailable
@@ -63,6 +65,15 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT) and not isinstance(exc, (AgentError, ObjectNotFound))
+
+
+def run_options(settings: Settings) -> RunOptions:
+    """What the agent process needs of the settings, sent with each job (agents read no environment)."""
+    return RunOptions(
+        max_columns=settings.max_columns,
+        streaming_threshold_bytes=settings.streaming_threshold_bytes,
+        diagnostics=settings.diagnostics,
+    )
 
 
 def backoff_s(settings: Any, run: int) -> float:
@@ -257,7 +268,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         agent_ids = list(task["agents"])
         in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
         parameters = await _load_parameters(core, task, in_prefix)
-        registry.validate_parameters(task["tool_id"], agent_ids, parameters)
+        registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
 
         costs = [(a, registry.chain_cost([a])) for a in agent_ids]
         if await core.store.debit_credits(user_id, task_id, costs) is None:
@@ -288,6 +299,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
                 progress,
                 soft_limit_s=soft_s,
                 hard_limit_s=hard_s,
+                options=run_options(settings),
             )
         except TimeoutError:
             raise TaskFailure(

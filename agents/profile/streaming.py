@@ -14,7 +14,9 @@ the input file (nothing is held in memory).
 The file is parsed as the chain's reader parses it: the dialect (separator, quote, encoding) is sniffed
 by :func:`agents.readers.sniff_dialect`, the schema is inferred from the first 10,000 rows, and a column
 whose later value does not fit its inferred integer type is widened (to Float64, else String) and the
-conversion retried. Files that are not UTF-8 are not handled here (the reader transcodes them first).
+conversion retried. A file that is not UTF-8 (cp1252, Latin-1, UTF-16) is transcoded first, as the reader
+does it, to a UTF-8 copy in the work directory, a chunk at a time (bounded memory); a file whose header
+has more than ``max_columns`` fields is refused before anything is converted.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import polars as pl
 
 from agents.envelope import AgentResult, Progress
 from agents.errors import InvalidFileError
+from agents.options import DEFAULT_MAX_COLUMNS
 from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
 from agents.profile.profiler import profile_result, stats_settings
-from agents.readers import INFER_SCHEMA_LENGTH, sniff_dialect
+from agents.readers import INFER_SCHEMA_LENGTH, CsvDialect, check_header_width, sniff_dialect, transcoded_to_utf8
 from agents.values import normalize_missing_lazy
 
 PARQUET_COMPRESSION: Final = "lz4"  # fast to write and to scan; the file lives only while the profile runs
@@ -41,15 +44,22 @@ _PARSE_ERROR = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype
 
 
 def profile_large(
-    path: Path, params: ProfilerParams, progress: Progress, name: str = "primary.csv", work_dir: Path | None = None
+    path: Path,
+    params: ProfilerParams,
+    progress: Progress,
+    name: str = "primary.csv",
+    work_dir: Path | None = None,
+    *,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> AgentResult:
     """Profile the CSV/TSV at ``path`` (upload name ``name``) with bounded memory; the temporary Parquet
-    file goes to ``work_dir`` (default: the input's directory) and is removed afterwards."""
+    file (and a UTF-8 copy of a file in another encoding) goes to ``work_dir`` (default: the input's
+    directory) and is removed afterwards."""
     started = time.perf_counter()
     progress(0.0, f"Converting {name} to a columnar file")
     with tempfile.TemporaryDirectory(prefix=".profile-", dir=work_dir or path.parent) as temporary:
         parquet = Path(temporary) / "primary.parquet"
-        csv_to_parquet(path, name, parquet)
+        csv_to_parquet(path, name, parquet, max_columns=max_columns)
         progress(0.3, "Computing column statistics")
         scan, missing = normalize_missing_lazy(pl.scan_parquet(parquet), params.null_tokens, engine="streaming")
         source = Source.of_lazy(scan)
@@ -65,11 +75,32 @@ def profile_large(
         return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing)
 
 
-def csv_to_parquet(path: Path, name: str, target: Path) -> None:
-    """Stream the CSV into ``target`` (never holding more than a few batches), typed as the reader types it."""
+def csv_to_parquet(path: Path, name: str, target: Path, *, max_columns: int = DEFAULT_MAX_COLUMNS) -> None:
+    """Stream the CSV into ``target`` (never holding more than a few batches), typed as the reader types it:
+    a file in another encoding than UTF-8 through a UTF-8 copy next to ``target``, as is one whose first
+    non-UTF-8 byte comes after the 64 KiB the encoding is sniffed from."""
     dialect = sniff_dialect(path, name, default_separator="\t" if path.suffix.lower() == ".tsv" else ",")
-    if dialect.encoding != "utf-8":
-        raise NotImplementedError(f"{name}: streaming profile of a {dialect.encoding} file")
+    check_header_width(path, name, dialect, max_columns)
+    try:
+        _convert_as_utf8(path, name, dialect, target)
+    except _NotUtf8:
+        _convert_as_utf8(path, name, CsvDialect(dialect.separator, "cp1252", dialect.quote_char), target)
+
+
+class _NotUtf8(Exception):
+    pass
+
+
+def _convert_as_utf8(path: Path, name: str, dialect: CsvDialect, target: Path) -> None:
+    if dialect.encoding == "utf-8":
+        _convert(path, name, dialect, target)
+        return
+    with transcoded_to_utf8(path, dialect.encoding, target.parent) as utf8_copy:
+        _convert(utf8_copy, name, dialect, target)
+
+
+def _convert(path: Path, name: str, dialect: CsvDialect, target: Path) -> None:
+    """``csv_to_parquet`` of a UTF-8 file (``dialect.encoding``: what the original file is in)."""
     scan = partial(pl.scan_csv, path, separator=dialect.separator, quote_char=dialect.quote_char, raise_if_empty=True)
     try:
         schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
@@ -83,6 +114,8 @@ def csv_to_parquet(path: Path, name: str, target: Path) -> None:
             )
             return
         except pl.exceptions.ComputeError as error:
+            if "invalid utf-8" in str(error) and dialect.encoding == "utf-8":
+                raise _NotUtf8 from error
             retype = _PARSE_ERROR.search(str(error))
             if retype is None or retype["column"] in overrides:
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -145,7 +145,8 @@ class PiiScan:
 
 
 def scan_pii(frame: pl.DataFrame, sample_size: int) -> PiiScan:
-    columns = [name for name in data_columns(frame) if is_text(frame.schema[name])]
+    schema = frame.schema
+    columns = [name for name in data_columns(frame) if is_text(schema[name])]
     sample = sample_rows(with_row_numbers(frame).select(ROW_INDEX_COLUMN, *columns), sample_size)
     return PiiScan(sample=sample, signals=text_signals(sample, columns))
 

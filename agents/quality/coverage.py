@@ -420,8 +420,9 @@ SUGGESTION_SAMPLE_ROWS = 10_000
 
 def suggest_tests(frame: pl.DataFrame, columns: list[str]) -> dict[str, Any]:
     """Tests this data passes today, to guard it tomorrow (see the module docstring)."""
-    numeric = [c for c in columns if frame.schema[c].is_numeric()]
-    text = [c for c in columns if frame.schema[c] == pl.String]
+    schema = frame.schema
+    numeric = [c for c in columns if schema[c].is_numeric()]
+    text = [c for c in columns if schema[c] == pl.String]
     facts = frame.select(
         *(pl.col(c).n_unique().alias(f"distinct:{c}") for c in columns),
         *(pl.col(c).null_count().alias(f"nulls:{c}") for c in columns),

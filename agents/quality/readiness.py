@@ -32,7 +32,16 @@ from typing import Any
 
 import polars as pl
 
-from agents.envelope import AgentInputs, AgentResult, Progress, Severity, SummaryCard, data_columns
+from agents.columns import narrow
+from agents.envelope import (
+    ROW_INDEX_COLUMN,
+    AgentInputs,
+    AgentResult,
+    Progress,
+    Severity,
+    SummaryCard,
+    data_columns,
+)
 from agents.params.readiness_rater import ReadinessRaterParams
 from agents.profile.pii import sample_rows
 from agents.quality.common import (
@@ -70,8 +79,9 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
     columns = data_columns(frame)
     rows = frame.height
     progress(0.0, f"Rating readiness of {len(columns)} columns x {rows:,} rows")
-    text_columns = [name for name in columns if is_text(frame.schema[name])]
-    numeric_columns = [name for name in columns if frame.schema[name].is_numeric()]
+    schema = frame.schema
+    text_columns = [name for name in columns if is_text(schema[name])]
+    numeric_columns = [name for name in columns if schema[name].is_numeric()]
     date_columns = [name for name in text_columns if DATE_NAME.search(normalised_name(name))]
     candidates = _numeric_candidates(frame, text_columns)
     stats = _column_stats(frame, columns, text_columns, candidates, numeric_columns)
@@ -126,9 +136,14 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
     unparseable_dates = sum(stats[f"{name}:non_null"] - stats[f"{name}:dates"] for name in date_columns)
 
     progress(0.8, "Listing row-level findings")
-    lazy = with_row_numbers(frame).lazy()
-    queries = [_parse_failure_query(lazy, name) for name in numeric_text]
-    queries += [_date_failure_query(lazy, name, counts) for name, counts in bad_dates.items() if counts.height]
+    numbered = with_row_numbers(frame)
+    lazy = numbered.lazy()
+    queries = [_parse_failure_query(narrow(numbered, [ROW_INDEX_COLUMN, name]), name) for name in numeric_text]
+    queries += [
+        _date_failure_query(narrow(numbered, [ROW_INDEX_COLUMN, name]), name, counts)
+        for name, counts in bad_dates.items()
+        if counts.height
+    ]
     if duplicate_rows:
         queries.append(
             row_issue_query(
@@ -257,7 +272,9 @@ def _column_stats(
         expressions.append(values.len().alias(f"{name}:finite"))
     if columns:
         expressions.append(pl.struct(columns).hash().n_unique().alias("distinct_rows"))
-    stats = frame.lazy().select(expressions or [pl.len()]).collect().row(0, named=True)
+    # Eager (the in-memory engine): the streaming engine, lazy's default, plans a select of thousands of
+    # expressions in quadratic time (minutes for a 10,000-column file).
+    stats = frame.select(expressions or [pl.len()]).row(0, named=True)
     if columns and stats["distinct_rows"] < frame.height:  # a hash collision would overcount: confirm exactly
         stats["distinct_rows"] = frame.select(pl.struct(columns).n_unique()).item()
     return stats
@@ -267,9 +284,8 @@ def _unparseable_date_counts(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     """The distinct non-null values of a date-named text column that are no date, with their counts
     (dates repeat: parsing each distinct value once is much cheaper than parsing every cell)."""
     values = pl.col(name).cast(pl.String).str.strip_chars()
-    return (
-        frame.lazy().group_by(name).len().filter(pl.col(name).is_not_null() & parsed_dates(values).is_null()).collect()
-    )
+    failing = pl.col(name).is_not_null() & parsed_dates(values).is_null()
+    return narrow(frame, [name]).group_by(name).len().filter(failing).collect()
 
 
 def _deductions(

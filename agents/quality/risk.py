@@ -122,8 +122,9 @@ def run(inputs: AgentInputs, params: ScoreRiskParams, progress: Progress) -> Age
 
     name_types = {column: sensitive_name_type(column) for column in columns}
     has_health = params.sensitive_field_detection_enabled and "health" in name_types.values()
+    schema = frame.schema
     assessments = [
-        _assess(column, str(frame.schema[column]), name_types[column], scan, has_health, params) for column in columns
+        _assess(column, str(schema[column]), name_types[column], scan, has_health, params) for column in columns
     ]
     summary = _risk_summary(assessments, params)
     progress(0.8, "Checking sampled values of unlabelled columns")
@@ -287,31 +288,30 @@ def _risk_summary(assessments: list[dict[str, Any]], params: ScoreRiskParams) ->
 
 
 def _unlabelled_pii_queries(scan: PiiScan | None, columns: list[str]) -> list[pl.LazyFrame]:
-    if scan is None:
+    """One query over the sample in long form (a row per column and sampled value, column after column):
+    the same expressions whatever the number of columns."""
+    names = [column for column in columns if scan is not None and column in scan.signals]
+    if scan is None or not names:
         return []
-    lazy = scan.sample.lazy()
-    queries = []
-    for column in columns:
-        if column not in scan.signals:
-            continue
-        values = pl.col(column).cast(pl.String).str.strip_chars()
-        matched = pl.coalesce(
-            [pl.when(values.str.contains(pattern)).then(pl.lit(kind)) for kind, pattern in VALUE_PATTERNS.items()]
-        )
-        label = matched.replace_strict(PII_LABELS, default=matched)
-        queries.append(
-            lazy.filter(matched.is_not_null()).select(
-                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias("row_index"),
-                pl.lit(column, dtype=pl.String).alias("column"),
-                pl.lit("pii_in_unlabelled_column", dtype=pl.String).alias("issue_type"),
-                pl.lit("info", dtype=pl.String).alias("severity"),
-                format_text("Value looks like {} but the column name does not mark personal data", label).alias(
-                    "message"
-                ),
-                (values.str.slice(0, 2) + pl.lit("***")).alias("value"),
-            )
-        )
-    return queries
+    long = (
+        scan.sample.select(ROW_INDEX_COLUMN, *(pl.col(column).cast(pl.String) for column in names))
+        .unpivot(on=names, index=ROW_INDEX_COLUMN, variable_name="column", value_name="sampled")
+        .lazy()
+    )
+    values = pl.col("sampled").str.strip_chars()
+    matched = pl.coalesce(
+        [pl.when(values.str.contains(pattern)).then(pl.lit(kind)) for kind, pattern in VALUE_PATTERNS.items()]
+    )
+    label = matched.replace_strict(PII_LABELS, default=matched)
+    query = long.filter(matched.is_not_null()).select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias("row_index"),
+        pl.col("column").cast(pl.String),
+        pl.lit("pii_in_unlabelled_column", dtype=pl.String).alias("issue_type"),
+        pl.lit("info", dtype=pl.String).alias("severity"),
+        format_text("Value looks like {} but the column name does not mark personal data", label).alias("message"),
+        (values.str.slice(0, 2) + pl.lit("***")).alias("value"),
+    )
+    return [query]
 
 
 def _findings(

@@ -4,7 +4,9 @@ Issues, Recommendations and Row-Level Issues, plus a hidden sheet holding the ch
 Written for any agent: sheets are built from the envelope contract (agents/envelope.py), never from an
 agent's module; unknown agents and missing keys fall back to the generic layout of ``agent_sheets``. The
 Row-Level Issues sheet holds only the inline issues it is given (at most 1,000 per agent); the JSON
-report has them all, and the Summary sheet says how many there are.
+report has them all, and the Summary sheet says how many there are. The Alerts, Issues and
+Recommendations sheets list at most :data:`MAX_LISTED_PER_AGENT` of each agent's (a file of 10,000
+columns has tens of thousands: a sheet nobody reads, and seconds of writing), saying so under the table.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SUMMARY, STEPS, ALERTS, ISSUES, RECOMMENDATIONS, ROW_ISSUES = (
 )
 MAX_ROW_ISSUE_ROWS = 200_000
 MAX_STEP_COLUMN_ROWS = 20_000
+MAX_LISTED_PER_AGENT = 2_000  # alerts, issues and recommendations of one agent in their sheets
 GRADE_TONES = {"A": "good", "B": "good", "C": "warn", "D": "bad", "F": "bad"}
 STATUS_TONES = {"success": "good", "partial": "warn", "failed": "bad", "error": "bad"}
 SUMMARY_WIDTHS = (30, 34, 24, 14, 80)
@@ -248,6 +251,7 @@ def _steps_sheet(writer: SheetWriter, steps: list[dict[str, Any]]) -> None:
     rows = []
     for step in steps:
         before, after = step.get("columns_before") or [], step.get("columns_after") or []
+        had, has = set(before), set(after)  # sets: 10,000 columns are 10,000 lookups, not 10,000 scans
         rows_before, rows_after = step.get("rows_before"), step.get("rows_after")
         retention = (
             round(100.0 * rows_after / rows_before, 2)
@@ -267,8 +271,8 @@ def _steps_sheet(writer: SheetWriter, steps: list[dict[str, Any]]) -> None:
                 step.get("cells_changed_total"),
                 len(before),
                 len(after),
-                [name for name in after if name not in before],
-                [name for name in before if name not in after],
+                [name for name in after if name not in had],
+                [name for name in before if name not in has],
                 step.get("duration_ms"),
             ]
         )
@@ -338,6 +342,7 @@ def _column_journeys(steps: list[dict[str, Any]]) -> list[list[Any]]:
     for step in steps:
         agent = step.get("agent_id")
         after = step.get("columns_after")
+        kept = set(after) if isinstance(after, list) else None
         for name, column in as_dict(step.get("columns")).items():
             column = as_dict(column)
             journey = journeys.setdefault(
@@ -348,7 +353,7 @@ def _column_journeys(steps: list[dict[str, Any]]) -> list[list[Any]]:
             journey["cells"] += int(column.get("cells_changed") or 0)
             if _modified(column) and agent not in journey["by"]:
                 journey["by"].append(agent)
-            if isinstance(after, list) and name not in after and "removed" not in journey:
+            if kept is not None and name not in kept and "removed" not in journey:
                 journey["removed"] = agent
     rows = []
     for name, journey in journeys.items():
@@ -410,10 +415,32 @@ def _changed(column: dict[str, Any]) -> bool:
     return _modified(column) or column.get("nulls_before") != column.get("nulls_after")
 
 
+def _listed(envelopes: list[dict[str, Any]], key: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """(agent id, item) of each agent's ``key`` list, at most ``MAX_LISTED_PER_AGENT`` of an agent, and a
+    note naming the agents cut short (None when none is)."""
+    listed: list[tuple[str, dict[str, Any]]] = []
+    shortened = []
+    for position, envelope in enumerate(envelopes):
+        agent_id = agent_id_of(envelope, position)
+        items = as_dicts(envelope.get(key))
+        if len(items) > MAX_LISTED_PER_AGENT:
+            shortened.append(f"{agent_id} {len(items):,}")
+        listed += [(agent_id, item) for item in items[:MAX_LISTED_PER_AGENT]]
+    if not shortened:
+        return listed, None
+    noun = key.replace("_", " ")
+    note = (
+        f"At most {MAX_LISTED_PER_AGENT:,} {noun} of an agent are listed here (of {', '.join(shortened)}); "
+        f"the JSON report has every one."
+    )
+    return listed, note
+
+
 def _alerts_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    alerts, note = _listed(envelopes, "alerts")
     rows = [
         [
-            agent_id_of(envelope, position),
+            agent_id,
             alert.get("alert_id"),
             alert.get("severity"),
             alert.get("category"),
@@ -422,17 +449,17 @@ def _alerts_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
             alert.get("affected_fields_count"),
             alert.get("recommendation"),
         ]
-        for position, envelope in enumerate(envelopes)
-        for alert in as_dicts(envelope.get("alerts"))
+        for agent_id, alert in alerts
     ]
     headers = ["Agent", "Alert", "Severity", "Category", "Field", "Message", "Fields affected", "Recommendation"]
-    _single_table(writer, headers, rows, "no alerts")
+    _single_table(writer, headers, rows, "no alerts", note)
 
 
 def _issues_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    issues, note = _listed(envelopes, "issues")
     rows = [
         [
-            agent_id_of(envelope, position),
+            agent_id,
             issue.get("issue_id"),
             issue.get("field_name"),
             issue.get("issue_type"),
@@ -440,16 +467,17 @@ def _issues_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
             issue.get("message"),
             issue.get("details") or None,
         ]
-        for position, envelope in enumerate(envelopes)
-        for issue in as_dicts(envelope.get("issues"))
+        for agent_id, issue in issues
     ]
-    _single_table(writer, ["Agent", "Issue", "Field", "Type", "Severity", "Message", "Details"], rows, "no issues")
+    headers = ["Agent", "Issue", "Field", "Type", "Severity", "Message", "Details"]
+    _single_table(writer, headers, rows, "no issues", note)
 
 
 def _recommendations_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    recommendations, note = _listed(envelopes, "recommendations")
     rows = [
         [
-            agent_id_of(envelope, position),
+            agent_id,
             item.get("recommendation_id"),
             item.get("field_name"),
             item.get("priority"),
@@ -458,11 +486,10 @@ def _recommendations_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]])
             item.get("estimated_effort_hours"),
             item.get("owner"),
         ]
-        for position, envelope in enumerate(envelopes)
-        for item in as_dicts(envelope.get("recommendations"))
+        for agent_id, item in recommendations
     ]
     headers = ["Agent", "Recommendation id", "Field", "Priority", "Recommendation", "Timeline", "Effort (h)", "Owner"]
-    _single_table(writer, headers, rows, "no recommendations")
+    _single_table(writer, headers, rows, "no recommendations", note)
 
 
 def _row_issues_sheet(writer: SheetWriter, issues: list[dict[str, Any]]) -> None:
@@ -483,10 +510,14 @@ def _row_issues_sheet(writer: SheetWriter, issues: list[dict[str, Any]]) -> None
     _single_table(writer, headers, rows, "no row-level issues")
 
 
-def _single_table(writer: SheetWriter, headers: list[str], rows: list[list[Any]], empty_text: str) -> None:
-    """A sheet holding one table from A1, its header row frozen."""
+def _single_table(
+    writer: SheetWriter, headers: list[str], rows: list[list[Any]], empty_text: str, note: str | None = None
+) -> None:
+    """A sheet holding one table from A1, its header row frozen, and ``note`` under it."""
     writer.sheet.freeze_panes(1, 0)
-    writer.table(headers, rows, empty_text=empty_text)
+    writer.table(headers, rows, empty_text=empty_text, gap=1)
+    if note:
+        writer.note(note, "warn")
     writer.finish()
 
 

@@ -206,7 +206,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.hub = hub
             app.state.auth = Authenticator(store)
             app.state.token_key = signing_key(settings)
-            app.state.catalog = meta.catalog()
+            app.state.catalog = meta.catalog(settings)
             app.state.openapi = build_openapi()
             app.state.metrics_registry = metrics_registry
             await hub.start()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from agents import registry
 from service.api.http import JSON
+from service.config import Settings
 from service.errors import ServiceError
 from service.models import iso_utc
 
@@ -95,5 +96,5 @@ async def openapi(request: Request) -> JSON:
     return JSON(request.app.state.openapi)
 
 
-def catalog() -> dict[str, Any]:
-    return registry.catalog()
+def catalog(settings: Settings) -> dict[str, Any]:
+    return registry.catalog(diagnostics=settings.diagnostics)

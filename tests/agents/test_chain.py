@@ -15,6 +15,7 @@ from agents import registry
 from agents.chain import run_tool
 from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Envelope, Progress
 from agents.errors import InvalidFileError, InvalidParametersError
+from agents.options import RunOptions
 
 
 def write_csv(tmp_path: Path, rows: int = 1500) -> Path:
@@ -236,17 +237,20 @@ def test_clean_chain_passes_frames_records_steps_and_quarantines_removed_rows(
     assert result["summary"]["rows_out"] == 750 and result["summary"]["rows_quarantined"] == 750
 
 
-def test_a_primary_above_the_streaming_threshold_is_profiled_by_streaming(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_primary_above_the_streaming_threshold_is_profiled_by_streaming(tmp_path: Path) -> None:
     path = write_csv(tmp_path)
     in_memory = run_tool(
         "profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, tmp_path / "a", ignore_progress
     )
-    monkeypatch.setenv("AGENSIUM_STREAMING_THRESHOLD_BYTES", "1000")
     progress = Recorder()
     result = run_tool(
-        "profile-my-data", ["unified-profiler", "score-risk"], {"primary.csv": path}, {}, tmp_path / "b", progress
+        "profile-my-data",
+        ["unified-profiler", "score-risk"],
+        {"primary.csv": path},
+        {},
+        tmp_path / "b",
+        progress,
+        run_options=RunOptions(streaming_threshold_bytes=1000),
     )
     assert result["summary"]["inputs"]["primary"]["streamed"] is True
     assert (result["summary"]["rows"], result["summary"]["columns"]) == (1500, 3)

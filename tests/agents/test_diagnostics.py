@@ -15,6 +15,7 @@ import pytest
 from agents import registry
 from agents.chain import SOFT_LIMIT_MESSAGE, run_tool
 from agents.errors import InvalidParametersError, UnknownToolError
+from agents.options import RunOptions
 
 
 class Recorder:
@@ -25,9 +26,7 @@ class Recorder:
         self.events.append((percent, agent, message))
 
 
-@pytest.fixture
-def diagnostics(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(registry.DIAGNOSTICS_ENV, "1")
+DIAGNOSTICS = RunOptions(diagnostics=True)  # what a worker whose settings enable the tool sends with the job
 
 
 @pytest.fixture
@@ -37,12 +36,15 @@ def primary(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("value", [None, "0", "true"])
-def test_hidden_and_refused_unless_enabled(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
-    if value is None:
-        monkeypatch.delenv(registry.DIAGNOSTICS_ENV, raising=False)
+@pytest.mark.parametrize("variable", [None, "1"])
+def test_hidden_and_refused_unless_enabled(
+    monkeypatch: pytest.MonkeyPatch, primary: Path, tmp_path: Path, variable: str | None
+) -> None:
+    # Only the caller enables it (the service's settings): the environment of the agent process plays no part.
+    if variable is None:
+        monkeypatch.delenv("AGENSIUM_DIAGNOSTICS", raising=False)
     else:
-        monkeypatch.setenv(registry.DIAGNOSTICS_ENV, value)
+        monkeypatch.setenv("AGENSIUM_DIAGNOSTICS", variable)
     assert "diagnostics" not in [tool["tool_id"] for tool in registry.catalog()["tools"]]
     for agents in (None, ["sleeper"]):
         with pytest.raises(UnknownToolError) as raised:
@@ -50,10 +52,12 @@ def test_hidden_and_refused_unless_enabled(monkeypatch: pytest.MonkeyPatch, valu
         assert raised.value.code == "UNKNOWN_TOOL" and "diagnostics" not in raised.value.details["available"]
     with pytest.raises(UnknownToolError):
         registry.validate_parameters("diagnostics", ["sleeper"], {})
+    with pytest.raises(UnknownToolError):
+        run_tool("diagnostics", [], {"primary.csv": primary}, {"sleeper": {"seconds": 0}}, tmp_path, Recorder())
 
 
-def test_listed_when_enabled(diagnostics: None) -> None:
-    tools = {tool["tool_id"]: tool for tool in registry.catalog()["tools"]}
+def test_listed_when_enabled() -> None:
+    tools = {tool["tool_id"]: tool for tool in registry.catalog(diagnostics=True)["tools"]}
     assert list(tools)[:2] == ["profile-my-data", "clean-my-data"]
     tool = tools["diagnostics"]
     assert tool["default_chain"] == ["sleeper"] and tool["default_chain_credits"] == 0
@@ -68,26 +72,30 @@ def test_listed_when_enabled(diagnostics: None) -> None:
         ("diagnostics.json", "application/json"),
         ("diagnostics.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     ]
-    assert registry.resolve_chain("diagnostics", None) == ["sleeper"]
+    assert registry.resolve_chain("diagnostics", None, diagnostics=True) == ["sleeper"]
 
 
 @pytest.mark.parametrize(
     ("params", "field"),
     [({"seconds": "1"}, "seconds"), ({"seconds": -1}, "seconds"), ({"step_s": 0}, "step_s"), ({"nap": 1}, "nap")],
 )
-def test_parameters_are_strict(diagnostics: None, params: dict[str, object], field: str) -> None:
+def test_parameters_are_strict(params: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidParametersError) as raised:
-        registry.validate_parameters("diagnostics", ["sleeper"], {"sleeper": params})
+        registry.validate_parameters("diagnostics", ["sleeper"], {"sleeper": params}, diagnostics=True)
     assert raised.value.agent_id == "sleeper" and raised.value.field == field
 
 
-def test_sleeper_sleeps_reports_progress_and_writes_its_report(
-    diagnostics: None, primary: Path, tmp_path: Path
-) -> None:
+def test_sleeper_sleeps_reports_progress_and_writes_its_report(primary: Path, tmp_path: Path) -> None:
     progress = Recorder()
     started = time.monotonic()
     result = run_tool(
-        "diagnostics", [], {"primary.csv": primary}, {"sleeper": {"seconds": 0.3, "step_s": 0.05}}, tmp_path, progress
+        "diagnostics",
+        [],
+        {"primary.csv": primary},
+        {"sleeper": {"seconds": 0.3, "step_s": 0.05}},
+        tmp_path,
+        progress,
+        run_options=DIAGNOSTICS,
     )
     assert time.monotonic() - started >= 0.3
     assert result["status"] == "success"
@@ -102,33 +110,43 @@ def test_sleeper_sleeps_reports_progress_and_writes_its_report(
     assert {key: report["agents"][0]["data"][key] for key in ("rows", "pid")} == {"rows": 4, "pid": os.getpid()}
 
 
-def test_sleeper_reads_any_format(diagnostics: None, tmp_path: Path) -> None:
+def test_sleeper_reads_any_format(tmp_path: Path) -> None:
     path = tmp_path / "primary.parquet"
     pl.DataFrame({"x": range(7)}).write_parquet(path)
-    result = run_tool("diagnostics", [], {"primary.parquet": path}, {"sleeper": {"seconds": 0}}, tmp_path, Recorder())
+    params = {"sleeper": {"seconds": 0}}
+    inputs = {"primary.parquet": path}
+    result = run_tool("diagnostics", [], inputs, params, tmp_path, Recorder(), run_options=DIAGNOSTICS)
     assert result["agents"]["sleeper"]["data"]["rows"] == 7
 
 
-def test_failing_sleeper_makes_the_result_partial(diagnostics: None, primary: Path, tmp_path: Path) -> None:
+def test_failing_sleeper_makes_the_result_partial(primary: Path, tmp_path: Path) -> None:
     params = {"sleeper": {"seconds": 0, "fail": True}}
-    result = run_tool("diagnostics", [], {"primary.csv": primary}, params, tmp_path, Recorder())
+    inputs = {"primary.csv": primary}
+    result = run_tool("diagnostics", [], inputs, params, tmp_path, Recorder(), run_options=DIAGNOSTICS)
     assert result["status"] == "partial"
     envelope = result["agents"]["sleeper"]
     assert envelope["status"] == "error" and "failed on purpose" in envelope["error"]
 
 
-def test_runaway_sleeper_ignores_the_soft_limit(diagnostics: None, primary: Path, tmp_path: Path) -> None:
+def test_runaway_sleeper_ignores_the_soft_limit(primary: Path, tmp_path: Path) -> None:
     progress = Recorder()
     params = {"sleeper": {"seconds": 0.5, "runaway": True}}
     result = run_tool(
-        "diagnostics", [], {"primary.csv": primary}, params, tmp_path, progress, soft_deadline=time.time() + 0.1
+        "diagnostics",
+        [],
+        {"primary.csv": primary},
+        params,
+        tmp_path,
+        progress,
+        soft_deadline=time.time() + 0.1,
+        run_options=DIAGNOSTICS,
     )
     assert result["status"] == "success" and result["agents"]["sleeper"]["data"]["seconds_slept"] >= 0.5
     assert all("Slept" not in message for _, _, message in progress.events)  # never a word from it
 
 
 def test_soft_limit_stops_the_running_agent_and_skips_the_rest(
-    diagnostics: None, primary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    primary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = registry.TOOLS["diagnostics"]
     monkeypatch.setitem(registry.TOOLS, "diagnostics", dataclasses.replace(spec, optional_agents=("unified-profiler",)))
@@ -141,6 +159,7 @@ def test_soft_limit_stops_the_running_agent_and_skips_the_rest(
         tmp_path,
         Recorder(),
         soft_deadline=time.time() + 0.3,
+        run_options=DIAGNOSTICS,
     )
     assert time.monotonic() - started < 10
     assert result["status"] == "partial" and result["summary"]["agents_failed"] == 2
@@ -160,10 +179,7 @@ def test_soft_limit_in_the_clean_chain_still_writes_the_data(primary: Path, tmp_
     assert {o["name"] for o in result["outputs"]} >= {"cleaned_data.csv", "quarantine.csv", "cleaning_report.json"}
 
 
-def test_soft_limit_stops_the_streaming_profiler(
-    primary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENSIUM_STREAMING_THRESHOLD_BYTES", "1")  # every file is "large": streamed
+def test_soft_limit_stops_the_streaming_profiler(primary: Path, tmp_path: Path) -> None:
     result = run_tool(
         "profile-my-data",
         ["unified-profiler", "readiness-rater"],
@@ -172,6 +188,7 @@ def test_soft_limit_stops_the_streaming_profiler(
         tmp_path / "out",
         Recorder(),
         soft_deadline=time.time(),
+        run_options=RunOptions(streaming_threshold_bytes=1),  # every file is "large": streamed
     )
     assert result["status"] == "partial" and result["summary"]["inputs"]["primary"]["streamed"]
     assert result["agents"]["unified-profiler"]["error"].endswith(SOFT_LIMIT_MESSAGE)

@@ -65,12 +65,10 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture(scope="package")
-def diagnostics_enabled() -> Iterator[None]:
-    """The hidden `diagnostics` tool (a sleeper of a given length) for these tests only: the registry reads
-    the variable at each lookup, in this API and in the session's worker alike."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AGENSIUM_DIAGNOSTICS", "1")
-        yield
+def page_settings(settings: Settings) -> Settings:
+    """The session's settings with the hidden `diagnostics` tool (a sleeper of a given length) offered by these
+    tests' APIs; the session's worker runs it (tests/conftest.py)."""
+    return settings.model_copy(update={"diagnostics": True})
 
 
 @dataclass
@@ -99,17 +97,19 @@ async def serve_page(settings: Settings) -> AsyncIterator[WebServer]:
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
+async def web(page_settings: Settings, storage: Storage) -> AsyncIterator[WebServer]:
     """The API serving the page (storage: the bucket and its CORS rule exist)."""
-    async with serve_page(settings) as server:
+    async with serve_page(page_settings) as server:
         yield server
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def multipart_web(settings: Settings, storage: Storage, diagnostics_enabled: None) -> AsyncIterator[WebServer]:
+async def multipart_web(page_settings: Settings, storage: Storage) -> AsyncIterator[WebServer]:
     """A second API on the same database and bucket (so the session's worker runs its tasks) that sends
     files above 1 MiB through presigned multipart in parts of 5 MiB, the store's smallest."""
-    small = settings.model_copy(update={"multipart_threshold_bytes": 1024**2, "multipart_part_bytes": MIN_PART_BYTES})
+    small = page_settings.model_copy(
+        update={"multipart_threshold_bytes": 1024**2, "multipart_part_bytes": MIN_PART_BYTES}
+    )
     async with serve_page(small) as server:
         yield server
 

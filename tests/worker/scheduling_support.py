@@ -12,10 +12,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import psutil
-import pytest
 from arq.connections import ArqRedis
 
-from agents.registry import DIAGNOSTICS_ENV
 from service import lifecycle
 from service.config import Settings
 from service.dev import ChildProcess, settings_environment, start_child
@@ -36,12 +34,11 @@ SLEEPER_CSV = b"id,value\n1,10\n2,20\n3,30\n"
 
 @contextmanager
 def private_settings(settings: Settings, name: str, **updates: Any) -> Iterator[Settings]:
-    """`settings` on a database and key prefix of their own, with the diagnostics tool enabled in this
-    process (task creation checks it) and in the workers (worker_environment)."""
-    with private_database(settings, name) as url, pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DIAGNOSTICS_ENV, "1")
+    """`settings` on a database and key prefix of their own, with the diagnostics tool enabled (task creation
+    checks it; the workers get it through worker_environment)."""
+    with private_database(settings, name) as url:
         yield settings.model_copy(
-            update={"database_url": url, "key_prefix": f"{settings.key_prefix}{name}/", **updates}
+            update={"database_url": url, "key_prefix": f"{settings.key_prefix}{name}/", "diagnostics": True, **updates}
         )
 
 
@@ -75,7 +72,7 @@ def with_settings(core: Core, redis: ArqRedis, **updates: Any) -> Core:
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    return {**settings_environment(settings), DIAGNOSTICS_ENV: "1"}
+    return {**settings_environment(settings), "AGENSIUM_DIAGNOSTICS": "1"}
 
 
 def start_worker(settings: Settings, started: list[ChildProcess]) -> ChildProcess:

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from agents.chain import SOFT_LIMIT_MESSAGE
 from agents.errors import InvalidParametersError
+from agents.options import RunOptions
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -36,14 +37,12 @@ def primary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def procs() -> AsyncIterator[AgentProcesses]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AGENSIUM_DIAGNOSTICS", "1")  # inherited by the agent processes, replacements too
-        pool = AgentProcesses(2)
-        try:
-            await asyncio.wait_for(pool.warm(), WARM_S)
-            yield pool
-        finally:
-            await pool.aclose()
+    pool = AgentProcesses(2)
+    try:
+        await asyncio.wait_for(pool.warm(), WARM_S)
+        yield pool
+    finally:
+        await pool.aclose()
 
 
 async def sleep(
@@ -62,6 +61,7 @@ async def sleep(
         out_dir,
         progress if progress is not None else asyncio.Queue(),
         soft_deadline=soft_deadline,
+        options=RunOptions(diagnostics=True),  # sent with the job, as the worker sends its settings'
     )
 
 
@@ -204,10 +204,7 @@ async def test_errors_come_back_as_the_chain_raised_them(procs: AgentProcesses, 
     assert "failed on purpose" in result["agents"]["sleeper"]["error"]
 
 
-async def test_process_is_recycled_after_max_runs(
-    primary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGENSIUM_DIAGNOSTICS", "1")
+async def test_process_is_recycled_after_max_runs(primary: Path, tmp_path: Path) -> None:
     pool = AgentProcesses(1, max_runs_per_process=2)
     try:
         pids = []

@@ -1,0 +1,20 @@
+"""What the service tells a tool run besides its inputs and parameters: limits and switches from its
+settings (``service/config.py``), sent to the agent process with each job. Agents read no environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_COLUMNS = 20_000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    """An input with more columns ends ``INVALID_FILE`` as it is read (a CSV from its header, before any
+    parsing)."""
+    streaming_threshold_bytes: int | None = None
+    """A CSV/TSV primary of profile-my-data larger than this is profiled by streaming (bounded memory);
+    None: the memory the agent process may use divided by ``agents.chain.IN_MEMORY_FACTOR``."""
+    diagnostics: bool = False
+    """The hidden ``diagnostics`` tool (agents.diagnostics) may run."""
