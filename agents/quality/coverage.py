@@ -32,21 +32,16 @@ from typing import Any
 
 import polars as pl
 
+from agents.columns import is_text, require_columns, with_row_index
 from agents.envelope import AgentInputs, AgentResult, Progress, Recommendation, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
+from agents.findings import Findings, collect_row_issues, issues_where, score_status
+from agents.formatting import pct
 from agents.params.common import effectiveness_status
 from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
-from agents.quality.common import (
-    Findings,
-    collect_row_issues,
-    is_text,
-    pct,
+from agents.quality.report import (
     quality_result,
-    require_columns,
-    row_issue_query,
-    score_status,
     weighted_score,
-    with_row_numbers,
 )
 
 AGENT_ID = "test-coverage-agent"
@@ -71,7 +66,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
     columns = data_columns(frame)
     tests = _declared_tests(frame, params)
     progress(0.0, f"Running {len(tests)} declared tests on {frame.height:,} rows")
-    lazy = with_row_numbers(frame).lazy()
+    lazy = with_row_index(frame).lazy()
     null_cells = pl.sum_horizontal([pl.col(name).is_null().cast(pl.Int64) for name in columns]) if columns else None
     mostly_null = (
         (null_cells * 100 > params.row_null_threshold * len(columns)) if null_cells is not None else pl.lit(False)
@@ -104,7 +99,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
 
     progress(0.7, "Listing violations row by row")
     queries = [
-        row_issue_query(
+        issues_where(
             lazy,
             test.failing,
             column=test.column,
@@ -118,7 +113,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
     mostly_null_rows = int(counts["mostly_null_rows"])
     if null_cells is not None:
         queries.append(
-            row_issue_query(
+            issues_where(
                 lazy,
                 mostly_null,
                 column=None,
@@ -133,7 +128,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
                 value=None,
             )
         )
-    row_issues = collect_row_issues(queries, params.max_stored_row_level_issues)
+    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
     violations = {
         test_type: sum(r["violations"] for r in results if r["test_type"] == test_type) for test_type in TEST_TYPES
     }
@@ -214,11 +209,11 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
 
 def _declared_tests(frame: pl.DataFrame, params: TestCoverageParams) -> list[_Test]:
     """The declared tests as Polars expressions; every column and pattern checked before any work."""
-    require_columns(frame, params.unique_columns, AGENT_ID, "unique_columns")
+    require_columns(frame, params.unique_columns, agent_id=AGENT_ID, field="unique_columns")
     for column in params.range_tests:
-        require_columns(frame, [column], AGENT_ID, f"range_tests.{column}")
+        require_columns(frame, [column], agent_id=AGENT_ID, field=f"range_tests.{column}")
     for column in params.format_tests:
-        require_columns(frame, [column], AGENT_ID, f"format_tests.{column}")
+        require_columns(frame, [column], agent_id=AGENT_ID, field=f"format_tests.{column}")
     tests = [_uniqueness_test(column) for column in dict.fromkeys(params.unique_columns)]
     tests += [_range_test(frame, column, rule) for column, rule in params.range_tests.items()]
     tests += [_format_test(column, rule) for column, rule in params.format_tests.items()]
@@ -356,6 +351,7 @@ def _findings(
             "No test is declared: nothing is covered (score 0)",
             "Declare unique_columns, range_tests and format_tests in the test-coverage-agent parameters",
             affected=0,
+            recommend=True,
         )
     elif status != "excellent":
         findings.alert(
@@ -381,15 +377,15 @@ def _findings(
                 "format": "Standardise the values to the declared formats (Clean My Data: field-standardization)",
             }[test_type],
             affected=len(failing),
+            recommend=True,
         )
     for issue in issues_list:
         findings.issue(
-            issue["field"],
             issue["type"],
             issue["severity"],
             issue["message"],
-            violations=issue["violations"],
-            pass_rate=issue["pass_rate"],
+            field_name=issue["field"],
+            details={"violations": issue["violations"], "pass_rate": issue["pass_rate"]},
         )
     if mostly_null_rows:
         share = pct(mostly_null_rows, rows)
@@ -399,13 +395,14 @@ def _findings(
             f"{mostly_null_rows:,} row(s) ({share:.2f}%) have more than {params.row_null_threshold:g}% null cells",
             "Complete or remove the mostly empty rows (Clean My Data: null-handler)",
             affected=0,
+            recommend=True,
         )
         findings.issue(
-            None,
             "high_null_rows",
             "medium" if share > 10 else "low",
             f"{mostly_null_rows:,} rows have more than {params.row_null_threshold:g}% null cells",
-            rows=mostly_null_rows,
+            field_name=None,
+            details={"rows": mostly_null_rows},
         )
     return findings
 

@@ -28,21 +28,16 @@ from typing import Any
 
 import polars as pl
 
+from agents.columns import is_text, normalised_name, with_row_index
 from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.findings import Findings, collect_row_issues, issues_where, score_status
 from agents.params.governance_checker import GovernanceCheckerParams
 from agents.profile.pii import pii_type_by_name
-from agents.quality.common import (
-    Findings,
-    collect_row_issues,
+from agents.quality.report import (
     dominant_pattern,
-    is_text,
-    normalised_name,
     quality_result,
-    row_issue_query,
     scan_pii,
-    score_status,
     weighted_score,
-    with_row_numbers,
 )
 
 AGENT_ID = "governance-checker"
@@ -120,9 +115,9 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
     pii_fields = _pii_fields(frame, columns, params.pii_sample_size)
 
     progress(0.8, "Listing rows without governance values")
-    lazy = with_row_numbers(frame).lazy()
+    lazy = with_row_index(frame).lazy()
     queries = [
-        row_issue_query(
+        issues_where(
             lazy,
             ~mask,
             column=name,
@@ -135,7 +130,7 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
         )
         for (category, name), mask in usable.items()
     ]
-    row_issues = collect_row_issues(queries, params.max_stored_row_level_issues)
+    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
     total_row_issues = sum(rows - int(counts[f"{category}:{name}"]) for category, name in usable)
 
     governance_issues = _governance_issues(categories, pii_fields)
@@ -345,6 +340,7 @@ def _findings(
                 f"{category.capitalize()} score {score:.1f}/100 ({detail})",
                 CATEGORY_ADVICE[category],
                 affected=len(missing) or len(info["fields"]),
+                recommend=True,
             )
     if pii_fields and categories["classification"]["score"] < 100:
         findings.alert(
@@ -354,10 +350,11 @@ def _findings(
             + ", ".join(item["field_name"] for item in pii_fields[:5]),
             "Classify the rows holding personal data and restrict access to them",
             affected=len(pii_fields),
+            recommend=True,
         )
     for issue in governance_issues:
         details = {key: value for key, value in issue.items() if key not in {"type", "field", "severity", "message"}}
-        findings.issue(issue["field"], issue["type"], issue["severity"], issue["message"], **details)
+        findings.issue(issue["type"], issue["severity"], issue["message"], field_name=issue["field"], details=details)
     return findings
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.columns import narrow
+from agents.columns import is_text, narrow, normalised_name, with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -42,20 +42,14 @@ from agents.envelope import (
     SummaryCard,
     data_columns,
 )
+from agents.findings import Findings, collect_row_issues, issues_where, score_status
+from agents.formatting import pct
 from agents.params.readiness_rater import ReadinessRaterParams
 from agents.profile.pii import sample_rows
-from agents.quality.common import (
-    Findings,
-    collect_row_issues,
-    is_text,
-    normalised_name,
+from agents.quality.report import (
     parsed_dates,
-    pct,
     quality_result,
-    row_issue_query,
-    score_status,
     weighted_score,
-    with_row_numbers,
 )
 
 AGENT_ID = "readiness-rater"
@@ -136,7 +130,7 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
     unparseable_dates = sum(stats[f"{name}:non_null"] - stats[f"{name}:dates"] for name in date_columns)
 
     progress(0.8, "Listing row-level findings")
-    numbered = with_row_numbers(frame)
+    numbered = with_row_index(frame)
     lazy = numbered.lazy()
     queries = [_parse_failure_query(narrow(numbered, [ROW_INDEX_COLUMN, name]), name) for name in numeric_text]
     queries += [
@@ -146,7 +140,7 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
     ]
     if duplicate_rows:
         queries.append(
-            row_issue_query(
+            issues_where(
                 lazy,
                 ~pl.struct(columns).is_first_distinct(),
                 column=None,
@@ -156,7 +150,7 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
                 value=None,
             )
         )
-    row_issues = collect_row_issues(queries, params.max_stored_row_level_issues)
+    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
     total_row_issues = parse_failures + unparseable_dates + duplicate_rows
 
     component_scores = [
@@ -372,7 +366,7 @@ def _deduction(
 
 
 def _parse_failure_query(lazy: pl.LazyFrame, name: str) -> pl.LazyFrame:
-    return row_issue_query(
+    return issues_where(
         lazy,
         pl.col(name).is_not_null() & _numbers(name).is_null(),
         column=name,
@@ -384,7 +378,7 @@ def _parse_failure_query(lazy: pl.LazyFrame, name: str) -> pl.LazyFrame:
 
 
 def _date_failure_query(lazy: pl.LazyFrame, name: str, failing: pl.DataFrame) -> pl.LazyFrame:
-    return row_issue_query(
+    return issues_where(
         lazy,
         pl.col(name).is_in(failing[name].implode()),
         column=name,
@@ -433,6 +427,7 @@ def _findings(
             f"Readiness {score:.1f}/100: {status.replace('_', ' ')}",
             "Run Clean My Data, then rate readiness again",
             affected=0,
+            recommend=True,
         )
     if completeness < 80:
         findings.alert(
@@ -444,8 +439,15 @@ def _findings(
             recommend=False,
         )
     for name in all_null:
-        findings.alert("all_null_column", "high", f"'{name}' is empty in every row", f"Drop '{name}'", field_name=name)
-        findings.issue(name, "all_null_column", "high", f"'{name}' is empty in every row")
+        findings.alert(
+            "all_null_column",
+            "high",
+            f"'{name}' is empty in every row",
+            f"Drop '{name}'",
+            field_name=name,
+            recommend=True,
+        )
+        findings.issue("all_null_column", "high", f"'{name}' is empty in every row", field_name=name)
     for name in unnamed:
         findings.alert(
             "unnamed_column",
@@ -453,8 +455,9 @@ def _findings(
             f"Column {name!r} has a blank, generated or repeated header",
             "Give every column a unique, meaningful name",
             field_name=name,
+            recommend=True,
         )
-        findings.issue(name, "unnamed_column", "medium", f"Column {name!r} has no proper name")
+        findings.issue("unnamed_column", "medium", f"Column {name!r} has no proper name", field_name=name)
     for name in mixed:
         share = parse[name]["numeric_share"]
         findings.alert(
@@ -463,8 +466,15 @@ def _findings(
             f"'{name}' mixes numbers ({share:.0%}) and text",
             f"Split or standardise '{name}' so that it holds one kind of value",
             field_name=name,
+            recommend=True,
         )
-        findings.issue(name, "mixed_types", "medium", f"'{name}' mixes numbers and text", numeric_share=share)
+        findings.issue(
+            "mixed_types",
+            "medium",
+            f"'{name}' mixes numbers and text",
+            field_name=name,
+            details={"numeric_share": share},
+        )
     for name in numeric_text:
         failures = parse[name]["parse_failures"]
         findings.alert(
@@ -473,8 +483,11 @@ def _findings(
             f"'{name}' holds numbers as text, {failures:,} value(s) of which do not parse",
             f"Fix the non-numeric values of '{name}' and convert it (Clean My Data: type-fixer)",
             field_name=name,
+            recommend=True,
         )
-        findings.issue(name, "numeric_parse_failures", "medium", f"{failures:,} values of '{name}' are not numbers")
+        findings.issue(
+            "numeric_parse_failures", "medium", f"{failures:,} values of '{name}' are not numbers", field_name=name
+        )
     for deduction in deductions:
         field_name = deduction["fields_affected"][0] if deduction["fields_affected"] else None
         findings.alert(
@@ -486,11 +499,11 @@ def _findings(
             recommend=True,
         )
         findings.issue(
-            field_name,
             deduction["deduction_reason"],
             deduction["severity"],
             deduction["remediation"],
-            deduction_amount=deduction["deduction_amount"],
+            field_name=field_name,
+            details={"deduction_amount": deduction["deduction_amount"]},
         )
     return findings
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import polars as pl
 
+from agents.columns import normalised_name
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -48,14 +49,12 @@ from agents.envelope import (
     data_columns,
     format_text,
 )
+from agents.findings import Findings, collect_row_issues
 from agents.params.score_risk import ScoreRiskParams
 from agents.profile.pii import VALUE_PATTERNS, pii_type_by_name
-from agents.quality.common import (
-    Findings,
+from agents.quality.report import (
     PiiScan,
-    collect_row_issues,
     dominant_pattern,
-    normalised_name,
     quality_result,
     scan_pii,
 )
@@ -330,6 +329,7 @@ def _findings(
             f"Overall risk score {overall:.1f}/100 (HIGH): the dataset holds high-risk data",
             f"Secure the {high} high-risk field(s): encryption, access control, audit logging",
             affected=high,
+            recommend=True,
         )
     elif level == "medium":
         findings.alert(
@@ -338,6 +338,7 @@ def _findings(
             f"Overall risk score {overall:.1f}/100 (MEDIUM): the dataset holds sensitive data",
             f"Review the controls of the {high + medium} at-risk field(s)",
             affected=high + medium,
+            recommend=True,
         )
     else:
         findings.alert(
@@ -355,6 +356,7 @@ def _findings(
             f"{summary['pii_fields_detected']} field(s) hold personally identifiable information",
             "Encrypt PII at rest, restrict and log access, set retention periods, minimise what is kept",
             affected=summary["pii_fields_detected"],
+            recommend=True,
         )
     if high:
         findings.alert(
@@ -383,6 +385,7 @@ def _findings(
             f"{len(sensitive_not_pii)} field(s) hold secrets or health data: {names}",
             "Store secrets hashed or in a vault; treat health data as special-category data",
             affected=len(sensitive_not_pii),
+            recommend=True,
         )
     if summary["governance_gaps"]:
         findings.alert(
@@ -391,6 +394,7 @@ def _findings(
             f"{summary['governance_gaps']} sensitive field(s) show no sign of encryption or masking",
             "Encrypt, hash or mask the sensitive fields and document who may read them",
             affected=summary["governance_gaps"],
+            recommend=True,
         )
     for framework, fields in summary["fields_by_framework"].items():
         findings.alert(
@@ -399,6 +403,7 @@ def _findings(
             f"{framework}: {len(fields)} field(s) in scope ({', '.join(fields[:5])})",
             f"{framework}: {FRAMEWORK_NOTES[framework]}",
             affected=len(fields),
+            recommend=True,
         )
     if row_issues is not None and row_issues.height:
         columns = sorted(set(row_issues["column"].to_list()))
@@ -409,6 +414,7 @@ def _findings(
             f"so: {', '.join(columns[:5])}",
             "Check these columns for personal data and rename or protect them",
             affected=len(columns),
+            recommend=True,
         )
 
     for item in assessments:
@@ -416,36 +422,36 @@ def _findings(
             continue
         name, score = item["field_name"], item["risk_score"]
         findings.issue(
-            name,
             "pii_or_sensitive_data",
             "critical" if item["risk_level"] == "high" else "high",
             f"{name}: risk {score}/100 ({item['risk_level'].upper()})",
-            risk_score=score,
+            field_name=name,
+            details={"risk_score": score},
         )
         for factor in item["risk_factors"]:
             if factor["factor"] == "pii_detected":
                 findings.issue(
-                    name,
                     f"pii_{factor['pii_type']}",
                     "critical",
                     f"{name}: {factor['match_share']:.0%} of {factor['sample_size']} sampled values look like "
                     f"{PII_LABELS.get(factor['pii_type'], factor['pii_type'])}",
-                    match_share=factor["match_share"],
+                    field_name=name,
+                    details={"match_share": factor["match_share"]},
                 )
             else:
                 findings.issue(
-                    name,
                     "sensitive_personal_data",
                     "high",
                     f"{name}: the name marks {factor['sensitive_type'].replace('_', ' ')} data",
+                    field_name=name,
                 )
         for text in item["compliance_issues"]:
             framework = text.split(":", 1)[0]
             findings.issue(
-                name,
                 "compliance_violation" if framework in FRAMEWORK_NOTES else "governance_gap",
                 FRAMEWORK_SEVERITY.get(framework, "high"),
                 f"{name}: {text}",
+                field_name=name,
             )
         priority: Severity = "critical" if item["risk_level"] == "high" else "high"
         action = (
@@ -453,7 +459,7 @@ def _findings(
             if priority == "critical"
             else "Mask or tokenise"
         )
-        findings.recommend(name, priority, f"{action} '{name}' (risk {score}/100)", owner="data_security")
+        findings.recommend(f"{action} '{name}' (risk {score}/100)", priority, field_name=name, owner="data_security")
     return findings
 
 
