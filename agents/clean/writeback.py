@@ -393,8 +393,9 @@ def _step_actions(step: dict[str, Any]) -> list[dict[str, Any]]:
     if step.get("rows_removed"):
         actions.append({"action": "rows_removed", "count": int(step["rows_removed"])})
     before, after = step.get("columns_before", []), step.get("columns_after", [])
-    actions += [{"action": "column_removed", "column": name} for name in before if name not in after]
-    actions += [{"action": "column_added", "column": name} for name in after if name not in before]
+    kept, had = set(after), set(before)  # sets: a wide file's lists make list membership quadratic
+    actions += [{"action": "column_removed", "column": name} for name in before if name not in kept]
+    actions += [{"action": "column_added", "column": name} for name in after if name not in had]
     for name, change in step.get("columns", {}).items():
         old, new = change.get("dtype_before"), change.get("dtype_after")
         if old is not None and new is not None and old != new:
