@@ -222,9 +222,32 @@ class ColumnResult:
 
 @dataclass
 class Findings:
+    """The drift alerts (each with its recommendation), issues and recommendations, numbered in order."""
+
     alerts: list[Alert] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
+
+    def add(
+        self, category: str, level: Severity, name: str | None, message: str, advice: str, affected: int = 1
+    ) -> None:
+        """An alert and, with the same advice, a recommendation."""
+        alert_id = f"{category}:{name}" if name else category
+        self.alerts.append(Alert(alert_id, level, category, message, affected, advice, name))
+        self.recommendations.append(
+            Recommendation(
+                f"rec-{len(self.recommendations) + 1}",
+                AGENT_ID,
+                name,
+                level,
+                advice,
+                TIMELINE[level],
+                EFFORT_HOURS[level],
+            )
+        )
+
+    def issue(self, name: str | None, issue_type: str, level: Severity, message: str, **details: Any) -> None:
+        self.issues.append(Issue(f"issue-{len(self.issues) + 1}", AGENT_ID, name, issue_type, level, message, details))
 
 
 def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) -> AgentResult:
@@ -930,29 +953,16 @@ def _issue_frame(
 
 def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict[str, Any]) -> Findings:
     findings = Findings()
+    _dataset_drift_alert(findings, summary)
+    for result in results:
+        _column_findings(findings, result)
+    _schema_findings(findings, schema)
+    return findings
 
-    def add(category: str, level: Severity, name: str | None, message: str, advice: str, affected: int = 1) -> None:
-        alert_id = f"{category}:{name}" if name else category
-        findings.alerts.append(Alert(alert_id, level, category, message, affected, advice, name))
-        findings.recommendations.append(
-            Recommendation(
-                f"rec-{len(findings.recommendations) + 1}",
-                AGENT_ID,
-                name,
-                level,
-                advice,
-                TIMELINE[level],
-                EFFORT_HOURS[level],
-            )
-        )
 
-    def issue(name: str | None, issue_type: str, level: Severity, message: str, **details: Any) -> None:
-        findings.issues.append(
-            Issue(f"issue-{len(findings.issues) + 1}", AGENT_ID, name, issue_type, level, message, details)
-        )
-
+def _dataset_drift_alert(findings: Findings, summary: dict[str, Any]) -> None:
     if summary["dataset_drift"]:
-        add(
+        findings.add(
             "dataset_drift",
             "high",
             None,
@@ -961,43 +971,50 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
             "Investigate the source of the current data; retrain or recalibrate models built on the baseline",
             affected=summary["drifted_fields"],
         )
-    for result in results:
-        name, analysis = result.plan.name, result.analysis
-        if result.drifted:
-            level = ALERT_LEVELS[analysis["severity"]]
-            add(
-                "distribution_drift",
-                level,
-                name,
-                result.interpretation,
-                f"Review what changed in '{name}' (source, collection, business rules) before using models or "
-                "reports built on the baseline",
-            )
-            issue(
-                name,
-                "distribution_drift",
-                level,
-                result.interpretation,
-                test=analysis["test"],
-                statistic=analysis["statistic"],
-                p_value=analysis["p_value"],
-                psi_score=analysis["psi_score"],
-            )
-            _shift_issue(result, issue)
-        if result.plan.column_type in {"categorical", "boolean"} and analysis["new_category_count"]:
-            count = analysis["new_category_count"]
-            examples = ", ".join(repr(value) for value in analysis["new_categories"][:5])
-            issue(
-                name,
-                "new_categories",
-                "low",
-                f"'{name}' has {count:,} values absent from the baseline (e.g. {examples})",
-                new_categories=analysis["new_categories"],
-                rows=analysis["new_category_rows"],
-            )
-    removed, added, retyped = schema["removed_columns"], schema["added_columns"], schema["retyped_columns"]
+
+
+def _column_findings(findings: Findings, result: ColumnResult) -> None:
+    """A column's drift (alert, issue, mean shift) and the categories absent from the baseline."""
+    name, analysis = result.plan.name, result.analysis
+    if result.drifted:
+        level = ALERT_LEVELS[analysis["severity"]]
+        findings.add(
+            "distribution_drift",
+            level,
+            name,
+            result.interpretation,
+            f"Review what changed in '{name}' (source, collection, business rules) before using models or "
+            "reports built on the baseline",
+        )
+        findings.issue(
+            name,
+            "distribution_drift",
+            level,
+            result.interpretation,
+            test=analysis["test"],
+            statistic=analysis["statistic"],
+            p_value=analysis["p_value"],
+            psi_score=analysis["psi_score"],
+        )
+        _shift_issue(result, findings.issue)
+    if result.plan.column_type in {"categorical", "boolean"} and analysis["new_category_count"]:
+        count = analysis["new_category_count"]
+        examples = ", ".join(repr(value) for value in analysis["new_categories"][:5])
+        findings.issue(
+            name,
+            "new_categories",
+            "low",
+            f"'{name}' has {count:,} values absent from the baseline (e.g. {examples})",
+            new_categories=analysis["new_categories"],
+            rows=analysis["new_category_rows"],
+        )
+
+
+def _schema_findings(findings: Findings, schema: dict[str, Any]) -> None:
+    """Columns removed, added or retyped since the baseline, and a changed column order."""
+    removed, added = schema["removed_columns"], schema["added_columns"]
     if removed:
-        add(
+        findings.add(
             "schema_removed_columns",
             "critical",
             None,
@@ -1006,9 +1023,11 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
             affected=len(removed),
         )
         for name in removed:
-            issue(name, "missing_column", "critical", f"Column '{name}' is in the baseline but not in the current data")
+            findings.issue(
+                name, "missing_column", "critical", f"Column '{name}' is in the baseline but not in the current data"
+            )
     if added:
-        add(
+        findings.add(
             "schema_added_columns",
             "medium",
             None,
@@ -1017,9 +1036,24 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
             affected=len(added),
         )
         for name in added:
-            issue(name, "new_column", "medium", f"Column '{name}' is in the current data but not in the baseline")
+            findings.issue(
+                name, "new_column", "medium", f"Column '{name}' is in the current data but not in the baseline"
+            )
+    _retyped_findings(findings, schema["retyped_columns"])
+    if schema["order_changed"]:
+        findings.add(
+            "schema_column_order",
+            "low",
+            None,
+            "The common columns are in a different order than in the baseline",
+            "Select columns by name, not by position, in downstream consumers",
+            affected=0,
+        )
+
+
+def _retyped_findings(findings: Findings, retyped: list[dict[str, Any]]) -> None:
     if retyped:
-        add(
+        findings.add(
             "schema_type_change",
             "high",
             None,
@@ -1031,7 +1065,7 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
             affected=len(retyped),
         )
         for item in retyped:
-            issue(
+            findings.issue(
                 item["field_name"],
                 "type_change",
                 "high",
@@ -1040,16 +1074,6 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
                 baseline_type=item["baseline_type"],
                 current_type=item["current_type"],
             )
-    if schema["order_changed"]:
-        add(
-            "schema_column_order",
-            "low",
-            None,
-            "The common columns are in a different order than in the baseline",
-            "Select columns by name, not by position, in downstream consumers",
-            affected=0,
-        )
-    return findings
 
 
 def _shift_issue(result: ColumnResult, issue: Any) -> None:

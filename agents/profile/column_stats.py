@@ -209,14 +209,47 @@ def compute_stats(
 def compute_source_stats(
     source: Source, settings: StatsSettings, on_first_round: Callable[[], None] | None = None
 ) -> ProfileStats:
-    schema, height = source.schema, source.height
-    kinds = {name: column_kind(dtype) for name, dtype in schema.items()}
     columns = [
-        ColumnStats(name, kinds[name], str(dtype), height, 0, top_n=settings.top_n_values)
-        for name, dtype in schema.items()
+        ColumnStats(name, column_kind(dtype), str(dtype), source.height, 0, top_n=settings.top_n_values)
+        for name, dtype in source.schema.items()
     ]
-    lazy = source.lazy
+    top_hashes = _first_round(source, columns, settings)
+    if on_first_round is not None:
+        on_first_round()
+    row_issues, distinct_row_hashes = _second_round(source, columns, top_hashes, settings)
+    dataset = _dataset_stats(source, columns, distinct_row_hashes)
+    return ProfileStats(columns=columns, dataset=dataset, row_level_issues=row_issues)
 
+
+@dataclass(frozen=True)
+class _FirstRoundJobs:
+    jobs: list[Callable[[], Any]]  # the scalars query, the numeric chunks, then the grouped chunks
+    numeric_chunks: int
+    grouped_columns: list[int]  # indexes of the columns whose values are counted
+
+
+def _first_round(source: Source, columns: list[ColumnStats], settings: StatsSettings) -> dict[int, list[int]]:
+    """Scalars, numeric profiles and value counts, filled into ``columns``; returns the hashes of each
+    grouped column's top values, which the second round looks up."""
+    planned = _first_round_jobs(source, columns, settings)
+    results = source.run(planned.jobs)
+    scalars = results[0].row(0, named=True)
+    grouped_rows = [row for rows in results[1 + planned.numeric_chunks :] for row in rows]
+    value_counts = dict(zip(planned.grouped_columns, grouped_rows, strict=True))
+
+    top_hashes: dict[int, list[int]] = {}
+    for index, column in enumerate(columns):
+        _fill_first_round(column, index, scalars)
+        if index in value_counts:
+            top_hashes[index] = _fill_value_counts(column, value_counts[index])
+        elif column.kind == "boolean":
+            _fill_boolean(column)
+    return top_hashes
+
+
+def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: StatsSettings) -> _FirstRoundJobs:
+    schema, lazy = source.schema, source.lazy
+    kinds = {column.name: column.kind for column in columns}
     numeric_columns = [index for index, column in enumerate(columns) if column.kind in NUMERIC_KINDS]
     grouped_columns = [index for index, column in enumerate(columns) if column.kind in GROUPED_KINDS]
     low_cardinality = _low_cardinality_columns(
@@ -230,7 +263,7 @@ def compute_source_stats(
         for index, name in enumerate(schema)
         if name in measured
     ]
-    first_round: list[Callable[[], Any]] = [
+    jobs: list[Callable[[], Any]] = [
         source.collector(
             lazy.with_columns(string_lengths).select(_first_round_expressions(schema, kinds, measured) or [pl.len()])
         )
@@ -240,61 +273,65 @@ def compute_source_stats(
         dtypes = [schema[column.name] for column in chunk]
         if len(chunk) == 1:
             low = chunk[0].name in low_cardinality
-            first_round.append(partial(_profile_numeric, source, chunk[0], dtypes[0], settings, low))
+            jobs.append(partial(_profile_numeric, source, chunk[0], dtypes[0], settings, low))
         else:
-            first_round.append(partial(_profile_numeric_chunk, source, chunk, dtypes, settings))
-    first_round += [
+            jobs.append(partial(_profile_numeric_chunk, source, chunk, dtypes, settings))
+    jobs += [
         partial(_value_counts, source, chunk, settings.top_n_values, low_cardinality)
         for chunk in source.chunks([columns[index].name for index in grouped_columns])
     ]
-    results = source.run(first_round)
-    scalars = results[0].row(0, named=True)
-    grouped_rows = [row for rows in results[1 + len(numeric_chunks) :] for row in rows]
-    value_counts = dict(zip(grouped_columns, grouped_rows, strict=True))
+    return _FirstRoundJobs(jobs, len(numeric_chunks), grouped_columns)
 
-    top_hashes: dict[int, list[int]] = {}
-    for index, column in enumerate(columns):
-        _fill_first_round(column, index, scalars)
-        if index in value_counts:
-            top_hashes[index] = _fill_value_counts(column, value_counts[index])
-        elif column.kind == "boolean":
-            _fill_boolean(column)
-    del results
 
-    if on_first_round is not None:
-        on_first_round()
+def _second_round(
+    source: Source, columns: list[ColumnStats], top_hashes: dict[int, list[int]], settings: StatsSettings
+) -> tuple[pl.DataFrame, int]:
+    """Top values' counts filled into ``columns``; returns the row-level issues and the distinct rows."""
     # One query per column: a single select with filters over many columns runs nearly single-threaded.
     per_column: dict[str, list[pl.Expr]] = {}
     for expression in _second_round_expressions(columns, top_hashes):
         per_column.setdefault(expression.meta.output_name().split(":")[0], []).append(expression)
     issue_queries = _row_issue_queries(source, columns, settings)
-    second_jobs: list[Callable[[], Any]]
-    if source.streaming:
-        second_jobs = [partial(_top_value_lookups, source, columns, top_hashes, int(key)) for key in per_column]
-        if issue_queries:
+    second_jobs = _lookup_jobs(source, columns, top_hashes, per_column)
+    lookups = len(second_jobs)
+    if issue_queries:
+        if source.streaming:
             second_jobs.append(partial(_capped_issues, source, issue_queries, settings.max_stored_row_level_issues))
-    else:
-        names = {key: columns[int(key)].name for key in per_column}
-        second_jobs = [
-            partial(_select_chunk, source, [names[key] for key in keys], [e for key in keys for e in per_column[key]])
-            for keys in source.chunks(list(per_column))
-        ]
-        if issue_queries:
+        else:
             second_jobs.append(source.collector(pl.concat(issue_queries).head(settings.max_stored_row_level_issues)))
-    lookups = len(per_column) if source.streaming else len(second_jobs) - bool(issue_queries)
     # A column whose values are all present and distinct (a key) means no two rows are equal.
-    has_key = any(column.null_count == 0 and column.unique_count == height for column in columns)
+    has_key = any(column.null_count == 0 and column.unique_count == source.height for column in columns)
     if not has_key:
         second_jobs.append(partial(_distinct_row_hashes, source))
     second = source.run(second_jobs)
-    distinct_row_hashes = height if has_key else second.pop()
+    distinct_row_hashes = source.height if has_key else second.pop()
     selected = second[:lookups]
     merged = pl.concat(selected, how="horizontal") if selected else pl.DataFrame()
     looked_up = set(merged.columns)
     for column_index, column in enumerate(columns):
         _fill_top_values(column, column_index, merged, looked_up)
-
     row_issues = second[-1] if issue_queries else empty_row_level_issues()
+    return row_issues, distinct_row_hashes
+
+
+def _lookup_jobs(
+    source: Source,
+    columns: list[ColumnStats],
+    top_hashes: dict[int, list[int]],
+    per_column: dict[str, list[pl.Expr]],
+) -> list[Callable[[], Any]]:
+    """The top-value lookups: one job per column when streaming, else per chunk of columns."""
+    if source.streaming:
+        return [partial(_top_value_lookups, source, columns, top_hashes, int(key)) for key in per_column]
+    names = {key: columns[int(key)].name for key in per_column}
+    return [
+        partial(_select_chunk, source, [names[key] for key in keys], [e for key in keys for e in per_column[key]])
+        for keys in source.chunks(list(per_column))
+    ]
+
+
+def _dataset_stats(source: Source, columns: list[ColumnStats], distinct_row_hashes: int) -> DatasetStats:
+    height = source.height
     duplicate_rows = height - distinct_row_hashes
     # A row-hash collision would overcount: confirm exactly, only when it matters, and only in memory
     # (a distinct-rows table of a file larger than memory is what streaming avoids; with 64-bit hashes a
@@ -302,15 +339,14 @@ def compute_source_stats(
     if duplicate_rows > 0 and source.frame is not None:
         duplicate_rows = height - source.frame.n_unique()
     by_type = _row_issue_totals(columns)
-    dataset = DatasetStats(
+    return DatasetStats(
         rows=height,
-        columns=len(schema),
+        columns=len(source.schema),
         missing_cells=sum(column.null_count for column in columns),
         duplicate_rows=duplicate_rows,
         row_level_issues_total=sum(by_type.values()),
         row_level_issues_by_type=by_type,
     )
-    return ProfileStats(columns=columns, dataset=dataset, row_level_issues=row_issues)
 
 
 def _top_value_lookups(

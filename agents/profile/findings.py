@@ -54,21 +54,34 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
 
 def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
     name = profile["field_name"]
-    properties, statistics = profile["properties"], profile["statistics"]
+    if profile["properties"]["non_null_count"] == 0:
+        return [_alert("all_missing", "critical", name, f"'{name}' is empty in every row", f"Drop '{name}' or fill it")]
+    alerts = _missing_alerts(name, profile["properties"]["null_percentage"], params)
+    alerts += _cardinality_alerts(profile, params)
+    alerts += _imbalance_alerts(profile, params)
+    alerts += _numeric_alerts(name, profile["statistics"], params)
+    alerts += _text_alerts(name, profile, params)
+    alerts += _quality_alerts(profile, params)
+    return alerts
+
+
+def _missing_alerts(name: str, null_pct: float, params: ProfilerParams) -> list[Alert]:
+    if null_pct > params.null_alert_threshold:
+        return [_missing_alert(name, null_pct, "critical")]
+    if null_pct > params.missing_warning_threshold:
+        return [_missing_alert(name, null_pct, "high")]
+    if null_pct > 1:
+        return [_missing_alert(name, null_pct, "low")]
+    return []
+
+
+def _cardinality_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    """A constant column, an identifier, free text of many values, or numbers of few values."""
+    name, properties = profile["field_name"], profile["properties"]
     null_pct = properties["null_percentage"]
     non_null = properties["non_null_count"]
     unique = properties["unique_count"]
     alerts: list[Alert] = []
-
-    if non_null == 0:
-        return [_alert("all_missing", "critical", name, f"'{name}' is empty in every row", f"Drop '{name}' or fill it")]
-    if null_pct > params.null_alert_threshold:
-        alerts.append(_missing_alert(name, null_pct, "critical"))
-    elif null_pct > params.missing_warning_threshold:
-        alerts.append(_missing_alert(name, null_pct, "high"))
-    elif null_pct > 1:
-        alerts.append(_missing_alert(name, null_pct, "low"))
-
     if unique == 1:
         alerts.append(
             _alert(
@@ -114,6 +127,12 @@ def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert
                 f"Consider treating '{name}' as categorical",
             )
         )
+    return alerts
+
+
+def _imbalance_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    name, properties = profile["field_name"], profile["properties"]
+    alerts: list[Alert] = []
     imbalance = profile["distribution"].get("imbalance")
     if properties["is_categorical"] and imbalance is not None and imbalance > params.imbalance_threshold:
         alerts.append(
@@ -125,8 +144,12 @@ def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert
                 f"Account for the imbalance of '{name}' when sampling or modelling",
             )
         )
-    alerts += _numeric_alerts(name, statistics, params)
-    alerts += _text_alerts(name, profile, params)
+    return alerts
+
+
+def _quality_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
+    name = profile["field_name"]
+    alerts: list[Alert] = []
     quality = profile["quality_score"]
     if quality < params.quality_alert_threshold:
         alerts.append(

@@ -60,6 +60,35 @@ class _Test:
     message: pl.Expr
 
 
+@dataclass(frozen=True)
+class _NullRows:
+    """Per row, how many cells are null and whether that is more than the threshold allows."""
+
+    cells: pl.Expr | None  # None when the frame has no data column
+    mostly_null: pl.Expr
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The tests' results and the scores made of them."""
+
+    results: list[dict[str, Any]]
+    dimension_scores: dict[str, float | None]
+    effective_weights: dict[str, float]
+    overall: float
+    status: str
+    violations: dict[str, int]
+    mostly_null_rows: int
+
+    @property
+    def passed(self) -> int:
+        return sum(result["passed"] for result in self.results)
+
+    @property
+    def total_row_issues(self) -> int:
+        return sum(self.violations.values()) + self.mostly_null_rows
+
+
 def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
     frame = inputs.primary
@@ -67,17 +96,62 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
     tests = _declared_tests(frame, params)
     progress(0.0, f"Running {len(tests)} declared tests on {frame.height:,} rows")
     lazy = with_row_index(frame).lazy()
-    null_cells = pl.sum_horizontal([pl.col(name).is_null().cast(pl.Int64) for name in columns]) if columns else None
-    mostly_null = (
-        (null_cells * 100 > params.row_null_threshold * len(columns)) if null_cells is not None else pl.lit(False)
+    null_rows = _null_rows(columns, params.row_null_threshold)
+    counts = _count_violations(lazy, tests, null_rows)
+    progress(0.5, "Scoring the tests")
+    outcome = _score_tests(tests, counts, params)
+
+    progress(0.7, "Listing violations row by row")
+    row_issues = _row_issues(lazy, tests, null_rows, len(columns), params)
+    issues_list = [_coverage_issue(result) for result in outcome.results if not result["passed"]]
+    findings = _findings(
+        outcome.results,
+        issues_list,
+        outcome.dimension_scores,
+        outcome.overall,
+        outcome.status,
+        outcome.mostly_null_rows,
+        frame.height,
+        params,
     )
-    counts_exprs = [pl.len().alias("rows"), mostly_null.sum().alias("mostly_null_rows")]
+    data = _data(frame.height, columns, outcome, issues_list, params)
+    suggested = suggest_tests(frame, columns) if not outcome.results else None
+    if suggested is not None:
+        _offer_suggested_tests(data, findings, suggested)
+    progress(1.0, "Test coverage complete")
+    return quality_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(frame.height, len(columns), outcome, len(issues_list)),
+        data=data,
+        findings=findings,
+        cards=_cards(
+            outcome.overall, outcome.status, outcome.passed, len(outcome.results), outcome.total_row_issues, suggested
+        ),
+        row_issues=row_issues,
+        row_issues_total=outcome.total_row_issues,
+    )
+
+
+def _null_rows(columns: list[str], threshold: float) -> _NullRows:
+    if not columns:
+        return _NullRows(None, pl.lit(False))
+    cells = pl.sum_horizontal([pl.col(name).is_null().cast(pl.Int64) for name in columns])
+    return _NullRows(cells, cells * 100 > threshold * len(columns))
+
+
+def _count_violations(lazy: pl.LazyFrame, tests: list[_Test], null_rows: _NullRows) -> dict[str, Any]:
+    """One pass over the data: the rows, the mostly-null rows, and each test's checked and failing values."""
+    counts_exprs = [pl.len().alias("rows"), null_rows.mostly_null.sum().alias("mostly_null_rows")]
     for index, test in enumerate(tests):
         counts_exprs.append(pl.col(test.column).is_not_null().sum().alias(f"{index}:checked"))
         counts_exprs.append(test.failing.sum().alias(f"{index}:violations"))
-    counts = lazy.select(counts_exprs).collect().row(0, named=True)
-    progress(0.5, "Scoring the tests")
+    return lazy.select(counts_exprs).collect().row(0, named=True)
 
+
+def _score_tests(tests: list[_Test], counts: dict[str, Any], params: TestCoverageParams) -> _Outcome:
     results = [
         _result(test, counts[f"{index}:checked"], counts[f"{index}:violations"]) for index, test in enumerate(tests)
     ]
@@ -95,9 +169,24 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
             field=f"{declared[0]}_weight",
         )
     overall = score if score is not None else 0.0
-    status = effectiveness_status(overall, params)
+    violations = {
+        test_type: sum(r["violations"] for r in results if r["test_type"] == test_type) for test_type in TEST_TYPES
+    }
+    return _Outcome(
+        results=results,
+        dimension_scores=dimension_scores,
+        effective_weights=effective,
+        overall=overall,
+        status=effectiveness_status(overall, params),
+        violations=violations,
+        mostly_null_rows=int(counts["mostly_null_rows"]),
+    )
 
-    progress(0.7, "Listing violations row by row")
+
+def _row_issues(
+    lazy: pl.LazyFrame, tests: list[_Test], null_rows: _NullRows, width: int, params: TestCoverageParams
+) -> pl.DataFrame:
+    """Each failing value of each test, then the mostly-null rows, up to the stored cap."""
     queries = [
         issues_where(
             lazy,
@@ -110,62 +199,63 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
         )
         for test in tests
     ]
-    mostly_null_rows = int(counts["mostly_null_rows"])
-    if null_cells is not None:
+    if null_rows.cells is not None:
         queries.append(
             issues_where(
                 lazy,
-                mostly_null,
+                null_rows.mostly_null,
                 column=None,
                 issue_type="high_null_row",
                 severity="info",
                 message=format_text(
                     "{} of {} cells are null (more than {}%)",
-                    null_cells,
-                    pl.lit(len(columns)),
+                    null_rows.cells,
+                    pl.lit(width),
                     pl.lit(f"{params.row_null_threshold:g}"),
                 ),
                 value=None,
             )
         )
-    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
-    violations = {
-        test_type: sum(r["violations"] for r in results if r["test_type"] == test_type) for test_type in TEST_TYPES
-    }
-    total_row_issues = sum(violations.values()) + mostly_null_rows
+    return collect_row_issues(queries, limit=params.max_stored_row_level_issues)
 
-    passed = sum(result["passed"] for result in results)
-    issues_list = [_coverage_issue(result) for result in results if not result["passed"]]
-    findings = _findings(
-        results, issues_list, dimension_scores, overall, status, mostly_null_rows, frame.height, params
-    )
-    summary_metrics = {
-        "total_records": frame.height,
-        "total_fields": len(columns),
-        "test_coverage_score": overall,
-        "coverage_status": status,
-        "issues_found": len(issues_list),
-        "tests_declared": len(results),
-        "tests_passed": passed,
-        "tests_failed": len(results) - passed,
-        "uniqueness_violations": violations["uniqueness"],
-        "range_violations": violations["range"],
-        "format_violations": violations["format"],
-        "high_null_rows": mostly_null_rows,
-        "row_level_issues_total": total_row_issues,
+
+def _summary_metrics(rows: int, width: int, outcome: _Outcome, issues_found: int) -> dict[str, Any]:
+    return {
+        "total_records": rows,
+        "total_fields": width,
+        "test_coverage_score": outcome.overall,
+        "coverage_status": outcome.status,
+        "issues_found": issues_found,
+        "tests_declared": len(outcome.results),
+        "tests_passed": outcome.passed,
+        "tests_failed": len(outcome.results) - outcome.passed,
+        "uniqueness_violations": outcome.violations["uniqueness"],
+        "range_violations": outcome.violations["range"],
+        "format_violations": outcome.violations["format"],
+        "high_null_rows": outcome.mostly_null_rows,
+        "row_level_issues_total": outcome.total_row_issues,
     }
-    data = {
-        "test_coverage_scores": {"overall": overall, **dimension_scores},
-        "coverage_status": status,
-        "effective_weights": effective,
-        "total_records": frame.height,
+
+
+def _data(
+    rows: int,
+    columns: list[str],
+    outcome: _Outcome,
+    issues_list: list[dict[str, Any]],
+    params: TestCoverageParams,
+) -> dict[str, Any]:
+    return {
+        "test_coverage_scores": {"overall": outcome.overall, **outcome.dimension_scores},
+        "coverage_status": outcome.status,
+        "effective_weights": outcome.effective_weights,
+        "total_records": rows,
         "fields_analyzed": columns,
-        "tests": results,
+        "tests": outcome.results,
         "test_coverage_issues": issues_list,
         "high_null_rows": {
             "threshold_percentage": params.row_null_threshold,
-            "count": mostly_null_rows,
-            "percentage": pct(mostly_null_rows, frame.height),
+            "count": outcome.mostly_null_rows,
+            "percentage": pct(outcome.mostly_null_rows, rows),
         },
         "conventions": {
             "pass_rate": "100 x passing / checked (non-null) values; a test with nothing to check passes",
@@ -176,34 +266,22 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
             "range": "inclusive bounds; a text value that is not a number, or NaN, fails",
         },
     }
-    suggested = suggest_tests(frame, columns) if not results else None
-    if suggested is not None:
-        data["suggested_tests"] = suggested
-        count = len(suggested["unique_columns"]) + len(suggested["range_tests"]) + len(suggested["format_tests"])
-        findings.recommendations.append(
-            Recommendation(
-                f"{AGENT_ID}-suggested-tests",
-                AGENT_ID,
-                None,
-                "medium",
-                f"Declare tests: {count} suggested from this data are in data.suggested_tests "
-                '(paste them under "test-coverage-agent" in parameters.json)',
-                "next run",
-                0.5,
-            )
+
+
+def _offer_suggested_tests(data: dict[str, Any], findings: Findings, suggested: dict[str, Any]) -> None:
+    data["suggested_tests"] = suggested
+    count = len(suggested["unique_columns"]) + len(suggested["range_tests"]) + len(suggested["format_tests"])
+    findings.recommendations.append(
+        Recommendation(
+            f"{AGENT_ID}-suggested-tests",
+            AGENT_ID,
+            None,
+            "medium",
+            f"Declare tests: {count} suggested from this data are in data.suggested_tests "
+            '(paste them under "test-coverage-agent" in parameters.json)',
+            "next run",
+            0.5,
         )
-    progress(1.0, "Test coverage complete")
-    return quality_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        findings=findings,
-        cards=_cards(overall, status, passed, len(results), total_row_issues, suggested),
-        row_issues=row_issues,
-        row_issues_total=total_row_issues,
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -66,6 +67,14 @@ CATEGORY_ADVICE = {
 }
 
 
+@dataclass(frozen=True)
+class _Scores:
+    categories: dict[str, dict[str, Any]]  # per category: its required fields, their usability, its score
+    effective_weights: dict[str, float]
+    overall: float
+    status: str
+
+
 def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
     frame = inputs.primary
@@ -73,33 +82,61 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
     rows = frame.height
     progress(0.0, f"Checking governance fields of {len(columns)} columns")
     required = _required_fields(columns, params)
-    valid_statuses = sorted({status.strip().lower() for status in params.valid_consent_statuses})
+    usable = _usable_masks(frame, columns, required, params)
+    expressions = [mask.sum().alias(f"{category}:{name}") for (category, name), mask in usable.items()]
+    counts = frame.lazy().select(expressions or [pl.len()]).collect().row(0, named=True)
+    progress(0.4, "Scoring lineage, consent and classification")
+    scores = _score(frame, columns, required, counts, params)
 
+    progress(0.6, "Looking for unclassified personal data")
+    pii_fields = _pii_fields(frame, columns, params.pii_sample_size)
+
+    progress(0.8, "Listing rows without governance values")
+    row_issues = _row_issues(frame, usable, params)
+    total_row_issues = sum(rows - int(counts[f"{category}:{name}"]) for category, name in usable)
+
+    governance_issues = _governance_issues(scores.categories, pii_fields)
+    findings = _findings(scores.categories, governance_issues, pii_fields, scores.overall, scores.status)
+    summary_metrics = _summary_metrics(scores, rows, len(columns), governance_issues, pii_fields, total_row_issues)
+    data = _data(scores, columns, rows, governance_issues, pii_fields, params)
+    progress(1.0, "Governance check complete")
+    return quality_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=summary_metrics,
+        data=data,
+        findings=findings,
+        cards=_cards(scores.overall, scores.status, scores.categories),
+        row_issues=row_issues,
+        row_issues_total=total_row_issues,
+    )
+
+
+def _usable_masks(
+    frame: pl.DataFrame, columns: list[str], required: dict[str, dict[str, Any]], params: GovernanceCheckerParams
+) -> dict[tuple[str, str], pl.Expr]:
+    """Per (category, required field in the data), true on the rows whose value is usable."""
+    valid_statuses = sorted({status.strip().lower() for status in params.valid_consent_statuses})
     usable: dict[tuple[str, str], pl.Expr] = {}
     for category in CATEGORIES:
         for name in required[category]["fields"]:
             if name in columns:
                 usable[(category, name)] = _usable(frame, category, name, valid_statuses)
-    expressions = [mask.sum().alias(f"{category}:{name}") for (category, name), mask in usable.items()]
-    counts = frame.lazy().select(expressions or [pl.len()]).collect().row(0, named=True)
-    progress(0.4, "Scoring lineage, consent and classification")
+    return usable
 
+
+def _score(
+    frame: pl.DataFrame,
+    columns: list[str],
+    required: dict[str, dict[str, Any]],
+    counts: dict[str, Any],
+    params: GovernanceCheckerParams,
+) -> _Scores:
     categories: dict[str, dict[str, Any]] = {}
     for category in CATEGORIES:
-        fields = []
-        for name in required[category]["fields"]:
-            present = name in columns
-            usable_rows = int(counts[f"{category}:{name}"]) if present else 0
-            fields.append(
-                {
-                    "field_name": name,
-                    "present": present,
-                    "usable_rows": usable_rows,
-                    "missing_rows": rows - usable_rows if present else rows,
-                    "usable_percentage": round(100.0 * usable_rows / rows, 4) if rows else 0.0,
-                    "checked_against_valid_statuses": present and _is_status_field(frame, category, name),
-                }
-            )
+        fields = [_field_usability(frame, columns, category, name, counts) for name in required[category]["fields"]]
         score = round(sum(item["usable_percentage"] for item in fields) / len(fields), 4) if fields else 0.0
         categories[category] = {**required[category], "fields": fields, "score": score}
     weights = {
@@ -109,12 +146,29 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
     }
     weighted, effective = weighted_score({name: categories[name]["score"] for name in CATEGORIES}, weights)
     overall = weighted if weighted is not None else 0.0
-    status = compliance_status(overall, params)
+    return _Scores(categories, effective, overall, compliance_status(overall, params))
 
-    progress(0.6, "Looking for unclassified personal data")
-    pii_fields = _pii_fields(frame, columns, params.pii_sample_size)
 
-    progress(0.8, "Listing rows without governance values")
+def _field_usability(
+    frame: pl.DataFrame, columns: list[str], category: str, name: str, counts: dict[str, Any]
+) -> dict[str, Any]:
+    rows = frame.height
+    present = name in columns
+    usable_rows = int(counts[f"{category}:{name}"]) if present else 0
+    return {
+        "field_name": name,
+        "present": present,
+        "usable_rows": usable_rows,
+        "missing_rows": rows - usable_rows if present else rows,
+        "usable_percentage": round(100.0 * usable_rows / rows, 4) if rows else 0.0,
+        "checked_against_valid_statuses": present and _is_status_field(frame, category, name),
+    }
+
+
+def _row_issues(
+    frame: pl.DataFrame, usable: dict[tuple[str, str], pl.Expr], params: GovernanceCheckerParams
+) -> pl.DataFrame:
+    """Each row without a usable value in a required field, up to the stored cap."""
     lazy = with_row_index(frame).lazy()
     queries = [
         issues_where(
@@ -130,17 +184,24 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
         )
         for (category, name), mask in usable.items()
     ]
-    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
-    total_row_issues = sum(rows - int(counts[f"{category}:{name}"]) for category, name in usable)
+    return collect_row_issues(queries, limit=params.max_stored_row_level_issues)
 
-    governance_issues = _governance_issues(categories, pii_fields)
-    findings = _findings(categories, governance_issues, pii_fields, overall, status)
+
+def _summary_metrics(
+    scores: _Scores,
+    rows: int,
+    width: int,
+    governance_issues: list[dict[str, Any]],
+    pii_fields: list[dict[str, Any]],
+    total_row_issues: int,
+) -> dict[str, Any]:
+    categories = scores.categories
     missing_required = sum(not item["present"] for c in CATEGORIES for item in categories[c]["fields"])
-    summary_metrics = {
+    return {
         "total_records": rows,
-        "total_fields": len(columns),
-        "governance_score": overall,
-        "compliance_status": status,
+        "total_fields": width,
+        "governance_score": scores.overall,
+        "compliance_status": scores.status,
         "issues_found": len(governance_issues),
         "lineage_score": categories["lineage"]["score"],
         "consent_score": categories["consent"]["score"],
@@ -153,16 +214,27 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
         "pii_fields": len(pii_fields),
         "row_level_issues_total": total_row_issues,
     }
-    data = {
-        "governance_scores": {"overall": overall, **{name: categories[name]["score"] for name in CATEGORIES}},
-        "governance_score": overall,
-        "compliance_status": status,
+
+
+def _data(
+    scores: _Scores,
+    columns: list[str],
+    rows: int,
+    governance_issues: list[dict[str, Any]],
+    pii_fields: list[dict[str, Any]],
+    params: GovernanceCheckerParams,
+) -> dict[str, Any]:
+    categories = scores.categories
+    return {
+        "governance_scores": {"overall": scores.overall, **{name: categories[name]["score"] for name in CATEGORIES}},
+        "governance_score": scores.overall,
+        "compliance_status": scores.status,
         "status_cutoffs": {
             "compliant": f">= {params.compliance_threshold:g}",
             "partially_compliant": f">= {params.needs_review_threshold:g}",
             "non_compliant": f"< {params.needs_review_threshold:g}",
         },
-        "effective_weights": effective,
+        "effective_weights": scores.effective_weights,
         "categories": categories,
         "governance_issues": governance_issues,
         "pii_fields": pii_fields,
@@ -175,19 +247,6 @@ def run(inputs: AgentInputs, params: GovernanceCheckerParams, progress: Progress
             "detection": "a category with no field named uses the columns whose names look like it",
         },
     }
-    progress(1.0, "Governance check complete")
-    return quality_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        findings=findings,
-        cards=_cards(overall, status, categories),
-        row_issues=row_issues,
-        row_issues_total=total_row_issues,
-    )
 
 
 def compliance_status(score: float, params: GovernanceCheckerParams) -> str:

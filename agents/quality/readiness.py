@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -67,30 +68,160 @@ UNNAMED = re.compile(r"^\s*$|^Unnamed|_duplicated_\d+$|^column_\d+$")
 DATE_NAME = re.compile(r"(^|_)(date|time|timestamp|datetime|created|updated|modified|dob|birthday)(_|$)|_at$")
 
 
+@dataclass(frozen=True)
+class _Kinds:
+    """The data columns by what the components look at."""
+
+    columns: list[str]
+    text: list[str]
+    numeric: list[str]
+    dates: list[str]  # text columns whose name marks a date
+
+
+@dataclass(frozen=True)
+class _Consistency:
+    parse: dict[str, dict[str, Any]]  # text columns that hold numbers, or partly
+    numeric_text: list[str]  # text columns of numbers with parse failures
+    mixed: list[str]
+    score: float
+    parse_failures: int
+
+
+@dataclass(frozen=True)
+class _SchemaHealth:
+    all_null: list[str]
+    unnamed: list[str]
+    score: float
+
+
+@dataclass(frozen=True)
+class _Rating:
+    cells: int
+    missing_cells: int
+    completeness: float
+    consistency: _Consistency
+    schema_health: _SchemaHealth
+    effective_weights: dict[str, float]
+    overall: float
+    status: str
+
+    @property
+    def components(self) -> dict[str, float]:
+        return {
+            "completeness": self.completeness,
+            "consistency": self.consistency.score,
+            "schema_health": self.schema_health.score,
+        }
+
+
+@dataclass(frozen=True)
+class _RowCounts:
+    parse_failures: int
+    unparseable_dates: int
+    duplicate_rows: int
+
+    @property
+    def total(self) -> int:
+        return self.parse_failures + self.unparseable_dates + self.duplicate_rows
+
+
 def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
     frame = inputs.primary
     columns = data_columns(frame)
     rows = frame.height
     progress(0.0, f"Rating readiness of {len(columns)} columns x {rows:,} rows")
+    kinds = _column_kinds(frame, columns)
+    stats, bad_dates = _gather_stats(frame, kinds)
+    progress(0.5, "Scoring components and deductions")
+    rating = _rate(stats, kinds, rows, params)
+    counts = _RowCounts(
+        parse_failures=rating.consistency.parse_failures,
+        unparseable_dates=sum(stats[f"{name}:non_null"] - stats[f"{name}:dates"] for name in kinds.dates),
+        duplicate_rows=rows - stats["distinct_rows"] if columns else 0,
+    )
+    deductions = _deductions(frame, stats, columns, kinds.numeric, kinds.dates, counts.duplicate_rows)
+
+    progress(0.8, "Listing row-level findings")
+    row_issues = _row_issues(frame, columns, rating.consistency.numeric_text, bad_dates, counts.duplicate_rows, params)
+    component_scores = _component_scores(rating)
+    findings = _findings(rating, deductions)
+    progress(1.0, "Readiness rating complete")
+    return quality_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(rating, component_scores, counts, rows, len(columns), len(deductions)),
+        data=_data(rating, component_scores, deductions),
+        findings=findings,
+        cards=_cards(
+            rating.overall,
+            rating.status,
+            rating.completeness,
+            rating.consistency.score,
+            rating.schema_health.score,
+            len(deductions),
+        ),
+        row_issues=row_issues,
+        row_issues_total=counts.total,
+    )
+
+
+def _column_kinds(frame: pl.DataFrame, columns: list[str]) -> _Kinds:
     schema = frame.schema
     text_columns = [name for name in columns if is_text(schema[name])]
-    numeric_columns = [name for name in columns if schema[name].is_numeric()]
-    date_columns = [name for name in text_columns if DATE_NAME.search(normalised_name(name))]
-    candidates = _numeric_candidates(frame, text_columns)
-    stats = _column_stats(frame, columns, text_columns, candidates, numeric_columns)
-    bad_dates = {name: _unparseable_date_counts(frame, name) for name in date_columns}
+    return _Kinds(
+        columns=columns,
+        text=text_columns,
+        numeric=[name for name in columns if schema[name].is_numeric()],
+        dates=[name for name in text_columns if DATE_NAME.search(normalised_name(name))],
+    )
+
+
+def _gather_stats(frame: pl.DataFrame, kinds: _Kinds) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """The column statistics (with ``<name>:dates``, the values of a date-named column that parse as dates)
+    and, per date-named column, its distinct values that do not."""
+    candidates = _numeric_candidates(frame, kinds.text)
+    stats = _column_stats(frame, kinds.columns, kinds.text, candidates, kinds.numeric)
+    bad_dates = {name: _unparseable_date_counts(frame, name) for name in kinds.dates}
     for name, counts in bad_dates.items():
         stats[f"{name}:dates"] = stats[f"{name}:non_null"] - int(counts["len"].sum())
-    progress(0.5, "Scoring components and deductions")
+    return stats, bad_dates
 
+
+def _rate(stats: dict[str, Any], kinds: _Kinds, rows: int, params: ReadinessRaterParams) -> _Rating:
+    columns = kinds.columns
     cells = rows * len(columns)
     missing_cells = sum(stats[f"{name}:nulls"] for name in columns)
     completeness = round(100.0 * (cells - missing_cells) / cells, 4) if cells else 0.0
+    consistency = _consistency(stats, kinds)
+    schema_health = _schema_health(stats, columns, rows, consistency.mixed)
+    components = {"completeness": completeness, "consistency": consistency.score, "schema_health": schema_health.score}
+    weights = {
+        "completeness": params.completeness_weight,
+        "consistency": params.consistency_weight,
+        "schema_health": params.schema_health_weight,
+    }
+    score, effective = weighted_score(components, weights)
+    overall = score if score is not None else 0.0
+    return _Rating(
+        cells=cells,
+        missing_cells=missing_cells,
+        completeness=completeness,
+        consistency=consistency,
+        schema_health=schema_health,
+        effective_weights=effective,
+        overall=overall,
+        status=readiness_status(overall, params),
+    )
 
+
+def _consistency(stats: dict[str, Any], kinds: _Kinds) -> _Consistency:
+    """Which text columns hold numbers (with parse failures) or are mixed, and the consistency score."""
     parse: dict[str, dict[str, Any]] = {}
     numeric_text, mixed = [], []
-    for name in text_columns:
+    for name in kinds.text:
         non_null, parsed = stats[f"{name}:non_null"], stats[f"{name}:parsed"]
         share = parsed / non_null if non_null else 0.0
         if share >= NUMERIC_COLUMN_SHARE and parsed < non_null:
@@ -106,30 +237,34 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
                 "numeric_share": round(share, 4),
                 "kind": "numeric_with_failures" if name in numeric_text else "mixed" if name in mixed else "numeric",
             }
-    consistency = max(0.0, 100.0 - CONSISTENCY_PENALTY * len(numeric_text) / max(len(columns), 1))
-    parse_failures = sum(parse[name]["parse_failures"] for name in numeric_text)
+    return _Consistency(
+        parse=parse,
+        numeric_text=numeric_text,
+        mixed=mixed,
+        score=max(0.0, 100.0 - CONSISTENCY_PENALTY * len(numeric_text) / max(len(kinds.columns), 1)),
+        parse_failures=sum(parse[name]["parse_failures"] for name in numeric_text),
+    )
 
+
+def _schema_health(stats: dict[str, Any], columns: list[str], rows: int, mixed: list[str]) -> _SchemaHealth:
     all_null = [name for name in columns if rows and stats[f"{name}:nulls"] == rows]
     unnamed = [name for name in columns if UNNAMED.search(name)]
-    schema_health = max(
+    score = max(
         0.0,
         100.0 - ALL_NULL_PENALTY * len(all_null) - UNNAMED_PENALTY * len(unnamed) - MIXED_PENALTY * len(mixed),
     )
-    components = {"completeness": completeness, "consistency": consistency, "schema_health": schema_health}
-    weights = {
-        "completeness": params.completeness_weight,
-        "consistency": params.consistency_weight,
-        "schema_health": params.schema_health_weight,
-    }
-    score, effective = weighted_score(components, weights)
-    overall = score if score is not None else 0.0
-    status = readiness_status(overall, params)
+    return _SchemaHealth(all_null=all_null, unnamed=unnamed, score=score)
 
-    duplicate_rows = rows - stats["distinct_rows"] if columns else 0
-    deductions = _deductions(frame, stats, columns, numeric_columns, date_columns, duplicate_rows)
-    unparseable_dates = sum(stats[f"{name}:non_null"] - stats[f"{name}:dates"] for name in date_columns)
 
-    progress(0.8, "Listing row-level findings")
+def _row_issues(
+    frame: pl.DataFrame,
+    columns: list[str],
+    numeric_text: list[str],
+    bad_dates: dict[str, pl.DataFrame],
+    duplicate_rows: int,
+    params: ReadinessRaterParams,
+) -> pl.DataFrame:
+    """Numeric parse failures, unparseable dates and repeated rows, up to the stored cap."""
     numbered = with_row_index(frame)
     lazy = numbered.lazy()
     queries = [_parse_failure_query(narrow(numbered, [ROW_INDEX_COLUMN, name]), name) for name in numeric_text]
@@ -150,50 +285,69 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
                 value=None,
             )
         )
-    row_issues = collect_row_issues(queries, limit=params.max_stored_row_level_issues)
-    total_row_issues = parse_failures + unparseable_dates + duplicate_rows
+    return collect_row_issues(queries, limit=params.max_stored_row_level_issues)
 
-    component_scores = [
-        _component("completeness", completeness, effective, "Share of cells that are not null"),
-        _component("consistency", consistency, effective, "Text columns of numbers without parse failures"),
-        _component("schema_health", schema_health, effective, "No empty, unnamed or mixed-type columns"),
+
+def _component_scores(rating: _Rating) -> list[dict[str, Any]]:
+    effective = rating.effective_weights
+    return [
+        _component("completeness", rating.completeness, effective, "Share of cells that are not null"),
+        _component(
+            "consistency", rating.consistency.score, effective, "Text columns of numbers without parse failures"
+        ),
+        _component("schema_health", rating.schema_health.score, effective, "No empty, unnamed or mixed-type columns"),
     ]
-    findings = _findings(status, overall, completeness, all_null, unnamed, mixed, numeric_text, parse, deductions)
-    assessment = _assessment(overall, status)
-    summary_metrics = {
-        "readiness_score": overall,
-        "readiness_status": status,
+
+
+def _summary_metrics(
+    rating: _Rating,
+    component_scores: list[dict[str, Any]],
+    counts: _RowCounts,
+    rows: int,
+    width: int,
+    deductions_count: int,
+) -> dict[str, Any]:
+    return {
+        "readiness_score": rating.overall,
+        "readiness_status": rating.status,
         "components_ready": sum(item["score"] >= 80 for item in component_scores),
         "components_needs_review": sum(60 <= item["score"] < 80 for item in component_scores),
         "components_not_ready": sum(item["score"] < 60 for item in component_scores),
         "total_rows": rows,
-        "total_columns": len(columns),
-        "missing_cells": missing_cells,
-        "numeric_parse_failures": parse_failures,
-        "unparseable_dates": unparseable_dates,
-        "duplicate_rows": duplicate_rows,
-        "deductions_count": len(deductions),
-        "row_level_issues_total": total_row_issues,
+        "total_columns": width,
+        "missing_cells": rating.missing_cells,
+        "numeric_parse_failures": counts.parse_failures,
+        "unparseable_dates": counts.unparseable_dates,
+        "duplicate_rows": counts.duplicate_rows,
+        "deductions_count": deductions_count,
+        "row_level_issues_total": counts.total,
     }
-    data = {
-        "readiness_score": {"overall": overall, **{name: round(value, 4) for name, value in components.items()}},
-        "readiness_assessment": assessment,
+
+
+def _data(rating: _Rating, component_scores: list[dict[str, Any]], deductions: list[dict[str, Any]]) -> dict[str, Any]:
+    consistency, schema_health = rating.consistency, rating.schema_health
+    return {
+        "readiness_score": {
+            "overall": rating.overall,
+            **{name: round(value, 4) for name, value in rating.components.items()},
+        },
+        "readiness_assessment": _assessment(rating.overall, rating.status),
         "component_scores": component_scores,
-        "effective_weights": effective,
+        "effective_weights": rating.effective_weights,
         "deductions": deductions,
         "total_deduction_points": round(sum(item["deduction_amount"] for item in deductions), 2),
         "consistency_details": {
-            "numeric_text_columns": numeric_text,
-            "parse_failures": parse_failures,
-            "columns": list(parse.values()),
+            "numeric_text_columns": consistency.numeric_text,
+            "parse_failures": consistency.parse_failures,
+            "columns": list(consistency.parse.values()),
         },
         "schema_health_details": {
-            "all_null_columns": all_null,
-            "unnamed_columns": unnamed,
-            "mixed_columns": mixed,
+            "all_null_columns": schema_health.all_null,
+            "unnamed_columns": schema_health.unnamed,
+            "mixed_columns": consistency.mixed,
             "penalties": {"all_null": ALL_NULL_PENALTY, "unnamed": UNNAMED_PENALTY, "mixed": MIXED_PENALTY},
         },
-        "completeness_details": {"cells": cells, "missing_cells": missing_cells},
+        "completeness_details": {"cells": rating.cells, "missing_cells": rating.missing_cells},
         "conventions": {
             "completeness": "100 x non-null cells / cells; text that fails to parse is never counted as missing",
             "numeric_text_column": f"text column with >= {NUMERIC_COLUMN_SHARE:.0%} of non-null values numeric",
@@ -202,19 +356,6 @@ def run(inputs: AgentInputs, params: ReadinessRaterParams, progress: Progress) -
             "outliers": "values outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR], linear quantiles over non-null, non-NaN values",
         },
     }
-    progress(1.0, "Readiness rating complete")
-    return quality_result(
-        agent_id=AGENT_ID,
-        agent_name=AGENT_NAME,
-        started=started,
-        params=params,
-        summary_metrics=summary_metrics,
-        data=data,
-        findings=findings,
-        cards=_cards(overall, status, completeness, consistency, schema_health, len(deductions)),
-        row_issues=row_issues,
-        row_issues_total=total_row_issues,
-    )
 
 
 def readiness_status(score: float, params: ReadinessRaterParams) -> str:
@@ -408,18 +549,16 @@ def _assessment(score: float, status: str) -> dict[str, Any]:
     return {"overall_score": score, "overall_status": status, "status_description": text[0], "recommendation": text[1]}
 
 
-def _findings(
-    status: str,
-    score: float,
-    completeness: float,
-    all_null: list[str],
-    unnamed: list[str],
-    mixed: list[str],
-    numeric_text: list[str],
-    parse: dict[str, dict[str, Any]],
-    deductions: list[dict[str, Any]],
-) -> Findings:
+def _findings(rating: _Rating, deductions: list[dict[str, Any]]) -> Findings:
     findings = Findings(AGENT_ID)
+    _score_alerts(findings, rating.status, rating.overall, rating.completeness)
+    _schema_findings(findings, rating.schema_health.all_null, rating.schema_health.unnamed)
+    _type_findings(findings, rating.consistency)
+    _deduction_findings(findings, deductions)
+    return findings
+
+
+def _score_alerts(findings: Findings, status: str, score: float, completeness: float) -> None:
     if status != "ready":
         findings.alert(
             "readiness",
@@ -438,6 +577,10 @@ def _findings(
             affected=0,
             recommend=False,
         )
+
+
+def _schema_findings(findings: Findings, all_null: list[str], unnamed: list[str]) -> None:
+    """Columns empty in every row, and columns without a proper name."""
     for name in all_null:
         findings.alert(
             "all_null_column",
@@ -458,7 +601,12 @@ def _findings(
             recommend=True,
         )
         findings.issue("unnamed_column", "medium", f"Column {name!r} has no proper name", field_name=name)
-    for name in mixed:
+
+
+def _type_findings(findings: Findings, consistency: _Consistency) -> None:
+    """Text columns that mix numbers and text, and text columns of numbers with values that do not parse."""
+    parse = consistency.parse
+    for name in consistency.mixed:
         share = parse[name]["numeric_share"]
         findings.alert(
             "mixed_types",
@@ -475,7 +623,7 @@ def _findings(
             field_name=name,
             details={"numeric_share": share},
         )
-    for name in numeric_text:
+    for name in consistency.numeric_text:
         failures = parse[name]["parse_failures"]
         findings.alert(
             "numeric_parse_failures",
@@ -488,6 +636,9 @@ def _findings(
         findings.issue(
             "numeric_parse_failures", "medium", f"{failures:,} values of '{name}' are not numbers", field_name=name
         )
+
+
+def _deduction_findings(findings: Findings, deductions: list[dict[str, Any]]) -> None:
     for deduction in deductions:
         field_name = deduction["fields_affected"][0] if deduction["fields_affected"] else None
         findings.alert(
@@ -505,7 +656,6 @@ def _findings(
             field_name=field_name,
             details={"deduction_amount": deduction["deduction_amount"]},
         )
-    return findings
 
 
 def _cards(

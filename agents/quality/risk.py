@@ -320,6 +320,19 @@ def _findings(
     params: ScoreRiskParams,
 ) -> Findings:
     findings = Findings(AGENT_ID)
+    _overall_risk_alert(findings, summary)
+    _risk_count_alerts(findings, summary, params)
+    _sensitive_data_alerts(findings, assessments, summary)
+    _unlabelled_pii_alert(findings, row_issues)
+    for item in assessments:
+        if item["risk_level"] == "low":
+            continue
+        _field_issues(findings, item)
+        _field_recommendation(findings, item)
+    return findings
+
+
+def _overall_risk_alert(findings: Findings, summary: dict[str, Any]) -> None:
     overall, level = summary["overall_risk_score"], summary["overall_risk_level"]
     high, medium = summary["high_risk_fields"], summary["medium_risk_fields"]
     if level == "high":
@@ -349,6 +362,11 @@ def _findings(
             affected=summary["low_risk_fields"],
             recommend=False,
         )
+
+
+def _risk_count_alerts(findings: Findings, summary: dict[str, Any], params: ScoreRiskParams) -> None:
+    """PII found, and how many fields scored high or medium risk."""
+    high, medium = summary["high_risk_fields"], summary["medium_risk_fields"]
     if summary["pii_fields_detected"]:
         findings.alert(
             "pii_detected",
@@ -376,6 +394,10 @@ def _findings(
             affected=medium,
             recommend=False,
         )
+
+
+def _sensitive_data_alerts(findings: Findings, assessments: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Secrets and health data, unprotected sensitive fields, and each compliance framework in scope."""
     sensitive_not_pii = [item for item in assessments if item["sensitive_type"] in {"secret", "health"}]
     if sensitive_not_pii:
         names = ", ".join(item["field_name"] for item in sensitive_not_pii[:5])
@@ -405,6 +427,9 @@ def _findings(
             affected=len(fields),
             recommend=True,
         )
+
+
+def _unlabelled_pii_alert(findings: Findings, row_issues: pl.DataFrame | None) -> None:
     if row_issues is not None and row_issues.height:
         columns = sorted(set(row_issues["column"].to_list()))
         findings.alert(
@@ -417,50 +442,51 @@ def _findings(
             recommend=True,
         )
 
-    for item in assessments:
-        if item["risk_level"] == "low":
-            continue
-        name, score = item["field_name"], item["risk_score"]
-        findings.issue(
-            "pii_or_sensitive_data",
-            "critical" if item["risk_level"] == "high" else "high",
-            f"{name}: risk {score}/100 ({item['risk_level'].upper()})",
-            field_name=name,
-            details={"risk_score": score},
-        )
-        for factor in item["risk_factors"]:
-            if factor["factor"] == "pii_detected":
-                findings.issue(
-                    f"pii_{factor['pii_type']}",
-                    "critical",
-                    f"{name}: {factor['match_share']:.0%} of {factor['sample_size']} sampled values look like "
-                    f"{PII_LABELS.get(factor['pii_type'], factor['pii_type'])}",
-                    field_name=name,
-                    details={"match_share": factor["match_share"]},
-                )
-            else:
-                findings.issue(
-                    "sensitive_personal_data",
-                    "high",
-                    f"{name}: the name marks {factor['sensitive_type'].replace('_', ' ')} data",
-                    field_name=name,
-                )
-        for text in item["compliance_issues"]:
-            framework = text.split(":", 1)[0]
+
+def _field_issues(findings: Findings, item: dict[str, Any]) -> None:
+    """An at-risk field's issues: its risk, each risk factor, and each compliance issue."""
+    name, score = item["field_name"], item["risk_score"]
+    findings.issue(
+        "pii_or_sensitive_data",
+        "critical" if item["risk_level"] == "high" else "high",
+        f"{name}: risk {score}/100 ({item['risk_level'].upper()})",
+        field_name=name,
+        details={"risk_score": score},
+    )
+    for factor in item["risk_factors"]:
+        if factor["factor"] == "pii_detected":
             findings.issue(
-                "compliance_violation" if framework in FRAMEWORK_NOTES else "governance_gap",
-                FRAMEWORK_SEVERITY.get(framework, "high"),
-                f"{name}: {text}",
+                f"pii_{factor['pii_type']}",
+                "critical",
+                f"{name}: {factor['match_share']:.0%} of {factor['sample_size']} sampled values look like "
+                f"{PII_LABELS.get(factor['pii_type'], factor['pii_type'])}",
+                field_name=name,
+                details={"match_share": factor["match_share"]},
+            )
+        else:
+            findings.issue(
+                "sensitive_personal_data",
+                "high",
+                f"{name}: the name marks {factor['sensitive_type'].replace('_', ' ')} data",
                 field_name=name,
             )
-        priority: Severity = "critical" if item["risk_level"] == "high" else "high"
-        action = (
-            "Encrypt (AES-256), restrict access (RBAC) and log reads of"
-            if priority == "critical"
-            else "Mask or tokenise"
+    for text in item["compliance_issues"]:
+        framework = text.split(":", 1)[0]
+        findings.issue(
+            "compliance_violation" if framework in FRAMEWORK_NOTES else "governance_gap",
+            FRAMEWORK_SEVERITY.get(framework, "high"),
+            f"{name}: {text}",
+            field_name=name,
         )
-        findings.recommend(f"{action} '{name}' (risk {score}/100)", priority, field_name=name, owner="data_security")
-    return findings
+
+
+def _field_recommendation(findings: Findings, item: dict[str, Any]) -> None:
+    name, score = item["field_name"], item["risk_score"]
+    priority: Severity = "critical" if item["risk_level"] == "high" else "high"
+    action = (
+        "Encrypt (AES-256), restrict access (RBAC) and log reads of" if priority == "critical" else "Mask or tokenise"
+    )
+    findings.recommend(f"{action} '{name}' (risk {score}/100)", priority, field_name=name, owner="data_security")
 
 
 def _cards(summary: dict[str, Any], columns: int) -> list[SummaryCard]:
