@@ -518,7 +518,9 @@ def _profile(
                 "kurtosis": values.kurtosis(fisher=True, bias=False),
             }
             exprs += [computed[key].alias(f"{index}_{key}") for key in statistics]
-    row = frame.select(exprs).collect().row(0, named=True)
+    # The in-memory engine: Polars 2.1's default (streaming) plans a select in time quadratic in its
+    # expressions, and a wide file has thousands.
+    row = frame.select(exprs).collect(engine="in-memory").row(0, named=True)
     rows = int(row["rows"])
     profile: dict[str, Any] = {"rows": rows, "columns": {}, "dtypes": {name: schema[name] for name in columns}}
     for index, name in enumerate(columns):
@@ -671,7 +673,7 @@ def _correlations(frame: pl.LazyFrame, columns: list[str]) -> dict[tuple[str, st
     exprs = [
         pl.corr(pl.col(a).cast(pl.Float64), pl.col(b).cast(pl.Float64)).alias(f"{i}") for i, (a, b) in enumerate(pairs)
     ]
-    row = frame.select(exprs).collect().row(0)
+    row = frame.select(exprs).collect(engine="in-memory").row(0)
     return {pair: plain(value) for pair, value in zip(pairs, row, strict=True)}
 
 
