@@ -6,25 +6,16 @@ each alert names one field (``affected_fields_count`` 1) except the dataset-leve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.envelope import Alert, Issue, Recommendation, Severity, SummaryCard
+from agents.envelope import Alert, Severity, SummaryCard
+from agents.findings import Findings
 
 if TYPE_CHECKING:
     from agents.profile.params import ProfilerParams
 
 AGENT_ID = "unified-profiler"
 HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
-TIMELINE: dict[str, str] = {"critical": "immediate", "high": "1 week", "medium": "2 weeks", "low": "1 month"}
-EFFORT_HOURS: dict[str, float] = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0}
-
-
-@dataclass
-class Findings:
-    alerts: list[Alert]
-    issues: list[Issue]
-    recommendations: list[Recommendation]
 
 
 def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params: ProfilerParams) -> Findings:
@@ -47,9 +38,20 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
         )
     for profile in fields:
         alerts += _field_alerts(profile, params)
-    issues = [_issue_from_alert(index, alert) for index, alert in enumerate(alerts) if alert.field_name]
-    recommendations = [_recommendation(index, alert) for index, alert in enumerate(alerts)]
-    return Findings(alerts=alerts, issues=issues, recommendations=recommendations)
+    findings = Findings(AGENT_ID)  # the toolkit's ids: every alert recommends, every field alert is an issue
+    for alert in alerts:
+        findings.alert(
+            alert.category,
+            alert.severity,
+            alert.message,
+            alert.recommendation,
+            field_name=alert.field_name,
+            affected=alert.affected_fields_count,
+            recommend=True,
+        )
+        if alert.field_name:
+            findings.issue(alert.category, alert.severity, alert.message, field_name=alert.field_name)
+    return findings
 
 
 def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
@@ -289,38 +291,14 @@ def _missing_alert(name: str, null_pct: float, severity: Severity) -> Alert:
 def _alert(
     category: str, severity: Severity, field: str | None, message: str, recommendation: str, affected: int = 1
 ) -> Alert:
-    alert_id = f"{category}:{field}" if field else category
     return Alert(
-        alert_id=alert_id,
+        alert_id="",  # given by agents.findings.Findings when the alert is recorded
         severity=severity,
         category=category,
         message=message,
         affected_fields_count=affected if field is None else 1,
         recommendation=recommendation,
         field_name=field,
-    )
-
-
-def _issue_from_alert(index: int, alert: Alert) -> Issue:
-    return Issue(
-        issue_id=f"issue-{index + 1}",
-        agent_id=AGENT_ID,
-        field_name=alert.field_name,
-        issue_type=alert.category,
-        severity=alert.severity,
-        message=alert.message,
-    )
-
-
-def _recommendation(index: int, alert: Alert) -> Recommendation:
-    return Recommendation(
-        recommendation_id=f"rec-{index + 1}",
-        agent_id=AGENT_ID,
-        field_name=alert.field_name,
-        priority=alert.severity,
-        recommendation=alert.recommendation,
-        timeline=TIMELINE[alert.severity],
-        estimated_effort_hours=EFFORT_HOURS[alert.severity],
     )
 
 
