@@ -37,7 +37,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -48,11 +48,8 @@ from agents.drift import stats
 from agents.envelope import (
     AgentInputs,
     AgentResult,
-    Alert,
     Envelope,
-    Issue,
     Progress,
-    Recommendation,
     Severity,
     SummaryCard,
     build_issue_summary,
@@ -62,6 +59,7 @@ from agents.envelope import (
     inline_row_level_issues,
     row_numbers,
 )
+from agents.findings import Findings
 from agents.params.common import parameter_objects
 from agents.params.drift_detector import AGENT_ID, AGENT_NAME, DriftDetectorParams
 
@@ -91,8 +89,6 @@ REQUESTED_TESTS = {
     "psi": "psi",
     "jensen_shannon": "jensen_shannon",
 }
-TIMELINE: dict[str, str] = {"critical": "immediate", "high": "1 week", "medium": "2 weeks", "low": "1 month"}
-EFFORT_HOURS: dict[str, float] = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0}
 ROW_KEY = "__drift_row_index__"
 VIEWS_AT_ONCE_CELLS = 2_000_000  # numeric views of a file this small (rows x numeric columns) come in one query
 ALERT_LEVELS: dict[str, Severity] = {"high": "high", "medium": "medium", "low": "low"}
@@ -220,34 +216,17 @@ class ColumnResult:
         return self.analysis["test"] is not None
 
 
-@dataclass
-class Findings:
-    """The drift alerts (each with its recommendation), issues and recommendations, numbered in order."""
-
-    alerts: list[Alert] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
-    recommendations: list[Recommendation] = field(default_factory=list)
+class DriftFindings(Findings):
+    """The drift detector's findings (``agents.findings`` ids): every alert carries its recommendation."""
 
     def add(
         self, category: str, level: Severity, name: str | None, message: str, advice: str, affected: int = 1
     ) -> None:
         """An alert and, with the same advice, a recommendation."""
-        alert_id = f"{category}:{name}" if name else category
-        self.alerts.append(Alert(alert_id, level, category, message, affected, advice, name))
-        self.recommendations.append(
-            Recommendation(
-                f"rec-{len(self.recommendations) + 1}",
-                AGENT_ID,
-                name,
-                level,
-                advice,
-                TIMELINE[level],
-                EFFORT_HOURS[level],
-            )
-        )
+        self.alert(category, level, message, advice, field_name=name, affected=affected, recommend=True)
 
-    def issue(self, name: str | None, issue_type: str, level: Severity, message: str, **details: Any) -> None:
-        self.issues.append(Issue(f"issue-{len(self.issues) + 1}", AGENT_ID, name, issue_type, level, message, details))
+    def column_issue(self, name: str | None, issue_type: str, level: Severity, message: str, **details: Any) -> None:
+        self.issue(issue_type, level, message, field_name=name, details=details)
 
 
 def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) -> AgentResult:
@@ -951,8 +930,8 @@ def _issue_frame(
 # --- findings ---------------------------------------------------------------------------------------------
 
 
-def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict[str, Any]) -> Findings:
-    findings = Findings()
+def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict[str, Any]) -> DriftFindings:
+    findings = DriftFindings(AGENT_ID)
     _dataset_drift_alert(findings, summary)
     for result in results:
         _column_findings(findings, result)
@@ -960,7 +939,7 @@ def _findings(results: list[ColumnResult], schema: dict[str, Any], summary: dict
     return findings
 
 
-def _dataset_drift_alert(findings: Findings, summary: dict[str, Any]) -> None:
+def _dataset_drift_alert(findings: DriftFindings, summary: dict[str, Any]) -> None:
     if summary["dataset_drift"]:
         findings.add(
             "dataset_drift",
@@ -973,7 +952,7 @@ def _dataset_drift_alert(findings: Findings, summary: dict[str, Any]) -> None:
         )
 
 
-def _column_findings(findings: Findings, result: ColumnResult) -> None:
+def _column_findings(findings: DriftFindings, result: ColumnResult) -> None:
     """A column's drift (alert, issue, mean shift) and the categories absent from the baseline."""
     name, analysis = result.plan.name, result.analysis
     if result.drifted:
@@ -986,7 +965,7 @@ def _column_findings(findings: Findings, result: ColumnResult) -> None:
             f"Review what changed in '{name}' (source, collection, business rules) before using models or "
             "reports built on the baseline",
         )
-        findings.issue(
+        findings.column_issue(
             name,
             "distribution_drift",
             level,
@@ -996,11 +975,11 @@ def _column_findings(findings: Findings, result: ColumnResult) -> None:
             p_value=analysis["p_value"],
             psi_score=analysis["psi_score"],
         )
-        _shift_issue(result, findings.issue)
+        _shift_issue(result, findings.column_issue)
     if result.plan.column_type in {"categorical", "boolean"} and analysis["new_category_count"]:
         count = analysis["new_category_count"]
         examples = ", ".join(repr(value) for value in analysis["new_categories"][:5])
-        findings.issue(
+        findings.column_issue(
             name,
             "new_categories",
             "low",
@@ -1010,7 +989,7 @@ def _column_findings(findings: Findings, result: ColumnResult) -> None:
         )
 
 
-def _schema_findings(findings: Findings, schema: dict[str, Any]) -> None:
+def _schema_findings(findings: DriftFindings, schema: dict[str, Any]) -> None:
     """Columns removed, added or retyped since the baseline, and a changed column order."""
     removed, added = schema["removed_columns"], schema["added_columns"]
     if removed:
@@ -1023,7 +1002,7 @@ def _schema_findings(findings: Findings, schema: dict[str, Any]) -> None:
             affected=len(removed),
         )
         for name in removed:
-            findings.issue(
+            findings.column_issue(
                 name, "missing_column", "critical", f"Column '{name}' is in the baseline but not in the current data"
             )
     if added:
@@ -1036,7 +1015,7 @@ def _schema_findings(findings: Findings, schema: dict[str, Any]) -> None:
             affected=len(added),
         )
         for name in added:
-            findings.issue(
+            findings.column_issue(
                 name, "new_column", "medium", f"Column '{name}' is in the current data but not in the baseline"
             )
     _retyped_findings(findings, schema["retyped_columns"])
@@ -1051,7 +1030,7 @@ def _schema_findings(findings: Findings, schema: dict[str, Any]) -> None:
         )
 
 
-def _retyped_findings(findings: Findings, retyped: list[dict[str, Any]]) -> None:
+def _retyped_findings(findings: DriftFindings, retyped: list[dict[str, Any]]) -> None:
     if retyped:
         findings.add(
             "schema_type_change",
@@ -1065,7 +1044,7 @@ def _retyped_findings(findings: Findings, retyped: list[dict[str, Any]]) -> None
             affected=len(retyped),
         )
         for item in retyped:
-            findings.issue(
+            findings.column_issue(
                 item["field_name"],
                 "type_change",
                 "high",
