@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from agents.columns import is_text, require_columns, with_row_index
-from agents.envelope import AgentInputs, AgentResult, Progress, Recommendation, SummaryCard, data_columns, format_text
+from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, collect_row_issues, issues_where, score_status
 from agents.formatting import pct
@@ -271,17 +271,11 @@ def _data(
 def _offer_suggested_tests(data: dict[str, Any], findings: Findings, suggested: dict[str, Any]) -> None:
     data["suggested_tests"] = suggested
     count = len(suggested["unique_columns"]) + len(suggested["range_tests"]) + len(suggested["format_tests"])
-    findings.recommendations.append(
-        Recommendation(
-            f"{AGENT_ID}-suggested-tests",
-            AGENT_ID,
-            None,
-            "medium",
-            f"Declare tests: {count} suggested from this data are in data.suggested_tests "
-            '(paste them under "test-coverage-agent" in parameters.json)',
-            "next run",
-            0.5,
-        )
+    findings.recommend(
+        f"Declare tests: {count} suggested from this data are in data.suggested_tests "
+        '(paste them under "test-coverage-agent" in parameters.json)',
+        "medium",
+        kind="suggested_tests",
     )
 
 
