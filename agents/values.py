@@ -220,7 +220,8 @@ def inferred_types(
 ) -> dict[str, pl.DataType]:
     """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64,
     Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out."""
-    candidates = [name for name in columns if frame.collect_schema()[name] == pl.String]
+    schema = frame.collect_schema()  # once: each call builds the whole schema
+    candidates = [name for name in columns if schema[name] == pl.String]
     if not candidates:
         return {}
     exprs = []

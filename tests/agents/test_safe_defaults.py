@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,6 +94,10 @@ def test_the_default_clean_chain_fixes_only_the_unambiguous(tmp_path: Path) -> N
         "field-standardization": {"case_strategy": "lowercase"}
     }
     assert "null-handler:apply_suggested_strategies" in proposed
+    summary_sheet = openpyxl.load_workbook(tmp_path / "out" / "cleaning_report.xlsx", read_only=True)["Summary"]
+    texts = {cell for row in summary_sheet.iter_rows(values_only=True) for cell in row if isinstance(cell, str)}
+    assert "Proposed changes" in texts  # the Excel Summary lists them (README)
+    assert any('"removal_strategy": "remove"' in text for text in texts)
     changed = summary["cells_changed_by_agent"]
     assert changed["null-handler"] == changed["outlier-remover"] == changed["duplicate-resolver"] == 0
 
