@@ -1,4 +1,6 @@
 # Agensium API / worker image: `agensium api`, `agensium worker`, `agensium migrate`.
+# No secret is baked in: `agensium api` refuses to start without AGENSIUM_SECRET_KEY in its environment
+# (docker-compose.yml takes it from .env).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

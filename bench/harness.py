@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import platform
+import secrets
 import shlex
 import signal
 import socket
@@ -181,7 +182,13 @@ class LocalService:
         from service.dev import prepare_services, resolve_services
 
         # A key prefix of our own: the bench's queue and objects never mix with a dev server's.
-        overrides: dict[str, Any] = {"key_prefix": f"bench-{self.run_id}-"}
+        overrides: dict[str, Any] = {
+            "key_prefix": f"bench-{self.run_id}-",
+            "secret_key": secrets.token_urlsafe(32),  # the API refuses to start without one
+            # The request-rate limiter runs on every request, as in production, but never refuses the load.
+            "rate_limit_per_s": 1e9,
+            "rate_limit_burst": 10**9,
+        }
         settings = Settings(**overrides)
         self._services = await maybe_await(resolve_services(settings, self.data_dir, self.force_embedded))
         resolved = self._services.settings

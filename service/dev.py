@@ -1,8 +1,10 @@
-"""`agensium dev`: find or start PostgreSQL, Redis and S3, then run the API and a worker.
+"""`agensium dev`: find or start PostgreSQL, Redis and S3, then run the API and a worker, started again
+with backoff whenever they exit, until Ctrl-C/SIGTERM.
 
 Services come from, in order: the settings (environment variables such as DATABASE_URL), servers
 already listening on their default local ports (PostgreSQL 5432, Redis 6379; S3 has no usual local
-port), or embedded servers started from pip packages with their data under one data dir.
+port), or embedded servers started from pip packages with their data under one data dir. The data dir
+also keeps the stream-token `secret_key` and the embedded S3's credentials, random on the first start.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -41,7 +44,14 @@ LOCAL_POSTGRES_PORT = 5432
 LOCAL_REDIS_PORT = 6379
 DEV_ADMIN_NAME = "dev-admin"
 DEV_ADMIN_CREDITS = 1_000_000
+SECRET_KEY_FILE = "secret_key"
 CHILD_STOP_GRACE_S = 15.0
+# A crashed API or worker is started again after RESTART_DELAY_S, doubling with each crash in a row up to
+# RESTART_DELAY_MAX_S; a child that stayed up RESTART_RESET_AFTER_S starts over from the first delay.
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 30.0
+RESTART_RESET_AFTER_S = 60.0
+SUPERVISE_INTERVAL_S = 0.1
 API_START_TIMEOUT_S = 60.0
 
 T = TypeVar("T")
@@ -92,7 +102,8 @@ def resolve_services(
     """Fill in the URLs of PostgreSQL, Redis and S3, starting embedded servers where needed.
 
     A URL counts as configured when it was set explicitly (environment variable, or passed to
-    Settings). `force_embedded` starts all three embedded servers regardless. `ephemeral` trades
+    Settings). `force_embedded` starts all three embedded servers regardless. An embedded S3 gets the
+    random credentials of the data dir (embedded.seaweedfs_credentials). `ephemeral` trades
     crash safety for speed (test runs). Call from the main thread: embedded servers die with the
     thread that started them. The caller owns the stack and must `close()` it.
     """
@@ -129,14 +140,16 @@ def resolve_services(
         if not force_embedded and settings.s3_endpoint_url:
             stack.sources["s3"] = "settings"
         else:
+            access_key, secret_key = embedded.seaweedfs_credentials(data_dir)
             server = embedded.start_seaweedfs(
                 data_dir,
                 _embedded_port(data_dir, "seaweedfs", preferred_ports["seaweedfs"]),
-                settings.s3_access_key_id,
-                settings.s3_secret_access_key,
+                access_key,
+                secret_key,
             )
             stack.servers.append(server)
             updates["s3_endpoint_url"] = server.url
+            updates["s3_access_key_id"], updates["s3_secret_access_key"] = access_key, secret_key
             updates["s3_public_endpoint_url"] = None
             stack.sources["s3"] = "embedded"
     except BaseException:
@@ -241,6 +254,12 @@ async def ensure_dev_admin(settings: Settings, data_dir: Path) -> tuple[str, str
     return str(user_id), api_key
 
 
+def dev_secret_key(data_dir: Path) -> str:
+    """The data dir's `secret_key`: random on the first start, kept in `data_dir/secret_key` (mode 0600) and the
+    same on every later one, so stream tokens stay good across a restart."""
+    return embedded.read_or_create_private_file(data_dir / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(32))
+
+
 def _write_private_json(path: Path, document: Mapping[str, str]) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
@@ -287,6 +306,16 @@ def settings_variable_names() -> set[str]:
 class ChildProcess:
     name: str
     process: subprocess.Popen[bytes]
+    # The command, to run it again after a crash (`restart`).
+    arguments: list[str] = field(default_factory=list)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+
+    def restart(self) -> None:
+        """The same command again, in place of the process that exited. Call from the thread that started
+        it: the new process dies with that thread (PR_SET_PDEATHSIG)."""
+        self.process = _popen_child(self.arguments, self.environment)
+        self.started_at = time.monotonic()
 
     def stop(self, grace_s: float = CHILD_STOP_GRACE_S) -> None:
         if self.process.poll() is not None:
@@ -302,15 +331,20 @@ class ChildProcess:
 
 
 def start_child(name: str, arguments: list[str], environment: Mapping[str, str]) -> ChildProcess:
-    """`python -m service.cli ARGS` in its own session, killed (SIGTERM) when this process dies."""
-    process = subprocess.Popen(
+    """`python -m service.cli ARGS` in its own session, killed when this process (thread) dies."""
+    return ChildProcess(name, _popen_child(arguments, environment), list(arguments), dict(environment))
+
+
+def _popen_child(arguments: list[str], environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    # SIGKILL, not SIGTERM: with its launcher gone a worker must not drain its runs against servers that are
+    # going too (the reaper re-queues them); its agent processes die with it (worker/agent_procs.py).
+    return subprocess.Popen(
         [sys.executable, "-m", "service.cli", *arguments],
         env={**_environment_without_settings(), **environment},
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=embedded.die_with_parent(os.getpid(), signal.SIGTERM),
+        preexec_fn=embedded.die_with_parent(os.getpid(), signal.SIGKILL),
     )
-    return ChildProcess(name, process)
 
 
 def _environment_without_settings() -> dict[str, str]:
@@ -377,7 +411,10 @@ def run_dev(data_dir: Path | str = ".agensium", port: int = 8000, embedded_only:
         if not embedded.port_is_free(port):
             print(f"agensium dev: port {port} on {LOCALHOST} is taken; pass --port N", file=sys.stderr)
             return 1
-        with resolve_services(Settings(), data_dir, force_embedded=embedded_only) as stack:
+        settings = Settings()
+        if not settings.secret_key:
+            settings = settings.model_copy(update={"secret_key": dev_secret_key(data_dir)})
+        with resolve_services(settings, data_dir, force_embedded=embedded_only) as stack:
             return _serve(stack, data_dir, port, stop)
 
 
@@ -399,31 +436,53 @@ def _serve(stack: ServiceStack, data_dir: Path, port: int, stop: _StopRequested)
         start_child("worker", ["worker"], environment),
     ]
     try:
-        failed = False
         if wait_for_healthz(url, children, cancelled=stop.event):
             _print_banner(url, api_key, data_dir)
-            failed = _supervise(children, stop)
-    except RuntimeError as error:
+            _supervise(children, stop)
+    except RuntimeError as error:  # a child that cannot even start (a port, a setting) is not restarted
         print(f"agensium dev: {error}", file=sys.stderr)
-        failed = True
+        return 1
     finally:
         for child in children:  # API and worker first; the servers stop when the stack closes
             child.stop()
-    return 1 if failed else 0
+    return 0
 
 
-def _supervise(children: list[ChildProcess], stop: _StopRequested) -> bool:
-    """Wait until a signal (returns False) or a child's death (returns True)."""
-    while not stop.event.wait(timeout=0.25):
+@dataclass
+class _Backoff:
+    """When a crashed child starts again: the delay doubles with each crash in a row, and goes back to the
+    first once the child has stayed up `RESTART_RESET_AFTER_S`."""
+
+    delay_s: float = RESTART_DELAY_S
+    due: float | None = None  # monotonic time of the pending restart
+
+    def schedule(self, now: float) -> float:
+        """Plan a restart; returns its delay."""
+        delay, self.due = self.delay_s, now + self.delay_s
+        self.delay_s = min(self.delay_s * 2, RESTART_DELAY_MAX_S)
+        return delay
+
+
+def _supervise(children: list[ChildProcess], stop: _StopRequested) -> None:
+    """Until Ctrl-C/SIGTERM: a child that exits (a crash, an OOM kill, a `kill -9`) is started again after
+    its backoff, the others running on meanwhile. The worker that comes back re-queues the tasks the dead
+    one was running (worker/recovery.py)."""
+    backoffs = {child.name: _Backoff() for child in children}
+    while not stop.event.wait(timeout=SUPERVISE_INTERVAL_S):
+        now = time.monotonic()
         for child in children:
-            if child.process.poll() is not None:
-                print(
-                    f"agensium dev: {child.name} exited with code {child.process.returncode}; stopping",
-                    file=sys.stderr,
-                )
-                return True
+            backoff = backoffs[child.name]
+            if child.process.poll() is None:
+                if now - child.started_at >= RESTART_RESET_AFTER_S:
+                    backoff.delay_s = RESTART_DELAY_S
+            elif backoff.due is None:
+                delay = backoff.schedule(now)
+                log.warning("%s exited with %s; restarting in %.1f s", child.name, child.process.returncode, delay)
+            elif now >= backoff.due:
+                backoff.due = None
+                child.restart()
+                log.info("%s restarted (pid %d)", child.name, child.process.pid)
     print(f"agensium dev: {stop.signal_name} received, stopping", file=sys.stderr, flush=True)
-    return False
 
 
 def _print_banner(url: str, api_key: str, data_dir: Path) -> None:

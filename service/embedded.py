@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -253,6 +254,24 @@ def start_seaweedfs(
 
 
 _PORT_RACE_ATTEMPTS = 3
+S3_CREDENTIALS_FILE = "s3-credentials.json"
+
+
+def seaweedfs_credentials(data_dir: Path) -> tuple[str, str]:
+    """(access key id, secret) of the data dir's SeaweedFS: random on first use, kept in
+    `data_dir/s3-credentials.json` (mode 0600). Fixed ones would open every user's files to anyone who
+    reaches the S3 port and has read the defaults."""
+
+    def new_credentials() -> str:
+        access_key = f"agensium-{secrets.token_hex(8)}"
+        return json.dumps({"access_key_id": access_key, "secret_access_key": secrets.token_urlsafe(32)})
+
+    path = data_dir.resolve() / S3_CREDENTIALS_FILE
+    try:
+        saved = json.loads(read_or_create_private_file(path, new_credentials))
+        return str(saved["access_key_id"]), str(saved["secret_access_key"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise EmbeddedServerError(f"{path} is not what we wrote ({error}); delete it to get new credentials") from None
 
 
 def _write_s3_identities(server_dir: Path, access_key: str, secret_key: str) -> Path:
@@ -710,6 +729,32 @@ def _seaweedfs_socket_paths(server_dir: Path, port: int) -> dict[str, Path]:
 
 
 # --- small utilities ----------------------------------------------------------------------------------------
+
+
+def read_or_create_private_file(path: Path, make: Callable[[], str]) -> str:
+    """`path`'s text; when it does not exist yet, `make()`'s, written first with mode 0600.
+
+    The file appears whole (written aside, then hard-linked into place), so a reader never sees half of it
+    and of two processes creating it at once one wins and both return the winner's text.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.new")
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(make())
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        log.warning("%s could be read by other users; making it private (0600)", path)
+        path.chmod(0o600)
+    text = path.read_text().strip()
+    if not text:
+        raise EmbeddedServerError(f"{path} is empty; delete it to get a new one")
+    return text
 
 
 def _signal_quietly(pid: int, sig: signal.Signals) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -88,6 +89,8 @@ def settings(service_stack: ServiceStack) -> Iterator[Settings]:
                 "agent_processes": 2,
                 "worker_concurrency": 4,
                 "sse_ping_s": 1.0,
+                # The API refuses to start without one (service/api/tokens.py): each run has its own.
+                "secret_key": secrets.token_urlsafe(32),
             }
         )
 

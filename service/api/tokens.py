@@ -12,13 +12,20 @@ import time
 from service.config import Settings
 
 
+class SecretKeyMissing(RuntimeError):
+    """The API has no `secret_key` to sign stream tokens with: it must not start."""
+
+
 def signing_key(settings: Settings) -> bytes:
-    """The configured `secret_key`, else one derived from secrets every API process of a deployment shares
-    (and no client knows), so a token made by one process is good at another."""
-    if settings.secret_key:
-        return hashlib.sha256(settings.secret_key.encode()).digest()
-    material = f"agensium-event-token\0{settings.s3_secret_access_key}\0{settings.database_url}"
-    return hashlib.sha256(material.encode()).digest()
+    """The key that signs and checks stream tokens, from the configured `secret_key`, which every API process
+    of a deployment shares. Nothing else may stand in for it: a key derived from other settings (defaults a
+    public README names) would let anyone mint a token for any user."""
+    if not settings.secret_key:
+        raise SecretKeyMissing(
+            "AGENSIUM_SECRET_KEY is not set; generate one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` and set it for every API process"
+        )
+    return hashlib.sha256(settings.secret_key.encode()).digest()
 
 
 def _b64(data: bytes) -> str:

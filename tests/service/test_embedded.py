@@ -219,3 +219,18 @@ def test_seaweedfs_retries_when_an_internal_port_is_taken_before_it_binds(
             assert seaweedfs.is_running()
             assert len(calls) == 2
             assert taken not in seaweedfs.extra_ports.values()
+
+
+def test_seaweedfs_credentials_are_random_private_and_kept_per_data_dir(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    credentials = embedded.seaweedfs_credentials(first)
+    saved = first / embedded.S3_CREDENTIALS_FILE
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert embedded.seaweedfs_credentials(first) == credentials  # kept
+    assert embedded.seaweedfs_credentials(second) != credentials  # random per data dir
+    assert "agensium-secret" not in credentials and len(credentials[1]) >= 43
+
+    saved.chmod(0o644)  # opened up by hand: made private again, the same credentials
+    assert embedded.seaweedfs_credentials(first) == credentials
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert [path.name for path in first.iterdir()] == [embedded.S3_CREDENTIALS_FILE]  # nothing left aside
