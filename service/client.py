@@ -1232,7 +1232,9 @@ class WatchBoard:
         """Apply one event; False when it is a progress event of a task the board has no row for."""
         payload = event.json()
         task_id = str(payload.get("task_id"))
-        if event.event in ("status", "done"):
+        if payload.get("deleted"):  # the task's last status event: it was deleted
+            self.rows.pop(task_id, None)
+        elif event.event in ("status", "done"):
             self.rows[task_id] = {**self.rows.get(task_id, {}), **payload}
         elif event.event == "progress":
             row = self.rows.get(task_id)

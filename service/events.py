@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 
+from prometheus_client import Histogram
 from redis.asyncio import Redis
 
 from service.store import Event
@@ -30,8 +32,10 @@ class EventPublisher:
         self.timeout_s = timeout_s  # the user's event lock is held while publishing: never wait long
 
     async def __call__(self, event: Event) -> None:
+        # Called right after the event's COMMIT: the hubs measure the publish lag from this time.
+        message = event.to_message(committed_at=time.time())
         try:
-            await asyncio.wait_for(self.redis.publish(self.channel, event.to_message()), self.timeout_s)
+            await asyncio.wait_for(self.redis.publish(self.channel, message), self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - transport only; the row is already written
             log.warning("event publish failed (event %s kept in the log): %s", event.id, exc)
 
@@ -39,9 +43,10 @@ class EventPublisher:
 class Subscription:
     """One open stream's view of the live events of one user."""
 
-    def __init__(self, hub: EventHub, user_id: str, maxsize: int) -> None:
+    def __init__(self, hub: EventHub, user_id: str, maxsize: int, kind: str = "sse") -> None:
         self.hub = hub
         self.user_id = user_id
+        self.kind = kind  # "sse" or "websocket": the open-streams gauge counts by kind
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.overflowed = False
 
@@ -60,12 +65,16 @@ class Subscription:
 
 
 class EventHub:
-    """The process's single Redis subscription, fanned out in memory to every subscriber by user."""
+    """The process's single Redis subscription, fanned out in memory to every subscriber by user.
+    `publish_lag`, when given, observes each event's seconds from its commit to its dispatch here."""
 
-    def __init__(self, redis: Redis, channel: str, queue_size: int = 1000) -> None:
+    def __init__(
+        self, redis: Redis, channel: str, queue_size: int = 1000, publish_lag: Histogram | None = None
+    ) -> None:
         self.redis = redis
         self.channel = channel
         self.queue_size = queue_size
+        self.publish_lag = publish_lag
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -85,8 +94,8 @@ class EventHub:
     def connected(self) -> bool:
         return self._ready.is_set()
 
-    def subscribe(self, user_id: str) -> Subscription:
-        sub = Subscription(self, user_id, self.queue_size)
+    def subscribe(self, user_id: str, kind: str = "sse") -> Subscription:
+        sub = Subscription(self, user_id, self.queue_size, kind)
         self._subscribers[user_id].add(sub)
         return sub
 
@@ -100,6 +109,10 @@ class EventHub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
+
+    def stream_counts(self) -> Counter[str]:
+        """Open streams by kind (sse, websocket)."""
+        return Counter(sub.kind for subs in self._subscribers.values() for sub in subs)
 
     def dispatch(self, event: Event) -> None:
         for sub in tuple(self._subscribers.get(event.user_id, ())):
@@ -134,6 +147,10 @@ class EventHub:
                 if message.get("type") != "message":
                     continue
                 data = json.loads(message["data"])
+                committed_at = data.get("committed_at")
+                if self.publish_lag is not None and isinstance(committed_at, (int, float)):
+                    # Wall clocks of two hosts: a skew could make it negative.
+                    self.publish_lag.observe(max(0.0, time.time() - committed_at))
                 yield Event(data["id"], data["task_id"], data["user_id"], data["type"], data["payload"])
         finally:
             with contextlib.suppress(Exception):

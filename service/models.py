@@ -7,11 +7,13 @@ returns and feed the OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 INPUT_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
 
@@ -27,7 +29,6 @@ class TaskStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
-TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
@@ -38,23 +39,66 @@ class StrictModel(BaseModel):
 # --- requests ---------------------------------------------------------------------------------
 
 
+def _printable(value: str) -> str:
+    """Refuse control characters (C0, DEL, C1): they end up in every copy of the task, in reports and logs."""
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What _printable lets through, for the OpenAPI document (the validator's message is the clearer one).
+PRINTABLE: JsonDict = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
+# Labels are copied into every status event of their task: small and printable.
+MAX_LABELS = 50
+LabelKey = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+LabelValue = Annotated[str, Field(max_length=256, json_schema_extra=PRINTABLE), AfterValidator(_printable)]
+MAX_UPLOAD_FILES = 10  # files one upload-urls call may declare
+# A multipart upload id as stores issue them (AWS, MinIO, SeaweedFS, B2, R2): never a path or a query.
+UPLOAD_ID_PATTERN = r"^[A-Za-z0-9._~+=-]{1,1024}$"
+_UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)
+
+
+def is_upload_id(value: str) -> bool:
+    """Whether `value` can be a store's multipart upload id: checked before it reaches the store."""
+    return _UPLOAD_ID.fullmatch(value) is not None and ".." not in value
+
+
+def _upload_id(value: str) -> str:
+    if not is_upload_id(value):
+        raise ValueError("not an upload id upload-urls returned")
+    return value
+
+
+def _unique(values: list[str] | None) -> list[str] | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("each agent may appear once")
+    return values
+
+
 class CreateTaskRequest(StrictModel):
     tool_id: str = Field(min_length=1, max_length=100)
-    agents: list[str] | None = Field(None, max_length=50)
+    agents: Annotated[list[str] | None, AfterValidator(_unique)] = Field(None, max_length=50)
     priority: Priority = "normal"
     parameters: dict[str, Any] | None = None
     source_task_id: str | None = Field(None, pattern=r"^[0-9a-fA-F-]{36}$")
-    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 64, **PRINTABLE}},
+    )
 
 
 class UploadFileSpec(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    content_type: str = Field(min_length=1, max_length=200)
+    content_type: Annotated[str, AfterValidator(_printable)] = Field(
+        min_length=1, max_length=200, json_schema_extra=PRINTABLE
+    )
     size: int = Field(ge=0)
 
 
 class UploadUrlsRequest(StrictModel):
-    files: list[UploadFileSpec] = Field(min_length=1, max_length=20)
+    files: list[UploadFileSpec] = Field(min_length=1, max_length=MAX_UPLOAD_FILES)
     has_parameters: bool = False
     # Content length of parameters.json when has_parameters; signed into its URL like any input.
     parameters_size: int | None = Field(None, ge=0)
@@ -96,14 +140,17 @@ class UploadPart(BaseModel):
 
 
 class Upload(BaseModel):
-    """`method` PUT: one `url`. `method` MULTIPART (above the multipart threshold): PUT each of `parts`
-    (`part_size` bytes each, the last one shorter), then POST .../inputs/{name}/complete."""
+    """`method` PUT: one `url`. `method` POST (parameters.json without a declared size): a form upload to
+    `url`, `fields` first and the file last, at most the parameters limit. `method` MULTIPART (above the
+    multipart threshold): PUT each of `parts` (`part_size` bytes each, the last one shorter), then POST
+    .../inputs/{name}/complete."""
 
     name: str
     key: str
     method: str
     url: str | None = None
     headers: dict[str, str]
+    fields: dict[str, str] | None = None
     expires_at: datetime
     upload_id: str | None = None
     part_size: int | None = None
@@ -116,7 +163,7 @@ class CompletedPart(StrictModel):
 
 
 class CompleteUploadRequest(StrictModel):
-    upload_id: str = Field(min_length=1, max_length=1024)
+    upload_id: Annotated[str, AfterValidator(_upload_id)] = Field(pattern=UPLOAD_ID_PATTERN)
     parts: list[CompletedPart] = Field(min_length=1, max_length=10_000)
 
 
@@ -169,6 +216,28 @@ class Me(BaseModel):
     is_admin: bool
 
 
+LedgerKind = Literal["debit", "refund", "grant", "cache_hit"]
+
+
+class LedgerEntry(BaseModel):
+    """One line of the caller's credit ledger: `amount` is negative for a debit, `balance_after` the balance
+    once it was applied; `task_id` and `agent_id` name what a debit or refund was for."""
+
+    id: str
+    kind: LedgerKind
+    amount: int
+    balance_after: int
+    task_id: str | None = None
+    agent_id: str | None = None
+    reason: str
+    created_at: datetime
+
+
+class Ledger(BaseModel):
+    items: list[LedgerEntry]
+    next_cursor: str | None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -218,3 +287,20 @@ def task_view(row: Any) -> dict[str, Any]:
         "finished_at": _iso(row["finished_at"]),
         "expires_at": _iso(row["expires_at"]),
     }
+
+
+def ledger_entry(row: Any) -> dict[str, Any]:
+    """A LedgerEntry from a `credit_ledger` row, ready for JSON (task_id and agent_id only when set)."""
+    entry: dict[str, Any] = {
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "amount": row["amount"],
+        "balance_after": row["balance"],
+        "reason": row["reason"],
+        "created_at": iso_utc(row["created_at"]),
+    }
+    if row["task_id"] is not None:
+        entry["task_id"] = str(row["task_id"])
+    if row["agent_id"] is not None:
+        entry["agent_id"] = row["agent_id"]
+    return entry

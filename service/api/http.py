@@ -22,7 +22,7 @@ class JSON(Response):
 
 
 def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> JSON:
-    return JSON(error.body(), status_code=error.http_status, headers=headers)
+    return JSON(error.body(), status_code=error.http_status, headers={**(error.headers or {}), **(headers or {})})
 
 
 def validation_error(exc: ValidationError) -> ServiceError:
@@ -35,14 +35,64 @@ def validation_error(exc: ValidationError) -> ServiceError:
     return ServiceError("VALIDATION_ERROR", f"{where}: {first['msg']}", {"errors": errors})
 
 
+def _body_too_large(limit: int) -> ServiceError:
+    return ServiceError("INPUT_TOO_LARGE", f"The request body is over {limit} bytes.", {"limit": limit})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, counted as it arrives: a body over `limit` bytes is refused as soon as it says so
+    (Content-Length) or gets there, never held whole. Kept on the request, so `request.body()` still works."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 20 or int(declared) > limit):
+        raise _body_too_large(limit)
+    chunks: list[bytes] = []  # joined once complete: a growing buffer would over-allocate as it went
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _body_too_large(limit)
+        chunks.append(chunk)
+    request._body = b"".join(chunks)  # Starlette's cache of the body: what request.body() returns from now on
+    return request._body
+
+
+def nul_location(value: Any) -> list[str | int] | None:
+    """Where the first NUL character is in a parsed request (strings, dict keys, lists, models), or None.
+    PostgreSQL stores no NUL in text or jsonb: such input is refused up front instead of failing there."""
+    stack: list[tuple[list[str | int], Any]] = [([], value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, BaseModel):
+            stack += [([*path, name], getattr(item, name)) for name in type(item).model_fields]
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return [*path, key]
+                stack.append(([*path, key], child))
+        elif isinstance(item, list | tuple):
+            stack += [([*path, index], child) for index, child in enumerate(item)]
+    return None
+
+
+def reject_nul(value: Any) -> None:
+    """422 VALIDATION_ERROR when `value` holds a NUL character anywhere (see nul_location)."""
+    path = nul_location(value)
+    if path is not None:
+        where = ".".join(str(p) for p in path) or "body"
+        raise ServiceError("VALIDATION_ERROR", f"{where}: the NUL character (\\u0000) is not allowed.", {"loc": path})
+
+
 async def parse_body(request: Request, model: type[M]) -> M:
-    body = await request.body()
-    if len(body) > 16 * 1024 * 1024:
-        raise ServiceError("INPUT_TOO_LARGE", "Request body over 16 MiB.")
+    body = await read_body(request, request.app.state.settings.max_json_body_bytes)
     try:
-        return model.model_validate_json(body or b"{}")
+        parsed = model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise validation_error(exc) from None
+    reject_nul(parsed)
+    return parsed
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic_core import to_json
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import HTTPConnection, Request
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service import lifecycle
 from service.api.auth import authenticate_stream, user_from_token
@@ -27,18 +29,39 @@ from service.api.tokens import make_token
 from service.errors import ServiceError
 from service.events import EventHub, Subscription
 from service.models import iso_utc, task_view
-from service.store import Event, TaskStore
+from service.store import DATABASE_UNAVAILABLE, Event, TaskStore
 
+log = logging.getLogger("agensium.streams")
 REPLAY_PAGE = 1000
+MAX_EVENT_ID = 2**63 - 1  # event ids are PostgreSQL bigints
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+
+def _bad_event_id() -> ServiceError:
+    return ServiceError(
+        "VALIDATION_ERROR", "Last-Event-ID must be an event id this API sent.", {"field": "last_event_id"}
+    )
+
+
+def parse_event_id(raw: object) -> int:
+    """An event id a client sends back (header, query or WebSocket frame): a bigint of ASCII digits, or 422
+    before any stream opens -- never an error from the database once it has."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise _bad_event_id()
+    if isinstance(raw, str):
+        if not _EVENT_ID.fullmatch(raw):
+            raise _bad_event_id()
+        raw = int(raw)
+    if not 0 <= raw <= MAX_EVENT_ID:
+        raise _bad_event_id()
+    return raw
 
 
 def _last_event_id(request: HTTPConnection) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise ServiceError("VALIDATION_ERROR", "Last-Event-ID must be an event id this API sent.")
-    return int(raw)
+    return parse_event_id(raw)
 
 
 def _sse(event_id: int, event_type: str, payload: Any) -> ServerSentEvent:
@@ -105,7 +128,8 @@ async def task_events(request: Request) -> EventSourceResponse:
         if last_id is None:
             ids = await core.store.task_snapshot_event_ids(task_id)
             view = task_view(task)
-            if ids["done_id"] is not None:
+            # Finished: its latest done follows its latest status (a retry's status comes after the old done).
+            if ids["done_id"] is not None and ids["done_id"] > ids["last_status_id"]:
                 snapshot = [_sse(ids["last_status_id"], "status", view), _sse(ids["done_id"], "done", view)]
             else:
                 snapshot = [_sse(ids["last_id"] or 0, "status", view)]
@@ -122,12 +146,22 @@ async def task_events(request: Request) -> EventSourceResponse:
                 return
             async for event in _Replayer(core.store, sub, last_id, task_id).events():
                 yield _sse(event.id, event.type, event.payload)
-                if event.type == "done":
+                if event.payload.get("deleted"):
+                    return  # the task was deleted (TaskStore.delete_task): nothing follows
+                if event.type == "done" and await _is_last_done(core.store, event):
                     return
         finally:
             sub.close()
 
     return _response(request, stream())
+
+
+async def _is_last_done(store: TaskStore, done: Event) -> bool:
+    """Whether a `done` event ends its task's stream: it does unless the task was retried since, which its next
+    event (the status of the task queued again) shows. A replay of a retried task so goes on through every
+    attempt to the latest done. (A deleted task's last event is a status too, marked `deleted`.)"""
+    following = await store.task_events_after(done.task_id, done.id, 1)
+    return not following or following[0].type != "status" or bool(following[0].payload.get("deleted"))
 
 
 async def user_events(request: Request) -> EventSourceResponse:
@@ -160,13 +194,22 @@ async def events_token(request: Request) -> JSON:
 
 
 WS_UNAUTHORIZED = 4401
+WS_BAD_REQUEST = 4400
+WS_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down
+WS_INTERNAL_ERROR = 1011
+WS_CLOSE_CODES = {"UNAUTHORIZED": WS_UNAUTHORIZED, "SERVICE_UNAVAILABLE": WS_TRY_AGAIN_LATER}
 WS_FIRST_FRAME_WAIT_S = 1.0
+# What closes an event WebSocket with a reason: a refused request, or the database being away.
+_REFUSALS: tuple[type[Exception], ...] = (ServiceError, *DATABASE_UNAVAILABLE)
 
 
 async def user_events_ws(websocket: WebSocket) -> None:
     """`/api/v1/ws`: the caller's events as JSON text frames `{"id", "event", "data"}`, as on
     /api/v1/events. Resumes after `?last_event_id=N`, or after the id of a first frame
-    `{"last_event_id": N}` sent within a second of connecting; otherwise starts from now."""
+    `{"last_event_id": N}` sent within a second of connecting; otherwise starts from now.
+
+    A refusal is a close frame with a reason, never a silent socket: 4401 for a missing, unknown or expired
+    key or token, 4400 for a bad request (an event id that is not one), 1013 while a dependency is down."""
     await websocket.accept()
     try:
         token = websocket.query_params.get("token")
@@ -175,12 +218,12 @@ async def user_events_ws(websocket: WebSocket) -> None:
         else:
             user = await websocket.app.state.auth.authenticate(websocket)
         last_id = _last_event_id(websocket)
-    except ServiceError as exc:
-        await websocket.close(code=WS_UNAUTHORIZED if exc.code == "UNAUTHORIZED" else 4400, reason=exc.message[:120])
+    except _REFUSALS as exc:
+        await _refuse(websocket, exc)
         return
     core = websocket.app.state.core
     hub: EventHub = websocket.app.state.hub
-    sub = hub.subscribe(user.user_id)
+    sub = hub.subscribe(user.user_id, kind="websocket")
     try:
         if last_id is None:
             # "Now" is taken before waiting for an optional first frame: what happens meanwhile is sent.
@@ -188,28 +231,69 @@ async def user_events_ws(websocket: WebSocket) -> None:
             last_id = await _first_frame_last_id(websocket)
             if last_id is None:
                 last_id = now
-        sender = asyncio.create_task(_send_events(websocket, _Replayer(core.store, sub, last_id, None)))
-        try:
-            while (await websocket.receive())["type"] != "websocket.disconnect":
-                pass  # nothing else is expected from the client; its frames are ignored
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+        await _follow(websocket, _Replayer(core.store, sub, last_id, None))
+    except WebSocketDisconnect:
+        pass
+    except _REFUSALS as exc:
+        await _refuse(websocket, exc)
     finally:
         sub.close()
 
 
-async def _first_frame_last_id(websocket: WebSocket) -> int | None:
+async def _refuse(websocket: WebSocket, exc: BaseException) -> None:
+    """Close with the code and reason of what went wrong (the reason fits a close frame's 123 bytes)."""
+    if isinstance(exc, ServiceError):
+        code = WS_CLOSE_CODES.get(exc.code, WS_BAD_REQUEST)
+        reason = f"{exc.code}: {exc.message}"
+    else:
+        code, reason = WS_TRY_AGAIN_LATER, "SERVICE_UNAVAILABLE: a dependency is down; try again."
+    with contextlib.suppress(Exception):  # the client may be gone already
+        await websocket.close(code=code, reason=reason.encode()[:123].decode(errors="ignore"))
+
+
+async def _follow(websocket: WebSocket, replayer: _Replayer) -> None:
+    """Send events until the client leaves; when sending fails (the database went away) close with its
+    reason instead of leaving a socket that says nothing."""
+    sender = asyncio.create_task(_send_events(websocket, replayer))
+    receiver = asyncio.create_task(_until_disconnect(websocket))
     try:
-        message = await asyncio.wait_for(websocket.receive_text(), WS_FIRST_FRAME_WAIT_S)
+        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    error = sender.exception() if sender in done and receiver not in done else None
+    if error is not None and not isinstance(error, WebSocketDisconnect):
+        log.warning("event WebSocket stopped: %r", error)
+        if isinstance(error, _REFUSALS):
+            await _refuse(websocket, error)
+        else:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=WS_INTERNAL_ERROR, reason="INTERNAL_ERROR: the stream failed; reconnect.")
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # nothing else is expected from the client; its frames are ignored
+
+
+async def _first_frame_last_id(websocket: WebSocket) -> int | None:
+    """The id in a first frame `{"last_event_id": N}`; None when no frame comes in time or it names none.
+    A frame naming an id that is not one is refused (ServiceError)."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), WS_FIRST_FRAME_WAIT_S)
     except TimeoutError:
         return None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
     try:
-        value = json.loads(message).get("last_event_id")
-    except (ValueError, AttributeError):
+        frame = json.loads(message.get("text") or message.get("bytes") or b"")
+    except (ValueError, UnicodeDecodeError):
         return None
-    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else None
+    if not isinstance(frame, dict) or frame.get("last_event_id") is None:
+        return None
+    return parse_event_id(frame["last_event_id"])
 
 
 async def _send_events(websocket: WebSocket, replayer: _Replayer) -> None:

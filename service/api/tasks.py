@@ -3,22 +3,32 @@ list, cancel, retry, delete. Each validates, calls one lifecycle operation and r
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service import lifecycle
-from service.api.http import JSON, parse_body, query_int
+from service.api.http import JSON, parse_body, query_int, reject_nul
 from service.errors import ServiceError
-from service.models import CompleteUploadRequest, CreateTaskRequest, TaskStatus, UploadUrlsRequest, task_view
+from service.models import (
+    CompleteUploadRequest,
+    CreateTaskRequest,
+    TaskStatus,
+    UploadUrlsRequest,
+    is_upload_id,
+    task_view,
+)
 
 
 async def create_task(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     body = await parse_body(request, CreateTaskRequest)
+    _check_inline_parameters(body.parameters, request.app.state.settings.max_parameters_bytes)
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ServiceError("VALIDATION_ERROR", "Idempotency-Key must be 1-200 characters.")
@@ -34,6 +44,17 @@ async def create_task(request: Request) -> JSON:
         idempotency_key=key,
     )
     return JSON(task_view(row), status_code=201 if created else 200)
+
+
+def _check_inline_parameters(parameters: dict[str, Any] | None, limit: int) -> None:
+    """Inline parameters count against the same limit as an uploaded parameters.json (their JSON size)."""
+    size = len(to_json(parameters)) if parameters else 0
+    if size > limit:
+        raise ServiceError(
+            "INPUT_TOO_LARGE",
+            f"parameters are {size} bytes as JSON; the limit is {limit}.",
+            {"name": "parameters", "limit": limit},
+        )
 
 
 async def upload_urls(request: Request) -> JSON:
@@ -83,18 +104,24 @@ async def task_downloads(request: Request) -> JSON:
     return JSON({"files": files})
 
 
+TASK_CURSOR_PATTERN = r"^[0-9]{1,17}\.[0-9a-f]{32}$"  # OpenAPI documents it: every string it admits is a cursor
+_TASK_CURSOR = re.compile(TASK_CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _encode_cursor(created_at: datetime, task_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), task_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The last task of a page: its creation time (microseconds since 1970) and id."""
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{uuid.UUID(task_id).hex}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(task_id)
-    except (ValueError, TypeError):
-        raise ServiceError("VALIDATION_ERROR", "cursor is not one this API returned.", {"field": "cursor"}) from None
+    """(created_at, task id) of the last task of the previous page; anything else is a 422, never a query."""
+    match = _TASK_CURSOR.fullmatch(cursor)
+    if match is None:
+        raise ServiceError("VALIDATION_ERROR", "cursor is not one this API returned.", {"field": "cursor"})
+    micros, task_hex = cursor.split(".")
+    return _EPOCH + timedelta(microseconds=int(micros)), str(uuid.UUID(task_hex))
 
 
 async def list_tasks(request: Request) -> JSON:
@@ -103,6 +130,7 @@ async def list_tasks(request: Request) -> JSON:
     unknown = set(params) - {"status", "tool_id", "label", "limit", "cursor"}
     if unknown:
         raise ServiceError("VALIDATION_ERROR", f"Unknown query parameter(s): {', '.join(sorted(unknown))}.")
+    reject_nul({name: params.getlist(name) for name in params})
     statuses = [s for value in params.getlist("status") for s in value.split(",") if s] or None
     if statuses and not set(statuses) <= set(TaskStatus):
         raise ServiceError("VALIDATION_ERROR", f"status must be among {[s.value for s in TaskStatus]}.")
@@ -150,6 +178,8 @@ async def input_parts(request: Request) -> JSON:
     upload_id = request.query_params.get("upload_id")
     if not upload_id:
         raise ServiceError("VALIDATION_ERROR", "Pass the multipart upload's id as ?upload_id=.")
+    if not is_upload_id(upload_id):
+        raise ServiceError("VALIDATION_ERROR", "upload_id is not one upload-urls returned.", {"field": "upload_id"})
     parts = await lifecycle.uploaded_parts(
         request.app.state.core, user.user_id, request.path_params["task_id"], request.path_params["name"], upload_id
     )
