@@ -1,5 +1,5 @@
-"""The `agensium` command: dev, api, worker, migrate, users create; and the API's client commands
-submit, tasks, download, watch (service/client.py).
+"""The `agensium` command: dev, api, worker, migrate, users (create, list, grant, rotate-key, disable, enable);
+and the API's client commands submit, tasks, download, watch (service/client.py).
 
 Exit status: 0 success, 1 failure, 2 usage error (argparse's own).
 """
@@ -11,20 +11,25 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from service.config import Settings
 
+if TYPE_CHECKING:
+    from service.store import TaskStore
+
 log = logging.getLogger("agensium")
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    from service import logs
+
+    logs.configure(*log_options(args.command))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -33,6 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("command failed", exc_info=True)
         print(f"agensium {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+
+
+def log_options(command: str) -> tuple[Literal["json", "console"], str]:
+    """(format, level) of this process's logs (service/logs.py): AGENSIUM_LOG_FORMAT, else JSON lines for the
+    servers (`api`, `worker`) unless their stderr is a terminal (as under `agensium dev` run by a person), and
+    console lines for every other command (dev's own lines, users, the client commands)."""
+    try:
+        settings = Settings()
+    except ValueError:  # invalid settings: the command reports them itself
+        settings = Settings.model_construct()
+    if settings.log_format:
+        return settings.log_format, settings.log_level
+    server = command in ("api", "worker") and not sys.stderr.isatty()
+    return ("json" if server else "console"), settings.log_level
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +86,46 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--credits", default=0, type=int)
     create.add_argument("--admin", action="store_true")
     create.set_defaults(func=_users_create)
+    _add_user_admin_parsers(user_commands)
 
     _add_client_commands(commands)
     return parser
+
+
+def _add_user_admin_parsers(user_commands: Any) -> None:
+    """users list | grant | rotate-key | disable | enable: USER is a name or a user id (a name several users
+    share is refused; name the one by its id)."""
+    listing = user_commands.add_parser("list", help="every user: name, id, admin, credits, disabled, created")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    listing.set_defaults(func=_users_list)
+
+    grant = user_commands.add_parser("grant", help="add credits to a user (a grant line in its ledger)")
+    grant.add_argument("user", metavar="USER", help="name or user id")
+    grant.add_argument("credits", type=_positive_int, help="credits to add (> 0)")
+    grant.add_argument("--reason", default="grant", help="the ledger line's reason (%(default)s)")
+    grant.set_defaults(func=_users_grant)
+
+    rotate = user_commands.add_parser("rotate-key", help="a new API key for a user; prints it; the old one stops")
+    rotate.add_argument("user", metavar="USER", help="name or user id")
+    rotate.set_defaults(func=_users_rotate_key)
+
+    disable = user_commands.add_parser("disable", help="refuse a user's API key and stream tokens (401)")
+    disable.add_argument("user", metavar="USER", help="name or user id")
+    disable.set_defaults(func=_users_disable, disabled=True)
+
+    enable = user_commands.add_parser("enable", help="accept a disabled user's API key again")
+    enable.add_argument("user", metavar="USER", help="name or user id")
+    enable.set_defaults(func=_users_disable, disabled=False)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
 
 
 def _add_client_commands(commands: Any) -> None:
@@ -93,6 +149,10 @@ def _dev(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service import logs
+    from service.api.tokens import signing_key
+
+    signing_key(Settings())  # no AGENSIUM_SECRET_KEY: one line and exit 1 here, not a traceback per process
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
@@ -101,7 +161,8 @@ def _api(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         http="httptools",
-        access_log=False,
+        access_log=False,  # the API logs each request itself, with its ids (service/api/app.py)
+        log_config=logs.dict_config(*log_options("api")),  # again in each uvicorn worker process
         lifespan="on",
     )
     return 0
@@ -149,6 +210,138 @@ def _users_create(args: argparse.Namespace) -> int:
     user_id, api_key = asyncio.run(create())
     print(json.dumps({"user_id": str(user_id), "api_key": api_key}))
     return 0
+
+
+class UserNotFound(LookupError):
+    """USER names no user, or several (the message says which and how to pick one)."""
+
+
+def _with_store(work: Callable[[TaskStore], Awaitable[T]]) -> T:
+    """Run `work` with a one-connection store on the configured database."""
+    from service.store import TaskStore
+
+    settings = Settings()
+
+    async def run() -> T:
+        store = await TaskStore.connect(settings.database_url, min_size=1, max_size=1)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _resolve_user(store: TaskStore, ref: str) -> Any:
+    """The one user that `ref` names: its id, else its name; UserNotFound when none or several match."""
+    rows = await store.find_users(ref)
+    by_id = [r for r in rows if str(r["id"]) == ref.lower()]
+    if by_id:
+        return by_id[0]
+    if not rows:
+        raise UserNotFound(f"no user is named {ref!r} or has that id")
+    if len(rows) > 1:
+        ids = ", ".join(f"{r['id']} (created {r['created_at']:%Y-%m-%d %H:%M})" for r in rows)
+        raise UserNotFound(f"{len(rows)} users are named {ref!r}: {ids}; name one by its id")
+    return rows[0]
+
+
+def _user_command(args: argparse.Namespace, work: Callable[[TaskStore], Awaitable[int]]) -> int:
+    """Run a users command; a USER that names no one or several is one line on stderr and exit 1."""
+    try:
+        return _with_store(work)
+    except UserNotFound as error:
+        print(f"agensium users {args.users_command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    async def work(store: TaskStore) -> int:
+        rows = [
+            {
+                "name": r["name"],
+                "user_id": str(r["id"]),
+                "is_admin": r["is_admin"],
+                "credits": r["credits"],
+                "disabled_at": r["disabled_at"].isoformat() if r["disabled_at"] else None,
+                "created_at": r["created_at"].isoformat(),
+            }
+            for r in await store.list_users()
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            _print_table(
+                ["NAME", "ID", "ADMIN", "CREDITS", "DISABLED", "CREATED"],
+                [
+                    [
+                        u["name"],
+                        u["user_id"],
+                        "yes" if u["is_admin"] else "no",
+                        str(u["credits"]),
+                        (u["disabled_at"] or "")[:19].replace("T", " ") or "no",
+                        u["created_at"][:19].replace("T", " "),
+                    ]
+                    for u in rows
+                ],
+            )
+        return 0
+
+    return _user_command(args, work)
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _users_grant(args: argparse.Namespace) -> int:
+    async def work(store: TaskStore) -> int:
+        user = await _resolve_user(store, args.user)
+        balance = await store.grant_credits(str(user["id"]), args.credits, args.reason)
+        if balance is None:
+            raise UserNotFound(f"user {user['id']} was deleted")
+        granted = {"user_id": str(user["id"]), "name": user["name"], "granted": args.credits, "credits": balance}
+        print(json.dumps(granted))
+        return 0
+
+    return _user_command(args, work)
+
+
+def _users_rotate_key(args: argparse.Namespace) -> int:
+    async def work(store: TaskStore) -> int:
+        user = await _resolve_user(store, args.user)
+        api_key = await store.rotate_api_key(str(user["id"]))
+        if api_key is None:
+            raise UserNotFound(f"user {user['id']} was deleted")
+        print(json.dumps({"user_id": str(user["id"]), "api_key": api_key}))
+        print(ACCESS_CHANGE_NOTE, file=sys.stderr)
+        return 0
+
+    return _user_command(args, work)
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    async def work(store: TaskStore) -> int:
+        user = await _resolve_user(store, args.user)
+        if not await store.set_disabled(str(user["id"]), args.disabled):
+            raise UserNotFound(f"user {user['id']} was deleted")
+        state = "disabled" if args.disabled else "enabled"
+        print(json.dumps({"user_id": str(user["id"]), "name": user["name"], "state": state}))
+        if args.disabled:
+            print(ACCESS_CHANGE_NOTE, file=sys.stderr)
+        return 0
+
+    return _user_command(args, work)
+
+
+# Each API process caches a key's user for 10 s (service/api/auth.py Authenticator); stream tokens are checked
+# against the database each time a stream opens.
+ACCESS_CHANGE_NOTE = (
+    "note: an API process that saw the old key in the last 10 s may accept it until its auth cache entry "
+    "expires (at most 10 s); streams already open stay open."
+)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
@@ -45,6 +46,14 @@ class Settings(BaseSettings):
     max_input_bytes: int = 5 * 1024**3
     max_parameters_bytes: int = 10 * 1024**2
     multipart_part_bytes: int = 8 * 1024**2
+    # A JSON request body: counted as it arrives and refused (413) at this size, never read whole first.
+    max_json_body_bytes: int = 16 * 1024**2
+    # Presigned part URLs one upload-urls call may sign (all of its files together): bigger files get bigger
+    # parts instead (S3 allows 10,000 parts of up to 5 GiB each).
+    max_upload_parts_per_call: int = 1000
+    # A user (not an admin) with this many unfinished tasks (CREATED, UPLOADING, QUEUED, PROCESSING) gets
+    # 429 RATE_LIMITED on the next create.
+    max_unfinished_tasks: int = 1_000
 
     # --- worker -------------------------------------------------------------------------------
     worker_concurrency: int = 4
@@ -89,8 +98,8 @@ class Settings(BaseSettings):
     retention_s: int = 7 * 24 * 3600
 
     # --- API ----------------------------------------------------------------------------------
-    # Signs the event-stream tokens of browsers (service/api/tokens.py); unset: derived from the S3 secret and
-    # the database URL, which every API process of a deployment shares.
+    # Signs the event-stream tokens of browsers (service/api/tokens.py), the same for every API process of a
+    # deployment. Required: the API refuses to start without it; `agensium dev` generates one in its data dir.
     secret_key: str | None = None
     # Where browsers open the page (e.g. https://agensium.example.com): the object store's CORS rule allows
     # uploads from this origin only. Unset: from any origin.
@@ -101,6 +110,24 @@ class Settings(BaseSettings):
     sse_ping_s: float = 15.0
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Request rate per user (not admins), shared by every API process through Redis (service/ratelimit.py): a
+    # token bucket refilled at `rate_limit_per_s` requests/s holding at most `rate_limit_burst`; over it, 429
+    # RATE_LIMITED with Retry-After. 0 in either turns it off. Redis slower than `rate_limit_timeout_s` or down:
+    # the request passes (a warning is logged).
+    rate_limit_per_s: float = 20.0
+    rate_limit_burst: int = 100
+    rate_limit_timeout_s: float = 0.1
+
+    # --- logs and metrics (service/logs.py, worker/metrics.py) -------------------------------
+    # `json`: one JSON object per line (request_id, task_id, user_id bound); `console`: for people. None: json
+    # for `agensium api` and `agensium worker` (console when their stderr is a terminal, e.g. under `agensium
+    # dev`), console for the other commands (dev's own lines, users, the client).
+    log_format: Literal["json", "console"] | None = None
+    log_level: str = "INFO"
+    access_log: bool = True  # one INFO line per API request (method, route, status, duration, ids)
+    # The worker serves its own Prometheus /metrics (task and agent durations) on this port; 0 = off.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
 
     @property
     def arq_queue_name(self) -> str:

@@ -21,7 +21,7 @@ from service.lifecycle import Core
 from service.queueing import make_enqueue
 from service.storage import Storage
 from service.store import TaskStore
-from worker import recovery
+from worker import metrics, recovery
 from worker.agent_procs import AgentProcesses
 from worker.jobs import run_task
 from worker.maintenance import maintenance_cron
@@ -57,6 +57,8 @@ class AgensiumWorker(Worker):
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    if settings.worker_metrics_port:
+        ctx["metrics_server"], _ = metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     store = await TaskStore.connect(settings.database_url, 1, max(4, settings.worker_concurrency + 2))
     storage = Storage(settings)
     await storage.__aenter__()
@@ -74,6 +76,9 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "metrics_server" in ctx:
+        await asyncio.to_thread(ctx["metrics_server"].shutdown)  # waits for its serving loop's next poll
+        ctx["metrics_server"].server_close()
     await recovery.stop(ctx)
     if "agent_pool" in ctx:
         await ctx["agent_pool"].aclose()

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import structlog
 from arq import create_pool
 from arq.connections import RedisSettings
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import meta, streams, tasks
+from service.api import account, meta, streams, tasks
 from service.api.auth import Authenticator
 from service.api.http import error_response
 from service.api.openapi import ROUTES, build_openapi
@@ -33,10 +34,12 @@ from service.errors import ServiceError
 from service.events import EventHub, EventPublisher
 from service.lifecycle import Core
 from service.queueing import make_enqueue
+from service.ratelimit import RateLimiter
 from service.storage import Storage, StorageUnavailable
 from service.store import DATABASE_UNAVAILABLE, TaskStore
 
 log = logging.getLogger("agensium.api")
+access_log = logging.getLogger("agensium.access")
 
 ENDPOINTS = {
     ("post", "/api/v1/tasks"): tasks.create_task,
@@ -57,6 +60,7 @@ ENDPOINTS = {
     ("post", "/api/v1/tasks/{task_id}/retry"): tasks.retry_task,
     ("get", "/api/v1/tools"): meta.list_tools,
     ("get", "/api/v1/me"): meta.me,
+    ("get", "/api/v1/me/ledger"): account.ledger,
     ("get", "/api/v1/stats"): meta.stats,
     ("get", "/healthz"): meta.healthz,
     ("get", "/readyz"): meta.readyz,
@@ -74,16 +78,24 @@ async def web_page(request: Request) -> FileResponse:
 
 
 def build_routes() -> list[BaseRoute]:
-    """The routes OpenAPI documents (service/api/openapi.py ROUTES)."""
+    """The routes OpenAPI documents (service/api/openapi.py ROUTES): one Route per path, so that a method
+    the path does not serve is answered 405 with an `Allow` header naming every method it does."""
     by_path: dict[str, dict[str, Any]] = {}
     for doc in ROUTES:
-        by_path.setdefault(doc.path, {})[doc.method] = ENDPOINTS[(doc.method, doc.path)]
-    routes: list[BaseRoute] = []
-    for path, methods in by_path.items():
-        # One Route per method keeps a 405 answer for the others on the same path.
-        for method, endpoint in methods.items():
-            routes.append(Route(path, endpoint, methods=[method.upper()], name=f"{method} {path}"))
-    return routes
+        by_path.setdefault(doc.path, {})[doc.method.upper()] = ENDPOINTS[(doc.method, doc.path)]
+    return [Route(path, _by_method(methods), methods=list(methods), name=path) for path, methods in by_path.items()]
+
+
+def _by_method(endpoints: dict[str, Any]) -> Any:
+    """One endpoint for the methods of a path (HEAD answers as GET, as Starlette does)."""
+    if len(endpoints) == 1:
+        return next(iter(endpoints.values()))
+
+    async def endpoint(request: Request) -> Any:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 def browser_routes() -> list[BaseRoute]:
@@ -96,13 +108,15 @@ def browser_routes() -> list[BaseRoute]:
 
 
 class RequestContextMiddleware:
-    """X-Request-ID on every response (echoed when sent) and request metrics, as plain ASGI so
-    streaming responses pass straight through."""
+    """X-Request-ID on every response (echoed when sent), request metrics and one access log line per request,
+    as plain ASGI so streaming responses pass straight through. The request id is bound to every log line of
+    the request (structlog contextvars; authentication adds the user id)."""
 
-    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram, access_log: bool = True) -> None:
         self.app = app
         self.requests = requests
         self.latency = latency
+        self.access_log = access_log
         # labels() costs a few microseconds per call: keep the children per (method, route, status).
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -116,7 +130,7 @@ class RequestContextMiddleware:
         children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         request_id = ""
@@ -126,6 +140,16 @@ class RequestContextMiddleware:
                 break
         request_id = request_id or os.urandom(12).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, request_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "user_id")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = time.perf_counter()
         status = 500
         status_sent = False
@@ -146,8 +170,18 @@ class RequestContextMiddleware:
             response = error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
             await response(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            self._observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            seconds = time.perf_counter() - started
+            self._observe(scope["method"], route, status, seconds)
+            if self.access_log and access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d %.1f ms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    seconds * 1000,
+                    extra={"method": scope["method"], "route": route, "status": status, "duration_ms": seconds * 1000},
+                )
 
 
 async def _service_error(request: Request, exc: Exception) -> Any:
@@ -159,7 +193,7 @@ async def _http_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "VALIDATION_ERROR")
     error = ServiceError(code, str(exc.detail))
-    response = error_response(error)
+    response = error_response(error, headers=dict(exc.headers or {}))  # a 405 keeps its Allow header
     response.status_code = exc.status_code
     return response
 
@@ -174,13 +208,7 @@ async def _unavailable(request: Request, exc: Exception) -> Any:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    metrics_registry = CollectorRegistry()
-    requests = Counter(
-        "agensium_http_requests", "HTTP requests", ["method", "route", "status"], registry=metrics_registry
-    )
-    latency = Histogram(
-        "agensium_http_request_seconds", "HTTP request latency", ["method", "route"], registry=metrics_registry
-    )
+    metrics = meta.ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -190,7 +218,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         async with Storage(settings) as storage:
             publish = EventPublisher(redis, settings.events_channel_prefix + "all")
-            hub = EventHub(redis, settings.events_channel_prefix + "all")
+            hub = EventHub(redis, settings.events_channel_prefix + "all", publish_lag=metrics.publish_lag)
+            limiter = RateLimiter(
+                redis,
+                settings.key_prefix,
+                settings.rate_limit_per_s,
+                settings.rate_limit_burst,
+                settings.rate_limit_timeout_s,
+                on_refused=metrics.rate_limited.inc,
+            )
 
             # With Redis away `process` still answers: the task stays QUEUED in PostgreSQL until the
             # workers' reconciler enqueues it again.
@@ -204,11 +240,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.core = core
             app.state.redis = redis
             app.state.hub = hub
-            app.state.auth = Authenticator(store)
+            app.state.auth = Authenticator(store, limiter=limiter)
             app.state.token_key = signing_key(settings)
             app.state.catalog = meta.catalog(settings)
-            app.state.openapi = build_openapi()
-            app.state.metrics_registry = metrics_registry
+            app.state.openapi = build_openapi(diagnostics=settings.diagnostics)
+            app.state.metrics = metrics
             await hub.start()
             gc.freeze()  # start-up objects (catalog, schemas, modules) leave the GC's scans: shorter pauses
             try:
@@ -228,5 +264,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             StorageUnavailable: _unavailable,
         },
     )
-    app.add_middleware(RequestContextMiddleware, requests=requests, latency=latency)
+    app.add_middleware(
+        RequestContextMiddleware, requests=metrics.requests, latency=metrics.latency, access_log=settings.access_log
+    )
     return app

@@ -1,4 +1,5 @@
-"""API-key authentication: keys are stored hashed and compared in constant time."""
+"""API-key authentication: keys are stored hashed and compared in constant time. Every authenticated request
+then passes the caller's request-rate limit (service/ratelimit.py) and binds `user_id` to its log lines."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import hmac
 import time
 from dataclasses import dataclass
 
+import structlog
 from starlette.requests import HTTPConnection
 
 from service.api.tokens import read_token
-from service.errors import ServiceError
+from service.errors import ServiceError, rate_limited
+from service.ratelimit import RateLimiter
 from service.store import TaskStore, hash_api_key
 
 
@@ -22,10 +25,14 @@ class User:
 
 class Authenticator:
     """Resolves `Authorization: Bearer <key>` to a user, with a short in-process cache so the hot
-    routes do not pay a database round trip for every request."""
+    routes do not pay a database round trip for every request. With a `limiter`, a non-admin over its
+    request rate gets 429 RATE_LIMITED."""
 
-    def __init__(self, store: TaskStore, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, store: TaskStore, ttl_s: float = 10.0, max_entries: int = 10_000, limiter: RateLimiter | None = None
+    ) -> None:
         self.store = store
+        self.limiter = limiter
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[float, User]] = {}
@@ -39,7 +46,7 @@ class Authenticator:
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return await self.admit(cached[1])
         row = await self.store.user_by_api_key(key.strip())
         if row is None or not hmac.compare_digest(bytes(row["api_key_hash"]), digest):
             raise ServiceError("UNAUTHORIZED", "Unknown API key.")
@@ -47,6 +54,25 @@ class Authenticator:
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl_s, user)
+        return await self.admit(user)
+
+    async def admit(self, user: User) -> User:
+        """The authenticated `user`, once within its request rate (admins always are)."""
+        structlog.contextvars.bind_contextvars(user_id=user.user_id)
+        if self.limiter is None or user.is_admin:
+            return user
+        decision = await self.limiter.check(user.user_id)
+        if not decision.allowed:
+            raise rate_limited(
+                f"Over {self.limiter.rate_per_s:g} requests/s (bursts of {self.limiter.burst}); "
+                f"retry in {decision.retry_after_s} s.",
+                decision.retry_after_s,
+                {
+                    "limit": self.limiter.rate_per_s,
+                    "burst": self.limiter.burst,
+                    "retry_after_s": decision.retry_after_s,
+                },
+            )
         return user
 
 
@@ -65,7 +91,8 @@ async def user_from_token(request: HTTPConnection, token: str) -> User:
     row = await request.app.state.core.store.get_user(user_id) if user_id else None
     if row is None:
         raise ServiceError("UNAUTHORIZED", "The stream token is invalid or expired; get a new one.")
-    return User(str(row["id"]), row["name"], row["is_admin"])
+    auth: Authenticator = request.app.state.auth
+    return await auth.admit(User(str(row["id"]), row["name"], row["is_admin"]))
 
 
 def require_admin(user: User) -> None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agents import registry
+from service.api.auth import require_admin
 from service.api.http import JSON
 from service.config import Settings
 from service.errors import ServiceError
+from service.events import EventHub
 from service.models import iso_utc
+from service.store import TaskStore
+
+log = logging.getLogger("agensium.api")
 
 
 async def list_tools(request: Request) -> JSON:
@@ -29,11 +35,21 @@ async def me(request: Request) -> JSON:
     return JSON({"user_id": user.user_id, "name": row["name"], "credits": row["credits"], "is_admin": row["is_admin"]})
 
 
+STATS_SCOPES = ("own", "global")
+
+
 async def stats(request: Request) -> JSON:
+    """The caller's counts; with an admin key also the global figures. `?scope=own` asks for the caller's alone,
+    `?scope=global` for the global figures, an admin's only: 403 FORBIDDEN for anyone else."""
     user = await request.app.state.auth.authenticate(request)
+    scope = request.query_params.get("scope")
+    if scope is not None and scope not in STATS_SCOPES:
+        raise ServiceError("VALIDATION_ERROR", "scope must be own or global.", {"field": "scope"})
+    if scope == "global":
+        require_admin(user)
     store = request.app.state.core.store
     body: dict[str, Any] = {"tasks_by_status": await store.counts_by_status(user.user_id)}
-    if user.is_admin:
+    if user.is_admin and scope != "own":
         settings = request.app.state.settings
         queued = await store.queued_by_priority()
         workers = [
@@ -89,7 +105,66 @@ async def readyz(request: Request) -> JSON:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+    state = request.app.state
+    api_metrics: ApiMetrics = state.metrics
+    await api_metrics.refresh(state.core.store, state.hub)
+    return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# From an event's commit to its delivery by the API's event hub: milliseconds normally, seconds under load.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+
+class ApiMetrics:
+    """The API process's Prometheus metrics (GET /metrics), in a registry of its own: a test process runs
+    several apps. Task and queue gauges are read from PostgreSQL at each scrape (`refresh`), the open
+    streams from the event hub; the task and agent durations are the workers' (worker/metrics.py)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("agensium_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.latency = Histogram(
+            "agensium_http_request_seconds", "HTTP request latency", ["method", "route"], registry=r
+        )
+        self.rate_limited = Counter(
+            "agensium_rate_limited_requests", "Requests refused (429) over the caller's request rate", registry=r
+        )
+        self.cache_hits = Counter("agensium_cache_hits", "Tasks completed from the result cache", registry=r)
+        self.tasks = Gauge("agensium_tasks", "Tasks by tool and status (all users)", ["tool_id", "status"], registry=r)
+        self.queue_depth = Gauge("agensium_queue_depth", "QUEUED tasks per priority", ["priority"], registry=r)
+        self.open_streams = Gauge(
+            "agensium_open_streams", "Open event streams of this API process (SSE, WebSocket)", ["kind"], registry=r
+        )
+        self.publish_lag = Histogram(
+            "agensium_event_publish_lag_seconds",
+            "From an event's commit to its delivery by this API process's event hub",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        for priority in PRIORITIES:
+            self.queue_depth.labels(priority)
+        for kind in ("sse", "websocket"):
+            self.open_streams.labels(kind)
+
+    async def refresh(self, store: TaskStore, hub: EventHub) -> None:
+        """The scrape-time gauges. With PostgreSQL away the task and queue series are left out (unknown is not
+        zero) and the rest is still served."""
+        for kind, count in {"sse": 0, "websocket": 0, **hub.stream_counts()}.items():
+            self.open_streams.labels(kind).set(count)
+        try:
+            tasks = await store.counts_by_tool_and_status()
+            queued = await store.queued_by_priority()
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail with the database
+            log.warning("metrics: task counts unavailable: %s", exc)
+            self.tasks.clear()
+            self.queue_depth.clear()
+            return
+        self.tasks.clear()  # a tool/status pair with no task left disappears
+        for tool_id, status, count in tasks:
+            self.tasks.labels(tool_id, status).set(count)
+        for priority in PRIORITIES:
+            self.queue_depth.labels(priority).set(queued.get(priority, {}).get("queued", 0))
 
 
 async def openapi(request: Request) -> JSON:

@@ -1,0 +1,148 @@
+"""One logging setup for every process: `agensium api`, `agensium worker`, and the children of `agensium dev`.
+
+Every line goes through structlog's ProcessorFormatter on the stdlib root logger, so the code's plain
+`logging.getLogger(...).info(...)` calls (and uvicorn's, arq's) come out the same way:
+- `json`: one JSON object per line with `timestamp` (RFC 3339 UTC), `level`, `logger`, `event`, the `extra`
+  fields of the call, and the context bound with structlog.contextvars: `request_id` (the API's request
+  middleware), `user_id` (authentication), `task_id` (the worker, while it runs a task);
+- `console`: the same, aligned and coloured for a person at a terminal.
+
+Secrets never reach a line: `redact` masks API keys (`agk_...`, `Bearer ...`), fields named like a secret
+(`authorization`, `api_key`, `token`, ...) and the query string of presigned URLs (`X-Amz-Signature`, ...),
+in the message, in every field and in formatted tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["json", "console"]
+
+REDACTED = "[REDACTED]"
+SECRET_FIELDS = frozenset(
+    {
+        "authorization",
+        "api_key",
+        "apikey",
+        "token",
+        "secret",
+        "secret_key",
+        "password",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "aws_secret_access_key",
+        "s3_secret_access_key",
+    }
+)
+# (pattern, replacement) applied to every string a line carries.
+SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A presigned URL: keep scheme, host and path (which object), drop the whole query string.
+    (re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s'\"<>]*X-Amz-[^\s'\"<>]*", re.IGNORECASE), rf"\1?{REDACTED}"),
+    # Signature parts met outside a full URL (a header dump, a form field list).
+    (
+        re.compile(r"((?:X-Amz-(?:Signature|Credential|Security-Token)|Signature)[=:]\s*)[^&\s'\",]+", re.IGNORECASE),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(\bBearer\s+)[^\s'\",]+", re.IGNORECASE), rf"\1{REDACTED}"),
+    (re.compile(r"\bagk_[A-Za-z0-9_\-]+"), f"agk_{REDACTED}"),
+    (re.compile(r"([?&](?:token|api_key)=)[^&\s'\"]+", re.IGNORECASE), rf"\1{REDACTED}"),
+)
+
+
+# Something SECRET_PATTERNS may match: one search per string, the substitutions only for the few that hit.
+_SUSPECT = re.compile(r"agk_|bearer|x-amz-|signature|token=|api_key=", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    if _SUSPECT.search(text) is None:
+        return text
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if str(k).lower() in SECRET_FIELDS else _redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """The structlog processor that keeps secrets out of every line (see the module's docstring)."""
+    return {
+        key: REDACTED if key.lower() in SECRET_FIELDS and value is not None else _redact(value)
+        for key, value in event_dict.items()
+    }
+
+
+def _shared_processors() -> list[Processor]:
+    """What every line gets, from structlog and stdlib loggers alike, before it is rendered."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorFormatter:
+    """The logging.Formatter of every handler (also named by `dict_config`, for uvicorn's worker processes)."""
+    renderer: Processor
+    if log_format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())  # the handlers write to stderr
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,  # tracebacks as text, so `redact` sees them too
+            redact,
+            renderer,
+        ],
+    )
+
+
+def dict_config(log_format: LogFormat = "json", level: str = "INFO") -> dict[str, Any]:
+    """The logging.config.dictConfig of this setup: `configure` applies it, and uvicorn applies it again in
+    each of its worker processes (`uvicorn.run(log_config=...)`), whose loggers then propagate to the root."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"agensium": {"()": formatter, "log_format": log_format}},
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "agensium", "stream": "ext://sys.stderr"}
+        },
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's own config would give these handlers of their own; ours go to the root's.
+            **{name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+            "httpx": {"level": "WARNING"},  # one line per request of the API client otherwise
+        },
+    }
+
+
+def configure(log_format: LogFormat = "json", level: str = "INFO") -> None:
+    """Set up logging for this process: stdlib and structlog loggers alike write through `formatter`."""
+    logging.config.dictConfig(dict_config(log_format, level))
+    logging.captureWarnings(True)
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
