@@ -5,7 +5,10 @@ once, run the agents in order, write the outputs. An input or parameter error pr
 fails); any other failure of an agent becomes that agent's ``error`` envelope and the result is
 ``partial``, and the chain goes on. Past the soft deadline (``soft_deadline``) the progress callback an
 agent calls raises ``SoftTimeLimitExceeded``: that agent is recorded as failed, the rest are skipped for the
-same reason, and the reports of what ran are still written (the result is ``partial``). Everything
+same reason, and the reports of what ran are still written (the result is ``partial``). The caller is told
+each agent that really starts (``on_agent_start``, before it runs: the worker debits its cost then), never
+one skipped for the soft limit or the large-file path, nor one that needs a baseline the inputs lack (it
+runs only to say it was skipped, free). Everything
 returned is plain JSON-serialisable data, and every exception raised pickles, so both cross the process
 boundary.
 
@@ -52,6 +55,8 @@ from agents.values import MissingTokens, normalize_missing
 
 ChainProgress = Callable[[int, str | None, str], None]
 """Overall progress: percent 0..100 (never decreasing), the running agent (None between agents), message."""
+AgentStart = Callable[[str], None]
+"""Told the id of an agent that is about to run (and be charged)."""
 
 READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
@@ -222,9 +227,12 @@ def run_tool(
     progress: ChainProgress,
     soft_deadline: float | None = None,
     run_options: RunOptions | None = None,
+    on_agent_start: AgentStart | None = None,
 ) -> dict[str, Any]:
     """``soft_deadline``: a wall-clock time (``time.time()``) after which the agents are stopped (see above);
-    ``run_options``: the service's limits and switches (defaults: ``RunOptions()``)."""
+    ``run_options``: the service's limits and switches (defaults: ``RunOptions()``); ``on_agent_start``: told
+    each agent that starts (see above)."""
+    agent_start = on_agent_start or _nobody
     started = time.perf_counter()
     run_options = run_options or RunOptions()
     report = _MonotonicProgress(progress)
@@ -244,7 +252,9 @@ def run_tool(
         agent_inputs = AgentInputs(pl.DataFrame(), large[0])
         read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
         streamed = _LargeProfile(large, threshold, run_options.max_columns)
-        results, shape = _run_large_profile(chain, streamed, agent_params, out_dir, report, timings, soft_deadline)
+        results, shape = _run_large_profile(
+            chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
+        )
     else:
         tokens = None if tool_id in DATA_TOOLS else _null_tokens(agent_params)
         agent_inputs, read_reports = _read_inputs(
@@ -255,7 +265,7 @@ def run_tool(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
             flow = _DataFlow(primary)
-        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline)
+        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start)
 
     report(AGENTS_END, None, "Writing reports")
     reports_started = time.perf_counter()
@@ -279,6 +289,10 @@ def run_tool(
     if flow is not None:
         result["steps"] = flow.steps
     return result
+
+
+def _nobody(agent_id: str) -> None:
+    """No one to tell that an agent starts (agent tests, the bench)."""
 
 
 def streaming_threshold_bytes(configured: int | None = None) -> int:
@@ -334,7 +348,8 @@ def _run_large_profile(
     out_dir: Path,
     report: _MonotonicProgress,
     timings: dict[str, int],
-    soft_deadline: float | None = None,
+    soft_deadline: float | None,
+    agent_start: AgentStart,
 ) -> tuple[dict[str, AgentResult], tuple[int, int]]:
     """A primary too large to hold in memory: the unified-profiler streams it (agents.profile.streaming);
     the agents that need the whole frame do not run, and say why (the result is ``partial``)."""
@@ -357,6 +372,7 @@ def _run_large_profile(
                     raise SoftTimeLimitExceeded(SOFT_LIMIT_MESSAGE)
                 report(base + span * min(max(fraction, 0.0), 1.0), "unified-profiler", message)
 
+            agent_start(agent_id)
             try:
                 result = profile_large(
                     path, agent_params[agent_id], agent_progress, name, out_dir.parent, max_columns=large.max_columns
@@ -387,7 +403,8 @@ def _run_agents(
     flow: _DataFlow | None,
     report: _MonotonicProgress,
     timings: dict[str, int],
-    soft_deadline: float | None = None,
+    soft_deadline: float | None,
+    agent_start: AgentStart,
 ) -> dict[str, AgentResult]:
     results: dict[str, AgentResult] = {}
     span = (AGENTS_END - READ_END) / len(chain)
@@ -412,6 +429,8 @@ def _run_agents(
             current = AgentInputs(flow.frame, agent_inputs.primary_name, context=context)
         else:
             current = agent_inputs
+        if not (spec.needs_baseline and agent_inputs.baseline is None):  # else it only says "skipped": free
+            agent_start(agent_id)
         agent_started = time.perf_counter()
         result: AgentResult | None = None
         try:

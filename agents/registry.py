@@ -15,6 +15,8 @@ know); the other formats their registered types plus the common unofficial ones 
 The ``diagnostics`` tool (agent ``sleeper``, agents.diagnostics) exists for tests and operators: it is
 neither listed nor callable unless the caller says ``diagnostics=True`` (the service's ``diagnostics``
 setting: the API lists and accepts it, the worker validates it, the agent process gets it with the job).
+It may run ``readiness-rater`` after the sleeper, so that a run stopped in the sleeper leaves an agent unstarted
+(and uncharged).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class AgentSpec:
     parameters_model: type[BaseModel] | str | None = None
     # "module:function", imported on first use so that the catalog (the API) never loads Polars.
     run: AgentRun | str | None = None
+    # Compares the primary with a baseline input: without one it only says it was skipped, so it leaves a
+    # default chain at process time and, when the user chose it, runs uncharged (``charged_agents``).
+    needs_baseline: bool = False
 
     @property
     def exists(self) -> bool:
@@ -142,9 +147,10 @@ AGENTS: dict[str, AgentSpec] = {
             "drift-detector",
             "Drift Detector",
             40,
-            "Distribution and schema drift against a baseline",
+            "Distribution and schema drift against a baseline (joins the chain only when a baseline is uploaded)",
             "agents.params.drift_detector:DriftDetectorParams",
             "agents.drift.detector:run",
+            needs_baseline=True,
         ),  # fmt: skip
         AgentSpec(
             "score-risk",
@@ -245,7 +251,7 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec(
             "sleeper",
             "Sleeper",
-            0,
+            5,  # a token cost, so that tests and operators see a diagnostics run charged
             "Diagnostics: takes the time it is told to, reporting progress, runaway or failing on request",
             "agents.params.diagnostics:SleeperParams",
             "agents.diagnostics:run",
@@ -345,7 +351,7 @@ TOOLS: dict[str, ToolSpec] = {
             "Diagnostics",
             "Long-running, runaway and failing tasks on purpose, for tests and operators",
             ("sleeper",),
-            (),
+            ("readiness-rater",),  # an agent after the sleeper: one that a stop (soft limit, cancel) never starts
             (_PRIMARY, _PARAMETERS),
             ("diagnostics.json", "diagnostics.xlsx"),
             "diagnostics",
@@ -404,6 +410,11 @@ def agent(agent_id: str) -> AgentSpec:
     return spec
 
 
+def listed_tools(*, diagnostics: bool = False) -> list[str]:
+    """The tools offered (the catalog's), in catalog order."""
+    return _listed(diagnostics)
+
+
 def _listed(diagnostics: bool) -> list[str]:
     return [tool_id for tool_id, spec in TOOLS.items() if _available(spec, diagnostics)]
 
@@ -414,6 +425,7 @@ def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
     for tool_id in _listed(diagnostics):
         spec = TOOLS[tool_id]
         default_chain = existing_agents(spec.default_chain)
+        without_baseline = charged_agents(default_chain, has_baseline=False)
         agents = [
             {
                 "agent_id": agent_id,
@@ -422,6 +434,7 @@ def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
                 "credits": AGENTS[agent_id].credits,
                 "parameters_schema": AGENTS[agent_id].params_model.model_json_schema(),
                 "in_default_chain": agent_id in default_chain,
+                "needs_baseline": AGENTS[agent_id].needs_baseline,
             }
             for agent_id in existing_agents(spec.all_agents)
         ]
@@ -432,6 +445,9 @@ def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
                 "description": spec.description,
                 "default_chain": default_chain,
                 "default_chain_credits": chain_cost(default_chain),
+                # Without a baseline input the agents that need one leave the default chain (and its cost).
+                "default_chain_without_baseline": without_baseline,
+                "default_chain_without_baseline_credits": chain_cost(without_baseline),
                 "agents": agents,
                 "inputs": [
                     {
@@ -450,18 +466,10 @@ def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
                     }
                     for item in spec.inputs
                 ],
-                "outputs": [{"name": name, "content_type": output_content_type(name)} for name in _outputs(spec)],
+                "outputs": [{"name": name, "content_type": output_content_type(name)} for name in spec.outputs],
             }
         )
     return {"tools": tools}
-
-
-def _outputs(spec: ToolSpec) -> list[str]:
-    return list(spec.outputs)
-
-
-def outputs(tool_id: str) -> list[str]:
-    return _outputs(tool_spec(tool_id))
 
 
 def resolve_chain(tool_id: str, agents: list[str] | None, *, diagnostics: bool = False) -> list[str]:
@@ -487,6 +495,38 @@ def chain_cost(agent_ids: Iterable[str]) -> int:
     return sum(AGENTS[agent_id].credits for agent_id in agent_ids if agent_id in AGENTS)
 
 
+def _needs_baseline(agent_id: str) -> bool:
+    return agent_id in AGENTS and AGENTS[agent_id].needs_baseline
+
+
+def chain_for_inputs(tool_id: str, agent_ids: list[str], has_baseline: bool) -> list[str]:
+    """The chain a task is queued with, once its inputs are known: the tool's default chain (the user named
+    no agents, or exactly those) without the agents that need a baseline when there is none: they would
+    only say they were skipped. A chain the user chose otherwise is kept as it is."""
+    default = existing_agents(tool_spec(tool_id).default_chain)
+    if has_baseline or list(agent_ids) != default:
+        return list(agent_ids)
+    return [agent_id for agent_id in agent_ids if not _needs_baseline(agent_id)]
+
+
+def charged_agents(agent_ids: Iterable[str], has_baseline: bool) -> list[str]:
+    """The agents of a chain that are charged when they start: not one that needs a baseline the inputs
+    lack (it runs only to say it was skipped)."""
+    return [agent_id for agent_id in agent_ids if has_baseline or not _needs_baseline(agent_id)]
+
+
+def whole_numbers(value: Any) -> Any:
+    """JSON numbers without a fraction (``7.0``) as integers, throughout ``value``: JSON Schema's "integer"
+    admits them, and the strict parameter models would refuse them otherwise (a float field takes an int)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
+
+
 def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
     """This agent's validated parameters (its defaults where ``raw`` is silent)."""
     model = agent(agent_id).params_model
@@ -497,7 +537,7 @@ def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
             f"parameters for '{agent_id}' must be a JSON object", agent_id=agent_id, field=None
         )
     try:
-        return model.model_validate(raw)
+        return model.model_validate(whole_numbers(raw))
     except ValidationError as error:
         first = error.errors()[0]
         field_name = ".".join(str(part) for part in first["loc"]) or None

@@ -12,6 +12,7 @@ HTTP_STATUS: dict[str, int] = {
     "TASK_NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "INVALID_STATE": 409,
+    "IDEMPOTENCY_CONFLICT": 409,
     "NOT_READY": 409,
     "UNKNOWN_TOOL": 422,
     "UNKNOWN_AGENT": 422,
@@ -29,11 +30,18 @@ HTTP_STATUS: dict[str, int] = {
 class ServiceError(Exception):
     """A failure a client can act on; the API renders it as the one error body of API.md."""
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(code, message, details)
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers  # sent with the error response, e.g. Retry-After of a 429
 
     @property
     def http_status(self) -> int:
@@ -52,3 +60,8 @@ def task_not_found() -> ServiceError:
 
 def invalid_state(status: str, action: str) -> ServiceError:
     return ServiceError("INVALID_STATE", f"Cannot {action} a task that is {status}.", {"status": status})
+
+
+def rate_limited(message: str, retry_after_s: int, details: dict[str, Any] | None = None) -> ServiceError:
+    """429 RATE_LIMITED with the Retry-After API.md promises."""
+    return ServiceError("RATE_LIMITED", message, details, headers={"Retry-After": str(max(1, retry_after_s))})

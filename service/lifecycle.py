@@ -8,7 +8,10 @@ turns refusals into the error codes of API.md. No transition is written anywhere
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,10 +23,10 @@ import asyncpg
 from agents import registry
 from agents.errors import AgentError
 from service.config import Settings
-from service.errors import ServiceError, invalid_state, task_not_found
+from service.errors import ServiceError, invalid_state, rate_limited, task_not_found
 from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc
 from service.queueing import Enqueue
-from service.storage import InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage
+from service.storage import MAX_PART_BYTES, InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage, part_size_for
 from service.store import Publish, TaskStore, Transition
 
 log = logging.getLogger("agensium.lifecycle")
@@ -35,6 +38,7 @@ UPLOADABLE = [S.CREATED, S.UPLOADING]
 CANCELLABLE = [S.CREATED, S.UPLOADING, S.QUEUED, S.PROCESSING]
 RETRYABLE = [S.FAILED, S.CANCELLED, S.EXPIRED]
 TERMINAL = [S.COMPLETED, S.FAILED, S.CANCELLED, S.EXPIRED]
+UNFINISHED_CAP_RETRY_AFTER_S = 5  # Retry-After of a create refused by the cap on unfinished tasks
 
 Control = Callable[[str], Awaitable[None]]  # a message to every worker: "cancel <task id>"
 
@@ -107,6 +111,23 @@ async def create_task(
     labels: dict[str, str],
     idempotency_key: str | None,
 ) -> tuple[asyncpg.Record, bool]:
+    """A CREATED task; returns (row, created). With an Idempotency-Key seen before, the earlier task
+    (created=False) when the request is the same, 409 IDEMPOTENCY_CONFLICT when it differs."""
+    body_hash = request_hash(
+        {
+            "tool_id": tool_id,
+            "agents": agents,
+            "priority": priority,
+            "parameters": parameters,
+            "source_task_id": source_task_id,
+            "labels": labels,
+        }
+    )
+    # A replay is answered before anything else is checked: the same request keeps its task even once the
+    # user is at the cap, or its source task is gone.
+    earlier = await core.store.task_by_idempotency_key(user_id, idempotency_key)
+    if earlier is not None:
+        return _replayed(earlier, body_hash, idempotency_key), False
     try:
         diagnostics = core.settings.diagnostics
         chain = registry.resolve_chain(tool_id, agents, diagnostics=diagnostics)
@@ -120,7 +141,8 @@ async def create_task(
             raise ServiceError("TASK_NOT_FOUND", "The source task does not exist.", {"source_task_id": source_task_id})
         if source["status"] != S.COMPLETED:
             raise invalid_state(source["status"], "take inputs from")
-    return await core.store.insert_task(
+    await _check_unfinished_cap(core, user_id)
+    row, created = await core.store.insert_task(
         user_id=user_id,
         tool_id=tool_id,
         agents=chain,
@@ -131,7 +153,44 @@ async def create_task(
         idempotency_key=idempotency_key,
         upload_ttl_s=core.settings.task_upload_ttl_s,
         publish=core.publish,
+        request_hash=body_hash,
     )
+    # A concurrent create with the same key got in first (ON CONFLICT): same rule as above.
+    return (row, True) if created else (_replayed(row, body_hash, idempotency_key), False)
+
+
+def request_hash(body: dict[str, Any]) -> bytes:
+    """sha256 of a create request's normalised body (every field, defaults filled, keys sorted at every level):
+    how a replay under the same Idempotency-Key is told from a conflicting reuse of the key."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _replayed(earlier: asyncpg.Record, body_hash: bytes, key: str | None) -> asyncpg.Record:
+    """The earlier task of a replayed create; 409 when the key came with another body. Tasks created before
+    request hashes were stored (request_hash NULL) are taken as the same request."""
+    stored = earlier["request_hash"]
+    if stored is not None and bytes(stored) != body_hash:
+        raise ServiceError(
+            "IDEMPOTENCY_CONFLICT",
+            "This Idempotency-Key was used with a different request body; use a new key for a new task.",
+            {"idempotency_key": key, "task_id": str(earlier["id"])},
+        )
+    return earlier
+
+
+async def _check_unfinished_cap(core: Core, user_id: str) -> None:
+    """429 when the user already has `max_unfinished_tasks` non-terminal tasks (admins have no cap). One
+    indexed count; concurrent creates may pass it together, so the cap can be exceeded by their number."""
+    unfinished = await core.store.unfinished_tasks(user_id)
+    limit = core.settings.max_unfinished_tasks
+    if unfinished is not None and unfinished >= limit:
+        raise rate_limited(
+            f"You have {unfinished} unfinished tasks, the limit is {limit}: "
+            "process, cancel or wait for some of them, then try again.",
+            UNFINISHED_CAP_RETRY_AFTER_S,
+            {"limit": limit, "unfinished": unfinished},
+        )
 
 
 async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -202,6 +261,8 @@ async def request_upload_urls(
             f"parameters.json may be at most {settings.max_parameters_bytes} bytes.",
             {"name": PARAMETERS_NAME, "limit": settings.max_parameters_bytes},
         )
+    multipart_sizes = [d["size"] for d in declared if d["size"] > settings.multipart_threshold_bytes]
+    part_bytes = _call_part_size(settings, multipart_sizes)
     result = await core.store.transition(
         "mark_uploading", task_id, [declared, request.has_parameters, UPLOADABLE], core.publish, user_id
     )
@@ -212,18 +273,52 @@ async def request_upload_urls(
     if request.has_parameters:
         uploads.append((PARAMETERS_NAME, "application/json", request.parameters_size))
     out = await asyncio.gather(
-        *(_presign_upload(core, prefix + name, name, ctype, size) for name, ctype, size in uploads)
+        *(_presign_upload(core, prefix + name, name, ctype, size, part_bytes) for name, ctype, size in uploads)
     )
     return result.row, list(out)
 
 
-async def _presign_upload(core: Core, key: str, name: str, content_type: str, size: int | None) -> dict[str, Any]:
-    """One PUT URL, or above the multipart threshold a URL per part (sent part by part, resumable)."""
-    settings = core.settings
-    if size is not None and size > settings.multipart_threshold_bytes:
-        multipart = await core.storage.presign_multipart(
-            key, content_type, size, settings.multipart_part_bytes, settings.upload_url_ttl_s
+def _call_part_size(settings: Settings, sizes: list[int]) -> int:
+    """The part size of one upload-urls call's multipart files (`sizes`): the preferred size, raised until their
+    parts together fit in `max_upload_parts_per_call` -- big files get big parts, not thousands of URLs.
+    413 INPUT_TOO_LARGE when even parts of S3's largest size would not do."""
+    cap = settings.max_upload_parts_per_call
+    part = part_size_for(max(sizes, default=0), settings.multipart_part_bytes)
+    if sizes and cap > len(sizes):
+        part = max(part, math.ceil(sum(sizes) / (cap - len(sizes))))
+    parts = sum(max(1, math.ceil(size / part)) for size in sizes)
+    if parts > cap or part > MAX_PART_BYTES:
+        raise ServiceError(
+            "INPUT_TOO_LARGE",
+            f"These files would need {parts} upload parts; one upload-urls call signs at most {cap}: "
+            "declare fewer or smaller files per call.",
+            {"parts": parts, "limit": cap},
         )
+    return part
+
+
+async def _presign_upload(
+    core: Core, key: str, name: str, content_type: str, size: int | None, part_bytes: int
+) -> dict[str, Any]:
+    """One PUT URL, or above the multipart threshold a URL per part (sent part by part, resumable), each signed
+    for its exact length. parameters.json without a declared size: a form upload (POST) whose policy caps it
+    at the parameters limit. No URL lets the store take more than declared or allowed."""
+    settings = core.settings
+    if size is None:
+        post = await core.storage.presign_post(
+            key, content_type, settings.max_parameters_bytes, settings.upload_url_ttl_s
+        )
+        return {
+            "name": name,
+            "key": post.key,
+            "method": post.method,
+            "url": post.url,
+            "headers": post.headers,
+            "fields": post.fields,
+            "expires_at": iso_utc(post.expires_at),
+        }
+    if size > settings.multipart_threshold_bytes:
+        multipart = await core.storage.presign_multipart(key, content_type, size, part_bytes, settings.upload_url_ttl_s)
         return {
             "name": name,
             "key": key,
@@ -371,8 +466,22 @@ def new_job_id(task_id: str) -> str:
     return f"task:{task_id}:{uuid.uuid4().hex[:12]}"
 
 
-async def _queue(core: Core, user_id: str, task_id: str, allowed: list[S], action: str) -> asyncpg.Record:
-    result = await core.store.transition("mark_queued", task_id, [allowed], core.publish, user_id)
+def queued_chain(task: asyncpg.Record) -> list[str]:
+    """The chain a task is queued with: a default chain loses the agents that need a baseline when its inputs
+    have none (a task chained on an earlier one, `source_task_id`, has none), so they are neither shown nor
+    charged; a chain the user chose is kept (such an agent then runs free, saying it was skipped)."""
+    return registry.chain_for_inputs(task["tool_id"], list(task["agents"]), has_baseline(task))
+
+
+def has_baseline(task: asyncpg.Record) -> bool:
+    """Whether the task's inputs include a baseline (one chained on an earlier task, `source_task_id`, has none)."""
+    return any(i["role"] == "baseline" for i in task["inputs"])
+
+
+async def _queue(
+    core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str]
+) -> asyncpg.Record:
+    result = await core.store.transition("mark_queued", task_id, [allowed, agents], core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
     await dispatch_user(core, user_id)
@@ -399,7 +508,7 @@ async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record
             )
         raise invalid_state(task["status"], "process")
     await _verify_inputs(core, task)
-    return await _queue(core, user_id, task_id, allowed, "process")
+    return await _queue(core, user_id, task_id, allowed, "process", queued_chain(task))
 
 
 async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -407,7 +516,7 @@ async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     if task["status"] not in RETRYABLE:
         raise invalid_state(task["status"], "retry")
     await _verify_inputs(core, task)
-    return await _queue(core, user_id, task_id, RETRYABLE, "retry")
+    return await _queue(core, user_id, task_id, RETRYABLE, "retry", queued_chain(task))
 
 
 async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -425,13 +534,33 @@ async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
 
 
 async def delete_task(core: Core, user_id: str, task_id: str) -> None:
+    """A terminal task, its stored files and its events go; the user's streams get a last `status` event
+    of it with `"deleted": true` (TaskStore.delete_task)."""
     task = await get_task(core, user_id, task_id)
     if task["status"] not in TERMINAL:
         raise invalid_state(task["status"], "delete")
     await core.storage.delete_prefix(core.settings.object_prefix(user_id, task_id))
-    result = await core.store.delete_task(task_id, user_id, TERMINAL)
+    result = await core.store.delete_task(task_id, user_id, TERMINAL, core.publish)
     if result.current_status != "DELETED":
         raise _refused(result, "delete")
+
+
+EXPIRED_ERROR = {
+    "code": "EXPIRED",
+    "message": "The task was not submitted for processing before its upload deadline; its uploads were deleted.",
+}
+
+
+async def expire_task(core: Core, task_id: str) -> asyncpg.Record | None:
+    """CREATED/UPLOADING past its upload deadline -> EXPIRED, then its uploads are deleted; None when it
+    was processed or cancelled in time, or another worker expired it first (only the worker that expired
+    it deletes). A worker that dies in between leaves the uploads to retention, which deletes every
+    object of a terminal task."""
+    result = await core.store.transition("expire_task", task_id, [UPLOADABLE, EXPIRED_ERROR], core.publish)
+    if result.row is None:
+        return None
+    await core.storage.delete_prefix(inputs_prefix(core.settings, str(result.row["user_id"]), task_id))
+    return result.row
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -483,13 +612,10 @@ async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[st
 # --- worker side ------------------------------------------------------------------------------
 
 
-async def claim_task(core: Core, task_id: str, worker_id: str, job_id: str | None = None) -> asyncpg.Record | None:
-    """QUEUED -> PROCESSING; None when another worker won or the task was cancelled meanwhile. With
-    `job_id`, only that job claims: a job of an earlier queueing (re-queued by recovery) is a no-op."""
-    if job_id is None:
-        result = await core.store.transition("claim_task", task_id, [worker_id], core.publish)
-    else:
-        result = await core.store.transition("claim_job", task_id, [worker_id, job_id], core.publish)
+async def claim_task(core: Core, task_id: str, worker_id: str, job_id: str) -> asyncpg.Record | None:
+    """QUEUED -> PROCESSING for the arq job `job_id`; None when another worker won, the task was cancelled
+    meanwhile, or `job_id` is a job of an earlier queueing (re-queued by recovery): that job is a no-op."""
+    result = await core.store.transition("claim_job", task_id, [worker_id, job_id], core.publish)
     return result.row
 
 
@@ -544,6 +670,26 @@ async def requeue_task(
     if row is not None:
         await core.enqueue(task_id, new_job, row["priority"], defer_s)
     return row
+
+
+# --- credits (PRODUCT.md: each agent's cost is debited as it starts) --------------------------
+
+
+async def credit_balance(core: Core, user_id: str) -> int:
+    """The user's balance now (0 for a user who is gone or disabled)."""
+    user = await core.store.get_user(user_id)
+    return int(user["credits"]) if user is not None else 0
+
+
+async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cost: int) -> bool:
+    """Charge one agent of a task's run as it starts, with its ledger line; False (nothing charged) when the
+    balance is below its cost."""
+    return await core.store.debit_credits(user_id, task_id, [(agent_id, cost)]) is not None
+
+
+async def refund_task_credits(core: Core, user_id: str, task_id: str, reason: str) -> int:
+    """Give back what the task was charged, net of earlier refunds (idempotent); returns the amount."""
+    return await core.store.refund_task_credits(user_id, task_id, reason)
 
 
 # --- recovery (worker/recovery.py) ------------------------------------------------------------

@@ -44,6 +44,10 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
+def new_api_key() -> str:
+    return "agk_" + secrets.token_urlsafe(32)
+
+
 def _encode_json(value: Any) -> str:
     return to_json(value).decode()
 
@@ -90,7 +94,8 @@ class Event:
     type: str
     payload: dict[str, Any]
 
-    def to_message(self) -> str:
+    def to_message(self, **extra: Any) -> str:
+        """The pub/sub message; `extra` rides along (the publisher's `committed_at`, for the lag metric)."""
         return json.dumps(
             {
                 "id": self.id,
@@ -98,6 +103,7 @@ class Event:
                 "user_id": self.user_id,
                 "type": self.type,
                 "payload": self.payload,
+                **extra,
             }
         )
 
@@ -135,19 +141,55 @@ class TaskStore:
 
     async def create_user(self, name: str, is_admin: bool = False, credits: int = 0) -> tuple[str, str]:
         """Returns (user_id, api_key); only the key's hash is stored."""
-        api_key = "agk_" + secrets.token_urlsafe(32)
+        api_key = new_api_key()
         user_id = uuid.uuid4()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(self.q["create_user"], user_id, name, hash_api_key(api_key), is_admin, credits)
             if credits:
-                await conn.execute(self.q["record_ledger"], user_id, None, None, credits, credits, "grant")
+                await conn.execute(self.q["record_ledger"], user_id, None, None, credits, credits, "grant", "grant")
         return str(user_id), api_key
 
     async def user_by_api_key(self, api_key: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(self.q["user_by_key_hash"], hash_api_key(api_key))
 
     async def get_user(self, user_id: str) -> asyncpg.Record | None:
+        """The user, or None when there is none or it is disabled."""
         return await self.pool.fetchrow(self.q["get_user"], uuid.UUID(user_id))
+
+    async def list_users(self) -> list[asyncpg.Record]:
+        """Every user, disabled ones too (disabled_at set), oldest first."""
+        return await self.pool.fetch(self.q["list_users"])
+
+    async def find_users(self, name_or_id: str) -> list[asyncpg.Record]:
+        """The users, disabled ones too, named `name_or_id` or whose id it is (names need not be unique)."""
+        return await self.pool.fetch(self.q["find_users"], _uuid_or_none(name_or_id), name_or_id)
+
+    async def rotate_api_key(self, user_id: str) -> str | None:
+        """A new API key for the user (the old one no longer matches); None when there is no such user."""
+        api_key = new_api_key()
+        updated = await self.pool.fetchval(self.q["set_api_key_hash"], uuid.UUID(user_id), hash_api_key(api_key))
+        return api_key if updated is not None else None
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        """Disable a user (its key and stream tokens are refused) or enable it again; False: no such user."""
+        query = self.q["disable_user" if disabled else "enable_user"]
+        return await self.pool.fetchval(query, uuid.UUID(user_id)) is not None
+
+    async def grant_credits(self, user_id: str, amount: int, reason: str = "grant") -> int | None:
+        """Add `amount` (> 0) credits with a grant line in the ledger; the new balance, None: no such user."""
+        if amount <= 0:
+            raise ValueError("a grant is a positive number of credits")
+        uid = uuid.UUID(user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            balance = await conn.fetchval(self.q["credit_user"], uid, amount)
+            if balance is None:
+                return None
+            await conn.execute(self.q["record_ledger"], uid, None, None, amount, balance, reason, "grant")
+            return int(balance)
+
+    async def list_ledger(self, user_id: str, *, before_id: int | None, limit: int) -> list[asyncpg.Record]:
+        """The user's ledger lines newest first, those older than line `before_id` when given."""
+        return await self.pool.fetch(self.q["list_ledger"], uuid.UUID(user_id), before_id, limit)
 
     async def debit_credits(self, user_id: str, task_id: str, costs: Sequence[tuple[str, int]]) -> int | None:
         """Debit every (agent_id, cost) in one transaction; None (nothing debited) if the balance is short."""
@@ -160,7 +202,7 @@ class TaskStore:
             running = balance + total
             for agent_id, cost in costs:
                 running -= cost
-                await conn.execute(self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run")
+                await conn.execute(self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run", "debit")
             return int(balance)
 
     async def refund_task_credits(self, user_id: str, task_id: str, reason: str) -> int:
@@ -172,7 +214,7 @@ class TaskStore:
             if owed <= 0:
                 return 0
             balance = await conn.fetchval(self.q["credit_user"], uid, owed)
-            await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason)
+            await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason, "refund")
             return owed
 
     # --- tasks ---------------------------------------------------------------------------------
@@ -190,30 +232,48 @@ class TaskStore:
         idempotency_key: str | None,
         upload_ttl_s: int,
         publish: Publish,
+        request_hash: bytes | None = None,
     ) -> tuple[asyncpg.Record, bool]:
         """Insert a CREATED task; returns (row, created). An existing task with the same
-        idempotency key is returned with created=False.
+        idempotency key is returned with created=False (the caller compares its request_hash).
+
+        A concurrent create with the same key waits on the unique index until the first commits, then
+        finds its row; if that task is deleted in between, the key is free again and the insert retried.
 
         Creation writes no event: nobody can follow a task before it exists, and an event here
         would put every create of a user behind that user's event lock (one commit at a time).
         Streams see a task from its first transition on; the task itself says CREATED."""
         uid = uuid.UUID(user_id)
-        row = await self.pool.fetchrow(
-            self.q["insert_task"],
-            uuid.uuid4(),
-            uid,
-            tool_id,
-            agents,
-            priority,
-            parameters,
-            uuid.UUID(source_task_id) if source_task_id else None,
-            labels,
-            idempotency_key,
-            float(upload_ttl_s),
-        )
-        if row is None:  # idempotency key seen before
-            return await self.pool.fetchrow(self.q["task_by_idempotency_key"], uid, idempotency_key), False
-        return row, True
+        while True:
+            row = await self.pool.fetchrow(
+                self.q["insert_task"],
+                uuid.uuid4(),
+                uid,
+                tool_id,
+                agents,
+                priority,
+                parameters,
+                uuid.UUID(source_task_id) if source_task_id else None,
+                labels,
+                idempotency_key,
+                float(upload_ttl_s),
+                request_hash,
+            )
+            if row is not None:
+                return row, True
+            earlier = await self.task_by_idempotency_key(user_id, idempotency_key)
+            if earlier is not None:  # idempotency key seen before
+                return earlier, False
+
+    async def task_by_idempotency_key(self, user_id: str, idempotency_key: str | None) -> asyncpg.Record | None:
+        """The task an earlier create of the user made with this Idempotency-Key (with its request_hash)."""
+        if idempotency_key is None:
+            return None
+        return await self.pool.fetchrow(self.q["task_by_idempotency_key"], uuid.UUID(user_id), idempotency_key)
+
+    async def unfinished_tasks(self, user_id: str) -> int | None:
+        """How many of the user's tasks are not terminal; None for an admin, to whom no cap applies."""
+        return await self.pool.fetchval(self.q["unfinished_tasks"], uuid.UUID(user_id))
 
     async def get_task(self, task_id: str, user_id: str | None = None) -> asyncpg.Record | None:
         tid = _uuid_or_none(task_id)
@@ -323,16 +383,30 @@ class TaskStore:
                 await self._unlock_events(conn, locked)
             return True
 
-    async def delete_task(self, task_id: str, user_id: str, allowed: Sequence[str]) -> Transition:
+    async def delete_task(self, task_id: str, user_id: str, allowed: Sequence[str], publish: Publish) -> Transition:
+        """Delete a task in `allowed` with its events, and tell the user's streams in the same transaction: a
+        `status` event of the task as it was, with `"deleted": true` (the event names of API.md are fixed;
+        the row outlives the task, so a stream that was away replays it). Returns the deleted row and
+        "DELETED", or no row and the status that refused."""
         tid = _uuid_or_none(task_id)
         if tid is None:
             return Transition(None, None)
         uid = uuid.UUID(user_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            deleted = await conn.fetchval(self.q["delete_task"], tid, uid, list(allowed))
-            if deleted is None:
-                return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
-            return Transition(None, "DELETED")
+        async with self.pool.acquire() as conn:
+            events: list[Event] = []
+            locked: uuid.UUID | None = None
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(self.q["delete_task"], tid, uid, list(allowed))
+                    if row is None:
+                        return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
+                    payload = {**task_view(row), "message": "Deleted", "deleted": True}
+                    locked = uid
+                    events.append(await self._insert_event(conn, uid, tid, "status", payload, first=True))
+                await self._publish(events, publish)
+            finally:
+                await self._unlock_events(conn, locked)
+            return Transition(row, "DELETED")
 
     # --- events --------------------------------------------------------------------------------
 
@@ -428,6 +502,11 @@ class TaskStore:
         else:
             rows = await self.pool.fetch(self.q["count_by_status"], uuid.UUID(user_id))
         return {r["status"]: r["n"] for r in rows}
+
+    async def counts_by_tool_and_status(self) -> list[tuple[str, str, int]]:
+        """(tool id, status, tasks) over all users."""
+        rows = await self.pool.fetch(self.q["count_all_by_tool_and_status"])
+        return [(r["tool_id"], r["status"], r["n"]) for r in rows]
 
     async def queued_by_priority(self) -> dict[str, dict[str, int]]:
         """Per priority: QUEUED tasks, and how many of them wait for their user's running cap."""

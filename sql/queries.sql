@@ -8,33 +8,76 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING *;
 
 -- name: user_by_key_hash
--- Authenticate: the user whose API key hashes to $1.
-SELECT id, name, api_key_hash, is_admin, credits, created_at FROM users WHERE api_key_hash = $1;
+-- Authenticate: the user whose API key hashes to $1, unless disabled.
+SELECT id, name, api_key_hash, is_admin, credits, created_at FROM users WHERE api_key_hash = $1 AND disabled_at IS NULL;
 
 -- name: get_user
--- One user by id.
-SELECT id, name, is_admin, credits, created_at FROM users WHERE id = $1;
+-- One user by id, unless disabled (stream tokens and /me of a disabled user are refused).
+SELECT id, name, is_admin, credits, created_at FROM users WHERE id = $1 AND disabled_at IS NULL;
 
 -- name: debit_credits
 -- Take $2 credits from user $1 if the balance allows it; no row when it does not.
 UPDATE users SET credits = credits - $2 WHERE id = $1 AND credits >= $2 RETURNING credits;
 
 -- name: record_ledger
--- One line of the credit ledger.
-INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason)
-VALUES ($1, $2, $3, $4, $5, $6);
+-- One line of the credit ledger; $7 its kind: debit, refund, grant or cache_hit.
+INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: list_ledger
+-- A user's ledger lines, newest first, keyset-paginated on id (those below $2 when set).
+SELECT id, kind, amount, balance, task_id, agent_id, reason, created_at FROM credit_ledger
+WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;
+
+-- name: list_users
+-- Every user, disabled ones too, oldest first (the CLI).
+SELECT id, name, is_admin, credits, created_at, disabled_at FROM users ORDER BY created_at, id;
+
+-- name: find_users
+-- The users, disabled ones too, whose id is $1 or whose name is $2: how the CLI names a user.
+SELECT id, name, is_admin, credits, created_at, disabled_at FROM users
+WHERE id = $1 OR name = $2
+ORDER BY created_at, id;
+
+-- name: set_api_key_hash
+-- Rotate user $1's API key: the old key stops matching at once.
+UPDATE users SET api_key_hash = $2 WHERE id = $1 RETURNING id;
+
+-- name: disable_user
+-- Refuse user $1's key and stream tokens from now on (the first disable time is kept).
+UPDATE users SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING disabled_at;
+
+-- name: enable_user
+-- Undo disable_user.
+UPDATE users SET disabled_at = NULL WHERE id = $1 RETURNING id;
+
+-- name: unfinished_tasks
+-- The cap on unfinished tasks: how many of user $1's tasks are not terminal, NULL for an admin (no cap). The
+-- statuses are spelled out as in the partial index tasks_unfinished_by_user.
+SELECT CASE WHEN u.is_admin THEN NULL ELSE (
+    SELECT count(*) FROM tasks t
+    WHERE t.user_id = u.id AND t.status IN ('CREATED', 'UPLOADING', 'QUEUED', 'PROCESSING')
+) END
+FROM users u WHERE u.id = $1;
 
 -- name: insert_task
--- A new task in CREATED.
+-- A new task in CREATED; $11 the hash of its create request (an Idempotency-Key replay is compared with it).
 INSERT INTO tasks (id, user_id, tool_id, agents, status, priority, parameters, source_task_id, labels,
-                   idempotency_key, expires_at, message)
-VALUES ($1, $2, $3, $4, 'CREATED', $5, $6, $7, $8, $9, now() + make_interval(secs => $10), 'Waiting for uploads')
+                   idempotency_key, expires_at, message, request_hash)
+VALUES ($1, $2, $3, $4, 'CREATED', $5, $6, $7, $8, $9, now() + make_interval(secs => $10), 'Waiting for uploads',
+        $11)
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
 RETURNING *;
 
 -- name: task_by_idempotency_key
--- The task an earlier create with the same Idempotency-Key made.
-SELECT * FROM tasks WHERE user_id = $1 AND idempotency_key = $2;
+-- The task an earlier create with the same Idempotency-Key made (no result summary: a replay shows the task).
+SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+       source_task_id, labels, parameters, has_parameters, inputs, outputs, worker_id, heartbeat_at, job_id,
+       idempotency_key, artifacts_deleted, created_at, upload_started_at, queued_at, started_at, finished_at,
+       expires_at, updated_at, request_hash
+FROM tasks WHERE user_id = $1 AND idempotency_key = $2;
 
 -- name: get_task
 -- A task of one user: every column but the result summary (large; read by get_task_result).
@@ -95,10 +138,11 @@ RETURNING *;
 
 -- name: mark_queued
 -- process / retry: move to QUEUED, waiting for dispatch (job_id NULL; dispatch_user gives it a job when its user
--- is under the running cap), with a clean slate for progress and a fresh attempt budget.
+-- is under the running cap), with a clean slate for progress and a fresh attempt budget. $4: the chain as queued
+-- (lifecycle.queued_chain: a default chain without a baseline input loses drift-detector), NULL keeps it.
 UPDATE tasks
-SET status = 'QUEUED', job_id = NULL, enqueued_at = NULL, queued_at = now(), progress = 0, current_agent = NULL,
-    artifacts_deleted = false,
+SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
+    progress = 0, current_agent = NULL, artifacts_deleted = false,
     message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
     heartbeat_at = NULL, attempt_base = attempts, updated_at = now()
 WHERE id = $1 AND user_id = $2 AND status = ANY($3)
@@ -133,16 +177,9 @@ RETURNING t.id, t.job_id, t.priority;
 -- Users with QUEUED tasks waiting for dispatch (the recovery loop dispatches them as a safety net).
 SELECT DISTINCT user_id FROM tasks WHERE status = 'QUEUED' AND job_id IS NULL LIMIT $1;
 
--- name: claim_task
--- A worker takes a QUEUED task; exactly one of several racing workers gets the row.
-UPDATE tasks
-SET status = 'PROCESSING', attempts = attempts + 1, worker_id = $2, started_at = now(), heartbeat_at = now(),
-    message = 'Starting', updated_at = now()
-WHERE id = $1 AND status = 'QUEUED'
-RETURNING *;
-
 -- name: claim_job
--- claim_task for one arq job: a stale job of an earlier queueing (its id is no longer the task's) claims nothing.
+-- A worker running arq job $3 takes its QUEUED task: exactly one of several racing workers gets the row, and a
+-- stale job of an earlier queueing (its id is no longer the task's) claims nothing.
 UPDATE tasks
 SET status = 'PROCESSING', attempts = attempts + 1, worker_id = $2, started_at = now(), heartbeat_at = now(),
     message = 'Starting', updated_at = now()
@@ -191,8 +228,14 @@ WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
 
 -- name: delete_task
--- Remove a terminal task (its events go with it).
-DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3) RETURNING id;
+-- Remove a terminal task and its events; returns the task as it was. The deletion event written next in the same
+-- transaction outlives it (task_events has no foreign key to tasks since 007_delete_event).
+WITH gone AS (
+    DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3) RETURNING *
+), history AS (
+    DELETE FROM task_events WHERE task_id IN (SELECT id FROM gone)
+)
+SELECT * FROM gone;
 
 -- name: task_status
 -- Current status of a task, to explain a refused transition.
@@ -242,6 +285,10 @@ SELECT status, count(*) AS n FROM tasks WHERE user_id = $1 GROUP BY status;
 -- name: count_all_by_status
 -- All tasks per status (admin).
 SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: count_all_by_tool_and_status
+-- All tasks per tool and status (/metrics, at each scrape).
+SELECT tool_id, status, count(*) AS n FROM tasks GROUP BY tool_id, status;
 
 -- name: queued_by_priority
 -- Queue depth per priority (admin): all QUEUED tasks, and those of them waiting for their user's running cap.

@@ -3,7 +3,8 @@ hard time limit, shutdown) without touching the others. A ``ProcessPoolExecutor`
 one of its children breaks the whole pool and every task's future with it.
 
 Each process is spawned warm (the agents imported, as for the first task) and talks to the worker over its
-own duplex pipe: a job in, progress messages and then one result or exception out. A thread per process
+own duplex pipe: a job in, progress and agent-start messages (the worker debits an agent's cost as it
+starts) and then one result or exception out. A thread per process
 reads its pipe (a blocking read: no polling) and hands each message to the event loop; when the pipe ends
 the process has exited, and the same thread reaps it. A process is replaced when it is killed, when it
 dies on its own, and after ``max_runs_per_process`` runs (memory hygiene); a run only goes to a process
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -25,6 +27,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -42,6 +45,7 @@ ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, m
 AGENT_MALLOC_CONF = "dirty_decay_ms:100,muzzy_decay_ms:0"
 STOP_GRACE_S = 2.0
 RESPAWN_DELAY_S = 1.0  # after a failed start or a death while warming up (a broken import): no tight loop
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class AgentProcessDied(Exception):
@@ -62,8 +66,22 @@ class AgentTraceback(Exception):
         return f"\n\n{self.args[0]}" if self.args else ""
 
 
-def _child_main(conn: Connection) -> None:
+def _die_with_worker(worker_pid: int) -> None:
+    """SIGKILL this process as soon as its worker dies, however it dies (Linux's PR_SET_PDEATHSIG). The end of
+    the pipe tells an idle process only: a busy one would run its job to the end for nobody, holding memory
+    and CPU that the worker started in its place needs."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None:  # not Linux: an idle process still leaves when the pipe ends
+        return
+    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        log.warning("agent process %s cannot ask to die with its worker (errno %s)", os.getpid(), ctypes.get_errno())
+    if os.getppid() != worker_pid:  # the worker died before the request took effect
+        os._exit(1)
+
+
+def _child_main(conn: Connection, worker_pid: int) -> None:
     """An agent process: warm up, then run one job at a time until told to stop or the pipe ends."""
+    _die_with_worker(worker_pid)
     # The worker decides when its agent processes stop: a Ctrl-C or a SIGTERM sent to the whole process group
     # must not kill a run the worker is still draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,8 +109,13 @@ def _child_main(conn: Connection) -> None:
         def progress(percent: int, agent: str | None, message: str) -> None:
             send(("progress", int(percent), agent, message))
 
+        def agent_start(agent_id: str) -> None:
+            send(("agent_start", agent_id))
+
         try:
-            result = run_tool(tool_id, agent_ids, inputs, parameters, out_dir, progress, soft_deadline, options)
+            result = run_tool(
+                tool_id, agent_ids, inputs, parameters, out_dir, progress, soft_deadline, options, agent_start
+            )
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the worker (Polars panics too)
             send(("error", _portable(error), traceback.format_exc()))
         else:
@@ -117,6 +140,7 @@ class _Run:
     run_id: str
     done: asyncio.Future[dict[str, Any]]
     progress: asyncio.Queue[ProgressMessage]
+    on_agent_start: Callable[[str], None] | None = None  # called in the event loop, before the result
 
 
 class _Process:
@@ -176,16 +200,18 @@ class AgentProcesses:
         soft_limit_s: float | None = None,
         hard_limit_s: float | None = None,
         options: RunOptions | None = None,
+        on_agent_start: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """Run a chain (``agents.chain.run_tool``) in a free process: its result, or the exception it raised,
         or ``AgentProcessDied``. Cancelled, the process is killed at once and replaced. ``options``: the
-        service's limits and switches for the run (``agents.options.RunOptions``).
+        service's limits and switches for the run (``agents.options.RunOptions``). ``on_agent_start`` is
+        called in this loop with each agent the chain starts, all of them before the result is set.
 
         The limits count from the moment a process takes the run (not the wait for a free one): past
         ``soft_limit_s`` the chain stops between steps (its result is partial); past ``hard_limit_s`` the
         process is killed and TimeoutError raised."""
         proc = await self._acquire()
-        run = _Run(uuid.uuid4().hex, self._loop.create_future(), progress)
+        run = _Run(uuid.uuid4().hex, self._loop.create_future(), progress, on_agent_start)
         proc.state, proc.run = "busy", run
         if soft_limit_s is not None:
             soft_deadline = min(soft_deadline or float("inf"), time.time() + soft_limit_s)
@@ -258,7 +284,9 @@ class AgentProcesses:
         if self._closed:
             return
         parent_end, child_end = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=_child_main, args=(child_end,), name="agensium-agent", daemon=True)
+        process = self._ctx.Process(
+            target=_child_main, args=(child_end, os.getpid()), name="agensium-agent", daemon=True
+        )
         try:
             process.start()
         except OSError:  # out of memory or file descriptors, for now: never fail the caller over a spare
@@ -308,6 +336,10 @@ class AgentProcesses:
             return
         if kind == "progress":
             run.progress.put_nowait((run.run_id, *message[1:]))
+            return
+        if kind == "agent_start":
+            if run.on_agent_start is not None:
+                run.on_agent_start(message[1])
             return
         proc.run = None
         proc.runs += 1

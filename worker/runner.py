@@ -1,6 +1,12 @@
 """Runs a task: claim, fetch inputs to a temp dir, run the tool's chain in an agent process while
 forwarding its progress, store the outputs and manifest, and record the outcome.
 
+Credits: the run is refused (FAILED `INSUFFICIENT_CREDITS`, nothing charged) when the balance is below the
+whole chain's cost; then each agent's cost is debited as the agent process reports it starting, so a run cut
+short (soft limit, large-file path) is charged for what ran. A debit refused mid-run (another task of the user
+spent the balance) stops the agents: FAILED `INSUFFICIENT_CREDITS`, charged for the agents before it. Every
+debit is written before the task's outcome.
+
 Every way a run can end is decided here:
 - the chain's result: COMPLETED (status `partial` inside when an agent failed or the soft limit hit);
 - an input or parameter error: FAILED, credits refunded;
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -44,6 +51,7 @@ from service.lifecycle import PARAMETERS_NAME, Core
 from service.models import TaskStatus
 from service.storage import ObjectNotFound, StorageUnavailable
 from service.store import DATABASE_UNAVAILABLE
+from worker import metrics
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
 log = logging.getLogger("agensium.worker")
@@ -207,12 +215,13 @@ async def execute_task(
     pool: AgentProcesses,
     task_id: str,
     worker_id: str,
-    job_id: str | None = None,
+    job_id: str,
     running: dict[str, RunHandle] | None = None,
 ) -> str:
     """Run one task to an end; returns the task's state after this run (or SKIPPED when the job had
-    nothing to claim). Never raises for a task's own failure. Only job `job_id` claims the task when
-    given; once claimed, the run is in `running` (the heartbeat refreshes it, cancels stop it)."""
+    nothing to claim). Never raises for a task's own failure. Only job `job_id` claims the task (a job of
+    an earlier queueing claims nothing); once claimed, the run is in `running` (the heartbeat refreshes
+    it, cancels stop it)."""
     task = await durable_write(core, "claim", lambda: lifecycle.claim_task(core, task_id, worker_id, job_id))
     if task is None:
         log.info("task %s not claimable (taken, cancelled, gone, or job %s is not its job)", task_id, job_id)
@@ -262,6 +271,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             f"fail {task_id}",
             lambda: lifecycle.fail_task(core, task_id, code, message, [TaskStatus.PROCESSING], handle.job_id),
         )
+        metrics.observe_task(task["tool_id"], TaskStatus.FAILED, time.monotonic() - started)
         return TaskStatus.FAILED
 
     try:
@@ -270,10 +280,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         parameters = await _load_parameters(core, task, in_prefix)
         registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
 
-        costs = [(a, registry.chain_cost([a])) for a in agent_ids]
-        if await core.store.debit_credits(user_id, task_id, costs) is None:
-            total = sum(c for _, c in costs)
-            raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {total} credits; your balance is lower.")
+        await _check_credits(core, user_id, task, agent_ids)
 
         await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs", handle.job_id)
         in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
@@ -288,23 +295,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
                 raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
             inputs[name] = local
 
-        soft_s, hard_s = settings.time_limits(task["tool_id"])
-        try:
-            result = await pool.run(
-                task["tool_id"],
-                agent_ids,
-                inputs,
-                parameters,
-                out_dir,
-                progress,
-                soft_limit_s=soft_s,
-                hard_limit_s=hard_s,
-                options=run_options(settings),
-            )
-        except TimeoutError:
-            raise TaskFailure(
-                "TIMEOUT", f"The agents ran past the hard time limit of {hard_s:g} s and were stopped."
-            ) from None
+        result = await _run_chain(core, pool, handle, user_id, task, inputs, parameters, out_dir, progress)
 
         outputs = []
         stored_outputs = True
@@ -360,10 +351,11 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"
+        metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
         if exc.code in REFUNDED_CODES:  # found only once the data was read: the user got nothing for it
-            await core.store.refund_task_credits(user_id, task_id, f"refund: {exc.code}")
+            await lifecycle.refund_task_credits(core, user_id, task_id, f"refund: {exc.code}")
         return await fail(exc.code, exc.message)
     except asyncio.CancelledError:
         await asyncio.shield(_after_stop(core, handle, user_id, out_prefix if stored_outputs else None))
@@ -381,6 +373,84 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+async def _check_credits(core: Core, user_id: str, task: Any, agent_ids: list[str]) -> None:
+    """Refuse the run, charging nothing, when the balance is below what the whole chain would cost (an agent
+    that needs a missing baseline runs free)."""
+    cost = registry.chain_cost(registry.charged_agents(agent_ids, lifecycle.has_baseline(task)))
+    balance = await lifecycle.credit_balance(core, user_id)
+    if balance < cost:
+        raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {cost} credits; your balance is {balance}.")
+
+
+async def _run_chain(
+    core: Core,
+    pool: AgentProcesses,
+    handle: RunHandle,
+    user_id: str,
+    task: Any,
+    inputs: dict[str, Path],
+    parameters: dict[str, Any],
+    out_dir: Path,
+    progress: asyncio.Queue[ProgressMessage],
+) -> dict[str, Any]:
+    """Run the task's chain in an agent process, debiting each agent's cost as the process reports it
+    starting. A refused debit stops the agents (INSUFFICIENT_CREDITS). Every debit is written, or refused,
+    before this returns or raises: the task's outcome, and any refund, come after the last of them."""
+    settings = core.settings
+    soft_s, hard_s = settings.time_limits(task["tool_id"])
+    started: asyncio.Queue[str | None] = asyncio.Queue()
+    debits = asyncio.create_task(_debit_agents(core, handle, user_id, started))
+    run = asyncio.create_task(
+        pool.run(
+            task["tool_id"],
+            list(task["agents"]),
+            inputs,
+            parameters,
+            out_dir,
+            progress,
+            soft_limit_s=soft_s,
+            hard_limit_s=hard_s,
+            options=run_options(settings),
+            on_agent_start=started.put_nowait,
+        )
+    )
+    try:
+        await asyncio.wait({run, debits}, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():  # a debit was refused (or could not be written): stop the agents
+            run.cancel()
+            await asyncio.wait({run})
+        started.put_nowait(None)  # every start came before the result: all of them are queued
+        refused = await debits
+    finally:  # stopped (cancel, shutdown) or failed: no agent goes on, no debit is left in flight
+        run.cancel()
+        debits.cancel()
+        await asyncio.gather(run, debits, return_exceptions=True)
+    error = None if run.cancelled() else run.exception()
+    if isinstance(error, TimeoutError):
+        raise TaskFailure("TIMEOUT", f"The agents ran past the hard time limit of {hard_s:g} s and were stopped.")
+    if error is not None:  # the chain's own failure comes first (an input error is refunded)
+        raise error
+    if refused is not None:
+        raise TaskFailure(
+            "INSUFFICIENT_CREDITS",
+            f"The balance fell below the {registry.chain_cost([refused])} credits of {refused} during the run "
+            "(another task spent it): the run stopped there, charged for the agents that ran before it.",
+        )
+    return run.result()
+
+
+async def _debit_agents(core: Core, handle: RunHandle, user_id: str, started: asyncio.Queue[str | None]) -> str | None:
+    """Debit each agent's cost as its start comes in, in order, until the run is over (None); returns the agent
+    whose debit the balance refused, if one was (nothing is debited after it)."""
+    while (agent_id := await started.get()) is not None:
+        debit = functools.partial(
+            lifecycle.debit_agent, core, user_id, handle.task_id, agent_id, registry.chain_cost([agent_id])
+        )
+        if not await durable_write(core, f"debit {handle.task_id}", debit):
+            return agent_id
+    return None
 
 
 async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseException) -> str:
@@ -411,7 +481,7 @@ async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseExc
         lambda: lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=True, defer_s=delay),
     )
     if row is not None:  # the next run charges again
-        await core.store.refund_task_credits(user_id, task_id, "refund: transient fault, retried")
+        await lifecycle.refund_task_credits(core, user_id, task_id, "refund: transient fault, retried")
         return TaskStatus.QUEUED
     return "STOPPED"
 
@@ -431,11 +501,11 @@ async def _after_stop(core: Core, handle: RunHandle, user_id: str, out_prefix: s
         if handle.stop_reason in ("cancelled", "lost"):
             log.info("task %s stopped (%s)", task_id, handle.stop_reason)
             if handle.stop_reason == "cancelled":
-                await core.store.refund_task_credits(user_id, task_id, "refund: cancelled while running")
+                await lifecycle.refund_task_credits(core, user_id, task_id, "refund: cancelled while running")
             return
         message = "Its worker shut down; queued again"
         row = await lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=False)
         if row is not None:
-            await core.store.refund_task_credits(user_id, task_id, "refund: worker shut down, re-queued")
+            await lifecycle.refund_task_credits(core, user_id, task_id, "refund: worker shut down, re-queued")
     except Exception as exc:  # noqa: BLE001 - the reaper re-queues it once its heartbeat goes stale
         log.warning("cleanup after stopping task %s failed: %s", task_id, exc)

@@ -3,7 +3,7 @@
 
 import { ApiError, del, get, getKey, post, setKey } from "./api.js";
 import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
-import { paramsEditor } from "./form.js";
+import { chainCost, paramsEditor } from "./form.js";
 import * as results from "./results.js";
 import { describe, refreshExpired, uploadAll } from "./upload.js";
 
@@ -138,7 +138,7 @@ function renderTool(toolId) {
     return h(
       "div",
       { class: "agent" },
-      h("div", { class: "check" }, box, h("label", { for: box.id }, h("strong", { text: agent.name }), ` · ${agent.credits} credits`, h("small", { text: agent.description }))),
+      h("div", { class: "check" }, box, h("label", { for: box.id }, h("strong", { text: agent.name }), ` · ${agent.credits} credits${agent.needs_baseline ? ", only with a baseline" : ""}`, h("small", { text: agent.description }))),
       editor.el,
     );
   });
@@ -156,8 +156,10 @@ const tickedAgents = () => (state.tool ? state.tool.agents.filter((a) => el(`age
 
 function updateCost() {
   if (!state.tool || !state.me) return;
-  const cost = tickedAgents().reduce((sum, a) => sum + a.credits, 0);
-  el("cost").textContent = `Cost: ${fmtInt(cost)} credits (you have ${fmtInt(state.me.credits)}).`;
+  const hasBaseline = !el("baseline-field").hidden && el("file-baseline").files.length > 0;
+  const { cost, skipped } = chainCost(tickedAgents(), hasBaseline);
+  const note = skipped.length ? ` ${skipped.map((a) => a.name).join(", ")}: only with a baseline file, not charged without one.` : "";
+  el("cost").textContent = `Cost: ${fmtInt(cost)} credits (you have ${fmtInt(state.me.credits)}), each agent charged as it starts.${note}`;
 }
 
 function resetBars(items) {
@@ -424,6 +426,7 @@ function onEvent(event) {
     return;
   }
   if (event.type === "progress") onProgress(data, id);
+  else if (data.deleted) forget(data.task_id); // deleted, here or elsewhere: its last status event says so
   else onTask(data, event.type, id);
 }
 
@@ -632,6 +635,7 @@ function start() {
   );
   el("sign-out").addEventListener("click", signOut);
   el("tool-select").addEventListener("change", (e) => renderTool(e.target.value));
+  el("file-baseline").addEventListener("change", updateCost);
   el("task-form").addEventListener("submit", guarded(submit));
   el("resume-upload").addEventListener(
     "click",

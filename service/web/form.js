@@ -198,3 +198,14 @@ export function paramsEditor(agent) {
     },
   };
 }
+
+/**
+ * What a chain of catalog agents costs as the service charges it: each agent as it starts, and an agent that
+ * needs a baseline (drift-detector) only when a baseline file is given; without one it leaves the default
+ * chain, or, chosen on purpose, runs free to say it was skipped. {cost, skipped: the agents not charged}.
+ */
+export function chainCost(agents, hasBaseline) {
+  const skipped = hasBaseline ? [] : agents.filter((a) => a.needs_baseline);
+  const cost = agents.filter((a) => !skipped.includes(a)).reduce((sum, a) => sum + a.credits, 0);
+  return { cost, skipped };
+}

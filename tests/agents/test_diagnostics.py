@@ -60,9 +60,11 @@ def test_listed_when_enabled() -> None:
     tools = {tool["tool_id"]: tool for tool in registry.catalog(diagnostics=True)["tools"]}
     assert list(tools)[:2] == ["profile-my-data", "clean-my-data"]
     tool = tools["diagnostics"]
-    assert tool["default_chain"] == ["sleeper"] and tool["default_chain_credits"] == 0
-    [sleeper] = tool["agents"]
-    assert sleeper["credits"] == 0
+    assert tool["default_chain"] == ["sleeper"] and tool["default_chain_credits"] == 5
+    # readiness-rater may follow the sleeper: an agent that a stop in the sleeper never starts (nor charges).
+    sleeper, readiness = tool["agents"]
+    assert sleeper["credits"] == 5 and readiness["agent_id"] == "readiness-rater"
+    assert not readiness["in_default_chain"]
     schema = sleeper["parameters_schema"]
     assert schema["additionalProperties"] is False
     assert {name: field["default"] for name, field in schema["properties"].items()} == {
