@@ -22,7 +22,6 @@ Progress = Callable[[float, str], None]
 """Agent progress: fraction 0..1 of this agent's own work, and a message for the user."""
 
 Severity = Literal["critical", "high", "medium", "low"]
-RowSeverity = Literal["critical", "warning", "info"]
 INLINE_ROW_LEVEL_ISSUES = 1000
 
 ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {

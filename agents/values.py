@@ -154,9 +154,6 @@ class MissingTokens:
     def total(self) -> int:
         return sum(sum(found.values()) for found in self.counts.values())
 
-    def column_total(self, column: str) -> int:
-        return sum(self.counts.get(column, {}).values())
-
     def describe(self) -> dict[str, Any]:
         return {
             "tokens": list(self.tokens),

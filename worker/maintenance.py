@@ -1,7 +1,8 @@
 """Expiry and retention: the upkeep every worker runs from an arq cron.
 
 - Expiry: CREATED/UPLOADING tasks past their upload deadline (`expires_at`) become EXPIRED, with
-  their status and done events, and their uploaded inputs are deleted.
+  their status and done events, and their uploaded inputs are deleted (lifecycle.expire_task: a state
+  change like any other goes through lifecycle).
 - Retention: every stored object of a task finished more than `retention_s` ago is deleted; the
   task stays, flagged `artifacts_deleted`.
 - Multipart uploads under the service's keys left unfinished for longer than an upload URL lives
@@ -20,31 +21,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service import lifecycle
-from service.lifecycle import UPLOADABLE, Core
+from service.lifecycle import Core
 
 log = logging.getLogger("agensium.worker")
 
 BATCH = 200
 # How long a worker owns a task's deletion before another may take it over (and delete again).
 ARTIFACTS_LEASE_S = 600.0
-EXPIRED_ERROR = {
-    "code": "EXPIRED",
-    "message": "The task was not submitted for processing before its upload deadline; its uploads were deleted.",
-}
 
 
 async def expire_tasks(core: Core, limit: int = BATCH) -> int:
-    """Expire up to `limit` tasks past their upload deadline; returns how many this call expired.
-
-    A worker that dies between the transition and the delete leaves the inputs to retention, which
-    deletes everything of a terminal task."""
+    """Expire up to `limit` tasks past their upload deadline (lifecycle.expire_task); returns how many
+    this call expired, not counting those another worker expired or that were processed in time."""
     expired = 0
     for task_id in await core.store.tasks_to_expire(limit):
-        result = await core.store.transition("expire_task", task_id, [UPLOADABLE, EXPIRED_ERROR], core.publish)
-        if result.row is None:  # another worker expired it, or it was processed or cancelled in time
-            continue
-        await core.storage.delete_prefix(lifecycle.inputs_prefix(core.settings, str(result.row["user_id"]), task_id))
-        expired += 1
+        if await lifecycle.expire_task(core, task_id) is not None:
+            expired += 1
     return expired
 
 

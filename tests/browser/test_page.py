@@ -1,7 +1,8 @@
 """The page at `/` in a real Chromium, through the public API only: a profile with a baseline watched to
 100 % over the page's one event stream, its alerts and Excel report; a refused upload explained with the
-API's own message; the stream cut mid-run and resumed from the last event id without a loss or a repeat; a big
-file sent part by part, its upload cut after the first part and resumed without sending that part again."""
+API's own message; a task deleted elsewhere leaving the page; the stream cut mid-run and resumed from the last
+event id without a loss or a repeat; a big file sent part by part, its upload cut after the first part and
+resumed without sending that part again."""
 
 from __future__ import annotations
 
@@ -211,6 +212,23 @@ async def test_a_file_of_the_wrong_type_is_refused_with_the_apis_message(
             break
         await asyncio.sleep(0.05)
     assert items == []
+    assert not tab.errors
+
+
+async def test_a_task_deleted_elsewhere_leaves_the_page(tab: Tab, account: Account, http: httpx.AsyncClient) -> None:
+    """The page learns of a deletion from its event stream (the task's last status event, `"deleted": true`)
+    and drops the task's row, as when it deletes a task itself."""
+    page = tab.page
+    await sign_in(tab, account, http)
+    created = await http.post("/api/v1/tasks", json={"tool_id": "profile-my-data"})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["task_id"]
+    assert (await http.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 202
+    row = page.get_by_test_id(f"history-row-{task_id}")
+    await expect(row).to_have_attribute("data-status", "CANCELLED")
+
+    assert (await http.delete(f"/api/v1/tasks/{task_id}")).status_code == 204
+    await expect(row).to_have_count(0)
     assert not tab.errors
 
 

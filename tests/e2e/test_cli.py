@@ -6,10 +6,13 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from service.store import SQL_DIR
 from tests.conftest import Account, ApiServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -84,16 +87,66 @@ async def test_users_create_prints_a_working_key(api: ApiServer) -> None:
 
 
 async def test_migrate_is_idempotent(api: ApiServer) -> None:
-    env = {**os.environ, "DATABASE_URL": api.settings.database_url}
-    for _ in range(2):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "service.cli",
-            "migrate",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 0, err.decode()
+    """`agensium migrate` on a fresh empty database applies every migration, then, run again, applies none; the
+    schema it leaves is the one the test run's own database was given."""
+    server, _, _ = api.settings.database_url.rpartition("/")
+    database = f"agensium_test_migrate_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        env = {**os.environ, "DATABASE_URL": f"{server}/{database}"}
+        said = []
+        for _ in range(2):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "service.cli",
+                "migrate",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            said.append(out.decode().strip())
+        migrations = sorted(path.stem for path in (SQL_DIR / "migrations").glob("[0-9][0-9][0-9]_*.sql"))
+        assert said == [f"applied {len(migrations)} migration(s): {', '.join(migrations)}", "applied 0 migration(s)"]
+        fresh = await schema(f"{server}/{database}")
+        assert fresh["migrations"] == migrations
+        tables = {table for table, *_ in fresh["columns"]}
+        assert {"users", "tasks", "task_events", "credit_ledger", "workers", "schema_migrations"} <= tables
+        assert fresh == await schema(api.settings.database_url)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def schema(url: str) -> dict[str, list]:
+    """What the migrations made of a database: columns, constraints, indexes, and the migrations recorded."""
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            "columns": [
+                tuple(row)
+                for row in await conn.fetch(
+                    "SELECT table_name, column_name, data_type, is_nullable, column_default"
+                    " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+                )
+            ],
+            "constraints": [
+                tuple(row)
+                for row in await conn.fetch(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+                )
+            ],
+            "indexes": [
+                tuple(row)
+                for row in await conn.fetch(
+                    "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+                )
+            ],
+            "migrations": [row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations ORDER BY 1")],
+        }
+    finally:
+        await conn.close()

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import math
+from contextlib import aclosing
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import ApiServer
 from tests.support import (
+    SseEvent,
     collect_until_done,
     create_task,
     run_to_completion,
@@ -59,13 +61,14 @@ async def test_end_to_end_over_http(client: httpx.AsyncClient, worker, tmp_path:
     tid = task["task_id"]
     await upload_inputs(client, tid, {"primary.csv": data_path})
 
-    stream = asyncio.create_task(collect_until_done(client, f"/api/v1/tasks/{tid}/events"))
-    await asyncio.sleep(0)  # let the stream connect before processing (the snapshot covers a late connect)
+    connected = asyncio.Event()
+    stream = asyncio.create_task(collect_until_done(client, f"/api/v1/tasks/{tid}/events", connected=connected))
+    await asyncio.wait_for(connected.wait(), 30)
     r = await client.post(f"/api/v1/tasks/{tid}/process")
     assert r.status_code == 202
     events = await stream
 
-    assert events[0].event == "status"
+    assert events[0].event == "status" and events[0].data["status"] == "UPLOADING", "the snapshot, then every change"
     assert events[-1].event == "done" and events[-1].data["status"] == "COMPLETED"
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
@@ -125,17 +128,18 @@ async def test_sse_resume_gets_exactly_the_missed_events(client: httpx.AsyncClie
     await upload_inputs(client, tid, {"primary.csv": data_path})
     url = f"/api/v1/tasks/{tid}/events"
 
-    reference = asyncio.create_task(collect_until_done(client, url))
+    reference_connected, interrupted_connected = asyncio.Event(), asyncio.Event()
+    reference = asyncio.create_task(collect_until_done(client, url, connected=reference_connected))
     first_part: list = []
 
     async def until_first_progress() -> None:
-        async for event in sse_events(client, url):
+        async for event in sse_events(client, url, connected=interrupted_connected):
             first_part.append(event)
             if event.event in ("progress", "done"):
                 return  # drop the connection mid-run
 
     interrupted = asyncio.create_task(until_first_progress())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.gather(reference_connected.wait(), interrupted_connected.wait()), 30)
     assert (await client.post(f"/api/v1/tasks/{tid}/process")).status_code == 202
     await asyncio.wait_for(interrupted, 60)
     resumed = await collect_until_done(client, url, last_event_id=first_part[-1].id)
@@ -150,15 +154,17 @@ async def test_user_stream_carries_all_my_tasks(client: httpx.AsyncClient, worke
     seen: list = []
     task_ids: set[str] = set()
 
+    connected = asyncio.Event()
+
     async def follow() -> None:
-        async for event in sse_events(client, "/api/v1/events"):
+        async for event in sse_events(client, "/api/v1/events", connected=connected):
             seen.append(event)
             done = {e.data["task_id"] for e in seen if e.event == "done"}
             if task_ids and task_ids <= done:
                 return
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(connected.wait(), 30)
     for _ in range(2):
         task = await create_task(client)
         task_ids.add(task["task_id"])
@@ -180,6 +186,46 @@ async def test_user_stream_carries_all_my_tasks(client: httpx.AsyncClient, worke
 
     await asyncio.wait_for(replay(), 30)
     assert [e.id for e in rest] == [e.id for e in seen if e.id > middle]
+
+
+async def test_deleting_a_task_tells_the_streams(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
+    """DELETE writes a last `status` event of the task with `"deleted": true`: the user's stream gets it live, a
+    per-task stream waiting past the task's `done` gets it and ends, and a stream resuming from before the
+    deletion replays it (and none of the deleted task's history, which went with it)."""
+    done = await run_to_completion(client, {"primary.csv": csv_file})
+    tid = done["task_id"]
+    done_id = (await collect_until_done(client, f"/api/v1/tasks/{tid}/events"))[-1].id
+    user_connected, task_connected = asyncio.Event(), asyncio.Event()
+
+    async def first_user_event() -> SseEvent:
+        async with aclosing(sse_events(client, "/api/v1/events", connected=user_connected)) as events:
+            async for event in events:
+                return event
+        raise AssertionError("the user stream ended")
+
+    async def rest_of_task_stream() -> list[SseEvent]:
+        return [e async for e in sse_events(client, f"/api/v1/tasks/{tid}/events", done_id, connected=task_connected)]
+
+    live = asyncio.create_task(asyncio.wait_for(first_user_event(), 30))
+    waiting = asyncio.create_task(asyncio.wait_for(rest_of_task_stream(), 30))
+    await asyncio.wait_for(asyncio.gather(user_connected.wait(), task_connected.wait()), 30)
+    assert (await client.delete(f"/api/v1/tasks/{tid}")).status_code == 204
+
+    deleted = await live
+    assert deleted.event == "status" and deleted.id is not None and deleted.id > done_id
+    assert deleted.data == {**done, "message": "Deleted", "deleted": True}
+    assert [(e.id, e.event, e.data) for e in await waiting] == [(deleted.id, "status", deleted.data)]
+
+    async def replay_from_start() -> SseEvent:
+        async with aclosing(sse_events(client, "/api/v1/events", last_event_id=0)) as events:
+            async for event in events:
+                return event
+        raise AssertionError("the user stream ended")
+
+    replayed = await asyncio.wait_for(replay_from_start(), 30)
+    assert (replayed.id, replayed.event, replayed.data) == (deleted.id, "status", deleted.data)
+    assert (await client.get(f"/api/v1/tasks/{tid}")).status_code == 404
+    assert (await client.get(f"/api/v1/tasks/{tid}/events")).status_code == 404
 
 
 MALFORMED = {
@@ -268,26 +314,17 @@ async def test_result_json_is_plain_json(client: httpx.AsyncClient, worker, csv_
 
 
 async def test_chained_task_takes_the_source_tasks_data_output(
-    client: httpx.AsyncClient, account, store, storage, settings, worker, csv_file: Path
+    client: httpx.AsyncClient, worker, tmp_path: Path, csv_file: Path
 ) -> None:
-    """`source_task_id`: no upload; the earlier task's CSV output becomes the primary input."""
-    from service.lifecycle import outputs_prefix
-    from service.store import Event
-
-    async def ignore(event: Event) -> None:
-        return None
-
-    # A completed source task whose output is a dataset (as clean-my-data will produce).
-    source = await create_task(client)
-    sid = source["task_id"]
-    await upload_inputs(client, sid, {"primary.csv": csv_file})
-    await store.transition("mark_queued", sid, [["UPLOADING"]], ignore, account.user_id)
-    await store.transition("claim_task", sid, ["test"], ignore)
-    await storage.put_bytes(
-        outputs_prefix(settings, account.user_id, sid) + "cleaned_data.csv", csv_file.read_bytes(), "text/csv"
-    )
-    outputs = [{"name": "cleaned_data.csv", "content_type": "text/csv", "size": csv_file.stat().st_size}]
-    await store.transition("complete_task", sid, [outputs, {"status": "success"}, "done", None], ignore)
+    """`source_task_id`: no upload; a real clean-my-data task's cleaned data, where its run stored it, becomes
+    the chained task's primary input."""
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_text(csv_file.read_text() + "2,bob,\n2,bob,\n")  # two exact duplicates for the cleaner to drop
+    cleaned = await run_to_completion(client, {"primary.csv": dirty}, tool_id="clean-my-data")
+    assert cleaned["status"] == "COMPLETED", cleaned
+    sid = cleaned["task_id"]
+    summary = (await client.get(f"/api/v1/tasks/{sid}/result")).json()["summary"]
+    assert (summary["rows"], summary["rows_out"]) == (6, 4)
 
     chained = await create_task(client, source_task_id=sid)
     assert chained["source_task_id"] == sid
@@ -296,7 +333,8 @@ async def test_chained_task_takes_the_source_tasks_data_output(
     done = await wait_for_status(client, chained["task_id"], {"COMPLETED", "FAILED"})
     assert done["status"] == "COMPLETED", done
     result = (await client.get(f"/api/v1/tasks/{chained['task_id']}/result")).json()
-    assert result["agents"]["unified-profiler"]["summary_metrics"]
+    profiled = result["agents"]["unified-profiler"]["summary_metrics"]
+    assert profiled["total_rows"] == 4, "the source's cleaned data, not its 6-row input"
 
     # A source without a data output: a clear INPUT_MISSING, not a crash.
     profile_only = await run_to_completion(client, {"primary.csv": csv_file})

@@ -11,10 +11,10 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -35,8 +35,7 @@ from service.dev import (
 from service.embedded import EmbeddedServer
 from service.storage import Storage
 from service.store import TaskStore, apply_migrations
-
-T = TypeVar("T")
+from tests.support import stored_keys, submit_over_http, wait_registered
 
 DEADLINE_S = 60.0
 CSV = b"id,name,amount\n1,alice,10.5\n2,bob,\n3,carol,7.25\n"
@@ -196,14 +195,7 @@ class Workers:
         environment = child_environment(self.settings)
         started = [start_child(f"worker-{len(self.children) + i}", ["worker"], environment) for i in range(count)]
         self.children += started
-        pids = {child.process.pid for child in started}
-
-        async def registered() -> bool:
-            for child in started:
-                assert child.process.poll() is None, f"{child.name} exited with {child.process.returncode}"
-            return pids <= {row["pid"] for row in await self.store.list_workers()}
-
-        await poll(registered, f"workers {sorted(pids)} to register")
+        await wait_registered(self.store, started)
         return started
 
     def assert_alive(self) -> None:
@@ -225,37 +217,15 @@ def workers(fault_settings: Settings, fault_store: TaskStore) -> Iterator[Worker
 # --- helpers ----------------------------------------------------------------------------------
 
 
-async def poll(condition: Callable[[], Awaitable[T]], what: str, timeout_s: float = DEADLINE_S) -> T:
-    """Await `condition()` until it returns something truthy; fail after `timeout_s`."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def submit(http: httpx.AsyncClient, scenario: str, seconds: float = 0.0) -> str:
-    """create -> input streamed through the API -> process, as a client without object-store access does;
-    the task runs the diagnostics sleeper for `seconds`."""
+    """A diagnostics sleeper of `seconds` labelled with its scenario, submitted over HTTP with its input
+    streamed through the API (tests.support.submit_over_http)."""
     body = {
         "tool_id": "diagnostics",
         "parameters": {"sleeper": {"seconds": seconds, "step_s": 0.1}},
         "labels": {"scenario": scenario},
     }
-    created = await http.post("/api/v1/tasks", json=body)
-    assert created.status_code == 201, created.text
-    task_id = str(created.json()["task_id"])
-    uploaded = await http.put(
-        f"/api/v1/tasks/{task_id}/inputs/primary.csv", content=CSV, headers={"Content-Type": "text/csv"}
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    queued = await http.post(f"/api/v1/tasks/{task_id}/process")
-    assert queued.status_code == 202, queued.text
-    assert queued.json()["status"] == "QUEUED"
-    return task_id
+    return await submit_over_http(http, body, CSV)
 
 
 async def wait_all_finished(
@@ -284,7 +254,7 @@ async def assert_outputs_exact(settings: Settings, storage: Storage, rows: list[
         prefix = lifecycle.outputs_prefix(settings, str(row["user_id"]), str(row["id"]))
         keys = [output["key"] for output in row["outputs"]]
         assert len(keys) == len(set(keys)), f"task {row['id']} lists an output twice: {keys}"
-        stored = sorted(info.key for info in await storage.list(prefix))
+        stored = await stored_keys(storage, prefix)
         assert stored == sorted(keys), f"task {row['id']}: stored {stored}, outputs {sorted(keys)}"
 
 

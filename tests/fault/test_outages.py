@@ -18,13 +18,13 @@ from tests.fault.conftest import (
     RestartableServer,
     Workers,
     assert_outputs_exact,
-    poll,
     queued_job_ids,
     redis_command,
     status_events,
     submit,
     wait_all_finished,
 )
+from tests.support import poll
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -3,16 +3,21 @@ success codes, error codes, auth, cross-user 404, the error body, X-Request-ID, 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Account, ApiServer
-from tests.support import create_task, upload_inputs, wait_for_status
+from service import lifecycle
+from service.config import Settings
+from service.lifecycle import Core
+from service.storage import Storage
+from service.store import Event, TaskStore
+from tests.conftest import Account, ApiServer, private_database, serve_api
+from tests.support import create_task, poll, submit, upload_inputs, wait_for_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -125,7 +130,10 @@ async def test_upload_urls_errors(client: httpx.AsyncClient) -> None:
     assert ok.status_code == 200
     uploads = ok.json()["uploads"]
     assert {u["name"] for u in uploads} == {"primary.csv", "parameters.json"}
-    assert all(u["method"] == "PUT" and u["url"].startswith("http") and u["expires_at"] for u in uploads)
+    # parameters.json without a declared size: a form upload whose policy caps its size (hostile-input tests).
+    methods = {u["name"]: u["method"] for u in uploads}
+    assert methods == {"primary.csv": "PUT", "parameters.json": "POST"}
+    assert all(u["url"].startswith("http") and u["expires_at"] for u in uploads)
     primary = next(u for u in uploads if u["name"] == "primary.csv")
     assert primary["headers"]["Content-Type"] == "text/csv"
     assert primary["key"].endswith(f"tasks/{task['task_id']}/inputs/primary.csv")
@@ -261,10 +269,10 @@ async def test_tools_me_stats(client: httpx.AsyncClient, account: Account) -> No
     assert me["user_id"] == account.user_id and me["credits"] == 100_000
     await create_task(client)
     stats = (await client.get("/api/v1/stats")).json()
-    assert stats["tasks_by_status"]["CREATED"] >= 1 and "global" not in stats
+    assert stats["tasks_by_status"] == {"CREATED": 1} and "global" not in stats  # a fresh account: one task
 
 
-async def test_admin_stats(api: ApiServer, store, worker) -> None:
+async def test_admin_stats_lists_the_live_workers(api: ApiServer, store, worker) -> None:
     _, key = await store.create_user("admin", is_admin=True)
     async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {key}"}) as admin:
 
@@ -272,22 +280,64 @@ async def test_admin_stats(api: ApiServer, store, worker) -> None:
             stats = (await admin.get("/api/v1/stats")).json()
             return stats if stats["global"]["workers"] else {}
 
-        stats = await poll_until(registered, "the session worker to register its heartbeat")
-    body = stats["global"]
-    assert set(body["queued_by_priority"]) == {"urgent", "high", "normal", "low"}
-    assert set(body["waiting_for_user_cap_by_priority"]) == {"urgent", "high", "normal", "low"}
-    assert body["running"] >= 0 and body["stuck"] == 0
-    live = body["workers"][0]
+        stats = await poll(registered, "the session worker to register its heartbeat", 30.0)
+    live = stats["global"]["workers"][0]
     assert {"worker_id", "host", "pid", "started_at", "last_heartbeat", "running_tasks"} <= set(live)
     assert live["pid"] == os.getpid()  # the session's worker runs in the test process
 
 
-async def poll_until(condition, what: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (value := await condition()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return value
+@pytest.fixture(scope="module")
+def stats_settings(settings: Settings) -> Iterator[Settings]:
+    """A database of its own, whose every task the stats test made: the global counts are exact."""
+    with private_database(settings, "stats") as url:
+        yield settings.model_copy(
+            update={"database_url": url, "key_prefix": f"{settings.key_prefix}stats/", "user_max_active_tasks": 2}
+        )
+
+
+async def test_admin_stats_count_exactly_what_the_database_holds(stats_settings: Settings, storage: Storage) -> None:
+    """Two tasks claimed by a worker (one of them with a heartbeat gone stale) and a third, urgent, waiting for
+    its user's cap of two running tasks: the global part says exactly that."""
+
+    async def no_queue(*args: object) -> None:
+        """No worker serves this database: the jobs stay out of Redis."""
+
+    store = await TaskStore.connect(stats_settings.database_url, 1, 4)
+    try:
+        core = Core(stats_settings, store, storage, no_publish, no_queue)
+        user_id, _ = await store.create_user("stats-user", credits=10_000)
+        running = [await submit(core, user_id, tool_id="profile-my-data", data=b"id\n1\n") for _ in range(2)]
+        waiting = await submit(core, user_id, tool_id="profile-my-data", priority="urgent", data=b"id\n1\n")
+        for task_id in running:
+            task = await store.get_task(task_id)
+            assert task is not None and task["job_id"] is not None
+            assert await lifecycle.claim_task(core, task_id, "stats:1:worker", task["job_id"]) is not None
+        assert (await store.get_task(waiting))["job_id"] is None  # over the user's cap: waits in PostgreSQL
+        await store.worker_heartbeat("stats:1:worker", "stats-host", 4242, running)
+        await store.pool.execute(
+            "UPDATE tasks SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", uuid.UUID(running[1])
+        )
+        _, key = await store.create_user("stats-admin", is_admin=True)
+        async with (
+            serve_api(stats_settings) as private_api,
+            httpx.AsyncClient(base_url=private_api.url, headers={"Authorization": f"Bearer {key}"}) as admin,
+        ):
+            stats = (await admin.get("/api/v1/stats")).json()
+    finally:
+        await store.close()
+    assert stats["tasks_by_status"] == {}  # the admin's own tasks: none
+    body = stats["global"]
+    assert body["tasks_by_status"] == {"PROCESSING": 2, "QUEUED": 1}
+    assert (body["running"], body["stuck"]) == (2, 1)
+    assert body["queued_by_priority"] == {"urgent": 1, "high": 0, "normal": 0, "low": 0}
+    assert body["waiting_for_user_cap_by_priority"] == {"urgent": 1, "high": 0, "normal": 0, "low": 0}
+    [live] = body["workers"]
+    assert (live["worker_id"], live["host"], live["pid"]) == ("stats:1:worker", "stats-host", 4242)
+    assert sorted(live["running_tasks"]) == sorted(running)
+
+
+async def no_publish(event: Event) -> None:
+    """Nobody follows this database's events."""
 
 
 async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
@@ -311,7 +361,11 @@ async def test_openapi_matches_routes(api: ApiServer, client: httpx.AsyncClient)
     assert documented == served
     assert "Task" in doc["components"]["schemas"] and "ErrorBody" in doc["components"]["schemas"]
     assert_error(await client.get("/api/v1/nothing-here"), 404, "NOT_FOUND")
-    assert_error(await client.patch("/api/v1/tasks"), 405, "METHOD_NOT_ALLOWED")
+    refused = await client.patch("/api/v1/tasks")
+    assert_error(refused, 405, "METHOD_NOT_ALLOWED")
+    assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "POST"}
+    refused = await client.put("/api/v1/tasks/6f1c2f0e-1f7a-4a45-9d55-0c1f4b8d7a10")
+    assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "DELETE"}
 
 
 async def test_downloads_empty_until_done(client: httpx.AsyncClient, csv_file: Path, worker) -> None:

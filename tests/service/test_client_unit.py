@@ -21,6 +21,7 @@ from service.client import (
     SseParser,
     StreamLostError,
     UsageError,
+    WatchBoard,
     _create_with_retries,
     add_submit_parser,
     content_type_for,
@@ -537,3 +538,13 @@ async def test_create_is_resent_with_the_same_idempotency_key_after_a_network_fa
     assert task["task_id"] == "t-9"
     assert len(keys) == 2 and keys[0] == keys[1]
     uuid.UUID(keys[0])
+
+
+def test_watch_board_drops_a_deleted_task() -> None:
+    """A deleted task's last status event (`"deleted": true`) removes its row instead of keeping it."""
+    board = WatchBoard()
+    task = {"task_id": "t-1", "tool_id": "profile-my-data", "status": "COMPLETED", "progress": 100}
+    assert board.apply(SseEvent("done", json.dumps(task), "7"))
+    assert list(board.rows) == ["t-1"]
+    assert board.apply(SseEvent("status", json.dumps({**task, "message": "Deleted", "deleted": True}), "9"))
+    assert board.rows == {}

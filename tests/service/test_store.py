@@ -1,4 +1,4 @@
-"""TaskStore against a real PostgreSQL: transitions legal and illegal, events, the claim race."""
+"""TaskStore against a real PostgreSQL: transitions legal and illegal, events, the claim race, deletion."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import uuid
 
 import pytest
 
+from service import lifecycle
+from service.config import Settings
+from service.lifecycle import Core
+from service.models import task_view
+from service.storage import Storage
 from service.store import Event, TaskStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -40,8 +45,19 @@ async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recor
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     r = await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
     assert r.row is not None and r.row["status"] == "UPLOADING"
-    r = await store.transition("mark_queued", task_id, [["UPLOADING"]], publish, user_id)
+    r = await store.transition("mark_queued", task_id, [["UPLOADING"], None], publish, user_id)
     assert r.row is not None and r.row["status"] == "QUEUED"
+
+
+async def to_dispatched(store: TaskStore, task_id: str, user_id: str, publish: Recorder) -> str:
+    """QUEUED with its arq job, as lifecycle.dispatch_user leaves it; returns the job id its worker claims with."""
+    await to_queued(store, task_id, user_id, publish)
+    jobs = {task: job for task, job, _ in await store.dispatch_user(user_id, 100, {})}
+    return jobs[task_id]
+
+
+async def no_queue(*args: object) -> None:
+    """The tests here enqueue nothing: no worker serves these tasks."""
 
 
 async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> None:
@@ -68,8 +84,8 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     user_id, _ = await store.create_user("u2")
     rec = Recorder()
     task_id = await new_task(store, user_id, rec)
-    await to_queued(store, task_id, user_id, rec)
-    claim = await store.transition("claim_task", task_id, ["w1"], rec)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    claim = await store.transition("claim_job", task_id, ["w1", job_id], rec)
     assert claim.row is not None and claim.row["attempts"] == 1 and claim.row["worker_id"] == "w1"
     assert await store.set_progress(task_id, 40, "unified-profiler", "half", rec)
     assert not await store.set_progress(task_id, 30, "unified-profiler", "back", rec), "progress never goes down"
@@ -86,11 +102,11 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     user_id, _ = await store.create_user("u3")
     rec = Recorder()
     task_id = await new_task(store, user_id, rec)
-    claim = await store.transition("claim_task", task_id, ["w"], rec)
+    claim = await store.transition("claim_job", task_id, ["w", "task:no-such-job"], rec)
     assert claim.row is None and claim.current_status == "CREATED"
     done = await store.transition("complete_task", task_id, [[], {}, "x", None], rec)
     assert done.row is None and done.current_status == "CREATED"
-    queued = await store.transition("mark_queued", task_id, [["UPLOADING"]], rec, user_id)
+    queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
     cancelled = await store.transition(
         "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id
@@ -115,17 +131,25 @@ async def test_other_user_sees_nothing(store: TaskStore) -> None:
     assert await store.get_task("not-a-uuid", owner) is None
 
 
-async def test_claim_race_exactly_one_winner(store: TaskStore) -> None:
+async def test_claim_race_exactly_one_winner(store: TaskStore, settings: Settings, storage: Storage) -> None:
+    """The worker's own claim (lifecycle.claim_task with the task's job id, as worker/runner.py does): of eight
+    workers racing for the same job, one gets the task, once; a job of an earlier queueing gets nothing."""
     user_id, _ = await store.create_user("racer")
     rec = Recorder()
+    core = Core(settings, store, storage, rec, no_queue)
     for _ in range(5):
         task_id = await new_task(store, user_id, rec)
-        await to_queued(store, task_id, user_id, rec)
-        results = await asyncio.gather(*(store.transition("claim_task", task_id, [f"w{i}"], rec) for i in range(8)))
-        winners = [r for r in results if r.row is not None]
-        assert len(winners) == 1
-        assert all(r.current_status == "PROCESSING" for r in results if r.row is None)
-        assert (await store.get_task(task_id))["attempts"] == 1
+        job_id = await to_dispatched(store, task_id, user_id, rec)
+        rec.events.clear()
+        claimers = [lifecycle.claim_task(core, task_id, f"w{i}", job_id) for i in range(8)]
+        stale = lifecycle.claim_task(core, task_id, "w-stale", f"task:{task_id}:earlier")
+        *claims, stale_claim = await asyncio.gather(*claimers, stale)
+        winners = [row for row in claims if row is not None]
+        assert len(winners) == 1 and stale_claim is None
+        task = await store.get_task(task_id)
+        assert task is not None and task["status"] == "PROCESSING" and task["attempts"] == 1
+        assert task["worker_id"] == winners[0]["worker_id"] and task["job_id"] == job_id
+        assert [(e.type, e.payload["status"]) for e in rec.events] == [("status", "PROCESSING")]
 
 
 async def test_event_ids_commit_in_order_per_user(store: TaskStore) -> None:
@@ -134,8 +158,8 @@ async def test_event_ids_commit_in_order_per_user(store: TaskStore) -> None:
     rec = Recorder()
     task_ids = [await new_task(store, user_id, rec) for _ in range(6)]
     for t in task_ids:
-        await to_queued(store, t, user_id, rec)
-        await store.transition("claim_task", t, ["w"], rec)
+        job_id = await to_dispatched(store, t, user_id, rec)
+        await store.transition("claim_job", t, ["w", job_id], rec)
     rec.events.clear()
     await asyncio.gather(*(store.set_progress(t, p, "a", f"{p}", rec) for t in task_ids for p in range(1, 20)))
     ids = [e.id for e in rec.events]
@@ -187,8 +211,37 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
 
     rec = Recorder()
     task_id = await new_task(store, user_id, rec)
-    await to_queued(store, task_id, user_id, rec)
-    await store.transition("claim_task", task_id, ["w"], check)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    await store.transition("claim_job", task_id, ["w", job_id], check)
     await store.set_progress(task_id, 55, "a", "m", check)
     await store.transition("complete_task", task_id, [[], {}, "ok", None], check)
     assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"), ("COMPLETED", "COMPLETED")]
+
+
+async def test_delete_writes_one_event_that_outlives_the_task(store: TaskStore) -> None:
+    """Deleting a terminal task removes it and its history, and writes one last `status` event of it with
+    `"deleted": true`; that event stays in the user's log once the task row is gone."""
+    user_id, _ = await store.create_user("deleter")
+    stranger, _ = await store.create_user("not-the-owner")
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    refused = await store.delete_task(task_id, user_id, lifecycle.TERMINAL, rec)
+    assert refused.row is None and refused.current_status == "CREATED" and rec.events == []
+    cancelled = await store.transition("cancel_task", task_id, [["CREATED"]], rec, user_id)
+    assert cancelled.row is not None
+    not_mine = await store.delete_task(task_id, stranger, lifecycle.TERMINAL, rec)
+    assert not_mine.row is None and not_mine.current_status is None
+    rec.events.clear()
+
+    deleted = await store.delete_task(task_id, user_id, lifecycle.TERMINAL, rec)
+
+    assert deleted.current_status == "DELETED" and deleted.row is not None and deleted.row["status"] == "CANCELLED"
+    [event] = rec.events
+    assert (event.type, event.task_id, event.user_id) == ("status", task_id, user_id)
+    assert event.payload == {**task_view(cancelled.row), "message": "Deleted", "deleted": True}
+    assert await store.get_task(task_id) is None
+    logged = [(e.id, e.task_id, e.type, e.payload) for e in await store.user_events_after(user_id, 0)]
+    assert logged == [(event.id, task_id, "status", event.payload)], "the history went, the deletion stays"
+    assert [e.id for e in await store.task_events_after(task_id, 0)] == [event.id]
+    again = await store.delete_task(task_id, user_id, lifecycle.TERMINAL, rec)
+    assert again.row is None and again.current_status is None and len(rec.events) == 1

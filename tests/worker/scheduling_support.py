@@ -1,14 +1,14 @@
 """What the scheduling and stop tests share: a private database and key prefix (so their own arq
-queue), worker subprocesses running the hidden `diagnostics` tool, sleeper tasks submitted as the API
-does it, and waits with deadlines."""
+queue), worker subprocesses running the hidden `diagnostics` tool, and waits on task states (the
+submit, poll and wait_registered helpers are tests.support's)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import psutil
@@ -24,12 +24,9 @@ from service.queueing import make_enqueue
 from service.storage import Storage
 from service.store import TaskStore
 from tests.conftest import private_database
+from tests.support import DEADLINE_S, poll, stored_keys, submit
 
-T = TypeVar("T")
-
-DEADLINE_S = 60.0
 CREDITS = 1_000_000
-SLEEPER_CSV = b"id,value\n1,10\n2,20\n3,30\n"
 
 
 @contextmanager
@@ -81,71 +78,9 @@ def start_worker(settings: Settings, started: list[ChildProcess]) -> ChildProces
     return child
 
 
-async def poll(condition: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = DEADLINE_S) -> T:
-    """Await `condition()` until it returns something truthy; fail after `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def wait_registered(core: Core, children: list[ChildProcess]) -> None:
-    pids = {c.process.pid for c in children}
-
-    async def registered() -> bool:
-        for child in children:
-            assert child.process.poll() is None, f"{child.name} exited with {child.process.returncode}"
-        return pids <= {r["pid"] for r in await core.store.list_workers()}
-
-    await poll(registered, f"workers {pids} to register")
-
-
 async def new_user(core: Core, name: str = "sched") -> str:
     user_id, _ = await core.store.create_user(f"{name}-{uuid.uuid4().hex[:6]}", credits=CREDITS)
     return user_id
-
-
-def sleeper(seconds: float = 0.05, step_s: float = 0.1, runaway: bool = False, fail: bool = False) -> dict[str, Any]:
-    return {"sleeper": {"seconds": seconds, "step_s": step_s, "runaway": runaway, "fail": fail}}
-
-
-async def submit(
-    core: Core,
-    user_id: str,
-    *,
-    tool_id: str = "diagnostics",
-    parameters: dict[str, Any] | None = None,
-    priority: str = "normal",
-    data: bytes = SLEEPER_CSV,
-) -> str:
-    """create -> streamed upload -> process, as the API does it; a quick sleeper unless told otherwise."""
-    if parameters is None and tool_id == "diagnostics":
-        parameters = sleeper()
-    task, _ = await lifecycle.create_task(
-        core,
-        user_id,
-        tool_id=tool_id,
-        agents=None,
-        priority=priority,
-        parameters=parameters,
-        source_task_id=None,
-        labels={},
-        idempotency_key=None,
-    )
-    task_id = str(task["id"])
-
-    async def body() -> AsyncIterator[bytes]:
-        for start in range(0, len(data), 1 << 20):
-            yield data[start : start + (1 << 20)]
-
-    await lifecycle.stream_input(core, user_id, task_id, "primary.csv", "text/csv", len(data), body())
-    await lifecycle.process_task(core, user_id, task_id)
-    return task_id
 
 
 async def submit_many(core: Core, user_ids: list[str], concurrency: int = 8, **options: Any) -> list[str]:
@@ -225,7 +160,7 @@ async def assert_outputs_stored(core: Core, tasks: list[asyncpg.Record], concurr
 
     async def one(task: asyncpg.Record) -> None:
         prefix = lifecycle.outputs_prefix(core.settings, str(task["user_id"]), str(task["id"]))
-        stored = sorted(o.key for o in await core.storage.list(prefix))
+        stored = await stored_keys(core.storage, prefix)
         assert stored == sorted(o["key"] for o in task["outputs"] or []), (str(task["id"]), task["status"], stored)
 
     for start in range(0, len(tasks), concurrency):

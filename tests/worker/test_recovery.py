@@ -34,12 +34,12 @@ from service.queueing import make_enqueue
 from service.storage import Storage
 from service.store import TaskStore
 from tests.conftest import private_database
+from tests.support import poll, stored_keys, submit, wait_registered
 from worker import recovery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CREDITS = 100_000
-DEADLINE_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -113,52 +113,9 @@ def start_worker(settings: Settings, started: list[ChildProcess]) -> ChildProces
     return child
 
 
-async def poll(condition, what: str, timeout_s: float = DEADLINE_S):  # type: ignore[no-untyped-def]
-    """Await `condition()` until it returns something truthy; fail after `timeout_s`."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def wait_registered(core: Core, children: list[ChildProcess]) -> None:
-    pids = {c.process.pid for c in children}
-
-    async def registered() -> bool:
-        for child in children:
-            assert child.process.poll() is None, f"{child.name} exited with {child.process.returncode}"
-        return pids <= {r["pid"] for r in await core.store.list_workers()}
-
-    await poll(registered, f"workers {pids} to register")
-
-
-async def submit(core: Core, user_id: str, path: Path) -> str:
-    """create -> streamed upload -> process, as the API does it."""
-    task, _ = await lifecycle.create_task(
-        core,
-        user_id,
-        tool_id="profile-my-data",
-        agents=None,
-        priority="normal",
-        parameters=None,
-        source_task_id=None,
-        labels={},
-        idempotency_key=None,
-    )
-    task_id = str(task["id"])
-    data = await asyncio.to_thread(path.read_bytes)
-
-    async def body() -> AsyncIterator[bytes]:
-        for start in range(0, len(data), 1 << 20):
-            yield data[start : start + (1 << 20)]
-
-    await lifecycle.stream_input(core, user_id, task_id, "primary.csv", "text/csv", len(data), body())
-    await lifecycle.process_task(core, user_id, task_id)
-    return task_id
+async def submit_profile(core: Core, user_id: str, path: Path) -> str:
+    """A profile of `path` submitted as the API does it (tests.support.submit)."""
+    return await submit(core, user_id, tool_id="profile-my-data", data=await asyncio.to_thread(path.read_bytes))
 
 
 def write_csv(path: Path, rows: int, seed: int = 3) -> Path:
@@ -193,9 +150,9 @@ async def test_sigkilled_workers_task_completes_on_another_worker(
 ) -> None:
     settings = core.settings
     first, second = start_worker(settings, workers), start_worker(settings, workers)
-    await wait_registered(core, [first, second])
+    await wait_registered(core.store, [first, second])
     data = await asyncio.to_thread(write_csv, tmp_path / "primary.csv", 300_000)
-    task_id = await submit(core, user_id, data)
+    task_id = await submit_profile(core, user_id, data)
 
     async def running() -> asyncpg.Record | None:
         task = await core.store.get_task(task_id)
@@ -231,7 +188,7 @@ async def test_sigkilled_workers_task_completes_on_another_worker(
 
     # Every output once, from the second attempt; the user is charged for one run.
     prefix = lifecycle.outputs_prefix(settings, user_id, task_id)
-    stored = sorted(o.key for o in await core.storage.list(prefix))
+    stored = await stored_keys(core.storage, prefix)
     assert stored == sorted(prefix + "2/" + o["name"] for o in done["outputs"])
     assert sorted(o["key"] for o in done["outputs"]) == stored
     manifest = json.loads(await core.storage.get_bytes(prefix + "2/manifest.json", 1 << 20))
@@ -250,11 +207,11 @@ async def test_tasks_whose_jobs_vanished_from_redis_all_complete(
     core: Core, user_id: str, redis: ArqRedis, empty_queue: None, workers: list[ChildProcess], csv_file: Path
 ) -> None:
     settings = core.settings
-    task_ids = [await submit(core, user_id, csv_file) for _ in range(5)]
+    task_ids = [await submit_profile(core, user_id, csv_file) for _ in range(5)]
     await forget_jobs(redis, settings.arq_queue_name, task_ids)
     # Two workers: two reconcilers racing over the same lost tasks.
     started = [start_worker(settings, workers), start_worker(settings, workers)]
-    await wait_registered(core, started)
+    await wait_registered(core.store, started)
 
     async def all_finished() -> list[asyncpg.Record] | None:
         tasks = [await core.store.get_task(t) for t in task_ids]
@@ -278,7 +235,7 @@ async def test_tasks_whose_jobs_vanished_from_redis_all_complete(
 async def test_racing_reapers_requeue_once_then_fail_after_the_attempt_limit(
     core: Core, user_id: str, redis: ArqRedis, empty_queue: None, csv_file: Path
 ) -> None:
-    task_id = await submit(core, user_id, csv_file)
+    task_id = await submit_profile(core, user_id, csv_file)
     stale_now = Core(
         core.settings.model_copy(update={"stale_after_s": 0.0}), core.store, core.storage, core.publish, core.enqueue
     )
@@ -320,7 +277,7 @@ async def test_racing_reconcilers_enqueue_a_lost_job_once(
 ) -> None:
     settings = core.settings.model_copy(update={"reconcile_after_s": 0.0})
     now = Core(settings, core.store, core.storage, core.publish, core.enqueue)
-    task_id = await submit(core, user_id, csv_file)
+    task_id = await submit_profile(core, user_id, csv_file)
     try:
         assert await recovery.reconcile_queue(now, redis) == 0  # its job is there
         old = await core.store.get_task(task_id)
@@ -342,7 +299,7 @@ async def test_a_run_that_lost_its_task_changes_nothing(
 ) -> None:
     """A slow but live worker whose task was re-queued meanwhile: its progress, completion and failure
     name its old job and are refused; the new run's state stands."""
-    task_id = await submit(core, user_id, csv_file)
+    task_id = await submit_profile(core, user_id, csv_file)
     stale_now = Core(
         core.settings.model_copy(update={"stale_after_s": 0.0}), core.store, core.storage, core.publish, core.enqueue
     )

@@ -20,6 +20,7 @@ from service.config import Settings
 from service.dev import ChildProcess
 from service.lifecycle import Core
 from service.storage import Storage
+from tests.support import sleeper, submit, wait_registered
 from tests.worker.scheduling_support import (
     assert_outputs_stored,
     cancel_unfinished,
@@ -28,13 +29,10 @@ from tests.worker.scheduling_support import (
     new_user,
     open_core,
     private_settings,
-    sleeper,
     start_worker,
     status_events,
-    submit,
     submit_many,
     wait_finished,
-    wait_registered,
     wait_status,
     with_settings,
 )
@@ -78,7 +76,7 @@ async def worker(core: Core) -> AsyncIterator[ChildProcess]:
     started: list[ChildProcess] = []
     try:
         child = start_worker(core.settings, started)
-        await wait_registered(core, started)
+        await wait_registered(core.store, started)
         yield child
     finally:
         for child in started:

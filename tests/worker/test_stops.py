@@ -23,6 +23,7 @@ from service.config import Settings
 from service.dev import ChildProcess
 from service.lifecycle import Core
 from service.storage import Storage
+from tests.support import poll, sleeper, submit, wait_registered
 from tests.worker.scheduling_support import (
     FlakyProxy,
     agent_pids,
@@ -31,14 +32,10 @@ from tests.worker.scheduling_support import (
     get_task,
     new_user,
     open_core,
-    poll,
     private_settings,
     runs_since_queued,
-    sleeper,
     start_worker,
     status_events,
-    submit,
-    wait_registered,
     wait_status,
 )
 
@@ -87,7 +84,7 @@ async def ready_worker(core: Core, workers: list[ChildProcess], user_id: str, **
     timings a test measures hold no process start-up. The warm-up tasks profile, out of reach of the
     diagnostics tool's time limits."""
     child = start_worker(core.settings.model_copy(update=updates), workers)
-    await wait_registered(core, [child])
+    await wait_registered(core.store, [child])
     warm_up = [await submit(core, user_id, tool_id="profile-my-data") for _ in range(2)]
     for task_id in warm_up:
         task = await wait_status(core, task_id, lifecycle.TERMINAL)
@@ -226,7 +223,7 @@ async def test_a_transient_storage_fault_is_retried_and_a_bad_input_is_not(
         core.settings.model_copy(update={"s3_endpoint_url": endpoint, "retry_backoff_s": 2.0, "max_attempts": 3}),
         workers,
     )
-    await wait_registered(core, [child])
+    await wait_registered(core.store, [child])
     task_id = await submit(core, user_id)  # the test's own Storage reaches the store directly
 
     async def backing_off() -> dict[str, Any] | None:
