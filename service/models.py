@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
 INPUT_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
@@ -30,6 +30,16 @@ class TaskStatus(StrEnum):
 
 
 Priority = Literal["low", "normal", "high", "urgent"]
+
+
+def _whole_number(value: Any) -> Any:
+    """`7.0` is a JSON Schema integer: take it as 7 (the strict models take no other float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class StrictModel(BaseModel):
@@ -94,14 +104,14 @@ class UploadFileSpec(StrictModel):
     content_type: Annotated[str, AfterValidator(_printable)] = Field(
         min_length=1, max_length=200, json_schema_extra=PRINTABLE
     )
-    size: int = Field(ge=0)
+    size: WholeNumber = Field(ge=0)
 
 
 class UploadUrlsRequest(StrictModel):
     files: list[UploadFileSpec] = Field(min_length=1, max_length=MAX_UPLOAD_FILES)
     has_parameters: bool = False
     # Content length of parameters.json when has_parameters; signed into its URL like any input.
-    parameters_size: int | None = Field(None, ge=0)
+    parameters_size: WholeNumber | None = Field(None, ge=0)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -158,7 +168,7 @@ class Upload(BaseModel):
 
 
 class CompletedPart(StrictModel):
-    part_number: int = Field(ge=1, le=10_000)
+    part_number: WholeNumber = Field(ge=1, le=10_000)
     etag: str = Field(min_length=1, max_length=200)
 
 

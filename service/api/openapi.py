@@ -9,7 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from agents import registry
+from agents.params.inputs import INPUTS_KEY, InputOptions
 from service import models as m
+from service.api.account import LEDGER_CURSOR_PATTERN
+from service.api.tasks import TASK_CURSOR_PATTERN
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,42 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+INT64_MAX = 2**63 - 1
 STREAM_PARAMETERS = [
     _q("token", {"type": "string"}, "a token from POST /api/v1/events/token, for clients that cannot send headers"),
-    _q("last_event_id", {"type": "integer"}, "resume after this event id (as the Last-Event-ID header does)"),
+    _q(
+        "last_event_id",
+        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "resume after this event id (as the Last-Event-ID header does)",
+    ),
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        "description": "resume after this event id: every later event is sent, in order, none twice",
+    },
 ]
+EVENT_STREAM_FORMAT = (
+    "Server-Sent Events (text/event-stream). Each event is `id: <integer, increasing per stream>`, "
+    "`event: status|progress|done` and one `data:` line of JSON: `status` and `done` carry the whole task "
+    "object (components/schemas/Task), `progress` carries {task_id, progress, current_agent, message}. "
+    "A comment line `: ping` is sent at least every 15 s. The per-task stream starts with the current task as a "
+    "`status` event and ends after the task's last `done` event. Deleting a task sends a last `status` event of "
+    'it with `"deleted": true` (and `message` "Deleted"), replayed like any other; a per-task stream ends with it.'
+)
 
+# One event of the stream, as its fields arrive.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": EVENT_STREAM_FORMAT,
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": ["status", "progress", "done"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["id", "event", "data"],
+}
 
 TASK_ERRORS = (401, 404)
 ROUTES: list[RouteDoc] = [
@@ -46,8 +81,16 @@ ROUTES: list[RouteDoc] = [
         201,
         m.Task,
         m.CreateTaskRequest,
-        (401, 422),
-        parameters=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+        (401, 404, 409, 422),  # 404: source_task_id; 409: its state, or an Idempotency-Key reused
+        parameters=[
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": "a retried create with the same key and body returns the same task (200)",
+            }
+        ],
     ),
     RouteDoc(
         "get",
@@ -58,11 +101,19 @@ ROUTES: list[RouteDoc] = [
         None,
         (401, 422),
         parameters=[
-            _q("status", {"type": "string"}, "comma-separated statuses"),
+            {
+                **_q("status", {"type": "array", "items": {"enum": [s.value for s in m.TaskStatus]}}, "statuses"),
+                "style": "form",
+                "explode": True,
+            },
             _q("tool_id", {"type": "string"}, "tool id"),
-            _q("label", {"type": "string"}, "name:value"),
+            {
+                **_q("label", {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:"}}, "name:value"),
+                "style": "form",
+                "explode": True,
+            },
             _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
-            _q("cursor", {"type": "string"}, "opaque cursor from next_cursor"),
+            _q("cursor", {"type": "string", "pattern": TASK_CURSOR_PATTERN}, "opaque cursor from next_cursor"),
         ],
     ),
     RouteDoc(
@@ -92,7 +143,12 @@ ROUTES: list[RouteDoc] = [
         m.UploadedParts,
         None,
         (401, 404, 409, 422),
-        parameters=[_q("upload_id", {"type": "string"}, "the multipart upload's id from upload-urls")],
+        parameters=[
+            {
+                **_q("upload_id", {"type": "string", "minLength": 1}, "the multipart upload's id from upload-urls"),
+                "required": True,
+            }
+        ],
     ),
     RouteDoc(
         "post",
@@ -163,7 +219,31 @@ ROUTES: list[RouteDoc] = [
     ),
     RouteDoc("get", "/api/v1/tools", "The tool catalog", 200, None, None, (401,)),
     RouteDoc("get", "/api/v1/me", "The caller", 200, m.Me, None, (401,)),
-    RouteDoc("get", "/api/v1/stats", "Task counts; global figures for admins", 200, None, None, (401,)),
+    RouteDoc(
+        "get",
+        "/api/v1/me/ledger",
+        "The caller's credit ledger, newest first: debits per agent and task, refunds, grants, cache hits",
+        200,
+        m.Ledger,
+        None,
+        (401, 422),
+        parameters=[
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
+            _q("cursor", {"type": "string", "pattern": LEDGER_CURSOR_PATTERN}, "opaque cursor from next_cursor"),
+        ],
+    ),
+    RouteDoc(
+        "get",
+        "/api/v1/stats",
+        "Task counts; global figures for admins",
+        200,
+        None,
+        None,
+        (401, 403, 422),
+        parameters=[
+            _q("scope", {"type": "string", "enum": ["own", "global"]}, "global: admin-only, 403 for others"),
+        ],
+    ),
     RouteDoc("get", "/healthz", "Liveness", 200, None, None, (), auth=False),
     RouteDoc("get", "/readyz", "Readiness of database, Redis and object store", 200, None, None, (503,), auth=False),
     RouteDoc("get", "/metrics", "Prometheus metrics", 200, None, None, (), auth=False, media_type="text/plain"),
@@ -171,7 +251,8 @@ ROUTES: list[RouteDoc] = [
 ]
 
 
-def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
+def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[str, Any]:
+    """The document; `diagnostics`: the hidden diagnostics tool is offered (Settings.diagnostics)."""
     named: list[type[BaseModel]] = [
         m.Task,
         m.TaskList,
@@ -185,12 +266,14 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         m.EventsToken,
         m.DownloadsResponse,
         m.Me,
+        m.Ledger,
         m.ErrorBody,
     ]
     _, defs = models_json_schema(
         [(model, "validation") for model in named], ref_template="#/components/schemas/{model}"
     )
     schemas = defs.get("$defs", {})
+    schemas["CreateTaskRequest"] = _create_task_schema(schemas, diagnostics)
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     paths: dict[str, Any] = {}
     for r in ROUTES:
@@ -219,14 +302,22 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
                 if r.response
                 else ({"type": "string"} if r.media_type != "application/json" else {"type": "object"})
             )
+            if r.media_type == "text/event-stream":
+                schema = EVENT_SCHEMA
             ok["content"] = {r.media_type: {"schema": schema}}
         responses: dict[str, Any] = {str(r.ok_status): ok}
-        for status in sorted({*r.errors, 500, 503} if r.auth else set(r.errors)):
+        if (r.method, r.path) == ("post", "/api/v1/tasks"):  # Idempotency-Key replay: the same task again
+            responses["200"] = ok
+        # Every authenticated route may answer 429 (the caller's request rate, service/ratelimit.py).
+        # A request body is counted as it arrives and refused at its limit (413).
+        body_limit = {413} if r.request is not None or r.raw_body else set()
+        for status in sorted({*r.errors, *body_limit, 429, 500, 503} if r.auth else set(r.errors)):
             responses[str(status)] = {"description": "Error", "content": {"application/json": {"schema": error_ref}}}
         op["responses"] = responses
         if r.auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault(r.path, {})[r.method] = op
+    _add_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -237,3 +328,69 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from the operations that make a task to those that take its id (and from upload-urls to
+    the streamed upload of the name it returns): schemathesis' stateful phase follows them."""
+    task_ops = [
+        (op["operationId"], "name" in path) for path, ops in paths.items() if "{task_id}" in path for op in ops.values()
+    ]
+    for status in ("201", "200"):
+        paths["/api/v1/tasks"]["post"]["responses"][status]["links"] = {
+            operation_id: {"operationId": operation_id, "parameters": {"task_id": "$response.body#/task_id"}}
+            for operation_id, takes_name in task_ops
+            if not takes_name
+        }
+    upload_urls = paths["/api/v1/tasks/{task_id}/upload-urls"]["post"]["responses"]["200"]
+    upload_urls["links"] = {
+        operation_id: {
+            "operationId": operation_id,
+            "parameters": {"task_id": "$request.path.task_id", "name": "$response.body#/uploads/0/name"},
+        }
+        for operation_id, takes_name in task_ops
+        if takes_name
+    }
+
+
+def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str, Any]:
+    """CreateTaskRequest as one variant per offered tool: its `tool_id`, the agents it may run (each once) and
+    the parameters of each of them, so that a request the document admits is one the API accepts. The
+    parameter models' own definitions join components/schemas."""
+    base = schemas["CreateTaskRequest"]
+    variants = []
+    for tool_id in registry.listed_tools(diagnostics=diagnostics):
+        spec = registry.tool_spec(tool_id)
+        agents = registry.existing_agents(spec.all_agents)
+        models = [registry.AGENTS[agent_id].params_model for agent_id in agents] + [InputOptions]
+        _, defs = models_json_schema(
+            [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+        )
+        schemas.update(defs.get("$defs", {}))
+        parameters = {
+            agent_id: {"$ref": f"#/components/schemas/{registry.AGENTS[agent_id].params_model.__name__}"}
+            for agent_id in agents
+        }
+        parameters[INPUTS_KEY] = {"$ref": f"#/components/schemas/{InputOptions.__name__}"}
+        # Keys naming agents of the tool that are not built yet are accepted as they are (Agensium's files).
+        parameters.update({agent_id: {} for agent_id in spec.all_agents if agent_id not in agents})
+        properties = {
+            **base["properties"],
+            "tool_id": {"const": tool_id, "type": "string"},
+            "agents": {
+                "anyOf": [
+                    {"type": "array", "items": {"enum": agents}, "minItems": 1, "uniqueItems": True},
+                    {"type": "null"},
+                ],
+                "default": None,
+            },
+            "parameters": {
+                "anyOf": [
+                    {"type": "object", "properties": parameters, "additionalProperties": False},
+                    {"type": "null"},
+                ],
+                "default": None,
+            },
+        }
+        variants.append({**base, "title": f"CreateTaskRequest ({tool_id})", "properties": properties})
+    return {"oneOf": variants, "title": "CreateTaskRequest"}
