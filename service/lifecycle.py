@@ -681,15 +681,16 @@ async def credit_balance(core: Core, user_id: str) -> int:
     return int(user["credits"]) if user is not None else 0
 
 
-async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cost: int) -> bool:
-    """Charge one agent of a task's run as it starts, with its ledger line; False (nothing charged) when the
-    balance is below its cost."""
-    return await core.store.debit_credits(user_id, task_id, [(agent_id, cost)]) is not None
+async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cost: int, attempt: int) -> bool:
+    """Charge one agent of run `attempt` of a task as it starts, with its ledger line; False (nothing charged)
+    when the balance is below its cost."""
+    return await core.store.debit_credits(user_id, task_id, [(agent_id, cost)], attempt) is not None
 
 
-async def refund_task_credits(core: Core, user_id: str, task_id: str, reason: str) -> int:
-    """Give back what the task was charged, net of earlier refunds (idempotent); returns the amount."""
-    return await core.store.refund_task_credits(user_id, task_id, reason)
+async def refund_task_credits(core: Core, user_id: str, task_id: str, reason: str, attempt: int) -> int:
+    """Give back what run `attempt` of the task was charged, net of its earlier refunds (idempotent); an earlier
+    run's charges stay (it ran). Returns the amount."""
+    return await core.store.refund_task_credits(user_id, task_id, reason, attempt)
 
 
 # --- recovery (worker/recovery.py) ------------------------------------------------------------
@@ -716,7 +717,7 @@ async def recover_stale_task(core: Core, task_id: str, attempts: int, runs: int)
     row = result.row
     if row is None:
         return None
-    await core.store.refund_task_credits(str(row["user_id"]), task_id, "refund: worker lost")
+    await refund_task_credits(core, str(row["user_id"]), task_id, "refund: worker lost", attempts)
     if row["status"] == S.QUEUED:
         await core.enqueue(task_id, row["job_id"], row["priority"], 0.0)
     else:

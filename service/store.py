@@ -146,7 +146,9 @@ class TaskStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(self.q["create_user"], user_id, name, hash_api_key(api_key), is_admin, credits)
             if credits:
-                await conn.execute(self.q["record_ledger"], user_id, None, None, credits, credits, "grant", "grant")
+                await conn.execute(
+                    self.q["record_ledger"], user_id, None, None, credits, credits, "grant", "grant", None
+                )
         return str(user_id), api_key
 
     async def user_by_api_key(self, api_key: str) -> asyncpg.Record | None:
@@ -184,15 +186,18 @@ class TaskStore:
             balance = await conn.fetchval(self.q["credit_user"], uid, amount)
             if balance is None:
                 return None
-            await conn.execute(self.q["record_ledger"], uid, None, None, amount, balance, reason, "grant")
+            await conn.execute(self.q["record_ledger"], uid, None, None, amount, balance, reason, "grant", None)
             return int(balance)
 
     async def list_ledger(self, user_id: str, *, before_id: int | None, limit: int) -> list[asyncpg.Record]:
         """The user's ledger lines newest first, those older than line `before_id` when given."""
         return await self.pool.fetch(self.q["list_ledger"], uuid.UUID(user_id), before_id, limit)
 
-    async def debit_credits(self, user_id: str, task_id: str, costs: Sequence[tuple[str, int]]) -> int | None:
-        """Debit every (agent_id, cost) in one transaction; None (nothing debited) if the balance is short."""
+    async def debit_credits(
+        self, user_id: str, task_id: str, costs: Sequence[tuple[str, int]], attempt: int
+    ) -> int | None:
+        """Debit every (agent_id, cost) of run `attempt` of the task in one transaction; None (nothing debited)
+        if the balance is short."""
         total = sum(cost for _, cost in costs)
         uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -202,19 +207,22 @@ class TaskStore:
             running = balance + total
             for agent_id, cost in costs:
                 running -= cost
-                await conn.execute(self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run", "debit")
+                await conn.execute(
+                    self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run", "debit", attempt
+                )
             return int(balance)
 
-    async def refund_task_credits(self, user_id: str, task_id: str, reason: str) -> int:
-        """Give back what the task was charged (net of earlier refunds): idempotent. Returns the amount."""
+    async def refund_task_credits(self, user_id: str, task_id: str, reason: str, attempt: int) -> int:
+        """Give back what run `attempt` of the task was charged (net of its earlier refunds): idempotent, and
+        never what another run was charged. Returns the amount."""
         uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.fetchval(self.q["lock_user_credits"], uid)
-            owed = -int(await conn.fetchval(self.q["task_credit_net"], tid))
+            owed = -int(await conn.fetchval(self.q["task_credit_net"], tid, attempt))
             if owed <= 0:
                 return 0
             balance = await conn.fetchval(self.q["credit_user"], uid, owed)
-            await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason, "refund")
+            await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason, "refund", attempt)
             return owed
 
     # --- tasks ---------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ SELECT id, name, is_admin, credits, created_at FROM users WHERE id = $1 AND disa
 UPDATE users SET credits = credits - $2 WHERE id = $1 AND credits >= $2 RETURNING credits;
 
 -- name: record_ledger
--- One line of the credit ledger; $7 its kind: debit, refund, grant or cache_hit.
-INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+-- One line of the credit ledger; $7 its kind: debit, refund, grant or cache_hit; $8 the task's run (attempt).
+INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: list_ledger
 -- A user's ledger lines, newest first, keyset-paginated on id (those below $2 when set).
@@ -305,8 +305,8 @@ FROM tasks WHERE status = 'PROCESSING';
 SELECT credits FROM users WHERE id = $1 FOR UPDATE;
 
 -- name: task_credit_net
--- What task $1 has cost so far, net of refunds (negative: credits taken).
-SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1;
+-- What run $2 of task $1 has cost so far, net of its refunds (negative: credits taken).
+SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND attempt = $2;
 
 -- name: credit_user
 -- Give $2 credits back to user $1.

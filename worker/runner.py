@@ -355,7 +355,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
         if exc.code in REFUNDED_CODES:  # found only once the data was read: the user got nothing for it
-            await lifecycle.refund_task_credits(core, user_id, task_id, f"refund: {exc.code}")
+            await lifecycle.refund_task_credits(core, user_id, task_id, f"refund: {exc.code}", handle.attempt)
         return await fail(exc.code, exc.message)
     except asyncio.CancelledError:
         await asyncio.shield(_after_stop(core, handle, user_id, out_prefix if stored_outputs else None))
@@ -446,7 +446,13 @@ async def _debit_agents(core: Core, handle: RunHandle, user_id: str, started: as
     whose debit the balance refused, if one was (nothing is debited after it)."""
     while (agent_id := await started.get()) is not None:
         debit = functools.partial(
-            lifecycle.debit_agent, core, user_id, handle.task_id, agent_id, registry.chain_cost([agent_id])
+            lifecycle.debit_agent,
+            core,
+            user_id,
+            handle.task_id,
+            agent_id,
+            registry.chain_cost([agent_id]),
+            handle.attempt,
         )
         if not await durable_write(core, f"debit {handle.task_id}", debit):
             return agent_id
@@ -481,7 +487,7 @@ async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseExc
         lambda: lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=True, defer_s=delay),
     )
     if row is not None:  # the next run charges again
-        await lifecycle.refund_task_credits(core, user_id, task_id, "refund: transient fault, retried")
+        await lifecycle.refund_task_credits(core, user_id, task_id, "refund: transient fault, retried", handle.attempt)
         return TaskStatus.QUEUED
     return "STOPPED"
 
@@ -501,11 +507,15 @@ async def _after_stop(core: Core, handle: RunHandle, user_id: str, out_prefix: s
         if handle.stop_reason in ("cancelled", "lost"):
             log.info("task %s stopped (%s)", task_id, handle.stop_reason)
             if handle.stop_reason == "cancelled":
-                await lifecycle.refund_task_credits(core, user_id, task_id, "refund: cancelled while running")
+                await lifecycle.refund_task_credits(
+                    core, user_id, task_id, "refund: cancelled while running", handle.attempt
+                )
             return
         message = "Its worker shut down; queued again"
         row = await lifecycle.requeue_task(core, task_id, handle.job_id or "", message, counts=False)
         if row is not None:
-            await lifecycle.refund_task_credits(core, user_id, task_id, "refund: worker shut down, re-queued")
+            await lifecycle.refund_task_credits(
+                core, user_id, task_id, "refund: worker shut down, re-queued", handle.attempt
+            )
     except Exception as exc:  # noqa: BLE001 - the reaper re-queues it once its heartbeat goes stale
         log.warning("cleanup after stopping task %s failed: %s", task_id, exc)

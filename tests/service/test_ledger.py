@@ -49,7 +49,7 @@ async def test_ledger_lists_grants_debits_per_agent_and_refunds_newest_first_pag
         await upload_inputs(client, task["task_id"], {"primary.csv": csv_file})
         assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
         await wait_for_status(client, task["task_id"], {"COMPLETED"})
-        refunded = await store.refund_task_credits(user_id, task["task_id"], "refund: goodwill")
+        refunded = await store.refund_task_credits(user_id, task["task_id"], "refund: goodwill", 1)
         assert refunded > 0
 
         items = await walk_ledger(client, limit=2)
@@ -161,7 +161,7 @@ async def test_concurrent_grants_and_debits_keep_every_balance_after_right(store
     task_ids = [await new_task_id(store, user_id) for _ in range(5)]  # debits name a task
     await asyncio.gather(
         *(store.grant_credits(user_id, 3) for _ in range(10)),
-        *(store.debit_credits(user_id, task_id, [("a", 7), ("b", 11)]) for task_id in task_ids),
+        *(store.debit_credits(user_id, task_id, [("a", 7), ("b", 11)], 1) for task_id in task_ids),
     )
     rows = await store.list_ledger(user_id, before_id=None, limit=100)
     running = 0

@@ -171,9 +171,22 @@ async def test_credits_debit_all_or_nothing(store: TaskStore) -> None:
     user_id, _ = await store.create_user("payer", credits=50)
     rec = Recorder()
     task_id = await new_task(store, user_id, rec)
-    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 30)]) is None
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 30)], 1) is None
     assert (await store.get_user(user_id))["credits"] == 50
-    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 20)]) == 0
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 20)], 1) == 0
+
+
+async def test_a_refund_gives_back_its_own_run_only(store: TaskStore) -> None:
+    """A task whose first run was charged and kept (it ran: AGENT_FAILED), retried, and whose second run is
+    refunded (cancelled while running) gets the second run back, never the first; refunds are idempotent."""
+    user_id, _ = await store.create_user("retrier", credits=500)
+    task_id = await new_task(store, user_id, Recorder())
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 90)], 1) == 380
+    assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 90)], 2) == 260
+    assert await store.refund_task_credits(user_id, task_id, "refund: cancelled while running", 2) == 120
+    assert await store.refund_task_credits(user_id, task_id, "refund: cancelled while running", 2) == 0
+    assert (await store.get_user(user_id))["credits"] == 380
+    assert await store.refund_task_credits(user_id, task_id, "refund: worker lost", 3) == 0
 
 
 async def test_list_tasks_paginates_and_filters(store: TaskStore) -> None:

@@ -195,7 +195,7 @@ async def test_a_debit_refused_mid_run_fails_the_run_charged_for_what_ran(core: 
 
     await poll(sleeper_charged, "the sleeper's debit")
     assert (await get_task(core, task_id))["status"] == "PROCESSING"
-    assert await lifecycle.debit_agent(core, user_id, other_id, "unified-profiler", 1)
+    assert await lifecycle.debit_agent(core, user_id, other_id, "unified-profiler", 1, 1)
 
     task = await wait_status(core, task_id, lifecycle.TERMINAL)
     assert task["status"] == "FAILED" and task["error"]["code"] == "INSUFFICIENT_CREDITS", task["error"]
