@@ -574,7 +574,9 @@ def validate_parameters(
 
 def input_options(parameters: dict[str, Any]) -> InputOptions:
     """The reserved ``inputs`` key of the parameters: how to read each input (e.g. an XLSX sheet)."""
-    raw = parameters.get(INPUTS_KEY) or {}
+    raw = parameters.get(INPUTS_KEY)
+    if raw is None:
+        raw = {}
     try:
         return InputOptions.model_validate(raw)
     except ValidationError as error:

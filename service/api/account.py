@@ -34,7 +34,7 @@ async def ledger(request: Request) -> JSON:
     limit = query_int(request, "limit", 50, 1, 200)
     cursor = request.query_params.get("cursor")
     rows = await request.app.state.core.store.list_ledger(
-        user.user_id, before_id=_decode_cursor(cursor) if cursor else None, limit=limit + 1
+        user.user_id, before_id=_decode_cursor(cursor) if cursor is not None else None, limit=limit + 1
     )
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1]["id"]) if len(rows) > limit else None

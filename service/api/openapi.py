@@ -367,11 +367,12 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
             [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
         )
         schemas.update(defs.get("$defs", {}))
+        # null is each one's defaults.
         parameters = {
-            agent_id: {"$ref": f"#/components/schemas/{registry.AGENTS[agent_id].params_model.__name__}"}
+            agent_id: _or_null(f"#/components/schemas/{registry.AGENTS[agent_id].params_model.__name__}")
             for agent_id in agents
         }
-        parameters[INPUTS_KEY] = {"$ref": f"#/components/schemas/{InputOptions.__name__}"}
+        parameters[INPUTS_KEY] = _or_null(f"#/components/schemas/{InputOptions.__name__}")
         # Keys naming agents of the tool that are not built yet are accepted as they are (Agensium's files).
         parameters.update({agent_id: {} for agent_id in spec.all_agents if agent_id not in agents})
         properties = {
@@ -394,3 +395,7 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
         }
         variants.append({**base, "title": f"CreateTaskRequest ({tool_id})", "properties": properties})
     return {"oneOf": variants, "title": "CreateTaskRequest"}
+
+
+def _or_null(ref: str) -> dict[str, Any]:
+    return {"anyOf": [{"$ref": ref}, {"type": "null"}]}

@@ -57,11 +57,19 @@ def parse_event_id(raw: object) -> int:
     return raw
 
 
+_HEADER_EVENT_ID = re.compile(r"[0-9]{1,18}")  # the header's documented pattern (ids stay far below 10**18)
+
+
 def _last_event_id(request: HTTPConnection) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is None or raw == "":
-        return None
-    return parse_event_id(raw)
+    """Where a stream resumes: the Last-Event-ID header, else `?last_event_id=`; each is checked when sent."""
+    header = request.headers.get("last-event-id")
+    query = request.query_params.get("last_event_id")
+    from_query = parse_event_id(query) if query is not None else None
+    if header is not None:
+        if not _HEADER_EVENT_ID.fullmatch(header):
+            raise _bad_event_id()
+        return int(header)
+    return from_query
 
 
 def _sse(event_id: int, event_type: str, payload: Any) -> ServerSentEvent:

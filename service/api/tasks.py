@@ -147,7 +147,7 @@ async def list_tasks(request: Request) -> JSON:
         statuses=statuses,
         tool_id=params.get("tool_id"),
         labels=labels or None,
-        after=_decode_cursor(cursor) if cursor else None,
+        after=_decode_cursor(cursor) if cursor is not None else None,
         limit=limit + 1,
     )
     last = rows[limit - 1] if len(rows) > limit else None

@@ -567,7 +567,7 @@ def test_columns_below_min_sample_size_are_skipped() -> None:
         {"statistical_test": "anderson_darling"},
         {"significance_level": 1.5},
         {"min_sample_size": 0},
-        {"min_sample_size": 100.0},
+        {"min_sample_size": 100.5},
         {"psi_bins": 1},
         {"drift_share": 0},
         {"unknown_option": True},
@@ -579,6 +579,13 @@ def test_bad_parameters_fail_validation(bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidParametersError) as raised:
         registry.parse_parameters("drift-detector", bad)
     assert raised.value.agent_id == "drift-detector"
+
+
+def test_a_whole_number_float_is_an_integer_parameter() -> None:
+    """JSON Schema's "integer" admits 100.0 (the OpenAPI document says integer): the strict model takes it as 100."""
+    params = registry.parse_parameters("drift-detector", {"min_sample_size": 100.0, "psi_bins": 12.0})
+    assert isinstance(params, DriftDetectorParams) and params.min_sample_size == 100
+    assert params.psi_bins == 12
 
 
 def test_registered_with_agensium_defaults() -> None:

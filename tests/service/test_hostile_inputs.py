@@ -294,9 +294,7 @@ async def test_a_cursor_that_is_not_one_is_a_422(client: httpx.AsyncClient) -> N
     task_hex = uuid.uuid4().hex
     old_style = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", task_hex]).encode()).decode()
     for cursor in (old_style, f"1.{'z' * 32}", f"{'9' * 18}.{task_hex}", f"-1.{task_hex}", "e30", "1.2", ""):
-        response = await client.get("/api/v1/tasks", params={"cursor": cursor})
-        if cursor:
-            assert_error(response, 422, "VALIDATION_ERROR")
+        assert_error(await client.get("/api/v1/tasks", params={"cursor": cursor}), 422, "VALIDATION_ERROR")
     far = await client.get("/api/v1/tasks", params={"cursor": f"{'9' * 17}.{task_hex}"})  # the year 5138
     assert far.status_code == 200, far.text
     assert (await client.get("/api/v1/tasks", params={"cursor": f"0.{task_hex}"})).json()["items"] == []
@@ -314,8 +312,27 @@ async def test_a_last_event_id_that_is_not_one_is_a_422_before_the_stream_opens(
             assert_error(r, 422, "VALIDATION_ERROR")
             r = await client.get(path, params={"last_event_id": raw})
             assert_error(r, 422, "VALIDATION_ERROR")
-    async with client.stream("GET", "/api/v1/events", headers={"Last-Event-ID": str(INT64_MAX)}) as ok:
+        # Both sent: each is checked, the header wins (its documented pattern: at most 18 digits).
+        r = await client.get(path, headers={"Last-Event-ID": "0"}, params={"last_event_id": str(INT64_MAX + 1)})
+        assert_error(r, 422, "VALIDATION_ERROR")
+        assert_error(await client.get(path, headers={"Last-Event-ID": "1" * 19}), 422, "VALIDATION_ERROR")
+    async with client.stream("GET", "/api/v1/events", params={"last_event_id": str(INT64_MAX)}) as ok:
         assert ok.status_code == 200
+    async with client.stream("GET", "/api/v1/events", headers={"Last-Event-ID": "9" * 18}) as ok:
+        assert ok.status_code == 200
+
+
+async def test_an_empty_cursor_is_not_a_cursor(client: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/tasks", "/api/v1/me/ledger"):
+        assert_error(await client.get(path, params={"cursor": ""}), 422, "VALIDATION_ERROR")
+
+
+async def test_inline_input_options_must_be_an_object(client: httpx.AsyncClient) -> None:
+    for bad in ([], 0, "", False):
+        r = await client.post("/api/v1/tasks", json={"tool_id": "clean-my-data", "parameters": {"inputs": bad}})
+        assert_error(r, 422, "INVALID_PARAMETERS")
+    ok = await client.post("/api/v1/tasks", json={"tool_id": "clean-my-data", "parameters": {"inputs": None}})
+    assert ok.status_code == 201, ok.text
 
 
 async def test_an_upload_id_that_is_not_one_never_reaches_the_store(client: httpx.AsyncClient) -> None:
