@@ -336,12 +336,9 @@ def _users_disable(args: argparse.Namespace) -> int:
     return _user_command(args, work)
 
 
-# Each API process caches a key's user for 10 s (service/api/auth.py Authenticator); stream tokens are checked
-# against the database each time a stream opens.
-ACCESS_CHANGE_NOTE = (
-    "note: an API process that saw the old key in the last 10 s may accept it until its auth cache entry "
-    "expires (at most 10 s); streams already open stay open."
-)
+# Every API process drops the user from its auth cache when told (PostgreSQL NOTIFY, service/store.py
+# listen_user_changes); stream tokens are checked against the database each time a stream opens.
+ACCESS_CHANGE_NOTE = "note: running API processes refuse the old key at once; streams already open stay open."
 
 
 if __name__ == "__main__":

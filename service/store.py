@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -18,6 +20,7 @@ from pydantic_core import from_json, to_json
 
 from service.models import task_view
 
+log = logging.getLogger("agensium.store")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 # The database is away (down, restarting, out of connections): the API answers 503, workers retry.
@@ -167,15 +170,22 @@ class TaskStore:
         return await self.pool.fetch(self.q["find_users"], _uuid_or_none(name_or_id), name_or_id)
 
     async def rotate_api_key(self, user_id: str) -> str | None:
-        """A new API key for the user (the old one no longer matches); None when there is no such user."""
+        """A new API key for the user (the old one no longer matches, in every API process at once: see
+        listen_user_changes); None when there is no such user."""
         api_key = new_api_key()
-        updated = await self.pool.fetchval(self.q["set_api_key_hash"], uuid.UUID(user_id), hash_api_key(api_key))
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(self.q["set_api_key_hash"], uuid.UUID(user_id), hash_api_key(api_key))
+            await conn.execute(self.q["notify_user_changed"], user_id)
         return api_key if updated is not None else None
 
     async def set_disabled(self, user_id: str, disabled: bool) -> bool:
-        """Disable a user (its key and stream tokens are refused) or enable it again; False: no such user."""
+        """Disable a user (its key and stream tokens are refused, in every API process at once) or enable it
+        again; False: no such user."""
         query = self.q["disable_user" if disabled else "enable_user"]
-        return await self.pool.fetchval(query, uuid.UUID(user_id)) is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            changed = await conn.fetchval(query, uuid.UUID(user_id)) is not None
+            await conn.execute(self.q["notify_user_changed"], user_id)
+        return changed
 
     async def grant_credits(self, user_id: str, amount: int, reason: str = "grant") -> int | None:
         """Add `amount` (> 0) credits with a grant line in the ledger; the new balance, None: no such user."""
@@ -541,6 +551,34 @@ class TaskStore:
         """Flag a claimed task's objects as deleted; False when it ran again since (or is gone)."""
         row = await self.pool.fetchval(self.q["mark_artifacts_deleted"], uuid.UUID(task_id), float(retention_s))
         return row is not None
+
+
+USER_CHANGES_CHANNEL = "agensium_users"  # notify_user_changed
+
+
+async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_s: float = 2.0) -> None:
+    """Call `on_change(user_id)` for every user whose key or access changes (rotate-key, disable), on a
+    LISTEN connection of its own, reconnecting after `retry_s` whenever it is lost; runs until cancelled. A
+    change missed while disconnected is covered by the auth cache's TTL."""
+    while True:
+        lost = asyncio.Event()
+        try:
+            conn = await asyncpg.connect(dsn)
+        except (*DATABASE_UNAVAILABLE, OSError) as exc:
+            log.warning("user-change listener: cannot connect (%s); retrying in %.0f s", exc, retry_s)
+            await asyncio.sleep(retry_s)
+            continue
+        try:
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await conn.add_listener(USER_CHANGES_CHANNEL, lambda _c, _pid, _channel, payload: on_change(payload))
+            await lost.wait()
+            log.warning("user-change listener: connection lost; reconnecting")
+        except (*DATABASE_UNAVAILABLE, OSError) as exc:
+            log.warning("user-change listener failed (%s); reconnecting in %.0f s", exc, retry_s)
+            await asyncio.sleep(retry_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=1))
 
 
 def _event(row: asyncpg.Record, user_id: str | None) -> Event:

@@ -41,6 +41,11 @@ SELECT id, name, is_admin, credits, created_at, disabled_at FROM users
 WHERE id = $1 OR name = $2
 ORDER BY created_at, id;
 
+-- name: notify_user_changed
+-- Tell every API process (LISTEN agensium_users) that user $1's key or access changed: their auth caches drop
+-- the user at once. Sent inside the changing transaction, so it is delivered only if that commits.
+SELECT pg_notify('agensium_users', $1::text);
+
 -- name: set_api_key_hash
 -- Rotate user $1's API key: the old key stops matching at once.
 UPDATE users SET api_key_hash = $2 WHERE id = $1 RETURNING id;

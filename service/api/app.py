@@ -36,7 +36,7 @@ from service.lifecycle import Core
 from service.queueing import make_enqueue
 from service.ratelimit import RateLimiter
 from service.storage import Storage, StorageUnavailable
-from service.store import DATABASE_UNAVAILABLE, TaskStore
+from service.store import DATABASE_UNAVAILABLE, TaskStore, listen_user_changes
 
 log = logging.getLogger("agensium.api")
 access_log = logging.getLogger("agensium.access")
@@ -240,7 +240,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.core = core
             app.state.redis = redis
             app.state.hub = hub
-            app.state.auth = Authenticator(store, limiter=limiter)
+            app.state.auth = Authenticator(store, ttl_s=settings.auth_cache_ttl_s, limiter=limiter)
+            # A rotated key or a disabled user is refused at once by every API process, not after the cache TTL.
+            user_changes = asyncio.create_task(listen_user_changes(settings.database_url, app.state.auth.forget))
             app.state.token_key = signing_key(settings)
             app.state.catalog = meta.catalog(settings)
             app.state.openapi = build_openapi(diagnostics=settings.diagnostics)
@@ -250,6 +252,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
+                user_changes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await user_changes
                 await hub.stop()
                 await redis.aclose()
                 await store.close()

@@ -56,6 +56,12 @@ class Authenticator:
         self._cache[digest] = (now + self.ttl_s, user)
         return await self.admit(user)
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's cached keys (its key was rotated or it was disabled): the next request reads the
+        database again."""
+        for digest in [d for d, (_, user) in self._cache.items() if user.user_id == user_id]:
+            self._cache.pop(digest, None)
+
     async def admit(self, user: User) -> User:
         """The authenticated `user`, once within its request rate (admins always are)."""
         structlog.contextvars.bind_contextvars(user_id=user.user_id)

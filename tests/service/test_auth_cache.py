@@ -1,0 +1,46 @@
+"""A rotated key or a disabled user is refused by a running API at once, not after its auth cache's TTL: the store
+notifies every API process (PostgreSQL NOTIFY in the changing transaction) and each drops the user from its cache.
+
+The test API keeps checked keys for an hour, so only the notification can make the old key fail in time."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from service.store import TaskStore
+from tests.conftest import ApiServer, serve_api
+from tests.support import poll
+
+
+async def _status(client: httpx.AsyncClient, key: str) -> int:
+    response = await client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+    return response.status_code
+
+
+async def test_a_rotated_key_and_a_disabled_user_are_refused_at_once(api: ApiServer, store: TaskStore) -> None:
+    settings = api.settings.model_copy(update={"auth_cache_ttl_s": 3600.0})
+    async with serve_api(settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        user_id, key = await store.create_user(f"rotated-{uuid.uuid4().hex[:6]}")
+        assert await _status(client, key) == 200  # checked once: now cached for an hour
+        new_key = await store.rotate_api_key(user_id)
+        assert new_key is not None
+        await poll(lambda: _refused(client, key), "the old key refused")
+        assert await _status(client, new_key) == 200
+
+        other_id, other_key = await store.create_user(f"disabled-{uuid.uuid4().hex[:6]}")
+        assert await _status(client, other_key) == 200
+        assert await store.set_disabled(other_id, True)
+        await poll(lambda: _refused(client, other_key), "the disabled user's key refused")
+        assert await _status(client, key) == 401 and await _status(client, new_key) == 200  # nobody else moved
+        assert await store.set_disabled(other_id, False)
+        await poll(lambda: _accepted(client, other_key), "the enabled user's key accepted again")
+
+
+async def _refused(client: httpx.AsyncClient, key: str) -> bool | None:
+    return True if await _status(client, key) == 401 else None
+
+
+async def _accepted(client: httpx.AsyncClient, key: str) -> bool | None:
+    return True if await _status(client, key) == 200 else None
