@@ -205,7 +205,12 @@ WS_UNAUTHORIZED = 4401
 WS_BAD_REQUEST = 4400
 WS_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down
 WS_INTERNAL_ERROR = 1011
-WS_CLOSE_CODES = {"UNAUTHORIZED": WS_UNAUTHORIZED, "SERVICE_UNAVAILABLE": WS_TRY_AGAIN_LATER}
+WS_RATE_LIMITED = 4429  # over the caller's request rate: reconnect after the reason's Retry-After
+WS_CLOSE_CODES = {
+    "UNAUTHORIZED": WS_UNAUTHORIZED,
+    "SERVICE_UNAVAILABLE": WS_TRY_AGAIN_LATER,
+    "RATE_LIMITED": WS_RATE_LIMITED,
+}
 WS_FIRST_FRAME_WAIT_S = 1.0
 # What closes an event WebSocket with a reason: a refused request, or the database being away.
 _REFUSALS: tuple[type[Exception], ...] = (ServiceError, *DATABASE_UNAVAILABLE)
@@ -217,7 +222,8 @@ async def user_events_ws(websocket: WebSocket) -> None:
     `{"last_event_id": N}` sent within a second of connecting; otherwise starts from now.
 
     A refusal is a close frame with a reason, never a silent socket: 4401 for a missing, unknown or expired
-    key or token, 4400 for a bad request (an event id that is not one), 1013 while a dependency is down."""
+    key or token, 4400 for a bad request (an event id that is not one), 4429 over the request rate, 1013 while a
+    dependency is down."""
     await websocket.accept()
     try:
         token = websocket.query_params.get("token")

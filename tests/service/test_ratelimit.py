@@ -4,6 +4,7 @@ limiter's Redis gone requests pass."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import embedded
@@ -65,6 +67,18 @@ async def test_a_burst_over_the_limit_gets_429_with_retry_after(settings: Settin
             assert_rate_limited(await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data"}))
             metrics = await client.get("/metrics")  # unauthenticated: never limited
         assert metrics.status_code == 200 and rate_limited_count(metrics.text) == 2
+
+
+async def test_a_websocket_over_the_limit_is_closed_4429(settings: Settings, account: Account) -> None:
+    async with serve_api(limited(settings)) as api:
+        for _ in range(BURST):
+            assert (await get_me(api.url, account)).status_code == 200
+        url = api.url.replace("http://", "ws://") + "/api/v1/ws"
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            async with websockets.connect(url, additional_headers=account.headers) as ws:
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    assert closed.value.rcvd.code == 4429 and closed.value.rcvd.reason.startswith("RATE_LIMITED:")
 
 
 async def test_an_admin_is_never_limited(settings: Settings, store: TaskStore) -> None:
