@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench clean venv
+.PHONY: help run test lint bench clean venv env
 
 help:
 	@echo "make run    create .venv, install, run 'agensium dev' (API + worker + services)  ARGS='--embedded --port 8001'"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  benchmarks in bench/ (not part of CI)"
 	@echo "make clean  remove caches (not .venv, not the data dir .agensium/)"
+	@echo "make env    write .env for docker compose: .env.example with fresh random secrets (never overwrites)"
 
 # A failed attempt is removed (Debian/Ubuntu without python3.X-venv leave a pip-less .venv behind),
 # so the next `make` starts over instead of failing on a half-made .venv.
@@ -52,6 +53,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script $(ARGS); done
+
+# docker-compose.yml's .env: .env.example with a fresh random value in each empty `NAME=` line (its
+# secrets), mode 0600. Never overwrites an .env: its secrets may be in use (PostgreSQL keeps the password
+# of its first start). Written to a temporary file and hard-linked, so a failure leaves no half .env.
+env:
+	@if [ -e .env ]; then echo ".env exists: left as it is (delete it to make a new one)"; exit 0; fi; \
+	umask 077; tmp=".env.$$$$.tmp"; trap 'rm -f "$$tmp"' EXIT; \
+	while IFS= read -r line || [ -n "$$line" ]; do \
+		case $$line in \
+			\#*) printf '%s\n' "$$line" ;; \
+			*=) secret=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') || exit 1; \
+				printf '%s%s\n' "$$line" "$$secret" ;; \
+			*) printf '%s\n' "$$line" ;; \
+		esac; \
+	done < .env.example > "$$tmp" && ln "$$tmp" .env && echo "wrote .env with fresh random secrets (mode 0600)"
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     log_level: str = "INFO"
     access_log: bool = True  # one INFO line per API request (method, route, status, duration, ids)
+    # The API's /metrics reads its task and queue gauges from PostgreSQL at most once per this many seconds, in
+    # one read shared by all scrapes meanwhile: a scrape loop from anyone cannot fill the database pool.
+    metrics_db_refresh_s: float = 15.0
     # The worker serves its own Prometheus /metrics (task and agent durations) on this port; 0 = off.
     worker_metrics_port: int = 0
     worker_metrics_host: str = "127.0.0.1"

@@ -180,8 +180,9 @@ def _replayed(earlier: asyncpg.Record, body_hash: bytes, key: str | None) -> asy
 
 
 async def _check_unfinished_cap(core: Core, user_id: str) -> None:
-    """429 when the user already has `max_unfinished_tasks` non-terminal tasks (admins have no cap). One
-    indexed count; concurrent creates may pass it together, so the cap can be exceeded by their number."""
+    """429 when the user already has `max_unfinished_tasks` non-terminal tasks (admins have no cap), checked by
+    create and retry. One indexed count; concurrent calls may pass it together, so the cap can be exceeded by
+    their number."""
     unfinished = await core.store.unfinished_tasks(user_id)
     limit = core.settings.max_unfinished_tasks
     if unfinished is not None and unfinished >= limit:
@@ -515,6 +516,7 @@ async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     task = await get_task(core, user_id, task_id)
     if task["status"] not in RETRYABLE:
         raise invalid_state(task["status"], "retry")
+    await _check_unfinished_cap(core, user_id)  # a retried task is unfinished again
     await _verify_inputs(core, task)
     return await _queue(core, user_id, task_id, RETRYABLE, "retry", queued_chain(task))
 
@@ -523,6 +525,9 @@ async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     result = await core.store.transition("cancel_task", task_id, [CANCELLABLE], core.publish, user_id)
     if result.row is None:
         raise _refused(result, "cancel")
+    if result.row["started_at"] is not None:  # it was running: that run's charges come back (no more are taken:
+        # a debit needs the task PROCESSING), whether or not its worker hears of the cancel
+        await refund_task_credits(core, user_id, task_id, "refund: cancelled while running", result.row["attempts"])
     # The worker running it stops its agent (at once through the control channel, else at its next
     # heartbeat); the freed slot goes to the user's next waiting task.
     try:
@@ -676,15 +681,15 @@ async def requeue_task(
 
 
 async def credit_balance(core: Core, user_id: str) -> int:
-    """The user's balance now (0 for a user who is gone or disabled)."""
-    user = await core.store.get_user(user_id)
-    return int(user["credits"]) if user is not None else 0
+    """The user's balance now (0 for a user who is gone; a disabled user's queued tasks still run)."""
+    return await core.store.credits(user_id) or 0
 
 
-async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cost: int, attempt: int) -> bool:
-    """Charge one agent of run `attempt` of a task as it starts, with its ledger line; False (nothing charged)
-    when the balance is below its cost."""
-    return await core.store.debit_credits(user_id, task_id, [(agent_id, cost)], attempt) is not None
+async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cost: int, attempt: int) -> str:
+    """Charge one agent of run `attempt` of a task as it starts, with its ledger line, once however often it is
+    retried: "debited", "short" (the balance is below its cost) or "gone" (the run no longer holds the task);
+    nothing is charged but "debited"."""
+    return await core.store.debit_agent(user_id, task_id, agent_id, cost, attempt)
 
 
 async def refund_task_credits(core: Core, user_id: str, task_id: str, reason: str, attempt: int) -> int:

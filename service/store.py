@@ -52,7 +52,23 @@ def new_api_key() -> str:
 
 
 def _encode_json(value: Any) -> str:
-    return to_json(value).decode()
+    """jsonb's text. PostgreSQL cannot store a NUL character: requests with one are refused (422), and one that
+    comes out of a user's data (a result's top values, a parameter echoed from parameters.json) is stored as
+    U+FFFD instead of failing the task."""
+    text = to_json(value).decode()
+    if "\\u0000" in text:
+        text = to_json(_without_nul(value)).decode()
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -221,6 +237,29 @@ class TaskStore:
                     self.q["record_ledger"], uid, tid, agent_id, -cost, running, "agent run", "debit", attempt
                 )
             return int(balance)
+
+    async def debit_agent(self, user_id: str, task_id: str, agent_id: str, cost: int, attempt: int) -> str:
+        """Debit one agent of run `attempt` of a task as it starts: "debited" (now, or by an earlier try of this
+        same debit), "short" (the balance is below `cost`: nothing debited) or "gone" (the run no longer holds
+        the task: cancelled or re-queued meanwhile; nothing debited)."""
+        uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(self.q["lock_task_run"], tid, attempt) is None:
+                return "gone"
+            if await conn.fetchval(self.q["agent_debited"], tid, attempt, agent_id) is not None:
+                return "debited"
+            balance = await conn.fetchval(self.q["debit_credits"], uid, cost)
+            if balance is None:
+                return "short"
+            await conn.execute(
+                self.q["record_ledger"], uid, tid, agent_id, -cost, balance, "agent run", "debit", attempt
+            )
+            return "debited"
+
+    async def credits(self, user_id: str) -> int | None:
+        """The user's balance (disabled or not); None: no such user."""
+        value = await self.pool.fetchval(self.q["user_credits"], uuid.UUID(user_id))
+        return None if value is None else int(value)
 
     async def refund_task_credits(self, user_id: str, task_id: str, reason: str, attempt: int) -> int:
         """Give back what run `attempt` of the task was charged (net of its earlier refunds): idempotent, and
@@ -554,6 +593,7 @@ class TaskStore:
 
 
 USER_CHANGES_CHANNEL = "agensium_users"  # notify_user_changed
+_LISTENER_FAULTS: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE, OSError)
 
 
 async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_s: float = 2.0) -> None:
@@ -564,7 +604,7 @@ async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_
         lost = asyncio.Event()
         try:
             conn = await asyncpg.connect(dsn)
-        except (*DATABASE_UNAVAILABLE, OSError) as exc:
+        except _LISTENER_FAULTS as exc:
             log.warning("user-change listener: cannot connect (%s); retrying in %.0f s", exc, retry_s)
             await asyncio.sleep(retry_s)
             continue
@@ -573,7 +613,7 @@ async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_
             await conn.add_listener(USER_CHANGES_CHANNEL, lambda _c, _pid, _channel, payload: on_change(payload))
             await lost.wait()
             log.warning("user-change listener: connection lost; reconnecting")
-        except (*DATABASE_UNAVAILABLE, OSError) as exc:
+        except _LISTENER_FAULTS as exc:
             log.warning("user-change listener failed (%s); reconnecting in %.0f s", exc, retry_s)
             await asyncio.sleep(retry_s)
         finally:

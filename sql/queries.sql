@@ -13,7 +13,7 @@ SELECT id, name, api_key_hash, is_admin, credits, created_at FROM users WHERE ap
 
 -- name: get_user
 -- One user by id, unless disabled (stream tokens and /me of a disabled user are refused).
-SELECT id, name, is_admin, credits, created_at FROM users WHERE id = $1 AND disabled_at IS NULL;
+SELECT id, name, is_admin, credits, created_at, key_rotated_at FROM users WHERE id = $1 AND disabled_at IS NULL;
 
 -- name: debit_credits
 -- Take $2 credits from user $1 if the balance allows it; no row when it does not.
@@ -48,7 +48,7 @@ SELECT pg_notify('agensium_users', $1::text);
 
 -- name: set_api_key_hash
 -- Rotate user $1's API key: the old key stops matching at once.
-UPDATE users SET api_key_hash = $2 WHERE id = $1 RETURNING id;
+UPDATE users SET api_key_hash = $2, key_rotated_at = clock_timestamp() WHERE id = $1 RETURNING id;
 
 -- name: disable_user
 -- Refuse user $1's key and stream tokens from now on (the first disable time is kept).
@@ -310,8 +310,22 @@ FROM tasks WHERE status = 'PROCESSING';
 SELECT credits FROM users WHERE id = $1 FOR UPDATE;
 
 -- name: task_credit_net
--- What run $2 of task $1 has cost so far, net of its refunds (negative: credits taken).
-SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND attempt = $2;
+-- What run $2 of task $1 has cost so far, net of its refunds (negative: credits taken). Lines written before
+-- runs were recorded (attempt NULL, migration 006) count with whichever run is refunded first.
+SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND (attempt = $2 OR attempt IS NULL);
+
+-- name: lock_task_run
+-- Run $2 (tasks.attempts) of task $1 still holds it (PROCESSING): its row share-locked until the end of the
+-- transaction, so a cancel or a reaper's requeue waits for a debit in flight, and refunds it after.
+SELECT 1 FROM tasks WHERE id = $1 AND status = 'PROCESSING' AND attempts = $2 FOR SHARE;
+
+-- name: agent_debited
+-- Whether agent $3 of run $2 of task $1 is already debited (a retried debit).
+SELECT 1 FROM credit_ledger WHERE task_id = $1 AND attempt = $2 AND agent_id = $3 AND kind = 'debit';
+
+-- name: user_credits
+-- A user's balance, disabled or not (a disabled user's queued tasks still run).
+SELECT credits FROM users WHERE id = $1;
 
 -- name: credit_user
 -- Give $2 credits back to user $1.

@@ -443,7 +443,8 @@ async def _run_chain(
 
 async def _debit_agents(core: Core, handle: RunHandle, user_id: str, started: asyncio.Queue[str | None]) -> str | None:
     """Debit each agent's cost as its start comes in, in order, until the run is over (None); returns the agent
-    whose debit the balance refused, if one was (nothing is debited after it)."""
+    whose debit the balance refused, if one was (nothing is debited after it). A debit the run no longer may
+    make (its task was cancelled or re-queued meanwhile) stops the run: it is not this run's any more."""
     while (agent_id := await started.get()) is not None:
         debit = functools.partial(
             lifecycle.debit_agent,
@@ -454,7 +455,11 @@ async def _debit_agents(core: Core, handle: RunHandle, user_id: str, started: as
             registry.chain_cost([agent_id]),
             handle.attempt,
         )
-        if not await durable_write(core, f"debit {handle.task_id}", debit):
+        outcome = await durable_write(core, f"debit {handle.task_id}", debit)
+        if outcome == "gone":
+            handle.stop("lost")  # cancels this run's body: nothing below is reached
+            return None
+        if outcome == "short":
             return agent_id
     return None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import structlog
 from starlette.requests import HTTPConnection
 
-from service.api.tokens import read_token
+from service.api.tokens import read_token_claims
 from service.errors import ServiceError, rate_limited
 from service.ratelimit import RateLimiter
 from service.store import TaskStore, hash_api_key
@@ -93,9 +93,12 @@ async def authenticate_stream(request: HTTPConnection) -> User:
 
 
 async def user_from_token(request: HTTPConnection, token: str) -> User:
-    user_id = read_token(request.app.state.token_key, token)
-    row = await request.app.state.core.store.get_user(user_id) if user_id else None
-    if row is None:
+    """The user of a valid stream token, unless the user is disabled or rotated its key after the token was
+    issued (a token got with a leaked key dies with that key)."""
+    claims = read_token_claims(request.app.state.token_key, token)
+    row = await request.app.state.core.store.get_user(claims.user_id) if claims is not None else None
+    rotated = row["key_rotated_at"] if row is not None else None
+    if claims is None or row is None or (rotated is not None and claims.issued_ms < rotated.timestamp() * 1000):
         raise ServiceError("UNAUTHORIZED", "The stream token is invalid or expired; get a new one.")
     auth: Authenticator = request.app.state.auth
     return await auth.admit(User(str(row["id"]), row["name"], row["is_admin"]))

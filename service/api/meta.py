@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -107,18 +108,21 @@ async def readyz(request: Request) -> JSON:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     api_metrics: ApiMetrics = state.metrics
-    await api_metrics.refresh(state.core.store, state.hub)
+    await api_metrics.refresh(state.core.store, state.hub, state.settings.metrics_db_refresh_s)
     return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 # From an event's commit to its delivery by the API's event hub: milliseconds normally, seconds under load.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+# A scrape waits at most this long for the database's gauges (a busy pool), then answers without them.
+METRICS_DB_TIMEOUT_S = 2.0
 
 
 class ApiMetrics:
     """The API process's Prometheus metrics (GET /metrics), in a registry of its own: a test process runs
-    several apps. Task and queue gauges are read from PostgreSQL at each scrape (`refresh`), the open
-    streams from the event hub; the task and agent durations are the workers' (worker/metrics.py)."""
+    several apps. Task and queue gauges are read from PostgreSQL at most once per `metrics_db_refresh_s`
+    (`refresh`: /metrics needs no key, so a scrape loop must not reach the database each time), the open
+    streams from the event hub at each scrape; the task and agent durations are the workers' (worker/metrics.py)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -146,17 +150,35 @@ class ApiMetrics:
             self.queue_depth.labels(priority)
         for kind in ("sse", "websocket"):
             self.open_streams.labels(kind)
+        self.db_refreshes = 0  # reads of the database gauges so far (one per window, however many scrapes)
+        self._db_lock = asyncio.Lock()
+        self._db_read_at: float | None = None  # time.monotonic() of the last read, failed or not
 
-    async def refresh(self, store: TaskStore, hub: EventHub) -> None:
-        """The scrape-time gauges. With PostgreSQL away the task and queue series are left out (unknown is not
-        zero) and the rest is still served."""
+    async def refresh(self, store: TaskStore, hub: EventHub, db_max_age_s: float) -> None:
+        """The scrape-time gauges: the open streams now, the database's when older than `db_max_age_s`."""
         for kind, count in {"sse": 0, "websocket": 0, **hub.stream_counts()}.items():
             self.open_streams.labels(kind).set(count)
+        if self._db_fresh(db_max_age_s):
+            return
+        async with self._db_lock:  # single flight: concurrent scrapes wait for one read, then reuse it
+            if self._db_fresh(db_max_age_s):
+                return
+            self.db_refreshes += 1
+            await self._read_db_gauges(store)
+            self._db_read_at = time.monotonic()
+
+    def _db_fresh(self, max_age_s: float) -> bool:
+        return self._db_read_at is not None and time.monotonic() - self._db_read_at < max_age_s
+
+    async def _read_db_gauges(self, store: TaskStore) -> None:
+        """With PostgreSQL away or its pool busy the task and queue series are left out until the next read
+        (unknown is not zero) and the rest is still served."""
         try:
-            tasks = await store.counts_by_tool_and_status()
-            queued = await store.queued_by_priority()
+            async with asyncio.timeout(METRICS_DB_TIMEOUT_S):
+                tasks = await store.counts_by_tool_and_status()
+                queued = await store.queued_by_priority()
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail with the database
-            log.warning("metrics: task counts unavailable: %s", exc)
+            log.warning("metrics: task counts unavailable: %r", exc)
             self.tasks.clear()
             self.queue_depth.clear()
             return

@@ -180,7 +180,11 @@ async def user_events(request: Request) -> EventSourceResponse:
     sub = hub.subscribe(user.user_id)
     if last_id is None:
         # A fresh connection follows from now on; the task list gives the current state.
-        last_id = await core.store.latest_user_event_id(user.user_id)
+        try:
+            last_id = await core.store.latest_user_event_id(user.user_id)
+        except BaseException:  # the database is away (503): the subscription must not outlive the request
+            sub.close()
+            raise
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         try:

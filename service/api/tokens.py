@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
 
 from service.config import Settings
 
@@ -32,25 +33,39 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    expires: int  # epoch seconds
+    issued_ms: int  # epoch milliseconds: a token issued before its user's key was rotated is refused
+
+
 def make_token(key: bytes, user_id: str, ttl_s: int, now: float | None = None) -> tuple[str, int]:
     """(token, expiry as epoch seconds)."""
-    expires = int((time.time() if now is None else now) + ttl_s)
-    body = f"{user_id}.{expires}".encode()
+    now = time.time() if now is None else now
+    expires = int(now + ttl_s)
+    body = f"{user_id}.{expires}.{int(now * 1000)}".encode()
     signature = hmac.new(key, body, hashlib.sha256).digest()
     return f"{_b64(body)}.{_b64(signature)}", expires
 
 
 def read_token(key: bytes, token: str, now: float | None = None) -> str | None:
     """The user id of a valid, unexpired token; None otherwise."""
+    claims = read_token_claims(key, token, now)
+    return claims.user_id if claims is not None else None
+
+
+def read_token_claims(key: bytes, token: str, now: float | None = None) -> TokenClaims | None:
+    """What a valid, unexpired token says; None otherwise."""
     try:
         body_part, signature_part = token.split(".")
         body = base64.urlsafe_b64decode(body_part + "=" * (-len(body_part) % 4))
         signature = base64.urlsafe_b64decode(signature_part + "=" * (-len(signature_part) % 4))
-        user_id, expires = body.decode().rsplit(".", 1)
         if not hmac.compare_digest(signature, hmac.new(key, body, hashlib.sha256).digest()):
             return None
+        user_id, expires, issued_ms = body.decode().split(".")
         if int(expires) < (time.time() if now is None else now):
             return None
-        return user_id
+        return TokenClaims(user_id, int(expires), int(issued_ms))
     except (ValueError, UnicodeDecodeError):
         return None

@@ -24,10 +24,15 @@ async def test_a_rotated_key_and_a_disabled_user_are_refused_at_once(api: ApiSer
     async with serve_api(settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         user_id, key = await store.create_user(f"rotated-{uuid.uuid4().hex[:6]}")
         assert await _status(client, key) == 200  # checked once: now cached for an hour
+        old_token = await _stream_token(client, key)
+        assert await _stream_status(client, old_token) == 200
         new_key = await store.rotate_api_key(user_id)
         assert new_key is not None
         await poll(lambda: _refused(client, key), "the old key refused")
         assert await _status(client, new_key) == 200
+        # A stream token issued before the rotation dies with the old key; one issued after works.
+        assert await _stream_status(client, old_token) == 401
+        assert await _stream_status(client, await _stream_token(client, new_key)) == 200
 
         other_id, other_key = await store.create_user(f"disabled-{uuid.uuid4().hex[:6]}")
         assert await _status(client, other_key) == 200
@@ -44,3 +49,14 @@ async def _refused(client: httpx.AsyncClient, key: str) -> bool | None:
 
 async def _accepted(client: httpx.AsyncClient, key: str) -> bool | None:
     return True if await _status(client, key) == 200 else None
+
+
+async def _stream_token(client: httpx.AsyncClient, key: str) -> str:
+    response = await client.post("/api/v1/events/token", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+async def _stream_status(client: httpx.AsyncClient, token: str) -> int:
+    async with client.stream("GET", "/api/v1/events", params={"token": token}) as response:
+        return response.status_code

@@ -112,6 +112,9 @@ async def test_the_create_over_the_cap_is_429_until_a_task_finishes(capped_api: 
         assert cancelled.status_code == 202, cancelled.text
         assert (await create(client, {"tool_id": "profile-my-data"})).status_code == 201
         assert_error(await create(client, {"tool_id": "profile-my-data"}), 429, "RATE_LIMITED")
+        # A retry makes a finished task unfinished again: the cap holds there too.
+        retried = await client.post(f"/api/v1/tasks/{made[0].json()['task_id']}/retry")
+        assert assert_error(retried, 429, "RATE_LIMITED")["details"] == {"limit": CAP, "unfinished": CAP}
 
 
 async def test_admins_have_no_cap(capped_api: ApiServer, store: TaskStore) -> None:

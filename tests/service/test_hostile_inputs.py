@@ -27,7 +27,7 @@ from service.errors import ServiceError
 from service.lifecycle import _call_part_size
 from service.storage import MAX_PART_BYTES
 from tests.conftest import Account, ApiServer, serve_api
-from tests.support import create_task
+from tests.support import create_task, upload_inputs, wait_for_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -380,3 +380,20 @@ async def test_the_websocket_refuses_bad_input_with_a_close_reason(api: ApiServe
     for url in (ws_url, f"{ws_url}?token=", f"{ws_url}?token=a.b.c", f"{ws_url}?token={quote('²')}"):
         code, reason = await _close_of(url)
         assert (code, reason.split(":")[0]) == (4401, "UNAUTHORIZED"), (url, code, reason)
+
+
+async def test_a_nul_deep_in_the_data_completes_the_task(
+    client: httpx.AsyncClient, worker: None, tmp_path: Path
+) -> None:
+    """A NUL character past the head of a file (the binary check reads the head) reaches the result (a top
+    value): PostgreSQL cannot store it in jsonb, so it is stored as U+FFFD instead of ending INTERNAL_ERROR."""
+    rows = [f"{n},city{n % 3}" for n in range(20_000)] + ["20000,cit\x00y"] * 5000
+    path = tmp_path / "primary.csv"
+    path.write_text("id,city\n" + "\n".join(rows) + "\n")
+    task = await create_task(client, agents=["unified-profiler"])
+    await upload_inputs(client, task["task_id"], {"primary.csv": path})
+    assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
+    done = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
+    assert done["status"] == "COMPLETED", done["error"]
+    result = (await client.get(f"/api/v1/tasks/{task['task_id']}/result")).json()
+    assert "cit\ufffdy" in json.dumps(result, ensure_ascii=False)

@@ -176,6 +176,26 @@ async def test_credits_debit_all_or_nothing(store: TaskStore) -> None:
     assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 20)], 1) == 0
 
 
+async def test_an_agent_is_debited_once_per_run_and_only_while_the_run_holds_its_task(store: TaskStore) -> None:
+    """store.debit_agent: a retried debit (its COMMIT's answer lost) finds its line instead of charging again; a
+    debit of a run that no longer holds its task (not PROCESSING, or another attempt) charges nothing."""
+    user_id, _ = await store.create_user("debited", credits=100)
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    assert await store.debit_agent(user_id, task_id, "a", 30, 1) == "gone"  # CREATED: no run holds it
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    assert (await store.transition("claim_job", task_id, ["w", job_id], rec)).row["attempts"] == 1
+    assert await store.debit_agent(user_id, task_id, "a", 30, 1) == "debited"
+    assert await store.debit_agent(user_id, task_id, "a", 30, 1) == "debited"  # the retry: no second charge
+    assert await store.debit_agent(user_id, task_id, "a", 30, 2) == "gone"  # not this run's attempt
+    assert await store.debit_agent(user_id, task_id, "b", 80, 1) == "short"
+    assert (await store.get_user(user_id))["credits"] == 70
+    cancelled = await store.transition("cancel_task", task_id, [["PROCESSING"]], rec, user_id)
+    assert cancelled.row is not None
+    assert await store.debit_agent(user_id, task_id, "b", 10, 1) == "gone"
+    assert (await store.get_user(user_id))["credits"] == 70
+
+
 async def test_a_refund_gives_back_its_own_run_only(store: TaskStore) -> None:
     """A task whose first run was charged and kept (it ran: AGENT_FAILED), retried, and whose second run is
     refunded (cancelled while running) gets the second run back, never the first; refunds are idempotent."""

@@ -9,6 +9,7 @@ The module starts one worker on its own database and arq queue, with a soft limi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -195,7 +196,7 @@ async def test_a_debit_refused_mid_run_fails_the_run_charged_for_what_ran(core: 
 
     await poll(sleeper_charged, "the sleeper's debit")
     assert (await get_task(core, task_id))["status"] == "PROCESSING"
-    assert await lifecycle.debit_agent(core, user_id, other_id, "unified-profiler", 1, 1)
+    assert await core.store.debit_credits(user_id, other_id, [("unified-profiler", 1)], 1) is not None
 
     task = await wait_status(core, task_id, lifecycle.TERMINAL)
     assert task["status"] == "FAILED" and task["error"]["code"] == "INSUFFICIENT_CREDITS", task["error"]
@@ -210,6 +211,10 @@ async def test_a_refused_debit_stops_the_agent_at_once(core: Core, tmp_path: Pat
     (the balance is empty), and its process is killed without waiting for it."""
     user_id = await new_user(core, 0)
     task_id = await create(core, user_id, "diagnostics", None, sleeper(60.0))
+    # As a worker's claim leaves it: run 1 holds the task (a debit for a run that does not is no charge at all).
+    await core.store.pool.execute(
+        "UPDATE tasks SET status = 'PROCESSING', attempts = 1 WHERE id = $1", uuid.UUID(task_id)
+    )
     primary = tmp_path / "primary.csv"
     primary.write_bytes(SLEEPER_CSV)
     (tmp_path / "out").mkdir()
@@ -236,6 +241,29 @@ async def test_a_refused_debit_stops_the_agent_at_once(core: Core, tmp_path: Pat
         assert await ledger(core, task_id) == []
     finally:
         await pool.aclose()
+
+
+async def test_a_cancelled_run_is_refunded_even_when_its_worker_never_hears(core: Core, worker: ChildProcess) -> None:
+    """The cancel itself gives the running attempt's charges back (the control message may be lost: the worker
+    then only notices at its next heartbeat), and from then on that run can debit nothing more."""
+    user_id = await new_user(core, 1_000)
+    task_id = await submit_chain(
+        core, user_id, tool_id="diagnostics", agents=SLEEPER_THEN_RATER, parameters=sleeper(60.0, 0.1)
+    )
+
+    async def sleeper_charged() -> bool:
+        return await ledger(core, task_id) == debits(["sleeper"])
+
+    await poll(sleeper_charged, "the sleeper's debit")
+
+    async def lost(message: str) -> None:
+        raise ConnectionError("the control channel is down")
+
+    await lifecycle.cancel_task(dataclasses.replace(core, control=lost), user_id, task_id)
+    assert sum(amount for _, amount, _ in await ledger(core, task_id)) == 0  # refunded by the cancel itself
+    assert await balance(core, user_id) == 1_000
+    assert await lifecycle.debit_agent(core, user_id, task_id, "readiness-rater", 1, 1) == "gone"
+    assert await balance(core, user_id) == 1_000
 
 
 async def test_the_ledger_adds_up_after_a_mix_of_runs(core: Core, worker: ChildProcess) -> None:
