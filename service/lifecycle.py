@@ -241,8 +241,14 @@ def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit
 
 
 async def request_upload_urls(
-    core: Core, user_id: str, task_id: str, request: UploadUrlsRequest
+    core: Core,
+    user_id: str,
+    task_id: str,
+    request: UploadUrlsRequest,
+    admit_parts: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[asyncpg.Record, list[dict[str, Any]]]:
+    """Presigned uploads for the declared files; `admit_parts(n)` is awaited with the number of part URLs to
+    sign before any is (the API counts them against the caller's request rate: signing is CPU)."""
     task = await get_task(core, user_id, task_id)
     if task["status"] not in UPLOADABLE:
         raise invalid_state(task["status"], "upload to")
@@ -264,6 +270,8 @@ async def request_upload_urls(
         )
     multipart_sizes = [d["size"] for d in declared if d["size"] > settings.multipart_threshold_bytes]
     part_bytes = _call_part_size(settings, multipart_sizes)
+    if admit_parts is not None:
+        await admit_parts(sum(max(1, math.ceil(size / part_bytes)) for size in multipart_sizes))
     result = await core.store.transition(
         "mark_uploading", task_id, [declared, request.has_parameters, UPLOADABLE], core.publish, user_id
     )

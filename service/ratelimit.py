@@ -27,20 +27,21 @@ log = logging.getLogger(__name__)
 LOG_EVERY_S = 10.0
 BACKOFF_S = 1.0
 
-# KEYS[1]: the user's bucket. ARGV: emission interval (seconds per request), burst (requests).
-# Returns 0 when allowed, else the milliseconds until one request would be.
+# KEYS[1]: the user's bucket. ARGV: emission interval (seconds per request), burst (requests), cost (requests this
+# one counts as). Returns 0 when allowed, else the milliseconds until it would be.
 GCRA = """
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local allowed_at = tat + interval - burst * interval
+local allowed_at = tat + cost * interval - burst * interval
 if now < allowed_at then
   return math.ceil((allowed_at - now) * 1000)
 end
-tat = tat + interval
+tat = tat + cost * interval
 redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
 return 0
 """
@@ -80,7 +81,8 @@ class RateLimiter:
         self._failures = 0  # failures not yet logged
         self._logged_at = -math.inf
 
-    async def check(self, user_id: str) -> Decision:
+    async def check(self, user_id: str, cost: int = 1) -> Decision:
+        """`cost`: how many requests this one counts as (at most the burst, so that it can ever pass)."""
         if not self.enabled:
             return ALLOWED
         now = time.monotonic()
@@ -88,7 +90,12 @@ class RateLimiter:
             return ALLOWED
         try:
             async with asyncio.timeout(self.timeout_s):
-                wait_ms = int(await self._script(keys=[self.key_prefix + user_id], args=[self._interval, self.burst]))
+                wait_ms = int(
+                    await self._script(
+                        keys=[self.key_prefix + user_id],
+                        args=[self._interval, self.burst, min(max(cost, 1), self.burst)],
+                    )
+                )
         except Exception as exc:  # noqa: BLE001 - Redis down, slow or refusing: the request passes
             self._redis_failed(now, exc)
             return ALLOWED

@@ -62,12 +62,17 @@ class Authenticator:
         for digest in [d for d, (_, user) in self._cache.items() if user.user_id == user_id]:
             self._cache.pop(digest, None)
 
-    async def admit(self, user: User) -> User:
+    async def charge(self, user: User, requests: int) -> None:
+        """Count a costly call as `requests` more requests against the user's rate (429 when over it)."""
+        if requests > 0:
+            await self.admit(user, requests)
+
+    async def admit(self, user: User, cost: int = 1) -> User:
         """The authenticated `user`, once within its request rate (admins always are)."""
         structlog.contextvars.bind_contextvars(user_id=user.user_id)
         if self.limiter is None or user.is_admin:
             return user
-        decision = await self.limiter.check(user.user_id)
+        decision = await self.limiter.check(user.user_id, cost)
         if not decision.allowed:
             raise rate_limited(
                 f"Over {self.limiter.rate_per_s:g} requests/s (bursts of {self.limiter.burst}); "

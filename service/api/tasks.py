@@ -57,11 +57,19 @@ def _check_inline_parameters(parameters: dict[str, Any] | None, limit: int) -> N
         )
 
 
+PART_URLS_PER_REQUEST = 50  # an upload-urls call counts as one request more per this many part URLs it signs
+
+
 async def upload_urls(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     body = await parse_body(request, UploadUrlsRequest)
+    auth = request.app.state.auth
+
+    async def admit_parts(parts: int) -> None:  # signing part URLs is CPU: they count against the request rate
+        await auth.charge(user, parts // PART_URLS_PER_REQUEST)
+
     _, uploads = await lifecycle.request_upload_urls(
-        request.app.state.core, user.user_id, request.path_params["task_id"], body
+        request.app.state.core, user.user_id, request.path_params["task_id"], body, admit_parts
     )
     return JSON({"uploads": uploads})
 

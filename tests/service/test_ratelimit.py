@@ -81,6 +81,25 @@ async def test_a_websocket_over_the_limit_is_closed_4429(settings: Settings, acc
     assert closed.value.rcvd.code == 4429 and closed.value.rcvd.reason.startswith("RATE_LIMITED:")
 
 
+async def test_signing_many_part_urls_counts_against_the_rate(settings: Settings, account: Account) -> None:
+    """upload-urls counts as one request more per 50 part URLs it signs: two calls of ~1,000 part URLs (two 5 GiB
+    files each) overrun a burst of 30 that 30 plain requests would not."""
+    five_gib = 5 * 1024**3
+    files = [{"name": n, "content_type": "text/csv", "size": five_gib} for n in ("primary.csv", "baseline.csv")]
+    async with serve_api(limited(settings, rate_limit_burst=30)) as api:
+        async with httpx.AsyncClient(base_url=api.url, headers=account.headers, timeout=60) as client:
+            tasks = [(await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data"})).json() for _ in range(2)]
+            first = await client.post(f"/api/v1/tasks/{tasks[0]['task_id']}/upload-urls", json={"files": files})
+            assert first.status_code == 200, first.text
+            parts = sum(len(u["parts"]) for u in first.json()["uploads"])
+            assert 950 <= parts <= 1_000
+            second = await client.post(f"/api/v1/tasks/{tasks[1]['task_id']}/upload-urls", json={"files": files})
+            error = second.json()["error"]
+            assert second.status_code == 429 and error["code"] == "RATE_LIMITED", second.text
+            # Nothing was signed or recorded for the refused call: the task still takes uploads as it was.
+            assert (await client.get(f"/api/v1/tasks/{tasks[1]['task_id']}")).status_code in (200, 429)
+
+
 async def test_an_admin_is_never_limited(settings: Settings, store: TaskStore) -> None:
     user_id, key = await store.create_user(f"admin-{uuid.uuid4().hex[:6]}", is_admin=True)
     admin = Account(user_id, key)
