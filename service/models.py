@@ -108,6 +108,24 @@ class UploadFileSpec(StrictModel):
 
 
 class UploadUrlsRequest(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"files": [{"name": "primary.csv", "content_type": "text/csv", "size": 1024}]},
+                {
+                    "files": [
+                        {"name": "primary.parquet", "content_type": "application/vnd.apache.parquet", "size": 9000},
+                        {"name": "baseline.csv", "content_type": "text/csv", "size": 2048},
+                    ],
+                    "has_parameters": True,
+                    "parameters_size": 120,
+                },
+            ]
+        },
+    )
+
     files: list[UploadFileSpec] = Field(min_length=1, max_length=MAX_UPLOAD_FILES)
     has_parameters: bool = False
     # Content length of parameters.json when has_parameters; signed into its URL like any input.
@@ -173,6 +191,12 @@ class CompletedPart(StrictModel):
 
 
 class CompleteUploadRequest(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"upload_id": "2~aBc-123", "parts": [{"part_number": 1, "etag": '"9b2cf5"'}]}]},
+    )
+
     upload_id: Annotated[str, AfterValidator(_upload_id)] = Field(pattern=UPLOAD_ID_PATTERN)
     parts: list[CompletedPart] = Field(min_length=1, max_length=10_000)
 

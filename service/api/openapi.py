@@ -173,7 +173,7 @@ ROUTES: list[RouteDoc] = [
         200,
         None,
         None,
-        TASK_ERRORS,
+        (401, 404, 422),  # 422: a Last-Event-ID that is not one
         media_type="text/event-stream",
         parameters=STREAM_PARAMETERS,
     ),
@@ -184,7 +184,7 @@ ROUTES: list[RouteDoc] = [
         200,
         None,
         None,
-        (401,),
+        (401, 422),  # 422: a Last-Event-ID that is not one
         media_type="text/event-stream",
         parameters=STREAM_PARAMETERS,
     ),
@@ -394,7 +394,16 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
             },
         }
         variants.append({**base, "title": f"CreateTaskRequest ({tool_id})", "properties": properties})
-    return {"oneOf": variants, "title": "CreateTaskRequest"}
+    examples = [
+        {"tool_id": "profile-my-data"},
+        {
+            "tool_id": "clean-my-data",
+            "priority": "high",
+            "labels": {"project": "q3"},
+            "parameters": {"null-handler": {"apply_suggested_strategies": False}},
+        },
+    ]
+    return {"oneOf": variants, "title": "CreateTaskRequest", "examples": examples}
 
 
 def _or_null(ref: str) -> dict[str, Any]:

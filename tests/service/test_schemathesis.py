@@ -20,9 +20,10 @@ import pytest
 from tests.conftest import Account, ApiServer, serve_api
 
 SEED = 20261206
-MAX_TIME_S = int(
-    os.environ.get("AGENSIUM_SCHEMATHESIS_S", "120")
-)  # the budget of the whole run: fuzzing and the stateful phase repeat until it is spent
+# The budget of the whole run: past the coverage phase, fuzzing and the stateful phase repeat (from the fixed seed)
+# until it is spent. Examples per operation in each fuzzing round: MAX_EXAMPLES.
+MAX_TIME_S = int(os.environ.get("AGENSIUM_SCHEMATHESIS_S", "120"))
+MAX_EXAMPLES = 30
 
 
 # Requests the document admits but the task's state refuses: a task without its upload cannot be processed or
@@ -44,6 +45,8 @@ ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]  # schemathesis' de
 # in a body (tests/service/test_hostile_inputs.py), and the document cannot say "no NUL" for every string.
 CONFIG = (
     "generation.allow-x00 = false\n"
+    # No example database carried between runs (.schemathesis/): each run is its seed's run.
+    + 'generation.database = "none"\n'
     + "".join(
         f"""
 [[operations]]
@@ -87,7 +90,7 @@ async def test_schemathesis_finds_nothing(api: ApiServer, admin_account: Account
             "--max-time",
             str(MAX_TIME_S),
             "--max-examples",
-            "30",
+            str(MAX_EXAMPLES),
             "--workers",
             "1",
             "--request-timeout",
