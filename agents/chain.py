@@ -273,6 +273,11 @@ def run_tool(
     status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
     summary = _summary(agent_inputs, envelopes, flow, status, shape)
     summary["inputs"] = read_reports
+    # The users' own file names where the service knows them (upload-urls' display_name): the reports show them.
+    for role in ("primary", "baseline"):
+        display_name = getattr(options, role).display_name
+        if display_name and summary.get(role):
+            summary[f"{role}_input"], summary[role] = summary[role], display_name
     outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
     outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)

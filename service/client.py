@@ -759,7 +759,14 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
             raise UsageError(f"no such file: {path}")
         name = input_name(role, path)
         inputs[name] = path
-        declared.append({"name": name, "content_type": content_type_for(path), "size": path.stat().st_size})
+        declared.append(
+            {
+                "name": name,
+                "content_type": content_type_for(path),
+                "size": path.stat().st_size,
+                "display_name": path.name[:255],  # the user's own file name, which the reports show
+            }
+        )
     parameters_file = None
     if args.params is not None:
         parameters_file = Path(args.params)

@@ -223,7 +223,9 @@ def _check_content_type(name: str, content_type: str) -> None:
         )
 
 
-def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit: int) -> dict[str, Any]:
+def _declared_input(
+    tool_id: str, name: str, content_type: str, size: int, limit: int, display_name: str | None = None
+) -> dict[str, Any]:
     _check_input_name(name)
     role = registry.input_role(name, tool_id)
     if role is None or role == "parameters":
@@ -237,7 +239,10 @@ def _declared_input(tool_id: str, name: str, content_type: str, size: int, limit
         raise ServiceError(
             "INPUT_TOO_LARGE", f"{name} is {size} bytes; the limit is {limit}.", {"name": name, "limit": limit}
         )
-    return {"name": name, "role": role, "content_type": content_type, "size": size}
+    entry = {"name": name, "role": role, "content_type": content_type, "size": size}
+    if display_name:
+        entry["display_name"] = display_name
+    return entry
 
 
 async def request_upload_urls(
@@ -254,7 +259,7 @@ async def request_upload_urls(
         raise invalid_state(task["status"], "upload to")
     settings = core.settings
     declared = [
-        _declared_input(task["tool_id"], f.name, f.content_type, f.size, settings.max_input_bytes)
+        _declared_input(task["tool_id"], f.name, f.content_type, f.size, settings.max_input_bytes, f.display_name)
         for f in request.files
     ]
     names = [d["name"] for d in declared]

@@ -105,6 +105,10 @@ class UploadFileSpec(StrictModel):
         min_length=1, max_length=200, json_schema_extra=PRINTABLE
     )
     size: WholeNumber = Field(ge=0)
+    # The user's own name of the file (e.g. flights.csv), shown in the reports, the page and the CLI.
+    display_name: Annotated[str, AfterValidator(_printable)] | None = Field(
+        None, min_length=1, max_length=255, json_schema_extra=PRINTABLE
+    )
 
 
 class UploadUrlsRequest(StrictModel):

@@ -45,6 +45,7 @@ import redis.exceptions
 from agents import registry
 from agents.errors import AgentError, InvalidParametersError
 from agents.options import RunOptions
+from agents.params.inputs import INPUTS_KEY
 from service import lifecycle
 from service.config import Settings
 from service.lifecycle import PARAMETERS_NAME, Core
@@ -184,7 +185,27 @@ async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]
     for agent_id, values in (task["parameters"] or {}).items():  # inline parameters win
         base = parameters.get(agent_id)
         parameters[agent_id] = {**base, **values} if isinstance(base, dict) and isinstance(values, dict) else values
-    return parameters
+    return _with_display_names(parameters, task["inputs"])
+
+
+def _with_display_names(parameters: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The users' own file names (upload-urls' display_name) as the inputs' `display_name` reading option,
+    which the reports show instead of primary.csv; one the parameters set themselves wins."""
+    named = {i["role"]: i["display_name"] for i in inputs if i.get("display_name") and i["role"] in INPUT_ROLES}
+    if not named:
+        return parameters
+    options = parameters.get(INPUTS_KEY)
+    if options is not None and not isinstance(options, dict):
+        return parameters  # not an object: validation says so
+    options = dict(options or {})
+    for role, display_name in named.items():
+        file_options = options.get(role)
+        if file_options is None or isinstance(file_options, dict):
+            options[role] = {"display_name": display_name, **(file_options or {})}
+    return {**parameters, INPUTS_KEY: options}
+
+
+INPUT_ROLES = ("primary", "baseline")  # the inputs with reading options (agents.params.inputs.InputOptions)
 
 
 DATA_SUFFIXES = (".csv", ".tsv")

@@ -14,6 +14,13 @@ class FileOptions(AgentParams):
     sheet: str | int | None = Field(
         None, description="XLSX only: the worksheet to read, by name or 0-based position (default: the first)"
     )
+    display_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The user's own name of the file (e.g. flights.csv), shown in the reports instead of primary.csv"
+        " (the service fills it from upload-urls' display_name)",
+    )
 
 
 class InputOptions(AgentParams):

@@ -22,13 +22,15 @@ export const CONTENT_TYPES = {
 export const extension = (file) => (/\.([^./]+)$/.exec(file.name) || [, ""])[1].toLowerCase();
 
 /** What the upload-urls request declares for a file: named by role, typed as the browser says it is
- *  (or by its extension when the browser does not know), so the API can refuse a wrong type. */
+ *  (or by its extension when the browser does not know), so the API can refuse a wrong type; with the
+ *  user's own file name, which the reports show. */
 export function describe(role, file) {
   const ext = extension(file);
   return {
     name: ext ? `${role}.${ext}` : role,
     content_type: file.type || CONTENT_TYPES[ext] || "application/octet-stream",
     size: file.size,
+    display_name: file.name.slice(0, 255),
   };
 }
 

@@ -182,8 +182,8 @@ def test_submit_arguments_all_given(tmp_path: Path) -> None:
     assert plan.agents == ["unified-profiler", "drift-detector"]
     assert plan.inputs == {"primary.csv": primary, "baseline.tsv": baseline}
     assert plan.declared == [
-        {"name": "primary.csv", "content_type": "text/csv", "size": 8},
-        {"name": "baseline.tsv", "content_type": "text/tab-separated-values", "size": 8},
+        {"name": "primary.csv", "content_type": "text/csv", "size": 8, "display_name": primary.name},
+        {"name": "baseline.tsv", "content_type": "text/tab-separated-values", "size": 8, "display_name": baseline.name},
     ]
     assert plan.parameters_file == params
 
@@ -486,7 +486,7 @@ async def test_submit_wait_prints_the_result_and_links(tmp_path: Path, capsys: p
     create, upload_urls = fake.requests[0], fake.requests[1]
     assert create[2] == {"tool_id": "profile-my-data", "agents": ["unified-profiler"]}
     assert upload_urls[2] == {
-        "files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12}],
+        "files": [{"name": "primary.csv", "content_type": "text/csv", "size": 12, "display_name": "data.csv"}],
         "has_parameters": True,
     }
     assert fake.stored == {"primary.csv": b"a,b\n1,2\n3,4\n", "parameters.json": b'{"unified-profiler": {}}'}
