@@ -48,6 +48,7 @@ from agents.envelope import (
 from agents.errors import InvalidFileError, InvalidParametersError
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
+from agents.params.inputs import OPTION_ROLES
 from agents.readers import TEXT_FORMATS, check_header_width, read_table_with_report, sniff_dialect
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
@@ -274,7 +275,7 @@ def run_tool(
     summary = _summary(agent_inputs, envelopes, flow, status, shape)
     summary["inputs"] = read_reports
     # The users' own file names where the service knows them (upload-urls' display_name): the reports show them.
-    for role in ("primary", "baseline"):
+    for role in OPTION_ROLES:
         display_name = getattr(options, role).display_name
         if display_name and summary.get(role):
             summary[f"{role}_input"], summary[role] = summary[role], display_name

@@ -390,7 +390,7 @@ def tool(tool_id: str, *, diagnostics: bool = False) -> ToolSpec:
     """The tool, if it is available (the diagnostics tool only with ``diagnostics``)."""
     spec = TOOLS.get(tool_id)
     if spec is None or not _available(spec, diagnostics):
-        available = sorted(_listed(diagnostics))
+        available = sorted(listed_tools(diagnostics=diagnostics))
         raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": available})
     return spec
 
@@ -399,7 +399,7 @@ def tool_spec(tool_id: str) -> ToolSpec:
     """A tool already chosen (a task's, a chain's), whether or not it is offered now."""
     spec = TOOLS.get(tool_id)
     if spec is None:
-        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(_listed(False))})
+        raise UnknownToolError(f"unknown tool '{tool_id}'", {"tool_id": tool_id, "available": sorted(listed_tools())})
     return spec
 
 
@@ -412,17 +412,13 @@ def agent(agent_id: str) -> AgentSpec:
 
 def listed_tools(*, diagnostics: bool = False) -> list[str]:
     """The tools offered (the catalog's), in catalog order."""
-    return _listed(diagnostics)
-
-
-def _listed(diagnostics: bool) -> list[str]:
     return [tool_id for tool_id, spec in TOOLS.items() if _available(spec, diagnostics)]
 
 
 def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
     """The JSON-serialisable catalog served by ``GET /api/v1/tools``."""
     tools = []
-    for tool_id in _listed(diagnostics):
+    for tool_id in listed_tools(diagnostics=diagnostics):
         spec = TOOLS[tool_id]
         default_chain = existing_agents(spec.default_chain)
         without_baseline = charged_agents(default_chain, has_baseline=False)

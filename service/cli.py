@@ -196,18 +196,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _users_create(args: argparse.Namespace) -> int:
-    from service.store import TaskStore
-
-    settings = Settings()
-
-    async def create() -> tuple[str, str]:
-        store = await TaskStore.connect(settings.database_url, min_size=1, max_size=1)
-        try:
-            return await store.create_user(name=args.name, is_admin=args.admin, credits=args.credits)
-        finally:
-            await store.close()
-
-    user_id, api_key = asyncio.run(create())
+    user_id, api_key = _with_store(
+        lambda store: store.create_user(name=args.name, is_admin=args.admin, credits=args.credits)
+    )
     print(json.dumps({"user_id": str(user_id), "api_key": api_key}))
     return 0
 

@@ -462,6 +462,11 @@ class _Backoff:
         self.delay_s = min(self.delay_s * 2, RESTART_DELAY_MAX_S)
         return delay
 
+    def running(self, up_s: float) -> None:
+        """The child is running and has been up `up_s`: long enough, and its next crash waits the first delay."""
+        if up_s >= RESTART_RESET_AFTER_S:
+            self.delay_s = RESTART_DELAY_S
+
 
 def _supervise(children: list[ChildProcess], stop: _StopRequested) -> None:
     """Until Ctrl-C/SIGTERM: a child that exits (a crash, an OOM kill, a `kill -9`) is started again after
@@ -473,8 +478,7 @@ def _supervise(children: list[ChildProcess], stop: _StopRequested) -> None:
         for child in children:
             backoff = backoffs[child.name]
             if child.process.poll() is None:
-                if now - child.started_at >= RESTART_RESET_AFTER_S:
-                    backoff.delay_s = RESTART_DELAY_S
+                backoff.running(now - child.started_at)
             elif backoff.due is None:
                 delay = backoff.schedule(now)
                 log.warning("%s exited with %s; restarting in %.1f s", child.name, child.process.returncode, delay)

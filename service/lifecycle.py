@@ -276,7 +276,7 @@ async def request_upload_urls(
     multipart_sizes = [d["size"] for d in declared if d["size"] > settings.multipart_threshold_bytes]
     part_bytes = _call_part_size(settings, multipart_sizes)
     if admit_parts is not None:
-        await admit_parts(sum(max(1, math.ceil(size / part_bytes)) for size in multipart_sizes))
+        await admit_parts(_part_count(multipart_sizes, part_bytes))
     result = await core.store.transition(
         "mark_uploading", task_id, [declared, request.has_parameters, UPLOADABLE], core.publish, user_id
     )
@@ -292,6 +292,11 @@ async def request_upload_urls(
     return result.row, list(out)
 
 
+def _part_count(sizes: list[int], part_bytes: int) -> int:
+    """How many part URLs files of `sizes` need in parts of `part_bytes`."""
+    return sum(max(1, math.ceil(size / part_bytes)) for size in sizes)
+
+
 def _call_part_size(settings: Settings, sizes: list[int]) -> int:
     """The part size of one upload-urls call's multipart files (`sizes`): the preferred size, raised until their
     parts together fit in `max_upload_parts_per_call` -- big files get big parts, not thousands of URLs.
@@ -300,7 +305,7 @@ def _call_part_size(settings: Settings, sizes: list[int]) -> int:
     part = part_size_for(max(sizes, default=0), settings.multipart_part_bytes)
     if sizes and cap > len(sizes):
         part = max(part, math.ceil(sum(sizes) / (cap - len(sizes))))
-    parts = sum(max(1, math.ceil(size / part)) for size in sizes)
+    parts = _part_count(sizes, part)
     if parts > cap or part > MAX_PART_BYTES:
         raise ServiceError(
             "INPUT_TOO_LARGE",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.options import RunOptions
+from service.embedded import die_with_parent
 
 log = logging.getLogger("agensium.worker")
 
@@ -45,7 +45,6 @@ ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, m
 AGENT_MALLOC_CONF = "dirty_decay_ms:100,muzzy_decay_ms:0"
 STOP_GRACE_S = 2.0
 RESPAWN_DELAY_S = 1.0  # after a failed start or a death while warming up (a broken import): no tight loop
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class AgentProcessDied(Exception):
@@ -66,22 +65,11 @@ class AgentTraceback(Exception):
         return f"\n\n{self.args[0]}" if self.args else ""
 
 
-def _die_with_worker(worker_pid: int) -> None:
-    """SIGKILL this process as soon as its worker dies, however it dies (Linux's PR_SET_PDEATHSIG). The end of
-    the pipe tells an idle process only: a busy one would run its job to the end for nobody, holding memory
-    and CPU that the worker started in its place needs."""
-    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
-    if prctl is None:  # not Linux: an idle process still leaves when the pipe ends
-        return
-    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-        log.warning("agent process %s cannot ask to die with its worker (errno %s)", os.getpid(), ctypes.get_errno())
-    if os.getppid() != worker_pid:  # the worker died before the request took effect
-        os._exit(1)
-
-
 def _child_main(conn: Connection, worker_pid: int) -> None:
     """An agent process: warm up, then run one job at a time until told to stop or the pipe ends."""
-    _die_with_worker(worker_pid)
+    # SIGKILL as soon as the worker dies, however it dies: the end of the pipe tells an idle process only, a busy
+    # one would run its job to the end for nobody, holding memory and CPU its replacement worker needs.
+    die_with_parent(worker_pid, signal.SIGKILL)()
     # The worker decides when its agent processes stop: a Ctrl-C or a SIGTERM sent to the whole process group
     # must not kill a run the worker is still draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -45,7 +45,7 @@ import redis.exceptions
 from agents import registry
 from agents.errors import AgentError, InvalidParametersError
 from agents.options import RunOptions
-from agents.params.inputs import INPUTS_KEY
+from agents.params.inputs import INPUTS_KEY, OPTION_ROLES
 from service import lifecycle
 from service.config import Settings
 from service.lifecycle import PARAMETERS_NAME, Core
@@ -191,7 +191,7 @@ async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]
 def _with_display_names(parameters: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
     """The users' own file names (upload-urls' display_name) as the inputs' `display_name` reading option,
     which the reports show instead of primary.csv; one the parameters set themselves wins."""
-    named = {i["role"]: i["display_name"] for i in inputs if i.get("display_name") and i["role"] in INPUT_ROLES}
+    named = {i["role"]: i["display_name"] for i in inputs if i.get("display_name") and i["role"] in OPTION_ROLES}
     if not named:
         return parameters
     options = parameters.get(INPUTS_KEY)
@@ -203,9 +203,6 @@ def _with_display_names(parameters: dict[str, Any], inputs: list[dict[str, Any]]
         if file_options is None or isinstance(file_options, dict):
             options[role] = {"display_name": display_name, **(file_options or {})}
     return {**parameters, INPUTS_KEY: options}
-
-
-INPUT_ROLES = ("primary", "baseline")  # the inputs with reading options (agents.params.inputs.InputOptions)
 
 
 DATA_SUFFIXES = (".csv", ".tsv")

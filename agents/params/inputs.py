@@ -26,3 +26,6 @@ class FileOptions(AgentParams):
 class InputOptions(AgentParams):
     primary: FileOptions = Field(default_factory=FileOptions)
     baseline: FileOptions = Field(default_factory=FileOptions)
+
+
+OPTION_ROLES: tuple[str, ...] = tuple(InputOptions.model_fields)  # the input roles that take reading options

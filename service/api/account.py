@@ -6,8 +6,7 @@ import re
 
 from starlette.requests import Request
 
-from service.api.http import JSON, query_int
-from service.errors import ServiceError
+from service.api.http import JSON, bad_cursor, query_int, reject_unknown_params
 from service.models import ledger_entry
 
 LEDGER_CURSOR_PATTERN = r"^[1-9][0-9]{0,17}$"  # OpenAPI documents it: every string it admits is a cursor
@@ -21,16 +20,14 @@ def _encode_cursor(entry_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     """The id the next page starts below; 422 for anything this API did not hand out."""
     if _LEDGER_CURSOR.fullmatch(cursor) is None:
-        raise ServiceError("VALIDATION_ERROR", "cursor is not one this API returned.", {"field": "cursor"})
+        raise bad_cursor()
     return int(cursor)
 
 
 async def ledger(request: Request) -> JSON:
     """The caller's ledger lines, newest first, `limit` per page; `next_cursor` is null on the last page."""
     user = await request.app.state.auth.authenticate(request)
-    unknown = set(request.query_params) - {"limit", "cursor"}
-    if unknown:
-        raise ServiceError("VALIDATION_ERROR", f"Unknown query parameter(s): {', '.join(sorted(unknown))}.")
+    reject_unknown_params(request, {"limit", "cursor"})
     limit = query_int(request, "limit", 50, 1, 200)
     cursor = request.query_params.get("cursor")
     rows = await request.app.state.core.store.list_ledger(

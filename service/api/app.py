@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        token_key = signing_key(settings)  # no secret key, no start: before any connection is opened
         store = await TaskStore.connect(settings.database_url, settings.db_pool_min, settings.db_pool_max)
         redis = await create_pool(
             RedisSettings.from_dsn(settings.redis_url), default_queue_name=settings.arq_queue_name
@@ -241,13 +242,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.redis = redis
             app.state.hub = hub
             app.state.auth = Authenticator(store, ttl_s=settings.auth_cache_ttl_s, limiter=limiter)
-            # A rotated key or a disabled user is refused at once by every API process, not after the cache TTL.
-            user_changes = asyncio.create_task(listen_user_changes(settings.database_url, app.state.auth.forget))
-            app.state.token_key = signing_key(settings)
+            app.state.token_key = token_key
             app.state.catalog = meta.catalog(settings)
             app.state.openapi = build_openapi(diagnostics=settings.diagnostics)
             app.state.metrics = metrics
             await hub.start()
+            # A rotated key or a disabled user is refused at once by every API process, not after the cache TTL.
+            user_changes = asyncio.create_task(listen_user_changes(settings.database_url, app.state.auth.forget))
             gc.freeze()  # start-up objects (catalog, schemas, modules) leave the GC's scans: shorter pauses
             try:
                 yield

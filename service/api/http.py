@@ -106,3 +106,14 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise ServiceError("VALIDATION_ERROR", f"{name} must be between {low} and {high}.", {"field": name})
     return value
+
+
+def reject_unknown_params(request: Request, allowed: set[str]) -> None:
+    """422 for a query parameter the route does not take."""
+    unknown = set(request.query_params) - allowed
+    if unknown:
+        raise ServiceError("VALIDATION_ERROR", f"Unknown query parameter(s): {', '.join(sorted(unknown))}.")
+
+
+def bad_cursor() -> ServiceError:
+    return ServiceError("VALIDATION_ERROR", "cursor is not one this API returned.", {"field": "cursor"})

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service import lifecycle
-from service.api.http import JSON, parse_body, query_int, reject_nul
+from service.api.http import JSON, bad_cursor, parse_body, query_int, reject_nul, reject_unknown_params
 from service.errors import ServiceError
 from service.models import (
     CompleteUploadRequest,
@@ -127,7 +127,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     """(created_at, task id) of the last task of the previous page; anything else is a 422, never a query."""
     match = _TASK_CURSOR.fullmatch(cursor)
     if match is None:
-        raise ServiceError("VALIDATION_ERROR", "cursor is not one this API returned.", {"field": "cursor"})
+        raise bad_cursor()
     micros, task_hex = cursor.split(".")
     return _EPOCH + timedelta(microseconds=int(micros)), str(uuid.UUID(task_hex))
 
@@ -135,9 +135,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_tasks(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     params = request.query_params
-    unknown = set(params) - {"status", "tool_id", "label", "limit", "cursor"}
-    if unknown:
-        raise ServiceError("VALIDATION_ERROR", f"Unknown query parameter(s): {', '.join(sorted(unknown))}.")
+    reject_unknown_params(request, {"status", "tool_id", "label", "limit", "cursor"})
     reject_nul({name: params.getlist(name) for name in params})
     statuses = [s for value in params.getlist("status") for s in value.split(",") if s] or None
     if statuses and not set(statuses) <= set(TaskStatus):

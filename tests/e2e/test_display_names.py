@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import openpyxl
 
-from tests.support import wait_for_status
+from tests.support import create_task, wait_for_status
 
 CSV = b"id,city,amount\n1,Paris,10\n2,Lyon,20\n3,Nice,30\n"
 
 
 async def test_reports_name_the_users_files(client: httpx.AsyncClient, worker: None) -> None:
-    task = (await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data"})).json()
+    task = await create_task(client)
     files = [
         {"name": "primary.csv", "content_type": "text/csv", "size": len(CSV), "display_name": "flights 2013.csv"},
         {"name": "baseline.csv", "content_type": "text/csv", "size": len(CSV), "display_name": "flights-2012.csv"},
@@ -42,7 +42,7 @@ async def test_reports_name_the_users_files(client: httpx.AsyncClient, worker: N
 
 
 async def test_a_display_name_is_bounded_and_printable(client: httpx.AsyncClient) -> None:
-    task = (await client.post("/api/v1/tasks", json={"tool_id": "profile-my-data"})).json()
+    task = await create_task(client)
     for bad in ("", "x" * 256, "bad\nname.csv", "nul\u0000.csv"):
         spec = {"name": "primary.csv", "content_type": "text/csv", "size": 3, "display_name": bad}
         reply = await client.post(f"/api/v1/tasks/{task['task_id']}/upload-urls", json={"files": [spec]})

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
 
 from service.config import Settings
 from service.storage import Storage
@@ -152,6 +154,14 @@ async def test_postgres_restart_while_tasks_run(
             assert "Retry-After" in answer.headers, (method, url, dict(answer.headers))
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("down"), ready.text
+        # The WebSocket says so with its close code: 1013, try again later.
+        ws_url = str(http.base_url).rstrip("/").replace("http://", "ws://") + "/api/v1/ws"
+        key = {"Authorization": http.headers["authorization"]}
+        with pytest.raises(ConnectionClosed) as closed:
+            async with websockets.connect(ws_url, additional_headers=key) as ws:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013, closed.value
+        assert closed.value.rcvd.reason.startswith("SERVICE_UNAVAILABLE"), closed.value.rcvd.reason
 
     postgres.stop()
     try:

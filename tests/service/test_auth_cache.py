@@ -43,6 +43,19 @@ async def test_a_rotated_key_and_a_disabled_user_are_refused_at_once(api: ApiSer
         await poll(lambda: _accepted(client, other_key), "the enabled user's key accepted again")
 
 
+async def test_a_missed_notification_is_covered_by_the_cache_ttl(api: ApiServer, store: TaskStore) -> None:
+    """A key changed without the notification (as when an API process's listening connection was down) is
+    refused once the cache entry's TTL has run out."""
+    settings = api.settings.model_copy(update={"auth_cache_ttl_s": 1.0})
+    async with serve_api(settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        user_id, key = await store.create_user(f"unnotified-{uuid.uuid4().hex[:6]}")
+        assert await _status(client, key) == 200  # cached for a second
+        await store.pool.execute(
+            "UPDATE users SET api_key_hash = $2 WHERE id = $1", uuid.UUID(user_id), b"\x00" * 32
+        )  # no NOTIFY
+        await poll(lambda: _refused(client, key), "the key refused after the cache TTL")
+
+
 async def _refused(client: httpx.AsyncClient, key: str) -> bool | None:
     return True if await _status(client, key) == 401 else None
 

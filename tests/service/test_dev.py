@@ -361,3 +361,18 @@ def test_nothing_configured_nor_running_means_embedded_servers(tmp_path: Path, m
         assert Redis.from_url(settings.redis_url).ping()
         assert settings.s3_endpoint_url == f"http://127.0.0.1:{ports['seaweedfs']}"
     assert server_processes(tmp_path) == []
+
+
+def test_the_restart_delay_doubles_to_its_cap_and_starts_over_after_a_minute_up() -> None:
+    """The launcher's backoff for a crashing child (README: 0.5 s, 1 s, 2 s, ... up to 30 s; back to 0.5 s once
+    the child has stayed up a minute)."""
+    from service.dev import RESTART_RESET_AFTER_S, _Backoff
+
+    backoff = _Backoff()
+    delays = [backoff.schedule(now=float(n)) for n in range(9)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert backoff.due == 8.0 + 30.0
+    backoff.running(up_s=RESTART_RESET_AFTER_S - 1)
+    assert backoff.schedule(now=100.0) == 30.0  # up less than a minute: still backing off
+    backoff.running(up_s=RESTART_RESET_AFTER_S)
+    assert backoff.schedule(now=200.0) == 0.5

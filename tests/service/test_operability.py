@@ -233,6 +233,8 @@ async def test_json_logs_carry_request_user_and_task_ids(live: Live, ran: Run) -
     assert created, "no API line with the request's id"
     assert all(e.get("user_id") == ran.account.user_id for e in created)
     assert any(e.get("route") == "/api/v1/tasks" and e.get("status") == 201 for e in created)
+    access = [e for e in created if e["logger"] == "agensium.access"]  # one access line per request
+    assert len(access) == 1 and access[0]["method"] == "POST" and access[0]["duration_ms"] >= 0, access
     assert any(e["logger"].startswith("uvicorn") for e in api_lines)  # uvicorn's own lines are JSON too
 
     # The worker's lines about the task carry its id (bound while it runs).

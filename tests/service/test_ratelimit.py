@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import ConnectionClosed
 
 from service import embedded
 from service.config import Settings
@@ -74,7 +75,7 @@ async def test_a_websocket_over_the_limit_is_closed_4429(settings: Settings, acc
         for _ in range(BURST):
             assert (await get_me(api.url, account)).status_code == 200
         url = api.url.replace("http://", "ws://") + "/api/v1/ws"
-        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        with pytest.raises(ConnectionClosed) as closed:
             async with websockets.connect(url, additional_headers=account.headers) as ws:
                 await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None, "closed without a close frame"
