@@ -5,14 +5,19 @@ The extension of the upload name chooses the format:
 - ``.csv``, ``.tsv``, ``.txt``: delimited text. Only the first 64 KiB are read into Python to sniff the
   encoding (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252 with Latin-1 for its five undefined
   bytes), the separator (``,`` ``;`` tab ``|``) and the quote character (``"`` or ``'``); Polars parses the
-  file (a non-UTF-8 file is first transcoded to a UTF-8 temporary file in chunks). Dates stay text.
+  file (a non-UTF-8 file is first transcoded to a UTF-8 temporary file in chunks).
 - ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
   calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
   become integers). The ZIP container is checked first against decompression bombs (see
   :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
 - ``.parquet``: read as stored.
 - ``.json``: an array of objects, one record each. ``.ndjson`` / ``.jsonl``: one object per line, blank
-  lines ignored. Dates stay text.
+  lines ignored.
+
+In every format, a text column whose values are all ISO 8601 dates or timestamps in one layout that reads
+back unchanged (``2013-01-01``, ``2013-01-01T10:00:00Z``, ``2013-01-01 10:00:00.123+02:00``) is typed
+``Date`` or ``Datetime`` with its time zone (:mod:`agents.layouts`); the report's ``temporal_columns`` keeps
+each layout, and agents that write data write those columns back in it. Other date layouts stay text.
 
 Every column's type is inferred from all of its values, never from a sample: a value that does not fit
 widens the column (integer → Float64 → String) instead of becoming null. Nothing is silently dropped or
@@ -56,6 +61,8 @@ import polars as pl
 
 from agents.envelope import ROW_INDEX_COLUMN
 from agents.errors import InvalidFileError
+from agents.layouts import describe as describe_layouts
+from agents.layouts import type_temporal_text
 from agents.options import DEFAULT_MAX_COLUMNS
 
 Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
@@ -130,6 +137,7 @@ class ReadReport(TypedDict):
     dropped_empty_columns: list[int]  # 1-based positions of blank-named columns without any value
     flattened_columns: list[str]  # struct columns split into ``parent.child`` columns
     json_encoded_columns: list[str]  # columns (after flattening) whose values are now JSON text
+    temporal_columns: dict[str, dict[str, Any]]  # text columns typed as dates: agents.layouts (written back so)
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,8 @@ def read_table_with_report(
         else:
             parsed = _read_ndjson(path, name)
         frame, report = _tidy_columns(parsed, name, file_format)
+        frame, layouts = type_temporal_text(frame)
+        report["temporal_columns"] = describe_layouts(layouts)
     except RecursionError as error:  # whatever the format: a structure deeper than Python follows
         raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
     except NotImplementedError as error:  # a feature of the file no reader handles
@@ -254,6 +264,7 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "dropped_empty_columns": dropped,
         "flattened_columns": flattened,
         "json_encoded_columns": encoded,
+        "temporal_columns": {},
     }
     return tidy, report
 

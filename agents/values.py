@@ -37,6 +37,7 @@ from typing import Any, Literal
 import polars as pl
 
 from agents.columns import is_text, narrow
+from agents.layouts import apply_layouts, find_layouts
 from agents.params.common import DEFAULT_NULL_TOKENS
 
 NAN_TOKEN = "NaN"  # what a float NaN is counted as
@@ -216,7 +217,8 @@ def inferred_types(
     frame: pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
 ) -> dict[str, pl.DataType]:
     """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64,
-    Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out."""
+    Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out (dates
+    and timestamps are :func:`agents.layouts.find_layouts`' part)."""
     schema = frame.collect_schema()  # once: each call builds the whole schema
     candidates = [name for name in columns if schema[name] == pl.String]
     if not candidates:
@@ -262,9 +264,14 @@ def normalize_missing_lazy(
         return frame, report
     nulled = null_missing_tokens(frame, counts, tokens)
     retyped = inferred_types(nulled, list(counts), engine=engine)
-    report.retyped = {name: str(dtype) for name, dtype in retyped.items()}
     if retyped:
         nulled = nulled.with_columns(pl.col(name).cast(dtype) for name, dtype in retyped.items())
+    layouts = find_layouts(nulled, [name for name in counts if name not in retyped], engine=engine)
+    nulled = apply_layouts(nulled, layouts)
+    report.retyped = {name: str(dtype) for name, dtype in retyped.items()}
+    if layouts:
+        schema = nulled.collect_schema()
+        report.retyped.update({name: str(schema[name]) for name in layouts})
     return nulled, report
 
 

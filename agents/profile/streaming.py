@@ -32,6 +32,7 @@ import polars as pl
 
 from agents.envelope import AgentResult, Progress
 from agents.errors import InvalidFileError
+from agents.layouts import apply_layouts, find_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
@@ -61,7 +62,9 @@ def profile_large(
         parquet = Path(temporary) / "primary.parquet"
         csv_to_parquet(path, name, parquet, max_columns=max_columns)
         progress(0.3, "Computing column statistics")
-        scan, missing = normalize_missing_lazy(pl.scan_parquet(parquet), params.null_tokens, engine="streaming")
+        scan = pl.scan_parquet(parquet)
+        scan = apply_layouts(scan, find_layouts(scan, engine="streaming"))  # ISO dates typed, as the reader does
+        scan, missing = normalize_missing_lazy(scan, params.null_tokens, engine="streaming")
         source = Source.of_lazy(scan)
         if source.height == 0:
             raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})

@@ -1,0 +1,192 @@
+"""ISO 8601 dates and timestamps written as text, typed as dates and written back exactly as they came.
+
+A text column whose every value is an ISO 8601 date or timestamp in one layout becomes a ``Date`` or
+``Datetime`` column when it is read (:func:`type_temporal_text`), and every agent that writes data writes
+it back in that layout (:func:`as_written`): a file that goes through the clean chain unchanged comes out
+byte-identical, ``2013-01-01T10:00:00Z`` included.
+
+The layouts: a date ``YYYY-MM-DD``, optionally followed by ``T`` or a space and ``HH:MM``, ``HH:MM:SS`` or
+``HH:MM:SS`` with 1 to 9 fraction digits, optionally followed by a zone: ``Z`` (UTC), ``+HH:MM`` or
+``+HHMM``. A zone is kept: ``Z`` gives ``Datetime(time_zone="UTC")``; a single whole-hour offset
+(``+02:00``) gives the fixed zone ``Etc/GMT-2`` (Polars' name for it). A column is typed only when the
+typing loses nothing:
+
+- every non-null value has the same layout (the same separator, time precision, fraction width and zone
+  form) and parses;
+- formatting the parsed values with the layout gives back the very same text (``2013-1-1`` or
+  ``2013-02-30`` do not: the column stays text, and the profiler reports what it holds);
+- an offset column has one offset throughout, a whole number of hours (``+05:30``, or a column mixing
+  ``+01:00`` and ``+02:00`` across a daylight-saving change, stays text: one instant per value would keep
+  the times but not the text).
+
+Fractions: 3, 6 or 9 digits are written back with the same width; other widths (``.5``) stay text.
+Nothing is guessed from a sample: the layout comes from the first values, and every value is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import polars as pl
+
+SHAPE_SAMPLE = 1_000  # values whose shapes must agree before the whole column is checked
+ISO_PATTERN = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:(?P<sep>[T ])(?P<hm>\d{2}:\d{2})(?P<sec>:\d{2}(?P<frac>\.\d{1,9})?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2}|[+-]\d{4})?$"
+)
+FRACTION_DIRECTIVES = {3: "%.3f", 6: "%.6f", 9: "%.9f"}
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """How a column's dates were written: the chrono ``pattern`` that reads and writes them, the ``kind``
+    (``date`` or ``datetime``) and the ``time_zone`` kept (None: naive)."""
+
+    pattern: str
+    kind: Literal["date", "datetime"]
+    time_zone: str | None = None
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> TextLayout:
+        """The layout of a :meth:`describe` (kept in a read report)."""
+        return cls(description["format"], description["kind"], description.get("time_zone"))
+
+    @property
+    def offsets(self) -> bool:
+        """Whether the values carry a numeric offset (read as instants, then shown in the fixed zone)."""
+        return self.pattern.endswith(("%:z", "%z"))
+
+    @property
+    def time_unit(self) -> Literal["us", "ns"]:
+        return "ns" if "%.9f" in self.pattern else "us"
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "format": self.pattern, "time_zone": self.time_zone}
+
+    def parse(self, expr: pl.Expr) -> pl.Expr:
+        """The text as a Date or Datetime (null where it does not read)."""
+        if self.kind == "date":
+            return expr.str.to_date(self.pattern, strict=False)
+        if self.offsets:  # read as UTC instants, shown in the column's fixed zone
+            parsed = expr.str.to_datetime(self.pattern, time_unit=self.time_unit, strict=False)
+            return parsed.dt.convert_time_zone(self.time_zone or "UTC")
+        parsed = expr.str.to_datetime(self.pattern, time_unit=self.time_unit, strict=False)
+        return parsed.dt.replace_time_zone(self.time_zone) if self.time_zone else parsed
+
+    def format(self, expr: pl.Expr) -> pl.Expr:
+        """The values as text in this layout."""
+        return expr.dt.to_string(self.pattern)
+
+
+def layout_of(value: str) -> TextLayout | None:
+    """The layout of one value, or None when it is not one of the module's ISO 8601 layouts."""
+    match = ISO_PATTERN.match(value)
+    if match is None:
+        return None
+    if match["sep"] is None:
+        return None if match["zone"] else TextLayout("%Y-%m-%d", "date")
+    pattern = f"%Y-%m-%d{match['sep']}%H:%M"
+    if match["sec"]:
+        pattern += ":%S"
+        if match["frac"]:
+            directive = FRACTION_DIRECTIVES.get(len(match["frac"]) - 1)
+            if directive is None:
+                return None
+            pattern += directive
+    zone = match["zone"]
+    if zone is None:
+        return TextLayout(pattern, "datetime")
+    if zone == "Z":
+        return TextLayout(pattern + "Z", "datetime", "UTC")
+    directive = "%:z" if ":" in zone else "%z"
+    time_zone = _fixed_zone(zone)
+    if time_zone is None:
+        return None
+    return TextLayout(pattern + directive, "datetime", time_zone)
+
+
+def _fixed_zone(offset: str) -> str | None:
+    """Polars' name of a whole-hour fixed offset (``+02:00`` -> ``Etc/GMT-2``: the sign is POSIX's)."""
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if minutes or hours > 14:
+        return None
+    if hours == 0:
+        return "UTC"
+    return f"Etc/GMT{'-' if offset[0] == '+' else '+'}{hours}"
+
+
+def find_layouts(
+    frame: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    engine: Literal["auto", "streaming"] = "auto",
+) -> dict[str, TextLayout]:
+    """The text ``columns`` (default: all) whose every non-null value is written in one layout that typing
+    loses nothing of (module docstring), with that layout. The layout comes from the column's values among
+    the first :data:`SHAPE_SAMPLE` rows (a column without any there stays text); one query then checks every
+    value of the candidates (a file on disk is read once, on ``engine``)."""
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    names = [name for name in (schema.names() if columns is None else columns) if schema.get(name) == pl.String]
+    if not names:
+        return {}
+    head = lazy.select(names).head(SHAPE_SAMPLE).collect(engine=engine)
+    firsts = head.select(pl.col(name).drop_nulls().first() for name in names).row(0)
+    candidates: dict[str, TextLayout] = {}
+    for name, first in zip(names, firsts, strict=True):
+        if first is None or layout_of(first) is None:  # one value rules most columns out, cheaply
+            continue
+        shapes = {layout_of(value) for value in head.get_column(name).drop_nulls().to_list()}
+        layout = shapes.pop() if len(shapes) == 1 else None
+        if layout is not None:
+            candidates[name] = layout
+    if not candidates:
+        return {}
+    # A value that does not read, or reads back differently, leaves its column as text.
+    checks = lazy.select(
+        (layout.format(layout.parse(pl.col(name))) == pl.col(name)).or_(pl.col(name).is_null()).fill_null(False).all()
+        for name, layout in candidates.items()
+    )
+    exact = checks.collect(engine=engine).row(0)
+    return {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
+
+
+def type_temporal_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, TextLayout]]:
+    """``frame`` with its text columns of dates or timestamps typed (:func:`find_layouts`), and the layouts."""
+    layouts = find_layouts(frame)
+    return apply_layouts(frame, layouts), layouts
+
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
+
+
+def apply_layouts(frame: FrameT, layouts: Mapping[str, TextLayout]) -> FrameT:
+    """``frame`` with the ``layouts``' columns parsed."""
+    if not layouts:
+        return frame
+    return frame.with_columns(layout.parse(pl.col(name)).alias(name) for name, layout in layouts.items())
+
+
+def as_written(frame: pl.DataFrame, layouts: Mapping[str, TextLayout]) -> pl.DataFrame:
+    """``frame`` with the columns read from text (``layouts``) that are still temporal written back as text
+    in their layout, for a CSV writer."""
+    formatted = [
+        layout.format(pl.col(name)).alias(name)
+        for name, layout in layouts.items()
+        if name in frame.columns and frame.schema[name].is_temporal()
+    ]
+    return frame.with_columns(formatted) if formatted else frame
+
+
+def describe(layouts: Mapping[str, TextLayout]) -> dict[str, dict[str, Any]]:
+    return {name: layout.describe() for name, layout in layouts.items()}
+
+
+def from_report(described: Mapping[str, Mapping[str, Any]] | None) -> dict[str, TextLayout]:
+    """The layouts of a read report's ``temporal_columns``."""
+    return {name: TextLayout.from_description(item) for name, item in (described or {}).items()}
