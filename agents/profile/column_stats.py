@@ -767,6 +767,24 @@ def _fill_from_runs(column: ColumnStats, runs: pl.DataFrame, summary: dict[str, 
         only_z = is_z_outlier & ~is_iqr_outlier if is_iqr_outlier is not None else is_z_outlier
         numeric["zscore_only_outlier_count"] = int(counts[only_z].sum())
     column.histogram = _weighted_histogram(values, counts, settings.histogram_bins)
+    numeric["extremes"] = _extremes(runs["value"], values, counts, column.kind == "integer")
+
+
+EXTREMES = 5
+
+
+def _extremes(original: pl.Series, values: np.ndarray, counts: np.ndarray, integer: bool) -> dict[str, Any]:
+    """The :data:`EXTREMES` lowest and highest finite values of ascending runs with their counts (highest
+    first); an integer column's values as ints, read from ``original`` (a float loses digits past 2**53)."""
+    finite = np.flatnonzero(np.isfinite(values))
+    picks = {"lowest": finite[:EXTREMES], "highest": finite[::-1][:EXTREMES]}
+    return {
+        end: [
+            {"value": int(original[i]) if integer else float(values[i]), "count": int(counts[i])}
+            for i in indexes.tolist()
+        ]
+        for end, indexes in picks.items()
+    }
 
 
 def _fill_distribution(column: ColumnStats, runs: dict[str, Any]) -> None:

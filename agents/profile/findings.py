@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from agents.envelope import Alert, Severity, SummaryCard
 from agents.findings import Findings
+from agents.profile.semantic import DISCRETE_MAX_DISTINCT
 
 if TYPE_CHECKING:
     from agents.profile.params import ProfilerParams
 
 AGENT_ID = "unified-profiler"
 HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
+DISTINCT_BY_NATURE = {"continuous", "text"}  # semantic types whose values are expected to be all distinct
 
 
 def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params: ProfilerParams) -> Findings:
@@ -38,7 +40,9 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
         )
     for profile in fields:
         alerts += _field_alerts(profile, params)
-    findings = Findings(AGENT_ID)  # the toolkit's ids: every alert recommends, every field alert is an issue
+    # The toolkit's ids; every alert recommends. ``issues`` stays empty: the profiler's findings about a
+    # column are its alerts (not repeated as issues), and its row-level findings are row-level issues.
+    findings = Findings(AGENT_ID)
     for alert in alerts:
         findings.alert(
             alert.category,
@@ -49,8 +53,6 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
             affected=alert.affected_fields_count,
             recommend=True,
         )
-        if alert.field_name:
-            findings.issue(alert.category, alert.severity, alert.message, field_name=alert.field_name)
     return findings
 
 
@@ -78,11 +80,14 @@ def _missing_alerts(name: str, null_pct: float, params: ProfilerParams) -> list[
 
 
 def _cardinality_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:
-    """A constant column, an identifier, free text of many values, or numbers of few values."""
+    """What the number of distinct values says beyond the semantic type (agents.profile.semantic), never what
+    the type already says: a constant column; every value distinct where values should repeat (not in
+    continuous measurements or free text); a text code distinct in nearly every row (a key with repeats?);
+    a continuous column of few distinct values (rounded or binned?). Categorical codes are few-valued by
+    definition and raise nothing."""
     name, properties = profile["field_name"], profile["properties"]
-    null_pct = properties["null_percentage"]
-    non_null = properties["non_null_count"]
-    unique = properties["unique_count"]
+    semantic = profile["semantic_type"]
+    non_null, unique = properties["non_null_count"], properties["unique_count"]
     alerts: list[Alert] = []
     if unique == 1:
         alerts.append(
@@ -94,39 +99,46 @@ def _cardinality_alerts(profile: dict[str, Any], params: ProfilerParams) -> list
                 f"Drop '{name}'; it carries no information",
             )
         )
-    elif unique is not None and unique == non_null and non_null > 1:
+    elif unique is not None and unique == non_null and non_null > 1 and semantic not in DISTINCT_BY_NATURE:
+        key = semantic == "identifier"
         alerts.append(
             _alert(
                 "unique",
                 "low",
                 name,
-                f"'{name}' has a distinct value in every row (likely an identifier)",
-                f"Use '{name}' as a key; exclude it from statistical analysis",
+                f"'{name}' has a distinct value in every row" + (" (an identifier)" if key else ""),
+                f"Use '{name}' as a key; exclude it from statistical analysis"
+                if key
+                else f"Check whether '{name}' is a key of the table",
             )
         )
-    elif profile["data_type"] == "string" and unique is not None:
-        if properties["unique_percentage"] > params.high_cardinality_threshold and null_pct < 10:
-            alerts.append(
-                _alert(
-                    "high_cardinality",
-                    "low",
-                    name,
-                    f"'{name}' has {unique:,} distinct values ({properties['unique_percentage']:.1f}% of values)",
-                    f"Check whether '{name}' is free text or an identifier before grouping by it",
-                )
+    elif (
+        semantic == "code"
+        and properties["unique_percentage"] > params.high_cardinality_threshold
+        and properties["null_percentage"] < 10
+    ):
+        alerts.append(
+            _alert(
+                "high_cardinality",
+                "low",
+                name,
+                f"'{name}' has {unique:,} distinct values ({properties['unique_percentage']:.1f}% of values)",
+                f"Check whether '{name}' is an identifier with repeated values before grouping by it",
             )
+        )
     if (
-        profile["data_type"] in {"integer", "float"}
+        semantic == "continuous"
         and unique is not None
-        and 1 < unique <= params.categorical_threshold
+        and unique <= DISCRETE_MAX_DISTINCT
+        and unique <= params.categorical_ratio_threshold * non_null
     ):
         alerts.append(
             _alert(
                 "low_cardinality",
                 "low",
                 name,
-                f"Numeric '{name}' has only {unique} distinct values",
-                f"Consider treating '{name}' as categorical",
+                f"Numeric '{name}' has only {unique} distinct values among {non_null:,}",
+                f"Check whether '{name}' was rounded or binned",
             )
         )
     return alerts

@@ -42,6 +42,8 @@ from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, ProfileStats
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
+from agents.profile.semantic import ColumnEvidence, SemanticType, whitespace_share
+from agents.profile.semantic import semantic_type as semantic_type_of
 from agents.values import MissingTokens, normalize_missing
 
 TYPE_SIGNAL_SHARE = 0.7
@@ -159,16 +161,12 @@ def _field_profile(
     rows, non_null = column.rows, column.non_null_count
     unique = column.unique_count
     unique_pct = _pct(unique, non_null) if unique is not None else None
-    is_categorical = bool(
-        unique is not None
-        and non_null > 0
-        and (unique <= params.categorical_threshold or unique / non_null <= params.categorical_ratio_threshold)
-    )
     value_pii = _pii_by_value(signals, params.pii_match_threshold)
     name_pii = pii_type_by_name(column.name)
     pii_type = value_pii or name_pii
     method = "name+value" if value_pii and name_pii else "value" if value_pii else "name" if name_pii else None
-    semantic_type = _semantic_type(column, signals, value_pii, is_categorical, unique)
+    semantic = _semantic_type(column, signals, value_pii, params)
+    semantic_type = semantic.name
 
     statistics = _statistics(column, non_null)
     completeness = 100.0 - _pct(column.null_count, rows)
@@ -196,7 +194,8 @@ def _field_profile(
             "values_seen_once": column.unique_once_count,
             "is_unique": bool(unique is not None and non_null > 0 and unique == non_null),
             "is_constant": unique == 1,
-            "is_categorical": is_categorical,
+            "is_categorical": semantic.is_categorical,
+            "semantic_reason": semantic.reason,
             "estimated_pii_type": pii_type,
             "estimated_sensitivity_level": SENSITIVITY.get(pii_type, "low") if pii_type else "none",
             "pii_detection": {
@@ -263,25 +262,37 @@ def _pii_by_value(signals: TextSignals | None, threshold: float) -> str | None:
 
 
 def _semantic_type(
-    column: ColumnStats, signals: TextSignals | None, value_pii: str | None, categorical: bool, unique: int | None
-) -> str:
-    if column.non_null_count == 0:
-        return "empty"
-    if column.kind == "string" and signals is not None:
-        if value_pii:
-            return value_pii
-        if signals.numeric_share >= TYPE_SIGNAL_SHARE:
-            return "numeric_string"
-        if signals.date_share >= TYPE_SIGNAL_SHARE:
-            return "date_string"
-        if signals.boolean_share >= 0.9 and (unique or 0) <= 8:
-            return "boolean_string"
-        return "categorical" if categorical else "text"
-    if column.kind == "integer" and unique == column.non_null_count and column.non_null_count > 1:
-        return "identifier"
-    if column.kind in NUMERIC_KINDS:
-        return "categorical" if categorical else "continuous" if column.kind == "float" else "discrete"
-    return column.kind
+    column: ColumnStats, signals: TextSignals | None, value_pii: str | None, params: ProfilerParams
+) -> SemanticType:
+    """The column's evidence handed to the one rule, :func:`agents.profile.semantic.semantic_type`."""
+    numeric = column.numeric if column.kind in NUMERIC_KINDS else {}
+    evidence = ColumnEvidence(
+        name=column.name,
+        kind=column.kind,
+        rows=column.rows,
+        non_null=column.non_null_count,
+        distinct=column.unique_count,
+        seen_once=column.unique_once_count,
+        minimum=numeric.get("min"),
+        maximum=numeric.get("max"),
+        integer_valued=column.kind == "integer",
+        dtype=column.dtype,
+        min_length=column.lengths.get("min_length"),
+        max_length=column.lengths.get("max_length"),
+        whitespace_share=whitespace_share(item["value"] for item in column.top_values)
+        if column.kind == "string"
+        else None,
+        value_pii=value_pii,
+        value_pii_share=signals.pattern_shares.get(value_pii, 0.0) if signals and value_pii else 0.0,
+        numeric_share=signals.numeric_share if signals else 0.0,
+        date_share=signals.date_share if signals else 0.0,
+        boolean_share=signals.boolean_share if signals else 0.0,
+    )
+    return semantic_type_of(
+        evidence,
+        categorical_threshold=params.categorical_threshold,
+        categorical_ratio_threshold=params.categorical_ratio_threshold,
+    )
 
 
 def _validity(

@@ -40,7 +40,7 @@ def _dataset(rng: np.random.Generator) -> pl.DataFrame:
             "category": category,
             "constant": ["same"] * N,
             "contact_email": [f"user{i % 1000}@example.com" for i in range(N)],
-            "signup": [f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(N)],
+            "signup": [f"{1 + i % 12:02d}/{1 + i % 28:02d}/2024" for i in range(N)],  # text dates (ISO ones are typed)
             "amount_text": [f"{i * 1.5:.1f}" if i % 10 else "unknown" for i in range(N)],
             "code": [f"AB{i % 90 + 10}" for i in range(N)],
             "empty": [None] * N,
