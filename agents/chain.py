@@ -46,12 +46,14 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
+from agents.layouts import TextLayout, from_report
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
 from agents.readers import TEXT_FORMATS, check_header_width, read_table_with_report, sniff_dialect
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
+from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
 from agents.values import MissingTokens, normalize_missing
 
 ChainProgress = Callable[[int, str | None, str], None]
@@ -78,10 +80,19 @@ def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
 
 
-def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
-    """A column as the text the CSV outputs hold (datetimes in ISO 8601, as in cleaned_data.csv)."""
+def _as_text(name: str, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
+    """A column as the text the CSV outputs hold: dates read from text in their original layout, other
+    datetimes in ISO 8601 (with their offset when they have a zone), nested values as JSON text."""
+    return _written(name, dtype, layout) if dtype.is_temporal() or dtype.is_nested() else pl.col(name).cast(pl.String)
+
+
+def _written(name: str, dtype: pl.DataType, layout: TextLayout | None) -> pl.Expr:
+    """A temporal or nested column as CSV text (see ``_as_text``)."""
+    if layout is not None and dtype.is_temporal():
+        return layout.format(pl.col(name)).alias(name)
     if isinstance(dtype, pl.Datetime):
-        return pl.col(name).dt.to_string(DATETIME_FORMAT)
+        zoned = DATETIME_FORMAT + "%:z" if dtype.time_zone else DATETIME_FORMAT
+        return pl.col(name).dt.to_string(zoned).alias(name)
     if dtype.is_nested():
         return _json_text(name)
     return pl.col(name).cast(pl.String)
@@ -102,6 +113,7 @@ class _DataFlow:
     """The clean chain's state between agents: the current frame, the step records, removed rows."""
 
     frame: pl.DataFrame
+    layouts: dict[str, TextLayout] = field(default_factory=dict)  # the input's dates read from text
     steps: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[pl.DataFrame] = field(default_factory=list)
 
@@ -118,7 +130,11 @@ class _DataFlow:
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(_as_text(c, dtype) for c, dtype in before.schema.items() if c != ROW_INDEX_COLUMN),
+                    *(
+                        _as_text(c, dtype, self.layouts.get(c))
+                        for c, dtype in before.schema.items()
+                        if c != ROW_INDEX_COLUMN
+                    ),
                 )
             )
         status = "success" if result is not None and result.envelope.status == "success" else "error"
@@ -251,7 +267,7 @@ def run_tool(
     if large is not None:
         _check_header(*large, run_options.max_columns)  # a file too wide fails at once, before any agent
         agent_inputs = AgentInputs(pl.DataFrame(), large[0])
-        read_reports = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
+        read_reports: dict[str, Any] = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
         streamed = _LargeProfile(large, threshold, run_options.max_columns)
         results, shape = _run_large_profile(
             chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
@@ -265,7 +281,7 @@ def run_tool(
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
-            flow = _DataFlow(primary)
+            flow = _DataFlow(primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
         results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start)
 
     report(AGENTS_END, None, "Writing reports")
@@ -534,9 +550,13 @@ def _read_inputs(
 def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:
     """cleaned_data.csv (the last frame, without the row index) and quarantine.csv (every removed row)."""
     cleaned = flow.frame.select(data_columns(flow.frame))
-    # Nested values cannot go to CSV: they are written as JSON text.
-    nested = [name for name, dtype in cleaned.schema.items() if dtype.is_nested()]
-    cleaned = cleaned.with_columns(_json_text(name) for name in nested)
+    # Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
+    # is kept: what write_csv's one datetime format cannot do for every column.
+    cleaned = cleaned.with_columns(
+        _written(name, dtype, flow.layouts.get(name))
+        for name, dtype in cleaned.schema.items()
+        if dtype.is_nested() or name in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
+    )
     cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=DATETIME_FORMAT)
     flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
@@ -557,21 +577,19 @@ def _write_reports(
     flow: _DataFlow | None,
     summary: dict[str, Any],
 ) -> list[str]:
+    """The JSON and Excel reports (each agent's first 1,000 row-level issues and the counts of all) and the
+    row-level issue files holding every one (agents.reports.row_issues). Polars writes those files without
+    the GIL, so they overlap the two reports."""
     basename = registry.tool_spec(tool_id).report_basename
-    all_issues = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
-    inline_issues = [
-        {"agent_id": envelope["agent_id"], **issue} for envelope in envelopes for issue in envelope["row_level_issues"]
-    ]
+    frames = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
+    counts = count_row_level_issues(frames)
     steps = flow.steps if flow is not None else None
     json_name, excel_name = f"{basename}.json", f"{basename}.xlsx"
-    # Polars serialises the JSON report's row-level issues without the GIL, so the two overlap.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        json_written = pool.submit(
-            write_json_report, out_dir / json_name, tool_id, envelopes, all_issues, steps=steps, summary=summary
-        )
-        write_excel_report(out_dir / excel_name, tool_id, envelopes, inline_issues, steps=steps, summary=summary)
-        json_written.result()
-    return [json_name, excel_name]
+        issue_files = pool.submit(write_row_level_issues, out_dir, frames)
+        write_json_report(out_dir / json_name, tool_id, envelopes, counts, steps=steps, summary=summary)
+        write_excel_report(out_dir / excel_name, tool_id, envelopes, counts, steps=steps, summary=summary)
+        return [json_name, excel_name, *issue_files.result()]
 
 
 def _summary(

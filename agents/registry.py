@@ -58,7 +58,13 @@ OUTPUT_CONTENT_TYPES = {
     ".json": "application/json",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
 }
+# Every row-level issue of every agent (agents.reports.row_issues), written by every tool's chain: the Parquet
+# file always, the CSV copy only up to ``MAX_CSV_ROW_LEVEL_ISSUES`` issues. Never a chained task's input.
+ROW_LEVEL_ISSUES_PARQUET, ROW_LEVEL_ISSUES_CSV = "row_level_issues.parquet", "row_level_issues.csv"
+ROW_LEVEL_ISSUE_OUTPUTS = (ROW_LEVEL_ISSUES_PARQUET, ROW_LEVEL_ISSUES_CSV)
+MAX_CSV_ROW_LEVEL_ISSUES = 100_000
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,7 @@ TOOLS: dict[str, ToolSpec] = {
             ("unified-profiler", "drift-detector", "score-risk", "test-coverage-agent", "readiness-rater"),
             ("governance-checker",),
             (_PRIMARY, _BASELINE, _PARAMETERS),
-            ("data_profile_report.json", "data_profile_report.xlsx"),
+            ("data_profile_report.json", "data_profile_report.xlsx", *ROW_LEVEL_ISSUE_OUTPUTS),
             "data_profile_report",
             frozenset({"primary", "baseline", "parameters"}),
         ),
@@ -302,7 +308,13 @@ TOOLS: dict[str, ToolSpec] = {
             ),
             (),
             (_PRIMARY, _PARAMETERS),
-            ("cleaned_data.csv", "quarantine.csv", "cleaning_report.json", "cleaning_report.xlsx"),
+            (
+                "cleaned_data.csv",
+                "quarantine.csv",
+                "cleaning_report.json",
+                "cleaning_report.xlsx",
+                *ROW_LEVEL_ISSUE_OUTPUTS,
+            ),
             "cleaning_report",
             frozenset({"primary", "parameters"}),
         ),
@@ -320,7 +332,14 @@ TOOLS: dict[str, ToolSpec] = {
             ),
             (),
             (_PRIMARY, _PARAMETERS),
-            ("master_data.csv", "crosswalk.csv", "stewardship_queue.csv", "master_report.json", "master_report.xlsx"),
+            (
+                "master_data.csv",
+                "crosswalk.csv",
+                "stewardship_queue.csv",
+                "master_report.json",
+                "master_report.xlsx",
+                *ROW_LEVEL_ISSUE_OUTPUTS,
+            ),
             "master_report",
             frozenset({"primary", "parameters"}),
         ),
@@ -353,7 +372,7 @@ TOOLS: dict[str, ToolSpec] = {
             ("sleeper",),
             ("readiness-rater",),  # an agent after the sleeper: one that a stop (soft limit, cancel) never starts
             (_PRIMARY, _PARAMETERS),
-            ("diagnostics.json", "diagnostics.xlsx"),
+            ("diagnostics.json", "diagnostics.xlsx", *ROW_LEVEL_ISSUE_OUTPUTS),
             "diagnostics",
             frozenset({"primary", "parameters"}),
             diagnostic=True,

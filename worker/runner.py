@@ -219,7 +219,11 @@ async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[st
         return uploaded
     user_id, source_id = str(task["user_id"]), str(task["source_task_id"])
     source = await core.store.get_task(source_id, user_id)
-    data = [o for o in (source["outputs"] if source else []) if o["name"].endswith(DATA_SUFFIXES)]
+    data = [
+        o
+        for o in (source["outputs"] if source else [])
+        if o["name"].endswith(DATA_SUFFIXES) and o["name"] not in registry.ROW_LEVEL_ISSUE_OUTPUTS
+    ]
     # The tool's main data output first (cleaned_data.csv, not quarantine.csv).
     data.sort(key=lambda o: o["name"] not in registry.MAIN_DATA_OUTPUTS)
     if not data:

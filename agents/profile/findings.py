@@ -17,10 +17,18 @@ if TYPE_CHECKING:
 
 AGENT_ID = "unified-profiler"
 HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
+METHOD_LABELS = {"pearson": "Pearson r", "spearman": "Spearman ρ", "cramers_v": "Cramér's V"}
+CO_MISSING_MIN_PERCENTAGE = 1.0  # a set of columns missing together in at least this % of rows is alerted
 DISTINCT_BY_NATURE = {"continuous", "text"}  # semantic types whose values are expected to be all distinct
 
 
-def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params: ProfilerParams) -> Findings:
+def build_findings(
+    fields: list[dict[str, Any]],
+    dataset: dict[str, Any],
+    params: ProfilerParams,
+    views: dict[str, Any] | None = None,
+) -> Findings:
+    """``views``: the profile's correlations and missing patterns (agents.profile.views), when computed."""
     alerts: list[Alert] = []
     rows = dataset["rows"]
     if rows == 0:
@@ -40,6 +48,7 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
         )
     for profile in fields:
         alerts += _field_alerts(profile, params)
+    alerts += _view_alerts(views or {})
     # The toolkit's ids; every alert recommends. ``issues`` stays empty: the profiler's findings about a
     # column are its alerts (not repeated as issues), and its row-level findings are row-level issues.
     findings = Findings(AGENT_ID)
@@ -54,6 +63,49 @@ def build_findings(fields: list[dict[str, Any]], dataset: dict[str, Any], params
             recommend=True,
         )
     return findings
+
+
+def _view_alerts(views: dict[str, Any]) -> list[Alert]:
+    """A near-duplicate pair of columns (|correlation| or Cramér's V at or above the threshold: ydata's
+    ``high_correlation``), and a set of columns missing together in many rows (one cause, e.g. cancelled
+    records, rather than separate gaps)."""
+    alerts: list[Alert] = []
+    for pair in (views.get("correlations") or {}).get("near_duplicates", []):
+        a, b, method, value = pair["column_a"], pair["column_b"], pair["method"], pair["value"]
+        label = METHOD_LABELS.get(method, method)
+        alerts.append(
+            _alert(
+                "high_correlation",
+                "medium",
+                a,
+                f"'{a}' and '{b}' are nearly redundant ({label} {value:+.3f} over {pair['rows']:,} rows)",
+                f"Check whether '{a}' and '{b}' carry the same information; keep one for modelling",
+                affected=2,
+            )
+        )
+    patterns = views.get("missing_patterns") or {}
+    alerted: list[set[str]] = []
+    # The widest sets first: a subset of a set already told (its columns missing together in those rows,
+    # and maybe in a few more) is not told again.
+    for pattern in sorted(patterns.get("patterns", []), key=lambda item: -len(item["columns"])):
+        columns, count = pattern["columns"], pattern.get("rows_including", pattern["rows"])
+        share = pattern.get("percentage_including", pattern["percentage"])
+        if len(columns) < 2 or share < CO_MISSING_MIN_PERCENTAGE or any(set(columns) <= done for done in alerted):
+            continue
+        alerted.append(set(columns))
+        listed = ", ".join(f"'{name}'" for name in columns)
+        alerts.append(
+            _alert(
+                "co_missing",
+                "low",
+                None,
+                f"{count:,} rows ({share:.2f}%) miss {listed} together",
+                "Find what these rows share (a status such as cancelled, or a source); "
+                "treat them as one group rather than filling each column",
+                affected=len(columns),
+            )
+        )
+    return alerts
 
 
 def _field_alerts(profile: dict[str, Any], params: ProfilerParams) -> list[Alert]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -44,6 +45,7 @@ from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
 from agents.profile.semantic import ColumnEvidence, SemanticType, whitespace_share
 from agents.profile.semantic import semantic_type as semantic_type_of
+from agents.profile.views import profile_views
 from agents.values import MissingTokens, normalize_missing
 
 TYPE_SIGNAL_SHARE = 0.7
@@ -61,7 +63,11 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     progress(0.85, "Detecting personal data and scoring quality")
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
     sample = sample_rows(frame.select(string_columns), params.pii_sample_size)
-    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing)
+
+    def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
+        return profile_views(frame, fields, stats.dataset.duplicate_rows)
+
+    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing, views)
 
 
 def stats_settings(params: ProfilerParams) -> StatsSettings:
@@ -82,16 +88,20 @@ def profile_result(
     started: float,
     progress: Progress,
     missing: MissingTokens | None = None,
+    views: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> AgentResult:
     """The envelope from the column statistics and an evenly spaced sample of the text columns (for PII
-    and semantic types); shared by the in-memory agent and the streaming path for large files."""
+    and semantic types); shared by the in-memory agent and the streaming path for large files. ``views``:
+    the profile's views (agents.profile.views) from the fields, which it may complete (datetime profiles)."""
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
     signals = text_signals(sample, string_columns)
     missing = missing or MissingTokens(tokens=tuple(params.null_tokens))
     fields = [_field_profile(column, signals.get(column.name), params, missing) for column in stats.columns]
 
     dataset = _dataset_summary(stats.dataset.__dict__, fields, memory_bytes)
-    findings = build_findings(fields, dataset, params)
+    progress(0.9, "Computing correlations, missing-value patterns and samples")
+    extra = views(fields) if views is not None else {}
+    findings = build_findings(fields, dataset, params, extra)
     quality = _quality_summary(fields, dataset, findings.alerts, params)
     summary_metrics = {
         "total_rows": dataset["rows"],
@@ -120,6 +130,7 @@ def profile_result(
         "missing_tokens": missing.describe(),
         "row_level_issues_stored": row_issues.height,
         "row_level_issues_truncated": row_issues.height < stats.dataset.row_level_issues_total,
+        **extra,
         "conventions": {
             "null_percentage": "of all rows",
             "null_count": "empty fields and missing-value tokens (null_tokens); null_tokens per field says which",

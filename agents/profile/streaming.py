@@ -26,7 +26,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
@@ -37,6 +37,7 @@ from agents.options import DEFAULT_MAX_COLUMNS
 from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
 from agents.profile.profiler import profile_result, stats_settings
+from agents.profile.views import streamed_views
 from agents.readers import INFER_SCHEMA_LENGTH, CsvDialect, check_header_width, sniff_dialect, transcoded_to_utf8
 from agents.values import normalize_missing_lazy
 
@@ -75,7 +76,11 @@ def profile_large(
         string_columns = [column.name for column in stats.columns if column.kind == "string"]
         step = max(1, source.height // max(params.pii_sample_size, 1))
         sample = source.every(string_columns, step).head(params.pii_sample_size)
-        return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing)
+
+        def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
+            return streamed_views(scan, source.height, fields, stats.dataset.duplicate_rows)
+
+        return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing, views)
 
 
 def csv_to_parquet(path: Path, name: str, target: Path, *, max_columns: int = DEFAULT_MAX_COLUMNS) -> None:

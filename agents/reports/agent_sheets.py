@@ -16,7 +16,6 @@ from agents.reports.sheets import (
     ReportBook,
     SheetWriter,
     find_tables,
-    humanize,
     is_keyed_table,
     keyed_records,
     records_table,
@@ -40,6 +39,8 @@ SHEET_TITLES = {
     "cleanse-writeback": "Writeback",
 }
 PARAMETER_KEYS = ("defaults", "overrides", "parameters")
+PROFILE_VIEW_KEYS = ("correlations", "missing_patterns", "samples", "duplicate_rows_sample")
+"""The profiler's ``data`` keys shown on sheets of their own (agents.reports.profile_sheets)."""
 MAX_TABLE_ROWS = 5_000
 MAX_CHARTED_COLUMNS = 30
 MAX_PSI_BARS = 50
@@ -125,15 +126,15 @@ def agent_sheet(book: ReportBook, envelope: dict[str, Any], agent_id: str) -> Sh
     if envelope.get("error") or status == "error":
         writer.note(f"Error: {envelope.get('error') or 'the agent failed'}", tone="bad")
     metrics = as_dict(envelope.get("summary_metrics"))
-    writer.key_values("Summary metrics", scalar_details(metrics))
+    writer.key_values("Summary metrics", writer.labelled(scalar_details(metrics)))
     data = as_dict(envelope.get("data"))
     consumed = _guarded(writer, CURATED.get(agent_id), data) or set()
     for path, records in find_tables(data, skip=(*consumed, *PARAMETER_KEYS)):
         headers, rows = records_table(records[:MAX_TABLE_ROWS])
-        title = humanize(path)
+        title = writer.label(path)
         if len(records) > MAX_TABLE_ROWS:
             title += f" (first {MAX_TABLE_ROWS:,} of {len(records):,}; all in the JSON report)"
-        writer.table(headers, rows, title=title)
+        writer.table([writer.label(header) for header in headers], rows, title=title)
     skipped = {*consumed, *PARAMETER_KEYS}
     for key, value in data.items():
         if key in skipped or not isinstance(value, Mapping) or not value:
@@ -141,11 +142,11 @@ def agent_sheet(book: ReportBook, envelope: dict[str, Any], agent_id: str) -> Sh
         if is_keyed_table(value):
             records = keyed_records(value)
             headers, rows = records_table(records[:MAX_TABLE_ROWS])
-            writer.table(headers, rows, title=humanize(key))
+            writer.table([writer.label(header) for header in headers], rows, title=writer.label(key))
         else:
-            writer.key_values(humanize(key), scalar_details(value), ("Key", "Value"))
+            writer.key_values(writer.label(key), writer.labelled(scalar_details(value)), ("Key", "Value"))
         skipped.add(key)
-    writer.key_values("Details", scalar_details(data, skip=skipped), ("Key", "Value"))
+    writer.key_values("Details", writer.labelled(scalar_details(data, skip=skipped)), ("Key", "Value"))
     _parameters(writer, data)
     _guarded(writer, CHARTS.get(agent_id), data)
     writer.finish()
@@ -184,7 +185,7 @@ def _profiler(writer: SheetWriter, data: dict[str, Any]) -> set[str]:
     top, last = writer.table(
         [column.header for column in PROFILER_COLUMNS],
         [[column.value(field) for column in PROFILER_COLUMNS] for field in fields],
-        title="Columns",
+        title="Column profiles",
         numbers=[column.number for column in PROFILER_COLUMNS],
     )
     sheet = writer.sheet
@@ -222,11 +223,20 @@ def _profiler(writer: SheetWriter, data: dict[str, Any]) -> set[str]:
             "max_value": 100,
         },
     )
-    consumed = {"fields"}
+    extremes = []
+    for field in fields:
+        found = as_dict(dig(field, "statistics", "extremes"))
+        if found.get("lowest") or found.get("highest"):
+            extremes.append(
+                [field.get("field_name"), extremes_text(found.get("lowest")), extremes_text(found.get("highest"))]
+            )
+    if extremes:
+        writer.table(["Field", "Lowest values (rows)", "Highest values (rows)"], extremes, title="Extreme values")
+    consumed = {"fields", *PROFILE_VIEW_KEYS}
     for key, title in (("quality_summary", "Dataset quality"), ("dataset", "Dataset")):
         section = as_dict(data.get(key))
         if section:
-            writer.key_values(title, [(humanize(name), value) for name, value in scalar_details(section)])
+            writer.key_values(title, writer.labelled(scalar_details(section)))
             consumed.add(key)
     return consumed
 
@@ -252,7 +262,7 @@ def _distribution_charts(writer: SheetWriter, data: dict[str, Any]) -> None:
         offset = 0
         if histogram is not None:
             labels, counts = histogram
-            _insert_column_chart(writer, f"{name}: histogram", labels, counts, offset, gap=0, colour="#4472C4")
+            insert_column_chart(writer, f"{name}: histogram", labels, counts, offset, gap=0, colour="#4472C4")
             offset += CHART_WIDTH + 20
         if repeated:
             labels = [_label(item.get("value")) for item in top_values]
@@ -280,7 +290,7 @@ def _histogram(histogram: Any) -> tuple[list[str], list[Any]] | None:
     return [f"{_short(edges[i])} – {_short(edges[i + 1])}" for i in range(len(counts))], counts
 
 
-def _insert_column_chart(
+def insert_column_chart(
     writer: SheetWriter, title: str, labels: list[str], values: list[Any], offset: int, gap: int, colour: str
 ) -> None:
     categories, series = writer.book.chart_data([labels, values])
@@ -329,7 +339,7 @@ def _drift(writer: SheetWriter, data: dict[str, Any]) -> set[str]:
         writer.note(f"Drift analysis skipped: {data.get('skip_reason') or 'no baseline'}", tone="neutral")
     summary = as_dict(data.get("drift_summary"))
     if summary:
-        writer.key_values("Dataset drift", [(humanize(key), value) for key, value in summary.items()])
+        writer.key_values("Dataset drift", writer.labelled(summary.items()))
         consumed.add("drift_summary")
     fields = as_dicts(data.get("fields"))
     if fields:
@@ -416,6 +426,11 @@ def _finite_number(value: Any) -> bool:
 def _count(item: Mapping[str, Any]) -> int | float | None:
     count = item.get("count")
     return count if _finite_number(count) else None
+
+
+def extremes_text(items: Any) -> str | None:
+    """Extreme values as ``value (rows)``, in order: ``-43 (1); -33 (1); -32 (2)``."""
+    return "; ".join(f"{_label(item.get('value'))} ({item.get('count')})" for item in as_dicts(items)) or None
 
 
 def _label(value: Any) -> str:

@@ -1,42 +1,48 @@
-"""The Excel report (xlsxwriter): Summary, Cleaning Steps (clean chains), one sheet per agent, Alerts,
-Issues, Recommendations and Row-Level Issues, plus a hidden sheet holding the charts' data.
+"""The Excel report (xlsxwriter): Summary, Cleaning Steps (clean chains), one sheet per agent (the
+profiler's followed by its Correlations, Missing values, Samples and Dates sheets when its envelope has
+them), Findings, Row-Level Issues, plus a hidden sheet holding the charts' data.
 
 Written for any agent: sheets are built from the envelope contract (agents/envelope.py), never from an
-agent's module; unknown agents and missing keys fall back to the generic layout of ``agent_sheets``. The
-Row-Level Issues sheet holds only the inline issues it is given (at most 1,000 per agent); the JSON
-report has them all, and the Summary sheet says how many there are. The Alerts, Issues and
-Recommendations sheets list at most :data:`MAX_LISTED_PER_AGENT` of each agent's (a file of 10,000
-columns has tens of thousands: a sheet nobody reads, and seconds of writing), saying so under the table.
+agent's module; unknown agents and missing keys fall back to the generic layout of ``agent_sheets``. Raw
+keys are shown as words (agents.reports.labels), the data's own column names as they are.
+
+Findings is one list of what the agents found, most severe first: each alert with its recommendation;
+an issue only when no alert of the same agent already says it (same field and kind, or same message); a
+recommendation only when it is not already an alert's. At most :data:`MAX_LISTED_PER_AGENT` of each
+agent's alerts, issues and recommendations are listed (a file of 10,000 columns has tens of thousands:
+a sheet nobody reads, and seconds of writing), saying so under the table. Row-Level Issues holds each
+agent's inline issues (at most 1,000, the first in file order) and says how many more are in
+``row_level_issues.parquet``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agents.envelope import INLINE_ROW_LEVEL_ISSUES
+from agents.registry import ROW_LEVEL_ISSUES_PARQUET
 from agents.reports.agent_sheets import agent_sheet
 from agents.reports.overview import (
     agent_id_of,
     as_dict,
     as_dicts,
     cleaning_outcome,
+    dig,
     report_summary,
-    row_issue_total,
     tool_title,
 )
+from agents.reports.profile_sheets import profile_sheets
+from agents.reports.row_issues import RowIssueCounts, counts_from_envelopes, row_level_issue_files
 from agents.reports.sheets import ReportBook, SheetWriter, cell_value
 
-SUMMARY, STEPS, ALERTS, ISSUES, RECOMMENDATIONS, ROW_ISSUES = (
-    "Summary",
-    "Cleaning Steps",
-    "Alerts",
-    "Issues",
-    "Recommendations",
-    "Row-Level Issues",
-)
-MAX_ROW_ISSUE_ROWS = 200_000
+SUMMARY, STEPS, FINDINGS, ROW_ISSUES = "Summary", "Cleaning Steps", "Findings", "Row-Level Issues"
+PROFILER = "unified-profiler"
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 MAX_STEP_COLUMN_ROWS = 20_000
 MAX_LISTED_PER_AGENT = 2_000  # alerts, issues and recommendations of one agent in their sheets
 GRADE_TONES = {"A": "good", "B": "good", "C": "warn", "D": "bad", "F": "bad"}
@@ -48,14 +54,17 @@ def write_excel_report(
     path: Path,
     tool_id: str,
     envelopes: list[dict[str, Any]],
-    row_level_issues: list[dict[str, Any]],
+    row_issue_counts: Mapping[str, RowIssueCounts] | None = None,
     *,
     steps: list[dict[str, Any]] | None = None,
     summary: dict[str, Any] | None = None,
 ) -> None:
-    """``row_level_issues``: the inline issues of every agent (each dict with ``agent_id``); ``steps``: the
-    clean chain's step records; ``summary``: the chain's overall summary (derived when not given)."""
-    book = ReportBook.create(path, (SUMMARY, STEPS, ALERTS, ISSUES, RECOMMENDATIONS, ROW_ISSUES))
+    """``row_issue_counts``: per agent id, the counts of all its row-level issues (default: of the inline
+    ones); ``steps``: the clean chain's step records; ``summary``: the chain's overall summary (derived
+    when not given)."""
+    counts = row_issue_counts if row_issue_counts is not None else counts_from_envelopes(envelopes)
+    book = ReportBook.create(path, (SUMMARY, STEPS, FINDINGS, ROW_ISSUES))
+    book.column_names = _column_names(envelopes, steps)
     try:
         book.workbook.set_properties(
             {
@@ -75,15 +84,31 @@ def write_excel_report(
         for position, envelope in enumerate(envelopes):
             agent_id = agent_id_of(envelope, position)
             sheet_names[agent_id] = agent_sheet(book, envelope, agent_id).name
-        _alerts_sheet(book.sheet(ALERTS, reserved=True), envelopes)
-        _issues_sheet(book.sheet(ISSUES, reserved=True), envelopes)
-        _recommendations_sheet(book.sheet(RECOMMENDATIONS, reserved=True), envelopes)
-        _row_issues_sheet(book.sheet(ROW_ISSUES, reserved=True), row_level_issues)
+            if agent_id == PROFILER:
+                profile_sheets(book, as_dict(envelope.get("data")))
+        _findings_sheet(book.sheet(FINDINGS, reserved=True), envelopes)
+        inline = _row_issues_sheet(book.sheet(ROW_ISSUES, reserved=True), envelopes, counts)
         outcome = cleaning_outcome(envelopes, steps, overall) if steps or tool_id == "clean-my-data" else None
-        _summary_sheet(summary_sheet, tool_id, envelopes, overall, outcome, sheet_names, len(row_level_issues))
+        files = row_level_issue_files(sum(item.total for item in counts.values()))
+        _summary_sheet(summary_sheet, tool_id, envelopes, overall, outcome, sheet_names, (inline, files, counts))
         summary_sheet.sheet.activate()
     finally:
         book.close()
+
+
+def _column_names(envelopes: list[dict[str, Any]], steps: list[dict[str, Any]] | None) -> frozenset[str]:
+    """The data's own column names, as the envelopes and steps name them: never relabelled."""
+    names: set[str] = set()
+    for envelope in envelopes:
+        for key in ("alerts", "issues", "recommendations"):
+            names.update(str(item["field_name"]) for item in as_dicts(envelope.get(key)) if item.get("field_name"))
+        for field in as_dicts(dig(envelope, "data", "fields")):
+            if field.get("field_name") is not None:
+                names.add(str(field["field_name"]))
+    for step in steps or []:
+        names.update(map(str, step.get("columns_before") or []))
+        names.update(map(str, step.get("columns_after") or []))
+    return frozenset(names)
 
 
 def _summary_sheet(
@@ -93,8 +118,10 @@ def _summary_sheet(
     overall: dict[str, Any],
     outcome: dict[str, Any] | None,
     sheet_names: dict[str, str],
-    inline_row_issues: int,
+    row_issues: tuple[int, list[str], Mapping[str, RowIssueCounts]],
 ) -> None:
+    """``row_issues``: the row-level issues listed in the workbook, the files holding all, and the counts."""
+    inline_row_issues, issue_files, counts = row_issues
     sheet, formats = writer.sheet, writer.formats
     for column, width in enumerate(SUMMARY_WIDTHS):
         writer.set_width(column, width)  # before the tables: their wrapped rows' heights use these widths
@@ -114,6 +141,7 @@ def _summary_sheet(
         ("Alerts", overall.get("alerts"), "int"),
         ("Row-level issues (total)", overall.get("row_level_issues_total"), "int"),
         ("Row-level issues shown here", inline_row_issues, "int"),
+        ("All row-level issues in", ", ".join(issue_files), None),
     ]
     row = top
     for label, value, style in overview:
@@ -156,10 +184,11 @@ def _summary_sheet(
     agents = []
     for position, envelope in enumerate(envelopes):
         agent_id = agent_id_of(envelope, position)
-        counts = (
+        notes = (
             f"{_count(len(as_dicts(envelope.get('alerts'))), 'alert')}, "
             f"{_count(len(as_dicts(envelope.get('issues'))), 'issue')}, "
-            f"{_count(row_issue_total(envelope), 'row-level issue')}; sheet '{sheet_names.get(agent_id, '')}'"
+            f"{_count(counts.get(agent_id, RowIssueCounts()).total, 'row-level issue')}; "
+            f"sheet '{sheet_names.get(agent_id, '')}'"
         )
         agents.append(
             [
@@ -167,7 +196,7 @@ def _summary_sheet(
                 envelope.get("agent_name"),
                 envelope.get("execution_time_ms"),
                 envelope.get("status"),
-                envelope.get("error") or counts,
+                envelope.get("error") or notes,
             ]
         )
     writer.table(["Agent", "Name", "Time (ms)", "Status", "Notes"], agents, title="Agents")
@@ -415,110 +444,132 @@ def _changed(column: dict[str, Any]) -> bool:
     return _modified(column) or column.get("nulls_before") != column.get("nulls_after")
 
 
-def _listed(envelopes: list[dict[str, Any]], key: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-    """(agent id, item) of each agent's ``key`` list, at most ``MAX_LISTED_PER_AGENT`` of an agent, and a
-    note naming the agents cut short (None when none is)."""
-    listed: list[tuple[str, dict[str, Any]]] = []
-    shortened = []
+def _findings_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
+    rows: list[list[Any]] = []
+    shortened: dict[str, list[str]] = {"alerts": [], "issues": [], "recommendations": []}
     for position, envelope in enumerate(envelopes):
         agent_id = agent_id_of(envelope, position)
-        items = as_dicts(envelope.get(key))
-        if len(items) > MAX_LISTED_PER_AGENT:
-            shortened.append(f"{agent_id} {len(items):,}")
-        listed += [(agent_id, item) for item in items[:MAX_LISTED_PER_AGENT]]
-    if not shortened:
-        return listed, None
-    noun = key.replace("_", " ")
-    note = (
-        f"At most {MAX_LISTED_PER_AGENT:,} {noun} of an agent are listed here (of {', '.join(shortened)}); "
-        f"the JSON report has every one."
-    )
-    return listed, note
-
-
-def _alerts_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
-    alerts, note = _listed(envelopes, "alerts")
-    rows = [
-        [
-            agent_id,
-            alert.get("alert_id"),
-            alert.get("severity"),
-            alert.get("category"),
-            alert.get("field_name"),
-            alert.get("message"),
-            alert.get("affected_fields_count"),
-            alert.get("recommendation"),
-        ]
-        for agent_id, alert in alerts
-    ]
-    headers = ["Agent", "Alert", "Severity", "Category", "Field", "Message", "Fields affected", "Recommendation"]
-    _single_table(writer, headers, rows, "no alerts", note)
-
-
-def _issues_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
-    issues, note = _listed(envelopes, "issues")
-    rows = [
-        [
-            agent_id,
-            issue.get("issue_id"),
-            issue.get("field_name"),
-            issue.get("issue_type"),
-            issue.get("severity"),
-            issue.get("message"),
-            issue.get("details") or None,
-        ]
-        for agent_id, issue in issues
-    ]
-    headers = ["Agent", "Issue", "Field", "Type", "Severity", "Message", "Details"]
-    _single_table(writer, headers, rows, "no issues", note)
-
-
-def _recommendations_sheet(writer: SheetWriter, envelopes: list[dict[str, Any]]) -> None:
-    recommendations, note = _listed(envelopes, "recommendations")
-    rows = [
-        [
-            agent_id,
-            item.get("recommendation_id"),
-            item.get("field_name"),
-            item.get("priority"),
-            item.get("recommendation"),
-            item.get("timeline"),
-            item.get("estimated_effort_hours"),
-            item.get("owner"),
-        ]
-        for agent_id, item in recommendations
-    ]
-    headers = ["Agent", "Recommendation id", "Field", "Priority", "Recommendation", "Timeline", "Effort (h)", "Owner"]
-    _single_table(writer, headers, rows, "no recommendations", note)
-
-
-def _row_issues_sheet(writer: SheetWriter, issues: list[dict[str, Any]]) -> None:
-    rows = [
-        [
-            issue.get("agent_id"),
-            issue.get("row_index"),
-            issue.get("column"),
-            issue.get("issue_type"),
-            issue.get("severity"),
-            issue.get("message"),
-            issue.get("value"),
-        ]
-        for issue in issues[:MAX_ROW_ISSUE_ROWS]
-        if isinstance(issue, dict)
-    ]
-    headers = ["Agent", "Row", "Column", "Issue type", "Severity", "Message", "Value"]
-    _single_table(writer, headers, rows, "no row-level issues")
-
-
-def _single_table(
-    writer: SheetWriter, headers: list[str], rows: list[list[Any]], empty_text: str, note: str | None = None
-) -> None:
-    """A sheet holding one table from A1, its header row frozen, and ``note`` under it."""
+        for key, items in _agent_findings(envelope).items():
+            if len(items) > MAX_LISTED_PER_AGENT:
+                shortened[key].append(f"{agent_id} {len(items):,}")
+            rows += [[*row[:1], agent_id, *row[1:]] for row in items[:MAX_LISTED_PER_AGENT]]
+    rows.sort(key=lambda row: SEVERITY_ORDER.get(str(row[0]), len(SEVERITY_ORDER)))
+    for row in rows:
+        row[3] = writer.label(str(row[3])) if row[3] else None
     writer.sheet.freeze_panes(1, 0)
-    writer.table(headers, rows, empty_text=empty_text, gap=1)
-    if note:
-        writer.note(note, "warn")
+    headers = ["Severity", "Agent", "Field", "Category", "Finding", "Recommendation", "Fields affected", "Reported as"]
+    writer.table(headers, rows, empty_text="nothing found", gap=1, numbers=[None] * 6 + ["int"])
+    for key, agents in shortened.items():
+        if agents:
+            noun = key.replace("_", " ")
+            writer.note(
+                f"At most {MAX_LISTED_PER_AGENT:,} {noun} of an agent are listed here (of {', '.join(agents)}); "
+                "the JSON report has every one.",
+                "warn",
+            )
     writer.finish()
+
+
+def _agent_findings(envelope: dict[str, Any]) -> dict[str, list[list[Any]]]:
+    """An agent's alerts, the issues no alert already states and the recommendations no alert already
+    makes, as Findings rows without the agent: severity, field, category, finding, recommendation, fields
+    affected, reported as."""
+    alerts = as_dicts(envelope.get("alerts"))
+    stated_kinds = {
+        (a.get("field_name"), kind) for a in alerts for kind in (a.get("category"), _kind(a.get("alert_id")))
+    }
+    stated = {(a.get("field_name"), a.get("message")) for a in alerts}
+    advised = {(a.get("field_name"), a.get("recommendation")) for a in alerts}
+    issues = [
+        issue
+        for issue in as_dicts(envelope.get("issues"))
+        if (issue.get("field_name"), issue.get("issue_type")) not in stated_kinds
+        and (issue.get("field_name"), issue.get("message")) not in stated
+    ]
+    recommendations = [
+        item
+        for item in as_dicts(envelope.get("recommendations"))
+        if (item.get("field_name"), item.get("recommendation")) not in advised
+        and (item.get("field_name"), _kind(item.get("recommendation_id"))) not in stated_kinds
+    ]
+    return {
+        "alerts": [
+            [
+                a.get("severity"),
+                a.get("field_name"),
+                a.get("category"),
+                a.get("message"),
+                a.get("recommendation") if a.get("recommendation") != a.get("message") else None,
+                a.get("affected_fields_count"),
+                "alert",
+            ]
+            for a in alerts
+        ],
+        "issues": [
+            [i.get("severity"), i.get("field_name"), i.get("issue_type"), i.get("message"), None, None, "issue"]
+            for i in issues
+        ],
+        "recommendations": [
+            [
+                r.get("priority"),
+                r.get("field_name"),
+                _kind(r.get("recommendation_id")),
+                None,
+                r.get("recommendation"),
+                None,
+                "recommendation",
+            ]
+            for r in recommendations
+        ],
+    }
+
+
+def _kind(finding_id: Any) -> str | None:
+    """The kind in a finding's id (agents.findings): ``outliers:dep_delay-2`` and ``rec:outliers:x`` → outliers."""
+    if not isinstance(finding_id, str) or not finding_id:
+        return None
+    parts = finding_id.split(":")
+    kind = parts[1] if parts[0] == "rec" and len(parts) > 1 else parts[0]
+    return re.sub(r"-\d+$", "", kind)
+
+
+def _row_issues_sheet(
+    writer: SheetWriter, envelopes: list[dict[str, Any]], counts: Mapping[str, RowIssueCounts]
+) -> int:
+    """Each agent's inline row-level issues, under a note per agent saying how many more the files hold;
+    returns how many are listed."""
+    rows: list[list[Any]] = []
+    notes = []
+    for position, envelope in enumerate(envelopes):
+        agent_id = agent_id_of(envelope, position)
+        inline = as_dicts(envelope.get("row_level_issues"))[:INLINE_ROW_LEVEL_ISSUES]
+        rows += [
+            [
+                agent_id,
+                issue.get("row_index"),
+                issue.get("column"),
+                writer.label(str(issue.get("issue_type"))) if issue.get("issue_type") else None,
+                issue.get("severity"),
+                issue.get("message"),
+                issue.get("value"),
+            ]
+            for issue in inline
+        ]
+        total = counts.get(agent_id, RowIssueCounts()).total
+        if total > len(inline):
+            notes.append(
+                f"{agent_id}: the first {len(inline):,} of {total:,} are listed here; "
+                f"{total - len(inline):,} more in {ROW_LEVEL_ISSUES_PARQUET}"
+            )
+    for note in notes:
+        writer.sheet.write_string(writer.row, 0, note, writer.formats.tone_note["warn"])
+        writer.row += 1
+    writer.row += 1 if notes else 0
+    writer.sheet.freeze_panes(writer.row + 1, 0)
+    headers = ["Agent", "Row", "Column", "Issue type", "Severity", "Message", "Value"]
+    writer.table(headers, rows, empty_text="no row-level issues", gap=1, numbers=[None, "int"])
+    writer.finish()
+    return len(rows)
 
 
 def _count(number: int, noun: str) -> str:

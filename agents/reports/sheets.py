@@ -31,6 +31,8 @@ from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from agents.reports.labels import label
+
 WRAP_WIDTH = 50  # a text column wider than this is capped here and its text wraps
 KEY_VALUE_WIDTH = 32  # the value column of a key/value block (it shares its column with wide tables)
 NUMBER_WIDTH = 12  # Excel's General format shows fewer decimals rather than overflow a narrow column
@@ -156,7 +158,31 @@ def _scalar_text(value: Any) -> str:
 
 
 def json_text(value: Any) -> str:
-    return json.dumps(finite(value), ensure_ascii=False, default=str, allow_nan=False)
+    """``value`` as JSON text, NaN and infinities as null. The C encoder takes the whole value at once; only
+    the parts holding a non-finite number (or a key it cannot encode) are walked in Python: a profile of
+    10,000 columns is millions of values."""
+    try:
+        return _dumps(value)
+    except (ValueError, TypeError):
+        pass
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_dumps(str(key))}: {json_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ", ".join(json_text(item) for item in value) + "]"
+    return _dumps(finite(value))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_jsonable, allow_nan=False)
+
+
+def _jsonable(value: Any) -> Any:
+    """What the encoder writes for a value it does not know: a mapping as an object, a set as a list."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
 
 
 def finite(value: Any) -> Any:
@@ -280,14 +306,6 @@ def records_table(records: Sequence[Any], max_columns: int = 150) -> tuple[list[
     return names, [[row.get(name) for name in names] for row in flat]
 
 
-def humanize(path: str) -> str:
-    """``field_risk_assessments`` → ``Field risk assessments``; ``manifest.transformations`` → ``Manifest ›
-    transformations``."""
-    parts = [part.replace("_", " ").strip() for part in path.split(".")]
-    text = " › ".join(part for part in parts if part)
-    return text[:1].upper() + text[1:]
-
-
 def unique_headers(headers: Sequence[Any]) -> list[str]:
     """Excel table headers: text without control characters, at most 255 characters, non-empty and unique
     ignoring case (Excel repairs a workbook whose table has two columns ``A`` and ``a``)."""
@@ -318,6 +336,11 @@ class Formats:
             {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "text_wrap": True, "valign": "top"}
         )
         self.wrap = add({"text_wrap": True, "valign": "top"})
+        # a matrix: its column names run upwards, its coefficients two decimals centred
+        self.rotated_header = add(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "rotation": 90, "align": "center"}
+        )
+        self.coefficient = add({"num_format": "0.00", "align": "center"})
         self.left = add({"align": "left", "valign": "top"})
         self.top = add({"valign": "top"})
         self.flag = add({"valign": "top", "num_format": '"TRUE";"TRUE";"FALSE"'})
@@ -370,6 +393,7 @@ class ReportBook:
     workbook: Workbook
     formats: Formats
     used_names: set[str] = field(default_factory=set)
+    column_names: frozenset[str] = frozenset()  # the data's own names: never relabelled (agents.reports.labels)
     chart_blocks: list[_ChartBlock] = field(default_factory=list)
     chart_rows: int = 0
 
@@ -460,6 +484,13 @@ class SheetWriter:
     @property
     def name(self) -> str:
         return str(self.sheet.name)
+
+    def label(self, key: str) -> str:
+        """What a reader sees for a raw key (the data's column names stay as they are)."""
+        return label(key, self.book.column_names)
+
+    def labelled(self, pairs: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        return [(self.label(key), value) for key, value in pairs]
 
     def title(self, text: str, subtitle: str | None = None) -> None:
         self.sheet.write_string(self.row, 0, text, self.formats.title)

@@ -4,6 +4,7 @@
 import { ApiError, del, get, getKey, post, setKey } from "./api.js";
 import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
 import { chainCost, paramsEditor } from "./form.js";
+import { profileViews } from "./profile_views.js";
 import * as results from "./results.js";
 import { describe, refreshExpired, uploadAll } from "./upload.js";
 
@@ -515,7 +516,7 @@ async function showResult(rec) {
   el("summary").replaceChildren(results.summaryCards(list));
   el("alerts").replaceChildren(results.alertsTable(list));
   el("issues").replaceChildren(results.issuesTable(list));
-  el("columns").replaceChildren(results.columnsView(list));
+  el("columns").replaceChildren(results.columnsView(list), profileViews(list));
   el("results").hidden = false;
 }
 

@@ -1,10 +1,10 @@
 // A completed task's result (GET .../result: per agent the envelope of PRODUCT.md) and its downloads.
 
-import { fmtBytes, fmtNum, h, svg } from "./dom.js";
+import { fmtBytes, fmtInt, fmtNum, h, svg } from "./dom.js";
 
 const SEVERITY_ORDER = { critical: 0, high: 1, medium: 2, low: 3 };
-const MAX_ROWS = 300;
-const MAX_COLUMNS = 60;
+export const MAX_ROWS = 300;
+export const MAX_COLUMNS = 60;
 
 /** The agents' envelopes in chain order. */
 export function envelopes(result, order) {
@@ -16,7 +16,8 @@ export function envelopes(result, order) {
 
 const badge = (severity) => h("span", { class: `badge severity-${severity}`, text: severity });
 
-function table(testid, caption, head, rows, empty) {
+/** A captioned table of prebuilt rows, the first MAX_ROWS of them; `empty` (a note) when there are none. */
+export function table(testid, caption, head, rows, empty) {
   if (!rows.length) return h("p", { "data-testid": testid, class: "muted", text: empty });
   const shown = rows.slice(0, MAX_ROWS);
   return h(
@@ -113,12 +114,102 @@ function topValues(values, name) {
   );
 }
 
+/** A value from the result as written there (extremes, sample rows): no rounding, null shown as such. */
+export const fmtValue = (v) => (v == null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v));
+
+/** Seconds as pandas writes a Timedelta, as the profiler's `text` of a gap does: "2 days 18:00:00". */
+export function fmtSeconds(seconds) {
+  if (seconds == null) return "—";
+  const whole = Math.round(Math.abs(seconds));
+  const days = Math.floor(whole / 86400);
+  const clock = [Math.floor((whole % 86400) / 3600), Math.floor((whole % 3600) / 60), whole % 60].map((n) => String(n).padStart(2, "0")).join(":");
+  return `${seconds < 0 ? "-" : ""}${days} ${days === 1 ? "day" : "days"} ${clock}`;
+}
+
+/** The 5 lowest and highest values with their counts, side by side. */
+function extremesTable(ext, name) {
+  const lowest = (ext && ext.lowest) || [];
+  const highest = (ext && ext.highest) || [];
+  if (!lowest.length && !highest.length) return null;
+  const cell = (e) => (e ? h("td", {}, fmtValue(e.value), h("span", { class: "muted", text: ` ×${fmtInt(e.count)}` })) : h("td"));
+  return h(
+    "table",
+    { class: "extremes", "data-testid": "extremes" },
+    h("caption", { text: `Extreme values of ${name} (× rows)` }),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Lowest" }), h("th", { scope: "col", text: "Highest" }))),
+    h("tbody", {}, Array.from({ length: Math.max(lowest.length, highest.length) }, (_, i) => h("tr", {}, cell(lowest[i]), cell(highest[i])))),
+  );
+}
+
+/** Vertical bars of `counts` ({period, label?, count}), each with its period in a tooltip; the label says
+ *  every count, so the chart reads without seeing it. */
+function periodChart(counts, name, what, testid, short = (c) => String(c.label ?? c.period)) {
+  const top = Math.max(1, ...counts.map((c) => c.count));
+  const bw = W / Math.max(6, counts.length); // a few periods get bars of a sixth of the width, not all of it
+  const every = Math.ceil(counts.length / 12);
+  const said = counts.slice(0, 40).map((c) => `${c.label ?? c.period}: ${fmtInt(c.count)}`).join(", ");
+  return h(
+    "figure",
+    { class: "period-chart", "data-testid": testid },
+    h("figcaption", { text: `Rows by ${what}` }),
+    svg(
+      "svg",
+      { viewBox: `0 0 ${W} ${H + 14}`, class: "chart", role: "img", "aria-label": `Rows of ${name} by ${what}: ${said}${counts.length > 40 ? ", …" : ""}` },
+      counts.map((c, i) =>
+        svg(
+          "g",
+          {},
+          svg("rect", { x: i * bw + 0.5, y: H - (c.count / top) * H, width: Math.max(1, bw - 1), height: (c.count / top) * H, "data-period": c.period, "data-count": c.count }, svg("title", { text: `${c.label ?? c.period}: ${fmtInt(c.count)}` })),
+          i % every === 0 ? svg("text", { x: i * bw + bw / 2, y: H + 11, "text-anchor": "middle", text: short(c) }) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+/** A date or datetime column's span, steps, gaps and counts per year, month, weekday and hour. */
+function datetimeView(dt, name) {
+  const step = dt.step || {};
+  const facts = [
+    ["From", dt.min, "datetime-min"],
+    ["To", dt.max, "datetime-max"],
+    ["Range", dt.range || fmtSeconds(dt.range_seconds), "datetime-range"],
+    ["Time zone", dt.time_zone || "none"],
+    ["Distinct", fmtInt(dt.distinct)],
+    ["Usual step", fmtSeconds(step.most_common_seconds ?? step.median_seconds)],
+    ["In the future", fmtInt(dt.future_count)],
+  ];
+  const gaps = dt.gaps || [];
+  const charts = [
+    [dt.counts_by_year, dt.years_per_period > 1 ? `${dt.years_per_period} years` : "year", "chart-year", (c) => (dt.counts_by_year.length > 8 ? `'${String(c.period).slice(-2)}` : String(c.period))],
+    [dt.counts_by_month, "month", "chart-month", (c) => (c.label || String(c.period)).slice(0, 1)],
+    [dt.counts_by_weekday, "weekday", "chart-weekday", (c) => (c.label || String(c.period)).slice(0, 2)],
+    [dt.counts_by_hour, "hour", "chart-hour", (c) => String(c.period)],
+  ].filter(([counts]) => counts && counts.length);
+  return h(
+    "div",
+    { class: "datetime", "data-testid": "datetime-profile" },
+    h("dl", {}, facts.map(([k, v, id]) => [h("dt", { text: k }), h("dd", { text: v ?? "—", "data-testid": id })])),
+    gaps.length
+      ? h(
+          "table",
+          { class: "gaps", "data-testid": "datetime-gaps" },
+          h("caption", { text: `Longest gaps of ${name} (${fmtInt(dt.gaps_total ?? gaps.length)} ${(dt.gaps_total ?? gaps.length) === 1 ? "gap" : "gaps"} longer than ${fmtSeconds(dt.gap_threshold_seconds)})` }),
+          h("thead", {}, h("tr", {}, ["After", "Before", "Gap"].map((t) => h("th", { scope: "col", text: t })))),
+          h("tbody", {}, gaps.map((g) => h("tr", {}, h("td", { text: g.after }), h("td", { text: g.before }), h("td", { text: g.text || fmtSeconds(g.seconds) })))),
+        )
+      : null,
+    h("div", { class: "period-charts" }, charts.map(([counts, what, id, short]) => periodChart(counts, name, what, id, short))),
+  );
+}
+
 function columnCard(field) {
   const p = field.properties || {};
   const s = field.statistics || {};
   const d = field.distribution || {};
+  const dt = field.datetime_profile;
   const facts = [
-    ["Type", `${field.data_type}${field.semantic_type ? " · " + field.semantic_type : ""}`],
+    ["Type", `${field.data_type}${field.semantic_type ? " · " + field.semantic_type : ""}`, "semantic-type"],
     ["Missing", `${fmtNum(p.null_percentage)}%`],
     ["Distinct", `${fmtNum(p.unique_count)} (${fmtNum(p.unique_percentage)}%)`],
     ["Quality", fmtNum(field.quality_score)],
@@ -128,10 +219,13 @@ function columnCard(field) {
   const chart = d.histogram && d.histogram.counts ? histogram(d.histogram, field.field_name) : d.top_values && d.top_values.length ? topValues(d.top_values, field.field_name) : null;
   return h(
     "li",
-    { class: "column-card", "data-column": field.field_name },
+    { class: dt ? "column-card temporal" : "column-card", "data-column": field.field_name },
     h("h4", { text: field.field_name }),
-    h("dl", {}, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })])),
+    h("dl", {}, facts.map(([k, v, id]) => [h("dt", { text: k }), h("dd", { text: v, "data-testid": id })])),
+    p.semantic_reason ? h("p", { class: "reason", "data-testid": "semantic-reason", text: p.semantic_reason }) : null,
     chart,
+    extremesTable(s.extremes || (dt && dt.extremes), field.field_name),
+    dt ? datetimeView(dt, field.field_name) : null,
   );
 }
 

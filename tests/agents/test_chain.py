@@ -55,7 +55,9 @@ def test_profile_tool_end_to_end(tmp_path: Path) -> None:
     )
     json.dumps(result)
     assert result["status"] == "success" and result["tool_id"] == "profile-my-data"
-    assert [o["name"] for o in result["outputs"]] == ["data_profile_report.json", "data_profile_report.xlsx"]
+    assert [o["name"] for o in result["outputs"]] == [
+        "data_profile_report.json", "data_profile_report.xlsx", "row_level_issues.parquet", "row_level_issues.csv",
+    ]  # fmt: skip
     assert all((out_dir / o["name"]).stat().st_size > 0 for o in result["outputs"])
     envelope = result["agents"]["unified-profiler"]
     assert envelope["data"]["parameters"]["top_n_values"] == 3

@@ -73,6 +73,8 @@ def test_listed_when_enabled() -> None:
     assert [(o["name"], o["content_type"]) for o in tool["outputs"]] == [
         ("diagnostics.json", "application/json"),
         ("diagnostics.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ("row_level_issues.parquet", "application/vnd.apache.parquet"),
+        ("row_level_issues.csv", "text/csv"),
     ]
     assert registry.resolve_chain("diagnostics", None, diagnostics=True) == ["sleeper"]
 
@@ -107,7 +109,9 @@ def test_sleeper_sleeps_reports_progress_and_writes_its_report(primary: Path, tm
     assert len(sleeper_messages) >= 6 and f"in process {os.getpid()}" in sleeper_messages[1]
     percents = [percent for percent, _, _ in progress.events]
     assert percents == sorted(percents) and percents[-1] == 100
-    assert [o["name"] for o in result["outputs"]] == ["diagnostics.json", "diagnostics.xlsx"]
+    assert [o["name"] for o in result["outputs"]] == [
+        "diagnostics.json", "diagnostics.xlsx", "row_level_issues.parquet", "row_level_issues.csv",
+    ]  # fmt: skip
     report = json.loads((tmp_path / "diagnostics.json").read_text())
     assert {key: report["agents"][0]["data"][key] for key in ("rows", "pid")} == {"rows": 4, "pid": os.getpid()}
 

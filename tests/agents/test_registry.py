@@ -45,9 +45,12 @@ def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     assert outliers["properties"]["iqr_multiplier"]["default"] == 1.5
     assert {item["role"] for item in profile["inputs"]} == {"primary", "baseline", "parameters"}
     assert {item["role"] for item in clean["inputs"]} == {"primary", "parameters"}
-    assert [output["name"] for output in profile["outputs"]] == ["data_profile_report.json", "data_profile_report.xlsx"]
+    issue_files = ["row_level_issues.parquet", "row_level_issues.csv"]
+    assert [output["name"] for output in profile["outputs"]] == [
+        "data_profile_report.json", "data_profile_report.xlsx", *issue_files,
+    ]  # fmt: skip
     assert [output["name"] for output in clean["outputs"]] == [
-        "cleaned_data.csv", "quarantine.csv", "cleaning_report.json", "cleaning_report.xlsx",
+        "cleaned_data.csv", "quarantine.csv", "cleaning_report.json", "cleaning_report.xlsx", *issue_files,
     ]  # fmt: skip
     primary = profile["inputs"][0]
     assert set(primary["formats"]) == {"csv", "tsv", "txt", "xlsx", "parquet", "json", "ndjson", "jsonl"}

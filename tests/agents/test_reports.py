@@ -23,6 +23,7 @@ from agents.reports import agent_sheets
 from agents.reports.agent_sheets import MAX_CHARTED_COLUMNS, PROFILER_COLUMNS
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
+from agents.reports.row_issues import RowIssueCounts, count_row_level_issues
 from agents.reports.sheets import (
     KEY_VALUE_WIDTH,
     MAX_LIST_ITEMS,
@@ -201,11 +202,13 @@ def risk_envelope() -> dict[str, Any]:
     )
 
 
-def profile_run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], pl.DataFrame]:
+def profile_run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, RowIssueCounts]]:
+    """The envelopes, their inline row-level issues (with ``agent_id``) and the counts of all the issues."""
     profiler, profiler_issues = profiler_envelope()
     envelopes = [profiler, drift_envelope(), risk_envelope()]
     inline = [{"agent_id": e["agent_id"], **issue} for e in envelopes for issue in e["row_level_issues"]]
-    return envelopes, inline, profiler_issues
+    counts = count_row_level_issues({"unified-profiler": profiler_issues.drop("agent_id")})
+    return envelopes, inline, counts
 
 
 CLEAN_SUMMARY = {
@@ -386,17 +389,16 @@ def unknown_envelope() -> dict[str, Any]:
 
 
 def write_profile(tmp_path: Path, **kwargs: Any) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
-    envelopes, inline, _ = profile_run()
+    envelopes, inline, counts = profile_run()
     path = tmp_path / "data_profile_report.xlsx"
-    write_excel_report(path, "profile-my-data", envelopes, inline, **kwargs)
+    write_excel_report(path, "profile-my-data", envelopes, counts, **kwargs)
     return path, envelopes, inline
 
 
 def write_clean(tmp_path: Path, summary: dict[str, Any] | None = CLEAN_SUMMARY) -> tuple[Path, list[dict[str, Any]]]:
     envelopes = clean_envelopes()
-    inline = [{"agent_id": e["agent_id"], **issue} for e in envelopes for issue in e["row_level_issues"]]
     path = tmp_path / "cleaning_report.xlsx"
-    write_excel_report(path, "clean-my-data", envelopes, inline, steps=CLEAN_STEPS, summary=summary)
+    write_excel_report(path, "clean-my-data", envelopes, steps=CLEAN_STEPS, summary=summary)
     return path, envelopes
 
 
@@ -447,14 +449,24 @@ def chart_data(workbook: openpyxl.Workbook, reference: str) -> list[Any]:
 def test_profile_workbook_sheets_properties_and_summary(tmp_path: Path) -> None:
     path, envelopes, inline = write_profile(tmp_path)
     workbook = openpyxl.load_workbook(path)
+    data = envelopes[0]["data"]
+    views = [  # the profiler's own sheets, when its envelope has their keys (tests/agents/test_lean_reports.py)
+        title
+        for title, present in (
+            ("Correlations", "correlations" in data),
+            ("Missing values", "missing_patterns" in data),
+            ("Samples", "samples" in data or "duplicate_rows_sample" in data),
+            ("Dates", any("datetime_profile" in field for field in data["fields"])),
+        )
+        if present
+    ]
     assert workbook.sheetnames == [
         "Summary",
         "Profiler",
+        *views,
         "Drift Detection",
         "Risk Assessment",
-        "Alerts",
-        "Issues",
-        "Recommendations",
+        "Findings",
         "Row-Level Issues",
         "Chart Data",
     ]
@@ -509,7 +521,7 @@ def test_profiler_sheet_columns_and_distribution_charts(tmp_path: Path) -> None:
     path, envelopes, _ = write_profile(tmp_path)
     workbook = openpyxl.load_workbook(path)
     sheet = workbook["Profiler"]
-    rows = table_rows(sheet, "Columns")
+    rows = table_rows(sheet, "Column profiles")
     assert list(rows[0]) == [c.header for c in PROFILER_COLUMNS]
     assert [r["Field"] for r in rows] == ["x", "name", "id"]
     x = np.array([v for v in X_VALUES * 400 if v is not None])
@@ -537,7 +549,7 @@ def test_profiler_charts_are_capped(tmp_path: Path) -> None:
     frame = pl.DataFrame({f"c{i}": [1, 2, 2, 3] * 5 for i in range(MAX_CHARTED_COLUMNS + 5)})
     result = run(AgentInputs(frame, "primary.csv"), ProfilerParams(), lambda f, m: None)
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "profile-my-data", [result.envelope.to_dict()], [])
+    write_excel_report(path, "profile-my-data", [result.envelope.to_dict()])
     assert len(chart_xml(path)) == 2 * MAX_CHARTED_COLUMNS
 
 
@@ -565,7 +577,7 @@ def test_drift_sheet_table_psi_chart_and_schema_drift(tmp_path: Path) -> None:
         ("column order changed", None),
     ]
     assert schema[2]["Current type"] == "string"
-    assert table_rows(sheet, "Skipped fields")[0]["field_name"] == "tiny"
+    assert table_rows(sheet, "Skipped fields")[0]["Field"] == "tiny"
 
     [psi_chart] = [xml for xml in chart_xml(path) if "PSI" in xml]
     assert "<c:barChart>" in psi_chart and psi_chart.count("<c:ser>") == 3 and "<c:lineChart>" in psi_chart
@@ -575,40 +587,67 @@ def test_drift_sheet_table_psi_chart_and_schema_drift(tmp_path: Path) -> None:
     assert names == ["amount", "city", "score"] and values == [0.42, 0.12, 0.01]  # by PSI, NaN left out
 
 
-def test_cross_agent_sheets_have_severity_conditional_formats(tmp_path: Path) -> None:
+def test_findings_and_row_level_issue_sheets(tmp_path: Path) -> None:
     path, envelopes, inline = write_profile(tmp_path)
     workbook = openpyxl.load_workbook(path)
-    alerts = workbook["Alerts"]
-    total = sum(len(e["alerts"]) for e in envelopes)
-    assert alerts.max_row == total + 1 and alerts.freeze_panes == "A2"
-    assert [c.value for c in alerts[1]][:3] == ["Agent", "Alert", "Severity"]
-    rules = cf_rules(alerts)
-    assert {'"critical"', '"high"', '"medium"', '"low"'} <= set(rules[f"C2:C{total + 1}"])
-    issues = workbook["Issues"]
-    assert {c.value for c in issues["A"][1:]} == {"unified-profiler", "score-risk"}
-    assert '"high"' in cf_rules(issues)[f"E2:E{issues.max_row}"]
-    recommendations = workbook["Recommendations"]
-    assert '"critical"' in cf_rules(recommendations)[f"D2:D{recommendations.max_row}"]
+    findings = workbook["Findings"]
+    cells = list(findings.iter_rows(values_only=True))
+    rows = [dict(zip(cells[0], row, strict=True)) for row in cells[1:]]
+    headers = ["Severity", "Agent", "Field", "Category", "Finding", "Recommendation", "Fields affected", "Reported as"]
+    assert [c.value for c in findings[1]] == headers and findings.freeze_panes == "A2"
+    alerts = [(e["agent_id"], a["alert_id"]) for e in envelopes for a in e["alerts"]]
+    assert sum(r["Reported as"] == "alert" for r in rows) == len(alerts)
+    # the risk agent's issue and recommendation say what no alert of it says: both listed
+    assert ("score-risk", "issue", "PII", None) in [
+        (r["Agent"], r["Reported as"], r["Finding"], r["Recommendation"]) for r in rows
+    ]
+    assert ("score-risk", "recommendation", "mask") in [
+        (r["Agent"], r["Reported as"], r["Recommendation"]) for r in rows
+    ]
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    ranks = [order[r["Severity"]] for r in rows]
+    assert ranks == sorted(ranks)  # most severe first
+    rules = cf_rules(findings)
+    assert {'"critical"', '"high"', '"medium"', '"low"'} <= set(rules[f"A2:A{len(rows) + 1}"])
 
-    rows = workbook["Row-Level Issues"]
-    assert [c.value for c in rows[1]] == ["Agent", "Row", "Column", "Issue type", "Severity", "Message", "Value"]
-    assert rows.max_row == 1 + len(inline) == 1001
-    assert rows.cell(row=2, column=2).value == 2  # first issue: row 2 of the data, x is missing
-    assert cf_rules(rows)[f"E2:E{len(inline) + 1}"]
-    for sheet in (alerts, issues, recommendations, rows):
+    issues = workbook["Row-Level Issues"]
+    total = count_row_level_issues({"x": profiler_envelope()[1]})["x"].total
+    more = f"{total - 1000:,} more in row_level_issues.parquet"
+    assert issues["A1"].value == f"unified-profiler: the first 1,000 of {total:,} are listed here; {more}"
+    header_row, _ = find(issues, "Agent", column=1)
+    assert [c.value for c in issues[header_row]] == [
+        "Agent",
+        "Row",
+        "Column",
+        "Issue type",
+        "Severity",
+        "Message",
+        "Value",
+    ]
+    assert issues.max_row == header_row + len(inline) == header_row + 1000
+    assert issues.freeze_panes == f"A{header_row + 1}"
+    first = [c.value for c in issues[header_row + 1]]
+    assert first[1] == 2 and first[2] == "x"  # first issue: row 2 of the data, x is missing
+    assert first[3] == "Missing value"  # a raw issue type reads as words
+    assert cf_rules(issues)[f"E{header_row + 1}:E{header_row + len(inline)}"]
+    for sheet in (findings, issues):
         [table] = sheet.tables.values()
-        assert table.ref.startswith("A1:") and table.autoFilter is not None
+        assert table.autoFilter is not None
 
 
 def test_known_agent_renders_its_lists_generically(tmp_path: Path) -> None:
     path, _, _ = write_profile(tmp_path)
     sheet = openpyxl.load_workbook(path)["Risk Assessment"]
     rows = table_rows(sheet, "Field risk assessments")
-    assert list(rows[0])[:4] == ["field_name", "risk_score", "risk_level", "risk_factors"]
-    assert rows[0]["details.pii.type"] == "email" and rows[0]["risk_factors"] == "pii_email, name"
-    assert rows[1]["details.pii.type"] is None
-    assert [r["Value"] for r in table_rows(sheet, "Risk summary")] == [55.5, "GDPR"]
-    assert table_rows(sheet, "Summary metrics") == [{"Metric": "overall_risk_score", "Value": 55.5}]
+    assert list(rows[0])[:4] == ["Field", "Risk score", "Risk level", "Risk factors"]
+    assert rows[0]["Details › PII › Type"] == "email" and rows[0]["Risk factors"] == "pii_email, name"
+    assert rows[1]["Details › PII › Type"] is None
+    summary = table_rows(sheet, "Risk summary")
+    assert summary == [
+        {"Key": "Overall risk score", "Value": 55.5},
+        {"Key": "Compliance frameworks impacted", "Value": "GDPR"},
+    ]
+    assert table_rows(sheet, "Summary metrics") == [{"Metric": "Overall risk score", "Value": 55.5}]
 
 
 # ---------------------------------------------------------------- clean-my-data
@@ -625,9 +664,7 @@ def test_clean_workbook_summary_outcome(tmp_path: Path) -> None:
         "Null Handling",
         "Writeback",
         "A Mystery Agent With A Very Lon",
-        "Alerts",
-        "Issues",
-        "Recommendations",
+        "Findings",
         "Row-Level Issues",
     ]
     assert workbook.properties.title == "Data Cleaning Report"
@@ -691,16 +728,16 @@ def test_known_clean_agents_and_writeback_checks(tmp_path: Path) -> None:
     path, _ = write_clean(tmp_path)
     workbook = openpyxl.load_workbook(path)
     fixes = table_rows(workbook["Type Fixes"], "Fix log")
-    assert fixes == [{"column": "amount", "from_type": "String", "to_type": "Float64", "values_converted": 7}]
+    assert fixes == [{"Column": "amount", "From type": "String", "To type": "Float64", "Values converted": 7}]
     writeback = workbook["Writeback"]
     checks = table_rows(writeback, "Integrity checks")
-    assert [c["passed"] for c in checks] == [True, False] and checks[1]["details.r"] == 80
-    assert list(checks[0]) == ["check", "passed", "severity", "message", "details.r"]  # empty details: no column
-    header_row, _ = find(writeback, "check", column=1)
+    assert [c["Passed"] for c in checks] == [True, False] and checks[1]["Details › R"] == 80
+    assert list(checks[0]) == ["Check", "Passed", "Severity", "Message", "Details › R"]  # empty details: no column
+    header_row, _ = find(writeback, "Check", column=1)
     assert cf_rules(writeback)[f"B{header_row + 1}:B{header_row + 2}"] == ["TRUE", "FALSE"]
-    assert table_rows(writeback, "Manifest › transformations")[0]["operation"] == "cast"
+    assert table_rows(writeback, "Manifest › Transformations")[0]["Operation"] == "cast"
     lineage = {r["Key"]: r["Value"] for r in table_rows(writeback, "Manifest")}
-    assert lineage["lineage.final_rows"] == 8
+    assert lineage["Lineage › Final rows"] == 8
     failed = workbook["Null Handling"]
     error_row, _ = find(failed, "Error: Null Handler failed: ValueError: boom")
     assert failed.cell(error_row, 1).fill.fgColor.rgb.endswith("FFC7CE")
@@ -711,15 +748,15 @@ def test_unknown_agent_renders_generically_and_nan_does_not_crash(tmp_path: Path
     sheet = openpyxl.load_workbook(path)["A Mystery Agent With A Very Lon"]
     assert sheet["A1"].value == "A Mystery Agent With A Very Long Name: [v2]"
     metrics = {r["Metric"]: r["Value"] for r in table_rows(sheet, "Summary metrics")}
-    assert metrics == {"ratio": None, "total": 3, "big": str(2**70), "nested.a": 1, "nested.b": "1, 2"}
+    assert metrics == {"Ratio": None, "Total": 3, "Big": str(2**70), "Nested › A": 1, "Nested › B": "1, 2"}
     findings = table_rows(sheet, "Findings")
-    assert list(findings[0]) == ["row", "details.reason", "details.score", "tags", "extra", "Row (2)"]
-    assert findings[0]["details.score"] is None and findings[0]["tags"] == "x, y"
+    assert list(findings[0]) == ["Row", "Details › Reason", "Details › Score", "Tags", "Extra", "Row (2)"]
+    assert findings[0]["Details › Score"] is None and findings[0]["Tags"] == "x, y"
     assert findings[1]["Row (2)"] == "dup header"
     details = {r["Key"]: r["Value"] for r in table_rows(sheet, "Details")}
-    assert details["scalars"] == "1, 2, 3" and details["note"] == "=1+1"  # text, never a formula
+    assert details["Scalars"] == "1, 2, 3" and details["Note"] == "=1+1"  # text, never a formula
     nested = {r["Key"]: r["Value"] for r in table_rows(sheet, "Nested")}
-    assert nested == {"deep.deeper.deepest.leaf": 1}
+    assert nested == {"Deep › Deeper › Deepest › Leaf": 1}
 
 
 def test_malformed_envelopes_do_not_crash(tmp_path: Path) -> None:
@@ -732,9 +769,10 @@ def test_malformed_envelopes_do_not_crash(tmp_path: Path) -> None:
             "data": {"fields": [{}], "schema_drift": {"added_columns": None}, "skipped": True},
         },
         {"agent_id": "y", "data": "not a dict", "summary_metrics": None, "executive_summary": [None]},
+        {"agent_id": "z", "row_level_issues": [{"row_index": 1}, "junk"], "issues": [None, {"issue_id": 3}]},
     ]
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "unknown-tool", envelopes, [{"row_index": 1}, "junk"], steps=[{"columns": None}])  # type: ignore[list-item]
+    write_excel_report(path, "unknown-tool", envelopes, steps=[{"columns": None}])
     workbook = openpyxl.load_workbook(path)
     assert workbook.sheetnames[:3] == ["Summary", "Cleaning Steps", "x"]
     assert "Drift analysis skipped: no baseline" in [c.value for c in workbook["Drift Detection"]["A"]]
@@ -746,20 +784,20 @@ def test_a_failing_curated_view_falls_back_to_the_generic_one(tmp_path: Path, mo
 
     monkeypatch.setitem(agent_sheets.CURATED, "drift-detector", broken)
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "profile-my-data", [drift_envelope()], [])
+    write_excel_report(path, "profile-my-data", [drift_envelope()])
     sheet = openpyxl.load_workbook(path)["Drift Detection"]
     find(sheet, "Detailed view unavailable (KeyError: 'psi_score'); generic view below")
-    assert [r["field_name"] for r in table_rows(sheet, "Fields")] == [f["field_name"] for f in DRIFT_FIELDS]
+    assert [r["Field"] for r in table_rows(sheet, "Fields")] == [f["field_name"] for f in DRIFT_FIELDS]
 
 
 def test_agent_sheet_names_are_valid_and_unique(tmp_path: Path) -> None:
-    names = ["Alerts", "a/b:c*?[d]", "Same", "Same", "History", "x" * 40, "x" * 40]
+    names = ["Findings", "a/b:c*?[d]", "Same", "Same", "History", "x" * 40, "x" * 40]
     envelopes = [envelope(f"agent-{i}", name) for i, name in enumerate(names)]
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "t", envelopes, [])
+    write_excel_report(path, "t", envelopes)
     sheets = openpyxl.load_workbook(path).sheetnames
-    assert sheets[1:8] == ["Alerts 2", "a_b_c___d_", "Same", "Same 2", "History 2", "x" * 31, "x" * 29 + " 2"]
-    assert sheets[8:] == ["Alerts", "Issues", "Recommendations", "Row-Level Issues"]
+    assert sheets[1:8] == ["Findings 2", "a_b_c___d_", "Same", "Same 2", "History 2", "x" * 31, "x" * 29 + " 2"]
+    assert sheets[8:] == ["Findings", "Row-Level Issues"]
 
 
 def test_sheet_names_and_headers_are_made_valid() -> None:
@@ -778,20 +816,22 @@ def test_sheet_names_and_headers_are_made_valid() -> None:
 
 def test_json_report_round_trips_envelopes_steps_and_summary(tmp_path: Path) -> None:
     envelopes = clean_envelopes()
-    issues = {e["agent_id"]: pl.DataFrame(e["row_level_issues"] or None) for e in envelopes if e["row_level_issues"]}
     path = tmp_path / "cleaning_report.json"
-    write_json_report(path, "clean-my-data", envelopes, issues, steps=CLEAN_STEPS, summary=CLEAN_SUMMARY)
+    write_json_report(path, "clean-my-data", envelopes, steps=CLEAN_STEPS, summary=CLEAN_SUMMARY)
     with path.open() as handle:
         report = json.load(handle)
     assert report["report_version"] == "2" and report["tool_id"] == "clean-my-data"
     assert report["steps"] == CLEAN_STEPS and report["summary"] == CLEAN_SUMMARY
     assert [a["agent_id"] for a in report["agents"]] == [e["agent_id"] for e in envelopes]
+    added = {"row_level_issues_total", "row_level_issues_by_type", "row_level_issues_truncated"}
     for stored, original in zip(report["agents"], envelopes, strict=True):
-        assert stored == _json_ready(original)
+        assert {k: v for k, v in stored.items() if k not in added} == _json_ready(original)
     mystery = report["agents"][-1]
     assert mystery["summary_metrics"]["ratio"] is None
     assert mystery["data"]["findings"][0]["details"]["score"] is None
-    assert report["row_level_issues_total"] == 2
+    assert report["row_level_issues_total"] == 2  # without counts: the inline issues
+    assert report["agents"][0]["row_level_issues_by_type"] == {"t": 2}
+    assert report["row_level_issues_files"] == ["row_level_issues.parquet", "row_level_issues.csv"]
 
 
 def _json_ready(value: Any) -> Any:
@@ -806,9 +846,9 @@ def _json_ready(value: Any) -> Any:
 
 
 def test_json_report_without_summary_derives_one(tmp_path: Path) -> None:
-    envelopes, _, issues = profile_run()
+    envelopes, _, counts = profile_run()
     path = tmp_path / "data_profile_report.json"
-    write_json_report(path, "profile-my-data", envelopes, issues)
+    write_json_report(path, "profile-my-data", envelopes, counts)
     report = json.loads(path.read_text())
     assert "steps" not in report
     quality = envelopes[0]["data"]["quality_summary"]
@@ -817,41 +857,27 @@ def test_json_report_without_summary_derives_one(tmp_path: Path) -> None:
     assert report["summary"]["status"] == "success" and report["summary"]["rows"] == 2400
 
 
-def test_json_report_holds_every_row_level_issue(tmp_path: Path) -> None:
-    envelopes, _, issues = profile_run()
-    envelope = envelopes[0]
+def test_json_report_holds_the_inline_issues_and_counts_them_all(tmp_path: Path) -> None:
+    envelope, issues = profiler_envelope()
+    envelopes = [envelope, drift_envelope()]
+    counts = count_row_level_issues({"unified-profiler": issues.drop("agent_id"), "drift-detector": issues.clear()})
     path = tmp_path / "data_profile_report.json"
-    write_json_report(path, "profile-my-data", envelopes, issues)
+    write_json_report(path, "profile-my-data", envelopes, counts)
     report = json.loads(path.read_text())
     stored = report["agents"][0]
     assert stored["agent_id"] == "unified-profiler"
-    assert len(stored["row_level_issues"]) == issues.height == envelope["data"]["row_level_issues_total"] > 1000
-    assert report["row_level_issues_total"] == issues.height
-    assert stored["row_level_issues"][0].keys() == {"row_index", "column", "issue_type", "severity", "message", "value"}
+    assert stored["row_level_issues"] == envelope["row_level_issues"] and len(stored["row_level_issues"]) == 1000
+    assert stored["row_level_issues_total"] == issues.height == report["row_level_issues_total"] > 1000
+    expected = issues.to_pandas()["issue_type"].value_counts().to_dict()
+    assert stored["row_level_issues_by_type"] == expected and stored["row_level_issues_truncated"] is True
     assert stored["data"]["fields"] == json.loads(json.dumps(envelope["data"]["fields"]))
-    assert report["agents"][1]["row_level_issues"] == []
-
-
-def test_json_report_accepts_a_list_of_dicts(tmp_path: Path) -> None:
-    envelope = {"agent_id": "a", "status": "success", "row_level_issues": []}
-    issues = [
-        {
-            "agent_id": "a",
-            "row_index": 3,
-            "column": "c",
-            "issue_type": "t",
-            "severity": "info",
-            "message": "m",
-            "value": 1.5,
-        }
-    ]
-    path = tmp_path / "r.json"
-    write_json_report(path, "t", [envelope, {"agent_id": "b", "status": "error"}], issues)
-    report = json.loads(path.read_text())
-    assert report["agents"][0]["row_level_issues"] == [
-        {"row_index": 3, "column": "c", "issue_type": "t", "severity": "info", "message": "m", "value": "1.5"}
-    ]
-    assert report["agents"][1]["row_level_issues"] == []
+    drift = report["agents"][1]
+    assert (drift["row_level_issues"], drift["row_level_issues_total"], drift["row_level_issues_truncated"]) == (
+        [],
+        0,
+        False,
+    )
+    assert "row_level_issues.parquet" in report["row_level_issues_note"]
 
 
 # ---------------------------------------------------------------- how the sheets read
@@ -877,14 +903,14 @@ def test_sparse_nested_mappings_stay_one_column_and_keyed_mappings_become_tables
     per_column = {"amount": {"q1": 1.0, "q3": 3.0}, "price": {"q1": 2.0, "q3": 5.0}}
     unknown = envelope("checker-x", "Checker X", data={"checks": checks, "per_column": per_column})
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "t", [unknown], [])
+    write_excel_report(path, "t", [unknown])
     sheet = openpyxl.load_workbook(path)["Checker X"]
     rows = table_rows(sheet, "Checks")
-    assert list(rows[0]) == ["check", "passed", "details"]
-    assert rows[0]["details"] == "k0: 0; k1: 1; k2: 2" and rows[1]["passed"] is False
+    assert list(rows[0]) == ["Check", "Passed", "Details"]
+    assert rows[0]["Details"] == "k0: 0; k1: 1; k2: 2" and rows[1]["Passed"] is False
     assert table_rows(sheet, "Per column") == [
-        {"key": "amount", "q1": 1.0, "q3": 3.0},
-        {"key": "price", "q1": 2.0, "q3": 5.0},
+        {"Key": "amount", "Q1": 1.0, "Q3": 3.0},
+        {"Key": "price", "Q1": 2.0, "Q3": 5.0},
     ]
 
 
@@ -901,7 +927,7 @@ def test_print_setup_header_formats_and_flags(tmp_path: Path) -> None:
     assert summary.column_dimensions["C"].width == pytest.approx(24, abs=1)
     # a boolean keeps a TRUE/FALSE display format (LibreOffice shows a bare style's boolean as 1/0)
     checks = workbook["Writeback"]
-    row, column = find(checks, "passed")
+    row, column = find(checks, "Passed")
     assert checks.cell(row + 1, column).value is True
     assert "TRUE" in checks.cell(row + 1, column).number_format
     assert steps.freeze_panes == "A2"
@@ -916,11 +942,11 @@ def test_key_values_and_wrapped_text(tmp_path: Path) -> None:
         data={"notes": {"meaning": long_text}, "log": [{"step": 1, "agent": "x", "message": long_text}]},
     )
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "t", [unknown], [])
+    write_excel_report(path, "t", [unknown])
     sheet = openpyxl.load_workbook(path)["Agent Y"]
-    row, _ = find(sheet, "rows", column=1)
+    row, _ = find(sheet, "Rows", column=1)
     assert sheet.cell(row, 2).value == 1_234_567 and sheet.cell(row, 2).number_format == "#,##0"
-    row, _ = find(sheet, "meaning", column=1)
+    row, _ = find(sheet, "Meaning", column=1)
     assert sheet.cell(row, 2).alignment.wrap_text and sheet.row_dimensions[row].height > 15
     assert sheet.column_dimensions["B"].width <= KEY_VALUE_WIDTH + 3
     row, _ = find(sheet, long_text, column=3)
@@ -934,7 +960,7 @@ def test_top_values_only_for_repeating_columns_and_log_scale_for_skewed_histogra
     frame = pl.DataFrame({"amount": amounts, "city": rng.choice(["Oslo", "Rome"], amounts.size)})
     result = run(AgentInputs(frame, "primary.csv"), ProfilerParams(), lambda f, m: None)
     path = tmp_path / "r.xlsx"
-    write_excel_report(path, "profile-my-data", [result.envelope.to_dict()], [])
+    write_excel_report(path, "profile-my-data", [result.envelope.to_dict()])
     charts = chart_xml(path)
     titles = [re.findall(r"<a:t>([^<]*)</a:t>", xml)[0] for xml in charts]
     assert titles == ["amount: histogram", "city: top values"]  # amount: nearly all distinct, no top values

@@ -116,7 +116,7 @@ async def test_end_to_end_over_http(client: httpx.AsyncClient, worker, tmp_path:
     assert top["value"] == values[counts.argmax()] and top["count"] == counts.max()
 
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)
-    assert {"Summary", "Alerts", "Row-Level Issues"} <= set(book.sheetnames)
+    assert {"Summary", "Findings", "Row-Level Issues"} <= set(book.sheetnames)
     assert len(book.sheetnames) >= 4
 
 

@@ -99,7 +99,9 @@ async def test_progress_messages_arrive_in_order(procs: AgentProcesses, primary:
     percents = [percent for _, percent, _, _ in messages]
     assert percents == sorted(percents) and percents[-1] == 100
     assert sum(agent == "sleeper" for _, _, agent, _ in messages) >= 5  # one per step of 0.05 s
-    assert [o["name"] for o in result["outputs"]] == ["diagnostics.json", "diagnostics.xlsx"]
+    assert [o["name"] for o in result["outputs"]] == [
+        "diagnostics.json", "diagnostics.xlsx", "row_level_issues.parquet", "row_level_issues.csv",
+    ]  # fmt: skip
     assert (tmp_path / "diagnostics.json").stat().st_size > 0
 
 

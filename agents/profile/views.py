@@ -1,0 +1,116 @@
+"""The views a data person looks at first, beyond each column's statistics (ydata-profiling's overview):
+correlations, missing-value patterns, sample rows, duplicate-row groups, and a datetime profile per date
+column. Each is computed by its own module over the parsed frame; this one chooses the columns and runs
+them side by side (Polars releases the GIL while it computes).
+
+Which columns take part (by the field's ``semantic_type``, :mod:`agents.profile.semantic`):
+
+- Pearson and Spearman: numeric columns, except identifiers and constants (a row number correlates with
+  nothing a person cares about);
+- Cramér's V: categorical columns (text codes, booleans, low-cardinality integer codes) with at most
+  :data:`~agents.profile.correlations.MAX_CATEGORIES` distinct values;
+- a datetime profile: every Date/Datetime column, and every text column whose values are dates in one of
+  the product's layouts (``date_string``: read as the type fixer would read them, the plan reported).
+
+A file profiled by streaming (larger than the agent's memory) gets the views of an evenly spaced sample of
+at most :data:`STREAMED_SAMPLE_ROWS` rows (``sampled`` says so; row numbers are those of the file), and
+its first and last rows from the file itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from agents.profile.column_stats import run_concurrently
+from agents.profile.correlations import MAX_CATEGORIES, correlations
+from agents.profile.datetimes import datetime_profile, text_datetime_profile
+from agents.profile.missing_patterns import missing_patterns
+from agents.profile.samples import duplicate_rows_sample, row_samples
+
+STREAMED_SAMPLE_ROWS = 200_000
+UNCORRELATED_TYPES = frozenset({"identifier", "constant", "empty"})
+CATEGORICAL_TYPES = frozenset({"categorical", "boolean", "boolean_string", "code"})
+
+
+def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_rows: int) -> dict[str, Any]:
+    """``{"correlations", "missing_patterns", "samples", "duplicate_rows_sample"}`` of ``frame`` (missing
+    values already null), and each temporal field's ``datetime_profile`` added to ``fields`` in place."""
+    numeric = [
+        field["field_name"]
+        for field in fields
+        if field["data_type"] in {"integer", "float"} and field["semantic_type"] not in UNCORRELATED_TYPES
+    ]
+    categorical = [
+        field["field_name"]
+        for field in fields
+        if field["semantic_type"] in CATEGORICAL_TYPES and (field["properties"]["unique_count"] or 0) <= MAX_CATEGORIES
+    ]
+    dated = [field for field in fields if _dated(field)]
+    jobs: list[Callable[[], Any]] = [
+        lambda: correlations(frame, numeric, categorical),
+        lambda: missing_patterns(frame),
+        lambda: row_samples(frame),
+        lambda: duplicate_rows_sample(frame) if duplicate_rows else _no_duplicates(),
+        *(_datetime_job(frame.get_column(field["field_name"])) for field in dated),
+    ]
+    found = run_concurrently(jobs)
+    for field, profile in zip(dated, found[4:], strict=True):
+        if profile is not None:
+            field["datetime_profile"] = profile
+    return {
+        "correlations": found[0],
+        "missing_patterns": found[1],
+        "samples": found[2],
+        "duplicate_rows_sample": found[3],
+    }
+
+
+def streamed_views(
+    lazy: pl.LazyFrame, height: int, fields: list[dict[str, Any]], duplicate_rows: int
+) -> dict[str, Any]:
+    """:func:`profile_views` of a file too large for memory: over an evenly spaced sample of its rows, with
+    its true first and last rows; duplicate-row groups are not sampled (a sample would miss most)."""
+    step = max(1, -(-height // STREAMED_SAMPLE_ROWS))
+    numbered = lazy.with_row_index("__row", offset=1)
+    sample = numbered.filter((pl.col("__row") - 1) % step == 0).collect(engine="streaming")
+    row_numbers = sample.get_column("__row")
+    views = profile_views(sample.drop("__row"), fields, 0)
+    samples = views["samples"]
+    samples["random"] = [{**row, "row_index": int(row_numbers[row["row_index"] - 1])} for row in samples["random"]]
+    edges = pl.concat([lazy.head(10).collect(engine="streaming"), lazy.tail(10).collect(engine="streaming")])
+    ends = row_samples(edges, n=min(10, edges.height))
+    samples["head"] = ends["head"][: min(10, height)]
+    samples["tail"] = [{**row, "row_index": height - edges.height + row["row_index"]} for row in ends["tail"]]
+    sampled = {"rows": sample.height, "of": height, "every": step}
+    for key in ("correlations", "missing_patterns"):
+        views[key]["sampled_rows"] = sampled
+    views["duplicate_rows_sample"] = {
+        **_no_duplicates(),
+        "duplicate_rows": duplicate_rows,
+        "note": "not listed for a file profiled by streaming",
+    }
+    return views
+
+
+def _dated(field: dict[str, Any]) -> bool:
+    return field["data_type"] in {"date", "datetime"} or field["semantic_type"] == "date_string"
+
+
+def _datetime_job(column: pl.Series) -> Callable[[], dict[str, Any] | None]:
+    def job() -> dict[str, Any] | None:
+        if column.dtype.is_temporal():
+            return datetime_profile(column)
+        parsed = text_datetime_profile(column)
+        if parsed is None:
+            return None
+        values, plan = parsed
+        return {**datetime_profile(values), "read_from_text": plan}
+
+    return job
+
+
+def _no_duplicates() -> dict[str, Any]:
+    return {"duplicate_rows": 0, "groups_total": 0, "groups": []}
