@@ -36,12 +36,18 @@ ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {
 
 ROW_INDEX_COLUMN = "__row_index__"
 """In the clean chain's frames: the 1-based data row of the input file (Int64). Agents keep it through
-every filter, never change it, and leave it out of their analysis (:func:`data_columns`)."""
+every filter, never change it, and leave it out of their analysis (:func:`data_columns`). In the master
+chain's frames (every source stacked): the 1-based row of the stacked frame, the row's identity."""
+SOURCE_COLUMN = "__source__"
+"""In the master chain's frames: the row's source label (``primary``, or ``crm`` for ``source_crm.csv``)."""
+SOURCE_ROW_COLUMN = "__source_row__"
+"""In the master chain's frames: the row's 1-based data row in its own file (Int64)."""
+BOOKKEEPING_COLUMNS = frozenset({ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN})
 
 
 def data_columns(frame: pl.DataFrame) -> list[str]:
-    """The frame's columns without the chain's bookkeeping column."""
-    return [name for name in frame.columns if name != ROW_INDEX_COLUMN]
+    """The frame's columns without the chain's bookkeeping columns (:data:`BOOKKEEPING_COLUMNS`)."""
+    return [name for name in frame.columns if name not in BOOKKEEPING_COLUMNS]
 
 
 def row_numbers(frame: pl.DataFrame) -> pl.Series:
@@ -80,6 +86,8 @@ class AgentInputs:
     context: ChainContext = field(default_factory=ChainContext)
     primary_missing: MissingTokens | None = None  # tokens the chain already turned into nulls (profile tools)
     baseline_missing: MissingTokens | None = None
+    contract: dict[str, Any] | None = None  # master-my-data: the parsed schema.json / schema.yaml
+    artifacts: Mapping[str, Any] = field(default_factory=dict)  # earlier agents' AgentResult.artifacts, merged
 
     @property
     def row_count(self) -> int:
@@ -179,12 +187,18 @@ class AgentResult:
     values minus the rows removed; it becomes the next agent's ``primary``. Every row they remove is
     listed in ``removed`` (``REMOVED_ROWS_SCHEMA``: the row index and a reason a person can read); the
     chain writes those rows, with their values before this agent, to ``quarantine.csv``. Nothing is lost.
+
+    ``artifacts``: in-process results later agents of the chain read (``AgentInputs.artifacts``: e.g. the
+    master chain's ``semantic_roles``, ``key_candidates``, ``resolution``); ``outputs``: named tables the
+    chain writes as CSV outputs of the task (``master_data.csv``, ``crosswalk.csv``, ...).
     """
 
     envelope: Envelope
     row_level_issues: pl.DataFrame = field(default_factory=lambda: empty_row_level_issues())
     frame: pl.DataFrame | None = None
     removed: pl.DataFrame | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def empty_row_level_issues() -> pl.DataFrame:
