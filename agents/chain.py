@@ -47,10 +47,11 @@ from agents.envelope import (
 )
 from agents.errors import InvalidFileError, InvalidParametersError
 from agents.layouts import TextLayout, from_report
+from agents.master.sources import PRIMARY_LABEL, read_contract, stack_sources
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
-from agents.readers import TEXT_FORMATS, check_header_width, read_table_with_report, sniff_dialect
+from agents.readers import TEXT_FORMATS, check_column_count, check_header_width, read_table_with_report, sniff_dialect
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
@@ -63,7 +64,8 @@ AgentStart = Callable[[str], None]
 
 READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
-DATA_TOOLS = frozenset({"clean-my-data"})  # tools whose agents hand a new frame to the next
+DATA_TOOLS = frozenset({"clean-my-data", "master-my-data"})  # tools whose agents hand a new frame to the next
+MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.master.sources)
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
@@ -116,6 +118,8 @@ class _DataFlow:
     layouts: dict[str, TextLayout] = field(default_factory=dict)  # the input's dates read from text
     steps: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[pl.DataFrame] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
+    outputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # named output tables (the last one wins)
 
     def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
         before = self.frame
@@ -130,13 +134,12 @@ class _DataFlow:
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(
-                        _as_text(c, dtype, self.layouts.get(c))
-                        for c, dtype in before.schema.items()
-                        if c != ROW_INDEX_COLUMN
-                    ),
+                    *(_as_text(c, before.schema[c], self.layouts.get(c)) for c in data_columns(before)),
                 )
             )
+        if result is not None:
+            self.artifacts.update(result.artifacts)
+            self.outputs.update(result.outputs)
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
         self.steps.append(step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms))
@@ -277,7 +280,9 @@ def run_tool(
         agent_inputs, read_reports = _read_inputs(
             tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
         )
-        if tool_id in DATA_TOOLS:
+        if tool_id == MASTER_TOOL:  # stacked with its row index already
+            flow = _DataFlow(agent_inputs.primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
+        elif tool_id in DATA_TOOLS:
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
@@ -295,7 +300,12 @@ def run_tool(
         display_name = getattr(options, role).display_name
         if display_name and summary.get(role):
             summary[f"{role}_input"], summary[role] = summary[role], display_name
-    outputs = _write_data(flow, agent_inputs, out_dir) if flow is not None else []
+    if flow is None:
+        outputs = []
+    elif tool_id == MASTER_TOOL:
+        outputs = _write_tables(flow, out_dir)
+    else:
+        outputs = _write_data(flow, agent_inputs, out_dir)
     outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
     timings["total"] = round((time.perf_counter() - started) * 1000)
@@ -448,7 +458,13 @@ def _run_agents(
 
         if flow is not None:
             context = ChainContext(**{**context.__dict__, "steps": list(flow.steps)})
-            current = AgentInputs(flow.frame, agent_inputs.primary_name, context=context)
+            current = AgentInputs(
+                flow.frame,
+                agent_inputs.primary_name,
+                context=context,
+                contract=agent_inputs.contract,
+                artifacts=dict(flow.artifacts),
+            )
         else:
             current = agent_inputs
         if not (spec.needs_baseline and agent_inputs.baseline is None):  # else it only says "skipped": free
@@ -508,14 +524,18 @@ def _read_inputs(
     becomes a real null for all agents alike (``agents.values.normalize_missing``); the clean chain leaves
     that to its type-fixer, which reports it as a change."""
     by_role: dict[str, tuple[str, Path]] = {}
+    sources: list[tuple[str, Path]] = []
     for name, path in inputs.items():
         role = registry.input_role(name, tool_id)
         if role is None:
             raise InvalidFileError(f"{name}: not an input of tool '{tool_id}'", {"file": name})
-        if role in by_role:
-            raise InvalidFileError(f"{name}: more than one {role} input", {"file": name})
-        if role != "parameters":
+        if role == "source":
+            sources.append((name, path))
+        elif role != "parameters":
             by_role[role] = (name, path)
+    problem = registry.input_set_problem(inputs)
+    if problem is not None:
+        raise InvalidFileError(problem, {"files": sorted(inputs)})
     if "primary" not in by_role:
         raise InvalidFileError("the primary input (primary.csv, .tsv, .xlsx, .parquet, .json or .ndjson) is missing")
     frames: dict[str, pl.DataFrame] = {}
@@ -534,10 +554,15 @@ def _read_inputs(
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role]["missing_tokens"] = missing[role].describe()
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
+    primary = frames["primary"]
+    contract = None
+    if tool_id == MASTER_TOOL:
+        primary, contract = _master_inputs(primary, sources, by_role.get("schema"), read_reports, max_columns)
     report(READ_END, None, "Inputs parsed")
     baseline = by_role.get("baseline")
     agent_inputs = AgentInputs(
-        primary=frames["primary"],
+        primary=primary,
+        contract=contract,
         primary_name=by_role["primary"][0],
         baseline=frames.get("baseline"),
         baseline_name=baseline[0] if baseline else None,
@@ -545,6 +570,42 @@ def _read_inputs(
         baseline_missing=missing.get("baseline"),
     )
     return agent_inputs, read_reports
+
+
+def _master_inputs(
+    primary: pl.DataFrame,
+    sources: list[tuple[str, Path]],
+    schema: tuple[str, Path] | None,
+    read_reports: dict[str, Any],
+    max_columns: int,
+) -> tuple[pl.DataFrame, dict[str, Any] | None]:
+    """The master chain's frame (every source stacked, agents.master.sources) and its data contract."""
+    frames = [(PRIMARY_LABEL, primary)]
+    for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
+        label = registry.source_label(name) or name
+        frame, read_reports[f"source_{label}"] = read_table_with_report(path, name, max_columns=max_columns)
+        frames.append((label, frame))
+    stacked = stack_sources(frames)
+    check_column_count(len(data_columns(stacked)), "the sources together", max_columns)
+    contract = read_contract(schema[1], schema[0]) if schema is not None else None
+    return stacked, contract
+
+
+def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
+    """The master chain's named output tables (golden records, crosswalk, review queue) as CSV, dates read
+    from text in their layout; and quarantine.csv when an agent removed rows (only on the user's request)."""
+    written: list[str] = []
+    for name, table in flow.outputs.items():
+        table.with_columns(
+            _written(column, dtype, flow.layouts.get(column))
+            for column, dtype in table.schema.items()
+            if dtype.is_nested() or column in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
+        ).write_csv(out_dir / name, datetime_format=DATETIME_FORMAT)
+        written.append(name)
+    if flow.quarantined:
+        flow.quarantine(data_columns(flow.quarantined[0])).write_csv(out_dir / QUARANTINE_NAME)
+        written.append(QUARANTINE_NAME)
+    return written
 
 
 def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:

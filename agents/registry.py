@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -52,6 +53,14 @@ DATA_CONTENT_TYPES: dict[str, frozenset[str]] = {
 }
 PARAMETERS_NAME = "parameters.json"
 PARAMETERS_CONTENT_TYPES = frozenset({"application/json"})
+# master-my-data: up to MAX_SOURCES more sources ``source_<label>.<ext>`` and a data contract ``schema.<ext>``.
+MAX_SOURCES = 9
+SOURCE_NAME = re.compile(r"source_(?P<label>[a-z0-9][a-z0-9_-]{0,31})")
+SCHEMA_CONTENT_TYPES: dict[str, frozenset[str]] = {
+    ".json": frozenset({"application/json", "text/json", _OCTET}),
+    ".yaml": frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain", _OCTET}),
+    ".yml": frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain", _OCTET}),
+}
 # The data output a chained task (``source_task_id``) takes as its primary input, per tool.
 MAIN_DATA_OUTPUTS = frozenset({"cleaned_data.csv", "master_data.csv", "search_result.csv", "transformed_data.csv"})
 OUTPUT_CONTENT_TYPES = {
@@ -277,6 +286,13 @@ AGENTS: dict[str, AgentSpec] = {
 _PRIMARY = InputSpec("primary", "primary.*", True, "The dataset (CSV, TSV, TXT, XLSX, Parquet, JSON or NDJSON)")
 _BASELINE = InputSpec("baseline", "baseline.*", False, "A reference dataset to compare against")
 _PARAMETERS = InputSpec("parameters", PARAMETERS_NAME, False, "Parameters keyed by agent id")
+_SOURCES = InputSpec(
+    "source",
+    "source_<label>.*",
+    False,
+    f"Up to {MAX_SOURCES} more sources to master with the primary (label: lowercase letters, digits, _ and -)",
+)
+_SCHEMA = InputSpec("schema", "schema.json | schema.yaml", False, "A data contract for contract-enforcer")
 
 TOOLS: dict[str, ToolSpec] = {
     spec.tool_id: spec
@@ -331,7 +347,7 @@ TOOLS: dict[str, ToolSpec] = {
                 "stewardship-flagger",
             ),
             (),
-            (_PRIMARY, _PARAMETERS),
+            (_PRIMARY, _SOURCES, _SCHEMA, _PARAMETERS),
             (
                 "master_data.csv",
                 "crosswalk.csv",
@@ -341,7 +357,7 @@ TOOLS: dict[str, ToolSpec] = {
                 *ROW_LEVEL_ISSUE_OUTPUTS,
             ),
             "master_report",
-            frozenset({"primary", "parameters"}),
+            frozenset({"primary", "source", "schema", "parameters"}),
         ),
         ToolSpec(
             "search-my-data",
@@ -601,16 +617,21 @@ def input_options(parameters: dict[str, Any]) -> InputOptions:
 
 
 def input_role(name: str, tool_id: str | None = None) -> str | None:
-    """ "primary" / "baseline" / "parameters" from the upload name, or None when it is not accepted
-    (by the given tool, when ``tool_id`` is given)."""
+    """ "primary" / "baseline" / "source" / "schema" / "parameters" from the upload name, or None when it is
+    not accepted (by the given tool, when ``tool_id`` is given)."""
     role: str | None = None
+    suffix = PurePath(name).suffix.lower()
+    stem = name.split(".", 1)[0]
     if name == PARAMETERS_NAME:
         role = "parameters"
-    else:
-        path = PurePath(name)
-        stem = name.split(".", 1)[0]
-        if stem in {"primary", "baseline"} and path.suffix.lower() in DATA_CONTENT_TYPES and name.count(".") == 1:
-            role = stem
+    elif name.count(".") != 1:
+        role = None
+    elif stem in {"primary", "baseline"} and suffix in DATA_CONTENT_TYPES:
+        role = stem
+    elif SOURCE_NAME.fullmatch(stem) and suffix in DATA_CONTENT_TYPES:
+        role = "source"
+    elif stem == "schema" and suffix in SCHEMA_CONTENT_TYPES:
+        role = "schema"
     if role is not None and tool_id is not None and role not in tool_spec(tool_id).roles:
         return None
     return role
@@ -619,7 +640,42 @@ def input_role(name: str, tool_id: str | None = None) -> str | None:
 def accepted_content_types(name: str) -> set[str]:
     if name == PARAMETERS_NAME:
         return set(PARAMETERS_CONTENT_TYPES)
+    if input_role(name) == "schema":
+        return set(SCHEMA_CONTENT_TYPES[PurePath(name).suffix.lower()])
     return set(DATA_CONTENT_TYPES.get(PurePath(name).suffix.lower(), frozenset()))
+
+
+def input_set_problem(names: Iterable[str]) -> str | None:
+    """Why a set of input names cannot go together (None when it can): one file per role, except sources,
+    of which at most :data:`MAX_SOURCES` with distinct labels."""
+    seen: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for name in names:
+        role = input_role(name)
+        if role == "source":
+            label = source_label(name) or ""
+            if label in labels:
+                return f"{labels[label]} and {name} are both source '{label}': give each source its own label"
+            labels[label] = name
+        elif role is not None:
+            if role in seen:
+                return f"{seen[role]} and {name} are both the {role} input: upload one"
+            seen[role] = name
+    if len(labels) > MAX_SOURCES:
+        return f"{len(labels)} source_<label> files; at most {MAX_SOURCES} sources besides the primary"
+    return None
+
+
+def input_patterns(tool_id: str) -> str:
+    """The tool's input names as a user reads them: "primary.<ext>, baseline.<ext>"."""
+    patterns = [spec.pattern.replace(".*", ".<ext>") for spec in tool_spec(tool_id).inputs if spec.role != "parameters"]
+    return ", ".join(patterns[:-1]) + f" or {patterns[-1]}" if len(patterns) > 1 else patterns[0]
+
+
+def source_label(name: str) -> str | None:
+    """The label of a ``source_<label>.<ext>`` upload name (``crm`` for ``source_crm.csv``)."""
+    match = SOURCE_NAME.fullmatch(name.split(".", 1)[0])
+    return match["label"] if match else None
 
 
 def output_content_type(name: str) -> str:

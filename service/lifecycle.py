@@ -231,7 +231,7 @@ def _declared_input(
     if role is None or role == "parameters":
         raise ServiceError(
             "INVALID_FILE_NAME",
-            f"{name!r} is not an input of this tool: name files primary.<ext> or baseline.<ext>.",
+            f"{name!r} is not an input of this tool: name files {registry.input_patterns(tool_id)}.",
             {"name": name},
         )
     _check_content_type(name, content_type)
@@ -265,6 +265,9 @@ async def request_upload_urls(
     names = [d["name"] for d in declared]
     if len(set(names)) != len(names):
         raise ServiceError("VALIDATION_ERROR", "Each file name may appear once.", {"names": names})
+    problem = registry.input_set_problem(names)
+    if problem is not None:
+        raise ServiceError("INVALID_FILE_NAME", problem, {"names": names})
     if not any(d["role"] == "primary" for d in declared):
         raise ServiceError("INPUT_MISSING", "A primary input (primary.<ext>) is required.")
     if request.parameters_size is not None and request.parameters_size > settings.max_parameters_bytes:

@@ -1,0 +1,72 @@
+"""The master chain's inputs: every source stacked into one frame, and the data contract.
+
+Sources are the primary (label ``primary``) and each ``source_<label>.<ext>`` upload, in that order (the
+others by label). Their columns are the union (a column a source lacks is null there); a column typed
+differently in two sources takes the type both fit in (Polars' supertype: an integer and a text column
+become text), so no value changes. Three bookkeeping columns follow every row through the chain
+(agents.envelope): ``ROW_INDEX_COLUMN`` (1-based in the stacked frame), ``SOURCE_COLUMN`` (the label) and
+``SOURCE_ROW_COLUMN`` (1-based data row in its own file).
+
+The contract (``schema.json`` or ``schema.yaml``) is a mapping with Agensium's keys (contract-enforcer);
+YAML is read with ``yaml.safe_load`` (no object construction), and anything that is not a mapping is
+refused with a sentence saying why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from agents.envelope import ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN
+from agents.errors import InvalidFileError
+
+PRIMARY_LABEL = "primary"
+MAX_CONTRACT_BYTES = 1024 * 1024
+
+
+def stack_sources(sources: Sequence[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
+    """``sources`` as (label, frame), stacked with the bookkeeping columns (module docstring)."""
+    numbered = [
+        frame.with_columns(
+            pl.lit(label, pl.String).alias(SOURCE_COLUMN),
+            pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_ROW_COLUMN),
+        )
+        for label, frame in sources
+    ]
+    stacked = pl.concat(numbered, how="diagonal_relaxed") if len(numbered) > 1 else numbered[0]
+    stacked = stacked.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
+    data = [name for name in stacked.columns if name not in {ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN}]
+    return stacked.select(ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, *data)
+
+
+def read_contract(path: Path, name: str) -> dict[str, Any]:
+    """The data contract in ``path`` (upload name ``name``: ``schema.json`` or ``schema.yaml``)."""
+    size = path.stat().st_size
+    if size > MAX_CONTRACT_BYTES:
+        raise InvalidFileError(
+            f"{name}: {size:,} bytes; a data contract may be at most {MAX_CONTRACT_BYTES:,}", {"file": name}
+        )
+    text = path.read_bytes().decode("utf-8-sig", errors="strict") if size else ""
+    try:
+        contract = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise InvalidFileError(
+            f"{name}: not a readable data contract ({_first_line(error)})", {"file": name}
+        ) from error
+    except UnicodeDecodeError as error:
+        raise InvalidFileError(f"{name}: not UTF-8 text", {"file": name}) from error
+    if not isinstance(contract, dict):
+        raise InvalidFileError(
+            f"{name}: a data contract is a mapping of required_columns, column_types, value_constraints, ...",
+            {"file": name},
+        )
+    return contract
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

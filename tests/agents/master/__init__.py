@@ -1,0 +1,1 @@
+"""master-my-data: entity resolution, survivorship, golden records and the master agents."""

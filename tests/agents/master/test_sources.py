@@ -1,0 +1,70 @@
+"""The master chain's inputs: sources stacked with their labels and rows, the data contract, input names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from agents import registry
+from agents.envelope import ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, data_columns
+from agents.errors import InvalidFileError
+from agents.master.sources import read_contract, stack_sources
+
+
+def test_sources_stack_with_their_labels_rows_and_every_column() -> None:
+    primary = pl.DataFrame({"name": ["ann", "bob"], "zip": [1000, 2000]})
+    crm = pl.DataFrame({"name": ["cy"], "zip": ["SW1A 1AA"], "email": ["cy@example.com"]})
+    stacked = stack_sources([("primary", primary), ("crm", crm)])
+    assert stacked.columns == [ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, "name", "zip", "email"]
+    assert data_columns(stacked) == ["name", "zip", "email"]
+    assert stacked[ROW_INDEX_COLUMN].to_list() == [1, 2, 3]
+    assert stacked[SOURCE_COLUMN].to_list() == ["primary", "primary", "crm"]
+    assert stacked[SOURCE_ROW_COLUMN].to_list() == [1, 2, 1]
+    assert stacked["zip"].to_list() == ["1000", "2000", "SW1A 1AA"]  # an integer and a text column: text
+    assert stacked["email"].to_list() == [None, None, "cy@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("schema.json", '{"required_columns": ["email"], "column_types": {"age": "integer"}}'),
+        ("schema.yaml", "required_columns: [email]\ncolumn_types:\n  age: integer\n"),
+    ],
+)
+def test_a_contract_reads_from_json_or_yaml(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert read_contract(path, name) == {"required_columns": ["email"], "column_types": {"age": "integer"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("schema.yaml", "- a\n- b\n", "a data contract is a mapping"),
+        ("schema.json", "{not json", "not a readable data contract"),
+        ("schema.yaml", "!!python/object/apply:os.system ['true']", "not a readable data contract"),
+        ("schema.yaml", "", "a data contract is a mapping"),
+    ],
+)
+def test_a_contract_that_is_not_one_is_refused_with_a_reason(tmp_path: Path, name: str, text: str, said: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InvalidFileError, match=said):
+        read_contract(path, name)
+
+
+def test_input_names_of_master_data() -> None:
+    assert registry.input_role("source_crm.csv", "master-my-data") == "source"
+    assert registry.input_role("source_shop.parquet", "master-my-data") == "source"
+    assert registry.input_role("schema.yaml", "master-my-data") == "schema"
+    assert registry.input_role("source_crm.csv", "clean-my-data") is None
+    assert registry.input_role("source_CRM.csv", "master-my-data") is None  # labels are lowercase
+    assert registry.source_label("source_crm.csv") == "crm"
+    assert "application/yaml" in registry.accepted_content_types("schema.yaml")
+    assert registry.input_set_problem(["primary.csv", "source_a.csv", "source_b.xlsx", "schema.json"]) is None
+    assert "both source 'a'" in (registry.input_set_problem(["primary.csv", "source_a.csv", "source_a.json"]) or "")
+    assert "both the primary" in (registry.input_set_problem(["primary.csv", "primary.xlsx"]) or "")
+    too_many = ["primary.csv", *(f"source_s{index}.csv" for index in range(10))]
+    assert "at most 9 sources" in (registry.input_set_problem(too_many) or "")
