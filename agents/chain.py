@@ -24,7 +24,6 @@ agents would not lower the peak and is not done.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,8 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
-from agents.layouts import TextLayout, from_report
+from agents.layouts import ISO_DATETIME, TextLayout, as_text, from_report, untype_unshared
+from agents.layouts import describe as describe_layouts
 from agents.master.sources import PRIMARY_LABEL, read_contract, stack_sources
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
@@ -69,7 +69,6 @@ MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.m
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
-DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"  # ISO 8601; the fraction only when there is one
 SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
 
 
@@ -80,24 +79,6 @@ class SoftTimeLimitExceeded(Exception):
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
-
-
-def _as_text(name: str, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
-    """A column as the text the CSV outputs hold: dates read from text in their original layout, other
-    datetimes in ISO 8601 (with their offset when they have a zone), nested values as JSON text."""
-    return _written(name, dtype, layout) if dtype.is_temporal() or dtype.is_nested() else pl.col(name).cast(pl.String)
-
-
-def _written(name: str, dtype: pl.DataType, layout: TextLayout | None) -> pl.Expr:
-    """A temporal or nested column as CSV text (see ``_as_text``)."""
-    if layout is not None and dtype.is_temporal():
-        return layout.format(pl.col(name)).alias(name)
-    if isinstance(dtype, pl.Datetime):
-        zoned = DATETIME_FORMAT + "%:z" if dtype.time_zone else DATETIME_FORMAT
-        return pl.col(name).dt.to_string(zoned).alias(name)
-    if dtype.is_nested():
-        return _json_text(name)
-    return pl.col(name).cast(pl.String)
 
 
 class _MonotonicProgress:
@@ -134,7 +115,7 @@ class _DataFlow:
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(_as_text(c, before.schema[c], self.layouts.get(c)) for c in data_columns(before)),
+                    *(as_text(c, before.schema[c], self.layouts.get(c)) for c in data_columns(before)),
                 )
             )
         if result is not None:
@@ -185,7 +166,7 @@ def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str])
     for index, name in enumerate(common):
         a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
         if old_schema[name] != new_schema[name]:  # compared as cleaned_data.csv writes them
-            a, b = _as_text(f"o:{name}", old_schema[name]), _as_text(f"n:{name}", new_schema[name])
+            a, b = as_text(f"o:{name}", old_schema[name]), as_text(f"n:{name}", new_schema[name])
         exprs.append(a.ne_missing(b).sum().alias(f"c{index}"))
         exprs.append((a.is_null() & b.is_not_null()).sum().alias(f"f{index}"))
     row = pair.select(exprs).row(0)
@@ -464,6 +445,7 @@ def _run_agents(
                 context=context,
                 contract=agent_inputs.contract,
                 artifacts=dict(flow.artifacts),
+                text_layouts=flow.layouts,
             )
         else:
             current = agent_inputs
@@ -554,15 +536,24 @@ def _read_inputs(
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role]["missing_tokens"] = missing[role].describe()
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
+    for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
+        role = f"source_{registry.source_label(name)}"
+        frames[role], read_reports[role] = read_table_with_report(path, name, max_columns=max_columns)
+    _untype_unshared(frames, read_reports)
     primary = frames["primary"]
     contract = None
     if tool_id == MASTER_TOOL:
-        primary, contract = _master_inputs(primary, sources, by_role.get("schema"), read_reports, max_columns)
+        stacked = [(role.removeprefix("source_"), frame) for role, frame in frames.items() if role != "baseline"]
+        primary = stack_sources([(PRIMARY_LABEL, primary), *stacked[1:]])
+        check_column_count(len(data_columns(primary)), "the sources together", max_columns)
+        schema = by_role.get("schema")
+        contract = read_contract(schema[1], schema[0]) if schema is not None else None
     report(READ_END, None, "Inputs parsed")
     baseline = by_role.get("baseline")
     agent_inputs = AgentInputs(
         primary=primary,
         contract=contract,
+        text_layouts=from_report(read_reports["primary"].get("temporal_columns")),
         primary_name=by_role["primary"][0],
         baseline=frames.get("baseline"),
         baseline_name=baseline[0] if baseline else None,
@@ -572,23 +563,16 @@ def _read_inputs(
     return agent_inputs, read_reports
 
 
-def _master_inputs(
-    primary: pl.DataFrame,
-    sources: list[tuple[str, Path]],
-    schema: tuple[str, Path] | None,
-    read_reports: dict[str, Any],
-    max_columns: int,
-) -> tuple[pl.DataFrame, dict[str, Any] | None]:
-    """The master chain's frame (every source stacked, agents.master.sources) and its data contract."""
-    frames = [(PRIMARY_LABEL, primary)]
-    for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
-        label = registry.source_label(name) or name
-        frame, read_reports[f"source_{label}"] = read_table_with_report(path, name, max_columns=max_columns)
-        frames.append((label, frame))
-    stacked = stack_sources(frames)
-    check_column_count(len(data_columns(stacked)), "the sources together", max_columns)
-    contract = read_contract(schema[1], schema[0]) if schema is not None else None
-    return stacked, contract
+def _untype_unshared(frames: dict[str, pl.DataFrame], read_reports: dict[str, Any]) -> None:
+    """A column typed from text in one input but text in another (a baseline, another source) goes back to
+    its text in both (agents.layouts.untype_unshared), in place; the read reports follow."""
+    if len(frames) < 2:
+        return
+    layouts = {role: from_report(read_reports[role].get("temporal_columns")) for role in frames}
+    typed, kept = untype_unshared(frames, layouts)
+    frames.update(typed)
+    for role, found in kept.items():
+        read_reports[role]["temporal_columns"] = describe_layouts(found)
 
 
 def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
@@ -597,10 +581,10 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
     written: list[str] = []
     for name, table in flow.outputs.items():
         table.with_columns(
-            _written(column, dtype, flow.layouts.get(column))
+            as_text(column, dtype, flow.layouts.get(column))
             for column, dtype in table.schema.items()
             if dtype.is_nested() or column in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
-        ).write_csv(out_dir / name, datetime_format=DATETIME_FORMAT)
+        ).write_csv(out_dir / name, datetime_format=ISO_DATETIME)
         written.append(name)
     if flow.quarantined:
         flow.quarantine(data_columns(flow.quarantined[0])).write_csv(out_dir / QUARANTINE_NAME)
@@ -614,19 +598,13 @@ def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str
     # Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
     # is kept: what write_csv's one datetime format cannot do for every column.
     cleaned = cleaned.with_columns(
-        _written(name, dtype, flow.layouts.get(name))
+        as_text(name, dtype, flow.layouts.get(name))
         for name, dtype in cleaned.schema.items()
         if dtype.is_nested() or name in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
     )
-    cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=DATETIME_FORMAT)
+    cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=ISO_DATETIME)
     flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
-
-
-def _json_text(name: str) -> pl.Expr:
-    """The column's values as JSON text: encode ``{"name": value}`` and keep the value part."""
-    prefix = len(json.dumps(name)) + 2
-    return pl.struct(name).struct.json_encode().str.slice(prefix).str.head(-1).alias(name)
 
 
 def _write_reports(

@@ -2,7 +2,8 @@
 
 Report writers and the API only ever see this shape, so they stay generic over agents. Row-level issues
 are kept as a Polars frame on :class:`AgentResult` (there can be millions); the envelope carries at most
-``INLINE_ROW_LEVEL_ISSUES`` of them and the stored JSON report carries them all.
+``INLINE_ROW_LEVEL_ISSUES`` of them, as does the stored JSON report; every one of them is in the chain's
+``row_level_issues.parquet`` (agents.reports.row_issues).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 if TYPE_CHECKING:
+    from agents.layouts import TextLayout
     from agents.values import MissingTokens
 
 
@@ -87,6 +89,7 @@ class AgentInputs:
     primary_missing: MissingTokens | None = None  # tokens the chain already turned into nulls (profile tools)
     baseline_missing: MissingTokens | None = None
     contract: dict[str, Any] | None = None  # master-my-data: the parsed schema.json / schema.yaml
+    text_layouts: Mapping[str, TextLayout] = field(default_factory=dict)  # primary's dates read from text
     artifacts: Mapping[str, Any] = field(default_factory=dict)  # earlier agents' AgentResult.artifacts, merged
 
     @property

@@ -2,7 +2,7 @@
 
 A text column whose every value is an ISO 8601 date or timestamp in one layout becomes a ``Date`` or
 ``Datetime`` column when it is read (:func:`type_temporal_text`), and every agent that writes data writes
-it back in that layout (:func:`as_written`): a file that goes through the clean chain unchanged comes out
+it back in that layout (:func:`as_text`): a file that goes through the clean chain unchanged comes out
 byte-identical, ``2013-01-01T10:00:00Z`` included.
 
 The layouts: a date ``YYYY-MM-DD``, optionally followed by ``T`` or a space and ``HH:MM``, ``HH:MM:SS`` or
@@ -39,6 +39,7 @@ ISO_PATTERN = re.compile(
     r"(?P<zone>Z|[+-]\d{2}:\d{2}|[+-]\d{4})?$"
 )
 FRACTION_DIRECTIVES = {3: "%.3f", 6: "%.6f", 9: "%.9f"}
+ZONE_SUFFIX = r"(Z|[+-]\d{2}:?\d{2})$"
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _fixed_zone(offset: str) -> str | None:
     """Polars' name of a whole-hour fixed offset (``+02:00`` -> ``Etc/GMT-2``: the sign is POSIX's)."""
     digits = offset[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:])
-    if minutes or hours > 14:
+    if minutes or hours > (14 if offset[0] == "+" else 12):  # Etc/GMT-14 .. Etc/GMT+12 exist, no more
         return None
     if hours == 0:
         return "UTC"
@@ -137,12 +138,16 @@ def find_layouts(
         return {}
     head = lazy.select(names).head(SHAPE_SAMPLE).collect(engine=engine)
     firsts = head.select(pl.col(name).drop_nulls().first() for name in names).row(0)
+    likely = [name for name, first in zip(names, firsts, strict=True) if first is not None and layout_of(first)]
+    if not likely:  # one value rules most columns out, cheaply
+        return {}
+    # The layouts of the head's values from their shapes (every digit a 0, offsets kept): a handful per
+    # column, however many values.
+    shapes = head.select(_shape(pl.col(name).drop_nulls()).unique().implode() for name in likely).row(0)
     candidates: dict[str, TextLayout] = {}
-    for name, first in zip(names, firsts, strict=True):
-        if first is None or layout_of(first) is None:  # one value rules most columns out, cheaply
-            continue
-        shapes = {layout_of(value) for value in head.get_column(name).drop_nulls().to_list()}
-        layout = shapes.pop() if len(shapes) == 1 else None
+    for name, column_shapes in zip(likely, shapes, strict=True):
+        layouts = {layout_of(shape) for shape in column_shapes}
+        layout = layouts.pop() if len(layouts) == 1 else None
         if layout is not None:
             candidates[name] = layout
     if not candidates:
@@ -154,6 +159,12 @@ def find_layouts(
     )
     exact = checks.collect(engine=engine).row(0)
     return {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
+
+
+def _shape(text: pl.Expr) -> pl.Expr:
+    """A value with every digit a 0 but its zone's (which sets the layout's time zone)."""
+    zone = text.str.extract(ZONE_SUFFIX).fill_null("")
+    return pl.concat_str(text.str.replace(ZONE_SUFFIX, "").str.replace_all(r"\d", "0"), zone)
 
 
 def type_temporal_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, TextLayout]]:
@@ -172,15 +183,53 @@ def apply_layouts(frame: FrameT, layouts: Mapping[str, TextLayout]) -> FrameT:
     return frame.with_columns(layout.parse(pl.col(name)).alias(name) for name, layout in layouts.items())
 
 
-def as_written(frame: pl.DataFrame, layouts: Mapping[str, TextLayout]) -> pl.DataFrame:
-    """``frame`` with the columns read from text (``layouts``) that are still temporal written back as text
-    in their layout, for a CSV writer."""
-    formatted = [
-        layout.format(pl.col(name)).alias(name)
-        for name, layout in layouts.items()
-        if name in frame.columns and frame.schema[name].is_temporal()
-    ]
-    return frame.with_columns(formatted) if formatted else frame
+ISO_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"  # the fraction only when there is one
+"""How a datetime that was never text is written: ISO 8601, with ``%:z`` added when it has a zone."""
+
+
+def as_text(name: str, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
+    """The column ``name`` (of ``dtype``) as the text a CSV output holds and text checks see: dates read
+    from text in their ``layout`` (``2013-01-01T10:00:00Z`` stays so), other datetimes in ISO 8601 (with
+    their offset when they have a zone), nested values as JSON text, anything else cast."""
+    column = pl.col(name)
+    if layout is not None and dtype.is_temporal():
+        return layout.format(column).alias(name)
+    if isinstance(dtype, pl.Datetime):
+        return column.dt.to_string(ISO_DATETIME + "%:z" if dtype.time_zone else ISO_DATETIME).alias(name)
+    if dtype.is_nested():
+        return json_text(column, dtype).alias(name)
+    return column.cast(pl.String)
+
+
+def json_text(expression: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A nested value as its JSON text (null stays null), computed by Polars for the whole column."""
+    if isinstance(dtype, pl.Struct):
+        text = expression.struct.json_encode()
+    else:
+        wrapped = pl.struct(expression.alias("v")).struct.json_encode()  # {"v":[...]}
+        text = wrapped.str.slice(len('{"v":')).str.strip_suffix("}")
+    return pl.when(expression.is_not_null()).then(text)
+
+
+def untype_unshared(
+    frames: Mapping[str, pl.DataFrame], layouts: Mapping[str, dict[str, TextLayout]]
+) -> tuple[dict[str, pl.DataFrame], dict[str, dict[str, TextLayout]]]:
+    """Frames compared with each other (a primary and its baseline) with a column typed from text in one but
+    left text in the other put back to its text in both: one odd value in a baseline must not read as a
+    change of type. ``layouts`` by frame key; returns both, updated."""
+    frames, layouts = dict(frames), {key: dict(found) for key, found in layouts.items()}
+    for key, found in layouts.items():
+        others = [frames[other] for other in frames if other != key]
+        back = [
+            name
+            for name in found
+            if any(name in other.columns and other.schema[name] == pl.String for other in others)
+        ]
+        if back:
+            frames[key] = frames[key].with_columns(found[name].format(pl.col(name)).alias(name) for name in back)
+            for name in back:
+                del found[name]
+    return frames, layouts
 
 
 def describe(layouts: Mapping[str, TextLayout]) -> dict[str, dict[str, Any]]:

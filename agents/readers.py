@@ -62,7 +62,7 @@ import polars as pl
 from agents.envelope import ROW_INDEX_COLUMN
 from agents.errors import InvalidFileError
 from agents.layouts import describe as describe_layouts
-from agents.layouts import type_temporal_text
+from agents.layouts import json_text, type_temporal_text
 from agents.options import DEFAULT_MAX_COLUMNS
 
 Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
@@ -239,11 +239,11 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
                 expression = column.struct.field(struct_field.name)
                 if isinstance(struct_field.dtype, _NESTED_TYPES):
                     encoded.append(child)
-                    expression = _json_text(expression, struct_field.dtype)
+                    expression = json_text(expression, struct_field.dtype)
                 planned.append((position, child, expression))
         elif isinstance(dtype, _NESTED_TYPES):
             encoded.append(original)
-            planned.append((position, original, _json_text(column, dtype)))
+            planned.append((position, original, json_text(column, dtype)))
         elif dtype == pl.Null:
             planned.append((position, original, column.cast(pl.String)))
         else:
@@ -267,16 +267,6 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "temporal_columns": {},
     }
     return tidy, report
-
-
-def _json_text(expression: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A nested value as its JSON text (null stays null), computed by Polars for the whole column."""
-    if isinstance(dtype, pl.Struct):
-        text = expression.struct.json_encode()
-    else:
-        wrapped = pl.struct(expression.alias("v")).struct.json_encode()  # {"v":[...]}
-        text = wrapped.str.slice(len('{"v":')).str.strip_suffix("}")
-    return pl.when(expression.is_not_null()).then(text)
 
 
 def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:

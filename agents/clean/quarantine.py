@@ -25,6 +25,7 @@ neither numeric nor text, or an invalid regular expression, is an InvalidParamet
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ from agents.formatting import (
     pct,
     shown,
 )
+from agents.layouts import TextLayout, as_text
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import (
     DATE_FORMATS,
@@ -117,7 +119,7 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
     frame = with_row_index(inputs.primary)
     _validate(frame, params)
     progress(0.0, f"Checking {frame.height:,} rows")
-    checks = _checks(frame, params)
+    checks = _checks(frame, params, inputs.text_layouts)
     missing_columns, unexpected_columns = _schema_mismatches(frame, params)
 
     progress(0.3, f"Evaluating {len(checks)} checks")
@@ -345,7 +347,10 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
             check_regex(pattern, agent_id=AGENT_ID, field=f"format_constraints.{column}")
 
 
-def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
+def _checks(
+    frame: pl.DataFrame, params: QuarantineAgentParams, layouts: Mapping[str, TextLayout] | None = None
+) -> list[Check]:
+    """``layouts``: the input's dates read from text, which format checks see as written."""
     schema = frame.schema
     columns = data_columns(frame)
     checks: list[Check] = []
@@ -407,7 +412,7 @@ def _checks(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[Check]:
             checks.append(Check("out_of_range", name, (below | above) & value.is_not_nan(), text, text, detail))
     if params.detect_invalid_formats:
         for name, pattern in params.format_constraints.items():
-            mismatch = _format_mismatch(frame, name, pattern)
+            mismatch = _format_mismatch(frame, name, pattern, (layouts or {}).get(name))
             if mismatch is None:
                 continue
             label = f"the {pattern} format" if pattern in NAMED_FORMATS or pattern == "date" else f"/{pattern}/"
@@ -465,9 +470,10 @@ def _text_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars().is_in(bad.implode())
 
 
-def _format_mismatch(frame: pl.DataFrame, name: str, pattern: str) -> pl.Expr | None:
+def _format_mismatch(frame: pl.DataFrame, name: str, pattern: str, layout: TextLayout | None) -> pl.Expr | None:
+    """Values that do not match ``pattern``, checked on the text as the file holds it (``layout``)."""
     dtype = frame[name].dtype
-    text = pl.col(name).cast(pl.String)
+    text = as_text(name, dtype, layout)
     if pattern == "date":
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):
             return None

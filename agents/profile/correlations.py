@@ -49,6 +49,8 @@ MAX_CATEGORICAL_COLUMNS = 30
 MAX_CATEGORIES = 100
 DECIMALS = 6
 METHODS = ("pearson", "spearman", "cramers_v")
+METHOD_LABELS = {"pearson": "Pearson", "spearman": "Spearman", "cramers_v": "Cramér's V"}
+MIN_NEAR_DUPLICATE_ROWS = 30  # fewer shared rows than this never make a near-duplicate alert (two points line up)
 """The methods compared for the strongest pairs; on a tie a pair keeps the earlier one."""
 CHUNK_CELLS = 16_000_000
 """The centred values and ranks go through the matrix product in blocks of rows of about this many cells."""
@@ -128,7 +130,9 @@ def correlations(
         "cramers_v": {"columns": categorical_columns, "matrix": cramers_v},
         "cramers_v_corrected": {"columns": categorical_columns, "matrix": cramers_v_corrected},
         "strongest_pairs": best[: max(top, 0)],
-        "near_duplicates": [pair for pair in best if abs(pair["value"]) >= threshold],
+        "near_duplicates": [
+            pair for pair in best if abs(pair["value"]) >= threshold and pair["rows"] >= MIN_NEAR_DUPLICATE_ROWS
+        ],
         "threshold": threshold,
         "skipped": skipped,
     }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.envelope import Alert, Severity, SummaryCard
 from agents.findings import Findings
+from agents.profile.correlations import METHOD_LABELS
 from agents.profile.semantic import DISCRETE_MAX_DISTINCT
 
 if TYPE_CHECKING:
@@ -17,9 +18,8 @@ if TYPE_CHECKING:
 
 AGENT_ID = "unified-profiler"
 HIGH_SENSITIVITY = {"ssn", "credit_card", "iban", "passport", "tax_id"}
-METHOD_LABELS = {"pearson": "Pearson r", "spearman": "Spearman ρ", "cramers_v": "Cramér's V"}
 CO_MISSING_MIN_PERCENTAGE = 1.0  # a set of columns missing together in at least this % of rows is alerted
-DISTINCT_BY_NATURE = {"continuous", "text"}  # semantic types whose values are expected to be all distinct
+DISTINCT_BY_NATURE = {"continuous", "text", "date", "datetime", "time", "duration"}  # all distinct is normal
 
 
 def build_findings(
@@ -72,7 +72,7 @@ def _view_alerts(views: dict[str, Any]) -> list[Alert]:
     alerts: list[Alert] = []
     for pair in (views.get("correlations") or {}).get("near_duplicates", []):
         a, b, method, value = pair["column_a"], pair["column_b"], pair["method"], pair["value"]
-        label = METHOD_LABELS.get(method, method)
+        label = METHOD_LABELS.get(method, method)  # Pearson, Spearman, Cramér's V
         alerts.append(
             _alert(
                 "high_correlation",

@@ -85,7 +85,7 @@ def missing_patterns(frame: pl.DataFrame, *, top: int = 10, max_columns: int = 5
         "rows_all_missing": _rows_all_missing(counted, len(names)) if every_column else 0,
         "patterns": patterns,
         "distinct_patterns": counted.height,
-        "nullity_correlation": _nullity_correlation(frame, null_counts, by_nulls, max_columns),
+        "nullity_correlation": _nullity_correlation(frame, counted, names, null_counts, by_nulls, max_columns),
     }
 
 
@@ -147,8 +147,15 @@ def _null_indicators(frame: pl.DataFrame, names: list[str]) -> np.ndarray:
 
 
 def _nullity_correlation(
-    frame: pl.DataFrame, null_counts: tuple[int, ...], by_nulls: list[int], max_columns: int
+    frame: pl.DataFrame,
+    counted: pl.DataFrame,
+    null_names: list[str],
+    null_counts: tuple[int, ...],
+    by_nulls: list[int],
+    max_columns: int,
 ) -> dict[str, Any]:
+    """From the distinct patterns (``counted``, over the columns ``null_names``) and their row counts: no
+    matrix of every row's indicators."""
     rows = frame.height
     partly_null = [index for index in by_nulls if null_counts[index] < rows][: max(max_columns, 0)]
     columns = frame.columns
@@ -156,9 +163,12 @@ def _nullity_correlation(
     if not names:
         return {"columns": [], "matrix": []}
     # With a the nulls of column i, b those of j and c their common rows, the Pearson correlation of the
-    # indicators is (n*c - a*b) / sqrt(a*(n-a) * b*(n-b)): exact integer numerators, one matrix product.
-    indicators = _null_indicators(frame, names).astype(np.float64)
-    together = indicators.T @ indicators
+    # indicators is (n*c - a*b) / sqrt(a*(n-a) * b*(n-b)): exact integer numerators, one matrix product
+    # over the distinct patterns, each weighted by its rows.
+    position = {name: index for index, name in enumerate(null_names)}
+    patterns = _unpacked(counted, len(null_names))[:, [position[name] for name in names]].astype(np.float64)
+    weights = counted["rows"].to_numpy().astype(np.float64)
+    together = patterns.T @ (patterns * weights[:, None])
     nulls = np.diag(together)
     numerator = rows * together - np.outer(nulls, nulls)
     spread = np.sqrt(nulls * (rows - nulls))

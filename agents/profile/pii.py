@@ -50,7 +50,14 @@ SENSITIVITY: dict[str, str] = {
 }
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
-DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",  # with Z or an offset (a column of them that was left text, e.g. one odd value)
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+)
 BOOLEAN_WORDS = ["true", "false", "yes", "no", "y", "n", "t", "f"]
 
 

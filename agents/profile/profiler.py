@@ -48,8 +48,6 @@ from agents.profile.semantic import semantic_type as semantic_type_of
 from agents.profile.views import profile_views
 from agents.values import MissingTokens, normalize_missing
 
-TYPE_SIGNAL_SHARE = 0.7
-
 
 def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()

@@ -125,9 +125,10 @@ def _rows(frame: pl.DataFrame, shown: list[str], positions: np.ndarray) -> list[
     """The rows at 0-based ``positions`` (in that order) of the columns ``shown``, JSON-able, each with its
     1-based ``row_index`` first."""
     taken = pl.Series(positions, dtype=pl.Int64)
-    rows = pl.DataFrame([frame.get_column(name).gather(taken) for name in shown])  # the few rows, then convert
-    values = rows.select(jsonable(pl.col(name), dtype).alias(name) for name, dtype in rows.schema.items())
-    return values.insert_column(0, (taken + 1).alias(ROW_INDEX)).to_dicts()
+    rows = pl.DataFrame([(taken + 1).alias(ROW_INDEX), *(frame.get_column(name).gather(taken) for name in shown)])
+    return rows.select(
+        pl.col(ROW_INDEX), *(jsonable(pl.col(name), rows.schema[name]).alias(name) for name in shown)
+    ).to_dicts()
 
 
 def _without_index(row: dict[str, Any]) -> dict[str, Any]:

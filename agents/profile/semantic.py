@@ -50,6 +50,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from agents.profile.column_stats import NUMERIC_KINDS
+
 LOW_CATEGORICAL_DISTINCT: Final = 5  # ydata-profiling vars.num.low_categorical_threshold
 TEXT_CATEGORICAL_DISTINCT: Final = 50  # ydata-profiling vars.cat.cardinality_threshold
 TEXT_CATEGORICAL_RATIO: Final = 0.5  # ydata-profiling vars.cat.percentage_cat_threshold
@@ -62,7 +64,7 @@ TYPE_SIGNAL_SHARE: Final = 0.7  # share of sampled text parsing as numbers / dat
 BOOLEAN_SIGNAL_SHARE: Final = 0.9
 BOOLEAN_MAX_DISTINCT: Final = 8  # true/false/yes/no with case variants
 
-NUMERIC_KINDS: Final = frozenset({"integer", "float"})
+
 TEMPORAL_KINDS: Final = {
     "date": "date values",
     "datetime": "date-time values",

@@ -13,8 +13,8 @@ Which columns take part (by the field's ``semantic_type``, :mod:`agents.profile.
   the product's layouts (``date_string``: read as the type fixer would read them, the plan reported).
 
 A file profiled by streaming (larger than the agent's memory) gets the views of an evenly spaced sample of
-at most :data:`STREAMED_SAMPLE_ROWS` rows (``sampled`` says so; row numbers are those of the file), and
-its first and last rows from the file itself.
+at most :data:`STREAMED_SAMPLE_ROWS` rows and :data:`STREAMED_SAMPLE_CELLS` cells (``sampled`` says so;
+row numbers are those of the file), and its first and last rows from the file itself.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from agents.profile.column_stats import run_concurrently
 from agents.profile.correlations import MAX_CATEGORIES, correlations
 from agents.profile.datetimes import datetime_profile, text_datetime_profile
 from agents.profile.missing_patterns import missing_patterns
-from agents.profile.samples import duplicate_rows_sample, row_samples
+from agents.profile.samples import SAMPLE_ROWS, duplicate_rows_sample, row_samples
 
 STREAMED_SAMPLE_ROWS = 200_000
+STREAMED_SAMPLE_CELLS = 10_000_000
 UNCORRELATED_TYPES = frozenset({"identifier", "constant", "empty"})
-CATEGORICAL_TYPES = frozenset({"categorical", "boolean", "boolean_string", "code"})
+ASSOCIATED_TYPES = frozenset({"categorical", "boolean", "boolean_string", "code"})  # Cramér's V takes part
 
 
 def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_rows: int) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_r
     categorical = [
         field["field_name"]
         for field in fields
-        if field["semantic_type"] in CATEGORICAL_TYPES and (field["properties"]["unique_count"] or 0) <= MAX_CATEGORIES
+        if field["semantic_type"] in ASSOCIATED_TYPES and (field["properties"]["unique_count"] or 0) <= MAX_CATEGORIES
     ]
     dated = [field for field in fields if _dated(field)]
     jobs: list[Callable[[], Any]] = [
@@ -71,19 +72,22 @@ def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_r
 def streamed_views(
     lazy: pl.LazyFrame, height: int, fields: list[dict[str, Any]], duplicate_rows: int
 ) -> dict[str, Any]:
-    """:func:`profile_views` of a file too large for memory: over an evenly spaced sample of its rows, with
-    its true first and last rows; duplicate-row groups are not sampled (a sample would miss most)."""
-    step = max(1, -(-height // STREAMED_SAMPLE_ROWS))
-    numbered = lazy.with_row_index("__row", offset=1)
-    sample = numbered.filter((pl.col("__row") - 1) % step == 0).collect(engine="streaming")
-    row_numbers = sample.get_column("__row")
-    views = profile_views(sample.drop("__row"), fields, 0)
+    """:func:`profile_views` of a file too large for memory: over an evenly spaced sample of its rows (at
+    most :data:`STREAMED_SAMPLE_ROWS`, and :data:`STREAMED_SAMPLE_CELLS` cells: a wide file gets fewer
+    rows), with its true first and last rows; duplicate-row groups are not listed (a sample would miss most)."""
+    width = max(1, len(lazy.collect_schema()))
+    rows = max(1, min(STREAMED_SAMPLE_ROWS, STREAMED_SAMPLE_CELLS // width))
+    step = max(1, -(-height // rows))
+    number = _free_name(lazy, "__row")
+    sample = lazy.with_row_index(number).filter(pl.col(number) % step == 0).drop(number).collect(engine="streaming")
+    views = profile_views(sample, fields, 0)
     samples = views["samples"]
-    samples["random"] = [{**row, "row_index": int(row_numbers[row["row_index"] - 1])} for row in samples["random"]]
-    edges = pl.concat([lazy.head(10).collect(engine="streaming"), lazy.tail(10).collect(engine="streaming")])
-    ends = row_samples(edges, n=min(10, edges.height))
-    samples["head"] = ends["head"][: min(10, height)]
-    samples["tail"] = [{**row, "row_index": height - edges.height + row["row_index"]} for row in ends["tail"]]
+    samples["random"] = [{**row, "row_index": (row["row_index"] - 1) * step + 1} for row in samples["random"]]
+    if height > 2 * SAMPLE_ROWS:  # the file's own first and last rows (a short file's are all in the sample)
+        edges = pl.concat([lazy.head(SAMPLE_ROWS), lazy.tail(SAMPLE_ROWS)]).collect(engine="streaming")
+        ends = row_samples(edges, n=SAMPLE_ROWS)
+        samples["head"] = ends["head"]
+        samples["tail"] = [{**row, "row_index": height - 2 * SAMPLE_ROWS + row["row_index"]} for row in ends["tail"]]
     sampled = {"rows": sample.height, "of": height, "every": step}
     for key in ("correlations", "missing_patterns"):
         views[key]["sampled_rows"] = sampled
@@ -93,6 +97,14 @@ def streamed_views(
         "note": "not listed for a file profiled by streaming",
     }
     return views
+
+
+def _free_name(lazy: pl.LazyFrame, base: str) -> str:
+    """``base``, with underscores added until no column of ``lazy`` has that name."""
+    names = set(lazy.collect_schema().names())
+    while base in names:
+        base += "_"
+    return base
 
 
 def _dated(field: dict[str, Any]) -> bool:

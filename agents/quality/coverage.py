@@ -27,6 +27,7 @@ columns whose sampled values all match an e-mail, UUID or ISO date pattern → `
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, dat
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, collect_row_issues, issues_where, score_status
 from agents.formatting import pct
+from agents.layouts import TextLayout, as_text
 from agents.params.common import effectiveness_status
 from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
 from agents.quality.report import (
@@ -93,7 +95,7 @@ def run(inputs: AgentInputs, params: TestCoverageParams, progress: Progress) -> 
     started = time.perf_counter()
     frame = inputs.primary
     columns = data_columns(frame)
-    tests = _declared_tests(frame, params)
+    tests = _declared_tests(frame, params, inputs.text_layouts)
     progress(0.0, f"Running {len(tests)} declared tests on {frame.height:,} rows")
     lazy = with_row_index(frame).lazy()
     null_rows = _null_rows(columns, params.row_null_threshold)
@@ -279,8 +281,11 @@ def _offer_suggested_tests(data: dict[str, Any], findings: Findings, suggested: 
     )
 
 
-def _declared_tests(frame: pl.DataFrame, params: TestCoverageParams) -> list[_Test]:
-    """The declared tests as Polars expressions; every column and pattern checked before any work."""
+def _declared_tests(
+    frame: pl.DataFrame, params: TestCoverageParams, layouts: Mapping[str, TextLayout] | None = None
+) -> list[_Test]:
+    """The declared tests as Polars expressions; every column and pattern checked before any work (format
+    tests on the text as the file holds it: ``layouts``, the input's dates read from text)."""
     require_columns(frame, params.unique_columns, agent_id=AGENT_ID, field="unique_columns")
     for column in params.range_tests:
         require_columns(frame, [column], agent_id=AGENT_ID, field=f"range_tests.{column}")
@@ -288,7 +293,10 @@ def _declared_tests(frame: pl.DataFrame, params: TestCoverageParams) -> list[_Te
         require_columns(frame, [column], agent_id=AGENT_ID, field=f"format_tests.{column}")
     tests = [_uniqueness_test(column) for column in dict.fromkeys(params.unique_columns)]
     tests += [_range_test(frame, column, rule) for column, rule in params.range_tests.items()]
-    tests += [_format_test(column, rule) for column, rule in params.format_tests.items()]
+    tests += [
+        _format_test(column, rule, as_text(column, frame.schema[column], (layouts or {}).get(column)))
+        for column, rule in params.format_tests.items()
+    ]
     return tests
 
 
@@ -338,7 +346,7 @@ def _range_test(frame: pl.DataFrame, column: str, rule: RangeRule) -> _Test:
     )
 
 
-def _format_test(column: str, rule: str | FormatRule) -> _Test:
+def _format_test(column: str, rule: str | FormatRule, text: pl.Expr) -> _Test:
     pattern, description = (rule, "format") if isinstance(rule, str) else (rule.pattern, rule.description)
     anchored = f"^(?:{pattern})$"
     field = f"format_tests.{column}"
@@ -360,7 +368,7 @@ def _format_test(column: str, rule: str | FormatRule) -> _Test:
     return _Test(
         "format",
         column,
-        value.is_not_null() & ~value.cast(pl.String).str.contains(anchored),
+        value.is_not_null() & ~text.str.contains(anchored),
         {"pattern": pattern, "anchored_pattern": anchored, "description": description},
         "format_violation",
         "warning",

@@ -19,13 +19,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from agents.profile.correlations import METHOD_LABELS
 from agents.reports.agent_sheets import CHART_ROWS, CHART_WIDTH, extremes_text, insert_column_chart
 from agents.reports.overview import as_dict, as_dicts
 from agents.reports.sheets import ReportBook, SheetWriter, cell_value, records_table
 
 MAX_MATRIX_COLUMNS = 60  # a wider matrix shows its first columns (the JSON report has all of it)
 MAX_LISTED = 200  # pairs, patterns, gaps, duplicate groups
-METHOD_LABELS = {"pearson": "Pearson", "spearman": "Spearman", "cramers_v": "Cramér's V"}
+MAX_DATE_COLUMNS = 20  # date columns shown in the Dates sheet (the JSON report has every one)
 DIVERGING = {"min_color": "#5A8AC6", "mid_color": "#FFFFFF", "max_color": "#F8696B"}
 COUNT_SERIES = (
     ("counts_by_year", "year"),
@@ -69,7 +70,7 @@ def _correlations(writer: SheetWriter, correlations: Mapping[str, Any]) -> None:
     rows_used = correlations.get("rows_used")
     subtitle = f"Over {rows_used:,} rows" if isinstance(rows_used, int) else None
     if subtitle and correlations.get("sampled"):
-        subtitle += " (a random sample of the data)"
+        subtitle += " (an evenly spaced sample of the data)"
     writer.title("Correlations", subtitle)
     pairs = as_dicts(correlations.get("strongest_pairs"))[:MAX_LISTED]
     top, last = writer.table(
@@ -258,8 +259,9 @@ def _rows_table(writer: SheetWriter, title: str, columns: Sequence[str], rows: l
 
 
 def _dates(writer: SheetWriter, fields: list[dict[str, Any]]) -> None:
-    writer.title("Dates", "Per date or time column: range, steps, gaps and counts per period")
-    for field in fields:
+    shown = f"; the first {MAX_DATE_COLUMNS} of {len(fields)}" if len(fields) > MAX_DATE_COLUMNS else ""
+    writer.title("Dates", f"Per date or time column: range, steps, gaps and counts per period{shown}")
+    for field in fields[:MAX_DATE_COLUMNS]:
         name = str(field.get("field_name"))
         profile = as_dict(field.get("datetime_profile"))
         writer.heading(name)

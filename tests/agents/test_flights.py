@@ -13,9 +13,8 @@ import polars as pl
 import pytest
 
 from agents.chain import run_tool
-from tests.flights import CANCELLED, ROWS, flights_csv, requires_flights
+from tests.flights import CANCELLED, ROWS, flights_csv
 
-pytestmark = requires_flights
 REPORT_LIMIT_BYTES = 5 * 1024 * 1024
 
 
@@ -23,14 +22,14 @@ REPORT_LIMIT_BYTES = 5 * 1024 * 1024
 def profiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     directory = tmp_path_factory.mktemp("flights")
     source = directory / "primary.csv"
-    source.symlink_to(flights_csv())  # type: ignore[arg-type]
+    source.symlink_to(flights_csv())
     out = directory / "out"
     return run_tool("profile-my-data", [], {"primary.csv": source}, {}, out, lambda *_: None), out
 
 
 @pytest.fixture(scope="module")
 def pandas_flights() -> pd.DataFrame:
-    return pd.read_csv(flights_csv())  # type: ignore[arg-type]
+    return pd.read_csv(flights_csv())
 
 
 def _fields(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -112,7 +111,7 @@ def test_the_reports_are_lean_and_every_issue_is_in_the_parquet_file(profiled: t
 
 def test_the_clean_chain_writes_time_hour_back_unchanged(tmp_path: Path) -> None:
     source = tmp_path / "primary.csv"
-    source.symlink_to(flights_csv())  # type: ignore[arg-type]
+    source.symlink_to(flights_csv())
     run_tool("clean-my-data", [], {"primary.csv": source}, {}, tmp_path / "out", lambda *_: None)
     original = pl.read_csv(source, columns=["time_hour"], infer_schema=False)["time_hour"]
     cleaned = pl.read_csv(tmp_path / "out" / "cleaned_data.csv", columns=["time_hour"], infer_schema=False)["time_hour"]

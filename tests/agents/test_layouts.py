@@ -65,6 +65,17 @@ REAL_WORLD = [
     (["2023-02-29", "2024-03-01"], None, None),  # not a date
     (["2024-03-05T08:09:10.5Z", "2024-03-05T08:09:11.5Z"], None, None),  # one fraction digit
     (["2024-03-05T08:09:10+05:30"], None, None),  # half-hour offset: no fixed zone of that name
+    (["2024-03-05T08:09:10-13:00"], None, None),  # beyond the fixed zones (Etc/GMT+12 is the last)
+    (
+        ["2024-03-05T08:09:10+14:00"],
+        pl.Datetime("us", "Etc/GMT-14"),
+        dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=ZoneInfo("Etc/GMT-14")),
+    ),  # Kiribati: the first
+    (
+        ["2024-03-05T08:09:10-12:00"],
+        pl.Datetime("us", "Etc/GMT+12"),
+        dt.datetime(2024, 3, 5, 8, 9, 10, tzinfo=ZoneInfo("Etc/GMT+12")),
+    ),
     (["2024-03-30T08:00:00+01:00", "2024-03-31T08:00:00+02:00"], None, None),  # offsets change (DST)
     (["2024-03-05T08:09:10Z", "2024-03-05"], None, None),  # two layouts in one column
     (["03/05/2024", "12/31/2024"], None, None),  # other layouts: the profiler's, not the reader's
@@ -164,3 +175,61 @@ def test_the_profiler_sees_a_utc_datetime(tmp_path: Path) -> None:
     readiness = result["agents"]["readiness-rater"]
     assert not [alert for alert in readiness["alerts"] if alert.get("field_name") == "time_hour"]
     assert readiness["data"]["row_level_issues_total"] == 0
+
+
+UTC_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+
+
+def test_format_checks_see_timestamps_as_the_file_writes_them(tmp_path: Path) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text("id,t\n1,2013-01-01T10:00:00Z\n2,2013-01-01T11:00:00Z\n3,2013-01-01T12:00:00Z\n")
+    parameters = {
+        "quarantine-agent": {"detect_invalid_formats": True, "format_constraints": {"t": UTC_PATTERN}},
+    }
+    cleaned = run_tool("clean-my-data", [], {"primary.csv": source}, parameters, tmp_path / "clean", lambda *_: None)
+    assert cleaned["summary"]["rows_quarantined"] == 0
+    profiled = run_tool(
+        "profile-my-data",
+        ["test-coverage-agent"],
+        {"primary.csv": source},
+        {"test-coverage-agent": {"format_tests": {"t": UTC_PATTERN}}},
+        tmp_path / "profile",
+        lambda *_: None,
+    )
+    coverage = profiled["agents"]["test-coverage-agent"]
+    assert coverage["data"]["row_level_issues_total"] == 0
+    bad = {"test-coverage-agent": {"format_tests": {"t": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+01:00"}}}
+    failing = run_tool(
+        "profile-my-data", ["test-coverage-agent"], {"primary.csv": source}, bad, tmp_path / "bad", lambda *_: None
+    )
+    assert failing["agents"]["test-coverage-agent"]["data"]["row_level_issues_total"] == 3
+
+
+def test_a_column_typed_in_the_primary_but_not_the_baseline_is_text_in_both(tmp_path: Path) -> None:
+    hours = [f"2013-01-01T{hour:02d}:00:00Z" for hour in range(24)]
+    primary, baseline = tmp_path / "primary.csv", tmp_path / "baseline.csv"
+    pl.DataFrame({"n": range(24), "t": hours}).write_csv(primary)
+    pl.DataFrame({"n": range(24), "t": [*hours[:-1], "soon"]}).write_csv(baseline)
+    result = run_tool(
+        "profile-my-data",
+        ["unified-profiler", "drift-detector"],
+        {"primary.csv": primary, "baseline.csv": baseline},
+        {},
+        tmp_path / "out",
+        lambda *_: None,
+    )
+    assert result["summary"]["inputs"]["primary"]["temporal_columns"] == {}
+    drift = result["agents"]["drift-detector"]
+    assert not [alert for alert in drift["alerts"] if "type" in alert["category"]]
+    fields = {field["field_name"]: field for field in result["agents"]["unified-profiler"]["data"]["fields"]}
+    assert fields["t"]["data_type"] == "string" and fields["t"]["semantic_type"] == "date_string"
+
+
+def test_sources_typed_differently_keep_the_text_as_written() -> None:
+    from agents.layouts import from_report, untype_unshared
+
+    typed, layouts = type_temporal_text(pl.DataFrame({"t": ["2013-01-01T10:00:00Z"]}))
+    text = pl.DataFrame({"t": ["not a date"]})
+    frames, kept = untype_unshared({"primary": typed, "crm": text}, {"primary": layouts, "crm": from_report({})})
+    assert frames["primary"]["t"].to_list() == ["2013-01-01T10:00:00Z"]
+    assert kept == {"primary": {}, "crm": {}}

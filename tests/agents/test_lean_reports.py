@@ -356,7 +356,7 @@ def test_the_views_are_written_after_the_profiler_sheet(tmp_path: Path) -> None:
 
 def test_correlations_sheet(tmp_path: Path) -> None:
     sheet = write_views(tmp_path, views_data())["Correlations"]
-    assert sheet["A2"].value == "Over 100,000 rows (a random sample of the data)"
+    assert sheet["A2"].value == "Over 100,000 rows (an evenly spaced sample of the data)"
     pairs = table_under(sheet, "Strongest pairs")
     assert [(p["Column A"], p["Method"], p["Value"], p["Rows"]) for p in pairs] == [
         ("dep_delay", "Pearson", 0.91, 327_346),

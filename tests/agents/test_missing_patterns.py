@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from agents.profile.missing_patterns import missing_patterns
-from tests.flights import flights_csv, requires_flights
+from tests.flights import flights_csv
 
 CANCELLED = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 
@@ -193,7 +193,6 @@ def test_wide_and_tall_frames_equal_numpy(rows: int, columns: int, null_share: f
     _assert_nullity_correlation(result, frame.select(result["nullity_correlation"]["columns"]).to_pandas())
 
 
-@requires_flights
 def test_flights_cancelled_flights_are_one_pattern() -> None:
     frame = pl.read_csv(flights_csv(), null_values="NA")
     result = missing_patterns(frame)

@@ -16,7 +16,7 @@ from scipy.stats.contingency import association
 
 from agents.profile import correlations as correlations_module
 from agents.profile.correlations import MAX_NUMERIC_COLUMNS, correlations
-from tests.flights import flights_csv, requires_flights
+from tests.flights import flights_csv
 
 TOLERANCE = 5.1e-7  # values are rounded to 6 decimals
 
@@ -290,7 +290,6 @@ def test_no_columns() -> None:
     assert result["strongest_pairs"] == [] and result["skipped"] == {}
 
 
-@requires_flights
 def test_flights_equal_pandas() -> None:
     frame = pl.read_csv(flights_csv(), null_values="NA")
     numeric = [column for column, dtype in frame.schema.items() if dtype.is_numeric()]
@@ -313,3 +312,14 @@ def test_rows_in_blocks_give_the_same_values(monkeypatch: pytest.MonkeyPatch) ->
     result = correlations(frame, frame.columns, [])
     _assert_matches(result["pearson"], frame.to_pandas().corr())
     _assert_matches(result["spearman"], frame.to_pandas().corr("spearman"))
+
+
+def test_two_shared_rows_make_no_near_duplicate() -> None:
+    frame = pl.DataFrame(
+        {"a": [1.0, 2.0, None, None, None], "b": [3.0, 5.0, 1.0, 2.0, 3.0], "c": [1.0, 2.0, 3.0, 4.0, 5.0]}
+    )
+    result = correlations(
+        frame.with_columns(pl.when(pl.int_range(5) >= 2).then(None).otherwise(pl.col("b")).alias("b")), ["a", "b"], []
+    )
+    assert result["strongest_pairs"][0]["rows"] == 2 and abs(result["strongest_pairs"][0]["value"]) == 1.0
+    assert result["near_duplicates"] == []

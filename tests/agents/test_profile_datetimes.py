@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from agents.profile.datetimes import MONTHS, WEEKDAYS, datetime_profile, duration_text, text_datetime_profile
-from tests.flights import flights_csv, requires_flights
+from tests.flights import flights_csv
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -217,7 +217,6 @@ def test_text_dates_are_read_with_the_products_layouts() -> None:
     assert text_datetime_profile(pl.Series("n", [1, 2])) is None
 
 
-@requires_flights
 def test_flights_time_hour() -> None:
     text = pl.read_csv(flights_csv(), columns=["time_hour"])["time_hour"]
     series = text.str.to_datetime(time_zone="UTC")

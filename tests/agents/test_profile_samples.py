@@ -272,3 +272,9 @@ def test_extremes_of_a_column_without_finite_values_are_empty() -> None:
     stats = compute_stats(frame, SETTINGS).columns
     assert stats[0].numeric["extremes"] == {"lowest": [], "highest": []}
     assert stats[1].numeric["extremes"] == {"lowest": [], "highest": []}
+
+
+def test_a_frame_whose_only_column_is_named_row_index() -> None:
+    samples = row_samples(pl.DataFrame({"row_index": ["x", "y", "z"]}))
+    assert samples["head"] == [{"row_index": 1}, {"row_index": 2}, {"row_index": 3}]
+    assert samples["columns_truncated"]

@@ -118,3 +118,22 @@ def test_streaming_gives_the_same_views(tmp_path: Path, in_memory: dict[str, Any
     assert streamed["data"]["samples"] == in_memory["data"]["samples"]
     for left, right in zip(streamed["data"]["fields"], in_memory["data"]["fields"], strict=True):
         assert left.get("datetime_profile") == right.get("datetime_profile"), left["field_name"]
+
+
+def test_streaming_a_short_file_with_a_column_named_like_the_sample_index(tmp_path: Path) -> None:
+    source = tmp_path / "primary.csv"
+    pl.DataFrame({"__row": [5, 4, 3, 2, 1], "row_index": ["a", "b", "c", "d", "e"]}).write_csv(source)
+    result = run_tool(
+        "profile-my-data",
+        ["unified-profiler"],
+        {"primary.csv": source},
+        {},
+        tmp_path / "out",
+        lambda *_: None,
+        run_options=RunOptions(streaming_threshold_bytes=1),
+    )
+    profiler = result["agents"]["unified-profiler"]
+    assert profiler["status"] == "success", profiler.get("error")
+    samples = profiler["data"]["samples"]
+    assert [row["row_index"] for row in samples["tail"]] == [1, 2, 3, 4, 5]
+    assert [row["__row"] for row in samples["head"]] == [5, 4, 3, 2, 1]
