@@ -221,9 +221,7 @@ def untype_unshared(
     for key, found in layouts.items():
         others = [frames[other] for other in frames if other != key]
         back = [
-            name
-            for name in found
-            if any(name in other.columns and other.schema[name] == pl.String for other in others)
+            name for name in found if any(name in other.columns and other.schema[name] == pl.String for other in others)
         ]
         if back:
             frames[key] = frames[key].with_columns(found[name].format(pl.col(name)).alias(name) for name in back)

@@ -271,12 +271,54 @@ AGENTS: dict[str, AgentSpec] = {
             "agents.params.diagnostics:SleeperParams",
             "agents.diagnostics:run",
         ),  # fmt: skip
-        AgentSpec("key-identifier", "Key Identifier", 45, "Primary, entity, foreign and composite keys"),
-        AgentSpec("contract-enforcer", "Contract Enforcer", 75, "Validate and transform against a data contract"),
-        AgentSpec("semantic-mapper", "Semantic Mapper", 50, "Map columns and values to a standard vocabulary"),
-        AgentSpec("survivorship-resolver", "Survivorship Resolver", 100, "Per-field winners with provenance"),
-        AgentSpec("golden-record-builder", "Golden Record Builder", 150, "Fuzzy matching to golden records"),
-        AgentSpec("stewardship-flagger", "Stewardship Flagger", 40, "Review queue for data stewards"),
+        AgentSpec(
+            "key-identifier",
+            "Key Identifier",
+            45,
+            "Primary, entity, foreign and composite key candidates",
+            "agents.params.key_identifier:KeyIdentifierParams",
+            "agents.master.keys:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "contract-enforcer",
+            "Contract Enforcer",
+            75,
+            "Validate and transform against a data contract",
+            "agents.params.contract_enforcer:ContractEnforcerParams",
+            "agents.master.contract:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "semantic-mapper",
+            "Semantic Mapper",
+            50,
+            "Map columns and values to a standard vocabulary",
+            "agents.params.semantic_mapper:SemanticMapperParams",
+            "agents.master.semantic:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "survivorship-resolver",
+            "Survivorship Resolver",
+            100,
+            "Per-field winners with provenance",
+            "agents.params.survivorship_resolver:SurvivorshipResolverParams",
+            "agents.master.resolver:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "golden-record-builder",
+            "Golden Record Builder",
+            150,
+            "Blocking, fuzzy matching and clustering into golden records with trust scores and a crosswalk",
+            "agents.params.golden_record_builder:GoldenRecordBuilderParams",
+            "agents.master.golden:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "stewardship-flagger",
+            "Stewardship Flagger",
+            40,
+            "Review queue for data stewards",
+            "agents.params.stewardship_flagger:StewardshipFlaggerParams",
+            "agents.master.stewardship:run",
+        ),  # fmt: skip
         AgentSpec("searcher", "Searcher", 0, "Filter, search, sort and paginate"),
         AgentSpec("aggregator", "Aggregator", 0, "Group by an entity column with counts, sums and means"),
         AgentSpec("transformer", "Transformer", 0, "Ordered operations producing a new dataset version"),

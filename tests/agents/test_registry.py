@@ -12,13 +12,17 @@ CLEAN_CHAIN = [
     "cleanse-previewer", "quarantine-agent", "type-fixer", "field-standardization",
     "duplicate-resolver", "null-handler", "outlier-remover", "cleanse-writeback",
 ]  # fmt: skip
+MASTER_CHAIN = [
+    "key-identifier", "contract-enforcer", "semantic-mapper",
+    "survivorship-resolver", "golden-record-builder", "stewardship-flagger",
+]  # fmt: skip
 
 
 def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     catalog = registry.catalog()
     json.dumps(catalog)  # JSON-serialisable
-    assert [tool["tool_id"] for tool in catalog["tools"]] == ["profile-my-data", "clean-my-data"]
-    profile, clean = catalog["tools"]
+    assert [tool["tool_id"] for tool in catalog["tools"]] == ["profile-my-data", "clean-my-data", "master-my-data"]
+    profile, clean, master = catalog["tools"]
     assert profile["default_chain"] == PROFILE_CHAIN
     assert profile["default_chain_credits"] == 30 + 40 + 35 + 30 + 25
     assert [a["agent_id"] for a in profile["agents"]] == [*PROFILE_CHAIN, "governance-checker"]
@@ -32,7 +36,14 @@ def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     assert schema["additionalProperties"] is False
     assert schema["properties"]["null_alert_threshold"]["default"] == 50.0
     assert schema["properties"]["top_n_values"]["default"] == 10
-    for agent in profile["agents"] + clean["agents"]:
+    assert master["default_chain"] == MASTER_CHAIN
+    assert master["default_chain_credits"] == 45 + 75 + 50 + 100 + 150 + 40  # Agensium's credits
+    assert {item["role"] for item in master["inputs"]} == {"primary", "source", "schema", "parameters"}
+    assert [output["name"] for output in master["outputs"]] == [
+        "master_data.csv", "crosswalk.csv", "stewardship_queue.csv", "master_report.json", "master_report.xlsx",
+        "row_level_issues.parquet", "row_level_issues.csv",
+    ]  # fmt: skip
+    for agent in profile["agents"] + clean["agents"] + master["agents"]:
         assert agent["parameters_schema"]["additionalProperties"] is False, agent["agent_id"]
         assert agent["parameters_schema"]["type"] == "object"
     # Agensium's defaults, so its parameters.json files keep working.
@@ -62,10 +73,11 @@ def test_resolve_chain() -> None:
     assert registry.resolve_chain("profile-my-data", ["unified-profiler", "unified-profiler"]) == ["unified-profiler"]
     with pytest.raises(UnknownToolError):
         registry.resolve_chain("no-such-tool", None)
+    assert registry.resolve_chain("master-my-data", None) == MASTER_CHAIN
     with pytest.raises(UnknownToolError):
-        registry.resolve_chain("master-my-data", None)  # no agent of it exists yet
+        registry.resolve_chain("search-my-data", None)  # no agent of it exists yet
     with pytest.raises(UnknownToolError):
-        registry.resolve_chain("master-my-data", ["key-identifier"])  # known, not built yet
+        registry.resolve_chain("search-my-data", ["searcher"])  # known, not built yet
     with pytest.raises(UnknownAgentError):
         registry.resolve_chain("profile-my-data", ["type-fixer"])  # exists, but in another tool
     with pytest.raises(UnknownAgentError):

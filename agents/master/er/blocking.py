@@ -1,0 +1,264 @@
+"""Candidate pairs: several blocking keys, unioned, so that no pair outside them is ever compared.
+
+A blocking key is an expression over the normalised frame (``agents.master.er.normalise``); a row whose
+key is null is in no block of it. Two kinds:
+- *exact*: rows with the same key value form a block, and every pair within it is a candidate (a
+  self-join on the key, left < right). A block larger than ``max_block_size`` rows is skipped whole and
+  reported (key, value, size): its pairs would cost the square of its size and tell little (a key shared
+  by that many rows is a common value, not an identity);
+- *sorted neighbourhood*: rows sorted by the key (ties by content hash, so the order does not depend on
+  the input's), each paired with the next ``window - 1`` rows.
+Pairs found by several keys are kept once, under the first key in ``default_keys`` order (the ``rule``).
+The cost is the sum of the squared block sizes plus n·window, never n².
+
+Rows identical in every data column, and rows equal on every compared (normalised) value, are paired
+separately (:func:`identical_pairs`): each with the first of its group, whatever the group's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from agents.master.er.normalise import (
+    CONTENT_HASH,
+    GIVEN,
+    GIVEN_METAPHONE,
+    SURNAME,
+    SURNAME_METAPHONE,
+)
+
+LinkType = Literal["dedupe_and_link", "link_only", "dedupe_only"]
+POSITION = "__position__"
+KEY = "__key__"
+PAIR_SCHEMA = {"left": pl.Int64, "right": pl.Int64, "rule": pl.String}
+MAX_REPORTED_BLOCKS = 20
+
+
+@dataclass(frozen=True)
+class BlockingKey:
+    """``name`` (the pairs' ``rule``), the key expression, ``window`` (0 for an exact key, else the
+    sorted-neighbourhood window: each row with the next ``window - 1``) and the key's own block cap (None:
+    the caller's ``max_block_size``)."""
+
+    name: str
+    expr: pl.Expr
+    window: int = 0
+    max_block_size: int | None = None
+
+
+def default_keys(by_role: Mapping[str, str], window: int, name_block_size: int | None = None) -> list[BlockingKey]:
+    """The keys the roles allow (``by_role``: role → normalised column), strongest first. Name keys use the
+    derived name parts, so they work from a full-name column too; "names phonetic" sorts the two codes, so
+    swapped given name and surname block together. ``name_block_size`` caps the blocks of the key on names
+    alone: a name shared by more rows identifies nobody (pairs among them need a second field, which the
+    other keys bring), and the pairs of common names grow with the square of the file."""
+    has = set(by_role) | {"names"} if {"given_name", "surname", "full_name"} & set(by_role) else set(by_role)
+    given, surname = pl.col(GIVEN), pl.col(SURNAME)
+    keys: list[BlockingKey] = []
+
+    def add(name: str, needs: Sequence[str], expr: pl.Expr, key_window: int = 0, cap: int | None = None) -> None:
+        if all(role in has for role in needs):
+            keys.append(BlockingKey(name, expr, key_window, cap))
+
+    def column(role: str) -> pl.Expr:
+        return pl.col(by_role[role]) if role in by_role else pl.lit(None, dtype=pl.String)
+
+    add("email", ["email"], column("email"))
+    add("phone", ["phone"], column("phone"))
+    add("national_id", ["national_id"], column("national_id"))
+    add("id", ["id"], column("id"))
+    add(
+        "names_phonetic",
+        ["names"],
+        _sorted_pair(pl.col(GIVEN_METAPHONE), pl.col(SURNAME_METAPHONE)),
+        cap=name_block_size,
+    )
+    add(
+        "date_of_birth+given_initial", ["date_of_birth", "names"], _with(column("date_of_birth"), given.str.slice(0, 1))
+    )
+    add(
+        "date_of_birth+surname_initial",
+        ["date_of_birth", "names"],
+        _with(column("date_of_birth"), surname.str.slice(0, 1)),
+    )
+    add("date_of_birth+postcode", ["date_of_birth", "postcode"], _with(column("date_of_birth"), column("postcode")))
+    prefixes = _sorted_pair(given.str.slice(0, 2), surname.str.slice(0, 2))
+    add("postcode+name_prefixes", ["postcode", "names"], _with(column("postcode"), prefixes))
+    add("postcode+street_number", ["postcode", "street_number"], _with(column("postcode"), column("street_number")))
+    add("company", ["company"], column("company"))
+    if window > 1:
+        add("sorted_surname_given", ["names"], pl.concat_str(surname, given, separator=" "), window)
+        add("sorted_given_surname", ["names"], pl.concat_str(given, surname, separator=" "), window)
+        add(
+            "sorted_address",
+            ["address"],
+            pl.concat_str(column("address"), column("street_number"), ignore_nulls=True),
+            window,
+        )
+        add("sorted_email", ["email"], column("email"), window)
+    return keys
+
+
+def column_keys(columns: Sequence[str], window: int) -> list[BlockingKey]:
+    """Keys for explicit match columns of no known role: each column exactly, and sorted neighbourhood."""
+    keys = [BlockingKey(name, pl.col(name)) for name in columns]
+    if window > 1:
+        keys += [BlockingKey(f"sorted_{name}", pl.col(name), window) for name in columns]
+    return keys
+
+
+def candidate_pairs(
+    normalised: pl.DataFrame,
+    keys: Sequence[BlockingKey],
+    *,
+    max_block_size: int,
+    sources: pl.Series | None = None,
+    link_type: LinkType = "dedupe_and_link",
+    first: Mapping[str, pl.DataFrame] | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Candidate pairs of row positions (0-based in ``normalised``): ``left`` < ``right``, ``rule`` (an
+    Enum of the rule names) = the first key that found the pair, after the pairs of ``first`` ({rule: frame
+    of ``left``, ``right``}, taken as they are); and stats ``{"keys": [{"name", "pairs", "new_pairs",
+    "blocks", "skipped_blocks", "skipped_rows"}], "skipped_blocks": [{"key", "value", "size"}] (largest
+    first, at most 20), "skipped_block_count", "candidate_pairs"}``. With ``sources`` (each row's source
+    label), ``link_only`` keeps pairs across sources and ``dedupe_only`` pairs within one. Pairs travel as
+    one int64 each (left · rows + right), so the union of the keys costs one sort of integers."""
+    size = max(normalised.height, 1)
+    base = normalised.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION),
+        *(
+            [pl.col(CONTENT_HASH)]
+            if CONTENT_HASH in normalised.columns
+            else [pl.lit(0, dtype=pl.UInt64).alias(CONTENT_HASH)]
+        ),
+    )
+    rules: list[str] = []
+    codes: list[np.ndarray] = []
+    origins: list[np.ndarray] = []
+    key_stats: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+
+    def collect(pairs: pl.DataFrame, rule: str) -> None:
+        if rule not in rules:
+            rules.append(rule)
+        codes.append(pairs["left"].to_numpy() * size + pairs["right"].to_numpy())
+        origins.append(np.full(pairs.height, rules.index(rule), dtype=np.int16))
+
+    for rule, given in (first or {}).items():
+        collect(given, rule)
+    for key in keys:
+        keyed = base.with_columns(normalised.select(key.expr.alias(KEY)).to_series()).drop_nulls(KEY)
+        if key.window > 1:
+            pairs, blocks, giants = _sorted_neighbourhood(keyed, key.window), keyed.height, pl.DataFrame()
+        else:
+            cap = max_block_size if key.max_block_size is None else min(max_block_size, key.max_block_size)
+            pairs, blocks, giants = _block_pairs(keyed, cap)
+        pairs = filter_sources(pairs, sources, link_type)
+        collect(pairs, key.name)
+        key_stats.append(
+            {
+                "name": key.name,
+                "pairs": pairs.height,
+                "blocks": blocks,
+                "skipped_blocks": giants.height,
+                "skipped_rows": int(giants["size"].sum()) if giants.height else 0,
+            }
+        )
+        skipped += [{"key": key.name, **row} for row in giants.rows(named=True)]
+    all_codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+    distinct, first_seen = np.unique(all_codes, return_index=True)
+    rule_index = np.concatenate(origins)[first_seen] if origins else np.zeros(0, dtype=np.int16)
+    names = pl.Series("rule", rules or ["none"], dtype=pl.Enum(rules or ["none"]))
+    pairs = pl.DataFrame(
+        [
+            pl.Series("left", distinct // size, dtype=pl.Int64),
+            pl.Series("right", distinct % size, dtype=pl.Int64),
+            names.gather(rule_index.astype(np.int64)),
+        ]
+    )
+    new_pairs = np.bincount(rule_index, minlength=len(rules))
+    for item in key_stats:
+        item["new_pairs"] = int(new_pairs[rules.index(item["name"])])
+    skipped.sort(key=lambda item: -int(item["size"]))
+    stats: dict[str, Any] = {
+        "keys": key_stats,
+        "skipped_blocks": skipped[:MAX_REPORTED_BLOCKS],
+        "skipped_block_count": len(skipped),
+        "candidate_pairs": pairs.height,
+    }
+    return pairs, stats
+
+
+def identical_pairs(
+    frame: pl.DataFrame, columns: Sequence[str], rule: str, eligible: pl.Expr | None = None
+) -> pl.DataFrame:
+    """Pairs (``left`` < ``right`` positions) joining each row to the first row with the very same values in
+    ``columns`` (nulls equal): a star per group of identical rows, whatever its size, with ``rule``. Only
+    rows where ``eligible`` holds take part."""
+    if not columns or frame.height < 2:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    keyed = frame.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION),
+        pl.struct(list(columns)).hash(seed=7).alias(KEY),
+        (pl.lit(True) if eligible is None else eligible).alias("eligible"),
+    ).filter(pl.col("eligible"))
+    return (
+        keyed.with_columns(pl.col(POSITION).min().over(KEY).alias("left"))
+        .filter(pl.col(POSITION) != pl.col("left"))
+        .select("left", pl.col(POSITION).alias("right"), pl.lit(rule).alias("rule"))
+    )
+
+
+def _block_pairs(keyed: pl.DataFrame, max_block_size: int) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    sizes = keyed.group_by(KEY).agg(pl.len().alias("size"))
+    giants = sizes.filter(pl.col("size") > max_block_size).sort("size", KEY, descending=[True, False])
+    usable = sizes.filter((pl.col("size") >= 2) & (pl.col("size") <= max_block_size)).select(KEY)
+    members = keyed.join(usable, on=KEY, how="semi").select(POSITION, KEY)
+    pairs = (
+        members.join(members, on=KEY, suffix="_r")
+        .filter(pl.col(POSITION) < pl.col(f"{POSITION}_r"))
+        .select(pl.col(POSITION).alias("left"), pl.col(f"{POSITION}_r").alias("right"))
+    )
+    return pairs, usable.height, giants.select(pl.col(KEY).cast(pl.String).alias("value"), "size")
+
+
+def _sorted_neighbourhood(keyed: pl.DataFrame, window: int) -> pl.DataFrame:
+    order = keyed.sort(KEY, CONTENT_HASH)[POSITION].to_numpy()
+    lefts, rights = [], []
+    for offset in range(1, min(window, len(order))):
+        lefts.append(order[:-offset])
+        rights.append(order[offset:])
+    if not lefts:
+        return pl.DataFrame(schema={"left": pl.Int64, "right": pl.Int64})
+    first, second = np.concatenate(lefts), np.concatenate(rights)
+    return pl.DataFrame(
+        {"left": np.minimum(first, second), "right": np.maximum(first, second)},
+        schema={"left": pl.Int64, "right": pl.Int64},
+    ).unique()
+
+
+def filter_sources(pairs: pl.DataFrame, sources: pl.Series | None, link_type: LinkType) -> pl.DataFrame:
+    """The pairs the link type allows, given each row's source label (all of them without labels)."""
+    if sources is None or link_type == "dedupe_and_link":
+        return pairs
+    labels = sources.to_numpy()
+    same = labels[pairs["left"].to_numpy()] == labels[pairs["right"].to_numpy()]
+    keep = ~same if link_type == "link_only" else same
+    return pairs.filter(pl.Series(keep))
+
+
+def _with(first: pl.Expr, second: pl.Expr) -> pl.Expr:
+    return pl.concat_str(first, second, separator="|")
+
+
+def _sorted_pair(first: pl.Expr, second: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(first <= second)
+        .then(pl.concat_str(first, second, separator="|"))
+        .otherwise(pl.concat_str(second, first, separator="|"))
+    )

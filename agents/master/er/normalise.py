@@ -1,0 +1,194 @@
+"""Match keys: each compared column normalised by its semantic role, plus name parts and phonetic codes.
+
+Conventions (every value is text afterwards; a value that normalises to nothing becomes null):
+- names, city, company, free text: Unicode NFKD with the combining marks dropped (ASCII fold: "Zoë" →
+  "zoe"), lowercase, apostrophes dropped ("o'brien" → "obrien"), any other run of non-alphanumerics one
+  space, trimmed;
+- address: as text, then the usual street-type abbreviations spelled out ("st" → "street", "rd" → "road");
+- e-mail: lowercase without blanks, null unless it holds an "@";
+- phone: digits only, the last 9 (so "(02) 9876-5432", "0298765432" and "+61 2 9876 5432" agree), null
+  under 6 digits;
+- postcode, street number, ids: lowercase letters and digits only;
+- date of birth: "YYYYMMDD" — a date column formatted, eight digits kept as they are (typos included, so
+  the comparison can still see one wrong digit), other text parsed with common day-first, ISO and
+  month-first layouts (first that reads wins);
+- state, country: as text; gender: its first letter.
+Missing-value tokens (``DEFAULT_NULL_TOKENS``: "NA", "n/a", "null", ...) and blanks are null.
+
+Derived columns (reserved names, never data): ``GIVEN`` and ``SURNAME`` — the name parts, from the
+given-name and surname columns, or else the first and last token of a full name; their metaphone
+codes (``*_METAPHONE``, computed once per distinct value and joined back: blocking on sound);
+``CONTENT_HASH`` — a hash of the normalised compared values, the content order that breaks ties (sorted
+neighbourhood, random pairs) so that the result does not depend on the input's row order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import jellyfish
+import polars as pl
+
+from agents.params.common import DEFAULT_NULL_TOKENS
+
+GIVEN = "__given__"
+SURNAME = "__surname__"
+GIVEN_METAPHONE = "__given_metaphone__"
+SURNAME_METAPHONE = "__surname_metaphone__"
+CONTENT_HASH = "__content_hash__"
+DERIVED_COLUMNS = (GIVEN, SURNAME, GIVEN_METAPHONE, SURNAME_METAPHONE)
+
+ROLE_KINDS: dict[str, str] = {
+    "given_name": "name",
+    "surname": "name",
+    "full_name": "name",
+    "email": "email",
+    "phone": "phone",
+    "street_number": "code",
+    "address": "address",
+    "address_2": "address",
+    "city": "name",
+    "state": "name",
+    "postcode": "code",
+    "country": "name",
+    "date_of_birth": "date",
+    "national_id": "code",
+    "id": "code",
+    "company": "name",
+    "gender": "gender",
+    "other": "name",
+}
+"""How each role's values are normalised (an unknown role is normalised as text)."""
+
+STREET_TYPES: dict[str, tuple[str, ...]] = {
+    "street": ("st", "str"),
+    "road": ("rd",),
+    "avenue": ("ave", "av"),
+    "drive": ("dr", "drv"),
+    "court": ("ct", "crt"),
+    "place": ("pl",),
+    "lane": ("ln",),
+    "crescent": ("cres", "cr"),
+    "boulevard": ("blvd",),
+    "terrace": ("tce", "ter"),
+    "circuit": ("cct",),
+    "highway": ("hwy",),
+    "parade": ("pde",),
+    "square": ("sq",),
+}
+
+DATE_LAYOUTS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%m/%d/%Y", "%d %b %Y", "%d %B %Y")
+PHONE_DIGITS = 9
+MIN_PHONE_DIGITS = 6
+
+
+def normalise(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
+    """One normalised text column per entry of ``columns`` (column → role), same name, same row order,
+    plus the derived columns of the module docstring (``CONTENT_HASH`` only when ``columns`` is not empty)."""
+    expressions = [_normalised(frame, name, ROLE_KINDS.get(role, "name")).alias(name) for name, role in columns.items()]
+    normalised = frame.select(expressions) if expressions else pl.DataFrame()
+    normalised = normalised.with_columns(_name_parts(normalised, columns))
+    for part, metaphone in ((GIVEN, GIVEN_METAPHONE), (SURNAME, SURNAME_METAPHONE)):
+        codes = phonetic_codes(normalised.get_column(part))
+        normalised = normalised.join(
+            codes.rename({"value": part, "metaphone": metaphone}),
+            on=part,
+            how="left",
+            maintain_order="left",
+        )
+    if columns:
+        normalised = normalised.with_columns(pl.struct(list(columns)).hash(seed=20240610).alias(CONTENT_HASH))
+    return normalised
+
+
+def phonetic_codes(values: pl.Series) -> pl.DataFrame:
+    """``value`` and its ``metaphone`` code for each distinct non-null value (blanks removed before coding,
+    so "van der berg" codes like "vanderberg"); one Python call per distinct value, never per row."""
+    distinct = values.drop_nulls().unique().sort()
+    squeezed = distinct.str.replace_all(" ", "", literal=True).to_list()
+    return pl.DataFrame(
+        {"value": distinct, "metaphone": _codes(jellyfish.metaphone, squeezed)},
+        schema={"value": pl.String, "metaphone": pl.String},
+    )
+
+
+def _codes(encoder: Callable[[str], str], values: list[str]) -> list[str | None]:
+    return [(encoder(value) or None) if value else None for value in values]
+
+
+def _name_parts(normalised: pl.DataFrame, columns: Mapping[str, str]) -> list[pl.Expr]:
+    by_role: dict[str, str] = {}
+    for name, role in columns.items():
+        by_role.setdefault(role, name)
+    full = pl.col(by_role["full_name"]) if "full_name" in by_role else None
+    given_sources: list[pl.Expr] = [pl.col(by_role["given_name"])] if "given_name" in by_role else []
+    surname_sources: list[pl.Expr] = [pl.col(by_role["surname"])] if "surname" in by_role else []
+    if full is not None:
+        tokens = full.str.split(" ")
+        given_sources.append(tokens.list.first())
+        surname_sources.append(pl.when(tokens.list.len() > 1).then(tokens.list.last()))
+    return [
+        (pl.coalesce(given_sources) if given_sources else pl.lit(None, dtype=pl.String)).alias(GIVEN),
+        (pl.coalesce(surname_sources) if surname_sources else pl.lit(None, dtype=pl.String)).alias(SURNAME),
+    ]
+
+
+def _normalised(frame: pl.DataFrame, name: str, kind: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    if kind == "date":
+        return _date(pl.col(name), dtype)
+    raw = _as_text(pl.col(name), dtype).str.strip_chars()
+    raw = pl.when(raw.is_in(list(DEFAULT_NULL_TOKENS)) | (raw == "")).then(None).otherwise(raw)
+    if kind == "email":
+        text = raw.str.to_lowercase().str.replace_all(r"\s+", "")
+        return _null_if_empty(pl.when(text.str.contains("@", literal=True)).then(text))
+    if kind == "phone":
+        digits = raw.str.replace_all(r"\D", "")
+        return pl.when(digits.str.len_chars() >= MIN_PHONE_DIGITS).then(digits.str.slice(-PHONE_DIGITS))
+    if kind == "code":
+        return _null_if_empty(_folded(raw).str.replace_all(r"[^a-z0-9]", ""))
+    if kind == "gender":
+        return _null_if_empty(_folded(raw).str.replace_all(r"[^a-z]", "").str.slice(0, 1))
+    text = clean_text(raw)
+    if kind == "address":
+        text = _expand_street_types(text)
+    return _null_if_empty(text)
+
+
+def clean_text(expr: pl.Expr) -> pl.Expr:
+    """ASCII-folded lowercase text with punctuation as single spaces (apostrophes dropped), trimmed."""
+    return _folded(expr).str.replace_all(r"['’`]", "").str.replace_all(r"[^a-z0-9]+", " ").str.strip_chars()
+
+
+def _folded(expr: pl.Expr) -> pl.Expr:
+    return expr.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.to_lowercase()
+
+
+def _expand_street_types(text: pl.Expr) -> pl.Expr:
+    for full, abbreviations in STREET_TYPES.items():
+        text = text.str.replace_all(rf"\b(?:{'|'.join(abbreviations)})\b", full)
+    return text
+
+
+def _null_if_empty(text: pl.Expr) -> pl.Expr:
+    return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Text of any column; whole floats without their ".0" (a postcode read as 2119.0 is "2119")."""
+    if dtype.is_float():
+        whole = expr.is_finite() & (expr == expr.floor())
+        return pl.when(whole).then(expr.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(expr.cast(pl.String))
+    if isinstance(dtype, pl.Date | pl.Datetime):
+        return expr.dt.strftime("%Y-%m-%d")
+    return expr.cast(pl.String)
+
+
+def _date(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Date | pl.Datetime):
+        return expr.dt.strftime("%Y%m%d")
+    text = _as_text(expr, dtype).str.strip_chars()
+    eight_digits = text.str.contains(r"^\d{8}$")
+    head = text.str.replace(r"[T ]\d{1,2}:\d{2}.*$", "")
+    parsed = pl.coalesce([head.str.to_date(layout, strict=False) for layout in DATE_LAYOUTS])
+    return pl.when(eight_digits).then(text).otherwise(parsed.dt.strftime("%Y%m%d"))

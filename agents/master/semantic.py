@@ -1,0 +1,523 @@
+"""The ``semantic-mapper`` agent: maps columns to Agensium's standard vocabulary and values to standard spellings.
+
+Each data column gets at most one standard name (``agents.params.semantic_mapper.STANDARD_NAMES``), in this
+order of precedence:
+
+1. ``custom_column_mappings`` (confidence 1, method ``custom``);
+2. a role its name says (``agents.master.roles``, methods ``name`` / ``name+value``), as the standard name
+   of :data:`ROLE_STANDARD` (an ``id`` column is ``customer_id``, ``order_id`` or ``product_id`` when its
+   name says whose id it is);
+3. the vocabulary names roles do not cover (:data:`VOCABULARY_NAMES`: price, created/updated date, date,
+   status, age, quantity), matched on the normalised column name (whole name 0.9, a word of it 0.75);
+4. a role its values alone say (method ``value``).
+
+A mapping counts when its confidence is at least ``confidence_threshold``. With ``apply_mappings`` the column
+is renamed only where nothing is lost: a standard name already held by another column (or a bookkeeping
+column) is reported, not applied; two columns mapping to the same name: the more confident one (then the
+first) is renamed, the other reported. Values are replaced per ``custom_value_mappings`` (exact match of the
+whole cell) and, in columns mapped to ``country``, by the built-in spellings of :data:`COUNTRY_SPELLINGS`
+(matched ignoring case, dots and whitespace; a custom mapping of the same cell wins). Every changed cell is
+counted. Without ``apply_mappings`` nothing changes and the renames and replacements are proposed.
+
+The agent returns the new frame (bookkeeping columns untouched) and ``artifacts["semantic_roles"]``: the
+roles of the returned frame's columns (``detect_roles`` of the new frame, keyed by the new names).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+from agents.clean.common import clean_result, effectiveness
+from agents.columns import is_text, normalised_name, require_columns
+from agents.envelope import BOOKKEEPING_COLUMNS, AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.errors import InvalidParametersError
+from agents.findings import Findings, card_status, proposal
+from agents.formatting import pct
+from agents.master.roles import ColumnRole, detect_roles, is_scalar, value_evidence
+from agents.params.semantic_mapper import SemanticMapperParams
+
+AGENT_ID = "semantic-mapper"
+AGENT_NAME = "Semantic Mapper"
+CREDITS = 50
+HIGH_CONFIDENCE: Final = 0.9
+NAME_EXACT: Final = 0.9
+NAME_PARTIAL: Final = 0.75
+
+ROLE_STANDARD: Final[dict[str, str]] = {
+    "given_name": "first_name",
+    "surname": "last_name",
+    "full_name": "full_name",
+    "email": "email",
+    "phone": "phone",
+    "address": "address",
+    "city": "city",
+    "state": "state",
+    "country": "country",
+    "postcode": "zip_code",
+    "date_of_birth": "birth_date",
+    "gender": "gender",
+    "id": "id",
+}
+"""The standard name of each role that has one (street numbers, second address lines, national ids and
+companies have none in Agensium's vocabulary)."""
+
+VOCABULARY_NAMES: Final[tuple[tuple[str, str], ...]] = (
+    ("price", r"price|unit_?price|sale_?price|list_?price|cost|unit_?cost|amount|amt|total_?amount"),
+    (
+        "created_date",
+        r"created(?:_?(?:at|on|date|time|ts|dt))?|creation_?(?:date|time)|date_?created|signup_?date"
+        r"|registered(?:_?(?:at|on))?|registration_?date",
+    ),
+    (
+        "updated_date",
+        r"updated(?:_?(?:at|on|date|time|ts))?|modified(?:_?(?:at|on|date))?|last_?(?:modified|updated)"
+        r"(?:_?(?:at|on|date))?|date_?(?:modified|updated)",
+    ),
+    ("date", r"date|dt|day|timestamp|ts|(?:order|transaction|invoice|event)_?date"),
+    ("status", r"status|(?:order|account|customer)_?status"),
+    ("age", r"age|age_?years|years_?old"),
+    ("quantity", r"qty|quantity|units|unit_?count|item_?count|num_?items"),
+)
+_VOCABULARY_EXACT: Final = tuple((name, re.compile(rf"^(?:{aliases})$")) for name, aliases in VOCABULARY_NAMES)
+_VOCABULARY_PARTIAL: Final = tuple(
+    (name, re.compile(rf"(?:^|_)(?:{aliases})(?:_|$)")) for name, aliases in VOCABULARY_NAMES
+)
+ID_KINDS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("customer_id", re.compile(r"(?:^|_)(?:customer|client|cust)(?:_|id|$)")),
+    ("order_id", re.compile(r"(?:^|_)order(?:_|id|$)")),
+    ("product_id", re.compile(r"(?:^|_)(?:product|item|sku)(?:_|id|$)")),
+)
+
+COUNTRY_SPELLINGS: Final[dict[str, str]] = {
+    "usa": "USA",
+    "us": "USA",
+    "unitedstates": "USA",
+    "unitedstatesofamerica": "USA",
+    "uk": "UK",
+    "unitedkingdom": "UK",
+    "greatbritain": "UK",
+    "gb": "UK",
+    "uae": "UAE",
+    "unitedarabemirates": "UAE",
+}
+"""Built-in value mappings of country columns, keyed by the value lower-cased without dots or whitespace."""
+
+STATUS_TEXT: Final = {
+    "applied": "renamed",
+    "already_standard": "already has its standard name",
+    "proposed": "not applied (apply_mappings is false)",
+    "below_threshold": "confidence below confidence_threshold",
+    "name_taken": "another column already has this name",
+    "duplicate_target": "a more confident column maps to the same name",
+}
+
+
+@dataclass
+class ColumnMapping:
+    column: str
+    standard_name: str
+    confidence: float
+    method: str
+    status: str = "below_threshold"
+    reason: str = ""
+
+    @property
+    def counts(self) -> bool:
+        return self.status != "below_threshold"
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "standard_name": self.standard_name,
+            "confidence": round(self.confidence, 4),
+            "method": self.method,
+            "applied": self.status == "applied",
+            "status": self.status,
+            "reason": self.reason or STATUS_TEXT[self.status],
+            "new_column": self.standard_name if self.status == "applied" else self.column,
+        }
+
+
+@dataclass
+class ValueMapping:
+    column: str  # the column's name in the returned frame
+    source: str  # custom | built_in
+    replacements: dict[str, str]
+    cells_changed: int = 0
+    cells_mappable: int = 0
+
+
+@dataclass
+class Outcome:
+    frame: pl.DataFrame
+    output: pl.DataFrame
+    mappings: list[ColumnMapping]
+    values: list[ValueMapping]
+    applied: bool
+    roles: dict[str, ColumnRole] = field(default_factory=dict)
+
+    @property
+    def counted(self) -> list[ColumnMapping]:
+        return [mapping for mapping in self.mappings if mapping.counts]
+
+    @property
+    def renamed(self) -> int:
+        return sum(mapping.status == "applied" for mapping in self.mappings)
+
+    @property
+    def cells_changed(self) -> int:
+        return sum(item.cells_changed for item in self.values)
+
+
+def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = inputs.primary
+    columns = data_columns(frame)
+    _validate(frame, params)
+    progress(0.0, f"Mapping {len(columns):,} columns to the standard vocabulary")
+    evidence = value_evidence(frame, [name for name in columns if is_scalar(frame.schema[name])])
+    roles = detect_roles(frame, evidence) if params.auto_detect_semantics else {}
+    mappings = _resolve(frame, _candidates(columns, roles, params), params)
+    value_columns = _value_columns(frame, mappings, params)
+
+    progress(0.4, "Mapping values to their standard spellings")
+    renames = {mapping.column: mapping.standard_name for mapping in mappings if mapping.status == "applied"}
+    output = frame.rename(renames) if renames else frame
+    output, values = _map_values(output, mappings, renames, value_columns, params)
+
+    progress(0.7, "Detecting the roles of the mapped columns")
+    changed = {item.column for item in values if item.cells_changed and params.apply_mappings}
+    carried = {renames.get(name, name): facts for name, facts in evidence.items()}
+    new_roles = detect_roles(output, {name: facts for name, facts in carried.items() if name not in changed})
+    outcome = Outcome(frame, output, mappings, values, params.apply_mappings, new_roles)
+    result = _result(outcome, params, started)
+    result.artifacts = {"semantic_roles": new_roles}
+    progress(1.0, f"Mapped {len(outcome.counted):,} of {len(columns):,} columns")
+    return result
+
+
+def _validate(frame: pl.DataFrame, params: SemanticMapperParams) -> None:
+    require_columns(frame, params.custom_column_mappings, agent_id=AGENT_ID, field="custom_column_mappings")
+    for column, target in params.custom_column_mappings.items():
+        if target in BOOKKEEPING_COLUMNS:
+            raise InvalidParametersError(
+                f"{AGENT_ID}.custom_column_mappings.{column}: {target!r} is a column the chain keeps for itself",
+                agent_id=AGENT_ID,
+                field=f"custom_column_mappings.{column}",
+            )
+
+
+def _value_columns(frame: pl.DataFrame, mappings: list[ColumnMapping], params: SemanticMapperParams) -> dict[str, str]:
+    """The data column each key of ``custom_value_mappings`` names: a column of the data, or the column
+    mapped to that standard name. An unknown key, or a column that is not text, is an error."""
+    present = data_columns(frame)
+    by_standard = {mapping.standard_name: mapping.column for mapping in mappings if mapping.counts}
+    resolved: dict[str, str] = {}
+    for key in params.custom_value_mappings:
+        column = key if key in present else by_standard.get(key)
+        if column is None:
+            require_columns(frame, [key], agent_id=AGENT_ID, field="custom_value_mappings")
+            continue
+        if not is_text(frame.schema[column]):
+            raise InvalidParametersError(
+                f"{AGENT_ID}.custom_value_mappings.{key}: '{column}' is {frame.schema[column]}; values are mapped "
+                "in text columns only",
+                agent_id=AGENT_ID,
+                field=f"custom_value_mappings.{key}",
+            )
+        resolved[key] = column
+    return resolved
+
+
+def _candidates(columns: list[str], roles: dict[str, ColumnRole], params: SemanticMapperParams) -> list[ColumnMapping]:
+    """Each column's best standard name (module docstring), or none."""
+    found: list[ColumnMapping] = []
+    for column in columns:
+        if column in params.custom_column_mappings:
+            found.append(ColumnMapping(column, params.custom_column_mappings[column], 1.0, "custom"))
+            continue
+        if not params.auto_detect_semantics:
+            continue
+        role = roles.get(column)
+        by_role = _role_standard(column, role) if role is not None else None
+        by_name = _vocabulary(column)
+        if role is not None and by_role is not None and role.method != "value":
+            found.append(ColumnMapping(column, by_role, role.confidence, role.method))
+        elif by_name is not None:
+            found.append(ColumnMapping(column, by_name[0], by_name[1], "name"))
+        elif role is not None and by_role is not None:
+            found.append(ColumnMapping(column, by_role, role.confidence, role.method))
+    return found
+
+
+def _role_standard(column: str, role: ColumnRole) -> str | None:
+    standard = ROLE_STANDARD.get(role.role)
+    if standard == "id":
+        normalised = normalised_name(column)
+        for name, pattern in ID_KINDS:
+            if pattern.search(normalised):
+                return name
+    return standard
+
+
+def _vocabulary(column: str) -> tuple[str, float] | None:
+    normalised = normalised_name(column)
+    for name, pattern in _VOCABULARY_EXACT:
+        if pattern.match(normalised):
+            return name, NAME_EXACT
+    for name, pattern in _VOCABULARY_PARTIAL:
+        if pattern.search(normalised):
+            return name, NAME_PARTIAL
+    return None
+
+
+def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMapperParams) -> list[ColumnMapping]:
+    """Each mapping's status: applied (or proposed), already standard, below the threshold, or not applied
+    because the name is taken. The most confident mapping claims a name first (ties: column order)."""
+    existing = set(frame.columns)
+    claimed: dict[str, str] = {}
+    order = sorted(range(len(found)), key=lambda index: (-found[index].confidence, index))
+    for index in order:
+        mapping = found[index]
+        if mapping.confidence < params.confidence_threshold:
+            mapping.status = "below_threshold"
+        elif mapping.standard_name == mapping.column:
+            mapping.status = "already_standard"
+            claimed[mapping.column] = mapping.column
+        elif mapping.standard_name in claimed:
+            mapping.status = "duplicate_target"
+            mapping.reason = (
+                f"'{claimed[mapping.standard_name]}' maps to '{mapping.standard_name}' with more confidence"
+            )
+        elif mapping.standard_name in existing:
+            mapping.status = "name_taken"
+            mapping.reason = f"the data already has a column '{mapping.standard_name}'"
+        else:
+            mapping.status = "applied" if params.apply_mappings else "proposed"
+            claimed[mapping.standard_name] = mapping.column
+    return found
+
+
+def _map_values(
+    frame: pl.DataFrame,
+    mappings: list[ColumnMapping],
+    renames: dict[str, str],
+    value_columns: dict[str, str],
+    params: SemanticMapperParams,
+) -> tuple[pl.DataFrame, list[ValueMapping]]:
+    """Replace values per ``custom_value_mappings`` and the built-in country spellings (module docstring);
+    ``frame`` already carries the new names. Without ``apply_mappings`` only the counts are computed."""
+    custom: dict[str, dict[str, str]] = {}
+    for key, replacements in params.custom_value_mappings.items():
+        column = value_columns[key]
+        custom.setdefault(renames.get(column, column), {}).update(replacements)
+    country_columns = [
+        renames.get(mapping.column, mapping.column)
+        for mapping in mappings
+        if mapping.counts and mapping.standard_name == "country"
+    ]
+    countries = [name for name in country_columns if is_text(frame.schema[name])]
+    plans: dict[str, pl.Expr] = {}
+    items: list[ValueMapping] = []
+    counters: list[pl.Expr] = []
+    for name in dict.fromkeys([*custom, *countries]):
+        text = pl.col(name).cast(pl.String)
+        mapped: pl.Expr = text
+        named = text.is_in(list(custom.get(name, {}))).fill_null(False)  # cells a custom mapping decides
+        if name in countries:
+            spelling = text.str.to_lowercase().str.replace_all(r"[.\s]+", "")
+            spelled = spelling.replace_strict(COUNTRY_SPELLINGS, default=None, return_dtype=pl.String)
+            mapped = pl.coalesce(spelled, text)
+            items.append(ValueMapping(name, "built_in", dict(COUNTRY_SPELLINGS)))
+            counters.extend(_changed(mapped, text, ~named, len(items) - 1))
+        if name in custom:
+            mapped = pl.when(named).then(text.replace(custom[name])).otherwise(mapped)
+            items.append(ValueMapping(name, "custom", custom[name]))
+            counters.extend(_changed(mapped, text, named, len(items) - 1))
+        plans[name] = mapped
+    if not plans:
+        return frame, items
+    counts = frame.lazy().select(counters).collect().row(0, named=True)
+    for index, item in enumerate(items):
+        item.cells_changed = int(counts[f"changed_{index}"] or 0)
+        item.cells_mappable = int(counts[f"cells_{index}"] or 0)
+    if params.apply_mappings:
+        frame = frame.with_columns(plans[name].alias(name) for name in plans)
+    return frame, items
+
+
+def _changed(mapped: pl.Expr, text: pl.Expr, scope: pl.Expr, index: int) -> list[pl.Expr]:
+    """The cells of ``scope`` that the mapping changes, and the non-null cells of ``scope``."""
+    return [
+        (mapped.ne_missing(text) & scope).sum().alias(f"changed_{index}"),
+        (text.is_not_null() & scope).sum().alias(f"cells_{index}"),
+    ]
+
+
+def _result(outcome: Outcome, params: SemanticMapperParams, started: float) -> AgentResult:
+    score = _score(outcome, params)
+    findings = _findings(outcome, params)
+    return clean_result(
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        started=started,
+        params=params,
+        summary_metrics=_summary_metrics(outcome),
+        data=_data(outcome, score),
+        frame=outcome.output if outcome.applied and outcome.output is not outcome.frame else None,
+        alerts=findings.alerts,
+        issues=findings.issues,
+        recommendations=findings.recommendations,
+        cards=_cards(outcome, score),
+    )
+
+
+def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
+    counted = outcome.counted
+    total = len(data_columns(outcome.frame))
+    average = sum(mapping.confidence for mapping in counted) / len(counted) if counted else 0.0
+    cells = outcome.cells_changed if outcome.applied else 0
+    return {
+        "mapped_columns": len(counted),
+        "unmapped_columns": total - len(counted),
+        "high_confidence_mappings": sum(mapping.confidence >= HIGH_CONFIDENCE for mapping in counted),
+        "average_confidence": round(average, 4),
+        "total_value_mappings": cells,
+        "total_transformations": outcome.renamed + cells,
+    }
+
+
+def _score(outcome: Outcome, params: SemanticMapperParams) -> dict[str, Any]:
+    counted = outcome.counted
+    total = len(data_columns(outcome.frame))
+    mappable = sum(item.cells_mappable for item in outcome.values)
+    left = 0 if outcome.applied else outcome.cells_changed
+    components = {
+        "mapping_coverage": pct(len(counted), total) if total else 100.0,
+        "confidence": 100.0 * sum(mapping.confidence for mapping in counted) / len(counted) if counted else 0.0,
+        "value_consistency": 100.0 - pct(left, mappable) if mappable else 100.0,
+    }
+    weights = {
+        "mapping_coverage": params.mapping_coverage_weight,
+        "confidence": params.confidence_weight,
+        "value_consistency": params.value_consistency_weight,
+    }
+    return effectiveness(components, weights, params)
+
+
+def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
+    mapped = {mapping.column for mapping in outcome.counted}
+    return {
+        "vocabulary": list(dict.fromkeys([*ROLE_STANDARD.values(), *(name for name, _ in VOCABULARY_NAMES)])),
+        "mappings": [mapping.report() for mapping in outcome.mappings],
+        "unmapped_columns": [name for name in data_columns(outcome.frame) if name not in mapped],
+        "renamed_columns": {m.column: m.standard_name for m in outcome.mappings if m.status == "applied"},
+        "value_mappings": [
+            {
+                "column": item.column,
+                "source": item.source,
+                "replacements": len(item.replacements),
+                "cells_changed": item.cells_changed,
+                "applied": outcome.applied,
+            }
+            for item in outcome.values
+        ],
+        "semantic_roles": {
+            name: {"role": role.role, "confidence": role.confidence, "method": role.method}
+            for name, role in outcome.roles.items()
+        },
+        "proposals": _proposals(outcome),
+        "effectiveness": score,
+        "quality_status": score["status"],
+    }
+
+
+def _proposals(outcome: Outcome) -> list[dict[str, Any]]:
+    if outcome.applied:
+        return []
+    items = []
+    renames = [mapping for mapping in outcome.mappings if mapping.status == "proposed"]
+    cells = outcome.cells_changed
+    if renames or cells:
+        items.append(
+            proposal(
+                AGENT_ID,
+                "apply_mappings",
+                f"Rename {len(renames):,} columns to their standard names and replace {cells:,} values by their "
+                "standard spelling",
+                {"apply_mappings": True},
+                columns=[mapping.column for mapping in renames],
+                cells_affected=cells,
+            )
+        )
+    return items
+
+
+def _findings(outcome: Outcome, params: SemanticMapperParams) -> Findings:
+    findings = Findings(AGENT_ID)
+    blocked = [m for m in outcome.mappings if m.status in ("name_taken", "duplicate_target")]
+    for mapping in blocked:
+        findings.issue(
+            "mapping_conflict",
+            "medium",
+            f"'{mapping.column}' maps to '{mapping.standard_name}' but was not renamed: {mapping.reason}",
+            field_name=mapping.column,
+            details={"standard_name": mapping.standard_name, "status": mapping.status},
+        )
+    if blocked:
+        findings.alert(
+            "schema_mapping",
+            "medium",
+            f"{len(blocked):,} columns keep their names: their standard name is taken",
+            "Rename or drop the column holding the name, or map the column with custom_column_mappings",
+            kind="name_conflicts",
+            affected=len(blocked),
+            recommend=True,
+        )
+    weak = [m for m in outcome.mappings if m.status == "below_threshold"]
+    if weak:
+        examples = ", ".join(f"{m.column} -> {m.standard_name}" for m in weak[:5])
+        findings.recommend(
+            f"Confirm {len(weak):,} uncertain mappings ({examples}) with custom_column_mappings, or lower "
+            f"confidence_threshold (now {params.confidence_threshold})",
+            "low",
+            kind="uncertain_mappings",
+        )
+    total = len(data_columns(outcome.frame))
+    if total and len(outcome.counted) < total / 2:
+        findings.alert(
+            "schema_mapping",
+            "low",
+            f"Only {len(outcome.counted):,} of {total:,} columns map to the standard vocabulary",
+            "Map the business columns with custom_column_mappings",
+            kind="low_coverage",
+            affected=total - len(outcome.counted),
+        )
+    return findings
+
+
+def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
+    total = len(data_columns(outcome.frame))
+    renamed = outcome.renamed if outcome.applied else sum(m.status == "proposed" for m in outcome.mappings)
+    verbs = ("renamed", "standardised") if outcome.applied else ("to rename", "to standardise")
+    return [
+        SummaryCard(
+            "exec_semantic_mapping",
+            "Semantic Mapping",
+            f"{len(outcome.counted):,} of {total:,} columns mapped",
+            "info",
+            f"{renamed:,} columns {verbs[0]}; {outcome.cells_changed:,} values {verbs[1]}",
+        ),
+        SummaryCard(
+            "exec_semantic_effectiveness",
+            "Mapping Effectiveness",
+            f"{score['score']:.1f}",
+            card_status(score["status"]),
+            f"Quality: {score['status']}",
+        ),
+    ]

@@ -1,0 +1,621 @@
+"""Survivorship: one golden record per cluster of matched rows, each value chosen by a rule, with its
+provenance (Agensium's rules and confidences, reference/agents.md §1.6).
+
+Conventions:
+
+- A *cluster* is a set of rows of the stacked master frame (``clusters``: ``ROW_INDEX_COLUMN`` and
+  ``cluster``, the cluster's smallest row index). A row of ``frame`` missing from ``clusters`` is a cluster
+  of its own. The bookkeeping columns (``agents.envelope.BOOKKEEPING_COLUMNS``) are never data: they are
+  not survived. A frame without them (a test, a notebook) is numbered 1..n from source ``primary``.
+- *File order* is the stacked frame's row order (``ROW_INDEX_COLUMN``: the primary first, then each
+  source). Every tie below goes to the first row in file order, so the result never depends on the order
+  the rows arrive in.
+- Per column and cluster only the rows holding a value (not null) compete. With at most one distinct
+  value there is no conflict: the value survives with confidence 1.0. Otherwise the column's rule
+  (``rules``, else ``default_rule``) picks the winning row:
+
+  - most_complete: the longest value as text, trimmed (confidence 0.8);
+  - most_recent: the latest ``timestamp_column``; rows without a timestamp rank last (0.85);
+  - source_priority: the best-ranked source, lower rank wins, unranked sources last (0.9; 0.7 when the
+    winner's source is unranked);
+  - most_frequent: the value most rows hold; ties: the value seen first (0.5 + 0.5 x its share of the
+    rows holding a value, at most 0.95);
+  - min / max: the smallest / largest value in the column's own order (0.9);
+  - first / last: the first / last row in file order (0.75);
+  - quality_score: the highest value quality, below (that quality).
+
+  Aliases (Agensium's resolver names): completeness and richness = most_complete, freshness and recency =
+  most_recent, frequency = most_frequent, validation and quality = quality_score (a value of valid format
+  always outscores an invalid one, which is what Agensium's ``validation`` picks).
+- Value quality (Agensium's): 0.5 + min(0.2, length / 100), + 0.3 when the value has the valid format of
+  its column's role (email, phone, a date for date_of_birth or a date/datetime column) or - 0.2 when it
+  does not; per ``validation_rules[column]``: pattern (whole value) + 0.2 / - 0.2, min_length reached
+  + 0.1, one of allowed_values (case-insensitive) + 0.2; clipped to 0..1.
+- ``source_priority`` ranks the label in ``source_column`` (a data column naming each row's source) when
+  given, else the row's source (``SOURCE_COLUMN``).
+- Provenance: one row per golden value (golden record x data column): ``golden_id``, ``column``,
+  ``value`` (as text), ``source`` and ``source_row`` of the row it came from (null when the cluster has no
+  value), ``rule``, ``confidence``, ``conflict`` (the cluster held two or more distinct values) and
+  ``distinct_values``. A record's ``trust_score`` is the mean confidence of its fields.
+- ``golden_id`` = "G-" + the first 12 hex digits of the SHA-256 of the cluster's members, as sorted
+  ``source`` / ``source_row`` pairs: the same rows give the same id whatever their order or position.
+
+Only clusters of two or more rows are aggregated (one ``group_by``, a ``sort_by(...).first()`` per column);
+single rows are their own golden record. Hashing the ids is the one step done per cluster in Python
+(``hashlib``): Polars' own hash is not stable across versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from agents.columns import is_date_like, is_text
+from agents.envelope import (
+    ROW_INDEX_COLUMN,
+    SOURCE_COLUMN,
+    SOURCE_ROW_COLUMN,
+    data_columns,
+)
+from agents.formatting import plain_value
+from agents.values import distinct_counts, plan_dates
+
+PRIMARY_SOURCE = "primary"
+RULES: tuple[str, ...] = (
+    "most_complete",
+    "most_recent",
+    "source_priority",
+    "most_frequent",
+    "min",
+    "max",
+    "first",
+    "last",
+    "quality_score",
+)
+RULE_ALIASES: dict[str, str] = {
+    "completeness": "most_complete",
+    "richness": "most_complete",
+    "freshness": "most_recent",
+    "recency": "most_recent",
+    "frequency": "most_frequent",
+    "validation": "quality_score",
+    "quality": "quality_score",
+}
+ACCEPTED_RULES: tuple[str, ...] = RULES + tuple(RULE_ALIASES)
+CONFIDENCE: dict[str, float] = {
+    "most_complete": 0.8,
+    "most_recent": 0.85,
+    "source_priority": 0.9,
+    "min": 0.9,
+    "max": 0.9,
+    "first": 0.75,
+    "last": 0.75,
+}
+UNRANKED_SOURCE_CONFIDENCE = 0.7
+NO_CONFLICT_CONFIDENCE = 1.0
+MOST_FREQUENT_CAP = 0.95
+
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
+PHONE_PATTERN = r"^\+?\(?[0-9]{1,4}\)?[-\s./0-9]{6,}$"
+DATE_PATTERN = r"^(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{8})$"
+FORMAT_PATTERNS: dict[str, str] = {"email": EMAIL_PATTERN, "phone": PHONE_PATTERN, "date_of_birth": DATE_PATTERN}
+
+PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
+    "golden_id": pl.String(),
+    "column": pl.String(),
+    "value": pl.String(),
+    "source": pl.String(),
+    "source_row": pl.Int64(),
+    "rule": pl.String(),
+    "confidence": pl.Float64(),
+    "conflict": pl.Boolean(),
+    "distinct_values": pl.Int64(),
+}
+GOLDEN_META = ("trust_score", "source_count", "record_count")
+
+CLUSTER = "cluster"  # in ``clusters`` (Resolution.clusters' shape)
+GOLDEN_ID = "golden_id"  # in the golden records and the provenance
+MEMBER_CLUSTER = "__cluster__"  # in the members frame (private names: a data column may be called "cluster")
+MEMBER_GOLDEN_ID = "__golden_id__"
+RENAMED_SUFFIX = "_original"
+_SIZE = "__cluster_size__"
+_KEY = "__member_key__"
+_TS = "__survival_timestamp__"
+_RANK = "__source_rank__"
+
+
+def canonical_rule(rule: str) -> str:
+    """The rule an accepted name stands for (``ValueError`` for an unknown one)."""
+    name = RULE_ALIASES.get(rule, rule)
+    if name not in RULES:
+        raise ValueError(f"unknown survivorship rule {rule!r}; accepted: {', '.join(ACCEPTED_RULES)}")
+    return name
+
+
+def with_bookkeeping(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the three bookkeeping columns: the chain's when present, else rows 1..n of
+    source ``primary``."""
+    missing: list[pl.Expr] = []
+    if ROW_INDEX_COLUMN not in frame.columns:
+        missing.append(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
+    if SOURCE_COLUMN not in frame.columns:
+        missing.append(pl.lit(PRIMARY_SOURCE, pl.String).alias(SOURCE_COLUMN))
+    if not missing and SOURCE_ROW_COLUMN in frame.columns:
+        return frame
+    frame = frame.with_columns(missing) if missing else frame
+    if SOURCE_ROW_COLUMN not in frame.columns:
+        frame = frame.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias(SOURCE_ROW_COLUMN))
+    return frame
+
+
+def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (with bookkeeping) in file order, plus each row's cluster (``MEMBER_CLUSTER``; a row missing
+    from ``clusters`` is its own) and golden id (``MEMBER_GOLDEN_ID``)."""
+    work = with_bookkeeping(frame)
+    assigned = clusters.select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(CLUSTER).cast(pl.Int64).alias(MEMBER_CLUSTER)
+    )
+    members = work.join(assigned, on=ROW_INDEX_COLUMN, how="left", maintain_order="left").with_columns(
+        pl.coalesce(MEMBER_CLUSTER, ROW_INDEX_COLUMN).alias(MEMBER_CLUSTER)
+    )
+    if not members[ROW_INDEX_COLUMN].is_sorted():
+        members = members.sort(ROW_INDEX_COLUMN)
+    return members.join(golden_ids(members), on=MEMBER_CLUSTER, how="left", maintain_order="left")
+
+
+def golden_ids(members: pl.DataFrame) -> pl.DataFrame:
+    """``MEMBER_CLUSTER`` -> ``MEMBER_GOLDEN_ID`` (module docstring) for the clusters of ``members``
+    (``MEMBER_CLUSTER``, ``SOURCE_COLUMN``, ``SOURCE_ROW_COLUMN``): a row alone is hashed from its own key,
+    a cluster from its members' sorted keys."""
+    key = pl.concat_str(
+        [pl.col(SOURCE_COLUMN).fill_null(""), pl.lit("\x1f"), pl.col(SOURCE_ROW_COLUMN).cast(pl.String)]
+    )
+    keyed = members.lazy().select(MEMBER_CLUSTER, key.alias(_KEY), pl.len().over(MEMBER_CLUSTER).alias(_SIZE))
+    alone = keyed.filter(pl.col(_SIZE) == 1).select(MEMBER_CLUSTER, _KEY)
+    together = keyed.filter(pl.col(_SIZE) > 1).group_by(MEMBER_CLUSTER).agg(pl.col(_KEY).sort().str.join("\x1e"))
+    keys = pl.concat([alone, together], how="vertical").collect()
+    ids = ["G-" + hashlib.sha256(text.encode()).hexdigest()[:12] for text in keys[_KEY].to_list()]
+    return keys.select(MEMBER_CLUSTER).with_columns(pl.Series(MEMBER_GOLDEN_ID, ids, dtype=pl.String))
+
+
+def member_columns(members: pl.DataFrame) -> list[str]:
+    """The data columns of a members frame (without its cluster and golden id)."""
+    return [name for name in data_columns(members) if name not in (MEMBER_CLUSTER, MEMBER_GOLDEN_ID)]
+
+
+def golden_names(columns: Sequence[str]) -> dict[str, str]:
+    """Each data column's name in the golden records: its own, or with ``RENAMED_SUFFIX`` when it is one of
+    the golden records' own columns (``golden_id``, ``trust_score``, ... of an earlier run's master data)."""
+    taken = {GOLDEN_ID, *GOLDEN_META}
+    names: dict[str, str] = {}
+    for name in columns:
+        target = name
+        while target in taken or (target != name and target in columns):
+            target += RENAMED_SUFFIX
+        names[name] = target
+        taken.add(target)
+    return names
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one column survives: its index (for private column names), rule and helper columns."""
+
+    index: int
+    column: str
+    rule: str
+    dtype: pl.DataType
+    target: str  # its name in the golden records (golden_names)
+
+    def name(self, kind: str) -> str:
+        return f"__{kind}_{self.index}__"
+
+
+def survive(
+    frame: pl.DataFrame,
+    clusters: pl.DataFrame,
+    rules: Mapping[str, str],
+    default_rule: str,
+    source_priority: Mapping[str, int],
+    timestamp_column: str | None,
+    *,
+    roles: Mapping[str, str] | None = None,
+    validation_rules: Mapping[str, Mapping[str, Any]] | None = None,
+    source_column: str | None = None,
+    singleton_provenance: bool = True,
+    members: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Golden records and their provenance (module docstring).
+
+    ``golden``: ``golden_id``, the data columns (their dtypes; renamed by :func:`golden_names` when an
+    earlier run's master data brings ``golden_id``, ``trust_score``, ... as data), ``trust_score``,
+    ``source_count`` (distinct sources), ``record_count``; one row per cluster, in file order of the
+    clusters' first rows.
+    ``provenance``: ``PROVENANCE_SCHEMA``, golden record by golden record, columns in frame order; without
+    ``singleton_provenance`` only the rows of clusters of two or more records (a single row's values
+    trivially come from it with confidence 1.0). ``members`` (from :func:`cluster_members`) saves
+    recomputing them. ``ValueError`` for an unknown rule, most_recent without ``timestamp_column`` or a
+    column that is not in the frame."""
+    members = members if members is not None else cluster_members(frame, clusters)
+    columns = member_columns(members)
+    for name in (timestamp_column, source_column):
+        if name is not None and name not in columns:
+            raise ValueError(f"column {name!r} is not a data column")
+    targets = golden_names(columns)
+    plans = [
+        _Plan(index, name, canonical_rule(rules.get(name, default_rule)), members.schema[name], targets[name])
+        for index, name in enumerate(columns)
+    ]
+    if timestamp_column is None and any(plan.rule == "most_recent" for plan in plans):
+        raise ValueError("the most_recent rule needs timestamp_column")
+    members = members.with_columns(pl.len().over(MEMBER_CLUSTER).alias(_SIZE))
+    singles = members.filter(pl.col(_SIZE) == 1)
+    merged = members.filter(pl.col(_SIZE) > 1)
+    context = _Context(dict(roles or {}), dict(validation_rules or {}), source_priority, source_column)
+    golden_merged, provenance_merged = _survive_merged(merged, plans, timestamp_column, context)
+    golden_single = singles.select(
+        MEMBER_CLUSTER,
+        pl.col(MEMBER_GOLDEN_ID).alias(GOLDEN_ID),
+        *[pl.col(name).alias(plan.target) for name, plan in zip(columns, plans, strict=True)],
+        pl.lit(NO_CONFLICT_CONFIDENCE, pl.Float64).alias("trust_score"),
+        pl.lit(1, pl.Int64).alias("source_count"),
+        pl.lit(1, pl.Int64).alias("record_count"),
+    )
+    golden = pl.concat([golden_single, golden_merged], how="vertical").sort(MEMBER_CLUSTER)
+    provenance_parts = [provenance_merged]
+    if singleton_provenance:
+        provenance_parts.insert(0, _single_provenance(singles, plans))
+    provenance = (
+        pl.concat(provenance_parts, how="vertical")
+        .sort(MEMBER_CLUSTER, "__column_index__")
+        .select(list(PROVENANCE_SCHEMA))
+    )
+    return golden.drop(MEMBER_CLUSTER), provenance
+
+
+@dataclass(frozen=True)
+class _Context:
+    roles: dict[str, str]
+    validation_rules: dict[str, Mapping[str, Any]]
+    source_priority: Mapping[str, int]
+    source_column: str | None
+
+
+def _single_provenance(singles: pl.DataFrame, plans: Sequence[_Plan]) -> pl.DataFrame:
+    """Provenance of one-row clusters: every value from its row, confidence 1.0, no conflict."""
+    parts = [
+        singles.lazy().select(
+            MEMBER_CLUSTER,
+            pl.lit(plan.index, pl.Int64).alias("__column_index__"),
+            pl.col(MEMBER_GOLDEN_ID).alias(GOLDEN_ID),
+            pl.lit(plan.column, pl.String).alias("column"),
+            as_text(plan.column, plan.dtype).alias("value"),
+            pl.when(pl.col(plan.column).is_not_null()).then(pl.col(SOURCE_COLUMN)).alias("source"),
+            pl.when(pl.col(plan.column).is_not_null()).then(pl.col(SOURCE_ROW_COLUMN)).alias("source_row"),
+            pl.lit(plan.rule, pl.String).alias("rule"),
+            pl.lit(NO_CONFLICT_CONFIDENCE, pl.Float64).alias("confidence"),
+            pl.lit(False).alias("conflict"),
+            pl.col(plan.column).is_not_null().cast(pl.Int64).alias("distinct_values"),
+        )
+        for plan in plans
+    ]
+    if not parts:
+        return _empty_provenance()
+    return pl.concat(parts, how="vertical").collect().cast(_internal_schema())  # type: ignore[arg-type]
+
+
+def _survive_merged(
+    merged: pl.DataFrame, plans: Sequence[_Plan], timestamp_column: str | None, context: _Context
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Golden records and provenance of the clusters of two or more rows: one group_by."""
+    helpers: list[pl.Expr] = []
+    if timestamp_column is not None:
+        helpers.append(timestamp_expression(merged, timestamp_column).alias(_TS))
+    label = pl.col(context.source_column) if context.source_column else pl.col(SOURCE_COLUMN)
+    ranks = {str(source): int(rank) for source, rank in context.source_priority.items()}
+    helpers.append(label.cast(pl.String).replace_strict(ranks, default=None, return_dtype=pl.Int64).alias(_RANK))
+    for plan in plans:
+        helpers.extend(_helper_columns(plan, context))
+    work = merged.with_columns(helpers)
+    aggregations: list[pl.Expr] = [
+        pl.col(MEMBER_GOLDEN_ID).first().alias(GOLDEN_ID),
+        pl.col(SOURCE_COLUMN).n_unique().cast(pl.Int64).alias("source_count"),
+        pl.len().cast(pl.Int64).alias("record_count"),
+    ]
+    for plan in plans:
+        aggregations.extend(_aggregations(plan))
+    grouped = work.lazy().group_by(MEMBER_CLUSTER).agg(aggregations).sort(MEMBER_CLUSTER).collect()
+    grouped = grouped.with_columns(
+        pl.mean_horizontal([pl.col(plan.name("confidence")) for plan in plans]).round(6).alias("trust_score")
+        if plans
+        else pl.lit(NO_CONFLICT_CONFIDENCE, pl.Float64).alias("trust_score")
+    )
+    golden = grouped.select(
+        MEMBER_CLUSTER,
+        GOLDEN_ID,
+        *[pl.col(plan.name("value")).alias(plan.target) for plan in plans],
+        pl.col("trust_score").cast(pl.Float64),
+        "source_count",
+        "record_count",
+    )
+    origin = merged.lazy().select(
+        pl.col(ROW_INDEX_COLUMN).alias("__winner__"), pl.col(SOURCE_COLUMN), pl.col(SOURCE_ROW_COLUMN)
+    )
+    parts = [
+        grouped.lazy()
+        .select(
+            MEMBER_CLUSTER,
+            pl.lit(plan.index, pl.Int64).alias("__column_index__"),
+            GOLDEN_ID,
+            pl.lit(plan.column, pl.String).alias("column"),
+            as_text(plan.name("value"), plan.dtype).alias("value"),
+            pl.col(plan.name("winner")).alias("__winner__"),
+            pl.lit(plan.rule, pl.String).alias("rule"),
+            pl.col(plan.name("confidence")).alias("confidence"),
+            (pl.col(plan.name("distinct")) > 1).alias("conflict"),
+            pl.col(plan.name("distinct")).alias("distinct_values"),
+        )
+        .join(origin, on="__winner__", how="left")
+        .rename({SOURCE_COLUMN: "source", SOURCE_ROW_COLUMN: "source_row"})
+        .select(list(_internal_schema()))
+        for plan in plans
+    ]
+    if not parts:
+        return golden, _empty_provenance()
+    provenance = pl.concat(parts, how="vertical").collect().cast(_internal_schema())  # type: ignore[arg-type]
+    return golden, provenance
+
+
+def _helper_columns(plan: _Plan, context: _Context) -> list[pl.Expr]:
+    """Per-row columns the column's rule sorts by (computed once, before the group_by)."""
+    if plan.rule == "most_complete":
+        return [as_text(plan.column, plan.dtype).str.strip_chars().str.len_chars().alias(plan.name("length"))]
+    if plan.rule == "most_frequent":
+        value = pl.col(plan.column)
+        return [
+            pl.len().over(MEMBER_CLUSTER, value).alias(plan.name("count")),
+            pl.col(ROW_INDEX_COLUMN).min().over(MEMBER_CLUSTER, value).alias(plan.name("seen")),
+        ]
+    if plan.rule == "quality_score":
+        role = context.roles.get(plan.column)
+        rules = context.validation_rules.get(plan.column)
+        return [value_quality(plan.column, plan.dtype, role, rules).alias(plan.name("quality"))]
+    return []
+
+
+def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
+    """The winner is the first row by these keys (nulls of the column always last, file order on ties)."""
+    missing = pl.col(plan.column).is_null()
+    row = pl.col(ROW_INDEX_COLUMN)
+    keys: list[tuple[pl.Expr, bool]]
+    if plan.rule == "most_complete":
+        keys = [(pl.col(plan.name("length")), True)]
+    elif plan.rule == "most_recent":
+        keys = [(pl.col(_TS).is_null(), False), (pl.col(_TS), True)]
+    elif plan.rule == "source_priority":
+        keys = [(pl.col(_RANK).is_null(), False), (pl.col(_RANK), False)]
+    elif plan.rule == "most_frequent":
+        keys = [(pl.col(plan.name("count")), True), (pl.col(plan.name("seen")), False)]
+    elif plan.rule == "min":
+        keys = [(pl.col(plan.column), False)]
+    elif plan.rule == "max":
+        keys = [(pl.col(plan.column), True)]
+    elif plan.rule == "last":
+        return [missing, row], [False, True]
+    elif plan.rule == "quality_score":
+        keys = [(pl.col(plan.name("quality")), True)]
+    else:  # first
+        keys = []
+    return [missing, *(key for key, _ in keys), row], [False, *(descending for _, descending in keys), False]
+
+
+def _aggregations(plan: _Plan) -> list[pl.Expr]:
+    keys, descending = _sort_keys(plan)
+
+    def winner(expr: pl.Expr) -> pl.Expr:
+        return expr.sort_by(keys, descending=descending, nulls_last=True).first()
+
+    present = pl.col(plan.column).count()
+    distinct = pl.col(plan.column).drop_nulls().n_unique().cast(pl.Int64)
+    if plan.rule == "most_frequent":
+        share = winner(pl.col(plan.name("count"))) / present
+        confidence = pl.min_horizontal(pl.lit(MOST_FREQUENT_CAP), 0.5 + 0.5 * share)
+    elif plan.rule == "quality_score":
+        confidence = winner(pl.col(plan.name("quality")))
+    elif plan.rule == "source_priority":
+        ranked = winner(pl.col(_RANK)).is_not_null()
+        confidence = pl.when(ranked).then(CONFIDENCE["source_priority"]).otherwise(UNRANKED_SOURCE_CONFIDENCE)
+    else:
+        confidence = pl.lit(CONFIDENCE[plan.rule])
+    return [
+        winner(pl.col(plan.column)).alias(plan.name("value")),
+        pl.when(present > 0).then(winner(pl.col(ROW_INDEX_COLUMN))).alias(plan.name("winner")),
+        distinct.alias(plan.name("distinct")),
+        pl.when(distinct > 1)
+        .then(confidence.cast(pl.Float64).round(6))
+        .otherwise(NO_CONFLICT_CONFIDENCE)
+        .alias(plan.name("confidence")),
+    ]
+
+
+def value_quality(column: str, dtype: pl.DataType, role: str | None, rules: Mapping[str, Any] | None = None) -> pl.Expr:
+    """Agensium's value quality 0..1 (module docstring); 0 for a null."""
+    text = as_text(column, dtype).str.strip_chars()
+    score = 0.5 + pl.min_horizontal(pl.lit(0.2), text.str.len_chars() / 100)
+    valid = format_valid(column, dtype, role)
+    if valid is not None:
+        score = score + pl.when(valid).then(0.3).otherwise(-0.2)
+    rules = rules or {}
+    if rules.get("pattern"):
+        score = score + pl.when(text.str.contains(anchored(str(rules["pattern"])))).then(0.2).otherwise(-0.2)
+    if rules.get("min_length") is not None:
+        score = score + pl.when(text.str.len_chars() >= int(rules["min_length"])).then(0.1).otherwise(0.0)
+    if rules.get("allowed_values"):
+        allowed = pl.Series([str(value).strip().lower() for value in rules["allowed_values"]], dtype=pl.String)
+        score = score + pl.when(text.str.to_lowercase().is_in(allowed.implode())).then(0.2).otherwise(0.0)
+    return pl.when(text.is_null() | (text == "")).then(0.0).otherwise(score.clip(0.0, 1.0).round(6)).cast(pl.Float64)
+
+
+def format_valid(column: str, dtype: pl.DataType, role: str | None) -> pl.Expr | None:
+    """Whether each value has the valid format of the column's role (None when the role has no format):
+    e-mail and phone patterns; a date (a date/datetime column, or text like 2020-01-31 or 20200131) for
+    date_of_birth and every date/datetime column."""
+    if is_date_like(dtype):
+        return pl.col(column).is_not_null()
+    pattern = FORMAT_PATTERNS.get(role or "")
+    if pattern is None:
+        return None
+    return as_text(column, dtype).str.strip_chars().str.contains(pattern)
+
+
+def anchored(pattern: str) -> str:
+    """A pattern the whole value must match."""
+    return f"^(?:{pattern})$"
+
+
+def as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """The column's values as text (nested values as JSON)."""
+    if dtype.is_nested():
+        return pl.struct(pl.col(column)).struct.json_encode()
+    if dtype == pl.String:
+        return pl.col(column)
+    return pl.col(column).cast(pl.String)
+
+
+def timestamp_expression(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """``column`` as something that sorts by time: dates and numbers as they are, text read with the
+    dates toolkit's formats (agents.values; unreadable values are null and rank last)."""
+    dtype = frame.schema[column]
+    if dtype.is_temporal() or dtype.is_numeric() or not is_text(dtype):
+        return pl.col(column)
+    plan = plan_dates(distinct_counts(frame, column), column)
+    if not plan.formats:
+        return pl.lit(None, pl.Datetime("us"))
+    return plan.expression(pl.col(column).cast(pl.String))
+
+
+def _internal_schema() -> dict[str, pl.DataType]:
+    return {MEMBER_CLUSTER: pl.Int64(), "__column_index__": pl.Int64(), **PROVENANCE_SCHEMA}
+
+
+def _empty_provenance() -> pl.DataFrame:
+    return pl.DataFrame(schema=_internal_schema())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exact clusters (the resolver, and the golden-record-builder without fuzzy matching)
+
+ENTITY_KEY_ROLES: tuple[tuple[str, ...], ...] = (
+    ("email",),
+    ("phone",),
+    ("national_id",),
+    ("given_name", "surname", "date_of_birth"),
+    ("full_name", "date_of_birth"),
+)
+
+
+def entity_key_columns(roles: Mapping[str, str]) -> list[str]:
+    """The columns that identify an entity, by role: the first e-mail column, else phone, else national
+    id, else given name + surname + date of birth, else full name + date of birth; [] when none fits."""
+    for wanted in ENTITY_KEY_ROLES:
+        found = [next((name for name, role in roles.items() if role == part), None) for part in wanted]
+        if all(found):
+            return [name for name in found if name is not None]
+    return []
+
+
+def normalised_key(column: str, dtype: pl.DataType, role: str | None) -> pl.Expr:
+    """A match-key part: e-mail lowercased without whitespace, phone digits only, national ids letters and
+    digits upper-cased, other text trimmed, whitespace runs collapsed and lowercased; empty -> null."""
+    text = as_text(column, dtype).str.strip_chars()
+    if role == "email":
+        text = text.str.replace_all(r"\s+", "").str.to_lowercase()
+    elif role == "phone":
+        text = text.str.replace_all(r"\D+", "")
+    elif role == "national_id":
+        text = text.str.replace_all(r"[^0-9A-Za-z]+", "").str.to_uppercase()
+    else:
+        text = text.str.replace_all(r"\s+", " ").str.to_lowercase()
+    return pl.when(text != "").then(text)
+
+
+def exact_clusters(frame: pl.DataFrame, key_columns: Sequence[str], roles: Mapping[str, str]) -> pl.DataFrame:
+    """Clusters of rows equal on every normalised key column (:func:`normalised_key`), in the shape of
+    ``Resolution.clusters``: ``ROW_INDEX_COLUMN``, ``cluster`` (the smallest row index), ``match_probability``
+    (1.0 in a cluster of two or more rows, else null) and ``rule`` ("exact:<keys>", or "identical" for rows
+    equal in every data column, else null). A row with an empty key part joins only the rows identical to
+    it in every data column (as every row does without key columns)."""
+    work = with_bookkeeping(frame)
+    row = pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
+    columns = data_columns(work)
+    schema = work.schema
+    names = [f"__key_{index}__" for index in range(len(key_columns))]
+    parts = [
+        normalised_key(name, schema[name], roles.get(name)).alias(alias)
+        for name, alias in zip(key_columns, names, strict=True)
+    ]
+    complete = pl.all_horizontal([pl.col(name).is_not_null() for name in names]) if names else pl.lit(False)
+    identical = row.min().over(columns) if columns else row
+    keyed = row.min().over(names) if names else row
+    size = pl.len().over(CLUSTER)
+    label = "exact:" + "+".join(key_columns)
+    return (
+        work.lazy()
+        .select(row, *columns, *parts)
+        .with_columns(pl.when(complete).then(keyed).otherwise(identical).alias(CLUSTER))
+        .select(
+            ROW_INDEX_COLUMN,
+            CLUSTER,
+            pl.when(size > 1).then(1.0).cast(pl.Float64).alias("match_probability"),
+            pl.when(size <= 1)
+            .then(pl.lit(None, pl.String))
+            .when(complete)
+            .then(pl.lit(label))
+            .otherwise(pl.lit("identical"))
+            .alias("rule"),
+        )
+        .sort(ROW_INDEX_COLUMN)
+        .collect()
+    )
+
+
+def role_names(roles: Mapping[str, Any]) -> dict[str, str]:
+    """``{column: role}`` from ``semantic_roles`` (``ColumnRole`` objects, or role names as they are)."""
+    return {str(name): str(getattr(role, "role", role)) for name, role in roles.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the master agents share
+
+
+def column_roles(frame: pl.DataFrame, artifacts: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    """``{column: role}`` of the frame's data columns and where they came from: semantic-mapper's
+    ``semantic_roles`` artifact when an earlier agent left it (columns it did not cover are ``other``),
+    else ``agents.master.roles.detect_roles``."""
+    columns = data_columns(frame)
+    given = artifacts.get("semantic_roles")
+    if given:
+        names = role_names(given)
+        return {name: names.get(name, "other") for name in columns}, "semantic-mapper"
+    from agents.master.roles import detect_roles
+
+    return role_names(detect_roles(frame)), "detected"
+
+
+def jsonable(value: Any, *, max_items: int = 1000) -> Any:
+    """``value`` as JSON-ready data: mappings and sequences item by item (at most ``max_items`` each),
+    frames as their first ``max_items`` rows, scalars via ``agents.formatting.plain_value``."""
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item, max_items=max_items) for key, item in list(value.items())[:max_items]}
+    if isinstance(value, pl.DataFrame):
+        return [jsonable(row, max_items=max_items) for row in value.head(max_items).to_dicts()]
+    if isinstance(value, pl.Series):
+        return [plain_value(item) for item in value.head(max_items).to_list()]
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+        return [jsonable(item, max_items=max_items) for item in items[:max_items]]
+    return plain_value(value)
