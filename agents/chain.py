@@ -45,7 +45,7 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
-from agents.layouts import ISO_DATETIME, TextLayout, as_text, from_report, untype_unshared
+from agents.layouts import ISO_DATETIME, TextLayout, as_text, from_report, needs_text, untype_unshared
 from agents.layouts import describe as describe_layouts
 from agents.master.sources import PRIMARY_LABEL, read_contract, stack_sources
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
@@ -583,7 +583,7 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
         table.with_columns(
             as_text(column, dtype, flow.layouts.get(column))
             for column, dtype in table.schema.items()
-            if dtype.is_nested() or column in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
+            if needs_text(dtype, flow.layouts.get(column))
         ).write_csv(out_dir / name, datetime_format=ISO_DATETIME)
         written.append(name)
     if flow.quarantined:
@@ -600,7 +600,7 @@ def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str
     cleaned = cleaned.with_columns(
         as_text(name, dtype, flow.layouts.get(name))
         for name, dtype in cleaned.schema.items()
-        if dtype.is_nested() or name in flow.layouts or (isinstance(dtype, pl.Datetime) and dtype.time_zone)
+        if needs_text(dtype, flow.layouts.get(name))
     )
     cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=ISO_DATETIME)
     flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)

@@ -190,15 +190,36 @@ ISO_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"  # the fraction only when there is one
 def as_text(name: str, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
     """The column ``name`` (of ``dtype``) as the text a CSV output holds and text checks see: dates read
     from text in their ``layout`` (``2013-01-01T10:00:00Z`` stays so), other datetimes in ISO 8601 (with
-    their offset when they have a zone), nested values as JSON text, anything else cast."""
-    column = pl.col(name)
+    their offset when they have a zone), durations in ISO 8601 (``PT1M30S``), nested values as JSON text,
+    bytes as base64, anything else cast."""
+    return text_of(pl.col(name), dtype, layout).alias(name)
+
+
+def text_of(column: pl.Expr, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
+    """:func:`as_text` of any expression of ``dtype`` (a column, a sample of it, ...)."""
     if layout is not None and dtype.is_temporal():
-        return layout.format(column).alias(name)
+        return layout.format(column)
     if isinstance(dtype, pl.Datetime):
-        return column.dt.to_string(ISO_DATETIME + "%:z" if dtype.time_zone else ISO_DATETIME).alias(name)
+        return column.dt.to_string(ISO_DATETIME + "%:z" if dtype.time_zone else ISO_DATETIME)
+    if isinstance(dtype, pl.Duration):
+        return column.dt.to_string("iso")
     if dtype.is_nested():
-        return json_text(column, dtype).alias(name)
+        return json_text(column, dtype)
+    if dtype == pl.Binary:
+        return column.bin.encode("base64")
     return column.cast(pl.String)
+
+
+def needs_text(dtype: pl.DataType, layout: TextLayout | None = None) -> bool:
+    """Whether a CSV writer needs :func:`as_text` for a column (its own rendering would lose something or
+    fail): dates read from text, zoned datetimes, durations, nested values and bytes."""
+    return (
+        (layout is not None and dtype.is_temporal())
+        or (isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
+        or isinstance(dtype, pl.Duration)
+        or dtype.is_nested()
+        or dtype == pl.Binary
+    )
 
 
 def json_text(expression: pl.Expr, dtype: pl.DataType) -> pl.Expr:

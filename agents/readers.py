@@ -28,7 +28,7 @@ coerced; what the reader did change is listed in the report of :func:`read_table
   scalar that string operations can handle; columns of only nulls become String;
 - a column with a blank header and no value at all (trailing separators, formatted but empty spreadsheet
   columns) is dropped;
-- blank, duplicate and reserved (:data:`~agents.envelope.ROW_INDEX_COLUMN`) column names are renamed
+- blank, duplicate and reserved (:data:`~agents.envelope.BOOKKEEPING_COLUMNS`) column names are renamed
   deterministically: a blank one to ``column_<position>``, a repeated one to ``<name>_2``, ``<name>_3``…
   (skipping any name already in the file).
 
@@ -59,7 +59,7 @@ import fastexcel
 import numpy as np
 import polars as pl
 
-from agents.envelope import ROW_INDEX_COLUMN
+from agents.envelope import BOOKKEEPING_COLUMNS
 from agents.errors import InvalidFileError
 from agents.layouts import describe as describe_layouts
 from agents.layouts import json_text, type_temporal_text
@@ -272,12 +272,12 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
 def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:
     """Blank → ``column_<position>``; the second ``x`` → ``x_2``, the third → ``x_3``; never a name that
     another column of the file already has, nor the chain's reserved row-index column."""
-    taken = {name for _, name in columns if name.strip()} | {ROW_INDEX_COLUMN}
+    taken = {name for _, name in columns if name.strip()} | BOOKKEEPING_COLUMNS
     seen: set[str] = set()
     final: list[str] = []
     renamed: list[RenamedColumn] = []
     for position, name in columns:
-        if name.strip() and name not in seen and name != ROW_INDEX_COLUMN:
+        if name.strip() and name not in seen and name not in BOOKKEEPING_COLUMNS:
             seen.add(name)
             final.append(name)
             continue

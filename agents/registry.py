@@ -55,7 +55,7 @@ PARAMETERS_NAME = "parameters.json"
 PARAMETERS_CONTENT_TYPES = frozenset({"application/json"})
 # master-my-data: up to MAX_SOURCES more sources ``source_<label>.<ext>`` and a data contract ``schema.<ext>``.
 MAX_SOURCES = 9
-SOURCE_NAME = re.compile(r"source_(?P<label>[a-z0-9][a-z0-9_-]{0,31})")
+SOURCE_NAME = re.compile(r"source_(?P<label>(?!primary$)[a-z0-9][a-z0-9_-]{0,31})")  # "primary" is the primary's
 SCHEMA_CONTENT_TYPES: dict[str, frozenset[str]] = {
     ".json": frozenset({"application/json", "text/json", _OCTET}),
     ".yaml": frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain", _OCTET}),

@@ -47,6 +47,7 @@ from agents.columns import narrow, normalised_name, with_row_index
 from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns
 from agents.findings import Findings, card_status, collect_row_issues, issues_where
 from agents.formatting import pct, shown
+from agents.layouts import text_of
 from agents.master.roles import UUID, sample_values
 from agents.params.key_identifier import KeyIdentifierParams
 
@@ -208,8 +209,8 @@ def column_key_stats(frame: pl.DataFrame, columns: list[str], params: KeyIdentif
         exprs += [pl.col(name).null_count().alias(f"nulls_{index}"), pl.col(name).n_unique().alias(f"unique_{index}")]
         if schema[name].is_integer():
             exprs += [
-                pl.col(name).min().cast(pl.Int64).alias(f"min_{index}"),
-                pl.col(name).max().cast(pl.Int64).alias(f"max_{index}"),
+                pl.col(name).min().cast(pl.Int64, strict=False).alias(f"min_{index}"),  # None beyond Int64
+                pl.col(name).max().cast(pl.Int64, strict=False).alias(f"max_{index}"),
             ]
     row = narrow(frame, columns).select(exprs).collect().row(0, named=True)
     text = [name for name in columns if schema[name] == pl.String]
@@ -340,7 +341,7 @@ def _foreign_keys(
         reference = pl.Series("reference", [_reference_text(value) for value in values], dtype=pl.String).unique()
         exprs = []
         for index, name in enumerate(columns):
-            distinct = pl.col(name).cast(pl.String).str.strip_chars().drop_nulls().unique()
+            distinct = text_of(pl.col(name), frame.schema[name]).str.strip_chars().drop_nulls().unique()
             exprs += [
                 distinct.is_in(reference.implode()).sum().alias(f"hits_{index}"),
                 distinct.len().alias(f"distinct_{index}"),

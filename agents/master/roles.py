@@ -44,6 +44,7 @@ import polars as pl
 
 from agents.columns import narrow, normalised_name
 from agents.envelope import data_columns
+from agents.layouts import text_of
 from agents.profile.semantic import RANDOM_REPEATS_EXPECTED
 from agents.values import date_like
 
@@ -298,12 +299,13 @@ def sample_values(frame: pl.DataFrame, columns: Sequence[str], size: int = SAMPL
     if not columns:
         return pl.DataFrame(schema={"column": pl.String, "value": pl.String})
     exprs = []
+    schema = frame.schema
     for name in columns:
         values = pl.col(name).drop_nulls()
         count = values.len().cast(pl.Int64)
         taken = pl.min_horizontal(count, pl.lit(size, pl.Int64))
         positions = pl.int_range(0, taken, dtype=pl.Int64) * count // pl.max_horizontal(taken, pl.lit(1, pl.Int64))
-        exprs.append(values.gather(positions).cast(pl.String).str.strip_chars().implode().alias(name))
+        exprs.append(text_of(values.gather(positions), schema[name]).str.strip_chars().implode().alias(name))
     wide = narrow(frame, columns).select(exprs).collect()
     return (
         wide.unpivot(variable_name="column", value_name="value")
@@ -393,7 +395,7 @@ def _numeric_ids(frame: pl.DataFrame, columns: list[str]) -> set[str]:
         return set()
     exprs = []
     for index, name in enumerate(columns):
-        number = pl.col(name).cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False)
+        number = text_of(pl.col(name), frame.schema[name]).str.strip_chars().cast(pl.Int64, strict=False)
         exprs += [
             pl.col(name).count().alias(f"count_{index}"),
             pl.col(name).n_unique().alias(f"distinct_{index}"),

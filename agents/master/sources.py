@@ -51,8 +51,8 @@ def read_contract(path: Path, name: str) -> dict[str, Any]:
         raise InvalidFileError(
             f"{name}: {size:,} bytes; a data contract may be at most {MAX_CONTRACT_BYTES:,}", {"file": name}
         )
-    text = path.read_bytes().decode("utf-8-sig", errors="strict") if size else ""
     try:
+        text = path.read_bytes().decode("utf-8-sig", errors="strict") if size else ""
         contract = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise InvalidFileError(

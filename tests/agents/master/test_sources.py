@@ -68,3 +68,47 @@ def test_input_names_of_master_data() -> None:
     assert "both the primary" in (registry.input_set_problem(["primary.csv", "primary.xlsx"]) or "")
     too_many = ["primary.csv", *(f"source_s{index}.csv" for index in range(10))]
     assert "at most 9 sources" in (registry.input_set_problem(too_many) or "")
+
+
+def test_the_primary_label_is_the_primarys() -> None:
+    assert registry.input_role("source_primary.csv", "master-my-data") is None
+    assert registry.input_role("source_primary2.csv", "master-my-data") == "source"
+
+
+def test_a_contract_not_in_utf8_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "schema.yaml"
+    path.write_bytes("required_columns: [café]\n".encode("latin-1"))
+    with pytest.raises(InvalidFileError, match="not UTF-8"):
+        read_contract(path, "schema.yaml")
+
+
+def test_user_columns_named_like_the_bookkeeping_are_renamed(tmp_path: Path) -> None:
+    from agents.readers import read_table_with_report
+
+    path = tmp_path / "primary.csv"
+    path.write_text("__source__,__source_row__,name\nweb,7,ann\n")
+    frame, report = read_table_with_report(path, "primary.csv")
+    assert frame.columns == ["__source___2", "__source_row___2", "name"]
+    assert [item["original"] for item in report["renamed_columns"]] == ["__source__", "__source_row__"]
+
+
+@pytest.mark.parametrize("tool", ["clean-my-data", "master-my-data"])
+def test_bytes_and_durations_are_written_as_text(tmp_path: Path, tool: str) -> None:
+    import datetime as dt
+
+    from agents.chain import run_tool
+
+    source = tmp_path / "primary.parquet"
+    pl.DataFrame(
+        {
+            "name": ["ann", "bob", "cy"],
+            "blob": [b"\x00ab", None, b"xyz"],
+            "took": [dt.timedelta(seconds=90), dt.timedelta(hours=2), None],
+        }
+    ).write_parquet(source)
+    result = run_tool(tool, [], {"primary.parquet": source}, {}, tmp_path / "out", lambda *_: None)
+    assert result["status"] in {"success", "partial"}
+    data = "cleaned_data.csv" if tool == "clean-my-data" else "master_data.csv"
+    written = pl.read_csv(tmp_path / "out" / data, infer_schema=False)
+    assert written["blob"].to_list() == ["AGFi", None, "eHl6"]
+    assert written["took"].to_list() == ["PT1M30S", "PT2H", None]
