@@ -47,7 +47,7 @@ from agents.envelope import (
 from agents.errors import InvalidFileError, InvalidParametersError
 from agents.layouts import ISO_DATETIME, TextLayout, as_text, from_report, needs_text, untype_unshared
 from agents.layouts import describe as describe_layouts
-from agents.master.sources import PRIMARY_LABEL, read_contract, stack_sources
+from agents.master.sources import PRIMARY_LABEL, align_columns, read_contract, stack_sources
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
@@ -544,7 +544,10 @@ def _read_inputs(
     contract = None
     if tool_id == MASTER_TOOL:
         stacked = [(role.removeprefix("source_"), frame) for role, frame in frames.items() if role != "baseline"]
-        primary = stack_sources([(PRIMARY_LABEL, primary), *stacked[1:]])
+        aligned, renames = align_columns([(PRIMARY_LABEL, primary), *stacked[1:]])
+        primary = stack_sources(aligned)
+        if renames:
+            read_reports["aligned_columns"] = renames
         check_column_count(len(data_columns(primary)), "the sources together", max_columns)
         schema = by_role.get("schema")
         contract = read_contract(schema[1], schema[0]) if schema is not None else None

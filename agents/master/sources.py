@@ -1,7 +1,8 @@
 """The master chain's inputs: every source stacked into one frame, and the data contract.
 
 Sources are the primary (label ``primary``) and each ``source_<label>.<ext>`` upload, in that order (the
-others by label). Their columns are the union (a column a source lacks is null there); a column typed
+others by label). Their columns are the union (a column a source lacks is null there; one spelled in
+another case than in an earlier source takes the earlier spelling: :func:`align_columns`); a column typed
 differently in two sources takes the type both fit in (Polars' supertype: an integer and a text column
 become text), so no value changes. Three bookkeeping columns follow every row through the chain
 (agents.envelope): ``ROW_INDEX_COLUMN`` (1-based in the stacked frame), ``SOURCE_COLUMN`` (the label) and
@@ -42,6 +43,34 @@ def stack_sources(sources: Sequence[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
     stacked = stacked.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
     data = [name for name in stacked.columns if name not in {ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN}]
     return stacked.select(ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, *data)
+
+
+def align_columns(
+    sources: Sequence[tuple[str, pl.DataFrame]],
+) -> tuple[list[tuple[str, pl.DataFrame]], list[dict[str, str]]]:
+    """Sources whose column names differ from an earlier source's only in case (``Name`` and ``name``,
+    ``EMAIL`` and ``email``) renamed to the earlier spelling, so that they stack as one column; only where
+    that is unambiguous (one earlier spelling, and no column of that spelling in the source already).
+    Returns the sources and the renames (``{"source", "column", "renamed_to"}``)."""
+    spelling: dict[str, str] = {}
+    aligned: list[tuple[str, pl.DataFrame]] = []
+    renames: list[dict[str, str]] = []
+    for label, frame in sources:
+        folded: dict[str, list[str]] = {}
+        for name in frame.columns:
+            folded.setdefault(name.casefold(), []).append(name)
+        mapping = {}
+        for key, names in folded.items():
+            target = spelling.get(key)
+            if target is not None and len(names) == 1 and names[0] != target and target not in frame.columns:
+                mapping[names[0]] = target
+        if mapping:
+            frame = frame.rename(mapping)
+            renames += [{"source": label, "column": old, "renamed_to": new} for old, new in mapping.items()]
+        for key, names in folded.items():
+            spelling.setdefault(key, mapping.get(names[0], names[0]))
+        aligned.append((label, frame))
+    return aligned, renames
 
 
 def read_contract(path: Path, name: str) -> dict[str, Any]:

@@ -112,3 +112,19 @@ def test_bytes_and_durations_are_written_as_text(tmp_path: Path, tool: str) -> N
     written = pl.read_csv(tmp_path / "out" / data, infer_schema=False)
     assert written["blob"].to_list() == ["AGFi", None, "eHl6"]
     assert written["took"].to_list() == ["PT1M30S", "PT2H", None]
+
+
+def test_columns_spelled_in_another_case_stack_as_one() -> None:
+    from agents.master.sources import align_columns
+
+    primary = pl.DataFrame({"name": ["ann"], "email": ["a@x.com"]})
+    crm = pl.DataFrame({"Name": ["ann"], "EMAIL": ["a@x.com"], "Phone": ["1"]})
+    both = pl.DataFrame({"NAME": ["x"], "Name": ["y"]})  # two spellings in one source: left alone
+    aligned, renames = align_columns([("primary", primary), ("crm", crm), ("both", both)])
+    assert aligned[1][1].columns == ["name", "email", "Phone"]
+    assert aligned[2][1].columns == ["NAME", "Name"]
+    assert renames == [
+        {"source": "crm", "column": "Name", "renamed_to": "name"},
+        {"source": "crm", "column": "EMAIL", "renamed_to": "email"},
+    ]
+    assert stack_sources(aligned[:2]).columns[3:] == ["name", "email", "Phone"]
