@@ -268,7 +268,8 @@ async def request_upload_urls(
     problem = registry.input_set_problem(names)
     if problem is not None:
         raise ServiceError("INVALID_FILE_NAME", problem, {"names": names})
-    if not any(d["role"] == "primary" for d in declared):
+    if not any(d["role"] == "primary" for d in declared) and task["source_task_id"] is None:
+        # A chained task's primary is its source task's data output; it may still upload the other inputs.
         raise ServiceError("INPUT_MISSING", "A primary input (primary.<ext>) is required.")
     if request.parameters_size is not None and request.parameters_size > settings.max_parameters_bytes:
         raise ServiceError(
@@ -449,10 +450,10 @@ async def stream_input(
 
 
 async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
-    if task["source_task_id"] is not None:
-        return
+    """Every declared input is stored at its declared size. A chained task (`source_task_id`) needs no primary
+    upload: it takes its source task's data output (the worker fetches it), and may upload the rest."""
     inputs: list[dict[str, Any]] = list(task["inputs"])
-    if not any(i["role"] == "primary" for i in inputs):
+    if not any(i["role"] == "primary" for i in inputs) and task["source_task_id"] is None:
         raise ServiceError("INPUT_MISSING", "No primary input was declared or uploaded.", {"missing": ["primary"]})
     prefix = inputs_prefix(core.settings, str(task["user_id"]), str(task["id"]))
     expected: list[tuple[str, int | None]] = [(i["name"], i["size"]) for i in inputs if i["role"] != "parameters"]
@@ -473,7 +474,7 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
             "Stored size differs from the declared size for: " + ", ".join(str(w["name"]) for w in wrong) + ".",
             {"size_mismatch": wrong},
         )
-    params_head = heads[-1] if expected[-1][0] == PARAMETERS_NAME else None
+    params_head = heads[-1] if expected and expected[-1][0] == PARAMETERS_NAME else None
     if params_head is not None and params_head.size > core.settings.max_parameters_bytes:
         raise ServiceError(
             "INPUT_TOO_LARGE",

@@ -63,7 +63,8 @@ PRINTABLE: JsonDict = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
 MAX_LABELS = 50
 LabelKey = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
 LabelValue = Annotated[str, Field(max_length=256, json_schema_extra=PRINTABLE), AfterValidator(_printable)]
-MAX_UPLOAD_FILES = 10  # files one upload-urls call may declare
+# Files one upload-urls call may declare: master-my-data's most, a primary, 9 source_<label> files and a schema.
+MAX_UPLOAD_FILES = 11
 # A multipart upload id as stores issue them (AWS, MinIO, SeaweedFS, B2, R2): never a path or a query.
 UPLOAD_ID_PATTERN = r"^[A-Za-z0-9._~+=-]{1,1024}$"
 _UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)

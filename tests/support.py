@@ -32,6 +32,8 @@ CONTENT_TYPES = {
     ".jsonl": "application/jsonl",
     ".parquet": "application/vnd.apache.parquet",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".yaml": "application/yaml",  # schema.yaml, master-my-data's data contract
+    ".yml": "application/yaml",
 }
 
 

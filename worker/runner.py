@@ -212,10 +212,11 @@ REFUNDED_CODES = frozenset({"INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING
 
 
 async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[str, str]]:
-    """(local name, object key) of every input: the uploads, or for a task chained on an earlier
-    one (`source_task_id`), that task's data output as the primary input."""
+    """(local name, object key) of every input: the uploads, and for a task chained on an earlier one
+    (`source_task_id`) without a primary upload, that task's data output as the primary input (a chained
+    master-my-data task may upload its other sources and its contract)."""
     uploaded = [(i["name"], in_prefix + i["name"]) for i in task["inputs"] if i["role"] != "parameters"]
-    if uploaded or task["source_task_id"] is None:
+    if task["source_task_id"] is None or any(i["role"] == "primary" for i in task["inputs"]):
         return uploaded
     user_id, source_id = str(task["user_id"]), str(task["source_task_id"])
     source = await core.store.get_task(source_id, user_id)
@@ -229,7 +230,7 @@ async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[st
     if not data:
         raise TaskFailure("INPUT_MISSING", f"Source task {source_id} has no data output (CSV/TSV) to take as input.")
     key = lifecycle.output_key(core.settings, user_id, source_id, data[0])
-    return [("primary" + Path(data[0]["name"]).suffix, key)]
+    return [("primary" + Path(data[0]["name"]).suffix, key), *uploaded]
 
 
 async def execute_task(

@@ -15,9 +15,12 @@ A mapping counts when its confidence is at least ``confidence_threshold``. With 
 is renamed only where nothing is lost: a standard name already held by another column (or a bookkeeping
 column) is reported, not applied; two columns mapping to the same name: the more confident one (then the
 first) is renamed, the other reported. Values are replaced per ``custom_value_mappings`` (exact match of the
-whole cell) and, in columns mapped to ``country``, by the built-in spellings of :data:`COUNTRY_SPELLINGS`
-(matched ignoring case, dots and whitespace; a custom mapping of the same cell wins). Every changed cell is
-counted. Without ``apply_mappings`` nothing changes and the renames and replacements are proposed.
+whole cell): the user asked for those. The built-in spellings of :data:`COUNTRY_SPELLINGS` (columns mapped to
+``country``; matched ignoring case, dots and whitespace; a custom mapping of the same cell wins) are a
+judgment call: with ``apply_builtin_value_mappings`` (ours, false by default; Agensium applies them) they
+are applied, otherwise proposed (``data.proposals``), each spelling listed with the cells it would change
+(``data.value_mappings[].changes``). Every changed cell is counted. Without ``apply_mappings`` nothing
+changes and the renames and replacements are proposed.
 
 The agent returns the new frame (bookkeeping columns untouched) and ``artifacts["semantic_roles"]``: the
 roles of the returned frame's columns (``detect_roles`` of the new frame, keyed by the new names).
@@ -45,6 +48,7 @@ AGENT_ID = "semantic-mapper"
 AGENT_NAME = "Semantic Mapper"
 CREDITS = 50
 HIGH_CONFIDENCE: Final = 0.9
+MAX_LISTED_SPELLINGS: Final = 100  # per column, the most frequent first (the counts cover all of them)
 NAME_EXACT: Final = 0.9
 NAME_PARTIAL: Final = 0.75
 
@@ -148,8 +152,10 @@ class ValueMapping:
     column: str  # the column's name in the returned frame
     source: str  # custom | built_in
     replacements: dict[str, str]
-    cells_changed: int = 0
+    applied: bool = False  # False: counted and proposed, the cells keep their values
+    cells_changed: int = 0  # the cells it changes (applied) or would change (proposed)
     cells_mappable: int = 0
+    changes: list[dict[str, Any]] = field(default_factory=list)  # built-in: {value, replacement, cells}
 
 
 @dataclass
@@ -171,7 +177,13 @@ class Outcome:
 
     @property
     def cells_changed(self) -> int:
-        return sum(item.cells_changed for item in self.values)
+        """Cells the applied value mappings changed."""
+        return sum(item.cells_changed for item in self.values if item.applied)
+
+    @property
+    def cells_proposed(self) -> int:
+        """Cells the value mappings not applied would change."""
+        return sum(item.cells_changed for item in self.values if not item.applied)
 
 
 def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -> AgentResult:
@@ -191,7 +203,7 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     output, values = _map_values(output, mappings, renames, value_columns, params)
 
     progress(0.7, "Detecting the roles of the mapped columns")
-    changed = {item.column for item in values if item.cells_changed and params.apply_mappings}
+    changed = {item.column for item in values if item.cells_changed and item.applied}
     carried = {renames.get(name, name): facts for name, facts in evidence.items()}
     new_roles = detect_roles(output, {name: facts for name, facts in carried.items() if name not in changed})
     outcome = Outcome(frame, output, mappings, values, params.apply_mappings, new_roles)
@@ -310,8 +322,9 @@ def _map_values(
     value_columns: dict[str, str],
     params: SemanticMapperParams,
 ) -> tuple[pl.DataFrame, list[ValueMapping]]:
-    """Replace values per ``custom_value_mappings`` and the built-in country spellings (module docstring);
-    ``frame`` already carries the new names. Without ``apply_mappings`` only the counts are computed."""
+    """Replace values per ``custom_value_mappings`` and, with ``apply_builtin_value_mappings``, the built-in
+    country spellings (module docstring); ``frame`` already carries the new names. A mapping not applied is
+    only counted (and a built-in one's spellings listed)."""
     custom: dict[str, dict[str, str]] = {}
     for key, replacements in params.custom_value_mappings.items():
         column = value_columns[key]
@@ -325,30 +338,54 @@ def _map_values(
     plans: dict[str, pl.Expr] = {}
     items: list[ValueMapping] = []
     counters: list[pl.Expr] = []
+    spellings: list[tuple[ValueMapping, pl.Expr, pl.Expr, pl.Expr]] = []  # built-in: item, text, spelled, scope
+    builtin_applied = params.apply_mappings and params.apply_builtin_value_mappings
     for name in dict.fromkeys([*custom, *countries]):
         text = pl.col(name).cast(pl.String)
         mapped: pl.Expr = text
         named = text.is_in(list(custom.get(name, {}))).fill_null(False)  # cells a custom mapping decides
         if name in countries:
             spelling = text.str.to_lowercase().str.replace_all(r"[.\s]+", "")
-            spelled = spelling.replace_strict(COUNTRY_SPELLINGS, default=None, return_dtype=pl.String)
-            mapped = pl.coalesce(spelled, text)
-            items.append(ValueMapping(name, "built_in", dict(COUNTRY_SPELLINGS)))
-            counters.extend(_changed(mapped, text, ~named, len(items) - 1))
+            spelled = pl.coalesce(
+                spelling.replace_strict(COUNTRY_SPELLINGS, default=None, return_dtype=pl.String), text
+            )
+            items.append(ValueMapping(name, "built_in", dict(COUNTRY_SPELLINGS), builtin_applied))
+            counters.extend(_changed(spelled, text, ~named, len(items) - 1))
+            spellings.append((items[-1], text, spelled, ~named))
+            mapped = spelled if builtin_applied else text
         if name in custom:
-            mapped = pl.when(named).then(text.replace(custom[name])).otherwise(mapped)
-            items.append(ValueMapping(name, "custom", custom[name]))
-            counters.extend(_changed(mapped, text, named, len(items) - 1))
-        plans[name] = mapped
-    if not plans:
+            replaced = text.replace(custom[name])
+            items.append(ValueMapping(name, "custom", custom[name], params.apply_mappings))
+            counters.extend(_changed(replaced, text, named, len(items) - 1))
+            mapped = pl.when(named).then(replaced).otherwise(mapped) if params.apply_mappings else mapped
+        if any(item.applied for item in items if item.column == name):
+            plans[name] = mapped
+    if not items:
         return frame, items
     counts = frame.lazy().select(counters).collect().row(0, named=True)
     for index, item in enumerate(items):
         item.cells_changed = int(counts[f"changed_{index}"] or 0)
         item.cells_mappable = int(counts[f"cells_{index}"] or 0)
-    if params.apply_mappings:
+    for item, text, spelled, scope in spellings:
+        if item.cells_changed:
+            item.changes = _spellings(frame, text, spelled, scope)
+    if plans:
         frame = frame.with_columns(plans[name].alias(name) for name in plans)
     return frame, items
+
+
+def _spellings(frame: pl.DataFrame, text: pl.Expr, spelled: pl.Expr, scope: pl.Expr) -> list[dict[str, Any]]:
+    """Each value the built-in spellings change, with its replacement and cells, the most frequent first."""
+    changed = (
+        frame.lazy()
+        .filter(scope & spelled.ne_missing(text))
+        .group_by(text.alias("value"), spelled.alias("replacement"))
+        .agg(pl.len().alias("cells"))
+        .sort(["cells", "value"], descending=[True, False])
+        .head(MAX_LISTED_SPELLINGS)
+        .collect()
+    )
+    return [{**row, "cells": int(row["cells"])} for row in changed.iter_rows(named=True)]
 
 
 def _changed(mapped: pl.Expr, text: pl.Expr, scope: pl.Expr, index: int) -> list[pl.Expr]:
@@ -368,7 +405,7 @@ def _result(outcome: Outcome, params: SemanticMapperParams, started: float) -> A
         started=started,
         params=params,
         summary_metrics=_summary_metrics(outcome),
-        data=_data(outcome, score),
+        data=_data(outcome, score, params),
         frame=outcome.output if outcome.applied and outcome.output is not outcome.frame else None,
         alerts=findings.alerts,
         issues=findings.issues,
@@ -381,7 +418,7 @@ def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
     counted = outcome.counted
     total = len(data_columns(outcome.frame))
     average = sum(mapping.confidence for mapping in counted) / len(counted) if counted else 0.0
-    cells = outcome.cells_changed if outcome.applied else 0
+    cells = outcome.cells_changed
     return {
         "mapped_columns": len(counted),
         "unmapped_columns": total - len(counted),
@@ -396,7 +433,7 @@ def _score(outcome: Outcome, params: SemanticMapperParams) -> dict[str, Any]:
     counted = outcome.counted
     total = len(data_columns(outcome.frame))
     mappable = sum(item.cells_mappable for item in outcome.values)
-    left = 0 if outcome.applied else outcome.cells_changed
+    left = outcome.cells_proposed
     components = {
         "mapping_coverage": pct(len(counted), total) if total else 100.0,
         "confidence": 100.0 * sum(mapping.confidence for mapping in counted) / len(counted) if counted else 0.0,
@@ -410,7 +447,7 @@ def _score(outcome: Outcome, params: SemanticMapperParams) -> dict[str, Any]:
     return effectiveness(components, weights, params)
 
 
-def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
+def _data(outcome: Outcome, score: dict[str, Any], params: SemanticMapperParams) -> dict[str, Any]:
     mapped = {mapping.column for mapping in outcome.counted}
     return {
         "vocabulary": list(dict.fromkeys([*ROLE_STANDARD.values(), *(name for name, _ in VOCABULARY_NAMES)])),
@@ -423,7 +460,8 @@ def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
                 "source": item.source,
                 "replacements": len(item.replacements),
                 "cells_changed": item.cells_changed,
-                "applied": outcome.applied,
+                "applied": item.applied,
+                **({"changes": item.changes} if item.source == "built_in" else {}),
             }
             for item in outcome.values
         ],
@@ -431,19 +469,20 @@ def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
             name: {"role": role.role, "confidence": role.confidence, "method": role.method}
             for name, role in outcome.roles.items()
         },
-        "proposals": _proposals(outcome),
+        "proposals": _proposals(outcome, params),
         "effectiveness": score,
         "quality_status": score["status"],
     }
 
 
-def _proposals(outcome: Outcome) -> list[dict[str, Any]]:
-    if outcome.applied:
-        return []
+def _proposals(outcome: Outcome, params: SemanticMapperParams) -> list[dict[str, Any]]:
+    """Without ``apply_mappings``: the renames and the value mappings it would apply; and the built-in
+    spellings not applied, with the cells each would change."""
     items = []
     renames = [mapping for mapping in outcome.mappings if mapping.status == "proposed"]
-    cells = outcome.cells_changed
-    if renames or cells:
+    by_apply = [item for item in outcome.values if item.source == "custom" or params.apply_builtin_value_mappings]
+    cells = sum(item.cells_changed for item in by_apply)
+    if not outcome.applied and (renames or cells):
         items.append(
             proposal(
                 AGENT_ID,
@@ -452,6 +491,27 @@ def _proposals(outcome: Outcome) -> list[dict[str, Any]]:
                 "standard spelling",
                 {"apply_mappings": True},
                 columns=[mapping.column for mapping in renames],
+                cells_affected=cells,
+            )
+        )
+    built_in = [
+        item for item in outcome.values if item.source == "built_in" and not item.applied and item.cells_changed
+    ]
+    if built_in:
+        cells = sum(item.cells_changed for item in built_in)
+        examples = "; ".join(
+            f"'{change['value']}' -> '{change['replacement']}' ({change['cells']:,})"
+            for item in built_in
+            for change in item.changes[:5]
+        )
+        fragment = {"apply_builtin_value_mappings": True, **({} if outcome.applied else {"apply_mappings": True})}
+        items.append(
+            proposal(
+                AGENT_ID,
+                "apply_builtin_value_mappings",
+                f"Replace {cells:,} country names by their standard spelling: {examples}",
+                fragment,
+                columns=[item.column for item in built_in],
                 cells_affected=cells,
             )
         )
@@ -504,14 +564,19 @@ def _findings(outcome: Outcome, params: SemanticMapperParams) -> Findings:
 def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
     total = len(data_columns(outcome.frame))
     renamed = outcome.renamed if outcome.applied else sum(m.status == "proposed" for m in outcome.mappings)
-    verbs = ("renamed", "standardised") if outcome.applied else ("to rename", "to standardise")
+    if outcome.applied:
+        values = f"{outcome.cells_changed:,} values standardised"
+        values += f", {outcome.cells_proposed:,} more proposed" if outcome.cells_proposed else ""
+        description = f"{renamed:,} columns renamed; {values}"
+    else:
+        description = f"{renamed:,} columns to rename; {outcome.cells_proposed:,} values to standardise"
     return [
         SummaryCard(
             "exec_semantic_mapping",
             "Semantic Mapping",
             f"{len(outcome.counted):,} of {total:,} columns mapped",
             "info",
-            f"{renamed:,} columns {verbs[0]}; {outcome.cells_changed:,} values {verbs[1]}",
+            description,
         ),
         SummaryCard(
             "exec_semantic_effectiveness",

@@ -67,8 +67,14 @@ class SemanticMapperParams(EffectivenessParams):
     apply_mappings: bool = Field(
         True,
         description="Rename columns to their standard names where nothing is lost (a name already taken is "
-        "reported, not applied) and replace values per custom_value_mappings and the built-in country "
-        "spellings (U.S.A, United States -> USA); false: report and propose only",
+        "reported, not applied) and replace values per custom_value_mappings (and the built-in spellings when "
+        "apply_builtin_value_mappings is true); false: report and propose only",
+    )
+    apply_builtin_value_mappings: bool = Field(
+        False,
+        description="Ours (Agensium applies them with apply_mappings): replace the values of country columns by "
+        "their built-in standard spelling (U.S.A, United States -> USA). False: the replacements are proposed, "
+        "each spelling with the cells it would change",
     )
     mapping_coverage_weight: float = Field(0.4, ge=0, le=1, description="Weight of the share of columns mapped")
     confidence_weight: float = Field(0.3, ge=0, le=1, description="Weight of the mean confidence of the mappings")

@@ -1,6 +1,7 @@
 """One sheet per agent. Every agent gets the generic layout: title, error (if any), summary metrics, every
 list of records found in ``data`` as a flattened table, the remaining details and the parameters used.
-The profiler and the drift detector also get curated per-column tables and native Excel charts; their
+The profiler and the drift detector also get curated per-column tables and native Excel charts, and
+golden-record-builder and stewardship-flagger their own sections (agents.reports.master_sheets); their
 curated keys are then left out of the generic part.
 """
 
@@ -10,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from agents.reports.master_sheets import MASTER_RENDERERS
 from agents.reports.overview import as_dict, as_dicts, dig
 from agents.reports.sheets import (
     Column,
@@ -414,7 +416,7 @@ def _psi_chart(writer: SheetWriter, fields: list[dict[str, Any]]) -> None:
     writer.skip(CHART_ROWS + 4)
 
 
-CURATED: dict[str, Renderer] = {"unified-profiler": _profiler, "drift-detector": _drift}
+CURATED: dict[str, Renderer] = {"unified-profiler": _profiler, "drift-detector": _drift, **MASTER_RENDERERS}
 CHARTS: dict[str, Callable[[SheetWriter, dict[str, Any]], None]] = {"unified-profiler": _distribution_charts}
 """Charts drawn at the end of an agent's sheet, below its tables."""
 

@@ -1,6 +1,7 @@
 """The Excel report (xlsxwriter): Summary, Cleaning Steps (clean chains), one sheet per agent (the
 profiler's followed by its Correlations, Missing values, Samples and Dates sheets when its envelope has
-them), Findings, Row-Level Issues, plus a hidden sheet holding the charts' data.
+them, golden-record-builder's by Merged Clusters), Findings, Row-Level Issues, plus a hidden sheet holding
+the charts' data.
 
 Written for any agent: sheets are built from the envelope contract (agents/envelope.py), never from an
 agent's module; unknown agents and missing keys fall back to the generic layout of ``agent_sheets``. Raw
@@ -27,6 +28,7 @@ from typing import Any
 from agents.envelope import INLINE_ROW_LEVEL_ISSUES
 from agents.registry import ROW_LEVEL_ISSUES_PARQUET
 from agents.reports.agent_sheets import agent_sheet
+from agents.reports.master_sheets import GOLDEN_AGENT, master_sheets
 from agents.reports.overview import (
     agent_id_of,
     as_dict,
@@ -86,6 +88,8 @@ def write_excel_report(
             sheet_names[agent_id] = agent_sheet(book, envelope, agent_id).name
             if agent_id == PROFILER:
                 profile_sheets(book, as_dict(envelope.get("data")))
+            elif agent_id == GOLDEN_AGENT:
+                master_sheets(book, as_dict(envelope.get("data")))
         _findings_sheet(book.sheet(FINDINGS, reserved=True), envelopes)
         inline = _row_issues_sheet(book.sheet(ROW_ISSUES, reserved=True), envelopes, counts)
         outcome = cleaning_outcome(envelopes, steps, overall) if steps or tool_id == "clean-my-data" else None

@@ -29,6 +29,7 @@ class RouteDoc:
     media_type: str = "application/json"
     parameters: list[dict[str, Any]] = field(default_factory=list)
     raw_body: str | None = None  # content type of a raw (non-JSON) body
+    description: str | None = None
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -71,6 +72,17 @@ EVENT_SCHEMA: dict[str, Any] = {
     },
     "required": ["id", "event", "data"],
 }
+
+_DATA_EXTENSIONS = ", ".join(suffix.lstrip(".") for suffix in registry.DATA_CONTENT_TYPES)
+INPUT_NAMES = (
+    "An input's role comes from its name: `primary.<ext>` (every tool; required, unless the task takes its primary "
+    "from `source_task_id`), `baseline.<ext>` (profile-my-data), `source_<label>.<ext>` (master-my-data: up to "
+    f"{registry.MAX_SOURCES} more sources, each label once, of lowercase letters, digits, _ and -, e.g. "
+    "`source_crm.csv`) and `schema.json` or `schema.yaml` (master-my-data: the data contract); `<ext>` is one of "
+    f"{_DATA_EXTENSIONS}. `parameters.json` is declared with `has_parameters`. A name the task's tool does not "
+    "take, or two files of one role or source label, is `422 INVALID_FILE_NAME`; a content type the name does "
+    f"not accept `415 UNSUPPORTED_MEDIA_TYPE`. At most {m.MAX_UPLOAD_FILES} files per call."
+)
 
 TASK_ERRORS = (401, 404)
 ROUTES: list[RouteDoc] = [
@@ -124,6 +136,7 @@ ROUTES: list[RouteDoc] = [
         m.UploadUrlsResponse,
         m.UploadUrlsRequest,
         (401, 404, 409, 413, 415, 422),
+        description=INPUT_NAMES,
     ),
     RouteDoc(
         "put",
@@ -134,6 +147,7 @@ ROUTES: list[RouteDoc] = [
         None,
         (401, 404, 409, 413, 415, 422),
         raw_body="application/octet-stream",
+        description=INPUT_NAMES,
     ),
     RouteDoc(
         "get",
@@ -279,6 +293,8 @@ def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[
     for r in ROUTES:
         operation_id = re.sub(r"[^A-Za-z0-9]+", "_", f"{r.method}_{r.path}").strip("_")
         op: dict[str, Any] = {"summary": r.summary, "operationId": operation_id}
+        if r.description:
+            op["description"] = r.description
         params = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
             for p in ("task_id", "name")

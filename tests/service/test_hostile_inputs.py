@@ -25,6 +25,7 @@ from service.client import AgensiumClient
 from service.config import Settings
 from service.errors import ServiceError
 from service.lifecycle import _call_part_size
+from service.models import MAX_UPLOAD_FILES
 from service.storage import MAX_PART_BYTES
 from tests.conftest import Account, ApiServer, serve_api
 from tests.support import create_task, upload_inputs, wait_for_status
@@ -188,9 +189,10 @@ async def test_agents_may_not_repeat(client: httpx.AsyncClient) -> None:
 # --- upload-urls: files, parts, every URL size-bound -------------------------------------------------
 
 
-async def test_upload_urls_takes_at_most_ten_files(client: httpx.AsyncClient) -> None:
+async def test_upload_urls_takes_at_most_eleven_files(client: httpx.AsyncClient) -> None:
+    """Eleven: master-my-data's primary, nine sources and a contract."""
     task = await create_task(client)
-    files = [{"name": f"source_{i}.csv", "content_type": "text/csv", "size": 10} for i in range(11)]
+    files = [{"name": f"source_{i}.csv", "content_type": "text/csv", "size": 10} for i in range(MAX_UPLOAD_FILES + 1)]
     r = await client.post(f"/api/v1/tasks/{task['task_id']}/upload-urls", json={"files": files})
     error = assert_error(r, 422, "VALIDATION_ERROR")
     assert error["message"].startswith("files"), error

@@ -1,10 +1,12 @@
 """semantic-mapper: columns renamed to the standard vocabulary only where nothing is lost, clashes reported,
-values mapped with every changed cell counted (against an independent count), the roles artifact, and
-parameters refused when they do not fit."""
+values mapped with every changed cell counted (against an independent count), the built-in spellings
+proposed by default with their counts and applied on request, the roles artifact, and parameters refused
+when they do not fit."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import polars as pl
@@ -27,6 +29,7 @@ from agents.master.sources import stack_sources
 from agents.params.semantic_mapper import SemanticMapperParams
 
 COUNTRIES = ["U.S.A", "United States", "Germany", "usa", None, "USA", "u.k.", "France", "United  States of America"]
+SPELLED = {"U.S.A": "USA", "United States": "USA", "usa": "USA", "u.k.": "UK", "United  States of America": "USA"}
 N = len(COUNTRIES)
 BOOKKEEPING = [ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN]
 
@@ -64,7 +67,7 @@ def mappings(result: AgentResult) -> dict[str, dict[str, Any]]:
 
 def test_columns_are_renamed_to_standard_names_and_values_standardised() -> None:
     frame = customers()
-    result = run(frame)
+    result = run(frame, apply_builtin_value_mappings=True)
     assert result.frame is not None
     assert result.frame.columns == [
         *BOOKKEEPING,
@@ -92,9 +95,9 @@ def test_columns_are_renamed_to_standard_names_and_values_standardised() -> None
     assert found["created_at"]["method"] == "name" and found["amount"]["standard_name"] == "price"
     assert "notes" not in found
     # Country spellings: an independent count of the cells that change.
-    expected = {"U.S.A": "USA", "United States": "USA", "usa": "USA", "u.k.": "UK", "United  States of America": "USA"}
-    changed = sum(1 for value in COUNTRIES if value in expected)
-    assert result.frame["country"].to_list() == [expected.get(value, value) if value else None for value in COUNTRIES]
+    changed = sum(1 for value in COUNTRIES if value in SPELLED)
+    assert result.frame["country"].to_list() == [SPELLED.get(value, value) if value else None for value in COUNTRIES]
+    assert result.envelope.data["proposals"] == []
     assert result.envelope.summary_metrics == {
         "mapped_columns": 7,
         "unmapped_columns": 1,
@@ -106,9 +109,47 @@ def test_columns_are_renamed_to_standard_names_and_values_standardised() -> None
     assert 0.9 <= result.envelope.summary_metrics["average_confidence"] <= 1.0
 
 
-def test_nothing_is_lost_rows_bookkeeping_and_other_values_are_kept() -> None:
+def test_built_in_spellings_are_proposed_by_default_with_their_counts() -> None:
+    """Ours: Agensium replaces "U.S.A" by "USA" with apply_mappings; we propose it, each spelling with the
+    cells it would change, and the fragment that applies it."""
     frame = customers()
     result = run(frame)
+    assert result.frame is not None  # the columns are renamed (nothing is lost)
+    assert result.frame["country"].to_list() == COUNTRIES
+    [mapping] = result.envelope.data["value_mappings"]
+    counts = Counter(value for value in COUNTRIES if value in SPELLED)
+    assert mapping | {"changes": None} == {
+        "column": "country",
+        "source": "built_in",
+        "replacements": len(semantic.COUNTRY_SPELLINGS),
+        "cells_changed": sum(counts.values()),
+        "applied": False,
+        "changes": None,
+    }
+    assert mapping["changes"] == sorted(
+        [{"value": value, "replacement": SPELLED[value], "cells": count} for value, count in counts.items()],
+        key=lambda change: (-change["cells"], change["value"]),
+    )
+    [item] = result.envelope.data["proposals"]
+    assert item["proposal_id"] == "semantic-mapper:apply_builtin_value_mappings"
+    assert item["apply"] == {"semantic-mapper": {"apply_builtin_value_mappings": True}}
+    assert item["columns"] == ["country"] and item["cells_affected"] == sum(counts.values())
+    assert "'U.S.A' -> 'USA' (1)" in item["description"]
+    metrics = result.envelope.summary_metrics
+    assert metrics["total_value_mappings"] == 0 and metrics["total_transformations"] == 5  # the renames
+    filled = sum(value is not None for value in COUNTRIES)
+    consistency = result.envelope.data["effectiveness"]["components"]["value_consistency"]
+    assert consistency == pytest.approx(100.0 - 100.0 * sum(counts.values()) / filled, abs=0.01)
+    # The proposal's fragment applies exactly what it listed.
+    applied = run(frame, **item["apply"]["semantic-mapper"])
+    assert applied.frame is not None and applied.envelope.data["proposals"] == []
+    assert applied.frame["country"].to_list() == [SPELLED.get(value, value) if value else None for value in COUNTRIES]
+    assert applied.envelope.summary_metrics["total_value_mappings"] == sum(counts.values())
+
+
+def test_nothing_is_lost_rows_bookkeeping_and_other_values_are_kept() -> None:
+    frame = customers()
+    result = run(frame, apply_builtin_value_mappings=True)
     assert result.frame is not None and result.removed is None
     assert result.frame.select(BOOKKEEPING).equals(frame.select(BOOKKEEPING))
     renamed = {item["column"]: item["new_column"] for item in result.envelope.data["mappings"]}
@@ -139,24 +180,29 @@ def test_apply_mappings_false_changes_nothing_and_proposes() -> None:
     assert result.frame is None
     assert result.envelope.summary_metrics["total_value_mappings"] == 0
     assert result.envelope.summary_metrics["total_transformations"] == 0
-    [item] = result.envelope.data["proposals"]
+    item, built_in = result.envelope.data["proposals"]
     assert item["apply"] == {"semantic-mapper": {"apply_mappings": True}}
-    assert item["cells_affected"] == 5 and set(item["columns"]) == {
+    assert item["cells_affected"] == 0 and set(item["columns"]) == {
         "LastName",
         "E-mail",
         "Country",
         "created_at",
         "amount",
     }
+    assert built_in["apply"] == {"semantic-mapper": {"apply_builtin_value_mappings": True, "apply_mappings": True}}
+    assert built_in["cells_affected"] == 5 and built_in["columns"] == ["Country"]
     assert set(result.artifacts["semantic_roles"]) == set(data_columns(frame))
 
 
-def test_custom_mappings_take_precedence_and_count_their_cells() -> None:
+@pytest.mark.parametrize("built_in", [False, True])
+def test_custom_mappings_take_precedence_and_count_their_cells(built_in: bool) -> None:
+    """The user's own value mappings are applied; the built-in spellings only on request."""
     frame = customers()
     result = run(
         frame,
         custom_column_mappings={"notes": "status", "Country": "country"},
         custom_value_mappings={"country": {"Germany": "DEU", "USA": "United States"}, "notes": {"ok": "OK"}},
+        apply_builtin_value_mappings=built_in,
     )
     assert result.frame is not None
     assert mappings(result)["notes"] | {"reason": None} == {
@@ -169,13 +215,21 @@ def test_custom_mappings_take_precedence_and_count_their_cells() -> None:
         "reason": None,
         "new_column": "status",
     }
-    # custom wins over the built-in spellings on the cells it names ("USA" stays "United States").
-    assert result.frame["country"].to_list()[:6] == ["USA", "USA", "DEU", "USA", None, "United States"]
+    # custom wins over the built-in spellings on the cells it names ("USA" becomes "United States").
+    if built_in:
+        assert result.frame["country"].to_list()[:6] == ["USA", "USA", "DEU", "USA", None, "United States"]
+    else:
+        assert result.frame["country"].to_list()[:6] == ["U.S.A", "United States", "DEU", "usa", None, "United States"]
     by_source = {
-        (item["column"], item["source"]): item["cells_changed"] for item in result.envelope.data["value_mappings"]
+        (item["column"], item["source"]): (item["cells_changed"], item["applied"])
+        for item in result.envelope.data["value_mappings"]
     }
-    assert by_source == {("country", "built_in"): 5, ("country", "custom"): 2, ("status", "custom"): 1}
-    assert result.envelope.summary_metrics["total_value_mappings"] == 8
+    assert by_source == {
+        ("country", "built_in"): (5, built_in),
+        ("country", "custom"): (2, True),
+        ("status", "custom"): (1, True),
+    }
+    assert result.envelope.summary_metrics["total_value_mappings"] == (8 if built_in else 3)
 
 
 def test_the_threshold_and_auto_detection() -> None:
