@@ -6,7 +6,10 @@ builds one golden record per cluster (reference/agents.md §1.6; PRODUCT.md mast
 - **Clusters.** With ``enable_fuzzy_matching`` (ours: on by default) ``agents.master.matching.resolve``
   blocks, scores candidate pairs and forms clusters; ``fuzzy_threshold``, when given, is its match
   probability threshold in percent. Without: rows equal on every normalised match key column form a
-  cluster (``survivorship.exact_clusters``; no keys given or detected: every row alone).
+  cluster (``survivorship.exact_clusters``: placeholders such as "N/A" or "unknown" are no key, and a key
+  value shared by more than ``survivorship.MAX_KEY_GROUP`` rows is skipped and reported); rows without a
+  usable key (or all rows, when no keys are given or detected) merge only with rows identical in every
+  data column.
 - **Golden records.** ``survivorship.survive`` per cluster and column (rules, confidences, trust score
   and ``golden_id`` as documented there).
 - **Outputs** (``AgentResult.outputs``): ``master_data.csv`` = ``golden_id``, the survived data columns,
@@ -169,8 +172,8 @@ def _cluster(
         keys = [str(name) for name in stats.get("compared_columns") or settings.match_key_columns]
         return Clustering(resolution.clusters, resolution, "fuzzy", keys, stats)
     keys = list(params.match_key_columns) or survivorship.entity_key_columns(roles)
-    clusters = survivorship.exact_clusters(frame, keys, roles)
-    stats = {"method": "exact", "key_columns": keys}
+    clusters, skipped = survivorship.exact_clusters(frame, keys, roles)
+    stats = {"method": "exact", "key_columns": keys, "skipped_keys": skipped.to_dicts()}
     progress(1.0, "Matched rows with equal keys")
     return Clustering(clusters, _exact_resolution(clusters, stats), "exact", keys, stats)
 
@@ -369,7 +372,7 @@ def _findings(built: Built, params: GoldenRecordBuilderParams, low_trust: pl.Dat
             "configuration",
             "medium",
             "No column identifies the entity (no e-mail, phone, national id or name with date of birth was "
-            "detected): every row is its own golden record",
+            "detected): only rows identical in every column were merged",
             "Set match_key_columns to the columns that identify a record",
             kind="no_match_keys",
             affected=0,
@@ -405,6 +408,7 @@ def _findings(built: Built, params: GoldenRecordBuilderParams, low_trust: pl.Dat
             f"Review the {low_trust.height:,} golden records with a low trust score", "high", kind="low_trust"
         )
     _skipped_blocks(findings, clustering.stats)
+    survivorship.report_skipped_keys(findings, clustering.stats.get("skipped_keys") or [])
     conflicts = built.provenance.filter(pl.col("conflict")).group_by("column", maintain_order=True).len()
     for name, count in conflicts.iter_rows():
         findings.issue(
@@ -440,7 +444,8 @@ def _skipped_blocks(findings: Findings, stats: Mapping[str, Any]) -> None:
         "matching",
         "medium",
         f"{count:,} blocks of candidate rows were too large to compare and were skipped",
-        "Check the values those blocks share (e.g. placeholders such as 'unknown'), or raise max_block_size",
+        "Check the values those blocks share (e.g. placeholders such as 'unknown'), or choose more telling "
+        "match_key_columns",
         kind="skipped_blocks",
         affected=0,
     )

@@ -3,7 +3,10 @@ conflict within a group, and picks each field's winner by its rule (reference/ag
 
 - **Groups.** Rows equal on every normalised ``match_key_columns`` value form a cluster
   (``survivorship.exact_clusters``: e-mail lowercased without whitespace, phone digits only, national id
-  letters and digits, other text trimmed and lowercased; a row with an empty key stays alone). Without
+  letters and digits, other text trimmed and lowercased; placeholders such as "N/A" or "unknown", e-mails
+  without "@" and phones under 7 digits are no key, and a key value shared by more than
+  ``survivorship.MAX_KEY_GROUP`` rows is skipped and reported; a row without a usable key merges only with
+  rows identical in every data column). Without
   ``match_key_columns``: the detected entity key (``survivorship.entity_key_columns``: an e-mail column,
   else phone, else national id, else given name + surname + date of birth, else full name + date of birth),
   roles from semantic-mapper when it ran, else detected.
@@ -63,6 +66,7 @@ class Resolved:
     members: pl.DataFrame
     golden: pl.DataFrame  # clusters of two or more rows
     conflicts: pl.DataFrame  # provenance rows with a conflict, plus "resolved" and the cluster's first row
+    skipped_keys: pl.DataFrame  # survivorship.SKIPPED_KEYS_SCHEMA
 
 
 def run(inputs: AgentInputs, params: SurvivorshipResolverParams, progress: Progress) -> AgentResult:
@@ -72,7 +76,7 @@ def run(inputs: AgentInputs, params: SurvivorshipResolverParams, progress: Progr
     progress(0.0, f"Grouping {frame.height:,} rows by their match keys")
     roles, roles_source = survivorship.column_roles(frame, inputs.artifacts)
     keys = list(params.match_key_columns) or survivorship.entity_key_columns(roles)
-    clusters = survivorship.exact_clusters(frame, keys, roles)
+    clusters, skipped = survivorship.exact_clusters(frame, keys, roles)
     members = survivorship.cluster_members(frame, clusters)
     progress(0.4, "Resolving conflicting values")
     golden, provenance = survivorship.survive(
@@ -98,7 +102,7 @@ def run(inputs: AgentInputs, params: SurvivorshipResolverParams, progress: Progr
     )
     key_source = "parameter" if params.match_key_columns else "detected"
     merged = golden.filter(pl.col("record_count") > 1)
-    resolved = Resolved(frame, roles, roles_source, keys, key_source, members, merged, conflicts)
+    resolved = Resolved(frame, roles, roles_source, keys, key_source, members, merged, conflicts, skipped)
     progress(0.85, "Building the report")
     result = _result(resolved, params, started)
     progress(1.0, f"{conflicts.height:,} conflicts in {merged.height:,} clusters")
@@ -198,6 +202,7 @@ def _data(resolved: Resolved, params: SurvivorshipResolverParams, score: dict[st
         "effectiveness": score,
         "match_key_columns": resolved.key_columns,
         "match_key_source": resolved.key_source,
+        "skipped_key_values": survivorship.jsonable(resolved.skipped_keys),
         "roles": resolved.roles,
         "roles_source": resolved.roles_source,
         "clusters": {
@@ -256,7 +261,7 @@ def _findings(resolved: Resolved, params: SurvivorshipResolverParams, metrics: d
             "configuration",
             "medium",
             "No column identifies the entity (no e-mail, phone, national id or name with date of birth was "
-            "detected): no rows were grouped, so nothing was resolved",
+            "detected): only rows identical in every column were grouped",
             "Set match_key_columns to the columns that identify a record",
             kind="no_match_keys",
             affected=0,
@@ -271,6 +276,7 @@ def _findings(resolved: Resolved, params: SurvivorshipResolverParams, metrics: d
             kind="no_conflicts",
             affected=0,
         )
+    survivorship.report_skipped_keys(findings, resolved.skipped_keys.to_dicts())
     if unresolved:
         findings.alert(
             "conflict_resolution",

@@ -57,8 +57,9 @@ from agents.envelope import (
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, card_status, names_where
 from agents.formatting import number_label, shown
+from agents.layouts import as_text
 from agents.master import survivorship
-from agents.master.survivorship import GOLDEN_ID, anchored, as_text, format_valid
+from agents.master.survivorship import GOLDEN_ID, anchored, format_valid
 from agents.params.stewardship_flagger import BusinessRule, StewardshipFlaggerParams
 from agents.params.survivorship_resolver import FieldValidationRule
 from agents.values import is_missing, parse_number
@@ -290,9 +291,7 @@ def _outliers(frame: pl.DataFrame, params: StewardshipFlaggerParams) -> pl.LazyF
         if limits is None or not (is_numeric(dtype) or is_text(dtype)):
             continue
         number = (
-            pl.col(name).cast(pl.Float64)
-            if is_numeric(dtype)
-            else parse_number(pl.col(name).cast(pl.String).str.strip_chars())
+            pl.col(name).cast(pl.Float64) if is_numeric(dtype) else parse_number(as_text(name, dtype).str.strip_chars())
         )
         outside = pl.lit(False)
         if limits.min is not None:
@@ -383,7 +382,7 @@ def condition_expression(frame: pl.DataFrame, rule: BusinessRule, field: str) ->
             right = number_label(value) if isinstance(value, float) else str(value).strip()
         return left == right if operator == "eq" else left != right
     bound = _ordered_bound(name, dtype, value, field)
-    left = parse_number(column.cast(pl.String).str.strip_chars()) if is_text(dtype) else column
+    left = parse_number(as_text(name, dtype).str.strip_chars()) if is_text(dtype) else column
     return left > bound if operator == "gt" else left < bound
 
 

@@ -7,9 +7,12 @@ Conventions:
   ``cluster``, the cluster's smallest row index). A row of ``frame`` missing from ``clusters`` is a cluster
   of its own. The bookkeeping columns (``agents.envelope.BOOKKEEPING_COLUMNS``) are never data: they are
   not survived. A frame without them (a test, a notebook) is numbered 1..n from source ``primary``.
-- *File order* is the stacked frame's row order (``ROW_INDEX_COLUMN``: the primary first, then each
-  source). Every tie below goes to the first row in file order, so the result never depends on the order
-  the rows arrive in.
+- A row's *content key* (``MEMBER_KEY``) is the JSON text of its source label and every data column's value
+  as text (``agents.layouts.as_text``; null stays null). Every tie below goes to the value whose text sorts
+  first, then to the row whose content key sorts first, so shuffling the rows changes no golden value and
+  no golden id. Only the first / last rules look at *file order* (the stacked frame's row order,
+  ``ROW_INDEX_COLUMN``), because that is what they ask for; rows identical in content are interchangeable
+  and only the provenance's ``source_row`` may name either of them.
 - Per column and cluster only the rows holding a value (not null) compete. With at most one distinct
   value there is no conflict: the value survives with confidence 1.0. Otherwise the column's rule
   (``rules``, else ``default_rule``) picks the winning row:
@@ -18,8 +21,8 @@ Conventions:
   - most_recent: the latest ``timestamp_column``; rows without a timestamp rank last (0.85);
   - source_priority: the best-ranked source, lower rank wins, unranked sources last (0.9; 0.7 when the
     winner's source is unranked);
-  - most_frequent: the value most rows hold; ties: the value seen first (0.5 + 0.5 x its share of the
-    rows holding a value, at most 0.95);
+  - most_frequent: the value most rows hold, as text (0.5 + 0.5 x its share of the rows holding a
+    value, at most 0.95);
   - min / max: the smallest / largest value in the column's own order (0.9);
   - first / last: the first / last row in file order (0.75);
   - quality_score: the highest value quality, below (that quality).
@@ -37,8 +40,10 @@ Conventions:
   ``value`` (as text), ``source`` and ``source_row`` of the row it came from (null when the cluster has no
   value), ``rule``, ``confidence``, ``conflict`` (the cluster held two or more distinct values) and
   ``distinct_values``. A record's ``trust_score`` is the mean confidence of its fields.
-- ``golden_id`` = "G-" + the first 12 hex digits of the SHA-256 of the cluster's members, as sorted
-  ``source`` / ``source_row`` pairs: the same rows give the same id whatever their order or position.
+- ``golden_id`` = "G-" + the first 16 hex digits of the SHA-256 of the cluster's sorted content keys (one
+  per member, duplicates kept), joined by newlines: the id derives from what the cluster holds, never from
+  row numbers, so the same rows give the same id whatever their order or position. Two clusters of
+  identical content (rows a matcher left apart) are told apart by hashing a counter in, in file order.
 
 Only clusters of two or more rows are aggregated (one ``group_by``, a ``sort_by(...).first()`` per column);
 single rows are their own golden record. Hashing the ids is the one step done per cluster in Python
@@ -61,7 +66,10 @@ from agents.envelope import (
     SOURCE_ROW_COLUMN,
     data_columns,
 )
+from agents.findings import Findings
 from agents.formatting import plain_value
+from agents.layouts import as_text
+from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.values import distinct_counts, plan_dates
 
 PRIMARY_SOURCE = "primary"
@@ -121,9 +129,10 @@ CLUSTER = "cluster"  # in ``clusters`` (Resolution.clusters' shape)
 GOLDEN_ID = "golden_id"  # in the golden records and the provenance
 MEMBER_CLUSTER = "__cluster__"  # in the members frame (private names: a data column may be called "cluster")
 MEMBER_GOLDEN_ID = "__golden_id__"
+MEMBER_KEY = "__member_key__"
 RENAMED_SUFFIX = "_original"
+GOLDEN_ID_DIGITS = 16
 _SIZE = "__cluster_size__"
-_KEY = "__member_key__"
 _TS = "__survival_timestamp__"
 _RANK = "__source_rank__"
 
@@ -154,37 +163,49 @@ def with_bookkeeping(frame: pl.DataFrame) -> pl.DataFrame:
 
 def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (with bookkeeping) in file order, plus each row's cluster (``MEMBER_CLUSTER``; a row missing
-    from ``clusters`` is its own) and golden id (``MEMBER_GOLDEN_ID``)."""
+    from ``clusters`` is its own), content key (``MEMBER_KEY``) and golden id (``MEMBER_GOLDEN_ID``)."""
     work = with_bookkeeping(frame)
     assigned = clusters.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(CLUSTER).cast(pl.Int64).alias(MEMBER_CLUSTER)
     )
-    members = work.join(assigned, on=ROW_INDEX_COLUMN, how="left", maintain_order="left").with_columns(
-        pl.coalesce(MEMBER_CLUSTER, ROW_INDEX_COLUMN).alias(MEMBER_CLUSTER)
+    members = (
+        work.join(assigned, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
+        .with_columns(pl.coalesce(MEMBER_CLUSTER, ROW_INDEX_COLUMN).alias(MEMBER_CLUSTER))
+        .with_columns(content_key(work).alias(MEMBER_KEY))
     )
     if not members[ROW_INDEX_COLUMN].is_sorted():
         members = members.sort(ROW_INDEX_COLUMN)
     return members.join(golden_ids(members), on=MEMBER_CLUSTER, how="left", maintain_order="left")
 
 
+def content_key(frame: pl.DataFrame) -> pl.Expr:
+    """Each row's content key (module docstring): its source label and data values as JSON text."""
+    fields = [pl.col(SOURCE_COLUMN).cast(pl.String)]
+    fields += [as_text(name, frame.schema[name]).alias(name) for name in data_columns(frame)]
+    return pl.struct(fields).struct.json_encode()
+
+
 def golden_ids(members: pl.DataFrame) -> pl.DataFrame:
     """``MEMBER_CLUSTER`` -> ``MEMBER_GOLDEN_ID`` (module docstring) for the clusters of ``members``
-    (``MEMBER_CLUSTER``, ``SOURCE_COLUMN``, ``SOURCE_ROW_COLUMN``): a row alone is hashed from its own key,
-    a cluster from its members' sorted keys."""
-    key = pl.concat_str(
-        [pl.col(SOURCE_COLUMN).fill_null(""), pl.lit("\x1f"), pl.col(SOURCE_ROW_COLUMN).cast(pl.String)]
+    (``MEMBER_CLUSTER``, ``MEMBER_KEY``, ``ROW_INDEX_COLUMN``)."""
+    contents = (
+        members.lazy()
+        .group_by(MEMBER_CLUSTER)
+        .agg(pl.col(MEMBER_KEY).sort().str.join("\n"), pl.col(ROW_INDEX_COLUMN).min().alias("__first__"))
+        .sort("__first__")
+        .with_columns(pl.int_range(pl.len()).over(MEMBER_KEY).alias("__copy__"))
+        .collect()
     )
-    keyed = members.lazy().select(MEMBER_CLUSTER, key.alias(_KEY), pl.len().over(MEMBER_CLUSTER).alias(_SIZE))
-    alone = keyed.filter(pl.col(_SIZE) == 1).select(MEMBER_CLUSTER, _KEY)
-    together = keyed.filter(pl.col(_SIZE) > 1).group_by(MEMBER_CLUSTER).agg(pl.col(_KEY).sort().str.join("\x1e"))
-    keys = pl.concat([alone, together], how="vertical").collect()
-    ids = ["G-" + hashlib.sha256(text.encode()).hexdigest()[:12] for text in keys[_KEY].to_list()]
-    return keys.select(MEMBER_CLUSTER).with_columns(pl.Series(MEMBER_GOLDEN_ID, ids, dtype=pl.String))
+    ids = [
+        "G-" + hashlib.sha256((text if copy == 0 else f"{text}\n#{copy}").encode()).hexdigest()[:GOLDEN_ID_DIGITS]
+        for text, copy in zip(contents[MEMBER_KEY].to_list(), contents["__copy__"].to_list(), strict=True)
+    ]
+    return contents.select(MEMBER_CLUSTER).with_columns(pl.Series(MEMBER_GOLDEN_ID, ids, dtype=pl.String))
 
 
 def member_columns(members: pl.DataFrame) -> list[str]:
     """The data columns of a members frame (without its cluster and golden id)."""
-    return [name for name in data_columns(members) if name not in (MEMBER_CLUSTER, MEMBER_GOLDEN_ID)]
+    return [name for name in data_columns(members) if name not in (MEMBER_CLUSTER, MEMBER_GOLDEN_ID, MEMBER_KEY)]
 
 
 def golden_names(columns: Sequence[str]) -> dict[str, str]:
@@ -315,9 +336,13 @@ def _survive_merged(
     helpers: list[pl.Expr] = []
     if timestamp_column is not None:
         helpers.append(timestamp_expression(merged, timestamp_column).alias(_TS))
-    label = pl.col(context.source_column) if context.source_column else pl.col(SOURCE_COLUMN)
+    label = (
+        as_text(context.source_column, merged.schema[context.source_column])
+        if context.source_column
+        else pl.col(SOURCE_COLUMN).cast(pl.String)
+    )
     ranks = {str(source): int(rank) for source, rank in context.source_priority.items()}
-    helpers.append(label.cast(pl.String).replace_strict(ranks, default=None, return_dtype=pl.Int64).alias(_RANK))
+    helpers.append(label.replace_strict(ranks, default=None, return_dtype=pl.Int64).alias(_RANK))
     for plan in plans:
         helpers.extend(_helper_columns(plan, context))
     work = merged.with_columns(helpers)
@@ -371,26 +396,28 @@ def _survive_merged(
 
 
 def _helper_columns(plan: _Plan, context: _Context) -> list[pl.Expr]:
-    """Per-row columns the column's rule sorts by (computed once, before the group_by)."""
+    """Per-row columns the column's rule sorts by (computed once, before the group_by): the value as text
+    (ties, distinct values) and what the rule needs."""
+    text = as_text(plan.column, plan.dtype)
+    helpers = [text.alias(plan.name("text"))]
     if plan.rule == "most_complete":
-        return [as_text(plan.column, plan.dtype).str.strip_chars().str.len_chars().alias(plan.name("length"))]
-    if plan.rule == "most_frequent":
-        value = pl.col(plan.column)
-        return [
-            pl.len().over(MEMBER_CLUSTER, value).alias(plan.name("count")),
-            pl.col(ROW_INDEX_COLUMN).min().over(MEMBER_CLUSTER, value).alias(plan.name("seen")),
-        ]
-    if plan.rule == "quality_score":
+        helpers.append(text.str.strip_chars().str.len_chars().alias(plan.name("length")))
+    elif plan.rule == "most_frequent":
+        helpers.append(pl.len().over(MEMBER_CLUSTER, text).alias(plan.name("count")))
+    elif plan.rule == "quality_score":
         role = context.roles.get(plan.column)
         rules = context.validation_rules.get(plan.column)
-        return [value_quality(plan.column, plan.dtype, role, rules).alias(plan.name("quality"))]
-    return []
+        helpers.append(value_quality(plan.column, plan.dtype, role, rules).alias(plan.name("quality")))
+    return helpers
 
 
 def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
-    """The winner is the first row by these keys (nulls of the column always last, file order on ties)."""
+    """The winner is the first row by these keys: nulls of the column always last, then the rule's keys,
+    then (module docstring) the value's text and the row's content key; first / last: file order."""
     missing = pl.col(plan.column).is_null()
     row = pl.col(ROW_INDEX_COLUMN)
+    if plan.rule in ("first", "last"):
+        return [missing, row], [False, plan.rule == "last"]
     keys: list[tuple[pl.Expr, bool]]
     if plan.rule == "most_complete":
         keys = [(pl.col(plan.name("length")), True)]
@@ -399,18 +426,15 @@ def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
     elif plan.rule == "source_priority":
         keys = [(pl.col(_RANK).is_null(), False), (pl.col(_RANK), False)]
     elif plan.rule == "most_frequent":
-        keys = [(pl.col(plan.name("count")), True), (pl.col(plan.name("seen")), False)]
+        keys = [(pl.col(plan.name("count")), True)]
     elif plan.rule == "min":
         keys = [(pl.col(plan.column), False)]
     elif plan.rule == "max":
         keys = [(pl.col(plan.column), True)]
-    elif plan.rule == "last":
-        return [missing, row], [False, True]
-    elif plan.rule == "quality_score":
+    else:  # quality_score
         keys = [(pl.col(plan.name("quality")), True)]
-    else:  # first
-        keys = []
-    return [missing, *(key for key, _ in keys), row], [False, *(descending for _, descending in keys), False]
+    keys += [(pl.col(plan.name("text")), False), (pl.col(MEMBER_KEY), False), (row, False)]
+    return [missing, *(key for key, _ in keys)], [False, *(descending for _, descending in keys)]
 
 
 def _aggregations(plan: _Plan) -> list[pl.Expr]:
@@ -420,7 +444,7 @@ def _aggregations(plan: _Plan) -> list[pl.Expr]:
         return expr.sort_by(keys, descending=descending, nulls_last=True).first()
 
     present = pl.col(plan.column).count()
-    distinct = pl.col(plan.column).drop_nulls().n_unique().cast(pl.Int64)
+    distinct = pl.col(plan.name("text")).drop_nulls().n_unique().cast(pl.Int64)
     if plan.rule == "most_frequent":
         share = winner(pl.col(plan.name("count"))) / present
         confidence = pl.min_horizontal(pl.lit(MOST_FREQUENT_CAP), 0.5 + 0.5 * share)
@@ -477,15 +501,6 @@ def anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
 
-def as_text(column: str, dtype: pl.DataType) -> pl.Expr:
-    """The column's values as text (nested values as JSON)."""
-    if dtype.is_nested():
-        return pl.struct(pl.col(column)).struct.json_encode()
-    if dtype == pl.String:
-        return pl.col(column)
-    return pl.col(column).cast(pl.String)
-
-
 def timestamp_expression(frame: pl.DataFrame, column: str) -> pl.Expr:
     """``column`` as something that sorts by time: dates and numbers as they are, text read with the
     dates toolkit's formats (agents.values; unreadable values are null and rank last)."""
@@ -509,6 +524,11 @@ def _empty_provenance() -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------------------
 # exact clusters (the resolver, and the golden-record-builder without fuzzy matching)
 
+MAX_KEY_GROUP = 500
+MIN_PHONE_DIGITS = 7
+MISSING_KEY_WORDS: tuple[str, ...] = ("unknown", "none", "-", "n/a", "null", "nan", "#n/a", "<na>")
+SKIPPED_KEYS_SCHEMA: dict[str, pl.DataType] = {"key": pl.String(), "rows": pl.Int64()}
+
 ENTITY_KEY_ROLES: tuple[tuple[str, ...], ...] = (
     ("email",),
     ("phone",),
@@ -529,13 +549,20 @@ def entity_key_columns(roles: Mapping[str, str]) -> list[str]:
 
 
 def normalised_key(column: str, dtype: pl.DataType, role: str | None) -> pl.Expr:
-    """A match-key part: e-mail lowercased without whitespace, phone digits only, national ids letters and
-    digits upper-cased, other text trimmed, whitespace runs collapsed and lowercased; empty -> null."""
-    text = as_text(column, dtype).str.strip_chars()
+    """A match-key part, null when it cannot identify anyone: blank, a missing-value token
+    (``DEFAULT_NULL_TOKENS`` as they are, ``MISSING_KEY_WORDS`` in any case), an e-mail without a name and
+    a domain around its "@", a phone of fewer than ``MIN_PHONE_DIGITS`` digits. Otherwise e-mail lowercased
+    without whitespace, phone digits only, national ids letters and digits upper-cased, other text
+    whitespace runs collapsed and lowercased."""
+    raw = as_text(column, dtype).str.strip_chars()
+    placeholder = raw.is_in(list(DEFAULT_NULL_TOKENS)) | raw.str.to_lowercase().is_in(list(MISSING_KEY_WORDS))
+    text: pl.Expr = pl.when(~placeholder).then(raw)
     if role == "email":
         text = text.str.replace_all(r"\s+", "").str.to_lowercase()
+        text = pl.when(text.str.contains(r"^[^@]+@[^@]+$")).then(text)
     elif role == "phone":
         text = text.str.replace_all(r"\D+", "")
+        text = pl.when(text.str.len_chars() >= MIN_PHONE_DIGITS).then(text)
     elif role == "national_id":
         text = text.str.replace_all(r"[^0-9A-Za-z]+", "").str.to_uppercase()
     else:
@@ -543,30 +570,43 @@ def normalised_key(column: str, dtype: pl.DataType, role: str | None) -> pl.Expr
     return pl.when(text != "").then(text)
 
 
-def exact_clusters(frame: pl.DataFrame, key_columns: Sequence[str], roles: Mapping[str, str]) -> pl.DataFrame:
+def exact_clusters(
+    frame: pl.DataFrame, key_columns: Sequence[str], roles: Mapping[str, str], *, max_group: int = MAX_KEY_GROUP
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Clusters of rows equal on every normalised key column (:func:`normalised_key`), in the shape of
     ``Resolution.clusters``: ``ROW_INDEX_COLUMN``, ``cluster`` (the smallest row index), ``match_probability``
     (1.0 in a cluster of two or more rows, else null) and ``rule`` ("exact:<keys>", or "identical" for rows
-    equal in every data column, else null). A row with an empty key part joins only the rows identical to
-    it in every data column (as every row does without key columns)."""
+    equal in every data column, else null); and the key values shared by more than ``max_group`` rows
+    (``SKIPPED_KEYS_SCHEMA``: ``key``, its parts joined by " | ", and ``rows``), most rows first: a value
+    that many rows share is a placeholder, not an identity, so those rows are not merged on it. A row with
+    an empty key part or a skipped key joins only the rows identical to it in every data column (as every
+    row does without key columns)."""
     work = with_bookkeeping(frame)
     row = pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
-    columns = data_columns(work)
     schema = work.schema
     names = [f"__key_{index}__" for index in range(len(key_columns))]
     parts = [
         normalised_key(name, schema[name], roles.get(name)).alias(alias)
         for name, alias in zip(key_columns, names, strict=True)
     ]
-    complete = pl.all_horizontal([pl.col(name).is_not_null() for name in names]) if names else pl.lit(False)
-    identical = row.min().over(columns) if columns else row
-    keyed = row.min().over(names) if names else row
+    filled = pl.all_horizontal([pl.col(name).is_not_null() for name in names]) if names else pl.lit(False)
+    oversized = filled & (pl.len().over(names) > max_group) if names else pl.lit(False)
+    columns = data_columns(work)
+    content = pl.struct([as_text(name, schema[name]) for name in columns]).struct.json_encode() if columns else row
+    keyed = (
+        work.lazy()
+        .select(row, content.alias("__content__"), *parts)
+        .with_columns(oversized.alias("__oversized__"))
+        .with_columns((filled & ~pl.col("__oversized__")).alias("__complete__"))
+        .collect()
+    )
+    complete = pl.col("__complete__")
     size = pl.len().over(CLUSTER)
     label = "exact:" + "+".join(key_columns)
-    return (
-        work.lazy()
-        .select(row, *columns, *parts)
-        .with_columns(pl.when(complete).then(keyed).otherwise(identical).alias(CLUSTER))
+    by_key = row.min().over(names) if names else row
+    clusters = (
+        keyed.lazy()
+        .with_columns(pl.when(complete).then(by_key).otherwise(row.min().over("__content__")).alias(CLUSTER))
         .select(
             ROW_INDEX_COLUMN,
             CLUSTER,
@@ -581,6 +621,15 @@ def exact_clusters(frame: pl.DataFrame, key_columns: Sequence[str], roles: Mappi
         .sort(ROW_INDEX_COLUMN)
         .collect()
     )
+    skipped = (
+        keyed.filter(pl.col("__oversized__"))
+        .group_by(pl.concat_str([pl.col(name) for name in names], separator=" | ").alias("key"))
+        .agg(pl.len().cast(pl.Int64).alias("rows"))
+        .sort(["rows", "key"], descending=[True, False])
+        if names
+        else pl.DataFrame(schema=SKIPPED_KEYS_SCHEMA)
+    )
+    return clusters, skipped.cast(SKIPPED_KEYS_SCHEMA)  # type: ignore[arg-type]
 
 
 def role_names(roles: Mapping[str, Any]) -> dict[str, str]:
@@ -604,6 +653,25 @@ def column_roles(frame: pl.DataFrame, artifacts: Mapping[str, Any]) -> tuple[dic
     from agents.master.roles import detect_roles
 
     return role_names(detect_roles(frame)), "detected"
+
+
+def report_skipped_keys(
+    findings: Findings, skipped: Sequence[Mapping[str, Any]], max_group: int = MAX_KEY_GROUP
+) -> None:
+    """An alert for the key values :func:`exact_clusters` did not merge on (``skipped``: its rows as dicts,
+    ``key`` and ``rows``)."""
+    if not skipped:
+        return
+    shown = ", ".join(f"'{item['key']}' ({item['rows']:,} rows)" for item in skipped[:5])
+    findings.alert(
+        "matching",
+        "medium",
+        f"{len(skipped):,} match key values are shared by more than {max_group:,} rows and were not merged on: {shown}",
+        "Such values are placeholders rather than identities; clean them (e.g. to empty) or choose other "
+        "match_key_columns",
+        kind="skipped_keys",
+        affected=sum(int(item["rows"]) for item in skipped),
+    )
 
 
 def jsonable(value: Any, *, max_items: int = 1000) -> Any:

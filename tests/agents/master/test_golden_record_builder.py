@@ -3,7 +3,9 @@ golden-record properties (Hypothesis), shuffle invariance through the real match
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
+from agents.chain import run_tool
 from agents.envelope import ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, AgentInputs, AgentResult
 from agents.errors import InvalidParametersError
 from agents.master import golden
@@ -286,3 +289,89 @@ def test_an_earlier_runs_master_data_and_a_column_named_cluster_go_through() -> 
     ]
     assert again["golden_id_original"].to_list() == master["golden_id"].to_list()
     assert again["record_count_original"].to_list() == [2, 1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the whole master-my-data chain, from files
+
+
+def run_master(path: Path, out: Path, parameters: dict[str, Any] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """master_data.csv and crosswalk.csv of a master-my-data run on ``path`` (the primary), read as text."""
+    result = run_tool("master-my-data", [], {f"primary{path.suffix}": path}, parameters or {}, out, lambda *_: None)
+    assert {agent: step["status"] for agent, step in result["agents"].items()} == dict.fromkeys(
+        result["agents"], "success"
+    )
+    read = lambda name: pl.read_csv(out / name, infer_schema=False)  # noqa: E731
+    return read("master_data.csv"), read("crosswalk.csv")
+
+
+def as_floats_where_numeric(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col(name).cast(pl.Float64) for name in ("trust_score", "match_probability") if name in frame.columns
+    )
+
+
+@pytest.mark.parametrize("fuzzy", [True, False])
+def test_shuffling_the_file_changes_no_golden_record_and_no_crosswalk_entry(tmp_path: Path, fuzzy: bool) -> None:
+    """The issue's requirement: shuffling the input rows changes no cluster and no golden_id."""
+    rows = people(100, seed=3).drop("entity", "corruptions")
+    original, shuffled = tmp_path / "original.csv", tmp_path / "shuffled.csv"
+    rows.write_csv(original)
+    rows.sample(fraction=1.0, shuffle=True, seed=11).write_csv(shuffled)
+    parameters = {"golden-record-builder": {"enable_fuzzy_matching": fuzzy}}
+    master, crosswalk = run_master(original, tmp_path / "a", parameters)
+    master_again, crosswalk_again = run_master(shuffled, tmp_path / "b", parameters)
+    assert master.height < rows.height  # duplicates were merged: the test can see clusters change
+    assert_frame_equal(
+        as_floats_where_numeric(master.sort("golden_id")),
+        as_floats_where_numeric(master_again.sort("golden_id")),
+        check_exact=False,
+        abs_tol=1e-9,
+    )
+
+    def by_content(crosswalk: pl.DataFrame, path: Path) -> pl.DataFrame:
+        """Each input row's values with the crosswalk's entry for it, sorted by everything."""
+        data = pl.read_csv(path, infer_schema=False).with_row_index("source_row", offset=1)
+        joined = crosswalk.with_columns(pl.col("source_row").cast(pl.UInt32)).join(data, on="source_row")
+        assert joined.height == crosswalk.height == rows.height
+        return as_floats_where_numeric(joined.drop("source_row")).sort(pl.all(), nulls_last=True)
+
+    assert_frame_equal(
+        by_content(crosswalk, original), by_content(crosswalk_again, shuffled), check_exact=False, abs_tol=1e-9
+    )
+
+
+def test_typed_columns_go_through_the_chain_as_text_with_nulls_kept(tmp_path: Path) -> None:
+    """Duration, list, boolean, date and all-null columns (a Parquet primary keeps their types): the chain runs,
+    duplicates merge, and the golden values keep their nulls (no "null" text, no {"col": [...]} wrapper)."""
+    frame = pl.DataFrame(
+        {
+            "email": ["ann@x.com", "ANN@x.com", "bo@y.org", "cy@z.net"],
+            "wait": [dt.timedelta(hours=1), None, dt.timedelta(minutes=5), None],
+            "tags": [["a", "b"], None, ["c"], None],
+            "active": [True, None, False, None],
+            "joined": [dt.date(2020, 1, 2), None, dt.date(2021, 3, 4), None],
+            "nothing": pl.Series([None, None, None, None], dtype=pl.String),
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    frame.write_parquet(path)
+    master, crosswalk = run_master(path, tmp_path / "out", {"golden-record-builder": {"enable_fuzzy_matching": False}})
+    assert crosswalk.height == 4 and master.height == 3
+    ann = master.filter(pl.col("email").str.to_lowercase() == "ann@x.com").row(0, named=True)
+    assert ann["record_count"] == "2"
+    assert (ann["wait"], ann["tags"], ann["active"], ann["joined"], ann["nothing"]) == (
+        "PT1H",
+        '["a","b"]',
+        "true",
+        "2020-01-02",
+        None,
+    )
+    cy = master.filter(pl.col("email") == "cy@z.net").row(0, named=True)
+    assert (cy["wait"], cy["tags"], cy["active"], cy["joined"], cy["nothing"]) == (None, None, None, None, None)
+    # the provenance renders values with the product's text, nulls kept
+    golden_frame = with_bookkeeping(frame)
+    result = build(golden_frame, enable_fuzzy_matching=False)
+    provenance = result.artifacts["provenance"]
+    values = dict(provenance.filter(pl.col("column") != "email").select("column", "value").iter_rows())
+    assert values == {"wait": "PT1H", "tags": '["a","b"]', "active": "true", "joined": "2020-01-02", "nothing": None}

@@ -49,9 +49,14 @@ def clusters_of(labels: list[int]) -> pl.DataFrame:
     return frame.select(ROW, pl.col(ROW).min().over("label").alias("cluster"))
 
 
-def expected_id(members: list[tuple[str, int]]) -> str:
-    text = "\x1e".join(sorted(f"{source}\x1f{row}" for source, row in members))
-    return "G-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+def content_key(row: dict[str, Any], columns: list[str]) -> str:
+    """A row's content key, independently: its source and values as text, as compact JSON."""
+    values = {column: None if row[column] is None else str(row[column]) for column in columns}
+    return json.dumps({SOURCE_COLUMN: row[SOURCE_COLUMN], **values}, separators=(",", ":"), ensure_ascii=False)
+
+
+def expected_id(keys: list[str]) -> str:
+    return "G-" + hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -71,34 +76,36 @@ def quality(value: Any, role: str | None) -> float:
 def expected_winner(
     rows: list[dict[str, Any]], rule: str, role: str | None = None, ranks: dict[str, int] | None = None
 ) -> tuple[Any, int | None, float, bool]:
-    """(value, winning row, confidence, conflict) for one cluster's rows (file order) and one column."""
+    """(value, winning row, confidence, conflict) for one cluster's rows (file order) and one column; ties
+    go to the value's text, then the row's content key ("key"), then (identical rows) the row."""
     present = [row for row in rows if row["value"] is not None]
     if not present:
         return None, None, 1.0, False
     distinct = {row["value"] for row in present}
     counts = Counter(row["value"] for row in present)
-    first_seen: dict[Any, int] = {}
-    for row in present:
-        first_seen.setdefault(row["value"], row["row"])
     ranks = ranks or {}
     big = 10**9
+
+    def tie(row: dict[str, Any]) -> tuple[str, str, int]:
+        return str(row["value"]), row["key"], row["row"]
+
     if rule == "most_complete":
-        winner = min(present, key=lambda row: (-len(str(row["value"]).strip()), row["row"]))
+        winner = min(present, key=lambda row: (-len(str(row["value"]).strip()), *tie(row)))
     elif rule == "most_recent":
-        winner = min(present, key=lambda row: (row["ts"] is None, -(row["ts"] or 0), row["row"]))
+        winner = min(present, key=lambda row: (row["ts"] is None, -(row["ts"] or 0), *tie(row)))
     elif rule == "source_priority":
-        winner = min(present, key=lambda row: (ranks.get(row["source"], big), row["row"]))
+        winner = min(present, key=lambda row: (ranks.get(row["source"], big), *tie(row)))
     elif rule == "most_frequent":
-        winner = min(present, key=lambda row: (-counts[row["value"]], first_seen[row["value"]], row["row"]))
+        winner = min(present, key=lambda row: (-counts[row["value"]], *tie(row)))
     elif rule in ("min", "max"):
         best = min(distinct) if rule == "min" else max(distinct)
-        winner = min((row for row in present if row["value"] == best), key=lambda row: row["row"])
+        winner = min((row for row in present if row["value"] == best), key=tie)
     elif rule == "first":
         winner = present[0]
     elif rule == "last":
         winner = present[-1]
     else:
-        winner = min(present, key=lambda row: (-quality(row["value"], role), row["row"]))
+        winner = min(present, key=lambda row: (-quality(row["value"], role), *tie(row)))
     if rule == "most_frequent":
         confidence = min(0.95, 0.5 + 0.5 * counts[winner["value"]] / len(present))
     elif rule == "quality_score":
@@ -141,14 +148,22 @@ def reference(frame: pl.DataFrame, clusters: pl.DataFrame, rule: str, ranks: dic
     """{golden_id: {column: (value, source, source_row, confidence, conflict)}} by the plain-Python rules."""
     joined = frame.join(clusters, on=ROW).sort(ROW)
     result: dict[str, Any] = {}
+    columns = ["name", "score", "email", "updated"]
     for _, group in joined.group_by("cluster"):
         rows = group.sort(ROW).to_dicts()
-        golden_id = expected_id([(row[SOURCE_COLUMN], row[SOURCE_ROW_COLUMN]) for row in rows])
+        keys = {row[ROW]: content_key(row, columns) for row in rows}
+        golden_id = expected_id(list(keys.values()))
         by_row = {row[ROW]: row for row in rows}
         fields = {}
-        for column in ("name", "score", "email", "updated"):
+        for column in columns:
             items = [
-                {"row": row[ROW], "value": row[column], "ts": row["updated"], "source": row[SOURCE_COLUMN]}
+                {
+                    "row": row[ROW],
+                    "value": row[column],
+                    "ts": row["updated"],
+                    "source": row[SOURCE_COLUMN],
+                    "key": keys[row[ROW]],
+                }
                 for row in rows
             ]
             value, winner, confidence, conflict = expected_winner(
@@ -194,7 +209,7 @@ def test_every_rule_matches_an_independent_computation(rule: str, seed: int) -> 
     assert golden.schema["score"] == frame.schema["score"]
 
 
-def test_ties_go_to_the_first_row_and_nulls_never_win() -> None:
+def test_ties_go_to_the_values_text_and_nulls_never_win() -> None:
     frame = stacked(
         {
             "name": [None, "Bob", "Rob", "Bob", None],
@@ -204,8 +219,8 @@ def test_ties_go_to_the_first_row_and_nulls_never_win() -> None:
     )
     clusters = clusters_of([0, 0, 0, 0, 0])
     for rule, name, city in (
-        ("most_complete", "Bob", "Bergen"),  # Bob/Rob tie on length: row 2 first; Bergen longest
-        ("most_frequent", "Bob", "Oslo"),  # Oslo and Bergen twice each: Oslo seen first (row 1)
+        ("most_complete", "Bob", "Bergen"),  # Bob/Rob tie on length: "Bob" sorts first; Bergen longest
+        ("most_frequent", "Bob", "Bergen"),  # Oslo and Bergen twice each: "Bergen" sorts first
         ("first", "Bob", "Oslo"),
         ("last", "Bob", "Bergen"),
         ("min", "Bob", "Bergen"),
@@ -289,11 +304,31 @@ def test_golden_ids_and_everything_else_are_stable_under_shuffling() -> None:
         )
         assert again.equals(golden)
         assert again_provenance.equals(provenance)
-    # ids derive from the members: the hash of their sorted (source, source_row) pairs
-    members = frame.join(clusters, on=ROW).group_by("cluster").agg(SOURCE_COLUMN, SOURCE_ROW_COLUMN)
-    ids = {expected_id(list(zip(sources, rows, strict=True))) for _, sources, rows in members.iter_rows()}
+    # ids derive from the members' content: the hash of their sorted content keys
+    columns = ["name", "score", "email", "updated"]
+    keyed = frame.join(clusters, on=ROW).to_dicts()
+    by_cluster: dict[int, list[str]] = {}
+    for row in keyed:
+        by_cluster.setdefault(row["cluster"], []).append(content_key(row, columns))
+    ids = {expected_id(keys) for keys in by_cluster.values()}
     assert set(golden["golden_id"]) == ids and golden["golden_id"].n_unique() == golden.height
-    assert all(re.fullmatch(r"G-[0-9a-f]{12}", value) for value in golden["golden_id"])
+    assert all(re.fullmatch(r"G-[0-9a-f]{16}", value) for value in golden["golden_id"])
+
+
+def test_golden_ids_do_not_depend_on_row_numbers() -> None:
+    """The same content at other positions (row 1 of another file, another source row) keeps its id; other
+    content at the same position gets another; identical clusters left apart still get distinct ids."""
+    one = stacked({"name": ["Ann", "Bo"]})
+    other = stacked({"name": ["Cy", "Ann"]})
+    first, _ = survive(one, clusters_of([0, 1]), {}, "first", {}, None)
+    second, _ = survive(other, clusters_of([0, 1]), {}, "first", {}, None)
+    assert first["golden_id"][0] == second["golden_id"][1]  # Ann, row 1 then row 2
+    assert first["golden_id"][1] != second["golden_id"][0]  # row 1: Bo vs Cy
+    twins = stacked({"name": ["Ann", "Ann", "Ann"]})
+    apart, _ = survive(twins, clusters_of([0, 1, 1]), {}, "first", {}, None)
+    alone, _ = survive(twins, clusters_of([0, 1, 2]), {}, "first", {}, None)
+    assert apart["golden_id"].n_unique() == 2 and alone["golden_id"].n_unique() == 3
+    assert apart["golden_id"][0] == alone["golden_id"][0] == first["golden_id"][0]
 
 
 def test_rows_missing_from_clusters_are_their_own_and_singleton_provenance_is_optional() -> None:
@@ -311,7 +346,8 @@ def test_rows_missing_from_clusters_are_their_own_and_singleton_provenance_is_op
 def test_frames_without_bookkeeping_are_numbered_from_primary() -> None:
     frame = pl.DataFrame({"name": ["Ann", "Ann"]})
     golden, provenance = survive(frame, pl.DataFrame({ROW: [1, 2], "cluster": [1, 1]}), {}, "first", {}, None)
-    assert golden["golden_id"].to_list() == [expected_id([("primary", 1), ("primary", 2)])]
+    key = content_key({SOURCE_COLUMN: "primary", "name": "Ann"}, ["name"])
+    assert golden["golden_id"].to_list() == [expected_id([key, key])]
     assert provenance.row(0, named=True)["source"] == "primary"
 
 
@@ -335,14 +371,50 @@ def test_exact_clusters_normalise_keys_by_role() -> None:
         }
     )
     roles = {"email": "email", "phone": "phone"}
-    by_email = survivorship.exact_clusters(frame, ["email"], roles)
+    by_email, skipped = survivorship.exact_clusters(frame, ["email"], roles)
+    assert skipped.is_empty() and dict(skipped.schema) == survivorship.SKIPPED_KEYS_SCHEMA
     assert by_email["cluster"].to_list() == [1, 1, 3, 4, 4]
     assert by_email["match_probability"].to_list() == [1.0, 1.0, None, 1.0, 1.0]
     assert by_email["rule"].to_list() == ["exact:email", "exact:email", None, "exact:email", "exact:email"]
-    by_phone = survivorship.exact_clusters(frame, ["phone"], roles)
+    by_phone, _ = survivorship.exact_clusters(frame, ["phone"], roles)
     assert by_phone["cluster"].to_list() == [1, 1, 1, 4, 5]
-    alone = survivorship.exact_clusters(frame, [], roles)
+    alone, _ = survivorship.exact_clusters(frame, [], roles)
     assert alone["cluster"].to_list() == [1, 2, 3, 4, 5]
+
+
+def test_exact_keys_ignore_placeholders_and_giant_groups() -> None:
+    """Five people whose e-mail is a placeholder stay apart; an invalid e-mail or a short phone is no key;
+    a key value shared by more rows than the cap is skipped and reported; identical rows still merge."""
+    emails = ["N/A", "n/a", "unknown", "UNKNOWN", "  ", "no-at-sign", "none", "-", "ann@x.com", "ANN@x.com"]
+    frame = stacked({"email": emails, "name": [f"p{index}" for index in range(10)]})
+    clusters, skipped = survivorship.exact_clusters(frame, ["email"], {"email": "email"})
+    assert clusters["cluster"].to_list() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 9]
+    assert skipped.is_empty()
+    phones = stacked({"phone": ["123-45", "12345", "0298765432", "(02) 9876 5432"]})
+    clusters, _ = survivorship.exact_clusters(phones, ["phone"], {"phone": "phone"})
+    assert clusters["cluster"].to_list() == [1, 2, 3, 3]
+    crowd = stacked({"phone": ["0299999999"] * 5 + ["0211111111"] * 2 + ["0299999999"], "n": [1, 2, 3, 4, 5, 6, 7, 1]})
+    clusters, skipped = survivorship.exact_clusters(crowd, ["phone"], {"phone": "phone"}, max_group=3)
+    assert clusters["cluster"].to_list() == [1, 2, 3, 4, 5, 6, 6, 1]  # row 8 = row 1 in every column
+    assert clusters["rule"].to_list() == [
+        "identical",
+        None,
+        None,
+        None,
+        None,
+        "exact:phone",
+        "exact:phone",
+        "identical",
+    ]
+    assert skipped.to_dicts() == [{"key": "0299999999", "rows": 6}]
+
+
+def test_resolver_reports_skipped_key_values() -> None:
+    frame = stacked({"email": ["ann@x.com"] * 501 + ["bo@y.org"] * 2, "n": list(range(503))})
+    result = resolve_rows(frame)
+    assert result.envelope.data["skipped_key_values"] == [{"key": "ann@x.com", "rows": 501}]
+    assert result.envelope.summary_metrics["clusters_analyzed"] == 1
+    assert "skipped_keys" in {alert.alert_id for alert in result.envelope.alerts}
 
 
 def test_entity_key_columns_follow_the_order_of_preference() -> None:
@@ -396,7 +468,7 @@ def test_resolver_groups_by_the_detected_email_and_counts_conflicts() -> None:
     assert data["match_key_columns"] == ["email"] and data["match_key_source"] == "detected"
     fields = {item["column"]: item for item in data["resolved_fields"]}
     assert fields["name"]["winner"] == "Annabel" and fields["name"]["competing_values"] == ["Ann", "Annabel"]
-    assert fields["email"]["winner"] == "ann@x.com"  # equal quality: the first row
+    assert fields["email"]["winner"] == "ANN@x.com"  # equal quality: the text that sorts first
     # quality_score confidences: Annabel 0.57, Bergen 0.56, ann@x.com 0.89
     confidences = sorted(item["confidence"] for item in fields.values())
     assert confidences == pytest.approx([0.56, 0.57, 0.89])
