@@ -36,8 +36,11 @@ import psutil
 
 from agents import registry
 from agents.envelope import (
+    REMOVED_ROWS_ARTIFACT,
     REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
+    SOURCE_COLUMN,
+    SOURCE_ROW_COLUMN,
     AgentInputs,
     AgentResult,
     ChainContext,
@@ -110,6 +113,12 @@ class _DataFlow:
         removed = self._removed(agent_id, before, after, result.removed if result else None)
         if removed.height:
             rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
+            if SOURCE_COLUMN in rows.columns:  # the master chain: later agents account for them (crosswalk)
+                gone = rows.select(
+                    ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, pl.lit(agent_id).alias("agent_id"), "reason"
+                )
+                earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
+                self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
             self.quarantined.append(
                 rows.select(
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),

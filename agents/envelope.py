@@ -180,6 +180,9 @@ class Envelope:
 
 
 REMOVED_ROWS_SCHEMA: dict[str, pl.DataType] = {ROW_INDEX_COLUMN: pl.Int64(), "reason": pl.String()}
+REMOVED_ROWS_ARTIFACT = "removed_rows"
+"""In the master chain, the artifact listing every row an agent removed: ``ROW_INDEX_COLUMN``,
+``SOURCE_COLUMN``, ``SOURCE_ROW_COLUMN``, ``agent_id``, ``reason`` (the crosswalk still accounts for them)."""
 
 
 @dataclass

@@ -40,6 +40,7 @@ import polars as pl
 from agents.clean.common import clean_result, effectiveness
 from agents.columns import require_columns
 from agents.envelope import (
+    REMOVED_ROWS_ARTIFACT,
     ROW_INDEX_COLUMN,
     ROW_LEVEL_ISSUE_SCHEMA,
     SOURCE_COLUMN,
@@ -124,7 +125,7 @@ def run(inputs: AgentInputs, params: GoldenRecordBuilderParams, progress: Progre
         members=members,
     )
     progress(0.9, "Writing the crosswalk and the report")
-    crosswalk = _crosswalk(members, clustering.clusters)
+    crosswalk = _crosswalk(members, clustering.clusters, inputs.artifacts.get(REMOVED_ROWS_ARTIFACT))
     built = Built(frame, roles, roles_source, clustering, members, golden, provenance, crosswalk)
     result = _result(built, params, started)
     result.outputs = {MASTER_DATA: golden, CROSSWALK: crosswalk.select(CROSSWALK_COLUMNS)}
@@ -201,20 +202,32 @@ def _exact_resolution(clusters: pl.DataFrame, stats: dict[str, Any]) -> Resoluti
     )
 
 
-def _crosswalk(members: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
-    """Every row once, in file order: ``ROW_INDEX_COLUMN``, source, source_row, golden_id, match_probability,
-    rule."""
+def _crosswalk(members: pl.DataFrame, clusters: pl.DataFrame, removed: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every input row once, in file order: ``ROW_INDEX_COLUMN``, source, source_row, golden_id,
+    match_probability, rule; rows an earlier agent removed (``removed``, on the user's request) with no
+    golden record and the rule "removed by <agent>"."""
     links = clusters.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
         pl.col("match_probability").cast(pl.Float64),
         pl.col("rule").cast(pl.String),
     )
-    return members.select(
+    kept = members.select(
         ROW_INDEX_COLUMN,
         pl.col(SOURCE_COLUMN).alias("source"),
         pl.col(SOURCE_ROW_COLUMN).alias("source_row"),
         pl.col(MEMBER_GOLDEN_ID).alias(GOLDEN_ID),
     ).join(links, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
+    if removed is None or removed.height == 0:
+        return kept
+    gone = removed.select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
+        pl.col(SOURCE_COLUMN).alias("source"),
+        pl.col(SOURCE_ROW_COLUMN).alias("source_row"),
+        pl.lit(None, pl.String).alias(GOLDEN_ID),
+        pl.lit(None, pl.Float64).alias("match_probability"),
+        pl.concat_str(pl.lit("removed by "), pl.col("agent_id")).alias("rule"),
+    )
+    return pl.concat([kept, gone.select(kept.columns)], how="vertical_relaxed").sort(ROW_INDEX_COLUMN)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -128,3 +128,24 @@ def test_columns_spelled_in_another_case_stack_as_one() -> None:
         {"source": "crm", "column": "EMAIL", "renamed_to": "email"},
     ]
     assert stack_sources(aligned[:2]).columns[3:] == ["name", "email", "Phone"]
+
+
+def test_rows_a_contract_removes_stay_in_the_crosswalk(tmp_path: Path) -> None:
+    from agents.chain import run_tool
+
+    source = tmp_path / "primary.csv"
+    source.write_text("name,email,age\nann,a@x.com,34\nbob,b@x.com,-3\ncy,c@x.com,51\nann,a@x.com,34\n")
+    parameters = {
+        "contract-enforcer": {
+            "contract": {"value_constraints": {"age": {"min": 0, "max": 120}}},
+            "default_value_strategy": "drop",
+        }
+    }
+    run_tool("master-my-data", [], {"primary.csv": source}, parameters, tmp_path / "out", lambda *_: None)
+    crosswalk = pl.read_csv(tmp_path / "out" / "crosswalk.csv")
+    assert crosswalk["source_row"].to_list() == [1, 2, 3, 4]
+    removed = crosswalk.filter(pl.col("source_row") == 2).row(0, named=True)
+    assert removed["golden_id"] is None and removed["rule"] == "removed by contract-enforcer"
+    kept = crosswalk.filter(pl.col("golden_id").is_not_null())
+    assert kept.height == 3 and kept["golden_id"].n_unique() == 2  # ann twice: one golden record
+    assert (tmp_path / "out" / "quarantine.csv").exists()
