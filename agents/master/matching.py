@@ -19,8 +19,13 @@ Row identity is ``ROW_INDEX_COLUMN`` (1-based, unique); a cluster's id is the sm
 Every step orders ties by content, never by position, so shuffling the rows (each keeping its row index)
 gives the same clusters. Pairs are reported with ``left`` < ``right`` as row indexes; a pair's ``rule``
 is the blocking key that found it, or "identical" (rows equal in every data column, whatever the link
-type) or "same_match_keys" (equal on every compared value, at least two of them present, or the only
-one): those two always link (probability 1), so identical rows always share a cluster.
+type: probability 1, so identical rows always share a cluster) or "same_match_keys" (equal on every
+compared value, at least two of them present: they link whatever their score, at least at ``threshold``,
+but as any other pair only within groups of at most ``max_block_size`` rows, and with their model
+probability, so the chain guard treats them like the others). A value shared by one compared column alone
+forces nothing: 50,000 rows sharing one placeholder phone are not one person. An identifier (e-mail,
+phone, national id, id) held by more than ``max_block_size`` rows is a placeholder ("info@" of a shop, a
+switchboard): it is compared as missing and reported with the skipped blocks.
 
 Defaults (``MatchSettings``) reach pairwise F1 ≥ 0.95 on FEBRL3 and ≥ 0.97 on FEBRL4 with no
 configuration (tests/agents/master/test_febrl.py).
@@ -38,6 +43,7 @@ import polars as pl
 
 from agents.envelope import BOOKKEEPING_COLUMNS, ROW_INDEX_COLUMN, SOURCE_COLUMN
 from agents.master.er.blocking import (
+    MAX_REPORTED_BLOCKS,
     LinkType,
     candidate_pairs,
     column_keys,
@@ -50,26 +56,31 @@ from agents.master.er.compare import (
     EXACT_LEVEL,
     ROLE_COMPARISONS,
     Comparison,
+    Encoded,
     build_comparisons,
     comparison_levels,
     encode,
 )
 from agents.master.er.normalise import CONTENT_HASH, GIVEN, SURNAME, normalise
 from agents.master.er.scoring import (
+    EXACT_U_PRIOR,
     FellegiSunter,
+    agreement,
     estimate,
     level_shares,
     match_weights,
     probabilities,
     tf_adjustment,
+    with_exact_u,
 )
 
 Progress = Callable[[float, str], None]
 ENTITY_ROLES = frozenset(ROLE_COMPARISONS) - {"other"}
 IDENTICAL_RULE = "identical"
 SAME_KEYS_RULE = "same_match_keys"
-FORCED_RULES = (IDENTICAL_RULE, SAME_KEYS_RULE)
 GUARD_RULE = "chain_guard"
+MIN_PAIR_BUDGET = 20_000
+SHARED_IDENTIFIER_ROLES = frozenset({"email", "phone", "national_id", "id"})
 
 CLUSTERS_SCHEMA = {
     ROW_INDEX_COLUMN: pl.Int64,
@@ -96,11 +107,15 @@ class MatchSettings:
       which components are loose;
     - ``max_block_size``: blocks with more rows are skipped and reported (500); ``max_name_block_size``
       the same for the key on names alone (50: a name shared by more rows identifies nobody);
+    - ``pairs_per_row``: each exact blocking key gives at most ``pairs_per_row`` × rows pairs (20; at
+      least ``MIN_PAIR_BUDGET``), its smallest blocks first, the others skipped and reported;
     - ``window``: sorted-neighbourhood window (4; 0 or 1 turns those keys off);
     - ``link_type``: "dedupe_and_link" (pairs within and across sources), "link_only" (across sources
       only), "dedupe_only" (within a source only);
     - ``term_frequency``: adjust exact name agreement by the name's frequency (True);
-    - ``random_pairs``: random pairs drawn to start u (50,000), ``seed`` for that draw (0);
+    - ``random_pairs``: the most random pairs drawn for u of the inexact levels (50,000; at most
+      ``random_pairs_per_row`` × rows: 4), ``seed`` for that draw (0); u of exact agreement comes from the
+      values' frequencies (``agents.master.er.scoring.with_exact_u``);
     - ``max_em_iterations`` (100), ``em_tolerance`` (1e-5);
     - ``workers``: threads for rapidfuzz (1).
     """
@@ -114,10 +129,12 @@ class MatchSettings:
     guard_density: float = 0.5
     max_block_size: int = 500
     max_name_block_size: int = 50
+    pairs_per_row: float = 20.0
     window: int = 4
     link_type: LinkType = "dedupe_and_link"
     term_frequency: bool = True
     random_pairs: int = 50_000
+    random_pairs_per_row: int = 4
     seed: int = 0
     max_em_iterations: int = 100
     em_tolerance: float = 1e-5
@@ -180,7 +197,8 @@ def resolve(
     encoded = {name: encode(normalised.get_column(name)) for name in [*compared, GIVEN, SURNAME]}
     left, right = candidates["left"].to_numpy(), candidates["right"].to_numpy()
     levels = comparison_levels(encoded, comparisons, left, right, workers=settings.workers)
-    random_left, random_right = _random_pairs(normalised, settings.random_pairs, settings.seed)
+    random_count = min(settings.random_pairs, settings.random_pairs_per_row * size)
+    random_left, random_right = _random_pairs(normalised, random_count, settings.seed)
     random_levels = comparison_levels(encoded, comparisons, random_left, random_right, workers=settings.workers)
     lap("compare")
 
@@ -189,7 +207,7 @@ def resolve(
     model = estimate(
         levels,
         level_counts,
-        level_shares(random_levels, level_counts),
+        _u(comparisons, encoded, level_shares(random_levels, level_counts)),
         _total_pairs(size, _sources(frame), settings.link_type),
         max_iterations=settings.max_em_iterations,
         tolerance=settings.em_tolerance,
@@ -203,10 +221,13 @@ def resolve(
         if comparison.tf:
             exact = levels[:, index] == EXACT_LEVEL
             weight += scales[index] * tf_adjustment(encoded[comparison.name].codes, left, exact)
+    modelled = pl.Series(probabilities(weight, model.prior))
     scored = candidates.with_columns(
-        pl.when(pl.col("rule").is_in(FORCED_RULES))
+        pl.when(pl.col("rule") == IDENTICAL_RULE)
         .then(1.0)
-        .otherwise(pl.Series(probabilities(weight, model.prior)))
+        .when(pl.col("rule") == SAME_KEYS_RULE)
+        .then(pl.max_horizontal(modelled, pl.lit(settings.threshold)))
+        .otherwise(modelled)
         .alias("probability"),
         pl.Series("weight", weight),
     )
@@ -272,33 +293,60 @@ class _Plan:
     compared: dict[str, str]
     skipped: dict[str, str]
     normalised: pl.DataFrame
+    shared_values: list[dict[str, Any]]
 
 
 def _plan(frame: pl.DataFrame, roles: Mapping[str, Any], settings: MatchSettings) -> _Plan:
     # a ColumnRole (agents.master.roles) is taken for its role name
     names = {column: str(getattr(role, "role", role)) for column, role in roles.items()}
     compared, skipped = _compared_columns(frame, names, settings)
-    return _Plan(compared, skipped, normalise(frame, compared))
+    normalised, shared = _without_shared_identifiers(normalise(frame, compared), compared, settings.max_block_size)
+    return _Plan(compared, skipped, normalised, shared)
+
+
+def _without_shared_identifiers(
+    normalised: pl.DataFrame, compared: Mapping[str, str], max_block_size: int
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The normalised frame with identifier values (``SHARED_IDENTIFIER_ROLES``) held by more than
+    ``max_block_size`` rows set to null — a switchboard phone, "info@" of a shop: placeholders that
+    identify nobody, neither for blocking nor as evidence — and those values as skipped blocks
+    ``{"key": column, "value", "size", "reason": "shared_identifier"}``."""
+    columns = [name for name, role in compared.items() if role in SHARED_IDENTIFIER_ROLES]
+    skipped: list[dict[str, Any]] = []
+    replacements = []
+    for name in columns:
+        counts = normalised.get_column(name).drop_nulls().value_counts(name="size")
+        shared = counts.filter(pl.col("size") > max_block_size).sort("size", name, descending=[True, False])
+        if shared.height:
+            skipped += [
+                {"key": name, "value": value, "size": int(size), "reason": "shared_identifier"}
+                for value, size in shared.iter_rows()
+            ]
+            replacements.append(pl.when(~pl.col(name).is_in(shared[name].implode())).then(pl.col(name)).alias(name))
+    return (normalised.with_columns(replacements) if replacements else normalised), skipped
 
 
 def _blocked(frame: pl.DataFrame, plan: _Plan, settings: MatchSettings) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Every pair to score (positions ``left`` < ``right``, ``rule``): rows identical in every data column
-    (whatever the link type), rows equal on every compared value (at least two of them non-null, or the
-    only one), then the blocking keys' candidates; and the blocking stats."""
+    (whatever the link type), rows equal on every compared value (at least two of them non-null, in groups
+    of at most ``max_block_size`` rows), then the blocking keys' candidates (each within its pair budget);
+    and the blocking stats."""
     by_role: dict[str, str] = {}
     for name, role in plan.compared.items():
         by_role.setdefault(role, name)
     keys = default_keys(by_role, settings.window, settings.max_name_block_size)
     keys += column_keys([name for name, role in plan.compared.items() if role not in ENTITY_ROLES], settings.window)
     sources = _sources(frame)
-    identical = identical_pairs(
+    identical, _ = identical_pairs(
         frame, [name for name in frame.columns if name not in BOOKKEEPING_COLUMNS], IDENTICAL_RULE
     )
     compared = list(plan.compared)
     present = (
         pl.sum_horizontal([pl.col(name).is_not_null().cast(pl.Int32) for name in compared]) if compared else pl.lit(0)
     )
-    same_keys = identical_pairs(plan.normalised, compared, SAME_KEYS_RULE, present >= min(2, len(compared)))
+    same_keys, same_giants = identical_pairs(
+        plan.normalised, compared, SAME_KEYS_RULE, present >= 2, max_group_size=settings.max_block_size
+    )
     same_keys = filter_sources(same_keys, sources, settings.link_type)
     pairs, stats = candidate_pairs(
         plan.normalised,
@@ -307,10 +355,23 @@ def _blocked(frame: pl.DataFrame, plan: _Plan, settings: MatchSettings) -> tuple
         sources=sources,
         link_type=settings.link_type,
         first={IDENTICAL_RULE: identical, SAME_KEYS_RULE: same_keys},
+        pair_budget=pair_budget(frame.height, settings),
+        rows=frame.height,
     )
+    extra = plan.shared_values + same_giants
+    if extra:
+        skipped = sorted(extra + stats["skipped_blocks"], key=lambda item: -int(item["size"]))
+        stats["skipped_blocks"] = skipped[:MAX_REPORTED_BLOCKS]
+        stats["skipped_block_count"] += len(extra)
     stats["identical_pairs"] = identical.height
     stats["same_match_key_pairs"] = pairs.filter(pl.col("rule") == SAME_KEYS_RULE).height
     return pairs, stats
+
+
+def pair_budget(rows: int, settings: MatchSettings) -> int:
+    """The most pairs one exact blocking key may give: ``pairs_per_row`` × rows, at least
+    ``MIN_PAIR_BUDGET`` (a small file can afford its blocks whole)."""
+    return max(int(settings.pairs_per_row * rows), MIN_PAIR_BUDGET)
 
 
 def _sources(frame: pl.DataFrame) -> pl.Series | None:
@@ -356,6 +417,19 @@ def _total_pairs(size: int, sources: pl.Series | None, link_type: LinkType) -> f
     counts = sources.value_counts()["count"].to_numpy().astype(np.float64)
     within = float((counts * (counts - 1) / 2.0).sum())
     return everything - within if link_type == "link_only" else within
+
+
+def _u(comparisons: list[Comparison], encoded: Mapping[str, Encoded], shares: list[np.ndarray]) -> list[np.ndarray]:
+    """u per comparison: exact agreement from the values' frequencies blended with the population prior,
+    the other levels as the random pairs share them (``agents.master.er.scoring``)."""
+    u = []
+    for comparison, share in zip(comparisons, shares, strict=True):
+        if comparison.parts:  # several columns: the random pairs' shares
+            u.append(share)
+            continue
+        agreeing, pairs = agreement(encoded[comparison.name].codes)
+        u.append(with_exact_u(share, agreeing, pairs, EXACT_U_PRIOR.get(comparison.role)))
+    return u
 
 
 def _random_pairs(normalised: pl.DataFrame, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

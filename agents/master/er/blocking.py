@@ -4,15 +4,20 @@ A blocking key is an expression over the normalised frame (``agents.master.er.no
 key is null is in no block of it. Two kinds:
 - *exact*: rows with the same key value form a block, and every pair within it is a candidate (a
   self-join on the key, left < right). A block larger than ``max_block_size`` rows is skipped whole and
-  reported (key, value, size): its pairs would cost the square of its size and tell little (a key shared
-  by that many rows is a common value, not an identity);
+  reported (key, value, size, reason "max_block_size"): its pairs would cost the square of its size and
+  tell little (a key shared by that many rows is a common value, not an identity). Each exact key also
+  has a pair budget (``pair_budget``, e.g. 20 pairs per row): when its blocks hold more pairs, the
+  smallest blocks are kept first (ties by value) up to the budget and the others are skipped and reported
+  (reason "pair_budget"): 450 companies over 200,000 rows are blocks of ~450 rows, each under the block
+  cap, yet 45 million pairs together;
 - *sorted neighbourhood*: rows sorted by the key (ties by content hash, so the order does not depend on
   the input's), each paired with the next ``window - 1`` rows.
 Pairs found by several keys are kept once, under the first key in ``default_keys`` order (the ``rule``).
-The cost is the sum of the squared block sizes plus n·window, never n².
+The cost is at most the pair budget per key plus n·window, never n².
 
 Rows identical in every data column, and rows equal on every compared (normalised) value, are paired
-separately (:func:`identical_pairs`): each with the first of its group, whatever the group's size.
+separately (:func:`identical_pairs`): each with the first of its group (the caller may cap the groups'
+size, see ``max_group_size``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ POSITION = "__position__"
 KEY = "__key__"
 PAIR_SCHEMA = {"left": pl.Int64, "right": pl.Int64, "rule": pl.String}
 MAX_REPORTED_BLOCKS = 20
+SKIPPED_SCHEMA = {"value": pl.String, "size": pl.Int64, "reason": pl.String}
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,11 @@ def default_keys(by_role: Mapping[str, str], window: int, name_block_size: int |
     prefixes = _sorted_pair(given.str.slice(0, 2), surname.str.slice(0, 2))
     add("postcode+name_prefixes", ["postcode", "names"], _with(column("postcode"), prefixes))
     add("postcode+street_number", ["postcode", "street_number"], _with(column("postcode"), column("street_number")))
-    add("company", ["company"], column("company"))
+    # a company names the entity only when no person's name does; with names, it blocks with their prefixes
+    if "names" in has:
+        add("company+name_prefixes", ["company"], _with(column("company"), prefixes))
+    else:
+        add("company", ["company"], column("company"))
     if window > 1:
         add("sorted_surname_given", ["names"], pl.concat_str(surname, given, separator=" "), window)
         add("sorted_given_surname", ["names"], pl.concat_str(given, surname, separator=" "), window)
@@ -120,15 +130,19 @@ def candidate_pairs(
     sources: pl.Series | None = None,
     link_type: LinkType = "dedupe_and_link",
     first: Mapping[str, pl.DataFrame] | None = None,
+    pair_budget: int | None = None,
+    rows: int | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Candidate pairs of row positions (0-based in ``normalised``): ``left`` < ``right``, ``rule`` (an
     Enum of the rule names) = the first key that found the pair, after the pairs of ``first`` ({rule: frame
     of ``left``, ``right``}, taken as they are); and stats ``{"keys": [{"name", "pairs", "new_pairs",
-    "blocks", "skipped_blocks", "skipped_rows"}], "skipped_blocks": [{"key", "value", "size"}] (largest
-    first, at most 20), "skipped_block_count", "candidate_pairs"}``. With ``sources`` (each row's source
-    label), ``link_only`` keeps pairs across sources and ``dedupe_only`` pairs within one. Pairs travel as
-    one int64 each (left · rows + right), so the union of the keys costs one sort of integers."""
-    size = max(normalised.height, 1)
+    "blocks", "skipped_blocks", "skipped_rows"}], "skipped_blocks": [{"key", "value", "size", "reason"}]
+    (largest first, at most 20), "skipped_block_count", "pair_budget", "candidate_pairs"}``. With
+    ``sources`` (each row's source label), ``link_only`` keeps pairs across sources and ``dedupe_only``
+    pairs within one. ``pair_budget``: the most pairs one exact key may give (None: no budget). ``rows``:
+    how many rows the positions index (default ``normalised.height``). Pairs travel as one int64 each
+    (left · rows + right), so the union of the keys costs one sort of integers."""
+    size = max(normalised.height if rows is None else rows, 1)
     base = normalised.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION),
         *(
@@ -154,10 +168,11 @@ def candidate_pairs(
     for key in keys:
         keyed = base.with_columns(normalised.select(key.expr.alias(KEY)).to_series()).drop_nulls(KEY)
         if key.window > 1:
-            pairs, blocks, giants = _sorted_neighbourhood(keyed, key.window), keyed.height, pl.DataFrame()
+            pairs, blocks = _sorted_neighbourhood(keyed, key.window), keyed.height
+            giants = pl.DataFrame(schema=SKIPPED_SCHEMA)
         else:
             cap = max_block_size if key.max_block_size is None else min(max_block_size, key.max_block_size)
-            pairs, blocks, giants = _block_pairs(keyed, cap)
+            pairs, blocks, giants = _block_pairs(keyed, cap, pair_budget)
         pairs = filter_sources(pairs, sources, link_type)
         collect(pairs, key.name)
         key_stats.append(
@@ -189,42 +204,84 @@ def candidate_pairs(
         "keys": key_stats,
         "skipped_blocks": skipped[:MAX_REPORTED_BLOCKS],
         "skipped_block_count": len(skipped),
+        "pair_budget": pair_budget,
         "candidate_pairs": pairs.height,
     }
     return pairs, stats
 
 
 def identical_pairs(
-    frame: pl.DataFrame, columns: Sequence[str], rule: str, eligible: pl.Expr | None = None
-) -> pl.DataFrame:
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    rule: str,
+    eligible: pl.Expr | None = None,
+    max_group_size: int | None = None,
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """Pairs (``left`` < ``right`` positions) joining each row to the first row with the very same values in
-    ``columns`` (nulls equal): a star per group of identical rows, whatever its size, with ``rule``. Only
-    rows where ``eligible`` holds take part."""
+    ``columns`` (nulls equal): a star per group of identical rows, with ``rule``. Only rows where
+    ``eligible`` holds take part. Groups of more than ``max_group_size`` rows (None: no cap) give no pairs
+    and are returned as skipped blocks ``{"key": rule, "value" (the shared values, " | " between them),
+    "size", "reason": "max_block_size"}``, largest first."""
     if not columns or frame.height < 2:
-        return pl.DataFrame(schema=PAIR_SCHEMA)
+        return pl.DataFrame(schema=PAIR_SCHEMA), []
     keyed = frame.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION),
         pl.struct(list(columns)).hash(seed=7).alias(KEY),
         (pl.lit(True) if eligible is None else eligible).alias("eligible"),
     ).filter(pl.col("eligible"))
-    return (
-        keyed.with_columns(pl.col(POSITION).min().over(KEY).alias("left"))
-        .filter(pl.col(POSITION) != pl.col("left"))
-        .select("left", pl.col(POSITION).alias("right"), pl.lit(rule).alias("rule"))
+    grouped = keyed.with_columns(
+        pl.col(POSITION).min().over(KEY).alias("left"), pl.len().over(KEY).cast(pl.Int64).alias("size")
     )
+    too_large = pl.col("size") > (max_group_size if max_group_size is not None else grouped.height)
+    shared = pl.concat_str([pl.col(name).cast(pl.String) for name in columns], separator=" | ", ignore_nulls=True)
+    giants = (
+        grouped.filter(too_large & (pl.col(POSITION) == pl.col("left")))
+        .sort("size", "left", descending=[True, False])
+        .select(
+            pl.lit(rule).alias("key"),
+            pl.lit(None, dtype=pl.String).alias("value"),
+            "size",
+            pl.lit("max_block_size").alias("reason"),
+            "left",
+        )
+    )
+    if giants.height:
+        values = frame.select(shared.alias("value")).to_series().gather(giants["left"])
+        giants = giants.with_columns(values)
+    giants = giants.drop("left")
+    pairs = grouped.filter((pl.col(POSITION) != pl.col("left")) & ~too_large).select(
+        "left", pl.col(POSITION).alias("right"), pl.lit(rule).alias("rule")
+    )
+    return pairs, giants.rows(named=True)
 
 
-def _block_pairs(keyed: pl.DataFrame, max_block_size: int) -> tuple[pl.DataFrame, int, pl.DataFrame]:
-    sizes = keyed.group_by(KEY).agg(pl.len().alias("size"))
-    giants = sizes.filter(pl.col("size") > max_block_size).sort("size", KEY, descending=[True, False])
-    usable = sizes.filter((pl.col("size") >= 2) & (pl.col("size") <= max_block_size)).select(KEY)
+def _block_pairs(
+    keyed: pl.DataFrame, max_block_size: int, pair_budget: int | None
+) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """The pairs within the blocks of ``keyed`` that are kept, how many blocks were kept, and the skipped
+    blocks (``value``, ``size``, ``reason``, largest first): over ``max_block_size`` rows, or beyond the
+    ``pair_budget`` (blocks kept smallest first, ties by value)."""
+    sizes = keyed.group_by(KEY).agg(pl.len().cast(pl.Int64).alias("size")).filter(pl.col("size") >= 2)
+    fitting = (
+        sizes.filter(pl.col("size") <= max_block_size)
+        .sort("size", KEY)
+        .with_columns((pl.col("size") * (pl.col("size") - 1) // 2).cum_sum().alias("cumulative_pairs"))
+    )
+    within_budget = pl.col("cumulative_pairs") <= pair_budget if pair_budget is not None else pl.lit(True)
+    usable = fitting.filter(within_budget).select(KEY)
+    giants = pl.concat(
+        [
+            sizes.filter(pl.col("size") > max_block_size).with_columns(pl.lit("max_block_size").alias("reason")),
+            fitting.filter(~within_budget).select(KEY, "size", pl.lit("pair_budget").alias("reason")),
+        ]
+    ).sort("size", KEY, descending=[True, False])
     members = keyed.join(usable, on=KEY, how="semi").select(POSITION, KEY)
     pairs = (
         members.join(members, on=KEY, suffix="_r")
         .filter(pl.col(POSITION) < pl.col(f"{POSITION}_r"))
         .select(pl.col(POSITION).alias("left"), pl.col(f"{POSITION}_r").alias("right"))
     )
-    return pairs, usable.height, giants.select(pl.col(KEY).cast(pl.String).alias("value"), "size")
+    return pairs, usable.height, giants.select(pl.col(KEY).cast(pl.String).alias("value"), "size", "reason")
 
 
 def _sorted_neighbourhood(keyed: pl.DataFrame, window: int) -> pl.DataFrame:

@@ -1,14 +1,17 @@
 """Match keys: each compared column normalised by its semantic role, plus name parts and phonetic codes.
 
 Conventions (every value is text afterwards; a value that normalises to nothing becomes null):
-- names, city, company, free text: Unicode NFKD with the combining marks dropped (ASCII fold: "Zoë" →
-  "zoe"), lowercase, apostrophes dropped ("o'brien" → "obrien"), any other run of non-alphanumerics one
-  space, trimmed;
+- names, city, company, free text: folded (below), apostrophes dropped ("o'brien" → "obrien"), any other
+  run of characters that are neither letters, marks nor digits one space (Unicode classes: "王小明",
+  "Иван Петров", "محمد علي" stay as they are), trimmed. Folding: Unicode NFKD, the diacritics of Latin,
+  Greek, Cyrillic, Arabic and Hebrew letters dropped ("Zoë" → "zoe", "Γιώργος" → "γιωργοσ", "Ёлка" →
+  "елка"; the vowel signs of Indic and other scripts are parts of letters and stay, decomposed), lowercase,
+  "ß" → "ss" and final "ς" → "σ" (what lowercasing upper-case text gives);
 - address: as text, then the usual street-type abbreviations spelled out ("st" → "street", "rd" → "road");
 - e-mail: lowercase without blanks, null unless it holds an "@";
 - phone: digits only, the last 9 (so "(02) 9876-5432", "0298765432" and "+61 2 9876 5432" agree), null
-  under 6 digits;
-- postcode, street number, ids: lowercase letters and digits only;
+  under 6 digits or when every digit is the same ("0000000000", "1111111": placeholders, not numbers);
+- postcode, street number, ids: folded letters (with their marks) and digits only;
 - date of birth: "YYYYMMDD" — a date column formatted, eight digits kept as they are (typos included, so
   the comparison can still see one wrong digit), other text parsed with common day-first, ISO and
   month-first layouts (first that reads wins);
@@ -80,13 +83,18 @@ STREET_TYPES: dict[str, tuple[str, ...]] = {
 DATE_LAYOUTS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%m/%d/%Y", "%d %b %Y", "%d %B %Y")
 PHONE_DIGITS = 9
 MIN_PHONE_DIGITS = 6
+FOLDED_MARKS = r"(\p{Latin}|\p{Greek}|\p{Cyrillic}|\p{Arabic}|\p{Hebrew})\p{M}+"
+"""Diacritics dropped by folding: marks after a letter of these scripts (Indic vowel signs stay)."""
+REPEATED_DIGIT = "^(?:" + "|".join(f"{digit}+" for digit in range(10)) + ")$"
+"""A phone of one digit repeated ("0000000000") is a placeholder: null."""
 
 
 def normalise(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
     """One normalised text column per entry of ``columns`` (column → role), same name, same row order,
     plus the derived columns of the module docstring (``CONTENT_HASH`` only when ``columns`` is not empty)."""
     expressions = [_normalised(frame, name, ROLE_KINDS.get(role, "name")).alias(name) for name, role in columns.items()]
-    normalised = frame.select(expressions) if expressions else pl.DataFrame()
+    # without compared columns the frame still has one row per input row: positions index it
+    normalised = frame.select(expressions) if expressions else pl.DataFrame(height=frame.height)
     normalised = normalised.with_columns(_name_parts(normalised, columns))
     for part, metaphone in ((GIVEN, GIVEN_METAPHONE), (SURNAME, SURNAME_METAPHONE)):
         codes = phonetic_codes(normalised.get_column(part))
@@ -103,7 +111,8 @@ def normalise(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
 
 def phonetic_codes(values: pl.Series) -> pl.DataFrame:
     """``value`` and its ``metaphone`` code for each distinct non-null value (blanks removed before coding,
-    so "van der berg" codes like "vanderberg"); one Python call per distinct value, never per row."""
+    so "van der berg" codes like "vanderberg"); a value metaphone cannot code (no Latin letter: "иван",
+    "王小明") is its own code. One Python call per distinct value, never per row."""
     distinct = values.drop_nulls().unique().sort()
     squeezed = distinct.str.replace_all(" ", "", literal=True).to_list()
     return pl.DataFrame(
@@ -113,7 +122,7 @@ def phonetic_codes(values: pl.Series) -> pl.DataFrame:
 
 
 def _codes(encoder: Callable[[str], str], values: list[str]) -> list[str | None]:
-    return [(encoder(value) or None) if value else None for value in values]
+    return [(encoder(value) or value) if value else None for value in values]
 
 
 def _name_parts(normalised: pl.DataFrame, columns: Mapping[str, str]) -> list[pl.Expr]:
@@ -144,11 +153,12 @@ def _normalised(frame: pl.DataFrame, name: str, kind: str) -> pl.Expr:
         return _null_if_empty(pl.when(text.str.contains("@", literal=True)).then(text))
     if kind == "phone":
         digits = raw.str.replace_all(r"\D", "")
-        return pl.when(digits.str.len_chars() >= MIN_PHONE_DIGITS).then(digits.str.slice(-PHONE_DIGITS))
+        kept = digits.str.slice(-PHONE_DIGITS)
+        return pl.when((digits.str.len_chars() >= MIN_PHONE_DIGITS) & ~kept.str.contains(REPEATED_DIGIT)).then(kept)
     if kind == "code":
-        return _null_if_empty(_folded(raw).str.replace_all(r"[^a-z0-9]", ""))
+        return _null_if_empty(_folded(raw).str.replace_all(r"[^\p{L}\p{M}\p{N}]", ""))
     if kind == "gender":
-        return _null_if_empty(_folded(raw).str.replace_all(r"[^a-z]", "").str.slice(0, 1))
+        return _null_if_empty(_folded(raw).str.replace_all(r"[^\p{L}]", "").str.slice(0, 1))
     text = clean_text(raw)
     if kind == "address":
         text = _expand_street_types(text)
@@ -156,12 +166,16 @@ def _normalised(frame: pl.DataFrame, name: str, kind: str) -> pl.Expr:
 
 
 def clean_text(expr: pl.Expr) -> pl.Expr:
-    """ASCII-folded lowercase text with punctuation as single spaces (apostrophes dropped), trimmed."""
-    return _folded(expr).str.replace_all(r"['’`]", "").str.replace_all(r"[^a-z0-9]+", " ").str.strip_chars()
+    """Folded lowercase text with punctuation as single spaces (apostrophes dropped), trimmed; letters of
+    every script kept (see the module docstring)."""
+    text = _folded(expr).str.replace_all(r"['’`]", "")
+    return text.str.replace_all(r"[^\p{L}\p{M}\p{N}]+", " ").str.strip_chars()
 
 
 def _folded(expr: pl.Expr) -> pl.Expr:
-    return expr.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.to_lowercase()
+    # left decomposed (NFKD), the same on both sides of every comparison: recomposing costs more than it brings
+    decomposed = expr.str.normalize("NFKD").str.replace_all(FOLDED_MARKS, "${1}")
+    return decomposed.str.to_lowercase().str.replace_many(["ß", "ς"], ["ss", "σ"])
 
 
 def _expand_street_types(text: pl.Expr) -> pl.Expr:

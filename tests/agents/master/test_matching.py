@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import combinations
+from pathlib import Path
 from types import SimpleNamespace
 
 import jellyfish
@@ -19,8 +20,8 @@ from agents.master.er.blocking import BlockingKey, candidate_pairs, identical_pa
 from agents.master.er.cluster import cluster
 from agents.master.er.compare import LEVELS, Comparison, build_comparisons, comparison_levels, encode
 from agents.master.er.normalise import GIVEN, SURNAME, normalise
-from agents.master.er.scoring import estimate, level_shares, probabilities, tf_adjustment
-from agents.master.matching import MatchSettings, Resolution, resolve
+from agents.master.er.scoring import agreement, estimate, level_shares, probabilities, tf_adjustment, with_exact_u
+from agents.master.matching import MatchSettings, Resolution, block, pair_budget, resolve
 from tests.agents.master.people import ROLES as PEOPLE_ROLES
 from tests.agents.master.people import people, true_pairs
 
@@ -95,7 +96,9 @@ def test_block_pairs_match_an_independent_count_and_giant_blocks_are_reported() 
     assert (values[pairs["left"].to_numpy()] == values[pairs["right"].to_numpy()]).all()
     giants = sizes[sizes > 50].sort_values(ascending=False)
     assert len(giants) == 2
-    expected_giants = [{"key": "key", "value": value, "size": size} for value, size in giants.items()]
+    expected_giants = [
+        {"key": "key", "value": value, "size": size, "reason": "max_block_size"} for value, size in giants.items()
+    ]
     assert stats["skipped_blocks"] == expected_giants
     assert stats["keys"][0]["skipped_rows"] == giants.sum()
 
@@ -124,9 +127,12 @@ def test_link_types_keep_pairs_across_or_within_sources() -> None:
 
 def test_identical_rows_pair_as_a_star_whatever_the_group_size() -> None:
     frame = pl.DataFrame({"a": ["x"] * 1000 + ["y", None, None], "b": [1] * 1000 + [2, None, None]})
-    pairs = identical_pairs(frame, ["a", "b"], "identical")
-    assert pairs.height == 999 + 1
+    pairs, skipped = identical_pairs(frame, ["a", "b"], "identical")
+    assert pairs.height == 999 + 1 and skipped == []
     assert set(pairs["left"].to_list()) == {0, 1001}
+    capped, skipped = identical_pairs(frame, ["a", "b"], "same", max_group_size=500)
+    assert capped.height == 1 and set(capped["left"].to_list()) == {1001}
+    assert skipped == [{"key": "same", "value": "x | 1", "size": 1000, "reason": "max_block_size"}]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -429,10 +435,26 @@ def test_identical_rows_always_share_a_cluster() -> None:
 
 
 def test_equal_match_keys_link_even_in_a_tiny_file() -> None:
+    frame = pl.DataFrame(
+        {
+            "name": ["John Smith", "john  SMITH", "Jane Doe", None],
+            "email": ["JS@mail.com", "js@mail.com ", "jd@mail.com", None],
+            "row": [1, 2, 3, 4],
+        }
+    )
+    resolution = resolve(frame, {"name": "full_name", "email": "email"}, MatchSettings())
+    assert resolution.clusters["cluster"].to_list() == [1, 1, 3, 4]
+    assert resolution.clusters["rule"][0] == "same_match_keys"
+    # forced, yet with the model's probability (at least the threshold): the chain guard sees it as any link
+    assert MatchSettings().threshold <= resolution.clusters["match_probability"][0] < 1.0
+
+
+def test_one_equal_compared_value_forces_no_link() -> None:
+    # a single compared column: equal values are evidence to score, not a forced link
     frame = pl.DataFrame({"name": ["John Smith", "john  SMITH", "Jane Doe", None], "row": [1, 2, 3, 4]})
-    clusters = resolve(frame, {"name": "full_name"}, MatchSettings()).clusters
-    assert clusters["cluster"].to_list() == [1, 1, 3, 4]
-    assert clusters["rule"][0] == "same_match_keys"
+    resolution = resolve(frame, {"name": "full_name"}, MatchSettings())
+    assert resolution.stats["blocking"]["same_match_key_pairs"] == 0
+    assert "same_match_keys" not in resolution.pairs["rule"].to_list()
 
 
 def test_match_key_columns_and_weights() -> None:
@@ -494,3 +516,227 @@ def test_roles_may_be_role_objects() -> None:
     by_name = resolve(frame, PEOPLE_ROLES, MatchSettings())
     assert by_object.stats["compared_columns"] == by_name.stats["compared_columns"]
     assert by_object.clusters.equals(by_name.clusters)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# defects found in review: each test failed before its fix
+
+
+def _orders(rows: int, duplicated: int) -> pl.DataFrame:
+    """An order table (no entity column): distinct rows, the last one a copy of row ``duplicated``."""
+    frame = pl.DataFrame(
+        {
+            "order": list(range(1, rows)),
+            "amount": [round(10.0 + 3.5 * index, 2) for index in range(1, rows)],
+            "sku": [f"SKU-{index % 7}" for index in range(1, rows)],
+        }
+    )
+    return pl.concat([frame, frame.slice(duplicated - 1, 1)])
+
+
+def test_a_table_without_entity_columns_links_only_its_identical_rows() -> None:
+    frame = _orders(5, duplicated=3).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
+    resolution = resolve(frame, {}, MatchSettings())
+    assert resolution.clusters["cluster"].to_list() == [1, 2, 3, 4, 3]
+    assert resolution.stats["compared_columns"] == {}
+    assert resolution.pairs.select("left", "right").rows() == [(3, 5)]
+
+
+def test_the_chain_finishes_on_a_table_without_entity_columns(tmp_path: Path) -> None:
+    from agents.chain import run_tool
+
+    frame = _orders(9, duplicated=4)
+    frame.write_csv(tmp_path / "primary.csv")
+    result = run_tool("master-my-data", [], {"primary.csv": tmp_path / "primary.csv"}, {}, tmp_path / "out", print)
+    assert result["status"] == "success", {agent: e.get("error") for agent, e in result["agents"].items()}
+    crosswalk = pl.read_csv(tmp_path / "out" / "crosswalk.csv").sort("source_row")
+    golden = pl.read_csv(tmp_path / "out" / "master_data.csv")
+    # every row its own golden record, except the copy of row 4 (row 9)
+    assert golden.height == frame.height - 1 == crosswalk["golden_id"].n_unique()
+    ids = crosswalk["golden_id"].to_list()
+    assert ids[3] == ids[8] and len(set(ids[:8])) == 8
+
+
+def test_non_latin_text_is_kept_and_folded_only_for_diacritics() -> None:
+    frame = pl.DataFrame(
+        {
+            "name": ["王小明", "Иван Петров", "Γιώργος", "محمد علي", "Straße", "Zoë O'Brien", "राम कुमार", "ΓΙΏΡΓΟΣ"],
+            "code": ["Б-7", "ß1", "é-2", "١٢", "x", "y", "z", "w"],
+        }
+    )
+    normalised = normalise(frame, {"name": "full_name", "code": "postcode"})
+    assert normalised["name"].to_list()[:6] == ["王小明", "иван петров", "γιωργοσ", "محمد علي", "strasse", "zoe obrien"]
+    # Indic vowel signs are parts of the letters: kept (decomposed), never turned into blanks
+    indic = normalised["name"][6]
+    assert indic.replace(" ", "") == "रामकुमार" and indic.count(" ") == 1
+    assert normalised["name"][7] == normalised["name"][2]  # upper case, accents and final sigma fold alike
+    assert normalised["code"].to_list()[:4] == ["б7", "ss1", "e2", "١٢"]
+    assert normalised[GIVEN].to_list()[1:3] == ["иван", "γιωργοσ"]
+
+
+def test_non_latin_names_link_and_stay_apart_by_their_evidence() -> None:
+    frame = pl.DataFrame(
+        {
+            "name": ["Иван Петров", "ИВАН  ПЕТРОВ", "Γιώργος Παπαδόπουλος", "王小明", "王小明"],
+            "email": ["ivan.petrov@mail.ru", "Ivan.Petrov@mail.ru", "g.papa@mail.gr", "wxm@mail.cn", "wang@qq.cn"],
+            "phone": ["+7 495 123 4567", "8 495 123 45 67", "+30 21 0987 6543", "010 1234 5678", "021 8765 4321"],
+        }
+    )
+    roles = {"name": "full_name", "email": "email", "phone": "phone"}
+    resolution = resolve(frame, roles, MatchSettings())
+    assert resolution.clusters["cluster"].to_list() == [1, 1, 3, 4, 5]
+    assert resolution.stats["compared_columns"] == roles
+
+
+def _shared_phones(rows: int = 5000, placeholders: int = 2000, switchboard: int = 1000) -> pl.DataFrame:
+    """``rows`` orders with a phone (the only entity column): ``placeholders`` rows "0000000000", ``switchboard``
+    rows one real-looking number, the others distinct numbers, every tenth of those written twice."""
+    rng = np.random.default_rng(11)
+    own = rows - placeholders - switchboard
+    numbers = rng.choice(np.arange(10_000_000, 99_999_999), own // 2, replace=False)
+    distinct = [f"03{number}" for number in numbers]
+    phones = ["0000000000"] * placeholders + ["(02) 9123-4567"] * switchboard
+    phones += (distinct + [f"+61 3 {str(number)[:4]} {str(number)[4:]}" for number in numbers])[:own]
+    return pl.DataFrame({"phone": phones, "order": rng.permutation(rows), ROW_INDEX_COLUMN: np.arange(1, rows + 1)})
+
+
+def test_a_shared_placeholder_phone_makes_no_giant_cluster() -> None:
+    frame = _shared_phones()
+    settings = MatchSettings()
+    resolution = resolve(frame, {"phone": "phone"}, settings)
+    sizes = resolution.clusters.group_by("cluster").len()
+    assert sizes["len"].max() <= 2  # type: ignore[operator]
+    assert resolution.stats["largest_cluster"] <= 2
+    # the placeholder is no phone at all; the shared switchboard number is a skipped block, reported
+    placeholder = resolution.clusters.head(2000)
+    assert placeholder["cluster"].to_list() == placeholder[ROW_INDEX_COLUMN].to_list()
+    skipped = resolution.stats["blocking"]["skipped_blocks"]
+    assert {"key": "phone", "value": "291234567", "size": 1000, "reason": "shared_identifier"} in skipped
+    # the numbers written twice (two layouts) are candidates, scored on their own evidence
+    assert resolution.stats["candidate_pairs"] == (5000 - 3000) // 2
+
+
+def test_forced_links_keep_to_the_block_cap() -> None:
+    # 60 rows equal on both compared values (cap 50): no group of forced links larger than max_block_size
+    frame = pl.DataFrame(
+        {
+            "name": ["John Smith"] * 60 + ["Ann Lee"] * 2 + [f"Person {index}" for index in range(40)],
+            "city": ["Sydney"] * 62 + [f"Town {index}" for index in range(40)],
+            "order": list(range(102)),
+        }
+    ).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
+    resolution = resolve(frame, {"name": "full_name", "city": "city"}, MatchSettings(max_block_size=50))
+    blocking = resolution.stats["blocking"]
+    assert blocking["same_match_key_pairs"] == 1
+    giant = {"key": "same_match_keys", "value": "john smith | sydney", "size": 60, "reason": "max_block_size"}
+    assert giant in blocking["skipped_blocks"]
+    assert resolution.stats["largest_cluster"] < 60
+
+
+def test_blocks_beyond_a_keys_pair_budget_are_skipped_smallest_kept_first() -> None:
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(2, 60, 40)
+    keys = np.repeat([f"k{index:02d}" for index in range(40)], sizes)
+    frame = pl.DataFrame({"key": rng.permutation(keys)})
+    budget = 5_000
+    pairs, stats = candidate_pairs(frame, [BlockingKey("key", pl.col("key"))], max_block_size=50, pair_budget=budget)
+    table = pd.Series(keys).value_counts().rename("size").reset_index()
+    table.columns = ["key", "size"]
+    fitting = table[table["size"] <= 50].sort_values(["size", "key"])
+    cumulative = (fitting["size"] * (fitting["size"] - 1) // 2).cumsum()
+    kept = fitting[cumulative <= budget]
+    assert pairs.height == int((kept["size"] * (kept["size"] - 1) // 2).sum()) <= budget
+    over_budget = {item["value"] for item in stats["skipped_blocks"] if item["reason"] == "pair_budget"}
+    assert stats["skipped_block_count"] == len(table) - len(kept)
+    assert over_budget | set(kept["key"]) == set(fitting["key"]) or stats["skipped_block_count"] > 20
+
+
+def test_company_blocks_with_name_prefixes_and_every_key_keeps_to_its_budget() -> None:
+    rng = np.random.default_rng(8)
+    rows = 20_000
+    frame = pl.DataFrame(
+        {
+            "company": rng.permutation(np.repeat([f"company {index}" for index in range(40)], rows // 40)),
+            "email": [f"person{index}@mail.com" for index in range(rows)],
+            ROW_INDEX_COLUMN: np.arange(1, rows + 1),
+        }
+    )
+    settings = MatchSettings()
+    budget = pair_budget(rows, settings)
+    assert budget == 20 * rows
+    pairs, stats = block(frame, {"company": "company", "email": "email"}, settings)
+    by_key = {key["name"]: key for key in stats["keys"]}
+    assert all(key["pairs"] <= budget for key in stats["keys"])
+    assert pairs.height <= budget + rows * (settings.window - 1) and by_key["company"]["pairs"] > 0
+    assert stats["skipped_block_count"] == by_key["company"]["skipped_blocks"] > 0
+    assert {item["reason"] for item in stats["skipped_blocks"]} == {"pair_budget"}
+    # with person names, the company blocks only together with the names' prefixes
+    named = frame.with_columns(pl.format("name{}", pl.col(ROW_INDEX_COLUMN) % 997).alias("name"))
+    _, named_stats = block(named, {"company": "company", "email": "email", "name": "full_name"}, settings)
+    assert "company" not in {key["name"] for key in named_stats["keys"]}
+    assert "company+name_prefixes" in {key["name"] for key in named_stats["keys"]}
+
+
+@pytest.mark.parametrize("entities", [3, 10, 30])
+def test_small_files_link_their_obvious_duplicates(entities: int) -> None:
+    true_positives = found_pairs = truth_pairs = 0
+    for seed in range(8):
+        frame = people(entities, seed=seed, duplicate_weights=(0.0, 0.5, 0.3, 0.2)).with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN)
+        )
+        resolution = resolve(frame.drop("entity", "corruptions"), PEOPLE_ROLES, MatchSettings())
+        truth = true_pairs(frame)
+        found = true_pairs(frame.select(ROW_INDEX_COLUMN).join(resolution.clusters, on=ROW_INDEX_COLUMN), key="cluster")
+        true_positives += len(found & truth)
+        found_pairs += len(found)
+        truth_pairs += len(truth)
+    print(f"\n{entities} people: recall {true_positives / truth_pairs:.3f} over {truth_pairs} pairs")
+    assert true_positives == found_pairs  # precision 1
+    assert true_positives >= 0.9 * truth_pairs
+
+
+def test_a_tiny_file_links_an_obvious_duplicate_and_no_namesake() -> None:
+    frame = pl.DataFrame(
+        {
+            "name": ["John Smith", "Jon Smith", "John Smith", "Mary Jones", "Ahmed Khan"],
+            "email": ["john.smith@mail.com", "john.smith@mail.com", "jsmith77@post.net", "mj@post.net", "ak@mail.com"],
+            "phone": ["0298765432", "(02) 9876-5432", "0733334444", "0387654321", "0712345678"],
+        }
+    )
+    clusters = resolve(frame, {"name": "full_name", "email": "email", "phone": "phone"}, MatchSettings()).clusters
+    assert clusters["cluster"].to_list() == [1, 1, 3, 4, 5]
+
+
+@pytest.mark.parametrize("people_count", [3, 10, 30])
+def test_namesakes_with_their_own_email_and_phone_stay_apart(people_count: int) -> None:
+    # the population prior on e-mail and phone must not make a file of namesakes one person
+    rng = np.random.default_rng(people_count)
+    frame = pl.DataFrame(
+        {
+            "given_name": ["john"] * people_count,
+            "surname": ["smith"] * people_count,
+            "email": [f"js{index}@mail{index}.com" for index in range(people_count)],
+            "phone": [f"04{number}" for number in rng.integers(10_000_000, 99_999_999, people_count)],
+        }
+    )
+    roles = {name: name for name in frame.columns}
+    assert resolve(frame, roles, MatchSettings()).stats["largest_cluster"] == 1
+
+
+def test_exact_u_is_the_agreement_share_of_the_values_blended_with_the_prior() -> None:
+    codes = np.array([0, 0, 0, 1, 1, 2, -1, -1])
+    agreeing, pairs = agreement(codes)
+    values = pd.Series(codes[codes >= 0])
+    independent = sum(count * (count - 1) / 2 for count in values.value_counts())
+    assert (agreeing, pairs) == (independent, 6 * 5 / 2)
+    shares = np.array([1.0, 0.3, 0.2, 0.5])
+    u = with_exact_u(shares, agreeing, pairs, 1e-5, prior_pairs=1000)
+    assert u[1] == pytest.approx((4 + 1000 * 1e-5) / (15 + 1000))
+    assert u[1:].sum() == pytest.approx(1.0) and u[2] / u[3] == pytest.approx(0.2 / 0.5) and u[0] == 1.0
+    assert with_exact_u(shares, agreeing, pairs, None)[1] == pytest.approx(4.5 / 16)
+
+
+def test_random_pairs_scale_with_the_file() -> None:
+    frame = people(100, seed=1).drop("entity", "corruptions")
+    resolution = resolve(frame, PEOPLE_ROLES, MatchSettings())
+    assert 0 < resolution.stats["random_pairs"] <= MatchSettings().random_pairs_per_row * frame.height
