@@ -163,7 +163,8 @@ def with_bookkeeping(frame: pl.DataFrame) -> pl.DataFrame:
 
 def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (with bookkeeping) in file order, plus each row's cluster (``MEMBER_CLUSTER``; a row missing
-    from ``clusters`` is its own), content key (``MEMBER_KEY``) and golden id (``MEMBER_GOLDEN_ID``)."""
+    from ``clusters`` is its own), content key (``MEMBER_KEY``, as the rank of its text) and golden id
+    (``MEMBER_GOLDEN_ID``, from the text)."""
     work = with_bookkeeping(frame)
     assigned = clusters.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(CLUSTER).cast(pl.Int64).alias(MEMBER_CLUSTER)
@@ -175,7 +176,11 @@ def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame
     )
     if not members[ROW_INDEX_COLUMN].is_sorted():
         members = members.sort(ROW_INDEX_COLUMN)
-    return members.join(golden_ids(members), on=MEMBER_CLUSTER, how="left", maintain_order="left")
+    ids = golden_ids(members)
+    # The ids need the text; the tie-breaks only its order: its dense rank, so that every survived column's
+    # sort does not carry a copy of each row's whole content (gigabytes at 1M rows).
+    members = members.with_columns(pl.col(MEMBER_KEY).rank("dense"))
+    return members.join(ids, on=MEMBER_CLUSTER, how="left", maintain_order="left")
 
 
 def content_key(frame: pl.DataFrame) -> pl.Expr:
