@@ -3,10 +3,10 @@
 Sources are the primary (label ``primary``) and each ``source_<label>.<ext>`` upload, in that order (the
 others by label). Their columns are the union (a column a source lacks is null there; one spelled in
 another case than in an earlier source takes the earlier spelling: :func:`align_columns`); a column typed
-differently in two sources takes the type both fit in (Polars' supertype: an integer and a text column
-become text), so no value changes. Three bookkeeping columns follow every row through the chain
-(agents.envelope): ``ROW_INDEX_COLUMN`` (1-based in the stacked frame), ``SOURCE_COLUMN`` (the label) and
-``SOURCE_ROW_COLUMN`` (1-based data row in its own file).
+differently in two sources is numbers if both are numbers, else its text as written in every source
+(:func:`_common_types`: a date never becomes a day number), so no value changes. Three bookkeeping
+columns follow every row through the chain (agents.envelope): ``ROW_INDEX_COLUMN`` (1-based in the
+stacked frame), ``SOURCE_COLUMN`` (the label) and ``SOURCE_ROW_COLUMN`` (1-based data row in its own file).
 
 The contract (``schema.json`` or ``schema.yaml``) is a mapping with Agensium's keys (contract-enforcer);
 YAML is read with ``yaml.safe_load`` (no object construction), and anything that is not a mapping is
@@ -25,6 +25,7 @@ import yaml
 
 from agents.envelope import ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN
 from agents.errors import InvalidFileError
+from agents.layouts import text_of
 
 PRIMARY_LABEL = "primary"
 MAX_CONTRACT_BYTES = 1024 * 1024
@@ -32,6 +33,7 @@ MAX_CONTRACT_BYTES = 1024 * 1024
 
 def stack_sources(sources: Sequence[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
     """``sources`` as (label, frame), stacked with the bookkeeping columns (module docstring)."""
+    sources = _common_types(sources)
     numbered = [
         frame.with_columns(
             pl.lit(label, pl.String).alias(SOURCE_COLUMN),
@@ -43,6 +45,30 @@ def stack_sources(sources: Sequence[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
     stacked = stacked.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
     data = [name for name in stacked.columns if name not in {ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN}]
     return stacked.select(ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, *data)
+
+
+def _common_types(sources: Sequence[tuple[str, pl.DataFrame]]) -> list[tuple[str, pl.DataFrame]]:
+    """A column typed differently in two sources, unless all are numbers (which widen losslessly enough: an
+    integer and a float column are floats), becomes its text as written (``agents.layouts.text_of``) in every
+    source: a date never turns into a day number, and no pair of types fails to stack."""
+    dtypes: dict[str, set[pl.DataType]] = {}
+    for _, frame in sources:
+        for name, dtype in frame.schema.items():
+            dtypes.setdefault(name, set()).add(dtype)
+    mixed = {
+        name for name, found in dtypes.items() if len(found) > 1 and not all(dtype.is_numeric() for dtype in found)
+    }
+    if not mixed:
+        return list(sources)
+    return [
+        (
+            label,
+            frame.with_columns(
+                text_of(pl.col(name), frame.schema[name]).alias(name) for name in mixed if name in frame.columns
+            ),
+        )
+        for label, frame in sources
+    ]
 
 
 def align_columns(

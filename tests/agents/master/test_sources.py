@@ -149,3 +149,17 @@ def test_rows_a_contract_removes_stay_in_the_crosswalk(tmp_path: Path) -> None:
     kept = crosswalk.filter(pl.col("golden_id").is_not_null())
     assert kept.height == 3 and kept["golden_id"].n_unique() == 2  # ann twice: one golden record
     assert (tmp_path / "out" / "quarantine.csv").exists()
+
+
+def test_a_column_typed_differently_in_two_sources_stacks_as_written() -> None:
+    import datetime as dt
+
+    pairs = [
+        ([dt.date(2020, 1, 1)], [5], ["2020-01-01", "5"]),  # a date never becomes a day number
+        ([True], [dt.timedelta(days=1)], ["true", "P1D"]),  # types with no common one: no failure
+        ([b"a"], ["s"], ["YQ==", "s"]),
+        ([1], [2.5], [1.0, 2.5]),  # numbers stay numbers
+    ]
+    for first, second, expected in pairs:
+        stacked = stack_sources([("primary", pl.DataFrame({"x": first})), ("crm", pl.DataFrame({"x": second}))])
+        assert stacked["x"].to_list() == expected
