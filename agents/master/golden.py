@@ -38,7 +38,6 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness
-from agents.columns import require_columns
 from agents.envelope import (
     REMOVED_ROWS_ARTIFACT,
     ROW_INDEX_COLUMN,
@@ -140,14 +139,7 @@ def run(inputs: AgentInputs, params: GoldenRecordBuilderParams, progress: Progre
 
 
 def _validate(frame: pl.DataFrame, params: GoldenRecordBuilderParams) -> None:
-    for field_name, names in (
-        ("match_key_columns", params.match_key_columns),
-        ("match_key_weights", list(params.match_key_weights)),
-        ("survivorship_rules", list(params.survivorship_rules)),
-        ("source_column", [params.source_column] if params.source_column else []),
-        ("timestamp_column", [params.timestamp_column] if params.timestamp_column else []),
-    ):
-        require_columns(frame, names, agent_id=AGENT_ID, field=field_name)
+    survivorship.require_named_columns(frame, params, AGENT_ID, match_key_weights=list(params.match_key_weights))
     if params.match_key_weights and not params.enable_fuzzy_matching:
         raise InvalidParametersError(
             f"{AGENT_ID}.match_key_weights: weights apply to fuzzy matching; set enable_fuzzy_matching to true",

@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness
-from agents.columns import check_regex, require_columns
+from agents.columns import check_regex
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     ROW_LEVEL_ISSUE_SCHEMA,
@@ -110,14 +110,9 @@ def run(inputs: AgentInputs, params: SurvivorshipResolverParams, progress: Progr
 
 
 def _validate(frame: pl.DataFrame, params: SurvivorshipResolverParams) -> None:
-    for field_name, names in (
-        ("match_key_columns", params.match_key_columns),
-        ("survivorship_rules", list(params.survivorship_rules)),
-        ("field_validation_rules", list(params.field_validation_rules)),
-        ("source_column", [params.source_column] if params.source_column else []),
-        ("timestamp_column", [params.timestamp_column] if params.timestamp_column else []),
-    ):
-        require_columns(frame, names, agent_id=AGENT_ID, field=field_name)
+    survivorship.require_named_columns(
+        frame, params, AGENT_ID, field_validation_rules=list(params.field_validation_rules)
+    )
     for name, rule in params.field_validation_rules.items():
         if rule.pattern:
             check_regex(survivorship.anchored(rule.pattern), agent_id=AGENT_ID, field=f"field_validation_rules.{name}")

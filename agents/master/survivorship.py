@@ -55,11 +55,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import polars as pl
 
-from agents.columns import is_date_like, is_text
+from agents.columns import is_date_like, is_text, require_columns
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     SOURCE_COLUMN,
@@ -70,20 +70,10 @@ from agents.findings import Findings
 from agents.formatting import plain_value
 from agents.layouts import as_text
 from agents.params.common import DEFAULT_NULL_TOKENS
+from agents.params.survivorship_resolver import SurvivorshipRule
 from agents.values import distinct_counts, plan_dates
 
 PRIMARY_SOURCE = "primary"
-RULES: tuple[str, ...] = (
-    "most_complete",
-    "most_recent",
-    "source_priority",
-    "most_frequent",
-    "min",
-    "max",
-    "first",
-    "last",
-    "quality_score",
-)
 RULE_ALIASES: dict[str, str] = {
     "completeness": "most_complete",
     "richness": "most_complete",
@@ -93,7 +83,8 @@ RULE_ALIASES: dict[str, str] = {
     "validation": "quality_score",
     "quality": "quality_score",
 }
-ACCEPTED_RULES: tuple[str, ...] = RULES + tuple(RULE_ALIASES)
+ACCEPTED_RULES: tuple[str, ...] = get_args(SurvivorshipRule)  # the parameter models' rules, aliases included
+RULES: tuple[str, ...] = tuple(rule for rule in ACCEPTED_RULES if rule not in RULE_ALIASES)
 CONFIDENCE: dict[str, float] = {
     "most_complete": 0.8,
     "most_recent": 0.85,
@@ -159,6 +150,20 @@ def with_bookkeeping(frame: pl.DataFrame) -> pl.DataFrame:
     if SOURCE_ROW_COLUMN not in frame.columns:
         frame = frame.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias(SOURCE_ROW_COLUMN))
     return frame
+
+
+def require_named_columns(frame: pl.DataFrame, params: Any, agent_id: str, **more: list[str]) -> None:
+    """Every column the survivorship parameters common to the master agents name (``match_key_columns``,
+    ``survivorship_rules``, ``source_column``, ``timestamp_column``), and the ``more`` of one agent, exists."""
+    named: dict[str, list[str]] = {
+        "match_key_columns": list(params.match_key_columns),
+        **more,
+        "survivorship_rules": list(params.survivorship_rules),
+        "source_column": [params.source_column] if params.source_column else [],
+        "timestamp_column": [params.timestamp_column] if params.timestamp_column else [],
+    }
+    for field_name, names in named.items():
+        require_columns(frame, names, agent_id=agent_id, field=field_name)
 
 
 def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:

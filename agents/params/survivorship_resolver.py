@@ -33,8 +33,8 @@ RULES_DESCRIPTION = (
     "source), most_frequent, min, max, first, last (file order: primary first, then each source), "
     "quality_score (Agensium's value quality: length, format of e-mail/phone/date columns, "
     "field_validation_rules); aliases completeness and richness = most_complete, freshness and recency = "
-    "most_recent, frequency = most_frequent, validation and quality = quality_score. Ties go to the first row "
-    "in file order"
+    "most_recent, frequency = most_frequent, validation and quality = quality_score. Ties go to the smaller "
+    "value as text, then to the row whose whole content sorts first (never to a row's position)"
 )
 ColumnName = Annotated[str, Field(min_length=1, max_length=1000)]
 
