@@ -321,7 +321,15 @@ AGENTS: dict[str, AgentSpec] = {
         ),  # fmt: skip
         AgentSpec("searcher", "Searcher", 0, "Filter, search, sort and paginate"),
         AgentSpec("aggregator", "Aggregator", 0, "Group by an entity column with counts, sums and means"),
-        AgentSpec("transformer", "Transformer", 0, "Ordered operations producing a new dataset version"),
+        AgentSpec(
+            "transformer",
+            "Transformer",
+            20,
+            "Whitelisted operations as JSON or short English commands (never executed code), each reporting "
+            "the rows it affected: a new dataset version",
+            "agents.params.transformer:TransformerParams",
+            "agents.transform.transformer:run",
+        ),  # fmt: skip
     )
 }
 
@@ -419,7 +427,14 @@ TOOLS: dict[str, ToolSpec] = {
             ("transformer",),
             (),
             (_PRIMARY, _PARAMETERS),
-            ("transformed_data.csv", "transform_report.json"),
+            (
+                "transformed_data.csv",
+                "transformed_data.parquet",
+                "recipe.json",
+                "transform_report.json",
+                "transform_report.xlsx",
+                *ROW_LEVEL_ISSUE_OUTPUTS,
+            ),
             "transform_report",
             frozenset({"primary", "parameters"}),
         ),
