@@ -52,9 +52,10 @@ class _Strict(AgentParams):
 
 
 class Comparison(_Strict):
-    """``column cmp value`` (or ``column cmp value_column``). A row whose column is empty satisfies only
-    ``is_null`` and ``!=``/``not_in`` against a value (an empty value is not equal to anything); text
-    comparisons are case-sensitive unless ``case_sensitive`` is false."""
+    """``column cmp value`` (or ``column cmp value_column``). As in SQL, a row whose column (or
+    ``value_column``) is empty satisfies only ``is_null``: every other comparison, ``!=`` and ``not_in``
+    included, cannot be decided and does not hold. Text comparisons are case-sensitive unless
+    ``case_sensitive`` is false."""
 
     column: Column
     cmp: Comparator
