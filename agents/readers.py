@@ -479,11 +479,14 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
                 infer_schema_length=INFER_SCHEMA_LENGTH,
                 raise_if_empty=True,
             ).collect_schema()
-            frame = pl.read_csv(
+            # Integer columns are parsed as text and typed below: a code written with a leading zero
+            # ("007", "02134") stays text, which a parse as integers would lose.
+            integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
+            raw = pl.read_csv(
                 path,
                 separator=separator,
                 quote_char=quote_char,
-                schema={**schema, **overrides},
+                schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())},
                 raise_if_empty=True,
             )
             break
@@ -503,13 +506,53 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
             raise quoting or InvalidFileError(
                 f"{name}: could not be parsed as CSV ({_first_line(error)})", {"file": name}
             ) from error
-    if frame.height == 0:
+    if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
+    frame = _typed_integers(raw, integers)
     if frame.width > 1 and frame[:, -1].null_count() > 0 and _may_have_short_rows(path, separator, frame.width):
         ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
     return frame
+
+
+def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The columns the schema scan took for integers, read as text: each becomes its integer type when every
+    value converts and none would be written otherwise (a leading zero, ``007``, ``-0``, or a ``+``: a code, it
+    stays text); else Float64 when every value is a number (a decimal past the scanned rows); else text."""
+    if not integers:
+        return frame
+    names = list(integers)
+    cast = frame.select(pl.col(name).cast(integers[name], strict=False) for name in names)
+    found = (
+        pl.concat([frame.select(names).rename(lambda n: f"t:{n}"), cast], how="horizontal")
+        .select(
+            *(_written_otherwise(pl.col(f"t:{n}")).any().alias(f"z{i}") for i, n in enumerate(names)),
+            *((pl.col(n).is_null() & pl.col(f"t:{n}").is_not_null()).any().alias(f"f{i}") for i, n in enumerate(names)),
+        )
+        .row(0)
+    )
+    codes, not_integer = found[: len(names)], found[len(names) :]
+    typed = [cast[n] for n, code, failed in zip(names, codes, not_integer, strict=True) if not code and not failed]
+    decimals = [n for n, code, failed in zip(names, codes, not_integer, strict=True) if failed and not code]
+    if decimals:
+        not_number = frame.select(_fails(name, pl.Float64()) for name in decimals).row(0)
+        typed += [frame[n].cast(pl.Float64) for n, failed in zip(decimals, not_number, strict=True) if not failed]
+    return frame.with_columns(typed) if typed else frame
+
+
+def _written_otherwise(text: pl.Expr) -> pl.Expr:
+    """Integer text that an integer would not write back as it is: ``007``, ``-0``/``-07``, ``+5``."""
+    return (
+        (text.str.starts_with("0") & (text.str.len_bytes() > 1))
+        | text.str.starts_with("-0")
+        | text.str.starts_with("+")
+    )
+
+
+def _fails(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Whether some value of text column ``name`` does not convert to ``dtype``."""
+    return (pl.col(name).cast(dtype, strict=False).is_null() & pl.col(name).is_not_null()).any().alias(name)
 
 
 def _wider_dtype(value: str, dtype: str) -> pl.DataType:

@@ -646,3 +646,28 @@ def test_unique_names_are_unique_and_keep_first_occurrences(names: list[str]) ->
         i + 1 for i, (a, b) in enumerate(zip(names, final, strict=True)) if a != b
     ]
     assert readers._unique_names(columns) == (final, renamed)
+
+
+def test_integer_looking_codes_keep_their_text_and_late_values_widen_the_type(tmp_path: Path) -> None:
+    """A column the schema scan takes for integers stays text when a value would not be written back as read
+    (a leading zero, a sign), and widens to Float64 or text for a decimal or a word past the scanned rows."""
+    scanned = readers.INFER_SCHEMA_LENGTH + 5
+    rows = [f"{i},{i},{i},{i},{i},{i}" for i in range(1, scanned)]
+    rows += ["9,02134,1.5,x,+7,-0", "10,12345,2,y,8,3"]
+    path = tmp_path / "primary.csv"
+    path.write_text("id,zip,amount,word,signed,neg\n" + "\n".join(rows) + "\n")
+    frame = readers.read_table(path, "primary.csv")
+    assert frame.schema == pl.Schema(
+        {"id": pl.Int64, "zip": pl.String, "amount": pl.Float64} | dict.fromkeys(["word", "signed", "neg"], pl.String)
+    )
+    assert frame["zip"][-2] == "02134" and frame["signed"][-2] == "+7" and frame["neg"][-2] == "-0"
+    assert frame["amount"][-2] == 1.5 and frame["id"].sum() == sum(range(1, scanned)) + 19
+
+
+def test_clean_my_data_writes_leading_zero_codes_back(tmp_path: Path) -> None:
+    from agents.chain import run_tool
+
+    path = tmp_path / "primary.csv"
+    path.write_text("id,zip,name\n1,00123,a\n2,02134,b\n3,12345,c\n")
+    run_tool("clean-my-data", [], {"primary.csv": path}, {}, tmp_path / "out", lambda *_: None)
+    assert (tmp_path / "out" / "cleaned_data.csv").read_text() == path.read_text()
