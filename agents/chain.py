@@ -16,7 +16,10 @@ Data-changing tools (clean-my-data) pass typed frames from agent to agent: the p
 ``ROW_INDEX_COLUMN`` (the input file's data row) once, each agent returns the new frame and the rows it
 removed with reasons, and the chain records every step (rows and per-column nulls, dtypes and changed
 cells before and after), gathers removed rows into ``quarantine.csv`` with their values before removal,
-and writes the last frame to ``cleaned_data.csv``. Only the current frame is kept between agents
+and writes the last frame to ``cleaned_data.csv``. transform-my-data runs the same way with one agent whose
+rows removed are the user's command, not a finding: no quarantine, and no cell-by-cell comparison (the transformer
+reports its own steps); it writes ``transformed_data.csv``/``.parquet`` and ``recipe.json``. Only the current frame
+is kept between agents
 (Polars shares unchanged columns between a frame and its successor, so a step costs only the columns it
 changed). Polars 2.1's ``read_ipc`` copies instead of memory-mapping, so spilling frames to disk between
 agents would not lower the peak and is not done.
@@ -24,6 +27,7 @@ agents would not lower the peak and is not done.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +62,7 @@ from agents.readers import TEXT_FORMATS, check_column_count, check_header_width,
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
+from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
 
 ChainProgress = Callable[[int, str | None, str], None]
@@ -67,9 +72,12 @@ AgentStart = Callable[[str], None]
 
 READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
-DATA_TOOLS = frozenset({"clean-my-data", "master-my-data"})  # tools whose agents hand a new frame to the next
+# tools whose agents hand a new frame to the next
+DATA_TOOLS = frozenset({"clean-my-data", "master-my-data", "transform-my-data"})
 MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.master.sources)
+TRANSFORM_TOOL = "transform-my-data"  # the user's own operations: no quarantine, the agent's own step records
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
+TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME = "transformed_data.csv", "transformed_data.parquet", "recipe.json"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
@@ -96,7 +104,9 @@ class _MonotonicProgress:
 
 @dataclass
 class _DataFlow:
-    """The clean chain's state between agents: the current frame, the step records, removed rows."""
+    """The clean chain's state between agents: the current frame, the step records, removed rows. Without
+    ``audit`` (transform-my-data) removed rows are not quarantined and cells are not compared: the agent's own
+    records say what it did."""
 
     frame: pl.DataFrame
     layouts: dict[str, TextLayout] = field(default_factory=dict)  # the input's dates read from text
@@ -104,12 +114,16 @@ class _DataFlow:
     quarantined: list[pl.DataFrame] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # named output tables (the last one wins)
+    audit: bool = True
 
     def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
         before = self.frame
         after = before if result is None or result.frame is None else result.frame
         if ROW_INDEX_COLUMN not in after.columns:
             raise RuntimeError(f"{agent_id} dropped the row index column")
+        if not self.audit:
+            self._accept_unaudited(agent_id, name, result, before, after, duration_ms)
+            return
         removed = self._removed(agent_id, before, after, result.removed if result else None)
         if removed.height:
             rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
@@ -133,6 +147,42 @@ class _DataFlow:
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
         self.steps.append(step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms))
+        self.frame = after
+
+    def _accept_unaudited(
+        self,
+        agent_id: str,
+        name: str,
+        result: AgentResult | None,
+        before: pl.DataFrame,
+        after: pl.DataFrame,
+        duration_ms: int,
+    ) -> None:
+        status = "success" if result is not None and result.envelope.status == "success" else "error"
+        metrics = result.envelope.summary_metrics if result is not None else {}
+        if result is not None:
+            self.artifacts.update(result.artifacts)
+            self.outputs.update(result.outputs)
+            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:
+                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
+        self.steps.append(
+            {
+                "step": len(self.steps) + 1,
+                "agent_id": agent_id,
+                "agent_name": name,
+                "status": status,
+                "rows_before": before.height,
+                "rows_after": after.height,
+                "rows_removed": before.height - after.height,
+                "columns_before": data_columns(before),
+                "columns_after": data_columns(after),
+                "columns": {},
+                "cells_changed_total": int(metrics.get("cells_changed") or 0),
+                "values_invented_total": int(metrics.get("values_filled") or 0),
+                "duration_ms": duration_ms,
+                "summary_metrics": metrics,
+            }
+        )
         self.frame = after
 
     @staticmethod
@@ -276,7 +326,8 @@ def run_tool(
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
-            flow = _DataFlow(primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
+            layouts = from_report(read_reports["primary"].get("temporal_columns"))
+            flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL)
         results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start)
 
     report(AGENTS_END, None, "Writing reports")
@@ -285,6 +336,10 @@ def run_tool(
     status = "success" if all(envelope["status"] == "success" for envelope in envelopes) else "partial"
     summary = _summary(agent_inputs, envelopes, flow, status, shape)
     summary["inputs"] = read_reports
+    if tool_id == TRANSFORM_TOOL:
+        transformer = envelopes[-1]
+        summary["transformations"] = transformer.get("data", {}).get("transformations", [])
+        summary["rows_affected"] = transformer.get("summary_metrics", {}).get("rows_affected")
     # The users' own file names where the service knows them (upload-urls' display_name): the reports show them.
     for role in OPTION_ROLES:
         display_name = getattr(options, role).display_name
@@ -294,9 +349,13 @@ def run_tool(
         outputs = []
     elif tool_id == MASTER_TOOL:
         outputs = _write_tables(flow, out_dir)
+    elif tool_id == TRANSFORM_TOOL:
+        outputs = _write_transformed(flow, out_dir)
     else:
         outputs = _write_data(flow, agent_inputs, out_dir)
-    outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, flow, summary)
+    summary["dataset"] = _dataset(agent_inputs, flow, outputs, results, shape)
+    report_steps = flow.steps if flow is not None and flow.audit else None  # the transformer reports its own
+    outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, report_steps, summary)
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
     timings["total"] = round((time.perf_counter() - started) * 1000)
     report(100, None, "Done")
@@ -606,17 +665,70 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
 
 def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:
     """cleaned_data.csv (the last frame, without the row index) and quarantine.csv (every removed row)."""
-    cleaned = flow.frame.select(data_columns(flow.frame))
-    # Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
-    # is kept: what write_csv's one datetime format cannot do for every column.
-    cleaned = cleaned.with_columns(
-        as_text(name, dtype, flow.layouts.get(name))
-        for name, dtype in cleaned.schema.items()
-        if needs_text(dtype, flow.layouts.get(name))
-    )
-    cleaned.write_csv(out_dir / CLEANED_NAME, datetime_format=ISO_DATETIME)
+    _write_frame_csv(flow.frame.select(data_columns(flow.frame)), flow.layouts, out_dir / CLEANED_NAME)
     flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
+
+
+def _write_frame_csv(frame: pl.DataFrame, layouts: dict[str, TextLayout], path: Path) -> None:
+    """Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
+    is kept: what write_csv's one datetime format cannot do for every column."""
+    frame.with_columns(
+        as_text(name, dtype, layouts.get(name))
+        for name, dtype in frame.schema.items()
+        if needs_text(dtype, layouts.get(name))
+    ).write_csv(path, datetime_format=ISO_DATETIME)
+
+
+def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
+    """transformed_data.csv (dates read from text in their layout, a converted or derived column in ISO 8601),
+    transformed_data.parquet (typed) and recipe.json (the resolved operations); nothing when the transformer did
+    not finish, so that no output passes the input off as its result."""
+    recipe = flow.artifacts.get(RECIPE_ARTIFACT)
+    if recipe is None:
+        return []
+    data = flow.frame.select(data_columns(flow.frame))
+    # Both writers release the GIL: the Parquet file is written while the CSV is (snappy: half zstd's time).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        parquet = pool.submit(data.write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
+        _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
+        parquet.result()
+    (out_dir / RECIPE_NAME).write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
+
+
+def _dataset(
+    inputs: AgentInputs,
+    flow: _DataFlow | None,
+    outputs: list[str],
+    results: dict[str, AgentResult],
+    shape: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """The dataset version this task stands for (API.md): its main data output, or its primary input when it writes
+    none, with its rows and its columns' dtypes (so that the API can resolve transform commands against it before
+    queueing). A primary too large for memory: the columns its profiler saw, when it ran."""
+    main = next((name for name in outputs if name in registry.MAIN_DATA_OUTPUTS), None)
+    if main is not None and flow is not None:
+        frame = flow.outputs.get(main, flow.frame)
+        columns = data_columns(frame)
+        schema = frame.schema
+        return {"name": main, "rows": frame.height, "columns": [{"name": c, "dtype": str(schema[c])} for c in columns]}
+    if shape is not None:
+        dataset: dict[str, Any] = {"name": inputs.primary_name, "rows": shape[0]}
+        profiler = results.get("unified-profiler")
+        fields = profiler.envelope.data.get("fields") if profiler is not None else None
+        if fields:
+            dataset["columns"] = [{"name": f["field_name"], "dtype": f["polars_dtype"]} for f in fields]
+        return dataset
+    primary = inputs.primary
+    # A column typed only once its missing-value tokens became nulls (the profile tools) is text as written.
+    as_read = inputs.primary_missing.retyped if inputs.primary_missing is not None else {}
+    schema = primary.schema
+    return {
+        "name": inputs.primary_name,
+        "rows": primary.height,
+        "columns": [{"name": c, "dtype": "String" if c in as_read else str(schema[c])} for c in data_columns(primary)],
+    }
 
 
 def _write_reports(
@@ -625,7 +737,7 @@ def _write_reports(
     results: dict[str, AgentResult],
     envelopes: list[dict[str, Any]],
     out_dir: Path,
-    flow: _DataFlow | None,
+    steps: list[dict[str, Any]] | None,
     summary: dict[str, Any],
 ) -> list[str]:
     """The JSON and Excel reports (each agent's first 1,000 row-level issues and the counts of all) and the
@@ -634,7 +746,6 @@ def _write_reports(
     basename = registry.tool_spec(tool_id).report_basename
     frames = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
     counts = count_row_level_issues(frames)
-    steps = flow.steps if flow is not None else None
     json_name, excel_name = f"{basename}.json", f"{basename}.xlsx"
     with ThreadPoolExecutor(max_workers=1) as pool:
         issue_files = pool.submit(write_row_level_issues, out_dir, frames)

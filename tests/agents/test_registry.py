@@ -21,8 +21,14 @@ MASTER_CHAIN = [
 def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     catalog = registry.catalog()
     json.dumps(catalog)  # JSON-serialisable
-    assert [tool["tool_id"] for tool in catalog["tools"]] == ["profile-my-data", "clean-my-data", "master-my-data"]
-    profile, clean, master = catalog["tools"]
+    assert [tool["tool_id"] for tool in catalog["tools"]] == [
+        "profile-my-data",
+        "clean-my-data",
+        "master-my-data",
+        "transform-my-data",
+    ]
+    profile, clean, master, transform = catalog["tools"]
+    assert transform["default_chain"] == ["transformer"] and transform["default_chain_credits"] == 20
     assert profile["default_chain"] == PROFILE_CHAIN
     assert profile["default_chain_credits"] == 30 + 40 + 35 + 30 + 25
     assert [a["agent_id"] for a in profile["agents"]] == [*PROFILE_CHAIN, "governance-checker"]

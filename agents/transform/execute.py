@@ -1,0 +1,1102 @@
+"""Run resolved transform operations (agents.transform.resolve) as one lazy Polars plan, with each step's figures.
+
+Every operation becomes Polars expressions and plan nodes; nothing is evaluated from text (a ``derive`` expression is
+a tree of whitelisted nodes, agents.transform.expressions). Each step's output is a cached node of the plan, and one
+``pl.collect_all`` runs the final frame together with a small statistics query per step (rows, null counts, cells
+changed): the caches make every step run once, whatever number of queries read it. Without them Polars runs each
+query's whole prefix again (10 steps on 200,000 rows: 1.5 s instead of 0.09 s).
+
+What each step reports: ``rows_before``, ``rows_after``, ``rows_affected`` (rows removed by ``filter`` and
+``deduplicate``; cells changed by the cell operations; the values written by ``derive`` into a new column; 0 for
+``sort``, which reports ``rows_moved``, and for the column operations), columns added, removed, renamed and retyped,
+the null counts that changed, and one sentence ("Dropped 150 rows where email was null").
+
+Semantics (agents/params/transformer.py):
+- conditions follow SQL: an empty cell satisfies only ``is_null``; any other comparison on it is undecided and does
+  not hold (``remove`` keeps such rows, ``keep`` drops them); ``and``/``or``/``not`` are three-valued;
+- literals arrive typed by resolution (ISO text for dates) and are converted by the column's dtype here;
+- ``cast``: text is read by the product's rules (agents.values: "$1,234.50", "(12)", "yes"); an empty text or a
+  missing-value token (``NA``, ``null``...) becomes empty and is not an invalid value; ``number`` gives Int64 when
+  every value is a whole number, else Float64 (decided on the data, so the plan is collected up to that step
+  first); a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
+- ``fill_nulls`` mean/median of the finite values, rounded half away from zero into an integer column; mode the
+  most frequent value, ties to the smallest; previous/next in the current row order;
+- ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them.
+
+Cells changed are counted as in the clean chain: a kept cell whose value differs, compared as text when the
+operation changed the column's dtype (``"12"`` read as 12 is not a change; ``"007"`` read as 7 is).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from pydantic import TypeAdapter
+
+from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, Progress
+from agents.errors import InvalidParametersError
+from agents.formatting import format_number, plain_value
+from agents.layouts import TextLayout, text_of
+from agents.params.common import DEFAULT_NULL_TOKENS
+from agents.params.transformer import (
+    AllOf,
+    AnyOf,
+    CastColumns,
+    ChangeCase,
+    Comparison,
+    Condition,
+    Deduplicate,
+    DeriveColumn,
+    DropColumns,
+    FillNulls,
+    FilterRows,
+    KeepColumns,
+    NotOf,
+    Operation,
+    RenameColumns,
+    ReorderColumns,
+    ReplaceValues,
+    SortRows,
+    TrimText,
+)
+from agents.transform.expressions import Node, parse_expression
+from agents.values import is_missing_token, parse_boolean, parse_integer, parse_number
+
+AGENT_ID = "transformer"
+OPERATION = TypeAdapter(Operation)
+EXAMPLES = 5  # invalid values quoted when a cast fails
+INT64_LIMIT = 2.0**63
+ISO_DATE = "%Y-%m-%d"
+ISO_DATETIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
+CASE_WORDS = {"lower": "Lowercased", "upper": "Uppercased", "title": "Title-cased"}
+FILL_WORDS = {"previous": "the previous value", "next": "the next value"}
+
+
+@dataclass
+class Execution:
+    """The new frame (``ROW_INDEX_COLUMN`` kept, rows in their new order), one record per step, the date layouts of
+    the columns still holding the input's dates (renames followed), and the row-level issues (cast values emptied)."""
+
+    frame: pl.DataFrame
+    steps: list[dict[str, Any]]
+    layouts: dict[str, TextLayout]
+    row_issues: pl.DataFrame
+
+
+@dataclass
+class _Counts:
+    """What is known between steps once the plan has run: rows and each column's null count."""
+
+    rows: int
+    nulls: dict[str, int]
+
+
+Finish = Callable[[dict[str, Any], _Counts], tuple[dict[str, Any], _Counts]]
+"""Turns a step's statistics row and the counts before it into its record (without the common keys) and the counts
+after it."""
+Compiled = tuple[Finish, int | None]
+"""A compiled step: how to describe it, and the position of its statistics query (None: it needs none)."""
+Step = Callable[[pl.LazyFrame], pl.LazyFrame]
+"""What an operation does to the frame, as plan nodes."""
+Planned = tuple[pl.LazyFrame, dict[str, pl.DataType]]
+"""A node of the plan and its schema."""
+Describe = Callable[[dict[str, dict[str, Any]], int], tuple[str, dict[str, Any]]]
+"""A cell operation's sentence and details from its figures per column and the number of rows."""
+
+
+@dataclass
+class _Step:
+    index: int
+    operation: dict[str, Any]
+    origin: str
+    finish: Finish
+    stats: int | None = None  # position of its statistics query
+    schema_before: dict[str, pl.DataType] = field(default_factory=dict)
+    schema_after: dict[str, pl.DataType] = field(default_factory=dict)
+
+
+class _Plan:
+    """The plan being built: the current lazy frame and schema, the queries to collect with it, the steps."""
+
+    def __init__(self, frame: pl.DataFrame, layouts: dict[str, TextLayout]) -> None:
+        self.lazy = frame.lazy()
+        self.schema: dict[str, pl.DataType] = dict(frame.schema)
+        self.layouts = layouts
+        self.queries: list[pl.LazyFrame] = []
+        self.results: list[pl.DataFrame] = []  # the collected queries (earlier segments), same positions
+        self.issue_queries: list[pl.LazyFrame] = []
+        self.issues: list[pl.DataFrame] = []
+        self.steps: list[_Step] = []
+        self.counts = _Counts(frame.height, frame.null_count().row(0, named=True))
+
+    @property
+    def data_columns(self) -> list[str]:
+        return [name for name in self.schema if name != ROW_INDEX_COLUMN]
+
+    def query(self, lazy: pl.LazyFrame) -> int:
+        self.queries.append(lazy)
+        return len(self.results) + len(self.queries) - 1
+
+    def apply(self, step: Step, origin: str, start: Planned | None = None) -> Planned:
+        """``step`` applied to ``start`` (default: the current frame and its schema) as a cached node (several
+        queries read it), with its schema. The schema comes from the step applied to an empty frame of the start's
+        schema: asking the plan would resolve every earlier step again (200 steps took seconds). A step that does not
+        fit the columns' types is refused here, before anything runs."""
+        lazy, schema = start if start is not None else (self.lazy, self.schema)
+        try:
+            after = dict(step(pl.LazyFrame(schema=schema)).collect_schema())
+        except pl.exceptions.PolarsError as error:
+            raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
+        return step(lazy).cache(), after
+
+    def advance(self, step: Step, origin: str, start: Planned | None = None) -> None:
+        """The step's output becomes the current frame."""
+        self.lazy, self.schema = self.apply(step, origin, start)
+
+    def materialize(self) -> pl.DataFrame:
+        """Run what is planned so far (the statistics, the row-level issues and the current frame) in one
+        ``collect_all``, and go on from the resulting frame."""
+        *collected, frame = pl.collect_all([*self.queries, *self.issue_queries, self.lazy])
+        self.results += collected[: len(self.queries)]
+        self.issues += collected[len(self.queries) :]
+        self.queries, self.issue_queries = [], []
+        self.lazy = frame.lazy()
+        return frame
+
+
+def execute(
+    frame: pl.DataFrame,
+    operations: Sequence[dict[str, Any]],
+    *,
+    origins: Sequence[str] | None = None,
+    layouts: dict[str, TextLayout] | None = None,
+    progress: Progress | None = None,
+) -> Execution:
+    """Apply resolved ``operations`` (JSON dicts of the operations model: exact column names, literals typed by their
+    columns) to ``frame`` (with ``ROW_INDEX_COLUMN``); ``origins``: per operation, where it came from (an
+    ``operations[i]``/``commands[i]`` field, for errors); ``layouts``: the frame's dates read from text."""
+    report = progress or _silent
+    plan = _Plan(frame, {name: layout for name, layout in (layouts or {}).items() if name in frame.columns})
+    for index, raw in enumerate(operations):
+        origin = origins[index] if origins is not None else f"operations[{index}]"
+        operation = OPERATION.validate_python(raw)
+        report(0.6 * index / max(1, len(operations)), f"Planning step {index + 1}: {raw['op']}")
+        schema_before = dict(plan.schema)
+        finish, stats = _COMPILERS[type(operation)](operation, plan, index, origin)
+        plan.steps.append(_Step(index, dict(raw), origin, finish, stats, schema_before, dict(plan.schema)))
+    report(0.6, "Running the plan")
+    result = plan.materialize()
+    report(0.9, "Describing the steps")
+    records = _records(plan)
+    _check_invalid(records)
+    row_issues = pl.concat(plan.issues) if plan.issues else pl.DataFrame(schema=ROW_LEVEL_ISSUE_SCHEMA)
+    return Execution(result, records, plan.layouts, row_issues)
+
+
+def _silent(fraction: float, message: str) -> None:
+    """No one to tell (a test calling ``execute`` directly)."""
+
+
+def _records(plan: _Plan) -> list[dict[str, Any]]:
+    counts = plan.counts
+    records = []
+    for step in plan.steps:
+        stats = plan.results[step.stats].row(0, named=True) if step.stats is not None else {}
+        rows_before = counts.rows
+        nulls_before = counts.nulls
+        details, counts = step.finish(stats, counts)
+        renamed: dict[str, str] = details.pop("renamed", {})
+        source = {new: old for old, new in renamed.items()}
+        before, after = step.schema_before, step.schema_after
+        retyped = {
+            name: {"before": str(before[name]), "after": str(after[name])}
+            for name in after
+            if name in before and before[name] != after[name]
+        }
+        record = {
+            "step": step.index + 1,
+            "op": step.operation["op"],
+            "origin": step.origin,
+            "operation": step.operation,
+            "rows_before": rows_before,
+            "rows_after": counts.rows,
+            "rows_affected": details.pop("rows_affected"),
+            "rows_removed": rows_before - counts.rows,
+            "cells_changed": details.pop("cells_changed", 0),
+            "columns_added": [name for name in after if name not in before and name not in source],
+            "columns_removed": [name for name in before if name not in after and name not in renamed],
+            "columns_renamed": renamed,
+            "columns_retyped": retyped,
+            "nulls_changed": {
+                name: {"before": nulls_before.get(source.get(name, name)), "after": count}
+                for name, count in counts.nulls.items()
+                if name != ROW_INDEX_COLUMN and nulls_before.get(source.get(name, name)) != count
+            },
+            "sentence": details.pop("sentence"),
+            "details": details,
+        }
+        records.append(record)
+    return records
+
+
+def _check_invalid(records: list[dict[str, Any]]) -> None:
+    """The first cast with ``on_invalid="fail"`` that met a value it could not convert fails the task."""
+    for record in records:
+        failures = record["details"].get("failures")
+        if not failures:
+            continue
+        column, found = next(iter(failures.items()))
+        examples = ", ".join(json.dumps(value, ensure_ascii=False) for value in found["examples"])
+        target = record["operation"]["to"]
+        raise InvalidParametersError(
+            f"{found['count']:,} value{'s' if found['count'] != 1 else ''} of '{column}' cannot be converted to "
+            f'{target} (for example {examples}); convert with on_invalid "null" to empty them, or fix them first',
+            {
+                "agent_id": AGENT_ID,
+                "field": record["origin"],
+                "command": None,
+                "position": None,
+                "reason": "invalid_values",
+                "suggestions": [],
+                "column": column,
+                "invalid_count": found["count"],
+                "examples": found["examples"],
+            },
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors and literals
+
+
+def _invalid(origin: str, message: str, reason: str) -> InvalidParametersError:
+    return InvalidParametersError(
+        message,
+        {"agent_id": AGENT_ID, "field": origin, "command": None, "position": None, "reason": reason, "suggestions": []},
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _require(plan: _Plan, names: Sequence[str], origin: str) -> None:
+    for name in names:
+        if name == ROW_INDEX_COLUMN or name not in plan.schema:
+            raise _invalid(origin, f"{origin}: no column '{name}'", "unknown_column")
+
+
+def literal(value: Any, dtype: pl.DataType, origin: str) -> pl.Expr:
+    """``value`` (as resolution typed it: numbers, booleans, ISO text for dates) as a literal of ``dtype``."""
+    return pl.lit(_python_value(value, dtype, origin), dtype=dtype)
+
+
+def _python_value(value: Any, dtype: pl.DataType, origin: str) -> Any:
+    def mismatch() -> InvalidParametersError:
+        return _invalid(origin, f"{origin}: {value!r} does not fit a column of type {dtype}", "type_mismatch")
+
+    if value is None:
+        return None
+    if dtype == pl.String:
+        return value if isinstance(value, str) else json.dumps(value)
+    if dtype.is_integer():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+            raise mismatch()
+        return int(value)
+    if dtype.is_float():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise mismatch()
+        return float(value)
+    if dtype == pl.Boolean:
+        if not isinstance(value, bool):
+            raise mismatch()
+        return value
+    if isinstance(dtype, pl.Date | pl.Datetime) and isinstance(value, str):
+        try:
+            return _temporal(value, dtype)
+        except ValueError:
+            raise mismatch() from None
+    raise mismatch()
+
+
+def _temporal(text: str, dtype: pl.Date | pl.Datetime) -> dt.date | dt.datetime:
+    """ISO text as a date, or as a datetime in the column's zone (a naive text is the zone's wall time)."""
+    if isinstance(dtype, pl.Date):
+        if len(text.strip()) != len("2024-01-31"):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text.strip())
+    moment = dt.datetime.fromisoformat(text.strip())
+    if dtype.time_zone is None:
+        if moment.tzinfo is not None:
+            raise ValueError(text)
+        return moment
+    zone = ZoneInfo(dtype.time_zone)
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# conditions (filter)
+
+
+def _condition(condition: Condition, plan: _Plan, origin: str) -> pl.Expr:
+    """True where the condition holds, false where it does not, null where it cannot be decided."""
+    if isinstance(condition, AllOf):
+        return reduce(lambda a, b: a & b, (_condition(item, plan, origin) for item in condition.all))
+    if isinstance(condition, AnyOf):
+        return reduce(lambda a, b: a | b, (_condition(item, plan, origin) for item in condition.any))
+    if isinstance(condition, NotOf):
+        return ~_condition(condition.not_, plan, origin)
+    return _comparison(condition, plan, origin)
+
+
+def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
+    _require(plan, [item.column, *([item.value_column] if item.value_column else [])], origin)
+    dtype = plan.schema[item.column]
+    column = pl.col(item.column)
+    if item.cmp == "is_null":
+        return column.is_null()
+    if item.cmp == "is_not_null":
+        return column.is_not_null()
+    known = column.is_not_null()
+    if item.cmp in {"contains", "starts_with", "ends_with"}:
+        if not isinstance(item.value, str):
+            raise _invalid(origin, f"{origin}: {item.cmp} needs a text value", "type_mismatch")
+        subject = column if dtype == pl.String else text_of(column, dtype, plan.layouts.get(item.column))
+        needle = pl.lit(item.value, dtype=pl.String)
+        if not item.case_sensitive:
+            subject, needle = subject.str.to_lowercase(), needle.str.to_lowercase()
+        if item.cmp == "contains":
+            return pl.when(known).then(subject.str.contains(needle, literal=True))
+        method = subject.str.starts_with if item.cmp == "starts_with" else subject.str.ends_with
+        return pl.when(known).then(method(needle))
+    fold = not item.case_sensitive and dtype == pl.String
+
+    def folded(expr: pl.Expr) -> pl.Expr:
+        return expr.str.to_lowercase() if fold else expr
+
+    subject = folded(column)
+    if item.value_column is not None:
+        if item.cmp not in ORDERED:
+            raise _invalid(origin, f"{origin}: {item.cmp} compares with values, not another column", "syntax")
+        other = pl.col(item.value_column)
+        if not item.case_sensitive and plan.schema[item.value_column] == pl.String:
+            other = other.str.to_lowercase()
+        return pl.when(known & pl.col(item.value_column).is_not_null()).then(_compare(item.cmp, subject, other))
+    if item.cmp in {"in", "not_in", "between"}:
+        values = item.value if isinstance(item.value, list) else [item.value]
+        if item.cmp == "between" and len(values) != 2:  # noqa: PLR2004 - a low and a high bound
+            raise _invalid(origin, f"{origin}: between needs two values, a low and a high", "syntax")
+        compared = _compared_dtype(values, dtype)
+        typed = [_python_value(value, compared, origin) for value in values]
+        if item.cmp == "between":
+            low, high = (folded(pl.lit(value, dtype=compared)) for value in typed)
+            return pl.when(known).then((subject >= low) & (subject <= high))
+        listed = pl.Series(item.column, [value for value in typed if value is not None], dtype=compared)
+        if fold:
+            listed = listed.str.to_lowercase()
+        member = (subject if compared == dtype else subject.cast(compared)).is_in(listed.implode())
+        return pl.when(known).then(member if item.cmp == "in" else ~member)
+    if isinstance(item.value, list):
+        raise _invalid(origin, f"{origin}: {item.cmp} compares with one value, not a list", "type_mismatch")
+    if item.value is None:
+        raise _invalid(origin, f"{origin}: {item.cmp} needs a value (use is_null for an empty cell)", "syntax")
+    value = folded(literal(item.value, _compared_dtype([item.value], dtype), origin))
+    return pl.when(known).then(_compare(item.cmp, subject, value))
+
+
+def _compared_dtype(values: Sequence[Any], dtype: pl.DataType) -> pl.DataType:
+    """An integer column compared with a fraction (``age > 17.5``) is compared as Float64."""
+    fractional = any(isinstance(v, float) and not v.is_integer() for v in values if not isinstance(v, bool))
+    return pl.Float64() if dtype.is_integer() and fractional else dtype
+
+
+ORDERED: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _compare(cmp: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
+    return ORDERED[cmp](left, right)
+
+
+def describe_condition(condition: Condition, top: bool = True) -> str:
+    """The condition as a person reads it: ``email was null``, ``age >= 18 and country in (US, CA)``."""
+    if isinstance(condition, AllOf | AnyOf):
+        parts, joiner = (condition.all, " and ") if isinstance(condition, AllOf) else (condition.any, " or ")
+        text = joiner.join(describe_condition(part, top=False) for part in parts)
+        return text if top or len(parts) == 1 else f"({text})"
+    if isinstance(condition, NotOf):
+        return f"not {describe_condition(condition.not_, top=False)}"
+    return _describe_comparison(condition)
+
+
+def _describe_comparison(item: Comparison) -> str:
+    if item.cmp == "is_null":
+        return f"{item.column} was null"
+    if item.cmp == "is_not_null":
+        return f"{item.column} was not null"
+    words = {"==": "=", "not_in": "not in", "starts_with": "starts with", "ends_with": "ends with"}
+    cmp = words.get(item.cmp, item.cmp)
+    if item.value_column is not None:
+        value = item.value_column
+    elif item.cmp == "between" and isinstance(item.value, list) and len(item.value) == 2:  # noqa: PLR2004
+        value = f"{show_value(item.value[0])} and {show_value(item.value[1])}"
+    elif isinstance(item.value, list):
+        value = "(" + ", ".join(show_value(value) for value in item.value) + ")"
+    else:
+        value = show_value(item.value)
+    suffix = " (ignoring case)" if not item.case_sensitive else ""
+    return f"{item.column} {cmp} {value}{suffix}"
+
+
+def show_value(value: Any) -> str:
+    """A literal for a sentence: numbers and simple words as they are, other text quoted."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return format_number(value)
+    text = str(value)
+    if text and all(char.isalnum() or char in "-_.@:/+" for char in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# row operations
+
+
+def _filter(op: FilterRows, plan: _Plan, index: int, origin: str) -> Compiled:
+    holds = _condition(op.where, plan, origin).fill_null(False)
+    plan.advance(lambda lazy: lazy.filter(holds if op.action == "keep" else ~holds), origin)
+    condition = describe_condition(op.where)
+
+    def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        after = _row_counts(stats, counts)
+        removed = counts.rows - after.rows
+        if op.action == "remove":
+            sentence = f"Dropped {_rows(removed)} where {condition}"
+        else:
+            sentence = f"Kept {_rows(after.rows)} where {condition} (dropped {removed:,})"
+        return {"rows_affected": removed, "sentence": sentence, "condition": condition}, after
+
+    return _with_row_stats(finish, plan)
+
+
+def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compiled:
+    subset = op.columns or plan.data_columns
+    _require(plan, subset, origin)
+    plan.advance(lambda lazy: lazy.unique(subset, keep=op.keep, maintain_order=True), origin)
+    on = f"same {_names(subset)}" if op.columns else "identical in every column"
+
+    def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        after = _row_counts(stats, counts)
+        removed = counts.rows - after.rows
+        sentence = f"Removed {removed:,} duplicate {_plural(removed, 'row')} ({on}), keeping the {op.keep}"
+        return {"rows_affected": removed, "sentence": sentence}, after
+
+    return _with_row_stats(finish, plan)
+
+
+def _with_row_stats(finish: Finish, plan: _Plan) -> Compiled:
+    """Rows and every column's null count after a step that removes rows."""
+    columns = plan.data_columns
+    query = plan.lazy.select(pl.len().alias("rows"), *(pl.col(name).null_count().alias(name) for name in columns))
+    return finish, plan.query(query)
+
+
+def _row_counts(stats: dict[str, Any], counts: _Counts) -> _Counts:
+    nulls = {name: int(value) for name, value in stats.items() if name != "rows"}
+    return _Counts(int(stats["rows"]), nulls)
+
+
+def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
+    names = [key.column for key in op.by]
+    _require(plan, names, origin)
+    before = plan.lazy
+    descending = [key.descending for key in op.by]
+    plan.advance(
+        lambda lazy: lazy.sort(names, descending=descending, nulls_last=op.nulls_last, maintain_order=True), origin
+    )
+    moved = pl.concat(
+        [before.select(ROW_INDEX_COLUMN), plan.lazy.select(pl.col(ROW_INDEX_COLUMN).alias("__after__"))],
+        how="horizontal",
+    ).select((pl.col(ROW_INDEX_COLUMN) != pl.col("__after__")).sum().alias("moved"))
+    keys = ", then ".join(f"{key.column}{' descending' if key.descending else ''}" for key in op.by)
+
+    def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        rows_moved = int(stats["moved"])
+        moved = f"{rows_moved:,} {_plural(rows_moved, 'row')} moved" if rows_moved else "no row moved"
+        return {"rows_affected": 0, "rows_moved": rows_moved, "sentence": f"Sorted rows by {keys} ({moved})"}, counts
+
+    return finish, plan.query(moved)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# column operations
+
+
+def _drop(op: DropColumns, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    gone = list(dict.fromkeys(op.columns))
+    plan.advance(lambda lazy: lazy.drop(gone), origin)
+    _forget_layouts(plan, gone)
+    sentence = f"Dropped {_plural(len(gone), 'column')} {_names(gone)}"
+    return _schema_only(sentence, gone)
+
+
+def _keep(op: KeepColumns, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    wanted = set(op.columns)
+    gone = [name for name in plan.data_columns if name not in wanted]
+    kept = [name for name in plan.schema if name in wanted or name == ROW_INDEX_COLUMN]
+    plan.advance(lambda lazy: lazy.select(kept), origin)
+    _forget_layouts(plan, gone)
+    sentence = f"Kept {_plural(len(wanted), 'column')} {_names([n for n in kept if n in wanted])}"
+    return _schema_only(f"{sentence} (dropped {len(gone):,})", gone)
+
+
+def _rename(op: RenameColumns, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, list(op.mapping), origin)
+    if ROW_INDEX_COLUMN in op.mapping.values():
+        raise _invalid(origin, f"{origin}: '{ROW_INDEX_COLUMN}' is reserved", "reserved_column")
+    mapping = {old: new for old, new in op.mapping.items() if old != new}
+    plan.advance(lambda lazy: lazy.rename(mapping), origin)
+    plan.layouts = {mapping.get(name, name): layout for name, layout in plan.layouts.items()}
+    sentence = "Renamed " + " and ".join(f"{old} to {new}" for old, new in op.mapping.items())
+
+    def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        nulls = {mapping.get(name, name): count for name, count in counts.nulls.items()}
+        return {"rows_affected": 0, "sentence": sentence, "renamed": mapping}, _Counts(counts.rows, nulls)
+
+    return finish, None
+
+
+def _reorder(op: ReorderColumns, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    first = list(dict.fromkeys(op.columns))
+    rest = [name for name in plan.data_columns if name not in set(first)]
+    head = [ROW_INDEX_COLUMN] if ROW_INDEX_COLUMN in plan.schema else []
+    plan.advance(lambda lazy: lazy.select([*head, *first, *rest]), origin)
+    return _schema_only(f"Moved {_names(first)} to the front", [])
+
+
+def _schema_only(sentence: str, gone: list[str]) -> Compiled:
+    def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        nulls = {name: count for name, count in counts.nulls.items() if name not in set(gone)}
+        return {"rows_affected": 0, "sentence": sentence}, _Counts(counts.rows, nulls)
+
+    return finish, None
+
+
+def _forget_layouts(plan: _Plan, names: Sequence[str]) -> None:
+    for name in names:
+        plan.layouts.pop(name, None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# cell operations: each computes new columns next to the old ones, counts, then replaces them
+
+
+@dataclass
+class _CellChange:
+    """One column a cell operation writes: its new values, and extra statistics about it (aliases are unique).
+
+    A conversion also gives ``present``: where the old cell holds a value to convert (not empty, not a missing-value
+    marker). Its new value is ``expr`` there and empty elsewhere; where ``expr`` is empty although the cell was
+    present, the value did not convert (counted, quoted, and listed as row-level issues with ``list_invalid``)."""
+
+    column: str
+    expr: pl.Expr
+    extras: dict[str, pl.Expr] = field(default_factory=dict)
+    present: pl.Expr | None = None
+    list_invalid: bool = False
+
+
+def _cell_step(
+    plan: _Plan,
+    index: int,
+    origin: str,
+    changes: list[_CellChange],
+    describe: Describe,
+    keep_layout: bool,
+) -> Compiled:
+    """Adds the new values as temporary columns of a cached node, counts per column (cells changed, nulls after,
+    the extras), then puts them in place: an existing column keeps its position, a new one comes last."""
+    temporary = {change.column: f"__step{index}_{position}__" for position, change in enumerate(changes)}
+    flags = {
+        change.column: f"__step{index}_{position}_present__"
+        for position, change in enumerate(changes)
+        if change.present is not None
+    }
+
+    def add(lazy: pl.LazyFrame) -> pl.LazyFrame:
+        flagged = lazy.with_columns(
+            change.present.alias(flags[change.column]) for change in changes if change.present is not None
+        )
+        return flagged.with_columns(
+            (pl.when(pl.col(flags[change.column])).then(change.expr) if change.column in flags else change.expr).alias(
+                temporary[change.column]
+            )
+            for change in changes
+        )
+
+    def put_in_place(lazy: pl.LazyFrame) -> pl.LazyFrame:
+        replaced = lazy.with_columns(pl.col(temporary[change.column]).alias(change.column) for change in changes)
+        return replaced.drop([*temporary.values(), *flags.values()])
+
+    work, new_schema = plan.apply(add, origin)
+    aggregates: list[pl.Expr] = []
+    for position, change in enumerate(changes):
+        new = pl.col(temporary[change.column])
+        aggregates.append(new.null_count().alias(f"nulls:{position}"))
+        if change.column in plan.schema:
+            old_dtype, new_dtype = plan.schema[change.column], new_schema[temporary[change.column]]
+            old: pl.Expr = pl.col(change.column)
+            if old_dtype != new_dtype:
+                old = text_of(old, old_dtype, plan.layouts.get(change.column))
+                new = text_of(new, new_dtype)
+            aggregates.append(old.ne_missing(new).sum().alias(f"changed:{position}"))
+        aggregates += [expr.alias(f"{name}:{position}") for name, expr in change.extras.items()]
+        if change.column in flags:
+            present = pl.col(flags[change.column])
+            invalid = present & pl.col(temporary[change.column]).is_null()
+            examples = pl.col(change.column).filter(invalid).cast(pl.String).unique(maintain_order=True).head(EXAMPLES)
+            aggregates += [
+                invalid.sum().alias(f"invalid:{position}"),
+                examples.implode().alias(f"examples:{position}"),
+                (pl.col(change.column).is_not_null() & ~present).sum().alias(f"tokens:{position}"),
+            ]
+            if change.list_invalid:
+                plan.issue_queries.append(_invalid_issues(work, change.column, invalid))
+    stats = plan.query(work.select(aggregates))
+    plan.advance(put_in_place, origin, (work, new_schema))
+    if not keep_layout:
+        _forget_layouts(plan, [change.column for change in changes])
+
+    def finish(row: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
+        per_column: dict[str, dict[str, Any]] = {}
+        nulls = dict(counts.nulls)
+        for position, change in enumerate(changes):
+            values = {key.rsplit(":", 1)[0]: value for key, value in row.items() if key.endswith(f":{position}")}
+            values["nulls_before"] = counts.nulls.get(change.column)
+            per_column[change.column] = values
+            nulls[change.column] = int(values["nulls"])
+        sentence, details = describe(per_column, counts.rows)
+        return {"sentence": sentence, **details}, _Counts(counts.rows, nulls)
+
+    return finish, stats
+
+
+def _invalid_issues(work: pl.LazyFrame, column: str, invalid: pl.Expr) -> pl.LazyFrame:
+    """A row-level issue per value a conversion emptied, with the value as it was."""
+    return work.filter(invalid).select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64).alias("row_index"),
+        pl.lit(column).alias("column"),
+        pl.lit("value_not_converted").alias("issue_type"),
+        pl.lit("medium").alias("severity"),
+        pl.lit(f"value of '{column}' could not be converted and was emptied").alias("message"),
+        pl.col(column).cast(pl.String).alias("value"),
+    )
+
+
+def _total(per_column: dict[str, dict[str, Any]], key: str) -> int:
+    return sum(int(values.get(key) or 0) for values in per_column.values())
+
+
+def _cast(op: CastColumns, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    columns = list(dict.fromkeys(op.columns))
+    targets: dict[str, str] = {name: op.to for name in columns}
+    if op.to == "number" and any(_number_needs_data(plan.schema[name]) for name in columns):
+        frame = plan.materialize()
+        targets.update(_number_targets(frame, [name for name in columns if _number_needs_data(plan.schema[name])]))
+    changes = [_cast_change(name, plan, targets[name], op, origin) for name in columns]
+
+    def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
+        invalid = _total(per_column, "invalid")
+        tokens = _total(per_column, "tokens")
+        sentence = f"Converted {_names(columns)} to {op.to}"
+        notes = []
+        if invalid and op.on_invalid == "null":
+            notes.append(f"{invalid:,} {_plural(invalid, 'value')} could not be converted and {_were(invalid)} emptied")
+        if tokens:
+            notes.append(f"{tokens:,} missing-value {_plural(tokens, 'marker')} {_were(tokens)} emptied")
+        if notes:
+            sentence += f" ({'; '.join(notes)})"
+        details: dict[str, Any] = {
+            "rows_affected": _total(per_column, "changed"),
+            "cells_changed": _total(per_column, "changed"),
+            "values_not_converted": invalid,
+            "missing_markers_emptied": tokens,
+            "by_column": {
+                name: {
+                    "target": targets[name],
+                    "cells_changed": int(values.get("changed") or 0),
+                    "values_not_converted": int(values.get("invalid") or 0),
+                    "missing_markers_emptied": int(values.get("tokens") or 0),
+                    "examples": values.get("examples") or [],
+                }
+                for name, values in per_column.items()
+            },
+        }
+        if op.on_invalid == "fail":
+            details["failures"] = {
+                name: {"count": int(values["invalid"]), "examples": values.get("examples") or []}
+                for name, values in per_column.items()
+                if values.get("invalid")
+            }
+        return sentence, details
+
+    return _cell_step(plan, index, origin, changes, describe, keep_layout=False)
+
+
+def _number_needs_data(dtype: pl.DataType) -> bool:
+    """Whether ``number`` must look at the values to choose Int64 or Float64."""
+    return dtype == pl.String or dtype.is_float()
+
+
+def _number_targets(frame: pl.DataFrame, names: list[str]) -> dict[str, str]:
+    """``integer`` for the columns whose every value that is a number is a whole one, else ``float``."""
+    checks = []
+    for name in names:
+        column = pl.col(name)
+        if frame.schema[name] == pl.String:
+            whole = parse_integer(column).is_not_null().sum() == parse_number(column).is_not_null().sum()
+        else:
+            finite = column.filter(column.is_not_null())
+            whole = (finite.is_finite() & (finite == finite.floor()) & (finite.abs() < INT64_LIMIT)).all()
+        checks.append(whole.alias(name))
+    row = frame.select(checks).row(0, named=True)
+    return {name: "integer" if row[name] else "float" for name in names}
+
+
+def _cast_change(name: str, plan: _Plan, target: str, op: CastColumns, origin: str) -> _CellChange:
+    dtype = plan.schema[name]
+    column = pl.col(name)
+    present = column.is_not_null()
+    if dtype == pl.String:
+        present = present & ~is_missing_token(column, DEFAULT_NULL_TOKENS)
+    converted = _converted(column, dtype, target, op, plan.layouts.get(name), origin, name)
+    return _CellChange(name, converted, present=present, list_invalid=op.on_invalid == "null")
+
+
+def _converted(
+    column: pl.Expr,
+    dtype: pl.DataType,
+    target: str,
+    op: CastColumns,
+    layout: TextLayout | None,
+    origin: str,
+    name: str,
+) -> pl.Expr:
+    text = dtype == pl.String
+    temporal = isinstance(dtype, pl.Date | pl.Datetime)
+    if op.format is not None and not (text and target in {"date", "datetime"}) and not (temporal and target == "text"):
+        raise _invalid(origin, f"{origin}: a format applies to dates read from text or written as text", "syntax")
+    if target == "text":
+        if temporal and op.format is not None:
+            return column.dt.to_string(op.format)
+        return text_of(column, dtype, layout)
+    if target in {"number", "integer", "float"} and (dtype.is_numeric() or dtype == pl.Boolean or text):
+        return _numeric(column, dtype, "float" if target == "float" else "integer")
+    if target == "boolean" and (dtype == pl.Boolean or dtype.is_numeric() or text):
+        if text:
+            return parse_boolean(column)
+        if dtype == pl.Boolean:
+            return column
+        return pl.when(column == 1).then(True).when(column == 0).then(False)
+    if target == "date" and (text or temporal):
+        if text:
+            return column.str.strip_chars().str.to_date(op.format or ISO_DATE, strict=False)
+        return column if isinstance(dtype, pl.Date) else column.dt.date()
+    if target == "datetime" and (text or temporal):
+        if text and op.format is not None:
+            return column.str.strip_chars().str.to_datetime(op.format, time_unit="us", strict=False)
+        if text:
+            stripped = column.str.strip_chars()
+            readings = [stripped.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in ISO_DATETIMES]
+            readings.append(stripped.str.to_date(ISO_DATE, strict=False).cast(pl.Datetime("us")))
+            return pl.coalesce(readings)
+        return column if isinstance(dtype, pl.Datetime) else column.cast(pl.Datetime("us"))
+    raise _invalid(origin, f"{origin}: column '{name}' ({dtype}) cannot be converted to {target}", "type_mismatch")
+
+
+def _numeric(column: pl.Expr, dtype: pl.DataType, kind: str) -> pl.Expr:
+    """Int64 (``integer``: whole values only) or Float64 of a text, number or boolean column."""
+    if kind == "float":
+        return parse_number(column) if dtype == pl.String else column.cast(pl.Float64)
+    if dtype == pl.String:
+        return parse_integer(column)
+    if dtype.is_float():
+        whole = column.is_finite() & (column == column.floor()) & (column.abs() < INT64_LIMIT)
+        return pl.when(whole).then(column).cast(pl.Int64, strict=False)
+    return column.cast(pl.Int64)
+
+
+def _fill(op: FillNulls, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    columns = list(dict.fromkeys(op.columns))
+    changes = [_fill_change(name, plan.schema[name], op, origin) for name in columns]
+
+    def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
+        parts = []
+        for name, values in per_column.items():
+            filled = int(values.get("changed") or 0)
+            parts.append(f"{filled:,} missing {name} {_plural(filled, 'value')} with {_fill_words(op, values)}")
+        filled_total = _total(per_column, "changed")
+        details = {
+            "rows_affected": filled_total,
+            "cells_changed": filled_total,
+            "values_filled": filled_total,
+            "fill_values": {name: plain_value(values.get("value")) for name, values in per_column.items()},
+        }
+        return "Filled " + "; ".join(parts), details
+
+    return _cell_step(plan, index, origin, changes, describe, keep_layout=True)
+
+
+def _fill_words(op: FillNulls, values: dict[str, Any]) -> str:
+    if op.strategy in FILL_WORDS:
+        return FILL_WORDS[op.strategy]
+    shown = show_value(plain_value(values.get("value")))
+    if op.strategy == "constant":
+        return shown
+    noun = {"mean": "mean", "median": "median", "mode": "most frequent value"}[op.strategy]
+    return f"the {noun} ({shown})"
+
+
+def _fill_change(name: str, dtype: pl.DataType, op: FillNulls, origin: str) -> _CellChange:
+    column = pl.col(name)
+    if op.strategy == "previous":
+        return _CellChange(name, column.forward_fill())
+    if op.strategy == "next":
+        return _CellChange(name, column.backward_fill())
+    if op.strategy == "constant":
+        if op.value is None:
+            raise _invalid(origin, f"{origin}: fill with a constant needs a value", "syntax")
+        value = literal(op.value, dtype, origin)
+        return _CellChange(name, column.fill_null(value), {"value": value})
+    if op.strategy == "mode":
+        statistic = column.drop_nulls().mode().sort().first()
+    else:
+        if not (dtype.is_numeric()):
+            raise _invalid(
+                origin, f"{origin}: the {op.strategy} of '{name}' ({dtype}) is not a number", "type_mismatch"
+            )
+        finite = column.cast(pl.Float64)
+        finite = pl.when(finite.is_finite()).then(finite)
+        statistic = finite.mean() if op.strategy == "mean" else finite.median()
+        if dtype.is_integer():
+            statistic = statistic.round(0, mode="half_away_from_zero")
+        statistic = statistic.cast(dtype)
+    return _CellChange(name, column.fill_null(statistic), {"value": statistic})
+
+
+def _text_columns(plan: _Plan, names: list[str] | None, origin: str) -> list[str]:
+    chosen = names if names is not None else [n for n in plan.data_columns if plan.schema[n] == pl.String]
+    _require(plan, chosen, origin)
+    for name in chosen:
+        if plan.schema[name] != pl.String:
+            raise _invalid(origin, f"{origin}: column '{name}' is not text ({plan.schema[name]})", "type_mismatch")
+    return list(dict.fromkeys(chosen))
+
+
+def _trim(op: TrimText, plan: _Plan, index: int, origin: str) -> Compiled:
+    columns = _text_columns(plan, op.columns, origin)
+    changes = [_CellChange(name, pl.col(name).str.strip_chars()) for name in columns]
+    return _cell_step(plan, index, origin, changes, _changed_sentence("Trimmed whitespace from", columns), True)
+
+
+def _case(op: ChangeCase, plan: _Plan, index: int, origin: str) -> Compiled:
+    columns = _text_columns(plan, op.columns, origin)
+    method = {"lower": "to_lowercase", "upper": "to_uppercase", "title": "to_titlecase"}[op.to]
+    changes = [_CellChange(name, getattr(pl.col(name).str, method)()) for name in columns]
+    return _cell_step(plan, index, origin, changes, _changed_sentence(CASE_WORDS[op.to], columns), True)
+
+
+def _changed_sentence(verb: str, columns: list[str]) -> Describe:
+    def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
+        changed = _total(per_column, "changed")
+        details = {
+            "rows_affected": changed,
+            "cells_changed": changed,
+            "by_column": {name: int(values.get("changed") or 0) for name, values in per_column.items()},
+        }
+        return f"{verb} {_values_in(changed, columns)}", details
+
+    return describe
+
+
+def _replace(op: ReplaceValues, plan: _Plan, index: int, origin: str) -> Compiled:
+    _require(plan, op.columns, origin)
+    columns = list(dict.fromkeys(op.columns))
+    changes = []
+    for name in columns:
+        dtype, column = plan.schema[name], pl.col(name)
+        if op.whole_value:
+            old, new = literal(op.old, dtype, origin), literal(op.new, dtype, origin)
+            matches = column.is_null() if op.old is None else column == old
+            changes.append(_CellChange(name, pl.when(matches).then(new).otherwise(column)))
+        else:
+            if dtype != pl.String or not isinstance(op.old, str) or not op.old or not isinstance(op.new, str):
+                raise _invalid(origin, f"{origin}: replacing text inside values needs text columns and text", "syntax")
+            changes.append(_CellChange(name, column.str.replace_all(op.old, op.new, literal=True)))
+    what = f"{show_value(op.old)} with {show_value(op.new)}"
+    verb = f"Replaced {what} in" if op.whole_value else f"Replaced the text {what} in"
+    return _cell_step(plan, index, origin, changes, _changed_sentence(verb, columns), keep_layout=True)
+
+
+def _derive(op: DeriveColumn, plan: _Plan, index: int, origin: str) -> Compiled:
+    if op.column in plan.schema:
+        raise _invalid(origin, f"{origin}: there is already a column '{op.column}'", "duplicate_column")
+    expr = _widest(_expression(parse_expression(op.expression), plan, origin), plan, origin)
+
+    def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
+        empty = int(per_column[op.column]["nulls"])
+        sentence = f"Added column {op.column} = {op.expression}"
+        if empty:
+            sentence += f" ({empty:,} empty {_plural(empty, 'value')})"
+        return sentence, {"rows_affected": rows - empty, "cells_changed": rows - empty, "empty_values": empty}
+
+    return _cell_step(plan, index, origin, [_CellChange(op.column, expr)], describe, keep_layout=False)
+
+
+def _widest(expr: pl.Expr, plan: _Plan, origin: str) -> pl.Expr:
+    """A derived whole number is Int64 and a fraction Float64, whatever the operands' widths (as resolution
+    predicts: ``year(d)`` is Int64, an Int32 column times 2 too)."""
+    try:
+        dtype = pl.LazyFrame(schema=plan.schema).select(expr.alias("derived")).collect_schema()["derived"]
+    except pl.exceptions.PolarsError as error:
+        raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
+    if dtype.is_integer() and dtype != pl.Int64:
+        return expr.cast(pl.Int64)
+    if dtype.is_float() and dtype != pl.Float64:
+        return expr.cast(pl.Float64)
+    return expr
+
+
+def _expression(node: Node, plan: _Plan, origin: str) -> pl.Expr:
+    """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated)."""
+    if "col" in node:
+        _require(plan, [node["col"]], origin)
+        return pl.col(node["col"])
+    if "lit" in node:
+        return _expression_literal(node["lit"])
+    args = [_expression(arg, plan, origin) for arg in node["args"]]
+    if "op" in node:
+        return _arithmetic(node["op"], args)
+    return _function(node["fn"], args, node["args"], plan)
+
+
+def _expression_literal(value: Any) -> pl.Expr:
+    if isinstance(value, bool):
+        return pl.lit(value, dtype=pl.Boolean)
+    if isinstance(value, int):
+        return pl.lit(value, dtype=pl.Int64)
+    if isinstance(value, float):
+        return pl.lit(value, dtype=pl.Float64)
+    if isinstance(value, str):
+        return pl.lit(value, dtype=pl.String)
+    return pl.lit(None)
+
+
+def _arithmetic(op: str, args: list[pl.Expr]) -> pl.Expr:
+    if op == "neg":
+        return -args[0]
+    left, right = args
+    operators: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "/": lambda a, b: a / b,
+        "%": lambda a, b: a % b,
+    }
+    return operators[op](left, right)
+
+
+def _function(name: str, args: list[pl.Expr], nodes: list[Node], plan: _Plan) -> pl.Expr:
+    first = args[0] if args else pl.lit(None)
+    if name == "round":
+        digits = int(nodes[1]["lit"]) if len(nodes) > 1 else 0
+        return first.round(digits, mode="half_away_from_zero")
+    if name in {"abs", "floor", "ceil"}:
+        return getattr(first, name)()
+    if name in {"lower", "upper", "title"}:
+        return getattr(first.str, {"lower": "to_lowercase", "upper": "to_uppercase", "title": "to_titlecase"}[name])()
+    if name == "trim":
+        return first.str.strip_chars()
+    if name == "length":
+        return first.str.len_chars().cast(pl.Int64)
+    if name == "concat":
+        return pl.concat_str([_as_text(arg, node, plan) for arg, node in zip(args, nodes, strict=True)])
+    if name == "coalesce":
+        return pl.coalesce(args)
+    return getattr(first.dt, name)()  # year, month, day
+
+
+def _as_text(expr: pl.Expr, node: Node, plan: _Plan) -> pl.Expr:
+    """An argument of ``concat`` as text: a column as the output file writes it (dates in their layout)."""
+    if "col" in node:
+        return text_of(expr, plan.schema[node["col"]], plan.layouts.get(node["col"]))
+    return expr.cast(pl.String)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# words
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} {_plural(count, 'row')}"
+
+
+def _were(count: int) -> str:
+    return "was" if count == 1 else "were"
+
+
+def _values_in(count: int, columns: Sequence[str]) -> str:
+    """``12 email values`` for one column, ``12 values in email and name`` for several."""
+    if len(columns) == 1:
+        return f"{count:,} {columns[0]} {_plural(count, 'value')}"
+    return f"{count:,} {_plural(count, 'value')} in {_names(columns)}"
+
+
+def _names(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 2:  # noqa: PLR2004
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+_COMPILERS: dict[type, Callable[[Any, _Plan, int, str], Compiled]] = {
+    FilterRows: _filter,
+    DropColumns: _drop,
+    KeepColumns: _keep,
+    RenameColumns: _rename,
+    ReorderColumns: _reorder,
+    CastColumns: _cast,
+    FillNulls: _fill,
+    Deduplicate: _deduplicate,
+    SortRows: _sort,
+    DeriveColumn: _derive,
+    TrimText: _trim,
+    ChangeCase: _case,
+    ReplaceValues: _replace,
+}

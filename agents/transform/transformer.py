@@ -1,0 +1,246 @@
+"""The ``transformer`` agent (tool ``transform-my-data``): ordered, whitelisted operations on a dataset, given as JSON
+or as English commands, resolved against the data's columns and run as one lazy Polars plan.
+
+``run`` resolves the parameters against the data columns' dtypes (agents.transform.resolve: exact names, typed
+literals, canonical expressions; a bad command fails the task with ``INVALID_PARAMETERS`` before anything runs),
+executes the resolved operations (agents.transform.execute) and returns:
+
+- ``frame``: the new data, ``ROW_INDEX_COLUMN`` kept for the rows that remain, in their new order;
+- the envelope: one record per step (rows before/after/affected, columns added/removed/renamed/retyped, null counts
+  that changed, one sentence: "Dropped 150 rows where email was null"), the sentences in ``data.transformations``,
+  the totals in ``summary_metrics``, every inexact column reading as a low alert (nothing is guessed silently), and
+  the values a cast emptied as row-level issues;
+- ``artifacts``: ``recipe`` (``{"tool_id", "recipe_version", "operations", "source"}``: the resolved operations,
+  which applied again to the same data give the same output) and ``text_layouts`` (the output's columns that still
+  hold dates read from text, under their current names, for the chain's CSV writer).
+
+Rows removed on the user's command are not quarantined: the user asked for them to go.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agents.columns import with_row_index
+from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
+    AgentInputs,
+    AgentResult,
+    Alert,
+    Envelope,
+    Issue,
+    Progress,
+    Recommendation,
+    SummaryCard,
+    build_issue_summary,
+    inline_row_level_issues,
+)
+from agents.params.transformer import TransformerParams
+from agents.transform.execute import AGENT_ID, Execution, execute
+from agents.transform.resolve import Resolved, resolve
+
+AGENT_NAME = "Transformer"
+TOOL_ID = "transform-my-data"
+RECIPE_VERSION = 1
+RECIPE_ARTIFACT = "recipe"  # the resolved operations, for recipe.json
+TEXT_LAYOUTS_ARTIFACT = "text_layouts"  # the output's columns holding dates read from text, for the CSV writer
+
+
+def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = with_row_index(inputs.primary)
+    schema = {name: str(dtype) for name, dtype in frame.schema.items() if name not in BOOKKEEPING_COLUMNS}
+    progress(0.0, f"Reading {len(params.operations) + len(params.commands)} operations and commands")
+    resolved = resolve(params, schema)
+    fields = [_field(origin, params) for origin in resolved.origins]
+
+    def step_progress(fraction: float, message: str) -> None:
+        progress(0.05 + 0.9 * fraction, message)
+
+    execution = execute(
+        frame, resolved.operations, origins=fields, layouts=dict(inputs.text_layouts), progress=step_progress
+    )
+    for record, origin, notes in zip(execution.steps, resolved.origins, resolved.notes, strict=True):
+        record["command"] = origin if origin in params.commands else None
+        record["notes"] = notes
+    recipe = {
+        "tool_id": TOOL_ID,
+        "recipe_version": RECIPE_VERSION,
+        "operations": resolved.operations,
+        "source": {"name": inputs.primary_name, "rows": frame.height, "columns": _columns(schema)},
+    }
+    progress(0.97, "Writing the summary")
+    envelope = _envelope(frame.height, len(schema), execution, resolved, recipe)
+    envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, "Transformations applied")
+    return AgentResult(
+        envelope=envelope,
+        row_level_issues=execution.row_issues,
+        frame=execution.frame,
+        artifacts={RECIPE_ARTIFACT: recipe, TEXT_LAYOUTS_ARTIFACT: execution.layouts},
+    )
+
+
+def _field(origin: str, params: TransformerParams) -> str:
+    """The parameter an operation came from: ``operations[i]`` as resolution names it, or ``commands[i]`` for the
+    command text it was parsed from."""
+    if origin in params.commands:
+        return f"commands[{params.commands.index(origin)}]"
+    return origin
+
+
+def _columns(schema: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "dtype": dtype} for name, dtype in schema.items()]
+
+
+def _envelope(
+    rows_in: int, columns_in: int, execution: Execution, resolved: Resolved, recipe: dict[str, Any]
+) -> Envelope:
+    steps = execution.steps
+    output = execution.frame
+    columns_out = [name for name in output.columns if name not in BOOKKEEPING_COLUMNS]
+    sentences = [step["sentence"] for step in steps]
+    metrics = {
+        "operations_applied": len(steps),
+        "rows_in": rows_in,
+        "rows_out": output.height,
+        "rows_removed": rows_in - output.height,
+        "rows_affected": sum(int(step["rows_affected"] or 0) for step in steps),
+        "cells_changed": sum(int(step["cells_changed"] or 0) for step in steps),
+        "columns_in": columns_in,
+        "columns_out": len(columns_out),
+        "columns_added": sum(len(step["columns_added"]) for step in steps),
+        "columns_removed": sum(len(step["columns_removed"]) for step in steps),
+        "columns_renamed": sum(len(step["columns_renamed"]) for step in steps),
+        "values_not_converted": sum(int(step["details"].get("values_not_converted") or 0) for step in steps),
+    }
+    alerts, issues, recommendations = _findings(steps, output.height)
+    data = {
+        "transformations": sentences,
+        "steps": steps,
+        "recipe": recipe,
+        "schema_after": _columns({name: str(output.schema[name]) for name in columns_out}),
+        "schema_expected": _columns(resolved.schema_after),
+        "row_level_issues_total": execution.row_issues.height,
+    }
+    return Envelope(
+        status="success",
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        summary_metrics=metrics,
+        data=data,
+        alerts=alerts,
+        issues=issues,
+        row_level_issues=inline_row_level_issues(execution.row_issues),
+        issue_summary=build_issue_summary(issues, execution.row_issues),
+        recommendations=recommendations,
+        executive_summary=_cards(metrics, sentences),
+    )
+
+
+def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
+    """A low alert per inexact column reading, a medium one per cast that emptied values, a high one when no row is
+    left; an issue and a recommendation for each cast that emptied values."""
+    alerts: list[Alert] = []
+    issues: list[Issue] = []
+    recommendations: list[Recommendation] = []
+    for step in steps:
+        number = step["step"]
+        for position, note in enumerate(step.get("notes") or []):
+            alerts.append(
+                Alert(
+                    f"transform-step{number}-reading{position + 1}",
+                    "low",
+                    "column_resolution",
+                    f"Step {number}: {note}",
+                    1,
+                    "Check that this is the column you meant; the recipe records the exact name",
+                )
+            )
+        for column, found in (step["details"].get("by_column") or {}).items():
+            emptied = found.get("values_not_converted") if isinstance(found, dict) else None
+            if not emptied:
+                continue
+            message = f"Step {number}: {emptied:,} values of '{column}' could not be converted and were emptied"
+            alerts.append(
+                Alert(
+                    f"transform-step{number}-emptied-{column}",
+                    "medium",
+                    "conversion",
+                    message,
+                    1,
+                    "Review them in the row-level issues",
+                    column,
+                )
+            )
+            issues.append(
+                Issue(
+                    f"transform-step{number}-emptied-{column}",
+                    AGENT_ID,
+                    column,
+                    "values_not_converted",
+                    "medium",
+                    message,
+                    {"count": emptied, "examples": found.get("examples", []), "step": number},
+                )
+            )
+            recommendations.append(
+                Recommendation(
+                    f"transform-step{number}-review-{column}",
+                    AGENT_ID,
+                    column,
+                    "medium",
+                    f"Correct the {emptied:,} values of '{column}' that are not {found['target']} values at the "
+                    "source, or fill them",
+                    "this week",
+                    0.5,
+                )
+            )
+    if rows_out == 0 and steps:
+        alerts.append(
+            Alert(
+                "transform-no-rows-left",
+                "high",
+                "rows",
+                "No row is left after the transformations",
+                0,
+                "Check the filter conditions (an empty cell matches only 'is null')",
+            )
+        )
+    return alerts, issues, recommendations
+
+
+def _cards(metrics: dict[str, Any], sentences: list[str]) -> list[SummaryCard]:
+    rows_in, rows_out = metrics["rows_in"], metrics["rows_out"]
+    return [
+        SummaryCard(
+            "transform-operations",
+            "Operations applied",
+            f"{metrics['operations_applied']:,}",
+            "info",
+            "; ".join(sentences[:3]) + ("; …" if len(sentences) > 3 else ""),  # noqa: PLR2004
+        ),
+        SummaryCard(
+            "transform-rows",
+            "Rows",
+            f"{rows_in:,} → {rows_out:,}",
+            "warning" if rows_out == 0 and rows_in else "info",
+            f"{metrics['rows_removed']:,} rows removed",
+        ),
+        SummaryCard(
+            "transform-cells",
+            "Cells changed",
+            f"{metrics['cells_changed']:,}",
+            "info",
+            "values filled, converted, trimmed, recased, replaced or derived",
+        ),
+        SummaryCard(
+            "transform-columns",
+            "Columns",
+            f"{metrics['columns_in']:,} → {metrics['columns_out']:,}",
+            "info",
+            f"{metrics['columns_added']:,} added, {metrics['columns_removed']:,} removed, "
+            f"{metrics['columns_renamed']:,} renamed",
+        ),
+    ]
