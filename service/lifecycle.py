@@ -16,15 +16,16 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from agents import registry
 from agents.errors import AgentError
+from agents.params.transformer import TransformerParams
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, rate_limited, task_not_found
-from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc
+from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc, lineage_entry
 from service.queueing import Enqueue
 from service.storage import MAX_PART_BYTES, InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage, part_size_for
 from service.store import Publish, TaskStore, Transition
@@ -192,6 +193,122 @@ async def _check_unfinished_cap(core: Core, user_id: str) -> None:
             UNFINISHED_CAP_RETRY_AFTER_S,
             {"limit": limit, "unfinished": unfinished},
         )
+
+
+# --- dataset versions: transform and lineage (API.md "Dataset versions") ------------------------
+
+TRANSFORM_TOOL = "transform-my-data"
+TRANSFORM_AGENT = "transformer"
+MAX_LINEAGE_DEPTH = 10_000  # links /lineage follows up from a task: a chain is as long as its user made it
+
+
+async def transform_task(
+    core: Core,
+    user_id: str,
+    source_task_id: str,
+    transformer: dict[str, Any],
+    *,
+    priority: str,
+    labels: dict[str, str],
+    idempotency_key: str | None,
+) -> tuple[asyncpg.Record, bool]:
+    """Seed 003's chat in one call: a transform-my-data task on the dataset version of the user's COMPLETED task
+    `source_task_id`, with `transformer` ({"commands": [...]} or {"operations": [...]}) as its parameters, queued
+    at once; returns (task, created). Where the source's run recorded its dataset's schema, the commands are
+    parsed and their columns resolved first: a bad one is 422 INVALID_PARAMETERS with its position, reason and
+    suggestions, and no task is made. An Idempotency-Key replay returns the earlier task, as create does."""
+    source_id = _normalised_uuid(source_task_id)
+    replay = await core.store.task_by_idempotency_key(user_id, idempotency_key) is not None
+    if not replay:  # a replay keeps its task even once the source is gone (create's rule)
+        source = await core.store.task_dataset(source_id, user_id)
+        if source is None:
+            raise task_not_found()
+        if source["status"] != S.COMPLETED:
+            raise invalid_state(source["status"], "transform")
+        if source["artifacts_deleted"]:
+            raise ServiceError(
+                "INVALID_STATE",
+                "The task's stored files were deleted after the retention period: its dataset is gone; run it again.",
+                {"status": source["status"], "artifacts_deleted": True},
+            )
+        await asyncio.to_thread(_check_transform, transformer, source["dataset"])
+    row, created = await create_task(
+        core,
+        user_id,
+        tool_id=TRANSFORM_TOOL,
+        agents=None,
+        priority=priority,
+        parameters={TRANSFORM_AGENT: transformer},
+        source_task_id=source_id,
+        labels=labels,
+        idempotency_key=idempotency_key,
+    )
+    if row["status"] != S.CREATED:  # a replay of a task that was queued
+        return row, created
+    try:
+        return await process_task(core, user_id, str(row["id"])), created
+    except ServiceError as exc:  # a concurrent replay queued it first
+        if created or exc.code != "INVALID_STATE":
+            raise
+        return await get_task(core, user_id, str(row["id"])), created
+
+
+def _normalised_uuid(task_id: str) -> str:
+    """The id as the database writes it (an Idempotency-Key replay compares it); 404 when it is no task id."""
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError:
+        raise task_not_found() from None
+
+
+def _check_transform(transformer: dict[str, Any], dataset: Any) -> None:
+    """The transformer's parameters against its model, then (when `dataset` holds the source's recorded schema)
+    the commands parsed and every column resolved: what the worker would refuse, refused before any task is
+    made. Pure Python, no Polars: CPU-bound, so the caller runs it in a thread."""
+    try:
+        params = cast(TransformerParams, registry.parse_parameters(TRANSFORM_AGENT, transformer))
+    except AgentError as exc:
+        raise _as_service_error(exc) from None
+    schema = recorded_schema(dataset)
+    if schema is None:  # an older task, or a tool that records none: the worker resolves them
+        return
+    from agents.transform.resolve import resolve  # the grammar (lark, rapidfuzz): loaded on the first transform
+
+    try:
+        resolve(params, schema)
+    except AgentError as exc:
+        raise _as_service_error(exc) from None
+
+
+def recorded_schema(dataset: Any) -> dict[str, str] | None:
+    """{column: dtype} of a dataset version as its run recorded it (result.summary.dataset: {"name", "rows",
+    "columns": [{"name", "dtype"}]}), in column order; None when it is absent or not of that shape."""
+    columns = dataset.get("columns") if isinstance(dataset, dict) else None
+    if not isinstance(columns, list):
+        return None
+    schema: dict[str, str] = {}
+    for column in columns:
+        if not (
+            isinstance(column, dict) and isinstance(column.get("name"), str) and isinstance(column.get("dtype"), str)
+        ):
+            return None
+        schema[column["name"]] = column["dtype"]
+    return schema
+
+
+async def task_lineage(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
+    """The task's dataset versions: its ancestors through source_task_id (root first), the task itself and its
+    children, in two queries (one recursive), every one of them the user's."""
+    chain = await core.store.task_lineage(task_id, user_id, MAX_LINEAGE_DEPTH)
+    if not chain:
+        raise task_not_found()
+    children = await core.store.task_children(str(chain[-1]["id"]), user_id)
+    return {
+        "task_id": str(chain[-1]["id"]),
+        "task": lineage_entry(chain[-1]),
+        "ancestors": [lineage_entry(row) for row in chain[:-1]],
+        "children": [lineage_entry(row) for row in children],
+    }
 
 
 async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:

@@ -12,8 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict
+
+from agents.params.transformer import MAX_COMMAND_CHARS, MAX_OPERATIONS
 
 INPUT_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
 
@@ -98,6 +100,55 @@ class CreateTaskRequest(StrictModel):
         max_length=MAX_LABELS,
         json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 64, **PRINTABLE}},
     )
+
+
+TRANSFORM_ACTIONS = ("command", "commands", "operations")
+
+
+class TransformRequest(StrictModel):
+    """POST /tasks/{id}/transform: exactly one of `command`, `commands` or `operations` (the transformer's
+    parameters, agents/params/transformer.py; operations are checked against its model as parameters, 422
+    INVALID_PARAMETERS), on the task's dataset version."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"command": "remove rows where email is null"},
+                {"commands": ["rename column zip to postcode", "sort by signup_date descending"]},
+                {"operations": [{"op": "filter", "action": "remove", "where": {"column": "email", "cmp": "is_null"}}]},
+            ]
+        },
+    )
+
+    command: str | None = Field(None, min_length=1, max_length=MAX_COMMAND_CHARS)
+    commands: list[Annotated[str, Field(min_length=1, max_length=MAX_COMMAND_CHARS)]] | None = Field(
+        None, min_length=1, max_length=MAX_OPERATIONS
+    )
+    operations: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=MAX_OPERATIONS)
+    priority: Priority = "normal"
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 64, **PRINTABLE}},
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_action(cls, data: Any) -> Any:
+        """One of the three, given and not null (the document says so with a oneOf of three shapes)."""
+        if isinstance(data, dict):
+            given = [key for key in TRANSFORM_ACTIONS if key in data]
+            if len(given) != 1 or data[given[0]] is None:
+                raise ValueError("give exactly one of command, commands or operations")
+        return data
+
+    def transformer_parameters(self) -> dict[str, Any]:
+        """The transformer's parameters of the new task: {"commands": [...]} or {"operations": [...]}."""
+        if self.operations is not None:
+            return {"operations": self.operations}
+        return {"commands": [self.command] if self.command is not None else list(self.commands or [])}
 
 
 class UploadFileSpec(StrictModel):
@@ -277,6 +328,29 @@ class Ledger(BaseModel):
     next_cursor: str | None
 
 
+class LineageEntry(BaseModel):
+    """One dataset version: the task, its tool and status, the rows of its version (None until known) and the
+    sentences of its transformations, oldest first."""
+
+    task_id: str
+    tool_id: str
+    status: TaskStatus
+    rows: int | None
+    transformations: list[str]
+    created_at: datetime
+    source_task_id: str | None
+
+
+class Lineage(BaseModel):
+    """GET /tasks/{id}/lineage: `ancestors` root first (the task itself excluded: it is `task`), `children` the
+    tasks chained on it, oldest first. Undo is continuing from an ancestor: nothing is copied."""
+
+    task_id: str
+    task: LineageEntry
+    ancestors: list[LineageEntry]
+    children: list[LineageEntry]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -325,6 +399,27 @@ def task_view(row: Any) -> dict[str, Any]:
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "expires_at": _iso(row["expires_at"]),
+    }
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def lineage_entry(row: Any) -> dict[str, Any]:
+    """A LineageEntry from a task_lineage / task_children row, ready for JSON: `rows` the rows of its dataset
+    version as its result summary says (rows_out of a tool that writes data, else the recorded dataset's rows,
+    else the rows it read), `transformations` the summary's sentences."""
+    rows = next((n for n in map(_whole, (row["rows_out"], row["dataset_rows"], row["rows"])) if n is not None), None)
+    sentences = row["transformations"]
+    return {
+        "task_id": str(row["id"]),
+        "tool_id": row["tool_id"],
+        "status": row["status"],
+        "rows": rows,
+        "transformations": [s for s in sentences if isinstance(s, str)] if isinstance(sentences, list) else [],
+        "created_at": iso_utc(row["created_at"]),
+        "source_task_id": str(row["source_task_id"]) if row["source_task_id"] else None,
     }
 
 

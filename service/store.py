@@ -352,6 +352,29 @@ class TaskStore:
             return None
         return await self.pool.fetchrow(self.q["get_task_result"], tid, uuid.UUID(user_id))
 
+    async def task_dataset(self, task_id: str, user_id: str) -> asyncpg.Record | None:
+        """(status, artifacts_deleted, dataset) of the user's task: `dataset` its dataset version's recorded schema,
+        None when not recorded."""
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return None
+        return await self.pool.fetchrow(self.q["task_dataset"], tid, uuid.UUID(user_id))
+
+    async def task_lineage(self, task_id: str, user_id: str, max_depth: int) -> list[asyncpg.Record]:
+        """The user's task and its ancestors (source_task_id), root first and the task last, at most `max_depth`
+        links up, in one recursive query; [] when the user has no such task."""
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return []
+        return await self.pool.fetch(self.q["task_lineage"], tid, uuid.UUID(user_id), max_depth)
+
+    async def task_children(self, task_id: str, user_id: str) -> list[asyncpg.Record]:
+        """The user's tasks chained on this one (source_task_id), oldest first."""
+        tid = _uuid_or_none(task_id)
+        if tid is None:
+            return []
+        return await self.pool.fetch(self.q["task_children"], tid, uuid.UUID(user_id))
+
     async def list_tasks(
         self,
         user_id: str,

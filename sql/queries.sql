@@ -102,6 +102,39 @@ FROM tasks WHERE id = $1 AND user_id = $2;
 -- The stored result summary of a task.
 SELECT status, result FROM tasks WHERE id = $1 AND user_id = $2;
 
+-- name: task_dataset
+-- Status of task $1 of user $2, whether retention deleted its files, and the schema of its dataset version as its
+-- run recorded it (result.summary.dataset: {name, rows, columns: [{name, dtype}]}; NULL when not recorded):
+-- POST /transform resolves commands against it before answering.
+SELECT status, artifacts_deleted, result #> '{summary,dataset}' AS dataset
+FROM tasks WHERE id = $1 AND user_id = $2;
+
+-- name: task_lineage
+-- Task $1 of user $2 and its ancestors through source_task_id, root first (the task itself last, depth 0), at most
+-- $3 links up; each with what /lineage shows of its dataset version (result.summary: rows_out of a tool that
+-- writes data, dataset.rows, else rows read; the transformation sentences). Every link is the user's.
+WITH RECURSIVE chain AS (
+    SELECT id, source_task_id, 0 AS depth FROM tasks WHERE id = $1 AND user_id = $2
+    UNION ALL
+    SELECT t.id, t.source_task_id, chain.depth + 1
+    FROM chain JOIN tasks t ON t.id = chain.source_task_id AND t.user_id = $2
+    WHERE chain.depth < $3
+)
+SELECT t.id, t.tool_id, t.status, t.created_at, t.source_task_id,
+       t.result #> '{summary,rows_out}' AS rows_out, t.result #> '{summary,dataset,rows}' AS dataset_rows,
+       t.result #> '{summary,rows}' AS rows, t.result #> '{summary,transformations}' AS transformations
+FROM chain JOIN tasks t ON t.id = chain.id
+ORDER BY chain.depth DESC;
+
+-- name: task_children
+-- The tasks of user $2 chained on task $1 (source_task_id, index tasks_by_source), oldest first, with the same
+-- columns as task_lineage.
+SELECT id, tool_id, status, created_at, source_task_id,
+       result #> '{summary,rows_out}' AS rows_out, result #> '{summary,dataset,rows}' AS dataset_rows,
+       result #> '{summary,rows}' AS rows, result #> '{summary,transformations}' AS transformations
+FROM tasks WHERE source_task_id = $1 AND user_id = $2
+ORDER BY created_at, id;
+
 -- name: get_task_by_id
 -- A task by id alone (workers), without the result summary.
 SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,

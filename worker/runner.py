@@ -205,32 +205,101 @@ def _with_display_names(parameters: dict[str, Any], inputs: list[dict[str, Any]]
     return {**parameters, INPUTS_KEY: options}
 
 
-DATA_SUFFIXES = (".csv", ".tsv")
 # Failures an agent can only see in the data (a column a parameter names is missing, a malformed file):
 # the credits taken for the chain are given back.
 REFUNDED_CODES = frozenset({"INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING"})
 
 
-async def _input_objects(core: Core, task: Any, in_prefix: str) -> list[tuple[str, str]]:
-    """(local name, object key) of every input: the uploads, and for a task chained on an earlier one
-    (`source_task_id`) without a primary upload, that task's data output as the primary input (a chained
-    master-my-data task may upload its other sources and its contract)."""
-    uploaded = [(i["name"], in_prefix + i["name"]) for i in task["inputs"] if i["role"] != "parameters"]
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A task's dataset version (API.md): the object a task chained on it takes as its primary input."""
+
+    task_id: str  # the task whose output or upload it is
+    name: str  # the object's own name: cleaned_data.csv, primary.parquet, ...
+    key: str
+    # Reading options of an uploaded primary (its XLSX sheet, the user's file name): they go with it.
+    options: dict[str, Any]
+
+    @property
+    def local_name(self) -> str:
+        """The chained task's primary input: primary.<the version's format>."""
+        return "primary" + Path(self.name).suffix
+
+
+async def dataset_version(core: Core, user_id: str, task_id: str) -> DatasetVersion:
+    """Task `task_id`'s dataset version: its main data output (registry.MAIN_DATA_OUTPUTS), else its uploaded
+    primary input, in whichever format it was uploaded (CSV, TSV, XLSX, Parquet, JSON, NDJSON), else, for a task
+    that was itself chained (a profile of a cleaned dataset), its source's version, and so on up the chain.
+    Row-level issue files and reports never are one. INPUT_MISSING when the chain is broken: a task deleted, or
+    its stored files gone after the retention period. Sources are older tasks (set at creation, never changed):
+    the walk ends."""
+    current = task_id
+    while True:
+        row = await core.store.get_task(current, user_id)
+        if row is None:
+            raise TaskFailure("INPUT_MISSING", f"Source task {current} no longer exists: its dataset is gone.")
+        if row["artifacts_deleted"]:
+            raise TaskFailure(
+                "INPUT_MISSING",
+                f"The stored files of source task {current} were deleted after the retention period; "
+                "run it again to get its dataset back.",
+            )
+        version = await _own_version(core, user_id, row)
+        if version is not None:
+            return version
+        if row["source_task_id"] is None:
+            raise TaskFailure(
+                "INPUT_MISSING",
+                f"Source task {current} has no dataset of its own (no data output, no primary upload) and the task "
+                "it was chained on was deleted.",
+            )
+        current = str(row["source_task_id"])
+
+
+async def _own_version(core: Core, user_id: str, task: Any) -> DatasetVersion | None:
+    """The version a task holds itself: its main data output, else its uploaded primary (with its reading
+    options); None when it has neither."""
+    task_id, settings = str(task["id"]), core.settings
+    main = next((o for o in task["outputs"] or [] if o["name"] in registry.MAIN_DATA_OUTPUTS), None)
+    if main is not None:
+        return DatasetVersion(task_id, main["name"], lifecycle.output_key(settings, user_id, task_id, main), {})
+    primary = next((i for i in task["inputs"] if i["role"] == "primary"), None)
+    if primary is None:
+        return None
+    in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
+    options = (await _load_parameters(core, task, in_prefix)).get(INPUTS_KEY)
+    file_options = options.get("primary") if isinstance(options, dict) else None
+    return DatasetVersion(
+        task_id, primary["name"], in_prefix + primary["name"], file_options if isinstance(file_options, dict) else {}
+    )
+
+
+async def _chained_version(core: Core, task: Any) -> DatasetVersion | None:
+    """The version a task chained on an earlier one (`source_task_id`) takes as its primary; None for a task that
+    uploaded its own (a chained master-my-data task may upload its other sources and its contract)."""
     if task["source_task_id"] is None or any(i["role"] == "primary" for i in task["inputs"]):
-        return uploaded
-    user_id, source_id = str(task["user_id"]), str(task["source_task_id"])
-    source = await core.store.get_task(source_id, user_id)
-    data = [
-        o
-        for o in (source["outputs"] if source else [])
-        if o["name"].endswith(DATA_SUFFIXES) and o["name"] not in registry.ROW_LEVEL_ISSUE_OUTPUTS
-    ]
-    # The tool's main data output first (cleaned_data.csv, not quarantine.csv).
-    data.sort(key=lambda o: o["name"] not in registry.MAIN_DATA_OUTPUTS)
-    if not data:
-        raise TaskFailure("INPUT_MISSING", f"Source task {source_id} has no data output (CSV/TSV) to take as input.")
-    key = lifecycle.output_key(core.settings, user_id, source_id, data[0])
-    return [("primary" + Path(data[0]["name"]).suffix, key), *uploaded]
+        return None
+    return await dataset_version(core, str(task["user_id"]), str(task["source_task_id"]))
+
+
+def _with_version_options(parameters: dict[str, Any], version: DatasetVersion | None) -> dict[str, Any]:
+    """The version's reading options (an XLSX upload's sheet, the user's file name) as the chained task's primary
+    options, under those the task's own parameters set."""
+    if version is None or not version.options:
+        return parameters
+    options = parameters.get(INPUTS_KEY)
+    if options is not None and not isinstance(options, dict):
+        return parameters  # not an object: validation says so
+    own = (options or {}).get("primary")
+    if own is not None and not isinstance(own, dict):
+        return parameters
+    return {**parameters, INPUTS_KEY: {**(options or {}), "primary": {**version.options, **(own or {})}}}
+
+
+def _input_objects(task: Any, in_prefix: str, version: DatasetVersion | None) -> list[tuple[str, str]]:
+    """(local name, object key) of every input: the uploads, and a chained task's source version as primary."""
+    uploaded = [(i["name"], in_prefix + i["name"]) for i in task["inputs"] if i["role"] != "parameters"]
+    return uploaded if version is None else [(version.local_name, version.key), *uploaded]
 
 
 async def execute_task(
@@ -300,7 +369,8 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
     try:
         agent_ids = list(task["agents"])
         in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
-        parameters = await _load_parameters(core, task, in_prefix)
+        version = await _chained_version(core, task)
+        parameters = _with_version_options(await _load_parameters(core, task, in_prefix), version)
         registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
 
         await _check_credits(core, user_id, task, agent_ids)
@@ -310,7 +380,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         in_dir.mkdir()
         out_dir.mkdir()
         inputs: dict[str, Path] = {}
-        for name, key in await _input_objects(core, task, in_prefix):
+        for name, key in _input_objects(task, in_prefix, version):
             local = in_dir / name
             try:
                 await core.storage.download_to_file(key, local)
@@ -346,6 +416,8 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             "outputs": [{k: v for k, v in o.items() if k != "key"} for o in outputs],
             "parameters": parameters,
         }
+        if version is not None:  # where a chained task's primary came from
+            manifest["source"] = {"task_id": version.task_id, "name": version.name}
         manifest_bytes = json.dumps(manifest, indent=2, default=str).encode()
         await core.storage.put_bytes(out_prefix + "manifest.json", manifest_bytes, "application/json")
         outputs.append(

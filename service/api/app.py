@@ -56,6 +56,8 @@ ENDPOINTS = {
     ("get", "/api/v1/events"): streams.user_events,
     ("get", "/api/v1/tasks/{task_id}/result"): tasks.task_result,
     ("get", "/api/v1/tasks/{task_id}/downloads"): tasks.task_downloads,
+    ("post", "/api/v1/tasks/{task_id}/transform"): tasks.transform_task,
+    ("get", "/api/v1/tasks/{task_id}/lineage"): tasks.task_lineage,
     ("post", "/api/v1/tasks/{task_id}/cancel"): tasks.cancel_task,
     ("post", "/api/v1/tasks/{task_id}/retry"): tasks.retry_task,
     ("get", "/api/v1/tools"): meta.list_tools,

@@ -30,6 +30,7 @@ class RouteDoc:
     parameters: list[dict[str, Any]] = field(default_factory=list)
     raw_body: str | None = None  # content type of a raw (non-JSON) body
     description: str | None = None
+    replay_ok: bool = False  # an Idempotency-Key replay answers 200 with the same task
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -84,6 +85,36 @@ INPUT_NAMES = (
     f"not accept `415 UNSUPPORTED_MEDIA_TYPE`. At most {m.MAX_UPLOAD_FILES} files per call."
 )
 
+TRANSFORM = (
+    "Seed 003's chat in one call: a `transform-my-data` task whose primary input is this task's dataset version "
+    "(its main data output: cleaned_data.csv, master_data.csv, transformed_data.csv or search_result.csv; for a "
+    "task without one, its own primary input), with `command`, `commands` or `operations` as the transformer's "
+    "parameters, queued at once (`202`). The task must be the caller's (`404 TASK_NOT_FOUND`) and COMPLETED "
+    "(`409 INVALID_STATE`). Where the source's run recorded its dataset's columns, the commands are parsed and "
+    "their columns resolved before answering: a bad one is `422 INVALID_PARAMETERS` with `details.position` "
+    "(0-based character offset in `details.command`), `details.reason` and `details.suggestions`; otherwise the "
+    "worker resolves them and the task fails the same way. `operations` are the transformer's operations "
+    "(components/schemas/TransformerParams); one that does not fit them is `422 INVALID_PARAMETERS`. "
+    "Undo is transforming an earlier version again: nothing is copied."
+)
+LINEAGE = (
+    "The dataset versions around this task: `ancestors` the tasks it descends from through `source_task_id`, "
+    "root first (the task itself excluded: it is `task`), and `children` the tasks chained on it, each with its "
+    "tool, status, `rows` (of its dataset version, null until known) and `transformations` (one sentence per "
+    'step, e.g. "Dropped 150 rows where email was null").'
+)
+
+
+def _idempotency_key(what: str) -> dict[str, Any]:
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": f"a retried {what} with the same key and body returns the same task (200)",
+    }
+
+
 TASK_ERRORS = (401, 404)
 ROUTES: list[RouteDoc] = [
     RouteDoc(
@@ -94,15 +125,8 @@ ROUTES: list[RouteDoc] = [
         m.Task,
         m.CreateTaskRequest,
         (401, 404, 409, 422),  # 404: source_task_id; 409: its state, or an Idempotency-Key reused
-        parameters=[
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                "description": "a retried create with the same key and body returns the same task (200)",
-            }
-        ],
+        parameters=[_idempotency_key("create")],
+        replay_ok=True,
     ),
     RouteDoc(
         "get",
@@ -212,6 +236,28 @@ ROUTES: list[RouteDoc] = [
         None,
         TASK_ERRORS,
     ),
+    RouteDoc(
+        "post",
+        "/api/v1/tasks/{task_id}/transform",
+        "Transform this task's dataset version: a new transform-my-data task, queued",
+        202,
+        m.Task,
+        m.TransformRequest,
+        (401, 404, 409, 422),  # 409: the task is not COMPLETED, or an Idempotency-Key reused
+        parameters=[_idempotency_key("transform")],
+        description=TRANSFORM,
+        replay_ok=True,
+    ),
+    RouteDoc(
+        "get",
+        "/api/v1/tasks/{task_id}/lineage",
+        "The dataset versions this task descends from, and its children",
+        200,
+        m.Lineage,
+        None,
+        TASK_ERRORS,
+        description=LINEAGE,
+    ),
     RouteDoc("post", "/api/v1/tasks/{task_id}/cancel", "Cancel a task", 202, m.Task, None, (401, 404, 409)),
     RouteDoc(
         "post",
@@ -281,6 +327,8 @@ def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[
         m.DownloadsResponse,
         m.Me,
         m.Ledger,
+        m.TransformRequest,
+        m.Lineage,
         m.ErrorBody,
     ]
     _, defs = models_json_schema(
@@ -288,6 +336,7 @@ def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[
     )
     schemas = defs.get("$defs", {})
     schemas["CreateTaskRequest"] = _create_task_schema(schemas, diagnostics)
+    schemas["TransformRequest"] = _transform_schema(schemas["TransformRequest"])
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     paths: dict[str, Any] = {}
     for r in ROUTES:
@@ -322,7 +371,7 @@ def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[
                 schema = EVENT_SCHEMA
             ok["content"] = {r.media_type: {"schema": schema}}
         responses: dict[str, Any] = {str(r.ok_status): ok}
-        if (r.method, r.path) == ("post", "/api/v1/tasks"):  # Idempotency-Key replay: the same task again
+        if r.replay_ok:  # Idempotency-Key replay: the same task again
             responses["200"] = ok
         # Every authenticated route may answer 429 (the caller's request rate, service/ratelimit.py).
         # A request body is counted as it arrives and refused at its limit (413).
@@ -420,6 +469,26 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
         },
     ]
     return {"oneOf": variants, "title": "CreateTaskRequest", "examples": examples}
+
+
+def _transform_schema(model: dict[str, Any]) -> dict[str, Any]:
+    """TransformRequest as its three shapes: exactly one of `command`, `commands` or `operations` (never null),
+    with `priority` and `labels`, as the model's validator admits them."""
+    properties = model["properties"]
+    shared = {name: schema for name, schema in properties.items() if name not in m.TRANSFORM_ACTIONS}
+    variants = []
+    for action in m.TRANSFORM_ACTIONS:
+        given = next(s for s in properties[action]["anyOf"] if s.get("type") != "null")
+        variants.append(
+            {
+                "type": "object",
+                "title": f"TransformRequest ({action})",
+                "properties": {action: given, **shared},
+                "required": [action],
+                "additionalProperties": False,
+            }
+        )
+    return {"oneOf": variants, "title": "TransformRequest", "examples": model.get("examples", [])}
 
 
 def _or_null(ref: str) -> dict[str, Any]:

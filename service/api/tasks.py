@@ -1,5 +1,6 @@
 """Task routes of API.md: create, upload URLs, streamed inputs, process, status, result, downloads,
-list, cancel, retry, delete. Each validates, calls one lifecycle operation and renders the result."""
+list, cancel, retry, delete, and the dataset versions' transform and lineage. Each validates, calls one
+lifecycle operation and renders the result."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from service.models import (
     CompleteUploadRequest,
     CreateTaskRequest,
     TaskStatus,
+    TransformRequest,
     UploadUrlsRequest,
     is_upload_id,
     task_view,
@@ -29,9 +31,7 @@ async def create_task(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     body = await parse_body(request, CreateTaskRequest)
     _check_inline_parameters(body.parameters, request.app.state.settings.max_parameters_bytes)
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 1 <= len(key) <= 200:
-        raise ServiceError("VALIDATION_ERROR", "Idempotency-Key must be 1-200 characters.")
+    key = _idempotency_key(request)
     row, created = await lifecycle.create_task(
         request.app.state.core,
         user.user_id,
@@ -44,6 +44,37 @@ async def create_task(request: Request) -> JSON:
         idempotency_key=key,
     )
     return JSON(task_view(row), status_code=201 if created else 200)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ServiceError("VALIDATION_ERROR", "Idempotency-Key must be 1-200 characters.")
+    return key
+
+
+async def transform_task(request: Request) -> JSON:
+    """A transform-my-data task on this task's dataset version, queued: 202, or 200 with the same task for an
+    Idempotency-Key replay (as create answers one)."""
+    user = await request.app.state.auth.authenticate(request)
+    body = await parse_body(request, TransformRequest)
+    transformer = body.transformer_parameters()
+    _check_inline_parameters(transformer, request.app.state.settings.max_parameters_bytes)
+    row, created = await lifecycle.transform_task(
+        request.app.state.core,
+        user.user_id,
+        request.path_params["task_id"],
+        transformer,
+        priority=body.priority,
+        labels=body.labels,
+        idempotency_key=_idempotency_key(request),
+    )
+    return JSON(task_view(row), status_code=202 if created else 200)
+
+
+async def task_lineage(request: Request) -> JSON:
+    user = await request.app.state.auth.authenticate(request)
+    return JSON(await lifecycle.task_lineage(request.app.state.core, user.user_id, request.path_params["task_id"]))
 
 
 def _check_inline_parameters(parameters: dict[str, Any] | None, limit: int) -> None:

@@ -336,12 +336,14 @@ async def test_chained_task_takes_the_source_tasks_data_output(
     profiled = result["agents"]["unified-profiler"]["summary_metrics"]
     assert profiled["total_rows"] == 4, "the source's cleaned data, not its 6-row input"
 
-    # A source without a data output: a clear INPUT_MISSING, not a crash.
+    # A source without a data output (a profile): its own primary upload is its dataset version.
     profile_only = await run_to_completion(client, {"primary.csv": csv_file})
-    bad = await create_task(client, source_task_id=profile_only["task_id"])
-    assert (await client.post(f"/api/v1/tasks/{bad['task_id']}/process")).status_code == 202
-    failed = await wait_for_status(client, bad["task_id"], {"COMPLETED", "FAILED"})
-    assert failed["status"] == "FAILED" and failed["error"]["code"] == "INPUT_MISSING"
+    on_profile = await create_task(client, source_task_id=profile_only["task_id"])
+    assert (await client.post(f"/api/v1/tasks/{on_profile['task_id']}/process")).status_code == 202
+    done = await wait_for_status(client, on_profile["task_id"], {"COMPLETED", "FAILED"})
+    assert done["status"] == "COMPLETED", done
+    result = (await client.get(f"/api/v1/tasks/{on_profile['task_id']}/result")).json()
+    assert result["agents"]["unified-profiler"]["summary_metrics"]["total_rows"] == 4, "the profile's own 4-row upload"
 
 
 async def test_source_task_must_be_mine_and_completed(api: ApiServer, client: httpx.AsyncClient, other_account) -> None:
