@@ -1,5 +1,5 @@
 """The `agensium` command: dev, api, worker, migrate, users (create, list, grant, rotate-key, disable, enable);
-and the API's client commands submit, tasks, download, watch (service/client.py).
+and the API's client commands submit, tasks, download, watch, transform, lineage (service/client.py).
 
 Exit status: 0 success, 1 failure, 2 usage error (argparse's own).
 """

@@ -1,4 +1,5 @@
-"""HTTP client of the public API (v1) and the `agensium` commands built on it: submit, tasks, download, watch.
+"""HTTP client of the public API (v1) and the `agensium` commands built on it: submit, tasks, download, watch,
+transform and lineage.
 
 Everything here goes through the documented HTTP contract only (API.md), exactly as a
 third-party client would: no import of the service's internals.
@@ -491,6 +492,32 @@ class AgensiumClient:
 
     async def tools(self) -> Any:
         return await self._request("GET", "/tools")
+
+    async def transform(
+        self,
+        task_id: str,
+        commands: Sequence[str] = (),
+        operations: Sequence[Mapping[str, Any]] | None = None,
+        priority: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A transform-my-data task on this task's dataset version, queued (`POST /tasks/{id}/transform`):
+        English `commands` (one is sent as `command`) or JSON `operations`, not both."""
+        body: dict[str, Any]
+        if operations is not None:
+            body = {"operations": [dict(op) for op in operations]}
+        elif len(commands) == 1:
+            body = {"command": commands[0]}
+        else:
+            body = {"commands": list(commands)}
+        if priority is not None:
+            body["priority"] = priority
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return await self._request("POST", f"/tasks/{task_id}/transform", json_body=body, headers=headers)
+
+    async def lineage(self, task_id: str) -> dict[str, Any]:
+        """`{task_id, task, ancestors (root first), children}`, each entry with tool, status, rows and sentences."""
+        return await self._request("GET", f"/tasks/{task_id}/lineage")
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -1333,15 +1360,267 @@ async def _unless_stream_ends(step: Awaitable[T], reader: asyncio.Task[None]) ->
     raise StreamLostError("the event stream ended")
 
 
+# --- `agensium transform` and `agensium lineage` ------------------------------------------------
+
+
+def add_transform_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "transform",
+        parents=[_connection_options()],
+        help='transform a task\'s dataset: agensium transform TASK_ID "remove rows where email is null"',
+        description=(
+            "Create a transform-my-data task on TASK_ID's dataset version (its cleaned, master, transformed or "
+            "search output, else its primary input) and queue it; prints the new task's id. Commands are short "
+            "English lines, applied in order; --recipe replays the operations of a recipe.json instead. With "
+            "--follow, show its progress, then the rows before and after and one sentence per step. A refused "
+            "command is explained (where, and what was meant) with exit status 1."
+        ),
+    )
+    parser.add_argument("task_id", metavar="TASK_ID", help="the task whose dataset version is transformed")
+    parser.add_argument("commands", metavar="COMMAND", nargs="*", help='e.g. "remove rows where email is null"')
+    parser.add_argument("--recipe", metavar="FILE", help="JSON operations instead of commands: a recipe.json or a list")
+    parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the server's)")
+    parser.add_argument(
+        "--follow", "--wait", dest="wait", action="store_true", help="follow progress until the task ends"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one compact JSON document: {task, summary?} or the API's error"
+    )
+    parser.set_defaults(func=lambda args: run_command(args, transform_command))
+    return parser
+
+
+def add_lineage_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "lineage",
+        parents=[_connection_options()],
+        help="a task's dataset versions: its ancestors from the root upload, itself (>), its children",
+        description=(
+            "GET /tasks/{id}/lineage as a table, root first: version, task, tool, status, rows, and under each "
+            "version the sentences of its transformations. The task asked for is marked with '>'; the versions "
+            "made from it follow as children. To undo a transform, continue from its parent: "
+            "agensium transform PARENT_ID ..."
+        ),
+    )
+    parser.add_argument("task_id", metavar="TASK_ID")
+    parser.add_argument("--json", action="store_true", help="print the API's lineage document as JSON")
+    parser.set_defaults(func=lambda args: run_command(args, lineage_command))
+    return parser
+
+
+def recipe_operations(path: Path) -> list[dict[str, Any]]:
+    """The operations of a recipe file: a recipe.json (`{"operations": [...]}`) or a bare list."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a JSON file: {exc}") from None
+    operations = document.get("operations") if isinstance(document, dict) else document
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations) or not operations:
+        raise UsageError(f"{path}: expected a list of operations, or an object with one under 'operations'")
+    return operations
+
+
+async def transform_command(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    commands = [c.strip() for c in args.commands if c.strip()]
+    if args.recipe is not None and commands:
+        raise UsageError("give commands or --recipe, not both")
+    operations = recipe_operations(Path(args.recipe)) if args.recipe is not None else None
+    if operations is None and not commands:
+        raise UsageError('no command: e.g. agensium transform TASK_ID "remove rows where email is null"')
+    try:
+        task = await _transform_with_retries(client, args.task_id, commands, operations, args.priority)
+    except ApiError as exc:
+        if exc.code != "INVALID_PARAMETERS":
+            raise
+        _print_refusal(exc, commands, console)
+        if args.json:
+            _print_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, compact=True)
+        return EXIT_TASK_FAILED
+    task_id = task["task_id"]
+    if not args.json:
+        sys.stdout.write(f"{task_id}\n")
+        sys.stdout.flush()
+    if not args.wait:
+        if args.json:
+            _print_json({"task": task}, compact=True)
+        return EXIT_OK
+    console.print(f"task {task_id} {task['status']}", highlight=False)
+    task = await _follow_task(client, task, console)
+    if task["status"] != "COMPLETED":
+        error = task.get("error") or {}
+        console.print(
+            f"task {task_id} {task['status']}: {error.get('code', task['status'])}: {error.get('message', '')}",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
+        if args.json:
+            _print_json({"task": task}, compact=True)
+        return EXIT_TASK_FAILED
+    summary = transform_summary(await client.result(task_id), await client.lineage(task_id))
+    if args.json:
+        _print_json({"task": task, "summary": summary}, compact=True)
+    else:
+        sys.stdout.write(format_transform_summary(summary))
+    return EXIT_OK
+
+
+async def _transform_with_retries(
+    client: AgensiumClient,
+    task_id: str,
+    commands: Sequence[str],
+    operations: Sequence[Mapping[str, Any]] | None,
+    priority: str | None,
+    attempts: int = 3,
+) -> dict[str, Any]:
+    """POST /transform, resent on a network failure: one Idempotency-Key makes that safe (as for submit)."""
+    idempotency_key = str(uuid.uuid4())
+    for attempt in range(1, attempts + 1):
+        try:
+            return await client.transform(task_id, commands, operations, priority, idempotency_key=idempotency_key)
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _refused_span(command: str, position: Any) -> tuple[int, int] | None:
+    """[start, end) of the word (or quoted name) at `position` in `command`, or None."""
+    if not isinstance(position, int) or not 0 <= position < len(command):
+        return None
+    if command[position] in "'\"`":
+        close = command.find(command[position], position + 1)
+        return position, len(command) if close < 0 else close + 1
+    end = position
+    while end < len(command) and not (command[end].isspace() or command[end] in ",()=<>!"):
+        end += 1
+    return position, max(end, position + 1)
+
+
+def _print_refusal(error: ApiError, commands: Sequence[str], console: Console) -> None:
+    """The API's sentence, the refused command with the offending part underlined, and the suggestions."""
+    details = error.details
+    console.print(f"error: {error.code}: {error.message}", style="red", markup=False, highlight=False)
+    command = details.get("command")
+    if command is None and len(commands) == 1:
+        command = commands[0]
+    if isinstance(command, str):
+        console.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+        span = _refused_span(command, details.get("position"))
+        if span is not None:
+            console.print("  " + " " * span[0] + "^" * (span[1] - span[0]), markup=False, highlight=False)
+    suggestions = [str(s) for s in details.get("suggestions") or []]
+    if suggestions:
+        console.print(f"did you mean: {', '.join(suggestions)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def transform_summary(result: Mapping[str, Any], lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """Rows before and after, rows affected, the sentences of a completed transform and, per sentence, how its
+    columns were read when not exactly as written (`readings`): from its result (the chain's summary, else the
+    transformer's envelope), the rest from its lineage (the parent's rows)."""
+    summary = result.get("summary") or {}
+    agents = result.get("agents") or {}
+    envelope = agents.get("transformer") if isinstance(agents, dict) else None
+    metrics = (envelope or {}).get("summary_metrics") or {}
+    data = (envelope or {}).get("data") or {}
+
+    def pick(key: str) -> Any:
+        return next((source[key] for source in (summary, metrics, data) if source.get(key) is not None), None)
+
+    entry = lineage.get("task") or {}
+    parent = (lineage.get("ancestors") or [{}])[-1]
+    sentences = list(pick("transformations") or entry.get("transformations") or [])
+    steps = data.get("steps") or []
+    readings = [list(step.get("notes") or []) for step in steps] if len(steps) == len(sentences) else []
+    return {
+        "rows_before": next(
+            (v for v in (pick("rows_before"), summary.get("rows"), parent.get("rows")) if v is not None), None
+        ),
+        "rows_after": next(
+            (v for v in (pick("rows_after"), summary.get("rows_out"), entry.get("rows")) if v is not None), None
+        ),
+        "rows_affected": pick("rows_affected"),
+        "transformations": sentences,
+        "readings": readings or [[] for _ in sentences],
+    }
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def format_transform_summary(summary: Mapping[str, Any]) -> str:
+    """`rows: 1,000 → 850 (150 affected)`, one line per sentence, and under it how a column was read when not
+    exactly as written."""
+    affected = summary.get("rows_affected")
+    lines = [f"rows: {_count(summary.get('rows_before'))} → {_count(summary.get('rows_after'))}"]
+    if affected is not None:
+        lines[0] += f" ({_count(affected)} affected)"
+    readings = summary.get("readings") or []
+    for index, sentence in enumerate(summary.get("transformations") or []):
+        lines.append(f"  - {sentence}")
+        lines += [f"    ({note})" for note in (readings[index] if index < len(readings) else [])]
+    return "\n".join(lines) + "\n"
+
+
+async def lineage_command(client: AgensiumClient, args: argparse.Namespace, console: Console) -> int:
+    lineage = await client.lineage(args.task_id)
+    if args.json:
+        _print_json(lineage, compact=True)
+    else:
+        sys.stdout.write(format_lineage(lineage))
+    return EXIT_OK
+
+
+def format_lineage(lineage: Mapping[str, Any]) -> str:
+    """The versions root first, the task asked for marked `>`, its children after it; each version's
+    transformation sentences on the lines below it. Plain text: it reads the same in a pipe."""
+    ancestors = list(lineage.get("ancestors") or [])
+    children = list(lineage.get("children") or [])
+    depth = len(ancestors)
+    rows: list[tuple[str, str, dict[str, Any]]] = [
+        ("", "root" if i == 0 else "", entry) for i, entry in enumerate(ancestors)
+    ]
+    rows.append((">", "this task" + (" (root)" if not ancestors else ""), dict(lineage.get("task") or {})))
+    rows += [("", "child", entry) for entry in children]
+    header = ["", "VERSION", "TASK", "TOOL", "STATUS", "ROWS", ""]
+    table = [
+        [
+            mark,
+            f"v{min(i, depth + 1) + 1}",  # ancestors 1..depth, this task depth + 1, every child depth + 2
+            str(entry.get("task_id", "")),
+            str(entry.get("tool_id", "")),
+            str(entry.get("status", "")),
+            _count(entry.get("rows")) if entry.get("rows") is not None else "-",
+            note,
+        ]
+        for i, (mark, note, entry) in enumerate(rows)
+    ]
+    widths = [max(len(row[c]) for row in [header, *table]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)).rstrip()]
+    indent = " " * (widths[0] + widths[1] + 2)  # the sentences under the TASK column
+    for cells, (_, _, entry) in zip(table, rows, strict=True):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
+        lines += [f"{indent}  - {sentence}" for sentence in entry.get("transformations") or []]
+    if not children:
+        lines.append(f"{indent}(no version made from this one yet)")
+    return "\n".join(lines) + "\n"
+
+
 # --- registration -------------------------------------------------------------------------------
 
 
 def add_client_parsers(subparsers: Any) -> None:
-    """Register the API client's commands: submit, tasks, download, watch."""
+    """Register the API client's commands: submit, tasks, download, watch, transform, lineage."""
     add_submit_parser(subparsers)
     add_tasks_parser(subparsers)
     add_download_parser(subparsers)
     add_watch_parser(subparsers)
+    add_transform_parser(subparsers)
+    add_lineage_parser(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,11 @@ export async function api(method, path, body, headers = {}) {
   return data;
 }
 
+/** An Idempotency-Key: a retried create returns the same task. (crypto.randomUUID needs a secure context.) */
+export function randomKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export const get = (path) => api("GET", path);
 export const post = (path, body, headers) => api("POST", path, body, headers);
 export const del = (path) => api("DELETE", path);

@@ -1,12 +1,14 @@
 // The page: sign in, submit a task (upload straight to the object store), follow every task live over
-// ONE EventSource on /api/v1/events, show results, keep the history current.
+// ONE EventSource on /api/v1/events, show results, keep the history current; transform a completed task's
+// dataset with a command and move through its versions (versions.js).
 
-import { ApiError, del, get, getKey, post, setKey } from "./api.js";
+import { ApiError, del, get, getKey, post, randomKey, setKey } from "./api.js";
 import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
 import { chainCost, paramsEditor } from "./form.js";
 import { profileViews } from "./profile_views.js";
 import * as results from "./results.js";
 import { describe, refreshExpired, uploadAll } from "./upload.js";
+import { TRANSFORM_TOOL, versionsPanel } from "./versions.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"]);
 const RETRYABLE = new Set(["FAILED", "CANCELLED", "EXPIRED"]);
@@ -86,6 +88,7 @@ function showUser() {
 
 function signOut() {
   state.generation++;
+  versions.reset();
   if (state.es) state.es.close();
   setKey(null);
   Object.assign(state, { es: null, me: null, tasks: new Map(), current: null, pending: null, lastId: 0, seen: new Set(), everLive: false, resultFor: null });
@@ -177,10 +180,6 @@ function onBytes(role, bytes) {
   const bar = el(`upload-progress-${role}`);
   bar.value = Math.min(bytes, bar.max);
   el(`bytes-${role}`).textContent = `${fmtBytes(bytes)} of ${fmtBytes(bar.max)} sent`;
-}
-
-function randomKey() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function submit(event) {
@@ -328,6 +327,7 @@ function onTask(task, event = null, eventId = null) {
   const news = event === "status" || (event === "done" && (before !== task.status || beforeMessage !== task.message));
   if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`, eventId);
   upsertRow(task);
+  versions.onTask(task);
   if (task.task_id === state.current) renderLive();
 }
 
@@ -473,6 +473,7 @@ function renderLive() {
   const rec = state.current && state.tasks.get(state.current);
   el("live-empty").hidden = !!rec;
   el("live-body").hidden = !rec;
+  versions.show(rec ? rec.task : null);
   if (!rec) {
     el("results").hidden = true;
     return;
@@ -518,7 +519,31 @@ async function showResult(rec) {
   el("issues").replaceChildren(results.issuesTable(list));
   el("columns").replaceChildren(results.columnsView(list), profileViews(list));
   el("results").hidden = false;
+  versions.showResult(rec.task, result);
 }
+
+// --- dataset versions ------------------------------------------------------------------------------
+
+/** A transform the command box created: followed like any task, in the live view. */
+function followTransform(task) {
+  onTask(task);
+  select(task.task_id);
+}
+
+function openVersion(taskId) {
+  if (state.tasks.has(taskId)) return select(taskId);
+  guarded(async () => {
+    onTask(await get(`/tasks/${taskId}`));
+    select(taskId);
+  })();
+}
+
+function transformCost() {
+  const tool = state.catalog.find((t) => t.tool_id === TRANSFORM_TOOL);
+  return tool ? tool.default_chain_credits : null;
+}
+
+const versions = versionsPanel({ onCreated: followTransform, onOpen: openVersion, cost: transformCost });
 
 // --- history ---------------------------------------------------------------------------------------
 
