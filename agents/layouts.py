@@ -132,6 +132,20 @@ def find_layouts(
     the first :data:`SHAPE_SAMPLE` rows (a column without any there stays text); one query then checks every
     value of the candidates (a file on disk is read once, on ``engine``)."""
     lazy = frame.lazy()
+    candidates = _candidates(lazy, columns, engine)
+    if not candidates:
+        return {}
+    checks = lazy.select(
+        _lossless(pl.col(name), layout.parse(pl.col(name)), layout) for name, layout in candidates.items()
+    )
+    exact = checks.collect(engine=engine).row(0)
+    return {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
+
+
+def _candidates(
+    lazy: pl.LazyFrame, columns: Sequence[str] | None, engine: Literal["auto", "streaming"]
+) -> dict[str, TextLayout]:
+    """The text columns whose values among the first :data:`SHAPE_SAMPLE` rows share one layout, with it."""
     schema = lazy.collect_schema()
     names = [name for name in (schema.names() if columns is None else columns) if schema.get(name) == pl.String]
     if not names:
@@ -150,15 +164,41 @@ def find_layouts(
         layout = layouts.pop() if len(layouts) == 1 else None
         if layout is not None:
             candidates[name] = layout
-    if not candidates:
-        return {}
-    # A value that does not read, or reads back differently, leaves its column as text.
-    checks = lazy.select(
-        (layout.format(layout.parse(pl.col(name))) == pl.col(name)).or_(pl.col(name).is_null()).fill_null(False).all()
-        for name, layout in candidates.items()
-    )
-    exact = checks.collect(engine=engine).row(0)
-    return {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
+    return candidates
+
+
+_FIXED_WIDTH = {
+    "%Y": r"\d{4}",
+    "%m": r"\d{2}",
+    "%d": r"\d{2}",
+    "%H": r"\d{2}",
+    "%M": r"[0-5]\d",
+    "%S": r"[0-5]\d",  # not a leap second (:60), which a Datetime cannot hold
+    "%.3f": r"\.\d{3}",
+    "%.6f": r"\.\d{6}",
+    "%.9f": r"\.\d{9}",
+}
+
+
+def _exact_shape(layout: TextLayout) -> str | None:
+    """A regular expression that the text of every value this layout writes matches, field by field at its
+    fixed width; None for an offset layout (the offset's text depends on the value's own offset)."""
+    if layout.offsets:
+        return None
+    pieces = re.split(r"(%\.\df|%[A-Za-z])", layout.pattern)
+    return "^" + "".join(_FIXED_WIDTH.get(piece) or re.escape(piece) for piece in pieces if piece) + "$"
+
+
+def _lossless(text: pl.Expr, parsed: pl.Expr, layout: TextLayout) -> pl.Expr:
+    """Whether every value of ``text`` reads (``parsed``) and writes back the same. A layout of fixed-width
+    fields needs only the shape of each value and a successful parse (a value that reads has exactly the
+    digits it is written with); an offset layout formats the parsed values back and compares them."""
+    shape = _exact_shape(layout)
+    if shape is None:
+        same = layout.format(parsed) == text
+    else:
+        same = text.str.contains(shape) & parsed.is_not_null()
+    return same.or_(text.is_null()).fill_null(False).all()
 
 
 def _shape(text: pl.Expr) -> pl.Expr:
@@ -168,9 +208,19 @@ def _shape(text: pl.Expr) -> pl.Expr:
 
 
 def type_temporal_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, TextLayout]]:
-    """``frame`` with its text columns of dates or timestamps typed (:func:`find_layouts`), and the layouts."""
-    layouts = find_layouts(frame)
-    return apply_layouts(frame, layouts), layouts
+    """``frame`` with its text columns of dates or timestamps typed (:func:`find_layouts`), and the layouts.
+    Each candidate column is parsed once: the check and the typed column share the parse."""
+    candidates = _candidates(frame.lazy(), None, "auto")
+    if not candidates:
+        return frame, {}
+    parsed = frame.select(layout.parse(pl.col(name)).alias(f"p:{name}") for name, layout in candidates.items())
+    checks = pl.concat([frame.select(list(candidates)), parsed], how="horizontal").select(
+        _lossless(pl.col(name), pl.col(f"p:{name}"), layout) for name, layout in candidates.items()
+    )
+    exact = checks.row(0)
+    layouts = {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
+    typed = frame.with_columns(parsed[f"p:{name}"].alias(name) for name in layouts) if layouts else frame
+    return typed, layouts
 
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)

@@ -63,6 +63,10 @@ REAL_WORLD = [
     # not lossless: stays text
     (["2024-2-29", "2024-03-01"], None, None),  # unpadded month would be written back padded
     (["2023-02-29", "2024-03-01"], None, None),  # not a date
+    (["2016-12-31T23:59:59Z", "2016-12-31T23:59:60Z"], None, None),  # a leap second: a Datetime has none
+    (["2024-03-05 08:09", "2024-03-05 24:00"], None, None),  # hour 24
+    (["2024-03-05", "2024-03-05 "], None, None),  # a trailing space would be lost
+    (["2024-03-05T08:09:10.123", "2024-03-05T08:09:10.1234"], None, None),  # fraction widths differ
     (["2024-03-05T08:09:10.5Z", "2024-03-05T08:09:11.5Z"], None, None),  # one fraction digit
     (["2024-03-05T08:09:10+05:30"], None, None),  # half-hour offset: no fixed zone of that name
     (["2024-03-05T08:09:10-13:00"], None, None),  # beyond the fixed zones (Etc/GMT+12 is the last)
