@@ -21,7 +21,7 @@ Dtypes this module decides (the executor casts its results to them):
   datetime column keeps its own dtype); ``boolean`` -> ``Boolean``;
 - derive: ``+ - * %`` and ``neg`` give ``Int64`` when every operand is an integer, else ``Float64``; ``/`` gives
   ``Float64``; ``round``/``floor``/``ceil``/``abs`` keep ``Int64`` or ``Float64``; ``lower``/``upper``/``title``/
-  ``trim``/``concat`` give ``String``; ``length`` gives ``Int64``; ``year``/``month``/``day`` give ``Int32``;
+  ``trim``/``concat`` give ``String``; ``length`` and ``year``/``month``/``day`` give ``Int64``;
   ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers).
 
 Literal typing: integer columns take whole numbers (``"18"`` -> 18; in a comparison ``17.5`` stays a float),
@@ -748,7 +748,7 @@ def _result_dtype(name: str, kinds: list[str], dtypes: list[str], refuse: Callab
         return "Int64" if name == "length" else "String"
     if name in ("year", "month", "day"):
         need(("date", "datetime"), "a date or date-time")
-        return "Int32"
+        return "Int64"
     if name == "concat":
         need(("int", "float", "text", "category", "bool", "date", "datetime"), "values that have a text form")
         return "String"

@@ -425,7 +425,7 @@ def test_formats_apply_to_text_read_as_dates_and_dates_written_as_text() -> None
         ("coalesce(email, country, 'n/a')", "String"),
         ("coalesce(signup_date, signup_date)", "Date"),
         ("coalesce(null, email)", "String"),
-        ("year(signup_date)", "Int32"),
+        ("year(signup_date)", "Int64"),
         ("month(last_seen) + 1", "Int64"),
         ("'constant'", "String"),
         ("true", "Boolean"),
