@@ -279,7 +279,9 @@ async def test_lineage_lists_ancestors_root_first_and_children(client: httpx.Asy
 
     deepest = (await client.get(f"/api/v1/tasks/{queued['task_id']}/lineage")).json()
     assert [a["task_id"] for a in deepest["ancestors"]] == [root, first, second]
-    assert deepest["task"]["status"] == "QUEUED" and deepest["task"]["rows"] is None and deepest["children"] == []
+    # A worker of the session may have taken it (its fabricated source has no stored data: it fails): no rows yet.
+    assert deepest["task"]["status"] in {"QUEUED", "PROCESSING", "FAILED"}, deepest["task"]
+    assert deepest["task"]["rows"] is None and deepest["children"] == []
     assert (await client.get(f"/api/v1/tasks/{root}/lineage")).json()["ancestors"] == []
 
 
