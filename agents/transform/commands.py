@@ -42,6 +42,8 @@ from lark.lexer import Lexer, LexerState
 from lark.parsers.lalr_analysis import Shift
 from rapidfuzz import process
 
+from agents.transform.expressions import LocatedError
+
 MAX_CONDITION_DEPTH = 20
 """Deepest nesting of parentheses and ``not`` in a command's condition."""
 
@@ -360,16 +362,9 @@ _CODE_LIKE = re.compile(
 _LAST_FIELD = re.compile(r"(\.[^.\[\]]*|\[\d+\])$")
 
 
-class CommandError(ValueError):
+class CommandError(LocatedError):
     """A command outside the grammar: ``reason`` (``empty_command``, ``unknown_operation``, ``syntax``,
     ``too_deep``), ``position`` the 0-based offset of the offending token, ``suggestions`` what would fit."""
-
-    def __init__(self, message: str, *, reason: str, position: int, suggestions: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.position = position
-        self.suggestions = list(suggestions or [])
 
 
 @dataclass(frozen=True)

@@ -92,10 +92,9 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 """
 
 
-class ExpressionError(ValueError):
-    """An expression that is not in the grammar: ``reason`` a short code (``syntax``, ``unknown_function``,
-    ``wrong_arguments``, ``invalid_value``, ``too_deep``), ``position`` the 0-based offset of the offending
-    token in the expression text."""
+class LocatedError(ValueError):
+    """A text refused at a place: ``reason`` a short code, ``position`` the 0-based offset of the offending token,
+    ``suggestions`` what would fit there."""
 
     def __init__(self, message: str, *, reason: str, position: int, suggestions: list[str] | None = None) -> None:
         super().__init__(message)
@@ -103,6 +102,11 @@ class ExpressionError(ValueError):
         self.reason = reason
         self.position = position
         self.suggestions = list(suggestions or [])
+
+
+class ExpressionError(LocatedError):
+    """An expression that is not in the grammar: ``reason`` ``syntax``, ``unknown_function``, ``wrong_arguments``,
+    ``invalid_value`` or ``too_deep``; ``position`` in the expression text."""
 
 
 class _Build:
