@@ -18,7 +18,12 @@ removed with reasons, and the chain records every step (rows and per-column null
 cells before and after), gathers removed rows into ``quarantine.csv`` with their values before removal,
 and writes the last frame to ``cleaned_data.csv``. transform-my-data runs the same way with one agent whose
 rows removed are the user's command, not a finding: no quarantine, and no cell-by-cell comparison (the transformer
-reports its own steps); it writes ``transformed_data.csv``/``.parquet`` and ``recipe.json``. Only the current frame
+reports its own steps); it writes ``transformed_data.csv``/``.parquet`` and ``recipe.json``. search-my-data reads its
+primary as the data tools do (values as written: no missing-value token becomes empty, so that its rows are written
+back as they came) and runs the searcher and the aggregator on that same frame, each with its own selection over the
+whole input; it writes ``search_result.csv`` (every row the searcher selected, sorted and projected: a dataset
+version, dates read from text in their layout) and ``search_result.json`` (``{"search": the searcher's data,
+"aggregate": the aggregator's data}``, either null when that agent did not run or failed). Only the current frame
 is kept between agents
 (Polars shares unchanged columns between a frame and its successor, so a step costs only the columns it
 changed). Polars 2.1's ``read_ipc`` copies instead of memory-mapping, so spilling frames to disk between
@@ -78,6 +83,8 @@ MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.m
 TRANSFORM_TOOL = "transform-my-data"  # the user's own operations: no quarantine, the agent's own step records
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME = "transformed_data.csv", "transformed_data.parquet", "recipe.json"
+SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result files
+SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
@@ -316,7 +323,7 @@ def run_tool(
             chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
         )
     else:
-        tokens = None if tool_id in DATA_TOOLS else _null_tokens(agent_params)
+        tokens = None if tool_id in DATA_TOOLS or tool_id == SEARCH_TOOL else _null_tokens(agent_params)
         agent_inputs, read_reports = _read_inputs(
             tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
         )
@@ -345,7 +352,9 @@ def run_tool(
         display_name = getattr(options, role).display_name
         if display_name and summary.get(role):
             summary[f"{role}_input"], summary[role] = summary[role], display_name
-    if flow is None:
+    if tool_id == SEARCH_TOOL:
+        outputs = _write_search(results, agent_inputs, out_dir, summary)
+    elif flow is None:
         outputs = []
     elif tool_id == MASTER_TOOL:
         outputs = _write_tables(flow, out_dir)
@@ -697,6 +706,27 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     return [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
 
 
+def _write_search(
+    results: dict[str, AgentResult], inputs: AgentInputs, out_dir: Path, summary: dict[str, Any]
+) -> list[str]:
+    """search_result.csv (the searcher's rows; none when it did not finish) and search_result.json (both agents'
+    data); the summary gets ``rows_matched`` and ``total_groups``."""
+    data = {
+        key: result.envelope.data if result is not None and result.envelope.status == "success" else None
+        for key, result in (("search", results.get("searcher")), ("aggregate", results.get("aggregator")))
+    }
+    summary["rows_matched"] = data["search"]["total_rows"] if data["search"] else None
+    summary["total_groups"] = data["aggregate"]["total_groups"] if data["aggregate"] else None
+    written = []
+    frame = results["searcher"].frame if data["search"] else None
+    if frame is not None:
+        _write_frame_csv(frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+        written.append(SEARCH_CSV)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
+    return [SEARCH_JSON, *written]
+
+
 def _dataset(
     inputs: AgentInputs,
     flow: _DataFlow | None,
@@ -708,6 +738,14 @@ def _dataset(
     none, with its rows and its columns' dtypes (so that the API can resolve transform commands against it before
     queueing). A primary too large for memory: the columns its profiler saw, when it ran."""
     main = next((name for name in outputs if name in registry.MAIN_DATA_OUTPUTS), None)
+    found = results.get("searcher")
+    if main == SEARCH_CSV and found is not None and found.frame is not None:
+        frame, schema = found.frame, found.frame.schema
+        return {
+            "name": main,
+            "rows": frame.height,
+            "columns": [{"name": c, "dtype": str(schema[c])} for c in frame.columns],
+        }
     if main is not None and flow is not None:
         frame = flow.outputs.get(main, flow.frame)
         columns = data_columns(frame)
@@ -742,16 +780,19 @@ def _write_reports(
 ) -> list[str]:
     """The JSON and Excel reports (each agent's first 1,000 row-level issues and the counts of all) and the
     row-level issue files holding every one (agents.reports.row_issues). Polars writes those files without
-    the GIL, so they overlap the two reports."""
-    basename = registry.tool_spec(tool_id).report_basename
+    the GIL, so they overlap the two reports. The Excel report only when the tool lists it among its outputs
+    (search-my-data does not: a page of up to 1,000 rows in a workbook would cost more than the search)."""
+    spec = registry.tool_spec(tool_id)
     frames = {agent_id: results[agent_id].row_level_issues for agent_id in chain}
     counts = count_row_level_issues(frames)
-    json_name, excel_name = f"{basename}.json", f"{basename}.xlsx"
+    json_name, excel_name = f"{spec.report_basename}.json", f"{spec.report_basename}.xlsx"
+    reports = [json_name, *([excel_name] if excel_name in spec.outputs else [])]
     with ThreadPoolExecutor(max_workers=1) as pool:
         issue_files = pool.submit(write_row_level_issues, out_dir, frames)
         write_json_report(out_dir / json_name, tool_id, envelopes, counts, steps=steps, summary=summary)
-        write_excel_report(out_dir / excel_name, tool_id, envelopes, counts, steps=steps, summary=summary)
-        return [json_name, excel_name, *issue_files.result()]
+        if excel_name in reports:
+            write_excel_report(out_dir / excel_name, tool_id, envelopes, counts, steps=steps, summary=summary)
+        return [*reports, *issue_files.result()]
 
 
 def _summary(

@@ -173,7 +173,7 @@ _FALSE = {"false", "f", "no", "n", "0"}
 
 
 @dataclass
-class _Context:
+class ResolutionContext:
     """The schema as it stands before the operation being resolved, and that operation's notes."""
 
     schema: Schema
@@ -210,7 +210,7 @@ def _quoted(names: Iterable[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def resolve_column(ctx: _Context, name: str, path: str, *, span: str | None = None, offset: int = 0) -> str:
+def resolve_column(ctx: ResolutionContext, name: str, path: str, *, span: str | None = None, offset: int = 0) -> str:
     """The exact column ``name`` refers to (see the module docstring for the order of readings)."""
     if name in ctx.schema:
         return name
@@ -257,7 +257,7 @@ def resolve_column(ctx: _Context, name: str, path: str, *, span: str | None = No
     raise refuse(return_message, "unknown_column", suggestions)
 
 
-def _resolve_columns(ctx: _Context, names: list[str], path: str = "columns") -> list[str]:
+def _resolve_columns(ctx: ResolutionContext, names: list[str], path: str = "columns") -> list[str]:
     """Each name resolved; a column named twice is kept once (noted)."""
     resolved: list[str] = []
     for i, name in enumerate(names):
@@ -354,7 +354,7 @@ _SCALAR_CMPS = ("==", "!=", "<", "<=", ">", ">=")
 _TEXT_CMPS = ("contains", "starts_with", "ends_with")
 
 
-def _condition(ctx: _Context, condition: Condition, path: str) -> dict[str, Any]:
+def _condition(ctx: ResolutionContext, condition: Condition, path: str) -> dict[str, Any]:
     if isinstance(condition, AllOf):
         return {"all": [_condition(ctx, c, f"{path}.all[{i}]") for i, c in enumerate(condition.all)]}
     if isinstance(condition, AnyOf):
@@ -364,7 +364,7 @@ def _condition(ctx: _Context, condition: Condition, path: str) -> dict[str, Any]
     return _comparison(ctx, condition, path)
 
 
-def _comparison(ctx: _Context, comparison: Comparison, path: str) -> dict[str, Any]:
+def _comparison(ctx: ResolutionContext, comparison: Comparison, path: str) -> dict[str, Any]:
     column = resolve_column(ctx, comparison.column, f"{path}.column")
     kind = ctx.kind(column)
     cmp, value = comparison.cmp, comparison.value
@@ -398,7 +398,7 @@ def _comparison(ctx: _Context, comparison: Comparison, path: str) -> dict[str, A
     return out
 
 
-def _check_comparable(ctx: _Context, column: str, cmp: str, path: str) -> None:
+def _check_comparable(ctx: ResolutionContext, column: str, cmp: str, path: str) -> None:
     kind, dtype = ctx.kind(column), ctx.dtype(column)
     if kind == "other":
         raise Refusal(
@@ -418,7 +418,7 @@ def _check_comparable(ctx: _Context, column: str, cmp: str, path: str) -> None:
         )
 
 
-def _typed_item(ctx: _Context, column: str, value: Any, path: str, *, text: bool = False) -> Any:
+def _typed_item(ctx: ResolutionContext, column: str, value: Any, path: str, *, text: bool = False) -> Any:
     if value is None:
         raise Refusal("an empty value matches nothing here; test for it with is_null", "invalid_value", path)
     if text:
@@ -428,7 +428,7 @@ def _typed_item(ctx: _Context, column: str, value: Any, path: str, *, text: bool
     return typed_literal(value, column, ctx.dtype(column), path, assign=False)
 
 
-def _value_column(ctx: _Context, comparison: Comparison, column: str, path: str) -> str:
+def _value_column(ctx: ResolutionContext, comparison: Comparison, column: str, path: str) -> str:
     if comparison.value is not None:
         raise Refusal("give a value or a value_column, not both", "invalid_value", f"{path}.value")
     if comparison.cmp not in _SCALAR_CMPS:
@@ -467,12 +467,12 @@ def _check_depth(condition: Condition) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def _filter(ctx: _Context, op: FilterRows) -> list[dict[str, Any]]:
+def _filter(ctx: ResolutionContext, op: FilterRows) -> list[dict[str, Any]]:
     _check_depth(op.where)
     return [{"op": "filter", "action": op.action, "where": _condition(ctx, op.where, "where")}]
 
 
-def _drop(ctx: _Context, op: DropColumns) -> list[dict[str, Any]]:
+def _drop(ctx: ResolutionContext, op: DropColumns) -> list[dict[str, Any]]:
     columns = _resolve_columns(ctx, op.columns)
     if len(columns) == len(ctx.schema):
         raise Refusal("that would drop every column; keep at least one", "no_columns_left", "columns")
@@ -481,13 +481,13 @@ def _drop(ctx: _Context, op: DropColumns) -> list[dict[str, Any]]:
     return [{"op": "drop_columns", "columns": columns}]
 
 
-def _keep(ctx: _Context, op: KeepColumns) -> list[dict[str, Any]]:
+def _keep(ctx: ResolutionContext, op: KeepColumns) -> list[dict[str, Any]]:
     columns = _resolve_columns(ctx, op.columns)
     ctx.schema = {c: d for c, d in ctx.schema.items() if c in columns}
     return [{"op": "keep_columns", "columns": columns}]
 
 
-def _rename(ctx: _Context, op: RenameColumns) -> list[dict[str, Any]]:
+def _rename(ctx: ResolutionContext, op: RenameColumns) -> list[dict[str, Any]]:
     mapping: dict[str, str] = {}
     written: dict[str, str] = {}  # resolved column -> the key as written (for the error's path)
     for old, new in op.mapping.items():
@@ -511,7 +511,7 @@ def _rename(ctx: _Context, op: RenameColumns) -> list[dict[str, Any]]:
     return [{"op": "rename", "mapping": mapping}]
 
 
-def _reorder(ctx: _Context, op: ReorderColumns) -> list[dict[str, Any]]:
+def _reorder(ctx: ResolutionContext, op: ReorderColumns) -> list[dict[str, Any]]:
     columns = _resolve_columns(ctx, op.columns)
     ctx.schema = {**{c: ctx.schema[c] for c in columns}, **{c: d for c, d in ctx.schema.items() if c not in columns}}
     return [{"op": "reorder", "columns": columns}]
@@ -545,7 +545,7 @@ def _cast_dtype(target: str, dtype: str) -> str:
     }[target]
 
 
-def _cast(ctx: _Context, op: CastColumns) -> list[dict[str, Any]]:
+def _cast(ctx: ResolutionContext, op: CastColumns) -> list[dict[str, Any]]:
     columns = _resolve_columns(ctx, op.columns)
     for i, column in enumerate(columns):
         kind = ctx.kind(column)
@@ -591,7 +591,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _fill(ctx: _Context, op: FillNulls) -> list[dict[str, Any]]:
+def _fill(ctx: ResolutionContext, op: FillNulls) -> list[dict[str, Any]]:
     columns = _resolve_columns(ctx, op.columns)
     if op.strategy != "constant":
         if op.value is not None:
@@ -614,12 +614,12 @@ def _fill(ctx: _Context, op: FillNulls) -> list[dict[str, Any]]:
     )
 
 
-def _deduplicate(ctx: _Context, op: Deduplicate) -> list[dict[str, Any]]:
+def _deduplicate(ctx: ResolutionContext, op: Deduplicate) -> list[dict[str, Any]]:
     columns = None if op.columns is None else _resolve_columns(ctx, op.columns)
     return [{"op": "deduplicate", "columns": columns, "keep": op.keep}]
 
 
-def _sort(ctx: _Context, op: SortRows) -> list[dict[str, Any]]:
+def _sort(ctx: ResolutionContext, op: SortRows) -> list[dict[str, Any]]:
     keys: list[dict[str, Any]] = []
     for i, key in enumerate(op.by):
         column = resolve_column(ctx, key.column, f"by[{i}].column")
@@ -630,7 +630,7 @@ def _sort(ctx: _Context, op: SortRows) -> list[dict[str, Any]]:
     return [{"op": "sort", "by": keys, "nulls_last": op.nulls_last}]
 
 
-def _text_columns(ctx: _Context, columns: list[str] | None, done: str) -> list[str]:
+def _text_columns(ctx: ResolutionContext, columns: list[str] | None, done: str) -> list[str]:
     """The columns of a text operation (``done``: what it does, "trimmed"); None: every text column."""
     if columns is None:
         found = [c for c in ctx.schema if ctx.kind(c) == "text"]
@@ -649,15 +649,15 @@ def _text_columns(ctx: _Context, columns: list[str] | None, done: str) -> list[s
     return resolved
 
 
-def _trim(ctx: _Context, op: TrimText) -> list[dict[str, Any]]:
+def _trim(ctx: ResolutionContext, op: TrimText) -> list[dict[str, Any]]:
     return [{"op": "trim", "columns": _text_columns(ctx, op.columns, "trimmed")}]
 
 
-def _case(ctx: _Context, op: ChangeCase) -> list[dict[str, Any]]:
+def _case(ctx: ResolutionContext, op: ChangeCase) -> list[dict[str, Any]]:
     return [{"op": "case", "columns": _text_columns(ctx, op.columns, f"{op.to}-cased"), "to": op.to}]
 
 
-def _replace(ctx: _Context, op: ReplaceValues) -> list[dict[str, Any]]:
+def _replace(ctx: ResolutionContext, op: ReplaceValues) -> list[dict[str, Any]]:
     if not op.whole_value:
         columns = _text_columns(ctx, op.columns, "searched for a piece of text")
         if op.old is None or isinstance(op.old, bool) or op.old == "":
@@ -688,7 +688,7 @@ def _replace(ctx: _Context, op: ReplaceValues) -> list[dict[str, Any]]:
     )
 
 
-def _derive(ctx: _Context, op: DeriveColumn) -> list[dict[str, Any]]:
+def _derive(ctx: ResolutionContext, op: DeriveColumn) -> list[dict[str, Any]]:
     if not op.column.strip():
         raise Refusal("a column name cannot be blank", "invalid_value", "column")
     if op.column in ctx.schema:
@@ -706,7 +706,9 @@ def _derive(ctx: _Context, op: DeriveColumn) -> list[dict[str, Any]]:
     return [{"op": "derive", "column": op.column, "expression": expressions.render(node)}]
 
 
-def _typed_expression(ctx: _Context, node: expressions.Node, positions: dict[int, int]) -> tuple[expressions.Node, str]:
+def _typed_expression(
+    ctx: ResolutionContext, node: expressions.Node, positions: dict[int, int]
+) -> tuple[expressions.Node, str]:
     """The tree with exact column names, and its dtype; refuses operands of the wrong type."""
     position = positions.get(id(node), 0)
 
@@ -769,7 +771,7 @@ def _coalesce_dtype(kinds: list[str], dtypes: list[str], refuse: Callable[[str],
     raise refuse(f"coalesce needs arguments of one type; got {', '.join(d for _, d in present)}")
 
 
-_RESOLVERS: dict[type, Callable[[_Context, Any], list[dict[str, Any]]]] = {
+_RESOLVERS: dict[type, Callable[[ResolutionContext, Any], list[dict[str, Any]]]] = {
     FilterRows: _filter,
     DropColumns: _drop,
     KeepColumns: _keep,
@@ -789,7 +791,7 @@ _RESOLVERS: dict[type, Callable[[_Context, Any], list[dict[str, Any]]]] = {
 def resolve_operation(operation: Any, schema: Schema) -> tuple[list[dict[str, Any]], list[str], Schema]:
     """One validated operation against ``schema``: the resolved operations (one, or one per column when a constant
     types differently per column), the notes, and the schema after it. Raises Refusal."""
-    ctx = _Context(dict(schema))
+    ctx = ResolutionContext(dict(schema))
     resolved = _RESOLVERS[type(operation)](ctx, operation)
     canonical = [_OPERATION.dump_python(_OPERATION.validate_python(o), by_alias=True, mode="json") for o in resolved]
     return canonical, ctx.notes, ctx.schema

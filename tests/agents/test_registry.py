@@ -25,9 +25,11 @@ def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
         "profile-my-data",
         "clean-my-data",
         "master-my-data",
+        "search-my-data",
         "transform-my-data",
     ]
-    profile, clean, master, transform = catalog["tools"]
+    profile, clean, master, search, transform = catalog["tools"]
+    assert search["default_chain"] == ["searcher", "aggregator"] and search["default_chain_credits"] == 20
     assert transform["default_chain"] == ["transformer"] and transform["default_chain_credits"] == 20
     assert profile["default_chain"] == PROFILE_CHAIN
     assert profile["default_chain_credits"] == 30 + 40 + 35 + 30 + 25
@@ -80,10 +82,8 @@ def test_resolve_chain() -> None:
     with pytest.raises(UnknownToolError):
         registry.resolve_chain("no-such-tool", None)
     assert registry.resolve_chain("master-my-data", None) == MASTER_CHAIN
-    with pytest.raises(UnknownToolError):
-        registry.resolve_chain("search-my-data", None)  # no agent of it exists yet
-    with pytest.raises(UnknownToolError):
-        registry.resolve_chain("search-my-data", ["searcher"])  # known, not built yet
+    assert registry.resolve_chain("search-my-data", None) == ["searcher", "aggregator"]
+    assert registry.resolve_chain("search-my-data", ["aggregator"]) == ["aggregator"]
     with pytest.raises(UnknownAgentError):
         registry.resolve_chain("profile-my-data", ["type-fixer"])  # exists, but in another tool
     with pytest.raises(UnknownAgentError):

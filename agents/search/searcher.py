@@ -1,0 +1,153 @@
+"""The ``searcher`` agent (tool ``search-my-data``): the rows a selection picks (agents.search.selection), sorted and
+paged, as one lazy Polars query.
+
+Sort: stable (rows equal on every key keep the data's order), empty values last whatever the direction. ``columns``
+projects the result (the page and the output frame), in the order given.
+
+Returns:
+- the envelope's ``data``: ``total_rows``, ``page``, ``pages`` (0 when no row matched), ``page_size``, ``rows`` (the
+  page as JSON objects, agents.search.paging.json_rows; a page beyond the last is empty), ``columns``,
+  ``filters_understood`` (exact column names, typed values, the sort, the projection and the notes of inexact
+  readings);
+- ``frame``: every selected row, sorted and projected: the chain's ``search_result.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
+    AgentInputs,
+    AgentResult,
+    Alert,
+    Envelope,
+    Progress,
+    SummaryCard,
+    build_issue_summary,
+    empty_row_level_issues,
+)
+from agents.layouts import TextLayout
+from agents.params.searcher import SearcherParams
+from agents.search.paging import json_rows, page_count, page_of
+from agents.search.selection import Resolver, Selection, resolve_selection
+
+AGENT_ID = "searcher"
+AGENT_NAME = "Searcher"
+
+
+def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> AgentResult:
+    started = time.perf_counter()
+    frame = inputs.primary.select(c for c in inputs.primary.columns if c not in BOOKKEEPING_COLUMNS)
+    progress(0.0, "Reading the search")
+    plan = _plan(frame.lazy(), frame.schema, params, inputs.text_layouts)
+    progress(0.1, "Searching")
+    matched = plan.query.collect()
+    page = page_of(matched, params.page, params.page_size)
+    data = plan.data(matched.height, page, params)
+    envelope = _envelope(frame.height, data, plan.understood["notes"])
+    envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, f"{matched.height:,} rows found")
+    return AgentResult(envelope=envelope, frame=matched)
+
+
+def first_page(
+    query: pl.LazyFrame, params: SearcherParams, layouts: Mapping[str, TextLayout] | None = None
+) -> dict[str, Any]:
+    """The envelope's ``data`` of a search on a lazy source (a Parquet scan): the page and the number of matching
+    rows in one pass, without collecting every match (what a later page of a kept dataset needs)."""
+    plan = _plan(query, query.collect_schema(), params, layouts or {})
+    offset = (params.page - 1) * params.page_size
+    page, count = pl.collect_all([plan.query.slice(offset, params.page_size), plan.query.select(pl.len())])
+    return plan.data(int(count.item()), page, params)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A resolved search: the lazy query of every match, and the parameters as understood."""
+
+    query: pl.LazyFrame
+    columns: list[str]
+    understood: dict[str, Any]
+    layouts: Mapping[str, TextLayout]
+
+    def data(self, total: int, page: pl.DataFrame, params: SearcherParams) -> dict[str, Any]:
+        return {
+            "total_rows": total,
+            "page": params.page,
+            "pages": page_count(total, params.page_size),
+            "page_size": params.page_size,
+            "rows": json_rows(page, self.layouts),
+            "columns": self.columns,
+            "filters_understood": self.understood,
+        }
+
+
+def _plan(
+    query: pl.LazyFrame, schema: Mapping[str, pl.DataType], params: SearcherParams, layouts: Mapping[str, TextLayout]
+) -> _Plan:
+    resolver = Resolver(schema, AGENT_ID, layouts)
+    selection = resolve_selection(resolver, params)
+    sort = [(resolver.column(key.column, f"sort[{i}].column"), key.descending) for i, key in enumerate(params.sort)]
+    columns = resolver.columns(params.columns, "columns") if params.columns is not None else list(schema)
+    understood = {
+        **selection.understood,
+        "sort": [{"column": column, "descending": descending} for column, descending in sort],
+        "columns": columns,
+        "notes": list(resolver.notes),
+    }
+    return _Plan(search(query, selection, sort, columns), columns, understood, layouts)
+
+
+def search(query: pl.LazyFrame, selection: Selection, sort: list[tuple[str, bool]], columns: list[str]) -> pl.LazyFrame:
+    """The selected rows, sorted (stable, empty last) and projected: a plan whose filter pushes into a scan."""
+    query = selection.apply(query)
+    if sort:
+        names = [column for column, _ in sort]
+        descending = [flag for _, flag in sort]
+        query = query.sort(names, descending=descending, nulls_last=True, maintain_order=True)
+    return query.select(columns)
+
+
+def _envelope(rows_in: int, data: dict[str, Any], notes: list[str]) -> Envelope:
+    total = data["total_rows"]
+    metrics = {
+        "rows_in": rows_in,
+        "rows_matched": total,
+        "page": data["page"],
+        "pages": data["pages"],
+        "rows_on_page": len(data["rows"]),
+    }
+    alerts = [
+        Alert(f"search-reading{i + 1}", "low", "column_resolution", note, 1, "Name the column exactly to be sure")
+        for i, note in enumerate(notes)
+    ]
+    if total == 0 and rows_in:
+        alerts.append(Alert("search-nothing-found", "low", "rows", "No row matches the search", 0,
+                            "Loosen the filters, keywords or ranges"))  # fmt: skip
+    share = f"{100 * total / rows_in:.1f}% of {rows_in:,} rows" if rows_in else "the data has no rows"
+    cards = [
+        SummaryCard("search-matched", "Rows found", f"{total:,}", "info", share),
+        SummaryCard(
+            "search-page",
+            "Page",
+            f"{data['page']:,} of {data['pages']:,}",
+            "info",
+            f"{len(data['rows']):,} rows on this page",
+        ),  # fmt: skip
+    ]
+    return Envelope(
+        status="success",
+        agent_id=AGENT_ID,
+        agent_name=AGENT_NAME,
+        summary_metrics=metrics,
+        data=data,
+        alerts=alerts,
+        issue_summary=build_issue_summary([], empty_row_level_issues()),
+        executive_summary=cards,
+    )

@@ -1,0 +1,269 @@
+"""The row selection the searcher and the aggregator share (agents.params.searcher.RowSelection), resolved against
+the data's columns and turned into one Polars predicate.
+
+Column names resolve as transform's do (agents.transform.resolve.resolve_column: exact, case-insensitive, without
+separators, one close spelling; every inexact reading is a note); an unknown or ambiguous name, or a value that does
+not fit its column's type, is refused with an ``InvalidParametersError`` naming the field, with suggestions. Values
+are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars literals of the column's
+dtype. A cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
+keyword is a literal substring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from agents.errors import InvalidParametersError
+from agents.layouts import TextLayout, text_of
+from agents.params.searcher import NumericRange, RowSelection, TimeRange
+from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
+
+TEXT_KINDS = ("text", "category")
+DAY = dt.timedelta(days=1)
+DATE_LENGTH = len("2024-01-31")
+
+
+@dataclass
+class Resolver:
+    """Resolves names and values against one frame's schema for one agent; keeps the notes of inexact readings."""
+
+    schema: Mapping[str, pl.DataType]
+    agent_id: str
+    layouts: Mapping[str, TextLayout] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._context = ResolutionContext({name: str(dtype) for name, dtype in self.schema.items()})
+
+    def column(self, name: str, path: str) -> str:
+        try:
+            exact = resolve_column(self._context, name, path)
+        except Refusal as refusal:
+            raise self.refuse(refusal) from None
+        self.notes.extend(self._context.notes)
+        self._context.notes.clear()
+        return exact
+
+    def columns(self, names: Sequence[str], path: str) -> list[str]:
+        """Each name resolved, a column named twice kept once."""
+        return list(dict.fromkeys(self.column(name, f"{path}[{i}]") for i, name in enumerate(names)))
+
+    def kind(self, column: str) -> str:
+        return kind_of(str(self.schema[column]))
+
+    def refuse(self, refusal: Refusal) -> InvalidParametersError:
+        return InvalidParametersError(
+            refusal.message,
+            {"reason": refusal.reason, "suggestions": refusal.suggestions},
+            agent_id=self.agent_id,
+            field=refusal.path or None,
+        )
+
+    def mismatch(self, column: str, wanted: str, path: str) -> InvalidParametersError:
+        dtype = self.schema[column]
+        return self.refuse(Refusal(f"column '{column}' holds {dtype} values; {wanted}", "type_mismatch", path))
+
+    def typed(self, value: Any, column: str, path: str) -> Any:
+        """``value`` typed by the column (transform's rules), as a Python value of its dtype."""
+        dtype = self.schema[column]
+        try:
+            typed = typed_literal(value, column, str(dtype), path, assign=False)
+            return python_value(typed, dtype)
+        except Refusal as refusal:
+            raise self.refuse(refusal) from None
+        except ValueError:
+            raise self.refuse(Refusal(f"column '{column}' holds {dtype} values; {value!r} is not one",
+                                      "type_mismatch", path)) from None  # fmt: skip
+
+
+def python_value(typed: Any, dtype: pl.DataType) -> Any:
+    """A value as ``typed_literal`` gives it (ISO text for dates) as Python holds it for ``dtype``: a naive date-time
+    on a zoned column is the zone's wall time; an aware one on a naive column is refused (ValueError)."""
+    if isinstance(dtype, pl.Date):
+        return dt.date.fromisoformat(typed)
+    if isinstance(dtype, pl.Datetime):
+        moment = dt.datetime.fromisoformat(typed)
+        if dtype.time_zone is None:
+            if moment.tzinfo is not None:
+                raise ValueError(typed)
+            return moment
+        zone = ZoneInfo(dtype.time_zone)
+        return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    return typed
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The predicate (None: every row), the parameters as understood (exact names, typed values as JSON), and the
+    keyword columns' lowercased text, computed once per column (not once per keyword) as temporary columns."""
+
+    predicate: pl.Expr | None
+    understood: dict[str, Any]
+    lowered: list[pl.Expr] = field(default_factory=list)
+
+    def apply(self, query: pl.LazyFrame) -> pl.LazyFrame:
+        """The selected rows of ``query``, with its own columns only."""
+        if self.predicate is None:
+            return query
+        if not self.lowered:
+            return query.filter(self.predicate)
+        return (
+            query.with_columns(self.lowered)
+            .filter(self.predicate)
+            .drop(_temporary(i) for i in range(len(self.lowered)))
+        )
+
+
+def resolve_selection(resolver: Resolver, params: RowSelection) -> Selection:
+    parts: list[pl.Expr] = []
+    filters: dict[str, list[Any]] = {}
+    for name, values in params.filters.items():
+        column = resolver.column(name, f"filters.{name}")
+        expr, typed = _membership(resolver, column, values, f"filters.{name}")
+        parts.append(expr)
+        filters[column] = sorted({_show(v): _json_value(v) for v in typed}.values(), key=_show)
+    keyword_columns: list[str] = []
+    lowered: list[pl.Expr] = []
+    if params.keywords:
+        keyword_columns = _keyword_columns(resolver, params.keyword_columns)
+        lowered = [_lowered(resolver, name).alias(_temporary(i)) for i, name in enumerate(keyword_columns)]
+        parts.extend(_keywords(len(keyword_columns), params.keywords))
+    time_ranges = [_time_range(resolver, item, f"time_ranges[{i}]") for i, item in enumerate(params.time_ranges)]
+    ranges = [_range(resolver, item, f"ranges[{i}]") for i, item in enumerate(params.ranges)]
+    parts.extend(expr for expr, _ in time_ranges)
+    parts.extend(expr for expr, _ in ranges)
+    understood = {
+        "filters": filters,
+        "keywords": sorted({keyword.lower() for keyword in params.keywords}),
+        "keyword_columns": keyword_columns,
+        "time_ranges": [shown for _, shown in time_ranges],
+        "ranges": [shown for _, shown in ranges],
+    }
+    predicate = reduce(lambda a, b: a & b, parts) if parts else None
+    return Selection(predicate, understood, lowered)
+
+
+def _membership(resolver: Resolver, column: str, values: list[Any], path: str) -> tuple[pl.Expr, list[Any]]:
+    """The cell is one of ``values`` (a null among them: or empty). An integer column compared with a fraction, or
+    with a whole number out of its range, cannot match it."""
+    dtype = resolver.schema[column]
+    typed = [resolver.typed(value, column, f"{path}[{i}]") for i, value in enumerate(values) if value is not None]
+    kept = typed
+    if dtype.is_integer():
+        low, high = _int_bounds(dtype)
+        kept = [v for v in typed if not (isinstance(v, float) and not v.is_integer()) and low <= v <= high]
+        kept = [int(v) for v in kept]
+    subject = pl.col(column)
+    if resolver.kind(column) == "category":
+        subject, dtype = subject.cast(pl.String), pl.String()
+    member = subject.is_in(pl.Series(kept, dtype=dtype).implode()) if kept else pl.lit(False)
+    nulls = any(value is None for value in values)
+    expr = (member.fill_null(False) | subject.is_null()) if nulls else member.fill_null(False)
+    return expr, typed + ([None] if nulls else [])
+
+
+def _int_bounds(dtype: pl.DataType) -> tuple[int, int]:
+    """The values an integer dtype holds (``Int8``: -128..127, ``UInt16``: 0..65535)."""
+    name = str(dtype)
+    bits = int(name.removeprefix("U").removeprefix("Int"))
+    return (0, 2**bits - 1) if name.startswith("U") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def _keyword_columns(resolver: Resolver, names: list[str] | None) -> list[str]:
+    if names is not None:
+        return resolver.columns(names, "keyword_columns")
+    columns = [name for name in resolver.schema if resolver.kind(name) in TEXT_KINDS]
+    if not columns:
+        message = "the data has no text column to look for keywords in; name keyword_columns"
+        raise resolver.refuse(Refusal(message, "no_text_column", "keywords"))
+    return columns
+
+
+def _temporary(index: int) -> str:
+    """The name of a temporary column (a NUL first: no column read from a file is named so)."""
+    return f"\x00keyword_text_{index}"
+
+
+def _lowered(resolver: Resolver, name: str) -> pl.Expr:
+    """A keyword column as lowercased text (dates in their layout, numbers as written by Polars)."""
+    dtype = resolver.schema[name]
+    text = pl.col(name) if resolver.kind(name) == "text" else text_of(pl.col(name), dtype, resolver.layouts.get(name))
+    return text.str.to_lowercase()
+
+
+def _keywords(columns: int, keywords: list[str]) -> list[pl.Expr]:
+    """Per keyword: a literal substring of one of the lowercased keyword columns."""
+    return [
+        pl.any_horizontal(
+            pl.col(_temporary(i)).str.contains(keyword, literal=True).fill_null(False) for i in range(columns)
+        )
+        for keyword in sorted({keyword.lower() for keyword in keywords})
+    ]
+
+
+def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
+    column = resolver.column(item.column, f"{path}.column")
+    kind = resolver.kind(column)
+    if kind not in ("date", "datetime"):
+        raise resolver.mismatch(column, "a time range needs a date or date-time column", f"{path}.column")
+    dtype = resolver.schema[column]
+    subject = pl.col(column)
+    parts = [subject.is_not_null()]
+    for end, text in (("from", item.from_), ("to", item.to)):
+        if text is None:
+            continue
+        whole_day = len(text) == DATE_LENGTH
+        if kind == "date" and not whole_day:
+            raise resolver.mismatch(column, f"'{text}' is not a date (YYYY-MM-DD)", f"{path}.{end}")
+        value = resolver.typed(text, column, f"{path}.{end}")
+        if end == "from":
+            parts.append(subject >= pl.lit(value, dtype=dtype))
+        elif isinstance(dtype, pl.Datetime) and whole_day:  # the whole last day is in
+            parts.append(subject < pl.lit(_next_day(value, dtype), dtype=dtype))
+        else:
+            parts.append(subject <= pl.lit(value, dtype=dtype))
+    shown = {"column": column, "from": item.from_, "to": item.to}
+    return reduce(lambda a, b: a & b, parts), shown
+
+
+def _next_day(moment: dt.datetime, dtype: pl.Datetime) -> dt.datetime:
+    """The midnight after ``moment``'s day, on the column's wall clock."""
+    following = moment.replace(tzinfo=None) + DAY
+    return following if dtype.time_zone is None else following.replace(tzinfo=ZoneInfo(dtype.time_zone))
+
+
+def _range(resolver: Resolver, item: NumericRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
+    column = resolver.column(item.column, f"{path}.column")
+    kind = resolver.kind(column)
+    if kind not in ("int", "float"):
+        raise resolver.mismatch(column, "a numeric range needs a numeric column", f"{path}.column")
+    subject = pl.col(column)
+    parts = [subject.is_not_null()]
+    if kind == "float":
+        parts.append(subject.is_not_nan())
+    if item.min is not None:
+        parts.append(subject >= pl.lit(item.min))
+    if item.max is not None:
+        parts.append(subject <= pl.lit(item.max))
+    return reduce(lambda a, b: a & b, parts), {"column": column, "min": item.min, "max": item.max}
+
+
+def _json_value(value: Any) -> Any:
+    """A typed value as JSON shows it: dates as ISO text, non-finite numbers as text."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    return repr(_json_value(value))
