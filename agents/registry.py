@@ -319,8 +319,23 @@ AGENTS: dict[str, AgentSpec] = {
             "agents.params.stewardship_flagger:StewardshipFlaggerParams",
             "agents.master.stewardship:run",
         ),  # fmt: skip
-        AgentSpec("searcher", "Searcher", 0, "Filter, search, sort and paginate"),
-        AgentSpec("aggregator", "Aggregator", 0, "Group by an entity column with counts, sums and means"),
+        AgentSpec(
+            "searcher",
+            "Searcher",
+            10,
+            "Filters, keywords, time and numeric ranges, sort and pages; every matching row is a new dataset version",
+            "agents.params.searcher:SearcherParams",
+            "agents.search.searcher:run",
+        ),  # fmt: skip
+        AgentSpec(
+            "aggregator",
+            "Aggregator",
+            10,
+            "Groups (columns, dates by day/week/month/year) with counts, sums, means, minima, maxima and distinct "
+            "counts, sorted and paged, ready for a chart",
+            "agents.params.aggregator:AggregatorParams",
+            "agents.search.aggregator:run",
+        ),  # fmt: skip
         AgentSpec(
             "transformer",
             "Transformer",
@@ -416,8 +431,13 @@ TOOLS: dict[str, ToolSpec] = {
             ("searcher", "aggregator"),
             (),
             (_PRIMARY, _PARAMETERS),
-            ("search_result.json", "search_result.csv"),
-            "search_result",
+            (
+                "search_result.json",
+                "search_result.csv",
+                "search_report.json",
+                *ROW_LEVEL_ISSUE_OUTPUTS,
+            ),
+            "search_report",
             frozenset({"primary", "parameters"}),
         ),
         ToolSpec(
@@ -649,6 +669,9 @@ def validate_parameters(
         if agent_id == INPUTS_KEY:
             input_options(parameters)
             continue
+        if agent_id == CACHE_KEY:
+            cache_option(parameters)
+            continue
         if agent_id not in spec.all_agents:
             raise InvalidParametersError(
                 f"'{agent_id}' is not an agent of tool '{tool_id}'", agent_id=agent_id, field=None
@@ -658,6 +681,18 @@ def validate_parameters(
     for agent_id in agent_ids:
         if agent_id not in parameters:
             parse_parameters(agent_id, {})
+
+
+CACHE_KEY = "cache"  # reserved top-level parameter: false forces a run past the result cache (service/cache.py)
+
+
+def cache_option(parameters: dict[str, Any]) -> bool:
+    """The reserved top-level ``cache`` parameter (true when absent): false asks for a run even when the result
+    cache holds the same work. No agent is called ``cache``."""
+    value = parameters.get(CACHE_KEY, True)
+    if not isinstance(value, bool):
+        raise InvalidParametersError(f"{CACHE_KEY}: must be true or false", field=CACHE_KEY)
+    return value
 
 
 def input_options(parameters: dict[str, Any]) -> InputOptions:

@@ -23,16 +23,27 @@ import asyncpg
 from agents import registry
 from agents.errors import AgentError
 from agents.params.transformer import TransformerParams
+from service.cache import CacheKey, task_cache_key
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, rate_limited, task_not_found
 from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc, lineage_entry
 from service.queueing import Enqueue
-from service.storage import MAX_PART_BYTES, InvalidUpload, ObjectNotFound, ObjectTooLarge, Storage, part_size_for
+from service.storage import (
+    MAX_PART_BYTES,
+    InvalidUpload,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectTooLarge,
+    Storage,
+    part_size_for,
+)
 from service.store import Publish, TaskStore, Transition
 
 log = logging.getLogger("agensium.lifecycle")
 _INPUT_NAME = re.compile(INPUT_NAME_PATTERN)
 PARAMETERS_NAME = "parameters.json"
+MANIFEST_NAME = "manifest.json"
+MAX_MANIFEST_BYTES = 64 * 1024**2  # a run's manifest.json: names, sizes and parameters
 
 S = TaskStatus
 UPLOADABLE = [S.CREATED, S.UPLOADING]
@@ -111,19 +122,20 @@ async def create_task(
     source_task_id: str | None,
     labels: dict[str, str],
     idempotency_key: str | None,
+    process: bool = False,
 ) -> tuple[asyncpg.Record, bool]:
     """A CREATED task; returns (row, created). With an Idempotency-Key seen before, the earlier task
-    (created=False) when the request is the same, 409 IDEMPOTENCY_CONFLICT when it differs."""
-    body_hash = request_hash(
-        {
-            "tool_id": tool_id,
-            "agents": agents,
-            "priority": priority,
-            "parameters": parameters,
-            "source_task_id": source_task_id,
-            "labels": labels,
-        }
-    )
+    (created=False) when the request is the same, 409 IDEMPOTENCY_CONFLICT when it differs. `process`: the
+    request asked to process it at once (create_and_process); it is part of the request."""
+    body = {
+        "tool_id": tool_id,
+        "agents": agents,
+        "priority": priority,
+        "parameters": parameters,
+        "source_task_id": source_task_id,
+        "labels": labels,
+    }
+    body_hash = request_hash({**body, "process": True} if process else body)
     # A replay is answered before anything else is checked: the same request keeps its task even once the
     # user is at the cap, or its source task is gone.
     earlier = await core.store.task_by_idempotency_key(user_id, idempotency_key)
@@ -158,6 +170,33 @@ async def create_task(
     )
     # A concurrent create with the same key got in first (ON CONFLICT): same rule as above.
     return (row, True) if created else (_replayed(row, body_hash, idempotency_key), False)
+
+
+async def create_and_process(
+    core: Core,
+    user_id: str,
+    *,
+    use_cache: bool = True,
+    **create: Any,
+) -> tuple[asyncpg.Record, bool]:
+    """`POST /tasks` with `"process": true`: a task taking its primary from `source_task_id` (no upload needed) made
+    and processed in one call; returns (task, created): QUEUED, or COMPLETED from the result cache. An
+    Idempotency-Key replay returns the earlier task, processing it if its first call stopped before that."""
+    if create.get("source_task_id") is None:
+        raise ServiceError(
+            "VALIDATION_ERROR",
+            '"process": true needs a source_task_id: a task whose inputs are uploaded is processed once they are.',
+            {"field": "process"},
+        )
+    row, created = await create_task(core, user_id, process=True, **create)
+    if row["status"] != S.CREATED:  # a replay of a task that was processed
+        return row, created
+    try:
+        return await process_task(core, user_id, str(row["id"]), use_cache=use_cache), created
+    except ServiceError as exc:  # a concurrent replay processed it first
+        if created or exc.code != "INVALID_STATE":
+            raise
+        return await get_task(core, user_id, str(row["id"])), created
 
 
 def request_hash(body: dict[str, Any]) -> bytes:
@@ -566,9 +605,10 @@ async def stream_input(
 # --- process / retry --------------------------------------------------------------------------
 
 
-async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
-    """Every declared input is stored at its declared size. A chained task (`source_task_id`) needs no primary
-    upload: it takes its source task's data output (the worker fetches it), and may upload the rest."""
+async def _verify_inputs(core: Core, task: asyncpg.Record) -> dict[str, ObjectInfo]:
+    """Every declared input is stored at its declared size; returns what the store says of each, by name. A
+    chained task (`source_task_id`) needs no primary upload: it takes its source task's data output (the worker
+    fetches it), and may upload the rest."""
     inputs: list[dict[str, Any]] = list(task["inputs"])
     if not any(i["role"] == "primary" for i in inputs) and task["source_task_id"] is None:
         raise ServiceError("INPUT_MISSING", "No primary input was declared or uploaded.", {"missing": ["primary"]})
@@ -598,6 +638,7 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> None:
             f"parameters.json is over {core.settings.max_parameters_bytes} bytes.",
             {"name": PARAMETERS_NAME},
         )
+    return {name: head for (name, _), head in zip(expected, heads, strict=True) if head is not None}
 
 
 def new_job_id(task_id: str) -> str:
@@ -619,8 +660,9 @@ def has_baseline(task: asyncpg.Record) -> bool:
 
 
 async def _queue(
-    core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str]
+    core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str], key: CacheKey | None
 ) -> asyncpg.Record:
+    await core.store.set_cache_key(task_id, key.key if key is not None else None)
     result = await core.store.transition("mark_queued", task_id, [allowed, agents], core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
@@ -638,7 +680,10 @@ async def dispatch_user(core: Core, user_id: str) -> int:
     return len(picked)
 
 
-async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
+async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: bool = True) -> asyncpg.Record:
+    """Queue the task, or complete it at once from the result cache (API.md "Result cache") when the user has a
+    COMPLETED task of the same key whose files are still stored; `use_cache` False (`Cache-Control: no-cache`)
+    or `"cache": false` among its parameters forces a run. Either way the task keeps its key."""
     task = await get_task(core, user_id, task_id)
     allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
     if task["status"] not in allowed:
@@ -647,8 +692,93 @@ async def process_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record
                 "INPUT_MISSING", "Request upload URLs and upload the inputs first.", {"missing": ["primary"]}
             )
         raise invalid_state(task["status"], "process")
-    await _verify_inputs(core, task)
-    return await _queue(core, user_id, task_id, allowed, "process", queued_chain(task))
+    heads = await _verify_inputs(core, task)
+    chain = queued_chain(task)
+    key = await task_cache_key(core, task, chain, heads)
+    if key is not None and key.lookup and use_cache:
+        hit = await _complete_from_cache(core, user_id, task_id, allowed, chain, key.key)
+        if hit is not None:
+            return hit
+    return await _queue(core, user_id, task_id, allowed, "process", chain, key)
+
+
+CACHE_COPY_PREFIX = "cache-"  # outputs/cache-<hex>/: a cache hit's own copies (a run's are outputs/<attempt>/)
+_copying: set[asyncio.Task[None]] = set()  # cache hits making their own copies in the background
+
+
+async def _complete_from_cache(
+    core: Core, user_id: str, task_id: str, allowed: list[S], chain: list[str], key: str
+) -> asyncpg.Record | None:
+    """The task COMPLETED at once from the user's latest COMPLETED task of the same key: its outputs and result, the
+    usual `status` and `done` events, a `cache_hit` ledger line of 0 credits; None (a miss) when there is no such
+    task. Its outputs are first the stored objects of the task that ran (`copy_from`); its own server-side copies
+    are made right after, in the background (make_own_copies), and deleting that task makes them first if they
+    are not made yet: deleting either task never breaks the other. INVALID_STATE when the task moved on meanwhile
+    (a concurrent process or cancel)."""
+    source = await core.store.cached_task(user_id, key, task_id)
+    if source is None:
+        return None
+    source_id = str(source["id"])
+    owner = str(source["copy_from"] or source_id)  # whose stored objects the outputs are
+    settings = core.settings
+    outputs = [{**o, "key": output_key(settings, user_id, source_id, o)} for o in source["outputs"] or []]
+    message = f"Completed from the result cache (same work as task {source_id})"
+    result = await core.store.complete_from_cache(
+        task_id,
+        user_id,
+        [allowed, chain, key, outputs, message, uuid.UUID(owner), source["id"]],
+        f"cache hit: reused task {source_id}",
+        core.publish,
+    )
+    if result.row is None:
+        if result.current_status in allowed:  # the reused task was deleted meanwhile: run this one
+            return None
+        raise _refused(result, "process")
+    copying = asyncio.create_task(_copy_in_background(core, user_id, task_id, owner, outputs))
+    _copying.add(copying)
+    copying.add_done_callback(_copying.discard)
+    return result.row
+
+
+async def make_own_copies(
+    core: Core, user_id: str, task_id: str, copy_from: str, outputs: list[dict[str, Any]]
+) -> None:
+    """Give cache hit `task_id` its own server-side copies of `outputs` (task `copy_from`'s stored objects) under its
+    own outputs prefix, all at once; its manifest is written anew, naming it and the task that ran. When another
+    call made them first, or the task is gone, these copies are deleted again; so are they when one fails (which
+    raises: the outputs stay as they were)."""
+    prefix = f"{outputs_prefix(core.settings, user_id, task_id)}{CACHE_COPY_PREFIX}{uuid.uuid4().hex[:12]}/"
+    try:
+        copies = await asyncio.gather(*(_copy_output(core, output, prefix, task_id) for output in outputs))
+        made = await core.store.set_own_copies(task_id, copy_from, list(copies))
+    except BaseException:
+        await asyncio.shield(core.storage.delete_prefix(prefix))
+        raise
+    if not made:
+        await core.storage.delete_prefix(prefix)
+
+
+async def _copy_in_background(
+    core: Core, user_id: str, task_id: str, copy_from: str, outputs: list[dict[str, Any]]
+) -> None:
+    """make_own_copies right after a cache hit; a failure is logged: the outputs stay task `copy_from`'s objects,
+    which deleting that task copies first, and which retention keeps meanwhile."""
+    try:
+        await make_own_copies(core, user_id, task_id, copy_from, outputs)
+    except Exception as exc:  # noqa: BLE001 - a background task: nothing else would hear of it
+        log.warning("cache hit %s: its own copies of task %s's outputs were not made: %r", task_id, copy_from, exc)
+
+
+async def _copy_output(core: Core, output: dict[str, Any], prefix: str, task_id: str) -> dict[str, Any]:
+    key = prefix + output["name"]
+    if output["name"] != MANIFEST_NAME:
+        await core.storage.copy(output["key"], key, output["size"], output["content_type"])
+        return {**output, "key": key}
+    manifest = json.loads(await core.storage.get_bytes(output["key"], MAX_MANIFEST_BYTES))
+    ran = manifest.get("cached_from", manifest.get("task_id"))
+    data = json.dumps({**manifest, "task_id": task_id, "cached_from": ran}, indent=2).encode()
+    await core.storage.put_bytes(key, data, output["content_type"])
+    return {**output, "key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -656,8 +786,11 @@ async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     if task["status"] not in RETRYABLE:
         raise invalid_state(task["status"], "retry")
     await _check_unfinished_cap(core, user_id)  # a retried task is unfinished again
-    await _verify_inputs(core, task)
-    return await _queue(core, user_id, task_id, RETRYABLE, "retry", queued_chain(task))
+    heads = await _verify_inputs(core, task)
+    chain = queued_chain(task)
+    return await _queue(
+        core, user_id, task_id, RETRYABLE, "retry", chain, await task_cache_key(core, task, chain, heads)
+    )
 
 
 async def cancel_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -683,6 +816,8 @@ async def delete_task(core: Core, user_id: str, task_id: str) -> None:
     task = await get_task(core, user_id, task_id)
     if task["status"] not in TERMINAL:
         raise invalid_state(task["status"], "delete")
+    for hit in await core.store.pending_copies(user_id, task_id):  # cache hits still reading its objects
+        await make_own_copies(core, user_id, str(hit["id"]), task_id, list(hit["outputs"]))
     await core.storage.delete_prefix(core.settings.object_prefix(user_id, task_id))
     result = await core.store.delete_task(task_id, user_id, TERMINAL, core.publish)
     if result.current_status != "DELETED":

@@ -100,6 +100,11 @@ class CreateTaskRequest(StrictModel):
         max_length=MAX_LABELS,
         json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 64, **PRINTABLE}},
     )
+    process: bool = Field(
+        False,
+        description="Process the task in the same call (only with a source_task_id: nothing to upload): 201 with the"
+        " task QUEUED, or COMPLETED with cached true when the result cache holds the same work",
+    )
 
 
 TRANSFORM_ACTIONS = ("command", "commands", "operations")

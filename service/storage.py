@@ -35,6 +35,7 @@ MAX_PARTS = 10_000
 # Enough pooled connections for a few hundred concurrent streamed uploads per process.
 MAX_POOL_CONNECTIONS = 256
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+COPY_PART_BYTES = 1024**3  # a server-side copy above CopyObject's 5 GiB goes in parts of this size
 # A streamed upload holds at most this much of its current part in memory; the rest of the part waits
 # in a temporary file, which is read back at most READ_BYTES at a time (aiohttp would read 256 KiB,
 # botocore's payload hash 1 MiB). With uvicorn's own per-connection buffers, 200 concurrent uploads
@@ -177,6 +178,20 @@ class _MultipartUpload:
             Body=io.BytesIO(body) if isinstance(body, bytes) else body,
         )
         self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    async def copy_parts(self, source: dict[str, str], size: int) -> None:
+        """Fill the upload with a server-side copy of `source` (`size` bytes), in ranges of COPY_PART_BYTES."""
+        for start in range(0, size, COPY_PART_BYTES):
+            number = len(self._parts) + 1
+            response = await self._client.upload_part_copy(
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                CopySource=source,
+                CopySourceRange=f"bytes={start}-{min(start + COPY_PART_BYTES, size) - 1}",
+            )
+            self._parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
 
     async def complete(self) -> None:
         await self._client.complete_multipart_upload(
@@ -584,6 +599,22 @@ class Storage:
             return sent
         finally:
             await asyncio.to_thread(file.close)
+
+    async def copy(self, source_key: str, key: str, size: int, content_type: str) -> None:
+        """A server-side copy of the object `source_key` (of `size` bytes) to `key`: no byte passes through this
+        process. One CopyObject up to S3's 5 GiB limit for it (the copy keeps the source's content type), a
+        multipart copy of ranges above. ObjectNotFound when the source is gone."""
+        source = {"Bucket": self._bucket, "Key": source_key}
+        with _unavailable_on_transport_errors():
+            try:
+                if size <= MAX_PART_BYTES:
+                    await self.client.copy_object(Bucket=self._bucket, Key=key, CopySource=source)
+                    return
+                await self._multipart(key, content_type, lambda upload: upload.copy_parts(source, size))
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    raise ObjectNotFound(source_key) from exc
+                raise
 
     async def upload_stream(
         self, key: str, chunks: AsyncIterator[bytes], content_type: str, max_bytes: int

@@ -404,9 +404,11 @@ class TaskStore:
         args: Sequence[Any],
         publish: Publish,
         user_id: str | None = None,
+        then: Callable[[asyncpg.Connection, asyncpg.Record], Awaitable[None]] | None = None,
     ) -> Transition:
         """Run one conditional UPDATE ... RETURNING * by name with its status (+ done) event in the
-        same transaction. `args` follow the task id (and the user id when the query takes one)."""
+        same transaction. `args` follow the task id (and the user id when the query takes one). `then` writes
+        what goes with the change (a ledger line) in the same transaction, once the row changed."""
         tid = _uuid_or_none(task_id)
         if tid is None:
             return Transition(None, None)
@@ -421,6 +423,8 @@ class TaskStore:
                     if row is None:
                         status = await conn.fetchval(self.q["task_status"], tid, uid)
                         return Transition(None, status)
+                    if then is not None:
+                        await then(conn, row)
                     view = task_view(row)
                     locked = row["user_id"]
                     events.append(await self._insert_event(conn, locked, tid, "status", view, first=True))
@@ -430,6 +434,41 @@ class TaskStore:
             finally:
                 await self._unlock_events(conn, locked)
             return Transition(row, row["status"])
+
+    # --- result cache (service/cache.py) -----------------------------------------------------------
+
+    async def set_cache_key(self, task_id: str, cache_key: str | None) -> None:
+        await self.pool.execute(self.q["set_cache_key"], uuid.UUID(task_id), cache_key)
+
+    async def cached_task(self, user_id: str, cache_key: str, task_id: str) -> asyncpg.Record | None:
+        """(id, outputs, copy_from) of the user's latest COMPLETED task other than `task_id` with this cache
+        key whose files are still stored and whose agents all succeeded; None when there is none."""
+        return await self.pool.fetchrow(self.q["cached_task"], uuid.UUID(user_id), cache_key, uuid.UUID(task_id))
+
+    async def set_own_copies(self, task_id: str, copy_from: str, outputs: list[dict[str, Any]]) -> bool:
+        """The cache hit's own copies replace the outputs it took from task `copy_from`; False when it is gone or
+        another call made them first."""
+        row = await self.pool.fetchval(self.q["set_own_copies"], uuid.UUID(task_id), uuid.UUID(copy_from), outputs)
+        return row is not None
+
+    async def pending_copies(self, user_id: str, task_id: str) -> list[asyncpg.Record]:
+        """(id, outputs) of the user's cache hits whose outputs are still task `task_id`'s stored objects."""
+        return await self.pool.fetch(self.q["pending_copies"], uuid.UUID(user_id), uuid.UUID(task_id))
+
+    async def complete_from_cache(
+        self, task_id: str, user_id: str, args: Sequence[Any], reason: str, publish: Publish
+    ) -> Transition:
+        """A cache hit: the task COMPLETED at once (query complete_from_cache, `args` after the user id) with its
+        `status` and `done` events and, in the same transaction, a ledger line of kind cache_hit and amount 0
+        saying which task it reused (`reason`)."""
+
+        async def record_hit(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+            await conn.execute(self.q["record_cache_hit"], row["user_id"], row["id"], reason)
+
+        return await self.transition("complete_from_cache", task_id, args, publish, user_id, then=record_hit)
+
+    async def count_cache_hits(self, user_id: str) -> int:
+        return int(await self.pool.fetchval(self.q["count_cache_hits"], uuid.UUID(user_id)))
 
     async def set_progress(
         self,

@@ -186,6 +186,56 @@ SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enq
 WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
 
+-- name: set_cache_key
+-- Task $1's result-cache key (service/cache.py; NULL: it has none), written by process and retry just before the task
+-- is queued: once COMPLETED, a later identical task of the user reuses its result (cached_task).
+UPDATE tasks SET cache_key = $2 WHERE id = $1;
+
+-- name: cached_task
+-- The result cache's lookup (index tasks_by_cache_key): user $1's latest COMPLETED task with cache key $2, other
+-- than task $3, whose stored files are still there and whose every agent succeeded (a partial result runs again);
+-- copy_from: the task whose objects its outputs still are (its own copies are not made yet).
+SELECT id, outputs, copy_from FROM tasks
+WHERE user_id = $1 AND cache_key = $2 AND status = 'COMPLETED' AND id <> $3 AND NOT artifacts_deleted
+  AND coalesce(result ->> 'status', 'success') = 'success'
+ORDER BY finished_at DESC
+LIMIT 1;
+
+-- name: complete_from_cache
+-- process on a result-cache hit: a task in $3 -> COMPLETED at once, never queued nor run (attempts stay 0), with
+-- the chain as queued ($4), its cache key ($5), the outputs of the COMPLETED task $9 it reuses ($6: the stored
+-- objects of task $8 until set_own_copies gives it its own), its result (copied here, not through the API) and
+-- message $7. No row when task $9 is gone meanwhile. Returns the columns of the task object, not the result.
+UPDATE tasks
+SET status = 'COMPLETED', agents = $4, cache_key = $5, outputs = $6, message = $7, cached = true, copy_from = $8,
+    result = reused.result, progress = 100, current_agent = NULL, error = NULL, job_id = NULL, enqueued_at = NULL,
+    worker_id = NULL, heartbeat_at = NULL, queued_at = now(), started_at = now(), finished_at = now(),
+    updated_at = now()
+FROM (SELECT result FROM tasks WHERE id = $9 AND status = 'COMPLETED') reused
+WHERE id = $1 AND user_id = $2 AND status = ANY($3)
+RETURNING id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
+          source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at;
+
+-- name: record_cache_hit
+-- The ledger line of cache hit $2 of user $1: kind cache_hit, 0 credits, the balance as it is, reason $3.
+INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
+SELECT id, $2, NULL, 0, credits, $3, 'cache_hit', NULL FROM users WHERE id = $1;
+
+-- name: set_own_copies
+-- Cache hit $1 has its own copies of the outputs it took from task $2: they replace them ($3). No row when it is
+-- gone, or another call made its copies first (the caller then deletes its own).
+UPDATE tasks SET outputs = $3, copy_from = NULL, updated_at = now()
+WHERE id = $1 AND copy_from = $2
+RETURNING id;
+
+-- name: pending_copies
+-- User $1's cache hits whose outputs are still task $2's stored objects: deleting $2 makes their copies first.
+SELECT id, outputs FROM tasks WHERE copy_from = $2 AND user_id = $1;
+
+-- name: count_cache_hits
+-- How many of user $1's tasks the result cache completed (their ledger lines outlive the tasks).
+SELECT count(*) FROM credit_ledger WHERE user_id = $1 AND kind = 'cache_hit';
+
 -- name: lock_user_dispatch
 -- Serialises dispatch_user per user until the end of the transaction (taken in its own statement, so that the
 -- next statement's snapshot sees what the previous holder committed).
@@ -455,6 +505,7 @@ FROM (
     WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND NOT artifacts_deleted
       AND finished_at < now() - make_interval(secs => $1)
       AND (artifacts_claimed_at IS NULL OR artifacts_claimed_at < now() - make_interval(secs => $2))
+      AND NOT EXISTS (SELECT 1 FROM tasks hit WHERE hit.copy_from = tasks.id)  -- a cache hit still reads them
     ORDER BY finished_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -464,8 +515,9 @@ RETURNING t.id, t.user_id;
 
 -- name: mark_artifacts_deleted
 -- The stored objects of claimed task $1 are deleted. Not when it has been retried since the claim (no longer
--- terminal, or finished within the last $2 seconds): its new objects are kept until their own retention ends.
-UPDATE tasks SET artifacts_deleted = true, updated_at = now()
+-- terminal, or finished within the last $2 seconds): its new objects are kept until their own retention ends. A
+-- cache hit whose own copies were never made (copy_from) no longer holds its source's objects.
+UPDATE tasks SET artifacts_deleted = true, copy_from = NULL, updated_at = now()
 WHERE id = $1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND NOT artifacts_deleted
   AND finished_at < now() - make_interval(secs => $2)
 RETURNING id;

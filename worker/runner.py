@@ -43,15 +43,15 @@ import botocore.exceptions
 import redis.exceptions
 
 from agents import registry
-from agents.errors import AgentError, InvalidParametersError
+from agents.errors import AgentError
 from agents.options import RunOptions
-from agents.params.inputs import INPUTS_KEY, OPTION_ROLES
-from service import lifecycle
+from service import lifecycle, versions
 from service.config import Settings
-from service.lifecycle import PARAMETERS_NAME, Core
+from service.lifecycle import Core
 from service.models import TaskStatus
 from service.storage import ObjectNotFound, StorageUnavailable
 from service.store import DATABASE_UNAVAILABLE
+from service.versions import DatasetVersion, load_parameters, with_version_options
 from worker import metrics
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
@@ -170,130 +170,24 @@ async def _forward_progress(core: Core, handle: RunHandle, q: asyncio.Queue[Prog
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
 
 
-async def _load_parameters(core: Core, task: Any, prefix: str) -> dict[str, Any]:
-    parameters: dict[str, Any] = {}
-    names = {i["name"] for i in task["inputs"]}
-    if task["has_parameters"] or PARAMETERS_NAME in names:
-        raw = await core.storage.get_bytes(prefix + PARAMETERS_NAME, core.settings.max_parameters_bytes)
-        try:
-            loaded = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidParametersError(f"parameters.json is not valid JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise InvalidParametersError("parameters.json must be an object keyed by agent id.")
-        parameters = loaded
-    for agent_id, values in (task["parameters"] or {}).items():  # inline parameters win
-        base = parameters.get(agent_id)
-        parameters[agent_id] = {**base, **values} if isinstance(base, dict) and isinstance(values, dict) else values
-    return _with_display_names(parameters, task["inputs"])
-
-
-def _with_display_names(parameters: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The users' own file names (upload-urls' display_name) as the inputs' `display_name` reading option,
-    which the reports show instead of primary.csv; one the parameters set themselves wins."""
-    named = {i["role"]: i["display_name"] for i in inputs if i.get("display_name") and i["role"] in OPTION_ROLES}
-    if not named:
-        return parameters
-    options = parameters.get(INPUTS_KEY)
-    if options is not None and not isinstance(options, dict):
-        return parameters  # not an object: validation says so
-    options = dict(options or {})
-    for role, display_name in named.items():
-        file_options = options.get(role)
-        if file_options is None or isinstance(file_options, dict):
-            options[role] = {"display_name": display_name, **(file_options or {})}
-    return {**parameters, INPUTS_KEY: options}
-
-
 # Failures an agent can only see in the data (a column a parameter names is missing, a malformed file):
 # the credits taken for the chain are given back.
 REFUNDED_CODES = frozenset({"INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING"})
 
 
-@dataclass(frozen=True)
-class DatasetVersion:
-    """A task's dataset version (API.md): the object a task chained on it takes as its primary input."""
-
-    task_id: str  # the task whose output or upload it is
-    name: str  # the object's own name: cleaned_data.csv, primary.parquet, ...
-    key: str
-    # Reading options of an uploaded primary (its XLSX sheet, the user's file name): they go with it.
-    options: dict[str, Any]
-
-    @property
-    def local_name(self) -> str:
-        """The chained task's primary input: primary.<the version's format>."""
-        return "primary" + Path(self.name).suffix
-
-
 async def dataset_version(core: Core, user_id: str, task_id: str) -> DatasetVersion:
-    """Task `task_id`'s dataset version: its main data output (registry.MAIN_DATA_OUTPUTS), else its uploaded
-    primary input, in whichever format it was uploaded (CSV, TSV, XLSX, Parquet, JSON, NDJSON), else, for a task
-    that was itself chained (a profile of a cleaned dataset), its source's version, and so on up the chain.
-    Row-level issue files and reports never are one. INPUT_MISSING when the chain is broken: a task deleted, or
-    its stored files gone after the retention period. Sources are older tasks (set at creation, never changed):
-    the walk ends."""
-    current = task_id
-    while True:
-        row = await core.store.get_task(current, user_id)
-        if row is None:
-            raise TaskFailure("INPUT_MISSING", f"Source task {current} no longer exists: its dataset is gone.")
-        if row["artifacts_deleted"]:
-            raise TaskFailure(
-                "INPUT_MISSING",
-                f"The stored files of source task {current} were deleted after the retention period; "
-                "run it again to get its dataset back.",
-            )
-        version = await _own_version(core, user_id, row)
-        if version is not None:
-            return version
-        if row["source_task_id"] is None:
-            raise TaskFailure(
-                "INPUT_MISSING",
-                f"Source task {current} has no dataset of its own (no data output, no primary upload) and the task "
-                "it was chained on was deleted.",
-            )
-        current = str(row["source_task_id"])
-
-
-async def _own_version(core: Core, user_id: str, task: Any) -> DatasetVersion | None:
-    """The version a task holds itself: its main data output, else its uploaded primary (with its reading
-    options); None when it has neither."""
-    task_id, settings = str(task["id"]), core.settings
-    main = next((o for o in task["outputs"] or [] if o["name"] in registry.MAIN_DATA_OUTPUTS), None)
-    if main is not None:
-        return DatasetVersion(task_id, main["name"], lifecycle.output_key(settings, user_id, task_id, main), {})
-    primary = next((i for i in task["inputs"] if i["role"] == "primary"), None)
-    if primary is None:
-        return None
-    in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
-    options = (await _load_parameters(core, task, in_prefix)).get(INPUTS_KEY)
-    file_options = options.get("primary") if isinstance(options, dict) else None
-    return DatasetVersion(
-        task_id, primary["name"], in_prefix + primary["name"], file_options if isinstance(file_options, dict) else {}
-    )
+    """The user's task `task_id`'s dataset version (service/versions.py); INPUT_MISSING when the chain is broken."""
+    try:
+        return await versions.dataset_version(core, user_id, task_id)
+    except versions.VersionGone as exc:
+        raise TaskFailure("INPUT_MISSING", str(exc)) from None
 
 
 async def _chained_version(core: Core, task: Any) -> DatasetVersion | None:
-    """The version a task chained on an earlier one (`source_task_id`) takes as its primary; None for a task that
-    uploaded its own (a chained master-my-data task may upload its other sources and its contract)."""
-    if task["source_task_id"] is None or any(i["role"] == "primary" for i in task["inputs"]):
-        return None
-    return await dataset_version(core, str(task["user_id"]), str(task["source_task_id"]))
-
-
-def _with_version_options(parameters: dict[str, Any], version: DatasetVersion | None) -> dict[str, Any]:
-    """The version's reading options (an XLSX upload's sheet, the user's file name) as the chained task's primary
-    options, under those the task's own parameters set."""
-    if version is None or not version.options:
-        return parameters
-    options = parameters.get(INPUTS_KEY)
-    if options is not None and not isinstance(options, dict):
-        return parameters  # not an object: validation says so
-    own = (options or {}).get("primary")
-    if own is not None and not isinstance(own, dict):
-        return parameters
-    return {**parameters, INPUTS_KEY: {**(options or {}), "primary": {**version.options, **(own or {})}}}
+    try:
+        return await versions.chained_version(core, task)
+    except versions.VersionGone as exc:
+        raise TaskFailure("INPUT_MISSING", str(exc)) from None
 
 
 def _input_objects(task: Any, in_prefix: str, version: DatasetVersion | None) -> list[tuple[str, str]]:
@@ -370,7 +264,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         agent_ids = list(task["agents"])
         in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
         version = await _chained_version(core, task)
-        parameters = _with_version_options(await _load_parameters(core, task, in_prefix), version)
+        parameters = with_version_options(await load_parameters(core, task), version)
         registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
 
         await _check_credits(core, user_id, task, agent_ids)

@@ -40,8 +40,9 @@ STATS_SCOPES = ("own", "global")
 
 
 async def stats(request: Request) -> JSON:
-    """The caller's counts; with an admin key also the global figures. `?scope=own` asks for the caller's alone,
-    `?scope=global` for the global figures, an admin's only: 403 FORBIDDEN for anyone else."""
+    """The caller's counts (tasks by status, result-cache hits); with an admin key also the global figures.
+    `?scope=own` asks for the caller's alone, `?scope=global` for the global figures, an admin's only: 403
+    FORBIDDEN for anyone else."""
     user = await request.app.state.auth.authenticate(request)
     scope = request.query_params.get("scope")
     if scope is not None and scope not in STATS_SCOPES:
@@ -49,7 +50,10 @@ async def stats(request: Request) -> JSON:
     if scope == "global":
         require_admin(user)
     store = request.app.state.core.store
-    body: dict[str, Any] = {"tasks_by_status": await store.counts_by_status(user.user_id)}
+    body: dict[str, Any] = {
+        "tasks_by_status": await store.counts_by_status(user.user_id),
+        "cache_hits": await store.count_cache_hits(user.user_id),
+    }
     if user.is_admin and scope != "own":
         settings = request.app.state.settings
         queued = await store.queued_by_priority()

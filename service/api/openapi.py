@@ -105,6 +105,30 @@ LINEAGE = (
 )
 
 
+RESULT_CACHE = (
+    "When the caller has a COMPLETED task of the same cache key (tool, agents as queued, parameters normalised, "
+    "each input's content, the agents' code version) whose files are still stored, the task completes at once: "
+    "`cached: true`, its own copies of the outputs, the same result, the usual `status` and `done` events, no "
+    'credits charged and a `cache_hit` ledger line naming the reused task. `"cache": false` at the top level of '
+    "the parameters, or `Cache-Control: no-cache`, forces a run."
+)
+CREATE = (
+    '`"process": true` processes the task in the same call; only with a `source_task_id` (nothing to upload), '
+    "else 422. The answer is then the task QUEUED, or COMPLETED from the result cache. " + RESULT_CACHE
+)
+STATS = (
+    "`tasks_by_status`: the caller's tasks per status; `cache_hits`: how many of the caller's tasks the result "
+    "cache completed; `global` (admins): every user's counts, queue depth per priority and live workers."
+)
+NO_CACHE = {
+    "name": "Cache-Control",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "no-cache: run the task even when the result cache holds the same work",
+}
+
+
 def _idempotency_key(what: str) -> dict[str, Any]:
     return {
         "name": "Idempotency-Key",
@@ -125,7 +149,8 @@ ROUTES: list[RouteDoc] = [
         m.Task,
         m.CreateTaskRequest,
         (401, 404, 409, 422),  # 404: source_task_id; 409: its state, or an Idempotency-Key reused
-        parameters=[_idempotency_key("create")],
+        parameters=[_idempotency_key("create"), NO_CACHE],
+        description=CREATE,
         replay_ok=True,
     ),
     RouteDoc(
@@ -198,7 +223,15 @@ ROUTES: list[RouteDoc] = [
         (401, 404, 409, 422),
     ),
     RouteDoc(
-        "post", "/api/v1/tasks/{task_id}/process", "Verify inputs and queue", 202, m.Task, None, (401, 404, 409, 422)
+        "post",
+        "/api/v1/tasks/{task_id}/process",
+        "Verify inputs and queue, or complete at once from the result cache",
+        202,
+        m.Task,
+        None,
+        (401, 404, 409, 422),
+        parameters=[NO_CACHE],
+        description=RESULT_CACHE,
     ),
     RouteDoc("get", "/api/v1/tasks/{task_id}", "Task status", 200, m.Task, None, TASK_ERRORS),
     RouteDoc(
@@ -295,7 +328,7 @@ ROUTES: list[RouteDoc] = [
     RouteDoc(
         "get",
         "/api/v1/stats",
-        "Task counts; global figures for admins",
+        "Task counts and result-cache hits; global figures for admins",
         200,
         None,
         None,
@@ -303,6 +336,7 @@ ROUTES: list[RouteDoc] = [
         parameters=[
             _q("scope", {"type": "string", "enum": ["own", "global"]}, "global: admin-only, 403 for others"),
         ],
+        description=STATS,
     ),
     RouteDoc("get", "/healthz", "Liveness", 200, None, None, (), auth=False),
     RouteDoc("get", "/readyz", "Readiness of database, Redis and object store", 200, None, None, (503,), auth=False),
@@ -418,6 +452,13 @@ def _add_links(paths: dict[str, Any]) -> None:
     }
 
 
+# `"process": true` is only for a task that needs no upload: one with a source_task_id.
+PROCESS_NEEDS_SOURCE = {
+    "if": {"properties": {"process": {"const": True}}, "required": ["process"]},
+    "then": {"properties": {"source_task_id": {"type": "string"}}, "required": ["source_task_id"]},
+}
+
+
 def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str, Any]:
     """CreateTaskRequest as one variant per offered tool: its `tool_id`, the agents it may run (each once) and
     the parameters of each of them, so that a request the document admits is one the API accepts. The
@@ -438,6 +479,7 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
             for agent_id in agents
         }
         parameters[INPUTS_KEY] = _or_null(f"#/components/schemas/{InputOptions.__name__}")
+        parameters[registry.CACHE_KEY] = {"type": "boolean", "description": "false: run past the result cache"}
         # Keys naming agents of the tool that are not built yet are accepted as they are (Agensium's files).
         parameters.update({agent_id: {} for agent_id in spec.all_agents if agent_id not in agents})
         properties = {
@@ -458,7 +500,9 @@ def _create_task_schema(schemas: dict[str, Any], diagnostics: bool) -> dict[str,
                 "default": None,
             },
         }
-        variants.append({**base, "title": f"CreateTaskRequest ({tool_id})", "properties": properties})
+        variants.append(
+            {**base, "title": f"CreateTaskRequest ({tool_id})", "properties": properties, **PROCESS_NEEDS_SOURCE}
+        )
     examples = [
         {"tool_id": "profile-my-data"},
         {

@@ -31,19 +31,34 @@ async def create_task(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
     body = await parse_body(request, CreateTaskRequest)
     _check_inline_parameters(body.parameters, request.app.state.settings.max_parameters_bytes)
-    key = _idempotency_key(request)
-    row, created = await lifecycle.create_task(
-        request.app.state.core,
-        user.user_id,
-        tool_id=body.tool_id,
-        agents=body.agents,
-        priority=body.priority,
-        parameters=body.parameters,
-        source_task_id=body.source_task_id,
-        labels=body.labels,
-        idempotency_key=key,
-    )
+    create: dict[str, Any] = {
+        "tool_id": body.tool_id,
+        "agents": body.agents,
+        "priority": body.priority,
+        "parameters": body.parameters,
+        "source_task_id": body.source_task_id,
+        "labels": body.labels,
+        "idempotency_key": _idempotency_key(request),
+    }
+    core = request.app.state.core
+    if body.process:
+        row, created = await lifecycle.create_and_process(core, user.user_id, use_cache=_use_cache(request), **create)
+        if created:
+            _count_cache_hit(request, row)
+    else:
+        row, created = await lifecycle.create_task(core, user.user_id, **create)
     return JSON(task_view(row), status_code=201 if created else 200)
+
+
+def _use_cache(request: Request) -> bool:
+    """False when the request says `Cache-Control: no-cache`: run the task even if the result cache holds it."""
+    directives = request.headers.get("cache-control", "").lower().split(",")
+    return "no-cache" not in {directive.strip() for directive in directives}
+
+
+def _count_cache_hit(request: Request, row: Any) -> None:
+    if row["cached"] and row["status"] == TaskStatus.COMPLETED:
+        request.app.state.metrics.cache_hits.inc()
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -122,7 +137,10 @@ async def put_input(request: Request) -> JSON:
 
 async def process_task(request: Request) -> JSON:
     user = await request.app.state.auth.authenticate(request)
-    row = await lifecycle.process_task(request.app.state.core, user.user_id, request.path_params["task_id"])
+    row = await lifecycle.process_task(
+        request.app.state.core, user.user_id, request.path_params["task_id"], use_cache=_use_cache(request)
+    )
+    _count_cache_hit(request, row)
     return JSON(task_view(row), status_code=202)
 
 

@@ -29,9 +29,11 @@ from service.config import Settings
 from service.lifecycle import Core
 from service.storage import Storage
 from service.store import Event, TaskStore
+from service.versions import DatasetVersion
+from service.versions import with_version_options as _with_version_options
 from tests.e2e.test_tools import fetch, write
 from tests.support import CONTENT_TYPES, create_task, wait_for_status
-from worker.runner import DatasetVersion, TaskFailure, _with_version_options, dataset_version
+from worker.runner import TaskFailure, dataset_version
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
