@@ -1,5 +1,6 @@
 """The `agensium` command: dev, api, worker, migrate, users (create, list, grant, rotate-key, disable, enable);
-and the API's client commands submit, tasks, download, watch, transform, lineage (service/client.py).
+and the API's client commands submit, tasks, download, watch, transform, lineage (service/client.py), search and
+aggregate (service/search_client.py).
 
 Exit status: 0 success, 1 failure, 2 usage error (argparse's own).
 """
@@ -26,7 +27,7 @@ T = TypeVar("T")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_sort_values_joined(sys.argv[1:] if argv is None else argv))
     from service import logs
 
     logs.configure(*log_options(args.command))
@@ -38,6 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("command failed", exc_info=True)
         print(f"agensium {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+
+
+def _sort_values_joined(argv: Sequence[str]) -> list[str]:
+    """`agensium search ... --sort -amount`: the descending sort reads as a value, not as an unknown option."""
+    try:
+        from service.search_client import join_sort_values
+    except ImportError:  # the client is optional for the server side
+        return list(argv)
+    return join_sort_values(argv)
 
 
 def log_options(command: str) -> tuple[Literal["json", "console"], str]:

@@ -1,5 +1,5 @@
 """HTTP client of the public API (v1) and the `agensium` commands built on it: submit, tasks, download, watch,
-transform and lineage.
+transform and lineage (search and aggregate: service/search_client.py).
 
 Everything here goes through the documented HTTP contract only (API.md), exactly as a
 third-party client would: no import of the service's internals.
@@ -259,7 +259,10 @@ class AgensiumClient:
         labels: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         source_task_id: str | None = None,
+        process: bool = False,
     ) -> dict[str, Any]:
+        """`POST /tasks`; with `process` (a `source_task_id`, nothing to upload) it is queued in the same call, or
+        completed at once from the result cache."""
         body: dict[str, Any] = {"tool_id": tool_id}
         if agents is not None:
             body["agents"] = list(agents)
@@ -271,6 +274,8 @@ class AgensiumClient:
             body["labels"] = dict(labels)
         if source_task_id is not None:
             body["source_task_id"] = source_task_id
+        if process:
+            body["process"] = True
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return await self._request("POST", "/tasks", json_body=body, headers=headers)
 
@@ -1614,13 +1619,16 @@ def format_lineage(lineage: Mapping[str, Any]) -> str:
 
 
 def add_client_parsers(subparsers: Any) -> None:
-    """Register the API client's commands: submit, tasks, download, watch, transform, lineage."""
+    """Register the API client's commands: submit, tasks, download, watch, transform, lineage, search, aggregate."""
     add_submit_parser(subparsers)
     add_tasks_parser(subparsers)
     add_download_parser(subparsers)
     add_watch_parser(subparsers)
     add_transform_parser(subparsers)
     add_lineage_parser(subparsers)
+    from service.search_client import add_search_parsers  # it builds on this module
+
+    add_search_parsers(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1628,7 +1636,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agensium")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_client_parsers(subparsers)
-    args = parser.parse_args(argv)
+    from service.search_client import join_sort_values
+
+    args = parser.parse_args(join_sort_values(sys.argv[1:] if argv is None else argv))
     return int(args.func(args))
 
 

@@ -1,12 +1,13 @@
 // The page: sign in, submit a task (upload straight to the object store), follow every task live over
 // ONE EventSource on /api/v1/events, show results, keep the history current; transform a completed task's
-// dataset with a command and move through its versions (versions.js).
+// dataset with a command and move through its versions (versions.js); search it (search.js).
 
 import { ApiError, del, get, getKey, post, randomKey, setKey } from "./api.js";
 import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
 import { chainCost, paramsEditor } from "./form.js";
 import { profileViews } from "./profile_views.js";
 import * as results from "./results.js";
+import { SEARCH_TOOL, searchPanel } from "./search.js";
 import { describe, refreshExpired, uploadAll } from "./upload.js";
 import { TRANSFORM_TOOL, versionsPanel } from "./versions.js";
 
@@ -89,6 +90,7 @@ function showUser() {
 function signOut() {
   state.generation++;
   versions.reset();
+  search.reset();
   if (state.es) state.es.close();
   setKey(null);
   Object.assign(state, { es: null, me: null, tasks: new Map(), current: null, pending: null, lastId: 0, seen: new Set(), everLive: false, resultFor: null });
@@ -328,6 +330,7 @@ function onTask(task, event = null, eventId = null) {
   if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`, eventId);
   upsertRow(task);
   versions.onTask(task);
+  search.onTask(task);
   if (task.task_id === state.current) renderLive();
 }
 
@@ -474,6 +477,7 @@ function renderLive() {
   el("live-empty").hidden = !!rec;
   el("live-body").hidden = !rec;
   versions.show(rec ? rec.task : null);
+  search.show(rec ? rec.task : null);
   if (!rec) {
     el("results").hidden = true;
     return;
@@ -520,6 +524,7 @@ async function showResult(rec) {
   el("columns").replaceChildren(results.columnsView(list), profileViews(list));
   el("results").hidden = false;
   versions.showResult(rec.task, result);
+  search.showResult(rec.task, result);
 }
 
 // --- dataset versions ------------------------------------------------------------------------------
@@ -544,6 +549,17 @@ function transformCost() {
 }
 
 const versions = versionsPanel({ onCreated: followTransform, onOpen: openVersion, cost: transformCost });
+
+// --- search ----------------------------------------------------------------------------------------
+
+function searchCost(agentId) {
+  const tool = state.catalog.find((t) => t.tool_id === SEARCH_TOOL);
+  const agent = tool && tool.agents.find((a) => a.agent_id === agentId);
+  return agent ? agent.credits : null;
+}
+
+/** A search task the panel made: in the history like any task; the panel itself waits for its result. */
+const search = searchPanel({ cost: searchCost, onCreated: (task) => onTask(task) });
 
 // --- history ---------------------------------------------------------------------------------------
 
