@@ -31,16 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import (
-    LOCALHOST,
-    LocalService,
     add_service_arguments,
-    agensium_command,
+    api_and_worker,
     check_service_arguments,
-    free_port,
     machine_info,
-    parse_env_pairs,
     percentile,
-    wait_until_http_ok,
     write_results,
 )
 from rich.console import Console
@@ -221,20 +216,7 @@ async def run(args: argparse.Namespace) -> int:
     console = Console()
     agents = [a for a in args.agents.split(",") if a] if args.agents else None
     async with AsyncExitStack() as stack:
-        url, api_key = args.url, args.api_key
-        if url is None:
-            service = await stack.enter_async_context(
-                LocalService(args.data_dir, args.embedded, parse_env_pairs(args.env))
-            )
-            api_key = await service.create_user()
-            port = free_port()
-            api = service.start(
-                "api", [*agensium_command(), "api", "--host", LOCALHOST, "--port", str(port), "--workers", "1"]
-            )
-            url = f"http://{LOCALHOST}:{port}"
-            await wait_until_http_ok(f"{url}/healthz", api)
-            service.start("worker", [*agensium_command(), "worker"])
-            console.print(f"API {url} and one worker started; logs in {service.log_dir}")
+        url, api_key = await api_and_worker(stack, args, console.print)
         client = await stack.enter_async_context(AgensiumClient(url, api_key, timeout=args.timeout))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dispatch-")))
         csv_path = scratch / "tiny.csv"

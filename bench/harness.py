@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import inspect
 import json
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,6 +223,24 @@ class LocalService:
         if process.returncode != 0:
             raise RuntimeError(f"{shlex.join(command)} failed ({process.returncode}):\n{stderr.decode()}")
         return str(json.loads(stdout.decode().strip().splitlines()[-1])["api_key"])
+
+
+async def api_and_worker(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, say: Callable[[str], Any]
+) -> tuple[str, str]:
+    """(url, api key) of the service to measure: ``args.url``/``args.api_key`` when given, else a LocalService
+    (entered on ``stack``) with a new user, one API process and one worker, started and answering."""
+    if args.url is not None:
+        return args.url, args.api_key
+    service = await stack.enter_async_context(LocalService(args.data_dir, args.embedded, parse_env_pairs(args.env)))
+    api_key = await service.create_user()
+    port = free_port()
+    api = service.start("api", [*agensium_command(), "api", "--host", LOCALHOST, "--port", str(port), "--workers", "1"])
+    url = f"http://{LOCALHOST}:{port}"
+    await wait_until_http_ok(f"{url}/healthz", api)
+    service.start("worker", [*agensium_command(), "worker"])
+    say(f"API {url} and one worker started; logs in {service.log_dir}")
+    return url, api_key
 
 
 def add_service_arguments(parser: argparse.ArgumentParser, url_help: str) -> None:
