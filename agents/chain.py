@@ -63,10 +63,13 @@ from agents.master.sources import PRIMARY_LABEL, align_columns, read_contract, s
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
+from agents.params.searcher import SearcherParams
 from agents.readers import TEXT_FORMATS, check_column_count, check_header_width, read_table_with_report, sniff_dialect
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
+from agents.search import kept
+from agents.search.searcher import kept_meta, kept_page
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
 
@@ -323,10 +326,19 @@ def run_tool(
             chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
         )
     else:
-        tokens = None if tool_id in DATA_TOOLS or tool_id == SEARCH_TOOL else _null_tokens(agent_params)
-        agent_inputs, read_reports = _read_inputs(
-            tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
-        )
+        keep = _SearchKeep(run_options.keep_dir, chain, agent_params) if tool_id == SEARCH_TOOL else None
+        kept_dataset = keep.dataset if keep is not None else None
+        if keep is not None and keep.page is not None:  # a later page: the kept matches answer it
+            meta = keep.page.meta
+            agent_inputs, read_reports = AgentInputs(pl.DataFrame(), meta["source_name"]), meta["inputs"]
+            shape = (meta["rows_in"], meta["columns_in"])
+        elif kept_dataset is not None:
+            agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings)
+        else:
+            tokens = None if tool_id in DATA_TOOLS or tool_id == SEARCH_TOOL else _null_tokens(agent_params)
+            agent_inputs, read_reports = _read_inputs(
+                tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
+            )
         if tool_id == MASTER_TOOL:  # stacked with its row index already
             flow = _DataFlow(agent_inputs.primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
         elif tool_id in DATA_TOOLS:
@@ -335,7 +347,10 @@ def run_tool(
             )
             layouts = from_report(read_reports["primary"].get("temporal_columns"))
             flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL)
-        results = _run_agents(chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start)
+        runs = keep.runs() if keep is not None else {}
+        results = _run_agents(
+            chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start, runs
+        )
 
     report(AGENTS_END, None, "Writing reports")
     reports_started = time.perf_counter()
@@ -352,8 +367,9 @@ def run_tool(
         display_name = getattr(options, role).display_name
         if display_name and summary.get(role):
             summary[f"{role}_input"], summary[role] = summary[role], display_name
+    kept: dict[str, Any] | None = None
     if tool_id == SEARCH_TOOL:
-        outputs = _write_search(results, agent_inputs, out_dir, summary)
+        outputs, kept = _write_search(results, agent_inputs, out_dir, summary, keep, read_reports)
     elif flow is None:
         outputs = []
     elif tool_id == MASTER_TOOL:
@@ -362,7 +378,10 @@ def run_tool(
         outputs = _write_transformed(flow, out_dir)
     else:
         outputs = _write_data(flow, agent_inputs, out_dir)
-    summary["dataset"] = _dataset(agent_inputs, flow, outputs, results, shape)
+    if keep is not None and keep.page is not None:
+        summary["dataset"] = keep.page.meta["dataset"]
+    else:
+        summary["dataset"] = _dataset(agent_inputs, flow, outputs, results, shape)
     report_steps = flow.steps if flow is not None and flow.audit else None  # the transformer reports its own
     outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, report_steps, summary)
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
@@ -378,6 +397,8 @@ def run_tool(
     }
     if flow is not None:
         result["steps"] = flow.steps
+    if kept is not None:
+        result["kept"] = kept
     return result
 
 
@@ -495,7 +516,9 @@ def _run_agents(
     timings: dict[str, int],
     soft_deadline: float | None,
     agent_start: AgentStart,
+    runs: dict[str, Callable[..., AgentResult]] | None = None,
 ) -> dict[str, AgentResult]:
+    """``runs``: an agent's run function in place of its own (search-my-data's later page)."""
     results: dict[str, AgentResult] = {}
     span = (AGENTS_END - READ_END) / len(chain)
     context = _context(agent_inputs, flow)
@@ -531,7 +554,7 @@ def _run_agents(
         agent_started = time.perf_counter()
         result: AgentResult | None = None
         try:
-            run = registry.load_run(spec)
+            run = (runs or {}).get(agent_id) or registry.load_run(spec)
             result = run(current, agent_params[agent_id], agent_progress)
             results[agent_id] = result
         except (InvalidFileError, InvalidParametersError):
@@ -707,24 +730,102 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
 
 
 def _write_search(
-    results: dict[str, AgentResult], inputs: AgentInputs, out_dir: Path, summary: dict[str, Any]
-) -> list[str]:
-    """search_result.csv (the searcher's rows; none when it did not finish) and search_result.json (both agents'
-    data); the summary gets ``rows_matched`` and ``total_groups``."""
+    results: dict[str, AgentResult],
+    inputs: AgentInputs,
+    out_dir: Path,
+    summary: dict[str, Any],
+    keep: _SearchKeep | None,
+    read_reports: dict[str, Any],
+) -> tuple[list[str], dict[str, Any] | None]:
+    """search_result.csv (the searcher's rows; none when it did not finish, nor for a later page, whose rows the
+    kept ``search_result.csv`` holds) and search_result.json (both agents' data); the summary gets ``rows_matched``
+    and ``total_groups``. With a keep directory, what the run adds to it (``_SearchKeep.store``): the files the worker
+    stores there, and where the kept ``search_result.csv`` is."""
     data = {
         key: result.envelope.data if result is not None and result.envelope.status == "success" else None
         for key, result in (("search", results.get("searcher")), ("aggregate", results.get("aggregator")))
     }
     summary["rows_matched"] = data["search"]["total_rows"] if data["search"] else None
     summary["total_groups"] = data["aggregate"]["total_groups"] if data["aggregate"] else None
-    written = []
+    written = [SEARCH_CSV] if keep is not None and keep.page is not None else []  # the kept one, stored as this
     frame = results["searcher"].frame if data["search"] else None
-    if frame is not None:
-        _write_frame_csv(frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
-        written.append(SEARCH_CSV)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-    (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
-    return [SEARCH_JSON, *written]
+    # Polars writes without the GIL: the kept files are written while the CSV is.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        kept = pool.submit(keep.store, inputs, read_reports, results) if keep is not None else None
+        if frame is not None:
+            _write_frame_csv(frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+            written.append(SEARCH_CSV)
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
+        return [SEARCH_JSON, *written], kept.result() if kept is not None else None
+
+
+class _SearchKeep:
+    """search-my-data's use of what is kept with the dataset it searches (agents.search.kept): the dataset converted
+    once, and a searcher selection's matches for its later pages (a chain of the searcher alone: the aggregator
+    needs every row)."""
+
+    def __init__(self, keep_dir: Path | None, chain: list[str], agent_params: dict[str, Any]) -> None:
+        self.dir = keep_dir
+        self.params: SearcherParams | None = agent_params["searcher"] if chain == ["searcher"] else None
+        self.page = kept.read_matches(keep_dir, self.params) if keep_dir and self.params else None
+        self.dataset = kept.read_dataset(keep_dir) if keep_dir and self.page is None else None
+
+    def runs(self) -> dict[str, Callable[..., AgentResult]]:
+        page = self.page
+        if page is None:
+            return {}
+        return {"searcher": lambda inputs, params, progress: kept_page(page, params, progress)}
+
+    def store(
+        self, inputs: AgentInputs, read_reports: dict[str, Any], results: dict[str, AgentResult]
+    ) -> dict[str, Any] | None:
+        """What the run adds to the keep directory, for the worker: ``written`` (paths to store), ``matches`` (the
+        selection's directory, whose ``search_result.csv`` is this run's and whose ``meta.json`` goes last, once that
+        is stored) and ``reuse`` (a later page: its ``search_result.csv`` is the kept one)."""
+        if self.dir is None:
+            return None
+        if self.page is not None:
+            csv = {**self.page.meta["csv"], "path": f"{self.page.directory}/{kept.CSV_NAME}"}
+            return {"written": [], "reuse": {SEARCH_CSV: csv}}
+        written = []
+        if self.dataset is None:
+            written.append(kept.write_dataset(inputs.primary, read_reports["primary"], inputs.primary_name, self.dir))
+        found = results.get("searcher")
+        if self.params is None or found is None or found.frame is None or found.envelope.status != "success":
+            return {"written": written}
+        meta = {
+            **kept_meta(found, inputs.primary.height, inputs.text_layouts),
+            "columns_in": len(data_columns(inputs.primary)),
+            "source_name": inputs.primary_name,
+            "inputs": read_reports,
+            "dataset": _frame_dataset(SEARCH_CSV, found.frame),
+        }
+        written += kept.write_matches(found.frame, meta, self.params, self.dir)
+        return {"written": written, "matches": kept.matches_dir(self.params)}
+
+
+def _kept_inputs(
+    dataset: kept.KeptDataset, report: _MonotonicProgress, timings: dict[str, int]
+) -> tuple[AgentInputs, dict[str, Any]]:
+    """The inputs of a search of a dataset kept as Parquet: read as its first search read it (its read report)."""
+    report(1, None, "Reading the dataset (kept as Parquet by an earlier search)")
+    read_report = dataset.read_report
+    inputs = AgentInputs(
+        dataset.frame, dataset.source_name, text_layouts=from_report(read_report.get("temporal_columns"))
+    )
+    timings["read_primary"] = 0
+    report(READ_END, None, "Inputs parsed")
+    return inputs, {"primary": {**read_report, "kept": True}}
+
+
+def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:
+    schema = frame.schema
+    return {
+        "name": name,
+        "rows": frame.height,
+        "columns": [{"name": c, "dtype": str(schema[c])} for c in frame.columns],
+    }
 
 
 def _dataset(
@@ -740,12 +841,7 @@ def _dataset(
     main = next((name for name in outputs if name in registry.MAIN_DATA_OUTPUTS), None)
     found = results.get("searcher")
     if main == SEARCH_CSV and found is not None and found.frame is not None:
-        frame, schema = found.frame, found.frame.schema
-        return {
-            "name": main,
-            "rows": frame.height,
-            "columns": [{"name": c, "dtype": str(schema[c])} for c in frame.columns],
-        }
+        return _frame_dataset(main, found.frame)
     if main is not None and flow is not None:
         frame = flow.outputs.get(main, flow.frame)
         columns = data_columns(frame)

@@ -4,6 +4,7 @@ settings (``service/config.py``), sent to the agent process with each job. Agent
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_MAX_COLUMNS = 20_000
 
@@ -18,3 +19,6 @@ class RunOptions:
     None: the memory the agent process may use divided by ``agents.chain.IN_MEMORY_FACTOR``."""
     diagnostics: bool = False
     """The hidden ``diagnostics`` tool (agents.diagnostics) may run."""
+    keep_dir: Path | None = None
+    """search-my-data: the local mirror of what is kept with the dataset searched (agents.search.kept), which the
+    run reads and adds to; None: nothing is kept (a dataset uploaded with the search itself, the agent tests)."""

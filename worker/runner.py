@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,7 +52,7 @@ from service.models import TaskStatus
 from service.storage import ObjectNotFound, StorageUnavailable
 from service.store import DATABASE_UNAVAILABLE
 from service.versions import DatasetVersion, load_parameters, with_version_options
-from worker import metrics
+from worker import metrics, search_keep
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
 
 log = logging.getLogger("agensium.worker")
@@ -273,8 +273,9 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
         in_dir.mkdir()
         out_dir.mkdir()
+        keep = await search_keep.fetch(core, task, user_id, version, parameters, work_dir)
         inputs: dict[str, Path] = {}
-        for name, key in _input_objects(task, in_prefix, version):
+        for name, key in _input_objects(task, in_prefix, None if keep is not None and keep.has_data else version):
             local = in_dir / name
             try:
                 await core.storage.download_to_file(key, local)
@@ -282,23 +283,27 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
                 raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
             inputs[name] = local
 
-        result = await _run_chain(core, pool, handle, user_id, task, inputs, parameters, out_dir, progress)
+        options = run_options(settings) if keep is None else replace(run_options(settings), keep_dir=keep.dir)
+        result = await _run_chain(core, pool, handle, user_id, task, inputs, parameters, out_dir, progress, options)
 
-        outputs = []
         stored_outputs = True
-        for out in result.get("outputs", []):
+        reused = (result.get("kept") or {}).get("reuse", {})
+
+        async def store_output(out: dict[str, Any]) -> dict[str, Any]:
+            if keep is not None and out["name"] in reused:  # a later search page's: the kept one
+                return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
             digest = hashlib.sha256()
             key = out_prefix + out["name"]
             size = await core.storage.upload_file(out_dir / out["name"], key, out["content_type"], digest)
-            outputs.append(
-                {
-                    "name": out["name"],
-                    "content_type": out["content_type"],
-                    "size": size,
-                    "sha256": digest.hexdigest(),
-                    "key": key,
-                }
-            )
+            return {
+                "name": out["name"],
+                "content_type": out["content_type"],
+                "size": size,
+                "sha256": digest.hexdigest(),
+                "key": key,
+            }
+
+        outputs = list(await asyncio.gather(*(store_output(out) for out in result.get("outputs", []))))
         manifest = {
             "task_id": task_id,
             "tool_id": task["tool_id"],
@@ -340,6 +345,8 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"
+        if keep is not None and result.get("kept"):  # after the answer: the next search of the dataset reads it
+            await search_keep.store(core, keep, result["kept"], outputs)
         metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
@@ -383,6 +390,7 @@ async def _run_chain(
     parameters: dict[str, Any],
     out_dir: Path,
     progress: asyncio.Queue[ProgressMessage],
+    options: RunOptions,
 ) -> dict[str, Any]:
     """Run the task's chain in an agent process, debiting each agent's cost as the process reports it
     starting. A refused debit stops the agents (INSUFFICIENT_CREDITS). Every debit is written, or refused,
@@ -401,7 +409,7 @@ async def _run_chain(
             progress,
             soft_limit_s=soft_s,
             hard_limit_s=hard_s,
-            options=run_options(settings),
+            options=options,
             on_agent_start=started.put_nowait,
         )
     )

@@ -32,8 +32,9 @@ from agents.envelope import (
     build_issue_summary,
     empty_row_level_issues,
 )
-from agents.layouts import TextLayout
+from agents.layouts import TextLayout, describe, from_report
 from agents.params.searcher import SearcherParams
+from agents.search.kept import KeptMatches
 from agents.search.paging import json_rows, page_count, page_of
 from agents.search.selection import Resolver, Selection, resolve_selection
 
@@ -54,6 +55,35 @@ def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> Agen
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, f"{matched.height:,} rows found")
     return AgentResult(envelope=envelope, frame=matched)
+
+
+def kept_page(kept: KeptMatches, params: SearcherParams, progress: Progress) -> AgentResult:
+    """A page of a selection whose matching rows a former search kept (agents.search.kept): the same envelope as
+    ``run``'s, from the kept totals and the page's own rows; no ``frame`` (the kept ``search_result.csv`` is that
+    page's)."""
+    started = time.perf_counter()
+    meta = kept.meta
+    page = kept.rows.slice((params.page - 1) * params.page_size - kept.first_row, params.page_size)
+    layouts = from_report(meta["layouts"])
+    data = _Plan(pl.LazyFrame(), meta["columns"], meta["filters_understood"], layouts).data(
+        meta["total_rows"], page, params
+    )
+    envelope = _envelope(meta["rows_in"], data, meta["filters_understood"]["notes"])
+    envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, f"{meta['total_rows']:,} rows found (kept from an earlier page)")
+    return AgentResult(envelope=envelope)
+
+
+def kept_meta(result: AgentResult, rows_in: int, layouts: Mapping[str, TextLayout]) -> dict[str, Any]:
+    """What a later page of ``result``'s selection needs of it besides its rows (agents.search.kept.write_matches)."""
+    data = result.envelope.data
+    return {
+        "total_rows": data["total_rows"],
+        "rows_in": rows_in,
+        "columns": data["columns"],
+        "filters_understood": data["filters_understood"],
+        "layouts": describe(layouts),
+    }
 
 
 def first_page(

@@ -1,0 +1,137 @@
+"""What search-my-data keeps with a dataset version so that later searches of it start fast (issue 12): the dataset
+converted once to Parquet, and the matching rows of each searcher selection, so that pages 2…N of a search read only
+their own rows.
+
+A keep directory (``RunOptions.keep_dir``) is a local mirror the worker fills before a run with what is kept for the
+dataset (only the files the run needs) and uploads after it (the files the run added); the worker keeps it next to
+the dataset's own objects, deleted with them. Its layout:
+
+- ``dataset.parquet``: the dataset as the search tool reads it (values as written, dates typed from text), in row
+  groups with statistics, its read report (the dates' text layouts, the file's format facts) and the name of the
+  file it came from in the Parquet metadata (one file: the data and how to write it back cannot disagree);
+- ``matches/<selection>/meta.json``: a searcher selection's totals, columns, parameters as understood and the
+  identity of its ``search_result.csv`` (``csv``, added by the worker once stored);
+- ``matches/<selection>/part-NNNNN.parquet``: its matching rows, sorted and projected, ``PART_ROWS`` a part (a page
+  is at most ``MAX_PAGE_SIZE`` rows, so it spans one or two parts);
+- ``matches/<selection>/search_result.csv``: every matching row as the first run wrote it (the worker stores it
+  there from that run's output; a later page's ``search_result.csv`` is a server-side copy of it).
+
+``<selection>`` is a digest of everything that decides the matching rows (the searcher's parameters in their cache
+form without ``page`` and ``page_size``); the worker also keys the directory by the agents' code, so a change of
+the search code never reads what an older one kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from agents.params.searcher import SearcherParams
+
+DATASET_NAME = "dataset.parquet"
+MATCHES_DIR = "matches"
+META_NAME = "meta.json"
+CSV_NAME = "search_result.csv"
+PART_ROWS = 10_000
+ROW_GROUP_ROWS = 100_000
+READ_REPORT_KEY = "agensium.read_report"
+SOURCE_NAME_KEY = "agensium.source_name"
+PAGE_FIELDS = ("page", "page_size")
+
+
+def selection_digest(params: SearcherParams) -> str:
+    """The digest naming a selection's kept matches: the searcher's parameters in their cache form, minus paging."""
+    form = {key: value for key, value in params.cache_form().items() if key not in PAGE_FIELDS}
+    return hashlib.sha256(json.dumps(form, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def matches_dir(params: SearcherParams) -> str:
+    """The selection's directory, relative to the keep directory."""
+    return f"{MATCHES_DIR}/{selection_digest(params)}"
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def page_parts(params: SearcherParams, parts: int) -> list[int]:
+    """The parts holding the rows of ``params``' page; for a page beyond the last, the first (its columns)."""
+    first_row = (params.page - 1) * params.page_size
+    first, last = first_row // PART_ROWS, (first_row + params.page_size - 1) // PART_ROWS
+    return [index for index in range(first, last + 1) if index < parts] or [0]
+
+
+def write_dataset(frame: pl.DataFrame, read_report: dict[str, Any], source_name: str, keep_dir: Path) -> str:
+    """The dataset as read, with its read report, as ``dataset.parquet``; written under a temporary name and renamed,
+    so that a run stopped midway leaves no half file to upload."""
+    target = keep_dir / DATASET_NAME
+    partial = target.with_name(target.name + ".partial")
+    metadata = {READ_REPORT_KEY: json.dumps(read_report, default=str), SOURCE_NAME_KEY: source_name}
+    frame.write_parquet(partial, compression="snappy", row_group_size=ROW_GROUP_ROWS, metadata=metadata)
+    partial.rename(target)
+    return DATASET_NAME
+
+
+@dataclass(frozen=True)
+class KeptDataset:
+    frame: pl.DataFrame
+    read_report: dict[str, Any]
+    source_name: str  # the file the dataset was converted from: primary.csv, ...
+
+
+def read_dataset(keep_dir: Path) -> KeptDataset | None:
+    """The kept dataset, or None when there is none (or it is not one this module wrote)."""
+    path = keep_dir / DATASET_NAME
+    if not path.is_file():
+        return None
+    metadata = pl.read_parquet_metadata(path)
+    if READ_REPORT_KEY not in metadata or SOURCE_NAME_KEY not in metadata:
+        return None
+    return KeptDataset(pl.read_parquet(path), json.loads(metadata[READ_REPORT_KEY]), metadata[SOURCE_NAME_KEY])
+
+
+def write_matches(frame: pl.DataFrame, meta: dict[str, Any], params: SearcherParams, keep_dir: Path) -> list[str]:
+    """A selection's matching rows in parts and its ``meta.json`` (written last: a selection with a meta is whole);
+    the paths written, relative to the keep directory."""
+    directory = keep_dir / matches_dir(params)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    parts = max(1, -(-frame.height // PART_ROWS))  # an empty selection keeps one empty part: its schema
+    for index in range(parts):
+        name = f"{matches_dir(params)}/{part_name(index)}"
+        frame.slice(index * PART_ROWS, PART_ROWS).write_parquet(keep_dir / name, compression="lz4")
+        written.append(name)
+    meta_name = f"{matches_dir(params)}/{META_NAME}"
+    (keep_dir / meta_name).write_text(json.dumps({**meta, "parts": parts}, default=str), encoding="utf-8")
+    return [*written, meta_name]
+
+
+@dataclass(frozen=True)
+class KeptMatches:
+    meta: dict[str, Any]
+    directory: str  # the selection's, relative to the keep directory
+    rows: pl.DataFrame  # the rows of the parts given, from the first part's first row
+    first_row: int  # the selection's row number (0-based) of ``rows``'s first row
+
+
+def read_matches(keep_dir: Path, params: SearcherParams) -> KeptMatches | None:
+    """The kept matches of the selection with the parts of ``params``' page, or None when they are not all here
+    (none kept, or the worker did not fetch them)."""
+    directory = keep_dir / matches_dir(params)
+    meta_path = directory / META_NAME
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if "csv" not in meta:  # its search_result.csv was never stored: a later page could not have one
+        return None
+    indices = page_parts(params, meta["parts"])
+    paths = [directory / part_name(index) for index in indices]
+    if not all(path.is_file() for path in paths):
+        return None
+    rows = pl.concat([pl.read_parquet(path) for path in paths])
+    return KeptMatches(meta, matches_dir(params), rows, indices[0] * PART_ROWS)

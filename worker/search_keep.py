@@ -1,0 +1,123 @@
+"""What search-my-data keeps with a dataset version in the object store (agents.search.kept says what and why): the
+worker fetches what a run can use into the run's keep directory before it, and stores what the run added after
+the task is COMPLETED (so that the first search's answer does not wait for it).
+
+Where: under the task whose object the dataset version is (`search/<digest>/`), so that deleting that task, or the
+retention period, takes it along; the digest covers the version's object and its identity, its reading options
+and the agents' code version, so a new version or new search code never reads an old keep. Only a search chained on
+an earlier task has one: a file uploaded with the search itself is read once anyway.
+
+A keep is an optimisation: a failure to fetch or store it is logged and the run reads the dataset itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents import registry
+from agents.params.searcher import SearcherParams
+from agents.search import kept
+from service.cache import code_version
+from service.lifecycle import Core
+from service.storage import ObjectNotFound, StorageError
+from service.versions import DatasetVersion
+
+log = logging.getLogger("agensium.worker")
+
+SEARCH_TOOL = "search-my-data"
+MAX_META_BYTES = 16 << 20  # a selection's meta.json: its parameters as understood and the read reports
+
+
+@dataclass(frozen=True)
+class Keep:
+    prefix: str  # the keep's object prefix
+    dir: Path  # the run's local mirror (RunOptions.keep_dir)
+    has_data: bool  # the run needs no other copy of the dataset: it is kept as Parquet, or the page's matches are
+
+
+def keep_prefix(core: Core, user_id: str, version: DatasetVersion) -> str:
+    identity = {
+        "key": version.key,
+        "sha256": version.record.get("sha256"),
+        "size": version.record.get("size"),
+        "options": version.options,
+        "code": code_version(),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return f"{core.settings.object_prefix(user_id, version.task_id)}search/{digest}/"
+
+
+async def fetch(
+    core: Core, task: Any, user_id: str, version: DatasetVersion | None, parameters: dict[str, Any], work_dir: Path
+) -> Keep | None:
+    """The run's keep directory with what is kept that it can use: a later page's matches (meta and the page's
+    parts), else the dataset as Parquet. None for a run that keeps nothing."""
+    if task["tool_id"] != SEARCH_TOOL or version is None:
+        return None
+    prefix, local = keep_prefix(core, user_id, version), work_dir / "keep"
+    local.mkdir()
+    try:
+        if list(task["agents"]) == ["searcher"] and await _fetch_matches(core, prefix, local, parameters):
+            return Keep(prefix, local, True)
+        await core.storage.download_to_file(prefix + kept.DATASET_NAME, local / kept.DATASET_NAME)
+        return Keep(prefix, local, True)
+    except (StorageError, OSError, ValueError) as exc:  # not kept (ObjectNotFound), or not readable now
+        if not isinstance(exc, ObjectNotFound):
+            log.warning("search keep %s not read: %r", prefix, exc)
+        shutil.rmtree(local)  # nothing half-fetched is read
+        local.mkdir()
+        return Keep(prefix, local, False)
+
+
+async def _fetch_matches(core: Core, prefix: str, local: Path, parameters: dict[str, Any]) -> bool:
+    params = registry.parse_parameters("searcher", parameters.get("searcher"))
+    assert isinstance(params, SearcherParams)
+    directory = kept.matches_dir(params)
+    try:
+        raw = await core.storage.get_bytes(f"{prefix}{directory}/{kept.META_NAME}", MAX_META_BYTES)
+    except ObjectNotFound:
+        return False
+    meta = json.loads(raw)
+    if "csv" not in meta:
+        return False
+    (local / directory).mkdir(parents=True)
+    (local / directory / kept.META_NAME).write_bytes(raw)
+    for index in kept.page_parts(params, meta["parts"]):
+        name = f"{directory}/{kept.part_name(index)}"
+        await core.storage.download_to_file(prefix + name, local / name)
+    return True
+
+
+async def reuse_output(core: Core, keep: Keep, name: str, reused: dict[str, Any], out_prefix: str) -> dict[str, Any]:
+    """A later page's `name` (search_result.csv): a server-side copy of the kept one, as the task's own output."""
+    key = out_prefix + name
+    content_type = registry.output_content_type(name)
+    await core.storage.copy(keep.prefix + reused["path"], key, reused["size"], content_type)
+    return {"name": name, "content_type": content_type, "size": reused["size"], "sha256": reused["sha256"], "key": key}
+
+
+async def store(core: Core, keep: Keep, added: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+    """Store what the run added to the keep (agents.chain: `written`, and `matches`, whose search_result.csv is a
+    server-side copy of the run's output and whose meta.json goes last, naming that copy: a selection with a meta
+    is whole). Failures are logged: the next search reads the dataset itself."""
+    matches = added.get("matches")
+    meta_name = f"{matches}/{kept.META_NAME}" if matches else None
+    try:
+        for name in added.get("written", []):
+            if name != meta_name:
+                await core.storage.upload_file(keep.dir / name, keep.prefix + name, "application/octet-stream")
+        csv = next((o for o in outputs if o["name"] == kept.CSV_NAME), None)
+        if meta_name is None or csv is None:
+            return
+        await core.storage.copy(csv["key"], f"{keep.prefix}{matches}/{kept.CSV_NAME}", csv["size"], csv["content_type"])
+        meta = json.loads((keep.dir / meta_name).read_text(encoding="utf-8"))
+        meta["csv"] = {"size": csv["size"], "sha256": csv["sha256"]}
+        await core.storage.put_bytes(keep.prefix + meta_name, json.dumps(meta).encode(), "application/json")
+    except (StorageError, OSError) as exc:
+        log.warning("search keep %s not stored: %r", keep.prefix, exc)
