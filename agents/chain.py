@@ -330,7 +330,8 @@ def run_tool(
         kept_dataset = keep.dataset if keep is not None else None
         if keep is not None and keep.page is not None:  # a later page: the kept matches answer it
             meta = keep.page.meta
-            agent_inputs, read_reports = AgentInputs(pl.DataFrame(), meta["source_name"]), meta["inputs"]
+            read_reports = {**meta["inputs"], "primary": {**meta["inputs"]["primary"], "kept": "matches"}}
+            agent_inputs = AgentInputs(pl.DataFrame(), meta["source_name"])
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
             agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings)
@@ -816,7 +817,7 @@ def _kept_inputs(
     )
     timings["read_primary"] = 0
     report(READ_END, None, "Inputs parsed")
-    return inputs, {"primary": {**read_report, "kept": True}}
+    return inputs, {"primary": {**read_report, "kept": "dataset"}}
 
 
 def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:

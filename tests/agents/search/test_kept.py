@@ -86,7 +86,7 @@ def test_a_search_of_the_kept_conversion_writes_what_a_search_of_the_file_writes
     from_file = run(tmp_path / "file", parameters, csv=csv, keep=None, agents=both)
     (tmp_path / "kept").mkdir()
     from_kept = run(tmp_path / "kept", parameters, csv=None, keep=keep, agents=both)
-    assert from_kept["summary"]["inputs"]["primary"]["kept"] is True
+    assert from_kept["summary"]["inputs"]["primary"]["kept"] == "dataset"
     assert from_kept["kept"] == {"written": []}  # the conversion is not written again
     for output in ("search_result.csv", "search_result.json"):
         assert (tmp_path / "kept" / "out" / output).read_bytes() == (tmp_path / "file" / "out" / output).read_bytes()
@@ -157,4 +157,4 @@ def test_a_meta_without_its_csv_is_not_a_kept_selection(tmp_path: Path) -> None:
     again = run(tmp_path / "second", {"searcher": {**searcher, "page": 2}}, csv=None, keep=keep, agents=["searcher"])
     assert "reuse" not in again["kept"]
     assert (tmp_path / "second" / "out" / "search_result.csv").is_file()
-    assert again["summary"]["inputs"]["primary"]["kept"] is True  # from the conversion
+    assert again["summary"]["inputs"]["primary"]["kept"] == "dataset"  # from the conversion
