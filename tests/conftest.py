@@ -120,11 +120,17 @@ class ApiServer:
 @contextlib.asynccontextmanager
 async def serve_api(settings: Settings) -> AsyncIterator[ApiServer]:
     """The real API on a real port, served by uvicorn in the running loop."""
-    from service.api.app import create_app
+    from service.api.app import KEEP_ALIVE_S, create_app
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -72,6 +72,9 @@ ENDPOINTS = {
 
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# How long uvicorn keeps an idle connection open: longer than clients keep theirs (httpx and browsers: 5 s or
+# more), so that a client never sends a request on a connection the server is closing (a ReadError for it).
+KEEP_ALIVE_S = 75
 
 
 async def web_page(request: Request) -> FileResponse:
