@@ -3,16 +3,19 @@
 // dataset with a command and move through its versions (versions.js); search it (search.js).
 
 import { ApiError, del, get, getKey, post, randomKey, setKey } from "./api.js";
-import { $, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
+import { $, fmtBytes, fmtDuration, fmtInt, fmtTime, h } from "./dom.js";
 import { chainCost, paramsEditor } from "./form.js";
 import { profileViews } from "./profile_views.js";
 import * as results from "./results.js";
 import { SEARCH_TOOL, searchPanel } from "./search.js";
-import { describe, refreshExpired, uploadAll } from "./upload.js";
+import { describe, extension, refreshExpired, uploadAll } from "./upload.js";
 import { TRANSFORM_TOOL, versionsPanel } from "./versions.js";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"]);
 const RETRYABLE = new Set(["FAILED", "CANCELLED", "EXPIRED"]);
+// Failures a retry can only repeat: the same inputs and parameters would be refused again.
+const FINAL_ERRORS = new Set(["INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING"]);
+const ROLES = ["primary", "baseline"];
 const MAX_MESSAGES = 200;
 const PAGE = 20;
 const el = (id) => document.getElementById(id);
@@ -29,6 +32,9 @@ const state = {
   resultFor: null,
   cursor: null,
   pending: null, // {taskId, items} of an upload that can be resumed
+  replay: null, // the EventSource replaying the stored events of the task in view
+  spent: new Map(), // task_id -> credits charged, from the ledger
+  spentSince: Infinity, // the ledger read covers the tasks created since then (ms)
   // the event stream
   es: null,
   generation: 0,
@@ -50,6 +56,26 @@ function showError(error) {
 function clearError() {
   el("error-banner").hidden = true;
   el("error-banner").textContent = "";
+}
+
+/** A message next to the control it concerns: `where` is file-error-<role> or submit-error (by Run). */
+function showFieldError(where, error) {
+  const box = el(where);
+  box.textContent = error instanceof Error ? error.message : String(error);
+  box.dataset.code = (error && error.code) || "";
+  box.hidden = false;
+}
+
+function clearFieldError(where) {
+  el(where).hidden = true;
+  el(where).textContent = "";
+}
+
+/** Where a refusal of Run belongs: beside the file it names (upload-urls' details.name), else beside Run. */
+function errorPlace(error) {
+  const name = error && error.details && error.details.name;
+  const role = typeof name === "string" && ROLES.find((r) => name === r || name.startsWith(r + "."));
+  return role ? `file-error-${role}` : "submit-error";
 }
 
 const guarded = (fn) => async (...args) => {
@@ -93,7 +119,8 @@ function signOut() {
   search.reset();
   if (state.es) state.es.close();
   setKey(null);
-  Object.assign(state, { es: null, me: null, tasks: new Map(), current: null, pending: null, lastId: 0, seen: new Set(), everLive: false, resultFor: null });
+  stopReplay();
+  Object.assign(state, { es: null, me: null, tasks: new Map(), current: null, pending: null, lastId: 0, seen: new Set(), everLive: false, resultFor: null, spent: new Map(), spentSince: Infinity });
   el("history-body").replaceChildren();
   el("app").hidden = true;
   el("who").hidden = true;
@@ -109,7 +136,7 @@ function refreshCredits() {
   clearTimeout(meTimer);
   meTimer = setTimeout(async () => {
     try {
-      state.me = await get("/me");
+      [state.me] = await Promise.all([get("/me"), loadSpent()]);
       showUser();
     } catch {
       /* the next refresh will do */
@@ -149,13 +176,34 @@ function renderTool(toolId) {
     );
   });
   el("agents").replaceChildren(...rows);
-  const inputs = tool ? tool.inputs : [];
-  for (const role of ["primary", "baseline"]) {
-    const spec = inputs.find((i) => i.role === role);
-    el(`file-${role}`).accept = spec ? spec.formats.map((f) => "." + f).join(",") : "";
+  for (const role of ROLES) {
+    const formats = acceptedFormats(role);
+    el(`file-${role}`).accept = formats.map((f) => "." + f).join(",");
+    el(`formats-${role}`).textContent = formats.length ? `Reads ${formats.map((f) => "." + f).join(", ")}.` : "";
+    checkFile(role);
   }
-  el("baseline-field").hidden = !inputs.some((i) => i.role === "baseline");
+  el("baseline-field").hidden = !(tool && tool.inputs.some((i) => i.role === "baseline"));
   updateCost();
+}
+
+/** The file formats (extensions) the tool in the form reads for an input role, as the catalog says. */
+function acceptedFormats(role) {
+  const spec = state.tool && state.tool.inputs.find((i) => i.role === role);
+  return spec ? spec.formats : [];
+}
+
+/** Refuses, as soon as it is chosen, a file the tool cannot read (its extension is not among the role's
+ *  formats): the field is emptied and says why beside it. */
+function checkFile(role) {
+  const input = el(`file-${role}`);
+  const file = input.files[0];
+  const formats = acceptedFormats(role);
+  clearFieldError(`file-error-${role}`);
+  if (!file || !formats.length || formats.includes(extension(file))) return;
+  const kind = extension(file) ? `a .${extension(file)} file` : "a file without an extension";
+  input.value = "";
+  el(`bytes-${role}`).textContent = "";
+  showFieldError(`file-error-${role}`, `${file.name} is ${kind}: ${state.tool.name} reads ${formats.map((f) => "." + f).join(", ")}. Choose another file.`);
 }
 
 const tickedAgents = () => (state.tool ? state.tool.agents.filter((a) => el(`agent-${a.agent_id}`).checked) : []);
@@ -163,7 +211,9 @@ const tickedAgents = () => (state.tool ? state.tool.agents.filter((a) => el(`age
 function updateCost() {
   if (!state.tool || !state.me) return;
   const hasBaseline = !el("baseline-field").hidden && el("file-baseline").files.length > 0;
-  const { cost, skipped } = chainCost(tickedAgents(), hasBaseline);
+  const ticked = tickedAgents();
+  const { cost, skipped } = chainCost(ticked, hasBaseline);
+  el("advanced-summary").textContent = `Advanced: agents (${ticked.length} of ${state.tool.agents.length}), parameters, priority (${el("priority").value})`;
   const note = skipped.length ? ` ${skipped.map((a) => a.name).join(", ")}: only with a baseline file, not charged without one.` : "";
   el("cost").textContent = `Cost: ${fmtInt(cost)} credits (you have ${fmtInt(state.me.credits)}), each agent charged as it starts.${note}`;
 }
@@ -184,21 +234,47 @@ function onBytes(role, bytes) {
   el(`bytes-${role}`).textContent = `${fmtBytes(bytes)} of ${fmtBytes(bar.max)} sent`;
 }
 
+/** Run: every refusal, the page's or the API's, is shown beside the control it concerns. */
 async function submit(event) {
   event.preventDefault();
   clearError();
+  for (const where of ["submit-error", ...ROLES.map((r) => `file-error-${r}`)]) clearFieldError(where);
+  try {
+    await run();
+  } catch (error) {
+    const agentId = error instanceof ApiError && error.details && error.details.agent_id;
+    if (error.code === "INVALID_PARAMETERS" && state.editors.has(agentId)) {
+      el("advanced").open = true;
+      state.editors.get(agentId).refuse(error.message);
+    }
+    showFieldError(errorPlace(error), error);
+  }
+}
+
+async function run() {
   const tool = state.tool;
   const agents = tickedAgents().map((a) => a.agent_id);
   const primary = el("file-primary").files[0];
   const baseline = el("baseline-field").hidden ? null : el("file-baseline").files[0];
-  if (!tool) return showError("Choose a tool.");
-  if (!agents.length) return showError("Tick at least one agent.");
-  if (!primary) return showError("Choose the primary file.");
+  if (!tool) return showFieldError("submit-error", "Choose a tool.");
+  if (!primary) {
+    el("file-primary").focus();
+    return showFieldError("file-error-primary", "Choose the primary file.");
+  }
+  if (!agents.length) {
+    el("advanced").open = true;
+    return showFieldError("submit-error", "Tick at least one agent under Advanced.");
+  }
   const parameters = {};
-  for (const id of agents) {
-    const result = state.editors.get(id).result();
-    if (result.error) return showError(`Parameters of ${id}: ${result.error}`);
-    if (Object.keys(result.value).length) parameters[id] = result.value;
+  for (const agent of tickedAgents()) {
+    const editor = state.editors.get(agent.agent_id);
+    const result = editor.result();
+    if (result.error) {
+      el("advanced").open = true;
+      editor.focus();
+      return showFieldError("submit-error", `The parameters of ${agent.name} are not valid (see beside them): ${result.error}`);
+    }
+    if (Object.keys(result.value).length) parameters[agent.agent_id] = result.value;
   }
   const body = { tool_id: tool.tool_id, priority: el("priority").value };
   if (agents.join() !== tool.default_chain.join()) body.agents = agents;
@@ -221,6 +297,7 @@ async function submit(event) {
     for (const item of items) item.entry = reply.uploads.find((u) => u.name === describe(item.role, item.file).name);
     onTask(task);
     select(task.task_id);
+    el("live").scrollIntoView({ behavior: motion(), block: "start" });
     state.pending = { taskId: task.task_id, items };
     await upload(false);
   } finally {
@@ -251,6 +328,9 @@ async function upload(resume) {
   state.pending = null;
   onTask(await post(`/tasks/${taskId}/process`));
 }
+
+/** Smooth scrolling unless the user asked for reduced motion. */
+const motion = () => (matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth");
 
 function setBusy(busy) {
   el("submit").disabled = busy;
@@ -293,11 +373,22 @@ function advance(rec, current) {
   }
 }
 
-function pushMessage(rec, text, eventId = null) {
-  rec.messages.push({ n: ++rec.count, at: new Date(), text, eventId });
+/** A line of the task's messages: `at` when it happened (null: unknown), else now. While the task's stored
+ *  events are replayed, the replay alone writes its messages (it goes on live until the task is done). */
+function pushMessage(rec, text, eventId = null, at = new Date(), replayed = false) {
+  if (rec.replaying && !replayed) return;
+  rec.messages.push({ n: ++rec.count, at, text, eventId });
   if (rec.messages.length > MAX_MESSAGES) rec.messages.splice(0, rec.messages.length - MAX_MESSAGES);
   if (rec.task.task_id === state.current) appendMessages(rec);
 }
+
+/** A status line; a failure's message is its error's, so the sentence is said once. */
+function statusText(task) {
+  const { status, message, error } = task;
+  return `${status}${message ? " — " + message : ""}${error && error.message !== message ? ": " + error.message : ""}`;
+}
+
+const progressText = (p) => `${p.progress}% ${p.message || ""}`;
 
 /** How recent a task object is: its latest timestamp (a retry sets a new queued_at). */
 const stamp = (t) => Math.max(...[t.created_at, t.upload_started_at, t.queued_at, t.started_at, t.finished_at].map((v) => (v ? Date.parse(v) : 0)));
@@ -327,7 +418,7 @@ function onTask(task, event = null, eventId = null) {
   if (task.status === "PROCESSING" && task.current_agent) advance(rec, task.current_agent);
   // Every status event is shown; "done" repeats the last status, so it is shown only when it says more.
   const news = event === "status" || (event === "done" && (before !== task.status || beforeMessage !== task.message));
-  if (news || !known) pushMessage(rec, `${task.status}${task.message ? " — " + task.message : ""}${task.error ? ": " + task.error.message : ""}`, eventId);
+  if (news || !known) pushMessage(rec, statusText(task), eventId);
   upsertRow(task);
   versions.onTask(task);
   search.onTask(task);
@@ -350,7 +441,7 @@ function onProgress(p, eventId = null) {
   Object.assign(rec.task, { progress: p.progress, current_agent: p.current_agent, message: p.message });
   if (rec.task.status !== "PROCESSING" && !TERMINAL.has(rec.task.status)) rec.task.status = "PROCESSING";
   advance(rec, p.current_agent);
-  pushMessage(rec, `${p.progress}% ${p.message || ""}`, eventId);
+  pushMessage(rec, progressText(p), eventId);
   upsertRow(rec.task);
   if (p.task_id === state.current) renderLive();
 }
@@ -443,6 +534,7 @@ function agentName(id) {
 }
 
 function select(taskId) {
+  stopReplay();
   state.current = taskId;
   state.shown = 0;
   state.resultFor = null;
@@ -456,7 +548,8 @@ function appendMessages(rec) {
   for (const m of rec.messages) {
     if (m.n <= state.shown) continue;
     const attrs = m.eventId === null ? {} : { "data-event-id": String(m.eventId) };
-    list.append(h("li", attrs, h("time", { datetime: m.at.toISOString(), text: m.at.toLocaleTimeString() }), " ", m.text));
+    const at = m.at ? h("time", { datetime: m.at.toISOString(), text: m.at.toLocaleTimeString() }) : h("span", { class: "muted", title: "This event carries no time of its own", text: "·" });
+    list.append(h("li", attrs, at, " ", m.text));
     state.shown = m.n;
   }
   while (list.children.length > MAX_MESSAGES) list.firstChild.remove();
@@ -527,6 +620,51 @@ async function showResult(rec) {
   search.showResult(rec.task, result);
 }
 
+// --- replaying a task's stored events ---------------------------------------------------------------
+
+/** When a status was reached, as the task object of its event says (a retry's queued_at is its own). */
+function statusTime(task) {
+  const field = TERMINAL.has(task.status) ? "finished_at" : { CREATED: "created_at", UPLOADING: "upload_started_at", QUEUED: "queued_at", PROCESSING: "started_at" }[task.status];
+  const at = field && task[field];
+  return at ? new Date(at) : null;
+}
+
+/** Shows the task's own event log in the live view: its per-task stream from the first stored event
+ *  (last_event_id=0), each status with the time its task object gives; live until the task is done. */
+async function replay(taskId) {
+  const { token } = await post("/events/token");
+  const rec = state.tasks.get(taskId);
+  if (state.current !== taskId || !rec) return;
+  stopReplay();
+  Object.assign(rec, { messages: [], count: 0, replaying: true });
+  state.shown = 0;
+  el("messages").replaceChildren();
+  const es = new EventSource(`/api/v1/tasks/${taskId}/events?token=${encodeURIComponent(token)}&last_event_id=0`);
+  state.replay = { es, rec };
+  let last = "";
+  const onReplayed = (event) => {
+    const data = JSON.parse(event.data);
+    const id = Number(event.lastEventId);
+    // As live: "done" repeats the last status, so it is shown only when it says more.
+    const text = event.type === "progress" ? progressText(data) : statusText(data);
+    if (event.type === "progress") pushMessage(rec, text, id, null, true);
+    else if (!data.deleted && !(event.type === "done" && text === last)) pushMessage(rec, text, id, statusTime(data), true);
+    if (event.type !== "progress") last = text;
+    if (event.type === "done" || data.deleted) stopReplay();
+  };
+  for (const name of ["status", "progress", "done"]) es.addEventListener(name, onReplayed);
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) stopReplay(); // refused: the live stream writes the messages again
+  };
+}
+
+function stopReplay() {
+  if (!state.replay) return;
+  state.replay.es.close();
+  state.replay.rec.replaying = false;
+  state.replay = null;
+}
+
 // --- dataset versions ------------------------------------------------------------------------------
 
 /** A transform the command box created: followed like any task, in the live view. */
@@ -568,7 +706,7 @@ async function loadHistory(reset) {
   const params = new URLSearchParams({ limit: String(PAGE) });
   if (status) params.set("status", status);
   if (!reset && state.cursor) params.set("cursor", state.cursor);
-  const page = await get(`/tasks?${params}`);
+  const [page] = await Promise.all([get(`/tasks?${params}`), reset ? loadSpent() : null]);
   if (reset) el("history-body").replaceChildren();
   for (const task of page.items) onTask(task);
   // onTask puts rows of unseen tasks on top: put this page's in the API's order (newest first).
@@ -578,8 +716,51 @@ async function loadHistory(reset) {
   el("history-empty").hidden = !!el("history-body").children.length;
 }
 
-function actionButton(kind, task, enabled, label) {
+/** The credits each task was charged (debits less refunds), from the newest page of the ledger; a task
+ *  created since its oldest line has all its lines there. */
+async function loadSpent() {
+  const page = await get("/me/ledger?limit=200");
+  const spent = new Map();
+  for (const line of page.items) {
+    if (line.task_id && (line.kind === "debit" || line.kind === "refund")) spent.set(line.task_id, (spent.get(line.task_id) || 0) - line.amount);
+  }
+  state.spent = spent;
+  state.spentSince = page.next_cursor ? Date.parse(page.items[page.items.length - 1].created_at) : -Infinity;
+  for (const { task } of state.tasks.values()) {
+    const cell = $(`history-credits-${task.task_id}`);
+    if (cell) cell.textContent = creditsOf(task);
+  }
+}
+
+function creditsOf(task) {
+  if (state.spent.has(task.task_id)) return fmtInt(state.spent.get(task.task_id));
+  if (Date.parse(task.created_at) < state.spentSince) return "—";
+  return task.cached ? "0 (cache)" : "0";
+}
+
+/** The user's file as upload-urls declared it ({display_name, size}), or null (e.g. a chained task's). */
+const primaryInput = (task) => (task.inputs || []).find((i) => i.role === "primary") || null;
+
+function fileCells(task) {
+  const id = task.task_id;
+  const input = primaryInput(task);
+  const name = input ? input.display_name || input.name : task.source_task_id ? `from task ${task.source_task_id.slice(0, 8)}` : "—";
+  return [
+    h("td", { class: "file", "data-testid": `history-file-${id}`, title: name, text: name }),
+    h("td", { class: "num", "data-testid": `history-size-${id}`, text: input ? fmtBytes(input.size) : "—" }),
+  ];
+}
+
+function durationOf(task) {
+  return task.started_at && task.finished_at ? fmtDuration(Date.parse(task.finished_at) - Date.parse(task.started_at)) : "—";
+}
+
+/** Retry is offered where it can succeed: not after a failure that the same inputs would repeat. */
+const retriable = (task) => RETRYABLE.has(task.status) && !(task.error && FINAL_ERRORS.has(task.error.code));
+
+function actionButton(kind, task, enabled, label, why = null) {
   return h("button", {
+    title: why,
     type: "button",
     class: "small secondary",
     "data-testid": `${kind}-${task.task_id}`,
@@ -597,14 +778,17 @@ function historyRow(task) {
     { "data-testid": `history-row-${task.task_id}`, "data-status": task.status, class: task.task_id === state.current ? "current" : "" },
     h("td", {}, h("time", { datetime: task.created_at, text: fmtTime(task.created_at) })),
     h("td", { text: task.tool_id }),
-    h("td", {}, h("span", { class: "status", "data-status": task.status, text: task.status })),
+    fileCells(task),
+    h("td", {}, h("span", { class: "status", "data-status": task.status, text: task.status }), task.error && task.error.code !== task.status ? h("small", { text: task.error.code }) : null),
     h("td", {}, h("progress", { max: 100, value: task.progress, "aria-label": `Progress ${task.progress} %` }), ` ${task.progress} %`),
+    h("td", { class: "num", "data-testid": `history-duration-${task.task_id}`, text: durationOf(task) }),
+    h("td", { class: "num", "data-testid": `history-credits-${task.task_id}`, text: creditsOf(task) }),
     h(
       "td",
       { class: "row-actions" },
       actionButton("view", task, true, "View"),
       actionButton("cancel", task, !TERMINAL.has(task.status), "Cancel"),
-      actionButton("retry", task, RETRYABLE.has(task.status), "Retry"),
+      actionButton("retry", task, retriable(task), "Retry", task.error && FINAL_ERRORS.has(task.error.code) ? "A retry would fail the same way: run a new task with a corrected file or parameters." : null),
       actionButton("delete", task, TERMINAL.has(task.status), "Delete"),
     ),
   );
@@ -634,7 +818,8 @@ async function onHistoryClick(event) {
   clearError();
   if (action === "view") {
     select(task);
-    el("live").scrollIntoView({ behavior: "smooth", block: "start" });
+    el("live").scrollIntoView({ behavior: motion(), block: "start" });
+    await replay(task);
   } else if (action === "cancel" || action === "retry") {
     onTask(await post(`/tasks/${task}/${action}`));
   } else if (action === "delete") {
@@ -663,6 +848,8 @@ function dropZone(zone) {
   input.addEventListener("change", () => {
     const file = input.files[0];
     el(`bytes-${zone.dataset.role}`).textContent = file ? `${file.name}, ${fmtBytes(file.size)}` : "";
+    checkFile(zone.dataset.role);
+    updateCost();
   });
 }
 
@@ -677,20 +864,19 @@ function start() {
   );
   el("sign-out").addEventListener("click", signOut);
   el("tool-select").addEventListener("change", (e) => renderTool(e.target.value));
-  el("file-baseline").addEventListener("change", updateCost);
-  el("task-form").addEventListener("submit", guarded(submit));
-  el("resume-upload").addEventListener(
-    "click",
-    guarded(async () => {
-      clearError();
-      setBusy(true);
-      try {
-        await upload(true);
-      } finally {
-        setBusy(false);
-      }
-    }),
-  );
+  el("priority").addEventListener("change", updateCost);
+  el("task-form").addEventListener("submit", submit);
+  el("resume-upload").addEventListener("click", async () => {
+    clearFieldError("submit-error");
+    setBusy(true);
+    try {
+      await upload(true);
+    } catch (error) {
+      showFieldError("submit-error", error);
+    } finally {
+      setBusy(false);
+    }
+  });
   el("history-status-filter").addEventListener("change", guarded(() => loadHistory(true)));
   el("load-more").addEventListener("click", guarded(() => loadHistory(false)));
   el("history-body").addEventListener("click", guarded(onHistoryClick));

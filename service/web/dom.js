@@ -26,8 +26,9 @@ export const $ = (testid, root = document) => root.querySelector(`[data-testid="
 
 export const fmtInt = (n) => (n == null ? "—" : Number(n).toLocaleString("en"));
 
+/** A size in binary units, named as such (1 MiB = 1024² bytes). */
 export function fmtBytes(n) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
@@ -41,4 +42,14 @@ export function fmtNum(v) {
 
 export function fmtTime(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "—";
+}
+
+/** A duration in milliseconds, to the unit that reads best: "850 ms", "12.4 s", "3 min 05 s", "2 h 07 min". */
+export function fmtDuration(ms) {
+  if (ms == null || !Number.isFinite(ms)) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
 }

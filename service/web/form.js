@@ -191,6 +191,12 @@ export function paramsEditor(agent) {
 
   return {
     el,
+    /** Shows the API's refusal of these parameters beside the editor, and puts the cursor in it. */
+    refuse(message) {
+      show(message);
+      json.focus();
+    },
+    focus: () => json.focus(),
     result() {
       if (error) return { error };
       const value = json.value.trim() ? JSON.parse(json.value) : {};

@@ -6,6 +6,7 @@
 
 import { ApiError, get, post, randomKey } from "./api.js";
 import { fmtInt, fmtTime, h } from "./dom.js";
+import { SEARCH_TOOL } from "./search.js";
 
 export const TRANSFORM_TOOL = "transform-my-data";
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"]);
@@ -214,10 +215,29 @@ export function versionsPanel({ onCreated, onOpen, cost }) {
     );
   }
 
+  /** The history: the searches made from this version folded under one line (a dataset searched thirty
+   *  times lists one "30 searches" line, not thirty versions); open while one of them is the one picked. */
   function renderList() {
-    const lineage = state.lineage;
+    const entries = entriesOf(state.lineage);
+    const isSearch = ({ entry, role }) => role === "child" && entry.tool_id === SEARCH_TOOL;
+    const searches = entries.filter(isSearch);
+    const items = entries.filter((e) => !isSearch(e)).map(entryItem);
+    if (searches.length) {
+      items.push(
+        h(
+          "li",
+          { class: "searches", "data-testid": "version-searches" },
+          h(
+            "details",
+            { open: searches.some((e) => e.entry.task_id === state.selected) },
+            h("summary", { "data-testid": "version-searches-summary", text: `${searches.length} search${searches.length === 1 ? "" : "es"} of this version` }),
+            h("ol", { class: "versions" }, searches.map(entryItem)),
+          ),
+        ),
+      );
+    }
     el("versions-note").hidden = true;
-    el("version-list").replaceChildren(...entriesOf(lineage).map(entryItem));
+    el("version-list").replaceChildren(...items);
   }
 
   // --- the command box -------------------------------------------------------------------------------

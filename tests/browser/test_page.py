@@ -186,22 +186,24 @@ async def test_a_file_of_the_wrong_type_is_refused_with_the_apis_message(
     await sign_in(tab, account, http)
     await page.get_by_test_id("tool-select").select_option("profile-my-data")
     png = b"\x89PNG\r\n\x1a\n" + bytes(64)
-    cases: list[tuple[FilePayload, int, str]] = [
-        ({"name": "photo.png", "mimeType": "image/png", "buffer": png}, 422, "INVALID_FILE_NAME"),
-        # A CSV by its name that the browser says is an image.
-        ({"name": "data.csv", "mimeType": "image/png", "buffer": b"id,x\n1,2\n"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-    ]
-    for file, status, code in cases:
-        await page.get_by_test_id("file-primary").set_input_files(file)
-        async with page.expect_response(lambda r: urlsplit(r.url).path.endswith("/upload-urls")) as refused:
-            await page.get_by_test_id("submit").click()
-        response = await refused.value
-        error = (await response.json())["error"]
-        assert (response.status, error["code"]) == (status, code), error
-        banner = page.get_by_test_id("error-banner")
-        await expect(banner).to_be_visible()
-        await expect(banner).to_have_text(error["message"])
-        await tab.shot(code.lower())
+    # A file the tool cannot read by its name: refused by the page as soon as it is chosen, beside the field.
+    await page.get_by_test_id("file-primary").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": png}
+    )
+    await expect(page.get_by_test_id("file-error-primary")).to_contain_text("photo.png is a .png file")
+    await tab.shot("refused-on-choice")
+    # A CSV by its name that the browser says is an image: the API's refusal, with its message, beside the field.
+    file: FilePayload = {"name": "data.csv", "mimeType": "image/png", "buffer": b"id,x\n1,2\n"}
+    await page.get_by_test_id("file-primary").set_input_files(file)
+    async with page.expect_response(lambda r: urlsplit(r.url).path.endswith("/upload-urls")) as refused:
+        await page.get_by_test_id("submit").click()
+    response = await refused.value
+    error = (await response.json())["error"]
+    assert (response.status, error["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE"), error
+    beside = page.get_by_test_id("file-error-primary")
+    await expect(beside).to_be_visible()
+    await expect(beside).to_have_text(error["message"])
+    await tab.shot("unsupported_media_type")
 
     assert not [r for r in tab.requests if r.method == "PUT"], "nothing may reach the object store"
     # A refused file leaves no task behind (the page cancels and deletes what it created).
@@ -239,6 +241,7 @@ async def test_the_stream_cut_mid_run_resumes_without_losing_or_repeating_events
     await sign_in(tab, account, http)
     await page.get_by_test_id("tool-select").select_option("diagnostics")
     await expect(page.get_by_test_id("agent-sleeper")).to_be_checked()
+    await page.get_by_test_id("advanced-summary").click()
     await page.get_by_test_id("params-sleeper").fill('{"seconds": 6, "step_s": 0.2}')
     await expect(page.get_by_test_id("params-error-sleeper")).to_be_hidden()
     await page.get_by_test_id("file-primary").set_input_files(csv_file)
@@ -313,6 +316,7 @@ async def test_a_big_file_goes_up_part_by_part_and_resumes_after_the_parts_the_s
     assert 2 * MIN_PART_BYTES < size < 3 * MIN_PART_BYTES, size  # three parts: 5, 5 and about 1 MiB
     await sign_in(tab, account, http)
     await page.get_by_test_id("tool-select").select_option("profile-my-data")
+    await page.get_by_test_id("advanced-summary").click()
     boxes = page.locator('input[type="checkbox"][data-testid^="agent-"]')
     for testid in await boxes.evaluate_all("items => items.map(box => box.dataset.testid)"):
         await page.get_by_test_id(testid).set_checked(testid == "agent-unified-profiler")
@@ -333,7 +337,7 @@ async def test_a_big_file_goes_up_part_by_part_and_resumes_after_the_parts_the_s
     task_id = await submit(page)
     resume = page.get_by_test_id("resume-upload")
     await expect(resume).to_be_visible(timeout=15_000)  # after 3 tries of a part, 1 s then 2 s apart
-    await expect(page.get_by_test_id("error-banner")).to_contain_text("Upload interrupted")
+    await expect(page.get_by_test_id("submit-error")).to_contain_text("Upload interrupted")
     bar = page.get_by_test_id("upload-progress-primary")
     await expect(bar).to_have_js_property("max", size)
     await expect(bar).to_have_js_property("value", MIN_PART_BYTES)

@@ -46,6 +46,7 @@ async def run_profile(tab: Tab, csv: Path) -> str:
     """Profile `csv` with the profiler alone, through the form; waits for COMPLETED; the task id."""
     page = tab.page
     await page.get_by_test_id("tool-select").select_option("profile-my-data")
+    await page.get_by_test_id("advanced-summary").click()
     boxes = page.locator('input[type="checkbox"][data-testid^="agent-"]')
     for testid in await boxes.evaluate_all("items => items.map(box => box.dataset.testid)"):
         await page.get_by_test_id(testid).set_checked(testid == f"agent-{PROFILER}")
