@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,16 @@ def _sort_values_joined(argv: Sequence[str]) -> list[str]:
     except ImportError:  # the client is optional for the server side
         return list(argv)
     return join_sort_values(argv)
+
+
+def command_path() -> str:
+    """`agensium` as a new shell runs it, for the commands the launcher's banner and the client's hints print:
+    the absolute path of the script installed beside this Python (a venv's bin/, which a new shell's PATH does
+    not have), else this Python with `-m service.cli`."""
+    script = Path(sys.executable).parent / "agensium"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m service.cli"
 
 
 def log_options(command: str) -> tuple[Literal["json", "console"], str]:
@@ -160,6 +171,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service import logs
+    from service.api.app import KEEP_ALIVE_S
     from service.api.tokens import signing_key
 
     signing_key(Settings())  # no AGENSIUM_SECRET_KEY: one line and exit 1 here, not a traceback per process
@@ -174,6 +186,7 @@ def _api(args: argparse.Namespace) -> int:
         access_log=False,  # the API logs each request itself, with its ids (service/api/app.py)
         log_config=logs.dict_config(*log_options("api")),  # again in each uvicorn worker process
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return 0
 

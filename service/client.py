@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import math
+import mimetypes
 import os
 import re
 import sys
@@ -21,13 +23,15 @@ import tomllib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 from rich.console import Console
+from rich.filesize import decimal
 from rich.live import Live
 from rich.progress import (
     BarColumn,
@@ -56,15 +60,9 @@ TRANSFER_ATTEMPTS = 4
 TRANSFER_RETRY_DELAY_S = 0.5
 CONFIG_ENV = "AGENSIUM_CONFIG"
 WATCH_MAX_ROWS = 50  # finished tasks leave `watch`'s table, oldest first, past this many rows
-
-CONTENT_TYPES: Mapping[str, str] = {
-    ".csv": "text/csv",
-    ".tsv": "text/tab-separated-values",
-    ".json": "application/json",
-    ".ndjson": "application/x-ndjson",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".parquet": "application/vnd.apache.parquet",
-}
+OCTET_STREAM = "application/octet-stream"
+SEVERITIES = ("critical", "high", "medium", "low")
+SUMMARY_TOP_ALERTS = 5  # the most severe alerts `submit --follow` names in its summary
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -756,17 +754,13 @@ def _advancer(bars: Progress, bar: TaskID) -> ProgressCallback:
 
 
 def content_type_for(path: Path) -> str:
-    """The Content-Type an input is declared with, from its extension."""
-    try:
-        return CONTENT_TYPES[path.suffix.lower()]
-    except KeyError:
-        accepted = ", ".join(sorted(CONTENT_TYPES))
-        raise UsageError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; accepted: {accepted}") from None
+    """The Content-Type an input is declared with: the usual one of its extension, else octet-stream. Whether
+    the server takes the extension is its catalog's say (ToolCatalog.check)."""
+    return mimetypes.guess_type(path.name.lower())[0] or OCTET_STREAM
 
 
 def input_name(role: str, path: Path) -> str:
     """The upload name of an input file, e.g. `primary.csv`, `baseline.tsv`."""
-    content_type_for(path)
     return f"{role}{path.suffix.lower()}"
 
 
@@ -808,6 +802,57 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
     return SubmitPlan(inputs, declared, parameters_file, agents)
 
 
+def unknown_choice(what: str, given: str, valid: Sequence[str]) -> str:
+    """`unknown tool 'clean-my-dta' (did you mean 'clean-my-data'?); valid: profile-my-data, clean-my-data, ...`"""
+    close = difflib.get_close_matches(given, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {given!r}{hint}; valid: {', '.join(valid)}"
+
+
+@dataclass(frozen=True)
+class ToolCatalog:
+    """The server's catalog (`GET /tools`): its tools, their agents and the extensions and content types each
+    input accepts. `submit` checks its plan against it before creating anything, so the client accepts exactly
+    what this server does."""
+
+    tools: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_api(cls, document: Mapping[str, Any]) -> ToolCatalog:
+        return cls({str(tool["tool_id"]): dict(tool) for tool in document["tools"]})
+
+    def tool(self, tool_id: str) -> dict[str, Any]:
+        tool = self.tools.get(tool_id)
+        if tool is None:
+            raise UsageError(unknown_choice("tool", tool_id, list(self.tools)))
+        return tool
+
+    def check(self, plan: SubmitPlan, tool_id: str) -> SubmitPlan:
+        """The plan with the content types this server accepts; UsageError, naming what is valid, for an unknown
+        tool or agent, or an input the tool does not take."""
+        tool = self.tool(tool_id)
+        agents = [str(agent["agent_id"]) for agent in tool.get("agents") or []]
+        for agent in plan.agents or []:
+            if agent not in agents:
+                raise UsageError(unknown_choice(f"{tool_id} agent", agent, agents))
+        inputs = {str(item["role"]): item for item in tool.get("inputs") or []}
+        declared = []
+        for entry in plan.declared:
+            role, _, extension = str(entry["name"]).partition(".")
+            if role not in inputs:
+                raise UsageError(f"{tool_id} takes no {role} input; it takes: {', '.join(inputs)}")
+            accepted: dict[str, list[str]] = inputs[role].get("content_types") or {}
+            if extension not in accepted:
+                path = plan.inputs[entry["name"]]
+                listed = ", ".join(f".{ext}" for ext in accepted)
+                raise UsageError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; accepted: {listed}")
+            if entry["content_type"] not in accepted[extension]:
+                fallback = OCTET_STREAM if OCTET_STREAM in accepted[extension] else accepted[extension][0]
+                entry = {**entry, "content_type": fallback}
+            declared.append(entry)
+        return replace(plan, declared=declared)
+
+
 def parse_agents(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
@@ -832,10 +877,12 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="submit a file to a tool through the HTTP API and optionally follow it",
         description=(
             "Create a task, upload FILE (and --baseline/--params) through presigned URLs (part by part for "
-            "big files), and queue it. With --follow, show its progress per agent live and print the result "
-            "summary as JSON on stdout (download links go to stderr); --download DIR also saves every output "
-            "there. Exit status: 0 completed (or queued without --follow), 1 failed/cancelled/expired or an "
-            "API error, 2 usage error."
+            "big files), and queue it. With --follow, show its progress per agent live, then a short summary on "
+            "stdout: status, rows in and out, the outcome (grade, readiness, golden records, matches, ...), alerts "
+            "by severity and the outputs (--json: the whole result as JSON instead); --download DIR also saves "
+            "every output there. The tool, its agents and the file types are checked against the server's "
+            "catalog before anything is created. Exit status: 0 completed (or queued without --follow), 1 "
+            "failed/cancelled/expired or an API error, 2 usage error."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the primary input (.csv, .tsv, .json, ...)")
@@ -876,6 +923,7 @@ async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitP
     download_dir = Path(args.download) if getattr(args, "download", None) else None
     if download_dir is not None:
         await _check_directory(download_dir)
+    plan = ToolCatalog.from_api(await client.tools()).check(plan, args.tool)
     task = await _create_with_retries(client, args.tool, plan.agents, args.priority)
     task_id = task["task_id"]
     console.print(f"task {task_id} created", highlight=False)
@@ -906,15 +954,124 @@ async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitP
             document["downloaded"] = saved
         _print_json(document, compact=True)
         return EXIT_OK
-    _print_json(result, compact=False)
-    if saved is None:  # the links, unless the files are already saved
-        for entry in files:
-            console.print(
-                f"{entry['name']} ({entry.get('size', '?')} bytes): {entry['url']}", highlight=False, soft_wrap=True
-            )
-    for entry in saved or []:
-        console.print(f"saved {entry['path']}", highlight=False, soft_wrap=True)
+    sys.stdout.write(format_submit_summary(task, result, files, download_dir, saved))
     return EXIT_OK
+
+
+def format_submit_summary(
+    task: Mapping[str, Any],
+    result: Mapping[str, Any],
+    files: Sequence[Mapping[str, Any]],
+    download_dir: Path | None = None,
+    saved: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """What a completed task did, in a screenful at most: its status and time, rows in and out, the outcome
+    (grade, readiness, golden records, matches, ...), alerts by severity with the most severe ones, and the
+    outputs: where they were saved, or how to save them. The whole result is `--json`'s."""
+    summary = result.get("summary") or {}
+    envelopes = result.get("agents") or {}
+    metrics = {agent: envelope.get("summary_metrics") or {} for agent, envelope in envelopes.items()}
+    primary = f" on {summary['primary']}" if summary.get("primary") else ""
+    took = _duration(task)
+    cached = " (from the result cache)" if task.get("cached") else ""
+    lines = [f"{task['status']}: {task.get('tool_id', '')}{primary}{took}{cached}, task {task['task_id']}"]
+    lines.append(_rows_line(summary))
+    lines += _outcome_lines(summary, metrics)
+    failed = [agent for agent, envelope in envelopes.items() if envelope.get("status") != "success"]
+    if failed:
+        lines.append(f"agents: {len(envelopes) - len(failed)} of {len(envelopes)} succeeded; not: {', '.join(failed)}")
+    lines += _alert_lines(summary, envelopes)
+    lines += _output_lines(task, files, download_dir, saved)
+    return "\n".join(lines) + "\n"
+
+
+def _duration(task: Mapping[str, Any]) -> str:
+    start, end = task.get("started_at") or task.get("created_at"), task.get("finished_at")
+    if not start or not end:
+        return ""
+    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return f" in {seconds:.1f} s"
+
+
+def _rows_line(summary: Mapping[str, Any]) -> str:
+    """`rows: 1,000 × 12 columns`, or for a tool that writes data `rows: 1,000 in → 950 out (40 quarantined, ...)`."""
+    line = f"rows: {_count(summary.get('rows'))} × {_count(summary.get('columns'))} columns"
+    if summary.get("rows_out") is None:
+        return line
+    line = f"rows: {_count(summary.get('rows'))} in → {_count(summary['rows_out'])} out"
+    if summary.get("columns_out") not in (None, summary.get("columns")):
+        line += f", columns {_count(summary.get('columns'))} → {_count(summary['columns_out'])}"
+    changes = [
+        f"{_count(summary[key])} {label}"
+        for key, label in (("rows_quarantined", "quarantined"), ("cells_changed", "cells changed"))
+        if summary.get(key)
+    ]
+    return line + (f" ({', '.join(changes)})" if changes else "")
+
+
+def _outcome_lines(summary: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The tool's own figures: grade and readiness; golden records and the stewardship queue; matches and
+    groups; rows affected and the sentences of a transform."""
+    parts = []
+    if summary.get("quality_grade"):
+        parts.append(f"grade {summary['quality_grade']} (quality {summary.get('quality_score')}/100)")
+    readiness = metrics.get("readiness-rater") or {}
+    if readiness.get("readiness_status"):
+        parts.append(f"readiness {readiness['readiness_status']} ({readiness.get('readiness_score')}/100)")
+    if summary.get("data_ready_for_pipeline") is not None:
+        parts.append(f"ready for the pipeline: {'yes' if summary['data_ready_for_pipeline'] else 'no'}")
+    golden = metrics.get("golden-record-builder") or {}
+    if golden.get("golden_records_created") is not None:
+        parts.append(
+            f"{_count(golden.get('input_records'))} records → {_count(golden['golden_records_created'])} golden "
+            f"records in {_count(golden.get('clusters_formed'))} clusters"
+        )
+    stewardship = metrics.get("stewardship-flagger") or {}
+    if stewardship.get("tasks_created") is not None:
+        parts.append(f"stewardship queue: {_count(stewardship['tasks_created'])}")
+    for key, label in (("rows_matched", "matches"), ("total_groups", "groups"), ("rows_affected", "rows affected")):
+        if summary.get(key) is not None:
+            parts.append(f"{label}: {_count(summary[key])}")
+    lines = [f"outcome: {'; '.join(parts)}"] if parts else []
+    return lines + [f"  - {sentence}" for sentence in summary.get("transformations") or []]
+
+
+def _alert_lines(summary: Mapping[str, Any], envelopes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """`alerts: 1 critical, 3 high, 0 medium, 2 low`, then the most severe few, one line each."""
+    by_severity = summary.get("alerts_by_severity") or {}
+    if not any(by_severity.values()):
+        return ["alerts: none"]
+    lines = ["alerts: " + ", ".join(f"{by_severity.get(severity, 0)} {severity}" for severity in SEVERITIES)]
+    alerts = [(agent, alert) for agent, envelope in envelopes.items() for alert in envelope.get("alerts") or []]
+    rank = {severity: index for index, severity in enumerate(SEVERITIES)}
+    alerts.sort(key=lambda item: rank.get(str(item[1].get("severity")), len(SEVERITIES)))
+    for agent, alert in alerts[:SUMMARY_TOP_ALERTS]:
+        message = " ".join(str(alert.get("message", "")).split())
+        message = message if len(message) <= 100 else message[:99] + "…"
+        lines.append(f"  {alert.get('severity', ''):<8}  {agent}: {message}")
+    if len(alerts) > SUMMARY_TOP_ALERTS:
+        lines.append(f"  … {len(alerts) - SUMMARY_TOP_ALERTS} more in the reports")
+    return lines
+
+
+def _output_lines(
+    task: Mapping[str, Any],
+    files: Sequence[Mapping[str, Any]],
+    download_dir: Path | None,
+    saved: Sequence[Mapping[str, Any]] | None,
+) -> list[str]:
+    if saved is not None and download_dir is not None:
+        return [f"saved in {download_dir}/:", *_file_lines(saved)]
+    if not files:
+        return ["outputs: none"]
+    from service.cli import command_path
+
+    return [f"outputs (save them with: {command_path()} download {task['task_id']} DIR):", *_file_lines(files)]
+
+
+def _file_lines(files: Sequence[Mapping[str, Any]]) -> list[str]:
+    width = max((len(str(entry["name"])) for entry in files), default=0)
+    return [f"  {str(entry['name']).ljust(width)}  {decimal(int(entry.get('size') or 0))}" for entry in files]
 
 
 async def _create_with_retries(
@@ -1291,8 +1448,24 @@ class WatchBoard:
         for task_id in ended[: max(0, len(self.rows) - self.max_rows)]:
             del self.rows[task_id]
 
+    def running(self) -> int:
+        """The rows QUEUED or PROCESSING now: the count in the table's title, kept current with its rows."""
+        return sum(row.get("status") in ACTIVE_STATUSES.split(",") for row in self.rows.values())
+
     def render(self) -> Table:
-        table = Table("task", "tool", "status", "progress", "", "agent", "message", box=None, header_style="bold")
+        table = Table(
+            "task",
+            "tool",
+            "status",
+            "progress",
+            "",
+            "agent",
+            "message",
+            box=None,
+            header_style="bold",
+            title=f"watching {self.running()} running task(s)",
+            title_justify="left",
+        )
         for task_id, row in self.rows.items():
             progress = int(row.get("progress") or 0)
             table.add_row(
@@ -1328,7 +1501,7 @@ async def watch(client: AgensiumClient, args: argparse.Namespace, console: Conso
             board.rows[task["task_id"]] = task
             if args.json:
                 _print_json({"id": None, "event": "snapshot", "data": task}, compact=True)
-        console.print(f"watching {len(board.rows)} running task(s); Ctrl-C to stop", highlight=False)
+        console.print("watching your tasks; Ctrl-C to stop", highlight=False)
         if args.json:
             while True:
                 event = await _unless_stream_ends(queue.get(), reader)

@@ -32,6 +32,7 @@ import httpx
 from pydantic import AliasChoices
 
 from service import embedded
+from service.cli import command_path
 from service.config import Settings
 from service.embedded import LOCALHOST, EmbeddedServer
 
@@ -437,7 +438,7 @@ def _serve(stack: ServiceStack, data_dir: Path, port: int, stop: _StopRequested)
     ]
     try:
         if wait_for_healthz(url, children, cancelled=stop.event):
-            _print_banner(url, api_key, data_dir)
+            print(banner(url, api_key, data_dir), flush=True)
             _supervise(children, stop)
     except RuntimeError as error:  # a child that cannot even start (a port, a setting) is not restarted
         print(f"agensium dev: {error}", file=sys.stderr)
@@ -489,13 +490,14 @@ def _supervise(children: list[ChildProcess], stop: _StopRequested) -> None:
     print(f"agensium dev: {stop.signal_name} received, stopping", file=sys.stderr, flush=True)
 
 
-def _print_banner(url: str, api_key: str, data_dir: Path) -> None:
-    print(
+def banner(url: str, api_key: str, data_dir: Path) -> str:
+    """What `agensium dev` prints once the API answers. Its example command runs as printed in a new shell, from
+    any directory: the `agensium` it names is an absolute path (.venv/bin is on no PATH of a new shell)."""
+    return (
         f"\nAgensium is running at {url}  (OpenAPI: {url}/openapi.json)\n"
         f"  dev admin API key: {api_key}   (saved in {data_dir / 'dev-admin.json'})\n"
-        f"  try: AGENSIUM_URL={url} AGENSIUM_API_KEY={api_key} agensium submit data.csv --follow\n"
-        "  Ctrl-C stops everything.\n",
-        flush=True,
+        f"  try: AGENSIUM_URL={url} AGENSIUM_API_KEY={api_key} {command_path()} submit data.csv --follow\n"
+        "  Ctrl-C stops everything.\n"
     )
 
 

@@ -23,6 +23,7 @@ from service.storage import Storage
 from service.store import TaskStore
 from worker import metrics, recovery
 from worker.agent_procs import AgentProcesses
+from worker.job_log import correct_start_delays
 from worker.jobs import run_task
 from worker.maintenance import maintenance_cron
 
@@ -116,6 +117,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
+    correct_start_delays()  # arq's `delayed=` would count the priority head start (worker/job_log.py)
     return AgensiumWorker(**{**get_kwargs(WorkerSettings), **worker_options(settings), **overrides})  # type: ignore[arg-type]
 
 

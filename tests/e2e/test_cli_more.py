@@ -218,6 +218,7 @@ async def test_watch_shows_a_task_from_queued_to_done_and_exits_0_on_ctrl_c(
     assert ids == sorted(set(ids))  # each event once, in order
     assert code_json == 0 and code_table == 0
     assert task_id[:8] in table and "COMPLETED" in table and "profile-my-data" in table
+    assert "watching 0 running task(s)" in table  # the count agrees with the rows: this one has ended
 
 
 # --- where the URL and key come from; exit statuses ---------------------------------------------
