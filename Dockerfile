@@ -14,9 +14,9 @@ RUN groupadd --system agensium && useradd --system --gid agensium --home-dir /ap
 
 WORKDIR /app
 # Dependencies first, so a code change does not reinstall them.
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 RUN mkdir service worker agents && touch service/__init__.py worker/__init__.py agents/__init__.py \
-    && pip install . && pip uninstall -y agensium && rm -rf service worker agents build *.egg-info
+    && pip install -c constraints.txt . && pip uninstall -y agensium && rm -rf service worker agents build *.egg-info
 
 COPY service ./service
 COPY worker ./worker

@@ -229,6 +229,8 @@ def test_make_installs_with_the_constraints_and_make_lock_writes_them() -> None:
     for target in ("run", "test"):  # and so CI: .ci/run is `make test`
         assert "$(STAMP)" in _rule(makefile, target).splitlines()[0]
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")
+    dockerfile = (ROOT / "Dockerfile").read_text()  # and the images
+    assert "COPY pyproject.toml constraints.txt ./" in dockerfile and "pip install -c constraints.txt ." in dockerfile
     lock = _rule(makefile, "lock")
     assert "uv pip compile pyproject.toml --extra test" in lock and "-o $(CONSTRAINTS)" in lock
     assert CONSTRAINTS.read_text().splitlines()[:2] == [
