@@ -1,17 +1,21 @@
 // A completed task's result (GET .../result: per agent the envelope of PRODUCT.md) and its downloads.
 
 import { fmtBytes, fmtInt, fmtNum, h, svg } from "./dom.js";
+import { details, headline } from "./tool_views.js";
 
 const SEVERITY_ORDER = { critical: 0, high: 1, medium: 2, low: 3 };
 export const MAX_ROWS = 300;
 export const MAX_COLUMNS = 60;
 
-/** The agents' envelopes in chain order. */
+/** The agents' envelopes in chain order. The list keeps the whole result as `list.result`: the views given only
+ *  the list (the summary's headline card) read the task's summary and steps from it. */
 export function envelopes(result, order) {
   const agents = result.agents || {};
-  const list = Array.isArray(agents) ? agents : Object.values(agents);
+  const list = Array.isArray(agents) ? [...agents] : Object.values(agents);
   const rank = (e) => (order.indexOf(e.agent_id) + 1 || 999);
-  return list.sort((a, b) => rank(a) - rank(b));
+  list.sort((a, b) => rank(a) - rank(b));
+  list.result = result;
+  return list;
 }
 
 const badge = (severity) => h("span", { class: `badge severity-${severity}`, text: severity });
@@ -35,7 +39,16 @@ export function table(testid, caption, head, rows, empty) {
 
 const bySeverity = (a, b) => (SEVERITY_ORDER[a.severity] ?? 9) - (SEVERITY_ORDER[b.severity] ?? 9);
 
+/** An agent's error, unless one of its cards already says it (a failed agent's card carries its error). */
+const untold = (e) => (e.error && !(e.executive_summary || []).some((c) => c.description === e.error) ? e.error : null);
+
+/** The headline card of the task's tool, then, folded, each agent's own cards and the tool's details. */
 export function summaryCards(list) {
+  const result = list.result || {};
+  return h("div", { class: "result-view" }, headline(result, list), details(result, list, agentCards(list)));
+}
+
+function agentCards(list) {
   return h(
     "div",
     { "data-testid": "summary-cards" },
@@ -44,7 +57,7 @@ export function summaryCards(list) {
         "section",
         { class: "agent-summary" },
         h("h4", {}, e.agent_name || e.agent_id, e.status === "error" ? h("span", { class: "badge severity-critical", text: "failed" }) : null),
-        e.error ? h("p", { class: "task-error", text: e.error }) : null,
+        untold(e) ? h("p", { class: "task-error", text: untold(e) }) : null,
         h(
           "ul",
           { class: "cards" },
