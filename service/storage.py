@@ -265,7 +265,9 @@ class Storage:
     async def ensure_bucket(self, cors_origins: list[str] | None = None) -> None:
         """Create the bucket if missing, with the CORS rule the page needs: from its origins (`cors_origins`,
         else the origin of `public_url`, else any), a PUT of an input or of a part with its Content-Type, and the
-        part's ETag readable (to complete a multipart upload). Downloads are plain links: no CORS."""
+        part's ETag readable (to complete a multipart upload); and a GET with a Range header, so that the page reads a
+        bounded part of an output through its download link (the quarantined rows of quarantine.csv, a page at a
+        time) instead of the whole file."""
         origins = cors_origins or self._settings.browser_origins() or ["*"]
         with _unavailable_on_transport_errors():
             try:
@@ -284,7 +286,14 @@ class Storage:
                             "AllowedHeaders": ["Content-Type"],
                             "ExposeHeaders": ["ETag"],
                             "MaxAgeSeconds": 3600,
-                        }
+                        },
+                        {
+                            "AllowedOrigins": origins,
+                            "AllowedMethods": ["GET"],
+                            "AllowedHeaders": ["Range"],
+                            "ExposeHeaders": ["Content-Range", "Content-Length"],
+                            "MaxAgeSeconds": 3600,
+                        },
                     ]
                 },
             )

@@ -23,7 +23,6 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, Page, Route, ViewportSize, expect
 
-from service.storage import Storage
 from tests.browser.conftest import REPO, Tab, WebServer, artifacts_dir
 from tests.browser.test_page import sign_in
 from tests.conftest import Account
@@ -41,22 +40,6 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 async def http(web: WebServer, account: Account) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=web.url, headers=account.headers, timeout=30) as client:
         yield client
-
-
-RANGED_READS = {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "AllowedHeaders": ["Range"], "MaxAgeSeconds": 3600}
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def ranged_reads(storage: Storage) -> AsyncIterator[None]:
-    """The bucket's CORS rules plus a GET with a Range header from any origin: what the page needs to read a
-    bounded part of an output (quarantine.csv). Storage.ensure_bucket grants only the uploads' PUT; until it grants
-    this too (a change to service/storage.py), the test adds the rule, and puts the bucket's own rules back after."""
-    rules = (await storage.client.get_bucket_cors(Bucket=storage.bucket))["CORSRules"]
-    await storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": [*rules, RANGED_READS]})
-    try:
-        yield
-    finally:
-        await storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": rules})
 
 
 async def run_task(
@@ -141,7 +124,7 @@ def messy_csv(path: Path, rows: int, duplicates: int) -> Path:
 
 
 async def test_clean_headline_agrees_with_its_files_and_shows_changed_cells_and_quarantined_rows(
-    tab: Tab, account: Account, http: httpx.AsyncClient, worker: None, ranged_reads: None, tmp_path: Path
+    tab: Tab, account: Account, http: httpx.AsyncClient, worker: None, tmp_path: Path
 ) -> None:
     page = tab.page
     rows, duplicates = 2400, 1800
