@@ -290,11 +290,11 @@ def _cards(outcome: Outcome, summary_metrics: dict[str, Any], score: dict[str, A
     return [
         SummaryCard(
             "quarantine_records",
-            "Quarantined records",
+            "Rows failing the quarantine rules",
             f"{quarantined:,}",
             "excellent" if not quarantined else "warning" if pct(quarantined, total) <= 10 else "critical",
             f"{quarantined:,} of {total:,} rows ({summary_metrics['quarantine_percentage']}%) failed "
-            f"{len(outcome.checks)} checks and moved to quarantine.csv",
+            f"{len(outcome.checks)} checks; quarantine.csv holds them with the rows other agents removed",
         ),
         SummaryCard(
             "quarantine_score",
