@@ -314,6 +314,7 @@ def run_tool(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     flow = None
+    keep: _SearchKeep | None = None
     shape: tuple[int, int] | None = None
     threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
     large = _large_primary(tool_id, inputs, threshold)
@@ -326,7 +327,8 @@ def run_tool(
             chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
         )
     else:
-        keep = _SearchKeep(run_options.keep_dir, chain, agent_params) if tool_id == SEARCH_TOOL else None
+        if tool_id == SEARCH_TOOL:
+            keep = _SearchKeep(run_options.keep_dir, chain, agent_params)
         kept_dataset = keep.dataset if keep is not None else None
         if keep is not None and keep.page is not None:  # a later page: the kept matches answer it
             meta = keep.page.meta
