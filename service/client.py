@@ -45,6 +45,7 @@ from rich.progress import (
 )
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
@@ -691,6 +692,12 @@ def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 Command = Callable[[AgensiumClient, argparse.Namespace, Console], Awaitable[int]]
 
 
+def _print_error(console: Console, message: str) -> None:
+    """`error: message` on one line however long (a path is not broken in two), the message as written (no
+    markup read from it)."""
+    console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True, highlight=False)
+
+
 def run_command(
     args: argparse.Namespace,
     command: Command,
@@ -707,15 +714,15 @@ def run_command(
         url, api_key = resolve_connection(args, os.environ if environ is None else environ)
         return asyncio.run(_with_client(url, api_key, command, args, console))
     except UsageError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _print_error(console, str(exc))
         return EXIT_USAGE
     except ApiError as exc:
-        console.print(f"[red]error:[/red] {exc.code}: {exc.message}", highlight=False)
+        _print_error(console, f"{exc.code}: {exc.message}")
         if getattr(args, "json", False):
             _print_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, compact=True)
         return EXIT_TASK_FAILED
     except (httpx.HTTPError, StreamLostError) as exc:
-        console.print(f"[red]error:[/red] cannot reach the API: {exc!r}", highlight=False)
+        _print_error(console, f"cannot reach the API: {exc!r}")
         return EXIT_TASK_FAILED
     except KeyboardInterrupt:
         return interrupted_status
@@ -1298,15 +1305,20 @@ async def tasks_list(client: AgensiumClient, args: argparse.Namespace, console: 
         return EXIT_OK
     table = Table(box=None, header_style="bold")
     table.add_column("task", no_wrap=True, min_width=36)  # whole ids: they are what the other commands take
-    for column in ("tool", "status", "progress", "agent", "created"):
-        table.add_column(column, no_wrap=column in {"status", "progress"})
+    for column in ("tool", "status", "progress", "file", "size", "took", "credits", "created"):
+        table.add_column(column, no_wrap=column in {"status", "progress"}, justify="right" if column in {
+            "size", "took", "credits"} else "left")  # fmt: skip
     for task in items:
+        primary = next((i for i in task.get("inputs") or [] if i.get("role") == "primary"), None)
         table.add_row(
             task["task_id"],
             task.get("tool_id", ""),
             _status_text(task["status"]),
-            f"{task.get('progress') or 0}%",
-            task.get("current_agent") or "",
+            f"{task.get('progress') or 0}%" + (f" {task['current_agent']}" if task.get("current_agent") else ""),
+            (primary.get("display_name") or primary.get("name") or "") if primary else "",
+            decimal(int(primary["size"])) if primary and primary.get("size") is not None else "",
+            _duration(task).removeprefix(" in "),
+            f"{task['credits']:,}" if task.get("credits") is not None else "",
             (task.get("created_at") or "")[:19].replace("T", " "),
         )
     Console().print(table)

@@ -22,6 +22,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
 from agents import registry
+from agents.options import RunOptions
 from service import lifecycle
 from service.config import Settings
 from service.dev import ChildProcess
@@ -235,6 +236,7 @@ async def test_a_refused_debit_stops_the_agent_at_once(core: Core, tmp_path: Pat
                 sleeper(60.0),
                 tmp_path / "out",
                 progress,
+                RunOptions(diagnostics=True),
             )
         assert refused.value.code == "INSUFFICIENT_CREDITS" and "sleeper" in refused.value.message
         assert pid not in pool.pids()  # killed (and replaced), not left to sleep
