@@ -647,7 +647,7 @@ async function replay(taskId) {
     const id = Number(event.lastEventId);
     // As live: "done" repeats the last status, so it is shown only when it says more.
     const text = event.type === "progress" ? progressText(data) : statusText(data);
-    if (event.type === "progress") pushMessage(rec, text, id, null, true);
+    if (event.type === "progress") pushMessage(rec, text, id, data.at ? new Date(data.at) : null, true);
     else if (!data.deleted && !(event.type === "done" && text === last)) pushMessage(rec, text, id, statusTime(data), true);
     if (event.type !== "progress") last = text;
     if (event.type === "done" || data.deleted) stopReplay();
@@ -716,8 +716,8 @@ async function loadHistory(reset) {
   el("history-empty").hidden = !!el("history-body").children.length;
 }
 
-/** The credits each task was charged (debits less refunds), from the newest page of the ledger; a task
- *  created since its oldest line has all its lines there. */
+/** The credits each task was charged (debits less refunds), from the newest page of the ledger, for a task object
+ *  that does not say (an event's); a task created since its oldest line has all its lines there. */
 async function loadSpent() {
   const page = await get("/me/ledger?limit=200");
   const spent = new Map();
@@ -733,6 +733,7 @@ async function loadSpent() {
 }
 
 function creditsOf(task) {
+  if (task.credits != null) return task.credits === 0 && task.cached ? "0 (cache)" : fmtInt(task.credits); // GET and the list say
   if (state.spent.has(task.task_id)) return fmtInt(state.spent.get(task.task_id));
   if (Date.parse(task.created_at) < state.spentSince) return "—";
   return task.cached ? "0 (cache)" : "0";
