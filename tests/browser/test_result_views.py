@@ -4,13 +4,14 @@ changed cells before and after and its quarantined rows with their original valu
 bounded Range requests and paged; a failed agent's error said once; the alerts readable on a 390 px wide phone.
 
 Tasks run over HTTP, then open from the History (the form is tested elsewhere). Each headline is saved, at
-1280×900, to docs/screenshots/result-<tool>.png for the README.
+1280×900, as result-<tool>.png (to docs/screenshots for the README with AGENSIUM_README_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,11 +84,13 @@ async def figure(card: Locator, key: str, attribute: str) -> str:
 
 
 async def save_screenshot(page: Page, name: str, top: str = "#summary") -> None:
-    """docs/screenshots/result-<name>.png: a 1280×900 viewport with the element `top` (a CSS selector; the result's
-    summary, its headline card first) near its top, for the README."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """result-<name>.png: a 1280×900 viewport with the element `top` (a CSS selector; the result's summary, its
+    headline card first) near its top. In the test artifacts; in docs/screenshots, for the README, only when
+    AGENSIUM_README_SCREENSHOTS=1 (a test run leaves the checkout as it was)."""
+    directory = SCREENSHOTS if os.environ.get("AGENSIUM_README_SCREENSHOTS") == "1" else artifacts_dir()
+    directory.mkdir(parents=True, exist_ok=True)
     await page.locator(top).evaluate("el => { el.scrollIntoView({block: 'start'}); window.scrollBy(0, -40); }")
-    await page.screenshot(path=SCREENSHOTS / f"result-{name}.png")
+    await page.screenshot(path=directory / f"result-{name}.png")
 
 
 async def cell_texts(table: Locator) -> list[list[str]]:
