@@ -64,6 +64,11 @@ WATCH_MAX_ROWS = 50  # finished tasks leave `watch`'s table, oldest first, past 
 OCTET_STREAM = "application/octet-stream"
 SEVERITIES = ("critical", "high", "medium", "low")
 SUMMARY_TOP_ALERTS = 5  # the most severe alerts `submit --follow` names in its summary
+# Master data sources: `source_<label>.<ext>`, as the API names them (API.md, "Roles by name").
+SOURCE_PREFIX = "source_"
+MAX_SOURCES = 9
+MAX_LABEL_CHARS = 32
+SOURCE_LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -767,8 +772,34 @@ def content_type_for(path: Path) -> str:
 
 
 def input_name(role: str, path: Path) -> str:
-    """The upload name of an input file, e.g. `primary.csv`, `baseline.tsv`."""
+    """The upload name of an input file, e.g. `primary.csv`, `baseline.tsv`, `source_crm.csv`, `schema.yaml`."""
     return f"{role}{path.suffix.lower()}"
+
+
+def input_role(name: str) -> str:
+    """The catalog role of an upload name: `source` for `source_<label>.<ext>`, else the name's stem."""
+    stem = name.partition(".")[0]
+    return "source" if stem.startswith(SOURCE_PREFIX) else stem
+
+
+def label_from_name(path: Path) -> str:
+    """A source label from a file name, in the labels' alphabet: `CRM Export.csv` -> `crm_export`."""
+    return re.sub(r"[^a-z0-9_-]+", "_", path.stem.lower()).strip("_-")[:MAX_LABEL_CHARS]
+
+
+def parse_source(raw: str) -> tuple[str, Path]:
+    """(label, file) of one `--source LABEL=FILE` (or `--source FILE`: the label from the file name); a
+    UsageError for a label the server would refuse."""
+    label, sep, file = raw.partition("=")
+    path = Path(file) if sep else Path(raw)
+    if not sep:
+        label = label_from_name(path)
+    if not SOURCE_LABEL.fullmatch(label) or label == "primary":
+        raise UsageError(
+            f"--source {raw}: the label {label!r} is not valid: up to {MAX_LABEL_CHARS} lowercase letters, digits, "
+            "_ and -, starting with a letter or digit, and not 'primary' (write --source LABEL=FILE)"
+        )
+    return label, path
 
 
 @dataclass(frozen=True)
@@ -781,13 +812,32 @@ class SubmitPlan:
     agents: list[str] | None
 
 
+def planned_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(role or `source_<label>`, file) of every data input the command line names; a UsageError for a bad,
+    repeated or surplus source label."""
+    named: list[tuple[str, Path]] = [("primary", Path(args.file))]
+    if args.baseline is not None:
+        named.append(("baseline", Path(args.baseline)))
+    labels: dict[str, str] = {}
+    for raw in args.source or []:
+        label, path = parse_source(raw)
+        if label in labels:
+            raise UsageError(
+                f"--source {raw}: the label {label!r} is already --source {labels[label]}: give each its own"
+            )
+        labels[label] = raw
+        named.append((f"{SOURCE_PREFIX}{label}", path))
+    if len(labels) > MAX_SOURCES:
+        raise UsageError(f"{len(labels)} --source files: at most {MAX_SOURCES} besides the primary")
+    if args.schema is not None:
+        named.append(("schema", Path(args.schema)))
+    return named
+
+
 def plan_submit(args: argparse.Namespace) -> SubmitPlan:
     inputs: dict[str, Path] = {}
     declared: list[dict[str, Any]] = []
-    for role, raw in (("primary", args.file), ("baseline", args.baseline)):
-        if raw is None:
-            continue
-        path = Path(raw)
+    for role, path in planned_inputs(args):
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
         name = input_name(role, path)
@@ -845,7 +895,7 @@ class ToolCatalog:
         inputs = {str(item["role"]): item for item in tool.get("inputs") or []}
         declared = []
         for entry in plan.declared:
-            role, _, extension = str(entry["name"]).partition(".")
+            role, extension = input_role(str(entry["name"])), str(entry["name"]).partition(".")[2]
             if role not in inputs:
                 raise UsageError(f"{tool_id} takes no {role} input; it takes: {', '.join(inputs)}")
             accepted: dict[str, list[str]] = inputs[role].get("content_types") or {}
@@ -883,7 +933,7 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         parents=[_connection_options()],
         help="submit a file to a tool through the HTTP API and optionally follow it",
         description=(
-            "Create a task, upload FILE (and --baseline/--params) through presigned URLs (part by part for "
+            "Create a task, upload FILE and the other inputs through presigned URLs (part by part for "
             "big files), and queue it. With --follow, show its progress per agent live, then a short summary on "
             "stdout: status, rows in and out, the outcome (grade, readiness, golden records, matches, ...), alerts "
             "by severity and the outputs (--json: the whole result as JSON instead); --download DIR also saves "
@@ -895,6 +945,14 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", help="the primary input (.csv, .tsv, .json, ...)")
     parser.add_argument("--tool", default="profile-my-data", help="tool id (default: %(default)s)")
     parser.add_argument("--baseline", metavar="FILE", help="baseline input, for drift detection")
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="LABEL=FILE",
+        help=f"another source to master with the primary (master-my-data; repeat up to {MAX_SOURCES} times); "
+        "without LABEL= the label is the file name's",
+    )
+    parser.add_argument("--schema", metavar="FILE", help="a data contract, .json or .yaml (master-my-data)")
     parser.add_argument("--params", metavar="FILE", help="parameters.json keyed by agent id")
     parser.add_argument("--agents", metavar="A,B", help="comma-separated agent chain (default: the tool's)")
     parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the server's)")

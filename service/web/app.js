@@ -1,6 +1,7 @@
 // The page: sign in, submit a task (upload straight to the object store), follow every task live over
 // ONE EventSource on /api/v1/events, show results, keep the history current; transform a completed task's
-// dataset with a command and move through its versions (versions.js); search it (search.js).
+// dataset with a command and move through its versions (versions.js); search it (search.js). Master data
+// takes other sources (sources.js) and a data contract besides the primary.
 
 import { ApiError, del, get, getKey, post, randomKey, setKey } from "./api.js";
 import { $, fmtBytes, fmtDuration, fmtInt, fmtTime, h } from "./dom.js";
@@ -8,6 +9,7 @@ import { chainCost, paramsEditor } from "./form.js";
 import { profileViews } from "./profile_views.js";
 import * as results from "./results.js";
 import { SEARCH_TOOL, searchPanel } from "./search.js";
+import { sourcesField } from "./sources.js";
 import { describe, extension, refreshExpired, uploadAll } from "./upload.js";
 import { TRANSFORM_TOOL, versionsPanel } from "./versions.js";
 
@@ -15,7 +17,7 @@ const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "EXPIRED"]);
 const RETRYABLE = new Set(["FAILED", "CANCELLED", "EXPIRED"]);
 // Failures a retry can only repeat: the same inputs and parameters would be refused again.
 const FINAL_ERRORS = new Set(["INVALID_FILE", "INVALID_PARAMETERS", "INPUT_MISSING"]);
-const ROLES = ["primary", "baseline"];
+const ROLES = ["primary", "baseline", "schema"]; // the inputs of one file each, with a field of their own
 const MAX_MESSAGES = 200;
 const PAGE = 20;
 const el = (id) => document.getElementById(id);
@@ -74,8 +76,9 @@ function clearFieldError(where) {
 /** Where a refusal of Run belongs: beside the file it names (upload-urls' details.name), else beside Run. */
 function errorPlace(error) {
   const name = error && error.details && error.details.name;
-  const role = typeof name === "string" && ROLES.find((r) => name === r || name.startsWith(r + "."));
-  return role ? `file-error-${role}` : "submit-error";
+  if (typeof name !== "string") return "submit-error";
+  const role = ROLES.find((r) => name === r || name.startsWith(r + "."));
+  return role ? `file-error-${role}` : sources.errorPlace(name) || "submit-error";
 }
 
 const guarded = (fn) => async (...args) => {
@@ -182,9 +185,15 @@ function renderTool(toolId) {
     el(`formats-${role}`).textContent = formats.length ? `Reads ${formats.map((f) => "." + f).join(", ")}.` : "";
     checkFile(role);
   }
-  el("baseline-field").hidden = !(tool && tool.inputs.some((i) => i.role === "baseline"));
+  el("baseline-field").hidden = !takes("baseline");
+  el("schema-field").hidden = !takes("schema");
+  el("sources-field").hidden = !takes("source");
+  sources.setFormats(acceptedFormats("source"));
   updateCost();
 }
+
+/** Whether the tool in the form takes an input of this role, as the catalog says. */
+const takes = (role) => !!(state.tool && state.tool.inputs.some((i) => i.role === role));
 
 /** The file formats (extensions) the tool in the form reads for an input role, as the catalog says. */
 function acceptedFormats(role) {
@@ -218,20 +227,25 @@ function updateCost() {
   el("cost").textContent = `Cost: ${fmtInt(cost)} credits (you have ${fmtInt(state.me.credits)}), each agent charged as it starts.${note}`;
 }
 
+/** An upload item of a file field: its role and file, and the bar and note that show its progress. */
+const fieldItem = (role, file) => ({ role, file, bar: el(`upload-progress-${role}`), note: el(`bytes-${role}`) });
+
 function resetBars(items) {
-  for (const role of ["primary", "baseline"]) {
-    const item = items.find((i) => i.role === role);
-    const bar = el(`upload-progress-${role}`);
-    bar.max = item ? Math.max(1, item.file.size) : 1;
-    bar.value = 0;
+  for (const role of ROLES) {
+    el(`upload-progress-${role}`).max = 1;
+    el(`upload-progress-${role}`).value = 0;
     el(`bytes-${role}`).textContent = "";
+  }
+  for (const { bar, note, file } of items) {
+    bar.max = Math.max(1, file.size);
+    bar.value = 0;
+    note.textContent = "";
   }
 }
 
-function onBytes(role, bytes) {
-  const bar = el(`upload-progress-${role}`);
-  bar.value = Math.min(bytes, bar.max);
-  el(`bytes-${role}`).textContent = `${fmtBytes(bytes)} of ${fmtBytes(bar.max)} sent`;
+function onBytes(item, bytes) {
+  item.bar.value = Math.min(bytes, item.bar.max);
+  item.note.textContent = `${fmtBytes(bytes)} of ${fmtBytes(item.bar.max)} sent`;
 }
 
 /** Run: every refusal, the page's or the API's, is shown beside the control it concerns. */
@@ -239,6 +253,7 @@ async function submit(event) {
   event.preventDefault();
   clearError();
   for (const where of ["submit-error", ...ROLES.map((r) => `file-error-${r}`)]) clearFieldError(where);
+  sources.clearErrors();
   try {
     await run();
   } catch (error) {
@@ -256,10 +271,16 @@ async function run() {
   const agents = tickedAgents().map((a) => a.agent_id);
   const primary = el("file-primary").files[0];
   const baseline = el("baseline-field").hidden ? null : el("file-baseline").files[0];
+  const schema = el("schema-field").hidden ? null : el("file-schema").files[0];
   if (!tool) return showFieldError("submit-error", "Choose a tool.");
   if (!primary) {
     el("file-primary").focus();
     return showFieldError("file-error-primary", "Choose the primary file.");
+  }
+  const badLabel = el("sources-field").hidden ? null : sources.check();
+  if (badLabel) {
+    badLabel.focus();
+    return showFieldError("submit-error", "A source's label is not valid (see beside it).");
   }
   if (!agents.length) {
     el("advanced").open = true;
@@ -280,8 +301,10 @@ async function run() {
   if (agents.join() !== tool.default_chain.join()) body.agents = agents;
   if (Object.keys(parameters).length) body.parameters = parameters;
 
-  const items = [{ role: "primary", file: primary }];
-  if (baseline) items.push({ role: "baseline", file: baseline });
+  const items = [fieldItem("primary", primary)];
+  if (baseline) items.push(fieldItem("baseline", baseline));
+  if (!el("sources-field").hidden) items.push(...sources.items());
+  if (schema) items.push(fieldItem("schema", schema));
   resetBars(items);
   el("resume-upload").hidden = true;
   setBusy(true);
@@ -698,6 +721,10 @@ function searchCost(agentId) {
 
 /** A search task the panel made: in the history like any task; the panel itself waits for its result. */
 const search = searchPanel({ cost: searchCost, onCreated: (task) => onTask(task) });
+
+// --- other sources (master data) -------------------------------------------------------------------
+
+const sources = sourcesField({ root: el("sources-field"), list: el("source-list"), picker: el("file-source"), formatsNote: el("formats-source"), areaError: el("file-error-source") });
 
 // --- history ---------------------------------------------------------------------------------------
 

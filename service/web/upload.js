@@ -17,6 +17,8 @@ export const CONTENT_TYPES = {
   jsonl: "application/x-ndjson",
   parquet: "application/vnd.apache.parquet",
   xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  yaml: "application/yaml",
+  yml: "application/yaml",
 };
 
 export const extension = (file) => (/\.([^./]+)$/.exec(file.name) || [, ""])[1].toLowerCase();
@@ -132,14 +134,14 @@ async function multipart(taskId, entry, file, onBytes, resume) {
   await post(`${base}/complete`, { upload_id: entry.upload_id, parts });
 }
 
-/** Upload every item ({role, file, entry, done}) not yet done, in parallel. onBytes(role, bytes) reports
+/** Upload every item ({role, file, entry, done}) not yet done, in parallel. onBytes(item, bytes) reports
  *  progress. Rejects with the first error once all have stopped; items that made it are marked done. */
 export async function uploadAll(taskId, items, onBytes, resume = false) {
   const results = await Promise.allSettled(
     items
       .filter((item) => !item.done)
       .map(async (item) => {
-        const progress = (n) => onBytes(item.role, n);
+        const progress = (n) => onBytes(item, n);
         if (item.entry.method === "MULTIPART") await multipart(taskId, item.entry, item.file, progress, resume);
         else await single(item.entry, item.file, progress);
         item.done = true;
