@@ -527,6 +527,14 @@ def listed_tools(*, diagnostics: bool = False) -> list[str]:
     return [tool_id for tool_id, spec in TOOLS.items() if _available(spec, diagnostics)]
 
 
+def _role_content_types(role: str) -> dict[str, frozenset[str]]:
+    """The formats (extensions without the dot) an input of ``role`` may have, with their content types."""
+    if role == "parameters":
+        return {"json": PARAMETERS_CONTENT_TYPES}
+    types = SCHEMA_CONTENT_TYPES if role == "schema" else DATA_CONTENT_TYPES
+    return {extension[1:]: content_types for extension, content_types in types.items()}
+
+
 def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
     """The JSON-serialisable catalog served by ``GET /api/v1/tools``."""
     tools = []
@@ -563,14 +571,8 @@ def catalog(*, diagnostics: bool = False) -> dict[str, Any]:
                         "name": item.pattern,
                         "required": item.required,
                         "description": item.description,
-                        "formats": ["json"]
-                        if item.role == "parameters"
-                        else sorted(ext[1:] for ext in DATA_CONTENT_TYPES),
-                        "content_types": (
-                            {"json": sorted(PARAMETERS_CONTENT_TYPES)}
-                            if item.role == "parameters"
-                            else {ext[1:]: sorted(types) for ext, types in DATA_CONTENT_TYPES.items()}
-                        ),
+                        "formats": sorted(_role_content_types(item.role)),
+                        "content_types": {fmt: sorted(types) for fmt, types in _role_content_types(item.role).items()},
                     }
                     for item in spec.inputs
                 ],

@@ -73,6 +73,11 @@ def test_catalog_lists_only_tools_and_agents_that_exist() -> None:
     ]  # fmt: skip
     primary = profile["inputs"][0]
     assert set(primary["formats"]) == {"csv", "tsv", "txt", "xlsx", "parquet", "json", "ndjson", "jsonl"}
+    formats = {item["role"]: item["formats"] for item in master["inputs"]}
+    assert formats["schema"] == ["json", "yaml", "yml"]  # a data contract, not a dataset
+    assert formats["source"] == primary["formats"] and formats["parameters"] == ["json"]
+    schema = next(item for item in master["inputs"] if item["role"] == "schema")
+    assert "application/yaml" in schema["content_types"]["yaml"]
 
 
 def test_resolve_chain() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+import yaml
 
 from tests.conftest import Account, ApiServer
 from tests.e2e.test_cli_more import cli_env, run_cli
@@ -22,7 +23,7 @@ from tests.e2e.test_master import sources
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TOOL = "master-my-data"
-# The contract of tests/e2e/test_master.py, as JSON: the primary's row BAD_POSTCODE_ROW breaks its pattern.
+# The contract of tests/e2e/test_master.py (written as YAML): the primary's row BAD_POSTCODE_ROW breaks its pattern.
 CONTRACT = {
     "name": "people",
     "required_columns": ["given_name", "surname", "email"],
@@ -38,13 +39,13 @@ def env(api: ApiServer, account: Account, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     """people.csv (the primary), crm.csv and `Web Shop.parquet`: test_master's people with planted duplicates,
-    the second of its sources cut in two; and contract.json."""
+    the second of its sources cut in two; and contract.yaml."""
     primary, shop, _ = sources()
-    paths = {name: tmp_path / name for name in ("people.csv", "crm.csv", "Web Shop.parquet", "contract.json")}
+    paths = {name: tmp_path / name for name in ("people.csv", "crm.csv", "Web Shop.parquet", "contract.yaml")}
     primary.write_csv(paths["people.csv"])
     shop.slice(0, shop.height // 2).write_csv(paths["crm.csv"])
     shop.slice(shop.height // 2).write_parquet(paths["Web Shop.parquet"])
-    paths["contract.json"].write_text(json.dumps(CONTRACT))
+    paths["contract.yaml"].write_text(yaml.safe_dump(CONTRACT))
     return paths
 
 
@@ -67,7 +68,7 @@ async def test_submit_with_two_sources_and_a_contract_masters_every_row_of_every
         "--source",
         str(files["Web Shop.parquet"]),
         "--schema",
-        str(files["contract.json"]),
+        str(files["contract.yaml"]),
         "--follow",
         "--json",
         timeout=180,
@@ -75,7 +76,7 @@ async def test_submit_with_two_sources_and_a_contract_masters_every_row_of_every
     assert code == 0, err
     doc = json.loads(out)
     assert doc["task"]["status"] == "COMPLETED", doc["task"]
-    for name in ("source_crm.csv", "source_web_shop.parquet", "schema.json"):
+    for name in ("source_crm.csv", "source_web_shop.parquet", "schema.yaml"):
         assert f"upload {name}" in err
 
     async with httpx.AsyncClient(base_url=api.url, headers=account.headers) as client:
@@ -88,7 +89,7 @@ async def test_submit_with_two_sources_and_a_contract_masters_every_row_of_every
         "primary.csv": ("primary", "people.csv", files["people.csv"].stat().st_size),
         "source_crm.csv": ("source", "crm.csv", files["crm.csv"].stat().st_size),
         "source_web_shop.parquet": ("source", "Web Shop.parquet", files["Web Shop.parquet"].stat().st_size),
-        "schema.json": ("schema", "contract.json", files["contract.json"].stat().st_size),
+        "schema.yaml": ("schema", "contract.yaml", files["contract.yaml"].stat().st_size),
     }
 
     # Every row of every source, once, under its label; the contract was read (its pattern broken once).
