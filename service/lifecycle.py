@@ -703,7 +703,6 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
 
 
 CACHE_COPY_PREFIX = "cache-"  # outputs/cache-<hex>/: a cache hit's own copies (a run's are outputs/<attempt>/)
-_copying: set[asyncio.Task[None]] = set()  # cache hits making their own copies in the background
 
 
 async def _complete_from_cache(
@@ -712,9 +711,9 @@ async def _complete_from_cache(
     """The task COMPLETED at once from the user's latest COMPLETED task of the same key: its outputs and result, the
     usual `status` and `done` events, a `cache_hit` ledger line of 0 credits; None (a miss) when there is no such
     task. Its outputs are first the stored objects of the task that ran (`copy_from`); its own server-side copies
-    are made right after, in the background (make_own_copies), and deleting that task makes them first if they
-    are not made yet: deleting either task never breaks the other. INVALID_STATE when the task moved on meanwhile
-    (a concurrent process or cancel)."""
+    are made right after by a worker (its copy job, copy_cache_hit), or by the maintenance sweep when that job is
+    lost, and deleting that task makes them first if they are not made yet: deleting either task never breaks the
+    other. INVALID_STATE when the task moved on meanwhile (a concurrent process or cancel)."""
     source = await core.store.cached_task(user_id, key, task_id)
     if source is None:
         return None
@@ -734,19 +733,26 @@ async def _complete_from_cache(
         if result.current_status in allowed:  # the reused task was deleted meanwhile: run this one
             return None
         raise _refused(result, "process")
-    copying = asyncio.create_task(_copy_in_background(core, user_id, task_id, owner, outputs))
-    _copying.add(copying)
-    copying.add_done_callback(_copying.discard)
+    await core.enqueue.copies(task_id)
     return result.row
+
+
+async def copy_cache_hit(core: Core, task_id: str) -> bool:
+    """A cache hit's copy job (worker/jobs.py) and the maintenance sweep: make its own copies unless they are made
+    already (by an earlier call, or by deleting the task it reused) or it is gone; True when this call made them."""
+    hit = await core.store.cache_hit_to_copy(task_id)
+    if hit is None:
+        return False
+    return await make_own_copies(core, str(hit["user_id"]), task_id, str(hit["copy_from"]), list(hit["outputs"]))
 
 
 async def make_own_copies(
     core: Core, user_id: str, task_id: str, copy_from: str, outputs: list[dict[str, Any]]
-) -> None:
+) -> bool:
     """Give cache hit `task_id` its own server-side copies of `outputs` (task `copy_from`'s stored objects) under its
     own outputs prefix, all at once; its manifest is written anew, naming it and the task that ran. When another
-    call made them first, or the task is gone, these copies are deleted again; so are they when one fails (which
-    raises: the outputs stay as they were)."""
+    call made them first, or the task is gone, these copies are deleted again (False); so are they when one fails
+    (which raises: the outputs stay as they were)."""
     prefix = f"{outputs_prefix(core.settings, user_id, task_id)}{CACHE_COPY_PREFIX}{uuid.uuid4().hex[:12]}/"
     try:
         copies = await asyncio.gather(*(_copy_output(core, output, prefix, task_id) for output in outputs))
@@ -756,17 +762,7 @@ async def make_own_copies(
         raise
     if not made:
         await core.storage.delete_prefix(prefix)
-
-
-async def _copy_in_background(
-    core: Core, user_id: str, task_id: str, copy_from: str, outputs: list[dict[str, Any]]
-) -> None:
-    """make_own_copies right after a cache hit; a failure is logged: the outputs stay task `copy_from`'s objects,
-    which deleting that task copies first, and which retention keeps meanwhile."""
-    try:
-        await make_own_copies(core, user_id, task_id, copy_from, outputs)
-    except Exception as exc:  # noqa: BLE001 - a background task: nothing else would hear of it
-        log.warning("cache hit %s: its own copies of task %s's outputs were not made: %r", task_id, copy_from, exc)
+    return made
 
 
 async def _copy_output(core: Core, output: dict[str, Any], prefix: str, task_id: str) -> dict[str, Any]:

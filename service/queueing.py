@@ -4,14 +4,17 @@ arq runs the ready job with the lowest score first (scores are enqueue times in 
 its enqueue time minus its priority's head start, so an urgent job goes before every normal job queued
 in the last day, and a low job only waits behind normal jobs queued within five minutes after it
 (aging). Retries after a backoff are deferred: their score is the time they become due.
+
+The same queue carries a cache hit's copy job: its own server-side copies of the outputs it reuses, made by a
+worker rather than by the API process that answered the hit.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from arq.connections import ArqRedis
 
@@ -19,10 +22,12 @@ from service.config import Settings
 
 log = logging.getLogger("agensium.queue")
 
-Enqueue = Callable[[str, str, str, float], Awaitable[None]]  # (task id, job id, priority, defer seconds)
-
 JOB_FUNCTION = "run_task"
+COPY_FUNCTION = "copy_cache_hit"  # worker/jobs.py: a cache hit's own copies of its outputs
 JOB_EXPIRES = timedelta(days=2)  # arq drops a job not started by then; the reconciler enqueues it again
+# A cache hit's copy job waits this long: a burst of hits (a page re-running its searches) is answered before their
+# copies compete with it for the CPU and the object store. Meanwhile the hit reads the objects of the task it reused.
+COPY_JOB_DEFER = timedelta(seconds=10)
 
 
 def job_score_ms(settings: Settings, priority: str, defer_s: float = 0.0, now_s: float | None = None) -> int:
@@ -32,25 +37,58 @@ def job_score_ms(settings: Settings, priority: str, defer_s: float = 0.0, now_s:
     return int((now - settings.priority_head_start_s.get(priority, 0.0)) * 1000)
 
 
-def make_enqueue(redis: ArqRedis, settings: Settings, *, swallow_errors: bool) -> Enqueue:
-    """The Core's enqueue. With `swallow_errors` a Redis outage is logged and the task stays QUEUED in
-    PostgreSQL, where the reconciler finds it and enqueues it once Redis is back (the API's choice:
+class Enqueue(Protocol):
+    """The Core's job queue: called, it enqueues a task's run; `copies` enqueues a cache hit's copy job."""
+
+    async def __call__(self, task_id: str, job_id: str, priority: str = "normal", defer_s: float = 0.0) -> None: ...
+
+    async def copies(self, task_id: str) -> None: ...
+
+
+class JobQueue:
+    """The arq queue behind the Core's enqueue. With `swallow_errors` a Redis outage is logged and the task stays
+    QUEUED in PostgreSQL, where the reconciler finds it and enqueues it once Redis is back (the API's choice:
     `process` still succeeds)."""
 
-    async def enqueue(task_id: str, job_id: str, priority: str = "normal", defer_s: float = 0.0) -> None:
-        score = job_score_ms(settings, priority, defer_s)
+    def __init__(self, redis: ArqRedis, settings: Settings, *, swallow_errors: bool) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.swallow_errors = swallow_errors
+
+    async def __call__(self, task_id: str, job_id: str, priority: str = "normal", defer_s: float = 0.0) -> None:
+        score = job_score_ms(self.settings, priority, defer_s)
         try:
-            await redis.enqueue_job(
+            await self.redis.enqueue_job(
                 JOB_FUNCTION,
                 task_id,
                 _job_id=job_id,
-                _queue_name=settings.arq_queue_name,
+                _queue_name=self.settings.arq_queue_name,
                 _defer_until=datetime.fromtimestamp(score / 1000, UTC),
                 _expires=JOB_EXPIRES,
             )
         except Exception as exc:
-            if not swallow_errors:
+            if not self.swallow_errors:
                 raise
             log.warning("enqueue of task %s failed; it stays QUEUED and is enqueued again later: %s", task_id, exc)
 
-    return enqueue
+    async def copies(self, task_id: str) -> None:
+        """Enqueue cache hit `task_id`'s copy job, due after COPY_JOB_DEFER (one id per hit: arq refuses a second
+        while it holds the first). Redis is only its transport: when the job is lost, the maintenance sweep makes
+        the copies later, and deleting the reused task makes them first; so a failure here is only logged, whatever
+        `swallow_errors`."""
+        try:
+            await self.redis.enqueue_job(
+                COPY_FUNCTION,
+                task_id,
+                _job_id=f"copies:{task_id}",
+                _queue_name=self.settings.arq_queue_name,
+                _defer_by=COPY_JOB_DEFER,
+                _expires=JOB_EXPIRES,
+            )
+        except Exception as exc:  # noqa: BLE001 - transport only (docstring)
+            log.warning("copy job of cache hit %s not enqueued; the maintenance sweep makes them: %s", task_id, exc)
+
+
+def make_enqueue(redis: ArqRedis, settings: Settings, *, swallow_errors: bool) -> JobQueue:
+    """The Core's enqueue (JobQueue)."""
+    return JobQueue(redis, settings, swallow_errors=swallow_errors)

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from pydantic_core import from_json, to_json
 
-from service.models import task_view
+from service.models import iso_utc, task_view
 
 log = logging.getLogger("agensium.store")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -404,11 +404,9 @@ class TaskStore:
         args: Sequence[Any],
         publish: Publish,
         user_id: str | None = None,
-        then: Callable[[asyncpg.Connection, asyncpg.Record], Awaitable[None]] | None = None,
     ) -> Transition:
         """Run one conditional UPDATE ... RETURNING * by name with its status (+ done) event in the
-        same transaction. `args` follow the task id (and the user id when the query takes one). `then` writes
-        what goes with the change (a ledger line) in the same transaction, once the row changed."""
+        same transaction. `args` follow the task id (and the user id when the query takes one)."""
         tid = _uuid_or_none(task_id)
         if tid is None:
             return Transition(None, None)
@@ -423,8 +421,6 @@ class TaskStore:
                     if row is None:
                         status = await conn.fetchval(self.q["task_status"], tid, uid)
                         return Transition(None, status)
-                    if then is not None:
-                        await then(conn, row)
                     view = task_view(row)
                     locked = row["user_id"]
                     events.append(await self._insert_event(conn, locked, tid, "status", view, first=True))
@@ -455,17 +451,23 @@ class TaskStore:
         """(id, outputs) of the user's cache hits whose outputs are still task `task_id`'s stored objects."""
         return await self.pool.fetch(self.q["pending_copies"], uuid.UUID(user_id), uuid.UUID(task_id))
 
+    async def cache_hit_to_copy(self, task_id: str) -> asyncpg.Record | None:
+        """(id, user_id, copy_from, outputs) of cache hit `task_id` while its own copies are not made; else None."""
+        tid = _uuid_or_none(task_id)
+        return None if tid is None else await self.pool.fetchrow(self.q["cache_hit_to_copy"], tid)
+
+    async def cache_hits_to_copy(self, older_than_s: float, limit: int) -> list[asyncpg.Record]:
+        """(id, user_id, copy_from, outputs) of up to `limit` cache hits completed more than `older_than_s` ago
+        whose own copies are still not made, oldest first."""
+        return await self.pool.fetch(self.q["cache_hits_to_copy"], older_than_s, limit)
+
     async def complete_from_cache(
         self, task_id: str, user_id: str, args: Sequence[Any], reason: str, publish: Publish
     ) -> Transition:
         """A cache hit: the task COMPLETED at once (query complete_from_cache, `args` after the user id) with its
-        `status` and `done` events and, in the same transaction, a ledger line of kind cache_hit and amount 0
+        `status` and `done` events and, in the same statement, a ledger line of kind cache_hit and amount 0
         saying which task it reused (`reason`)."""
-
-        async def record_hit(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-            await conn.execute(self.q["record_cache_hit"], row["user_id"], row["id"], reason)
-
-        return await self.transition("complete_from_cache", task_id, args, publish, user_id, then=record_hit)
+        return await self.transition("complete_from_cache", task_id, [*args, reason], publish, user_id)
 
     async def count_cache_hits(self, user_id: str) -> int:
         return int(await self.pool.fetchval(self.q["count_cache_hits"], uuid.UUID(user_id)))
@@ -494,6 +496,7 @@ class TaskStore:
                         "progress": row["progress"],
                         "current_agent": current_agent,
                         "message": message,
+                        "at": iso_utc(row["updated_at"]),  # when: a replayed log shows each line's own time
                     }
                     locked = row["user_id"]
                     events.append(await self._insert_event(conn, locked, tid, "progress", payload, first=True))

@@ -93,9 +93,11 @@ SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, 
 FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: get_task_view
--- The columns of the task object only (no inputs, parameters or result): status polling.
+-- The columns of the task object only (no parameters or result): status polling. credits: what the task cost,
+-- net of refunds, every run (index credit_ledger_by_task).
 SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
-       source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at
+       source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at,
+       (SELECT -COALESCE(SUM(amount), 0) FROM credit_ledger WHERE task_id = tasks.id)::bigint AS credits
 FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: get_task_result
@@ -144,9 +146,10 @@ SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, 
 FROM tasks WHERE id = $1;
 
 -- name: list_tasks
--- A user's tasks, newest first, keyset-paginated on (created_at, id).
+-- A user's tasks, newest first, keyset-paginated on (created_at, id); credits as get_task_view's.
 SELECT id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
-       source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at
+       source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at,
+       (SELECT -COALESCE(SUM(amount), 0) FROM credit_ledger WHERE task_id = tasks.id)::bigint AS credits
 FROM tasks
 WHERE user_id = $1
   AND ($2::text[] IS NULL OR status = ANY($2))
@@ -192,7 +195,7 @@ RETURNING *;
 UPDATE tasks SET cache_key = $2 WHERE id = $1;
 
 -- name: cached_task
--- The result cache's lookup (index tasks_by_cache_key): user $1's latest COMPLETED task with cache key $2, other
+-- The result cache's lookup (index tasks_by_cache_key_newest): user $1's latest COMPLETED task with cache key $2, other
 -- than task $3, whose stored files are still there and whose every agent succeeded (a partial result runs again);
 -- copy_from: the task whose objects its outputs still are (its own copies are not made yet).
 SELECT id, outputs, copy_from FROM tasks
@@ -205,21 +208,25 @@ LIMIT 1;
 -- process on a result-cache hit: a task in $3 -> COMPLETED at once, never queued nor run (attempts stay 0), with
 -- the chain as queued ($4), its cache key ($5), the outputs of the COMPLETED task $9 it reuses ($6: the stored
 -- objects of task $8 until set_own_copies gives it its own), its result (copied here, not through the API) and
--- message $7. No row when task $9 is gone meanwhile. Returns the columns of the task object, not the result.
-UPDATE tasks
-SET status = 'COMPLETED', agents = $4, cache_key = $5, outputs = $6, message = $7, cached = true, copy_from = $8,
-    result = reused.result, progress = 100, current_agent = NULL, error = NULL, job_id = NULL, enqueued_at = NULL,
-    worker_id = NULL, heartbeat_at = NULL, queued_at = now(), started_at = now(), finished_at = now(),
-    updated_at = now()
-FROM (SELECT result FROM tasks WHERE id = $9 AND status = 'COMPLETED') reused
-WHERE id = $1 AND user_id = $2 AND status = ANY($3)
-RETURNING id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts, cached,
-          source_task_id, labels, created_at, upload_started_at, queued_at, started_at, finished_at, expires_at;
-
--- name: record_cache_hit
--- The ledger line of cache hit $2 of user $1: kind cache_hit, 0 credits, the balance as it is, reason $3.
-INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
-SELECT id, $2, NULL, 0, credits, $3, 'cache_hit', NULL FROM users WHERE id = $1;
+-- message $7; and, in the same statement, its ledger line: kind cache_hit, 0 credits, the balance as it is, reason
+-- $10. No row when task $9 is gone meanwhile. Returns the columns of the task object, not the result.
+WITH hit AS (
+    UPDATE tasks
+    SET status = 'COMPLETED', agents = $4, cache_key = $5, outputs = $6, message = $7, cached = true, copy_from = $8,
+        result = reused.result, progress = 100, current_agent = NULL, error = NULL, job_id = NULL,
+        enqueued_at = NULL, worker_id = NULL, heartbeat_at = NULL, queued_at = now(), started_at = now(),
+        finished_at = now(), updated_at = now()
+    FROM (SELECT result FROM tasks WHERE id = $9 AND status = 'COMPLETED') reused
+    WHERE id = $1 AND user_id = $2 AND status = ANY($3)
+    RETURNING id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts,
+              cached, source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at,
+              finished_at, expires_at
+), ledger AS (
+    INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
+    SELECT users.id, hit.id, NULL, 0, users.credits, $10, 'cache_hit', NULL
+    FROM hit JOIN users ON users.id = hit.user_id
+)
+SELECT * FROM hit;
 
 -- name: set_own_copies
 -- Cache hit $1 has its own copies of the outputs it took from task $2: they replace them ($3). No row when it is
@@ -231,6 +238,18 @@ RETURNING id;
 -- name: pending_copies
 -- User $1's cache hits whose outputs are still task $2's stored objects: deleting $2 makes their copies first.
 SELECT id, outputs FROM tasks WHERE copy_from = $2 AND user_id = $1;
+
+-- name: cache_hit_to_copy
+-- Cache hit $1 while its outputs are still the stored objects of task copy_from (its own copies not made yet).
+SELECT id, user_id, copy_from, outputs FROM tasks WHERE id = $1 AND copy_from IS NOT NULL;
+
+-- name: cache_hits_to_copy
+-- Up to $2 cache hits completed more than $1 seconds ago whose own copies are still not made (their copy job was
+-- lost), oldest first (index tasks_by_copy_from).
+SELECT id, user_id, copy_from, outputs FROM tasks
+WHERE copy_from IS NOT NULL AND finished_at < now() - make_interval(secs => $1)
+ORDER BY finished_at
+LIMIT $2;
 
 -- name: count_cache_hits
 -- How many of user $1's tasks the result cache completed (their ledger lines outlive the tasks).
@@ -279,7 +298,7 @@ RETURNING *;
 UPDATE tasks
 SET progress = greatest(progress, $2), current_agent = $3, message = $4, heartbeat_at = now(), updated_at = now()
 WHERE id = $1 AND status = 'PROCESSING' AND progress <= $2 AND ($5::text IS NULL OR job_id = $5)
-RETURNING id, user_id, progress, current_agent, message;
+RETURNING id, user_id, progress, current_agent, message, updated_at;
 
 -- name: complete_task
 -- PROCESSING -> COMPLETED with outputs and the result summary.

@@ -1,4 +1,4 @@
-"""The arq job functions: thin wrappers over the runner."""
+"""The arq job functions: thin wrappers over the runner and lifecycle."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from service import lifecycle
 from worker.runner import execute_task
 
 log = logging.getLogger("agensium.worker")
@@ -22,3 +23,10 @@ async def run_task(ctx: dict[str, Any], task_id: str) -> str:
         )
         log.info("task run ended: %s", outcome, extra={"outcome": outcome})
         return outcome
+
+
+async def copy_cache_hit(ctx: dict[str, Any], task_id: str) -> bool:
+    """A cache hit's own copies of the outputs it reuses (lifecycle.copy_cache_hit), enqueued by the API that
+    answered it; True when this job made them, False when they were made already or the task is gone."""
+    with structlog.contextvars.bound_contextvars(task_id=task_id):
+        return await lifecycle.copy_cache_hit(ctx["core"], task_id)

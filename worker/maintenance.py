@@ -7,11 +7,15 @@
   task stays, flagged `artifacts_deleted`.
 - Multipart uploads under the service's keys left unfinished for longer than an upload URL lives
   are aborted.
+- Cache hits whose own copies of the outputs they reuse were not made a while after they completed
+  (their copy job lost with Redis, or failed) get them (lifecycle.copy_cache_hit); until then the
+  task they reuse keeps its objects past its retention.
 Many workers may run it at once. Expiry is a conditional UPDATE, so one worker expires a task and
 only that worker deletes its inputs. Retention leases its tasks (racing workers take different
 ones, a dead worker's are taken again once the lease runs out) and flags a task only after its
 objects are gone; deleting twice is harmless, a flag before the delete would not be. Aborting an
-upload twice is harmless too. Each step handles at most BATCH items a run, so a tick stays short.
+upload twice is harmless too, and of two racing copies of a cache hit's outputs one is kept. Each
+step handles at most BATCH items a run, so a tick stays short.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = logging.getLogger("agensium.worker")
 BATCH = 200
 # How long a worker owns a task's deletion before another may take it over (and delete again).
 ARTIFACTS_LEASE_S = 600.0
+# How long after a cache hit its copy job is left to make its copies before the sweep makes them.
+COPY_JOB_GRACE_S = 300.0
 
 
 async def expire_tasks(core: Core, limit: int = BATCH) -> int:
@@ -57,6 +63,19 @@ async def abort_stale_uploads(core: Core, older_than: datetime, limit: int = BAT
     return await core.storage.abort_stale_multipart_uploads(prefix, older_than, limit=limit)
 
 
+async def copy_cache_hits(core: Core, older_than_s: float = COPY_JOB_GRACE_S, limit: int = BATCH) -> int:
+    """Make the own copies of up to `limit` cache hits that completed more than `older_than_s` ago without them;
+    returns how many this call made. One that fails is logged and taken again next time."""
+    made = 0
+    for hit in await core.store.cache_hits_to_copy(older_than_s, limit):
+        try:
+            if await lifecycle.copy_cache_hit(core, str(hit["id"])):
+                made += 1
+        except Exception as exc:  # noqa: BLE001 - one hit's failure must not stop the sweep
+            log.warning("cache hit %s: its own copies were not made: %r", hit["id"], exc)
+    return made
+
+
 async def run_maintenance(core: Core) -> dict[str, int]:
     """One round of expiry, retention and multipart clean-up; returns what this call did."""
     settings = core.settings
@@ -79,5 +98,9 @@ async def run_maintenance(core: Core) -> dict[str, int]:
 
 
 async def maintenance_cron(ctx: dict[str, Any]) -> dict[str, int]:
-    """The arq cron job."""
-    return await run_maintenance(ctx["core"])
+    """The arq cron job: a round of upkeep, and the sweep of cache hits still without their own copies."""
+    counts = await run_maintenance(ctx["core"])
+    counts["cache_copies_made"] = await copy_cache_hits(ctx["core"])
+    if counts["cache_copies_made"]:
+        log.info("maintenance: own copies of %d cache hits made by the sweep", counts["cache_copies_made"])
+    return counts

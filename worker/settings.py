@@ -24,7 +24,7 @@ from service.store import TaskStore
 from worker import metrics, recovery
 from worker.agent_procs import AgentProcesses
 from worker.job_log import correct_start_delays
-from worker.jobs import run_task
+from worker.jobs import copy_cache_hit, run_task
 from worker.maintenance import maintenance_cron
 
 log = logging.getLogger("agensium.worker")
@@ -89,7 +89,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = [run_task]
+    functions = [run_task, copy_cache_hit]
     # Expiry and retention: every worker runs the cron; arq's unique cron job ids make one of them act
     # per tick, and the work itself is conditional UPDATEs, safe to overlap.
     cron_jobs = [cron(maintenance_cron, minute=None, second=0, run_at_startup=False, max_tries=1)]

@@ -6,8 +6,9 @@ a `cache_hit` ledger line naming the task it reused and the same result; its out
 downloadable byte for byte once the original is deleted. Parameters that differ only in key order, in spelled-out
 defaults or in being uploaded as parameters.json hit; a changed input byte, parameter, agent list or code version
 misses; another user never hits; `Cache-Control: no-cache` and `"cache": false` force a run. `"process": true` on
-create processes a chained task in the same call; searches with equivalent filter lists hit. Retention keeps the
-objects a hit still reads. And the seed's stress test: 20 concurrent searches from 3 users complete, and a repeat of
+create processes a chained task in the same call; searches with equivalent filter lists hit. A hit's own copies are
+made by a worker's copy job, or, when that job is lost, by the maintenance sweep; retention keeps the objects a hit
+still reads meanwhile. And the seed's stress test: 20 concurrent searches from 3 users complete, and a repeat of
 all 20 is served from the cache.
 """
 
@@ -21,15 +22,19 @@ from typing import Any
 
 import httpx
 import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.jobs import Job
 
 from service import cache, lifecycle
 from service.config import Settings
+from service.queueing import JobQueue
 from service.storage import Storage
 from service.store import TaskStore
 from tests.conftest import Account, ApiServer, private_database
 from tests.support import create_task, upload_inputs, wait_for_status
 from tests.worker.test_maintenance import finished, new_task
-from worker.maintenance import run_maintenance
+from worker.maintenance import copy_cache_hits, run_maintenance
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -107,7 +112,7 @@ async def result(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
 
 
 async def own_copies(store: TaskStore, account: Account, task_id: str, timeout: float = 60) -> None:
-    """Waits until the cache hit's outputs are its own copies, made in the background right after it completed."""
+    """Waits until the cache hit's outputs are its own copies, made by the worker's copy job after it completed."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         row = await store.get_task(task_id, account.user_id)
@@ -140,7 +145,8 @@ async def test_an_identical_request_completes_from_the_cache_without_a_worker_an
         ("status", "COMPLETED", True),
         ("done", "COMPLETED", True),
     ]
-    assert (await client.get(f"/api/v1/tasks/{second}")).json() == task
+    polled = (await client.get(f"/api/v1/tasks/{second}")).json()
+    assert polled.pop("credits", 0) == 0 and polled == task  # GET adds what the task cost: nothing
 
     assert await result(client, second) == await result(client, first)
     await own_copies(store, account, second)
@@ -216,13 +222,13 @@ async def test_deleting_the_original_keeps_the_copy_downloadable(
     monkeypatch: pytest.MonkeyPatch,
     copied: bool,
 ) -> None:
-    """Whether the hit made its own copies already or not yet (its background copy held back): deleting the task
-    it reused makes them first."""
+    """Whether the hit made its own copies already or not yet (its copy job never enqueued): deleting the task it
+    reused makes them first."""
     first = await original(client)
     before = await downloads(client, first)
     second = await streamed(client)
     if not copied:
-        monkeypatch.setattr(lifecycle, "_copy_in_background", no_copy)
+        monkeypatch.setattr(JobQueue, "copies", no_copy)
     await hit(client, second)
     if copied:
         await own_copies(store, account, second)
@@ -285,7 +291,66 @@ async def no_enqueue(*args: Any) -> None:
 
 
 async def no_copy(*args: Any) -> None:
-    """A cache hit's background copy held back: its outputs stay the reused task's objects."""
+    """A cache hit's copy job never enqueued (as when Redis loses it): its outputs stay the reused task's objects."""
+
+
+def same_files(copies: dict[str, bytes], originals: dict[str, bytes]) -> None:
+    """Every output of the original, byte for byte, but the manifest (which names its own task)."""
+    assert set(copies) == set(originals) and "manifest.json" in copies
+    assert {n: c for n, c in copies.items() if n != "manifest.json"} == {
+        n: c for n, c in originals.items() if n != "manifest.json"
+    }
+
+
+async def test_a_worker_copy_job_makes_the_hits_own_copies_once(
+    client: httpx.AsyncClient, worker: None, store: TaskStore, storage: Storage, settings: Settings, account: Account
+) -> None:
+    """The API that answered the hit enqueues its copy job; a worker runs it, and its result says it made the copies.
+    Run again, or for a task that is no cache hit, it does nothing."""
+    first = await original(client)
+    second = await streamed(client)
+    await hit(client, second)
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        job = Job(f"copies:{second}", redis, _queue_name=settings.arq_queue_name)
+        assert await job.result(timeout=60, poll_delay=0.05) is True
+    finally:
+        await redis.aclose()
+    await own_copies(store, account, second, timeout=0)
+    same_files(await downloads(client, second), await downloads(client, first))
+    core = lifecycle.Core(settings, store, storage, no_publish, no_enqueue)
+    assert await lifecycle.copy_cache_hit(core, second) is False
+    assert await lifecycle.copy_cache_hit(core, first) is False
+    assert await lifecycle.copy_cache_hit(core, str(uuid.uuid4())) is False
+
+
+async def test_the_maintenance_sweep_makes_the_copies_a_lost_job_did_not(
+    client: httpx.AsyncClient,
+    worker: None,
+    store: TaskStore,
+    storage: Storage,
+    settings: Settings,
+    account: Account,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hit whose copy job was lost keeps reading the original's objects until the sweep, which leaves hits
+    younger than its grace period to their job, makes its copies; the original can then go."""
+    first = await original(client)
+    second = await streamed(client)
+    monkeypatch.setattr(JobQueue, "copies", no_copy)
+    await hit(client, second)
+    core = lifecycle.Core(settings, store, storage, no_publish, no_enqueue)
+    assert await copy_cache_hits(core, older_than_s=3600) == 0
+    row = await store.get_task(second, account.user_id)
+    assert row is not None and all(f"/tasks/{first}/outputs/" in o["key"] for o in row["outputs"])
+
+    assert await copy_cache_hits(core, older_than_s=0) >= 1
+    await own_copies(store, account, second, timeout=0)
+    originals = await downloads(client, first)
+    assert (await client.delete(f"/api/v1/tasks/{first}")).status_code == 204
+    copies = await downloads(client, second)
+    same_files(copies, originals)
+    assert json.loads(copies["manifest.json"])["cached_from"] == first
 
 
 async def test_no_cache_header_and_cache_false_force_a_run_whose_result_is_cached_in_turn(
