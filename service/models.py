@@ -201,6 +201,16 @@ class TaskError(BaseModel):
     message: str
 
 
+class TaskInput(BaseModel):
+    """One of a task's declared or stored inputs (not parameters.json): `display_name` is the user's own file name
+    (upload-urls' `display_name`), `size` the declared size in bytes."""
+
+    name: str
+    role: str
+    display_name: str | None = None
+    size: int | None = None
+
+
 class Task(BaseModel):
     task_id: str
     tool_id: str
@@ -215,6 +225,10 @@ class Task(BaseModel):
     cached: bool
     source_task_id: str | None
     labels: dict[str, str]
+    inputs: list[TaskInput] = []
+    credits: int | None = Field(
+        default=None, description="credits the task cost, net of refunds (GET and list only, not in events)"
+    )
     created_at: datetime
     upload_started_at: datetime | None
     queued_at: datetime | None
@@ -383,8 +397,9 @@ def _json(value: Any) -> Any:
 
 
 def task_view(row: Any) -> dict[str, Any]:
-    """The task object of API.md from a `tasks` row, ready for JSON."""
-    return {
+    """The task object of API.md from a `tasks` row, ready for JSON; `credits` when the row has it (the queries of
+    GET /tasks/{id} and the list compute it from the ledger)."""
+    view = {
         "task_id": str(row["id"]),
         "tool_id": row["tool_id"],
         "agents": list(row["agents"]),
@@ -398,12 +413,26 @@ def task_view(row: Any) -> dict[str, Any]:
         "cached": row["cached"],
         "source_task_id": str(row["source_task_id"]) if row["source_task_id"] else None,
         "labels": _json(row["labels"]),
+        "inputs": [_input_view(i) for i in _json(row["inputs"]) or [] if i.get("role") != "parameters"],
         "created_at": _iso(row["created_at"]),
         "upload_started_at": _iso(row["upload_started_at"]),
         "queued_at": _iso(row["queued_at"]),
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "expires_at": _iso(row["expires_at"]),
+    }
+    if "credits" in row.keys():  # GET and the list (an event's task object goes without: ask the task)
+        view["credits"] = row["credits"]
+    return view
+
+
+def _input_view(record: dict[str, Any]) -> dict[str, Any]:
+    """An input as the task object shows it: its stored name, role, the user's own file name and declared size."""
+    return {
+        "name": record.get("name"),
+        "role": record.get("role"),
+        "display_name": record.get("display_name"),
+        "size": record.get("size"),
     }
 
 

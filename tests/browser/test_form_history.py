@@ -185,10 +185,6 @@ async def test_run_shows_the_live_panel_and_the_history_row_tells_duration_and_c
     assert not tab.errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the task object (service/models.py task_view) does not expose its inputs' display_name and size yet",
-)
 async def test_the_history_row_names_the_file_and_its_size(
     tab: Tab, account: Account, http: httpx.AsyncClient, worker: None
 ) -> None:
@@ -227,7 +223,8 @@ async def test_view_replays_an_earlier_tasks_stored_events_with_their_own_times(
     for line, event in zip(lines, expected, strict=True):
         if event.event == "progress":
             assert f"{event.data['progress']}% {event.data['message']}" in line["text"]
-            assert line["at"] is None  # a progress event carries no time of its own
+            assert ms_of(line["at"]) == ms_of(event.data["at"]), (line, event.data)  # its own time, stored with it
+            assert ms_of(task["started_at"]) <= ms_of(line["at"]) <= ms_of(task["finished_at"])
         else:
             status = event.data["status"]
             assert status in line["text"], line

@@ -9,12 +9,16 @@ from pathlib import Path
 import httpx
 import openpyxl
 
-from tests.support import create_task, wait_for_status
+from tests.conftest import Account, ApiServer
+from tests.e2e.test_cli_more import cli_env, run_cli
+from tests.support import collect_until_done, create_task, wait_for_status
 
 CSV = b"id,city,amount\n1,Paris,10\n2,Lyon,20\n3,Nice,30\n"
 
 
-async def test_reports_name_the_users_files(client: httpx.AsyncClient, worker: None) -> None:
+async def test_reports_name_the_users_files(
+    client: httpx.AsyncClient, worker: None, api: ApiServer, account: Account, tmp_path: Path
+) -> None:
     task = await create_task(client)
     files = [
         {"name": "primary.csv", "content_type": "text/csv", "size": len(CSV), "display_name": "flights 2013.csv"},
@@ -29,6 +33,26 @@ async def test_reports_name_the_users_files(client: httpx.AsyncClient, worker: N
     assert (await client.post(f"/api/v1/tasks/{task['task_id']}/process")).status_code == 202
     done = await wait_for_status(client, task["task_id"], {"COMPLETED", "FAILED"})
     assert done["status"] == "COMPLETED", done["error"]
+    # The task object names its inputs as the user did, with their sizes: GET, the list, the events' task.
+    inputs = [
+        {"name": "primary.csv", "role": "primary", "display_name": "flights 2013.csv", "size": len(CSV)},
+        {"name": "baseline.csv", "role": "baseline", "display_name": "flights-2012.csv", "size": len(CSV)},
+    ]
+    assert done["inputs"] == inputs
+    listed = (await client.get("/api/v1/tasks", params={"limit": 5})).json()["items"]
+    assert next(t for t in listed if t["task_id"] == task["task_id"])["inputs"] == inputs
+    events = await collect_until_done(client, f"/api/v1/tasks/{task['task_id']}/events", last_event_id=0)
+    assert [e.data["inputs"] for e in events if e.event == "done"] == [inputs]
+    # What it cost, net of refunds, as the ledger says; and the CLI's list shows the file, its size and that cost.
+    ledger = (await client.get("/api/v1/me/ledger", params={"limit": 100})).json()["items"]
+    cost = -sum(line["amount"] for line in ledger if line.get("task_id") == task["task_id"])
+    assert done["credits"] == cost > 0
+    code, out, err = await run_cli(
+        cli_env(tmp_path, AGENSIUM_URL=api.url, AGENSIUM_API_KEY=account.api_key, COLUMNS="250"), "tasks", "list"
+    )
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if task["task_id"] in line)
+    assert "flights 2013.csv" in row and f"{len(CSV)} bytes" in row and f" {cost:,} " in f"{row} ", row
 
     summary = (await client.get(f"/api/v1/tasks/{task['task_id']}/result")).json()["summary"]
     assert (summary["primary"], summary["primary_input"]) == ("flights 2013.csv", "primary.csv")

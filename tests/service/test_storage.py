@@ -408,10 +408,13 @@ async def test_ensure_bucket_is_idempotent_and_allows_browser_uploads(
     await storage.ensure_bucket(["http://app.example"])
 
     rules = (await storage.client.get_bucket_cors(Bucket=storage.bucket))["CORSRules"]
-    assert len(rules) == 1
-    assert rules[0]["AllowedOrigins"] == ["http://app.example"]
+    assert len(rules) == 2
+    assert all(rule["AllowedOrigins"] == ["http://app.example"] for rule in rules)
     assert rules[0]["AllowedMethods"] == ["PUT"] and rules[0]["AllowedHeaders"] == ["Content-Type"]
     assert rules[0]["ExposeHeaders"] == ["ETag"]
+    # A ranged read of an output through its download link (the page's quarantined rows): GET with Range only.
+    assert rules[1]["AllowedMethods"] == ["GET"] and rules[1]["AllowedHeaders"] == ["Range"]
+    assert set(rules[1]["ExposeHeaders"]) == {"Content-Range", "Content-Length"}
 
     upload = await storage.presign_put(f"{prefix}cors.csv", "text/csv", 3, expires_s=60)
     preflight = await http.options(
@@ -426,6 +429,14 @@ async def test_ensure_bucket_is_idempotent_and_allows_browser_uploads(
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] in ("http://app.example", "*")
     assert "PUT" in preflight.headers["access-control-allow-methods"]
+    download, _ = await storage.presign_get(f"{prefix}cors.csv", "cors.csv", 60)
+    ranged = await http.options(
+        download,
+        headers={"Origin": "http://app.example", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "range"},
+    )  # fmt: skip
+    assert ranged.status_code == 200, ranged.text
+    assert ranged.headers.get("access-control-allow-origin") in ("http://app.example", "*"), dict(ranged.headers)
     await storage.ensure_bucket()  # back to the default for the other tests
 
 
