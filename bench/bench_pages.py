@@ -79,7 +79,7 @@ async def run(args: argparse.Namespace) -> int:
         size = csv_path.stat().st_size
         uploads = await client.upload_urls(source, [{"name": "primary.csv", "content_type": "text/csv", "size": size}],
                                            False)  # fmt: skip
-        await client.upload_presigned(uploads[0], csv_path)
+        await client.upload_input(source, uploads[0], csv_path)
         _, done = await process_until_done(client, source, args.timeout)
         if done.get("status") != "COMPLETED":
             raise RuntimeError(f"the profile ended {done.get('status')}: {done.get('error')}")

@@ -244,10 +244,13 @@ SELECT id, outputs FROM tasks WHERE copy_from = $2 AND user_id = $1;
 SELECT id, user_id, copy_from, outputs FROM tasks WHERE id = $1 AND copy_from IS NOT NULL;
 
 -- name: cache_hits_to_copy
--- Up to $2 cache hits completed more than $1 seconds ago whose own copies are still not made (their copy job was
--- lost), oldest first (index tasks_by_copy_from).
+-- Up to $2 cache hits completed more than $1 seconds ago, and less than a day ago, whose own copies are still not
+-- made (their copy job was lost), oldest first (index tasks_by_copy_from). A day on, a hit whose copies still
+-- fail (the objects it reads are gone) is left as it is: retried every minute for ever, the oldest of them would
+-- take the whole batch and starve the newer ones.
 SELECT id, user_id, copy_from, outputs FROM tasks
 WHERE copy_from IS NOT NULL AND finished_at < now() - make_interval(secs => $1)
+  AND finished_at > now() - interval '1 day'
 ORDER BY finished_at
 LIMIT $2;
 

@@ -19,6 +19,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -343,6 +344,13 @@ async def test_the_maintenance_sweep_makes_the_copies_a_lost_job_did_not(
     assert await copy_cache_hits(core, older_than_s=3600) == 0
     row = await store.get_task(second, account.user_id)
     assert row is not None and all(f"/tasks/{first}/outputs/" in o["key"] for o in row["outputs"])
+    # A day on, a hit still without its copies is left as it is (its objects may be gone: retried for ever, the
+    # oldest would take every batch).
+    await store.pool.execute("UPDATE tasks SET finished_at = now() - interval '2 days' WHERE id = $1", UUID(second))
+    await copy_cache_hits(core, older_than_s=0)
+    row = await store.get_task(second, account.user_id)
+    assert row is not None and all(f"/tasks/{first}/outputs/" in o["key"] for o in row["outputs"])
+    await store.pool.execute("UPDATE tasks SET finished_at = now() - interval '1 hour' WHERE id = $1", UUID(second))
 
     assert await copy_cache_hits(core, older_than_s=0) >= 1
     await own_copies(store, account, second, timeout=0)
