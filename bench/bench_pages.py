@@ -50,8 +50,9 @@ COUNTRIES = ["US", "FR", "DE", "GB", "JP", "BR", "IN", "CA", "AU", "ES"]
 
 
 async def search(client: AgensiumClient, source: str, searcher: dict[str, Any], timeout_s: float) -> tuple[float, dict]:
-    """(ms from process to done, the task's result) of one searcher-only search of `source`."""
-    task = await client.create_task(SEARCH_TOOL, agents=["searcher"], parameters={"searcher": searcher},
+    """(ms from process to done, the task's result) of one searcher-only search of `source`, run by the worker."""
+    # "cache": false: every search runs (a repeated page would be a result-cache hit: bench_cache.py measures those).
+    task = await client.create_task(SEARCH_TOOL, agents=["searcher"], parameters={"searcher": searcher, "cache": False},
                                     source_task_id=source)  # fmt: skip
     elapsed, done = await process_until_done(client, str(task["task_id"]), timeout_s)
     if done.get("status") != "COMPLETED":
