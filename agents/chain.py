@@ -33,6 +33,7 @@ agents would not lower the peak and is not done.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,8 @@ from agents.search import kept
 from agents.search.searcher import kept_meta, kept_page
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
+
+log = logging.getLogger("agensium.agents")
 
 ChainProgress = Callable[[int, str | None, str], None]
 """Overall progress: percent 0..100 (never decreasing), the running agent (None between agents), message."""
@@ -791,20 +794,25 @@ class _SearchKeep:
         if self.page is not None:
             csv = {**self.page.meta["csv"], "path": f"{self.page.directory}/{kept.CSV_NAME}"}
             return {"written": [], "reuse": {SEARCH_CSV: csv}}
-        written = []
-        if self.dataset is None:
-            written.append(kept.write_dataset(inputs.primary, read_reports["primary"], inputs.primary_name, self.dir))
-        found = results.get("searcher")
-        if self.params is None or found is None or found.frame is None or found.envelope.status != "success":
+        written: list[str] = []
+        try:  # an optimisation: a failure to write what is kept (a full disk) costs the next search, not this one
+            if self.dataset is None:
+                primary, report = inputs.primary, read_reports["primary"]
+                written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir))
+            found = results.get("searcher")
+            if self.params is None or found is None or found.frame is None or found.envelope.status != "success":
+                return {"written": written}
+            meta = {
+                **kept_meta(found, inputs.primary.height, inputs.text_layouts),
+                "columns_in": len(data_columns(inputs.primary)),
+                "source_name": inputs.primary_name,
+                "inputs": read_reports,
+                "dataset": _frame_dataset(SEARCH_CSV, found.frame),
+            }
+            written += kept.write_matches(found.frame, meta, self.params, self.dir)
+        except (OSError, pl.exceptions.PolarsError) as error:
+            log.warning("search keep not written: %r", error)
             return {"written": written}
-        meta = {
-            **kept_meta(found, inputs.primary.height, inputs.text_layouts),
-            "columns_in": len(data_columns(inputs.primary)),
-            "source_name": inputs.primary_name,
-            "inputs": read_reports,
-            "dataset": _frame_dataset(SEARCH_CSV, found.frame),
-        }
-        written += kept.write_matches(found.frame, meta, self.params, self.dir)
         return {"written": written, "matches": kept.matches_dir(self.params)}
 
 

@@ -1373,7 +1373,7 @@ async def tasks_list(client: AgensiumClient, args: argparse.Namespace, console: 
             task.get("tool_id", ""),
             _status_text(task["status"]),
             f"{task.get('progress') or 0}%" + (f" {task['current_agent']}" if task.get("current_agent") else ""),
-            (primary.get("display_name") or primary.get("name") or "") if primary else "",
+            Text((primary.get("display_name") or primary.get("name") or "") if primary else ""),  # as named: no markup
             decimal(int(primary["size"])) if primary and primary.get("size") is not None else "",
             _duration(task).removeprefix(" in "),
             f"{task['credits']:,}" if task.get("credits") is not None else "",

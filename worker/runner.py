@@ -291,7 +291,10 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
 
         async def store_output(out: dict[str, Any]) -> dict[str, Any]:
             if keep is not None and out["name"] in reused:  # a later search page's: the kept one
-                return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
+                try:
+                    return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
+                except search_keep.InputMissing as exc:
+                    raise TaskFailure("INPUT_MISSING", str(exc)) from None
             digest = hashlib.sha256()
             key = out_prefix + out["name"]
             size = await core.storage.upload_file(out_dir / out["name"], key, out["content_type"], digest)
@@ -303,7 +306,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
                 "key": key,
             }
 
-        outputs = list(await asyncio.gather(*(store_output(out) for out in result.get("outputs", []))))
+        outputs = await _all_or_none([store_output(out) for out in result.get("outputs", [])])
         manifest = {
             "task_id": task_id,
             "tool_id": task["tool_id"],
@@ -369,6 +372,19 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+async def _all_or_none(uploads: list[Awaitable[T]]) -> list[T]:
+    """The results of `uploads`, run concurrently; when one fails (or this is cancelled), the others are cancelled
+    and awaited before the error goes on: none is left writing after the run moved on."""
+    tasks = [asyncio.ensure_future(upload) for upload in uploads]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _check_credits(core: Core, user_id: str, task: Any, agent_ids: list[str]) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import registry
+from agents.params.inputs import INPUTS_KEY
 from agents.params.searcher import SearcherParams
 from agents.search import kept
 from service.cache import code_version
@@ -30,23 +31,35 @@ from service.versions import DatasetVersion
 
 log = logging.getLogger("agensium.worker")
 
+
+class InputMissing(Exception):
+    """The dataset a search reads went away during the run (the runner fails the task INPUT_MISSING)."""
+
+
 SEARCH_TOOL = "search-my-data"
 MAX_META_BYTES = 16 << 20  # a selection's meta.json: its parameters as understood and the read reports
 
 
 @dataclass(frozen=True)
 class Keep:
+    user_id: str
+    task_id: str  # the task whose dataset version is kept, and under whose prefix
     prefix: str  # the keep's object prefix
     dir: Path  # the run's local mirror (RunOptions.keep_dir)
     has_data: bool  # the run needs no other copy of the dataset: it is kept as Parquet, or the page's matches are
 
 
-def keep_prefix(core: Core, user_id: str, version: DatasetVersion) -> str:
+def keep_prefix(core: Core, user_id: str, version: DatasetVersion, parameters: dict[str, Any]) -> str:
+    """The keep of the version as the run reads it: its object by content (sha256 and size when recorded, else its
+    key: a cache hit's version changes key when its own copies are made, not content), the reading options the run
+    applies (the version's, under the task's own: another XLSX sheet is another dataset; the display name is not a
+    reading) and the agents' code."""
+    options = parameters.get(INPUTS_KEY, {}).get("primary") if isinstance(parameters.get(INPUTS_KEY), dict) else None
+    reading = {k: v for k, v in (options or {}).items() if k != "display_name"} if isinstance(options, dict) else {}
+    sha256 = version.record.get("sha256")
     identity = {
-        "key": version.key,
-        "sha256": version.record.get("sha256"),
-        "size": version.record.get("size"),
-        "options": version.options,
+        "object": {"sha256": sha256, "size": version.record.get("size")} if sha256 else {"key": version.key},
+        "options": reading,
         "code": code_version(),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -60,19 +73,19 @@ async def fetch(
     parts), else the dataset as Parquet. None for a run that keeps nothing."""
     if task["tool_id"] != SEARCH_TOOL or version is None:
         return None
-    prefix, local = keep_prefix(core, user_id, version), work_dir / "keep"
+    prefix, local = keep_prefix(core, user_id, version, parameters), work_dir / "keep"
     local.mkdir()
     try:
         if list(task["agents"]) == ["searcher"] and await _fetch_matches(core, prefix, local, parameters):
-            return Keep(prefix, local, True)
+            return Keep(user_id, version.task_id, prefix, local, True)
         await core.storage.download_to_file(prefix + kept.DATASET_NAME, local / kept.DATASET_NAME)
-        return Keep(prefix, local, True)
+        return Keep(user_id, version.task_id, prefix, local, True)
     except (StorageError, OSError, ValueError) as exc:  # not kept (ObjectNotFound), or not readable now
         if not isinstance(exc, ObjectNotFound):
             log.warning("search keep %s not read: %r", prefix, exc)
         shutil.rmtree(local)  # nothing half-fetched is read
         local.mkdir()
-        return Keep(prefix, local, False)
+        return Keep(user_id, version.task_id, prefix, local, False)
 
 
 async def _fetch_matches(core: Core, prefix: str, local: Path, parameters: dict[str, Any]) -> bool:
@@ -95,10 +108,14 @@ async def _fetch_matches(core: Core, prefix: str, local: Path, parameters: dict[
 
 
 async def reuse_output(core: Core, keep: Keep, name: str, reused: dict[str, Any], out_prefix: str) -> dict[str, Any]:
-    """A later page's `name` (search_result.csv): a server-side copy of the kept one, as the task's own output."""
+    """A later page's `name` (search_result.csv): a server-side copy of the kept one, as the task's own output.
+    InputMissing when the kept one is gone (its dataset's task was deleted during the run)."""
     key = out_prefix + name
     content_type = registry.output_content_type(name)
-    await core.storage.copy(keep.prefix + reused["path"], key, reused["size"], content_type)
+    try:
+        await core.storage.copy(keep.prefix + reused["path"], key, reused["size"], content_type)
+    except ObjectNotFound:
+        raise InputMissing(f"The dataset searched (task {keep.task_id}) was deleted during the search.") from None
     return {"name": name, "content_type": content_type, "size": reused["size"], "sha256": reused["sha256"], "key": key}
 
 
@@ -108,16 +125,30 @@ async def store(core: Core, keep: Keep, added: dict[str, Any], outputs: list[dic
     is whole). Failures are logged: the next search reads the dataset itself."""
     matches = added.get("matches")
     meta_name = f"{matches}/{kept.META_NAME}" if matches else None
+    # The matches first (a next page is likely soon), the dataset last (the largest).
+    written = sorted(added.get("written", []), key=lambda name: name == kept.DATASET_NAME)
     try:
-        for name in added.get("written", []):
-            if name != meta_name:
-                await core.storage.upload_file(keep.dir / name, keep.prefix + name, "application/octet-stream")
+        for name in written:
+            if name == kept.DATASET_NAME or name == meta_name:
+                continue
+            await core.storage.upload_file(keep.dir / name, keep.prefix + name, "application/octet-stream")
         csv = next((o for o in outputs if o["name"] == kept.CSV_NAME), None)
-        if meta_name is None or csv is None:
-            return
-        await core.storage.copy(csv["key"], f"{keep.prefix}{matches}/{kept.CSV_NAME}", csv["size"], csv["content_type"])
-        meta = json.loads((keep.dir / meta_name).read_text(encoding="utf-8"))
-        meta["csv"] = {"size": csv["size"], "sha256": csv["sha256"]}
-        await core.storage.put_bytes(keep.prefix + meta_name, json.dumps(meta).encode(), "application/json")
+        if meta_name is not None and csv is not None:
+            to = f"{keep.prefix}{matches}/{kept.CSV_NAME}"
+            await core.storage.copy(csv["key"], to, csv["size"], csv["content_type"])
+            meta = json.loads((keep.dir / meta_name).read_text(encoding="utf-8"))
+            meta["csv"] = {"size": csv["size"], "sha256": csv["sha256"]}
+            await core.storage.put_bytes(keep.prefix + meta_name, json.dumps(meta).encode(), "application/json")
+        if kept.DATASET_NAME in written:
+            await core.storage.upload_file(
+                keep.dir / kept.DATASET_NAME, keep.prefix + kept.DATASET_NAME, "application/octet-stream"
+            )
     except (StorageError, OSError) as exc:
         log.warning("search keep %s not stored: %r", keep.prefix, exc)
+    if not await _dataset_still_there(core, keep):  # deleted meanwhile: what was just stored would outlive it
+        await core.storage.delete_prefix(keep.prefix)
+
+
+async def _dataset_still_there(core: Core, keep: Keep) -> bool:
+    row = await core.store.get_task(keep.task_id, keep.user_id)
+    return row is not None and not row["artifacts_deleted"]

@@ -775,7 +775,7 @@ function fileCells(task) {
   const name = input ? input.display_name || input.name : task.source_task_id ? `from task ${task.source_task_id.slice(0, 8)}` : "—";
   return [
     h("td", { class: "file", "data-testid": `history-file-${id}`, title: name, text: name }),
-    h("td", { class: "num", "data-testid": `history-size-${id}`, text: input ? fmtBytes(input.size) : "—" }),
+    h("td", { class: "num", "data-testid": `history-size-${id}`, text: input && input.size != null ? fmtBytes(input.size) : "—" }),
   ];
 }
 

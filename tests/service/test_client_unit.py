@@ -564,3 +564,27 @@ def test_watch_board_drops_a_deleted_task() -> None:
     assert list(board.rows) == ["t-1"]
     assert board.apply(SseEvent("status", json.dumps({**task, "message": "Deleted", "deleted": True}), "9"))
     assert board.rows == {}
+
+
+async def test_tasks_list_shows_a_file_named_with_brackets_as_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's file name is shown as written: rich reads `[...]` as markup (`a[/b].csv` raised MarkupError)."""
+    from service.client import tasks_list
+
+    task = {
+        "task_id": "t-1", "tool_id": "profile-my-data", "status": "COMPLETED", "progress": 100,
+        "created_at": "2026-12-06T10:00:00+00:00", "started_at": "2026-12-06T10:00:01+00:00",
+        "finished_at": "2026-12-06T10:00:03+00:00", "credits": 120,
+        "inputs": [{"name": "primary.csv", "role": "primary", "display_name": "Q3 [draft] a[/b].csv", "size": 2048}],
+    }  # fmt: skip
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [task], "next_cursor": None})
+
+    monkeypatch.setenv("COLUMNS", "250")  # the whole row on one line
+    args = argparse.Namespace(status=None, tool=None, all=False, limit=20, cursor=None, json=False)
+    async with AgensiumClient("http://api", "k", transport=httpx.MockTransport(api)) as client:
+        assert await tasks_list(client, args, Console(stderr=True)) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "t-1" in line)
+    assert "Q3 [draft] a[/b].csv" in row and "2.0 kB" in row and " 120 " in row and "2.0 s" in row, row

@@ -6,6 +6,7 @@ another search reads the kept conversion; deleting the profiled task deletes wha
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,18 @@ import httpx
 import polars as pl
 import pytest
 
+from agents.search import kept
 from service.config import Settings
+from service.lifecycle import Core
 from service.storage import Storage
+from service.store import TaskStore
+from service.versions import DatasetVersion, with_version_options
 from tests.conftest import Account
 from tests.e2e.test_tools import fetch
 from tests.support import create_task, poll, stored_keys
 from tests.worker.test_dataset_versions import downloads, run, upload
-from worker.search_keep import SEARCH_TOOL
+from worker import search_keep
+from worker.search_keep import SEARCH_TOOL, Keep, keep_prefix
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -98,3 +104,38 @@ async def test_pages_come_from_the_kept_matches_and_the_keep_goes_with_its_datas
     assert await stored_keys(storage, task_prefix + "search/")  # the keep is the dataset's, not the searches'
     assert (await client.delete(f"/api/v1/tasks/{profile['task_id']}")).status_code == 204
     assert await stored_keys(storage, task_prefix) == []
+
+
+def test_the_keep_is_the_dataset_as_the_run_reads_it(settings: Settings) -> None:
+    """Another XLSX sheet is another keep (the task's own reading options over the version's); the display name is
+    not a reading; a cache hit's version keeps its keep when its own copies move its key (same sha256)."""
+    core = Core(settings, None, None, None, None)  # type: ignore[arg-type]  # keep_prefix reads the settings only
+    book = DatasetVersion("t1", "primary.xlsx", "k/inputs/primary.xlsx", {"sheet": "Sales"}, {"size": 9, "sha256": "a"})
+
+    def prefix(version: DatasetVersion, own: dict[str, Any] | None = None) -> str:
+        return keep_prefix(
+            core, "u1", version, with_version_options({"inputs": {"primary": own}} if own else {}, version)
+        )
+
+    sales = prefix(book)
+    assert prefix(book, {"sheet": "Costs"}) != sales  # the run reads another sheet
+    assert prefix(book, {"sheet": "Sales", "display_name": "budget.xlsx"}) == sales
+    assert sales.startswith(settings.object_prefix("u1", "t1") + "search/")
+    hit = DatasetVersion("t2", "cleaned_data.csv", "k/t1/outputs/1/cleaned_data.csv", {}, {"size": 5, "sha256": "b"})
+    copied = DatasetVersion("t2", "cleaned_data.csv", "k/t2/outputs/cache-x/cleaned_data.csv", {}, dict(hit.record))
+    assert prefix(hit) == prefix(copied)
+    unhashed = DatasetVersion("t3", "primary.csv", "k/t3/inputs/primary.csv", {}, {"size": 5})
+    assert prefix(unhashed) != prefix(DatasetVersion("t3", "primary.csv", "k/t3/inputs/other.csv", {}, {"size": 5}))
+
+
+async def test_a_keep_stored_after_its_dataset_was_deleted_is_deleted_again(
+    settings: Settings, store: TaskStore, storage: Storage, tmp_path: Path
+) -> None:
+    """The dataset's task deleted during a search: what the search then stores under it would outlive it."""
+    core = Core(settings, store, storage, None, None)  # type: ignore[arg-type]
+    gone = str(uuid.uuid4())
+    prefix = settings.object_prefix("00000000-0000-0000-0000-000000000000", gone) + "search/x/"
+    (tmp_path / kept.DATASET_NAME).write_bytes(b"PAR1 data PAR1")
+    keep = Keep("00000000-0000-0000-0000-000000000000", gone, prefix, tmp_path, False)
+    await search_keep.store(core, keep, {"written": [kept.DATASET_NAME]}, [])
+    assert await stored_keys(storage, prefix) == []

@@ -158,3 +158,12 @@ def test_a_meta_without_its_csv_is_not_a_kept_selection(tmp_path: Path) -> None:
     assert "reuse" not in again["kept"]
     assert (tmp_path / "second" / "out" / "search_result.csv").is_file()
     assert again["summary"]["inputs"]["primary"]["kept"] == "dataset"  # from the conversion
+
+
+def test_a_keep_that_cannot_be_written_costs_the_next_search_not_this_one(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "keep"
+    not_a_directory.write_text("a file where the keep directory should be")
+    (tmp_path / "run").mkdir()
+    result = run(tmp_path / "run", {"searcher": SEARCHER}, csv=_rows(50), keep=not_a_directory, agents=["searcher"])
+    assert result["status"] == "success" and result["kept"] == {"written": []}
+    assert (tmp_path / "run" / "out" / "search_result.csv").is_file()
