@@ -13,7 +13,7 @@ import pytest
 from tests.support import run_to_completion
 from worker.job_log import ARQ_WORKER_LOGGER, JOB_START_FORMAT, TrueStartDelay
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+live = pytest.mark.asyncio(loop_scope="session")  # the async tests only: the others are plain functions
 
 JOB_START = re.compile(r"^ *(?P<waited>\d+\.\d\d)s → (?P<ref>\S+)\((?P<args>.*)\)(?P<extra>.*)$")
 
@@ -47,6 +47,7 @@ def test_other_lines_pass_as_they_are() -> None:
     assert TrueStartDelay().filter(record) and record.getMessage() == "x delayed=300s"
 
 
+@live
 async def test_the_workers_line_for_an_urgent_task_shows_no_head_start(
     client: httpx.AsyncClient, worker: None, csv_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

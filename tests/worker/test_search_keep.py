@@ -27,7 +27,7 @@ from tests.worker.test_dataset_versions import downloads, run, upload
 from worker import search_keep
 from worker.search_keep import SEARCH_TOOL, Keep, keep_prefix
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+live = pytest.mark.asyncio(loop_scope="session")  # the async tests only: the others are plain functions
 
 ROWS = 240
 
@@ -50,6 +50,7 @@ async def search(client: httpx.AsyncClient, source: str, searcher: dict[str, Any
     return {"task_id": task["task_id"], "result": await run(client, task["task_id"]), **more}
 
 
+@live
 async def test_pages_come_from_the_kept_matches_and_the_keep_goes_with_its_dataset(
     client: httpx.AsyncClient, worker: None, tmp_path: Path, storage: Storage, settings: Settings, account: Account
 ) -> None:
@@ -128,6 +129,7 @@ def test_the_keep_is_the_dataset_as_the_run_reads_it(settings: Settings) -> None
     assert prefix(unhashed) != prefix(DatasetVersion("t3", "primary.csv", "k/t3/inputs/other.csv", {}, {"size": 5}))
 
 
+@live
 async def test_a_keep_stored_after_its_dataset_was_deleted_is_deleted_again(
     settings: Settings, store: TaskStore, storage: Storage, tmp_path: Path
 ) -> None:
