@@ -67,10 +67,12 @@ async def test_pages_come_from_the_kept_matches_and_the_keep_goes_with_its_datas
 
     async def kept_objects() -> list[str] | None:
         keys = await stored_keys(storage, task_prefix + "search/")
-        return keys if any(key.endswith("/meta.json") for key in keys) else None
+        stored = {key.rsplit("/", 1)[-1] for key in keys}
+        return keys if {"meta.json", "dataset.parquet", "search_result.csv"} <= stored else None
 
-    keys = await poll(kept_objects, "the first search's keep stored")  # stored once the task completed
-    assert any(key.endswith("/dataset.parquet") for key in keys)
+    # Stored once the task completed: the matches first, the dataset last.
+    keys = await poll(kept_objects, "the first search's keep stored")
+    assert sum(key.endswith(".parquet") and "/part-" in key for key in keys) == 1  # 160 matches: one part
 
     second = await search(client, profile["task_id"], {**selection, "page_size": 25, "page": 2})
     result = second["result"]
