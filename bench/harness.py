@@ -189,6 +189,8 @@ class LocalService:
             # The request-rate limiter runs on every request, as in production, but never refuses the load.
             "rate_limit_per_s": 1e9,
             "rate_limit_burst": 10**9,
+            # Nor does the cap on a user's unfinished tasks (a create benchmark leaves every task CREATED).
+            "max_unfinished_tasks": 10**9,
         }
         settings = Settings(**overrides)
         self._services = await maybe_await(resolve_services(settings, self.data_dir, self.force_embedded))
