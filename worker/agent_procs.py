@@ -7,8 +7,11 @@ own duplex pipe: a job in, progress and agent-start messages (the worker debits 
 starts) and then one result or exception out. A thread per process
 reads its pipe (a blocking read: no polling) and hands each message to the event loop; when the pipe ends
 the process has exited, and the same thread reaps it. A process is replaced when it is killed, when it
-dies on its own, and after ``max_runs_per_process`` runs (memory hygiene); a run only goes to a process
-that has finished warming up.
+dies on its own, and for memory hygiene: when a run leaves it holding more than ``recycle_growth_bytes``
+over its warm size, or after ``max_runs_per_process`` runs. A run only goes to a process that has finished
+warming up. (Warming up imports Polars, SciPy and the agents: 1-2 s of CPU. Retiring a process after a fixed,
+small number of runs made that a third of the worker's CPU on tiny tasks; a process whose memory stays as it
+was has nothing to give back.)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from agents.options import RunOptions
 from service.embedded import die_with_parent
 
@@ -44,6 +49,8 @@ ProgressMessage = tuple[str, int, str | None, str]  # (run_id, percent, agent, m
 # they inherit this) give them back after 100 ms: 18-23 % lower peak RSS at no measured cost.
 AGENT_MALLOC_CONF = "dirty_decay_ms:100,muzzy_decay_ms:0"
 STOP_GRACE_S = 2.0
+MAX_RUNS_PER_PROCESS = 1000
+RECYCLE_GROWTH_BYTES = 512 * 1024**2
 RESPAWN_DELAY_S = 1.0  # after a failed start or a death while warming up (a broken import): no tight loop
 
 
@@ -110,6 +117,14 @@ def _child_main(conn: Connection, worker_pid: int) -> None:
             send(("result", result))
 
 
+def resident_bytes(pid: int) -> int:
+    """The resident set size of process ``pid`` in bytes (0 when it is gone)."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except (psutil.Error, ValueError):
+        return 0
+
+
 def _portable(error: BaseException) -> Exception:
     """``error`` if it is an Exception that survives pickling with its type, else a RuntimeError saying what
     it was (a Polars panic, say: a BaseException must not reach the worker's event loop)."""
@@ -141,6 +156,7 @@ class _Process:
         self.state = "warming"
         self.runs = 0
         self.max_runs = 1
+        self.warm_rss = 0  # resident bytes once warm (0: unknown)
         self.run: _Run | None = None
 
     @property
@@ -152,10 +168,16 @@ class AgentProcesses:
     """``processes`` agent processes, at most one run in each. Create it in the event loop that awaits
     ``run``: the processes' messages are delivered to that loop."""
 
-    def __init__(self, processes: int, max_runs_per_process: int = 50) -> None:
+    def __init__(
+        self,
+        processes: int,
+        max_runs_per_process: int = MAX_RUNS_PER_PROCESS,
+        recycle_growth_bytes: int = RECYCLE_GROWTH_BYTES,
+    ) -> None:
         if processes < 1 or max_runs_per_process < 1:
             raise ValueError("processes and max_runs_per_process must be at least 1")
         self.max_runs_per_process = max_runs_per_process
+        self.recycle_growth_bytes = recycle_growth_bytes
         os.environ.setdefault("_RJEM_MALLOC_CONF", AGENT_MALLOC_CONF)
         self._ctx = multiprocessing.get_context("spawn")
         self._loop = asyncio.get_running_loop()
@@ -316,6 +338,7 @@ class AgentProcesses:
         if proc.state == "gone":
             return
         if kind == "ready":
+            proc.warm_rss = resident_bytes(proc.pid)
             self._release(proc)
             self._note_warm()
             return
@@ -339,12 +362,18 @@ class AgentProcesses:
                 if message[2]:
                     error.__cause__ = AgentTraceback(message[2])
                 run.done.set_exception(error)
-        if proc.runs >= proc.max_runs:
+        if proc.runs >= proc.max_runs or self._grown(proc):
             with contextlib.suppress(OSError):
                 proc.conn.send(None)  # exits after this; its reader reaps it
             self._retire(proc)
         else:
             self._release(proc)
+
+    def _grown(self, proc: _Process) -> bool:
+        """Whether the run left ``proc`` holding more than ``recycle_growth_bytes`` over its warm size (memory
+        Polars' allocator or a leak keeps): a fresh process gives it back."""
+        rss = resident_bytes(proc.pid)
+        return bool(proc.warm_rss and rss and rss - proc.warm_rss > self.recycle_growth_bytes)
 
     def _on_exit(self, proc: _Process, exitcode: int | None) -> None:
         proc.conn.close()  # here, not in the reader: the loop thread is the one that writes to it

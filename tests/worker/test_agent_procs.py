@@ -20,7 +20,7 @@ import pytest_asyncio
 from agents.chain import SOFT_LIMIT_MESSAGE
 from agents.errors import InvalidParametersError
 from agents.options import RunOptions
-from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
+from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage, resident_bytes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -204,6 +204,32 @@ async def test_errors_come_back_as_the_chain_raised_them(procs: AgentProcesses, 
     result = await sleep(procs, primary, tmp_path / "fails", seconds=0, fail=True)
     assert result["status"] == "partial"
     assert "failed on purpose" in result["agents"]["sleeper"]["error"]
+
+
+async def test_process_is_recycled_when_a_run_leaves_it_grown(primary: Path, tmp_path: Path) -> None:
+    """Memory hygiene by size: a growth allowance below any real size recycles after every run; the default one
+    keeps a process whose memory stayed as it was (warming up again costs 1-2 s of CPU per process)."""
+    recycling = AgentProcesses(1, recycle_growth_bytes=-(10**15))
+    keeping = AgentProcesses(1)
+    try:
+        for pool, name in ((recycling, "recycling"), (keeping, "keeping")):
+            pids = []
+            for index in range(3):
+                result = await asyncio.wait_for(sleep(pool, primary, tmp_path / f"{name}{index}", seconds=0), WARM_S)
+                pids.append(result["agents"]["sleeper"]["data"]["pid"])
+            if pool is recycling:
+                assert len(set(pids)) == 3
+            else:
+                assert len(set(pids)) == 1
+                assert pool.pids() == pids[:1]
+    finally:
+        await recycling.aclose()
+        await keeping.aclose()
+
+
+async def test_resident_bytes() -> None:
+    assert resident_bytes(os.getpid()) > 10 * 1024**2  # this interpreter with pytest loaded
+    assert resident_bytes(2**31 - 1) == 0  # no such process
 
 
 async def test_process_is_recycled_after_max_runs(primary: Path, tmp_path: Path) -> None:
