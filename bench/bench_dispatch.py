@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -59,9 +60,13 @@ class DispatchSample:
     final_status: str
 
 
-async def prepare_task(client: AgensiumClient, csv_path: Path, tool: str, agents: list[str] | None) -> str:
+async def prepare_task(
+    client: AgensiumClient, csv_path: Path, tool: str, agents: list[str] | None, parameters: dict[str, Any]
+) -> str:
     """Create a task and upload its input through the presigned PUT; it is then ready to process."""
-    task = await client.create_task(tool, agents=agents)
+    # Every task uploads the same bytes: without `cache: false` all but the first would be result-cache hits,
+    # completed at once without a worker.
+    task = await client.create_task(tool, agents=agents, parameters={**parameters, "cache": False})
     size = len(TINY_CSV.encode())
     uploads = await client.upload_urls(
         task["task_id"], [{"name": "primary.csv", "content_type": "text/csv", "size": size}], has_parameters=False
@@ -71,13 +76,18 @@ async def prepare_task(client: AgensiumClient, csv_path: Path, tool: str, agents
 
 
 async def prepare_tasks(
-    client: AgensiumClient, csv_path: Path, count: int, tool: str, agents: list[str] | None
+    client: AgensiumClient,
+    csv_path: Path,
+    count: int,
+    tool: str,
+    agents: list[str] | None,
+    parameters: dict[str, Any],
 ) -> list[str]:
     gate = asyncio.Semaphore(PREPARE_CONCURRENCY)
 
     async def one() -> str:
         async with gate:
-            return await prepare_task(client, csv_path, tool, agents)
+            return await prepare_task(client, csv_path, tool, agents, parameters)
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
@@ -215,6 +225,7 @@ def print_summary(summary: dict[str, Any], throughput: dict[str, Any] | None, co
 async def run(args: argparse.Namespace) -> int:
     console = Console()
     agents = [a for a in args.agents.split(",") if a] if args.agents else None
+    parameters = json.loads(args.parameters)
     async with AsyncExitStack() as stack:
         url, api_key = await api_and_worker(stack, args, console.print)
         client = await stack.enter_async_context(AgensiumClient(url, api_key, timeout=args.timeout))
@@ -223,11 +234,11 @@ async def run(args: argparse.Namespace) -> int:
         csv_path.write_text(TINY_CSV)
 
         console.print(f"warming up with {args.warmup} task(s) (also waits for the worker to be up) ...")
-        for task_id in await prepare_tasks(client, csv_path, args.warmup, args.tool, agents):
+        for task_id in await prepare_tasks(client, csv_path, args.warmup, args.tool, agents, parameters):
             await dispatch_once(client, task_id, timeout_s=args.worker_start_timeout)
 
         console.print(f"preparing {args.tasks} tasks ...")
-        task_ids = await prepare_tasks(client, csv_path, args.tasks, args.tool, agents)
+        task_ids = await prepare_tasks(client, csv_path, args.tasks, args.tool, agents, parameters)
         samples = []
         for index, task_id in enumerate(task_ids, 1):
             samples.append(await dispatch_once(client, task_id, timeout_s=args.timeout))
@@ -238,7 +249,7 @@ async def run(args: argparse.Namespace) -> int:
         throughput = None
         if args.throughput:
             console.print(f"throughput: preparing {args.throughput} tasks ...")
-            batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents)
+            batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents, parameters)
             throughput = await measure_throughput(client, batch, timeout_s=max(60.0, args.throughput / 5))
 
     print_summary(summary, throughput, console)
@@ -249,6 +260,7 @@ async def run(args: argparse.Namespace) -> int:
             "url": url if args.url else "(started by the benchmark)",
             "tool": args.tool,
             "agents": agents,
+            "parameters": parameters,
             "summary": summary,
             "throughput": throughput,
             "samples": [asdict(s) for s in samples],
@@ -268,6 +280,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--throughput", type=int, default=0, metavar="M", help="also queue M tasks at once")
     parser.add_argument("--tool", default="profile-my-data", help="tool of the tiny tasks (default: %(default)s)")
     parser.add_argument("--agents", metavar="A,B", help="agent chain of the tiny tasks (default: the tool's)")
+    parser.add_argument(
+        "--parameters",
+        default="{}",
+        metavar="JSON",
+        help='parameters of the tiny tasks, e.g. \'{"sleeper": {"seconds": 0}}\' with --tool diagnostics',
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per task (default: 60)")
     parser.add_argument(
         "--worker-start-timeout", type=float, default=120.0, help="seconds allowed per warm-up task (default: 120)"
