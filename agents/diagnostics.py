@@ -22,7 +22,7 @@ AGENT_NAME = "Sleeper"
 
 def run(inputs: AgentInputs, params: SleeperParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
-    end = started + params.seconds
+    end = started + (0.0 if params.noop else params.seconds)
     if params.runaway:
         while time.perf_counter() < end:  # pure Python, no progress: nothing but a kill interrupts it
             pass

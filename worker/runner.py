@@ -101,6 +101,7 @@ class RunHandle:
     runs: int  # runs since the user last queued the task, this one included
     stop_reason: str | None = None  # "cancelled" | "lost" | "shutdown"
     finishing: bool = False  # writing its outcome: let it (the write itself is conditional on the job id)
+    stored_outputs: bool = False  # storing its outputs: a stop deletes what this attempt stored
     body: asyncio.Task[str] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
@@ -139,6 +140,7 @@ class TaskFailure(Exception):
         self.message = message
 
 
+DIAGNOSTICS_TOOL = "diagnostics"
 FLUSH: ProgressMessage = ("", -1, None, "")  # the run is over: send what is pending, then stop
 
 
@@ -247,7 +249,6 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
     progress: asyncio.Queue[ProgressMessage] = asyncio.Queue()
     forwarder = asyncio.create_task(_forward_progress(core, handle, progress))
     out_prefix = lifecycle.attempt_outputs_prefix(settings, user_id, task_id, handle.attempt)
-    stored_outputs = False
     started = time.monotonic()
 
     async def fail(code: str, message: str) -> str:
@@ -262,75 +263,18 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
 
     try:
         agent_ids = list(task["agents"])
-        in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
         version = await _chained_version(core, task)
         parameters = with_version_options(await load_parameters(core, task), version)
         registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
 
         await _check_credits(core, user_id, task, agent_ids)
-
-        await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs", handle.job_id)
-        in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
-        in_dir.mkdir()
-        out_dir.mkdir()
-        keep = await search_keep.fetch(core, task, user_id, version, parameters, work_dir)
-        inputs: dict[str, Path] = {}
-        for name, key in _input_objects(task, in_prefix, None if keep is not None and keep.has_data else version):
-            local = in_dir / name
-            try:
-                await core.storage.download_to_file(key, local)
-            except ObjectNotFound:
-                raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
-            inputs[name] = local
-
-        options = run_options(settings) if keep is None else replace(run_options(settings), keep_dir=keep.dir)
-        result = await _run_chain(core, pool, handle, user_id, task, inputs, parameters, out_dir, progress, options)
-
-        stored_outputs = True
-        reused = (result.get("kept") or {}).get("reuse", {})
-
-        async def store_output(out: dict[str, Any]) -> dict[str, Any]:
-            if keep is not None and out["name"] in reused:  # a later search page's: the kept one
-                try:
-                    return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
-                except search_keep.InputMissing as exc:
-                    raise TaskFailure("INPUT_MISSING", str(exc)) from None
-            digest = hashlib.sha256()
-            key = out_prefix + out["name"]
-            size = await core.storage.upload_file(out_dir / out["name"], key, out["content_type"], digest)
-            return {
-                "name": out["name"],
-                "content_type": out["content_type"],
-                "size": size,
-                "sha256": digest.hexdigest(),
-                "key": key,
-            }
-
-        outputs = await _all_or_none([store_output(out) for out in result.get("outputs", [])])
-        manifest = {
-            "task_id": task_id,
-            "tool_id": task["tool_id"],
-            "agents": agent_ids,
-            "status": result.get("status"),
-            "attempt": handle.attempt,
-            "worker_id": worker_id,
-            "inputs": [{k: i.get(k) for k in ("name", "role", "size", "sha256")} for i in task["inputs"]],
-            "outputs": [{k: v for k, v in o.items() if k != "key"} for o in outputs],
-            "parameters": parameters,
-        }
-        if version is not None:  # where a chained task's primary came from
-            manifest["source"] = {"task_id": version.task_id, "name": version.name}
-        manifest_bytes = json.dumps(manifest, indent=2, default=str).encode()
-        await core.storage.put_bytes(out_prefix + "manifest.json", manifest_bytes, "application/json")
-        outputs.append(
-            {
-                "name": "manifest.json",
-                "content_type": "application/json",
-                "size": len(manifest_bytes),
-                "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-                "key": out_prefix + "manifest.json",
-            }
-        )
+        outputs: list[dict[str, Any]] = []
+        if service_only(task["tool_id"], parameters):
+            result, keep = await _service_only_run(core, handle, user_id, agent_ids), None
+        else:
+            result, outputs, keep = await _run_and_store(
+                core, pool, handle, task, worker_id, version, parameters, work_dir, progress, out_prefix
+            )
 
         progress.put_nowait(FLUSH)
         with contextlib.suppress(Exception):  # a lost progress message is no reason to fail the run
@@ -357,7 +301,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             await lifecycle.refund_task_credits(core, user_id, task_id, f"refund: {exc.code}", handle.attempt)
         return await fail(exc.code, exc.message)
     except asyncio.CancelledError:
-        await asyncio.shield(_after_stop(core, handle, user_id, out_prefix if stored_outputs else None))
+        await asyncio.shield(_after_stop(core, handle, user_id, out_prefix if handle.stored_outputs else None))
         raise
     except AgentProcessDied as exc:
         log.error("agent process died on task %s (exit code %s)", task_id, exc)
@@ -372,6 +316,115 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+async def _run_and_store(
+    core: Core,
+    pool: AgentProcesses,
+    handle: RunHandle,
+    task: Any,
+    worker_id: str,
+    version: DatasetVersion | None,
+    parameters: dict[str, Any],
+    work_dir: Path,
+    progress: asyncio.Queue[ProgressMessage],
+    out_prefix: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]], search_keep.Keep | None]:
+    """Fetch the inputs, run the chain in an agent process and store its outputs with the run's manifest:
+    (the chain's result, the stored outputs, the search keep the run read or wrote, if any)."""
+    task_id = handle.task_id
+    user_id = str(task["user_id"])
+    settings = core.settings
+    agent_ids = list(task["agents"])
+    in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
+
+    await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs", handle.job_id)
+    in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
+    in_dir.mkdir()
+    out_dir.mkdir()
+    keep = await search_keep.fetch(core, task, user_id, version, parameters, work_dir)
+    inputs: dict[str, Path] = {}
+    for name, key in _input_objects(task, in_prefix, None if keep is not None and keep.has_data else version):
+        local = in_dir / name
+        try:
+            await core.storage.download_to_file(key, local)
+        except ObjectNotFound:
+            raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
+        inputs[name] = local
+
+    options = run_options(settings) if keep is None else replace(run_options(settings), keep_dir=keep.dir)
+    result = await _run_chain(core, pool, handle, user_id, task, inputs, parameters, out_dir, progress, options)
+
+    handle.stored_outputs = True  # from here a stop deletes what this attempt stored
+    reused = (result.get("kept") or {}).get("reuse", {})
+
+    async def store_output(out: dict[str, Any]) -> dict[str, Any]:
+        if keep is not None and out["name"] in reused:  # a later search page's: the kept one
+            try:
+                return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
+            except search_keep.InputMissing as exc:
+                raise TaskFailure("INPUT_MISSING", str(exc)) from None
+        digest = hashlib.sha256()
+        key = out_prefix + out["name"]
+        size = await core.storage.upload_file(out_dir / out["name"], key, out["content_type"], digest)
+        return {
+            "name": out["name"],
+            "content_type": out["content_type"],
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "key": key,
+        }
+
+    outputs = await _all_or_none([store_output(out) for out in result.get("outputs", [])])
+    manifest = {
+        "task_id": task_id,
+        "tool_id": task["tool_id"],
+        "agents": agent_ids,
+        "status": result.get("status"),
+        "attempt": handle.attempt,
+        "worker_id": worker_id,
+        "inputs": [{k: i.get(k) for k in ("name", "role", "size", "sha256")} for i in task["inputs"]],
+        "outputs": [{k: v for k, v in o.items() if k != "key"} for o in outputs],
+        "parameters": parameters,
+    }
+    if version is not None:  # where a chained task's primary came from
+        manifest["source"] = {"task_id": version.task_id, "name": version.name}
+    manifest_bytes = json.dumps(manifest, indent=2, default=str).encode()
+    await core.storage.put_bytes(out_prefix + "manifest.json", manifest_bytes, "application/json")
+    outputs.append(
+        {
+            "name": "manifest.json",
+            "content_type": "application/json",
+            "size": len(manifest_bytes),
+            "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+            "key": out_prefix + "manifest.json",
+        }
+    )
+    return result, outputs, keep
+
+
+def service_only(tool_id: str, parameters: dict[str, Any]) -> bool:
+    """A run of the hidden diagnostics tool with `sleeper.noop`: the task's lifecycle without inputs, agents or
+    files (bench_dispatch.py measures the service alone with it)."""
+    return tool_id == DIAGNOSTICS_TOOL and bool((parameters.get("sleeper") or {}).get("noop"))
+
+
+async def _service_only_run(core: Core, handle: RunHandle, user_id: str, agent_ids: list[str]) -> dict[str, Any]:
+    """What a run costs the service without agents: each agent's debit, as a real run makes it, and a result."""
+    for agent_id in agent_ids:
+        cost = registry.chain_cost([agent_id])
+        outcome = await durable_write(
+            core,
+            f"debit {handle.task_id}",
+            functools.partial(lifecycle.debit_agent, core, user_id, handle.task_id, agent_id, cost, handle.attempt),
+        )
+        if outcome == "gone":
+            handle.stop("lost")  # cancels this run's body at its next await
+            break
+        if outcome == "short":
+            raise TaskFailure("INSUFFICIENT_CREDITS", f"The balance fell below the {cost} credits of {agent_id}.")
+    agents = {agent_id: {"status": "success", "noop": True} for agent_id in agent_ids}
+    return {"status": "success", "noop": True, "agents": agents}
 
 
 async def _all_or_none(uploads: list[Awaitable[T]]) -> list[T]:

@@ -16,3 +16,10 @@ class SleeperParams(AgentParams):
         False, description="Busy-loop in Python without reporting progress: only a kill stops it, no soft limit"
     )
     fail: bool = Field(False, description="Raise an agent error once the time is up (the result is partial)")
+    noop: bool = Field(
+        False,
+        description=(
+            "Service only: the worker fetches no input, starts no agent and stores no file; the run is the task's "
+            "lifecycle alone (claim, debit, events, outcome), to measure the service (in an agent process: 0 s)"
+        ),
+    )

@@ -325,3 +325,24 @@ def assert_ledger_adds_up(lines: list[asyncpg.Record], credits: int) -> None:
         by_kind[line["kind"]] = by_kind.get(line["kind"], 0) + line["amount"]
     assert set(by_kind) <= {"grant", "debit", "refund"}
     assert credits == by_kind.get("grant", 0) + by_kind.get("debit", 0) + by_kind.get("refund", 0) == running
+
+
+async def test_a_service_only_run_is_the_lifecycle_alone_charged_as_a_run(core: Core, worker: ChildProcess) -> None:
+    """`sleeper.noop` (bench_dispatch's measure of the service alone): claimed, debited agent by agent, completed
+    with no files (not even a manifest), and the task's events as any run's; nothing is stored under its outputs."""
+    user_id = await new_user(core, 1_000)
+    parameters = {"sleeper": {"noop": True, "seconds": 600}}  # a real run would sleep past the soft limit
+    task_id = await submit_chain(core, user_id, tool_id="diagnostics", agents=SLEEPER_THEN_RATER, parameters=parameters)
+    task = await wait_status(core, task_id, lifecycle.TERMINAL)
+    assert task["status"] == "COMPLETED", task["error"]
+    assert task["outputs"] == []
+    result = await lifecycle.task_result(core, user_id, task_id)
+    assert result["noop"] is True and result["status"] == "success"
+    assert set(result["agents"]) == set(SLEEPER_THEN_RATER)
+    assert await ledger(core, task_id) == debits(SLEEPER_THEN_RATER)
+    statuses = [e.payload["status"] for e in await core.store.task_events_after(task_id, 0) if e.type == "status"]
+    assert statuses[-3:] == ["QUEUED", "PROCESSING", "COMPLETED"]
+    listed = await core.storage.client.list_objects_v2(
+        Bucket=core.storage.bucket, Prefix=lifecycle.outputs_prefix(core.settings, user_id, task_id)
+    )
+    assert listed.get("KeyCount", 0) == 0
