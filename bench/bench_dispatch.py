@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,9 +34,11 @@ from typing import Any
 
 from harness import (
     add_service_arguments,
+    agensium_command,
     api_and_worker,
     check_service_arguments,
     machine_info,
+    maybe_await,
     percentile,
     write_results,
 )
@@ -122,21 +125,31 @@ async def dispatch_once(client: AgensiumClient, task_id: str, timeout_s: float) 
     )
 
 
-async def measure_throughput(client: AgensiumClient, task_ids: list[str], timeout_s: float) -> dict[str, Any]:
-    """Queue every task at once; count their `done` events on the caller's stream."""
+async def measure_throughput(
+    client: AgensiumClient,
+    task_ids: list[str],
+    timeout_s: float,
+    worker_gap: tuple[Callable[[], Any], Callable[[], Any]] | None = None,
+) -> dict[str, Any]:
+    """Queue every task at once; count their `done` events on the caller's stream. With `worker_gap` (stop, start),
+    the worker is stopped while the tasks are queued and started again after: the rate from the first PROCESSING
+    event to the last done is then the worker's alone (the `process` calls are not in it)."""
     pending = set(task_ids)
     statuses: dict[str, int] = {}
     subscribed = asyncio.Event()
     finished_at: float | None = None
+    first_processing_at: float | None = None
     probe_id: str | None = None
 
     async def follow() -> None:
-        nonlocal finished_at
+        nonlocal finished_at, first_processing_at
         async with aclosing(client.user_events()) as stream:
             async for event in stream:
                 data = event.json() if event.data.startswith("{") else {}
                 if data.get("task_id") == probe_id:
                     subscribed.set()
+                if first_processing_at is None and data.get("status") == "PROCESSING" and data["task_id"] in pending:
+                    first_processing_at = time.perf_counter()
                 if event.event == "done" and data.get("task_id") in pending:
                     pending.discard(data["task_id"])
                     statuses[str(data.get("status"))] = statuses.get(str(data.get("status")), 0) + 1
@@ -159,24 +172,45 @@ async def measure_throughput(client: AgensiumClient, task_ids: list[str], timeou
         async with gate:
             await client.process(task_id)
 
+    if worker_gap is not None:
+        await maybe_await(worker_gap[0]())
     started = time.perf_counter()
     await asyncio.gather(*(queue(t) for t in task_ids))
     queued_at = time.perf_counter()
+    if worker_gap is not None:
+        await maybe_await(worker_gap[1]())
+        started = queued_at
     try:
         await asyncio.wait_for(follower, timeout_s)
     except TimeoutError:
         pass
+    if worker_gap is not None:  # from the first task the new worker took: its start-up is not the service's rate
+        started = first_processing_at or started
     elapsed = (finished_at or time.perf_counter()) - started
     completed = len(task_ids) - len(pending)
     return {
         "tasks": len(task_ids),
         "finished": completed,
         "by_status": statuses,
-        "queue_all_s": round(queued_at - started, 3),
+        "worker_alone": worker_gap is not None,
+        "queue_all_s": round(queued_at - started, 3) if worker_gap is None else None,
         "elapsed_s": round(elapsed, 3),
         "tasks_per_s": round(completed / elapsed, 1) if elapsed else 0.0,
         "target_tasks_per_s": TARGET_THROUGHPUT,
     }
+
+
+def worker_gap(started: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(stop, start) of the benchmark's own worker."""
+    service = started["service"]
+
+    def stop() -> None:
+        service.stop(started["worker"])
+
+    async def start() -> None:
+        started["worker"] = service.start("worker", [*agensium_command(), "worker"])
+
+    return stop, start
 
 
 def summarise(samples: list[DispatchSample]) -> dict[str, Any]:
@@ -227,7 +261,8 @@ async def run(args: argparse.Namespace) -> int:
     agents = [a for a in args.agents.split(",") if a] if args.agents else None
     parameters = json.loads(args.parameters)
     async with AsyncExitStack() as stack:
-        url, api_key = await api_and_worker(stack, args, console.print)
+        started: dict[str, Any] = {}
+        url, api_key = await api_and_worker(stack, args, console.print, started)
         client = await stack.enter_async_context(AgensiumClient(url, api_key, timeout=args.timeout))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dispatch-")))
         csv_path = scratch / "tiny.csv"
@@ -246,13 +281,24 @@ async def run(args: argparse.Namespace) -> int:
                 console.print(f"  {index}/{len(task_ids)}")
         summary = summarise(samples)
 
-        throughput = None
+        throughput = drain = None
         if args.throughput:
             console.print(f"throughput: preparing {args.throughput} tasks ...")
             batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents, parameters)
             throughput = await measure_throughput(client, batch, timeout_s=max(60.0, args.throughput / 5))
+            if "worker" in started:  # a worker of our own: once more with the worker alone
+                console.print(f"throughput, worker alone: preparing {args.throughput} tasks ...")
+                batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents, parameters)
+                drain = await measure_throughput(
+                    client, batch, timeout_s=max(60.0, args.throughput / 5), worker_gap=worker_gap(started)
+                )
 
     print_summary(summary, throughput, console)
+    if drain:
+        console.print(
+            f"worker alone (tasks queued while it was stopped): {drain['finished']}/{drain['tasks']} done in "
+            f"{drain['elapsed_s']} s from the first PROCESSING = {drain['tasks_per_s']} tasks/s; {drain['by_status']}"
+        )
     path = write_results(
         "dispatch",
         {
@@ -263,6 +309,7 @@ async def run(args: argparse.Namespace) -> int:
             "parameters": parameters,
             "summary": summary,
             "throughput": throughput,
+            "throughput_worker_alone": drain,
             "samples": [asdict(s) for s in samples],
         },
     )

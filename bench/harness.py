@@ -228,10 +228,14 @@ class LocalService:
 
 
 async def api_and_worker(
-    stack: contextlib.AsyncExitStack, args: argparse.Namespace, say: Callable[[str], Any]
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    say: Callable[[str], Any],
+    started: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """(url, api key) of the service to measure: ``args.url``/``args.api_key`` when given, else a LocalService
-    (entered on ``stack``) with a new user, one API process and one worker, started and answering."""
+    (entered on ``stack``) with a new user, one API process and one worker, started and answering. ``started``,
+    when given, receives the LocalService ("service") and the worker's ChildProcess ("worker")."""
     if args.url is not None:
         return args.url, args.api_key
     service = await stack.enter_async_context(LocalService(args.data_dir, args.embedded, parse_env_pairs(args.env)))
@@ -240,7 +244,9 @@ async def api_and_worker(
     api = service.start("api", [*agensium_command(), "api", "--host", LOCALHOST, "--port", str(port), "--workers", "1"])
     url = f"http://{LOCALHOST}:{port}"
     await wait_until_http_ok(f"{url}/healthz", api)
-    service.start("worker", [*agensium_command(), "worker"])
+    worker = service.start("worker", [*agensium_command(), "worker"])
+    if started is not None:
+        started.update(service=service, worker=worker)
     say(f"API {url} and one worker started; logs in {service.log_dir}")
     return url, api_key
 
