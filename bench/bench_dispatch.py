@@ -126,27 +126,27 @@ async def dispatch_once(client: AgensiumClient, task_id: str, timeout_s: float) 
 
 
 async def measure_throughput(
-    client: AgensiumClient,
-    task_ids: list[str],
+    work: list[tuple[AgensiumClient, list[str]]],
     timeout_s: float,
     worker_gap: tuple[Callable[[], Any], Callable[[], Any]] | None = None,
 ) -> dict[str, Any]:
-    """Queue every task at once; count their `done` events on the caller's stream. With `worker_gap` (stop, start),
-    the worker is stopped while the tasks are queued and started again after: the rate from the first PROCESSING
-    event to the last done is then the worker's alone (the `process` calls are not in it)."""
+    """Queue every task at once (each user's through its own client); count their `done` events on each user's
+    stream. With `worker_gap` (stop, start), the worker is stopped while the tasks are queued and started again
+    after: the rate from the first PROCESSING event to the last done is then the worker's alone (the `process`
+    calls are not in it)."""
+    task_ids = [task_id for _, ids in work for task_id in ids]
     pending = set(task_ids)
     statuses: dict[str, int] = {}
-    subscribed = asyncio.Event()
+    finished = asyncio.Event()
     finished_at: float | None = None
     first_processing_at: float | None = None
-    probe_id: str | None = None
 
-    async def follow() -> None:
+    async def follow(client: AgensiumClient, subscribed: asyncio.Event, probe: list[str]) -> None:
         nonlocal finished_at, first_processing_at
         async with aclosing(client.user_events()) as stream:
             async for event in stream:
                 data = event.json() if event.data.startswith("{") else {}
-                if data.get("task_id") == probe_id:
+                if probe and data.get("task_id") == probe[0]:
                     subscribed.set()
                 if first_processing_at is None and data.get("status") == "PROCESSING" and data["task_id"] in pending:
                     first_processing_at = time.perf_counter()
@@ -155,41 +155,50 @@ async def measure_throughput(
                     statuses[str(data.get("status"))] = statuses.get(str(data.get("status")), 0) + 1
                     if not pending:
                         finished_at = time.perf_counter()
+                        finished.set()
                         return
 
-    follower = asyncio.create_task(follow())
-    # The per-user stream has no greeting: wait until a probe's status change shows it is live.
-    probe = await client.create_task("profile-my-data")
-    probe_id = probe["task_id"]
-    await client.upload_urls(probe_id, [{"name": "primary.csv", "content_type": "text/csv", "size": 1}], False)
-    try:
-        await asyncio.wait_for(subscribed.wait(), 10)
-    except TimeoutError:
-        print("warning: no event for the probe task on GET /api/v1/events; timing from now", file=sys.stderr)
+    async def live_stream(client: AgensiumClient) -> asyncio.Task[None]:
+        """The user's stream, once a probe's status change showed it is live (it has no greeting)."""
+        subscribed, probe = asyncio.Event(), []
+        follower = asyncio.create_task(follow(client, subscribed, probe))
+        probe.append((await client.create_task("profile-my-data"))["task_id"])
+        await client.upload_urls(probe[0], [{"name": "primary.csv", "content_type": "text/csv", "size": 1}], False)
+        try:
+            await asyncio.wait_for(subscribed.wait(), 10)
+        except TimeoutError:
+            print("warning: no event for the probe task on GET /api/v1/events; timing from now", file=sys.stderr)
+        return follower
+
+    followers = [await live_stream(client) for client, _ in work]
     gate = asyncio.Semaphore(32)
 
-    async def queue(task_id: str) -> None:
+    async def queue(client: AgensiumClient, task_id: str) -> None:
         async with gate:
             await client.process(task_id)
 
     if worker_gap is not None:
         await maybe_await(worker_gap[0]())
     started = time.perf_counter()
-    await asyncio.gather(*(queue(t) for t in task_ids))
+    await asyncio.gather(*(queue(client, t) for client, ids in work for t in ids))
     queued_at = time.perf_counter()
     if worker_gap is not None:
         await maybe_await(worker_gap[1]())
         started = queued_at
     try:
-        await asyncio.wait_for(follower, timeout_s)
+        await asyncio.wait_for(finished.wait(), timeout_s)
     except TimeoutError:
         pass
+    for follower in followers:
+        follower.cancel()
+    await asyncio.gather(*followers, return_exceptions=True)
     if worker_gap is not None:  # from the first task the new worker took: its start-up is not the service's rate
         started = first_processing_at or started
     elapsed = (finished_at or time.perf_counter()) - started
     completed = len(task_ids) - len(pending)
     return {
         "tasks": len(task_ids),
+        "users": len(work),
         "finished": completed,
         "by_status": statuses,
         "worker_alone": worker_gap is not None,
@@ -198,6 +207,22 @@ async def measure_throughput(
         "tasks_per_s": round(completed / elapsed, 1) if elapsed else 0.0,
         "target_tasks_per_s": TARGET_THROUGHPUT,
     }
+
+
+async def prepare_work(
+    clients: list[AgensiumClient],
+    csv_path: Path,
+    count: int,
+    tool: str,
+    agents: list[str] | None,
+    parameters: dict[str, Any],
+) -> list[tuple[AgensiumClient, list[str]]]:
+    """`count` tasks ready to process, spread evenly over the users."""
+    shares = [count // len(clients) + (index < count % len(clients)) for index in range(len(clients))]
+    return [
+        (client, await prepare_tasks(client, csv_path, share, tool, agents, parameters))
+        for client, share in zip(clients, shares, strict=True)
+    ]
 
 
 def worker_gap(started: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -283,14 +308,18 @@ async def run(args: argparse.Namespace) -> int:
 
         throughput = drain = None
         if args.throughput:
-            console.print(f"throughput: preparing {args.throughput} tasks ...")
-            batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents, parameters)
-            throughput = await measure_throughput(client, batch, timeout_s=max(60.0, args.throughput / 5))
+            clients = [client]
+            for _ in range(args.users - 1):  # users of their own: their streams, caps and event locks are apart
+                key = await started["service"].create_user()
+                clients.append(await stack.enter_async_context(AgensiumClient(url, key, timeout=args.timeout)))
+            console.print(f"throughput: preparing {args.throughput} tasks of {len(clients)} user(s) ...")
+            work = await prepare_work(clients, csv_path, args.throughput, args.tool, agents, parameters)
+            throughput = await measure_throughput(work, timeout_s=max(60.0, args.throughput / 5))
             if "worker" in started:  # a worker of our own: once more with the worker alone
                 console.print(f"throughput, worker alone: preparing {args.throughput} tasks ...")
-                batch = await prepare_tasks(client, csv_path, args.throughput, args.tool, agents, parameters)
+                work = await prepare_work(clients, csv_path, args.throughput, args.tool, agents, parameters)
                 drain = await measure_throughput(
-                    client, batch, timeout_s=max(60.0, args.throughput / 5), worker_gap=worker_gap(started)
+                    work, timeout_s=max(60.0, args.throughput / 5), worker_gap=worker_gap(started)
                 )
 
     print_summary(summary, throughput, console)
@@ -325,6 +354,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=200, help="tasks measured one by one (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured tasks first (default: %(default)s)")
     parser.add_argument("--throughput", type=int, default=0, metavar="M", help="also queue M tasks at once")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=1,
+        help="users the throughput tasks are spread over (needs a service the benchmark starts; default: 1)",
+    )
     parser.add_argument("--tool", default="profile-my-data", help="tool of the tiny tasks (default: %(default)s)")
     parser.add_argument("--agents", metavar="A,B", help="agent chain of the tiny tasks (default: the tool's)")
     parser.add_argument(
@@ -339,6 +374,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     check_service_arguments(parser, args)
+    if args.users > 1 and args.url:
+        parser.error("--users needs a service the benchmark starts (no --url)")
     if args.tasks < 1 or args.warmup < 1:
         parser.error("--tasks and --warmup must be at least 1")
     return args
