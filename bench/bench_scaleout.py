@@ -182,6 +182,20 @@ async def wait_ready(worker: ChildProcess, timeout_s: float = 120.0) -> None:
         await asyncio.sleep(0.1)
 
 
+def pin_pairs(running: Running) -> dict[str, list[int]]:
+    """Pin API process i and worker process i (with their child processes) to core i (modulo the cores), so that
+    each API + worker pair has one core and the shared servers float: what the second pair adds is then a core's
+    worth of CPU, as on a machine with a core to spare. Returns the cores by process."""
+    cores = os.cpu_count() or 1
+    pinned: dict[str, list[int]] = {}
+    for index, child in [*enumerate(running.apis), *enumerate(running.workers)]:
+        root = psutil.Process(child.popen.pid)
+        for member in [root, *root.children(recursive=True)]:
+            member.cpu_affinity([index % cores])
+        pinned[child.name] = [index % cores]
+    return pinned
+
+
 async def stop_layout(service: LocalService, running: Running) -> None:
     for client in running.clients:
         await client.aclose()
@@ -282,6 +296,7 @@ async def measure_layout(
     service: LocalService, layout: Layout, args: argparse.Namespace, csv_path: Path, spec: TaskSpec, console: Console
 ) -> dict[str, Any]:
     running = await start_layout(service, layout, f"scaleout-{layout.name}", args.timeout)
+    pinned = pin_pairs(running) if args.pin else {}
     try:
         console.print(
             f"[bold]{layout.name}[/]: {layout.apis} API + {layout.workers} worker process(es) up; "
@@ -297,7 +312,7 @@ async def measure_layout(
         before = CpuSnapshot.take(children)
         outcome = await process_all(running.clients, tasks, timeout_s=max(args.timeout, args.tasks / 2))
         outcome["cpu_s"] = CpuSnapshot.take(children).used_since(before)
-        outcome["layout"] = {"apis": layout.apis, "workers": layout.workers}
+        outcome["layout"] = {"apis": layout.apis, "workers": layout.workers, "pinned_to_cores": pinned}
         outcome["commands"] = {role: " ".join(child.command) for role, child in children.items()}
         return outcome
     finally:
@@ -412,6 +427,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir", type=Path, default=default_data_dir(), help="where embedded services keep their data"
     )
     parser.add_argument("--embedded", action="store_true", help="force embedded PostgreSQL/Redis/S3")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin each API + worker pair to a core of its own (pair i on core i); the servers float",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the APIs and workers"
     )

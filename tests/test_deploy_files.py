@@ -93,6 +93,15 @@ def test_workers_can_scale_and_wait_for_migrations() -> None:
     assert services["api"]["environment"]["S3_PUBLIC_ENDPOINT_URL"]
 
 
+def test_the_api_runs_several_uvicorn_workers() -> None:
+    """The API scales out on its host: `agensium api --workers` with a default of at least 2 (API_WORKERS)."""
+    command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["api"]["command"]
+    assert command[:2] == ["agensium", "api"]
+    workers = command[command.index("--workers") + 1]
+    default = re.fullmatch(r"\$\{API_WORKERS:-(\d+)\}", workers)
+    assert default is not None and int(default.group(1)) >= 2, workers
+
+
 def test_dockerfile_runs_as_non_root() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
