@@ -242,19 +242,17 @@ class TaskStore:
         """Debit one agent of run `attempt` of a task as it starts: "debited" (now, or by an earlier try of this
         same debit), "short" (the balance is below `cost`: nothing debited) or "gone" (the run no longer holds
         the task: cancelled or re-queued meanwhile; nothing debited)."""
-        uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval(self.q["lock_task_run"], tid, attempt) is None:
-                return "gone"
-            if await conn.fetchval(self.q["agent_debited"], tid, attempt, agent_id) is not None:
-                return "debited"
-            balance = await conn.fetchval(self.q["debit_credits"], uid, cost)
-            if balance is None:
-                return "short"
-            await conn.execute(
-                self.q["record_ledger"], uid, tid, agent_id, -cost, balance, "agent run", "debit", attempt
+        try:
+            row = await self.pool.fetchrow(
+                self.q["debit_agent"], uuid.UUID(user_id), uuid.UUID(task_id), agent_id, cost, attempt
             )
+        except asyncpg.UniqueViolationError:  # the same debit, committed while this one waited for the task's row
             return "debited"
+        if not row["holds"]:
+            return "gone"
+        if row["debited"] or row["balance"] is not None:
+            return "debited"
+        return "short"
 
     async def credits(self, user_id: str) -> int | None:
         """The user's balance (disabled or not); None: no such user."""

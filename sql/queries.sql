@@ -419,14 +419,28 @@ SELECT credits FROM users WHERE id = $1 FOR UPDATE;
 -- runs were recorded (attempt NULL, migration 006) count with whichever run is refunded first.
 SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND (attempt = $2 OR attempt IS NULL);
 
--- name: lock_task_run
--- Run $2 (tasks.attempts) of task $1 still holds it (PROCESSING): its row share-locked until the end of the
--- transaction, so a cancel or a reaper's requeue waits for a debit in flight, and refunds it after.
-SELECT 1 FROM tasks WHERE id = $1 AND status = 'PROCESSING' AND attempts = $2 FOR SHARE;
-
--- name: agent_debited
--- Whether agent $3 of run $2 of task $1 is already debited (a retried debit).
-SELECT 1 FROM credit_ledger WHERE task_id = $1 AND attempt = $2 AND agent_id = $3 AND kind = 'debit';
+-- name: debit_agent
+-- Debit agent $3 of run $5 of task $2 as it starts, $4 credits from user $1, in one statement (one round trip; a
+-- transaction of four statements took six). Returns: holds (the run still holds its task: PROCESSING under attempt
+-- $5, its row share-locked until the end, so that a cancel or a reaper's requeue waits for the debit in flight and
+-- refunds it after), debited (by an earlier try of this same debit) and the balance after the debit (NULL when
+-- nothing was debited: gone, debited before, or the balance is short).
+-- The statement's snapshot is taken before the row lock is granted: a debit of the same agent run committed in
+-- between is refused by credit_ledger_one_debit_per_agent_run instead (UniqueViolation, the whole statement undone).
+WITH run AS (
+    SELECT 1 FROM tasks WHERE id = $2 AND status = 'PROCESSING' AND attempts = $5 FOR SHARE
+), earlier AS (
+    SELECT 1 FROM credit_ledger WHERE task_id = $2 AND attempt = $5 AND agent_id = $3 AND kind = 'debit'
+), debit AS (
+    UPDATE users SET credits = credits - $4
+    WHERE id = $1 AND credits >= $4 AND EXISTS (SELECT 1 FROM run) AND NOT EXISTS (SELECT 1 FROM earlier)
+    RETURNING credits
+), line AS (
+    INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
+    SELECT $1, $2, $3, -$4, credits, 'agent run', 'debit', $5 FROM debit
+)
+SELECT EXISTS (SELECT 1 FROM run) AS holds, EXISTS (SELECT 1 FROM earlier) AS debited,
+       (SELECT credits FROM debit) AS balance;
 
 -- name: user_credits
 -- A user's balance, disabled or not (a disabled user's queued tasks still run).

@@ -245,7 +245,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
     task_id = handle.task_id
     user_id = str(task["user_id"])
     settings = core.settings
-    work_dir = Path(tempfile.mkdtemp(prefix=f"agensium-{task_id[:8]}-", dir=settings.work_dir))
+    work_dir: Path | None = None  # the run's temp dir, once it fetches inputs
     progress: asyncio.Queue[ProgressMessage] = asyncio.Queue()
     forwarder = asyncio.create_task(_forward_progress(core, handle, progress))
     out_prefix = lifecycle.attempt_outputs_prefix(settings, user_id, task_id, handle.attempt)
@@ -272,6 +272,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         if service_only(task["tool_id"], parameters):
             result, keep = await _service_only_run(core, handle, user_id, agent_ids), None
         else:
+            work_dir = Path(tempfile.mkdtemp(prefix=f"agensium-{task_id[:8]}-", dir=settings.work_dir))
             result, outputs, keep = await _run_and_store(
                 core, pool, handle, task, worker_id, version, parameters, work_dir, progress, out_prefix
             )
@@ -315,7 +316,8 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         forwarder.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await forwarder
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 async def _run_and_store(

@@ -196,6 +196,21 @@ async def test_an_agent_is_debited_once_per_run_and_only_while_the_run_holds_its
     assert (await store.get_user(user_id))["credits"] == 70
 
 
+async def test_concurrent_tries_of_one_debit_charge_once(store: TaskStore) -> None:
+    """The same agent run's debit sent several times at once (a retry racing its first try): one charge, one ledger
+    line, and every try answers "debited"."""
+    user_id, _ = await store.create_user("racer", credits=100)
+    rec = Recorder()
+    task_id = await new_task(store, user_id, rec)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    assert (await store.transition("claim_job", task_id, ["w", job_id], rec)).row["attempts"] == 1
+    outcomes = await asyncio.gather(*(store.debit_agent(user_id, task_id, "a", 30, 1) for _ in range(8)))
+    assert outcomes == ["debited"] * 8
+    assert (await store.get_user(user_id))["credits"] == 70
+    lines = await store.pool.fetchval("SELECT count(*) FROM credit_ledger WHERE task_id = $1", uuid.UUID(task_id))
+    assert lines == 1
+
+
 async def test_a_refund_gives_back_its_own_run_only(store: TaskStore) -> None:
     """A task whose first run was charged and kept (it ran: AGENT_FAILED), retried, and whose second run is
     refunded (cancelled while running) gets the second run back, never the first; refunds are idempotent."""
