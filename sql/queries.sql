@@ -289,10 +289,11 @@ SELECT DISTINCT user_id FROM tasks WHERE status = 'QUEUED' AND job_id IS NULL LI
 
 -- name: claim_job
 -- A worker running arq job $3 takes its QUEUED task: exactly one of several racing workers gets the row, and a
--- stale job of an earlier queueing (its id is no longer the task's) claims nothing.
+-- stale job of an earlier queueing (its id is no longer the task's) claims nothing. The run fetches its inputs
+-- first: the PROCESSING event says so (a progress event of its own cost the run a transaction).
 UPDATE tasks
 SET status = 'PROCESSING', attempts = attempts + 1, worker_id = $2, started_at = now(), heartbeat_at = now(),
-    message = 'Starting', updated_at = now()
+    message = 'Fetching inputs', updated_at = now()
 WHERE id = $1 AND status = 'QUEUED' AND job_id = $3
 RETURNING *;
 

@@ -340,7 +340,6 @@ async def _run_and_store(
     agent_ids = list(task["agents"])
     in_prefix = lifecycle.inputs_prefix(settings, user_id, task_id)
 
-    await lifecycle.report_progress(core, task_id, 1, None, "Fetching inputs", handle.job_id)
     in_dir, out_dir = work_dir / "inputs", work_dir / "outputs"
     in_dir.mkdir()
     out_dir.mkdir()
