@@ -750,12 +750,14 @@ async def make_own_copies(
     core: Core, user_id: str, task_id: str, copy_from: str, outputs: list[dict[str, Any]]
 ) -> bool:
     """Give cache hit `task_id` its own server-side copies of `outputs` (task `copy_from`'s stored objects) under its
-    own outputs prefix, all at once; its manifest is written anew, naming it and the task that ran. When another
-    call made them first, or the task is gone, these copies are deleted again (False); so are they when one fails
-    (which raises: the outputs stay as they were)."""
-    prefix = f"{outputs_prefix(core.settings, user_id, task_id)}{CACHE_COPY_PREFIX}{uuid.uuid4().hex[:12]}/"
+    own outputs prefix, all at once; its manifest is written anew, naming it and the task that ran. (A search page
+    that borrowed its dataset's kept search_result.csv gets a copy of that one; its other files are its own.) When
+    another call made them first, or the task is gone, these copies are deleted again (False); so are they when one
+    fails (which raises: the outputs stay as they were)."""
+    own = outputs_prefix(core.settings, user_id, task_id)
+    prefix = f"{own}{CACHE_COPY_PREFIX}{uuid.uuid4().hex[:12]}/"
     try:
-        copies = await asyncio.gather(*(_copy_output(core, output, prefix, task_id) for output in outputs))
+        copies = await asyncio.gather(*(_copy_output(core, output, prefix, task_id, own) for output in outputs))
         made = await core.store.set_own_copies(task_id, copy_from, list(copies))
     except BaseException:
         await asyncio.shield(core.storage.delete_prefix(prefix))
@@ -765,7 +767,11 @@ async def make_own_copies(
     return made
 
 
-async def _copy_output(core: Core, output: dict[str, Any], prefix: str, task_id: str) -> dict[str, Any]:
+async def _copy_output(core: Core, output: dict[str, Any], prefix: str, task_id: str, own: str) -> dict[str, Any]:
+    """`output` as the task's own object: as it is when it is already one (under `own`: a search page's own files
+    beside the one it borrowed), else a copy under `prefix`."""
+    if output["key"].startswith(own):
+        return output
     key = prefix + output["name"]
     if output["name"] != MANIFEST_NAME:
         await core.storage.copy(output["key"], key, output["size"], output["content_type"])
@@ -911,8 +917,17 @@ async def complete_task(
     result: dict[str, Any],
     message: str,
     job_id: str | None = None,
+    copy_from: str | None = None,
 ) -> asyncpg.Record | None:
-    transition = await core.store.transition("complete_task", task_id, [outputs, result, message, job_id], core.publish)
+    """PROCESSING -> COMPLETED. `copy_from`: the task whose stored objects some `outputs` still are (a later search
+    page borrows its dataset's kept search_result.csv): its copy job copies them as a cache hit's (copy_cache_hit);
+    None when that task or its files are gone meanwhile, as when this run no longer holds its task."""
+    owner = uuid.UUID(copy_from) if copy_from else None
+    transition = await core.store.transition(
+        "complete_task", task_id, [outputs, result, message, job_id, owner], core.publish
+    )
+    if transition.row is not None and owner is not None:
+        await core.enqueue.copies(task_id)
     return transition.row
 
 

@@ -201,6 +201,7 @@ UPDATE tasks SET cache_key = $2 WHERE id = $1;
 SELECT id, outputs, copy_from FROM tasks
 WHERE user_id = $1 AND cache_key = $2 AND status = 'COMPLETED' AND id <> $3 AND NOT artifacts_deleted
   AND coalesce(result ->> 'status', 'success') = 'success'
+  AND (copy_from IS NULL OR cached)  -- not a run borrowing another's objects (a search page): a hit has one owner
 ORDER BY finished_at DESC
 LIMIT 1;
 
@@ -305,11 +306,14 @@ WHERE id = $1 AND status = 'PROCESSING' AND progress <= $2 AND ($5::text IS NULL
 RETURNING id, user_id, progress, current_agent, message, updated_at;
 
 -- name: complete_task
--- PROCESSING -> COMPLETED with outputs and the result summary.
+-- PROCESSING -> COMPLETED with outputs and the result summary. $6: the task whose stored objects some of the outputs
+-- still are (a later search page's search_result.csv is its dataset's kept one until its copy job copies it, as a
+-- cache hit's are): no row when that task is gone or its files are.
 UPDATE tasks
 SET status = 'COMPLETED', progress = 100, current_agent = NULL, message = $4, outputs = $2, result = $3,
-    finished_at = now(), heartbeat_at = NULL, updated_at = now()
+    finished_at = now(), heartbeat_at = NULL, updated_at = now(), copy_from = $6
 WHERE id = $1 AND status = 'PROCESSING' AND ($5::text IS NULL OR job_id = $5)
+  AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM tasks owner WHERE owner.id = $6 AND NOT owner.artifacts_deleted))
 RETURNING *;
 
 -- name: fail_task

@@ -285,11 +285,16 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
         status = result.get("status", "success")
         message = "Completed" if status == "success" else "Completed with agent errors (partial result)"
         handle.finishing = True
+        # A search page's borrowed output (search_keep.borrow_output) is its dataset task's object until copied.
+        owner = keep.task_id if keep is not None and any(not o["key"].startswith(out_prefix) for o in outputs) else None
         done = await durable_write(
             core,
             f"complete {task_id}",
-            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id),
+            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id, owner),
         )
+        if done is None and owner is not None and await _still_running(core, handle):
+            assert keep is not None
+            raise TaskFailure("INPUT_MISSING", search_keep.missing_message(keep))  # the dataset's task went meanwhile
         if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"
@@ -360,9 +365,9 @@ async def _run_and_store(
     reused = (result.get("kept") or {}).get("reuse", {})
 
     async def store_output(out: dict[str, Any]) -> dict[str, Any]:
-        if keep is not None and out["name"] in reused:  # a later search page's: the kept one
+        if keep is not None and out["name"] in reused:  # a later search page's: the kept one, borrowed
             try:
-                return await search_keep.reuse_output(core, keep, out["name"], reused[out["name"]], out_prefix)
+                return await search_keep.borrow_output(core, keep, out["name"], reused[out["name"]])
             except search_keep.InputMissing as exc:
                 raise TaskFailure("INPUT_MISSING", str(exc)) from None
         digest = hashlib.sha256()
@@ -426,6 +431,12 @@ async def _service_only_run(core: Core, handle: RunHandle, user_id: str, agent_i
             raise TaskFailure("INSUFFICIENT_CREDITS", f"The balance fell below the {cost} credits of {agent_id}.")
     agents = {agent_id: {"status": "success", "noop": True} for agent_id in agent_ids}
     return {"status": "success", "noop": True, "agents": agents}
+
+
+async def _still_running(core: Core, handle: RunHandle) -> bool:
+    """Whether the run still holds its task (PROCESSING under its job)."""
+    row = await core.store.get_task(handle.task_id)
+    return row is not None and row["status"] == TaskStatus.PROCESSING and row["job_id"] == handle.job_id
 
 
 async def _all_or_none(uploads: list[Awaitable[T]]) -> list[T]:

@@ -107,16 +107,20 @@ async def _fetch_matches(core: Core, prefix: str, local: Path, parameters: dict[
     return True
 
 
-async def reuse_output(core: Core, keep: Keep, name: str, reused: dict[str, Any], out_prefix: str) -> dict[str, Any]:
-    """A later page's `name` (search_result.csv): a server-side copy of the kept one, as the task's own output.
-    InputMissing when the kept one is gone (its dataset's task was deleted during the run)."""
-    key = out_prefix + name
+async def borrow_output(core: Core, keep: Keep, name: str, reused: dict[str, Any]) -> dict[str, Any]:
+    """A later page's `name` (search_result.csv): the kept one itself, borrowed. The task completes with it at once
+    (a copy of every matching row took a page most of its time) and its copy job gives it its own copy right after,
+    as a cache hit's (the runner completes it with `copy_from` = the keep's task; deleting that task makes the copy
+    first). InputMissing when the kept one is gone (its dataset's task was deleted during the run)."""
+    key = keep.prefix + reused["path"]
+    if await core.storage.head(key) is None:
+        raise InputMissing(missing_message(keep))
     content_type = registry.output_content_type(name)
-    try:
-        await core.storage.copy(keep.prefix + reused["path"], key, reused["size"], content_type)
-    except ObjectNotFound:
-        raise InputMissing(f"The dataset searched (task {keep.task_id}) was deleted during the search.") from None
     return {"name": name, "content_type": content_type, "size": reused["size"], "sha256": reused["sha256"], "key": key}
+
+
+def missing_message(keep: Keep) -> str:
+    return f"The dataset searched (task {keep.task_id}) was deleted during the search."
 
 
 async def store(core: Core, keep: Keep, added: dict[str, Any], outputs: list[dict[str, Any]]) -> None:

@@ -143,3 +143,53 @@ async def test_a_keep_stored_after_its_dataset_was_deleted_is_deleted_again(
     keep = Keep("00000000-0000-0000-0000-000000000000", gone, prefix, tmp_path, False)
     await search_keep.store(core, keep, {"written": [kept.DATASET_NAME]}, [])
     assert await stored_keys(storage, prefix) == []
+
+
+BORROWED = "SELECT copy_from, outputs FROM tasks WHERE id = $1"
+
+
+@live
+async def test_a_page_borrows_the_kept_csv_until_it_has_its_own_copy(
+    client: httpx.AsyncClient,
+    worker: None,
+    tmp_path: Path,
+    storage: Storage,
+    settings: Settings,
+    account: Account,
+    store: TaskStore,
+) -> None:
+    """A later page completes with its dataset's kept search_result.csv itself (copy_from: the dataset's task), and
+    deleting that task first gives the page its own copy: the page's file stays downloadable, byte for byte."""
+    path = tmp_path / "primary.csv"
+    data().write_csv(path)
+    profile = await create_task(client, tool_id="profile-my-data")
+    await upload(client, profile["task_id"], path, "contracts.csv", {})
+    await run(client, profile["task_id"])
+    task_prefix = settings.object_prefix(account.user_id, profile["task_id"])
+    selection = {"filters": {"city": ["Lyon"]}, "sort": [{"column": "id", "descending": True}], "page_size": 10}
+    first = await search(client, profile["task_id"], selection)
+
+    async def matches_kept() -> bool:
+        return any(key.endswith("/meta.json") for key in await stored_keys(storage, task_prefix + "search/"))
+
+    await poll(matches_kept, "the first search's matches kept")
+    page = await search(client, profile["task_id"], {**selection, "page": 3})
+    assert page["result"]["summary"]["inputs"]["primary"]["kept"] == "matches"
+    row = await store.pool.fetchrow(BORROWED, uuid.UUID(page["task_id"]))
+    assert row is not None and str(row["copy_from"]) == profile["task_id"]
+    borrowed = {o["name"]: o["key"] for o in row["outputs"]}
+    assert borrowed["search_result.csv"].startswith(task_prefix + "search/")
+    own_prefix = settings.object_prefix(account.user_id, page["task_id"])
+    assert all(key.startswith(own_prefix) for name, key in borrowed.items() if name != "search_result.csv")
+    expected = await fetch((await downloads(client, first["task_id"]))["search_result.csv"])
+
+    assert (await client.delete(f"/api/v1/tasks/{profile['task_id']}")).status_code == 204
+    assert await stored_keys(storage, task_prefix) == []
+    row = await store.pool.fetchrow(BORROWED, uuid.UUID(page["task_id"]))
+    assert row is not None and row["copy_from"] is None
+    copied = {o["name"]: o["key"] for o in row["outputs"]}
+    assert copied["search_result.csv"].startswith(own_prefix)
+    assert {name: key for name, key in copied.items() if name != "search_result.csv"} == {
+        name: key for name, key in borrowed.items() if name != "search_result.csv"
+    }
+    assert await fetch((await downloads(client, page["task_id"]))["search_result.csv"]) == expected
