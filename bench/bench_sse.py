@@ -7,7 +7,7 @@ process (`agensium api --workers 1`; no worker: the triggering call needs none),
      asyncio sockets (httpx would cost more than the server), reads the RSS again:
      RSS per idle stream = (after - before) / N;
   2. measures ordinary GETs (`GET /api/v1/tasks/{id}`, --get-clients keep-alive connections in a
-     loop) while the N streams are idle: the baseline;
+     loop, from a process of their own) while the N streams are idle: the baseline;
   3. --rounds times: creates a task (untimed), takes the time and POSTs its `cancel`, which commits
      a `status` and a `done` event to the user; records when each stream receives the `status`
      event: p50/p99/max over every stream and round, with the GETs still running (their latency
@@ -24,8 +24,10 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import re
 import resource
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,12 +59,16 @@ console = Console(width=170)
 
 
 class StreamClient(asyncio.Protocol):
-    """One SSE connection, read as raw bytes: the ids of its events and when each first arrived."""
+    """One SSE connection, read as raw bytes: the ids of its events and when each first arrived. Reading
+    only keeps the chunks and their time (the client must not be what delays 10,000 streams); `digest`
+    parses them later."""
 
     def __init__(self, request: bytes) -> None:
         self.request = request
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        self.chunks: list[tuple[float, bytes]] = []
+        self.last_data_at = 0.0
         self.headers_seen = asyncio.get_running_loop().create_future()
         self.ids: list[int] = []
         self.arrivals: dict[int, float] = {}
@@ -70,29 +76,41 @@ class StreamClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        transport.write(self.request)
+        transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
+        self.last_data_at = now
+        if self.headers_seen.done():
+            self.chunks.append((now, data))
+            return
         self.buffer += data
-        if not self.headers_seen.done():
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
-            if b" 200 " not in status:
-                self.headers_seen.set_exception(RuntimeError(f"stream refused: {status!r}"))
-                return
-            self.headers_seen.set_result(None)
-            del self.buffer[: end + 4]
-        consumed = 0
-        for match in _EVENT.finditer(self.buffer):
-            event_id = int(match.group(1))
-            self.ids.append(event_id)
-            self.arrivals.setdefault(event_id, now)
-            consumed = match.end()
-        if consumed:
-            del self.buffer[:consumed]
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
+        if b" 200 " not in status:
+            self.headers_seen.set_exception(RuntimeError(f"stream refused: {status!r}"))
+            return
+        self.headers_seen.set_result(None)
+        rest = bytes(self.buffer[end + 4 :])
+        self.buffer.clear()
+        if rest:
+            self.chunks.append((now, rest))
+
+    def digest(self) -> None:
+        """The events of the chunks read so far; an event's time is that of the chunk that completed it."""
+        for at, data in self.chunks:
+            self.buffer += data
+            consumed = 0
+            for match in _EVENT.finditer(self.buffer):
+                event_id = int(match.group(1))
+                self.ids.append(event_id)
+                self.arrivals.setdefault(event_id, at)
+                consumed = match.end()
+            if consumed:
+                del self.buffer[:consumed]
+        self.chunks.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -123,14 +141,15 @@ async def open_streams(host: str, port: int, api_key: str, count: int) -> list[S
 
 @dataclass
 class GetProbe:
-    """Keep-alive GETs of one task in a loop on a few connections: (start time, latency) of each."""
+    """Keep-alive GETs of one task in a loop on a few connections, from a process of their own (this one is
+    busy reading the N streams: its loop would delay the GETs' answers): (start time, latency) of each.
+    perf_counter is the system's monotonic clock on Linux, the same in both processes."""
 
     url: str
     api_key: str
     task_id: str
     clients: int
     samples: list[tuple[float, float]] = field(default_factory=list)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def _loop(self, http: httpx.AsyncClient) -> None:
         path = f"/api/v1/tasks/{self.task_id}"
@@ -141,21 +160,35 @@ class GetProbe:
             self.samples.append((started, time.perf_counter() - started))
             await asyncio.sleep(0.005)  # a steady trickle, not a load test
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> Any:
+    async def run_until_eof(self) -> None:
+        """The child's side: GET until stdin closes, then print the samples as JSON."""
+        loop = asyncio.get_running_loop()
+        stdin = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with contextlib.AsyncExitStack() as stack:
+            tasks = []
             for _ in range(self.clients):
-                http = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
-                )
-                self._tasks.append(asyncio.create_task(self._loop(http)))
-            try:
-                yield self
-            finally:
-                for task in self._tasks:
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+                await stack.enter_async_context(http)
+                tasks.append(asyncio.create_task(self._loop(http)))
+            await stdin.read()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        print(json.dumps(self.samples))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> Any:
+        command = [sys.executable, __file__, "--probe", self.url, self.api_key, self.task_id, str(self.clients)]
+        child = await asyncio.create_subprocess_exec(*command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            yield self
+        finally:
+            stdout, _ = await child.communicate(b"")
+            if child.returncode != 0:
+                raise RuntimeError(f"the GET probe failed ({child.returncode})")
+            self.samples = [(started, latency) for started, latency in json.loads(stdout)]
 
     def between(self, windows: list[tuple[float, float]], inside: bool) -> list[float]:
         def within(t: float) -> bool:
@@ -196,15 +229,19 @@ class Row:
     out_of_order_streams: int
 
 
-async def wait_all(streams: list[StreamClient], event_id_of: Any, timeout_s: float) -> int | None:
-    """Poll until every stream got an event beyond `after` (returned), or the deadline passes."""
+async def wait_all(streams: list[StreamClient], since: float, seen_before: int, timeout_s: float) -> int:
+    """Wait until every stream got the first event after the `seen_before` events of the first stream (its
+    id is returned): first until each stream read something after `since` (cheap), then parsing."""
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
-        target = event_id_of()
-        if target is not None and all(target in s.arrivals for s in streams):
-            return int(target)
+        if all(s.last_data_at >= since for s in streams):
+            for stream in streams:
+                stream.digest()
+            ids = streams[0].ids
+            if len(ids) > seen_before and all(ids[seen_before] in s.arrivals for s in streams):
+                return ids[seen_before]
         await asyncio.sleep(0.005)
-    return None
+    raise RuntimeError(f"not every stream got the event within {timeout_s:.0f} s")
 
 
 async def measure(url: str, api_key: str, pid: int, count: int, rounds: int, get_clients: int, settle_s: float) -> Row:
@@ -234,24 +271,20 @@ async def measure(url: str, api_key: str, pid: int, count: int, rounds: int, get
             await asyncio.sleep(max(1.0, settle_s))  # the idle baseline, streams open
             for _ in range(rounds):
                 task_id = await new_task()
+                streams[0].digest()
                 seen_before = len(streams[0].ids)
                 started = time.perf_counter()
                 response = await http.post(f"/api/v1/tasks/{task_id}/cancel")
                 answers.append(time.perf_counter() - started)
                 response.raise_for_status()
-
-                def first_new_id(seen: int = seen_before) -> int | None:
-                    ids = streams[0].ids
-                    return ids[seen] if len(ids) > seen else None
-
-                got = await wait_all(streams, first_new_id, timeout_s=60)
-                if got is None:
-                    raise RuntimeError("not every stream got the event within 60 s")
+                got = await wait_all(streams, started, seen_before, timeout_s=60)
                 last = max(s.arrivals[got] for s in streams)
                 windows.append((started, last))
                 first_latencies += [s.arrivals[got] - started for s in streams]
                 await asyncio.sleep(0.5)  # the `done` event and the GETs settle between rounds
         await asyncio.sleep(1.0)
+        for stream in streams:
+            stream.digest()
         reference = sorted(set().union(*(set(s.ids) for s in streams)))
         lost = sum(len(set(reference) - set(s.ids)) for s in streams)
         duplicated = sum(len(s.ids) - len(set(s.ids)) for s in streams)
@@ -359,7 +392,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import uvloop  # the client reads N sockets too: the faster loop keeps its own delay small
 
+    argv = sys.argv[1:] if argv is None else argv
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        if argv[:1] == ["--probe"]:  # the GET probe's own process (GetProbe.running)
+            url, api_key, task_id, clients = argv[1:5]
+            runner.run(GetProbe(url, api_key, task_id, int(clients)).run_until_eof())
+            return 0
         return runner.run(run(parse_args(argv)))
 
 

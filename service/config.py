@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # Uploads above this size get presigned multipart (one URL per part), resumable part by part.
     multipart_threshold_bytes: int = 100 * 1024**2
     sse_ping_s: float = 15.0
+    # Live events an event stream may have waiting to be written: a client that falls further behind is
+    # resumed from the `task_events` table instead (service/events.py Subscription), nothing lost.
+    sse_buffer_events: int = 64
     # An API process keeps a key it has checked this long; a rotated key or a disabled user is dropped from every
     # process's cache at once (PostgreSQL NOTIFY), this TTL only covers a notification missed while disconnected.
     auth_cache_ttl_s: float = 10.0

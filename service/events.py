@@ -2,6 +2,10 @@
 
 The durable log is the `task_events` table (TaskStore); Redis pub/sub only carries each new
 row to the API processes, where ONE subscription per process feeds every open stream from memory.
+
+Each live event is encoded once per process (EncodedEvent): every SSE stream writes the same bytes,
+every WebSocket the same text. A stream holds only references to those, at most `limit` of them:
+a client that falls that far behind is dropped to a re-read of the table (see Subscription).
 """
 
 from __future__ import annotations
@@ -10,16 +14,58 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import Histogram
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from service.store import Event
 
 log = logging.getLogger(__name__)
+
+# How many subscribers get an event before the hub lets the loop run the others' work (their sends,
+# other requests): a fan-out to thousands of streams never holds the loop for long.
+FANOUT_SLICE = 32
+# How often the hub looks whether the server is shutting down (open streams then end, so that it can).
+SHUTDOWN_POLL_S = 0.5
+SSE_PING = b": ping\n\n"
+
+
+def sse_frame(event_id: int, event_type: str, payload: Any) -> bytes:
+    """An event as a Server-Sent Events frame, lines separated by "\\n": `id`, `event`, then `data`
+    (compact JSON, which holds no line break, so one `data` line). The bytes sse-starlette wrote before."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event_type.encode(), to_json(payload))
+
+
+class EncodedEvent:
+    """An event with its wire forms, each encoded on first use and then shared by every stream."""
+
+    __slots__ = ("event", "_sse", "_ws")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._sse: bytes | None = None
+        self._ws: str | None = None
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            e = self.event
+            self._sse = sse_frame(e.id, e.type, e.payload)
+        return self._sse
+
+    @property
+    def ws_text(self) -> str:
+        """The WebSocket text frame `{"id", "event", "data"}` (built only if a WebSocket sends it)."""
+        if self._ws is None:
+            e = self.event
+            self._ws = to_json({"id": e.id, "event": e.type, "data": e.payload}).decode()
+        return self._ws
 
 
 class EventPublisher:
@@ -41,61 +87,119 @@ class EventPublisher:
 
 
 class Subscription:
-    """One open stream's view of the live events of one user."""
+    """One open stream's view of the live events of one user: a short list of shared events (a list, not a
+    deque: an empty deque alone weighs 600 bytes, and thousands of idle streams each hold one).
 
-    def __init__(self, hub: EventHub, user_id: str, maxsize: int, kind: str = "sse") -> None:
+    When more than `limit` wait (a slow client, or a lost Redis subscription) the list is dropped and
+    `overflowed` set: the stream then re-reads the table after the last event it sent, so the client
+    gets every event once and in order, without the process holding a backlog per stream."""
+
+    __slots__ = ("hub", "user_id", "kind", "limit", "pending", "overflowed", "closed", "ping_due", "_waiter", "_ping")
+
+    def __init__(self, hub: EventHub, user_id: str, limit: int, kind: str = "sse", ping_s: float | None = None) -> None:
         self.hub = hub
         self.user_id = user_id
         self.kind = kind  # "sse" or "websocket": the open-streams gauge counts by kind
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.limit = limit
+        self.pending: list[EncodedEvent] = []
         self.overflowed = False
+        self.closed = False  # the server is shutting down, or the client left: the stream ends
+        self.ping_due = False  # a keep-alive comment is due (every `ping_s`)
+        self._waiter: asyncio.Future[None] | None = None
+        # One timer per stream that re-arms itself, not one per wait: a busy fan-out creates no timers.
+        self._ping: asyncio.TimerHandle | None = None
+        if ping_s:
+            self._ping = asyncio.get_running_loop().call_later(ping_s, self._ping_now, ping_s)
 
-    def offer(self, event: Event | None) -> None:
+    def offer(self, item: EncodedEvent) -> None:
+        if self.overflowed:
+            return  # already behind: the table re-read will bring this one too
+        if len(self.pending) >= self.limit:
+            self.interrupt()
+            return
+        self.pending.append(item)
+        self._wake()
+
+    def interrupt(self) -> None:
+        """Live delivery broke off (overflow, Redis lost): the stream catches up from the table."""
+        self.overflowed = True
+        self.pending = []
+        self._wake()
+
+    def end(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def take(self) -> list[EncodedEvent]:
+        items, self.pending = self.pending, []
+        return items
+
+    async def wait(self) -> None:
+        """Until an event waits, the stream is interrupted or ended, or a ping is due."""
+        if self.pending or self.overflowed or self.closed or self.ping_due:
+            return
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            # A slow client: drop live events and let it catch up from the table.
-            self.overflowed = True
+            await waiter
+        finally:
+            self._waiter = None
 
-    async def get(self) -> Event | None:
-        return await self.queue.get()
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _ping_now(self, every_s: float) -> None:
+        self.ping_due = True
+        self._wake()
+        self._ping = asyncio.get_running_loop().call_later(every_s, self._ping_now, every_s)
 
     def close(self) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
         self.hub.unsubscribe(self)
 
 
 class EventHub:
     """The process's single Redis subscription, fanned out in memory to every subscriber by user.
-    `publish_lag`, when given, observes each event's seconds from its commit to its dispatch here."""
+    `buffer_size` is a subscription's default `limit`; `publish_lag`, when given, observes each event's
+    seconds from its commit to its dispatch here."""
 
-    def __init__(
-        self, redis: Redis, channel: str, queue_size: int = 1000, publish_lag: Histogram | None = None
-    ) -> None:
+    def __init__(self, redis: Redis, channel: str, buffer_size: int = 64, publish_lag: Histogram | None = None) -> None:
         self.redis = redis
         self.channel = channel
-        self.queue_size = queue_size
+        self.buffer_size = buffer_size
         self.publish_lag = publish_lag
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self.closing = False
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-hub")
+        self._tasks = [asyncio.create_task(self._run(), name="event-hub")]
+        server = _uvicorn_server()  # the lifespan starts inside the server's signal handling: it is ours
+        if server is not None:
+            self._tasks.append(asyncio.create_task(self._watch_shutdown(server), name="event-hub-shutdown"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), 5)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        self.end_all()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
 
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
 
-    def subscribe(self, user_id: str, kind: str = "sse") -> Subscription:
-        sub = Subscription(self, user_id, self.queue_size, kind)
+    def subscribe(
+        self, user_id: str, kind: str = "sse", limit: int | None = None, ping_s: float | None = None
+    ) -> Subscription:
+        sub = Subscription(self, user_id, limit or self.buffer_size, kind, ping_s)
+        if self.closing:
+            sub.closed = True
         self._subscribers[user_id].add(sub)
         return sub
 
@@ -106,6 +210,9 @@ class EventHub:
             if not subs:
                 del self._subscribers[sub.user_id]
 
+    def subscriptions(self, user_id: str) -> tuple[Subscription, ...]:
+        return tuple(self._subscribers.get(user_id, ()))
+
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
@@ -114,16 +221,34 @@ class EventHub:
         """Open streams by kind (sse, websocket)."""
         return Counter(sub.kind for subs in self._subscribers.values() for sub in subs)
 
-    def dispatch(self, event: Event) -> None:
-        for sub in tuple(self._subscribers.get(event.user_id, ())):
-            sub.offer(event)
+    async def dispatch(self, event: Event) -> None:
+        """Hands the event, encoded once, to its user's subscribers, FANOUT_SLICE at a time: between slices
+        the loop runs the woken streams' sends and other requests. The next event waits for this one, so
+        every stream still gets them in order."""
+        subs = self._subscribers.get(event.user_id)
+        if not subs:
+            return
+        item = EncodedEvent(event)
+        targets = tuple(subs)
+        for start in range(0, len(targets), FANOUT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for sub in targets[start : start + FANOUT_SLICE]:
+                sub.offer(item)
+
+    def end_all(self) -> None:
+        """Ends every open stream (the server is stopping: uvicorn waits for open responses to finish)."""
+        self.closing = True
+        for subs in tuple(self._subscribers.values()):
+            for sub in tuple(subs):
+                sub.end()
 
     async def _run(self) -> None:
         delay = 0.1
         while True:
             try:
                 async for event in self._listen():
-                    self.dispatch(event)
+                    await self.dispatch(event)
                     delay = 0.1
             except asyncio.CancelledError:
                 raise
@@ -133,8 +258,7 @@ class EventHub:
             # Wake every stream so it re-reads the table for anything published while we were away.
             for subs in tuple(self._subscribers.values()):
                 for sub in tuple(subs):
-                    sub.overflowed = True
-                    sub.offer(None)
+                    sub.interrupt()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -155,3 +279,17 @@ class EventHub:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    async def _watch_shutdown(self, server: Any) -> None:
+        """uvicorn waits for every open response before it shuts the application down, and an event stream
+        never finishes by itself: when the server is told to exit, end the streams."""
+        while not server.should_exit:  # noqa: ASYNC110 - a plain attribute of uvicorn's, nothing to await
+            await asyncio.sleep(SHUTDOWN_POLL_S)
+        self.end_all()
+
+
+def _uvicorn_server() -> Any:
+    """The uvicorn server running this application, if any: uvicorn installs its bound `handle_exit` as the
+    SIGTERM handler while it serves (from the main thread), and its `should_exit` turns True on exit."""
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return server if hasattr(server, "should_exit") else None

@@ -4,6 +4,11 @@ WebSocket, all resumable from the last event id the client saw.
 Each stream subscribes to the process's event hub FIRST, then replays what it missed from the
 `task_events` table, then forwards live events, skipping ids it already sent. Events of one user
 commit and publish in id order (TaskStore), so this gives every event once, in order, no gap.
+
+A live event is encoded once per process (service/events.py) and every stream writes those same bytes.
+A client that falls more than `sse_buffer_events` events behind keeps its connection: its stream drops
+the live events it holds and re-reads the table after the last event it sent (as after a lost Redis
+subscription), so nothing is lost or repeated and the process holds no backlog for it.
 """
 
 from __future__ import annotations
@@ -13,13 +18,11 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic_core import to_json
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import HTTPConnection, Request
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service import lifecycle
@@ -27,7 +30,7 @@ from service.api.auth import authenticate_stream, user_from_token
 from service.api.http import JSON
 from service.api.tokens import make_token
 from service.errors import ServiceError
-from service.events import EventHub, Subscription
+from service.events import SSE_PING, EncodedEvent, EventHub, Subscription, sse_frame
 from service.models import iso_utc, task_view
 from service.store import DATABASE_UNAVAILABLE, Event, TaskStore
 
@@ -72,23 +75,53 @@ def _last_event_id(request: HTTPConnection) -> int | None:
     return from_query
 
 
-def _sse(event_id: int, event_type: str, payload: Any) -> ServerSentEvent:
-    return ServerSentEvent(data=to_json(payload).decode(), event=event_type, id=str(event_id), sep="\n")
+class EventStream:
+    """A `text/event-stream` response: the frames of `frames` as they come, and nothing else per stream but
+    one task that notices the client leaving (which ends the subscription, so the frames end)."""
+
+    HEADERS = [
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+        (b"connection", b"keep-alive"),
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+    ]
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], sub: Subscription) -> None:
+        self.frames = frames
+        self.sub = sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            if scope["method"] == "HEAD":  # the headers of a GET, no stream
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            watcher = asyncio.create_task(self._until_disconnect(receive))
+            try:
+                async for chunk in self.frames:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                watcher.cancel()
+        finally:
+            self.sub.close()
+            with contextlib.suppress(Exception):
+                await self.frames.aclose()
+
+    async def _until_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.sub.end()
 
 
-def _response(request: Request, stream: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
-    ping = request.app.state.settings.sse_ping_s
-    return EventSourceResponse(
-        stream,
-        ping=ping,
-        sep="\n",
-        ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def _joined(batch: list[EncodedEvent]) -> bytes:
+    """One write for the events a stream has waiting (the shared bytes themselves when there is one)."""
+    return batch[0].sse if len(batch) == 1 else b"".join(item.sse for item in batch)
 
 
 class _Replayer:
-    """Sends events from the table after `last_id`, then live events from the subscription."""
+    """Events from the table after `last_id`, then live events from the subscription, in batches; the
+    table again whenever live delivery broke off (the subscription overflowed or Redis was lost)."""
 
     def __init__(self, store: TaskStore, sub: Subscription, last_id: int, task_id: str | None) -> None:
         self.store = store
@@ -101,67 +134,92 @@ class _Replayer:
             return await self.store.task_events_after(self.task_id, self.last_id, REPLAY_PAGE)
         return await self.store.user_events_after(self.sub.user_id, self.last_id, REPLAY_PAGE)
 
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
+    def _fresh(self, items: list[EncodedEvent]) -> list[EncodedEvent]:
+        """The live events this stream has not sent yet, its task's only for a task stream."""
+        batch = []
+        for item in items:
+            event = item.event
+            if event.id <= self.last_id or (self.task_id is not None and event.task_id != self.task_id):
+                continue
+            self.last_id = event.id
+            batch.append(item)
+        return batch
+
+    async def batches(self) -> AsyncIterator[list[EncodedEvent]]:
+        sub = self.sub
+        while not sub.closed:
             # Catch up from the durable log (at start, and whenever live delivery was interrupted).
             while True:
-                self.sub.overflowed = False
+                sub.overflowed = False
                 page = await self._from_table()
-                for event in page:
-                    self.last_id = event.id
-                    yield event
+                if page:
+                    self.last_id = page[-1].id
+                    yield [EncodedEvent(event) for event in page]
                 if len(page) < REPLAY_PAGE:
                     break
-            while not self.sub.overflowed:
-                live = await self.sub.get()
-                if live is None:
-                    break
-                event = live
-                if event.id <= self.last_id or (self.task_id is not None and event.task_id != self.task_id):
-                    continue
-                self.last_id = event.id
-                yield event
+            while not (sub.overflowed or sub.closed):
+                await sub.wait()
+                batch = self._fresh(sub.take())
+                if batch or sub.ping_due:
+                    sub.ping_due = False
+                    yield batch  # empty: a ping is due (the subscription's `ping_s`)
 
 
-async def task_events(request: Request) -> EventSourceResponse:
+def _subscribe(request: HTTPConnection, user_id: str, kind: str = "sse") -> Subscription:
+    """A subscription for a stream; SSE ones ping every `sse_ping_s` (a WebSocket has its own pings)."""
+    hub: EventHub = request.app.state.hub
+    settings = request.app.state.settings
+    ping_s = settings.sse_ping_s if kind == "sse" else None
+    return hub.subscribe(user_id, kind, limit=settings.sse_buffer_events, ping_s=ping_s)
+
+
+async def task_events(request: Request) -> EventStream:
     user = await authenticate_stream(request)
     core = request.app.state.core
     task_id = request.path_params["task_id"]
     last_id = _last_event_id(request)
-    hub: EventHub = request.app.state.hub
-    sub = hub.subscribe(user.user_id)
+    sub = _subscribe(request, user.user_id)
+    snapshot = b""
+    finished = False
     try:
         task = await lifecycle.get_task_view(core, user.user_id, task_id)
-        snapshot: list[ServerSentEvent] = []
         if last_id is None:
             ids = await core.store.task_snapshot_event_ids(task_id)
             view = task_view(task)
             # Finished: its latest done follows its latest status (a retry's status comes after the old done).
-            if ids["done_id"] is not None and ids["done_id"] > ids["last_status_id"]:
-                snapshot = [_sse(ids["last_status_id"], "status", view), _sse(ids["done_id"], "done", view)]
+            finished = ids["done_id"] is not None and ids["done_id"] > ids["last_status_id"]
+            if finished:
+                snapshot = sse_frame(ids["last_status_id"], "status", view) + sse_frame(ids["done_id"], "done", view)
             else:
-                snapshot = [_sse(ids["last_id"] or 0, "status", view)]
+                snapshot = sse_frame(ids["last_id"] or 0, "status", view)
             last_id = ids["last_id"] or 0
     except BaseException:
         sub.close()
         raise
+    replayer = _Replayer(core.store, sub, last_id, task_id)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        try:
-            for item in snapshot:
-                yield item
-            if any(item.event == "done" for item in snapshot):
-                return
-            async for event in _Replayer(core.store, sub, last_id, task_id).events():
-                yield _sse(event.id, event.type, event.payload)
-                if event.payload.get("deleted"):
-                    return  # the task was deleted (TaskStore.delete_task): nothing follows
-                if event.type == "done" and await _is_last_done(core.store, event):
+    async def frames() -> AsyncGenerator[bytes, None]:
+        if snapshot:
+            yield snapshot
+        if finished:
+            return
+        async for batch in replayer.batches():
+            if not batch:
+                yield SSE_PING
+                continue
+            for end, item in enumerate(batch, 1):
+                if await _ends_task_stream(core.store, item.event):
+                    yield _joined(batch[:end])
                     return
-        finally:
-            sub.close()
+            yield _joined(batch)
 
-    return _response(request, stream())
+    return EventStream(frames(), sub)
+
+
+async def _ends_task_stream(store: TaskStore, event: Event) -> bool:
+    if event.payload.get("deleted"):
+        return True  # the task was deleted (TaskStore.delete_task): nothing follows
+    return event.type == "done" and await _is_last_done(store, event)
 
 
 async def _is_last_done(store: TaskStore, done: Event) -> bool:
@@ -172,12 +230,11 @@ async def _is_last_done(store: TaskStore, done: Event) -> bool:
     return not following or following[0].type != "status" or bool(following[0].payload.get("deleted"))
 
 
-async def user_events(request: Request) -> EventSourceResponse:
+async def user_events(request: Request) -> EventStream:
     user = await authenticate_stream(request)
     core = request.app.state.core
     last_id = _last_event_id(request)
-    hub: EventHub = request.app.state.hub
-    sub = hub.subscribe(user.user_id)
+    sub = _subscribe(request, user.user_id)
     if last_id is None:
         # A fresh connection follows from now on; the task list gives the current state.
         try:
@@ -186,14 +243,13 @@ async def user_events(request: Request) -> EventSourceResponse:
             sub.close()
             raise
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        try:
-            async for event in _Replayer(core.store, sub, last_id, None).events():
-                yield _sse(event.id, event.type, event.payload)
-        finally:
-            sub.close()
+    replayer = _Replayer(core.store, sub, last_id, None)
 
-    return _response(request, stream())
+    async def frames() -> AsyncGenerator[bytes, None]:
+        async for batch in replayer.batches():
+            yield _joined(batch) if batch else SSE_PING
+
+    return EventStream(frames(), sub)
 
 
 async def events_token(request: Request) -> JSON:
@@ -240,8 +296,7 @@ async def user_events_ws(websocket: WebSocket) -> None:
         await _refuse(websocket, exc)
         return
     core = websocket.app.state.core
-    hub: EventHub = websocket.app.state.hub
-    sub = hub.subscribe(user.user_id, kind="websocket")
+    sub = _subscribe(websocket, user.user_id, kind="websocket")
     try:
         if last_id is None:
             # "Now" is taken before waiting for an optional first frame: what happens meanwhile is sent.
@@ -315,5 +370,6 @@ async def _first_frame_last_id(websocket: WebSocket) -> int | None:
 
 
 async def _send_events(websocket: WebSocket, replayer: _Replayer) -> None:
-    async for event in replayer.events():
-        await websocket.send_text(to_json({"id": event.id, "event": event.type, "data": event.payload}).decode())
+    async for batch in replayer.batches():
+        for item in batch:
+            await websocket.send_text(item.ws_text)
