@@ -89,7 +89,7 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     assert claim.row is not None and claim.row["attempts"] == 1 and claim.row["worker_id"] == "w1"
     assert await store.set_progress(task_id, 40, "unified-profiler", "half", rec)
     assert not await store.set_progress(task_id, 30, "unified-profiler", "back", rec), "progress never goes down"
-    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok", None], rec)
+    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], {"k": 1}, "ok", None, None], rec)
     assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
     types = [e.type for e in rec.events]
     assert types == ["status", "status", "status", "progress", "status", "done"]
@@ -104,7 +104,7 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     task_id = await new_task(store, user_id, rec)
     claim = await store.transition("claim_job", task_id, ["w", "task:no-such-job"], rec)
     assert claim.row is None and claim.current_status == "CREATED"
-    done = await store.transition("complete_task", task_id, [[], {}, "x", None], rec)
+    done = await store.transition("complete_task", task_id, [[], {}, "x", None, None], rec)
     assert done.row is None and done.current_status == "CREATED"
     queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
@@ -262,7 +262,7 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
     job_id = await to_dispatched(store, task_id, user_id, rec)
     await store.transition("claim_job", task_id, ["w", job_id], check)
     await store.set_progress(task_id, 55, "a", "m", check)
-    await store.transition("complete_task", task_id, [[], {}, "ok", None], check)
+    await store.transition("complete_task", task_id, [[], {}, "ok", None, None], check)
     assert seen == [("PROCESSING", "PROCESSING"), ("55", "55"), ("COMPLETED", "COMPLETED"), ("COMPLETED", "COMPLETED")]
 
 
