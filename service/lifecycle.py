@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ async def create_task(
         return _replayed(earlier, body_hash, idempotency_key), False
     try:
         diagnostics = core.settings.diagnostics
-        chain = registry.resolve_chain(tool_id, agents, diagnostics=diagnostics)
+        chain = _resolved_chain(tool_id, agents, diagnostics)
         if parameters:
             registry.validate_parameters(tool_id, chain, parameters, diagnostics=diagnostics)
     except AgentError as exc:
@@ -154,22 +155,50 @@ async def create_task(
             raise ServiceError("TASK_NOT_FOUND", "The source task does not exist.", {"source_task_id": source_task_id})
         if source["status"] != S.COMPLETED:
             raise invalid_state(source["status"], "take inputs from")
-    await _check_unfinished_cap(core, user_id)
-    row, created = await core.store.insert_task(
-        user_id=user_id,
-        tool_id=tool_id,
-        agents=chain,
-        priority=priority,
-        parameters=parameters,
-        source_task_id=source_task_id,
-        labels=labels,
-        idempotency_key=idempotency_key,
-        upload_ttl_s=core.settings.task_upload_ttl_s,
-        publish=core.publish,
-        request_hash=body_hash,
-    )
+    task: dict[str, Any] = {
+        "user_id": user_id,
+        "tool_id": tool_id,
+        "agents": chain,
+        "priority": priority,
+        "parameters": parameters,
+        "source_task_id": source_task_id,
+        "labels": labels,
+        "idempotency_key": idempotency_key,
+        "upload_ttl_s": core.settings.task_upload_ttl_s,
+        "request_hash": body_hash,
+    }
+    cap = core.settings.max_unfinished_tasks
+    if _take_cap_room(user_id, cap):  # far enough under the cap a moment ago: no count
+        row, created = await core.store.insert_task(**task, publish=core.publish)
+    else:  # the count and the insert in one round trip
+        row, created, unfinished = await core.store.insert_task_under_cap(**task, cap=cap)
+        if row is None:  # refused at the cap (the exact count for its message), or a rarer case insert_task handles
+            await _check_unfinished_cap(core, user_id)
+            row, created = await core.store.insert_task(**task, publish=core.publish)
+        elif unfinished is not None:
+            _keep_cap_room(user_id, cap, unfinished + int(created))
     # A concurrent create with the same key got in first (ON CONFLICT): same rule as above.
     return (row, True) if created else (_replayed(row, body_hash, idempotency_key), False)
+
+
+_CHAINS: dict[tuple[str, tuple[str, ...] | None, bool], tuple[registry.ToolSpec, list[str]]] = {}
+
+
+def _resolved_chain(tool_id: str, agents: list[str] | None, diagnostics: bool) -> list[str]:
+    """registry.resolve_chain, remembered per (tool, agents asked, diagnostics) while the tool's spec is the same
+    object: it looks every agent's modules up on disk (importlib find_spec), a tenth of a create's time. Refusals
+    are not remembered (they raise); at most 1,000 chains are (the agents asked are the user's)."""
+    key = (tool_id, tuple(agents) if agents is not None else None, diagnostics)
+    known = _CHAINS.get(key)
+    spec = registry.TOOLS.get(tool_id)
+    if known is not None and known[0] is spec:
+        return list(known[1])
+    chain = registry.resolve_chain(tool_id, agents, diagnostics=diagnostics)
+    if spec is not None:
+        if len(_CHAINS) >= 1_000:
+            _CHAINS.clear()
+        _CHAINS[key] = (spec, list(chain))
+    return chain
 
 
 async def create_and_process(
@@ -217,6 +246,36 @@ def _replayed(earlier: asyncpg.Record, body_hash: bytes, key: str | None) -> asy
             {"idempotency_key": key, "task_id": str(earlier["id"])},
         )
     return earlier
+
+
+# A process that counted a user's unfinished tasks well under the cap skips the count for its next creates: at
+# most a tenth of the room it saw (MAX_CAP_ROOM at most), within CAP_ROOM_S. The cap is approximate already
+# (concurrent creates pass the count together); this adds at most that tenth per API process, so up to ten
+# processes together never create past the room they saw. Under a cap of 10 tasks every create counts.
+CAP_ROOM_SHARE = 10
+MAX_CAP_ROOM = 100
+CAP_ROOM_S = 1.0
+_cap_room: dict[tuple[str, int], tuple[int, float]] = {}  # (user, cap) -> (creates left without a count, until)
+
+
+def _take_cap_room(user_id: str, cap: int) -> bool:
+    """Whether this create may skip the count (and take one of the creates left)."""
+    room = _cap_room.get((user_id, cap))
+    if room is None or room[0] <= 0 or room[1] < time.monotonic():
+        return False
+    _cap_room[(user_id, cap)] = (room[0] - 1, room[1])
+    return True
+
+
+def _keep_cap_room(user_id: str, cap: int, unfinished: int) -> None:
+    """Remember the room under the cap a count just showed (`unfinished` tasks, this create's included)."""
+    room = min((cap - unfinished) // CAP_ROOM_SHARE, MAX_CAP_ROOM)
+    if room <= 0:
+        _cap_room.pop((user_id, cap), None)
+        return
+    if len(_cap_room) >= 10_000:  # a bound on memory: forgetting only costs a count
+        _cap_room.clear()
+    _cap_room[(user_id, cap)] = (room, time.monotonic() + CAP_ROOM_S)
 
 
 async def _check_unfinished_cap(core: Core, user_id: str) -> None:
@@ -662,8 +721,11 @@ def has_baseline(task: asyncpg.Record) -> bool:
 async def _queue(
     core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str], key: CacheKey | None
 ) -> asyncpg.Record:
-    await core.store.set_cache_key(task_id, key.key if key is not None else None)
-    result = await core.store.transition("mark_queued", task_id, [allowed, agents], core.publish, user_id)
+    # The cache key is written with the status: one statement (mark_queued and set_cache_key were two).
+    cache_key = key.key if key is not None else None
+    result = await core.store.transition(
+        "mark_queued_with_cache_key", task_id, [allowed, agents, cache_key], core.publish, user_id
+    )
     if result.row is None:
         raise _refused(result, action)
     await dispatch_user(core, user_id)

@@ -14,11 +14,14 @@ in the message, in every field and in formatted tracebacks.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import logging.config
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import structlog
@@ -106,7 +109,7 @@ def formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorForma
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())  # the handlers write to stderr
     else:
         renderer = structlog.processors.JSONRenderer()
-    return structlog.stdlib.ProcessorFormatter(
+    made = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -115,6 +118,8 @@ def formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorForma
             renderer,
         ],
     )
+    made.agensium_log_format = log_format  # type: ignore[attr-defined]  # how json_line_writer knows its lines
+    return made
 
 
 def dict_config(log_format: LogFormat = "json", level: str = "INFO") -> dict[str, Any]:
@@ -146,3 +151,66 @@ def configure(log_format: LogFormat = "json", level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+# --- the API's access log, formatted directly ---------------------------------------------------------------
+
+_STAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+
+def access_line(method: str, path: str, route: str, status: int, duration_ms: float) -> str:
+    """The API's access line (logger `agensium.access`) exactly as `formatter("json")` writes the record
+    `access_log.info("%s %s %d %.1f ms", ..., extra={method, route, status, duration_ms})`: the same keys in the same
+    order (event, the bound context, level, logger, the extra fields, timestamp), redacted the same way, without a
+    LogRecord and the formatter's processor chain (a tenth of the API's time per request under load)."""
+    event: dict[str, Any] = {"event": f"{method} {path} {status} {duration_ms:.1f} ms"}
+    for key, value in structlog.contextvars.get_contextvars().items():
+        event.setdefault(key, value)
+    event.setdefault("level", "info")
+    event.setdefault("logger", "agensium.access")
+    event.update(method=method, route=route, status=status, duration_ms=duration_ms)
+    return json.dumps(redact(None, "info", _STAMP(None, "info", event)))
+
+
+def json_line_writer(logger: logging.Logger) -> Callable[[str], None] | None:
+    """A function writing a finished JSON line to every handler an INFO record of `logger` would reach, when every
+    one of them is a plain stream handler formatting with `formatter("json")` and nothing on the way filters; else
+    None (console format, a test's capture handler, a filter...): then log the record the usual way."""
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        handlers += [h for h in current.handlers if h.level <= logging.INFO]
+        current = current.parent if current.propagate else None
+    streams: list[logging.StreamHandler[Any]] = []
+    for handler in handlers:
+        if type(handler) is not logging.StreamHandler or handler.filters or handler.terminator != "\n":
+            return None
+        if getattr(handler.formatter, "agensium_log_format", None) != "json":
+            return None
+        streams.append(handler)
+    if not streams:
+        return None
+    pending: list[str] = []
+
+    def flush() -> None:
+        text = "".join(pending)
+        pending.clear()
+        for handler in streams:
+            with handler.lock or contextlib.nullcontext(), contextlib.suppress(OSError, ValueError):
+                handler.stream.write(text)
+                handler.stream.flush()
+
+    def write(line: str) -> None:
+        """Lines written in one turn of the event loop go out together at its end: one write(2) for the requests
+        that turn finished instead of one each (without a running loop, at once)."""
+        pending.append(line + "\n")
+        if len(pending) > 1:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(flush)
+        except RuntimeError:
+            flush()
+
+    return write

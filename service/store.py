@@ -320,6 +320,51 @@ class TaskStore:
             if earlier is not None:  # idempotency key seen before
                 return earlier, False
 
+    async def insert_task_under_cap(
+        self,
+        *,
+        user_id: str,
+        tool_id: str,
+        agents: list[str],
+        priority: str,
+        parameters: dict[str, Any] | None,
+        source_task_id: str | None,
+        labels: dict[str, str],
+        idempotency_key: str | None,
+        upload_ttl_s: int,
+        request_hash: bytes | None,
+        cap: int,
+    ) -> tuple[asyncpg.Record | None, bool, int | None]:
+        """insert_task and the cap on unfinished tasks in one statement (one round trip): (row, True, n) for the
+        new task; (the earlier task with the same idempotency key, False, n); (None, False, n) when the user has
+        `cap` unfinished tasks already. n: the user's unfinished tasks before this one, None for an admin (no cap).
+        As with insert_task, a key freed by a delete in between is tried again."""
+        uid = uuid.UUID(user_id)
+        while True:
+            row = await self.pool.fetchrow(
+                self.q["insert_task_under_cap"],
+                uuid.uuid4(),
+                uid,
+                tool_id,
+                agents,
+                priority,
+                parameters,
+                uuid.UUID(source_task_id) if source_task_id else None,
+                labels,
+                idempotency_key,
+                float(upload_ttl_s),
+                request_hash,
+                cap,
+            )
+            unfinished = row["unfinished"] if row is not None else None
+            if row is not None and row["id"] is not None:
+                return row, True, unfinished
+            if row is None or idempotency_key is None or (unfinished is not None and unfinished >= cap):
+                return None, False, unfinished  # at the cap, or nothing inserted for a reason the caller looks into
+            earlier = await self.task_by_idempotency_key(user_id, idempotency_key)
+            if earlier is not None:  # idempotency key seen before
+                return earlier, False, unfinished
+
     async def task_by_idempotency_key(self, user_id: str, idempotency_key: str | None) -> asyncpg.Record | None:
         """The task an earlier create of the user made with this Idempotency-Key (with its request_hash)."""
         if idempotency_key is None:

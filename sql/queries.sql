@@ -562,3 +562,36 @@ UPDATE tasks SET artifacts_deleted = true, copy_from = NULL, updated_at = now()
 WHERE id = $1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND NOT artifacts_deleted
   AND finished_at < now() - make_interval(secs => $2)
 RETURNING id;
+
+-- name: insert_task_under_cap
+-- create in one round trip (issue 14): insert_task unless user $2 already has $12 unfinished tasks (the cap;
+-- admins have none), counted as unfinished_tasks does. One row: the new task's columns with `unfinished` (the count
+-- before it, NULL for an admin); every task column NULL when nothing was inserted, because of the cap
+-- (unfinished >= $12) or an earlier task with the same Idempotency-Key.
+WITH cap AS (
+    SELECT CASE WHEN u.is_admin THEN NULL ELSE (
+        SELECT count(*) FROM tasks t
+        WHERE t.user_id = u.id AND t.status IN ('CREATED', 'UPLOADING', 'QUEUED', 'PROCESSING')
+    ) END AS unfinished
+    FROM users u WHERE u.id = $2
+), inserted AS (
+    INSERT INTO tasks (id, user_id, tool_id, agents, status, priority, parameters, source_task_id, labels,
+                       idempotency_key, expires_at, message, request_hash)
+    SELECT $1, $2, $3, $4, 'CREATED', $5, $6, $7, $8, $9, now() + make_interval(secs => $10), 'Waiting for uploads',
+           $11
+    FROM cap WHERE cap.unfinished IS NULL OR cap.unfinished < $12
+    ON CONFLICT (user_id, idempotency_key) DO NOTHING
+    RETURNING *
+)
+SELECT inserted.*, cap.unfinished FROM cap LEFT JOIN inserted ON true;
+
+-- name: mark_queued_with_cache_key
+-- process / retry in one statement (issue 14): mark_queued, and task $1's result-cache key $5 (set_cache_key's; NULL:
+-- it has none) with it.
+UPDATE tasks
+SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
+    progress = 0, current_agent = NULL, artifacts_deleted = false,
+    message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
+    heartbeat_at = NULL, attempt_base = attempts, cache_key = $5, updated_at = now()
+WHERE id = $1 AND user_id = $2 AND status = ANY($3)
+RETURNING *;

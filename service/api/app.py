@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,14 @@ from arq.connections import RedisSettings
 from prometheus_client import Counter, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
+from service import logs
 from service.api import account, meta, streams, tasks
 from service.api.auth import Authenticator
 from service.api.http import error_response
@@ -113,17 +115,37 @@ def browser_routes() -> list[BaseRoute]:
 
 
 class RequestContextMiddleware:
-    """X-Request-ID on every response (echoed when sent), request metrics and one access log line per request,
-    as plain ASGI so streaming responses pass straight through. The request id is bound to every log line of
-    the request (structlog contextvars; authentication adds the user id)."""
+    """X-Request-ID on every response (echoed when sent), request metrics, one access log line per request, and
+    the exception handlers (`handlers`, by exception class) for what escapes the routes (404, 405), as plain ASGI
+    so streaming responses pass straight through. The request id is bound to every log line of the request
+    (structlog contextvars; authentication adds the user id).
 
-    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram, access_log: bool = True) -> None:
+    It is the whole middleware stack of the API (see `Api`): Starlette's ServerErrorMiddleware and
+    ExceptionMiddleware each wrapped every request and its `send` again for what this class does already (an
+    unexpected error becomes one INTERNAL_ERROR body here; the routes' own errors are handled where they are
+    raised, with the handlers it puts in the scope as ExceptionMiddleware did)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        requests: Counter,
+        latency: Histogram,
+        access_log: bool = True,
+        handlers: Mapping[Any, ExceptionHandler] | None = None,
+    ) -> None:
         self.app = app
         self.requests = requests
         self.latency = latency
         self.access_log = access_log
         # labels() costs a few microseconds per call: keep the children per (method, route, status).
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # WebSockets keep Starlette's ExceptionMiddleware (it closes them on a WebSocketException).
+        self._websocket = ExceptionMiddleware(app, handlers=dict(handlers or {}))
+        self._handlers: dict[Any, Any] = dict(self._websocket._exception_handlers)
+        # What request_response reads to handle a route's own errors (ExceptionMiddleware put the same).
+        self._scope_handlers: tuple[dict[Any, Any], dict[int, Any]] = (self._handlers, {})
+        self._write_access: Callable[[str], None] | None = None
+        self._access_checked = False
 
     def _observe(self, method: str, path: str, status: int, seconds: float) -> None:
         key = (method, path, status)
@@ -135,7 +157,8 @@ class RequestContextMiddleware:
         children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         request_id = ""
@@ -144,12 +167,17 @@ class RequestContextMiddleware:
                 request_id = value.decode("latin-1")[:128]
                 break
         request_id = request_id or os.urandom(12).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = {"request_id": request_id}
+        else:
+            state["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            if scope["type"] == "websocket":
-                await self.app(scope, receive, send)
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
             else:
+                scope["starlette.exception_handlers"] = self._scope_handlers
                 await self._http(scope, receive, send, request_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "user_id")
@@ -158,35 +186,74 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         status_sent = False
+        request_id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, status_sent
             if message["type"] == "http.response.start":
                 status, status_sent = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception as exc:  # an unexpected error: one error body, still with the request id
-            log.exception("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
+        except Exception as exc:
             if status_sent:
+                log.exception("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
                 raise
-            response = error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
+            response = await self._handled(scope, receive, send, exc, request_id)
             await response(scope, receive, send_with_id)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            seconds = time.perf_counter() - started
-            self._observe(scope["method"], route, status, seconds)
-            if self.access_log and access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d %.1f ms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    seconds * 1000,
-                    extra={"method": scope["method"], "route": route, "status": status, "duration_ms": seconds * 1000},
-                )
+            self._finish(scope, status, time.perf_counter() - started)
+
+    async def _handled(self, scope: Scope, receive: Receive, send: Send, exc: Exception, request_id: str) -> Any:
+        """The response of an exception that escaped the routes: its handler's (a 404 or 405 of the router), or one
+        INTERNAL_ERROR body for an unexpected error, logged."""
+        for cls in type(exc).__mro__:
+            handler = self._handlers.get(cls)
+            if handler is not None:
+                exc.__traceback__ = None  # a reused exception instance would pile up tracebacks
+                return await handler(Request(scope, receive, send), exc)
+        log.exception("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
+        return error_response(ServiceError("INTERNAL_ERROR", "Unexpected server error; it has been logged."))
+
+    def _finish(self, scope: Scope, status: int, seconds: float) -> None:
+        """The request's metrics and access line."""
+        route = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        self._observe(method, route, status, seconds)
+        if not self.access_log or not access_log.isEnabledFor(logging.INFO):
+            return
+        if not self._access_checked:  # the handlers are set up once the process serves: look at them once
+            self._write_access, self._access_checked = logs.json_line_writer(access_log), True
+        duration_ms = seconds * 1000
+        if self._write_access is not None:
+            self._write_access(logs.access_line(method, scope["path"], route, status, duration_ms))
+            return
+        access_log.info(
+            "%s %s %d %.1f ms",
+            method,
+            scope["path"],
+            status,
+            duration_ms,
+            extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms},
+        )
+
+
+class Api(Starlette):
+    """The Starlette application with one middleware, RequestContextMiddleware, around the router."""
+
+    def __init__(self, *, requests: Counter, latency: Histogram, access_log: bool, **options: Any) -> None:
+        self._requests, self._latency, self._access_log = requests, latency, access_log
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = RequestContextMiddleware(
+            self.router, self._requests, self._latency, self._access_log, handlers=self.exception_handlers
+        )
+        for cls, args, kwargs in reversed(self.user_middleware):  # any added with add_middleware, outside it
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 async def _service_error(request: Request, exc: Exception) -> Any:
@@ -265,7 +332,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await redis.aclose()
                 await store.close()
 
-    app = Starlette(
+    return Api(
         routes=build_routes() + browser_routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -274,8 +341,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             **dict.fromkeys(DATABASE_UNAVAILABLE, _unavailable),
             StorageUnavailable: _unavailable,
         },
+        requests=metrics.requests,
+        latency=metrics.latency,
+        access_log=settings.access_log,
     )
-    app.add_middleware(
-        RequestContextMiddleware, requests=metrics.requests, latency=metrics.latency, access_log=settings.access_log
-    )
-    return app

@@ -38,8 +38,7 @@ class Authenticator:
         self._cache: dict[bytes, tuple[float, User]] = {}
 
     async def authenticate(self, request: HTTPConnection) -> User:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
+        scheme, _, key = _authorization(request).partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ServiceError("UNAUTHORIZED", "Send your API key as 'Authorization: Bearer <key>'.")
         digest = hash_api_key(key.strip())
@@ -85,6 +84,15 @@ class Authenticator:
                 },
             )
         return user
+
+
+def _authorization(request: HTTPConnection) -> str:
+    """The Authorization header, read from the ASGI scope: what `request.headers.get` answers, without building
+    the Headers object on every request."""
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 async def authenticate_stream(request: HTTPConnection) -> User:
