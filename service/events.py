@@ -94,13 +94,24 @@ class Subscription:
     `overflowed` set: the stream then re-reads the table after the last event it sent, so the client
     gets every event once and in order, without the process holding a backlog per stream."""
 
-    __slots__ = ("hub", "user_id", "kind", "limit", "pending", "overflowed", "closed", "ping_due", "_waiter", "_ping")
+    __slots__ = (
+        "hub", "user_id", "kind", "limit", "task_id", "pending", "overflowed", "closed", "ping_due", "_waiter", "_ping"
+    )  # fmt: skip
 
-    def __init__(self, hub: EventHub, user_id: str, limit: int, kind: str = "sse", ping_s: float | None = None) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        user_id: str,
+        limit: int,
+        kind: str = "sse",
+        ping_s: float | None = None,
+        task_id: str | None = None,
+    ) -> None:
         self.hub = hub
         self.user_id = user_id
         self.kind = kind  # "sse" or "websocket": the open-streams gauge counts by kind
         self.limit = limit
+        self.task_id = task_id  # a task's stream: the user's other tasks' events never take its room
         self.pending: list[EncodedEvent] = []
         self.overflowed = False
         self.closed = False  # the server is shutting down, or the client left: the stream ends
@@ -114,6 +125,8 @@ class Subscription:
     def offer(self, item: EncodedEvent) -> None:
         if self.overflowed:
             return  # already behind: the table re-read will bring this one too
+        if self.task_id is not None and item.event.task_id != self.task_id:
+            return
         if len(self.pending) >= self.limit:
             self.interrupt()
             return
@@ -173,6 +186,7 @@ class EventHub:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self._resubscribing = False  # the subscription was lost: interrupt every stream again once it is back
         self.closing = False
 
     async def start(self) -> None:
@@ -195,9 +209,15 @@ class EventHub:
         return self._ready.is_set()
 
     def subscribe(
-        self, user_id: str, kind: str = "sse", limit: int | None = None, ping_s: float | None = None
+        self,
+        user_id: str,
+        kind: str = "sse",
+        limit: int | None = None,
+        ping_s: float | None = None,
+        task_id: str | None = None,
     ) -> Subscription:
-        sub = Subscription(self, user_id, limit or self.buffer_size, kind, ping_s)
+        """A stream's subscription to the user's events (only task `task_id`'s, when given)."""
+        sub = Subscription(self, user_id, limit or self.buffer_size, kind, ping_s, task_id)
         if self.closing:
             sub.closed = True
         self._subscribers[user_id].add(sub)
@@ -255,10 +275,9 @@ class EventHub:
             except Exception as exc:  # noqa: BLE001 - reconnect; streams catch up from the table
                 log.warning("event subscription lost: %s; reconnecting", exc)
             self._ready.clear()
+            self._resubscribing = True
             # Wake every stream so it re-reads the table for anything published while we were away.
-            for subs in tuple(self._subscribers.values()):
-                for sub in tuple(subs):
-                    sub.interrupt()
+            self._interrupt_all()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -267,6 +286,11 @@ class EventHub:
         try:
             await pubsub.subscribe(self.channel)
             self._ready.set()
+            if self._resubscribing:
+                # Again now that live delivery is back: a stream that re-read the table during the backoff would
+                # otherwise miss an event committed after that read and published while no one listened.
+                self._resubscribing = False
+                self._interrupt_all()
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
@@ -279,6 +303,11 @@ class EventHub:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    def _interrupt_all(self) -> None:
+        for subs in tuple(self._subscribers.values()):
+            for sub in tuple(subs):
+                sub.interrupt()
 
     async def _watch_shutdown(self, server: Any) -> None:
         """uvicorn waits for every open response before it shuts the application down, and an event stream

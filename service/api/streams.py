@@ -92,7 +92,7 @@ class EventStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": list(self.HEADERS)})
             if scope["method"] == "HEAD":  # the headers of a GET, no stream
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
@@ -148,8 +148,9 @@ class _Replayer:
     async def batches(self) -> AsyncIterator[list[EncodedEvent]]:
         sub = self.sub
         while not sub.closed:
-            # Catch up from the durable log (at start, and whenever live delivery was interrupted).
-            while True:
+            # Catch up from the durable log (at start, and whenever live delivery was interrupted), page by page
+            # while the client is there.
+            while not sub.closed:
                 sub.overflowed = False
                 page = await self._from_table()
                 if page:
@@ -165,12 +166,13 @@ class _Replayer:
                     yield batch  # empty: a ping is due (the subscription's `ping_s`)
 
 
-def _subscribe(request: HTTPConnection, user_id: str, kind: str = "sse") -> Subscription:
-    """A subscription for a stream; SSE ones ping every `sse_ping_s` (a WebSocket has its own pings)."""
+def _subscribe(request: HTTPConnection, user_id: str, kind: str = "sse", task_id: str | None = None) -> Subscription:
+    """A subscription for a stream (of one task's events, with `task_id`); SSE ones ping every `sse_ping_s` (a
+    WebSocket has its own pings)."""
     hub: EventHub = request.app.state.hub
     settings = request.app.state.settings
     ping_s = settings.sse_ping_s if kind == "sse" else None
-    return hub.subscribe(user_id, kind, limit=settings.sse_buffer_events, ping_s=ping_s)
+    return hub.subscribe(user_id, kind, limit=settings.sse_buffer_events, ping_s=ping_s, task_id=task_id)
 
 
 async def task_events(request: Request) -> EventStream:
@@ -178,7 +180,7 @@ async def task_events(request: Request) -> EventStream:
     core = request.app.state.core
     task_id = request.path_params["task_id"]
     last_id = _last_event_id(request)
-    sub = _subscribe(request, user.user_id)
+    sub = _subscribe(request, user.user_id, task_id=task_id)
     snapshot = b""
     finished = False
     try:
@@ -265,6 +267,7 @@ WS_UNAUTHORIZED = 4401
 WS_BAD_REQUEST = 4400
 WS_TRY_AGAIN_LATER = 1013  # RFC 6455: a dependency is down
 WS_INTERNAL_ERROR = 1011
+WS_SERVICE_RESTART = 1012  # RFC 6455 registry: the server is restarting (its streams end on shutdown)
 WS_RATE_LIMITED = 4429  # over the caller's request rate: reconnect after the reason's Retry-After
 WS_CLOSE_CODES = {
     "UNAUTHORIZED": WS_UNAUTHORIZED,
@@ -337,6 +340,10 @@ async def _follow(websocket: WebSocket, replayer: _Replayer) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
     error = sender.exception() if sender in done and receiver not in done else None
+    if sender in done and receiver not in done and error is None:  # the events ended: the server is shutting down
+        with contextlib.suppress(Exception):
+            await websocket.close(code=WS_SERVICE_RESTART, reason="The server is restarting; reconnect.")
+        return
     if error is not None and not isinstance(error, WebSocketDisconnect):
         log.warning("event WebSocket stopped: %r", error)
         if isinstance(error, _REFUSALS):

@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -73,6 +74,53 @@ async def test_a_full_subscription_drops_its_events_and_asks_for_a_reread(settin
     sub.overflowed = False  # what the stream does before it re-reads the table
     await hub.dispatch(Event(5, "t", "u", "progress", {}))
     assert [item.event.id for item in sub.take()] == [5]
+
+
+async def test_a_task_stream_holds_its_task_events_only(settings: Settings) -> None:
+    """The user's other tasks' events never take a task stream's room: a burst of them overflows nothing."""
+    hub = EventHub(Redis.from_url(settings.redis_url), "unused", buffer_size=2)
+    task_sub, user_sub = hub.subscribe("u", task_id="mine"), hub.subscribe("u")
+    for event_id in range(1, 6):
+        await hub.dispatch(Event(event_id, "other", "u", "progress", {}))
+    await hub.dispatch(Event(6, "mine", "u", "progress", {}))
+    assert not task_sub.overflowed and [item.event.id for item in task_sub.take()] == [6]
+    assert user_sub.overflowed  # the user-wide stream holds them all: it fell behind
+
+
+async def test_streams_re_read_the_table_once_the_lost_subscription_is_back(settings: Settings) -> None:
+    """After a lost Redis subscription every stream re-reads the table twice: when it is lost, and again once
+    live delivery is back (an event committed between its first re-read and the new SUBSCRIBE was published to
+    no one)."""
+    name = f"test-resubscribe-{uuid.uuid4().hex[:12]}"
+    redis, admin = Redis.from_url(settings.redis_url, client_name=name), Redis.from_url(settings.redis_url)
+    hub = EventHub(redis, name)
+    await hub.start()
+    try:
+        sub = hub.subscribe("u")
+        await hub.dispatch(Event(1, "t", "u", "progress", {}))
+        assert not sub.overflowed
+        ours = [c["id"] for c in await admin.client_list(_type="pubsub") if c.get("name") == name]
+        assert len(ours) == 1
+        interruptions = []
+        interrupt_all = hub._interrupt_all
+
+        def counted() -> None:
+            interruptions.append(hub.connected)
+            interrupt_all()
+
+        hub._interrupt_all = counted  # type: ignore[method-assign]
+        await admin.client_kill_filter(_id=ours[0])  # this hub's subscription only (Redis is shared)
+
+        async def told_twice() -> bool:
+            return len(interruptions) >= 2
+
+        await poll(told_twice, "the streams told when the subscription was lost, and again once it is back")
+        assert interruptions[:2] == [False, True]  # lost (not connected), then back (connected)
+        assert sub.overflowed
+    finally:
+        await hub.stop()
+        await redis.aclose()
+        await admin.aclose()
 
 
 # --- over HTTP, with the real API ---------------------------------------------------------------
@@ -182,7 +230,7 @@ async def running_task(store: TaskStore, user_id: str, publish: EventPublisher) 
     task_id = str(row["id"])
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
-    await store.transition("mark_queued", task_id, [["UPLOADING"], None], publish, user_id)
+    await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], publish, user_id)
     jobs = {task: job for task, job, _ in await store.dispatch_user(user_id, 100, {})}
     claim = await store.transition("claim_job", task_id, ["test-worker", jobs[task_id]], publish)
     assert claim.row is not None and claim.row["status"] == "PROCESSING"
