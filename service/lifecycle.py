@@ -721,10 +721,9 @@ def has_baseline(task: asyncpg.Record) -> bool:
 async def _queue(
     core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str], key: CacheKey | None
 ) -> asyncpg.Record:
-    # The cache key is written with the status: one statement (mark_queued and set_cache_key were two).
     cache_key = key.key if key is not None else None
     result = await core.store.transition(
-        "mark_queued_with_cache_key", task_id, [allowed, agents, cache_key], core.publish, user_id
+        "mark_queued", task_id, [allowed, agents, cache_key], core.publish, user_id
     )
     if result.row is None:
         raise _refused(result, action)
@@ -880,7 +879,8 @@ async def delete_task(core: Core, user_id: str, task_id: str) -> None:
     task = await get_task(core, user_id, task_id)
     if task["status"] not in TERMINAL:
         raise invalid_state(task["status"], "delete")
-    for hit in await core.store.pending_copies(user_id, task_id):  # cache hits still reading its objects
+    await core.store.claim_for_delete(task_id, user_id)  # no task starts reading its objects from here on
+    for hit in await core.store.pending_copies(user_id, task_id):  # tasks still reading its objects
         await make_own_copies(core, user_id, str(hit["id"]), task_id, list(hit["outputs"]))
     await core.storage.delete_prefix(core.settings.object_prefix(user_id, task_id))
     result = await core.store.delete_task(task_id, user_id, TERMINAL, core.publish)

@@ -246,7 +246,7 @@ class TaskStore:
             row = await self.pool.fetchrow(
                 self.q["debit_agent"], uuid.UUID(user_id), uuid.UUID(task_id), agent_id, cost, attempt
             )
-        except asyncpg.UniqueViolationError:  # the same debit, committed while this one waited for the task's row
+        except asyncpg.UniqueViolationError:  # the same debit, committed while this one waited for the user's row
             return "debited"
         if not row["holds"]:
             return "gone"
@@ -476,9 +476,6 @@ class TaskStore:
 
     # --- result cache (service/cache.py) -----------------------------------------------------------
 
-    async def set_cache_key(self, task_id: str, cache_key: str | None) -> None:
-        await self.pool.execute(self.q["set_cache_key"], uuid.UUID(task_id), cache_key)
-
     async def cached_task(self, user_id: str, cache_key: str, task_id: str) -> asyncpg.Record | None:
         """(id, outputs, copy_from) of the user's latest COMPLETED task other than `task_id` with this cache
         key whose files are still stored and whose agents all succeeded; None when there is none."""
@@ -547,6 +544,12 @@ class TaskStore:
             finally:
                 await self._unlock_events(conn, locked)
             return True
+
+    async def claim_for_delete(self, task_id: str, user_id: str) -> None:
+        """Task `task_id`'s files are about to go with it: no task starts reading them from now on (query's doc)."""
+        tid = _uuid_or_none(task_id)
+        if tid is not None:
+            await self.pool.execute(self.q["claim_for_delete"], tid, uuid.UUID(user_id))
 
     async def delete_task(self, task_id: str, user_id: str, allowed: Sequence[str], publish: Publish) -> Transition:
         """Delete a task in `allowed` with its events, and tell the user's streams in the same transaction: a

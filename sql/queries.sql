@@ -180,19 +180,16 @@ RETURNING *;
 -- name: mark_queued
 -- process / retry: move to QUEUED, waiting for dispatch (job_id NULL; dispatch_user gives it a job when its user
 -- is under the running cap), with a clean slate for progress and a fresh attempt budget. $4: the chain as queued
--- (lifecycle.queued_chain: a default chain without a baseline input loses drift-detector), NULL keeps it.
+-- (lifecycle.queued_chain: a default chain without a baseline input loses drift-detector), NULL keeps it. $5: its
+-- result-cache key (service/cache.py; NULL: it has none): once COMPLETED, a later identical task of the user reuses
+-- its result (cached_task).
 UPDATE tasks
 SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
     progress = 0, current_agent = NULL, artifacts_deleted = false,
     message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
-    heartbeat_at = NULL, attempt_base = attempts, updated_at = now()
+    heartbeat_at = NULL, attempt_base = attempts, cache_key = $5, updated_at = now()
 WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
-
--- name: set_cache_key
--- Task $1's result-cache key (service/cache.py; NULL: it has none), written by process and retry just before the task
--- is queued: once COMPLETED, a later identical task of the user reuses its result (cached_task).
-UPDATE tasks SET cache_key = $2 WHERE id = $1;
 
 -- name: cached_task
 -- The result cache's lookup (index tasks_by_cache_key_newest): user $1's latest COMPLETED task with cache key $2, other
@@ -217,7 +214,11 @@ WITH hit AS (
         result = reused.result, progress = 100, current_agent = NULL, error = NULL, job_id = NULL,
         enqueued_at = NULL, worker_id = NULL, heartbeat_at = NULL, queued_at = now(), started_at = now(),
         finished_at = now(), updated_at = now()
-    FROM (SELECT result FROM tasks WHERE id = $9 AND status = 'COMPLETED') reused
+    FROM (
+        SELECT result FROM tasks
+        WHERE id = $9 AND status = 'COMPLETED' AND NOT artifacts_deleted AND artifacts_claimed_at IS NULL
+        FOR SHARE  -- as complete_task's owner: a delete or retention claim waits for this hit, and then sees it
+    ) reused
     WHERE id = $1 AND user_id = $2 AND status = ANY($3)
     RETURNING id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts,
               cached, source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at,
@@ -308,12 +309,17 @@ RETURNING id, user_id, progress, current_agent, message, updated_at;
 -- name: complete_task
 -- PROCESSING -> COMPLETED with outputs and the result summary. $6: the task whose stored objects some of the outputs
 -- still are (a later search page's search_result.csv is its dataset's kept one until its copy job copies it, as a
--- cache hit's are): no row when that task is gone or its files are.
+-- cache hit's are): no row when that task is gone or its files are going (retention or a delete claimed them,
+-- artifacts_claimed_at: both claim before they list the tasks reading their files, pending_copies). The owner's row
+-- is share-locked: a claim waits for this completion, and then sees it.
 UPDATE tasks
 SET status = 'COMPLETED', progress = 100, current_agent = NULL, message = $4, outputs = $2, result = $3,
     finished_at = now(), heartbeat_at = NULL, updated_at = now(), copy_from = $6
 WHERE id = $1 AND status = 'PROCESSING' AND ($5::text IS NULL OR job_id = $5)
-  AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM tasks owner WHERE owner.id = $6 AND NOT owner.artifacts_deleted))
+  AND ($6::uuid IS NULL OR EXISTS (
+      SELECT 1 FROM tasks owner
+      WHERE owner.id = $6 AND NOT owner.artifacts_deleted AND owner.artifacts_claimed_at IS NULL
+      FOR SHARE))
 RETURNING *;
 
 -- name: fail_task
@@ -341,6 +347,12 @@ SET status = 'CANCELLED', error = '{"code": "CANCELLED", "message": "Cancelled b
     message = 'Cancelled', finished_at = now(), heartbeat_at = NULL, updated_at = now()
 WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
+
+-- name: claim_for_delete
+-- Task $1's files are about to go with it (lifecycle.delete_task): claimed first, as retention claims them, so that
+-- no task starts reading them (complete_task's and complete_from_cache's owner check) after the delete has listed
+-- those that do (pending_copies). Waits for such a completion in flight (its share lock on this row).
+UPDATE tasks SET artifacts_claimed_at = now() WHERE id = $1 AND user_id = $2;
 
 -- name: delete_task
 -- Remove a terminal task and its events; returns the task as it was. The deletion event written next in the same
@@ -430,8 +442,9 @@ SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AN
 -- $5, its row share-locked until the end, so that a cancel or a reaper's requeue waits for the debit in flight and
 -- refunds it after), debited (by an earlier try of this same debit) and the balance after the debit (NULL when
 -- nothing was debited: gone, debited before, or the balance is short).
--- The statement's snapshot is taken before the row lock is granted: a debit of the same agent run committed in
--- between is refused by credit_ledger_one_debit_per_agent_run instead (UniqueViolation, the whole statement undone).
+-- Its snapshot is taken when it starts: a debit of the same agent run committed while this one waited for the user's
+-- row (the UPDATE's lock) is not seen by `earlier`, and is refused by credit_ledger_one_debit_per_agent_run instead
+-- (UniqueViolation, the whole statement undone).
 WITH run AS (
     SELECT 1 FROM tasks WHERE id = $2 AND status = 'PROCESSING' AND attempts = $5 FOR SHARE
 ), earlier AS (
@@ -585,13 +598,3 @@ WITH cap AS (
 )
 SELECT inserted.*, cap.unfinished FROM cap LEFT JOIN inserted ON true;
 
--- name: mark_queued_with_cache_key
--- process / retry in one statement (issue 14): mark_queued, and task $1's result-cache key $5 (set_cache_key's; NULL:
--- it has none) with it.
-UPDATE tasks
-SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
-    progress = 0, current_agent = NULL, artifacts_deleted = false,
-    message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
-    heartbeat_at = NULL, attempt_base = attempts, cache_key = $5, updated_at = now()
-WHERE id = $1 AND user_id = $2 AND status = ANY($3)
-RETURNING *;

@@ -370,8 +370,9 @@ class AgentProcesses:
             self._release(proc)
 
     def _grown(self, proc: _Process) -> bool:
-        """Whether the run left ``proc`` holding more than ``recycle_growth_bytes`` over its warm size (memory
-        Polars' allocator or a leak keeps): a fresh process gives it back."""
+        """Whether ``proc`` holds more than ``recycle_growth_bytes`` over its warm size as its run ends (memory
+        Polars' allocator or a leak keeps): a fresh process gives it back. Read at once, so a large run's pages not
+        yet returned (jemalloc's 100 ms decay) count too: such a run cost far more than warming a new process."""
         rss = resident_bytes(proc.pid)
         return bool(proc.warm_rss and rss and rss - proc.warm_rss > self.recycle_growth_bytes)
 

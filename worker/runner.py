@@ -293,8 +293,17 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id, owner),
         )
         if done is None and owner is not None and await _still_running(core, handle):
+            # The dataset's files started going (a delete, retention) before this run could borrow: its own copy.
             assert keep is not None
-            raise TaskFailure("INPUT_MISSING", search_keep.missing_message(keep))  # the dataset's task went meanwhile
+            try:
+                outputs = await _all_or_none([search_keep.own_copy(core, keep, o, out_prefix) for o in outputs])
+            except search_keep.InputMissing as exc:
+                raise TaskFailure("INPUT_MISSING", str(exc)) from None
+            done = await durable_write(
+                core,
+                f"complete {task_id}",
+                lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id),
+            )
         if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"

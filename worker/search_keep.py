@@ -119,6 +119,20 @@ async def borrow_output(core: Core, keep: Keep, name: str, reused: dict[str, Any
     return {"name": name, "content_type": content_type, "size": reused["size"], "sha256": reused["sha256"], "key": key}
 
 
+async def own_copy(core: Core, keep: Keep, output: dict[str, Any], out_prefix: str) -> dict[str, Any]:
+    """An output of the run as its own: as it is when it is (under `out_prefix`), else a server-side copy of the
+    borrowed one (borrow_output) there, for a page whose dataset's files started going before it completed.
+    InputMissing when they are gone already."""
+    if output["key"].startswith(out_prefix):
+        return output
+    key = out_prefix + output["name"]
+    try:
+        await core.storage.copy(output["key"], key, output["size"], output["content_type"])
+    except ObjectNotFound:
+        raise InputMissing(missing_message(keep)) from None
+    return {**output, "key": key}
+
+
 def missing_message(keep: Keep) -> str:
     return f"The dataset searched (task {keep.task_id}) was deleted during the search."
 

@@ -68,7 +68,7 @@ def test_listed_when_enabled() -> None:
     schema = sleeper["parameters_schema"]
     assert schema["additionalProperties"] is False
     assert {name: field["default"] for name, field in schema["properties"].items()} == {
-        "seconds": 1.0, "step_s": 0.1, "runaway": False, "fail": False,
+        "seconds": 1.0, "step_s": 0.1, "runaway": False, "fail": False, "noop": False,
     }  # fmt: skip
     assert [(o["name"], o["content_type"]) for o in tool["outputs"]] == [
         ("diagnostics.json", "application/json"),

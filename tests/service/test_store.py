@@ -45,7 +45,7 @@ async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recor
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     r = await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
     assert r.row is not None and r.row["status"] == "UPLOADING"
-    r = await store.transition("mark_queued", task_id, [["UPLOADING"], None], publish, user_id)
+    r = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], publish, user_id)
     assert r.row is not None and r.row["status"] == "QUEUED"
 
 
@@ -106,7 +106,7 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     assert claim.row is None and claim.current_status == "CREATED"
     done = await store.transition("complete_task", task_id, [[], {}, "x", None, None], rec)
     assert done.row is None and done.current_status == "CREATED"
-    queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None], rec, user_id)
+    queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
     cancelled = await store.transition(
         "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id

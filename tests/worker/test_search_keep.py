@@ -193,3 +193,40 @@ async def test_a_page_borrows_the_kept_csv_until_it_has_its_own_copy(
         name: key for name, key in borrowed.items() if name != "search_result.csv"
     }
     assert await fetch((await downloads(client, page["task_id"]))["search_result.csv"]) == expected
+
+
+@live
+async def test_a_page_whose_dataset_files_are_going_gets_its_own_copy(
+    client: httpx.AsyncClient,
+    worker: None,
+    tmp_path: Path,
+    storage: Storage,
+    settings: Settings,
+    account: Account,
+    store: TaskStore,
+) -> None:
+    """Once a delete or retention has claimed the dataset task's files (artifacts_claimed_at: it then lists the
+    tasks reading them), a page no longer borrows its kept CSV: it completes with a copy of its own."""
+    path = tmp_path / "primary.csv"
+    data().write_csv(path)
+    profile = await create_task(client, tool_id="profile-my-data")
+    await upload(client, profile["task_id"], path, "contracts.csv", {})
+    await run(client, profile["task_id"])
+    task_prefix = settings.object_prefix(account.user_id, profile["task_id"])
+    selection = {"filters": {"city": ["Nice"]}, "page_size": 10}
+    first = await search(client, profile["task_id"], selection)
+
+    async def matches_kept() -> bool:
+        return any(key.endswith("/meta.json") for key in await stored_keys(storage, task_prefix + "search/"))
+
+    await poll(matches_kept, "the first search's matches kept")
+    claimed = "UPDATE tasks SET artifacts_claimed_at = now() WHERE id = $1"
+    await store.pool.execute(claimed, uuid.UUID(profile["task_id"]))
+    page = await search(client, profile["task_id"], {**selection, "page": 2})
+    assert page["result"]["summary"]["inputs"]["primary"]["kept"] == "matches"
+    row = await store.pool.fetchrow(BORROWED, uuid.UUID(page["task_id"]))
+    assert row is not None and row["copy_from"] is None
+    own_prefix = settings.object_prefix(account.user_id, page["task_id"])
+    assert all(o["key"].startswith(own_prefix) for o in row["outputs"])
+    expected = await fetch((await downloads(client, first["task_id"]))["search_result.csv"])
+    assert await fetch((await downloads(client, page["task_id"]))["search_result.csv"]) == expected
