@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     # process's cache at once (PostgreSQL NOTIFY), this TTL only covers a notification missed while disconnected.
     auth_cache_ttl_s: float = 10.0
     db_pool_min: int = 2
-    db_pool_max: int = 10
+    # An API process's connections: asyncpg hands a freed connection to whichever request asks first, so with 64
+    # requests in flight on 10 some waited behind newcomers (GET p99 124 ms; 52 ms with 24, bench_api.py). Two
+    # uvicorn workers (docker-compose) and a worker's 6 stay well under PostgreSQL's default 100.
+    db_pool_max: int = 24
     # Request rate per user (not admins), shared by every API process through Redis (service/ratelimit.py): a
     # token bucket refilled at `rate_limit_per_s` requests/s holding at most `rate_limit_burst`; over it, 429
     # RATE_LIMITED with Retry-After. 0 in either turns it off. Redis slower than `rate_limit_timeout_s` or down:
