@@ -148,6 +148,31 @@ async def test_a_keep_stored_after_its_dataset_was_deleted_is_deleted_again(
 BORROWED = "SELECT copy_from, outputs FROM tasks WHERE id = $1"
 
 
+async def searched(
+    client: httpx.AsyncClient,
+    storage: Storage,
+    settings: Settings,
+    account: Account,
+    tmp_path: Path,
+    selection: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A profiled upload of data() and a first search of it whose matches are kept: (the profiled task, the search,
+    the profiled task's object prefix)."""
+    path = tmp_path / "primary.csv"
+    data().write_csv(path)
+    profile = await create_task(client, tool_id="profile-my-data")
+    await upload(client, profile["task_id"], path, "contracts.csv", {})
+    await run(client, profile["task_id"])
+    task_prefix = settings.object_prefix(account.user_id, profile["task_id"])
+    first = await search(client, profile["task_id"], selection)
+
+    async def matches_kept() -> bool:
+        return any(key.endswith("/meta.json") for key in await stored_keys(storage, task_prefix + "search/"))
+
+    await poll(matches_kept, "the first search's matches kept")
+    return profile, first, task_prefix
+
+
 @live
 async def test_a_page_borrows_the_kept_csv_until_it_has_its_own_copy(
     client: httpx.AsyncClient,
@@ -160,19 +185,8 @@ async def test_a_page_borrows_the_kept_csv_until_it_has_its_own_copy(
 ) -> None:
     """A later page completes with its dataset's kept search_result.csv itself (copy_from: the dataset's task), and
     deleting that task first gives the page its own copy: the page's file stays downloadable, byte for byte."""
-    path = tmp_path / "primary.csv"
-    data().write_csv(path)
-    profile = await create_task(client, tool_id="profile-my-data")
-    await upload(client, profile["task_id"], path, "contracts.csv", {})
-    await run(client, profile["task_id"])
-    task_prefix = settings.object_prefix(account.user_id, profile["task_id"])
     selection = {"filters": {"city": ["Lyon"]}, "sort": [{"column": "id", "descending": True}], "page_size": 10}
-    first = await search(client, profile["task_id"], selection)
-
-    async def matches_kept() -> bool:
-        return any(key.endswith("/meta.json") for key in await stored_keys(storage, task_prefix + "search/"))
-
-    await poll(matches_kept, "the first search's matches kept")
+    profile, first, task_prefix = await searched(client, storage, settings, account, tmp_path, selection)
     page = await search(client, profile["task_id"], {**selection, "page": 3})
     assert page["result"]["summary"]["inputs"]["primary"]["kept"] == "matches"
     row = await store.pool.fetchrow(BORROWED, uuid.UUID(page["task_id"]))
@@ -207,19 +221,8 @@ async def test_a_page_whose_dataset_files_are_going_gets_its_own_copy(
 ) -> None:
     """Once a delete or retention has claimed the dataset task's files (artifacts_claimed_at: it then lists the
     tasks reading them), a page no longer borrows its kept CSV: it completes with a copy of its own."""
-    path = tmp_path / "primary.csv"
-    data().write_csv(path)
-    profile = await create_task(client, tool_id="profile-my-data")
-    await upload(client, profile["task_id"], path, "contracts.csv", {})
-    await run(client, profile["task_id"])
-    task_prefix = settings.object_prefix(account.user_id, profile["task_id"])
     selection = {"filters": {"city": ["Nice"]}, "page_size": 10}
-    first = await search(client, profile["task_id"], selection)
-
-    async def matches_kept() -> bool:
-        return any(key.endswith("/meta.json") for key in await stored_keys(storage, task_prefix + "search/"))
-
-    await poll(matches_kept, "the first search's matches kept")
+    profile, first, _ = await searched(client, storage, settings, account, tmp_path, selection)
     claimed = "UPDATE tasks SET artifacts_claimed_at = now() WHERE id = $1"
     await store.pool.execute(claimed, uuid.UUID(profile["task_id"]))
     page = await search(client, profile["task_id"], {**selection, "page": 2})
