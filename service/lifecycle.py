@@ -722,9 +722,7 @@ async def _queue(
     core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str], key: CacheKey | None
 ) -> asyncpg.Record:
     cache_key = key.key if key is not None else None
-    result = await core.store.transition(
-        "mark_queued", task_id, [allowed, agents, cache_key], core.publish, user_id
-    )
+    result = await core.store.transition("mark_queued", task_id, [allowed, agents, cache_key], core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
     await dispatch_user(core, user_id)
