@@ -298,22 +298,12 @@ class TaskStore:
         Creation writes no event: nobody can follow a task before it exists, and an event here
         would put every create of a user behind that user's event lock (one commit at a time).
         Streams see a task from its first transition on; the task itself says CREATED."""
-        uid = uuid.UUID(user_id)
+        insert_args = _insert_args(
+            user_id, tool_id, agents, priority, parameters, source_task_id, labels, idempotency_key, upload_ttl_s,
+            request_hash,
+        )  # fmt: skip
         while True:
-            row = await self.pool.fetchrow(
-                self.q["insert_task"],
-                uuid.uuid4(),
-                uid,
-                tool_id,
-                agents,
-                priority,
-                parameters,
-                uuid.UUID(source_task_id) if source_task_id else None,
-                labels,
-                idempotency_key,
-                float(upload_ttl_s),
-                request_hash,
-            )
+            row = await self.pool.fetchrow(self.q["insert_task"], *insert_args)
             if row is not None:
                 return row, True
             earlier = await self.task_by_idempotency_key(user_id, idempotency_key)
@@ -339,23 +329,12 @@ class TaskStore:
         new task; (the earlier task with the same idempotency key, False, n); (None, False, n) when the user has
         `cap` unfinished tasks already. n: the user's unfinished tasks before this one, None for an admin (no cap).
         As with insert_task, a key freed by a delete in between is tried again."""
-        uid = uuid.UUID(user_id)
+        insert_args = _insert_args(
+            user_id, tool_id, agents, priority, parameters, source_task_id, labels, idempotency_key, upload_ttl_s,
+            request_hash,
+        )  # fmt: skip
         while True:
-            row = await self.pool.fetchrow(
-                self.q["insert_task_under_cap"],
-                uuid.uuid4(),
-                uid,
-                tool_id,
-                agents,
-                priority,
-                parameters,
-                uuid.UUID(source_task_id) if source_task_id else None,
-                labels,
-                idempotency_key,
-                float(upload_ttl_s),
-                request_hash,
-                cap,
-            )
+            row = await self.pool.fetchrow(self.q["insert_task_under_cap"], *insert_args, cap)
             unfinished = row["unfinished"] if row is not None else None
             if row is not None and row["id"] is not None:
                 return row, True, unfinished
@@ -734,6 +713,34 @@ async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_
 
 def _event(row: asyncpg.Record, user_id: str | None) -> Event:
     return Event(row["id"], str(row["task_id"]), user_id or "", row["type"], row["payload"])
+
+
+def _insert_args(
+    user_id: str,
+    tool_id: str,
+    agents: list[str],
+    priority: str,
+    parameters: dict[str, Any] | None,
+    source_task_id: str | None,
+    labels: dict[str, str],
+    idempotency_key: str | None,
+    upload_ttl_s: int,
+    request_hash: bytes | None,
+) -> tuple[Any, ...]:
+    """insert_task's parameters $1-$11 (insert_task_under_cap takes the same, then the cap), with a new task id."""
+    return (
+        uuid.uuid4(),
+        uuid.UUID(user_id),
+        tool_id,
+        agents,
+        priority,
+        parameters,
+        uuid.UUID(source_task_id) if source_task_id else None,
+        labels,
+        idempotency_key,
+        float(upload_ttl_s),
+        request_hash,
+    )
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -22,11 +22,13 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from arq.worker import Worker
 
 from service.config import Settings
 from service.dev import ServiceStack, resolve_services
 from service.storage import Storage
 from service.store import TaskStore, apply_migrations
+from tests.support import poll
 
 RUN_ID = uuid.uuid4().hex[:8]
 NO_PREFERRED_PORTS = {"postgres": 0, "valkey": 0, "seaweedfs": 0}
@@ -158,20 +160,36 @@ async def api(settings: Settings, storage: Storage) -> AsyncIterator[ApiServer]:
 async def worker(settings: Settings, storage: Storage) -> AsyncIterator[None]:
     """A real arq worker with its agent process pool, in the test loop. It runs the hidden diagnostics tool
     too, for the tests whose API offers it (tests/browser); the session's API does not."""
+    async with running_worker(settings.model_copy(update={"diagnostics": True})):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[str]:
+    """A real arq worker in the test loop; yields its worker id once its start-up (database, store, agent
+    processes) is done, and lets the jobs in flight finish their arq bookkeeping when it stops (our task states
+    are final before arq's are)."""
     from worker.settings import build_worker
 
-    w = build_worker(settings.model_copy(update={"diagnostics": True}), handle_signals=False)
+    w: Worker = build_worker(settings, handle_signals=False)
     task = asyncio.create_task(w.async_run())
-    yield
-    # Let jobs in flight finish their arq bookkeeping (our task states are final before arq's are).
-    in_flight = [job for job in w.tasks.values() if not job.done()]
-    if in_flight:
-        await asyncio.wait(in_flight, timeout=30)
-    with contextlib.suppress(asyncio.CancelledError):
-        await w.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+
+    async def started() -> str | None:
+        if task.done():
+            task.result()  # a failed start-up fails the test with its own error
+        return w.ctx.get("worker_id")
+
+    try:
+        yield await poll(started, "a worker to start")
+    finally:
+        in_flight = [job for job in w.tasks.values() if not job.done()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=30)
+        with contextlib.suppress(asyncio.CancelledError):
+            await w.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 @dataclass

@@ -20,18 +20,16 @@ import httpx
 import pytest
 import pytest_asyncio
 import websockets
-from arq.worker import Worker
 
 from service.config import Settings
 from service.storage import Storage
 from service.store import Event, TaskStore
-from tests.conftest import Account, ApiServer, serve_api
+from tests.conftest import Account, ApiServer, running_worker, serve_api
 from tests.support import (
     SLEEPER_CSV,
     SseEvent,
     collect_until_done,
     create_task,
-    poll,
     sleeper,
     sse_events,
     upload_inputs,
@@ -79,33 +77,6 @@ async def workers(shared_settings: Settings, shared_store: TaskStore) -> AsyncIt
     """Two arq workers on the module's queue, each with its own agent processes; yields their worker ids."""
     async with contextlib.AsyncExitStack() as stack:
         yield [await stack.enter_async_context(running_worker(shared_settings)) for _ in range(2)]
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[str]:
-    """A real worker in the test loop, as conftest's `worker` fixture runs one; yields its worker id once its
-    start-up (database, store, agent processes) is done."""
-    from worker.settings import build_worker
-
-    w: Worker = build_worker(settings, handle_signals=False)
-    task = asyncio.create_task(w.async_run())
-
-    async def started() -> str | None:
-        if task.done():
-            task.result()  # a failed start-up fails the test with its own error
-        return w.ctx.get("worker_id")
-
-    try:
-        yield await poll(started, "a worker to start")
-    finally:
-        in_flight = [job for job in w.tasks.values() if not job.done()]
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=30)
-        with contextlib.suppress(asyncio.CancelledError):
-            await w.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 @pytest_asyncio.fixture(loop_scope="session")
