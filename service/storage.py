@@ -579,11 +579,21 @@ class Storage:
         with _unavailable_on_transport_errors():
             await self.client.put_object(Bucket=self._bucket, Key=key, Body=io.BytesIO(data), ContentType=content_type)
 
-    async def upload_file(self, path: Path, key: str, content_type: str, digest: Any | None = None) -> int:
+    async def upload_file(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        digest: Any | None = None,
+        *,
+        before_part: Callable[[], Awaitable[None]] | None = None,
+    ) -> int:
         """Upload a local file: one PUT if it fits in one part, else multipart, one part in memory at a time.
 
         Returns the number of bytes uploaded. A hashlib object given as `digest` is fed the bytes
-        as they are sent, so callers get a checksum without reading the file a second time.
+        as they are sent, so callers get a checksum without reading the file a second time. A
+        `before_part` coroutine is awaited before each part (or the one PUT) is sent: a background
+        upload waits there while more urgent work runs.
         """
         size = (await asyncio.to_thread(path.stat)).st_size
         part_bytes = part_size_for(size, self._settings.multipart_part_bytes)
@@ -593,6 +603,8 @@ class Storage:
                 data = await asyncio.to_thread(file.read)
                 if digest is not None:
                     digest.update(data)
+                if before_part is not None:
+                    await before_part()
                 await self.put_bytes(key, data, content_type)
                 return size
             sent = 0
@@ -600,6 +612,8 @@ class Storage:
             async def send_parts(upload: _MultipartUpload) -> None:
                 nonlocal sent
                 while part := await asyncio.to_thread(file.read, part_bytes):
+                    if before_part is not None:
+                        await before_part()
                     if digest is not None:
                         digest.update(part)
                     await upload.upload_part(part)

@@ -217,7 +217,11 @@ async def execute_task(
     handle = RunHandle(task_id, task["job_id"], task["attempts"], task["attempts"] - task["attempt_base"])
     running = {} if running is None else running
     running[task_id] = handle
-    body = asyncio.create_task(_run_claimed(core, pool, task, worker_id, handle), name=f"run-{task_id}")
+
+    def other_runs() -> list[asyncio.Task[Any]]:
+        return [run.body for run in running.values() if run is not handle and run.body and not run.body.done()]
+
+    body = asyncio.create_task(_run_claimed(core, pool, task, worker_id, handle, other_runs), name=f"run-{task_id}")
     handle.body = body
     try:
         # asyncio.wait, not `await body`: a stop cancels `body` alone, a cancel of this coroutine (the
@@ -241,7 +245,14 @@ async def execute_task(
     return body.result()
 
 
-async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: str, handle: RunHandle) -> str:
+async def _run_claimed(
+    core: Core,
+    pool: AgentProcesses,
+    task: Any,
+    worker_id: str,
+    handle: RunHandle,
+    other_runs: Callable[[], list[asyncio.Task[Any]]] = list,
+) -> str:
     task_id = handle.task_id
     user_id = str(task["user_id"])
     settings = core.settings
@@ -308,7 +319,7 @@ async def _run_claimed(core: Core, pool: AgentProcesses, task: Any, worker_id: s
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"
         if keep is not None and result.get("kept"):  # after the answer: the next search of the dataset reads it
-            await search_keep.store(core, keep, result["kept"], outputs)
+            await search_keep.store(core, keep, result["kept"], outputs, other_runs)
         metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:

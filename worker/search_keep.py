@@ -12,10 +12,13 @@ A keep is an optimisation: a failure to fetch or store it is logged and the run 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import shutil
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,9 @@ class InputMissing(Exception):
 
 SEARCH_TOOL = "search-my-data"
 MAX_META_BYTES = 16 << 20  # a selection's meta.json: its parameters as understood and the read reports
+YIELD_MAX_SECONDS = 30.0
+"""The kept dataset's upload (tens of MB) waits between its parts while other runs of this worker are in progress
+(the pages a user asks for right after a first search), at most this long in all: then it goes on regardless."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +143,18 @@ def missing_message(keep: Keep) -> str:
     return f"The dataset searched (task {keep.task_id}) was deleted during the search."
 
 
-async def store(core: Core, keep: Keep, added: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+async def store(
+    core: Core,
+    keep: Keep,
+    added: dict[str, Any],
+    outputs: list[dict[str, Any]],
+    other_runs: Callable[[], list[asyncio.Task[Any]]] = list,
+) -> None:
     """Store what the run added to the keep (agents.chain: `written`, and `matches`, whose search_result.csv is a
     server-side copy of the run's output and whose meta.json goes last, naming that copy: a selection with a meta
-    is whole). Failures are logged: the next search reads the dataset itself."""
+    is whole). The dataset goes last, in the background: before each of its parts it waits for the runs
+    `other_runs()` gives, the worker's other runs in progress (see YIELD_MAX_SECONDS). Failures are logged: the
+    next search reads the dataset itself."""
     matches = added.get("matches")
     meta_name = f"{matches}/{kept.META_NAME}" if matches else None
     # The matches first (a next page is likely soon), the dataset last (the largest).
@@ -159,12 +173,26 @@ async def store(core: Core, keep: Keep, added: dict[str, Any], outputs: list[dic
             await core.storage.put_bytes(keep.prefix + meta_name, json.dumps(meta).encode(), "application/json")
         if kept.DATASET_NAME in written:
             await core.storage.upload_file(
-                keep.dir / kept.DATASET_NAME, keep.prefix + kept.DATASET_NAME, "application/octet-stream"
+                keep.dir / kept.DATASET_NAME,
+                keep.prefix + kept.DATASET_NAME,
+                "application/octet-stream",
+                before_part=_yielding(other_runs),
             )
     except (StorageError, OSError) as exc:
         log.warning("search keep %s not stored: %r", keep.prefix, exc)
     if not await _dataset_still_there(core, keep):  # deleted meanwhile: what was just stored would outlive it
         await core.storage.delete_prefix(keep.prefix)
+
+
+def _yielding(other_runs: Callable[[], list[asyncio.Task[Any]]]) -> Callable[[], Awaitable[None]]:
+    """A `before_part` hook: wait for `other_runs()` to end, up to YIELD_MAX_SECONDS over the whole upload."""
+    deadline = time.monotonic() + YIELD_MAX_SECONDS
+
+    async def before_part() -> None:
+        while (runs := other_runs()) and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(runs, timeout=left)
+
+    return before_part
 
 
 async def _dataset_still_there(core: Core, keep: Keep) -> bool:

@@ -5,6 +5,7 @@ another search reads the kept conversion; deleting the profiled task deletes wha
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from pathlib import Path
@@ -143,6 +144,46 @@ async def test_a_keep_stored_after_its_dataset_was_deleted_is_deleted_again(
     keep = Keep("00000000-0000-0000-0000-000000000000", gone, prefix, tmp_path, False)
     await search_keep.store(core, keep, {"written": [kept.DATASET_NAME]}, [])
     assert await stored_keys(storage, prefix) == []
+
+
+async def test_the_kept_dataset_waits_for_the_workers_other_runs_and_not_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first search's dataset upload yields to the pages asked for meanwhile (runner: the worker's other runs),
+    up to YIELD_MAX_SECONDS in all."""
+    release = asyncio.Event()
+    other = asyncio.create_task(release.wait())
+    hook = search_keep._yielding(lambda: [] if other.done() else [other])
+    before_part = asyncio.create_task(hook())
+    for _ in range(20):  # plenty of turns of the loop for a hook that would not wait
+        await asyncio.sleep(0)
+    assert not before_part.done()
+    release.set()
+    await asyncio.wait_for(before_part, 10)
+
+    monkeypatch.setattr(search_keep, "YIELD_MAX_SECONDS", 0.0)
+    never = asyncio.create_task(asyncio.Event().wait())
+    try:
+        await asyncio.wait_for(search_keep._yielding(lambda: [never])(), 10)  # past its deadline: goes on
+    finally:
+        never.cancel()
+
+
+@live
+async def test_an_upload_awaits_its_hook_before_each_part(settings: Settings, storage: Storage, tmp_path: Path) -> None:
+    path = tmp_path / "two_parts.bin"
+    path.write_bytes(b"x" * settings.multipart_part_bytes + b"tail")
+    calls: list[int] = []
+
+    async def before_part() -> None:
+        calls.append(len(calls))
+
+    key = settings.object_prefix("00000000-0000-0000-0000-000000000000", str(uuid.uuid4())) + "two_parts.bin"
+    assert (
+        await storage.upload_file(path, key, "application/octet-stream", before_part=before_part) == path.stat().st_size
+    )
+    assert calls == [0, 1]
+    assert await storage.get_bytes(key, path.stat().st_size) == path.read_bytes()
 
 
 BORROWED = "SELECT copy_from, outputs FROM tasks WHERE id = $1"
