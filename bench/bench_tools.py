@@ -8,7 +8,9 @@ Polars reads and writes of the same files, ydata-profiling ``minimal=True``, and
     python bench/bench_tools.py [--datasets generated flights] [--repeat 3] [--modes ...] [--no-ydata] [--no-fixed]
 
 Every measurement runs in a fresh child process that first imports what the worker's agent process
-imports (Polars, agents.chain, every agent: ``registry.preload()``), then times only the operation. Memory of
+imports (Polars, agents.chain, every agent: ``registry.preload()``), with the allocator setting the worker gives
+its agent processes (``_RJEM_MALLOC_CONF``, unless ``--env`` or the environment sets it), then times only the
+operation. Memory of
 that process: its own peak RSS (VmHWM from /proc/self/status, exact; not ``ru_maxrss``, which also counts the
 parent's RSS at fork) and, polled every 5 ms from /proc/<pid>/status by this process, the peak anonymous
 (RssAnon) and file-backed (RssFile) resident memory; "idle RSS" is the RSS after imports.
@@ -339,7 +341,7 @@ def run_child(
     command = [str(python), __file__, "--child", mode, dataset, str(primary)]
     if baseline is not None:
         command.append(str(baseline))
-    child_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    child_env = child_environment(env)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
     poller = PeakPoller(process.pid)
     stdout, stderr = process.communicate()
@@ -358,6 +360,17 @@ def run_child(
     measurement.input_bytes = result.pop("input_bytes", measurement.input_bytes)
     measurement.detail = result
     return measurement
+
+
+def child_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """The children's environment: ours, the extra ``--env``, and the allocator setting the worker gives its agent
+    processes (worker.agent_procs.AGENT_MALLOC_CONF) unless one of those sets it."""
+    sys.path.insert(0, str(ROOT))
+    from worker.agent_procs import AGENT_MALLOC_CONF
+
+    child_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    child_env.setdefault("_RJEM_MALLOC_CONF", AGENT_MALLOC_CONF)
+    return child_env
 
 
 def error_line(stderr: str, returncode: int | None) -> str:
@@ -566,9 +579,7 @@ def _goal_ms(value: float) -> dict[str, Any]:
 
 def run_fixed(env: dict[str, str], directory: Path) -> dict[str, Any] | None:
     command = [sys.executable, __file__, "--child", "fixed", "generated", str(directory)]
-    process = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore", **env}
-    )
+    process = subprocess.run(command, capture_output=True, text=True, env=child_environment(env))
     line = next((x for x in reversed(process.stdout.splitlines()) if x.startswith("RESULT ")), None)
     if process.returncode != 0 or line is None:
         print(f"fixed costs: FAILED {error_line(process.stderr, process.returncode)}")
