@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
@@ -73,6 +73,11 @@ ENDPOINTS = {
 }
 
 
+STREAM_PATHS = ("/api/v1/events", "/api/v1/tasks/{task_id}/events")
+"""Routes RequestContextMiddleware serves itself, without the router: their responses stay open for hours, and each
+layer of Starlette's routing (the router, the route, request_response and its exception wrapper) would keep a
+suspended frame and a closure per open stream, ~2.5 KB of an idle stream's ~18 KB."""
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # How long uvicorn keeps an idle connection open: longer than clients keep theirs (httpx and browsers: 5 s or
 # more), so that a client never sends a request on a connection the server is closing (a ReadError for it).
@@ -123,7 +128,8 @@ class RequestContextMiddleware:
     It is the whole middleware stack of the API (see `Api`): Starlette's ServerErrorMiddleware and
     ExceptionMiddleware each wrapped every request and its `send` again for what this class does already (an
     unexpected error becomes one INTERNAL_ERROR body here; the routes' own errors are handled where they are
-    raised, with the handlers it puts in the scope as ExceptionMiddleware did)."""
+    raised, with the handlers it puts in the scope as ExceptionMiddleware did). The `direct` routes (the event
+    streams, STREAM_PATHS) it calls itself for the methods they serve; their errors go to the same handlers."""
 
     def __init__(
         self,
@@ -132,8 +138,10 @@ class RequestContextMiddleware:
         latency: Histogram,
         access_log: bool = True,
         handlers: Mapping[Any, ExceptionHandler] | None = None,
+        direct: Sequence[Route] = (),
     ) -> None:
         self.app = app
+        self._direct = tuple(direct)
         self.requests = requests
         self.latency = latency
         self.access_log = access_log
@@ -196,7 +204,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            route = self._direct_route(scope) if self._direct and scope["path"].endswith("/events") else None
+            if route is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                response = await route.endpoint(Request(scope, receive, send_with_id))
+                await response(scope, receive, send_with_id)
         except Exception as exc:
             if status_sent:
                 log.exception("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
@@ -205,6 +218,16 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_id)
         finally:
             self._finish(scope, status, time.perf_counter() - started)
+
+    def _direct_route(self, scope: Scope) -> Route | None:
+        """The direct route serving this request (its path parameters put in the scope, as the router does)."""
+        for route in self._direct:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                scope.update(child_scope)
+                return route
+        return None
 
     async def _handled(self, scope: Scope, receive: Receive, send: Send, exc: Exception, request_id: str) -> Any:
         """The response of an exception that escaped the routes: its handler's (a 404 or 405 of the router), or one
@@ -248,8 +271,14 @@ class Api(Starlette):
         super().__init__(**options)
 
     def build_middleware_stack(self) -> ASGIApp:
+        streams = [r for r in self.router.routes if isinstance(r, Route) and r.path in STREAM_PATHS]
         app: ASGIApp = RequestContextMiddleware(
-            self.router, self._requests, self._latency, self._access_log, handlers=self.exception_handlers
+            self.router,
+            self._requests,
+            self._latency,
+            self._access_log,
+            handlers=self.exception_handlers,
+            direct=streams,
         )
         for cls, args, kwargs in reversed(self.user_middleware):  # any added with add_middleware, outside it
             app = cls(app, *args, **kwargs)

@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -312,3 +313,39 @@ async def test_a_client_that_stops_reading_resumes_without_gap_or_repeat(
             await slow.read_until(expected)
             await asyncio.wait_for(reading, DEADLINE_S)
             assert parse_frames(reader.frames()) == [(e.id, e.type, e.payload) for e in expected]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_stream_routes_served_without_the_router_answer_as_routed_ones(
+    api: ApiServer, client: httpx.AsyncClient, account: Account
+) -> None:
+    """service/api/app.STREAM_PATHS: the middleware calls their endpoints itself; errors, other methods, HEAD and
+    the request metrics behave as through the router."""
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as anonymous:
+        refused = await anonymous.get("/api/v1/events", headers={"X-Request-ID": "direct-401"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+    assert refused.headers["x-request-id"] == "direct-401"
+
+    unknown = await client.get(f"/api/v1/tasks/{uuid.uuid4()}/events")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "TASK_NOT_FOUND"
+
+    wrong_method = await client.post("/api/v1/events")
+    assert wrong_method.status_code == 405
+    assert "GET" in wrong_method.headers["allow"]
+
+    head = await client.head("/api/v1/events")
+    assert head.status_code == 200
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert head.content == b""
+
+    async with client.stream("GET", "/api/v1/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["x-request-id"]
+
+    async def counted() -> bool:
+        text = (await client.get("/metrics")).text
+        return 'route="/api/v1/events",status="401"' in text and 'route="/api/v1/events",status="200"' in text
+
+    await poll(counted, "the direct routes' requests in the metrics")
