@@ -59,7 +59,7 @@ from agents.master.er.compare import (
     Encoded,
     build_comparisons,
     comparison_levels,
-    encode,
+    encode_columns,
 )
 from agents.master.er.normalise import CONTENT_HASH, GIVEN, SURNAME, normalise
 from agents.master.er.scoring import (
@@ -117,7 +117,7 @@ class MatchSettings:
       ``random_pairs_per_row`` × rows: 4), ``seed`` for that draw (0); u of exact agreement comes from the
       values' frequencies (``agents.master.er.scoring.with_exact_u``);
     - ``max_em_iterations`` (100), ``em_tolerance`` (1e-5);
-    - ``workers``: threads for rapidfuzz (1).
+    - ``workers``: threads running the blocking keys and the comparisons side by side (2).
     """
 
     match_key_columns: list[str] = field(default_factory=list)
@@ -138,7 +138,7 @@ class MatchSettings:
     seed: int = 0
     max_em_iterations: int = 100
     em_tolerance: float = 1e-5
-    workers: int = 1
+    workers: int = 2
 
 
 @dataclass
@@ -194,7 +194,7 @@ def resolve(
     lap("blocking")
 
     report(0.4, "comparing candidate pairs")
-    encoded = {name: encode(normalised.get_column(name)) for name in [*compared, GIVEN, SURNAME]}
+    encoded = encode_columns(normalised, [*compared, GIVEN, SURNAME])
     left, right = candidates["left"].to_numpy(), candidates["right"].to_numpy()
     levels = comparison_levels(encoded, comparisons, left, right, workers=settings.workers)
     random_count = min(settings.random_pairs, settings.random_pairs_per_row * size)
@@ -357,6 +357,7 @@ def _blocked(frame: pl.DataFrame, plan: _Plan, settings: MatchSettings) -> tuple
         first={IDENTICAL_RULE: identical, SAME_KEYS_RULE: same_keys},
         pair_budget=pair_budget(frame.height, settings),
         rows=frame.height,
+        workers=settings.workers,
     )
     extra = plan.shared_values + same_giants
     if extra:

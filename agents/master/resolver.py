@@ -91,6 +91,7 @@ def run(inputs: AgentInputs, params: SurvivorshipResolverParams, progress: Progr
         source_column=params.source_column,
         singleton_provenance=False,
         members=members,
+        singletons=False,
     )
     first_rows = members.group_by(pl.col(MEMBER_GOLDEN_ID).alias(GOLDEN_ID)).agg(
         pl.col(ROW_INDEX_COLUMN).min().alias("first_row")

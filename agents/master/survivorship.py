@@ -45,15 +45,17 @@ Conventions:
   row numbers, so the same rows give the same id whatever their order or position. Two clusters of
   identical content (rows a matcher left apart) are told apart by hashing a counter in, in file order.
 
-Only clusters of two or more rows are aggregated (one ``group_by``, a ``sort_by(...).first()`` per column);
-single rows are their own golden record. Hashing the ids is the one step done per cluster in Python
-(``hashlib``): Polars' own hash is not stable across versions.
+Only clusters of two or more rows are aggregated: a column at a time, their rows sorted by cluster and the
+rule's keys (texts by their rank, not the text itself), the first row of each cluster winning (up to
+``TOGETHER_ROWS`` such rows, one ``group_by`` with a ``sort_by(...).first()`` per column instead); single
+rows are their own golden record. Hashing the ids is the one step done per cluster in Python (``hashlib``,
+a batch of clusters at a time): Polars' own hash is not stable across versions.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -123,6 +125,8 @@ MEMBER_GOLDEN_ID = "__golden_id__"
 MEMBER_KEY = "__member_key__"
 RENAMED_SUFFIX = "_original"
 GOLDEN_ID_DIGITS = 16
+ID_BATCH_ROWS = 50_000
+TOGETHER_ROWS = 5_000  # _survive_merged: up to this many rows, every column in one group_by
 _SIZE = "__cluster_size__"
 _TS = "__survival_timestamp__"
 _RANK = "__source_rank__"
@@ -174,10 +178,12 @@ def cluster_members(frame: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame
     assigned = clusters.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(CLUSTER).cast(pl.Int64).alias(MEMBER_CLUSTER)
     )
-    members = (
-        work.join(assigned, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
-        .with_columns(pl.coalesce(MEMBER_CLUSTER, ROW_INDEX_COLUMN).alias(MEMBER_CLUSTER))
-        .with_columns(content_key(work).alias(MEMBER_KEY))
+    if assigned.get_column(ROW_INDEX_COLUMN).equals(work.get_column(ROW_INDEX_COLUMN).cast(pl.Int64)):
+        members = work.with_columns(assigned.get_column(MEMBER_CLUSTER))  # in file order already: no join
+    else:
+        members = work.join(assigned, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
+    members = members.with_columns(
+        pl.coalesce(MEMBER_CLUSTER, ROW_INDEX_COLUMN).alias(MEMBER_CLUSTER), content_key(work).alias(MEMBER_KEY)
     )
     if not members[ROW_INDEX_COLUMN].is_sorted():
         members = members.sort(ROW_INDEX_COLUMN)
@@ -198,19 +204,41 @@ def content_key(frame: pl.DataFrame) -> pl.Expr:
 def golden_ids(members: pl.DataFrame) -> pl.DataFrame:
     """``MEMBER_CLUSTER`` -> ``MEMBER_GOLDEN_ID`` (module docstring) for the clusters of ``members``
     (``MEMBER_CLUSTER``, ``MEMBER_KEY``, ``ROW_INDEX_COLUMN``)."""
-    contents = (
-        members.lazy()
+    rows = members.lazy().select(
+        MEMBER_CLUSTER,
+        MEMBER_KEY,
+        pl.col(ROW_INDEX_COLUMN).alias("__first__"),
+        pl.len().over(MEMBER_CLUSTER).alias(_SIZE),
+    )
+    # a cluster of one row is its content key as it is: only the others need a group_by
+    single = rows.filter(pl.col(_SIZE) == 1).select(MEMBER_CLUSTER, MEMBER_KEY, "__first__")
+    merged = (
+        rows.filter(pl.col(_SIZE) > 1)
         .group_by(MEMBER_CLUSTER)
-        .agg(pl.col(MEMBER_KEY).sort().str.join("\n"), pl.col(ROW_INDEX_COLUMN).min().alias("__first__"))
+        .agg(pl.col(MEMBER_KEY).sort().str.join("\n"), pl.col("__first__").min())
+    )
+    contents = (
+        pl.concat([single, merged], how="vertical")
         .sort("__first__")
         .with_columns(pl.int_range(pl.len()).over(MEMBER_KEY).alias("__copy__"))
         .collect()
     )
+    # hashed a batch at a time: the texts as Python strings all at once would cost gigabytes at 1M rows
     ids = [
-        "G-" + hashlib.sha256((text if copy == 0 else f"{text}\n#{copy}").encode()).hexdigest()[:GOLDEN_ID_DIGITS]
-        for text, copy in zip(contents[MEMBER_KEY].to_list(), contents["__copy__"].to_list(), strict=True)
+        pl.Series(
+            MEMBER_GOLDEN_ID,
+            [
+                "G-"
+                + hashlib.sha256((text if copy == 0 else f"{text}\n#{copy}").encode()).hexdigest()[:GOLDEN_ID_DIGITS]
+                for text, copy in zip(batch[MEMBER_KEY].to_list(), batch["__copy__"].to_list(), strict=True)
+            ],
+            dtype=pl.String,
+        )
+        for batch in contents.iter_slices(ID_BATCH_ROWS)
     ]
-    return contents.select(MEMBER_CLUSTER).with_columns(pl.Series(MEMBER_GOLDEN_ID, ids, dtype=pl.String))
+    return contents.select(MEMBER_CLUSTER).with_columns(
+        pl.concat(ids) if ids else pl.Series(MEMBER_GOLDEN_ID, [], dtype=pl.String)
+    )
 
 
 def member_columns(members: pl.DataFrame) -> list[str]:
@@ -259,6 +287,7 @@ def survive(
     source_column: str | None = None,
     singleton_provenance: bool = True,
     members: pl.DataFrame | None = None,
+    singletons: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Golden records and their provenance (module docstring).
 
@@ -268,9 +297,9 @@ def survive(
     clusters' first rows.
     ``provenance``: ``PROVENANCE_SCHEMA``, golden record by golden record, columns in frame order; without
     ``singleton_provenance`` only the rows of clusters of two or more records (a single row's values
-    trivially come from it with confidence 1.0). ``members`` (from :func:`cluster_members`) saves
-    recomputing them. ``ValueError`` for an unknown rule, most_recent without ``timestamp_column`` or a
-    column that is not in the frame."""
+    trivially come from it with confidence 1.0). Without ``singletons`` neither holds the clusters of one
+    row. ``members`` (from :func:`cluster_members`) saves recomputing them. ``ValueError`` for an unknown
+    rule, most_recent without ``timestamp_column`` or a column that is not in the frame."""
     members = members if members is not None else cluster_members(frame, clusters)
     columns = member_columns(members)
     for name in (timestamp_column, source_column):
@@ -284,10 +313,14 @@ def survive(
     if timestamp_column is None and any(plan.rule == "most_recent" for plan in plans):
         raise ValueError("the most_recent rule needs timestamp_column")
     members = members.with_columns(pl.len().over(MEMBER_CLUSTER).alias(_SIZE))
-    singles = members.filter(pl.col(_SIZE) == 1)
     merged = members.filter(pl.col(_SIZE) > 1)
     context = _Context(dict(roles or {}), dict(validation_rules or {}), source_priority, source_column)
     golden_merged, provenance_merged = _survive_merged(merged, plans, timestamp_column, context)
+    del merged
+    if not singletons:
+        provenance_merged = provenance_merged.sort(MEMBER_CLUSTER, "__column_index__").select(list(PROVENANCE_SCHEMA))
+        return golden_merged.drop(MEMBER_CLUSTER), provenance_merged
+    singles = members.filter(pl.col(_SIZE) == 1)
     golden_single = singles.select(
         MEMBER_CLUSTER,
         pl.col(MEMBER_GOLDEN_ID).alias(GOLDEN_ID),
@@ -342,7 +375,10 @@ def _single_provenance(singles: pl.DataFrame, plans: Sequence[_Plan]) -> pl.Data
 def _survive_merged(
     merged: pl.DataFrame, plans: Sequence[_Plan], timestamp_column: str | None, context: _Context
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Golden records and provenance of the clusters of two or more rows: one group_by."""
+    """Golden records and provenance of the clusters of two or more rows. Up to ``TOGETHER_ROWS`` rows, one
+    group_by sorts each column's rows within their cluster (a query's fixed cost dominates there); beyond,
+    one pass per column (:func:`_column_winners`), so that only one column's helpers are alive at a time
+    (one group_by of every column's helpers costs gigabytes at 1M rows)."""
     helpers: list[pl.Expr] = []
     if timestamp_column is not None:
         helpers.append(timestamp_expression(merged, timestamp_column).alias(_TS))
@@ -353,17 +389,30 @@ def _survive_merged(
     )
     ranks = {str(source): int(rank) for source, rank in context.source_priority.items()}
     helpers.append(label.replace_strict(ranks, default=None, return_dtype=pl.Int64).alias(_RANK))
-    for plan in plans:
-        helpers.extend(_helper_columns(plan, context))
-    work = merged.with_columns(helpers)
-    aggregations: list[pl.Expr] = [
+    cluster_figures = [
         pl.col(MEMBER_GOLDEN_ID).first().alias(GOLDEN_ID),
         pl.col(SOURCE_COLUMN).n_unique().cast(pl.Int64).alias("source_count"),
         pl.len().cast(pl.Int64).alias("record_count"),
     ]
-    for plan in plans:
-        aggregations.extend(_aggregations(plan))
-    grouped = work.lazy().group_by(MEMBER_CLUSTER).agg(aggregations).sort(MEMBER_CLUSTER).collect()
+    if merged.height <= TOGETHER_ROWS:
+        grouped = (
+            merged.lazy()
+            .with_columns(helpers)
+            .with_columns(helper for plan in plans for helper in _helper_columns(plan, context))
+            .with_columns(helper for plan in plans for helper in _dependent_helpers(plan))
+            .group_by(MEMBER_CLUSTER)
+            .agg(*cluster_figures, *(item for plan in plans for item in _aggregations(plan, _sorted_first(plan))))
+            .sort(MEMBER_CLUSTER)
+            .collect()
+        )
+    else:
+        grouped = merged.lazy().group_by(MEMBER_CLUSTER).agg(cluster_figures).sort(MEMBER_CLUSTER).collect()
+        keyed = merged.select(MEMBER_CLUSTER, ROW_INDEX_COLUMN, MEMBER_KEY, *helpers)
+        for plan in plans:
+            winners = _column_winners(keyed.with_columns(merged.get_column(plan.column)), plan, context)
+            if not winners.get_column(MEMBER_CLUSTER).equals(grouped.get_column(MEMBER_CLUSTER)):
+                raise AssertionError("survivorship: a column's winners are not in cluster order")
+            grouped = grouped.hstack(winners.drop(MEMBER_CLUSTER).get_columns())
     grouped = grouped.with_columns(
         pl.mean_horizontal([pl.col(plan.name("confidence")) for plan in plans]).round(6).alias("trust_score")
         if plans
@@ -405,20 +454,54 @@ def _survive_merged(
     return golden, provenance
 
 
+def _column_winners(keyed: pl.DataFrame, plan: _Plan, context: _Context) -> pl.DataFrame:
+    """One column's winner in every cluster of ``keyed`` (``MEMBER_CLUSTER``, ``ROW_INDEX_COLUMN``,
+    ``MEMBER_KEY``, the source rank, the timestamp when there is one, and the column): the rows sorted by
+    cluster and the rule's keys (:func:`_sort_keys`), the first of each cluster winning; one row per cluster,
+    in cluster order, with its value, winner row, distinct values and confidence."""
+    keys, descending = _sort_keys(plan)
+    return (
+        keyed.lazy()
+        .with_columns(_helper_columns(plan, context))
+        .with_columns(_dependent_helpers(plan))
+        .sort([pl.col(MEMBER_CLUSTER), *keys], descending=[False, *descending], nulls_last=True)
+        .group_by(MEMBER_CLUSTER, maintain_order=True)
+        .agg(_aggregations(plan, pl.Expr.first))
+        .collect()
+    )
+
+
+def _sorted_first(plan: _Plan) -> Callable[[pl.Expr], pl.Expr]:
+    """Within a group: the value of the row that sorts first by the column's keys (:func:`_sort_keys`)."""
+    keys, descending = _sort_keys(plan)
+
+    def first(expr: pl.Expr) -> pl.Expr:
+        return expr.sort_by(keys, descending=descending, nulls_last=True).first()
+
+    return first
+
+
 def _helper_columns(plan: _Plan, context: _Context) -> list[pl.Expr]:
-    """Per-row columns the column's rule sorts by (computed once, before the group_by): the value as text
-    (ties, distinct values) and what the rule needs."""
+    """Per-row columns the column's rule sorts by: the value's text as its rank among the column's values
+    (ties and distinct values need only its order, and sorting by a number is cheaper than by the text)
+    and what the rule needs."""
     text = as_text(plan.column, plan.dtype)
-    helpers = [text.alias(plan.name("text"))]
+    helpers = [text.rank("dense").alias(plan.name("text"))]
     if plan.rule == "most_complete":
         helpers.append(text.str.strip_chars().str.len_chars().alias(plan.name("length")))
-    elif plan.rule == "most_frequent":
-        helpers.append(pl.len().over(MEMBER_CLUSTER, text).alias(plan.name("count")))
     elif plan.rule == "quality_score":
         role = context.roles.get(plan.column)
         rules = context.validation_rules.get(plan.column)
         helpers.append(value_quality(plan.column, plan.dtype, role, rules).alias(plan.name("quality")))
     return helpers
+
+
+def _dependent_helpers(plan: _Plan) -> list[pl.Expr]:
+    """Helpers computed from :func:`_helper_columns`' (most_frequent: how many rows of the cluster hold
+    the value)."""
+    if plan.rule == "most_frequent":
+        return [pl.len().over(MEMBER_CLUSTER, plan.name("text")).alias(plan.name("count"))]
+    return []
 
 
 def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
@@ -447,12 +530,9 @@ def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
     return [missing, *(key for key, _ in keys)], [False, *(descending for _, descending in keys)]
 
 
-def _aggregations(plan: _Plan) -> list[pl.Expr]:
-    keys, descending = _sort_keys(plan)
-
-    def winner(expr: pl.Expr) -> pl.Expr:
-        return expr.sort_by(keys, descending=descending, nulls_last=True).first()
-
+def _aggregations(plan: _Plan, winner: Callable[[pl.Expr], pl.Expr]) -> list[pl.Expr]:
+    """Per cluster: the value, winner row, distinct values and confidence; ``winner`` takes an expression's
+    value at the winning row (the first of rows already sorted, or :func:`_sorted_first`)."""
     present = pl.col(plan.column).count()
     distinct = pl.col(plan.name("text")).drop_nulls().n_unique().cast(pl.Int64)
     if plan.rule == "most_frequent":

@@ -23,6 +23,7 @@ size, see ``max_group_size``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -132,6 +133,7 @@ def candidate_pairs(
     first: Mapping[str, pl.DataFrame] | None = None,
     pair_budget: int | None = None,
     rows: int | None = None,
+    workers: int = 1,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Candidate pairs of row positions (0-based in ``normalised``): ``left`` < ``right``, ``rule`` (an
     Enum of the rule names) = the first key that found the pair, after the pairs of ``first`` ({rule: frame
@@ -140,8 +142,9 @@ def candidate_pairs(
     (largest first, at most 20), "skipped_block_count", "pair_budget", "candidate_pairs"}``. With
     ``sources`` (each row's source label), ``link_only`` keeps pairs across sources and ``dedupe_only``
     pairs within one. ``pair_budget``: the most pairs one exact key may give (None: no budget). ``rows``:
-    how many rows the positions index (default ``normalised.height``). Pairs travel as one int64 each
-    (left · rows + right), so the union of the keys costs one sort of integers."""
+    how many rows the positions index (default ``normalised.height``); ``workers``: threads running the keys
+    side by side. Pairs travel as one int64 each (left · rows + right), so the union of the keys costs one
+    sort of integers."""
     size = max(normalised.height if rows is None else rows, 1)
     base = normalised.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION),
@@ -153,7 +156,7 @@ def candidate_pairs(
     )
     rules: list[str] = []
     codes: list[np.ndarray] = []
-    origins: list[np.ndarray] = []
+    origins: list[int] = []  # the rule of each array of codes
     key_stats: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
 
@@ -161,11 +164,12 @@ def candidate_pairs(
         if rule not in rules:
             rules.append(rule)
         codes.append(pairs["left"].to_numpy() * size + pairs["right"].to_numpy())
-        origins.append(np.full(pairs.height, rules.index(rule), dtype=np.int16))
+        origins.append(rules.index(rule))
 
     for rule, given in (first or {}).items():
         collect(given, rule)
-    for key in keys:
+
+    def key_pairs(key: BlockingKey) -> tuple[np.ndarray, int, pl.DataFrame]:
         keyed = base.with_columns(normalised.select(key.expr.alias(KEY)).to_series()).drop_nulls(KEY)
         if key.window > 1:
             pairs, blocks = _sorted_neighbourhood(keyed, key.window), keyed.height
@@ -174,20 +178,28 @@ def candidate_pairs(
             cap = max_block_size if key.max_block_size is None else min(max_block_size, key.max_block_size)
             pairs, blocks, giants = _block_pairs(keyed, cap, pair_budget)
         pairs = filter_sources(pairs, sources, link_type)
-        collect(pairs, key.name)
+        return pairs["left"].to_numpy() * size + pairs["right"].to_numpy(), blocks, giants
+
+    # the keys side by side (Polars and numpy release the GIL), each handed back as its pair codes
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        found = list(pool.map(key_pairs, keys))
+    for key, (key_codes, blocks, giants) in zip(keys, found, strict=True):
+        if key.name not in rules:
+            rules.append(key.name)
+        codes.append(key_codes)
+        origins.append(rules.index(key.name))
         key_stats.append(
             {
                 "name": key.name,
-                "pairs": pairs.height,
+                "pairs": len(key_codes),
                 "blocks": blocks,
                 "skipped_blocks": giants.height,
                 "skipped_rows": int(giants["size"].sum()) if giants.height else 0,
             }
         )
         skipped += [{"key": key.name, **row} for row in giants.rows(named=True)]
-    all_codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
-    distinct, first_seen = np.unique(all_codes, return_index=True)
-    rule_index = np.concatenate(origins)[first_seen] if origins else np.zeros(0, dtype=np.int16)
+    del found
+    distinct, rule_index = _first_seen(codes, origins)
     names = pl.Series("rule", rules or ["none"], dtype=pl.Enum(rules or ["none"]))
     pairs = pl.DataFrame(
         [
@@ -208,6 +220,26 @@ def candidate_pairs(
         "candidate_pairs": pairs.height,
     }
     return pairs, stats
+
+
+def _first_seen(codes: list[np.ndarray], origins: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct pair codes, sorted, and for each the rule (``origins``: one per array) of the first array
+    of ``codes`` that holds it. Each code is tagged with its array's number in its low bits, so one sort of
+    integers (much faster than the stable argsort a "first occurrence" needs) puts each code's first array
+    first."""
+    if not codes:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
+    bits = max(len(codes) - 1, 1).bit_length()
+    largest = max((int(part.max()) for part in codes if part.size), default=0)
+    if largest >= 1 << (62 - bits):  # no room for the tag: the slower, exact way
+        distinct, first = np.unique(np.concatenate(codes), return_index=True)
+        return distinct, np.repeat(np.array(origins, dtype=np.int16), [len(part) for part in codes])[first]
+    tagged = np.concatenate([(part << bits) | number for number, part in enumerate(codes)])
+    tagged.sort()
+    code = tagged >> bits
+    first = np.ones(len(code), dtype=bool)
+    first[1:] = code[1:] != code[:-1]
+    return code[first], np.array(origins, dtype=np.int16)[tagged[first] & ((1 << bits) - 1)]
 
 
 def identical_pairs(
@@ -293,10 +325,11 @@ def _sorted_neighbourhood(keyed: pl.DataFrame, window: int) -> pl.DataFrame:
     if not lefts:
         return pl.DataFrame(schema={"left": pl.Int64, "right": pl.Int64})
     first, second = np.concatenate(lefts), np.concatenate(rights)
+    # each (position, offset) is another pair of distinct rows: no pair comes twice
     return pl.DataFrame(
         {"left": np.minimum(first, second), "right": np.maximum(first, second)},
         schema={"left": pl.Int64, "right": pl.Int64},
-    ).unique()
+    )
 
 
 def filter_sources(pairs: pl.DataFrame, sources: pl.Series | None, link_type: LinkType) -> pl.DataFrame:

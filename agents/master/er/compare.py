@@ -31,6 +31,7 @@ similarities are computed over the distinct code pairs that are neither null nor
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,8 @@ TF_ROLES = frozenset({"given_name", "surname", "full_name"})
 NULL_LEVEL, EXACT_LEVEL = 0, 1
 SWAP_SIMILARITY = 0.92
 CHUNK_PAIRS = 1_000_000
+TEXT_THRESHOLDS = (0.92, 0.8, 0.6)
+PARALLEL_PAIRS = 20_000
 
 
 @dataclass(frozen=True)
@@ -125,16 +128,26 @@ def build_comparisons(compared: Mapping[str, str], *, term_frequency: bool) -> l
 
 @dataclass(frozen=True)
 class Encoded:
-    """A normalised column as integer codes (-1 for null) into ``values`` (the sorted distinct values)."""
+    """A normalised column as integer codes (-1 for null) into ``values`` (the sorted distinct values), and
+    those values as a Polars series (``series``: text work on them without Python strings)."""
 
     codes: np.ndarray
     values: np.ndarray
+    series: pl.Series
 
 
 def encode(series: pl.Series) -> Encoded:
-    codes = series.rank("dense").fill_null(0).cast(pl.Int32).to_numpy() - 1
-    values = series.drop_nulls().unique().sort().to_numpy()
-    return Encoded(codes, values)
+    return encode_columns(series.to_frame(), [series.name])[series.name]
+
+
+def encode_columns(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, Encoded]:
+    """:class:`Encoded` of each column ``names`` of ``frame``, the columns in one query (side by side)."""
+    codes = frame.select((pl.col(name).rank("dense").fill_null(0).cast(pl.Int32) - 1).alias(name) for name in names)
+    distinct = pl.collect_all(frame.lazy().select(pl.col(name).drop_nulls().unique().sort()) for name in names)
+    return {
+        name: Encoded(codes.get_column(name).to_numpy(), values.to_series().to_numpy(), values.to_series())
+        for name, values in zip(names, distinct, strict=True)
+    }
 
 
 def comparison_levels(
@@ -148,12 +161,24 @@ def comparison_levels(
     """The level of every pair (rows of positions ``left``, ``right``) in every comparison: an int8 array of
     shape (pairs, comparisons). ``encoded`` holds each compared column and, for name swaps, ``GIVEN`` and
     ``SURNAME``. Pairs go through in chunks of ``CHUNK_PAIRS``, which bounds the memory of the
-    intermediate arrays whatever the number of pairs."""
+    intermediate arrays whatever the number of pairs; each (chunk, comparison) is one task, run on
+    ``workers`` threads (rapidfuzz, numpy's sorts and Polars release the GIL), each task writing its own
+    cells, so the result does not depend on the order the tasks finish in."""
     levels = np.zeros((len(left), len(comparisons)), dtype=np.int8)
-    for start in range(0, len(left), CHUNK_PAIRS):
+
+    def fill(task: tuple[int, int]) -> None:
+        start, index = task
         chunk = slice(start, start + CHUNK_PAIRS)
-        for index, comparison in enumerate(comparisons):
-            levels[chunk, index] = _levels(encoded, comparison, left[chunk], right[chunk], workers)
+        levels[chunk, index] = _levels(encoded, comparisons[index], left[chunk], right[chunk], workers)
+
+    tasks = [(start, index) for start in range(0, len(left), CHUNK_PAIRS) for index in range(len(comparisons))]
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            fill(task)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(fill, tasks):
+                pass
     return levels
 
 
@@ -176,9 +201,9 @@ def _levels(
     low = np.minimum(left_codes[rest], right_codes[rest])
     high = np.maximum(left_codes[rest], right_codes[rest])
     distinct, inverse = np.unique(low.astype(np.int64) * (len(column.values) + 1) + high, return_inverse=True)
-    first = column.values[distinct // (len(column.values) + 1)]
-    second = column.values[distinct % (len(column.values) + 1)]
-    fuzzy = _fuzzy_levels(comparison.kind, first, second, workers)[inverse]
+    first = distinct // (len(column.values) + 1)
+    second = distinct % (len(column.values) + 1)
+    fuzzy = _fuzzy_levels(comparison.kind, column, first, second, workers)[inverse]
     other_part = {"given_name": SURNAME, "surname": GIVEN}.get(comparison.role)
     if comparison.kind in ("name", "surname") and other_part is not None and other_part in encoded:
         # the swap counts once, on the surname comparison; the given-name comparison abstains (null)
@@ -190,9 +215,13 @@ def _levels(
     return level
 
 
-def _fuzzy_levels(kind: str, first: np.ndarray, second: np.ndarray, workers: int) -> np.ndarray:
-    """Levels (from 2) of distinct value pairs that are neither null nor equal."""
+def _fuzzy_levels(
+    kind: str, column: Encoded, first_codes: np.ndarray, second_codes: np.ndarray, workers: int
+) -> np.ndarray:
+    """Levels (from 2) of distinct value pairs (codes into ``column``'s values) that are neither null nor
+    equal."""
     labels = LEVELS[kind]
+    first, second = column.values[first_codes], column.values[second_codes]
     if kind == "name":
         similarity = _pairwise(JaroWinkler.normalized_similarity, first, second, workers)
         return _thresholds(similarity, [0.92, 0.88, 0.7], first_level=2)
@@ -200,22 +229,29 @@ def _fuzzy_levels(kind: str, first: np.ndarray, second: np.ndarray, workers: int
         similarity = _pairwise(JaroWinkler.normalized_similarity, first, second, workers)
         return _thresholds(similarity, [0.92, 0.88, 2.0, 0.7], first_level=2)  # 2.0: the swap level, set apart
     if kind == "text":
-        similarity = np.maximum(
-            _pairwise(JaroWinkler.normalized_similarity, first, second, workers),
-            _pairwise(fuzz.token_sort_ratio, first, second, workers) / 100.0,
-        )
-        return _thresholds(similarity, [0.92, 0.8, 0.6], first_level=2)
+        similarity = _pairwise(JaroWinkler.normalized_similarity, first, second, workers)
+        # the token-sort ratio can only raise a pair below the first threshold; between single words it is
+        # the plain ratio (one token sorts as itself), which costs less than half as much
+        below = np.flatnonzero(similarity < TEXT_THRESHOLDS[0])
+        words = _spaced(column.series, first_codes[below]) | _spaced(column.series, second_codes[below])
+        token_sort = np.empty(below.size, dtype=np.float64)
+        several, single = below[words], below[~words]
+        token_sort[words] = _pairwise(fuzz.token_sort_ratio, first[several], second[several], workers)
+        token_sort[~words] = _pairwise(fuzz.ratio, first[single], second[single], workers)
+        similarity[below] = np.maximum(similarity[below], token_sort / 100.0)
+        return _thresholds(similarity, TEXT_THRESHOLDS, first_level=2)
     if kind == "code":
         edits = _pairwise(OSA.distance, first, second, workers)
         return np.where(edits <= 1, 2, len(labels) - 1).astype(np.int8)
     if kind == "email":
-        users_equal = _users(first) == _users(second)
+        users_equal = _users(column.series, first_codes) == _users(column.series, second_codes)
         edits = _pairwise(OSA.distance, first, second, workers)
         return np.select([users_equal, edits <= 1], [2, 3], len(labels) - 1).astype(np.int8)
     if kind == "date":
         edits = _pairwise(OSA.distance, first, second, workers)
-        swapped = _day_month_swapped(first, second)
-        same_year = _slices(first, 0, 4) == _slices(second, 0, 4)
+        dates = column.series.gather(first_codes), column.series.gather(second_codes)
+        swapped = _day_month_swapped(*dates)
+        same_year = (dates[0].str.slice(0, 4) == dates[1].str.slice(0, 4)).to_numpy()
         return np.select([edits <= 1, swapped, same_year], [2, 3, 4], len(labels) - 1).astype(np.int8)
     raise ValueError(f"unknown comparison kind {kind!r}")
 
@@ -259,20 +295,24 @@ def _thresholds(similarity: np.ndarray, thresholds: Sequence[float], first_level
 
 
 def _pairwise(scorer: Callable[..., float], first: np.ndarray, second: np.ndarray, workers: int) -> np.ndarray:
-    return np.asarray(process.cpdist(first, second, scorer=scorer, workers=workers))
+    # rapidfuzz's own threads only from PARALLEL_PAIRS pairs on: below, starting them costs more than they save
+    return np.asarray(
+        process.cpdist(first, second, scorer=scorer, workers=workers if len(first) >= PARALLEL_PAIRS else 1)
+    )
 
 
-def _users(values: np.ndarray) -> np.ndarray:
-    return pl.Series(values, dtype=pl.String).str.split("@").list.first().to_numpy()
+def _spaced(values: pl.Series, codes: np.ndarray) -> np.ndarray:
+    """Whether the values at ``codes`` hold more than one word (normalised text: words one space apart)."""
+    return values.gather(codes).str.contains(" ", literal=True).to_numpy()
 
 
-def _slices(values: np.ndarray, start: int, length: int) -> np.ndarray:
-    return pl.Series(values, dtype=pl.String).str.slice(start, length).to_numpy()
+def _users(values: pl.Series, codes: np.ndarray) -> np.ndarray:
+    """The user part (before the "@") of the e-mails at ``codes``."""
+    return values.gather(codes).str.split("@").list.first().to_numpy()
 
 
-def _day_month_swapped(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def _day_month_swapped(a: pl.Series, b: pl.Series) -> np.ndarray:
     """YYYYMMDD values whose day and month are exchanged (same year)."""
-    a, b = pl.Series(first, dtype=pl.String), pl.Series(second, dtype=pl.String)
     swapped = (
         (a.str.slice(0, 4) == b.str.slice(0, 4))
         & (a.str.slice(4, 2) == b.str.slice(6, 2))
@@ -284,11 +324,15 @@ def _day_month_swapped(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def _swapped(own: Encoded, other: Encoded, left: np.ndarray, right: np.ndarray, workers: int) -> np.ndarray:
     """Pairs whose given name and surname are exchanged: each record's name part is like (Jaro-Winkler ≥
     0.92) the other record's other part, both ways round, so one shared word is not a swap."""
-    own_left, own_right = _strings(own, left), _strings(own, right)
-    other_left, other_right = _strings(other, left), _strings(other, right)
-    forward = _pairwise(JaroWinkler.normalized_similarity, own_left, other_right, workers)
-    backward = _pairwise(JaroWinkler.normalized_similarity, own_right, other_left, workers)
-    return (forward >= SWAP_SIMILARITY) & (backward >= SWAP_SIMILARITY)
+    forward = _pairwise(JaroWinkler.normalized_similarity, _strings(own, left), _strings(other, right), workers)
+    # the other way round only where this way holds (few pairs)
+    maybe = np.flatnonzero(forward >= SWAP_SIMILARITY)
+    backward = _pairwise(
+        JaroWinkler.normalized_similarity, _strings(own, right[maybe]), _strings(other, left[maybe]), workers
+    )
+    swapped = np.zeros(len(left), dtype=bool)
+    swapped[maybe[backward >= SWAP_SIMILARITY]] = True
+    return swapped
 
 
 def _strings(encoded: Encoded, positions: np.ndarray) -> np.ndarray:

@@ -40,6 +40,11 @@ GIVEN_METAPHONE = "__given_metaphone__"
 SURNAME_METAPHONE = "__surname_metaphone__"
 CONTENT_HASH = "__content_hash__"
 DERIVED_COLUMNS = (GIVEN, SURNAME, GIVEN_METAPHONE, SURNAME_METAPHONE)
+NORMALISED = "__normalised__"
+PER_ROW_KINDS = frozenset({"email", "phone"})
+BY_VALUE_MIN_ROWS = 50_000
+"""From this many rows, the other kinds are normalised once per distinct value and joined back; e-mails and
+phones (their values hardly repeat) and smaller frames row by row."""
 
 ROLE_KINDS: dict[str, str] = {
     "given_name": "name",
@@ -92,9 +97,19 @@ REPEATED_DIGIT = "^(?:" + "|".join(f"{digit}+" for digit in range(10)) + ")$"
 def normalise(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
     """One normalised text column per entry of ``columns`` (column → role), same name, same row order,
     plus the derived columns of the module docstring (``CONTENT_HASH`` only when ``columns`` is not empty)."""
-    expressions = [_normalised(frame, name, ROLE_KINDS.get(role, "name")).alias(name) for name, role in columns.items()]
+    kinds = {name: ROLE_KINDS.get(role, "name") for name, role in columns.items()}
+    by_value = {
+        name: kind
+        for name, kind in kinds.items()
+        if kind not in PER_ROW_KINDS and frame.height >= BY_VALUE_MIN_ROWS and name != NORMALISED
+    }
+    direct = [_normalised(frame, name, kind).alias(name) for name, kind in kinds.items() if name not in by_value]
     # without compared columns the frame still has one row per input row: positions index it
-    normalised = frame.select(expressions) if expressions else pl.DataFrame(height=frame.height)
+    normalised = frame.select(direct) if direct else pl.DataFrame(height=frame.height)
+    if by_value:
+        normalised = normalised.with_columns(
+            _by_distinct_value(frame, name, kind) for name, kind in by_value.items()
+        ).select(list(columns))
     normalised = normalised.with_columns(_name_parts(normalised, columns))
     for part, metaphone in ((GIVEN, GIVEN_METAPHONE), (SURNAME, SURNAME_METAPHONE)):
         codes = phonetic_codes(normalised.get_column(part))
@@ -107,6 +122,15 @@ def normalise(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:
     if columns:
         normalised = normalised.with_columns(pl.struct(list(columns)).hash(seed=20240610).alias(CONTENT_HASH))
     return normalised
+
+
+def _by_distinct_value(frame: pl.DataFrame, name: str, kind: str) -> pl.Series:
+    """``name`` normalised value by distinct value and joined back (names, places, dates and codes repeat:
+    a million rows hold a few thousand streets), one row per row of ``frame``."""
+    values = frame.select(pl.col(name).unique())
+    mapped = values.with_columns(_normalised(values, name, kind).alias(NORMALISED))
+    joined = frame.select(name).join(mapped, on=name, how="left", maintain_order="left", nulls_equal=True)
+    return joined.get_column(NORMALISED).alias(name)
 
 
 def phonetic_codes(values: pl.Series) -> pl.DataFrame:

@@ -213,10 +213,17 @@ def probabilities(weights: np.ndarray, prior: float) -> np.ndarray:
 def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct level vectors and how many pairs have each."""
     if levels.shape[1] <= MAX_PACKED_COMPARISONS:
+        # each vector packed into one integer, a column at a time (no pairs x comparisons int64 copy), then
+        # one sort of integers; the patterns are unpacked from the distinct keys
         shifts = np.arange(levels.shape[1], dtype=np.int64) * BITS_PER_LEVEL
-        packed = (levels.astype(np.int64) << shifts).sum(axis=1)
-        keys, first, counts = np.unique(packed, return_index=True, return_counts=True)
-        return levels[first].astype(np.int64), counts.astype(np.float64)
+        packed = np.zeros(len(levels), dtype=np.int64)
+        for column, shift in enumerate(shifts):
+            packed |= levels[:, column].astype(np.int64) << shift
+        packed.sort()
+        starts = np.flatnonzero(np.concatenate([[True], packed[1:] != packed[:-1]])) if len(packed) else packed
+        counts = np.diff(np.append(starts, len(packed)))
+        patterns = (packed[starts][:, None] >> shifts) & ((1 << BITS_PER_LEVEL) - 1)
+        return patterns.astype(np.int64), counts.astype(np.float64)
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     return patterns.astype(np.int64), counts.astype(np.float64)
 
