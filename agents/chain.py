@@ -137,7 +137,8 @@ class _DataFlow:
         if not self.audit:
             self._accept_unaudited(agent_id, name, result, before, after, duration_ms)
             return
-        removed = self._removed(agent_id, before, after, result.removed if result else None)
+        kept_all = _same_rows(before, after)
+        removed = self._removed(agent_id, before, after, result.removed if result else None, kept_all)
         if removed.height:
             rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
             if SOURCE_COLUMN in rows.columns:  # the master chain: later agents account for them (crosswalk)
@@ -159,7 +160,9 @@ class _DataFlow:
             self.outputs.update(result.outputs)
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
-        self.steps.append(step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms))
+        self.steps.append(
+            step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms, kept_all)
+        )
         self.frame = after
 
     def _accept_unaudited(
@@ -199,8 +202,13 @@ class _DataFlow:
         self.frame = after
 
     @staticmethod
-    def _removed(agent_id: str, before: pl.DataFrame, after: pl.DataFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
-        """The removed rows with reasons: those the agent listed, plus any it dropped without saying."""
+    def _removed(
+        agent_id: str, before: pl.DataFrame, after: pl.DataFrame, listed: pl.DataFrame | None, kept_all: bool = False
+    ) -> pl.DataFrame:
+        """The removed rows with reasons: those the agent listed, plus any it dropped without saying.
+        ``kept_all``: ``after`` has ``before``'s rows in order (:func:`_same_rows`): none was removed."""
+        if kept_all:
+            return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
         gone = before.select(ROW_INDEX_COLUMN).join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
         listed = (
             pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
@@ -220,13 +228,42 @@ class _DataFlow:
         return frame.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in schema])
 
 
-def _changed_cells(before: pl.DataFrame, after: pl.DataFrame, common: list[str]) -> tuple[list[int], list[int]]:
+def _same_rows(before: pl.DataFrame, after: pl.DataFrame) -> bool:
+    """``after`` holds ``before``'s rows (by row index), in the same order: no row removed, added or moved."""
+    if after is before:
+        return True
+    return before.height == after.height and before[ROW_INDEX_COLUMN].equals(after[ROW_INDEX_COLUMN])
+
+
+def _increasing(index: pl.Series) -> bool:
+    return index.len() < 2 or bool((index.diff().drop_nulls() > 0).all())
+
+
+def _kept_rows(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame | None:
+    """``before``'s rows that ``after`` kept, in ``after``'s order, by a filter when both row indexes increase
+    (an agent that only removes rows keeps the order): a filter copies runs of rows, where the joins gather
+    row by row. None when they do not increase, or when ``after`` holds a row ``before`` lacks."""
+    old_index, new_index = before[ROW_INDEX_COLUMN], after[ROW_INDEX_COLUMN]
+    if new_index.null_count() or old_index.null_count() or not (_increasing(old_index) and _increasing(new_index)):
+        return None
+    kept = before.filter(pl.col(ROW_INDEX_COLUMN).is_in(new_index.implode()))
+    return kept if kept[ROW_INDEX_COLUMN].equals(new_index) else None
+
+
+def _changed_cells(
+    before: pl.DataFrame, after: pl.DataFrame, common: list[str], same_rows: bool | None = None
+) -> tuple[list[int], list[int]]:
     """Per common column, the kept rows whose value differs, and those among them that were empty before and
-    hold a value after (values invented); all columns in one query."""
+    hold a value after (values invented); all columns in one query. ``same_rows``: :func:`_same_rows`, when
+    the caller knows it."""
     if not common:
         return [], []
-    if before.height == after.height and before[ROW_INDEX_COLUMN].equals(after[ROW_INDEX_COLUMN]):
+    if after is before:  # the agent handed its input back: nothing changed (Polars compares NaN equal to NaN)
+        return [0] * len(common), [0] * len(common)
+    if same_rows if same_rows is not None else _same_rows(before, after):
         old, new = before, after  # no row removed or moved: compare in place, nothing gathered
+    elif (kept := _kept_rows(before, after)) is not None:
+        old, new = kept, after  # rows removed, order kept: the kept rows by position
     else:
         old = before.join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="semi", maintain_order="left")
         new = old.select(ROW_INDEX_COLUMN).join(after, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
@@ -254,15 +291,17 @@ def step_record(
     after: pl.DataFrame,
     summary_metrics: dict[str, Any],
     duration_ms: int,
+    same_rows: bool | None = None,
 ) -> dict[str, Any]:
     """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
-    for the rows the agent kept, by their row index, as text when the dtype changed."""
+    for the rows the agent kept, by their row index, as text when the dtype changed. ``same_rows``: whether
+    ``after`` has ``before``'s rows in order (:func:`_same_rows`), when the caller knows it."""
     before_schema, after_schema = before.schema, after.schema  # read once: each .schema builds the whole schema
     common = [c for c in data_columns(before) if c in after_schema]
-    changed, filled = _changed_cells(before, after, common)
+    changed, filled = _changed_cells(before, after, common, same_rows)
     position = {name: index for index, name in enumerate(common)}
     nulls_before = before.null_count().row(0, named=True)
-    nulls_after = after.null_count().row(0, named=True)
+    nulls_after = nulls_before if after is before else after.null_count().row(0, named=True)
     columns: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys([*data_columns(before), *data_columns(after)]):
         columns[name] = {
@@ -374,22 +413,25 @@ def run_tool(
         if display_name and summary.get(role):
             summary[f"{role}_input"], summary[role] = summary[role], display_name
     kept: dict[str, Any] | None = None
+    write_data: Callable[[], list[str]] | None = None
     if tool_id == SEARCH_TOOL:
         outputs, kept = _write_search(results, agent_inputs, out_dir, summary, keep, read_reports)
     elif flow is None:
         outputs = []
-    elif tool_id == MASTER_TOOL:
-        outputs = _write_tables(flow, out_dir)
-    elif tool_id == TRANSFORM_TOOL:
-        outputs = _write_transformed(flow, out_dir)
     else:
-        outputs = _write_data(flow, agent_inputs, out_dir)
+        outputs, write_data = _data_outputs(tool_id, flow, agent_inputs, out_dir)
     if keep is not None and keep.page is not None:
         summary["dataset"] = keep.page.meta["dataset"]
     else:
         summary["dataset"] = _dataset(agent_inputs, flow, outputs, results, shape)
     report_steps = flow.steps if flow is not None and flow.audit else None  # the transformer reports its own
-    outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, report_steps, summary)
+    # The data files are written (by Polars, without the GIL) while the reports are (mostly Python).
+    named = list(outputs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        data_written = pool.submit(write_data) if write_data is not None else None
+        outputs += _write_reports(tool_id, chain, results, envelopes, out_dir, report_steps, summary)
+        if data_written is not None and data_written.result() != named:
+            raise RuntimeError("the data files written are not those named")  # _data_outputs out of step
     timings["reports"] = round((time.perf_counter() - reports_started) * 1000)
     timings["total"] = round((time.perf_counter() - started) * 1000)
     report(100, None, "Done")
@@ -682,6 +724,21 @@ def _untype_unshared(frames: dict[str, pl.DataFrame], read_reports: dict[str, An
     frames.update(typed)
     for role, found in kept.items():
         read_reports[role]["temporal_columns"] = describe_layouts(found)
+
+
+def _data_outputs(
+    tool_id: str, flow: _DataFlow, inputs: AgentInputs, out_dir: Path
+) -> tuple[list[str], Callable[[], list[str]]]:
+    """The data files a data tool writes (their names, known before they are written) and the call that
+    writes them (and returns the same names)."""
+    if tool_id == MASTER_TOOL:
+        names = [*flow.outputs, *([QUARANTINE_NAME] if flow.quarantined else [])]
+        return names, lambda: _write_tables(flow, out_dir)
+    if tool_id == TRANSFORM_TOOL:
+        recipe = flow.artifacts.get(RECIPE_ARTIFACT) is not None
+        names = [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME] if recipe else []
+        return names, lambda: _write_transformed(flow, out_dir)
+    return [CLEANED_NAME, QUARANTINE_NAME], lambda: _write_data(flow, inputs, out_dir)
 
 
 def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:

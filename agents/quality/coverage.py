@@ -493,6 +493,7 @@ SUGGESTED_FORMATS = {
     "iso_date": r"\d{4}-\d{2}-\d{2}",
 }
 SUGGESTION_SAMPLE_ROWS = 10_000
+UNIQUE_SCREEN_ROWS = 10_000
 
 
 def suggest_tests(frame: pl.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -501,12 +502,11 @@ def suggest_tests(frame: pl.DataFrame, columns: list[str]) -> dict[str, Any]:
     numeric = [c for c in columns if schema[c].is_numeric()]
     text = [c for c in columns if schema[c] == pl.String]
     facts = frame.select(
-        *(pl.col(c).n_unique().alias(f"distinct:{c}") for c in columns),
         *(pl.col(c).null_count().alias(f"nulls:{c}") for c in columns),
         *(pl.col(c).min().alias(f"min:{c}") for c in numeric),
         *(pl.col(c).max().alias(f"max:{c}") for c in numeric),
     ).row(0, named=True)
-    unique = [c for c in columns if facts[f"nulls:{c}"] == 0 and facts[f"distinct:{c}"] == frame.height > 1]
+    unique = _unique_columns(frame, [c for c in columns if facts[f"nulls:{c}"] == 0]) if frame.height > 1 else []
     ranges = {
         c: {"min": _plain(facts[f"min:{c}"]), "max": _plain(facts[f"max:{c}"])}
         for c in numeric
@@ -525,6 +525,21 @@ def suggest_tests(frame: pl.DataFrame, columns: list[str]) -> dict[str, Any]:
             if name is not None:
                 formats[c] = {"pattern": SUGGESTED_FORMATS[name], "description": f"{name} (suggested)"}
     return {"unique_columns": unique, "range_tests": ranges, "format_tests": formats}
+
+
+def _unique_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:
+    """The ``columns`` (null-free) whose values are all distinct. A value repeated among the first
+    ``UNIQUE_SCREEN_ROWS`` rows settles it for most columns at once; only the others are counted in full
+    (hashing every value of a million-row text column is most of this agent's time)."""
+    if not columns:
+        return []
+    head = frame.head(UNIQUE_SCREEN_ROWS)
+    screened = head.select(pl.col(c).n_unique().alias(c) for c in columns).row(0, named=True)
+    maybe = [c for c in columns if screened[c] == head.height]
+    if not maybe or head.height == frame.height:
+        return maybe
+    counts = frame.select(pl.col(c).n_unique().alias(c) for c in maybe).row(0, named=True)
+    return [c for c in maybe if counts[c] == frame.height]
 
 
 def _plain(value: Any) -> float | int | None:
