@@ -45,6 +45,7 @@ chain (the best run) follow the goals. Results: bench/results/tools-<UTC time>.j
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -191,7 +192,9 @@ def _child(mode: str, dataset: str, primary: Path, baseline: Path | None) -> Non
         import agents.chain
         from agents import registry
 
-        registry.preload()  # as the worker's agent process starts: every agent imported
+        registry.preload()  # as the worker's agent process starts: every agent imported, then frozen for the GC
+        gc.collect()
+        gc.freeze()
         idle = proc_status()
         started = time.perf_counter()
         if mode in BASELINE_MODES:
@@ -273,6 +276,8 @@ def _fixed_child(directory: Path) -> None:
     from agents import registry
 
     registry.preload()
+    gc.collect()
+    gc.freeze()
     primary, baseline = prepare_generated(directory, FIXED_ROWS)
     tools: dict[str, Any] = {}
     for mode in ("profile-chain", "clean-chain", "master-chain", "transform-chain", "search-chain"):
