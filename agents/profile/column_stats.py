@@ -7,7 +7,8 @@ Two rounds of queries, each round collected concurrently, do all the work:
    values, IQR and z-score outlier counts and an exact NumPy-style histogram, by binary search and run
    lengths); one hash ``group_by`` per text or temporal column (distinct count, values seen once, entropy
    and the top-N counts from that single aggregation — hashing first makes high-cardinality string columns
-   ~3x cheaper); a row hash for duplicate rows;
+   ~3x cheaper); the distinct row hashes for duplicate rows, when an evenly spaced sample shows that no
+   column can be a key (else they wait for round 2, which a key spares);
 2. what needs round 1: the original values behind the top-N hashes, and the row-level issue frames.
 
 Boolean columns need no grouping: their distribution follows from the true and null counts.
@@ -50,6 +51,7 @@ CARDINALITY_SAMPLE_ROWS = 10_000
 LOW_CARDINALITY_SAMPLE_SHARE = 0.2
 GROUPED_KINDS = {"string", "date", "datetime", "time", "duration"}
 SAMPLE_INDEX = "__agensium_sample_index"
+MAYBE_KEYS = "__agensium_maybe_keys"
 WIDE_COLUMNS = 100
 """Above this many columns an in-memory frame is *wide*: its queries run on the in-memory engine (the
 streaming engine, Polars' default, plans a query in time quadratic in its number of expressions), each over
@@ -213,27 +215,32 @@ def compute_source_stats(
         ColumnStats(name, column_kind(dtype), str(dtype), source.height, 0, top_n=settings.top_n_values)
         for name, dtype in source.schema.items()
     ]
-    top_hashes = _first_round(source, columns, settings)
+    top_hashes, distinct_row_hashes = _first_round(source, columns, settings)
     if on_first_round is not None:
         on_first_round()
-    row_issues, distinct_row_hashes = _second_round(source, columns, top_hashes, settings)
+    row_issues, distinct_row_hashes = _second_round(source, columns, top_hashes, settings, distinct_row_hashes)
     dataset = _dataset_stats(source, columns, distinct_row_hashes)
     return ProfileStats(columns=columns, dataset=dataset, row_level_issues=row_issues)
 
 
 @dataclass(frozen=True)
 class _FirstRoundJobs:
-    jobs: list[Callable[[], Any]]  # the scalars query, the numeric chunks, then the grouped chunks
+    jobs: list[Callable[[], Any]]  # the scalars query, [the row hashes,] the numeric chunks, the grouped chunks
     numeric_chunks: int
     grouped_columns: list[int]  # indexes of the columns whose values are counted
+    row_hashes: bool  # whether the distinct row hashes are counted in this round
 
 
-def _first_round(source: Source, columns: list[ColumnStats], settings: StatsSettings) -> dict[int, list[int]]:
+def _first_round(
+    source: Source, columns: list[ColumnStats], settings: StatsSettings
+) -> tuple[dict[int, list[int]], int | None]:
     """Scalars, numeric profiles and value counts, filled into ``columns``; returns the hashes of each
-    grouped column's top values, which the second round looks up."""
+    grouped column's top values, which the second round looks up, and the distinct row hashes when they
+    were counted in this round (None: left to the second)."""
     planned = _first_round_jobs(source, columns, settings)
     results = source.run(planned.jobs)
     scalars = results[0].row(0, named=True)
+    distinct_row_hashes = results.pop(1) if planned.row_hashes else None
     grouped_rows = [row for rows in results[1 + planned.numeric_chunks :] for row in rows]
     value_counts = dict(zip(planned.grouped_columns, grouped_rows, strict=True))
 
@@ -244,7 +251,7 @@ def _first_round(source: Source, columns: list[ColumnStats], settings: StatsSett
             top_hashes[index] = _fill_value_counts(column, value_counts[index])
         elif column.kind == "boolean":
             _fill_boolean(column)
-    return top_hashes
+    return top_hashes, distinct_row_hashes
 
 
 def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: StatsSettings) -> _FirstRoundJobs:
@@ -252,9 +259,12 @@ def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: Stat
     kinds = {column.name: column.kind for column in columns}
     numeric_columns = [index for index, column in enumerate(columns) if column.kind in NUMERIC_KINDS]
     grouped_columns = [index for index, column in enumerate(columns) if column.kind in GROUPED_KINDS]
-    low_cardinality = _low_cardinality_columns(
+    low_cardinality, maybe_keys = _sampled_columns(
         source, [columns[index].name for index in numeric_columns + grouped_columns]
     )
+    # With no column that may hold a distinct value in every row (a key, which makes every row distinct:
+    # see _second_round), the rows are hashed now, beside the other queries, instead of after them.
+    row_hashes = not maybe_keys and not (source.height <= 2 and any(column.kind == "boolean" for column in columns))
     # String lengths of a low-cardinality column come from its groups; the others' are measured here,
     # materialised once (a select with min/mean/max of the same expression computes it thrice).
     measured = {name for name, kind in kinds.items() if kind == "string" and name not in low_cardinality}
@@ -268,6 +278,8 @@ def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: Stat
             lazy.with_columns(string_lengths).select(_first_round_expressions(schema, kinds, measured) or [pl.len()])
         )
     ]
+    if row_hashes:
+        jobs.append(partial(_distinct_row_hashes, source))
     numeric_chunks = source.chunks([columns[index] for index in numeric_columns])
     for chunk in numeric_chunks:
         dtypes = [schema[column.name] for column in chunk]
@@ -280,13 +292,18 @@ def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: Stat
         partial(_value_counts, source, chunk, settings.top_n_values, low_cardinality)
         for chunk in source.chunks([columns[index].name for index in grouped_columns])
     ]
-    return _FirstRoundJobs(jobs, len(numeric_chunks), grouped_columns)
+    return _FirstRoundJobs(jobs, len(numeric_chunks), grouped_columns, row_hashes)
 
 
 def _second_round(
-    source: Source, columns: list[ColumnStats], top_hashes: dict[int, list[int]], settings: StatsSettings
+    source: Source,
+    columns: list[ColumnStats],
+    top_hashes: dict[int, list[int]],
+    settings: StatsSettings,
+    distinct_row_hashes: int | None,
 ) -> tuple[pl.DataFrame, int]:
-    """Top values' counts filled into ``columns``; returns the row-level issues and the distinct rows."""
+    """Top values' counts filled into ``columns``; returns the row-level issues and the distinct rows
+    (``distinct_row_hashes`` when the first round counted them)."""
     # One query per column: a single select with filters over many columns runs nearly single-threaded.
     per_column: dict[str, list[pl.Expr]] = {}
     for expression in _second_round_expressions(columns, top_hashes):
@@ -301,10 +318,15 @@ def _second_round(
             second_jobs.append(source.collector(pl.concat(issue_queries).head(settings.max_stored_row_level_issues)))
     # A column whose values are all present and distinct (a key) means no two rows are equal.
     has_key = any(column.null_count == 0 and column.unique_count == source.height for column in columns)
-    if not has_key:
+    count_hashes = not has_key and distinct_row_hashes is None
+    if count_hashes:
         second_jobs.append(partial(_distinct_row_hashes, source))
     second = source.run(second_jobs)
-    distinct_row_hashes = source.height if has_key else second.pop()
+    if count_hashes:
+        distinct_row_hashes = second.pop()
+    elif has_key:
+        distinct_row_hashes = source.height
+    assert distinct_row_hashes is not None
     selected = second[:lookups]
     merged = pl.concat(selected, how="horizontal") if selected else pl.DataFrame()
     looked_up = set(merged.columns)
@@ -445,17 +467,25 @@ def _length_column(index: int) -> str:
     return f"__agensium_length_{index}"
 
 
-def _low_cardinality_columns(source: Source, names: list[str]) -> set[str]:
-    """Columns whose evenly spaced sample has few distinct values: grouping them by value is cheap (the
-    hash table stays in cache) and yields the top values directly. The choice only affects speed."""
+def _sampled_columns(source: Source, names: list[str]) -> tuple[set[str], bool]:
+    """From an evenly spaced sample: the columns with few distinct values, for which grouping by value is
+    cheap (the hash table stays in cache) and yields the top values directly, and whether any column may
+    be a key (its sample holds no null and no repeated value; a key's would not). Both choices only affect
+    speed."""
     if not names or source.height == 0:
-        return set()
+        return set(), bool(names)
     sample = source.every(names, max(1, source.height // CARDINALITY_SAMPLE_ROWS))
-    ratios = sample.select(
-        (pl.col(name).drop_nulls().n_unique() / pl.max_horizontal(pl.col(name).count(), 1)).alias(name)
-        for name in names
+    found = sample.select(
+        *(
+            (pl.col(name).drop_nulls().n_unique() / pl.max_horizontal(pl.col(name).count(), 1)).alias(name)
+            for name in names
+        ),
+        pl.any_horizontal(
+            (pl.col(name).null_count() == 0) & (pl.col(name).n_unique() == pl.len()) for name in names
+        ).alias(MAYBE_KEYS),
     ).row(0, named=True)
-    return {name for name, ratio in ratios.items() if ratio <= LOW_CARDINALITY_SAMPLE_SHARE}
+    maybe_keys = bool(found.pop(MAYBE_KEYS))
+    return {name for name, ratio in found.items() if ratio <= LOW_CARDINALITY_SAMPLE_SHARE}, maybe_keys
 
 
 def _value_counts(source: Source, names: list[str], top_n: int, low_cardinality: set[str]) -> list[dict[str, Any]]:

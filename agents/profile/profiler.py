@@ -45,7 +45,7 @@ from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
 from agents.profile.semantic import ColumnEvidence, SemanticType, whitespace_share
 from agents.profile.semantic import semantic_type as semantic_type_of
-from agents.profile.views import profile_views
+from agents.profile.views import EarlyViews, profile_views
 from agents.values import MissingTokens, normalize_missing
 
 
@@ -55,6 +55,7 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     if missing is None or list(missing.tokens) != params.null_tokens:  # not read by the chain with these tokens
         frame, missing = normalize_missing(frame, params.null_tokens)
     progress(0.0, f"Profiling {frame.width} columns of {frame.height:,} rows")
+    early = EarlyViews(frame)  # computed beside the statistics, which they do not need
     stats = compute_stats(
         frame, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
     )
@@ -63,7 +64,7 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     sample = sample_rows(frame.select(string_columns), params.pii_sample_size)
 
     def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
-        return profile_views(frame, fields, stats.dataset.duplicate_rows)
+        return profile_views(frame, fields, stats.dataset.duplicate_rows, early)
 
     return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing, views)
 

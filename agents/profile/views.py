@@ -20,11 +20,12 @@ row numbers are those of the file), and its first and last rows from the file it
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
 
-from agents.profile.column_stats import run_concurrently
+from agents.profile.column_stats import column_kind, run_concurrently
 from agents.profile.correlations import MAX_CATEGORIES, correlations
 from agents.profile.datetimes import datetime_profile, text_datetime_profile
 from agents.profile.missing_patterns import missing_patterns
@@ -34,11 +35,32 @@ STREAMED_SAMPLE_ROWS = 200_000
 STREAMED_SAMPLE_CELLS = 10_000_000
 UNCORRELATED_TYPES = frozenset({"identifier", "constant", "empty"})
 ASSOCIATED_TYPES = frozenset({"categorical", "boolean", "boolean_string", "code"})  # Cramér's V takes part
+TEMPORAL_KINDS = frozenset({"date", "datetime"})
 
 
-def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_rows: int) -> dict[str, Any]:
+class EarlyViews:
+    """The views that need no column statistics (missing-value patterns, sample rows, the profile of each
+    Date/Datetime column), started in a thread of their own as soon as the frame is at hand, so that they
+    fill the cores' idle moments while the statistics are computed."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        pool = ThreadPoolExecutor(max_workers=1)
+        self.missing_patterns = pool.submit(missing_patterns, frame)
+        self.samples = pool.submit(row_samples, frame)
+        self.temporal = {
+            name: pool.submit(datetime_profile, frame.get_column(name))
+            for name, dtype in frame.schema.items()
+            if column_kind(dtype) in TEMPORAL_KINDS
+        }
+        pool.shutdown(wait=False)
+
+
+def profile_views(
+    frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_rows: int, early: EarlyViews | None = None
+) -> dict[str, Any]:
     """``{"correlations", "missing_patterns", "samples", "duplicate_rows_sample"}`` of ``frame`` (missing
-    values already null), and each temporal field's ``datetime_profile`` added to ``fields`` in place."""
+    values already null), and each temporal field's ``datetime_profile`` added to ``fields`` in place;
+    ``early``: those of them already started (:class:`EarlyViews` of ``frame``)."""
     numeric = [
         field["field_name"]
         for field in fields
@@ -50,12 +72,18 @@ def profile_views(frame: pl.DataFrame, fields: list[dict[str, Any]], duplicate_r
         if field["semantic_type"] in ASSOCIATED_TYPES and (field["properties"]["unique_count"] or 0) <= MAX_CATEGORIES
     ]
     dated = [field for field in fields if _dated(field)]
+    early_temporal = early.temporal if early is not None else {}
     jobs: list[Callable[[], Any]] = [
         lambda: correlations(frame, numeric, categorical),
-        lambda: missing_patterns(frame),
-        lambda: row_samples(frame),
+        early.missing_patterns.result if early is not None else lambda: missing_patterns(frame),
+        early.samples.result if early is not None else lambda: row_samples(frame),
         lambda: duplicate_rows_sample(frame) if duplicate_rows else _no_duplicates(),
-        *(_datetime_job(frame.get_column(field["field_name"])) for field in dated),
+        *(
+            early_temporal[field["field_name"]].result
+            if field["field_name"] in early_temporal
+            else _datetime_job(frame.get_column(field["field_name"]))
+            for field in dated
+        ),
     ]
     found = run_concurrently(jobs)
     for field, profile in zip(dated, found[4:], strict=True):
@@ -108,7 +136,7 @@ def _free_name(lazy: pl.LazyFrame, base: str) -> str:
 
 
 def _dated(field: dict[str, Any]) -> bool:
-    return field["data_type"] in {"date", "datetime"} or field["semantic_type"] == "date_string"
+    return field["data_type"] in TEMPORAL_KINDS or field["semantic_type"] == "date_string"
 
 
 def _datetime_job(column: pl.Series) -> Callable[[], dict[str, Any] | None]:
