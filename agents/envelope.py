@@ -232,7 +232,8 @@ def build_issue_summary(issues: Iterable[Issue | Mapping[str, Any]], row_level_i
     affected_rows = 0
     if row_level_issues.height:
         for column, counter in (("issue_type", by_type), ("severity", by_severity)):
-            for value, count in row_level_issues[column].value_counts().iter_rows():
+            # In the values' order: value_counts' own order changes from run to run, and so would the report's.
+            for value, count in row_level_issues[column].value_counts().sort(column).iter_rows():
                 counter[str(value)] += int(count)
         affected_rows = row_level_issues["row_index"].n_unique()
         affected_columns.update(str(column) for column in row_level_issues["column"].unique().drop_nulls())
