@@ -56,6 +56,26 @@ def removed_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | p
     )
 
 
+IDENTIFIER_CANDIDATES = 2  # integer columns checked for distinct values: an identifier usually comes first
+
+
+def has_identifier(frame: pl.DataFrame, columns: list[str], *, nulls_allowed: bool = True) -> bool:
+    """Whether one of the first ``IDENTIFIER_CANDIDATES`` integer columns among ``columns`` holds as many
+    distinct values as ``frame`` has rows (null counted as one value; with ``nulls_allowed`` false it must hold
+    no null): no two rows are then equal on it. Counting that is cheaper than hashing whole rows, and it
+    settles the usual case of a file with an id column."""
+    schema = frame.schema
+    integers = [name for name in columns if schema[name].is_integer()][:IDENTIFIER_CANDIDATES]
+    if not integers or frame.height < 2:
+        return False
+    exprs = [pl.col(name).n_unique().alias(f"d{index}") for index, name in enumerate(integers)]
+    exprs += [pl.col(name).null_count().alias(f"n{index}") for index, name in enumerate(integers)]
+    row = frame.select(exprs).row(0, named=True)
+    return any(
+        row[f"d{index}"] == frame.height and (nulls_allowed or not row[f"n{index}"]) for index in range(len(integers))
+    )
+
+
 def no_removed_rows() -> pl.DataFrame:
     return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, retention
+from agents.clean.common import clean_result, effectiveness, has_identifier, no_removed_rows, retention
 from agents.columns import (
     is_text,
     require_columns,
@@ -322,7 +322,11 @@ def _equal_rows(
 
 def _possible_repeats(work: pl.DataFrame, keys: list[str] | list[pl.Expr]) -> pl.DataFrame | None:
     """The rows of ``work`` whose hash of ``keys`` another row shares (equal keys hash equally: nulls alike,
-    -0.0 as 0.0, every NaN alike), in order; None when most rows do (then the rows are all searched)."""
+    -0.0 as 0.0, every NaN alike), in order; None when most rows do (then the rows are all searched). No row
+    when a key column is an identifier (``agents.clean.common.has_identifier``): no two rows are equal then."""
+    names = [key for key in keys if isinstance(key, str)]
+    if has_identifier(work, names):
+        return work.clear()
     hashes = work.select(pl.struct(keys).hash(seed=0)).to_series()
     if hashes.n_unique() == work.height:
         return work.clear()
@@ -586,6 +590,11 @@ def _subsumed_pairs(gaps: _GapPatterns, columns: list[str]) -> pl.DataFrame:
     """Each examined row with gaps and its most complete subsumer (``MATCH``; ties: the first), with the
     names of its empty columns (``empty``)."""
     with_gaps, examined = gaps.with_gaps, gaps.examined
+    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
+    if examined.height and has_identifier(gaps.marked, columns, nulls_allowed=False):
+        # A column filled in every row with a different value in each: every row's filled cells include it,
+        # and no other row has its value there, so no row is subsumed.
+        return pl.DataFrame(schema=pairs_schema)
     examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
         ROW_INDEX_COLUMN, *[pl.col(name).is_null() for name in columns]
     )
@@ -601,7 +610,6 @@ def _subsumed_pairs(gaps: _GapPatterns, columns: list[str]) -> pl.DataFrame:
         empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
         narrowest = max(filled, key=lambda name: distinct[name])
         parts.append(_pattern_pairs(gaps, pattern, null_count, filled, empty, narrowest))
-    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
     return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=pairs_schema)
 
 

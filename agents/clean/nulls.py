@@ -303,7 +303,7 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
             ]
         moments = frame.select(exprs).row(0, named=True)
     text = [name for name in with_nulls if not is_numeric(frame[name].dtype) and not is_date_like(frame[name].dtype)]
-    distinct = frame.select(pl.col(text).n_unique()).row(0, named=True) if text else {}
+    distinct = _distinct_counts(frame, text)
     analysis: dict[str, Any] = {}
     for name in with_nulls:
         dtype = frame[name].dtype
@@ -330,6 +330,35 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
         )
         analysis[name] = entry
     return analysis
+
+
+BY_HASH_ROWS = 100_000  # from this height, String columns' distinct values are counted by hash first
+
+
+def _distinct_counts(frame: pl.DataFrame, names: list[str]) -> dict[str, int]:
+    """``n_unique()`` of each column (null counted as one value). The String columns of a large frame are
+    counted by hash: values with a hash no other value has are distinct, and only the rows of the hashes
+    several rows share are compared by value (a few, when most values are distinct: then cheaper than
+    grouping every text; when they are not, the column is grouped after all)."""
+    schema = frame.schema
+    by_hash = [name for name in names if schema[name] == pl.String] if frame.height >= BY_HASH_ROWS else []
+    plain = [name for name in names if name not in by_hash]
+    counts = frame.select(pl.col(plain).n_unique()).row(0, named=True) if plain else {}
+    for name in by_hash:
+        text = pl.col(name)
+        hashes = frame.lazy().select(text.drop_nulls().hash(seed=0).alias("__hash__"))
+        counted = hashes.group_by("__hash__").agg(pl.len().alias("__rows__")).collect()
+        alone = int((counted["__rows__"] == 1).sum())
+        if 2 * alone < frame.height - frame[name].null_count():  # mostly repeated values: grouping them is cheap
+            counts[name] = int(frame.select(text.n_unique()).item())
+            continue
+        shared = counted.filter(pl.col("__rows__") > 1)["__hash__"]
+        together = 0
+        if shared.len():
+            rows = frame.lazy().select(text.filter(text.is_not_null() & text.hash(seed=0).is_in(shared.implode())))
+            together = int(rows.select(text.n_unique()).collect().item())
+        counts[name] = alone + together + (1 if frame[name].null_count() else 0)
+    return {name: counts[name] for name in names}
 
 
 def suggest_strategy(

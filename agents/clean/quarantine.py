@@ -311,7 +311,13 @@ def _proposals(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[dict[
     columns = data_columns(frame)
     if params.detect_broken_records or not columns:
         return []
-    empty = pl.all_horizontal([is_missing(pl.col(name), frame[name].dtype) for name in columns])
+    schema = frame.schema
+    # A column that is neither text nor float is missing only where null: one without a null (its count is
+    # known without a pass) leaves no row empty.
+    plain = [name for name in columns if not is_text(schema[name]) and not schema[name].is_float()]
+    if plain and not all(frame.select(pl.col(plain).null_count()).row(0)):
+        return []
+    empty = pl.all_horizontal([is_missing(pl.col(name), schema[name]) for name in columns])
     rows = int(frame.select(empty.sum()).item())
     if not rows:
         return []

@@ -1,8 +1,10 @@
 """The ``field-standardization`` agent: trim, spacing, synonyms, dates, units and case for text columns.
 
 Agensium's version applied synonyms and units with ``map_elements`` (a Python call per value; ~64 s of
-its 100,000-row clean chain). Here each column is one expression. Per text value, after trimming and
-collapsing whitespace (when switched on), the first rule that applies gives the result:
+its 100,000-row clean chain). Here each column is one expression, run once per distinct value (the counts
+below are weighted by each value's rows, and the column is rewritten through its changed values). Per text
+value, after trimming and collapsing whitespace (when switched on), the first rule that applies gives the
+result:
 
 1. synonyms: the value, ignoring case, is a variant or a standard value of ``synonym_mappings`` -> the
    standard value exactly as configured (variants and targets are trimmed/collapsed like the data);
@@ -77,7 +79,6 @@ from agents.values import (
     DatePlan,
     TemporalFormat,
     date_like,
-    distinct_counts,
     parse_temporal,
     plan_dates,
 )
@@ -109,13 +110,19 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
     columns, skipped = _select_columns(frame, params)
     progress(0.0, f"Standardizing {len(columns)} text columns of {frame.height:,} rows")
 
-    plans = [_plan(frame, column, params, target_format) for column in columns]
+    schema = frame.schema
+    distinct = _distinct_values(frame, columns, params)
+    plans = [
+        _plan(values, column, schema[column], params, target_format)
+        for column, values in zip(columns, distinct, strict=True)
+    ]
     progress(0.3, "Applying the rules")
-    work = _apply_rules(frame, plans, params)
+    tables = _apply_rules(distinct, plans, params)
+    del distinct
     progress(0.6, "Counting variants")
-    column_reports = _column_reports(frame, work, plans)
-    row_issues = collect_row_issues(_issue_parts(work, plans, column_reports))
-    standardized = _standardized(frame, work, plans)
+    column_reports = _column_reports(tables, plans, params)
+    row_issues = collect_row_issues(_issue_parts(frame, tables, plans, column_reports))
+    standardized = _standardized(frame, tables, plans, column_reports, params)
     progress(0.9, "Scoring")
 
     totals = Totals.of(column_reports)
@@ -148,31 +155,103 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
     )
 
 
-def _apply_rules(frame: pl.DataFrame, plans: list[ColumnPlan], params: FieldStandardizationParams) -> pl.DataFrame:
-    """The frame with, per planned column, its standardized text (``_new``) and the rule that gave it
-    (``_rule``), computed in one query."""
-    stages = [_stages(index, plan, params) for index, plan in enumerate(plans)]
-    return (
-        frame.lazy()
-        .with_columns([expr for stage in stages for expr in stage[0]])
-        .with_columns([expr for stage in stages for expr in stage[1]])
-        .with_columns([expr for stage in stages for expr in stage[2]])
-        .select(*frame.columns, *(name for index in range(len(plans)) for name in (_new(index), _rule(index))))
-        .collect()
-    )
+COUNT = "__standardized_count__"
+TEXT = "__standardized_text__"
+LOWER = "__standardized_lower__"  # TEXT lowercased
+KEPT_CASE = ("preserve", "none")
+REPLACE_SHARE = 8  # a column is rewritten through a mapping of its changed values up to 1/8 of its rows
 
 
-def _standardized(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnPlan]) -> pl.DataFrame:
-    """The input's columns, the planned ones replaced by their standardized values (Categorical kept)."""
-    plan_index = {plan.column: index for index, plan in enumerate(plans)}
-    return work.select(
-        [
-            _restore(pl.col(_new(plan_index[name])), plans[plan_index[name]]).alias(name)
-            if name in plan_index
-            else pl.col(name)
-            for name in frame.columns
-        ]
-    )
+def _distinct_values(frame: pl.DataFrame, columns: list[str], params: FieldStandardizationParams) -> list[pl.DataFrame]:
+    """Per column, its distinct values as text (under the column's name; null among them when there is one)
+    with their row counts (``COUNT``) and their trimmed/collapsed text (``TEXT``). Every rule reads a value
+    alone, so the rules run and the counts are taken once per distinct value, not once per row (a
+    Categorical's values are found before they are turned into text)."""
+    queries = [
+        narrow(frame, [column])
+        .group_by(column)
+        .agg(pl.len().cast(pl.Int64).alias(COUNT))
+        .select(pl.col(column).cast(pl.String), COUNT)
+        .with_columns(_normalized(pl.col(column), params).alias(TEXT))
+        for column in columns
+    ]
+    return collect_each(queries, frame.height)
+
+
+def _apply_rules(
+    distinct: list[pl.DataFrame], plans: list[ColumnPlan], params: FieldStandardizationParams
+) -> list[pl.DataFrame]:
+    """Per planned column, its distinct values with their counts, normalized text (``TEXT``, and lowercased
+    ``LOWER``), standardized text (``_new``) and the rule that gave it (``_rule``)."""
+    queries = []
+    lower = [pl.col(TEXT).str.to_lowercase().alias(LOWER)] if _needs_lower(params) else []
+    for index, (values, plan) in enumerate(zip(distinct, plans, strict=True)):
+        second, third = _stages(index, plan, params)
+        queries.append(
+            values.lazy()
+            .with_columns(second)
+            .with_columns(third)
+            .select(plan.column, COUNT, TEXT, _new(index), _rule(index), *lower)
+        )
+    return collect_each(queries, max((values.height for values in distinct), default=0))
+
+
+def _same_key(params: FieldStandardizationParams) -> bool:
+    """Whether TEXT is trimmed and collapsed as a variant's key (``_variants``) is: LOWER is then the key."""
+    return params.normalize_internal_spacing and params.trim_whitespace
+
+
+def _needs_lower(params: FieldStandardizationParams) -> bool:
+    """Whether LOWER is used: as the variants' key, or as a kept-case text value lowercased."""
+    return _same_key(params) or params.case_strategy in KEPT_CASE
+
+
+def _changed(index: int, plan: ColumnPlan) -> pl.Expr:
+    return (pl.col(plan.column) != pl.col(_new(index))).fill_null(False)
+
+
+def _standardized(
+    frame: pl.DataFrame,
+    tables: list[pl.DataFrame],
+    plans: list[ColumnPlan],
+    reports: list[dict[str, Any]],
+    params: FieldStandardizationParams,
+) -> pl.DataFrame:
+    """The input's columns, the planned ones replaced by their standardized values (Categorical kept). A
+    column with few changed distinct values is rewritten through those values; one with many (a mapping
+    as long as the column would cost more than the rules) by running the rules on every row; an unchanged
+    one is kept as it is (a String or Categorical column) or only cast to Categorical (an Enum)."""
+    schema = frame.schema
+    replaced: dict[str, pl.Expr | pl.Series] = {}
+    per_row: list[tuple[int, ColumnPlan]] = []
+    for index, (table, plan, report) in enumerate(zip(tables, plans, reports, strict=True)):
+        text = pl.col(plan.column).cast(pl.String)
+        if report["values_changed"]:
+            changes = table.filter(_changed(index, plan))
+            if changes.height * REPLACE_SHARE > frame.height:
+                per_row.append((index, plan))
+                continue
+            expr = text.replace(changes[plan.column], changes[_new(index)])
+        elif schema[plan.column] == pl.String() or schema[plan.column] == pl.Categorical():
+            continue
+        else:
+            expr = text
+        replaced[plan.column] = _restore(expr, plan).alias(plan.column)
+    queries = []
+    for index, plan in per_row:
+        second, third = _stages(index, plan, params)
+        queries.append(
+            narrow(frame, [plan.column])
+            .select(_normalized(pl.col(plan.column).cast(pl.String), params).alias(TEXT))
+            .with_columns(second)
+            .with_columns(third)
+            .select(_restore(pl.col(_new(index)), plan).alias(plan.column))
+        )
+    for result in collect_each(queries, frame.height):
+        replaced[result.columns[0]] = result.to_series()
+    if not replaced:
+        return frame
+    return frame.with_columns(replaced.values())
 
 
 @dataclass
@@ -403,15 +482,28 @@ def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
     return expr
 
 
-def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, target: TemporalFormat) -> ColumnPlan:
-    plan = ColumnPlan(column=column, categorical=frame[column].dtype != pl.String)
+def _plan(
+    distinct: pl.DataFrame,
+    column: str,
+    dtype: pl.DataType,
+    params: FieldStandardizationParams,
+    target: TemporalFormat,
+) -> ColumnPlan:
+    """The rules for one column; ``distinct`` holds its distinct values and their counts
+    (``_distinct_values``)."""
+    plan = ColumnPlan(column=column, categorical=dtype != pl.String)
     if params.apply_synonyms and column in params.synonym_mappings:
         plan.synonyms = _synonym_lookup(params, column)
     if params.unit_standardization and column in params.unit_mappings:
         plan.units = _unit_lookup(params, column)
     if params.date_standardization:
-        text = _normalized(pl.col(column).cast(pl.String), params)
-        values = distinct_counts(narrow(frame, [column]).select(text.alias(column)).collect(), column, strip=False)
+        # agents.values.distinct_counts of the normalized text, from the distinct values: grouped again only
+        # when normalizing merged some of them
+        values = distinct.select(pl.col(TEXT).alias("value"), pl.col(COUNT).alias("count")).filter(
+            pl.col("value").is_not_null() & (pl.col("value") != "")
+        )
+        if distinct.select((pl.col(TEXT) != pl.col(column)).any()).item():
+            values = values.group_by("value").agg(pl.col("count").sum())
         if values.height and values["value"].str.contains(r"\d").any():
             dates = plan_dates(values, column, TEMPORAL_FORMATS, preferred=target)
             tie = [
@@ -427,15 +519,12 @@ def _plan(frame: pl.DataFrame, column: str, params: FieldStandardizationParams, 
     return plan
 
 
-def _stages(
-    index: int, plan: ColumnPlan, params: FieldStandardizationParams
-) -> tuple[list[pl.Expr], list[pl.Expr], list[pl.Expr]]:
-    """Three rounds of columns: the normalized text; each rule's candidate value (read from that text);
-    the standardized value (``_new``) and the rule that produced it (``_rule``; null for null values).
-    Each round reads the previous one's columns, so no expression is evaluated twice."""
-    text_name = f"__standardized_text_{index}__"
-    first = [_normalized(pl.col(plan.column).cast(pl.String), params).alias(text_name)]
-    text = pl.col(text_name)
+def _stages(index: int, plan: ColumnPlan, params: FieldStandardizationParams) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """Two rounds of columns over the distinct values, whose normalized text is ``TEXT``: each rule's
+    candidate value (read from that text); the standardized value (``_new``) and the rule that produced it
+    (``_rule``; null for null values). The second round reads the first one's columns, so no expression is
+    evaluated twice."""
+    text = pl.col(TEXT)
     second: list[pl.Expr] = []
     branches: list[tuple[str, pl.Expr, pl.Expr]] = []  # (rule, applies, value)
     if plan.synonyms:
@@ -488,7 +577,7 @@ def _stages(
     for name, applies, value in reversed(branches):
         result = pl.when(applies).then(value).otherwise(result)
         rule = pl.when(applies).then(pl.lit(name)).otherwise(rule)
-    return first, second, [result.alias(_new(index)), rule.cast(pl.Enum(RULES)).alias(_rule(index))]
+    return second, [result.alias(_new(index)), rule.cast(pl.Enum(RULES)).alias(_rule(index))]
 
 
 def _render_number(value: pl.Expr) -> pl.Expr:
@@ -501,32 +590,43 @@ def _render_number(value: pl.Expr) -> pl.Expr:
 # counts, issues, findings
 
 
-def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnPlan]) -> list[dict[str, Any]]:
+def _column_reports(
+    tables: list[pl.DataFrame], plans: list[ColumnPlan], params: FieldStandardizationParams
+) -> list[dict[str, Any]]:
+    """Per column, from its distinct values: cells changed (each value weighted by its rows), by rule, not
+    dates, and that lowercasing would change; variants before and after."""
     if not plans:
         return []
-    exprs: list[pl.Expr] = []
-    for index, plan in enumerate(plans):
-        before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
-        changed = (before != after).fill_null(False)
-        exprs.append(changed.sum().alias(f"changed_{index}"))
-        for name in RULES:
-            exprs.append((changed & (pl.col(_rule(index)) == name)).sum().alias(f"{name}_{index}"))
+    weight = pl.col(COUNT)
+    same_key = _same_key(params)
+    queries: list[pl.LazyFrame] = []
+    for index, (table, plan) in enumerate(zip(tables, plans, strict=True)):
+        after = pl.col(_new(index))
+        changed = _changed(index, plan)
+        exprs = [weight.filter(changed).sum().alias("changed")]
         if plan.dates is not None:
-            exprs.append(_not_a_date(index).sum().alias(f"undated_{index}"))
+            exprs.append(weight.filter(_not_a_date(index).fill_null(False)).sum().alias("undated"))
         as_text = pl.col(_rule(index)) == "text"
-        lowered = (as_text & (after != after.str.to_lowercase())).fill_null(False)
-        exprs.append(lowered.sum().alias(f"lowercase_{index}"))
-    row = work.select(exprs).row(0, named=True)
-    changed_plans = [index for index in range(len(plans)) if row[f"changed_{index}"]]
-    queries = [_variants(frame, plan.column) for plan in plans] + [_variants(work, _new(i)) for i in changed_plans]
-    counted = [
-        {key: int(value or 0) for key, value in result.row(0, named=True).items()}
-        for result in collect_each(queries, frame.height)
-    ]
-    after_of = dict(zip(changed_plans, counted[len(plans) :], strict=True))
+        # With the case kept a text value is its TEXT, whose lowercase is LOWER.
+        lowered = pl.col(LOWER) if params.case_strategy in KEPT_CASE else after.str.to_lowercase()
+        exprs.append(weight.filter((as_text & (after != lowered)).fill_null(False)).sum().alias("lowercase"))
+        queries.append(table.lazy().select(exprs))
+    rows = [result.row(0, named=True) for result in collect_each(queries, max(table.height for table in tables))]
+    counted: list[dict[str, int]] = []
+    after_of: dict[int, dict[str, int]] = {}
+    for index, (table, plan) in enumerate(zip(tables, plans, strict=True)):
+        by_rule = dict.fromkeys(RULES, 0)
+        if rows[index]["changed"]:  # the changed values are usually few: counted by rule among them alone
+            changed_rules = table.filter(_changed(index, plan)).group_by(_rule(index)).agg(pl.col(COUNT).sum())
+            by_rule.update((str(rule), int(count)) for rule, count in changed_rules.iter_rows())
+        rows[index].update(by_rule)
+        present = table.filter(pl.col(plan.column).is_not_null())
+        counted.append(_variants(present[plan.column], present[LOWER] if same_key else None))
+        if rows[index]["changed"]:
+            after_of[index] = _variants(present[_new(index)].unique())
     reports: list[dict[str, Any]] = []
     for index, plan in enumerate(plans):
-        values_changed = int(row[f"changed_{index}"])
+        values_changed = int(rows[index]["changed"])
         variants_before = counted[index]
         variants_after = after_of.get(index, variants_before)
         report: dict[str, Any] = {
@@ -538,17 +638,17 @@ def _column_reports(frame: pl.DataFrame, work: pl.DataFrame, plans: list[ColumnP
             "case_variant_groups_after": variants_after["case_groups"],
             "whitespace_issues_before": variants_before["whitespace"],
             "whitespace_issues_after": variants_after["whitespace"],
-            "changes_by_rule": {name: int(row[f"{name}_{index}"] or 0) for name in RULES},
+            "changes_by_rule": {name: int(rows[index][name] or 0) for name in RULES},
             "synonyms_configured": len(plan.synonyms),
             "units_configured": len(plan.units),
             "date_column": plan.dates is not None,
             "date_rewrite_skipped": plan.dates_skipped,
-            "cells_lowercase_would_change": int(row[f"lowercase_{index}"] or 0),
+            "cells_lowercase_would_change": int(rows[index]["lowercase"] or 0),
         }
         report["variants_reduced"] = report["distinct_before"] - report["distinct_after"]
         if plan.dates is not None:
             report["dates"] = plan.dates.describe()
-            report["values_not_dates"] = int(row[f"undated_{index}"] or 0)
+            report["values_not_dates"] = int(rows[index]["undated"] or 0)
         reports.append(report)
     return reports
 
@@ -558,32 +658,54 @@ def _not_a_date(index: int) -> pl.Expr:
     return pl.col(_rule(index)).is_in(NOT_DATES) & (pl.col(_new(index)).str.strip_chars() != "")
 
 
-def _variants(frame: pl.DataFrame, column: str) -> pl.LazyFrame:
-    """Over the distinct non-null values: how many, how many with whitespace issues, and how many groups of
-    more than one are equal ignoring case and whitespace (one row; a Categorical's distinct values are
-    found before they are turned into text)."""
-    return (
-        narrow(frame, [column])
-        .select(pl.col(column).drop_nulls().unique().cast(pl.String).alias("value"))
-        .with_columns(pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase().alias("key"))
-        .select(
-            pl.len().alias("distinct"),
-            pl.col("value").str.contains(r"^\s|\s$|\s\s").sum().alias("whitespace"),
-            pl.col("key").filter(pl.col("key").is_duplicated()).n_unique().alias("case_groups"),
-        )
-    )
+def _variants(values: pl.Series, keys: pl.Series | None = None) -> dict[str, int]:
+    """Over distinct non-null ``values``: how many, how many with whitespace issues, and how many groups of
+    more than one are equal ignoring case and whitespace. ``keys``: each value trimmed, collapsed and
+    lowercased, when known.
+
+    Only a value that is not its own key can have a whitespace issue or share its key with another value
+    (two values that are their own key differ), so the rest is looked at only through those values."""
+    key = pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+    frame = pl.DataFrame({"value": values, "key": keys}) if keys is not None else pl.DataFrame({"value": values})
+    if keys is None:
+        frame = frame.with_columns(key.alias("key"))
+    moved = frame.filter(pl.col("key") != pl.col("value"))
+    groups = 0
+    if moved.height:
+        moved_keys = moved["key"]
+        fixed = frame.filter(pl.col("value").is_in(moved_keys.unique().implode()) & (pl.col("key") == pl.col("value")))[
+            "key"
+        ]
+        groups = int((pl.concat([moved_keys, fixed]).unique_counts() > 1).sum())
+    return {
+        "distinct": frame.height,
+        "whitespace": int(moved["value"].str.contains(r"^\s|\s$|\s\s").sum()),
+        "case_groups": groups,
+    }
 
 
-def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict[str, Any]]) -> list[pl.LazyFrame]:
+def _issue_parts(
+    frame: pl.DataFrame, tables: list[pl.DataFrame], plans: list[ColumnPlan], reports: list[dict[str, Any]]
+) -> list[pl.LazyFrame]:
+    """The rows of each issue, in row order: the rows whose value is one of the distinct values at issue,
+    joined with its standardized value and rule."""
     parts: list[pl.LazyFrame] = []
-    for index, (plan, report) in enumerate(zip(plans, reports, strict=True)):
-        before, after = pl.col(plan.column).cast(pl.String), pl.col(_new(index))
-        columns = narrow(work, [ROW_INDEX_COLUMN, plan.column, _new(index), _rule(index)])
+    for index, (table, plan, report) in enumerate(zip(tables, plans, reports, strict=True)):
+        before, after = pl.col(plan.column), pl.col(_new(index))
+
+        def rows_of(mask: pl.Expr, table: pl.DataFrame = table, plan: ColumnPlan = plan) -> pl.LazyFrame:
+            keys = table.lazy().filter(mask).drop(COUNT, TEXT, LOWER, strict=False)
+            return (
+                narrow(frame, [ROW_INDEX_COLUMN, plan.column])
+                .with_columns(pl.col(plan.column).cast(pl.String))
+                .join(keys, on=plan.column, how="inner", maintain_order="left")
+            )
+
         if report["values_changed"]:
             parts.append(
                 issues_where(
-                    columns,
-                    (before != after).fill_null(False),
+                    rows_of(_changed(index, plan)),
+                    pl.lit(True),
                     column=plan.column,
                     issue_type="value_standardized",
                     severity="info",
@@ -594,8 +716,8 @@ def _issue_parts(work: pl.DataFrame, plans: list[ColumnPlan], reports: list[dict
         if report.get("values_not_dates"):
             parts.append(
                 issues_where(
-                    columns,
-                    _not_a_date(index),
+                    rows_of(_not_a_date(index).fill_null(False)),
+                    pl.lit(True),
                     column=plan.column,
                     issue_type="unparseable_date",
                     severity="warning",

@@ -43,7 +43,7 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
-from agents.columns import narrow, with_row_index
+from agents.columns import collect_each, narrow, with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -69,8 +69,13 @@ from agents.formatting import (
 )
 from agents.params.type_fixer import TypeFixerParams
 from agents.values import (
+    ACCOUNTING_NEGATIVE_PATTERN,
+    BOOLEAN_FALSE,
+    BOOLEAN_TRUE,
     BOOLEAN_WORDS,
+    EMPTY_TEXT,
     LEADING_ZERO_PATTERN,
+    PLAIN_NUMBER_PATTERN,
     DatePlan,
     MissingTokens,
     count_missing_tokens,
@@ -138,11 +143,12 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     frame = with_row_index(inputs.primary)
     columns = data_columns(frame)
     progress(0.0, f"Turning missing-value tokens into nulls in {len(columns)} columns")
-    frame, missing = _null_tokens(frame, columns, params)
+    written = _written_values(frame, columns) if frame.height >= DISTINCT_FIRST_ROWS else {}
+    frame, missing = _null_tokens(frame, columns, params, written)
     progress(0.05, f"Measuring the types of {len(columns)} columns over {frame.height:,} rows")
     decisions: list[ColumnDecision] = []
     for position, column in enumerate(columns):
-        decisions.append(_decide(frame, column, params))
+        decisions.append(_decide(frame, column, params, _present(written.get(column), params)))
         progress(0.7 * (position + 1) / max(len(columns), 1), f"Measured '{column}'")
     converting = [decision for decision in decisions if decision.convert and decision.expression is not None]
 
@@ -301,7 +307,40 @@ def _temp(index: int) -> str:
     return f"__type_fixer_{index}__"
 
 
-def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> ColumnDecision:
+DISTINCT_FIRST_ROWS = 100_000  # from this height, text columns are read through their distinct values
+
+
+def _written_values(frame: pl.DataFrame, columns: list[str]) -> dict[str, pl.DataFrame]:
+    """Per String data column, its distinct values as written (``raw``, null among them), trimmed
+    (``value``), with their row counts (``count``): the token counts, the values read and the category
+    check all come from these, not from every row."""
+    schema = frame.schema
+    names = [name for name in columns if schema[name] == pl.String]
+    queries = [
+        narrow(frame, [name])
+        .group_by(name)
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .select(pl.col(name).alias("raw"), pl.col(name).str.strip_chars().alias("value"), "count")
+        for name in names
+    ]
+    return dict(zip(names, collect_each(queries, frame.height), strict=True))
+
+
+def _present(written: pl.DataFrame | None, params: TypeFixerParams) -> pl.DataFrame | None:
+    """The distinct values of ``_written_values`` left once the missing-value tokens are nulls
+    (``_null_tokens``: a value whose trimmed text is a token or blank)."""
+    if written is None:
+        return None
+    kept = pl.col("raw").is_not_null()
+    if params.null_tokens:
+        kept = kept & ~pl.col("value").is_in([*params.null_tokens, EMPTY_TEXT]).fill_null(False)
+    return written.filter(kept)
+
+
+def _decide(
+    frame: pl.DataFrame, column: str, params: TypeFixerParams, present: pl.DataFrame | None = None
+) -> ColumnDecision:
+    """``present``: a String column's distinct values once its tokens are nulls (``_present``)."""
     dtype = frame[column].dtype
     decision = ColumnDecision(column=column, from_type=str(dtype))
     if dtype.is_float():
@@ -310,7 +349,14 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
         return decision
     if dtype != pl.String:
         return decision
-    values = distinct_counts(frame, column)
+    if present is None:
+        values = distinct_counts(frame, column)
+    else:  # agents.values.distinct_counts of the column, from its distinct values
+        values = present.filter(pl.col("value") != "")
+        if values.select((pl.col("value") != pl.col("raw")).any()).item():  # trimming merged some values
+            values = values.group_by("value").agg(pl.col("count").sum())
+        else:
+            values = values.select("value", "count")
     decision.non_blank = int(values["count"].sum()) if values.height else 0
     if not decision.non_blank:
         decision.reason = "no values"
@@ -331,8 +377,11 @@ def _decide(frame: pl.DataFrame, column: str, params: TypeFixerParams) -> Column
     decision.detected = None
     # Stripping can only merge values: more distinct stripped values than the limit rule a category out.
     if params.auto_convert_category and values.height <= params.category_max_distinct:
-        _decide_category(frame, decision, params)
+        _decide_category(frame, decision, params, present)
     return decision
+
+
+BOOLEAN_CHARS = max(len(word) for word in (*BOOLEAN_TRUE, *BOOLEAN_FALSE, *BOOLEAN_WORDS))
 
 
 def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any]:
@@ -340,19 +389,27 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any
     numbers, booleans and dates, set on ``decision`` with the best reading; the best kind, and how many
     values are whole numbers with a leading zero."""
     value, weight = pl.col("value"), pl.col("count")
-    text = pl.col("__number__")  # number_text, read once
-    counts = (
-        values.with_columns(number_text(value).alias("__number__"))
-        .select(
+    text = pl.col("__number__")  # number_text, read once, of the values it does not leave null
+    numbers = values.lazy().filter(  # number_text is null unless one of its patterns matches
+        value.str.contains(PLAIN_NUMBER_PATTERN) | value.str.contains(ACCOUNTING_NEGATIVE_PATTERN)
+    )
+    parts = [
+        numbers.select(number_text(value).alias("__number__"), weight).select(
             weight.filter(text.is_not_null()).sum().alias("numeric"),
             weight.filter(integer_of_number_text(text).is_not_null()).sum().alias("integer"),
             weight.filter(text.str.contains(LEADING_ZERO_PATTERN)).sum().alias("leading_zero"),
+        ),
+        # The values are trimmed and lowercasing never shortens a text: only values as short as the
+        # longest boolean word can read as one.
+        values.lazy()
+        .filter(value.str.len_chars() <= BOOLEAN_CHARS)
+        .select(
             weight.filter(parse_boolean(value).is_not_null()).sum().alias("boolean"),
             weight.filter(value.str.to_lowercase().is_in(BOOLEAN_WORDS)).sum().alias("boolean_words"),
-            weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
-        )
-        .row(0, named=True)
-    )
+        ),
+        values.lazy().select(weight.filter(value.str.contains(r"\d")).sum().alias("digits")),
+    ]
+    counts = pl.concat(parts, how="horizontal").collect().row(0, named=True)  # one query
     total = decision.non_blank
     numeric, integer = int(counts["numeric"] or 0), int(counts["integer"] or 0)
     shares = {"numeric": numeric / total}
@@ -409,14 +466,35 @@ def _order_guessed(decision: ColumnDecision) -> bool:
 
 
 def _null_tokens(
-    frame: pl.DataFrame, columns: list[str], params: TypeFixerParams
+    frame: pl.DataFrame, columns: list[str], params: TypeFixerParams, written: dict[str, pl.DataFrame]
 ) -> tuple[pl.DataFrame, MissingTokens]:
-    """The frame with every missing-value token of its data columns a real null, and what was nulled."""
-    counts = count_missing_tokens(frame.select(columns), params.null_tokens)
+    """The frame with every missing-value token of its data columns a real null, and what was nulled
+    (``agents.values.count_missing_tokens``; the String columns' tokens counted from their distinct values
+    as ``written``)."""
+    counts: dict[str, dict[str, int]] = {}
+    if params.null_tokens:
+        others = [name for name in columns if name not in written]
+        found = count_missing_tokens(frame.select(others), params.null_tokens) if others else {}
+        missing_values = [*params.null_tokens, EMPTY_TEXT]
+        for name in columns:
+            if name not in written:
+                if name in found:
+                    counts[name] = found[name]
+                continue
+            tokens = (
+                written[name].filter(pl.col("value").is_in(missing_values)).group_by("value").agg(pl.col("count").sum())
+            )
+            if tokens.height:
+                pairs = sorted(((str(token), int(count)) for token, count in tokens.iter_rows()), key=_by_count)
+                counts[name] = dict(pairs)
     missing = MissingTokens(tokens=tuple(params.null_tokens), counts=counts)
     if not counts:
         return frame, missing
     return null_missing_tokens(frame.lazy(), counts, params.null_tokens).collect(), missing
+
+
+def _by_count(pair: tuple[str, int]) -> tuple[int, str]:
+    return -pair[1], pair[0]
 
 
 def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list[dict[str, Any]]:
@@ -484,11 +562,17 @@ def _decide_float(frame: pl.DataFrame, decision: ColumnDecision) -> None:
         decision.expression = x.cast(pl.Int64)
 
 
-def _decide_category(frame: pl.DataFrame, decision: ColumnDecision, params: TypeFixerParams) -> None:
+def _decide_category(
+    frame: pl.DataFrame, decision: ColumnDecision, params: TypeFixerParams, present: pl.DataFrame | None = None
+) -> None:
+    """``present``: the column's distinct non-null values as written, with their counts (``_present``)."""
     x = pl.col(decision.column)
-    query = narrow(frame, [decision.column]).select(
-        x.drop_nulls().n_unique().alias("distinct"), x.count().alias("non_null")
-    )
+    if present is None:
+        query = narrow(frame, [decision.column]).select(
+            x.drop_nulls().n_unique().alias("distinct"), x.count().alias("non_null")
+        )
+    else:
+        query = present.lazy().select(pl.len().alias("distinct"), pl.col("count").sum().alias("non_null"))
     row = query.collect().row(0, named=True)
     distinct, non_null = int(row["distinct"]), int(row["non_null"])
     if (
