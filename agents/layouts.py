@@ -33,6 +33,9 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 
 SHAPE_SAMPLE = 1_000  # values whose shapes must agree before the whole column is checked
+REPEATS_CACHED = 0.5
+"""A column is parsed with Polars' cache of distinct values when at most this share of its first
+:data:`SHAPE_SAMPLE` values are distinct (hashing every value costs more than it saves when nearly all differ)."""
 ISO_PATTERN = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})"
     r"(?:(?P<sep>[T ])(?P<hm>\d{2}:\d{2})(?P<sec>:\d{2}(?P<frac>\.\d{1,9})?)?)?"
@@ -68,14 +71,14 @@ class TextLayout:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "format": self.pattern, "time_zone": self.time_zone}
 
-    def parse(self, expr: pl.Expr) -> pl.Expr:
-        """The text as a Date or Datetime (null where it does not read)."""
+    def parse(self, expr: pl.Expr, *, cache: bool = True) -> pl.Expr:
+        """The text as a Date or Datetime (null where it does not read). ``cache``: Polars converts each
+        distinct text once (faster when values repeat, slower when nearly all differ); the result is the same."""
         if self.kind == "date":
-            return expr.str.to_date(self.pattern, strict=False)
+            return expr.str.to_date(self.pattern, strict=False, cache=cache)
+        parsed = expr.str.to_datetime(self.pattern, time_unit=self.time_unit, strict=False, cache=cache)
         if self.offsets:  # read as UTC instants, shown in the column's fixed zone
-            parsed = expr.str.to_datetime(self.pattern, time_unit=self.time_unit, strict=False)
             return parsed.dt.convert_time_zone(self.time_zone or "UTC")
-        parsed = expr.str.to_datetime(self.pattern, time_unit=self.time_unit, strict=False)
         return parsed.dt.replace_time_zone(self.time_zone) if self.time_zone else parsed
 
     def format(self, expr: pl.Expr) -> pl.Expr:
@@ -209,17 +212,43 @@ def _shape(text: pl.Expr) -> pl.Expr:
 
 def type_temporal_text(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, TextLayout]]:
     """``frame`` with its text columns of dates or timestamps typed (:func:`find_layouts`), and the layouts.
-    Each candidate column is parsed once: the check and the typed column share the parse."""
+    The shape of every value of a candidate column is checked first (one query for all the columns); those
+    that keep their layout's shape (and those of an offset layout) are parsed once, with Polars' cache of
+    distinct values when their first rows repeat values (:data:`REPEATS_CACHED`). A value that did not read is
+    a null the text lacks; an offset layout's parsed values are also formatted back and compared with the text."""
     candidates = _candidates(frame.lazy(), None, "auto")
-    if not candidates:
-        return frame, {}
-    parsed = frame.select(layout.parse(pl.col(name)).alias(f"p:{name}") for name, layout in candidates.items())
-    checks = pl.concat([frame.select(list(candidates)), parsed], how="horizontal").select(
-        _lossless(pl.col(name), pl.col(f"p:{name}"), layout) for name, layout in candidates.items()
+    shapes = {name: shape for name, layout in candidates.items() if (shape := _exact_shape(layout)) is not None}
+    kept = (
+        frame.select(
+            pl.col(name).str.contains(shape).or_(pl.col(name).is_null()).all() for name, shape in shapes.items()
+        ).row(0, named=True)
+        if shapes
+        else {}
     )
-    exact = checks.row(0)
-    layouts = {name: layout for (name, layout), ok in zip(candidates.items(), exact, strict=True) if ok}
-    typed = frame.with_columns(parsed[f"p:{name}"].alias(name) for name in layouts) if layouts else frame
+    shaped = {name: layout for name, layout in candidates.items() if layout.offsets or kept[name]}
+    if not shaped:
+        return frame, {}
+    head = frame.head(SHAPE_SAMPLE).select(
+        (pl.col(name).drop_nulls().n_unique() / pl.col(name).count()).alias(name) for name in shaped
+    )
+    parsed = frame.select(
+        layout.parse(pl.col(name), cache=head[name][0] <= REPEATS_CACHED).alias(name) for name, layout in shaped.items()
+    )
+    read = [name for name in shaped if parsed[name].null_count() == frame[name].null_count()]
+    offsets = [name for name in read if shaped[name].offsets]
+    if offsets:  # the offset's text depends on each value's offset: the parsed values are formatted back
+        texts = frame.select(pl.col(name).alias(f"t{index}") for index, name in enumerate(offsets))
+        values = parsed.select(pl.col(name).alias(f"p{index}") for index, name in enumerate(offsets))
+        written_back = (
+            pl.concat([texts, values], how="horizontal")
+            .select(
+                _lossless(pl.col(f"t{index}"), pl.col(f"p{index}"), shaped[name]) for index, name in enumerate(offsets)
+            )
+            .row(0)
+        )
+        read = [name for name in read if name not in offsets or written_back[offsets.index(name)]]
+    layouts = {name: shaped[name] for name in read}
+    typed = frame.with_columns(parsed[name] for name in layouts) if layouts else frame
     return typed, layouts
 
 

@@ -94,6 +94,8 @@ well short of the depths at which Polars' readers overflow their stack and kill 
 levels of Parquet structs, 600 of NDJSON objects)."""
 JSON_SCAN_CHUNK_BYTES = 1024 * 1024
 _UTF8_BOM = codecs.BOM_UTF8
+_NEWLINE = ord("\n")
+_LINE_SCAN_CHUNK_BYTES = 1024 * 1024
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _MAGIC_NUMBERS = {
     b"PK\x03\x04": "a ZIP archive (an XLSX workbook?)",
@@ -509,7 +511,12 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     frame = _typed_integers(raw, integers)
-    if frame.width > 1 and frame[:, -1].null_count() > 0 and _may_have_short_rows(path, separator, frame.width):
+    if (
+        frame.width > 1
+        and frame[:, -1].null_count() > 0
+        and not _every_line_full(path, dialect, frame.width, frame.height)
+        and _may_have_short_rows(path, separator, frame.width)
+    ):
         ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
@@ -519,26 +526,60 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
 def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl.DataFrame:
     """The columns the schema scan took for integers, read as text: each becomes its integer type when every
     value converts and none would be written otherwise (a leading zero, ``007``, ``-0``, or a ``+``: a code, it
-    stays text); else Float64 when every value is a number (a decimal past the scanned rows); else text."""
+    stays text); else Float64 when every value is a number (a decimal past the scanned rows); else text.
+
+    A value that does not convert is a null its text lacks. When every value of an Int64 column converts, the
+    sums of the values' widths tell whether any is written otherwise (:func:`_written_as_integers`); else each
+    value's text is looked at."""
     if not integers:
         return frame
     names = list(integers)
     cast = frame.select(pl.col(name).cast(integers[name], strict=False) for name in names)
-    found = (
-        pl.concat([frame.select(names).rename(lambda n: f"t:{n}"), cast], how="horizontal")
-        .select(
-            *(_written_otherwise(pl.col(f"t:{n}")).any().alias(f"z{i}") for i, n in enumerate(names)),
-            *((pl.col(n).is_null() & pl.col(f"t:{n}").is_not_null()).any().alias(f"f{i}") for i, n in enumerate(names)),
-        )
-        .row(0)
-    )
-    codes, not_integer = found[: len(names)], found[len(names) :]
-    typed = [cast[n] for n, code, failed in zip(names, codes, not_integer, strict=True) if not code and not failed]
-    decimals = [n for n, code, failed in zip(names, codes, not_integer, strict=True) if failed and not code]
+    converted = [name for name in names if cast[name].null_count() == frame[name].null_count()]
+    plain = _written_as_integers(frame, cast, [name for name in converted if integers[name] == pl.Int64])
+    looked_at = [name for name in names if name not in plain]
+    codes = frame.select(_written_otherwise(pl.col(name)).any() for name in looked_at).row(0) if looked_at else ()
+    code = dict(zip(looked_at, codes, strict=True)) | dict.fromkeys(plain, False)
+    typed = [cast[name] for name in converted if not code[name]]
+    decimals = [name for name in names if name not in converted and not code[name]]
     if decimals:
         not_number = frame.select(_fails(name, pl.Float64()) for name in decimals).row(0)
         typed += [frame[n].cast(pl.Float64) for n, failed in zip(decimals, not_number, strict=True) if not failed]
     return frame.with_columns(typed) if typed else frame
+
+
+_INT64_DIGITS = 19  # of the largest Int64, 9223372036854775807
+
+
+def _written_as_integers(text: pl.DataFrame, cast: pl.DataFrame, names: list[str]) -> list[str]:
+    """The ``names`` whose every value (text whose every value converted to Int64 in ``cast``) is written as
+    the integer writes it: the text's bytes add up to the integers' own widths (sign and digits, counted from
+    comparisons with powers of ten). Each value's text is never shorter than that width (a ``+``, ``-0`` or
+    leading zero only adds to it), so equal sums mean no value is written otherwise."""
+    if not names:
+        return []
+    # streaming: the byte counts are summed a morsel at a time, never held for a whole column
+    widths = (
+        text.lazy()
+        .select(pl.col(name).str.len_bytes().cast(pl.Int64).sum() for name in names)
+        .collect(engine="streaming")
+        .row(0)
+    )
+    bounds = cast.select(
+        *(pl.col(name).min().alias(f"a{i}") for i, name in enumerate(names)),
+        *(pl.col(name).max().alias(f"b{i}") for i, name in enumerate(names)),
+    ).row(0)
+    sums: list[pl.Expr] = []
+    for index, name in enumerate(names):
+        low, high = bounds[index], bounds[len(names) + index]
+        digits = max(len(str(abs(low))), len(str(abs(high)))) if low is not None and high is not None else 1
+        column = pl.col(name)
+        width = column.count().cast(pl.Int64) + (column < 0).sum().cast(pl.Int64)
+        for power in range(1, min(digits, _INT64_DIGITS)):
+            width = width + (column >= 10**power).sum().cast(pl.Int64) + (column <= -(10**power)).sum().cast(pl.Int64)
+        sums.append(width.alias(name))
+    own = cast.select(sums).row(0)
+    return [name for name, written, width in zip(names, widths, own, strict=True) if written == width]
 
 
 def _written_otherwise(text: pl.Expr) -> pl.Expr:
@@ -563,6 +604,26 @@ def _wider_dtype(value: str, dtype: str) -> pl.DataType:
         except ValueError:
             pass
     return pl.String()
+
+
+def _every_line_full(path: Path, dialect: CsvDialect, width: int, height: int) -> bool:
+    """Whether the file's bytes alone show that no row is short: no quote character anywhere (so no field
+    holds a separator or spans lines), one line per record (the header and ``height`` rows, none blank), and
+    exactly ``width - 1`` separators a line on average; as no line has more (Polars refuses extra fields),
+    every line has them all. One pass over the bytes, a chunk at a time; False when any of it does not hold."""
+    separator, quote = ord(dialect.separator), dialect.quote_char.encode()
+    separators = newlines = 0
+    last = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_LINE_SCAN_CHUNK_BYTES):
+            if quote in chunk:
+                return False
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            separators += int(np.count_nonzero(data == separator))
+            newlines += int(np.count_nonzero(data == _NEWLINE))
+            last = chunk[-1:]
+    lines = newlines + (last not in (b"\n", b""))
+    return lines == height + 1 and separators == lines * (width - 1)
 
 
 def _may_have_short_rows(path: Path, separator: str, width: int) -> bool:
