@@ -90,6 +90,10 @@ REQUESTED_TESTS = {
     "jensen_shannon": "jensen_shannon",
 }
 ROW_KEY = "__drift_row_index__"
+# Column types whose numeric view NumPy computes from the column's memory (``_plain_values``).
+PLAIN_NUMBERS = frozenset(
+    {pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Float32, pl.Float64}
+)
 VIEWS_AT_ONCE_CELLS = 2_000_000  # numeric views of a file this small (rows x numeric columns) come in one query
 ALERT_LEVELS: dict[str, Severity] = {"high": "high", "medium": "medium", "low": "low"}
 COLUMN_TYPES: dict[str, ColumnType] = {
@@ -172,6 +176,7 @@ class SideStats:
     variance: float | None = None
     min: float | None = None
     max: float | None = None
+    population_std: float | None = None  # ddof=0, the Wasserstein norm's (not published)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -470,19 +475,21 @@ def _compare_columns(
 ) -> list[ColumnResult | dict[str, Any]]:
     """Each column's result, or its ``skipped_fields`` entry when a side has fewer than ``min_sample_size``
     values, one column at a time per worker: string and boolean columns are counted by value in both files
-    (one Polars query); numeric, temporal and boolean columns are sorted once per file and everything about
-    them is read off the two sorted arrays, which are released when the column is done. On short files
-    every column's numeric view is computed first, in one query per file (see ``_numeric_views``)."""
+    (one Polars query; a boolean's statistics read its counts, see ``_boolean_values``); numeric and temporal
+    columns are sorted once per file and everything about them is read off the two sorted arrays, which are
+    released when the column is done. On short files every column's numeric view is computed first, in one
+    query per file (see ``_numeric_views``)."""
     b_views, c_views = _numeric_views(baseline, plans), _numeric_views(current, plans)
 
     def compare(plan: ColumnPlan) -> ColumnResult | dict[str, Any]:
         b_values = c_values = table = None
         if plan.family in {"string", "boolean"}:
-            sides = narrow(baseline, [plan.name]), narrow(current, [plan.name])
-            counts = stats.category_counts(*sides, plan.category_view())
-            table = counts.collect(engine="streaming")  # half the time and memory of in-memory on free text
-        if plan.numeric_view() is not None:
+            table = _category_table(baseline, current, plan)
+        if table is not None and plan.family == "boolean":
+            b_values, c_values = _boolean_values(table, "baseline"), _boolean_values(table, "current")
+        elif plan.is_numeric:
             b_values, c_values = _sorted_values(baseline, plan, b_views), _sorted_values(current, plan, c_views)
+        if b_values is not None and c_values is not None:
             b_stats, c_stats = _values_stats(b_values, baseline.height), _values_stats(c_values, current.height)
         else:
             assert table is not None
@@ -512,24 +519,73 @@ def _compare_columns(
     return [outcomes[plan.name] for plan in plans]
 
 
+def _category_table(baseline: pl.DataFrame, current: pl.DataFrame, plan: ColumnPlan) -> pl.DataFrame:
+    """``stats.category_counts`` of a string or boolean column. A boolean column's table is built from each
+    file's number of trues and of non-null values, its values written as casting them to text writes them
+    (``false``, ``true``), without grouping a million values."""
+    if plan.family == "boolean":
+        sides = [frame.get_column(plan.name) for frame in (baseline, current)]
+        trues = [int(column.sum()) for column in sides]
+        falses = [column.len() - column.null_count() - true for column, true in zip(sides, trues, strict=True)]
+        rows = [("false", *falses), ("true", *trues)]
+        schema = {"value": pl.String, "baseline": pl.Int64, "current": pl.Int64}
+        return pl.DataFrame([row for row in rows if row[1] or row[2]], schema=schema, orient="row")
+    counts = stats.category_counts(narrow(baseline, [plan.name]), narrow(current, [plan.name]), plan.category_view())
+    return counts.collect(engine="streaming")  # half the time and memory of in-memory on free text
+
+
+def _boolean_values(table: pl.DataFrame, side: str) -> np.ndarray:
+    """A boolean column's sorted numeric view (false 0, true 1, nulls dropped) rebuilt from its counts: the
+    zeros, then the ones."""
+    counts = dict(zip(table["value"].to_list(), table[side].to_list(), strict=True))
+    false, true = counts.get("false", 0), counts.get("true", 0)
+    values = np.zeros(false + true)
+    values[false:] = 1.0
+    return values
+
+
 def _numeric_views(frame: pl.DataFrame, plans: list[ColumnPlan]) -> pl.DataFrame | None:
     """Every plan's numeric view in one query, when the frame is short enough for all of them to be held at
     once (``VIEWS_AT_ONCE_CELLS``): a query per column costs ~0.4 ms, seconds for 10,000 columns. None for
-    a taller frame, whose columns are converted one at a time (bounded memory)."""
-    numeric = [plan for plan in plans if plan.numeric_view() is not None]
+    a taller frame, whose columns are converted one at a time (bounded memory). Plain integer and float
+    columns count towards the cells but need no query (``_plain_values``); booleans neither
+    (``_boolean_values``)."""
+    numeric = [plan for plan in plans if plan.is_numeric]
     if not numeric or frame.height * len(numeric) > VIEWS_AT_ONCE_CELLS:
         return None
-    return frame.select(_numbers(plan).alias(plan.name) for plan in numeric)
+    schema = frame.schema
+    viewed = [plan for plan in numeric if schema[plan.name] not in PLAIN_NUMBERS]
+    return frame.select(_numbers(plan).alias(plan.name) for plan in viewed) if viewed else None
 
 
 def _sorted_values(frame: pl.DataFrame, plan: ColumnPlan, views: pl.DataFrame | None = None) -> np.ndarray:
     """The view's non-null values, sorted: the moments, median, distinct count, bins and both tests come
     from it. ``views``: the frame's views computed together (``_numeric_views``), if they were."""
+    column = frame.get_column(plan.name)
+    if column.dtype in PLAIN_NUMBERS:
+        return _plain_values(column)
     if views is not None:
         view = views.get_column(plan.name).drop_nulls()
     else:
-        view = frame.get_column(plan.name).to_frame().select(_numbers(plan).alias(plan.name)).to_series().drop_nulls()
+        view = column.to_frame().select(_numbers(plan).alias(plan.name)).to_series().drop_nulls()
     return np.sort(view.to_numpy())
+
+
+def _plain_values(column: pl.Series) -> np.ndarray:
+    """An integer or float column's numeric view, sorted, in NumPy: its non-null values, the non-finite
+    dropped, as float64 (the same conversion as Polars' cast), from the column's own memory where it has no
+    nulls, with one copy, the one the sort works in (Polars' view would make two more)."""
+    values = column.drop_nulls().to_numpy()
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = values[finite]  # a copy, sorted in place below
+        elif values.dtype == np.float64:
+            return np.sort(values)
+        del finite
+    values = values.astype(np.float64, copy=False)  # a copy but for the float64 one made above
+    values.sort()
+    return values
 
 
 def _values_stats(values: np.ndarray, rows: int) -> SideStats:
@@ -538,13 +594,14 @@ def _values_stats(values: np.ndarray, rows: int) -> SideStats:
     result = SideStats(count, rows - count, _pct(rows - count, rows), distinct)
     if count == 0:
         return result
-    result.mean = _finite(np.mean(values))
+    moments = stats.moments(values)
+    result.mean = _finite(moments.mean)
     result.median = _finite((values[(count - 1) // 2] + values[count // 2]) / 2)
     result.min, result.max = _finite(values[0]), _finite(values[-1])
-    if count > 1:
-        variance = float(np.var(values, ddof=1))
-        result.variance = _finite(variance)
-        result.std = _finite(math.sqrt(variance))  # what np.std computes: the root of np.var
+    result.population_std = moments.population_std
+    if moments.variance is not None:
+        result.variance = _finite(moments.variance)
+        result.std = _finite(math.sqrt(moments.variance))  # what np.std computes: the root of np.var
     return result
 
 
@@ -628,8 +685,11 @@ def _numeric_result(
     )
     psi = stats.psi(distribution.baseline, distribution.current, params.psi_floor)
     js_divergence, js_distance = stats.jensen_shannon(distribution.baseline, distribution.current)
-    ks, distance = stats.compare_samples(baseline_values, current_values, ks=test == "ks")
-    normed = stats.wasserstein_normed(distance, baseline_values)
+    ks, distance = stats.compare_samples(
+        baseline_values, current_values, ks=test == "ks", distinct=b_stats.distinct + c_stats.distinct
+    )
+    assert b_stats.population_std is not None  # a compared column has values
+    normed = stats.wasserstein_normed(distance, b_stats.population_std)
     if ks is not None:
         outcome = ks
     elif test == "wasserstein":

@@ -18,10 +18,12 @@ Conventions (also published in the envelope's ``data.conventions``):
 - Wasserstein: ``scipy.stats.wasserstein_distance``, normed by ``max(baseline std (ddof=0), 0.001)``
   (Evidently).
 
-Numeric columns are sorted once per side and everything else reads the sorted arrays: quantile edges, bin
-counts (``numpy.searchsorted``), per-value counts, and one merge of the two samples that gives both the
-Kolmogorov–Smirnov statistic and the Wasserstein distance with SciPy's own arithmetic (so the results are
-SciPy's to the last bit) without SciPy re-sorting and arg-sorting each sample on every call.
+Numeric columns are sorted once per side and everything else reads the sorted arrays: the moments (one
+pass of NumPy's own steps for mean, variance and std), quantile edges (NumPy's interpolation, without its
+copy and partition), bin counts (``numpy.searchsorted``), per-value counts, and one merge of the two samples
+(or, for samples of few distinct values, their per-value counts) that gives both the Kolmogorov–Smirnov
+statistic and the Wasserstein distance with SciPy's own arithmetic (so the results are SciPy's to the last
+bit) without SciPy re-sorting and arg-sorting each sample on every call.
 """
 
 from __future__ import annotations
@@ -43,10 +45,33 @@ class TestResult:
 
 
 def quantile_edges(baseline: np.ndarray, bins: int) -> np.ndarray:
-    """Inner bin edges: the baseline's ``1/bins .. (bins-1)/bins`` quantiles, duplicates merged."""
+    """Inner bin edges: the sorted baseline's ``1/bins .. (bins-1)/bins`` quantiles, duplicates merged."""
     if baseline.size == 0:
         return np.empty(0)
-    return np.unique(np.quantile(baseline, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    return np.unique(sorted_quantiles(baseline, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+
+
+def sorted_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """``numpy.quantile(values, quantiles)`` (method ``linear``) of sorted, non-empty, finite values, with
+    NumPy's arithmetic step for step (virtual index ``(n - 1) q``, its floor and the next place clipped to
+    the last, ``gamma`` and the two-sided lerp), so to the last bit: read off the sorted values in place of
+    NumPy's copy and partition of them, which on a column of a few dozen distinct values costs more than
+    the column's sort."""
+    count = values.size
+    virtual = (count - 1) * quantiles
+    previous = np.floor(virtual)
+    following = previous + 1
+    beyond = virtual >= count - 1
+    previous[beyond] = following[beyond] = -1
+    before = virtual < 0
+    previous[before] = following[before] = 0
+    previous_index, following_index = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous_index
+    below, above = values[previous_index], values[following_index]
+    step = above - below
+    result = below + step * gamma
+    np.subtract(above, step * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result
 
 
 def below_edge_counts(sorted_values: np.ndarray, edges: np.ndarray) -> list[int]:
@@ -64,18 +89,28 @@ def bin_counts(below: list[int], total: int) -> np.ndarray:
 def category_counts(baseline: pl.LazyFrame, current: pl.LazyFrame, value: pl.Expr) -> pl.LazyFrame:
     """``value, baseline, current``: the count of every non-null value in each file, over the union of the
     values (0 where a file lacks one), in no particular order: sorting a free-text column's million values
-    costs more than counting them, so the caller sorts the tables it keeps (a handful of categories)."""
+    costs more than counting them, so the caller sorts the tables it keeps (a handful of categories). One
+    grouping of both files' values, each marked with its file, rather than a grouping per file and a join of
+    the two: a free-text column's million values are hashed once, not twice."""
 
-    def counts(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
-        grouped = frame.select(value.alias("value")).drop_nulls().group_by("value")
-        return grouped.agg(pl.len().cast(pl.Int64).alias(name))
+    def marked(frame: pl.LazyFrame, in_baseline: bool) -> pl.LazyFrame:
+        return frame.select(value.alias("value"), pl.lit(in_baseline).alias("in_baseline"))
 
-    joined = counts(baseline, "baseline").join(counts(current, "current"), on="value", how="full", coalesce=True)
-    return joined.with_columns(pl.col("baseline", "current").fill_null(0))
+    both = pl.concat([marked(baseline, True), marked(current, False)]).drop_nulls("value")
+    from_baseline = pl.col("in_baseline")
+    return both.group_by("value").agg(
+        from_baseline.sum().cast(pl.Int64).alias("baseline"), (~from_baseline).sum().cast(pl.Int64).alias("current")
+    )
 
 
 def value_counts(baseline: np.ndarray, current: np.ndarray) -> pl.DataFrame:
     """``value, baseline, current`` like ``category_counts``, sorted by value, from two sorted arrays."""
+    union, b_aligned, c_aligned = _value_table(baseline, current)
+    return pl.DataFrame({"value": union.astype(np.float64), "baseline": b_aligned, "current": c_aligned})
+
+
+def _value_table(baseline: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted union of two sorted arrays' values and each array's count of each (0 where it lacks one)."""
 
     def runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if values.size == 0:
@@ -88,7 +123,7 @@ def value_counts(baseline: np.ndarray, current: np.ndarray) -> pl.DataFrame:
     b_aligned, c_aligned = np.zeros(union.size, dtype=np.int64), np.zeros(union.size, dtype=np.int64)
     b_aligned[np.searchsorted(union, b_values)] = b_counts
     c_aligned[np.searchsorted(union, c_values)] = c_counts
-    return pl.DataFrame({"value": union.astype(np.float64), "baseline": b_aligned, "current": c_aligned})
+    return union, b_aligned, c_aligned
 
 
 def shares(counts: np.ndarray) -> np.ndarray:
@@ -140,65 +175,143 @@ def z_test_proportions(baseline_counts: np.ndarray, current_counts: np.ndarray) 
 
 
 KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp(method="auto") is exact up to this sample size
+TALLY_SHARE = 8  # samples with at most 1/8 as many distinct values as values are compared value by value
 
 
-def compare_samples(baseline: np.ndarray, current: np.ndarray, *, ks: bool) -> tuple[TestResult | None, float]:
+def compare_samples(
+    baseline: np.ndarray, current: np.ndarray, *, ks: bool, distinct: int | None = None
+) -> tuple[TestResult | None, float]:
     """(two-sided Kolmogorov–Smirnov test when ``ks``, Wasserstein distance) of two sorted, non-empty,
     finite samples: ``scipy.stats.ks_2samp`` (``method="auto"``) and ``scipy.stats.wasserstein_distance``
-    to the last bit, from one merge of the samples.
+    to the last bit. ``distinct``: the two samples' numbers of distinct values added up, if known.
 
     Both read the two empirical CDFs at every value of the merged sample (``searchsorted(side="right")``,
     as SciPy does): KS is their largest difference, Wasserstein the sum of |difference| x gap to the next
     value. Small samples, where ks_2samp computes an exact p-value, go to ks_2samp itself; larger ones use
-    its asymptotic branch, ``kstwo.sf(D, round(n1 n2 / (n1 + n2)))``."""
+    its asymptotic branch, ``kstwo.sf(D, round(n1 n2 / (n1 + n2)))``.
+
+    Only the last place of each run of equal merged values matters: elsewhere the gap to the next value is
+    0, so its product adds nothing to Wasserstein's sum, and the CDFs' difference there is the run's. The
+    places are read off one merge of the samples (``_merge``) or, when the samples have few distinct values
+    (``TALLY_SHARE``), off their per-value counts (``_tallies``), without merging millions of values; either
+    way Wasserstein is SciPy's sum over the same places (zeros in between), so the same number."""
     n1, n2 = baseline.size, current.size
-    merged, baseline_counts, current_counts = _merge(baseline, current)
-    difference = baseline_counts / n1
-    del baseline_counts
-    difference -= current_counts / n2
-    del current_counts
+    if distinct is None:
+        distinct = _distinct(baseline) + _distinct(current)
+    at_ends: np.ndarray | None
+    if distinct * TALLY_SHARE <= n1 + n2 and not (_negative_zero(baseline) or _negative_zero(current)):
+        at_ends, difference, gaps = _tallies(baseline, current)
+    else:
+        at_ends, difference, gaps = _merged_differences(baseline, current, ks)
     test: TestResult | None = None
     if ks and max(n1, n2) <= KS_EXACT_MAX_N:
         result = scipy_stats.ks_2samp(baseline, current)
         test = TestResult(float(result.statistic), float(result.pvalue))
     elif ks:
-        below = float(np.clip(-difference.min(), 0, 1))
-        above = float(difference.max())
+        assert at_ends is not None
+        below = float(np.clip(-at_ends.min(), 0, 1))
+        above = float(at_ends.max())
         statistic = below if below > above else above
         larger, smaller = sorted([float(n1), float(n2)], reverse=True)
         effective = larger * smaller / (larger + smaller)
         p_value = np.clip(scipy_stats.kstwo.sf(statistic, np.round(effective)), 0, 1)
         test = TestResult(statistic, float(p_value))
-    gaps = np.diff(merged)
-    del merged
+    del at_ends
     np.abs(difference, out=difference)
     distance = float(np.vecdot(difference[:-1], gaps))
     return test, distance
 
 
-def _merge(baseline: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The merged sorted sample and, at each of its values, how many values of each sample are <= it:
-    exactly ``np.searchsorted(sample, merged, side="right")``, in linear time. A stable sort of the two sorted
-    runs is a merge (timsort), which of them each place came from gives running counts, and every value of
-    a run of equal values takes the count at the run's end."""
+def _distinct(values: np.ndarray) -> int:
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
+
+
+def _negative_zero(values: np.ndarray) -> bool:
+    """Whether the sorted values hold a -0.0 (equal to 0.0, but 0.0 - -0.0 is a signed gap: such samples
+    take the merge, whose gaps are SciPy's to the sign)."""
+    zeros = values[np.searchsorted(values, 0.0, side="left") : np.searchsorted(values, 0.0, side="right")]
+    return bool(np.signbit(zeros).any())
+
+
+def _merged_differences(
+    baseline: np.ndarray, current: np.ndarray, ks: bool
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(the CDFs' differences at the runs' last places when ``ks``, the difference of the running counts'
+    shares at every place of the merged sample, the gaps between its consecutive values)."""
     n1, n2 = baseline.size, current.size
+    merged, counts, from_baseline = _merge(baseline, current)
+    difference = np.divide(counts, n1, out=counts.view(np.float64))  # each count becomes its share, in place
+    del counts
+    np.logical_not(from_baseline, out=from_baseline)
+    current_counts = np.cumsum(from_baseline, dtype=np.int64)
+    del from_baseline
+    difference -= np.divide(current_counts, n2, out=current_counts.view(np.float64))
+    del current_counts
+    at_ends = None
+    if ks:
+        at_ends = difference
+        run_ends = merged[1:] != merged[:-1]
+        if not run_ends.all():  # ties: only a run's last place has both CDFs
+            at_ends = difference[np.append(run_ends, True)]
+        del run_ends
+    gaps = np.diff(merged)
+    return at_ends, difference, gaps
+
+
+def _tallies(baseline: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_merged_differences`` from the samples' per-value counts: a run's last place in the merged sample
+    is the number of values up to and including its value, less one; the differences and gaps go there and
+    zeros everywhere else."""
+    n1, n2 = baseline.size, current.size
+    union, b_counts, c_counts = _value_table(baseline, current)
+    b_cdf, c_cdf = np.cumsum(b_counts), np.cumsum(c_counts)
+    at_ends = b_cdf / n1
+    at_ends -= c_cdf / n2
+    ends = b_cdf + c_cdf - 1
+    difference = np.zeros(n1 + n2)
+    difference[ends] = at_ends
+    gaps = np.zeros(n1 + n2 - 1)
+    gaps[ends[:-1]] = np.diff(union)
+    return at_ends, difference, gaps
+
+
+def _merge(baseline: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The merged sorted sample, at each of its places how many values of the baseline it holds up to there
+    (a running count), and whether the place's value came from the baseline. A stable sort of the two sorted
+    runs is a merge (timsort) in linear time; within a run of equal values the baseline's come first. The
+    running counts are ``np.searchsorted(sample, merged, side="right")`` at each run's last place, short of
+    it before (which ``compare_samples`` never reads)."""
+    n1 = baseline.size
     values = np.concatenate((baseline, current))
     order = np.argsort(values, kind="stable")
     merged = values[order]
     del values
-    baseline_counts = np.cumsum(order < n1, dtype=np.int64)
-    del order
-    current_counts = np.arange(1, n1 + n2 + 1, dtype=np.int64)
-    current_counts -= baseline_counts
-    run_ends = np.flatnonzero(merged[1:] != merged[:-1])
-    if run_ends.size + 1 < merged.size:  # ties: every value of a run counts the whole run
-        run_ends = np.append(run_ends, merged.size - 1)
-        lengths = np.diff(run_ends, prepend=-1)
-        baseline_counts = np.repeat(baseline_counts[run_ends], lengths)
-        current_counts = np.repeat(current_counts[run_ends], lengths)
-    return merged, baseline_counts, current_counts
+    from_baseline = order < n1
+    counts = np.cumsum(from_baseline, dtype=np.int64, out=order)  # the order's memory, no longer needed
+    return merged, counts, from_baseline
 
 
-def wasserstein_normed(distance: float, baseline: np.ndarray) -> float:
-    """The distance over max(baseline std with ddof=0, 0.001) (Evidently)."""
-    return distance / max(float(np.std(baseline)), WASSERSTEIN_STD_FLOOR)
+def wasserstein_normed(distance: float, baseline_std: float) -> float:
+    """The distance over max(the baseline's std with ddof=0 (``Moments.population_std``), 0.001) (Evidently)."""
+    return distance / max(baseline_std, WASSERSTEIN_STD_FLOOR)
+
+
+@dataclass(frozen=True)
+class Moments:
+    mean: float
+    variance: float | None  # ddof=1; None for a single value
+    population_std: float  # ddof=0
+
+
+def moments(values: np.ndarray) -> Moments:
+    """``np.mean``, ``np.var(ddof=1)`` and ``np.std`` (ddof=0) of non-empty float64 values, to the last bit,
+    with NumPy's own steps done once for the three: the values' sum over their number, the squares of the
+    deviations from it, their sum over n - ddof (and the root of that for the std)."""
+    count = values.size
+    mean = np.add.reduce(values) / count
+    deviations = np.subtract(values, mean)
+    np.square(deviations, out=deviations)
+    squares = np.add.reduce(deviations)
+    del deviations
+    variance = float(squares / (count - 1)) if count > 1 else None
+    return Moments(float(mean), variance, float(np.sqrt(squares / count)))
