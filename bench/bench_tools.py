@@ -58,6 +58,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_transform import RECIPE
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 BENCH_VENV = ROOT / ".venv-bench"
@@ -89,20 +91,9 @@ TARGETS: dict[str, tuple[str, float, float]] = {
 }
 """Issue 15's goals; NaN: measured and reported without a goal."""
 TRANSFORM_RECIPES: dict[str, list[dict[str, Any]]] = {
-    # bench_transform.py's recipe: a filter, a rename, a cast with a format, a median fill, a deduplication, a
-    # sort, a derived column, a case change, a replacement and a dropped column
-    "generated": [
-        {"op": "filter", "action": "remove", "where": {"column": "email", "cmp": "is_null"}},
-        {"op": "rename", "mapping": {"quantity": "qty"}},
-        {"op": "cast", "columns": ["signup_date"], "to": "text", "format": "%d/%m/%Y"},
-        {"op": "fill_nulls", "columns": ["income"], "strategy": "median"},
-        {"op": "deduplicate", "columns": ["email"], "keep": "first"},
-        {"op": "sort", "by": [{"column": "last_login", "descending": True}]},
-        {"op": "derive", "column": "total", "expression": "round(balance * qty, 2)"},
-        {"op": "case", "columns": ["full_name"], "to": "lower"},
-        {"op": "replace", "columns": ["status"], "old": "pending", "new": "waiting"},
-        {"op": "drop_columns", "columns": ["score"]},
-    ],
+    # bench_transform.py's recipe (a filter, a rename, a cast with a format, a median fill, a deduplication, a
+    # sort, a derived column, a case change, a replacement and a dropped column), and the same steps on flights
+    "generated": RECIPE,
     "flights": [
         {"op": "filter", "action": "remove", "where": {"column": "dep_time", "cmp": "is_null"}},
         {"op": "rename", "mapping": {"dest": "destination"}},

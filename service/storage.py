@@ -600,20 +600,23 @@ class Storage:
         file = await asyncio.to_thread(path.open, "rb")
         try:
             if size <= part_bytes:
+                if before_part is not None:  # before the bytes are read: a waiting upload holds none
+                    await before_part()
                 data = await asyncio.to_thread(file.read)
                 if digest is not None:
                     digest.update(data)
-                if before_part is not None:
-                    await before_part()
                 await self.put_bytes(key, data, content_type)
                 return size
             sent = 0
 
             async def send_parts(upload: _MultipartUpload) -> None:
                 nonlocal sent
-                while part := await asyncio.to_thread(file.read, part_bytes):
+                while sent < size:
                     if before_part is not None:
                         await before_part()
+                    part = await asyncio.to_thread(file.read, part_bytes)
+                    if not part:
+                        break
                     if digest is not None:
                         digest.update(part)
                     await upload.upload_part(part)

@@ -33,7 +33,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -219,7 +219,7 @@ async def execute_task(
     running[task_id] = handle
 
     def other_runs() -> list[asyncio.Task[Any]]:
-        return [run.body for run in running.values() if run is not handle and run.body and not run.body.done()]
+        return working_runs(running, handle)
 
     body = asyncio.create_task(_run_claimed(core, pool, task, worker_id, handle, other_runs), name=f"run-{task_id}")
     handle.body = body
@@ -243,6 +243,16 @@ async def execute_task(
     if body.cancelled():
         return handle.stop_reason or "STOPPED"
     return body.result()
+
+
+def working_runs(running: Mapping[str, RunHandle], handle: RunHandle) -> list[asyncio.Task[Any]]:
+    """The runs besides `handle`'s that a background upload of its run yields to: those still working, not those
+    finishing (which may be storing a keep of their own, and would wait for this one in turn)."""
+    return [
+        run.body
+        for run in running.values()
+        if run is not handle and not run.finishing and run.body and not run.body.done()
+    ]
 
 
 async def _run_claimed(
@@ -318,9 +328,9 @@ async def _run_claimed(
         if done is None:  # cancelled or re-queued meanwhile: this run's outputs are nobody's
             await core.storage.delete_prefix(out_prefix)
             return "STOPPED"
+        metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         if keep is not None and result.get("kept"):  # after the answer: the next search of the dataset reads it
             await search_keep.store(core, keep, result["kept"], outputs, other_runs)
-        metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:
         if exc.code in REFUNDED_CODES:  # found only once the data was read: the user got nothing for it

@@ -117,7 +117,9 @@ class MatchSettings:
       ``random_pairs_per_row`` × rows: 4), ``seed`` for that draw (0); u of exact agreement comes from the
       values' frequencies (``agents.master.er.scoring.with_exact_u``);
     - ``max_em_iterations`` (100), ``em_tolerance`` (1e-5);
-    - ``workers``: threads running the blocking keys and the comparisons side by side (2).
+    - ``workers``: threads running the blocking keys and the comparisons side by side (2); a comparison of more
+      than ``compare.PARALLEL_PAIRS`` pairs also hands rapidfuzz that many threads, so up to ``workers``² may run
+      at once.
     """
 
     match_key_columns: list[str] = field(default_factory=list)

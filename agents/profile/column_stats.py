@@ -264,6 +264,7 @@ def _first_round_jobs(source: Source, columns: list[ColumnStats], settings: Stat
     )
     # With no column that may hold a distinct value in every row (a key, which makes every row distinct:
     # see _second_round), the rows are hashed now, beside the other queries, instead of after them.
+    # The sample leaves booleans out, and a boolean column can be a key only in a file of at most two rows.
     row_hashes = not maybe_keys and not (source.height <= 2 and any(column.kind == "boolean" for column in columns))
     # String lengths of a low-cardinality column come from its groups; the others' are measured here,
     # materialised once (a select with min/mean/max of the same expression computes it thrice).

@@ -41,7 +41,8 @@ TEMPORAL_KINDS = frozenset({"date", "datetime"})
 class EarlyViews:
     """The views that need no column statistics (missing-value patterns, sample rows, the profile of each
     Date/Datetime column), started in a thread of their own as soon as the frame is at hand, so that they
-    fill the cores' idle moments while the statistics are computed."""
+    fill the cores' idle moments while the statistics are computed. If the statistics fail, these run to their
+    end unread (time only: the agent fails with the statistics' error)."""
 
     def __init__(self, frame: pl.DataFrame) -> None:
         pool = ThreadPoolExecutor(max_workers=1)

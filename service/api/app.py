@@ -272,6 +272,7 @@ class Api(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         streams = [r for r in self.router.routes if isinstance(r, Route) and r.path in STREAM_PATHS]
+        assert len(streams) == len(STREAM_PATHS), "a stream route was renamed: update STREAM_PATHS"
         app: ASGIApp = RequestContextMiddleware(
             self.router,
             self._requests,

@@ -26,6 +26,7 @@ from tests.e2e.test_tools import fetch
 from tests.support import create_task, poll, stored_keys
 from tests.worker.test_dataset_versions import downloads, run, upload
 from worker import search_keep
+from worker.runner import RunHandle, working_runs
 from worker.search_keep import SEARCH_TOOL, Keep, keep_prefix
 
 live = pytest.mark.asyncio(loop_scope="session")  # the async tests only: the others are plain functions
@@ -155,9 +156,8 @@ async def test_the_kept_dataset_waits_for_the_workers_other_runs_and_not_for_eve
     other = asyncio.create_task(release.wait())
     hook = search_keep._yielding(lambda: [] if other.done() else [other])
     before_part = asyncio.create_task(hook())
-    for _ in range(20):  # plenty of turns of the loop for a hook that would not wait
-        await asyncio.sleep(0)
-    assert not before_part.done()
+    done, _ = await asyncio.wait({before_part}, timeout=0.05)
+    assert not done  # still waiting for the other run
     release.set()
     await asyncio.wait_for(before_part, 10)
 
@@ -167,6 +167,24 @@ async def test_the_kept_dataset_waits_for_the_workers_other_runs_and_not_for_eve
         await asyncio.wait_for(search_keep._yielding(lambda: [never])(), 10)  # past its deadline: goes on
     finally:
         never.cancel()
+
+
+async def test_a_keep_yields_to_runs_still_working_not_to_finishing_ones() -> None:
+    """Two searches storing their keeps at once must not wait for each other (they are both finishing)."""
+    blocked = asyncio.Event()
+    runs = {name: RunHandle(name, None, 1, 1) for name in ("storing", "other_storing", "working", "ended")}
+    for handle in runs.values():
+        handle.body = asyncio.create_task(blocked.wait())
+    runs["storing"].finishing = runs["other_storing"].finishing = True
+    runs["ended"].body = asyncio.create_task(asyncio.sleep(0))
+    await runs["ended"].body
+    try:
+        assert working_runs(runs, runs["storing"]) == [runs["working"].body]
+        assert working_runs(runs, runs["other_storing"]) == [runs["working"].body]
+        runs["working"].finishing = True
+        assert working_runs(runs, runs["storing"]) == []
+    finally:
+        blocked.set()
 
 
 @live
