@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
+from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_range
 from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import Worksheet
+from xlsxwriter.worksheet import Worksheet, convert_range_args
 
 from agents.reports.labels import label
 
@@ -453,17 +454,41 @@ class ReportBook:
 
 
 EXCEL_MAX_ROW = 1_048_575
+EXCEL_MAX_COL = 16_383
 
 
 class _ReportSheet(Worksheet):
     """A worksheet whose tables are declared without xlsxwriter's overlap bookkeeping, which registers every
     cell of a table one by one (a 2,000-row issue table: 14,000 dictionary entries, about a tenth of
     the workbook's time): the report's tables never overlap (each starts below the last one written). The
-    table is declared over its header and first row, then given its whole range: the same table part."""
+    table is declared over its header and first row, then given its whole range: the same table part.
+    Such a table's whole range is kept (``short_tables``) and checked by ``merge_range`` and ``add_table``,
+    which refuse a range overlapping it with xlsxwriter's own ``OverlappingRange``, as xlsxwriter would."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.short_tables: list[tuple[int, int, int, int]] = []
+
+    @convert_range_args
+    def merge_range(  # type: ignore[override]
+        self,
+        first_row: int,
+        first_col: int,
+        last_row: int,
+        last_col: int,
+        data: Any,
+        cell_format: Format | None = None,
+    ) -> int:
+        if self.short_tables and (first_row, first_col) != (last_row, last_col):
+            self._refuse_overlap("Merge range", first_row, first_col, last_row, last_col)
+        return int(super().merge_range(first_row, first_col, last_row, last_col, data, cell_format))
+
+    @convert_range_args
     def add_table(  # type: ignore[override]
         self, first_row: int, first_col: int, last_row: int, last_col: int, options: dict[str, Any] | None = None
     ) -> int:
+        if self.short_tables:
+            self._refuse_overlap("Table range", first_row, first_col, last_row, last_col)
         options = options or {}
         plain = not ({"data", "total_row"} & options.keys()) and options.get("header_row", True)
         if not plain or last_row - first_row < 2 or last_row > EXCEL_MAX_ROW or first_row > last_row:
@@ -474,7 +499,22 @@ class _ReportSheet(Worksheet):
             table["range"] = table["a_range"] = xl_range(first_row, first_col, last_row, last_col)
             if "autofilter" in table:
                 table["autofilter"] = table["a_range"]
+            self.short_tables.append((first_row, min(first_col, last_col), last_row, max(first_col, last_col)))
         return declared
+
+    def _refuse_overlap(self, what: str, first_row: int, first_col: int, last_row: int, last_col: int) -> None:
+        """Raise ``OverlappingRange`` when the range (either corner first) overlaps a table of
+        ``short_tables``; a range out of the sheet's bounds is left to xlsxwriter (which returns -1)."""
+        top, bottom = sorted((first_row, last_row))
+        left, right = sorted((first_col, last_col))
+        if top < 0 or left < 0 or bottom > EXCEL_MAX_ROW or right > EXCEL_MAX_COL:
+            return
+        for table_top, table_left, table_bottom, table_right in self.short_tables:
+            if top <= table_bottom and table_top <= bottom and left <= table_right and table_left <= right:
+                raise OverlappingRange(
+                    f"{what} '{xl_range(top, left, bottom, right)}' overlaps previous table range "
+                    f"'{xl_range(table_top, table_left, table_bottom, table_right)}'."
+                )
 
 
 @dataclass
