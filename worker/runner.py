@@ -102,6 +102,7 @@ class RunHandle:
     stop_reason: str | None = None  # "cancelled" | "lost" | "shutdown"
     finishing: bool = False  # writing its outcome: let it (the write itself is conditional on the job id)
     stored_outputs: bool = False  # storing its outputs: a stop deletes what this attempt stored
+    background: bool = False  # answered, uploading a kept dataset (search_keep.store): no one's upload waits for it
     body: asyncio.Task[str] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
@@ -246,12 +247,12 @@ async def execute_task(
 
 
 def working_runs(running: Mapping[str, RunHandle], handle: RunHandle) -> list[asyncio.Task[Any]]:
-    """The runs besides `handle`'s that a background upload of its run yields to: those still working, not those
-    finishing (which may be storing a keep of their own, and would wait for this one in turn)."""
+    """The runs besides `handle`'s that a background upload of its run yields to: all but those in the background
+    themselves (uploading a kept dataset of their own, they would wait for this one in turn)."""
     return [
         run.body
         for run in running.values()
-        if run is not handle and not run.finishing and run.body and not run.body.done()
+        if run is not handle and not run.background and run.body and not run.body.done()
     ]
 
 
@@ -330,6 +331,7 @@ async def _run_claimed(
             return "STOPPED"
         metrics.observe_run(task["tool_id"], result, time.monotonic() - started)
         if keep is not None and result.get("kept"):  # after the answer: the next search of the dataset reads it
+            handle.background = search_keep.stores_dataset(result["kept"])  # the one upload that yields to others
             await search_keep.store(core, keep, result["kept"], outputs, other_runs)
         return TaskStatus.COMPLETED
     except (AgentError, TaskFailure) as exc:

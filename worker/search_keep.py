@@ -43,7 +43,9 @@ SEARCH_TOOL = "search-my-data"
 MAX_META_BYTES = 16 << 20  # a selection's meta.json: its parameters as understood and the read reports
 YIELD_MAX_SECONDS = 30.0
 """The kept dataset's upload (tens of MB) waits between its parts while other runs of this worker are in progress
-(the pages a user asks for right after a first search), at most this long in all: then it goes on regardless."""
+or were a moment ago (QUIET_SECONDS: the pages a user asks for right after a first search), at most this long in
+all: then it goes on regardless."""
+QUIET_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -184,13 +186,25 @@ async def store(
         await core.storage.delete_prefix(keep.prefix)
 
 
+def stores_dataset(added: dict[str, Any]) -> bool:
+    """Whether `store` uploads a kept dataset of what the run added (the upload that yields to the worker's other
+    runs)."""
+    return kept.DATASET_NAME in added.get("written", [])
+
+
 def _yielding(other_runs: Callable[[], list[asyncio.Task[Any]]]) -> Callable[[], Awaitable[None]]:
-    """A `before_part` hook: wait for `other_runs()` to end, up to YIELD_MAX_SECONDS over the whole upload."""
+    """A `before_part` hook: wait until `other_runs()` have ended and none started for QUIET_SECONDS (a user paging
+    through results asks for the next page within that), up to YIELD_MAX_SECONDS over the whole upload."""
     deadline = time.monotonic() + YIELD_MAX_SECONDS
 
     async def before_part() -> None:
-        while (runs := other_runs()) and (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait(runs, timeout=left)
+        while (left := deadline - time.monotonic()) > 0:
+            if runs := other_runs():
+                await asyncio.wait(runs, timeout=left)
+                continue
+            await asyncio.sleep(min(QUIET_SECONDS, left))
+            if not other_runs():
+                return
 
     return before_part
 

@@ -161,6 +161,21 @@ async def test_the_kept_dataset_waits_for_the_workers_other_runs_and_not_for_eve
     release.set()
     await asyncio.wait_for(before_part, 10)
 
+    # A run that starts during the quiet moment after the others ended is waited for too.
+    monkeypatch.setattr(search_keep, "QUIET_SECONDS", 0.01)
+    later_release = asyncio.Event()
+    later = asyncio.create_task(later_release.wait())
+    answers = iter([[], [later]])  # none running now; one started while the hook kept quiet
+
+    def other_runs() -> list[asyncio.Task[Any]]:
+        return next(answers, [] if later.done() else [later])
+
+    before_part = asyncio.create_task(search_keep._yielding(other_runs)())
+    done, _ = await asyncio.wait({before_part}, timeout=0.2)
+    assert not done  # waiting for the run that started meanwhile
+    later_release.set()
+    await asyncio.wait_for(before_part, 10)
+
     monkeypatch.setattr(search_keep, "YIELD_MAX_SECONDS", 0.0)
     never = asyncio.create_task(asyncio.Event().wait())
     try:
@@ -169,19 +184,20 @@ async def test_the_kept_dataset_waits_for_the_workers_other_runs_and_not_for_eve
         never.cancel()
 
 
-async def test_a_keep_yields_to_runs_still_working_not_to_finishing_ones() -> None:
-    """Two searches storing their keeps at once must not wait for each other (they are both finishing)."""
+async def test_a_keep_yields_to_other_runs_but_not_to_other_keeps() -> None:
+    """Two searches storing their keeps at once must not wait for each other; any other run is waited for."""
     blocked = asyncio.Event()
     runs = {name: RunHandle(name, None, 1, 1) for name in ("storing", "other_storing", "working", "ended")}
     for handle in runs.values():
         handle.body = asyncio.create_task(blocked.wait())
-    runs["storing"].finishing = runs["other_storing"].finishing = True
+    runs["storing"].background = runs["other_storing"].background = True
+    runs["working"].finishing = True  # writing its outcome: still waited for
     runs["ended"].body = asyncio.create_task(asyncio.sleep(0))
     await runs["ended"].body
     try:
         assert working_runs(runs, runs["storing"]) == [runs["working"].body]
         assert working_runs(runs, runs["other_storing"]) == [runs["working"].body]
-        runs["working"].finishing = True
+        runs["working"].background = True
         assert working_runs(runs, runs["storing"]) == []
     finally:
         blocked.set()
