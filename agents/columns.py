@@ -55,6 +55,12 @@ def collect_each(queries: list[pl.LazyFrame], rows: int) -> list[pl.DataFrame]:
     return [query.collect() for query in queries]
 
 
+def counted_values(frame: pl.DataFrame, name: str, count: str) -> pl.LazyFrame:
+    """Column ``name``'s distinct values (null among them when there is one) with their row counts (Int64, column
+    ``count``), as a query: what a pass per value reads instead of every row."""
+    return narrow(frame, [name]).group_by(name).agg(pl.len().cast(pl.Int64).alias(count))
+
+
 def require_columns(frame: pl.DataFrame, names: Iterable[str], *, agent_id: str, field: str) -> None:
     """``InvalidParametersError`` naming the parameter (``agent_id.field``) when a name it gives is not a data
     column of the frame. Details: ``{"unknown_columns": [...], "available_columns": [...]}``."""

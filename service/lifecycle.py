@@ -38,7 +38,7 @@ from service.storage import (
     Storage,
     part_size_for,
 )
-from service.store import Publish, TaskStore, Transition
+from service.store import NewTask, Publish, TaskStore, Transition
 
 log = logging.getLogger("agensium.lifecycle")
 _INPUT_NAME = re.compile(INPUT_NAME_PATTERN)
@@ -155,26 +155,26 @@ async def create_task(
             raise ServiceError("TASK_NOT_FOUND", "The source task does not exist.", {"source_task_id": source_task_id})
         if source["status"] != S.COMPLETED:
             raise invalid_state(source["status"], "take inputs from")
-    task: dict[str, Any] = {
-        "user_id": user_id,
-        "tool_id": tool_id,
-        "agents": chain,
-        "priority": priority,
-        "parameters": parameters,
-        "source_task_id": source_task_id,
-        "labels": labels,
-        "idempotency_key": idempotency_key,
-        "upload_ttl_s": core.settings.task_upload_ttl_s,
-        "request_hash": body_hash,
-    }
+    task = NewTask(
+        user_id=user_id,
+        tool_id=tool_id,
+        agents=chain,
+        priority=priority,
+        parameters=parameters,
+        source_task_id=source_task_id,
+        labels=labels,
+        idempotency_key=idempotency_key,
+        upload_ttl_s=core.settings.task_upload_ttl_s,
+        request_hash=body_hash,
+    )
     cap = core.settings.max_unfinished_tasks
     if _take_cap_room(user_id, cap):  # far enough under the cap a moment ago: no count
-        row, created = await core.store.insert_task(**task, publish=core.publish)
+        row, created = await core.store.insert_task(task)
     else:  # the count and the insert in one round trip
-        row, created, unfinished = await core.store.insert_task_under_cap(**task, cap=cap)
+        row, created, unfinished = await core.store.insert_task_under_cap(task, cap)
         if row is None:  # refused at the cap (the exact count for its message), or a rarer case insert_task handles
             await _check_unfinished_cap(core, user_id)
-            row, created = await core.store.insert_task(**task, publish=core.publish)
+            row, created = await core.store.insert_task(task)
         elif unfinished is not None:
             _keep_cap_room(user_id, cap, unfinished + int(created))
     # A concurrent create with the same key got in first (ON CONFLICT): same rule as above.

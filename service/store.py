@@ -138,6 +138,38 @@ class Transition:
     current_status: str | None  # None with row None: the task does not exist (for this user)
 
 
+@dataclass(frozen=True)
+class NewTask:
+    """A task to create (TaskStore.insert_task, insert_task_under_cap)."""
+
+    user_id: str
+    tool_id: str
+    agents: list[str]
+    priority: str
+    parameters: dict[str, Any] | None
+    source_task_id: str | None
+    labels: dict[str, str]
+    idempotency_key: str | None
+    upload_ttl_s: int
+    request_hash: bytes | None = None
+
+    def insert_args(self) -> tuple[Any, ...]:
+        """insert_task's parameters $1-$11 (insert_task_under_cap takes the same, then the cap), with a new task id."""
+        return (
+            uuid.uuid4(),
+            uuid.UUID(self.user_id),
+            self.tool_id,
+            self.agents,
+            self.priority,
+            self.parameters,
+            uuid.UUID(self.source_task_id) if self.source_task_id else None,
+            self.labels,
+            self.idempotency_key,
+            float(self.upload_ttl_s),
+            self.request_hash,
+        )
+
+
 class TaskStore:
     def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
         self.pool = pool
@@ -274,21 +306,7 @@ class TaskStore:
 
     # --- tasks ---------------------------------------------------------------------------------
 
-    async def insert_task(
-        self,
-        *,
-        user_id: str,
-        tool_id: str,
-        agents: list[str],
-        priority: str,
-        parameters: dict[str, Any] | None,
-        source_task_id: str | None,
-        labels: dict[str, str],
-        idempotency_key: str | None,
-        upload_ttl_s: int,
-        publish: Publish,
-        request_hash: bytes | None = None,
-    ) -> tuple[asyncpg.Record, bool]:
+    async def insert_task(self, new: NewTask) -> tuple[asyncpg.Record, bool]:
         """Insert a CREATED task; returns (row, created). An existing task with the same
         idempotency key is returned with created=False (the caller compares its request_hash).
 
@@ -298,49 +316,29 @@ class TaskStore:
         Creation writes no event: nobody can follow a task before it exists, and an event here
         would put every create of a user behind that user's event lock (one commit at a time).
         Streams see a task from its first transition on; the task itself says CREATED."""
-        insert_args = _insert_args(
-            user_id, tool_id, agents, priority, parameters, source_task_id, labels, idempotency_key, upload_ttl_s,
-            request_hash,
-        )  # fmt: skip
+        insert_args = new.insert_args()
         while True:
             row = await self.pool.fetchrow(self.q["insert_task"], *insert_args)
             if row is not None:
                 return row, True
-            earlier = await self.task_by_idempotency_key(user_id, idempotency_key)
+            earlier = await self.task_by_idempotency_key(new.user_id, new.idempotency_key)
             if earlier is not None:  # idempotency key seen before
                 return earlier, False
 
-    async def insert_task_under_cap(
-        self,
-        *,
-        user_id: str,
-        tool_id: str,
-        agents: list[str],
-        priority: str,
-        parameters: dict[str, Any] | None,
-        source_task_id: str | None,
-        labels: dict[str, str],
-        idempotency_key: str | None,
-        upload_ttl_s: int,
-        request_hash: bytes | None,
-        cap: int,
-    ) -> tuple[asyncpg.Record | None, bool, int | None]:
+    async def insert_task_under_cap(self, new: NewTask, cap: int) -> tuple[asyncpg.Record | None, bool, int | None]:
         """insert_task and the cap on unfinished tasks in one statement (one round trip): (row, True, n) for the
         new task; (the earlier task with the same idempotency key, False, n); (None, False, n) when the user has
         `cap` unfinished tasks already. n: the user's unfinished tasks before this one, None for an admin (no cap).
         As with insert_task, a key freed by a delete in between is tried again."""
-        insert_args = _insert_args(
-            user_id, tool_id, agents, priority, parameters, source_task_id, labels, idempotency_key, upload_ttl_s,
-            request_hash,
-        )  # fmt: skip
+        insert_args = new.insert_args()
         while True:
             row = await self.pool.fetchrow(self.q["insert_task_under_cap"], *insert_args, cap)
             unfinished = row["unfinished"] if row is not None else None
             if row is not None and row["id"] is not None:
                 return row, True, unfinished
-            if row is None or idempotency_key is None or (unfinished is not None and unfinished >= cap):
+            if row is None or new.idempotency_key is None or (unfinished is not None and unfinished >= cap):
                 return None, False, unfinished  # at the cap, or nothing inserted for a reason the caller looks into
-            earlier = await self.task_by_idempotency_key(user_id, idempotency_key)
+            earlier = await self.task_by_idempotency_key(new.user_id, new.idempotency_key)
             if earlier is not None:  # idempotency key seen before
                 return earlier, False, unfinished
 
@@ -713,34 +711,6 @@ async def listen_user_changes(dsn: str, on_change: Callable[[str], None], retry_
 
 def _event(row: asyncpg.Record, user_id: str | None) -> Event:
     return Event(row["id"], str(row["task_id"]), user_id or "", row["type"], row["payload"])
-
-
-def _insert_args(
-    user_id: str,
-    tool_id: str,
-    agents: list[str],
-    priority: str,
-    parameters: dict[str, Any] | None,
-    source_task_id: str | None,
-    labels: dict[str, str],
-    idempotency_key: str | None,
-    upload_ttl_s: int,
-    request_hash: bytes | None,
-) -> tuple[Any, ...]:
-    """insert_task's parameters $1-$11 (insert_task_under_cap takes the same, then the cap), with a new task id."""
-    return (
-        uuid.uuid4(),
-        uuid.UUID(user_id),
-        tool_id,
-        agents,
-        priority,
-        parameters,
-        uuid.UUID(source_task_id) if source_task_id else None,
-        labels,
-        idempotency_key,
-        float(upload_ttl_s),
-        request_hash,
-    )
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -48,6 +48,7 @@ import polars as pl
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.columns import (
     collect_each,
+    counted_values,
     is_text,
     narrow,
     require_columns,
@@ -168,9 +169,7 @@ def _distinct_values(frame: pl.DataFrame, columns: list[str], params: FieldStand
     alone, so the rules run and the counts are taken once per distinct value, not once per row (a
     Categorical's values are found before they are turned into text)."""
     queries = [
-        narrow(frame, [column])
-        .group_by(column)
-        .agg(pl.len().cast(pl.Int64).alias(COUNT))
+        counted_values(frame, column, COUNT)
         .select(pl.col(column).cast(pl.String), COUNT)
         .with_columns(_normalized(pl.col(column), params).alias(TEXT))
         for column in columns

@@ -43,7 +43,7 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
-from agents.columns import collect_each, narrow, with_row_index
+from agents.columns import collect_each, counted_values, narrow, with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
     AgentInputs,
@@ -317,10 +317,9 @@ def _written_values(frame: pl.DataFrame, columns: list[str]) -> dict[str, pl.Dat
     schema = frame.schema
     names = [name for name in columns if schema[name] == pl.String]
     queries = [
-        narrow(frame, [name])
-        .group_by(name)
-        .agg(pl.len().cast(pl.Int64).alias("count"))
-        .select(pl.col(name).alias("raw"), pl.col(name).str.strip_chars().alias("value"), "count")
+        counted_values(frame, name, "count").select(
+            pl.col(name).alias("raw"), pl.col(name).str.strip_chars().alias("value"), "count"
+        )
         for name in names
     ]
     return dict(zip(names, collect_each(queries, frame.height), strict=True))

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from service import events as events_module
 from service.config import Settings
 from service.events import SSE_PING, EncodedEvent, EventHub, EventPublisher, sse_frame
-from service.store import Event, TaskStore
+from service.store import Event, NewTask, TaskStore
 from tests.conftest import Account, ApiServer, serve_api
 from tests.support import DEADLINE_S, poll
 
@@ -217,16 +217,17 @@ async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
 async def running_task(store: TaskStore, user_id: str, publish: EventPublisher) -> str:
     """A PROCESSING task driven through the store as a worker would (no queue: nothing else claims it)."""
     row, _ = await store.insert_task(
-        user_id=user_id,
-        tool_id="profile-my-data",
-        agents=["unified-profiler"],
-        priority="normal",
-        parameters=None,
-        source_task_id=None,
-        labels={},
-        idempotency_key=None,
-        upload_ttl_s=60,
-        publish=publish,
+        NewTask(
+            user_id=user_id,
+            tool_id="profile-my-data",
+            agents=["unified-profiler"],
+            priority="normal",
+            parameters=None,
+            source_task_id=None,
+            labels={},
+            idempotency_key=None,
+            upload_ttl_s=60,
+        )
     )
     task_id = str(row["id"])
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]

@@ -12,7 +12,7 @@ from service.config import Settings
 from service.lifecycle import Core
 from service.models import task_view
 from service.storage import Storage
-from service.store import Event, TaskStore
+from service.store import Event, NewTask, TaskStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -25,18 +25,19 @@ class Recorder:
         self.events.append(event)
 
 
-async def new_task(store: TaskStore, user_id: str, publish: Recorder, key: str | None = None) -> str:
+async def new_task(store: TaskStore, user_id: str, key: str | None = None) -> str:
     row, created = await store.insert_task(
-        user_id=user_id,
-        tool_id="profile-my-data",
-        agents=["unified-profiler"],
-        priority="normal",
-        parameters=None,
-        source_task_id=None,
-        labels={"project": "x"},
-        idempotency_key=key,
-        upload_ttl_s=60,
-        publish=publish,
+        NewTask(
+            user_id=user_id,
+            tool_id="profile-my-data",
+            agents=["unified-profiler"],
+            priority="normal",
+            parameters=None,
+            source_task_id=None,
+            labels={"project": "x"},
+            idempotency_key=key,
+            upload_ttl_s=60,
+        )
     )
     return str(row["id"])
 
@@ -63,18 +64,19 @@ async def no_queue(*args: object) -> None:
 async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> None:
     user_id, _ = await store.create_user("u1")
     rec = Recorder()
-    first = await new_task(store, user_id, rec, key="k-1")
+    first = await new_task(store, user_id, key="k-1")
     again, created = await store.insert_task(
-        user_id=user_id,
-        tool_id="profile-my-data",
-        agents=["unified-profiler"],
-        priority="high",
-        parameters=None,
-        source_task_id=None,
-        labels={},
-        idempotency_key="k-1",
-        upload_ttl_s=60,
-        publish=rec,
+        NewTask(
+            user_id=user_id,
+            tool_id="profile-my-data",
+            agents=["unified-profiler"],
+            priority="high",
+            parameters=None,
+            source_task_id=None,
+            labels={},
+            idempotency_key="k-1",
+            upload_ttl_s=60,
+        )
     )
     assert not created and str(again["id"]) == first and again["priority"] == "normal"
     assert rec.events == [] and await store.task_events_after(first, 0) == []
@@ -83,7 +85,7 @@ async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> Non
 async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     user_id, _ = await store.create_user("u2")
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     job_id = await to_dispatched(store, task_id, user_id, rec)
     claim = await store.transition("claim_job", task_id, ["w1", job_id], rec)
     assert claim.row is not None and claim.row["attempts"] == 1 and claim.row["worker_id"] == "w1"
@@ -101,7 +103,7 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
 async def test_illegal_transitions_report_current_status(store: TaskStore) -> None:
     user_id, _ = await store.create_user("u3")
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     claim = await store.transition("claim_job", task_id, ["w", "task:no-such-job"], rec)
     assert claim.row is None and claim.current_status == "CREATED"
     done = await store.transition("complete_task", task_id, [[], {}, "x", None, None], rec)
@@ -123,7 +125,7 @@ async def test_other_user_sees_nothing(store: TaskStore) -> None:
     owner, _ = await store.create_user("owner")
     stranger, _ = await store.create_user("stranger")
     rec = Recorder()
-    task_id = await new_task(store, owner, rec)
+    task_id = await new_task(store, owner)
     assert await store.get_task(task_id, stranger) is None
     r = await store.transition("cancel_task", task_id, [["CREATED"]], rec, stranger)
     assert r.row is None and r.current_status is None
@@ -138,7 +140,7 @@ async def test_claim_race_exactly_one_winner(store: TaskStore, settings: Setting
     rec = Recorder()
     core = Core(settings, store, storage, rec, no_queue)
     for _ in range(5):
-        task_id = await new_task(store, user_id, rec)
+        task_id = await new_task(store, user_id)
         job_id = await to_dispatched(store, task_id, user_id, rec)
         rec.events.clear()
         claimers = [lifecycle.claim_task(core, task_id, f"w{i}", job_id) for i in range(8)]
@@ -156,7 +158,7 @@ async def test_event_ids_commit_in_order_per_user(store: TaskStore) -> None:
     """Concurrent writers for one user: every event is in the table, ids in publish order."""
     user_id, _ = await store.create_user("busy")
     rec = Recorder()
-    task_ids = [await new_task(store, user_id, rec) for _ in range(6)]
+    task_ids = [await new_task(store, user_id) for _ in range(6)]
     for t in task_ids:
         job_id = await to_dispatched(store, t, user_id, rec)
         await store.transition("claim_job", t, ["w", job_id], rec)
@@ -169,8 +171,7 @@ async def test_event_ids_commit_in_order_per_user(store: TaskStore) -> None:
 
 async def test_credits_debit_all_or_nothing(store: TaskStore) -> None:
     user_id, _ = await store.create_user("payer", credits=50)
-    rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 30)], 1) is None
     assert (await store.get_user(user_id))["credits"] == 50
     assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 20)], 1) == 0
@@ -181,7 +182,7 @@ async def test_an_agent_is_debited_once_per_run_and_only_while_the_run_holds_its
     debit of a run that no longer holds its task (not PROCESSING, or another attempt) charges nothing."""
     user_id, _ = await store.create_user("debited", credits=100)
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     assert await store.debit_agent(user_id, task_id, "a", 30, 1) == "gone"  # CREATED: no run holds it
     job_id = await to_dispatched(store, task_id, user_id, rec)
     assert (await store.transition("claim_job", task_id, ["w", job_id], rec)).row["attempts"] == 1
@@ -201,7 +202,7 @@ async def test_concurrent_tries_of_one_debit_charge_once(store: TaskStore) -> No
     line, and every try answers "debited"."""
     user_id, _ = await store.create_user("racer", credits=100)
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     job_id = await to_dispatched(store, task_id, user_id, rec)
     assert (await store.transition("claim_job", task_id, ["w", job_id], rec)).row["attempts"] == 1
     outcomes = await asyncio.gather(*(store.debit_agent(user_id, task_id, "a", 30, 1) for _ in range(8)))
@@ -215,7 +216,7 @@ async def test_a_refund_gives_back_its_own_run_only(store: TaskStore) -> None:
     """A task whose first run was charged and kept (it ran: AGENT_FAILED), retried, and whose second run is
     refunded (cancelled while running) gets the second run back, never the first; refunds are idempotent."""
     user_id, _ = await store.create_user("retrier", credits=500)
-    task_id = await new_task(store, user_id, Recorder())
+    task_id = await new_task(store, user_id)
     assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 90)], 1) == 380
     assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 90)], 2) == 260
     assert await store.refund_task_credits(user_id, task_id, "refund: cancelled while running", 2) == 120
@@ -226,8 +227,7 @@ async def test_a_refund_gives_back_its_own_run_only(store: TaskStore) -> None:
 
 async def test_list_tasks_paginates_and_filters(store: TaskStore) -> None:
     user_id, _ = await store.create_user("lister")
-    rec = Recorder()
-    created = [await new_task(store, user_id, rec) for _ in range(5)]
+    created = [await new_task(store, user_id) for _ in range(5)]
     page1 = await store.list_tasks(user_id, statuses=None, tool_id=None, labels=None, after=None, limit=3)
     assert [str(r["id"]) for r in page1] == created[::-1][:3]
     last = page1[-1]
@@ -258,7 +258,7 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
             seen.append((event.payload["status"], row["status"]))
 
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     job_id = await to_dispatched(store, task_id, user_id, rec)
     await store.transition("claim_job", task_id, ["w", job_id], check)
     await store.set_progress(task_id, 55, "a", "m", check)
@@ -272,7 +272,7 @@ async def test_delete_writes_one_event_that_outlives_the_task(store: TaskStore) 
     user_id, _ = await store.create_user("deleter")
     stranger, _ = await store.create_user("not-the-owner")
     rec = Recorder()
-    task_id = await new_task(store, user_id, rec)
+    task_id = await new_task(store, user_id)
     refused = await store.delete_task(task_id, user_id, lifecycle.TERMINAL, rec)
     assert refused.row is None and refused.current_status == "CREATED" and rec.events == []
     cancelled = await store.transition("cancel_task", task_id, [["CREATED"]], rec, user_id)

@@ -28,7 +28,7 @@ from service import lifecycle
 from service.config import Settings
 from service.lifecycle import Core
 from service.storage import Storage
-from service.store import Event, TaskStore
+from service.store import Event, NewTask, TaskStore
 from service.versions import DatasetVersion
 from service.versions import with_version_options as _with_version_options
 from tests.e2e.test_tools import fetch, write
@@ -74,16 +74,17 @@ async def finished_task(
 ) -> str:
     """A COMPLETED task as its run leaves it: its declared inputs and its stored outputs (run 1)."""
     row, _ = await core.store.insert_task(
-        user_id=user_id,
-        tool_id=tool_id,
-        agents=list(registry.tool_spec(tool_id).default_chain),
-        priority="normal",
-        parameters=parameters,
-        source_task_id=source_task_id,
-        labels={},
-        idempotency_key=None,
-        upload_ttl_s=3600,
-        publish=_unused_publish,
+        NewTask(
+            user_id=user_id,
+            tool_id=tool_id,
+            agents=list(registry.tool_spec(tool_id).default_chain),
+            priority="normal",
+            parameters=parameters,
+            source_task_id=source_task_id,
+            labels={},
+            idempotency_key=None,
+            upload_ttl_s=3600,
+        )
     )
     task_id = str(row["id"])
     await core.store.pool.execute(
