@@ -17,7 +17,7 @@ import pytest
 from service.config import Settings
 from service.store import SQL_DIR, TaskStore, apply_migrations
 from tests.conftest import RUN_ID, Account, ApiServer, _with_database
-from tests.service.test_store import Recorder, new_task
+from tests.service.test_store import new_task
 from tests.support import create_task, upload_inputs, wait_for_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -159,7 +159,7 @@ async def test_migration_005_backfills_the_kind_of_existing_lines(settings: Sett
 
 async def test_concurrent_grants_and_debits_keep_every_balance_after_right(store: TaskStore) -> None:
     user_id, _ = await store.create_user("busy-payer", credits=500)
-    task_ids = [await new_task(store, user_id, Recorder()) for _ in range(5)]  # debits name a task
+    task_ids = [await new_task(store, user_id) for _ in range(5)]  # debits name a task
     await asyncio.gather(
         *(store.grant_credits(user_id, 3) for _ in range(10)),
         *(store.debit_credits(user_id, task_id, [("a", 7), ("b", 11)], 1) for task_id in task_ids),

@@ -25,7 +25,7 @@ class Recorder:
         self.events.append(event)
 
 
-async def new_task(store: TaskStore, user_id: str, key: str | None = None) -> str:
+async def new_task(store: TaskStore, user_id: str, *, key: str | None = None) -> str:
     row, created = await store.insert_task(
         NewTask(
             user_id=user_id,
