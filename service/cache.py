@@ -8,7 +8,8 @@ A task's key is the sha256 (hex) of a canonical JSON (keys sorted, no spaces) of
   chained task's source options under its own);
 - each input's content identity: its sha256 when the API streamed it, else the object store's size and ETag;
   for a task chained on an earlier one (`source_task_id`), its source's dataset version: the sha256 its run
-  recorded for it, else its size and ETag;
+  recorded for it, else the size and ETag the store gave when the source was processed (kept in its inputs
+  entry), else the store's size and ETag now;
 - the agents' code version: a sha256 over the source of the `agents` package, computed once per process.
 
 The hidden diagnostics tool is never cached: its sleeper exists to exercise the run machinery.
@@ -117,10 +118,21 @@ def _file_identity(record: dict[str, Any], head: ObjectInfo | None) -> dict[str,
     return {**identity, "size": head.size, "etag": head.etag}
 
 
+def upload_identities(heads: dict[str, ObjectInfo]) -> dict[str, dict[str, Any]] | None:
+    """What the store said of a task's uploads when process verified them, by name, for their inputs entries
+    (`etag`, `stored_size`): a task chained on it later keys its version by them without a HEAD (_stored_identity).
+    None when the store gave no ETag."""
+    known = {name: {"etag": h.etag, "stored_size": h.size} for name, h in heads.items() if h.etag}
+    return known or None
+
+
 async def _stored_identity(core: Core, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
-    """The identity of a stored object its task recorded (an output, an input): the recorded sha256, else the
-    store's size and ETag; None when it is gone."""
+    """The identity of a stored object its task recorded (an output, an input): the recorded sha256, else the size
+    and ETag the store gave when the task was processed (an upload's; upload_identities), else the store's now;
+    None when it is gone."""
     if record.get("sha256"):
         return {"name": record["name"], "size": record["size"], "sha256": record["sha256"]}
+    if record.get("etag") and record.get("stored_size") is not None:
+        return {"name": record["name"], "size": record["stored_size"], "etag": record["etag"]}
     head = await core.storage.head(key)
     return None if head is None else {"name": record["name"], "size": head.size, "etag": head.etag}

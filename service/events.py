@@ -77,13 +77,22 @@ class EventPublisher:
         self.channel = channel
         self.timeout_s = timeout_s  # the user's event lock is held while publishing: never wait long
 
-    async def __call__(self, event: Event) -> None:
-        # Called right after the event's COMMIT: the hubs measure the publish lag from this time.
-        message = event.to_message(committed_at=time.time())
+    async def __call__(self, *events: Event) -> None:
+        """Publish a transaction's events in order, in one round trip (a pipeline on one connection keeps it)."""
+        # Called right after the events' COMMIT: the hubs measure the publish lag from this time.
+        committed_at = time.time()
         try:
-            await asyncio.wait_for(self.redis.publish(self.channel, message), self.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - transport only; the row is already written
-            log.warning("event publish failed (event %s kept in the log): %s", event.id, exc)
+            if len(events) == 1:
+                await asyncio.wait_for(
+                    self.redis.publish(self.channel, events[0].to_message(committed_at=committed_at)), self.timeout_s
+                )
+                return
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.publish(self.channel, event.to_message(committed_at=committed_at))
+                await asyncio.wait_for(pipe.execute(), self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - transport only; the rows are already written
+            log.warning("event publish failed (events %s kept in the log): %s", [e.id for e in events], exc)
 
 
 class Subscription:

@@ -24,7 +24,7 @@ import asyncpg
 from agents import registry
 from agents.errors import AgentError
 from agents.params.transformer import TransformerParams
-from service.cache import CacheKey, task_cache_key
+from service.cache import CacheKey, task_cache_key, upload_identities
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, rate_limited, task_not_found
 from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc, lineage_entry
@@ -719,10 +719,18 @@ def has_baseline(task: asyncpg.Record) -> bool:
 
 
 async def _queue(
-    core: Core, user_id: str, task_id: str, allowed: list[S], action: str, agents: list[str], key: CacheKey | None
+    core: Core,
+    user_id: str,
+    task_id: str,
+    allowed: list[S],
+    action: str,
+    agents: list[str],
+    key: CacheKey | None,
+    heads: dict[str, ObjectInfo],
 ) -> asyncpg.Record:
     cache_key = key.key if key is not None else None
-    result = await core.store.transition("mark_queued", task_id, [allowed, agents, cache_key], core.publish, user_id)
+    args = [allowed, agents, cache_key, upload_identities(heads)]
+    result = await core.store.transition("mark_queued", task_id, args, core.publish, user_id)
     if result.row is None:
         raise _refused(result, action)
     await dispatch_user(core, user_id)
@@ -755,41 +763,36 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
     chain = queued_chain(task)
     key = await task_cache_key(core, task, chain, heads)
     if key is not None and key.lookup and use_cache:
-        hit = await _complete_from_cache(core, user_id, task_id, allowed, chain, key.key)
+        hit = await _complete_from_cache(core, user_id, task_id, allowed, chain, key.key, heads)
         if hit is not None:
             return hit
-    return await _queue(core, user_id, task_id, allowed, "process", chain, key)
+    return await _queue(core, user_id, task_id, allowed, "process", chain, key, heads)
 
 
 CACHE_COPY_PREFIX = "cache-"  # outputs/cache-<hex>/: a cache hit's own copies (a run's are outputs/<attempt>/)
 
 
 async def _complete_from_cache(
-    core: Core, user_id: str, task_id: str, allowed: list[S], chain: list[str], key: str
+    core: Core, user_id: str, task_id: str, allowed: list[S], chain: list[str], key: str, heads: dict[str, ObjectInfo]
 ) -> asyncpg.Record | None:
-    """The task COMPLETED at once from the user's latest COMPLETED task of the same key: its outputs and result, the
-    usual `status` and `done` events, a `cache_hit` ledger line of 0 credits; None (a miss) when there is no such
-    task. Its outputs are first the stored objects of the task that ran (`copy_from`); its own server-side copies
-    are made right after by a worker (its copy job, copy_cache_hit), or by the maintenance sweep when that job is
-    lost, and deleting that task makes them first if they are not made yet: deleting either task never breaks the
-    other. INVALID_STATE when the task moved on meanwhile (a concurrent process or cancel)."""
-    source = await core.store.cached_task(user_id, key, task_id)
-    if source is None:
-        return None
-    source_id = str(source["id"])
-    owner = str(source["copy_from"] or source_id)  # whose stored objects the outputs are
-    settings = core.settings
-    outputs = [{**o, "key": output_key(settings, user_id, source_id, o)} for o in source["outputs"] or []]
-    message = f"Completed from the result cache (same work as task {source_id})"
+    """The task COMPLETED at once from the user's latest COMPLETED task of the same key, looked up by the completing
+    statement itself: its outputs and result, the usual `status` and `done` events, a `cache_hit` ledger line of 0
+    credits; None (a miss) when there is no such task. Its outputs are first the stored objects of the task that ran
+    (`copy_from`); its own server-side copies are made right after by a worker (its copy job, copy_cache_hit), or by
+    the maintenance sweep when that job is lost, and deleting that task makes them first if they are not made yet:
+    deleting either task never breaks the other. INVALID_STATE when the task moved on meanwhile (a concurrent
+    process or cancel)."""
     result = await core.store.complete_from_cache(
         task_id,
         user_id,
-        [allowed, chain, key, outputs, message, uuid.UUID(owner), source["id"]],
-        f"cache hit: reused task {source_id}",
+        [allowed, chain, key],
+        "Completed from the result cache (same work as task %s)",
+        "cache hit: reused task %s",
+        upload_identities(heads),
         core.publish,
     )
     if result.row is None:
-        if result.current_status in allowed:  # the reused task was deleted meanwhile: run this one
+        if result.current_status in allowed:  # a miss (or the reused task went meanwhile): run this one
             return None
         raise _refused(result, "process")
     await core.enqueue.copies(task_id)
@@ -850,7 +853,7 @@ async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     heads = await _verify_inputs(core, task)
     chain = queued_chain(task)
     return await _queue(
-        core, user_id, task_id, RETRYABLE, "retry", chain, await task_cache_key(core, task, chain, heads)
+        core, user_id, task_id, RETRYABLE, "retry", chain, await task_cache_key(core, task, chain, heads), heads
     )
 
 

@@ -21,8 +21,12 @@ from typing import IO, Any
 from urllib.parse import quote
 
 import aioboto3
+import aiohttp
 import botocore.session
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
@@ -220,6 +224,7 @@ class Storage:
         self._exit_stack: AsyncExitStack | None = None
         self._client: Any = None
         self._signer: Any = None
+        self._heads: _Heads | None = None
 
     @property
     def bucket(self) -> str:
@@ -239,12 +244,14 @@ class Storage:
                 self._session.client("s3", endpoint_url=self._settings.s3_endpoint_url, config=config)
             )
             self._signer = await asyncio.to_thread(self._create_signer)
+            self._heads = _Heads(self._settings, self._client.meta.endpoint_url, self._bucket)
+            stack.push_async_callback(self._heads.close)
             self._exit_stack = stack.pop_all()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         stack, self._exit_stack = self._exit_stack, None
-        signer, self._client, self._signer = self._signer, None, None
+        signer, self._client, self._signer, self._heads = self._signer, None, None, None
         if signer is not None:
             signer.close()
         if stack is not None:
@@ -448,19 +455,11 @@ class Storage:
     # --- metadata -----------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo | None:
-        with _unavailable_on_transport_errors():
-            try:
-                response = await self.client.head_object(Bucket=self._bucket, Key=key)
-            except ClientError as exc:
-                if _is_not_found(exc):
-                    return None
-                raise
-        return ObjectInfo(
-            key=key,
-            size=int(response["ContentLength"]),
-            content_type=response.get("ContentType"),
-            etag=_strip_etag(response.get("ETag")),
-        )
+        """What the store holds at `key` (size, Content-Type, ETag); None when nothing. Sent by `_Heads`: every
+        process and every result-cache hit verifies its uploads with one."""
+        if self._heads is None:
+            raise RuntimeError("Storage is not open: use `async with Storage(settings) as storage`")
+        return await self._heads.head(key)
 
     async def delete_prefix(self, prefix: str, *, batch_size: int = DELETE_BATCH) -> int:
         """Delete every object under `prefix` and abort its unfinished multipart uploads.
@@ -825,6 +824,58 @@ def _join(chunks: list[bytes]) -> bytes:
     joined = b"".join(chunks)
     chunks.clear()
     return joined
+
+
+class _Heads:
+    """HeadObject as aiobotocore sends it (path-style URL, SigV4 by botocore's own signer, the same retries on
+    connection errors and 5xx), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and response
+    parsing cost ~0.5 ms of CPU per call, half again the request itself."""
+
+    ATTEMPTS = 3  # as botocore_config's retries
+    RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+    def __init__(self, settings: Settings, endpoint_url: str, bucket: str) -> None:
+        self._base = f"{endpoint_url.rstrip('/')}/{quote(bucket, safe='')}/"
+        self._credentials = Credentials(settings.s3_access_key_id, settings.s3_secret_access_key)
+        self._region = settings.s3_region
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_POOL_CONNECTIONS),
+            timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=60),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        url = self._base + quote(key, safe="/~")
+        for attempt in range(1, self.ATTEMPTS + 1):
+            request = AWSRequest(method="HEAD", url=url)
+            S3SigV4Auth(self._credentials, "s3", self._region).add_auth(request)
+            try:
+                async with self._session.head(url, headers=dict(request.headers.items())) as response:
+                    status, headers = response.status, response.headers
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if attempt == self.ATTEMPTS:
+                    raise StorageUnavailable(f"object store unreachable: {exc!r}") from exc
+            else:
+                if status == 404:
+                    return None
+                if status < 300:
+                    return ObjectInfo(
+                        key=key,
+                        size=int(headers["Content-Length"]),
+                        content_type=headers.get("Content-Type"),
+                        etag=_strip_etag(headers.get("ETag")),
+                    )
+                if status not in self.RETRY_STATUSES:
+                    raise ClientError(
+                        {"Error": {"Code": str(status)}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject"
+                    )
+                if attempt == self.ATTEMPTS:
+                    raise StorageUnavailable(f"object store error: HEAD answered {status}")
+            await asyncio.sleep(0.05 * 2**attempt)  # botocore's standard mode backs off too
+        raise AssertionError("unreachable")
 
 
 def _strip_etag(etag: str | None) -> str | None:

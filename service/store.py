@@ -10,10 +10,10 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from pydantic_core import from_json, to_json
@@ -127,7 +127,10 @@ class Event:
         )
 
 
-Publish = Callable[[Event], Awaitable[None]]
+class Publish(Protocol):
+    """Publishes a transaction's events, in order, once they are committed (service/events.py EventPublisher)."""
+
+    async def __call__(self, *events: Event) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -443,20 +446,18 @@ class TaskStore:
                         return Transition(None, status)
                     view = task_view(row)
                     locked = row["user_id"]
-                    events.append(await self._insert_event(conn, locked, tid, "status", view, first=True))
-                    if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED"):
-                        events.append(await self._insert_event(conn, row["user_id"], tid, "done", view))
+                    kinds = (
+                        ["status", "done"]
+                        if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED")
+                        else ["status"]
+                    )
+                    events = await self._insert_events(conn, locked, tid, [(kind, view) for kind in kinds])
                 await self._publish(events, publish)
             finally:
                 await self._unlock_events(conn, locked)
             return Transition(row, row["status"])
 
     # --- result cache (service/cache.py) -----------------------------------------------------------
-
-    async def cached_task(self, user_id: str, cache_key: str, task_id: str) -> asyncpg.Record | None:
-        """(id, outputs, copy_from) of the user's latest COMPLETED task other than `task_id` with this cache
-        key whose files are still stored and whose agents all succeeded; None when there is none."""
-        return await self.pool.fetchrow(self.q["cached_task"], uuid.UUID(user_id), cache_key, uuid.UUID(task_id))
 
     async def set_own_copies(self, task_id: str, copy_from: str, outputs: list[dict[str, Any]]) -> bool:
         """The cache hit's own copies replace the outputs it took from task `copy_from`; False when it is gone or
@@ -479,12 +480,23 @@ class TaskStore:
         return await self.pool.fetch(self.q["cache_hits_to_copy"], older_than_s, limit)
 
     async def complete_from_cache(
-        self, task_id: str, user_id: str, args: Sequence[Any], reason: str, publish: Publish
+        self,
+        task_id: str,
+        user_id: str,
+        args: Sequence[Any],
+        message: str,
+        reason: str,
+        identities: dict[str, Any] | None,
+        publish: Publish,
     ) -> Transition:
-        """A cache hit: the task COMPLETED at once (query complete_from_cache, `args` after the user id) with its
-        `status` and `done` events and, in the same statement, a ledger line of kind cache_hit and amount 0
-        saying which task it reused (`reason`)."""
-        return await self.transition("complete_from_cache", task_id, [*args, reason], publish, user_id)
+        """A cache hit, lookup included: the task COMPLETED at once from the user's latest COMPLETED task of its key
+        (query complete_from_cache, `args` after the user id) with its `status` and `done` events and, in the same
+        statement, a ledger line of kind cache_hit and amount 0 saying which task it reused (`message` and `reason`
+        are formats of that task's id), and its uploads' `identities` kept (as mark_queued keeps them). No row on a
+        miss: its current status then says whether it is still processable."""
+        return await self.transition(
+            "complete_from_cache", task_id, [*args, message, reason, identities], publish, user_id
+        )
 
     async def count_cache_hits(self, user_id: str) -> int:
         return int(await self.pool.fetchval(self.q["count_cache_hits"], uuid.UUID(user_id)))
@@ -516,7 +528,7 @@ class TaskStore:
                         "at": iso_utc(row["updated_at"]),  # when: a replayed log shows each line's own time
                     }
                     locked = row["user_id"]
-                    events.append(await self._insert_event(conn, locked, tid, "progress", payload, first=True))
+                    events = await self._insert_events(conn, locked, tid, [("progress", payload)])
                 await self._publish(events, publish)
             finally:
                 await self._unlock_events(conn, locked)
@@ -547,7 +559,7 @@ class TaskStore:
                         return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
                     payload = {**task_view(row), "message": "Deleted", "deleted": True}
                     locked = uid
-                    events.append(await self._insert_event(conn, uid, tid, "status", payload, first=True))
+                    events = await self._insert_events(conn, uid, tid, [("status", payload)])
                 await self._publish(events, publish)
             finally:
                 await self._unlock_events(conn, locked)
@@ -555,23 +567,23 @@ class TaskStore:
 
     # --- events --------------------------------------------------------------------------------
 
-    async def _insert_event(
+    async def _insert_events(
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
         task_id: uuid.UUID,
-        type_: str,
-        payload: dict[str, Any],
-        first: bool = False,
-    ) -> Event:
-        query = self.q["insert_first_event" if first else "insert_event"]
-        event_id = await conn.fetchval(query, task_id, user_id, type_, payload)
-        return Event(event_id, str(task_id), str(user_id), type_, payload)
+        events: Sequence[tuple[str, dict[str, Any]]],
+    ) -> list[Event]:
+        """A transaction's events (type, payload), in order, in one statement that first takes the user's event
+        lock (query insert_events)."""
+        types, payloads = [type_ for type_, _ in events], [payload for _, payload in events]
+        ids = sorted(r["id"] for r in await conn.fetch(self.q["insert_events"], task_id, user_id, types, payloads))
+        return [Event(i, str(task_id), str(user_id), t, p) for i, (t, p) in zip(ids, events, strict=True)]
 
     @staticmethod
     async def _publish(events: list[Event], publish: Publish) -> None:
-        for event in events:  # after COMMIT, still under the user's event lock
-            await publish(event)
+        if events:  # after COMMIT, still under the user's event lock
+            await publish(*events)
 
     async def _unlock_events(self, conn: asyncpg.Connection, user_id: uuid.UUID | None) -> None:
         """Release the user's event lock (a no-op with a server warning if it was never taken). A

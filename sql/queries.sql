@@ -182,50 +182,52 @@ RETURNING *;
 -- is under the running cap), with a clean slate for progress and a fresh attempt budget. $4: the chain as queued
 -- (lifecycle.queued_chain: a default chain without a baseline input loses drift-detector), NULL keeps it. $5: its
 -- result-cache key (service/cache.py; NULL: it has none): once COMPLETED, a later identical task of the user reuses
--- its result (cached_task).
+-- its result (complete_from_cache). $6: what the store said of the uploads, merged into their inputs entries by name (migration
+-- 012; NULL: nothing, as on retry).
 UPDATE tasks
 SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
     progress = 0, current_agent = NULL, artifacts_deleted = false,
     message = 'Queued', error = NULL, started_at = NULL, finished_at = NULL, worker_id = NULL,
-    heartbeat_at = NULL, attempt_base = attempts, cache_key = $5, updated_at = now()
+    heartbeat_at = NULL, attempt_base = attempts, cache_key = $5, inputs = inputs_merged(inputs, $6::jsonb),
+    updated_at = now()
 WHERE id = $1 AND user_id = $2 AND status = ANY($3)
 RETURNING *;
 
--- name: cached_task
--- The result cache's lookup (index tasks_by_cache_key_newest): user $1's latest COMPLETED task with cache key $2, other
--- than task $3, whose stored files are still there and whose every agent succeeded (a partial result runs again);
--- copy_from: the task whose objects its outputs still are (its own copies are not made yet).
-SELECT id, outputs, copy_from FROM tasks
-WHERE user_id = $1 AND cache_key = $2 AND status = 'COMPLETED' AND id <> $3 AND NOT artifacts_deleted
-  AND coalesce(result ->> 'status', 'success') = 'success'
-  AND (copy_from IS NULL OR cached)  -- not a run borrowing another's objects (a search page): a hit has one owner
-ORDER BY finished_at DESC
-LIMIT 1;
-
 -- name: complete_from_cache
--- process on a result-cache hit: a task in $3 -> COMPLETED at once, never queued nor run (attempts stay 0), with
--- the chain as queued ($4), its cache key ($5), the outputs of the COMPLETED task $9 it reuses ($6: the stored
--- objects of task $8 until set_own_copies gives it its own), its result (copied here, not through the API) and
--- message $7; and, in the same statement, its ledger line: kind cache_hit, 0 credits, the balance as it is, reason
--- $10. No row when task $9 is gone meanwhile. Returns the columns of the task object, not the result.
-WITH hit AS (
+-- process on a result-cache hit, lookup included: user $2's task $1 in $3 -> COMPLETED at once, never queued nor run
+-- (attempts stay 0), with the chain as queued ($4) and its cache key ($5), when the user has a COMPLETED task of that
+-- key (index tasks_by_cache_key_newest: the newest) other than $1, whose stored files are still there and not being
+-- deleted, whose every agent succeeded (a partial result runs again), which is not a run borrowing another's
+-- objects (a search page: a hit has one owner) and whose every output names its object. The hit takes that task's
+-- outputs (the stored objects of `copy_from`, the task whose objects they still are, until set_own_copies gives it
+-- its own), its result (copied here, not through the API) and message format($6, its id); and, in the same
+-- statement, its ledger line: kind cache_hit, 0 credits, the balance as it is, reason format($7, its id). $8: as
+-- mark_queued's $6. No row on a miss or when $1 left $3. Returns the columns of the task object, not the result.
+WITH reused AS (
+    SELECT id, outputs, coalesce(copy_from, id) AS owner, result FROM tasks
+    WHERE user_id = $2 AND cache_key = $5 AND status = 'COMPLETED' AND id <> $1 AND NOT artifacts_deleted
+      AND artifacts_claimed_at IS NULL
+      AND coalesce(result ->> 'status', 'success') = 'success'
+      AND (copy_from IS NULL OR cached)
+      AND NOT jsonb_path_exists(coalesce(outputs, '[]'::jsonb), '$[*] ? (!exists(@.key))')
+    ORDER BY finished_at DESC
+    LIMIT 1
+    FOR SHARE  -- as complete_task's owner: a delete or retention claim waits for this hit, and then sees it
+), hit AS (
     UPDATE tasks
-    SET status = 'COMPLETED', agents = $4, cache_key = $5, outputs = $6, message = $7, cached = true, copy_from = $8,
+    SET status = 'COMPLETED', agents = $4, cache_key = $5, outputs = reused.outputs, message = format($6, reused.id),
+        cached = true, copy_from = reused.owner, inputs = inputs_merged(inputs, $8::jsonb),
         result = reused.result, progress = 100, current_agent = NULL, error = NULL, job_id = NULL,
         enqueued_at = NULL, worker_id = NULL, heartbeat_at = NULL, queued_at = now(), started_at = now(),
         finished_at = now(), updated_at = now()
-    FROM (
-        SELECT result FROM tasks
-        WHERE id = $9 AND status = 'COMPLETED' AND NOT artifacts_deleted AND artifacts_claimed_at IS NULL
-        FOR SHARE  -- as complete_task's owner: a delete or retention claim waits for this hit, and then sees it
-    ) reused
-    WHERE id = $1 AND user_id = $2 AND status = ANY($3)
-    RETURNING id, user_id, tool_id, agents, status, priority, progress, current_agent, message, error, attempts,
-              cached, source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at,
-              finished_at, expires_at
+    FROM reused
+    WHERE tasks.id = $1 AND tasks.user_id = $2 AND tasks.status = ANY($3)
+    RETURNING tasks.id, tasks.user_id, tool_id, agents, status, priority, progress, current_agent, message, error,
+              attempts, cached, source_task_id, labels, inputs, created_at, upload_started_at, queued_at, started_at,
+              finished_at, expires_at, reused.id AS reused_id
 ), ledger AS (
     INSERT INTO credit_ledger (user_id, task_id, agent_id, amount, balance, reason, kind, attempt)
-    SELECT users.id, hit.id, NULL, 0, users.credits, $10, 'cache_hit', NULL
+    SELECT users.id, hit.id, NULL, 0, users.credits, format($7, hit.reused_id), 'cache_hit', NULL
     FROM hit JOIN users ON users.id = hit.user_id
 )
 SELECT * FROM hit;
@@ -368,19 +370,17 @@ SELECT * FROM gone;
 -- Current status of a task, to explain a refused transition.
 SELECT status FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2);
 
--- name: insert_first_event
--- The first event row of a transaction. It first takes the user's SESSION-level event lock, held
--- past COMMIT until the events are published (then released by unlock_user_events): event ids
--- commit, and are published, in id order within every stream of that user, and a client never
--- hears of a change before it is committed.
+-- name: insert_events
+-- A transaction's event rows ($3 their types, $4 their payloads, in order), after taking the user's SESSION-level
+-- event lock, held past COMMIT until the events are published (then released by unlock_user_events): event ids
+-- commit, and are published, in id order within every stream of that user, and a client never hears of a change
+-- before it is committed. Ids are drawn in the order given: RETURNING them with their position.
 WITH user_lock AS (SELECT pg_advisory_lock(hashtextextended($2::uuid::text, 0)))
 INSERT INTO task_events (task_id, user_id, type, payload)
-SELECT $1::uuid, $2::uuid, $3::text, $4::jsonb FROM user_lock
+SELECT $1::uuid, $2::uuid, e.type, e.payload
+FROM user_lock, unnest($3::text[], $4::jsonb[]) WITH ORDINALITY AS e(type, payload, position)
+ORDER BY e.position
 RETURNING id;
-
--- name: insert_event
--- A further event row in a transaction that already holds the user's event lock.
-INSERT INTO task_events (task_id, user_id, type, payload) VALUES ($1, $2, $3, $4) RETURNING id;
 
 -- name: unlock_user_events
 -- Release the user's event lock once the transaction's events are committed and published.

@@ -336,7 +336,7 @@ async def test_admin_stats_count_exactly_what_the_database_holds(stats_settings:
     assert sorted(live["running_tasks"]) == sorted(running)
 
 
-async def no_publish(event: Event) -> None:
+async def no_publish(*events: Event) -> None:
     """Nobody follows this database's events."""
 
 

@@ -205,6 +205,57 @@ async def test_a_changed_byte_parameter_agent_list_or_code_version_misses(
     await hit(client, await streamed(client, parameters=PARAMS))  # the control: the same request still hits
 
 
+class HeadsRefused:
+    """A store the key must not ask: every HEAD fails the test."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def head(self, key: str) -> None:
+        raise AssertionError(f"HEAD {key}: the key should read what process recorded")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+async def test_a_chained_task_is_keyed_by_what_process_recorded_of_its_uploaded_source(
+    client: httpx.AsyncClient,
+    worker: None,
+    store: TaskStore,
+    storage: Storage,
+    settings: Settings,
+    account: Account,
+    tmp_path: Any,
+) -> None:
+    """process keeps what the store said of a presigned upload (its ETag and stored size) in its inputs entry, and the
+    key of a task chained on it reads them instead of a HEAD: the same key the store's HEAD gives."""
+    primary = tmp_path / "primary.csv"
+    primary.write_bytes(DATA)
+    source = (await create_task(client, tool_id=TOOL))["task_id"]
+    await upload_inputs(client, source, {"primary.csv": primary})
+    assert (await process(client, source))["status"] == "QUEUED"
+    await completed(client, source)
+    row = await store.get_task(source, account.user_id)
+    assert row is not None
+    [entry] = [i for i in row["inputs"] if i["name"] == "primary.csv"]
+    head = await storage.head(lifecycle.inputs_prefix(settings, account.user_id, source) + "primary.csv")
+    assert head is not None and head.size == len(DATA) and "sha256" not in entry
+    assert (entry["etag"], entry["stored_size"]) == (head.etag, head.size)
+
+    chained = (await create_task(client, tool_id=TOOL, source_task_id=source))["task_id"]
+    task = await store.get_task(chained, account.user_id)
+    assert task is not None
+    chain = lifecycle.queued_chain(task)
+    no_heads = lifecycle.Core(settings, store, HeadsRefused(storage), no_publish, no_enqueue)  # type: ignore[arg-type]
+    recorded = await cache.task_cache_key(no_heads, task, chain, {})
+    forgotten = [{k: v for k, v in i.items() if k not in ("etag", "stored_size")} for i in row["inputs"]]
+    await store.pool.execute("UPDATE tasks SET inputs = $2 WHERE id = $1", uuid.UUID(source), forgotten)
+    asked = await cache.task_cache_key(
+        lifecycle.Core(settings, store, storage, no_publish, no_enqueue), task, chain, {}
+    )
+    assert recorded is not None and recorded == asked
+
+
 async def test_another_user_never_hits(
     client: httpx.AsyncClient, worker: None, api: ApiServer, other_account: Account
 ) -> None:
@@ -283,7 +334,7 @@ async def test_retention_keeps_the_objects_a_cache_hit_still_reads(
         await store.close()
 
 
-async def no_publish(event: Any) -> None:
+async def no_publish(*events: Any) -> None:
     """Events of the retention test's tasks go nowhere."""
 
 

@@ -232,7 +232,7 @@ async def running_task(store: TaskStore, user_id: str, publish: EventPublisher) 
     task_id = str(row["id"])
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
-    await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], publish, user_id)
+    await store.transition("mark_queued", task_id, [["UPLOADING"], None, None, None], publish, user_id)
     jobs = {task: job for task, job, _ in await store.dispatch_user(user_id, 100, {})}
     claim = await store.transition("claim_job", task_id, ["test-worker", jobs[task_id]], publish)
     assert claim.row is not None and claim.row["status"] == "PROCESSING"

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from service.config import Settings
 from service.storage import (
@@ -179,6 +180,38 @@ def test_content_disposition_escapes_quotes_and_backslashes() -> None:
 
 async def test_head_of_a_missing_object_is_none(storage: Storage, prefix: str) -> None:
     assert await storage.head(f"{prefix}nothing.csv") is None
+
+
+@pytest.mark.parametrize("name", ["primary.csv", "a b+c%d.csv", "données ä/ü~.csv"])
+async def test_head_says_what_aiobotocore_says(storage: Storage, prefix: str, name: str) -> None:
+    """The lean HEAD (signed by botocore, sent by aiohttp) gives what aiobotocore's head_object gives, whatever
+    the key's characters (each must be signed as the store canonicalises it)."""
+    key = f"{prefix}head/{name}"
+    await storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"id\n1\n2\n", ContentType="text/csv")
+    info = await storage.head(key)
+    reference = await storage.client.head_object(Bucket=storage.bucket, Key=key)
+    assert info is not None
+    assert (info.key, info.size, info.content_type, info.etag) == (
+        key,
+        reference["ContentLength"],
+        reference["ContentType"],
+        reference["ETag"].strip('"'),
+    )
+
+
+async def test_head_refused_by_the_store_raises_its_client_error(settings: Settings, prefix: str) -> None:
+    wrong = settings.model_copy(update={"s3_secret_access_key": "not-the-secret"})
+    async with Storage(wrong) as store:
+        with pytest.raises(ClientError) as refused:
+            await store.head(f"{prefix}primary.csv")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+async def test_head_of_an_unreachable_store_raises_storage_unavailable(settings: Settings, prefix: str) -> None:
+    closed = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
+    async with Storage(closed) as store:
+        with pytest.raises(StorageUnavailable):
+            await store.head(f"{prefix}primary.csv")
 
 
 async def test_delete_prefix_covers_every_page(storage: Storage, prefix: str) -> None:

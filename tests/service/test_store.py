@@ -20,9 +20,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 class Recorder:
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.calls: list[list[str]] = []  # each publish call's event types
 
-    async def __call__(self, event: Event) -> None:
-        self.events.append(event)
+    async def __call__(self, *events: Event) -> None:
+        self.events.extend(events)
+        self.calls.append([e.type for e in events])
 
 
 async def new_task(store: TaskStore, user_id: str, *, key: str | None = None) -> str:
@@ -46,7 +48,7 @@ async def to_queued(store: TaskStore, task_id: str, user_id: str, publish: Recor
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     r = await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)
     assert r.row is not None and r.row["status"] == "UPLOADING"
-    r = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], publish, user_id)
+    r = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None, None], publish, user_id)
     assert r.row is not None and r.row["status"] == "QUEUED"
 
 
@@ -95,6 +97,7 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
     types = [e.type for e in rec.events]
     assert types == ["status", "status", "status", "progress", "status", "done"]
+    assert rec.calls[-1] == ["status", "done"], "a transaction's events go out in one publish"
     ids = [e.id for e in rec.events]
     assert ids == sorted(ids)
     assert [e.id for e in await store.task_events_after(task_id, 0)] == ids
@@ -108,7 +111,7 @@ async def test_illegal_transitions_report_current_status(store: TaskStore) -> No
     assert claim.row is None and claim.current_status == "CREATED"
     done = await store.transition("complete_task", task_id, [[], {}, "x", None, None], rec)
     assert done.row is None and done.current_status == "CREATED"
-    queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None], rec, user_id)
+    queued = await store.transition("mark_queued", task_id, [["UPLOADING"], None, None, None], rec, user_id)
     assert queued.row is None and queued.current_status == "CREATED"
     cancelled = await store.transition(
         "cancel_task", task_id, [["CREATED", "UPLOADING", "QUEUED", "PROCESSING"]], rec, user_id
@@ -250,12 +253,13 @@ async def test_events_are_published_only_once_committed(store: TaskStore) -> Non
     user_id, _ = await store.create_user("reader")
     seen: list[tuple[str, str]] = []
 
-    async def check(event: Event) -> None:
-        row = await store.get_task(event.task_id)  # another pooled connection
-        if event.type == "progress":
-            seen.append((str(event.payload["progress"]), str(row["progress"])))
-        else:
-            seen.append((event.payload["status"], row["status"]))
+    async def check(*events: Event) -> None:
+        for event in events:
+            row = await store.get_task(event.task_id)  # another pooled connection
+            if event.type == "progress":
+                seen.append((str(event.payload["progress"]), str(row["progress"])))
+            else:
+                seen.append((event.payload["status"], row["status"]))
 
     rec = Recorder()
     task_id = await new_task(store, user_id)

@@ -38,7 +38,7 @@ from worker.runner import TaskFailure, dataset_version
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _unused_publish(event: Event) -> None:
+async def _unused_publish(*events: Event) -> None:
     raise AssertionError("dataset_version writes nothing")
 
 
