@@ -199,19 +199,36 @@ async def test_head_says_what_aiobotocore_says(storage: Storage, prefix: str, na
     )
 
 
-async def test_head_refused_by_the_store_raises_its_client_error(settings: Settings, prefix: str) -> None:
+@pytest.mark.parametrize("name", ["report.xlsx", "a b+c%d.json", "données ä/ü~.csv"])
+async def test_put_bytes_stores_what_aiobotocore_reads_back(storage: Storage, prefix: str, name: str) -> None:
+    """The lean PUT (signed by botocore, sent by aiohttp) stores the bytes and the Content-Type as given."""
+    key, data = f"{prefix}put/{name}", bytes(range(256)) * 300
+    await storage.put_bytes(key, data, "application/vnd.ms-excel")
+    stored = await storage.client.get_object(Bucket=storage.bucket, Key=key)
+    async with stored["Body"] as body:
+        assert await body.read() == data
+    assert stored["ContentType"] == "application/vnd.ms-excel"
+    assert stored["ETag"].strip('"') == hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag of one PUT
+
+
+async def test_head_and_put_refused_by_the_store_raise_its_client_error(settings: Settings, prefix: str) -> None:
     wrong = settings.model_copy(update={"s3_secret_access_key": "not-the-secret"})
     async with Storage(wrong) as store:
         with pytest.raises(ClientError) as refused:
             await store.head(f"{prefix}primary.csv")
-    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        with pytest.raises(ClientError) as refused:
+            await store.put_bytes(f"{prefix}primary.csv", b"id\n", "text/csv")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-async def test_head_of_an_unreachable_store_raises_storage_unavailable(settings: Settings, prefix: str) -> None:
+async def test_head_and_put_of_an_unreachable_store_raise_storage_unavailable(settings: Settings, prefix: str) -> None:
     closed = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
     async with Storage(closed) as store:
         with pytest.raises(StorageUnavailable):
             await store.head(f"{prefix}primary.csv")
+        with pytest.raises(StorageUnavailable):
+            await store.put_bytes(f"{prefix}primary.csv", b"id\n", "text/csv")
 
 
 async def test_delete_prefix_covers_every_page(storage: Storage, prefix: str) -> None:
