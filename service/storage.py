@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import io
 import math
+import random
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
@@ -23,12 +25,14 @@ from urllib.parse import quote
 import aioboto3
 import aiohttp
 import botocore.session
+import yarl
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.httpsession import get_cert_path
 
 from service.config import Settings
 
@@ -74,6 +78,14 @@ class ObjectNotFound(StorageError):
 
 class InvalidUpload(StorageError):
     """A multipart upload cannot be completed from the parts given."""
+
+
+class ObjectChanged(StorageError):
+    """The object is no longer the one expected (its ETag differs: it was written again)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object {key!r} changed")
+        self.key = key
 
 
 class StorageUnavailable(StorageError):
@@ -531,11 +543,14 @@ class Storage:
 
     # --- reads --------------------------------------------------------------------------------
 
-    async def download_to_file(self, key: str, path: Path, chunk_size: int = 1 << 20) -> int:
-        """Stream the object to `path` chunk by chunk; returns the number of bytes written."""
+    async def download_to_file(
+        self, key: str, path: Path, chunk_size: int = 1 << 20, *, if_match: str | None = None
+    ) -> int:
+        """Stream the object to `path` chunk by chunk; returns the number of bytes written. With `if_match` (an
+        ETag) only that version of it: ObjectChanged when it was written again since."""
         written = 0
         with _unavailable_on_transport_errors():
-            response = await self._get_object(key)
+            response = await self._get_object(key, if_match)
             body = response["Body"]
             async with body:  # releases the connection; entering yields the raw aiohttp response
                 file = await asyncio.to_thread(path.open, "wb")
@@ -565,12 +580,15 @@ class Storage:
                         raise ObjectTooLarge(key, max_bytes)
         return bytes(data)
 
-    async def _get_object(self, key: str) -> dict[str, Any]:
+    async def _get_object(self, key: str, if_match: str | None = None) -> dict[str, Any]:
+        condition = {} if if_match is None else {"IfMatch": f'"{if_match}"'}
         try:
-            response: dict[str, Any] = await self.client.get_object(Bucket=self._bucket, Key=key)
+            response: dict[str, Any] = await self.client.get_object(Bucket=self._bucket, Key=key, **condition)
         except ClientError as exc:
             if _is_not_found(exc):
                 raise ObjectNotFound(key) from exc
+            if _http_status(exc) == 412:
+                raise ObjectChanged(key) from exc
             raise
         return response
 
@@ -829,10 +847,11 @@ def _join(chunks: list[bytes]) -> bytes:
 
 
 class _SignedRequests:
-    """HeadObject and PutObject as aiobotocore sends them (path-style URLs, SigV4 by botocore's own signer, the same
-    retries on connection errors and 5xx), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and
-    response parsing cost ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself.
-    Every process and result-cache hit HEADs its uploads; every run PUTs its reports and manifest."""
+    """HeadObject and PutObject as aiobotocore sends them (path-style URLs as signed, SigV4 by botocore's own signer,
+    its CA bundle and the proxy environment, retries with its standard mode's backoff on connection errors and
+    500/502/503/504), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and response parsing cost
+    ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself. Every process and
+    result-cache hit HEADs its uploads; every run PUTs its reports and manifest."""
 
     ATTEMPTS = 3  # as botocore_config's retries
     RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -842,9 +861,12 @@ class _SignedRequests:
         self._credentials = Credentials(settings.s3_access_key_id, settings.s3_secret_access_key)
         self._region = settings.s3_region
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_POOL_CONNECTIONS),
+            connector=aiohttp.TCPConnector(
+                limit=MAX_POOL_CONNECTIONS, ssl=ssl.create_default_context(cafile=get_cert_path(True))
+            ),
             timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=60),
             auto_decompress=False,
+            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as botocore honours them
         )
 
     async def close(self) -> None:
@@ -867,28 +889,33 @@ class _SignedRequests:
     async def _send(
         self, operation: str, key: str, data: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Mapping[str, str]]:
-        """The answer's status and headers: a success, or 404 to a HEAD; ClientError for another refusal (as
-        botocore raises it), StorageUnavailable when the store stays unreachable or failing."""
+        """The answer's status and headers: a success, or 404 to a HEAD; ClientError for another 3xx/4xx (as
+        botocore raises it), StorageUnavailable for a 5xx or a store that stays unreachable
+        (_unavailable_on_transport_errors)."""
         method = "HEAD" if operation == "HeadObject" else "PUT"
         url = self._base + quote(key, safe="/~")
         for attempt in range(1, self.ATTEMPTS + 1):
             request = AWSRequest(method=method, url=url, data=data, headers=headers)
             S3SigV4Auth(self._credentials, "s3", self._region).add_auth(request)
+            # The URL exactly as signed (yarl would re-encode it), the body as a stream (bytes would be copied
+            # whole into the transport's buffer, as the streamed uploads above avoid).
+            body = None if data is None else io.BytesIO(data)
+            target = yarl.URL(url, encoded=True)
             try:
-                async with self._session.request(method, url, data=data, headers=dict(request.headers)) as response:
-                    status, answer = response.status, response.headers
+                async with self._session.request(method, target, data=body, headers=dict(request.headers)) as answer:
+                    status, answer_headers = answer.status, answer.headers
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == self.ATTEMPTS:
                     raise StorageUnavailable(f"object store unreachable: {exc!r}") from exc
             else:
                 if status < 300 or (status == 404 and method == "HEAD"):
-                    return status, answer
-                if status not in self.RETRY_STATUSES:
+                    return status, answer_headers
+                if status < 500:
                     error = {"Error": {"Code": str(status)}, "ResponseMetadata": {"HTTPStatusCode": status}}
                     raise ClientError(error, operation)  # type: ignore[arg-type]
-                if attempt == self.ATTEMPTS:
+                if status not in self.RETRY_STATUSES or attempt == self.ATTEMPTS:
                     raise StorageUnavailable(f"object store error: {operation} answered {status}")
-            await asyncio.sleep(0.05 * 2**attempt)  # botocore's standard mode backs off too
+            await asyncio.sleep(random.random() * 2 ** (attempt - 1))  # botocore's standard mode: full jitter
         raise AssertionError("unreachable")
 
 

@@ -182,8 +182,8 @@ RETURNING *;
 -- is under the running cap), with a clean slate for progress and a fresh attempt budget. $4: the chain as queued
 -- (lifecycle.queued_chain: a default chain without a baseline input loses drift-detector), NULL keeps it. $5: its
 -- result-cache key (service/cache.py; NULL: it has none): once COMPLETED, a later identical task of the user reuses
--- its result (complete_from_cache). $6: what the store said of the uploads, merged into their inputs entries by name (migration
--- 012; NULL: nothing, as on retry).
+-- its result (complete_from_cache). $6: what the store said of the uploads as process (or retry) verified them,
+-- merged into their inputs entries by name (migration 012); NULL: nothing to add.
 UPDATE tasks
 SET status = 'QUEUED', agents = coalesce($4::text[], agents), job_id = NULL, enqueued_at = NULL, queued_at = now(),
     progress = 0, current_agent = NULL, artifacts_deleted = false,
@@ -374,7 +374,7 @@ SELECT status FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2);
 -- A transaction's event rows ($3 their types, $4 their payloads, in order), after taking the user's SESSION-level
 -- event lock, held past COMMIT until the events are published (then released by unlock_user_events): event ids
 -- commit, and are published, in id order within every stream of that user, and a client never hears of a change
--- before it is committed. Ids are drawn in the order given: RETURNING them with their position.
+-- before it is committed. Ids are drawn in the order given (the ORDER BY), so the caller pairs them sorted.
 WITH user_lock AS (SELECT pg_advisory_lock(hashtextextended($2::uuid::text, 0)))
 INSERT INTO task_events (task_id, user_id, type, payload)
 SELECT $1::uuid, $2::uuid, e.type, e.payload

@@ -49,7 +49,7 @@ from service import lifecycle, versions
 from service.config import Settings
 from service.lifecycle import Core
 from service.models import TaskStatus
-from service.storage import ObjectNotFound, StorageUnavailable
+from service.storage import ObjectChanged, ObjectNotFound, StorageUnavailable
 from service.store import DATABASE_UNAVAILABLE
 from service.versions import DatasetVersion, load_parameters, with_version_options
 from worker import metrics, search_keep
@@ -193,10 +193,14 @@ async def _chained_version(core: Core, task: Any) -> DatasetVersion | None:
         raise TaskFailure("INPUT_MISSING", str(exc)) from None
 
 
-def _input_objects(task: Any, in_prefix: str, version: DatasetVersion | None) -> list[tuple[str, str]]:
-    """(local name, object key) of every input: the uploads, and a chained task's source version as primary."""
-    uploaded = [(i["name"], in_prefix + i["name"]) for i in task["inputs"] if i["role"] != "parameters"]
-    return uploaded if version is None else [(version.local_name, version.key), *uploaded]
+def _input_objects(task: Any, in_prefix: str, version: DatasetVersion | None) -> list[tuple[str, str, str | None]]:
+    """(local name, object key, ETag) of every input: the uploads, and a chained task's source version as primary.
+    The ETag is the one process recorded for an upload (service/cache.py upload_identities), when it did: the run
+    reads exactly the bytes process verified, which the result cache keyed."""
+    uploaded = [(i["name"], in_prefix + i["name"], i.get("etag")) for i in task["inputs"] if i["role"] != "parameters"]
+    if version is None:
+        return uploaded
+    return [(version.local_name, version.key, version.record.get("etag")), *uploaded]
 
 
 async def execute_task(
@@ -382,12 +386,18 @@ async def _run_and_store(
     out_dir.mkdir()
     keep = await search_keep.fetch(core, task, user_id, version, parameters, work_dir)
     inputs: dict[str, Path] = {}
-    for name, key in _input_objects(task, in_prefix, None if keep is not None and keep.has_data else version):
+    for name, key, etag in _input_objects(task, in_prefix, None if keep is not None and keep.has_data else version):
         local = in_dir / name
         try:
-            await core.storage.download_to_file(key, local)
+            await core.storage.download_to_file(key, local, if_match=etag)
         except ObjectNotFound:
             raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
+        except ObjectChanged:
+            raise TaskFailure(
+                "INPUT_MISSING",
+                f"The stored input {name} was uploaded again after it was verified; create a new task for the new "
+                "file.",
+            ) from None
         inputs[name] = local
 
     options = run_options(settings) if keep is None else replace(run_options(settings), keep_dir=keep.dir)

@@ -256,6 +256,28 @@ async def test_a_chained_task_is_keyed_by_what_process_recorded_of_its_uploaded_
     assert recorded is not None and recorded == asked
 
 
+async def test_a_run_reads_only_the_version_of_its_source_that_process_verified(
+    client: httpx.AsyncClient, worker: None, storage: Storage, settings: Settings, account: Account, tmp_path: Any
+) -> None:
+    """The source's primary written again after it was processed (its presigned URL is still valid): a task chained
+    on it fails with INPUT_MISSING saying so, rather than run on bytes its key does not name."""
+    primary = tmp_path / "primary.csv"
+    primary.write_bytes(DATA)
+    source = (await create_task(client, tool_id=TOOL))["task_id"]
+    await upload_inputs(client, source, {"primary.csv": primary})
+    assert (await process(client, source))["status"] == "QUEUED"
+    await completed(client, source)
+    key = lifecycle.inputs_prefix(settings, account.user_id, source) + "primary.csv"
+    await storage.put_bytes(key, DATA.replace(b"Paris", b"Rouen"), "text/csv")
+
+    body = {"tool_id": TOOL, "source_task_id": source, "agents": ["unified-profiler"], "process": True}
+    r = await client.post("/api/v1/tasks", json=body)
+    assert r.status_code == 201, r.text
+    failed = await wait_for_status(client, r.json()["task_id"], FINAL, timeout=120)
+    assert (failed["status"], failed["error"]["code"]) == ("FAILED", "INPUT_MISSING"), failed
+    assert "uploaded again" in failed["error"]["message"]
+
+
 async def test_another_user_never_hits(
     client: httpx.AsyncClient, worker: None, api: ApiServer, other_account: Account
 ) -> None:

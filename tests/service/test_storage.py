@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
@@ -15,11 +16,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from aiohttp import web
 from botocore.exceptions import ClientError
 
 from service.config import Settings
 from service.storage import (
     MIN_PART_BYTES,
+    ObjectChanged,
     ObjectNotFound,
     ObjectTooLarge,
     Storage,
@@ -182,7 +185,10 @@ async def test_head_of_a_missing_object_is_none(storage: Storage, prefix: str) -
     assert await storage.head(f"{prefix}nothing.csv") is None
 
 
-@pytest.mark.parametrize("name", ["primary.csv", "a b+c%d.csv", "données ä/ü~.csv"])
+KEY_NAMES = ["primary.csv", "a b+c%d.csv", "données ä/ü~.csv", "a(1)!'*.csv", "x:y@z=1&b;c,$.csv"]
+
+
+@pytest.mark.parametrize("name", KEY_NAMES)
 async def test_head_says_what_aiobotocore_says(storage: Storage, prefix: str, name: str) -> None:
     """The lean HEAD (signed by botocore, sent by aiohttp) gives what aiobotocore's head_object gives, whatever
     the key's characters (each must be signed as the store canonicalises it)."""
@@ -199,7 +205,7 @@ async def test_head_says_what_aiobotocore_says(storage: Storage, prefix: str, na
     )
 
 
-@pytest.mark.parametrize("name", ["report.xlsx", "a b+c%d.json", "données ä/ü~.csv"])
+@pytest.mark.parametrize("name", KEY_NAMES)
 async def test_put_bytes_stores_what_aiobotocore_reads_back(storage: Storage, prefix: str, name: str) -> None:
     """The lean PUT (signed by botocore, sent by aiohttp) stores the bytes and the Content-Type as given."""
     key, data = f"{prefix}put/{name}", bytes(range(256)) * 300
@@ -220,6 +226,57 @@ async def test_head_and_put_refused_by_the_store_raise_its_client_error(settings
         with pytest.raises(ClientError) as refused:
             await store.put_bytes(f"{prefix}primary.csv", b"id\n", "text/csv")
         assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@contextlib.asynccontextmanager
+async def answering(statuses: list[int]) -> AsyncIterator[tuple[str, list[str]]]:
+    """A stand-in store on a local port answering each request with the next of `statuses` (the last one again
+    once they run out); yields its URL and the methods it received."""
+    received: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        received.append(request.method)
+        await request.read()
+        return web.Response(status=statuses[min(len(received), len(statuses)) - 1], headers={"Content-Length": "0"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("status", [500, 501, 503, 507])
+async def test_a_5xx_answer_is_storage_unavailable_after_the_retries_of_a_transient_one(
+    settings: Settings, status: int
+) -> None:
+    """As botocore's mapping was: every 5xx is StorageUnavailable (the API answers 503, the worker retries the
+    run); 500, 502, 503 and 504 are retried first, three attempts in all, others are not."""
+    async with (
+        answering([status]) as (url, received),
+        Storage(settings.model_copy(update={"s3_endpoint_url": url})) as store,
+    ):
+        with pytest.raises(StorageUnavailable):
+            await store.head("k/primary.csv")
+        with pytest.raises(StorageUnavailable):
+            await store.put_bytes("k/report.json", b"{}", "application/json")
+    attempts = 3 if status in (500, 503) else 1
+    assert received == ["HEAD"] * attempts + ["PUT"] * attempts
+
+
+async def test_a_transient_failure_then_success_is_retried(settings: Settings) -> None:
+    async with (
+        answering([503, 200]) as (url, received),
+        Storage(settings.model_copy(update={"s3_endpoint_url": url})) as store,
+    ):
+        await store.put_bytes("k/report.json", b"{}", "application/json")
+    assert received == ["PUT", "PUT"]
 
 
 async def test_head_and_put_of_an_unreachable_store_raise_storage_unavailable(settings: Settings, prefix: str) -> None:
@@ -286,6 +343,22 @@ async def test_download_to_file_streams_a_multi_megabyte_object(
 
     assert written == len(data)
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+async def test_download_of_an_object_written_again_since_its_etag_raises(
+    storage: Storage, prefix: str, tmp_path: Path
+) -> None:
+    """With `if_match` a download reads only the version it names: the bytes process verified are the bytes a run
+    reads, or it says they changed."""
+    key = f"{prefix}inputs/primary.csv"
+    await storage.put_bytes(key, b"id\n1\n", "text/csv")
+    first = await storage.head(key)
+    assert first is not None and first.etag
+    assert await storage.download_to_file(key, tmp_path / "a.csv", if_match=first.etag) == 5
+    await storage.put_bytes(key, b"id\n2\n3\n", "text/csv")
+    with pytest.raises(ObjectChanged):
+        await storage.download_to_file(key, tmp_path / "b.csv", if_match=first.etag)
+    assert not (tmp_path / "b.csv").exists()
 
 
 async def test_download_of_a_missing_object_raises_and_leaves_no_file(
