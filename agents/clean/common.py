@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -74,6 +75,18 @@ def has_identifier(frame: pl.DataFrame, columns: list[str], *, nulls_allowed: bo
     return any(
         row[f"d{index}"] == frame.height and (nulls_allowed or not row[f"n{index}"]) for index in range(len(integers))
     )
+
+
+def repeat_candidates(frame: pl.DataFrame, keys: Sequence[str | pl.Expr]) -> pl.Series | None:
+    """Which rows of ``frame`` may equal another on ``keys`` (columns, or expressions with distinct names): those
+    whose row hash of the keys another row shares (``DataFrame.hash_rows``: equal rows hash equally, nulls
+    alike, -0.0 as 0.0, every NaN alike; several times cheaper than hashing a struct or comparing rows). None
+    when no two rows can be equal: no hash repeats, or a key column is an identifier (``has_identifier``)."""
+    names = [key for key in keys if isinstance(key, str)]
+    if frame.height < 2 or has_identifier(frame, names):  # noqa: PLR2004 - one row repeats nothing
+        return None
+    repeated = frame.select(keys).hash_rows(seed=0).is_duplicated()
+    return repeated if repeated.any() else None
 
 
 def no_removed_rows() -> pl.DataFrame:

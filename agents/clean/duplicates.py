@@ -45,7 +45,14 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, has_identifier, no_removed_rows, retention
+from agents.clean.common import (
+    clean_result,
+    effectiveness,
+    has_identifier,
+    no_removed_rows,
+    repeat_candidates,
+    retention,
+)
 from agents.columns import (
     is_text,
     require_columns,
@@ -324,13 +331,9 @@ def _possible_repeats(work: pl.DataFrame, keys: list[str] | list[pl.Expr]) -> pl
     """The rows of ``work`` whose hash of ``keys`` another row shares (equal keys hash equally: nulls alike,
     -0.0 as 0.0, every NaN alike), in order; None when most rows do (then the rows are all searched). No row
     when a key column is an identifier (``agents.clean.common.has_identifier``): no two rows are equal then."""
-    names = [key for key in keys if isinstance(key, str)]
-    if has_identifier(work, names):
+    repeated = repeat_candidates(work, keys)
+    if repeated is None:
         return work.clear()
-    hashes = work.select(pl.struct(keys).hash(seed=0)).to_series()
-    if hashes.n_unique() == work.height:
-        return work.clear()
-    repeated = hashes.is_duplicated()
     if repeated.sum() > work.height // 2:
         return None
     return work.filter(repeated)

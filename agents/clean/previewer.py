@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, has_identifier, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, repeat_candidates
 from agents.columns import (
     is_text,
     require_columns,
@@ -385,11 +385,14 @@ def _simulate(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
 
 
 def _removes_any(frame: pl.DataFrame, rule: PreviewRule, simulation: Simulation) -> bool:
-    """Whether a row-removing rule removes a row: its mask counted, unless a target column is an identifier
-    (``agents.clean.common.has_identifier``) for exact duplicates."""
+    """Whether a row-removing rule removes a row: its mask counted; for exact duplicates only among the rows that
+    may repeat (``agents.clean.common.repeat_candidates``: a later repeat and its first are both among them)."""
     assert simulation.removed is not None
-    if rule.type == "drop_duplicates" and has_identifier(frame, rule.target_columns or data_columns(frame)):
-        return False
+    if rule.type == "drop_duplicates":
+        candidates = repeat_candidates(frame, rule.target_columns or data_columns(frame))
+        if candidates is None:
+            return False
+        frame = frame.filter(candidates)
     return bool(frame.select(simulation.removed.sum()).item())
 
 

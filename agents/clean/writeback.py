@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, has_identifier, no_removed_rows
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, repeat_candidates
 from agents.columns import with_row_index
 from agents.envelope import (
     ROW_INDEX_COLUMN,
@@ -305,12 +305,7 @@ def _duplicate_check(
     duplicates = 0
     # Equal rows hash equally: when no two rows share a hash (the usual case) there is no duplicate and
     # the exact comparison is skipped; nor is there one when a column is an identifier (cheaper to count).
-    if (
-        columns
-        and indexed.height
-        and not has_identifier(indexed, columns)
-        and indexed.select(pl.struct(columns).hash(seed=0).n_unique()).item() < indexed.height
-    ):
+    if columns and repeat_candidates(indexed, columns) is not None:
         later = ~pl.struct(columns).is_first_distinct()
         duplicates = int(indexed.select(later.sum()).item())
         if duplicates:

@@ -6,8 +6,10 @@ it (the threshold out of reach, or the condition false), and the two results mus
 Covered: ``nulls.BY_HASH_ROWS`` (distinct counts by hash), ``previewer.TEXT_MODE_ROWS`` (``_text_mode``),
 ``type_fixer.DISTINCT_FIRST_ROWS``, ``standardization.REPLACE_SHARE`` (the changed values mapped, or the
 rules run on every row), ``common.has_identifier`` in duplicates, writeback and the previewer, and the
-quarantine's empty-row shortcut. The hash-first paths also run with ``pl.Expr.hash`` folded into a few
-buckets, so that different values share a hash and the exact check and fallback are taken."""
+quarantine's empty-row shortcut, ``common.repeat_candidates`` (rows whose row hash another row shares) in the
+previewer, duplicates and writeback. The hash-first paths also run with ``pl.Expr.hash`` and
+``pl.DataFrame.hash_rows`` folded into a few buckets, so that different values share a hash and the exact check
+and fallback are taken."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from tests.agents.clean_support import ROW
 
 HUGE = 10**12
 ORIGINAL_HASH = pl.Expr.hash
+ORIGINAL_HASH_ROWS = pl.DataFrame.hash_rows
 ID_KINDS = ["unique", "repeat", "null", "none"]
 NAMES = ["Ann", "ann", " ann ", "ANN", "Bob", "bob  ", "B  ob", "Carol", "", "   ", None]
 CODES = ["007", "7", "0012", "12", "1", "001", "abc", None, ""]
@@ -138,6 +141,15 @@ def folded_hash(buckets: int) -> Callable[..., pl.Expr]:
     return hash_
 
 
+def folded_hash_rows(buckets: int) -> Callable[..., pl.Series]:
+    """``pl.DataFrame.hash_rows`` folded the same way."""
+
+    def hash_rows(self: pl.DataFrame, seed: int = 0) -> pl.Series:
+        return ORIGINAL_HASH_ROWS(self, seed) % buckets
+
+    return hash_rows
+
+
 HASHES = [None, 3, 4096]  # the real hash; three buckets (every bucket shared); many (some collisions)
 
 
@@ -146,23 +158,26 @@ def hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     buckets = request.param
     if buckets is not None:
         monkeypatch.setattr(pl.Expr, "hash", folded_hash(buckets))
+        monkeypatch.setattr(pl.DataFrame, "hash_rows", folded_hash_rows(buckets))
     yield buckets
 
 
 def compare(
     monkeypatch: pytest.MonkeyPatch, module: Any, frame: pl.DataFrame, params: BaseModel, fast: dict[str, Any]
 ) -> AgentResult:
-    """``module.run`` with each ``fast`` attribute of its module set (a threshold, or ``has_identifier``)
-    against the general run: each threshold out of reach, ``has_identifier`` always false and the real
-    ``pl.Expr.hash``; the fast result."""
+    """``module.run`` with each ``fast`` attribute of its module set (a threshold, ``has_identifier`` or
+    ``repeat_candidates``) against the general run: each threshold out of reach, ``has_identifier`` always
+    false, every row a repeat candidate and the real hashes; the fast result."""
     with monkeypatch.context() as patch:
         for name, value in fast.items():
             patch.setattr(module, name, value)
         quick = run_once(module, frame, params)
     with monkeypatch.context() as patch, pytest.MonkeyPatch.context() as unhashed:
         unhashed.setattr(pl.Expr, "hash", ORIGINAL_HASH)  # the general path never relies on a hash
+        unhashed.setattr(pl.DataFrame, "hash_rows", ORIGINAL_HASH_ROWS)
         for name, value in fast.items():
-            patch.setattr(module, name, HUGE if isinstance(value, int) else _never_identifier)
+            general_value = {"repeat_candidates": _every_row_may_repeat}.get(name, _never_identifier)
+            patch.setattr(module, name, HUGE if isinstance(value, int) else general_value)
         general = run_once(module, frame, params)
     assert_same(quick, general)
     return quick
@@ -194,6 +209,10 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[No
 
 def _never_identifier(*_args: Any, **_kwargs: Any) -> bool:
     return False
+
+
+def _every_row_may_repeat(frame: pl.DataFrame, _keys: Any) -> pl.Series:
+    return pl.Series([True] * frame.height, dtype=pl.Boolean)
 
 
 # null-handler: distinct counts by hash
@@ -260,7 +279,8 @@ def test_previewer_text_mode_and_identifier(
     modes = counting(monkeypatch, previewer, "_text_mode")
     for correlations in (False, True):
         params = previewer_params(frame, correlations)
-        compare(monkeypatch, previewer, frame, params, {"TEXT_MODE_ROWS": 0, "has_identifier": common.has_identifier})
+        fast = {"TEXT_MODE_ROWS": 0, "repeat_candidates": common.repeat_candidates}
+        compare(monkeypatch, previewer, frame, params, fast)
     compare(monkeypatch, previewer, frame, CleansePreviewerParams(), {"TEXT_MODE_ROWS": 0})  # the default rules
     assert modes  # the fast runs found text modes by hash
 
@@ -383,8 +403,10 @@ def test_duplicates_identifier_and_shared_hashes(
     # patterns, in either path), so that hash stays real.
     monkeypatch.setattr(duplicates, "_gap_patterns", with_real_hash(duplicates._gap_patterns))
     fired: list[bool] = []
+    monkeypatch.setattr(common, "has_identifier", spy_identifier(fired))  # as repeat_candidates asks it
     for params in DUPLICATE_PARAMS:
-        compare(monkeypatch, duplicates, frame, params, {"has_identifier": spy_identifier(fired)})
+        fast = {"has_identifier": common.has_identifier, "repeat_candidates": common.repeat_candidates}
+        compare(monkeypatch, duplicates, frame, params, fast)
     # With a repeated id, the id is unique once the exact stage has removed the repeat.
     assert any(fired) == (id_kind != "none")
 
@@ -396,7 +418,9 @@ def test_writeback_duplicate_check(
 ) -> None:
     frame = speed_frame(seed, id_kind, n=300)
     fired: list[bool] = []
-    result = compare(monkeypatch, writeback, frame, CleanseWritebackParams(), {"has_identifier": spy_identifier(fired)})
+    monkeypatch.setattr(common, "has_identifier", spy_identifier(fired))  # as repeat_candidates asks it
+    fast = {"repeat_candidates": common.repeat_candidates}
+    result = compare(monkeypatch, writeback, frame, CleanseWritebackParams(), fast)
     rows = frame.drop(ROW).rows()
     check = next(check for check in result.envelope.data["integrity_checks"] if check["check"] == "no_duplicates")
     assert check["details"]["duplicate_count"] == len(rows) - len(set(rows))
@@ -404,8 +428,10 @@ def test_writeback_duplicate_check(
 
 
 def spy_identifier(fired: list[bool]) -> Callable[..., bool]:
+    original = common.has_identifier
+
     def spy(*args: Any, **kwargs: Any) -> bool:
-        found = common.has_identifier(*args, **kwargs)
+        found = original(*args, **kwargs)
         fired.append(found)
         return found
 
@@ -422,6 +448,28 @@ def test_has_identifier_means_no_equal_rows(seed: int, id_kind: str) -> None:
         if found:
             assert not frame.select(columns).is_duplicated().any()
     assert not common.has_identifier(frame, [name for name in columns if name != "id"])
+
+
+def test_repeat_candidates_hold_every_repeat_and_its_first() -> None:
+    """Rows equal as Polars compares them (nulls alike, -0.0 and 0.0, NaNs, categories, lists) hash equally: a
+    later repeat and the row it repeats are both candidates; None when no two rows can be equal."""
+    nan = float("nan")
+    frame = pl.DataFrame(
+        {
+            "x": [0.0, -0.0, nan, -nan, None, 1.0, None, 2.0],
+            "c": pl.Series(["p", "p", "q", "q", None, "r", None, "s"], dtype=pl.Categorical),
+            "l": [[1], [1], [2], [2], None, [3], None, [4]],
+        }
+    )
+    candidates = common.repeat_candidates(frame, frame.columns)
+    assert candidates is not None
+    repeats = ~frame.select(pl.struct(frame.columns).is_first_distinct()).to_series()
+    first_of_repeat = frame.select(pl.struct(frame.columns).is_duplicated()).to_series()
+    assert repeats.to_list() == [False, True, False, True, False, False, True, False]
+    assert (candidates | ~first_of_repeat).all()
+    assert common.repeat_candidates(frame.slice(5, 3).with_row_index("n"), ["n", "x"]) is None  # n: an identifier
+    assert common.repeat_candidates(frame.slice(0, 1), frame.columns) is None
+    assert common.repeat_candidates(pl.DataFrame({"x": [1.0, 2.0, None]}), ["x"]) is None
 
 
 # quarantine: no empty row when a typed column has no null
