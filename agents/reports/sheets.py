@@ -4,8 +4,10 @@ key/value blocks, flattening of nested records, and the hidden sheet that holds 
 Every table is a native Excel table (filter buttons on its header, banded rows); a severity-like column
 (severity, priority, status, risk level, ...) gets conditional formats, one ``cell == value`` rule per
 value it holds, so colours follow the data when someone sorts, filters or edits the sheet. Cells are
-written with ``write_row``: the workbook options turn off xlsxwriter's number/formula/URL sniffing, so
-user text is always stored as text (no formula injection from a CSV value such as ``=HYPERLINK(...)``).
+written as ``write_row`` writes them: the workbook options turn off xlsxwriter's number/formula/URL
+sniffing, so user text is always stored as text (no formula injection from a CSV value such as
+``=HYPERLINK(...)``). The workbook and its sheets are agents.reports.fast_xlsx's: xlsxwriter's, with
+faster paths for plain rows that write the same file.
 
 Layout rules (checked by rendering the reports with LibreOffice): headers carry their own format (not
 every application draws table styles); a long-text column is capped at ``WRAP_WIDTH`` and wraps, with
@@ -26,13 +28,13 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
 from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_range
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet, convert_range_args
 
+from agents.reports.fast_xlsx import FastWorkbook, FastWorksheet, write_rows
 from agents.reports.labels import label
 
 WRAP_WIDTH = 50  # a text column wider than this is capped here and its text wraps
@@ -127,6 +129,28 @@ def cell_value(value: Any) -> Any:
     if isinstance(value, Mapping | list | tuple | set):
         return _nested_text(value)
     return str(value)[:MAX_CELL_CHARS]
+
+
+def cell_row(values: Sequence[Any], width: int) -> list[Any]:
+    """``cell_value`` of each of the first ``width`` values, padded with None to ``width``: the same
+    values, with plain text, numbers, booleans and None handled here rather than one call per cell."""
+    row: list[Any] = []
+    append = row.append
+    for value in values[:width]:
+        kind = value.__class__
+        if kind is str:
+            append(value if len(value) <= MAX_CELL_CHARS else value[:MAX_CELL_CHARS])
+        elif value is None or kind is bool:
+            append(value)
+        elif kind is float:
+            append(value if math.isfinite(value) else None)
+        elif kind is int:
+            append(value if -EXACT_INTEGER <= value <= EXACT_INTEGER else str(value))
+        else:
+            append(cell_value(value))
+    if len(row) < width:
+        row += [None] * (width - len(row))
+    return row
 
 
 def _nested_text(value: Mapping[str, Any] | list[Any] | tuple[Any, ...] | set[Any]) -> str | None:
@@ -404,7 +428,7 @@ class ReportBook:
         # Not constant_memory: charts need the data kept, and the shared string table deduplicates the
         # repeated texts of the issue sheets (faster than constant_memory's inline strings). in_memory:
         # no temporary file per sheet.
-        workbook = xlsxwriter.Workbook(
+        workbook = FastWorkbook(
             str(path),
             {
                 "strings_to_numbers": False,
@@ -435,7 +459,7 @@ class ReportBook:
 
     def close(self) -> None:
         if self.chart_blocks:
-            sheet = self.workbook.add_worksheet(CHART_DATA_SHEET)
+            sheet = self.workbook.add_worksheet(CHART_DATA_SHEET, worksheet_class=FastWorksheet)
             for block in self.chart_blocks:
                 for index, column in enumerate(block.columns):
                     sheet.write_column(block.first_row, index, [cell_value(value) for value in column])
@@ -457,7 +481,7 @@ EXCEL_MAX_ROW = 1_048_575
 EXCEL_MAX_COL = 16_383
 
 
-class _ReportSheet(Worksheet):
+class _ReportSheet(FastWorksheet):
     """A worksheet whose tables are declared without xlsxwriter's overlap bookkeeping, which registers every
     cell of a table one by one (a 2,000-row issue table: 14,000 dictionary entries, about a tenth of
     the workbook's time): the report's tables never overlap (each starts below the last one written). The
@@ -627,31 +651,12 @@ class SheetWriter:
             self.heading(title)
         names = unique_headers(headers)
         width = len(names)
-        cells = [[cell_value(value) for value in row[:width]] + [None] * (width - len(row)) for row in rows]
+        cells = [cell_row(row, width) for row in rows]
         if not cells:
             cells = [[empty_text] + [None] * (width - 1)]
         top = self.row
-        formats = [self.formats.number(kind) for kind in numbers] if numbers else []
-        write_row = self.sheet.write_row
-        if any(formats):
-            # each formatted number written once, with its format (write_row leaves its cell to it: None)
-            numbered = [(column, fmt) for column, fmt in enumerate(formats[:width]) if fmt is not None]
-            write_number = self.sheet.write_number
-            for index, row in enumerate(cells, start=top + 1):
-                plain, formatted = row, []
-                for column, fmt in numbered:
-                    value = row[column]
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        if plain is row:
-                            plain = list(row)
-                        plain[column] = None
-                        formatted.append((column, value, fmt))
-                write_row(index, 0, plain)
-                for column, value, fmt in formatted:
-                    write_number(index, column, value, fmt)
-        else:
-            for index, row in enumerate(cells, start=top + 1):
-                write_row(index, 0, row)
+        formats = [self.formats.number(kind) for kind in numbers[:width]] if numbers else []
+        write_rows(self.sheet, top + 1, cells, {column: fmt for column, fmt in enumerate(formats) if fmt is not None})
         self._write_flags(top, cells)
         last = top + len(cells)
         header = self.formats.header  # explicit: LibreOffice and some viewers ignore table styles
@@ -674,8 +679,8 @@ class SheetWriter:
 
     def _write_flags(self, top: int, cells: Sequence[Sequence[Any]]) -> None:
         """Booleans again with an explicit format: under a column format LibreOffice shows them as 1/0."""
-        sample = cells[:WIDTH_SAMPLE_ROWS]
-        columns = [c for c in range(len(cells[0])) if any(isinstance(row[c], bool) for row in sample)]
+        sample = zip(*cells[:WIDTH_SAMPLE_ROWS], strict=True)
+        columns = [c for c, values in enumerate(sample) if bool in set(map(type, values))]
         if not columns:
             return
         write, flag = self.sheet.write_boolean, self.formats.flag
@@ -723,10 +728,10 @@ class SheetWriter:
         """Widths from the header and the first ``WIDTH_SAMPLE_ROWS`` rows: numbers count at most
         ``NUMBER_WIDTH`` characters, and a column of longer text is capped at ``WRAP_WIDTH`` and wraps
         (returned: the columns that wrap)."""
-        sample = cells[:WIDTH_SAMPLE_ROWS]
+        sample = list(zip(*cells[:WIDTH_SAMPLE_ROWS], strict=True)) or [()] * len(headers)
         wrapped = set()
         for column, header in enumerate(headers):
-            longest = max((_display_length(row[column]) for row in sample), default=0)
+            longest = _longest(sample[column])
             if longest > WRAP_WIDTH:
                 wrapped.add(column)
             # a header wraps too (the header format wraps): two lines of a long header are fine
@@ -783,6 +788,21 @@ class SheetWriter:
 def _lines(length: int, width: float) -> int:
     """Lines a text of ``length`` characters takes in a wrapping column ``width`` characters wide."""
     return min(max(1, math.ceil(length / max(width * TEXT_CHARS_PER_WIDTH, 1))), MAX_WRAP_LINES)
+
+
+def _longest(values: Iterable[Any]) -> int:
+    """The largest ``_display_length`` of ``values`` (0 when there are none); text measured here."""
+    longest = 0
+    for value in values:
+        if value.__class__ is str:
+            length = len(value)
+        elif value is None:
+            continue
+        else:
+            length = _display_length(value)
+        if length > longest:
+            longest = length
+    return longest
 
 
 def _display_length(value: Any) -> int:
