@@ -10,8 +10,10 @@ process (`agensium api --workers 1`; no worker: the triggering call needs none),
      loop, from a process of their own) while the N streams are idle: the baseline;
   3. --rounds times: creates a task (untimed), takes the time and POSTs its `cancel`, which commits
      a `status` and a `done` event to the user; records when each stream receives the `status`
-     event: p50/p99/max over every stream and round, with the GETs still running (their latency
-     during the fan-out, from the POST until the last stream got the event, is kept apart);
+     event: p50/p99/max over every stream and round, and each round's first and last stream, with
+     the GETs still running (their latency during the fan-out, from the POST until the last stream
+     got the event, is kept apart). This process's garbage collector is off during the rounds: a
+     collection over its N streams' objects delayed its reading, and so the arrival times;
   4. checks every stream received every event once, in order (events lost / duplicated).
 
 Needs file descriptors: raise `ulimit -n` above N (the API inherits the limit; so does this client).
@@ -220,6 +222,10 @@ class Row:
     rss_after_kb: int
     rss_per_stream_kb: float
     first_event: dict[str, float]
+    # Each round's first and last stream (ms): when the fan-out began (the cancel's commit and publish) and ended;
+    # the p99 is the slowest round's tail.
+    round_first_ms: list[float]
+    round_last_ms: list[float]
     trigger_answer: dict[str, float]
     get_idle: dict[str, float]
     get_fanout: dict[str, float]
@@ -263,10 +269,16 @@ async def measure(url: str, api_key: str, pid: int, count: int, rounds: int, get
         after = rss_kb(pid)
         console.print(f"{count} streams open: API RSS {before} -> {after} KB")
         first_latencies: list[float] = []
+        round_first: list[float] = []
+        round_last: list[float] = []
         answers: list[float] = []
         windows: list[tuple[float, float]] = []
         reference: list[int] = []  # the ids a stream must get: from the first stream, checked against all
         probe = GetProbe(url, api_key, probe_task, get_clients)
+        # This process's own garbage collector stays out of the rounds: a full collection over its N streams' objects
+        # paused its reading (~100 ms; a stream's arrival is when this process reads it) in the middle of fan-outs.
+        gc.collect()
+        gc.disable()
         async with probe.running():
             await asyncio.sleep(max(1.0, settle_s))  # the idle baseline, streams open
             for _ in range(rounds):
@@ -281,7 +293,10 @@ async def measure(url: str, api_key: str, pid: int, count: int, rounds: int, get
                 last = max(s.arrivals[got] for s in streams)
                 windows.append((started, last))
                 first_latencies += [s.arrivals[got] - started for s in streams]
+                round_first.append(round((min(s.arrivals[got] for s in streams) - started) * 1000, 1))
+                round_last.append(round((last - started) * 1000, 1))
                 await asyncio.sleep(0.5)  # the `done` event and the GETs settle between rounds
+        gc.enable()
         await asyncio.sleep(1.0)
         for stream in streams:
             stream.digest()
@@ -298,6 +313,8 @@ async def measure(url: str, api_key: str, pid: int, count: int, rounds: int, get
         rss_after_kb=after,
         rss_per_stream_kb=round((after - before) / count, 2),
         first_event=ms(first_latencies),
+        round_first_ms=round_first,
+        round_last_ms=round_last,
         trigger_answer=ms(answers),
         get_idle=ms(probe.between(windows, inside=False)),
         get_fanout=ms(probe.between(windows, inside=True)),
@@ -323,6 +340,7 @@ def show(rows: list[Row]) -> None:
         table.add_column(column, justify="right")
     table.add_column("GET idle p50/p99 ms", justify="right")
     table.add_column("GET in fan-out p50/p99 (n)", justify="right")
+    table.add_column("rounds' first-last ms", justify="right")
     table.add_column("lost/dup/unordered", justify="right")
     for r in rows:
         f, a, gi, gf = r.first_event, r.trigger_answer, r.get_idle, r.get_fanout
@@ -333,6 +351,7 @@ def show(rows: list[Row]) -> None:
             f"{a['p50_ms']:.0f} / {a['max_ms']:.0f}",
             f"{gi['p50_ms']:.1f} / {gi['p99_ms']:.1f}",
             f"{gf['p50_ms']:.1f} / {gf['p99_ms']:.1f} ({gf['n']})",
+            " ".join(f"{first:.0f}-{last:.0f}" for first, last in zip(r.round_first_ms, r.round_last_ms, strict=True)),
             f"{r.events_lost}/{r.events_duplicated}/{r.out_of_order_streams}",
         )
     console.print(table)

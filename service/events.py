@@ -18,7 +18,7 @@ import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Histogram
 from pydantic_core import to_json
@@ -45,11 +45,12 @@ def sse_frame(event_id: int, event_type: str, payload: Any) -> bytes:
 class EncodedEvent:
     """An event with its wire forms, each encoded on first use and then shared by every stream."""
 
-    __slots__ = ("event", "_sse", "_ws")
+    __slots__ = ("event", "_sse", "_chunk", "_ws")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self._sse: bytes | None = None
+        self._chunk: bytes | None = None
         self._ws: str | None = None
 
     @property
@@ -58,6 +59,15 @@ class EncodedEvent:
             e = self.event
             self._sse = sse_frame(e.id, e.type, e.payload)
         return self._sse
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """The SSE frame as one HTTP/1.1 chunk (`size CRLF frame CRLF`), for streams that write to the connection
+        themselves (service/api/streams.py `EventStream.write_live`): the bytes uvicorn writes for the frame."""
+        if self._chunk is None:
+            frame = self.sse
+            self._chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
+        return self._chunk
 
     @property
     def ws_text(self) -> str:
@@ -95,6 +105,13 @@ class EventPublisher:
             log.warning("event publish failed (events %s kept in the log): %s", [e.id for e in events], exc)
 
 
+class LiveWriter(Protocol):
+    """What writes a subscription's live events to its client itself (service/api/streams.py `EventStream`)."""
+
+    def write_live(self, item: EncodedEvent) -> bool:
+        """Whether the event was dealt with (written, or one the client had); False: the stream's task sends it."""
+
+
 class Subscription:
     """One open stream's view of the live events of one user: a short list of shared events (a list, not a
     deque: an empty deque alone weighs 600 bytes, and thousands of idle streams each hold one).
@@ -104,7 +121,8 @@ class Subscription:
     gets every event once and in order, without the process holding a backlog per stream."""
 
     __slots__ = (
-        "hub", "user_id", "kind", "limit", "task_id", "pending", "overflowed", "closed", "ping_due", "_waiter", "_ping"
+        "hub", "user_id", "kind", "limit", "task_id", "pending", "overflowed", "closed", "ping_due", "writer",
+        "_waiter", "_ping",
     )  # fmt: skip
 
     def __init__(
@@ -125,6 +143,8 @@ class Subscription:
         self.overflowed = False
         self.closed = False  # the server is shutting down, or the client left: the stream ends
         self.ping_due = False  # a keep-alive comment is due (every `ping_s`)
+        # Writes a live event to the client at once while the stream waits with nothing else due (see `offer`).
+        self.writer: LiveWriter | None = None
         self._waiter: asyncio.Future[None] | None = None
         # One timer per stream that re-arms itself, not one per wait: a busy fan-out creates no timers.
         self._ping: asyncio.TimerHandle | None = None
@@ -136,6 +156,8 @@ class Subscription:
             return  # already behind: the table re-read will bring this one too
         if self.task_id is not None and item.event.task_id != self.task_id:
             return
+        if self.writer is not None and self._idle() and self.writer.write_live(item):
+            return  # written: the stream's task stays asleep
         if len(self.pending) >= self.limit:
             self.interrupt()
             return
@@ -165,6 +187,11 @@ class Subscription:
             await waiter
         finally:
             self._waiter = None
+
+    def _idle(self) -> bool:
+        """The stream waits in `wait` and nothing is due before this event: writing it now keeps the order."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not (self.pending or self.closed or self.ping_due)
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, 
 from service import logs
 from service.api import account, meta, streams, tasks
 from service.api.auth import Authenticator
+from service.api.gc_policy import FreezingCollector
 from service.api.http import error_response
 from service.api.openapi import ROUTES, build_openapi
 from service.api.tokens import signing_key
@@ -208,6 +208,7 @@ class RequestContextMiddleware:
             if route is None:
                 await self.app(scope, receive, send_with_id)
             else:
+                scope[streams.SERVER_SEND] = send  # an event stream writes its live events itself under uvicorn
                 response = await route.endpoint(Request(scope, receive, send_with_id))
                 await response(scope, receive, send_with_id)
         except Exception as exc:
@@ -217,6 +218,7 @@ class RequestContextMiddleware:
             response = await self._handled(scope, receive, send, exc, request_id)
             await response(scope, receive, send_with_id)
         finally:
+            scope.pop(streams.SERVER_SEND, None)  # the server's request cycle holds the scope: no cycle back to it
             self._finish(scope, status, time.perf_counter() - started)
 
     def _direct_route(self, scope: Scope) -> Route | None:
@@ -351,10 +353,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await hub.start()
             # A rotated key or a disabled user is refused at once by every API process, not after the cache TTL.
             user_changes = asyncio.create_task(listen_user_changes(settings.database_url, app.state.auth.forget))
-            gc.freeze()  # start-up objects (catalog, schemas, modules) leave the GC's scans: shorter pauses
+            # Start-up objects, and later whatever outlives a full collection (open streams), leave the collector's
+            # scans: no full-heap pause in the middle of a fan-out.
+            collector = FreezingCollector()
+            collector.start()
             try:
                 yield
             finally:
+                collector.stop()
                 user_changes.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await user_changes
