@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 import aioboto3
 import aiohttp
@@ -866,8 +867,8 @@ class _SignedRequests:
             ),
             timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=60),
             auto_decompress=False,
-            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as botocore honours them
         )
+        self._proxy = _environment_proxy(self._base)
 
     async def close(self) -> None:
         await self._session.close()
@@ -902,7 +903,10 @@ class _SignedRequests:
             body = None if data is None else io.BytesIO(data)
             target = yarl.URL(url, encoded=True)
             try:
-                async with self._session.request(method, target, data=body, headers=dict(request.headers)) as answer:
+                sent = self._session.request(
+                    method, target, data=body, headers=dict(request.headers), proxy=self._proxy
+                )
+                async with sent as answer:
                     status, answer_headers = answer.status, answer.headers
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == self.ATTEMPTS:
@@ -917,6 +921,15 @@ class _SignedRequests:
                     raise StorageUnavailable(f"object store error: {operation} answered {status}")
             await asyncio.sleep(random.random() * 2 ** (attempt - 1))  # botocore's standard mode: full jitter
         raise AssertionError("unreachable")
+
+
+def _environment_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY give for `url`, as botocore reads them; read once (aiohttp's
+    `trust_env` looks them up again, in a thread, for every request)."""
+    parts = urlsplit(url)
+    if proxy_bypass(parts.hostname or ""):
+        return None
+    return getproxies_environment().get(parts.scheme)
 
 
 def _strip_etag(etag: str | None) -> str | None:
