@@ -205,13 +205,15 @@ RETURNING *;
 -- mark_queued's $6. No row on a miss or when $1 left $3. Returns the columns of the task object, not the result.
 WITH reused AS (
     SELECT id, outputs, coalesce(copy_from, id) AS owner, result FROM tasks
-    WHERE user_id = $2 AND cache_key = $5 AND status = 'COMPLETED' AND id <> $1 AND NOT artifacts_deleted
-      AND artifacts_claimed_at IS NULL
-      AND coalesce(result ->> 'status', 'success') = 'success'
-      AND (copy_from IS NULL OR cached)
+    WHERE id = (  -- the newest qualifying task of the key, looked up once (index tasks_by_cache_key_newest)
+        SELECT id FROM tasks
+        WHERE user_id = $2 AND cache_key = $5 AND status = 'COMPLETED' AND id <> $1 AND NOT artifacts_deleted
+          AND coalesce(result ->> 'status', 'success') = 'success'
+          AND (copy_from IS NULL OR cached)
+        ORDER BY finished_at DESC
+        LIMIT 1
+    ) AND status = 'COMPLETED' AND NOT artifacts_deleted AND artifacts_claimed_at IS NULL
       AND NOT jsonb_path_exists(coalesce(outputs, '[]'::jsonb), '$[*] ? (!exists(@.key))')
-    ORDER BY finished_at DESC
-    LIMIT 1
     FOR SHARE  -- as complete_task's owner: a delete or retention claim waits for this hit, and then sees it
 ), hit AS (
     UPDATE tasks
