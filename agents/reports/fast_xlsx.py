@@ -31,7 +31,7 @@ from xlsxwriter.packager import Packager
 from xlsxwriter.sharedstrings import SharedStrings
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import CellBooleanTuple, CellNumberTuple, CellStringTuple, Worksheet
+from xlsxwriter.worksheet import CellBooleanTuple, CellNumberTuple, CellStringTuple, Worksheet, convert_cell_args
 
 # What makes xlsxwriter write a shared string other than as ``<si><t>text</t></si>``: XML's special
 # characters, control characters and the _xHHHH_ escapes it escapes, leading or trailing whitespace
@@ -77,6 +77,7 @@ class FastWorksheet(Worksheet):
         # column names thousands of times): one immutable tuple each, shared by its cells
         self._string_cells: dict[str, Any] = {}
 
+    @convert_cell_args  # "B2" as well as (row, col), as Worksheet.write_row takes them
     def write_row(  # type: ignore[override]
         self, row: int, col: int, data: Sequence[Any], cell_format: Format | None = None
     ) -> int:

@@ -9,8 +9,9 @@ Here, right after each full collection, its survivors are frozen (`gc.freeze`, c
 collector's generations), so that every later collection walks only what was created since. Frozen objects are
 still freed by reference counting, which is how a closed stream's objects go (tests/service/test_streams_gc.py).
 What a frozen object cannot do is be collected as part of an unreachable cycle; so once the process's memory
-blocks (`sys.getallocatedblocks`, cheap to read) have grown to `growth` times what they were after the last
-complete collection, or its low point since, a complete one runs: unfreeze, collect, freeze again. Cyclic
+blocks (`sys.getallocatedblocks`, cheap to read) or its resident memory (a cycle may hold a large buffer, one
+block) have grown to `growth` times what they were after the last complete collection, or their low point since,
+a complete one runs: unfreeze, collect, freeze again. Cyclic
 garbage so stays bounded by the live heap, as under the collector's own rules, at the cost of one full pause per
 doubling of the heap instead of one per quarter of its long-lived objects.
 """
@@ -21,25 +22,35 @@ import asyncio
 import contextvars
 import gc
 import logging
+import os
 import sys
 import time
 from typing import Any
 
 log = logging.getLogger(__name__)
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 GROWTH = 2.0
 # Below this many memory blocks a complete collection is cheap: no need to wait for more growth (an API process
 # starts with ~0.7 M; 10,000 open streams are another ~1.2 M).
 MIN_COMPLETE_AT = 1_000_000
+MIN_COMPLETE_RESIDENT = 512 * 1024**2  # nor below this much resident memory (an idle API process holds ~150 MB)
 
 
 class FreezingCollector:
     """The policy, installed on the application's event loop for its lifespan (`start`, `stop`)."""
 
-    def __init__(self, growth: float = GROWTH, min_complete_at: int = MIN_COMPLETE_AT) -> None:
+    def __init__(
+        self,
+        growth: float = GROWTH,
+        min_complete_at: int = MIN_COMPLETE_AT,
+        min_complete_resident: int = MIN_COMPLETE_RESIDENT,
+    ) -> None:
         self.growth = growth
         self.min_complete_at = min_complete_at
+        self.min_complete_resident = min_complete_resident
         self.reference_blocks = 0  # memory blocks after the last complete collection, or their low point since
+        self.reference_resident = 0  # resident bytes likewise
         self.complete_collections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._completing = False
@@ -49,6 +60,11 @@ class FreezingCollector:
     def complete_at(self) -> int:
         """How many memory blocks call for a complete collection."""
         return max(self.min_complete_at, int(self.growth * self.reference_blocks))
+
+    @property
+    def complete_at_resident(self) -> int:
+        """How many resident bytes call for a complete collection."""
+        return max(self.min_complete_resident, int(self.growth * self.reference_resident))
 
     def start(self) -> None:
         """Freeze what start-up built (modules, catalog, schemas) and follow every full collection from now on."""
@@ -75,6 +91,7 @@ class FreezingCollector:
         finally:
             self._completing = False
         self.reference_blocks = sys.getallocatedblocks()
+        self.reference_resident = resident_bytes()
         self.complete_collections += 1
         log.info(
             "complete garbage collection: %d objects unreachable, %.0f ms",
@@ -82,20 +99,35 @@ class FreezingCollector:
             (time.perf_counter() - started) * 1000,
         )
 
+    def _scheduled_collection(self) -> None:
+        if self._loop is not None:  # not once stopped: nothing would unfreeze what it froze
+            self.collect_all()
+        self._scheduled = False
+
     def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
         """A gc callback (from any thread): after a full collection, freeze its survivors, every one alive."""
         if phase != "stop" or info["generation"] != 2 or self._completing:
             return
         gc.freeze()
-        blocks = sys.getallocatedblocks()
+        blocks, resident = sys.getallocatedblocks(), resident_bytes()
         self.reference_blocks = min(self.reference_blocks, blocks)
+        self.reference_resident = min(self.reference_resident, resident)
         loop = self._loop
-        if loop is None or self._scheduled or blocks < self.complete_at:
+        if loop is None or self._scheduled or (blocks < self.complete_at and resident < self.complete_at_resident):
             return
         self._scheduled = True
         try:
             # Not from inside a collection (gc.collect would not run), nor in the context of the request that was
             # allocating (its log lines would name it).
-            loop.call_soon_threadsafe(self.collect_all, context=contextvars.Context())
+            loop.call_soon_threadsafe(self._scheduled_collection, context=contextvars.Context())
         except RuntimeError:  # the loop is closed: the application is gone
             self._scheduled = False
+
+
+def resident_bytes() -> int:
+    """The process's resident memory (Linux: /proc/self/statm); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0

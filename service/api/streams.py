@@ -85,7 +85,7 @@ def _uvicorn_cycle(scope: Scope) -> HttpToolsCycle | None:
     """uvicorn's request cycle of this response (its httptools protocol, which `agensium api` runs) once its chunked
     body has started; None under another server or protocol."""
     cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
-    return cycle if isinstance(cycle, HttpToolsCycle) and cycle.chunked_encoding is True else None
+    return cycle if isinstance(cycle, HttpToolsCycle) and getattr(cycle, "chunked_encoding", None) is True else None
 
 
 class EventStream:
@@ -134,7 +134,7 @@ class EventStream:
             finally:
                 watcher.cancel()
         finally:
-            self.sub.writer = None
+            self.sub.writer, self.cycle = None, None
             self.sub.close()
             with contextlib.suppress(Exception):
                 await self.frames.aclose()
@@ -147,14 +147,14 @@ class EventStream:
         It never raises: a failed write is the task's to meet, as before, not the hub's (every stream's)."""
         cycle, replayer, event = self.cycle, self.replayer, item.event
         assert cycle is not None and replayer is not None
-        transport = cycle.transport
-        if cycle.disconnected or cycle.flow.write_paused or cycle.response_complete or transport.is_closing():
-            return False
         if self.ends_at_done and (event.type == "done" or event.payload.get("deleted")):
             return False
         if event.id <= replayer.last_id:
             return True  # sent from the table already (as `_Replayer._fresh` skips it)
-        try:
+        try:  # uvicorn's request cycle, as its httptools protocol keeps it (a release that changes it: the task)
+            transport = cycle.transport
+            if cycle.disconnected or cycle.flow.write_paused or cycle.response_complete or transport.is_closing():
+                return False
             transport.write(item.sse_chunk)
         except Exception:  # noqa: BLE001 - the task's `send` meets the same and ends this stream alone
             return False

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
 
 from service.api import streams
-from service.api.gc_policy import FreezingCollector
+from service.api.gc_policy import FreezingCollector, resident_bytes
 from service.config import Settings
 from service.events import Subscription
 from service.store import TaskStore
@@ -59,7 +59,8 @@ async def test_a_full_collection_freezes_its_survivors_and_stop_hands_them_back(
 async def test_frozen_cyclic_garbage_is_collected_once_the_heap_reaches_the_threshold() -> None:
     """A cycle that became garbage after it was frozen outlives ordinary collections; the complete collection that
     the heap's growth calls for frees it."""
-    collector = FreezingCollector(growth=0, min_complete_at=sys.maxsize)  # no heap is that large: none yet
+    # no heap is that large: none yet
+    collector = FreezingCollector(growth=0, min_complete_at=sys.maxsize, min_complete_resident=sys.maxsize)
     collector.start()
     try:
         node = Node()
@@ -83,6 +84,44 @@ async def test_frozen_cyclic_garbage_is_collected_once_the_heap_reaches_the_thre
         assert collector.reference_blocks > 0
     finally:
         collector.stop()
+
+
+async def test_frozen_cyclic_garbage_holding_a_large_buffer_is_collected_once_resident_memory_doubles() -> None:
+    """A cycle holding one large buffer barely moves the block count: resident memory calls for the collection."""
+    collector = FreezingCollector(growth=0, min_complete_at=sys.maxsize, min_complete_resident=sys.maxsize)
+    collector.start()
+    try:
+        node = Node()
+        node.self = node
+        node.buffer = bytearray(64 * 1024**2)  # type: ignore[attr-defined]
+        node.buffer[::4096] = b"x" * len(node.buffer[::4096])  # type: ignore[attr-defined]  # resident
+        alive = weakref.ref(node)
+        gc.collect()  # frozen
+        del node
+        gc.collect()
+        assert alive() is not None and collector.complete_collections == 1
+
+        collector.min_complete_resident = resident_bytes() // 2
+        gc.collect()
+
+        async def freed() -> bool:
+            return alive() is None
+
+        await poll(freed, "the complete collection to free the frozen cycle and its buffer")
+        assert collector.complete_collections == 2 and collector.reference_resident > 0
+    finally:
+        collector.stop()
+
+
+async def test_a_collection_scheduled_before_stop_does_not_run_after_it() -> None:
+    collector = FreezingCollector(growth=0, min_complete_at=0)  # every full collection calls for a complete one
+    collector.start()
+    gc.collect()  # schedules one on the loop
+    assert collector._scheduled
+    collector.stop()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert collector.complete_collections == 1 and gc.get_freeze_count() == 0
 
 
 async def test_the_threshold_follows_the_heap_down() -> None:
