@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import math
+import os
 import random
 import ssl
 import tempfile
@@ -863,7 +864,7 @@ class _SignedRequests:
         self._region = settings.s3_region
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=MAX_POOL_CONNECTIONS, ssl=ssl.create_default_context(cafile=get_cert_path(True))
+                limit=MAX_POOL_CONNECTIONS, ssl=ssl.create_default_context(cafile=_ca_bundle())
             ),
             timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=60),
             auto_decompress=False,
@@ -921,6 +922,11 @@ class _SignedRequests:
                     raise StorageUnavailable(f"object store error: {operation} answered {status}")
             await asyncio.sleep(random.random() * 2 ** (attempt - 1))  # botocore's standard mode: full jitter
         raise AssertionError("unreachable")
+
+
+def _ca_bundle() -> str | None:
+    """The certificates botocore trusts: AWS_CA_BUNDLE when set, else its default bundle (certifi's)."""
+    return os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
 
 
 def _environment_proxy(url: str) -> str | None:
