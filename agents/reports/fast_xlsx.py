@@ -139,7 +139,8 @@ class FastWorksheet(Worksheet):
                     error = self._write_number(row, column, value, fmt)
                 else:
                     error = self._write(row, column, value, None)
-                if error:
+                if error:  # write_row stops here; write_rows' formatted numbers after it are written all the same
+                    self._write_numbers_after(row, column, col, data, number_formats)
                     break
                 continue
             if cells is None:
@@ -153,6 +154,17 @@ class FastWorksheet(Worksheet):
             self._check_dimensions(row, first)
             self._check_dimensions(row, last)
         return int(error)
+
+    def _write_numbers_after(
+        self, row: int, stopped: int, col: int, data: list[Any], number_formats: Mapping[int, Format]
+    ) -> None:
+        """The numbers of ``number_formats``' columns after column ``stopped``, with their formats, as
+        ``_write_row_then_numbers`` writes them after a ``write_row`` that stopped (a string xlsxwriter
+        truncated)."""
+        for column, fmt in number_formats.items():
+            index = column - col
+            if column > stopped and index < len(data) and _is_number(data[index]):
+                self._write_number(row, column, data[index], fmt)
 
     def _calculate_spans(self) -> None:
         """The ``spans`` of each block of 16 rows, as xlsxwriter computes them, from each row's own columns

@@ -137,6 +137,22 @@ def test_odd_cells_written_as_xlsxwriter_writes_them(tmp_path: Path, options: di
         assert ours[name] == theirs[name], name
 
 
+def test_a_row_stopped_by_a_truncated_string_keeps_its_formatted_numbers_after_it(tmp_path: Path) -> None:
+    """A string over Excel's limit (xlsxwriter truncates it and write_row stops there): the formatted numbers after
+    it are still written, as write_row then write_number wrote them."""
+    row = ["🎉" * 16_500, 5, "after", 2.5]  # over 32,767 UTF-16 units
+    book = FastWorkbook(str(tmp_path / "long.xlsx"), REPORT_OPTIONS)
+    decimal = book.add_format({"num_format": "0.00"})
+    fast, reference = book.add_worksheet("fast", FastWorksheet), book.add_worksheet("reference", Worksheet)
+    write_rows(fast, 0, [row], {1: decimal, 3: decimal})
+    reference.write_row(0, 0, [row[0], None, row[2], None])
+    reference.write_number(0, 1, row[1], decimal)
+    reference.write_number(0, 3, row[3], decimal)
+    assert dict(fast.table[0]) == dict(reference.table[0])
+    assert set(fast.table[0]) == {0, 1, 3}  # "after" is not written: write_row stopped before it
+    book.close()
+
+
 @pytest.mark.parametrize("worksheet_class", [FastWorksheet, Worksheet])
 def test_write_rows_as_write_row_then_write_number(tmp_path: Path, worksheet_class: type[Worksheet]) -> None:
     """``write_rows`` with number formats: the cells write_row and write_number store, on either sheet."""
