@@ -18,6 +18,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -72,6 +73,18 @@ async def completed(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
 async def original(client: httpx.AsyncClient, content: bytes = DATA, **body: Any) -> str:
     """A first task run to completion: what the later identical tasks reuse."""
     task_id = await streamed(client, content, **body)
+    assert (await process(client, task_id))["status"] == "QUEUED"
+    await completed(client, task_id)
+    return task_id
+
+
+async def uploaded_original(client: httpx.AsyncClient, tmp_path: Path, **body: Any) -> str:
+    """A first task whose primary.csv went up through the presigned PUT (the store's size and ETag identify it),
+    run to completion."""
+    primary = tmp_path / "primary.csv"
+    primary.write_bytes(DATA)
+    task_id = str((await create_task(client, **{"tool_id": TOOL, **body}))["task_id"])
+    await upload_inputs(client, task_id, {"primary.csv": primary})
     assert (await process(client, task_id))["status"] == "QUEUED"
     await completed(client, task_id)
     return task_id
@@ -172,12 +185,8 @@ async def test_an_identical_request_completes_from_the_cache_without_a_worker_an
 async def test_parameters_differing_in_key_order_defaults_or_upload_hit(
     client: httpx.AsyncClient, worker: None, tmp_path: Any
 ) -> None:
-    primary = tmp_path / "primary.csv"
-    primary.write_bytes(DATA)
-    first = await create_task(client, tool_id=TOOL, parameters=PARAMS)
-    await upload_inputs(client, first["task_id"], {"primary.csv": primary})  # a presigned PUT: size and ETag
-    assert (await process(client, first["task_id"]))["status"] == "QUEUED"
-    await completed(client, first["task_id"])
+    primary = tmp_path / "primary.csv"  # uploaded_original writes it
+    await uploaded_original(client, tmp_path, parameters=PARAMS)
 
     reordered = {"unified-profiler": {"histogram_bins": 10.0, "top_n_values": 5, "null_alert_threshold": 50.0}}
     with_defaults = {**reordered, "inputs": {"primary": {"sheet": None}}, "cache": True}
@@ -229,12 +238,7 @@ async def test_a_chained_task_is_keyed_by_what_process_recorded_of_its_uploaded_
 ) -> None:
     """process keeps what the store said of a presigned upload (its ETag and stored size) in its inputs entry, and the
     key of a task chained on it reads them instead of a HEAD: the same key the store's HEAD gives."""
-    primary = tmp_path / "primary.csv"
-    primary.write_bytes(DATA)
-    source = (await create_task(client, tool_id=TOOL))["task_id"]
-    await upload_inputs(client, source, {"primary.csv": primary})
-    assert (await process(client, source))["status"] == "QUEUED"
-    await completed(client, source)
+    source = await uploaded_original(client, tmp_path)
     row = await store.get_task(source, account.user_id)
     assert row is not None
     [entry] = [i for i in row["inputs"] if i["name"] == "primary.csv"]
@@ -261,12 +265,7 @@ async def test_a_run_reads_only_the_version_of_its_source_that_process_verified(
 ) -> None:
     """The source's primary written again after it was processed (its presigned URL is still valid): a task chained
     on it fails with INPUT_MISSING saying so, rather than run on bytes its key does not name."""
-    primary = tmp_path / "primary.csv"
-    primary.write_bytes(DATA)
-    source = (await create_task(client, tool_id=TOOL))["task_id"]
-    await upload_inputs(client, source, {"primary.csv": primary})
-    assert (await process(client, source))["status"] == "QUEUED"
-    await completed(client, source)
+    source = await uploaded_original(client, tmp_path)
     key = lifecycle.inputs_prefix(settings, account.user_id, source) + "primary.csv"
     await storage.put_bytes(key, DATA.replace(b"Paris", b"Rouen"), "text/csv")
 
