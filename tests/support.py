@@ -16,7 +16,7 @@ from service import lifecycle
 from service.dev import ChildProcess
 from service.lifecycle import Core
 from service.storage import Storage
-from service.store import TaskStore
+from service.store import NewTask, TaskStore
 
 T = TypeVar("T")
 
@@ -249,3 +249,18 @@ async def stored_keys(storage: Storage, prefix: str, page_size: int = 1000) -> l
     paginator = storage.client.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=storage.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
     return sorted([item["Key"] async for page in pages for item in page.get("Contents", [])])
+
+
+def task_spec(user_id: str, **fields: Any) -> NewTask:
+    """A profile-my-data task for TaskStore.insert_task, with `fields` over its defaults."""
+    defaults: dict[str, Any] = {
+        "tool_id": "profile-my-data",
+        "agents": ["unified-profiler"],
+        "priority": "normal",
+        "parameters": None,
+        "source_task_id": None,
+        "labels": {},
+        "idempotency_key": None,
+        "upload_ttl_s": 60,
+    }
+    return NewTask(user_id=user_id, **{**defaults, **fields})

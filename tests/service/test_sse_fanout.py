@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from service import events as events_module
 from service.config import Settings
 from service.events import SSE_PING, EncodedEvent, EventHub, EventPublisher, sse_frame
-from service.store import Event, NewTask, TaskStore
+from service.store import Event, TaskStore
 from tests.conftest import Account, ApiServer, serve_api
-from tests.support import DEADLINE_S, poll
+from tests.support import DEADLINE_S, poll, task_spec
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -216,19 +216,7 @@ async def publisher(settings: Settings) -> AsyncIterator[EventPublisher]:
 
 async def running_task(store: TaskStore, user_id: str, publish: EventPublisher) -> str:
     """A PROCESSING task driven through the store as a worker would (no queue: nothing else claims it)."""
-    row, _ = await store.insert_task(
-        NewTask(
-            user_id=user_id,
-            tool_id="profile-my-data",
-            agents=["unified-profiler"],
-            priority="normal",
-            parameters=None,
-            source_task_id=None,
-            labels={},
-            idempotency_key=None,
-            upload_ttl_s=60,
-        )
-    )
+    row, _ = await store.insert_task(task_spec(user_id))
     task_id = str(row["id"])
     inputs = [{"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 3}]
     await store.transition("mark_uploading", task_id, [inputs, False, ["CREATED", "UPLOADING"]], publish, user_id)

@@ -12,7 +12,8 @@ from service.config import Settings
 from service.lifecycle import Core
 from service.models import task_view
 from service.storage import Storage
-from service.store import Event, NewTask, TaskStore
+from service.store import Event, TaskStore
+from tests.support import task_spec
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,19 +29,7 @@ class Recorder:
 
 
 async def new_task(store: TaskStore, user_id: str, *, key: str | None = None) -> str:
-    row, created = await store.insert_task(
-        NewTask(
-            user_id=user_id,
-            tool_id="profile-my-data",
-            agents=["unified-profiler"],
-            priority="normal",
-            parameters=None,
-            source_task_id=None,
-            labels={"project": "x"},
-            idempotency_key=key,
-            upload_ttl_s=60,
-        )
-    )
+    row, created = await store.insert_task(task_spec(user_id, labels={"project": "x"}, idempotency_key=key))
     return str(row["id"])
 
 
@@ -67,19 +56,7 @@ async def test_create_is_idempotent_and_writes_no_event(store: TaskStore) -> Non
     user_id, _ = await store.create_user("u1")
     rec = Recorder()
     first = await new_task(store, user_id, key="k-1")
-    again, created = await store.insert_task(
-        NewTask(
-            user_id=user_id,
-            tool_id="profile-my-data",
-            agents=["unified-profiler"],
-            priority="high",
-            parameters=None,
-            source_task_id=None,
-            labels={},
-            idempotency_key="k-1",
-            upload_ttl_s=60,
-        )
-    )
+    again, created = await store.insert_task(task_spec(user_id, priority="high", idempotency_key="k-1"))
     assert not created and str(again["id"]) == first and again["priority"] == "normal"
     assert rec.events == [] and await store.task_events_after(first, 0) == []
 

@@ -28,11 +28,11 @@ from service import lifecycle
 from service.config import Settings
 from service.lifecycle import Core
 from service.storage import Storage
-from service.store import Event, NewTask, TaskStore
+from service.store import Event, TaskStore
 from service.versions import DatasetVersion
 from service.versions import with_version_options as _with_version_options
 from tests.e2e.test_tools import fetch, write
-from tests.support import CONTENT_TYPES, create_task, wait_for_status
+from tests.support import CONTENT_TYPES, create_task, task_spec, wait_for_status
 from worker.runner import TaskFailure, dataset_version
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -74,15 +74,12 @@ async def finished_task(
 ) -> str:
     """A COMPLETED task as its run leaves it: its declared inputs and its stored outputs (run 1)."""
     row, _ = await core.store.insert_task(
-        NewTask(
-            user_id=user_id,
+        task_spec(
+            user_id,
             tool_id=tool_id,
             agents=list(registry.tool_spec(tool_id).default_chain),
-            priority="normal",
             parameters=parameters,
             source_task_id=source_task_id,
-            labels={},
-            idempotency_key=None,
             upload_ttl_s=3600,
         )
     )
