@@ -272,18 +272,20 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
 
 
 def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:
-    """Blank → ``column_<position>``; the second ``x`` → ``x_2``, the third → ``x_3``; never a name that
-    another column of the file already has, nor the chain's reserved row-index column."""
+    """Blank → ``column_<position>``, as is a name Polars reads as a selector (``*``, ``^…$``: a regular
+    expression); the second ``x`` → ``x_2``, the third → ``x_3``; never a name that another column of the file
+    already has, nor the chain's reserved row-index column."""
     taken = {name for _, name in columns if name.strip()} | BOOKKEEPING_COLUMNS
     seen: set[str] = set()
     final: list[str] = []
     renamed: list[RenamedColumn] = []
     for position, name in columns:
-        if name.strip() and name not in seen and name not in BOOKKEEPING_COLUMNS:
+        selector = name == "*" or (name.startswith("^") and name.endswith("$"))
+        if name.strip() and not selector and name not in seen and name not in BOOKKEEPING_COLUMNS:
             seen.add(name)
             final.append(name)
             continue
-        base, counter = (f"column_{position}", 1) if not name.strip() else (name, 2)
+        base, counter = (f"column_{position}", 1) if selector or not name.strip() else (name, 2)
         candidate = base if counter == 1 else f"{base}_{counter}"
         while candidate in taken:
             counter += 1
@@ -533,6 +535,15 @@ def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl
     value's text is looked at."""
     if not integers:
         return frame
+    # Worked on under positional names: a column named "*" or "^a$" means something else to pl.col.
+    safe = {f"c{index}": name for index, name in enumerate(integers)}
+    work = frame.select(pl.nth(frame.get_column_index(name)).alias(key) for key, name in safe.items())
+    typed = _typed_integer_columns(work, {key: integers[name] for key, name in safe.items()})
+    return frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame
+
+
+def _typed_integer_columns(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> list[pl.Series]:
+    """:func:`_typed_integers` of a frame whose names are plain: the columns typed."""
     names = list(integers)
     cast = frame.select(pl.col(name).cast(integers[name], strict=False) for name in names)
     converted = [name for name in names if cast[name].null_count() == frame[name].null_count()]
@@ -545,7 +556,7 @@ def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl
     if decimals:
         not_number = frame.select(_fails(name, pl.Float64()) for name in decimals).row(0)
         typed += [frame[n].cast(pl.Float64) for n, failed in zip(decimals, not_number, strict=True) if not failed]
-    return frame.with_columns(typed) if typed else frame
+    return typed
 
 
 _INT64_DIGITS = 19  # of the largest Int64, 9223372036854775807
@@ -583,12 +594,9 @@ def _written_as_integers(text: pl.DataFrame, cast: pl.DataFrame, names: list[str
 
 
 def _written_otherwise(text: pl.Expr) -> pl.Expr:
-    """Integer text that an integer would not write back as it is: ``007``, ``-0``/``-07``, ``+5``."""
-    return (
-        (text.str.starts_with("0") & (text.str.len_bytes() > 1))
-        | text.str.starts_with("-0")
-        | text.str.starts_with("+")
-    )
+    """Number text that a number would not write back as it is: ``007``, ``-0``/``-07``, ``+5`` (a code). A
+    decimal such as ``0.5`` or ``-0.25`` is written as a float writes it: not a code."""
+    return text.str.contains(r"^(?:\+|-?0[0-9]|-0$)")
 
 
 def _fails(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from agents import readers
+from agents.chain import run_tool
 from agents.errors import InvalidFileError
 from agents.readers import SNIFF_BYTES, read_table, read_table_with_report, sniff_dialect
 
@@ -624,12 +625,24 @@ def test_trailing_separators_make_no_empty_column(tmp_path: Path) -> None:
     assert report["dropped_empty_columns"] == [3]
 
 
-def test_blank_json_key_and_the_reserved_row_index_name_are_renamed(tmp_path: Path) -> None:
-    path = write(tmp_path, "primary.json", b'[{"": 1, "__row_index__": 2, "*": 3}]')
+def test_blank_json_key_the_reserved_row_index_name_and_selectors_are_renamed(tmp_path: Path) -> None:
+    """A column "*" or "^…$" (selectors to pl.col: every column, a regular expression) kept so, every agent would
+    address the wrong columns."""
+    path = write(tmp_path, "primary.json", b'[{"": 1, "__row_index__": 2, "*": 3, "^a$": 4, "a": 5}]')
     frame, report = read_table_with_report(path, "primary.json")
-    assert frame.columns == ["column_1", "__row_index___2", "*"]
-    assert frame.row(0) == (1, 2, 3)
-    assert [entry["renamed_to"] for entry in report["renamed_columns"]] == ["column_1", "__row_index___2"]
+    assert frame.columns == ["column_1", "__row_index___2", "column_3", "column_4", "a"]
+    assert frame.row(0) == (1, 2, 3, 4, 5)
+    renamed = [(entry["original"], entry["renamed_to"]) for entry in report["renamed_columns"]]
+    assert renamed == [("", "column_1"), ("__row_index__", "__row_index___2"), ("*", "column_3"), ("^a$", "column_4")]
+
+
+def test_a_csv_header_of_selectors_profiles_and_cleans(tmp_path: Path) -> None:
+    """Before, "*" broke the reader's date typing and "^a$" its integer typing: the task failed."""
+    path = write(tmp_path, "primary.csv", b"a,*,^a$,a_x\n1,x,007,2024-01-01\n2,y,3,2024-01-02\n")
+    for tool in ("profile-my-data", "clean-my-data"):
+        result = run_tool(tool, [], {"primary.csv": path}, {}, tmp_path / tool, lambda *_: None)
+        assert result["status"] == "success", result["agents"]
+        assert result["summary"]["columns"] == 4
 
 
 @given(st.lists(st.sampled_from(["a", "a_2", "b", "", " ", "column_1", "__row_index__"]), min_size=1, max_size=8))
