@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,7 @@ from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
 from agents.search import kept
 from agents.search.searcher import kept_meta, kept_page
+from agents.spill import spill_csv
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
 
@@ -85,6 +88,7 @@ READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 # tools whose agents hand a new frame to the next
 DATA_TOOLS = frozenset({"clean-my-data", "master-my-data", "transform-my-data"})
+PROFILE_TOOL = "profile-my-data"
 MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.master.sources)
 TRANSFORM_TOOL = "transform-my-data"  # the user's own operations: no quarantine, the agent's own step records
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
@@ -93,6 +97,7 @@ SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result 
 SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+STREAMED_TOOLS = frozenset({"profile-my-data", "search-my-data"})  # the tools that stream a primary too large
 SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
 
 
@@ -355,12 +360,34 @@ def run_tool(
     timings: dict[str, int] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    with ExitStack() as cleanup:  # a streamed run's spills live until its outputs are written
+        return _run_chain(
+            tool_id, chain, inputs, agent_params, options, out_dir, report, timings, soft_deadline, run_options,
+            agent_start, started, cleanup,
+        )  # fmt: skip
+
+
+def _run_chain(
+    tool_id: str,
+    chain: list[str],
+    inputs: dict[str, Path],
+    agent_params: dict[str, Any],
+    options: Any,
+    out_dir: Path,
+    report: _MonotonicProgress,
+    timings: dict[str, int],
+    soft_deadline: float | None,
+    run_options: RunOptions,
+    agent_start: AgentStart,
+    started: float,
+    cleanup: ExitStack,
+) -> dict[str, Any]:
     flow = None
     keep: _SearchKeep | None = None
     shape: tuple[int, int] | None = None
     threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
     large = _large_primary(tool_id, inputs, threshold)
-    if large is not None:
+    if large is not None and tool_id == PROFILE_TOOL:
         _check_header(*large, run_options.max_columns)  # a file too wide fails at once, before any agent
         agent_inputs = AgentInputs(pl.DataFrame(), large[0])
         read_reports: dict[str, Any] = {"primary": {"streamed": True, "bytes": large[1].stat().st_size}}
@@ -379,6 +406,11 @@ def run_tool(
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
             agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings)
+        elif large is not None:
+            work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent)))
+            agent_inputs, read_reports = _spilled_inputs(
+                large, keep, work_dir, report, timings, max_columns=run_options.max_columns
+            )
         else:
             tokens = None if tool_id in DATA_TOOLS or tool_id == SEARCH_TOOL else _null_tokens(agent_params)
             agent_inputs, read_reports = _read_inputs(
@@ -477,7 +509,7 @@ def _memory_limit_bytes() -> int:
 
 
 def _large_primary(tool_id: str, inputs: dict[str, Path], threshold: int) -> tuple[str, Path] | None:
-    if tool_id != "profile-my-data":
+    if tool_id not in STREAMED_TOOLS:
         return None
     for name, path in inputs.items():
         if registry.input_role(name, tool_id) == "primary" and Path(name).suffix.lower() in STREAMABLE_SUFFIXES:
@@ -625,7 +657,7 @@ def _context(inputs: AgentInputs, flow: _DataFlow | None) -> ChainContext:
     frame = inputs.primary
     return ChainContext(
         tool_id="",
-        original_rows=frame.height,
+        original_rows=inputs.row_count,
         original_columns=list(frame.columns),
         original_dtypes={name: str(dtype) for name, dtype in frame.schema.items()},
         original_null_counts={name: int(count) for name, count in frame.null_count().row(0, named=True).items()},
@@ -775,6 +807,16 @@ def _write_frame_csv(frame: pl.DataFrame, layouts: dict[str, TextLayout], path: 
     ).write_csv(path, datetime_format=ISO_DATETIME)
 
 
+def _sink_csv(scan: pl.LazyFrame, layouts: dict[str, TextLayout], path: Path) -> None:
+    """``_write_frame_csv`` of a plan too large for memory, on Polars' streaming engine."""
+    schema = scan.collect_schema()
+    scan.with_columns(
+        as_text(name, dtype, layouts.get(name))
+        for name, dtype in schema.items()
+        if needs_text(dtype, layouts.get(name))
+    ).sink_csv(path, datetime_format=ISO_DATETIME, engine="streaming")
+
+
 def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     """transformed_data.csv (dates read from text in their layout, a converted or derived column in ISO 8601),
     transformed_data.parquet (typed) and recipe.json (the resolved operations); nothing when the transformer did
@@ -811,12 +853,15 @@ def _write_search(
     summary["rows_matched"] = data["search"]["total_rows"] if data["search"] else None
     summary["total_groups"] = data["aggregate"]["total_groups"] if data["aggregate"] else None
     written = [SEARCH_CSV] if keep is not None and keep.page is not None else []  # the kept one, stored as this
-    frame = results["searcher"].frame if data["search"] else None
+    found = results["searcher"] if data["search"] else None
     # Polars writes without the GIL: the kept files are written while the CSV is.
     with ThreadPoolExecutor(max_workers=1) as pool:
         kept = pool.submit(keep.store, inputs, read_reports, results) if keep is not None else None
-        if frame is not None:
-            _write_frame_csv(frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+        if found is not None and found.frame is not None:
+            _write_frame_csv(found.frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+            written.append(SEARCH_CSV)
+        elif found is not None and found.scan is not None:  # streamed: every match sunk, never held
+            _sink_csv(found.scan, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
         (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
@@ -833,6 +878,7 @@ class _SearchKeep:
         self.params: SearcherParams | None = agent_params["searcher"] if chain == ["searcher"] else None
         self.page = kept.read_matches(keep_dir, self.params) if keep_dir and self.params else None
         self.dataset = kept.read_dataset(keep_dir) if keep_dir and self.page is None else None
+        self.spilled = False  # the run read a primary too large for memory into the kept dataset (_spilled_inputs)
 
     def runs(self) -> dict[str, Callable[..., AgentResult]]:
         page = self.page
@@ -853,7 +899,9 @@ class _SearchKeep:
             return {"written": [], "reuse": {SEARCH_CSV: csv}}
         written: list[str] = []
         try:  # an optimisation: a failure to write what is kept (a full disk) costs the next search, not this one
-            if self.dataset is None:
+            if self.spilled:
+                written.append(kept.DATASET_NAME)
+            elif self.dataset is None:
                 primary, report = inputs.primary, read_reports["primary"]
                 written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir))
             found = results.get("searcher")
@@ -876,15 +924,64 @@ class _SearchKeep:
 def _kept_inputs(
     dataset: kept.KeptDataset, report: _MonotonicProgress, timings: dict[str, int]
 ) -> tuple[AgentInputs, dict[str, Any]]:
-    """The inputs of a search of a dataset kept as Parquet: read as its first search read it (its read report)."""
+    """The inputs of a search of a dataset kept as Parquet: read as its first search read it (its read report);
+    one kept from a file too large for memory is scanned, not read."""
     report(1, None, "Reading the dataset (kept as Parquet by an earlier search)")
     read_report = dataset.read_report
-    inputs = AgentInputs(
-        dataset.frame, dataset.source_name, text_layouts=from_report(read_report.get("temporal_columns"))
-    )
+    layouts = from_report(read_report.get("temporal_columns"))
+    if dataset.streamed:
+        scan = dataset.scan()
+        inputs = AgentInputs(
+            pl.DataFrame(schema=scan.collect_schema()),
+            dataset.source_name,
+            text_layouts=layouts,
+            scan=scan,
+            rows=int(read_report["rows"]),
+        )
+    else:
+        inputs = AgentInputs(dataset.read(), dataset.source_name, text_layouts=layouts)
     timings["read_primary"] = 0
     report(READ_END, None, "Inputs parsed")
     return inputs, {"primary": {**read_report, "kept": "dataset"}}
+
+
+def _spilled_inputs(
+    large: tuple[str, Path],
+    keep: _SearchKeep | None,
+    work_dir: Path,
+    report: _MonotonicProgress,
+    timings: dict[str, int],
+    *,
+    max_columns: int,
+) -> tuple[AgentInputs, dict[str, Any]]:
+    """A primary too large for memory, read into a typed Parquet spill (agents.spill) that the agents scan. For a
+    search with a keep directory the spill is the kept dataset itself (written there once, then renamed)."""
+    name, path = large
+    report(1, None, f"Reading {name} into a columnar file (too large for memory: it is scanned, not loaded)")
+    read_started = time.perf_counter()
+    keep_dir = keep.dir if keep is not None else None
+    target = kept.partial_path(keep_dir) if keep_dir is not None else work_dir / "primary.parquet"
+
+    def metadata(read_report: Mapping[str, Any]) -> dict[str, str]:
+        return kept.dataset_metadata({**read_report, "streamed": True}, name)
+
+    spilled = spill_csv(path, name, target, max_columns=max_columns, metadata=metadata)
+    spill = spilled.path
+    if keep is not None and keep_dir is not None:
+        spill = spill.rename(keep_dir / kept.DATASET_NAME)
+        keep.spilled = True
+    scan = pl.scan_parquet(spill)
+    inputs = AgentInputs(
+        pl.DataFrame(schema=scan.collect_schema()),
+        name,
+        text_layouts=from_report(spilled.report.get("temporal_columns")),
+        scan=scan,
+        rows=spilled.rows,
+        work_dir=work_dir,
+    )
+    timings["read_primary"] = round((time.perf_counter() - read_started) * 1000)
+    report(READ_END, None, "Inputs parsed")
+    return inputs, {"primary": {**spilled.report, "streamed": True}}
 
 
 def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:
@@ -910,6 +1007,9 @@ def _dataset(
     found = results.get("searcher")
     if main == SEARCH_CSV and found is not None and found.frame is not None:
         return _frame_dataset(main, found.frame)
+    if main == SEARCH_CSV and found is not None and found.scan is not None and found.rows is not None:
+        schema = found.scan.collect_schema()
+        return {"name": main, "rows": found.rows, "columns": [{"name": c, "dtype": str(schema[c])} for c in schema]}
     if main is not None and flow is not None:
         frame = flow.outputs.get(main, flow.frame)
         columns = data_columns(frame)
@@ -928,7 +1028,7 @@ def _dataset(
     schema = primary.schema
     return {
         "name": inputs.primary_name,
-        "rows": primary.height,
+        "rows": inputs.row_count,
         "columns": [{"name": c, "dtype": "String" if c in as_read else str(schema[c])} for c in data_columns(primary)],
     }
 
@@ -972,7 +1072,7 @@ def _summary(
             alerts_by_severity[alert["severity"]] = alerts_by_severity.get(alert["severity"], 0) + 1
     summary: dict[str, Any] = {
         "status": status,
-        "rows": shape[0] if shape else inputs.primary.height,
+        "rows": shape[0] if shape else inputs.row_count,
         "columns": shape[1] if shape else inputs.primary.width,
         "primary": inputs.primary_name,
         "baseline": inputs.baseline_name,

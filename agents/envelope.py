@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agents.layouts import TextLayout
     from agents.values import MissingTokens
 
@@ -91,10 +93,16 @@ class AgentInputs:
     contract: dict[str, Any] | None = None  # master-my-data: the parsed schema.json / schema.yaml
     text_layouts: Mapping[str, TextLayout] = field(default_factory=dict)  # primary's dates read from text
     artifacts: Mapping[str, Any] = field(default_factory=dict)  # earlier agents' AgentResult.artifacts, merged
+    # A primary too large for memory (agents.spill): ``primary`` is an empty frame of its schema, ``scan`` reads
+    # it from a Parquet spill (with ``ROW_INDEX_COLUMN`` in a data tool), ``rows`` counts it, and an agent writes
+    # its own spills under ``work_dir``.
+    scan: pl.LazyFrame | None = None
+    rows: int | None = None
+    work_dir: Path | None = None
 
     @property
     def row_count(self) -> int:
-        return self.primary.height
+        return self.rows if self.rows is not None else self.primary.height
 
 
 @dataclass
@@ -205,6 +213,8 @@ class AgentResult:
     removed: pl.DataFrame | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
+    scan: pl.LazyFrame | None = None  # a streamed run's new data (a plan over its spills), ``rows`` rows
+    rows: int | None = None
 
 
 def empty_row_level_issues() -> pl.DataFrame:

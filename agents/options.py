@@ -15,7 +15,8 @@ class RunOptions:
     """An input with more columns ends ``INVALID_FILE`` as it is read (a CSV from its header, before any
     parsing)."""
     streaming_threshold_bytes: int | None = None
-    """A CSV/TSV primary of profile-my-data larger than this is profiled by streaming (bounded memory);
+    """A CSV/TSV primary larger than this is read into a Parquet spill and scanned (bounded memory) by the tools
+    that can (``agents.chain.STREAMED_TOOLS``);
     None: the memory the agent process may use divided by ``agents.chain.IN_MEMORY_FACTOR``."""
     diagnostics: bool = False
     """The hidden ``diagnostics`` tool (agents.diagnostics) may run."""

@@ -21,7 +21,7 @@ then removed. Memory is bounded by a few batches of rows and the per-column aggr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -76,10 +76,10 @@ def spill_csv(
     target: Path,
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
-    metadata: Mapping[str, str] | None = None,
+    metadata: Callable[[ReadReport], Mapping[str, str]] | None = None,
 ) -> Spilled:
     """Read the CSV/TSV at ``path`` (upload name ``name``) into the typed Parquet file ``target`` (its directory
-    also holds the intermediate files while this runs), with ``metadata`` in its footer."""
+    also holds the intermediate files while this runs), with ``metadata(read report)`` in its footer."""
     dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS.get(Path(name).suffix.lower(), ","))
     check_header_width(path, name, dialect, max_columns)
     raw = target.with_name(f".{target.name}.text")
@@ -107,7 +107,7 @@ def _spill_utf8(
     raw: Path,
     target: Path,
     max_columns: int,
-    metadata: Mapping[str, str] | None,
+    metadata: Callable[[ReadReport], Mapping[str, str]] | None,
 ) -> Spilled:
     integers = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
@@ -169,7 +169,7 @@ def _spill_utf8(
         target,
         compression=SPILL_COMPRESSION,
         row_group_size=ROW_GROUP_ROWS,
-        metadata=dict(metadata or {}),
+        metadata=dict(metadata(report)) if metadata is not None else None,
         engine="streaming",
     )
     return Spilled(target, report, rows)

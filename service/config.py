@@ -85,7 +85,8 @@ class Settings(BaseSettings):
 
     # --- agents: sent to the agent process with each job (agents.options.RunOptions) ----------
     max_columns: int = 20_000  # an input with more columns ends INVALID_FILE as it is read (a CSV: from its header)
-    # profile-my-data streams a CSV/TSV primary larger than this (bounded memory); None: the agent process's
+    # profile-my-data and search-my-data stream a CSV/TSV primary larger than this (bounded memory; the
+    # tools listed in agents.chain.STREAMED_TOOLS); None: the agent process's
     # memory limit (cgroup, else RAM) / 6
     streaming_threshold_bytes: int | None = None
     # The hidden `diagnostics` tool (agent `sleeper`: tests and operators); the API lists and accepts it, the

@@ -15,7 +15,7 @@ text joined by " / ", "(empty)" for an empty key, "All rows" without keys) and `
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -45,22 +45,26 @@ EMPTY_LABEL, ALL_ROWS = "(empty)", "All rows"
 
 def run(inputs: AgentInputs, params: AggregatorParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
-    frame = inputs.primary.select(c for c in inputs.primary.columns if c not in BOOKKEEPING_COLUMNS)
+    # A primary too large for memory is scanned (inputs.scan) and the groups collected on the streaming engine.
+    source = inputs.scan if inputs.scan is not None else inputs.primary.lazy()
+    engine: Literal["auto", "streaming"] = "streaming" if inputs.scan is not None else "auto"
+    schema = source.collect_schema()
+    source = source.select(c for c in schema if c not in BOOKKEEPING_COLUMNS)
     progress(0.0, "Reading the aggregation")
-    resolver = Resolver(frame.schema, AGENT_ID, inputs.text_layouts)
+    resolver = Resolver(source.collect_schema(), AGENT_ID, inputs.text_layouts)
     selection = resolve_selection(resolver, params)
     keys, key_exprs = _group_keys(resolver, params)
     metrics = [_metric(resolver, metric, f"metrics[{i}]") for i, metric in enumerate(params.metrics)]
     names = _check_names(resolver, keys, [name for name, _ in metrics])
     sort = _sort(resolver, params, keys, names)
     progress(0.1, "Aggregating")
-    query = selection.apply(frame.lazy())
+    query = selection.apply(source)
     exprs = [expr.alias(name) for name, expr in metrics]
     grouped = query.group_by(key_exprs).agg(exprs) if keys else query.select(exprs)
     ordered = grouped.sort([c for c, _ in sort], descending=[d for _, d in sort], nulls_last=True)
     if params.top is not None:
         ordered = ordered.head(params.top)
-    groups = ordered.collect()
+    groups = ordered.collect(engine=engine)
     page = page_of(groups, params.page, params.page_size)
     rows = json_rows(page, {})
     understood = {
@@ -83,7 +87,7 @@ def run(inputs: AgentInputs, params: AggregatorParams, progress: Progress) -> Ag
         "chart": _chart(rows, keys, [name for name, _ in metrics]),
         "filters_understood": understood,
     }
-    envelope = _envelope(frame.height, data, resolver.notes)
+    envelope = _envelope(inputs.row_count, data, resolver.notes)
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, f"{groups.height:,} groups")
     return AgentResult(envelope=envelope)

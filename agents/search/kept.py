@@ -9,7 +9,9 @@ the dataset's own objects, deleted with them. Its layout:
 - ``dataset.parquet``: the dataset as the search tool reads it (values as written, dates typed from text), in row
   groups with statistics (filters skip row groups), LZ4-compressed (:data:`DATASET_COMPRESSION`), its read report
   (the dates' text layouts, the file's format facts) and the name of the file it came from in the Parquet metadata
-  (one file: the data and how to write it back cannot disagree);
+  (one file: the data and how to write it back cannot disagree). A dataset too large for memory is this file too,
+  written by agents.spill while the first search reads it; its read report says ``streamed`` and every search of
+  it scans the file instead of reading it whole (no matches are kept for it: a later page scans it again);
 - ``matches/<selection>/meta.json``: a searcher selection's totals, columns, parameters as understood and the
   identity of its ``search_result.csv`` (``csv``, added by the worker once stored);
 - ``matches/<selection>/part-NNNNN.parquet``: its matching rows, sorted and projected, ``PART_ROWS`` a part (a page
@@ -77,18 +79,43 @@ def write_dataset(frame: pl.DataFrame, read_report: Mapping[str, Any], source_na
     """The dataset as read, with its read report, as ``dataset.parquet``; written under a temporary name and renamed,
     so that a run stopped midway leaves no half file to upload."""
     target = keep_dir / DATASET_NAME
-    partial = target.with_name(target.name + ".partial")
-    metadata = {READ_REPORT_KEY: json.dumps(dict(read_report), default=str), SOURCE_NAME_KEY: source_name}
-    frame.write_parquet(partial, compression=DATASET_COMPRESSION, row_group_size=ROW_GROUP_ROWS, metadata=metadata)
+    partial = partial_path(keep_dir)
+    frame.write_parquet(
+        partial,
+        compression=DATASET_COMPRESSION,
+        row_group_size=ROW_GROUP_ROWS,
+        metadata=dataset_metadata(read_report, source_name),
+    )
     partial.rename(target)
     return DATASET_NAME
 
 
+def partial_path(keep_dir: Path) -> Path:
+    """Where ``dataset.parquet`` is written before it is whole (then renamed)."""
+    return keep_dir / f"{DATASET_NAME}.partial"
+
+
+def dataset_metadata(read_report: Mapping[str, Any], source_name: str) -> dict[str, str]:
+    """The kept dataset's footer: how it was read, and from which file."""
+    return {READ_REPORT_KEY: json.dumps(dict(read_report), default=str), SOURCE_NAME_KEY: source_name}
+
+
 @dataclass(frozen=True)
 class KeptDataset:
-    frame: pl.DataFrame
+    path: Path
     read_report: dict[str, Any]
     source_name: str  # the file the dataset was converted from: primary.csv, ...
+
+    @property
+    def streamed(self) -> bool:
+        """Kept from a file too large for memory: searched by scanning it, never read whole."""
+        return bool(self.read_report.get("streamed"))
+
+    def read(self) -> pl.DataFrame:
+        return pl.read_parquet(self.path)
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
 
 
 def read_dataset(keep_dir: Path) -> KeptDataset | None:
@@ -99,7 +126,7 @@ def read_dataset(keep_dir: Path) -> KeptDataset | None:
     metadata = pl.read_parquet_metadata(path)
     if READ_REPORT_KEY not in metadata or SOURCE_NAME_KEY not in metadata:
         return None
-    return KeptDataset(pl.read_parquet(path), json.loads(metadata[READ_REPORT_KEY]), metadata[SOURCE_NAME_KEY])
+    return KeptDataset(path, json.loads(metadata[READ_REPORT_KEY]), metadata[SOURCE_NAME_KEY])
 
 
 def write_matches(frame: pl.DataFrame, meta: dict[str, Any], params: SearcherParams, keep_dir: Path) -> list[str]:

@@ -43,6 +43,8 @@ AGENT_NAME = "Searcher"
 
 
 def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = inputs.primary.select(c for c in inputs.primary.columns if c not in BOOKKEEPING_COLUMNS)
     progress(0.0, "Reading the search")
@@ -55,6 +57,27 @@ def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> Agen
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, f"{matched.height:,} rows found")
     return AgentResult(envelope=envelope, frame=matched)
+
+
+def _run_streamed(inputs: AgentInputs, scan: pl.LazyFrame, params: SearcherParams, progress: Progress) -> AgentResult:
+    """``run`` on a primary too large for memory (``inputs.scan``): the page and the number of matches in one
+    streaming pass; the result's ``scan`` is the plan of every match (the chain sinks it to search_result.csv)."""
+    started = time.perf_counter()
+    progress(0.0, "Reading the search")
+    schema = scan.collect_schema()
+    source = scan.select(c for c in schema if c not in BOOKKEEPING_COLUMNS)
+    plan = _plan(source, source.collect_schema(), params, inputs.text_layouts)
+    progress(0.1, "Searching")
+    offset = (params.page - 1) * params.page_size
+    page, count = pl.collect_all(
+        [plan.query.slice(offset, params.page_size), plan.query.select(pl.len())], engine="streaming"
+    )
+    total = int(count.item())
+    data = plan.data(total, page, params)
+    envelope = _envelope(inputs.row_count, data, plan.understood["notes"])
+    envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, f"{total:,} rows found")
+    return AgentResult(envelope=envelope, scan=plan.query, rows=total)
 
 
 def kept_page(kept: KeptMatches, params: SearcherParams, progress: Progress) -> AgentResult:

@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from agents.chain import run_tool
 from agents.errors import InvalidFileError
+from agents.options import RunOptions
 from agents.readers import read_table_with_report
 from agents.spill import spill_csv
 
@@ -78,11 +80,11 @@ def test_spill_reads_as_the_reader_does(case: str, tmp_path: Path) -> None:
         assert (str(raised.value), raised.value.details) == (str(error), error.details)
         assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing left behind
         return
-    spilled = spill_csv(source, name, tmp_path / "spill.parquet", metadata={"k": "v"})
+    spilled = spill_csv(source, name, tmp_path / "spill.parquet", metadata=lambda report: {"k": str(report["rows"])})
     assert_frame_equal(spilled.scan().collect(), expected)
     assert spilled.report == expected_report
     assert spilled.rows == expected.height
-    assert pl.read_parquet_metadata(spilled.path)["k"] == "v"
+    assert pl.read_parquet_metadata(spilled.path)["k"] == str(expected.height)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "spill.parquet"])  # intermediates removed
 
 
@@ -107,3 +109,22 @@ def test_a_header_wider_than_the_limit_is_refused_before_parsing(tmp_path: Path)
     with pytest.raises(InvalidFileError, match="30 columns; the limit is 20"):
         spill_csv(source, "primary.csv", tmp_path / "s.parquet", max_columns=20)
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_the_streamed_profile_types_the_file_as_the_in_memory_one(tmp_path: Path) -> None:
+    """Before the spill, the streamed profile let Polars type "007" as the integer 7 and "*" broke it."""
+    source = tmp_path / "primary.csv"
+    rows = [f"{i:03d},{i % 7},{'+' if i % 2 else ''}{i},x{i},2024-01-{i % 28 + 1:02d}" for i in range(300)]
+    source.write_bytes(_lines("zip,n,signed,*,day", rows))
+
+    def types(directory: str, threshold: int | None) -> dict[str, tuple[str, str]]:
+        options = RunOptions(streaming_threshold_bytes=threshold)
+        result = run_tool("profile-my-data", ["unified-profiler"], {"primary.csv": source}, {}, tmp_path / directory,
+                          lambda *_: None, run_options=options)  # fmt: skip
+        assert result["summary"]["inputs"]["primary"].get("streamed") is (True if threshold == 0 else None)
+        fields = result["agents"]["unified-profiler"]["data"]["fields"]
+        return {field["field_name"]: (field["data_type"], field["polars_dtype"]) for field in fields}
+
+    in_memory = types("memory", None)
+    assert in_memory["zip"][1] == "String" and in_memory["n"][1] == "Int64" and in_memory["column_4"][1] == "String"
+    assert types("streamed", 0) == in_memory

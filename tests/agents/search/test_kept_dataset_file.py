@@ -64,12 +64,12 @@ def test_the_kept_file_reads_back_as_the_reader_read_it(
     assert kept.write_dataset(frame, report, "primary.csv", tmp_path) == kept.DATASET_NAME
     found = kept.read_dataset(tmp_path)
     assert found is not None
-    assert found.frame.equals(frame) and found.frame.schema == frame.schema
+    assert found.read().equals(frame) and found.read().schema == frame.schema
     assert found.read_report == report and found.source_name == "primary.csv"
     # the earlier codec's file reads back as the same frame: a dataset kept before the change reads as one kept after
     snappy = tmp_path / "snappy.parquet"
     frame.write_parquet(snappy, compression="snappy", row_group_size=small_groups)
-    assert pl.read_parquet(snappy).equals(found.frame)
+    assert pl.read_parquet(snappy).equals(found.read())
 
 
 def test_every_row_group_carries_the_statistics_filters_use(
