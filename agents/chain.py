@@ -74,6 +74,7 @@ from agents.reports.row_issues import count_row_level_issues, write_row_level_is
 from agents.search import kept
 from agents.search.searcher import kept_meta, kept_page
 from agents.spill import spill_csv
+from agents.streamed import STREAMED_AGENTS, StreamFlow, changed_cell_exprs, sink_csv, step_facts
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
 
@@ -97,7 +98,9 @@ SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result 
 SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
-STREAMED_TOOLS = frozenset({"profile-my-data", "search-my-data"})  # the tools that stream a primary too large
+STREAMED_TOOLS = frozenset(
+    {"profile-my-data", "search-my-data", "clean-my-data", "transform-my-data"}
+)  # the tools that stream a primary too large
 SOFT_LIMIT_MESSAGE = "soft time limit of the tool reached; stopped before finishing"
 
 
@@ -133,6 +136,19 @@ class _DataFlow:
     artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # named output tables (the last one wins)
     audit: bool = True
+
+    @property
+    def rows_out(self) -> int:
+        return self.frame.height
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(frame.height for frame in self.quarantined)
+
+    @property
+    def data_schema(self) -> dict[str, pl.DataType]:
+        schema = self.frame.schema
+        return {name: schema[name] for name in data_columns(self.frame)}
 
     def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
         before = self.frame
@@ -275,15 +291,7 @@ def _changed_cells(
     pair = pl.concat(
         [old.select(pl.col(common).name.prefix("o:")), new.select(pl.col(common).name.prefix("n:"))], how="horizontal"
     )
-    exprs = []
-    old_schema, new_schema = old.schema, new.schema  # read once: each .schema builds the whole schema
-    for index, name in enumerate(common):
-        a, b = pl.col(f"o:{name}"), pl.col(f"n:{name}")
-        if old_schema[name] != new_schema[name]:  # compared as cleaned_data.csv writes them
-            a, b = as_text(f"o:{name}", old_schema[name]), as_text(f"n:{name}", new_schema[name])
-        exprs.append(a.ne_missing(b).sum().alias(f"c{index}"))
-        exprs.append((a.is_null() & b.is_not_null()).sum().alias(f"f{index}"))
-    row = pair.select(exprs).row(0)
+    row = pair.select(changed_cell_exprs(common, old.schema, new.schema)).row(0)
     return [int(value) for value in row[0::2]], [int(value) for value in row[1::2]]
 
 
@@ -304,35 +312,19 @@ def step_record(
     before_schema, after_schema = before.schema, after.schema  # read once: each .schema builds the whole schema
     common = [c for c in data_columns(before) if c in after_schema]
     changed, filled = _changed_cells(before, after, common, same_rows)
-    position = {name: index for index, name in enumerate(common)}
     nulls_before = before.null_count().row(0, named=True)
     nulls_after = nulls_before if after is before else after.null_count().row(0, named=True)
-    columns: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys([*data_columns(before), *data_columns(after)]):
-        columns[name] = {
-            "dtype_before": str(before_schema[name]) if name in before_schema else None,
-            "dtype_after": str(after_schema[name]) if name in after_schema else None,
-            "nulls_before": nulls_before.get(name),
-            "nulls_after": nulls_after.get(name),
-            "cells_changed": changed[position[name]] if name in position else None,
-            "values_invented": filled[position[name]] if name in position else None,
-        }
-    return {
-        "step": step,
-        "agent_id": agent_id,
-        "agent_name": agent_name,
-        "status": status,
-        "rows_before": before.height,
-        "rows_after": after.height,
-        "rows_removed": before.height - after.height,
-        "columns_before": data_columns(before),
-        "columns_after": data_columns(after),
-        "columns": columns,
-        "cells_changed_total": sum(changed),
-        "values_invented_total": sum(filled),
-        "duration_ms": duration_ms,
-        "summary_metrics": summary_metrics,
-    }
+    return step_facts(
+        step,
+        agent_id,
+        agent_name,
+        status,
+        (before_schema, nulls_before, before.height),
+        (after_schema, nulls_after, after.height),
+        (common, changed, filled),
+        summary_metrics,
+        duration_ms,
+    )
 
 
 def run_tool(
@@ -382,7 +374,7 @@ def _run_chain(
     started: float,
     cleanup: ExitStack,
 ) -> dict[str, Any]:
-    flow = None
+    flow: _DataFlow | StreamFlow | None = None
     keep: _SearchKeep | None = None
     shape: tuple[int, int] | None = None
     threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
@@ -418,6 +410,14 @@ def _run_chain(
             )
         if tool_id == MASTER_TOOL:  # stacked with its row index already
             flow = _DataFlow(agent_inputs.primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
+        elif tool_id in DATA_TOOLS and agent_inputs.scan is not None and agent_inputs.work_dir is not None:
+            numbered = agent_inputs.scan.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
+                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
+            )
+            layouts = from_report(read_reports["primary"].get("temporal_columns"))
+            flow = StreamFlow(
+                numbered, agent_inputs.row_count, agent_inputs.work_dir, layouts, audit=tool_id != TRANSFORM_TOOL
+            )
         elif tool_id in DATA_TOOLS:
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
@@ -591,7 +591,7 @@ def _run_agents(
     chain: list[str],
     agent_inputs: AgentInputs,
     agent_params: dict[str, Any],
-    flow: _DataFlow | None,
+    flow: _DataFlow | StreamFlow | None,
     report: _MonotonicProgress,
     timings: dict[str, int],
     soft_deadline: float | None,
@@ -617,7 +617,20 @@ def _run_agents(
                 raise SoftTimeLimitExceeded(SOFT_LIMIT_MESSAGE)
             report(base + span * min(max(fraction, 0.0), 1.0), agent_id, message)
 
-        if flow is not None:
+        if isinstance(flow, StreamFlow) and agent_id not in STREAMED_AGENTS:  # free: it does not start
+            message = (
+                f"{spec.name} did not run: {agent_inputs.primary_name} is above the in-memory limit and is "
+                f"streamed; the agents that stream files this large: {', '.join(sorted(STREAMED_AGENTS))}"
+            )
+            results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message))
+            timings[agent_id] = 0
+            flow.accept(agent_id, spec.name, None, 0)
+            report(base + span, None, f"{spec.name} skipped")
+            continue
+        if isinstance(flow, StreamFlow):
+            context = ChainContext(**{**context.__dict__, "steps": list(flow.steps)})
+            current = flow.inputs(agent_inputs.primary_name, context)
+        elif flow is not None:
             context = ChainContext(**{**context.__dict__, "steps": list(flow.steps)})
             current = AgentInputs(
                 flow.frame,
@@ -653,14 +666,18 @@ def _run_agents(
     return results
 
 
-def _context(inputs: AgentInputs, flow: _DataFlow | None) -> ChainContext:
+def _context(inputs: AgentInputs, flow: _DataFlow | StreamFlow | None) -> ChainContext:
     frame = inputs.primary
+    if isinstance(flow, StreamFlow):
+        nulls = dict(flow.original_nulls)
+    else:
+        nulls = {name: int(count) for name, count in frame.null_count().row(0, named=True).items()}
     return ChainContext(
         tool_id="",
         original_rows=inputs.row_count,
         original_columns=list(frame.columns),
         original_dtypes={name: str(dtype) for name, dtype in frame.schema.items()},
-        original_null_counts={name: int(count) for name, count in frame.null_count().row(0, named=True).items()},
+        original_null_counts=nulls,
         steps=list(flow.steps) if flow else [],
     )
 
@@ -759,10 +776,12 @@ def _untype_unshared(frames: dict[str, pl.DataFrame], read_reports: dict[str, An
 
 
 def _data_outputs(
-    tool_id: str, flow: _DataFlow, inputs: AgentInputs, out_dir: Path
+    tool_id: str, flow: _DataFlow | StreamFlow, inputs: AgentInputs, out_dir: Path
 ) -> tuple[list[str], Callable[[], list[str]]]:
     """The data files a data tool writes (their names, known before they are written) and the call that
     writes them (and returns the same names)."""
+    if isinstance(flow, StreamFlow):
+        return _streamed_outputs(tool_id, flow, inputs, out_dir)
     if tool_id == MASTER_TOOL:
         names = [*flow.outputs, *([QUARANTINE_NAME] if flow.quarantined else [])]
         return names, lambda: _write_tables(flow, out_dir)
@@ -771,6 +790,39 @@ def _data_outputs(
         names = [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME] if recipe else []
         return names, lambda: _write_transformed(flow, out_dir)
     return [CLEANED_NAME, QUARANTINE_NAME], lambda: _write_data(flow, inputs, out_dir)
+
+
+def _streamed_outputs(
+    tool_id: str, flow: StreamFlow, inputs: AgentInputs, out_dir: Path
+) -> tuple[list[str], Callable[[], list[str]]]:
+    """``_data_outputs`` of a streamed run: the same files, sunk from the last spill."""
+    if tool_id == TRANSFORM_TOOL:
+        recipe = flow.artifacts.get(RECIPE_ARTIFACT)
+        if recipe is None:
+            return [], list
+        names = [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
+
+        def write_transformed() -> list[str]:
+            flow.current.select(list(flow.data_schema)).sink_parquet(
+                out_dir / TRANSFORMED_PARQUET, compression="snappy", engine="streaming"
+            )
+            flow.write_data(out_dir / TRANSFORMED_NAME)
+            _write_recipe(recipe, out_dir)
+            return names
+
+        return names, write_transformed
+    names = [CLEANED_NAME, QUARANTINE_NAME]
+
+    def write_cleaned() -> list[str]:
+        flow.write_data(out_dir / CLEANED_NAME)
+        flow.write_quarantine(out_dir / QUARANTINE_NAME, data_columns(inputs.primary))
+        return names
+
+    return names, write_cleaned
+
+
+def _write_recipe(recipe: Any, out_dir: Path) -> None:
+    (out_dir / RECIPE_NAME).write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
@@ -807,16 +859,6 @@ def _write_frame_csv(frame: pl.DataFrame, layouts: dict[str, TextLayout], path: 
     ).write_csv(path, datetime_format=ISO_DATETIME)
 
 
-def _sink_csv(scan: pl.LazyFrame, layouts: dict[str, TextLayout], path: Path) -> None:
-    """``_write_frame_csv`` of a plan too large for memory, on Polars' streaming engine."""
-    schema = scan.collect_schema()
-    scan.with_columns(
-        as_text(name, dtype, layouts.get(name))
-        for name, dtype in schema.items()
-        if needs_text(dtype, layouts.get(name))
-    ).sink_csv(path, datetime_format=ISO_DATETIME, engine="streaming")
-
-
 def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     """transformed_data.csv (dates read from text in their layout, a converted or derived column in ISO 8601),
     transformed_data.parquet (typed) and recipe.json (the resolved operations); nothing when the transformer did
@@ -830,7 +872,7 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
         parquet = pool.submit(data.write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
         _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
         parquet.result()
-    (out_dir / RECIPE_NAME).write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_recipe(recipe, out_dir)
     return [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
 
 
@@ -861,7 +903,7 @@ def _write_search(
             _write_frame_csv(found.frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         elif found is not None and found.scan is not None:  # streamed: every match sunk, never held
-            _sink_csv(found.scan, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+            sink_csv(found.scan, inputs.text_layouts, out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
         (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
@@ -995,7 +1037,7 @@ def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:
 
 def _dataset(
     inputs: AgentInputs,
-    flow: _DataFlow | None,
+    flow: _DataFlow | StreamFlow | None,
     outputs: list[str],
     results: dict[str, AgentResult],
     shape: tuple[int, int] | None,
@@ -1008,9 +1050,16 @@ def _dataset(
     if main == SEARCH_CSV and found is not None and found.frame is not None:
         return _frame_dataset(main, found.frame)
     if main == SEARCH_CSV and found is not None and found.scan is not None and found.rows is not None:
-        schema = found.scan.collect_schema()
-        return {"name": main, "rows": found.rows, "columns": [{"name": c, "dtype": str(schema[c])} for c in schema]}
-    if main is not None and flow is not None:
+        found_schema = found.scan.collect_schema()
+        return {
+            "name": main,
+            "rows": found.rows,
+            "columns": [{"name": c, "dtype": str(t)} for c, t in found_schema.items()],
+        }
+    if main is not None and isinstance(flow, StreamFlow):
+        data = flow.data_schema
+        return {"name": main, "rows": flow.rows, "columns": [{"name": c, "dtype": str(t)} for c, t in data.items()]}
+    if main is not None and isinstance(flow, _DataFlow):
         frame = flow.outputs.get(main, flow.frame)
         columns = data_columns(frame)
         schema = frame.schema
@@ -1062,7 +1111,7 @@ def _write_reports(
 def _summary(
     inputs: AgentInputs,
     envelopes: list[dict[str, Any]],
-    flow: _DataFlow | None,
+    flow: _DataFlow | StreamFlow | None,
     status: str,
     shape: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
@@ -1096,12 +1145,12 @@ def _summary(
             summary["quality_score"] = quality["overall_quality_score"]
             summary["quality_grade"] = quality["quality_grade"]
     if flow is not None:
-        rows_out = flow.frame.height
+        rows_out, rows_in = flow.rows_out, inputs.row_count
         summary.update(
             rows_out=rows_out,
-            columns_out=len(data_columns(flow.frame)),
-            rows_quarantined=sum(frame.height for frame in flow.quarantined),
-            retention_percentage=round(100 * rows_out / inputs.primary.height, 2) if inputs.primary.height else 100.0,
+            columns_out=len(flow.data_schema),
+            rows_quarantined=flow.rows_quarantined,
+            retention_percentage=round(100 * rows_out / rows_in, 2) if rows_in else 100.0,
             cells_changed=sum(step["cells_changed_total"] for step in flow.steps),
             cells_changed_by_agent={step["agent_id"]: step["cells_changed_total"] for step in flow.steps},
             values_invented=sum(step["values_invented_total"] for step in flow.steps),
