@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_tools import error_line, proc_status
+from bench_tools import SEARCHES, error_line, proc_status
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -54,7 +54,7 @@ ALLOCATOR_SETTINGS = {
     "decay-100ms": "dirty_decay_ms:100,muzzy_decay_ms:0",
     "decay-0": "dirty_decay_ms:0,muzzy_decay_ms:0",
 }
-MEMORY_MODES = (
+MEMORY_MODES = (  # --memory
     "read_csv",
     "read_csv_low_memory",
     "scan_streaming",
@@ -64,6 +64,10 @@ MEMORY_MODES = (
     "profiler_streaming",
     "tool_streaming",
 )
+STREAMED_TOOL_MODES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
+    "search_streaming": ("search-my-data", ["searcher", "aggregator"], SEARCHES["generated"]),
+}
+LARGE_MODES = ("profiler", "profiler_streaming", "tool_streaming", *STREAMED_TOOL_MODES)
 BYTES_PER_ROW = 137  # of bench/gen_csv.py's 15 columns
 TARGET_READ_RATIO = 3.0
 TARGET_RSS_RATIO = 1.5
@@ -122,6 +126,23 @@ def child(mode: str, path: Path) -> None:
                 run_options=RunOptions(streaming_threshold_bytes=0),
             )
         assert outcome["summary"]["inputs"]["primary"].get("streamed"), "the chain did not stream"
+        rows = outcome["summary"]["rows"]
+        detail["timings_ms"] = outcome["timings_ms"]
+    elif mode in STREAMED_TOOL_MODES:  # another tool's production path above the threshold
+        tool_id, agent_ids, parameters = STREAMED_TOOL_MODES[mode]
+        with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
+            outcome = run_tool(
+                tool_id,
+                agent_ids,
+                {"primary.csv": path},
+                parameters,
+                Path(out_dir) / "out",
+                lambda *_: None,
+                run_options=RunOptions(streaming_threshold_bytes=0),
+            )
+            detail["outputs_bytes"] = {p.name: p.stat().st_size for p in (Path(out_dir) / "out").iterdir()}
+        assert outcome["summary"]["inputs"]["primary"].get("streamed"), "the chain did not stream"
+        assert outcome["status"] == "success", [e.get("alerts") for e in outcome["agents"].values()]
         rows = outcome["summary"]["rows"]
         detail["timings_ms"] = outcome["timings_ms"]
     elif mode == "tool":
@@ -265,7 +286,9 @@ def memory(path: Path, repeat: int, modes: list[str]) -> dict[str, Any]:
     return {"file_bytes": size, "runs": runs}
 
 
-def large(size_gb: float, cap_gb: float, keep: bool, directory: Path, rlimit_data: bool) -> dict[str, Any]:
+def large(
+    size_gb: float, cap_gb: float, keep: bool, directory: Path, rlimit_data: bool, modes: list[str]
+) -> dict[str, Any]:
     free = shutil.disk_usage(directory).free
     needed = size_gb * 1e9 * 1.6  # the CSV and the streaming path's Parquet copy
     if free < needed:
@@ -280,7 +303,8 @@ def large(size_gb: float, cap_gb: float, keep: bool, directory: Path, rlimit_dat
             print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
         size = path.stat().st_size
         results = []
-        for mode, conf in (("profiler", ""), ("profiler_streaming", ""), ("tool_streaming", "decay-100ms")):
+        for mode in modes:
+            conf = "" if mode in ("profiler", "profiler_streaming") else "decay-100ms"
             figures = measure(mode, path, ALLOCATOR_SETTINGS.get(conf, ""), cap, rlimit_data)
             results.append(figures)
             outcome = figures.get("error") or f"{figures['seconds']:.1f} s, {figures['rows']:,} rows"
@@ -307,6 +331,7 @@ def main() -> None:
     parser.add_argument("--cap-gb", type=float, default=4.0, help="memory cap of the large run, GiB")
     parser.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--keep", action="store_true", help="keep the large CSV")
+    parser.add_argument("--large-modes", nargs="+", choices=LARGE_MODES, default=list(LARGE_MODES))
     parser.add_argument(
         "--rlimit-data", action="store_true", help="also cap with RLIMIT_DATA (virtual: fails below the cap in RSS)"
     )
@@ -320,7 +345,9 @@ def main() -> None:
     from harness import machine_info, write_results
 
     if args.large_gb:
-        document = {"large": large(args.large_gb, args.cap_gb, args.keep, args.large_dir, args.rlimit_data)}
+        document = {
+            "large": large(args.large_gb, args.cap_gb, args.keep, args.large_dir, args.rlimit_data, args.large_modes)
+        }
     else:
         args.path = args.path or Path(tempfile.gettempdir()) / "agensium-bench-data" / f"generated_{args.rows}.csv"
         args.path.parent.mkdir(parents=True, exist_ok=True)
