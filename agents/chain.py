@@ -810,7 +810,7 @@ def _streamed_outputs(
             _write_recipe(recipe, out_dir)
             return names
 
-        return names, write_transformed
+        return list(names), write_transformed  # a copy: the caller adds the reports to its list
     names = [CLEANED_NAME, QUARANTINE_NAME]
 
     def write_cleaned() -> list[str]:
@@ -818,7 +818,7 @@ def _streamed_outputs(
         flow.write_quarantine(out_dir / QUARANTINE_NAME, data_columns(inputs.primary))
         return names
 
-    return names, write_cleaned
+    return list(names), write_cleaned
 
 
 def _write_recipe(recipe: Any, out_dir: Path) -> None:
