@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_tools import SEARCHES, error_line, proc_status
+from bench_tools import SEARCHES, TRANSFORM_RECIPES, error_line, proc_status
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -66,6 +66,12 @@ MEMORY_MODES = (  # --memory
 )
 STREAMED_TOOL_MODES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     "search_streaming": ("search-my-data", ["searcher", "aggregator"], SEARCHES["generated"]),
+    "transform_streaming": (
+        "transform-my-data",
+        ["transformer"],
+        {"transformer": {"operations": TRANSFORM_RECIPES["generated"]}},
+    ),
+    "clean_streaming": ("clean-my-data", ["type-fixer", "field-standardization", "duplicate-resolver"], {}),
 }
 LARGE_MODES = ("profiler", "profiler_streaming", "tool_streaming", *STREAMED_TOOL_MODES)
 BYTES_PER_ROW = 137  # of bench/gen_csv.py's 15 columns
@@ -142,7 +148,7 @@ def child(mode: str, path: Path) -> None:
             )
             detail["outputs_bytes"] = {p.name: p.stat().st_size for p in (Path(out_dir) / "out").iterdir()}
         assert outcome["summary"]["inputs"]["primary"].get("streamed"), "the chain did not stream"
-        assert outcome["status"] == "success", [e.get("alerts") for e in outcome["agents"].values()]
+        assert outcome["status"] == "success", [e.get("error") for e in outcome["agents"].values()]
         rows = outcome["summary"]["rows"]
         detail["timings_ms"] = outcome["timings_ms"]
     elif mode == "tool":

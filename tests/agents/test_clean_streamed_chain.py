@@ -76,8 +76,8 @@ CLEAN_RUNS: list[tuple[list[str], dict[str, Any]]] = [
     (
         ["type-fixer", "field-standardization", "duplicate-resolver"],
         {
-            "field-standardization": {"case_strategy": "lower"},
-            "duplicate-resolver": {"detection_types": ["exact", "case_whitespace", "email_case"]},
+            "field-standardization": {"case_strategy": "lowercase"},
+            "duplicate-resolver": {"detection_types": ["exact", "case_variations", "email_case", "missing_values"]},
         },
     ),
     (["type-fixer"], {"type-fixer": {"preserve_mixed_types": False}}),
@@ -124,7 +124,7 @@ TRANSFORMS: list[dict[str, Any]] = [
             {"op": "cast", "columns": ["amount"], "to": "number", "on_invalid": "null"},
             {"op": "fill_nulls", "columns": ["amount"], "strategy": "median"},
             {"op": "deduplicate"},
-            {"op": "rename_columns", "mapping": {"name": "full_name"}},
+            {"op": "rename", "mapping": {"name": "full_name"}},
         ]
     },
 ]
