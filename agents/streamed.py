@@ -110,6 +110,7 @@ class StreamFlow:
     ) -> None:
         self.work_dir = work_dir
         self.current = scan
+        self._spill: Path | None = None  # the file ``current`` reads, once an agent's output replaced the input
         self.rows = rows
         self.schema: dict[str, pl.DataType] = dict(scan.collect_schema())
         self.layouts: dict[str, TextLayout] = dict(layouts)
@@ -167,7 +168,7 @@ class StreamFlow:
             raise RuntimeError(f"{agent_id} dropped the row index column")
         after_rows = int(after.select(pl.len()).collect().item())
         if not self.audit:
-            self._advance_unaudited(agent_id, name, status, result, after, after_schema, after_rows, duration_ms)
+            self._advance_unaudited(agent_id, name, status, result, spill, after_schema, after_rows, duration_ms)
             return
         removed = self._removed(agent_id, after, after_rows, result.removed)
         if removed.height:
@@ -186,7 +187,8 @@ class StreamFlow:
                 duration_ms,
             )
         )
-        self.current, self.schema, self.nulls, self.rows = after, after_schema, after_nulls, after_rows
+        self._advance(spill, after, after_schema, after_rows)
+        self.nulls = after_nulls
 
     def _record(self, agent_id: str, name: str, status: str, *facts: Any) -> dict[str, Any]:
         return step_facts(len(self.steps) + 1, agent_id, name, status, *facts)
@@ -197,7 +199,7 @@ class StreamFlow:
         name: str,
         status: str,
         result: AgentResult,
-        after: pl.LazyFrame,
+        spill: Path,
         after_schema: dict[str, pl.DataType],
         after_rows: int,
         duration_ms: int,
@@ -226,7 +228,13 @@ class StreamFlow:
                 "summary_metrics": metrics,
             }
         )
-        self.current, self.schema, self.rows = after, after_schema, after_rows
+        self._advance(spill, pl.scan_parquet(spill), after_schema, after_rows)
+
+    def _advance(self, spill: Path, after: pl.LazyFrame, schema: dict[str, pl.DataType], rows: int) -> None:
+        """The spill becomes the current data; the one before it, read by no one any more, is deleted."""
+        if self._spill is not None:
+            self._spill.unlink(missing_ok=True)
+        self._spill, self.current, self.schema, self.rows = spill, after, schema, rows
 
     def _removed(
         self, agent_id: str, after: pl.LazyFrame, after_rows: int, listed: pl.DataFrame | None

@@ -81,6 +81,7 @@ def test_the_streamed_flow_accounts_as_the_in_memory_one(tmp_path: Path) -> None
         assert streamed.steps[-1] == memory.steps[-1], agent_id
         assert streamed.rows == memory.frame.height
         assert_frame_equal(streamed.current.collect(), memory.frame)
+    assert [path.name for path in work.glob("step-*.parquet")] == [f"step-{len(memory.steps)}.parquet"]  # the rest gone
     assert sum(step["rows_removed"] for step in memory.steps) == streamed.rows_quarantined > 0
     assert any(step["cells_changed_total"] for step in memory.steps)
 
