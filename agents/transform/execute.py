@@ -6,6 +6,18 @@ a tree of whitelisted nodes, agents.transform.expressions). Each step's output i
 changed): the caches make every step run once, whatever number of queries read it. Without them Polars runs each
 query's whole prefix again (10 steps on 200,000 rows: 1.5 s instead of 0.09 s).
 
+Data too large for memory comes as a lazy scan with a spill directory, and runs step by step with the streaming
+engine: where the in-memory plan has a cached node, the step's output is written to a Parquet spill (LZ4: a third
+smaller than uncompressed and no slower to write here) and the plan goes on from a scan of it; the step's statistics
+and row-level issues are collected at once from that scan (a sort's spill carries each row's former position, so that
+the rows moved are counted from one scan), and the earlier spill is deleted. A step that decides on the data
+(``number``'s Int64 or Float64, a mean, median or most frequent value) collects only that aggregate. Column
+operations write nothing. The result is a lazy plan over the last spill, with the same records, issues and layouts as
+the in-memory run. Peak memory measured on 10 columns (``/usr/bin/time -v``, 2 cores): a filter, cell and cast recipe
+on 3M/10M/20M rows took 0.54/0.88/0.92 GB streamed (1.1/3.4 GB in memory for 3M/10M); Polars' streaming ``sort`` is
+not bounded (0.97/2.1 GB for 3M/10M rows: it holds the data) and ``deduplicate`` holds its distinct keys (1.1/1.5 GB
+for 6M/13M distinct keys).
+
 What each step reports: ``rows_before``, ``rows_after``, ``rows_affected`` (rows removed by ``filter`` and
 ``deduplicate``; cells changed by the cell operations; the values written by ``derive`` into a new column; 0 for
 ``sort``, which reports ``rows_moved``, and for the column operations), columns added, removed, renamed and retyped,
@@ -34,7 +46,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -77,14 +90,21 @@ ISO_DATE = "%Y-%m-%d"
 ISO_DATETIMES = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
 CASE_WORDS = {"lower": "Lowercased", "upper": "Uppercased", "title": "Title-cased"}
 FILL_WORDS = {"previous": "the previous value", "next": "the next value"}
+SPILL_COMPRESSION: Final = (
+    "lz4"  # a streamed step's spill: written once, read two or three times, deleted after the run
+)
 
 
 @dataclass
 class Execution:
-    """The new frame (``ROW_INDEX_COLUMN`` kept, rows in their new order), one record per step, the date layouts of
-    the columns still holding the input's dates (renames followed), and the row-level issues (cast values emptied)."""
+    """The new data (``ROW_INDEX_COLUMN`` kept, rows in their new order): ``frame`` in memory, or streamed ``scan``,
+    a lazy plan over the spills; its ``rows`` and ``schema``; one record per step, the date layouts of the columns
+    still holding the input's dates (renames followed), and the row-level issues (cast values emptied)."""
 
-    frame: pl.DataFrame
+    frame: pl.DataFrame | None
+    scan: pl.LazyFrame | None
+    rows: int
+    schema: dict[str, pl.DataType]
     steps: list[dict[str, Any]]
     layouts: dict[str, TextLayout]
     row_issues: pl.DataFrame
@@ -123,42 +143,108 @@ class _Step:
 
 
 class _Plan:
-    """The plan being built: the current lazy frame and schema, the queries to collect with it, the steps."""
+    """The plan being built: the current lazy frame and schema, the queries to collect with it, the steps.
 
-    def __init__(self, frame: pl.DataFrame, layouts: dict[str, TextLayout]) -> None:
-        self.lazy = frame.lazy()
-        self.schema: dict[str, pl.DataType] = dict(frame.schema)
+    In memory (no ``spill_dir``) a step's output is a cached node and the queries wait for ``materialize``. Streamed,
+    a step's output is written to a Parquet spill in ``spill_dir`` as soon as it is planned, the plan goes on from a
+    scan of it, and the step's queries are collected at once from that scan, with the streaming engine."""
+
+    def __init__(
+        self,
+        lazy: pl.LazyFrame,
+        schema: dict[str, pl.DataType],
+        counts: _Counts,
+        layouts: dict[str, TextLayout],
+        spill_dir: Path | None = None,
+    ) -> None:
+        self.lazy = lazy
+        self.schema = schema
         self.layouts = layouts
+        self.spill_dir = spill_dir
+        self.spills: list[Path] = []
         self.queries: list[pl.LazyFrame] = []
         self.results: list[pl.DataFrame] = []  # the collected queries (earlier segments), same positions
         self.issue_queries: list[pl.LazyFrame] = []
         self.issues: list[pl.DataFrame] = []
         self.steps: list[_Step] = []
-        self.counts = _Counts(frame.height, frame.null_count().row(0, named=True))
+        self.counts = counts
+
+    @classmethod
+    def of_frame(cls, frame: pl.DataFrame, layouts: dict[str, TextLayout]) -> _Plan:
+        return cls(
+            frame.lazy(), dict(frame.schema), _Counts(frame.height, frame.null_count().row(0, named=True)), layouts
+        )
+
+    @classmethod
+    def of_scan(cls, scan: pl.LazyFrame, layouts: dict[str, TextLayout], spill_dir: Path) -> _Plan:
+        """A streamed plan over ``scan``: its rows and null counts in one streaming pass."""
+        schema = dict(scan.collect_schema())
+        counted = scan.select(
+            pl.len(), *(pl.col(name).null_count().alias(f"nulls{i}") for i, name in enumerate(schema))
+        )
+        rows, *nulls = counted.collect(engine="streaming").row(0)
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        counts = _Counts(int(rows), {name: int(count) for name, count in zip(schema, nulls, strict=True)})
+        return cls(scan, schema, counts, layouts, spill_dir)
+
+    @property
+    def streamed(self) -> bool:
+        return self.spill_dir is not None
 
     @property
     def data_columns(self) -> list[str]:
         return [name for name in self.schema if name != ROW_INDEX_COLUMN]
 
     def query(self, lazy: pl.LazyFrame) -> int:
+        if self.streamed:
+            self.results.append(lazy.collect(engine="streaming"))
+            return len(self.results) - 1
         self.queries.append(lazy)
         return len(self.results) + len(self.queries) - 1
 
-    def apply(self, step: Step, origin: str, start: Planned | None = None) -> Planned:
+    def issue_query(self, lazy: pl.LazyFrame) -> None:
+        if self.streamed:
+            self.issues.append(lazy.collect(engine="streaming"))
+        else:
+            self.issue_queries.append(lazy)
+
+    def apply(self, step: Step, origin: str, start: Planned | None = None, *, spill: bool = True) -> Planned:
         """``step`` applied to ``start`` (default: the current frame and its schema) as a cached node (several
         queries read it), with its schema. The schema comes from the step applied to an empty frame of the start's
         schema: asking the plan would resolve every earlier step again (200 steps took seconds). A step that does not
-        fit the columns' types is refused here, before anything runs."""
+        fit the columns' types is refused here, before anything runs. Streamed, the output is a scan of its spill,
+        or (``spill`` false: a step that only selects or renames columns) the step's plan itself."""
         lazy, schema = start if start is not None else (self.lazy, self.schema)
         try:
             after = dict(step(pl.LazyFrame(schema=schema)).collect_schema())
         except pl.exceptions.PolarsError as error:
             raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
-        return step(lazy).cache(), after
+        if not self.streamed:
+            return step(lazy).cache(), after
+        return (self.sink(step(lazy)) if spill else step(lazy)), after
 
-    def advance(self, step: Step, origin: str, start: Planned | None = None) -> None:
+    def advance(self, step: Step, origin: str, start: Planned | None = None, *, spill: bool = True) -> None:
         """The step's output becomes the current frame."""
-        self.lazy, self.schema = self.apply(step, origin, start)
+        self.lazy, self.schema = self.apply(step, origin, start, spill=spill)
+
+    def sink(self, lazy: pl.LazyFrame) -> pl.LazyFrame:
+        """Streamed: ``lazy`` written to a new spill with the streaming engine, and a scan of it. The earlier spills
+        are deleted: every query on them has been collected, and the plan now reads only the new one (the disk holds
+        two copies of the data at most, whatever the number of steps)."""
+        assert self.spill_dir is not None
+        path = self.spill_dir / f"spill{len(self.spills) + 1}.parquet"
+        lazy.sink_parquet(path, compression=SPILL_COMPRESSION, engine="streaming")
+        for earlier in self.spills:
+            earlier.unlink(missing_ok=True)
+        self.spills.append(path)
+        return pl.scan_parquet(path)
+
+    def decide(self, query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
+        """A small aggregate of the current frame that the next step depends on. In memory, the plan so far runs
+        first (``materialize``) and the aggregate is computed on its result."""
+        if self.streamed:
+            return query(self.lazy).collect(engine="streaming")
+        return query(self.materialize().lazy()).collect()
 
     def materialize(self) -> pl.DataFrame:
         """Run what is planned so far (the statistics, the row-level issues and the current frame) in one
@@ -172,32 +258,47 @@ class _Plan:
 
 
 def execute(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     operations: Sequence[dict[str, Any]],
     *,
     origins: Sequence[str] | None = None,
     layouts: dict[str, TextLayout] | None = None,
     progress: Progress | None = None,
+    spill_dir: Path | None = None,
 ) -> Execution:
     """Apply resolved ``operations`` (JSON dicts of the operations model: exact column names, literals typed by their
     columns) to ``frame`` (with ``ROW_INDEX_COLUMN``); ``origins``: per operation, where it came from (an
-    ``operations[i]``/``commands[i]`` field, for errors); ``layouts``: the frame's dates read from text."""
+    ``operations[i]``/``commands[i]`` field, for errors); ``layouts``: the frame's dates read from text.
+
+    ``frame`` may be a lazy scan (of data too large for memory): the steps then run one by one with the streaming
+    engine, each writing its output to a Parquet spill in ``spill_dir`` (which the caller deletes once it has read
+    ``Execution.scan``), and the same records, issues and layouts come back."""
     report = progress or _silent
-    plan = _Plan(frame, {name: layout for name, layout in (layouts or {}).items() if name in frame.columns})
+    names = frame.collect_schema().names()
+    chosen = {name: layout for name, layout in (layouts or {}).items() if name in names}
+    if isinstance(frame, pl.DataFrame):
+        plan = _Plan.of_frame(frame, chosen)
+    elif spill_dir is None:
+        raise ValueError("a lazy frame is executed with a spill directory")
+    else:
+        plan = _Plan.of_scan(frame, chosen, spill_dir)
     for index, raw in enumerate(operations):
         origin = origins[index] if origins is not None else f"operations[{index}]"
         operation = OPERATION.validate_python(raw)
-        report(0.6 * index / max(1, len(operations)), f"Planning step {index + 1}: {raw['op']}")
+        verb = "Running" if plan.streamed else "Planning"
+        report(0.6 * index / max(1, len(operations)), f"{verb} step {index + 1}: {raw['op']}")
         schema_before = dict(plan.schema)
         finish, stats = _COMPILERS[type(operation)](operation, plan, index, origin)
         plan.steps.append(_Step(index, dict(raw), origin, finish, stats, schema_before, dict(plan.schema)))
     report(0.6, "Running the plan")
-    result = plan.materialize()
+    result = None if plan.streamed else plan.materialize()
     report(0.9, "Describing the steps")
     records = _records(plan)
     _check_invalid(records)
     row_issues = pl.concat(plan.issues) if plan.issues else pl.DataFrame(schema=ROW_LEVEL_ISSUE_SCHEMA)
-    return Execution(result, records, plan.layouts, row_issues)
+    rows = records[-1]["rows_after"] if records else plan.counts.rows
+    scan = plan.lazy if plan.streamed else None
+    return Execution(result, scan, rows, dict(plan.schema), records, plan.layouts, row_issues)
 
 
 def _silent(fraction: float, message: str) -> None:
@@ -528,13 +629,18 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
     _require(plan, names, origin)
     before = plan.lazy
     descending = [key.descending for key in op.by]
-    plan.advance(
-        lambda lazy: lazy.sort(names, descending=descending, nulls_last=op.nulls_last, maintain_order=True), origin
-    )
-    moved = pl.concat(
-        [before.select(ROW_INDEX_COLUMN), plan.lazy.select(pl.col(ROW_INDEX_COLUMN).alias("__after__"))],
-        how="horizontal",
-    ).select((pl.col(ROW_INDEX_COLUMN) != pl.col("__after__")).sum().alias("moved"))
+
+    def sort(lazy: pl.LazyFrame) -> pl.LazyFrame:
+        return lazy.sort(names, descending=descending, nulls_last=op.nulls_last, maintain_order=True)
+
+    if plan.streamed:
+        moved = _streamed_sort(plan, sort, index, origin)
+    else:
+        plan.advance(sort, origin)
+        moved = pl.concat(
+            [before.select(ROW_INDEX_COLUMN), plan.lazy.select(pl.col(ROW_INDEX_COLUMN).alias("__after__"))],
+            how="horizontal",
+        ).select((pl.col(ROW_INDEX_COLUMN) != pl.col("__after__")).sum().alias("moved"))
     keys = ", then ".join(f"{key.column}{' descending' if key.descending else ''}" for key in op.by)
 
     def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
@@ -545,6 +651,16 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
     return finish, plan.query(moved)
 
 
+def _streamed_sort(plan: _Plan, sort: Step, index: int, origin: str) -> pl.LazyFrame:
+    """Sorts into a spill that also holds each row's position before the sort, so that the rows moved are counted
+    from one scan of it (row indexes are unique: a row moved when its position changed)."""
+    position, after = f"__step{index}_position__", f"__step{index}_after__"
+    plan.advance(lambda lazy: sort(lazy.with_row_index(position)), origin)
+    moved = plan.lazy.with_row_index(after).select((pl.col(position) != pl.col(after)).sum().alias("moved"))
+    plan.advance(lambda lazy: lazy.drop(position), origin, spill=False)
+    return moved
+
+
 # ---------------------------------------------------------------------------------------------------------
 # column operations
 
@@ -552,7 +668,7 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
 def _drop(op: DropColumns, plan: _Plan, index: int, origin: str) -> Compiled:
     _require(plan, op.columns, origin)
     gone = list(dict.fromkeys(op.columns))
-    plan.advance(lambda lazy: lazy.drop(gone), origin)
+    plan.advance(lambda lazy: lazy.drop(gone), origin, spill=False)
     _forget_layouts(plan, gone)
     sentence = f"Dropped {_plural(len(gone), 'column')} {_names(gone)}"
     return _schema_only(sentence, gone)
@@ -563,7 +679,7 @@ def _keep(op: KeepColumns, plan: _Plan, index: int, origin: str) -> Compiled:
     wanted = set(op.columns)
     gone = [name for name in plan.data_columns if name not in wanted]
     kept = [name for name in plan.schema if name in wanted or name == ROW_INDEX_COLUMN]
-    plan.advance(lambda lazy: lazy.select(kept), origin)
+    plan.advance(lambda lazy: lazy.select(kept), origin, spill=False)
     _forget_layouts(plan, gone)
     sentence = f"Kept {_plural(len(wanted), 'column')} {_names([n for n in kept if n in wanted])}"
     return _schema_only(f"{sentence} (dropped {len(gone):,})", gone)
@@ -574,7 +690,7 @@ def _rename(op: RenameColumns, plan: _Plan, index: int, origin: str) -> Compiled
     if ROW_INDEX_COLUMN in op.mapping.values():
         raise _invalid(origin, f"{origin}: '{ROW_INDEX_COLUMN}' is reserved", "reserved_column")
     mapping = {old: new for old, new in op.mapping.items() if old != new}
-    plan.advance(lambda lazy: lazy.rename(mapping), origin)
+    plan.advance(lambda lazy: lazy.rename(mapping), origin, spill=False)
     plan.layouts = {mapping.get(name, name): layout for name, layout in plan.layouts.items()}
     sentence = "Renamed " + " and ".join(f"{old} to {new}" for old, new in op.mapping.items())
 
@@ -590,7 +706,7 @@ def _reorder(op: ReorderColumns, plan: _Plan, index: int, origin: str) -> Compil
     first = list(dict.fromkeys(op.columns))
     rest = [name for name in plan.data_columns if name not in set(first)]
     head = [ROW_INDEX_COLUMN] if ROW_INDEX_COLUMN in plan.schema else []
-    plan.advance(lambda lazy: lazy.select([*head, *first, *rest]), origin)
+    plan.advance(lambda lazy: lazy.select([*head, *first, *rest]), origin, spill=False)
     return _schema_only(f"Moved {_names(first)} to the front", [])
 
 
@@ -681,9 +797,9 @@ def _cell_step(
                 (pl.col(change.column).is_not_null() & ~present).sum().alias(f"tokens:{position}"),
             ]
             if change.list_invalid:
-                plan.issue_queries.append(_invalid_issues(work, change.column, invalid))
+                plan.issue_query(_invalid_issues(work, change.column, invalid))
     stats = plan.query(work.select(aggregates))
-    plan.advance(put_in_place, origin, (work, new_schema))
+    plan.advance(put_in_place, origin, (work, new_schema), spill=False)
     if not keep_layout:
         _forget_layouts(plan, [change.column for change in changes])
 
@@ -722,8 +838,7 @@ def _cast(op: CastColumns, plan: _Plan, index: int, origin: str) -> Compiled:
     columns = list(dict.fromkeys(op.columns))
     targets: dict[str, str] = {name: op.to for name in columns}
     if op.to == "number" and any(_number_needs_data(plan.schema[name]) for name in columns):
-        frame = plan.materialize()
-        targets.update(_number_targets(frame, [name for name in columns if _number_needs_data(plan.schema[name])]))
+        targets.update(_number_targets(plan, [name for name in columns if _number_needs_data(plan.schema[name])]))
     changes = [_cast_change(name, plan, targets[name], op, origin) for name in columns]
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
@@ -769,18 +884,18 @@ def _number_needs_data(dtype: pl.DataType) -> bool:
     return dtype == pl.String or dtype.is_float()
 
 
-def _number_targets(frame: pl.DataFrame, names: list[str]) -> dict[str, str]:
+def _number_targets(plan: _Plan, names: list[str]) -> dict[str, str]:
     """``integer`` for the columns whose every value that is a number is a whole one, else ``float``."""
     checks = []
     for name in names:
         column = pl.col(name)
-        if frame.schema[name] == pl.String:
+        if plan.schema[name] == pl.String:
             whole = parse_integer(column).is_not_null().sum() == parse_number(column).is_not_null().sum()
         else:
             finite = column.filter(column.is_not_null())
             whole = (finite.is_finite() & (finite == finite.floor()) & (finite.abs() < INT64_LIMIT)).all()
         checks.append(whole.alias(name))
-    row = frame.select(checks).row(0, named=True)
+    row = plan.decide(lambda lazy: lazy.select(checks)).row(0, named=True)
     return {name: "integer" if row[name] else "float" for name in names}
 
 
@@ -850,7 +965,7 @@ def _numeric(column: pl.Expr, dtype: pl.DataType, kind: str) -> pl.Expr:
 def _fill(op: FillNulls, plan: _Plan, index: int, origin: str) -> Compiled:
     _require(plan, op.columns, origin)
     columns = list(dict.fromkeys(op.columns))
-    changes = [_fill_change(name, plan.schema[name], op, origin) for name in columns]
+    changes = [_fill_change(name, plan, op, origin) for name in columns]
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         parts = []
@@ -879,8 +994,8 @@ def _fill_words(op: FillNulls, values: dict[str, Any]) -> str:
     return f"the {noun} ({shown})"
 
 
-def _fill_change(name: str, dtype: pl.DataType, op: FillNulls, origin: str) -> _CellChange:
-    column = pl.col(name)
+def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellChange:
+    dtype, column = plan.schema[name], pl.col(name)
     if op.strategy == "previous":
         return _CellChange(name, column.forward_fill())
     if op.strategy == "next":
@@ -890,7 +1005,9 @@ def _fill_change(name: str, dtype: pl.DataType, op: FillNulls, origin: str) -> _
             raise _invalid(origin, f"{origin}: fill with a constant needs a value", "syntax")
         value = literal(op.value, dtype, origin)
         return _CellChange(name, column.fill_null(value), {"value": value})
-    if op.strategy == "mode":
+    if op.strategy == "mode" and plan.streamed:
+        statistic = literal_of(plan.decide(lambda lazy: _streamed_mode(lazy, name)), dtype)
+    elif op.strategy == "mode":
         statistic = column.drop_nulls().mode().sort().first()
     else:
         if not (dtype.is_numeric()):
@@ -903,7 +1020,22 @@ def _fill_change(name: str, dtype: pl.DataType, op: FillNulls, origin: str) -> _
         if dtype.is_integer():
             statistic = statistic.round(0, mode="half_away_from_zero")
         statistic = statistic.cast(dtype)
+        if plan.streamed:
+            statistic = literal_of(plan.decide(lambda lazy: lazy.select(statistic)), dtype)
     return _CellChange(name, column.fill_null(statistic), {"value": statistic})
+
+
+def _streamed_mode(lazy: pl.LazyFrame, name: str) -> pl.LazyFrame:
+    """The most frequent value of a column, ties to the smallest, as a count per value (bounded by the number of
+    distinct values, where ``mode`` holds the column)."""
+    count = f"__count_of_{name}__"
+    counts = lazy.select(name).drop_nulls().group_by(name).agg(pl.len().alias(count))
+    return counts.sort([count, name], descending=[True, False]).select(name).head(1)
+
+
+def literal_of(collected: pl.DataFrame, dtype: pl.DataType) -> pl.Expr:
+    """The one value of a collected aggregate (none: empty) as a literal of ``dtype``."""
+    return pl.lit(collected.item() if collected.height else None, dtype=dtype)
 
 
 def _text_columns(plan: _Plan, names: list[str] | None, origin: str) -> list[str]:

@@ -5,7 +5,9 @@ or as English commands, resolved against the data's columns and run as one lazy 
 literals, canonical expressions; a bad command fails the task with ``INVALID_PARAMETERS`` before anything runs),
 executes the resolved operations (agents.transform.execute) and returns:
 
-- ``frame``: the new data, ``ROW_INDEX_COLUMN`` kept for the rows that remain, in their new order;
+- ``frame``: the new data, ``ROW_INDEX_COLUMN`` kept for the rows that remain, in their new order; for a primary too
+  large for memory (``inputs.scan``), ``scan`` and ``rows`` instead: the same data as a lazy plan over the spills the
+  run wrote under ``inputs.work_dir`` (the chain reads it before deleting that directory);
 - the envelope: one record per step (rows before/after/affected, columns added/removed/renamed/retyped, null counts
   that changed, one sentence: "Dropped 150 rows where email was null"), the sentences in ``data.transformations``,
   the totals in ``summary_metrics``, every inexact column reading as a low alert (nothing is guessed silently), and
@@ -20,11 +22,15 @@ Rows removed on the user's command are not quarantined: the user asked for them 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from agents.columns import with_row_index
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
+    ROW_INDEX_COLUMN,
     AgentInputs,
     AgentResult,
     Alert,
@@ -45,12 +51,13 @@ TOOL_ID = "transform-my-data"
 RECIPE_VERSION = 1
 RECIPE_ARTIFACT = "recipe"  # the resolved operations, for recipe.json
 TEXT_LAYOUTS_ARTIFACT = "text_layouts"  # the output's columns holding dates read from text, for the CSV writer
+SPILL_FOLDER = "transformer"  # under AgentInputs.work_dir: a streamed run's spills, read by AgentResult.scan
 
 
 def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
-    frame = with_row_index(inputs.primary)
-    schema = {name: str(dtype) for name, dtype in frame.schema.items() if name not in BOOKKEEPING_COLUMNS}
+    source, rows_in, spill_dir = _source(inputs)
+    schema = {name: str(dtype) for name, dtype in source.collect_schema().items() if name not in BOOKKEEPING_COLUMNS}
     progress(0.0, f"Reading {len(params.operations) + len(params.commands)} operations and commands")
     resolved = resolve(params, schema)
     fields = [_field(origin, params) for origin in resolved.origins]
@@ -59,7 +66,12 @@ def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> A
         progress(0.05 + 0.9 * fraction, message)
 
     execution = execute(
-        frame, resolved.operations, origins=fields, layouts=dict(inputs.text_layouts), progress=step_progress
+        source,
+        resolved.operations,
+        origins=fields,
+        layouts=dict(inputs.text_layouts),
+        progress=step_progress,
+        spill_dir=spill_dir,
     )
     for record, origin, notes in zip(execution.steps, resolved.origins, resolved.notes, strict=True):
         record["command"] = origin if origin in params.commands else None
@@ -68,10 +80,10 @@ def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> A
         "tool_id": TOOL_ID,
         "recipe_version": RECIPE_VERSION,
         "operations": resolved.operations,
-        "source": {"name": inputs.primary_name, "rows": frame.height, "columns": _columns(schema)},
+        "source": {"name": inputs.primary_name, "rows": rows_in, "columns": _columns(schema)},
     }
     progress(0.97, "Writing the summary")
-    envelope = _envelope(frame.height, len(schema), execution, resolved, recipe)
+    envelope = _envelope(rows_in, len(schema), execution, resolved, recipe)
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, "Transformations applied")
     return AgentResult(
@@ -79,7 +91,27 @@ def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> A
         row_level_issues=execution.row_issues,
         frame=execution.frame,
         artifacts={RECIPE_ARTIFACT: recipe, TEXT_LAYOUTS_ARTIFACT: execution.layouts},
+        scan=execution.scan,
+        rows=execution.rows if execution.scan is not None else None,
     )
+
+
+def _source(inputs: AgentInputs) -> tuple[pl.DataFrame | pl.LazyFrame, int, Path | None]:
+    """The data to transform with ``ROW_INDEX_COLUMN``, its rows, and where a streamed run writes its spills: the
+    primary frame in memory, or (a primary too large for memory) the chain's scan of it, numbered lazily with the
+    values ``with_row_index`` gives, run with spills under ``work_dir``."""
+    if inputs.scan is None:
+        frame = with_row_index(inputs.primary)
+        return frame, frame.height, None
+    if inputs.work_dir is None:
+        raise ValueError("a streamed primary needs a work directory for the transformer's spills")
+    scan = inputs.scan
+    names = scan.collect_schema().names()
+    if ROW_INDEX_COLUMN not in names:
+        numbered = scan.with_row_index(ROW_INDEX_COLUMN, offset=1)
+        scan = numbered.select(*names, pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
+    rows = inputs.rows if inputs.rows is not None else int(scan.select(pl.len()).collect(engine="streaming").item())
+    return scan, rows, inputs.work_dir / SPILL_FOLDER
 
 
 def _field(origin: str, params: TransformerParams) -> str:
@@ -98,14 +130,14 @@ def _envelope(
     rows_in: int, columns_in: int, execution: Execution, resolved: Resolved, recipe: dict[str, Any]
 ) -> Envelope:
     steps = execution.steps
-    output = execution.frame
-    columns_out = [name for name in output.columns if name not in BOOKKEEPING_COLUMNS]
+    rows_out = execution.rows
+    columns_out = [name for name in execution.schema if name not in BOOKKEEPING_COLUMNS]
     sentences = [step["sentence"] for step in steps]
     metrics = {
         "operations_applied": len(steps),
         "rows_in": rows_in,
-        "rows_out": output.height,
-        "rows_removed": rows_in - output.height,
+        "rows_out": rows_out,
+        "rows_removed": rows_in - rows_out,
         "rows_affected": sum(int(step["rows_affected"] or 0) for step in steps),
         "cells_changed": sum(int(step["cells_changed"] or 0) for step in steps),
         "columns_in": columns_in,
@@ -115,12 +147,12 @@ def _envelope(
         "columns_renamed": sum(len(step["columns_renamed"]) for step in steps),
         "values_not_converted": sum(int(step["details"].get("values_not_converted") or 0) for step in steps),
     }
-    alerts, issues, recommendations = _findings(steps, output.height)
+    alerts, issues, recommendations = _findings(steps, rows_out)
     data = {
         "transformations": sentences,
         "steps": steps,
         "recipe": recipe,
-        "schema_after": _columns({name: str(output.schema[name]) for name in columns_out}),
+        "schema_after": _columns({name: str(execution.schema[name]) for name in columns_out}),
         "schema_expected": _columns(resolved.schema_after),
         "row_level_issues_total": execution.row_issues.height,
     }
