@@ -18,8 +18,10 @@ streaming one (``agents.profile.streaming.profile_large``). Reported: seconds, p
 VmHWM), peak RssAnon and RssFile polled from /proc/<pid>/status every 5 ms.
 
 ``--large-gb N --cap-gb M``: writes an N GB CSV (bench/gen_csv.py in 1M-row chunks) to $TMPDIR,
-runs the chain's in-memory profiler and the streaming one on it, each under a cap of M GiB, and deletes
-the file. The cap: a watchdog that kills the child when its anonymous resident memory (RssAnon) passes
+runs the chain's in-memory profiler and the streaming one on it, then the other tools' streamed paths through
+``run_tool`` with a streaming threshold of 0 (``search_streaming``: bench_tools' search and aggregate;
+``transform_streaming``: its recipe; ``clean_streaming``: the clean agents that stream), each under a cap of M GiB,
+and deletes the file (``--large-modes`` picks the runs). The cap: a watchdog that kills the child when its anonymous resident memory (RssAnon) passes
 the cap: a cgroup without swap OOM-kills then, while it would reclaim clean file pages (page cache,
 mapped files) instead. ``--rlimit-data`` adds ``RLIMIT_DATA`` (private writable *address space*: jemalloc
 and the thread stacks reserve more than they touch, so allocations fail with RssAnon still ~40 % below
