@@ -98,6 +98,7 @@ SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result 
 SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+PRIMARY_SPILL = "primary.parquet"  # a streamed primary's spill in the run's work directory (agents.spill)
 STREAMED_TOOLS = frozenset(
     {"profile-my-data", "search-my-data", "clean-my-data", "transform-my-data"}
 )  # the tools that stream a primary too large
@@ -416,7 +417,12 @@ def _run_chain(
             )
             layouts = from_report(read_reports["primary"].get("temporal_columns"))
             flow = StreamFlow(
-                numbered, agent_inputs.row_count, agent_inputs.work_dir, layouts, audit=tool_id != TRANSFORM_TOOL
+                numbered,
+                agent_inputs.row_count,
+                agent_inputs.work_dir,
+                layouts,
+                audit=tool_id != TRANSFORM_TOOL,
+                spill=agent_inputs.work_dir / PRIMARY_SPILL,
             )
         elif tool_id in DATA_TOOLS:
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
@@ -660,7 +666,16 @@ def _run_agents(
                 message = f"{spec.name} failed: {type(error).__name__}: {error}"
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
         timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
-        if flow is not None:
+        if isinstance(flow, StreamFlow):
+            try:  # writing a streamed agent's output runs its plan: a failure there is the agent's
+                flow.accept(agent_id, spec.name, result, timings[agent_id])
+            except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - as an agent's own failure
+                message = f"{spec.name} failed: {type(error).__name__}: {error}"
+                results[agent_id] = AgentResult(
+                    envelope=error_envelope(agent_id, spec.name, message, timings[agent_id])
+                )
+                flow.accept(agent_id, spec.name, None, timings[agent_id])
+        elif flow is not None:
             flow.accept(agent_id, spec.name, result, timings[agent_id])
         report(base + span, None, f"{spec.name} done")
     return results
@@ -1002,7 +1017,7 @@ def _spilled_inputs(
     report(1, None, f"Reading {name} into a columnar file (too large for memory: it is scanned, not loaded)")
     read_started = time.perf_counter()
     keep_dir = keep.dir if keep is not None else None
-    target = kept.partial_path(keep_dir) if keep_dir is not None else work_dir / "primary.parquet"
+    target = kept.partial_path(keep_dir) if keep_dir is not None else work_dir / PRIMARY_SPILL
 
     def metadata(read_report: Mapping[str, Any]) -> dict[str, str]:
         return kept.dataset_metadata({**read_report, "streamed": True}, name)

@@ -18,6 +18,7 @@ records say what it did, as in memory.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -106,11 +107,20 @@ class StreamFlow:
     step records, the quarantine parts and the artifacts."""
 
     def __init__(
-        self, scan: pl.LazyFrame, rows: int, work_dir: Path, layouts: Mapping[str, TextLayout], *, audit: bool = True
+        self,
+        scan: pl.LazyFrame,
+        rows: int,
+        work_dir: Path,
+        layouts: Mapping[str, TextLayout],
+        *,
+        audit: bool = True,
+        spill: Path | None = None,
     ) -> None:
+        """``scan``: the data (``rows`` rows) with ``ROW_INDEX_COLUMN``; ``spill``: the file it reads, deleted once an
+        agent's output replaces it."""
         self.work_dir = work_dir
         self.current = scan
-        self._spill: Path | None = None  # the file ``current`` reads, once an agent's output replaced the input
+        self._spill = spill  # the file ``current`` reads, deleted when the next spill replaces it
         self.rows = rows
         self.schema: dict[str, pl.DataType] = dict(scan.collect_schema())
         self.layouts: dict[str, TextLayout] = dict(layouts)
@@ -146,12 +156,26 @@ class StreamFlow:
         )
 
     def accept(self, agent_id: str, name: str, result: AgentResult | None, duration_ms: int) -> None:
-        """Record the agent's step and make its output (sunk to a spill) the current data."""
+        """Record the agent's step and make its output (sunk to a spill) the current data. Writing the output runs
+        the agent's plan: an error there is raised before anything is recorded (the chain then records the agent as
+        failed, with nothing changed)."""
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
         before_schema, before_nulls, before_rows = self.schema, self.nulls, self.rows
+        spill = self.work_dir / f"step-{len(self.steps) + 1}.parquet"
+        if result is not None and result.scan is not None:
+            try:
+                result.scan.sink_parquet(spill, compression=SPILL_COMPRESSION, engine="streaming")
+            except BaseException:
+                spill.unlink(missing_ok=True)
+                raise
+            finally:  # the agent's own spills are read by no one once its output is written
+                shutil.rmtree(self.work_dir / f"agent-{len(self.steps) + 1}", ignore_errors=True)
         if result is not None:
             self.artifacts.update(result.artifacts)
+        if not self.audit:
+            self._accept_unaudited(agent_id, name, status, result, spill, duration_ms)
+            return
         if result is None or result.scan is None:  # failed, or did not run, or changed nothing
             facts = (before_schema, before_nulls, before_rows)
             common = data_names(before_schema)
@@ -160,21 +184,17 @@ class StreamFlow:
                 self._record(agent_id, name, status, facts, facts, (common, zeros, zeros), metrics, duration_ms)
             )
             return
-        spill = self.work_dir / f"step-{len(self.steps) + 1}.parquet"
-        result.scan.sink_parquet(spill, compression=SPILL_COMPRESSION, engine="streaming")
         after = pl.scan_parquet(spill)
         after_schema = dict(after.collect_schema())
         if ROW_INDEX_COLUMN not in after_schema:
             raise RuntimeError(f"{agent_id} dropped the row index column")
         after_rows = int(after.select(pl.len()).collect().item())
-        if not self.audit:
-            self._advance_unaudited(agent_id, name, status, result, spill, after_schema, after_rows, duration_ms)
-            return
-        removed = self._removed(agent_id, after, after_rows, result.removed)
+        removed = self._removed(agent_id, after, result.removed)
         if removed.height:
             self._quarantine(agent_id, removed)
         common = [c for c in data_names(before_schema) if c in after_schema]
-        after_nulls, changed, filled = self._compare(after, after_schema, common, removed)
+        aligned = before_rows - removed.height == after_rows  # only removals: the kept rows line up by position
+        after_nulls, changed, filled = self._compare(after, after_schema, common, removed, aligned)
         self.steps.append(
             self._record(
                 agent_id,
@@ -193,23 +213,19 @@ class StreamFlow:
     def _record(self, agent_id: str, name: str, status: str, *facts: Any) -> dict[str, Any]:
         return step_facts(len(self.steps) + 1, agent_id, name, status, *facts)
 
-    def _advance_unaudited(
-        self,
-        agent_id: str,
-        name: str,
-        status: str,
-        result: AgentResult,
-        spill: Path,
-        after_schema: dict[str, pl.DataType],
-        after_rows: int,
-        duration_ms: int,
+    def _accept_unaudited(
+        self, agent_id: str, name: str, status: str, result: AgentResult | None, spill: Path, duration_ms: int
     ) -> None:
         """agents.chain ``_DataFlow._accept_unaudited``: the agent's own figures."""
         from agents.transform.transformer import TEXT_LAYOUTS_ARTIFACT
 
-        metrics = result.envelope.summary_metrics
-        if TEXT_LAYOUTS_ARTIFACT in result.artifacts:
+        metrics = result.envelope.summary_metrics if result is not None else {}
+        if result is not None and TEXT_LAYOUTS_ARTIFACT in result.artifacts:
             self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
+        after_schema, after_rows = self.schema, self.rows
+        if result is not None and result.scan is not None:
+            after_schema = dict(pl.scan_parquet(spill).collect_schema())
+            after_rows = int(pl.scan_parquet(spill).select(pl.len()).collect().item())
         self.steps.append(
             {
                 "step": len(self.steps) + 1,
@@ -228,7 +244,8 @@ class StreamFlow:
                 "summary_metrics": metrics,
             }
         )
-        self._advance(spill, pl.scan_parquet(spill), after_schema, after_rows)
+        if result is not None and result.scan is not None:
+            self._advance(spill, pl.scan_parquet(spill), after_schema, after_rows)
 
     def _advance(self, spill: Path, after: pl.LazyFrame, schema: dict[str, pl.DataType], rows: int) -> None:
         """The spill becomes the current data; the one before it, read by no one any more, is deleted."""
@@ -236,24 +253,19 @@ class StreamFlow:
             self._spill.unlink(missing_ok=True)
         self._spill, self.current, self.schema, self.rows = spill, after, schema, rows
 
-    def _removed(
-        self, agent_id: str, after: pl.LazyFrame, after_rows: int, listed: pl.DataFrame | None
-    ) -> pl.DataFrame:
-        """The rows the agent removed with its reasons; any it dropped without listing them found by their row index
-        (a streaming anti-join of the two indexes), as in memory."""
-        listed = (
-            pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
-            if listed is None
-            else listed.select(list(REMOVED_ROWS_SCHEMA)).unique(ROW_INDEX_COLUMN, keep="first")
-        )
-        if self.rows - listed.height == after_rows:
-            return listed.sort(ROW_INDEX_COLUMN)
+    def _removed(self, agent_id: str, after: pl.LazyFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
+        """The rows the agent removed (found by their row index: a streaming anti-join of the two indexes), each with
+        the reason the agent gave, else "removed by <agent>"; a row it listed but kept is not among them. As in
+        memory (agents.chain ``_DataFlow._removed``)."""
         gone = (
             self.current.select(ROW_INDEX_COLUMN)
             .join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
             .collect(engine="streaming")
         )
-        listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi")
+        listed = (
+            pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
+        )
+        listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
         unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
             pl.lit(f"removed by {agent_id}").alias("reason")
         )
@@ -276,40 +288,51 @@ class StreamFlow:
         self.rows_quarantined += removed.height
 
     def _compare(
-        self, after: pl.LazyFrame, after_schema: Mapping[str, pl.DataType], common: list[str], removed: pl.DataFrame
+        self,
+        after: pl.LazyFrame,
+        after_schema: Mapping[str, pl.DataType],
+        common: list[str],
+        removed: pl.DataFrame,
+        aligned: bool,
     ) -> tuple[dict[str, int], list[int], list[int]]:
-        """The after data's null counts, and per common column the cells changed and values invented in the kept rows:
-        before (its kept rows) and after zipped by position, in one streaming pass, when the row indexes line up
-        (an agent removes rows, never moves them); else matched by row index."""
+        """The after data's null counts, and per common column the cells changed and values invented in the kept rows.
+        When the agent only removed rows (``aligned``), before's kept rows and after are zipped by position in one
+        streaming pass (their row indexes checked in it); otherwise, or when the indexes do not line up (rows moved),
+        they are matched by row index with a join (which holds the data: no clean agent moves rows)."""
         old = self.current
         if removed.height:
             old = old.filter(~pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
-        names = [ROW_INDEX_COLUMN, *common]
-        pair = pl.concat(
-            [
-                old.select(pl.col(c).alias(f"o:{c}") for c in names),
-                after.select(pl.col(c).alias(f"n:{c}") for c in names),
-            ],
-            how="horizontal",
-        )
-        nulls = [pl.col(f"n:{c}").null_count().alias(f"z:{c}") for c in data_names(after_schema) if c in common]
-        extra = [c for c in data_names(after_schema) if c not in common]
-        aligned = pl.col(f"o:{ROW_INDEX_COLUMN}").ne_missing(pl.col(f"n:{ROW_INDEX_COLUMN}")).sum().alias("misaligned")
-        exprs = [aligned, *nulls, *changed_cell_exprs(common, self.schema, after_schema)]
-        row = pair.select(exprs).collect(engine="streaming").row(0, named=True)
+        cells = changed_cell_exprs(common, self.schema, after_schema)
+        row: dict[str, Any] = {"misaligned": 1}
+        if aligned:
+            names = [ROW_INDEX_COLUMN, *common]
+            pair = pl.concat(
+                [
+                    old.select(pl.col(c).alias(f"o:{c}") for c in names),
+                    after.select(pl.col(c).alias(f"n:{c}") for c in names),
+                ],
+                how="horizontal",
+            )
+            index = pl.col(f"o:{ROW_INDEX_COLUMN}").ne_missing(pl.col(f"n:{ROW_INDEX_COLUMN}"))
+            nulls = [pl.col(f"n:{c}").null_count().alias(f"z:{c}") for c in common]
+            row = (
+                pair.select(index.sum().alias("misaligned"), *nulls, *cells)
+                .collect(engine="streaming")
+                .row(0, named=True)
+            )
         if row["misaligned"]:
             matched = old.join(after, on=ROW_INDEX_COLUMN, how="inner", suffix="::after")
             pair = matched.select(
                 *(pl.col(c).alias(f"o:{c}") for c in common),
                 *(pl.col(f"{c}::after").alias(f"n:{c}") for c in common),
             )
-            row = {**row, **pair.select(changed_cell_exprs(common, self.schema, after_schema)).collect(
-                engine="streaming"
-            ).row(0, named=True)}  # fmt: skip
-        after_nulls = {c: int(row[f"z:{c}"]) for c in common}
-        if extra:
-            after_nulls |= _null_counts(after.select(extra), {c: after_schema[c] for c in extra})
-        after_nulls = {c: after_nulls[c] for c in data_names(after_schema)}
+            row = pair.select(cells).collect(engine="streaming").row(0, named=True)
+            after_nulls = _null_counts(after, after_schema)
+        else:
+            extra = [c for c in data_names(after_schema) if c not in common]
+            found = {c: int(row[f"z:{c}"]) for c in common}
+            found |= _null_counts(after.select(extra), {c: after_schema[c] for c in extra}) if extra else {}
+            after_nulls = {c: found[c] for c in data_names(after_schema)}
         changed = [int(row[f"c{i}"]) for i in range(len(common))]
         filled = [int(row[f"f{i}"]) for i in range(len(common))]
         return after_nulls, changed, filled

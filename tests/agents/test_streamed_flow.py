@@ -55,6 +55,9 @@ def _steps(frame: pl.DataFrame) -> list[Step]:
         ),
         # rows removed without being listed: found by their row index
         ("drop", lambda f: f.filter(pl.col(ROW_INDEX_COLUMN) % 11 != 0), removed([11, 22], "listed")),
+        # a list that names kept rows and misses removed ones: the rows gone are what counts, as in memory
+        ("mislisted", lambda f: f.filter(pl.col(ROW_INDEX_COLUMN) % 13 != 0), removed([14, 27, 9_999], "wrong")),
+        ("adds", lambda f: pl.concat([f, _extra_row(f)]), None),
         ("fill", lambda f: f.with_columns(pl.col("n").fill_null(0.0), pl.col("name").fill_null("?")), None),
         ("columns", lambda f: f.drop("x").with_columns(pl.col("n").alias("m")), None),
         # the rows moved: cells are matched by row index, not by position
@@ -82,7 +85,7 @@ def test_the_streamed_flow_accounts_as_the_in_memory_one(tmp_path: Path) -> None
         assert streamed.rows == memory.frame.height
         assert_frame_equal(streamed.current.collect(), memory.frame)
     assert [path.name for path in work.glob("step-*.parquet")] == [f"step-{len(memory.steps)}.parquet"]  # the rest gone
-    assert sum(step["rows_removed"] for step in memory.steps) == streamed.rows_quarantined > 0
+    assert memory.rows_quarantined == streamed.rows_quarantined > 0
     assert any(step["cells_changed_total"] for step in memory.steps)
 
     columns = [c for c in frame.columns if c != ROW_INDEX_COLUMN]
@@ -91,6 +94,32 @@ def test_the_streamed_flow_accounts_as_the_in_memory_one(tmp_path: Path) -> None
     memory_bytes = (tmp_path / "memory_quarantine.csv").read_bytes()
     assert (tmp_path / "streamed_quarantine.csv").read_bytes() == memory_bytes
     assert b"removed by drop" in memory_bytes and b"2024-01-09" in memory_bytes  # dates as the file wrote them
+
+
+def _extra_row(frame: Any) -> Any:
+    """One row more (a row index the input never had), as a frame or a plan like ``frame``."""
+    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+    row = pl.DataFrame({name: [None] for name in schema}, schema=schema).with_columns(
+        pl.lit(100_000, pl.Int64).alias(ROW_INDEX_COLUMN)
+    )
+    return row.lazy() if isinstance(frame, pl.LazyFrame) else row
+
+
+def test_without_audit_the_steps_are_the_agents_own_figures(tmp_path: Path) -> None:
+    frame = _frame()
+    frame.write_parquet(tmp_path / "in.parquet")
+    memory = _DataFlow(frame, audit=False)
+    streamed = StreamFlow(pl.scan_parquet(tmp_path / "in.parquet"), frame.height, tmp_path, {}, audit=False)
+    envelope = _envelope("t")
+    envelope.summary_metrics = {"cells_changed": 3, "values_filled": 1}
+    memory.accept("t", "T", None, 1)  # failed: nothing changed
+    streamed.accept("t", "T", None, 1)
+    assert streamed.steps[-1] == memory.steps[-1]
+    memory.accept("t", "T", AgentResult(envelope, frame=memory.frame.filter(pl.col("n") > 10)), 1)
+    streamed.accept("t", "T", AgentResult(envelope, scan=streamed.current.filter(pl.col("n") > 10)), 1)
+    assert streamed.steps[-1] == memory.steps[-1]
+    assert streamed.steps[-1]["cells_changed_total"] == 3 and streamed.steps[-1]["columns"] == {}
+    assert streamed.rows == memory.frame.height < ROWS
 
 
 def test_a_failed_or_skipped_agent_is_a_step_that_changes_nothing(tmp_path: Path) -> None:
