@@ -163,14 +163,14 @@ class StreamFlow:
         metrics = result.envelope.summary_metrics if result is not None else {}
         before_schema, before_nulls, before_rows = self.schema, self.nulls, self.rows
         spill = self.work_dir / f"step-{len(self.steps) + 1}.parquet"
-        if result is not None and result.scan is not None:
-            try:
+        try:
+            if result is not None and result.scan is not None:
                 result.scan.sink_parquet(spill, compression=SPILL_COMPRESSION, engine="streaming")
-            except BaseException:
-                spill.unlink(missing_ok=True)
-                raise
-            finally:  # the agent's own spills are read by no one once its output is written
-                shutil.rmtree(self.work_dir / f"agent-{len(self.steps) + 1}", ignore_errors=True)
+        except BaseException:
+            spill.unlink(missing_ok=True)
+            raise
+        finally:  # the agent's own spills are read by no one once its output is written
+            shutil.rmtree(self.work_dir / f"agent-{len(self.steps) + 1}", ignore_errors=True)
         if result is not None:
             self.artifacts.update(result.artifacts)
         if not self.audit:
