@@ -348,6 +348,12 @@ def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDia
         _reject_binary(head, name)
         encoding, text = _decode_head(head)
     text = text.removeprefix("\ufeff")
+    if "\r" in text and "\n" not in text:
+        raise InvalidFileError(
+            f"{name}: its lines end with a carriage return alone (classic Mac OS); save it with LF or CRLF line "
+            "endings",
+            {"file": name},
+        )
     separator, quote_char = _sniff_separator(text, default_separator)
     header = _header_record(text, separator, quote_char, whole_file=len(head) < SNIFF_BYTES)
     return CsvDialect(separator=separator, encoding=encoding, quote_char=quote_char, header=header)
@@ -496,6 +502,8 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
             break
         except pl.exceptions.NoDataError as error:
             raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error
+        except pl.exceptions.DuplicateError as error:
+            raise duplicate_header_error(name, error) from error
         except pl.exceptions.ComputeError as error:
             message = str(error)
             retype = _PARSE_ERROR.search(message)
@@ -523,6 +531,15 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
         if ragged is not None:
             raise ragged
     return frame
+
+
+def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> InvalidFileError:
+    """A header that repeats a name and also holds the name Polars would give the repeat (``a,a_duplicated_0,a``)."""
+    return InvalidFileError(
+        f"{name}: the header repeats a column name in a way that cannot be told apart ({_first_line(error)}); "
+        "rename the repeated columns",
+        {"file": name},
+    )
 
 
 def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl.DataFrame:

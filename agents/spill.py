@@ -50,6 +50,7 @@ from agents.readers import (
     _written_otherwise,
     check_column_count,
     check_header_width,
+    duplicate_header_error,
     sniff_dialect,
     transcoded_to_utf8,
 )
@@ -190,6 +191,8 @@ def _parse_to_parquet(path: Path, name: str, dialect: CsvDialect, raw: Path) -> 
             return integers
         except pl.exceptions.NoDataError as error:
             raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error
+        except pl.exceptions.DuplicateError as error:
+            raise duplicate_header_error(name, error) from error
         except pl.exceptions.ComputeError as error:
             message = str(error)
             retype = _PARSE_ERROR.search(message)

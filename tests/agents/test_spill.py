@@ -62,6 +62,8 @@ CASES: dict[str, tuple[str, bytes]] = {
     "long row": ("primary.csv", _lines("a,b", ["1,2", "3,4,5"])),
     "stray quote": ("primary.csv", _lines("a,b", ['1,x"y', "2,z"])),
     "header only": ("primary.csv", b"a,b\n"),
+    "a repeat named as Polars names it": ("primary.csv", b"a,a_duplicated_0,a\n1,2,3\n"),
+    "carriage returns alone": ("primary.csv", b"a,b\r1,2\r3,4\r"),
     "empty": ("primary.csv", b"\n\n"),
     "one blank column": ("primary.csv", b",\n,\n"),
 }
