@@ -34,18 +34,29 @@ The order makes the agent idempotent (run on its own output it removes nothing, 
 empty cells was examined and the e-mail columns stay the same; pass ``email_columns`` to pin them, since
 detection samples the rows it is given): merges in step 4 only create rows whose key no other row has, and
 step 5 keeps only rows no other row subsumes, with values some earlier row already had.
+
+A primary too large for memory (``AgentInputs.scan``, see ``_Streamed``) gives the same result: each detection
+type runs the same code on the rows that can take part in a duplicate (those whose 64-bit hash of the type's key
+another row shares, found by streaming ``group_by`` queries over a spill of the hashes), read into memory in parts
+of whole groups; the output is a plan over the scan and the agent's spills (``AgentResult.scan``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, Self, TypeVar
 
 import polars as pl
 
 from agents.clean.common import (
+    IDENTIFIER_CANDIDATES,
     clean_result,
     effectiveness,
     has_identifier,
@@ -59,6 +70,7 @@ from agents.columns import (
     with_row_index,
 )
 from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
     REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
     ROW_LEVEL_ISSUE_SCHEMA,
@@ -111,6 +123,14 @@ MATCH = "__match_row__"
 NULLS = "__null_count__"
 PATTERN = "__null_pattern__"
 IN_GROUP = "__in_group__"
+HASH = "__hash__"
+OLD_VALUE = "__old__"
+SUBSUMPTION_SEED = 1
+# A streamed run reads the rows that may repeat into memory in parts of at most this many cells (rows x columns).
+MAX_CANDIDATE_CELLS = 20_000_000
+MAX_GROUPED_ROWS = 4_000_000  # rows whose hashes one streaming group_by (or distinct count) holds at a time
+SPILL_FOLDER = "duplicate-resolver"  # under AgentInputs.work_dir: a streamed run's spills, read by AgentResult.scan
+PAIRS_SCHEMA: dict[str, pl.DataType] = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
 REMOVED_SCHEMA: dict[str, pl.DataType] = {
     ROW_INDEX_COLUMN: pl.Int64(),
     REASON: pl.String(),
@@ -143,23 +163,29 @@ class StageOutcome:
 
 def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress) -> AgentResult:
     started = time.perf_counter()
-    frame = with_row_index(inputs.primary)
-    if not frame[ROW_INDEX_COLUMN].is_sorted():
-        frame = frame.sort(ROW_INDEX_COLUMN)  # "first" means first in file order; the chain keeps that order
-    columns = data_columns(frame)
-    require_columns(frame, params.key_columns, agent_id=AGENT_ID, field="key_columns")
-    require_columns(frame, params.email_columns, agent_id=AGENT_ID, field="email_columns")
-    progress(0.0, f"Looking for duplicates among {frame.height:,} rows")
+    source: _Work
+    if inputs.scan is not None:
+        source = _Streamed.start(inputs)
+        schema_frame = inputs.primary
+    else:
+        frame = with_row_index(inputs.primary)
+        if not frame[ROW_INDEX_COLUMN].is_sorted():
+            frame = frame.sort(ROW_INDEX_COLUMN)  # "first" means first in file order; the chain keeps that order
+        source, schema_frame = _InMemory(frame), frame
+    columns = data_columns(schema_frame)
+    require_columns(schema_frame, params.key_columns, agent_id=AGENT_ID, field="key_columns")
+    require_columns(schema_frame, params.email_columns, agent_id=AGENT_ID, field="email_columns")
+    progress(0.0, f"Looking for duplicates among {source.height:,} rows")
 
     key_columns = list(params.key_columns) or columns
     if params.email_columns:
         email_columns, email_source = list(params.email_columns), "parameter"
     else:
-        email_columns, email_source = detect_email_columns(frame, columns), "detected"
+        email_columns, email_source = source.email_columns(columns), "detected"
     enabled: set[str] = set(params.detection_types)
 
     context = _Context(enabled, key_columns, email_columns, email_source)
-    outcomes, work = _detect(frame, [stage for stage in STAGE_ORDER if stage in enabled], context, params, progress)
+    outcomes, work = _detect(source, [stage for stage in STAGE_ORDER if stage in enabled], context, params, progress)
     progress(0.8, "Counting what the other kinds of duplicates would remove")
     not_requested = [
         stage for stage in STAGE_ORDER if stage not in enabled and (stage != "conflicting" or params.key_columns)
@@ -170,24 +196,40 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
 
     progress(0.9, "Building the report")
     removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
-    result = _result(RunOutcome(frame, work, removed_all, outcomes, context), params, started)
+    shape = _Shape(source.height, work.height, len(columns), len(data_columns(schema_frame)))
+    result = _result(RunOutcome(shape, removed_all, outcomes, context), params, started, work.output())
     result.envelope.data["proposals"] = _proposals(proposed, enabled)
     progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
     return result
 
 
+W = TypeVar("W", bound="_Work")
+EQUAL_ROW_STAGES = ("exact", "email_case", "case_variations")
+
+
+@dataclass(frozen=True)
+class _EqualKeys:
+    """What an equal-rows detection type compares (see ``_equal_rows``)."""
+
+    keys: list[pl.Expr]
+    detail_columns: list[str]
+    raw_columns: list[str]
+
+
 def _detect(
-    frame: pl.DataFrame,
+    work: W,
     stages: Sequence[str],
     context: _Context,
     params: DuplicateResolverParams,
     progress: Progress | None,
-) -> tuple[dict[str, StageOutcome], pl.DataFrame]:
-    """Run the detection types of ``stages`` (in ``STAGE_ORDER``) on ``frame``, each on the rows the previous
+) -> tuple[dict[str, StageOutcome], W]:
+    """Run the detection types of ``stages`` (in ``STAGE_ORDER``) on ``work``, each on the rows the previous
     one kept: the outcome of every type (those not in ``stages`` "not requested") and the rows left."""
-    columns = data_columns(frame)
-    email_columns, key_columns = context.email_columns, context.key_columns
-    work = frame
+    schema = work.schema
+    columns = [name for name in schema.names() if name not in BOOKKEEPING_COLUMNS]
+    equal = {stage: _equal_keys(stage, columns, schema, context) for stage in EQUAL_ROW_STAGES if stage in stages}
+    if work.height >= 2 and columns:  # noqa: PLR2004 - one row repeats nothing
+        work = work.expecting({stage: spec.keys for stage, spec in equal.items() if isinstance(spec, _EqualKeys)})
     outcomes: dict[str, StageOutcome] = {}
     for position, stage in enumerate(STAGE_ORDER):
         if progress is not None:
@@ -198,34 +240,39 @@ def _detect(
         if work.height < 2 or not columns:
             outcomes[stage] = StageOutcome(stage, note="no data columns" if not columns else "fewer than two rows")
             continue
-        if stage == "exact":
-            outcome, work = _equal_rows(work, stage, [pl.col(name) for name in columns], [], columns)
-        elif stage == "email_case":
-            if not email_columns:
-                outcome = StageOutcome(stage, note="no e-mail columns given or detected")
-            else:
-                keys = [_norm_email(name) if name in email_columns else pl.col(name) for name in columns]
-                raw = [name for name in columns if name not in email_columns]
-                outcome, work = _equal_rows(work, stage, keys, email_columns, raw)
-        elif stage == "case_variations":
-            text_keys = [name for name in key_columns if is_text(frame[name].dtype)]
-            if not text_keys:
-                outcome = StageOutcome(stage, note="no text key columns")
-            else:
-                keys = [_norm_case(name) if name in text_keys else pl.col(name) for name in columns]
-                raw = [name for name in columns if name not in text_keys]
-                outcome, work = _equal_rows(work, stage, keys, text_keys, raw)
+        spec = equal.get(stage)
+        if isinstance(spec, str):
+            outcome = StageOutcome(stage, note=spec)
+        elif spec is not None:
+            outcome, work = work.equal_rows(stage, spec.keys, spec.detail_columns, spec.raw_columns)
         elif stage == "conflicting":
             if not params.key_columns:
                 outcome = StageOutcome(
                     stage, note="needs key_columns (with all columns as the key there is nothing left to conflict)"
                 )
             else:
-                outcome, work = _conflicting(work, columns, list(params.key_columns), email_columns, params)
+                outcome, work = work.conflicting(columns, list(params.key_columns), context.email_columns, params)
         else:
-            outcome, work = _missing_values(work, columns, params)
+            outcome, work = work.missing_values(columns, params)
         outcomes[stage] = outcome
     return outcomes, work
+
+
+def _equal_keys(stage: str, columns: list[str], schema: pl.Schema, context: _Context) -> _EqualKeys | str:
+    """What an equal-rows detection type compares, or why it does not run."""
+    email_columns, key_columns = context.email_columns, context.key_columns
+    if stage == "exact":
+        return _EqualKeys([pl.col(name) for name in columns], [], columns)
+    if stage == "email_case":
+        if not email_columns:
+            return "no e-mail columns given or detected"
+        keys = [_norm_email(name) if name in email_columns else pl.col(name) for name in columns]
+        return _EqualKeys(keys, email_columns, [name for name in columns if name not in email_columns])
+    text_keys = [name for name in key_columns if is_text(schema[name])]
+    if not text_keys:
+        return "no text key columns"
+    keys = [_norm_case(name) if name in text_keys else pl.col(name) for name in columns]
+    return _EqualKeys(keys, text_keys, [name for name in columns if name not in text_keys])
 
 
 def _proposals(proposed: dict[str, StageOutcome], enabled: set[str]) -> list[dict[str, Any]]:
@@ -247,6 +294,452 @@ def _proposals(proposed: dict[str, StageOutcome], enabled: set[str]) -> list[dic
             )
         )
     return items
+
+
+class _Work(Protocol):
+    """The rows the detection types run on: a frame (``_InMemory``) or a plan over a spill (``_Streamed``)."""
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def schema(self) -> pl.Schema: ...
+
+    def email_columns(self, columns: list[str]) -> list[str]: ...
+
+    def expecting(self, keys: dict[str, list[pl.Expr]]) -> Self: ...
+
+    def equal_rows(
+        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+    ) -> tuple[StageOutcome, Self]: ...
+
+    def conflicting(
+        self, columns: list[str], key_columns: list[str], email_columns: list[str], params: DuplicateResolverParams
+    ) -> tuple[StageOutcome, Self]: ...
+
+    def missing_values(self, columns: list[str], params: DuplicateResolverParams) -> tuple[StageOutcome, Self]: ...
+
+    def output(self) -> pl.DataFrame | pl.LazyFrame: ...
+
+
+@dataclass(frozen=True)
+class _InMemory:
+    """The rows as a frame: each detection type runs on it whole."""
+
+    frame: pl.DataFrame
+
+    @property
+    def height(self) -> int:
+        return self.frame.height
+
+    @property
+    def schema(self) -> pl.Schema:
+        return self.frame.schema
+
+    def email_columns(self, columns: list[str]) -> list[str]:
+        return detect_email_columns(self.frame, columns)
+
+    def expecting(self, keys: dict[str, list[pl.Expr]]) -> _InMemory:
+        return self
+
+    def equal_rows(
+        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+    ) -> tuple[StageOutcome, _InMemory]:
+        outcome, rest = _equal_rows(self.frame, stage, keys, detail_columns, raw_columns)
+        return outcome, _InMemory(rest)
+
+    def conflicting(
+        self, columns: list[str], key_columns: list[str], email_columns: list[str], params: DuplicateResolverParams
+    ) -> tuple[StageOutcome, _InMemory]:
+        outcome, rest = _conflicting(self.frame, columns, key_columns, email_columns, params)
+        return outcome, _InMemory(rest)
+
+    def missing_values(self, columns: list[str], params: DuplicateResolverParams) -> tuple[StageOutcome, _InMemory]:
+        outcome, rest = _missing_values(self.frame, columns, params)
+        return outcome, _InMemory(rest)
+
+    def output(self) -> pl.DataFrame:
+        return self.frame
+
+
+@dataclass(frozen=True)
+class _Streamed:
+    """A primary too large for memory (``AgentInputs.scan``): the chain's scan, less the rows removed so far,
+    with the values merges gave some kept rows. Both are spilled under ``spill_dir`` and read by ``plan``, so
+    the plan holds no data.
+
+    Each detection type runs the in-memory code on the few rows that can be duplicates: those sharing a
+    64-bit hash of the type's key with another row, found by a streaming ``group_by`` on the hash (for
+    missing_values, the rows whose filled cells hash like a row with gaps of an examined pattern). Equal
+    keys hash equally, so every group is among them whole; the in-memory code then compares the real
+    values, so a hash shared by different rows changes nothing."""
+
+    source: pl.LazyFrame
+    schema: pl.Schema
+    spill_dir: Path
+    height: int
+    removed: pl.Series = field(default_factory=lambda: pl.Series(ROW_INDEX_COLUMN, [], dtype=pl.Int64))
+    updates: pl.DataFrame | None = None  # the merged rows' new values, every column
+    # The equal-rows types to come (``expecting``): the rows that may repeat on each one's key, found in one pass.
+    expected: _Candidates | None = None
+
+    @classmethod
+    def start(cls, inputs: AgentInputs) -> _Streamed:
+        if inputs.scan is None or inputs.work_dir is None:
+            raise ValueError("a streamed run needs AgentInputs.scan and AgentInputs.work_dir")
+        scan = inputs.scan
+        if ROW_INDEX_COLUMN not in scan.collect_schema():
+            scan = scan.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
+        spill_dir = inputs.work_dir / SPILL_FOLDER
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        rows = inputs.rows if inputs.rows is not None else _collect([scan.select(pl.len())])[0].item()
+        return cls(scan, scan.collect_schema(), spill_dir, rows)
+
+    @functools.cached_property
+    def plan(self) -> pl.LazyFrame:
+        """The rows left in file order: the scan without the removed and the merged rows (a filter on their row
+        indices), merged in order (``merge_sorted``: the streaming engine keeps the order; a join would not)
+        with the merged rows' new values, read from a spill."""
+        updates = self.updates
+        if updates is not None:
+            updates = updates.filter(~pl.col(ROW_INDEX_COLUMN).is_in(self.removed.implode()))
+        dropped = self.removed if updates is None else pl.concat([self.removed, updates[ROW_INDEX_COLUMN]])
+        plan = self.source
+        if dropped.len():
+            plan = plan.filter(~pl.col(ROW_INDEX_COLUMN).is_in(dropped.implode()))
+        if updates is not None and updates.height:
+            merged = updates.select(self.schema.names()).cast(self.schema).sort(ROW_INDEX_COLUMN)
+            plan = plan.merge_sorted(self._spill(merged, "merged"), key=ROW_INDEX_COLUMN)
+        return plan
+
+    def _spill(self, frame: pl.DataFrame, kind: str) -> pl.LazyFrame:
+        path = self.spill_dir / f"{kind}-{uuid.uuid4().hex}.parquet"
+        frame.write_parquet(path)
+        return pl.scan_parquet(path)
+
+    def output(self) -> pl.LazyFrame:
+        return self.plan
+
+    def without(self, removed: pl.Series, changed: pl.DataFrame | None = None) -> _Streamed:
+        """The rows left once ``removed`` (row indices) are gone and the rows of ``changed`` took its values."""
+        updates = self.updates
+        if changed is not None and changed.height:
+            earlier = (
+                updates.filter(~pl.col(ROW_INDEX_COLUMN).is_in(changed[ROW_INDEX_COLUMN].implode()))
+                if updates is not None
+                else None
+            )
+            updates = changed if earlier is None else pl.concat([earlier, changed], how="vertical")
+        if not removed.len() and updates is self.updates:
+            return self
+        return _Streamed(
+            self.source,
+            self.schema,
+            self.spill_dir,
+            self.height - removed.len(),
+            pl.concat([self.removed, removed.cast(pl.Int64).rename(ROW_INDEX_COLUMN)]),
+            updates,
+            self.expected,
+        )
+
+    def expecting(self, keys: dict[str, list[pl.Expr]]) -> _Streamed:
+        return dataclasses.replace(self, expected=self.candidates(keys) if keys else None)
+
+    def email_columns(self, columns: list[str]) -> list[str]:
+        text = [name for name in columns if is_text(self.schema[name])]
+        if not text or self.height == 0:
+            return []
+        queries = [
+            self.source.select(pl.col(name).cast(pl.String))
+            .drop_nulls()
+            .head(EMAIL_SAMPLE_SIZE)
+            .select(pl.col(name).str.strip_chars().str.contains(EMAIL_PATTERN).mean())
+            for name in text
+        ]
+        shares = {name: frame.item() for name, frame in zip(text, _collect(queries), strict=True)}
+        return [name for name in text if (shares[name] or 0.0) > EMAIL_SHARE]
+
+    def candidates(self, keys: dict[str, list[pl.Expr]]) -> _Candidates:
+        """The rows whose hash of the keys (one set of key expressions per name) another row shares. The key
+        expressions are evaluated once, their hashes spilled with the row index; the rows are then read in one
+        pass when they fit in ``MAX_CANDIDATE_CELLS``."""
+        names = {name: f"__hash_{index}__" for index, name in enumerate(keys)}
+        path = self.spill_dir / f"hashes-{uuid.uuid4().hex}.parquet"
+        self.plan.select(
+            ROW_INDEX_COLUMN, *[pl.struct(keys[name]).hash(seed=0).alias(column) for name, column in names.items()]
+        ).sink_parquet(path)
+        hashed = pl.scan_parquet(path)
+        # A streaming group_by holds one entry per distinct hash: past MAX_GROUPED_ROWS rows, in parts by hash.
+        parts = self._parts()
+        found = []
+        for column in names.values():
+            shares = [
+                hashed.select(ROW_INDEX_COLUMN, pl.col(column).alias(HASH))
+                .filter(pl.col(HASH) % parts == part)
+                .join(
+                    hashed.filter(pl.col(column) % parts == part)
+                    .group_by(column)
+                    .agg(pl.len().alias("n"))
+                    .filter(pl.col("n") > 1)
+                    .select(column),
+                    left_on=HASH,
+                    right_on=column,
+                    how="semi",
+                )
+                for part in range(parts)
+            ]
+            found.append(pl.concat([_collect([share])[0] for share in shares], how="vertical"))
+        path.unlink()
+        rows = dict(zip(names, found, strict=True))
+        wanted = pl.concat([frame[ROW_INDEX_COLUMN] for frame in found]).unique()
+        if not wanted.len():
+            return _Candidates(rows, pl.DataFrame(schema=self.schema))
+        if wanted.len() * len(self.schema) > MAX_CANDIDATE_CELLS:
+            return _Candidates(rows, None)
+        return _Candidates(rows, self._rows(wanted))
+
+    def _rows(self, wanted: pl.Series) -> pl.DataFrame:
+        """The rows of the plan with these row indices, in file order. Sunk to a spill and read back: a frame
+        collected from the scan would keep alive every page of text its rows were read from (string views),
+        which for rows spread through the file is all of its text."""
+        path = self.spill_dir / f"rows-{uuid.uuid4().hex}.parquet"
+        self.plan.filter(pl.col(ROW_INDEX_COLUMN).is_in(wanted.implode())).sink_parquet(path)
+        frame = pl.read_parquet(path)
+        path.unlink()
+        return frame
+
+    def scopes(self, name: str, keys: list[pl.Expr]) -> Iterator[pl.DataFrame]:
+        """The rows still here that may repeat on ``keys`` (the detection type ``name``), in file order: in one
+        frame, or when they do not fit in ``MAX_CANDIDATE_CELLS`` in parts by hash (each group whole in one)."""
+        found = self.expected if self.expected is not None and name in self.expected.rows else None
+        if found is None:
+            found = self.candidates({name: keys})
+        rows = found.rows[name].filter(~pl.col(ROW_INDEX_COLUMN).is_in(self.removed.implode()))
+        if found.frame is not None or not rows.height:
+            frame = pl.DataFrame(schema=self.schema) if found.frame is None else found.frame
+            yield frame.filter(pl.col(ROW_INDEX_COLUMN).is_in(rows[ROW_INDEX_COLUMN].implode()))
+            return
+        parts = -(-rows.height * len(self.schema) // MAX_CANDIDATE_CELLS)
+        for part in range(parts):
+            yield self._rows(rows.filter(pl.col(HASH) % parts == part)[ROW_INDEX_COLUMN])
+
+    def equal_rows(
+        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+    ) -> tuple[StageOutcome, _Streamed]:
+        parts = [_equal_rows(scope, stage, keys, detail_columns, raw_columns)[0] for scope in self.scopes(stage, keys)]
+        outcome = parts[0] if len(parts) == 1 else _joined_equal_rows(stage, parts)
+        return outcome, self.without(outcome.removed[ROW_INDEX_COLUMN])
+
+    def conflicting(
+        self, columns: list[str], key_columns: list[str], email_columns: list[str], params: DuplicateResolverParams
+    ) -> tuple[StageOutcome, _Streamed]:
+        _, key_exprs = _key_exprs(self.schema, key_columns, email_columns)
+        parts, changed = [], []
+        for scope in self.scopes("conflicting", key_exprs):
+            outcome, rest = _conflicting(scope, columns, key_columns, email_columns, params)
+            parts.append(outcome)
+            changed.append(_changed_rows(scope, rest, columns))
+        outcome = parts[0] if len(parts) == 1 else _joined_conflicts(parts, columns, key_columns)
+        return outcome, self.without(outcome.removed[ROW_INDEX_COLUMN], pl.concat(changed, how="vertical"))
+
+    def missing_values(self, columns: list[str], params: DuplicateResolverParams) -> tuple[StageOutcome, _Streamed]:
+        marked = self.plan.with_columns(_gap_exprs(columns))
+        counts = _pattern_counts(marked.filter(_has_gaps(columns)).select(ROW_INDEX_COLUMN, NULLS, PATTERN))
+        (patterns,) = _collect([counts])
+        examined = patterns.head(params.max_null_patterns)
+        scope, flags = pl.DataFrame(schema=self.schema), {}
+        if examined.height and not self._has_identifier(columns):
+            (examples,) = _collect([self.plan.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode()))])
+            flags = _null_flags(examples, columns)
+            scope = self._subsumption_scope(marked, examined, flags, columns)
+        info = scope.select(ROW_INDEX_COLUMN, *_gap_exprs(columns))
+        scope_marked = scope.with_columns(info[NULLS], info[PATTERN])
+        gaps = _gap_patterns_of(scope_marked, scope_marked.filter(_has_gaps(columns)), patterns, params)
+        pairs = _pairs_by_pattern(gaps, columns, flags) if flags else pl.DataFrame(schema=PAIRS_SCHEMA)
+        outcome, rest = _resolve_subsumed(scope, gaps, pairs, columns, params)
+        return outcome, self.without(outcome.removed[ROW_INDEX_COLUMN], _changed_rows(scope, rest, columns))
+
+    def _parts(self) -> int:
+        """In how many parts (by hash) a query holding an entry per row reads the plan."""
+        return max(1, -(-self.height // MAX_GROUPED_ROWS))
+
+    def _has_identifier(self, columns: list[str]) -> bool:
+        """``has_identifier`` with nulls not allowed, over the plan: whether one of the first
+        ``IDENTIFIER_CANDIDATES`` integer columns holds a different value in every row, none empty. The distinct
+        values are counted in parts by hash, one part's held at a time."""
+        integers = [name for name in columns if self.schema[name].is_integer()][:IDENTIFIER_CANDIDATES]
+        if not integers or self.height < 2:  # noqa: PLR2004 - one row repeats nothing
+            return False
+        (nulls,) = _collect([self.plan.select(pl.col(integers).null_count())])
+        filled = [name for name in integers if not nulls[name].item()]
+        distinct = dict.fromkeys(filled, 0)
+        parts = self._parts()
+        for part in range(parts if filled else 0):
+            in_part = [pl.col(name).filter(pl.col(name).hash(seed=0) % parts == part).n_unique() for name in filled]
+            (counts,) = _collect([self.plan.select(in_part)])
+            for name in filled:
+                distinct[name] += counts[name].item()
+        return any(count == self.height for count in distinct.values())
+
+    def _subsumption_scope(
+        self,
+        marked: pl.LazyFrame,
+        examined: pl.DataFrame,
+        flags: dict[int, tuple[bool, ...]],
+        columns: list[str],
+    ) -> pl.DataFrame:
+        """The rows that may take part in a missing_values pair: each row with gaps of an examined pattern whose
+        filled values some row with fewer gaps (filled there too) also holds, and those rows. Found by hashes:
+        each cell is hashed once (equal values hash equally, -0.0 as 0.0, every NaN alike), a row with gaps
+        keyed by the XOR of its filled cells' hashes, a possible subsumer by the XOR of its cells' hashes in
+        the pattern's filled columns. The keys of the rows with gaps are held in parts by hash (at most
+        ``MAX_GROUPED_ROWS`` at a time), each part with a pass for its possible subsumers."""
+        cell_hashes = {name: f"__cell_hash_{index}__" for index, name in enumerate(columns)}
+        marked = marked.with_columns(
+            pl.col(name).hash(seed=SUBSUMPTION_SEED + index).alias(cell)
+            for index, (name, cell) in enumerate(cell_hashes.items())
+        )
+        zero = pl.lit(0, dtype=pl.UInt64)
+        whole = _xor(
+            [
+                pl.when(pl.col(name).is_not_null()).then(pl.col(cell)).otherwise(zero)
+                for name, cell in cell_hashes.items()
+            ]
+        ).alias(HASH)
+        pattern_keys = examined.select(PATTERN, NULLS).lazy()
+        with_gaps = (
+            marked.filter(_has_gaps(columns))
+            .join(pattern_keys, on=[PATTERN, NULLS], how="semi")
+            .select(ROW_INDEX_COLUMN, PATTERN, NULLS, whole)
+        )
+        patterns = [
+            (pattern, null_count, [name for name, empty in zip(columns, flags[example], strict=True) if not empty])
+            for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows()
+        ]
+        parts = max(1, -(-int(examined["rows"].sum()) // MAX_GROUPED_ROWS))
+        found = [
+            self._subsumption_rows(marked, with_gaps, patterns, cell_hashes, (part, parts)) for part in range(parts)
+        ]
+        rows = pl.concat(found, how="vertical").unique()
+        if not rows.height:
+            return pl.DataFrame(schema=self.schema)
+        return self._rows(rows[ROW_INDEX_COLUMN])
+
+    def _subsumption_rows(
+        self,
+        marked: pl.LazyFrame,
+        with_gaps: pl.LazyFrame,
+        patterns: list[tuple[int, int, list[str]]],
+        cell_hashes: dict[str, str],
+        share: tuple[int, int],
+    ) -> pl.DataFrame:
+        """``_subsumption_scope``'s rows (``ROW_INDEX_COLUMN``) for the keys with ``HASH % parts == part``
+        (``share``); ``patterns``: each examined pattern, its number of empty cells and its filled columns,
+        ``cell_hashes`` the columns of their cells' hashes."""
+        part, parts = share
+        in_part = pl.col(HASH) % parts == part
+        (left,) = _collect([with_gaps.filter(in_part).select(PATTERN, NULLS, HASH).unique()])
+        matches, specs = [], []
+        for index, (pattern, null_count, filled) in enumerate(patterns):
+            keys = left.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count))[HASH]
+            masked = _xor([pl.col(cell_hashes[name]) for name in filled])
+            subsumes = (
+                (pl.col(NULLS) < null_count)
+                & pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
+                & masked.is_in(keys.implode())
+            )
+            name = f"__match_{index}__"
+            matches.append(pl.when(subsumes).then(masked).alias(name))
+            specs.append((name, pattern, null_count))
+        fewest = max(null_count for _, null_count, _ in patterns)
+        (right,) = _collect(
+            [
+                marked.filter(pl.col(NULLS) < fewest)
+                .select(ROW_INDEX_COLUMN, *matches)
+                .filter(pl.any_horizontal([pl.col(name).is_not_null() for name, _, _ in specs]))
+            ]
+        )
+        matched = pl.concat(
+            [
+                right.select(pl.col(name).drop_nulls().unique().alias(HASH)).with_columns(
+                    pl.lit(pattern, dtype=pl.UInt64).alias(PATTERN), pl.lit(null_count, dtype=pl.Int64).alias(NULLS)
+                )
+                for name, pattern, null_count in specs
+            ],
+            how="vertical",
+        ).select(PATTERN, NULLS, HASH)
+        (subsumed,) = _collect(
+            [
+                with_gaps.filter(in_part)
+                .join(matched.lazy(), on=[PATTERN, NULLS, HASH], how="semi")
+                .select(ROW_INDEX_COLUMN)
+            ]
+        )
+        return pl.concat([right.select(ROW_INDEX_COLUMN), subsumed], how="vertical")
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Per detection type, the rows that may repeat (``ROW_INDEX_COLUMN`` and their ``HASH``); ``frame``: all
+    those rows in file order, or None when they do not fit in ``MAX_CANDIDATE_CELLS``."""
+
+    rows: dict[str, pl.DataFrame]
+    frame: pl.DataFrame | None
+
+
+def _joined_equal_rows(stage: str, parts: list[StageOutcome]) -> StageOutcome:
+    """One equal-rows outcome from those of parts holding disjoint groups."""
+    removed = pl.concat([part.removed for part in parts], how="vertical").sort(ROW_INDEX_COLUMN)
+    return StageOutcome(stage, removed=removed, groups=sum(part.groups for part in parts))
+
+
+def _joined_conflicts(parts: list[StageOutcome], columns: list[str], key_columns: list[str]) -> StageOutcome:
+    """One conflicting outcome from those of parts holding disjoint key groups: counts summed, the examples
+    the first ``CONFLICT_EXAMPLES`` groups in file order (as ``_conflict_report`` lists them)."""
+    details = dict(parts[0].details)
+    by_column = {
+        name: sum(part.details["conflicts_by_column"].get(name, 0) for part in parts)
+        for name in columns
+        if name not in key_columns
+    }
+    examples = sorted(
+        (example for part in parts for example in part.details["conflict_examples"]),
+        key=lambda example: example["rows"][0],
+    )
+    details.update(
+        conflicting_groups=sum(part.details["conflicting_groups"] for part in parts),
+        conflicts_by_column={name: count for name, count in by_column.items() if count},
+        conflict_examples=examples[:CONFLICT_EXAMPLES],
+    )
+    return StageOutcome(
+        "conflicting",
+        removed=pl.concat([part.removed for part in parts], how="vertical").sort(ROW_INDEX_COLUMN),
+        groups=sum(part.groups for part in parts),
+        merged_rows=sum(part.merged_rows for part in parts),
+        details=details,
+    )
+
+
+def _xor(hashes: list[pl.Expr]) -> pl.Expr:
+    return functools.reduce(operator.xor, hashes)
+
+
+def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """Queries over a streamed run's plan, on the streaming engine."""
+    return pl.collect_all(queries, engine="streaming")
+
+
+def _changed_rows(before: pl.DataFrame, after: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The rows of ``after`` whose values differ from the same row's in ``before`` (a merge changed them)."""
+    olds = [f"{name}{OLD_VALUE}" for name in columns]
+    joined = after.join(
+        before.select(ROW_INDEX_COLUMN, *[pl.col(name).alias(old) for name, old in zip(columns, olds, strict=True)]),
+        on=ROW_INDEX_COLUMN,
+        how="inner",
+        maintain_order="left",
+    )
+    differs = pl.any_horizontal([pl.col(name).ne_missing(pl.col(old)) for name, old in zip(columns, olds, strict=True)])
+    return joined.filter(differs).select(after.columns)
 
 
 def detect_email_columns(frame: pl.DataFrame, columns: list[str]) -> list[str]:
@@ -407,15 +900,7 @@ def _key_groups(
 ) -> _KeyGroups:
     """Key text normalised as for case variations (e-mail columns as for e-mail case); with ``ignore_nulls``
     a row with an empty key is in no group, and an empty cell is no conflict."""
-    key_names = [f"__key_{index}__" for index in range(len(key_columns))]
-    key_exprs = []
-    for name, alias in zip(key_columns, key_names, strict=True):
-        if name in email_columns:
-            key_exprs.append(_norm_email(name).alias(alias))
-        elif is_text(work[name].dtype):
-            key_exprs.append(_norm_case(name).alias(alias))
-        else:
-            key_exprs.append(pl.col(name).alias(alias))
+    key_names, key_exprs = _key_exprs(work.schema, key_columns, email_columns)
     others = [name for name in columns if name not in key_columns]
     flag_names = [f"__conflict_{index}__" for index in range(len(others))]
     ignore_nulls = params.null_handling == "ignore_nulls"
@@ -438,6 +923,21 @@ def _key_groups(
         .collect()
     )
     return _KeyGroups(flagged, key_columns, key_names, others, flag_names)
+
+
+def _key_exprs(schema: pl.Schema, key_columns: list[str], email_columns: list[str]) -> tuple[list[str], list[pl.Expr]]:
+    """The normalised key columns' names and expressions: e-mail columns as for e-mail case, other text as for
+    case variations, the rest as they are."""
+    key_names = [f"__key_{index}__" for index in range(len(key_columns))]
+    key_exprs = []
+    for name, alias in zip(key_columns, key_names, strict=True):
+        if name in email_columns:
+            key_exprs.append(_norm_email(name).alias(alias))
+        elif is_text(schema[name]):
+            key_exprs.append(_norm_case(name).alias(alias))
+        else:
+            key_exprs.append(pl.col(name).alias(alias))
+    return key_names, key_exprs
 
 
 def _conflict_reason(keyed: _KeyGroups, params: DuplicateResolverParams) -> pl.Expr:
@@ -514,9 +1014,16 @@ def _merge_groups(flagged: pl.DataFrame, columns: list[str], key_names: list[str
 def _missing_values(
     work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams
 ) -> tuple[StageOutcome, pl.DataFrame]:
-    stage = "missing_values"
     gaps = _gap_patterns(work, columns, params)
-    pairs = _subsumed_pairs(gaps, columns)
+    return _resolve_subsumed(work, gaps, _subsumed_pairs(gaps, columns), columns, params)
+
+
+def _resolve_subsumed(
+    work: pl.DataFrame, gaps: _GapPatterns, pairs: pl.DataFrame, columns: list[str], params: DuplicateResolverParams
+) -> tuple[StageOutcome, pl.DataFrame]:
+    """The missing_values outcome of ``pairs`` (``_subsumed_pairs``) and the rows left: the subsumed rows
+    removed, or with merge_smart each group merged into its first row."""
+    stage = "missing_values"
     details = {
         "null_patterns": gaps.patterns,
         "null_patterns_examined": gaps.examined.height,
@@ -570,22 +1077,43 @@ class _GapPatterns:
 
 
 def _gap_patterns(work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams) -> _GapPatterns:
+    info = work.select(pl.col(ROW_INDEX_COLUMN), *_gap_exprs(columns))
+    candidates = info.filter(_has_gaps(columns))
+    patterns = _pattern_counts(candidates.lazy()).collect()
+    marked = work.with_columns(info[NULLS], info[PATTERN])
+    with_gaps = marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(candidates[ROW_INDEX_COLUMN].implode()))
+    return _gap_patterns_of(marked, with_gaps, patterns, params)
+
+
+def _gap_exprs(columns: list[str]) -> list[pl.Expr]:
+    """Each row's number of empty cells (``NULLS``) and a hash of which cells are empty (``PATTERN``)."""
     null_flags = [pl.col(name).is_null() for name in columns]
-    info = work.select(
-        pl.col(ROW_INDEX_COLUMN),
+    return [
         pl.sum_horizontal(null_flags).cast(pl.Int64).alias(NULLS),
         pl.struct(null_flags).hash(seed=0).alias(PATTERN),
-    )
-    candidates = info.filter((pl.col(NULLS) > 0) & (pl.col(NULLS) < len(columns)))
-    patterns = (
-        candidates.group_by(PATTERN)
+    ]
+
+
+def _has_gaps(columns: list[str]) -> pl.Expr:
+    """Some cells empty, not all."""
+    return (pl.col(NULLS) > 0) & (pl.col(NULLS) < len(columns))
+
+
+def _pattern_counts(with_gaps: pl.LazyFrame) -> pl.LazyFrame:
+    """The patterns of empty cells among ``with_gaps`` (``ROW_INDEX_COLUMN``, ``NULLS``, ``PATTERN``): rows,
+    first row (``example``) and ``NULLS``, most frequent first."""
+    return (
+        with_gaps.group_by(PATTERN)
         .agg(pl.len().alias("rows"), pl.col(ROW_INDEX_COLUMN).min().alias("example"), pl.col(NULLS).first())
         .sort(["rows", "example"], descending=[True, False])
     )
+
+
+def _gap_patterns_of(
+    marked: pl.DataFrame, with_gaps: pl.DataFrame, patterns: pl.DataFrame, params: DuplicateResolverParams
+) -> _GapPatterns:
     examined = patterns.head(params.max_null_patterns)
     not_examined = int(patterns.tail(max(0, patterns.height - params.max_null_patterns))["rows"].sum())
-    marked = work.with_columns(info[NULLS], info[PATTERN])
-    with_gaps = marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(candidates[ROW_INDEX_COLUMN].implode()))
     return _GapPatterns(marked, with_gaps, examined, patterns.height, not_examined)
 
 
@@ -593,15 +1121,25 @@ def _subsumed_pairs(gaps: _GapPatterns, columns: list[str]) -> pl.DataFrame:
     """Each examined row with gaps and its most complete subsumer (``MATCH``; ties: the first), with the
     names of its empty columns (``empty``)."""
     with_gaps, examined = gaps.with_gaps, gaps.examined
-    pairs_schema = {ROW_INDEX_COLUMN: pl.Int64(), MATCH: pl.Int64(), "empty": pl.String()}
     if examined.height and has_identifier(gaps.marked, columns, nulls_allowed=False):
         # A column filled in every row with a different value in each: every row's filled cells include it,
         # and no other row has its value there, so no row is subsumed.
-        return pl.DataFrame(schema=pairs_schema)
-    examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode())).select(
-        ROW_INDEX_COLUMN, *[pl.col(name).is_null() for name in columns]
-    )
-    example_flags = {row[0]: row[1:] for row in examples.iter_rows()}
+        return pl.DataFrame(schema=PAIRS_SCHEMA)
+    examples = with_gaps.filter(pl.col(ROW_INDEX_COLUMN).is_in(examined["example"].implode()))
+    return _pairs_by_pattern(gaps, columns, _null_flags(examples, columns))
+
+
+def _null_flags(examples: pl.DataFrame, columns: list[str]) -> dict[int, tuple[bool, ...]]:
+    """Which cells of each row of ``examples`` are empty, by its ``ROW_INDEX_COLUMN``."""
+    flags = examples.select(ROW_INDEX_COLUMN, *[pl.col(name).is_null() for name in columns])
+    return {row[0]: row[1:] for row in flags.iter_rows()}
+
+
+def _pairs_by_pattern(
+    gaps: _GapPatterns, columns: list[str], example_flags: dict[int, tuple[bool, ...]]
+) -> pl.DataFrame:
+    """``_subsumed_pairs`` once the examined patterns' empty cells (``example_flags``) are known."""
+    with_gaps, examined = gaps.with_gaps, gaps.examined
     # Each pattern's possible subsumers are first narrowed to the rows sharing a value of its most
     # distinct filled column (among the rows with gaps) with one of its rows, then by a hash of all its
     # filled values; the real columns then decide.
@@ -613,7 +1151,7 @@ def _subsumed_pairs(gaps: _GapPatterns, columns: list[str]) -> pl.DataFrame:
         empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
         narrowest = max(filled, key=lambda name: distinct[name])
         parts.append(_pattern_pairs(gaps, pattern, null_count, filled, empty, narrowest))
-    return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=pairs_schema)
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=PAIRS_SCHEMA)
 
 
 def _pattern_pairs(
@@ -691,13 +1229,22 @@ class _Context:
     email_source: str
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """The data's rows and data columns before and after the run."""
+
+    rows_before: int
+    rows_after: int
+    columns_before: int
+    columns_after: int
+
+
 @dataclass
 class RunOutcome:
-    """What one run found and did: the frames before and after, every removed row (``REMOVED_SCHEMA``) and
-    each detection type's outcome."""
+    """What one run found and did: the data's shape before and after, every removed row (``REMOVED_SCHEMA``)
+    and each detection type's outcome."""
 
-    frame: pl.DataFrame
-    output: pl.DataFrame
+    shape: _Shape
     removed_all: pl.DataFrame
     outcomes: dict[str, StageOutcome]
     context: _Context
@@ -708,12 +1255,12 @@ class RunOutcome:
 
     @property
     def resolved(self) -> int:
-        return self.frame.height - self.output.height
+        return self.shape.rows_before - self.shape.rows_after
 
     @property
     def share(self) -> float:
         """Duplicates detected as a percentage of the input rows."""
-        return pct(self.detected, self.frame.height)
+        return pct(self.detected, self.shape.rows_before)
 
     @property
     def conflicts_by_column(self) -> dict[str, int]:
@@ -724,17 +1271,19 @@ class RunOutcome:
         return int(self.outcomes["conflicting"].details.get("conflicting_groups", 0))
 
 
-def _result(outcome: RunOutcome, params: DuplicateResolverParams, started: float) -> AgentResult:
+def _result(
+    outcome: RunOutcome, params: DuplicateResolverParams, started: float, output: pl.DataFrame | pl.LazyFrame
+) -> AgentResult:
     score = _score(outcome, params)
     findings = _findings(outcome, params)
-    return clean_result(
+    result = clean_result(
         agent_id=AGENT_ID,
         agent_name=AGENT_NAME,
         started=started,
         params=params,
         summary_metrics=_summary_metrics(outcome),
         data=_data(outcome, score),
-        frame=outcome.output,
+        frame=output if isinstance(output, pl.DataFrame) else None,
         removed=_removed_rows(outcome),
         alerts=findings.alerts,
         issues=findings.issues,
@@ -742,11 +1291,14 @@ def _result(outcome: RunOutcome, params: DuplicateResolverParams, started: float
         cards=_cards(outcome, score),
         row_level_issues=_row_issues(outcome),
     )
+    if isinstance(output, pl.LazyFrame):
+        result.scan, result.rows = output, outcome.shape.rows_after
+    return result
 
 
 def _score(outcome: RunOutcome, params: DuplicateResolverParams) -> dict[str, Any]:
-    frame, output, detected = outcome.frame, outcome.output, outcome.detected
-    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    shape, detected = outcome.shape, outcome.detected
+    rows, columns = retention(shape.rows_before, shape.rows_after, shape.columns_before, shape.columns_after)
     return effectiveness(
         {
             "dedup_reduction": 100.0 * outcome.resolved / detected if detected else 100.0,
@@ -796,8 +1348,8 @@ def _findings(outcome: RunOutcome, params: DuplicateResolverParams) -> Findings:
 
 def _alert_volume(findings: Findings, outcome: RunOutcome) -> None:
     """Alerts on how many rows were duplicates and how many were removed."""
-    detected, share, rows_before = outcome.detected, outcome.share, outcome.frame.height
-    affected = len(data_columns(outcome.frame))
+    detected, share, rows_before = outcome.detected, outcome.share, outcome.shape.rows_before
+    affected = outcome.shape.columns_before
     if share > 30:
         findings.alert(
             "data_uniqueness",
@@ -817,7 +1369,7 @@ def _alert_volume(findings: Findings, outcome: RunOutcome) -> None:
             affected=affected,
         )
     if rows_before and outcome.resolved > 0.2 * rows_before:
-        row_retention, _ = retention(rows_before, outcome.output.height, 1, 1)
+        row_retention, _ = retention(rows_before, outcome.shape.rows_after, 1, 1)
         findings.alert(
             "data_retention",
             "high",
@@ -898,9 +1450,9 @@ def _summary_metrics(outcome: RunOutcome) -> dict[str, Any]:
     return {
         "duplicates_detected": outcome.detected,
         "duplicates_resolved": outcome.resolved,
-        "remaining_rows": outcome.output.height,
+        "remaining_rows": outcome.shape.rows_after,
         "rows_removed": outcome.resolved,
-        "total_rows_processed": outcome.frame.height,
+        "total_rows_processed": outcome.shape.rows_before,
         "duplicate_groups": sum(stage_outcome.groups for stage_outcome in outcomes),
         "conflicts_detected": outcome.conflict_groups,
         "rows_merged": sum(stage_outcome.merged_rows for stage_outcome in outcomes),
@@ -910,8 +1462,8 @@ def _summary_metrics(outcome: RunOutcome) -> dict[str, Any]:
 def _data(outcome: RunOutcome, score: dict[str, Any]) -> dict[str, Any]:
     context = outcome.context
     return {
-        "rows_before": outcome.frame.height,
-        "rows_after": outcome.output.height,
+        "rows_before": outcome.shape.rows_before,
+        "rows_after": outcome.shape.rows_after,
         "detection_order": list(STAGE_ORDER),
         "duplicate_summary": {
             stage: stage_outcome.report(stage in context.enabled) for stage, stage_outcome in outcome.outcomes.items()
@@ -948,8 +1500,8 @@ def _cards(outcome: RunOutcome, score: dict[str, Any]) -> list[SummaryCard]:
             "Duplicate Resolution",
             f"{outcome.resolved:,} rows removed",
             "info" if not detected else "warning" if share > 10 else "good",
-            f"{detected:,} duplicates found ({share:.2f}% of {outcome.frame.height:,} rows); "
-            f"{outcome.output.height:,} rows remain; {outcome.conflict_groups:,} conflicting key groups",
+            f"{detected:,} duplicates found ({share:.2f}% of {outcome.shape.rows_before:,} rows); "
+            f"{outcome.shape.rows_after:,} rows remain; {outcome.conflict_groups:,} conflicting key groups",
         ),
         SummaryCard(
             "exec_duplicate_effectiveness",
