@@ -36,6 +36,16 @@ def with_row_index(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW_INDEX_COLUMN))
 
 
+def with_row_index_lazy(scan: pl.LazyFrame) -> pl.LazyFrame:
+    """:func:`with_row_index` of a scan (a primary too large for memory), as a plan: the column numbered
+    while streaming, last as in :func:`with_row_index`."""
+    names = scan.collect_schema().names()
+    if ROW_INDEX_COLUMN in names:
+        return scan
+    numbered = scan.with_row_index(ROW_INDEX_COLUMN, offset=1)
+    return numbered.select(*names, pl.col(ROW_INDEX_COLUMN).cast(pl.Int64))
+
+
 def narrow(frame: pl.DataFrame, names: Iterable[str]) -> pl.LazyFrame:
     """The columns ``names`` of ``frame`` as a lazy frame of their own (no copy). Planning a query takes time
     in the width of the frame it starts from, however few columns it reads: a query per column over a frame

@@ -34,7 +34,9 @@ from agents.envelope import (
 )
 from agents.layouts import ISO_DATETIME, TextLayout, as_text, needs_text
 
-STREAMED_AGENTS: Final = frozenset({"searcher", "aggregator", "transformer", "duplicate-resolver"})
+STREAMED_AGENTS: Final = frozenset(
+    {"searcher", "aggregator", "transformer", "type-fixer", "duplicate-resolver"}
+)
 """The agents whose run takes a scan (``AgentInputs.scan``) of a primary too large for memory."""
 SPILL_COMPRESSION: Final = "lz4"
 
