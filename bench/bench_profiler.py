@@ -17,19 +17,18 @@ file pages, so RssAnon is reported too), the in-memory profiler (reader + ``prof
 streaming one (``agents.profile.streaming.profile_large``). Reported: seconds, peak RSS (the child's
 VmHWM), peak RssAnon and RssFile polled from /proc/<pid>/status every 5 ms.
 
-``--large-gb N --cap-gb M``: writes an N GB CSV (bench/gen_csv.py in 1M-row chunks) to $TMPDIR,
-runs the chain's in-memory profiler and the streaming one on it, then the other tools' streamed paths through
-``run_tool`` with a streaming threshold of 0 (``search_streaming``: bench_tools' search and aggregate;
-``transform_streaming``: its recipe; ``clean_streaming``: the clean agents that stream), each under a cap of M GiB,
-and deletes the file (``--large-modes`` picks the runs). The cap: a watchdog that kills the child when its anonymous resident memory (RssAnon) passes
-the cap: a cgroup without swap OOM-kills then, while it would reclaim clean file pages (page cache,
-mapped files) instead. ``--rlimit-data`` adds ``RLIMIT_DATA`` (private writable *address space*: jemalloc
-and the thread stacks reserve more than they touch, so allocations fail with RssAnon still ~40 % below
-the cap: 5 GB CSV, 4 GiB, streaming path failed at 2.3 GB RssAnon). There is no systemd (``systemd-run --scope -p
-MemoryMax`` needs a bus), the cgroup hierarchy is the sandbox's, and ``RLIMIT_AS`` fails Polars long
-before its RSS reaches the limit (jemalloc and the thread pools reserve address space: read_csv of
-137 MB fails under ``--as=1G``), so it is not used. Results: bench/results/profiler-<UTC time>.json.
-"""
+``--large-gb N --cap-gb M``: writes an N GB CSV (bench/gen_csv.py in 1M-row chunks) to $TMPDIR, runs the chain's
+in-memory profiler and the streaming one on it, then the other tools' streamed paths through ``run_tool`` with a
+streaming threshold of 0 (``search_streaming``: bench_tools' search and aggregate; ``transform_streaming``: its
+recipe; ``clean_streaming``: the clean agents that stream), each under a cap of M GiB, and deletes the file
+(``--large-modes`` picks the runs). The cap: a watchdog that kills the child when its anonymous resident memory
+(RssAnon) passes the cap: a cgroup without swap OOM-kills then, while it would reclaim clean file pages (page
+cache, mapped files) instead. ``--rlimit-data`` adds ``RLIMIT_DATA`` (private writable *address space*: jemalloc
+and the thread stacks reserve more than they touch, so allocations fail with RssAnon still ~40 % below the cap: 5
+GB CSV, 4 GiB, streaming path failed at 2.3 GB RssAnon). There is no systemd (``systemd-run --scope -p MemoryMax``
+needs a bus), the cgroup hierarchy is the sandbox's, and ``RLIMIT_AS`` fails Polars long before its RSS reaches the
+limit (jemalloc and the thread pools reserve address space: read_csv of 137 MB fails under ``--as=1G``), so it is
+not used. Results: bench/results/profiler-<UTC time>.json."""
 
 from __future__ import annotations
 
@@ -73,7 +72,7 @@ STREAMED_TOOL_MODES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
         ["transformer"],
         {"transformer": {"operations": TRANSFORM_RECIPES["generated"]}},
     ),
-    "clean_streaming": ("clean-my-data", ["type-fixer", "field-standardization", "duplicate-resolver"], {}),
+    "clean_streaming": ("clean-my-data", [], {}),  # the default chain's agents that stream (set in the child)
 }
 LARGE_MODES = ("profiler", "profiler_streaming", "tool_streaming", *STREAMED_TOOL_MODES)
 BYTES_PER_ROW = 137  # of bench/gen_csv.py's 15 columns
@@ -138,6 +137,12 @@ def child(mode: str, path: Path) -> None:
         detail["timings_ms"] = outcome["timings_ms"]
     elif mode in STREAMED_TOOL_MODES:  # another tool's production path above the threshold
         tool_id, agent_ids, parameters = STREAMED_TOOL_MODES[mode]
+        if not agent_ids:
+            from agents import registry
+            from agents.streamed import STREAMED_AGENTS
+
+            agent_ids = [agent for agent in registry.resolve_chain(tool_id, None) if agent in STREAMED_AGENTS]
+            detail["agents"] = agent_ids
         with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
             outcome = run_tool(
                 tool_id,
