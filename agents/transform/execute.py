@@ -14,9 +14,12 @@ the rows moved are counted from one scan), and the earlier spill is deleted. A s
 (``number``'s Int64 or Float64, a mean, median or most frequent value) collects only that aggregate. Column
 operations write nothing. The result is a lazy plan over the last spill, with the same records, issues and layouts as
 the in-memory run. Peak memory measured on 10 columns (``/usr/bin/time -v``, 2 cores): a filter, cell and cast recipe
-on 3M/10M/20M rows took 0.54/0.88/0.92 GB streamed (1.1/3.4 GB in memory for 3M/10M); Polars' streaming ``sort`` is
-not bounded (0.97/2.1 GB for 3M/10M rows: it holds the data) and ``deduplicate`` holds its distinct keys (1.1/1.5 GB
-for 6M/13M distinct keys).
+on 3M/10M/20M rows took 0.54/0.88/0.92 GB streamed (1.1/3.4 GB in memory for 3M/10M). Polars' streaming ``sort``
+holds the data (about 2.6 times the frame) and its ``unique`` every distinct key, so data larger than
+``external.BUCKET_BYTES`` is sorted and deduplicated in buckets of that size (agents.transform.external: range
+partitioning for ``sort``, hash partitioning of the keys for ``deduplicate``, each bucket then done in memory):
+bench_tools' "generated" recipe (a ``deduplicate`` and a ``sort``) on 10M rows x 15 columns peaked at 1.3 GB instead
+of 2.7 GB (about 10 to 25 % slower); on 36.5M rows (a 5 GB CSV) at 1.35 GB, where it passed 4 GiB before.
 
 What each step reports: ``rows_before``, ``rows_after``, ``rows_affected`` (rows removed by ``filter`` and
 ``deduplicate``; cells changed by the cell operations; the values written by ``derive`` into a new column; 0 for
@@ -43,11 +46,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -80,6 +84,7 @@ from agents.params.transformer import (
     TrimText,
 )
 from agents.transform.expressions import Node, parse_expression
+from agents.transform.external import POSITION, duplicates_external, sort_external
 from agents.values import is_missing_token, parse_boolean, parse_integer, parse_number
 
 AGENT_ID = "transformer"
@@ -215,13 +220,18 @@ class _Plan:
         fit the columns' types is refused here, before anything runs. Streamed, the output is a scan of its spill,
         or (``spill`` false: a step that only selects or renames columns) the step's plan itself."""
         lazy, schema = start if start is not None else (self.lazy, self.schema)
-        try:
-            after = dict(step(pl.LazyFrame(schema=schema)).collect_schema())
-        except pl.exceptions.PolarsError as error:
-            raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
+        after = self.schema_after(step, origin, schema)
         if not self.streamed:
             return step(lazy).cache(), after
         return (self.sink(step(lazy)) if spill else step(lazy)), after
+
+    def schema_after(self, step: Step, origin: str, schema: dict[str, pl.DataType] | None = None) -> dict[str, Any]:
+        """The schema ``step`` gives (default: on the current schema), from an empty frame; a step that does not fit
+        the columns' types is refused."""
+        try:
+            return dict(step(pl.LazyFrame(schema=schema if schema is not None else self.schema)).collect_schema())
+        except pl.exceptions.PolarsError as error:
+            raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
 
     def advance(self, step: Step, origin: str, start: Planned | None = None, *, spill: bool = True) -> None:
         """The step's output becomes the current frame."""
@@ -231,13 +241,24 @@ class _Plan:
         """Streamed: ``lazy`` written to a new spill with the streaming engine, and a scan of it. The earlier spills
         are deleted: every query on them has been collected, and the plan now reads only the new one (the disk holds
         two copies of the data at most, whatever the number of steps)."""
-        assert self.spill_dir is not None
-        path = self.spill_dir / f"spill{len(self.spills) + 1}.parquet"
+        path = self.next_spill()
         lazy.sink_parquet(path, compression=SPILL_COMPRESSION, engine="streaming")
+        return self.adopt(path, pl.scan_parquet(path))
+
+    def next_spill(self, suffix: str = ".parquet") -> Path:
+        """Where the next spill goes (``suffix`` empty: a folder of files)."""
+        assert self.spill_dir is not None
+        return self.spill_dir / f"spill{len(self.spills) + 1}{suffix}"
+
+    def adopt(self, path: Path, scan: pl.LazyFrame) -> pl.LazyFrame:
+        """``scan``, of the new spill ``path`` (a file or a folder), once the earlier spills are deleted."""
         for earlier in self.spills:
-            earlier.unlink(missing_ok=True)
+            if earlier.is_dir():
+                shutil.rmtree(earlier, ignore_errors=True)
+            else:
+                earlier.unlink(missing_ok=True)
         self.spills.append(path)
-        return pl.scan_parquet(path)
+        return scan
 
     def decide(self, query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
         """A small aggregate of the current frame that the next step depends on. In memory, the plan so far runs
@@ -600,7 +621,14 @@ def _filter(op: FilterRows, plan: _Plan, index: int, origin: str) -> Compiled:
 def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compiled:
     subset = op.columns or plan.data_columns
     _require(plan, subset, origin)
-    plan.advance(lambda lazy: lazy.unique(subset, keep=op.keep, maintain_order=True), origin)
+
+    def unique(lazy: pl.LazyFrame) -> pl.LazyFrame:
+        return lazy.unique(subset, keep=op.keep, maintain_order=True)
+
+    if plan.streamed:
+        _streamed_deduplicate(plan, unique, subset, op.keep, index, origin)
+    else:
+        plan.advance(unique, origin)
     on = f"same {_names(subset)}" if op.columns else "identical in every column"
 
     def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
@@ -610,6 +638,21 @@ def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compi
         return {"rows_affected": removed, "sentence": sentence}, after
 
     return _with_row_stats(finish, plan)
+
+
+def _streamed_deduplicate(
+    plan: _Plan, unique: Step, subset: list[str], keep: Literal["first", "last"], index: int, origin: str
+) -> None:
+    """Data whose keys exceed a bucket: the rows to drop are found bucket by bucket (agents.transform.external) and
+    filtered out in a streaming pass, in order; else Polars' streaming ``unique`` (it holds the distinct keys)."""
+    plan.schema_after(unique, origin)
+    assert plan.spill_dir is not None
+    dropped = duplicates_external(plan.lazy, subset, keep, plan.spill_dir / f"step{index + 1}.parts")
+    if dropped is None:
+        plan.advance(unique, origin)
+        return
+    duplicate = pl.col(POSITION).is_in(dropped.implode())
+    plan.advance(lambda lazy: lazy.with_row_index(POSITION).filter(~duplicate).drop(POSITION), origin)
 
 
 def _with_row_stats(finish: Finish, plan: _Plan) -> Compiled:
@@ -634,7 +677,7 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
         return lazy.sort(names, descending=descending, nulls_last=op.nulls_last, maintain_order=True)
 
     if plan.streamed:
-        moved = _streamed_sort(plan, sort, index, origin)
+        moved = _streamed_sort(plan, op, sort, index, origin)
     else:
         plan.advance(sort, origin)
         moved = pl.concat(
@@ -651,9 +694,19 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
     return finish, plan.query(moved)
 
 
-def _streamed_sort(plan: _Plan, sort: Step, index: int, origin: str) -> pl.LazyFrame:
-    """Sorts into a spill that also holds each row's position before the sort, so that the rows moved are counted
-    from one scan of it (row indexes are unique: a row moved when its position changed)."""
+def _streamed_sort(plan: _Plan, op: SortRows, sort: Step, index: int, origin: str) -> pl.LazyFrame:
+    """Data larger than a bucket is sorted bucket by bucket (agents.transform.external: a folder of sorted buckets
+    becomes the spill, the rows moved counted as they are written). Else sorts with Polars into a spill that also
+    holds each row's position before the sort, so that the rows moved are counted from one scan of it (row indexes
+    are unique: a row moved when its position changed)."""
+    plan.schema_after(sort, origin)
+    names, descending = [key.column for key in op.by], [key.descending for key in op.by]
+    target = plan.next_spill(suffix="")
+    external = sort_external(plan.lazy, names, descending, op.nulls_last, target)
+    if external is not None:
+        scan, rows_moved = external
+        plan.lazy = plan.adopt(target, scan)
+        return pl.LazyFrame({"moved": [rows_moved]})
     position, after = f"__step{index}_position__", f"__step{index}_after__"
     plan.advance(lambda lazy: sort(lazy.with_row_index(position)), origin)
     moved = plan.lazy.with_row_index(after).select((pl.col(position) != pl.col(after)).sum().alias("moved"))

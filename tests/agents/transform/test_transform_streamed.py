@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -19,7 +22,7 @@ from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress
 from agents.errors import InvalidParametersError
 from agents.layouts import TextLayout
 from agents.params.transformer import TransformerParams
-from agents.transform import transformer
+from agents.transform import execute, external, transformer
 from tests.agents.transform.test_transformer import RECIPES, SINGLE_OPERATIONS, generated
 
 ROW = ROW_INDEX_COLUMN
@@ -246,3 +249,165 @@ def test_a_streamed_primary_needs_a_work_dir(tmp_path: Path) -> None:
     params = TransformerParams.model_validate({"operations": [{"op": "trim"}]})
     with pytest.raises(ValueError, match="work directory"):
         transformer.run(inputs, params, ignore)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sort and deduplicate in buckets (agents.transform.external), forced by a tiny bucket size
+
+
+BUCKETS = 7
+
+
+@dataclasses.dataclass
+class Bucketed:
+    """What the external sort and deduplicate returned (None: the data fitted one bucket and Polars ran it)."""
+
+    sorts: list[tuple[pl.LazyFrame, int] | None] = dataclasses.field(default_factory=list)
+    duplicates: list[pl.Series | None] = dataclasses.field(default_factory=list)
+
+
+@pytest.fixture
+def bucketed(monkeypatch: pytest.MonkeyPatch) -> Callable[[pl.DataFrame], Bucketed]:
+    """Sets the bucket size so that ``frame``'s data fills about ``BUCKETS`` buckets, and records what the external
+    operations return."""
+
+    def arm(frame: pl.DataFrame) -> Bucketed:
+        monkeypatch.setattr(external, "BUCKET_BYTES", math.ceil(frame.estimated_size() / BUCKETS))
+        seen = Bucketed()
+
+        def sort(*args: Any) -> tuple[pl.LazyFrame, int] | None:
+            seen.sorts.append(external.sort_external(*args))
+            return seen.sorts[-1]
+
+        def duplicates(*args: Any) -> pl.Series | None:
+            seen.duplicates.append(external.duplicates_external(*args))
+            return seen.duplicates[-1]
+
+        monkeypatch.setattr(execute, "sort_external", sort)
+        monkeypatch.setattr(execute, "duplicates_external", duplicates)
+        return seen
+
+    return arm
+
+
+def keyed(rows: int = 2000) -> pl.DataFrame:
+    """Sort and dedupe keys of every comparable kind with few distinct values (ties), empty values in each, text
+    beyond ASCII and the empty text, NaN and both zeros; the row index with gaps and out of order."""
+    rng = np.random.default_rng(7)
+
+    def pick(values: list[Any]) -> list[Any]:
+        return [values[i] for i in rng.integers(0, len(values), rows)]
+
+    day = dt.date(2024, 2, 28)
+    moment = dt.datetime(2024, 3, 1, 12, 30)
+    frame = pl.DataFrame(
+        {
+            "n": pick([3, -1, 0, 7, None, 3, 12]),
+            "f": pick([0.5, -0.0, 0.0, float("nan"), None, -2.25, 1e9]),
+            "s": pick(["b", "a", "", "Ä", "é", "ab", None, "B", "a "]),
+            "d": pick([day, day + dt.timedelta(days=2), None, dt.date(1999, 12, 31)]),
+            "t": pick([moment, None, moment + dt.timedelta(microseconds=1), dt.datetime(2000, 1, 1)]),
+            "b": pick([True, False, None]),
+            "u": [int(v) for v in rng.integers(0, 10**6, rows)],
+        },
+        schema_overrides={"n": pl.Int32, "t": pl.Datetime("us")},
+    )
+    index = rng.permutation(rows) * 3 + 1
+    return frame.with_columns(pl.Series(ROW, index, dtype=pl.Int64))
+
+
+SORTS: dict[str, dict[str, Any]] = {
+    "number then text descending": {"by": [{"column": "n"}, {"column": "s", "descending": True}]},
+    "text, date descending, boolean; empty first": {
+        "by": [{"column": "s"}, {"column": "d", "descending": True}, {"column": "b"}],
+        "nulls_last": False,
+    },
+    "boolean descending, datetime, float descending": {
+        "by": [{"column": "b", "descending": True}, {"column": "t"}, {"column": "f", "descending": True}]
+    },
+    "float with NaN and both zeros": {"by": [{"column": "f"}]},
+    "float descending, empty first": {"by": [{"column": "f", "descending": True}], "nulls_last": False},
+    "date descending then number": {"by": [{"column": "d", "descending": True}, {"column": "n"}]},
+    "all keys descending, empty first": {
+        "by": [{"column": name, "descending": True} for name in ("b", "d", "s", "n")],
+        "nulls_last": False,
+    },
+    "unique key": {"by": [{"column": "u", "descending": True}]},
+}
+
+
+@pytest.mark.parametrize("name", list(SORTS))
+def test_sort_in_buckets_as_in_memory(name: str, tmp_path: Path, bucketed: Callable[[pl.DataFrame], Bucketed]) -> None:
+    frame = keyed()
+    seen = bucketed(frame)
+    result = assert_same_run(frame, [{"op": "sort", **SORTS[name]}], tmp_path)
+    assert len(seen.sorts) == 1 and seen.sorts[0] is not None  # sorted in buckets, not by Polars
+    assert result.envelope.data["steps"][0]["details"]["rows_moved"] == seen.sorts[0][1] > 0
+    buckets = list((tmp_path / "work" / transformer.SPILL_FOLDER / "spill1").glob("*.parquet"))
+    assert len(buckets) > 2  # the step's spill: a folder of sorted buckets
+
+
+def test_sort_of_equal_keys_keeps_the_order(tmp_path: Path, bucketed: Callable[[pl.DataFrame], Bucketed]) -> None:
+    """Skew: one key value for every row puts every row in one bucket, sorted in memory; the order is kept."""
+    frame = keyed().with_columns(pl.lit("same").alias("s"))
+    seen = bucketed(frame)
+    result = assert_same_run(frame, [{"op": "sort", "by": [{"column": "s"}]}], tmp_path)
+    assert seen.sorts[0] is not None and seen.sorts[0][1] == 0
+    assert result.scan is not None and result.scan.collect()[ROW].to_list() == frame[ROW].to_list()
+
+
+DEDUPLICATIONS: dict[str, dict[str, Any]] = {
+    "first on one column": {"columns": ["s"]},
+    "last on one column": {"columns": ["s"], "keep": "last"},
+    "last on a float column (NaN, both zeros)": {"columns": ["f"], "keep": "last"},
+    "first on several columns": {"columns": ["n", "f", "b"]},
+    "last on several columns": {"columns": ["d", "t", "b", "s"], "keep": "last"},
+    "first on every column": {},
+    "last on every column": {"keep": "last"},
+}
+
+
+@pytest.mark.parametrize("name", list(DEDUPLICATIONS))
+def test_deduplicate_in_buckets_as_in_memory(
+    name: str, tmp_path: Path, bucketed: Callable[[pl.DataFrame], Bucketed]
+) -> None:
+    """After a sort (rows no longer in row-index order) and on keys with empty values, NaN and both zeros."""
+    frame = keyed().drop("u")
+    frame = pl.concat([frame, frame.head(500), frame.tail(300)])  # whole rows repeated
+    frame = frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW))
+    seen = bucketed(frame.select(DEDUPLICATIONS[name].get("columns") or frame.drop(ROW).columns))
+    operations = [{"op": "sort", "by": [{"column": "f"}]}, {"op": "deduplicate", **DEDUPLICATIONS[name]}]
+    result = assert_same_run(frame, operations, tmp_path)
+    assert len(seen.duplicates) == 1 and seen.duplicates[0] is not None  # deduplicated in buckets
+    removed = result.envelope.data["steps"][1]["rows_removed"]
+    assert removed == seen.duplicates[0].len() > 0
+
+
+def test_recipe_in_buckets_as_in_memory(tmp_path: Path, bucketed: Callable[[pl.DataFrame], Bucketed]) -> None:
+    """Steps before and after the bucketed ones, on the shared test data; no partition left behind."""
+    seen = bucketed(generated())
+    operations: list[dict[str, Any]] = [
+        {"op": "filter", "action": "remove", "where": {"column": "country", "cmp": "is_null"}},
+        {"op": "deduplicate", "columns": ["email"], "keep": "last"},
+        {"op": "sort", "by": [{"column": "country"}, {"column": "age", "descending": True}], "nulls_last": False},
+        {"op": "fill_nulls", "columns": ["email"], "strategy": "previous"},
+        {"op": "sort", "by": [{"column": "signup", "descending": True}, {"column": "active"}]},
+        {"op": "deduplicate"},
+        {"op": "derive", "column": "total", "expression": "round(price * qty, 2)"},
+    ]
+    assert_same_run(generated(), operations, tmp_path)
+    assert len(seen.sorts) == 2 and all(found is not None for found in seen.sorts)
+    assert len(seen.duplicates) == 2 and all(found is not None for found in seen.duplicates)
+    left = {path.name for path in (tmp_path / "work" / transformer.SPILL_FOLDER).iterdir()}
+    assert left == {"spill7.parquet"}  # the derive's spill only: the sorted buckets and the partitions are gone
+
+
+def test_sort_by_a_key_without_literal_order_is_left_to_polars(
+    tmp_path: Path, bucketed: Callable[[pl.DataFrame], Bucketed]
+) -> None:
+    """A categorical key (or a column named twice) is not cut into ranges: Polars sorts it, as before."""
+    frame = keyed().with_columns(pl.col("s").cast(pl.Categorical).alias("c"))
+    seen = bucketed(frame)
+    operations = [{"op": "sort", "by": [{"column": "c"}, {"column": "n", "descending": True}]}]
+    assert_same_run(frame, operations, tmp_path)
+    assert seen.sorts == [None]
