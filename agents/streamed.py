@@ -35,7 +35,16 @@ from agents.envelope import (
 from agents.layouts import ISO_DATETIME, TextLayout, as_text, needs_text
 
 STREAMED_AGENTS: Final = frozenset(
-    {"searcher", "aggregator", "transformer", "type-fixer", "field-standardization", "duplicate-resolver"}
+    {
+        "searcher",
+        "aggregator",
+        "transformer",
+        "type-fixer",
+        "field-standardization",
+        "duplicate-resolver",
+        "null-handler",
+        "outlier-remover",
+    }
 )
 """The agents whose run takes a scan (``AgentInputs.scan``) of a primary too large for memory."""
 SPILL_COMPRESSION: Final = "lz4"

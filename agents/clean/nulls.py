@@ -26,6 +26,12 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). What
   the median and says so (``data.knn``). mean, median and knn_imputation on a non-numeric column use mode
   instead (logged).
 - Rows are never added; the row index column is never changed.
+- A primary too large for memory (``inputs.scan``) gets the same result, its output as a lazy plan over the scan
+  (``AgentResult.scan``): the counts on Polars' streaming engine, a mean, median or standard deviation from the
+  one column's values (so that the float sums are the in-memory run's, to the last bit), a mode or a count of
+  distinct values from a streaming group_by. knn_imputation is refused there (it needs the whole data in memory),
+  unless the in-memory run would fall back to the median too (more rows to impute than ``knn_max_imputed_rows``,
+  or no usable feature).
 """
 
 from __future__ import annotations
@@ -33,20 +39,35 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows, retention
+from agents.clean.streamed_queries import (
+    collect_streamed_issues,
+    column_aggregates,
+    numbered,
+    scanned_rows,
+    streamed_row,
+)
 from agents.columns import (
     is_date_like,
     is_numeric,
     require_columns,
     with_row_index,
 )
-from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
+from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
+    ROW_INDEX_COLUMN,
+    AgentInputs,
+    AgentResult,
+    Progress,
+    SummaryCard,
+    data_columns,
+    format_text,
+)
 from agents.errors import InvalidParametersError
 from agents.findings import (
     Findings,
@@ -88,6 +109,8 @@ class Plan:
 
 
 def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     columns = data_columns(frame)
@@ -111,20 +134,225 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     knn_values, knn_info = _knn_or_median(work, fill_plans, params)
     statistics = _fill_statistics(work, [plan for plan in fill_plans if plan.strategy in STATISTIC_STRATEGIES])
     progress(0.8, "Writing the filled columns")
-    fills = _fill_exprs(work, fill_plans, statistics, constants, knn_values)
+    fills = _fill_exprs(work.schema, fill_plans, statistics, constants, knn_values)
     was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
     flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
     flagged = flagged.with_columns(**fills)
     output = flagged.drop(list(was_null.values()))
     row_issues += [_imputed_issues(flagged, plan, was_null[plan.column], params) for plan in fill_plans]
 
-    log = _imputation_log(frame, flagged, output, removed, plans, analysis, was_null, params)
+    after_counts = _null_counts(output)
+    log = _imputation_log(frame, flagged, after_counts, removed, plans, analysis, was_null, params)
     progress(0.95, "Building the report")
-    outcome = Outcome(frame, output, removed, plans, log, analysis, original_nulls, knn_info)
-    result = _result(outcome, collect_row_issues(row_issues, in_file_order=True), params)
+    outcome = Outcome(
+        rows_before=frame.height,
+        rows_after=output.height,
+        columns_before=columns,
+        columns_after=data_columns(output),
+        removed=removed,
+        plans=plans,
+        log=log,
+        analysis=analysis,
+        original_nulls=original_nulls,
+        remaining=int(sum(after_counts.values())),
+        knn_info=knn_info,
+    )
+    result = _result(outcome, collect_row_issues(row_issues, in_file_order=True), params, output)
     result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, "Missing values handled")
     return result
+
+
+def _run_streamed(
+    inputs: AgentInputs, source: pl.LazyFrame, params: NullHandlerParams, progress: Progress
+) -> AgentResult:
+    """``run`` on a primary too large for memory (``inputs.scan``): the same plans, counts and fill values, each
+    a query on the streaming engine (a median or a mode one column at a time: it holds that column's values or
+    value counts); the result's ``scan`` is the plan of the output over ``source`` (columns and rows dropped,
+    gaps filled). knn_imputation cannot stream: it is refused unless it falls back to the median as in memory
+    (more rows to impute than ``knn_max_imputed_rows``, or no usable feature)."""
+    started = time.perf_counter()
+    scan = numbered(source)
+    schema = scan.collect_schema()
+    empty = pl.DataFrame(schema=schema)
+    columns = data_columns(empty)
+    rows = scanned_rows(inputs.rows, scan)
+    constants = _fill_constants(empty, params)
+    progress(0.0, f"Analysing missing values in {len(columns)} columns over {rows:,} rows")
+
+    null_counts = streamed_row(scan, [pl.col(columns).null_count()]) if columns else {}
+    original_nulls = int(sum(null_counts.values()))
+    with_nulls = [name for name in columns if null_counts[name]]
+    analysis = _streamed_null_analysis(scan, schema, rows, with_nulls, null_counts)
+    if params.global_strategy == "drop_rows":
+        plans = [Plan(name, "drop_rows", "global") for name in with_nulls]
+    else:
+        plans = [_plan(name, schema[name], analysis[name], params) for name in with_nulls]
+
+    progress(0.2, "Dropping columns and rows")
+    work, removed, row_issues, dropped_by_column = _streamed_drop(scan, plans)
+    work_schema = work.collect_schema()
+    fill_plans = [plan for plan in plans if plan.strategy not in {"drop_column", "drop_rows", "none"}]
+    progress(0.35, f"Filling missing values in {len(fill_plans)} columns")
+    knn_info = _streamed_knn_fallback(work, work_schema, fill_plans, params)
+    statistics = {
+        plan.column: _streamed_statistic(work, plan) for plan in fill_plans if plan.strategy in STATISTIC_STRATEGIES
+    }
+    progress(0.6, "Counting the filled values")
+    fills = _fill_exprs(work_schema, fill_plans, statistics, constants, {})
+    was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
+    flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
+    flagged = flagged.with_columns(**fills)
+    output = flagged.drop(list(was_null.values()))
+    row_issues += [_imputed_issues(flagged, plan, was_null[plan.column], params) for plan in fill_plans]
+    columns_after = [name for name in work_schema if name not in BOOKKEEPING_COLUMNS]
+    counted = (
+        streamed_row(
+            flagged,
+            [
+                *_filled_exprs(was_null, "filled:"),
+                *(pl.col(name).null_count().alias(f"after:{name}") for name in columns_after),
+            ],
+        )
+        if was_null or columns_after
+        else {}
+    )
+    filled_counts = {name: counted[f"filled:{name}"] for name in was_null}
+    after_counts = {name: counted[f"after:{name}"] for name in columns_after}
+    log = [
+        _log_entry(plan, analysis[plan.column], filled_counts, after_counts, dropped_by_column, params)
+        for plan in plans
+    ]
+    progress(0.8, "Collecting the row-level issues")
+    issues = collect_streamed_issues(row_issues)
+    progress(0.95, "Building the report")
+    outcome = Outcome(
+        rows_before=rows,
+        rows_after=rows - removed.height,
+        columns_before=columns,
+        columns_after=columns_after,
+        removed=removed,
+        plans=plans,
+        log=log,
+        analysis=analysis,
+        original_nulls=original_nulls,
+        remaining=int(sum(after_counts.values())),
+        knn_info=knn_info,
+    )
+    result = _result(outcome, issues, params, None)
+    result.scan, result.rows = output, outcome.rows_after
+    result.envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
+    progress(1.0, "Missing values handled")
+    return result
+
+
+def _streamed_null_analysis(
+    scan: pl.LazyFrame, schema: pl.Schema, rows: int, with_nulls: list[str], null_counts: dict[str, int]
+) -> dict[str, Any]:
+    """``_null_analysis`` of a scan, one column at a time: a numeric column's moments from its values
+    (``column_aggregates``: as in memory to the last bit), a text column's distinct values counted by a
+    streaming group_by."""
+    numeric, text = _analysed_columns(schema, with_nulls)
+    moments: dict[str, Any] = {}
+    for index, name in enumerate(numeric):
+        statistics = ("mean", "median", "std")
+        moments.update(column_aggregates(scan, [name], [_moment(name, s).alias(f"{s}_{index}") for s in statistics]))
+    distinct = {name: _streamed_distinct_count(scan, name, schema[name], rows - null_counts[name]) for name in text}
+    return _analysis_entries(schema, rows, with_nulls, null_counts, moments, distinct)
+
+
+def _streamed_distinct_count(scan: pl.LazyFrame, name: str, dtype: pl.DataType, non_null: int) -> int:
+    """``_distinct_counts`` of one column of a scan (a column with missing values: null counted as one value).
+    A String column is counted by hash as there: a streaming group_by of the values' 8-byte hashes holds
+    far less than one of the texts (an e-mail address: about 190 bytes per distinct value, its hash 80)."""
+    column = pl.col(name)
+    if dtype != pl.String:
+        return int(streamed_row(scan, [column.n_unique()])[name])
+    hashes = scan.select(column.drop_nulls().hash(seed=0).alias("__hash__"))
+    counted = hashes.group_by("__hash__").agg(pl.len().alias("__rows__")).collect(engine="streaming")
+    alone = int((counted["__rows__"] == 1).sum())
+    if 2 * alone < non_null:  # mostly repeated values: grouping them is cheap
+        return int(streamed_row(scan, [column.n_unique()])[name])
+    shared = counted.filter(pl.col("__rows__") > 1)["__hash__"]
+    del counted
+    together = 0
+    if shared.len():
+        repeated = scan.select(column.filter(column.is_not_null() & column.hash(seed=0).is_in(shared.implode())))
+        together = int(streamed_row(repeated, [column.n_unique()])[name])
+    return alone + together + 1
+
+
+def _streamed_statistic(work: pl.LazyFrame, plan: Plan) -> Any:
+    """A mean, median or mode plan's fill value over a scan: a mode from the streaming engine's value counts,
+    a mean or median from the column's values (``column_aggregates``)."""
+    if plan.strategy == "mode":
+        return streamed_row(work, [_statistic(plan)])[plan.column]
+    return column_aggregates(work, [plan.column], [_statistic(plan)])[plan.column]
+
+
+def _streamed_drop(
+    scan: pl.LazyFrame, plans: list[Plan]
+) -> tuple[pl.LazyFrame, pl.DataFrame, list[pl.LazyFrame], dict[str, int]]:
+    """``_drop`` of a scan: the plan without the dropped columns and rows, the removed rows, their row-level
+    issues (plans), and per drop_rows column its missing values among the removed rows."""
+    drop_columns = [plan.column for plan in plans if plan.strategy == "drop_column"]
+    drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
+    work = scan.drop(drop_columns)
+    if not drop_row_columns:
+        return work, no_removed_rows(), [], {}
+    empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
+    mask = pl.any_horizontal([flag for _, flag in empty])
+    reason = format_text("row has missing values in: {}", names_where(empty))
+    gone = work.filter(mask)
+    removed_query = gone.select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), reason.cast(pl.String).alias("reason"))
+    removed, dropped = pl.collect_all(
+        [removed_query, gone.select(pl.col(drop_row_columns).null_count())], engine="streaming"
+    )
+    row_issues = [
+        issues_where(
+            work,
+            flag,
+            column=name,
+            issue_type="row_dropped_missing_value",
+            severity="warning",
+            message=pl.lit(f"row removed: missing value in '{name}'"),
+            value=None,
+        )
+        for name, flag in empty
+    ]
+    dropped_by_column: dict[str, int] = dropped.row(0, named=True) if removed.height else {}
+    return work.filter(~mask), removed, row_issues, dropped_by_column
+
+
+def _streamed_knn_fallback(
+    work: pl.LazyFrame, schema: pl.Schema, fill_plans: list[Plan], params: NullHandlerParams
+) -> dict[str, Any]:
+    """``_knn_or_median`` of a scan, where KNN imputation cannot run (it needs the whole data in memory): the
+    knn_imputation plans become median plans when the in-memory run would fall back to the median too, else
+    an InvalidParametersError."""
+    knn_plans = [plan for plan in fill_plans if plan.strategy == "knn_imputation"]
+    info = _knn_info()
+    if not knn_plans:
+        return info
+    numeric = _knn_candidates(schema)
+    features, fitted = _knn_columns(
+        numeric, streamed_row(work, _knn_usable(numeric)), [p.column for p in knn_plans], info
+    )
+    if fitted:
+        as_float = [pl.col(name).cast(pl.Float64) for name in fitted]
+        missing = pl.any_horizontal([value.is_null() | value.is_nan() for value in as_float]).sum().alias("missing")
+        if not _knn_over_budget(int(streamed_row(work, [missing])["missing"]), features, fitted, params, info):
+            raise InvalidParametersError(
+                f"{AGENT_ID}.column_strategies: knn_imputation needs the whole data in memory; this file is "
+                f"streamed (columns: {', '.join(fitted)}); choose median, mean or mode",
+                {"columns": fitted, "strategy": "knn_imputation"},
+                agent_id=AGENT_ID,
+                field="column_strategies",
+            )
+    for plan in knn_plans:
+        plan.strategy = "median"
+        plan.note = info["fallback_reason"].get(plan.column)
+    return info
 
 
 def _fill_constants(frame: pl.DataFrame, params: NullHandlerParams) -> dict[str, Any]:
@@ -185,7 +413,7 @@ def _knn_or_median(
 
 
 def _fill_exprs(
-    work: pl.DataFrame,
+    schema: pl.Schema,
     fill_plans: list[Plan],
     statistics: dict[str, Any],
     constants: dict[str, Any],
@@ -194,7 +422,7 @@ def _fill_exprs(
     """Each filled column's expression; a plan's ``fill_value`` is set to the value it fills with."""
     fills: dict[str, pl.Expr] = {}
     for plan in fill_plans:
-        dtype = work[plan.column].dtype
+        dtype = schema[plan.column]
         column = pl.col(plan.column)
         if plan.strategy in STATISTIC_STRATEGIES:
             value = statistics.get(plan.column)
@@ -214,7 +442,9 @@ def _fill_exprs(
     return fills
 
 
-def _imputed_issues(flagged: pl.DataFrame, plan: Plan, was_null: str, params: NullHandlerParams) -> pl.LazyFrame:
+def _imputed_issues(
+    flagged: pl.DataFrame | pl.LazyFrame, plan: Plan, was_null: str, params: NullHandlerParams
+) -> pl.LazyFrame:
     return issues_where(
         flagged,
         pl.col(was_null) & pl.col(plan.column).is_not_null(),
@@ -226,27 +456,29 @@ def _imputed_issues(flagged: pl.DataFrame, plan: Plan, was_null: str, params: Nu
     )
 
 
+def _null_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """Each data column's missing values."""
+    columns = data_columns(frame)
+    return frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+
+
+def _filled_exprs(was_null: dict[str, str], prefix: str = "") -> list[pl.Expr]:
+    """Per filled column, the cells that were empty and are not any more (named ``prefix`` + the column)."""
+    return [(pl.col(flag) & pl.col(name).is_not_null()).sum().alias(prefix + name) for name, flag in was_null.items()]
+
+
 def _imputation_log(
     frame: pl.DataFrame,
     flagged: pl.DataFrame,
-    output: pl.DataFrame,
+    after_counts: dict[str, int],
     removed: pl.DataFrame,
     plans: list[Plan],
     analysis: dict[str, Any],
     was_null: dict[str, str],
     params: NullHandlerParams,
 ) -> list[dict[str, Any]]:
-    """One entry per column with missing values: cells filled, nulls left, rows dropped."""
-    filled_counts: dict[str, int] = (
-        flagged.select(
-            (pl.col(flag) & pl.col(name).is_not_null()).sum().alias(name) for name, flag in was_null.items()
-        ).row(0, named=True)
-        if was_null
-        else {}
-    )
-    after_counts: dict[str, int] = (
-        output.select(pl.col(data_columns(output)).null_count()).row(0, named=True) if data_columns(output) else {}
-    )
+    """One entry per column with missing values: cells filled, nulls left (``after_counts``), rows dropped."""
+    filled_counts: dict[str, int] = flagged.select(_filled_exprs(was_null)).row(0, named=True) if was_null else {}
     drop_row_columns = [plan.column for plan in plans if plan.strategy == "drop_rows"]
     dropped_by_column: dict[str, int] = (
         frame.filter(pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
@@ -290,28 +522,55 @@ def _constant(name: str, value: str | int | float | bool, dtype: pl.DataType) ->
 
 
 def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict[str, int]) -> dict[str, Any]:
-    numeric = [name for name in with_nulls if is_numeric(frame[name].dtype)]
+    numeric, text = _analysed_columns(frame.schema, with_nulls)
     moments: dict[str, Any] = {}
     if numeric:
         exprs = []
         for index, name in enumerate(numeric):
-            values = _finite(name)
             exprs += [
-                values.mean().alias(f"mean_{index}"),
-                values.median().alias(f"median_{index}"),
-                values.std().alias(f"std_{index}"),
+                _moment(name, "mean").alias(f"mean_{index}"),
+                _moment(name, "median").alias(f"median_{index}"),
+                _moment(name, "std").alias(f"std_{index}"),
             ]
-        moments = frame.select(exprs).row(0, named=True)
-    text = [name for name in with_nulls if not is_numeric(frame[name].dtype) and not is_date_like(frame[name].dtype)]
+        # In one chunk: a float sum depends on how the values are split (a file's parse threads), and the
+        # streamed run (agents.clean.streamed_queries.column_aggregates) must find the same moments.
+        moments = frame.select(numeric).rechunk().select(exprs).row(0, named=True)
     distinct = _distinct_counts(frame, text)
+    return _analysis_entries(frame.schema, frame.height, with_nulls, null_counts, moments, distinct)
+
+
+def _analysed_columns(schema: pl.Schema, with_nulls: list[str]) -> tuple[list[str], list[str]]:
+    """The columns with missing values whose moments are measured (numeric), and those whose distinct values
+    are counted (neither numeric nor dates)."""
+    numeric = [name for name in with_nulls if is_numeric(schema[name])]
+    text = [name for name in with_nulls if not is_numeric(schema[name]) and not is_date_like(schema[name])]
+    return numeric, text
+
+
+def _moment(name: str, statistic: str) -> pl.Expr:
+    values = _finite(name)
+    return values.mean() if statistic == "mean" else values.median() if statistic == "median" else values.std()
+
+
+def _analysis_entries(
+    schema: pl.Schema,
+    height: int,
+    with_nulls: list[str],
+    null_counts: dict[str, int],
+    moments: dict[str, Any],
+    distinct: dict[str, int],
+) -> dict[str, Any]:
+    """Per column with missing values, its counts, moments (``moments``: ``mean_<i>``, ``median_<i>``,
+    ``std_<i>`` of the i-th numeric column), distinct ratio and suggested strategy."""
+    numeric, _ = _analysed_columns(schema, with_nulls)
     analysis: dict[str, Any] = {}
     for name in with_nulls:
-        dtype = frame[name].dtype
-        percent = pct(null_counts[name], frame.height)
+        dtype = schema[name]
+        percent = pct(null_counts[name], height)
         entry: dict[str, Any] = {
             "null_count": null_counts[name],
             "null_percentage": percent,
-            "non_null_count": frame.height - null_counts[name],
+            "non_null_count": height - null_counts[name],
             "data_type": str(dtype),
         }
         if name in numeric:
@@ -322,7 +581,7 @@ def _null_analysis(frame: pl.DataFrame, with_nulls: list[str], null_counts: dict
                 std=plain_number(moments[f"std_{index}"]),
             )
         if name in distinct:
-            non_null = frame.height - null_counts[name]
+            non_null = height - null_counts[name]
             # n_unique counts null as one value
             entry["distinct_ratio"] = round((distinct[name] - 1) / non_null, 6) if non_null else 0.0
         entry["suggested_strategy"] = suggest_strategy(
@@ -418,34 +677,29 @@ def _finite(name: str) -> pl.Expr:
 def _fill_statistics(work: pl.DataFrame, plans: list[Plan]) -> dict[str, Any]:
     if not plans:
         return {}
-    exprs = []
-    for plan in plans:
-        if plan.strategy == "mean":
-            exprs.append(_finite(plan.column).mean().alias(plan.column))
-        elif plan.strategy == "median":
-            exprs.append(_finite(plan.column).median().alias(plan.column))
-        else:
-            exprs.append(pl.col(plan.column).drop_nulls().mode().sort().first().alias(plan.column))
-    return work.select(exprs).row(0, named=True)
+    columns = list(dict.fromkeys(plan.column for plan in plans))
+    return work.select(columns).rechunk().select(_statistic(plan) for plan in plans).row(0, named=True)  # see moments
+
+
+def _statistic(plan: Plan) -> pl.Expr:
+    """The value a mean, median or mode plan fills with."""
+    if plan.strategy == "mean":
+        return _finite(plan.column).mean().alias(plan.column)
+    if plan.strategy == "median":
+        return _finite(plan.column).median().alias(plan.column)
+    return pl.col(plan.column).drop_nulls().mode().sort().first().alias(plan.column)
 
 
 def _knn_impute(
     work: pl.DataFrame, targets: list[str], params: NullHandlerParams
 ) -> tuple[dict[str, pl.Series], dict[str, Any]]:
     """Imputed full columns for ``targets`` (only their empty cells are used), and what was done."""
-    info: dict[str, Any] = {"method": None, "features": [], "fit_rows": 0, "imputed_rows": 0, "fallback_reason": {}}
+    info = _knn_info()
     if not targets:
         return {}, info
-    numeric = [name for name in data_columns(work) if is_numeric(work[name].dtype)]
-    usable = work.select(
-        ((_finite(name).count() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name)
-        for name in numeric
-    ).row(0, named=True)
-    features = [name for name in numeric if usable[name]]
-    fitted = [name for name in targets if name in features]
-    for name in targets:
-        if name not in fitted:
-            info["fallback_reason"][name] = "knn_imputation needs finite values without infinities; median used"
+    numeric = _knn_candidates(work.schema)
+    usable = work.select(_knn_usable(numeric)).row(0, named=True)
+    features, fitted = _knn_columns(numeric, usable, targets, info)
     if not fitted:
         return {}, info
 
@@ -454,14 +708,7 @@ def _knn_impute(
     matrix = work.select(pl.col(features).cast(pl.Float64)).to_numpy()
     positions = [features.index(name) for name in fitted]
     missing_rows = np.flatnonzero(np.isnan(matrix[:, positions]).any(axis=1))
-    info.update(features=features, imputed_rows=int(missing_rows.size), neighbors=params.knn_neighbors)
-    if missing_rows.size > params.knn_max_imputed_rows:
-        reason = (
-            f"{missing_rows.size:,} rows to impute exceed knn_max_imputed_rows ({params.knn_max_imputed_rows:,}); "
-            "median used"
-        )
-        info["fallback_reason"].update({name: reason for name in fitted})
-        info["method"] = "median_fallback"
+    if _knn_over_budget(int(missing_rows.size), features, fitted, params, info):
         return {}, info
     imputer = KNNImputer(n_neighbors=params.knn_neighbors, keep_empty_features=True)
     fit_cap = min(params.knn_max_rows, max(KNN_MIN_FIT_ROWS, KNN_PAIR_BUDGET // max(1, int(missing_rows.size))))
@@ -491,6 +738,49 @@ def _knn_impute(
             column = np.sign(column) * np.floor(np.abs(column) + 0.5)
         values[name] = pl.Series(name, column).cast(dtype)
     return values, info
+
+
+def _knn_info() -> dict[str, Any]:
+    return {"method": None, "features": [], "fit_rows": 0, "imputed_rows": 0, "fallback_reason": {}}
+
+
+def _knn_candidates(schema: pl.Schema) -> list[str]:
+    return [name for name in schema if name not in BOOKKEEPING_COLUMNS and is_numeric(schema[name])]
+
+
+def _knn_usable(numeric: list[str]) -> list[pl.Expr]:
+    """Per numeric column, whether it can be a KNN feature: some finite value and no infinity."""
+    return [
+        ((_finite(name).count() > 0) & ~pl.col(name).cast(pl.Float64).is_infinite().any()).alias(name)
+        for name in numeric
+    ]
+
+
+def _knn_columns(
+    numeric: list[str], usable: dict[str, bool], targets: list[str], info: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """The KNN features and the targets imputed; the other targets' fallback reasons go to ``info``."""
+    features = [name for name in numeric if usable[name]]
+    fitted = [name for name in targets if name in features]
+    for name in targets:
+        if name not in fitted:
+            info["fallback_reason"][name] = "knn_imputation needs finite values without infinities; median used"
+    return features, fitted
+
+
+def _knn_over_budget(
+    missing_rows: int, features: list[str], fitted: list[str], params: NullHandlerParams, info: dict[str, Any]
+) -> bool:
+    """Records the rows to impute in ``info``; whether they are too many (the targets then take the median)."""
+    info.update(features=features, imputed_rows=missing_rows, neighbors=params.knn_neighbors)
+    if missing_rows <= params.knn_max_imputed_rows:
+        return False
+    reason = (
+        f"{missing_rows:,} rows to impute exceed knn_max_imputed_rows ({params.knn_max_imputed_rows:,}); median used"
+    )
+    info["fallback_reason"].update({name: reason for name in fitted})
+    info["method"] = "median_fallback"
+    return True
 
 
 def _describe(plan: Plan, params: NullHandlerParams) -> str:
@@ -568,23 +858,20 @@ def _proposals(plans: list[Plan], analysis: dict[str, Any]) -> list[dict[str, An
 
 @dataclass
 class Outcome:
-    """What one run found and did: the frames before and after, the plan and log per column with missing
-    values, their analysis, and what KNN imputation did."""
+    """What one run found and did: the rows and data columns before and after, the removed rows, the plan and
+    log per column with missing values, their analysis, the missing values left and what KNN imputation did."""
 
-    frame: pl.DataFrame
-    output: pl.DataFrame
+    rows_before: int
+    rows_after: int
+    columns_before: list[str]
+    columns_after: list[str]
     removed: pl.DataFrame
     plans: list[Plan]
     log: list[dict[str, Any]]
     analysis: dict[str, Any]
     original_nulls: int
+    remaining: int  # missing values left in the output
     knn_info: dict[str, Any]
-
-    @cached_property
-    def remaining(self) -> int:
-        """Missing values left in the output."""
-        columns_after = data_columns(self.output)
-        return int(sum(self.output.select(pl.col(columns_after).null_count()).row(0))) if columns_after else 0
 
     @property
     def dropped_columns(self) -> list[str]:
@@ -592,10 +879,12 @@ class Outcome:
 
     @property
     def rows_removed(self) -> int:
-        return self.frame.height - self.output.height
+        return self.rows_before - self.rows_after
 
 
-def _result(outcome: Outcome, row_issues: pl.DataFrame, params: NullHandlerParams) -> AgentResult:
+def _result(
+    outcome: Outcome, row_issues: pl.DataFrame, params: NullHandlerParams, output: pl.DataFrame | None
+) -> AgentResult:
     score = _score(outcome, params)
     findings = _findings(outcome, params)
     return clean_result(
@@ -605,7 +894,7 @@ def _result(outcome: Outcome, row_issues: pl.DataFrame, params: NullHandlerParam
         params=params,
         summary_metrics=_summary_metrics(outcome),
         data=_data(outcome, score, params),
-        frame=outcome.output,
+        frame=output,
         removed=outcome.removed,
         alerts=findings.alerts,
         issues=findings.issues,
@@ -616,8 +905,10 @@ def _result(outcome: Outcome, row_issues: pl.DataFrame, params: NullHandlerParam
 
 
 def _score(outcome: Outcome, params: NullHandlerParams) -> dict[str, Any]:
-    frame, output, original_nulls = outcome.frame, outcome.output, outcome.original_nulls
-    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    original_nulls = outcome.original_nulls
+    rows, columns = retention(
+        outcome.rows_before, outcome.rows_after, len(outcome.columns_before), len(outcome.columns_after)
+    )
     return effectiveness(
         {
             "null_reduction": 100.0 * (original_nulls - outcome.remaining) / original_nulls
@@ -668,9 +959,9 @@ def _findings(outcome: Outcome, params: NullHandlerParams) -> Findings:
 
 def _alert_volume_and_loss(findings: Findings, outcome: Outcome) -> None:
     """Alerts on how much was missing, and on the rows and columns dropped."""
-    frame, analysis, original_nulls = outcome.frame, outcome.analysis, outcome.original_nulls
-    columns_before = data_columns(frame)
-    cells = frame.height * len(columns_before)
+    analysis, original_nulls = outcome.analysis, outcome.original_nulls
+    columns_before = outcome.columns_before
+    cells = outcome.rows_before * len(columns_before)
     if cells and original_nulls > 0.3 * cells:
         findings.alert(
             "missing_data",
@@ -690,7 +981,7 @@ def _alert_volume_and_loss(findings: Findings, outcome: Outcome) -> None:
             kind="column_critical",
             affected=len(mostly_empty),
         )
-    row_retention, _ = retention(frame.height, outcome.output.height, 1, 1)
+    row_retention, _ = retention(outcome.rows_before, outcome.rows_after, 1, 1)
     if row_retention < 90:
         findings.alert(
             "data_retention",
@@ -747,7 +1038,7 @@ def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
         "nulls_handled": outcome.original_nulls - remaining,
         "original_nulls": outcome.original_nulls,
         "remaining_nulls": remaining,
-        "total_rows_processed": outcome.frame.height,
+        "total_rows_processed": outcome.rows_before,
         "rows_removed": outcome.rows_removed,
         "columns_dropped": len(outcome.dropped_columns),
         "columns_imputed": sum(entry["nulls_filled"] > 0 for entry in outcome.log),
@@ -755,11 +1046,11 @@ def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
 
 
 def _data(outcome: Outcome, score: dict[str, Any], params: NullHandlerParams) -> dict[str, Any]:
-    frame, analysis = outcome.frame, outcome.analysis
+    analysis = outcome.analysis
     return {
         "null_analysis": {
-            "total_rows": frame.height,
-            "total_columns": len(data_columns(frame)),
+            "total_rows": outcome.rows_before,
+            "total_columns": len(outcome.columns_before),
             "columns_with_nulls": list(analysis),
             "total_nulls_detected": outcome.original_nulls,
             "null_summary": analysis,
@@ -767,8 +1058,8 @@ def _data(outcome: Outcome, score: dict[str, Any], params: NullHandlerParams) ->
         "imputation_log": outcome.log,
         "knn": outcome.knn_info,
         "global_strategy": params.global_strategy,
-        "rows_before": frame.height,
-        "rows_after": outcome.output.height,
+        "rows_before": outcome.rows_before,
+        "rows_after": outcome.rows_after,
         "columns_dropped": outcome.dropped_columns,
         "proposals": _proposals(outcome.plans, analysis),
         "effectiveness": score,

@@ -24,6 +24,10 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conv
   all of them after flag).
   Running the agent again recomputes the bounds from the data it is given, which after a removal are
   narrower, so a second run may find new outliers: that is what the methods mean, not a leftover.
+- A primary too large for memory (``inputs.scan``) gets the same result, its output as a lazy plan over the scan
+  (``AgentResult.scan``): each column's bounds and replacement value from that one column's values (so that a
+  mean or deviation is the in-memory run's to the last bit; a quantile needs the values anyway), the counts,
+  removed rows and row-level issues on Polars' streaming engine. Every method and treatment streams.
 """
 
 from __future__ import annotations
@@ -35,12 +39,27 @@ from typing import Any
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows, retention
+from agents.clean.streamed_queries import (
+    collect_streamed_issues,
+    column_aggregates,
+    numbered,
+    scanned_rows,
+    streamed_row,
+)
 from agents.columns import (
     is_numeric,
     require_columns,
     with_row_index,
 )
-from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
+from agents.envelope import (
+    ROW_INDEX_COLUMN,
+    AgentInputs,
+    AgentResult,
+    Progress,
+    SummaryCard,
+    data_columns,
+    format_text,
+)
 from agents.errors import InvalidParametersError
 from agents.findings import (
     Findings,
@@ -59,6 +78,7 @@ from agents.values import round_half_away
 
 AGENT_ID = "outlier-remover"
 AGENT_NAME = "Outlier Remover"
+ROWS_WITH_OUTLIERS = "__rows_with_outliers__"
 
 
 @dataclass
@@ -80,18 +100,11 @@ class Bounds:
 
 
 def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
-    require_columns(frame, params.columns, agent_id=AGENT_ID, field="columns")
-    not_numeric = [name for name in params.columns if not is_numeric(frame[name].dtype)]
-    if not_numeric:
-        raise InvalidParametersError(
-            f"{AGENT_ID}.columns: not numeric: {', '.join(not_numeric)}",
-            {"columns": not_numeric},
-            agent_id=AGENT_ID,
-            field="columns",
-        )
-    columns = list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame[name].dtype)]
+    columns = _analysed_columns(frame, params)
     progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns")
 
     bounds = compute_bounds(frame, columns, params)
@@ -121,19 +134,139 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
         else {}
     )
     remaining = int(sum(remaining_by_column.values()))
-    summary = _outlier_summary(frame, bounds, counts, remaining_by_column, replacements, params)
-    outcome = Outcome(frame, output, removed, summary, original_outliers, remaining, rows_with_outliers)
-    result = _result(outcome, row_issues, params, started)
+    summary = _outlier_summary(frame.schema, frame.height, bounds, counts, remaining_by_column, replacements, params)
+    outcome = Outcome(
+        rows_before=frame.height,
+        rows_after=output.height,
+        columns_before=len(data_columns(frame)),
+        columns_after=len(data_columns(output)),
+        removed=removed,
+        summary=summary,
+        original=original_outliers,
+        remaining=remaining,
+        rows_with_outliers=rows_with_outliers,
+    )
+    result = _result(outcome, row_issues, params, started, output)
     progress(1.0, f"Found {original_outliers:,} outliers; handled {original_outliers - remaining:,}")
     return result
 
 
+def _analysed_columns(frame: pl.DataFrame, params: OutlierRemoverParams) -> list[str]:
+    """The numeric columns to analyse (``columns``, checked, or every numeric data column)."""
+    require_columns(frame, params.columns, agent_id=AGENT_ID, field="columns")
+    not_numeric = [name for name in params.columns if not is_numeric(frame[name].dtype)]
+    if not_numeric:
+        raise InvalidParametersError(
+            f"{AGENT_ID}.columns: not numeric: {', '.join(not_numeric)}",
+            {"columns": not_numeric},
+            agent_id=AGENT_ID,
+            field="columns",
+        )
+    return list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame[name].dtype)]
+
+
+def _run_streamed(
+    inputs: AgentInputs, source: pl.LazyFrame, params: OutlierRemoverParams, progress: Progress
+) -> AgentResult:
+    """``run`` on a primary too large for memory (``inputs.scan``): the same bounds, counts and treatments, the
+    bounds and replacement values computed one column at a time from its values (``column_aggregates``: as in
+    memory to the last bit), the counts and the row-level issues on the streaming engine; the result's ``scan``
+    is the plan of the output over ``source`` (rows removed or outliers replaced)."""
+    started = time.perf_counter()
+    scan = numbered(source)
+    schema = scan.collect_schema()
+    empty = pl.DataFrame(schema=schema)
+    columns = _analysed_columns(empty, params)
+    rows = scanned_rows(inputs.rows, scan)
+    progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns over {rows:,} rows")
+
+    row = {}
+    for index, name in enumerate(columns):
+        row.update(column_aggregates(scan, [name], _bound_exprs(index, name, params)))
+    bounds = _bounds_of(columns, row, params)
+    analysed = [item for item in bounds if item.defined]
+    flags = {item.column: f"__outlier_{index}__" for index, item in enumerate(analysed)}
+    flagged = scan.with_columns(outlier_mask(item).alias(flags[item.column]) for item in analysed)
+    any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
+    counts: dict[str, int] = {}
+    rows_with_outliers = 0
+    if flags:
+        exprs = [pl.col(flag).sum().alias(name) for name, flag in flags.items()]
+        counts = streamed_row(flagged, [*exprs, any_outlier.sum().alias(ROWS_WITH_OUTLIERS)])
+        rows_with_outliers = int(counts.pop(ROWS_WITH_OUTLIERS))
+    original_outliers = int(sum(counts.values()))
+    progress(0.3, f"Listing {original_outliers:,} outliers")
+    row_issues = collect_streamed_issues(
+        [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]]
+    )
+    progress(0.5, f"Treating {original_outliers:,} outliers ({params.removal_strategy})")
+    output, removed, replacements = _streamed_treat(flagged, schema, analysed, flags, counts, params)
+
+    progress(0.85, "Checking the result against the original bounds")
+    remaining_by_column: dict[str, int] = (
+        streamed_row(output, [outlier_mask(item).sum().alias(item.column) for item in analysed]) if analysed else {}
+    )
+    remaining = int(sum(remaining_by_column.values()))
+    summary = _outlier_summary(schema, rows, bounds, counts, remaining_by_column, replacements, params)
+    columns_before = len(data_columns(empty))
+    outcome = Outcome(
+        rows_before=rows,
+        rows_after=rows - removed.height,
+        columns_before=columns_before,
+        columns_after=columns_before,
+        removed=removed,
+        summary=summary,
+        original=original_outliers,
+        remaining=remaining,
+        rows_with_outliers=rows_with_outliers,
+    )
+    result = _result(outcome, row_issues, params, started, None)
+    result.scan, result.rows = output, outcome.rows_after
+    progress(1.0, f"Found {original_outliers:,} outliers; handled {original_outliers - remaining:,}")
+    return result
+
+
+def _streamed_treat(
+    flagged: pl.LazyFrame,
+    schema: pl.Schema,
+    analysed: list[Bounds],
+    flags: dict[str, str],
+    counts: dict[str, int],
+    params: OutlierRemoverParams,
+) -> tuple[pl.LazyFrame, pl.DataFrame, dict[str, Any]]:
+    """``_treat`` of a scan: the output plan, the removed rows (streaming engine) and the replacement values."""
+    if params.removal_strategy == "flag" or not flags:
+        return flagged.drop(list(flags.values())), no_removed_rows(), {}
+    if params.removal_strategy == "remove":
+        any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()])
+        removed = (
+            flagged.filter(any_outlier)
+            .select(
+                pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
+                _removal_reason(analysed, flags, params).cast(pl.String).alias("reason"),
+            )
+            .collect(engine="streaming")
+        )
+        return flagged.filter(~any_outlier).drop(list(flags.values())), removed, {}
+    targets = [item.column for item in analysed if counts[item.column]]
+    statistics: dict[str, Any] = {}
+    for name in targets:
+        exprs = _replacement_exprs([name], flags, params)
+        statistics.update(column_aggregates(flagged, [name, flags[name]], exprs))
+    replacements = _replacements(schema, targets, statistics)
+    output = flagged.with_columns(_replaced(schema, flags, replacements)).drop(list(flags.values()))
+    return output, no_removed_rows(), replacements
+
+
 @dataclass
 class Outcome:
-    """What one run found and did: the frames before and after, the per-column summary and the counts."""
+    """What one run found and did: the rows and data columns before and after, the removed rows, the per-column
+    summary and the counts."""
 
-    frame: pl.DataFrame
-    output: pl.DataFrame
+    rows_before: int
+    rows_after: int
+    columns_before: int
+    columns_after: int
     removed: pl.DataFrame
     summary: dict[str, Any]
     original: int  # outliers found
@@ -157,54 +290,78 @@ def _treat(
         return flagged.drop(list(flags.values())), no_removed_rows(), {}
     if params.removal_strategy == "remove":
         any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()])
-        reason = pl.concat_str(
-            [
-                pl.when(pl.col(flags[item.column])).then(
-                    format_text(
-                        "outlier in {}: {} outside {} ({})",
-                        pl.lit(item.column),
-                        pl.col(item.column).cast(pl.String),
-                        pl.lit(item.text),
-                        pl.lit(params.detection_method),
-                    )
-                )
-                for item in analysed
-            ],
-            separator="; ",
-            ignore_nulls=True,
-        )
-        removed = removed_rows(flagged, any_outlier, reason)
+        removed = removed_rows(flagged, any_outlier, _removal_reason(analysed, flags, params))
         return flagged.filter(~any_outlier).drop(list(flags.values())), removed, {}
-    replacements = _replacements(flagged, analysed, flags, counts, params)
-    output = flagged.with_columns(
-        pl.when(pl.col(flags[name])).then(pl.lit(value).cast(flagged[name].dtype)).otherwise(pl.col(name)).alias(name)
-        for name, value in replacements.items()
-    ).drop(list(flags.values()))
+    targets = [item.column for item in analysed if counts[item.column]]
+    used = list(dict.fromkeys(name for target in targets for name in (target, flags[target])))
+    exprs = _replacement_exprs(targets, flags, params)
+    statistics = flagged.select(used).rechunk().select(exprs).row(0, named=True) if targets else {}  # compute_bounds
+    replacements = _replacements(flagged.schema, targets, statistics)
+    output = flagged.with_columns(_replaced(flagged.schema, flags, replacements)).drop(list(flags.values()))
     return output, no_removed_rows(), replacements
+
+
+def _replaced(schema: pl.Schema, flags: dict[str, str], replacements: dict[str, Any]) -> list[pl.Expr]:
+    """Each imputed column with its outliers replaced."""
+    return [
+        pl.when(pl.col(flags[name])).then(pl.lit(value).cast(schema[name])).otherwise(pl.col(name)).alias(name)
+        for name, value in replacements.items()
+    ]
+
+
+def _removal_reason(analysed: list[Bounds], flags: dict[str, str], params: OutlierRemoverParams) -> pl.Expr:
+    """Per row removed, each of its outliers with its column, value and bounds."""
+    return pl.concat_str(
+        [
+            pl.when(pl.col(flags[item.column])).then(
+                format_text(
+                    "outlier in {}: {} outside {} ({})",
+                    pl.lit(item.column),
+                    pl.col(item.column).cast(pl.String),
+                    pl.lit(item.text),
+                    pl.lit(params.detection_method),
+                )
+            )
+            for item in analysed
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
 
 
 def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemoverParams) -> list[Bounds]:
     """Each column's bounds from its finite values, in one pass over the frame."""
     if not columns:
         return []
-    exprs: list[pl.Expr] = []
-    for index, name in enumerate(columns):
-        values = pl.col(name).cast(pl.Float64)
-        finite = pl.when(values.is_finite()).then(values)  # not filter(): see agents.clean.nulls._finite
-        exprs.append(finite.count().alias(f"n_{index}"))
-        if params.detection_method == "iqr":
-            exprs += [
-                finite.quantile(0.25, "linear").alias(f"a_{index}"),
-                finite.quantile(0.75, "linear").alias(f"b_{index}"),
-            ]
-        elif params.detection_method == "z_score":
-            exprs += [finite.mean().alias(f"a_{index}"), finite.std(ddof=1).alias(f"b_{index}")]
-        else:
-            exprs += [
-                finite.quantile(params.lower_percentile / 100, "linear").alias(f"a_{index}"),
-                finite.quantile(params.upper_percentile / 100, "linear").alias(f"b_{index}"),
-            ]
-    row = frame.select(exprs).row(0, named=True)
+    exprs = [expr for index, name in enumerate(columns) for expr in _bound_exprs(index, name, params)]
+    # In one chunk: a float sum (a mean, a deviation) depends on how the values are split (a file's parse threads),
+    # and the streamed run (agents.clean.streamed_queries.column_aggregates) must find the same bounds.
+    return _bounds_of(
+        columns, frame.select(list(dict.fromkeys(columns))).rechunk().select(exprs).row(0, named=True), params
+    )
+
+
+def _bound_exprs(index: int, name: str, params: OutlierRemoverParams) -> list[pl.Expr]:
+    """The i-th column's finite values counted (``n_<i>``) and the two statistics its bounds come from."""
+    values = pl.col(name).cast(pl.Float64)
+    finite = pl.when(values.is_finite()).then(values)  # not filter(): see agents.clean.nulls._finite
+    count = finite.count().alias(f"n_{index}")
+    if params.detection_method == "iqr":
+        return [
+            count,
+            finite.quantile(0.25, "linear").alias(f"a_{index}"),
+            finite.quantile(0.75, "linear").alias(f"b_{index}"),
+        ]
+    if params.detection_method == "z_score":
+        return [count, finite.mean().alias(f"a_{index}"), finite.std(ddof=1).alias(f"b_{index}")]
+    return [
+        count,
+        finite.quantile(params.lower_percentile / 100, "linear").alias(f"a_{index}"),
+        finite.quantile(params.upper_percentile / 100, "linear").alias(f"b_{index}"),
+    ]
+
+
+def _bounds_of(columns: list[str], row: dict[str, Any], params: OutlierRemoverParams) -> list[Bounds]:
     result = []
     for index, name in enumerate(columns):
         count = int(row[f"n_{index}"])
@@ -249,7 +406,9 @@ def outlier_mask(item: Bounds) -> pl.Expr:
     return (values.is_not_nan() & outside).fill_null(False)
 
 
-def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierRemoverParams) -> pl.LazyFrame:
+def _row_issues(
+    flagged: pl.DataFrame | pl.LazyFrame, item: Bounds, flag: str, params: OutlierRemoverParams
+) -> pl.LazyFrame:
     values = pl.col(item.column).cast(pl.Float64)
     extreme = values.is_infinite() | (values < item.extreme_lower) | (values > item.extreme_upper)
     action = {
@@ -275,35 +434,32 @@ def _row_issues(flagged: pl.DataFrame, item: Bounds, flag: str, params: OutlierR
     )
 
 
-def _replacements(
-    flagged: pl.DataFrame,
-    analysed: list[Bounds],
-    flags: dict[str, str],
-    counts: dict[str, int],
-    params: OutlierRemoverParams,
-) -> dict[str, Any]:
+def _replacement_exprs(targets: list[str], flags: dict[str, str], params: OutlierRemoverParams) -> list[pl.Expr]:
     """Per column with outliers: the mean or median of its finite non-outlier values."""
-    targets = [item.column for item in analysed if counts[item.column]]
-    if not targets:
-        return {}
     exprs = []
     for name in targets:
         values = pl.col(name).cast(pl.Float64)
         inliers = pl.when(values.is_finite() & ~pl.col(flags[name])).then(values)
         statistic = inliers.mean() if params.removal_strategy == "impute_mean" else inliers.median()
         exprs.append(statistic.alias(name))
-    row = flagged.select(exprs).row(0, named=True)
+    return exprs
+
+
+def _replacements(schema: pl.Schema, targets: list[str], statistics: dict[str, Any]) -> dict[str, Any]:
+    """The replacement value per column with outliers (``statistics``: ``_replacement_exprs``); integer columns
+    take it rounded half away from zero."""
     result: dict[str, Any] = {}
     for name in targets:
-        value = plain_number(row[name])
+        value = plain_number(statistics[name])
         if value is None:
             continue
-        result[name] = round_half_away(float(value)) if flagged[name].dtype.is_integer() else value
+        result[name] = round_half_away(float(value)) if schema[name].is_integer() else value
     return result
 
 
 def _outlier_summary(
-    frame: pl.DataFrame,
+    schema: pl.Schema,
+    rows: int,
     bounds: list[Bounds],
     counts: dict[str, int],
     remaining: dict[str, int],
@@ -315,7 +471,7 @@ def _outlier_summary(
         count = counts.get(item.column, 0)
         summary[item.column] = {
             "method_used": params.detection_method,
-            "data_type": str(frame[item.column].dtype),
+            "data_type": str(schema[item.column]),
             "analysed": item.defined,
             "lower_bound": plain_number(item.lower),
             "upper_bound": plain_number(item.upper),
@@ -323,26 +479,32 @@ def _outlier_summary(
                 key: plain_number(value) if key != "reason" else value for key, value in item.statistics.items()
             },
             "outlier_count": count,
-            "outlier_percentage": pct(count, frame.height),
+            "outlier_percentage": pct(count, rows),
             "remaining_outliers": remaining.get(item.column, 0),
             "replacement_value": replacements.get(item.column),
         }
     return summary
 
 
-def _result(outcome: Outcome, row_issues: pl.DataFrame, params: OutlierRemoverParams, started: float) -> AgentResult:
-    frame, output, summary = outcome.frame, outcome.output, outcome.summary
+def _result(
+    outcome: Outcome,
+    row_issues: pl.DataFrame,
+    params: OutlierRemoverParams,
+    started: float,
+    output: pl.DataFrame | None,
+) -> AgentResult:
+    summary = outcome.summary
     analysed = [name for name, entry in summary.items() if entry["analysed"]]
     score = _score(outcome, params)
-    share = pct(outcome.original, frame.height * len(analysed))
+    share = pct(outcome.original, outcome.rows_before * len(analysed))
     summary_metrics = {
         "outliers_handled": outcome.handled,
         "outliers_flagged": outcome.remaining if params.removal_strategy == "flag" else 0,
         "original_outliers": outcome.original,
         "remaining_outliers": outcome.remaining,
         "rows_with_outliers": outcome.rows_with_outliers,
-        "total_rows_processed": frame.height,
-        "rows_removed": frame.height - output.height,
+        "total_rows_processed": outcome.rows_before,
+        "rows_removed": outcome.rows_before - outcome.rows_after,
         "columns_analyzed": len(analysed),
         "columns_with_outliers": sum(entry["outlier_count"] > 0 for entry in summary.values()),
     }
@@ -353,8 +515,8 @@ def _result(outcome: Outcome, row_issues: pl.DataFrame, params: OutlierRemoverPa
         "outlier_summary": summary,
         "removal_log": _removal_log(summary, params),
         "proposals": _proposals(outcome, params),
-        "rows_before": frame.height,
-        "rows_after": output.height,
+        "rows_before": outcome.rows_before,
+        "rows_after": outcome.rows_after,
         "remaining_outliers_meaning": "output values outside the bounds computed on this agent's input",
         "effectiveness": score,
         "quality_status": score["status"],
@@ -379,9 +541,8 @@ def _result(outcome: Outcome, row_issues: pl.DataFrame, params: OutlierRemoverPa
 
 def _score(outcome: Outcome, params: OutlierRemoverParams) -> dict[str, Any]:
     """Agensium's effectiveness; a flagged outlier counts as handled (it is reported for review)."""
-    frame, output = outcome.frame, outcome.output
     handled = outcome.original if params.removal_strategy == "flag" else outcome.handled
-    rows, columns = retention(frame.height, output.height, len(data_columns(frame)), len(data_columns(output)))
+    rows, columns = retention(outcome.rows_before, outcome.rows_after, outcome.columns_before, outcome.columns_after)
     return effectiveness(
         {
             "outlier_reduction": 100.0 * handled / outcome.original if outcome.original else 100.0,
@@ -453,12 +614,12 @@ def _findings(outcome: Outcome, analysed: list[str], share: float, params: Outli
             kind="column_critical",
             affected=len(heavy),
         )
-    row_retention, _ = retention(outcome.frame.height, outcome.output.height, 1, 1)
+    row_retention, _ = retention(outcome.rows_before, outcome.rows_after, 1, 1)
     if row_retention < 90:
         findings.alert(
             "data_retention",
             "high",
-            f"{outcome.frame.height - outcome.output.height:,} rows removed: {row_retention:.1f}% of the rows kept",
+            f"{outcome.rows_before - outcome.rows_after:,} rows removed: {row_retention:.1f}% of the rows kept",
             "Impute outliers (impute_median) or flag them instead of removing whole rows",
             kind="data_loss",
             affected=len(analysed),
@@ -520,7 +681,7 @@ def _removal_log(summary: dict[str, Any], params: OutlierRemoverParams) -> list[
 def _cards(
     outcome: Outcome, analysed: list[str], share: float, score: dict[str, Any], params: OutlierRemoverParams
 ) -> list[SummaryCard]:
-    removed = outcome.frame.height - outcome.output.height
+    removed = outcome.rows_before - outcome.rows_after
     flagged = params.removal_strategy == "flag"
     return [
         SummaryCard(

@@ -81,6 +81,17 @@ CLEAN_RUNS: list[tuple[list[str], dict[str, Any]]] = [
         },
     ),
     (["type-fixer"], {"type-fixer": {"preserve_mixed_types": False}}),
+    (
+        ["type-fixer", "field-standardization", "duplicate-resolver", "null-handler", "outlier-remover"],
+        {},
+    ),
+    (
+        ["type-fixer", "null-handler", "outlier-remover"],
+        {
+            "null-handler": {"global_strategy": "drop_rows"},
+            "outlier-remover": {"detection_method": "iqr", "removal_strategy": "remove"},
+        },
+    ),
     (["duplicate-resolver"], {}),
 ]
 
