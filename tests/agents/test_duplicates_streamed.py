@@ -14,61 +14,33 @@ import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
 
 from agents.clean import duplicates
-from agents.envelope import AgentInputs, AgentResult
+from agents.envelope import AgentResult
 from agents.params.duplicate_resolver import ALL_DETECTION_TYPES, DuplicateResolverParams
 from tests.agents.clean_support import ROW, SHORT_PROPERTY_SETTINGS, frames, indexed, messy_frames
+from tests.agents.streamed_support import (
+    assert_same_streamed_run,
+    run_in_memory,
+    run_streamed,
+)
 from tests.agents.test_duplicates import dedupe_params
 
 ORIGINAL_HASH = pl.Expr.hash
 
 
-def ignore(fraction: float, message: str) -> None:
-    pass
-
-
 def in_memory(frame: pl.DataFrame, params: DuplicateResolverParams) -> AgentResult:
-    return duplicates.run(AgentInputs(frame, "primary.csv"), params, ignore)
+    return run_in_memory(duplicates.run, frame, params)
 
 
-def streamed(frame: pl.DataFrame, params: DuplicateResolverParams, folder: Path) -> AgentResult:
-    """As the chain runs an agent on a large primary: an empty frame of its schema, a scan of the data written to
-    Parquet, its rows and a work directory."""
-    spill = folder / "in.parquet"
-    frame.write_parquet(spill, mkdir=True)
-    inputs = AgentInputs(
-        frame.clear(), "primary.csv", scan=pl.scan_parquet(spill), rows=frame.height, work_dir=folder / "work"
-    )
-    fractions: list[float] = []
-    result = duplicates.run(inputs, params, lambda fraction, _message: fractions.append(fraction))
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    return result
-
-
-def untimed(result: AgentResult) -> dict[str, Any]:
-    envelope = result.envelope.to_dict()
-    envelope.pop("execution_time_ms")
-    return envelope
+def streamed(
+    frame: pl.DataFrame, params: DuplicateResolverParams, folder: Path, row_group: int | None = None
+) -> AgentResult:
+    return run_streamed(duplicates.run, frame, params, folder, row_group)
 
 
 def assert_same_run(frame: pl.DataFrame, params: DuplicateResolverParams, folder: Path) -> AgentResult:
-    """The streamed run returns what the in-memory run returns; its plan holds no data."""
-    memory = in_memory(frame, params)
-    result = streamed(frame, params, folder)
-    assert memory.frame is not None and memory.scan is None
-    assert result.frame is None and result.scan is not None
-    assert untimed(result) == untimed(memory)
-    plan = result.scan.explain()
-    assert "CACHE" not in plan and "DF [" not in plan  # read from Parquet files, not from a frame held in memory
-    output = result.scan.collect()
-    assert_frame_equal(output, memory.frame, check_exact=True)
-    assert result.rows == output.height
-    for name in ("removed", "row_level_issues"):
-        assert_frame_equal(getattr(result, name), getattr(memory, name), check_exact=True)
-    assert result.artifacts == memory.artifacts
-    return result
+    return assert_same_streamed_run(duplicates.run, frame, params, folder, None)
 
 
 KINDS = indexed(

@@ -21,51 +21,25 @@ from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult
 from agents.errors import InvalidParametersError
 from agents.params.null_handler import NullHandlerParams
 from tests.agents.clean_support import ROW, SHORT_PROPERTY_SETTINGS, indexed, messy_frames
-
-
-def ignore(fraction: float, message: str) -> None:
-    pass
+from tests.agents.streamed_support import (
+    assert_same_streamed_run,
+    ignore,
+    run_in_memory,
+    run_streamed,
+    untimed,
+)
 
 
 def in_memory(frame: pl.DataFrame, params: NullHandlerParams) -> AgentResult:
-    return nulls.run(AgentInputs(frame, "primary.csv"), params, ignore)
+    return run_in_memory(nulls.run, frame, params)
 
 
-def streamed(frame: pl.DataFrame, params: NullHandlerParams, tmp_path: Path, row_group: int = 3) -> AgentResult:
-    """As the chain gives a large primary: an empty frame of its schema, a scan of the data written to Parquet
-    (small row groups: the streaming engine reads it in several morsels), its rows, and a work directory."""
-    spill = tmp_path / "in.parquet"
-    frame.write_parquet(spill, mkdir=True, row_group_size=row_group)
-    inputs = AgentInputs(
-        frame.clear(), "primary.csv", scan=pl.scan_parquet(spill), rows=frame.height, work_dir=tmp_path / "work"
-    )
-    fractions: list[float] = []
-    result = nulls.run(inputs, params, lambda fraction, _message: fractions.append(fraction))
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    return result
-
-
-def untimed(result: AgentResult) -> dict[str, Any]:
-    envelope = result.envelope.to_dict()
-    envelope.pop("execution_time_ms")
-    return envelope
+def streamed(frame: pl.DataFrame, params: NullHandlerParams, tmp_path: Path, row_group: int | None = 3) -> AgentResult:
+    return run_streamed(nulls.run, frame, params, tmp_path, row_group)
 
 
 def assert_same_run(frame: pl.DataFrame, params: NullHandlerParams, tmp_path: Path) -> AgentResult:
-    memory = in_memory(frame, params)
-    result = streamed(frame, params, tmp_path)
-    assert memory.frame is not None and memory.scan is None
-    assert result.frame is None and result.scan is not None
-    assert untimed(result) == untimed(memory)
-    plan = result.scan.explain()
-    assert "CACHE" not in plan and "DF [" not in plan  # a plan over the Parquet scan, no frame held in memory
-    output = result.scan.collect()
-    assert_frame_equal(output, memory.frame, check_exact=True)
-    assert result.rows == output.height
-    for name in ("removed", "row_level_issues"):
-        assert_frame_equal(getattr(result, name), getattr(memory, name), check_exact=True)
-    assert result.artifacts == memory.artifacts
-    return result
+    return assert_same_streamed_run(nulls.run, frame, params, tmp_path, 3)
 
 
 VALUES = [3.0, None, 7.5, 1.0, None, 12.0, 4.0]

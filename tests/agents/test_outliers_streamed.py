@@ -17,57 +17,31 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from agents.clean import outliers
-from agents.envelope import AgentInputs, AgentResult
+from agents.envelope import AgentResult
 from agents.errors import InvalidParametersError
 from agents.params.outlier_remover import OutlierRemoverParams
 from tests.agents.clean_support import ROW, SHORT_PROPERTY_SETTINGS, indexed
+from tests.agents.streamed_support import (
+    assert_same_streamed_run,
+    run_in_memory,
+    run_streamed,
+)
 from tests.agents.test_nulls_streamed import chunked_frame
 from tests.agents.test_outliers import outlier_frame
 
 
-def ignore(fraction: float, message: str) -> None:
-    pass
-
-
 def in_memory(frame: pl.DataFrame, params: OutlierRemoverParams) -> AgentResult:
-    return outliers.run(AgentInputs(frame, "primary.csv"), params, ignore)
+    return run_in_memory(outliers.run, frame, params)
 
 
-def streamed(frame: pl.DataFrame, params: OutlierRemoverParams, tmp_path: Path, row_group: int = 7) -> AgentResult:
-    """As the chain gives a large primary: an empty frame of its schema, a scan of the data written to Parquet
-    (small row groups: the streaming engine reads it in several morsels), its rows, and a work directory."""
-    spill = tmp_path / "in.parquet"
-    frame.write_parquet(spill, mkdir=True, row_group_size=row_group)
-    inputs = AgentInputs(
-        frame.clear(), "primary.csv", scan=pl.scan_parquet(spill), rows=frame.height, work_dir=tmp_path / "work"
-    )
-    fractions: list[float] = []
-    result = outliers.run(inputs, params, lambda fraction, _message: fractions.append(fraction))
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    return result
-
-
-def untimed(result: AgentResult) -> dict[str, Any]:
-    envelope = result.envelope.to_dict()
-    envelope.pop("execution_time_ms")
-    return envelope
+def streamed(
+    frame: pl.DataFrame, params: OutlierRemoverParams, tmp_path: Path, row_group: int | None = 7
+) -> AgentResult:
+    return run_streamed(outliers.run, frame, params, tmp_path, row_group)
 
 
 def assert_same_run(frame: pl.DataFrame, params: OutlierRemoverParams, tmp_path: Path) -> AgentResult:
-    memory = in_memory(frame, params)
-    result = streamed(frame, params, tmp_path)
-    assert memory.frame is not None and memory.scan is None
-    assert result.frame is None and result.scan is not None
-    assert untimed(result) == untimed(memory)
-    plan = result.scan.explain()
-    assert "CACHE" not in plan and "DF [" not in plan  # a plan over the Parquet scan, no frame held in memory
-    output = result.scan.collect()
-    assert_frame_equal(output, memory.frame, check_exact=True)
-    assert result.rows == output.height
-    for name in ("removed", "row_level_issues"):
-        assert_frame_equal(getattr(result, name), getattr(memory, name), check_exact=True)
-    assert result.artifacts == memory.artifacts
-    return result
+    return assert_same_streamed_run(outliers.run, frame, params, tmp_path, 7)
 
 
 FRAME, _ = outlier_frame()
