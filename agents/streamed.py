@@ -44,6 +44,9 @@ STREAMED_AGENTS: Final = frozenset(
         "duplicate-resolver",
         "null-handler",
         "outlier-remover",
+        "cleanse-previewer",
+        "quarantine-agent",
+        "cleanse-writeback",
     }
 )
 """The agents whose run takes a scan (``AgentInputs.scan``) of a primary too large for memory."""

@@ -17,25 +17,36 @@ Without rules, a default set derived from the data is previewed and ``data.rules
 exact duplicate rows, impute nulls with the median (numeric columns) and with the mode (other columns).
 Unknown columns in a rule are an InvalidParametersError; a rule that cannot apply to a column's type
 (e.g. a mean of text) is reported as a failed simulation, the other rules still run.
+
+A primary too large for memory (``inputs.scan``) gets the same envelope and row-level issues: each rule simulated
+as in memory on one column at a time (read on the streaming engine into one chunk, so that its statistics are the
+in-memory run's to the last bit), row masks, counts, repeated rows and text modes as streaming queries over the
+scan. The data passes on unchanged: ``AgentResult.scan`` is None, as for an agent that changed nothing.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, repeat_candidates
+from agents.clean.streamed_queries import numbered, scanned_rows, streamed_row
 from agents.columns import (
     is_text,
     require_columns,
     with_row_index,
 )
 from agents.envelope import (
+    ROW_INDEX_COLUMN,
+    ROW_LEVEL_ISSUE_SCHEMA,
     AgentInputs,
     AgentResult,
     Alert,
@@ -104,8 +115,14 @@ class Baseline:
 
 
 def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
+    # One chunk per numeric column: Polars' mean, std and skew depend on where chunks end (how many threads parsed
+    # the file), and a streamed run reads each column whole; the statistics then agree to the last digit.
+    numeric = [name for name, dtype in frame.schema.items() if _is_numeric(dtype)]
+    frame = frame.with_columns(frame[name].rechunk() for name in numeric) if numeric else frame
     rules, source = _rules(frame, params)
     progress(0.0, f"Previewing {len(rules)} rules on {frame.height:,} rows")
     baseline = _baseline(frame, params)
@@ -119,10 +136,25 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         results.append(result)
         issue_parts += parts
 
+    return _result(started, params, progress, baseline, (rules, source), results, inputs.primary, issue_parts)
+
+
+def _result(
+    started: float,
+    params: CleansePreviewerParams,
+    progress: Progress,
+    baseline: Baseline,
+    rules: tuple[list[PreviewRule], str],
+    results: list[dict[str, Any]],
+    frame: pl.DataFrame | None,
+    issue_parts: list[pl.LazyFrame] | pl.DataFrame,
+) -> AgentResult:
+    """The agent's result from the rules' (and where they come from) simulated ``results``: ``frame`` the data
+    passed on, ``issue_parts`` the row-level issues (as parts to collect, or collected)."""
     progress(0.92, "Assessing impact")
     overall = _overall(results)
     score = _score(results, overall, params)
-    data = _data(baseline, source, results, overall, score, params)
+    data = _data(baseline, rules[1], results, overall, score, params)
     alerts, issues, recommendations = _findings(results, overall, score)
     cards = [
         SummaryCard(
@@ -130,7 +162,7 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
             "Cleanse preview",
             f"{score['score']:.1f}",
             card_status(score["status"]),
-            f"{len(rules)} rules previewed ({overall['high_impact_rules']} high impact); "
+            f"{len(rules[0])} rules previewed ({overall['high_impact_rules']} high impact); "
             f"safety: {data['execution_safety']}",
         )
     ]
@@ -140,22 +172,28 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         agent_name=AGENT_NAME,
         started=started,
         params=params,
-        summary_metrics=_summary_metrics(frame, rules, results, overall),
+        summary_metrics=_summary_metrics(baseline.profile["rows"], rules[0], results, overall),
         data=data,
-        frame=inputs.primary,
+        frame=frame,
         removed=no_removed_rows(),
         alerts=alerts,
         issues=issues,
         recommendations=recommendations,
         cards=cards,
-        row_level_issues=collect_row_issues(issue_parts),
+        row_level_issues=issue_parts if isinstance(issue_parts, pl.DataFrame) else collect_row_issues(issue_parts),
     )
 
 
-def _rules(frame: pl.DataFrame, params: CleansePreviewerParams) -> tuple[list[PreviewRule], str]:
+def _rules(
+    frame: pl.DataFrame, params: CleansePreviewerParams, nulls: dict[str, int] | None = None
+) -> tuple[list[PreviewRule], str]:
     """The rules to preview (the parameter's, or the default set) and where they come from; every column a
-    rule names must be a data column."""
-    rules, source = (params.preview_rules, "parameters") if params.preview_rules else (_default_rules(frame), "default")
+    rule names must be a data column. ``nulls``: the null counts of the data columns when ``frame`` holds
+    only their schema (a streamed run)."""
+    if params.preview_rules:
+        rules, source = params.preview_rules, "parameters"
+    else:
+        rules, source = _default_rules(frame, nulls), "default"
     for index, rule in enumerate(rules):
         require_columns(frame, rule.target_columns, agent_id=AGENT_ID, field=f"preview_rules.{index}.target_columns")
     return rules, source
@@ -233,11 +271,11 @@ def _score(results: list[dict[str, Any]], overall: dict[str, Any], params: Clean
 
 
 def _summary_metrics(
-    frame: pl.DataFrame, rules: list[PreviewRule], results: list[dict[str, Any]], overall: dict[str, Any]
+    rows: int, rules: list[PreviewRule], results: list[dict[str, Any]], overall: dict[str, Any]
 ) -> dict[str, Any]:
     successful = sum(result["status"] == "success" for result in results)
     return {
-        "total_rows_analyzed": frame.height,
+        "total_rows_analyzed": rows,
         "total_rules_previewed": len(rules),
         "high_impact_rules": overall["high_impact_rules"],
         "medium_impact_rules": overall["medium_impact_rules"],
@@ -256,13 +294,12 @@ def _data(
     score: dict[str, Any],
     params: CleansePreviewerParams,
 ) -> dict[str, Any]:
-    frame = baseline.frame
     data: dict[str, Any] = {
         "preview_score": score,
         "quality_status": score["status"],
         "rules_source": source,
         "original_profile": {
-            "row_count": frame.height,
+            "row_count": baseline.profile["rows"],
             "column_count": len(baseline.columns),
             "columns": baseline.profile["columns"],
         },
@@ -293,11 +330,13 @@ def _is_numeric(dtype: pl.DataType) -> bool:
     return dtype.is_numeric()
 
 
-def _default_rules(frame: pl.DataFrame) -> list[PreviewRule]:
+def _default_rules(frame: pl.DataFrame, nulls: dict[str, int] | None = None) -> list[PreviewRule]:
     """What the chain's agents propose instead of doing by default (PRODUCT.md): drop exact duplicates (done),
-    impute (null-handler's proposal) and remove outliers (outlier-remover's proposal)."""
+    impute (null-handler's proposal) and remove outliers (outlier-remover's proposal). ``nulls``: the columns'
+    null counts, when not counted on ``frame``."""
     columns = data_columns(frame)
-    nulls = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+    if nulls is None:
+        nulls = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
     with_nulls = [name for name in columns if nulls[name]]
     numeric = [name for name in with_nulls if _is_numeric(frame[name].dtype)]
     other = [name for name in with_nulls if name not in numeric]
@@ -800,7 +839,7 @@ def _overall(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _issue_parts(
-    frame: pl.DataFrame, rule_id: str, rule: PreviewRule, simulation: Simulation, counts: dict[str, int]
+    frame: pl.DataFrame | pl.LazyFrame, rule_id: str, rule: PreviewRule, simulation: Simulation, counts: dict[str, int]
 ) -> list[pl.LazyFrame]:
     parts: list[pl.LazyFrame] = []
     if simulation.removed is not None and counts.get("__removed__"):
@@ -895,3 +934,307 @@ def _findings(
     if score["status"] == "excellent" and overall["safe_to_execute"]:
         findings.recommend("The previewed rules have low risk: safe to run", "low", field_name=None)
     return findings.alerts, findings.issues, findings.recommendations
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a primary too large for memory
+
+HASHES_PER_PART = 4_000_000  # row hashes grouped per streaming query when looking for repeated rows
+
+
+@dataclass
+class Scanned:
+    """A streamed run's input: the scan (with ``ROW_INDEX_COLUMN``), an empty frame of its schema, its row count
+    and a directory for the agent's spills."""
+
+    scan: pl.LazyFrame
+    empty: pl.DataFrame
+    rows: int
+    work_dir: Path
+
+
+def _run_streamed(
+    inputs: AgentInputs, source: pl.LazyFrame, params: CleansePreviewerParams, progress: Progress
+) -> AgentResult:
+    """``run`` on a primary too large for memory (``inputs.scan``): the same envelope and row-level issues. A rule is
+    simulated as in memory, one column at a time: the column read on the streaming engine into one chunk (so that
+    its statistics are the in-memory run's to the last bit), row masks, counts and issues as streaming queries over
+    the scan. The data is passed on unchanged: ``scan`` is None, as an agent that changed nothing."""
+    started = time.perf_counter()
+    scan = numbered(source)
+    empty = pl.DataFrame(schema=scan.collect_schema())
+    rows = scanned_rows(inputs.rows, scan)
+    columns = data_columns(empty)
+    nulls = None
+    if not params.preview_rules and columns:
+        row = streamed_row(scan, [pl.col(name).null_count().alias(str(i)) for i, name in enumerate(columns)])
+        nulls = {name: int(row[str(i)]) for i, name in enumerate(columns)}
+    rules, rules_source = _rules(empty, params, nulls)
+    progress(0.0, f"Previewing {len(rules)} rules on {rows:,} rows")
+    with tempfile.TemporaryDirectory(dir=inputs.work_dir) as work_dir:
+        data = Scanned(scan, empty, rows, Path(work_dir))
+        baseline = _streamed_baseline(data, params)
+        results: list[dict[str, Any]] = []
+        issue_parts: list[pl.DataFrame] = []
+        for index, rule in enumerate(rules):
+            rule_id = rule.rule_id or f"rule_{index + 1}"
+            progress(0.05 + 0.85 * index / max(len(rules), 1), f"Simulating {rule_id} ({rule.type})")
+            outcome, parts = _streamed_preview(data, baseline, rule_id, rule, params)
+            results.append(outcome)
+            issue_parts += parts
+
+    result = _result(
+        started, params, progress, baseline, (rules, rules_source), results, None, _concat_issues(issue_parts)
+    )
+    result.rows = rows
+    return result
+
+
+def _concat_issues(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """``collect_row_issues`` of collected parts (in the parts' order)."""
+    if not parts:
+        return collect_row_issues([])
+    return pl.concat([part.cast(ROW_LEVEL_ISSUE_SCHEMA) for part in parts], how="vertical")  # type: ignore[arg-type]
+
+
+def _column(query: pl.LazyFrame, *names: str) -> pl.DataFrame:
+    """Columns of ``query`` read on the streaming engine into one chunk each."""
+    return query.select(names).collect(engine="streaming").rechunk()
+
+
+def _streamed_baseline(data: Scanned, params: CleansePreviewerParams) -> Baseline:
+    columns = data_columns(data.empty)
+    numeric_columns = [name for name in columns if _is_numeric(data.empty.schema[name])][:MAX_CORRELATION_COLUMNS]
+    correlated = numeric_columns if params.analyze_correlations else []
+    profile = _streamed_profile(data.scan, columns, params, data.rows)
+    correlations = _streamed_correlations(data.scan, correlated)
+    return Baseline(data.empty, columns, profile, numeric_columns, correlations)
+
+
+def _streamed_profile(
+    query: pl.LazyFrame, columns: list[str], params: CleansePreviewerParams, rows: int
+) -> dict[str, Any]:
+    """``_profile`` of ``query`` (``rows`` rows): the nulls of the columns without statistics in one streaming
+    query, each numeric column's statistics by ``_profile`` of that column alone."""
+    schema = query.collect_schema()
+    other = [name for name in columns if not _is_numeric(schema[name])]
+    exprs = [pl.col(name).null_count().alias(str(i)) for i, name in enumerate(other)]
+    counted = streamed_row(query, exprs) if exprs else {}
+    entries: dict[str, Any] = {}
+    for index, name in enumerate(other):
+        nulls = int(counted[str(index)])
+        entries[name] = {"dtype": str(schema[name]), "null_count": nulls, "null_percentage": pct(nulls, rows)}
+    for name in columns:
+        if name not in entries:
+            entries[name] = _profile(_column(query, name).lazy(), [name], params)["columns"][name]
+    return {"rows": rows, "columns": {name: entries[name] for name in columns}, "dtypes": dict(schema)}
+
+
+def _streamed_correlations(
+    query: pl.LazyFrame,
+    columns: list[str],
+    prepare: Callable[[pl.DataFrame], pl.LazyFrame] | None = None,
+) -> dict[tuple[str, str], float | None]:
+    """The correlations of every pair of ``columns`` (``_correlation_exprs``), each pair read alone; ``prepare``:
+    what is done to the two columns before (a rule's rewriting)."""
+    pairs, _ = _correlation_exprs(columns)
+    found: dict[tuple[str, str], float | None] = {}
+    for pair in pairs:
+        part = _column(query, *pair)
+        _, exprs = _correlation_exprs(list(pair))
+        lazy = prepare(part) if prepare is not None else part.lazy()
+        found[pair] = plain(lazy.select(exprs).collect(engine="in-memory").item())
+    return found
+
+
+def _streamed_preview(
+    data: Scanned, baseline: Baseline, rule_id: str, rule: PreviewRule, params: CleansePreviewerParams
+) -> tuple[dict[str, Any], list[pl.DataFrame]]:
+    """``_preview`` of a scan: its result and its collected row-level issues."""
+    try:
+        full = _resolved(baseline, rule)
+        simulation = _simulate(data.empty, full)  # the rule's checks, log and columns, on the schema
+        if simulation.removed is not None:
+            return _streamed_removal(data, baseline, rule_id, rule, simulation, params)
+        return _streamed_rewrite(data, baseline, rule_id, rule, full, simulation, params)
+    except RuleError as error:
+        return _failed(rule_id, rule, str(error)), []
+
+
+def _resolved(baseline: Baseline, rule: PreviewRule) -> PreviewRule:
+    """The rule with its targets as ``_simulate_imputation`` finds them when it names none: the columns with nulls."""
+    if rule.type != "impute_nulls" or rule.target_columns:
+        return rule
+    columns = baseline.profile["columns"]
+    targets = [name for name in baseline.columns if columns[name]["null_count"]]
+    return rule.model_copy(update={"target_columns": targets})
+
+
+def _streamed_removal(
+    data: Scanned,
+    baseline: Baseline,
+    rule_id: str,
+    rule: PreviewRule,
+    simulation: Simulation,
+    params: CleansePreviewerParams,
+) -> tuple[dict[str, Any], list[pl.DataFrame]]:
+    """A rule that removes rows: its mask over the scan (row-local, or a set of row indexes), then the profile of the
+    rows it keeps."""
+    before = baseline.profile
+    if rule.type == "remove_outliers":
+        simulation = _streamed_outliers(data, rule, simulation)
+    elif rule.type == "drop_duplicates":
+        simulation.removed = _streamed_repeats(data, rule.target_columns or baseline.columns)
+    assert simulation.removed is not None
+    removed_rows = int(streamed_row(data.scan, [simulation.removed.sum().alias("removed")])["removed"] or 0)
+    unchanged = not removed_rows
+    if unchanged:
+        after = before
+        after_pairs = baseline.correlations
+    else:
+        kept = data.scan.filter(~simulation.removed)
+        after = _streamed_profile(kept, baseline.columns, params, data.rows - removed_rows)
+        correlated = baseline.numeric_columns if params.analyze_correlations else []
+        after_pairs = _streamed_correlations(kept, correlated)
+    counts = {"__removed__": before["rows"] - after["rows"]}
+    result = _compare(rule_id, rule, simulation, before, after, counts, params)
+    if params.analyze_correlations:
+        result["correlation_changes"] = _correlation_changes(baseline.correlations, after_pairs)
+    parts = _issue_parts(data.scan, rule_id, rule, simulation, counts)
+    return result, [part.collect(engine="streaming") for part in parts]
+
+
+def _streamed_rewrite(
+    data: Scanned,
+    baseline: Baseline,
+    rule_id: str,
+    rule: PreviewRule,
+    full: PreviewRule,
+    simulation: Simulation,
+    params: CleansePreviewerParams,
+) -> tuple[dict[str, Any], list[pl.DataFrame]]:
+    """A rule that keeps every row (drops columns, imputes, converts): each rewritten column simulated alone, the
+    other columns' profiles the input's."""
+    before = baseline.profile
+    kept = [name for name in baseline.columns if name not in simulation.dropped]
+    entries = {name: before["columns"][name] for name in kept if name not in simulation.touched}
+    counts: dict[str, int] = {}
+    issues: list[pl.DataFrame] = []
+    for name in simulation.touched:
+        if full.type == "impute_nulls" and full.strategy == "mode" and _text_mode_by_hash(data, name):
+            fill = _streamed_text_mode(data, name)
+            entries[name] = _streamed_profile(
+                data.scan.select(pl.col(name).fill_null(fill)), [name], params, data.rows
+            )["columns"][name]
+            continue
+        part = _column(data.scan, ROW_INDEX_COLUMN, name)
+        one = _simulate(part, full.model_copy(update={"target_columns": [name]}))
+        entries[name] = _profile(one.frame, [name], params)["columns"][name]
+        if name in one.failures:
+            counts |= _counts(part, one)
+            issues += [issue.collect() for issue in _issue_parts(part, rule_id, rule, one, counts)]
+    if simulation.touched and not simulation.failures:
+        filled = pl.any_horizontal([pl.col(name).is_null() for name in simulation.touched]).sum()
+        counts["__filled__"] = int(streamed_row(data.scan, [filled.alias("filled")])["filled"] or 0)
+    schema = simulation.frame.collect_schema()
+    after: dict[str, Any] = {"rows": data.rows, "columns": {name: entries[name] for name in kept}, "dtypes": schema}
+    result = _compare(rule_id, rule, simulation, before, after, counts, params)
+    if params.analyze_correlations:
+        numeric = [name for name in baseline.numeric_columns if name not in simulation.dropped]
+        correlated = [name for name in numeric if _is_numeric(schema[name])]
+
+        def rewritten(pair: pl.DataFrame) -> pl.LazyFrame:
+            targets = [name for name in pair.columns if name in simulation.touched]
+            if not targets:
+                return pair.lazy()
+            return _simulate(pair, full.model_copy(update={"target_columns": targets})).frame
+
+        pairs = _streamed_correlations(data.scan, correlated, rewritten)
+        result["correlation_changes"] = _correlation_changes(baseline.correlations, pairs)
+    return result, issues
+
+
+def _text_mode_by_hash(data: Scanned, name: str) -> bool:
+    """Whether ``_simulate_imputation`` takes the mode of the column by ``_text_mode``."""
+    return data.empty.schema[name] == pl.String and data.rows >= TEXT_MODE_ROWS
+
+
+def _streamed_text_mode(data: Scanned, name: str) -> pl.Expr:
+    """``_text_mode`` of a scan's column, without holding the column: the smallest of its most frequent values."""
+    modes = _most_frequent(data.scan, name, data.rows, HASHES_PER_PART)
+    return pl.lit(modes[name].min() if modes.height else None, dtype=pl.String)
+
+
+def _streamed_outliers(data: Scanned, rule: PreviewRule, simulation: Simulation) -> Simulation:
+    """``_simulate_outliers`` of a scan: each target's bounds from that column alone, the mask over the scan."""
+    schema = data.empty.schema
+    targets = rule.target_columns or [name for name in data_columns(data.empty) if _is_numeric(schema[name])]
+    bounds: dict[str, Any] = {}
+    masks: list[pl.Expr] = []
+    for name in targets:
+        one = _simulate_outliers(_column(data.scan, name), rule.model_copy(update={"target_columns": [name]}))
+        if one.details["bounds"] and one.removed is not None:
+            bounds |= one.details["bounds"]
+            masks.append(one.removed)
+    removed = pl.any_horizontal(masks) if masks else pl.lit(False)
+    return Simulation(data.scan.filter(~removed), removed=removed, log=simulation.log, details={"bounds": bounds})
+
+
+def _streamed_repeats(data: Scanned, targets: list[str]) -> pl.Expr:
+    """``~pl.struct(targets).is_first_distinct()`` over the scan, as a set of row indexes: the rows' hashes spilled,
+    the repeated hashes found by streaming group_bys over parts of them (a group_by holds every distinct hash), and
+    only the rows with a repeated hash compared by value, in parts by hash (equal rows fall in the same part)."""
+    if data.rows < 2:  # noqa: PLR2004 - one row repeats nothing
+        return pl.lit(False)
+    schema = data.empty.schema
+    keys = [pl.col(name) + 0.0 if schema[name].is_float() else pl.col(name) for name in targets]  # -0.0 as 0.0
+    row_hash = pl.struct(keys).hash(seed=0).alias("__hash__")
+    spill = data.work_dir / "row-hashes.parquet"
+    data.scan.select(ROW_INDEX_COLUMN, row_hash).sink_parquet(spill, engine="streaming")
+    hashes = pl.scan_parquet(spill)
+    parts = max(1, math.ceil(data.rows / HASHES_PER_PART))
+    repeated = pl.concat(
+        [
+            hashes.filter(pl.col("__hash__") % parts == part)
+            .group_by("__hash__")
+            .agg(pl.len().alias("__count__"))
+            .filter(pl.col("__count__") > 1)
+            .select("__hash__")
+            .collect(engine="streaming")
+            for part in range(parts)
+        ]
+    )["__hash__"]
+    if repeated.is_empty():
+        return pl.lit(False)
+    candidates = hashes.filter(pl.col("__hash__").is_in(repeated.implode())).select(ROW_INDEX_COLUMN)
+    indexes = candidates.collect(engine="streaming")[ROW_INDEX_COLUMN].implode()
+    parts = max(1, math.ceil(indexes.list.len().item() / HASHES_PER_PART))
+    later: list[pl.Series] = []
+    for part in range(parts):
+        chosen = pl.col(ROW_INDEX_COLUMN).is_in(indexes)
+        if parts > 1:
+            chosen = chosen & (row_hash % parts == part)
+        # sunk and read back: rows collected from a scan keep alive every page of text they were read from
+        spill = data.work_dir / "repeat-candidates.parquet"
+        data.scan.filter(chosen).select(ROW_INDEX_COLUMN, *targets).sink_parquet(spill, engine="streaming")
+        rows = pl.read_parquet(spill)
+        later.append(rows.filter(~pl.struct(targets).is_first_distinct())[ROW_INDEX_COLUMN])
+    return pl.col(ROW_INDEX_COLUMN).is_in(pl.concat(later).implode())
+
+
+def _most_frequent(query: pl.LazyFrame, name: str, rows: int, rows_per_part: int) -> pl.DataFrame:
+    """The non-null values of column ``name`` of ``query`` (``rows`` rows) that occur most often, with their count
+    (``count``); empty when the column holds no value. Counted on the streaming engine in parts by hash of the
+    value, each of about ``rows_per_part`` rows: a streaming group_by holds ~170 bytes per distinct value, too much
+    for a column of many millions of distinct values at once."""
+    parts = max(1, -(-rows // rows_per_part))
+    value = pl.col(name)
+    tops: list[pl.DataFrame] = []
+    for part in range(parts):
+        present = value.is_not_null() if parts == 1 else value.is_not_null() & (value.hash(seed=0) % parts == part)
+        counted = (
+            query.select(name).filter(present).group_by(name).agg(pl.len().alias("count")).collect(engine="streaming")
+        )
+        tops.append(counted.filter(pl.col("count") == pl.col("count").max()))
+    found = pl.concat(tops, how="vertical")
+    return found.filter(pl.col("count") == pl.col("count").max())

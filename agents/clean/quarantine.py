@@ -20,18 +20,34 @@ Every failing cell is one row-level issue (``issue_type`` = the rule, ``row_inde
 row); a broken record is one issue with no column. Naming a column that does not exist in
 ``required_fields``, ``range_constraints`` or ``format_constraints``, giving a range for a column that is
 neither numeric nor text, or an invalid regular expression, is an InvalidParametersError.
+
+A primary too large for memory (``inputs.scan``) gets the same checks and results: a text column's values that
+do not read as their type are found among its distinct values (a streaming group_by, in hash parts), the failing
+rows are sunk once to the run's ``work_dir`` (the checks evaluated in one pass) and the counts, removed rows and
+row-level issues read from that spill; the result's ``scan`` is the scan without the removed rows (by row index).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
+from agents.clean.streamed_queries import (
+    collect_issues_in_order,
+    distinct_text_estimates,
+    distinct_text_parts,
+    numbered,
+    scanned_rows,
+    streamed_row,
+)
 from agents.columns import (
     check_regex,
     is_text,
@@ -48,6 +64,7 @@ from agents.envelope import (
     Recommendation,
     SummaryCard,
     data_columns,
+    empty_row_level_issues,
 )
 from agents.errors import InvalidParametersError
 from agents.findings import (
@@ -76,6 +93,8 @@ from agents.values import (
     reads_as_temporal,
 )
 
+BadValues = Callable[[str, str], pl.Series]
+
 AGENT_ID = "quarantine-agent"
 AGENT_NAME = "Quarantine Agent"
 SAMPLE_ROWS = 20
@@ -101,10 +120,11 @@ class Check:
 
 @dataclass
 class Outcome:
-    """What one run found: the input, its checks, the quarantined rows, the failures by rule (cells and rows)
-    and by column, and the expected_schema columns missing from the data and data columns not in it."""
+    """What one run found: the input's row count, its checks, the quarantined rows, the failures by rule (cells
+    and rows) and by column, the expected_schema columns missing from the data and data columns not in it, and
+    the proposals."""
 
-    frame: pl.DataFrame
+    rows: int
     checks: list[Check]
     removed: pl.DataFrame
     quarantined: int
@@ -112,14 +132,17 @@ class Outcome:
     by_column: dict[str, dict[str, int]]
     missing_columns: list[str]
     unexpected_columns: list[str]
+    proposals: list[dict[str, Any]]
 
 
 def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     _validate(frame, params)
     progress(0.0, f"Checking {frame.height:,} rows")
-    checks = _checks(frame, params, inputs.text_layouts)
+    checks = _checks(frame, params, inputs.text_layouts, lambda name, expected: _bad_values(frame, name, expected))
     missing_columns, unexpected_columns = _schema_mismatches(frame, params)
 
     progress(0.3, f"Evaluating {len(checks)} checks")
@@ -134,11 +157,34 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
     progress(0.9, "Summarising")
 
     by_rule, by_column = _failures(work, checks, counts)
-    outcome = Outcome(frame, checks, removed, quarantined, by_rule, by_column, missing_columns, unexpected_columns)
-    schema_issues = _schema_issues(missing_columns, unexpected_columns)
+    outcome = Outcome(
+        frame.height,
+        checks,
+        removed,
+        quarantined,
+        by_rule,
+        by_column,
+        missing_columns,
+        unexpected_columns,
+        _proposals(frame, params),
+    )
+    return _result(outcome, row_issues, params, started, progress, frame=clean)
+
+
+def _result(
+    outcome: Outcome,
+    row_issues: pl.DataFrame,
+    params: QuarantineAgentParams,
+    started: float,
+    progress: Progress,
+    *,
+    frame: pl.DataFrame | None,
+) -> AgentResult:
+    """The envelope of a run (in memory, or streamed with ``frame`` None) from what it found."""
+    schema_issues = _schema_issues(outcome.missing_columns, outcome.unexpected_columns)
     score = _score(outcome, params)
     summary_metrics = _summary_metrics(outcome, row_issues.height + len(schema_issues))
-    alerts, recommendations = _findings(summary_metrics, by_rule, missing_columns)
+    alerts, recommendations = _findings(summary_metrics, outcome.by_rule, outcome.missing_columns)
     cards = _cards(outcome, summary_metrics, score)
     progress(1.0, "Quarantine done")
     return clean_result(
@@ -147,9 +193,9 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
         started=started,
         params=params,
         summary_metrics=summary_metrics,
-        data=_data(outcome, score, params),
-        frame=clean,
-        removed=removed,
+        data=_data(outcome, score),
+        frame=frame,
+        removed=outcome.removed,
         alerts=alerts,
         issues=schema_issues,
         recommendations=recommendations,
@@ -187,20 +233,19 @@ def _reason(checks: list[Check]) -> pl.Expr:
 
 def _row_issues(work: pl.DataFrame, checks: list[Check], counts: dict[str, Any]) -> pl.DataFrame:
     """One row-level issue per failing cell (a broken record: one per row, with no column)."""
-    return collect_row_issues(
-        [
-            issues_where(
-                work,
-                pl.col(check.flag),
-                column=check.column,
-                issue_type=check.rule,
-                severity=RULE_SEVERITY[check.rule],
-                message=_expr(check.message),
-                value=None if check.column is None else pl.col(check.column),
-            )
-            for check in checks
-            if counts[check.flag]
-        ]
+    return collect_row_issues([_issues_of(work, check) for check in checks if counts[check.flag]])
+
+
+def _issues_of(work: pl.DataFrame | pl.LazyFrame, check: Check) -> pl.LazyFrame:
+    """The row-level issues of the cells failing ``check``."""
+    return issues_where(
+        work,
+        pl.col(check.flag),
+        column=check.column,
+        issue_type=check.rule,
+        severity=RULE_SEVERITY[check.rule],
+        message=_expr(check.message),
+        value=None if check.column is None else pl.col(check.column),
     )
 
 
@@ -208,6 +253,15 @@ def _failures(
     work: pl.DataFrame, checks: list[Check], counts: dict[str, Any]
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """The failing cells and rows per rule, and the failing cells per column and rule."""
+    rules = list(dict.fromkeys(check.rule for check in checks))
+    rule_rows = work.select(_rule_rows(checks, rules)).row(0, named=True) if checks else {}
+    return _tally(checks, counts, rule_rows)
+
+
+def _tally(
+    checks: list[Check], counts: dict[str, Any], rule_rows: dict[str, Any]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """``_failures`` from the failing cells per check (``counts``) and the failing rows per rule."""
     by_rule: dict[str, dict[str, int]] = {}
     by_column: dict[str, dict[str, int]] = {}
     for check in checks:
@@ -215,20 +269,21 @@ def _failures(
         by_rule.setdefault(check.rule, {"cells": 0})["cells"] += cells
         if check.column is not None and cells:
             by_column.setdefault(check.column, {})[check.rule] = cells
-    if checks:
-        rule_rows = work.select(
-            [
-                pl.any_horizontal([pl.col(check.flag) for check in checks if check.rule == rule]).sum().alias(rule)
-                for rule in by_rule
-            ]
-        ).row(0, named=True)
-        for rule, rows in rule_rows.items():
-            by_rule[rule]["rows"] = int(rows or 0)
+    for rule, rows in rule_rows.items():
+        by_rule[rule]["rows"] = int(rows or 0)
     return by_rule, by_column
 
 
+def _rule_rows(checks: list[Check], rules: list[str], prefix: str = "") -> list[pl.Expr]:
+    """Per rule of ``rules``, the rows failing any of its checks (named ``prefix`` + the rule)."""
+    return [
+        pl.any_horizontal([pl.col(check.flag) for check in checks if check.rule == rule]).sum().alias(prefix + rule)
+        for rule in rules
+    ]
+
+
 def _score(outcome: Outcome, params: QuarantineAgentParams) -> dict[str, Any]:
-    quarantined, total = outcome.quarantined, outcome.frame.height
+    quarantined, total = outcome.quarantined, outcome.rows
     return effectiveness(
         {
             "quarantine_reduction": 100.0,
@@ -245,7 +300,7 @@ def _score(outcome: Outcome, params: QuarantineAgentParams) -> dict[str, Any]:
 
 
 def _summary_metrics(outcome: Outcome, issues_found: int) -> dict[str, Any]:
-    quarantined, total = outcome.quarantined, outcome.frame.height
+    quarantined, total = outcome.quarantined, outcome.rows
     return {
         "total_rows_processed": total,
         "quarantined_records": quarantined,
@@ -255,7 +310,7 @@ def _summary_metrics(outcome: Outcome, issues_found: int) -> dict[str, Any]:
     }
 
 
-def _data(outcome: Outcome, score: dict[str, Any], params: QuarantineAgentParams) -> dict[str, Any]:
+def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
     return {
         "quarantine_score": score,
         "quality_status": score["status"],
@@ -281,12 +336,12 @@ def _data(outcome: Outcome, score: dict[str, Any], params: QuarantineAgentParams
             "text_values": "read as type-fixer reads them",
             "row_index": "1-based data row of the input file",
         },
-        "proposals": _proposals(outcome.frame, params),
+        "proposals": outcome.proposals,
     }
 
 
 def _cards(outcome: Outcome, summary_metrics: dict[str, Any], score: dict[str, Any]) -> list[SummaryCard]:
-    quarantined, total = outcome.quarantined, outcome.frame.height
+    quarantined, total = outcome.quarantined, outcome.rows
     return [
         SummaryCard(
             "quarantine_records",
@@ -317,8 +372,15 @@ def _proposals(frame: pl.DataFrame, params: QuarantineAgentParams) -> list[dict[
     plain = [name for name in columns if not is_text(schema[name]) and not schema[name].is_float()]
     if plain and not all(frame.select(pl.col(plain).null_count()).row(0)):
         return []
-    empty = pl.all_horizontal([is_missing(pl.col(name), schema[name]) for name in columns])
-    rows = int(frame.select(empty.sum()).item())
+    rows = int(frame.select(_every_field_empty(schema, columns).sum()).item())
+    return _empty_rows_proposal(rows)
+
+
+def _every_field_empty(schema: pl.Schema, columns: list[str]) -> pl.Expr:
+    return pl.all_horizontal([is_missing(pl.col(name), schema[name]) for name in columns])
+
+
+def _empty_rows_proposal(rows: int) -> list[dict[str, Any]]:
     if not rows:
         return []
     return [
@@ -354,9 +416,14 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
 
 
 def _checks(
-    frame: pl.DataFrame, params: QuarantineAgentParams, layouts: Mapping[str, TextLayout] | None = None
+    frame: pl.DataFrame,
+    params: QuarantineAgentParams,
+    layouts: Mapping[str, TextLayout] | None,
+    bad_values: BadValues,
 ) -> list[Check]:
-    """``layouts``: the input's dates read from text, which format checks see as written."""
+    """``layouts``: the input's dates read from text, which format checks see as written; ``bad_values``: a text
+    column's distinct values (trimmed) that do not read as a type (``_bad_values``). ``frame`` may be empty: only
+    its schema is read."""
     schema = frame.schema
     columns = data_columns(frame)
     checks: list[Check] = []
@@ -365,7 +432,7 @@ def _checks(
             Check(
                 "broken_record",
                 None,
-                pl.all_horizontal([is_missing(pl.col(name), schema[name]) for name in columns]),
+                _every_field_empty(schema, columns),
                 "every field is empty",
                 "every field of the row is empty",
                 "all data fields empty",
@@ -383,7 +450,7 @@ def _checks(
         for name, expected in params.expected_schema.items():
             if name not in schema or name == ROW_INDEX_COLUMN:
                 continue
-            mismatch = _type_mismatch(frame, name, expected)
+            mismatch = _type_mismatch(frame, name, expected, bad_values)
             if mismatch is None:
                 continue
             article = "an" if expected[0] in "aeiou" else "a"
@@ -418,7 +485,7 @@ def _checks(
             checks.append(Check("out_of_range", name, (below | above) & value.is_not_nan(), text, text, detail))
     if params.detect_invalid_formats:
         for name, pattern in params.format_constraints.items():
-            mismatch = _format_mismatch(frame, name, pattern, (layouts or {}).get(name))
+            mismatch = _format_mismatch(frame, name, pattern, (layouts or {}).get(name), bad_values)
             if mismatch is None:
                 continue
             label = f"the {pattern} format" if pattern in NAMED_FORMATS or pattern == "date" else f"/{pattern}/"
@@ -429,14 +496,14 @@ def _checks(
     return checks
 
 
-def _type_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr | None:
+def _type_mismatch(frame: pl.DataFrame, name: str, expected: str, bad_values: BadValues) -> pl.Expr | None:
     """True where a non-empty value does not fit ``expected``; None when every value of the column fits."""
     dtype = frame[name].dtype
     x = pl.col(name)
     if expected == "string":
         return None
     if is_text(dtype):
-        return _text_mismatch(frame, name, expected)
+        return _text_mismatch(name, bad_values(name, expected))
     if expected == "integer":
         if dtype.is_integer():
             return None
@@ -460,11 +527,15 @@ def _type_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr | N
     return pl.lit(True)
 
 
-def _text_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr:
+def _bad_values(frame: pl.DataFrame, name: str, expected: str) -> pl.Series:
     """Decided once per distinct value (dates need ~20 parses each), then looked up for every row."""
-    values = distinct_counts(frame, name)
-    value = pl.col("value")
-    fits = {
+    return distinct_counts(frame, name).filter(~_fits("value", expected))["value"]
+
+
+def _fits(column: str, expected: str) -> pl.Expr:
+    """True where the text of ``column`` reads as ``expected``."""
+    value = pl.col(column)
+    return {
         "integer": lambda: parse_integer(value).is_not_null(),
         "float": lambda: parse_number(value).is_not_null(),
         "numeric": lambda: parse_number(value).is_not_null(),
@@ -472,18 +543,22 @@ def _text_mismatch(frame: pl.DataFrame, name: str, expected: str) -> pl.Expr:
         "date": lambda: reads_as_temporal(value, DATE_FORMATS),
         "datetime": lambda: reads_as_temporal(value, TEMPORAL_FORMATS),
     }[expected]()
-    bad = values.filter(~fits)["value"]
+
+
+def _text_mismatch(name: str, bad: pl.Series) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars().is_in(bad.implode())
 
 
-def _format_mismatch(frame: pl.DataFrame, name: str, pattern: str, layout: TextLayout | None) -> pl.Expr | None:
+def _format_mismatch(
+    frame: pl.DataFrame, name: str, pattern: str, layout: TextLayout | None, bad_values: BadValues
+) -> pl.Expr | None:
     """Values that do not match ``pattern``, checked on the text as the file holds it (``layout``)."""
     dtype = frame[name].dtype
     text = as_text(name, dtype, layout)
     if pattern == "date":
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):
             return None
-        return _text_mismatch(frame, name, "date")
+        return _text_mismatch(name, bad_values(name, "date"))
     regex = NAMED_FORMATS.get(pattern, pattern)
     return ~text.str.contains(f"^(?:{regex})$")
 
@@ -548,3 +623,109 @@ def _findings(
                 field_name=None,
             )
     return findings.alerts, findings.recommendations
+
+
+def _run_streamed(
+    inputs: AgentInputs, source: pl.LazyFrame, params: QuarantineAgentParams, progress: Progress
+) -> AgentResult:
+    """``run`` on a primary too large for memory (``inputs.scan``): the same checks, a text column's values
+    that do not read as their type found among its distinct values (a streaming group_by, in hash parts), the
+    counts, the quarantined rows and the row-level issues on the streaming engine; the result's ``scan`` is the
+    plan of the rows passing every check over ``source``."""
+    started = time.perf_counter()
+    scan = numbered(source)
+    schema = scan.collect_schema()
+    empty = pl.DataFrame(schema=schema)
+    _validate(empty, params)
+    rows = scanned_rows(inputs.rows, scan)
+    progress(0.0, f"Checking {rows:,} rows")
+    named = dict.fromkeys([*params.expected_schema, *params.format_constraints])
+    texts = [name for name in named if name in schema and is_text(schema[name])]
+    estimates: dict[str, int] = {}
+
+    def bad_values(name: str, expected: str) -> pl.Series:
+        if name not in estimates:  # the text columns checked, in one pass (with ``name``: a date format's)
+            wanted = [text for text in texts if text not in estimates]
+            estimates.update(distinct_text_estimates(scan, [*wanted, name]))
+        return _scanned_bad_values(scan, name, expected, estimates[name])
+
+    checks = _checks(empty, params, inputs.text_layouts, bad_values)
+    missing_columns, unexpected_columns = _schema_mismatches(empty, params)
+
+    progress(0.3, f"Evaluating {len(checks)} checks")
+    for index, check in enumerate(checks):
+        check.flag = f"__quarantine_{index}__"
+    rules = list(dict.fromkeys(check.rule for check in checks))
+    counts: dict[str, Any] = {"__failing__": 0}
+    removed, row_issues = no_removed_rows(), empty_row_level_issues()
+    if checks:
+        with _failing_rows(scan, checks, inputs.work_dir) as failed:
+            exprs = [pl.col(check.flag).sum().alias(check.flag) for check in checks]
+            counts = streamed_row(failed, [*exprs, pl.len().alias("__failing__"), *_rule_rows(checks, rules, "rows:")])
+            progress(0.6, f"{counts['__failing__']:,} rows to quarantine")
+            if counts["__failing__"]:
+                removed, row_issues = _quarantined(failed, checks, counts)
+    quarantined = int(counts["__failing__"] or 0)
+    progress(0.9, "Summarising")
+
+    by_rule, by_column = _tally(checks, counts, {rule: counts[f"rows:{rule}"] for rule in rules})
+    proposals = _streamed_proposals(scan, schema, params)
+    outcome = Outcome(
+        rows, checks, removed, quarantined, by_rule, by_column, missing_columns, unexpected_columns, proposals
+    )
+    result = _result(outcome, row_issues, params, started, progress, frame=None)
+    # the kept rows by row index: the checks (regular expressions, parsing) are not evaluated a second time
+    gone = removed[ROW_INDEX_COLUMN].implode()
+    result.scan = scan.filter(~pl.col(ROW_INDEX_COLUMN).is_in(gone)) if quarantined else scan
+    result.rows = rows - quarantined
+    return result
+
+
+@contextmanager
+def _failing_rows(scan: pl.LazyFrame, checks: list[Check], work_dir: Path | None) -> Iterator[pl.LazyFrame]:
+    """The rows of a scan failing any check: their row index, checked columns and the checks' flags. With a
+    ``work_dir`` they are sunk there in one pass (the checks evaluated once) and scanned, the spill deleted on
+    leaving; the issues' values then keep alive pages of the failing rows only. Without, a plan over ``scan``."""
+    checked = list(dict.fromkeys(check.column for check in checks if check.column is not None))
+    flags = [check.flag for check in checks]
+    work = scan.with_columns([check.mask.fill_null(False).alias(check.flag) for check in checks])
+    failed = work.filter(_failing(checks)).select(ROW_INDEX_COLUMN, *checked, *flags)
+    if work_dir is None:
+        yield failed
+        return
+    work_dir.mkdir(parents=True, exist_ok=True)
+    spill = work_dir / f"{AGENT_ID}-failing-{uuid.uuid4().hex}.parquet"
+    try:
+        failed.sink_parquet(spill)
+        yield pl.scan_parquet(spill)
+    finally:
+        spill.unlink(missing_ok=True)
+
+
+def _quarantined(
+    failed: pl.LazyFrame, checks: list[Check], counts: dict[str, Any]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The removed rows with their reasons and the row-level issues, from the failing rows (``_failing_rows``)."""
+    removed_query = failed.select(
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), _reason(checks).cast(pl.String).alias("reason")
+    )
+    parts = [_issues_of(failed, check) for check in checks if counts[check.flag]]
+    return removed_query.collect(engine="streaming"), collect_issues_in_order(parts)
+
+
+def _scanned_bad_values(scan: pl.LazyFrame, name: str, expected: str, estimate: int) -> pl.Series:
+    """``_bad_values`` of a scan: its distinct values decided one hash part at a time, only the bad kept."""
+    fits = _fits("value", expected)
+    parts = [part.filter(~fits).select("value") for part in distinct_text_parts(scan, name, estimate)]
+    found = [frame["value"] for frame in (query.collect(engine="streaming") for query in parts)]
+    return pl.concat(found) if found else pl.Series("value", [], pl.String)
+
+
+def _streamed_proposals(scan: pl.LazyFrame, schema: pl.Schema, params: QuarantineAgentParams) -> list[dict[str, Any]]:
+    """``_proposals`` of a scan: the empty rows counted on the streaming engine."""
+    columns = data_columns(pl.DataFrame(schema=schema))
+    if params.detect_broken_records or not columns:
+        return []
+    return _empty_rows_proposal(
+        int(streamed_row(scan, [_every_field_empty(schema, columns).sum().alias("rows")])["rows"])
+    )

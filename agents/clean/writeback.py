@@ -22,19 +22,37 @@ shape, dtypes and null counts, and every earlier step's record):
 
 ``original_row_count`` / ``original_column_count`` override the context's numbers when given;
 ``agent_manifests`` (manifests of agents run elsewhere) are merged after the chain's own steps.
+
+A primary too large for memory (``inputs.scan``) gets the same checks, envelope and issues: the counts are
+queries on Polars' streaming engine, and duplicates are looked for among the rows whose hash of all data columns
+another row shares (found by streaming group_bys over a spill of the hashes, in parts), read into memory in parts
+of whole hash groups and compared exactly as in memory. The output is the scan, unchanged (``AgentResult.scan``).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, repeat_candidates
+from agents.clean.streamed_queries import (
+    collect_streamed_issues,
+    numbered,
+    repeated_hash_rows,
+    scanned_rows,
+    spilled_rows,
+    streamed_has_identifier,
+    streamed_row,
+)
 from agents.columns import with_row_index
 from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
     ROW_INDEX_COLUMN,
     AgentInputs,
     AgentResult,
@@ -42,7 +60,6 @@ from agents.envelope import (
     Progress,
     Severity,
     SummaryCard,
-    data_columns,
     format_text,
 )
 from agents.findings import (
@@ -69,49 +86,109 @@ LOG_KEYS = (
     "quarantine_log",
 )
 NUMERIC_PREFIXES = ("Int", "UInt", "Float", "Decimal")
+# A streamed run's duplicate check: rows whose hashes one streaming group_by holds at a time, and cells (rows x
+# columns) of the rows sharing a hash read into memory at a time.
+MAX_GROUPED_ROWS = 4_000_000
+MAX_CANDIDATE_CELLS = 20_000_000
+HASH = "__hash__"
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What the checks read: the frame (in memory) or the chain's scan (a primary too large for memory), with
+    ``ROW_INDEX_COLUMN``; ``spill_dir`` where a streamed run writes its spills."""
+
+    source: pl.DataFrame | pl.LazyFrame
+    schema: pl.Schema
+    height: int
+    spill_dir: Path | None = None
+
+    def aggregates(self, exprs: list[pl.Expr]) -> dict[str, Any]:
+        """One row of aggregates: over the frame, or on the streaming engine over the scan."""
+        if isinstance(self.source, pl.DataFrame):
+            return self.source.select(exprs).row(0, named=True)
+        return streamed_row(self.source, exprs)
 
 
 def run(inputs: AgentInputs, params: CleanseWritebackParams, progress: Progress) -> AgentResult:
+    if inputs.scan is not None:
+        if inputs.work_dir is not None:
+            return _run_streamed(inputs, inputs.scan, inputs.work_dir, params, progress)
+        with tempfile.TemporaryDirectory() as folder:
+            return _run_streamed(inputs, inputs.scan, Path(folder), params, progress)
     started = time.perf_counter()
     frame = inputs.primary
     indexed = with_row_index(frame)
-    context = inputs.context
-    columns = data_columns(frame)
-    steps = list(context.steps)
-    progress(0.0, f"Verifying {frame.height:,} rows and {len(columns)} columns")
-
-    checks: list[dict[str, Any]] = []
-    row_issues: list[pl.LazyFrame] = []
-    if params.verify_numeric_types:
-        check, issues = _numeric_check(indexed, columns, context)
-        checks.append(check)
-        row_issues += issues
-    progress(0.2, "Checking dates")
-    if params.verify_datetime_types:
-        check, issues = _datetime_check(indexed, columns, context)
-        checks.append(check)
-        row_issues += issues
-    progress(0.4, "Checking missing values")
-    if params.verify_no_new_nulls:
-        checks.append(_null_check(frame, columns, context))
-    progress(0.55, "Checking duplicates")
-    if params.verify_no_duplicates:
-        check, issues = _duplicate_check(indexed, columns, steps)
-        checks.append(check)
-        row_issues += issues
-    progress(0.7, "Checking retention")
-    original_rows, original_columns = _original_shape(frame, context, params)
-    if params.verify_data_retention:
-        checks.append(_retention_check(frame, columns, original_rows, original_columns, steps, params))
-
-    progress(0.8, "Building the cleansing manifest")
-    manifest = _manifest(frame, columns, steps, original_rows, original_columns, params)
+    data = _Data(indexed, indexed.schema, indexed.height)
+    checks, row_issues, manifest = _verify(data, inputs.context, params, progress)
     result = _result(
-        frame, checks, manifest, steps, collect_row_issues(row_issues, in_file_order=True), params, started
+        data.height,
+        frame,
+        checks,
+        manifest,
+        list(inputs.context.steps),
+        collect_row_issues(row_issues, in_file_order=True),
+        params,
+        started,
     )
     ready = result.envelope.summary_metrics["data_ready_for_pipeline"]
     progress(1.0, "Integrity verified" if ready else "Integrity checks failed")
     return result
+
+
+def _run_streamed(
+    inputs: AgentInputs, source: pl.LazyFrame, work_dir: Path, params: CleanseWritebackParams, progress: Progress
+) -> AgentResult:
+    """``run`` on a primary too large for memory: the same checks over the scan (see the module's docstring); the
+    output is ``source`` unchanged."""
+    started = time.perf_counter()
+    scan = numbered(source)
+    data = _Data(scan, scan.collect_schema(), scanned_rows(inputs.rows, scan), work_dir / AGENT_ID)
+    checks, row_issues, manifest = _verify(data, inputs.context, params, progress)
+    progress(0.9, "Collecting the row-level issues")
+    issues = collect_streamed_issues(row_issues)
+    result = _result(data.height, None, checks, manifest, list(inputs.context.steps), issues, params, started)
+    result.scan, result.rows = source, data.height
+    ready = result.envelope.summary_metrics["data_ready_for_pipeline"]
+    progress(1.0, "Integrity verified" if ready else "Integrity checks failed")
+    return result
+
+
+def _verify(
+    data: _Data, context: ChainContext, params: CleanseWritebackParams, progress: Progress
+) -> tuple[list[dict[str, Any]], list[pl.LazyFrame], dict[str, Any]]:
+    """The integrity checks asked for, their row-level issues (lazy) and the cleansing manifest."""
+    columns = [name for name in data.schema.names() if name not in BOOKKEEPING_COLUMNS]
+    steps = list(context.steps)
+    progress(0.0, f"Verifying {data.height:,} rows and {len(columns)} columns")
+
+    checks: list[dict[str, Any]] = []
+    row_issues: list[pl.LazyFrame] = []
+    if params.verify_numeric_types:
+        check, issues = _numeric_check(data, columns, context)
+        checks.append(check)
+        row_issues += issues
+    progress(0.2, "Checking dates")
+    if params.verify_datetime_types:
+        check, issues = _datetime_check(data, columns, context)
+        checks.append(check)
+        row_issues += issues
+    progress(0.4, "Checking missing values")
+    if params.verify_no_new_nulls:
+        checks.append(_null_check(data, columns, context))
+    progress(0.55, "Checking duplicates")
+    if params.verify_no_duplicates:
+        check, issues = _duplicate_check(data, columns, steps)
+        checks.append(check)
+        row_issues += issues
+    progress(0.7, "Checking retention")
+    original_rows, original_columns = _original_shape(data.height, len(columns), context, params)
+    if params.verify_data_retention:
+        checks.append(_retention_check(data.height, columns, original_rows, original_columns, steps, params))
+
+    progress(0.8, "Building the cleansing manifest")
+    manifest = _manifest(data.height, columns, steps, original_rows, original_columns, params)
+    return checks, row_issues, manifest
 
 
 def _kind(dtype: str | None) -> str | None:
@@ -147,29 +224,28 @@ def _check(name: str, passed: bool, severity: Severity, message: str, details: d
     }
 
 
-def _numeric_check(
-    indexed: pl.DataFrame, columns: list[str], context: ChainContext
-) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
-    numeric = [name for name in columns if indexed[name].dtype.is_numeric()]
+def _numeric_check(data: _Data, columns: list[str], context: ChainContext) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
+    schema = data.schema
+    numeric = [name for name in columns if schema[name].is_numeric()]
     expected = _expected("numeric", context)
     lost = {
-        name: {"expected_since": source, "dtype_now": str(indexed[name].dtype)}
+        name: {"expected_since": source, "dtype_now": str(schema[name])}
         for name, source in expected.items()
         if name in columns and name not in numeric
     }
-    floats = [name for name in numeric if indexed[name].dtype.is_float()]
+    floats = [name for name in numeric if schema[name].is_float()]
     non_finite: dict[str, int] = {}
     issues: list[pl.LazyFrame] = []
     if floats:
-        counts = indexed.select(
-            (pl.col(name).is_nan() | pl.col(name).is_infinite()).sum().alias(name) for name in floats
+        counts = data.aggregates(
+            [(pl.col(name).is_nan() | pl.col(name).is_infinite()).sum().alias(name) for name in floats]
         )
-        non_finite = {name: int(count) for name, count in counts.row(0, named=True).items() if count}
+        non_finite = {name: int(count) for name, count in counts.items() if count}
         for name in non_finite:
             bad = pl.col(name).is_nan() | pl.col(name).is_infinite()
             issues.append(
                 issues_where(
-                    indexed,
+                    data.source,
                     bad.fill_null(False),
                     column=name,
                     issue_type="non_finite_number",
@@ -197,12 +273,13 @@ def _numeric_check(
 
 
 def _datetime_check(
-    indexed: pl.DataFrame, columns: list[str], context: ChainContext
+    data: _Data, columns: list[str], context: ChainContext
 ) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
-    temporal = [name for name in columns if isinstance(indexed[name].dtype, (pl.Date, pl.Datetime))]
+    schema = data.schema
+    temporal = [name for name in columns if isinstance(schema[name], (pl.Date, pl.Datetime))]
     expected = _expected("temporal", context)
     lost = {
-        name: {"expected_since": source, "dtype_now": str(indexed[name].dtype)}
+        name: {"expected_since": source, "dtype_now": str(schema[name])}
         for name, source in expected.items()
         if name in columns and name not in temporal
     }
@@ -210,12 +287,12 @@ def _datetime_check(
     issues: list[pl.LazyFrame] = []
     if temporal:
         outside = {name: _implausible(name) for name in temporal}
-        counts = indexed.select(expr.sum().alias(name) for name, expr in outside.items()).row(0, named=True)
+        counts = data.aggregates([expr.sum().alias(name) for name, expr in outside.items()])
         implausible = {name: int(count) for name, count in counts.items() if count}
         for name in implausible:
             issues.append(
                 issues_where(
-                    indexed,
+                    data.source,
                     outside[name],
                     column=name,
                     issue_type="implausible_date",
@@ -252,7 +329,7 @@ def _implausible(name: str) -> pl.Expr:
     return ((year < MIN_YEAR) | (year > MAX_YEAR)).fill_null(False)
 
 
-def _null_check(frame: pl.DataFrame, columns: list[str], context: ChainContext) -> dict[str, Any]:
+def _null_check(data: _Data, columns: list[str], context: ChainContext) -> dict[str, Any]:
     introduced: dict[str, dict[str, int]] = {}
     intended: dict[str, dict[str, int]] = {}
     steps = [step for step in context.steps if step.get("status") == "success"]
@@ -267,7 +344,7 @@ def _null_check(frame: pl.DataFrame, columns: list[str], context: ChainContext) 
     basis = "step records"
     if not context.steps and context.original_null_counts:
         basis = "input null counts"
-        now = frame.select(pl.col(columns).null_count()).row(0, named=True) if columns else {}
+        now = data.aggregates([pl.col(columns).null_count()]) if columns else {}
         for name, count in now.items():
             original = context.original_null_counts.get(name)
             if original is not None and count > original:
@@ -296,7 +373,7 @@ def _null_check(frame: pl.DataFrame, columns: list[str], context: ChainContext) 
 
 
 def _duplicate_check(
-    indexed: pl.DataFrame, columns: list[str], steps: list[dict[str, Any]]
+    data: _Data, columns: list[str], steps: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[pl.LazyFrame]]:
     resolver_ran = any(
         step.get("agent_id") == "duplicate-resolver" and step.get("status") == "success" for step in steps
@@ -305,22 +382,11 @@ def _duplicate_check(
     duplicates = 0
     # Equal rows hash equally: when no two rows share a hash (the usual case) there is no duplicate and
     # the exact comparison is skipped; nor is there one when a column is an identifier (cheaper to count).
-    if columns and repeat_candidates(indexed, columns) is not None:
-        later = ~pl.struct(columns).is_first_distinct()
-        duplicates = int(indexed.select(later.sum()).item())
-        if duplicates:
-            kept = pl.col(ROW_INDEX_COLUMN).min().over(columns)
-            issues.append(
-                issues_where(
-                    indexed.with_columns(kept.alias("__first_row__"), later.alias("__later__")),
-                    pl.col("__later__"),
-                    column="all",
-                    issue_type="duplicate_row",
-                    severity="warning",
-                    message=format_text("exact duplicate of row {}", pl.col("__first_row__")),
-                    value=pl.col("__first_row__"),
-                )
-            )
+    if columns and isinstance(data.source, pl.DataFrame):
+        if repeat_candidates(data.source, columns) is not None:
+            duplicates, issues = _exact_duplicates(data.source, columns)
+    elif columns and data.height >= 2:  # noqa: PLR2004 - one row repeats nothing
+        duplicates, issues = _streamed_duplicates(data, columns)
     passed = duplicates == 0
     if passed:
         message = "No duplicate rows"
@@ -333,33 +399,79 @@ def _duplicate_check(
         message = f"{duplicates:,} duplicate rows (duplicate-resolver did not run)"
     details = {
         "duplicate_count": duplicates,
-        "duplicate_percentage": pct(duplicates, indexed.height),
+        "duplicate_percentage": pct(duplicates, data.height),
         "duplicate_resolver_ran": resolver_ran,
     }
     return _check("no_duplicates", passed, "high" if resolver_ran else "medium", message, details), issues
 
 
-def _original_shape(frame: pl.DataFrame, context: ChainContext, params: CleanseWritebackParams) -> tuple[int, int]:
+def _exact_duplicates(indexed: pl.DataFrame, columns: list[str]) -> tuple[int, list[pl.LazyFrame]]:
+    """The rows of ``indexed`` equal on every column of ``columns`` to an earlier row: how many, and their issues."""
+    later = ~pl.struct(columns).is_first_distinct()
+    duplicates = int(indexed.select(later.sum()).item())
+    if not duplicates:
+        return 0, []
+    kept = pl.col(ROW_INDEX_COLUMN).min().over(columns)
+    issue = issues_where(
+        indexed.with_columns(kept.alias("__first_row__"), later.alias("__later__")),
+        pl.col("__later__"),
+        column="all",
+        issue_type="duplicate_row",
+        severity="warning",
+        message=format_text("exact duplicate of row {}", pl.col("__first_row__")),
+        value=pl.col("__first_row__"),
+    )
+    return duplicates, [issue]
+
+
+def _streamed_duplicates(data: _Data, columns: list[str]) -> tuple[int, list[pl.LazyFrame]]:
+    """``_exact_duplicates`` over a scan: none when a column is an identifier (as ``repeat_candidates``), else
+    on the rows whose hash of ``columns`` another row shares (every group
+    of equal rows is among them whole, in file order), read in parts of whole hash groups of at most
+    ``MAX_CANDIDATE_CELLS`` cells. Each part's issues are collected at once, so that no part stays in memory."""
+    assert isinstance(data.source, pl.LazyFrame) and data.spill_dir is not None
+    if streamed_has_identifier(data.source, columns, data.height, max_grouped_rows=MAX_GROUPED_ROWS):
+        return 0, []
+    candidates = repeated_hash_rows(
+        data.source, columns, data.height, data.spill_dir, max_grouped_rows=MAX_GROUPED_ROWS
+    )
+    if not candidates.height:
+        return 0, []
+    parts = -(-candidates.height * (len(columns) + 1) // MAX_CANDIDATE_CELLS)
+    duplicates, issues = 0, []
+    for part in range(parts):
+        wanted = candidates.filter(pl.col(HASH) % parts == part)[ROW_INDEX_COLUMN]
+        if not wanted.len():
+            continue
+        count, found = _exact_duplicates(spilled_rows(data.source, wanted, data.spill_dir), columns)
+        duplicates += count
+        issues += [frame.lazy() for frame in pl.collect_all(found)]
+    return duplicates, issues
+
+
+def _original_shape(
+    height: int, column_count: int, context: ChainContext, params: CleanseWritebackParams
+) -> tuple[int, int]:
     known = bool(context.original_columns) or bool(context.steps)
     rows = params.original_row_count
     if rows is None:
-        rows = context.original_rows if known else frame.height
+        rows = context.original_rows if known else height
     columns = params.original_column_count
     if columns is None:
         original = [name for name in context.original_columns if name != ROW_INDEX_COLUMN]
-        columns = len(original) if known else len(data_columns(frame))
+        columns = len(original) if known else column_count
     return rows, columns
 
 
 def _retention_check(
-    frame: pl.DataFrame,
+    height: int,
     columns: list[str],
     original_rows: int,
     original_columns: int,
     steps: list[dict[str, Any]],
     params: CleanseWritebackParams,
 ) -> dict[str, Any]:
-    row_retention = 100.0 * frame.height / original_rows if original_rows else 100.0
+    row_retention = 100.0 * height / original_rows if original_rows else 100.0
     column_retention = 100.0 * len(columns) / original_columns if original_columns else 100.0
     dropped: dict[str, str] = {}
     for step in steps:
@@ -368,12 +480,12 @@ def _retention_check(
             if name not in after and name != ROW_INDEX_COLUMN:
                 dropped[name] = str(step.get("agent_id"))
     passed = row_retention >= params.min_retention_percentage
-    message = f"{frame.height:,} of {original_rows:,} rows kept ({row_retention:.2f}%)" + (
+    message = f"{height:,} of {original_rows:,} rows kept ({row_retention:.2f}%)" + (
         "" if passed else f", below the minimum of {params.min_retention_percentage:g}%"
     )
     details = {
         "original_rows": original_rows,
-        "final_rows": frame.height,
+        "final_rows": height,
         "row_retention_percentage": round(row_retention, 4),
         "min_retention_percentage": params.min_retention_percentage,
         "original_columns": original_columns,
@@ -410,7 +522,7 @@ def _external_actions(manifest: dict[str, Any]) -> int:
 
 
 def _manifest(
-    frame: pl.DataFrame,
+    height: int,
     columns: list[str],
     steps: list[dict[str, Any]],
     original_rows: int,
@@ -424,17 +536,17 @@ def _manifest(
         for agent_id, external in params.agent_manifests.items()
         if agent_id not in by_agent
     ]
-    rows_removed_total = max(0, original_rows - frame.height)
+    rows_removed_total = max(0, original_rows - height)
     manifest: dict[str, Any] = {
         "pipeline": [entry["agent_id"] for entry in transformations],
         "transformations": transformations,
         "lineage": {
             "original_rows": original_rows,
             "original_columns": original_columns,
-            "final_rows": frame.height,
+            "final_rows": height,
             "final_columns": len(columns),
             "rows_removed_total": rows_removed_total,
-            "retention_percentage": round(100.0 * frame.height / original_rows, 4) if original_rows else 100.0,
+            "retention_percentage": round(100.0 * height / original_rows, 4) if original_rows else 100.0,
         },
         "generated_at": datetime.now(UTC).isoformat(),
         "total_transformations": sum(int(entry["actions_count"]) for entry in transformations),
@@ -506,7 +618,8 @@ def _transformation_summary(transformations: list[dict[str, Any]], total_actions
 
 
 def _result(
-    frame: pl.DataFrame,
+    height: int,
+    frame: pl.DataFrame | None,
     checks: list[dict[str, Any]],
     manifest: dict[str, Any],
     steps: list[dict[str, Any]],
@@ -514,13 +627,14 @@ def _result(
     params: CleanseWritebackParams,
     started: float,
 ) -> AgentResult:
+    """The envelope; ``frame`` the data in memory (None for a streamed run), ``height`` its rows."""
     passed = sum(check["passed"] for check in checks)
     ready = passed == len(checks)
     score = _score(checks, manifest, params)
     findings = _findings(checks, steps, ready)
     summary_metrics = {
-        "total_rows_verified": frame.height,
-        "total_columns_verified": len(data_columns(frame)),
+        "total_rows_verified": height,
+        "total_columns_verified": manifest["lineage"]["final_columns"],
         "integrity_checks_passed": passed,
         "integrity_checks_failed": len(checks) - passed,
         "agents_in_manifest": len(manifest["pipeline"]),

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import agents.chain
 from agents import registry
 from agents.chain import run_tool
 from agents.options import RunOptions
@@ -60,6 +61,11 @@ def _comparable(result: dict[str, Any]) -> dict[str, Any]:
         agent_id: {key: value for key, value in envelope.items() if key != "execution_time_ms"}
         for agent_id, envelope in result["agents"].items()
     }
+    manifest = agents.get("cleanse-writeback", {}).get("data", {}).get("manifest")
+    if manifest is not None:  # when it was written and how long each step took
+        manifest.pop("generated_at")
+        for transformation in manifest["transformations"]:
+            transformation.pop("duration_ms")
     steps = [{key: value for key, value in step.items() if key != "duration_ms"} for step in result["steps"]]
     summary = {key: value for key, value in result["summary"].items() if key != "inputs"}
     return {
@@ -114,13 +120,30 @@ def test_a_streamed_clean_gives_what_the_in_memory_one_gives(tmp_path: Path, csv
         assert streamed_bytes == (tmp_path / "memory" / name).read_bytes(), name
 
 
-def test_agents_that_do_not_stream_say_so_and_cost_nothing(tmp_path: Path, csv: Path) -> None:
+def test_the_default_clean_chain_streams_whole(tmp_path: Path, csv: Path) -> None:
+    """Every agent of clean-my-data's default chain streams: the same task as in memory, every agent charged."""
     chain = registry.resolve_chain("clean-my-data", None)
+    assert set(chain) <= STREAMED_AGENTS
+    memory, memory_started = _run("clean-my-data", [], csv, {}, tmp_path / "memory", None)
+    streamed, streamed_started = _run("clean-my-data", [], csv, {}, tmp_path / "streamed", 0)
+    assert streamed["summary"]["inputs"]["primary"]["streamed"] is True
+    assert _comparable(streamed) == _comparable(memory)
+    assert streamed_started == memory_started == chain
+    assert memory["summary"]["rows_quarantined"] == 55  # the exact duplicates
+    for name in ("cleaned_data.csv", "quarantine.csv"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
+
+
+def test_agents_that_do_not_stream_say_so_and_cost_nothing(
+    tmp_path: Path, csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = registry.resolve_chain("clean-my-data", None)
+    not_streaming = {"cleanse-previewer", "null-handler"}
+    monkeypatch.setattr(agents.chain, "STREAMED_AGENTS", STREAMED_AGENTS - not_streaming)
     result, started = _run("clean-my-data", [], csv, {}, tmp_path / "out", 0)
-    skipped = [agent for agent in chain if agent not in STREAMED_AGENTS]
-    assert skipped and result["status"] == "partial"
-    assert started == [agent for agent in chain if agent in STREAMED_AGENTS]
-    for agent in skipped:
+    assert result["status"] == "partial"
+    assert started == [agent for agent in chain if agent not in not_streaming]
+    for agent in not_streaming:
         envelope = result["agents"][agent]
         assert envelope["status"] == "error" and "above the in-memory limit" in envelope["error"]
     assert [step["agent_id"] for step in result["steps"]] == chain
