@@ -174,13 +174,19 @@ def count_missing_tokens(
     text column's token values counted (a short list per column), each float column's NaNs."""
     if not tokens:
         return {}
-    missing = [*tokens, EMPTY_TEXT]
+    missing = list(dict.fromkeys([*tokens, EMPTY_TEXT]))
     schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
     exprs: list[pl.Expr] = []
+    # On the streaming engine each token is counted by a sum of matches: a filter inside a select gathers the whole
+    # column first (7.3M rows: the streamed profile's peak went from 0.8 to 2.0 GB).
+    streamed = engine == "streaming"
     for index, (name, dtype) in enumerate(schema.items()):
         if is_text(dtype):
             text = pl.col(name).cast(pl.String).str.strip_chars()
-            exprs.append(text.filter(text.is_in(missing)).value_counts().implode().alias(f"t{index}"))
+            if streamed:
+                exprs += [(text == token).sum().alias(f"t{index}:{k}") for k, token in enumerate(missing)]
+            else:
+                exprs.append(text.filter(text.is_in(missing)).value_counts().implode().alias(f"t{index}"))
         elif dtype.is_float():
             exprs.append(pl.col(name).is_nan().sum().alias(f"n{index}"))
     if not exprs:
@@ -188,9 +194,13 @@ def count_missing_tokens(
     row = frame.lazy().select(exprs).collect(engine=engine).row(0, named=True)
     counts: dict[str, dict[str, int]] = {}
     for index, name in enumerate(schema.names()):
-        found = row.get(f"t{index}")
-        if found:
-            pairs = sorted(((item[name], int(item["count"])) for item in found), key=lambda pair: (-pair[1], pair[0]))
+        found: list[tuple[str, int]]
+        if streamed:
+            found = [(token, int(row.get(f"t{index}:{k}") or 0)) for k, token in enumerate(missing)]
+        else:
+            found = [(str(item[name]), int(item["count"])) for item in row.get(f"t{index}") or []]
+        pairs = sorted((pair for pair in found if pair[1]), key=lambda pair: (-pair[1], pair[0]))
+        if pairs:
             counts[name] = dict(pairs)
         nans = row.get(f"n{index}")
         if nans:

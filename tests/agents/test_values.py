@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents import values as value_readers
+from agents.params.common import DEFAULT_NULL_TOKENS
+from agents.values import count_missing_tokens
 
 
 def _brute_force_counts(values: pl.DataFrame, formats: list[value_readers.TemporalFormat]) -> dict[str, int]:
@@ -74,3 +77,19 @@ def test_parse_temporal_keeps_year_1000_and_empties_earlier_four_digit_years() -
         None,
         dt.datetime(1000, 1, 1),
     ]
+
+
+@pytest.mark.parametrize("tokens", [DEFAULT_NULL_TOKENS, ("NA", ""), ()])
+def test_tokens_are_counted_alike_on_both_engines(tokens: tuple[str, ...]) -> None:
+    """The streaming engine counts each token by a sum of matches (a filter in a select gathers the column)."""
+    frame = pl.DataFrame(
+        {
+            "a": ["NA", " NA ", "x", None, "", "null", "NA"] * 3,
+            "b": [1.0, float("nan"), 2.0, None, 3.0, float("nan"), 4.0] * 3,
+            "c": ["n/a", "y", "z", "N/A", "NULL", "", " "] * 3,
+            "d": list(range(21)),
+        }
+    )
+    streamed = count_missing_tokens(frame.lazy(), tokens, engine="streaming")
+    assert streamed == count_missing_tokens(frame, tokens)
+    assert not tokens or streamed["a"]["NA"] == 9
