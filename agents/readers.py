@@ -50,10 +50,10 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeVar
 
 import fastexcel
 import numpy as np
@@ -323,7 +323,7 @@ def _read_delimited(path: Path, name: str, default_separator: str, max_columns: 
     if dialect.encoding == "utf-8":
         try:
             frame = _read_csv(path, name, dialect)
-        except _NotUtf8:
+        except NotUtf8:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
@@ -471,35 +471,23 @@ def _header_record(text: str, separator: str, quote_char: str, *, whole_file: bo
     return tuple(header) if header is not None and complete else None
 
 
-class _NotUtf8(Exception):
-    pass
+class NotUtf8(Exception):
+    """The file holds a byte that is not UTF-8 past the sniff window: read it again as cp1252."""
 
 
-def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
-    separator, quote_char = dialect.separator, dialect.quote_char
+ParsedT = TypeVar("ParsedT")
+
+
+def parse_widening(
+    path: Path, name: str, dialect: CsvDialect, parse: Callable[[dict[str, pl.DataType]], ParsedT]
+) -> ParsedT:
+    """``parse(overrides)`` until it succeeds: a column whose later value does not fit its inferred type is widened
+    (to Float64, else text) and the file parsed again; any other failure is an ``InvalidFileError`` saying what and
+    where (a short or long row, a quoting error), or ``NotUtf8``."""
     overrides: dict[str, pl.DataType] = {}
     while True:
         try:
-            # The schema is inferred by a scan (it reads only the first rows): read_csv with
-            # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
-            schema = pl.scan_csv(
-                path,
-                separator=separator,
-                quote_char=quote_char,
-                infer_schema_length=INFER_SCHEMA_LENGTH,
-                raise_if_empty=True,
-            ).collect_schema()
-            # Integer columns are parsed as text and typed below: a code written with a leading zero
-            # ("007", "02134") stays text, which a parse as integers would lose.
-            integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
-            raw = pl.read_csv(
-                path,
-                separator=separator,
-                quote_char=quote_char,
-                schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())},
-                raise_if_empty=True,
-            )
-            break
+            return parse(overrides)
         except pl.exceptions.NoDataError as error:
             raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error
         except pl.exceptions.DuplicateError as error:
@@ -511,13 +499,41 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
                 overrides[retype["column"]] = _wider_dtype(retype["value"], retype["dtype"])
                 continue
             if "invalid utf-8" in message:
-                raise _NotUtf8 from error
+                raise NotUtf8 from error
             if "more fields than defined" in message:
                 raise _ragged_row_error(path, name, dialect) from error
             quoting = _find_quote_problem(path, name, dialect)
             raise quoting or InvalidFileError(
                 f"{name}: could not be parsed as CSV ({_first_line(error)})", {"file": name}
             ) from error
+
+
+def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
+    separator, quote_char = dialect.separator, dialect.quote_char
+
+    def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType]]:
+        # The schema is inferred by a scan (it reads only the first rows): read_csv with
+        # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
+        schema = pl.scan_csv(
+            path,
+            separator=separator,
+            quote_char=quote_char,
+            infer_schema_length=INFER_SCHEMA_LENGTH,
+            raise_if_empty=True,
+        ).collect_schema()
+        # Integer columns are parsed as text and typed below: a code written with a leading zero
+        # ("007", "02134") stays text, which a parse as integers would lose.
+        integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
+        raw = pl.read_csv(
+            path,
+            separator=separator,
+            quote_char=quote_char,
+            schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())},
+            raise_if_empty=True,
+        )
+        return raw, integers
+
+    raw, integers = parse_widening(path, name, dialect, parse)
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     frame = _typed_integers(raw, integers)

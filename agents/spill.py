@@ -34,23 +34,19 @@ from agents.layouts import apply_layouts, find_layouts
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
-    _PARSE_ERROR,
     INFER_SCHEMA_LENGTH,
     TEXT_FORMATS,
     CsvDialect,
+    NotUtf8,
     ReadReport,
     _every_line_full,
-    _find_quote_problem,
     _find_ragged_row,
-    _first_line,
     _may_have_short_rows,
-    _ragged_row_error,
     _unique_names,
-    _wider_dtype,
     _written_otherwise,
     check_column_count,
     check_header_width,
-    duplicate_header_error,
+    parse_widening,
     sniff_dialect,
     transcoded_to_utf8,
 )
@@ -88,17 +84,13 @@ def spill_csv(
         if dialect.encoding == "utf-8":
             try:
                 return _spill_utf8(path, name, dialect, raw, target, max_columns, metadata)
-            except _NotUtf8:
+            except NotUtf8:
                 # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
                 dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
         with transcoded_to_utf8(path, dialect.encoding, target.parent) as utf8_copy:
             return _spill_utf8(utf8_copy, name, dialect, raw, target, max_columns, metadata)
     finally:
         raw.unlink(missing_ok=True)
-
-
-class _NotUtf8(Exception):
-    pass
 
 
 def _spill_utf8(
@@ -180,33 +172,16 @@ def _parse_to_parquet(path: Path, name: str, dialect: CsvDialect, raw: Path) -> 
     """The UTF-8 file at ``path`` parsed into the Parquet file ``raw``, integer columns as text (their inferred
     types are returned), a column widened for each value that does not fit its inferred type."""
     scan = partial(pl.scan_csv, path, separator=dialect.separator, quote_char=dialect.quote_char, raise_if_empty=True)
-    overrides: dict[str, pl.DataType] = {}
-    while True:
-        try:
-            schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
-            integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
-            scan(schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())}).sink_parquet(
-                raw, compression=SPILL_COMPRESSION, engine="streaming"
-            )
-            return integers
-        except pl.exceptions.NoDataError as error:
-            raise InvalidFileError(f"{name}: the file is empty", {"file": name}) from error
-        except pl.exceptions.DuplicateError as error:
-            raise duplicate_header_error(name, error) from error
-        except pl.exceptions.ComputeError as error:
-            message = str(error)
-            retype = _PARSE_ERROR.search(message)
-            if retype and retype["column"] not in overrides:
-                overrides[retype["column"]] = _wider_dtype(retype["value"], retype["dtype"])
-                continue
-            if "invalid utf-8" in message:
-                raise _NotUtf8 from error
-            if "more fields than defined" in message:
-                raise _ragged_row_error(path, name, dialect) from error
-            quoting = _find_quote_problem(path, name, dialect)
-            raise quoting or InvalidFileError(
-                f"{name}: could not be parsed as CSV ({_first_line(error)})", {"file": name}
-            ) from error
+
+    def parse(overrides: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+        schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
+        integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
+        scan(schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())}).sink_parquet(
+            raw, compression=SPILL_COMPRESSION, engine="streaming"
+        )
+        return integers
+
+    return parse_widening(path, name, dialect, parse)
 
 
 def _column_facts(
