@@ -20,16 +20,32 @@ def ignore(fraction: float, message: str) -> None:
     pass
 
 
-def run_in_memory(run: Run, frame: pl.DataFrame, params: Any) -> AgentResult:
-    return run(AgentInputs(frame, "primary.csv"), params, ignore)
+def run_in_memory(run: Run, frame: pl.DataFrame, params: Any, **extra: Any) -> AgentResult:
+    """``extra``: other ``AgentInputs`` fields (a context, artifacts)."""
+    return run(AgentInputs(frame, "primary.csv", **extra), params, ignore)
 
 
-def run_streamed(run: Run, frame: pl.DataFrame, params: Any, folder: Path, row_group: int | None = None) -> AgentResult:
-    """``row_group``: small row groups make the streaming engine read the file in several morsels."""
+def run_streamed(
+    run: Run,
+    frame: pl.DataFrame,
+    params: Any,
+    folder: Path,
+    row_group: int | None = None,
+    *,
+    spills: bool = True,
+    **extra: Any,
+) -> AgentResult:
+    """``row_group``: small row groups make the streaming engine read the file in several morsels; ``spills``: a
+    work directory is given (``folder/work``)."""
     spill = folder / "in.parquet"
     frame.write_parquet(spill, mkdir=True, row_group_size=row_group)
     inputs = AgentInputs(
-        frame.clear(), "primary.csv", scan=pl.scan_parquet(spill), rows=frame.height, work_dir=folder / "work"
+        frame.clear(),
+        "primary.csv",
+        scan=pl.scan_parquet(spill),
+        rows=frame.height,
+        work_dir=folder / "work" if spills else None,
+        **extra,
     )
     fractions: list[float] = []
     result = run(inputs, params, lambda fraction, _message: fractions.append(fraction))
@@ -44,12 +60,19 @@ def untimed(result: AgentResult) -> dict[str, Any]:
 
 
 def assert_same_streamed_run(
-    run: Run, frame: pl.DataFrame, params: Any, folder: Path, row_group: int | None = None
+    run: Run,
+    frame: pl.DataFrame,
+    params: Any,
+    folder: Path,
+    row_group: int | None = None,
+    *,
+    spills: bool = True,
+    **extra: Any,
 ) -> AgentResult:
     """The streamed run returns what the in-memory run returns (envelope but its time, data, removed rows, row-level
     issues, artifacts), and its plan reads files, not a frame held in memory."""
-    memory = run_in_memory(run, frame, params)
-    result = run_streamed(run, frame, params, folder, row_group)
+    memory = run_in_memory(run, frame, params, **extra)
+    result = run_streamed(run, frame, params, folder, row_group, spills=spills, **extra)
     assert memory.frame is not None and memory.scan is None
     assert result.frame is None and result.scan is not None
     assert untimed(result) == untimed(memory)

@@ -18,21 +18,18 @@ from polars.testing import assert_frame_equal
 
 from agents.clean import quarantine
 from agents.clean.streamed_queries import distinct_text_estimates, distinct_text_parts
-from agents.envelope import AgentInputs, AgentResult
+from agents.envelope import AgentResult
 from agents.errors import InvalidParametersError
 from agents.layouts import TextLayout
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import distinct_counts
 from tests.agents.clean_support import ROW, ROWS, SHORT_PROPERTY_SETTINGS, framed, frames, indexed, params_for
+from tests.agents.streamed_support import assert_same_streamed_run, run_in_memory, run_streamed
 from tests.agents.test_quarantine import quarantine_frame
 
 
-def ignore(fraction: float, message: str) -> None:
-    pass
-
-
 def in_memory(frame: pl.DataFrame, params: QuarantineAgentParams, **extra: Any) -> AgentResult:
-    return quarantine.run(AgentInputs(frame, "primary.csv", **extra), params, ignore)
+    return run_in_memory(quarantine.run, frame, params, **extra)
 
 
 def streamed(
@@ -44,47 +41,13 @@ def streamed(
     spills: bool = True,
     **extra: Any,
 ) -> AgentResult:
-    """As the chain gives a large primary: an empty frame of its schema, a scan of the data written to Parquet
-    (small row groups: the streaming engine reads it in several morsels), its rows, and a work directory (none
-    unless ``spills``)."""
-    spill = tmp_path / "in.parquet"
-    frame.write_parquet(spill, mkdir=True, row_group_size=row_group)
-    inputs = AgentInputs(
-        frame.clear(),
-        "primary.csv",
-        scan=pl.scan_parquet(spill),
-        rows=frame.height,
-        work_dir=tmp_path / "work" if spills else None,
-        **extra,
-    )
-    fractions: list[float] = []
-    result = quarantine.run(inputs, params, lambda fraction, _message: fractions.append(fraction))
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    return result
-
-
-def untimed(result: AgentResult) -> dict[str, Any]:
-    envelope = result.envelope.to_dict()
-    envelope.pop("execution_time_ms")
-    return envelope
+    return run_streamed(quarantine.run, frame, params, tmp_path, row_group, spills=spills, **extra)
 
 
 def assert_same_run(
     frame: pl.DataFrame, params: QuarantineAgentParams, tmp_path: Path, *, spills: bool = True, **extra: Any
 ) -> AgentResult:
-    memory = in_memory(frame, params, **extra)
-    result = streamed(frame, params, tmp_path, spills=spills, **extra)
-    assert memory.frame is not None and memory.scan is None
-    assert result.frame is None and result.scan is not None
-    assert untimed(result) == untimed(memory)
-    plan = result.scan.explain()
-    assert "CACHE" not in plan and "DF [" not in plan  # a plan over the Parquet scan, no frame held in memory
-    output = result.scan.collect()
-    assert_frame_equal(output, memory.frame, check_exact=True)
-    assert result.rows == output.height
-    for name in ("removed", "row_level_issues"):
-        assert_frame_equal(getattr(result, name), getattr(memory, name), check_exact=True)
-    assert result.artifacts == memory.artifacts
+    result = assert_same_streamed_run(quarantine.run, frame, params, tmp_path, 2, spills=spills, **extra)
     work = tmp_path / "work"
     assert not work.exists() or not any(work.iterdir())  # its spills are deleted
     return result
