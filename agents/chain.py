@@ -74,7 +74,14 @@ from agents.reports.row_issues import count_row_level_issues, write_row_level_is
 from agents.search import kept
 from agents.search.searcher import kept_meta, kept_page
 from agents.spill import spill_csv
-from agents.streamed import STREAMED_AGENTS, StreamFlow, changed_cell_exprs, sink_csv, step_facts
+from agents.streamed import (
+    STREAMED_AGENTS,
+    StreamFlow,
+    changed_cell_exprs,
+    removed_with_reasons,
+    sink_csv,
+    step_facts,
+)
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
 from agents.values import MissingTokens, normalize_missing
 
@@ -232,14 +239,7 @@ class _DataFlow:
         if kept_all:
             return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
         gone = before.select(ROW_INDEX_COLUMN).join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
-        listed = (
-            pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
-        )
-        listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
-        unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
-            pl.lit(f"removed by {agent_id}").alias("reason")
-        )
-        return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
+        return removed_with_reasons(agent_id, gone, listed)
 
     def quarantine(self, columns: list[str]) -> pl.DataFrame:
         schema = {"row_index": pl.Int64, "agent_id": pl.String, "reason": pl.String} | dict.fromkeys(columns, pl.String)

@@ -276,14 +276,7 @@ class StreamFlow:
             .join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
             .collect(engine="streaming")
         )
-        listed = (
-            pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
-        )
-        listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
-        unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
-            pl.lit(f"removed by {agent_id}").alias("reason")
-        )
-        return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
+        return removed_with_reasons(agent_id, gone, listed)
 
     def _quarantine(self, agent_id: str, removed: pl.DataFrame) -> None:
         """The removed rows with their values before removal, as the CSV writes them, sunk to a quarantine part."""
@@ -366,6 +359,17 @@ class StreamFlow:
         parts.select(pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in schema).sink_csv(
             path, engine="streaming"
         )
+
+
+def removed_with_reasons(agent_id: str, gone: pl.DataFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
+    """The rows ``gone`` (their row index) with the reason the agent ``listed`` for each, else "removed by <agent>";
+    a listed row that is not gone is left out. Sorted by row index."""
+    listed = pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
+    listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
+    unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
+        pl.lit(f"removed by {agent_id}").alias("reason")
+    )
+    return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
 
 
 def sink_csv(scan: pl.LazyFrame, layouts: Mapping[str, TextLayout], path: Path) -> None:

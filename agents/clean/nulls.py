@@ -308,18 +308,7 @@ def _streamed_drop(
     removed, dropped = pl.collect_all(
         [removed_query, gone.select(pl.col(drop_row_columns).null_count())], engine="streaming"
     )
-    row_issues = [
-        issues_where(
-            work,
-            flag,
-            column=name,
-            issue_type="row_dropped_missing_value",
-            severity="warning",
-            message=pl.lit(f"row removed: missing value in '{name}'"),
-            value=None,
-        )
-        for name, flag in empty
-    ]
+    row_issues = _dropped_row_issues(work, empty)
     dropped_by_column: dict[str, int] = dropped.row(0, named=True) if removed.height else {}
     return work.filter(~mask), removed, row_issues, dropped_by_column
 
@@ -383,7 +372,13 @@ def _drop(frame: pl.DataFrame, plans: list[Plan]) -> tuple[pl.DataFrame, pl.Data
     empty = [(name, pl.col(name).is_null()) for name in drop_row_columns]
     mask = pl.any_horizontal([flag for _, flag in empty])
     removed = removed_rows(work, mask, format_text("row has missing values in: {}", names_where(empty)))
-    row_issues = [
+    row_issues = _dropped_row_issues(work, empty)
+    return work.filter(~mask), removed, row_issues
+
+
+def _dropped_row_issues(work: pl.DataFrame | pl.LazyFrame, empty: list[tuple[str, pl.Expr]]) -> list[pl.LazyFrame]:
+    """A row-level issue per empty cell of a drop_rows column (``empty``: each column with its emptiness flag)."""
+    return [
         issues_where(
             work,
             flag,
@@ -395,7 +390,6 @@ def _drop(frame: pl.DataFrame, plans: list[Plan]) -> tuple[pl.DataFrame, pl.Data
         )
         for name, flag in empty
     ]
-    return work.filter(~mask), removed, row_issues
 
 
 def _knn_or_median(
