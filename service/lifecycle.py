@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
-from botocore.exceptions import ClientError
 
 from agents import registry
 from agents.errors import AgentError
@@ -665,13 +664,10 @@ async def stream_input(
 # --- process / retry --------------------------------------------------------------------------
 
 
-async def _verify_inputs(
-    core: Core, task: asyncpg.Record, listed: dict[str, ObjectInfo] | None = None
-) -> dict[str, ObjectInfo]:
-    """Every declared input is stored at its declared size; returns what the store says of each, by name, from
-    `listed` (the task's inputs prefix as listed, _listed_inputs) or else a HEAD of each. A chained task
-    (`source_task_id`) needs no primary upload: it takes its source task's data output (the worker fetches it), and
-    may upload the rest."""
+async def _verify_inputs(core: Core, task: asyncpg.Record) -> dict[str, ObjectInfo]:
+    """Every declared input is stored at its declared size; returns what the store says of each, by name. A
+    chained task (`source_task_id`) needs no primary upload: it takes its source task's data output (the worker
+    fetches it), and may upload the rest."""
     inputs: list[dict[str, Any]] = list(task["inputs"])
     if not any(i["role"] == "primary" for i in inputs) and task["source_task_id"] is None:
         raise ServiceError("INPUT_MISSING", "No primary input was declared or uploaded.", {"missing": ["primary"]})
@@ -679,10 +675,7 @@ async def _verify_inputs(
     expected: list[tuple[str, int | None]] = [(i["name"], i["size"]) for i in inputs if i["role"] != "parameters"]
     if task["has_parameters"] or any(i["role"] == "parameters" for i in inputs):
         expected.append((PARAMETERS_NAME, None))
-    if listed is not None:
-        heads = [listed.get(prefix + name) for name, _ in expected]
-    else:
-        heads = await asyncio.gather(*(core.storage.head(prefix + name) for name, _ in expected))
+    heads = await asyncio.gather(*(core.storage.head(prefix + name) for name, _ in expected))
     missing = [name for (name, _), head in zip(expected, heads, strict=True) if head is None]
     if missing:
         raise ServiceError("INPUT_MISSING", f"Not uploaded yet: {', '.join(missing)}.", {"missing": missing})
@@ -758,21 +751,15 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
     """Queue the task, or complete it at once from the result cache (API.md "Result cache") when the user has a
     COMPLETED task of the same key whose files are still stored; `use_cache` False (`Cache-Control: no-cache`)
     or `"cache": false` among its parameters forces a run. Either way the task keeps its key."""
-    # The uploads are listed while the task is read: a result-cache hit then waits for one round trip, not two.
-    listing = asyncio.ensure_future(_listed_inputs(core, user_id, task_id))
-    try:
-        task = await get_task(core, user_id, task_id)
-        allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
-        if task["status"] not in allowed:
-            if task["status"] == S.CREATED:
-                raise ServiceError(
-                    "INPUT_MISSING", "Request upload URLs and upload the inputs first.", {"missing": ["primary"]}
-                )
-            raise invalid_state(task["status"], "process")
-        heads = await _verify_inputs(core, task, await listing)
-    finally:
-        listing.cancel()  # when the task was refused first; then its end (or failure) is awaited, not left
-        await asyncio.gather(listing, return_exceptions=True)
+    task = await get_task(core, user_id, task_id)
+    allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
+    if task["status"] not in allowed:
+        if task["status"] == S.CREATED:
+            raise ServiceError(
+                "INPUT_MISSING", "Request upload URLs and upload the inputs first.", {"missing": ["primary"]}
+            )
+        raise invalid_state(task["status"], "process")
+    heads = await _verify_inputs(core, task)
     chain = queued_chain(task)
     key = await task_cache_key(core, task, chain, heads)
     if key is not None and key.lookup and use_cache:
@@ -780,15 +767,6 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
         if hit is not None:
             return hit
     return await _queue(core, user_id, task_id, allowed, "process", chain, key, heads)
-
-
-async def _listed_inputs(core: Core, user_id: str, task_id: str) -> dict[str, ObjectInfo] | None:
-    """The objects under the task's inputs prefix (Storage.list_objects); None when the store refuses to list (a
-    bucket policy without s3:ListBucket): process then HEADs each upload."""
-    try:
-        return await core.storage.list_objects(inputs_prefix(core.settings, user_id, task_id))
-    except ClientError:
-        return None
 
 
 CACHE_COPY_PREFIX = "cache-"  # outputs/cache-<hex>/: a cache hit's own copies (a run's are outputs/<attempt>/)

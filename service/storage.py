@@ -20,10 +20,9 @@ from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final
-from urllib.parse import quote, urlencode, urlsplit
+from typing import IO, Any
+from urllib.parse import quote, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass
-from xml.etree import ElementTree
 
 import aioboto3
 import aiohttp
@@ -473,12 +472,6 @@ class Storage:
         """What the store holds at `key` (size, Content-Type, ETag); None when nothing."""
         return await self._signed.head(key)
 
-    async def list_objects(self, prefix: str, *, page_keys: int = 1000) -> dict[str, ObjectInfo]:
-        """What the store holds under `prefix`, by key: each object's size and ETag (a listing gives no
-        Content-Type), `page_keys` per request. One request where a HEAD of each key would be several, and it needs
-        no key known first."""
-        return await self._signed.list(prefix, page_keys)
-
     @property
     def _signed(self) -> _SignedRequests:
         if self._requests is None:
@@ -856,15 +849,14 @@ def _join(chunks: list[bytes]) -> bytes:
 
 
 class _SignedRequests:
-    """HeadObject, PutObject and ListObjectsV2 as aiobotocore sends them (path-style URLs as signed, SigV4 by
-    botocore's own signer, its CA bundle and the proxy environment, retries with its standard mode's backoff on
-    connection errors and 500/502/503/504), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and
-    response parsing cost ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself.
-    Every process and result-cache hit lists (or HEADs) its uploads; every run PUTs its reports and manifest."""
+    """HeadObject and PutObject as aiobotocore sends them (path-style URLs as signed, SigV4 by botocore's own signer,
+    its CA bundle and the proxy environment, retries with its standard mode's backoff on connection errors and
+    500/502/503/504), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and response parsing cost
+    ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself. Every process and
+    result-cache hit HEADs its uploads; every run PUTs its reports and manifest."""
 
     ATTEMPTS = 3  # as botocore_config's retries
     RETRY_STATUSES = frozenset({500, 502, 503, 504})
-    METHODS: Final = {"HeadObject": "HEAD", "PutObject": "PUT", "ListObjectsV2": "GET"}
 
     def __init__(self, settings: Settings, endpoint_url: str, bucket: str) -> None:
         self._base = f"{endpoint_url.rstrip('/')}/{quote(bucket, safe='')}/"
@@ -883,7 +875,7 @@ class _SignedRequests:
         await self._session.close()
 
     async def head(self, key: str) -> ObjectInfo | None:
-        status, headers, _ = await self._send("HeadObject", key)
+        status, headers = await self._send("HeadObject", key)
         if status == 404:
             return None
         return ObjectInfo(
@@ -896,43 +888,14 @@ class _SignedRequests:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self._send("PutObject", key, data, {"Content-Type": content_type})
 
-    async def list(self, prefix: str, page_keys: int) -> dict[str, ObjectInfo]:
-        """Every object whose key starts with `prefix` (ListObjectsV2, page after page), by key: its size and ETag
-        (a listing gives no Content-Type)."""
-        found: dict[str, ObjectInfo] = {}
-        token: str | None = None
-        while True:
-            query = {"list-type": "2", "max-keys": str(page_keys), "prefix": prefix}
-            if token:
-                query["continuation-token"] = token
-            _, _, body = await self._send("ListObjectsV2", "", query=query)
-            root = ElementTree.fromstring(body)
-            for entry in root.iterfind("{*}Contents"):
-                key = entry.findtext("{*}Key", "")
-                size = entry.findtext("{*}Size", "0")
-                found[key] = ObjectInfo(
-                    key=key, size=int(size), content_type=None, etag=_strip_etag(entry.findtext("{*}ETag"))
-                )
-            token = root.findtext("{*}NextContinuationToken")
-            if root.findtext("{*}IsTruncated", "false") != "true" or not token:
-                return found
-
     async def _send(
-        self,
-        operation: str,
-        key: str,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        *,
-        query: dict[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """The answer's status, headers and body (a listing's; empty for the others): a success, or 404 to a HEAD;
-        ClientError for another 3xx/4xx (as botocore raises it), StorageUnavailable for a 5xx or a store that stays
-        unreachable (_unavailable_on_transport_errors)."""
-        method = self.METHODS[operation]
+        self, operation: str, key: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Mapping[str, str]]:
+        """The answer's status and headers: a success, or 404 to a HEAD; ClientError for another 3xx/4xx (as
+        botocore raises it), StorageUnavailable for a 5xx or a store that stays unreachable
+        (_unavailable_on_transport_errors)."""
+        method = "HEAD" if operation == "HeadObject" else "PUT"
         url = self._base + quote(key, safe="/~")
-        if query:
-            url += "?" + urlencode(query, quote_via=quote, safe="~")
         for attempt in range(1, self.ATTEMPTS + 1):
             request = AWSRequest(method=method, url=url, data=data, headers=headers)
             S3SigV4Auth(self._credentials, "s3", self._region).add_auth(request)
@@ -946,13 +909,12 @@ class _SignedRequests:
                 )
                 async with sent as answer:
                     status, answer_headers = answer.status, answer.headers
-                    answer_body = await answer.read() if method == "GET" and status < 300 else b""
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == self.ATTEMPTS:
                     raise StorageUnavailable(f"object store unreachable: {exc!r}") from exc
             else:
                 if status < 300 or (status == 404 and method == "HEAD"):
-                    return status, answer_headers, answer_body
+                    return status, answer_headers
                 if status < 500:
                     error = {"Error": {"Code": str(status)}, "ResponseMetadata": {"HTTPStatusCode": status}}
                     raise ClientError(error, operation)  # type: ignore[arg-type]

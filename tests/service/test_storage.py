@@ -217,26 +217,6 @@ async def test_put_bytes_stores_what_aiobotocore_reads_back(storage: Storage, pr
     assert stored["ETag"].strip('"') == hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag of one PUT
 
 
-@pytest.mark.parametrize("name", KEY_NAMES)
-async def test_list_objects_says_what_aiobotocore_says(storage: Storage, prefix: str, name: str) -> None:
-    """The lean listing gives every key under the prefix (the prefix itself of any characters), each with the size
-    and ETag aiobotocore's list_objects_v2 gives, page after page; a key that only starts like the prefix's last
-    part is not under it."""
-    under = f"{prefix}list/{name}/"
-    keys = [f"{under}{index}-{name}" for index in range(5)]
-    for index, key in enumerate(keys):
-        await storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"x" * index, ContentType="text/csv")
-    await storage.client.put_object(Bucket=storage.bucket, Key=f"{prefix}list/{name}x", Body=b"beside")
-    reference = await storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=under)
-    expected = {o["Key"]: (o["Size"], o["ETag"].strip('"')) for o in reference["Contents"]}
-    assert sorted(expected) == sorted(keys)
-    for page_keys in (1000, 2):
-        listed = await storage.list_objects(under, page_keys=page_keys)
-        assert {key: (info.size, info.etag) for key, info in listed.items()} == expected
-        assert all(info.key == key for key, info in listed.items())
-    assert await storage.list_objects(f"{prefix}list/nothing-here/") == {}
-
-
 async def test_head_and_put_refused_by_the_store_raise_its_client_error(settings: Settings, prefix: str) -> None:
     wrong = settings.model_copy(update={"s3_secret_access_key": "not-the-secret"})
     async with Storage(wrong) as store:
@@ -245,9 +225,6 @@ async def test_head_and_put_refused_by_the_store_raise_its_client_error(settings
         assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
         with pytest.raises(ClientError) as refused:
             await store.put_bytes(f"{prefix}primary.csv", b"id\n", "text/csv")
-        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-        with pytest.raises(ClientError) as refused:
-            await store.list_objects(prefix)
         assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
@@ -289,10 +266,8 @@ async def test_a_5xx_answer_is_storage_unavailable_after_the_retries_of_a_transi
             await store.head("k/primary.csv")
         with pytest.raises(StorageUnavailable):
             await store.put_bytes("k/report.json", b"{}", "application/json")
-        with pytest.raises(StorageUnavailable):
-            await store.list_objects("k/")
     attempts = 3 if status in (500, 503) else 1
-    assert received == ["HEAD"] * attempts + ["PUT"] * attempts + ["GET"] * attempts
+    assert received == ["HEAD"] * attempts + ["PUT"] * attempts
 
 
 async def test_a_transient_failure_then_success_is_retried(settings: Settings) -> None:
@@ -311,8 +286,6 @@ async def test_head_and_put_of_an_unreachable_store_raise_storage_unavailable(se
             await store.head(f"{prefix}primary.csv")
         with pytest.raises(StorageUnavailable):
             await store.put_bytes(f"{prefix}primary.csv", b"id\n", "text/csv")
-        with pytest.raises(StorageUnavailable):
-            await store.list_objects(prefix)
 
 
 async def test_delete_prefix_covers_every_page(storage: Storage, prefix: str) -> None:
