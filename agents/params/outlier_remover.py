@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agents.params.common import EffectivenessParams
 
@@ -38,6 +38,12 @@ class OutlierRemoverParams(EffectivenessParams):
     outlier_reduction_weight: float = Field(0.5, ge=0, le=1, description="Weight of outliers handled / found")
     data_retention_weight: float = Field(0.3, ge=0, le=1, description="Weight of the share of rows kept")
     column_retention_weight: float = Field(0.2, ge=0, le=1, description="Weight of the share of columns kept")
+
+    @field_validator("columns")
+    @classmethod
+    def _each_once(cls, columns: list[str]) -> list[str]:
+        """A column named twice is analysed once (it would otherwise be two outputs of one name)."""
+        return list(dict.fromkeys(columns))
 
     @model_validator(mode="after")
     def _percentiles_ordered(self) -> Any:

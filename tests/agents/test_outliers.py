@@ -136,6 +136,19 @@ def test_impute_median_uses_the_non_outliers_and_keeps_integers() -> None:
     assert result.envelope.summary_metrics["remaining_outliers"] == 0
 
 
+@pytest.mark.parametrize("strategy", ["flag", "remove", "impute_median"])
+def test_a_column_named_twice_is_analysed_once(strategy: str) -> None:
+    """Before, `columns: ["value", "value"]` failed the agent (Polars: a duplicate output name)."""
+    frame, _ = outlier_frame()
+    twice = remove_outliers(frame, columns=["count", "value", "count"], removal_strategy=strategy)
+    once = remove_outliers(frame, columns=["count", "value"], removal_strategy=strategy)
+    assert twice.envelope.status == once.envelope.status == "success"
+    assert twice.frame is not None and once.frame is not None and twice.frame.equals(once.frame)
+    assert twice.row_level_issues.equals(once.row_level_issues)
+    assert twice.envelope.data == once.envelope.data
+    assert OutlierRemoverParams(columns=["b", "a", "b"]).columns == ["b", "a"]
+
+
 def test_outlier_remover_rejects_bad_parameters() -> None:
     frame, _ = outlier_frame()
     for columns in (["nope"], ["label"]):
