@@ -21,7 +21,8 @@ VmHWM), peak RssAnon and RssFile polled from /proc/<pid>/status every 5 ms.
 in-memory profiler and the streaming one on it, then the other tools' streamed paths through ``run_tool`` with a
 streaming threshold of 0 (``search_streaming``: bench_tools' search and aggregate; ``transform_streaming``: its
 recipe; ``clean_streaming``: the clean agents that stream), each under a cap of M GiB, and deletes the file
-(``--large-modes`` picks the runs). The cap: a watchdog that kills the child when its anonymous resident memory
+(``--large-modes`` picks the runs; ``--large-format parquet`` or ``ndjson`` uploads it in that format, converted
+from the CSV by Polars' streaming engine). The cap: a watchdog that kills the child when its anonymous resident memory
 (RssAnon) passes the cap: a cgroup without swap OOM-kills then, while it would reclaim clean file pages (page
 cache, mapped files) instead. ``--rlimit-data`` adds ``RLIMIT_DATA`` (private writable *address space*: jemalloc
 and the thread stacks reserve more than they touch, so allocations fail with RssAnon still ~40 % below the cap: 5
@@ -93,6 +94,7 @@ def child(mode: str, path: Path) -> None:
     from agents.profile.streaming import profile_large
     from agents.readers import read_table
 
+    name = f"primary{path.suffix}"  # the upload name: a large run of another format (--large-format) keeps its suffix
     detail: dict[str, Any] = {}
     started = time.perf_counter()
     if mode == "read_csv":
@@ -102,7 +104,7 @@ def child(mode: str, path: Path) -> None:
     elif mode == "scan_streaming":
         rows = pl.scan_csv(path).collect(engine="streaming").height
     elif mode == "read_table":
-        rows = read_table(path, "primary.csv").height
+        rows = read_table(path, name).height
     elif mode == "ipc":
         with tempfile.TemporaryDirectory(dir=path.parent) as directory:
             target = Path(directory) / "primary.arrow"
@@ -114,19 +116,19 @@ def child(mode: str, path: Path) -> None:
             detail["ipc_bytes"] = target.stat().st_size
             del frame
     elif mode == "profiler":  # what the chain does for unified-profiler alone: read_table + run
-        frame = read_table(path, "primary.csv")
+        frame = read_table(path, name)
         detail["read_s"] = time.perf_counter() - started
         rows = frame.height
-        run(AgentInputs(frame, "primary.csv"), ProfilerParams(), lambda *_: None)
+        run(AgentInputs(frame, name), ProfilerParams(), lambda *_: None)
     elif mode == "profiler_streaming":
-        result = profile_large(path, ProfilerParams(), lambda *_: None)
+        result = profile_large(path, ProfilerParams(), lambda *_: None, name)
         rows = result.envelope.summary_metrics["total_rows"]
     elif mode == "tool_streaming":  # the production path: the chain routes a file above the threshold
         with tempfile.TemporaryDirectory(dir=path.parent) as out_dir:
             outcome = run_tool(
                 "profile-my-data",
                 ["unified-profiler"],
-                {"primary.csv": path},
+                {name: path},
                 {},
                 Path(out_dir),
                 lambda *_: None,
@@ -147,7 +149,7 @@ def child(mode: str, path: Path) -> None:
             outcome = run_tool(
                 tool_id,
                 agent_ids,
-                {"primary.csv": path},
+                {name: path},
                 parameters,
                 Path(out_dir) / "out",
                 lambda *_: None,
@@ -160,9 +162,7 @@ def child(mode: str, path: Path) -> None:
         detail["timings_ms"] = outcome["timings_ms"]
     elif mode == "tool":
         with tempfile.TemporaryDirectory() as out_dir:
-            result = run_tool(
-                "profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, Path(out_dir), lambda *_: None
-            )
+            result = run_tool("profile-my-data", ["unified-profiler"], {name: path}, {}, Path(out_dir), lambda *_: None)
         rows = result["summary"]["rows"]
         detail["timings_ms"] = result["timings_ms"]
     else:
@@ -299,8 +299,33 @@ def memory(path: Path, repeat: int, modes: list[str]) -> dict[str, Any]:
     return {"file_bytes": size, "runs": runs}
 
 
+def converted(csv: Path, file_format: str) -> Path:
+    """The large CSV as a Parquet or NDJSON upload (Polars' streaming engine, its own type inference: what a user
+    exporting the data would upload), written beside it once."""
+    import polars as pl
+
+    target = csv.with_suffix(f".{file_format}")
+    if not target.exists():
+        started = time.perf_counter()
+        partial = target.with_suffix(target.suffix + ".partial")
+        scan = pl.scan_csv(csv, infer_schema_length=10_000)
+        if file_format == "parquet":
+            scan.sink_parquet(partial)
+        else:
+            scan.sink_ndjson(partial)
+        partial.rename(target)
+        print(f"wrote {target} ({target.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
+    return target
+
+
 def large(
-    size_gb: float, cap_gb: float, keep: bool, directory: Path, rlimit_data: bool, modes: list[str]
+    size_gb: float,
+    cap_gb: float,
+    keep: bool,
+    directory: Path,
+    rlimit_data: bool,
+    modes: list[str],
+    file_format: str = "csv",
 ) -> dict[str, Any]:
     free = shutil.disk_usage(directory).free
     needed = size_gb * 1e9 * 1.6  # the CSV and the streaming path's Parquet copy
@@ -314,11 +339,12 @@ def large(
             started = time.perf_counter()
             ensure_file(path, rows)
             print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s")
-        size = path.stat().st_size
+        source = path if file_format == "csv" else converted(path, file_format)
+        size = source.stat().st_size
         results = []
         for mode in modes:
             conf = "" if mode in ("profiler", "profiler_streaming") else "decay-100ms"
-            figures = measure(mode, path, ALLOCATOR_SETTINGS.get(conf, ""), cap, rlimit_data)
+            figures = measure(mode, source, ALLOCATOR_SETTINGS.get(conf, ""), cap, rlimit_data)
             results.append(figures)
             outcome = figures.get("error") or f"{figures['seconds']:.1f} s, {figures['rows']:,} rows"
             print(
@@ -327,10 +353,11 @@ def large(
                 f"(anon {figures['peak_anon'] / 1e9:.2f} GB, file {figures['peak_file'] / 1e9:.2f} GB)",
                 flush=True,
             )
-        return {"file_bytes": size, "rows": rows, "cap": cap, "runs": results}
+        return {"file_bytes": size, "format": file_format, "rows": rows, "cap": cap, "runs": results}
     finally:
         if not keep:
             path.unlink(missing_ok=True)
+            path.with_suffix(f".{file_format}").unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -344,6 +371,12 @@ def main() -> None:
     parser.add_argument("--cap-gb", type=float, default=4.0, help="memory cap of the large run, GiB")
     parser.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--keep", action="store_true", help="keep the large CSV")
+    parser.add_argument(
+        "--large-format",
+        choices=["csv", "parquet", "ndjson"],
+        default="csv",
+        help="upload the large file as this format (converted from the CSV once, kept with --keep)",
+    )
     parser.add_argument("--large-modes", nargs="+", choices=LARGE_MODES, default=list(LARGE_MODES))
     parser.add_argument(
         "--rlimit-data", action="store_true", help="also cap with RLIMIT_DATA (virtual: fails below the cap in RSS)"
@@ -359,7 +392,15 @@ def main() -> None:
 
     if args.large_gb:
         document = {
-            "large": large(args.large_gb, args.cap_gb, args.keep, args.large_dir, args.rlimit_data, args.large_modes)
+            "large": large(
+                args.large_gb,
+                args.cap_gb,
+                args.keep,
+                args.large_dir,
+                args.rlimit_data,
+                args.large_modes,
+                args.large_format,
+            )
         }
     else:
         args.path = args.path or Path(tempfile.gettempdir()) / "agensium-bench-data" / f"generated_{args.rows}.csv"
