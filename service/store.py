@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-from pydantic_core import from_json, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from service.models import iso_utc, task_view
 
@@ -54,10 +54,11 @@ def new_api_key() -> str:
 def _encode_json(value: Any) -> str:
     """jsonb's text. PostgreSQL cannot store a NUL character: requests with one are refused (422), and one that
     comes out of a user's data (a result's top values, a parameter echoed from parameters.json) is stored as
-    U+FFFD instead of failing the task."""
-    text = to_json(value).decode()
+    U+FFFD instead of failing the task. JSON has no infinity nor NaN (a profile's maximum of a column holding
+    `inf`): stored as null, as the JSON report writes them (agents.reports.sheets.finite)."""
+    text = to_json(value, inf_nan_mode="null").decode()
     if "\\u0000" in text:
-        text = to_json(_without_nul(value)).decode()
+        text = to_json(_without_nul(value), inf_nan_mode="null").decode()
     return text
 
 
@@ -114,17 +115,20 @@ class Event:
     payload: dict[str, Any]
 
     def to_message(self, **extra: Any) -> str:
-        """The pub/sub message; `extra` rides along (the publisher's `committed_at`, for the lag metric)."""
-        return json.dumps(
-            {
-                "id": self.id,
-                "task_id": self.task_id,
-                "user_id": self.user_id,
-                "type": self.type,
-                "payload": self.payload,
-                **extra,
-            }
-        )
+        """The pub/sub message; `extra` rides along (the publisher's `committed_at`, for the lag metric). Infinity
+        and NaN as null, as stored (_encode_json): a browser's JSON.parse refuses them."""
+        message = {
+            "id": self.id,
+            "task_id": self.task_id,
+            "user_id": self.user_id,
+            "type": self.type,
+            "payload": self.payload,
+            **extra,
+        }
+        try:
+            return to_json(message, inf_nan_mode="null").decode()
+        except PydanticSerializationError:  # a lone surrogate (not from the database): escaped as json.dumps does
+            return json.dumps(message)
 
 
 class Publish(Protocol):

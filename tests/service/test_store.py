@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import uuid
 
 import pytest
@@ -78,6 +80,27 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     ids = [e.id for e in rec.events]
     assert ids == sorted(ids)
     assert [e.id for e in await store.task_events_after(task_id, 0)] == ids
+
+
+async def test_a_result_holding_infinity_or_nan_completes_with_nulls(store: TaskStore) -> None:
+    """A profile of a column holding `inf` has an infinite maximum: JSON has no spelling for it, and PostgreSQL's
+    jsonb refused the `Infinity` token (the task ended INTERNAL_ERROR). Stored, and published, as null."""
+    user_id, _ = await store.create_user("u-inf")
+    rec = Recorder()
+    task_id = await new_task(store, user_id)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    await store.transition("claim_job", task_id, ["w1", job_id], rec)
+    result = {"max": math.inf, "min": -math.inf, "mean": math.nan, "nested": [{"x": math.inf}], "rows": 3}
+    done = await store.transition("complete_task", task_id, [[{"name": "a.json"}], result, "ok", None, None], rec)
+    assert done.row is not None and done.row["status"] == "COMPLETED"
+    stored = (await store.get_task_result(task_id, user_id))["result"]
+    assert stored == {"max": None, "min": None, "mean": None, "nested": [{"x": None}], "rows": 3}
+    for event in rec.events:
+        json.loads(event.to_message(), parse_constant=lambda token: pytest.fail(f"{token} in an event message"))
+    assert json.loads(Event(1, task_id, user_id, "done", {"v": math.inf, "s": "é"}).to_message())["payload"] == {
+        "v": None,
+        "s": "é",
+    }
 
 
 async def test_illegal_transitions_report_current_status(store: TaskStore) -> None:
