@@ -79,15 +79,18 @@ def require_columns(frame: pl.DataFrame, names: Iterable[str], *, agent_id: str,
     unknown = list(dict.fromkeys(name for name in names if name not in known))
     if not unknown:
         return
-    shown = ", ".join(repr(name) for name in available[:SHOWN_COLUMNS])
-    more = f" and {len(available) - SHOWN_COLUMNS:,} more" if len(available) > SHOWN_COLUMNS else ""
     raise InvalidParametersError(
-        f"{agent_id}.{field}: unknown column(s) {', '.join(repr(name) for name in unknown)}; "
-        f"the data has {shown or 'no columns'}{more}",
+        f"{agent_id}.{field}: unknown column(s) {_some(unknown)}; the data has {_some(available) or 'no columns'}",
         {"unknown_columns": unknown, "available_columns": available},
         agent_id=agent_id,
         field=field,
     )
+
+
+def _some(names: list[str]) -> str:
+    """The first SHOWN_COLUMNS names, quoted, and how many more: a message stays short whatever a user names."""
+    shown = ", ".join(repr(name) for name in names[:SHOWN_COLUMNS])
+    return shown + (f" and {len(names) - SHOWN_COLUMNS:,} more" if len(names) > SHOWN_COLUMNS else "")
 
 
 def check_regex(pattern: str, *, agent_id: str, field: str) -> None:

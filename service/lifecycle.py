@@ -769,6 +769,7 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
     return await _queue(core, user_id, task_id, allowed, "process", chain, key, heads)
 
 
+MAX_ERROR_MESSAGE_CHARS = 2_000  # of a failed task's error.message (fail_task)
 CACHE_COPY_PREFIX = "cache-"  # outputs/cache-<hex>/: a cache hit's own copies (a run's are outputs/<attempt>/)
 
 
@@ -1002,11 +1003,19 @@ async def fail_task(
     allowed: list[S] | None = None,
     job_id: str | None = None,
 ) -> asyncpg.Record | None:
-    error = {"code": code, "message": message}
+    error = {"code": code, "message": capped_message(message)}  # a task's GET stays small
     transition = await core.store.transition(
         "fail_task", task_id, [error, allowed or [S.PROCESSING, S.QUEUED], job_id], core.publish
     )
     return transition.row
+
+
+def capped_message(message: str) -> str:
+    """A failed task's error message, at most MAX_ERROR_MESSAGE_CHARS of it (one echoing a user's input at length:
+    200,000 unknown column names) and how long it was."""
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_MESSAGE_CHARS]}… (cut at {MAX_ERROR_MESSAGE_CHARS:,} of {len(message):,} characters)"
 
 
 async def requeue_task(

@@ -319,3 +319,22 @@ async def test_a_run_that_lost_its_task_changes_nothing(
     assert now is not None and now["status"] == "PROCESSING" and now["worker_id"] == "fast:2:worker"
     assert now["progress"] < 90
     assert await lifecycle.complete_task(core, task_id, [], {}, "done", requeued["job_id"]) is not None
+
+
+async def test_a_failure_message_of_any_length_is_stored_cut(
+    core: Core, user_id: str, redis: ArqRedis, empty_queue: None, csv_file: Path
+) -> None:
+    """An agent error echoing a user's input at length (200,000 unknown column names made a 2 MB message and a
+    4 MB task GET) is stored cut at MAX_ERROR_MESSAGE_CHARS, saying how long it was."""
+    task_id = await submit_profile(core, user_id, csv_file)
+    queued = await core.store.get_task(task_id)
+    assert queued is not None
+    assert await lifecycle.claim_task(core, task_id, "w:1", queued["job_id"]) is not None
+    message = "transformer.columns: unknown column(s) " + ", ".join(f"'c{i}'" for i in range(200_000))
+    failed = await lifecycle.fail_task(core, task_id, "INVALID_PARAMETERS", message, None, queued["job_id"])
+    assert failed is not None and failed["status"] == "FAILED"
+    stored = failed["error"]["message"]
+    assert stored.startswith(message[: lifecycle.MAX_ERROR_MESSAGE_CHARS])
+    assert stored.endswith(f"(cut at 2,000 of {len(message):,} characters)")
+    assert len(stored) < lifecycle.MAX_ERROR_MESSAGE_CHARS + 60
+    assert lifecycle.capped_message("short") == "short"
