@@ -105,7 +105,11 @@ UNIT_VALUE_PATTERN = r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*
 MAX_INTEGER_RENDER = 1e15
 NOT_DATES = ["synonym", "unit", "text"]
 RULES = ("synonym", "date", "datetime_kept", "unit", "text")
-WHITESPACE_ISSUE = r"^\s|\s$|\s\s"  # a variant with leading/trailing or repeated whitespace
+# Characters that show nothing and mean nothing in a value (zero-width space, word joiner, a byte-order mark inside
+# text): removed anywhere with the whitespace (trim_whitespace). Zero-width joiners stay: emoji and scripts use them.
+INVISIBLE = "[\u200b\u2060\ufeff]"
+_DROP_INVISIBLE = str.maketrans(dict.fromkeys("\u200b\u2060\ufeff"))
+WHITESPACE_ISSUE = r"^\s|\s$|\s\s|" + INVISIBLE  # a variant with leading/trailing/repeated whitespace or invisibles
 
 
 @dataclass
@@ -448,6 +452,8 @@ def _target_format(pattern: str) -> TemporalFormat:
 
 
 def _normalize_text(value: str, params: FieldStandardizationParams) -> str:
+    if params.trim_whitespace:
+        value = value.translate(_DROP_INVISIBLE)
     if params.normalize_internal_spacing:
         value = " ".join(value.split()) if params.trim_whitespace else _collapse(value)
     elif params.trim_whitespace:
@@ -529,6 +535,8 @@ def _select_columns(frame: pl.DataFrame, params: FieldStandardizationParams) -> 
 
 
 def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
+    if params.trim_whitespace:
+        expr = expr.str.replace_all(INVISIBLE, "")
     if params.normalize_internal_spacing:
         expr = expr.str.replace_all(r"\s+", " ")
     if params.trim_whitespace:
@@ -792,8 +800,9 @@ def _not_a_date(index: int) -> pl.Expr:
 
 
 def _variant_key() -> pl.Expr:
-    """A variant's key (of column ``value``): trimmed, collapsed and lowercased."""
-    return pl.col("value").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+    """A variant's key (of column ``value``): without invisible characters, trimmed, collapsed and lowercased."""
+    value = pl.col("value").str.replace_all(INVISIBLE, "")
+    return value.str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
 
 
 def _variants(values: pl.Series, keys: pl.Series | None = None) -> dict[str, int]:

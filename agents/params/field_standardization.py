@@ -25,7 +25,11 @@ class FieldStandardizationParams(EffectivenessParams):
         "which are written as configured). preserve (ours, the default: Agensium's is lowercase) and none keep "
         "the case as written; columns with values differing only in case are then proposed for lowercase",
     )
-    trim_whitespace: bool = Field(True, description="Remove leading and trailing whitespace")
+    trim_whitespace: bool = Field(
+        True,
+        description="Remove leading and trailing whitespace, and invisible characters (zero-width spaces, word "
+        "joiners, byte-order marks) anywhere",
+    )
     normalize_internal_spacing: bool = Field(True, description="Collapse runs of whitespace into one space")
     apply_synonyms: bool = Field(True, description="Apply synonym_mappings")
     synonym_mappings: dict[str, dict[str, str]] = Field(

@@ -65,6 +65,36 @@ def test_standardization_synonyms_case_whitespace_and_counts() -> None:
     assert changed["value"].to_list()[0] == "  New   York "
 
 
+INVISIBLE_CASES = {
+    "Ann\u200b": "Ann",  # zero-width space
+    "\ufeffZed": "Zed",  # a byte-order mark inside the data
+    "Jo\u2060 Ann ": "Jo Ann",  # word joiner, then the whitespace rules
+    "Zoe\u200d\U0001f469": "Zoe\u200d\U0001f469",  # a zero-width joiner is meant (emoji, scripts): kept
+    "plain": "plain",
+}
+
+
+def invisible_frame() -> pl.DataFrame:
+    return framed(
+        {"name": list(INVISIBLE_CASES), "id": list(range(len(INVISIBLE_CASES)))}, ROWS[: len(INVISIBLE_CASES)]
+    )
+
+
+def test_invisible_characters_are_removed_and_counted_by_default() -> None:
+    """PRODUCT.md: whitespace and invisible characters are unambiguous fixes. Each changed cell is counted and
+    listed with its value before."""
+    frame = invisible_frame()
+    result = run_agent(standardization, frame, FieldStandardizationParams())
+    assert result.frame is not None and result.frame["name"].to_list() == list(INVISIBLE_CASES.values())
+    report = next(item for item in result.envelope.data["columns"] if item["field_name"] == "name")
+    assert report["values_changed"] == 3
+    assert report["whitespace_issues_before"] == 3 and report["whitespace_issues_after"] == 0
+    changed = result.row_level_issues.filter(pl.col("column") == "name")
+    assert changed["value"].to_list() == ["Ann\u200b", "\ufeffZed", "Jo\u2060 Ann "]
+    kept = run_agent(standardization, frame, FieldStandardizationParams(trim_whitespace=False))
+    assert kept.frame is not None and kept.frame["name"].to_list()[:2] == ["Ann\u200b", "\ufeffZed"]
+
+
 def test_standardization_case_strategies_preserve_and_target_columns() -> None:
     frame = framed({"a": [" Mixed  Case ", "x"], "b": ["Keep ME", "y"]}, [4, 8])
     upper = run_agent(standardization, frame, FieldStandardizationParams(case_strategy="uppercase"))

@@ -23,6 +23,7 @@ from agents.errors import InvalidParametersError
 from agents.params.field_standardization import FieldStandardizationParams
 from tests.agents.clean_support import PROPERTY_SETTINGS, ROWS, framed, frames, standardization_params
 from tests.agents.test_clean_speed_paths import speed_frame, standardization_settings
+from tests.agents.test_standardization import invisible_frame
 
 ROW = ROW_INDEX_COLUMN
 HUGE = 10**12
@@ -129,6 +130,11 @@ def test_streamed_standardization_maps_values_or_runs_the_rules_per_row(
         assert result.scan is not None
         per_row = standardization.TEXT in result.scan.explain()  # the rules' stages read the normalized text
         assert per_row == (share == HUGE and result.envelope.summary_metrics["values_changed"] > 0)
+
+
+def test_streamed_standardization_removes_invisible_characters_alike(tmp_path: Path, route: str) -> None:
+    for number, params in enumerate([FieldStandardizationParams(), FieldStandardizationParams(trim_whitespace=False)]):
+        assert_same(invisible_frame(), params, tmp_path / str(number))
 
 
 def test_streamed_standardization_of_the_in_memory_cases(tmp_path: Path, route: str) -> None:
