@@ -48,6 +48,7 @@ of the parameters, and dates read without ``replace``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,7 +110,13 @@ RULES = ("synonym", "date", "datetime_kept", "unit", "text")
 # text): removed anywhere with the whitespace (trim_whitespace). Zero-width joiners stay: emoji and scripts use them.
 INVISIBLE = "[\u200b\u2060\ufeff]"
 _DROP_INVISIBLE = str.maketrans(dict.fromkeys("\u200b\u2060\ufeff"))
-WHITESPACE_ISSUE = r"^\s|\s$|\s\s|" + INVISIBLE  # a variant with leading/trailing/repeated whitespace or invisibles
+# normalize_internal_spacing: a run of spaces and tabs becomes one space, and the spaces around a line break go; the
+# line breaks of a multi-line value (an address, a comment) stay.
+AROUND_BREAK, SPACES = r"[^\S\r\n]*(\r\n|\r|\n)[^\S\r\n]*", r"[^\S\r\n]+"
+_AROUND_BREAK, _SPACES = re.compile(AROUND_BREAK), re.compile(SPACES)
+# A variant the whitespace rules change: whitespace at an end, spaces repeated or beside a line break, whitespace other
+# than a space or a line break (a tab, a no-break space), invisible characters.
+WHITESPACE_ISSUE = r"^\s|\s$|[^\S\r\n]\s|[\r\n][^\S\r\n]|[^\S \r\n]|" + INVISIBLE
 
 
 @dataclass
@@ -455,19 +462,10 @@ def _normalize_text(value: str, params: FieldStandardizationParams) -> str:
     if params.trim_whitespace:
         value = value.translate(_DROP_INVISIBLE)
     if params.normalize_internal_spacing:
-        value = " ".join(value.split()) if params.trim_whitespace else _collapse(value)
-    elif params.trim_whitespace:
+        value = _SPACES.sub(" ", _AROUND_BREAK.sub(r"\1", value))
+    if params.trim_whitespace:
         value = value.strip()
     return value
-
-
-def _collapse(value: str) -> str:
-    parts = value.split()
-    if not parts:
-        return " " if value else ""
-    head = " " if value[:1].isspace() else ""
-    tail = " " if value[-1:].isspace() else ""
-    return head + " ".join(parts) + tail
 
 
 def _synonym_lookup(params: FieldStandardizationParams, column: str) -> dict[str, str]:
@@ -538,7 +536,7 @@ def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
     if params.trim_whitespace:
         expr = expr.str.replace_all(INVISIBLE, "")
     if params.normalize_internal_spacing:
-        expr = expr.str.replace_all(r"\s+", " ")
+        expr = expr.str.replace_all(AROUND_BREAK, "${1}").str.replace_all(SPACES, " ")
     if params.trim_whitespace:
         expr = expr.str.strip_chars()
     return expr

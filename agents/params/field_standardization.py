@@ -30,7 +30,11 @@ class FieldStandardizationParams(EffectivenessParams):
         description="Remove leading and trailing whitespace, and invisible characters (zero-width spaces, word "
         "joiners, byte-order marks) anywhere",
     )
-    normalize_internal_spacing: bool = Field(True, description="Collapse runs of whitespace into one space")
+    normalize_internal_spacing: bool = Field(
+        True,
+        description="Collapse runs of spaces and tabs into one space and drop the spaces around a line break; a "
+        "multi-line value keeps its line breaks",
+    )
     apply_synonyms: bool = Field(True, description="Apply synonym_mappings")
     synonym_mappings: dict[str, dict[str, str]] = Field(
         default_factory=dict,

@@ -74,6 +74,10 @@ INVISIBLE_CASES = {
 }
 
 
+def multi_line_frame() -> pl.DataFrame:
+    return framed({"address": list(MULTI_LINE_CASES), "id": list(range(len(MULTI_LINE_CASES)))}, ROWS[:5])
+
+
 def invisible_frame() -> pl.DataFrame:
     return framed(
         {"name": list(INVISIBLE_CASES), "id": list(range(len(INVISIBLE_CASES)))}, ROWS[: len(INVISIBLE_CASES)]
@@ -93,6 +97,29 @@ def test_invisible_characters_are_removed_and_counted_by_default() -> None:
     assert changed["value"].to_list() == ["Ann\u200b", "\ufeffZed", "Jo\u2060 Ann "]
     kept = run_agent(standardization, frame, FieldStandardizationParams(trim_whitespace=False))
     assert kept.frame is not None and kept.frame["name"].to_list()[:2] == ["Ann\u200b", "\ufeffZed"]
+
+
+MULTI_LINE_CASES = {
+    "12 Main St\nApt 4": "12 Main St\nApt 4",  # a multi-line value keeps its line breaks
+    "12 Main St \n  Apt 4": "12 Main St\nApt 4",  # the spaces around a break go
+    "first\r\n\r\nthird": "first\r\n\r\nthird",
+    "  a \t b  ": "a b",
+    "tab\tonly": "tab only",
+}
+
+
+def test_whitespace_rules_keep_the_line_breaks_of_a_multi_line_value() -> None:
+    """Before, `normalize_internal_spacing` collapsed every line break into a space: an address written on two
+    lines became one line by default."""
+    frame = framed({"address": list(MULTI_LINE_CASES), "id": list(range(5))}, ROWS[:5])
+    result = run_agent(standardization, frame, FieldStandardizationParams())
+    assert result.frame is not None and result.frame["address"].to_list() == list(MULTI_LINE_CASES.values())
+    report = next(item for item in result.envelope.data["columns"] if item["field_name"] == "address")
+    assert report["values_changed"] == 3
+    assert report["whitespace_issues_before"] == 3 and report["whitespace_issues_after"] == 0  # a tab is one too
+    synonyms = FieldStandardizationParams(synonym_mappings={"address": {"12 main st\napt 4": "HQ"}})
+    mapped = run_agent(standardization, frame, synonyms)
+    assert mapped.frame is not None and mapped.frame["address"].to_list()[:2] == ["HQ", "HQ"]
 
 
 def test_standardization_case_strategies_preserve_and_target_columns() -> None:

@@ -23,7 +23,7 @@ from agents.errors import InvalidParametersError
 from agents.params.field_standardization import FieldStandardizationParams
 from tests.agents.clean_support import PROPERTY_SETTINGS, ROWS, framed, frames, standardization_params
 from tests.agents.test_clean_speed_paths import speed_frame, standardization_settings
-from tests.agents.test_standardization import invisible_frame
+from tests.agents.test_standardization import invisible_frame, multi_line_frame
 
 ROW = ROW_INDEX_COLUMN
 HUGE = 10**12
@@ -135,6 +135,7 @@ def test_streamed_standardization_maps_values_or_runs_the_rules_per_row(
 def test_streamed_standardization_removes_invisible_characters_alike(tmp_path: Path, route: str) -> None:
     for number, params in enumerate([FieldStandardizationParams(), FieldStandardizationParams(trim_whitespace=False)]):
         assert_same(invisible_frame(), params, tmp_path / str(number))
+        assert_same(multi_line_frame(), params, tmp_path / f"lines-{number}")
 
 
 def test_streamed_standardization_of_the_in_memory_cases(tmp_path: Path, route: str) -> None:
