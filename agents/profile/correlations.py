@@ -535,7 +535,8 @@ def _level_codes(series: pl.Series) -> tuple[np.ndarray, int] | None:
     small range, else a binary search), text by a cast to an ``Enum`` of its levels."""
     if series.dtype.is_float():
         series = series.fill_nan(None)
-    if series.dtype.is_numeric() or series.dtype.is_temporal() or series.dtype == pl.Boolean:
+    wide = series.dtype in (pl.Int128, pl.UInt128)  # NumPy has no 128-bit integers: coded as text, exactly
+    if (series.dtype.is_numeric() and not wide) or series.dtype.is_temporal() or series.dtype == pl.Boolean:
         physical = series.cast(pl.Float64) if isinstance(series.dtype, pl.Decimal) else series.to_physical()
         if physical.dtype == pl.Boolean:
             physical = physical.cast(pl.UInt8)

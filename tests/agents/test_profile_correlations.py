@@ -163,6 +163,22 @@ def test_cramers_v_equals_scipy() -> None:
     assert pair["rows"] == frame["noisy"].count()
 
 
+def test_integers_wider_than_64_bits_are_coded_exactly() -> None:
+    """A column of 20-digit account numbers (Int128: NumPy has no such type) failed the profiler; its levels are
+    coded as text, exactly: the same association as the same values as text."""
+    frame = _association_frame()
+    codes = frame["colour"].rank("dense").cast(pl.String)
+    wide = frame.with_columns(
+        ("1" + codes.str.zfill(20)).cast(pl.Int128).alias("colour"), (codes + "0" * 25).cast(pl.Int128).alias("shade")
+    )
+    assert wide.schema["colour"] == wide.schema["shade"] == pl.Int128
+    as_text = wide.with_columns(pl.col("colour", "shade").cast(pl.String))
+    result, expected = correlations(wide, [], wide.columns), correlations(as_text, [], as_text.columns)
+    assert result["cramers_v"] == expected["cramers_v"]
+    index = result["cramers_v"]["columns"].index
+    assert result["cramers_v"]["matrix"][index("colour")][index("shade")] == 1.0
+
+
 def test_strongest_pairs_and_near_duplicates() -> None:
     frame = _numeric_frame(seed=11).with_columns(
         (pl.col("x") * 3 + 1).alias("x_copy"), pl.col("ties").cast(pl.String).alias("ties_text")
