@@ -3,9 +3,10 @@
 The extension of the upload name chooses the format:
 
 - ``.csv``, ``.tsv``, ``.txt``: delimited text. Only the first 64 KiB are read into Python to sniff the
-  encoding (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252 with Latin-1 for its five undefined
-  bytes), the separator (``,`` ``;`` tab ``|``) and the quote character (``"`` or ``'``); Polars parses the
-  file (a non-UTF-8 file is first transcoded to a UTF-8 temporary file in chunks).
+  encoding (UTF-8 with or without BOM, UTF-16 with BOM, or without one when every other byte is NUL, else
+  cp1252 with Latin-1 for its five undefined bytes), the separator (``,`` ``;`` tab ``|``) and the quote
+  character (``"`` or ``'``); Polars parses the file (a non-UTF-8 file is first transcoded to a UTF-8
+  temporary file in chunks).
 - ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
   calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
   become integers). The ZIP container is checked first against decompression bombs (see
@@ -129,7 +130,7 @@ class ReadReport(TypedDict):
     """What :func:`read_table_with_report` found and did; plain JSON-serialisable values."""
 
     format: Format  # "csv" is any delimited text: ``separator`` tells CSV from TSV
-    encoding: str | None  # text formats: "utf-8", "utf-16" or "cp1252"
+    encoding: str | None  # text formats: "utf-8", "utf-16" (with a BOM), "utf-16-le"/"utf-16-be" or "cp1252"
     separator: str | None
     quote_char: str | None
     sheet: str | None  # XLSX: the name of the worksheet read
@@ -145,7 +146,7 @@ class ReadReport(TypedDict):
 @dataclass(frozen=True)
 class CsvDialect:
     separator: str
-    encoding: str  # "utf-8" (BOM or not: Polars skips it), "utf-16" or "cp1252"
+    encoding: str  # "utf-8" (BOM or not: Polars skips it), "utf-16", "utf-16-le", "utf-16-be" or "cp1252"
     quote_char: str = '"'
     header: tuple[str, ...] | None = None  # the header record, when the sniff window holds all of it
 
@@ -341,9 +342,13 @@ def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDia
         head = handle.read(SNIFF_BYTES)
     if not head.removeprefix(_UTF8_BOM).strip():
         raise InvalidFileError(f"{name}: the file is empty", {"file": name})
+    bomless = None if head.startswith(_UTF16_BOMS) else _bomless_utf16(head)
     if head.startswith(_UTF16_BOMS):
         encoding = "utf-16"
         text = head.decode("utf-16", errors="ignore")
+    elif bomless is not None:
+        encoding = bomless
+        text = head.decode(bomless, errors="ignore")
     else:
         _reject_binary(head, name)
         encoding, text = _decode_head(head)
@@ -394,6 +399,27 @@ def _header_fields(path: Path, dialect: CsvDialect, limit: int) -> int:
                 else:
                     return fields
     return fields
+
+
+def _bomless_utf16(head: bytes) -> str | None:
+    """ "utf-16-le" or "utf-16-be" when ``head`` is UTF-16 text without a byte-order mark: a delimited file is mostly
+    ASCII, so most high bytes of its characters are NUL and hardly any low byte is (a binary file has NULs
+    anywhere), and the bytes decode as UTF-16 (but for a surrogate pair the sniff window cut)."""
+    even = len(head) // 2 * 2
+    if even < 4:
+        return None
+    for encoding, high, low in (
+        ("utf-16-le", head[1:even:2], head[:even:2]),
+        ("utf-16-be", head[:even:2], head[1:even:2]),
+    ):
+        if high.count(0) >= 0.5 * len(high) and low.count(0) <= 0.1 * len(low):
+            for end in (even, even - 2):
+                try:
+                    head[:end].decode(encoding)
+                except UnicodeDecodeError:
+                    continue
+                return encoding
+    return None
 
 
 def _reject_binary(head: bytes, name: str) -> None:

@@ -19,6 +19,7 @@ from agents import readers
 from agents.chain import run_tool
 from agents.errors import InvalidFileError
 from agents.readers import SNIFF_BYTES, read_table, read_table_with_report, sniff_dialect
+from agents.spill import spill_csv
 
 
 def write(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -59,6 +60,36 @@ def test_latin1_and_cp1252_are_transcoded(tmp_path: Path) -> None:
     assert frame["name"].to_list() == ["José", "Zoë"]
     assert frame["price"].to_list() == ["10 €", "5 €"]
     assert not list(tmp_path.glob(".utf8-*")), "the transcoded temporary file is removed"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("rows", [2, SNIFF_BYTES // 20])  # within the sniff window, and far past it
+def test_utf16_without_a_bom_is_read_as_with_one(tmp_path: Path, encoding: str, rows: int) -> None:
+    """Before, UTF-16 written without a byte-order mark was refused as binary (its NULs). The spill for files
+    larger than memory reads it alike."""
+    text = "id;name;note\n" + "".join(f"{i};Zoë {i};a 😀 b\n" for i in range(rows))
+    bomless = write(tmp_path, "primary.csv", text.encode(encoding))
+    with_bom = write(tmp_path, "bom.csv", text.encode("utf-16"))
+    frame, report = read_table_with_report(bomless, "primary.csv")
+    assert report["encoding"] == encoding and report["separator"] == ";"
+    assert_frame_equal(frame, read_table(with_bom, "bom.csv"))
+    assert frame["note"][0] == "a 😀 b" and frame.height == rows
+    spilled = spill_csv(bomless, "primary.csv", tmp_path / "spill.parquet")
+    assert_frame_equal(spilled.scan().collect(), frame)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        struct.pack("<200i", *range(200)),  # little-endian integers: NULs in high and low bytes alike
+        b"\x00" * 400,
+        "id,name\n1,a\n".encode("utf-16-le")[:-4] + b"\x00\x00\x00\x00" * 20,  # text, then binary NULs
+    ],
+)
+def test_binary_bytes_are_still_refused(tmp_path: Path, content: bytes) -> None:
+    path = write(tmp_path, "primary.csv", content)
+    with pytest.raises(InvalidFileError, match="not text|empty"):
+        read_table(path, "primary.csv")
 
 
 def test_non_utf8_byte_after_the_sniff_window_is_transcoded(tmp_path: Path) -> None:
