@@ -6,7 +6,7 @@ The extension of the upload name chooses the format:
   encoding (UTF-8 with or without BOM, UTF-16 with BOM, or without one when every other byte is NUL, else
   cp1252 with Latin-1 for its five undefined bytes), the separator (``,`` ``;`` tab ``|``) and the quote
   character (``"`` or ``'``); Polars parses the file (a non-UTF-8 file is first transcoded to a UTF-8
-  temporary file in chunks).
+  temporary file in chunks). A blank line of a file of several columns is no record (:func:`blank_line_rows`).
 - ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
   calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
   become integers). The ZIP container is checked first against decompression bombs (see
@@ -560,6 +560,8 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
         return raw, integers
 
     raw, integers = parse_widening(path, name, dialect, parse)
+    if raw.width > 1 and raw.select(pl.all_horizontal(pl.all().is_null()).any()).item():
+        raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     frame = _typed_integers(raw, integers)
@@ -787,6 +789,20 @@ def _records_with_line_numbers(path: Path, dialect: CsvDialect) -> Iterator[tupl
         for record in reader:
             yield start_line, record
             start_line = reader.line_num + 1
+
+
+def blank_line_rows(path: Path, dialect: CsvDialect, rows: int) -> list[int]:
+    """The 0-based rows (of the ``rows`` Polars parsed) that are blank lines of the UTF-8 delimited file at ``path``:
+    Polars reads each as a row of nulls, but a blank line of a file of several columns holds no record (pandas and
+    R skip it too; a line of empty fields, ``,,``, is a record and stays). One pass of the csv module, made only
+    when a row of nulls exists; none when its records do not line up with Polars' rows."""
+    blank: list[int] = []
+    records = 0
+    for index, (_, record) in enumerate(_records_with_line_numbers(path, dialect)):
+        records = index + 1
+        if index and not record:  # the first record is the header
+            blank.append(index - 1)
+    return blank if records - 1 == rows else []
 
 
 def _register_legacy_error_handler() -> None:

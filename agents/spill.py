@@ -44,6 +44,7 @@ from agents.readers import (
     _may_have_short_rows,
     _unique_names,
     _written_otherwise,
+    blank_line_rows,
     check_column_count,
     check_header_width,
     parse_widening,
@@ -104,7 +105,17 @@ def _spill_utf8(
 ) -> Spilled:
     integers = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
-    rows = int(text.select(pl.len()).collect().item())
+    if len(text.collect_schema()) > 1:  # blank lines hold no record (readers.blank_line_rows)
+        counts = text.select(pl.len(), pl.all_horizontal(pl.all().is_null()).any()).collect(engine="streaming")
+        if counts.item(0, 1):
+            blank = blank_line_rows(path, dialect, int(counts.item(0, 0)))
+            if blank:
+                names = text.collect_schema().names()
+                row = "".join(names) + "_row"  # a name no column has
+                text = (
+                    text.with_row_index(row).filter(~pl.col(row).is_in(blank)).select(pl.nth(range(1, len(names) + 1)))
+                )
+    rows = int(text.select(pl.len()).collect(engine="streaming").item())
     if rows == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     schema = text.collect_schema()

@@ -79,6 +79,27 @@ def test_utf16_without_a_bom_is_read_as_with_one(tmp_path: Path, encoding: str, 
 
 
 @pytest.mark.parametrize(
+    ("content", "rows"),
+    [
+        (b"a,b\n1,2\n3,4\n\n\n", [(1, 2), (3, 4)]),  # trailing blank lines (an editor's)
+        (b"a,b\n\n1,2\n\n\n3,4\n", [(1, 2), (3, 4)]),  # blank lines between records
+        (b'a,b\r\n1,2\r\n\r\n,\r\n3,"x\r\n\r\ny"\r\n\r\n', [(1, "2"), (None, None), (3, "x\r\n\r\ny")]),
+        (b"a\n1\n\n3\n\n", [(1,), (None,), (3,), (None,)]),  # one column: a blank line is its empty value
+    ],
+)
+def test_blank_lines_are_no_records(tmp_path: Path, content: bytes, rows: list[tuple[Any, ...]]) -> None:
+    """Before, each blank line of a file of several columns was read as a row of nulls (pandas and R skip them): a
+    profile counted them, a clean quarantined them as duplicates. A line of empty fields (``,``) and a blank line
+    inside a quoted value stay. The spill reads alike."""
+    path = write(tmp_path, "primary.csv", content)
+    frame, report = read_table_with_report(path, "primary.csv")
+    assert frame.rows() == rows and report["rows"] == len(rows)
+    spilled = spill_csv(path, "primary.csv", tmp_path / "spill.parquet")
+    assert_frame_equal(spilled.scan().collect(), frame)
+    assert spilled.report == report
+
+
+@pytest.mark.parametrize(
     "content",
     [
         struct.pack("<200i", *range(200)),  # little-endian integers: NULs in high and low bytes alike
