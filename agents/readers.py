@@ -943,12 +943,20 @@ def _xlsx_header(workbook: fastexcel.ExcelReader, sheet_name: str, columns: list
 # --- Parquet ----------------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, name: str, max_columns: int) -> _Parsed:
+def parquet_schema(path: Path, name: str, max_columns: int) -> dict[str, pl.DataType]:
+    """The checks of a Parquet file made before its data is read (by the reader, and by agents.spill for a file
+    larger than memory): its PAR1 markers, a readable schema of at most ``max_columns`` columns nested at most
+    MAX_NESTING_DEPTH levels; the schema."""
     head = _check_not_empty(path, name)
     with path.open("rb") as handle:
         handle.seek(max(path.stat().st_size - 4, 0))
         tail = handle.read(4)
-    if not head.startswith(b"PAR1") or tail != b"PAR1":
+    if head.startswith(b"PAR1") and tail != b"PAR1":
+        raise InvalidFileError(
+            f"{name}: a Parquet file cut short or damaged (it lacks the closing PAR1 marker); upload it again",
+            {"file": name},
+        )
+    if not head.startswith(b"PAR1"):
         description = _describe_magic(head)
         reason = f"this is {description}" if description else "it lacks the PAR1 markers"
         raise InvalidFileError(f"{name}: not a Parquet file ({reason})", {"file": name})
@@ -962,6 +970,11 @@ def _read_parquet(path: Path, name: str, max_columns: int) -> _Parsed:
     deepest = max((_nesting_depth(dtype) for dtype in schema.values()), default=0)
     if deepest > MAX_NESTING_DEPTH:
         raise _too_deep(name, {"levels": deepest})
+    return schema
+
+
+def _read_parquet(path: Path, name: str, max_columns: int) -> _Parsed:
+    parquet_schema(path, name, max_columns)
     try:
         frame = pl.read_parquet(path)
     except _READ_ERRORS as error:

@@ -481,6 +481,7 @@ def test_a_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
         (b"PAR1" + b"\x07" * 40 + b"PAR1", "could not be read as Parquet"),
         (b"id,name\n1,a\n", "not a Parquet file (it lacks the PAR1 markers)"),
         (b"PK\x03\x04" + b"\x00" * 40, "not a Parquet file (this is a ZIP archive"),
+        (b"PAR1" + b"\x07" * 40, "a Parquet file cut short or damaged (it lacks the closing PAR1 marker)"),
     ],
 )
 def test_corrupt_parquet(tmp_path: Path, content: bytes, expected: str) -> None:
