@@ -67,13 +67,13 @@ from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
 from agents.params.searcher import SearcherParams
-from agents.readers import TEXT_FORMATS, check_column_count, check_header_width, read_table_with_report, sniff_dialect
+from agents.readers import check_column_count, read_table_with_report
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
 from agents.search import kept
 from agents.search.searcher import kept_meta, kept_page
-from agents.spill import spill_csv
+from agents.spill import check_columns, parquet_data_bytes, spill_file
 from agents.streamed import (
     STREAMED_AGENTS,
     StreamFlow,
@@ -104,7 +104,7 @@ TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME = "transformed_data.csv", "tr
 SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result files
 SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
-STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".parquet", ".ndjson", ".jsonl"})  # agents.spill.spill_file
 PRIMARY_SPILL = "primary.parquet"  # a streamed primary's spill in the run's work directory (agents.spill)
 STREAMED_TOOLS = frozenset(
     {"profile-my-data", "search-my-data", "clean-my-data", "transform-my-data"}
@@ -515,18 +515,24 @@ def _memory_limit_bytes() -> int:
 
 
 def _large_primary(tool_id: str, inputs: dict[str, Path], threshold: int) -> tuple[str, Path] | None:
+    """The primary input to stream: one of STREAMABLE_SUFFIXES whose data is larger than ``threshold`` bytes; for a
+    Parquet file, its data's size uncompressed (agents.spill.parquet_data_bytes: a compressed file is several times
+    its size in memory), else (not Parquet: the spill says so) its size."""
     if tool_id not in STREAMED_TOOLS:
         return None
     for name, path in inputs.items():
-        if registry.input_role(name, tool_id) == "primary" and Path(name).suffix.lower() in STREAMABLE_SUFFIXES:
-            if path.exists() and path.stat().st_size > threshold:
+        suffix = Path(name).suffix.lower()
+        if registry.input_role(name, tool_id) == "primary" and suffix in STREAMABLE_SUFFIXES and path.exists():
+            size = path.stat().st_size
+            if suffix == ".parquet":
+                size = max(size, parquet_data_bytes(path) or 0)
+            if size > threshold:
                 return name, path
     return None
 
 
 def _check_header(name: str, path: Path, max_columns: int) -> None:
-    dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS[Path(name).suffix.lower()])
-    check_header_width(path, name, dialect, max_columns)
+    check_columns(path, name, max_columns)
 
 
 @dataclass(frozen=True)
@@ -1022,7 +1028,7 @@ def _spilled_inputs(
     def metadata(read_report: Mapping[str, Any]) -> dict[str, str]:
         return kept.dataset_metadata({**read_report, "streamed": True}, name)
 
-    spilled = spill_csv(path, name, target, max_columns=max_columns, metadata=metadata)
+    spilled = spill_file(path, name, target, max_columns=max_columns, metadata=metadata)
     spill = spilled.path
     if keep is not None and keep_dir is not None:
         spill = spill.rename(keep_dir / kept.DATASET_NAME)

@@ -17,10 +17,21 @@ How: Polars' streaming engine parses the file once into a first Parquet file (in
 query decides every integer column and the short-row check, the date layouts are found by another
 (``find_layouts`` on the streaming engine), and a last streaming pass writes the typed spill; the first file is
 then removed. Memory is bounded by a few batches of rows and the per-column aggregates, not by the file.
+
+A Parquet or NDJSON file (:func:`spill_file` chooses by the upload name's extension) is read as the reader reads it
+too: the same checks first (PAR1 markers, the schema's width and depth; for NDJSON a binary or UTF-16 file, the
+depth of the JSON text), then the columns tidied as ``agents.readers._tidy_columns`` tidies them (struct columns
+flattened one level, lists and deeper structs as JSON text, Null columns as text, blank-named columns without a
+value dropped, names made unique) and ISO date text typed, every pass a lazy query on the streaming engine. A
+Parquet file is scanned where it is; an NDJSON file (its schema inferred from every line, as the reader does: the
+inference keeps per-field types, not the values) is first parsed into an intermediate Parquet file, as a CSV is
+(its BOM, which Polars does not skip, dropped in a copy first). The JSON array (``.json``) and XLSX formats have
+no spill: the readers load them whole.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -28,25 +39,40 @@ from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
-from agents.layouts import apply_layouts, find_layouts
+from agents.layouts import apply_layouts, find_layouts, json_text
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
+    _NESTED_TYPES,
+    _READ_ERRORS,
+    _UTF8_BOM,
+    FORMATS,
     INFER_SCHEMA_LENGTH,
+    MAX_NESTING_DEPTH,
     TEXT_FORMATS,
+    TRANSCODE_CHUNK_BYTES,
     CsvDialect,
+    Format,
     NotUtf8,
     ReadReport,
+    _check_json_depth,
+    _check_not_empty,
     _every_line_full,
     _find_ragged_row,
+    _first_line,
     _may_have_short_rows,
+    _ndjson_error,
+    _nesting_depth,
+    _reject_binary_json,
     _unique_names,
     _written_otherwise,
     blank_line_rows,
     check_column_count,
     check_header_width,
+    parquet_schema,
     parse_widening,
     sniff_dialect,
     transcoded_to_utf8,
@@ -54,6 +80,7 @@ from agents.readers import (
 
 SPILL_COMPRESSION: Final = "lz4"  # fast to write and to scan (agents.search.kept measures it against snappy)
 ROW_GROUP_ROWS: Final = 100_000  # row groups with statistics: a filter skips those it excludes
+SIZE_SAMPLE_ROWS: Final = 1_000  # rows of a Parquet file read to estimate its size in memory (parquet_data_bytes)
 
 
 @dataclass(frozen=True)
@@ -68,13 +95,84 @@ class Spilled:
         return pl.scan_parquet(self.path)
 
 
+MetadataOf = Callable[[ReadReport], Mapping[str, str]]
+SPILLED_FORMATS: Final = frozenset({"csv", "parquet", "ndjson"})  # agents.readers.FORMATS' formats with a spill
+
+
+def spill_file(
+    path: Path,
+    name: str,
+    target: Path,
+    *,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+    metadata: MetadataOf | None = None,
+) -> Spilled:
+    """Read the file at ``path`` (upload name ``name``, whose extension selects the format as
+    :func:`agents.readers.read_table_with_report`'s does) into the typed Parquet file ``target``: :func:`spill_csv`,
+    :func:`spill_parquet` or :func:`spill_ndjson`. Raises ValueError for a format without a spill (JSON, XLSX)."""
+    file_format = FORMATS.get(Path(name).suffix.lower())
+    if file_format not in SPILLED_FORMATS:
+        raise ValueError(f"{name}: no spill for this format (only {', '.join(sorted(SPILLED_FORMATS))})")
+    try:
+        if file_format == "parquet":
+            return spill_parquet(path, name, target, max_columns=max_columns, metadata=metadata)
+        if file_format == "ndjson":
+            return spill_ndjson(path, name, target, max_columns=max_columns, metadata=metadata)
+        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata)
+    except RecursionError as error:  # as read_table_with_report maps them
+        raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
+    except NotImplementedError as error:
+        raise InvalidFileError(f"{name}: cannot be read: {error or 'unsupported content'}", {"file": name}) from error
+
+
+def check_columns(path: Path, name: str, max_columns: int) -> None:
+    """The checks of a file to spill that need no pass over its data, made before any agent runs: a delimited
+    file's header wider than ``max_columns``; a Parquet file's markers, its schema's width and depth; an NDJSON
+    file empty or binary (its columns are known only once every line is read)."""
+    file_format = FORMATS.get(Path(name).suffix.lower())
+    if file_format == "csv":
+        dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS[Path(name).suffix.lower()])
+        check_header_width(path, name, dialect, max_columns)
+    elif file_format == "parquet":
+        parquet_schema(path, name, max_columns)
+    elif file_format == "ndjson":
+        _reject_binary_json(_check_not_empty(path, name), name)
+
+
+def parquet_data_bytes(path: Path) -> int | None:
+    """What a Parquet file's data is likely to take once read, several times its size on disk: the larger of the
+    uncompressed size its footer declares (the sum of its row groups' ``total_byte_size``) and the size in memory
+    of its first :data:`SIZE_SAMPLE_ROWS` rows scaled to all of its rows (the footer's sizes are those of the encoded
+    data: a dictionary-encoded text column of long repeated values declares little more than its dictionary). None
+    when the footer cannot be read (not Parquet: the reader says so). No row is read from a file wider than
+    DEFAULT_MAX_COLUMNS or nested deeper than MAX_NESTING_DEPTH (Polars' reader would overflow its stack on a few
+    hundred levels): the spill refuses those."""
+    try:
+        footer = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 - whatever pyarrow raises on a file that is not Parquet
+        return None
+    declared = sum(footer.row_group(index).total_byte_size for index in range(footer.num_row_groups))
+    try:
+        schema = pl.read_parquet_schema(path)
+        if (
+            len(schema) > DEFAULT_MAX_COLUMNS
+            or max(map(_nesting_depth, schema.values()), default=0) > MAX_NESTING_DEPTH
+        ):
+            return declared
+        sample = pl.scan_parquet(path).head(SIZE_SAMPLE_ROWS).collect()
+    except _READ_ERRORS:
+        return declared
+    sampled = sample.estimated_size() * footer.num_rows // max(sample.height, 1)
+    return max(declared, sampled)
+
+
 def spill_csv(
     path: Path,
     name: str,
     target: Path,
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
-    metadata: Callable[[ReadReport], Mapping[str, str]] | None = None,
+    metadata: MetadataOf | None = None,
 ) -> Spilled:
     """Read the CSV/TSV at ``path`` (upload name ``name``) into the typed Parquet file ``target`` (its directory
     also holds the intermediate files while this runs), with ``metadata(read report)`` in its footer."""
@@ -226,3 +324,152 @@ def _typed_integers(integers: Mapping[str, pl.DataType], facts: Mapping[str, Any
         elif not facts[f"float:{column}"]:
             typed[column] = pl.Float64()
     return typed
+
+
+def spill_parquet(
+    path: Path,
+    name: str,
+    target: Path,
+    *,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+    metadata: MetadataOf | None = None,
+) -> Spilled:
+    """Read the Parquet file at ``path`` (upload name ``name``) as the reader does into the typed Parquet file
+    ``target``, with ``metadata(read report)`` in its footer; the file is scanned where it is, a row group at a
+    time."""
+    schema = parquet_schema(path, name, max_columns)
+    if not schema:
+        raise InvalidFileError(f"{name}: the Parquet file has no columns", {"file": name})
+    try:
+        return _spill_tidied(pl.scan_parquet(path), name, "parquet", {}, target, max_columns, metadata)
+    except _READ_ERRORS as error:  # a corrupt page shows only when it is read
+        raise InvalidFileError(
+            f"{name}: could not be read as Parquet ({_first_line(error)})", {"file": name}
+        ) from error
+
+
+def spill_ndjson(
+    path: Path,
+    name: str,
+    target: Path,
+    *,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+    metadata: MetadataOf | None = None,
+) -> Spilled:
+    """Read the NDJSON file at ``path`` (upload name ``name``) as the reader does into the typed Parquet file
+    ``target``, with ``metadata(read report)`` in its footer. The schema is inferred from every line, as the reader
+    infers it (Polars keeps each field's types while it reads, not the values); the lines are then parsed into an
+    intermediate Parquet file next to ``target``, removed afterwards, as is the BOM-less copy of a file with a BOM."""
+    head = _check_not_empty(path, name)
+    _reject_binary_json(head, name)
+    _check_json_depth(path, name)
+    raw = target.with_name(f".{target.name}.raw")
+    bomless = target.with_name(f".{target.name}.ndjson")
+    try:
+        source = path
+        if head.startswith(_UTF8_BOM):  # Polars' NDJSON reader does not skip a BOM
+            with path.open("rb") as handle, bomless.open("wb") as copy:
+                handle.seek(len(_UTF8_BOM))
+                shutil.copyfileobj(handle, copy, TRANSCODE_CHUNK_BYTES)
+            source = bomless
+        try:
+            scan = pl.scan_ndjson(source, infer_schema_length=None)  # a sample would drop late keys
+            schema = scan.collect_schema()
+            if schema:
+                scan.sink_parquet(raw, compression=SPILL_COMPRESSION, engine="streaming")
+        except _READ_ERRORS as error:
+            raise _ndjson_error(path, name, error) from error
+        if not schema:  # the reader's frame of no columns: one row per record, none when there is no record
+            if not _has_content(source):
+                raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
+            raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+        return _spill_tidied(pl.scan_parquet(raw), name, "ndjson", {"encoding": "utf-8"}, target, max_columns, metadata)
+    finally:
+        raw.unlink(missing_ok=True)
+        bomless.unlink(missing_ok=True)
+
+
+def _has_content(path: Path) -> bool:
+    """Whether the file holds anything but whitespace, read a chunk at a time."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(TRANSCODE_CHUNK_BYTES):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _spill_tidied(
+    parsed: pl.LazyFrame,
+    name: str,
+    file_format: Format,
+    facts: Mapping[str, str],
+    target: Path,
+    max_columns: int,
+    metadata: MetadataOf | None,
+) -> Spilled:
+    """The parsed file's columns tidied as agents.readers._tidy_columns tidies a frame (the same plan, over a lazy
+    scan: one streaming query counts the rows and the blank-named columns' nulls), its ISO date text typed, written
+    to ``target``."""
+    schema = parsed.collect_schema()
+    names = list(schema)
+    # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
+    blank = [index for index, original in enumerate(names) if not original.strip()]
+    counts = parsed.select(pl.len().alias("rows"), *(pl.nth(index).null_count().alias(str(index)) for index in blank))
+    rows, *null_counts = counts.collect(engine="streaming").row(0)
+    if rows == 0:
+        what = "a header (a schema) but no data rows" if file_format == "parquet" else "no data rows"
+        raise InvalidFileError(f"{name}: the file has {what}", {"file": name})
+    dropped = [index + 1 for index, nulls in zip(blank, null_counts, strict=True) if nulls == rows]
+    flattened: list[str] = []
+    encoded: list[str] = []
+    planned: list[tuple[int, str, pl.Expr]] = []  # (1-based file position, proposed name, expression)
+    for index, (original, dtype) in enumerate(schema.items()):
+        position, column = index + 1, pl.nth(index)
+        if position in dropped:
+            continue
+        if isinstance(dtype, pl.Struct) and dtype.fields:
+            flattened.append(original)
+            for struct_field in dtype.fields:
+                child = f"{original}.{struct_field.name}"
+                expression = column.struct.field(struct_field.name)
+                if isinstance(struct_field.dtype, _NESTED_TYPES):
+                    encoded.append(child)
+                    expression = json_text(expression, struct_field.dtype)
+                planned.append((position, child, expression))
+        elif isinstance(dtype, _NESTED_TYPES):
+            encoded.append(original)
+            planned.append((position, original, json_text(column, dtype)))
+        elif dtype == pl.Null:
+            planned.append((position, original, column.cast(pl.String)))
+        else:
+            planned.append((position, original, column))
+    if not planned:
+        raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
+    check_column_count(len(planned), name, max_columns)
+    final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
+    lazy = parsed.select(
+        expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)
+    )
+    layouts = find_layouts(lazy, engine="streaming")
+    report: ReadReport = {
+        "format": file_format,
+        "encoding": facts.get("encoding"),
+        "separator": None,
+        "quote_char": None,
+        "sheet": None,
+        "rows": rows,
+        "columns": len(planned),
+        "renamed_columns": renamed,
+        "dropped_empty_columns": dropped,
+        "flattened_columns": flattened,
+        "json_encoded_columns": encoded,
+        "temporal_columns": describe_layouts(layouts),
+    }
+    apply_layouts(lazy, layouts).sink_parquet(
+        target,
+        compression=SPILL_COMPRESSION,
+        row_group_size=ROW_GROUP_ROWS,
+        metadata=dict(metadata(report)) if metadata is not None else None,
+        engine="streaming",
+    )
+    return Spilled(target, report, rows)

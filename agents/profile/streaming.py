@@ -11,9 +11,10 @@ duplicate-row count comes from 64-bit row hashes without the exact confirmation 
 (a collision among n rows has probability about n^2 / 2^65), and ``dataset.memory_bytes`` is the size of
 the input file (nothing is held in memory).
 
-The file is read into a typed Parquet spill as the chain's reader reads it (agents.spill: the dialect, the
-encodings, widening, integer codes kept as text, short rows refused, names tidied, ISO dates typed); a file whose
-header has more than ``max_columns`` fields is refused before anything is converted.
+The file is read into a typed Parquet spill as the chain's reader reads it (agents.spill: for a CSV the dialect,
+the encodings, widening, integer codes kept as text, short rows refused; for a Parquet or NDJSON file its structs
+flattened and nested values as JSON text; in every format names tidied, ISO dates typed); a file whose header (a
+Parquet file's schema) has more than ``max_columns`` fields is refused before anything is converted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
 from agents.profile.profiler import profile_result, stats_settings
 from agents.profile.views import streamed_views
-from agents.spill import spill_csv
+from agents.spill import spill_file
 from agents.values import normalize_missing_lazy
 
 
@@ -43,14 +44,14 @@ def profile_large(
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> AgentResult:
-    """Profile the CSV/TSV at ``path`` (upload name ``name``) with bounded memory; the temporary Parquet
-    file (and a UTF-8 copy of a file in another encoding) goes to ``work_dir`` (default: the input's
-    directory) and is removed afterwards."""
+    """Profile the CSV/TSV, Parquet or NDJSON file at ``path`` (upload name ``name``) with bounded memory; the
+    temporary Parquet file (and a UTF-8 copy of a file in another encoding, a BOM-less copy of an NDJSON file
+    with one) goes to ``work_dir`` (default: the input's directory) and is removed afterwards."""
     started = time.perf_counter()
     progress(0.0, f"Converting {name} to a columnar file")
     with tempfile.TemporaryDirectory(prefix=".profile-", dir=work_dir or path.parent) as temporary:
         parquet = Path(temporary) / "primary.parquet"
-        scan = spill_csv(path, name, parquet, max_columns=max_columns).scan()  # typed as the reader types
+        scan = spill_file(path, name, parquet, max_columns=max_columns).scan()  # typed as the reader types
         progress(0.3, "Computing column statistics")
         scan, missing = normalize_missing_lazy(scan, params.null_tokens, engine="streaming")
         source = Source.of_lazy(scan)
