@@ -10,13 +10,24 @@ Returns:
   ``filters_understood`` (exact column names, typed values, the sort, the projection and the notes of inexact
   readings);
 - ``frame``: every selected row, sorted and projected: the chain's ``search_result.csv``.
+
+On a primary too large for memory (``inputs.scan``) the result is ``scan``, the plan of every match, which the chain
+sinks. Polars holds all the rows it sorts, so a sort there is external (agents.transform.external ``sort_external``:
+buckets of sorted rows under ``inputs.work_dir``) and the page is read from its sorted buckets; without a work
+directory, or when the matches fit one bucket, Polars sorts, and the page is a bounded head (the first page's rows
+and those before it, with each row's position as the last key: the stable order whatever the algorithm). Measured
+on 36M rows x 15 columns (a 5 GB CSV, every row matched, sorted by a float descending then the id): a 1.44 GB peak,
+where Polars' sort took 9.3 GB.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -37,6 +48,7 @@ from agents.params.searcher import SearcherParams
 from agents.search.kept import KeptMatches
 from agents.search.paging import json_rows, page_count, page_of
 from agents.search.selection import Resolver, Selection, resolve_selection
+from agents.transform.external import POSITION, sort_external
 
 AGENT_ID = "searcher"
 AGENT_NAME = "Searcher"
@@ -61,7 +73,8 @@ def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> Agen
 
 def _run_streamed(inputs: AgentInputs, scan: pl.LazyFrame, params: SearcherParams, progress: Progress) -> AgentResult:
     """``run`` on a primary too large for memory (``inputs.scan``): the page and the number of matches in one
-    streaming pass; the result's ``scan`` is the plan of every match (the chain sinks it to search_result.csv)."""
+    streaming pass, or from the matches sorted in buckets; the result's ``scan`` is the plan of every match (the
+    chain sinks it to search_result.csv)."""
     started = time.perf_counter()
     progress(0.0, "Reading the search")
     schema = scan.collect_schema()
@@ -69,15 +82,45 @@ def _run_streamed(inputs: AgentInputs, scan: pl.LazyFrame, params: SearcherParam
     plan = _plan(source, source.collect_schema(), params, inputs.text_layouts)
     progress(0.1, "Searching")
     offset = (params.page - 1) * params.page_size
-    page, count = pl.collect_all(
-        [plan.query.slice(offset, params.page_size), plan.query.select(pl.len())], engine="streaming"
-    )
+    query = _sorted_in_buckets(plan, inputs.work_dir) if plan.sort and inputs.work_dir is not None else None
+    if query is not None:
+        page, count = pl.collect_all([query.slice(offset, params.page_size), query.select(pl.len())])
+    else:
+        query = plan.query
+        head = _head(plan, offset, params.page_size)
+        page, count = pl.collect_all([head, plan.selected.select(pl.len())], engine="streaming")
     total = int(count.item())
     data = plan.data(total, page, params)
     envelope = _envelope(inputs.row_count, data, plan.understood["notes"])
     envelope.execution_time_ms = round((time.perf_counter() - started) * 1000)
     progress(1.0, f"{total:,} rows found")
-    return AgentResult(envelope=envelope, scan=plan.query, rows=total)
+    return AgentResult(envelope=envelope, scan=query, rows=total)
+
+
+def _sorted_in_buckets(plan: _Plan, work_dir: Path) -> pl.LazyFrame | None:
+    """Every match, sorted in buckets under a new directory of ``work_dir`` (deleted with it) and projected: a scan
+    of the sorted buckets. None when the matches fit one bucket or a key cannot be sorted so (then Polars sorts)."""
+    names = [column for column, _ in plan.sort]
+    needed = plan.columns + [name for name in names if name not in plan.columns]
+    work_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix=f"{AGENT_ID}-", dir=work_dir)) / "sorted"
+    descending = [flag for _, flag in plan.sort]
+    external = sort_external(plan.selected.select(needed), names, descending, True, target)
+    if external is None:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        return None
+    return external[0].select(plan.columns)
+
+
+def _head(plan: _Plan, offset: int, page_size: int) -> pl.LazyFrame:
+    """The page of ``plan.query`` as a bounded head when sorted: Polars' streaming sort followed by a slice keeps
+    only ``offset + page_size`` rows; each row's position as the last key makes that order the stable one."""
+    if not plan.sort:
+        return plan.query.slice(offset, page_size)
+    names = [column for column, _ in plan.sort] + [POSITION]
+    descending = [flag for _, flag in plan.sort] + [False]
+    numbered = plan.selected.with_row_index(POSITION)
+    return numbered.sort(names, descending=descending, nulls_last=True).slice(offset, page_size).select(plan.columns)
 
 
 def kept_page(kept: KeptMatches, params: SearcherParams, progress: Progress) -> AgentResult:
@@ -128,6 +171,8 @@ class _Plan:
     columns: list[str]
     understood: dict[str, Any]
     layouts: Mapping[str, TextLayout]
+    selected: pl.LazyFrame = field(default_factory=pl.LazyFrame)  # the selected rows, neither sorted nor projected
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # each key once, in order
 
     def data(self, total: int, page: pl.DataFrame, params: SearcherParams) -> dict[str, Any]:
         return {
@@ -147,6 +192,8 @@ def _plan(
     resolver = Resolver(schema, AGENT_ID, layouts)
     selection = resolve_selection(resolver, params)
     sort = [(resolver.column(key.column, f"sort[{i}].column"), key.descending) for i, key in enumerate(params.sort)]
+    named = [column for column, _ in sort]
+    keys = [key for i, key in enumerate(sort) if key[0] not in named[:i]]  # a column sorted by again changes nothing
     columns = resolver.columns(params.columns, "columns") if params.columns is not None else list(schema)
     understood = {
         **selection.understood,
@@ -154,7 +201,7 @@ def _plan(
         "columns": columns,
         "notes": list(resolver.notes),
     }
-    return _Plan(search(query, selection, sort, columns), columns, understood, layouts)
+    return _Plan(search(query, selection, sort, columns), columns, understood, layouts, selection.apply(query), keys)
 
 
 def search(query: pl.LazyFrame, selection: Selection, sort: list[tuple[str, bool]], columns: list[str]) -> pl.LazyFrame:

@@ -5,20 +5,23 @@ key it deduplicates. Here the data is cut into buckets of about ``BUCKET_BYTES``
 of rows), written in one streaming pass (``sink_parquet`` to ``pl.PartitionBy`` a bucket expression), and each
 bucket is then handled in memory on its own:
 
-- ``sort_external``: range partitioning. The sample's sort keys, sorted by the same spec, give K - 1 boundary tuples;
-  a row's bucket is the number of boundaries that sort strictly before its key tuple (a comparison built per key
-  that follows ``descending`` and where empty values go), so every row of bucket i sorts before every row of bucket
-  i + 1, and equal key tuples share a bucket. Each bucket, in its rows' former order, is sorted with
+- ``sort_external``: range partitioning. The sample's sort keys, sorted by the same spec, give K - 1 cut tuples; a
+  row's bucket is the number of cuts it is past (a cut sorts strictly before its key tuple: a comparison built per
+  key that follows ``descending`` and where empty values go), so every row of bucket i sorts before every row of
+  bucket i + 1, and equal key tuples share a bucket. Each bucket, in its rows' former order, is sorted with
   ``maintain_order`` (stable), the rows moved are counted there, and the result is a scan of the sorted buckets in
-  order. Skew: a key tuple is never split, so a bucket holding many equal keys can be bigger than ``BUCKET_BYTES``
-  (all the data when every row has the same key); it is still sorted in memory on its own.
+  order. Skew: a key tuple is never split, so a tuple that fills a bucket's share of the sample or more gets a
+  bucket of its own (a cut that it is past too, before it): that bucket's rows are equal, their former order is the
+  sorted one, and they are copied in one streaming pass instead of sorted in memory. The other buckets hold about
+  ``BUCKET_BYTES`` (less than twice that, as far as the sample tells).
 - ``duplicates_external``: hash partitioning of the key columns and each row's position. Equal keys hash equally, so
   they share a bucket; in a bucket only the rows whose hash repeats can be duplicates, and ``unique`` compares their
   real values (a hash collision costs nothing but a comparison). It gives the positions of the rows to drop; the
   caller filters them out in a streaming pass, in order.
 
 When the data fits one bucket (K = 1) both return None and the caller uses Polars' own streaming operation. The
-partitioned sink holds a buffer per bucket (about 12 MB each for 15 columns): K stays in the tens for a few GB.
+partitioned sink holds a buffer per bucket (about 12 MB each for 15 columns): K stays in the tens for a few GB (a
+sort's heavy tuples add up to two buckets each, and there are K of them at most).
 Measured on 36.5M rows x 15 columns (a 5 GB CSV; bench_tools' recipe), the transformer peaked at 1.35 GB.
 """
 
@@ -28,7 +31,7 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import polars as pl
 
@@ -57,32 +60,89 @@ def sort_external(
     keys = _sample(lazy.select(by), rows, SAMPLE_ROWS).sort(
         by, descending=list(descending), nulls_last=nulls_last, maintain_order=True
     )
-    step = keys.height / buckets
-    boundaries = list(dict.fromkeys(keys.row(int(step * i)) for i in range(1, buckets)))
+    cuts = _cuts(keys, buckets)
     dtypes = [schema[name] for name in by]
     bucket_of = pl.sum_horizontal(
         pl.lit(0, dtype=pl.UInt32),
-        *(_before(boundary, by, dtypes, descending, nulls_last).cast(pl.UInt32) for boundary in boundaries),
+        *(_past(cut, by, dtypes, descending, nulls_last).cast(pl.UInt32) for cut in cuts),
     )
     parts = target.with_name(f"{target.name}.parts")
     _partition(lazy, bucket_of, parts)
     target.mkdir(parents=True)
     written, offset, moved = [], 0, 0
-    for bucket in range(len(boundaries) + 1):
-        frame = _read_bucket(parts, bucket)
-        if frame is None:
+    for bucket in range(len(cuts) + 1):
+        files = _bucket_files(parts, bucket)
+        if not files:
             continue
-        frame = frame.sort(by, descending=list(descending), nulls_last=nulls_last, maintain_order=True)
-        after = pl.int_range(offset, offset + pl.len(), dtype=pl.Int64)
-        moved += int(frame.select((pl.col(POSITION).cast(pl.Int64) != after).sum()).item())
-        offset += frame.height
         path = target / f"{bucket:05d}.parquet"
-        frame.drop(POSITION).write_parquet(path, compression=COMPRESSION)
+        copied = _copy_in_order(files, offset, path) if bucket and cuts[bucket - 1].inclusive else None
+        if copied is None:
+            copied = _sort_bucket(files, by, descending, nulls_last, offset, path)
+        offset += copied[0]
+        moved += copied[1]
         written.append(path)
-        del frame
         shutil.rmtree(parts / f"{BUCKET}={bucket}")
     shutil.rmtree(parts, ignore_errors=True)
     return pl.scan_parquet(written), moved
+
+
+class _Cut(NamedTuple):
+    """A key tuple that splits the sorted rows: a row is past it when it sorts strictly before the row's key tuple,
+    or (``inclusive``) is equal to it."""
+
+    key: tuple[Any, ...]
+    inclusive: bool
+
+
+def _cuts(keys: pl.DataFrame, buckets: int) -> list[_Cut]:
+    """The cuts of ``buckets`` buckets from the sorted sample ``keys``: after the tuple at each K-quantile, and
+    around each tuple that fills a bucket's share of the sample (or more), whose bucket then holds only it."""
+    step = keys.height / buckets
+    run = keys.select(pl.struct(keys.columns).rle_id()).to_series()  # equal tuples are adjacent once sorted
+    starts = run.arg_unique().to_list()
+    heavy = set(run.unique(maintain_order=True).filter(run.unique_counts() >= max(2, step)).to_list())
+    split = {run[int(step * i)] for i in range(1, buckets)}
+    cuts = []
+    for tuple_run in sorted(split | heavy):
+        key = keys.row(starts[tuple_run])
+        if tuple_run in heavy:
+            cuts.append(_Cut(key, inclusive=True))
+        cuts.append(_Cut(key, inclusive=False))
+    return cuts
+
+
+def _copy_in_order(files: list[Path], offset: int, path: Path) -> tuple[int, int] | None:
+    """A bucket whose rows have equal keys, already in the sorted order (their former one), written to ``path`` in
+    one streaming pass, never held: its rows and the rows moved (their position is not ``offset`` on). None when
+    the partitioned sink did not keep the order (then it is sorted as the others are)."""
+    scan = pl.scan_parquet(files, hive_partitioning=False)
+    after = "__external_after__"
+    position = pl.col(POSITION).cast(pl.Int64)
+    stats = (
+        scan.with_row_index(after, offset=offset)
+        .select(
+            pl.len().alias("rows"),
+            (position.diff() <= 0).any().alias("unordered"),
+            (position != pl.col(after).cast(pl.Int64)).sum().alias("moved"),
+        )
+        .collect(engine="streaming")
+    )
+    if stats["unordered"].item():
+        return None
+    scan.drop(POSITION).sink_parquet(path, compression=COMPRESSION, engine="streaming")
+    return int(stats["rows"].item()), int(stats["moved"].item())
+
+
+def _sort_bucket(
+    files: list[Path], by: Sequence[str], descending: Sequence[bool], nulls_last: bool, offset: int, path: Path
+) -> tuple[int, int]:
+    """A bucket sorted in memory (stable: its rows in their former order first), written to ``path``: its rows and
+    the rows moved (their position is not ``offset`` on)."""
+    frame = _read_bucket(files).sort(by, descending=list(descending), nulls_last=nulls_last, maintain_order=True)
+    after = pl.int_range(offset, offset + pl.len(), dtype=pl.Int64)
+    moved = int(frame.select((pl.col(POSITION).cast(pl.Int64) != after).sum()).item())
+    frame.drop(POSITION).write_parquet(path, compression=COMPRESSION)
+    return frame.height, moved
 
 
 def duplicates_external(
@@ -100,11 +160,9 @@ def duplicates_external(
     _partition(keys, bucket_of, work)
     dropped = []
     for bucket in range(buckets):
-        frame = _read_bucket(work, bucket)
-        if frame is None:
-            continue
-        dropped.append(_dropped_in(frame, subset, keep))
-        del frame
+        files = _bucket_files(work, bucket)
+        if files:
+            dropped.append(_dropped_in(_read_bucket(files), subset, keep))
     shutil.rmtree(work, ignore_errors=True)
     return pl.concat(dropped) if dropped else None
 
@@ -144,17 +202,17 @@ def _buckets(sample: pl.DataFrame, rows: int) -> int:
     return max(1, math.ceil(estimated / BUCKET_BYTES))
 
 
-def _before(
-    boundary: tuple[Any, ...],
+def _past(
+    cut: _Cut,
     by: Sequence[str],
     dtypes: Sequence[pl.DataType],
     descending: Sequence[bool],
     nulls_last: bool,
 ) -> pl.Expr:
-    """Whether ``boundary`` sorts strictly before the row's key tuple (never null): lexicographic, built from the
-    last key to the first as ``before_k | (equal_k & rest)``."""
-    result = pl.lit(False)
-    for name, dtype, down, value in reversed(list(zip(by, dtypes, descending, boundary, strict=True))):
+    """Whether the row's key tuple is past ``cut`` (never null): lexicographic, built from the last key to the first
+    as ``before_k | (equal_k & rest)``, where equal tuples are past an inclusive cut only."""
+    result = pl.lit(cut.inclusive)
+    for name, dtype, down, value in reversed(list(zip(by, dtypes, descending, cut.key, strict=True))):
         column = pl.col(name)
         if value is None:
             before = column.is_not_null() if not nulls_last else pl.lit(False)
@@ -175,11 +233,12 @@ def _partition(lazy: pl.LazyFrame, bucket_of: pl.Expr, directory: Path) -> None:
     numbered.sink_parquet(target, compression=COMPRESSION, engine="streaming", mkdir=True)
 
 
-def _read_bucket(directory: Path, bucket: int) -> pl.DataFrame | None:
+def _bucket_files(directory: Path, bucket: int) -> list[Path]:
+    return sorted((directory / f"{BUCKET}={bucket}").glob("*.parquet"))
+
+
+def _read_bucket(files: list[Path]) -> pl.DataFrame:
     """A bucket's rows in their order before the operation (the partitioned sink keeps it; checked, as ``sort`` and
     ``unique`` need it for ties)."""
-    files = sorted((directory / f"{BUCKET}={bucket}").glob("*.parquet"))
-    if not files:
-        return None
     frame = pl.read_parquet(files, hive_partitioning=False)
     return frame if frame.get_column(POSITION).is_sorted() else frame.sort(POSITION)
