@@ -72,6 +72,7 @@ from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
 from agents.search import kept
+from agents.search.kept import read_dataset as read_kept_dataset  # in _run_chain, ``kept`` is what it keeps
 from agents.search.searcher import kept_meta, kept_page
 from agents.spill import check_columns, parquet_data_bytes, spill_file
 from agents.streamed import (
@@ -83,7 +84,7 @@ from agents.streamed import (
     step_facts,
 )
 from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
-from agents.values import MissingTokens, normalize_missing
+from agents.values import MissingTokens, normalize_missing, normalize_missing_lazy
 
 log = logging.getLogger("agensium.agents")
 
@@ -389,8 +390,22 @@ def _run_chain(
             chain, streamed, agent_params, out_dir, report, timings, soft_deadline, agent_start
         )
     else:
+        # Missing-value tokens become nulls (PRODUCT.md "Missing values") for the tools whose agents only read or
+        # compute (the profile tools: their profiler's tokens; search and transform: the primary's reading option);
+        # the clean chain leaves that to its type-fixer, which counts each cell it changes, and master to its agents.
+        tokens: tuple[str, ...] | None = None
+        if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL):
+            given = options.primary.null_tokens
+            tokens = DEFAULT_NULL_TOKENS if given is None else tuple(given)
+        elif tool_id not in DATA_TOOLS:
+            tokens = _null_tokens(agent_params)
         if tool_id == SEARCH_TOOL:
             keep = _SearchKeep(run_options.keep_dir, chain, agent_params)
+            if keep.page is not None and not keep.page.read_with(tokens or ()):
+                keep.page = None  # found among other values (another token list, or before tokens were read)
+                keep.dataset = read_kept_dataset(keep.dir) if keep.dir is not None else None
+            if keep.dataset is not None and not keep.dataset.reads_with(tokens or ()):
+                keep.dataset = None  # other tokens are nulls already: read the file again (and keep it so)
         kept_dataset = keep.dataset if keep is not None else None
         if keep is not None and keep.page is not None:  # a later page: the kept matches answer it
             meta = keep.page.meta
@@ -398,14 +413,13 @@ def _run_chain(
             agent_inputs = AgentInputs(pl.DataFrame(), meta["source_name"])
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
-            agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings)
+            agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings, tokens or ())
         elif large is not None:
             work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent)))
             agent_inputs, read_reports = _spilled_inputs(
-                large, keep, work_dir, report, timings, max_columns=run_options.max_columns
+                large, keep, work_dir, report, timings, max_columns=run_options.max_columns, null_tokens=tokens
             )
         else:
-            tokens = None if tool_id in DATA_TOOLS or tool_id == SEARCH_TOOL else _null_tokens(agent_params)
             agent_inputs, read_reports = _read_inputs(
                 tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
             )
@@ -752,7 +766,10 @@ def _read_inputs(
         )
         if null_tokens is not None:
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
-            read_reports[role]["missing_tokens"] = missing[role].describe()
+            read_reports[role][kept.MISSING_KEY] = missing[role].describe()
+            if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL) and missing[role].layouts:  # written back as they were
+                found = describe_layouts(missing[role].layouts)
+                read_reports[role]["temporal_columns"] = {**(read_reports[role].get("temporal_columns") or {}), **found}
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
         role = f"source_{registry.source_label(name)}"
@@ -985,24 +1002,43 @@ class _SearchKeep:
 
 
 def _kept_inputs(
-    dataset: kept.KeptDataset, report: _MonotonicProgress, timings: dict[str, int]
+    dataset: kept.KeptDataset, report: _MonotonicProgress, timings: dict[str, int], null_tokens: tuple[str, ...]
 ) -> tuple[AgentInputs, dict[str, Any]]:
     """The inputs of a search of a dataset kept as Parquet: read as its first search read it (its read report);
-    one kept from a file too large for memory is scanned, not read."""
+    one kept from a file too large for memory is scanned, not read. ``null_tokens`` become nulls as it is read when
+    it holds the values as written (kept.tokens_applied; else it holds them as nulls already: the same tokens,
+    kept.KeptDataset.reads_with)."""
     report(1, None, "Reading the dataset (kept as Parquet by an earlier search)")
-    read_report = dataset.read_report
+    read_report = dict(dataset.read_report)
+    described = read_report.get(kept.MISSING_KEY)
+    missing: MissingTokens | None = None
+    if kept.tokens_applied(read_report) is not None and isinstance(described, dict):
+        missing = MissingTokens(null_tokens, described["by_column"], described["retyped_columns"])
+    scan = dataset.scan() if dataset.streamed else None
+    frame = dataset.read() if scan is None else None
+    if missing is None:
+        if scan is not None:
+            scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
+        else:
+            assert frame is not None
+            frame, missing = normalize_missing(frame, null_tokens)
+        read_report[kept.MISSING_KEY] = missing.describe()
+        if missing.layouts:  # dates once their tokens are nulls: written back as they were
+            found = describe_layouts(missing.layouts)
+            read_report["temporal_columns"] = {**(read_report.get("temporal_columns") or {}), **found}
     layouts = from_report(read_report.get("temporal_columns"))
-    if dataset.streamed:
-        scan = dataset.scan()
+    if scan is not None:
         inputs = AgentInputs(
             pl.DataFrame(schema=scan.collect_schema()),
             dataset.source_name,
             text_layouts=layouts,
             scan=scan,
             rows=int(read_report["rows"]),
+            primary_missing=missing,
         )
     else:
-        inputs = AgentInputs(dataset.read(), dataset.source_name, text_layouts=layouts)
+        assert frame is not None
+        inputs = AgentInputs(frame, dataset.source_name, text_layouts=layouts, primary_missing=missing)
     timings["read_primary"] = 0
     report(READ_END, None, "Inputs parsed")
     return inputs, {"primary": {**read_report, "kept": "dataset"}}
@@ -1016,9 +1052,11 @@ def _spilled_inputs(
     timings: dict[str, int],
     *,
     max_columns: int,
+    null_tokens: tuple[str, ...] | None = None,
 ) -> tuple[AgentInputs, dict[str, Any]]:
     """A primary too large for memory, read into a typed Parquet spill (agents.spill) that the agents scan. For a
-    search with a keep directory the spill is the kept dataset itself (written there once, then renamed)."""
+    search with a keep directory the spill is the kept dataset itself (written there once, then renamed). With
+    ``null_tokens`` the scan reads them as nulls (``_read_inputs``; the spill holds the values as written)."""
     name, path = large
     report(1, None, f"Reading {name} into a columnar file (too large for memory: it is scanned, not loaded)")
     read_started = time.perf_counter()
@@ -1034,17 +1072,26 @@ def _spilled_inputs(
         spill = spill.rename(keep_dir / kept.DATASET_NAME)
         keep.spilled = True
     scan = pl.scan_parquet(spill)
+    read_report: dict[str, Any] = {**spilled.report, "streamed": True}
+    missing: MissingTokens | None = None
+    if null_tokens is not None:
+        scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
+        read_report[kept.MISSING_KEY] = missing.describe()
+        if missing.layouts:  # dates once their tokens are nulls: written back as they were
+            found = describe_layouts(missing.layouts)
+            read_report["temporal_columns"] = {**(read_report.get("temporal_columns") or {}), **found}
     inputs = AgentInputs(
         pl.DataFrame(schema=scan.collect_schema()),
         name,
-        text_layouts=from_report(spilled.report.get("temporal_columns")),
+        text_layouts=from_report(read_report.get("temporal_columns")),
         scan=scan,
         rows=spilled.rows,
         work_dir=work_dir,
+        primary_missing=missing,
     )
     timings["read_primary"] = round((time.perf_counter() - read_started) * 1000)
     report(READ_END, None, "Inputs parsed")
-    return inputs, {"primary": {**spilled.report, "streamed": True}}
+    return inputs, {"primary": read_report}
 
 
 def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:

@@ -37,8 +37,9 @@ from typing import Any, Literal
 import polars as pl
 
 from agents.columns import is_text, narrow
-from agents.layouts import apply_layouts, find_layouts
+from agents.layouts import TextLayout, apply_layouts, find_layouts
 from agents.params.common import DEFAULT_NULL_TOKENS
+from agents.readers import _written_otherwise as written_otherwise  # the reader's rule for number-like codes
 
 NAN_TOKEN = "NaN"  # what a float NaN is counted as
 EMPTY_TEXT = ""  # what an empty or whitespace-only text (a quoted empty field: "") is counted as
@@ -145,11 +146,14 @@ class MissingTokens:
 
     ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
     ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns
-    that were text only because of their tokens, with the dtype they now have (``{"age": "Int64"}``)."""
+    that were text only because of their tokens, with the dtype they now have (``{"age": "Int64"}``);
+    ``layouts``: those of them now dates or timestamps, with the text layout they were written in (to write
+    them back as they were)."""
 
     tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     retyped: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, TextLayout] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -228,7 +232,8 @@ def inferred_types(
 ) -> dict[str, pl.DataType]:
     """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64,
     Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out (dates
-    and timestamps are :func:`agents.layouts.find_layouts`' part)."""
+    and timestamps are :func:`agents.layouts.find_layouts`' part). A number that a number would not write back
+    as it is (``007``, ``+5``, ``-0``) makes the column a code, kept as text, as the reader keeps it."""
     schema = frame.collect_schema()  # once: each call builds the whole schema
     candidates = [name for name in columns if schema[name] == pl.String]
     if not candidates:
@@ -241,6 +246,7 @@ def inferred_types(
             column.cast(pl.Int64, strict=False).count().alias(f"i{index}"),
             column.cast(pl.Float64, strict=False).count().alias(f"f{index}"),
             column.is_in(["true", "false"]).sum().alias(f"b{index}"),
+            written_otherwise(column).any().alias(f"c{index}"),
         ]
     row = frame.select(exprs).collect(engine=engine).row(0, named=True)
     found: dict[str, pl.DataType] = {}
@@ -248,7 +254,8 @@ def inferred_types(
         present = row[f"n{index}"]
         if not present:
             continue
-        for key, dtype in (("i", pl.Int64()), ("f", pl.Float64()), ("b", pl.Boolean())):
+        numbers = () if row[f"c{index}"] else (("i", pl.Int64()), ("f", pl.Float64()))
+        for key, dtype in (*numbers, ("b", pl.Boolean())):
             if row[f"{key}{index}"] == present:
                 found[name] = dtype
                 break
@@ -279,6 +286,7 @@ def normalize_missing_lazy(
     layouts = find_layouts(nulled, [name for name in counts if name not in retyped], engine=engine)
     nulled = apply_layouts(nulled, layouts)
     report.retyped = {name: str(dtype) for name, dtype in retyped.items()}
+    report.layouts = dict(layouts)
     if layouts:
         schema = nulled.collect_schema()
         report.retyped.update({name: str(schema[name]) for name in layouts})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agents.params.common import AgentParams
+from agents.params.common import AgentParams, NullToken
 
 INPUTS_KEY = "inputs"
 
@@ -20,6 +20,13 @@ class FileOptions(AgentParams):
         max_length=255,
         description="The user's own name of the file (e.g. flights.csv), shown in the reports instead of primary.csv"
         " (the service fills it from upload-urls' display_name)",
+    )
+    null_tokens: list[NullToken] | None = Field(
+        None,
+        max_length=1000,
+        description="search-my-data and transform-my-data: text values (exactly, after trimming) that are missing "
+        "values, like an empty field, read as nulls (default: pandas' list, PRODUCT.md 'Missing values'; [] = only "
+        "fields with nothing in them); the other tools take their agents' null_tokens",
     )
 
 

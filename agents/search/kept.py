@@ -6,12 +6,16 @@ A keep directory (``RunOptions.keep_dir``) is a local mirror the worker fills be
 dataset (only the files the run needs) and uploads after it (the files the run added); the worker keeps it next to
 the dataset's own objects, deleted with them. Its layout:
 
-- ``dataset.parquet``: the dataset as the search tool reads it (values as written, dates typed from text), in row
-  groups with statistics (filters skip row groups), LZ4-compressed (:data:`DATASET_COMPRESSION`), its read report
-  (the dates' text layouts, the file's format facts) and the name of the file it came from in the Parquet metadata
-  (one file: the data and how to write it back cannot disagree). A dataset too large for memory is this file too,
-  written by agents.spill while the first search reads it; its read report says ``streamed`` and every search of
-  it scans the file instead of reading it whole (no matches are kept for it: a later page scans it again);
+- ``dataset.parquet``: the dataset as the search tool reads it (dates typed from text, missing-value tokens nulls
+  and the columns they kept as text typed: agents.values.normalize_missing), in row groups with statistics (filters
+  skip row groups), LZ4-compressed (:data:`DATASET_COMPRESSION`), its read report (the dates' text layouts, the
+  file's format facts, the tokens applied and what became of them: ``missing_tokens``) and the name of the file it
+  came from in the Parquet metadata (one file: the data and how to write it back cannot disagree). A read report
+  without ``missing_tokens`` (a dataset kept before the tokens were applied, or one too large for memory) holds
+  the values as written: the tokens are applied as it is read (:func:`tokens_applied`). A dataset too large for
+  memory is this file too, written by agents.spill while the first search reads it; its read report says
+  ``streamed`` and every search of it scans the file instead of reading it whole (no matches are kept for it: a
+  later page scans it again);
 - ``matches/<selection>/meta.json``: a searcher selection's totals, columns, parameters as understood and the
   identity of its ``search_result.csv`` (``csv``, added by the worker once stored);
 - ``matches/<selection>/part-NNNNN.parquet``: its matching rows, sorted and projected, ``PART_ROWS`` a part (a page
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -51,6 +55,14 @@ zstd makes it 20 % smaller but takes 20 % longer to write, on the first search's
 READ_REPORT_KEY = "agensium.read_report"
 SOURCE_NAME_KEY = "agensium.source_name"
 PAGE_FIELDS = ("page", "page_size")
+MISSING_KEY = "missing_tokens"  # in a read report: the missing-value tokens applied (MissingTokens.describe)
+
+
+def tokens_applied(read_report: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The missing-value tokens already nulls in data read as ``read_report`` says; None when none were applied
+    (values as written: kept before search read the tokens, or a dataset too large for memory)."""
+    missing = read_report.get(MISSING_KEY)
+    return tuple(missing["tokens"]) if isinstance(missing, Mapping) and "tokens" in missing else None
 
 
 def selection_digest(params: SearcherParams) -> str:
@@ -111,6 +123,12 @@ class KeptDataset:
         """Kept from a file too large for memory: searched by scanning it, never read whole."""
         return bool(self.read_report.get("streamed"))
 
+    def reads_with(self, tokens: Sequence[str]) -> bool:
+        """Whether it can be read with the missing-value ``tokens``: it holds the values as written (the tokens are
+        applied as it is read), or these very tokens are nulls in it already (other tokens cannot be told apart)."""
+        applied = tokens_applied(self.read_report)
+        return applied is None or applied == tuple(tokens)
+
     def read(self) -> pl.DataFrame:
         return pl.read_parquet(self.path)
 
@@ -151,6 +169,11 @@ class KeptMatches:
     directory: str  # the selection's, relative to the keep directory
     rows: pl.DataFrame  # the rows of the parts given, from the first part's first row
     first_row: int  # the selection's row number (0-based) of ``rows``'s first row
+
+    def read_with(self, tokens: Sequence[str]) -> bool:
+        """Whether they were found in data read with the missing-value ``tokens`` (matches kept before search read
+        the tokens were found among the values as written: not these)."""
+        return tokens_applied(self.meta["inputs"]["primary"]) == tuple(tokens)
 
 
 def read_matches(keep_dir: Path, params: SearcherParams) -> KeptMatches | None:

@@ -1,5 +1,6 @@
 """search-my-data through agents.chain.run_tool: the outputs, search_result.csv equal to a pandas filter of the file
-(values written back as they came: dates in their layout, missing-value tokens as text), search_result.json, the
+(values written back as they came: dates in their layout; missing-value tokens are nulls, written as empty fields,
+unless ``inputs.primary.null_tokens`` says otherwise), search_result.json, the
 dataset version the summary describes, and refusals that fail the task before anything is written."""
 
 from __future__ import annotations
@@ -90,9 +91,15 @@ def test_outputs_and_the_csv_equal_a_pandas_filter(tmp_path: Path) -> None:
 
 
 def test_every_row_as_written_without_parameters(tmp_path: Path) -> None:
-    """No selection: search_result.csv is the input, missing-value tokens kept as text."""
+    """No selection: search_result.csv is the input, its missing-value tokens nulls (empty fields, PRODUCT.md
+    "Missing values"); with ``null_tokens`` [] they are values, written as they came."""
     result = run(tmp_path, {})
-    assert (tmp_path / "out" / "search_result.csv").read_text(encoding="utf-8") == INPUT
+    nulled = INPUT.replace(",NA\n", ",\n").replace(",n/a\n", ",\n")
+    assert (tmp_path / "out" / "search_result.csv").read_text(encoding="utf-8") == nulled
+    assert result["summary"]["inputs"]["primary"]["missing_tokens"]["by_column"] == {"note": {"NA": 1, "n/a": 1}}
+    (tmp_path / "as_written").mkdir()
+    run(tmp_path / "as_written", {"inputs": {"primary": {"null_tokens": []}}})
+    assert (tmp_path / "as_written" / "out" / "search_result.csv").read_text(encoding="utf-8") == INPUT
     document = json.loads((tmp_path / "out" / "search_result.json").read_text(encoding="utf-8"))
     assert (document["search"]["total_rows"], document["search"]["pages"]) == (7, 1)
     assert document["aggregate"]["groups"] == [{"count": 7}]

@@ -1,6 +1,7 @@
 """transform-my-data through agents.chain.run_tool: the outputs, the recipe that reproduces the output byte for byte,
-an identity recipe that writes the input back byte for byte, the failing cast, the sentences in the result summary,
-and the dataset version's schema every tool records (``summary["dataset"]``)."""
+an identity recipe that writes the input back byte for byte (its missing-value tokens as empty fields: they are
+nulls, PRODUCT.md "Missing values"; as written with ``inputs.primary.null_tokens`` []), the failing cast, the
+sentences in the result summary, and the dataset version's schema every tool records (``summary["dataset"]``)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ def write(tmp_path: Path, text: str = INPUT, name: str = "primary.csv") -> Path:
     return path
 
 
-def transform(tmp_path: Path, primary: Path, out: str, **parameters: Any) -> dict[str, Any]:
-    result = run_tool(TOOL, [], {"primary.csv": primary}, {"transformer": parameters}, tmp_path / out, ignore)
+def transform(
+    tmp_path: Path, primary: Path, out: str, inputs: dict[str, Any] | None = None, **parameters: Any
+) -> dict[str, Any]:
+    given = {"transformer": parameters, **({"inputs": inputs} if inputs is not None else {})}
+    result = run_tool(TOOL, [], {"primary.csv": primary}, given, tmp_path / out, ignore)
     json.dumps(result, allow_nan=False)
     return result
 
@@ -68,10 +72,10 @@ def test_outputs_recipe_and_summary(tmp_path: Path) -> None:
     assert written[0] == "id,code,email,country,signup,last_seen,amount,note,year"
     # codes keep their zeros; the renamed timestamps keep their layout; rows sorted by code, descending
     assert written[1:] == [
-        "4,01000,carla@mail.org,US,2024-03-01,2024-03-01T00:00:00Z,3.0,n/a,2024",
+        "4,01000,carla@mail.org,US,2024-03-01,2024-03-01T00:00:00Z,3.0,,2024",
         "5,00999,bob@example.com,GB,2024-02-29,2024-02-29T23:59:59Z,abc,  spaced  ,2024",
-        "1,00123,ann@example.com,US,2024-01-05,2024-01-05T10:00:00Z,12.5,NA,2024",
-        "3,0007,bob@example.com,,2023-12-31,,NA,,2023",
+        "1,00123,ann@example.com,US,2024-01-05,2024-01-05T10:00:00Z,12.5,,2024",
+        "3,0007,bob@example.com,,2023-12-31,,,,2023",
     ]
     parquet = pl.read_parquet(out / "transformed_data.parquet")
     assert parquet.columns == written[0].split(",")  # no row index column
@@ -119,8 +123,8 @@ def test_replaying_the_recipe_reproduces_the_output(tmp_path: Path) -> None:
     assert again["summary"]["transformations"] == first["summary"]["transformations"]
     written = (tmp_path / "first" / "transformed_data.csv").read_text().splitlines()
     assert written[1:] == [
-        "1,00123,ANN@EXAMPLE.COM,US,2024-01-05,2024-01-05T10:00:00Z,12.5,NA,US-00123",
-        "4,01000,CARLA@MAIL.ORG,US,2024-03-01,2024-03-01T00:00:00Z,3.0,n/a,US-01000",
+        "1,00123,ANN@EXAMPLE.COM,US,2024-01-05,2024-01-05T10:00:00Z,12.5,,US-00123",
+        "4,01000,CARLA@MAIL.ORG,US,2024-03-01,2024-03-01T00:00:00Z,3.0,,US-01000",
         "5,00999,BOB@EXAMPLE.COM,GB,2024-02-29,2024-02-29T23:59:59Z,7.75,spaced,GB-00999",
     ]
 
@@ -133,8 +137,14 @@ def test_an_identity_recipe_writes_the_input_back_byte_for_byte(tmp_path: Path) 
         "renamed_back": [{"op": "rename", "mapping": {"seen_at": "x"}}, {"op": "rename", "mapping": {"x": "seen_at"}}],
     }.items():
         result = transform(tmp_path, primary, out, operations=operations)
-        assert (tmp_path / out / "transformed_data.csv").read_bytes() == primary.read_bytes(), out
+        nulled = INPUT.replace(",NA\n", ",\n").replace(",NA,", ",,").replace(",n/a\n", ",\n")
+        assert (tmp_path / out / "transformed_data.csv").read_text(encoding="utf-8") == nulled, out
         assert result["summary"]["rows_affected"] == 0
+        as_written = transform(
+            tmp_path, primary, f"{out}_as_written", {"primary": {"null_tokens": []}}, **{"operations": operations}
+        )
+        assert (tmp_path / f"{out}_as_written" / "transformed_data.csv").read_bytes() == primary.read_bytes(), out
+        assert as_written["summary"]["rows_affected"] == 0
     assert result["summary"]["dataset"]["columns"][:2] == [
         {"name": "id", "dtype": "Int64"},
         {"name": "code", "dtype": "String"},

@@ -1,0 +1,56 @@
+"""A missing-value token in a column of number-like codes (``007``, ``+5``, ``-0``) leaves it text, as the reader
+leaves the same column without the token (agents.values.inferred_types follows agents.readers' rule), in the profile
+in memory and streamed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from agents.chain import run_tool
+from agents.options import RunOptions
+from agents.values import normalize_missing
+
+
+def ignore(percent: int, agent: str | None, message: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (["007", "010", "100", "N/A"], pl.String),
+        (["+5", "6", "NA"], pl.String),
+        (["-0", "6", "NA"], pl.String),
+        (["0.5", "-0.25", "NA"], pl.Float64),
+        (["0", "7", "100", "NA"], pl.Int64),
+    ],
+)
+def test_codes_stay_text_once_their_tokens_are_nulls(values: list[str], dtype: pl.DataType) -> None:
+    frame, missing = normalize_missing(pl.DataFrame({"code": values}))
+    assert frame.schema["code"] == dtype
+    assert missing.counts == {"code": {values[-1]: 1}}
+    assert frame["code"].null_count() == 1
+
+
+@pytest.mark.parametrize("threshold", [None, 0])
+def test_the_profile_of_a_code_column_with_a_token(tmp_path: Path, threshold: int | None) -> None:
+    fields = {}
+    for name, text in {
+        "na": "code,v\n007,1\n010,2\n100,3\nN/A,4\n",
+        "plain": "code,v\n007,1\n010,2\n100,3\n007,4\n",
+    }.items():
+        primary = tmp_path / f"{name}.csv"
+        primary.write_text(text, encoding="utf-8")
+        options = RunOptions(streaming_threshold_bytes=threshold)
+        result = run_tool(
+            "profile-my-data", ["unified-profiler"], {"primary.csv": primary}, {}, tmp_path / name, ignore,
+            run_options=options,
+        )  # fmt: skip
+        profiled = result["agents"]["unified-profiler"]["data"]["fields"]
+        fields[name] = {field["field_name"]: field for field in profiled}
+    assert fields["na"]["code"]["polars_dtype"] == fields["plain"]["code"]["polars_dtype"] == "String"
+    assert fields["na"]["code"]["properties"]["null_count"] == 1
+    assert fields["na"]["code"]["properties"]["retyped_from_text"] is None
