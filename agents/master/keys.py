@@ -145,8 +145,9 @@ def run(inputs: AgentInputs, params: KeyIdentifierParams, progress: Progress) ->
     primary = sorted(
         (item for item in stats if item.eligible and _is_primary(item, params)), key=lambda item: -item.key_score
     )
+    chosen = {item.column for item in primary}  # a set: `item not in primary` compared every field, per column
     entity = sorted(
-        (item for item in stats if item.eligible and item not in primary and _is_entity(item, params)),
+        (item for item in stats if item.eligible and item.column not in chosen and _is_entity(item, params)),
         key=lambda item: -item.key_score,
     )
     for item in primary:
@@ -212,7 +213,8 @@ def column_key_stats(frame: pl.DataFrame, columns: list[str], params: KeyIdentif
                 pl.col(name).min().cast(pl.Int64, strict=False).alias(f"min_{index}"),  # None beyond Int64
                 pl.col(name).max().cast(pl.Int64, strict=False).alias(f"max_{index}"),
             ]
-    row = narrow(frame, columns).select(exprs).collect().row(0, named=True)
+    # in memory: the streaming engine (polars' default) takes time in the square of a query's expressions
+    row = narrow(frame, columns).select(exprs).collect(engine="in-memory").row(0, named=True)
     text = [name for name in columns if schema[name] == pl.String]
     uuid_shares = _uuid_shares(frame, text)
     rows = frame.height
@@ -317,7 +319,7 @@ def _count_combinations(
     counts = (
         narrow(frame, columns)
         .select(pl.struct(list(combination)).n_unique().alias(str(index)) for index, combination in enumerate(batch))
-        .collect()
+        .collect(engine="in-memory")
         .row(0)
     )
     search.tried += len(batch)
@@ -339,14 +341,15 @@ def _foreign_keys(
     found: list[dict[str, Any]] = []
     for table, values in params.reference_tables.items():
         reference = pl.Series("reference", [_reference_text(value) for value in values], dtype=pl.String).unique()
+        schema = frame.schema
         exprs = []
         for index, name in enumerate(columns):
-            distinct = text_of(pl.col(name), frame.schema[name]).str.strip_chars().drop_nulls().unique()
+            distinct = text_of(pl.col(name), schema[name]).str.strip_chars().drop_nulls().unique()
             exprs += [
                 distinct.is_in(reference.implode()).sum().alias(f"hits_{index}"),
                 distinct.len().alias(f"distinct_{index}"),
             ]
-        row = narrow(frame, columns).select(exprs).collect().row(0, named=True)
+        row = narrow(frame, columns).select(exprs).collect(engine="in-memory").row(0, named=True)
         for index, name in enumerate(columns):
             hits, distinct_count = int(row[f"hits_{index}"]), int(row[f"distinct_{index}"])
             overlap = pct(hits, distinct_count)

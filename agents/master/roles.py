@@ -9,7 +9,8 @@
   confidence :data:`NAME_PARTIAL`; a few aliases such as a bare ``name`` count only as the whole name).
 - **The values.** An evenly spaced sample of at most :data:`SAMPLE_SIZE` non-null values per column (as
   text, trimmed) is matched against value patterns: e-mail addresses, phone numbers (7-15 digits, written
-  with separators, a leading ``+``/``0``, or 10-11 digits), dates (shaped like a format of
+  with separators, a leading ``+``/``0``, or 10-11 digits; never a decimal number within -180..180 such as
+  a longitude ``-80.6195833``), dates (shaped like a format of
   ``agents.values``, ``DATE_LIKE_PATTERN``, or a valid compact ``YYYYMMDD``; their four-digit years),
   postcodes (4-5 digits, US ZIP+4, or UK-like ``SW1A 1AA``), UUIDs, numeric ids (whole numbers all
   distinct in the whole column although random draws from their span would repeat:
@@ -135,6 +136,8 @@ EMAIL: Final = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$"
 UUID: Final = r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 PHONE_CHARACTERS: Final = r"^\+?[0-9 ().\-/]{7,24}$"
 PLAIN_NUMBER: Final = r"^[0-9]+(?:\.[0-9]+)?$"
+SMALL_DECIMAL: Final = r"^[+-]?[0-9]{1,3}\.[0-9]+$"  # within -180..180 (checked apart): coordinates, not phones
+COORDINATE_LIMIT: Final = 180.0
 COMPACT_DATE: Final = r"^[0-9]{8}$"
 YEAR_IN_DATE: Final = r"((?:18|19|20)[0-9]{2})"
 DIGIT_POSTCODE: Final = r"^(?:[0-9]{4,5}|[0-9]{5}-[0-9]{4})$"
@@ -206,7 +209,8 @@ def detect_roles(
     (e.g. a column only renamed since)."""
     columns = data_columns(frame)
     known = known_evidence or {}
-    scalar = [name for name in columns if is_scalar(frame.schema[name])]
+    schema = frame.schema  # built anew on every access: once, not per column
+    scalar = [name for name in columns if is_scalar(schema[name])]
     evidence: dict[str, Mapping[str, Any]] = {name: known[name] for name in scalar if name in known}
     evidence.update(value_evidence(frame, [name for name in scalar if name not in known]))
     roles: dict[str, ColumnRole] = {}
@@ -306,7 +310,8 @@ def sample_values(frame: pl.DataFrame, columns: Sequence[str], size: int = SAMPL
         taken = pl.min_horizontal(count, pl.lit(size, pl.Int64))
         positions = pl.int_range(0, taken, dtype=pl.Int64) * count // pl.max_horizontal(taken, pl.lit(1, pl.Int64))
         exprs.append(text_of(values.gather(positions), schema[name]).str.strip_chars().implode().alias(name))
-    wide = narrow(frame, columns).select(exprs).collect()
+    # in memory: the streaming engine (polars' default) takes time in the square of a query's expressions
+    wide = narrow(frame, columns).select(exprs).collect(engine="in-memory")
     return (
         wide.unpivot(variable_name="column", value_name="value")
         .explode("value")
@@ -322,7 +327,10 @@ def value_evidence(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[st
     long = sample_values(frame, columns)
     value = pl.col("value")
     digits = value.str.replace_all(r"[^0-9]", "").str.len_chars()
-    phone_loose = value.str.contains(PHONE_CHARACTERS) & digits.is_between(7, 15) & ~date_like(value)
+    coordinate = value.str.contains(SMALL_DECIMAL) & (
+        value.cast(pl.Float64, strict=False).abs() <= COORDINATE_LIMIT
+    ).fill_null(False)
+    phone_loose = value.str.contains(PHONE_CHARACTERS) & digits.is_between(7, 15) & ~date_like(value) & ~coordinate
     formatted = ~value.str.contains(PLAIN_NUMBER) | value.str.starts_with("0") | digits.is_between(10, 11)
     compact = value.str.contains(COMPACT_DATE) & value.str.to_date("%Y%m%d", strict=False).is_not_null()
     is_date = date_like(value) | compact
@@ -393,9 +401,10 @@ def _numeric_ids(frame: pl.DataFrame, columns: list[str]) -> set[str]:
     15 distinct amounts between 0 and 10,000 do not)."""
     if not columns:
         return set()
+    schema = frame.schema
     exprs = []
     for index, name in enumerate(columns):
-        number = text_of(pl.col(name), frame.schema[name]).str.strip_chars().cast(pl.Int64, strict=False)
+        number = text_of(pl.col(name), schema[name]).str.strip_chars().cast(pl.Int64, strict=False)
         exprs += [
             pl.col(name).count().alias(f"count_{index}"),
             pl.col(name).n_unique().alias(f"distinct_{index}"),
@@ -404,7 +413,7 @@ def _numeric_ids(frame: pl.DataFrame, columns: list[str]) -> set[str]:
             number.min().alias(f"min_{index}"),
             number.max().alias(f"max_{index}"),
         ]
-    row = narrow(frame, columns).select(exprs).collect().row(0, named=True)
+    row = narrow(frame, columns).select(exprs).collect(engine="in-memory").row(0, named=True)  # as sample_values
     ids: set[str] = set()
     for index, name in enumerate(columns):
         count, numbers = row[f"count_{index}"], row[f"numbers_{index}"]

@@ -11,8 +11,16 @@ order of precedence:
    status, age, quantity), matched on the normalised column name (whole name 0.9, a word of it 0.75);
 4. a role its values alone say (method ``value``).
 
-A mapping counts when its confidence is at least ``confidence_threshold``. With ``apply_mappings`` the column
-is renamed only where nothing is lost: a standard name already held by another column (or a bookkeeping
+A vocabulary date name (``date``, ``created_date``, ``updated_date``) must fit the values too: a column that is
+not temporal and whose sample is not mostly dates (``day`` holding days of the month) keeps half the name's
+confidence (``agents.master.roles.NAME_DISAGREES``), as a role name its values contradict does.
+
+A mapping counts when its confidence is at least ``confidence_threshold``. Renaming a column on a guess is a
+judgment call (PRODUCT.md "Defaults that never destroy data"): only a mapping the user asked for (custom) or
+that the whole column name says (an alias of the role or vocabulary name, its values not disagreeing) is
+applied; a guess (from the values alone, or from a word inside a longer name) gets status ``guessed`` and is
+proposed (``data.proposals``: the ``custom_column_mappings`` that apply it). With ``apply_mappings`` the
+column is renamed only where nothing is lost: a standard name already held by another column (or a bookkeeping
 column) is reported, not applied; two columns mapping to the same name: the more confident one (then the
 first) is renamed, the other reported. Values are replaced per ``custom_value_mappings`` (exact match of the
 whole cell): the user asked for those. The built-in spellings of :data:`COUNTRY_SPELLINGS` (columns mapped to
@@ -41,7 +49,16 @@ from agents.envelope import BOOKKEEPING_COLUMNS, AgentInputs, AgentResult, Progr
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, card_status, proposal
 from agents.formatting import pct
-from agents.master.roles import ColumnRole, detect_roles, is_scalar, value_evidence
+from agents.master.roles import (
+    CONFIRM_SHARE,
+    NAME_DISAGREES,
+    ColumnRole,
+    detect_roles,
+    is_scalar,
+    name_role,
+    value_evidence,
+)
+from agents.master.roles import NAME_EXACT as ROLE_NAME_EXACT
 from agents.params.semantic_mapper import SemanticMapperParams
 
 AGENT_ID = "semantic-mapper"
@@ -91,6 +108,8 @@ _VOCABULARY_EXACT: Final = tuple((name, re.compile(rf"^(?:{aliases})$")) for nam
 _VOCABULARY_PARTIAL: Final = tuple(
     (name, re.compile(rf"(?:^|_)(?:{aliases})(?:_|$)")) for name, aliases in VOCABULARY_NAMES
 )
+DATE_NAMES: Final = frozenset({"date", "created_date", "updated_date"})
+"""Vocabulary names whose values must be dates (a temporal column, or a sample mostly date-like)."""
 ID_KINDS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("customer_id", re.compile(r"(?:^|_)(?:customer|client|cust)(?:_|id|$)")),
     ("order_id", re.compile(r"(?:^|_)order(?:_|id|$)")),
@@ -115,6 +134,7 @@ STATUS_TEXT: Final = {
     "applied": "renamed",
     "already_standard": "already has its standard name",
     "proposed": "not applied (apply_mappings is false)",
+    "guessed": "a guess from the values or a word of the name: proposed, not applied",
     "below_threshold": "confidence below confidence_threshold",
     "name_taken": "another column already has this name",
     "duplicate_target": "a more confident column maps to the same name",
@@ -127,6 +147,7 @@ class ColumnMapping:
     standard_name: str
     confidence: float
     method: str
+    sure: bool = True  # False: a guess, proposed rather than applied (module docstring)
     status: str = "below_threshold"
     reason: str = ""
 
@@ -192,9 +213,10 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     columns = data_columns(frame)
     _validate(frame, params)
     progress(0.0, f"Mapping {len(columns):,} columns to the standard vocabulary")
-    evidence = value_evidence(frame, [name for name in columns if is_scalar(frame.schema[name])])
+    schema = frame.schema  # built anew on every access: once, not per column
+    evidence = value_evidence(frame, [name for name in columns if is_scalar(schema[name])])
     roles = detect_roles(frame, evidence) if params.auto_detect_semantics else {}
-    mappings = _resolve(frame, _candidates(columns, roles, params), params)
+    mappings = _resolve(frame, _candidates(schema, columns, roles, evidence, params), params)
     value_columns = _value_columns(frame, mappings, params)
 
     progress(0.4, "Mapping values to their standard spellings")
@@ -246,8 +268,14 @@ def _value_columns(frame: pl.DataFrame, mappings: list[ColumnMapping], params: S
     return resolved
 
 
-def _candidates(columns: list[str], roles: dict[str, ColumnRole], params: SemanticMapperParams) -> list[ColumnMapping]:
-    """Each column's best standard name (module docstring), or none."""
+def _candidates(
+    schema: pl.Schema,
+    columns: list[str],
+    roles: dict[str, ColumnRole],
+    evidence: dict[str, dict[str, Any]],
+    params: SemanticMapperParams,
+) -> list[ColumnMapping]:
+    """Each column's best standard name (module docstring), or none, and whether it is sure or a guess."""
     found: list[ColumnMapping] = []
     for column in columns:
         if column in params.custom_column_mappings:
@@ -259,12 +287,26 @@ def _candidates(columns: list[str], roles: dict[str, ColumnRole], params: Semant
         by_role = _role_standard(column, role) if role is not None else None
         by_name = _vocabulary(column)
         if role is not None and by_role is not None and role.method != "value":
-            found.append(ColumnMapping(column, by_role, role.confidence, role.method))
+            said = name_role(column)
+            whole = said is not None and said.role == role.role and said.confidence == ROLE_NAME_EXACT
+            whole = whole and role.confidence >= ROLE_NAME_EXACT  # lower: the values disagree with the name
+            found.append(ColumnMapping(column, by_role, role.confidence, role.method, whole))
         elif by_name is not None:
-            found.append(ColumnMapping(column, by_name[0], by_name[1], "name"))
+            name, confidence = by_name
+            fits = _values_fit(name, schema[column], evidence.get(column))
+            confidence = confidence if fits else round(confidence * NAME_DISAGREES, 4)
+            found.append(ColumnMapping(column, name, confidence, "name", fits and confidence == NAME_EXACT))
         elif role is not None and by_role is not None:
-            found.append(ColumnMapping(column, by_role, role.confidence, role.method))
+            found.append(ColumnMapping(column, by_role, role.confidence, role.method, False))
     return found
+
+
+def _values_fit(name: str, dtype: pl.DataType, evidence: dict[str, Any] | None) -> bool:
+    """Whether a column's values fit the vocabulary name its column name says: a date name needs a temporal
+    column or a sample mostly of dates (or no sample at all); the other names take any values."""
+    if name not in DATE_NAMES or dtype.is_temporal() or evidence is None or not evidence["sampled"]:
+        return True
+    return float(evidence.get("date") or 0.0) >= CONFIRM_SHARE
 
 
 def _role_standard(column: str, role: ColumnRole) -> str | None:
@@ -289,11 +331,13 @@ def _vocabulary(column: str) -> tuple[str, float] | None:
 
 
 def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMapperParams) -> list[ColumnMapping]:
-    """Each mapping's status: applied (or proposed), already standard, below the threshold, or not applied
-    because the name is taken. The most confident mapping claims a name first (ties: column order)."""
+    """Each mapping's status: applied (or proposed), guessed, already standard, below the threshold, or not
+    applied because the name is taken. A sure mapping claims a name before a guess, then the most confident
+    first (ties: column order)."""
     existing = set(frame.columns)
     claimed: dict[str, str] = {}
-    order = sorted(range(len(found)), key=lambda index: (-found[index].confidence, index))
+    order = sorted(range(len(found)), key=lambda index: (not found[index].sure, -found[index].confidence, index))
+    sure_names = {mapping.column for mapping in found if mapping.sure}
     for index in order:
         mapping = found[index]
         if mapping.confidence < params.confidence_threshold:
@@ -303,12 +347,19 @@ def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMa
             claimed[mapping.column] = mapping.column
         elif mapping.standard_name in claimed:
             mapping.status = "duplicate_target"
+            holder = claimed[mapping.standard_name]
             mapping.reason = (
-                f"'{claimed[mapping.standard_name]}' maps to '{mapping.standard_name}' with more confidence"
+                f"'{holder}' maps to '{mapping.standard_name}' for certain (custom or its whole name), "
+                f"'{mapping.column}' only by a guess"
+                if holder in sure_names and not mapping.sure
+                else f"'{holder}' maps to '{mapping.standard_name}' with more confidence"
             )
         elif mapping.standard_name in existing:
             mapping.status = "name_taken"
             mapping.reason = f"the data already has a column '{mapping.standard_name}'"
+        elif not mapping.sure:
+            mapping.status = "guessed"
+            claimed[mapping.standard_name] = mapping.column
         else:
             mapping.status = "applied" if params.apply_mappings else "proposed"
             claimed[mapping.standard_name] = mapping.column
@@ -494,6 +545,22 @@ def _proposals(outcome: Outcome, params: SemanticMapperParams) -> list[dict[str,
                 cells_affected=cells,
             )
         )
+    guessed = [mapping for mapping in outcome.mappings if mapping.status == "guessed"]
+    if guessed:
+        examples = "; ".join(
+            f"'{m.column}' -> '{m.standard_name}' ({m.method}, {m.confidence:.2f})" for m in guessed[:5]
+        )
+        chosen = {**params.custom_column_mappings, **{m.column: m.standard_name for m in guessed}}
+        items.append(
+            proposal(
+                AGENT_ID,
+                "custom_column_mappings",
+                f"Rename {len(guessed):,} columns whose standard name is a guess (from their values or a word of "
+                f"their name): {examples}",
+                {"custom_column_mappings": chosen, **({} if outcome.applied else {"apply_mappings": True})},
+                columns=[mapping.column for mapping in guessed],
+            )
+        )
     built_in = [
         item for item in outcome.values if item.source == "built_in" and not item.applied and item.cells_changed
     ]
@@ -564,12 +631,14 @@ def _findings(outcome: Outcome, params: SemanticMapperParams) -> Findings:
 def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
     total = len(data_columns(outcome.frame))
     renamed = outcome.renamed if outcome.applied else sum(m.status == "proposed" for m in outcome.mappings)
+    guessed = sum(m.status == "guessed" for m in outcome.mappings)
     if outcome.applied:
         values = f"{outcome.cells_changed:,} values standardised"
         values += f", {outcome.cells_proposed:,} more proposed" if outcome.cells_proposed else ""
         description = f"{renamed:,} columns renamed; {values}"
     else:
         description = f"{renamed:,} columns to rename; {outcome.cells_proposed:,} values to standardise"
+    description += f"; {guessed:,} guessed names proposed" if guessed else ""
     return [
         SummaryCard(
             "exec_semantic_mapping",

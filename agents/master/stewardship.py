@@ -249,7 +249,8 @@ def _invalid_values(
 
 
 def _roles(frame: pl.DataFrame, artifacts: Mapping[str, Any]) -> dict[str, str]:
-    if not any(is_text(frame.schema[name]) for name in data_columns(frame)):
+    schema = frame.schema
+    if not any(is_text(schema[name]) for name in data_columns(frame)):
         return {}
     roles, _ = survivorship.column_roles(frame, artifacts)
     return roles
