@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from agents.params.searcher import MAX_PAGE_SIZE, MAX_SORT_KEYS, Column, RowSelection, SortKey, StrictParams
+from agents.params.searcher import MAX_PAGE, MAX_PAGE_SIZE, MAX_SORT_KEYS, Column, RowSelection, SortKey, StrictParams
 
 MAX_GROUP_COLUMNS = 10
 MAX_METRICS = 20
@@ -62,6 +62,6 @@ class AggregatorParams(RowSelection):
     sort: Annotated[list[SortKey], Field(max_length=MAX_SORT_KEYS)] = Field(
         default_factory=list, description="Group keys or metric names (sum_amount); none: the first metric descending"
     )
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
     top: int | None = Field(None, ge=1, le=MAX_TOP, description="Only the first N groups (for a chart)")

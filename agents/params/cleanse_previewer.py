@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agents.params.common import AgentParams, EffectivenessParams
 
@@ -38,6 +38,12 @@ class PreviewRule(AgentParams):
     target_type: Literal["numeric", "float", "integer", "boolean", "date", "datetime", "string"] = Field(
         "float", description="convert_types: the type to convert to (numeric = float); text is read as type-fixer does"
     )
+
+    @field_validator("target_columns")
+    @classmethod
+    def _each_once(cls, columns: list[str]) -> list[str]:
+        """A column named twice is a target once (it would otherwise be two outputs of one name)."""
+        return list(dict.fromkeys(columns))
 
     @model_validator(mode="after")
     def _complete(self) -> Any:

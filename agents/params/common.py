@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 DEFAULT_NULL_TOKENS: tuple[str, ...] = (
     "NA",
@@ -38,6 +38,23 @@ def null_tokens_field() -> Any:
 
 
 NullToken = Annotated[str, Field(max_length=64)]
+
+
+def is_column_pattern(name: str) -> bool:
+    """Polars reads ``*`` and ``^…$`` given as a column name as patterns (every column; a regular expression): the
+    readers rename such columns of the data (agents.readers), and no parameter may give a column such a name."""
+    return name == "*" or (name.startswith("^") and name.endswith("$"))
+
+
+def plain_column_name(name: str) -> str:
+    """``name`` when a column may take it; refused when Polars would read it as a pattern (see above)."""
+    if is_column_pattern(name):
+        raise ValueError(f"'{name}' cannot name a column: Polars reads '*' and '^…$' as patterns of column names")
+    return name
+
+
+NewColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(plain_column_name)]
+"""The name a parameter gives a column (a rename's target)."""
 
 
 class AgentParams(BaseModel):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from agents.params.common import AgentParams, EffectivenessParams
+from agents.params.common import AgentParams, EffectivenessParams, NewColumnName
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ContractValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float
@@ -101,7 +101,7 @@ class DataContract(AgentParams):
         description="column -> string, integer, float, boolean, date or datetime (aliases: str, text, int, "
         "int64, float64, double, numeric, number, bool, timestamp)",
     )
-    column_mappings: dict[ColumnName, ColumnName] = Field(
+    column_mappings: dict[ColumnName, NewColumnName] = Field(
         default_factory=dict, max_length=10_000, description="column in the data -> its name in the contract"
     )
     value_constraints: dict[ColumnName, ValueConstraint] = Field(
@@ -116,6 +116,15 @@ class DataContract(AgentParams):
     version: str | int | float | None = Field(None, description="A label for the contract's version")
     description: str | None = Field(None, max_length=10_000, description="What the contract is about")
     owner: str | None = Field(None, max_length=256, description="Who owns the contract")
+
+    @field_validator("uniqueness_constraints")
+    @classmethod
+    def _each_column_once_per_key(cls, constraints: list[str | list[str]]) -> list[str | list[str]]:
+        """A key of columns names one at least, and a column named twice in it is checked once (twice would be
+        two fields of one name)."""
+        if any(not item for item in constraints):
+            raise ValueError("a uniqueness constraint given as a list names one column at least")
+        return [item if isinstance(item, str) else list(dict.fromkeys(item)) for item in constraints]
 
     @property
     def is_empty(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from agents.params.common import EffectivenessParams
 
@@ -76,3 +76,9 @@ class DuplicateResolverParams(EffectivenessParams):
         "most frequent patterns (each pattern costs one join); rows with rarer patterns are counted as not "
         "examined",
     )
+
+    @field_validator("email_columns")
+    @classmethod
+    def _each_once(cls, columns: list[str]) -> list[str]:
+        """An e-mail column named twice is normalised once (it would otherwise be two outputs of one name)."""
+        return list(dict.fromkeys(columns))

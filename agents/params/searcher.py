@@ -28,6 +28,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from agents.params.common import AgentParams
 
 MAX_PAGE_SIZE = 1000
+MAX_PAGE = 2**53
+"""The largest whole number JSON carries exactly; its rows' offset, at most ``MAX_PAGE * MAX_PAGE_SIZE``, fits the
+64-bit offset Polars slices at (a larger page failed the agent with an OverflowError)."""
 MAX_FILTER_COLUMNS = 100
 MAX_FILTER_VALUES = 1000
 MAX_KEYWORDS = 20
@@ -136,7 +139,7 @@ class SearcherParams(RowSelection):
     sort: Annotated[list[SortKey], Field(max_length=MAX_SORT_KEYS)] = Field(
         default_factory=list, description="Sort keys in order; none: the data's order"
     )
-    page: int = Field(1, ge=1, description="1-based; a page beyond the last is empty")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="1-based; a page beyond the last is empty")
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
     columns: Annotated[list[Column], Field(min_length=1, max_length=10_000)] | None = Field(
         None, description="The columns of the page and of search_result.csv, in this order; null: all"

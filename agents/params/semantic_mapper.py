@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from agents.params.common import EffectivenessParams
+from agents.params.common import EffectivenessParams, NewColumnName
 
 STANDARD_NAMES: tuple[str, ...] = (
     "email",
@@ -44,7 +44,7 @@ class SemanticMapperParams(EffectivenessParams):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="semantic-mapper parameters")
 
-    custom_column_mappings: dict[ColumnName, ColumnName] = Field(
+    custom_column_mappings: dict[ColumnName, NewColumnName] = Field(
         default_factory=dict,
         max_length=10_000,
         description="column -> standard name (any name; confidence 1, method custom); takes precedence over "

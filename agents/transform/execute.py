@@ -534,9 +534,25 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
 
 
 def _compared_dtype(values: Sequence[Any], dtype: pl.DataType) -> pl.DataType:
-    """An integer column compared with a fraction (``age > 17.5``) is compared as Float64."""
-    fractional = any(isinstance(v, float) and not v.is_integer() for v in values if not isinstance(v, bool))
-    return pl.Float64() if dtype.is_integer() and fractional else dtype
+    """An integer column compared with a fraction (``age > 17.5``) is compared as Float64, and with a whole number
+    its type cannot hold (``age < 2**63``, which resolution lets through: it compares) as Int128, which holds every
+    whole number resolution accepts (a literal of the column's type would fail the run)."""
+    if not dtype.is_integer():
+        return dtype
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if any(isinstance(v, float) and not v.is_integer() for v in numbers):
+        return pl.Float64()
+    low, high = _INTEGER_RANGES.get(dtype, (-(2**127), 2**127 - 1))  # UInt128: as it was
+    return pl.Int128() if any(not low <= int(v) <= high for v in numbers) else dtype
+
+
+_INTEGER_RANGES: Final[dict[pl.DataType, tuple[int, int]]] = {
+    dtype(): (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    for dtype, bits, signed in (
+        (pl.Int8, 8, True), (pl.Int16, 16, True), (pl.Int32, 32, True), (pl.Int64, 64, True), (pl.Int128, 128, True),
+        (pl.UInt8, 8, False), (pl.UInt16, 16, False), (pl.UInt32, 32, False), (pl.UInt64, 64, False),
+    )
+}  # fmt: skip
 
 
 ORDERED: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {

@@ -46,6 +46,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from agents.errors import InvalidParametersError
+from agents.params.common import is_column_pattern
 from agents.params.transformer import (
     MAX_COMMAND_CHARS,
     AllOf,
@@ -495,8 +496,7 @@ def _rename(ctx: ResolutionContext, op: RenameColumns) -> list[dict[str, Any]]:
         column = resolve_column(ctx, old, path, span=f"{path}.key")
         if column in mapping:
             raise Refusal(f"column '{column}' is renamed twice", "duplicate_column", path, span=f"{path}.key")
-        if not new.strip():
-            raise Refusal("a column name cannot be blank", "invalid_value", path)
+        _check_new_name(new, path)
         mapping[column] = new
         written[column] = old
     final = [mapping.get(c, c) for c in ctx.schema]
@@ -509,6 +509,17 @@ def _rename(ctx: ResolutionContext, op: RenameColumns) -> list[dict[str, Any]]:
             )
     ctx.schema = {mapping.get(c, c): d for c, d in ctx.schema.items()}
     return [{"op": "rename", "mapping": mapping}]
+
+
+def _check_new_name(name: str, path: str) -> None:
+    """A name a column is given: not blank, nor one Polars reads as a pattern (``*``, ``^…$``), which would
+    address other columns (agents.params.common.is_column_pattern)."""
+    if not name.strip():
+        raise Refusal("a column name cannot be blank", "invalid_value", path)
+    if is_column_pattern(name):
+        raise Refusal(
+            f"'{name}' cannot name a column: '*' and '^…$' are patterns of column names", "invalid_value", path
+        )
 
 
 def _reorder(ctx: ResolutionContext, op: ReorderColumns) -> list[dict[str, Any]]:
@@ -689,8 +700,7 @@ def _replace(ctx: ResolutionContext, op: ReplaceValues) -> list[dict[str, Any]]:
 
 
 def _derive(ctx: ResolutionContext, op: DeriveColumn) -> list[dict[str, Any]]:
-    if not op.column.strip():
-        raise Refusal("a column name cannot be blank", "invalid_value", "column")
+    _check_new_name(op.column, "column")
     if op.column in ctx.schema:
         raise Refusal(
             f"there is already a column '{op.column}'; derive a new name (or drop it first)", "column_exists", "column"

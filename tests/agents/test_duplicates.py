@@ -66,6 +66,21 @@ def test_each_duplicate_type_names_the_row_it_duplicates() -> None:
     assert_bookkeeping(frame, result)
 
 
+def test_an_email_column_named_twice_is_normalised_once() -> None:
+    """Before, ``email_columns: ["email", "email"]`` failed the agent (Polars: a duplicate output name)."""
+    frame = indexed(
+        {"name": ["Al", "al", "Bo"], "email": ["a@x.com", "A@x.com ", "b@y.org"]},
+        [1, 2, 3],
+    )
+    twice = dedupe(frame, email_columns=["email", "name", "email"])
+    once = dedupe(frame, email_columns=["email", "name"])
+    assert twice.envelope.status == once.envelope.status == "success"
+    assert twice.frame is not None and once.frame is not None and twice.frame.equals(once.frame)
+    assert twice.row_level_issues.equals(once.row_level_issues)
+    assert twice.envelope.data == once.envelope.data and once.envelope.data["email_columns"] == ["email", "name"]
+    assert reasons(once) == {2: "duplicate of row 1 (email_case on email, name)"}
+
+
 def test_only_exact_duplicates_are_removed_by_default_and_the_other_kinds_are_proposed() -> None:
     frame = indexed(
         {

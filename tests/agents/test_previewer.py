@@ -140,6 +140,33 @@ def test_previewer_default_rules_and_rule_errors() -> None:
     assert failed.envelope.summary_metrics["failed_simulations"] == 1
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"type": "drop_nulls"},
+        {"type": "impute_nulls", "strategy": "median"},
+        {"type": "remove_outliers"},
+        {"type": "drop_duplicates"},
+        {"type": "drop_columns"},
+        {"type": "convert_types", "target_type": "string"},
+    ],
+)
+def test_a_column_named_twice_is_a_target_once(rule: dict[str, Any]) -> None:
+    """Before, ``target_columns: ["x", "x"]`` failed the agent (Polars: a duplicate output name)."""
+    frame = previewer_frame(np.random.default_rng(5), 60)
+    twice, once = (
+        run_agent(
+            previewer,
+            frame,
+            CleansePreviewerParams.model_validate({"preview_rules": [{**rule, "target_columns": columns}]}),
+        )
+        for columns in (["x", "amount", "x"], ["x", "amount"])
+    )
+    assert twice.envelope.status == once.envelope.status == "success"
+    assert twice.envelope.data == once.envelope.data
+    assert once.envelope.data["simulated_results"][0]["target_columns"] == ["x", "amount"]
+
+
 def test_previewer_parameter_errors() -> None:
     frame = framed({"v": [1.0, 2.0]})
     params = CleansePreviewerParams.model_validate(

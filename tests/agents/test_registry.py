@@ -150,3 +150,26 @@ def test_input_roles_and_content_types() -> None:
     assert registry.accepted_content_types("primary.exe") == set()
     assert registry.output_content_type("data_profile_report.xlsx").endswith("spreadsheetml.sheet")
     assert registry.output_content_type("data_profile_report.json") == "application/json"
+
+
+@pytest.mark.parametrize("agent_id", ["searcher", "aggregator"])
+def test_a_page_whose_rows_polars_cannot_reach_is_refused(agent_id: str) -> None:
+    """Before, page 2**63 - 1 passed validation and failed the agent (OverflowError on the rows' offset)."""
+    import polars as pl
+
+    from agents.envelope import AgentInputs
+    from agents.params.searcher import MAX_PAGE, MAX_PAGE_SIZE
+
+    last = {"page": MAX_PAGE, "page_size": MAX_PAGE_SIZE, **({"group_by": ["a"]} if agent_id == "aggregator" else {})}
+    registry.validate_parameters("search-my-data", [agent_id], {agent_id: last})
+    inputs = AgentInputs(pl.DataFrame({"a": [1, 2, 3]}), "primary.csv")
+    result = registry.load_run(registry.agent(agent_id))(inputs, registry.parse_parameters(agent_id, last), _silent)
+    assert result.envelope.status == "success"  # an empty page
+    with pytest.raises(InvalidParametersError) as raised:
+        registry.validate_parameters("search-my-data", [agent_id], {agent_id: {"page": 2**63 - 1}})
+    assert raised.value.details["agent_id"] == agent_id
+    assert raised.value.details["field"] == "page"
+
+
+def _silent(fraction: float, message: str) -> None:
+    """No one follows the progress."""

@@ -239,12 +239,32 @@ def test_the_contract_comes_from_the_upload_unless_the_parameter_gives_one() -> 
         {"value_constraints": {"age": {}}},
         {"value_constraints": {"age": {"min": 5, "max": 1}}},
         {"uniqueness_constraints": "customer_id"},
+        {"uniqueness_constraints": [[]]},  # before: Polars' "cannot return empty fold" failed the agent
     ],
 )
 def test_an_uploaded_contract_that_does_not_fit_is_refused(contract: dict[str, Any]) -> None:
     with pytest.raises(InvalidParametersError) as error:
         run(customers(), contract)
     assert error.value.field == "contract"
+
+
+def test_a_column_named_twice_in_a_key_is_checked_once() -> None:
+    """Before, ``[["customer_id", "customer_id"]]`` failed the agent (Polars: multiple fields of one name)."""
+    twice = run(
+        customers(), contract={**CONTRACT, "uniqueness_constraints": [["customer_id", "status", "customer_id"]]}
+    )
+    once = run(customers(), contract={**CONTRACT, "uniqueness_constraints": [["customer_id", "status"]]})
+    assert (
+        issue_rows(twice, "uniqueness_violation")
+        == issue_rows(once, "uniqueness_violation")
+        == [(3, "customer_id, status"), (4, "customer_id, status")]
+    )
+    assert twice.row_level_issues.equals(once.row_level_issues)
+
+
+def test_an_empty_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="a uniqueness constraint given as a list names one column at least"):
+        ContractEnforcerParams(contract={"uniqueness_constraints": ["customer_id", []]})
 
 
 @pytest.mark.parametrize("pattern", ["(", "[a-", "(?=a)b", r"(\w)\1"])
@@ -271,6 +291,9 @@ def test_patterns_run_in_linear_time() -> None:
         {"contract": {"required_columns": "a"}},
         {"contract": {"column_types": {"a": 1}}},
         {"schema_compliance_weight": 2},
+        # Polars reads these as patterns: before, the renamed column failed the agent (a duplicate output name)
+        {"contract": {"column_mappings": {"cust": "*"}}},
+        {"contract": {"column_mappings": {"cust": "^customer_id$"}}},
     ],
 )
 def test_parameters_that_do_not_fit_are_refused(params: dict[str, Any]) -> None:

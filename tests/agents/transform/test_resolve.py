@@ -478,6 +478,19 @@ def test_derive_refuses_an_existing_column_and_a_blank_name() -> None:
     assert refused({"op": "derive", "column": " ", "expression": "1"})["reason"] == "invalid_value"
 
 
+@pytest.mark.parametrize("name", ["*", "^a$", "^.*$"])
+def test_a_name_polars_reads_as_a_pattern_is_refused(name: str) -> None:
+    """Before, a column renamed or derived as ``*`` or ``^…$`` passed, and every later ``pl.col`` of it addressed
+    other columns: the transformer's outputs failed with Polars' duplicate output name (an exception, no report)."""
+    renamed = refused({"op": "rename", "mapping": {"email": name}})
+    derived = refused({"op": "derive", "column": name, "expression": "1"})
+    commanded = refused(commands=[f"rename email to `{name}`"])
+    for details in (renamed, derived, commanded):
+        assert details["reason"] == "invalid_value" and "cannot name a column" in details["message"]
+    assert renamed["field"] == "operations[0].mapping.email" and derived["field"] == "operations[0].column"
+    assert run({"op": "rename", "mapping": {"email": "^a"}}).schema_after["^a"] == "String"  # not a pattern
+
+
 @pytest.mark.parametrize(
     ("operation", "reason", "field"),
     [

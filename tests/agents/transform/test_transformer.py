@@ -680,6 +680,27 @@ def test_sql_semantics_of_empty_cells() -> None:
     assert negated.frame is not None and negated.frame[ROW].to_list() == [1]  # not(unknown) is unknown
 
 
+@pytest.mark.parametrize("dtype", [pl.Int8, pl.Int32, pl.Int64, pl.UInt8, pl.UInt64])
+def test_whole_numbers_the_column_type_cannot_hold_compare(dtype: pl.DataType) -> None:
+    """Before, ``n == 2**63`` on an Int64 column (or 300 on an Int8 one) failed the agent: Polars could not make a
+    literal of the column's type. No value equals them, every value is below the large ones and above -2**63."""
+    frame = pl.DataFrame({ROW: [1, 2, 3], "n": pl.Series([0, None, 100], dtype=dtype)})
+    high, low = 2**64 - 1, -(2**63)
+
+    def kept(where: dict[str, Any]) -> list[int]:
+        result = transform(frame, [{"op": "filter", "action": "keep", "where": where}])
+        assert result.frame is not None and result.frame.schema["n"] == dtype
+        return result.frame[ROW].to_list()
+
+    assert kept({"column": "n", "cmp": "==", "value": high}) == []
+    assert kept({"column": "n", "cmp": "<", "value": high}) == [1, 3]
+    assert kept({"column": "n", "cmp": ">", "value": low}) == [1, 3]
+    assert kept({"column": "n", "cmp": "in", "value": [high, 100]}) == [3]
+    assert kept({"column": "n", "cmp": "not_in", "value": [low, 0]}) == [3]
+    assert kept({"column": "n", "cmp": "between", "value": [low, high]}) == [1, 3]
+    assert kept({"column": "n", "cmp": "between", "value": [-1, 100]}) == [1, 3]  # within the type: as before
+
+
 def test_cast_that_fails_names_column_count_and_examples() -> None:
     frame = generated()
     with pytest.raises(InvalidParametersError) as caught:
