@@ -11,8 +11,7 @@ distinct values, weighted by their counts), and every cell a conversion empties 
 Per text (String) column, the share of non-blank values that read as (agents.values):
 - a boolean (true/false/yes/no/y/n/1/0, at least one of them a word; else it is a number);
 - a number; the column becomes Int64 when every number is whole (written without exponent), Float64
-  otherwise. Whole numbers with a leading zero ("007", "02134") mark a code, not a quantity: the column
-  is left as text;
+  otherwise;
 - a date or datetime, with the formats ranked by how many values they read (day/month ambiguity reported).
 The kind with the highest share wins (ties: boolean, number, date). The column is converted when that
 share is 1.0 (``preserve_mixed_types``, the default: no cell is emptied), or at least ``conversion_threshold``
@@ -23,6 +22,15 @@ Datetime would drop the marker. A date column whose day/month order only a tie d
 unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank
 values become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at
 least 20 % but less than the threshold is reported as mixed, not converted.
+
+Judgement calls (PRODUCT.md "Defaults that never destroy data": a default run fixes only what is unambiguous)
+are not made by default: a column whose values read but are written with a currency symbol (the unit would be
+lost), a percent sign (5 or 0.05?), as a code (a leading zero "007"/"007.5", a "+", "-0": the file reader keeps
+these as text on purpose), as yes/no/y/n, or with a comma that may be a decimal mark ("1,500": 1500, or 1.5 in a
+file that writes "12,99") stays text and is proposed with the parameter that converts it (``JUDGEMENT_CALLS``).
+A comma is read as a thousands separator without its parameter when the column also holds "1,234,567",
+"1,500.25" or a decimal point, or another column of the file "1,234,567" or "1,500.25", and no column writes a
+decimal comma (``_weigh_commas``).
 
 Float columns whose values are all whole (and finite, |x| < 2^53) become Int64. With
 ``auto_convert_category``, a text column left as text becomes Categorical when it has at most
@@ -86,7 +94,6 @@ from agents.values import (
     BOOLEAN_TRUE,
     BOOLEAN_WORDS,
     EMPTY_TEXT,
-    LEADING_ZERO_PATTERN,
     PLAIN_NUMBER_PATTERN,
     DatePlan,
     MissingTokens,
@@ -132,6 +139,13 @@ class ColumnDecision:
     text_source: bool = True  # the conversion reads text (failures possible)
     would_convert: bool = False  # reads at conversion_threshold (converted when not preserving mixed types)
     ambiguous_order: bool = False  # a date column left as text because its day/month order is a tie
+    best: str = ""  # the best reading: numeric, boolean or temporal
+    # the parameters a conversion needs that the run does not set (judgement calls: ``_needs``), in
+    # ``JUDGEMENT_CALLS`` order, each with the smallest value it would change (an example)
+    needs: dict[str, str] = field(default_factory=dict)
+    thousands_commas: int = 0  # numbers whose commas can only group thousands ("1,234,567", "1,500.25")
+    decimal_commas: int = 0  # values written with a decimal comma ("12,99", "1.234,5")
+    comma_evidence: str = ""  # why an ambiguous comma was read as a thousands separator
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -145,6 +159,8 @@ class ColumnDecision:
             "converted": self.convert,
             "reason": self.reason,
         }
+        if self.needs:
+            described["proposed_with"] = {name: True for name in self.needs}
         if self.plan is not None and self.plan.formats:
             described["dates"] = self.plan.describe()
         return described
@@ -164,6 +180,7 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     for position, column in enumerate(columns):
         decisions.append(_decide(frame, column, params, _present(written.get(column), params)))
         progress(0.7 * (position + 1) / max(len(columns), 1), f"Measured '{column}'")
+    _weigh_commas(decisions, params)
     converting = [decision for decision in decisions if decision.convert and decision.expression is not None]
 
     progress(0.75, f"Converting {len(converting)} columns")
@@ -201,6 +218,7 @@ def _run_streamed(
     decisions = [
         decided.get(name) or _decide_scanned(name, schema[name], params, None, floats.get(name)) for name in columns
     ]
+    _weigh_commas(decisions, params)
     converting = [decision for decision in decisions if decision.convert and decision.expression is not None]
     progress(0.6, f"Counting the conversions of {len(converting)} columns")
     work = _scanned_work(nulled, converting, inputs.work_dir)
@@ -335,7 +353,8 @@ def _data(outcome: Outcome, score: dict[str, Any], params: TypeFixerParams) -> d
             "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
             "missing_values": "the null_tokens (after trimming) and float NaN become nulls before anything else",
             "mixed_share": MIXED_SHARE,
-            "numbers": "currency symbols, thousands separators, '%' (kept as written) and '(12)' = -12 accepted",
+            "numbers": "thousands separators and '(12)' = -12 accepted; currency symbols, '%' (kept as written: "
+            "'5%' -> 5), codes and commas that may be decimal marks only with their convert_* parameters",
             "blank_values": "empty or whitespace-only text becomes null in converted columns",
             "row_index": "1-based data row of the input file",
         },
@@ -510,10 +529,12 @@ def _decide_text(
         decision.reason = "no values"
         return
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
-    best, leading_zero = _read_text(values, decision)
+    counts = _read_text(values, decision)
     decision.would_convert = decision.share >= params.conversion_threshold
+    if decision.share >= MIXED_SHARE:
+        decision.needs = _needs(decision, counts, params)
     if decision.share >= required:
-        _decide_conversion(decision, best, leading_zero, params)
+        _decide_conversion(decision, params)
         return
     if decision.share >= MIXED_SHARE:
         decision.issue = True
@@ -524,27 +545,63 @@ def _decide_text(
         return
     decision.detected = None
     # Stripping can only merge values: more distinct stripped values than the limit rule a category out.
-    if params.auto_convert_category and values.height <= params.category_max_distinct:
+    # Numbers written with a decimal comma are not categories (and stay text: evidence for _weigh_commas on
+    # the fixer's own output too, so a second run decides as the first).
+    if params.auto_convert_category and values.height <= params.category_max_distinct and not decision.decimal_commas:
         _decide_category(decision, params, *category_counts())
 
 
 BOOLEAN_CHARS = max(len(word) for word in (*BOOLEAN_TRUE, *BOOLEAN_FALSE, *BOOLEAN_WORDS))
+YES_NO_WORDS = ("yes", "no", "y", "n")
+CURRENCY_SIGN = r"[$€£¥₹¢]"
+CODE_PATTERN = r"^(?:\+|-?0\d|-0$)"  # a number literal the file reader keeps as text: 007, 007.5, +5, -0
+# a decimal comma: "12,99", "0,5", "1,2345", "1.234,5" (one comma not followed by exactly three digits, or
+# after a dot-grouped number)
+DECIMAL_COMMA_PATTERN = r"^[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|\d{1,3}(?:\.\d{3})+,\d+)$"
+# Judgement calls (PRODUCT.md "Defaults that never destroy data"): a column whose values read but need one of
+# these is left as text and proposed unless the parameter is set, in this order.
+JUDGEMENT_CALLS = (
+    "convert_ambiguous_thousands",
+    "convert_currency",
+    "convert_percentages",
+    "convert_codes",
+    "convert_yes_no",
+)
 
 
-def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any]:
+def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> dict[str, Any]:
     """The shares of a text column's non-blank values (``values``: distinct values and counts) that read as
-    numbers, booleans and dates, set on ``decision`` with the best reading; the best kind, and how many
-    values are whole numbers with a leading zero."""
+    numbers, booleans and dates, set on ``decision`` with the best reading and its comma evidence; the counts
+    (and the smallest example) of the values written in ways a conversion would need a judgement call for."""
     value, weight = pl.col("value"), pl.col("count")
     text = pl.col("__number__")  # number_text, read once, of the values it does not leave null
     numbers = values.lazy().filter(  # number_text is null unless one of its patterns matches
         value.str.contains(PLAIN_NUMBER_PATTERN) | value.str.contains(ACCOUNTING_NEGATIVE_PATTERN)
     )
+    commas, point = pl.col("__commas__"), pl.col("__point__")  # read once per value, below
+    marked = {  # the numbers written in a way that makes converting them a judgement call
+        "ambiguous_comma": (commas == 1) & ~point,
+        "currency": pl.col("__currency__"),
+        "percent": pl.col("__percent__"),
+        "code": text.str.contains(CODE_PATTERN),
+    }
+    yes_no = value.str.to_lowercase().is_in(YES_NO_WORDS)
     parts = [
-        numbers.select(number_text(value).alias("__number__"), weight).select(
+        numbers.select(
+            value,
+            weight,
+            number_text(value).alias("__number__"),
+            value.str.count_matches(",", literal=True).alias("__commas__"),
+            value.str.contains(".", literal=True).alias("__point__"),
+            value.str.contains(CURRENCY_SIGN).alias("__currency__"),
+            value.str.contains("%", literal=True).alias("__percent__"),
+        ).select(
             weight.filter(text.is_not_null()).sum().alias("numeric"),
             weight.filter(integer_of_number_text(text).is_not_null()).sum().alias("integer"),
-            weight.filter(text.str.contains(LEADING_ZERO_PATTERN)).sum().alias("leading_zero"),
+            weight.filter((commas >= 2) | ((commas == 1) & point)).sum().alias("thousands_commas"),
+            weight.filter(point).sum().alias("points"),
+            *(weight.filter(mask).sum().alias(name) for name, mask in marked.items()),
+            *(value.filter(mask).min().alias(f"{name}_example") for name, mask in marked.items()),
         ),
         # The values are trimmed and lowercasing never shortens a text: only values as short as the
         # longest boolean word can read as one.
@@ -553,8 +610,13 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any
         .select(
             weight.filter(parse_boolean(value).is_not_null()).sum().alias("boolean"),
             weight.filter(value.str.to_lowercase().is_in(BOOLEAN_WORDS)).sum().alias("boolean_words"),
+            weight.filter(yes_no).sum().alias("yes_no"),
+            value.filter(yes_no).min().alias("yes_no_example"),
         ),
-        values.lazy().select(weight.filter(value.str.contains(r"\d")).sum().alias("digits")),
+        values.lazy().select(
+            weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
+            weight.filter(value.str.contains(DECIMAL_COMMA_PATTERN)).sum().alias("decimal_commas"),
+        ),
     ]
     counts = pl.concat(parts, how="horizontal").collect().row(0, named=True)  # one query
     total = decision.non_blank
@@ -567,19 +629,66 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> tuple[str, Any
         shares["temporal"] = decision.plan.share
     decision.shares = shares
     best = max(shares, key=lambda kind: (shares[kind], {"boolean": 2, "numeric": 1, "temporal": 0}[kind]))
-    decision.share = shares[best]
+    decision.share, decision.best = shares[best], best
     if best == "numeric":
         decision.detected = "integer" if integer == numeric else "float"
     elif best == "boolean":
         decision.detected = "boolean"
     else:
         decision.detected = decision.plan.kind if decision.plan else "date"
-    return best, counts["leading_zero"]
+    decision.thousands_commas = int(counts["thousands_commas"] or 0)
+    decision.decimal_commas = int(counts["decimal_commas"] or 0)
+    return counts
 
 
-def _decide_conversion(decision: ColumnDecision, best: str, leading_zero: Any, params: TypeFixerParams) -> None:
+def _needs(decision: ColumnDecision, counts: dict[str, Any], params: TypeFixerParams) -> dict[str, str]:
+    """The judgement-call parameters (``JUDGEMENT_CALLS``) converting the column's best reading needs and the
+    run does not set, each with its smallest example value. A comma is ambiguous ("1,500": 1500, or 1.5 with a
+    decimal comma) unless the column's numbers show it groups thousands ("1,234,567", "1,500.25", or a
+    decimal point) and none of its values is written with a decimal comma; ``_weigh_commas`` then looks at
+    the other columns of the file."""
+    needs: dict[str, str] = {}
+    if decision.best == "numeric" and params.auto_convert_numeric:
+        grouped = (decision.thousands_commas or counts["points"]) and not decision.decimal_commas
+        if counts["ambiguous_comma"] and not grouped and not params.convert_ambiguous_thousands:
+            needs["convert_ambiguous_thousands"] = counts["ambiguous_comma_example"]
+        if counts["currency"] and not params.convert_currency:
+            needs["convert_currency"] = counts["currency_example"]
+        if counts["percent"] and not params.convert_percentages:
+            needs["convert_percentages"] = counts["percent_example"]
+        if counts["code"] and not params.convert_codes:
+            needs["convert_codes"] = counts["code_example"]
+    elif decision.best == "boolean" and params.auto_convert_boolean:
+        if counts["yes_no"] and not params.convert_yes_no:
+            needs["convert_yes_no"] = counts["yes_no_example"]
+    return needs
+
+
+def _weigh_commas(decisions: list[ColumnDecision], params: TypeFixerParams) -> None:
+    """The file's evidence on ambiguous commas ("1,500"): when no column writes a decimal comma and some
+    column groups thousands with commas ("1,234,567", "$1,200.50"), the comma of the others is a thousands
+    separator too and their conversion is no longer a judgement call. Both runs call this once every column
+    is decided."""
+    if any(decision.decimal_commas for decision in decisions):
+        return
+    grouping = [decision.column for decision in decisions if decision.thousands_commas]
+    if not grouping:
+        return
+    required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
+    for decision in decisions:
+        if "convert_ambiguous_thousands" not in decision.needs:
+            continue
+        del decision.needs["convert_ambiguous_thousands"]
+        decision.comma_evidence = f"'{grouping[0]}' groups thousands with commas"
+        if decision.share >= required:
+            _decide_conversion(decision, params)
+
+
+def _decide_conversion(decision: ColumnDecision, params: TypeFixerParams) -> None:
     """A column that reads well enough to convert: converted, unless its conversion is switched off, it
-    holds codes with leading zeros, UTC-marked timestamps, or dates whose day/month order is a guess."""
+    needs a judgement call (``_needs``: proposed), it holds UTC-marked timestamps, or dates whose day/month
+    order is a guess."""
+    best = decision.best
     decision.issue = True
     enabled = {
         "numeric": params.auto_convert_numeric,
@@ -588,8 +697,10 @@ def _decide_conversion(decision: ColumnDecision, best: str, leading_zero: Any, p
     }[best]
     if not enabled:
         decision.reason = f"reads as {decision.detected} but that conversion is switched off"
-    elif best == "numeric" and leading_zero:
-        decision.reason = f"{leading_zero} whole numbers with a leading zero: a code, left as text"
+    elif decision.needs:
+        decision.reason = "a judgement call, proposed: " + "; ".join(
+            _judgement(name, example) for name, example in decision.needs.items()
+        )
     elif best == "temporal" and _zoned(decision):
         decision.reason = "timestamps marked UTC (Z): a plain datetime would drop the marker, left as text"
     elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
@@ -598,7 +709,37 @@ def _decide_conversion(decision: ColumnDecision, best: str, leading_zero: Any, p
     else:
         decision.convert = True
         decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
+        if decision.comma_evidence:
+            decision.reason += f" (commas read as thousands separators: {decision.comma_evidence})"
         decision.expression = _conversion(pl.col(decision.column), decision)
+
+
+def _judgement(name: str, example: str) -> str:
+    """Why converting a value like ``example`` is a judgement call (``JUDGEMENT_CALLS``), with what it would
+    become."""
+    number = pl.select(parse_number(pl.lit(example))).item() if name != "convert_yes_no" else None
+    if name == "convert_ambiguous_thousands":
+        decimal = pl.select(parse_number(pl.lit(example.replace(",", ".")))).item()
+        return f"'{example}' is {_number(number)} with a thousands comma, {_number(decimal)} with a decimal comma"
+    if name == "convert_currency":
+        return f"'{example}' would become {_number(number)}: the currency is lost"
+    if name == "convert_percentages":
+        fraction = None if number is None else round(number / 100, 12)
+        return f"'{example}' would become {_number(number)} (not {_number(fraction)})"
+    if name == "convert_codes":
+        return f"'{example}' is written as a code (leading zero, '+' or '-0'); it would become {_number(number)}"
+    return f"'{example}' may be a code, not a boolean; it would become {_boolean_word(example)}"
+
+
+def _number(value: float | None) -> str:
+    """A parsed number as a person writes it: 1500, 1200.5, 0.05."""
+    if value is None:
+        return "null"
+    return str(int(value)) if value.is_integer() and abs(value) < MAX_EXACT_FLOAT_INTEGER else repr(value)
+
+
+def _boolean_word(word: str) -> str:
+    return "true" if word.lower() in BOOLEAN_TRUE else "false"
 
 
 def _zoned(decision: ColumnDecision) -> bool:
@@ -657,8 +798,11 @@ def _by_count(pair: tuple[str, int]) -> tuple[int, str]:
 
 
 def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list[dict[str, Any]]:
-    """Conversions not made by default: mixed columns (cells they would empty) and guessed date orders."""
+    """Conversions not made by default: mixed columns (cells they would empty), judgement calls
+    (``JUDGEMENT_CALLS``: what each would change) and guessed date orders. A column is proposed once, under the
+    first parameter it needs; each proposal's ``apply`` holds every parameter its columns need."""
     items: list[dict[str, Any]] = []
+    required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
     mixed = [
         d for d in decisions if params.preserve_mixed_types and d.would_convert and not d.convert and d.share < 1.0
     ]
@@ -670,11 +814,27 @@ def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list
                 "convert_mixed_columns",
                 f"Convert {len(mixed)} mixed column(s) ({', '.join(d.column for d in mixed[:6])}): "
                 f"{emptied:,} values that do not read would become empty",
-                {"preserve_mixed_types": False},
+                {"preserve_mixed_types": False, **_applied(mixed)},
                 columns=[d.column for d in mixed],
                 cells_affected=emptied,
             )
         )
+    held = [d for d in decisions if d.needs and not d.convert and d.share >= required]
+    for name in JUDGEMENT_CALLS:
+        columns = [d for d in held if next(iter(d.needs)) == name]
+        if columns:
+            items.append(
+                proposal(
+                    AGENT_ID,
+                    name,
+                    f"{JUDGEMENT_TITLES[name]}, {len(columns)} column(s): "
+                    + "; ".join(f"{d.column}: {_judgement(name, d.needs[name])}" for d in columns[:6])
+                    + _decimal_comma_note(name, decisions),
+                    _applied(columns),
+                    columns=[d.column for d in columns],
+                    cells_affected=sum(d.non_blank for d in columns),
+                )
+            )
     guessed = [d for d in decisions if d.ambiguous_order]
     if guessed:
         items.append(
@@ -689,6 +849,35 @@ def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list
             )
         )
     return items
+
+
+JUDGEMENT_TITLES = {
+    "convert_ambiguous_thousands": "Convert numbers reading commas that may be decimal marks as thousands separators",
+    "convert_currency": "Convert amounts written with a currency symbol (the symbol is dropped)",
+    "convert_percentages": "Convert percentages to the number as written",
+    "convert_codes": "Convert numbers written as codes",
+    "convert_yes_no": "Convert yes/no values to booleans",
+}
+
+
+def _applied(decisions: list[ColumnDecision]) -> dict[str, Any]:
+    """The judgement-call parameters that convert ``decisions`` (each set to true), in ``JUDGEMENT_CALLS``
+    order."""
+    return {name: True for name in JUDGEMENT_CALLS if any(name in d.needs for d in decisions)}
+
+
+def _decimal_comma_note(name: str, decisions: list[ColumnDecision]) -> str:
+    """For ambiguous commas: the columns of the file that write decimal commas (a hint the comma is a decimal
+    mark here too)."""
+    if name != "convert_ambiguous_thousands":
+        return ""
+    written = [d.column for d in decisions if d.decimal_commas]
+    if not written:
+        return ""
+    return (
+        f". The file writes decimal commas ({', '.join(written[:6])}): these commas are probably decimal marks, "
+        "and reading them as thousands separators would make the values 1000 times too large"
+    )
 
 
 def _conversion(source: pl.Expr, decision: ColumnDecision) -> pl.Expr:

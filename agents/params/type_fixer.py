@@ -12,9 +12,9 @@ class TypeFixerParams(EffectivenessParams):
 
     auto_convert_numeric: bool = Field(
         True,
-        description="Convert text columns whose values are numbers (currency symbols, thousands separators, "
-        "'%' and accounting negatives '(12)' allowed) to Int64 or Float64, and Float columns holding only "
-        "whole numbers to Int64",
+        description="Convert text columns whose values are numbers (thousands separators and accounting "
+        "negatives '(12)' allowed; currency symbols, '%', codes and commas that may be decimal marks with their "
+        "convert_* parameters) to Int64 or Float64, and Float columns holding only whole numbers to Int64",
     )
     auto_convert_datetime: bool = Field(
         True, description="Convert text columns whose values are dates to Date/Datetime"
@@ -38,7 +38,35 @@ class TypeFixerParams(EffectivenessParams):
     )
     auto_convert_boolean: bool = Field(
         True,
-        description="Ours: convert text columns of true/false/yes/no/y/n/1/0 (with at least one word) to Boolean",
+        description="Ours: convert text columns of true/false/yes/no/y/n/1/0 (with at least one word) to Boolean "
+        "(yes/no/y/n only with convert_yes_no)",
+    )
+    convert_yes_no: bool = Field(
+        False,
+        description="Ours: also convert boolean columns written yes/no/y/n (which may be codes or answers); false "
+        "leaves them as text and proposes the conversion",
+    )
+    convert_currency: bool = Field(
+        False,
+        description="Ours: convert number columns written with a currency symbol ('$1,200.50' -> 1200.5: the unit "
+        "is lost); false leaves them as text and proposes the conversion",
+    )
+    convert_percentages: bool = Field(
+        False,
+        description="Ours: convert number columns written with '%' to the number as written ('5%' -> 5, not "
+        "0.05); false leaves them as text and proposes the conversion",
+    )
+    convert_codes: bool = Field(
+        False,
+        description="Ours: convert number columns written as codes (a leading zero '007' or '007.5', a '+' sign, "
+        "'-0': the file reader keeps them as text); false leaves them as text and proposes the conversion",
+    )
+    convert_ambiguous_thousands: bool = Field(
+        False,
+        description="Ours: convert number columns whose commas could be decimal marks, reading the comma as a "
+        "thousands separator ('1,500' -> 1500). Without it, '1,500' converts only when its column also holds "
+        "'1,234,567', '1,500.25' or a decimal point, or another column '1,234,567' or '1,500.25', and no column "
+        "writes a decimal comma ('12,99'); otherwise the column stays text and the conversion is proposed",
     )
     conversion_threshold: float = Field(
         0.7,

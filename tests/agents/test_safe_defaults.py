@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from agents import registry
 from agents.chain import run_tool
 from agents.envelope import ROW_INDEX_COLUMN, AgentInputs
+from agents.options import RunOptions
 
 ROWS = 600
 DUPLICATES = [5, 77, 300, 301, 599]  # rows repeated at the end of the file
@@ -73,8 +74,9 @@ def test_the_default_clean_chain_fixes_only_the_unambiguous(tmp_path: Path) -> N
     assert cleaned["amount"].null_count() == len(range(0, ROWS, 13))
     assert cleaned["score"].null_count() == len(range(0, ROWS, 17))
     assert cleaned["city"].null_count() == ROWS // 3
-    # Numbers stored as text are numbers; outliers are kept, values as written.
-    assert cleaned["amount"].to_list()[1] == "1001.5" and cleaned["amount"].to_list()[2] == "2.25"
+    # Numbers stored as text are numbers; outliers are kept, values as written. Amounts with a currency
+    # symbol are a judgement call (the unit would be lost): kept as written, the conversion proposed.
+    assert cleaned["amount"].to_list()[1] == "$1,001.50" and cleaned["amount"].to_list()[2] == "2.25"
     assert cleaned["score"].to_list()[10] == "9000.0" and cleaned["score"].to_list()[250] == "-7500.0"
     # Case kept, stray spaces gone.
     assert set(cleaned["carrier"].to_list()) == {"UA", "JFK", "McDonald's", "dl"}
@@ -94,6 +96,8 @@ def test_the_default_clean_chain_fixes_only_the_unambiguous(tmp_path: Path) -> N
         "field-standardization": {"case_strategy": "lowercase"}
     }
     assert "null-handler:apply_suggested_strategies" in proposed
+    assert proposed["type-fixer:convert_currency"]["apply"] == {"type-fixer": {"convert_currency": True}}
+    assert proposed["type-fixer:convert_currency"]["columns"] == ["amount"]
     summary_sheet = openpyxl.load_workbook(tmp_path / "out" / "cleaning_report.xlsx", read_only=True)["Summary"]
     texts = {cell for row in summary_sheet.iter_rows(values_only=True) for cell in row if isinstance(cell, str)}
     assert "Proposed changes" in texts  # the Excel Summary lists them (README)
@@ -107,6 +111,7 @@ def test_agensium_parameters_still_remove_outliers_and_lowercase(tmp_path: Path)
         "outlier-remover": {"removal_strategy": "remove"},
         "field-standardization": {"case_strategy": "lowercase"},
         "null-handler": {"apply_suggested_strategies": True},
+        "type-fixer": {"convert_currency": True},
     }
     result, cleaned, quarantine = clean(tmp_path, parameters)
     removed = dict(zip(quarantine["row_index"].to_list(), quarantine["agent_id"].to_list(), strict=True))
@@ -114,7 +119,68 @@ def test_agensium_parameters_still_remove_outliers_and_lowercase(tmp_path: Path)
     assert "9000.0" not in cleaned["score"].to_list()
     assert set(cleaned["carrier"].to_list()) == {"ua", "jfk", "mcdonald's", "dl"}
     assert cleaned["amount"].null_count() == 0 and result["summary"]["values_invented"] > 0
+    assert cleaned["amount"].to_list()[1] == "1001.5"  # the currency symbol dropped, as asked
     assert not [item for item in result["summary"]["proposals"] if item["agent_id"] == "outlier-remover"]
+
+
+# QA D3: a European file (";" separated, decimal commas in "prix"): "1,500" may be 1.5.
+EURO = "p;poids;prix\nA;1,500;12,99\nB;2,250;5,49\nC;3,000;7,00\n"
+# QA D8: percentages, amounts, yes/no, numbers the reader keeps as codes, and plain numbers as text.
+CALLS = (
+    "k,pct,amount,yn,w,plain,qty,flag\n"
+    '1,5%,"$1,200.50",Y,+5, 3.5 ,"1,234",true\n'
+    '2,10%,$3.00,N,-0,12,"2,000",false\n'
+    "3,15%,$4,Y,007.5,7,9,true\n"
+)
+JUDGEMENT_CALLS = ["convert_ambiguous_thousands", "convert_currency", "convert_percentages", "convert_codes"]
+
+
+@pytest.mark.parametrize("threshold", [None, 0], ids=["in_memory", "streamed"])
+def test_the_default_clean_chain_proposes_the_type_fixer_judgement_calls(tmp_path: Path, threshold: int | None) -> None:
+    options = RunOptions(streaming_threshold_bytes=threshold)
+    outputs: dict[str, str] = {}
+    for name, text, parameters in [
+        ("euro", EURO, {}),
+        ("calls", CALLS, {}),
+        ("euro_applied", EURO, {"type-fixer": dict.fromkeys(JUDGEMENT_CALLS, True)}),
+        ("calls_applied", CALLS, {"type-fixer": dict.fromkeys([*JUDGEMENT_CALLS, "convert_yes_no"], True)}),
+    ]:
+        source = tmp_path / f"{name}.csv"
+        source.write_text(text, encoding="utf-8")
+        out = tmp_path / name
+        result = run_tool(
+            "clean-my-data", [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=options
+        )
+        assert result["status"] == "success"
+        assert bool(result["summary"]["inputs"]["primary"].get("streamed")) is (threshold == 0)
+        outputs[name] = (out / "cleaned_data.csv").read_text(encoding="utf-8")
+        proposed = {
+            item["action"]: item["apply"] for item in result["summary"]["proposals"] if item["agent_id"] == "type-fixer"
+        }
+        if name == "euro":
+            assert proposed == {"convert_ambiguous_thousands": {"type-fixer": {"convert_ambiguous_thousands": True}}}
+        if name == "calls":
+            assert list(proposed) == ["convert_currency", "convert_percentages", "convert_codes", "convert_yes_no"]
+        if name.endswith("applied"):
+            assert proposed == {}
+    # Nothing read as a judgement call is changed by default: "1,500" stays as written, not 1500 (1000 times
+    # 1.5 when the comma is a decimal mark); plain numbers as text are numbers; "1,234" groups thousands as
+    # "$1,200.50" in the same file shows.
+    assert outputs["euro"] == 'p,poids,prix\nA,"1,500","12,99"\nB,"2,250","5,49"\nC,"3,000","7,00"\n'
+    assert outputs["calls"] == (
+        "k,pct,amount,yn,w,plain,qty,flag\n"
+        '1,5%,"$1,200.50",Y,+5,3.5,1234,true\n'
+        "2,10%,$3.00,N,-0,12.0,2000,false\n"
+        "3,15%,$4,Y,007.5,7.0,9,true\n"
+    )
+    # The parameters apply them.
+    assert outputs["euro_applied"] == 'p,poids,prix\nA,1500,"12,99"\nB,2250,"5,49"\nC,3000,"7,00"\n'
+    assert outputs["calls_applied"] == (
+        "k,pct,amount,yn,w,plain,qty,flag\n"
+        "1,5,1200.5,true,5.0,3.5,1234,true\n"
+        "2,10,3.0,false,-0.0,12.0,2000,false\n"
+        "3,15,4.0,true,7.5,7.0,9,true\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def test_type_fixer_converts_numbers_dates_booleans_and_reports_unparseable_cell
         },
         ROWS,
     )
-    result = run_agent(type_fixer, frame, TypeFixerParams(preserve_mixed_types=False))  # Agensium's default
+    agensium = TypeFixerParams(preserve_mixed_types=False, convert_currency=True, convert_yes_no=True)
+    result = run_agent(type_fixer, frame, agensium)  # Agensium's default: "$12" and "yes" are judgement calls here
     out = result.frame
     assert out is not None
     assert out[ROW_INDEX_COLUMN].to_list() == ROWS
@@ -179,4 +180,134 @@ def test_type_fixer_is_idempotent(frame: pl.DataFrame, data: st.DataObject) -> N
     second = run_agent(type_fixer, first.frame, params)
     assert second.envelope.data["fix_log"] == []
     assert second.envelope.summary_metrics["type_issues_fixed"] == 0
+    assert second.frame is not None and second.frame.equals(first.frame)
+
+
+def test_type_fixer_proposes_commas_that_may_be_decimal_marks() -> None:
+    """QA D3: "1,500" in a file that writes decimal commas ("12,99") is 1500 or 1.5, a judgement call: left as
+    written and proposed, with the file's evidence; ``convert_ambiguous_thousands`` applies it."""
+    euro = framed({"poids": ["1,500", "2,250", "3,000"], "prix": ["12,99", "5,49", "7,00"]})
+    result = run_agent(type_fixer, euro, TypeFixerParams())
+    assert result.frame is not None and result.frame["poids"].to_list() == euro["poids"].to_list()
+    (proposed,) = result.envelope.data["proposals"]
+    assert proposed["proposal_id"] == "type-fixer:convert_ambiguous_thousands"
+    assert proposed["apply"] == {"type-fixer": {"convert_ambiguous_thousands": True}}
+    assert (proposed["columns"], proposed["cells_affected"]) == (["poids"], 3)
+    assert "'1,500' is 1500 with a thousands comma, 1.5 with a decimal comma" in proposed["description"]
+    assert "decimal commas (prix)" in proposed["description"]
+    assert result.envelope.summary_metrics["columns_converted"] == 0
+    applied = run_agent(type_fixer, euro, TypeFixerParams(convert_ambiguous_thousands=True))
+    assert applied.frame is not None and applied.frame["poids"].to_list() == [1500, 2250, 3000]
+    assert applied.frame["prix"].to_list() == euro["prix"].to_list()  # a decimal comma is not a number
+    assert applied.envelope.data["proposals"] == []
+    alone = run_agent(type_fixer, framed({"n": ["1,500", "7"]}), TypeFixerParams())  # no evidence either way
+    assert alone.frame is not None and alone.frame["n"].to_list() == ["1,500", "7"]
+    assert [item["action"] for item in alone.envelope.data["proposals"]] == ["convert_ambiguous_thousands"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"n": ["1,234,567", "1,500"]}, [1234567, 1500]),  # the column groups thousands
+        ({"n": ["1,500.25", "2,000"]}, [1500.25, 2000.0]),
+        ({"n": ["1,500", "2.5"]}, [1500.0, 2.5]),  # a decimal point: the comma groups thousands
+        ({"n": ["1,500", "2,250"], "m": ["1,234,567", "12"]}, [1500, 2250]),  # another column of the file does
+        ({"n": ["1,500", "2,250"], "m": ["$1,200.50", "$3"]}, [1500, 2250]),
+    ],
+)
+def test_type_fixer_reads_commas_the_data_shows_group_thousands(
+    columns: dict[str, list[str]], expected: list[object]
+) -> None:
+    result = run_agent(type_fixer, framed(columns), TypeFixerParams())
+    assert result.frame is not None and result.frame["n"].to_list() == expected
+    assert "convert_ambiguous_thousands" not in [item["action"] for item in result.envelope.data["proposals"]]
+
+
+def test_type_fixer_weighs_decimal_commas_elsewhere_in_the_file() -> None:
+    """A file that groups thousands in one column and writes decimal commas in another gives no answer."""
+    frame = framed({"n": ["1,500", "2,250"], "m": ["1,234,567", "12"], "e": ["12,99", "1,5"]})
+    result = run_agent(type_fixer, frame, TypeFixerParams())
+    assert result.frame is not None and result.frame["n"].to_list() == ["1,500", "2,250"]
+    assert result.frame["m"].to_list() == [1234567, 12]
+    (proposed,) = result.envelope.data["proposals"]
+    assert proposed["columns"] == ["n"] and "decimal commas (e)" in proposed["description"]
+
+
+JUDGEMENT_FRAME = {
+    "pct": ["5%", "10%", "15%"],
+    "amount": ["$1,200.50", "$3.00", "$4"],
+    "yn": ["Y", "N", "Y"],
+    "w": ["+5", "-0", "007.5"],  # written as codes: the file reader keeps them as text
+    "zip": ["02134", "10001", "00501"],
+    "plain": ["12", " 3.5 ", "7"],
+    "flag": ["true", "FALSE", "1"],
+    "qty": ["1,234,567", "2,000", "9"],
+    "neg": ["(12)", "-3", "4"],
+}
+
+
+def test_type_fixer_proposes_percentages_currency_codes_and_yes_no() -> None:
+    """QA D8: numbers written plainly as text (and booleans written true/false) are converted; a percent sign,
+    a currency symbol, a number written as a code and yes/no values are judgement calls: left as written,
+    each proposed with the parameter that applies it."""
+    frame = framed(JUDGEMENT_FRAME)
+    result = run_agent(type_fixer, frame, TypeFixerParams())
+    out = result.frame
+    assert out is not None
+    for name in ("pct", "amount", "yn", "w", "zip"):
+        assert out[name].to_list() == frame[name].to_list(), name
+    assert out["plain"].to_list() == [12.0, 3.5, 7.0]
+    assert out["flag"].to_list() == [True, False, True]
+    assert out["qty"].to_list() == [1234567, 2000, 9]
+    assert out["neg"].to_list() == [-12, -3, 4]
+    proposed = {item["action"]: item for item in result.envelope.data["proposals"]}
+    assert {action: item["apply"] for action, item in proposed.items()} == {
+        action: {"type-fixer": {action: True}}
+        for action in ("convert_currency", "convert_percentages", "convert_codes", "convert_yes_no")
+    }
+    assert proposed["convert_codes"]["columns"] == ["w", "zip"]
+    assert proposed["convert_percentages"]["cells_affected"] == 3
+    assert "'10%' would become 10 (not 0.1)" in proposed["convert_percentages"]["description"]
+    assert "'$1,200.50' would become 1200.5" in proposed["convert_currency"]["description"]
+    assert "'+5' is written as a code" in proposed["convert_codes"]["description"]
+    assert "'N' may be a code" in proposed["convert_yes_no"]["description"]
+    metrics = result.envelope.summary_metrics
+    assert (metrics["columns_converted"], metrics["remaining_type_issues"]) == (4, 5)
+    analysis = {item["field_name"]: item for item in result.envelope.data["type_analysis"]["columns"]}
+    assert analysis["pct"]["proposed_with"] == {"convert_percentages": True}
+    for name, column, expected in [
+        ("convert_percentages", "pct", [5, 10, 15]),
+        ("convert_currency", "amount", [1200.5, 3.0, 4.0]),
+        ("convert_yes_no", "yn", [True, False, True]),
+        ("convert_codes", "w", [5.0, -0.0, 7.5]),
+        ("convert_codes", "zip", [2134, 10001, 501]),
+    ]:
+        applied = run_agent(type_fixer, frame, TypeFixerParams.model_validate({name: True}))
+        assert applied.frame is not None and applied.frame[column].to_list() == expected, name
+    off = run_agent(type_fixer, frame, TypeFixerParams(auto_convert_numeric=False, auto_convert_boolean=False))
+    assert off.envelope.data["proposals"] == []  # a conversion switched off is not proposed
+
+
+def test_type_fixer_proposes_a_mixed_column_with_every_parameter_it_needs() -> None:
+    column = {"amount": ["$1", "$2", "$3", "x"]}
+    result = run_agent(type_fixer, framed(column), TypeFixerParams())
+    (proposed,) = result.envelope.data["proposals"]
+    assert proposed["action"] == "convert_mixed_columns"
+    assert proposed["apply"] == {"type-fixer": {"preserve_mixed_types": False, "convert_currency": True}}
+    mixed = run_agent(type_fixer, framed(column), TypeFixerParams(preserve_mixed_types=False))
+    assert mixed.frame is not None and mixed.frame["amount"].to_list() == column["amount"]  # still a call
+    assert [item["action"] for item in mixed.envelope.data["proposals"]] == ["convert_currency"]
+    applied = run_agent(type_fixer, framed(column), TypeFixerParams(preserve_mixed_types=False, convert_currency=True))
+    assert applied.frame is not None and applied.frame["amount"].to_list() == [1, 2, 3, None]
+
+
+def test_type_fixer_decides_commas_on_its_own_output_as_on_the_input() -> None:
+    """A column of decimal commas stays text (not a Categorical), so the file's evidence is the same when the
+    fixer runs on its own output: "1,500" is not converted the second time either."""
+    frame = framed({"n": ["1,500", "2,250"] * 20, "m": ["$1,234,567", "$12"] * 20, "e": ["12,99", "1,5"] * 20})
+    first = run_agent(type_fixer, frame, TypeFixerParams())
+    assert first.frame is not None and first.frame.schema["e"] == pl.String
+    assert first.frame["n"].to_list() == frame["n"].to_list()
+    second = run_agent(type_fixer, first.frame, TypeFixerParams())
+    assert second.envelope.data["fix_log"] == []
     assert second.frame is not None and second.frame.equals(first.frame)

@@ -23,6 +23,7 @@ from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult
 from agents.params.type_fixer import TypeFixerParams
 from tests.agents.clean_support import PROPERTY_SETTINGS, ROWS, framed, frames, params_for
 from tests.agents.test_clean_speed_paths import FRAMES, assert_same, speed_frame
+from tests.agents.test_type_fixer import JUDGEMENT_FRAME
 
 SETTINGS = [
     TypeFixerParams(),
@@ -30,6 +31,14 @@ SETTINGS = [
     TypeFixerParams(preserve_mixed_types=False, convert_ambiguous_dates=True, conversion_threshold=0.5),
     TypeFixerParams(auto_convert_category=False, auto_convert_numeric=False),
     TypeFixerParams.model_validate({"null_tokens": []}),
+    TypeFixerParams(  # every judgement call applied
+        preserve_mixed_types=False,
+        convert_ambiguous_thousands=True,
+        convert_currency=True,
+        convert_percentages=True,
+        convert_codes=True,
+        convert_yes_no=True,
+    ),
 ]
 FIXED_FRAMES = {
     "mixed": framed(
@@ -61,6 +70,9 @@ FIXED_FRAMES = {
         }
     ),
     "empty": pl.DataFrame(schema={ROW_INDEX_COLUMN: pl.Int64, "a": pl.String, "x": pl.Float64}),
+    "judgement_calls": framed(JUDGEMENT_FRAME),
+    "decimal_commas": framed({"poids": ["1,500", "2,250", "3,000"], "prix": ["12,99", "5,49", "7,00"]}),
+    "grouped_commas": framed({"n": ["1,500", "2,250", None], "m": ["1,234,567", "12", "$4"], "x": ["1", "2", "3"]}),
 }
 
 
@@ -93,7 +105,7 @@ def test_streamed_type_fixer_matches_in_memory(name: str, params: TypeFixerParam
 
 def test_streamed_type_fixer_converts_and_reports_emptied_cells(tmp_path: Path) -> None:
     streamed = assert_streamed_as_in_memory(
-        FIXED_FRAMES["mixed"], TypeFixerParams(preserve_mixed_types=False), tmp_path
+        FIXED_FRAMES["mixed"], TypeFixerParams(preserve_mixed_types=False, convert_currency=True), tmp_path
     )
     issues = streamed.row_level_issues.select("row_index", "column", "value").rows()
     assert issues == [(5, "price", "abc"), (9, "signup", "garbage")]
@@ -151,8 +163,9 @@ def test_streamed_type_fixer_property(
 
 def test_streamed_type_fixer_numbers_rows_of_a_scan_without_row_index(tmp_path: Path) -> None:
     frame = FIXED_FRAMES["mixed"].drop(ROW_INDEX_COLUMN)
-    in_memory = type_fixer.run(AgentInputs(frame, "primary.csv"), TypeFixerParams(preserve_mixed_types=False), print)
-    streamed = type_fixer.run(streamed_inputs(frame, tmp_path), TypeFixerParams(preserve_mixed_types=False), print)
+    params = TypeFixerParams(preserve_mixed_types=False, convert_currency=True)  # "$12": a judgement call
+    in_memory = type_fixer.run(AgentInputs(frame, "primary.csv"), params, print)
+    streamed = type_fixer.run(streamed_inputs(frame, tmp_path), params, print)
     assert in_memory.frame is not None and streamed.scan is not None
     assert_same(dataclasses.replace(streamed, frame=streamed.scan.collect()), in_memory)
     assert streamed.row_level_issues["row_index"].to_list() == [3, 5]
@@ -193,3 +206,30 @@ def test_streamed_type_fixer_reads_the_scan_on_the_streaming_engine_only(
     result = type_fixer.run(inputs, params, lambda _f, _m: None)
     assert result.envelope.summary_metrics["columns_converted"] > 0
     assert engines and all(engine == "streaming" and not cached for engine, cached in engines), engines
+
+
+def test_streamed_type_fixer_proposes_the_judgement_calls(tmp_path: Path) -> None:
+    """QA D3 and D8 streamed: the same values left as written and the same proposals as in memory."""
+    for name in ("euro", "calls", "applied", "grouped"):
+        (tmp_path / name).mkdir()
+    euro = assert_streamed_as_in_memory(FIXED_FRAMES["decimal_commas"], TypeFixerParams(), tmp_path / "euro")
+    assert euro.scan is not None and euro.scan.collect()["poids"].to_list() == ["1,500", "2,250", "3,000"]
+    assert [item["action"] for item in euro.envelope.data["proposals"]] == ["convert_ambiguous_thousands"]
+    calls = assert_streamed_as_in_memory(FIXED_FRAMES["judgement_calls"], TypeFixerParams(), tmp_path / "calls")
+    assert calls.scan is not None
+    out = calls.scan.collect()
+    for name in ("pct", "amount", "yn", "w", "zip"):
+        assert out[name].to_list() == FIXED_FRAMES["judgement_calls"][name].to_list(), name
+    assert out["plain"].to_list() == [12.0, 3.5, 7.0] and out["qty"].to_list() == [1234567, 2000, 9]
+    assert [item["action"] for item in calls.envelope.data["proposals"]] == [
+        "convert_currency",
+        "convert_percentages",
+        "convert_codes",
+        "convert_yes_no",
+    ]
+    applied = assert_streamed_as_in_memory(
+        FIXED_FRAMES["decimal_commas"], TypeFixerParams(convert_ambiguous_thousands=True), tmp_path / "applied"
+    )
+    assert applied.scan is not None and applied.scan.collect()["poids"].to_list() == [1500, 2250, 3000]
+    grouped = assert_streamed_as_in_memory(FIXED_FRAMES["grouped_commas"], TypeFixerParams(), tmp_path / "grouped")
+    assert grouped.scan is not None and grouped.scan.collect()["n"].to_list() == [1500, 2250, None]
