@@ -32,6 +32,7 @@ agents would not lower the peak and is not done.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -414,6 +415,11 @@ def _run_chain(
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
             agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings, tokens or ())
+            if agent_inputs.scan is not None:  # a large dataset: its sort works in files (agents.transform.external)
+                work_dir = Path(
+                    cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent))
+                )
+                agent_inputs = dataclasses.replace(agent_inputs, work_dir=work_dir)
         elif large is not None:
             work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent)))
             agent_inputs, read_reports = _spilled_inputs(
@@ -1139,14 +1145,15 @@ def _dataset(
         if fields:
             dataset["columns"] = [{"name": f["field_name"], "dtype": f["polars_dtype"]} for f in fields]
         return dataset
+    # A column typed only once its missing-value tokens became nulls (a profile's) is recorded typed: a search or a
+    # transform chained on this task reads the tokens as nulls too (by default; other tokens may leave it text,
+    # which the run then says).
     primary = inputs.primary
-    # A column typed only once its missing-value tokens became nulls (the profile tools) is text as written.
-    as_read = inputs.primary_missing.retyped if inputs.primary_missing is not None else {}
     schema = primary.schema
     return {
         "name": inputs.primary_name,
         "rows": inputs.row_count,
-        "columns": [{"name": c, "dtype": "String" if c in as_read else str(schema[c])} for c in data_columns(primary)],
+        "columns": [{"name": c, "dtype": str(schema[c])} for c in data_columns(primary)],
     }
 
 

@@ -11,7 +11,10 @@ import pytest
 
 from agents.chain import run_tool
 from agents.options import RunOptions
+from agents.params.transformer import TransformerParams
+from agents.transform.resolve import resolve
 from agents.values import normalize_missing
+from service.lifecycle import recorded_schema
 
 
 def ignore(percent: int, agent: str | None, message: str) -> None:
@@ -54,3 +57,15 @@ def test_the_profile_of_a_code_column_with_a_token(tmp_path: Path, threshold: in
     assert fields["na"]["code"]["polars_dtype"] == fields["plain"]["code"]["polars_dtype"] == "String"
     assert fields["na"]["code"]["properties"]["null_count"] == 1
     assert fields["na"]["code"]["properties"]["retyped_from_text"] is None
+
+
+def test_a_profile_records_the_types_a_chained_transform_reads(tmp_path: Path) -> None:
+    """A profile's dataset version records a column typed only once its tokens became nulls as search and transform
+    read it by default (typed): the service resolves a chained transform's commands against that record, and
+    refused `distance / air_time` while it recorded the column as text."""
+    path = tmp_path / "flights.csv"
+    path.write_text("distance,air_time,code\n100,NA,007\n200,40,010\n300,50,N/A\n")
+    result = run_tool("profile-my-data", ["unified-profiler"], {"primary.csv": path}, {}, tmp_path / "out", ignore)
+    recorded = recorded_schema(result["summary"]["dataset"])
+    assert recorded == {"distance": "Int64", "air_time": "Int64", "code": "String"}
+    resolve(TransformerParams(commands=["add column speed = distance / air_time"]), recorded)

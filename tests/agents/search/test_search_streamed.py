@@ -182,6 +182,35 @@ def test_a_streamed_sorted_search_writes_what_the_in_memory_one_writes(
     assert not list(tmp_path.glob(".spill-*"))  # the sorted buckets are gone with the run's spill
 
 
+def test_a_later_sorted_search_of_a_large_kept_dataset_sorts_in_buckets_too(
+    tmp_path: Path, csv: Path, bucketed: list[tuple[pl.LazyFrame, int] | None]
+) -> None:
+    """The kept dataset of a file too large for memory is scanned by later searches: their sort works in files
+    (before, Polars sorted every match in memory to write search_result.csv)."""
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    options = RunOptions(streaming_threshold_bytes=0, keep_dir=keep)
+    parameters = {"searcher": SORTED[next(iter(SORTED))]}
+    first_out = tmp_path / "first" / "out"
+    first = run_tool(TOOL, ["searcher"], {"primary.csv": csv}, parameters, first_out, ignore, run_options=options)
+    later_out = tmp_path / "later" / "out"
+    later = run_tool(
+        TOOL,
+        ["searcher"],
+        {},
+        {"searcher": {**parameters["searcher"], "page": 3}},
+        later_out,
+        ignore,
+        run_options=options,
+    )
+    assert later["summary"]["inputs"]["primary"]["kept"] == "dataset"
+    assert len(bucketed) == 2 and all(sort is not None for sort in bucketed)
+    assert (later_out / "search_result.csv").read_bytes() == (first_out / "search_result.csv").read_bytes()
+    first_page, later_page = first["agents"]["searcher"]["data"], later["agents"]["searcher"]["data"]
+    assert later_page["total_rows"] == first_page["total_rows"] and later_page["page"] == 3
+    assert not list((tmp_path / "later").glob(".spill-*"))
+
+
 def test_a_skewed_key_is_copied_in_order_not_sorted_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucketed: list[tuple[pl.LazyFrame, int] | None]
 ) -> None:
