@@ -66,9 +66,11 @@ class SemanticMapperParams(EffectivenessParams):
     )
     apply_mappings: bool = Field(
         True,
-        description="Rename columns to their standard names where nothing is lost (a name already taken is "
-        "reported, not applied) and replace values per custom_value_mappings (and the built-in spellings when "
-        "apply_builtin_value_mappings is true); false: report and propose only",
+        description="Rename columns to their standard names where the mapping is sure (custom_column_mappings, or "
+        "the whole column name is an alias its values agree with) and nothing is lost (a name already taken is "
+        "reported, not applied); guesses (from the values alone, or a word of a longer name) are proposed with the "
+        "custom_column_mappings that apply them. Also replace values per custom_value_mappings (and the built-in "
+        "spellings when apply_builtin_value_mappings is true); false: report and propose only",
     )
     apply_builtin_value_mappings: bool = Field(
         False,
