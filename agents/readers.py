@@ -51,7 +51,7 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar
@@ -228,10 +228,46 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
     blank = [index for index, original in enumerate(parsed.original_names) if not original.strip()]
     null_counts = frame.select(pl.nth(index).null_count().alias(str(index)) for index in blank).row(0) if blank else ()
     dropped = [index + 1 for index, nulls in zip(blank, null_counts, strict=True) if nulls == frame.height]
+    plan = tidy_plan(list(zip(parsed.original_names, frame.dtypes, strict=True)), dropped, name)
+    tidy = frame.select(plan.columns)
+    report: ReadReport = {
+        "format": file_format,
+        "encoding": parsed.facts.get("encoding"),
+        "separator": parsed.facts.get("separator"),
+        "quote_char": parsed.facts.get("quote_char"),
+        "sheet": parsed.facts.get("sheet"),
+        "rows": tidy.height,
+        "columns": tidy.width,
+        "renamed_columns": plan.renamed,
+        "dropped_empty_columns": dropped,
+        "flattened_columns": plan.flattened,
+        "json_encoded_columns": plan.encoded,
+        "temporal_columns": {},
+    }
+    return tidy, report
+
+
+@dataclass(frozen=True)
+class TidyPlan:
+    """How a parsed table's columns become the agents' (:func:`tidy_plan`): ``columns``, one expression per column
+    named as it will be; the renames, the struct columns flattened and the columns now JSON text."""
+
+    columns: list[pl.Expr]
+    renamed: list[RenamedColumn]
+    flattened: list[str]
+    encoded: list[str]
+
+
+def tidy_plan(columns: Sequence[tuple[str, pl.DataType]], dropped: Collection[int], name: str) -> TidyPlan:
+    """The plan for a table whose columns are ``columns`` ((name as parsed, dtype), in file order) without those at
+    the 1-based positions ``dropped`` (blank-named and empty): struct columns flattened one level (lists and deeper
+    structs as JSON text), lists as JSON text, Null columns as text, names made unique. Used for a frame
+    (:func:`_tidy_columns`) and for a lazy scan (agents.spill). Columns are addressed by position: a name such as
+    "*" or "^a$" means something else to pl.col."""
     flattened: list[str] = []
     encoded: list[str] = []
     planned: list[tuple[int, str, pl.Expr]] = []  # (1-based file position, proposed name, expression)
-    for index, (dtype, original) in enumerate(zip(frame.dtypes, parsed.original_names, strict=True)):
+    for index, (original, dtype) in enumerate(columns):
         position, column = index + 1, pl.nth(index)
         if position in dropped:
             continue
@@ -254,22 +290,8 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
     if not planned:
         raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
     final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
-    tidy = frame.select(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True))
-    report: ReadReport = {
-        "format": file_format,
-        "encoding": parsed.facts.get("encoding"),
-        "separator": parsed.facts.get("separator"),
-        "quote_char": parsed.facts.get("quote_char"),
-        "sheet": parsed.facts.get("sheet"),
-        "rows": tidy.height,
-        "columns": tidy.width,
-        "renamed_columns": renamed,
-        "dropped_empty_columns": dropped,
-        "flattened_columns": flattened,
-        "json_encoded_columns": encoded,
-        "temporal_columns": {},
-    }
-    return tidy, report
+    aliased = [expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)]
+    return TidyPlan(aliased, renamed, flattened, encoded)
 
 
 def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:

@@ -42,11 +42,10 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
-from agents.layouts import apply_layouts, find_layouts, json_text
+from agents.layouts import apply_layouts, find_layouts
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
-    _NESTED_TYPES,
     _READ_ERRORS,
     _UTF8_BOM,
     FORMATS,
@@ -75,6 +74,7 @@ from agents.readers import (
     parquet_schema,
     parse_widening,
     sniff_dialect,
+    tidy_plan,
     transcoded_to_utf8,
 )
 
@@ -420,36 +420,9 @@ def _spill_tidied(
         what = "a header (a schema) but no data rows" if file_format == "parquet" else "no data rows"
         raise InvalidFileError(f"{name}: the file has {what}", {"file": name})
     dropped = [index + 1 for index, nulls in zip(blank, null_counts, strict=True) if nulls == rows]
-    flattened: list[str] = []
-    encoded: list[str] = []
-    planned: list[tuple[int, str, pl.Expr]] = []  # (1-based file position, proposed name, expression)
-    for index, (original, dtype) in enumerate(schema.items()):
-        position, column = index + 1, pl.nth(index)
-        if position in dropped:
-            continue
-        if isinstance(dtype, pl.Struct) and dtype.fields:
-            flattened.append(original)
-            for struct_field in dtype.fields:
-                child = f"{original}.{struct_field.name}"
-                expression = column.struct.field(struct_field.name)
-                if isinstance(struct_field.dtype, _NESTED_TYPES):
-                    encoded.append(child)
-                    expression = json_text(expression, struct_field.dtype)
-                planned.append((position, child, expression))
-        elif isinstance(dtype, _NESTED_TYPES):
-            encoded.append(original)
-            planned.append((position, original, json_text(column, dtype)))
-        elif dtype == pl.Null:
-            planned.append((position, original, column.cast(pl.String)))
-        else:
-            planned.append((position, original, column))
-    if not planned:
-        raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
-    check_column_count(len(planned), name, max_columns)
-    final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
-    lazy = parsed.select(
-        expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)
-    )
+    plan = tidy_plan(list(schema.items()), dropped, name)
+    check_column_count(len(plan.columns), name, max_columns)
+    lazy = parsed.select(plan.columns)
     layouts = find_layouts(lazy, engine="streaming")
     report: ReadReport = {
         "format": file_format,
@@ -458,11 +431,11 @@ def _spill_tidied(
         "quote_char": None,
         "sheet": None,
         "rows": rows,
-        "columns": len(planned),
-        "renamed_columns": renamed,
+        "columns": len(plan.columns),
+        "renamed_columns": plan.renamed,
         "dropped_empty_columns": dropped,
-        "flattened_columns": flattened,
-        "json_encoded_columns": encoded,
+        "flattened_columns": plan.flattened,
+        "json_encoded_columns": plan.encoded,
         "temporal_columns": describe_layouts(layouts),
     }
     apply_layouts(lazy, layouts).sink_parquet(
