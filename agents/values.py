@@ -230,8 +230,9 @@ def null_missing_tokens(
 def inferred_types(
     frame: pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
 ) -> dict[str, pl.DataType]:
-    """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64,
-    Float64 or Boolean (``true``/``false``) when every non-null value casts; the others are left out (dates
+    """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64, Int128
+    (integers past 64 bits: a Float64 would round them), Float64 or Boolean (``true``/``false``) when every
+    non-null value casts; the others are left out (dates
     and timestamps are :func:`agents.layouts.find_layouts`' part). A number that a number would not write back
     as it is (``007``, ``+5``, ``-0``) makes the column a code, kept as text, as the reader keeps it."""
     schema = frame.collect_schema()  # once: each call builds the whole schema
@@ -244,6 +245,7 @@ def inferred_types(
         exprs += [
             column.count().alias(f"n{index}"),
             column.cast(pl.Int64, strict=False).count().alias(f"i{index}"),
+            column.cast(pl.Int128, strict=False).count().alias(f"w{index}"),
             column.cast(pl.Float64, strict=False).count().alias(f"f{index}"),
             column.is_in(["true", "false"]).sum().alias(f"b{index}"),
             written_otherwise(column).any().alias(f"c{index}"),
@@ -254,12 +256,18 @@ def inferred_types(
         present = row[f"n{index}"]
         if not present:
             continue
-        numbers = () if row[f"c{index}"] else (("i", pl.Int64()), ("f", pl.Float64()))
+        numbers = () if row[f"c{index}"] else (("i", pl.Int64()), ("w", pl.Int128()), ("f", pl.Float64()))
         for key, dtype in (*numbers, ("b", pl.Boolean())):
             if row[f"{key}{index}"] == present:
                 found[name] = dtype
                 break
     return found
+
+
+def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The text column ``name`` as ``dtype`` (inferred_types'): Polars casts no text to Boolean."""
+    column = pl.col(name)
+    return (column == "true").alias(name) if dtype == pl.Boolean else column.cast(dtype)
 
 
 def normalize_missing(
@@ -282,7 +290,7 @@ def normalize_missing_lazy(
     nulled = null_missing_tokens(frame, counts, tokens)
     retyped = inferred_types(nulled, list(counts), engine=engine)
     if retyped:
-        nulled = nulled.with_columns(pl.col(name).cast(dtype) for name, dtype in retyped.items())
+        nulled = nulled.with_columns(_typed(name, dtype) for name, dtype in retyped.items())
     layouts = find_layouts(nulled, [name for name in counts if name not in retyped], engine=engine)
     nulled = apply_layouts(nulled, layouts)
     report.retyped = {name: str(dtype) for name, dtype in retyped.items()}

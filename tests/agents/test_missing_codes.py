@@ -13,7 +13,7 @@ from agents.chain import run_tool
 from agents.options import RunOptions
 from agents.params.transformer import TransformerParams
 from agents.transform.resolve import resolve
-from agents.values import normalize_missing
+from agents.values import normalize_missing, normalize_missing_lazy
 from service.lifecycle import recorded_schema
 
 
@@ -69,3 +69,19 @@ def test_a_profile_records_the_types_a_chained_transform_reads(tmp_path: Path) -
     recorded = recorded_schema(result["summary"]["dataset"])
     assert recorded == {"distance": "Int64", "air_time": "Int64", "code": "String"}
     resolve(TransformerParams(commands=["add column speed = distance / air_time"]), recorded)
+
+
+@pytest.mark.parametrize("engine", ["auto", "streaming"])
+def test_wide_integers_and_booleans_with_a_token_are_typed_losslessly(engine: str) -> None:
+    """20-digit account numbers with an NA became Float64 (every value rounded to 1.2345678901234567e+19), and a
+    true/false column with an NA failed the run (Polars casts no text to Boolean)."""
+    frame = pl.DataFrame(
+        {"acct": ["12345678901234567891", "NA", "12345678901234567892"], "flag": ["true", "false", "NA"]}
+    )
+    lazy, report = normalize_missing_lazy(frame.lazy(), engine=engine)  # type: ignore[arg-type]
+    typed = lazy.collect()
+    assert typed.schema == {"acct": pl.Int128, "flag": pl.Boolean}
+    assert typed["acct"].cast(pl.String).to_list() == ["12345678901234567891", None, "12345678901234567892"]
+    assert typed["flag"].to_list() == [True, False, None]
+    assert report.retyped == {"acct": "Int128", "flag": "Boolean"}
+    assert normalize_missing(frame)[0].equals(typed)
