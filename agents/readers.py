@@ -364,7 +364,7 @@ def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDia
         head = handle.read(SNIFF_BYTES)
     if not head.removeprefix(_UTF8_BOM).strip():
         raise InvalidFileError(f"{name}: the file is empty", {"file": name})
-    bomless = None if head.startswith(_UTF16_BOMS) else _bomless_utf16(head)
+    bomless = None if head.startswith(_UTF16_BOMS) or _describe_magic(head) else _bomless_utf16(head)
     if head.startswith(_UTF16_BOMS):
         encoding = "utf-16"
         text = head.decode("utf-16", errors="ignore")
@@ -437,10 +437,12 @@ def _bomless_utf16(head: bytes) -> str | None:
         if high.count(0) >= 0.5 * len(high) and low.count(0) <= 0.1 * len(low):
             for end in (even, even - 2):
                 try:
-                    head[:end].decode(encoding)
+                    text = head[:end].decode(encoding)
                 except UnicodeDecodeError:
                     continue
-                return encoding
+                # Text, not 16-bit binary values: lines, and control characters as rare as _reject_binary wants.
+                control = sum(1 for character in text if ord(character) < 32 and character not in "\t\r\n\x1b")
+                return encoding if "\n" in text and control <= len(text) // 100 else None
     return None
 
 
@@ -818,6 +820,8 @@ def blank_line_rows(path: Path, dialect: CsvDialect, rows: int) -> list[int]:
     Polars reads each as a row of nulls, but a blank line of a file of several columns holds no record (pandas and
     R skip it too; a line of empty fields, ``,,``, is a record and stays). One pass of the csv module, made only
     when a row of nulls exists; none when its records do not line up with Polars' rows."""
+    if not _has_empty_line(path):  # a row of nulls is then a line of empty fields (",,"), no blank line
+        return []
     blank: list[int] = []
     records = 0
     for index, (_, record) in enumerate(_records_with_line_numbers(path, dialect)):
@@ -825,6 +829,19 @@ def blank_line_rows(path: Path, dialect: CsvDialect, rows: int) -> list[int]:
         if index and not record:  # the first record is the header
             blank.append(index - 1)
     return blank if records - 1 == rows else []
+
+
+def _has_empty_line(path: Path) -> bool:
+    """Whether the file holds an empty line (two line ends in a row, or one first): one pass over its bytes, a
+    chunk at a time, before the csv module's pass is paid for."""
+    previous = b"\n"  # a line end first is an empty first line
+    with path.open("rb") as handle:
+        while chunk := handle.read(_LINE_SCAN_CHUNK_BYTES):
+            joined = previous + chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if b"\n\n" in joined:
+                return True
+            previous = joined[-1:]
+    return False
 
 
 def _register_legacy_error_handler() -> None:
