@@ -823,12 +823,15 @@ def blank_line_rows(path: Path, dialect: CsvDialect, rows: int) -> list[int]:
     if not _has_empty_line(path):  # a row of nulls is then a line of empty fields (",,"), no blank line
         return []
     blank: list[int] = []
-    records = 0
-    for index, (_, record) in enumerate(_records_with_line_numbers(path, dialect)):
-        records = index + 1
-        if index and not record:  # the first record is the header
-            blank.append(index - 1)
-    return blank if records - 1 == rows else []
+    data = -1  # rows after the header: blank lines before it are skipped, by Polars too
+    for _, record in _records_with_line_numbers(path, dialect):
+        if data < 0:
+            data = 0 if record else -1
+            continue
+        if not record:
+            blank.append(data)
+        data += 1
+    return blank if data == rows else []
 
 
 def _has_empty_line(path: Path) -> bool:

@@ -83,6 +83,7 @@ def test_utf16_without_a_bom_is_read_as_with_one(tmp_path: Path, encoding: str, 
     [
         (b"a,b\n1,2\n3,4\n\n\n", [(1, 2), (3, 4)]),  # trailing blank lines (an editor's)
         (b"a,b\n\n1,2\n\n\n3,4\n", [(1, 2), (3, 4)]),  # blank lines between records
+        (b"\n\na,b\n1,2\n\n3,4\n", [(1, 2), (3, 4)]),  # and before the header
         (b'a,b\r\n1,2\r\n\r\n,\r\n3,"x\r\n\r\ny"\r\n\r\n', [(1, "2"), (None, None), (3, "x\r\n\r\ny")]),
         (b"a\n1\n\n3\n\n", [(1,), (None,), (3,), (None,)]),  # one column: a blank line is its empty value
     ],
