@@ -199,7 +199,7 @@ def _spill_utf8(
     raw: Path,
     target: Path,
     max_columns: int,
-    metadata: Callable[[ReadReport], Mapping[str, str]] | None,
+    metadata: MetadataOf | None,
 ) -> Spilled:
     integers = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
@@ -267,14 +267,20 @@ def _spill_utf8(
         "json_encoded_columns": [],
         "temporal_columns": describe_layouts(layouts),
     }
-    apply_layouts(lazy, layouts).sink_parquet(
+    return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
+
+
+def _write_spill(typed: pl.LazyFrame, report: ReadReport, target: Path, metadata: MetadataOf | None) -> Spilled:
+    """The typed plan sunk to the spill ``target`` (row groups with statistics, ``metadata(report)`` in its footer)
+    on the streaming engine."""
+    typed.sink_parquet(
         target,
         compression=SPILL_COMPRESSION,
         row_group_size=ROW_GROUP_ROWS,
         metadata=dict(metadata(report)) if metadata is not None else None,
         engine="streaming",
     )
-    return Spilled(target, report, rows)
+    return Spilled(target, report, report["rows"])
 
 
 def _parse_to_parquet(path: Path, name: str, dialect: CsvDialect, raw: Path) -> dict[str, pl.DataType]:
@@ -438,11 +444,4 @@ def _spill_tidied(
         "json_encoded_columns": plan.encoded,
         "temporal_columns": describe_layouts(layouts),
     }
-    apply_layouts(lazy, layouts).sink_parquet(
-        target,
-        compression=SPILL_COMPRESSION,
-        row_group_size=ROW_GROUP_ROWS,
-        metadata=dict(metadata(report)) if metadata is not None else None,
-        engine="streaming",
-    )
-    return Spilled(target, report, rows)
+    return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)

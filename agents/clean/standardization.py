@@ -192,17 +192,8 @@ def _in_memory(
     progress: Progress,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame, pl.DataFrame]:
     """The column reports, the row-level issues and the new data of a frame."""
-    schema = frame.schema
     distinct = _distinct_values(frame, columns, params)
-    plans = [
-        _plan(values, column, schema[column], params, target_format)
-        for column, values in zip(columns, distinct, strict=True)
-    ]
-    progress(0.3, "Applying the rules")
-    tables = _apply_rules(distinct, plans, params)
-    del distinct
-    progress(0.6, "Counting variants")
-    column_reports = _column_reports(tables, plans, params)
+    plans, tables, column_reports = _ruled(distinct, columns, frame.schema, params, target_format, progress)
     row_issues = collect_row_issues(_issue_parts(frame, tables, plans, column_reports))
     if not any(report["values_changed"] for report in column_reports):
         return column_reports, row_issues, frame
@@ -228,6 +219,27 @@ def _distinct_values(frame: pl.DataFrame, columns: list[str], params: FieldStand
         for column in columns
     ]
     return collect_each(queries, frame.height)
+
+
+def _ruled(
+    distinct: list[pl.DataFrame],
+    columns: list[str],
+    schema: pl.Schema,
+    params: FieldStandardizationParams,
+    target_format: TemporalFormat,
+    progress: Progress,
+) -> tuple[list[ColumnPlan], list[pl.DataFrame], list[dict[str, Any]]]:
+    """Each column's plan from its ``distinct`` values, the rules applied to them (one table per column) and the
+    column reports: the in-memory and the streamed runs' shared part. Empties ``distinct`` (the tables replace it)."""
+    plans = [
+        _plan(values, column, schema[column], params, target_format)
+        for column, values in zip(columns, distinct, strict=True)
+    ]
+    progress(0.3, "Applying the rules")
+    tables = _apply_rules(distinct, plans, params)
+    distinct.clear()
+    progress(0.6, "Counting variants")
+    return plans, tables, _column_reports(tables, plans, params)
 
 
 def _apply_rules(
@@ -1005,15 +1017,7 @@ def _streamed(
     wide = _wide_columns(scan, columns)  # column -> its distinct values, estimated
     by_table = [column for column in columns if column not in wide]
     distinct = _distinct_values_streamed(scan, by_table, params)
-    plans = [
-        _plan(values, column, schema[column], params, target_format)
-        for column, values in zip(by_table, distinct, strict=True)
-    ]
-    progress(0.3, "Applying the rules")
-    tables = _apply_rules(distinct, plans, params)
-    del distinct
-    progress(0.6, "Counting variants")
-    table_reports = _column_reports(tables, plans, params)
+    plans, tables, table_reports = _ruled(distinct, by_table, schema, params, target_format, progress)
     reports = dict(zip(by_table, table_reports, strict=True))
     # a wide column's stage columns are numbered after the table columns'
     wide_plans = {
