@@ -4,13 +4,17 @@ Checks (each switched by its ``detect_*`` flag), in the order their reasons are 
 - broken records: every data field is empty (null, blank text or NaN);
 - missing required fields: a ``required_fields`` column is null, blank text or NaN;
 - type mismatches: a non-empty value that does not fit ``expected_schema``. Text is read as type-fixer
-  reads it (agents.values: "$1,234" is numeric, "yes" is boolean, "01/31/2024" is a date), so what the
-  type fixer can repair is not quarantined. Typed columns: integer accepts integer columns and whole
-  floats; float/numeric any numeric column; boolean a Boolean column or integers 0/1; date a Date column
-  or datetimes at midnight; datetime Date or Datetime; string anything. A column of another type fails
-  on every non-empty value;
+  reads it (agents.values: "1,234" is numeric, "yes" is boolean, "01/31/2024" is a date), so what the
+  type fixer can repair is not quarantined. A number written with a currency symbol ("$12") or a percent
+  sign ("5%") is not a number here: the type fixer leaves it as text by default and only proposes converting
+  it (``convert_currency``, ``convert_percentages``: the unit would be lost, "5%" may mean 5 or 0.05), so a
+  column declared numeric would still hold it after the chain. Typed columns: integer accepts integer
+  columns and whole floats; float/numeric any numeric column; boolean a Boolean column or integers 0/1; date
+  a Date column or datetimes at midnight; datetime Date or Datetime; string anything. A column of another
+  type fails on every non-empty value;
 - out of range: a value below ``min`` or above ``max`` (inclusive bounds); text values that read as
-  numbers are compared, the others are the type check's business;
+  numbers (as the type check reads them: not "$12" or "5%") are compared, the others are the type check's
+  business;
 - invalid formats: a non-empty value (as text) that does not match the whole of its regular expression
   (Rust ``regex`` syntax) or named format (``NAMED_FORMATS``; "date" = reads with a date format).
 Schema mismatches (expected_schema columns missing from the data, data columns not in it) are reported
@@ -48,6 +52,7 @@ from agents.clean.streamed_queries import (
     scanned_rows,
     streamed_row,
 )
+from agents.clean.type_fixer import CURRENCY_SIGN
 from agents.columns import (
     check_regex,
     is_text,
@@ -469,7 +474,7 @@ def _checks(
             )
     if params.detect_out_of_range:
         for name, bounds in params.range_constraints.items():
-            value = parse_number(pl.col(name)) if is_text(schema[name]) else pl.col(name).cast(pl.Float64)
+            value = _number(pl.col(name)) if is_text(schema[name]) else pl.col(name).cast(pl.Float64)
             below = value < bounds.min if bounds.min is not None else pl.lit(False)
             above = value > bounds.max if bounds.max is not None else pl.lit(False)
             low = number_label(bounds.min) if bounds.min is not None else "-inf"
@@ -536,13 +541,25 @@ def _fits(column: str, expected: str) -> pl.Expr:
     """True where the text of ``column`` reads as ``expected``."""
     value = pl.col(column)
     return {
-        "integer": lambda: parse_integer(value).is_not_null(),
-        "float": lambda: parse_number(value).is_not_null(),
-        "numeric": lambda: parse_number(value).is_not_null(),
+        "integer": lambda: parse_integer(value).is_not_null() & _plain(value),
+        "float": lambda: _number(value).is_not_null(),
+        "numeric": lambda: _number(value).is_not_null(),
         "boolean": lambda: parse_boolean(value).is_not_null(),
         "date": lambda: reads_as_temporal(value, DATE_FORMATS),
         "datetime": lambda: reads_as_temporal(value, TEMPORAL_FORMATS),
     }[expected]()
+
+
+def _number(text: pl.Expr) -> pl.Expr:
+    """Float64 of a text the type fixer converts to a number by default (agents.values ``parse_number``, without
+    a currency symbol or a percent sign: converting those is a judgement call it only proposes); else null."""
+    return pl.when(_plain(text)).then(parse_number(text))
+
+
+def _plain(text: pl.Expr) -> pl.Expr:
+    """Whether a text is written without a currency symbol or a percent sign (type_fixer ``JUDGEMENT_CALLS``)."""
+    text = text.cast(pl.String)
+    return ~text.str.contains(CURRENCY_SIGN) & ~text.str.contains("%", literal=True)
 
 
 def _text_mismatch(name: str, bad: pl.Series) -> pl.Expr:

@@ -14,9 +14,9 @@ Free of Polars (the API validates with it).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from agents.params.common import AgentParams
 
@@ -232,15 +232,22 @@ class TransformerParams(AgentParams):
         description='Short English commands, e.g. "remove rows where email is null", "rename column zip to '
         'postcode", "fill missing price with median", "sort by signup_date descending"; applied after '
         "operations",
+        validate_default=True,
     )
 
-    @model_validator(mode="after")
-    def _something_to_do(self) -> Any:
-        if not self.operations and not self.commands:
+    @field_validator("commands")
+    @classmethod
+    def _something_to_do(cls, commands: list[str], info: ValidationInfo) -> list[str]:
+        """Checked on ``commands`` (validated after ``operations``, even when absent) so that the error names a
+        field: a model-level error has none."""
+        if "operations" not in info.data:  # the operations were refused: that error is the one to read
+            return commands
+        operations = info.data["operations"]
+        if not operations and not commands:
             raise ValueError("give operations or commands: there is nothing to do")
-        if len(self.operations) + len(self.commands) > MAX_OPERATIONS:
+        if len(operations) + len(commands) > MAX_OPERATIONS:
             raise ValueError(f"at most {MAX_OPERATIONS} operations and commands together")
-        return self
+        return commands
 
 
 AllOf.model_rebuild()

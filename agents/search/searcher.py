@@ -12,7 +12,7 @@ Returns:
 - ``frame``: every selected row, sorted and projected: the chain's ``search_result.csv``.
 
 On a primary too large for memory (``inputs.scan``) the result is ``scan``, the plan of every match, which the chain
-sinks. Polars holds all the rows it sorts, so a sort there is external (agents.transform.external ``sort_external``:
+sinks. Polars holds all the rows it sorts, so a sort there is external (agents.external ``sort_external``:
 buckets of sorted rows under ``inputs.work_dir``) and the page is read from its sorted buckets; without a work
 directory, or when the matches fit one bucket, Polars sorts, and the page is a bounded head (the first page's rows
 and those before it, with each row's position as the last key: the stable order whatever the algorithm). Measured
@@ -43,12 +43,12 @@ from agents.envelope import (
     build_issue_summary,
     empty_row_level_issues,
 )
+from agents.external import POSITION, sort_external
 from agents.layouts import TextLayout, describe, from_report
 from agents.params.searcher import SearcherParams
 from agents.search.kept import KeptMatches
 from agents.search.paging import json_rows, page_count, page_of
 from agents.search.selection import Resolver, Selection, resolve_selection
-from agents.transform.external import POSITION, sort_external
 
 AGENT_ID = "searcher"
 AGENT_NAME = "Searcher"

@@ -16,7 +16,7 @@ operations write nothing. The result is a lazy plan over the last spill, with th
 the in-memory run. Peak memory measured on 10 columns (``/usr/bin/time -v``, 2 cores): a filter, cell and cast recipe
 on 3M/10M/20M rows took 0.54/0.88/0.92 GB streamed (1.1/3.4 GB in memory for 3M/10M). Polars' streaming ``sort``
 holds the data (about 2.6 times the frame) and its ``unique`` every distinct key, so data larger than
-``external.BUCKET_BYTES`` is sorted and deduplicated in buckets of that size (agents.transform.external: range
+``external.BUCKET_BYTES`` is sorted and deduplicated in buckets of that size (agents.external: range
 partitioning for ``sort``, hash partitioning of the keys for ``deduplicate``, each bucket then done in memory):
 bench_tools' "generated" recipe (a ``deduplicate`` and a ``sort``) on 10M rows x 15 columns peaked at 1.3 GB instead
 of 2.7 GB (about 10 to 25 % slower); on 36.5M rows (a 5 GB CSV) at 1.35 GB, where it passed 4 GiB before.
@@ -36,7 +36,10 @@ Semantics (agents/params/transformer.py):
   first); a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
 - ``fill_nulls`` mean/median of the finite values, rounded half away from zero into an integer column; mode the
   most frequent value, ties to the smallest; previous/next in the current row order;
-- ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them.
+- ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them;
+- ``derive``: whole-number ``+ - *``, negation and ``abs`` are exact (Polars would wrap around: the largest Int64
+  times 2 gave -2); a result that Int64 cannot hold fails the task, naming the column. ``/`` gives Float64 (``x / 0``
+  an infinity), ``% 0`` an empty value.
 
 Cells changed are counted as in the clean chain: a kept cell whose value differs, compared as text when the
 operation changed the column's dtype (``"12"`` read as 12 is not a change; ``"007"`` read as 7 is).
@@ -59,6 +62,7 @@ from pydantic import TypeAdapter
 
 from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, Progress
 from agents.errors import InvalidParametersError
+from agents.external import POSITION, duplicates_external, sort_external
 from agents.formatting import format_number, plain_value
 from agents.layouts import TextLayout, text_of
 from agents.params.common import DEFAULT_NULL_TOKENS
@@ -84,7 +88,6 @@ from agents.params.transformer import (
     TrimText,
 )
 from agents.transform.expressions import Node, parse_expression
-from agents.transform.external import POSITION, duplicates_external, sort_external
 from agents.values import is_missing_token, parse_boolean, parse_integer, parse_number
 
 AGENT_ID = "transformer"
@@ -369,8 +372,11 @@ def _records(plan: _Plan) -> list[dict[str, Any]]:
 
 
 def _check_invalid(records: list[dict[str, Any]]) -> None:
-    """The first cast with ``on_invalid="fail"`` that met a value it could not convert fails the task."""
+    """The first cast with ``on_invalid="fail"`` that met a value it could not convert, or derive whose whole
+    numbers did not fit Int64, fails the task."""
     for record in records:
+        if "overflow" in record["details"]:
+            _overflow(record, record["details"]["overflow"])
         failures = record["details"].get("failures")
         if not failures:
             continue
@@ -392,6 +398,26 @@ def _check_invalid(records: list[dict[str, Any]]) -> None:
                 "examples": found["examples"],
             },
         )
+
+
+def _overflow(record: dict[str, Any], overflow: dict[str, Any]) -> None:
+    """A derived column whose exact whole numbers Int64 cannot hold: refused rather than wrapped around."""
+    count, column = overflow["count"], overflow["column"]
+    raise InvalidParametersError(
+        f"{count:,} value{'s' if count != 1 else ''} of '{column}' ({overflow['expression']}) "
+        f"{'do' if count != 1 else 'does'} not fit a whole number (beyond \u00b1{INT64_MAX:,}); "
+        "write a decimal literal (2.0 instead of 2) to compute it as a decimal, or narrow the values first",
+        {
+            "agent_id": AGENT_ID,
+            "field": record["origin"],
+            "command": None,
+            "position": None,
+            "reason": "integer_overflow",
+            "suggestions": [],
+            "column": column,
+            "invalid_count": count,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -659,7 +685,7 @@ def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compi
 def _streamed_deduplicate(
     plan: _Plan, unique: Step, subset: list[str], keep: Literal["first", "last"], index: int, origin: str
 ) -> None:
-    """Data whose keys exceed a bucket: the rows to drop are found bucket by bucket (agents.transform.external) and
+    """Data whose keys exceed a bucket: the rows to drop are found bucket by bucket (agents.external) and
     filtered out in a streaming pass, in order; else Polars' streaming ``unique`` (it holds the distinct keys)."""
     plan.schema_after(unique, origin)
     assert plan.spill_dir is not None
@@ -711,7 +737,7 @@ def _sort(op: SortRows, plan: _Plan, index: int, origin: str) -> Compiled:
 
 
 def _streamed_sort(plan: _Plan, op: SortRows, sort: Step, index: int, origin: str) -> pl.LazyFrame:
-    """Data larger than a bucket is sorted bucket by bucket (agents.transform.external: a folder of sorted buckets
+    """Data larger than a bucket is sorted bucket by bucket (agents.external: a folder of sorted buckets
     becomes the spill, the rows moved counted as they are written). Else sorts with Polars into a spill that also
     holds each row's position before the sort, so that the rows moved are counted from one scan of it (row indexes
     are unique: a row moved when its position changed)."""
@@ -1164,40 +1190,57 @@ def _replace(op: ReplaceValues, plan: _Plan, index: int, origin: str) -> Compile
 def _derive(op: DeriveColumn, plan: _Plan, index: int, origin: str) -> Compiled:
     if op.column in plan.schema:
         raise _invalid(origin, f"{origin}: there is already a column '{op.column}'", "duplicate_column")
-    expr = _widest(_expression(parse_expression(op.expression), plan, origin), plan, origin)
+    overflows: list[pl.Expr] = []
+    expr = _widest(_expression(parse_expression(op.expression), plan, origin, overflows), plan, origin, overflows)
+    extras = {"overflows": pl.any_horizontal(overflows).sum()} if overflows else {}
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         empty = int(per_column[op.column]["nulls"])
         sentence = f"Added column {op.column} = {op.expression}"
         if empty:
             sentence += f" ({empty:,} empty {_plural(empty, 'value')})"
-        return sentence, {"rows_affected": rows - empty, "cells_changed": rows - empty, "empty_values": empty}
+        details: dict[str, Any] = {"rows_affected": rows - empty, "cells_changed": rows - empty, "empty_values": empty}
+        overflowed = int(per_column[op.column].get("overflows") or 0)
+        if overflowed:
+            details["overflow"] = {"column": op.column, "expression": op.expression, "count": overflowed}
+        return sentence, details
 
-    return _cell_step(plan, index, origin, [_CellChange(op.column, expr)], describe, keep_layout=False)
+    return _cell_step(plan, index, origin, [_CellChange(op.column, expr, extras)], describe, keep_layout=False)
 
 
-def _widest(expr: pl.Expr, plan: _Plan, origin: str) -> pl.Expr:
+def _widest(expr: pl.Expr, plan: _Plan, origin: str, overflows: list[pl.Expr]) -> pl.Expr:
     """A derived whole number is Int64 and a fraction Float64, whatever the operands' widths (as resolution
-    predicts: ``year(d)`` is Int64, an Int32 column times 2 too)."""
-    try:
-        dtype = pl.LazyFrame(schema=plan.schema).select(expr.alias("derived")).collect_schema()["derived"]
-    except pl.exceptions.PolarsError as error:
-        raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
+    predicts: ``year(d)`` is Int64, an Int32 column times 2 too). A whole number Int64 cannot hold (a UInt64 column's
+    largest values) is flagged in ``overflows``, as an exact operation's is."""
+    dtype = _dtype_of(expr, plan, origin)
     if dtype.is_integer() and dtype != pl.Int64:
-        return expr.cast(pl.Int64)
+        return _narrowed(expr, expr.is_between(INT64_MIN, INT64_MAX), overflows)
     if dtype.is_float() and dtype != pl.Float64:
         return expr.cast(pl.Float64)
     return expr
 
 
-def _expression(node: Node, plan: _Plan, origin: str) -> pl.Expr:
-    """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated)."""
+def _dtype_of(expr: pl.Expr, plan: _Plan, origin: str) -> pl.DataType:
+    """The dtype ``expr`` gives on the current columns (from an empty frame: nothing runs)."""
+    try:
+        return pl.LazyFrame(schema=plan.schema).select(expr.alias("derived")).collect_schema()["derived"]
+    except pl.exceptions.PolarsError as error:
+        raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
+
+
+def _expression(node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr]) -> pl.Expr:
+    """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated). Each integer
+    operation that could overflow adds to ``overflows`` where its exact result does not fit Int64 (``_exact``)."""
     if "col" in node:
         _require(plan, [node["col"]], origin)
         return pl.col(node["col"])
     if "lit" in node:
         return _expression_literal(node["lit"])
-    args = [_expression(arg, plan, origin) for arg in node["args"]]
+    args = [_expression(arg, plan, origin, overflows) for arg in node["args"]]
+    name = node.get("op") or node["fn"]
+    dtypes = _integer_dtypes(args, plan, origin) if name in EXACT_INTEGER_OPERATIONS else None
+    if dtypes is not None:
+        return _exact(name, args, dtypes, overflows)
     if "op" in node:
         return _arithmetic(node["op"], args)
     return _function(node["fn"], args, node["args"], plan)
@@ -1227,6 +1270,61 @@ def _arithmetic(op: str, args: list[pl.Expr]) -> pl.Expr:
         "%": lambda a, b: a % b,
     }
     return operators[op](left, right)
+
+
+EXACT_INTEGER_OPERATIONS: Final = frozenset({"+", "-", "*", "neg", "abs"})
+"""The integer operations that Polars computes in the operands' width, wrapping around on overflow
+(``9223372036854775807 * 2`` is -2, ``abs`` of the minimum is the minimum): they are computed exactly instead."""
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+INT128_SAFE: Final = 2.0**100  # a product whose float estimate is below this cannot have wrapped around Int128
+
+
+def _integer_dtypes(args: list[pl.Expr], plan: _Plan, origin: str) -> list[pl.DataType] | None:
+    """The operands' dtypes when every one is an integer (or empty) and one at least is an integer; else None."""
+    dtypes = [_dtype_of(arg, plan, origin) for arg in args]
+    if all(d.is_integer() or d == pl.Null for d in dtypes) and any(d.is_integer() for d in dtypes):
+        return dtypes
+    return None
+
+
+def _exact(name: str, args: list[pl.Expr], dtypes: list[pl.DataType], overflows: list[pl.Expr]) -> pl.Expr:
+    """An integer ``+ - * neg abs`` as Int64, with a flag in ``overflows`` where its exact result does not fit:
+    the run then fails (_check_invalid). Resolution promised Int64 for the column and later steps rely on it, so
+    a wider result is refused rather than kept.
+
+    The exact result is computed in Int128, where operands that fit Int64 cannot overflow, for the flag only: the
+    value is Int64 arithmetic (four times faster), equal to the exact result wherever that fits. A UInt64 operand
+    may not fit Int64: then the value is the exact result narrowed, and a product's float estimate tells whether
+    it overflowed Int128 too."""
+    if pl.UInt64 not in dtypes and name in {"neg", "abs"}:
+        operand = args[0].cast(pl.Int64)
+        overflows.append((operand == INT64_MIN).fill_null(False))  # the only one: 10 times cheaper than Int128
+        return _integer_operation(name, [operand], pl.Int64)
+    wide = [arg.cast(pl.Int128) for arg in args]
+    exact = _integer_operation(name, wide, pl.Int128)
+    fits = exact.is_between(INT64_MIN, INT64_MAX)
+    if pl.UInt64 not in dtypes:
+        overflows.append((exact.is_not_null() & ~fits).fill_null(False))
+        return _integer_operation(name, [arg.cast(pl.Int64) for arg in args], pl.Int64)
+    if name == "*":
+        estimate = args[0].cast(pl.Float64) * args[1].cast(pl.Float64)
+        fits = fits & (estimate.abs() < INT128_SAFE)
+    return _narrowed(exact, fits, overflows)
+
+
+def _integer_operation(name: str, args: list[pl.Expr], dtype: type[pl.DataType]) -> pl.Expr:
+    if name == "neg":
+        return pl.lit(0, dtype=dtype) - args[0]  # Polars has no Int128 negation
+    if name == "abs":
+        return args[0].abs()
+    return _arithmetic(name, args)
+
+
+def _narrowed(result: pl.Expr, fits: pl.Expr, overflows: list[pl.Expr]) -> pl.Expr:
+    """``result`` as Int64 where it ``fits``, empty elsewhere; ``overflows`` gains where it did not fit."""
+    overflows.append((result.is_not_null() & ~fits).fill_null(False))
+    return pl.when(fits).then(result).cast(pl.Int64)
 
 
 def _function(name: str, args: list[pl.Expr], nodes: list[Node], plan: _Plan) -> pl.Expr:

@@ -44,27 +44,34 @@ def test_quarantine_removes_failing_rows_with_every_reason() -> None:
     )
     result = run_agent(quarantine, quarantine_frame(), params)
     assert result.frame is not None and result.removed is not None
-    assert result.frame[ROW_INDEX_COLUMN].to_list() == [1, 6]  # "$40" is an integer the type fixer can read
+    # "$40" is not an integer: the type fixer only proposes converting currency, so 'age' would stay text
+    assert result.frame[ROW_INDEX_COLUMN].to_list() == [1]
     reasons = dict(zip(result.removed[ROW_INDEX_COLUMN], result.removed["reason"], strict=True))
     assert reasons == {
         2: "required field 'email' is missing; 'age' value 150 is above the maximum 120",
         5: "'age' value 'x' is not an integer; 'joined' value 'nope' is not a date; "
         "'email' value 'bad' does not match the email format",
+        6: "'age' value '$40' is not an integer",
         9: "every field is empty; required field 'email' is missing",
         10: "'joined' value '2024-02-30' is not a date; 'age' value 12 is below the minimum 18",
     }
     assert issues_of(result, "missing_required_field") == [(2, "email", "  "), (9, "email", None)]
-    assert issues_of(result, "type_mismatch") == [(5, "age", "x"), (5, "joined", "nope"), (10, "joined", "2024-02-30")]
+    assert issues_of(result, "type_mismatch") == [
+        (5, "age", "x"),
+        (5, "joined", "nope"),
+        (6, "age", "$40"),
+        (10, "joined", "2024-02-30"),
+    ]
     assert issues_of(result, "out_of_range") == [(2, "age", "150"), (10, "age", "12")]
     assert issues_of(result, "invalid_format") == [(5, "email", "bad")]
     assert issues_of(result, "broken_record") == [(9, None, None)]
     metrics = result.envelope.summary_metrics
     assert metrics == {
         "total_rows_processed": 6,
-        "quarantined_records": 4,
-        "clean_records": 2,
-        "quarantine_percentage": round(100 * 4 / 6, 2),
-        "quarantine_issues_found": 9 + 2,  # 9 failing cells + missing column + unexpected column
+        "quarantined_records": 5,
+        "clean_records": 1,
+        "quarantine_percentage": round(100 * 5 / 6, 2),
+        "quarantine_issues_found": 10 + 2,  # 10 failing cells + missing column + unexpected column
     }
     schema = result.envelope.data["quarantine_analysis"]["schema_mismatches"]
     assert schema == {"missing_columns": ["missing_col"], "unexpected_columns": ["email"]}
@@ -117,6 +124,40 @@ def test_quarantine_typed_columns_and_regex_formats() -> None:
     assert issues_of(result, "invalid_format") == [(2, "code", "ab-12"), (5, "code", "AB-1")]
     assert issues_of(result, "out_of_range") == [(10, "n", "7.0")]  # NaN counts as missing, not out of range
     assert result.frame is not None and result.frame[ROW_INDEX_COLUMN].to_list() == [1, 6, 9]
+
+
+def test_quarantine_reads_numbers_as_the_type_fixer_converts_them_by_default() -> None:
+    """A number written with a currency symbol or a percent sign is text the type fixer keeps by default (it
+    proposes ``convert_currency`` / ``convert_percentages``): not a number for a numeric rule either."""
+    frame = framed(
+        {
+            "price": ["12", "$12", "1,234.50", "12 €", "(7)", "5%"],
+            "share": ["5", "5%", " 12.5 % ", "0.5", "-3", "$1"],
+        },
+        ROWS,
+    )
+    declared = {"expected_schema": {"price": "numeric", "share": "float"}}
+    result = run_agent(quarantine, frame, QuarantineAgentParams.model_validate(declared))
+    assert issues_of(result, "type_mismatch") == [
+        (2, "price", "$12"),
+        (2, "share", "5%"),
+        (5, "share", " 12.5 % "),
+        (6, "price", "12 €"),
+        (10, "price", "5%"),
+        (10, "share", "$1"),
+    ]
+    integers = run_agent(
+        quarantine, frame, QuarantineAgentParams.model_validate({"expected_schema": {"price": "integer"}})
+    )
+    assert [row for row, _, _ in issues_of(integers, "type_mismatch")] == [2, 5, 6, 10]  # "1,234.50" is no integer
+    # a range compares the values read as numbers; "$500" and "500%" are left to the type check
+    ranged = {"range_constraints": {"price": {"max": 100}, "share": {"max": 100}}}
+    bounded = frame.with_columns(pl.Series("price", ["500", "$500", "50", "500%", "1", "2"]))
+    result = run_agent(quarantine, bounded, QuarantineAgentParams.model_validate(ranged))
+    assert issues_of(result, "out_of_range") == [(1, "price", "500")]
+    # declaring no rule removes nothing, whatever the values
+    default = run_agent(quarantine, frame, QuarantineAgentParams())
+    assert default.removed is not None and default.removed.height == 0
 
 
 @pytest.mark.parametrize(

@@ -131,11 +131,12 @@ def test_default_run_changes_nothing_and_proposes(tmp_path: Path) -> None:
 def test_streamed_rules_remove_rows_with_every_reason(tmp_path: Path) -> None:
     result = assert_same_run(quarantine_frame(), QuarantineAgentParams.model_validate(FULL), tmp_path)
     assert result.scan is not None and result.removed is not None
-    assert result.scan.collect()[ROW].to_list() == [1, 6] and result.rows == 2
-    assert result.removed[ROW].to_list() == [2, 5, 9, 10]
+    assert result.scan.collect()[ROW].to_list() == [1] and result.rows == 1
+    assert result.removed[ROW].to_list() == [2, 5, 6, 9, 10]  # 6: "$40" is not an integer
     assert result.removed["reason"][0] == "required field 'email' is missing; 'age' value 150 is above the maximum 120"
-    assert result.row_level_issues.height == 9
-    assert result.envelope.summary_metrics["quarantined_records"] == 4
+    assert result.removed["reason"][2] == "'age' value '$40' is not an integer"
+    assert result.row_level_issues.height == 10
+    assert result.envelope.summary_metrics["quarantined_records"] == 5
 
 
 def test_streamed_format_checks_see_dates_as_written(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ a later search scans it instead of reading it whole."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import tempfile
@@ -17,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from agents import external
 from agents.chain import run_tool
 from agents.envelope import AgentResult
 from agents.options import RunOptions
 from agents.params.searcher import SearcherParams
 from agents.search import kept, searcher
-from agents.transform import external
+from agents.transform import execute
 from tests.agents.search.support import CITIES, SCHEMA, polars_frame, tables
 from tests.agents.search.test_kept import SEARCHER, _rows, ignore
 from tests.agents.streamed_support import run_in_memory, run_streamed, untimed
@@ -112,7 +114,7 @@ def test_a_searcher_alone_on_a_streamed_file_keeps_no_matches(tmp_path: Path, cs
 
 
 # ---------------------------------------------------------------------------------------------------------
-# sorted searches: sorted in buckets (agents.transform.external), forced by a small bucket size
+# sorted searches: sorted in buckets (agents.external), forced by a small bucket size
 
 BUCKET_BYTES = 16_000  # the 3,000-row file fills about a dozen buckets; a selection of a few hundred rows, several
 SORTED: dict[str, dict[str, Any]] = {
@@ -314,3 +316,12 @@ def _assert_same_search(
     assert_frame_equal(result.scan.collect(), memory.frame, check_exact=True)
     assert result.rows == memory.frame.height
     return result
+
+
+def test_the_searcher_and_the_transformer_share_one_external_sort() -> None:
+    """The external sort is the agents' shared toolkit (agents.external), not the transformer's."""
+    assert importlib.util.find_spec("agents.transform.external") is None
+    assert searcher.sort_external is external.sort_external
+    assert (
+        execute.sort_external is external.sort_external and execute.duplicates_external is external.duplicates_external
+    )

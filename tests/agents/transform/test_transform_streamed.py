@@ -18,11 +18,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from agents import external
 from agents.envelope import ROW_INDEX_COLUMN, AgentInputs, AgentResult, Progress
 from agents.errors import InvalidParametersError
 from agents.layouts import TextLayout
 from agents.params.transformer import TransformerParams
-from agents.transform import execute, external, transformer
+from agents.transform import execute, transformer
 from tests.agents.transform.test_transformer import RECIPES, SINGLE_OPERATIONS, generated
 
 ROW = ROW_INDEX_COLUMN
@@ -252,7 +253,7 @@ def test_a_streamed_primary_needs_a_work_dir(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# sort and deduplicate in buckets (agents.transform.external), forced by a tiny bucket size
+# sort and deduplicate in buckets (agents.external), forced by a tiny bucket size
 
 
 BUCKETS = 7

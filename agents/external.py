@@ -1,4 +1,5 @@
-"""``sort`` and ``deduplicate`` of data larger than memory, in bounded memory, with the in-memory semantics.
+"""``sort`` and ``deduplicate`` of data larger than memory, in bounded memory, with the in-memory semantics (used by
+the transformer, agents.transform.execute, and the searcher, agents.search.searcher).
 
 Polars' streaming engine holds all the data it sorts (about 2.6 times the frame) and a hash table of every distinct
 key it deduplicates. Here the data is cut into buckets of about ``BUCKET_BYTES`` (estimated in memory from a sample
