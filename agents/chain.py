@@ -54,6 +54,7 @@ from agents.envelope import (
     ROW_INDEX_COLUMN,
     SOURCE_COLUMN,
     SOURCE_ROW_COLUMN,
+    TEXT_LAYOUTS_ARTIFACT,
     AgentInputs,
     AgentResult,
     ChainContext,
@@ -61,7 +62,17 @@ from agents.envelope import (
     error_envelope,
 )
 from agents.errors import InvalidFileError, InvalidParametersError
-from agents.layouts import ISO_DATETIME, TextLayout, as_text, from_report, needs_text, untype_unshared
+from agents.layouts import (
+    ISO_DATETIME,
+    Layout,
+    as_text,
+    dates_only,
+    from_report,
+    layouts_of,
+    needs_text,
+    record_layouts,
+    untype_unshared,
+)
 from agents.layouts import describe as describe_layouts
 from agents.master.sources import PRIMARY_LABEL, align_columns, read_contract, stack_sources
 from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
@@ -84,7 +95,7 @@ from agents.streamed import (
     sink_csv,
     step_facts,
 )
-from agents.transform.transformer import RECIPE_ARTIFACT, TEXT_LAYOUTS_ARTIFACT
+from agents.transform.transformer import RECIPE_ARTIFACT
 from agents.values import MissingTokens, normalize_missing, normalize_missing_lazy
 
 log = logging.getLogger("agensium.agents")
@@ -140,7 +151,7 @@ class _DataFlow:
     records say what it did."""
 
     frame: pl.DataFrame
-    layouts: dict[str, TextLayout] = field(default_factory=dict)  # the input's dates read from text
+    layouts: dict[str, Layout] = field(default_factory=dict)  # the input's dates and numbers read from text
     steps: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[pl.DataFrame] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
@@ -189,6 +200,8 @@ class _DataFlow:
         if result is not None:
             self.artifacts.update(result.artifacts)
             self.outputs.update(result.outputs)
+            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:  # columns the agent typed from text (type-fixer)
+                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
         self.steps.append(
@@ -415,7 +428,7 @@ def _run_chain(
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
             agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings, tokens or ())
-            if agent_inputs.scan is not None:  # a large dataset: its sort works in files (agents.transform.external)
+            if agent_inputs.scan is not None:  # a large dataset: its sort works in files (agents.external)
                 work_dir = Path(
                     cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent))
                 )
@@ -430,12 +443,12 @@ def _run_chain(
                 tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
             )
         if tool_id == MASTER_TOOL:  # stacked with its row index already
-            flow = _DataFlow(agent_inputs.primary, layouts=from_report(read_reports["primary"].get("temporal_columns")))
+            flow = _DataFlow(agent_inputs.primary, layouts=layouts_of(read_reports["primary"]))
         elif tool_id in DATA_TOOLS and agent_inputs.scan is not None and agent_inputs.work_dir is not None:
             numbered = agent_inputs.scan.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
-            layouts = from_report(read_reports["primary"].get("temporal_columns"))
+            layouts = layouts_of(read_reports["primary"])
             flow = StreamFlow(
                 numbered,
                 agent_inputs.row_count,
@@ -448,7 +461,7 @@ def _run_chain(
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
-            layouts = from_report(read_reports["primary"].get("temporal_columns"))
+            layouts = layouts_of(read_reports["primary"])
             flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL)
         runs = keep.runs() if keep is not None else {}
         results = _run_agents(
@@ -773,9 +786,8 @@ def _read_inputs(
         if null_tokens is not None:
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role][kept.MISSING_KEY] = missing[role].describe()
-            if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL) and missing[role].layouts:  # written back as they were
-                found = describe_layouts(missing[role].layouts)
-                read_reports[role]["temporal_columns"] = {**(read_reports[role].get("temporal_columns") or {}), **found}
+            if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL):  # written back as they were
+                record_layouts(read_reports[role], missing[role].layouts)
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
         role = f"source_{registry.source_label(name)}"
@@ -797,7 +809,7 @@ def _read_inputs(
     agent_inputs = AgentInputs(
         primary=primary,
         contract=contract,
-        text_layouts=from_report(read_reports["primary"].get("temporal_columns")),
+        text_layouts=layouts_of(read_reports["primary"]),
         primary_name=by_role["primary"][0],
         baseline=frames.get("baseline"),
         baseline_name=baseline[0] if baseline else None,
@@ -812,7 +824,7 @@ def _untype_unshared(frames: dict[str, pl.DataFrame], read_reports: dict[str, An
     its text in both (agents.layouts.untype_unshared), in place; the read reports follow."""
     if len(frames) < 2:
         return
-    layouts = {role: from_report(read_reports[role].get("temporal_columns")) for role in frames}
+    layouts = {role: dates_only(from_report(read_reports[role].get("temporal_columns"))) for role in frames}
     typed, kept = untype_unshared(frames, layouts)
     frames.update(typed)
     for role, found in kept.items():
@@ -893,7 +905,7 @@ def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str
     return [CLEANED_NAME, QUARANTINE_NAME]
 
 
-def _write_frame_csv(frame: pl.DataFrame, layouts: dict[str, TextLayout], path: Path) -> None:
+def _write_frame_csv(frame: pl.DataFrame, layouts: Mapping[str, Layout], path: Path) -> None:
     """Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
     is kept: what write_csv's one datetime format cannot do for every column."""
     frame.with_columns(
@@ -1029,10 +1041,8 @@ def _kept_inputs(
             assert frame is not None
             frame, missing = normalize_missing(frame, null_tokens)
         read_report[kept.MISSING_KEY] = missing.describe()
-        if missing.layouts:  # dates once their tokens are nulls: written back as they were
-            found = describe_layouts(missing.layouts)
-            read_report["temporal_columns"] = {**(read_report.get("temporal_columns") or {}), **found}
-    layouts = from_report(read_report.get("temporal_columns"))
+        record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
+    layouts = layouts_of(read_report)
     if scan is not None:
         inputs = AgentInputs(
             pl.DataFrame(schema=scan.collect_schema()),
@@ -1083,13 +1093,11 @@ def _spilled_inputs(
     if null_tokens is not None:
         scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
         read_report[kept.MISSING_KEY] = missing.describe()
-        if missing.layouts:  # dates once their tokens are nulls: written back as they were
-            found = describe_layouts(missing.layouts)
-            read_report["temporal_columns"] = {**(read_report.get("temporal_columns") or {}), **found}
+        record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
     inputs = AgentInputs(
         pl.DataFrame(schema=scan.collect_schema()),
         name,
-        text_layouts=from_report(read_report.get("temporal_columns")),
+        text_layouts=layouts_of(read_report),
         scan=scan,
         rows=spilled.rows,
         work_dir=work_dir,

@@ -18,7 +18,7 @@ import polars as pl
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from agents.layouts import TextLayout
+    from agents.layouts import Layout
     from agents.values import MissingTokens
 
 
@@ -39,6 +39,9 @@ ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {
 
 
 ROW_INDEX_COLUMN = "__row_index__"
+TEXT_LAYOUTS_ARTIFACT = "text_layouts"
+"""An agent's artifact: the layouts (agents.layouts) of its output's columns read from text, every one of them
+(the transformer's renames and new columns, the type-fixer's new decimal columns), for the writers of the data."""
 """In the clean chain's frames: the 1-based data row of the input file (Int64). Agents keep it through
 every filter, never change it, and leave it out of their analysis (:func:`data_columns`). In the master
 chain's frames (every source stacked): the 1-based row of the stacked frame, the row's identity."""
@@ -91,7 +94,7 @@ class AgentInputs:
     primary_missing: MissingTokens | None = None  # tokens the chain already turned into nulls (profile tools)
     baseline_missing: MissingTokens | None = None
     contract: dict[str, Any] | None = None  # master-my-data: the parsed schema.json / schema.yaml
-    text_layouts: Mapping[str, TextLayout] = field(default_factory=dict)  # primary's dates read from text
+    text_layouts: Mapping[str, Layout] = field(default_factory=dict)  # primary's dates read from text
     artifacts: Mapping[str, Any] = field(default_factory=dict)  # earlier agents' AgentResult.artifacts, merged
     # A primary too large for memory (agents.spill): ``primary`` is an empty frame of its schema, ``scan`` reads
     # it from a Parquet spill (with ``ROW_INDEX_COLUMN`` in a data tool), ``rows`` counts it, and an agent writes

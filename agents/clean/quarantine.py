@@ -84,7 +84,7 @@ from agents.formatting import (
     pct,
     shown,
 )
-from agents.layouts import TextLayout, as_text
+from agents.layouts import Layout, as_text
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import (
     DATE_FORMATS,
@@ -423,7 +423,7 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
 def _checks(
     frame: pl.DataFrame,
     params: QuarantineAgentParams,
-    layouts: Mapping[str, TextLayout] | None,
+    layouts: Mapping[str, Layout] | None,
     bad_values: BadValues,
 ) -> list[Check]:
     """``layouts``: the input's dates read from text, which format checks see as written; ``bad_values``: a text
@@ -567,7 +567,7 @@ def _text_mismatch(name: str, bad: pl.Series) -> pl.Expr:
 
 
 def _format_mismatch(
-    frame: pl.DataFrame, name: str, pattern: str, layout: TextLayout | None, bad_values: BadValues
+    frame: pl.DataFrame, name: str, pattern: str, layout: Layout | None, bad_values: BadValues
 ) -> pl.Expr | None:
     """Values that do not match ``pattern``, checked on the text as the file holds it (``layout``)."""
     dtype = frame[name].dtype

@@ -66,6 +66,7 @@ from agents.columns import collect_each, counted_values, narrow, with_row_index,
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
     ROW_INDEX_COLUMN,
+    TEXT_LAYOUTS_ARTIFACT,
     AgentInputs,
     AgentResult,
     Alert,
@@ -87,6 +88,7 @@ from agents.formatting import (
     pct,
     shown,
 )
+from agents.layouts import number_layouts
 from agents.params.type_fixer import TypeFixerParams
 from agents.values import (
     ACCOUNTING_NEGATIVE_PATTERN,
@@ -189,7 +191,9 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     progress(0.9, "Scoring")
     outcome = Outcome(frame.height, decisions, converting, fix_log, missing)
     # frame: its tokens are nulls already
-    return _result(started, outcome, params, len(columns), row_issues, fixed if converting else frame, progress)
+    result = _result(started, outcome, params, len(columns), row_issues, fixed if converting else frame, progress)
+    _keep_number_layouts(result, inputs, frame, converting)
+    return result
 
 
 def _run_streamed(
@@ -227,6 +231,7 @@ def _run_streamed(
     progress(0.9, "Scoring")
     outcome = Outcome(rows, decisions, converting, fix_log, missing)
     result = _result(started, outcome, params, len(columns), row_issues, None, progress)
+    _keep_number_layouts(result, inputs, nulled, converting, engine="streaming")
     temp_of = {decision.column: _temp(index) for index, decision in enumerate(converting)}
     result.scan = work.select(
         [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in schema.names()]
@@ -262,6 +267,28 @@ def _result(
         cards=_cards(outcome, score),
         row_level_issues=row_issues,
     )
+
+
+def _keep_number_layouts(
+    result: AgentResult,
+    inputs: AgentInputs,
+    text: pl.DataFrame | pl.LazyFrame,
+    converting: list[ColumnDecision],
+    *,
+    engine: Literal["auto", "streaming"] = "auto",
+) -> None:
+    """The layouts of the text columns converted to decimals that Polars would write otherwise (``41``,
+    ``12.50``: agents.layouts.number_layouts), added to the input's for the writers of the data: a conversion
+    changes the type, not the text a CSV holds."""
+    decimals = [d.column for d in converting if d.detected == "float" and d.text_source]
+    if not decimals:
+        return
+    names = text.collect_schema().names()
+    # the number each text holds, as a plain literal ("$1,200.50" -> "1200.50"): its decimals are its layout's
+    literals = text.lazy().select(number_text(pl.nth(names.index(name))).alias(name) for name in decimals)
+    numbers = number_layouts(literals, decimals, engine=engine)
+    if numbers:
+        result.artifacts[TEXT_LAYOUTS_ARTIFACT] = {**inputs.text_layouts, **numbers}
 
 
 def _convert(

@@ -38,7 +38,7 @@ from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, dat
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, collect_row_issues, issues_where, score_status
 from agents.formatting import pct
-from agents.layouts import TextLayout, as_text
+from agents.layouts import Layout, as_text
 from agents.params.common import effectiveness_status
 from agents.params.test_coverage import FormatRule, RangeRule, TestCoverageParams
 from agents.quality.report import (
@@ -282,7 +282,7 @@ def _offer_suggested_tests(data: dict[str, Any], findings: Findings, suggested: 
 
 
 def _declared_tests(
-    frame: pl.DataFrame, params: TestCoverageParams, layouts: Mapping[str, TextLayout] | None = None
+    frame: pl.DataFrame, params: TestCoverageParams, layouts: Mapping[str, Layout] | None = None
 ) -> list[_Test]:
     """The declared tests as Polars expressions; every column and pattern checked before any work (format
     tests on the text as the file holds it: ``layouts``, the input's dates read from text)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.layouts import TextLayout, as_text
+from agents.layouts import Layout, as_text
 
 
 def page_count(total: int, page_size: int) -> int:
@@ -25,7 +25,7 @@ def page_of(frame: pl.DataFrame, page: int, page_size: int) -> pl.DataFrame:
     return frame.slice((page - 1) * page_size, page_size)
 
 
-def json_rows(frame: pl.DataFrame, layouts: Mapping[str, TextLayout]) -> list[dict[str, Any]]:
+def json_rows(frame: pl.DataFrame, layouts: Mapping[str, Layout]) -> list[dict[str, Any]]:
     schema = frame.schema
     texts = [
         as_text(name, dtype, layouts.get(name))

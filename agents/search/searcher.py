@@ -44,7 +44,7 @@ from agents.envelope import (
     empty_row_level_issues,
 )
 from agents.external import POSITION, sort_external
-from agents.layouts import TextLayout, describe, from_report
+from agents.layouts import Layout, describe, from_report
 from agents.params.searcher import SearcherParams
 from agents.search.kept import KeptMatches
 from agents.search.paging import json_rows, page_count, page_of
@@ -140,7 +140,7 @@ def kept_page(kept: KeptMatches, params: SearcherParams, progress: Progress) -> 
     return AgentResult(envelope=envelope)
 
 
-def kept_meta(result: AgentResult, rows_in: int, layouts: Mapping[str, TextLayout]) -> dict[str, Any]:
+def kept_meta(result: AgentResult, rows_in: int, layouts: Mapping[str, Layout]) -> dict[str, Any]:
     """What a later page of ``result``'s selection needs of it besides its rows (agents.search.kept.write_matches)."""
     data = result.envelope.data
     return {
@@ -153,7 +153,7 @@ def kept_meta(result: AgentResult, rows_in: int, layouts: Mapping[str, TextLayou
 
 
 def first_page(
-    query: pl.LazyFrame, params: SearcherParams, layouts: Mapping[str, TextLayout] | None = None
+    query: pl.LazyFrame, params: SearcherParams, layouts: Mapping[str, Layout] | None = None
 ) -> dict[str, Any]:
     """The envelope's ``data`` of a search on a lazy source (a Parquet scan): the page and the number of matching
     rows in one pass, without collecting every match (what a later page of a kept dataset needs)."""
@@ -170,7 +170,7 @@ class _Plan:
     query: pl.LazyFrame
     columns: list[str]
     understood: dict[str, Any]
-    layouts: Mapping[str, TextLayout]
+    layouts: Mapping[str, Layout]
     selected: pl.LazyFrame = field(default_factory=pl.LazyFrame)  # the selected rows, neither sorted nor projected
     sort: list[tuple[str, bool]] = field(default_factory=list)  # each key once, in order
 
@@ -187,7 +187,7 @@ class _Plan:
 
 
 def _plan(
-    query: pl.LazyFrame, schema: Mapping[str, pl.DataType], params: SearcherParams, layouts: Mapping[str, TextLayout]
+    query: pl.LazyFrame, schema: Mapping[str, pl.DataType], params: SearcherParams, layouts: Mapping[str, Layout]
 ) -> _Plan:
     resolver = Resolver(schema, AGENT_ID, layouts)
     selection = resolve_selection(resolver, params)

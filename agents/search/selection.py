@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from agents.errors import InvalidParametersError
-from agents.layouts import TextLayout, text_of
+from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
 
@@ -37,7 +37,7 @@ class Resolver:
 
     schema: Mapping[str, pl.DataType]
     agent_id: str
-    layouts: Mapping[str, TextLayout] = field(default_factory=dict)
+    layouts: Mapping[str, Layout] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -64,7 +64,7 @@ from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, Progress
 from agents.errors import InvalidParametersError
 from agents.external import POSITION, duplicates_external, sort_external
 from agents.formatting import format_number, plain_value
-from agents.layouts import TextLayout, text_of
+from agents.layouts import Layout, text_of
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.transformer import (
     AllOf,
@@ -114,7 +114,7 @@ class Execution:
     rows: int
     schema: dict[str, pl.DataType]
     steps: list[dict[str, Any]]
-    layouts: dict[str, TextLayout]
+    layouts: dict[str, Layout]
     row_issues: pl.DataFrame
 
 
@@ -162,7 +162,7 @@ class _Plan:
         lazy: pl.LazyFrame,
         schema: dict[str, pl.DataType],
         counts: _Counts,
-        layouts: dict[str, TextLayout],
+        layouts: dict[str, Layout],
         spill_dir: Path | None = None,
     ) -> None:
         self.lazy = lazy
@@ -178,13 +178,13 @@ class _Plan:
         self.counts = counts
 
     @classmethod
-    def of_frame(cls, frame: pl.DataFrame, layouts: dict[str, TextLayout]) -> _Plan:
+    def of_frame(cls, frame: pl.DataFrame, layouts: dict[str, Layout]) -> _Plan:
         return cls(
             frame.lazy(), dict(frame.schema), _Counts(frame.height, frame.null_count().row(0, named=True)), layouts
         )
 
     @classmethod
-    def of_scan(cls, scan: pl.LazyFrame, layouts: dict[str, TextLayout], spill_dir: Path) -> _Plan:
+    def of_scan(cls, scan: pl.LazyFrame, layouts: dict[str, Layout], spill_dir: Path) -> _Plan:
         """A streamed plan over ``scan``: its rows and null counts in one streaming pass."""
         schema = dict(scan.collect_schema())
         counted = scan.select(
@@ -286,7 +286,7 @@ def execute(
     operations: Sequence[dict[str, Any]],
     *,
     origins: Sequence[str] | None = None,
-    layouts: dict[str, TextLayout] | None = None,
+    layouts: dict[str, Layout] | None = None,
     progress: Progress | None = None,
     spill_dir: Path | None = None,
 ) -> Execution:
@@ -1009,7 +1009,7 @@ def _converted(
     dtype: pl.DataType,
     target: str,
     op: CastColumns,
-    layout: TextLayout | None,
+    layout: Layout | None,
     origin: str,
     name: str,
 ) -> pl.Expr:

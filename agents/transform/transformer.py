@@ -31,6 +31,7 @@ from agents.columns import with_row_index
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
     ROW_INDEX_COLUMN,
+    TEXT_LAYOUTS_ARTIFACT,
     AgentInputs,
     AgentResult,
     Alert,
@@ -50,7 +51,6 @@ AGENT_NAME = "Transformer"
 TOOL_ID = "transform-my-data"
 RECIPE_VERSION = 1
 RECIPE_ARTIFACT = "recipe"  # the resolved operations, for recipe.json
-TEXT_LAYOUTS_ARTIFACT = "text_layouts"  # the output's columns holding dates read from text, for the CSV writer
 SPILL_FOLDER = "transformer"  # under AgentInputs.work_dir: a streamed run's spills, read by AgentResult.scan
 
 

@@ -21,7 +21,7 @@ from agents.layouts import (
     find_layouts,
     type_temporal_text,
 )
-from agents.readers import _typed_integers, _written_otherwise, read_table_with_report
+from agents.readers import _typed_numbers, _written_otherwise, read_table_with_report
 
 
 def reference_typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -75,7 +75,7 @@ def test_typed_integers_match_the_value_by_value_definition(columns: list[list[s
         }
     )
     integers: dict[str, pl.DataType] = {name: pl.Int64() for name in frame.columns}
-    assert_frame_equal(_typed_integers(frame, integers), reference_typed_integers(frame, integers))
+    assert_frame_equal(_typed_numbers(frame, integers, [])[0], reference_typed_integers(frame, integers))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_typed_integers_match_the_value_by_value_definition(columns: list[list[s
 def test_the_width_sums_decide_as_each_value_would(values: list[str | None]) -> None:
     frame = pl.DataFrame({"n": pl.Series(values, dtype=pl.String), "m": pl.Series(values[::-1], dtype=pl.String)})
     integers: dict[str, pl.DataType] = {"n": pl.Int64(), "m": pl.Int64()}
-    assert_frame_equal(_typed_integers(frame, integers), reference_typed_integers(frame, integers))
+    assert_frame_equal(_typed_numbers(frame, integers, [])[0], reference_typed_integers(frame, integers))
 
 
 def test_polars_casts_to_integers_only_signs_and_ascii_digits() -> None:

