@@ -51,7 +51,7 @@ def run(inputs: AgentInputs, params: AggregatorParams, progress: Progress) -> Ag
     schema = source.collect_schema()
     source = source.select(c for c in schema if c not in BOOKKEEPING_COLUMNS)
     progress(0.0, "Reading the aggregation")
-    resolver = Resolver(source.collect_schema(), AGENT_ID, inputs.text_layouts)
+    resolver = Resolver(source.collect_schema(), AGENT_ID, inputs.text_layouts, data=source, engine=engine)
     selection = resolve_selection(resolver, params)
     keys, key_exprs = _group_keys(resolver, params)
     metrics = [_metric(resolver, metric, f"metrics[{i}]") for i, metric in enumerate(params.metrics)]
@@ -99,13 +99,12 @@ def _group_keys(resolver: Resolver, params: AggregatorParams) -> tuple[list[str]
     exprs = [pl.col(k).cast(pl.String) if resolver.kind(k) == "category" else pl.col(k) for k in keys]
     if params.bucket is not None:
         column = resolver.column(params.bucket.column, "bucket.column")
-        if resolver.kind(column) not in ("date", "datetime"):
-            raise resolver.mismatch(column, "a bucket needs a date or date-time column", "bucket.column")
         if column in keys:
             raise resolver.refuse(Refusal(f"'{column}' is both in group_by and the bucket; keep one",
                                           "duplicate_key", "bucket.column"))  # fmt: skip
-        truncated = pl.col(column).dt.truncate(TRUNCATE[params.bucket.unit])
-        exprs.append((truncated.dt.date() if resolver.kind(column) == "datetime" else truncated).alias(column))
+        subject, kind, _ = resolver.temporal(column, "a bucket needs a date or date-time column", "bucket.column")
+        truncated = subject.dt.truncate(TRUNCATE[params.bucket.unit])
+        exprs.append((truncated.dt.date() if kind == "datetime" else truncated).alias(column))
         keys.append(column)
     return keys, exprs
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -79,7 +79,7 @@ def _run_streamed(inputs: AgentInputs, scan: pl.LazyFrame, params: SearcherParam
     progress(0.0, "Reading the search")
     schema = scan.collect_schema()
     source = scan.select(c for c in schema if c not in BOOKKEEPING_COLUMNS)
-    plan = _plan(source, source.collect_schema(), params, inputs.text_layouts)
+    plan = _plan(source, source.collect_schema(), params, inputs.text_layouts, engine="streaming")
     progress(0.1, "Searching")
     offset = (params.page - 1) * params.page_size
     query = _sorted_in_buckets(plan, inputs.work_dir) if plan.sort and inputs.work_dir is not None else None
@@ -157,7 +157,7 @@ def first_page(
 ) -> dict[str, Any]:
     """The envelope's ``data`` of a search on a lazy source (a Parquet scan): the page and the number of matching
     rows in one pass, without collecting every match (what a later page of a kept dataset needs)."""
-    plan = _plan(query, query.collect_schema(), params, layouts or {})
+    plan = _plan(query, query.collect_schema(), params, layouts or {}, engine="streaming")
     offset = (params.page - 1) * params.page_size
     page, count = pl.collect_all([plan.query.slice(offset, params.page_size), plan.query.select(pl.len())])
     return plan.data(int(count.item()), page, params)
@@ -187,9 +187,14 @@ class _Plan:
 
 
 def _plan(
-    query: pl.LazyFrame, schema: Mapping[str, pl.DataType], params: SearcherParams, layouts: Mapping[str, Layout]
+    query: pl.LazyFrame,
+    schema: Mapping[str, pl.DataType],
+    params: SearcherParams,
+    layouts: Mapping[str, Layout],
+    *,
+    engine: Literal["auto", "streaming"] = "auto",
 ) -> _Plan:
-    resolver = Resolver(schema, AGENT_ID, layouts)
+    resolver = Resolver(schema, AGENT_ID, layouts, data=query, engine=engine)
     selection = resolve_selection(resolver, params)
     sort = [(resolver.column(key.column, f"sort[{i}].column"), key.descending) for i, key in enumerate(params.sort)]
     named = [column for column, _ in sort]

@@ -7,6 +7,11 @@ not fit its column's type, is refused with an ``InvalidParametersError`` naming 
 are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars literals of the column's
 dtype. A cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
 keyword is a literal substring.
+
+A time range (and the aggregator's time bucket) over a text column of dates written in another layout than ISO 8601
+(``03/15/2024``, ``15.03.2024 10:30``) reads them as the type-fixer would (agents.values.plan_dates, from the
+column's distinct values): when every value reads, with a day/month order that no tie decides; the reading is a
+note. Otherwise the range is refused, saying how many values read and why.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -25,6 +30,7 @@ from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
+from agents.values import DatePlan, plan_dates
 
 TEXT_KINDS = ("text", "category")
 DAY = dt.timedelta(days=1)
@@ -39,6 +45,9 @@ class Resolver:
     agent_id: str
     layouts: Mapping[str, Layout] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    data: pl.LazyFrame | None = None  # the rows, to read a text column's dates (read on ``engine``)
+    engine: Literal["auto", "streaming"] = "auto"
+    _dates: dict[str, DatePlan] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._context = ResolutionContext({name: str(dtype) for name, dtype in self.schema.items()})
@@ -59,6 +68,36 @@ class Resolver:
     def kind(self, column: str) -> str:
         return kind_of(str(self.schema[column]))
 
+    def temporal(self, column: str, wanted: str, path: str) -> tuple[pl.Expr, str, pl.DataType]:
+        """The column as dates or date-times, its kind (``date``/``datetime``) and dtype: a typed column as it is, a
+        text column of dates read by their plan (module docstring); else refused (``wanted`` says what for)."""
+        kind = self.kind(column)
+        if kind in ("date", "datetime"):
+            return pl.col(column), kind, self.schema[column]
+        if kind not in TEXT_KINDS or self.data is None:
+            raise self.mismatch(column, wanted, path)
+        plan = self._dates.get(column)
+        if plan is None:
+            plan = self._dates[column] = plan_dates(_distinct_text(self.data, column, self.engine), column)
+        ties = [item for item in plan.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")]
+        if not plan.formats or plan.parsed < plan.non_null or ties:
+            if not plan.formats:
+                why = "no value reads as a date"
+            elif ties:
+                both = ties[0]["ambiguous_values"]
+                why = f"whether day or month comes first is a guess ({both:,} values read both ways)"
+            else:
+                why = f"{plan.non_null - plan.parsed:,} of its {plan.non_null:,} values do not read as dates"
+            message = f"{wanted}: '{column}' is text and {why}; convert it first (transform-my-data, or clean-my-data)"
+            raise self.refuse(Refusal(message, "type_mismatch", path))
+        first, read = plan.formats[0]
+        written = first.pattern if read == plan.parsed else ", then ".join(fmt.pattern for fmt, _ in plan.formats)
+        note = f"'{column}' is text: its dates were read as written ({written})"
+        if note not in self.notes:
+            self.notes.append(note)
+        dtype: pl.DataType = pl.Date() if plan.kind == "date" else pl.Datetime("us")
+        return plan.expression(pl.col(column)), plan.kind, dtype
+
     def refuse(self, refusal: Refusal) -> InvalidParametersError:
         return InvalidParametersError(
             refusal.message,
@@ -73,7 +112,10 @@ class Resolver:
 
     def typed(self, value: Any, column: str, path: str) -> Any:
         """``value`` typed by the column (transform's rules), as a Python value of its dtype."""
-        dtype = self.schema[column]
+        return self.typed_as(value, column, self.schema[column], path)
+
+    def typed_as(self, value: Any, column: str, dtype: pl.DataType, path: str) -> Any:
+        """``value`` typed as ``dtype`` (the column's, or the one its text is read as), as Python holds it."""
         try:
             typed = typed_literal(value, column, str(dtype), path, assign=False)
             return python_value(typed, dtype)
@@ -209,13 +251,21 @@ def _keywords(columns: int, keywords: list[str]) -> list[pl.Expr]:
     ]
 
 
+def _distinct_text(data: pl.LazyFrame, column: str, engine: Literal["auto", "streaming"]) -> pl.DataFrame:
+    """A text column's distinct non-blank values (stripped) with their row counts (``value``, ``count``)."""
+    value = pl.col(column).cast(pl.String).str.strip_chars()
+    return (
+        data.select(value.alias("value"))
+        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .group_by("value")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .collect(engine=engine)
+    )
+
+
 def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
     column = resolver.column(item.column, f"{path}.column")
-    kind = resolver.kind(column)
-    if kind not in ("date", "datetime"):
-        raise resolver.mismatch(column, "a time range needs a date or date-time column", f"{path}.column")
-    dtype = resolver.schema[column]
-    subject = pl.col(column)
+    subject, kind, dtype = resolver.temporal(column, "a time range needs a date or date-time column", f"{path}.column")
     parts = [subject.is_not_null()]
     for end, text in (("from", item.from_), ("to", item.to)):
         if text is None:
@@ -223,7 +273,7 @@ def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr
         whole_day = len(text) == DATE_LENGTH
         if kind == "date" and not whole_day:
             raise resolver.mismatch(column, f"'{text}' is not a date (YYYY-MM-DD)", f"{path}.{end}")
-        value = resolver.typed(text, column, f"{path}.{end}")
+        value = resolver.typed_as(text, column, dtype, f"{path}.{end}")
         if end == "from":
             parts.append(subject >= pl.lit(value, dtype=dtype))
         elif isinstance(dtype, pl.Datetime) and whole_day:  # the whole last day is in
