@@ -21,7 +21,7 @@ VALUE_PATTERNS: dict[str, str] = {
 NAME_PATTERNS: dict[str, str] = {
     "email": r"e_?mail|(^|_)mail(_|$)",
     "phone": r"phone|mobile|(^|_)(tel|cell|fax)(_|$)",
-    "ssn": r"(^|_)ssn(_|$)|social_security|national_id|(^|_)nin(_|$)",
+    "ssn": r"(^|_)ssn(_|$)|social_?sec|(^|_)soc_?sec(_|$)|national_id|national_insurance|(^|_)nin(_|$)",
     "credit_card": r"credit_?card|card_?num|(^|_)(cc|ccn|pan)(_|$)",
     "iban": r"iban|account_?num|bank_?account",
     "passport": r"passport",
