@@ -15,7 +15,8 @@ boundary.
 Data-changing tools (clean-my-data) pass typed frames from agent to agent: the primary frame gets
 ``ROW_INDEX_COLUMN`` (the input file's data row) once, each agent returns the new frame and the rows it
 removed with reasons, and the chain records every step (rows and per-column nulls, dtypes and changed
-cells before and after), gathers removed rows into ``quarantine.csv`` with their values before removal,
+cells before and after), gathers removed rows into ``quarantine.csv`` with their values as the input held them
+(the input frame, or a streamed input's spill, is kept for that: in memory it shares the columns no agent changed),
 and writes the last frame to ``cleaned_data.csv``. transform-my-data runs the same way with one agent whose
 rows removed are the user's command, not a finding: no quarantine, and no cell-by-cell comparison (the transformer
 reports its own steps); it writes ``transformed_data.csv``/``.parquet`` and ``recipe.json``. search-my-data reads its
@@ -37,9 +38,9 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from agents.envelope import (
     data_columns,
     error_envelope,
 )
-from agents.errors import InvalidFileError, InvalidParametersError
+from agents.errors import AgentError, InvalidFileError, InvalidParametersError
 from agents.layouts import (
     ISO_DATETIME,
     Layout,
@@ -130,6 +131,34 @@ class SoftTimeLimitExceeded(Exception):
     stops at its next report; the chain catches it (it never leaves ``run_tool``)."""
 
 
+class OutputNotWrittenError(AgentError):
+    """A file of the run's results could not be written (``_writing``): its data could not go to that file (a Polars
+    error), or the writer failed. The task fails ``AGENT_FAILED``; the message names the file and says why."""
+
+
+@contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """Writing the output ``name``: a failure says which output could not be written and why, never as a raw
+    traceback. An OSError (a full disk: the service's fault, not the input's) stays an OSError, now naming the
+    output, which the worker retries as a transient fault; a Polars error (the data could not be written so) and
+    any other failure (a fault in the writer, logged with its traceback) become :class:`OutputNotWrittenError`."""
+    try:
+        yield
+    except AgentError:
+        raise
+    except OSError as error:
+        message = f"{name} could not be written: {error.strerror or error}"
+        raise (OSError(message) if error.errno is None else OSError(error.errno, message)) from error
+    except pl.exceptions.PolarsError as error:
+        reason = str(error).strip().partition("\n")[0]  # its first line: the rest is Polars' hints and plan
+        message = f"{name} could not be written: {type(error).__name__}: {reason}"
+        raise OutputNotWrittenError(message, {"output": name}) from error
+    except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - reported, as the task's failure
+        log.exception("%s could not be written", name)
+        message = f"{name} could not be written: an internal fault ({type(error).__name__}: {error})"
+        raise OutputNotWrittenError(message, {"output": name}) from error
+
+
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
 
@@ -157,6 +186,15 @@ class _DataFlow:
     artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # named output tables (the last one wins)
     audit: bool = True
+    keep_input: bool = True  # quarantined rows show the values the input held (False: their values when removed)
+    # The first frame (the input as read, with the row index) and its layouts, with ``audit`` and ``keep_input``: it
+    # shares every column with the current frame until an agent changes that column.
+    original: pl.DataFrame | None = field(default=None, init=False)
+    original_layouts: dict[str, Layout] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.audit and self.keep_input:
+            self.original, self.original_layouts = self.frame, dict(self.layouts)
 
     @property
     def rows_out(self) -> int:
@@ -183,18 +221,20 @@ class _DataFlow:
         removed = self._removed(agent_id, before, after, result.removed if result else None, kept_all)
         if removed.height:
             rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
+            values, source, layouts = self._values_of(rows, before, removed)
             if SOURCE_COLUMN in rows.columns:  # the master chain: later agents account for them (crosswalk)
                 gone = rows.select(
                     ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, pl.lit(agent_id).alias("agent_id"), "reason"
                 )
                 earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
                 self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
+            schema = source.schema
             self.quarantined.append(
-                rows.select(
+                values.select(
                     pl.col(ROW_INDEX_COLUMN).alias("row_index"),
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col("reason"),
-                    *(as_text(c, before.schema[c], self.layouts.get(c)) for c in data_columns(before)),
+                    *(as_text(c, schema[c], layouts.get(c)) for c in data_columns(source)),
                 )
             )
         if result is not None:
@@ -244,6 +284,19 @@ class _DataFlow:
             }
         )
         self.frame = after
+
+    def _values_of(
+        self, rows: pl.DataFrame, before: pl.DataFrame, removed: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Layout]]:
+        """The removed ``rows`` (``before``'s, with their reasons) with the values the input held instead, the frame
+        they come from and the layouts that write them as the input wrote them; ``rows`` as they are when the input
+        lacks any of them (a row an agent added), or when there is no input to read (``original``: None)."""
+        if self.original is None:
+            return rows, before, self.layouts
+        found = self.original.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
+        if found.height != rows.height:
+            return rows, before, self.layouts
+        return found, self.original, self.original_layouts
 
     @staticmethod
     def _removed(
@@ -442,8 +495,8 @@ def _run_chain(
             agent_inputs, read_reports = _read_inputs(
                 tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
             )
-        if tool_id == MASTER_TOOL:  # stacked with its row index already
-            flow = _DataFlow(agent_inputs.primary, layouts=layouts_of(read_reports["primary"]))
+        if tool_id == MASTER_TOOL:  # stacked with its row index already; quarantined rows as its agents left them
+            flow = _DataFlow(agent_inputs.primary, layouts=layouts_of(read_reports["primary"]), keep_input=False)
         elif tool_id in DATA_TOOLS and agent_inputs.scan is not None and agent_inputs.work_dir is not None:
             numbered = agent_inputs.scan.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
@@ -859,10 +912,12 @@ def _streamed_outputs(
         names = [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
 
         def write_transformed() -> list[str]:
-            flow.current.select(list(flow.data_schema)).sink_parquet(
-                out_dir / TRANSFORMED_PARQUET, compression="snappy", engine="streaming"
-            )
-            flow.write_data(out_dir / TRANSFORMED_NAME)
+            with _writing(TRANSFORMED_PARQUET):
+                flow.current.select(list(flow.data_schema)).sink_parquet(
+                    out_dir / TRANSFORMED_PARQUET, compression="snappy", engine="streaming"
+                )
+            with _writing(TRANSFORMED_NAME):
+                flow.write_data(out_dir / TRANSFORMED_NAME)
             _write_recipe(recipe, out_dir)
             return names
 
@@ -870,15 +925,19 @@ def _streamed_outputs(
     names = [CLEANED_NAME, QUARANTINE_NAME]
 
     def write_cleaned() -> list[str]:
-        flow.write_data(out_dir / CLEANED_NAME)
-        flow.write_quarantine(out_dir / QUARANTINE_NAME, data_columns(inputs.primary))
+        with _writing(CLEANED_NAME):
+            flow.write_data(out_dir / CLEANED_NAME)
+        with _writing(QUARANTINE_NAME):
+            flow.write_quarantine(out_dir / QUARANTINE_NAME, data_columns(inputs.primary))
         return names
 
     return list(names), write_cleaned
 
 
 def _write_recipe(recipe: Any, out_dir: Path) -> None:
-    (out_dir / RECIPE_NAME).write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with _writing(RECIPE_NAME):
+        text = json.dumps(recipe, indent=2, ensure_ascii=False)
+        (out_dir / RECIPE_NAME).write_text(text + "\n", encoding="utf-8")
 
 
 def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
@@ -886,22 +945,22 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
     from text in their layout; and quarantine.csv when an agent removed rows (only on the user's request)."""
     written: list[str] = []
     for name, table in flow.outputs.items():
-        table.with_columns(
-            as_text(column, dtype, flow.layouts.get(column))
-            for column, dtype in table.schema.items()
-            if needs_text(dtype, flow.layouts.get(column))
-        ).write_csv(out_dir / name, datetime_format=ISO_DATETIME)
+        with _writing(name):
+            _write_frame_csv(table, flow.layouts, out_dir / name)
         written.append(name)
     if flow.quarantined:
-        flow.quarantine(data_columns(flow.quarantined[0])).write_csv(out_dir / QUARANTINE_NAME)
+        with _writing(QUARANTINE_NAME):
+            flow.quarantine(data_columns(flow.quarantined[0])).write_csv(out_dir / QUARANTINE_NAME)
         written.append(QUARANTINE_NAME)
     return written
 
 
 def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:
     """cleaned_data.csv (the last frame, without the row index) and quarantine.csv (every removed row)."""
-    _write_frame_csv(flow.frame.select(data_columns(flow.frame)), flow.layouts, out_dir / CLEANED_NAME)
-    flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
+    with _writing(CLEANED_NAME):
+        _write_frame_csv(flow.frame.select(data_columns(flow.frame)), flow.layouts, out_dir / CLEANED_NAME)
+    with _writing(QUARANTINE_NAME):
+        flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
 
 
@@ -926,8 +985,10 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     # Both writers release the GIL: the Parquet file is written while the CSV is (snappy: half zstd's time).
     with ThreadPoolExecutor(max_workers=1) as pool:
         parquet = pool.submit(data.write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
-        _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
-        parquet.result()
+        with _writing(TRANSFORMED_NAME):
+            _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
+        with _writing(TRANSFORMED_PARQUET):
+            parquet.result()
     _write_recipe(recipe, out_dir)
     return [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
 
@@ -956,13 +1017,16 @@ def _write_search(
     with ThreadPoolExecutor(max_workers=1) as pool:
         kept = pool.submit(keep.store, inputs, read_reports, results) if keep is not None else None
         if found is not None and found.frame is not None:
-            _write_frame_csv(found.frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+            with _writing(SEARCH_CSV):
+                _write_frame_csv(found.frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         elif found is not None and found.scan is not None:  # streamed: every match sunk, never held
-            sink_csv(found.scan, inputs.text_layouts, out_dir / SEARCH_CSV)
+            with _writing(SEARCH_CSV):
+                sink_csv(found.scan, inputs.text_layouts, out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
-        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-        (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
+        with _writing(SEARCH_JSON):
+            text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+            (out_dir / SEARCH_JSON).write_text(text + "\n", encoding="utf-8")
         return [SEARCH_JSON, *written], kept.result() if kept is not None else None
 
 
@@ -1185,10 +1249,13 @@ def _write_reports(
     reports = [json_name, *([excel_name] if excel_name in spec.outputs else [])]
     with ThreadPoolExecutor(max_workers=1) as pool:
         issue_files = pool.submit(write_row_level_issues, out_dir, frames)
-        write_json_report(out_dir / json_name, tool_id, envelopes, counts, steps=steps, summary=summary)
+        with _writing(json_name):
+            write_json_report(out_dir / json_name, tool_id, envelopes, counts, steps=steps, summary=summary)
         if excel_name in reports:
-            write_excel_report(out_dir / excel_name, tool_id, envelopes, counts, steps=steps, summary=summary)
-        return [*reports, *issue_files.result()]
+            with _writing(excel_name):
+                write_excel_report(out_dir / excel_name, tool_id, envelopes, counts, steps=steps, summary=summary)
+        with _writing("the row-level issue files"):
+            return [*reports, *issue_files.result()]
 
 
 def _summary(

@@ -9,8 +9,9 @@ bounded by what each query needs (a few batches of rows, per-column aggregates),
 Each step keeps the accounting of the in-memory chain (agents.chain ``_DataFlow``), computed by streaming queries:
 rows before and after, per column dtype, nulls, cells changed and values invented (the kept rows of before and
 after zipped by position: an agent removes rows, never moves them; by their row index otherwise), and the removed
-rows with their values before removal, sunk to a quarantine part. An agent that does not stream does not run (its
-envelope says why; it is not charged), and the data passes through it unchanged.
+rows with the values the input held (read from the input's spill, kept for that until the run ends), sunk to a
+quarantine part. An agent that does not stream does not run (its envelope says why; it is not charged), and the data
+passes through it unchanged.
 
 Without ``audit`` (transform-my-data) removed rows are not quarantined and cells are not compared: the agent's own
 records say what it did, as in memory.
@@ -132,13 +133,16 @@ class StreamFlow:
         spill: Path | None = None,
     ) -> None:
         """``scan``: the data (``rows`` rows) with ``ROW_INDEX_COLUMN``; ``spill``: the file it reads, deleted once an
-        agent's output replaces it."""
+        agent's output replaces it, unless ``audit``: the removed rows are quarantined with its values, the input's
+        (``scan`` read in ``layouts``), so it stays (on disk, scanned for those rows only) until the run ends."""
         self.work_dir = work_dir
         self.current = scan
         self._spill = spill  # the file ``current`` reads, deleted when the next spill replaces it
+        self._kept_spill = spill if audit else None  # the input's spill, which quarantined rows are read from
         self.rows = rows
         self.schema: dict[str, pl.DataType] = dict(scan.collect_schema())
         self.layouts: dict[str, Layout] = dict(layouts)
+        self._original = (scan, self.schema, self.layouts) if audit else None  # the input, as it is read
         self.audit = audit
         self.steps: list[dict[str, Any]] = []
         self.artifacts: dict[str, Any] = {}
@@ -262,7 +266,7 @@ class StreamFlow:
 
     def _advance(self, spill: Path, after: pl.LazyFrame, schema: dict[str, pl.DataType], rows: int) -> None:
         """The spill becomes the current data; the one before it, read by no one any more, is deleted."""
-        if self._spill is not None:
+        if self._spill is not None and self._spill != self._kept_spill:
             self._spill.unlink(missing_ok=True)
         self._spill, self.current, self.schema, self.rows = spill, after, schema, rows
 
@@ -278,18 +282,26 @@ class StreamFlow:
         return removed_with_reasons(agent_id, gone, listed)
 
     def _quarantine(self, agent_id: str, removed: pl.DataFrame) -> None:
-        """The removed rows with their values before removal, as the CSV writes them, sunk to a quarantine part."""
+        """The removed rows with the values the input held (their values when removed if the input lacks one of them:
+        a row an agent added), as the CSV writes them, sunk to a quarantine part. The input's spill is filtered to
+        those rows (a streaming scan, the row indexes as a set), as agents.chain ``_DataFlow`` does in memory."""
         part = self.work_dir / f"quarantine-{len(self.steps) + 1}.parquet"
+        sources = [(self.current, self.schema, self.layouts)]
+        if self._original is not None:
+            sources.insert(0, self._original)
         index = removed[ROW_INDEX_COLUMN].implode()
-        rows = self.current.filter(pl.col(ROW_INDEX_COLUMN).is_in(index)).join(
-            removed.lazy(), on=ROW_INDEX_COLUMN, how="left", maintain_order="left"
-        )
-        rows.select(
-            pl.col(ROW_INDEX_COLUMN).alias("row_index"),
-            pl.lit(agent_id).alias("agent_id"),
-            pl.col("reason"),
-            *(as_text(c, self.schema[c], self.layouts.get(c)) for c in data_names(self.schema)),
-        ).sink_parquet(part, compression=SPILL_COMPRESSION, engine="streaming")
+        for scan, schema, layouts in sources:
+            rows = scan.filter(pl.col(ROW_INDEX_COLUMN).is_in(index)).join(
+                removed.lazy(), on=ROW_INDEX_COLUMN, how="left", maintain_order="left"
+            )
+            rows.select(
+                pl.col(ROW_INDEX_COLUMN).alias("row_index"),
+                pl.lit(agent_id).alias("agent_id"),
+                pl.col("reason"),
+                *(as_text(c, schema[c], layouts.get(c)) for c in data_names(schema)),
+            ).sink_parquet(part, compression=SPILL_COMPRESSION, engine="streaming")
+            if pl.scan_parquet(part).select(pl.len()).collect().item() == removed.height:
+                break
         self.quarantine_parts.append(part)
         self.rows_quarantined += removed.height
 

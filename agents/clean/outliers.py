@@ -19,7 +19,8 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conv
   change, each with the one parameter that applies it.
 - ``remove`` drops every row with an outlier in any analysed column; the reason lists each outlier with
   its column, value and bounds. ``impute_mean`` / ``impute_median`` replace each outlier by the mean /
-  median of the column's finite non-outlier values (integer columns: rounded half away from zero).
+  median of the column's finite non-outlier values (integer columns: rounded half away from zero; their
+  median is taken on the integers, exact above 2**53 where a float is not).
 - ``remaining_outliers`` counts the output's values outside the ORIGINAL bounds (0 after remove or impute,
   all of them after flag).
   Running the agent again recomputes the bounds from the data it is given, which after a removal are
@@ -251,7 +252,7 @@ def _streamed_treat(
     targets = [item.column for item in analysed if counts[item.column]]
     statistics: dict[str, Any] = {}
     for name in targets:
-        exprs = _replacement_exprs([name], flags, params)
+        exprs = _replacement_exprs(schema, [name], flags, params)
         statistics.update(column_aggregates(flagged, [name, flags[name]], exprs))
     replacements = _replacements(schema, targets, statistics)
     output = flagged.with_columns(_replaced(schema, flags, replacements)).drop(list(flags.values()))
@@ -294,7 +295,7 @@ def _treat(
         return flagged.filter(~any_outlier).drop(list(flags.values())), removed, {}
     targets = [item.column for item in analysed if counts[item.column]]
     used = list(dict.fromkeys(name for target in targets for name in (target, flags[target])))
-    exprs = _replacement_exprs(targets, flags, params)
+    exprs = _replacement_exprs(flagged.schema, targets, flags, params)
     statistics = flagged.select(used).rechunk().select(exprs).row(0, named=True) if targets else {}  # compute_bounds
     replacements = _replacements(flagged.schema, targets, statistics)
     output = flagged.with_columns(_replaced(flagged.schema, flags, replacements)).drop(list(flags.values()))
@@ -434,10 +435,20 @@ def _row_issues(
     )
 
 
-def _replacement_exprs(targets: list[str], flags: dict[str, str], params: OutlierRemoverParams) -> list[pl.Expr]:
-    """Per column with outliers: the mean or median of its finite non-outlier values."""
+def _replacement_exprs(
+    schema: pl.Schema, targets: list[str], flags: dict[str, str], params: OutlierRemoverParams
+) -> list[pl.Expr]:
+    """Per column with outliers: the mean or median of its finite non-outlier values. The median of an integer
+    column is its two middle values (a struct of ``lo`` and ``hi``, equal for an odd count), taken on the integers:
+    as a float it would be rounded above 2**53."""
     exprs = []
     for name in targets:
+        if params.removal_strategy == "impute_median" and schema[name].is_integer():
+            inliers = pl.col(name).filter(~pl.col(flags[name])).drop_nulls().sort()
+            count = inliers.len()
+            middle = (inliers.get((count - 1) // 2, null_on_oob=True), inliers.get(count // 2, null_on_oob=True))
+            exprs.append(pl.struct(middle[0].alias("lo"), middle[1].alias("hi")).alias(name))
+            continue
         values = pl.col(name).cast(pl.Float64)
         inliers = pl.when(values.is_finite() & ~pl.col(flags[name])).then(values)
         statistic = inliers.mean() if params.removal_strategy == "impute_mean" else inliers.median()
@@ -447,14 +458,27 @@ def _replacement_exprs(targets: list[str], flags: dict[str, str], params: Outlie
 
 def _replacements(schema: pl.Schema, targets: list[str], statistics: dict[str, Any]) -> dict[str, Any]:
     """The replacement value per column with outliers (``statistics``: ``_replacement_exprs``); integer columns
-    take it rounded half away from zero."""
+    take it rounded half away from zero (a median's two middle values: their exact mean so rounded)."""
     result: dict[str, Any] = {}
     for name in targets:
-        value = plain_number(statistics[name])
+        statistic = statistics[name]
+        if isinstance(statistic, dict):  # an integer column's median: its two middle values
+            if statistic["lo"] is not None and statistic["hi"] is not None:
+                result[name] = _half_away_midpoint(int(statistic["lo"]), int(statistic["hi"]))
+            continue
+        value = plain_number(statistic)
         if value is None:
             continue
         result[name] = round_half_away(float(value)) if schema[name].is_integer() else value
     return result
+
+
+def _half_away_midpoint(low: int, high: int) -> int:
+    """``(low + high) / 2`` rounded half away from zero (agents.values.round_half_away), on the integers."""
+    total = low + high
+    if total % 2 == 0:
+        return total // 2
+    return (total + 1) // 2 if total > 0 else (total - 1) // 2
 
 
 def _outlier_summary(

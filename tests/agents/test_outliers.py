@@ -194,3 +194,24 @@ def test_agents_accept_frames_of_several_chunks() -> None:
     result = run(outliers.run, frame, OutlierRemoverParams(removal_strategy="remove"))
     assert result.removed is not None and result.removed[ROW].to_list() == [7, 8]
     assert result.row_level_issues["message"].str.starts_with("0.01 outside").all()
+
+
+BIG = 2**60  # integers this large are not all floats: a median taken as a float is off by up to 128
+
+
+@pytest.mark.parametrize(
+    ("inliers", "median"),
+    [
+        ([BIG + i for i in range(1, 8)], BIG + 4),  # an odd count: the middle value
+        ([BIG + i for i in range(1, 9)], BIG + 5),  # an even count: BIG + 4.5, half away from zero
+        ([-BIG - i for i in range(1, 9)], -BIG - 5),  # -BIG - 4.5, half away from zero
+    ],
+)
+def test_impute_median_of_large_integers_is_exact(inliers: list[int], median: int) -> None:
+    outlier = -(inliers[0] // 2) if inliers[0] > 0 else -inliers[0]
+    values = [*inliers, outlier]
+    frame = indexed({"n": values}, list(range(2, 2 * len(values) + 1, 2)), {"n": pl.Int64})
+    result = remove_outliers(frame, removal_strategy="impute_median", columns=["n"])
+    assert result.frame is not None
+    assert result.envelope.data["outlier_summary"]["n"]["replacement_value"] == median
+    assert result.frame["n"].to_list() == [*inliers, median]

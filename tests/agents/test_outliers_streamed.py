@@ -140,3 +140,14 @@ def test_streamed_run_matches_in_memory_on_any_values(
     params = OutlierRemoverParams(detection_method=method, removal_strategy=strategy)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as folder:
         assert_same_run(frame, params, Path(folder))
+
+
+def test_streamed_impute_median_of_large_integers_is_exact(tmp_path: Path) -> None:
+    big = 2**60  # not every integer this large is a float
+    values = [*(big + i for i in range(1, 9)), -big]  # the inliers' median: big + 4.5, half away from zero
+    frame = indexed({"n": values}, list(range(1, len(values) + 1)), {"n": pl.Int64})
+    params = OutlierRemoverParams(removal_strategy="impute_median", columns=["n"])
+    result = assert_same_run(frame, params, tmp_path)
+    assert result.envelope.data["outlier_summary"]["n"]["replacement_value"] == big + 5
+    assert result.scan is not None
+    assert result.scan.collect()["n"].to_list() == [*values[:-1], big + 5]
