@@ -11,7 +11,7 @@ Every way a run can end is decided here:
 - the chain's result: COMPLETED (status `partial` inside when an agent failed or the soft limit hit);
 - an input or parameter error: FAILED, credits refunded;
 - a transient fault (object store, network, database connection): QUEUED again after an exponential
-  backoff with jitter, until `max_attempts` runs, then FAILED;
+  backoff with jitter, until `max_attempts` runs, then FAILED; every run it cut short is refunded;
 - the hard time limit: the agent process is killed, FAILED `TIMEOUT`;
 - a stop (RunHandle.stop): the user cancelled the task or it is no longer this run's (re-queued by a
   reaper while this worker looked dead): the agent process is killed, temp files and this attempt's
@@ -592,13 +592,17 @@ async def _retry_later(core: Core, handle: RunHandle, user_id: str, exc: BaseExc
     fault = f"{type(exc).__name__}: {exc}"[:300]
     if handle.runs >= settings.max_attempts:
         message = f"A dependency kept failing ({fault}) on each of {handle.runs} attempts; retry it later."
-        await durable_write(
+        failed = await durable_write(
             core,
             f"fail {task_id}",
             lambda: lifecycle.fail_task(
                 core, task_id, "INTERNAL_ERROR", message, [TaskStatus.PROCESSING], handle.job_id
             ),
         )
+        if failed is not None:  # our dependency failed, not the user's task: the last run is refunded as the others
+            await lifecycle.refund_task_credits(
+                core, user_id, task_id, "refund: transient fault, attempts used", handle.attempt
+            )
         return TaskStatus.FAILED
     delay = backoff_s(settings, handle.runs)
     message = (

@@ -39,7 +39,7 @@ from tests.worker.scheduling_support import (
     wait_status,
 )
 from worker.agent_procs import AgentProcesses, ProgressMessage
-from worker.runner import RunHandle, TaskFailure, _run_chain
+from worker.runner import RunHandle, TaskFailure, _retry_later, _run_chain
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -346,3 +346,27 @@ async def test_a_service_only_run_is_the_lifecycle_alone_charged_as_a_run(core: 
         Bucket=core.storage.bucket, Prefix=lifecycle.outputs_prefix(core.settings, user_id, task_id)
     )
     assert listed.get("KeyCount", 0) == 0
+
+
+async def test_a_run_whose_last_attempt_hits_a_transient_fault_is_refunded(core: Core) -> None:
+    """The attempts used up by a fault of ours (the object store, the network): FAILED `INTERNAL_ERROR`, and the
+    last run's debits come back as the earlier runs' did (before: the user paid for the run that failed)."""
+    user_id = await new_user(core, 100)
+    task_id = await create(core, user_id, "profile-my-data", None, None)
+    await core.store.pool.execute(
+        "UPDATE tasks SET status = 'PROCESSING', attempts = 3, job_id = 'last-run' WHERE id = $1", uuid.UUID(task_id)
+    )
+    for agent_id in ("unified-profiler", "drift-detector"):
+        assert await lifecycle.debit_agent(core, user_id, task_id, agent_id, registry.chain_cost([agent_id]), 3) == (
+            "debited"
+        )
+    handle = RunHandle(task_id, "last-run", 3, core.settings.max_attempts)
+    outcome = await _retry_later(core, handle, user_id, OSError(28, "No space left on device"))
+    assert outcome == "FAILED"
+    row = await get_task(core, task_id)
+    assert row["status"] == "FAILED" and row["error"]["code"] == "INTERNAL_ERROR"
+    assert "kept failing" in row["error"]["message"]
+    lines = await ledger(core, task_id)
+    assert lines[:2] == debits(["unified-profiler", "drift-detector"])
+    assert [kind for _, _, kind in lines[2:]] == ["refund"] and sum(amount for _, amount, _ in lines) == 0
+    assert await balance(core, user_id) == 100
