@@ -758,8 +758,10 @@ def _run_agents(
                 message = f"{spec.name} failed: {type(error).__name__}: {error}"
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
         timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
-        if isinstance(flow, StreamFlow):
-            try:  # writing a streamed agent's output runs its plan: a failure there is the agent's
+        if flow is not None:
+            # Taking the agent's output (writing a streamed agent's plan, checking and comparing its frame): a failure
+            # there is the agent's, and the data stays as it was before it.
+            try:
                 flow.accept(agent_id, spec.name, result, timings[agent_id])
             except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - as an agent's own failure
                 message = f"{spec.name} failed: {type(error).__name__}: {error}"
@@ -767,8 +769,6 @@ def _run_agents(
                     envelope=error_envelope(agent_id, spec.name, message, timings[agent_id])
                 )
                 flow.accept(agent_id, spec.name, None, timings[agent_id])
-        elif flow is not None:
-            flow.accept(agent_id, spec.name, result, timings[agent_id])
         report(base + span, None, f"{spec.name} done")
     return results
 

@@ -264,3 +264,39 @@ def test_a_primary_above_the_streaming_threshold_is_profiled_by_streaming(tmp_pa
     percents = [event[0] for event in progress.events]
     assert percents == sorted(percents) and percents[-1] == 100
     assert (tmp_path / "b" / "data_profile_report.xlsx").exists()
+
+
+def drops_the_row_index(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+    """A faulty agent: its frame lost the row index the chain accounts rows by."""
+    frame = inputs.primary.drop(ROW_INDEX_COLUMN).head(10)
+    return AgentResult(Envelope(status="success", agent_id="a", agent_name="A"), frame=frame)
+
+
+@pytest.mark.parametrize("threshold", [None, 0], ids=["in_memory", "streamed"])
+def test_an_agent_output_the_chain_cannot_take_is_that_agents_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threshold: int | None
+) -> None:
+    """Before: in memory, the chain's own check raised out of run_tool (the task ended INTERNAL_ERROR)."""
+    spec = registry.AGENTS["cleanse-previewer"]
+    monkeypatch.setitem(registry.AGENTS, "cleanse-previewer", dataclasses.replace(spec, run=drops_the_row_index))
+    source = write_csv(tmp_path)
+    out = tmp_path / "out"
+    options = RunOptions(streaming_threshold_bytes=threshold)
+    if threshold == 0:  # the streamed flow runs the agent on a scan: the same faulty frame, as a plan
+
+        def drops_lazily(inputs: AgentInputs, params: BaseModel, progress: Progress) -> AgentResult:
+            assert inputs.scan is not None
+            result = AgentResult(Envelope(status="success", agent_id="a", agent_name="A"))
+            result.scan = inputs.scan.drop(ROW_INDEX_COLUMN)
+            return result
+
+        monkeypatch.setitem(registry.AGENTS, "cleanse-previewer", dataclasses.replace(spec, run=drops_lazily))
+    result = run_tool(
+        "clean-my-data", ["cleanse-previewer", "null-handler"], {"primary.csv": source}, {}, out, ignore_progress,
+        run_options=options,
+    )  # fmt: skip
+    assert result["status"] == "partial"
+    failed = result["agents"]["cleanse-previewer"]
+    assert failed["status"] == "error" and "dropped the row index column" in failed["error"]
+    assert result["agents"]["null-handler"]["status"] == "success"
+    assert pl.read_csv(out / "cleaned_data.csv").height == 1500  # the data as it was before the faulty agent
