@@ -50,8 +50,8 @@ import psutil
 
 from agents import registry
 from agents.envelope import (
+    REMOVAL_REASON,
     REMOVED_ROWS_ARTIFACT,
-    REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
     SOURCE_COLUMN,
     SOURCE_ROW_COLUMN,
@@ -92,6 +92,7 @@ from agents.streamed import (
     STREAMED_AGENTS,
     StreamFlow,
     changed_cell_exprs,
+    quarantine_names,
     removed_with_reasons,
     sink_csv,
     step_facts,
@@ -191,8 +192,10 @@ class _DataFlow:
     # shares every column with the current frame until an agent changes that column.
     original: pl.DataFrame | None = field(default=None, init=False)
     original_layouts: dict[str, Layout] = field(default_factory=dict, init=False)
+    input_columns: list[str] = field(default_factory=list, init=False)  # the input's data columns
 
     def __post_init__(self) -> None:
+        self.input_columns = data_columns(self.frame)  # quarantine.csv's columns are the input's
         if self.audit and self.keep_input:
             self.original, self.original_layouts = self.frame, dict(self.layouts)
 
@@ -224,16 +227,21 @@ class _DataFlow:
             values, source, layouts = self._values_of(rows, before, removed)
             if SOURCE_COLUMN in rows.columns:  # the master chain: later agents account for them (crosswalk)
                 gone = rows.select(
-                    ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, pl.lit(agent_id).alias("agent_id"), "reason"
+                    ROW_INDEX_COLUMN,
+                    SOURCE_COLUMN,
+                    SOURCE_ROW_COLUMN,
+                    pl.lit(agent_id).alias("agent_id"),
+                    pl.col(REMOVAL_REASON).alias("reason"),
                 )
                 earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
                 self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
             schema = source.schema
+            row_index, agent, reason = quarantine_names(self.input_columns)
             self.quarantined.append(
                 values.select(
-                    pl.col(ROW_INDEX_COLUMN).alias("row_index"),
-                    pl.lit(agent_id).alias("agent_id"),
-                    pl.col("reason"),
+                    pl.col(ROW_INDEX_COLUMN).alias(row_index),
+                    pl.lit(agent_id).alias(agent),
+                    pl.col(REMOVAL_REASON).alias(reason),
                     *(as_text(c, schema[c], layouts.get(c)) for c in data_columns(source)),
                 )
             )
@@ -305,12 +313,13 @@ class _DataFlow:
         """The removed rows with reasons: those the agent listed, plus any it dropped without saying.
         ``kept_all``: ``after`` has ``before``'s rows in order (:func:`_same_rows`): none was removed."""
         if kept_all:
-            return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
+            return pl.DataFrame(schema={ROW_INDEX_COLUMN: pl.Int64(), REMOVAL_REASON: pl.String()})
         gone = before.select(ROW_INDEX_COLUMN).join(after.select(ROW_INDEX_COLUMN), on=ROW_INDEX_COLUMN, how="anti")
         return removed_with_reasons(agent_id, gone, listed)
 
     def quarantine(self, columns: list[str]) -> pl.DataFrame:
-        schema = {"row_index": pl.Int64, "agent_id": pl.String, "reason": pl.String} | dict.fromkeys(columns, pl.String)
+        row_index, agent, reason = quarantine_names(columns)
+        schema = {row_index: pl.Int64, agent: pl.String, reason: pl.String} | dict.fromkeys(columns, pl.String)
         if not self.quarantined:
             return pl.DataFrame(schema=schema)
         frame = pl.concat(self.quarantined, how="diagonal_relaxed")

@@ -49,7 +49,10 @@ SOURCE_COLUMN = "__source__"
 """In the master chain's frames: the row's source label (``primary``, or ``crm`` for ``source_crm.csv``)."""
 SOURCE_ROW_COLUMN = "__source_row__"
 """In the master chain's frames: the row's 1-based data row in its own file (Int64)."""
-BOOKKEEPING_COLUMNS = frozenset({ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN})
+REMOVAL_REASON = "__removal_reason__"
+"""The chain's name for the reason a row was removed, once the agent's removed rows (``reason``) are taken: a data
+column may be called ``reason``."""
+BOOKKEEPING_COLUMNS = frozenset({ROW_INDEX_COLUMN, SOURCE_COLUMN, SOURCE_ROW_COLUMN, REMOVAL_REASON})
 
 
 def data_columns(frame: pl.DataFrame) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any, Final
 import polars as pl
 
 from agents.envelope import (
+    REMOVAL_REASON,
     REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
     TEXT_LAYOUTS_ARTIFACT,
@@ -141,6 +142,7 @@ class StreamFlow:
         self._kept_spill = spill if audit else None  # the input's spill, which quarantined rows are read from
         self.rows = rows
         self.schema: dict[str, pl.DataType] = dict(scan.collect_schema())
+        self._input_schema = self.schema  # quarantine.csv's columns are the input's
         self.layouts: dict[str, Layout] = dict(layouts)
         self._original = (scan, self.schema, self.layouts) if audit else None  # the input, as it is read
         self.audit = audit
@@ -294,10 +296,11 @@ class StreamFlow:
             rows = scan.filter(pl.col(ROW_INDEX_COLUMN).is_in(index)).join(
                 removed.lazy(), on=ROW_INDEX_COLUMN, how="left", maintain_order="left"
             )
+            row_index, agent, reason = quarantine_names(data_names(self._input_schema))
             rows.select(
-                pl.col(ROW_INDEX_COLUMN).alias("row_index"),
-                pl.lit(agent_id).alias("agent_id"),
-                pl.col("reason"),
+                pl.col(ROW_INDEX_COLUMN).alias(row_index),
+                pl.lit(agent_id).alias(agent),
+                pl.col(REMOVAL_REASON).alias(reason),
                 *(as_text(c, schema[c], layouts.get(c)) for c in data_names(schema)),
             ).sink_parquet(part, compression=SPILL_COMPRESSION, engine="streaming")
             if pl.scan_parquet(part).select(pl.len()).collect().item() == removed.height:
@@ -361,7 +364,8 @@ class StreamFlow:
 
     def write_quarantine(self, path: Path, columns: Sequence[str]) -> None:
         """Every removed row (row index, agent, reason, the input's columns as text), in the order removed."""
-        schema = {"row_index": pl.Int64, "agent_id": pl.String, "reason": pl.String} | dict.fromkeys(columns, pl.String)
+        row_index, agent, reason = quarantine_names(columns)
+        schema = {row_index: pl.Int64, agent: pl.String, reason: pl.String} | dict.fromkeys(columns, pl.String)
         if not self.quarantine_parts:
             pl.DataFrame(schema=schema).write_csv(path)
             return
@@ -374,13 +378,29 @@ class StreamFlow:
 
 def removed_with_reasons(agent_id: str, gone: pl.DataFrame, listed: pl.DataFrame | None) -> pl.DataFrame:
     """The rows ``gone`` (their row index) with the reason the agent ``listed`` for each, else "removed by <agent>";
-    a listed row that is not gone is left out. Sorted by row index."""
+    a listed row that is not gone is left out. Sorted by row index; the reason is named ``REMOVAL_REASON`` (a data
+    column may be called ``reason``)."""
     listed = pl.DataFrame(schema=REMOVED_ROWS_SCHEMA) if listed is None else listed.select(list(REMOVED_ROWS_SCHEMA))
     listed = listed.join(gone, on=ROW_INDEX_COLUMN, how="semi").unique(ROW_INDEX_COLUMN, keep="first")
     unlisted = gone.join(listed, on=ROW_INDEX_COLUMN, how="anti").with_columns(
         pl.lit(f"removed by {agent_id}").alias("reason")
     )
-    return pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
+    removed = pl.concat([listed, unlisted.select(list(REMOVED_ROWS_SCHEMA))]).sort(ROW_INDEX_COLUMN)
+    return removed.rename({"reason": REMOVAL_REASON})
+
+
+QUARANTINE_COLUMNS = ("row_index", "agent_id", "reason")
+
+
+def quarantine_names(columns: Sequence[str]) -> tuple[str, str, str]:
+    """quarantine.csv's first three columns (row index, agent, reason): ``row_index``, ``agent_id`` and ``reason``,
+    each with underscores put before it while the input has a column of that name."""
+    names = []
+    for name in QUARANTINE_COLUMNS:
+        while name in columns:
+            name = f"_{name}"
+        names.append(name)
+    return names[0], names[1], names[2]
 
 
 def sink_csv(scan: pl.LazyFrame, layouts: Mapping[str, Layout], path: Path) -> None:

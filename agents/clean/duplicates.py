@@ -116,7 +116,7 @@ DESCRIPTIONS = {
 }
 
 KEPT = "__kept_row__"
-REASON = "reason"
+REASON = "__reason__"  # a data column may be called "reason"
 SEVERITY = "__severity__"
 STAGE = "__stage__"
 MATCH = "__match_row__"
@@ -1442,7 +1442,8 @@ def _row_issues(outcome: RunOutcome) -> pl.DataFrame:
 def _removed_rows(outcome: RunOutcome) -> pl.DataFrame:
     if not outcome.detected:
         return no_removed_rows()
-    return outcome.removed_all.select(ROW_INDEX_COLUMN, REASON).cast(REMOVED_ROWS_SCHEMA)  # type: ignore[arg-type]
+    removed = outcome.removed_all.select(ROW_INDEX_COLUMN, pl.col(REASON).alias("reason"))
+    return removed.cast(REMOVED_ROWS_SCHEMA)  # type: ignore[arg-type]
 
 
 def _summary_metrics(outcome: RunOutcome) -> dict[str, Any]:
