@@ -13,7 +13,10 @@ The extension of the upload name chooses the format:
   :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
 - ``.parquet``: read as stored.
 - ``.json``: an array of objects, one record each. ``.ndjson`` / ``.jsonl``: one object per line, blank
-  lines ignored.
+  lines ignored. A field whose values are of several JSON kinds (a number in one record, text, a boolean, an
+  object or an array in another) is a text column: a string is its text, a number as Polars writes it, a
+  boolean ``true`` or ``false``, an object or an array its JSON text (:func:`mixed_fields`); integers and
+  floats together are Float64.
 
 In every format, a text column whose values are all ISO 8601 dates or timestamps in one layout that reads
 back unchanged (``2013-01-01``, ``2013-01-01T10:00:00Z``, ``2013-01-01 10:00:00.123+02:00``) is typed
@@ -47,14 +50,15 @@ import codecs
 import csv
 import io
 import json
+import mmap
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any, BinaryIO, Literal, TypedDict, TypeVar
 
 import fastexcel
 import numpy as np
@@ -1093,7 +1097,13 @@ def _read_json(path: Path, name: str) -> _Parsed:
     try:
         frame = pl.read_json(path, infer_schema_length=None)
     except _READ_ERRORS as error:
-        raise _json_error(path, name, error) from error
+        texts = _read_json_as_text(path, name)
+        if texts is None:
+            raise _json_unreadable(name, error) from error
+        frame = texts
+    else:
+        texts = _read_json_as_text(path, name) if _booleans_read_as_numbers(path, frame) else None
+        frame = frame if texts is None else texts
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the JSON array is empty: no data rows", {"file": name})
     if frame.width == 0:
@@ -1111,12 +1121,131 @@ def _read_ndjson(path: Path, name: str) -> _Parsed:
     try:
         frame = pl.read_ndjson(source, infer_schema_length=None)  # a sample would drop late keys
     except _READ_ERRORS as error:
-        raise _ndjson_error(path, name, error) from error
+        fields = mixed_ndjson_fields(path, name, error)
+        texts = io.BytesIO()
+        write_ndjson_as_text(path, fields, texts)
+        texts.seek(0)
+        try:
+            frame = pl.read_ndjson(texts, infer_schema_length=None)
+        except _READ_ERRORS as again:
+            raise ndjson_unreadable(name, again) from again
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
     if frame.width == 0:
         raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
     return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
+
+
+_JSON_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    type(None): "null",
+}
+
+
+def mixed_fields(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The fields (in order of first appearance) whose non-null values are of more than one JSON kind: object,
+    array, string, boolean or number (an integer and a float are both numbers: Polars reads them as Float64).
+    Polars refuses most such fields (``failed to determine supertype``, ``cannot parse 'true' (bool) as Int64``),
+    and its JSON array reader reads a boolean among numbers as 1 or 0; they are read as text instead
+    (:func:`_as_text`)."""
+    kinds: dict[str, set[str]] = {}
+    for record in records:
+        for key, value in record.items():
+            kinds.setdefault(key, set()).add(_JSON_KINDS[type(value)])
+    return [key for key, found in kinds.items() if len(found - {"null"}) > 1]
+
+
+_TEXTED_KINDS = (bool, dict, list)
+_MAY_HOLD_TEXTED = re.compile(rb"\[|true|false")  # with a second "{": a line that may hold a value _as_text changes
+
+
+def _as_text(record: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any] | None:
+    """The record with each of ``fields`` made text for Polars, or None when it has nothing to change: a boolean
+    ``true``/``false``, an object or an array its JSON text (written as Polars writes an object it reads as text:
+    ``{"b": 1, "c": [1, 2]}``). Strings and numbers stay as they are: Polars reads a field of strings and numbers as
+    text, a number as it writes it (``1.0`` → ``1``), as it does when no other kind is mixed in."""
+    if not any(isinstance(record.get(key), _TEXTED_KINDS) for key in fields):
+        return None
+    texts = dict(record)
+    for key in fields:
+        value = texts.get(key)
+        if isinstance(value, bool):
+            texts[key] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            texts[key] = json.dumps(value, ensure_ascii=False)
+    return texts
+
+
+def _read_json_as_text(path: Path, name: str) -> pl.DataFrame | None:
+    """The JSON array read again with its :func:`mixed_fields` as text, None when no field mixes kinds; an
+    InvalidFileError saying what and where when it is no valid array of objects (:func:`_json_records`). The file is
+    loaded whole, as Polars' reader loads it."""
+    records = _json_records(path, name)
+    fields = mixed_fields(records)
+    if not fields:
+        return None
+    texts = io.BytesIO()
+    texts.write(b"[")
+    for index, record in enumerate(records):
+        texted = _as_text(record, fields)
+        texts.write(b",\n" if index else b"\n")
+        texts.write(json.dumps(record if texted is None else texted).encode())
+    texts.write(b"\n]")
+    del records
+    texts.seek(0)
+    try:
+        return pl.read_json(texts, infer_schema_length=None)
+    except _READ_ERRORS as error:
+        raise _json_unreadable(name, error) from error
+
+
+def _booleans_read_as_numbers(path: Path, frame: pl.DataFrame) -> bool:
+    """Whether Polars' JSON array reader read a boolean as a number (``[{"a": true}, {"a": 2}]``: 1 and 2; its
+    NDJSON reader refuses it): a number column holding a 1 or a 0 holds ``true`` or ``false`` when read as text
+    (only those columns are read again, when the file holds the bytes ``true`` or ``false`` at all)."""
+    numbers = [index for index, dtype in enumerate(frame.dtypes) if dtype.is_numeric()]
+    if not numbers:
+        return False
+    ones = frame.select(((pl.nth(numbers) == 0) | (pl.nth(numbers) == 1)).any()).row(0)
+    suspects = [frame.columns[index] for index, found in zip(numbers, ones, strict=True) if found]
+    if not suspects:
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data.find(b"true") < 0 and data.find(b"false") < 0:
+            return False
+    texts = pl.read_json(path, schema=dict.fromkeys(suspects, pl.String()))  # those columns only
+    return any(texts.select(pl.all().is_in(["true", "false"]).any()).row(0))
+
+
+def mixed_ndjson_fields(path: Path, name: str, polars_error: BaseException) -> list[str]:
+    """After Polars failed to read the NDJSON file: its :func:`mixed_fields`, read a line at a time (bounded
+    memory), or the :func:`_ndjson_error` when a line is no JSON object or when no field mixes kinds."""
+    fields = mixed_fields(_ndjson_records(path, name))
+    if not fields:
+        raise _ndjson_error(path, name, polars_error)
+    return fields
+
+
+def write_ndjson_as_text(path: Path, fields: Collection[str], sink: BinaryIO) -> None:
+    """The NDJSON file's records (every line a JSON object: :func:`mixed_ndjson_fields` checked them) written to
+    ``sink`` a line at a time with ``fields`` as text (:func:`_as_text`). A line with nothing to change is copied as
+    it is; one without a boolean, an array or a nested object is not even parsed."""
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, 1):
+            line = (raw.removeprefix(_UTF8_BOM) if line_number == 1 else raw).rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            if line.count(b"{") > 1 or _MAY_HOLD_TEXTED.search(line):
+                texts = _as_text(json.loads(line), fields)
+                if texts is not None:
+                    line = json.dumps(texts).encode()
+            sink.write(line)
+            sink.write(b"\n")
 
 
 def _reject_binary_json(head: bytes, name: str) -> None:
@@ -1172,41 +1301,64 @@ def _escaped(data: np.ndarray, quotes: np.ndarray, carried: int) -> np.ndarray:
     return runs % 2 == 1
 
 
-def _json_error(path: Path, name: str, polars_error: BaseException) -> InvalidFileError:
-    """Slow path, only after Polars failed: parse with the json module to say what and where."""
+def _json_unreadable(name: str, polars_error: BaseException) -> InvalidFileError:
+    return InvalidFileError(f"{name}: could not be read as JSON records ({_first_line(polars_error)})", {"file": name})
+
+
+def _json_records(path: Path, name: str) -> list[dict[str, Any]]:
+    """Slow path, only after Polars failed (or read a boolean as a number): the records of the JSON array, parsed
+    by the json module; an InvalidFileError saying what and where when the file is not UTF-8, not standard JSON or
+    not an array of objects."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        return _not_utf8(name, raw, error)
+        raise _not_utf8(name, raw, error) from None
+    del raw
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
-        return InvalidFileError(
+        raise InvalidFileError(
             f"{name}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
             {"file": name, "line": error.lineno, "column": error.colno},
-        )
+        ) from None
     except _NonStandardJson as error:
-        return InvalidFileError(f"{name}: {error}", {"file": name})
+        raise InvalidFileError(f"{name}: {error}", {"file": name}) from None
     if not isinstance(document, list):
-        return InvalidFileError(
+        raise InvalidFileError(
             f"{name}: found {_json_kind(document)}, expected an array of records", {"file": name, "line": 1}
         )
-    for index, (offset, value) in enumerate(_array_elements(text)):
-        if not isinstance(value, dict):
-            line = text.count("\n", 0, offset) + 1
-            column = offset - text.rfind("\n", 0, offset)
-            return InvalidFileError(
-                f"{name}: element {index + 1} of the array (line {line}, column {column}) is "
-                f"{_json_kind(value)}, not an object: expected an array of records",
-                {"file": name, "line": line, "column": column, "element": index + 1},
-            )
-    return InvalidFileError(f"{name}: could not be read as JSON records ({_first_line(polars_error)})", {"file": name})
+    if not all(isinstance(value, dict) for value in document):
+        for index, (offset, value) in enumerate(_array_elements(text)):
+            if not isinstance(value, dict):
+                line = text.count("\n", 0, offset) + 1
+                column = offset - text.rfind("\n", 0, offset)
+                raise InvalidFileError(
+                    f"{name}: element {index + 1} of the array (line {line}, column {column}) is "
+                    f"{_json_kind(value)}, not an object: expected an array of records",
+                    {"file": name, "line": line, "column": column, "element": index + 1},
+                )
+    return document
 
 
 def _ndjson_error(path: Path, name: str, polars_error: BaseException) -> InvalidFileError:
     """Slow path, only after Polars failed: check line by line to name the first bad line."""
-    seen_record = False
+    try:
+        seen_record = any(True for _ in _ndjson_records(path, name))
+    except InvalidFileError as error:
+        return error
+    if not seen_record:
+        return InvalidFileError(f"{name}: the file is empty", {"file": name})
+    return ndjson_unreadable(name, polars_error)
+
+
+def ndjson_unreadable(name: str, polars_error: BaseException) -> InvalidFileError:
+    return InvalidFileError(f"{name}: could not be read as NDJSON ({_first_line(polars_error)})", {"file": name})
+
+
+def _ndjson_records(path: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The records of the NDJSON file, parsed by the json module a line at a time (blank lines skipped); an
+    InvalidFileError naming the first line that is not UTF-8, not standard JSON or not an object."""
     with path.open("rb") as handle:
         for line_number, raw in enumerate(handle, 1):
             if line_number == 1:
@@ -1216,26 +1368,25 @@ def _ndjson_error(path: Path, name: str, polars_error: BaseException) -> Invalid
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                return _not_utf8(name, raw, error, line_offset=line_number - 1)
+                raise _not_utf8(name, raw, error, line_offset=line_number - 1) from None
             try:
                 value = json.loads(line, parse_constant=_reject_constant)
             except json.JSONDecodeError as error:
-                return InvalidFileError(
+                raise InvalidFileError(
                     f"{name}: malformed JSON at line {line_number}, column {error.colno}: {error.msg}",
                     {"file": name, "line": line_number, "column": error.colno},
-                )
+                ) from None
             except _NonStandardJson as error:
-                return InvalidFileError(f"{name}: line {line_number}: {error}", {"file": name, "line": line_number})
+                raise InvalidFileError(
+                    f"{name}: line {line_number}: {error}", {"file": name, "line": line_number}
+                ) from None
             if not isinstance(value, dict):
-                return InvalidFileError(
+                raise InvalidFileError(
                     f"{name}: line {line_number} holds {_json_kind(value)}, not an object "
                     "(NDJSON has one JSON object per line)",
                     {"file": name, "line": line_number, "column": 1},
                 )
-            seen_record = True
-    if not seen_record:
-        return InvalidFileError(f"{name}: the file is empty", {"file": name})
-    return InvalidFileError(f"{name}: could not be read as NDJSON ({_first_line(polars_error)})", {"file": name})
+            yield value
 
 
 def _array_elements(text: str) -> Iterator[tuple[int, Any]]:

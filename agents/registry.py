@@ -30,6 +30,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from agents.errors import InvalidParametersError, UnknownAgentError, UnknownToolError
 from agents.params.inputs import INPUTS_KEY, InputOptions
@@ -649,14 +650,22 @@ def parse_parameters(agent_id: str, raw: Any) -> BaseModel:
     try:
         return model.model_validate(whole_numbers(raw))
     except ValidationError as error:
-        first = error.errors()[0]
-        field_name = ".".join(str(part) for part in first["loc"]) or None
+        errors = [(".".join(map(str, e["loc"])), _error_message(e)) for e in error.errors()]
+        field_name, message = errors[0]
+        # A check on the whole model has no field: "outlier-remover: ...", not "outlier-remover.None: ...".
+        where = f"{agent_id}.{field_name}" if field_name else agent_id
         raise InvalidParametersError(
-            f"{agent_id}.{field_name}: {first['msg']}",
-            {"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]},
+            f"{where}: {message}",
+            {"errors": [{"field": path, "message": text} for path, text in errors]},
             agent_id=agent_id,
-            field=field_name,
+            field=field_name or None,
         ) from None
+
+
+def _error_message(error: ErrorDetails) -> str:
+    """Pydantic's message of one error, without the "Value error, " it puts before a validator's own sentence."""
+    message = error["msg"]
+    return message.removeprefix("Value error, ") if error["type"] == "value_error" else message
 
 
 def validate_parameters(
@@ -707,7 +716,7 @@ def input_options(parameters: dict[str, Any]) -> InputOptions:
     except ValidationError as error:
         first = error.errors()[0]
         field_name = ".".join([INPUTS_KEY, *(str(part) for part in first["loc"])])
-        raise InvalidParametersError(f"{field_name}: {first['msg']}", field=field_name) from None
+        raise InvalidParametersError(f"{field_name}: {_error_message(first)}", field=field_name) from None
 
 
 def input_role(name: str, tool_id: str | None = None) -> str | None:

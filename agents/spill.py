@@ -27,12 +27,20 @@ flattened one level, lists and deeper structs as JSON text, Null columns as text
 value dropped, names made unique) and ISO date text typed, every pass a lazy query on the streaming engine. A
 Parquet file is scanned where it is; an NDJSON file (its schema inferred from every line, as the reader does: the
 inference keeps per-field types, not the values) is first parsed into an intermediate Parquet file, as a CSV is
-(its BOM, which Polars does not skip, dropped in a copy first). The JSON array (``.json``) and XLSX formats have
-no spill: the readers load them whole.
+(its BOM, which Polars does not skip, dropped in a copy first). When Polars cannot read it because a field mixes
+JSON kinds (``agents.readers.mixed_fields``), the lines are read again a line at a time, the fields found, and
+a copy with those fields as text parsed instead. The JSON array (``.json``) and XLSX formats have no spill: the
+readers load them whole.
+
+A failure of the system while a file is written or read (the disk full, a quota, an I/O error: an ``OSError``, or
+a Polars error wrapping one, ``... (os error 28)``) is raised as the ``OSError`` it is, never as an
+``InvalidFileError``: it says nothing of the user's file, and the worker retries such a fault later.
 """
 
 from __future__ import annotations
 
+import errno
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,7 +73,6 @@ from agents.readers import (
     _find_ragged_row,
     _first_line,
     _may_have_short_rows,
-    _ndjson_error,
     _nesting_depth,
     _reject_binary_json,
     _unique_names,
@@ -73,16 +80,20 @@ from agents.readers import (
     blank_line_rows,
     check_column_count,
     check_header_width,
+    mixed_ndjson_fields,
+    ndjson_unreadable,
     parquet_schema,
     parse_widening,
     sniff_dialect,
     tidy_plan,
     transcoded_to_utf8,
+    write_ndjson_as_text,
 )
 
 SPILL_COMPRESSION: Final = "lz4"  # fast to write and to scan (agents.search.kept measures it against snappy)
 ROW_GROUP_ROWS: Final = 100_000  # row groups with statistics: a filter skips those it excludes
 SIZE_SAMPLE_ROWS: Final = 1_000  # rows of a Parquet file read to estimate its size in memory (parquet_data_bytes)
+_OS_ERROR: Final = re.compile(r"(?P<reason>[^:]*) \(os error (?P<errno>\d+)\)")  # a Rust io::Error from the OS
 
 
 @dataclass(frozen=True)
@@ -279,14 +290,45 @@ def _spill_utf8(
 def _write_spill(typed: pl.LazyFrame, report: ReadReport, target: Path, metadata: MetadataOf | None) -> Spilled:
     """The typed plan sunk to the spill ``target`` (row groups with statistics, ``metadata(report)`` in its footer)
     on the streaming engine."""
-    typed.sink_parquet(
+    _sink(
+        typed,
         target,
-        compression=SPILL_COMPRESSION,
         row_group_size=ROW_GROUP_ROWS,
         metadata=dict(metadata(report)) if metadata is not None else None,
-        engine="streaming",
     )
     return Spilled(target, report, report["rows"])
+
+
+def _sink(lazy: pl.LazyFrame, target: Path, **options: Any) -> None:
+    """``lazy`` written to the Parquet file ``target`` on the streaming engine; a failure of the system (the disk
+    full...) raised as the OSError it is, even when Polars wraps it in one of its own errors."""
+    try:
+        lazy.sink_parquet(target, compression=SPILL_COMPRESSION, engine="streaming", **options)
+    except pl.exceptions.PolarsError as error:
+        _raise_system_error(error)
+        raise
+
+
+def _raise_system_error(error: BaseException) -> None:
+    """Raise the OSError behind ``error`` (:func:`system_error`), if there is one."""
+    system = system_error(error)
+    if system is error:
+        raise error
+    if system is not None:
+        raise system from error
+
+
+def system_error(error: BaseException) -> OSError | None:
+    """The operating system's error behind ``error`` (an OSError with an errno, or a Polars error whose message
+    ends with one: ``... underlying IO error: No space left on device (os error 28)``), else None: a fault of the
+    machine (the disk full, a quota, an I/O error), never one of the file being read."""
+    if isinstance(error, OSError):
+        return error if error.errno is not None else None
+    found = _OS_ERROR.search(str(error))
+    if found is None:
+        return None
+    code = int(found["errno"])
+    return OSError(code, found["reason"].strip() or errno.errorcode.get(code, "system error"))
 
 
 def _parse_to_parquet(
@@ -301,9 +343,7 @@ def _parse_to_parquet(
         schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
         integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
         floats = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Float64]
-        scan(schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())}).sink_parquet(
-            raw, compression=SPILL_COMPRESSION, engine="streaming"
-        )
+        _sink(scan(schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())}), raw)
         return integers, floats
 
     return parse_widening(path, name, dialect, parse)
@@ -364,6 +404,7 @@ def spill_parquet(
     try:
         return _spill_tidied(pl.scan_parquet(path), name, "parquet", {}, target, max_columns, metadata)
     except _READ_ERRORS as error:  # a corrupt page shows only when it is read
+        _raise_system_error(error)
         raise InvalidFileError(
             f"{name}: could not be read as Parquet ({_first_line(error)})", {"file": name}
         ) from error
@@ -386,6 +427,7 @@ def spill_ndjson(
     _check_json_depth(path, name)
     raw = target.with_name(f".{target.name}.raw")
     bomless = target.with_name(f".{target.name}.ndjson")
+    texts = target.with_name(f".{target.name}.text.ndjson")
     try:
         source = path
         if head.startswith(_UTF8_BOM):  # Polars' NDJSON reader does not skip a BOM
@@ -394,12 +436,17 @@ def spill_ndjson(
                 shutil.copyfileobj(handle, copy, TRANSCODE_CHUNK_BYTES)
             source = bomless
         try:
-            scan = pl.scan_ndjson(source, infer_schema_length=None)  # a sample would drop late keys
-            schema = scan.collect_schema()
-            if schema:
-                scan.sink_parquet(raw, compression=SPILL_COMPRESSION, engine="streaming")
+            schema = _parse_ndjson(source, raw)
         except _READ_ERRORS as error:
-            raise _ndjson_error(path, name, error) from error
+            _raise_system_error(error)
+            fields = mixed_ndjson_fields(path, name, error)  # or the reader's error for the file
+            with texts.open("wb") as sink:
+                write_ndjson_as_text(path, fields, sink)
+            try:
+                schema = _parse_ndjson(texts, raw)
+            except _READ_ERRORS as again:
+                _raise_system_error(again)
+                raise ndjson_unreadable(name, again) from again
         if not schema:  # the reader's frame of no columns: one row per record, none when there is no record
             if not _has_content(source):
                 raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
@@ -408,6 +455,17 @@ def spill_ndjson(
     finally:
         raw.unlink(missing_ok=True)
         bomless.unlink(missing_ok=True)
+        texts.unlink(missing_ok=True)
+
+
+def _parse_ndjson(source: Path, raw: Path) -> pl.Schema:
+    """The NDJSON file ``source`` parsed into the Parquet file ``raw`` (not written when it has no column): its
+    schema, inferred from every line (a sample would drop late keys)."""
+    scan = pl.scan_ndjson(source, infer_schema_length=None)
+    schema = scan.collect_schema()
+    if schema:
+        _sink(scan, raw)
+    return schema
 
 
 def _has_content(path: Path) -> bool:

@@ -63,7 +63,8 @@ class QuarantineAgentParams(EffectivenessParams):
     expected_schema: dict[str, ExpectedType] = Field(
         default_factory=dict,
         description="column -> integer, float, numeric, string, boolean, date or datetime; text values are read "
-        "as type-fixer reads them (e.g. '$1,234' is numeric, 'yes' is boolean)",
+        "as type-fixer converts them by default (e.g. '1,234' is numeric, 'yes' is boolean; '$12' and '5%' are "
+        "not numbers: type-fixer only proposes converting currency and percentages)",
     )
     quarantine_reduction_weight: float = Field(
         0.5, ge=0, le=1, description="Weight of invalid rows kept out of the clean data in the score"

@@ -634,6 +634,102 @@ def test_malformed_ndjson_names_its_line(tmp_path: Path, content: bytes, expecte
     assert raised.value.details["column"] == column
 
 
+MIXED_KINDS: dict[str, tuple[list[dict[str, Any]], pl.DataType, list[Any]]] = {
+    # records, the type of "a", its values; a field of other kinds beside it keeps its type
+    "an integer then text": ([{"a": 1}, {"a": "x"}], pl.String(), ["1", "x"]),
+    "an integer then an array": ([{"a": 1}, {"a": [1, 2]}], pl.String(), ["1", "[1, 2]"]),
+    "a boolean then a float": ([{"a": True}, {"a": 2.5}], pl.String(), ["true", "2.5"]),
+    "a boolean then an integer": ([{"a": True}, {"a": 1}, {"a": False}], pl.String(), ["true", "1", "false"]),
+    "an integer then a boolean": ([{"a": 1}, {"a": True}], pl.String(), ["1", "true"]),
+    "an object then text": (
+        [{"a": {"b": 1, "c": [1.5, "é"]}}, {"a": "x"}],
+        pl.String(),
+        ['{"b": 1, "c": [1.5, "é"]}', "x"],
+    ),
+    "text then an object": ([{"a": "x"}, {"a": {"b": None}}], pl.String(), ["x", '{"b": null}']),
+    "an array then an object": ([{"a": [1]}, {"a": {"b": 1}}], pl.String(), ["[1]", '{"b": 1}']),
+    "every kind and nulls": (
+        [{"a": None}, {"a": 1}, {"a": 2.5}, {"a": "x"}, {"a": True}, {"a": [None]}, {"a": {}}, {}],
+        pl.String(),
+        [None, "1", "2.5", "x", "true", "[null]", "{}", None],
+    ),
+    "integers and floats": ([{"a": 1}, {"a": 2.5}, {"a": None}], pl.Float64(), [1.0, 2.5, None]),
+}
+
+
+def _as_json(records: list[dict[str, Any]], name: str) -> bytes:
+    if name.endswith(".json"):
+        return json.dumps(records, ensure_ascii=False).encode()
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
+
+
+@pytest.mark.parametrize("name", ["primary.json", "primary.ndjson"])
+@pytest.mark.parametrize("case", list(MIXED_KINDS))
+def test_a_field_of_several_json_kinds_is_read_as_text(tmp_path: Path, name: str, case: str) -> None:
+    """Valid JSON whose values change kind from record to record (exports of pandas, APIs) is read, not refused
+    with Polars' "failed to determine supertype" or "cannot parse 'true' (bool) as Int64"; nor is a boolean read
+    as 1 among numbers. A string is its text, a number as Polars writes it, an object or array its JSON text."""
+    records, dtype, values = MIXED_KINDS[case]
+    others = [{"n": index, "s": {"t": f"v{index}"}} for index in range(len(records))]
+    path = write(
+        tmp_path, name, _as_json([{**other, **record} for other, record in zip(others, records, strict=True)], name)
+    )
+    frame, report = read_table_with_report(path, name)
+    assert frame.schema == pl.Schema({"n": pl.Int64(), "s.t": pl.String(), "a": dtype})
+    assert frame["a"].to_list() == values
+    assert frame["n"].to_list() == list(range(len(records)))
+    assert report["flattened_columns"] == ["s"] and report["rows"] == len(records)
+
+
+def test_json_and_ndjson_of_the_same_mixed_records_read_alike(tmp_path: Path) -> None:
+    records = [{"a": 1, "b": True, "c": {"d": 1}}, {"a": [1, {"x": 2}], "b": 7, "c": "none"}, {"a": "z", "b": None}]
+    array = read_table_with_report(write(tmp_path, "primary.json", _as_json(records, "primary.json")), "primary.json")
+    lines = read_table_with_report(write(tmp_path, "p.ndjson", _as_json(records, "p.ndjson")), "p.ndjson")
+    assert_frame_equal(array[0], lines[0])
+    assert array[0].to_dicts() == [
+        {"a": "1", "b": "true", "c": '{"d": 1}'},
+        {"a": '[1, {"x": 2}]', "b": "7", "c": "none"},
+        {"a": "z", "b": None, "c": None},
+    ]
+    assert {**array[1], "format": "ndjson"} == lines[1]
+
+
+def test_booleans_beside_zeros_and_ones_keep_their_types(tmp_path: Path) -> None:
+    """The JSON array reader's check for a boolean read as a number (a 0/1 column in a file with true or false) reads
+    such a column again as text: a column of numbers beside a column of booleans stays as it was."""
+    records = [{"n": index % 2, "x": index / 2, "b": index % 3 == 0, "s": "true"} for index in range(6)]
+    frame = read_table(write(tmp_path, "primary.json", json.dumps(records).encode()), "primary.json")
+    assert frame.schema == pl.Schema({"n": pl.Int64(), "x": pl.Float64(), "b": pl.Boolean(), "s": pl.String()})
+    assert frame.to_dicts() == records
+
+
+def test_a_late_change_of_kind_in_a_long_ndjson_with_a_bom(tmp_path: Path) -> None:
+    content = b"\xef\xbb\xbf" + b'{"a": 1, "b": "x"}\n' * 20_000 + b'\n{"a": [1], "b": "y"}\n'
+    frame = read_table(write(tmp_path, "primary.jsonl", content), "primary.jsonl")
+    assert frame.schema == pl.Schema({"a": pl.String(), "b": pl.String()})
+    assert frame["a"].to_list() == ["1"] * 20_000 + ["[1]"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("primary.ndjson", b'{"a": 1}\n{"a": [1]}\n{"a": 2,}\n', "malformed JSON at line 3, column 9"),
+        ("primary.ndjson", b'{"a": 1}\n{"a": [1]}\n{"a": NaN}\n', "line 3: NaN is not valid JSON"),
+        ("primary.ndjson", b'{"a": 1}\n{"a": [1]}\n[1]\n', "line 3 holds a JSON array, not an object"),
+        ("primary.json", b'[{"a": 1}, {"a": [1]}, 5]', "element 3 of the array (line 1, column 24) is a number"),
+        # a kind that changes inside an object or an array is not read as text: Polars' message, as before
+        ("primary.ndjson", b'{"a": {"b": true}}\n{"a": {"b": 1}}\n', "could not be read as NDJSON"),
+        ("primary.ndjson", b'{"a": [[1]]}\n{"a": [1]}\n', "could not be read as NDJSON"),
+    ],
+)
+def test_a_file_of_mixed_kinds_with_a_fault_is_refused_for_the_fault(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    with pytest.raises(InvalidFileError) as raised:
+        read_table(write(tmp_path, name, content), name)
+    assert expected in raised.value.message
+
+
 # --- Empty files, names -----------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,32 @@ def test_a_page_whose_rows_polars_cannot_reach_is_refused(agent_id: str) -> None
 
 def _silent(fraction: float, message: str) -> None:
     """No one follows the progress."""
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "raw", "expected"),
+    [
+        (
+            "outlier-remover",
+            {"lower_percentile": 0.9, "upper_percentile": 0.1},
+            "outlier-remover: lower_percentile must be below upper_percentile",
+        ),
+        (
+            "score-risk",
+            {"medium_risk_threshold": 90, "high_risk_threshold": 10},
+            "score-risk: medium_risk_threshold must not exceed high_risk_threshold",
+        ),
+    ],
+)
+def test_a_model_check_names_the_agent_alone(agent_id: str, raw: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InvalidParametersError) as raised:
+        registry.parse_parameters(agent_id, raw)
+    assert raised.value.message == expected  # was "<agent>.None: Value error, ..."
+    assert raised.value.field is None and raised.value.agent_id == agent_id
+
+
+def test_a_check_on_a_nested_model_names_its_path() -> None:
+    with pytest.raises(InvalidParametersError) as raised:
+        registry.parse_parameters("quarantine-agent", {"range_constraints": {"amount": {"min": 5.0, "max": 1.0}}})
+    assert raised.value.message == "quarantine-agent.range_constraints.amount: min must not exceed max"
+    assert raised.value.field == "range_constraints.amount"

@@ -139,6 +139,13 @@ PARQUET: dict[str, Writer] = {
     "truncated": lambda path: path.write_bytes(b"PAR1" + b"\x00" * 100 + b"PAR1"),
 }
 
+MIXED_KINDS: list[dict[str, Any]] = [  # "f" has no string among its values: Polars refuses it
+    {"a": 1, "b": True, "c": {"d": 1, "e": [1]}, "day": "2024-01-31", "n": 1, "f": 1},
+    {"a": "x", "b": 2.5, "c": "no object", "day": "2024-02-01", "n": 2.5, "f": True},
+    {"a": [1, {"x": "é"}], "b": None, "c": {"d": 2}, "n": None, "f": [1, 2.5]},
+    {"a": {"": None}, "b": "yes", "": 1, "f": {"g": False}},
+]
+
 NDJSON: dict[str, tuple[str, bytes]] = {
     "late keys and types": ("primary.ndjson", _records(LATE_KEYS)),
     "a BOM": ("primary.jsonl", _records([{"a": 1, "d": "2024-01-31"}, {"a": 2, "d": "2024-02-01"}], bom=True)),
@@ -167,6 +174,18 @@ NDJSON: dict[str, tuple[str, bytes]] = {
     "blank past the sniff window": ("primary.ndjson", b"\n" * 70_000),
     "empty": ("primary.ndjson", b""),
     "a JSON array": ("primary.ndjson", b'[{"a": 1}, {"a": 2}]\n'),
+    # a field whose values change kind from record to record is read as text (agents.readers.mixed_fields)
+    "mixed kinds": ("primary.ndjson", _records(MIXED_KINDS)),
+    "mixed kinds with a BOM": ("primary.jsonl", _records(MIXED_KINDS, bom=True)),
+    "a boolean among integers past many lines": ("primary.ndjson", b'{"a": 1}\n' * MANY + b'{"a": true}\n'),
+    "an array among integers after blank lines": ("primary.ndjson", b'{"a": 1}\n\n  \n{"a": [1, 2]}\n'),
+    "mixed kinds then a bad line": ("primary.ndjson", _records([{"a": 1}, {"a": [1]}]) + b'{"a": 2,}\n'),
+    "mixed kinds then an array line": ("primary.ndjson", _records([{"a": 1}, {"a": [1]}]) + b"[1]\n"),
+    "mixed kinds and text that looks like them": (
+        "primary.ndjson",
+        _records([{"a": 1, "s": "[true] {x}"}, {"a": [1], "s": "false"}, {"a": 2, "o": {"p": True}}, {"a": True}]),
+    ),
+    "a kind changing inside an object": ("primary.ndjson", _records([{"a": {"b": True}}, {"a": {"b": 1}}])),
 }
 
 
@@ -236,6 +255,25 @@ def test_the_cases_cover_what_the_reader_changes(tmp_path: Path) -> None:
     assert schema["v"] == pl.Float64 and schema["late"] == pl.String
     assert schema["when"] == pl.String  # a date layout is found among the first 1,000 rows (agents.layouts)
     assert "nested.new" in schema and spilled.report["json_encoded_columns"] == ["nested.deep", "nested.list"]
+
+    source.write_bytes(NDJSON["mixed kinds"][1])
+    spilled = spill_file(source, "primary.ndjson", tmp_path / "s.parquet")
+    frame = spilled.scan().collect()
+    assert frame.schema == pl.Schema(
+        {
+            "a": pl.String,
+            "b": pl.String,
+            "c": pl.String,
+            "day": pl.Date,
+            "n": pl.Float64,
+            "f": pl.String,
+            "column_7": pl.Int64,
+        }
+    )
+    assert frame["f"].to_list() == ["1", "true", "[1, 2.5]", '{"g": false}']
+    assert frame["a"].to_list() == ["1", "x", '[1, {"x": "é"}]', '{"": null}']
+    assert frame["b"].to_list() == ["true", "2.5", None, "yes"]
+    assert frame["c"].to_list() == ['{"d": 1, "e": [1]}', "no object", '{"d": 2}', None]
 
 
 def test_the_chain_sizes_a_parquet_file_by_its_uncompressed_data(tmp_path: Path) -> None:
