@@ -87,7 +87,7 @@ from agents.reports.row_issues import count_row_level_issues, write_row_level_is
 from agents.search import kept
 from agents.search.kept import read_dataset as read_kept_dataset  # in _run_chain, ``kept`` is what it keeps
 from agents.search.searcher import kept_meta, kept_page
-from agents.spill import check_columns, parquet_data_bytes, spill_file
+from agents.spill import check_columns, parquet_data_bytes, spill_file, system_error
 from agents.streamed import (
     STREAMED_AGENTS,
     StreamFlow,
@@ -151,6 +151,10 @@ def _writing(name: str) -> Iterator[None]:
         message = f"{name} could not be written: {error.strerror or error}"
         raise (OSError(message) if error.errno is None else OSError(error.errno, message)) from error
     except pl.exceptions.PolarsError as error:
+        system = system_error(error)  # Polars' own report of a full disk: the machine's fault, as an OSError
+        if system is not None:
+            message = f"{name} could not be written: {system.strerror or system}"
+            raise OSError(system.errno, message) from error
         reason = str(error).strip().partition("\n")[0]  # its first line: the rest is Polars' hints and plan
         message = f"{name} could not be written: {type(error).__name__}: {reason}"
         raise OutputNotWrittenError(message, {"output": name}) from error

@@ -32,6 +32,8 @@ RUNS = [  # tool, chain, parameters, the output whose writer fails
 FAULTS = {
     "polars": pl.exceptions.ComputeError("cannot write this value"),
     "disk": OSError(errno.ENOSPC, "No space left on device"),
+    # how Polars' own writers report a full disk
+    "polars_disk": pl.exceptions.ComputeError("underlying IO error: No space left on device (os error 28)"),
     "bug": KeyError("oops"),
 }
 
@@ -80,13 +82,14 @@ def test_a_polars_error_while_writing_fails_the_run_naming_the_output(
     assert (type(again), again.code, again.message) == (OutputNotWrittenError, "AGENT_FAILED", error.message)
 
 
+@pytest.mark.parametrize("fault", ["disk", "polars_disk"])
 @pytest.mark.parametrize("streamed", [False, True], ids=["memory", "streamed"])
 @pytest.mark.parametrize(("tool", "chain", "parameters", "output"), RUNS, ids=[run[0] for run in RUNS])
 def test_a_full_disk_is_an_os_error_naming_the_output_not_the_inputs_fault(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, csv: Path, streamed: bool, tool: str, chain: list[str],
-    parameters: dict[str, Any], output: str,
+    parameters: dict[str, Any], output: str, fault: str,
 ) -> None:  # fmt: skip
-    _break_writer(monkeypatch, streamed, FAULTS["disk"])
+    _break_writer(monkeypatch, streamed, FAULTS[fault])
     with pytest.raises(OSError) as raised:
         _run(tool, chain, parameters, csv, tmp_path / "out", streamed)
     error = raised.value
