@@ -139,8 +139,95 @@ class NumberLayout:
         return pl.when(exact).then(fixed).otherwise(text)
 
 
-Layout = TextLayout | NumberLayout
-"""How a typed column was written as text: dates (:class:`TextLayout`) or numbers (:class:`NumberLayout`)."""
+@dataclass(frozen=True)
+class BooleanLayout:
+    """How a column of booleans read from text spelled them, where Polars would write ``true``/``false``:
+    ``True``/``False`` (pandas, Python), ``TRUE``/``FALSE`` (R, Excel), ``yes``/``no``, ``Y``/``N``, ``1``/``0``
+    (the type-fixer's conversions). Each truth value has the spelling most of its values had;
+    ``written_otherwise`` counts the values spelled another way (they are written in the column's spelling)."""
+
+    true: str
+    false: str
+    written_otherwise: int = field(default=0, compare=False)
+    kind: Literal["boolean"] = "boolean"
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> BooleanLayout:
+        return cls(
+            str(description["true"]), str(description["false"]), int(description.get("values_written_otherwise") or 0)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "true": self.true,
+            "false": self.false,
+            "values_written_otherwise": self.written_otherwise,
+        }
+
+    def applies_to(self, dtype: pl.DataType) -> bool:
+        return dtype == pl.Boolean
+
+    def format(self, expr: pl.Expr) -> pl.Expr:
+        return pl.when(expr).then(pl.lit(self.true)).when(expr.not_()).then(pl.lit(self.false))
+
+
+Layout = TextLayout | NumberLayout | BooleanLayout
+"""How a typed column was written as text: dates (:class:`TextLayout`), numbers (:class:`NumberLayout`) or
+booleans (:class:`BooleanLayout`)."""
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0", "f"})
+
+
+def boolean_layouts(
+    frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
+) -> dict[str, BooleanLayout]:
+    """The :class:`BooleanLayout` of each text column of ``columns`` (booleans written as words: every value, spaces
+    around it aside, one of :data:`TRUE_WORDS`/:data:`FALSE_WORDS` in any case) that does not spell them ``true``/
+    ``false``: each truth value's most frequent spelling. One query of every column's distinct values and counts
+    (booleans have a handful); a column with another value is left out. The columns are addressed by position."""
+    if not columns:
+        return {}
+    lazy = frame.lazy()
+    names = lazy.collect_schema().names()
+    counted = lazy.select(
+        pl.nth(names.index(name)).str.strip_chars().drop_nulls().value_counts(name="n").implode().alias(str(key))
+        for key, name in enumerate(columns)
+    ).collect(engine=engine)
+    found: dict[str, BooleanLayout] = {}
+    for key, name in enumerate(columns):
+        pairs = (tuple(item.values()) for item in counted[str(key)][0])  # (the spelling, its count)
+        counts = sorted(pairs, key=lambda item: (-item[1], item[0]))
+        spellings: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
+        for spelling, count in counts:
+            word = spelling.lower()
+            if word not in TRUE_WORDS and word not in FALSE_WORDS:
+                break
+            spellings[word in TRUE_WORDS].append((spelling, count))
+        else:
+            true = spellings[True][0][0] if spellings[True] else _partner(spellings[False], False)
+            false = spellings[False][0][0] if spellings[False] else _partner(spellings[True], True)
+            if (true, false) != ("true", "false"):
+                others = sum(count for side in spellings.values() for _, count in side[1:])
+                found[name] = BooleanLayout(true, false, others)
+    return found
+
+
+_PARTNERS = {"true": "false", "yes": "no", "y": "n", "1": "0", "t": "f"}
+
+
+def _partner(seen: list[tuple[str, int]], truth: bool) -> str:
+    """The spelling of the truth value a column never holds, matching the other's (``TRUE`` -> ``FALSE``)."""
+    if not seen:
+        return "true" if not truth else "false"
+    spelling = seen[0][0]
+    pairs = _PARTNERS if truth else {false: true for true, false in _PARTNERS.items()}
+    partner = pairs.get(spelling.lower(), "false" if truth else "true")
+    if spelling.isupper():
+        return partner.upper()
+    if spelling[:1].isupper():
+        return partner.capitalize()
+    return partner
 
 
 def number_layouts(
@@ -459,20 +546,27 @@ def describe(layouts: Mapping[str, Layout]) -> dict[str, dict[str, Any]]:
 
 def from_report(described: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Layout]:
     """The layouts of a :func:`describe` (a read report's ``temporal_columns`` or ``number_columns``)."""
+    kinds: dict[str, type[NumberLayout] | type[BooleanLayout]] = {"number": NumberLayout, "boolean": BooleanLayout}
     return {
-        name: NumberLayout.from_description(item) if item.get("kind") == "number" else TextLayout.from_description(item)
+        name: kinds[item["kind"]].from_description(item)
+        if item.get("kind") in kinds
+        else TextLayout.from_description(item)
         for name, item in (described or {}).items()
     }
 
 
+REPORT_KEYS = {TextLayout: "temporal_columns", NumberLayout: "number_columns", BooleanLayout: "boolean_columns"}
+"""Where a read report keeps each kind of layout."""
+
+
 def layouts_of(read_report: Mapping[str, Any]) -> dict[str, Layout]:
-    """Every layout a read report keeps: its dates' (``temporal_columns``) and its numbers' (``number_columns``)."""
-    return {**from_report(read_report.get("temporal_columns")), **from_report(read_report.get("number_columns"))}
+    """Every layout a read report keeps: its dates', numbers' and booleans' (:data:`REPORT_KEYS`)."""
+    return {name: layout for key in REPORT_KEYS.values() for name, layout in from_report(read_report.get(key)).items()}
 
 
-def record_layouts(read_report: dict[str, Any], layouts: Mapping[str, Layout]) -> None:
-    """Add ``layouts`` to a read report's: dates to ``temporal_columns``, numbers to ``number_columns``."""
-    for key, kind in (("temporal_columns", TextLayout), ("number_columns", NumberLayout)):
+def record_layouts(read_report: Any, layouts: Mapping[str, Layout]) -> None:
+    """Add ``layouts`` to a read report's, each kind under its key (:data:`REPORT_KEYS`)."""
+    for kind, key in REPORT_KEYS.items():
         found = {name: layout.describe() for name, layout in layouts.items() if isinstance(layout, kind)}
         if found:
             read_report[key] = {**(read_report.get(key) or {}), **found}

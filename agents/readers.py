@@ -66,9 +66,19 @@ import polars as pl
 
 from agents.envelope import BOOKKEEPING_COLUMNS
 from agents.errors import InvalidFileError
-from agents.layouts import NumberLayout, json_text, number_layouts, type_temporal_text
+from agents.layouts import (
+    BooleanLayout,
+    NumberLayout,
+    boolean_layouts,
+    json_text,
+    number_layouts,
+    record_layouts,
+    type_temporal_text,
+)
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
+
+ValueLayout = NumberLayout | BooleanLayout  # how a column of numbers or booleans read from text was written
 
 Format = Literal["csv", "xlsx", "parquet", "json", "ndjson"]
 FORMATS: dict[str, Format] = {
@@ -146,6 +156,7 @@ class ReadReport(TypedDict):
     json_encoded_columns: list[str]  # columns (after flattening) whose values are now JSON text
     temporal_columns: dict[str, dict[str, Any]]  # text columns typed as dates: agents.layouts (written back so)
     number_columns: dict[str, dict[str, Any]]  # numbers written otherwise than Polars writes them (agents.layouts)
+    boolean_columns: dict[str, dict[str, Any]]  # booleans spelled otherwise than true/false (agents.layouts)
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ class _Parsed:
     frame: pl.DataFrame
     original_names: list[str]
     facts: Mapping[str, str | None] = field(default_factory=dict)
-    numbers: Mapping[int, NumberLayout] = field(default_factory=dict)  # by column position
+    numbers: Mapping[int, ValueLayout] = field(default_factory=dict)  # numbers' and booleans' layouts, by position
 
 
 def read_table(
@@ -250,12 +261,13 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "json_encoded_columns": plan.encoded,
         "temporal_columns": {},
         "number_columns": {},
+        "boolean_columns": {},
     }
     if parsed.numbers:  # delimited text: one column out for each column kept, in order
         kept = [index for index in range(frame.width) if index + 1 not in dropped]
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
-            report["number_columns"] = {final[index]: layout.describe() for index, layout in parsed.numbers.items()}
+            record_layouts(report, {final[index]: layout for index, layout in parsed.numbers.items()})
     return tidy, report
 
 
@@ -570,11 +582,11 @@ def parse_widening(
             ) from error
 
 
-def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame, dict[int, NumberLayout]]:
-    """The frame, and the layouts of its numbers (:class:`~agents.layouts.NumberLayout`) by column position."""
+def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
+    """The frame, and the layouts of its numbers and booleans (agents.layouts) by column position."""
     separator, quote_char = dialect.separator, dialect.quote_char
 
-    def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str]]:
+    def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str], list[str]]:
         # The schema is inferred by a scan (it reads only the first rows): read_csv with
         # infer_schema_length=10_000 parses ~10 % slower than with a schema given.
         schema = pl.scan_csv(
@@ -585,24 +597,26 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame,
             raise_if_empty=True,
         ).collect_schema()
         # Numbers are parsed as text and typed below: a code written with a leading zero ("007", "02134")
-        # stays text, which a parse as integers would lose, and decimals keep how they were written ("41", "12.50").
+        # stays text, which a parse as integers would lose, and decimals keep how they were written ("41", "12.50");
+        # so are booleans ("True", "FALSE").
         integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
         floats = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Float64]
+        booleans = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Boolean]
         raw = pl.read_csv(
             path,
             separator=separator,
             quote_char=quote_char,
-            schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())},
+            schema={**schema, **overrides, **dict.fromkeys([*integers, *floats, *booleans], pl.String())},
             raise_if_empty=True,
         )
-        return raw, integers, floats
+        return raw, integers, floats, booleans
 
-    raw, integers, floats = parse_widening(path, name, dialect, parse)
+    raw, integers, floats, booleans = parse_widening(path, name, dialect, parse)
     if raw.width > 1 and raw.select(pl.all_horizontal(pl.all().is_null()).any()).item():
         raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
-    frame, numbers = _typed_numbers(raw, integers, floats)
+    frame, numbers = _typed_numbers(raw, integers, floats, booleans)
     if (
         frame.width > 1
         and frame[:, -1].null_count() > 0
@@ -625,30 +639,39 @@ def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> In
 
 
 def _typed_numbers(
-    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str]
-) -> tuple[pl.DataFrame, dict[int, NumberLayout]]:
-    """The columns the schema scan took for numbers, read as text, typed; with the layouts of the decimal ones
-    (by position) that Polars would write otherwise (``41``, ``12.50``: :func:`agents.layouts.number_layouts`).
+    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str], booleans: Sequence[str] = ()
+) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
+    """The columns the schema scan took for numbers or booleans, read as text, typed; with the layouts (by position)
+    of the decimal and boolean ones that Polars would write otherwise (``41``, ``12.50``, ``True``:
+    :func:`agents.layouts.number_layouts`, :func:`agents.layouts.boolean_layouts`).
 
     An integer column becomes its integer type when every value converts and none would be written otherwise (a
     leading zero, ``007``, ``-0``, or a ``+``: a code, it stays text); else Float64 when every value is a number
     (a decimal past the scanned rows); else text. A decimal column becomes Float64 when every value converts,
     else text (a value past the scanned rows that is no number).
 
+    A boolean column (``true``/``false`` in any case, as Polars reads them) becomes Boolean when every value is one,
+    else text.
+
     A value that does not convert is a null its text lacks. When every value of an Int64 column converts, the
     sums of the values' widths tell whether any is written otherwise (:func:`_written_as_integers`); else each
     value's text is looked at."""
-    if not integers and not floats:
+    if not integers and not floats and not booleans:
         return frame, {}
     # Worked on under positional names: a column named "*" or "^a$" means something else to pl.col.
-    safe = {f"c{frame.get_column_index(name)}": name for name in [*integers, *floats]}
+    safe = {f"c{frame.get_column_index(name)}": name for name in [*integers, *floats, *booleans]}
     work = frame.select(pl.nth(frame.get_column_index(name)).alias(key) for key, name in safe.items())
     keys = {name: key for key, name in safe.items()}
     typed = _typed_number_columns(
         work, {keys[name]: dtype for name, dtype in integers.items()}, [keys[name] for name in floats]
     )
+    if booleans:
+        words = work.select(pl.col(keys[name]).str.to_lowercase() for name in booleans)
+        every = words.select(pl.all().is_in(["true", "false"]).or_(pl.all().is_null()).all()).row(0, named=True)
+        typed += [(words[key] == "true").alias(key) for key, ok in every.items() if ok]
     decimals = pl.DataFrame([column for column in typed if column.dtype == pl.Float64])
-    found = number_layouts(work, decimals.columns, parsed=decimals)
+    found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals)}
+    found.update(boolean_layouts(work, [column.name for column in typed if column.dtype == pl.Boolean]))
     layouts = {int(key[1:]): layout for key, layout in found.items()}
     return (frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame), layouts
 

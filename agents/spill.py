@@ -52,7 +52,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
-from agents.layouts import apply_layouts, find_layouts, number_layouts
+from agents.layouts import apply_layouts, boolean_layouts, find_layouts, number_layouts
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
@@ -214,7 +214,7 @@ def _spill_utf8(
     max_columns: int,
     metadata: MetadataOf | None,
 ) -> Spilled:
-    integers, floats = _parse_to_parquet(path, name, dialect, raw)
+    integers, floats, booleans = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
     if len(text.collect_schema()) > 1:  # blank lines hold no record (readers.blank_line_rows)
         counts = text.select(pl.len(), pl.all_horizontal(pl.all().is_null()).any()).collect(engine="streaming")
@@ -230,8 +230,8 @@ def _spill_utf8(
     if rows == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
     schema = text.collect_schema()
-    facts = _column_facts(text, schema, integers, floats)
-    typed = _typed_numbers(integers, floats, facts)
+    facts = _column_facts(text, schema, integers, floats, booleans)
+    typed = _typed_numbers(integers, floats, booleans, facts)
     last = list(schema)[-1]
     if (
         len(schema) > 1
@@ -255,7 +255,9 @@ def _spill_utf8(
         if index + 1 in dropped:
             continue
         expression = pl.nth(index)
-        if column in typed:
+        if column in typed and typed[column] == pl.Boolean:  # Polars casts no text to Boolean
+            expression = expression.str.to_lowercase() == "true"
+        elif column in typed:
             expression = expression.cast(typed[column])
         elif dtype == pl.Null:
             expression = expression.cast(pl.String)
@@ -269,6 +271,8 @@ def _spill_utf8(
     final = {list(schema)[position - 1]: name for (position, _, _), name in zip(planned, final_names, strict=True)}
     decimals = [column for column, dtype in typed.items() if dtype == pl.Float64]
     numbers = {final[column]: layout for column, layout in number_layouts(text, decimals, engine="streaming").items()}
+    truths = [column for column, dtype in typed.items() if dtype == pl.Boolean]
+    spelled = {final[column]: layout for column, layout in boolean_layouts(text, truths, engine="streaming").items()}
     report: ReadReport = {
         "format": "csv",
         "encoding": dialect.encoding,
@@ -283,6 +287,7 @@ def _spill_utf8(
         "json_encoded_columns": [],
         "temporal_columns": describe_layouts(layouts),
         "number_columns": describe_layouts(numbers),
+        "boolean_columns": describe_layouts(spelled),
     }
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
 
@@ -333,28 +338,35 @@ def system_error(error: BaseException) -> OSError | None:
 
 def _parse_to_parquet(
     path: Path, name: str, dialect: CsvDialect, raw: Path
-) -> tuple[dict[str, pl.DataType], list[str]]:
-    """The UTF-8 file at ``path`` parsed into the Parquet file ``raw``, number columns as text (the integer ones
-    with their inferred types, and the decimal ones, are returned), a column widened for each value that does not
-    fit its inferred type."""
+) -> tuple[dict[str, pl.DataType], list[str], list[str]]:
+    """The UTF-8 file at ``path`` parsed into the Parquet file ``raw``, number and boolean columns as text (the
+    integer ones with their inferred types, the decimal ones and the boolean ones are returned), a column widened
+    for each value that does not fit its inferred type."""
     scan = partial(pl.scan_csv, path, separator=dialect.separator, quote_char=dialect.quote_char, raise_if_empty=True)
 
-    def parse(overrides: dict[str, pl.DataType]) -> tuple[dict[str, pl.DataType], list[str]]:
+    def parse(overrides: dict[str, pl.DataType]) -> tuple[dict[str, pl.DataType], list[str], list[str]]:
         schema = scan(infer_schema_length=INFER_SCHEMA_LENGTH).collect_schema()
         integers = {c: dtype for c, dtype in schema.items() if dtype.is_integer() and c not in overrides}
         floats = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Float64]
-        _sink(scan(schema={**schema, **overrides, **dict.fromkeys([*integers, *floats], pl.String())}), raw)
-        return integers, floats
+        booleans = [c for c, dtype in {**schema, **overrides}.items() if dtype == pl.Boolean]
+        as_text = dict.fromkeys([*integers, *floats, *booleans], pl.String())
+        _sink(scan(schema={**schema, **overrides, **as_text}), raw)
+        return integers, floats, booleans
 
     return parse_widening(path, name, dialect, parse)
 
 
 def _column_facts(
-    text: pl.LazyFrame, schema: Mapping[str, pl.DataType], integers: Mapping[str, pl.DataType], floats: list[str]
+    text: pl.LazyFrame,
+    schema: Mapping[str, pl.DataType],
+    integers: Mapping[str, pl.DataType],
+    floats: list[str],
+    booleans: list[str],
 ) -> dict[str, Any]:
     """One streaming pass: every column's null count, per integer column read as text whether every value
     converts to its type, whether one is written otherwise than the integer writes it, and whether one is not a
-    number, and per decimal column read as text whether one is not a number."""
+    number, per decimal column read as text whether one is not a number, and per boolean one whether one is no
+    ``true``/``false`` in any case."""
     exprs: list[pl.Expr] = []
     for index, column in enumerate(schema):
         value = pl.nth(index)  # by position: a name such as "*" or "^a$" means something else to pl.col
@@ -369,14 +381,18 @@ def _column_facts(
         elif column in floats:
             not_number = value.cast(pl.Float64, strict=False).is_null() & value.is_not_null()
             exprs.append(not_number.any().alias(f"float:{column}"))
+        elif column in booleans:
+            exprs.append((~value.str.to_lowercase().is_in(["true", "false"])).any().alias(f"bool:{column}"))
     return text.select(exprs).collect(engine="streaming").row(0, named=True)
 
 
 def _typed_numbers(
-    integers: Mapping[str, pl.DataType], floats: list[str], facts: Mapping[str, Any]
+    integers: Mapping[str, pl.DataType], floats: list[str], booleans: list[str], facts: Mapping[str, Any]
 ) -> dict[str, pl.DataType]:
-    """The type each number column read as text takes (agents.readers._typed_numbers' rules); text ones absent."""
+    """The type each number or boolean column read as text takes (agents.readers._typed_numbers' rules); text ones
+    absent."""
     typed: dict[str, pl.DataType] = {column: pl.Float64() for column in floats if not facts[f"float:{column}"]}
+    typed.update((column, pl.Boolean()) for column in booleans if not facts[f"bool:{column}"])
     for column, dtype in integers.items():
         if facts[f"code:{column}"]:
             continue
@@ -517,5 +533,6 @@ def _spill_tidied(
         "json_encoded_columns": plan.encoded,
         "temporal_columns": describe_layouts(layouts),
         "number_columns": {},
+        "boolean_columns": {},
     }
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import polars as pl
 
 from agents.columns import is_text, narrow
-from agents.layouts import Layout, apply_layouts, find_layouts, number_layouts
+from agents.layouts import Layout, apply_layouts, boolean_layouts, find_layouts, number_layouts
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.readers import _written_otherwise as written_otherwise  # the reader's rule for number-like codes
 
@@ -231,7 +231,7 @@ def inferred_types(
     frame: pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
 ) -> dict[str, pl.DataType]:
     """For String ``columns``, the type a CSV reader would have inferred had they held no token: Int64, Int128
-    (integers past 64 bits: a Float64 would round them), Float64 or Boolean (``true``/``false``) when every
+    (integers past 64 bits: a Float64 would round them), Float64 or Boolean (``true``/``false``, any case) when every
     non-null value casts; the others are left out (dates
     and timestamps are :func:`agents.layouts.find_layouts`' part). A number that a number would not write back
     as it is (``007``, ``+5``, ``-0``) makes the column a code, kept as text, as the reader keeps it."""
@@ -247,7 +247,7 @@ def inferred_types(
             column.cast(pl.Int64, strict=False).count().alias(f"i{index}"),
             column.cast(pl.Int128, strict=False).count().alias(f"w{index}"),
             column.cast(pl.Float64, strict=False).count().alias(f"f{index}"),
-            column.is_in(["true", "false"]).sum().alias(f"b{index}"),
+            column.str.to_lowercase().is_in(["true", "false"]).sum().alias(f"b{index}"),
             written_otherwise(column).any().alias(f"c{index}"),
         ]
     row = frame.select(exprs).collect(engine=engine).row(0, named=True)
@@ -267,7 +267,7 @@ def inferred_types(
 def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
     """The text column ``name`` as ``dtype`` (inferred_types'): Polars casts no text to Boolean."""
     column = pl.col(name)
-    return (column == "true").alias(name) if dtype == pl.Boolean else column.cast(dtype)
+    return (column.str.to_lowercase() == "true").alias(name) if dtype == pl.Boolean else column.cast(dtype)
 
 
 def normalize_missing(
@@ -290,7 +290,9 @@ def normalize_missing_lazy(
     nulled = null_missing_tokens(frame, counts, tokens)
     retyped = inferred_types(nulled, list(counts), engine=engine)
     decimals = [name for name, dtype in retyped.items() if dtype == pl.Float64]
-    numbers = number_layouts(nulled, decimals, engine=engine) if decimals else {}
+    numbers: dict[str, Layout] = {**(number_layouts(nulled, decimals, engine=engine) if decimals else {})}
+    truths = [name for name, dtype in retyped.items() if dtype == pl.Boolean]
+    numbers.update(boolean_layouts(nulled, truths, engine=engine) if truths else {})
     if retyped:
         nulled = nulled.with_columns(_typed(name, dtype) for name, dtype in retyped.items())
     layouts = find_layouts(nulled, [name for name in counts if name not in retyped], engine=engine)

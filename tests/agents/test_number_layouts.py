@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.chain import run_tool
-from agents.layouts import NumberLayout, number_layouts
+from agents.layouts import BooleanLayout, NumberLayout, boolean_layouts, number_layouts
 from agents.options import RunOptions
 from agents.readers import read_table_with_report
 from agents.spill import spill_file
@@ -202,3 +202,82 @@ def test_a_layout_never_changes_a_value(values: list[float | None], decimals: in
             or (read == value and math.copysign(1, read) == math.copysign(1, value))
             or (value == 0 and read == 0)
         ), (value, text)
+
+
+# --- booleans: True/False (pandas), TRUE/FALSE (R, Excel) are written back so -------------------------------
+
+BOOLEANS = "id,pandas,r,lower,tokens\n1,True,TRUE,true,True\n2,False,FALSE,false,NA\n3,True,TRUE,true,False\n"
+
+
+def test_the_spelling_of_booleans_is_their_layout() -> None:
+    found = boolean_layouts(
+        pl.DataFrame(
+            {
+                "pandas": ["True", "False", None],
+                "r": ["TRUE", "TRUE", "TRUE"],  # the missing spelling follows the other's case
+                "lower": ["true", "false", "true"],  # as Polars writes them: no layout
+                "mixed": ["Y", "N", "y"],
+                "words": ["yes", "maybe", "no"],  # not all booleans
+            }
+        ),
+        ["pandas", "r", "lower", "mixed", "words"],
+    )
+    assert found == {
+        "pandas": BooleanLayout("True", "False"),
+        "r": BooleanLayout("TRUE", "FALSE"),
+        "mixed": BooleanLayout("Y", "N"),
+    }
+    assert found["mixed"].written_otherwise == 1
+
+
+def test_the_reader_and_the_spill_type_booleans_in_any_case(tmp_path: Path) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text(BOOLEANS, encoding="utf-8")
+    frame, report = read_table_with_report(source, source.name)
+    assert frame.schema["pandas"] == frame.schema["r"] == frame.schema["lower"] == pl.Boolean
+    assert frame["pandas"].to_list() == [True, False, True]
+    assert report["boolean_columns"] == {
+        "pandas": BooleanLayout("True", "False").describe(),
+        "r": BooleanLayout("TRUE", "FALSE").describe(),
+    }
+    spilled = spill_file(source, source.name, tmp_path / "spill.parquet")
+    assert spilled.report["boolean_columns"] == report["boolean_columns"]
+    assert pl.read_parquet(spilled.path).select("pandas", "r", "lower").equals(frame.select("pandas", "r", "lower"))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize(
+    ("tool", "parameters"),
+    [("transform-my-data", {"transformer": {"commands": ["rename id to key"]}}), ("search-my-data", {})],
+)
+def test_untouched_booleans_are_written_back_as_they_were(
+    tmp_path: Path, tool: str, parameters: dict[str, object], mode: str
+) -> None:
+    """QA: ``True``/``False`` came back ``true``/``false`` from a search or a rename (20,761 cells of a tweets file)."""
+    source = tmp_path / "primary.csv"
+    source.write_text(BOOLEANS, encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_tool(tool, [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    written = out / DATA_NAMES.get(tool, "search_result.csv")
+    if tool == "transform-my-data":
+        source.write_text(BOOLEANS.replace("id,", "key,", 1), encoding="utf-8")
+    assert _changed(source, written) == {"tokens": [("NA", "")]}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_booleans_with_a_missing_value_token_are_booleans(tmp_path: Path, mode: str) -> None:
+    """QA: a True/False column holding an NA stayed text: the filter [false] matched nothing, silently."""
+    source = tmp_path / "primary.csv"
+    source.write_text(BOOLEANS, encoding="utf-8")
+    out = tmp_path / "out"
+    parameters = {"searcher": {"filters": {"tokens": [False]}}}
+    result = run_tool(
+        "search-my-data", ["searcher"], {"primary.csv": source}, parameters, out, ignore_progress,
+        run_options=MODES[mode],
+    )  # fmt: skip
+    assert result["status"] == "success"
+    assert _cells(out / "search_result.csv") == [
+        BOOLEANS.splitlines()[0].split(","),
+        ["3", "True", "TRUE", "true", "False"],
+    ]

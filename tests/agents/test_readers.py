@@ -297,6 +297,7 @@ def test_the_same_frame_reads_back_equal_from_every_format(
         "json_encoded_columns": [],
         "temporal_columns": {} if dates_typed else {"day": {"kind": "date", "format": "%Y-%m-%d", "time_zone": None}},
         "number_columns": {},
+        "boolean_columns": {},
     }
     assert {key: report[key] for key in facts} == facts  # type: ignore[literal-required]
     assert read_table(path, name).equals(read)
