@@ -263,7 +263,7 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "number_columns": {},
         "boolean_columns": {},
     }
-    if parsed.numbers:  # delimited text: one column out for each column kept, in order
+    if parsed.numbers:  # delimited text and workbooks: one column out for each column kept, in order
         kept = [index for index in range(frame.width) if index + 1 not in dropped]
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
@@ -968,7 +968,17 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the sheet {sheet_name!r} has a header but no data rows", details)
     original = _xlsx_header(workbook, sheet_name, frame.columns)
-    return _Parsed(frame, original, {"sheet": sheet_name})
+    return _Parsed(frame, original, {"sheet": sheet_name}, _whole_numbers_bare(frame))
+
+
+def _whole_numbers_bare(frame: pl.DataFrame) -> dict[int, ValueLayout]:
+    """A workbook's decimal columns holding whole numbers: written as Excel shows them (``90000``, not Polars'
+    ``90000.0``; the cells' own number formats are not read), by position."""
+    floats = [index for index, dtype in enumerate(frame.dtypes) if dtype == pl.Float64]
+    if not floats:
+        return {}
+    whole = frame.select((pl.nth(index) == pl.nth(index).floor()).any() for index in floats).row(0)
+    return {index: NumberLayout(None, True) for index, found in zip(floats, whole, strict=True) if found}
 
 
 def _check_xlsx_container(path: Path, name: str, head: bytes) -> None:

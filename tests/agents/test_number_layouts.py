@@ -281,3 +281,22 @@ def test_booleans_with_a_missing_value_token_are_booleans(tmp_path: Path, mode: 
         BOOLEANS.splitlines()[0].split(","),
         ["3", "True", "TRUE", "true", "False"],
     ]
+
+
+def test_a_workbook_s_whole_numbers_are_written_as_excel_shows_them(tmp_path: Path) -> None:
+    """QA: a column of 90000 and 45000.5 came back 90000.0 (9,927 cells of a loans workbook)."""
+    import xlsxwriter
+
+    source = tmp_path / "primary.xlsx"
+    with xlsxwriter.Workbook(source) as book:
+        sheet = book.add_worksheet()
+        for row, values in enumerate([("id", "income", "rate"), (1, 90000, 0.5), (2, 45000.5, 1.25)]):
+            sheet.write_row(row, 0, values)
+    out = tmp_path / "out"
+    result = run_tool("search-my-data", [], {"primary.xlsx": source}, {}, out, ignore_progress)
+    assert result["status"] == "success"
+    assert _cells(out / "search_result.csv") == [
+        ["id", "income", "rate"],
+        ["1", "90000", "0.5"],
+        ["2", "45000.5", "1.25"],
+    ]
