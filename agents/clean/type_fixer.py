@@ -32,6 +32,14 @@ A comma is read as a thousands separator without its parameter when the column a
 "1,500.25" or a decimal point, or another column of the file "1,234,567" or "1,500.25", and no column writes a
 decimal comma (``_weigh_commas``).
 
+Numbers written with a decimal comma (``agents.decimal_comma``: "39,81", "-0,5", "1.234,56", with "7" or
+"1,500" among them) are read that way when their column holds a comma that can only be a decimal mark and that
+reading reads more of its values; the column is converted by default unless another column of the file groups
+thousands with commas ("1,234,567": the file contradicts itself), then proposed with ``convert_decimal_commas``.
+In a file that writes decimal commas, a column whose commas may group thousands ("1,500" alone) is proposed
+read with decimal commas (``convert_decimal_commas``: 1.5), its likely reading; ``convert_ambiguous_thousands``
+reads it as 1500.
+
 Float columns whose values are all whole (and finite, |x| < 2^53) become Int64. With
 ``auto_convert_category``, a text column left as text becomes Categorical when it has at most
 ``category_max_distinct`` distinct values and at most ``category_max_distinct_ratio`` of its non-null
@@ -63,6 +71,13 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness, no_removed_rows
 from agents.columns import collect_each, counted_values, narrow, with_row_index, with_row_index_lazy
+from agents.decimal_comma import (
+    DECIMAL_COMMA_NUMBER_PATTERN,
+    DECIMAL_COMMA_PATTERN,
+    EITHER_WAY_PATTERN,
+    decimal_comma_text,
+    parse_decimal_comma,
+)
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
     ROW_INDEX_COLUMN,
@@ -148,6 +163,10 @@ class ColumnDecision:
     thousands_commas: int = 0  # numbers whose commas can only group thousands ("1,234,567", "1,500.25")
     decimal_commas: int = 0  # values written with a decimal comma ("12,99", "1.234,5")
     comma_evidence: str = ""  # why an ambiguous comma was read as a thousands separator
+    comma_decimal: bool = False  # the numbers are read with a decimal comma ("39,81" -> 39.81)
+    comma_readable: bool = False  # every number also reads with a decimal comma ("1,500", "7")
+    comma_example: str = ""  # the smallest value a decimal comma changes, one that reads both ways first
+    comma_kind: str = "float"  # what the numbers are read with a decimal comma: integer when all are whole
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -280,12 +299,17 @@ def _keep_number_layouts(
     """The layouts of the text columns converted to decimals that Polars would write otherwise (``41``,
     ``12.50``: agents.layouts.number_layouts), added to the input's for the writers of the data: a conversion
     changes the type, not the text a CSV holds."""
-    decimals = [d.column for d in converting if d.detected == "float" and d.text_source]
-    if not decimals:
+    floats = [d for d in converting if d.detected == "float" and d.text_source]
+    if not floats:
         return
+    decimals = [d.column for d in floats]
     names = text.collect_schema().names()
-    # the number each text holds, as a plain literal ("$1,200.50" -> "1200.50"): its decimals are its layout's
-    literals = text.lazy().select(number_text(pl.nth(names.index(name))).alias(name) for name in decimals)
+    # the number each text holds, as a plain literal ("$1,200.50" -> "1200.50", "39,80" -> "39.80"): its
+    # decimals are its layout's
+    literals = text.lazy().select(
+        (decimal_comma_text if d.comma_decimal else number_text)(pl.nth(names.index(d.column))).alias(d.column)
+        for d in floats
+    )
     numbers = number_layouts(literals, decimals, engine=engine)
     if numbers:
         result.artifacts[TEXT_LAYOUTS_ARTIFACT] = {**inputs.text_layouts, **numbers}
@@ -380,8 +404,9 @@ def _data(outcome: Outcome, score: dict[str, Any], params: TypeFixerParams) -> d
             "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
             "missing_values": "the null_tokens (after trimming) and float NaN become nulls before anything else",
             "mixed_share": MIXED_SHARE,
-            "numbers": "thousands separators and '(12)' = -12 accepted; currency symbols, '%' (kept as written: "
-            "'5%' -> 5), codes and commas that may be decimal marks only with their convert_* parameters",
+            "numbers": "thousands separators and '(12)' = -12 accepted; decimal commas ('39,81', '1.234,5') where "
+            "the column and the file show them; currency symbols, '%' (kept as written: '5%' -> 5), codes and "
+            "commas that may be decimal marks only with their convert_* parameters",
             "blank_values": "empty or whitespace-only text becomes null in converted columns",
             "row_index": "1-based data row of the input file",
         },
@@ -556,7 +581,7 @@ def _decide_text(
         decision.reason = "no values"
         return
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
-    counts = _read_text(values, decision)
+    counts = _read_text(values, decision, params.convert_decimal_commas)
     decision.would_convert = decision.share >= params.conversion_threshold
     if decision.share >= MIXED_SHARE:
         decision.needs = _needs(decision, counts, params)
@@ -582,13 +607,11 @@ BOOLEAN_CHARS = max(len(word) for word in (*BOOLEAN_TRUE, *BOOLEAN_FALSE, *BOOLE
 YES_NO_WORDS = ("yes", "no", "y", "n")
 CURRENCY_SIGN = r"[$€£¥₹¢]"
 CODE_PATTERN = r"^(?:\+|-?0\d|-0$)"  # a number literal the file reader keeps as text: 007, 007.5, +5, -0
-# a decimal comma: "12,99", "0,5", "1,2345", "1.234,5" (one comma not followed by exactly three digits, or
-# after a dot-grouped number)
-DECIMAL_COMMA_PATTERN = r"^[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|\d{1,3}(?:\.\d{3})+,\d+)$"
 # Judgement calls (PRODUCT.md "Defaults that never destroy data"): a column whose values read but need one of
 # these is left as text and proposed unless the parameter is set, in this order.
 JUDGEMENT_CALLS = (
     "convert_ambiguous_thousands",
+    "convert_decimal_commas",
     "convert_currency",
     "convert_percentages",
     "convert_codes",
@@ -596,10 +619,14 @@ JUDGEMENT_CALLS = (
 )
 
 
-def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> dict[str, Any]:
+def _read_text(values: pl.DataFrame, decision: ColumnDecision, decimal_commas: bool = False) -> dict[str, Any]:
     """The shares of a text column's non-blank values (``values``: distinct values and counts) that read as
     numbers, booleans and dates, set on ``decision`` with the best reading and its comma evidence; the counts
-    (and the smallest example) of the values written in ways a conversion would need a judgement call for."""
+    (and the smallest example) of the values written in ways a conversion would need a judgement call for.
+
+    Numbers are read with a decimal comma (``comma_decimal``) when that reads more values than the usual reading
+    and the column holds a comma that can only be a decimal mark ("39,81", "1.234,5"); with ``decimal_commas``
+    (``convert_decimal_commas``) also when its commas could group thousands ("1,500") and it reads as many."""
     value, weight = pl.col("value"), pl.col("count")
     text = pl.col("__number__")  # number_text, read once, of the values it does not leave null
     numbers = values.lazy().filter(  # number_text is null unless one of its patterns matches
@@ -644,10 +671,22 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> dict[str, Any]
             weight.filter(value.str.contains(r"\d")).sum().alias("digits"),
             weight.filter(value.str.contains(DECIMAL_COMMA_PATTERN)).sum().alias("decimal_commas"),
         ),
+        _decimal_comma_counts(values),
     ]
     counts = pl.concat(parts, how="horizontal").collect().row(0, named=True)  # one query
     total = decision.non_blank
     numeric, integer = int(counts["numeric"] or 0), int(counts["integer"] or 0)
+    decision.decimal_commas = int(counts["decimal_commas"] or 0)
+    comma_numbers = int(counts["comma_numbers"] or 0)
+    decision.comma_readable = comma_numbers >= numeric
+    decision.comma_kind = "integer" if int(counts["comma_integers"] or 0) == comma_numbers else "float"
+    decision.comma_example = counts["either_way_example"] or counts["decimal_comma_example"] or ""
+    if decision.decimal_commas:
+        decision.comma_decimal = comma_numbers > numeric
+    elif decimal_commas and counts["ambiguous_comma"]:
+        decision.comma_decimal = comma_numbers >= numeric
+    if decision.comma_decimal:
+        numeric, integer = comma_numbers, int(counts["comma_integers"] or 0)
     shares = {"numeric": numeric / total}
     if counts["boolean_words"]:
         shares["boolean"] = int(counts["boolean"] or 0) / total
@@ -664,8 +703,30 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision) -> dict[str, Any]
     else:
         decision.detected = decision.plan.kind if decision.plan else "date"
     decision.thousands_commas = int(counts["thousands_commas"] or 0)
-    decision.decimal_commas = int(counts["decimal_commas"] or 0)
     return counts
+
+
+def _decimal_comma_counts(values: pl.DataFrame) -> pl.LazyFrame:
+    """Of a text column's distinct values (with their ``count``), those that read as numbers written with a
+    decimal comma (``agents.decimal_comma``): how many (``comma_numbers``), how many whole (``comma_integers``),
+    written as codes (``comma_code``, a leading zero or '+') with the smallest such value, and the smallest value
+    that reads both ways (``either_way_example``: "1,500", "1.234")."""
+    value, weight = pl.col("value"), pl.col("count")
+    code = value.str.contains(CODE_PATTERN)
+    return (
+        values.lazy()
+        .filter(value.str.contains(DECIMAL_COMMA_NUMBER_PATTERN))
+        .select(
+            weight.sum().alias("comma_numbers"),
+            weight.filter(integer_of_number_text(decimal_comma_text(value)).is_not_null())
+            .sum()
+            .alias("comma_integers"),
+            weight.filter(code).sum().alias("comma_code"),
+            value.filter(code).min().alias("comma_code_example"),
+            value.filter(value.str.contains(EITHER_WAY_PATTERN)).min().alias("either_way_example"),
+            value.filter(value.str.contains(DECIMAL_COMMA_PATTERN)).min().alias("decimal_comma_example"),
+        )
+    )
 
 
 def _needs(decision: ColumnDecision, counts: dict[str, Any], params: TypeFixerParams) -> dict[str, str]:
@@ -675,7 +736,10 @@ def _needs(decision: ColumnDecision, counts: dict[str, Any], params: TypeFixerPa
     decimal point) and none of its values is written with a decimal comma; ``_weigh_commas`` then looks at
     the other columns of the file."""
     needs: dict[str, str] = {}
-    if decision.best == "numeric" and params.auto_convert_numeric:
+    if decision.best == "numeric" and params.auto_convert_numeric and decision.comma_decimal:
+        if counts["comma_code"] and not params.convert_codes:
+            needs["convert_codes"] = counts["comma_code_example"]
+    elif decision.best == "numeric" and params.auto_convert_numeric:
         grouped = (decision.thousands_commas or counts["points"]) and not decision.decimal_commas
         if counts["ambiguous_comma"] and not grouped and not params.convert_ambiguous_thousands:
             needs["convert_ambiguous_thousands"] = counts["ambiguous_comma_example"]
@@ -692,13 +756,26 @@ def _needs(decision: ColumnDecision, counts: dict[str, Any], params: TypeFixerPa
 
 
 def _weigh_commas(decisions: list[ColumnDecision], params: TypeFixerParams) -> None:
-    """The file's evidence on ambiguous commas ("1,500"): when no column writes a decimal comma and some
-    column groups thousands with commas ("1,234,567", "$1,200.50"), the comma of the others is a thousands
-    separator too and their conversion is no longer a judgement call. Both runs call this once every column
-    is decided."""
-    if any(decision.decimal_commas for decision in decisions):
-        return
+    """The file's evidence on commas. Both runs call this once every column is decided.
+
+    - A file that writes decimal commas ("39,81") and groups thousands with commas elsewhere ("1,234,567",
+      "$1,200.50") contradicts itself: its columns read with a decimal comma are proposed
+      (``convert_decimal_commas``), not converted.
+    - A file that writes decimal commas and never groups thousands with commas: a column whose commas may group
+      thousands ("1,500") is proposed read with decimal commas, the likely reading (``convert_decimal_commas``;
+      ``convert_ambiguous_thousands`` reads them as thousands separators).
+    - A file that groups thousands with commas and writes no decimal comma: the comma of the others ("1,500")
+      is a thousands separator too and their conversion is no longer a judgement call."""
     grouping = [decision.column for decision in decisions if decision.thousands_commas]
+    if any(decision.decimal_commas for decision in decisions):
+        for decision in decisions:
+            if grouping and decision.comma_decimal and not params.convert_decimal_commas:
+                _propose_decimal_commas(decision, params)
+            elif not grouping and decision.comma_readable and "convert_ambiguous_thousands" in decision.needs:
+                del decision.needs["convert_ambiguous_thousands"]
+                decision.detected = decision.comma_kind  # as the proposal would read it
+                _propose_decimal_commas(decision, params)
+        return
     if not grouping:
         return
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
@@ -709,6 +786,18 @@ def _weigh_commas(decisions: list[ColumnDecision], params: TypeFixerParams) -> N
         decision.comma_evidence = f"'{grouping[0]}' groups thousands with commas"
         if decision.share >= required:
             _decide_conversion(decision, params)
+
+
+def _propose_decimal_commas(decision: ColumnDecision, params: TypeFixerParams) -> None:
+    """A column left as written whose conversion needs ``convert_decimal_commas`` (``_weigh_commas``)."""
+    decision.needs = {
+        name: decision.comma_example if name == "convert_decimal_commas" else decision.needs[name]
+        for name in JUDGEMENT_CALLS
+        if name == "convert_decimal_commas" or name in decision.needs
+    }
+    decision.convert, decision.expression = False, None
+    if decision.share >= (1.0 if params.preserve_mixed_types else params.conversion_threshold):
+        _decide_conversion(decision, params)
 
 
 def _decide_conversion(decision: ColumnDecision, params: TypeFixerParams) -> None:
@@ -738,6 +827,8 @@ def _decide_conversion(decision: ColumnDecision, params: TypeFixerParams) -> Non
         decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
         if decision.comma_evidence:
             decision.reason += f" (commas read as thousands separators: {decision.comma_evidence})"
+        if decision.comma_decimal:
+            decision.reason += " (written with a decimal comma)"
         decision.expression = _conversion(pl.col(decision.column), decision)
 
 
@@ -745,6 +836,11 @@ def _judgement(name: str, example: str) -> str:
     """Why converting a value like ``example`` is a judgement call (``JUDGEMENT_CALLS``), with what it would
     become."""
     number = pl.select(parse_number(pl.lit(example))).item() if name != "convert_yes_no" else None
+    if name == "convert_decimal_commas":
+        decimal = pl.select(parse_decimal_comma(pl.lit(example))).item()
+        if number is None:
+            return f"'{example}' would become {_number(decimal)}, read with a decimal comma"
+        return f"'{example}' is {_number(decimal)} with a decimal comma, {_number(number)} read the English way"
     if name == "convert_ambiguous_thousands":
         decimal = pl.select(parse_number(pl.lit(example.replace(",", ".")))).item()
         return f"'{example}' is {_number(number)} with a thousands comma, {_number(decimal)} with a decimal comma"
@@ -880,6 +976,7 @@ def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list
 
 JUDGEMENT_TITLES = {
     "convert_ambiguous_thousands": "Convert numbers reading commas that may be decimal marks as thousands separators",
+    "convert_decimal_commas": "Convert numbers reading their commas as decimal marks",
     "convert_currency": "Convert amounts written with a currency symbol (the symbol is dropped)",
     "convert_percentages": "Convert percentages to the number as written",
     "convert_codes": "Convert numbers written as codes",
@@ -895,7 +992,12 @@ def _applied(decisions: list[ColumnDecision]) -> dict[str, Any]:
 
 def _decimal_comma_note(name: str, decisions: list[ColumnDecision]) -> str:
     """For ambiguous commas: the columns of the file that write decimal commas (a hint the comma is a decimal
-    mark here too)."""
+    mark here too). For decimal commas: the columns that group thousands with commas, or the alternative."""
+    if name == "convert_decimal_commas":
+        grouping = [d.column for d in decisions if d.thousands_commas]
+        if grouping:
+            return f". But the file groups thousands with commas too ({', '.join(grouping[:6])})"
+        return ". The file writes decimal commas; convert_ambiguous_thousands reads '1,500' as 1500 instead"
     if name != "convert_ambiguous_thousands":
         return ""
     written = [d.column for d in decisions if d.decimal_commas]
@@ -908,6 +1010,10 @@ def _decimal_comma_note(name: str, decisions: list[ColumnDecision]) -> str:
 
 
 def _conversion(source: pl.Expr, decision: ColumnDecision) -> pl.Expr:
+    if decision.comma_decimal and decision.detected == "integer":
+        return integer_of_number_text(decimal_comma_text(source))
+    if decision.comma_decimal and decision.detected == "float":
+        return parse_decimal_comma(source)
     if decision.detected == "integer":
         return parse_integer(source)
     if decision.detected == "float":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from typing import Self
+
+from pydantic import ConfigDict, Field, model_validator
 
 from agents.params.common import EffectivenessParams, NullToken, null_tokens_field
 
@@ -68,6 +70,15 @@ class TypeFixerParams(EffectivenessParams):
         "'1,234,567', '1,500.25' or a decimal point, or another column '1,234,567' or '1,500.25', and no column "
         "writes a decimal comma ('12,99'); otherwise the column stays text and the conversion is proposed",
     )
+    convert_decimal_commas: bool = Field(
+        False,
+        description="Ours: convert number columns whose commas may group thousands reading them as decimal marks "
+        "('1,500' -> 1.5, '1.234' -> 1234), and columns written with a decimal comma ('39,81') in a file that also "
+        "groups thousands with commas. Without it, a column of decimal commas ('39,81', '1.234,56', with '1,500' "
+        "or '7' among them) converts when no column of the file groups thousands with commas ('1,234,567', "
+        "'1,500.25'); otherwise the column stays text and the conversion is proposed. Not with "
+        "convert_ambiguous_thousands",
+    )
     conversion_threshold: float = Field(
         0.7,
         gt=0,
@@ -90,3 +101,11 @@ class TypeFixerParams(EffectivenessParams):
         0.3, ge=0, le=1, description="Weight of values kept (not emptied by a failed conversion) in the score"
     )
     column_retention_weight: float = Field(0.2, ge=0, le=1, description="Weight of columns kept in the score")
+
+    @model_validator(mode="after")
+    def _one_reading_of_commas(self) -> Self:
+        if self.convert_ambiguous_thousands and self.convert_decimal_commas:
+            raise ValueError(
+                "convert_ambiguous_thousands and convert_decimal_commas read '1,500' in opposite ways: set one"
+            )
+        return self

@@ -298,7 +298,18 @@ def _text_alerts(name: str, profile: dict[str, Any], params: ProfilerParams) -> 
     if profile["data_type"] != "string":
         return alerts
     semantic = profile["semantic_type"]
-    if semantic == "numeric_string":
+    if semantic == "numeric_string" and profile["properties"].get("decimal_mark") == ",":
+        alerts.append(
+            _alert(
+                "numeric_in_string",
+                "medium",
+                name,
+                f"'{name}' holds numbers written with a decimal comma ('39,81'), stored as text",
+                f"Convert '{name}' to a numeric type reading the comma as the decimal mark (Clean My Data: "
+                "type-fixer does by default when no column of the file groups thousands with commas)",
+            )
+        )
+    elif semantic == "numeric_string":
         alerts.append(
             _alert(
                 "numeric_in_string",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from agents.decimal_comma import DECIMAL_COMMA_NUMBER_PATTERN, DECIMAL_COMMA_PATTERN
+
 # Anchored value patterns, checked on a sample of non-null values (Polars regex engine: no look-around).
 VALUE_PATTERNS: dict[str, str] = {
     "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$",
@@ -70,6 +72,9 @@ class TextSignals:
     numeric_share: float
     date_share: float
     boolean_share: float
+    # numbers written with a decimal comma ("39,81", "1.234,5", "7" among them); 0 unless one of the sampled
+    # values can only be read with a decimal comma (agents.decimal_comma)
+    decimal_comma_share: float = 0.0
 
 
 def pii_type_by_name(column: str) -> str | None:
@@ -106,10 +111,14 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             values.cast(pl.Float64, strict=False).is_not_null().mean().alias("numeric"),
             pl.coalesce(parsed_dates).is_not_null().mean().alias("date"),
             values.str.to_lowercase().is_in(BOOLEAN_WORDS).mean().alias("boolean"),
+            pl.when(values.str.contains(DECIMAL_COMMA_PATTERN).any())
+            .then(values.str.contains(DECIMAL_COMMA_NUMBER_PATTERN).mean())
+            .otherwise(0.0)
+            .alias("decimal_comma"),
         )
     )
     found = {int(row["index"]): row for row in shares.iter_rows(named=True)}
-    empty = dict.fromkeys(["n", *VALUE_PATTERNS, "numeric", "date", "boolean"])
+    empty = dict.fromkeys(["n", *VALUE_PATTERNS, "numeric", "date", "boolean", "decimal_comma"])
     signals: dict[str, TextSignals] = {}
     for index, column in enumerate(columns):
         row = found.get(index, empty)
@@ -119,5 +128,6 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             numeric_share=float(row["numeric"] or 0.0),
             date_share=float(row["date"] or 0.0),
             boolean_share=float(row["boolean"] or 0.0),
+            decimal_comma_share=float(row["decimal_comma"] or 0.0),
         )
     return signals

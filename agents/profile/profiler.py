@@ -180,7 +180,7 @@ def _field_profile(
 
     statistics = _statistics(column, non_null)
     completeness = 100.0 - _pct(column.null_count, rows)
-    validity = _validity(column, statistics, signals, semantic_type, non_null)
+    validity = _validity(column, statistics, signals, semantic, non_null)
     consistency = 0.0 if non_null == 0 else 100.0 if (unique or 0) > 1 else 50.0
     quality_score = round((completeness + validity + consistency) / 3, 2)
     entropy = column.entropy_bits
@@ -206,6 +206,7 @@ def _field_profile(
             "is_constant": unique == 1,
             "is_categorical": semantic.is_categorical,
             "semantic_reason": semantic.reason,
+            **({"decimal_mark": ","} if semantic.decimal_comma else {}),
             "estimated_pii_type": pii_type,
             "estimated_sensitivity_level": SENSITIVITY.get(pii_type, "low") if pii_type else "none",
             "pii_detection": {
@@ -295,6 +296,7 @@ def _semantic_type(
         value_pii=value_pii,
         value_pii_share=signals.pattern_shares.get(value_pii, 0.0) if signals and value_pii else 0.0,
         numeric_share=signals.numeric_share if signals else 0.0,
+        decimal_comma_share=signals.decimal_comma_share if signals else 0.0,
         date_share=signals.date_share if signals else 0.0,
         boolean_share=signals.boolean_share if signals else 0.0,
     )
@@ -306,10 +308,15 @@ def _semantic_type(
 
 
 def _validity(
-    column: ColumnStats, statistics: dict[str, Any], signals: TextSignals | None, semantic: str, non_null: int
+    column: ColumnStats,
+    statistics: dict[str, Any],
+    signals: TextSignals | None,
+    semantic: SemanticType,
+    non_null: int,
 ) -> float:
     """Share of values that fit the column's type: numeric 100 - min(outlier %, 20) - infinite %; a text
-    column with a dominant pattern (e-mail, number, date, ...) the share of sampled values matching it."""
+    column with a dominant pattern (e-mail, number, date, ...) the share of sampled values matching it (numbers
+    written with a decimal comma for a ``decimal_comma`` column)."""
     if non_null == 0:
         return 0.0
     if column.kind in NUMERIC_KINDS:
@@ -317,13 +324,13 @@ def _validity(
         return max(0.0, 100.0 - min(statistics.get("outlier_percentage", 0.0), 20.0) - infinite)
     if signals is None:
         return 100.0
-    share = signals.pattern_shares.get(semantic)
+    share = signals.pattern_shares.get(semantic.name)
     if share is None:
         share = {
-            "numeric_string": signals.numeric_share,
+            "numeric_string": signals.decimal_comma_share if semantic.decimal_comma else signals.numeric_share,
             "date_string": signals.date_share,
             "boolean_string": signals.boolean_share,
-        }.get(semantic, 1.0)
+        }.get(semantic.name, 1.0)
     return 100.0 * share
 
 

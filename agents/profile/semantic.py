@@ -11,7 +11,8 @@ bottom and the first match wins:
 4. ``date`` / ``datetime`` / ``time`` / ``duration``: the temporal storage kinds.
 5. Text that a sample says is something else: a PII type (``email``, ``phone``, ...; most sampled values
    match its pattern, ``pii_match_threshold``), ``numeric_string`` / ``date_string`` (at least
-   :data:`TYPE_SIGNAL_SHARE` of the sample parses), ``boolean_string`` (at least
+   :data:`TYPE_SIGNAL_SHARE` of the sample parses; numbers written with a decimal comma, "39,81", count when
+   a sampled value can only be read that way), ``boolean_string`` (at least
    :data:`BOOLEAN_SIGNAL_SHARE` are true/false/yes/no words, at most :data:`BOOLEAN_MAX_DISTINCT` values).
 6. ``identifier``: a key of the table. Integers: every value distinct although values drawn at random from
    their span would repeat (at least :data:`RANDOM_REPEATS_EXPECTED` repeats expected:
@@ -98,6 +99,7 @@ class ColumnEvidence:
     value_pii: str | None = None  # the PII pattern most sampled values match (at pii_match_threshold)
     value_pii_share: float = 0.0
     numeric_share: float = 0.0
+    decimal_comma_share: float = 0.0  # numbers written with a decimal comma ("39,81"): pii.TextSignals
     date_share: float = 0.0
     boolean_share: float = 0.0
 
@@ -117,6 +119,7 @@ class SemanticType:
     name: str
     is_categorical: bool
     reason: str
+    decimal_comma: bool = False  # a numeric_string whose numbers are written with a decimal comma ("39,81")
 
 
 def semantic_type(
@@ -168,6 +171,12 @@ def _text_type(e: ColumnEvidence, categorical_threshold: int) -> SemanticType:
         return _typed(e.value_pii, f"{e.value_pii_share:.0%} of sampled values match the {e.value_pii} pattern")
     if e.numeric_share >= TYPE_SIGNAL_SHARE:
         return _typed("numeric_string", f"{e.numeric_share:.0%} of sampled values are numbers stored as text")
+    if e.decimal_comma_share >= TYPE_SIGNAL_SHARE:
+        return _typed(
+            "numeric_string",
+            f"{e.decimal_comma_share:.0%} of sampled values are numbers written with a decimal comma, stored as text",
+            decimal_comma=True,
+        )
     if e.date_share >= TYPE_SIGNAL_SHARE:
         return _typed("date_string", f"{e.date_share:.0%} of sampled values are dates stored as text")
     if e.boolean_share >= BOOLEAN_SIGNAL_SHARE and distinct <= BOOLEAN_MAX_DISTINCT:
@@ -193,8 +202,8 @@ def whitespace_share(values: Iterable[object]) -> float | None:
     return sum(any(character.isspace() for character in text) for text in texts) / len(texts)
 
 
-def _typed(name: str, reason: str) -> SemanticType:
-    return SemanticType(name, name in CATEGORICAL_TYPES, reason)
+def _typed(name: str, reason: str, *, decimal_comma: bool = False) -> SemanticType:
+    return SemanticType(name, name in CATEGORICAL_TYPES, reason, decimal_comma)
 
 
 def _token_like(e: ColumnEvidence) -> bool:

@@ -143,6 +143,7 @@ def test_the_default_clean_chain_proposes_the_type_fixer_judgement_calls(tmp_pat
         ("euro", EURO, {}),
         ("calls", CALLS, {}),
         ("euro_applied", EURO, {"type-fixer": dict.fromkeys(JUDGEMENT_CALLS, True)}),
+        ("euro_decimal", EURO, {"type-fixer": {"convert_decimal_commas": True}}),
         ("calls_applied", CALLS, {"type-fixer": dict.fromkeys([*JUDGEMENT_CALLS, "convert_yes_no"], True)}),
     ]:
         source = tmp_path / f"{name}.csv"
@@ -158,15 +159,15 @@ def test_the_default_clean_chain_proposes_the_type_fixer_judgement_calls(tmp_pat
             item["action"]: item["apply"] for item in result["summary"]["proposals"] if item["agent_id"] == "type-fixer"
         }
         if name == "euro":
-            assert proposed == {"convert_ambiguous_thousands": {"type-fixer": {"convert_ambiguous_thousands": True}}}
+            assert proposed == {"convert_decimal_commas": {"type-fixer": {"convert_decimal_commas": True}}}
         if name == "calls":
             assert list(proposed) == ["convert_currency", "convert_percentages", "convert_codes", "convert_yes_no"]
-        if name.endswith("applied"):
+        if name.endswith(("applied", "decimal")):
             assert proposed == {}
     # Nothing read as a judgement call is changed by default: "1,500" stays as written, not 1500 (1000 times
     # 1.5 when the comma is a decimal mark); plain numbers as text are numbers, written as they were ("12", not
-    # "12.0"); "1,234" groups thousands as "$1,200.50" in the same file shows.
-    assert outputs["euro"] == 'p,poids,prix\nA,"1,500","12,99"\nB,"2,250","5,49"\nC,"3,000","7,00"\n'
+    # "12.0"); "1,234" groups thousands as "$1,200.50" in the same file shows; "12,99" (QA D4) can only be 12.99.
+    assert outputs["euro"] == 'p,poids,prix\nA,"1,500",12.99\nB,"2,250",5.49\nC,"3,000",7.00\n'
     assert outputs["calls"] == (
         "k,pct,amount,yn,w,plain,qty,flag\n"
         '1,5%,"$1,200.50",Y,+5,3.5,1234,true\n'
@@ -174,7 +175,8 @@ def test_the_default_clean_chain_proposes_the_type_fixer_judgement_calls(tmp_pat
         "3,15%,$4,Y,007.5,7,9,true\n"
     )
     # The parameters apply them.
-    assert outputs["euro_applied"] == 'p,poids,prix\nA,1500,"12,99"\nB,2250,"5,49"\nC,3000,"7,00"\n'
+    assert outputs["euro_applied"] == "p,poids,prix\nA,1500,12.99\nB,2250,5.49\nC,3000,7.00\n"
+    assert outputs["euro_decimal"] == "p,poids,prix\nA,1.500,12.99\nB,2.250,5.49\nC,3.000,7.00\n"
     assert outputs["calls_applied"] == (
         "k,pct,amount,yn,w,plain,qty,flag\n"
         "1,5,1200.50,true,5,3.5,1234,true\n"  # amounts keep their cents, as most of them were written

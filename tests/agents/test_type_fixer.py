@@ -184,21 +184,29 @@ def test_type_fixer_is_idempotent(frame: pl.DataFrame, data: st.DataObject) -> N
 
 
 def test_type_fixer_proposes_commas_that_may_be_decimal_marks() -> None:
-    """QA D3: "1,500" in a file that writes decimal commas ("12,99") is 1500 or 1.5, a judgement call: left as
-    written and proposed, with the file's evidence; ``convert_ambiguous_thousands`` applies it."""
+    """QA D3 and D4: "1,500" in a file that writes decimal commas ("12,99") is 1500 or 1.5, a judgement call:
+    left as written and proposed read as the file writes its numbers (``convert_decimal_commas``: 1.5), the
+    other reading named; ``convert_ambiguous_thousands`` reads it as 1500. "12,99" can only be 12.99."""
     euro = framed({"poids": ["1,500", "2,250", "3,000"], "prix": ["12,99", "5,49", "7,00"]})
     result = run_agent(type_fixer, euro, TypeFixerParams())
     assert result.frame is not None and result.frame["poids"].to_list() == euro["poids"].to_list()
+    assert result.frame["prix"].to_list() == [12.99, 5.49, 7.0]
     (proposed,) = result.envelope.data["proposals"]
-    assert proposed["proposal_id"] == "type-fixer:convert_ambiguous_thousands"
-    assert proposed["apply"] == {"type-fixer": {"convert_ambiguous_thousands": True}}
+    assert proposed["proposal_id"] == "type-fixer:convert_decimal_commas"
+    assert proposed["apply"] == {"type-fixer": {"convert_decimal_commas": True}}
     assert (proposed["columns"], proposed["cells_affected"]) == (["poids"], 3)
-    assert "'1,500' is 1500 with a thousands comma, 1.5 with a decimal comma" in proposed["description"]
-    assert "decimal commas (prix)" in proposed["description"]
-    assert result.envelope.summary_metrics["columns_converted"] == 0
+    assert "'1,500' is 1.5 with a decimal comma, 1500 read the English way" in proposed["description"]
+    assert "convert_ambiguous_thousands reads '1,500' as 1500" in proposed["description"]
+    assert result.envelope.summary_metrics["columns_converted"] == 1
+    (poids, _) = result.envelope.data["type_analysis"]["columns"]
+    assert (poids["suggested_type"], poids["proposed_with"]) == ("float", {"convert_decimal_commas": True})
+    decimal = run_agent(type_fixer, euro, TypeFixerParams(convert_decimal_commas=True))
+    assert decimal.frame is not None and decimal.frame["poids"].to_list() == [1.5, 2.25, 3.0]
+    assert decimal.frame["prix"].to_list() == [12.99, 5.49, 7.0]
+    assert decimal.envelope.data["proposals"] == []
     applied = run_agent(type_fixer, euro, TypeFixerParams(convert_ambiguous_thousands=True))
     assert applied.frame is not None and applied.frame["poids"].to_list() == [1500, 2250, 3000]
-    assert applied.frame["prix"].to_list() == euro["prix"].to_list()  # a decimal comma is not a number
+    assert applied.frame["prix"].to_list() == [12.99, 5.49, 7.0]
     assert applied.envelope.data["proposals"] == []
     alone = run_agent(type_fixer, framed({"n": ["1,500", "7"]}), TypeFixerParams())  # no evidence either way
     assert alone.frame is not None and alone.frame["n"].to_list() == ["1,500", "7"]
@@ -224,13 +232,22 @@ def test_type_fixer_reads_commas_the_data_shows_group_thousands(
 
 
 def test_type_fixer_weighs_decimal_commas_elsewhere_in_the_file() -> None:
-    """A file that groups thousands in one column and writes decimal commas in another gives no answer."""
+    """A file that groups thousands in one column and writes decimal commas in another gives no answer: both
+    the ambiguous commas and the decimal commas are proposed, each with the parameter that reads them."""
     frame = framed({"n": ["1,500", "2,250"], "m": ["1,234,567", "12"], "e": ["12,99", "1,5"]})
     result = run_agent(type_fixer, frame, TypeFixerParams())
     assert result.frame is not None and result.frame["n"].to_list() == ["1,500", "2,250"]
     assert result.frame["m"].to_list() == [1234567, 12]
-    (proposed,) = result.envelope.data["proposals"]
-    assert proposed["columns"] == ["n"] and "decimal commas (e)" in proposed["description"]
+    assert result.frame["e"].to_list() == ["12,99", "1,5"]
+    thousands, decimal = result.envelope.data["proposals"]
+    assert thousands["columns"] == ["n"] and "decimal commas (e)" in thousands["description"]
+    assert thousands["apply"] == {"type-fixer": {"convert_ambiguous_thousands": True}}
+    assert decimal["columns"] == ["e"] and decimal["apply"] == {"type-fixer": {"convert_decimal_commas": True}}
+    assert "'1,5' would become 1.5" in decimal["description"]
+    assert "thousands with commas too (m)" in decimal["description"]
+    applied = run_agent(type_fixer, frame, TypeFixerParams(convert_decimal_commas=True))
+    assert applied.frame is not None and applied.frame["e"].to_list() == [12.99, 1.5]
+    assert applied.frame["n"].to_list() == [1.5, 2.25]  # the parameter reads every comma as a decimal mark
 
 
 JUDGEMENT_FRAME = {

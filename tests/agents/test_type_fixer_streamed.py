@@ -73,6 +73,15 @@ FIXED_FRAMES = {
     "judgement_calls": framed(JUDGEMENT_FRAME),
     "decimal_commas": framed({"poids": ["1,500", "2,250", "3,000"], "prix": ["12,99", "5,49", "7,00"]}),
     "grouped_commas": framed({"n": ["1,500", "2,250", None], "m": ["1,234,567", "12", "$4"], "x": ["1", "2", "3"]}),
+    # QA D4: numbers written with a decimal comma, one column mixed, one written as codes
+    "decimal_comma_numbers": framed(
+        {
+            "price": ["39,81", "-0,5", " 1.234,56 ", "7", None, "1,500"],
+            "mixed": ["1,5", "2,25", "3,75", "4,5", "x", "6,0"],
+            "code": ["007,5", "1,25", "2,5", "3", "4", "5"],
+        },
+        ROWS,
+    ),
 }
 
 
@@ -214,7 +223,8 @@ def test_streamed_type_fixer_proposes_the_judgement_calls(tmp_path: Path) -> Non
         (tmp_path / name).mkdir()
     euro = assert_streamed_as_in_memory(FIXED_FRAMES["decimal_commas"], TypeFixerParams(), tmp_path / "euro")
     assert euro.scan is not None and euro.scan.collect()["poids"].to_list() == ["1,500", "2,250", "3,000"]
-    assert [item["action"] for item in euro.envelope.data["proposals"]] == ["convert_ambiguous_thousands"]
+    assert euro.scan.collect()["prix"].to_list() == [12.99, 5.49, 7.0]
+    assert [item["action"] for item in euro.envelope.data["proposals"]] == ["convert_decimal_commas"]
     calls = assert_streamed_as_in_memory(FIXED_FRAMES["judgement_calls"], TypeFixerParams(), tmp_path / "calls")
     assert calls.scan is not None
     out = calls.scan.collect()
