@@ -12,7 +12,12 @@
 4. *score* with Fellegi–Sunter: u from random pairs, m and the prior by EM over the candidate pairs,
    exact name agreement adjusted for the value's frequency; probability = sigmoid of the summed log2(m/u)
    weights plus the prior's log-odds (``agents.master.er.scoring`` has the maths);
-5. *cluster*: connected components over pairs with probability ≥ ``threshold``, with a guard that keeps
+5. *check*: a link whose rows disagree on more of their data columns (compared or not: a code, a state,
+   coordinates, amounts) than they agree on is withheld and sent to review, unless they share a strong
+   identifier (``agents.master.er.contradiction``): on a file without duplicates EM learns a "match" class
+   of look-alikes (airports named after their town), and the columns it does not compare are no evidence
+   to it;
+6. *cluster*: connected components over pairs with probability ≥ ``threshold``, with a guard that keeps
    weak links from chaining large components.
 
 Row identity is ``ROW_INDEX_COLUMN`` (1-based, unique); a cluster's id is the smallest row index in it.
@@ -21,8 +26,10 @@ gives the same clusters. Pairs are reported with ``left`` < ``right`` as row ind
 is the blocking key that found it, or "identical" (rows equal in every data column, whatever the link
 type: probability 1, so identical rows always share a cluster) or "same_match_keys" (equal on every
 compared value, at least two of them present: they link whatever their score, at least at ``threshold``,
-but as any other pair only within groups of at most ``max_block_size`` rows, and with their model
-probability, so the chain guard treats them like the others). A value shared by one compared column alone
+but as any other pair only within groups of at most ``max_block_size`` rows, only when the values are rare
+enough together that strangers would not share them (rows × the product of the values' shares below
+``SELECTIVE_PARTNERS``: a state and a loan amount are not), and with their model probability, so the chain
+guard treats them like the others). A value shared by one compared column alone
 forces nothing: 50,000 rows sharing one placeholder phone are not one person. An identifier (e-mail,
 phone, national id, id) held by more than ``max_block_size`` rows is a placeholder ("info@" of a shop, a
 switchboard): it is compared as missing and reported with the skipped blocks.
@@ -61,6 +68,7 @@ from agents.master.er.compare import (
     comparison_levels,
     encode_columns,
 )
+from agents.master.er.contradiction import STRONG_ROLES, contradicted
 from agents.master.er.normalise import CONTENT_HASH, GIVEN, SURNAME, normalise
 from agents.master.er.scoring import (
     EXACT_U_PRIOR,
@@ -81,6 +89,9 @@ SAME_KEYS_RULE = "same_match_keys"
 GUARD_RULE = "chain_guard"
 MIN_PAIR_BUDGET = 20_000
 SHARED_IDENTIFIER_ROLES = frozenset({"email", "phone", "national_id", "id"})
+SELECTIVE_PARTNERS = 1.0
+"""A combination of match key values that rows of this size would share by chance with at least this many
+other rows (rows × the product of the values' shares) does not say "same entity" on its own."""
 
 CLUSTERS_SCHEMA = {
     ROW_INDEX_COLUMN: pl.Int64,
@@ -117,6 +128,8 @@ class MatchSettings:
       ``random_pairs_per_row`` × rows: 4), ``seed`` for that draw (0); u of exact agreement comes from the
       values' frequencies (``agents.master.er.scoring.with_exact_u``);
     - ``max_em_iterations`` (100), ``em_tolerance`` (1e-5);
+    - ``contradiction_check``: withhold links whose rows disagree on more of their data columns (compared
+      or not) than they agree on (``agents.master.er.contradiction``) (True);
     - ``workers``: threads running the blocking keys and the comparisons side by side (2); a comparison of more
       than ``compare.PARALLEL_PAIRS`` pairs also hands rapidfuzz that many threads, so up to ``workers``² may run
       at once.
@@ -141,6 +154,7 @@ class MatchSettings:
     max_em_iterations: int = 100
     em_tolerance: float = 1e-5
     workers: int = 2
+    contradiction_check: bool = True
 
 
 @dataclass
@@ -224,10 +238,11 @@ def resolve(
             exact = levels[:, index] == EXACT_LEVEL
             weight += scales[index] * tf_adjustment(encoded[comparison.name].codes, left, exact)
     modelled = pl.Series(probabilities(weight, model.prior))
+    selective = pl.Series(_selective(encoded, list(compared), left, size))
     scored = candidates.with_columns(
         pl.when(pl.col("rule") == IDENTICAL_RULE)
         .then(1.0)
-        .when(pl.col("rule") == SAME_KEYS_RULE)
+        .when((pl.col("rule") == SAME_KEYS_RULE) & selective)
         .then(pl.max_horizontal(modelled, pl.lit(settings.threshold)))
         .otherwise(modelled)
         .alias("probability"),
@@ -237,6 +252,8 @@ def resolve(
 
     report(0.8, "clustering")
     links = scored.filter(pl.col("probability") >= settings.threshold)
+    vetoed = _contradicted_links(frame, plan, encoded, links, settings)
+    contradicted_links, links = links.filter(vetoed), links.filter(~vetoed)
     clustering = cluster(
         size,
         links["left"].to_numpy(),
@@ -251,7 +268,7 @@ def resolve(
     clusters = _clusters_frame(row_index, clustering.labels, kept_links)
     pairs = _as_row_pairs(scored.filter(pl.col("probability") >= settings.review_band), row_index)
     pairs = pairs.select(list(PAIRS_SCHEMA)).cast(PAIRS_SCHEMA).sort("left", "right")  # type: ignore[arg-type]
-    review = _review(scored, dropped_links, row_index, settings)
+    review = _review(scored, dropped_links, contradicted_links, row_index, settings)
     lap("cluster")
     report(1.0, "resolved")
 
@@ -271,6 +288,7 @@ def resolve(
         "links": kept_links.height,
         "review_pairs": review.height,
         "chain_guard": {"loose_components": clustering.loose_components, "dropped_links": dropped_links.height},
+        "contradicted_links": contradicted_links.height,
         "clusters": cluster_sizes.len(),
         "multi_row_clusters": int((cluster_sizes > 1).sum()),
         "largest_cluster": int(cluster_sizes.max() or 0),  # type: ignore[arg-type]
@@ -482,8 +500,59 @@ def _clusters_frame(row_index: np.ndarray, labels: np.ndarray, kept_links: pl.Da
     ).cast(CLUSTERS_SCHEMA)  # type: ignore[arg-type]
 
 
+def _selective(encoded: Mapping[str, Encoded], compared: list[str], left: np.ndarray, rows: int) -> np.ndarray:
+    """Per pair: whether the values of its ``left`` row on the compared columns (for a pair equal on all of
+    them, the pair's values) are rare enough together that rows of this size would not share them by chance:
+    rows × Π share of each value below ``SELECTIVE_PARTNERS`` (independence taken; a null counts as shared by
+    everyone). A state and a loan amount are not: many strangers share both."""
+    log_chance = np.full(len(left), np.log(max(rows, 1)), dtype=np.float64)
+    for name in compared:
+        codes = encoded[name].codes
+        present = codes[codes >= 0]
+        if present.size == 0:
+            continue
+        shares = np.bincount(present).astype(np.float64) / present.size
+        at = codes[left]
+        known = at >= 0
+        log_chance[known] += np.log(shares[at[known]])
+    return log_chance < np.log(SELECTIVE_PARTNERS)
+
+
+def _contradicted_links(
+    frame: pl.DataFrame, plan: _Plan, encoded: Mapping[str, Encoded], links: pl.DataFrame, settings: MatchSettings
+) -> pl.Series:
+    """Per link: whether the rows' data columns say they are different records
+    (``agents.master.er.contradiction``); rows identical in every data column never are."""
+    checked = links.filter(pl.col("rule") != IDENTICAL_RULE) if settings.contradiction_check else links.clear()
+    data = [name for name in frame.columns if name not in BOOKKEEPING_COLUMNS]
+    strong = {name: encoded[name].codes for name, role in plan.compared.items() if role in STRONG_ROLES}
+    left, right = checked["left"].to_numpy(), checked["right"].to_numpy()
+    # each compared column on its own (no location comparison): which of them agree, which do not
+    columns = [Comparison(name, role, ROLE_COMPARISONS.get(role, "text")) for name, role in plan.compared.items()]
+    levels = comparison_levels(encoded, columns, left, right, workers=settings.workers)
+    compared = {
+        column.name: (levels[:, index], _near_levels(column), len(column.levels) - 1)
+        for index, column in enumerate(columns)
+    }
+    vetoed = contradicted(frame, data, compared, strong, left, right)
+    found = checked.filter(pl.Series(vetoed)).select("left", "right").with_columns(pl.lit(True).alias("vetoed"))
+    marked = links.join(found, on=["left", "right"], how="left", maintain_order="left")
+    return marked.get_column("vetoed").fill_null(False)
+
+
+def _near_levels(comparison: Comparison) -> tuple[int, ...]:
+    """The levels just short of exact agreement (the closest fuzzy level, a name swap); none for categories."""
+    labels = comparison.levels
+    near = tuple(index for index, label in enumerate(labels) if label == "swapped")
+    return near + ((EXACT_LEVEL + 1,) if len(labels) > EXACT_LEVEL + 2 else ())
+
+
 def _review(
-    scored: pl.DataFrame, dropped_links: pl.DataFrame, row_index: np.ndarray, settings: MatchSettings
+    scored: pl.DataFrame,
+    dropped_links: pl.DataFrame,
+    contradicted_links: pl.DataFrame,
+    row_index: np.ndarray,
+    settings: MatchSettings,
 ) -> pl.DataFrame:
     borderline = scored.filter(
         (pl.col("probability") >= settings.review_band) & (pl.col("probability") < settings.threshold)
@@ -497,7 +566,15 @@ def _review(
     guarded = dropped_links.with_columns(
         pl.lit("link dropped by the chain guard: a weak link bridging two groups of a loose cluster").alias("reason")
     )
-    review = pl.concat([_as_row_pairs(frame.select(list(REVIEW_SCHEMA)), row_index) for frame in (borderline, guarded)])
+    contradicted_pairs = contradicted_links.with_columns(
+        pl.lit("link withheld: the rows disagree on more of their columns than they agree on").alias("reason")
+    )
+    review = pl.concat(
+        [
+            _as_row_pairs(frame.select(list(REVIEW_SCHEMA)), row_index)
+            for frame in (borderline, guarded, contradicted_pairs)
+        ]
+    )
     return review.cast(REVIEW_SCHEMA).sort("left", "right")  # type: ignore[arg-type]
 
 

@@ -18,13 +18,20 @@
   ``street``, ``rd``, ``place``), and person-name-like tokens (letters, apostrophes, hyphens and dots: one
   token, or two to four for a full name).
 
+A column of numbers (a numeric dtype, or text whose sample, missing tokens such as "NA" aside, is at least
+:data:`NUMBER_SHARE` numbers without leading zeros) gets no text role: from its name only one of
+:data:`NUMBER_ROLES` (a phone, postcode, street number, national id, id, date of birth; a gender code when
+the numbers are whole), from its values only an id, a phone or a birth date. "ef_regulation_business" holding
+scores is no company, and repeating 4-5 digit amounts are no postcodes unless the name says so.
+
 A role named by the column name is checked against its values (:data:`VALUE_CHECKS`): when at least
 :data:`CONFIRM_SHARE` of the sample fits, the method is ``name+value`` and the confidences combine
 (``1 - (1 - name) (1 - value)``); when the sample does not fit and the values alone say something else,
 the values win (``value``); otherwise the name stands with half its confidence. A column whose name says
 nothing gets a role from its values alone only when they are unambiguous (:func:`_value_role`): e-mails,
 UUIDs, phone numbers, dates of people's births (years all past, none before 1880, median at least
-:data:`BIRTH_MIN_AGE_YEARS` years ago), postcodes (UK-like, or 4-5 digits that repeat and are not years),
+:data:`BIRTH_MIN_AGE_YEARS` years ago), postcodes (UK-like, or 4-5 digits that repeat and are not years, as
+text with leading zeros: never a column of numbers),
 numeric ids, street addresses, and full names (2-4 name tokens, mostly distinct). Single name tokens (a
 given name? a surname? a city?) only confirm a name. Anything else is ``other`` with confidence 0 and
 method ``name+value`` (neither said anything).
@@ -46,8 +53,9 @@ import polars as pl
 from agents.columns import narrow, normalised_name
 from agents.envelope import data_columns
 from agents.layouts import text_of
+from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.profile.semantic import RANDOM_REPEATS_EXPECTED
-from agents.values import date_like
+from agents.values import LEADING_ZERO_PATTERN, date_like
 
 Method = Literal["name", "value", "name+value"]
 METHODS: Final = ("name", "value", "name+value")
@@ -82,6 +90,14 @@ BIRTH_MIN_AGE_YEARS: Final = 16
 BIRTH_MIN_YEAR: Final = 1880
 FULL_NAME_DISTINCT: Final = 0.5  # distinct share of the sample a full-name column has at least
 POSTCODE_REPEAT: Final = 0.9  # a digit postcode column's sample is at most this share distinct
+NUMBER_SHARE: Final = 0.95  # share of a text sample (missing tokens aside) written as numbers for a number column
+NUMBER_ROLES: Final = frozenset({"phone", "postcode", "street_number", "national_id", "id", "date_of_birth"})
+"""The roles a column of numbers may have when its name says so; ``gender`` too when they are whole numbers (a
+code such as 1/2). Text roles (a name, a company, a city) never: "ef_regulation_business" holding scores is no
+company, and 4-5 digit amounts are no postcodes unless the name says postcode (or the text keeps leading zeros,
+and then it is no number column)."""
+NUMBER_VALUE_ROLES: Final = frozenset({"phone", "id", "date_of_birth"})
+"""The roles a column of numbers may have from its values alone."""
 
 # (role, aliases as one regular expression over the normalised name, whether the aliases also count as
 # words inside a longer name). Earlier roles win: "soc_sec_id" is a national id before it is an id.
@@ -145,6 +161,7 @@ UK_POSTCODE: Final = r"(?i)^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$"
 ANY_POSTCODE: Final = r"^[A-Za-z0-9][A-Za-z0-9 \-]{2,9}$"
 YEAR: Final = r"^(?:19|20)[0-9]{2}$"
 INTEGER: Final = r"^[+-]?[0-9]{1,18}$"
+NUMBER: Final = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _NAME_TOKEN = r"\p{L}[\p{L}'’\-.]*"
 NAME_TOKEN: Final = rf"^{_NAME_TOKEN}$"
 FULL_NAME: Final = rf"^{_NAME_TOKEN}(?:,?\s+{_NAME_TOKEN}){{1,3}}$"
@@ -218,8 +235,20 @@ def detect_roles(
         if name not in evidence:
             roles[name] = name_role(name) or OTHER
             continue
-        roles[name] = _combine(name_role(name), evidence[name])
+        roles[name] = _combine(name_role(name), evidence[name], _numbers(schema[name], evidence[name]))
     return roles
+
+
+def _numbers(dtype: pl.DataType, evidence: Mapping[str, Any]) -> Literal["whole", "decimal"] | None:
+    """Whether a column holds numbers ("whole" or "decimal"): a numeric dtype, or text whose sample, missing
+    tokens aside, is at least :data:`NUMBER_SHARE` numbers without leading zeros; else None."""
+    if dtype.is_numeric():
+        return "whole" if dtype.is_integer() else "decimal"
+    if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)) or not evidence["sampled"]:
+        return None
+    if float(evidence.get("number") or 0.0) < NUMBER_SHARE:
+        return None
+    return "whole" if float(evidence.get("integer_of_numbers") or 0.0) >= NUMBER_SHARE else "decimal"
 
 
 def name_role(column: str) -> ColumnRole | None:
@@ -234,8 +263,14 @@ def name_role(column: str) -> ColumnRole | None:
     return None
 
 
-def _combine(by_name: ColumnRole | None, evidence: Mapping[str, Any]) -> ColumnRole:
+def _combine(
+    by_name: ColumnRole | None, evidence: Mapping[str, Any], numbers: Literal["whole", "decimal"] | None = None
+) -> ColumnRole:
     by_value = _value_role(evidence)
+    if numbers is not None:  # a column of numbers: no text role, from its name or its values (NUMBER_ROLES)
+        allowed = NUMBER_ROLES | ({"gender"} if numbers == "whole" else set())
+        by_name = by_name if by_name is not None and by_name.role in allowed else None
+        by_value = by_value if by_value is not None and by_value.role in NUMBER_VALUE_ROLES else None
     if by_name is None:
         return by_value or OTHER
     if not evidence["sampled"]:
@@ -350,6 +385,13 @@ def value_evidence(frame: pl.DataFrame, columns: list[str]) -> dict[str, dict[st
             (value.str.contains(ANY_POSTCODE) & value.str.contains(HAS_DIGIT)).mean().alias("postcode_loose"),
             value.str.contains(YEAR).mean().alias("year"),
             value.str.contains(INTEGER).mean().alias("integer"),
+            (
+                (value.str.contains(NUMBER) & ~value.str.contains(LEADING_ZERO_PATTERN)).sum()
+                / pl.max_horizontal((~value.is_in(list(DEFAULT_NULL_TOKENS))).sum(), pl.lit(1))
+            ).alias("number"),
+            (value.str.contains(INTEGER).sum() / pl.max_horizontal(value.str.contains(NUMBER).sum(), pl.lit(1))).alias(
+                "integer_of_numbers"
+            ),
             value.str.contains(NAME_TOKEN).mean().alias("name_token"),
             value.str.contains(FULL_NAME).mean().alias("full_name"),
             (value.str.contains(NAME_TOKEN) | value.str.contains(FULL_NAME)).mean().alias("name_any"),
