@@ -103,7 +103,7 @@ from agents.formatting import (
     pct,
     shown,
 )
-from agents.layouts import number_layouts
+from agents.layouts import Layout, boolean_layouts, number_layouts
 from agents.params.type_fixer import TypeFixerParams
 from agents.values import (
     ACCOUNTING_NEGATIVE_PATTERN,
@@ -211,7 +211,7 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     outcome = Outcome(frame.height, decisions, converting, fix_log, missing)
     # frame: its tokens are nulls already
     result = _result(started, outcome, params, len(columns), row_issues, fixed if converting else frame, progress)
-    _keep_number_layouts(result, inputs, frame, converting)
+    _keep_text_layouts(result, inputs, frame, converting)
     return result
 
 
@@ -250,7 +250,7 @@ def _run_streamed(
     progress(0.9, "Scoring")
     outcome = Outcome(rows, decisions, converting, fix_log, missing)
     result = _result(started, outcome, params, len(columns), row_issues, None, progress)
-    _keep_number_layouts(result, inputs, nulled, converting, engine="streaming")
+    _keep_text_layouts(result, inputs, nulled, converting, engine="streaming")
     temp_of = {decision.column: _temp(index) for index, decision in enumerate(converting)}
     result.scan = work.select(
         [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in schema.names()]
@@ -288,7 +288,7 @@ def _result(
     )
 
 
-def _keep_number_layouts(
+def _keep_text_layouts(
     result: AgentResult,
     inputs: AgentInputs,
     text: pl.DataFrame | pl.LazyFrame,
@@ -296,23 +296,31 @@ def _keep_number_layouts(
     *,
     engine: Literal["auto", "streaming"] = "auto",
 ) -> None:
-    """The layouts of the text columns converted to decimals that Polars would write otherwise (``41``,
-    ``12.50``: agents.layouts.number_layouts), added to the input's for the writers of the data: a conversion
-    changes the type, not the text a CSV holds."""
+    """The layouts of the text columns converted to decimals or booleans that Polars would write otherwise (``41``,
+    ``12.50``, ``True``/``FALSE``: agents.layouts.number_layouts, boolean_layouts), added to the input's for the
+    writers of the data: a conversion changes the type, not the text a CSV holds."""
     floats = [d for d in converting if d.detected == "float" and d.text_source]
-    if not floats:
+    truths = [d.column for d in converting if d.detected == "boolean" and d.text_source]
+    if not floats and not truths:
         return
-    decimals = [d.column for d in floats]
     names = text.collect_schema().names()
-    # the number each text holds, as a plain literal ("$1,200.50" -> "1200.50", "39,80" -> "39.80"): its
-    # decimals are its layout's
-    literals = text.lazy().select(
-        (decimal_comma_text if d.comma_decimal else number_text)(pl.nth(names.index(d.column))).alias(d.column)
-        for d in floats
+    layouts: dict[str, Layout] = {}
+    if floats:
+        # the number each text holds, as a plain literal ("$1,200.50" -> "1200.50", "39,80" -> "39.80"): its
+        # decimals are its layout's
+        literals = text.lazy().select(
+            (decimal_comma_text if d.comma_decimal else number_text)(pl.nth(names.index(d.column))).alias(d.column)
+            for d in floats
+        )
+        layouts.update(number_layouts(literals, [d.column for d in floats], engine=engine))
+    # True/FALSE keep their case; yes/no, y/n, 1/0 become true/false: the conversion the user asked for shows
+    layouts.update(
+        (name, layout)
+        for name, layout in boolean_layouts(text, truths, engine=engine).items()
+        if (layout.true.lower(), layout.false.lower()) == ("true", "false")
     )
-    numbers = number_layouts(literals, decimals, engine=engine)
-    if numbers:
-        result.artifacts[TEXT_LAYOUTS_ARTIFACT] = {**inputs.text_layouts, **numbers}
+    if layouts:
+        result.artifacts[TEXT_LAYOUTS_ARTIFACT] = {**inputs.text_layouts, **layouts}
 
 
 def _convert(

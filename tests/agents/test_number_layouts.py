@@ -300,3 +300,19 @@ def test_a_workbook_s_whole_numbers_are_written_as_excel_shows_them(tmp_path: Pa
         ["1", "90000", "0.5"],
         ["2", "45000.5", "1.25"],
     ]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_default_clean_keeps_the_spelling_of_the_booleans_it_types(tmp_path: Path, mode: str) -> None:
+    """The type-fixer types True/NA/False once NA is a null: written True/False (the type changed, not the text);
+    yes/no converted on request is written true/false (the conversion the user asked for shows)."""
+    source = tmp_path / "primary.csv"
+    source.write_text(BOOLEANS, encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_tool("clean-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    assert _changed(source, out / "cleaned_data.csv") == {"tokens": [("NA", "")]}
+    source.write_text("id,answer\n1,Yes\n2,No\n3,yes\n", encoding="utf-8")
+    parameters = {"type-fixer": {"convert_yes_no": True}}
+    run_tool("clean-my-data", [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=MODES[mode])
+    assert [row[1] for row in _cells(out / "cleaned_data.csv")] == ["answer", "true", "false", "true"]
