@@ -84,8 +84,10 @@ def _formats() -> tuple[TemporalFormat, ...]:
         TemporalFormat("%d %b %Y", date),
         TemporalFormat("%d-%b-%Y", date),
         TemporalFormat("%b %d, %Y", date),
+        TemporalFormat("%b %d %Y", date),  # R's and JavaScript's "Jan 1 2000"
         TemporalFormat("%d %B %Y", date),
         TemporalFormat("%B %d, %Y", date),
+        TemporalFormat("%B %d %Y", date),
         TemporalFormat("%Y-%m-%d %H:%M:%S%.f", dt),
         TemporalFormat("%Y-%m-%dT%H:%M:%S%.f", dt),
         TemporalFormat("%Y-%m-%dT%H:%M:%S%.fZ", dt),

@@ -51,7 +51,20 @@ SENSITIVITY: dict[str, str] = {
     "ip_address": "low",
 }
 
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    # month names (English): "1 Jan 2000", "Jan 1 2000", "January 1, 2000"
+    "%d %b %Y",
+    "%b %d %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%B %d %Y",
+    "%B %d, %Y",
+)
 DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
