@@ -322,7 +322,8 @@ class _DataFlow:
         return removed_with_reasons(agent_id, gone, listed)
 
     def quarantine(self, columns: list[str]) -> pl.DataFrame:
-        row_index, agent, reason = quarantine_names(columns)
+        """Every removed row: its row index, agent and reason (named as :meth:`accept` named them), then ``columns``."""
+        row_index, agent, reason = quarantine_names(self.input_columns)
         schema = {row_index: pl.Int64, agent: pl.String, reason: pl.String} | dict.fromkeys(columns, pl.String)
         if not self.quarantined:
             return pl.DataFrame(schema=schema)
@@ -963,7 +964,8 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
         written.append(name)
     if flow.quarantined:
         with _writing(QUARANTINE_NAME):
-            flow.quarantine(data_columns(flow.quarantined[0])).write_csv(out_dir / QUARANTINE_NAME)
+            # after its row index, agent and reason, the columns of the rows as the agents removed them
+            flow.quarantine(flow.quarantined[0].columns[3:]).write_csv(out_dir / QUARANTINE_NAME)
         written.append(QUARANTINE_NAME)
     return written
 

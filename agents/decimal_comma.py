@@ -15,12 +15,12 @@ from __future__ import annotations
 import polars as pl
 
 # a comma that can only be a decimal mark: "12,99", "0,5", "1,2345", "1.234,5"
-DECIMAL_COMMA_PATTERN = r"^[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|\d{1,3}(?:\.\d{3})+,\d+)$"
-# a number as a file with decimal commas writes it: digits, thousands grouped with points or not grouped, an
-# optional decimal comma ("7", "39,81", "1.234", "1.234,56", "1,500")
-DECIMAL_COMMA_NUMBER_PATTERN = r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?$"
+DECIMAL_COMMA_PATTERN = r"^[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|[1-9]\d{0,2}(?:\.\d{3})+,\d+)$"
+# a number as a file with decimal commas writes it: digits, thousands grouped with points (no leading zero group:
+# "0.125" is no 125) or not grouped, an optional decimal comma ("7", "39,81", "1.234", "1.234,56", "1,500")
+DECIMAL_COMMA_NUMBER_PATTERN = r"^[+-]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+)(?:,\d+)?$"
 # a value that reads both ways: one comma before three digits ("1,500"), or points grouping three digits ("1.234")
-EITHER_WAY_PATTERN = r"^[+-]?(?:\d{1,3},\d{3}|\d{1,3}(?:\.\d{3})+)$"
+EITHER_WAY_PATTERN = r"^[+-]?(?:\d{1,3},\d{3}|[1-9]\d{0,2}(?:\.\d{3})+)$"
 
 
 def decimal_comma_text(expr: pl.Expr) -> pl.Expr:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import polars as pl
 
@@ -136,12 +136,12 @@ class NumberLayout:
             return text
         digits = text.str.len_bytes() - text.str.find(".", literal=True) - 1  # null without a point
         plain = ~text.str.contains("e", literal=True)
-        padded = pl.when(plain & (digits == self.decimals - 1)).then(pl.concat_str(text, pl.lit("0")))
+        padded: Any = pl.when(plain & (digits == self.decimals - 1)).then(pl.concat_str(text, pl.lit("0")))
         for missing in range(2, self.decimals):
             padded = padded.when(plain & (digits == self.decimals - missing)).then(
                 pl.concat_str(text, pl.lit("0" * missing))
             )
-        return padded.otherwise(text)
+        return cast(pl.Expr, padded.otherwise(text))
 
 
 @dataclass(frozen=True)

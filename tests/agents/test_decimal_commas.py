@@ -164,3 +164,10 @@ def test_text_signals_count_decimal_commas_only_where_one_must_be() -> None:
     assert signals["eu"].decimal_comma_share == 0.75
     assert signals["us"].decimal_comma_share == 0.0 and signals["word"].decimal_comma_share == 0.0
     assert signals["eu"].numeric_share == 0.25  # the plain reading is unchanged
+
+
+def test_a_point_after_a_leading_zero_groups_no_thousands() -> None:
+    """Review: "0.125" read as 125 (a leading 0 taken for a group of thousands), so a default clean of a column of
+    0.125, 0.250, 1,5 wrote 125.0, 250.0, 1.5."""
+    values = pl.Series(["0.125", "0.250", "1,5", "0.375", "1.234,5"])
+    assert pl.select(parse_decimal_comma(pl.lit(values))).to_series().to_list() == [None, None, 1.5, None, 1234.5]

@@ -148,7 +148,12 @@ def test_rows_a_contract_removes_stay_in_the_crosswalk(tmp_path: Path) -> None:
     assert removed["golden_id"] is None and removed["rule"] == "removed by contract-enforcer"
     kept = crosswalk.filter(pl.col("golden_id").is_not_null())
     assert kept.height == 3 and kept["golden_id"].n_unique() == 2  # ann twice: one golden record
-    assert (tmp_path / "out" / "quarantine.csv").exists()
+    quarantine = pl.read_csv(tmp_path / "out" / "quarantine.csv")
+    # review: the file had three empty columns first (_row_index, _agent_id, _reason)
+    assert quarantine.columns[:3] == ["row_index", "agent_id", "reason"]
+    removed_row = quarantine.row(0, named=True)
+    assert (removed_row["row_index"], removed_row["agent_id"]) == (2, "contract-enforcer") and removed_row["reason"]
+    assert quarantine["name"].to_list() == ["bob"]
 
 
 def test_a_column_typed_differently_in_two_sources_stacks_as_written() -> None:
