@@ -185,7 +185,7 @@ class _DataFlow:
     records say what it did."""
 
     frame: pl.DataFrame
-    layouts: dict[str, Layout] = field(default_factory=dict)  # the input's dates and numbers read from text
+    layouts: dict[str, Layout] = field(default_factory=dict)  # how the data's dates, numbers and booleans were written
     steps: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[pl.DataFrame] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # every agent's AgentResult.artifacts, merged
@@ -224,8 +224,11 @@ class _DataFlow:
         if not self.audit:
             self._accept_unaudited(agent_id, name, result, before, after, duration_ms)
             return
+        # Everything is worked out first and the flow changed only at the end: a failure on the way (the chain then
+        # records the agent as failed) leaves no trace of the agent's output.
         kept_all = _same_rows(before, after)
         removed = self._removed(agent_id, before, after, result.removed if result else None, kept_all)
+        quarantined, gone = None, None
         if removed.height:
             rows = before.join(removed, on=ROW_INDEX_COLUMN, how="inner", maintain_order="left")
             values, source, layouts = self._values_of(rows, before, removed)
@@ -237,28 +240,28 @@ class _DataFlow:
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col(REMOVAL_REASON).alias("reason"),
                 )
-                earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
-                self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
             schema = source.schema
             row_index, agent, reason = quarantine_names(self.input_columns)
-            self.quarantined.append(
-                values.select(
-                    pl.col(ROW_INDEX_COLUMN).alias(row_index),
-                    pl.lit(agent_id).alias(agent),
-                    pl.col(REMOVAL_REASON).alias(reason),
-                    *(as_text(c, schema[c], layouts.get(c)) for c in data_columns(source)),
-                )
+            quarantined = values.select(
+                pl.col(ROW_INDEX_COLUMN).alias(row_index),
+                pl.lit(agent_id).alias(agent),
+                pl.col(REMOVAL_REASON).alias(reason),
+                *(as_text(c, schema[c], layouts.get(c)) for c in data_columns(source)),
             )
+        status = "success" if result is not None and result.envelope.status == "success" else "error"
+        metrics = result.envelope.summary_metrics if result is not None else {}
+        step = step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms, kept_all)
+        if gone is not None:
+            earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
+            self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
+        if quarantined is not None:
+            self.quarantined.append(quarantined)
         if result is not None:
             self.artifacts.update(result.artifacts)
             self.outputs.update(result.outputs)
             if TEXT_LAYOUTS_ARTIFACT in result.artifacts:  # columns the agent typed from text (type-fixer)
                 self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
-        status = "success" if result is not None and result.envelope.status == "success" else "error"
-        metrics = result.envelope.summary_metrics if result is not None else {}
-        self.steps.append(
-            step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms, kept_all)
-        )
+        self.steps.append(step)
         self.frame = after
 
     def _accept_unaudited(
@@ -980,8 +983,8 @@ def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str
 
 
 def _write_frame_csv(frame: pl.DataFrame, layouts: Mapping[str, Layout], path: Path) -> None:
-    """Nested values cannot go to CSV (JSON text), dates read from text go back in their layout, and a zone
-    is kept: what write_csv's one datetime format cannot do for every column."""
+    """Nested values cannot go to CSV (JSON text), dates, numbers and booleans read from text go back in their
+    layout, and a zone is kept: what write_csv's one datetime format cannot do for every column."""
     frame.with_columns(
         as_text(name, dtype, layouts.get(name))
         for name, dtype in frame.schema.items()

@@ -39,12 +39,13 @@ ROW_LEVEL_ISSUE_SCHEMA: dict[str, pl.DataType] = {
 
 
 ROW_INDEX_COLUMN = "__row_index__"
-TEXT_LAYOUTS_ARTIFACT = "text_layouts"
-"""An agent's artifact: the layouts (agents.layouts) of its output's columns read from text, every one of them
-(the transformer's renames and new columns, the type-fixer's new decimal columns), for the writers of the data."""
 """In the clean chain's frames: the 1-based data row of the input file (Int64). Agents keep it through
 every filter, never change it, and leave it out of their analysis (:func:`data_columns`). In the master
 chain's frames (every source stacked): the 1-based row of the stacked frame, the row's identity."""
+TEXT_LAYOUTS_ARTIFACT = "text_layouts"
+"""An agent's artifact: the layouts (agents.layouts) of its output's columns read from text, every one of them
+(the transformer's renames and new columns, the type-fixer's new decimal and boolean columns), for the writers of
+the data."""
 SOURCE_COLUMN = "__source__"
 """In the master chain's frames: the row's source label (``primary``, or ``crm`` for ``source_crm.csv``)."""
 SOURCE_ROW_COLUMN = "__source_row__"
@@ -97,7 +98,7 @@ class AgentInputs:
     primary_missing: MissingTokens | None = None  # tokens the chain already turned into nulls (profile tools)
     baseline_missing: MissingTokens | None = None
     contract: dict[str, Any] | None = None  # master-my-data: the parsed schema.json / schema.yaml
-    text_layouts: Mapping[str, Layout] = field(default_factory=dict)  # primary's dates read from text
+    text_layouts: Mapping[str, Layout] = field(default_factory=dict)  # primary's dates, numbers, booleans as written
     artifacts: Mapping[str, Any] = field(default_factory=dict)  # earlier agents' AgentResult.artifacts, merged
     # A primary too large for memory (agents.spill): ``primary`` is an empty frame of its schema, ``scan`` reads
     # it from a Parquet spill (with ``ROW_INDEX_COLUMN`` in a data tool), ``rows`` counts it, and an agent writes

@@ -551,7 +551,8 @@ def describe(layouts: Mapping[str, Layout]) -> dict[str, dict[str, Any]]:
 
 
 def from_report(described: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Layout]:
-    """The layouts of a :func:`describe` (a read report's ``temporal_columns`` or ``number_columns``)."""
+    """The layouts of a :func:`describe` (a read report's ``temporal_columns``, ``number_columns`` or
+    ``boolean_columns``; a kept dataset's ``layouts``: every kind together)."""
     kinds: dict[str, type[NumberLayout] | type[BooleanLayout]] = {"number": NumberLayout, "boolean": BooleanLayout}
     return {
         name: kinds[item["kind"]].from_description(item)

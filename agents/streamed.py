@@ -192,14 +192,12 @@ class StreamFlow:
             raise
         finally:  # the agent's own spills are read by no one once its output is written
             shutil.rmtree(self.work_dir / f"agent-{len(self.steps) + 1}", ignore_errors=True)
-        if result is not None:
-            self.artifacts.update(result.artifacts)
-            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:  # columns the agent typed from text (type-fixer)
-                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
         if not self.audit:
+            self._take_artifacts(result)
             self._accept_unaudited(agent_id, name, status, result, spill, duration_ms)
             return
         if result is None or result.scan is None:  # failed, or did not run, or changed nothing
+            self._take_artifacts(result)
             facts = (before_schema, before_nulls, before_rows)
             common = data_names(before_schema)
             zeros = [0] * len(common)
@@ -207,17 +205,20 @@ class StreamFlow:
                 self._record(agent_id, name, status, facts, facts, (common, zeros, zeros), metrics, duration_ms)
             )
             return
+        # Everything is checked and compared first, the flow changed only at the end: a failure on the way (the chain
+        # then records the agent as failed) leaves no trace of the agent's output.
         after = pl.scan_parquet(spill)
         after_schema = dict(after.collect_schema())
         if ROW_INDEX_COLUMN not in after_schema:
             raise RuntimeError(f"{agent_id} dropped the row index column")
         after_rows = int(after.select(pl.len()).collect().item())
         removed = self._removed(agent_id, after, result.removed)
-        if removed.height:
-            self._quarantine(agent_id, removed)
         common = [c for c in data_names(before_schema) if c in after_schema]
         aligned = before_rows - removed.height == after_rows  # only removals: the kept rows line up by position
         after_nulls, changed, filled = self._compare(after, after_schema, common, removed, aligned)
+        if removed.height:
+            self._quarantine(agent_id, removed)
+        self._take_artifacts(result)
         self.steps.append(
             self._record(
                 agent_id,
@@ -232,6 +233,13 @@ class StreamFlow:
         )
         self._advance(spill, after, after_schema, after_rows)
         self.nulls = after_nulls
+
+    def _take_artifacts(self, result: AgentResult | None) -> None:
+        """The agent's artifacts, and the layouts of the columns it typed from text (type-fixer, transformer)."""
+        if result is not None:
+            self.artifacts.update(result.artifacts)
+            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:
+                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
 
     def _record(self, agent_id: str, name: str, status: str, *facts: Any) -> dict[str, Any]:
         return step_facts(len(self.steps) + 1, agent_id, name, status, *facts)

@@ -149,8 +149,8 @@ class MissingTokens:
     ``counts``: per column with any, the tokens found and how often (``{"NA": 12}``; a float NaN counts as
     ``NaN``, an empty or whitespace-only text, e.g. a quoted empty field, as ``""``); ``retyped``: columns
     that were text only because of their tokens, with the dtype they now have (``{"age": "Int64"}``);
-    ``layouts``: those of them now dates, timestamps or decimals, with the layout they were written in (to write
-    them back as they were)."""
+    ``layouts``: those of them now dates, timestamps, decimals or booleans, with the layout they were written in
+    (to write them back as they were)."""
 
     tokens: tuple[str, ...] = DEFAULT_NULL_TOKENS
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -284,7 +284,8 @@ def normalize_missing(
 def normalize_missing_lazy(
     frame: pl.LazyFrame, tokens: Sequence[str] = DEFAULT_NULL_TOKENS, *, engine: Literal["auto", "streaming"] = "auto"
 ) -> tuple[pl.LazyFrame, MissingTokens]:
-    """:func:`normalize_missing` as a query (two scans of the data: the counts, then the retyping check)."""
+    """:func:`normalize_missing` as a query (scans of the data: the counts, the retyping check, then the layouts
+    of the columns retyped: dates, decimals and booleans as they were written)."""
     counts = count_missing_tokens(frame, tokens, engine=engine)
     report = MissingTokens(tokens=tuple(tokens), counts=counts)
     if not counts:

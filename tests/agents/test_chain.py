@@ -300,3 +300,22 @@ def test_an_agent_output_the_chain_cannot_take_is_that_agents_failure(
     assert failed["status"] == "error" and "dropped the row index column" in failed["error"]
     assert result["agents"]["null-handler"]["status"] == "success"
     assert pl.read_csv(out / "cleaned_data.csv").height == 1500  # the data as it was before the faulty agent
+
+
+def test_an_output_the_flow_cannot_compare_leaves_no_trace() -> None:
+    """Review: the flow quarantined the removed row and took the agent's artifacts and layouts before the step
+    record failed; the chain then kept the old frame, so the row was both cleaned and quarantined."""
+    from agents.chain import _DataFlow
+    from agents.envelope import TEXT_LAYOUTS_ARTIFACT, error_envelope
+    from agents.layouts import NumberLayout
+
+    flow = _DataFlow(pl.DataFrame({ROW_INDEX_COLUMN: [1, 2, 3], "a": [1, 2, 3]}))
+    uncomparable = pl.DataFrame({ROW_INDEX_COLUMN: [1, 2], "a": pl.Series([object(), object()], dtype=pl.Object)})
+    result = AgentResult(
+        envelope=error_envelope("x", "X", "m", 0),
+        frame=uncomparable,
+        artifacts={"seen": 1, TEXT_LAYOUTS_ARTIFACT: {"a": NumberLayout(2, False)}},
+    )
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever Polars raises on an Object column
+        flow.accept("x", "X", result, 0)
+    assert (flow.frame.height, flow.rows_quarantined, flow.artifacts, flow.layouts, flow.steps) == (3, 0, {}, {}, [])
