@@ -277,6 +277,19 @@ def number_layouts(
             candidates[key] = [NumberLayout(decimals, bare)]
     if not candidates:
         return {}
+    # First from the text alone, for fixed decimals (_plain_decimals): when every value of a column is such a plain
+    # decimal, the counts are known; the others' values are formatted both ways and compared.
+    flags, exprs = [], []
+    for key, layouts in candidates.items():
+        text = pl.nth(positions[key])
+        exprs.append(pl.col(f"n{key}").sum())
+        flags.append(text.is_not_null().alias(f"n{key}"))
+        if layouts[-1].decimals and not layouts[-1].bare_integers:
+            flags.append(_plain_decimals(text, layouts[-1].decimals).alias(f"plain{key}"))
+            flags.append(text.str.ends_with("0").alias(f"zero{key}"))
+            exprs.append(pl.col(f"plain{key}").sum())
+            exprs.append((pl.col(f"plain{key}") & ~pl.col(f"zero{key}")).sum().alias(f"own{key}"))
+    counts = lazy.select(flags).select(exprs).collect(engine=engine).row(0, named=True)
     # the text, and the numbers read from it
     pairs = lazy.select(pl.nth(positions[key]).str.strip_chars().alias(f"t{key}") for key in candidates)
     if parsed is None:
@@ -289,9 +302,15 @@ def number_layouts(
     exprs = []
     for key, layouts in candidates.items():
         text, number = pl.col(f"t{key}"), pl.col(f"p{key}")
-        exprs += [text.count().alias(f"n{key}"), (number.cast(pl.String) == text).sum().alias(f"d{key}")]
+        if counts.get(f"plain{key}") == counts[f"n{key}"]:  # every value a plain decimal: the layout writes it back
+            counts[f"d{key}"] = counts[f"own{key}"]
+            counts[f"l{key}_{len(layouts) - 1}"] = counts[f"n{key}"]
+            layouts = layouts[:-1]
+        else:
+            exprs.append((number.cast(pl.String) == text).sum().alias(f"d{key}"))
         exprs += [(layout.format(number) == text).sum().alias(f"l{key}_{i}") for i, layout in enumerate(layouts)]
-    counts = pairs.select(exprs).collect(engine=engine).row(0, named=True)
+    if exprs:
+        counts |= pairs.select(exprs).collect(engine=engine).row(0, named=True)
     found: dict[str, NumberLayout] = {}
     for key, layouts in candidates.items():
         written, best = max((counts[f"l{key}_{i}"], i) for i in range(len(layouts)))
@@ -299,6 +318,17 @@ def number_layouts(
             layout = layouts[best]
             found[columns[key]] = NumberLayout(layout.decimals, layout.bare_integers, counts[f"n{key}"] - written)
     return found
+
+
+def _plain_decimals(text: pl.Expr, decimals: int) -> pl.Expr:
+    """Whether a value is a plain decimal of exactly ``decimals`` digits, at most 15 significant ones and no run of
+    five zeros after ``0.``: such a text reads as the double whose shortest text (Polars' own, without an exponent)
+    is the same number without its fraction's trailing zeros, so a layout of ``decimals`` fixed digits writes it
+    back, and Polars' writing does unless it ends with a 0."""
+    integer_digits = max(1, 15 - decimals)
+    shape = rf"^-?(?:0|[1-9]\d{{0,{integer_digits - 1}}})\.\d{{{decimals}}}$"
+    tiny = text.str.starts_with("0.00000") | text.str.starts_with("-0.00000")  # Polars writes 1e-7
+    return (text.str.contains(shape) & ~tiny).fill_null(False)
 
 
 def layout_of(value: str) -> TextLayout | None:
