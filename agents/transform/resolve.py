@@ -396,7 +396,26 @@ def _comparison(ctx: ResolutionContext, comparison: Comparison, path: str) -> di
         if isinstance(value, list):
             raise Refusal(f"'{cmp}' compares with one value, not a list", "invalid_value", f"{path}.value")
         out["value"] = _typed_item(ctx, column, value, f"{path}.value", text=cmp in _TEXT_CMPS)
+    _refuse_text_dates(kind, column, cmp, out["value"], path)
     return out
+
+
+_ISO_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _refuse_text_dates(kind: str, column: str, cmp: str, value: Any, path: str) -> None:
+    """An ordering of a text column against a date (``keep rows where date > 2008-01-01`` on "Jan 1 2000", ...)
+    would order the texts, not the dates, silently: refused, saying how to convert the column first."""
+    values = value if isinstance(value, list) else [value]
+    if kind != "text" or cmp not in ("<", "<=", ">", ">=", "between"):
+        return
+    if any(isinstance(item, str) and _ISO_DATE_START.match(item) for item in values):
+        raise Refusal(
+            f"column '{column}' holds text, so '{cmp}' would compare its values as text, not as dates; convert it "
+            f'first: convert {column} to date using format "..." (its layout, e.g. "%b %d %Y" for Jan 1 2000)',
+            "type_mismatch",
+            f"{path}.column",
+        )
 
 
 def _check_comparable(ctx: ResolutionContext, column: str, cmp: str, path: str) -> None:
