@@ -735,11 +735,6 @@ def _written_otherwise(text: pl.Expr) -> pl.Expr:
     return text.str.contains(r"^(?:\+|-?0[0-9]|-0$)")
 
 
-def _fails(name: str, dtype: pl.DataType) -> pl.Expr:
-    """Whether some value of text column ``name`` does not convert to ``dtype``."""
-    return (pl.col(name).cast(dtype, strict=False).is_null() & pl.col(name).is_not_null()).any().alias(name)
-
-
 def _wider_dtype(value: str, dtype: str) -> pl.DataType:
     if dtype.startswith(("i", "u")):
         try:
