@@ -62,11 +62,21 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 # Something SECRET_PATTERNS may match: one search per string, the substitutions only for the few that hit.
-_SUSPECT = re.compile(r"agk_|bearer|x-amz-|signature|token=|api_key=", re.IGNORECASE)
+_SUSPECT_WORDS = ("agk_", "bearer", "x-amz-", "signature", "token=", "api_key=")
+_SUSPECT = re.compile("|".join(map(re.escape, _SUSPECT_WORDS)), re.IGNORECASE)
+
+
+def _suspect(text: str) -> bool:
+    """Whether ``text`` holds one of _SUSPECT_WORDS in any case: for ASCII text by substring search of its lower
+    case (the same answer, ~20 times faster than the case-insensitive pattern), else by the pattern."""
+    if text.isascii():
+        lowered = text.lower()
+        return any(word in lowered for word in _SUSPECT_WORDS)
+    return _SUSPECT.search(text) is not None
 
 
 def redact_text(text: str) -> str:
-    if _SUSPECT.search(text) is None:
+    if not _suspect(text):
         return text
     for pattern, replacement in SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
@@ -169,7 +179,23 @@ def access_line(method: str, path: str, route: str, status: int, duration_ms: fl
     event.setdefault("level", "info")
     event.setdefault("logger", "agensium.access")
     event.update(method=method, route=route, status=status, duration_ms=duration_ms)
-    return json.dumps(redact(None, "info", _STAMP(None, "info", event)))
+    stamped = _STAMP(None, "info", event)
+    return json.dumps(stamped if _nothing_to_redact(stamped) else redact(None, "info", stamped))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _nothing_to_redact(event: Mapping[str, Any]) -> bool:
+    """Whether :func:`redact` would leave ``event`` as it is: no secret-named field, no nested value, and no text
+    that a secret pattern might match (one search over all of it: no suspect word spans a line break)."""
+    texts: list[str] = []
+    for key, value in event.items():
+        if key.lower() in SECRET_FIELDS or not isinstance(value, _SCALARS):
+            return False
+        if isinstance(value, str):
+            texts.append(value)
+    return not _suspect("\n".join(texts))
 
 
 def json_line_writer(logger: logging.Logger) -> Callable[[str], None] | None:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service import logs
 
@@ -130,3 +132,17 @@ async def test_lines_of_one_loop_turn_go_out_in_one_write() -> None:
     write('{"n": 3}')
     await asyncio.sleep(0)
     assert stream.getvalue().endswith('{"n": 2}\n{"n": 3}\n') and stream.writes == 2
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="agkAGK_bearBEAR xX-mzMZsignatureSIGNATUREtoknTOKN=pi_yPIY/é\u212aſıİ", max_size=40))
+def test_the_fast_suspect_check_answers_as_the_case_insensitive_pattern(text: str) -> None:
+    assert logs._suspect(text) == (logs._SUSPECT.search(text) is not None)
+
+
+@pytest.mark.usefixtures("bound")
+@pytest.mark.parametrize("path", ["/api/v1/tasks/x?API_KEY=agk_abc", "/é/Bearer agk_abc", "/a?X-Amz-Signature=abc"])
+def test_a_secret_in_any_case_or_beside_non_ascii_text_is_redacted(path: str) -> None:
+    direct = logs.access_line("GET", path, "unmatched", 404, 1.0)
+    assert without_time(direct) == without_time(formatted("GET", path, "unmatched", 404, 1.0))
+    assert "abc" not in direct
