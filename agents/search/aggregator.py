@@ -4,7 +4,9 @@ query (agents/params/aggregator.py has the semantics).
 
 Empty key values form a group of their own (sorted last). Without group keys there is one group of every selected
 row, even when none is: ``{"total_groups": 1, "groups": [{"count": N}]}``. Sort: the keys given, then the group keys
-ascending as ties, so the order is total; default the first metric descending.
+ascending as ties, so the order is total; default the first metric descending. A group_by column of text dates in
+another layout than ISO 8601 that is a sort key given is sorted by its dates (agents.search.selection,
+``Resolver.sort_key``); as a tie it is sorted as text.
 
 Returns the envelope's ``data``: ``total_groups`` (after ``top``), ``page``, ``pages``, ``page_size``,
 ``group_keys``, ``metrics`` (names), ``groups`` (the page: keys and metrics as JSON objects), ``chart``
@@ -61,7 +63,8 @@ def run(inputs: AgentInputs, params: AggregatorParams, progress: Progress) -> Ag
     query = selection.apply(source)
     exprs = [expr.alias(name) for name, expr in metrics]
     grouped = query.group_by(key_exprs).agg(exprs) if keys else query.select(exprs)
-    ordered = grouped.sort([c for c, _ in sort], descending=[d for _, d in sort], nulls_last=True)
+    group_by = keys[: len(keys) - (params.bucket is not None)]  # the bucket is a date already
+    ordered = _ordered(grouped, _sort_by(resolver, sort[: len(params.sort)], group_by), sort)
     if params.top is not None:
         ordered = ordered.head(params.top)
     groups = ordered.collect(engine=engine)
@@ -69,7 +72,7 @@ def run(inputs: AgentInputs, params: AggregatorParams, progress: Progress) -> Ag
     rows = json_rows(page, {})
     understood = {
         **selection.understood,
-        "group_by": keys[: len(keys) - (params.bucket is not None)],
+        "group_by": group_by,
         "bucket": {"column": keys[-1], "unit": params.bucket.unit} if params.bucket is not None else None,
         "metrics": [{"name": name, "fn": m.fn, "column": column} for name, m, column in _described(metrics, params)],
         "sort": [{"column": column, "descending": descending} for column, descending in sort[: len(params.sort) or 1]],
@@ -166,6 +169,33 @@ def _sort(resolver: Resolver, params: AggregatorParams, keys: list[str], names: 
         sort.append((names[len(keys)], True))
     chosen = {name for name, _ in sort}
     return sort + [(key, False) for key in keys if key not in chosen]
+
+
+def _sort_by(resolver: Resolver, sort: list[tuple[str, bool]], columns: list[str]) -> dict[str, pl.Expr]:
+    """Per sort key given that is a group_by column of text dates (Resolver.sort_key), what it is sorted by: its
+    groups' text read as dates (the key keeps its text)."""
+    dates = {}
+    for name, _ in sort:
+        if name in columns and (expr := resolver.sort_key(name, "sort")) is not None:
+            dates[name] = expr
+    return dates
+
+
+def _ordered(grouped: pl.LazyFrame, dates: dict[str, pl.Expr], sort: list[tuple[str, bool]]) -> pl.LazyFrame:
+    """The groups sorted by ``sort``, a key of ``dates`` by its dates (a temporary column, dropped after)."""
+    if not dates:
+        return grouped.sort([c for c, _ in sort], descending=[d for _, d in sort], nulls_last=True)
+    taken = set(grouped.collect_schema())
+    names: dict[str, str] = {}
+    for column in dates:
+        name = f"__aggregate_sort_key_{len(names)}__"
+        while name in taken:
+            name = f"_{name}"
+        names[column] = name
+    temporary = [dates[column].alias(name) for column, name in names.items()]
+    by = [names.get(column, column) for column, _ in sort]
+    ordered = grouped.with_columns(temporary).sort(by, descending=[d for _, d in sort], nulls_last=True)
+    return ordered.drop(names.values())
 
 
 def _chart(rows: list[dict[str, Any]], keys: list[str], metrics: list[str]) -> dict[str, Any]:

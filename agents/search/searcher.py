@@ -1,8 +1,9 @@
 """The ``searcher`` agent (tool ``search-my-data``): the rows a selection picks (agents.search.selection), sorted and
 paged, as one lazy Polars query.
 
-Sort: stable (rows equal on every key keep the data's order), empty values last whatever the direction. ``columns``
-projects the result (the page and the output frame), in the order given.
+Sort: stable (rows equal on every key keep the data's order), empty values last whatever the direction; a text
+column of dates in another layout than ISO 8601 by its dates (agents.search.selection, ``Resolver.sort_key``).
+``columns`` projects the result (the page and the output frame), in the order given.
 
 Returns:
 - the envelope's ``data``: ``total_rows``, ``page``, ``pages`` (0 when no row matched), ``page_size``, ``rows`` (the
@@ -48,7 +49,7 @@ from agents.layouts import Layout, describe, from_report
 from agents.params.searcher import SearcherParams
 from agents.search.kept import KeptMatches
 from agents.search.paging import json_rows, page_count, page_of
-from agents.search.selection import Resolver, Selection, resolve_selection
+from agents.search.selection import Resolver, resolve_selection
 
 AGENT_ID = "searcher"
 AGENT_NAME = "Searcher"
@@ -171,8 +172,8 @@ class _Plan:
     columns: list[str]
     understood: dict[str, Any]
     layouts: Mapping[str, Layout]
-    selected: pl.LazyFrame = field(default_factory=pl.LazyFrame)  # the selected rows, neither sorted nor projected
-    sort: list[tuple[str, bool]] = field(default_factory=list)  # each key once, in order
+    selected: pl.LazyFrame = field(default_factory=pl.LazyFrame)  # the selected rows and temporary sort keys, unsorted
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # each key once, in order (columns of ``selected``)
 
     def data(self, total: int, page: pl.DataFrame, params: SearcherParams) -> dict[str, Any]:
         return {
@@ -200,23 +201,51 @@ def _plan(
     named = [column for column, _ in sort]
     keys = [key for i, key in enumerate(sort) if key[0] not in named[:i]]  # a column sorted by again changes nothing
     columns = resolver.columns(params.columns, "columns") if params.columns is not None else list(schema)
+    selected, by = _sort_keys(resolver, selection.apply(query), keys)
     understood = {
         **selection.understood,
         "sort": [{"column": column, "descending": descending} for column, descending in sort],
         "columns": columns,
         "notes": list(resolver.notes),
     }
-    return _Plan(search(query, selection, sort, columns), columns, understood, layouts, selection.apply(query), keys)
+    return _Plan(search(selected, by, columns), columns, understood, layouts, selected, by)
 
 
-def search(query: pl.LazyFrame, selection: Selection, sort: list[tuple[str, bool]], columns: list[str]) -> pl.LazyFrame:
+def _sort_keys(
+    resolver: Resolver, selected: pl.LazyFrame, keys: list[tuple[str, bool]]
+) -> tuple[pl.LazyFrame, list[tuple[str, bool]]]:
+    """The selected rows with a temporary column per sort key read as dates from text (Resolver.sort_key: parsed
+    for the sort only, the rows keep their text), and the keys to sort them by: those columns in place of the text
+    ones."""
+    by: list[tuple[str, bool]] = []
+    dates: list[pl.Expr] = []
+    for column, descending in keys:
+        expr = resolver.sort_key(column, "sort")
+        if expr is None:
+            by.append((column, descending))
+            continue
+        name = _temporary(len(dates), resolver.schema)
+        dates.append(expr.alias(name))
+        by.append((name, descending))
+    return (selected.with_columns(dates) if dates else selected), by
+
+
+def _temporary(index: int, schema: Mapping[str, pl.DataType]) -> str:
+    """The name of the ``index``-th temporary sort key: no column of ``schema`` (it may be written to Parquet by an
+    external sort, so it holds no NUL)."""
+    name = f"__search_sort_key_{index}__"
+    while name in schema:
+        name = f"_{name}"
+    return name
+
+
+def search(selected: pl.LazyFrame, sort: list[tuple[str, bool]], columns: list[str]) -> pl.LazyFrame:
     """The selected rows, sorted (stable, empty last) and projected: a plan whose filter pushes into a scan."""
-    query = selection.apply(query)
     if sort:
         names = [column for column, _ in sort]
         descending = [flag for _, flag in sort]
-        query = query.sort(names, descending=descending, nulls_last=True, maintain_order=True)
-    return query.select(columns)
+        selected = selected.sort(names, descending=descending, nulls_last=True, maintain_order=True)
+    return selected.select(columns)
 
 
 def _envelope(rows_in: int, data: dict[str, Any], notes: list[str]) -> Envelope:

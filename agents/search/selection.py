@@ -11,7 +11,9 @@ keyword is a literal substring.
 A time range (and the aggregator's time bucket) over a text column of dates written in another layout than ISO 8601
 (``03/15/2024``, ``15.03.2024 10:30``) reads them as the type-fixer would (agents.values.plan_dates, from the
 column's distinct values): when every value reads, with a day/month order that no tie decides; the reading is a
-note. Otherwise the range is refused, saying how many values read and why.
+note. Otherwise the range is refused, saying how many values read and why. A sort by such a column orders its rows
+by those dates (read for the sort only: the rows keep their text); one that cannot be read so is sorted as text,
+with a note saying why. ISO 8601 text sorts as text: its order is the dates'.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
-from agents.values import DatePlan, plan_dates
+from agents.values import DatePlan, date_like, plan_dates
 
 TEXT_KINDS = ("text", "category")
 DAY = dt.timedelta(days=1)
 DATE_LENGTH = len("2024-01-31")
+ISO_DATE = "%Y-%m-%d"  # how every ISO 8601 layout of agents.values.TEMPORAL_FORMATS starts
 
 
 @dataclass
@@ -76,27 +79,50 @@ class Resolver:
             return pl.col(column), kind, self.schema[column]
         if kind not in TEXT_KINDS or self.data is None:
             raise self.mismatch(column, wanted, path)
-        plan = self._dates.get(column)
-        if plan is None:
-            plan = self._dates[column] = plan_dates(_distinct_text(self.data, column, self.engine), column)
-        ties = [item for item in plan.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")]
-        if not plan.formats or plan.parsed < plan.non_null or ties:
-            if not plan.formats:
-                why = "no value reads as a date"
-            elif ties:
-                both = ties[0]["ambiguous_values"]
-                why = f"whether day or month comes first is a guess ({both:,} values read both ways)"
-            else:
-                why = f"{plan.non_null - plan.parsed:,} of its {plan.non_null:,} values do not read as dates"
+        plan = self._date_plan(column, self.data)
+        why = _unread(plan)
+        if why is not None:
             message = f"{wanted}: '{column}' is text and {why}; convert it first (transform-my-data, or clean-my-data)"
             raise self.refuse(Refusal(message, "type_mismatch", path))
-        first, read = plan.formats[0]
-        written = first.pattern if read == plan.parsed else ", then ".join(fmt.pattern for fmt, _ in plan.formats)
-        note = f"'{column}' is text: its dates were read as written ({written})"
-        if note not in self.notes:
-            self.notes.append(note)
+        self._note_reading(column, plan)
         dtype: pl.DataType = pl.Date() if plan.kind == "date" else pl.Datetime("us")
         return plan.expression(pl.col(column)), plan.kind, dtype
+
+    def sort_key(self, column: str, wanted: str) -> pl.Expr | None:
+        """What a sort orders ``column`` by in place of its values, or None (its values): a text column of dates in
+        another layout than ISO 8601 (whose text order is the dates') by its dates, read as ``temporal`` reads them
+        (a note). One that some value reads as a date but that cannot be read so is sorted as text, with a note
+        saying why (``wanted``: the sort, as the note names it)."""
+        if self.kind(column) not in TEXT_KINDS or self.data is None:
+            return None
+        plan = self._date_plan(column, self.data)
+        if not plan.formats or all(fmt.pattern.startswith(ISO_DATE) for fmt, _ in plan.formats):
+            return None
+        why = _unread(plan)
+        if why is not None:
+            self._note(f"{wanted}: '{column}' is text and {why}, so it is sorted as text; convert it first to sort "
+                       "by date (transform-my-data, or clean-my-data)")  # fmt: skip
+            return None
+        self._note_reading(column, plan)
+        return plan.expression(pl.col(column))
+
+    def _date_plan(self, column: str, data: pl.LazyFrame) -> DatePlan:
+        """How a text column's dates read (agents.values.plan_dates), computed once per column."""
+        plan = self._dates.get(column)
+        if plan is None:
+            values, non_blank = _date_like_text(data, column, self.engine)
+            plan = self._dates[column] = plan_dates(values, column)
+            plan.non_null = non_blank  # the values that are not date-like read as none: only their number counts
+        return plan
+
+    def _note_reading(self, column: str, plan: DatePlan) -> None:
+        first, read = plan.formats[0]
+        written = first.pattern if read == plan.parsed else ", then ".join(fmt.pattern for fmt, _ in plan.formats)
+        self._note(f"'{column}' is text: its dates were read as written ({written})")
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def refuse(self, refusal: Refusal) -> InvalidParametersError:
         return InvalidParametersError(
@@ -251,16 +277,33 @@ def _keywords(columns: int, keywords: list[str]) -> list[pl.Expr]:
     ]
 
 
-def _distinct_text(data: pl.LazyFrame, column: str, engine: Literal["auto", "streaming"]) -> pl.DataFrame:
-    """A text column's distinct non-blank values (stripped) with their row counts (``value``, ``count``)."""
-    value = pl.col(column).cast(pl.String).str.strip_chars()
-    return (
-        data.select(value.alias("value"))
-        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
-        .group_by("value")
+def _date_like_text(data: pl.LazyFrame, column: str, engine: Literal["auto", "streaming"]) -> tuple[pl.DataFrame, int]:
+    """A text column's distinct non-blank values (stripped) that look like dates (agents.values.date_like) with
+    their row counts (``value``, ``count``), and the number of its non-blank values: one pass that hashes only the
+    date-like values (a column of names costs a pattern match per row, not a table of every name)."""
+    value = pl.col("value")
+    counts = (
+        data.select(pl.col(column).cast(pl.String).str.strip_chars().alias("value"))
+        .filter(value.is_not_null() & (value != ""))
+        .group_by(pl.when(date_like(value)).then(value).alias("value"))
         .agg(pl.len().cast(pl.Int64).alias("count"))
         .collect(engine=engine)
     )
+    return counts.filter(value.is_not_null()), int(counts["count"].sum())
+
+
+def _unread(plan: DatePlan) -> str | None:
+    """Why a text column's dates cannot be read by their plan (none reads, some do not, or whether day or month
+    comes first is a guess), or None when every value reads."""
+    ties = [item for item in plan.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")]
+    if not plan.formats:
+        return "no value reads as a date"
+    if ties:
+        both = ties[0]["ambiguous_values"]
+        return f"whether day or month comes first is a guess ({both:,} values read both ways)"
+    if plan.parsed < plan.non_null:
+        return f"{plan.non_null - plan.parsed:,} of its {plan.non_null:,} values do not read as dates"
+    return None
 
 
 def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
