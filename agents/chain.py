@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import psutil
@@ -930,7 +930,7 @@ def _streamed_outputs(
 
         def write_transformed() -> list[str]:
             with _writing(TRANSFORMED_PARQUET):
-                flow.current.select(list(flow.data_schema)).sink_parquet(
+                portable_parquet(flow.current.select(list(flow.data_schema))).sink_parquet(
                     out_dir / TRANSFORMED_PARQUET, compression="snappy", engine="streaming"
                 )
             with _writing(TRANSFORMED_NAME):
@@ -1002,13 +1002,38 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     data = flow.frame.select(data_columns(flow.frame))
     # Both writers release the GIL: the Parquet file is written while the CSV is (snappy: half zstd's time).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        parquet = pool.submit(data.write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
+        parquet = pool.submit(portable_parquet(data).write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
         with _writing(TRANSFORMED_NAME):
             _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
         with _writing(TRANSFORMED_PARQUET):
             parquet.result()
     _write_recipe(recipe, out_dir)
     return [TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME]
+
+
+DECIMAL_DIGITS = 38  # the widest decimal Parquet readers take (pyarrow's decimal128, Spark, DuckDB)
+
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def portable_parquet(frame: Frame) -> Frame:
+    """``frame`` with its 128-bit integer columns (Polars reads integers of 20 to 39 digits so) as decimals of 38
+    digits, which every Parquet reader takes (pyarrow, hence pandas, refuses Parquet's 128-bit integers); a column
+    holding a 39-digit value as its text. Other columns as they are."""
+    schema = frame.collect_schema()
+    wide = [name for name, dtype in schema.items() if dtype in (pl.Int128, pl.UInt128)]
+    if not wide:
+        return frame
+    fits = []
+    for name in wide:
+        limit = pl.lit(10**DECIMAL_DIGITS, dtype=schema[name])
+        below = pl.col(name) < limit
+        fits.append((below if schema[name] == pl.UInt128 else below & (pl.col(name) > -limit)).all().alias(name))
+    fitting = frame.lazy().select(fits).collect().row(0, named=True)
+    return frame.with_columns(
+        pl.col(name).cast(pl.Decimal(DECIMAL_DIGITS, 0) if fitting[name] else pl.String) for name in wide
+    )
 
 
 def _write_search(
