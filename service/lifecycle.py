@@ -921,7 +921,30 @@ async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
             f"The result is available once the task is COMPLETED; it is {task['status']}.",
             {"status": task["status"]},
         )
-    return {"task_id": task_id, **(task["result"] or {})}
+    return {"task_id": task_id, **in_column_order(task["result"] or {})}
+
+
+def in_column_order(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with each row of a search page (``data.rows``, in ``data.columns``' order) and of an aggregate
+    (``data.groups``: ``group_keys`` then ``metrics``) in its columns' order again: PostgreSQL's jsonb, which stores the
+    result, orders an object's keys by length. In place; rows of other shapes as stored."""
+    for envelope in (result.get("agents") or {}).values():
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        if not isinstance(data, dict):
+            continue
+        for rows, columns in (
+            (data.get("rows"), data.get("columns")),
+            (data.get("groups"), [*(data.get("group_keys") or []), *(data.get("metrics") or [])]),
+        ):
+            if isinstance(rows, list) and isinstance(columns, list) and columns:
+                rows[:] = [_ordered(row, columns) for row in rows]
+    return result
+
+
+def _ordered(row: Any, columns: list[Any]) -> Any:
+    if not isinstance(row, dict) or len(row) != len(columns) or any(c not in row for c in columns):
+        return row  # not a row of these columns: as stored
+    return {column: row[column] for column in columns}
 
 
 async def task_downloads(core: Core, user_id: str, task_id: str) -> list[dict[str, Any]]:

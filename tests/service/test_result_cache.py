@@ -501,6 +501,34 @@ async def test_searches_with_equivalent_filter_lists_hit(client: httpx.AsyncClie
     await completed(client, other["task_id"])
 
 
+async def test_a_search_results_rows_keep_their_columns_order(client: httpx.AsyncClient, worker: None) -> None:
+    """/result gives a page's rows and an aggregate's groups with their keys in the columns' order (jsonb, which
+    stores the result, orders an object's keys by length: QA saw {zip, name, agent})."""
+    source = await original(client)
+    parameters = {
+        "searcher": {"columns": ["amount", "city", "id"]},
+        "aggregator": {"group_by": ["city"], "metrics": [{"fn": "sum", "column": "amount"}, {"fn": "count"}]},
+    }
+    body = {"tool_id": SEARCH_TOOL, "source_task_id": source, "process": True, "parameters": parameters}
+    r = await client.post("/api/v1/tasks", json=body)
+    assert r.status_code == 201, r.text
+    task_id = r.json()["task_id"]
+    await completed(client, task_id)
+    agents = (await result(client, task_id))["agents"]
+    rows = agents["searcher"]["data"]["rows"]
+    assert rows and all(list(row) == ["amount", "city", "id"] for row in rows)
+    aggregate = agents["aggregator"]["data"]
+    order = [*aggregate["group_keys"], *aggregate["metrics"]]
+    assert order[0] == "city" and all(list(group) == order for group in aggregate["groups"])
+
+
+def test_rows_of_other_shapes_are_left_as_stored() -> None:
+    stored = {"agents": {"searcher": {"data": {"columns": ["b", "a"], "rows": [{"a": 1, "b": 2}, {"a": 1}, 3]}}}}
+    assert lifecycle.in_column_order(stored)["agents"]["searcher"]["data"]["rows"] == [{"b": 2, "a": 1}, {"a": 1}, 3]
+    assert list(stored["agents"]["searcher"]["data"]["rows"][0]) == ["b", "a"]
+    assert lifecycle.in_column_order({"agents": {"x": {"data": None}}, "status": "success"})["status"] == "success"
+
+
 STRESS_USERS = 3
 STRESS_SEARCHES = 20
 SEARCH_TOOL = "search-my-data"
