@@ -925,9 +925,21 @@ async def task_result(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
 
 
 def in_column_order(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` with each row of a search page (``data.rows``, in ``data.columns``' order) and of an aggregate
-    (``data.groups``: ``group_keys`` then ``metrics``) in its columns' order again: PostgreSQL's jsonb, which stores the
-    result, orders an object's keys by length. In place; rows of other shapes as stored."""
+    """``result`` with its objects keyed by the data's columns in the columns' order again: PostgreSQL's jsonb, which
+    stores the result, orders an object's keys by length (QA saw a search row as {zip, name, agent}). An object whose
+    keys are all columns of the dataset or the input (profile samples, a step's columns, per-column findings) in the
+    dataset's order, then the input's; a search page's rows in its own ``columns``' order (a projection) and an
+    aggregate's groups as ``group_keys`` then ``metrics``. Other keys stay first, as stored. In place."""
+    dataset = _at(result, "summary", "dataset", "columns")
+    names = [c.get("name") for c in dataset if isinstance(c, dict)] if isinstance(dataset, list) else []
+    read = _at(result, "summary", "inputs", "primary", "columns")
+    names += read if isinstance(read, list) else []
+    ranks: dict[str, int] = {}
+    for name in names:
+        if isinstance(name, str):
+            ranks.setdefault(name, len(ranks))
+    if len(ranks) > 1:
+        _by_ranks(result, ranks)
     for envelope in (result.get("agents") or {}).values():
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(data, dict):
@@ -939,6 +951,33 @@ def in_column_order(result: dict[str, Any]) -> dict[str, Any]:
             if isinstance(rows, list) and isinstance(columns, list) and columns:
                 rows[:] = [_ordered(row, columns) for row in rows]
     return result
+
+
+def _at(node: Any, *path: str) -> Any:
+    """The value at ``path`` in nested objects; None where one is missing or not an object."""
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _by_ranks(node: Any, ranks: dict[str, int]) -> Any:
+    """``node`` with every object of two or more column keys (and nothing else but bookkeeping ones, e.g. row_index)
+    in ``ranks``' order, the other keys first; nested objects and lists too."""
+    if isinstance(node, list):
+        node[:] = [_by_ranks(item, ranks) for item in node]
+        return node
+    if not isinstance(node, dict):
+        return node
+    for key, value in node.items():
+        if isinstance(value, (dict, list)):
+            node[key] = _by_ranks(value, ranks)
+    columns = [key for key in node if key in ranks]
+    if len(columns) < 2 or len(columns) < len(node) - 2:
+        return node
+    columns.sort(key=ranks.__getitem__)
+    return {**{key: node[key] for key in node if key not in ranks}, **{key: node[key] for key in columns}}
 
 
 def _ordered(row: Any, columns: list[Any]) -> Any:

@@ -529,6 +529,31 @@ def test_rows_of_other_shapes_are_left_as_stored() -> None:
     assert lifecycle.in_column_order({"agents": {"x": {"data": None}}, "status": "success"})["status"] == "success"
 
 
+def test_objects_keyed_by_columns_come_back_in_the_datasets_order() -> None:
+    """As jsonb stores it (keys by length): a profile's sample rows, a step's columns, per-column findings."""
+    stored = {
+        "summary": {
+            "inputs": {"primary": {"columns": 3}},
+            "dataset": {"columns": [{"name": "zeta"}, {"name": "alpha"}, {"name": "mid"}]},
+        },
+        "steps": [{"columns": {"mid": 1, "zeta": 2, "alpha": 3}, "agent_id": "x"}],
+        "agents": {
+            "unified-profiler": {
+                "data": {
+                    "samples": {"head": [{"mid": "x", "zeta": 1, "alpha": "a", "row_index": 1}]},
+                    "stats": {"mean": 1.0, "zeta": 2},  # not keyed by columns: as stored
+                }
+            }
+        },
+    }
+    fixed = lifecycle.in_column_order(stored)
+    assert list(fixed["steps"][0]["columns"]) == ["zeta", "alpha", "mid"]
+    assert list(fixed["steps"][0]) == ["columns", "agent_id"]
+    data = fixed["agents"]["unified-profiler"]["data"]
+    assert list(data["samples"]["head"][0]) == ["row_index", "zeta", "alpha", "mid"]
+    assert list(data["stats"]) == ["mean", "zeta"]
+
+
 STRESS_USERS = 3
 STRESS_SEARCHES = 20
 SEARCH_TOOL = "search-my-data"
