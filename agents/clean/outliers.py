@@ -33,6 +33,7 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conv
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,9 @@ class Bounds:
     extreme_lower: float | None
     extreme_upper: float | None
     statistics: dict[str, Any]
+    # the outliers nearest to each bound (``nearest_outside``): a bound is printed so that they read outside it
+    nearest_below: float | None = None
+    nearest_above: float | None = None
 
     @property
     def defined(self) -> bool:
@@ -97,7 +101,39 @@ class Bounds:
 
     @property
     def text(self) -> str:
-        return f"[{format_number(self.lower)}, {format_number(self.upper)}]"
+        """The bounds for a sentence, rounded (``format_number``) unless the rounding would make an outlier read
+        as inside or on a bound ("24.16638 outside [0, 24.16638]"): that bound is then printed exactly (its
+        shortest repr, which no other float shares)."""
+        return f"[{_bound_text(self.lower, self.nearest_below, -1)}, {_bound_text(self.upper, self.nearest_above, 1)}]"
+
+
+def _bound_text(bound: float | None, nearest: float | None, side: int) -> str:
+    """``bound`` rounded, or exact when ``nearest`` (the outlier closest to it, beyond it on ``side``: -1 below,
+    1 above) would not read beyond the rounded text."""
+    text = format_number(bound)
+    if bound is None or nearest is None or math.isinf(bound) or math.isnan(bound):
+        return text
+    if (float(text) - nearest) * side >= 0:
+        return repr(float(bound))
+    return text
+
+
+def nearest_outside(item: Bounds, flag: str, index: int) -> list[pl.Expr]:
+    """The outliers of ``item`` (flagged in ``flag``) nearest to its lower and upper bound, as ``__below_i__``,
+    ``__above_i__``: what ``Bounds.text`` prints the bounds apart from."""
+    values = pl.col(item.column).cast(pl.Float64)
+    flagged = pl.col(flag)
+    return [
+        values.filter(flagged & (values < item.lower)).max().alias(f"__below_{index}__"),
+        values.filter(flagged & (values > item.upper)).min().alias(f"__above_{index}__"),
+    ]
+
+
+def _note_nearest(analysed: list[Bounds], row: dict[str, Any]) -> None:
+    """Set each bound's nearest outliers from ``row`` (``nearest_outside``'s columns, taken out of it)."""
+    for index, item in enumerate(analysed):
+        item.nearest_below = row.pop(f"__below_{index}__", None)
+        item.nearest_above = row.pop(f"__above_{index}__", None)
 
 
 def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -> AgentResult:
@@ -112,11 +148,15 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     analysed = [item for item in bounds if item.defined]
     flags = {item.column: f"__outlier_{index}__" for index, item in enumerate(analysed)}
     flagged = frame.with_columns(outlier_mask(item).alias(flags[item.column]) for item in analysed)
-    counts: dict[str, int] = (
-        flagged.select(pl.col(flag).sum().alias(name) for name, flag in flags.items()).row(0, named=True)
-        if flags
-        else {}
-    )
+    counts: dict[str, int] = {}
+    if flags:
+        nearest = [
+            expr for index, item in enumerate(analysed) for expr in nearest_outside(item, flags[item.column], index)
+        ]
+        counts = flagged.select(*(pl.col(flag).sum().alias(name) for name, flag in flags.items()), *nearest).row(
+            0, named=True
+        )
+        _note_nearest(analysed, counts)
     original_outliers = int(sum(counts.values()))
     progress(0.5, f"Treating {original_outliers:,} outliers ({params.removal_strategy})")
 
@@ -193,8 +233,12 @@ def _run_streamed(
     rows_with_outliers = 0
     if flags:
         exprs = [pl.col(flag).sum().alias(name) for name, flag in flags.items()]
-        counts = streamed_row(flagged, [*exprs, any_outlier.sum().alias(ROWS_WITH_OUTLIERS)])
+        nearest = [
+            expr for index, item in enumerate(analysed) for expr in nearest_outside(item, flags[item.column], index)
+        ]
+        counts = streamed_row(flagged, [*exprs, *nearest, any_outlier.sum().alias(ROWS_WITH_OUTLIERS)])
         rows_with_outliers = int(counts.pop(ROWS_WITH_OUTLIERS))
+        _note_nearest(analysed, counts)
     original_outliers = int(sum(counts.values()))
     progress(0.3, f"Listing {original_outliers:,} outliers")
     row_issues = collect_streamed_issues(

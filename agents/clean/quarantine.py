@@ -5,15 +5,16 @@ Checks (each switched by its ``detect_*`` flag), in the order their reasons are 
 - missing required fields: a ``required_fields`` column is null, blank text or NaN;
 - type mismatches: a non-empty value that does not fit ``expected_schema``. Text is read as type-fixer
   reads it (agents.values: "1,234" is numeric, "yes" is boolean, "01/31/2024" is a date), so what the
-  type fixer can repair is not quarantined. A number written with a currency symbol ("$12") or a percent
-  sign ("5%") is not a number here: the type fixer leaves it as text by default and only proposes converting
-  it (``convert_currency``, ``convert_percentages``: the unit would be lost, "5%" may mean 5 or 0.05), so a
-  column declared numeric would still hold it after the chain. Typed columns: integer accepts integer
+  type fixer can repair is not quarantined. A number written with a currency symbol ("$12"), a percent
+  sign ("5%") or in parentheses ("(12)") is not a number here: the type fixer leaves it as text by default and
+  only proposes converting it (``convert_currency``, ``convert_percentages``, ``convert_accounting_negatives``:
+  the unit would be lost, "5%" may mean 5 or 0.05, "(212)" may be an area code), so a column declared numeric
+  would still hold it after the chain. Typed columns: integer accepts integer
   columns and whole floats; float/numeric any numeric column; boolean a Boolean column or integers 0/1; date
   a Date column or datetimes at midnight; datetime Date or Datetime; string anything. A column of another
   type fails on every non-empty value;
 - out of range: a value below ``min`` or above ``max`` (inclusive bounds); text values that read as
-  numbers (as the type check reads them: not "$12" or "5%") are compared, the others are the type check's
+  numbers (as the type check reads them: not "$12", "5%" or "(12)") are compared, the others are the type check's
   business;
 - invalid formats: a non-empty value (as text) that does not match the whole of its regular expression
   (Rust ``regex`` syntax) or named format (``NAMED_FORMATS``; "date" = reads with a date format).
@@ -87,6 +88,7 @@ from agents.formatting import (
 from agents.layouts import Layout, as_text
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import (
+    ACCOUNTING_NEGATIVE_PATTERN,
     DATE_FORMATS,
     NAMED_FORMATS,
     TEMPORAL_FORMATS,
@@ -552,14 +554,20 @@ def _fits(column: str, expected: str) -> pl.Expr:
 
 def _number(text: pl.Expr) -> pl.Expr:
     """Float64 of a text the type fixer converts to a number by default (agents.values ``parse_number``, without
-    a currency symbol or a percent sign: converting those is a judgement call it only proposes); else null."""
+    a currency symbol, a percent sign or parentheses: converting those is a judgement call it only proposes); else
+    null."""
     return pl.when(_plain(text)).then(parse_number(text))
 
 
 def _plain(text: pl.Expr) -> pl.Expr:
-    """Whether a text is written without a currency symbol or a percent sign (type_fixer ``JUDGEMENT_CALLS``)."""
+    """Whether a text is written without a currency symbol, a percent sign or accounting parentheses ("(12)")
+    (type_fixer ``JUDGEMENT_CALLS``)."""
     text = text.cast(pl.String)
-    return ~text.str.contains(CURRENCY_SIGN) & ~text.str.contains("%", literal=True)
+    return (
+        ~text.str.contains(CURRENCY_SIGN)
+        & ~text.str.contains("%", literal=True)
+        & ~text.str.contains(ACCOUNTING_NEGATIVE_PATTERN)
+    )
 
 
 def _text_mismatch(name: str, bad: pl.Series) -> pl.Expr:

@@ -25,7 +25,8 @@ least 20 % but less than the threshold is reported as mixed, not converted.
 
 Judgement calls (PRODUCT.md "Defaults that never destroy data": a default run fixes only what is unambiguous)
 are not made by default: a column whose values read but are written with a currency symbol (the unit would be
-lost), a percent sign (5 or 0.05?), as a code (a leading zero "007"/"007.5", a "+", "-0": the file reader keeps
+lost), a percent sign (5 or 0.05?), in parentheses (an accounting negative "(12)" = -12, or an area code, a
+footnote mark "(212)"), as a code (a leading zero "007"/"007.5", a "+", "-0": the file reader keeps
 these as text on purpose), as yes/no/y/n, or with a comma that may be a decimal mark ("1,500": 1500, or 1.5 in a
 file that writes "12,99") stays text and is proposed with the parameter that converts it (``JUDGEMENT_CALLS``).
 A comma is read as a thousands separator without its parameter when the column also holds "1,234,567",
@@ -412,9 +413,9 @@ def _data(outcome: Outcome, score: dict[str, Any], params: TypeFixerParams) -> d
             "conversion_threshold": params.conversion_threshold if not params.preserve_mixed_types else 1.0,
             "missing_values": "the null_tokens (after trimming) and float NaN become nulls before anything else",
             "mixed_share": MIXED_SHARE,
-            "numbers": "thousands separators and '(12)' = -12 accepted; decimal commas ('39,81', '1.234,5') where "
-            "the column and the file show them; currency symbols, '%' (kept as written: '5%' -> 5), codes and "
-            "commas that may be decimal marks only with their convert_* parameters",
+            "numbers": "thousands separators accepted; decimal commas ('39,81', '1.234,5') where the column and the "
+            "file show them; currency symbols, '%' (kept as written: '5%' -> 5), accounting negatives ('(12)' -> "
+            "-12), codes and commas that may be decimal marks only with their convert_* parameters",
             "blank_values": "empty or whitespace-only text becomes null in converted columns",
             "row_index": "1-based data row of the input file",
         },
@@ -622,6 +623,7 @@ JUDGEMENT_CALLS = (
     "convert_decimal_commas",
     "convert_currency",
     "convert_percentages",
+    "convert_accounting_negatives",
     "convert_codes",
     "convert_yes_no",
 )
@@ -645,6 +647,7 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision, decimal_commas: b
         "ambiguous_comma": (commas == 1) & ~point,
         "currency": pl.col("__currency__"),
         "percent": pl.col("__percent__"),
+        "accounting": pl.col("__accounting__"),
         "code": text.str.contains(CODE_PATTERN),
     }
     yes_no = value.str.to_lowercase().is_in(YES_NO_WORDS)
@@ -657,6 +660,7 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision, decimal_commas: b
             value.str.contains(".", literal=True).alias("__point__"),
             value.str.contains(CURRENCY_SIGN).alias("__currency__"),
             value.str.contains("%", literal=True).alias("__percent__"),
+            value.str.contains(ACCOUNTING_NEGATIVE_PATTERN).alias("__accounting__"),
         ).select(
             weight.filter(text.is_not_null()).sum().alias("numeric"),
             weight.filter(integer_of_number_text(text).is_not_null()).sum().alias("integer"),
@@ -755,6 +759,8 @@ def _needs(decision: ColumnDecision, counts: dict[str, Any], params: TypeFixerPa
             needs["convert_currency"] = counts["currency_example"]
         if counts["percent"] and not params.convert_percentages:
             needs["convert_percentages"] = counts["percent_example"]
+        if counts["accounting"] and not params.convert_accounting_negatives:
+            needs["convert_accounting_negatives"] = counts["accounting_example"]
         if counts["code"] and not params.convert_codes:
             needs["convert_codes"] = counts["code_example"]
     elif decision.best == "boolean" and params.auto_convert_boolean:
@@ -857,6 +863,8 @@ def _judgement(name: str, example: str) -> str:
     if name == "convert_percentages":
         fraction = None if number is None else round(number / 100, 12)
         return f"'{example}' would become {_number(number)} (not {_number(fraction)})"
+    if name == "convert_accounting_negatives":
+        return f"'{example}' would become {_number(number)}: parentheses read as a minus sign (an accounting negative)"
     if name == "convert_codes":
         return f"'{example}' is written as a code (leading zero, '+' or '-0'); it would become {_number(number)}"
     return f"'{example}' may be a code, not a boolean; it would become {_boolean_word(example)}"
@@ -987,6 +995,7 @@ JUDGEMENT_TITLES = {
     "convert_decimal_commas": "Convert numbers reading their commas as decimal marks",
     "convert_currency": "Convert amounts written with a currency symbol (the symbol is dropped)",
     "convert_percentages": "Convert percentages to the number as written",
+    "convert_accounting_negatives": "Convert numbers in parentheses to negative numbers (accounting negatives)",
     "convert_codes": "Convert numbers written as codes",
     "convert_yes_no": "Convert yes/no values to booleans",
 }

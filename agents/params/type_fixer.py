@@ -14,8 +14,8 @@ class TypeFixerParams(EffectivenessParams):
 
     auto_convert_numeric: bool = Field(
         True,
-        description="Convert text columns whose values are numbers (thousands separators and accounting "
-        "negatives '(12)' allowed; currency symbols, '%', codes and commas that may be decimal marks with their "
+        description="Convert text columns whose values are numbers (thousands separators allowed; currency "
+        "symbols, '%', accounting negatives '(12)', codes and commas that may be decimal marks with their "
         "convert_* parameters) to Int64 or Float64, and Float columns holding only whole numbers to Int64",
     )
     auto_convert_datetime: bool = Field(
@@ -57,6 +57,12 @@ class TypeFixerParams(EffectivenessParams):
         False,
         description="Ours: convert number columns written with '%' to the number as written ('5%' -> 5, not "
         "0.05); false leaves them as text and proposes the conversion",
+    )
+    convert_accounting_negatives: bool = Field(
+        False,
+        description="Ours: convert number columns written with accounting negatives in parentheses ('(12)' -> "
+        "-12; '(212)' may as well be an area code or a footnote mark); false leaves them as text and proposes the "
+        "conversion",
     )
     convert_codes: bool = Field(
         False,

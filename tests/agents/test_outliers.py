@@ -215,3 +215,20 @@ def test_impute_median_of_large_integers_is_exact(inliers: list[int], median: in
     assert result.frame is not None
     assert result.envelope.data["outlier_summary"]["n"]["replacement_value"] == median
     assert result.frame["n"].to_list() == [*inliers, median]
+
+
+# Q1 = 7.64, Q3 = 10.19: the upper IQR bound is 14.014999999999999, which 10 significant digits print as 14.015
+ON_THE_BOUND = indexed({"v": [7.0, 7.5, 7.64, 8.0, 9.0, 9.5, 10.19, 10.5, 14.015]}, list(range(2, 20, 2)))
+
+
+def test_an_outlier_never_reads_as_on_its_bound() -> None:
+    """QA5 D3: "24.16638 outside [-3.45234, 24.16638]". A bound that rounding would print equal to (or beyond) an
+    outlier is printed exactly; the others stay rounded."""
+    result = remove_outliers(ON_THE_BOUND)
+    assert reasons(result) == {18: "outlier in v: 14.015 outside [3.815, 14.014999999999999] (iqr)"}
+    (message,) = result.row_level_issues["message"].to_list()
+    assert message.startswith("14.015 outside [3.815, 14.014999999999999] (iqr bounds)")
+    below = remove_outliers(ON_THE_BOUND.with_columns(-pl.col("v")))  # the same on the lower bound
+    assert reasons(below) == {18: "outlier in v: -14.015 outside [-14.014999999999999, -3.815] (iqr)"}
+    rounded = remove_outliers(ON_THE_BOUND.with_columns(pl.col("v").replace(14.015, 14.5)))
+    assert reasons(rounded) == {18: "outlier in v: 14.5 outside [3.815, 14.015] (iqr)"}  # nothing on the bound

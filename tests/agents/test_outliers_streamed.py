@@ -27,7 +27,7 @@ from tests.agents.streamed_support import (
     run_streamed,
 )
 from tests.agents.test_nulls_streamed import chunked_frame
-from tests.agents.test_outliers import outlier_frame
+from tests.agents.test_outliers import ON_THE_BOUND, outlier_frame
 
 
 def in_memory(frame: pl.DataFrame, params: OutlierRemoverParams) -> AgentResult:
@@ -73,10 +73,19 @@ def test_streamed_run_returns_the_in_memory_result(method: str, strategy: str, t
         (SMALL.head(1), {"removal_strategy": "remove"}),
         (SMALL.clear(), {"removal_strategy": "remove"}),
         (SMALL.select(ROW, "t"), {"removal_strategy": "remove"}),
+        (ON_THE_BOUND, {"removal_strategy": "remove"}),
+        (ON_THE_BOUND.with_columns(-pl.col("v")), {}),
     ],
 )
 def test_streamed_edge_cases(frame: pl.DataFrame, params: dict[str, Any], tmp_path: Path) -> None:
     assert_same_run(frame, OutlierRemoverParams.model_validate(params), tmp_path)
+
+
+def test_streamed_outlier_never_reads_as_on_its_bound(tmp_path: Path) -> None:
+    """QA5 D3 streamed: the bound rounding would print equal to the outlier is printed exactly."""
+    result = assert_same_run(ON_THE_BOUND, OutlierRemoverParams(removal_strategy="remove"), tmp_path)
+    assert result.removed is not None
+    assert result.removed["reason"].to_list() == ["outlier in v: 14.015 outside [3.815, 14.014999999999999] (iqr)"]
 
 
 def test_default_flags_and_changes_nothing(tmp_path: Path) -> None:

@@ -127,8 +127,9 @@ def test_quarantine_typed_columns_and_regex_formats() -> None:
 
 
 def test_quarantine_reads_numbers_as_the_type_fixer_converts_them_by_default() -> None:
-    """A number written with a currency symbol or a percent sign is text the type fixer keeps by default (it
-    proposes ``convert_currency`` / ``convert_percentages``): not a number for a numeric rule either."""
+    """A number written with a currency symbol, a percent sign or in parentheses is text the type fixer keeps by
+    default (it proposes ``convert_currency`` / ``convert_percentages`` / ``convert_accounting_negatives``): not a
+    number for a numeric rule either."""
     frame = framed(
         {
             "price": ["12", "$12", "1,234.50", "12 €", "(7)", "5%"],
@@ -143,16 +144,17 @@ def test_quarantine_reads_numbers_as_the_type_fixer_converts_them_by_default() -
         (2, "share", "5%"),
         (5, "share", " 12.5 % "),
         (6, "price", "12 €"),
+        (9, "price", "(7)"),
         (10, "price", "5%"),
         (10, "share", "$1"),
     ]
     integers = run_agent(
         quarantine, frame, QuarantineAgentParams.model_validate({"expected_schema": {"price": "integer"}})
     )
-    assert [row for row, _, _ in issues_of(integers, "type_mismatch")] == [2, 5, 6, 10]  # "1,234.50" is no integer
-    # a range compares the values read as numbers; "$500" and "500%" are left to the type check
-    ranged = {"range_constraints": {"price": {"max": 100}, "share": {"max": 100}}}
-    bounded = frame.with_columns(pl.Series("price", ["500", "$500", "50", "500%", "1", "2"]))
+    assert [row for row, _, _ in issues_of(integers, "type_mismatch")] == [2, 5, 6, 9, 10]  # "1,234.50": no integer
+    # a range compares the values read as numbers; "$500", "(500)" and "500%" are left to the type check
+    ranged = {"range_constraints": {"price": {"max": 100, "min": 0}, "share": {"max": 100}}}
+    bounded = frame.with_columns(pl.Series("price", ["500", "$500", "50", "500%", "(500)", "2"]))
     result = run_agent(quarantine, bounded, QuarantineAgentParams.model_validate(ranged))
     assert issues_of(result, "out_of_range") == [(1, "price", "500")]
     # declaring no rule removes nothing, whatever the values

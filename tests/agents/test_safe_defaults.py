@@ -242,3 +242,33 @@ def test_no_default_run_removes_a_distinct_row_or_invents_a_value(frame: pl.Data
 @pytest.mark.parametrize("agent_id", CLEAN_AGENTS)
 def test_every_clean_agent_default_is_listed(agent_id: str) -> None:
     assert registry.parse_parameters(agent_id, None) is not None
+
+
+AREA_CODES = "name,area,ext\nAnn,(212),(12)\nBob,(415),(7)\nCid,(312),(45)\nDee,(646),(3)\n"
+
+
+@pytest.mark.parametrize("threshold", [None, 0], ids=["in_memory", "streamed"])
+def test_the_default_clean_chain_keeps_parentheses_as_written(tmp_path: Path, threshold: int | None) -> None:
+    """QA5 D1: "(212)" may be an area code: kept as written, the accounting reading proposed (applied with
+    convert_accounting_negatives)."""
+    options = RunOptions(streaming_threshold_bytes=threshold)
+    written: dict[str, tuple[dict[str, Any], Path]] = {}
+    for name, text, parameters in [
+        ("codes", AREA_CODES, {}),
+        ("negatives", AREA_CODES, {"type-fixer": {"convert_accounting_negatives": True}}),
+    ]:
+        source = tmp_path / f"{name}.csv"
+        source.write_text(text, encoding="utf-8")
+        out = tmp_path / name
+        result = run_tool(
+            "clean-my-data", [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=options
+        )
+        assert result["status"] == "success"
+        written[name] = (result, out)
+    result, out = written["codes"]
+    assert (out / "cleaned_data.csv").read_text(encoding="utf-8") == AREA_CODES
+    (proposed,) = [item for item in result["summary"]["proposals"] if item["agent_id"] == "type-fixer"]
+    assert proposed["apply"] == {"type-fixer": {"convert_accounting_negatives": True}}
+    assert "area: '(212)' would become -212" in proposed["description"]
+    _, out = written["negatives"]
+    assert (out / "cleaned_data.csv").read_text(encoding="utf-8").splitlines()[1] == "Ann,-212,-12"

@@ -36,8 +36,10 @@ def test_type_fixer_converts_numbers_dates_booleans_and_reports_unparseable_cell
         },
         ROWS,
     )
-    agensium = TypeFixerParams(preserve_mixed_types=False, convert_currency=True, convert_yes_no=True)
-    result = run_agent(type_fixer, frame, agensium)  # Agensium's default: "$12" and "yes" are judgement calls here
+    agensium = TypeFixerParams(
+        preserve_mixed_types=False, convert_currency=True, convert_yes_no=True, convert_accounting_negatives=True
+    )
+    result = run_agent(type_fixer, frame, agensium)  # Agensium's default: "$12", "(3)", "yes": judgement calls here
     out = result.frame
     assert out is not None
     assert out[ROW_INDEX_COLUMN].to_list() == ROWS
@@ -265,23 +267,31 @@ JUDGEMENT_FRAME = {
 
 def test_type_fixer_proposes_percentages_currency_codes_and_yes_no() -> None:
     """QA D8: numbers written plainly as text (and booleans written true/false) are converted; a percent sign,
-    a currency symbol, a number written as a code and yes/no values are judgement calls: left as written,
-    each proposed with the parameter that applies it."""
+    a currency symbol, an accounting negative "(12)" (QA5 D1: "(212)" may be an area code), a number written as a
+    code and yes/no values are judgement calls: left as written, each proposed with the parameter that applies
+    it."""
     frame = framed(JUDGEMENT_FRAME)
     result = run_agent(type_fixer, frame, TypeFixerParams())
     out = result.frame
     assert out is not None
-    for name in ("pct", "amount", "yn", "w", "zip"):
+    for name in ("pct", "amount", "yn", "w", "zip", "neg"):
         assert out[name].to_list() == frame[name].to_list(), name
     assert out["plain"].to_list() == [12.0, 3.5, 7.0]
     assert out["flag"].to_list() == [True, False, True]
     assert out["qty"].to_list() == [1234567, 2000, 9]
-    assert out["neg"].to_list() == [-12, -3, 4]
     proposed = {item["action"]: item for item in result.envelope.data["proposals"]}
     assert {action: item["apply"] for action, item in proposed.items()} == {
         action: {"type-fixer": {action: True}}
-        for action in ("convert_currency", "convert_percentages", "convert_codes", "convert_yes_no")
+        for action in (
+            "convert_currency",
+            "convert_percentages",
+            "convert_accounting_negatives",
+            "convert_codes",
+            "convert_yes_no",
+        )
     }
+    assert proposed["convert_accounting_negatives"]["columns"] == ["neg"]
+    assert "neg: '(12)' would become -12" in proposed["convert_accounting_negatives"]["description"]
     assert proposed["convert_codes"]["columns"] == ["w", "zip"]
     assert proposed["convert_percentages"]["cells_affected"] == 3
     assert "'10%' would become 10 (not 0.1)" in proposed["convert_percentages"]["description"]
@@ -289,7 +299,7 @@ def test_type_fixer_proposes_percentages_currency_codes_and_yes_no() -> None:
     assert "'+5' is written as a code" in proposed["convert_codes"]["description"]
     assert "'N' may be a code" in proposed["convert_yes_no"]["description"]
     metrics = result.envelope.summary_metrics
-    assert (metrics["columns_converted"], metrics["remaining_type_issues"]) == (4, 5)
+    assert (metrics["columns_converted"], metrics["remaining_type_issues"]) == (3, 6)
     analysis = {item["field_name"]: item for item in result.envelope.data["type_analysis"]["columns"]}
     assert analysis["pct"]["proposed_with"] == {"convert_percentages": True}
     for name, column, expected in [
@@ -298,6 +308,7 @@ def test_type_fixer_proposes_percentages_currency_codes_and_yes_no() -> None:
         ("convert_yes_no", "yn", [True, False, True]),
         ("convert_codes", "w", [5.0, -0.0, 7.5]),
         ("convert_codes", "zip", [2134, 10001, 501]),
+        ("convert_accounting_negatives", "neg", [-12, -3, 4]),
     ]:
         applied = run_agent(type_fixer, frame, TypeFixerParams.model_validate({name: True}))
         assert applied.frame is not None and applied.frame[column].to_list() == expected, name

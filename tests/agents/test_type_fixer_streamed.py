@@ -36,6 +36,7 @@ SETTINGS = [
         convert_ambiguous_thousands=True,
         convert_currency=True,
         convert_percentages=True,
+        convert_accounting_negatives=True,
         convert_codes=True,
         convert_yes_no=True,
     ),
@@ -114,7 +115,9 @@ def test_streamed_type_fixer_matches_in_memory(name: str, params: TypeFixerParam
 
 def test_streamed_type_fixer_converts_and_reports_emptied_cells(tmp_path: Path) -> None:
     streamed = assert_streamed_as_in_memory(
-        FIXED_FRAMES["mixed"], TypeFixerParams(preserve_mixed_types=False, convert_currency=True), tmp_path
+        FIXED_FRAMES["mixed"],
+        TypeFixerParams(preserve_mixed_types=False, convert_currency=True, convert_accounting_negatives=True),
+        tmp_path,
     )
     issues = streamed.row_level_issues.select("row_index", "column", "value").rows()
     assert issues == [(5, "price", "abc"), (9, "signup", "garbage")]
@@ -172,7 +175,8 @@ def test_streamed_type_fixer_property(
 
 def test_streamed_type_fixer_numbers_rows_of_a_scan_without_row_index(tmp_path: Path) -> None:
     frame = FIXED_FRAMES["mixed"].drop(ROW_INDEX_COLUMN)
-    params = TypeFixerParams(preserve_mixed_types=False, convert_currency=True)  # "$12": a judgement call
+    # "$12" and "(3)": judgement calls
+    params = TypeFixerParams(preserve_mixed_types=False, convert_currency=True, convert_accounting_negatives=True)
     in_memory = type_fixer.run(AgentInputs(frame, "primary.csv"), params, print)
     streamed = type_fixer.run(streamed_inputs(frame, tmp_path), params, print)
     assert in_memory.frame is not None and streamed.scan is not None
@@ -228,12 +232,13 @@ def test_streamed_type_fixer_proposes_the_judgement_calls(tmp_path: Path) -> Non
     calls = assert_streamed_as_in_memory(FIXED_FRAMES["judgement_calls"], TypeFixerParams(), tmp_path / "calls")
     assert calls.scan is not None
     out = calls.scan.collect()
-    for name in ("pct", "amount", "yn", "w", "zip"):
+    for name in ("pct", "amount", "yn", "w", "zip", "neg"):
         assert out[name].to_list() == FIXED_FRAMES["judgement_calls"][name].to_list(), name
     assert out["plain"].to_list() == [12.0, 3.5, 7.0] and out["qty"].to_list() == [1234567, 2000, 9]
     assert [item["action"] for item in calls.envelope.data["proposals"]] == [
         "convert_currency",
         "convert_percentages",
+        "convert_accounting_negatives",
         "convert_codes",
         "convert_yes_no",
     ]
