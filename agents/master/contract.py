@@ -30,7 +30,8 @@ Invalid values (type failures and, with ``enforce_values``, value violations) fo
 their counts; ``null`` empties them; ``default`` writes the constraint's ``default`` (or empties them);
 ``drop`` removes their rows (``AgentResult.removed`` with the reasons). ``auto_transform`` false changes
 nothing and proposes the changes. Every violation of a cell or row is a row-level issue (``row_index`` =
-``ROW_INDEX_COLUMN``); column-level ones are issues.
+``ROW_INDEX_COLUMN``); column-level ones are issues. ``artifacts["contract_columns"]``: every column the
+contract names (:func:`named_columns`); the later master agents keep those names.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from agents.values import (
 )
 
 AGENT_ID = "contract-enforcer"
+CONTRACT_COLUMNS_ARTIFACT: Final = "contract_columns"  # named_columns of the contract enforced
 AGENT_NAME = "Contract Enforcer"
 CREDITS = 75
 MAX_EXACT_FLOAT_INTEGER: Final = 2**53
@@ -183,7 +185,9 @@ def run(inputs: AgentInputs, params: ContractEnforcerParams, progress: Progress)
         outcome.output = _apply(work, outcome, params)
     _propose(outcome, params)
     progress(1.0, f"{outcome.count('critical') + outcome.count('warning'):,} violations")
-    return _result(outcome, params, started, row_issues)
+    result = _result(outcome, params, started, row_issues)
+    result.artifacts = {CONTRACT_COLUMNS_ARTIFACT: named_columns(contract)}
+    return result
 
 
 def _contract(inputs: AgentInputs, params: ContractEnforcerParams) -> tuple[DataContract, str]:
@@ -264,6 +268,24 @@ def _rename(outcome: Outcome, params: ContractEnforcerParams) -> pl.DataFrame:
         )
     )
     return frame.rename(renames)  # the work frame only: the output keeps the original names
+
+
+def named_columns(contract: DataContract) -> list[str]:
+    """Every column the contract names (listed, typed, constrained, unique, and both sides of its
+    ``column_mappings``): the later master agents keep these names (semantic-mapper renames none of them)."""
+    mapped = [name for pair in contract.column_mappings.items() for name in pair]
+    return list(dict.fromkeys([*_contract_columns(contract), *mapped]))
+
+
+def uploaded_named_columns(inputs: AgentInputs) -> list[str]:
+    """:func:`named_columns` of the uploaded contract (``AgentInputs.contract``), for an agent that runs where
+    contract-enforcer's artifact is missing; a contract that does not fit the shape names none."""
+    if not inputs.contract:
+        return []
+    try:
+        return named_columns(DataContract.model_validate(inputs.contract, strict=True))
+    except ValidationError:
+        return []
 
 
 def _contract_columns(contract: DataContract) -> list[str]:

@@ -6,7 +6,8 @@
   spaces and punctuation become lower-case snake case: ``LastName`` -> ``last_name``, ``E-mail`` ->
   ``e_mail``) and matched against each role's aliases (:data:`NAME_ALIASES`, in the order listed there):
   first as the whole name (confidence :data:`NAME_EXACT`), then as words inside it (``billing_city``,
-  confidence :data:`NAME_PARTIAL`; a few aliases such as a bare ``name`` count only as the whole name).
+  confidence :data:`NAME_PARTIAL`; a few aliases such as a bare ``name``, ``first`` or ``last`` count only as
+  the whole name: ``first_order_date`` holds no given name).
 - **The values.** An evenly spaced sample of at most :data:`SAMPLE_SIZE` non-null values per column (as
   text, trimmed) is matched against value patterns: e-mail addresses, phone numbers (7-15 digits, written
   with separators, a leading ``+``/``0``, or 10-11 digits; never a decimal number within -180..180 such as
@@ -119,6 +120,8 @@ NAME_ALIASES: Final[tuple[tuple[str, str, bool], ...]] = (
     ),
     ("given_name", r"first_?name|fname|first_?nm|given_?name|givenname|forename|christian_?name", True),
     ("surname", r"last_?name|lname|last_?nm|sur_?name|family_?name|lastname", True),
+    ("given_name", r"first|given|forenames?", False),
+    ("surname", r"last|family", False),
     ("company", r"company(?:_?name)?|organi[sz]ation(?:_?name)?|org_?name|employer|business(?:_?name)?|firm", True),
     ("street_number", r"(?:street|house|building)_?(?:no|nr|num|number)", True),
     ("address_2", r"addr(?:ess)?_?(?:line_?)?2|street_?2|line_?2", True),

@@ -30,6 +30,23 @@ are applied, otherwise proposed (``data.proposals``), each spelling listed with 
 (``data.value_mappings[].changes``). Every changed cell is counted. Without ``apply_mappings`` nothing
 changes and the renames and replacements are proposed.
 
+A column a user-supplied data contract names (``agents.master.contract.named_columns``: contract-enforcer's
+``contract_columns`` artifact, else the uploaded contract) keeps its name (status ``contract_name``): its
+role still counts for matching, and it claims its standard name as a renamed column would.
+
+**Lining up sources.** In the master chain the sources are stacked (``agents.master.sources``), so a column
+of one source and a column of the same meaning but another name in another source (``dob`` and ``Birth
+Date``) arrive as two columns, one empty in each source's rows. Columns whose mappings share a standard name
+(or, for a custom mapping, name a contract column of that meaning) are lined up into one column when that
+is unambiguous: no source holds values in two of them (so no value is lost or chosen), at most one is a
+contract column (then the one column keeps the contract's name, else it takes the standard name), no other
+column holds that name, and every one of the mappings is sure (custom, or the whole column name). The
+column stands where the first of them stood; when their types differ, it holds each value as text, as
+written (``agents.layouts.text_of``), as stacking sources does. Lined-up columns get status ``lined_up``.
+When one of the mappings is only a guess, or ``apply_mappings`` is false, the line-up is proposed
+(``data.proposals``, action ``line_up_columns``: the ``custom_column_mappings`` or ``apply_mappings`` that
+apply it). Columns whose values share a source are never lined up (that would choose between values).
+
 The agent returns the new frame (bookkeeping columns untouched) and ``artifacts["semantic_roles"]``: the
 roles of the returned frame's columns (``detect_roles`` of the new frame, keyed by the new names).
 """
@@ -38,6 +55,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,10 +63,20 @@ import polars as pl
 
 from agents.clean.common import clean_result, effectiveness
 from agents.columns import is_text, normalised_name, require_columns
-from agents.envelope import BOOKKEEPING_COLUMNS, AgentInputs, AgentResult, Progress, SummaryCard, data_columns
+from agents.envelope import (
+    BOOKKEEPING_COLUMNS,
+    SOURCE_COLUMN,
+    AgentInputs,
+    AgentResult,
+    Progress,
+    SummaryCard,
+    data_columns,
+)
 from agents.errors import InvalidParametersError
 from agents.findings import Findings, card_status, proposal
 from agents.formatting import pct
+from agents.layouts import Layout, text_of
+from agents.master.contract import CONTRACT_COLUMNS_ARTIFACT, uploaded_named_columns
 from agents.master.roles import (
     CONFIRM_SHARE,
     NAME_DISAGREES,
@@ -60,6 +88,7 @@ from agents.master.roles import (
 )
 from agents.master.roles import NAME_EXACT as ROLE_NAME_EXACT
 from agents.params.semantic_mapper import SemanticMapperParams
+from agents.values import DATE_FORMATS, distinct_counts, plan_dates
 
 AGENT_ID = "semantic-mapper"
 AGENT_NAME = "Semantic Mapper"
@@ -138,7 +167,13 @@ STATUS_TEXT: Final = {
     "below_threshold": "confidence below confidence_threshold",
     "name_taken": "another column already has this name",
     "duplicate_target": "a more confident column maps to the same name",
+    "contract_name": "the data contract names this column: it keeps its name",
+    "lined_up": "lined up with a column of the same meaning from other sources",
 }
+LINE_UP_STATUSES: Final = frozenset(
+    {"applied", "proposed", "already_standard", "contract_name", "duplicate_target", "guessed", "name_taken"}
+)
+"""The statuses of mappings that may be lined up with others of the same standard name (module docstring)."""
 
 
 @dataclass
@@ -150,6 +185,14 @@ class ColumnMapping:
     sure: bool = True  # False: a guess, proposed rather than applied (module docstring)
     status: str = "below_threshold"
     reason: str = ""
+    lined_up_into: str = ""  # status lined_up: the column it now is part of
+
+    @property
+    def new_name(self) -> str:
+        """The column's name in the returned frame."""
+        if self.status == "lined_up":
+            return self.lined_up_into
+        return self.standard_name if self.status == "applied" else self.column
 
     @property
     def counts(self) -> bool:
@@ -161,10 +204,31 @@ class ColumnMapping:
             "standard_name": self.standard_name,
             "confidence": round(self.confidence, 4),
             "method": self.method,
-            "applied": self.status == "applied",
+            "applied": self.status in ("applied", "lined_up"),
             "status": self.status,
             "reason": self.reason or STATUS_TEXT[self.status],
-            "new_column": self.standard_name if self.status == "applied" else self.column,
+            "new_column": self.new_name,
+        }
+
+
+@dataclass
+class LineUp:
+    """Columns of the same meaning from different sources, lined up into one (module docstring)."""
+
+    target: str  # the one column's name
+    columns: list[str]  # the input columns, in column order
+    sources: dict[str, list[str]]  # column -> the sources holding values in it
+    guesses: list[str]  # the columns whose mapping is only a guess (none: ``apply_mappings`` lines them up)
+    applied: bool = False
+    dtype: str = ""  # applied: the one column's type
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "column": self.target,
+            "columns": self.columns,
+            "sources": self.sources,
+            "applied": self.applied,
+            **({"dtype": self.dtype} if self.applied else {}),
         }
 
 
@@ -187,6 +251,7 @@ class Outcome:
     values: list[ValueMapping]
     applied: bool
     roles: dict[str, ColumnRole] = field(default_factory=dict)
+    line_ups: list[LineUp] = field(default_factory=list)
 
     @property
     def counted(self) -> list[ColumnMapping]:
@@ -194,7 +259,7 @@ class Outcome:
 
     @property
     def renamed(self) -> int:
-        return sum(mapping.status == "applied" for mapping in self.mappings)
+        return sum(mapping.status in ("applied", "lined_up") for mapping in self.mappings)
 
     @property
     def cells_changed(self) -> int:
@@ -216,23 +281,33 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     schema = frame.schema  # built anew on every access: once, not per column
     evidence = value_evidence(frame, [name for name in columns if is_scalar(schema[name])])
     roles = detect_roles(frame, evidence) if params.auto_detect_semantics else {}
-    mappings = _resolve(frame, _candidates(schema, columns, roles, evidence, params), params)
+    kept = _contract_columns(inputs)
+    mappings = _resolve(frame, _candidates(schema, columns, roles, evidence, params), params, kept)
+    line_ups = _line_ups(frame, mappings, kept, params)
     value_columns = _value_columns(frame, mappings, params)
 
     progress(0.4, "Mapping values to their standard spellings")
     renames = {mapping.column: mapping.standard_name for mapping in mappings if mapping.status == "applied"}
     output = frame.rename(renames) if renames else frame
     output, values = _map_values(output, mappings, renames, value_columns, params)
+    output = _line_up(output, renames, line_ups, inputs.text_layouts)
 
     progress(0.7, "Detecting the roles of the mapped columns")
     changed = {item.column for item in values if item.cells_changed and item.applied}
+    changed |= {line_up.target for line_up in line_ups if line_up.applied}
     carried = {renames.get(name, name): facts for name, facts in evidence.items()}
     new_roles = detect_roles(output, {name: facts for name, facts in carried.items() if name not in changed})
-    outcome = Outcome(frame, output, mappings, values, params.apply_mappings, new_roles)
+    outcome = Outcome(frame, output, mappings, values, params.apply_mappings, new_roles, line_ups)
     result = _result(outcome, params, started)
     result.artifacts = {"semantic_roles": new_roles}
     progress(1.0, f"Mapped {len(outcome.counted):,} of {len(columns):,} columns")
     return result
+
+
+def _contract_columns(inputs: AgentInputs) -> frozenset[str]:
+    """The columns a user-supplied data contract names: contract-enforcer's artifact, else the uploaded one."""
+    named = inputs.artifacts.get(CONTRACT_COLUMNS_ARTIFACT)
+    return frozenset(named if named is not None else uploaded_named_columns(inputs))
 
 
 def _validate(frame: pl.DataFrame, params: SemanticMapperParams) -> None:
@@ -330,13 +405,19 @@ def _vocabulary(column: str) -> tuple[str, float] | None:
     return None
 
 
-def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMapperParams) -> list[ColumnMapping]:
-    """Each mapping's status: applied (or proposed), guessed, already standard, below the threshold, or not
-    applied because the name is taken. A sure mapping claims a name before a guess, then the most confident
-    first (ties: column order)."""
+def _resolve(
+    frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMapperParams, kept: frozenset[str] = frozenset()
+) -> list[ColumnMapping]:
+    """Each mapping's status: applied (or proposed), guessed, already standard, kept by the contract
+    (``kept``: it claims its standard name but keeps its own), below the threshold, or not applied because the
+    name is taken. A contract's column claims a name first, then a sure mapping before a guess, then the most
+    confident (ties: column order)."""
     existing = set(frame.columns)
     claimed: dict[str, str] = {}
-    order = sorted(range(len(found)), key=lambda index: (not found[index].sure, -found[index].confidence, index))
+    order = sorted(
+        range(len(found)),
+        key=lambda index: (found[index].column not in kept, not found[index].sure, -found[index].confidence, index),
+    )
     sure_names = {mapping.column for mapping in found if mapping.sure}
     for index in order:
         mapping = found[index]
@@ -348,12 +429,18 @@ def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMa
         elif mapping.standard_name in claimed:
             mapping.status = "duplicate_target"
             holder = claimed[mapping.standard_name]
-            mapping.reason = (
-                f"'{holder}' maps to '{mapping.standard_name}' for certain (custom or its whole name), "
-                f"'{mapping.column}' only by a guess"
-                if holder in sure_names and not mapping.sure
-                else f"'{holder}' maps to '{mapping.standard_name}' with more confidence"
-            )
+            if holder in kept:
+                mapping.reason = f"'{holder}' (named by the data contract) maps to '{mapping.standard_name}'"
+            elif holder in sure_names and not mapping.sure:
+                mapping.reason = (
+                    f"'{holder}' maps to '{mapping.standard_name}' for certain (custom or its whole name), "
+                    f"'{mapping.column}' only by a guess"
+                )
+            else:
+                mapping.reason = f"'{holder}' maps to '{mapping.standard_name}' with more confidence"
+        elif mapping.column in kept:
+            mapping.status = "contract_name"
+            claimed[mapping.standard_name] = mapping.column
         elif mapping.standard_name in existing:
             mapping.status = "name_taken"
             mapping.reason = f"the data already has a column '{mapping.standard_name}'"
@@ -364,6 +451,122 @@ def _resolve(frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMa
             mapping.status = "applied" if params.apply_mappings else "proposed"
             claimed[mapping.standard_name] = mapping.column
     return found
+
+
+def _line_ups(
+    frame: pl.DataFrame, mappings: list[ColumnMapping], kept: frozenset[str], params: SemanticMapperParams
+) -> list[LineUp]:
+    """The columns of different sources to line up into one (module docstring), each applied or proposed;
+    the lined-up mappings get status ``lined_up``. Only in a frame of stacked sources."""
+    if SOURCE_COLUMN not in frame.columns:
+        return []
+    meaning = {mapping.column: mapping.standard_name for mapping in mappings if mapping.column in kept}
+    groups: dict[str, list[ColumnMapping]] = {}
+    for mapping in mappings:
+        if mapping.status in LINE_UP_STATUSES:
+            custom = mapping.method == "custom"
+            key = meaning.get(mapping.standard_name, mapping.standard_name) if custom else mapping.standard_name
+            groups.setdefault(key, []).append(mapping)
+    groups = {key: members for key, members in groups.items() if len(members) > 1}
+    if not groups:
+        return []
+    order = {name: index for index, name in enumerate(frame.columns)}
+    columns = sorted({mapping.column for members in groups.values() for mapping in members}, key=order.__getitem__)
+    held = (
+        frame.lazy()
+        .group_by(SOURCE_COLUMN, maintain_order=True)
+        .agg(pl.col(name).is_not_null().any().alias(f"c{index}") for index, name in enumerate(columns))
+        .collect()
+    )
+    sources = {
+        name: [str(label) for label, holds in zip(held[SOURCE_COLUMN], held[f"c{index}"], strict=True) if holds]
+        for index, name in enumerate(columns)
+    }
+    line_ups = []
+    for key, members in groups.items():
+        members.sort(key=lambda mapping: order[mapping.column])
+        contract = [mapping.column for mapping in members if mapping.column in kept]
+        target = contract[0] if contract else key
+        labels = [label for mapping in members for label in sources[mapping.column]]
+        names = {mapping.column for mapping in members}
+        if len(contract) > 1 or len(labels) != len(set(labels)) or (target in frame.columns and target not in names):
+            continue  # two contract columns, a source holding values in two of them, or the name is another's
+        guesses = [m.column for m in members if not m.sure and m.column not in kept]  # a contract's column: named
+        sure = not guesses
+        if sure and params.apply_mappings and not any(mapping.new_name == target for mapping in members):
+            continue  # none of them takes the name (it is not theirs to take)
+        line_up = LineUp(target, [m.column for m in members], {m.column: sources[m.column] for m in members}, guesses)
+        line_up.applied = sure and params.apply_mappings and any(m.new_name == target for m in members)
+        if line_up.applied:
+            for mapping in members:
+                if mapping.new_name != target:
+                    mapping.status = "lined_up"
+                    mapping.lined_up_into = target
+                    mapping.reason = (
+                        f"lined up into '{target}' with "
+                        + ", ".join(f"'{other}'" for other in line_up.columns if other != mapping.column)
+                        + f": no source holds values in two of them ({_sources_text(line_up)})"
+                    )
+        line_ups.append(line_up)
+    return line_ups
+
+
+def _sources_text(line_up: LineUp) -> str:
+    return "; ".join(f"'{name}' from {', '.join(labels) or 'no source'}" for name, labels in line_up.sources.items())
+
+
+def _line_up(
+    frame: pl.DataFrame,
+    renames: dict[str, str],
+    line_ups: list[LineUp],
+    layouts: Mapping[str, Layout],
+) -> pl.DataFrame:
+    """``frame`` (already under the new names) with each applied line-up's columns as one column where the
+    first of them stood; the values as they are when the columns share a type, else as text as written
+    (``layouts``: the input's, keyed by the old names)."""
+    applied = [line_up for line_up in line_ups if line_up.applied]
+    if not applied:
+        return frame
+    merged: dict[str, pl.Expr] = {}  # the first column of each line-up -> the one column
+    for line_up in applied:
+        current = [renames.get(name, name) for name in line_up.columns]
+        parts = _common_parts(frame, line_up.columns, current, layouts)
+        merged[current[0]] = pl.coalesce(parts).alias(line_up.target)
+    gone = {renames.get(name, name) for line_up in applied for name in line_up.columns}
+    frame = frame.select(
+        merged[name] if name in merged else pl.col(name) for name in frame.columns if name in merged or name not in gone
+    )
+    for line_up in applied:
+        line_up.dtype = str(frame.schema[line_up.target])
+    return frame
+
+
+def _common_parts(
+    frame: pl.DataFrame, old: list[str], current: list[str], layouts: Mapping[str, Layout]
+) -> list[pl.Expr]:
+    """The columns ``current`` (input names ``old``) as one type: their own when they share it; a date column
+    and text columns whose every value reads as a date in one day/month order (``agents.values.plan_dates``,
+    no tie) as dates; else each as text as written."""
+    schema = frame.schema
+    dtypes = {schema[name] for name in current}
+    if len(dtypes) == 1:
+        return [pl.col(name) for name in current]
+    typed = dtypes - {pl.String()}
+    if typed == {pl.Date()}:
+        parts = [pl.col(name) if schema[name] == pl.Date else _as_dates(frame, name) for name in current]
+        if all(part is not None for part in parts):
+            return [part for part in parts if part is not None]
+    return [text_of(pl.col(new), schema[new], layouts.get(name)) for name, new in zip(old, current, strict=True)]
+
+
+def _as_dates(frame: pl.DataFrame, column: str) -> pl.Expr | None:
+    """The text ``column`` as dates when every value reads as one in a single day/month order; else None."""
+    plan = plan_dates(distinct_counts(frame, column), column, DATE_FORMATS)
+    if plan.kind != "date" or plan.parsed != plan.non_null:
+        return None
+    if any(str(item["decided_by"]).startswith("tie") for item in plan.ambiguity):
+        return None
+    return plan.expression(pl.col(column).str.strip_chars())
 
 
 def _map_values(
@@ -504,7 +707,8 @@ def _data(outcome: Outcome, score: dict[str, Any], params: SemanticMapperParams)
         "vocabulary": list(dict.fromkeys([*ROLE_STANDARD.values(), *(name for name, _ in VOCABULARY_NAMES)])),
         "mappings": [mapping.report() for mapping in outcome.mappings],
         "unmapped_columns": [name for name in data_columns(outcome.frame) if name not in mapped],
-        "renamed_columns": {m.column: m.standard_name for m in outcome.mappings if m.status == "applied"},
+        "renamed_columns": {m.column: m.new_name for m in outcome.mappings if m.status in ("applied", "lined_up")},
+        "lined_up_columns": [line_up.report() for line_up in outcome.line_ups],
         "value_mappings": [
             {
                 "column": item.column,
@@ -561,6 +765,9 @@ def _proposals(outcome: Outcome, params: SemanticMapperParams) -> list[dict[str,
                 columns=[mapping.column for mapping in guessed],
             )
         )
+    proposed = [line_up for line_up in outcome.line_ups if not line_up.applied]
+    if proposed:
+        items.append(_line_up_proposal(proposed, outcome, params))
     built_in = [
         item for item in outcome.values if item.source == "built_in" and not item.applied and item.cells_changed
     ]
@@ -583,6 +790,29 @@ def _proposals(outcome: Outcome, params: SemanticMapperParams) -> list[dict[str,
             )
         )
     return items
+
+
+def _line_up_proposal(proposed: list[LineUp], outcome: Outcome, params: SemanticMapperParams) -> dict[str, Any]:
+    """The parameters that line up the ``proposed`` columns: ``apply_mappings`` when every mapping is sure,
+    else the ``custom_column_mappings`` that make them sure (a contract's column keeps its name)."""
+    chosen = {column: line_up.target for line_up in proposed for column in line_up.guesses}
+    fragment: dict[str, Any] = {}
+    if chosen:
+        fragment["custom_column_mappings"] = {**params.custom_column_mappings, **chosen}
+    if not outcome.applied:
+        fragment["apply_mappings"] = True
+    examples = "; ".join(
+        f"{' + '.join(repr(name) for name in line_up.columns)} -> '{line_up.target}' ({_sources_text(line_up)})"
+        for line_up in proposed[:5]
+    )
+    return proposal(
+        AGENT_ID,
+        "line_up_columns",
+        f"Line up {len(proposed):,} {'group' if len(proposed) == 1 else 'groups'} of columns that hold the same "
+        f"field in different sources into one column each: {examples}",
+        fragment,
+        columns=[column for line_up in proposed for column in line_up.columns],
+    )
 
 
 def _findings(outcome: Outcome, params: SemanticMapperParams) -> Findings:
@@ -639,6 +869,8 @@ def _cards(outcome: Outcome, score: dict[str, Any]) -> list[SummaryCard]:
     else:
         description = f"{renamed:,} columns to rename; {outcome.cells_proposed:,} values to standardise"
     description += f"; {guessed:,} guessed names proposed" if guessed else ""
+    lined_up = sum(line_up.applied for line_up in outcome.line_ups)
+    description += f"; {lined_up:,} columns lined up across sources" if lined_up else ""
     return [
         SummaryCard(
             "exec_semantic_mapping",
