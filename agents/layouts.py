@@ -26,7 +26,7 @@ Nothing is guessed from a sample: the layout comes from the first values, and ev
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -202,20 +202,28 @@ def boolean_layouts(
     found: dict[str, BooleanLayout] = {}
     for key, name in enumerate(columns):
         pairs = (tuple(item.values()) for item in counted[str(key)][0])  # (the spelling, its count)
-        counts = sorted(pairs, key=lambda item: (-item[1], item[0]))
-        spellings: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
-        for spelling, count in counts:
-            word = spelling.lower()
-            if word not in TRUE_WORDS and word not in FALSE_WORDS:
-                break
-            spellings[word in TRUE_WORDS].append((spelling, count))
-        else:
-            true = spellings[True][0][0] if spellings[True] else _partner(spellings[False], False)
-            false = spellings[False][0][0] if spellings[False] else _partner(spellings[True], True)
-            if (true, false) != ("true", "false"):
-                others = sum(count for side in spellings.values() for _, count in side[1:])
-                found[name] = BooleanLayout(true, false, others)
+        layout = boolean_layout_of(pairs)
+        if layout is not None:
+            found[name] = layout
     return found
+
+
+def boolean_layout_of(pairs: Iterable[tuple[str, int]]) -> BooleanLayout | None:
+    """:func:`boolean_layouts`' rule for one column from its distinct values (spaces around them trimmed) and
+    their counts: the layout, or None (every value spelled ``true``/``false``, or one not a boolean word)."""
+    counts = sorted(pairs, key=lambda item: (-item[1], item[0]))
+    spellings: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
+    for spelling, count in counts:
+        word = spelling.lower()
+        if word not in TRUE_WORDS and word not in FALSE_WORDS:
+            return None
+        spellings[word in TRUE_WORDS].append((spelling, count))
+    true = spellings[True][0][0] if spellings[True] else _partner(spellings[False], False)
+    false = spellings[False][0][0] if spellings[False] else _partner(spellings[True], True)
+    if (true, false) == ("true", "false"):
+        return None
+    others = sum(count for side in spellings.values() for _, count in side[1:])
+    return BooleanLayout(true, false, others)
 
 
 _PARTNERS = {"true": "false", "yes": "no", "y": "n", "1": "0", "t": "f"}

@@ -69,7 +69,7 @@ from agents.errors import InvalidFileError
 from agents.layouts import (
     BooleanLayout,
     NumberLayout,
-    boolean_layouts,
+    boolean_layout_of,
     json_text,
     number_layouts,
     record_layouts,
@@ -665,15 +665,31 @@ def _typed_numbers(
     typed = _typed_number_columns(
         work, {keys[name]: dtype for name, dtype in integers.items()}, [keys[name] for name in floats]
     )
-    if booleans:
-        words = work.select(pl.col(keys[name]).str.to_lowercase() for name in booleans)
-        every = words.select(pl.all().is_in(["true", "false"]).or_(pl.all().is_null()).all()).row(0, named=True)
-        typed += [(words[key] == "true").alias(key) for key, ok in every.items() if ok]
+    truths = _typed_booleans(work, [keys[name] for name in booleans]) if booleans else {}
+    typed += [column for column, _ in truths.values()]
     decimals = pl.DataFrame([column for column in typed if column.dtype == pl.Float64])
     found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals)}
-    found.update(boolean_layouts(work, [column.name for column in typed if column.dtype == pl.Boolean]))
+    found.update({key: layout for key, (_, layout) in truths.items() if layout is not None})
     layouts = {int(key[1:]): layout for key, layout in found.items()}
     return (frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame), layouts
+
+
+def _typed_booleans(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, tuple[pl.Series, BooleanLayout | None]]:
+    """The text columns ``names`` whose every value is ``true`` or ``false`` in any case, typed Boolean, with
+    their layout (:func:`agents.layouts.boolean_layout_of`, as :func:`agents.layouts.boolean_layouts` finds it).
+    One count of each column's distinct texts (a handful): which are boolean words, which spell true, and the
+    layout follow from them, without lowering every value."""
+    counted = frame.select(pl.col(name).drop_nulls().value_counts(name="n").implode() for name in names)
+    found: dict[str, tuple[pl.Series, BooleanLayout | None]] = {}
+    for name in names:
+        pairs = [(item[name], int(item["n"])) for item in counted[name][0]]
+        texts = pl.Series([text for text, _ in pairs], dtype=pl.String)
+        words = texts.str.to_lowercase().to_list()
+        if all(word in ("true", "false") for word in words):
+            trues = texts.filter(pl.Series(words, dtype=pl.String) == "true")
+            column = frame.select(pl.when(pl.col(name).is_not_null()).then(pl.col(name).is_in(trues.implode())))
+            found[name] = (column.to_series().alias(name), boolean_layout_of(pairs))
+    return found
 
 
 def _typed_number_columns(

@@ -220,7 +220,13 @@ def _steps(runs: pl.DataFrame, dtype: pl.DataType) -> dict[str, Any]:
     )
     threshold = GAP_FACTOR * median
     gaps = steps.filter(seconds > threshold)
-    longest = gaps.with_row_index("order").sort(["seconds", "order"], descending=[True, False]).head(MAX_GAPS)
+    # the longest first, ties earliest first: a top-k of the gaps, then its few rows sorted (not all gaps)
+    ranked = ["seconds", "order"]
+    longest = (
+        gaps.with_row_index("order")
+        .top_k(MAX_GAPS, by=ranked, reverse=[False, True])
+        .sort(ranked, descending=[True, False])
+    )
     return {
         "step": {"median_seconds": median, "most_common_seconds": most_common},
         "gaps": [

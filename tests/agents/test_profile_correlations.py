@@ -339,3 +339,26 @@ def test_two_shared_rows_make_no_near_duplicate() -> None:
     )
     assert result["strongest_pairs"][0]["rows"] == 2 and abs(result["strongest_pairs"][0]["value"]) == 1.0
     assert result["near_duplicates"] == []
+
+
+def test_decimal_columns_coded_without_a_sort_give_the_values_of_a_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = 4000
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=rows)
+    frame = pl.DataFrame(
+        {
+            "cents": np.round(50 + 10 * x, 2),  # a compact range once scaled: offset codes
+            "wide": np.round(1e6 * (x + 0.3 * rng.normal(size=rows)), 2),  # too wide for offsets: dense ranks
+            "tenths": np.where(rng.random(rows) < 0.2, np.nan, np.round(x * 3, 1)),  # ties, nulls, -0.0 and 0.0
+            "signed_zero": np.where(x < 0, -0.0, 0.0) + np.round(x, 0),
+            "digits": x,  # no few decimals: sorted
+        }
+    ).with_columns(pl.col("tenths").fill_nan(None))
+    codes = correlations_module._decimal_codes
+    assert codes(frame["cents"].to_numpy()) is not None and codes(frame["wide"].to_numpy()) is not None
+    assert codes(frame["digits"].to_numpy()) is None
+    coded = correlations(frame, frame.columns, [])
+    _assert_matches(coded["spearman"], frame.to_pandas().corr("spearman"))
+    _assert_matches(coded["pearson"], frame.to_pandas().corr())
+    monkeypatch.setattr(correlations_module, "_decimal_codes", lambda _present: None)  # every float sorted
+    assert correlations(frame, frame.columns, []) == coded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -93,3 +94,25 @@ def test_tokens_are_counted_alike_on_both_engines(tokens: tuple[str, ...]) -> No
     streamed = count_missing_tokens(frame.lazy(), tokens, engine="streaming")
     assert streamed == count_missing_tokens(frame, tokens)
     assert not tokens or streamed["a"]["NA"] == 9
+
+
+@pytest.mark.parametrize("tokens", [DEFAULT_NULL_TOKENS, (" NA", "a.b", "(x)", "[1]", "NA")])
+def test_tokens_among_any_whitespace_and_pattern_characters_are_counted_as_trimmed(tokens: tuple[str, ...]) -> None:
+    """In memory a pattern picks the values to trim and compare: it must let every token through, whatever the
+    whitespace around it (any that ``strip_chars`` trims), and a token's own characters mean nothing special."""
+    values = ["\u3000NA\u2003", "\tnull\n", "\u00a0#N/A", "a.b", "aXb", "(x)", "x", "[1]", "1", " NA", "NA NA", None]
+    frame = pl.DataFrame({"a": values * 2, "b": list(reversed(values)) * 2})
+    expected = {
+        name: found
+        for name in frame.columns
+        if (
+            found := dict(
+                sorted(
+                    Counter(text.strip() for text in frame[name].drop_nulls() if text.strip() in {*tokens, ""}).items(),
+                    key=lambda pair: (-pair[1], pair[0]),
+                )
+            )
+        )
+    }
+    assert count_missing_tokens(frame, tokens) == expected
+    assert count_missing_tokens(frame.lazy(), tokens, engine="streaming") == expected
