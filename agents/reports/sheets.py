@@ -22,7 +22,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -34,7 +34,7 @@ from xlsxwriter.utility import xl_range
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet, convert_range_args
 
-from agents.reports.fast_xlsx import FastWorkbook, FastWorksheet, write_rows
+from agents.reports.fast_xlsx import FastWorkbook, FastWorksheet, write_column, write_rows
 from agents.reports.labels import label
 
 WRAP_WIDTH = 50  # a text column wider than this is capped here and its text wraps
@@ -462,7 +462,7 @@ class ReportBook:
             sheet = self.workbook.add_worksheet(CHART_DATA_SHEET, worksheet_class=FastWorksheet)
             for block in self.chart_blocks:
                 for index, column in enumerate(block.columns):
-                    sheet.write_column(block.first_row, index, [cell_value(value) for value in column])
+                    write_column(sheet, block.first_row, index, [cell_value(value) for value in column])
             sheet.hide()
         self.workbook.close()
 
@@ -616,17 +616,18 @@ class SheetWriter:
         self._fit(names[:1], [row[:1] for row in rows])
         longest = 0
         formats, sheet = self.formats, self.sheet
+        write_again = _writer_again(sheet)
         for index, (_, value) in enumerate(pairs, start=top + 1):
             value = cell_value(value)
             if isinstance(value, bool):
-                sheet.write_boolean(index, 1, value, formats.left)
+                write_again(index, 1, value, formats.left)
             elif isinstance(value, int):
-                sheet.write_number(index, 1, value, formats.left_integer)
+                write_again(index, 1, value, formats.left_integer)
             elif isinstance(value, float):
-                sheet.write_number(index, 1, value, formats.left)
+                write_again(index, 1, value, formats.left)
             elif isinstance(value, str) and len(value) > KEY_VALUE_WIDTH:
-                sheet.write_string(index, 1, value, formats.wrap)
-                sheet.write(index, 0, rows[index - top - 1][0], formats.top)
+                write_again(index, 1, value, formats.wrap)
+                write_again(index, 0, rows[index - top - 1][0], formats.top)
                 sheet.set_row(index, LINE_HEIGHT * _lines(len(value), KEY_VALUE_WIDTH + 2))
             longest = max(longest, min(_display_length(value), KEY_VALUE_WIDTH))
         width = max(len(names[1]) + 3, longest + 2, MIN_COLUMN_WIDTH)
@@ -683,7 +684,7 @@ class SheetWriter:
         columns = [c for c, values in enumerate(sample) if bool in set(map(type, values))]
         if not columns:
             return
-        write, flag = self.sheet.write_boolean, self.formats.flag
+        write, flag = _writer_again(self.sheet), self.formats.flag
         for index, row in enumerate(cells, start=top + 1):
             for column in columns:
                 if isinstance(value := row[column], bool):
@@ -783,6 +784,12 @@ class SheetWriter:
             sheet.fit_to_pages(1, 0)
         else:
             sheet.repeat_columns(0)
+
+
+def _writer_again(sheet: Worksheet) -> Callable[[int, int, Any, Format], Any]:
+    """What writes a value again, with a format, over the same value stored by a table: the fast sheet's
+    ``write_again``, else ``write``."""
+    return sheet.write_again if isinstance(sheet, FastWorksheet) else sheet.write
 
 
 def _lines(length: int, width: float) -> int:

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
+from xlsxwriter.xmlwriter import XMLwriter
 
 import agents.chain
 from agents.chain import run_tool
@@ -79,6 +80,13 @@ def stock(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
             monkeypatch.setattr(FastWorksheet, name, getattr(Worksheet, name))
         monkeypatch.setattr(FastWorksheet, "_plain_block", lambda *_: False)
         monkeypatch.setattr(FastWorkbook, "_get_packager", Workbook._get_packager)
+        monkeypatch.setattr(FastWorkbook, "_store_workbook", Workbook._store_workbook)
+        monkeypatch.setattr(FastWorksheet, "write_again", Worksheet.write)
+        monkeypatch.setattr(FastWorkbook, "add_chart", Workbook.add_chart)
+        for name in ("_escape_attributes", "_escape_data"):
+            monkeypatch.setattr(fast_xlsx.NumberEscapes, name, getattr(XMLwriter, name))
+        escape_control = staticmethod(XMLwriter._escape_control_characters)
+        monkeypatch.setattr(fast_xlsx.NumberEscapes, "_escape_control_characters", escape_control)
 
     return use_stock
 
@@ -97,6 +105,9 @@ def fill(book: Workbook, worksheet_class: type[Worksheet] | None) -> None:
     sheet.set_row(3, 40)
     sheet.set_row(4, None, number)  # a row format: its unformatted cells take it
     sheet.set_row(60, 30)  # a row with a height only, no cells
+    sheet.set_row(5, 15)  # the default height set explicitly
+    sheet.set_row(6, 20, None, {"hidden": True})
+    sheet.set_row(7, 20, None, {"level": 1, "collapsed": True})
     for index, text in enumerate(TEXTS):
         sheet.write_row(index, 0, [text, index, None, text.upper(), True, False])
     sheet.write_row(30, 2, NUMBERS)
@@ -182,6 +193,74 @@ def test_write_rows_as_write_row_then_write_number(tmp_path: Path, worksheet_cla
         reference.dim_colmax,
     )
     assert book.str_table.count == 2 * sum(isinstance(v, str) and v != "" for row in rows for v in row)
+    book.close()
+
+
+@pytest.mark.parametrize("first_row", [0, 5, 1_048_570, -1])
+def test_write_column_as_xlsxwriter_writes_it(tmp_path: Path, first_row: int) -> None:
+    """Text, numbers, booleans, blanks, a string xlsxwriter truncates (the column stops there, as
+    ``write_column`` stops), rows past the last: the same cells and shared string counts."""
+    values = ["label", 3, 2.5, None, True, "", "label", "🎉" * 17_000, "after"] + [f"tail {i}" for i in range(8)]
+    book = FastWorkbook(str(tmp_path / "column.xlsx"), REPORT_OPTIONS)
+    fast, reference = book.add_worksheet("fast", FastWorksheet), book.add_worksheet("reference", Worksheet)
+    counts = []
+    for sheet in (fast, reference):
+        before = book.str_table.count
+        if sheet is fast:
+            fast_xlsx.write_column(fast, first_row, 2, values)
+        else:
+            reference.write_column(first_row, 2, values)
+        counts.append(book.str_table.count - before)
+    assert {row: dict(cells) for row, cells in fast.table.items() if cells} == {
+        row: dict(cells) for row, cells in reference.table.items() if cells
+    }
+    assert (fast.dim_rowmin, fast.dim_rowmax, fast.dim_colmin, fast.dim_colmax) == (
+        reference.dim_rowmin,
+        reference.dim_rowmax,
+        reference.dim_colmin,
+        reference.dim_colmax,
+    )
+    assert counts[0] == counts[1]
+    book.close()
+
+
+AGAIN = [
+    ("text", "text"),
+    ("text", "other text"),
+    ("x" * 20_000, "x" * 20_000),  # stored through xlsxwriter's own path
+    ("🎉" * 17_000, "🎉" * 17_000),  # truncated when stored: not the same text
+    (5, 5),
+    (5, 5.0),  # equal, but a float: written as write() writes it
+    (5, 6),
+    (2.5, 2.5),
+    (True, True),
+    (True, False),
+    (1, True),
+    (None, "text"),  # nothing stored there
+    ("", 3),
+    ("text", None),
+    ("text", date(2026, 1, 2)),
+]
+
+
+@pytest.mark.parametrize(("stored", "again"), AGAIN, ids=range(len(AGAIN)))
+@pytest.mark.parametrize("options", [REPORT_OPTIONS, {**REPORT_OPTIONS, "constant_memory": True}], ids=["", "cm"])
+def test_write_again_as_write(tmp_path: Path, stored: Any, again: Any, options: dict[str, Any]) -> None:
+    """``write_again`` over a stored cell: the cells and shared string counts that ``write`` leaves."""
+    book = FastWorkbook(str(tmp_path / "again.xlsx"), options)
+    fmt = book.add_format({"bold": True})
+    fast, reference = book.add_worksheet("fast", FastWorksheet), book.add_worksheet("reference", Worksheet)
+    counts = []
+    for sheet in (fast, reference):
+        before = book.str_table.count
+        sheet.write_row(2, 0, ["left", stored, "right"])
+        if sheet is fast:
+            fast.write_again(2, 1, again, fmt)
+        else:
+            reference.write(2, 1, again, fmt)
+        counts.append(book.str_table.count - before)
+    assert dict(fast.table[2]) == dict(reference.table[2])
+    assert counts[0] == counts[1]
     book.close()
 
 
@@ -306,7 +385,36 @@ def test_chain_reports_as_xlsxwriter_writes_them(
     assert parts(written) == parts(tmp_path / "stock.xlsx")
 
 
-def test_fast_module_is_used() -> None:
-    """The report's sheets are fast worksheets (else the tests above compare xlsxwriter with itself)."""
+def test_fast_module_is_used(tmp_path: Path) -> None:
+    """The report's sheets are fast worksheets and its charts fast charts (else the tests above compare
+    xlsxwriter with itself)."""
     assert issubclass(sheets._ReportSheet, FastWorksheet)
     assert sheets.write_rows is fast_xlsx.write_rows
+    book = sheets.ReportBook.create(tmp_path / "book.xlsx", ())
+    for kind in ("bar", "column", "line"):
+        assert isinstance(book.workbook.add_chart({"type": kind}), fast_xlsx.FastChart)
+
+
+ESCAPED = [
+    0,
+    7,
+    -1,
+    2.5,
+    math.nan,
+    True,
+    np.float64(1.5),
+    np.int64(3),
+    None,
+    "",
+    "plain",
+    'a & "b" <c>\n',
+    "x\x01_x0041_\ufffe",
+]
+
+
+@pytest.mark.parametrize("value", ESCAPED, ids=range(len(ESCAPED)))
+def test_number_escapes_as_xlsxwriter_escapes(value: Any) -> None:
+    fast = FastWorksheet()
+    for name in ("_escape_attributes", "_escape_data", "_escape_control_characters"):
+        ours, theirs = getattr(fast, name)(value), getattr(Worksheet(), name)(value)
+        assert type(ours) is type(theirs) and (ours == theirs or ours is theirs), name
