@@ -38,7 +38,7 @@ from service.storage import (
     Storage,
     part_size_for,
 )
-from service.store import NewTask, Publish, TaskStore, Transition
+from service.store import NewTask, ProgressUpdate, Publish, TaskStore, Transition
 
 log = logging.getLogger("agensium.lifecycle")
 _INPUT_NAME = re.compile(INPUT_NAME_PATTERN)
@@ -1044,13 +1044,16 @@ async def complete_task(
     message: str,
     job_id: str | None = None,
     copy_from: str | None = None,
+    progress: ProgressUpdate | None = None,
 ) -> asyncpg.Record | None:
     """PROCESSING -> COMPLETED. `copy_from`: the task whose stored objects some `outputs` still are (a later search
     page borrows its dataset's kept search_result.csv): its copy job copies them as a cache hit's (copy_cache_hit);
-    None when that task or its files are gone meanwhile, as when this run no longer holds its task."""
+    None when that task or its files are gone meanwhile, as when this run no longer holds its task. `progress`: the
+    run's last progress, not yet written, written first in the same transaction (its event comes before the status
+    and done events, as when written alone; one transaction less)."""
     owner = uuid.UUID(copy_from) if copy_from else None
     transition = await core.store.transition(
-        "complete_task", task_id, [outputs, result, message, job_id, owner], core.publish
+        "complete_task", task_id, [outputs, result, message, job_id, owner], core.publish, progress=progress
     )
     if transition.row is not None and owner is not None:
         await core.enqueue.copies(task_id)

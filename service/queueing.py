@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 
 from service.config import Settings
 
@@ -28,6 +31,16 @@ JOB_EXPIRES = timedelta(days=2)  # arq drops a job not started by then; the reco
 # A cache hit's copy job waits this long: a burst of hits (a page re-running its searches) is answered before their
 # copies compete with it for the CPU and the object store. Meanwhile the hit reads the objects of the task it reused.
 COPY_JOB_DEFER = timedelta(seconds=10)
+
+# arq's enqueue_job in one round trip instead of three (WATCH, EXISTS, MULTI/EXEC): the same check, that neither the
+# job nor a result of it is held, and the same writes, the job (with its expiry) and its queue entry, atomically.
+# KEYS: job key, result key, queue; ARGV: expiry ms, serialized job, score, job id. 1 when enqueued, 0 when held.
+ENQUEUE_SCRIPT = """
+if redis.call('exists', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
 
 
 def job_score_ms(settings: Settings, priority: str, defer_s: float = 0.0, now_s: float | None = None) -> int:
@@ -54,18 +67,12 @@ class JobQueue:
         self.redis = redis
         self.settings = settings
         self.swallow_errors = swallow_errors
+        self._enqueue_script = redis.register_script(ENQUEUE_SCRIPT)
 
     async def __call__(self, task_id: str, job_id: str, priority: str = "normal", defer_s: float = 0.0) -> None:
         score = job_score_ms(self.settings, priority, defer_s)
         try:
-            await self.redis.enqueue_job(
-                JOB_FUNCTION,
-                task_id,
-                _job_id=job_id,
-                _queue_name=self.settings.arq_queue_name,
-                _defer_until=datetime.fromtimestamp(score / 1000, UTC),
-                _expires=JOB_EXPIRES,
-            )
+            await self.enqueue_job(JOB_FUNCTION, task_id, job_id, score)
         except Exception as exc:
             if not self.swallow_errors:
                 raise
@@ -87,6 +94,16 @@ class JobQueue:
             )
         except Exception as exc:  # noqa: BLE001 - transport only (docstring)
             log.warning("copy job of cache hit %s not enqueued; the maintenance sweep makes them: %s", task_id, exc)
+
+    async def enqueue_job(self, function: str, argument: str, job_id: str, score_ms: int) -> bool:
+        """arq's `enqueue_job(function, argument, _job_id=job_id, _defer_until=<score_ms>, _expires=JOB_EXPIRES)` in
+        one round trip (ENQUEUE_SCRIPT): the same job bytes, expiry and score; False when arq holds the job id
+        already (queued, or a kept result), as arq returns None then."""
+        redis = self.redis
+        job = serialize_job(function, (argument,), {}, None, timestamp_ms(), serializer=redis.job_serializer)
+        keys = [job_key_prefix + job_id, result_key_prefix + job_id, self.settings.arq_queue_name]
+        expires_ms = int(JOB_EXPIRES.total_seconds() * 1000)
+        return bool(await self._enqueue_script(keys=keys, args=[expires_ms, job, score_ms, job_id]))
 
 
 def make_enqueue(redis: ArqRedis, settings: Settings, *, swallow_errors: bool) -> JobQueue:

@@ -53,6 +53,9 @@ COPY_PART_BYTES = 1024**3  # a server-side copy above CopyObject's 5 GiB goes in
 SPILL_BYTES = 64 * 1024
 READ_BYTES = 64 * 1024
 PING_TIMEOUT_S = 2.0
+# A local file up to this size is read or written on the event loop (well under a millisecond): a thread hop per
+# open, read, write and close cost more CPU than the I/O itself for a run's small inputs and reports.
+INLINE_FILE_BYTES = 256 * 1024
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
@@ -550,22 +553,7 @@ class Storage:
     ) -> int:
         """Stream the object to `path` chunk by chunk; returns the number of bytes written. With `if_match` (an
         ETag) only that version of it: ObjectChanged when it was written again since."""
-        written = 0
-        with _unavailable_on_transport_errors():
-            response = await self._get_object(key, if_match)
-            body = response["Body"]
-            async with body:  # releases the connection; entering yields the raw aiohttp response
-                file = await asyncio.to_thread(path.open, "wb")
-                try:
-                    # read() checks the byte count against Content-Length at the end of the stream.
-                    while chunk := await body.read(chunk_size):
-                        await asyncio.to_thread(file.write, chunk)
-                        written += len(chunk)
-                except BaseException:
-                    await asyncio.to_thread(_close_and_unlink, file, path)
-                    raise
-                await asyncio.to_thread(file.close)
-        return written
+        return await self._signed.download(key, path, chunk_size, if_match)
 
     async def get_bytes(self, key: str, max_bytes: int) -> bytes:
         """The whole (small) object; ObjectTooLarge when it is larger than `max_bytes`."""
@@ -616,7 +604,13 @@ class Storage:
         `before_part` coroutine is awaited before each part (or the one PUT) is sent: a background
         upload waits there while more urgent work runs.
         """
-        size = (await asyncio.to_thread(path.stat)).st_size
+        size = path.stat().st_size  # noqa: ASYNC240 - one system call, cheaper than the thread hop
+        if size <= INLINE_FILE_BYTES and before_part is None:
+            data = path.read_bytes()  # noqa: ASYNC240 - a small file (INLINE_FILE_BYTES)
+            if digest is not None:
+                digest.update(data)
+            await self.put_bytes(key, data, content_type)
+            return len(data)
         part_bytes = part_size_for(size, self._settings.multipart_part_bytes)
         file = await asyncio.to_thread(path.open, "rb")
         try:
@@ -849,11 +843,11 @@ def _join(chunks: list[bytes]) -> bytes:
 
 
 class _SignedRequests:
-    """HeadObject and PutObject as aiobotocore sends them (path-style URLs as signed, SigV4 by botocore's own signer,
-    its CA bundle and the proxy environment, retries with its standard mode's backoff on connection errors and
-    500/502/503/504), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and response parsing cost
-    ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself. Every process and
-    result-cache hit HEADs its uploads; every run PUTs its reports and manifest."""
+    """HeadObject, PutObject and GetObject as aiobotocore sends them (path-style URLs as signed, SigV4 by botocore's
+    own signer, its CA bundle and the proxy environment, retries with its standard mode's backoff on connection errors
+    and 500/502/503/504), on a plain aiohttp session: aiobotocore's event hooks, endpoint rules and response parsing
+    cost ~0.5 ms of CPU per HEAD and ~1 ms per small PUT, two to three times the request itself. Every process and
+    result-cache hit HEADs its uploads; every run GETs its inputs and PUTs its reports and manifest."""
 
     ATTEMPTS = 3  # as botocore_config's retries
     RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -888,13 +882,39 @@ class _SignedRequests:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self._send("PutObject", key, data, {"Content-Type": content_type})
 
+    async def download(self, key: str, path: Path, chunk_size: int, if_match: str | None) -> int:
+        """GetObject of `key` (with `if_match`, only that ETag's version) streamed to `path`: the bytes written.
+        ObjectNotFound, ObjectChanged (412), ClientError for another 3xx/4xx, StorageUnavailable for a 5xx, a store
+        that stays unreachable or a body cut short (no file is left then)."""
+        headers = None if if_match is None else {"If-Match": f'"{if_match}"'}
+        written: list[int] = []
+
+        async def receive(answer: aiohttp.ClientResponse) -> None:
+            written.append(await _body_to_file(answer, path, chunk_size))
+
+        try:
+            await self._send("GetObject", key, None, headers, receive)
+        except ClientError as exc:
+            if _http_status(exc) == 404:
+                raise ObjectNotFound(key) from exc
+            if _http_status(exc) == 412:
+                raise ObjectChanged(key) from exc
+            raise
+        return written[0]
+
     async def _send(
-        self, operation: str, key: str, data: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        operation: str,
+        key: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        receive: Callable[[aiohttp.ClientResponse], Awaitable[None]] | None = None,
     ) -> tuple[int, Mapping[str, str]]:
         """The answer's status and headers: a success, or 404 to a HEAD; ClientError for another 3xx/4xx (as
         botocore raises it), StorageUnavailable for a 5xx or a store that stays unreachable
-        (_unavailable_on_transport_errors)."""
-        method = "HEAD" if operation == "HeadObject" else "PUT"
+        (_unavailable_on_transport_errors). `receive` reads a successful answer's body (a failure there is not
+        retried: StorageUnavailable)."""
+        method = _METHODS[operation]
         url = self._base + quote(key, safe="/~")
         for attempt in range(1, self.ATTEMPTS + 1):
             request = AWSRequest(method=method, url=url, data=data, headers=headers)
@@ -909,6 +929,11 @@ class _SignedRequests:
                 )
                 async with sent as answer:
                     status, answer_headers = answer.status, answer.headers
+                    if receive is not None and status < 300:
+                        try:
+                            await receive(answer)
+                        except (aiohttp.ClientError, TimeoutError, IncompleteReadError) as exc:
+                            raise StorageUnavailable(f"object store read failed: {exc!r}") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == self.ATTEMPTS:
                     raise StorageUnavailable(f"object store unreachable: {exc!r}") from exc
@@ -922,6 +947,44 @@ class _SignedRequests:
                     raise StorageUnavailable(f"object store error: {operation} answered {status}")
             await asyncio.sleep(random.random() * 2 ** (attempt - 1))  # botocore's standard mode: full jitter
         raise AssertionError("unreachable")
+
+
+_METHODS = {"HeadObject": "HEAD", "PutObject": "PUT", "GetObject": "GET"}
+
+
+async def _read_up_to(content: aiohttp.StreamReader, size: int) -> bytes:
+    """The next `size` bytes of a body (fewer only at its end; b"" there), however the network splits them."""
+    parts: list[bytes] = []
+    got = 0
+    while got < size and (part := await content.read(size - got)):
+        parts.append(part)
+        got += len(part)
+    return _join(parts)
+
+
+async def _body_to_file(answer: aiohttp.ClientResponse, path: Path, chunk_size: int) -> int:
+    """An answer's body written to `path`, checked against its Content-Length (IncompleteReadError when shorter,
+    and no file is left): a small one at once, a larger one chunk by chunk with the writes in a thread."""
+    expected = answer.content_length
+    if expected is not None and expected <= INLINE_FILE_BYTES:
+        data = await answer.read()
+        if len(data) != expected:
+            raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
+        path.write_bytes(data)  # noqa: ASYNC240 - a small file (INLINE_FILE_BYTES)
+        return expected
+    written = 0
+    file = await asyncio.to_thread(path.open, "wb")
+    try:
+        while chunk := await _read_up_to(answer.content, chunk_size):
+            await asyncio.to_thread(file.write, chunk)
+            written += len(chunk)
+        if expected is not None and written != expected:
+            raise IncompleteReadError(actual_bytes=written, expected_bytes=expected)
+    except BaseException:
+        await asyncio.to_thread(_close_and_unlink, file, path)
+        raise
+    await asyncio.to_thread(file.close)
+    return written
 
 
 def _ca_bundle() -> str | None:

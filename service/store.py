@@ -137,6 +137,11 @@ class Publish(Protocol):
     async def __call__(self, *events: Event) -> None: ...
 
 
+# A run's progress as set_progress takes it: (percent, current agent, message, job id or None).
+ProgressUpdate = tuple[int, str | None, str, str | None]
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"})
+
+
 @dataclass(frozen=True)
 class Transition:
     """Outcome of a conditional state change: the new row, or the status that refused it."""
@@ -431,34 +436,48 @@ class TaskStore:
         args: Sequence[Any],
         publish: Publish,
         user_id: str | None = None,
+        *,
+        progress: ProgressUpdate | None = None,
     ) -> Transition:
         """Run one conditional UPDATE ... RETURNING * by name with its status (+ done) event in the
-        same transaction. `args` follow the task id (and the user id when the query takes one)."""
+        same transaction. `args` follow the task id (and the user id when the query takes one).
+
+        `progress`: a run's last progress, written first in the same transaction, as `set_progress` writes it
+        (its event before the status event): one transaction instead of two at the end of a run. It is
+        written, or not, as `set_progress` would; when the transition itself is refused it is kept alone."""
         tid = _uuid_or_none(task_id)
         if tid is None:
             return Transition(None, None)
         uid = uuid.UUID(user_id) if user_id else None
         params = (tid, uid, *args) if uid else (tid, *args)
+        status: str | None = None
         async with self.pool.acquire() as conn:
             events: list[Event] = []
             locked: uuid.UUID | None = None
             try:
                 async with conn.transaction():
+                    pending: list[tuple[str, dict[str, Any]]] = []
+                    if progress is not None:
+                        written = await self._write_progress(conn, tid, task_id, progress)
+                        if written is not None:
+                            locked, payload = written
+                            pending.append(("progress", payload))
                     row = await conn.fetchrow(self.q[query], *params)
                     if row is None:
                         status = await conn.fetchval(self.q["task_status"], tid, uid)
-                        return Transition(None, status)
-                    view = task_view(row)
-                    locked = row["user_id"]
-                    kinds = (
-                        ["status", "done"]
-                        if row["status"] in ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED")
-                        else ["status"]
-                    )
-                    events = await self._insert_events(conn, locked, tid, [(kind, view) for kind in kinds])
+                        if locked is not None:  # the progress stands alone, as set_progress would have written it
+                            events = await self._insert_events(conn, locked, tid, pending)
+                    else:
+                        view = task_view(row)
+                        locked = row["user_id"]
+                        kinds = ("status", "done") if row["status"] in TERMINAL_STATUSES else ("status",)
+                        pending.extend((kind, view) for kind in kinds)
+                        events = await self._insert_events(conn, locked, tid, pending)
                 await self._publish(events, publish)
             finally:
                 await self._unlock_events(conn, locked)
+            if row is None:
+                return Transition(None, status)
             return Transition(row, row["status"])
 
     # --- result cache (service/cache.py) -----------------------------------------------------------
@@ -521,22 +540,33 @@ class TaskStore:
             locked: uuid.UUID | None = None
             try:
                 async with conn.transaction():
-                    row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message, job_id)
-                    if row is None:
+                    written = await self._write_progress(conn, tid, task_id, (progress, current_agent, message, job_id))
+                    if written is None:
                         return False
-                    payload = {
-                        "task_id": task_id,
-                        "progress": row["progress"],
-                        "current_agent": current_agent,
-                        "message": message,
-                        "at": iso_utc(row["updated_at"]),  # when: a replayed log shows each line's own time
-                    }
-                    locked = row["user_id"]
+                    locked, payload = written
                     events = await self._insert_events(conn, locked, tid, [("progress", payload)])
                 await self._publish(events, publish)
             finally:
                 await self._unlock_events(conn, locked)
             return True
+
+    async def _write_progress(
+        self, conn: asyncpg.Connection, tid: uuid.UUID, task_id: str, update: ProgressUpdate
+    ) -> tuple[uuid.UUID, dict[str, Any]] | None:
+        """The progress row update (query set_progress): (the task's user, the progress event's payload), None when
+        the task is not PROCESSING under the job, or the progress would go down."""
+        progress, current_agent, message, job_id = update
+        row = await conn.fetchrow(self.q["set_progress"], tid, progress, current_agent, message, job_id)
+        if row is None:
+            return None
+        payload = {
+            "task_id": task_id,
+            "progress": row["progress"],
+            "current_agent": current_agent,
+            "message": message,
+            "at": iso_utc(row["updated_at"]),  # when: a replayed log shows each line's own time
+        }
+        return row["user_id"], payload
 
     async def claim_for_delete(self, task_id: str, user_id: str) -> None:
         """Task `task_id`'s files are about to go with it: no task starts reading them from now on (query's doc)."""

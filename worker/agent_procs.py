@@ -322,21 +322,32 @@ class AgentProcesses:
         reader.start()
 
     def _read(self, proc: _Process) -> None:
-        """The reader thread of one process: each message to the loop, then its exit once the pipe ends."""
-        while True:
+        """The reader thread of one process: its messages to the loop, in order, then its exit once the pipe ends.
+        The messages already in the pipe go together, in one wake-up of the loop (a chain reports its steps in
+        bursts: a dozen messages for a small file)."""
+        ended = False
+        while not ended:
+            messages: list[tuple[Any, ...]] = []
             try:
-                message = proc.conn.recv()
+                messages.append(proc.conn.recv())
+                while proc.conn.poll():
+                    messages.append(proc.conn.recv())
             except (EOFError, OSError):
-                break
+                ended = True
             except Exception as error:  # noqa: BLE001 - a result that cannot be unpickled here
-                message = ("error", RuntimeError(f"unreadable result: {type(error).__name__}: {error}"), "")
-            self._deliver(self._on_message, proc, message)
+                messages.append(("error", RuntimeError(f"unreadable result: {type(error).__name__}: {error}"), ""))
+            if messages:
+                self._deliver(self._on_messages, proc, messages)
         proc.process.join()
         self._deliver(self._on_exit, proc, proc.process.exitcode)
 
     def _deliver(self, callback: Any, *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_messages(self, proc: _Process, messages: list[tuple[Any, ...]]) -> None:
+        for message in messages:
+            self._on_message(proc, message)
 
     def _on_message(self, proc: _Process, message: tuple[Any, ...]) -> None:
         kind = message[0]

@@ -50,7 +50,7 @@ from service.config import Settings
 from service.lifecycle import Core
 from service.models import TaskStatus
 from service.storage import ObjectChanged, ObjectNotFound, StorageUnavailable
-from service.store import DATABASE_UNAVAILABLE
+from service.store import DATABASE_UNAVAILABLE, ProgressUpdate
 from service.versions import DatasetVersion, load_parameters, with_version_options
 from worker import metrics, search_keep
 from worker.agent_procs import AgentProcessDied, AgentProcesses, ProgressMessage
@@ -142,33 +142,31 @@ class TaskFailure(Exception):
 
 
 DIAGNOSTICS_TOOL = "diagnostics"
-FLUSH: ProgressMessage = ("", -1, None, "")  # the run is over: send what is pending, then stop
+FLUSH: ProgressMessage = ("", -1, None, "")  # the run is over: hand back what is pending, then stop
 
 
-async def _forward_progress(core: Core, handle: RunHandle, q: asyncio.Queue[ProgressMessage]) -> None:
-    """Throttled, monotonic progress: at most one update per interval, except when the agent changes;
-    the last message of the run is sent too (on FLUSH)."""
+async def _forward_progress(
+    core: Core, handle: RunHandle, q: asyncio.Queue[ProgressMessage]
+) -> tuple[int, str | None, str] | None:
+    """Throttled, monotonic progress: at most one update per interval, counted from the claim (its status event
+    said "Fetching inputs"), except when the agent changes (a step outside any agent, `None`, counts as no agent).
+    On FLUSH, once every earlier update is written, it returns the run's last message still unsent (or None): the
+    run writes it with its outcome, in the same transaction."""
     interval = core.settings.progress_min_interval_s
-    best, sent_agent, sent_at = 0, "", 0.0
+    best, sent_agent, sent_at = 0, "", time.monotonic()
     pending: tuple[int, str | None, str] | None = None
     while True:
         timeout = None if pending is None else max(0.0, sent_at + interval - time.monotonic())
-        flush = False
         try:
-            item = await asyncio.wait_for(q.get(), timeout)
+            item = await asyncio.wait_for(q.get(), timeout) if timeout != 0.0 else q.get_nowait()
             if item is FLUSH:
-                flush = True
-            else:
-                _, percent, agent, message = item
-                best = max(best, min(percent, 99))
-                pending = (best, agent, message)
-        except TimeoutError:
+                return pending
+            _, percent, agent, message = item
+            best = max(best, min(percent, 99))
+            pending = (best, agent, message)
+        except (TimeoutError, asyncio.QueueEmpty):
             pass
-        if flush:
-            if pending is not None:
-                await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
-            return
-        if pending is not None and (pending[1] != sent_agent or time.monotonic() - sent_at >= interval):
+        if pending is not None and ((pending[1] or "") != sent_agent or time.monotonic() - sent_at >= interval):
             await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
 
@@ -304,8 +302,10 @@ async def _run_claimed(
             )
 
         progress.put_nowait(FLUSH)
+        last: ProgressUpdate | None = None
         with contextlib.suppress(Exception):  # a lost progress message is no reason to fail the run
-            await forwarder
+            if (unsent := await forwarder) is not None:
+                last = (*unsent, handle.job_id)
         summary = {k: v for k, v in result.items() if k != "outputs"}
         summary["duration_ms"] = round((time.monotonic() - started) * 1000)
         status = result.get("status", "success")
@@ -316,7 +316,7 @@ async def _run_claimed(
         done = await durable_write(
             core,
             f"complete {task_id}",
-            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id, owner),
+            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id, owner, last),
         )
         if done is None and owner is not None and await _still_running(core, handle):
             # The dataset's files started going (a delete, retention) before this run could borrow: its own copy.

@@ -31,10 +31,13 @@ log = logging.getLogger("agensium.worker")
 
 
 class AgensiumWorker(Worker):
-    """arq's Worker, with two changes:
+    """arq's Worker, with three changes:
     - it takes from the queue only as many jobs as it has free slots, each poll: arq reads a batch of
       ready job ids and then waits for slots with that stale batch in hand, so a job enqueued later with
       a better score (an urgent task) would wait behind the whole batch;
+    - it passes over the ids of the jobs it is running itself: a job stays in the queue until it ends, so the
+      running ones are the first ids a poll reads, and arq learns that each is taken from Redis (three round
+      trips per id: with 16 jobs running, ~45 to start the 16th);
     - a Redis outage does not end the worker: a failing poll is logged and tried again with backoff,
       while the running tasks go on (their state is in PostgreSQL)."""
 
@@ -44,6 +47,9 @@ class AgensiumWorker(Worker):
         for job_id in job_ids:
             if self.sem.locked():  # no free slot: the next poll reads the queue afresh
                 return
+            running = self.tasks.get(job_id.decode())
+            if running is not None and not running.done():  # ours, running: its in-progress key says so too
+                continue
             await super().start_jobs([job_id])
 
     async def _poll_iteration(self) -> None:

@@ -82,6 +82,55 @@ async def test_full_happy_path_and_done_event(store: TaskStore) -> None:
     assert [e.id for e in await store.task_events_after(task_id, 0)] == ids
 
 
+async def test_a_runs_last_progress_commits_with_its_completion(store: TaskStore) -> None:
+    """The worker writes a run's last progress in its completion's transaction: the same events, in the same order,
+    as two transactions wrote them (progress, then status and done), published together."""
+    user_id, _ = await store.create_user("u-last-progress")
+    rec = Recorder()
+    task_id = await new_task(store, user_id)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    await store.transition("claim_job", task_id, ["w1", job_id], rec)
+    rec.events.clear()
+    args = [[{"name": "a.json"}], {"k": 1}, "ok", job_id, None]
+    done = await store.transition("complete_task", task_id, args, rec, progress=(99, None, "Done", job_id))
+    assert done.row is not None and done.row["status"] == "COMPLETED" and done.row["progress"] == 100
+    assert [e.type for e in rec.events] == ["progress", "status", "done"] and rec.calls[-1] == [
+        "progress",
+        "status",
+        "done",
+    ]
+    progress = rec.events[0].payload
+    assert progress["progress"] == 99 and progress["message"] == "Done" and progress["current_agent"] is None
+    assert progress["task_id"] == task_id and progress["at"].endswith("Z")
+    assert [e.id for e in await store.task_events_after(task_id, rec.events[0].id - 1)] == [e.id for e in rec.events]
+
+
+async def test_a_refused_completion_keeps_the_progress_set_progress_would_write(store: TaskStore) -> None:
+    """The completion refused (here: it names a task whose files are gone, `copy_from`), the progress written with it
+    stands alone, as set_progress would have written it; a run that no longer holds its task writes neither."""
+    user_id, _ = await store.create_user("u-refused-completion")
+    rec = Recorder()
+    task_id = await new_task(store, user_id)
+    job_id = await to_dispatched(store, task_id, user_id, rec)
+    await store.transition("claim_job", task_id, ["w1", job_id], rec)
+    rec.events.clear()
+    gone = uuid.uuid4()  # no such task: the completion's copy_from condition fails
+    refused = await store.transition(
+        "complete_task", task_id, [[], {}, "ok", job_id, gone], rec, progress=(90, "a", "late", job_id)
+    )
+    assert refused.row is None and refused.current_status == "PROCESSING"
+    assert [e.type for e in rec.events] == ["progress"] and rec.events[0].payload["message"] == "late"
+    row = await store.get_task(task_id)
+    assert row["progress"] == 90 and row["message"] == "late"
+
+    rec.events.clear()
+    stale = await store.transition(
+        "complete_task", task_id, [[], {}, "ok", "task:other-job", None], rec, progress=(95, "a", "x", "task:other")
+    )
+    assert stale.row is None and stale.current_status == "PROCESSING" and rec.events == []
+    assert (await store.get_task(task_id))["progress"] == 90
+
+
 async def test_a_result_holding_infinity_or_nan_completes_with_nulls(store: TaskStore) -> None:
     """A profile of a column holding `inf` has an infinite maximum: JSON has no spelling for it, and PostgreSQL's
     jsonb refused the `Infinity` token (the task ended INTERNAL_ERROR). Stored, and published, as null."""
