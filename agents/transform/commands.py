@@ -11,6 +11,15 @@ How words are read. A hand-written lexer splits the text into quoted text ('..',
 ``_KEYWORDS``) only where the grammar can take that keyword next; anywhere else it is an ordinary word. So
 ``sort by date`` sorts on a column named date, while ``convert x to date`` casts.
 
+Where the grammar takes a value (and only there: never a column name, never an expression), a bare value may also
+hold ``@ . & / + : # % $ - '`` and balanced parentheses, with no space: ``john.smith@acme.com``, ``acme.com``,
+``Jones & Co``, ``(02) 9876-5432``, ``N/A``, ``10:30``, ``3.5kg`` (a ``BARE`` token, see ``_bare_end``: read only
+when it is longer than the word, number or date it starts with). A value's pieces are joined as written where they
+touch and by one space where spaces part them. A period that ends the command is the sentence's, not the
+value's; ``( ) [ ] ,`` keep their meaning (``in (a.b, c)`` is a list of two values). Anything else (``; ? = ! *``,
+quotes) needs the value quoted, and a column name with such characters needs backticks (`address.city`): a syntax
+error inside such a word says so.
+
 Syntax decisions (each unambiguous by construction; the grammar has no conflicts):
 - columns: one or more plain words (``signup date``; resolution also matches ``signup_date``), or quoted
   ('Unit Price', "Unit Price"), or backticked (`Unit Price`). A name holding a keyword of that position (``first``
@@ -251,11 +260,12 @@ value_ref: literal
 value_list: LPAR list_items RPAR | LSQB list_items RSQB
 list_items: literal ((COMMA | OR | AND | COMMA OR | COMMA AND) literal)* COMMA?
 
-literal: NUMBER | QUOTED | DATE | words | NULL
+literal: NUMBER | QUOTED | DATE | value_words | NULL
 
 // ---- columns
 col_ref: words | QUOTED | BACKTICK
 words: WORD (WORD | NUMBER)*
+value_words: (WORD | BARE) (WORD | NUMBER | BARE)*
 col_list: col_ref ((COMMA | AND | COMMA AND) col_ref)* COMMA?
 _column_group: THE? COLUMNS? col_list | THE? COLUMNS? col_list COLUMNS COMMA?
 _in_columns: _prep _column_group
@@ -306,7 +316,7 @@ fill_value: THE? MEDIAN VALUES?                       -> fill_median
     | NUMBER                                          -> fill_constant
     | QUOTED                                          -> fill_constant
     | DATE                                            -> fill_constant
-    | words                                           -> fill_constant
+    | value_words                                     -> fill_constant
 
 // ---- deduplicate
 dedupe_cmd: DEDUPLICATE THE? (ROWS | DATA)? dedupe_tail
@@ -333,10 +343,10 @@ replace_cmd: REPLACE ALL? VALUES? literal_value (WITH | BY | TO) new_value _in_c
     | REPLACE _substring literal_value (WITH | BY) new_value _in_columns                     -> replace_text
     | REPLACE ALL? THE? NULL VALUES? _in_columns (WITH | BY) fill_value                      -> replace_nulls
 _substring: TEXT_T | SUBSTRING | ALL? OCCURRENCES OF
-literal_value: NUMBER | QUOTED | DATE | words
-new_value: NUMBER | QUOTED | DATE | words | NULL
+literal_value: NUMBER | QUOTED | DATE | value_words
+new_value: NUMBER | QUOTED | DATE | value_words | NULL
 
-%declare WORD NUMBER QUOTED BACKTICK DATE EXPR GE LE NE EQ LT GT LPAR RPAR LSQB RSQB COMMA DOT
+%declare WORD BARE NUMBER QUOTED BACKTICK DATE EXPR GE LE NE EQ LT GT LPAR RPAR LSQB RSQB COMMA DOT
 """
 _GRAMMAR += "%declare " + " ".join(_KEYWORDS) + "\n"
 
@@ -350,6 +360,9 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPE = re.compile(r"\\([\\\"'])")
+_BARE_CHARACTER = re.compile(r"[\w@.&/+\-:#%$'’]")
+"""What a bare value holds besides balanced parentheses (module docstring)."""
+_QUOTES = "'\"“”‘’`"
 # A value that reads as a statement of SQL or Python (``'; DROP TABLE users'``, ``__import__('os')``,
 # ``system('x')``). Nothing is ever executed, so such a value would be harmless; it is refused all the same
 # because no data set holds it and a person who typed it meant something else than a comparison. The same
@@ -406,10 +419,15 @@ class _ContextualLexer(Lexer):
             if _takes(parser_state, "EXPR") and not (match and _keyword(match, parser_state)):
                 yield Token("EXPR", text[position:], start_pos=position, end_pos=len(text))
                 return
+            bare = _bare_end(text, position, parser_state)
+            if bare > (match.end() if match else position) and (match is None or match.lastgroup != "QUOTED"):
+                yield Token("BARE", text[position:bare], start_pos=position, end_pos=bare)
+                position = bare
+                continue
             if match is None:
                 raise CommandError(
                     f"unexpected character {text[position]!r} at position {position}"
-                    + (": a quote is not closed" if text[position] in "'\"“‘`" else ""),
+                    + (": a quote is not closed" if text[position] in _QUOTES else _quote_hint(text, position)),
                     reason="syntax",
                     position=position,
                 )
@@ -423,6 +441,53 @@ class _ContextualLexer(Lexer):
                     end = alternative.end() if alternative else end
             yield Token(kind, text[position:end], start_pos=position, end_pos=end)
             position = end
+
+
+def _bare_end(text: str, start: int, parser_state: Any) -> int:
+    """Where a bare value starting at ``start`` ends (``start``: none here). Only where the grammar takes one; it
+    holds ``_BARE_CHARACTER`` and balanced parentheses (``(02)``, never the ``)`` that closes a condition, nor a
+    ``(`` where a list may open), and not the period that ends the command."""
+    if text[start] in _QUOTES or not _takes(parser_state, "BARE"):
+        return start
+    if text[start] == "(" and _takes(parser_state, "LPAR"):
+        return start
+    opened: list[int] = []
+    end = start
+    while end < len(text):
+        character = text[end]
+        if character == "(":
+            opened.append(end)
+        elif character == ")":
+            if not opened:
+                break
+            opened.pop()
+        elif not _BARE_CHARACTER.match(character):
+            break
+        end += 1
+    if opened:
+        end = opened[0]
+    if not text[end:].strip():
+        end = start + len(text[start:end].rstrip("."))
+    return end
+
+
+def _quote_hint(text: str, position: int, *, in_value: bool = False) -> str:
+    """Advice for a character or word that does not fit: the word around ``position`` quoted (a value) or
+    backticked (a column name) when it sits inside a word (``address.city``, ``a;b``); else, after a value
+    (``in_value``), that a value of several pieces is quoted whole; else nothing."""
+    start = position
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    end = position
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    word = text[start:end]
+    inside = any(c.isalnum() for c in text[start:position]) and any(c.isalnum() for c in text[position + 1 : end])
+    if inside and not any(c in _QUOTES for c in word) and len(word) <= 60:  # noqa: PLR2004 - a word to show
+        return f'; if {word} is a value, put it in quotes ("{word}"); if it is a column name, in backticks (`{word}`)'
+    if in_value:
+        return '; a value of several pieces with other characters goes in quotes ("...")'
+    return ""
 
 
 _NULL_ALTERNATIVE = re.compile(r"(?:\s+or\s+(?:null|empty|missing|blank))+\b", re.IGNORECASE)
@@ -520,6 +585,8 @@ def _syntax_error(error: UnexpectedInput, text: str) -> CommandError:
         if unknown is not None:
             return unknown
         shown = f"; expected {', '.join(expected[:6])}" if expected else ""
+        in_value = parser is not None and token.type in _VALUE_PIECES and _after_value(parser.parser_state)
+        shown += _quote_hint(text, position, in_value=in_value)
         return CommandError(
             f"'{str(token)[:40]}' does not fit here (position {position}){shown}",
             reason="syntax",
@@ -530,8 +597,21 @@ def _syntax_error(error: UnexpectedInput, text: str) -> CommandError:
     return CommandError(f"the command is not in the grammar (position {position})", reason="syntax", position=position)
 
 
+_VALUE_PIECES = frozenset({"WORD", "BARE", "NUMBER", "DATE", "QUOTED"})
+
+
+def _after_value(parser_state: Any) -> bool:
+    """Whether the parser has just read a value (its last piece is on top of the stack)."""
+    stack = getattr(parser_state, "value_stack", None) or []
+    last = stack[-1] if stack else None
+    if isinstance(last, Tree):
+        return last.data in ("value_words", "literal")
+    return isinstance(last, Token) and last.type in _VALUE_PIECES
+
+
 _TERMINAL_HINTS = {
     "WORD": "a word",
+    "BARE": "a value",
     "QUOTED": "quoted text",
     "BACKTICK": "a `column`",
     "NUMBER": "a number",
@@ -634,12 +714,23 @@ class _Builder:
         None for the null words."""
         child = tree.children[0]
         if isinstance(child, Tree):
-            return self._column(child)
+            return self._value_words(child)
         if child.type == "QUOTED":
             return _Value(_code_checked(_unquote(str(child)), child.start_pos or 0), child.start_pos or 0)
         if child.type == "NULL":
             return _Value(None, child.start_pos or 0)
         return _Value(str(child), child.start_pos or 0)
+
+    @staticmethod
+    def _value_words(tree: Tree) -> _Value:
+        """A value of bare pieces: one space where spaces part them, none where they touch (``(02) 9876-5432``,
+        ``Jones & Co``); refused when it reads as code, as a quoted value is."""
+        pieces = [token for token in tree.children if isinstance(token, Token)]
+        text = str(pieces[0])
+        for before, piece in zip(pieces, pieces[1:], strict=False):
+            text += ("" if before.end_pos == piece.start_pos else " ") + str(piece)
+        position = pieces[0].start_pos or 0
+        return _Value(_code_checked(text, position), position)
 
     def _targets(self, tree: Tree) -> list[str] | None:
         """The columns of trim/case: None (every text column) when absent or ``all columns``."""

@@ -38,8 +38,14 @@ Semantics (agents/params/transformer.py):
   most frequent value, ties to the smallest; previous/next in the current row order;
 - ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them;
 - ``derive``: whole-number ``+ - *``, negation and ``abs`` are exact (Polars would wrap around: the largest Int64
-  times 2 gave -2); a result that Int64 cannot hold fails the task, naming the column. ``/`` gives Float64 (``x / 0``
-  an infinity), ``% 0`` an empty value.
+  times 2 gave -2); a result that Int64 cannot hold fails the task, naming the column. ``/`` gives Float64. A
+  division or ``%`` by zero (``x / 0``, ``x % 0``, ``0 / 0``) gives an empty value, not an infinity or NaN: the
+  step counts the rows whose value it left empty, where a divisor was zero and its dividend was not empty
+  (``divisions_by_zero``, in its sentence and in an alert of the transformer; ``coalesce(a / b, 0)`` fills them);
+- Categorical and Enum columns are text (agents.transform.resolve): each operation that reads them as text casts
+  them to String first (comparisons, ``contains``, ordering, casts, ``trim``/``case``/``replace``/``fill_nulls``,
+  functions), so the results are those of the same data read as text; a column written so becomes String. A sort
+  keeps Polars' order of the dtype (a Categorical by its text, an Enum by its category list).
 
 Cells changed are counted as in the clean chain: a kept cell whose value differs, compared as text when the
 operation changed the column's dtype (``"12"`` read as 12 is not a change; ``"007"`` read as 7 is).
@@ -441,6 +447,18 @@ def _require(plan: _Plan, names: Sequence[str], origin: str) -> None:
             raise _invalid(origin, f"{origin}: no column '{name}'", "unknown_column")
 
 
+def is_category(dtype: pl.DataType) -> bool:
+    """A Categorical or Enum dtype: text values with a category list."""
+    return isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def as_text_column(name: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.DataType]:
+    """The column and its dtype as a text operation reads it: a categorical one as String, any other as it is."""
+    if is_category(dtype):
+        return pl.col(name).cast(pl.String), pl.String()
+    return pl.col(name), dtype
+
+
 def literal(value: Any, dtype: pl.DataType, origin: str) -> pl.Expr:
     """``value`` (as resolution typed it: numbers, booleans, ISO text for dates) as a literal of ``dtype``."""
     return pl.lit(_python_value(value, dtype, origin), dtype=dtype)
@@ -506,8 +524,7 @@ def _condition(condition: Condition, plan: _Plan, origin: str) -> pl.Expr:
 
 def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
     _require(plan, [item.column, *([item.value_column] if item.value_column else [])], origin)
-    dtype = plan.schema[item.column]
-    column = pl.col(item.column)
+    column, dtype = as_text_column(item.column, plan.schema[item.column])
     if item.cmp == "is_null":
         return column.is_null()
     if item.cmp == "is_not_null":
@@ -533,10 +550,10 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
     if item.value_column is not None:
         if item.cmp not in ORDERED:
             raise _invalid(origin, f"{origin}: {item.cmp} compares with values, not another column", "syntax")
-        other = pl.col(item.value_column)
-        if not item.case_sensitive and plan.schema[item.value_column] == pl.String:
+        other, other_dtype = as_text_column(item.value_column, plan.schema[item.value_column])
+        if not item.case_sensitive and other_dtype == pl.String:
             other = other.str.to_lowercase()
-        return pl.when(known & pl.col(item.value_column).is_not_null()).then(_compare(item.cmp, subject, other))
+        return pl.when(known & other.is_not_null()).then(_compare(item.cmp, subject, other))
     if item.cmp in {"in", "not_in", "between"}:
         values = item.value if isinstance(item.value, list) else [item.value]
         if item.cmp == "between" and len(values) != 2:  # noqa: PLR2004 - a low and a high bound
@@ -976,15 +993,15 @@ def _cast(op: CastColumns, plan: _Plan, index: int, origin: str) -> Compiled:
 
 def _number_needs_data(dtype: pl.DataType) -> bool:
     """Whether ``number`` must look at the values to choose Int64 or Float64."""
-    return dtype == pl.String or dtype.is_float()
+    return dtype == pl.String or is_category(dtype) or dtype.is_float()
 
 
 def _number_targets(plan: _Plan, names: list[str]) -> dict[str, str]:
     """``integer`` for the columns whose every value that is a number is a whole one, else ``float``."""
     checks = []
     for name in names:
-        column = pl.col(name)
-        if plan.schema[name] == pl.String:
+        column, dtype = as_text_column(name, plan.schema[name])
+        if dtype == pl.String:
             whole = parse_integer(column).is_not_null().sum() == parse_number(column).is_not_null().sum()
         else:
             finite = column.filter(column.is_not_null())
@@ -995,8 +1012,7 @@ def _number_targets(plan: _Plan, names: list[str]) -> dict[str, str]:
 
 
 def _cast_change(name: str, plan: _Plan, target: str, op: CastColumns, origin: str) -> _CellChange:
-    dtype = plan.schema[name]
-    column = pl.col(name)
+    column, dtype = as_text_column(name, plan.schema[name])
     present = column.is_not_null()
     if dtype == pl.String:
         present = present & ~is_missing_token(column, DEFAULT_NULL_TOKENS)
@@ -1090,7 +1106,7 @@ def _fill_words(op: FillNulls, values: dict[str, Any]) -> str:
 
 
 def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellChange:
-    dtype, column = plan.schema[name], pl.col(name)
+    column, dtype = as_text_column(name, plan.schema[name])  # an Enum would empty a value not in its list
     if op.strategy == "previous":
         return _CellChange(name, column.forward_fill())
     if op.strategy == "next":
@@ -1101,7 +1117,7 @@ def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellCha
         value = literal(op.value, dtype, origin)
         return _CellChange(name, column.fill_null(value), {"value": value})
     if op.strategy == "mode" and plan.streamed:
-        statistic = literal_of(plan.decide(lambda lazy: _streamed_mode(lazy, name)), dtype)
+        statistic = literal_of(plan.decide(lambda lazy: _streamed_mode(lazy.select(column.alias(name)), name)), dtype)
     elif op.strategy == "mode":
         statistic = column.drop_nulls().mode().sort().first()
     else:
@@ -1134,24 +1150,33 @@ def literal_of(collected: pl.DataFrame, dtype: pl.DataType) -> pl.Expr:
 
 
 def _text_columns(plan: _Plan, names: list[str] | None, origin: str) -> list[str]:
-    chosen = names if names is not None else [n for n in plan.data_columns if plan.schema[n] == pl.String]
+    """The columns of trim and case (None: every text column, categorical ones included)."""
+    chosen = names if names is not None else [n for n in plan.data_columns if _is_text(plan.schema[n])]
     _require(plan, chosen, origin)
     for name in chosen:
-        if plan.schema[name] != pl.String:
+        if not _is_text(plan.schema[name]):
             raise _invalid(origin, f"{origin}: column '{name}' is not text ({plan.schema[name]})", "type_mismatch")
     return list(dict.fromkeys(chosen))
 
 
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or is_category(dtype)
+
+
+def _text(plan: _Plan, name: str) -> pl.Expr:
+    return as_text_column(name, plan.schema[name])[0]
+
+
 def _trim(op: TrimText, plan: _Plan, index: int, origin: str) -> Compiled:
     columns = _text_columns(plan, op.columns, origin)
-    changes = [_CellChange(name, pl.col(name).str.strip_chars()) for name in columns]
+    changes = [_CellChange(name, _text(plan, name).str.strip_chars()) for name in columns]
     return _cell_step(plan, index, origin, changes, _changed_sentence("Trimmed whitespace from", columns), True)
 
 
 def _case(op: ChangeCase, plan: _Plan, index: int, origin: str) -> Compiled:
     columns = _text_columns(plan, op.columns, origin)
     method = {"lower": "to_lowercase", "upper": "to_uppercase", "title": "to_titlecase"}[op.to]
-    changes = [_CellChange(name, getattr(pl.col(name).str, method)()) for name in columns]
+    changes = [_CellChange(name, getattr(_text(plan, name).str, method)()) for name in columns]
     return _cell_step(plan, index, origin, changes, _changed_sentence(CASE_WORDS[op.to], columns), True)
 
 
@@ -1173,7 +1198,7 @@ def _replace(op: ReplaceValues, plan: _Plan, index: int, origin: str) -> Compile
     columns = list(dict.fromkeys(op.columns))
     changes = []
     for name in columns:
-        dtype, column = plan.schema[name], pl.col(name)
+        column, dtype = as_text_column(name, plan.schema[name])
         if op.whole_value:
             old, new = literal(op.old, dtype, origin), literal(op.new, dtype, origin)
             matches = column.is_null() if op.old is None else column == old
@@ -1191,15 +1216,23 @@ def _derive(op: DeriveColumn, plan: _Plan, index: int, origin: str) -> Compiled:
     if op.column in plan.schema:
         raise _invalid(origin, f"{origin}: there is already a column '{op.column}'", "duplicate_column")
     overflows: list[pl.Expr] = []
-    expr = _widest(_expression(parse_expression(op.expression), plan, origin, overflows), plan, origin, overflows)
+    divisions: list[pl.Expr] = []
+    tree = parse_expression(op.expression)
+    expr = _widest(_expression(tree, plan, origin, overflows, divisions), plan, origin, overflows)
     extras = {"overflows": pl.any_horizontal(overflows).sum()} if overflows else {}
+    if divisions:  # the rows a division by zero left empty (not those a coalesce gave a value)
+        extras["divisions_by_zero"] = (pl.any_horizontal(divisions) & expr.is_null()).sum()
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         empty = int(per_column[op.column]["nulls"])
+        by_zero = int(per_column[op.column].get("divisions_by_zero") or 0)
         sentence = f"Added column {op.column} = {op.expression}"
         if empty:
-            sentence += f" ({empty:,} empty {_plural(empty, 'value')})"
+            sentence += f" ({empty:,} empty {_plural(empty, 'value')}"
+            sentence += f", {by_zero:,} of them {_plural(by_zero, 'division')} by zero)" if by_zero else ")"
         details: dict[str, Any] = {"rows_affected": rows - empty, "cells_changed": rows - empty, "empty_values": empty}
+        if divisions:
+            details["divisions_by_zero"] = by_zero
         overflowed = int(per_column[op.column].get("overflows") or 0)
         if overflowed:
             details["overflow"] = {"column": op.column, "expression": op.expression, "count": overflowed}
@@ -1228,19 +1261,29 @@ def _dtype_of(expr: pl.Expr, plan: _Plan, origin: str) -> pl.DataType:
         raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
 
 
-def _expression(node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr]) -> pl.Expr:
+def _expression(
+    node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr], divisions: list[pl.Expr] | None = None
+) -> pl.Expr:
     """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated). Each integer
-    operation that could overflow adds to ``overflows`` where its exact result does not fit Int64 (``_exact``)."""
+    operation that could overflow adds to ``overflows`` where its exact result does not fit Int64 (``_exact``); each
+    ``/`` and ``%`` gives an empty value where its divisor is zero, and adds to ``divisions`` where that emptied a
+    value (the dividend was not empty)."""
     if "col" in node:
         _require(plan, [node["col"]], origin)
-        return pl.col(node["col"])
+        return _text(plan, node["col"])
     if "lit" in node:
         return _expression_literal(node["lit"])
-    args = [_expression(arg, plan, origin, overflows) for arg in node["args"]]
+    args = [_expression(arg, plan, origin, overflows, divisions) for arg in node["args"]]
     name = node.get("op") or node["fn"]
     dtypes = _integer_dtypes(args, plan, origin) if name in EXACT_INTEGER_OPERATIONS else None
     if dtypes is not None:
         return _exact(name, args, dtypes, overflows)
+    if name in DIVISIONS:
+        dividend, divisor = args
+        by_zero = (divisor == 0).fill_null(False)
+        if divisions is not None:
+            divisions.append(by_zero & dividend.is_not_null())
+        return pl.when(~by_zero).then(_arithmetic(name, args))
     if "op" in node:
         return _arithmetic(node["op"], args)
     return _function(node["fn"], args, node["args"], plan)
@@ -1272,6 +1315,9 @@ def _arithmetic(op: str, args: list[pl.Expr]) -> pl.Expr:
     return operators[op](left, right)
 
 
+DIVISIONS: Final = frozenset({"/", "%"})
+"""The operations whose zero divisor gives an empty value (Polars gives an infinity or NaN for ``/``, NaN for a
+float ``%``)."""
 EXACT_INTEGER_OPERATIONS: Final = frozenset({"+", "-", "*", "neg", "abs"})
 """The integer operations that Polars computes in the operands' width, wrapping around on overflow
 (``9223372036854775807 * 2`` is -2, ``abs`` of the minimum is the minimum): they are computed exactly instead."""

@@ -24,6 +24,12 @@ Dtypes this module decides (the executor casts its results to them):
   ``trim``/``concat`` give ``String``; ``length`` and ``year``/``month``/``day`` give ``Int64``;
   ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers).
 
+Categorical and Enum columns (clean-my-data's type-fixer makes low-cardinality text categorical) are text for
+every text operation, comparison and function: ``contains``/``starts_with``/``ends_with``, ordering (as text, not by
+category order), casts from text, ``trim``/``case``/``replace``/``fill_nulls`` and ``lower``/``upper``/``title``/
+``trim``/``length``; a column such an operation writes, and a derived column of their values, is ``String`` (what the
+same data read from its CSV gives).
+
 Literal typing: integer columns take whole numbers (``"18"`` -> 18; in a comparison ``17.5`` stays a float),
 float columns floats, boolean columns ``true/false/yes/no/1/0``, date and datetime columns ISO 8601 text (returned
 normalised), text columns the text as written (a number given as JSON becomes its text). A constant that types
@@ -140,7 +146,7 @@ def kind_of(dtype: str) -> str:
 
 _NUMERIC = ("int", "float")
 _TEXTUAL = ("text", "category")
-_ORDERED = ("int", "float", "text", "date", "datetime")
+_ORDERED = ("int", "float", "text", "category", "date", "datetime")  # categories are ordered as text
 _KIND_WORDS = {
     "int": "whole numbers",
     "float": "numbers",
@@ -407,7 +413,7 @@ def _refuse_text_dates(kind: str, column: str, cmp: str, value: Any, path: str) 
     """An ordering of a text column against a date (``keep rows where date > 2008-01-01`` on "Jan 1 2000", ...)
     would order the texts, not the dates, silently: refused, saying how to convert the column first."""
     values = value if isinstance(value, list) else [value]
-    if kind != "text" or cmp not in ("<", "<=", ">", ">=", "between"):
+    if kind not in _TEXTUAL or cmp not in ("<", "<=", ">", ">=", "between"):
         return
     if any(isinstance(item, str) and _ISO_DATE_START.match(item) for item in values):
         raise Refusal(
@@ -424,7 +430,7 @@ def _check_comparable(ctx: ResolutionContext, column: str, cmp: str, path: str) 
         raise Refusal(
             f"column '{column}' ({dtype}) can only be tested for being empty", "type_mismatch", f"{path}.column"
         )
-    if cmp in _TEXT_CMPS and kind != "text":
+    if cmp in _TEXT_CMPS and kind not in _TEXTUAL:
         raise Refusal(
             f"'{cmp.replace('_', ' ')}' works on text; column '{column}' holds {_KIND_WORDS[kind]} ({dtype})",
             "type_mismatch",
@@ -548,13 +554,13 @@ def _reorder(ctx: ResolutionContext, op: ReorderColumns) -> list[dict[str, Any]]
 
 
 _CAST_SOURCES = {
-    "number": ("int", "float", "text", "bool"),
-    "integer": ("int", "float", "text", "bool"),
-    "float": ("int", "float", "text", "bool"),
+    "number": ("int", "float", "text", "category", "bool"),
+    "integer": ("int", "float", "text", "category", "bool"),
+    "float": ("int", "float", "text", "category", "bool"),
     "text": ("int", "float", "text", "category", "bool", "date", "datetime"),
-    "date": ("text", "date", "datetime"),
-    "datetime": ("text", "date", "datetime"),
-    "boolean": ("text", "bool", "int"),
+    "date": ("text", "category", "date", "datetime"),
+    "datetime": ("text", "category", "date", "datetime"),
+    "boolean": ("text", "category", "bool", "int"),
 }
 _FORMAT_DIRECTIVE = re.compile(r"%(-|_|0|\^|#)?(\.?\d?[A-Za-z]|[%+:][A-Za-z]?)")
 
@@ -586,7 +592,7 @@ def _cast(ctx: ResolutionContext, op: CastColumns) -> list[dict[str, Any]]:
                 f"columns[{i}]",
             )
         if op.format is not None and not (
-            (op.to in ("date", "datetime") and kind == "text") or (op.to == "text" and kind in ("date", "datetime"))
+            (op.to in ("date", "datetime") and kind in _TEXTUAL) or (op.to == "text" and kind in ("date", "datetime"))
         ):
             raise Refusal(
                 "a format applies only to text read as a date or date-time, or to dates written as text "
@@ -635,10 +641,12 @@ def _fill(ctx: ResolutionContext, op: FillNulls) -> list[dict[str, Any]]:
                         "type_mismatch",
                         f"columns[{i}]",
                     )
+        _written_as_text(ctx, columns)
         return [{"op": "fill_nulls", "columns": columns, "strategy": op.strategy, "value": None}]
     if op.value is None:
         raise Refusal("fill with which value? give one, or a strategy such as median", "invalid_value", "value")
     values = [typed_literal(op.value, c, ctx.dtype(c), "value", assign=True) for c in columns]
+    _written_as_text(ctx, columns)
     return _split_by_value(
         columns, values, lambda cs, v: {"op": "fill_nulls", "columns": cs, "strategy": "constant", "value": v}
     )
@@ -660,22 +668,33 @@ def _sort(ctx: ResolutionContext, op: SortRows) -> list[dict[str, Any]]:
     return [{"op": "sort", "by": keys, "nulls_last": op.nulls_last}]
 
 
+def _written_as_text(ctx: ResolutionContext, columns: list[str]) -> None:
+    """Categorical columns that an operation writes come out as text (the executor casts them: a category list
+    cannot take a new value)."""
+    for column in columns:
+        if ctx.kind(column) == "category":
+            ctx.schema[column] = "String"
+
+
 def _text_columns(ctx: ResolutionContext, columns: list[str] | None, done: str) -> list[str]:
-    """The columns of a text operation (``done``: what it does, "trimmed"); None: every text column."""
+    """The columns of a text operation (``done``: what it does, "trimmed"), categorical ones included (they become
+    text); None: every text column."""
     if columns is None:
-        found = [c for c in ctx.schema if ctx.kind(c) == "text"]
+        found = [c for c in ctx.schema if ctx.kind(c) in _TEXTUAL]
         if not found:
             raise Refusal(f"there is no text column to be {done}", "no_text_columns", "columns")
+        _written_as_text(ctx, found)
         return found
     resolved = _resolve_columns(ctx, columns)
     for i, column in enumerate(resolved):
-        if ctx.kind(column) != "text":
+        if ctx.kind(column) not in _TEXTUAL:
             raise Refusal(
                 f"only text can be {done}; column '{column}' holds {_KIND_WORDS[ctx.kind(column)]} "
                 f"({ctx.dtype(column)})",
                 "type_mismatch",
                 f"columns[{i}]",
             )
+    _written_as_text(ctx, resolved)
     return resolved
 
 
@@ -711,6 +730,7 @@ def _replace(ctx: ResolutionContext, op: ReplaceValues) -> list[dict[str, Any]]:
         old_value = typed_literal(op.old, column, dtype, "old", assign=False)
         new_value = None if op.new is None else typed_literal(op.new, column, dtype, "new", assign=True)
         pairs.append((old_value, new_value))
+    _written_as_text(ctx, columns)
     return _split_by_value(
         columns,
         pairs,
@@ -729,6 +749,8 @@ def _derive(ctx: ResolutionContext, op: DeriveColumn) -> list[dict[str, Any]]:
     except expressions.ExpressionError as error:
         raise Refusal(error.message, error.reason, "expression", error.suggestions, offset=error.position) from None
     node, dtype = _typed_expression(ctx, node, positions)
+    if kind_of(dtype) == "category":  # a copy of categorical values is their text
+        dtype = "String"
     if dtype == "Null":
         raise Refusal("the expression is always empty", "invalid_value", "expression")
     ctx.schema[op.column] = dtype
@@ -775,7 +797,7 @@ def _result_dtype(name: str, kinds: list[str], dtypes: list[str], refuse: Callab
         need(_NUMERIC, "numbers")
         return "Float64"
     if name in ("lower", "upper", "title", "trim", "length"):
-        need(("text",), "text")
+        need(_TEXTUAL, "text")
         return "Int64" if name == "length" else "String"
     if name in ("year", "month", "day"):
         need(("date", "datetime"), "a date or date-time")

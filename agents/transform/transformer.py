@@ -172,8 +172,9 @@ def _envelope(
 
 
 def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
-    """A low alert per inexact column reading, a medium one per cast that emptied values, a high one when no row is
-    left; an issue and a recommendation for each cast that emptied values."""
+    """A low alert per inexact column reading, a medium one per cast that emptied values and per derived column
+    whose division by zero left rows empty, a high one when no row is left; an issue and a recommendation for each
+    cast that emptied values."""
     alerts: list[Alert] = []
     issues: list[Issue] = []
     recommendations: list[Recommendation] = []
@@ -227,6 +228,22 @@ def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], 
                     "source, or fill them",
                     "this week",
                     0.5,
+                )
+            )
+        by_zero = step["details"].get("divisions_by_zero")
+        if by_zero:
+            column = step["operation"]["column"]
+            alerts.append(
+                Alert(
+                    f"transform-step{number}-division-by-zero",
+                    "medium",
+                    "division_by_zero",
+                    f"Step {number}: {by_zero:,} {'row' if by_zero == 1 else 'rows'} of '{column}' "
+                    f"({step['operation']['expression']}) divide by zero and {'was' if by_zero == 1 else 'were'} "
+                    "left empty",
+                    1,
+                    "Check the divisor; to give those rows a value, wrap the expression in coalesce(..., 0)",
+                    column,
                 )
             )
     if rows_out == 0 and steps:

@@ -903,6 +903,59 @@ GROUPS: list[tuple[Op | list[Op], list[str]]] = [
     ),
     (replace(["is_active"], False, True), ["replace no with yes in is_active"]),
     (replace(["signup_date"], "1900-01-01", None), ["replace 1900-01-01 with null in signup_date"]),
+    # ---- bare values with @ . & / - ( ) and the like: the same operations as the quoted values
+    (
+        keep(c("email", "==", "john.smith@acme.com")),
+        [
+            "keep rows where email = john.smith@acme.com",
+            "keep rows where email = 'john.smith@acme.com'",
+            "keep rows where email is john.smith@acme.com.",
+            "keep rows where email equals john.smith@acme.com",
+            "keep rows where (email = john.smith@acme.com)",
+        ],
+    ),
+    (
+        keep(c("email", "ends_with", "acme.com")),
+        ["keep rows where email ends with acme.com", "keep rows where email ends with 'acme.com'"],
+    ),
+    (keep(c("email", "ends_with", ".com")), ["keep rows where email ends with .com"]),
+    (remove(c("email", "contains", "@example.org")), ["remove rows where email contains @example.org"]),
+    (
+        keep(c("Full Name", "==", "Jones & Co")),
+        ["keep rows where full name = Jones & Co", 'keep rows where full name = "Jones & Co"'],
+    ),
+    (keep(c("Full Name", "==", "AT&T")), ["keep rows where full name = AT&T"]),
+    (
+        keep(c("phone_1", "==", "(02) 9876-5432")),
+        ["keep rows where phone_1 = (02) 9876-5432", "keep rows where phone_1 = '(02) 9876-5432'"],
+    ),
+    (keep(c("phone_1", "starts_with", "+61")), ["keep rows where phone_1 starts with +61"]),
+    (keep(c("status", "==", "N/A", case=False)), ["keep rows where status = N/A ignoring case"]),
+    (keep(c("joined", "<", "10:30")), ["keep rows where joined < 10:30"]),
+    (keep(c("address", "==", "O'Brien-Smith.jr")), ["keep rows where address = O'Brien-Smith.jr"]),
+    (keep(c("zip", "==", "3.5kg")), ["keep rows where zip = 3.5kg"]),
+    (
+        keep(all_(c("email", "in", ["a@b.com", "c.d@e.org"]), c("age", ">", 30))),
+        [
+            "keep rows where email in (a@b.com, c.d@e.org) and age > 30",
+            "keep rows where email in [a@b.com, c.d@e.org] and age > 30",
+            "keep rows where (email in (a@b.com,c.d@e.org)) and (age > 30)",
+        ],
+    ),
+    (
+        keep(all_(c("address", "==", "Main St."), c("age", ">", 30))),
+        ["keep rows where address = Main St. and age > 30"],  # a period inside the command is the value's
+    ),
+    (keep(c("address", "==", "Main St")), ["keep rows where address = Main St."]),  # at its end, the sentence's
+    (
+        keep(c("country", "!=", "co.uk")),
+        ["keep rows where country != co.uk", "keep rows where country is not co.uk"],
+    ),
+    (keep(c("email", "==", "john.smith@acme.com")), ["keep rows where `email` = john.smith@acme.com"]),
+    (fill(["email"], "constant", "none@example.org"), ["fill missing email with none@example.org"]),
+    (replace(["status"], "N/A", ""), ["replace N/A with '' in status"]),
+    (replace(["address"], "St.", "Street", whole=False), ["replace text St. with Street in address"]),
+    (replace(["email"], "@old.com", "@new.com", whole=False), ["replace text @old.com with @new.com in email"]),
 ]
 
 ACCEPTED: list[tuple[str, list[Op]]] = [
@@ -1023,7 +1076,15 @@ REFUSED: list[tuple[str, str]] = [
     ("remove rows were email is null", "syntax"),
     ("keep rows where status is in progress", "syntax"),
     ("keep rows where country in US, CA", "syntax"),
-    ("replace N/A with '' in status", "syntax"),
+    ("replace N/A? with '' in status", "syntax"),
+    # bare values: what still needs quotes, and column names that need backticks
+    ("keep rows where email = a;b", "syntax"),
+    ("keep rows where url = http://x.com/?q=1", "syntax"),
+    ("keep rows where address.city = Sydney", "syntax"),
+    ("keep rows where phone_1 = 02 9876 5432", "syntax"),
+    ("keep rows where email = __import__(os)", "looks_like_code"),
+    ("keep rows where email = x.__class__", "looks_like_code"),
+    ("keep rows where age > 1.5.2", "type_mismatch"),
     ("fill missing values with 0", "syntax"),
     ("keep rows where age between 18", "syntax"),
     ("keep rows where age between 65 and", "syntax"),
@@ -1100,3 +1161,49 @@ def test_a_refused_command_gives_its_reason(command: str, reason: str) -> None:
     assert details["command"] == command
     assert isinstance(details["position"], int) and 0 <= details["position"] <= len(command)
     assert caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("command", "advice"),
+    [
+        (  # a column name with a dot: backticks (or quotes, for a value)
+            "keep rows where address.city = Sydney",
+            '; if address.city is a value, put it in quotes ("address.city"); if it is a column name, in backticks '
+            "(`address.city`)",
+        ),
+        (
+            "keep rows where email = a;b",
+            '; if a;b is a value, put it in quotes ("a;b"); if it is a column name, in backticks (`a;b`)',
+        ),
+        (
+            "keep rows where address = http://x.org/?q=1",
+            '; if http://x.org/?q=1 is a value, put it in quotes ("http://x.org/?q=1"); if it is a column name, in '
+            "backticks (`http://x.org/?q=1`)",
+        ),
+        (  # pieces a value cannot start with: the whole value in quotes
+            "keep rows where phone_1 = 02 9876 5432",
+            '; a value of several pieces with other characters goes in quotes ("...")',
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_read_bare_is_advised_to_be_quoted(command: str, advice: str) -> None:
+    params = TransformerParams.model_construct(operations=[], commands=[command])
+    with pytest.raises(InvalidParametersError) as caught:
+        resolve(params, SCHEMA)
+    assert caught.value.details["reason"] == "syntax"
+    assert caught.value.message.endswith(advice), caught.value.message
+
+
+def test_a_word_out_of_place_gets_no_quoting_advice() -> None:
+    params = TransformerParams.model_construct(operations=[], commands=["remove rows were email is null"])
+    with pytest.raises(InvalidParametersError) as caught:
+        resolve(params, SCHEMA)
+    assert "quotes" not in caught.value.message and "backticks" not in caught.value.message
+
+
+def test_bare_and_quoted_values_run_alike() -> None:
+    """The bare value reaches the data as the quoted one does (the operations are equal: the corpus above); here the
+    values hold every character a bare value may hold."""
+    bare = "keep rows where email = a.b+c-d_e@x-y.co.uk and address = #12/3 (rear) & 4:5 50% $6 O'Neil"
+    quoted = "keep rows where email = 'a.b+c-d_e@x-y.co.uk' and address = \"#12/3 (rear) & 4:5 50% $6 O'Neil\""
+    assert resolved_operations(bare)[0] == resolved_operations(quoted)[0]

@@ -170,6 +170,23 @@ def test_the_seed_command(tmp_path: Path) -> None:
     assert step["command"] == "remove rows where email is null" and step["origin"] == "commands[0]"
 
 
+def test_a_division_by_zero_writes_empty_cells_and_says_so(tmp_path: Path) -> None:
+    """The QA report's ``n / (n - n)``: the file held ``inf`` and the step said "0 empty values", with no alert."""
+    primary = write(tmp_path, "id,n\n1,4\n2,0\n3,\n4,-2\n")
+    result = transform(tmp_path, primary, "out", commands=["add column r = n / (n - n)"])
+    written = (tmp_path / "out" / "transformed_data.csv").read_text().splitlines()
+    assert written == ["id,n,r", "1,4,", "2,0,", "3,,", "4,-2,"]
+    assert result["summary"]["transformations"] == [
+        "Added column r = n / (n - n) (4 empty values, 3 of them divisions by zero)"
+    ]
+    envelope = result["agents"]["transformer"]
+    assert envelope["data"]["steps"][0]["details"]["divisions_by_zero"] == 3
+    alerts = [alert for alert in envelope["alerts"] if alert["category"] == "division_by_zero"]
+    assert [alert["message"] for alert in alerts] == [
+        "Step 1: 3 rows of 'r' (n / (n - n)) divide by zero and were left empty"
+    ]
+
+
 def test_every_tool_records_its_dataset(tmp_path: Path) -> None:
     primary = write(tmp_path)
     cleaned = run_tool("clean-my-data", [], {"primary.csv": primary}, {}, tmp_path / "clean", ignore)

@@ -297,8 +297,8 @@ def evaluate(node: dict[str, Any], row: dict[str, Any]) -> Any:
         "+": lambda a, b: a + b,
         "-": lambda a, b: a - b,
         "*": lambda a, b: a * b,
-        "/": lambda a, b: a / b,
-        "%": lambda a, b: a % b,
+        "/": lambda a, b: None if b == 0 else a / b,  # a zero divisor gives an empty value
+        "%": lambda a, b: None if b == 0 else a % b,
         "neg": lambda a: -a,
         "round": lambda a, digits=0: round_half_away(a, digits),
         "abs": abs,
