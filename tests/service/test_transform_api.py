@@ -201,6 +201,26 @@ async def test_commands_are_resolved_against_the_sources_recorded_schema(
     assert r.status_code == 202, r.text
 
 
+async def test_text_commands_on_a_cleaned_datasets_categorical_columns_are_accepted(
+    client: httpx.AsyncClient, store: TaskStore
+) -> None:
+    """clean-my-data's type-fixer records repeated text as Categorical: text commands on it are queued (QA: 'contains',
+    lowercase, trim, replace and lower() were refused with 422 "works on text")."""
+    columns = [*DATASET["columns"], {"name": "maker", "dtype": "Categorical"}]  # type: ignore[misc]
+    source = await completed(
+        client, store, summary={"rows": 6, "rows_out": 4, "dataset": {**DATASET, "columns": columns}}
+    )
+    for command in (
+        "keep rows where maker contains BOEING",
+        "lowercase maker",
+        "trim maker",
+        "replace text INDUSTRIE with IND in maker",
+        "add column m = lower(maker)",
+    ):
+        r = await transform(client, source, {"command": command})
+        assert r.status_code == 202, (command, r.text)
+
+
 async def test_idempotency_key_replays_the_same_task(client: httpx.AsyncClient, store: TaskStore) -> None:
     source = await completed(client, store)
     key = uuid.uuid4().hex
