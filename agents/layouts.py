@@ -98,12 +98,18 @@ class NumberLayout:
     column gets a layout when formatting its parsed values with it gives back more of their texts than
     Polars' own writing does (:func:`number_layouts`); ``written_otherwise`` counts the values it does not
     give back (R writes 1000 ``1e3``: it comes back ``1000``). A value the layout cannot write as it says (a
-    mean imputed later, ``1e+20``) is written as Polars writes it."""
+    mean imputed later, ``1e+20``) is written as Polars writes it.
+
+    ``scientific``: the numbers are written as Python writes a float (pandas' ``to_csv``): Polars' shortest digits,
+    in e-notation below 0.0001 and from 10^16 with a signed exponent of at least two digits
+    (``7.913883691088233e-05``, which Polars writes ``0.00007913883691088233``; ``1e+20``), plain otherwise. A
+    layout without decimals, bare integers or e-notation only counts the values Polars writes otherwise."""
 
     decimals: int | None = None
     bare_integers: bool = False
     written_otherwise: int = field(default=0, compare=False)
     kind: Literal["number"] = "number"
+    scientific: bool = False
 
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> NumberLayout:
@@ -111,18 +117,24 @@ class NumberLayout:
             description.get("decimals"),
             bool(description.get("bare_integers")),
             int(description.get("values_written_otherwise") or 0),
+            scientific=description.get("notation") == PYTHON_NOTATION,
         )
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "kind": self.kind,
             "decimals": self.decimals,
             "bare_integers": self.bare_integers,
             "values_written_otherwise": self.written_otherwise,
         }
+        if self.scientific:
+            described["notation"] = PYTHON_NOTATION
+        return described
 
     def applies_to(self, dtype: pl.DataType) -> bool:
-        return dtype.is_float()
+        """Whether the layout writes a column of ``dtype``: a float column, unless the layout only counts the values
+        written otherwise (no decimals, no bare integers: written as Polars writes it)."""
+        return dtype.is_float() and (bool(self.decimals) or self.bare_integers or self.scientific)
 
     def format(self, expr: pl.Expr) -> pl.Expr:
         """The values as text in this layout: Polars' own text (the shortest that reads back as the value), whole
@@ -130,6 +142,8 @@ class NumberLayout:
         with zeros (``12.5`` -> ``12.50``). Only zeros are ever added: no digit is made up, so the text always reads
         back as the value; an exponent (``1e+20``), ``inf`` or ``NaN`` stays as Polars writes it."""
         text = expr.cast(pl.String)
+        if self.scientific:
+            return _python_text(text)
         if self.bare_integers:
             text = text.str.strip_suffix(".0")
         if not self.decimals:
@@ -142,6 +156,25 @@ class NumberLayout:
                 pl.concat_str(text, pl.lit("0" * missing))
             )
         return cast(pl.Expr, padded.otherwise(text))
+
+
+PYTHON_NOTATION = "python"  # a NumberLayout's ``notation`` in a read report when it is ``scientific``
+PYTHON_EXPONENT = r"e[+-][0-9]{2,3}$"  # Python's exponent: signed, at least two digits (Polars': 1e-7, 1e+20)
+
+
+def _python_text(text: pl.Expr) -> pl.Expr:
+    """Polars' text of a float (``text``) as Python's ``repr`` writes it: the same shortest digits; Python writes
+    e-notation below 0.0001 where Polars writes 0.00001 to 0.0001 plain (``0.00007913883691088233`` ->
+    ``7.913883691088233e-05``), and pads the exponent to two digits (``1e-7`` -> ``1e-07``)."""
+    padded = text.str.replace(r"e([+-])([0-9])$", "e${1}0${2}")
+    digits = text.str.extract(r"^-?0\.0000([1-9][0-9]*)$", 1)  # 1e-5 <= |x| < 1e-4, written plain by Polars
+    mantissa = (
+        pl.when(digits.str.len_bytes() > 1)
+        .then(pl.concat_str(digits.str.slice(0, 1), pl.lit("."), digits.str.slice(1)))
+        .otherwise(digits)
+    )
+    sign = pl.when(text.str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.when(digits.is_not_null()).then(pl.concat_str(sign, mantissa, pl.lit("e-05"))).otherwise(padded)
 
 
 @dataclass(frozen=True)
@@ -249,6 +282,8 @@ def number_layouts(
     *,
     parsed: pl.DataFrame | None = None,
     engine: Literal["auto", "streaming"] = "auto",
+    counted: bool = False,
+    polars_otherwise: Mapping[str, int] | None = None,
 ) -> dict[str, NumberLayout]:
     """The :class:`NumberLayout` of each text column of ``columns`` (numbers: Float64 casts) written in a
     layout Polars does not write, when the layout writes back more of the values as they are than Polars
@@ -257,7 +292,14 @@ def number_layouts(
     checked: for the columns a layout may fit, every value is formatted both ways and compared with its text
     (spaces around it aside: trimming them is the cleaning's business)
     (a file on disk is read on ``engine``); ``parsed``, when given, holds the columns already cast under the
-    same names. The columns are addressed by position."""
+    same names. The columns are addressed by position.
+
+    ``counted`` (the readers': a column typed from text must disclose every value it does not write back): every
+    column with a value written otherwise than it comes back gets an entry, a column no layout helps a
+    :class:`NumberLayout` without decimals or bare integers (written as Polars writes it) counting the values
+    Polars writes otherwise (``1e3`` -> ``1000.0``, ``48.053808600000004`` -> ``48.0538086``, digits past a
+    double's): every value of such a column is formatted as Polars writes it and compared with its text (one query
+    with the layouts' checks), unless ``polars_otherwise`` has its count already (a scan of the caller's)."""
     if not columns:
         return {}
     lazy = frame.lazy()
@@ -270,6 +312,7 @@ def number_layouts(
         digits = text.str.len_bytes() - point - 1
         exprs += [
             (point.null_count() > text.null_count()).alias(f"b{key}"),  # a value without a point: a whole number?
+            text.str.contains(PYTHON_EXPONENT).any().alias(f"e{key}"),  # Python's e-notation: 7.9e-05
             digits.min().alias(f"lo{key}"),
             digits.max().alias(f"hi{key}"),
         ]
@@ -279,11 +322,14 @@ def number_layouts(
         low, high, bare = shapes[f"lo{key}"], shapes[f"hi{key}"], bool(shapes[f"b{key}"])
         # a float holds at most 17 significant digits: a wider fraction is no layout a float can be written in
         decimals = high if low == high and high is not None and 1 < high <= MAX_DECIMALS else None
-        if decimals is not None and bare:  # "4" beside "3.00": whole numbers written either way
+        if shapes[f"e{key}"] and not bare:  # Python writes no whole number bare, nor a fixed fraction
+            candidates[key] = [NumberLayout(scientific=True)]
+        elif decimals is not None and bare:  # "4" beside "3.00": whole numbers written either way
             candidates[key] = [NumberLayout(decimals, True), NumberLayout(decimals, False)]
         elif decimals is not None or bare:
             candidates[key] = [NumberLayout(decimals, bare)]
-    if not candidates:
+    others = [key for key in range(len(positions)) if key not in candidates] if counted else []
+    if not candidates and not others:
         return {}
     # First from the text alone, for fixed decimals (_plain_decimals): when every value of a column is such a plain
     # decimal, the counts are known; the others' values are formatted both ways and compared.
@@ -297,17 +343,28 @@ def number_layouts(
             flags.append(text.str.ends_with("0").alias(f"zero{key}"))
             exprs.append(pl.col(f"plain{key}").sum())
             exprs.append((pl.col(f"plain{key}") & ~pl.col(f"zero{key}")).sum().alias(f"own{key}"))
-    counts = lazy.select(flags).select(exprs).collect(engine=engine).row(0, named=True)
+    counts = lazy.select(flags).select(exprs).collect(engine=engine).row(0, named=True) if candidates else {}
     # the text, and the numbers read from it
-    pairs = lazy.select(pl.nth(positions[key]).str.strip_chars().alias(f"t{key}") for key in candidates)
+    compared = [*candidates, *others]
+    pairs = lazy.select(
+        # spaces around a number are no part of a layout; a column with such values is no number column to count
+        (pl.nth(positions[key]) if key in others else pl.nth(positions[key]).str.strip_chars()).alias(f"t{key}")
+        for key in compared
+    )
     if parsed is None:
         pairs = pairs.with_columns(
-            pl.col(f"t{key}").cast(pl.Float64, strict=False).alias(f"p{key}") for key in candidates
+            pl.col(f"t{key}").cast(pl.Float64, strict=False).alias(f"p{key}") for key in compared
         )
     else:
-        numbers = parsed.lazy().select(pl.col(columns[key]).alias(f"p{key}") for key in candidates)
+        numbers = parsed.lazy().select(pl.col(columns[key]).alias(f"p{key}") for key in compared)
         pairs = pl.concat([pairs, numbers], how="horizontal")
     exprs = []
+    known = polars_otherwise or {}
+    for key in others:
+        if columns[key] in known:
+            counts[f"x{key}"] = known[columns[key]]
+        else:
+            exprs.append((pl.col(f"p{key}").cast(pl.String) != pl.col(f"t{key}")).sum().alias(f"x{key}"))
     for key, layouts in candidates.items():
         text, number = pl.col(f"t{key}"), pl.col(f"p{key}")
         if counts.get(f"plain{key}") == counts[f"n{key}"]:  # every value a plain decimal: the layout writes it back
@@ -324,7 +381,14 @@ def number_layouts(
         written, best = max((counts[f"l{key}_{i}"], i) for i in range(len(layouts)))
         if written > counts[f"d{key}"]:  # more values come back as they were than Polars' writing gives
             layout = layouts[best]
-            found[columns[key]] = NumberLayout(layout.decimals, layout.bare_integers, counts[f"n{key}"] - written)
+            found[columns[key]] = NumberLayout(
+                layout.decimals, layout.bare_integers, counts[f"n{key}"] - written, scientific=layout.scientific
+            )
+        elif counted and counts[f"n{key}"] > counts[f"d{key}"]:
+            found[columns[key]] = NumberLayout(written_otherwise=counts[f"n{key}"] - counts[f"d{key}"])
+    for key in others:
+        if counts[f"x{key}"]:
+            found[columns[key]] = NumberLayout(written_otherwise=counts[f"x{key}"])
     return found
 
 

@@ -668,7 +668,7 @@ def _typed_numbers(
     truths = _typed_booleans(work, [keys[name] for name in booleans]) if booleans else {}
     typed += [column for column, _ in truths.values()]
     decimals = pl.DataFrame([column for column in typed if column.dtype == pl.Float64])
-    found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals)}
+    found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals, counted=True)}
     found.update({key: layout for key, (_, layout) in truths.items() if layout is not None})
     layouts = {int(key[1:]): layout for key, layout in found.items()}
     return (frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame), layouts

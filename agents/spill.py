@@ -270,7 +270,16 @@ def _spill_utf8(
     layouts = find_layouts(lazy, engine="streaming")
     final = {list(schema)[position - 1]: name for (position, _, _), name in zip(planned, final_names, strict=True)}
     decimals = [column for column, dtype in typed.items() if dtype == pl.Float64]
-    numbers = {final[column]: layout for column, layout in number_layouts(text, decimals, engine="streaming").items()}
+    numbers = {
+        final[column]: layout
+        for column, layout in number_layouts(
+            text,
+            decimals,
+            engine="streaming",
+            counted=True,
+            polars_otherwise={column: facts[f"otherwise:{column}"] for column in floats},
+        ).items()
+    }
     truths = [column for column, dtype in typed.items() if dtype == pl.Boolean]
     spelled = {final[column]: layout for column, layout in boolean_layouts(text, truths, engine="streaming").items()}
     report: ReadReport = {
@@ -365,8 +374,8 @@ def _column_facts(
 ) -> dict[str, Any]:
     """One streaming pass: every column's null count, per integer column read as text whether every value
     converts to its type, whether one is written otherwise than the integer writes it, and whether one is not a
-    number, per decimal column read as text whether one is not a number, and per boolean one whether one is no
-    ``true``/``false`` in any case."""
+    number, per decimal column read as text whether one is not a number and how many values Polars writes otherwise
+    (``1e3`` -> ``1000.0``), and per boolean one whether one is no ``true``/``false`` in any case."""
     exprs: list[pl.Expr] = []
     for index, column in enumerate(schema):
         value = pl.nth(index)  # by position: a name such as "*" or "^a$" means something else to pl.col
@@ -379,8 +388,11 @@ def _column_facts(
                 not_number.any().alias(f"float:{column}"),
             ]
         elif column in floats:
-            not_number = value.cast(pl.Float64, strict=False).is_null() & value.is_not_null()
+            parsed = value.cast(pl.Float64, strict=False)
+            not_number = parsed.is_null() & value.is_not_null()
             exprs.append(not_number.any().alias(f"float:{column}"))
+            # the values Polars writes otherwise (agents.layouts.number_layouts' count), in this pass
+            exprs.append((parsed.cast(pl.String) != value).sum().alias(f"otherwise:{column}"))
         elif column in booleans:
             exprs.append((~value.str.to_lowercase().is_in(["true", "false"])).any().alias(f"bool:{column}"))
     return text.select(exprs).collect(engine="streaming").row(0, named=True)

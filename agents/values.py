@@ -316,7 +316,7 @@ def normalize_missing_lazy(
     nulled = null_missing_tokens(frame, counts, tokens)
     retyped = inferred_types(nulled, list(counts), engine=engine)
     decimals = [name for name, dtype in retyped.items() if dtype == pl.Float64]
-    numbers: dict[str, Layout] = {**(number_layouts(nulled, decimals, engine=engine) if decimals else {})}
+    numbers: dict[str, Layout] = {**(number_layouts(nulled, decimals, engine=engine, counted=True) if decimals else {})}
     truths = [name for name, dtype in retyped.items() if dtype == pl.Boolean]
     numbers.update(boolean_layouts(nulled, truths, engine=engine) if truths else {})
     if retyped:

@@ -310,13 +310,15 @@ def _text_alerts(name: str, profile: dict[str, Any], params: ProfilerParams) -> 
             )
         )
     elif semantic == "numeric_string":
+        parameters = profile["properties"].get("conversion_parameters") or []
+        how = f" with {' and '.join(f'{parameter}: true' for parameter in parameters)}" if parameters else ""
         alerts.append(
             _alert(
                 "numeric_in_string",
                 "medium",
                 name,
                 f"'{name}' holds numbers stored as text",
-                f"Convert '{name}' to a numeric type (Clean My Data: type-fixer)",
+                f"Convert '{name}' to a numeric type (Clean My Data: type-fixer{how})",
             )
         )
     elif semantic == "date_string":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from agents.decimal_comma import DECIMAL_COMMA_NUMBER_PATTERN, DECIMAL_COMMA_PATTERN
+from agents.values import number_text, written_otherwise
 
 # Anchored value patterns, checked on a sample of non-null values (Polars regex engine: no look-around).
 VALUE_PATTERNS: dict[str, str] = {
@@ -88,6 +89,20 @@ class TextSignals:
     # numbers written with a decimal comma ("39,81", "1.234,5", "7" among them); 0 unless one of the sampled
     # values can only be read with a decimal comma (agents.decimal_comma)
     decimal_comma_share: float = 0.0
+    # numbers the type-fixer reads only with a judgement call (agents.values.number_text): shares of the sample
+    # written with a currency symbol ("$5.17"), a percent sign ("72%") or as a code ("007", "+5")
+    currency_share: float = 0.0
+    percent_share: float = 0.0
+    code_share: float = 0.0
+
+
+CURRENCY_SIGN = r"[$€£¥₹¢]"  # agents.values.CURRENCY's symbols (the type-fixer's convert_currency)
+NUMBER_PARAMETERS = {
+    "currency_share": "convert_currency",
+    "percent_share": "convert_percentages",
+    "code_share": "convert_codes",
+}
+"""The type-fixer's parameter that converts numbers written each way (its judgement calls)."""
 
 
 def pii_type_by_name(column: str) -> str | None:
@@ -111,6 +126,14 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
         return {}
     long = sample.select(pl.col(column).cast(pl.String).alias(str(index)) for index, column in enumerate(columns))
     values = pl.col("value").str.strip_chars()
+    # a number as the type-fixer reads it (agents.values.number_text); "1,500" (1500, or 1.5 with a decimal comma)
+    # only when the column's numbers show that commas group thousands ("1,234,567", a point), as the type-fixer
+    commas = values.str.count_matches(",", literal=True)
+    point = values.str.contains(".", literal=True)
+    # "(212)" is an area code as much as an accounting negative: no number here (the type-fixer's judgement call)
+    read = number_text(values).cast(pl.Float64, strict=False).is_not_null() & ~values.str.starts_with("(")
+    ambiguous = (commas == 1) & ~point
+    number = read & (~ambiguous | (read & ((commas >= 2) | point)).any())
     parsed_dates = [values.str.to_date(fmt, strict=False) for fmt in DATE_FORMATS] + [
         values.str.to_datetime(fmt, strict=False).dt.date() for fmt in DATETIME_FORMATS
     ]
@@ -121,7 +144,12 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
         .agg(
             pl.len().alias("n"),
             *(values.str.contains(pattern).mean().alias(pii_type) for pii_type, pattern in VALUE_PATTERNS.items()),
-            values.cast(pl.Float64, strict=False).is_not_null().mean().alias("numeric"),
+            # a number as the type-fixer reads it: grouped thousands ("1,418.91"), a currency symbol ("$5.17"), a
+            # percent sign ("72%"), or anything Polars casts ("1e3", "inf")
+            (values.cast(pl.Float64, strict=False).is_not_null() | number).mean().alias("numeric"),
+            (number & values.str.contains(CURRENCY_SIGN)).mean().alias("currency"),
+            (number & values.str.contains("%", literal=True)).mean().alias("percent"),
+            (number & written_otherwise(number_text(values))).mean().alias("code"),
             pl.coalesce(parsed_dates).is_not_null().mean().alias("date"),
             values.str.to_lowercase().is_in(BOOLEAN_WORDS).mean().alias("boolean"),
             pl.when(values.str.contains(DECIMAL_COMMA_PATTERN).any())
@@ -131,7 +159,9 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
         )
     )
     found = {int(row["index"]): row for row in shares.iter_rows(named=True)}
-    empty = dict.fromkeys(["n", *VALUE_PATTERNS, "numeric", "date", "boolean", "decimal_comma"])
+    empty = dict.fromkeys(
+        ["n", *VALUE_PATTERNS, "numeric", "date", "boolean", "decimal_comma", "currency", "percent", "code"]
+    )
     signals: dict[str, TextSignals] = {}
     for index, column in enumerate(columns):
         row = found.get(index, empty)
@@ -142,5 +172,8 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             date_share=float(row["date"] or 0.0),
             boolean_share=float(row["boolean"] or 0.0),
             decimal_comma_share=float(row["decimal_comma"] or 0.0),
+            currency_share=float(row["currency"] or 0.0),
+            percent_share=float(row["percent"] or 0.0),
+            code_share=float(row["code"] or 0.0),
         )
     return signals

@@ -42,7 +42,14 @@ from agents.params.common import parameter_objects
 from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, ProfileStats, StatsSettings, compute_stats
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
-from agents.profile.pii import SENSITIVITY, TextSignals, pii_type_by_name, sample_rows, text_signals
+from agents.profile.pii import (
+    NUMBER_PARAMETERS,
+    SENSITIVITY,
+    TextSignals,
+    pii_type_by_name,
+    sample_rows,
+    text_signals,
+)
 from agents.profile.semantic import ColumnEvidence, SemanticType, whitespace_share
 from agents.profile.semantic import semantic_type as semantic_type_of
 from agents.profile.views import EarlyViews, profile_views
@@ -207,6 +214,7 @@ def _field_profile(
             "is_categorical": semantic.is_categorical,
             "semantic_reason": semantic.reason,
             **({"decimal_mark": ","} if semantic.decimal_comma else {}),
+            **_conversion_parameters(semantic, signals),
             "estimated_pii_type": pii_type,
             "estimated_sensitivity_level": SENSITIVITY.get(pii_type, "low") if pii_type else "none",
             "pii_detection": {
@@ -305,6 +313,15 @@ def _semantic_type(
         categorical_threshold=params.categorical_threshold,
         categorical_ratio_threshold=params.categorical_ratio_threshold,
     )
+
+
+def _conversion_parameters(semantic: SemanticType, signals: TextSignals | None) -> dict[str, list[str]]:
+    """A numeric_string's ``conversion_parameters``: the type-fixer parameters its numbers need to be converted
+    (a currency symbol, a percent sign or a code's leading zero in the sample: agents.profile.pii.NUMBER_PARAMETERS)."""
+    if semantic.name != "numeric_string" or semantic.decimal_comma or signals is None:
+        return {}
+    needed = [parameter for share, parameter in NUMBER_PARAMETERS.items() if getattr(signals, share) > 0]
+    return {"conversion_parameters": needed} if needed else {}
 
 
 def _validity(

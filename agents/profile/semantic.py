@@ -11,8 +11,9 @@ bottom and the first match wins:
 4. ``date`` / ``datetime`` / ``time`` / ``duration``: the temporal storage kinds.
 5. Text that a sample says is something else: a PII type (``email``, ``phone``, ...; most sampled values
    match its pattern, ``pii_match_threshold``), ``numeric_string`` / ``date_string`` (at least
-   :data:`TYPE_SIGNAL_SHARE` of the sample parses; numbers written with a decimal comma, "39,81", count when
-   a sampled value can only be read that way), ``boolean_string`` (at least
+   :data:`TYPE_SIGNAL_SHARE` of the sample parses; numbers are read as the type-fixer reads them: "1,418.91",
+   "$5.17", "72%" count, "(212)" does not (agents.profile.pii.text_signals); numbers written with a decimal
+   comma, "39,81", count when a sampled value can only be read that way), ``boolean_string`` (at least
    :data:`BOOLEAN_SIGNAL_SHARE` are true/false/yes/no words, at most :data:`BOOLEAN_MAX_DISTINCT` values).
 6. ``identifier``: a key of the table. Integers: every value distinct although values drawn at random from
    their span would repeat (at least :data:`RANDOM_REPEATS_EXPECTED` repeats expected:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.chain import run_tool
-from agents.layouts import BooleanLayout, NumberLayout, boolean_layouts, number_layouts
+from agents.layouts import BooleanLayout, NumberLayout, boolean_layouts, number_layouts, text_of
 from agents.options import RunOptions
 from agents.readers import read_table_with_report
 from agents.spill import spill_file
@@ -87,7 +87,9 @@ def test_format_writes_exactly_what_the_layout_says(
 def test_a_column_of_fixed_decimals_comes_back_as_written(cents: list[int], decimals: int, bare: bool) -> None:
     """Any column of numbers written with ``decimals`` digits (and whole numbers bare, when ``bare``)."""
     scale = 10**decimals
-    texts = [str(value // scale) if bare and value % scale == 0 else f"{value / scale:.{decimals}f}" for value in cents]
+    texts: list[str | None] = [
+        str(value // scale) if bare and value % scale == 0 else f"{value / scale:.{decimals}f}" for value in cents
+    ]
     found = layouts_of({"x": texts})
     layout = found.get("x", NumberLayout())
     values = pl.Series(texts).cast(pl.Float64)
@@ -347,3 +349,112 @@ def test_wide_amounts_and_long_fractions_come_back_as_written(tmp_path: Path, mo
     for before, after in changed.get("crypto", []) + changed.get("long", []):
         assert float(before) == float(after)
     assert ("75542306030811.40", "75542306030811.40") not in changed.get("amount", [])
+
+
+# --- every value a decimal column is not written back as is counted (QA: 445 cells changed, 442 reported) ------
+
+WRITTEN_OTHERWISE = (
+    "id,sci,long,precise,plain,r\n"
+    "1,1e3,48.053808600000004,3.14159265358979323846,0.5,1e3\n"
+    "2,1.5E+03,48.05,1.0000000000000001,-2.25,0.125\n"
+    "3,2.5e-3,41.1304722,2.718281828459045235,3.0,7.5\n"
+    "4,0.25,-80.6195833,1.5,,\n"
+)
+OTHERWISE_COUNTS = {"sci": 3, "long": 1, "precise": 3, "r": 1}
+
+
+def test_every_value_polars_writes_otherwise_is_counted() -> None:
+    frame = pl.read_csv(WRITTEN_OTHERWISE.encode(), infer_schema=False)
+    columns = ["sci", "long", "precise", "plain", "r"]
+    found = number_layouts(frame, columns, counted=True)
+    assert {name: layout.written_otherwise for name, layout in found.items()} == OTHERWISE_COUNTS
+    assert all(layout == NumberLayout() for layout in found.values())  # no layout writes more of them back
+    # a layout that only counts writes nothing itself: the writers write the column as Polars does
+    assert not NumberLayout(written_otherwise=3).applies_to(pl.Float64())
+    assert NumberLayout(None, True).applies_to(pl.Float64()) and NumberLayout(2).applies_to(pl.Float64())
+    # without counting (the type-fixer's conversions, counted as changed cells), only the layouts
+    assert number_layouts(frame, columns) == {}
+    # a column whose layout is found keeps it, with what it does not write back
+    mixed = pl.DataFrame({"x": ["41", "41.5", "1e3", "42"]})
+    assert number_layouts(mixed, ["x"], counted=True) == {"x": NumberLayout(None, True)}
+    assert number_layouts(mixed, ["x"], counted=True)["x"].written_otherwise == 1
+    # a candidate layout that writes back no more than Polars does: the values Polars writes otherwise
+    polars = pl.DataFrame({"x": ["1.5", "1.50", "1.500", "2.0"]})
+    assert number_layouts(polars, ["x"], counted=True)["x"].written_otherwise == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=30), st.integers(0, 3))
+def test_the_count_is_the_number_of_values_not_written_back(values: list[float], seed: int) -> None:
+    """Any mix of notations (repr's, %.17g, %e, Polars' own): the count is exactly the values the writers (the
+    layout, or Polars' own writing) do not give back as they were."""
+    spellings = [repr, lambda v: f"{v:.17g}", lambda v: f"{v:e}", lambda v: pl.Series([v]).cast(pl.String)[0]]
+    texts = [spellings[(seed + index) % len(spellings)](value) for index, value in enumerate(values)]
+    frame = pl.DataFrame({"x": texts})
+    layout = number_layouts(frame, ["x"], counted=True).get("x", NumberLayout())
+    written = pl.select(text_of(pl.lit(frame["x"].cast(pl.Float64)), pl.Float64(), layout)).to_series().to_list()
+    assert layout.written_otherwise == sum(text != back for text, back in zip(texts, written, strict=True))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_clean_chain_discloses_every_number_it_writes_otherwise(tmp_path: Path, mode: str) -> None:
+    """The read report in the summary counts the numbers written otherwise; with the cells the agents changed,
+    every cell that differs between the input and the output is accounted for."""
+    source = tmp_path / "primary.csv"
+    source.write_text(WRITTEN_OTHERWISE, encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_tool("clean-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    summary = result["summary"]
+    numbers = summary["inputs"]["primary"]["number_columns"]
+    assert {name: item["values_written_otherwise"] for name, item in numbers.items()} == OTHERWISE_COUNTS
+    assert all(not item["decimals"] and not item["bare_integers"] for item in numbers.values())
+    changed = _changed(source, out / "cleaned_data.csv")
+    assert {name: len(cells) for name, cells in changed.items()} == OTHERWISE_COUNTS
+    assert summary["cells_changed"] == 0
+    assert ("1.5E+03", "1500.0") in changed["sci"]
+    assert ("3.14159265358979323846", "3.141592653589793") in changed["precise"]
+
+
+def test_the_reader_and_the_spill_count_the_same_values(tmp_path: Path) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text(WRITTEN_OTHERWISE, encoding="utf-8")
+    _, report = read_table_with_report(source, source.name)
+    counts = {name: item["values_written_otherwise"] for name, item in report["number_columns"].items()}
+    assert counts == OTHERWISE_COUNTS
+    spilled = spill_file(source, source.name, tmp_path / "spill.parquet")
+    assert spilled.report["number_columns"] == report["number_columns"]
+
+
+# --- numbers written as Python writes them (pandas' to_csv): 7.913883691088233e-05 stays so ---------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64) | st.none(), min_size=1, max_size=40))
+def test_the_python_layout_writes_what_python_writes(values: list[float | None]) -> None:
+    series = pl.Series("x", values, dtype=pl.Float64)
+    written = pl.select(NumberLayout(scientific=True).format(pl.lit(series))).to_series().to_list()
+    expected = [None if value is None else "NaN" if math.isnan(value) else repr(value) for value in values]
+    expected = [{"inf": "inf", "-inf": "-inf"}.get(text, text) if text else text for text in expected]
+    assert written == expected
+
+
+PANDAS = (
+    "id,bp,s2\n"
+    "1,0.0218723855140367,-0.019163339748222204\n"
+    "2,7.913883691088233e-05,1.5e-07\n"
+    "3,-6.128357906057276e-05,12.0\n"
+)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_column_written_by_pandas_comes_back_as_written(tmp_path: Path, mode: str) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text(PANDAS, encoding="utf-8")
+    _, report = read_table_with_report(source, source.name)
+    assert report["number_columns"]["bp"] == {**NumberLayout(scientific=True).describe(), "notation": "python"}
+    assert NumberLayout.from_description(report["number_columns"]["s2"]) == NumberLayout(scientific=True)
+    out = tmp_path / "out"
+    result = run_tool("clean-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
+    assert result["status"] == "success"
+    assert _changed(source, out / "cleaned_data.csv") == {}
