@@ -1030,7 +1030,7 @@ def portable_parquet(frame: Frame) -> Frame:
         limit = pl.lit(10**DECIMAL_DIGITS, dtype=schema[name])
         below = pl.col(name) < limit
         fits.append((below if schema[name] == pl.UInt128 else below & (pl.col(name) > -limit)).all().alias(name))
-    fitting = frame.lazy().select(fits).collect().row(0, named=True)
+    fitting = frame.lazy().select(fits).collect(engine="streaming").row(0, named=True)  # a spill: bounded memory
     return frame.with_columns(
         pl.col(name).cast(pl.Decimal(DECIMAL_DIGITS, 0) if fitting[name] else pl.String) for name in wide
     )

@@ -970,7 +970,11 @@ async def _body_to_file(answer: aiohttp.ClientResponse, path: Path, chunk_size: 
         data = await answer.read()
         if len(data) != expected:
             raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
-        path.write_bytes(data)  # noqa: ASYNC240 - a small file (INLINE_FILE_BYTES)
+        try:
+            path.write_bytes(data)  # noqa: ASYNC240 - a small file (INLINE_FILE_BYTES)
+        except BaseException:
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 - a full disk leaves no part of the file, as below
+            raise
         return expected
     written = 0
     file = await asyncio.to_thread(path.open, "wb")

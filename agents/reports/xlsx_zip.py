@@ -35,8 +35,9 @@ END_RECORD = struct.Struct("<4s4H2LH")
 
 
 def deflate(data: bytes) -> bytes:
-    """Raw deflate at ``COMPRESS_LEVEL``; the window (and the hash table with it) sized to the data: a
-    window at least as long as the data loses no match."""
+    """Raw deflate at ``COMPRESS_LEVEL``; the window (and the hash table with it) sized to the data (zlib reaches
+    back a few hundred bytes less than its window, so a part just under a window's size may compress a little
+    less well; its content is the same)."""
     window = min(max((len(data) - 1).bit_length(), 9), 15)
     compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -window, min(window - 6, 8))
     return compressor.compress(data) + compressor.flush()

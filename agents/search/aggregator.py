@@ -182,7 +182,8 @@ def _sort_by(resolver: Resolver, sort: list[tuple[str, bool]], columns: list[str
 
 
 def _ordered(grouped: pl.LazyFrame, dates: dict[str, pl.Expr], sort: list[tuple[str, bool]]) -> pl.LazyFrame:
-    """The groups sorted by ``sort``, a key of ``dates`` by its dates (a temporary column, dropped after)."""
+    """The groups sorted by ``sort``, a key of ``dates`` by its dates (a temporary column, dropped after), then by its
+    text: the order stays total."""
     if not dates:
         return grouped.sort([c for c, _ in sort], descending=[d for _, d in sort], nulls_last=True)
     taken = set(grouped.collect_schema())
@@ -193,8 +194,10 @@ def _ordered(grouped: pl.LazyFrame, dates: dict[str, pl.Expr], sort: list[tuple[
             name = f"_{name}"
         names[column] = name
     temporary = [dates[column].alias(name) for column, name in names.items()]
-    by = [names.get(column, column) for column, _ in sort]
-    ordered = grouped.with_columns(temporary).sort(by, descending=[d for _, d in sort], nulls_last=True)
+    # each dated key's text last: groups whose texts read as the same date ("3/5/2024", "03/05/2024") in one order
+    by = [*(names.get(column, column) for column, _ in sort), *names]
+    descending = [*(d for _, d in sort), *(False for _ in names)]
+    ordered = grouped.with_columns(temporary).sort(by, descending=descending, nulls_last=True)
     return ordered.drop(names.values())
 
 

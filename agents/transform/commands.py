@@ -443,10 +443,17 @@ class _ContextualLexer(Lexer):
             position = end
 
 
+# A period and a word that goes on with the command ("Main St. and age > 30", "replace text St. with Street"): the
+# period is the value's; before any other word, or at the end, it closes the sentence.
+_CONTINUED = re.compile(r"\.\s+(?:and|or|with|in|to|into|as|by)\b", re.IGNORECASE)
+
+
 def _bare_end(text: str, start: int, parser_state: Any) -> int:
     """Where a bare value starting at ``start`` ends (``start``: none here). Only where the grammar takes one; it
     holds ``_BARE_CHARACTER`` and balanced parentheses (``(02)``, never the ``)`` that closes a condition, nor a
-    ``(`` where a list may open), and not the period that ends the command."""
+    ``(`` where a list may open), and not a period that ends a sentence (at the end, or before a space and a word that
+    does not go on with the command: ``= Paris. sort by price`` is refused as two sentences, not read as the value
+    ``Paris. sort by price``)."""
     if text[start] in _QUOTES or not _takes(parser_state, "BARE"):
         return start
     if text[start] == "(" and _takes(parser_state, "LPAR"):
@@ -461,13 +468,13 @@ def _bare_end(text: str, start: int, parser_state: Any) -> int:
             if not opened:
                 break
             opened.pop()
-        elif not _BARE_CHARACTER.match(character):
-            break
+        elif not _BARE_CHARACTER.match(character) or (
+            character == "." and text[end + 1 : end + 2].strip() == "" and not _CONTINUED.match(text, end)
+        ):
+            break  # a period before a space or the end closes the sentence ("… = Paris. sort by price")
         end += 1
     if opened:
         end = opened[0]
-    if not text[end:].strip():
-        end = start + len(text[start:end].rstrip("."))
     return end
 
 

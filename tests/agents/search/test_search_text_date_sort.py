@@ -243,3 +243,17 @@ def test_a_later_search_of_a_streamed_kept_dataset_follows_the_dates(tmp_path: P
     found = json.loads((out / "search_result.json").read_text(encoding="utf-8"))["search"]
     assert [row["id"] for row in found["rows"]] == want[135:180]
     assert [int(row["id"]) for row in csv_rows(out / "search_result.csv")] == want
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_groups_whose_texts_read_as_one_date_keep_one_order(tmp_path: Path, mode: str) -> None:
+    """Two texts of the same day ("3/5/2024", "03/05/2024") are two groups tied on the date: their text decides, so a
+    page never depends on the order rows came in (review)."""
+    texts = ["3/5/2024", "03/05/2024", "12/3/2024", "12/03/2024", "25/12/2024"]  # 25/12: day first
+    expected = ["12/03/2024", "12/3/2024", "03/05/2024", "3/5/2024", "25/12/2024"]
+    by_day = {"group_by": ["when"], "metrics": [{"fn": "count"}], "sort": [{"column": "when"}]}
+    for order in (texts, list(reversed(texts)), texts[2:] + texts[:2]):
+        path = tmp_path / "primary.csv"
+        path.write_text("id,when\n" + "".join(f"{i},{text}\n" for i, text in enumerate(order, 1)), encoding="utf-8")
+        groups = search(tmp_path, path, {"aggregator": by_day}, mode)["aggregate"]["groups"]
+        assert [group["when"] for group in groups] == expected

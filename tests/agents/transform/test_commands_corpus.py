@@ -1098,6 +1098,10 @@ REFUSED: list[tuple[str, str]] = [
     ("convert zip to money", "syntax"),
     ("fill missing price with the biggest value", "syntax"),
     ("keep rows where " + "(" * 25 + "age > 1" + ")" * 25, "too_deep"),
+    # a period before a space closes the sentence: the rest is not swallowed into a bare value (review)
+    ("fill missing in city with unknown. sort by price", "syntax"),
+    ("keep rows where city = Paris. sort by price", "syntax"),
+    ("keep rows where city = Paris. Then sort by price", "syntax"),
 ]
 
 
