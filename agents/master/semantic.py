@@ -289,7 +289,7 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     progress(0.4, "Mapping values to their standard spellings")
     renames = {mapping.column: mapping.standard_name for mapping in mappings if mapping.status == "applied"}
     output = frame.rename(renames) if renames else frame
-    output, values = _map_values(output, mappings, renames, value_columns, params)
+    output, values = _map_values(output, mappings, renames, _with_lined_up(value_columns, line_ups), params)
     output = _line_up(output, renames, line_ups, inputs.text_layouts)
 
     progress(0.7, "Detecting the roles of the mapped columns")
@@ -302,6 +302,13 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     result.artifacts = {"semantic_roles": new_roles}
     progress(1.0, f"Mapped {len(outcome.counted):,} of {len(columns):,} columns")
     return result
+
+
+def _with_lined_up(value_columns: dict[str, str], line_ups: list[LineUp]) -> dict[str, list[str]]:
+    """The columns each key of ``custom_value_mappings`` maps values in: its column, and every column lined up with
+    it (they become one column: mapping only one of them would leave the other source's values unmapped)."""
+    together = {column: line_up.columns for line_up in line_ups if line_up.applied for column in line_up.columns}
+    return {key: together.get(column, [column]) for key, column in value_columns.items()}
 
 
 def _contract_columns(inputs: AgentInputs) -> frozenset[str]:
@@ -573,7 +580,7 @@ def _map_values(
     frame: pl.DataFrame,
     mappings: list[ColumnMapping],
     renames: dict[str, str],
-    value_columns: dict[str, str],
+    value_columns: dict[str, list[str]],
     params: SemanticMapperParams,
 ) -> tuple[pl.DataFrame, list[ValueMapping]]:
     """Replace values per ``custom_value_mappings`` and, with ``apply_builtin_value_mappings``, the built-in
@@ -581,8 +588,8 @@ def _map_values(
     only counted (and a built-in one's spellings listed)."""
     custom: dict[str, dict[str, str]] = {}
     for key, replacements in params.custom_value_mappings.items():
-        column = value_columns[key]
-        custom.setdefault(renames.get(column, column), {}).update(replacements)
+        for column in value_columns[key]:
+            custom.setdefault(renames.get(column, column), {}).update(replacements)
     country_columns = [
         renames.get(mapping.column, mapping.column)
         for mapping in mappings

@@ -246,3 +246,20 @@ def test_the_chain_shows_a_proposed_line_up_in_its_summary(tmp_path: Path) -> No
     assert not [item for item in applied["summary"]["proposals"] if item["action"] == "line_up_columns"]
     master = pl.read_csv(tmp_path / "applied" / "master_data.csv", infer_schema=False)
     assert "when" not in master.columns and master["birth_date"].null_count() == 0
+
+
+@pytest.mark.parametrize("key", ["country", "Country", "land"])
+def test_a_value_mapping_reaches_every_column_lined_up_into_one(key: str) -> None:
+    """custom_value_mappings keyed by the standard name or by either column maps the values of both sources once
+    they are one column (review: only the one column the key named was mapped, the other source's values not)."""
+    primary = pl.DataFrame({"email": ["a@x.com", "b@x.com"], "land": ["UK", "FR"]})
+    crm = pl.DataFrame({"email": ["c@x.com"], "Country": ["UK"]})
+    frame = stack_sources([("primary", primary), ("crm", crm)])
+    result = run(
+        frame,
+        custom_column_mappings={"land": "country", "Country": "country"},
+        custom_value_mappings={key: {"UK": "United Kingdom"}},
+        apply_builtin_value_mappings=False,
+    )
+    assert result.frame is not None
+    assert result.frame["country"].to_list() == ["United Kingdom", "FR", "United Kingdom"]
