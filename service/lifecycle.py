@@ -24,10 +24,18 @@ import asyncpg
 from agents import registry
 from agents.errors import AgentError
 from agents.params.transformer import TransformerParams
+from agents.reports.overview import dig
 from service.cache import CacheKey, task_cache_key, upload_identities
 from service.config import Settings
 from service.errors import ServiceError, invalid_state, rate_limited, task_not_found
-from service.models import INPUT_NAME_PATTERN, TaskStatus, UploadUrlsRequest, iso_utc, lineage_entry
+from service.models import (
+    INPUT_NAME_PATTERN,
+    TERMINAL_STATUSES,
+    TaskStatus,
+    UploadUrlsRequest,
+    iso_utc,
+    lineage_entry,
+)
 from service.queueing import Enqueue
 from service.storage import (
     MAX_PART_BYTES,
@@ -50,7 +58,7 @@ S = TaskStatus
 UPLOADABLE = [S.CREATED, S.UPLOADING]
 CANCELLABLE = [S.CREATED, S.UPLOADING, S.QUEUED, S.PROCESSING]
 RETRYABLE = [S.FAILED, S.CANCELLED, S.EXPIRED]
-TERMINAL = [S.COMPLETED, S.FAILED, S.CANCELLED, S.EXPIRED]
+TERMINAL = sorted(TERMINAL_STATUSES)
 UNFINISHED_CAP_RETRY_AFTER_S = 5  # Retry-After of a create refused by the cap on unfinished tasks
 
 Control = Callable[[str], Awaitable[None]]  # a message to every worker: "cancel <task id>"
@@ -930,9 +938,9 @@ def in_column_order(result: dict[str, Any]) -> dict[str, Any]:
     keys are all columns of the dataset or the input (profile samples, a step's columns, per-column findings) in the
     dataset's order, then the input's; a search page's rows in its own ``columns``' order (a projection) and an
     aggregate's groups as ``group_keys`` then ``metrics``. Other keys stay first, as stored. In place."""
-    dataset = _at(result, "summary", "dataset", "columns")
+    dataset = dig(result, "summary", "dataset", "columns")
     names = [c.get("name") for c in dataset if isinstance(c, dict)] if isinstance(dataset, list) else []
-    read = _at(result, "summary", "inputs", "primary", "columns")
+    read = dig(result, "summary", "inputs", "primary", "columns")
     names += read if isinstance(read, list) else []
     ranks: dict[str, int] = {}
     for name in names:
@@ -951,15 +959,6 @@ def in_column_order(result: dict[str, Any]) -> dict[str, Any]:
             if isinstance(rows, list) and isinstance(columns, list) and columns:
                 rows[:] = [_ordered(row, columns) for row in rows]
     return result
-
-
-def _at(node: Any, *path: str) -> Any:
-    """The value at ``path`` in nested objects; None where one is missing or not an object."""
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
 
 
 def _by_ranks(node: Any, ranks: dict[str, int]) -> Any:

@@ -31,6 +31,8 @@ class TaskStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
+
 Priority = Literal["low", "normal", "high", "urgent"]
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import asyncpg
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from service.models import iso_utc, task_view
+from service.models import TERMINAL_STATUSES, iso_utc, task_view
 
 log = logging.getLogger("agensium.store")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -139,7 +139,6 @@ class Publish(Protocol):
 
 # A run's progress as set_progress takes it: (percent, current agent, message, job id or None).
 ProgressUpdate = tuple[int, str | None, str, str | None]
-TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"})
 
 
 @dataclass(frozen=True)
