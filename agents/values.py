@@ -47,7 +47,8 @@ EMPTY_TEXT = ""  # what an empty or whitespace-only text (a quoted empty field: 
 
 TemporalKind = Literal["date", "datetime"]
 
-CURRENCY = r"(?:[$€£¥₹¢]\s*)?"
+CURRENCY_SIGN = r"[$€£¥₹¢]"  # the symbols a number may be written with (convert_currency)
+CURRENCY = rf"(?:{CURRENCY_SIGN}\s*)?"
 DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # thousands well grouped, or none
 PLAIN_NUMBER_PATTERN = r"^\s*" + CURRENCY + r"[+-]?\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*$"
 ACCOUNTING_NEGATIVE_PATTERN = r"^\s*\(\s*" + CURRENCY + DIGITS + r"\s*" + CURRENCY + r"%?\s*\)\s*$"

@@ -124,8 +124,9 @@ def nearest_outside(item: Bounds, flag: str, index: int) -> list[pl.Expr]:
     values = pl.col(item.column).cast(pl.Float64)
     flagged = pl.col(flag)
     return [
-        values.filter(flagged & (values < item.lower)).max().alias(f"__below_{index}__"),
-        values.filter(flagged & (values > item.upper)).min().alias(f"__above_{index}__"),
+        # when/then, not filter: a filter inside a streamed select gathers the whole column first
+        pl.when(flagged & (values < item.lower)).then(values).max().alias(f"__below_{index}__"),
+        pl.when(flagged & (values > item.upper)).then(values).min().alias(f"__above_{index}__"),
     ]
 
 

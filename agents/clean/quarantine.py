@@ -53,7 +53,6 @@ from agents.clean.streamed_queries import (
     scanned_rows,
     streamed_row,
 )
-from agents.clean.type_fixer import CURRENCY_SIGN
 from agents.columns import (
     check_regex,
     is_text,
@@ -89,6 +88,7 @@ from agents.layouts import Layout, as_text
 from agents.params.quarantine_agent import QuarantineAgentParams
 from agents.values import (
     ACCOUNTING_NEGATIVE_PATTERN,
+    CURRENCY_SIGN,
     DATE_FORMATS,
     NAMED_FORMATS,
     TEMPORAL_FORMATS,

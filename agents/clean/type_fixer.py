@@ -111,6 +111,7 @@ from agents.values import (
     BOOLEAN_FALSE,
     BOOLEAN_TRUE,
     BOOLEAN_WORDS,
+    CURRENCY_SIGN,
     EMPTY_TEXT,
     PLAIN_NUMBER_PATTERN,
     DatePlan,
@@ -614,7 +615,6 @@ def _decide_text(
 
 BOOLEAN_CHARS = max(len(word) for word in (*BOOLEAN_TRUE, *BOOLEAN_FALSE, *BOOLEAN_WORDS))
 YES_NO_WORDS = ("yes", "no", "y", "n")
-CURRENCY_SIGN = r"[$€£¥₹¢]"
 CODE_PATTERN = r"^(?:\+|-?0\d|-0$)"  # a number literal the file reader keeps as text: 007, 007.5, +5, -0
 # Judgement calls (PRODUCT.md "Defaults that never destroy data"): a column whose values read but need one of
 # these is left as text and proposed unless the parameter is set, in this order.

@@ -51,7 +51,7 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
-from agents.columns import narrow, normalised_name
+from agents.columns import is_text, narrow, normalised_name
 from agents.envelope import data_columns
 from agents.layouts import text_of
 from agents.params.common import DEFAULT_NULL_TOKENS
@@ -247,7 +247,7 @@ def _numbers(dtype: pl.DataType, evidence: Mapping[str, Any]) -> Literal["whole"
     tokens aside, is at least :data:`NUMBER_SHARE` numbers without leading zeros; else None."""
     if dtype.is_numeric():
         return "whole" if dtype.is_integer() else "decimal"
-    if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)) or not evidence["sampled"]:
+    if not is_text(dtype) or not evidence["sampled"]:
         return None
     if float(evidence.get("number") or 0.0) < NUMBER_SHARE:
         return None

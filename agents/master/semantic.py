@@ -503,7 +503,7 @@ def _line_ups(
         if sure and params.apply_mappings and not any(mapping.new_name == target for mapping in members):
             continue  # none of them takes the name (it is not theirs to take)
         line_up = LineUp(target, [m.column for m in members], {m.column: sources[m.column] for m in members}, guesses)
-        line_up.applied = sure and params.apply_mappings and any(m.new_name == target for m in members)
+        line_up.applied = sure and params.apply_mappings  # then one of them takes the name (above)
         if line_up.applied:
             for mapping in members:
                 if mapping.new_name != target:

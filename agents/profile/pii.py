@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from agents.decimal_comma import DECIMAL_COMMA_NUMBER_PATTERN, DECIMAL_COMMA_PATTERN
-from agents.values import number_text, written_otherwise
+from agents.values import CURRENCY_SIGN, number_text, written_otherwise
 
 # Anchored value patterns, checked on a sample of non-null values (Polars regex engine: no look-around).
 VALUE_PATTERNS: dict[str, str] = {
@@ -96,7 +96,6 @@ class TextSignals:
     code_share: float = 0.0
 
 
-CURRENCY_SIGN = r"[$€£¥₹¢]"  # agents.values.CURRENCY's symbols (the type-fixer's convert_currency)
 NUMBER_PARAMETERS = {
     "currency_share": "convert_currency",
     "percent_share": "convert_percentages",

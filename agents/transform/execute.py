@@ -66,6 +66,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import TypeAdapter
 
+from agents.columns import is_text
 from agents.envelope import ROW_INDEX_COLUMN, ROW_LEVEL_ISSUE_SCHEMA, Progress
 from agents.errors import InvalidParametersError
 from agents.external import POSITION, duplicates_external, sort_external
@@ -1151,16 +1152,12 @@ def literal_of(collected: pl.DataFrame, dtype: pl.DataType) -> pl.Expr:
 
 def _text_columns(plan: _Plan, names: list[str] | None, origin: str) -> list[str]:
     """The columns of trim and case (None: every text column, categorical ones included)."""
-    chosen = names if names is not None else [n for n in plan.data_columns if _is_text(plan.schema[n])]
+    chosen = names if names is not None else [n for n in plan.data_columns if is_text(plan.schema[n])]
     _require(plan, chosen, origin)
     for name in chosen:
-        if not _is_text(plan.schema[name]):
+        if not is_text(plan.schema[name]):
             raise _invalid(origin, f"{origin}: column '{name}' is not text ({plan.schema[name]})", "type_mismatch")
     return list(dict.fromkeys(chosen))
-
-
-def _is_text(dtype: pl.DataType) -> bool:
-    return dtype == pl.String or is_category(dtype)
 
 
 def _text(plan: _Plan, name: str) -> pl.Expr:
@@ -1261,9 +1258,7 @@ def _dtype_of(expr: pl.Expr, plan: _Plan, origin: str) -> pl.DataType:
         raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
 
 
-def _expression(
-    node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr], divisions: list[pl.Expr] | None = None
-) -> pl.Expr:
+def _expression(node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr], divisions: list[pl.Expr]) -> pl.Expr:
     """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated). Each integer
     operation that could overflow adds to ``overflows`` where its exact result does not fit Int64 (``_exact``); each
     ``/`` and ``%`` gives an empty value where its divisor is zero, and adds to ``divisions`` where that emptied a
@@ -1281,8 +1276,7 @@ def _expression(
     if name in DIVISIONS:
         dividend, divisor = args
         by_zero = (divisor == 0).fill_null(False)
-        if divisions is not None:
-            divisions.append(by_zero & dividend.is_not_null())
+        divisions.append(by_zero & dividend.is_not_null())
         return pl.when(~by_zero).then(_arithmetic(name, args))
     if "op" in node:
         return _arithmetic(node["op"], args)
