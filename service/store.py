@@ -42,6 +42,39 @@ def load_queries(path: Path = SQL_DIR / "queries.sql") -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+# A transition query (an UPDATE of one task ... RETURNING *) with its status (+ done) events in the same statement:
+# one round trip. The events' payload is the SQL function task_view (migration 013), equal to models.task_view;
+# the user's SESSION-level event lock (query insert_events) is taken before their ids are drawn and released by
+# unlock_user_events once they are published, as a transaction's events are.
+_AT_ONCE = """WITH moved AS (
+{update}
+), locked AS (
+    SELECT ROW(m.*)::tasks AS task, pg_advisory_lock(hashtextextended(m.user_id::text, 0)) FROM moved m
+), logged AS (
+    INSERT INTO task_events (task_id, user_id, type, payload)
+    SELECT (l.task).id, (l.task).user_id, k.type, task_view(l.task)
+    FROM locked l, unnest(
+        CASE WHEN (l.task).status IN ({terminal}) THEN ARRAY['status', 'done'] ELSE ARRAY['status'] END
+    ) WITH ORDINALITY AS k(type, position)
+    ORDER BY k.position
+    RETURNING id
+)
+SELECT moved.*, ARRAY(SELECT id FROM logged ORDER BY id) AS event_ids FROM moved"""
+
+
+def at_once_transitions(queries: dict[str, str]) -> dict[str, str]:
+    """The one-statement form of every query that is a single `UPDATE tasks ... RETURNING *` (by name); the others
+    (a query with data-modifying CTEs of its own cannot be nested) take a transaction."""
+    terminal = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
+    forms = {}
+    for name, sql in queries.items():
+        lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+        update = "\n".join(lines).strip().removesuffix(";").rstrip()
+        if update.startswith("UPDATE tasks") and update.endswith("RETURNING *") and ";" not in update:
+            forms[name] = _AT_ONCE.format(update=update, terminal=terminal)
+    return forms
+
+
 def hash_api_key(api_key: str) -> bytes:
     # Keys are 256-bit random tokens, so a fast hash is enough (as for GitHub or Stripe tokens).
     return hashlib.sha256(api_key.encode()).digest()
@@ -185,6 +218,7 @@ class TaskStore:
     def __init__(self, pool: asyncpg.Pool, queries: dict[str, str]) -> None:
         self.pool = pool
         self.q = queries
+        self.at_once = at_once_transitions(queries)
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 10) -> TaskStore:
@@ -449,6 +483,8 @@ class TaskStore:
             return Transition(None, None)
         uid = uuid.UUID(user_id) if user_id else None
         params = (tid, uid, *args) if uid else (tid, *args)
+        if progress is None and query in self.at_once:
+            return await self._transition_at_once(self.at_once[query], tid, uid, params, publish)
         status: str | None = None
         async with self.pool.acquire() as conn:
             events: list[Event] = []
@@ -478,6 +514,30 @@ class TaskStore:
             if row is None:
                 return Transition(None, status)
             return Transition(row, row["status"])
+
+    async def _transition_at_once(
+        self, sql: str, tid: uuid.UUID, uid: uuid.UUID | None, params: Sequence[Any], publish: Publish
+    ) -> Transition:
+        """`transition` in one statement (at_once_transitions): the same row, events and publishing."""
+        async with self.pool.acquire() as conn:
+            try:
+                row = await conn.fetchrow(sql, *params)
+            except BaseException:  # it may have taken the user's event lock: the connection never goes back
+                conn.terminate()
+                raise
+            if row is None:
+                return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
+            try:
+                view = task_view(row)
+                kinds = ("status", "done") if row["status"] in TERMINAL_STATUSES else ("status",)
+                events = [
+                    Event(i, str(tid), str(row["user_id"]), kind, view)
+                    for i, kind in zip(row["event_ids"], kinds, strict=True)
+                ]
+                await self._publish(events, publish)
+            finally:
+                await self._unlock_events(conn, row["user_id"])
+        return Transition(row, row["status"])
 
     # --- result cache (service/cache.py) -----------------------------------------------------------
 
@@ -656,9 +716,7 @@ class TaskStore:
         """Give jobs to the user's waiting QUEUED tasks up to the running cap; returns (task id, job id,
         priority) of each, for the caller to enqueue."""
         uid = uuid.UUID(user_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q["lock_user_dispatch"], user_id)
-            rows = await conn.fetch(self.q["dispatch_user"], uid, cap, head_start_s)
+        rows = await self.pool.fetch(self.q["dispatch_user"], uid, cap, head_start_s)
         return [(str(r["id"]), r["job_id"], r["priority"]) for r in rows]
 
     async def users_waiting_dispatch(self, limit: int = 500) -> list[str]:

@@ -264,30 +264,12 @@ LIMIT $2;
 -- How many of user $1's tasks the result cache completed (their ledger lines outlive the tasks).
 SELECT count(*) FROM credit_ledger WHERE user_id = $1 AND kind = 'cache_hit';
 
--- name: lock_user_dispatch
--- Serialises dispatch_user per user until the end of the transaction (taken in its own statement, so that the
--- next statement's snapshot sees what the previous holder committed).
-SELECT pg_advisory_xact_lock(hashtextextended('dispatch:' || $1::text, 0));
-
 -- name: dispatch_user
 -- Give jobs to user $1's waiting QUEUED tasks while fewer than $2 of the user's tasks are active (PROCESSING, or
 -- QUEUED with a job). Most urgent first: queue time minus the priority's head start ($3: {priority: seconds}),
--- so a waiting low task ages past newer normal ones.
-WITH active AS (
-    SELECT count(*) AS n FROM tasks
-    WHERE user_id = $1 AND (status = 'PROCESSING' OR (status = 'QUEUED' AND job_id IS NOT NULL))
-), pick AS (
-    SELECT id FROM tasks
-    WHERE user_id = $1 AND status = 'QUEUED' AND job_id IS NULL
-    ORDER BY extract(epoch FROM queued_at) - coalesce(($3::jsonb ->> priority)::float8, 0), queued_at, id
-    LIMIT greatest(0, $2 - (SELECT n FROM active))
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE tasks t
-SET job_id = 'task:' || t.id || ':' || substr(md5(random()::text || clock_timestamp()::text), 1, 12),
-    enqueued_at = now(), updated_at = now()
-FROM pick WHERE t.id = pick.id
-RETURNING t.id, t.job_id, t.priority;
+-- so a waiting low task ages past newer normal ones. Serialised per user (the function of migration 013 takes the
+-- user's dispatch lock first, in a statement of its own).
+SELECT task_id AS id, job AS job_id, task_priority AS priority FROM dispatch_user($1, $2, $3);
 
 -- name: users_waiting_dispatch
 -- Users with QUEUED tasks waiting for dispatch (the recovery loop dispatches them as a safety net).
