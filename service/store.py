@@ -45,7 +45,8 @@ def load_queries(path: Path = SQL_DIR / "queries.sql") -> dict[str, str]:
 # A transition query (an UPDATE of one task ... RETURNING *) with its status (+ done) events in the same statement:
 # one round trip. The events' payload is the SQL function task_view (migration 013), equal to models.task_view;
 # the user's SESSION-level event lock (query insert_events) is taken before their ids are drawn and released by
-# unlock_user_events once they are published, as a transaction's events are.
+# unlock_user_events once they are published, as a transaction's events are. The row comes with the user's balance
+# (`user_credits`): a claimed run checks it without another round trip.
 _AT_ONCE = """WITH moved AS (
 {update}
 ), locked AS (
@@ -59,7 +60,9 @@ _AT_ONCE = """WITH moved AS (
     ORDER BY k.position
     RETURNING id
 )
-SELECT moved.*, ARRAY(SELECT id FROM logged ORDER BY id) AS event_ids FROM moved"""
+SELECT moved.*, ARRAY(SELECT id FROM logged ORDER BY id) AS event_ids,
+       (SELECT credits FROM users WHERE users.id = moved.user_id) AS user_credits
+FROM moved"""
 
 
 def at_once_transitions(queries: dict[str, str]) -> dict[str, str]:

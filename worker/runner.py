@@ -498,7 +498,9 @@ async def _check_credits(core: Core, user_id: str, task: Any, agent_ids: list[st
     """Refuse the run, charging nothing, when the balance is below what the whole chain would cost (an agent
     that needs a missing baseline runs free)."""
     cost = registry.chain_cost(registry.charged_agents(agent_ids, lifecycle.has_baseline(task)))
-    balance = await lifecycle.credit_balance(core, user_id)
+    # The claim's row says the balance as it claimed (store.at_once_transitions); a row without it asks.
+    claimed = task.get("user_credits") if hasattr(task, "get") else None
+    balance = claimed if claimed is not None else await lifecycle.credit_balance(core, user_id)
     if balance < cost:
         raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {cost} credits; your balance is {balance}.")
 
