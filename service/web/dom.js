@@ -40,6 +40,14 @@ export function fmtNum(v) {
   return Math.abs(v) >= 1000 ? fmtInt(Math.round(v)) : String(Number(v.toPrecision(4)));
 }
 
+/** A number of the data as the data holds it, thousands grouped: never rounded (all the digits of JavaScript's
+ * shortest form, which reads back as the same number). fmtNum is for figures about the data (means, shares). */
+export function fmtData(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return v == null ? "" : String(v);
+  const digits = String(Math.abs(v)).split("e")[0].replace(".", "").replace(/^0+/, "").length;
+  return v.toLocaleString("en", { maximumSignificantDigits: Math.min(21, Math.max(1, digits)) });
+}
+
 export function fmtTime(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "—";
 }

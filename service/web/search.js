@@ -6,7 +6,7 @@
 // page's one event stream (onTask) says when a queued one is done.
 
 import { ApiError, get, post, randomKey } from "./api.js";
-import { fmtInt, fmtNum, h } from "./dom.js";
+import { fmtData, fmtInt, fmtNum, h } from "./dom.js";
 
 export const SEARCH_TOOL = "search-my-data";
 const PAGE_SIZE = 20;
@@ -292,7 +292,7 @@ export function searchPanel({ cost, onCreated }) {
       h(
         "tbody",
         {},
-        rows.map((row) => h("tr", { "data-testid": "search-row" }, columns.map((c) => h("td", { class: row[c] == null ? "null" : numeric.has(c) ? "num" : null, text: row[c] == null ? "" : typeof row[c] === "number" ? fmtNum(row[c]) : String(row[c]) })))),
+        rows.map((row) => h("tr", { "data-testid": "search-row" }, columns.map((c) => h("td", { class: row[c] == null ? "null" : numeric.has(c) ? "num" : null, text: row[c] == null ? "" : typeof row[c] === "number" ? fmtData(row[c]) : String(row[c]) })))),
       ),
     );
     el("search-status").textContent = `${positionText(data)}${task.cached ? " (cached)" : ""}`;

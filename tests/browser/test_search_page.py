@@ -36,6 +36,7 @@ ROWS: list[dict[str, Any]] = [
         "amount": (i * 37) % 997,
         "date": (date(2024, 1, 1) + timedelta(days=i)).isoformat(),
         "note": "road work" if i % 2 else "bench",
+        "price": round(i * 1237.37 % 9999.99, 2 + i % 3),  # 4,757.03, 0.1235: shown whole, never rounded
     }
     for i in range(1, 101)
 ]
@@ -131,6 +132,7 @@ async def test_a_filter_shows_the_rows_and_pages_sorts_and_charts(
     rows = await shown_rows(page)
     assert [r["id"] for r in rows] == [str(r["id"]) for r in paris[:PAGE_SIZE]], rows  # the data's order
     assert {r["city"] for r in rows} == {"Paris"}
+    assert [r["price"] for r in rows] == [f"{r['price']:,}" for r in paris[:PAGE_SIZE]], rows
     await expect(page.get_by_test_id("search-prev")).to_be_disabled()
     await tab.shot("page-1")
 
