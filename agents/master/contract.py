@@ -5,7 +5,14 @@ else from the uploaded ``schema.json`` / ``schema.yaml`` (``AgentInputs.contract
 nothing to enforce: the agent says so and changes nothing. Steps, in order:
 
 1. **Renames** (``column_mappings``, ``rename_columns``): a column is renamed to its contract name unless
-   that name is already a column (a ``rename_conflict``, reported). Every later step uses contract names.
+   that name is already a column (a ``rename_conflict``, reported). Then the columns semantic-mapper (which runs
+   after this agent in the master chain) would put under a name the contract uses are checked under it
+   (:func:`_semantic_view`): ``GivenName`` of a CRM source lined up with the primary's ``first_name``, ``dob``
+   renamed ``birth_date``: its sure mappings with its default parameters, the contract's columns keeping
+   their names (``agents.master.semantic``). With ``rename_columns`` (and ``auto_transform``) the data goes on
+   so (transformations ``map_column``, ``renamed_columns``), so semantic-mapper finds them in place;
+   otherwise only the renames are used for the checks and undone in the output, and columns of several sources
+   are not lined up (a note says so). Every later step uses contract names.
 2. **Schema**: a ``required_columns`` column that is missing is a critical violation; empty cells of a
    required column are violations (``missing_required_value``). When the contract lists its columns
    (required, optional, typed, constrained or unique), other data columns are ``extra_column``
@@ -140,6 +147,7 @@ class Outcome:
     conversions: list[Conversion] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
+    mapped: dict[str, str] = field(default_factory=dict)  # _semantic_view: column -> the contract name it is under
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     removed: pl.DataFrame = field(default_factory=no_removed_rows)
@@ -171,6 +179,7 @@ def run(inputs: AgentInputs, params: ContractEnforcerParams, progress: Progress)
     _validate(contract)
 
     work = _rename(outcome, params)
+    work = _semantic_view(outcome, work, inputs, params)
     _schema(outcome, work, params)
     progress(0.2, "Checking types and values")
     outcome.conversions = _conversions(work, contract)
@@ -268,6 +277,57 @@ def _rename(outcome: Outcome, params: ContractEnforcerParams) -> pl.DataFrame:
         )
     )
     return frame.rename(renames)  # the work frame only: the output keeps the original names
+
+
+def _semantic_view(
+    outcome: Outcome, work: pl.DataFrame, inputs: AgentInputs, params: ContractEnforcerParams
+) -> pl.DataFrame:
+    """``work`` with the columns semantic-mapper would put under a contract name under that name (module
+    docstring): its sure renames onto a contract name not yet in the data, and its line-ups of columns of
+    different sources into a contract name. ``outcome.mapped`` records them."""
+    from agents.master import semantic  # it imports this module (the contract's column names)
+    from agents.master.roles import detect_roles, is_scalar, value_evidence
+    from agents.params.semantic_mapper import SemanticMapperParams
+
+    kept = frozenset(named_columns(outcome.contract))
+    columns = data_columns(work)
+    if not kept or not columns or kept.issuperset(columns):
+        return work
+    defaults = SemanticMapperParams()
+    schema = work.schema
+    evidence = value_evidence(work, [name for name in columns if is_scalar(schema[name])])
+    roles = detect_roles(work, evidence)
+    dated = semantic.dated_columns(work, columns, evidence)
+    found = semantic.candidates(schema, columns, roles, evidence, defaults, dated)
+    mappings = semantic.resolve_mappings(work, found, defaults, kept)
+    applied = params.auto_transform and params.rename_columns
+    line_ups = [
+        item for item in semantic.find_line_ups(work, mappings, kept, defaults) if item.applied and item.target in kept
+    ]
+    lined = {name for item in line_ups for name in item.columns}
+    renames = {
+        m.column: m.standard_name
+        for m in mappings
+        if m.status == "applied" and m.standard_name in kept and (applied or m.column not in lined)
+    }
+    if not applied and line_ups:
+        listed = "; ".join(f"{' + '.join(repr(name) for name in item.columns)} -> '{item.target}'" for item in line_ups)
+        outcome.notes.append(
+            f"columns of different sources that semantic-mapper lines up under a contract name were checked each on "
+            f"its own (rename_columns and auto_transform apply it): {listed}"
+        )
+        line_ups = []
+    if not renames and not line_ups:
+        return work
+    mapped = semantic.apply_line_ups(work.rename(renames), renames, line_ups, inputs.text_layouts)
+    outcome.mapped = {name: renames[name] for name in renames}
+    outcome.mapped.update({name: item.target for item in line_ups for name in item.columns if name != item.target})
+    for name, target in outcome.mapped.items():
+        how = next(m for m in mappings if m.column == name)
+        detail = f"under the contract's '{target}' ({how.reason or semantic.STATUS_TEXT[how.status]}; {how.method})"
+        if applied:
+            outcome.log.append({"action": "map_column", "column": name, "detail": detail, "cells": 0})
+    return mapped
 
 
 def named_columns(contract: DataContract) -> list[str]:
@@ -587,8 +647,9 @@ def _apply(work: pl.DataFrame, outcome: Outcome, params: ContractEnforcerParams)
     if not outcome.log:
         return None
     work = work.select(name for name in work.columns if not name.startswith("__check_"))
-    if outcome.renames and not params.rename_columns:  # the checks read contract names; the data keeps its own
-        work = work.rename({target: source for source, target in outcome.renames.items()})
+    if not params.rename_columns:  # the checks read contract names; the data keeps its own
+        back = {target: source for source, target in [*outcome.renames.items(), *outcome.mapped.items()]}
+        work = work.rename({target: source for target, source in back.items() if target in work.columns})
     return work
 
 
@@ -699,7 +760,7 @@ def _summary_metrics(outcome: Outcome) -> dict[str, Any]:
 
 def _score(outcome: Outcome, params: ContractEnforcerParams) -> dict[str, Any]:
     contract_columns = _contract_columns(outcome.contract)
-    present = set(data_columns(outcome.frame)) | set(outcome.renames.values())
+    present = set(data_columns(outcome.frame)) | set(outcome.renames.values()) | set(outcome.mapped.values())
     typed_right = [
         name
         for name in contract_columns
@@ -727,6 +788,7 @@ def _data(outcome: Outcome, score: dict[str, Any]) -> dict[str, Any]:
         "contract": outcome.contract.model_dump(exclude_defaults=True),
         "notes": outcome.notes,
         "renamed_columns": outcome.renames if any(item["action"] == "rename" for item in outcome.log) else {},
+        "mapped_columns": outcome.mapped if any(item["action"] == "map_column" for item in outcome.log) else {},
         "missing_required_columns": outcome.missing,
         "extra_columns": outcome.extra,
         "type_checks": [

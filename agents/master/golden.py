@@ -11,7 +11,11 @@ builds one golden record per cluster (reference/agents.md §1.6; PRODUCT.md mast
   usable key (or all rows, when no keys are given or detected) merge only with rows identical in every
   data column.
 - **Golden records.** ``survivorship.survive`` per cluster and column (rules, confidences, trust score
-  and ``golden_id`` as documented there).
+  and ``golden_id`` as documented there). The columns of one role group (a person's given name and surname;
+  an address's parts) survive together from one record (``survivorship.column_groups``): the report lists
+  each group with its reason (``data.survivorship.column_groups``), the provenance names the columns a value
+  survived with (``together_with``), and the clusters whose records hold the given name and surname swapped
+  are counted and reported (an issue ``swapped_name_parts``).
 - **Outputs** (``AgentResult.outputs``): ``master_data.csv`` = ``golden_id``, the survived data columns,
   ``trust_score``, ``source_count`` (distinct sources), ``record_count``; ``crosswalk.csv`` = every input row
   exactly once, in file order: ``source``, ``source_row``, ``golden_id``, ``match_probability`` (the best
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -91,6 +95,8 @@ class Built:
     golden: pl.DataFrame
     provenance: pl.DataFrame  # clusters of two or more records only
     crosswalk: pl.DataFrame  # with ROW_INDEX_COLUMN
+    groups: dict[str, list[str]] = field(default_factory=dict)  # survivorship.column_groups
+    swapped: int = 0  # clusters whose records hold the given name and surname swapped
 
     @property
     def merged_clusters(self) -> int:
@@ -125,7 +131,13 @@ def run(inputs: AgentInputs, params: GoldenRecordBuilderParams, progress: Progre
     )
     progress(0.9, "Writing the crosswalk and the report")
     crosswalk = _crosswalk(members, clustering.clusters, inputs.artifacts.get(REMOVED_ROWS_ARTIFACT))
-    built = Built(frame, roles, roles_source, clustering, members, golden, provenance, crosswalk)
+    columns = data_columns(frame)
+    rules = {
+        name: canonical_rule(params.survivorship_rules.get(name, params.default_survivorship_rule)) for name in columns
+    }
+    groups = survivorship.column_groups(columns, roles, rules)
+    swapped = survivorship.swapped_name_clusters(members, roles) if "person_name" in groups else 0
+    built = Built(frame, roles, roles_source, clustering, members, golden, provenance, crosswalk, groups, swapped)
     result = _result(built, params, started)
     result.outputs = {MASTER_DATA: golden, CROSSWALK: crosswalk.select(CROSSWALK_COLUMNS)}
     result.artifacts = {
@@ -298,6 +310,16 @@ def _data(built: Built, params: GoldenRecordBuilderParams, score: dict[str, Any]
             },
             "conflicts_by_column": {str(key): int(value) for key, value in by_column.items()},
             "conflicts_by_rule": {str(key): int(value) for key, value in by_rule.items()},
+            "column_groups": [
+                {
+                    "group": group,
+                    "columns": names,
+                    "rule": canonical_rule(params.survivorship_rules.get(names[0], params.default_survivorship_rule)),
+                    "reason": survivorship.GROUP_REASONS[group],
+                    **({"swapped_name_clusters": built.swapped} if group == "person_name" else {}),
+                }
+                for group, names in built.groups.items()
+            ],
         },
         "low_trust_records": low_trust,
         "min_trust_score": params.min_trust_score,
@@ -414,6 +436,17 @@ def _findings(built: Built, params: GoldenRecordBuilderParams, low_trust: pl.Dat
         )
     _skipped_blocks(findings, clustering.stats)
     survivorship.report_skipped_keys(findings, clustering.stats.get("skipped_keys") or [])
+    if built.swapped:
+        given, surname = built.groups["person_name"]
+        findings.issue(
+            "swapped_name_parts",
+            "low",
+            f"{built.swapped:,} golden records were built from records holding '{given}' and '{surname}' swapped: "
+            "both name parts come from one record, the orientation the rest of the data uses (else the first "
+            "record in content order)",
+            field_name=given,
+            details={"golden_records": built.swapped, "columns": [given, surname]},
+        )
     conflicts = built.provenance.filter(pl.col("conflict")).group_by("column", maintain_order=True).len()
     for name, count in conflicts.iter_rows():
         findings.issue(

@@ -13,13 +13,19 @@ order of precedence:
 
 A vocabulary date name (``date``, ``created_date``, ``updated_date``) must fit the values too: a column that is
 not temporal and whose sample is not mostly dates (``day`` holding days of the month) keeps half the name's
-confidence (``agents.master.roles.NAME_DISAGREES``), as a role name its values contradict does.
+confidence (``agents.master.roles.NAME_DISAGREES``), as a role name its values contradict does. Its values
+*confirm* it (method ``name+value``) when they are dates without a time of day (a ``Date`` column, a datetime
+column of midnights, or text mostly dates with no ``hh:mm`` in any value); a timestamp (``ts`` holding
+``2024-03-01T10:15:00Z``) only fits it. The other vocabulary names (price, status, age, quantity) have no
+value check: their method is ``name``.
 
 A mapping counts when its confidence is at least ``confidence_threshold``. Renaming a column on a guess is a
 judgment call (PRODUCT.md "Defaults that never destroy data"): only a mapping the user asked for (custom) or
-that the whole column name says (an alias of the role or vocabulary name, its values not disagreeing) is
-applied; a guess (from the values alone, or from a word inside a longer name) gets status ``guessed`` and is
-proposed (``data.proposals``: the ``custom_column_mappings`` that apply it). With ``apply_mappings`` the
+that the whole column name says *and its values confirm* (method ``name+value``: an alias of the role, or of a
+vocabulary date name, whose values fit it) is applied; a guess (from the values alone, from a word inside a
+longer name, or from the name alone with nothing in the values to confirm it: ``amount`` holding negative
+amounts is not surely a ``price``, ``qty`` not surely a ``quantity``) gets status ``guessed`` and is proposed
+(``data.proposals``: the ``custom_column_mappings`` that apply it). With ``apply_mappings`` the
 column is renamed only where nothing is lost: a standard name already held by another column (or a bookkeeping
 column) is reported, not applied; two columns mapping to the same name: the more confident one (then the
 first) is renamed, the other reported. Values are replaced per ``custom_value_mappings`` (exact match of the
@@ -163,7 +169,7 @@ STATUS_TEXT: Final = {
     "applied": "renamed",
     "already_standard": "already has its standard name",
     "proposed": "not applied (apply_mappings is false)",
-    "guessed": "a guess from the values or a word of the name: proposed, not applied",
+    "guessed": "a guess (from the values, a word of the name, or the name alone): proposed, not applied",
     "below_threshold": "confidence below confidence_threshold",
     "name_taken": "another column already has this name",
     "duplicate_target": "a more confident column maps to the same name",
@@ -282,15 +288,16 @@ def run(inputs: AgentInputs, params: SemanticMapperParams, progress: Progress) -
     evidence = value_evidence(frame, [name for name in columns if is_scalar(schema[name])])
     roles = detect_roles(frame, evidence) if params.auto_detect_semantics else {}
     kept = _contract_columns(inputs)
-    mappings = _resolve(frame, _candidates(schema, columns, roles, evidence, params), params, kept)
-    line_ups = _line_ups(frame, mappings, kept, params)
+    found = candidates(schema, columns, roles, evidence, params, dated_columns(frame, columns, evidence))
+    mappings = resolve_mappings(frame, found, params, kept)
+    line_ups = find_line_ups(frame, mappings, kept, params)
     value_columns = _value_columns(frame, mappings, params)
 
     progress(0.4, "Mapping values to their standard spellings")
     renames = {mapping.column: mapping.standard_name for mapping in mappings if mapping.status == "applied"}
     output = frame.rename(renames) if renames else frame
     output, values = _map_values(output, mappings, renames, _with_lined_up(value_columns, line_ups), params)
-    output = _line_up(output, renames, line_ups, inputs.text_layouts)
+    output = apply_line_ups(output, renames, line_ups, inputs.text_layouts)
 
     progress(0.7, "Detecting the roles of the mapped columns")
     changed = {item.column for item in values if item.cells_changed and item.applied}
@@ -350,14 +357,16 @@ def _value_columns(frame: pl.DataFrame, mappings: list[ColumnMapping], params: S
     return resolved
 
 
-def _candidates(
+def candidates(
     schema: pl.Schema,
     columns: list[str],
     roles: dict[str, ColumnRole],
     evidence: dict[str, dict[str, Any]],
     params: SemanticMapperParams,
+    dated: frozenset[str] = frozenset(),
 ) -> list[ColumnMapping]:
-    """Each column's best standard name (module docstring), or none, and whether it is sure or a guess."""
+    """Each column's best standard name (module docstring), or none, and whether it is sure or a guess
+    (``dated``: the columns whose values are dates without a time of day, :func:`dated_columns`)."""
     found: list[ColumnMapping] = []
     for column in columns:
         if column in params.custom_column_mappings:
@@ -372,12 +381,15 @@ def _candidates(
             said = name_role(column)
             whole = said is not None and said.role == role.role and said.confidence == ROLE_NAME_EXACT
             whole = whole and role.confidence >= ROLE_NAME_EXACT  # lower: the values disagree with the name
+            whole = whole and role.method == "name+value"  # the name alone (no values to confirm it): a guess
             found.append(ColumnMapping(column, by_role, role.confidence, role.method, whole))
         elif by_name is not None:
             name, confidence = by_name
             fits = _values_fit(name, schema[column], evidence.get(column))
             confidence = confidence if fits else round(confidence * NAME_DISAGREES, 4)
-            found.append(ColumnMapping(column, name, confidence, "name", fits and confidence == NAME_EXACT))
+            confirmed = fits and name in DATE_NAMES and column in dated  # the values say so too
+            method = "name+value" if confirmed else "name"
+            found.append(ColumnMapping(column, name, confidence, method, confirmed and confidence == NAME_EXACT))
         elif role is not None and by_role is not None:
             found.append(ColumnMapping(column, by_role, role.confidence, role.method, False))
     return found
@@ -389,6 +401,29 @@ def _values_fit(name: str, dtype: pl.DataType, evidence: dict[str, Any] | None) 
     if name not in DATE_NAMES or dtype.is_temporal() or evidence is None or not evidence["sampled"]:
         return True
     return float(evidence.get("date") or 0.0) >= CONFIRM_SHARE
+
+
+def dated_columns(frame: pl.DataFrame, columns: list[str], evidence: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The columns a vocabulary date name fits whose values confirm it (module docstring): dates without a
+    time of day. Only the columns whose name says a date name are read."""
+    schema = frame.schema
+    wanted = [name for name in columns if (_vocabulary(name) or ("", 0.0))[0] in DATE_NAMES]
+    checks: dict[str, pl.Expr] = {}
+    dated: set[str] = set()
+    for name in wanted:
+        dtype = schema[name]
+        if dtype == pl.Date:
+            dated.add(name)
+        elif isinstance(dtype, pl.Datetime):
+            checks[name] = (pl.col(name).dt.truncate("1d") == pl.col(name)).all() & (pl.col(name).count() > 0)
+        elif is_text(dtype):
+            facts = evidence.get(name)
+            if facts is not None and facts["sampled"] and float(facts.get("date") or 0.0) >= CONFIRM_SHARE:
+                checks[name] = ~pl.col(name).str.contains(r"\d:\d\d").any()
+    if checks:
+        row = frame.select(expr.alias(name) for name, expr in checks.items()).row(0, named=True)
+        dated |= {name for name, confirmed in row.items() if confirmed}
+    return frozenset(dated)
 
 
 def _role_standard(column: str, role: ColumnRole) -> str | None:
@@ -412,7 +447,7 @@ def _vocabulary(column: str) -> tuple[str, float] | None:
     return None
 
 
-def _resolve(
+def resolve_mappings(
     frame: pl.DataFrame, found: list[ColumnMapping], params: SemanticMapperParams, kept: frozenset[str] = frozenset()
 ) -> list[ColumnMapping]:
     """Each mapping's status: applied (or proposed), guessed, already standard, kept by the contract
@@ -460,7 +495,7 @@ def _resolve(
     return found
 
 
-def _line_ups(
+def find_line_ups(
     frame: pl.DataFrame, mappings: list[ColumnMapping], kept: frozenset[str], params: SemanticMapperParams
 ) -> list[LineUp]:
     """The columns of different sources to line up into one (module docstring), each applied or proposed;
@@ -522,7 +557,7 @@ def _sources_text(line_up: LineUp) -> str:
     return "; ".join(f"'{name}' from {', '.join(labels) or 'no source'}" for name, labels in line_up.sources.items())
 
 
-def _line_up(
+def apply_line_ups(
     frame: pl.DataFrame,
     renames: dict[str, str],
     line_ups: list[LineUp],
@@ -766,8 +801,8 @@ def _proposals(outcome: Outcome, params: SemanticMapperParams) -> list[dict[str,
             proposal(
                 AGENT_ID,
                 "custom_column_mappings",
-                f"Rename {len(guessed):,} columns whose standard name is a guess (from their values or a word of "
-                f"their name): {examples}",
+                f"Rename {len(guessed):,} columns whose standard name is a guess (from their values, a word of "
+                f"their name, or their name alone): {examples}",
                 {"custom_column_mappings": chosen, **({} if outcome.applied else {"apply_mappings": True})},
                 columns=[mapping.column for mapping in guessed],
             )

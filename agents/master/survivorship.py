@@ -8,16 +8,19 @@ Conventions:
   of its own. The bookkeeping columns (``agents.envelope.BOOKKEEPING_COLUMNS``) are never data: they are
   not survived. A frame without them (a test, a notebook) is numbered 1..n from source ``primary``.
 - A row's *content key* (``MEMBER_KEY``) is the JSON text of its source label and every data column's value
-  as text (``agents.layouts.as_text``; null stays null). Every tie below goes to the value whose text sorts
-  first, then to the row whose content key sorts first, so shuffling the rows changes no golden value and
-  no golden id. Only the first / last rules look at *file order* (the stacked frame's row order,
-  ``ROW_INDEX_COLUMN``), because that is what they ask for; rows identical in content are interchangeable
-  and only the provenance's ``source_row`` may name either of them.
+  as text (``agents.layouts.as_text``; null stays null). Every tie below goes to the richer spelling of a
+  text value (proper or mixed case before all lower-case before all upper-case, then more characters outside
+  ASCII: "Jürgen" before "Jurgen", "Weiß" before "WEISS", "emilie@mail.fr" before "EMILIE@MAIL.FR"), then to
+  the value whose text sorts first, then to the row whose content key sorts first, so shuffling the rows
+  changes no golden value and no golden id. Only the first / last rules look at *file order* (the stacked
+  frame's row order, ``ROW_INDEX_COLUMN``), because that is what they ask for; rows identical in content are
+  interchangeable and only the provenance's ``source_row`` may name either of them.
 - Per column and cluster only the rows holding a value (not null) compete. With at most one distinct
   value there is no conflict: the value survives with confidence 1.0. Otherwise the column's rule
   (``rules``, else ``default_rule``) picks the winning row:
 
-  - most_complete: the longest value as text, trimmed (confidence 0.8);
+  - most_complete: the longest value as text, trimmed, counted on its folded spelling (:func:`folded_text`:
+    "Weiß" is as long as "WEISS", "Ærøskøbing" as "AEroskobing") (confidence 0.8);
   - most_recent: the latest ``timestamp_column``; rows without a timestamp rank last (0.85);
   - source_priority: the best-ranked source, lower rank wins, unranked sources last (0.9; 0.7 when the
     winner's source is unranked);
@@ -30,16 +33,29 @@ Conventions:
   Aliases (Agensium's resolver names): completeness and richness = most_complete, freshness and recency =
   most_recent, frequency = most_frequent, validation and quality = quality_score (a value of valid format
   always outscores an invalid one, which is what Agensium's ``validation`` picks).
-- Value quality (Agensium's): 0.5 + min(0.2, length / 100), + 0.3 when the value has the valid format of
-  its column's role (email, phone, a date for date_of_birth or a date/datetime column) or - 0.2 when it
-  does not; per ``validation_rules[column]``: pattern (whole value) + 0.2 / - 0.2, min_length reached
-  + 0.1, one of allowed_values (case-insensitive) + 0.2; clipped to 0..1.
+- Value quality (Agensium's): 0.5 + min(0.2, length / 100) (the length of its folded spelling), + 0.3 when
+  the value has the valid format of its column's role (email, phone, a date for date_of_birth or a
+  date/datetime column) or - 0.2 when it does not; per ``validation_rules[column]``: pattern (whole value)
+  + 0.2 / - 0.2, min_length reached + 0.1, one of allowed_values (case-insensitive) + 0.2; clipped to 0..1.
+- **Column groups.** The columns of one role group (:data:`COLUMN_GROUPS`: a person's given name and
+  surname; an address's street number, lines, city, state and postcode), two or more of them sharing one
+  rule other than min / max, survive together: per cluster one row is chosen for the group (the row holding
+  the most of its columns, then the rule over the whole record, then, for a name, the orientation the whole
+  data uses: :func:`name_positions`, then the richer spelling, the values' text and the content key), and
+  each column of the group takes that row's value when it holds one (else its own rule decides). So two
+  records of one person with given name and surname swapped never give "Jürgen, Jürgen". The provenance
+  names the other columns of the group (``together_with``).
+- **Dates in several layouts.** A text column whose values are all dates, read unambiguously, but written in
+  two or more layouts (:func:`date_layouts`: ``14/03/1985``, ``1985-03-14``, ``19850314``) survives as dates
+  (equal dates are no conflict), and its golden values are written in its dominant layout. Any other column
+  keeps its values as written.
 - ``source_priority`` ranks the label in ``source_column`` (a data column naming each row's source) when
   given, else the row's source (``SOURCE_COLUMN``).
 - Provenance: one row per golden value (golden record x data column): ``golden_id``, ``column``,
   ``value`` (as text), ``source`` and ``source_row`` of the row it came from (null when the cluster has no
-  value), ``rule``, ``confidence``, ``conflict`` (the cluster held two or more distinct values) and
-  ``distinct_values``. A record's ``trust_score`` is the mean confidence of its fields.
+  value), ``rule``, ``confidence``, ``conflict`` (the cluster held two or more distinct values),
+  ``distinct_values`` and ``together_with`` (the other columns of its column group, comma-separated; null
+  outside a group and for a single row). A record's ``trust_score`` is the mean confidence of its fields.
 - ``golden_id`` = "G-" + the first 16 hex digits of the SHA-256 of the cluster's sorted content keys (one
   per member, duplicates kept), joined by newlines: the id derives from what the cluster holds, never from
   row numbers, so the same rows give the same id whatever their order or position. Two clusters of
@@ -71,9 +87,10 @@ from agents.envelope import (
 from agents.findings import Findings
 from agents.formatting import plain_value
 from agents.layouts import as_text
+from agents.master.er.normalise import FOLDED_MARKS
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.survivorship_resolver import SurvivorshipRule
-from agents.values import distinct_counts, plan_dates
+from agents.values import DATE_FORMATS, TemporalFormat, date_like, distinct_counts, parse_temporal, plan_dates
 
 PRIMARY_SOURCE = "primary"
 RULE_ALIASES: dict[str, str] = {
@@ -115,6 +132,7 @@ PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
     "confidence": pl.Float64(),
     "conflict": pl.Boolean(),
     "distinct_values": pl.Int64(),
+    "together_with": pl.String(),
 }
 GOLDEN_META = ("trust_score", "source_count", "record_count")
 
@@ -132,6 +150,36 @@ IN_MEMORY: Final = "in-memory"  # queries of an expression per column: polars' s
 _SIZE = "__cluster_size__"
 _TS = "__survival_timestamp__"
 _RANK = "__source_rank__"
+_POSITION = "__name_position__"
+
+COLUMN_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("person_name", ("given_name", "surname")),
+    ("address", ("street_number", "address", "address_2", "city", "state", "postcode")),
+)
+"""Roles whose columns describe one thing together: they survive from one record (module docstring)."""
+GROUP_REASONS: Final[dict[str, str]] = {
+    "person_name": "the name parts survive together, from one record, so that records with the given name and "
+    "surname swapped never give one value for both",
+    "address": "the address parts survive together, from one record, so that a street never goes with "
+    "another record's town or postcode",
+}
+FOLDED_LETTERS: Final[dict[str, str]] = {
+    "ß": "ss",
+    "æ": "ae",
+    "œ": "oe",
+    "ø": "o",
+    "ł": "l",
+    "đ": "d",
+    "ð": "d",
+    "þ": "th",
+    "ı": "i",
+}
+"""Lower-case letters that NFKD does not decompose, with their usual ASCII spelling (folded_text)."""
+UNGROUPED_RULES: Final = frozenset({"min", "max"})  # a value order per column: no record to take together
+COMPACT_DATE_FORMAT: Final = "%Y%m%d"
+COMPACT_DATE: Final = r"^\d{8}$"
+COMPACT_OTHERS: Final = ("%d%m%Y", "%m%d%Y")  # eight digits read either way too: not unambiguous
+LAYOUT_SAMPLE: Final = 1000
 
 
 def canonical_rule(rule: str) -> str:
@@ -272,9 +320,16 @@ class _Plan:
     rule: str
     dtype: pl.DataType
     target: str  # its name in the golden records (golden_names)
+    group: str | None = None  # the column group (COLUMN_GROUPS) it survives with
+    together: str | None = None  # the other columns of its group, for the provenance
 
     def name(self, kind: str) -> str:
         return f"__{kind}_{self.index}__"
+
+    @property
+    def flag(self) -> str:
+        """The helper column marking its group's winning row of each cluster."""
+        return f"__group_{self.group}__"
 
 
 def survive(
@@ -309,16 +364,25 @@ def survive(
         if name is not None and name not in columns:
             raise ValueError(f"column {name!r} is not a data column")
     targets = golden_names(columns)
+    layouts = date_layouts(members, [name for name in columns if name not in (timestamp_column, source_column)])
+    if layouts:  # survived as dates (equal dates agree), written back in the column's dominant layout below
+        members = members.with_columns(expression.alias(name) for name, (expression, _) in layouts.items())
     schema = members.schema
-    plans = [
-        _Plan(index, name, canonical_rule(rules.get(name, default_rule)), schema[name], targets[name])
-        for index, name in enumerate(columns)
-    ]
+    rule_of = {name: canonical_rule(rules.get(name, default_rule)) for name in columns}
+    groups = column_groups(columns, roles or {}, rule_of)
+    plans = []
+    for index, name in enumerate(columns):
+        group, together = next(((key, names) for key, names in groups.items() if name in names), (None, []))
+        others = ", ".join(other for other in together if other != name) or None
+        plans.append(_Plan(index, name, rule_of[name], schema[name], targets[name], group, others))
     if timestamp_column is None and any(plan.rule == "most_recent" for plan in plans):
         raise ValueError("the most_recent rule needs timestamp_column")
     members = members.with_columns(pl.len().over(MEMBER_CLUSTER).alias(_SIZE))
     merged = members.filter(pl.col(_SIZE) > 1)
-    context = _Context(dict(roles or {}), dict(validation_rules or {}), source_priority, source_column)
+    names = groups.get("person_name")
+    swapped = bool(names) and merged.height > 0 and swapped_name_clusters(merged, roles or {}) > 0
+    positions = name_positions(members, names[0], names[1]) if names and swapped else None
+    context = _Context(dict(roles or {}), dict(validation_rules or {}), source_priority, source_column, positions)
     if merged.height:
         golden_merged, provenance_merged = _survive_merged(merged, plans, timestamp_column, context)
     else:  # the same empty frames, without planning queries of an expression or two per column
@@ -326,7 +390,7 @@ def survive(
     del merged
     if not singletons:
         provenance_merged = provenance_merged.sort(MEMBER_CLUSTER, "__column_index__").select(list(PROVENANCE_SCHEMA))
-        return golden_merged.drop(MEMBER_CLUSTER), provenance_merged
+        return _in_layouts(golden_merged.drop(MEMBER_CLUSTER), provenance_merged, layouts, targets)
     singles = members.filter(pl.col(_SIZE) == 1)
     golden_single = singles.select(
         MEMBER_CLUSTER,
@@ -345,7 +409,7 @@ def survive(
         .sort(MEMBER_CLUSTER, "__column_index__")
         .select(list(PROVENANCE_SCHEMA))
     )
-    return golden.drop(MEMBER_CLUSTER), provenance
+    return _in_layouts(golden.drop(MEMBER_CLUSTER), provenance, layouts, targets)
 
 
 @dataclass(frozen=True)
@@ -354,6 +418,182 @@ class _Context:
     validation_rules: dict[str, Mapping[str, Any]]
     source_priority: Mapping[str, int]
     source_column: str | None
+    positions: pl.DataFrame | None = None  # name_positions, when the name parts survive together
+
+
+def column_groups(columns: Sequence[str], roles: Mapping[str, str], rules: Mapping[str, str]) -> dict[str, list[str]]:
+    """The columns that survive together (module docstring), by group name (``COLUMN_GROUPS``): two or more
+    columns of the group's roles (the first column of each role) sharing one rule that is not min/max. The
+    person name's columns are given name, then surname."""
+    found: dict[str, list[str]] = {}
+    for group, wanted in COLUMN_GROUPS:
+        names = [next((name for name in columns if roles.get(name) == role), None) for role in wanted]
+        chosen = [name for name in names if name is not None]
+        if len(chosen) < 2 or len({rules[name] for name in chosen}) != 1 or rules[chosen[0]] in UNGROUPED_RULES:
+            continue
+        if group == "person_name" and len(chosen) != len(wanted):
+            continue
+        found[group] = chosen
+    return found
+
+
+def folded_text(text: pl.Expr) -> pl.Expr:
+    """Text as spelled without accents and case (NFKD, the marks of Latin, Greek, Cyrillic, Arabic and Hebrew
+    letters dropped, lowercase, the letters of :data:`FOLDED_LETTERS` as spelled in ASCII): "Weiß", "WEISS" and
+    "weiss" are one spelling, and so are "Ærøskøbing" and "AEroskobing"."""
+    decomposed = text.str.normalize("NFKD").str.replace_all(FOLDED_MARKS, "${1}")
+    return decomposed.str.to_lowercase().str.replace_many(list(FOLDED_LETTERS), list(FOLDED_LETTERS.values()))
+
+
+def folded_length(text: pl.Expr) -> pl.Expr:
+    """The length of :func:`folded_text` without folding: a precomposed accented letter is one letter either
+    way, so the text's length, plus one per letter folded to two (:data:`FOLDED_LETTERS`), minus its combining
+    marks (decomposed input). Compatibility forms (ligatures) count as written."""
+    doubled = "".join(letter for letter, spelled in FOLDED_LETTERS.items() if len(spelled) == 2)
+    doubled += doubled.upper().replace("SS", "ẞ")
+    return text.str.len_chars() + text.str.count_matches(f"[{doubled}]") - text.str.count_matches(r"\p{M}")
+
+
+def name_positions(members: pl.DataFrame, given: str, surname: str) -> pl.DataFrame:
+    """Per name (``value``, folded and trimmed): how many more rows of the whole data hold it as a given name
+    than as a surname (``net``); the orientation a swapped pair of records is resolved to (module docstring)."""
+    schema = members.schema
+
+    def uses(column: str, sign: int) -> pl.LazyFrame:
+        value = folded_text(as_text(column, schema[column]).str.strip_chars())
+        return narrow(members, [column]).select(value.alias("value"), pl.lit(sign, pl.Int64).alias("net"))
+
+    return (
+        pl.concat([uses(given, 1), uses(surname, -1)])
+        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .group_by("value")
+        .agg(pl.col("net").sum())
+        .filter(pl.col("net") != 0)
+        .collect()
+    )
+
+
+def swapped_name_clusters(members: pl.DataFrame, roles: Mapping[str, str]) -> int:
+    """The clusters of ``members`` (from :func:`cluster_members`) holding two records whose given name and
+    surname are each other's (folded, different from each other)."""
+    names = [next((name for name in member_columns(members) if roles.get(name) == role), None) for role in
+             ("given_name", "surname")]  # fmt: skip
+    given, surname = names
+    if given is None or surname is None:
+        return 0
+    schema = members.schema
+    g = folded_text(as_text(given, schema[given]).str.strip_chars())
+    s = folded_text(as_text(surname, schema[surname]).str.strip_chars())
+    rows = (
+        narrow(members, [MEMBER_CLUSTER, given, surname])
+        .filter(pl.len().over(MEMBER_CLUSTER) > 1)
+        .select(MEMBER_CLUSTER, g.alias("g"), s.alias("s"))
+        .filter(pl.col("g").is_not_null() & pl.col("s").is_not_null() & (pl.col("g") != pl.col("s")))
+        .unique()
+    )
+    swapped = rows.join(
+        rows.select(MEMBER_CLUSTER, pl.col("s").alias("g"), pl.col("g").alias("s")),
+        on=[MEMBER_CLUSTER, "g", "s"],
+        how="semi",
+    )
+    return int(swapped.select(pl.col(MEMBER_CLUSTER).n_unique()).collect().item())
+
+
+def date_layouts(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, tuple[pl.Expr, str]]:
+    """The text columns whose values are dates written in two or more layouts (``14/03/1985`` next to
+    ``1985-03-14`` or ``19850314``), every value read unambiguously: ``agents.values.plan_dates`` with the date
+    formats reads all of them with no day/month tie, and compact ``YYYYMMDD`` values read that way only. Per
+    column: the expression reading its values as dates, and its dominant layout (the one most values are
+    written in) as a strftime pattern. A two-digit year is not unambiguous (its century is a guess)."""
+    schema = frame.schema
+    texts = [name for name in columns if schema[name] == pl.String]
+    if not texts:
+        return {}
+
+    def datelike(expr: pl.Expr) -> pl.Expr:
+        return date_like(expr) | expr.str.strip_chars().str.contains(COMPACT_DATE)
+
+    head = (
+        narrow(frame, texts)
+        .select(
+            (datelike(pl.col(name).drop_nulls().head(LAYOUT_SAMPLE)).all() & pl.col(name).is_not_null().any()).alias(
+                name
+            )
+            for name in texts
+        )
+        .collect(engine=IN_MEMORY)
+        .row(0, named=True)
+    )
+    found: dict[str, tuple[pl.Expr, str]] = {}
+    for name in (name for name in texts if head[name]):
+        layout = _date_layout(frame, name)
+        if layout is not None:
+            found[name] = layout
+    return found
+
+
+def _date_layout(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, str] | None:
+    """:func:`date_layouts` of one column, or None."""
+    values = distinct_counts(frame, column)
+    compact = pl.col("value").str.contains(COMPACT_DATE)
+    spelled = values.filter(~compact)
+    layouts: list[tuple[str, int, bool]] = []  # strftime pattern, values, four-digit year
+    parts: list[pl.Expr] = []
+    text = pl.col(column).str.strip_chars()
+    if spelled.height:
+        plan = plan_dates(spelled, column, DATE_FORMATS)
+        if plan.parsed != plan.non_null or any(str(item["decided_by"]).startswith("tie") for item in plan.ambiguity):
+            return None
+        for fmt, count in plan.formats:  # a day/month swap of a layout already used reads the same values
+            if fmt.swapped not in {pattern for pattern, _, _ in layouts}:
+                layouts.append((fmt.pattern, count, fmt.four_digit_year))
+        parts.append(plan.expression(text))
+    digits = values.filter(compact)
+    if digits.height:
+        value = pl.col("value")
+        readings = digits.select(  # years before agents.values.MIN_YEAR are no readings (parse_temporal)
+            parse_temporal(value, TemporalFormat(COMPACT_DATE_FORMAT, "date")).is_not_null().all().alias("read"),
+            pl.any_horizontal(
+                parse_temporal(value, TemporalFormat(pattern, "date")).is_not_null() for pattern in COMPACT_OTHERS
+            )
+            .any()
+            .alias("other"),
+            pl.col("count").sum().alias("rows"),
+        ).row(0, named=True)
+        if not readings["read"] or readings["other"]:
+            return None
+        layouts.append((COMPACT_DATE_FORMAT, int(readings["rows"]), True))
+        compact_dates = parse_temporal(text, TemporalFormat(COMPACT_DATE_FORMAT, "date"))
+        parts.append(pl.when(text.str.contains(COMPACT_DATE)).then(compact_dates))
+    if len(layouts) < 2 or not all(four_digits for _, _, four_digits in layouts):
+        return None  # one layout: the values stay as written; a two-digit year: its century is a guess
+    dominant = max(layouts, key=lambda item: item[1])[0]  # ties: the first (the plan's order, then compact)
+    return pl.coalesce(parts), dominant
+
+
+def _in_layouts(
+    golden: pl.DataFrame,
+    provenance: pl.DataFrame,
+    layouts: Mapping[str, tuple[pl.Expr, str]],
+    targets: Mapping[str, str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The golden records and provenance with each :func:`date_layouts` column's dates as text in its dominant
+    layout."""
+    if not layouts:
+        return golden, provenance
+    golden = golden.with_columns(
+        pl.col(targets[name]).dt.strftime(layout).alias(targets[name]) for name, (_, layout) in layouts.items()
+    )
+    value = pl.col("value")
+    rewritten = pl.lit(None, pl.String)
+    for name, (_, layout) in layouts.items():
+        rewritten = (
+            pl.when(pl.col("column") == name)
+            .then(value.str.to_date("%Y-%m-%d", strict=False).dt.strftime(layout))
+            .otherwise(rewritten)
+        )
+    changed = pl.col("column").is_in(list(layouts))
+    return golden, provenance.with_columns(pl.when(changed).then(rewritten).otherwise(value).alias("value"))
 
 
 def _single_provenance(singles: pl.DataFrame, plans: Sequence[_Plan]) -> pl.DataFrame:
@@ -373,6 +613,7 @@ def _single_provenance(singles: pl.DataFrame, plans: Sequence[_Plan]) -> pl.Data
             pl.lit(NO_CONFLICT_CONFIDENCE, pl.Float64).alias("confidence"),
             pl.lit(False).alias("conflict"),
             pl.col(plan.column).is_not_null().cast(pl.Int64).alias("distinct_values"),
+            pl.lit(None, pl.String).alias("together_with"),
         )
         for plan in plans
     ]
@@ -398,6 +639,10 @@ def _survive_merged(
     )
     ranks = {str(source): int(rank) for source, rank in context.source_priority.items()}
     helpers.append(label.replace_strict(ranks, default=None, return_dtype=pl.Int64).alias(_RANK))
+    flags = _group_flags(merged, plans, helpers, context)
+    if flags:
+        merged = merged.with_columns(flags)
+    flag_names = [flag.name for flag in flags]
     cluster_figures = [
         pl.col(MEMBER_GOLDEN_ID).first().alias(GOLDEN_ID),
         pl.col(SOURCE_COLUMN).n_unique().cast(pl.Int64).alias("source_count"),
@@ -416,7 +661,7 @@ def _survive_merged(
         )
     else:
         grouped = merged.lazy().group_by(MEMBER_CLUSTER).agg(cluster_figures).sort(MEMBER_CLUSTER).collect()
-        keyed = merged.select(MEMBER_CLUSTER, ROW_INDEX_COLUMN, MEMBER_KEY, *helpers)
+        keyed = merged.select(MEMBER_CLUSTER, ROW_INDEX_COLUMN, MEMBER_KEY, *flag_names, *helpers)
         for plan in plans:
             winners = _column_winners(keyed.with_columns(merged.get_column(plan.column)), plan, context)
             if not winners.get_column(MEMBER_CLUSTER).equals(grouped.get_column(MEMBER_CLUSTER)):
@@ -452,6 +697,7 @@ def _survive_merged(
             pl.col(plan.name("confidence")).alias("confidence"),
             (pl.col(plan.name("distinct")) > 1).alias("conflict"),
             pl.col(plan.name("distinct")).alias("distinct_values"),
+            pl.lit(plan.together, pl.String).alias("together_with"),
         )
         .join(origin, on="__winner__", how="left")
         .rename({SOURCE_COLUMN: "source", SOURCE_ROW_COLUMN: "source_row"})
@@ -462,6 +708,108 @@ def _survive_merged(
         return golden, _empty_provenance()
     provenance = pl.concat(parts, how="vertical").collect(engine=IN_MEMORY).cast(_internal_schema())  # type: ignore[arg-type]
     return golden, provenance
+
+
+def _group_flags(
+    merged: pl.DataFrame, plans: Sequence[_Plan], helpers: Sequence[pl.Expr], context: _Context
+) -> list[pl.Series]:
+    """Per column group: whether each row of ``merged`` is the one its group's values of the cluster come from
+    (:func:`_group_winners`), as a Series named by the plans' ``flag``, in ``merged``'s order."""
+    grouped: dict[str, list[_Plan]] = {}
+    for plan in plans:
+        if plan.group is not None:
+            grouped.setdefault(plan.group, []).append(plan)
+    flags = []
+    for group, members in grouped.items():
+        # Only the clusters whose rows differ in the group's values need a winner: elsewhere every row is as
+        # good (each column's own rule takes the one value there is), so every row is flagged.
+        content = pl.struct([pl.col(plan.column) for plan in members]).hash(7)
+        differ = content.min().over(MEMBER_CLUSTER) != content.max().over(MEMBER_CLUSTER)
+        disagreeing = merged.filter(differ)
+        winners = _group_winners(disagreeing, group, members, helpers, context)
+        rows = narrow(merged, [MEMBER_CLUSTER, ROW_INDEX_COLUMN]).join(
+            winners.lazy(), on=MEMBER_CLUSTER, how="left", maintain_order="left"
+        )
+        winner = pl.col("__group_winner__")
+        flag = rows.select(winner.is_null() | (pl.col(ROW_INDEX_COLUMN) == winner)).collect()
+        flags.append(flag.to_series().alias(members[0].flag))
+    return flags
+
+
+def _group_winners(
+    merged: pl.DataFrame, group: str, plans: Sequence[_Plan], helpers: Sequence[pl.Expr], context: _Context
+) -> pl.DataFrame:
+    """The row each cluster's values of one column group come from (``MEMBER_CLUSTER``, ``__group_winner__``):
+    the rows holding the most of its columns, then by the group's rule over the whole record (most_complete:
+    the longest values together, as folded text; most_recent, source_priority, first, last: as for a column;
+    most_frequent: the combination most rows hold; quality_score: the highest value qualities together), then,
+    for a person's name, the orientation the rest of the data uses (:func:`name_positions`), then the richer
+    spelling (proper case, accents), then the values' text and the rows' content keys."""
+    rule = plans[0].rule
+    columns = [plan.column for plan in plans]
+    texts = [as_text(plan.column, plan.dtype).str.strip_chars() for plan in plans]
+    row = pl.col(ROW_INDEX_COLUMN)
+    filled = pl.sum_horizontal([pl.col(name).is_not_null() for name in columns])
+    keys: list[tuple[pl.Expr, bool]] = [(filled, True)]
+    if rule in ("first", "last"):
+        keys.append((row, rule == "last"))
+    elif rule == "most_complete":
+        keys.append((pl.sum_horizontal([folded_length(text).fill_null(0) for text in texts]), True))
+    elif rule == "most_recent":
+        keys += [(pl.col(_TS).is_null(), False), (pl.col(_TS), True)]
+    elif rule == "source_priority":
+        keys += [(pl.col(_RANK).is_null(), False), (pl.col(_RANK), False)]
+    elif rule == "most_frequent":
+        keys.append((pl.len().over(MEMBER_CLUSTER, *texts), True))
+    elif rule == "quality_score":
+        qualities = [
+            value_quality(
+                plan.column, plan.dtype, context.roles.get(plan.column), context.validation_rules.get(plan.column)
+            )
+            for plan in plans
+        ]
+        keys.append((pl.sum_horizontal(qualities), True))
+    work = merged.lazy().select(MEMBER_CLUSTER, ROW_INDEX_COLUMN, MEMBER_KEY, *columns, *helpers)
+    if group == "person_name" and context.positions is not None and context.positions.height:
+        positions = context.positions.lazy()
+        for index, text in enumerate(texts):
+            work = work.with_columns(folded_text(text).alias(f"__folded_{index}__")).join(
+                positions.rename({"value": f"__folded_{index}__", "net": f"__net_{index}__"}),
+                on=f"__folded_{index}__",
+                how="left",
+                maintain_order="left",
+            )
+        # given name first: the more the data uses it as a given name and the surname as a surname, the better
+        keys.append((pl.col("__net_0__").fill_null(0) - pl.col("__net_1__").fill_null(0), True))
+    keys += [
+        (pl.sum_horizontal([_case_class(text).fill_null(0) for text in texts]), False),
+        (pl.sum_horizontal([_marks(text).fill_null(0) for text in texts]), True),
+        *((text, False) for text in texts),
+        (pl.col(MEMBER_KEY), False),
+        (row, False),
+    ]
+    return (
+        work.sort(
+            [pl.col(MEMBER_CLUSTER), *(key for key, _ in keys)],
+            descending=[False, *(descending for _, descending in keys)],
+            nulls_last=True,
+        )
+        .group_by(MEMBER_CLUSTER, maintain_order=True)
+        .agg(row.first().alias("__group_winner__"))
+        .collect()
+    )
+
+
+def _case_class(text: pl.Expr) -> pl.Expr:
+    """How a text is cased, the proper first: 0 mixed case (or no cased letters), 1 all lower-case, 2 all
+    upper-case."""
+    upper, lower = text.str.contains(r"\p{Lu}"), text.str.contains(r"\p{Ll}")
+    return pl.when(upper & ~lower).then(2).when(lower & ~upper).then(1).otherwise(0).cast(pl.Int64)
+
+
+def _marks(text: pl.Expr) -> pl.Expr:
+    """The characters outside ASCII (accents, "ß", other scripts): the folded spelling has fewer."""
+    return text.str.count_matches(r"[^\x00-\x7F]").cast(pl.Int64)
 
 
 def _nothing_merged(merged: pl.DataFrame, plans: Sequence[_Plan]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -510,8 +858,10 @@ def _helper_columns(plan: _Plan, context: _Context) -> list[pl.Expr]:
     and what the rule needs."""
     text = as_text(plan.column, plan.dtype)
     helpers = [text.rank("dense").alias(plan.name("text"))]
-    if plan.rule == "most_complete":
-        helpers.append(text.str.strip_chars().str.len_chars().alias(plan.name("length")))
+    if is_text(plan.dtype):
+        helpers += [_case_class(text).alias(plan.name("case")), _marks(text).alias(plan.name("marks"))]
+    if plan.rule == "most_complete":  # as folded text: "Weiß" is as long as "WEISS"
+        helpers.append(folded_length(text.str.strip_chars()).alias(plan.name("length")))
     elif plan.rule == "quality_score":
         role = context.roles.get(plan.column)
         rules = context.validation_rules.get(plan.column)
@@ -532,8 +882,12 @@ def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
     then (module docstring) the value's text and the row's content key; first / last: file order."""
     missing = pl.col(plan.column).is_null()
     row = pl.col(ROW_INDEX_COLUMN)
+    lead: list[tuple[pl.Expr, bool]] = [(missing, False)]
+    if plan.group is not None:  # the row its group survives from, when it holds a value
+        lead.append((~pl.col(plan.flag), False))
     if plan.rule in ("first", "last"):
-        return [missing, row], [False, plan.rule == "last"]
+        lead.append((row, plan.rule == "last"))
+        return [key for key, _ in lead], [descending for _, descending in lead]
     keys: list[tuple[pl.Expr, bool]]
     if plan.rule == "most_complete":
         keys = [(pl.col(plan.name("length")), True)]
@@ -549,8 +903,11 @@ def _sort_keys(plan: _Plan) -> tuple[list[pl.Expr], list[bool]]:
         keys = [(pl.col(plan.column), True)]
     else:  # quality_score
         keys = [(pl.col(plan.name("quality")), True)]
+    if is_text(plan.dtype):  # on a tie, the richer spelling: proper case, then accents
+        keys += [(pl.col(plan.name("case")), False), (pl.col(plan.name("marks")), True)]
     keys += [(pl.col(plan.name("text")), False), (pl.col(MEMBER_KEY), False), (row, False)]
-    return [missing, *(key for key, _ in keys)], [False, *(descending for _, descending in keys)]
+    keys = [*lead, *keys]
+    return [key for key, _ in keys], [descending for _, descending in keys]
 
 
 def _aggregations(plan: _Plan, winner: Callable[[pl.Expr], pl.Expr]) -> list[pl.Expr]:
@@ -582,7 +939,7 @@ def _aggregations(plan: _Plan, winner: Callable[[pl.Expr], pl.Expr]) -> list[pl.
 def value_quality(column: str, dtype: pl.DataType, role: str | None, rules: Mapping[str, Any] | None = None) -> pl.Expr:
     """Agensium's value quality 0..1 (module docstring); 0 for a null."""
     text = as_text(column, dtype).str.strip_chars()
-    score = 0.5 + pl.min_horizontal(pl.lit(0.2), text.str.len_chars() / 100)
+    score = 0.5 + pl.min_horizontal(pl.lit(0.2), folded_length(text) / 100)
     valid = format_valid(column, dtype, role)
     if valid is not None:
         score = score + pl.when(valid).then(0.3).otherwise(-0.2)

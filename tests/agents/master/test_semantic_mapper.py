@@ -77,7 +77,7 @@ def test_columns_are_renamed_to_standard_names_and_values_standardised() -> None
         "country",
         "created_date",
         "customer_id",
-        "price",
+        "amount",  # 'price' is only what its name says (no value confirms it): proposed, not applied
         "notes",
     ]
     found = mappings(result)
@@ -92,19 +92,23 @@ def test_columns_are_renamed_to_standard_names_and_values_standardised() -> None
         "reason": "renamed",
         "new_column": "last_name",
     }
-    assert found["created_at"]["method"] == "name" and found["amount"]["standard_name"] == "price"
+    # created_at's dates confirm its date name; nothing in amount's values confirms 'price'
+    assert found["created_at"]["method"] == "name+value" and found["created_at"]["status"] == "applied"
+    assert found["amount"]["standard_name"] == "price" and found["amount"]["method"] == "name"
+    assert found["amount"]["status"] == "guessed" and not found["amount"]["applied"]
     assert "notes" not in found
     # Country spellings: an independent count of the cells that change.
     changed = sum(1 for value in COUNTRIES if value in SPELLED)
     assert result.frame["country"].to_list() == [SPELLED.get(value, value) if value else None for value in COUNTRIES]
-    assert result.envelope.data["proposals"] == []
+    [guess] = result.envelope.data["proposals"]
+    assert guess["apply"] == {"semantic-mapper": {"custom_column_mappings": {"amount": "price"}}}
     assert result.envelope.summary_metrics == {
         "mapped_columns": 7,
         "unmapped_columns": 1,
         "high_confidence_mappings": 7,
         "average_confidence": pytest.approx(result.envelope.summary_metrics["average_confidence"]),
         "total_value_mappings": changed,
-        "total_transformations": 5 + changed,  # LastName, E-mail, Country, created_at, amount renamed
+        "total_transformations": 4 + changed,  # LastName, E-mail, Country, created_at renamed
     }
     assert 0.9 <= result.envelope.summary_metrics["average_confidence"] <= 1.0
 
@@ -130,19 +134,20 @@ def test_built_in_spellings_are_proposed_by_default_with_their_counts() -> None:
         [{"value": value, "replacement": SPELLED[value], "cells": count} for value, count in counts.items()],
         key=lambda change: (-change["cells"], change["value"]),
     )
-    [item] = result.envelope.data["proposals"]
+    guess, item = result.envelope.data["proposals"]
+    assert guess["proposal_id"] == "semantic-mapper:custom_column_mappings" and guess["columns"] == ["amount"]
     assert item["proposal_id"] == "semantic-mapper:apply_builtin_value_mappings"
     assert item["apply"] == {"semantic-mapper": {"apply_builtin_value_mappings": True}}
     assert item["columns"] == ["country"] and item["cells_affected"] == sum(counts.values())
     assert "'U.S.A' -> 'USA' (1)" in item["description"]
     metrics = result.envelope.summary_metrics
-    assert metrics["total_value_mappings"] == 0 and metrics["total_transformations"] == 5  # the renames
+    assert metrics["total_value_mappings"] == 0 and metrics["total_transformations"] == 4  # the renames
     filled = sum(value is not None for value in COUNTRIES)
     consistency = result.envelope.data["effectiveness"]["components"]["value_consistency"]
     assert consistency == pytest.approx(100.0 - 100.0 * sum(counts.values()) / filled, abs=0.01)
     # The proposal's fragment applies exactly what it listed.
     applied = run(frame, **item["apply"]["semantic-mapper"])
-    assert applied.frame is not None and applied.envelope.data["proposals"] == []
+    assert applied.frame is not None and applied.envelope.data["proposals"] == [guess]
     assert applied.frame["country"].to_list() == [SPELLED.get(value, value) if value else None for value in COUNTRIES]
     assert applied.envelope.summary_metrics["total_value_mappings"] == sum(counts.values())
 
@@ -180,14 +185,11 @@ def test_apply_mappings_false_changes_nothing_and_proposes() -> None:
     assert result.frame is None
     assert result.envelope.summary_metrics["total_value_mappings"] == 0
     assert result.envelope.summary_metrics["total_transformations"] == 0
-    item, built_in = result.envelope.data["proposals"]
+    item, guess, built_in = result.envelope.data["proposals"]
     assert item["apply"] == {"semantic-mapper": {"apply_mappings": True}}
-    assert item["cells_affected"] == 0 and set(item["columns"]) == {
-        "LastName",
-        "E-mail",
-        "Country",
-        "created_at",
-        "amount",
+    assert item["cells_affected"] == 0 and set(item["columns"]) == {"LastName", "E-mail", "Country", "created_at"}
+    assert guess["apply"] == {
+        "semantic-mapper": {"custom_column_mappings": {"amount": "price"}, "apply_mappings": True}
     }
     assert built_in["apply"] == {"semantic-mapper": {"apply_builtin_value_mappings": True, "apply_mappings": True}}
     assert built_in["cells_affected"] == 5 and built_in["columns"] == ["Country"]

@@ -159,3 +159,38 @@ def test_a_whole_name_its_values_contradict_is_only_a_guess_under_a_lowered_thre
     found = mappings(result)
     assert found["Phone"]["confidence"] == 0.45 and found["Phone"]["status"] == "guessed"
     assert result.frame is None
+
+
+def test_a_rename_from_the_name_alone_is_proposed_not_applied() -> None:
+    """QA row 9: ``amount`` (negative values too) -> price, ``qty`` -> quantity and ``ts`` (timestamps) -> date
+    were applied on the column name alone. Nothing in their values confirms those names: they are proposed.
+    A date name whose values are dates (no time of day) is confirmed by them and still applied."""
+    data: dict[str, list[Any]] = {
+        "amount": [round(-50.0 + index * 13.37, 2) for index in range(ROWS)],
+        "qty": [index % 7 for index in range(ROWS)],
+        "ts": [f"2024-03-{1 + index % 28:02d}T{index % 24:02d}:15:00Z" for index in range(ROWS)],
+        "created": [f"2024-03-{1 + index % 28:02d}" for index in range(ROWS)],
+    }
+    result = run(data)
+    found = mappings(result)
+    for column, standard in (("amount", "price"), ("qty", "quantity"), ("ts", "date")):
+        assert found[column]["standard_name"] == standard and found[column]["method"] == "name", column
+        assert found[column]["status"] == "guessed" and not found[column]["applied"], column
+        assert found[column]["new_column"] == column
+    # 'created' is a whole alias of 'created_date' and its values are dates: applied
+    assert found["created"]["method"] == "name+value" and found["created"]["status"] == "applied"
+    assert result.frame is not None
+    assert {"amount", "qty", "ts", "created_date"} <= set(result.frame.columns)
+    assert not {"price", "quantity", "date"} & set(result.frame.columns)
+    item = proposals(result)["custom_column_mappings"]
+    assert item["columns"] == ["amount", "qty", "ts"]
+    assert item["apply"] == {
+        "semantic-mapper": {"custom_column_mappings": {"amount": "price", "qty": "quantity", "ts": "date"}}
+    }
+    # Typed timestamps are no dates either; typed dates are.
+    typed = pl.DataFrame(data).with_columns(
+        pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%SZ"), pl.col("created").str.to_date()
+    )
+    frame = stack_sources([("primary", typed)])
+    found = mappings(semantic.run(AgentInputs(frame, "primary.csv"), SemanticMapperParams(), lambda *_: None))
+    assert found["ts"]["status"] == "guessed" and found["created"]["status"] == "applied"

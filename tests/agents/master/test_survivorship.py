@@ -86,8 +86,12 @@ def expected_winner(
     ranks = ranks or {}
     big = 10**9
 
-    def tie(row: dict[str, Any]) -> tuple[str, str, int]:
-        return str(row["value"]), row["key"], row["row"]
+    def tie(row: dict[str, Any]) -> tuple[int, int, str, str, int]:
+        # the richer spelling first (proper case, then accents), then the text, the content key, the row
+        text = str(row["value"])
+        upper, lower = any(char.isupper() for char in text), any(char.islower() for char in text)
+        cased = 2 if upper and not lower else 1 if lower and not upper else 0
+        return cased, -sum(ord(char) > 127 for char in text), text, row["key"], row["row"]
 
     if rule == "most_complete":
         winner = min(present, key=lambda row: (-len(str(row["value"]).strip()), *tie(row)))
@@ -134,7 +138,7 @@ def random_case(seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     frame = stacked(
         {
-            "name": pick(["Ann", "Anne", "ann ", "Annabel", None, None]),
+            "name": pick(["Ann", "Anne", "ann ", "ANN", "Änne", "Annabel", None, None]),
             "score": pick([1, 2, 3, 10, None]),
             "email": pick(["a@x.com", "bad", "ann@example.org", None]),
             "updated": pick([5, 7, 7, 9, None]),
