@@ -42,20 +42,42 @@ def load_queries(path: Path = SQL_DIR / "queries.sql") -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+# The task object of API.md (models.task_view without `credits`) built in SQL from a `tasks` row `t`: the events'
+# payload of a one-statement transition. Written into the statement (a function is planned again on every call).
+TASK_VIEW_SQL = """jsonb_build_object(
+    'task_id', t.id::text, 'tool_id', t.tool_id, 'agents', to_jsonb(t.agents), 'status', t.status,
+    'priority', t.priority, 'progress', t.progress, 'current_agent', t.current_agent, 'message', t.message,
+    'error', t.error, 'attempts', t.attempts, 'cached', t.cached, 'source_task_id', t.source_task_id::text,
+    'labels', t.labels,
+    'inputs', coalesce((
+        SELECT jsonb_agg(
+            jsonb_build_object(
+                'name', i -> 'name', 'role', i -> 'role', 'display_name', i -> 'display_name', 'size', i -> 'size'
+            ) ORDER BY n
+        )
+        FROM jsonb_array_elements(t.inputs) WITH ORDINALITY AS e(i, n)
+        WHERE (i ->> 'role') IS DISTINCT FROM 'parameters'
+    ), '[]'::jsonb),
+    'created_at', iso_utc(t.created_at), 'upload_started_at', iso_utc(t.upload_started_at),
+    'queued_at', iso_utc(t.queued_at), 'started_at', iso_utc(t.started_at), 'finished_at', iso_utc(t.finished_at),
+    'expires_at', iso_utc(t.expires_at)
+)"""
+
 # A transition query (an UPDATE of one task ... RETURNING *) with its status (+ done) events in the same statement:
-# one round trip. The events' payload is the SQL function task_view (migration 013), equal to models.task_view;
-# the user's SESSION-level event lock (query insert_events) is taken before their ids are drawn and released by
-# unlock_user_events once they are published, as a transaction's events are. The row comes with the user's balance
-# (`user_credits`): a claimed run checks it without another round trip.
+# one round trip. The user's SESSION-level event lock (query insert_events) is taken before the events' ids are
+# drawn and released by unlock_user_events once they are published, as a transaction's events are. The row comes
+# with the user's balance (`user_credits`): a claimed run checks it without another round trip.
 _AT_ONCE = """WITH moved AS (
 {update}
 ), locked AS (
-    SELECT ROW(m.*)::tasks AS task, pg_advisory_lock(hashtextextended(m.user_id::text, 0)) FROM moved m
+    SELECT pg_advisory_lock(hashtextextended(m.user_id::text, 0)) FROM moved m
+), viewed AS (
+    SELECT t.id, t.user_id, t.status, {view} AS view FROM moved t
 ), logged AS (
     INSERT INTO task_events (task_id, user_id, type, payload)
-    SELECT (l.task).id, (l.task).user_id, k.type, task_view(l.task)
-    FROM locked l, unnest(
-        CASE WHEN (l.task).status IN ({terminal}) THEN ARRAY['status', 'done'] ELSE ARRAY['status'] END
+    SELECT v.id, v.user_id, k.type, v.view
+    FROM locked, viewed v, unnest(
+        CASE WHEN v.status IN ({terminal}) THEN ARRAY['status', 'done'] ELSE ARRAY['status'] END
     ) WITH ORDINALITY AS k(type, position)
     ORDER BY k.position
     RETURNING id
@@ -74,7 +96,7 @@ def at_once_transitions(queries: dict[str, str]) -> dict[str, str]:
         lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
         update = "\n".join(lines).strip().removesuffix(";").rstrip()
         if update.startswith("UPDATE tasks") and update.endswith("RETURNING *") and ";" not in update:
-            forms[name] = _AT_ONCE.format(update=update, terminal=terminal)
+            forms[name] = _AT_ONCE.format(update=update, view=TASK_VIEW_SQL, terminal=terminal)
     return forms
 
 

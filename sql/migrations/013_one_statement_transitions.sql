@@ -1,53 +1,18 @@
--- A task's transition and its events in one statement (service/store.py TaskStore.transition): the status and done
--- events' payload, the task object of API.md, is built here from the updated row, exactly as service/models.py
--- task_view builds it in Python (tests/service/test_one_statement_transitions.py compares the two). One round trip
--- instead of four (BEGIN, the UPDATE, the events' INSERT, COMMIT).
+-- A task's transition and its events in one statement (service/store.py at_once_transitions), whose events' payload,
+-- the task object of API.md, is built in SQL from the updated row exactly as service/models.py task_view builds it
+-- in Python (tests/service/test_one_statement_transitions.py compares the two): one round trip instead of four.
 
 -- A timestamp as service/models.py iso_utc writes it (Python's isoformat in UTC with a Z: no fraction when it is
--- a whole second, else six digits).
+-- a whole second, else six digits). STABLE, as to_char is: a query calling it gets its body inlined (a function
+-- that is not inlined is planned again on each statement that calls it).
 CREATE FUNCTION iso_utc(ts timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN ts IS NULL THEN NULL
         WHEN extract(microseconds FROM ts) % 1000000 = 0
             THEN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
         ELSE to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
     END
-$$;
-
--- The task object (service/models.py task_view, without `credits`).
-CREATE FUNCTION task_view(t tasks) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'task_id', t.id::text,
-        'tool_id', t.tool_id,
-        'agents', to_jsonb(t.agents),
-        'status', t.status,
-        'priority', t.priority,
-        'progress', t.progress,
-        'current_agent', t.current_agent,
-        'message', t.message,
-        'error', t.error,
-        'attempts', t.attempts,
-        'cached', t.cached,
-        'source_task_id', t.source_task_id::text,
-        'labels', t.labels,
-        'inputs', coalesce((
-            SELECT jsonb_agg(
-                jsonb_build_object(
-                    'name', i -> 'name', 'role', i -> 'role', 'display_name', i -> 'display_name', 'size', i -> 'size'
-                ) ORDER BY n
-            )
-            FROM jsonb_array_elements(t.inputs) WITH ORDINALITY AS e(i, n)
-            WHERE (i ->> 'role') IS DISTINCT FROM 'parameters'
-        ), '[]'::jsonb),
-        'created_at', iso_utc(t.created_at),
-        'upload_started_at', iso_utc(t.upload_started_at),
-        'queued_at', iso_utc(t.queued_at),
-        'started_at', iso_utc(t.started_at),
-        'finished_at', iso_utc(t.finished_at),
-        'expires_at', iso_utc(t.expires_at)
-    )
 $$;
 
 -- dispatch_user (sql/queries.sql) in one round trip: the user's dispatch lock, then the dispatch under it. Each

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.models import iso_utc, task_view
-from service.store import Event, TaskStore, at_once_transitions, load_queries
+from service.store import TASK_VIEW_SQL, Event, TaskStore, at_once_transitions, load_queries
 from tests.support import task_spec
 
 ON_THE_SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
@@ -87,7 +87,7 @@ async def test_the_sql_task_object_equals_task_view_for_every_row(store: TaskSto
     user_id, _ = await store.create_user("views")
     await store.insert_task(task_spec(user_id, labels={"k": ["ä", 1, {"x": None}]}))
     async with store.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT task_view(t) AS sql_view, t.* FROM tasks t")
+        rows = await conn.fetch(f"SELECT {TASK_VIEW_SQL} AS sql_view, t.* FROM tasks t")
     for row in rows:
         assert row["sql_view"] == task_view(row)
 
