@@ -435,6 +435,7 @@ def run_tool(
     registry.validate_parameters(tool_id, chain, parameters, diagnostics=run_options.diagnostics)
     agent_params = {agent_id: registry.parse_parameters(agent_id, parameters.get(agent_id)) for agent_id in chain}
     options = registry.input_options(parameters)
+    agent_params = _with_reading_tokens(agent_params, options.primary.null_tokens)
     timings: dict[str, int] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -482,7 +483,7 @@ def _run_chain(
             given = options.primary.null_tokens
             tokens = DEFAULT_NULL_TOKENS if given is None else tuple(given)
         elif tool_id not in DATA_TOOLS:
-            tokens = _null_tokens(agent_params)
+            tokens = _null_tokens(agent_params, options.primary.null_tokens)
         if tool_id == SEARCH_TOOL:
             keep = _SearchKeep(run_options.keep_dir, chain, agent_params)
             if keep.page is not None and not keep.page.read_with(tokens or ()):
@@ -806,11 +807,28 @@ def _context(inputs: AgentInputs, flow: _DataFlow | StreamFlow | None) -> ChainC
     )
 
 
-def _null_tokens(agent_params: dict[str, Any]) -> tuple[str, ...]:
+def _with_reading_tokens(agent_params: dict[str, Any], given: list[str] | None) -> dict[str, Any]:
+    """``agent_params`` with the primary's reading option ``null_tokens`` (``inputs.primary.null_tokens``), when
+    given, as the ``null_tokens`` of every agent that takes them (the type-fixer, the unified-profiler) and was not
+    given its own: the option means the same in every tool (PRODUCT.md "Missing values")."""
+    if given is None:
+        return agent_params
+    return {
+        agent_id: params.model_copy(update={"null_tokens": list(given)})
+        if "null_tokens" in type(params).model_fields and "null_tokens" not in params.model_fields_set
+        else params
+        for agent_id, params in agent_params.items()
+    }
+
+
+def _null_tokens(agent_params: dict[str, Any], given: list[str] | None = None) -> tuple[str, ...]:
     """The missing-value tokens of a tool whose agents read the input as parsed (the profile tools): the
-    unified-profiler's ``null_tokens`` when it runs, else the default list."""
+    unified-profiler's ``null_tokens`` when it runs, else the primary's reading option ``given``, else the default
+    list."""
     profiler = agent_params.get("unified-profiler")
-    return tuple(profiler.null_tokens) if profiler is not None else DEFAULT_NULL_TOKENS
+    if profiler is not None:
+        return tuple(profiler.null_tokens)
+    return DEFAULT_NULL_TOKENS if given is None else tuple(given)
 
 
 def _read_inputs(

@@ -403,6 +403,157 @@ def _plain_decimals(text: pl.Expr, decimals: int) -> pl.Expr:
     return (text.str.contains(shape) & ~tiny).fill_null(False)
 
 
+DOUBLE_SAFE_BYTES = 15
+"""A number text of at most this many bytes and no exponent has at most 15 significant digits, which a double always
+gives back (``DBL_DIG``): only a longer text, or one with an exponent, may hold a value no double holds."""
+_PLAIN_MANTISSA = r"^[+-]?[0-9]*\.?[0-9]*$"  # a number's digits before its exponent, if any
+
+
+def maybe_beyond_double(text: pl.Expr) -> pl.Expr:
+    """Per value of the number text ``text``: whether it may hold a value a double does not give back, the cheap first
+    test of :func:`beyond_double` (Polars only): longer than :data:`DOUBLE_SAFE_BYTES` or with an exponent once
+    trimmed, and written otherwise by Polars than it is. False for null."""
+    trimmed = text.str.strip_chars()
+    written = trimmed.cast(pl.Float64, strict=False).cast(pl.String)
+    return (long_number(trimmed) & (written != trimmed)).fill_null(False)
+
+
+def long_number(text: pl.Expr) -> pl.Expr:
+    """Whether a number text is longer than :data:`DOUBLE_SAFE_BYTES` or has an exponent: the only texts that may
+    hold a value no double gives back (:func:`maybe_beyond_double`)."""
+    exponent = text.str.contains("e", literal=True) | text.str.contains("E", literal=True)
+    return (text.str.len_bytes() > DOUBLE_SAFE_BYTES) | exponent
+
+
+def beyond_double(text: pl.Expr) -> pl.Expr:
+    """Per value of the number text ``text`` (a String expression; spaces around it aside): whether it holds a value
+    that the double it reads as does not give back, whatever the layout: more significant digits than the double
+    holds (``1.123456789012345678``, ``12345678901234567.5``, ``9007199254740993``), or a value past its range
+    (``1e400``, ``1e-400``). A value is given back when its digits, leading and trailing zeros aside, are those of
+    the double's shortest text (``1.50``, ``1e3``: layouts) or of the double correctly rounded to as many digits as
+    the text has (``0.10000000000000001``, numpy's ``1.000000000000000056e-01``: a full-precision spelling of the
+    double). False for null and for a text that is no decimal number (``inf``, ``NaN``). Elementwise (streams):
+    :func:`maybe_beyond_double` picks the few values to look at, whose rounding Python computes exactly."""
+    return text.map_batches(_beyond_double, return_dtype=pl.Boolean, is_elementwise=True)
+
+
+def _beyond_double(texts: pl.Series) -> pl.Series:
+    """:func:`beyond_double` of a batch of values."""
+    flags = pl.repeat(False, len(texts), dtype=pl.Boolean, eager=True).alias(texts.name)
+    frame = pl.DataFrame({"text": texts.cast(pl.String)}).with_row_index("row")
+    long = frame.filter(long_number(pl.col("text").str.strip_chars()))
+    looked_at = long.filter(maybe_beyond_double(pl.col("text"))) if long.height else long  # few values cast twice
+    if looked_at.height == 0:
+        return flags
+    trimmed = looked_at.select("row", pl.col("text").str.strip_chars())
+    number = trimmed.select(pl.col("text").cast(pl.Float64, strict=False).alias("number"))
+    mine = _decimal_keys(trimmed["text"])
+    shortest = _decimal_keys(number["number"].cast(pl.String))["key"]
+    keyed = pl.concat([trimmed.select("row"), number, mine], how="horizontal").filter(
+        pl.col("key").is_not_null() & (pl.col("key") != shortest).fill_null(True)
+    )
+    if keyed.height == 0:
+        return flags
+    # the double correctly rounded to the text's number of significant digits (Python's formatting is exact)
+    rounded = [
+        f"{value:.{max(count, 1) - 1}e}"
+        for value, count in zip(keyed["number"].to_list(), keyed["digits"].to_list(), strict=True)
+    ]
+    beyond = (_decimal_keys(pl.Series(rounded, dtype=pl.String))["key"] != keyed["key"]).fill_null(True)
+    found = keyed["row"].filter(beyond)
+    return flags.scatter(found, True) if len(found) else flags
+
+
+def beyond_double_columns(
+    frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, engine: Literal["auto", "streaming"] = "auto"
+) -> dict[str, dict[str, Any]]:
+    """The text ``columns`` of numbers holding a value no double gives back (:func:`beyond_double`), each with what
+    a read report says of it (:data:`BEYOND_DOUBLE`, the number of such values, the first one): a reader keeps them
+    as text, written back as they came. One query (on ``engine``); the columns are addressed by position."""
+    if not columns:
+        return {}
+    lazy = frame.lazy()
+    names = lazy.collect_schema().names()
+    positions = [names.index(name) for name in columns]
+    flagged = lazy.select(
+        *(pl.nth(position).alias(f"t{key}") for key, position in enumerate(positions)),
+        *(beyond_double(pl.nth(position)).alias(f"b{key}") for key, position in enumerate(positions)),
+    )
+    counts = (
+        flagged.select(
+            expr
+            for key in range(len(positions))
+            for expr in (
+                pl.col(f"b{key}").sum().alias(f"n{key}"),
+                pl.col(f"t{key}").filter(pl.col(f"b{key}")).first().alias(f"e{key}"),
+            )
+        )
+        .collect(engine=engine)
+        .row(0, named=True)
+    )
+    return {
+        name: {"reason": BEYOND_DOUBLE, "values": int(counts[f"n{key}"]), "example": counts[f"e{key}"]}
+        for key, name in enumerate(columns)
+        if counts[f"n{key}"]
+    }
+
+
+BEYOND_DOUBLE = "beyond_double_precision"
+"""Why a read report's ``numbers_kept_as_text`` lists a column: a value with more digits than a double holds."""
+
+
+def _decimal_keys(texts: pl.Series) -> pl.DataFrame:
+    """The value of each decimal number text as one text, ``key`` (its significant digits, its sign and the exponent
+    of its last digit: ``1.50`` and ``15e-1`` both ``15e-1``, zero ``0``; null when the text is no such number,
+    ``inf``), and its number of significant digits, ``digits``. String slicing, and one match without captures (the
+    regular expression engines' fast path), a step at a time (an expression reused in one tree is computed again)."""
+    text = pl.col("text")
+    at = pl.col("at")
+    return (
+        pl.DataFrame({"text": texts})
+        .with_columns(pl.coalesce(text.str.find("e", literal=True), text.str.find("E", literal=True)).alias("at"))
+        .select(
+            pl.when(at.is_null()).then(text).otherwise(text.str.slice(0, at)).alias("mantissa"),
+            pl.when(at.is_null())
+            .then(pl.lit(0, pl.Int64))
+            .otherwise(text.str.slice(at + 1).str.strip_prefix("+").cast(pl.Int64, strict=False))
+            .alias("exponent"),
+        )
+        .with_columns(pl.col("mantissa").str.strip_prefix("+").str.strip_prefix("-").alias("body"))
+        .with_columns(
+            pl.col("body").str.find(".", literal=True).alias("point"),
+            pl.col("body").str.replace(".", "", literal=True).str.strip_chars_start("0").alias("all_digits"),
+        )
+        .with_columns(pl.col("all_digits").str.strip_chars_end("0").alias("significant"))
+        .select(
+            pl.when(pl.col("mantissa").str.contains(_PLAIN_MANTISSA) & (pl.col("body") != ".") & (pl.col("body") != ""))
+            .then(
+                pl.when(pl.col("significant") == "")
+                .then(pl.lit("0"))
+                .otherwise(
+                    pl.concat_str(
+                        pl.when(pl.col("mantissa").str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit("")),
+                        pl.col("significant"),
+                        pl.lit("e"),
+                        (
+                            pl.col("exponent")
+                            - pl.col("body").str.len_bytes().cast(pl.Int64)
+                            + pl.col("point").cast(pl.Int64)
+                            + 1
+                        )
+                        .fill_null(pl.col("exponent"))  # no point: no fraction
+                        .add(pl.col("all_digits").str.len_bytes().cast(pl.Int64))
+                        .sub(pl.col("significant").str.len_bytes().cast(pl.Int64))
+                        .cast(pl.String),
+                    )
+                )
+            )
+            .alias("key"),
+            pl.col("significant").str.len_bytes().alias("digits"),
+        )
+    )
+
+
 def layout_of(value: str) -> TextLayout | None:
     """The layout of one value, or None when it is not one of the module's ISO 8601 layouts."""
     match = ISO_PATTERN.match(value)
@@ -581,6 +732,8 @@ def apply_layouts(frame: FrameT, layouts: Mapping[str, TextLayout]) -> FrameT:
 
 ISO_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"  # the fraction only when there is one
 """How a datetime that was never text is written: ISO 8601, with ``%:z`` added when it has a zone."""
+ISO_TIME = "%H:%M:%S%.f"
+"""How a time of day is written: ``09:30:00``, with its fraction when it has one (Polars' CSV writer adds 9 digits)."""
 
 
 def as_text(name: str, dtype: pl.DataType, layout: Layout | None = None) -> pl.Expr:
@@ -598,6 +751,8 @@ def text_of(column: pl.Expr, dtype: pl.DataType, layout: Layout | None = None) -
         return layout.format(column)
     if isinstance(dtype, pl.Datetime):
         return column.dt.to_string(ISO_DATETIME + "%:z" if dtype.time_zone else ISO_DATETIME)
+    if dtype == pl.Time:
+        return column.dt.to_string(ISO_TIME)
     if isinstance(dtype, pl.Duration):
         return column.dt.to_string("iso")
     if dtype.is_nested():
@@ -609,10 +764,11 @@ def text_of(column: pl.Expr, dtype: pl.DataType, layout: Layout | None = None) -
 
 def needs_text(dtype: pl.DataType, layout: Layout | None = None) -> bool:
     """Whether a CSV writer needs :func:`as_text` for a column (its own rendering would lose something or
-    fail): dates and numbers read from text, zoned datetimes, durations, nested values and bytes."""
+    fail): dates and numbers read from text, zoned datetimes, times of day, durations, nested values and bytes."""
     return (
         (layout is not None and layout.applies_to(dtype))
         or (isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
+        or dtype == pl.Time
         or isinstance(dtype, pl.Duration)
         or dtype.is_nested()
         or dtype == pl.Binary

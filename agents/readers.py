@@ -9,8 +9,9 @@ The extension of the upload name chooses the format:
   temporary file in chunks). A blank line of a file of several columns is no record (:func:`blank_line_rows`).
 - ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
   calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
-  become integers). The ZIP container is checked first against decompression bombs (see
-  :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
+  become integers, a column of time-only cells is times of day: ``09:30:00``, not calamine's
+  ``1899-12-31T09:30:00``). An empty sheet is refused naming the sheets with data. The ZIP container is
+  checked first against decompression bombs (see :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
 - ``.parquet``: read as stored.
 - ``.json``: an array of objects, one record each. ``.ndjson`` / ``.jsonl``: one object per line, blank
   lines ignored. A field whose values are of several JSON kinds (a number in one record, text, a boolean, an
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 import json
 import mmap
@@ -58,7 +60,7 @@ import zipfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypedDict, TypeVar
+from typing import Any, BinaryIO, Literal, NotRequired, TypedDict, TypeVar
 
 import fastexcel
 import numpy as np
@@ -69,6 +71,7 @@ from agents.errors import InvalidFileError
 from agents.layouts import (
     BooleanLayout,
     NumberLayout,
+    beyond_double_columns,
     boolean_layout_of,
     json_text,
     number_layouts,
@@ -157,6 +160,9 @@ class ReadReport(TypedDict):
     temporal_columns: dict[str, dict[str, Any]]  # text columns typed as dates: agents.layouts (written back so)
     number_columns: dict[str, dict[str, Any]]  # numbers written otherwise than Polars writes them (agents.layouts)
     boolean_columns: dict[str, dict[str, Any]]  # booleans spelled otherwise than true/false (agents.layouts)
+    # number columns kept as text so that every value comes back as written: agents.layouts.beyond_double_columns
+    # (a value with more digits than a double holds); present when there is one
+    numbers_kept_as_text: NotRequired[dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,7 @@ class _Parsed:
     original_names: list[str]
     facts: Mapping[str, str | None] = field(default_factory=dict)
     numbers: Mapping[int, ValueLayout] = field(default_factory=dict)  # numbers' and booleans' layouts, by position
+    kept_as_text: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # numbers_kept_as_text, by position
 
 
 def read_table(
@@ -268,6 +275,11 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
             record_layouts(report, {final[index]: layout for index, layout in parsed.numbers.items()})
+    if parsed.kept_as_text:  # delimited text: one column out for each column kept, in order
+        kept = [index for index in range(frame.width) if index + 1 not in dropped]
+        if len(kept) == tidy.width:
+            final = dict(zip(kept, tidy.columns, strict=True))
+            report["numbers_kept_as_text"] = {final[index]: item for index, item in parsed.kept_as_text.items()}
     return tidy, report
 
 
@@ -367,19 +379,20 @@ def _first_line(error: BaseException) -> str:
 def _read_delimited(path: Path, name: str, default_separator: str, max_columns: int) -> _Parsed:
     dialect = sniff_dialect(path, name, default_separator=default_separator)
     check_header_width(path, name, dialect, max_columns)
+    kept_as_text: dict[int, dict[str, Any]] = {}
     if dialect.encoding == "utf-8":
         try:
-            frame, numbers = _read_csv(path, name, dialect)
+            frame, numbers = _read_csv(path, name, dialect, kept_as_text)
         except NotUtf8:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
         with transcoded_to_utf8(path, dialect.encoding) as utf8_path:
-            frame, numbers = _read_csv(utf8_path, name, dialect)
+            frame, numbers = _read_csv(utf8_path, name, dialect, kept_as_text)
     header = dialect.header
     original = list(header) if header is not None and len(header) == frame.width else frame.columns
     facts = {"encoding": dialect.encoding, "separator": dialect.separator, "quote_char": dialect.quote_char}
-    return _Parsed(frame, original, facts, numbers)
+    return _Parsed(frame, original, facts, numbers, kept_as_text)
 
 
 def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDialect:
@@ -582,8 +595,11 @@ def parse_widening(
             ) from error
 
 
-def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
-    """The frame, and the layouts of its numbers and booleans (agents.layouts) by column position."""
+def _read_csv(
+    path: Path, name: str, dialect: CsvDialect, kept_as_text: dict[int, dict[str, Any]] | None = None
+) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
+    """The frame, and the layouts of its numbers and booleans (agents.layouts) by column position; ``kept_as_text``
+    receives the number columns kept as text, by position (:func:`_typed_numbers`)."""
     separator, quote_char = dialect.separator, dialect.quote_char
 
     def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str], list[str]]:
@@ -616,7 +632,7 @@ def _read_csv(path: Path, name: str, dialect: CsvDialect) -> tuple[pl.DataFrame,
         raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
-    frame, numbers = _typed_numbers(raw, integers, floats, booleans)
+    frame, numbers = _typed_numbers(raw, integers, floats, booleans, kept_as_text=kept_as_text)
     if (
         frame.width > 1
         and frame[:, -1].null_count() > 0
@@ -639,7 +655,12 @@ def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> In
 
 
 def _typed_numbers(
-    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str], booleans: Sequence[str] = ()
+    frame: pl.DataFrame,
+    integers: dict[str, pl.DataType],
+    floats: Sequence[str],
+    booleans: Sequence[str] = (),
+    *,
+    kept_as_text: dict[int, dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
     """The columns the schema scan took for numbers or booleans, read as text, typed; with the layouts (by position)
     of the decimal and boolean ones that Polars would write otherwise (``41``, ``12.50``, ``True``:
@@ -648,7 +669,10 @@ def _typed_numbers(
     An integer column becomes its integer type when every value converts and none would be written otherwise (a
     leading zero, ``007``, ``-0``, or a ``+``: a code, it stays text); else Float64 when every value is a number
     (a decimal past the scanned rows); else text. A decimal column becomes Float64 when every value converts,
-    else text (a value past the scanned rows that is no number).
+    else text (a value past the scanned rows that is no number). A column that would become Float64 stays text when
+    a value holds more digits than a double gives back (``1.123456789012345678``, an 18-decimal amount:
+    :func:`agents.layouts.beyond_double_columns`): so every value comes back as written; ``kept_as_text``, when
+    given, receives what the read report says of each such column, by position.
 
     A boolean column (``true``/``false`` in any case, as Polars reads them) becomes Boolean when every value is one,
     else text.
@@ -662,9 +686,12 @@ def _typed_numbers(
     safe = {f"c{frame.get_column_index(name)}": name for name in [*integers, *floats, *booleans]}
     work = frame.select(pl.nth(frame.get_column_index(name)).alias(key) for key, name in safe.items())
     keys = {name: key for key, name in safe.items()}
+    beyond: dict[str, dict[str, Any]] = {}
     typed = _typed_number_columns(
-        work, {keys[name]: dtype for name, dtype in integers.items()}, [keys[name] for name in floats]
+        work, {keys[name]: dtype for name, dtype in integers.items()}, [keys[name] for name in floats], beyond
     )
+    if kept_as_text is not None:
+        kept_as_text.update({int(key[1:]): item for key, item in beyond.items()})
     truths = _typed_booleans(work, [keys[name] for name in booleans]) if booleans else {}
     typed += [column for column, _ in truths.values()]
     decimals = pl.DataFrame([column for column in typed if column.dtype == pl.Float64])
@@ -693,9 +720,13 @@ def _typed_booleans(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, tupl
 
 
 def _typed_number_columns(
-    frame: pl.DataFrame, integers: dict[str, pl.DataType], floats: Sequence[str]
+    frame: pl.DataFrame,
+    integers: dict[str, pl.DataType],
+    floats: Sequence[str],
+    beyond: dict[str, dict[str, Any]] | None = None,
 ) -> list[pl.Series]:
-    """:func:`_typed_numbers` of a frame whose names are plain: the columns typed."""
+    """:func:`_typed_numbers` of a frame whose names are plain: the columns typed; ``beyond`` receives the number
+    columns kept as text because a value has more digits than a double holds."""
     names = list(integers)
     cast = frame.select(pl.col(name).cast(integers[name], strict=False) for name in names)
     converted = [name for name in names if cast[name].null_count() == frame[name].null_count()]
@@ -707,7 +738,11 @@ def _typed_number_columns(
     decimals = [*(name for name in names if name not in converted and not code[name]), *floats]
     if decimals:  # each a number, or the column stays text
         parsed = frame.select(pl.col(name).cast(pl.Float64, strict=False) for name in decimals)
-        typed += [parsed[name] for name in decimals if parsed[name].null_count() == frame[name].null_count()]
+        numbers = [name for name in decimals if parsed[name].null_count() == frame[name].null_count()]
+        exact = beyond_double_columns(frame, numbers)  # a value no double gives back: the column stays text
+        if beyond is not None:
+            beyond.update(exact)
+        typed += [parsed[name] for name in numbers if name not in exact]
     return typed
 
 
@@ -971,7 +1006,7 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
             raise_if_empty=True,
         )
     except pl.exceptions.NoDataError as error:
-        raise InvalidFileError(f"{name}: the sheet {sheet_name!r} is empty", details) from error
+        raise _empty_sheet(workbook, sheet_name, name, details) from error
     except _XLSX_READ_ERRORS as error:
         raise InvalidFileError(
             f"{name}: the sheet {sheet_name!r} could not be read ({_first_line(error)})", details
@@ -979,7 +1014,47 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the sheet {sheet_name!r} has a header but no data rows", details)
     original = _xlsx_header(workbook, sheet_name, frame.columns)
-    return _Parsed(frame, original, {"sheet": sheet_name}, _whole_numbers_bare(frame))
+    return _Parsed(_times_of_day(frame), original, {"sheet": sheet_name}, _whole_numbers_bare(frame))
+
+
+EXCEL_DAY_ZERO = dt.date(1899, 12, 31)
+"""The day calamine gives a cell holding only a time of day (an Excel serial below 1: ``09:30:00`` is 0.395...)."""
+
+
+def _times_of_day(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its datetime columns whose every value falls on :data:`EXCEL_DAY_ZERO` (time-only cells, shown
+    ``09:30:00`` by Excel) as times of day: the date is not in the workbook."""
+    stamps = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
+    if not stamps:
+        return frame
+    on_day_zero = frame.select(
+        ((pl.col(name).dt.date() == EXCEL_DAY_ZERO).all() & pl.col(name).is_not_null().any()).alias(name)
+        for name in stamps
+    ).row(0, named=True)
+    times = [name for name in stamps if on_day_zero[name]]
+    return frame.with_columns(pl.col(name).dt.time() for name in times) if times else frame
+
+
+def _empty_sheet(
+    workbook: fastexcel.ExcelReader, sheet_name: str, name: str, details: dict[str, Any]
+) -> InvalidFileError:
+    """The error of an empty sheet, naming the workbook's sheets with data (a header and a row at least) and the
+    reading option that reads one."""
+    others = [
+        other
+        for other in workbook.sheet_names
+        if other != sheet_name and workbook.load_sheet(other, header_row=None, n_rows=2).height == 2
+    ]
+    message = f"{name}: the sheet {sheet_name!r} is empty"
+    if not others:
+        return InvalidFileError(message, details)
+    role = name.split(".", 1)[0]
+    listed = ", ".join(repr(other) for other in others)
+    option = json.dumps({"inputs": {role: {"sheet": others[0]}}}) if role in ("primary", "baseline") else None
+    message += f"; the sheets with data are {listed}" + (
+        f": pick one with the reading option inputs.{role}.sheet, e.g. {option}" if option else ""
+    )
+    return InvalidFileError(message, {**details, "sheets_with_data": others})
 
 
 def _whole_numbers_bare(frame: pl.DataFrame) -> dict[int, ValueLayout]:

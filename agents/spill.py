@@ -52,7 +52,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
-from agents.layouts import apply_layouts, boolean_layouts, find_layouts, number_layouts
+from agents.layouts import (
+    apply_layouts,
+    beyond_double_columns,
+    boolean_layouts,
+    find_layouts,
+    long_number,
+    number_layouts,
+)
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
@@ -232,6 +239,11 @@ def _spill_utf8(
     schema = text.collect_schema()
     facts = _column_facts(text, schema, integers, floats, booleans)
     typed = _typed_numbers(integers, floats, booleans, facts)
+    # a value no double gives back keeps its column text (agents.readers._typed_numbers): a second pass, only over
+    # the decimal columns whose values the first pass saw written otherwise and long enough to need it
+    longs = [column for column, dtype in typed.items() if dtype == pl.Float64 and facts.get(f"long:{column}")]
+    kept_as_text = beyond_double_columns(text, longs, engine="streaming")
+    typed = {column: dtype for column, dtype in typed.items() if column not in kept_as_text}
     last = list(schema)[-1]
     if (
         len(schema) > 1
@@ -298,6 +310,8 @@ def _spill_utf8(
         "number_columns": describe_layouts(numbers),
         "boolean_columns": describe_layouts(spelled),
     }
+    if kept_as_text:
+        report["numbers_kept_as_text"] = {final[column]: item for column, item in kept_as_text.items()}
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
 
 
@@ -386,13 +400,20 @@ def _column_facts(
                 value.cast(integers[column], strict=False).null_count().alias(f"cast:{column}"),
                 _written_otherwise(value).any().alias(f"code:{column}"),
                 not_number.any().alias(f"float:{column}"),
+                # a value that may be one no double holds, should the column become Float64 (not an Int64)
+                (long_number(value) & (value.cast(pl.Float64, strict=False).cast(pl.String) != value))
+                .any()
+                .alias(f"long:{column}"),
             ]
         elif column in floats:
             parsed = value.cast(pl.Float64, strict=False)
             not_number = parsed.is_null() & value.is_not_null()
             exprs.append(not_number.any().alias(f"float:{column}"))
-            # the values Polars writes otherwise (agents.layouts.number_layouts' count), in this pass
-            exprs.append((parsed.cast(pl.String) != value).sum().alias(f"otherwise:{column}"))
+            # the values Polars writes otherwise (agents.layouts.number_layouts' count), in this pass; and whether one
+            # of them may be a value no double holds (agents.layouts.maybe_beyond_double)
+            otherwise = parsed.cast(pl.String) != value
+            exprs.append(otherwise.sum().alias(f"otherwise:{column}"))
+            exprs.append((otherwise & long_number(value)).any().alias(f"long:{column}"))
         elif column in booleans:
             exprs.append((~value.str.to_lowercase().is_in(["true", "false"])).any().alias(f"bool:{column}"))
     return text.select(exprs).collect(engine="streaming").row(0, named=True)

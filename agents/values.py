@@ -37,7 +37,15 @@ from typing import Any, Literal
 import polars as pl
 
 from agents.columns import is_text, narrow
-from agents.layouts import Layout, apply_layouts, boolean_layouts, find_layouts, number_layouts
+from agents.layouts import (
+    Layout,
+    apply_layouts,
+    beyond_double_columns,
+    boolean_layouts,
+    find_layouts,
+    maybe_beyond_double,
+    number_layouts,
+)
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.readers import _written_otherwise as written_otherwise  # the reader's rule for number-like codes
 
@@ -67,6 +75,7 @@ class TemporalFormat:
     kind: TemporalKind
     swapped: str | None = None  # the same layout with day and month exchanged
     four_digit_year: bool = True
+    zoned: bool = False  # the values carry a UTC offset or Z (``%#z``): read as UTC instants
 
 
 def _formats() -> tuple[TemporalFormat, ...]:
@@ -108,6 +117,17 @@ DATE_LIKE_PATTERN = (
 )
 """What every value of ``TEMPORAL_FORMATS`` starts like: one cheap match decides which values are parsed."""
 DATE_FORMATS = tuple(item for item in TEMPORAL_FORMATS if item.kind == "date")
+OFFSET_FORMATS: tuple[TemporalFormat, ...] = tuple(
+    TemporalFormat(f"%Y-%m-%d{separator}%H:%M{seconds}%#z", "datetime", zoned=True)
+    for seconds in (":%S%.f", "")
+    for separator in ("T", " ")
+)
+"""RFC 3339 / ISO 8601 timestamps with a UTC offset or ``Z`` (``2024-03-01T10:00:00+02:00``, ``...-0500``,
+``...Z``), each value with its own offset: read as UTC instants (``Datetime("us", "UTC")``). Not among
+``TEMPORAL_FORMATS``: the agents that write dates back (clean) keep such a column as text, as written; the tools
+that only read dates (profile, search, transform's cast) use :data:`READ_FORMATS`."""
+READ_FORMATS = TEMPORAL_FORMATS + OFFSET_FORMATS
+ZONE_SUFFIX_PATTERN = r":\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"  # how every value they read ends
 
 NAMED_FORMATS: dict[str, str] = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
@@ -260,7 +280,9 @@ def inferred_types(
     (integers past 64 bits: a Float64 would round them), Float64 or Boolean (``true``/``false``, any case) when every
     non-null value casts; the others are left out (dates
     and timestamps are :func:`agents.layouts.find_layouts`' part). A number that a number would not write back
-    as it is (``007``, ``+5``, ``-0``) makes the column a code, kept as text, as the reader keeps it."""
+    as it is (``007``, ``+5``, ``-0``) makes the column a code, kept as text, as the reader keeps it; so does, for
+    Float64, a value with more digits than a double holds (``1.123456789012345678``:
+    :func:`agents.layouts.beyond_double_columns`)."""
     schema = frame.collect_schema()  # once: each call builds the whole schema
     candidates = [name for name in columns if schema[name] == pl.String]
     if not candidates:
@@ -275,6 +297,7 @@ def inferred_types(
             column.cast(pl.Float64, strict=False).count().alias(f"f{index}"),
             column.str.to_lowercase().is_in(["true", "false"]).sum().alias(f"b{index}"),
             written_otherwise(column).any().alias(f"c{index}"),
+            maybe_beyond_double(column).any().alias(f"l{index}"),
         ]
     row = frame.select(exprs).collect(engine=engine).row(0, named=True)
     found: dict[str, pl.DataType] = {}
@@ -287,6 +310,9 @@ def inferred_types(
             if row[f"{key}{index}"] == present:
                 found[name] = dtype
                 break
+    longs = [name for index, name in enumerate(candidates) if found.get(name) == pl.Float64 and row[f"l{index}"]]
+    for name in beyond_double_columns(frame, longs, engine=engine):  # a float would change a value: text
+        del found[name]
     return found
 
 
@@ -390,6 +416,8 @@ def parse_temporal(expr: pl.Expr, fmt: TemporalFormat) -> pl.Expr:
     else:
         parsed = text.str.to_datetime(fmt.pattern, time_unit="us", strict=False)
         below = pl.lit(BELOW_MIN_DATETIME, pl.Datetime("us"))
+        if fmt.zoned:
+            below = below.dt.replace_time_zone("UTC")
     if fmt.four_digit_year:
         # Earlier than MIN_YEAR -> null, with ``parsed`` evaluated once (a when/then would parse twice).
         parsed = parsed.clip(lower_bound=below).replace(below, None)
@@ -411,6 +439,18 @@ class DatePlan:
     def share(self) -> float:
         return self.parsed / self.non_null if self.non_null else 0.0
 
+    @property
+    def zoned(self) -> bool:
+        """Whether the plan reads values with a UTC offset (:data:`OFFSET_FORMATS`: then only such values)."""
+        return any(fmt.zoned for fmt, _ in self.formats)
+
+    @property
+    def dtype(self) -> pl.DataType:
+        """What :meth:`expression` gives: Date, Datetime[us], or Datetime[us, UTC] when :attr:`zoned`."""
+        if self.kind == "date":
+            return pl.Date()
+        return pl.Datetime("us", "UTC") if self.zoned else pl.Datetime("us")
+
     def expression(self, expr: pl.Expr) -> pl.Expr:
         """Every value read by the first format of the plan that reads it, as the plan's kind."""
         parts: list[pl.Expr] = []
@@ -420,8 +460,7 @@ class DatePlan:
                 parsed = parsed.cast(pl.Datetime("us"))
             parts.append(parsed)
         if not parts:
-            dtype = pl.Date() if self.kind == "date" else pl.Datetime("us")
-            return pl.lit(None, dtype)
+            return pl.lit(None, self.dtype)
         return pl.when(date_like(expr)).then(pl.coalesce(parts) if len(parts) > 1 else parts[0])
 
     def describe(self) -> dict[str, Any]:
@@ -432,6 +471,7 @@ class DatePlan:
             "share": round(self.share, 6),
             "formats": [{"format": fmt.pattern, "values": count} for fmt, count in self.formats],
             "ambiguous_day_month": self.ambiguity,
+            **({"time_zone": "UTC"} if self.zoned else {}),
         }
 
 
@@ -460,14 +500,31 @@ def plan_dates(
     that read any, and report day/month ambiguity. ``preferred`` (if given) goes first on ties.
 
     Each format is tried only on the values whose characters it could read (``_character_groups``): the
-    counts are those of trying every format on every value, at a fraction of the parsing."""
+    counts are those of trying every format on every value, at a fraction of the parsing.
+
+    Zoned formats (:data:`OFFSET_FORMATS`) are not mixed with the others: a value without an offset in a column
+    of instants would be a guess of its zone. They make the plan when they read more values than the others do
+    (the values without an offset then do not read)."""
     candidates = list(formats)
     if preferred is not None:
         candidates = [preferred, *(fmt for fmt in candidates if fmt.pattern != preferred.pattern)]
     non_null = int(values["count"].sum()) if values.height else 0
-    plan = DatePlan(column=column, non_null=non_null)
     values = values.filter(date_like(pl.col("value")))
-    if not values.height:
+    naive = [fmt for fmt in candidates if not fmt.zoned]
+    plan = _ranked_plan(values, column, non_null, naive)
+    zoned = [fmt for fmt in candidates if fmt.zoned]
+    if zoned and plan.parsed < non_null:
+        offsets = values.filter(pl.col("value").str.contains(ZONE_SUFFIX_PATTERN))
+        instants = _ranked_plan(offsets, column, non_null, zoned)
+        if instants.parsed > plan.parsed:
+            return instants
+    return plan
+
+
+def _ranked_plan(values: pl.DataFrame, column: str, non_null: int, candidates: list[TemporalFormat]) -> DatePlan:
+    """:func:`plan_dates` with ``candidates`` over the date-like ``values``."""
+    plan = DatePlan(column=column, non_null=non_null)
+    if not values.height or not candidates:
         return plan
     groups = _character_groups(values, candidates)
     counts, plan.parsed = _format_counts(groups, candidates)
@@ -671,7 +728,9 @@ def _character_groups(
 
 
 def _dtype(fmt: TemporalFormat) -> pl.DataType:
-    return pl.Date() if fmt.kind == "date" else pl.Datetime("us")
+    if fmt.kind == "date":
+        return pl.Date()
+    return pl.Datetime("us", "UTC") if fmt.zoned else pl.Datetime("us")
 
 
 def _ambiguous_pairs(plan: DatePlan, candidates: list[TemporalFormat]) -> list[tuple[TemporalFormat, TemporalFormat]]:

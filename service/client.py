@@ -810,6 +810,7 @@ class SubmitPlan:
     declared: list[dict[str, Any]]  # the `files` of upload-urls
     parameters_file: Path | None
     agents: list[str] | None
+    parameters: dict[str, Any] | None = None  # sent inline with the task (--sheet), in place of parameters_file
 
 
 def planned_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -856,7 +857,29 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
         if not parameters_file.is_file():
             raise UsageError(f"no such file: {parameters_file}")
     agents = parse_agents(args.agents)
-    return SubmitPlan(inputs, declared, parameters_file, agents)
+    sheet = getattr(args, "sheet", None)
+    if sheet is None:
+        return SubmitPlan(inputs, declared, parameters_file, agents)
+    if Path(args.file).suffix.lower() != ".xlsx":
+        raise UsageError(f"--sheet {sheet}: a sheet is read from an .xlsx workbook only, not {args.file}")
+    return SubmitPlan(inputs, declared, None, agents, with_sheet(parameters_file, sheet))
+
+
+def with_sheet(parameters_file: Path | None, sheet: str) -> dict[str, Any]:
+    """The parameters of `--params` (none: {}) with `--sheet`: the primary's reading option `inputs.primary.sheet`
+    (API.md: a name, which the server matches ignoring case). A UsageError for a parameters file that is not a JSON
+    object, or whose `inputs.primary` is not one."""
+    parameters: Any = {}
+    if parameters_file is not None:
+        try:
+            parameters = json.loads(parameters_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UsageError(f"{parameters_file}: not JSON ({error}), so --sheet cannot be added to it") from None
+    inputs = parameters.get("inputs", {}) if isinstance(parameters, dict) else None
+    primary = inputs.get("primary", {}) if isinstance(inputs, dict) else None
+    if not isinstance(inputs, dict) or not isinstance(primary, dict):
+        raise UsageError(f"{parameters_file}: --sheet needs a JSON object with an object inputs.primary, if any")
+    return {**parameters, "inputs": {**inputs, "primary": {**primary, "sheet": sheet}}}
 
 
 def unknown_choice(what: str, given: str, valid: Sequence[str]) -> str:
@@ -954,6 +977,11 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--schema", metavar="FILE", help="a data contract, .json or .yaml (master-my-data)")
     parser.add_argument("--params", metavar="FILE", help="parameters.json keyed by agent id")
+    parser.add_argument(
+        "--sheet",
+        metavar="NAME",
+        help="the worksheet of an .xlsx FILE to read (default: the first): the reading option inputs.primary.sheet",
+    )
     parser.add_argument("--agents", metavar="A,B", help="comma-separated agent chain (default: the tool's)")
     parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the server's)")
     parser.add_argument(
@@ -989,7 +1017,7 @@ async def submit(client: AgensiumClient, args: argparse.Namespace, plan: SubmitP
     if download_dir is not None:
         await _check_directory(download_dir)
     plan = ToolCatalog.from_api(await client.tools()).check(plan, args.tool)
-    task = await _create_with_retries(client, args.tool, plan.agents, args.priority)
+    task = await _create_with_retries(client, args.tool, plan.agents, args.priority, parameters=plan.parameters)
     task_id = task["task_id"]
     console.print(f"task {task_id} created", highlight=False)
     uploads = await client.upload_urls(task_id, plan.declared, has_parameters=plan.parameters_file is not None)
@@ -1140,13 +1168,21 @@ def _file_lines(files: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 async def _create_with_retries(
-    client: AgensiumClient, tool_id: str, agents: list[str] | None, priority: str | None, attempts: int = 3
+    client: AgensiumClient,
+    tool_id: str,
+    agents: list[str] | None,
+    priority: str | None,
+    attempts: int = 3,
+    *,
+    parameters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create the task, resending on a network failure: one Idempotency-Key makes that safe."""
     idempotency_key = str(uuid.uuid4())
     for attempt in range(1, attempts + 1):
         try:
-            return await client.create_task(tool_id, agents=agents, priority=priority, idempotency_key=idempotency_key)
+            return await client.create_task(
+                tool_id, agents=agents, parameters=parameters, priority=priority, idempotency_key=idempotency_key
+            )
         except httpx.TransportError:
             if attempt == attempts:
                 raise

@@ -13,12 +13,13 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). What
   of the values distinct, e.g. e-mails), which is left as is. Columns without missing values are never
   touched. The steps run in this order: drop_column, drop_rows (reason names the drop_rows columns empty in
   the row), then the fills, each computed on the rows left after the drops:
-  mean / median of the finite values; integer columns receive the value rounded half away from zero and
-  stay integer. mode: the most frequent value, ties to the smallest. forward_fill / backward_fill copy the
+  mean / median of the finite values, as they are: an integer column filled so becomes Float64 (as pandas'
+  ``fillna`` and Polars' ``fill_null`` of the statistic make it, and as transform-my-data's fill does), and its
+  log message says so. mode: the most frequent value, ties to the smallest. forward_fill / backward_fill copy the
   previous / next value in file order; a leading / trailing gap stays empty. constant: ``fill_values``.
   knn_imputation: scikit-learn ``KNNImputer(n_neighbors=knn_neighbors)`` over every numeric column with
-  finite values (the data as it came in: values imputed by this agent are not features); integer targets
-  are rounded half away from zero. The neighbour search is bounded: the fit cap is ``knn_max_rows``, lowered
+  finite values (the data as it came in: values imputed by this agent are not features); an integer target
+  becomes Float64 as with mean and median. The neighbour search is bounded: the fit cap is ``knn_max_rows``, lowered
   so that rows to impute x rows fitted stays within ``KNN_PAIR_BUDGET`` (2e7, but at least 1,000 rows
   fitted). A frame within the cap is exactly ``fit_transform`` on all rows; a larger one is fitted on a
   random sample (seed 0) of that many complete rows (all rows if fewer than k are complete) and the rows
@@ -84,7 +85,6 @@ from agents.formatting import (
     plain_value,
 )
 from agents.params.null_handler import NullHandlerParams
-from agents.values import round_half_away
 
 AGENT_ID = "null-handler"
 AGENT_NAME = "Null Handler"
@@ -97,6 +97,8 @@ KNN_MIN_FIT_ROWS = 1_000
 STATISTIC_STRATEGIES = {"mean", "median", "mode"}
 IDENTIFIER_DISTINCT_RATIO = 0.5  # text columns more distinct than this are not filled by suggestion
 NUMERIC_ONLY = {"mean", "median", "knn_imputation"}
+COMPUTED_STRATEGIES = NUMERIC_ONLY  # their fill value is computed, not a value of the column: an integer one
+# becomes Float64 (its mean 34.333... is written as it is, not rounded to 34)
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Plan:
     source: str  # explicit | suggested | global | none
     note: str | None = None
     fill_value: Any = None
+    made_decimal: bool = False  # an integer column filled with a computed value, now Float64
 
 
 def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> AgentResult:
@@ -418,10 +421,11 @@ def _fill_exprs(
     for plan in fill_plans:
         dtype = schema[plan.column]
         column = pl.col(plan.column)
+        if plan.strategy in COMPUTED_STRATEGIES and dtype.is_integer():
+            plan.made_decimal = True
+            column, dtype = column.cast(pl.Float64), pl.Float64()
         if plan.strategy in STATISTIC_STRATEGIES:
             value = statistics.get(plan.column)
-            if value is not None and plan.strategy != "mode" and dtype.is_integer():
-                value = round_half_away(float(value))
             plan.fill_value = value
             fills[plan.column] = column if value is None else column.fill_null(pl.lit(value).cast(dtype))
         elif plan.strategy == "constant":
@@ -432,7 +436,7 @@ def _fill_exprs(
         elif plan.strategy == "backward_fill":
             fills[plan.column] = column.backward_fill()
         elif plan.strategy == "knn_imputation":
-            fills[plan.column] = pl.coalesce(column, pl.lit(knn_values[plan.column]))
+            fills[plan.column] = pl.coalesce(column, pl.lit(knn_values[plan.column]).cast(dtype))
     return fills
 
 
@@ -726,11 +730,7 @@ def _knn_impute(
         )
     values: dict[str, pl.Series] = {}
     for name, position in zip(fitted, positions, strict=True):
-        column = imputed[:, position]
-        dtype = work[name].dtype
-        if dtype.is_integer():
-            column = np.sign(column) * np.floor(np.abs(column) + 0.5)
-        values[name] = pl.Series(name, column).cast(dtype)
+        values[name] = pl.Series(name, imputed[:, position], dtype=pl.Float64)  # as _fill_exprs fills it
     return values, info
 
 
@@ -822,6 +822,8 @@ def _log_entry(
             f"Filled {entry['nulls_filled']:,} of {before:,} missing values in '{plan.column}' by "
             + _describe(plan, params)
         )
+        if plan.made_decimal:
+            entry["message"] += f"; '{plan.column}' held whole numbers and is now a decimal column"
     return entry
 
 

@@ -104,7 +104,7 @@ from agents.formatting import (
     pct,
     shown,
 )
-from agents.layouts import Layout, boolean_layouts, number_layouts
+from agents.layouts import Layout, beyond_double, boolean_layouts, number_layouts
 from agents.params.type_fixer import TypeFixerParams
 from agents.values import (
     ACCOUNTING_NEGATIVE_PATTERN,
@@ -169,6 +169,7 @@ class ColumnDecision:
     comma_readable: bool = False  # every number also reads with a decimal comma ("1,500", "7")
     comma_example: str = ""  # the smallest value a decimal comma changes, one that reads both ways first
     comma_kind: str = "float"  # what the numbers are read with a decimal comma: integer when all are whole
+    beyond_double: str = ""  # the smallest number with more digits than a float holds: the column stays text
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -592,6 +593,12 @@ def _decide_text(
         return
     required = 1.0 if params.preserve_mixed_types else params.conversion_threshold
     counts = _read_text(values, decision, params.convert_decimal_commas)
+    if decision.beyond_double:  # as the file reader keeps it: a float would change a value, nothing to convert
+        decision.reason = (
+            f"'{decision.beyond_double}' has more digits than a float holds: left as text, every value as written"
+        )
+        decision.detected = None
+        return
     decision.would_convert = decision.share >= params.conversion_threshold
     if decision.share >= MIXED_SHARE:
         decision.needs = _needs(decision, counts, params)
@@ -668,6 +675,7 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision, decimal_commas: b
             weight.filter(point).sum().alias("points"),
             *(weight.filter(mask).sum().alias(name) for name, mask in marked.items()),
             *(value.filter(mask).min().alias(f"{name}_example") for name, mask in marked.items()),
+            value.filter(beyond_double(text)).min().alias("beyond_example"),
         ),
         # The values are trimmed and lowercasing never shortens a text: only values as short as the
         # longest boolean word can read as one.
@@ -710,6 +718,8 @@ def _read_text(values: pl.DataFrame, decision: ColumnDecision, decimal_commas: b
     decision.share, decision.best = shares[best], best
     if best == "numeric":
         decision.detected = "integer" if integer == numeric else "float"
+        if decision.detected == "float" and not decision.comma_decimal:
+            decision.beyond_double = counts["beyond_example"] or ""
     elif best == "boolean":
         decision.detected = "boolean"
     else:

@@ -24,9 +24,10 @@ class FileOptions(AgentParams):
     null_tokens: list[NullToken] | None = Field(
         None,
         max_length=1000,
-        description="search-my-data and transform-my-data: text values (exactly, after trimming) that are missing "
-        "values, like an empty field, read as nulls (default: pandas' list, PRODUCT.md 'Missing values'; [] = only "
-        "fields with nothing in them); the other tools take their agents' null_tokens",
+        description="text values (exactly, after trimming) that are missing values, like an empty field, read as "
+        "nulls (default: pandas' list, PRODUCT.md 'Missing values'; [] = only fields with nothing in them); in "
+        "clean-my-data and profile-my-data it is also the null_tokens of every agent of the run that takes them and "
+        "was not given its own",
     )
 
 

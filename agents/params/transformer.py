@@ -135,7 +135,7 @@ FillStrategy = Literal["constant", "mean", "median", "mode", "previous", "next"]
 
 class FillNulls(_Strict):
     """Fill empty cells: a ``constant`` (``value``, typed by the column), the column's ``mean``/``median``
-    (numeric; an integer column gets the value rounded half away from zero), ``mode`` (most frequent, ties
+    (numeric, filled unrounded: an integer column becomes a decimal column, as in pandas), ``mode`` (most frequent, ties
     to the smallest), ``previous``/``next`` (the nearest value above/below in the current row order)."""
 
     op: Literal["fill_nulls"]

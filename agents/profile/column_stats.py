@@ -627,7 +627,7 @@ def _profile_numeric(
     is sorted once and run-length encoded. NaN sorts last and counts as one distinct value."""
     lazy = source.columns([column.name])
     values = _numeric_values(column.name, dtype)
-    moments = lazy.select(_moments(values))
+    moments = lazy.select(_moments(values, dtype))
     if low_cardinality:
         query = lazy.select(values.alias("value")).group_by("value").len("len").sort("value")
     else:
@@ -645,11 +645,13 @@ def _numeric_values(name: str, dtype: pl.DataType) -> pl.Expr:
     return (pl.col(name).cast(pl.Float64) if dtype.is_decimal() else pl.col(name)).drop_nulls()
 
 
-def _moments(values: pl.Expr) -> list[pl.Expr]:
+def _moments(values: pl.Expr, dtype: pl.DataType) -> list[pl.Expr]:
+    """The moments of a column's non-null ``values`` (of ``dtype``); integers summed exactly, in 128 bits (an Int64
+    sum wraps around past 9223372036854775807)."""
     return [
         values.mean().alias("mean"),
         values.var(ddof=1).alias("var"),
-        values.sum().cast(pl.Float64).alias("sum"),
+        (values.cast(pl.Int128).sum() if dtype.is_integer() else values.sum().cast(pl.Float64)).alias("sum"),
         values.skew(bias=False).alias("skew"),
         values.kurtosis(fisher=True, bias=False).alias("kurtosis"),
     ]
@@ -663,7 +665,7 @@ def _profile_numeric_chunk(
     expressions: list[pl.Expr] = []
     for position, (column, dtype) in enumerate(zip(chunk, dtypes, strict=True)):
         values = _numeric_values(column.name, dtype)
-        expressions += [moment.name.prefix(f"{position}:") for moment in _moments(values)]
+        expressions += [moment.name.prefix(f"{position}:") for moment in _moments(values, dtype)]
         expressions.append(values.sort().rle().implode().alias(str(position)))
     result = source.columns([column.name for column in chunk]).select(expressions).collect(engine="in-memory")
     lists = result.select(str(position) for position in range(len(chunk)))
@@ -683,7 +685,7 @@ def _fill_numeric(
         "mean": _finite(moment["mean"]),
         "std": _sqrt(moment["var"]),  # what Polars' std computes, without another pass
         "variance": _finite(moment["var"]),
-        "sum": _finite(moment["sum"]),
+        "sum": moment["sum"] if isinstance(moment["sum"], int) else _finite(moment["sum"]),  # an integer's exactly
         "skewness": _finite(moment["skew"]),
         "kurtosis": _finite(moment["kurtosis"]),
         "quantiles": dict.fromkeys(QUANTILES),

@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from agents.values import distinct_counts, plan_dates
+from agents.values import READ_FORMATS, distinct_counts, plan_dates
 
 EXTREMES = 5
 MAX_GAPS = 5
@@ -170,16 +170,17 @@ def text_datetime_profile(values: pl.Series) -> tuple[pl.Series, dict[str, Any]]
     most of its values, in that order) and the plan that read it (``DatePlan.describe()``); None when the
     series is not text or fewer than :data:`TEXT_DATE_SHARE` of its non-blank values read as dates.
     The parsed series has the input's name and length, unread values null: Date, or Datetime[us], in UTC
-    when every format of the plan ends in ``Z`` (``2013-01-01T10:00:00Z``), else naive."""
+    when every format of the plan ends in ``Z`` (``2013-01-01T10:00:00Z``) or reads a UTC offset
+    (``2024-03-01T10:00:00+02:00``, each value with its own: ``agents.values.OFFSET_FORMATS``), else naive."""
     if values.dtype not in (pl.String, pl.Categorical, pl.Enum):
         return None
     name = values.name
     frame = values.to_frame()
-    plan = plan_dates(distinct_counts(frame, name), name)
+    plan = plan_dates(distinct_counts(frame, name), name, READ_FORMATS)
     if not plan.non_null or plan.share < TEXT_DATE_SHARE:
         return None
     parsed = frame.select(plan.expression(pl.col(name)).alias(name)).to_series()
-    if all(fmt.pattern.endswith("Z") for fmt, _ in plan.formats):  # "...Z" is UTC: keep the zone
+    if not plan.zoned and all(fmt.pattern.endswith("Z") for fmt, _ in plan.formats):  # "...Z" is UTC: keep it
         parsed = parsed.dt.replace_time_zone("UTC")
     return parsed, plan.describe()
 

@@ -309,6 +309,17 @@ def _text_alerts(name: str, profile: dict[str, Any], params: ProfilerParams) -> 
                 "type-fixer does by default when no column of the file groups thousands with commas)",
             )
         )
+    elif semantic == "numeric_string" and profile["properties"].get("beyond_double_precision"):
+        alerts.append(
+            _alert(
+                "numeric_in_string",
+                "low",
+                name,
+                f"'{name}' holds numbers with more digits than a float holds, kept as text so that each is kept "
+                "as written",
+                f"Keep '{name}' as text: a float would round its numbers (compute with a decimal type if needed)",
+            )
+        )
     elif semantic == "numeric_string":
         parameters = profile["properties"].get("conversion_parameters") or []
         how = f" with {' and '.join(f'{parameter}: true' for parameter in parameters)}" if parameters else ""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from agents.decimal_comma import DECIMAL_COMMA_NUMBER_PATTERN, DECIMAL_COMMA_PATTERN
+from agents.layouts import beyond_double
 from agents.values import CURRENCY_SIGN, number_text, written_otherwise
 
 # Anchored value patterns, checked on a sample of non-null values (Polars regex engine: no look-around).
@@ -94,6 +95,9 @@ class TextSignals:
     currency_share: float = 0.0
     percent_share: float = 0.0
     code_share: float = 0.0
+    # numbers with more digits than a float holds ("1.123456789012345678", agents.layouts.beyond_double): the
+    # readers and the type-fixer keep their column text, so every value comes back as written
+    beyond_double_share: float = 0.0
 
 
 NUMBER_PARAMETERS = {
@@ -139,6 +143,7 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
     shares = (
         long.unpivot(variable_name="index", value_name="value")
         .drop_nulls("value")
+        .with_columns(beyond_double(pl.col("value")).alias("__beyond__"))
         .group_by("index")
         .agg(
             pl.len().alias("n"),
@@ -149,6 +154,7 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             (number & values.str.contains(CURRENCY_SIGN)).mean().alias("currency"),
             (number & values.str.contains("%", literal=True)).mean().alias("percent"),
             (number & written_otherwise(number_text(values))).mean().alias("code"),
+            (number & pl.col("__beyond__")).mean().alias("beyond"),
             pl.coalesce(parsed_dates).is_not_null().mean().alias("date"),
             values.str.to_lowercase().is_in(BOOLEAN_WORDS).mean().alias("boolean"),
             pl.when(values.str.contains(DECIMAL_COMMA_PATTERN).any())
@@ -159,7 +165,7 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
     )
     found = {int(row["index"]): row for row in shares.iter_rows(named=True)}
     empty = dict.fromkeys(
-        ["n", *VALUE_PATTERNS, "numeric", "date", "boolean", "decimal_comma", "currency", "percent", "code"]
+        ["n", *VALUE_PATTERNS, "numeric", "date", "boolean", "decimal_comma", "currency", "percent", "code", "beyond"]
     )
     signals: dict[str, TextSignals] = {}
     for index, column in enumerate(columns):
@@ -174,5 +180,6 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             currency_share=float(row["currency"] or 0.0),
             percent_share=float(row["percent"] or 0.0),
             code_share=float(row["code"] or 0.0),
+            beyond_double_share=float(row["beyond"] or 0.0),
         )
     return signals

@@ -315,11 +315,15 @@ def _semantic_type(
     )
 
 
-def _conversion_parameters(semantic: SemanticType, signals: TextSignals | None) -> dict[str, list[str]]:
+def _conversion_parameters(semantic: SemanticType, signals: TextSignals | None) -> dict[str, Any]:
     """A numeric_string's ``conversion_parameters``: the type-fixer parameters its numbers need to be converted
-    (a currency symbol, a percent sign or a code's leading zero in the sample: agents.profile.pii.NUMBER_PARAMETERS)."""
+    (a currency symbol, a percent sign or a code's leading zero in the sample: agents.profile.pii.NUMBER_PARAMETERS);
+    or ``beyond_double_precision`` when a sampled number has more digits than a float holds (the type-fixer keeps
+    such a column text: no parameter converts it)."""
     if semantic.name != "numeric_string" or semantic.decimal_comma or signals is None:
         return {}
+    if signals.beyond_double_share > 0:  # a float would change a value: kept as text, no parameter converts it
+        return {"beyond_double_precision": True}
     needed = [parameter for share, parameter in NUMBER_PARAMETERS.items() if getattr(signals, share) > 0]
     return {"conversion_parameters": needed} if needed else {}
 

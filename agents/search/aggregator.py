@@ -2,10 +2,12 @@
 input; agents.search.selection), with their metrics, sorted and paged, and a chart of the page, as one lazy Polars
 query (agents/params/aggregator.py has the semantics).
 
-Empty key values form a group of their own (sorted last). Without group keys there is one group of every selected
-row, even when none is: ``{"total_groups": 1, "groups": [{"count": N}]}``. Sort: the keys given, then the group keys
-ascending as ties, so the order is total; default the first metric descending. A group_by column of text dates in
-another layout than ISO 8601 that is a sort key given is sorted by its dates (agents.search.selection,
+Empty key values form a group of their own (sorted last). A group is a value as stored: text written in two Unicode
+forms (``Köln`` composed, and ``o`` with a combining diaeresis) makes two groups that look alike, as the data holds
+two spellings (a keyword or a filter finds both: agents.search.selection). Without group keys there is one group of
+every selected row, even when none is: ``{"total_groups": 1, "groups": [{"count": N}]}``. Sort: the keys given, then
+the group keys ascending as ties, so the order is total; default the first metric descending. A group_by column of
+text dates in another layout than ISO 8601 that is a sort key given is sorted by its dates (agents.search.selection,
 ``Resolver.sort_key``); as a tie it is sorted as text.
 
 Returns the envelope's ``data``: ``total_groups`` (after ``top``), ``page``, ``pages``, ``page_size``,
@@ -125,9 +127,11 @@ def _metric(resolver: Resolver, metric: Metric, path: str) -> tuple[str, pl.Expr
         raise resolver.mismatch(column, f"{metric.fn} needs numbers, text or dates", f"{path}.column")
     if kind == "category":
         subject = subject.cast(pl.String)
+    # integers summed in 128 bits: an Int64 sum wraps around past 9223372036854775807 (a Python int in the JSON)
+    summed = subject.cast(pl.Int128) if kind == "int" else subject
     expressions = {
         "count": lambda: subject.count().cast(pl.Int64),
-        "sum": subject.sum,
+        "sum": summed.sum,
         "mean": subject.mean,
         "min": subject.min,
         "max": subject.max,

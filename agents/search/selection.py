@@ -6,20 +6,24 @@ separators, one close spelling; every inexact reading is a note); an unknown or 
 not fit its column's type, is refused with an ``InvalidParametersError`` naming the field, with suggestions. Values
 are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars literals of the column's
 dtype. A cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
-keyword is a literal substring.
+keyword is a literal substring. Text is compared whatever its Unicode form: a keyword or a filter value matches
+text written composed (NFC: ``Köln`` with ``ö``) or decomposed (NFD: ``o`` and a combining diaeresis), the two
+forms every source writes (:func:`unicode_forms`; normalising every cell would cost more than the search).
 
 A time range (and the aggregator's time bucket) over a text column of dates written in another layout than ISO 8601
 (``03/15/2024``, ``15.03.2024 10:30``) reads them as the type-fixer would (agents.values.plan_dates, from the
 column's distinct values): when every value reads, with a day/month order that no tie decides; the reading is a
 note. Otherwise the range is refused, saying how many values read and why. A sort by such a column orders its rows
 by those dates (read for the sort only: the rows keep their text); one that cannot be read so is sorted as text,
-with a note saying why. ISO 8601 text sorts as text: its order is the dates'.
+with a note saying why. ISO 8601 text sorts as text: its order is the dates', unless each value has its own UTC
+offset (``2024-03-01T10:00:00+02:00``, agents.values.OFFSET_FORMATS): such values read as UTC instants.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
@@ -32,7 +36,7 @@ from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
-from agents.values import DatePlan, date_like, plan_dates
+from agents.values import READ_FORMATS, DatePlan, date_like, plan_dates
 
 TEXT_KINDS = ("text", "category")
 DAY = dt.timedelta(days=1)
@@ -85,8 +89,7 @@ class Resolver:
             message = f"{wanted}: '{column}' is text and {why}; convert it first (transform-my-data, or clean-my-data)"
             raise self.refuse(Refusal(message, "type_mismatch", path))
         self._note_reading(column, plan)
-        dtype: pl.DataType = pl.Date() if plan.kind == "date" else pl.Datetime("us")
-        return plan.expression(pl.col(column)), plan.kind, dtype
+        return plan.expression(pl.col(column)), plan.kind, plan.dtype
 
     def sort_key(self, column: str, wanted: str) -> pl.Expr | None:
         """What a sort orders ``column`` by in place of its values, or None (its values): a text column of dates in
@@ -96,8 +99,8 @@ class Resolver:
         if self.kind(column) not in TEXT_KINDS or self.data is None:
             return None
         plan = self._date_plan(column, self.data)
-        if not plan.formats or all(fmt.pattern.startswith(ISO_DATE) for fmt, _ in plan.formats):
-            return None
+        if not plan.formats or all(fmt.pattern.startswith(ISO_DATE) and not fmt.zoned for fmt, _ in plan.formats):
+            return None  # ISO 8601 text sorts in date order, unless each value has its own UTC offset
         why = _unread(plan)
         if why is not None:
             self._note(f"{wanted}: '{column}' is text and {why}, so it is sorted as text; convert it first to sort "
@@ -111,14 +114,15 @@ class Resolver:
         plan = self._dates.get(column)
         if plan is None:
             values, non_blank = _date_like_text(data, column, self.engine)
-            plan = self._dates[column] = plan_dates(values, column)
+            plan = self._dates[column] = plan_dates(values, column, READ_FORMATS)
             plan.non_null = non_blank  # the values that are not date-like read as none: only their number counts
         return plan
 
     def _note_reading(self, column: str, plan: DatePlan) -> None:
         first, read = plan.formats[0]
         written = first.pattern if read == plan.parsed else ", then ".join(fmt.pattern for fmt, _ in plan.formats)
-        self._note(f"'{column}' is text: its dates were read as written ({written})")
+        instants = ", as UTC instants" if plan.zoned else ""
+        self._note(f"'{column}' is text: its dates were read as written ({written}){instants}")
 
     def _note(self, note: str) -> None:
         if note not in self.notes:
@@ -232,6 +236,8 @@ def _membership(resolver: Resolver, column: str, values: list[Any], path: str) -
     subject = pl.col(column)
     if resolver.kind(column) == "category":
         subject, dtype = subject.cast(pl.String), pl.String()
+    if dtype == pl.String:
+        kept = list(dict.fromkeys(form for value in kept for form in unicode_forms(str(value))))
     member = subject.is_in(pl.Series(kept, dtype=dtype).implode()) if kept else pl.lit(False)
     nulls = any(value is None for value in values)
     expr = (member.fill_null(False) | subject.is_null()) if nulls else member.fill_null(False)
@@ -268,13 +274,20 @@ def _lowered(resolver: Resolver, name: str) -> pl.Expr:
 
 
 def _keywords(columns: int, keywords: list[str]) -> list[pl.Expr]:
-    """Per keyword: a literal substring of one of the lowercased keyword columns."""
+    """Per keyword: a literal substring, in either Unicode form, of one of the lowercased keyword columns."""
     return [
         pl.any_horizontal(
-            pl.col(_temporary(i)).str.contains(keyword, literal=True).fill_null(False) for i in range(columns)
+            pl.col(_temporary(i)).str.contains(form, literal=True).fill_null(False)
+            for i in range(columns)
+            for form in unicode_forms(keyword)
         )
         for keyword in sorted({keyword.lower() for keyword in keywords})
     ]
+
+
+def unicode_forms(text: str) -> list[str]:
+    """``text`` composed (NFC) and decomposed (NFD): one item when both are the same (``Koln``), two otherwise."""
+    return list(dict.fromkeys(unicodedata.normalize(form, text) for form in ("NFC", "NFD")))
 
 
 def _date_like_text(data: pl.LazyFrame, column: str, engine: Literal["auto", "streaming"]) -> tuple[pl.DataFrame, int]:

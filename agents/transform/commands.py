@@ -32,6 +32,9 @@ Syntax decisions (each unambiguous by construction; the grammar has no conflicts
 - ``replace A with B in col`` replaces whole cells equal to A; ``replace text A with B in col`` (or ``replace
   substring``, ``replace all occurrences of``) replaces every occurrence of the piece of text A inside cells;
   ``with empty``/``with null``/``with nothing`` makes the cells empty, ``with ''`` writes empty text;
+- ``fill missing x with constant Unknown`` (or ``with value``, ``with the constant``, ``with a value of``) fills
+  ``Unknown``: those words name the kind of fill, not part of the value (a text that starts with them is quoted:
+  ``with "value pack"``);
 - ``add column total = <expression>``: everything after ``=`` (or ``as``) is an expression of
   agents.transform.expressions;
 - ``convert x to date using format "%d/%m/%Y" and set invalid values to empty`` (``on_invalid: null``).
@@ -100,6 +103,7 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "VALUES": ("value", "values", "cell", "cells"),
     "NULL": ("null", "nulls", "empty", "missing", "blank", "blanks", "none", "nothing"),
     "FILL": ("fill", "impute"),
+    "CONSTANT": ("constant", "value"),
     "IN": ("in",),
     "OF": ("of",),
     "FOR": ("for",),
@@ -313,10 +317,11 @@ fill_value: THE? MEDIAN VALUES?                       -> fill_median
     | THE? MOST FREQUENT VALUES?                      -> fill_mode
     | THE? PREVIOUS (VALUES | ONE)?                   -> fill_previous_value
     | THE? NEXT (VALUES | ONE)?                       -> fill_next_value
-    | NUMBER                                          -> fill_constant
-    | QUOTED                                          -> fill_constant
-    | DATE                                            -> fill_constant
-    | value_words                                     -> fill_constant
+    | _constant_word? NUMBER                          -> fill_constant
+    | _constant_word? QUOTED                          -> fill_constant
+    | _constant_word? DATE                            -> fill_constant
+    | _constant_word? value_words                     -> fill_constant
+_constant_word: (A | THE)? CONSTANT VALUES? OF?
 
 // ---- deduplicate
 dedupe_cmd: DEDUPLICATE THE? (ROWS | DATA)? dedupe_tail
@@ -916,8 +921,9 @@ class _Builder:
 
     def _fill_value(self, value: Tree) -> dict[str, Any]:
         kind = str(value.data)
-        if kind == "fill_constant":
-            return {"strategy": "constant", "value": self._at("value", self._literal(value))}
+        if kind == "fill_constant":  # the value is the last piece: "with constant Unknown" fills Unknown
+            written = Tree("literal", [value.children[-1]])
+            return {"strategy": "constant", "value": self._at("value", self._literal(written))}
         strategy = {"fill_previous_value": "previous", "fill_next_value": "next"}.get(kind, kind[len("fill_") :])
         return {"strategy": strategy}
 

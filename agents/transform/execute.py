@@ -29,19 +29,27 @@ the null counts that changed, and one sentence ("Dropped 150 rows where email wa
 Semantics (agents/params/transformer.py):
 - conditions follow SQL: an empty cell satisfies only ``is_null``; any other comparison on it is undecided and does
   not hold (``remove`` keeps such rows, ``keep`` drops them); ``and``/``or``/``not`` are three-valued;
-- literals arrive typed by resolution (ISO text for dates) and are converted by the column's dtype here;
+- literals arrive typed by resolution (ISO text for dates) and are converted by the column's dtype here; a
+  date-only value compared with a Datetime column: ``<=`` and between's high end take that whole day in, ``>``
+  starts after it (the next midnight on the column's wall clock, as search's ``time_ranges``), and the sentence
+  says so; ``<``, ``>=``, ``==`` and between's low end mean its midnight;
 - ``cast``: text is read by the product's rules (agents.values: "$1,234.50", "(12)", "yes"); an empty text or a
   missing-value token (``NA``, ``null``...) becomes empty and is not an invalid value; ``number`` gives Int64 when
   every value is a whole number, else Float64 (decided on the data, so the plan is collected up to that step
   first); a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
-- ``fill_nulls`` mean/median of the finite values, rounded half away from zero into an integer column; mode the
-  most frequent value, ties to the smallest; previous/next in the current row order;
+- ``fill_nulls`` mean/median of the finite values, as they are: an integer column filled so becomes Float64 (as
+  pandas' ``fillna`` and Polars' ``fill_null`` of that statistic make it), and the sentence says so; the step's
+  ``rows_affected`` and ``values_filled`` are the cells filled, its ``cells_changed`` also the whole numbers now
+  written ``1.0``; mode the most frequent value, ties to the smallest; previous/next in the current row order;
 - ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them;
 - ``derive``: whole-number ``+ - *``, negation and ``abs`` are exact (Polars would wrap around: the largest Int64
   times 2 gave -2); a result that Int64 cannot hold fails the task, naming the column. ``/`` gives Float64. A
   division or ``%`` by zero (``x / 0``, ``x % 0``, ``0 / 0``) gives an empty value, not an infinity or NaN: the
   step counts the rows whose value it left empty, where a divisor was zero and its dividend was not empty
-  (``divisions_by_zero``, in its sentence and in an alert of the transformer; ``coalesce(a / b, 0)`` fills them);
+  (``divisions_by_zero``, in its sentence and in an alert of the transformer; ``coalesce(a / b, 0)`` fills them).
+  A decimal ``+ - * /`` whose result is beyond Float64 (``1e308 * 10``) gives an empty value likewise, not an
+  infinity no filter could name, counted where it emptied a value (``overflows_to_infinity``, sentence and alert);
+  an infinity already in the data goes through as it is;
 - Categorical and Enum columns are text (agents.transform.resolve): each operation that reads them as text casts
   them to String first (comparisons, ``contains``, ordering, casts, ``trim``/``case``/``replace``/``fill_nulls``,
   functions), so the results are those of the same data read as text; a column written so becomes String. A sort
@@ -95,7 +103,7 @@ from agents.params.transformer import (
     TrimText,
 )
 from agents.transform.expressions import Node, parse_expression
-from agents.values import is_missing_token, parse_boolean, parse_integer, parse_number
+from agents.values import OFFSET_FORMATS, is_missing_token, parse_boolean, parse_integer, parse_number
 
 AGENT_ID = "transformer"
 OPERATION = TypeAdapter(Operation)
@@ -563,7 +571,9 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
         typed = [_python_value(value, compared, origin) for value in values]
         if item.cmp == "between":
             low, high = (folded(pl.lit(value, dtype=compared)) for value in typed)
-            return pl.when(known).then((subject >= low) & (subject <= high))
+            day_end = _day_end(values[1], dtype)
+            upper = subject <= high if day_end is None else subject < pl.lit(day_end, dtype=dtype)
+            return pl.when(known).then((subject >= low) & upper)
         listed = pl.Series(item.column, [value for value in typed if value is not None], dtype=compared)
         if fold:
             listed = listed.str.to_lowercase()
@@ -574,7 +584,29 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
     if item.value is None:
         raise _invalid(origin, f"{origin}: {item.cmp} needs a value (use is_null for an empty cell)", "syntax")
     value = folded(literal(item.value, _compared_dtype([item.value], dtype), origin))
+    day_end = _day_end(item.value, dtype) if item.cmp in WHOLE_DAY_CMPS else None
+    if day_end is not None:  # <= the day: before the next midnight; > the day: from the next midnight on
+        return pl.when(known).then(_compare("<" if item.cmp == "<=" else ">=", subject, pl.lit(day_end, dtype=dtype)))
     return pl.when(known).then(_compare(item.cmp, subject, value))
+
+
+WHOLE_DAY_CMPS: Final = frozenset({"<=", ">"})
+"""The comparisons whose date-only value on a date-time column means the whole day (as between's high end)."""
+
+
+def _day_end(value: Any, dtype: pl.DataType) -> dt.datetime | None:
+    """For a date-only ``value`` (``2024-03-01``) compared with a Datetime column: the midnight after that day, on
+    the column's wall clock (search's ``time_ranges`` read a date-only end so); else None."""
+    if not isinstance(dtype, pl.Datetime) or not _is_day(value):
+        return None
+    start = _temporal(value, dtype)
+    assert isinstance(start, dt.datetime)
+    following = start.replace(tzinfo=None) + dt.timedelta(days=1)
+    return following if dtype.time_zone is None else following.replace(tzinfo=ZoneInfo(dtype.time_zone))
+
+
+def _is_day(value: Any) -> bool:
+    return isinstance(value, str) and len(value.strip()) == len("2024-01-31")
 
 
 def _compared_dtype(values: Sequence[Any], dtype: pl.DataType) -> pl.DataType:
@@ -613,15 +645,28 @@ def _compare(cmp: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
     return ORDERED[cmp](left, right)
 
 
-def describe_condition(condition: Condition, top: bool = True) -> str:
-    """The condition as a person reads it: ``email was null``, ``age >= 18 and country in (US, CA)``."""
+def describe_condition(condition: Condition, top: bool = True, datetimes: frozenset[str] = frozenset()) -> str:
+    """The condition as a person reads it: ``email was null``, ``age >= 18 and country in (US, CA)``;
+    ``datetimes``: the Datetime columns (a date-only end there says which part of the day it takes)."""
     if isinstance(condition, AllOf | AnyOf):
         parts, joiner = (condition.all, " and ") if isinstance(condition, AllOf) else (condition.any, " or ")
-        text = joiner.join(describe_condition(part, top=False) for part in parts)
+        text = joiner.join(describe_condition(part, False, datetimes) for part in parts)
         return text if top or len(parts) == 1 else f"({text})"
     if isinstance(condition, NotOf):
-        return f"not {describe_condition(condition.not_, top=False)}"
-    return _describe_comparison(condition)
+        return f"not {describe_condition(condition.not_, False, datetimes)}"
+    return _describe_comparison(condition) + (_whole_day_words(condition) if condition.column in datetimes else "")
+
+
+def _whole_day_words(item: Comparison) -> str:
+    """How a date-only end reads on a date-time column: the whole day in (``<=``, between's high end), or after it
+    (``>``)."""
+    if item.cmp == "between" and isinstance(item.value, list) and len(item.value) == 2 and _is_day(item.value[1]):  # noqa: PLR2004
+        return f" (to the end of {item.value[1]})"
+    if item.cmp == "<=" and _is_day(item.value):
+        return " (to the end of that day)"
+    if item.cmp == ">" and _is_day(item.value):
+        return " (after that whole day)"
+    return ""
 
 
 def _describe_comparison(item: Comparison) -> str:
@@ -664,7 +709,8 @@ def show_value(value: Any) -> str:
 def _filter(op: FilterRows, plan: _Plan, index: int, origin: str) -> Compiled:
     holds = _condition(op.where, plan, origin).fill_null(False)
     plan.advance(lambda lazy: lazy.filter(holds if op.action == "keep" else ~holds), origin)
-    condition = describe_condition(op.where)
+    datetimes = frozenset(name for name, dtype in plan.schema.items() if isinstance(dtype, pl.Datetime))
+    condition = describe_condition(op.where, datetimes=datetimes)
 
     def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
         after = _row_counts(stats, counts)
@@ -1017,8 +1063,34 @@ def _cast_change(name: str, plan: _Plan, target: str, op: CastColumns, origin: s
     present = column.is_not_null()
     if dtype == pl.String:
         present = present & ~is_missing_token(column, DEFAULT_NULL_TOKENS)
-    converted = _converted(column, dtype, target, op, plan.layouts.get(name), origin, name)
+    zoned = target == "datetime" and dtype == pl.String and op.format is None and _mostly_offsets(plan, column)
+    converted = _converted(column, dtype, target, op, plan.layouts.get(name), origin, name, zoned=zoned)
     return _CellChange(name, converted, present=present, list_invalid=op.on_invalid == "null")
+
+
+def _offset_readings(column: pl.Expr) -> pl.Expr:
+    """ISO 8601 text with a UTC offset or Z, each value with its own (agents.values.OFFSET_FORMATS), as UTC."""
+    stripped = column.str.strip_chars()
+    return pl.coalesce([stripped.str.to_datetime(fmt.pattern, time_unit="us", strict=False) for fmt in OFFSET_FORMATS])
+
+
+def _naive_readings(column: pl.Expr) -> pl.Expr:
+    stripped = column.str.strip_chars()
+    readings = [stripped.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in ISO_DATETIMES]
+    readings.append(stripped.str.to_date(ISO_DATE, strict=False).cast(pl.Datetime("us")))
+    return pl.coalesce(readings)
+
+
+def _mostly_offsets(plan: _Plan, column: pl.Expr) -> bool:
+    """Whether more values of a text column read as ISO 8601 with a UTC offset than without one: the column is
+    then read as UTC instants (a value without an offset is not converted: its zone would be a guess)."""
+    counts = plan.decide(
+        lambda lazy: lazy.select(
+            _offset_readings(column).is_not_null().sum().alias("zoned"),
+            _naive_readings(column).is_not_null().sum().alias("naive"),
+        )
+    ).row(0, named=True)
+    return bool(counts["zoned"] > counts["naive"])
 
 
 def _converted(
@@ -1029,7 +1101,10 @@ def _converted(
     layout: Layout | None,
     origin: str,
     name: str,
+    *,
+    zoned: bool = False,
 ) -> pl.Expr:
+    """``zoned``: a text column cast to datetime is read as UTC instants (``_mostly_offsets``)."""
     text = dtype == pl.String
     temporal = isinstance(dtype, pl.Date | pl.Datetime)
     if op.format is not None and not (text and target in {"date", "datetime"}) and not (temporal and target == "text"):
@@ -1054,10 +1129,7 @@ def _converted(
         if text and op.format is not None:
             return column.str.strip_chars().str.to_datetime(op.format, time_unit="us", strict=False)
         if text:
-            stripped = column.str.strip_chars()
-            readings = [stripped.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in ISO_DATETIMES]
-            readings.append(stripped.str.to_date(ISO_DATE, strict=False).cast(pl.Datetime("us")))
-            return pl.coalesce(readings)
+            return _offset_readings(column) if zoned else _naive_readings(column)
         return column if isinstance(dtype, pl.Datetime) else column.cast(pl.Datetime("us"))
     raise _invalid(origin, f"{origin}: column '{name}' ({dtype}) cannot be converted to {target}", "type_mismatch")
 
@@ -1079,21 +1151,40 @@ def _fill(op: FillNulls, plan: _Plan, index: int, origin: str) -> Compiled:
     columns = list(dict.fromkeys(op.columns))
     changes = [_fill_change(name, plan, op, origin) for name in columns]
 
+    decimal = [name for name in columns if _made_decimal(op, plan.schema[name])]
+
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         parts = []
         for name, values in per_column.items():
-            filled = int(values.get("changed") or 0)
+            filled = _filled(values)
             parts.append(f"{filled:,} missing {name} {_plural(filled, 'value')} with {_fill_words(op, values)}")
-        filled_total = _total(per_column, "changed")
+        filled_total = sum(_filled(values) for values in per_column.values())
         details = {
             "rows_affected": filled_total,
-            "cells_changed": filled_total,
+            "cells_changed": _total(per_column, "changed"),
             "values_filled": filled_total,
             "fill_values": {name: plain_value(values.get("value")) for name, values in per_column.items()},
         }
-        return "Filled " + "; ".join(parts), details
+        sentence = "Filled " + "; ".join(parts)
+        if decimal:
+            now = "is now a decimal column" if len(decimal) == 1 else "are now decimal columns"
+            sentence += f"; {_names(decimal)} {now} (whole numbers written 1.0)"
+            details["columns_made_decimal"] = decimal
+        return sentence, details
 
     return _cell_step(plan, index, origin, changes, describe, keep_layout=True)
+
+
+def _made_decimal(op: FillNulls, dtype: pl.DataType) -> bool:
+    """Whether the fill makes an integer column Float64: its mean or median (as pandas' ``fillna`` and Polars'
+    ``fill_null`` of that statistic do; resolution predicts the same)."""
+    return op.strategy in {"mean", "median"} and dtype.is_integer()
+
+
+def _filled(values: dict[str, Any]) -> int:
+    """The cells a fill gave a value (its ``changed`` count also holds, for a column it made decimal, the whole
+    numbers now written ``1.0``)."""
+    return int(values.get("nulls_before") or 0) - int(values.get("nulls") or 0)
 
 
 def _fill_words(op: FillNulls, values: dict[str, Any]) -> str:
@@ -1129,8 +1220,8 @@ def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellCha
         finite = column.cast(pl.Float64)
         finite = pl.when(finite.is_finite()).then(finite)
         statistic = finite.mean() if op.strategy == "mean" else finite.median()
-        if dtype.is_integer():
-            statistic = statistic.round(0, mode="half_away_from_zero")
+        if _made_decimal(op, dtype):  # the statistic as it is (34.333..., not 34): the column becomes Float64
+            column, dtype = column.cast(pl.Float64), pl.Float64()
         statistic = statistic.cast(dtype)
         if plan.streamed:
             statistic = literal_of(plan.decide(lambda lazy: lazy.select(statistic)), dtype)
@@ -1214,28 +1305,45 @@ def _derive(op: DeriveColumn, plan: _Plan, index: int, origin: str) -> Compiled:
         raise _invalid(origin, f"{origin}: there is already a column '{op.column}'", "duplicate_column")
     overflows: list[pl.Expr] = []
     divisions: list[pl.Expr] = []
+    infinities: list[pl.Expr] = []
     tree = parse_expression(op.expression)
-    expr = _widest(_expression(tree, plan, origin, overflows, divisions), plan, origin, overflows)
+    expr = _widest(_expression(tree, plan, origin, overflows, divisions, infinities), plan, origin, overflows)
     extras = {"overflows": pl.any_horizontal(overflows).sum()} if overflows else {}
     if divisions:  # the rows a division by zero left empty (not those a coalesce gave a value)
-        extras["divisions_by_zero"] = (pl.any_horizontal(divisions) & expr.is_null()).sum()
+        extras["divisions_by_zero"] = _rows_emptied(divisions, expr)
+    if infinities:  # likewise the rows a result beyond Float64 left empty
+        extras["infinities"] = _rows_emptied(infinities, expr)
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         empty = int(per_column[op.column]["nulls"])
         by_zero = int(per_column[op.column].get("divisions_by_zero") or 0)
+        beyond = int(per_column[op.column].get("infinities") or 0)
         sentence = f"Added column {op.column} = {op.expression}"
         if empty:
-            sentence += f" ({empty:,} empty {_plural(empty, 'value')}"
-            sentence += f", {by_zero:,} of them {_plural(by_zero, 'division')} by zero)" if by_zero else ")"
+            notes = [f"{empty:,} empty {_plural(empty, 'value')}"]
+            if by_zero:
+                notes.append(f"{by_zero:,} of them {_plural(by_zero, 'division')} by zero")
+            if beyond:
+                notes.append(f"{beyond:,}{'' if by_zero else ' of them'} too large for a decimal number")
+            sentence += f" ({', '.join(notes)})"
         details: dict[str, Any] = {"rows_affected": rows - empty, "cells_changed": rows - empty, "empty_values": empty}
         if divisions:
             details["divisions_by_zero"] = by_zero
+        if beyond:
+            details["overflows_to_infinity"] = beyond
         overflowed = int(per_column[op.column].get("overflows") or 0)
         if overflowed:
             details["overflow"] = {"column": op.column, "expression": op.expression, "count": overflowed}
         return sentence, details
 
     return _cell_step(plan, index, origin, [_CellChange(op.column, expr, extras)], describe, keep_layout=False)
+
+
+def _rows_emptied(flags: list[pl.Expr], expr: pl.Expr) -> pl.Expr:
+    """The rows where one of ``flags`` holds and ``expr`` is empty, counted over every row (an expression of
+    literals only, ``1 / 0``, is one value for all the rows: it counted 1)."""
+    every_row = pl.repeat(False, pl.len())
+    return (pl.any_horizontal([*flags, every_row]) & expr.is_null()).sum()
 
 
 def _widest(expr: pl.Expr, plan: _Plan, origin: str, overflows: list[pl.Expr]) -> pl.Expr:
@@ -1258,17 +1366,25 @@ def _dtype_of(expr: pl.Expr, plan: _Plan, origin: str) -> pl.DataType:
         raise _invalid(origin, f"{origin}: cannot be applied ({_first_line(error)})", "type_mismatch") from None
 
 
-def _expression(node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr], divisions: list[pl.Expr]) -> pl.Expr:
+def _expression(
+    node: Node,
+    plan: _Plan,
+    origin: str,
+    overflows: list[pl.Expr],
+    divisions: list[pl.Expr],
+    infinities: list[pl.Expr],
+) -> pl.Expr:
     """A Polars expression for a tree of the restricted grammar, node by node (nothing is evaluated). Each integer
     operation that could overflow adds to ``overflows`` where its exact result does not fit Int64 (``_exact``); each
     ``/`` and ``%`` gives an empty value where its divisor is zero, and adds to ``divisions`` where that emptied a
-    value (the dividend was not empty)."""
+    value (the dividend was not empty); each other ``+ - * /`` gives an empty value where its result is an infinity
+    that its operands were not (beyond Float64: ``1e308 * 10``), and adds to ``infinities`` there."""
     if "col" in node:
         _require(plan, [node["col"]], origin)
         return _text(plan, node["col"])
     if "lit" in node:
         return _expression_literal(node["lit"])
-    args = [_expression(arg, plan, origin, overflows, divisions) for arg in node["args"]]
+    args = [_expression(arg, plan, origin, overflows, divisions, infinities) for arg in node["args"]]
     name = node.get("op") or node["fn"]
     dtypes = _integer_dtypes(args, plan, origin) if name in EXACT_INTEGER_OPERATIONS else None
     if dtypes is not None:
@@ -1277,10 +1393,25 @@ def _expression(node: Node, plan: _Plan, origin: str, overflows: list[pl.Expr], 
         dividend, divisor = args
         by_zero = (divisor == 0).fill_null(False)
         divisions.append(by_zero & dividend.is_not_null())
-        return pl.when(~by_zero).then(_arithmetic(name, args))
+        quotient = pl.when(~by_zero).then(_arithmetic(name, args))
+        return _finite(quotient, args, infinities) if name == "/" else quotient
     if "op" in node:
-        return _arithmetic(node["op"], args)
+        result = _arithmetic(node["op"], args)
+        return _finite(result, args, infinities) if name in FLOAT_OVERFLOWS else result
     return _function(node["fn"], args, node["args"], plan)
+
+
+FLOAT_OVERFLOWS: Final = frozenset({"+", "-", "*", "/"})
+"""The operations whose decimal result may be beyond Float64 (an infinity) although their operands are not."""
+
+
+def _finite(result: pl.Expr, args: list[pl.Expr], infinities: list[pl.Expr]) -> pl.Expr:
+    """``result``, empty where it is an infinity none of its operands was (an overflow, which ``infinities``
+    gains); an infinity already in the data stays one (``is_infinite`` is false for whole numbers)."""
+    given = pl.any_horizontal([arg.cast(pl.Float64).is_infinite().fill_null(False) for arg in args])
+    beyond = (result.is_infinite() & ~given).fill_null(False)
+    infinities.append(beyond)
+    return pl.when(~beyond).then(result)
 
 
 def _expression_literal(value: Any) -> pl.Expr:

@@ -5,7 +5,8 @@ Nothing is evaluated here or anywhere else: the executor turns the tree into Pol
 expression can only name columns, literals, the five arithmetic operators and the functions of ``FUNCTIONS``.
 
 Syntax:
-- columns: bare identifiers (``[A-Za-z_][A-Za-z0-9_]*``) or in backticks (```unit price```, a backtick doubled);
+- columns: bare identifiers (letters of any script, digits and ``_``, not starting with a digit: ``price``,
+  ``年齢``, ``größe``; as a command's condition reads a word) or in backticks (```unit price```, a backtick doubled);
   ``true``, ``false`` and ``null`` (any case) are literals, so a column of that name needs backticks;
 - literals: numbers (``3``, ``2.5``, ``1e3``), text in single or double quotes (a backslash escapes the quote or a
   backslash; any other backslash is kept), ``true``/``false``/``null``;
@@ -61,7 +62,7 @@ MAX_DEPTH = 64
 
 MAX_ROUND_DIGITS = 15
 _INT64 = (-(2**63), 2**63 - 1)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"(?!\d)\w+")
 _KEYWORD_LITERALS: dict[str, bool | None] = {"true": True, "false": False, "null": None}
 _ESCAPE = re.compile(r"\\([\\\"'])")
 
@@ -87,7 +88,7 @@ TIMES: "*" | "/" | "%"
 NUMBER: /(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
 STRING: /"(?:[^"\\]|\\.)*"/ | /'(?:[^'\\]|\\.)*'/
 BACKTICKED: /`(?:[^`]|``)+`/
-NAME: /[A-Za-z_][A-Za-z0-9_]*/
+NAME: /(?!\d)\w+/
 %ignore /\s+/
 """
 
@@ -106,7 +107,26 @@ class LocatedError(ValueError):
 
 class ExpressionError(LocatedError):
     """An expression that is not in the grammar: ``reason`` ``syntax``, ``unknown_function``, ``wrong_arguments``,
-    ``invalid_value`` or ``too_deep``; ``position`` in the expression text."""
+    ``invalid_value`` or ``too_deep``; ``position`` in the expression text. ``located``: the message without the
+    "at position N" that ends it, if it has one (a command puts its own position there, counted in the whole
+    command)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        position: int,
+        suggestions: list[str] | None = None,
+        located: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, position=position, suggestions=suggestions)
+        self.located = located
+
+
+def _at_position(what: str, position: int) -> ExpressionError:
+    """A syntax error whose message ends with its position in the expression."""
+    return ExpressionError(f"{what} at position {position}", reason="syntax", position=position, located=what)
 
 
 class _Build:
@@ -281,15 +301,13 @@ def _syntax_error(error: UnexpectedInput, text: str) -> ExpressionError:
     if isinstance(error, UnexpectedCharacters):
         char = text[position : position + 1]
         if char in "'\"`":
-            return ExpressionError(f"unclosed {char} at position {position}", reason="syntax", position=position)
-        return ExpressionError(
-            f"unexpected character {char!r} at position {position}", reason="syntax", position=position
-        )
+            return _at_position(f"unclosed {char}", position)
+        return _at_position(f"unexpected character {char!r}", position)
     if isinstance(error, UnexpectedToken):
         token = error.token
         if token.type == "$END":
             return ExpressionError("the expression ends too early", reason="syntax", position=len(text))
-        return ExpressionError(f"unexpected '{token}' at position {position}", reason="syntax", position=position)
+        return _at_position(f"unexpected '{token}'", position)
     return ExpressionError("the expression is not in the grammar", reason="syntax", position=position)
 
 

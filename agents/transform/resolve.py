@@ -22,7 +22,8 @@ Dtypes this module decides (the executor casts its results to them):
 - derive: ``+ - * %`` and ``neg`` give ``Int64`` when every operand is an integer, else ``Float64``; ``/`` gives
   ``Float64``; ``round``/``floor``/``ceil``/``abs`` keep ``Int64`` or ``Float64``; ``lower``/``upper``/``title``/
   ``trim``/``concat`` give ``String``; ``length`` and ``year``/``month``/``day`` give ``Int64``;
-  ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers).
+  ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers);
+- fill ``mean``/``median`` of an integer column -> ``Float64`` (the statistic as it is, as pandas' ``fillna`` gives).
 
 Categorical and Enum columns (clean-my-data's type-fixer makes low-cardinality text categorical) are text for
 every text operation, comparison and function: ``contains``/``starts_with``/``ends_with``, ordering (as text, not by
@@ -45,7 +46,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import TypeAdapter, ValidationError
 from rapidfuzz import fuzz, process
@@ -101,7 +102,8 @@ class Resolved:
 class Refusal(Exception):
     """Why an operation cannot be resolved. ``path`` locates the offending field inside the operation
     (``where.all[1].column``); ``span`` the key of the command's position table when it differs from ``path``;
-    ``offset`` a position inside that field (an expression's token)."""
+    ``offset`` a position inside that field (an expression's token); ``located`` the message without the "at
+    position N" that ends it (a command's refusal says the position in the whole command instead)."""
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class Refusal(Exception):
         *,
         span: str | None = None,
         offset: int = 0,
+        located: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -120,6 +123,7 @@ class Refusal(Exception):
         self.suggestions = list(suggestions)
         self.span = span
         self.offset = offset
+        self.located = located
 
 
 # ---------------------------------------------------------------------------------------------------- dtypes
@@ -398,12 +402,29 @@ def _comparison(ctx: ResolutionContext, comparison: Comparison, path: str) -> di
         if not isinstance(value, list) or len(value) != 2:
             raise Refusal("'between' needs two values, a low and a high end", "invalid_value", f"{path}.value")
         out["value"] = [_typed_item(ctx, column, v, f"{path}.value[{i}]") for i, v in enumerate(value)]
+        if kind == "datetime":  # a date-only end kept so: the high one takes the whole day in
+            out["value"] = [_day(v) if _is_day(v) else typed for v, typed in zip(value, out["value"], strict=True)]
     else:
         if isinstance(value, list):
             raise Refusal(f"'{cmp}' compares with one value, not a list", "invalid_value", f"{path}.value")
         out["value"] = _typed_item(ctx, column, value, f"{path}.value", text=cmp in _TEXT_CMPS)
+        if kind == "datetime" and cmp in ("<=", ">") and _is_day(value):
+            out["value"] = _day(value)
     _refuse_text_dates(kind, column, cmp, out["value"], path)
     return out
+
+
+def _is_day(value: Any) -> TypeGuard[str]:
+    """A date without a time (``2024-03-01``)."""
+    return isinstance(value, str) and _DATE_TEXT.fullmatch(value.strip()) is not None
+
+
+def _day(value: str) -> str:
+    """A date-only end of a date-time comparison kept so (checked by ``typed_literal`` first): ``<= 2024-03-01``
+    and ``between ... and 2024-03-01`` take the whole day in, ``> 2024-03-01`` starts after it (as search's
+    ``time_ranges`` do; the executor compares with the next midnight). ``<``, ``>=`` and between's low end mean
+    the day's start, midnight, as before (``<`` and ``>=`` are typed to it: ``2024-03-01T00:00:00``)."""
+    return date.fromisoformat(value.strip()).isoformat()
 
 
 _ISO_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -641,6 +662,8 @@ def _fill(ctx: ResolutionContext, op: FillNulls) -> list[dict[str, Any]]:
                         "type_mismatch",
                         f"columns[{i}]",
                     )
+                if ctx.kind(column) == "int":  # filled with the statistic as it is (34.333..., not 34)
+                    ctx.schema[column] = "Float64"
         _written_as_text(ctx, columns)
         return [{"op": "fill_nulls", "columns": columns, "strategy": op.strategy, "value": None}]
     if op.value is None:
@@ -747,7 +770,9 @@ def _derive(ctx: ResolutionContext, op: DeriveColumn) -> list[dict[str, Any]]:
     try:
         node, positions = expressions.parse_expression_located(op.expression)
     except expressions.ExpressionError as error:
-        raise Refusal(error.message, error.reason, "expression", error.suggestions, offset=error.position) from None
+        raise Refusal(
+            error.message, error.reason, "expression", error.suggestions, offset=error.position, located=error.located
+        ) from None
     node, dtype = _typed_expression(ctx, node, positions)
     if kind_of(dtype) == "category":  # a copy of categorical values is their text
         dtype = "String"
@@ -896,6 +921,8 @@ def _resolve_command(text: str, index: int, schema: Schema) -> tuple[list[dict[s
         raise _error(refusal, field_path, text, 0) from None
     except Refusal as refusal:
         position = parsed.position_of(refusal.span or refusal.path) + refusal.offset
+        if refusal.located is not None:  # "at position N" counted in the command, as its details say
+            refusal.message = f"{refusal.located} at position {position}"
         raise _error(refusal, field_path, text, position) from None
 
 

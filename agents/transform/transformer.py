@@ -246,6 +246,23 @@ def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], 
                     column,
                 )
             )
+        beyond = step["details"].get("overflows_to_infinity")
+        if beyond:
+            column = step["operation"]["column"]
+            alerts.append(
+                Alert(
+                    f"transform-step{number}-float-overflow",
+                    "medium",
+                    "number_overflow",
+                    f"Step {number}: {beyond:,} {'row' if beyond == 1 else 'rows'} of '{column}' "
+                    f"({step['operation']['expression']}) came out beyond the largest decimal number (about "
+                    f"1.8e308) and {'was' if beyond == 1 else 'were'} left empty",
+                    1,
+                    "Check the scale of the operands; to give those rows a value, wrap the expression in "
+                    "coalesce(..., 0)",
+                    column,
+                )
+            )
     if rows_out == 0 and steps:
         alerts.append(
             Alert(

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import given
@@ -64,9 +65,9 @@ def test_column_strategies_fill_with_independent_values() -> None:
     present = np.array([v for v in values if v is not None])
     assert out["mean_col"].to_list() == [v if v is not None else pytest.approx(present.mean()) for v in values]
     assert out["median_col"].to_list() == [v if v is not None else np.median(present) for v in values]
-    int_mean = np.mean([c for c in counts if c is not None])  # 3.2 -> 3
-    assert out["int_mean"].dtype == pl.Int64
-    assert out["int_mean"].to_list() == [c if c is not None else int(np.floor(int_mean + 0.5)) for c in counts]
+    int_mean = np.mean([c for c in counts if c is not None])  # 3.2, as pandas fills it (was rounded to 3)
+    assert out["int_mean"].dtype == pl.Float64
+    assert out["int_mean"].to_list() == [c if c is not None else pytest.approx(int_mean) for c in counts]
     # Ties between "a" and "b" (two each) go to the smallest.
     mode = min(value for value, count in Counter(["b", "a", "b", "a", "c"]).items() if count == 2)
     assert out["mode_col"].to_list() == ["b", "a", mode, "b", "a", mode, "c"]
@@ -81,7 +82,9 @@ def test_column_strategies_fill_with_independent_values() -> None:
     assert metrics["nulls_handled"] == original - 1
     log = {entry["column"]: entry for entry in result.envelope.data["imputation_log"]}
     assert log["median_col"]["fill_value"] == np.median(present)
-    assert log["int_mean"]["fill_value"] == 3
+    assert log["int_mean"]["fill_value"] == pytest.approx(3.2)
+    assert log["int_mean"]["message"].endswith("'int_mean' held whole numbers and is now a decimal column")
+    assert "decimal" not in log["mean_col"]["message"]
     assert log["ffill"]["null_count_after"] == 1
     imputed = result.row_level_issues.filter(pl.col("column") == "const")
     assert imputed["row_index"].to_list() == [10, 15] and imputed["value"].to_list() == ["missing", "missing"]
@@ -187,10 +190,43 @@ def test_drop_rows_names_the_empty_columns() -> None:
     assert_bookkeeping(frame, result)
 
 
-def test_median_of_integers_rounds_half_away_from_zero() -> None:
+def test_median_of_integers_is_filled_as_it_is() -> None:
+    """QA #4: an integer column's median of an even count (2.5) was rounded to 3; the column becomes decimal, as
+    pandas' fillna and transform-my-data's fill make it."""
     frame = indexed({"a": [1, 2, None, 3, 4]}, [1, 2, 3, 4, 5])
     result = handle_nulls(frame, column_strategies={"a": "median"})
-    assert result.frame is not None and result.frame["a"].to_list() == [1, 2, 3, 3, 4]  # 2.5 -> 3
+    assert result.frame is not None and result.frame["a"].to_list() == [1.0, 2.0, 2.5, 3.0, 4.0]
+    assert result.frame["a"].dtype == pl.Float64
+    expected = pd.Series([1, 2, None, 3, 4], dtype="Int64").astype("float64")
+    assert result.frame["a"].to_list() == expected.fillna(expected.median()).tolist()
+
+
+def test_integer_mean_and_knn_are_not_rounded() -> None:
+    """QA #4: the mean of 1, 2, 100 is 34.333..., not 34 (nor is a KNN mean of neighbours rounded); a column
+    filled by mode keeps its integers."""
+    frame = indexed(
+        {"q": [1, 2, None, 100, None], "k": [10, None, 11, 12, 13], "m": [5, 5, None, 7, 8]}, list(range(5))
+    )
+    result = handle_nulls(frame, column_strategies={"q": "mean", "k": "knn_imputation", "m": "mode"}, knn_neighbors=2)
+    out = result.frame
+    assert out is not None
+    assert out["q"].dtype == pl.Float64 and out["q"].to_list() == [
+        1.0,
+        2.0,
+        pytest.approx(103 / 3),
+        100.0,
+        pytest.approx(103 / 3),
+    ]
+    expected = pd.Series([1, 2, None, 100, None], dtype="Int64").astype("float64")
+    assert out["q"].to_list() == pytest.approx(expected.fillna(expected.mean()).tolist())
+    knn = KNNImputer(n_neighbors=2).fit_transform(frame.drop(ROW).to_numpy().astype(float))[:, 1]
+    assert out["k"].dtype == pl.Float64
+    np.testing.assert_allclose(out["k"].to_numpy(), knn, rtol=1e-12)
+    assert out["m"].dtype == pl.Int64 and out["m"].to_list() == [5, 5, 5, 7, 8]
+    log = {entry["column"]: entry for entry in result.envelope.data["imputation_log"]}
+    assert log["q"]["fill_value"] == pytest.approx(103 / 3)
+    assert "mean (34.33333333)" in log["q"]["message"] and "now a decimal column" in log["q"]["message"]
+    assert "decimal" not in log["m"]["message"]
 
 
 def test_null_handler_rejects_bad_parameters() -> None:

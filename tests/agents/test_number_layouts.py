@@ -344,11 +344,12 @@ def test_wide_amounts_and_long_fractions_come_back_as_written(tmp_path: Path, mo
     result = run_tool("search-my-data", [], {"primary.csv": source}, {}, out, ignore_progress, run_options=MODES[mode])
     assert result["status"] == "success"
     changed = _changed(source, out / "search_result.csv")
-    # the only texts no float holds: 17+ significant digits; each written as Polars writes the value
-    assert set(changed) <= {"crypto", "long"}
-    for before, after in changed.get("crypto", []) + changed.get("long", []):
+    # the 40-digit fractions, which no float holds, keep their column text: written as they came (QA 6 #1: they came
+    # back as Polars writes the float, digits lost); 0.00000001 comes back 1e-8, the same value
+    assert set(changed) <= {"crypto"}
+    for before, after in changed.get("crypto", []):
         assert float(before) == float(after)
-    assert ("75542306030811.40", "75542306030811.40") not in changed.get("amount", [])
+    assert set(result["summary"]["inputs"]["primary"]["numbers_kept_as_text"]) == {"long"}
 
 
 # --- every value a decimal column is not written back as is counted (QA: 445 cells changed, 442 reported) ------
@@ -361,6 +362,9 @@ WRITTEN_OTHERWISE = (
     "4,0.25,-80.6195833,1.5,,\n"
 )
 OTHERWISE_COUNTS = {"sci": 3, "long": 1, "precise": 3, "r": 1}
+# read: "precise" holds values no float holds (3.14159265358979323846, 1.0000000000000001): kept as text (QA 6 #1)
+READ_COUNTS = {"sci": 3, "long": 1, "r": 1}
+KEPT_AS_TEXT = {"precise": {"reason": "beyond_double_precision", "values": 3, "example": "3.14159265358979323846"}}
 
 
 def test_every_value_polars_writes_otherwise_is_counted() -> None:
@@ -407,13 +411,14 @@ def test_the_clean_chain_discloses_every_number_it_writes_otherwise(tmp_path: Pa
     assert result["status"] == "success"
     summary = result["summary"]
     numbers = summary["inputs"]["primary"]["number_columns"]
-    assert {name: item["values_written_otherwise"] for name, item in numbers.items()} == OTHERWISE_COUNTS
+    assert {name: item["values_written_otherwise"] for name, item in numbers.items()} == READ_COUNTS
     assert all(not item["decimals"] and not item["bare_integers"] for item in numbers.values())
+    assert summary["inputs"]["primary"]["numbers_kept_as_text"] == KEPT_AS_TEXT
     changed = _changed(source, out / "cleaned_data.csv")
-    assert {name: len(cells) for name, cells in changed.items()} == OTHERWISE_COUNTS
+    assert {name: len(cells) for name, cells in changed.items()} == READ_COUNTS
     assert summary["cells_changed"] == 0
     assert ("1.5E+03", "1500.0") in changed["sci"]
-    assert ("3.14159265358979323846", "3.141592653589793") in changed["precise"]
+    assert "precise" not in changed  # kept as text by the reader, and by the type-fixer
 
 
 def test_the_reader_and_the_spill_count_the_same_values(tmp_path: Path) -> None:
@@ -421,9 +426,11 @@ def test_the_reader_and_the_spill_count_the_same_values(tmp_path: Path) -> None:
     source.write_text(WRITTEN_OTHERWISE, encoding="utf-8")
     _, report = read_table_with_report(source, source.name)
     counts = {name: item["values_written_otherwise"] for name, item in report["number_columns"].items()}
-    assert counts == OTHERWISE_COUNTS
+    assert counts == READ_COUNTS
+    assert report.get("numbers_kept_as_text") == KEPT_AS_TEXT
     spilled = spill_file(source, source.name, tmp_path / "spill.parquet")
     assert spilled.report["number_columns"] == report["number_columns"]
+    assert spilled.report.get("numbers_kept_as_text") == KEPT_AS_TEXT
 
 
 # --- numbers written as Python writes them (pandas' to_csv): 7.913883691088233e-05 stays so ---------------------

@@ -3,7 +3,9 @@ frame and the same layouts on columns built to hit every case, and Polars' parsi
 
 from __future__ import annotations
 
+import math
 import random
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -35,8 +37,21 @@ def reference_typed_integers(frame: pl.DataFrame, integers: dict[str, pl.DataTyp
         if not code and not failed:
             typed.append(cast)
         elif failed and not code and not (text.cast(pl.Float64, strict=False).is_null() & text.is_not_null()).any():
-            typed.append(text.cast(pl.Float64))
+            if not any(beyond_a_double(value) for value in text.drop_nulls()):  # else it stays text (QA 6 #1)
+                typed.append(text.cast(pl.Float64))
     return frame.with_columns(typed) if typed else frame
+
+
+def beyond_a_double(text: str) -> bool:
+    """Whether the number ``text`` holds a value its double does not give back (agents.layouts.beyond_double's
+    definition, value by value with Python's decimals): not the value of the double's shortest text, nor of the
+    double correctly rounded to as many significant digits as the text has."""
+    value = float(text)
+    if not math.isfinite(value):
+        return True
+    exact = Decimal(text.strip())
+    digits = len(exact.normalize().as_tuple().digits) if exact else 1
+    return exact != Decimal(repr(value)) and exact != Decimal(f"{value:.{digits - 1}e}")
 
 
 def reference_temporal(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, TextLayout]]:

@@ -322,6 +322,18 @@ GROUPS: list[tuple[Op | list[Op], list[str]]] = [
         ],
     ),
     (keep(c("last_login", ">=", "2024-06-01T00:00:00")), ["keep rows where last_login >= 2024-06-01"]),
+    # a date-only end of a date-time comparison stays so: <=, > and between's high end mean the whole day (QA #15)
+    (keep(c("last_login", "<=", "2024-06-01")), ["keep rows where last_login <= 2024-06-01"]),
+    (keep(c("last_login", ">", "2024-06-01")), ["keep rows where last_login after 2024-06-01"]),
+    (keep(c("last_login", "<", "2024-06-01T00:00:00")), ["keep rows where last_login before 2024-06-01"]),
+    (
+        keep(c("last_login", "between", ["2024-06-01", "2024-06-30"])),
+        ["keep rows where last_login between 2024-06-01 and 2024-06-30"],
+    ),
+    (
+        keep(c("last_login", "between", ["2024-06-01T08:00:00", "2024-06-30"])),
+        ["keep rows where last_login between 2024-06-01 08:00 and 2024-06-30"],
+    ),
     (
         keep(c("end_date", ">", other="signup_date")),
         [
@@ -677,6 +689,29 @@ GROUPS: list[tuple[Op | list[Op], list[str]]] = [
         ["fill nulls in price, quantity with 0", "fill missing price and quantity with 0"],
     ),
     (fill(["zip"], "constant", "00000"), ["fill missing zip with 00000"]),
+    # "with constant X" / "with value X" fill X (QA #10: they filled the text "constant X"); quoted, the text stays
+    (
+        fill(["Full Name"], "constant", "Unknown"),
+        [
+            "fill missing full name with constant Unknown",
+            "fill missing full name with value Unknown",
+            "fill missing full name with the constant Unknown",
+            "fill missing full name with a value of Unknown",
+            "replace missing values in full name with constant Unknown",
+        ],
+    ),
+    (
+        fill(["quantity"], "constant", 0),
+        [
+            "fill missing quantity with constant 0",
+            "fill missing quantity with value 0",
+            "impute quantity with constant '0'",
+        ],
+    ),
+    (fill(["price"], "constant", 2.5), ["fill missing price with the constant value 2.5"]),
+    (fill(["signup_date"], "constant", "2024-01-01"), ["fill missing signup_date with value 2024-01-01"]),
+    (fill(["status"], "constant", "constant Unknown"), ['fill missing status with "constant Unknown"']),
+    (fill(["status"], "constant", "value pack"), ["fill missing status with the value 'value pack'"]),
     # ---- deduplicate
     (
         dedupe(),
@@ -1102,6 +1137,8 @@ REFUSED: list[tuple[str, str]] = [
     ("fill missing in city with unknown. sort by price", "syntax"),
     ("keep rows where city = Paris. sort by price", "syntax"),
     ("keep rows where city = Paris. Then sort by price", "syntax"),
+    ("fill missing status with constant", "syntax"),  # the value is missing
+    ("fill missing quantity with constant Unknown", "type_mismatch"),
 ]
 
 

@@ -62,6 +62,12 @@ def fn(name: str, *args: dict[str, Any]) -> dict[str, Any]:
         ("year(signup) - 2000", op("-", fn("year", col("signup")), lit(2000)), "year(signup) - 2000"),
         ("round", col("round"), "round"),
         ("  (((a)))  ", col("a"), "a"),
+        # bare names in any script, as a command's condition reads them (QA #18: '年' was an unexpected character)
+        ("年齢 * 2", op("*", col("年齢"), lit(2)), "年齢 * 2"),
+        ("größe + _x1", op("+", col("größe"), col("_x1")), "größe + _x1"),
+        ("round(café_prix, 1)", fn("round", col("café_prix"), lit(1)), "round(café_prix, 1)"),
+        ("`年齢`", col("年齢"), "年齢"),
+        ("`naïve café`", col("naïve café"), "`naïve café`"),
     ],
 )
 def test_parse_gives_the_tree_and_render_the_canonical_text(text: str, tree: Any, canonical: Any) -> None:
@@ -89,6 +95,8 @@ def test_parse_gives_the_tree_and_render_the_canonical_text(text: str, tree: Any
         ("a b", "syntax", 2, []),
         ("'abc", "syntax", 0, []),
         ("a ; b", "syntax", 2, []),
+        ("2x", "syntax", 1, []),  # a name does not start with a digit
+        ("年齢 € 2", "syntax", 3, []),
         ("", "syntax", 0, []),
         ("1e999", "invalid_value", 0, []),
         ("99999999999999999999", "invalid_value", 0, []),
@@ -147,3 +155,10 @@ def _round_digits(name: str, args: list[dict[str, Any]]) -> list[dict[str, Any]]
 @given(st.recursive(_LEAVES, _extend, max_leaves=12))
 def test_render_then_parse_gives_the_same_tree(tree: dict[str, Any]) -> None:
     assert parse_expression(render(tree)) == tree
+
+
+def test_a_syntax_error_names_its_position_and_keeps_the_message_without_it() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression("年齢 € 2")
+    assert caught.value.message == "unexpected character '€' at position 3"
+    assert caught.value.located == "unexpected character '€'"

@@ -153,7 +153,9 @@ def test_the_message_names_the_closest_columns() -> None:
         ("active", "==", "FALSE", False),
         ("active", "==", 1, True),
         ("signup_date", ">", " 2024-01-31 ", "2024-01-31"),
-        ("last_seen", ">", "2024-01-31", "2024-01-31T00:00:00"),
+        ("last_seen", ">=", "2024-01-31", "2024-01-31T00:00:00"),
+        ("last_seen", ">", "2024-01-31", "2024-01-31"),  # kept date-only: after that whole day
+        ("last_seen", "<=", " 2024-01-31 ", "2024-01-31"),  # to the end of that day
         ("last_seen", ">", "2024-01-31 10:30", "2024-01-31T10:30:00"),
         ("last_seen", ">", "2024-01-31T10:30:00Z", "2024-01-31T10:30:00+00:00"),
         ("country", "==", "US", "US"),
@@ -584,6 +586,7 @@ def test_operations_run_first_then_commands_and_each_keeps_its_origin() -> None:
         ("add column total = price * nope", "unknown_column", 27, []),
         ("add column total = lower(price)", "type_mismatch", 19, []),
         ("add column total = price +", "syntax", 26, []),
+        ("add column total = price $ 2", "syntax", 25, []),
         ("sort by price, nope", "unknown_column", 15, []),
         ("remove rows were email is null", "syntax", 12, ["'where'", "'with'", "'without'"]),
         ("delte rows where age > 1", "unknown_operation", 0, ["delete"]),
@@ -596,6 +599,25 @@ def test_a_refused_command_says_where_and_why(command: str, reason: str, positio
     assert details["command"] == command
     assert (details["reason"], details["position"]) == (reason, position)
     assert details["suggestions"][: len(suggestions)] == suggestions
+
+
+def test_an_expression_reads_unicode_names_and_its_errors_count_in_the_command() -> None:
+    """QA #18: ``年齢 * 2`` failed with "unexpected character '年' at position 0" (counted in the expression, while
+    the details said 18); a condition read the same name."""
+    schema = {"年齢": "Int64", "name": "String"}
+    params = TransformerParams(commands=["add column age2 = 年齢 * 2", "remove rows where 年齢 < 30"])
+    resolved = resolve(params, schema)
+    assert resolved.operations[0] == {"op": "derive", "column": "age2", "expression": "年齢 * 2"}
+    assert resolved.schema_after["age2"] == "Int64"
+    command = "add column age2 = 年齢 $ 2"
+    with pytest.raises(InvalidParametersError) as caught:
+        resolve(TransformerParams(commands=[command]), schema)
+    assert caught.value.message == "unexpected character '$' at position 21"
+    assert caught.value.details["position"] == 21 and command[21] == "$"
+    operation = {"op": "derive", "column": "age2", "expression": "年齢 $ 2"}  # JSON: counted in the expression
+    with pytest.raises(InvalidParametersError) as caught:
+        resolve(TransformerParams.model_validate({"operations": [operation]}), schema)
+    assert caught.value.message == "unexpected character '$' at position 3"
 
 
 def test_a_too_long_command_is_refused_even_when_the_model_was_bypassed() -> None:

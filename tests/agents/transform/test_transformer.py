@@ -327,10 +327,7 @@ def fill_value(series: pd.Series, strategy: str) -> Any:
             counts[value] = counts.get(value, 0) + 1
         top = max(counts.values())
         return min(value for value, count in counts.items() if count == top)
-    statistic = float(np.mean(present)) if strategy == "mean" else float(np.median(present))
-    if series.dtype == "Int64":
-        return int(math.copysign(math.floor(abs(statistic) + 0.5), statistic))
-    return statistic
+    return float(np.mean(present)) if strategy == "mean" else float(np.median(present))  # as it is (pandas)
 
 
 def reference(frame: pd.DataFrame, op: dict[str, Any]) -> tuple[pd.DataFrame, int]:
