@@ -85,8 +85,41 @@ def repeat_candidates(frame: pl.DataFrame, keys: Sequence[str | pl.Expr]) -> pl.
     names = [key for key in keys if isinstance(key, str)]
     if frame.height < 2 or has_identifier(frame, names):  # noqa: PLR2004 - one row repeats nothing
         return None
-    repeated = frame.select(keys).hash_rows(seed=0).is_duplicated()
-    return repeated if repeated.any() else None
+    hashes = frame.select(keys).hash_rows(seed=0)
+    if hashes.n_unique() == hashes.len():  # the usual case, counted in about half the time of the mask
+        return None
+    return hashes.is_duplicated()
+
+
+def quantile_pairs(
+    frame: pl.DataFrame, values: Sequence[pl.Expr], low: float, high: float, extra: Sequence[pl.Expr] = ()
+) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
+    """Per expression of ``values`` over ``frame``, its ``low`` and ``high`` linear quantiles, as two
+    ``quantile(q, "linear")`` find them; with the aggregates ``extra`` (named) computed in the same query.
+
+    One list quantile per expression orders its values once instead of once per quantile (a third less time for a
+    frame's numeric columns) and finds the same numbers to the last bit, but for the sign of a zero: among equal
+    values -0.0 and 0.0 it may take the other. So a pair holding a zero is computed again the single way."""
+    if not values:
+        return [], frame.select(extra).row(0, named=True) if extra else {}
+    listed = [
+        value.quantile([low, high], "linear").alias(f"__quantiles_{index}__") for index, value in enumerate(values)
+    ]
+    row = frame.select(*listed, *extra).row(0, named=True)
+    pairs = [tuple(row.pop(f"__quantiles_{index}__") or (None, None)) for index in range(len(values))]
+    zeros = [index for index, pair in enumerate(pairs) if 0 in pair]
+    if zeros:
+        single = frame.select(
+            quantile
+            for index in zeros
+            for quantile in (
+                values[index].quantile(low, "linear").alias(f"__low_{index}__"),
+                values[index].quantile(high, "linear").alias(f"__high_{index}__"),
+            )
+        ).row(0, named=True)
+        for index in zeros:
+            pairs[index] = (single[f"__low_{index}__"], single[f"__high_{index}__"])
+    return [(first, second) for first, second in pairs], row
 
 
 def no_removed_rows() -> pl.DataFrame:

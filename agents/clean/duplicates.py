@@ -4,7 +4,10 @@ Parameters and summary metrics follow Agensium (reference/agents.md §1.5). The 
 fixed order, each on the rows the previous ones kept; every removed row names the row it duplicates:
 
 1. ``exact``: equal on every data column (an empty cell equals an empty cell). The first row in file order
-   (smallest ``ROW_INDEX_COLUMN``) is kept.
+   (smallest ``ROW_INDEX_COLUMN``) is kept. The values compared are the data as read: where an earlier step's
+   record shows cells of a column made null or rewritten (``2,NA,y`` and ``2,,y``; ``3,4.0,z`` and ``3,4,z``), rows
+   equal on its affected cells may differ in the file, and their reason says "equal after reading values", not
+   "exact" (``_Reread``).
 2. ``email_case``: equal once the e-mail columns are lowercased with all whitespace removed (the other
    columns as they are). E-mail columns are ``email_columns``, or the text columns where more than half of
    the first 1,000 non-empty values match an address pattern. First row kept.
@@ -120,6 +123,7 @@ REASON = "__reason__"  # a data column may be called "reason"
 SEVERITY = "__severity__"
 STAGE = "__stage__"
 MATCH = "__match_row__"
+REREAD = "__reread__"
 NULLS = "__null_count__"
 PATTERN = "__null_pattern__"
 IN_GROUP = "__in_group__"
@@ -184,7 +188,7 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
         email_columns, email_source = source.email_columns(columns), "detected"
     enabled: set[str] = set(params.detection_types)
 
-    context = _Context(enabled, key_columns, email_columns, email_source)
+    context = _Context(enabled, key_columns, email_columns, email_source, _Reread.of(inputs, columns))
     outcomes, work = _detect(source, [stage for stage in STAGE_ORDER if stage in enabled], context, params, progress)
     progress(0.8, "Counting what the other kinds of duplicates would remove")
     not_requested = [
@@ -214,6 +218,44 @@ class _EqualKeys:
     keys: list[pl.Expr]
     detail_columns: list[str]
     raw_columns: list[str]
+    reread: pl.Expr | None = None  # true where rows equal on the keys may have been written differently
+
+
+READ_EQUAL = "equal after reading values"  # the label of exact duplicates that may differ as written
+
+
+@dataclass(frozen=True)
+class _Reread:
+    """The columns whose equal cells may have been written differently in the file: an earlier step of the chain
+    turned some of their cells into nulls (missing-value tokens, blanks: ``nulls``), or changed the text of some of
+    their values (a number read from ``4.0``, trimmed spaces: ``values``), or the reader read some of their numbers
+    from a text it does not write back (``1e3``: a layout's ``written_otherwise``). The agent gets the data as read,
+    not the file's text, and the steps' records count cells per column: two rows equal on such a column may
+    differ in the file, so their duplicate is called ``READ_EQUAL`` rather than ``exact`` (they are duplicates in
+    meaning all the same: reading tokens and types is what PRODUCT.md calls unambiguous)."""
+
+    nulls: frozenset[str] = frozenset()
+    values: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, inputs: AgentInputs, columns: list[str]) -> _Reread:
+        nulls: set[str] = set()
+        values = {name for name, layout in inputs.text_layouts.items() if getattr(layout, "written_otherwise", 0)}
+        for step in inputs.context.steps:
+            for name, change in (step.get("columns") or {}).items():
+                added = max(0, int(change.get("nulls_after") or 0) - int(change.get("nulls_before") or 0))
+                if added:
+                    nulls.add(name)
+                if int(change.get("cells_changed") or 0) > added:
+                    values.add(name)
+        known = set(columns)
+        return cls(frozenset(nulls & known), frozenset(values & known))
+
+    def expr(self, columns: list[str]) -> pl.Expr | None:
+        """True for a row whose cells in these columns may have been written otherwise (None: no such column)."""
+        exprs = [pl.col(name).is_null() for name in columns if name in self.nulls]
+        exprs += [pl.col(name).is_not_null() for name in columns if name in self.values]
+        return pl.any_horizontal(exprs) if exprs else None
 
 
 def _detect(
@@ -244,7 +286,7 @@ def _detect(
         if isinstance(spec, str):
             outcome = StageOutcome(stage, note=spec)
         elif spec is not None:
-            outcome, work = work.equal_rows(stage, spec.keys, spec.detail_columns, spec.raw_columns)
+            outcome, work = work.equal_rows(stage, spec.keys, spec.detail_columns, spec.raw_columns, spec.reread)
         elif stage == "conflicting":
             if not params.key_columns:
                 outcome = StageOutcome(
@@ -262,7 +304,7 @@ def _equal_keys(stage: str, columns: list[str], schema: pl.Schema, context: _Con
     """What an equal-rows detection type compares, or why it does not run."""
     email_columns, key_columns = context.email_columns, context.key_columns
     if stage == "exact":
-        return _EqualKeys([pl.col(name) for name in columns], [], columns)
+        return _EqualKeys([pl.col(name) for name in columns], [], columns, context.reread.expr(columns))
     if stage == "email_case":
         if not email_columns:
             return "no e-mail columns given or detected"
@@ -310,7 +352,12 @@ class _Work(Protocol):
     def expecting(self, keys: dict[str, list[pl.Expr]]) -> Self: ...
 
     def equal_rows(
-        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+        self,
+        stage: str,
+        keys: list[pl.Expr],
+        detail_columns: list[str],
+        raw_columns: list[str],
+        reread: pl.Expr | None = None,
     ) -> tuple[StageOutcome, Self]: ...
 
     def conflicting(
@@ -343,9 +390,14 @@ class _InMemory:
         return self
 
     def equal_rows(
-        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+        self,
+        stage: str,
+        keys: list[pl.Expr],
+        detail_columns: list[str],
+        raw_columns: list[str],
+        reread: pl.Expr | None = None,
     ) -> tuple[StageOutcome, _InMemory]:
-        outcome, rest = _equal_rows(self.frame, stage, keys, detail_columns, raw_columns)
+        outcome, rest = _equal_rows(self.frame, stage, keys, detail_columns, raw_columns, reread)
         return outcome, _InMemory(rest)
 
     def conflicting(
@@ -524,9 +576,17 @@ class _Streamed:
             yield self._rows(rows.filter(pl.col(HASH) % parts == part)[ROW_INDEX_COLUMN])
 
     def equal_rows(
-        self, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+        self,
+        stage: str,
+        keys: list[pl.Expr],
+        detail_columns: list[str],
+        raw_columns: list[str],
+        reread: pl.Expr | None = None,
     ) -> tuple[StageOutcome, _Streamed]:
-        parts = [_equal_rows(scope, stage, keys, detail_columns, raw_columns)[0] for scope in self.scopes(stage, keys)]
+        parts = [
+            _equal_rows(scope, stage, keys, detail_columns, raw_columns, reread)[0]
+            for scope in self.scopes(stage, keys)
+        ]
         outcome = parts[0] if len(parts) == 1 else _joined_equal_rows(stage, parts)
         return outcome, self.without(outcome.removed[ROW_INDEX_COLUMN])
 
@@ -776,12 +836,18 @@ def _norm_email(name: str) -> pl.Expr:
 
 
 def _equal_rows(
-    work: pl.DataFrame, stage: str, keys: list[pl.Expr], detail_columns: list[str], raw_columns: list[str]
+    work: pl.DataFrame,
+    stage: str,
+    keys: list[pl.Expr],
+    detail_columns: list[str],
+    raw_columns: list[str],
+    reread: pl.Expr | None = None,
 ) -> tuple[StageOutcome, pl.DataFrame]:
     """Rows equal on ``keys``: the first in file order is kept, the others removed. ``detail_columns`` are
     named in the reason where the removed row's raw value differs from the kept row's. ``raw_columns`` are
     the columns among the keys used as they are: rows equal on the keys are equal on those, so the groups
-    are looked for only among the rows sharing a hash of them with another row (usually few or none)."""
+    are looked for only among the rows sharing a hash of them with another row (usually few or none).
+    ``reread`` (of a removed row, whose keys equal its kept row's): its reason says ``READ_EQUAL``, not ``stage``."""
     # The frame goes on in one chunk per column (a no-op when it is), as a rewrite of every row left it:
     # aggregations downstream (a mean summed chunk by chunk) then round exactly as they always did.
     candidates = _possible_repeats(work, raw_columns or keys)
@@ -790,7 +856,9 @@ def _equal_rows(
     scope = work if candidates is None else candidates
     flagged = scope.with_columns(pl.col(ROW_INDEX_COLUMN).min().over(keys).alias(KEPT))
     duplicate = pl.col(KEPT) != pl.col(ROW_INDEX_COLUMN)
-    found = flagged.filter(duplicate).select(ROW_INDEX_COLUMN, KEPT, *detail_columns)
+    found = flagged.filter(duplicate).select(
+        ROW_INDEX_COLUMN, KEPT, *detail_columns, *([] if reread is None else [reread.alias(REREAD)])
+    )
     # Which detail columns differ from the kept row: a join on the (few) duplicates, not a window per column.
     kept_names = [f"__kept_{index}__" for index in range(len(detail_columns))]
     if detail_columns and found.height:
@@ -806,7 +874,10 @@ def _equal_rows(
             if alias in found.columns
         ]
     )
-    label = pl.when(differs == "").then(pl.lit(stage)).otherwise(format_text("{} on {}", pl.lit(stage), differs))
+    kind = (
+        pl.lit(stage) if reread is None else pl.when(pl.col(REREAD)).then(pl.lit(READ_EQUAL)).otherwise(pl.lit(stage))
+    )
+    label = pl.when(differs == "").then(kind).otherwise(format_text("{} on {}", kind, differs))
     removed = found.select(
         pl.col(ROW_INDEX_COLUMN).cast(pl.Int64),
         format_text("duplicate of row {} ({})", pl.col(KEPT), label).alias(REASON),
@@ -1140,24 +1211,29 @@ def _pairs_by_pattern(
 ) -> pl.DataFrame:
     """``_subsumed_pairs`` once the examined patterns' empty cells (``example_flags``) are known."""
     with_gaps, examined = gaps.with_gaps, gaps.examined
-    # Each pattern's possible subsumers are first narrowed to the rows sharing a value of its most
-    # distinct filled column (among the rows with gaps) with one of its rows, then by a hash of all its
-    # filled values; the real columns then decide.
+    # Each pattern's possible subsumers are first narrowed to the rows sharing the values of its two most
+    # distinct filled columns (among the rows with gaps) with one of its rows, then by a hash of all its
+    # filled values; the real columns then decide. (One column left a third of the rows of a file with a
+    # timestamp per hour to hash; a subsumer equals its row on every filled column, so on both.)
     distinct = with_gaps.select(pl.col(columns).n_unique()).row(0, named=True) if examined.height else {}
     parts: list[pl.DataFrame] = []
     for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
         flags = example_flags[example]
         filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
         empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
-        narrowest = max(filled, key=lambda name: distinct[name])
+        narrowest = sorted(filled, key=lambda name: distinct[name], reverse=True)[:NARROWING_COLUMNS]
         parts.append(_pattern_pairs(gaps, pattern, null_count, filled, empty, narrowest))
     return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=PAIRS_SCHEMA)
 
 
+NARROWING_COLUMNS = 2  # filled columns whose values narrow a pattern's possible subsumers (_pairs_by_pattern)
+
+
 def _pattern_pairs(
-    gaps: _GapPatterns, pattern: int, null_count: int, filled: list[str], empty: str, narrowest: str
+    gaps: _GapPatterns, pattern: int, null_count: int, filled: list[str], empty: str, narrowest: list[str]
 ) -> pl.DataFrame:
-    """The rows of one pattern of empty cells, each with its most complete subsumer."""
+    """The rows of one pattern of empty cells, each with its most complete subsumer: among the more complete rows
+    sharing the values of the ``narrowest`` columns with one of them."""
     marked = gaps.marked
     filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
     fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
@@ -1165,7 +1241,7 @@ def _pattern_pairs(
         ROW_INDEX_COLUMN, *filled
     )
     near = (
-        marked.select(ROW_INDEX_COLUMN, NULLS, narrowest)
+        marked.select(ROW_INDEX_COLUMN, NULLS, *narrowest)
         .filter(pl.col(NULLS) < null_count)
         .join(left.select(narrowest).unique(), on=narrowest, how="semi")
     )
@@ -1227,6 +1303,7 @@ class _Context:
     key_columns: list[str]
     email_columns: list[str]
     email_source: str
+    reread: _Reread = field(default_factory=lambda: _Reread())
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@ whole row) or replaced.
 
 Parameters and summary metrics follow Agensium (reference/agents.md §1.5). Conventions:
 
-- Columns: every integer / float / decimal data column (or ``columns``); booleans are not numbers.
+- Columns: every integer / float / decimal data column (or ``columns``); booleans are not numbers. Without
+  ``columns``, integer columns that identify or code rows (keys, running numbers, phone numbers, postal codes:
+  ``identifier_columns``) are not measurements and are skipped, each named with its reason in
+  ``data.identifier_columns_skipped`` and a low alert; naming one in ``columns`` analyses it.
 - Statistics use the column's *finite* values (no null, NaN or infinity): ``iqr`` bounds are
   [Q1 - k*IQR, Q3 + k*IQR] with quartiles by linear interpolation (``numpy.quantile``'s default);
   ``z_score`` bounds are mean -+ z_threshold * std with ddof=1 (|z| > threshold exactly); ``percentile``
@@ -35,12 +38,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows, retention
+from agents.clean.common import clean_result, effectiveness, no_removed_rows, quantile_pairs, removed_rows, retention
 from agents.clean.streamed_queries import (
     collect_streamed_issues,
     column_aggregates,
@@ -76,6 +79,8 @@ from agents.formatting import (
     plain_number,
 )
 from agents.params.outlier_remover import OutlierRemoverParams
+from agents.profile.pii import pii_type_by_name
+from agents.profile.semantic import IDENTIFIER_NAME_RATIO, ColumnEvidence, semantic_type
 from agents.values import round_half_away
 
 AGENT_ID = "outlier-remover"
@@ -143,6 +148,8 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     columns = _analysed_columns(frame, params)
+    skipped = identifier_columns(frame.schema, columns, params, _InMemoryStats(frame))
+    columns = [name for name in columns if name not in skipped]
     progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns")
 
     bounds = compute_bounds(frame, columns, params)
@@ -187,6 +194,7 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
         original=original_outliers,
         remaining=remaining,
         rows_with_outliers=rows_with_outliers,
+        skipped=skipped,
     )
     result = _result(outcome, row_issues, params, started, output)
     progress(1.0, f"Found {original_outliers:,} outliers; handled {original_outliers - remaining:,}")
@@ -207,6 +215,127 @@ def _analysed_columns(frame: pl.DataFrame, params: OutlierRemoverParams) -> list
     return list(params.columns) or [name for name in data_columns(frame) if is_numeric(frame[name].dtype)]
 
 
+CODE_ROLES = {  # agents.profile.pii.pii_type_by_name roles whose whole numbers are codes, and the least they hold
+    "phone": ("a phone number", 10**6),  # 7 digits or more: "phone_minutes" holding 12 is a measurement
+    "ssn": ("a social security number", 10**6),
+    "credit_card": ("a card number", 10**6),
+    "postal_code": ("a postal code", 0),
+}
+RUNNING_MIN_VALUES = 7  # as agents.profile.semantic: a run 1..n reads as a key from 7 values
+RUNNING_STEP_SHARE = 0.9  # share of the steps between a running number's sorted values that are 1
+
+
+class ColumnStats(Protocol):
+    """Aggregates of the primary for :func:`identifier_columns`: in memory or over a scan."""
+
+    def row(self, exprs: list[pl.Expr]) -> dict[str, Any]:
+        """One row of cheap aggregates (counts, minima, maxima) over several columns."""
+        ...
+
+    def per_column(self, queries: dict[str, list[pl.Expr]]) -> dict[str, Any]:
+        """The aggregates of each column (name -> its expressions, distinct aliases), merged into one row."""
+        ...
+
+
+@dataclass(frozen=True)
+class _InMemoryStats:
+    frame: pl.DataFrame
+
+    def row(self, exprs: list[pl.Expr]) -> dict[str, Any]:
+        return self.frame.select(exprs).row(0, named=True)
+
+    def per_column(self, queries: dict[str, list[pl.Expr]]) -> dict[str, Any]:
+        exprs = [expr for column in queries.values() for expr in column]
+        return self.frame.select(exprs).row(0, named=True) if exprs else {}
+
+
+@dataclass(frozen=True)
+class _StreamedStats:
+    scan: pl.LazyFrame
+
+    def row(self, exprs: list[pl.Expr]) -> dict[str, Any]:
+        return streamed_row(self.scan, exprs)
+
+    def per_column(self, queries: dict[str, list[pl.Expr]]) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for name, exprs in queries.items():  # one column in memory at a time, as the bounds
+            row.update(column_aggregates(self.scan, [name], exprs))
+        return row
+
+
+def identifier_columns(
+    schema: pl.Schema, columns: list[str], params: OutlierRemoverParams, stats: ColumnStats
+) -> dict[str, str]:
+    """The integer columns among ``columns`` that identify or code rows rather than measure anything, each with
+    the reason it is not analysed; none when ``params.columns`` names the columns (the user chose them). An
+    identifier's values are labels: a jump in a key (ids 1..50 then 100001..) or an international phone number
+    is no outlier, and neither removing its row nor replacing it by a median means anything. A column is one when:
+
+    - its name says what it codes (``agents.profile.pii.pii_type_by_name``: phone, SSN or card numbers holding
+      whole numbers of 7 digits or more, postal codes holding no negative number: ``CODE_ROLES``);
+    - the profile reads it as an ``identifier`` (``agents.profile.semantic.semantic_type``: a name that says key
+      with at least 95 % of the values distinct, or distinct integers that random draws from their span would
+      repeat);
+    - its values are distinct and at least ``RUNNING_STEP_SHARE`` of the steps between them, sorted, are 1 (a
+      running number with jumps, which the profile's span rule misses), from ``RUNNING_MIN_VALUES`` values."""
+    if params.columns:
+        return {}
+    integers = [name for name in columns if schema[name].is_integer()]
+    if not integers:
+        return {}
+    first = stats.row(
+        [
+            expr
+            for index, name in enumerate(integers)
+            for expr in (
+                pl.col(name).count().alias(f"n_{index}"),
+                pl.col(name).min().alias(f"lo_{index}"),
+                pl.col(name).max().alias(f"hi_{index}"),
+            )
+        ]
+    )
+    found: dict[str, str] = {}
+    candidates: dict[str, int] = {}
+    for index, name in enumerate(integers):
+        count, low, high = int(first[f"n_{index}"]), first[f"lo_{index}"], first[f"hi_{index}"]
+        if count < 2:  # noqa: PLR2004 - one value has no outlier
+            continue
+        role = pii_type_by_name(name)
+        if role in CODE_ROLES and low >= CODE_ROLES[role][1]:
+            found[name] = f"named as {CODE_ROLES[role][0]} and holding whole numbers: a code, not a measurement"
+        elif high - low + 1 >= IDENTIFIER_NAME_RATIO * count:  # else too few possible values to be (nearly) distinct
+            candidates[name] = index
+    second = stats.per_column(
+        {name: [pl.col(name).drop_nulls().n_unique().alias(f"d_{index}")] for name, index in candidates.items()}
+    )
+    unique: dict[str, int] = {}  # all-distinct columns the profile's rule leaves open: their steps are counted
+    for name, index in candidates.items():
+        count, low, high = int(first[f"n_{index}"]), first[f"lo_{index}"], first[f"hi_{index}"]
+        distinct = int(second[f"d_{index}"])
+        evidence = ColumnEvidence(
+            name, "integer", count, count, distinct, minimum=float(low), maximum=float(high), integer_valued=True
+        )
+        decided = semantic_type(evidence)
+        if decided.name == "identifier":
+            found[name] = f"{decided.reason}, not a measurement"
+        elif distinct == count >= RUNNING_MIN_VALUES:
+            unique[name] = index
+    steps = stats.per_column(
+        {
+            name: [(pl.col(name).drop_nulls().sort().diff() == 1).sum().alias(f"g_{index}")]
+            for name, index in unique.items()
+        }
+    )
+    for name, index in unique.items():
+        count, ones = int(first[f"n_{index}"]), int(steps[f"g_{index}"])
+        if ones >= RUNNING_STEP_SHARE * (count - 1):
+            found[name] = (
+                f"{count:,} distinct integers, {ones:,} of the {count - 1:,} steps between them 1: a running number "
+                "(an identifier), not a measurement"
+            )
+    return {name: found[name] for name in integers if name in found}
+
+
 def _run_streamed(
     inputs: AgentInputs, source: pl.LazyFrame, params: OutlierRemoverParams, progress: Progress
 ) -> AgentResult:
@@ -219,6 +348,8 @@ def _run_streamed(
     schema = scan.collect_schema()
     empty = pl.DataFrame(schema=schema)
     columns = _analysed_columns(empty, params)
+    skipped = identifier_columns(schema, columns, params, _StreamedStats(scan))
+    columns = [name for name in columns if name not in skipped]
     rows = scanned_rows(inputs.rows, scan)
     progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns over {rows:,} rows")
 
@@ -265,6 +396,7 @@ def _run_streamed(
         original=original_outliers,
         remaining=remaining,
         rows_with_outliers=rows_with_outliers,
+        skipped=skipped,
     )
     result = _result(outcome, row_issues, params, started, None)
     result.scan, result.rows = output, outcome.rows_after
@@ -318,6 +450,7 @@ class Outcome:
     original: int  # outliers found
     remaining: int  # outliers left in the output (outside the original bounds)
     rows_with_outliers: int
+    skipped: dict[str, str] = field(default_factory=dict)  # identifier-like columns not analysed, with the reason
 
     @property
     def handled(self) -> int:
@@ -379,18 +512,32 @@ def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemov
     """Each column's bounds from its finite values, in one pass over the frame."""
     if not columns:
         return []
-    exprs = [expr for index, name in enumerate(columns) for expr in _bound_exprs(index, name, params)]
     # In one chunk: a float sum (a mean, a deviation) depends on how the values are split (a file's parse threads),
     # and the streamed run (agents.clean.streamed_queries.column_aggregates) must find the same bounds.
-    return _bounds_of(
-        columns, frame.select(list(dict.fromkeys(columns))).rechunk().select(exprs).row(0, named=True), params
-    )
+    work = frame.select(list(dict.fromkeys(columns))).rechunk()
+    if params.detection_method == "z_score":
+        exprs = [expr for index, name in enumerate(columns) for expr in _bound_exprs(index, name, params)]
+        return _bounds_of(columns, work.select(exprs).row(0, named=True), params)
+    # The two quantiles of each column as _bound_exprs finds them, the values ordered once for both
+    finite = [_finite(name) for name in columns]
+    iqr = params.detection_method == "iqr"
+    low, high = (0.25, 0.75) if iqr else (params.lower_percentile / 100, params.upper_percentile / 100)
+    counts = [values.count().alias(f"n_{index}") for index, values in enumerate(finite)]
+    pairs, row = quantile_pairs(work, finite, low, high, counts)
+    for index, (first, second) in enumerate(pairs):
+        row[f"a_{index}"], row[f"b_{index}"] = first, second
+    return _bounds_of(columns, row, params)
+
+
+def _finite(name: str) -> pl.Expr:
+    """A column's finite values as Float64, null elsewhere (not filter(): see agents.clean.nulls._finite)."""
+    values = pl.col(name).cast(pl.Float64)
+    return pl.when(values.is_finite()).then(values)
 
 
 def _bound_exprs(index: int, name: str, params: OutlierRemoverParams) -> list[pl.Expr]:
     """The i-th column's finite values counted (``n_<i>``) and the two statistics its bounds come from."""
-    values = pl.col(name).cast(pl.Float64)
-    finite = pl.when(values.is_finite()).then(values)  # not filter(): see agents.clean.nulls._finite
+    finite = _finite(name)
     count = finite.count().alias(f"n_{index}")
     if params.detection_method == "iqr":
         return [
@@ -582,6 +729,7 @@ def _result(
         "removal_strategy": params.removal_strategy,
         "numeric_columns": list(summary),
         "outlier_summary": summary,
+        "identifier_columns_skipped": outcome.skipped,
         "removal_log": _removal_log(summary, params),
         "proposals": _proposals(outcome, params),
         "rows_before": outcome.rows_before,
@@ -702,6 +850,16 @@ def _findings(outcome: Outcome, analysed: list[str], share: float, params: Outli
             "Nothing to do unless these columns should vary",
             kind="columns_skipped",
             affected=len(skipped),
+        )
+    if outcome.skipped:
+        names = list(outcome.skipped)
+        findings.alert(
+            "detection_coverage",
+            "low",
+            f"{len(names)} identifier or code column(s) not checked for outliers: {', '.join(names[:5])}",
+            "Name them in the 'columns' parameter to check them as measurements",
+            kind="identifier_columns_skipped",
+            affected=len(names),
         )
     for name, entry in summary.items():
         if entry["outlier_count"]:

@@ -26,6 +26,7 @@ scan. The data passes on unchanged: ``AgentResult.scan`` is None, as for an agen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -216,11 +217,15 @@ def _preview(
     frame, before = baseline.frame, baseline.profile
     try:
         simulation = _simulate(frame, rule)
+        if simulation.removed is not None and rule.type != "drop_duplicates":
+            simulation = _with_mask(frame, simulation)
         kept = [name for name in baseline.columns if name not in simulation.dropped]
         # A rule that removes no row and drops no column leaves the data as it was: its profile is the input's.
         unchanged = (
             simulation.removed is not None and not simulation.dropped and not _removes_any(frame, rule, simulation)
         )
+        if simulation.removed is not None and not unchanged and rule.type == "drop_duplicates":
+            simulation = _with_mask(frame, simulation)  # only once a repeat is known: no mask at all otherwise
         if unchanged:
             after = before
         else:
@@ -421,6 +426,19 @@ def _simulate(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
         touched=list(rule.target_columns),
         log=[f"convert {_names(rule.target_columns)} to {rule.target_type}"],
     )
+
+
+def _with_mask(frame: pl.DataFrame, simulation: Simulation) -> Simulation:
+    """A row-removing ``simulation`` with its mask over ``frame`` computed once, as a literal of its values: the
+    count, the profile's filter, the nulls counted on the input and the row-level issues then read it instead of
+    evaluating the rule again each (an outlier test of every numeric column, a struct's first occurrences). The
+    same rows either way: the simulated frame is still ``frame`` where the mask is false."""
+    assert simulation.removed is not None
+    removed = pl.lit(frame.select(simulation.removed.alias(REMOVED_MASK)).to_series())
+    return dataclasses.replace(simulation, frame=frame.lazy().filter(~removed), removed=removed)
+
+
+REMOVED_MASK = "__removed__"
 
 
 def _removes_any(frame: pl.DataFrame, rule: PreviewRule, simulation: Simulation) -> bool:
