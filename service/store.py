@@ -49,7 +49,7 @@ TASK_VIEW_SQL = """jsonb_build_object(
     'priority', t.priority, 'progress', t.progress, 'current_agent', t.current_agent, 'message', t.message,
     'error', t.error, 'attempts', t.attempts, 'cached', t.cached, 'source_task_id', t.source_task_id::text,
     'labels', t.labels,
-    'inputs', coalesce((
+    'inputs', CASE jsonb_typeof(t.inputs) WHEN 'array' THEN coalesce((
         SELECT jsonb_agg(
             jsonb_build_object(
                 'name', i -> 'name', 'role', i -> 'role', 'display_name', i -> 'display_name', 'size', i -> 'size'
@@ -57,7 +57,7 @@ TASK_VIEW_SQL = """jsonb_build_object(
         )
         FROM jsonb_array_elements(t.inputs) WITH ORDINALITY AS e(i, n)
         WHERE (i ->> 'role') IS DISTINCT FROM 'parameters'
-    ), '[]'::jsonb),
+    ), '[]'::jsonb) ELSE '[]'::jsonb END,
     'created_at', iso_utc(t.created_at), 'upload_started_at', iso_utc(t.upload_started_at),
     'queued_at', iso_utc(t.queued_at), 'started_at', iso_utc(t.started_at), 'finished_at', iso_utc(t.finished_at),
     'expires_at', iso_utc(t.expires_at)
@@ -66,7 +66,8 @@ TASK_VIEW_SQL = """jsonb_build_object(
 # A transition query (an UPDATE of one task ... RETURNING *) with its status (+ done) events in the same statement:
 # one round trip. The user's SESSION-level event lock (query insert_events) is taken before the events' ids are
 # drawn and released by unlock_user_events once they are published, as a transaction's events are. The row comes
-# with the user's balance (`user_credits`): a claimed run checks it without another round trip.
+# with its events' payload (`event_view`, published as stored) and the user's balance (`user_credits`, as the
+# statement began): a claimed run checks it without another round trip.
 _AT_ONCE = """WITH moved AS (
 {update}
 ), locked AS (
@@ -82,7 +83,7 @@ _AT_ONCE = """WITH moved AS (
     ORDER BY k.position
     RETURNING id
 )
-SELECT moved.*, ARRAY(SELECT id FROM logged ORDER BY id) AS event_ids,
+SELECT moved.*, ARRAY(SELECT id FROM logged ORDER BY id) AS event_ids, (SELECT view FROM viewed) AS event_view,
        (SELECT credits FROM users WHERE users.id = moved.user_id) AS user_credits
 FROM moved"""
 
@@ -95,7 +96,7 @@ def at_once_transitions(queries: dict[str, str]) -> dict[str, str]:
     for name, sql in queries.items():
         lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
         update = "\n".join(lines).strip().removesuffix(";").rstrip()
-        if update.startswith("UPDATE tasks") and update.endswith("RETURNING *") and ";" not in update:
+        if re.match(r"UPDATE tasks\b", update) and update.endswith("RETURNING *") and ";" not in update:
             forms[name] = _AT_ONCE.format(update=update, view=TASK_VIEW_SQL, terminal=terminal)
     return forms
 
@@ -543,7 +544,21 @@ class TaskStore:
     async def _transition_at_once(
         self, sql: str, tid: uuid.UUID, uid: uuid.UUID | None, params: Sequence[Any], publish: Publish
     ) -> Transition:
-        """`transition` in one statement (at_once_transitions): the same row, events and publishing."""
+        """`transition` in one statement (at_once_transitions): the same row, events and publishing. A cancel waits
+        for it: once sent, the statement may commit whatever the caller does (a cancel request can come too late),
+        and what committed is published and its lock released before the cancel goes on."""
+        work = asyncio.ensure_future(self._at_once(sql, tid, uid, params, publish))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait({work})
+            if not work.cancelled():
+                work.exception()  # retrieved: its error, if any, goes no further than the cancel
+            raise
+
+    async def _at_once(
+        self, sql: str, tid: uuid.UUID, uid: uuid.UUID | None, params: Sequence[Any], publish: Publish
+    ) -> Transition:
         async with self.pool.acquire() as conn:
             try:
                 row = await conn.fetchrow(sql, *params)
@@ -552,8 +567,8 @@ class TaskStore:
                 raise
             if row is None:
                 return Transition(None, await conn.fetchval(self.q["task_status"], tid, uid))
-            try:
-                view = task_view(row)
+            try:  # the payload stored is the payload published: no code between the commit and the publish
+                view = row["event_view"]
                 kinds = ("status", "done") if row["status"] in TERMINAL_STATUSES else ("status",)
                 events = [
                     Event(i, str(tid), str(row["user_id"]), kind, view)

@@ -498,9 +498,10 @@ async def _check_credits(core: Core, user_id: str, task: Any, agent_ids: list[st
     """Refuse the run, charging nothing, when the balance is below what the whole chain would cost (an agent
     that needs a missing baseline runs free)."""
     cost = registry.chain_cost(registry.charged_agents(agent_ids, lifecycle.has_baseline(task)))
-    # The claim's row says the balance as it claimed (store.at_once_transitions); a row without it asks.
+    # The claim's row says the balance as its statement began (store.at_once_transitions); short, or a row without
+    # it, asks again (a grant committed while the claim waited for a lock counts).
     claimed = task.get("user_credits") if hasattr(task, "get") else None
-    balance = claimed if claimed is not None else await lifecycle.credit_balance(core, user_id)
+    balance = claimed if claimed is not None and claimed >= cost else await lifecycle.credit_balance(core, user_id)
     if balance < cost:
         raise TaskFailure("INSUFFICIENT_CREDITS", f"This chain costs {cost} credits; your balance is {balance}.")
 

@@ -160,8 +160,8 @@ COLUMN_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
 GROUP_REASONS: Final[dict[str, str]] = {
     "person_name": "the name parts survive together, from one record, so that records with the given name and "
     "surname swapped never give one value for both",
-    "address": "the address parts survive together, from one record, so that a street never goes with "
-    "another record's town or postcode",
+    "address": "the address parts survive together, from the most complete record, so that a street does not go "
+    "with another record's town; a part that record lacks comes from the others by the column's own rule",
 }
 FOLDED_LETTERS: Final[dict[str, str]] = {
     "ß": "ss",

@@ -190,9 +190,12 @@ class Workers:
     store: TaskStore
     children: list[ChildProcess] = field(default_factory=list)
 
-    async def start(self, count: int) -> list[ChildProcess]:
-        """`count` more workers, once they are registered (their heartbeat and recovery loops run)."""
+    async def start(self, count: int, concurrency: int | None = None) -> list[ChildProcess]:
+        """`count` more workers, once they are registered (their heartbeat and recovery loops run); `concurrency`:
+        how many jobs each takes at once (default: the settings')."""
         environment = child_environment(self.settings)
+        if concurrency is not None:
+            environment["AGENSIUM_WORKER_CONCURRENCY"] = str(concurrency)
         started = [start_child(f"worker-{len(self.children) + i}", ["worker"], environment) for i in range(count)]
         self.children += started
         await wait_registered(self.store, started)

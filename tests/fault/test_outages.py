@@ -136,7 +136,9 @@ async def test_postgres_restart_while_tasks_run(
     postgres: RestartableServer,
     workers: Workers,
 ) -> None:
-    await workers.start(2)
+    # One job at a time each: with more slots than its one agent process, the worker that polls first can take all
+    # four jobs and run them one after the other, while the other waits with none.
+    await workers.start(2, concurrency=1)
     task_ids = [await submit(http, "postgres-restart", seconds=1.5) for _ in range(4)]
     await poll(lambda: running(fault_store, task_ids, 2), "two tasks' agents to run")
     create = {"tool_id": "diagnostics", "labels": {"scenario": "postgres-restart"}}

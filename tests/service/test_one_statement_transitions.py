@@ -145,3 +145,59 @@ async def test_a_refused_transition_takes_no_lock_and_says_why(store: TaskStore)
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
     assert held == 0
+
+
+@ON_THE_SESSION_LOOP
+async def test_odd_inputs_give_the_same_task_object_in_sql_and_python(store: TaskStore) -> None:
+    user_id, _ = await store.create_user("odd-inputs")
+    rec = Recorder()
+    row, _ = await store.insert_task(task_spec(user_id))
+    inputs = [
+        {"name": "no-role.csv"},
+        {"name": "null-role.csv", "role": None, "size": "12", "display_name": "ß €.csv"},
+        {"name": "primary.csv", "role": "primary", "size": 0, "content_type": "text/csv", "etag": '"x"'},
+        {"name": "parameters.json", "role": "parameters"},
+    ]
+    moved = await store.transition("mark_uploading", str(row["id"]), [inputs, True, ["CREATED"]], rec, user_id)
+    assert moved.row is not None
+    [event] = rec.events
+    assert event.payload == task_view(moved.row)
+    assert [i["name"] for i in event.payload["inputs"]] == ["no-role.csv", "null-role.csv", "primary.csv"]
+    assert (await _stored_payloads(store, user_id))[event.id] == event.payload
+
+
+@ON_THE_SESSION_LOOP
+async def test_a_transition_cancelled_while_it_waits_still_publishes_what_it_committed(store: TaskStore) -> None:
+    """Once sent, the statement may commit however its caller is cancelled: what commits is published and the user's
+    event lock released before the cancel goes on (the statement here waits for that lock, held elsewhere)."""
+    user_id, _ = await store.create_user("cancelled-caller")
+    rec = Recorder()
+    row, _ = await store.insert_task(task_spec(user_id))
+    task_id = str(row["id"])
+    async with store.pool.acquire() as holder:
+        await holder.execute("SELECT pg_advisory_lock(hashtextextended($1::text, 0))", user_id)
+        transition = asyncio.ensure_future(store.transition("cancel_task", task_id, [["CREATED"]], rec, user_id))
+        deadline = asyncio.get_running_loop().time() + 10
+        waiting = 0
+        while not waiting:  # until the statement waits for the lock
+            assert asyncio.get_running_loop().time() < deadline, "the transition never waited for the lock"
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            await asyncio.sleep(0.01)
+        transition.cancel()
+        await holder.execute("SELECT pg_advisory_unlock(hashtextextended($1::text, 0))", user_id)
+        with pytest.raises(asyncio.CancelledError):
+            await transition
+    task = await store.get_task(task_id)
+    assert task is not None and task["status"] == "CANCELLED", "the statement committed"
+    stored = await _stored_payloads(store, user_id)
+    assert [e.type for e in rec.events] == ["status", "done"], "and what it committed was published"
+    assert all(stored[e.id] == e.payload for e in rec.events)
+    async with store.pool.acquire() as conn:
+        held = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    assert held == 0
