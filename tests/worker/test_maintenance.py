@@ -253,10 +253,12 @@ async def test_stale_multipart_uploads_are_aborted_and_fresh_ones_kept(core: Cor
     settings, storage = core.settings, core.storage
     task_prefix = settings.object_prefix(user_id, str(uuid.uuid4()))
     outside = f"{settings.key_prefix}elsewhere/{uuid.uuid4().hex}"
-    stale, initiated = await start_upload(storage, task_prefix + "inputs/primary.csv")
-    other_stale, _ = await start_upload(storage, task_prefix + "outputs/report.xlsx")
-    not_ours, _ = await start_upload(storage, outside)
-    fresh, cut_off = await start_upload_after(storage, task_prefix + "inputs/baseline.csv", initiated)
+    stale, first = await start_upload(storage, task_prefix + "inputs/primary.csv")
+    other_stale, second = await start_upload(storage, task_prefix + "outputs/report.xlsx")
+    not_ours, third = await start_upload(storage, outside)
+    # After the last of them: the store's second may turn between two of them (CI: the second stale one was then
+    # as new as the fresh one, and not aborted).
+    fresh, cut_off = await start_upload_after(storage, task_prefix + "inputs/baseline.csv", max(first, second, third))
 
     assert await maintenance.abort_stale_uploads(core, cut_off) == 2
     assert set(await open_uploads(storage, task_prefix)) == {fresh}
