@@ -171,6 +171,19 @@ def _envelope(
     )
 
 
+# A derive's rows left empty by arithmetic, per step detail: (detail key, alert id suffix, kind, what happened, check).
+_EMPTIED_BY_ARITHMETIC = (
+    ("divisions_by_zero", "division-by-zero", "division_by_zero", "divide by zero", "Check the divisor"),
+    (
+        "overflows_to_infinity",
+        "float-overflow",
+        "number_overflow",
+        "came out beyond the largest decimal number (about 1.8e308)",
+        "Check the scale of the operands",
+    ),
+)
+
+
 def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], list[Issue], list[Recommendation]]:
     """A low alert per inexact column reading, a medium one per cast that emptied values and per derived column
     whose division by zero left rows empty, a high one when no row is left; an issue and a recommendation for each
@@ -230,36 +243,21 @@ def _findings(steps: list[dict[str, Any]], rows_out: int) -> tuple[list[Alert], 
                     0.5,
                 )
             )
-        by_zero = step["details"].get("divisions_by_zero")
-        if by_zero:
+        for key, suffix, kind, what, check in _EMPTIED_BY_ARITHMETIC:
+            count = step["details"].get(key)
+            if not count:
+                continue
             column = step["operation"]["column"]
+            one = count == 1
             alerts.append(
                 Alert(
-                    f"transform-step{number}-division-by-zero",
+                    f"transform-step{number}-{suffix}",
                     "medium",
-                    "division_by_zero",
-                    f"Step {number}: {by_zero:,} {'row' if by_zero == 1 else 'rows'} of '{column}' "
-                    f"({step['operation']['expression']}) divide by zero and {'was' if by_zero == 1 else 'were'} "
-                    "left empty",
+                    kind,
+                    f"Step {number}: {count:,} {'row' if one else 'rows'} of '{column}' "
+                    f"({step['operation']['expression']}) {what} and {'was' if one else 'were'} left empty",
                     1,
-                    "Check the divisor; to give those rows a value, wrap the expression in coalesce(..., 0)",
-                    column,
-                )
-            )
-        beyond = step["details"].get("overflows_to_infinity")
-        if beyond:
-            column = step["operation"]["column"]
-            alerts.append(
-                Alert(
-                    f"transform-step{number}-float-overflow",
-                    "medium",
-                    "number_overflow",
-                    f"Step {number}: {beyond:,} {'row' if beyond == 1 else 'rows'} of '{column}' "
-                    f"({step['operation']['expression']}) came out beyond the largest decimal number (about "
-                    f"1.8e308) and {'was' if beyond == 1 else 'were'} left empty",
-                    1,
-                    "Check the scale of the operands; to give those rows a value, wrap the expression in "
-                    "coalesce(..., 0)",
+                    f"{check}; to give those rows a value, wrap the expression in coalesce(..., 0)",
                     column,
                 )
             )
