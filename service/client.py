@@ -565,6 +565,8 @@ class AgensiumClient:
                         error = error_from_response(response.status_code, body)
                         if response.status_code not in RETRYABLE_STREAM_STATUSES:
                             raise error
+                    elif response.status_code == 204:  # a finished task's stream resumed after its done: no more
+                        return
                     else:
                         if on_open:
                             on_open()

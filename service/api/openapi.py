@@ -31,6 +31,7 @@ class RouteDoc:
     raw_body: str | None = None  # content type of a raw (non-JSON) body
     description: str | None = None
     replay_ok: bool = False  # an Idempotency-Key replay answers 200 with the same task
+    no_content: str | None = None  # when the route may also answer 204: why
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -247,6 +248,8 @@ ROUTES: list[RouteDoc] = [
         (401, 404, 422),  # 422: a Last-Event-ID that is not one
         media_type="text/event-stream",
         parameters=STREAM_PARAMETERS,
+        no_content="The task is finished and Last-Event-ID is its latest `done` or later: nothing follows (an "
+        "EventSource stops reconnecting)",
     ),
     RouteDoc(
         "get",
@@ -407,6 +410,8 @@ def build_openapi(version: str = "0.1.0", *, diagnostics: bool = False) -> dict[
         responses: dict[str, Any] = {str(r.ok_status): ok}
         if r.replay_ok:  # Idempotency-Key replay: the same task again
             responses["200"] = ok
+        if r.no_content:
+            responses["204"] = {"description": r.no_content}
         # Every authenticated route may answer 429 (the caller's request rate, service/ratelimit.py).
         # A request body is counted as it arrives and refused at its limit (413).
         body_limit = {413} if r.request is not None or r.raw_body else set()

@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
@@ -32,7 +33,7 @@ from service.api.http import JSON
 from service.api.tokens import make_token
 from service.errors import ServiceError
 from service.events import SSE_PING, EncodedEvent, EventHub, Subscription, sse_frame
-from service.models import iso_utc, task_view
+from service.models import TaskStatus, iso_utc, task_view
 from service.store import DATABASE_UNAVAILABLE, Event, TaskStore
 
 log = logging.getLogger("agensium.streams")
@@ -228,7 +229,7 @@ def _subscribe(request: HTTPConnection, user_id: str, kind: str = "sse", task_id
     return hub.subscribe(user_id, kind, limit=settings.sse_buffer_events, ping_s=ping_s, task_id=task_id)
 
 
-async def task_events(request: Request) -> EventStream:
+async def task_events(request: Request) -> EventStream | Response:
     user = await authenticate_stream(request)
     core = request.app.state.core
     task_id = request.path_params["task_id"]
@@ -238,16 +239,23 @@ async def task_events(request: Request) -> EventStream:
     finished = False
     try:
         task = await lifecycle.get_task_view(core, user.user_id, task_id)
+        ids = await core.store.task_snapshot_event_ids(task_id)
+        # Finished: its latest done follows its latest status (a retry's status comes after the old done).
+        done_id = ids["done_id"] if ids["done_id"] is not None and ids["done_id"] > ids["last_status_id"] else None
         if last_id is None:
-            ids = await core.store.task_snapshot_event_ids(task_id)
             view = task_view(task)
-            # Finished: its latest done follows its latest status (a retry's status comes after the old done).
-            finished = ids["done_id"] is not None and ids["done_id"] > ids["last_status_id"]
-            if finished:
-                snapshot = sse_frame(ids["last_status_id"], "status", view) + sse_frame(ids["done_id"], "done", view)
+            finished = done_id is not None
+            if done_id is not None:
+                snapshot = sse_frame(ids["last_status_id"], "status", view) + sse_frame(done_id, "done", view)
             else:
                 snapshot = sse_frame(ids["last_id"] or 0, "status", view)
             last_id = ids["last_id"] or 0
+        elif done_id is not None and last_id >= done_id and task["status"] == TaskStatus.COMPLETED:
+            # The client has the done of a task that cannot be retried: nothing follows. 204, not an empty 200, so that
+            # a browser's EventSource stops reconnecting (HTML's rule). After a FAILED (CANCELLED, EXPIRED) task's
+            # done, the stream waits for a retry's events (README).
+            sub.close()
+            return Response(status_code=204)
     except BaseException:
         sub.close()
         raise

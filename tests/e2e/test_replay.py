@@ -1,6 +1,7 @@
 """A retried task's event stream, over HTTP with a real worker: a replay streams every attempt's events in
 order and ends only at the task's latest `done`, a fresh connection to a retried task does not stop at the
-old `done`, and a client resuming after the first attempt's `done` waits across the retry."""
+old `done`, a client resuming after the first attempt's `done` waits across the retry, and one resuming after a
+COMPLETED task's `done` gets 204 at once."""
 
 from __future__ import annotations
 
@@ -59,3 +60,24 @@ async def test_a_retried_task_replays_every_attempt_to_its_latest_done(
     assert ids == sorted(set(ids))
     assert [e.data["status"] for e in replay if e.event == "done"] == ["FAILED", "COMPLETED"]
     assert replay[-1].data["attempts"] == 2
+
+
+async def test_resuming_a_completed_task_after_its_done_answers_204_at_once(
+    api: ApiServer, store: TaskStore, worker: None, csv_file: Path
+) -> None:
+    user_id, key = await store.create_user(f"resume-{uuid.uuid4().hex[:6]}", credits=100_000)
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        task = await run_to_completion(c, {"primary.csv": csv_file})
+        assert task["status"] == "COMPLETED", task
+        url = f"/api/v1/tasks/{task['task_id']}/events"
+        events = await whole_stream(c, url, last_event_id=0)
+        done = events[-1]
+        assert done.event == "done" and done.id is not None
+        # The done itself, or any later id: nothing can follow a COMPLETED task (it cannot be retried), so the
+        # stream does not open; 204 tells a browser's EventSource not to reconnect.
+        for last in (done.id, done.id + 1, 10**15):
+            r = await asyncio.wait_for(c.get(url, headers={"Last-Event-ID": str(last)}), 10)
+            assert r.status_code == 204 and r.content == b"", (last, r.status_code, r.text)
+        # One before the done: the done again, and the stream ends.
+        again = await whole_stream(c, url, last_event_id=done.id - 1)
+        assert [(e.id, e.event) for e in again] == [(done.id, "done")]

@@ -378,6 +378,24 @@ async def test_events_start_from_a_given_last_event_id() -> None:
     assert events[0].json() == {"status": "FAILED"}
 
 
+async def test_events_end_when_the_server_says_nothing_follows() -> None:
+    # The connection dropped after `done` was sent but before it was read: the resume answers 204 (a COMPLETED
+    # task's stream after its done), and the client ends instead of reconnecting until it gives up.
+    requests: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if len(requests) == 1:
+            return httpx.Response(200, stream=DroppingStream(sse((5, "progress", {"progress": 90})), fail=True))
+        return httpx.Response(204)
+
+    client = AgensiumClient("http://api", "k", transport=httpx.MockTransport(api), reconnect_delay_s=0)
+    async with client:
+        events = [event async for event in client.events("t1")]
+    assert [(e.id, e.event) for e in events] == [("5", "progress")]
+    assert [r.headers.get("last-event-id") for r in requests] == [None, "5"]
+
+
 async def test_events_raise_api_errors_without_retrying() -> None:
     calls = 0
 
