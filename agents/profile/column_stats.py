@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -801,6 +802,30 @@ def _fill_from_runs(column: ColumnStats, runs: pl.DataFrame, summary: dict[str, 
         numeric["zscore_only_outlier_count"] = int(counts[only_z].sum())
     column.histogram = _weighted_histogram(values, counts, settings.histogram_bins)
     numeric["extremes"] = _extremes(runs["value"], values, counts, column.kind == "integer")
+    if column.kind == "integer" and len(values) and max(-values[0], values[-1]) >= FLOAT_EXACT_INTEGERS:
+        _exact_integer_order_statistics(numeric, runs["value"], ends)
+
+
+FLOAT_EXACT_INTEGERS = 2.0**53
+"""Integers up to this magnitude are exact as doubles; an integer column reaching it (snowflake ids, 19-digit order
+numbers) gets its min, max and quantiles from the integers themselves."""
+
+
+def _exact_integer_order_statistics(numeric: dict[str, Any], original: pl.Series, ends: np.ndarray) -> None:
+    """An integer column's min, max and quantiles as exact ints, from ``original`` (its ascending runs) where the
+    doubles above lose digits: the same ranks and linear interpolation, in integer arithmetic (a fractional
+    interpolation rounds to the nearest double, as before)."""
+    numeric["min"], numeric["max"] = int(original[0]), int(original[len(original) - 1])
+    total = int(ends[-1])
+    quantiles = numeric["quantiles"]
+    for label, quantile in QUANTILES.items():
+        position = quantile * (total - 1)  # the ranks of _weighted_quantile
+        below = math.floor(position)
+        low_index, high_index = np.searchsorted(ends, [below, min(below + 1, total - 1)], side="right").tolist()
+        low, high = int(original[low_index]), int(original[high_index])
+        value = low + (high - low) * Fraction(position - below)
+        quantiles[label] = int(value) if value.denominator == 1 else float(value)
+    numeric["iqr"] = quantiles["p75"] - quantiles["p25"]
 
 
 EXTREMES = 5
