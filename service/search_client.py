@@ -9,7 +9,8 @@ A refusal (a column the dataset does not have, a bad value) prints the API's sen
 exits 1.
 
 Values are sent as written: the agents type a filter's values by their column (text as written, numbers, ISO
-dates, true/false), so "01234" stays text for a text column.
+dates, true/false), so "01234" stays text for a text column. An empty value (`--filter grp=`) selects the empty
+cells (missing values, as a JSON null does). A search that matches nothing prints "no rows match".
 """
 
 from __future__ import annotations
@@ -246,7 +247,8 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="COL=VALUE",
-        help="keep rows whose COL is VALUE; repeat it for one column to accept several values",
+        help="keep rows whose COL is VALUE; repeat it for one column to accept several values; an empty VALUE "
+        "(COL=) keeps the rows whose COL is empty (a missing value)",
     )
     rows.add_argument(
         "--keyword", action="append", default=[], metavar="WORD", help="every WORD must appear (any case)"
@@ -474,8 +476,11 @@ def table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def position(first_label: str, total: int, page: int, pages: int, shown: int, page_size: int) -> str:
-    """ "rows 51–100 of 1,234, page 2 of 25" (the rows of this page, then where the page is)."""
-    if not total or not shown:
+    """ "rows 51–100 of 1,234, page 2 of 25" (the rows of this page, then where the page is); "no rows match" when
+    none does (there is no page)."""
+    if not total:
+        return f"no {first_label} match"
+    if not shown:
         return f"{first_label} 0 of {total:,}, page {page} of {pages}"
     first = (page - 1) * page_size + 1
     return f"{first_label} {first:,}–{first + shown - 1:,} of {total:,}, page {page} of {pages}"

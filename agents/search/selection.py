@@ -5,7 +5,10 @@ Column names resolve as transform's do (agents.transform.resolve.resolve_column:
 separators, one close spelling; every inexact reading is a note); an unknown or ambiguous name, or a value that does
 not fit its column's type, is refused with an ``InvalidParametersError`` naming the field, with suggestions. Values
 are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars literals of the column's
-dtype. A cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
+dtype. A filter's null, or its empty value (``""``, or blanks: what ``agensium search --filter grp=`` sends),
+selects the missing cells, the product's missing values (PRODUCT.md "Missing values"): the empty cells, and a text
+column's blank texts (a quoted empty field read as written); the empty value is understood as null, with a note.
+Otherwise a cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
 keyword is a literal substring. Text is compared whatever its Unicode form: a keyword or a filter value matches
 text written composed (NFC: ``Köln`` with ``ö``) or decomposed (NFD: ``o`` and a combining diaeresis), the two
 forms every source writes (:func:`unicode_forms`; normalising every cell would cost more than the search).
@@ -36,7 +39,7 @@ from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
-from agents.values import READ_FORMATS, DatePlan, date_like, plan_dates
+from agents.values import READ_FORMATS, DatePlan, date_like, is_missing, plan_dates
 
 TEXT_KINDS = ("text", "category")
 DAY = dt.timedelta(days=1)
@@ -224,10 +227,14 @@ def resolve_selection(resolver: Resolver, params: RowSelection) -> Selection:
 
 
 def _membership(resolver: Resolver, column: str, values: list[Any], path: str) -> tuple[pl.Expr, list[Any]]:
-    """The cell is one of ``values`` (a null among them: or empty). An integer column compared with a fraction, or
-    with a whole number out of its range, cannot match it."""
+    """The cell is one of ``values`` (a null or an empty value among them: or missing, :func:`_missing`). An integer
+    column compared with a fraction, or with a whole number out of its range, cannot match it."""
     dtype = resolver.schema[column]
-    typed = [resolver.typed(value, column, f"{path}[{i}]") for i, value in enumerate(values) if value is not None]
+    empty = [value for value in values if _is_empty(value)]
+    if empty:
+        shown = ", ".join(dict.fromkeys(repr(value) for value in empty))
+        resolver._note(f"{path}: {shown} read as the missing (empty) cells, as null")
+    typed = [resolver.typed(value, column, f"{path}[{i}]") for i, value in enumerate(values) if not _is_missing(value)]
     kept = typed
     if dtype.is_integer():
         low, high = _int_bounds(dtype)
@@ -239,9 +246,24 @@ def _membership(resolver: Resolver, column: str, values: list[Any], path: str) -
     if dtype == pl.String:
         kept = list(dict.fromkeys(form for value in kept for form in unicode_forms(str(value))))
     member = subject.is_in(pl.Series(kept, dtype=dtype).implode()) if kept else pl.lit(False)
-    nulls = any(value is None for value in values)
-    expr = (member.fill_null(False) | subject.is_null()) if nulls else member.fill_null(False)
-    return expr, typed + ([None] if nulls else [])
+    missing = any(_is_missing(value) for value in values)
+    expr = (member.fill_null(False) | _missing(resolver, column)) if missing else member.fill_null(False)
+    return expr, typed + ([None] if missing else [])
+
+
+def _is_empty(value: Any) -> bool:
+    """A filter value that is text and empty or blank (``""``, ``" "``): a missing value, as null."""
+    return isinstance(value, str) and not value.strip()
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or _is_empty(value)
+
+
+def _missing(resolver: Resolver, column: str) -> pl.Expr:
+    """The column's missing cells: empty, and for text also blank (agents.values.is_missing without tokens: the
+    tokens were read as nulls, or the data was read with none)."""
+    return is_missing(pl.col(column), resolver.schema[column], ())
 
 
 def _int_bounds(dtype: pl.DataType) -> tuple[int, int]:

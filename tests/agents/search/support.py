@@ -114,10 +114,10 @@ def select(frame: pd.DataFrame, params: dict[str, Any]) -> pd.Series:
     """The rows the selection parameters pick (with exact column names and values as the frame holds them)."""
     keep = pd.Series(True, index=frame.index)
     for column, values in params.get("filters", {}).items():
-        listed = [_pandas_value(column, v) for v in values if v is not None]
+        listed = [_pandas_value(column, v) for v in values if not _missing_value(v)]
         member = frame[column].isin(listed).fillna(False).astype(bool) if listed else pd.Series(False, frame.index)
-        if None in values:
-            member |= frame[column].isna()
+        if any(_missing_value(v) for v in values):
+            member |= missing(frame[column])
         keep &= member
     columns = params.get("keyword_columns") or TEXT_COLUMNS
     for keyword in params.get("keywords", []):
@@ -144,6 +144,17 @@ def select(frame: pd.DataFrame, params: dict[str, Any]) -> pd.Series:
             inside &= (cells <= item["max"]).fillna(False).astype(bool)
         keep &= inside
     return keep
+
+
+def _missing_value(value: Any) -> bool:
+    """A filter value that selects the missing cells: null, or an empty (or blank) text."""
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def missing(cells: pd.Series) -> pd.Series:
+    """The product's missing values (PRODUCT.md "Missing values"): empty cells, and blank texts of a text column."""
+    blank = cells.map(lambda v: isinstance(v, str) and v.strip() == "").astype(bool)
+    return cells.isna().fillna(True).astype(bool) | blank
 
 
 def _pandas_value(column: str, value: Any) -> Any:
