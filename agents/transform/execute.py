@@ -37,10 +37,12 @@ Semantics (agents/params/transformer.py):
   missing-value token (``NA``, ``null``...) becomes empty and is not an invalid value; ``number`` gives Int64 when
   every value is a whole number, else Float64 (decided on the data, so the plan is collected up to that step
   first); a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
-- ``fill_nulls`` mean/median of the finite values, as they are: an integer column filled so becomes Float64 (as
-  pandas' ``fillna`` and Polars' ``fill_null`` of that statistic make it), and the sentence says so; the step's
+- ``fill_nulls`` mean/median of the finite values, as they are: an integer column filled with a fraction becomes
+  Float64 (as pandas' ``fillna`` of that statistic makes it), and the sentence says so; the step's
   ``rows_affected`` and ``values_filled`` are the cells filled, its ``cells_changed`` also the whole numbers now
-  written ``1.0``; mode the most frequent value, ties to the smallest; previous/next in the current row order;
+  written ``1.0``. A whole-number statistic fills an integer column as a whole number, and a column without an empty
+  cell is left as it is: both keep their dtype (decided on the data: the statistic and the empty cells are collected
+  first); mode the most frequent value, ties to the smallest; previous/next in the current row order;
 - ``deduplicate`` and ``sort`` are stable; rows keep their order otherwise; ``ROW_INDEX_COLUMN`` travels with them;
 - ``derive``: whole-number ``+ - *``, negation and ``abs`` are exact (Polars would wrap around: the largest Int64
   times 2 gave -2); a result that Int64 cannot hold fails the task, naming the column. ``/`` gives Float64. A
@@ -1149,9 +1151,10 @@ def _numeric(column: pl.Expr, dtype: pl.DataType, kind: str) -> pl.Expr:
 def _fill(op: FillNulls, plan: _Plan, index: int, origin: str) -> Compiled:
     _require(plan, op.columns, origin)
     columns = list(dict.fromkeys(op.columns))
-    changes = [_fill_change(name, plan, op, origin) for name in columns]
+    decided = _integer_statistics(plan, op, columns, origin)
+    changes = [_fill_change(name, plan, op, origin, decided.get(name)) for name in columns]
 
-    decimal = [name for name in columns if _made_decimal(op, plan.schema[name])]
+    decimal = [name for name in columns if name in decided and _made_decimal(decided[name])]
 
     def describe(per_column: dict[str, dict[str, Any]], rows: int) -> tuple[str, dict[str, Any]]:
         parts = []
@@ -1175,10 +1178,55 @@ def _fill(op: FillNulls, plan: _Plan, index: int, origin: str) -> Compiled:
     return _cell_step(plan, index, origin, changes, describe, keep_layout=True)
 
 
-def _made_decimal(op: FillNulls, dtype: pl.DataType) -> bool:
-    """Whether the fill makes an integer column Float64: its mean or median (as pandas' ``fillna`` and Polars'
-    ``fill_null`` of that statistic do; resolution predicts the same)."""
-    return op.strategy in {"mean", "median"} and dtype.is_integer()
+@dataclass(frozen=True)
+class _IntegerStatistic:
+    """An integer column's mean or median (None: no finite value) and how many of its cells are empty."""
+
+    value: float | None
+    nulls: int
+    dtype: pl.DataType
+
+    @property
+    def whole(self) -> int | None:
+        """The statistic as a value of the column's dtype, when it is a whole number that dtype holds."""
+        if self.value is None or not float(self.value).is_integer():
+            return None
+        low, high = _integer_bounds(self.dtype)
+        return int(self.value) if low <= self.value <= high else None
+
+
+def _integer_statistics(plan: _Plan, op: FillNulls, columns: list[str], origin: str) -> dict[str, _IntegerStatistic]:
+    """Per integer column filled with its mean or median: the statistic and the empty cells, decided on the data in
+    one query (whether the column stays integer depends on them, ``_made_decimal``)."""
+    if op.strategy not in {"mean", "median"}:
+        return {}
+    names = [name for name in columns if name in plan.schema and plan.schema[name].is_integer()]
+    if not names:
+        return {}
+    checks = []
+    for position, name in enumerate(names):
+        values = pl.col(name).cast(pl.Float64)
+        statistic = values.mean() if op.strategy == "mean" else values.median()
+        checks += [statistic.alias(f"value{position}"), pl.col(name).null_count().alias(f"nulls{position}")]
+    row = plan.decide(lambda lazy: lazy.select(checks)).row(0)
+    return {
+        name: _IntegerStatistic(row[2 * position], int(row[2 * position + 1]), plan.schema[name])
+        for position, name in enumerate(names)
+    }
+
+
+def _integer_bounds(dtype: pl.DataType) -> tuple[int, int]:
+    """The values an integer dtype holds (``Int8``: -128..127, ``UInt16``: 0..65535)."""
+    name = str(dtype)
+    bits = int(name.removeprefix("U").removeprefix("Int"))
+    return (0, 2**bits - 1) if name.startswith("U") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def _made_decimal(statistic: _IntegerStatistic) -> bool:
+    """Whether a mean or median fill makes an integer column Float64: when it fills a cell with a fraction (or a
+    number the dtype cannot hold), as pandas' ``fillna`` of that statistic does. A fill that fills nothing, or fills
+    a whole number, keeps the column as it is."""
+    return statistic.nulls > 0 and statistic.value is not None and statistic.whole is None
 
 
 def _filled(values: dict[str, Any]) -> int:
@@ -1197,7 +1245,10 @@ def _fill_words(op: FillNulls, values: dict[str, Any]) -> str:
     return f"the {noun} ({shown})"
 
 
-def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellChange:
+def _fill_change(
+    name: str, plan: _Plan, op: FillNulls, origin: str, decided: _IntegerStatistic | None = None
+) -> _CellChange:
+    """``decided``: an integer column's mean or median, computed first (``_integer_statistics``)."""
     column, dtype = as_text_column(name, plan.schema[name])  # an Enum would empty a value not in its list
     if op.strategy == "previous":
         return _CellChange(name, column.forward_fill())
@@ -1217,15 +1268,27 @@ def _fill_change(name: str, plan: _Plan, op: FillNulls, origin: str) -> _CellCha
             raise _invalid(
                 origin, f"{origin}: the {op.strategy} of '{name}' ({dtype}) is not a number", "type_mismatch"
             )
+        if decided is not None:
+            return _integer_fill(name, column, dtype, decided)
         finite = column.cast(pl.Float64)
         finite = pl.when(finite.is_finite()).then(finite)
-        statistic = finite.mean() if op.strategy == "mean" else finite.median()
-        if _made_decimal(op, dtype):  # the statistic as it is (34.333..., not 34): the column becomes Float64
-            column, dtype = column.cast(pl.Float64), pl.Float64()
-        statistic = statistic.cast(dtype)
+        statistic = (finite.mean() if op.strategy == "mean" else finite.median()).cast(dtype)
         if plan.streamed:
             statistic = literal_of(plan.decide(lambda lazy: lazy.select(statistic)), dtype)
     return _CellChange(name, column.fill_null(statistic), {"value": statistic})
+
+
+def _integer_fill(name: str, column: pl.Expr, dtype: pl.DataType, decided: _IntegerStatistic) -> _CellChange:
+    """An integer column filled with its mean or median: with the statistic as it is (34.333..., not 34) when that
+    makes it Float64 (``_made_decimal``), else with the whole number, the column keeping its dtype (nothing to
+    fill: the column as it is)."""
+    if _made_decimal(decided):
+        value = pl.lit(decided.value, dtype=pl.Float64)
+        return _CellChange(name, column.cast(pl.Float64).fill_null(value), {"value": value})
+    whole = decided.whole
+    statistic = pl.lit(decided.value if whole is None else whole, dtype=pl.Float64 if whole is None else dtype)
+    filled = column.fill_null(statistic) if decided.nulls and whole is not None else column
+    return _CellChange(name, filled, {"value": statistic})
 
 
 def _streamed_mode(lazy: pl.LazyFrame, name: str) -> pl.LazyFrame:

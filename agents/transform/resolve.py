@@ -23,7 +23,9 @@ Dtypes this module decides (the executor casts its results to them):
   ``Float64``; ``round``/``floor``/``ceil``/``abs`` keep ``Int64`` or ``Float64``; ``lower``/``upper``/``title``/
   ``trim``/``concat`` give ``String``; ``length`` and ``year``/``month``/``day`` give ``Int64``;
   ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers);
-- fill ``mean``/``median`` of an integer column -> ``Float64`` (the statistic as it is, as pandas' ``fillna`` gives).
+- fill ``mean``/``median`` of an integer column -> ``Float64`` (the statistic as it is, as pandas' ``fillna`` gives;
+  whether it fills a cell with a fraction is only known at run time: a whole-number statistic, or a column without
+  an empty cell, keeps the column's own dtype, as ``number`` may give ``Int64``).
 
 Categorical and Enum columns (clean-my-data's type-fixer makes low-cardinality text categorical) are text for
 every text operation, comparison and function: ``contains``/``starts_with``/``ends_with``, ordering (as text, not by
@@ -662,7 +664,7 @@ def _fill(ctx: ResolutionContext, op: FillNulls) -> list[dict[str, Any]]:
                         "type_mismatch",
                         f"columns[{i}]",
                     )
-                if ctx.kind(column) == "int":  # filled with the statistic as it is (34.333..., not 34)
+                if ctx.kind(column) == "int":  # may be filled with the statistic as it is (34.333..., not 34)
                     ctx.schema[column] = "Float64"
         _written_as_text(ctx, columns)
         return [{"op": "fill_nulls", "columns": columns, "strategy": op.strategy, "value": None}]

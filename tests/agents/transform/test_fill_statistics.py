@@ -1,8 +1,9 @@
 """``fill ... with mean`` / ``median`` fill the statistic as it is (QA pass 3, #4): on an integer column the mean of
 1, 2 and 100 is 34.333..., not 34, and the median of an even count may be x.5. The column then becomes Float64, as
 pandas' ``fillna`` of the statistic and Polars' ``fill_null`` make it; resolution predicts it, the sentence says it,
-and clean-my-data's null-handler follows the same rule (tests/agents/test_nulls.py). ``with constant X`` and ``with
-value X`` fill X (QA #10)."""
+and clean-my-data's null-handler follows the same rule (tests/agents/test_nulls.py). A whole-number statistic, or a
+column without an empty cell, keeps the integer column (QA pass 7: test_fill_keeps_integers.py). ``with constant X``
+and ``with value X`` fill X (QA #10)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def test_the_median_of_an_even_count_keeps_its_half() -> None:
     frame = run_commands(numbers(), "fill missing even with the median", "fill missing small with median").frame
     assert frame is not None
     assert frame["even"].to_list() == pandas_filled([1, 2, None, 3, 4], "median") == [1.0, 2.0, 2.5, 3.0, 4.0]
-    assert frame["small"].dtype == pl.Float64 and frame["small"].to_list() == [7.0, 8.0, 8.0, 8.0, 8.0]
+    # a whole median (8) fills as a whole number: the column stays Int16 (QA pass 7, test_fill_keeps_integers.py)
+    assert frame["small"].dtype == pl.Int16 and frame["small"].to_list() == [7, 8, 8, 8, 8]
 
 
 def test_resolution_predicts_the_decimal_column() -> None:

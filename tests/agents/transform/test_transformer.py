@@ -467,11 +467,15 @@ def check(operations: list[dict[str, Any]]) -> AgentResult:
         affected.append(count)
     result = transform(frame, operations)
     assert_same(result, expected, affected)
-    # the dtypes resolution predicted, but for "number", which is Int64 only when every value is whole
-    numbers = {name for op in operations if op.get("to") == "number" for name in op["columns"]}
+    # the dtypes resolution predicted, but for "number", which is Int64 only when every value is whole, and for an
+    # integer column filled with its mean or median, Float64 only when that fills a cell with a fraction
+    filled = {name for op in operations if op.get("strategy") in ("mean", "median") for name in op["columns"]}
+    numbers = filled | {name for op in operations if op.get("to") == "number" for name in op["columns"]}
     data = result.envelope.data
     got = {item["name"]: item["dtype"] for item in data["schema_after"] if item["name"] not in numbers}
     assert got == {item["name"]: item["dtype"] for item in data["schema_expected"] if item["name"] not in numbers}
+    after = {item["name"]: item["dtype"] for item in data["schema_after"]}
+    assert all(after[name] in ("Float64", str(frame.schema[name])) for name in filled if name in after)
     return result
 
 
