@@ -603,6 +603,18 @@ def _ambiguity(
     return ambiguity
 
 
+def guessed_orders(ambiguity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of a plan's ``ambiguity`` whose day/month order, for the values that read both ways, is a guess: a
+    tie (no value decides), or contradicted (some values read only as the chosen order, others only as its swap:
+    the column mixes both orders, so which one a ``05/06/2024`` follows is not known)."""
+    return [
+        item
+        for item in ambiguity
+        if item["ambiguous_values"]
+        and (item["decided_by"].startswith("tie") or item["values_only_valid_as_alternative"])
+    ]
+
+
 def _swap_counts(
     groups: list[tuple[pl.DataFrame, list[TemporalFormat]]], pairs: list[tuple[TemporalFormat, TemporalFormat]]
 ) -> dict[str, int]:

@@ -18,8 +18,9 @@ result:
    a judgment call: the columns whose values differ only in case are proposed for ``lowercase``, with the
    cells it would change).
 
-A date column whose day/month order is decided only by a tie (every date reads both ways, e.g. all days
-<= 12) is not rewritten: which date a value means is not known; it is reported instead.
+A date column whose day/month order is a guess (every date reads both ways, e.g. all days <= 12; or some read only
+month/day and others only day/month) is not rewritten: which date a value means is not known; it is reported
+instead.
 Nulls stay null, blank text stays "" (null-handler decides about it). Date/Datetime columns stay typed
 and are not touched; Categorical columns are standardized as text and stay Categorical.
 
@@ -94,6 +95,7 @@ from agents.values import (
     DatePlan,
     TemporalFormat,
     date_like,
+    guessed_orders,
     parse_temporal,
     plan_dates,
 )
@@ -591,11 +593,18 @@ def _plan_dates(plan: ColumnPlan, values: pl.DataFrame, target: TemporalFormat) 
     """The column's dates, planned from its distinct non-blank normalized values (``value``) and their rows
     (``count``): rewritten when enough of them are dates and their day/month order is not a guess."""
     dates = plan_dates(values, plan.column, TEMPORAL_FORMATS, preferred=target)
-    tie = [item for item in dates.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")]
-    if dates.share >= DATE_COLUMN_SHARE and tie:
+    guessed = guessed_orders(dates.ambiguity)
+    if dates.share >= DATE_COLUMN_SHARE and guessed:
+        item = guessed[0]
+        why = (
+            "no value decides"
+            if item["decided_by"].startswith("tie")
+            else f"{item['values_only_valid_as_chosen']:,} values read only as the first and "
+            f"{item['values_only_valid_as_alternative']:,} only as the second"
+        )
         plan.dates_skipped = (
-            f"{tie[0]['ambiguous_values']:,} dates read both as {tie[0]['chosen_format']} and "
-            f"{tie[0]['alternative_format']} and no value decides: not rewritten"
+            f"{item['ambiguous_values']:,} dates read both as {item['chosen_format']} and "
+            f"{item['alternative_format']} and {why}: not rewritten"
         )
     elif dates.share >= DATE_COLUMN_SHARE:
         plan.dates = dates

@@ -118,6 +118,7 @@ from agents.values import (
     MissingTokens,
     count_missing_tokens,
     distinct_counts,
+    guessed_orders,
     integer_of_number_text,
     null_missing_tokens,
     number_text,
@@ -845,7 +846,12 @@ def _decide_conversion(decision: ColumnDecision, params: TypeFixerParams) -> Non
         decision.reason = "timestamps marked UTC (Z): a plain datetime would drop the marker, left as text"
     elif best == "temporal" and _order_guessed(decision) and not params.convert_ambiguous_dates:
         decision.ambiguous_order = True
-        decision.reason = "the day/month order is a guess (every date reads both ways): left as text"
+        decision.reason = (
+            "the day/month order is a guess (every date reads both ways): left as text"
+            if not _order_contradicted(decision)
+            else "the day/month order is a guess (some dates read only month/day, others only day/month, and some "
+            "read both ways): left as text"
+        )
     else:
         decision.convert = True
         decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
@@ -897,9 +903,13 @@ def _zoned(decision: ColumnDecision) -> bool:
 
 
 def _order_guessed(decision: ColumnDecision) -> bool:
-    """Whether the plan's day/month order rests on a tie (values read both ways and none decides)."""
+    """Whether the plan's day/month order is a guess for the values that read both ways (``guessed_orders``)."""
+    return bool(guessed_orders(decision.plan.ambiguity if decision.plan else []))
+
+
+def _order_contradicted(decision: ColumnDecision) -> bool:
     ambiguity = decision.plan.ambiguity if decision.plan else []
-    return any(item["ambiguous_values"] and item["decided_by"].startswith("tie") for item in ambiguity)
+    return any(item["values_only_valid_as_chosen"] and item["values_only_valid_as_alternative"] for item in ambiguity)
 
 
 def _null_tokens(
@@ -990,8 +1000,8 @@ def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list
             proposal(
                 AGENT_ID,
                 "convert_ambiguous_dates",
-                f"Convert {len(guessed)} date column(s) whose day/month order is a guess, as month/day: "
-                + ", ".join(d.column for d in guessed[:6]),
+                f"Convert {len(guessed)} date column(s) whose day/month order is a guess, in the order more of their "
+                "dates can only be read in (month/day on a tie): " + ", ".join(d.column for d in guessed[:6]),
                 {"convert_ambiguous_dates": True},
                 columns=[d.column for d in guessed],
                 cells_affected=sum(d.non_blank for d in guessed),

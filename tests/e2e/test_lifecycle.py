@@ -191,8 +191,12 @@ async def test_user_stream_carries_all_my_tasks(client: httpx.AsyncClient, worke
 async def test_deleting_a_task_tells_the_streams(client: httpx.AsyncClient, worker, csv_file: Path) -> None:
     """DELETE writes a last `status` event of the task with `"deleted": true`: the user's stream gets it live, a
     per-task stream waiting past the task's `done` gets it and ends, and a stream resuming from before the
-    deletion replays it (and none of the deleted task's history, which went with it)."""
-    done = await run_to_completion(client, {"primary.csv": csv_file})
+    deletion replays it (and none of the deleted task's history, which went with it). The task FAILED: past a
+    COMPLETED task's `done` a resumed stream does not wait at all (204, tests/e2e/test_replay.py)."""
+    not_text = csv_file.with_name("not_text.csv")
+    not_text.write_bytes(b"a,b\n1,\x002\n")
+    done = await run_to_completion(client, {"primary.csv": not_text})
+    assert done["status"] == "FAILED", done
     tid = done["task_id"]
     done_id = (await collect_until_done(client, f"/api/v1/tasks/{tid}/events"))[-1].id
     user_connected, task_connected = asyncio.Event(), asyncio.Event()
