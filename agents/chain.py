@@ -111,6 +111,7 @@ READ_END = 10  # percent reached when every input is parsed
 AGENTS_END = 90  # percent reached when the last agent is done; reports fill the rest
 # tools whose agents hand a new frame to the next
 DATA_TOOLS = frozenset({"clean-my-data", "master-my-data", "transform-my-data"})
+CLEAN_TOOL = "clean-my-data"
 PROFILE_TOOL = "profile-my-data"
 MASTER_TOOL = "master-my-data"  # sources stacked, named output tables (agents.master.sources)
 TRANSFORM_TOOL = "transform-my-data"  # the user's own operations: no quarantine, the agent's own step records
@@ -529,6 +530,12 @@ def _run_chain(
                 spill=agent_inputs.work_dir / PRIMARY_SPILL,
             )
         elif tool_id in DATA_TOOLS:
+            if tool_id == CLEAN_TOOL:
+                # One chunk per column from the start (the reader's threads leave one per parse batch): the clean
+                # agents rechunked it each (previewer, outlier-remover, duplicate-resolver) and hashed rows over
+                # the chunks (repeat_candidates: several times slower over many). The same values either way; the
+                # frame as read is let go (not kept beside its copy).
+                agent_inputs = dataclasses.replace(agent_inputs, primary=agent_inputs.primary.rechunk())
             primary = agent_inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1).with_columns(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -120,6 +121,44 @@ def quantile_pairs(
         for index in zeros:
             pairs[index] = (single[f"__low_{index}__"], single[f"__high_{index}__"])
     return [(first, second) for first, second in pairs], row
+
+
+QUARTILES_ARTIFACT = "column_quartiles"  # AgentResult.artifacts: column name -> Quartiles (cleanse-previewer)
+
+
+@dataclass(frozen=True)
+class Quartiles:
+    """A numeric column's 0.25 and 0.75 linear quantiles (``quantile_pairs``) over its values that are not NaN
+    (null when it has none), and the column they were computed on."""
+
+    column: pl.Series
+    low: Any
+    high: Any
+
+
+def known_quartiles(frame: pl.DataFrame, names: Sequence[str], shared: Any) -> dict[str, tuple[float, float]]:
+    """The quartiles of the columns of ``names`` over their *finite* values that an earlier agent computed
+    (``shared``: ``QUARTILES_ARTIFACT``'s mapping, or None) on the very values ``frame`` holds: the same numbers to
+    the last bit as ``quantile_pairs`` of them here, since a quantile depends only on the values. Taken only when
+    certain: the column equal (dtype, values, nulls), no infinity (not a finite value: only the earlier agent
+    ranked it), and neither quartile a zero (whose sign is the one thing an ordering may settle either way)."""
+    if not isinstance(shared, Mapping):
+        return {}
+    known: dict[str, tuple[float, float]] = {}
+    for name in names:
+        entry = shared.get(name)
+        if not isinstance(entry, Quartiles) or entry.low is None or entry.high is None:
+            continue
+        if entry.low == 0 or entry.high == 0:
+            continue
+        column = frame.get_column(name)
+        if column.dtype != entry.column.dtype or column.len() != entry.column.len():
+            continue
+        if column.dtype.is_float() and column.is_infinite().any():
+            continue
+        if column.equals(entry.column, check_dtypes=True, null_equal=True):
+            known[name] = (entry.low, entry.high)
+    return known
 
 
 def no_removed_rows() -> pl.DataFrame:

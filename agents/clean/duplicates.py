@@ -201,10 +201,23 @@ def run(inputs: AgentInputs, params: DuplicateResolverParams, progress: Progress
     progress(0.9, "Building the report")
     removed_all = pl.concat([outcome.removed for outcome in outcomes.values()], how="vertical").sort(ROW_INDEX_COLUMN)
     shape = _Shape(source.height, work.height, len(columns), len(data_columns(schema_frame)))
-    result = _result(RunOutcome(shape, removed_all, outcomes, context), params, started, work.output())
+    output = work.output()
+    if (
+        isinstance(source, _InMemory)
+        and not removed_all.height
+        and schema_frame is inputs.primary
+        and _one_chunk(inputs.primary)
+    ):
+        output = inputs.primary  # no row removed or merged: the input as it came, in one chunk per column already
+    result = _result(RunOutcome(shape, removed_all, outcomes, context), params, started, output)
     result.envelope.data["proposals"] = _proposals(proposed, enabled)
     progress(1.0, f"Removed {removed_all.height:,} duplicate rows")
     return result
+
+
+def _one_chunk(frame: pl.DataFrame) -> bool:
+    """Every column of ``frame`` in one chunk (as ``_equal_rows`` passes its rows on)."""
+    return all(column.n_chunks() == 1 for column in frame.iter_columns())
 
 
 W = TypeVar("W", bound="_Work")
@@ -1148,7 +1161,11 @@ class _GapPatterns:
 
 
 def _gap_patterns(work: pl.DataFrame, columns: list[str], params: DuplicateResolverParams) -> _GapPatterns:
-    info = work.select(pl.col(ROW_INDEX_COLUMN), *_gap_exprs(columns))
+    # Only the columns with an empty cell tell the rows' patterns apart (every row is filled in the others): the
+    # same counts and the same groups of rows, from a hash of fewer flags.
+    nulls = work.select(pl.col(columns).null_count()).row(0) if columns else ()
+    gapped = [name for name, count in zip(columns, nulls, strict=True) if count]
+    info = work.select(pl.col(ROW_INDEX_COLUMN), *_gap_exprs(gapped))
     candidates = info.filter(_has_gaps(columns))
     patterns = _pattern_counts(candidates.lazy()).collect()
     marked = work.with_columns(info[NULLS], info[PATTERN])
@@ -1158,6 +1175,8 @@ def _gap_patterns(work: pl.DataFrame, columns: list[str], params: DuplicateResol
 
 def _gap_exprs(columns: list[str]) -> list[pl.Expr]:
     """Each row's number of empty cells (``NULLS``) and a hash of which cells are empty (``PATTERN``)."""
+    if not columns:
+        return [pl.lit(0, pl.Int64).alias(NULLS), pl.lit(0, pl.UInt64).alias(PATTERN)]
     null_flags = [pl.col(name).is_null() for name in columns]
     return [
         pl.sum_horizontal(null_flags).cast(pl.Int64).alias(NULLS),
@@ -1216,38 +1235,75 @@ def _pairs_by_pattern(
     # filled values; the real columns then decide. (One column left a third of the rows of a file with a
     # timestamp per hour to hash; a subsumer equals its row on every filled column, so on both.)
     distinct = with_gaps.select(pl.col(columns).n_unique()).row(0, named=True) if examined.height else {}
-    parts: list[pl.DataFrame] = []
+    patterns: list[_Pattern] = []
     for pattern, example, null_count in examined.select(PATTERN, "example", NULLS).iter_rows():
         flags = example_flags[example]
         filled = [name for name, is_null in zip(columns, flags, strict=True) if not is_null]
         empty = ", ".join(name for name, is_null in zip(columns, flags, strict=True) if is_null)
         narrowest = sorted(filled, key=lambda name: distinct[name], reverse=True)[:NARROWING_COLUMNS]
-        parts.append(_pattern_pairs(gaps, pattern, null_count, filled, empty, narrowest))
+        filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
+        left = with_gaps.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present)
+        patterns.append(_Pattern(null_count, filled, empty, narrowest, left.select(ROW_INDEX_COLUMN, *filled)))
+    scopes = _narrowed_scopes(gaps.marked, patterns)
+    parts = [_pattern_pairs(scopes[tuple(item.narrowest)], item) for item in patterns]
     return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=PAIRS_SCHEMA)
 
 
 NARROWING_COLUMNS = 2  # filled columns whose values narrow a pattern's possible subsumers (_pairs_by_pattern)
 
 
-def _pattern_pairs(
-    gaps: _GapPatterns, pattern: int, null_count: int, filled: list[str], empty: str, narrowest: list[str]
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class _Pattern:
+    """One examined pattern of empty cells: its rows' ``NULLS``, filled and empty columns (the empty ones named for
+    the reason), the columns whose values narrow its possible subsumers, and its rows with every filled cell filled
+    (``ROW_INDEX_COLUMN`` and the filled columns)."""
+
+    null_count: int
+    filled: list[str]
+    empty: str
+    narrowest: list[str]
+    left: pl.DataFrame
+
+
+def _narrowed_scopes(marked: pl.DataFrame, patterns: list[_Pattern]) -> dict[tuple[str, ...], pl.DataFrame]:
+    """Per set of narrowing columns (usually one for all patterns), the rows of ``marked`` that may subsume a row of
+    one of its patterns: fewer empty cells than the most such a pattern has, and its narrowing values equal to one
+    of their rows'. One pass over every row, instead of one per pattern; each pattern's own possible subsumers
+    are among them."""
+    scopes: dict[tuple[str, ...], pl.DataFrame] = {}
+    for key in dict.fromkeys(tuple(item.narrowest) for item in patterns):
+        group = [item for item in patterns if tuple(item.narrowest) == key]
+        values = pl.concat([item.left.select(key) for item in group], how="vertical").unique()
+        most = max(item.null_count for item in group)
+        positions = (  # found on the few columns needed, then the rows gathered whole
+            marked.lazy()
+            .select(*key, NULLS)
+            .with_row_index(POSITION)
+            .filter(pl.col(NULLS) < most)
+            .join(values.lazy(), on=list(key), how="semi", maintain_order="left")
+            .select(POSITION)
+            .collect()
+            .get_column(POSITION)
+        )
+        scopes[key] = marked[positions]
+    return scopes
+
+
+POSITION = "__position__"
+
+
+def _pattern_pairs(scope: pl.DataFrame, item: _Pattern) -> pl.DataFrame:
     """The rows of one pattern of empty cells, each with its most complete subsumer: among the more complete rows
-    sharing the values of the ``narrowest`` columns with one of them."""
-    marked = gaps.marked
+    of ``scope`` (``_narrowed_scopes``) sharing the values of its ``narrowest`` columns with one of them."""
+    filled, narrowest, left = item.filled, item.narrowest, item.left
     filled_present = pl.all_horizontal([pl.col(name).is_not_null() for name in filled])
     fingerprint = pl.struct(filled).hash(seed=1).alias("__fingerprint__")
-    left = gaps.with_gaps.filter((pl.col(PATTERN) == pattern) & (pl.col(NULLS) == null_count) & filled_present).select(
-        ROW_INDEX_COLUMN, *filled
-    )
-    near = (
-        marked.select(ROW_INDEX_COLUMN, NULLS, *narrowest)
-        .filter(pl.col(NULLS) < null_count)
-        .join(left.select(narrowest).unique(), on=narrowest, how="semi")
+    near = scope.filter(pl.col(NULLS) < item.null_count).join(
+        left.select(narrowest).unique(), on=narrowest, how="semi", maintain_order="left"
     )
     # Sorted by completeness then file order, so that keep="first" is the most complete, first row.
     right = (
-        marked.filter(pl.col(ROW_INDEX_COLUMN).is_in(near[ROW_INDEX_COLUMN].implode()) & filled_present)
+        near.filter(filled_present)
         .select(pl.col(ROW_INDEX_COLUMN).alias(MATCH), NULLS, *filled)
         .with_columns(fingerprint)
         .join(left.select(fingerprint), on="__fingerprint__", how="semi", maintain_order="left")
@@ -1256,7 +1312,7 @@ def _pattern_pairs(
         .drop("__fingerprint__", NULLS)
     )
     return left.join(right, on=filled, how="inner").select(
-        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(empty).alias("empty")
+        pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), pl.col(MATCH).cast(pl.Int64), pl.lit(item.empty).alias("empty")
     )
 
 

@@ -141,7 +141,12 @@ def run(inputs: AgentInputs, params: NullHandlerParams, progress: Progress) -> A
     was_null = {name: f"__was_null_{index}__" for index, name in enumerate(fills)}
     flagged = work.with_columns(pl.col(name).is_null().alias(flag) for name, flag in was_null.items())
     flagged = flagged.with_columns(**fills)
-    output = flagged.drop(list(was_null.values()))
+    # nothing dropped or filled: the input goes on as it came (the chain then compares no cell)
+    output = (
+        frame
+        if not fills and not removed.height and work.width == frame.width
+        else flagged.drop(list(was_null.values()))
+    )
     row_issues += [_imputed_issues(flagged, plan, was_null[plan.column], params) for plan in fill_plans]
 
     after_counts = _null_counts(output)

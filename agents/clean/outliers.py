@@ -43,7 +43,16 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, quantile_pairs, removed_rows, retention
+from agents.clean.common import (
+    QUARTILES_ARTIFACT,
+    clean_result,
+    effectiveness,
+    known_quartiles,
+    no_removed_rows,
+    quantile_pairs,
+    removed_rows,
+    retention,
+)
 from agents.clean.streamed_queries import (
     collect_streamed_issues,
     column_aggregates,
@@ -152,18 +161,23 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
     columns = [name for name in columns if name not in skipped]
     progress(0.0, f"Computing {params.detection_method} bounds for {len(columns)} numeric columns")
 
-    bounds = compute_bounds(frame, columns, params)
+    bounds = compute_bounds(frame, columns, params, inputs.artifacts.get(QUARTILES_ARTIFACT))
     analysed = [item for item in bounds if item.defined]
     flags = {item.column: f"__outlier_{index}__" for index, item in enumerate(analysed)}
     flagged = frame.with_columns(outlier_mask(item).alias(flags[item.column]) for item in analysed)
     counts: dict[str, int] = {}
+    rows_with_outliers = 0
     if flags:
         nearest = [
             expr for index, item in enumerate(analysed) for expr in nearest_outside(item, flags[item.column], index)
         ]
-        counts = flagged.select(*(pl.col(flag).sum().alias(name) for name, flag in flags.items()), *nearest).row(
-            0, named=True
-        )
+        any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()])
+        counts = flagged.select(
+            *(pl.col(flag).sum().alias(name) for name, flag in flags.items()),
+            *nearest,
+            any_outlier.sum().alias(ROWS_WITH_OUTLIERS),
+        ).row(0, named=True)
+        rows_with_outliers = int(counts.pop(ROWS_WITH_OUTLIERS))
         _note_nearest(analysed, counts)
     original_outliers = int(sum(counts.values()))
     progress(0.5, f"Treating {original_outliers:,} outliers ({params.removal_strategy})")
@@ -172,16 +186,22 @@ def run(inputs: AgentInputs, params: OutlierRemoverParams, progress: Progress) -
         [_row_issues(flagged, item, flags[item.column], params) for item in analysed if counts[item.column]],
         in_file_order=True,
     )
-    any_outlier = pl.any_horizontal([pl.col(flag) for flag in flags.values()]) if flags else pl.lit(False)
-    rows_with_outliers = int(flagged.select(any_outlier.sum()).item()) if flags else 0
-    output, removed, replacements = _treat(flagged, analysed, flags, counts, params)
+    replacements: dict[str, Any]
+    if params.removal_strategy == "flag" or not flags:  # nothing changed: the input goes on (the chain compares none)
+        output, removed, replacements = frame, no_removed_rows(), {}
+    else:
+        output, removed, replacements = _treat(flagged, analysed, flags, counts, params)
 
     progress(0.85, "Checking the result against the original bounds")
-    remaining_by_column: dict[str, int] = (
-        output.select(outlier_mask(item).sum().alias(item.column) for item in analysed).row(0, named=True)
-        if analysed
-        else {}
-    )
+    remaining_by_column: dict[str, int]
+    if params.removal_strategy == "flag":  # the output holds the values flagged: each column's count again
+        remaining_by_column = {item.column: counts[item.column] for item in analysed}
+    else:
+        remaining_by_column = (
+            output.select(outlier_mask(item).sum().alias(item.column) for item in analysed).row(0, named=True)
+            if analysed
+            else {}
+        )
     remaining = int(sum(remaining_by_column.values()))
     summary = _outlier_summary(frame.schema, frame.height, bounds, counts, remaining_by_column, replacements, params)
     outcome = Outcome(
@@ -508,8 +528,12 @@ def _removal_reason(analysed: list[Bounds], flags: dict[str, str], params: Outli
     )
 
 
-def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemoverParams) -> list[Bounds]:
-    """Each column's bounds from its finite values, in one pass over the frame."""
+def compute_bounds(
+    frame: pl.DataFrame, columns: list[str], params: OutlierRemoverParams, shared: Any = None
+) -> list[Bounds]:
+    """Each column's bounds from its finite values, in one pass over the frame. ``shared``: the quartiles an
+    earlier agent found (``QUARTILES_ARTIFACT``): the IQR bounds of a column it saw as it is here start from them
+    (``known_quartiles``: the same numbers) instead of ordering its values again."""
     if not columns:
         return []
     # In one chunk: a float sum (a mean, a deviation) depends on how the values are split (a file's parse threads),
@@ -522,10 +546,18 @@ def compute_bounds(frame: pl.DataFrame, columns: list[str], params: OutlierRemov
     finite = [_finite(name) for name in columns]
     iqr = params.detection_method == "iqr"
     low, high = (0.25, 0.75) if iqr else (params.lower_percentile / 100, params.upper_percentile / 100)
-    counts = [values.count().alias(f"n_{index}") for index, values in enumerate(finite)]
-    pairs, row = quantile_pairs(work, finite, low, high, counts)
-    for index, (first, second) in enumerate(pairs):
-        row[f"a_{index}"], row[f"b_{index}"] = first, second
+    # an integer column's values are all finite: its count of them is its count of values (no cast to count)
+    schema = work.schema
+    counts = [
+        (pl.col(name).count() if schema[name].is_integer() else values.count()).alias(f"n_{index}")
+        for index, (name, values) in enumerate(zip(columns, finite, strict=True))
+    ]
+    known = known_quartiles(work, columns, shared) if iqr else {}
+    ranked = [index for index, name in enumerate(columns) if name not in known]
+    found, row = quantile_pairs(work, [finite[index] for index in ranked], low, high, counts)
+    pairs = dict(zip(ranked, found, strict=True))
+    for index, name in enumerate(columns):
+        row[f"a_{index}"], row[f"b_{index}"] = known[name] if name in known else pairs[index]
     return _bounds_of(columns, row, params)
 
 

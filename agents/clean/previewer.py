@@ -38,7 +38,15 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows, repeat_candidates
+from agents.clean.common import (
+    QUARTILES_ARTIFACT,
+    Quartiles,
+    clean_result,
+    effectiveness,
+    no_removed_rows,
+    quantile_pairs,
+    repeat_candidates,
+)
 from agents.clean.streamed_queries import numbered, scanned_rows, streamed_row
 from agents.columns import (
     is_text,
@@ -101,6 +109,7 @@ class Simulation:
     dropped: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    quartiles: dict[str, Quartiles] = field(default_factory=dict)  # column -> its quartiles, for later agents
 
 
 @dataclass
@@ -113,6 +122,7 @@ class Baseline:
     profile: dict[str, Any]
     numeric_columns: list[str]
     correlations: dict[tuple[str, str], float | None]
+    quartiles: dict[str, Quartiles] = field(default_factory=dict)  # what the simulations found, for later agents
 
 
 def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress) -> AgentResult:
@@ -137,7 +147,10 @@ def run(inputs: AgentInputs, params: CleansePreviewerParams, progress: Progress)
         results.append(result)
         issue_parts += parts
 
-    return _result(started, params, progress, baseline, (rules, source), results, inputs.primary, issue_parts)
+    done = _result(started, params, progress, baseline, (rules, source), results, inputs.primary, issue_parts)
+    if baseline.quartiles:  # the outlier-remover's IQR bounds of a column it gets unchanged (compute_bounds)
+        done.artifacts[QUARTILES_ARTIFACT] = baseline.quartiles
+    return done
 
 
 def _result(
@@ -217,6 +230,7 @@ def _preview(
     frame, before = baseline.frame, baseline.profile
     try:
         simulation = _simulate(frame, rule)
+        baseline.quartiles.update(simulation.quartiles)
         if simulation.removed is not None and rule.type != "drop_duplicates":
             simulation = _with_mask(frame, simulation)
         kept = [name for name in baseline.columns if name not in simulation.dropped]
@@ -469,20 +483,25 @@ def _simulate_outliers(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
         raise RuleError("remove_outliers: the data has no numeric column")
     zscore = rule.method in ("zscore", "z_score")
     factor = rule.threshold if rule.threshold is not None else rule.z_threshold if zscore else rule.iqr_multiplier
-    stats_exprs: list[pl.Expr] = []
-    for index, name in enumerate(targets):
-        x = pl.col(name).cast(pl.Float64)
-        x = x.filter(x.is_not_nan())
-        if zscore:
-            stats_exprs += [x.mean().alias(f"{index}_a"), x.std(ddof=1).alias(f"{index}_b")]
-        else:
-            stats_exprs += [
-                x.quantile(0.25, "linear").alias(f"{index}_a"),
-                x.quantile(0.75, "linear").alias(f"{index}_b"),
-            ]
+    values = [pl.col(name).cast(pl.Float64) for name in targets]
+    values = [x.filter(x.is_not_nan()) for x in values]
     # Quantiles are order statistics, the same whatever the chunks: the targets in one chunk each are
     # several times faster to rank than a frame read in many.
-    stats = frame.select(targets).rechunk().select(stats_exprs).row(0, named=True)
+    work = frame.select(targets).rechunk()
+    quartiles: dict[str, Quartiles] = {}
+    if zscore:
+        stats_exprs = [
+            expr
+            for index, x in enumerate(values)
+            for expr in (x.mean().alias(f"{index}_a"), x.std(ddof=1).alias(f"{index}_b"))
+        ]
+        stats = work.select(stats_exprs).row(0, named=True)
+    else:  # both quartiles of a column from one ordering of its values (the same numbers as two quantiles)
+        pairs, _ = quantile_pairs(work, values, 0.25, 0.75)
+        stats = {
+            f"{index}_{key}": value for index, pair in enumerate(pairs) for key, value in zip("ab", pair, strict=True)
+        }
+        quartiles = {name: Quartiles(work[name], *pair) for name, pair in zip(targets, pairs, strict=True)}
     bounds: dict[str, dict[str, Any]] = {}
     outliers: list[pl.Expr] = []
     for index, name in enumerate(targets):
@@ -500,6 +519,7 @@ def _simulate_outliers(frame: pl.DataFrame, rule: PreviewRule) -> Simulation:
         removed=removed,
         log=[f"drop rows where {_names(targets)} is {method}"],
         details={"bounds": bounds},
+        quartiles=quartiles,
     )
 
 
