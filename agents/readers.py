@@ -57,6 +57,7 @@ import os
 import re
 import tempfile
 import zipfile
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +70,14 @@ import polars as pl
 from agents.envelope import BOOKKEEPING_COLUMNS
 from agents.errors import InvalidFileError
 from agents.layouts import (
+    BEYOND_DOUBLE,
     BooleanLayout,
     NumberLayout,
+    beyond_double,
     beyond_double_columns,
     boolean_layout_of,
     json_text,
+    maybe_beyond_double,
     number_layouts,
     record_layouts,
     type_temporal_text,
@@ -183,6 +187,8 @@ class _Parsed:
     facts: Mapping[str, str | None] = field(default_factory=dict)
     numbers: Mapping[int, ValueLayout] = field(default_factory=dict)  # numbers' and booleans' layouts, by position
     kept_as_text: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # numbers_kept_as_text, by position
+    # JSON: numbers_kept_as_text by (field, child field of an object or None): :func:`_read_exact_json`
+    exact_fields: Mapping[tuple[str, str | None], dict[str, Any]] = field(default_factory=dict)
 
 
 def read_table(
@@ -280,18 +286,27 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
             report["numbers_kept_as_text"] = {final[index]: item for index, item in parsed.kept_as_text.items()}
+    if parsed.exact_fields:  # JSON: each column out comes from a field or from a field of an object
+        sources = [(frame.columns[index], child) for index, child in plan.sources]
+        report["numbers_kept_as_text"] = {
+            final: parsed.exact_fields[source]
+            for source, final in zip(sources, tidy.columns, strict=True)
+            if source in parsed.exact_fields
+        }
     return tidy, report
 
 
 @dataclass(frozen=True)
 class TidyPlan:
     """How a parsed table's columns become the agents' (:func:`tidy_plan`): ``columns``, one expression per column
-    named as it will be; the renames, the struct columns flattened and the columns now JSON text."""
+    named as it will be; the renames, the struct columns flattened and the columns now JSON text; ``sources``, where
+    each column comes from: (0-based position of the parsed column, the struct field's name or None)."""
 
     columns: list[pl.Expr]
     renamed: list[RenamedColumn]
     flattened: list[str]
     encoded: list[str]
+    sources: list[tuple[int, str | None]] = field(default_factory=list)
 
 
 def tidy_plan(columns: Sequence[tuple[str, pl.DataType]], dropped: Collection[int], name: str) -> TidyPlan:
@@ -303,6 +318,7 @@ def tidy_plan(columns: Sequence[tuple[str, pl.DataType]], dropped: Collection[in
     flattened: list[str] = []
     encoded: list[str] = []
     planned: list[tuple[int, str, pl.Expr]] = []  # (1-based file position, proposed name, expression)
+    sources: list[tuple[int, str | None]] = []
     for index, (original, dtype) in enumerate(columns):
         position, column = index + 1, pl.nth(index)
         if position in dropped:
@@ -316,18 +332,21 @@ def tidy_plan(columns: Sequence[tuple[str, pl.DataType]], dropped: Collection[in
                     encoded.append(child)
                     expression = json_text(expression, struct_field.dtype)
                 planned.append((position, child, expression))
-        elif isinstance(dtype, _NESTED_TYPES):
+                sources.append((index, struct_field.name))
+            continue
+        if isinstance(dtype, _NESTED_TYPES):
             encoded.append(original)
             planned.append((position, original, json_text(column, dtype)))
         elif dtype == pl.Null:
             planned.append((position, original, column.cast(pl.String)))
         else:
             planned.append((position, original, column))
+        sources.append((index, None))
     if not planned:
         raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
     final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
     aliased = [expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)]
-    return TidyPlan(aliased, renamed, flattened, encoded)
+    return TidyPlan(aliased, renamed, flattened, encoded, sources)
 
 
 def _unique_names(columns: Sequence[tuple[int, str]]) -> tuple[list[str], list[RenamedColumn]]:
@@ -1213,9 +1232,15 @@ def _read_json(path: Path, name: str) -> _Parsed:
             "for one object per line, name the file .ndjson",
             {"file": name, "line": 1 + head[: head.index(b"{")].count(b"\n")},
         )
+    scanned = may_hold_long_numbers(path)
+    kind = exact_numbers_kind(path) if scanned else None
+    if kind == "numbers":
+        return _read_exactly(path, name, ndjson=False)
     try:
         frame = pl.read_json(path, infer_schema_length=None)
     except _READ_ERRORS as error:
+        if kind or exact_numbers_kind(path):  # 1e400, or an integer past 128 bits: Polars refuses the file
+            return _read_exact_json(path, name, numbers_no_double_holds(path), ndjson=False)
         texts = _read_json_as_text(path, name)
         if texts is None:
             raise _json_unreadable(name, error) from error
@@ -1223,6 +1248,10 @@ def _read_json(path: Path, name: str) -> _Parsed:
     else:
         texts = _read_json_as_text(path, name) if _booleans_read_as_numbers(path, frame) else None
         frame = frame if texts is None else texts
+    if not scanned and _may_have_underflowed(path, frame):
+        kind = exact_numbers_kind(path)
+    if kind == "numbers" or (kind == "integers" and _wide_floats(frame)):  # integers among decimals: Float64
+        return _read_exactly(path, name, ndjson=False)
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the JSON array is empty: no data rows", {"file": name})
     if frame.width == 0:
@@ -1237,9 +1266,15 @@ def _read_ndjson(path: Path, name: str) -> _Parsed:
     source: Path | io.BytesIO = path
     if head.startswith(_UTF8_BOM):  # Polars' NDJSON reader does not skip a BOM
         source = io.BytesIO(path.read_bytes()[len(_UTF8_BOM) :])
+    scanned = may_hold_long_numbers(path)
+    kind = exact_numbers_kind(path) if scanned else None
+    if kind == "numbers":
+        return _read_exactly(path, name, ndjson=True)
     try:
         frame = pl.read_ndjson(source, infer_schema_length=None)  # a sample would drop late keys
     except _READ_ERRORS as error:
+        if kind or exact_numbers_kind(path):  # 1e400, or an integer past 128 bits: Polars refuses the file
+            return _read_exact_json(path, name, numbers_no_double_holds(path), ndjson=True)
         fields = mixed_ndjson_fields(path, name, error)
         texts = io.BytesIO()
         write_ndjson_as_text(path, fields, texts)
@@ -1248,11 +1283,22 @@ def _read_ndjson(path: Path, name: str) -> _Parsed:
             frame = pl.read_ndjson(texts, infer_schema_length=None)
         except _READ_ERRORS as again:
             raise ndjson_unreadable(name, again) from again
+    if not scanned and _may_have_underflowed(path, frame):
+        kind = exact_numbers_kind(path)
+    if kind == "numbers" or (kind == "integers" and _wide_floats(frame)):  # integers among decimals: Float64
+        return _read_exactly(path, name, ndjson=True)
     if frame.height == 0:
         raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
     if frame.width == 0:
         raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
     return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
+
+
+def _read_exactly(path: Path, name: str, *, ndjson: bool) -> _Parsed:
+    """A JSON or NDJSON file holding numbers Polars may not read back as written (:func:`exact_numbers_kind`): read
+    by :func:`_read_quoted_json`, else by :func:`_read_exact_json`."""
+    quoted = _read_quoted_json(path, name, ndjson=ndjson)
+    return quoted or _read_exact_json(path, name, numbers_no_double_holds(path), ndjson=ndjson)
 
 
 _JSON_KINDS: dict[type, str] = {
@@ -1280,6 +1326,376 @@ def mixed_fields(records: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 _TEXTED_KINDS = (bool, dict, list)
+
+
+# --- JSON numbers no double holds ---------------------------------------------------------------------------
+
+
+class _NumberText(str):
+    """A JSON number as written, where the json module would give its float or int (``exact`` records)."""
+
+
+_FieldKey = tuple[str, str | None]  # a field, or (a field, a field of its objects)
+_JSON_KINDS[_NumberText] = "number"
+_BYTES_7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_BYTES_8 = np.uint64(0x8080808080808080)
+_FROM_POINT = np.uint64(0x5252525252525252)  # + 0x52 sets a byte's top bit from "." (0x2E) up
+_PAST_NINE = np.uint64(0x4646464646464646)  # + 0x46 sets it from ":" (0x3A, after "9") up
+_NUMBER_TOKEN = (  # a JSON value that may be a number no double holds: long, or with an exponent
+    r"(?:^|[:,\[])[ \t\r]*-?[0-9](?:[0-9.]{14,}(?:[eE][+-]?[0-9]+)?|[0-9.]*[eE][+-]?[0-9]+)"
+)
+BEYOND_INT128 = "beyond_128_bit_integer"
+"""Why a read report's ``numbers_kept_as_text`` lists a JSON field: an integer past 128 bits (Polars reads it as
+null or refuses the file), none of its values beyond a double's precision (:data:`agents.layouts.BEYOND_DOUBLE`)."""
+
+
+def may_hold_long_numbers(path: Path) -> bool:
+    """The cheap first test of :func:`exact_numbers_kind` (one pass over the bytes with NumPy, a chunk at a time):
+    whether the file holds 8 bytes at an offset that is a multiple of 8 each a digit, ``.`` or ``/`` (a number a
+    double may not give back has 16 digits or more: its run of digits and point holds such 8 bytes). A short one
+    past a double's range is found otherwise: ``1e400`` fails Polars' read, ``1e-400`` reads as 0
+    (:func:`_may_have_underflowed`)."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(JSON_SCAN_CHUNK_BYTES):  # a multiple of 8 bytes, but the last
+            words = np.frombuffer(chunk, dtype="<u8", count=len(chunk) // 8)
+            found = words & _BYTES_7
+            np.bitwise_and(found + _FROM_POINT, ~(found + _PAST_NINE), out=found)  # in place: one chunk's array
+            np.bitwise_and(found, ~words, out=found)
+            np.bitwise_and(found, _BYTES_8, out=found)
+            if (found == _BYTES_8).any():
+                return True
+    return False
+
+
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+
+
+def _may_have_underflowed(path: Path, frame: pl.DataFrame) -> bool:
+    """Whether a number of the file may have been read as 0 or a subnormal double though written otherwise
+    (``1e-400``): a Float64 column (or field of a struct column) holds such a value and the file the bytes ``e-`` or
+    ``E-``."""
+    floats = [pl.nth(index) for index, dtype in enumerate(frame.dtypes) if dtype == pl.Float64]
+    for index, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pl.Struct):
+            floats += [pl.nth(index).struct.field(child.name) for child in dtype.fields if child.dtype == pl.Float64]
+    if not floats or not frame.select(pl.any_horizontal((x.abs() < _SMALLEST_NORMAL).any() for x in floats)).item():
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"e-") >= 0 or data.find(b"E-") >= 0
+
+
+def _json_lines(path: Path) -> pl.LazyFrame:
+    """The lines of a JSON or NDJSON file as text (``line``, null for an empty one; the BOM and a CR dropped; a byte
+    that is not UTF-8 replaced: the JSON reader says what is wrong with such a file)."""
+    return pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",  # a control character: never raw in JSON text
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+    )
+
+
+def _no_double_holds(token: pl.Expr, double: pl.Expr | None = None) -> pl.Expr:
+    """Per number text: whether Polars would not read it back as written: no double gives it back
+    (:func:`agents.layouts.beyond_double`, or ``double`` when computed already), or an integer past 128 bits
+    (:func:`_past_int128`)."""
+    return (beyond_double(token) if double is None else double) | _past_int128(token)
+
+
+def _past_int128(token: pl.Expr) -> pl.Expr:
+    """Per number text: whether it is an integer past 128 bits (Polars reads it as null, or refuses the file)."""
+    return token.str.contains(r"^-?[0-9]+$") & token.cast(pl.Int128, strict=False).is_null()
+
+
+def _number_tokens(path: Path) -> pl.LazyFrame:
+    """The values of the JSON text that may be a number Polars does not read back as written (``token``): long, or
+    with an exponent, after ``:``, ``,`` or ``[``; ``integer``, whether it is written as an integer."""
+    token = pl.col("token")
+    return (
+        _json_lines(path)
+        .select(pl.col("line").str.extract_all(_NUMBER_TOKEN).explode().alias("token"))
+        .select(token.str.strip_chars_start(":,[ \t\r"))
+        .drop_nulls()
+        .with_columns(token.str.contains(r"^-?[0-9]+$").alias("integer"))
+    )
+
+
+_FIRST_TOKENS = 1_000
+
+
+def exact_numbers_kind(path: Path) -> Literal["numbers", "integers"] | None:
+    """Whether the JSON or NDJSON file holds a number Polars may not read back as written: ``"numbers"`` when a
+    decimal no double gives back (:func:`agents.layouts.beyond_double`: ``1.123456789012345678``, ``1e-400``) or an
+    integer past 128 bits (Polars reads it as null, or refuses the file); ``"integers"`` when only integers of 16
+    digits or more (Polars reads them exactly, as Int64 or Int128, unless their field also holds decimals: Float64,
+    :func:`_wide_floats`); None when there is none, or when the file is no UTF-8 text (the JSON reader says what is
+    wrong). Polars scans the lines for the values that may be one (:func:`_number_tokens`); the first few decimals are
+    looked at first (a file holds such numbers in most of its rows, or none)."""
+    token = pl.col("token")
+    try:
+        candidates = _number_tokens(path).collect()
+        integers = candidates.filter(pl.col("integer"))
+        if integers.select(token.cast(pl.Int128, strict=False).is_null().any()).item():
+            return "numbers"
+        decimals = candidates.filter(~pl.col("integer") & maybe_beyond_double(token))  # the others read back
+        for part in (decimals.head(_FIRST_TOKENS), decimals[_FIRST_TOKENS:]):
+            if part.height and part.select(beyond_double(token).any()).item():
+                return "numbers"
+    except _READ_ERRORS:
+        return None
+    return "integers" if integers.height else None
+
+
+_DOUBLE_INTEGERS = 2.0**53  # every integer of smaller magnitude is a double
+
+
+def _wide_floats(frame: pl.DataFrame) -> bool:
+    """Whether a Float64 column (or field of a struct column) holds a value of magnitude 2**53 or more: where a JSON
+    integer a double does not hold may have been read (:func:`exact_numbers_kind`)."""
+    floats = [pl.nth(index) for index, dtype in enumerate(frame.dtypes) if dtype == pl.Float64]
+    for index, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pl.Struct):
+            floats += [pl.nth(index).struct.field(child.name) for child in dtype.fields if child.dtype == pl.Float64]
+    if not floats:
+        return False
+    return bool(frame.select(pl.any_horizontal((column.abs() >= _DOUBLE_INTEGERS).any() for column in floats)).item())
+
+
+def numbers_no_double_holds(path: Path) -> dict[str, str]:
+    """The number texts of the JSON or NDJSON file that Polars would not read back as written
+    (:func:`_no_double_holds`), each with why: :data:`agents.layouts.BEYOND_DOUBLE` or :data:`BEYOND_INT128`; empty
+    when there is none, or when the file is no UTF-8 text."""
+    token = pl.col("token")
+    try:
+        found = (
+            _number_tokens(path)
+            .filter(maybe_beyond_double(token))
+            .filter(_no_double_holds(token))
+            .unique("token")
+            .select(token, _past_int128(token).alias("past"))
+            .collect()
+        )
+    except _READ_ERRORS:
+        return {}
+    return {text: BEYOND_INT128 if past else BEYOND_DOUBLE for text, past in found.iter_rows()}
+
+
+_MARK = "\x1e"  # before each long number made a string by _read_quoted_json: never raw in JSON text
+_QUOTED_NUMBER = (  # an object's value that may be a number no double holds (as _NUMBER_TOKEN), made a string
+    r"(:[ \t\r]*)(-?[0-9](?:[0-9.]{14,}(?:[eE][+-]?[0-9]+)?|[0-9.]*[eE][+-]?[0-9]+))",
+    r'${1}"\u001e${2}"',
+)
+
+
+def _read_quoted_json(path: Path, name: str, *, ndjson: bool) -> _Parsed | None:
+    """Fast path of :func:`_read_exact_json`, Polars only: the file read as Polars reads it, and once more from a copy
+    of its lines whose long numbers after a ``:`` (an object's value) are strings (:data:`_QUOTED_NUMBER`, marked);
+    a field, or a field of an object, holding a number Polars did not read back as written (:func:`_no_double_holds`;
+    an integer a double does not hold only when Polars read its field as Float64) is then taken from the copy: text,
+    such numbers as written, the other values as Polars writes them in a text column (``2.50`` → ``2.5``). None when
+    Polars cannot read the file or the copy (a field of several JSON kinds, a number past 128 bits, a ``:`` before a
+    long number inside a string) or when the file holds the escaped mark: :func:`_read_exact_json` reads it then. A
+    number in a list, or on the line after its ``:``, stays as Polars reads it."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data.find(b"\\u001e") >= 0 or data.find(b"\\u001E") >= 0:
+            return None
+    try:
+        if ndjson:
+            source: Path | io.BytesIO = path
+            if path.open("rb").read(len(_UTF8_BOM)) == _UTF8_BOM:
+                source = io.BytesIO(path.read_bytes()[len(_UTF8_BOM) :])
+            frame = pl.read_ndjson(source, infer_schema_length=None)
+        else:
+            frame = pl.read_json(path, infer_schema_length=None)
+            if _booleans_read_as_numbers(path, frame):
+                return None
+        lines = _json_lines(path).select(pl.col("line").str.replace_all(*_QUOTED_NUMBER).fill_null(""))
+        copy = io.BytesIO("\n".join(lines.collect()["line"].to_list()).encode())
+        quoted = (
+            pl.read_ndjson(copy, infer_schema_length=None) if ndjson else pl.read_json(copy, infer_schema_length=None)
+        )
+    except _READ_ERRORS:
+        return None
+    if quoted.columns != frame.columns or quoted.height != frame.height:
+        return None
+    # (field, field of its objects or None), the copy's text, whether Polars read the field as Float64
+    candidates: list[tuple[_FieldKey, pl.Expr, bool]] = []
+    for index, (field_name, dtype) in enumerate(quoted.schema.items()):
+        read = frame.dtypes[index]
+        if dtype == pl.String:
+            candidates.append(((field_name, None), pl.nth(index), read == pl.Float64))
+        elif isinstance(dtype, pl.Struct) and isinstance(read, pl.Struct):
+            floats = {child.name for child in read.fields if child.dtype == pl.Float64}
+            candidates.extend(
+                ((field_name, child.name), pl.nth(index).struct.field(child.name), child.name in floats)
+                for child in dtype.fields
+                if child.dtype == pl.String
+            )
+    values = quoted.select(value.alias(str(key)) for key, (_, value, _) in enumerate(candidates))
+    found: dict[_FieldKey, dict[str, Any]] = {}
+    for key, (field_key, _, read_float) in enumerate(candidates):
+        column = values.to_series(key)
+        marked = column.str.starts_with(_MARK).fill_null(False)
+        if not marked.any():
+            continue
+        tokens = column.filter(marked).str.strip_prefix(_MARK).to_frame("token")
+        token, integer = pl.col("token"), pl.col("token").str.contains(r"^-?[0-9]+$")
+        # Polars reads an integer exactly unless its field holds decimals too (Float64), or it is past 128 bits
+        beyond = (beyond_double(token) if read_float else ~integer & beyond_double(token)) & ~_past_int128(token)
+        why = tokens.with_columns(beyond.alias("double")).select(
+            _no_double_holds(token, pl.col("double")).alias("any"), "double"
+        )
+        if not why["any"].any():
+            continue
+        double = bool(why["double"].any())
+        example = tokens["token"].filter(why["double"] if double else why["any"])[0]
+        found[field_key] = {
+            "reason": BEYOND_DOUBLE if double else BEYOND_INT128,
+            "values": int(why["any"].sum()),
+            "example": example,
+        }
+        text = column.str.strip_prefix(_MARK)
+        parent, child = field_key
+        if child is None:
+            frame = frame.with_columns(text.alias(parent))
+        else:
+            children = frame.get_column(parent).struct.unnest().with_columns(text.alias(child))
+            frame = frame.with_columns(children.to_struct(parent))
+    return _Parsed(frame, frame.columns, {"encoding": "utf-8"}, exact_fields=found)
+
+
+def _read_exact_json(path: Path, name: str, exact: Mapping[str, str], *, ndjson: bool) -> _Parsed:
+    """The JSON array or NDJSON file read as Polars reads it, but for each field (or field of an object, which
+    becomes a ``parent.child`` column) holding a number of ``exact`` (:func:`numbers_no_double_holds`): that field is
+    text, those numbers as written, as a delimited file's reader keeps such a column
+    (:func:`agents.layouts.beyond_double_columns`), its other values as in a field of several JSON kinds
+    (:func:`_as_text`: a number as Polars writes it, ``2.50`` → ``2.5``). The json module parses the records (twice
+    for NDJSON, a line at a time: the fields, then a copy written with those numbers as JSON strings, which Polars
+    reads); the other fields of several JSON kinds are made text as :func:`_as_text` makes them. Numbers deeper than a
+    field of an object (in a list) stay as Polars reads them. The slow path of :func:`_read_quoted_json`, which reads
+    such files alike."""
+
+    def records() -> Iterable[dict[str, Any]]:
+        return _ndjson_records(path, name, exact=True) if ndjson else _json_records(path, name, exact=True)
+
+    found: dict[_FieldKey, dict[str, Any]] = {}
+    # integers a double does not hold: Polars reads them exactly (Int64, Int128, or text among strings), but as Float64
+    # in a field of numbers that holds decimals too
+    wide: dict[_FieldKey, dict[str, Any]] = {}
+    decimals: set[_FieldKey] = set()
+    others: set[_FieldKey] = set()  # fields of objects holding a string, a boolean, an object or an array
+    types: defaultdict[str, set[type]] = defaultdict(set)  # of each field's values: mixed_fields, in one pass
+
+    def noted(text: str, key: _FieldKey) -> None:
+        integer = not ("." in text or "e" in text or "E" in text)
+        if not integer:
+            decimals.add(key)
+        if text in exact:
+            why = exact[text]
+            _note(wide if integer and why == BEYOND_DOUBLE else found, key, text, why)
+
+    loaded = records()
+    if not ndjson:
+        loaded = list(loaded)
+    for record in loaded:
+        for key, value in record.items():
+            kind = type(value)
+            types[key].add(kind)
+            if kind is _NumberText:
+                noted(value, (key, None))
+            elif kind is dict:
+                for child, inner in value.items():
+                    if type(inner) is _NumberText:
+                        noted(inner, (key, child))
+                    elif inner is not None:
+                        others.add((key, child))
+    for (key, child), item in wide.items():
+        other = (key, child) in others if child is not None else bool(types[key] - {_NumberText, type(None)})
+        if (key, child) in decimals and not other:
+            found.setdefault((key, child), {**item, "values": 0})["values"] += item["values"]
+    mixed = {key for key, seen in types.items() if len({_JSON_KINDS[kind] for kind in seen} - {"null"}) > 1}
+    kept = {key for key, child in found if child is None}
+    children: dict[str, set[str]] = {}
+    for key, child in found:
+        if child is not None:
+            children.setdefault(key, set()).add(child)
+    texts = io.BytesIO()
+    for record in loaded if not ndjson else records():
+        texted: dict[str, Any] = {}
+        for key, value in record.items():
+            if key in kept or (key in mixed and isinstance(value, _TEXTED_KINDS)):
+                value = _exact_text(value, exact)
+            elif key in children and isinstance(value, dict):
+                value = {
+                    child: _exact_text(inner, exact) if child in children[key] else _plain(inner)
+                    for child, inner in value.items()
+                }
+            else:
+                value = _plain(value)
+            texted[key] = value
+        texts.write(json.dumps(texted).encode())
+        texts.write(b"\n")
+    texts.seek(0)
+    try:
+        frame = pl.read_ndjson(texts, infer_schema_length=None)
+    except _READ_ERRORS as error:
+        raise (ndjson_unreadable(name, error) if ndjson else _json_unreadable(name, error)) from error
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
+    if frame.width == 0:
+        raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+    return _Parsed(frame, frame.columns, {"encoding": "utf-8"}, exact_fields=found)
+
+
+def _note(found: dict[_FieldKey, dict[str, Any]], key: _FieldKey, text: str, why: str) -> None:
+    item = found.setdefault(key, {"reason": why, "values": 0, "example": str(text)})
+    item["values"] += 1
+    if why == BEYOND_DOUBLE and item["reason"] != BEYOND_DOUBLE:  # the first value a double does not give back
+        item.update(reason=why, example=str(text))
+
+
+def _exact_text(value: Any, exact: Collection[str]) -> Any:
+    """A value of a field made text (:func:`_read_exact_json`): a number of ``exact`` as written (another one stays a
+    number, which Polars writes in a text column), a string as it is, a boolean ``true``/``false``, an object or an
+    array its JSON text as :func:`_as_text` writes it (the numbers of ``exact`` as written, the others as the json
+    module writes them), null null."""
+    if value is None or isinstance(value, str) and not isinstance(value, _NumberText):
+        return value
+    if isinstance(value, _NumberText):
+        return str(value) if value in exact else _plain(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _raw_json(value, exact)
+
+
+def _plain(value: Any) -> Any:
+    """A value of ``exact`` records (:func:`_json_records`) as the json module would have parsed it."""
+    if isinstance(value, _NumberText):
+        return float(value) if "." in value or "e" in value or "E" in value else int(value)
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value]
+    return value
+
+
+def _raw_json(value: Any, exact: Collection[str]) -> str:
+    """The JSON text of a value of ``exact`` records, as :func:`_as_text` writes it (``json.dumps``' separators): a
+    number of ``exact`` as written, the others as the json module writes their value (``2.50`` → ``2.5``)."""
+    if isinstance(value, _NumberText):
+        return str(value) if value in exact else json.dumps(_plain(value))
+    if isinstance(value, dict):
+        items = (f"{json.dumps(key, ensure_ascii=False)}: {_raw_json(inner, exact)}" for key, inner in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_raw_json(inner, exact) for inner in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 _MAY_HOLD_TEXTED = re.compile(rb"\[|true|false")  # with a second "{": a line that may hold a value _as_text changes
 
 
@@ -1424,10 +1840,10 @@ def _json_unreadable(name: str, polars_error: BaseException) -> InvalidFileError
     return InvalidFileError(f"{name}: could not be read as JSON records ({_first_line(polars_error)})", {"file": name})
 
 
-def _json_records(path: Path, name: str) -> list[dict[str, Any]]:
+def _json_records(path: Path, name: str, *, exact: bool = False) -> list[dict[str, Any]]:
     """Slow path, only after Polars failed (or read a boolean as a number): the records of the JSON array, parsed
     by the json module; an InvalidFileError saying what and where when the file is not UTF-8, not standard JSON or
-    not an array of objects."""
+    not an array of objects. ``exact``: each number is its text as written (:class:`_NumberText`)."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -1435,7 +1851,7 @@ def _json_records(path: Path, name: str) -> list[dict[str, Any]]:
         raise _not_utf8(name, raw, error) from None
     del raw
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = (_EXACT_DECODER if exact else _DECODER).decode(text)
     except json.JSONDecodeError as error:
         raise InvalidFileError(
             f"{name}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
@@ -1475,9 +1891,11 @@ def ndjson_unreadable(name: str, polars_error: BaseException) -> InvalidFileErro
     return InvalidFileError(f"{name}: could not be read as NDJSON ({_first_line(polars_error)})", {"file": name})
 
 
-def _ndjson_records(path: Path, name: str) -> Iterator[dict[str, Any]]:
+def _ndjson_records(path: Path, name: str, *, exact: bool = False) -> Iterator[dict[str, Any]]:
     """The records of the NDJSON file, parsed by the json module a line at a time (blank lines skipped); an
-    InvalidFileError naming the first line that is not UTF-8, not standard JSON or not an object."""
+    InvalidFileError naming the first line that is not UTF-8, not standard JSON or not an object. ``exact``: each
+    number is its text as written (:class:`_NumberText`)."""
+    decoder = _EXACT_DECODER if exact else _DECODER
     with path.open("rb") as handle:
         for line_number, raw in enumerate(handle, 1):
             if line_number == 1:
@@ -1489,7 +1907,7 @@ def _ndjson_records(path: Path, name: str) -> Iterator[dict[str, Any]]:
             except UnicodeDecodeError as error:
                 raise _not_utf8(name, raw, error, line_offset=line_number - 1) from None
             try:
-                value = json.loads(line, parse_constant=_reject_constant)
+                value = decoder.decode(line)
             except json.JSONDecodeError as error:
                 raise InvalidFileError(
                     f"{name}: malformed JSON at line {line_number}, column {error.colno}: {error.msg}",
@@ -1540,11 +1958,17 @@ def _reject_constant(constant: str) -> None:
     raise _NonStandardJson(f"{constant} is not valid JSON (write null or a number)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_EXACT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_NumberText, parse_int=_NumberText)
+
+
 def _json_kind(value: object) -> str:
     if isinstance(value, dict):
         return "a JSON object"
     if isinstance(value, list):
         return "a JSON array"
+    if isinstance(value, _NumberText):
+        return "a number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, bool):

@@ -91,7 +91,7 @@ from agents.values import (
     CURRENCY_SIGN,
     DATE_FORMATS,
     NAMED_FORMATS,
-    TEMPORAL_FORMATS,
+    READ_FORMATS,
     distinct_counts,
     is_missing,
     parse_boolean,
@@ -548,7 +548,7 @@ def _fits(column: str, expected: str) -> pl.Expr:
         "numeric": lambda: _number(value).is_not_null(),
         "boolean": lambda: parse_boolean(value).is_not_null(),
         "date": lambda: reads_as_temporal(value, DATE_FORMATS),
-        "datetime": lambda: reads_as_temporal(value, TEMPORAL_FORMATS),
+        "datetime": lambda: reads_as_temporal(value, READ_FORMATS),  # offsets too: read as UTC instants
     }[expected]()
 
 

@@ -19,7 +19,8 @@ nothing to enforce: the agent says so and changes nothing. Steps, in order:
    violations; ``drop_extra_columns`` drops them, otherwise the drop is proposed.
 3. **Types** (``column_types``: string, integer, float, boolean, date, datetime). Text is read as type-fixer
    reads it (``agents.values``: "1,234" is an integer, "yes" a boolean; dates by the column's best formats,
-   and a column whose day/month order is a tie is not converted); missing-value tokens ("N/A", "") are
+   and a column whose day/month order is a tie is not converted; a ``date`` also as eight digits ``19850314``,
+   text or integer, as the other master agents read one: :func:`compact_date`); missing-value tokens ("N/A", "") are
    empty cells, not failures. Other types convert where nothing is lost (whole floats to integers,
    integers 0/1 to booleans, midnight datetimes to dates, anything to string). A value that does not
    convert is a critical ``type_mismatch``. ``cast_types`` casts a column when every value converts;
@@ -68,11 +69,13 @@ from agents.params.contract_enforcer import CANONICAL_TYPES, ContractEnforcerPar
 from agents.values import (
     DATE_FORMATS,
     TEMPORAL_FORMATS,
+    TemporalFormat,
     distinct_counts,
     is_missing,
     parse_boolean,
     parse_integer,
     parse_number,
+    parse_temporal,
     plan_dates,
 )
 
@@ -419,6 +422,8 @@ def _conversion(work: pl.DataFrame, column: str, target: str) -> Conversion | No
         converted = x.cast(pl.Datetime("us"))
     elif target == "date" and isinstance(dtype, pl.Datetime):
         converted = pl.when(x == x.dt.truncate("1d")).then(x.cast(pl.Date))
+    elif target == "date" and dtype.is_integer():  # 19850314 read as a number
+        converted = compact_date(x.cast(pl.String))
     else:
         converted = pl.lit(None, wanted)
     converted = converted.cast(wanted)
@@ -443,7 +448,21 @@ def _from_text(work: pl.DataFrame, column: str, target: str) -> tuple[pl.Expr, s
             f"its day/month order is a tie ({tie['chosen_format']} or {tie['alternative_format']}), so it is not "
             "converted"
         )
+    if target == "date":
+        return pl.coalesce(plan.expression(x), compact_date(x)), blocked
     return plan.expression(x), blocked
+
+
+COMPACT_DATE: Final = TemporalFormat("%Y%m%d", "date")
+"""ISO 8601's basic date, ``19850314``: eight digits, as the master agents read a date (agents.master.roles,
+agents.master.survivorship, agents.master.er.normalise). Not among agents.values' formats: a column of such
+numbers is no date column for clean or profile."""
+
+
+def compact_date(text: pl.Expr) -> pl.Expr:
+    """The date of each value written as eight digits ``YYYYMMDD`` (spaces around them aside) that is a calendar date
+    of a four-digit year from agents.values.MIN_YEAR on, as agents.values.parse_temporal reads one; else null."""
+    return pl.when(text.str.strip_chars().str.contains(r"^[0-9]{8}$")).then(parse_temporal(text, COMPACT_DATE))
 
 
 # ---------------------------------------------------------------------------------------------------------
