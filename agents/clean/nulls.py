@@ -426,11 +426,14 @@ def _fill_exprs(
     for plan in fill_plans:
         dtype = schema[plan.column]
         column = pl.col(plan.column)
+        value = statistics.get(plan.column) if plan.strategy in STATISTIC_STRATEGIES else None
         if plan.strategy in COMPUTED_STRATEGIES and dtype.is_integer():
-            plan.made_decimal = True
-            column, dtype = column.cast(pl.Float64), pl.Float64()
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # a whole mean or median: the column stays integer, as pandas' fillna keeps it
+            else:  # a fraction, or KNN's per-row values
+                plan.made_decimal = True
+                column, dtype = column.cast(pl.Float64), pl.Float64()
         if plan.strategy in STATISTIC_STRATEGIES:
-            value = statistics.get(plan.column)
             plan.fill_value = value
             fills[plan.column] = column if value is None else column.fill_null(pl.lit(value).cast(dtype))
         elif plan.strategy == "constant":
