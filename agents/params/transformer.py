@@ -135,8 +135,9 @@ FillStrategy = Literal["constant", "mean", "median", "mode", "previous", "next"]
 
 class FillNulls(_Strict):
     """Fill empty cells: a ``constant`` (``value``, typed by the column), the column's ``mean``/``median``
-    (numeric, filled unrounded: an integer column becomes a decimal column, as in pandas), ``mode`` (most frequent, ties
-    to the smallest), ``previous``/``next`` (the nearest value above/below in the current row order)."""
+    (numeric, filled unrounded: a fraction that fills a cell makes an integer column decimal, as in pandas; a whole
+    statistic, or nothing to fill, leaves it as it is), ``mode`` (most frequent, ties to the smallest),
+    ``previous``/``next`` (the nearest value above/below in the current row order)."""
 
     op: Literal["fill_nulls"]
     columns: Columns
