@@ -859,18 +859,31 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
         if not parameters_file.is_file():
             raise UsageError(f"no such file: {parameters_file}")
     agents = parse_agents(args.agents)
-    sheet = getattr(args, "sheet", None)
-    if sheet is None:
+    sheets = {
+        role: (sheet, file)
+        for role, sheet, file in (
+            ("primary", getattr(args, "sheet", None), args.file),
+            ("baseline", getattr(args, "baseline_sheet", None), getattr(args, "baseline", None)),
+        )
+        if sheet is not None
+    }
+    if not sheets:
         return SubmitPlan(inputs, declared, parameters_file, agents)
-    if Path(args.file).suffix.lower() != ".xlsx":
-        raise UsageError(f"--sheet {sheet}: a sheet is read from an .xlsx workbook only, not {args.file}")
-    return SubmitPlan(inputs, declared, None, agents, with_sheet(parameters_file, sheet))
+    for role, (sheet, file) in sheets.items():
+        option = "--sheet" if role == "primary" else "--baseline-sheet"
+        if file is None:
+            raise UsageError(f"{option} {sheet}: there is no --baseline file to read it from")
+        if Path(file).suffix.lower() != ".xlsx":
+            raise UsageError(f"{option} {sheet}: a sheet is read from an .xlsx workbook only, not {file}")
+    return SubmitPlan(
+        inputs, declared, None, agents, with_sheets(parameters_file, {role: s for role, (s, _) in sheets.items()})
+    )
 
 
-def with_sheet(parameters_file: Path | None, sheet: str) -> dict[str, Any]:
-    """The parameters of `--params` (none: {}) with `--sheet`: the primary's reading option `inputs.primary.sheet`
-    (API.md: a name, which the server matches ignoring case). A UsageError for a parameters file that is not a JSON
-    object, or whose `inputs.primary` is not one."""
+def with_sheets(parameters_file: Path | None, sheets: dict[str, str]) -> dict[str, Any]:
+    """The parameters of `--params` (none: {}) with `--sheet` / `--baseline-sheet`: each input's reading option
+    `inputs.<role>.sheet` (API.md: a name, which the server matches ignoring case). A UsageError for a parameters
+    file that is not a JSON object, or whose `inputs.<role>` is not one."""
     parameters: Any = {}
     if parameters_file is not None:
         try:
@@ -878,10 +891,15 @@ def with_sheet(parameters_file: Path | None, sheet: str) -> dict[str, Any]:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise UsageError(f"{parameters_file}: not JSON ({error}), so --sheet cannot be added to it") from None
     inputs = parameters.get("inputs", {}) if isinstance(parameters, dict) else None
-    primary = inputs.get("primary", {}) if isinstance(inputs, dict) else None
-    if not isinstance(inputs, dict) or not isinstance(primary, dict):
-        raise UsageError(f"{parameters_file}: --sheet needs a JSON object with an object inputs.primary, if any")
-    return {**parameters, "inputs": {**inputs, "primary": {**primary, "sheet": sheet}}}
+    if not isinstance(inputs, dict):
+        raise UsageError(f"{parameters_file}: --sheet needs a JSON object with an object inputs, if any")
+    inputs = dict(inputs)
+    for role, sheet in sheets.items():
+        options = inputs.get(role, {})
+        if not isinstance(options, dict):
+            raise UsageError(f"{parameters_file}: --sheet needs a JSON object with an object inputs.{role}, if any")
+        inputs[role] = {**options, "sheet": sheet}
+    return {**parameters, "inputs": inputs}
 
 
 def unknown_choice(what: str, given: str, valid: Sequence[str]) -> str:
@@ -983,6 +1001,11 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--sheet",
         metavar="NAME",
         help="the worksheet of an .xlsx FILE to read (default: the first): the reading option inputs.primary.sheet",
+    )
+    parser.add_argument(
+        "--baseline-sheet",
+        metavar="NAME",
+        help="the worksheet of an .xlsx --baseline to read (default: the first): inputs.baseline.sheet",
     )
     parser.add_argument("--agents", metavar="A,B", help="comma-separated agent chain (default: the tool's)")
     parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the server's)")

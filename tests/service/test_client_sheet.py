@@ -64,3 +64,28 @@ async def test_submit_sends_the_sheet_inline(tmp_path: Path, monkeypatch: pytest
     assert create[2]["parameters"] == {"unified-profiler": {}, "inputs": {"primary": {"sheet": "Data"}}}
     assert upload_urls[2]["has_parameters"] is False
     assert set(fake.stored) == {"primary.xlsx"}
+
+
+def test_baseline_sheet_becomes_the_baselines_reading_option(tmp_path: Path) -> None:
+    (tmp_path / "before.xlsx").write_bytes(b"PK\x03\x04 not read by the client")
+    given = {"inputs": {"primary": {"null_tokens": []}}}
+    extra = ["--baseline", str(tmp_path / "before.xlsx"), "--sheet", "Sales", "--baseline-sheet", "Sales 2023"]
+    plan = plan_submit(args(tmp_path, *extra, params=json.dumps(given)))
+    assert plan.parameters == {
+        "inputs": {"primary": {"null_tokens": [], "sheet": "Sales"}, "baseline": {"sheet": "Sales 2023"}}
+    }
+    only_baseline = plan_submit(args(tmp_path, "--baseline", str(tmp_path / "before.xlsx"), "--baseline-sheet", "B"))
+    assert only_baseline.parameters == {"inputs": {"baseline": {"sheet": "B"}}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--baseline-sheet", "B"], "no --baseline file"),
+        (["--baseline", "BASE/before.csv", "--baseline-sheet", "B"], "an .xlsx workbook only"),
+    ],
+)
+def test_baseline_sheet_usage_errors(tmp_path: Path, extra: list[str], problem: str) -> None:
+    (tmp_path / "before.csv").write_text("a\n1\n")
+    with pytest.raises(UsageError, match=problem):
+        plan_submit(args(tmp_path, *[e.replace("BASE", str(tmp_path)) for e in extra]))
