@@ -71,6 +71,7 @@ from agents.values import (
     TEMPORAL_FORMATS,
     TemporalFormat,
     distinct_counts,
+    guessed_orders,
     is_missing,
     parse_boolean,
     parse_integer,
@@ -433,25 +434,30 @@ def _conversion(work: pl.DataFrame, column: str, target: str) -> Conversion | No
 
 def _from_text(work: pl.DataFrame, column: str, target: str) -> tuple[pl.Expr, str | None]:
     x = pl.col(column)
-    if target == "integer":
-        return parse_integer(x), None
-    if target == "float":
-        return parse_number(x), None
+    if target in ("integer", "float"):
+        # A code (0800, +44, 007) is no number: its leading zero or sign would be lost, so it does not convert.
+        number = parse_integer(x) if target == "integer" else parse_number(x)
+        return pl.when(~x.str.strip_chars().str.contains(WRITTEN_AS_CODE)).then(number), None
     if target == "boolean":
         return parse_boolean(x), None
     formats = DATE_FORMATS if target == "date" else TEMPORAL_FORMATS
     plan = plan_dates(distinct_counts(work, column), column, formats)
-    tie = next((item for item in plan.ambiguity if str(item["decided_by"]).startswith("tie")), None)
+    guessed = guessed_orders(plan.ambiguity)
     blocked = None
-    if tie is not None:
+    if guessed:
+        item = guessed[0]
+        why = "a tie" if str(item["decided_by"]).startswith("tie") else "contradicted by its values"
         blocked = (
-            f"its day/month order is a tie ({tie['chosen_format']} or {tie['alternative_format']}), so it is not "
+            f"its day/month order is {why} ({item['chosen_format']} or {item['alternative_format']}), so it is not "
             "converted"
         )
     if target == "date":
         return pl.coalesce(plan.expression(x), compact_date(x)), blocked
     return plan.expression(x), blocked
 
+
+WRITTEN_AS_CODE: Final = r"^(\+|[+-]?0[0-9])"
+"""A number text written as a code: a leading ``+``, or a leading zero before another digit (``0800``, ``+44``)."""
 
 COMPACT_DATE: Final = TemporalFormat("%Y%m%d", "date")
 """ISO 8601's basic date, ``19850314``: eight digits, as the master agents read a date (agents.master.roles,
