@@ -29,10 +29,12 @@ month/day, Agensium's ``MM/DD/YYYY``), and each such pair is reported (``ambigui
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import polars as pl
 
@@ -766,3 +768,77 @@ def reads_as_temporal(expr: pl.Expr, formats: Iterable[TemporalFormat]) -> pl.Ex
 
 def date_like(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.String).str.contains(DATE_LIKE_PATTERN)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# decimal columns (Parquet DECIMAL: money, exact amounts)
+#
+# A value compared with, or written into, a Decimal column is read exactly as a decimal (never through a float:
+# "5.000000000000000005" stays that number); a JSON float is read as its shortest text (0.1 is 0.1). A column of
+# scale ``s`` holds multiples of 10**-s only: a comparison with a value of more decimals is decided exactly by the
+# nearest multiples (``price > 2.505`` is ``price >= 2.51``; ``==`` matches nothing), see :func:`decimal_comparison`.
+
+DECIMAL_CONTEXT: Final = decimal.Context(prec=100, traps=[decimal.InvalidOperation])
+"""Exact for every value these helpers meet: 38 digits of a column and a value's own digits."""
+_DECIMAL_TEXT: Final = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?")
+
+
+def exact_decimal(value: Any) -> decimal.Decimal | None:
+    """An int, a float (its shortest text: ``0.1`` is 0.1) or the text of a number as an exact decimal; None for
+    anything else (booleans, words, ``nan``, ``inf``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return decimal.Decimal(value)
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        return decimal.Decimal(value.strip())
+    return None
+
+
+def decimal_fits(value: decimal.Decimal, precision: int, scale: int) -> bool:
+    """Whether a Decimal(precision, scale) column can hold ``value`` exactly (no more decimals than ``scale``, no
+    more whole digits than ``precision - scale``)."""
+    step = decimal.Decimal(1).scaleb(-scale)
+    return value == value.quantize(step, context=DECIMAL_CONTEXT) and abs(value) < decimal.Decimal(10) ** (
+        precision - scale
+    )
+
+
+def decimal_comparison(cmp: str, subject: pl.Expr, value: decimal.Decimal, dtype: pl.Decimal) -> pl.Expr:
+    """``subject cmp value`` (``== != < <= > >=``) decided exactly on a column of ``dtype``: ``value`` rounded to
+    the column's scale the way that keeps the answer (``> 2.505`` is ``>= 2.51``), a value no cell can equal is
+    never ``==``, and one beyond every value the column can hold decides every cell at once. Null where the cell is
+    empty (as a comparison is)."""
+    scale = dtype.scale or 0
+    precision = dtype.precision or 38
+    step = decimal.Decimal(1).scaleb(-scale)
+    limit = decimal.Decimal(10) ** (precision - scale)  # every cell is strictly inside (-limit, limit)
+
+    def constant(holds: bool) -> pl.Expr:
+        return pl.when(subject.is_not_null()).then(pl.lit(holds))
+
+    exact = value == value.quantize(step, context=DECIMAL_CONTEXT)
+    if cmp in ("==", "!="):
+        if not exact or abs(value) >= limit:
+            return constant(cmp == "!=")
+        bound = value
+    elif cmp in ("<", "<="):  # below a value that falls between two multiples: at most the lower one
+        bound = value.quantize(step, rounding=decimal.ROUND_FLOOR, context=DECIMAL_CONTEXT)
+        cmp = cmp if exact else "<="
+    else:  # above such a value: at least the upper one
+        bound = value.quantize(step, rounding=decimal.ROUND_CEILING, context=DECIMAL_CONTEXT)
+        cmp = cmp if exact else ">="
+    if bound >= limit:
+        return constant(cmp in ("<", "<="))
+    if bound <= -limit:
+        return constant(cmp in (">", ">="))
+    literal = pl.lit(bound, dtype=pl.Decimal(precision, scale))
+    operators = {
+        "==": subject == literal, "!=": subject != literal, "<": subject < literal,
+        "<=": subject <= literal, ">": subject > literal, ">=": subject >= literal,
+    }  # fmt: skip
+    return operators[cmp]

@@ -25,6 +25,7 @@ offset (``2024-03-01T10:00:00+02:00``, agents.values.OFFSET_FORMATS): such value
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,16 @@ from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
 from agents.transform.resolve import Refusal, ResolutionContext, kind_of, resolve_column, typed_literal
-from agents.values import READ_FORMATS, DatePlan, date_like, is_missing, plan_dates
+from agents.values import (
+    READ_FORMATS,
+    DatePlan,
+    date_like,
+    decimal_comparison,
+    decimal_fits,
+    exact_decimal,
+    is_missing,
+    plan_dates,
+)
 
 TEXT_KINDS = ("text", "category")
 DAY = dt.timedelta(days=1)
@@ -172,6 +182,11 @@ def python_value(typed: Any, dtype: pl.DataType) -> Any:
             return moment
         zone = ZoneInfo(dtype.time_zone)
         return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    if isinstance(dtype, pl.Decimal):  # typed_literal gives a whole number, an exact float or the exact text
+        number = exact_decimal(typed)
+        if number is None:
+            raise ValueError(typed)
+        return number
     return typed
 
 
@@ -236,6 +251,13 @@ def _membership(resolver: Resolver, column: str, values: list[Any], path: str) -
         resolver._note(f"{path}: {shown} read as the missing (empty) cells, as null")
     typed = [resolver.typed(value, column, f"{path}[{i}]") for i, value in enumerate(values) if not _is_missing(value)]
     kept = typed
+    if isinstance(dtype, pl.Decimal):  # exact; a value with more decimals than the column's scale equals no cell
+        precision, scale = dtype.precision or 38, dtype.scale or 0
+        kept = [v for v in typed if decimal_fits(v, precision, scale)]
+        if len(kept) < len(typed):
+            shown = ", ".join(dict.fromkeys(_show(v) for v in typed if v not in kept))
+            resolver._note(f"{path}: {shown} cannot equal a value of '{column}' ({dtype}: {scale} decimals at most, "
+                           f"{precision - scale} whole digits): matches no row")  # fmt: skip
     if dtype.is_integer():
         low, high = _int_bounds(dtype)
         kept = [v for v in typed if not (isinstance(v, float) and not v.is_integer()) and low <= v <= high]
@@ -375,8 +397,15 @@ def _range(resolver: Resolver, item: NumericRange, path: str) -> tuple[pl.Expr, 
         raise resolver.mismatch(column, "a numeric range needs a numeric column", f"{path}.column")
     subject = pl.col(column)
     parts = [subject.is_not_null()]
-    if kind == "float":
+    dtype = resolver.schema[column]
+    if dtype.is_float():
         parts.append(subject.is_not_nan())
+    if isinstance(dtype, pl.Decimal):  # exact: the bounds as written (their shortest text), never through a float
+        for cmp, bound in ((">=", item.min), ("<=", item.max)):
+            number = None if bound is None else exact_decimal(bound)
+            if number is not None:
+                parts.append(decimal_comparison(cmp, subject, number, dtype))
+        return reduce(lambda a, b: a & b, parts), {"column": column, "min": item.min, "max": item.max}
     if item.min is not None:
         parts.append(subject >= pl.lit(item.min))
     if item.max is not None:
@@ -390,6 +419,10 @@ def _json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, decimal.Decimal):  # as resolution writes it: a whole number, an exact float, else text
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value) if decimal.Decimal(repr(float(value))) == value else format(value.normalize(), "f")
     return value
 
 

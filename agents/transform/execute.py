@@ -36,7 +36,12 @@ Semantics (agents/params/transformer.py):
 - ``cast``: text is read by the product's rules (agents.values: "$1,234.50", "(12)", "yes"); an empty text or a
   missing-value token (``NA``, ``null``...) becomes empty and is not an invalid value; ``number`` gives Int64 when
   every value is a whole number, else Float64 (decided on the data, so the plan is collected up to that step
-  first); a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
+  first), and keeps a Decimal column as it is; ``integer`` converts a decimal's whole values only, as a float's;
+  a value that does not convert fails the task (``on_invalid="fail"``) or is emptied and counted;
+- Decimal columns (Parquet DECIMAL) are exact: a literal is read as a decimal, never through a float, and one with
+  more decimals than the column's scale is compared exactly (agents.values.decimal_comparison: ``== 2.505`` matches
+  no cell of scale 2, ``> 2.505`` is ``>= 2.51``) but cannot be written into it (resolution refuses it); ``derive``'s
+  ``+ - neg abs`` of decimals (and whole numbers) are exact Decimal(38, s), its other operations read them as Float64;
 - ``fill_nulls`` mean/median of the finite values, as they are: an integer column filled with a fraction becomes
   Float64 (as pandas' ``fillna`` of that statistic makes it), and the sentence says so; the step's
   ``rows_affected`` and ``values_filled`` are the cells filled, its ``cells_changed`` also the whole numbers now
@@ -105,7 +110,17 @@ from agents.params.transformer import (
     TrimText,
 )
 from agents.transform.expressions import Node, parse_expression
-from agents.values import OFFSET_FORMATS, is_missing_token, parse_boolean, parse_integer, parse_number
+from agents.transform.resolve import exact_decimal_scale
+from agents.values import (
+    OFFSET_FORMATS,
+    decimal_comparison,
+    decimal_fits,
+    exact_decimal,
+    is_missing_token,
+    parse_boolean,
+    parse_integer,
+    parse_number,
+)
 
 AGENT_ID = "transformer"
 OPERATION = TypeAdapter(Operation)
@@ -491,6 +506,11 @@ def _python_value(value: Any, dtype: pl.DataType, origin: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise mismatch()
         return float(value)
+    if isinstance(dtype, pl.Decimal):  # exact: resolution gives a whole number, an exact float or the text
+        number = exact_decimal(value)
+        if number is None or not decimal_fits(number, dtype.precision or 38, dtype.scale or 0):
+            raise mismatch()
+        return number
     if dtype == pl.Boolean:
         if not isinstance(value, bool):
             raise mismatch()
@@ -565,6 +585,8 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
         if not item.case_sensitive and other_dtype == pl.String:
             other = other.str.to_lowercase()
         return pl.when(known & other.is_not_null()).then(_compare(item.cmp, subject, other))
+    if isinstance(dtype, pl.Decimal) and item.cmp in {*ORDERED, "in", "not_in", "between"}:
+        return pl.when(known).then(_decimal_condition(item, subject, dtype, origin))
     if item.cmp in {"in", "not_in", "between"}:
         values = item.value if isinstance(item.value, list) else [item.value]
         if item.cmp == "between" and len(values) != 2:  # noqa: PLR2004 - a low and a high bound
@@ -590,6 +612,39 @@ def _comparison(item: Comparison, plan: _Plan, origin: str) -> pl.Expr:
     if day_end is not None:  # <= the day: before the next midnight; > the day: from the next midnight on
         return pl.when(known).then(_compare("<" if item.cmp == "<=" else ">=", subject, pl.lit(day_end, dtype=dtype)))
     return pl.when(known).then(_compare(item.cmp, subject, value))
+
+
+def _decimal_condition(item: Comparison, subject: pl.Expr, dtype: pl.Decimal, origin: str) -> pl.Expr:
+    """A comparison on a Decimal column, decided exactly (agents.values.decimal_comparison): the values are read as
+    decimals, never through a float; one with more decimals than the column's scale equals no cell, and bounds
+    between two of the column's steps are rounded the way that keeps the answer."""
+    values = item.value if isinstance(item.value, list) else [item.value]
+    if item.cmp == "between" and len(values) != 2:  # noqa: PLR2004 - a low and a high bound
+        raise _invalid(origin, f"{origin}: between needs two values, a low and a high", "syntax")
+    if item.cmp not in {"in", "not_in"} and (isinstance(item.value, list) != (item.cmp == "between")):
+        raise _invalid(origin, f"{origin}: {item.cmp} compares with one value, not a list", "type_mismatch")
+    exact = []
+    for value in values:
+        number = exact_decimal(value)
+        if number is None and (value is not None or item.cmp not in {"in", "not_in"}):
+            raise _invalid(origin, f"{origin}: {value!r} does not fit a column of type {dtype}", "type_mismatch")
+        exact.append(number)
+    if item.cmp == "between":
+        low, high = exact
+        assert low is not None and high is not None
+        return decimal_comparison(">=", subject, low, dtype) & decimal_comparison("<=", subject, high, dtype)
+    if item.cmp in {"in", "not_in"}:
+        held = [
+            number
+            for number in exact
+            if number is not None and decimal_fits(number, dtype.precision or 38, dtype.scale or 0)
+        ]
+        member = (
+            subject.is_in(pl.Series(held, dtype=dtype).implode()) if held else subject.is_not_null() & pl.lit(False)
+        )
+        return member if item.cmp == "in" else ~member
+    assert exact[0] is not None
+    return decimal_comparison(item.cmp, subject, exact[0], dtype)
 
 
 WHOLE_DAY_CMPS: Final = frozenset({"<=", ">"})
@@ -1115,6 +1170,8 @@ def _converted(
         if temporal and op.format is not None:
             return column.dt.to_string(op.format)
         return text_of(column, dtype, layout)
+    if target == "number" and isinstance(dtype, pl.Decimal):
+        return column  # a decimal stays a decimal, exactly (resolution keeps its dtype)
     if target in {"number", "integer", "float"} and (dtype.is_numeric() or dtype == pl.Boolean or text):
         return _numeric(column, dtype, "float" if target == "float" else "integer")
     if target == "boolean" and (dtype == pl.Boolean or dtype.is_numeric() or text):
@@ -1145,6 +1202,10 @@ def _numeric(column: pl.Expr, dtype: pl.DataType, kind: str) -> pl.Expr:
     if dtype.is_float():
         whole = column.is_finite() & (column == column.floor()) & (column.abs() < INT64_LIMIT)
         return pl.when(whole).then(column).cast(pl.Int64, strict=False)
+    if isinstance(dtype, pl.Decimal):  # Polars' cast truncates (2.50 -> 2): only whole values convert, as a float's
+        truncated = column.cast(pl.Int128, strict=False)  # null beyond Int128 (a Decimal(38, 0) may be)
+        whole = (column == column.floor()) & truncated.is_between(INT64_MIN, INT64_MAX)
+        return pl.when(whole).then(truncated).cast(pl.Int64, strict=False)
     return column.cast(pl.Int64)
 
 
@@ -1449,6 +1510,16 @@ def _expression(
         return _expression_literal(node["lit"])
     args = [_expression(arg, plan, origin, overflows, divisions, infinities) for arg in node["args"]]
     name = node.get("op") or node["fn"]
+    arg_dtypes = [_dtype_of(arg, plan, origin) for arg in args]
+    if any(isinstance(dtype, pl.Decimal) for dtype in arg_dtypes):
+        scale = exact_decimal_scale(name, [str(dtype) for dtype in arg_dtypes])
+        if scale is not None:
+            return _exact_decimal(name, args, scale, infinities)
+        if name != "concat":  # any other operation reads a decimal as Float64 (as resolution types it)
+            args = [
+                arg.cast(pl.Float64) if isinstance(d, pl.Decimal) else arg
+                for arg, d in zip(args, arg_dtypes, strict=True)
+            ]
     dtypes = _integer_dtypes(args, plan, origin) if name in EXACT_INTEGER_OPERATIONS else None
     if dtypes is not None:
         return _exact(name, args, dtypes, overflows)
@@ -1462,6 +1533,27 @@ def _expression(
         result = _arithmetic(node["op"], args)
         return _finite(result, args, infinities) if name in FLOAT_OVERFLOWS else result
     return _function(node["fn"], args, node["args"], plan)
+
+
+def _exact_decimal(name: str, args: list[pl.Expr], scale: int, infinities: list[pl.Expr]) -> pl.Expr:
+    """``+ - neg abs`` of Decimal columns (and whole numbers) as Decimal(38, scale), exactly (Polars' decimal
+    arithmetic; its ``*`` and ``/`` round to the operands' scale, so they are Float64 instead). Where an operand or
+    the result is beyond what Decimal(38, scale) holds (Polars would fail the whole run), the value is empty and
+    ``infinities`` gains the row, as a Float64 result beyond Float64 is: told by the Float64 estimate, with a margin
+    of 1e-12 (relative) far above its error, so a value that close to the limit counts as beyond it."""
+    target = pl.Decimal(38, scale)
+    limit = 10.0 ** (38 - scale) * (1 - 1e-12)
+    floats = [arg.cast(pl.Float64) for arg in args]
+    estimate = _decimal_operation(name, floats)
+    fits = pl.all_horizontal([(value.abs() < limit).fill_null(True) for value in [*floats, estimate]])
+    infinities.append(~fits)
+    return _decimal_operation(name, [pl.when(fits).then(arg).cast(target) for arg in args]).cast(target)
+
+
+def _decimal_operation(name: str, args: list[pl.Expr]) -> pl.Expr:
+    if name == "abs":
+        return args[0].abs()
+    return _arithmetic(name, args)
 
 
 FLOAT_OVERFLOWS: Final = frozenset({"+", "-", "*", "/"})

@@ -16,10 +16,13 @@ every inexact reading is written to ``Resolved.notes``. Anything else is refused
 
 Dtypes this module decides (the executor casts its results to them):
 - cast ``integer`` -> ``Int64``; ``float`` -> ``Float64``; ``number`` -> ``Int64`` from an integer or boolean column,
-  else ``Float64`` (whether every value is whole is only known at run time; the schema says ``Float64``);
+  else ``Float64`` (whether every value is whole is only known at run time; the schema says ``Float64``); a
+  ``Decimal`` column keeps its dtype (a decimal stays a decimal, exactly);
   ``text`` -> ``String``; ``date`` -> ``Date``; ``datetime`` -> ``Datetime(time_unit='us', time_zone=None)`` (a
   datetime column keeps its own dtype); ``boolean`` -> ``Boolean``;
-- derive: ``+ - * %`` and ``neg`` give ``Int64`` when every operand is an integer, else ``Float64``; ``/`` gives
+- derive: ``+ - * %`` and ``neg`` give ``Int64`` when every operand is an integer, else ``Float64``, but ``+ -``,
+  ``neg`` and ``abs`` of Decimal columns (with whole numbers) give ``Decimal(38, s)``, exactly (``s`` the largest
+  scale; ``exact_decimal_scale``), and any other operation reads a decimal as Float64; ``/`` gives
   ``Float64``; ``round``/``floor``/``ceil``/``abs`` keep ``Int64`` or ``Float64``; ``lower``/``upper``/``title``/
   ``trim``/``concat`` give ``String``; ``length`` and ``year``/``month``/``day`` give ``Int64``;
   ``coalesce`` the arguments' common dtype (``Int64``/``Float64`` for numbers);
@@ -34,8 +37,9 @@ category order), casts from text, ``trim``/``case``/``replace``/``fill_nulls`` a
 same data read from its CSV gives).
 
 Literal typing: integer columns take whole numbers (``"18"`` -> 18; in a comparison ``17.5`` stays a float),
-float columns floats, boolean columns ``true/false/yes/no/1/0``, date and datetime columns ISO 8601 text (returned
-normalised), text columns the text as written (a number given as JSON becomes its text). A constant that types
+float columns floats, decimal columns exact decimals (``_typed_decimal``), boolean columns ``true/false/yes/no/1/0``,
+date and datetime columns ISO 8601 text (returned normalised), text columns the text as written (a number given as
+JSON becomes its text). A constant that types
 differently for the columns of one fill or replace splits it into one operation per column.
 
 Free of Polars (the API resolves commands before it queues a task).
@@ -43,6 +47,7 @@ Free of Polars (the API resolves commands before it queues a task).
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -297,6 +302,8 @@ def typed_literal(value: Any, column: str, dtype: str, path: str, *, assign: boo
     kind = kind_of(dtype)
     if kind == "int":
         return _typed_int(value, column, dtype, path, assign)
+    if kind == "float" and dtype.startswith("Decimal"):
+        return _typed_decimal(value, column, dtype, path, assign)
     if kind == "float":
         number = _as_number(value)
         if number is None:
@@ -324,6 +331,37 @@ def typed_literal(value: Any, column: str, dtype: str, path: str, *, assign: boo
         except ValueError:
             raise _mismatch(value, column, dtype, path, ": no such date-time") from None
     raise _mismatch(value, column, dtype, path)
+
+
+_DECIMAL_DTYPE = re.compile(r"Decimal\(precision=(\d+|None), scale=(\d+|None)\)")
+_DECIMAL_CONTEXT = decimal.Context(prec=100, traps=[decimal.InvalidOperation])
+
+
+def _typed_decimal(value: Any, column: str, dtype: str, path: str, assign: bool) -> int | float | str:
+    """A value for a Decimal column (Parquet DECIMAL), exact: read from its text (``"5.000000000000000005"`` is not
+    the float 5.0) and given back as the whole number, the float that is exactly it, or else its text (the recipe
+    is JSON; the executor reads each back exactly, agents.values.exact_decimal). A value written into the column
+    (``assign``) must fit it: no more decimals than its scale, no more whole digits than it holds. A compared one
+    may have more decimals: the comparison is decided exactly (agents.values.decimal_comparison)."""
+    number = _as_number(value)
+    if number is None:
+        raise _mismatch(value, column, dtype, path)
+    exact = decimal.Decimal(value.strip() if isinstance(value, str) else repr(number))
+    match = _DECIMAL_DTYPE.fullmatch(dtype)
+    written = match.groups() if match else ("None", "None")
+    precision, scale = (
+        int(text) if text.isdigit() else default for text, default in zip(written, (38, 0), strict=True)
+    )
+    if assign:
+        if exact != exact.quantize(decimal.Decimal(1).scaleb(-scale), context=_DECIMAL_CONTEXT):
+            raise _mismatch(value, column, dtype, path, f" (more than {scale} decimals)")
+        if abs(exact) >= decimal.Decimal(10) ** (precision - scale):
+            raise _mismatch(value, column, dtype, path, f" (out of {dtype}'s range)")
+    if exact == exact.to_integral_value():
+        return int(exact)
+    if decimal.Decimal(repr(float(exact))) == exact:
+        return float(exact)
+    return format(exact.normalize(context=_DECIMAL_CONTEXT), "f")
 
 
 def _as_number(value: Any) -> int | float | None:
@@ -591,6 +629,8 @@ _FORMAT_DIRECTIVE = re.compile(r"%(-|_|0|\^|#)?(\.?\d?[A-Za-z]|[%+:][A-Za-z]?)")
 def _cast_dtype(target: str, dtype: str) -> str:
     kind = kind_of(dtype)
     if target == "number":
+        if dtype.startswith("Decimal"):
+            return dtype  # a decimal stays a decimal, exactly
         return "Int64" if kind in ("int", "bool") else "Float64"
     if target == "datetime" and kind == "datetime":
         return dtype
@@ -819,7 +859,8 @@ def _result_dtype(name: str, kinds: list[str], dtypes: list[str], refuse: Callab
 
     if name in ("+", "-", "*", "%", "neg", "abs", "floor", "ceil", "round"):
         need(_NUMERIC, "numbers" + ("; join text with concat()" if name == "+" else ""))
-        return numeric_result()
+        scale = exact_decimal_scale(name, dtypes)
+        return numeric_result() if scale is None else f"Decimal(precision=38, scale={scale})"
     if name == "/":
         need(_NUMERIC, "numbers")
         return "Float64"
@@ -833,6 +874,22 @@ def _result_dtype(name: str, kinds: list[str], dtypes: list[str], refuse: Callab
         need(("int", "float", "text", "category", "bool", "date", "datetime"), "values that have a text form")
         return "String"
     return _coalesce_dtype(kinds, dtypes, refuse)
+
+
+EXACT_DECIMAL_OPERATIONS = frozenset({"+", "-", "neg", "abs"})
+"""The operations computed exactly on Decimal operands (with whole numbers); any other reads a decimal as Float64."""
+
+
+def exact_decimal_scale(name: str, dtypes: list[str]) -> int | None:
+    """The scale of an exact decimal result, Decimal(38, scale): ``+ - neg abs`` of Decimal columns (and whole
+    numbers), at the largest scale of the decimals; None when the operation gives Int64 or Float64 (``* / %``,
+    rounding, or a float operand: a decimal is then read as Float64)."""
+    decimals = [_DECIMAL_DTYPE.fullmatch(dtype) for dtype in dtypes if dtype.startswith("Decimal")]
+    if name not in EXACT_DECIMAL_OPERATIONS or not decimals:
+        return None
+    if any(kind_of(dtype) != "int" for dtype in dtypes if not dtype.startswith("Decimal") and dtype != "Null"):
+        return None
+    return max(int(match.group(2)) if match and match.group(2).isdigit() else 0 for match in decimals)
 
 
 def _coalesce_dtype(kinds: list[str], dtypes: list[str], refuse: Callable[[str], Refusal]) -> str:
