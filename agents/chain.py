@@ -205,8 +205,16 @@ class _DataFlow:
             self.original, self.original_layouts = self.frame, dict(self.layouts)
 
     @property
+    def main_output(self) -> pl.DataFrame:
+        """The data this run hands on, its dataset version: the main named output table (the master chain's
+        master_data.csv, registry.MAIN_DATA_OUTPUTS) when an agent made one, else the frame."""
+        main = next((name for name in self.outputs if name in registry.MAIN_DATA_OUTPUTS), None)
+        return self.outputs[main] if main is not None else self.frame
+
+    @property
     def rows_out(self) -> int:
-        return self.frame.height
+        """The rows of the dataset version (main_output): the golden records of a master run, not its input rows."""
+        return self.main_output.height
 
     @property
     def rows_quarantined(self) -> int:
@@ -1366,7 +1374,7 @@ def _summary(
         rows_out, rows_in = flow.rows_out, inputs.row_count
         summary.update(
             rows_out=rows_out,
-            columns_out=len(flow.data_schema),
+            columns_out=len(data_columns(flow.main_output)) if isinstance(flow, _DataFlow) else len(flow.data_schema),
             rows_quarantined=flow.rows_quarantined,
             retention_percentage=round(100 * rows_out / rows_in, 2) if rows_in else 100.0,
             cells_changed=sum(step["cells_changed_total"] for step in flow.steps),

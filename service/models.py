@@ -444,9 +444,10 @@ def _whole(value: Any) -> int | None:
 
 def lineage_entry(row: Any) -> dict[str, Any]:
     """A LineageEntry from a task_lineage / task_children row, ready for JSON: `rows` the rows of its dataset
-    version as its result summary says (rows_out of a tool that writes data, else the recorded dataset's rows,
-    else the rows it read), `transformations` the summary's sentences."""
-    rows = next((n for n in map(_whole, (row["rows_out"], row["dataset_rows"], row["rows"])) if n is not None), None)
+    version as its result summary says (the recorded dataset's rows: a data tool's main output, master_data.csv's
+    golden records not the master run's input rows; else rows_out of a result without one; else the rows it
+    read), `transformations` the summary's sentences."""
+    rows = next((n for n in map(_whole, (row["dataset_rows"], row["rows_out"], row["rows"])) if n is not None), None)
     sentences = row["transformations"]
     return {
         "task_id": str(row["id"]),

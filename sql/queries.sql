@@ -113,8 +113,8 @@ FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: task_lineage
 -- Task $1 of user $2 and its ancestors through source_task_id, root first (the task itself last, depth 0), at most
--- $3 links up; each with what /lineage shows of its dataset version (result.summary: rows_out of a tool that
--- writes data, dataset.rows, else rows read; the transformation sentences). Every link is the user's.
+-- $3 links up; each with what /lineage shows of its dataset version (result.summary: dataset.rows, else rows_out
+-- of a tool that writes data, else rows read; the transformation sentences). Every link is the user's.
 WITH RECURSIVE chain AS (
     SELECT id, source_task_id, 0 AS depth FROM tasks WHERE id = $1 AND user_id = $2
     UNION ALL

@@ -2,13 +2,15 @@
 
 ``resolve(frame, roles, settings)`` runs the steps of ``agents.master.er``:
 
-1. *normalise* each compared column by its semantic role (names folded and lowercased, phones as their
-   last 9 digits, dates as YYYYMMDD, ...) and derive name parts with phonetic codes;
+1. *normalise* each compared column by its semantic role (names folded and lowercased, company names also
+   without their legal form, phones as their last 9 digits, dates as YYYYMMDD, ...) and derive name parts
+   with phonetic codes;
 2. *block*: candidate pairs from several keys (exact e-mail, phone, national id; phonetic names;
-   date of birth, postcode and address with name prefixes; sorted neighbourhoods on names, address and
-   e-mail), giant blocks skipped and reported;
+   date of birth, postcode and address with name prefixes; a company's name, alone and by its first letters
+   with the postcode; sorted neighbourhoods on names, address and e-mail), giant blocks skipped and reported;
 3. *compare* every candidate pair into ordered levels per comparison (exact, fuzzy bands, else; street,
-   number, city and postcode as one location comparison);
+   number, city and postcode as one location comparison, the street's own house number standing for a
+   missing street number column);
 4. *score* with Fellegi–Sunter: u from random pairs, m and the prior by EM over the candidate pairs,
    exact name agreement adjusted for the value's frequency; probability = sigmoid of the summed log2(m/u)
    weights plus the prior's log-odds (``agents.master.er.scoring`` has the maths);

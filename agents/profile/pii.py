@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -20,6 +21,22 @@ VALUE_PATTERNS: dict[str, str] = {
     "ip_address": r"^(\d{1,3}\.){3}\d{1,3}$",
     "iban": r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$",
 }
+
+# A payment card number written as digits alone: a card issuer's prefix and length (Visa 4, 13/16/19 digits;
+# Mastercard 51-55 and 2221-2720, 16; American Express 34/37, 15; Diners Club 300-305/36/38, 14; Discover 6011,
+# 644-649, 65, 16-19; JCB 3528-3589, 16-19; UnionPay 62, 16-19) and a valid Luhn check digit (card_number).
+CARD_ISSUER_PATTERN = (
+    r"^(4(\d{12}|\d{15}|\d{18})|5[1-5]\d{14}|2(22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}|3[47]\d{13}"
+    r"|3(0[0-5]\d|[68]\d\d)\d{10}|6(011|4[4-9]\d|5\d\d)\d{12,15}|35(2[89]|[3-8]\d)\d{12,15}|62\d{14,17})$"
+)
+CARD_MAX_DIGITS = 19
+
+# The value patterns that hold on digits alone, as an expression over digit strings: also applied to the values of
+# an integer column, written in decimal (a card number exported unquoted is read as an integer). Only card numbers:
+# the text rules for phone numbers and SSNs need their separators ("555-123-4567", "123-45-6789"), without which
+# a 9- or 10-digit integer is as likely an amount or an id; a card number's issuer prefix and Luhn check digit
+# keep ordinary integer ids and amounts out (one in ten 16-digit numbers passes Luhn, and the column needs most
+# of its sampled values to).
 
 # Column-name patterns, matched against the lower-cased name with non-alphanumerics turned into "_".
 NAME_PATTERNS: dict[str, str] = {
@@ -98,6 +115,28 @@ class TextSignals:
     # numbers with more digits than a float holds ("1.123456789012345678", agents.layouts.beyond_double): the
     # readers and the type-fixer keep their column text, so every value comes back as written
     beyond_double_share: float = 0.0
+
+
+def card_number(digits: pl.Expr) -> pl.Expr:
+    """Whether each string of decimal digits is a payment card number (:data:`CARD_ISSUER_PATTERN` and the Luhn
+    check: from the right, every second digit doubled, less 9 above 9, the sum a multiple of 10); False for
+    anything else (a sign, a separator), null for null."""
+    candidate = pl.when(digits.str.contains(CARD_ISSUER_PATTERN)).then(digits.str.zfill(CARD_MAX_DIGITS))
+    terms = []
+    for index in range(CARD_MAX_DIGITS):  # the leading zeros of the padding add nothing
+        digit = candidate.str.slice(index, 1).cast(pl.Int32)
+        doubled = (CARD_MAX_DIGITS - 1 - index) % 2 == 1
+        terms.append(digit * 2 - pl.when(digit >= 5).then(9).otherwise(0) if doubled else digit)
+    luhn = pl.sum_horizontal(terms) % 10 == 0
+    return pl.when(digits.is_null()).then(None).otherwise((candidate.is_not_null() & luhn).fill_null(False))
+
+
+SAMPLED_KINDS = frozenset({"string", "integer"})
+"""The profiler's column kinds whose sampled values are matched: text (:func:`text_signals`) and integers
+(:func:`integer_signals`)."""
+
+DIGIT_PATTERNS: dict[str, Callable[[pl.Expr], pl.Expr]] = {"credit_card": card_number}
+"""The value rules applied to integer columns (their values' decimal digits): see :data:`CARD_ISSUER_PATTERN`."""
 
 
 NUMBER_PARAMETERS = {
@@ -183,3 +222,48 @@ def text_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSign
             beyond_double_share=float(row["beyond"] or 0.0),
         )
     return signals
+
+
+def integer_signals(sample: pl.DataFrame, columns: list[str]) -> dict[str, TextSignals]:
+    """Every integer column's shares of sampled non-null values, written in decimal, that fit each of the
+    :data:`DIGIT_PATTERNS` (card numbers): one query over the sample in long form, as :func:`text_signals`.
+    The other shares are 0 but ``numeric_share`` (1: they are numbers)."""
+    if not columns:
+        return {}
+    long = sample.select(pl.col(column).cast(pl.String).alias(str(index)) for index, column in enumerate(columns))
+    value = pl.col("value")
+    shares = (
+        long.unpivot(variable_name="index", value_name="value")
+        .drop_nulls("value")
+        .group_by("index")
+        .agg(pl.len().alias("n"), *(rule(value).mean().alias(kind) for kind, rule in DIGIT_PATTERNS.items()))
+    )
+    found = {int(row["index"]): row for row in shares.iter_rows(named=True)}
+    signals: dict[str, TextSignals] = {}
+    for index, column in enumerate(columns):
+        row = found.get(index)
+        size = int(row["n"]) if row is not None else 0
+        signals[column] = TextSignals(
+            sample_size=size,
+            pattern_shares={kind: float(row[kind] or 0.0) if row is not None else 0.0 for kind in DIGIT_PATTERNS},
+            numeric_share=1.0 if size else 0.0,
+            date_share=0.0,
+            boolean_share=0.0,
+        )
+    return signals
+
+
+def value_signals(sample: pl.DataFrame, text_columns: list[str], integer_columns: list[str]) -> dict[str, TextSignals]:
+    """The PII and type signals of the sampled text columns (:func:`text_signals`) and integer columns
+    (:func:`integer_signals`)."""
+    return {**text_signals(sample, text_columns), **integer_signals(sample, integer_columns)}
+
+
+def value_pii_kind(values: pl.Expr, integer: bool) -> pl.Expr:
+    """The PII type each value matches (first of :data:`VALUE_PATTERNS` for text, :data:`DIGIT_PATTERNS` for an
+    integer column's values cast to text), else null."""
+    if integer:
+        return pl.coalesce([pl.when(rule(values)).then(pl.lit(kind)) for kind, rule in DIGIT_PATTERNS.items()])
+    return pl.coalesce(
+        [pl.when(values.str.contains(pattern)).then(pl.lit(kind)) for kind, pattern in VALUE_PATTERNS.items()]
+    )

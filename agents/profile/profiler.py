@@ -44,11 +44,12 @@ from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import (
     NUMBER_PARAMETERS,
+    SAMPLED_KINDS,
     SENSITIVITY,
     TextSignals,
     pii_type_by_name,
     sample_rows,
-    text_signals,
+    value_signals,
 )
 from agents.profile.semantic import ColumnEvidence, SemanticType, whitespace_share
 from agents.profile.semantic import semantic_type as semantic_type_of
@@ -67,8 +68,8 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
         frame, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
     )
     progress(0.85, "Detecting personal data and scoring quality")
-    string_columns = [column.name for column in stats.columns if column.kind == "string"]
-    sample = sample_rows(frame.select(string_columns), params.pii_sample_size)
+    sampled = [column.name for column in stats.columns if column.kind in SAMPLED_KINDS]
+    sample = sample_rows(frame.select(sampled), params.pii_sample_size)
 
     def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
         return profile_views(frame, fields, stats.dataset.duplicate_rows, early)
@@ -96,11 +97,13 @@ def profile_result(
     missing: MissingTokens | None = None,
     views: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> AgentResult:
-    """The envelope from the column statistics and an evenly spaced sample of the text columns (for PII
-    and semantic types); shared by the in-memory agent and the streaming path for large files. ``views``:
-    the profile's views (agents.profile.views) from the fields, which it may complete (datetime profiles)."""
+    """The envelope from the column statistics and an evenly spaced sample of the text and integer columns
+    (SAMPLED_KINDS: for PII and semantic types; card numbers read as integers); shared by the in-memory agent
+    and the streaming path for large files. ``views``: the profile's views (agents.profile.views) from the
+    fields, which it may complete (datetime profiles)."""
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
-    signals = text_signals(sample, string_columns)
+    integer_columns = [column.name for column in stats.columns if column.kind == "integer"]
+    signals = value_signals(sample, string_columns, integer_columns)
     missing = missing or MissingTokens(tokens=tuple(params.null_tokens))
     fields = [_field_profile(column, signals.get(column.name), params, missing) for column in stats.columns]
 

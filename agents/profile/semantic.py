@@ -22,6 +22,8 @@ bottom and the first match wins:
    :data:`TOKEN_MAX_LENGTH` characters: UUIDs, hashes, reference codes). Either: a name that says key
    (``id``, ``uuid``, ``guid``, ``key``, ``pk`` as a word of the name, ``customer_id``, ``CustomerID``) with
    at least :data:`IDENTIFIER_NAME_RATIO` of the values distinct.
+   Integers whose decimal digits most sampled values show to be card numbers (Luhn, issuer prefix:
+   ``agents.profile.pii.DIGIT_PATTERNS``) are ``credit_card`` alike.
 7. Numbers (``integer``, ``float``): ``categorical`` (a code) when values repeat and there are at most
    :data:`LOW_CATEGORICAL_DISTINCT` distinct values (ydata-profiling's ``low_categorical_threshold``), or
    at most ``categorical_threshold`` distinct values that are at most ``categorical_ratio_threshold`` of
@@ -149,6 +151,8 @@ def semantic_type(
 
 def _numeric_type(e: ColumnEvidence, categorical_threshold: int, categorical_ratio_threshold: float) -> SemanticType:
     distinct = e.distinct or 0
+    if e.value_pii:  # card numbers read as integers (agents.profile.pii.DIGIT_PATTERNS)
+        return _typed(e.value_pii, f"{e.value_pii_share:.0%} of sampled integers match the {e.value_pii} rule")
     values = "integer values" if e.integer_valued else "decimal values"
     if e.integer_valued:
         if e.all_distinct and _expected_random_repeats(e) >= RANDOM_REPEATS_EXPECTED:

@@ -29,6 +29,7 @@ from agents.errors import InvalidFileError
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.profile.column_stats import Source, compute_source_stats
 from agents.profile.params import ProfilerParams
+from agents.profile.pii import SAMPLED_KINDS
 from agents.profile.profiler import profile_result, stats_settings
 from agents.profile.views import streamed_views
 from agents.spill import spill_file
@@ -61,9 +62,9 @@ def profile_large(
             source, stats_settings(params), lambda: progress(0.7, "Computing outliers and row issues")
         )
         progress(0.85, "Detecting personal data and scoring quality")
-        string_columns = [column.name for column in stats.columns if column.kind == "string"]
+        sampled = [column.name for column in stats.columns if column.kind in SAMPLED_KINDS]
         step = max(1, source.height // max(params.pii_sample_size, 1))
-        sample = source.every(string_columns, step).head(params.pii_sample_size)
+        sample = source.every(sampled, step).head(params.pii_sample_size)
 
         def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
             return streamed_views(scan, source.height, fields, stats.dataset.duplicate_rows)

@@ -33,7 +33,7 @@ from agents.profile.samples import SAMPLE_ROWS, duplicate_rows_sample, row_sampl
 
 STREAMED_SAMPLE_ROWS = 200_000
 STREAMED_SAMPLE_CELLS = 10_000_000
-UNCORRELATED_TYPES = frozenset({"identifier", "constant", "empty"})
+UNCORRELATED_TYPES = frozenset({"identifier", "constant", "empty", "credit_card"})  # card numbers: codes
 ASSOCIATED_TYPES = frozenset({"categorical", "boolean", "boolean_string", "code"})  # Cramér's V takes part
 TEMPORAL_KINDS = frozenset({"date", "datetime"})
 

@@ -25,7 +25,7 @@ from agents.envelope import (
 )
 from agents.findings import Findings
 from agents.params.common import parameter_objects
-from agents.profile.pii import DATE_FORMATS, DATETIME_FORMATS, TextSignals, sample_rows, text_signals
+from agents.profile.pii import DATE_FORMATS, DATETIME_FORMATS, TextSignals, sample_rows, value_signals
 
 
 def weighted_score(
@@ -55,17 +55,21 @@ def parsed_dates(values: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class PiiScan:
-    """Text columns' PII signals on an evenly spaced sample of rows (``sample`` keeps ``ROW_INDEX_COLUMN``)."""
+    """Text and integer columns' PII signals on an evenly spaced sample of rows (``sample`` keeps
+    ``ROW_INDEX_COLUMN``); ``integers``: the integer columns, matched by the digit rules only (card numbers
+    exported unquoted: ``agents.profile.pii.DIGIT_PATTERNS``)."""
 
     sample: pl.DataFrame
     signals: dict[str, TextSignals]
+    integers: frozenset[str] = frozenset()
 
 
 def scan_pii(frame: pl.DataFrame, sample_size: int) -> PiiScan:
     schema = frame.schema
     columns = [name for name in data_columns(frame) if is_text(schema[name])]
-    sample = sample_rows(with_row_index(frame).select(ROW_INDEX_COLUMN, *columns), sample_size)
-    return PiiScan(sample=sample, signals=text_signals(sample, columns))
+    integers = [name for name in data_columns(frame) if schema[name].is_integer()]
+    sample = sample_rows(with_row_index(frame).select(ROW_INDEX_COLUMN, *columns, *integers), sample_size)
+    return PiiScan(sample=sample, signals=value_signals(sample, columns, integers), integers=frozenset(integers))
 
 
 def dominant_pattern(signals: TextSignals | None) -> tuple[str | None, float]:

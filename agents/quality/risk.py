@@ -7,8 +7,11 @@ Per column (Agensium's scoring, reference/agents.md §1.4, with its name-only de
   ...) or health information (patient, diagnosis, medical record, ...);
 - **PII by value** (+80, ``pii_detection_enabled``): of ``pii_sample_size`` evenly spaced rows, more than
   ``pii_match_threshold`` (0.5) of a text column's non-null values fully match one of the profiler's
-  value patterns (e-mail, phone, SSN, card number, IBAN, IP address). Numeric columns are not matched:
-  a 16-digit integer identifier would otherwise pass for a card number;
+  value patterns (e-mail, phone, SSN, card number, IBAN, IP address). An integer column's values, in
+  decimal, are matched by the digits-only rule: card numbers (exported unquoted, read as integers) with a
+  card issuer's prefix, 13 to 19 digits and a valid Luhn check digit (``agents.profile.pii.card_number``),
+  so that a 16-digit integer identifier does not pass for a card number; other numeric columns are not
+  matched;
 - the risk score is the sum, capped at 100; level ``high`` at or above ``high_risk_threshold``,
   ``medium`` at or above ``medium_risk_threshold``, else ``low``. The overall score is the mean over all
   columns (Agensium).
@@ -25,8 +28,9 @@ Compliance frameworks (``governance_check_enabled``), by the column's personal-d
 A governance gap is a risky column with no sign of protection: values matching a PII pattern in clear
 text, or a sensitive name without ``encrypted/hashed/masked/tokenized/...`` in it.
 
-Row-level issues: each sampled value that matches a PII pattern in a text column whose name does not mark
-it as sensitive (severity ``info``); the value is shown masked (first two characters).
+Row-level issues: each sampled value that matches a PII pattern in a text column (or an integer column
+found to hold card numbers) whose name does not mark it as sensitive (severity ``info``); the value is shown
+masked (first two characters).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from agents.envelope import (
 )
 from agents.findings import Findings, collect_row_issues
 from agents.params.score_risk import ScoreRiskParams
-from agents.profile.pii import VALUE_PATTERNS, pii_type_by_name
+from agents.profile.pii import pii_type_by_name, value_pii_kind
 from agents.quality.report import (
     PiiScan,
     dominant_pattern,
@@ -127,7 +131,17 @@ def run(inputs: AgentInputs, params: ScoreRiskParams, progress: Progress) -> Age
     ]
     summary = _risk_summary(assessments, params)
     progress(0.8, "Checking sampled values of unlabelled columns")
-    unlabelled = [column for column in columns if name_types[column] is None] if scan is not None else []
+    # an integer column's values are shown only when the column holds card numbers: a lone Luhn-valid id is not one
+    by_value = {item["field_name"] for item in assessments if item["detection"]["by_value"] is not None}
+    unlabelled = (
+        [
+            column
+            for column in columns
+            if name_types[column] is None and (column not in scan.integers or column in by_value)
+        ]
+        if scan is not None
+        else []
+    )
     row_issues = collect_row_issues(_unlabelled_pii_queries(scan, unlabelled), limit=1_000_000) if scan else None
     unlabelled_matches = row_issues.height if row_issues is not None else 0
     findings = _findings(assessments, summary, row_issues, params)
@@ -153,7 +167,8 @@ def run(inputs: AgentInputs, params: ScoreRiskParams, progress: Progress) -> Age
             "pii_value_points": VALUE_POINTS,
             "cap": 100,
             "pii_value_rule": f"more than {params.pii_match_threshold:.0%} of sampled non-null values of a text "
-            "column fully match one pattern",
+            "column fully match one pattern, or of an integer column are card numbers (issuer prefix, 13-19 "
+            "digits, Luhn check)",
             "overall_risk_score": "mean of the field risk scores over all columns",
             "frameworks": FRAMEWORK_MAPPING_DOC,
         },
@@ -298,8 +313,13 @@ def _unlabelled_pii_queries(scan: PiiScan | None, columns: list[str]) -> list[pl
         .lazy()
     )
     values = pl.col("sampled").str.strip_chars()
-    matched = pl.coalesce(
-        [pl.when(values.str.contains(pattern)).then(pl.lit(kind)) for kind, pattern in VALUE_PATTERNS.items()]
+    integers = sorted(scan.integers.intersection(names))
+    matched = (
+        pl.when(pl.col("column").is_in(integers))
+        .then(value_pii_kind(values, integer=True))
+        .otherwise(value_pii_kind(values, integer=False))
+        if integers
+        else value_pii_kind(values, integer=False)
     )
     label = matched.replace_strict(PII_LABELS, default=matched)
     query = long.filter(matched.is_not_null()).select(

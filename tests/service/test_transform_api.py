@@ -304,6 +304,21 @@ async def test_lineage_lists_ancestors_root_first_and_children(client: httpx.Asy
     assert deepest["task"]["rows"] is None and deepest["children"] == []
     assert (await client.get(f"/api/v1/tasks/{root}/lineage")).json()["ancestors"] == []
 
+    # A master run's version is master_data.csv: 6 rows read, 3 golden records (a result stored before its rows_out
+    # said so still shows the dataset's rows).
+    master = await completed(
+        client,
+        store,
+        tool_id="master-my-data",
+        source_task_id=root,
+        summary={"rows": 6, "rows_out": 6, "dataset": {"name": "master_data.csv", "rows": 3, "columns": []}},
+    )
+    master_lineage = (await client.get(f"/api/v1/tasks/{master}/lineage")).json()
+    assert master_lineage["task"]["rows"] == 3 and [a["rows"] for a in master_lineage["ancestors"]] == [4]
+    assert [(c["task_id"], c["rows"]) for c in (await client.get(f"/api/v1/tasks/{root}/lineage")).json()["children"]][
+        -1
+    ] == (master, 3)
+
 
 async def test_lineage_never_shows_another_users_tasks(
     api: ApiServer, client: httpx.AsyncClient, store: TaskStore, other_account: Account

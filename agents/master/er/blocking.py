@@ -97,11 +97,15 @@ def default_keys(by_role: Mapping[str, str], window: int, name_block_size: int |
     prefixes = _sorted_pair(given.str.slice(0, 2), surname.str.slice(0, 2))
     add("postcode+name_prefixes", ["postcode", "names"], _with(column("postcode"), prefixes))
     add("postcode+street_number", ["postcode", "street_number"], _with(column("postcode"), column("street_number")))
-    # a company names the entity only when no person's name does; with names, it blocks with their prefixes
+    # a company names the entity only when no person's name does; with names, it blocks with their prefixes.
+    # Its name is normalised without its legal form ("Acme Corp" and "ACME CORPORATION" block as "acme");
+    # at one postcode its first letters block too (a misspelt name in the same place)
+    company = column("company")
     if "names" in has:
-        add("company+name_prefixes", ["company"], _with(column("company"), prefixes))
+        add("company+name_prefixes", ["company"], _with(company, prefixes))
     else:
-        add("company", ["company"], column("company"))
+        add("company", ["company"], company)
+        add("postcode+company_prefix", ["company", "postcode"], _with(column("postcode"), company.str.slice(0, 3)))
     if window > 1:
         add("sorted_surname_given", ["names"], pl.concat_str(surname, given, separator=" "), window)
         add("sorted_given_surname", ["names"], pl.concat_str(given, surname, separator=" "), window)

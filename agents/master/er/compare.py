@@ -17,7 +17,9 @@ and their levels:
   made of names, so "nicola.white7@" and "nicholas.white4@" are alike without being one person);
 - ``category`` (state, country, gender): exact · else;
 - ``location``: street, street number, city and postcode together, when at least two of street, city and
-  postcode are compared: same address (street similarity ≥ 0.92, street number equal or missing, same
+  postcode are compared (without a street number column, the numbers the street text holds stand for it:
+  "10 main street" and "11 main street" are alike as text but not one address): same address (street
+  similarity ≥ 0.92, street number equal or missing, same
   postcode or city similarity ≥ 0.92, or no area) · similar address (street ≥ 0.8 in a similar area:
   postcode within one edit or city ≥ 0.8, or no area) · same area · similar area or similar street · else.
   One comparison rather than four because they are not independent (a postcode names its suburb, people
@@ -264,6 +266,9 @@ def _location_levels(
     part_levels = {part.role: _levels(encoded, part, left, right, workers) for part in comparison.parts}
     street = part_levels.get("address", null)
     number = part_levels.get("street_number", null)
+    if "street_number" not in part_levels and "address" in part_levels:
+        address = next(part for part in comparison.parts if part.role == "address")
+        number = _house_number_levels(encoded[address.name], left, right)
     city = part_levels.get("city", null)
     postcode = part_levels.get("postcode", null)
     # text levels: 1 exact, 2 ≥ 0.92, 3 ≥ 0.8; code levels: 1 exact, 2 one edit
@@ -285,6 +290,21 @@ def _location_levels(
         len(comparison.levels) - 1,
     )
     return level.astype(np.int8)
+
+
+def _house_number_levels(address: Encoded, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """A street number's code levels from the numbers the addresses hold ("10 main street", "flat 2 10 main
+    street": their digit runs in order), when no street number column is compared: null when either address
+    holds none, exact when they hold the same, else "else" (10 and 11 Main Street are two addresses, however
+    alike their text)."""
+    numbers = address.series.str.extract_all(r"\d+").list.join(" ").to_numpy()
+    left_codes, right_codes = address.codes[left], address.codes[right]
+    present = np.append(numbers != "", False)  # code -1 (null): no number
+    with_numbers = np.append(numbers, "")
+    known = present[left_codes] & present[right_codes]
+    same = with_numbers[left_codes] == with_numbers[right_codes]
+    code_else = len(LEVELS["code"]) - 1
+    return np.where(known, np.where(same, EXACT_LEVEL, code_else), NULL_LEVEL).astype(np.int8)
 
 
 def _thresholds(similarity: np.ndarray, thresholds: Sequence[float], first_level: int) -> np.ndarray:

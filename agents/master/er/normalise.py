@@ -1,13 +1,15 @@
 """Match keys: each compared column normalised by its semantic role, plus name parts and phonetic codes.
 
 Conventions (every value is text afterwards; a value that normalises to nothing becomes null):
-- names, city, company, free text: folded (below), apostrophes dropped ("o'brien" → "obrien"), any other
+- names, city, free text: folded (below), apostrophes dropped ("o'brien" → "obrien"), any other
   run of characters that are neither letters, marks nor digits one space (Unicode classes: "王小明",
   "Иван Петров", "محمد علي" stay as they are), trimmed. Folding: Unicode NFKD, the diacritics of Latin,
   Greek, Cyrillic, Arabic and Hebrew letters dropped ("Zoë" → "zoe", "Γιώργος" → "γιωργοσ", "Ёлка" →
   "елка"; the vowel signs of Indic and other scripts are parts of letters and stay, decomposed), lowercase,
   "ß" → "ss" and final "ς" → "σ" (what lowercasing upper-case text gives);
 - address: as text, then the usual street-type abbreviations spelled out ("st" → "street", "rd" → "road");
+- company: as text, "&" as "and", without a leading "the" or the legal forms it ends with ("Acme Corp", "ACME
+  CORPORATION", "Acme, Inc." and "Acme S.A." are all "acme": ``LEGAL_FORMS``);
 - e-mail: lowercase without blanks, null unless it holds an "@";
 - phone: digits only, the last 9 (so "(02) 9876-5432", "0298765432" and "+61 2 9876 5432" agree), null
   under 6 digits or when every digit is the same ("0000000000", "1111111": placeholders, not numbers);
@@ -62,7 +64,7 @@ ROLE_KINDS: dict[str, str] = {
     "date_of_birth": "date",
     "national_id": "code",
     "id": "code",
-    "company": "name",
+    "company": "company",
     "gender": "gender",
     "other": "name",
 }
@@ -84,6 +86,14 @@ STREET_TYPES: dict[str, tuple[str, ...]] = {
     "parade": ("pde",),
     "square": ("sq",),
 }
+
+LEGAL_FORMS = (
+    "corp corporation inc incorporated ltd limited llc llp lp plc gmbh mbh ag kg sa sas sarl srl spa bv nv oy ab"
+    " aps asa pty pte pvt co company cie kk"
+).split()
+"""Legal forms a company name ends with ("Acme Corp", "ACME CORPORATION", "Acme, Inc.", "Acme GmbH", "Acme S.A.",
+"Acme Co., Ltd."): dropped (however many) when the name keeps a word, so the names compare as the same."""
+LEGAL_FORM_ENDING = rf"(?:\s+(?:{'|'.join(LEGAL_FORMS)}))+$"
 
 DATE_LAYOUTS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%m/%d/%Y", "%d %b %Y", "%d %B %Y")
 PHONE_DIGITS = 9
@@ -183,10 +193,23 @@ def _normalised(frame: pl.DataFrame, name: str, kind: str) -> pl.Expr:
         return _null_if_empty(_folded(raw).str.replace_all(r"[^\p{L}\p{M}\p{N}]", ""))
     if kind == "gender":
         return _null_if_empty(_folded(raw).str.replace_all(r"[^\p{L}]", "").str.slice(0, 1))
+    if kind == "company":
+        return _null_if_empty(company_name(raw))
     text = clean_text(raw)
     if kind == "address":
         text = _expand_street_types(text)
     return _null_if_empty(text)
+
+
+def company_name(expr: pl.Expr) -> pl.Expr:
+    """A company name as text (:func:`clean_text`, dots dropped), "&" read as "and", without a leading "the" and
+    the legal forms it ends with (:data:`LEGAL_FORMS`) when a word is left: "The Acme Corp.", "Acme S.A." and
+    "ACME CORPORATION" are all "acme"."""
+    # dots dropped, not spaced: "S.A." and "SA", "L.L.C." and "LLC", "J.P. Morgan" and "JP Morgan" are one word
+    undotted = expr.str.replace_all(".", "", literal=True).str.replace_all("&", " and ", literal=True)
+    text = clean_text(undotted)
+    stripped = text.str.replace(r"^the\s+", "").str.replace(LEGAL_FORM_ENDING, "")
+    return pl.when(stripped.str.len_chars() > 0).then(stripped).otherwise(text)
 
 
 def clean_text(expr: pl.Expr) -> pl.Expr:
