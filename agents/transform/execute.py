@@ -781,36 +781,59 @@ def _filter(op: FilterRows, plan: _Plan, index: int, origin: str) -> Compiled:
     return _with_row_stats(finish, plan)
 
 
+KEY_GAP = "__key_gap__"
+"""A deduplicate's extra key: a row's own position when one of its key columns is empty, else null (equal)."""
+
+
 def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compiled:
+    """Rows equal on every column, or on ``columns``. On named columns an empty key equals nothing (as in SQL, and as
+    the duplicate-resolver of clean-my-data treats missing values): two sign-ups without an e-mail are two people, so
+    a row with an empty key is never a duplicate. Whole rows that are equal, empty cells included, are duplicates."""
     subset = op.columns or plan.data_columns
     _require(plan, subset, origin)
+    keys = subset if not op.columns else [*subset, KEY_GAP]
+
+    def with_gap(lazy: pl.LazyFrame) -> pl.LazyFrame:
+        if not op.columns:
+            return lazy
+        empty = pl.any_horizontal(pl.col(name).is_null() for name in subset)
+        return lazy.with_row_index(KEY_GAP).with_columns(pl.when(empty).then(pl.col(KEY_GAP)).alias(KEY_GAP))
 
     def unique(lazy: pl.LazyFrame) -> pl.LazyFrame:
-        return lazy.unique(subset, keep=op.keep, maintain_order=True)
+        deduplicated = with_gap(lazy).unique(keys, keep=op.keep, maintain_order=True)
+        return deduplicated.drop(KEY_GAP) if op.columns else deduplicated
 
     if plan.streamed:
-        _streamed_deduplicate(plan, unique, subset, op.keep, index, origin)
+        _streamed_deduplicate(plan, unique, with_gap, keys, op.keep, index, origin)
     else:
         plan.advance(unique, origin)
     on = f"same {_names(subset)}" if op.columns else "identical in every column"
+    kept = f"; rows with an empty {_names(subset)} are not duplicates" if op.columns else ""
 
     def finish(stats: dict[str, Any], counts: _Counts) -> tuple[dict[str, Any], _Counts]:
         after = _row_counts(stats, counts)
         removed = counts.rows - after.rows
-        sentence = f"Removed {removed:,} duplicate {_plural(removed, 'row')} ({on}), keeping the {op.keep}"
+        sentence = f"Removed {removed:,} duplicate {_plural(removed, 'row')} ({on}), keeping the {op.keep}{kept}"
         return {"rows_affected": removed, "sentence": sentence}, after
 
     return _with_row_stats(finish, plan)
 
 
 def _streamed_deduplicate(
-    plan: _Plan, unique: Step, subset: list[str], keep: Literal["first", "last"], index: int, origin: str
+    plan: _Plan,
+    unique: Step,
+    keyed: Step,
+    keys: list[str],
+    keep: Literal["first", "last"],
+    index: int,
+    origin: str,
 ) -> None:
-    """Data whose keys exceed a bucket: the rows to drop are found bucket by bucket (agents.external) and
-    filtered out in a streaming pass, in order; else Polars' streaming ``unique`` (it holds the distinct keys)."""
+    """Data whose keys exceed a bucket: the rows to drop are found bucket by bucket (agents.external) on the rows
+    with their ``keys`` (``keyed``) and filtered out in a streaming pass, in order; else Polars' streaming ``unique``
+    (it holds the distinct keys)."""
     plan.schema_after(unique, origin)
     assert plan.spill_dir is not None
-    dropped = duplicates_external(plan.lazy, subset, keep, plan.spill_dir / f"step{index + 1}.parts")
+    dropped = duplicates_external(keyed(plan.lazy), keys, keep, plan.spill_dir / f"step{index + 1}.parts")
     if dropped is None:
         plan.advance(unique, origin)
         return

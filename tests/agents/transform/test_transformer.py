@@ -339,7 +339,12 @@ def reference(frame: pd.DataFrame, op: dict[str, Any]) -> tuple[pd.DataFrame, in
         out = frame[holds] if op["action"] == "keep" else frame[~holds]
         return out, len(frame) - len(out)
     if kind == "deduplicate":
-        out = frame.drop_duplicates(subset=op.get("columns") or data, keep=op.get("keep", "first"))
+        keep = op.get("keep", "first")
+        if not op.get("columns"):  # whole rows: equal, empty cells included
+            out = frame.drop_duplicates(subset=data, keep=keep)
+        else:  # on named columns an empty key equals nothing: such rows are never duplicates (SQL's rule)
+            empty = frame[op["columns"]].isna().any(axis=1)
+            out = frame[empty | ~frame.duplicated(subset=op["columns"], keep=keep)]
         return out, len(frame) - len(out)
     if kind == "sort":
         keys = op["by"]
