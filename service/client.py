@@ -1369,6 +1369,17 @@ STATUS_STYLES = {
 }
 
 
+def _output_console() -> Console:
+    """The console a table is printed on: the terminal's width; piped (`| grep`, `> file`) without COLUMNS, wide
+    enough for whole rows (rich would fit them in 80 columns and cut every cell to `…`)."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=PIPED_WIDTH)
+
+
+PIPED_WIDTH = 1000
+
+
 def _status_text(status: str) -> str:
     style = STATUS_STYLES.get(status)
     return f"[{style}]{status}[/{style}]" if style else status
@@ -1432,7 +1443,8 @@ async def tasks_list(client: AgensiumClient, args: argparse.Namespace, console: 
         table.add_row(
             task["task_id"],
             task.get("tool_id", ""),
-            _status_text(task["status"]),
+            _status_text(task["status"])
+            + (f" {task['error']['code']}" if (task.get("error") or {}).get("code") else ""),
             f"{task.get('progress') or 0}%" + (f" {task['current_agent']}" if task.get("current_agent") else ""),
             Text((primary.get("display_name") or primary.get("name") or "") if primary else ""),  # as named: no markup
             decimal(int(primary["size"])) if primary and primary.get("size") is not None else "",
@@ -1440,7 +1452,7 @@ async def tasks_list(client: AgensiumClient, args: argparse.Namespace, console: 
             f"{task['credits']:,}" if task.get("credits") is not None else "",
             (task.get("created_at") or "")[:19].replace("T", " "),
         )
-    Console().print(table)
+    _output_console().print(table)
     if next_cursor:
         console.print(f"more: --cursor {next_cursor} (or --all)", highlight=False)
     return EXIT_OK

@@ -606,3 +606,30 @@ async def test_tasks_list_shows_a_file_named_with_brackets_as_named(
         assert await tasks_list(client, args, Console(stderr=True)) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "t-1" in line)
     assert "Q3 [draft] a[/b].csv" in row and "2.0 kB" in row and " 120 " in row and "2.0 s" in row, row
+
+
+async def test_tasks_list_piped_shows_whole_rows_and_the_error_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agensium tasks list | grep …`: without a terminal (and without COLUMNS) rich fitted the table in 80 columns and
+    cut every cell to `…`; a FAILED task says why in a word."""
+    from service.client import tasks_list
+
+    task = {
+        "task_id": "3f1c2a9e-0000-4000-8000-000000000001", "tool_id": "clean-my-data", "status": "FAILED",
+        "progress": 10, "created_at": "2026-12-06T10:00:00+00:00", "credits": 0,
+        "error": {"code": "INVALID_FILE", "message": "primary.csv: not text"},
+        "inputs": [{"name": "primary.csv", "role": "primary", "display_name": "quarterly sales export.csv",
+                    "size": 123456}],
+    }  # fmt: skip
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [task], "next_cursor": None})
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    args = argparse.Namespace(status=None, tool=None, all=False, limit=20, cursor=None, json=False)
+    async with AgensiumClient("http://api", "k", transport=httpx.MockTransport(api)) as client:
+        assert await tasks_list(client, args, Console(stderr=True)) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if task["task_id"] in line)
+    assert "…" not in row and "clean-my-data" in row and "quarterly sales export.csv" in row, row
+    assert "FAILED INVALID_FILE" in row, row
