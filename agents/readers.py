@@ -61,7 +61,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NotRequired, TypedDict, TypeVar
+from typing import Any, BinaryIO, Final, Literal, NotRequired, TypedDict, TypeVar
 
 import fastexcel
 import numpy as np
@@ -228,6 +228,8 @@ def read_table_with_report(
         else:
             parsed = _read_ndjson(path, name)
         frame, report = _tidy_columns(parsed, name, file_format)
+        if file_format in CONTROL_CHECKED_FORMATS:
+            _raise_if_control_characters(frame.lazy(), name, engine="auto")
         frame, layouts = type_temporal_text(frame)
         report["temporal_columns"] = describe_layouts(layouts)
     except RecursionError as error:  # whatever the format: a structure deeper than Python follows
@@ -236,6 +238,50 @@ def read_table_with_report(
         raise InvalidFileError(f"{name}: cannot be read: {error or 'unsupported content'}", {"file": name}) from error
     check_column_count(frame.width, name, max_columns)
     return frame, report
+
+
+# The C0 control characters _reject_binary counts against a CSV (all but tab, line feed, vertical tab, form feed,
+# carriage return and ESC), as a regular expression class. JSON escapes them ("\u0000"; Polars reads a lone surrogate
+# escape such as "\ud800" as NUL) and Parquet stores them; written raw to a CSV output they made the version
+# unreadable ("the file is not text"), so such a file is refused when it is read.
+CONTROL_CHARACTERS: Final = "[\x00-\x08\x0e-\x1a\x1c-\x1f]"
+CONTROL_CHECKED_FORMATS: Final = frozenset({"json", "ndjson", "parquet"})
+
+
+def _raise_if_control_characters(lazy: pl.LazyFrame, name: str, *, engine: Literal["auto", "streaming"]) -> None:
+    """Refuse (INVALID_FILE naming the column and the 1-based data row) a tidied frame whose text columns hold a
+    character of :data:`CONTROL_CHARACTERS`. One query over the text columns, stopping at the first such row."""
+    schema = lazy.collect_schema()
+    positions = [index for index, dtype in enumerate(schema.values()) if dtype == pl.String]
+    if not positions:
+        return
+    # The text columns renamed by position ("c0", "c1"...): no clash with the row index, whatever their names.
+    first = (
+        lazy.select(pl.nth(index).alias(f"c{place}") for place, index in enumerate(positions))
+        .with_row_index("row")
+        .filter(
+            pl.any_horizontal(
+                pl.col(f"c{place}").str.contains(CONTROL_CHARACTERS).fill_null(False) for place in range(len(positions))
+            )
+        )
+        .head(1)
+        .collect(engine=engine)
+    )
+    if first.height == 0:
+        return
+    names = list(schema)
+    column, code = next(
+        (names[index], f"U+{ord(found.group()):04X}")
+        for index, value in zip(positions, first.row(0)[1:], strict=True)
+        if value is not None and (found := re.search(CONTROL_CHARACTERS, value)) is not None
+    )
+    number = first.item(0, 0) + 1
+    nul = ", NUL: in JSON also a lone surrogate escape such as \\ud800" if code == "U+0000" else ""
+    raise InvalidFileError(
+        f"{name}: column '{column}', row {number:,} holds a control character ({code}"
+        f"{nul}) that a text file cannot carry; remove it and upload the file again",
+        {"file": name, "column": column, "row": number, "character": code},
+    )
 
 
 def check_column_count(columns: int, name: str, max_columns: int, *, at_least: bool = False) -> None:
@@ -1227,6 +1273,7 @@ def _read_json(path: Path, name: str) -> _Parsed:
     _check_json_depth(path, name)
     start = head.removeprefix(_UTF8_BOM).lstrip()[:1]
     if start == b"{":
+        _raise_if_malformed_object(path, name)
         raise InvalidFileError(
             f"{name}: found a JSON object, expected an array of records ([{{...}}, {{...}}]); "
             "for one object per line, name the file .ndjson",
@@ -1257,6 +1304,27 @@ def _read_json(path: Path, name: str) -> _Parsed:
     if frame.width == 0:
         raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
     return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
+
+
+def _raise_if_malformed_object(path: Path, name: str) -> None:
+    """A .json file starting with "{" is refused: as the malformed JSON it is (line, column) when its first value
+    is not a whole JSON object (``{not json``, a truncated ``{"a": 1``); else the caller asks for an array (one
+    object, or one per line: NDJSON). Parsed by the json module, on this error path only."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(name, raw, error) from None
+    del raw
+    try:
+        _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
+    except json.JSONDecodeError as error:
+        raise InvalidFileError(
+            f"{name}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+            {"file": name, "line": error.lineno, "column": error.colno},
+        ) from None
+    except _NonStandardJson as error:
+        raise InvalidFileError(f"{name}: {error}", {"file": name}) from None
 
 
 def _read_ndjson(path: Path, name: str) -> _Parsed:

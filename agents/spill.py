@@ -81,6 +81,7 @@ from agents.readers import (
     _first_line,
     _may_have_short_rows,
     _nesting_depth,
+    _raise_if_control_characters,
     _reject_binary_json,
     _unique_names,
     _written_otherwise,
@@ -551,6 +552,7 @@ def _spill_tidied(
     plan = tidy_plan(list(schema.items()), dropped, name)
     check_column_count(len(plan.columns), name, max_columns)
     lazy = parsed.select(plan.columns)
+    _raise_if_control_characters(lazy, name, engine="streaming")  # as the reader refuses them
     layouts = find_layouts(lazy, engine="streaming")
     report: ReadReport = {
         "format": file_format,

@@ -24,7 +24,8 @@ as issues and remove no rows; the type check skips missing columns.
 Every failing cell is one row-level issue (``issue_type`` = the rule, ``row_index`` = the input file's
 row); a broken record is one issue with no column. Naming a column that does not exist in
 ``required_fields``, ``range_constraints`` or ``format_constraints``, giving a range for a column that is
-neither numeric nor text, or an invalid regular expression, is an InvalidParametersError.
+neither numeric nor text or for a text column none of whose values reads as a number (names: the range would check
+nothing), or an invalid regular expression, is an InvalidParametersError.
 
 A primary too large for memory (``inputs.scan``) gets the same checks and results: a text column's values that
 do not read as their type are found among its distinct values (a streaming group_by, in hash parts), the failing
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -148,6 +149,7 @@ def run(inputs: AgentInputs, params: QuarantineAgentParams, progress: Progress) 
     started = time.perf_counter()
     frame = with_row_index(inputs.primary)
     _validate(frame, params)
+    _validate_text_ranges(frame.lazy(), params, engine="auto")
     progress(0.0, f"Checking {frame.height:,} rows")
     checks = _checks(frame, params, inputs.text_layouts, lambda name, expected: _bad_values(frame, name, expected))
     missing_columns, unexpected_columns = _schema_mismatches(frame, params)
@@ -422,6 +424,34 @@ def _validate(frame: pl.DataFrame, params: QuarantineAgentParams) -> None:
             check_regex(pattern, agent_id=AGENT_ID, field=f"format_constraints.{column}")
 
 
+def _validate_text_ranges(
+    lazy: pl.LazyFrame, params: QuarantineAgentParams, *, engine: Literal["auto", "streaming"]
+) -> None:
+    """Refuse a range for a text column none of whose values reads as a number (names, codes: the range would
+    check nothing). A text column of numbers is checked as numbers, its values that do not read as one left to the
+    type check; an all-empty column has nothing to check either way. One query over those columns."""
+    schema = lazy.collect_schema()
+    texts = [name for name in params.range_constraints if is_text(schema[name])]
+    if not texts:
+        return
+    found = lazy.select(
+        expr
+        for place, name in enumerate(texts)
+        for expr in (
+            (~is_missing(pl.col(name), schema[name])).any().alias(f"filled{place}"),
+            _number(pl.col(name)).is_not_null().any().alias(f"number{place}"),
+        )
+    ).collect(engine=engine)
+    for place, name in enumerate(texts):
+        if found.item(0, f"filled{place}") and not found.item(0, f"number{place}"):
+            raise InvalidParametersError(
+                f"{AGENT_ID}.range_constraints.{name}: column '{name}' holds {schema[name]} values and none of "
+                "them reads as a number; a numeric range needs a numeric column",
+                agent_id=AGENT_ID,
+                field=f"range_constraints.{name}",
+            )
+
+
 def _checks(
     frame: pl.DataFrame,
     params: QuarantineAgentParams,
@@ -662,6 +692,7 @@ def _run_streamed(
     schema = scan.collect_schema()
     empty = pl.DataFrame(schema=schema)
     _validate(empty, params)
+    _validate_text_ranges(scan, params, engine="streaming")
     rows = scanned_rows(inputs.rows, scan)
     progress(0.0, f"Checking {rows:,} rows")
     named = dict.fromkeys([*params.expected_schema, *params.format_constraints])

@@ -19,7 +19,11 @@ DEFAULT_NULL_TOKENS: tuple[str, ...] = (
     "<NA>",
     "#N/A",
     "#NA",
+    "#N/A N/A",
+    "-nan",
     "-1.#IND",
+    "1.#IND",
+    "-1.#QNAN",
     "1.#QNAN",
 )
 """Missing-value tokens (PRODUCT.md "Missing values"): pandas' default ``na_values`` minus the empty string

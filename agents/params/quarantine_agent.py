@@ -53,7 +53,8 @@ class QuarantineAgentParams(EffectivenessParams):
     range_constraints: dict[str, RangeConstraint] = Field(
         default_factory=dict,
         description="column -> {min, max} (inclusive); for text columns the values that read as numbers are "
-        "checked, the others are left to the type check",
+        "checked, the others are left to the type check; a text column none of whose values reads as a number "
+        "is refused (INVALID_PARAMETERS)",
     )
     format_constraints: dict[str, str] = Field(
         default_factory=dict,

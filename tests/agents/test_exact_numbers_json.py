@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from agents.chain import run_tool
+from agents.errors import InvalidFileError
 from agents.layouts import BEYOND_DOUBLE
 from agents.options import RunOptions
 from agents.readers import (
@@ -162,11 +163,13 @@ def test_a_mark_in_the_file_or_a_colon_in_a_string_takes_the_json_module_path(tm
     ]
     path = _write(tmp_path, "ndjson", records)
     assert _read_quoted_json(path, path.name, ndjson=True) is None
+    # the mark is a control character: read by the json module path, then refused as a CSV holding it is
+    with pytest.raises(InvalidFileError, match=r"column 'tag', row 1 holds a control character \(U\+001E\)"):
+        read_table_with_report(path, path.name)
+    path = _write(tmp_path, "ndjson", [record.replace('"\\u001e1"', '"z"') for record in records])
+    assert _read_quoted_json(path, path.name, ndjson=True) is None  # the colon in a string
     frame, report = read_table_with_report(path, path.name)
-    assert frame.rows() == [
-        ("rate: 1.123456789012345678", "1.123456789012345678", "\x1e1"),
-        ("x", "2", "y"),
-    ]
+    assert frame.rows() == [("rate: 1.123456789012345678", "1.123456789012345678", "z"), ("x", "2", "y")]
     assert report.get("numbers_kept_as_text") == {
         "amount": {"reason": BEYOND_DOUBLE, "values": 1, "example": "1.123456789012345678"}
     }

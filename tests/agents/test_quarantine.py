@@ -169,7 +169,8 @@ def test_quarantine_reads_numbers_as_the_type_fixer_converts_them_by_default() -
         ({"range_constraints": {"nope": {"min": 1}}}, "range_constraints"),
         ({"format_constraints": {"nope": "email"}}, "format_constraints"),
         ({"format_constraints": {"email": "[unclosed"}}, "format_constraints.email"),
-        ({"range_constraints": {"joined": {"min": 1}}}, None),  # text: allowed
+        ({"range_constraints": {"joined": {"min": 1}}}, "range_constraints.joined"),  # dates as text: no number
+        ({"range_constraints": {"age": {"min": 1}}}, None),  # numbers: allowed
     ],
 )
 def test_quarantine_parameter_errors_name_the_field(raw: dict[str, Any], field: str | None) -> None:

@@ -192,4 +192,11 @@ def test_streamed_run_matches_in_memory_on_any_values(frame: pl.DataFrame, data:
     assert isinstance(params, QuarantineAgentParams)
     params = params.model_copy(update={"detect_broken_records": broken})
     with tempfile.TemporaryDirectory() as folder:
+        try:
+            in_memory(frame, params)
+        except InvalidParametersError as refused:  # a range on a text column none of whose values is a number
+            with pytest.raises(InvalidParametersError) as caught:
+                streamed(frame, params, Path(folder))
+            assert str(caught.value) == str(refused) and caught.value.field == refused.field
+            return
         assert_same_run(frame, params, Path(folder))
