@@ -1077,7 +1077,7 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
             f"{name}: the sheet {sheet_name!r} could not be read ({_first_line(error)})", details
         ) from error
     if frame.height == 0:
-        raise InvalidFileError(f"{name}: the sheet {sheet_name!r} has a header but no data rows", details)
+        raise _empty_sheet(workbook, sheet_name, name, details, "has a header but no data rows")
     original = _xlsx_header(workbook, sheet_name, frame.columns)
     return _Parsed(_times_of_day(frame), original, {"sheet": sheet_name}, _whole_numbers_bare(frame))
 
@@ -1101,16 +1101,16 @@ def _times_of_day(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _empty_sheet(
-    workbook: fastexcel.ExcelReader, sheet_name: str, name: str, details: dict[str, Any]
+    workbook: fastexcel.ExcelReader, sheet_name: str, name: str, details: dict[str, Any], what: str = "is empty"
 ) -> InvalidFileError:
-    """The error of an empty sheet, naming the workbook's sheets with data (a header and a row at least) and the
-    reading option that reads one."""
+    """The error of a sheet without data (empty, or a header alone: a cover sheet), naming the workbook's sheets with
+    data (a header and a row at least) and the reading option that reads one."""
     others = [
         other
         for other in workbook.sheet_names
         if other != sheet_name and workbook.load_sheet(other, header_row=None, n_rows=2).height == 2
     ]
-    message = f"{name}: the sheet {sheet_name!r} is empty"
+    message = f"{name}: the sheet {sheet_name!r} {what}"
     if not others:
         return InvalidFileError(message, details)
     role = name.split(".", 1)[0]

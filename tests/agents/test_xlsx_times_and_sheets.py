@@ -69,3 +69,20 @@ def test_an_empty_baseline_sheet_names_the_baseline_option(tmp_path: Path) -> No
     path = _book(tmp_path / "baseline.xlsx", empty_first=True)
     with pytest.raises(InvalidFileError, match=r"inputs\.baseline\.sheet"):
         read_table(path, "baseline.xlsx", sheet="Blank")
+
+
+def test_a_cover_sheet_with_a_header_alone_names_the_sheets_with_data(tmp_path: Path) -> None:
+    """A cover sheet ("Intro" with a title row and nothing under it) first: the error names the sheets with data and
+    the option, as for an empty sheet (QA pass 4, #11)."""
+    path = tmp_path / "primary.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        book.add_worksheet("Intro").write_row(0, 0, ["Quarterly sales", "see the Sales sheet"])
+        sales = book.add_worksheet("Sales")
+        sales.write_row(0, 0, ["region", "amount"])
+        sales.write_row(1, 0, ["north", 10])
+    with pytest.raises(InvalidFileError) as raised:
+        read_table(path, "primary.xlsx")
+    assert raised.value.message.startswith(
+        "primary.xlsx: the sheet 'Intro' has a header but no data rows; the sheets with data are 'Sales'"
+    )
+    assert raised.value.details["sheets_with_data"] == ["Sales"]
