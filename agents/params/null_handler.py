@@ -35,7 +35,8 @@ class NullHandlerParams(EffectivenessParams):
         default_factory=dict,
         description=(
             "Strategy per column: mean, median (numeric, filled unrounded: a fraction makes an integer column "
-            "decimal, a whole statistic keeps it integer, as in pandas), mode (most frequent value, ties to the smallest), forward_fill / "
+            "decimal, a whole statistic keeps it integer, as in pandas), mode (most frequent value, ties to the "
+            "smallest), forward_fill / "
             "backward_fill (from the previous / next row in file order; a leading / trailing gap stays empty), "
             "constant (fill_values), knn_imputation (numeric; scikit-learn KNNImputer over the numeric columns), "
             "drop_column, drop_rows (ours: remove the rows where this column is empty). Only columns with "
