@@ -803,8 +803,9 @@ def decimal_fits(value: decimal.Decimal, precision: int, scale: int) -> bool:
     """Whether a Decimal(precision, scale) column can hold ``value`` exactly (no more decimals than ``scale``, no
     more whole digits than ``precision - scale``)."""
     step = decimal.Decimal(1).scaleb(-scale)
-    return value == value.quantize(step, context=DECIMAL_CONTEXT) and abs(value) < decimal.Decimal(10) ** (
-        precision - scale
+    # The range first: quantizing a value far past it (1e300) needs more digits than the context holds.
+    return abs(value) < decimal.Decimal(10) ** (precision - scale) and value == value.quantize(
+        step, context=DECIMAL_CONTEXT
     )
 
 
@@ -821,6 +822,9 @@ def decimal_comparison(cmp: str, subject: pl.Expr, value: decimal.Decimal, dtype
     def constant(holds: bool) -> pl.Expr:
         return pl.when(subject.is_not_null()).then(pl.lit(holds))
 
+    if abs(value) >= limit:  # past every cell (and too far to quantize, 1e300): decided at once
+        above = value > 0
+        return constant(cmp == "!=" or (cmp in ("<", "<=") and above) or (cmp in (">", ">=") and not above))
     exact = value == value.quantize(step, context=DECIMAL_CONTEXT)
     if cmp in ("==", "!="):
         if not exact or abs(value) >= limit:

@@ -116,6 +116,7 @@ from agents.values import (
     decimal_comparison,
     decimal_fits,
     exact_decimal,
+    is_missing,
     is_missing_token,
     parse_boolean,
     parse_integer,
@@ -791,17 +792,21 @@ def _deduplicate(op: Deduplicate, plan: _Plan, index: int, origin: str) -> Compi
     a row with an empty key is never a duplicate. Whole rows that are equal, empty cells included, are duplicates."""
     subset = op.columns or plan.data_columns
     _require(plan, subset, origin)
-    keys = subset if not op.columns else [*subset, KEY_GAP]
+    gap = KEY_GAP
+    while gap in plan.schema:  # a user's column of that name
+        gap += "_"
+    keys = subset if not op.columns else [*subset, gap]
 
     def with_gap(lazy: pl.LazyFrame) -> pl.LazyFrame:
         if not op.columns:
             return lazy
-        empty = pl.any_horizontal(pl.col(name).is_null() for name in subset)
-        return lazy.with_row_index(KEY_GAP).with_columns(pl.when(empty).then(pl.col(KEY_GAP)).alias(KEY_GAP))
+        # empty: null, or blank text (a quoted "" kept as written), as the product's missing values are
+        empty = pl.any_horizontal(is_missing(pl.col(name), plan.schema[name], ()) for name in subset)
+        return lazy.with_row_index(gap).with_columns(pl.when(empty).then(pl.col(gap)).alias(gap))
 
     def unique(lazy: pl.LazyFrame) -> pl.LazyFrame:
         deduplicated = with_gap(lazy).unique(keys, keep=op.keep, maintain_order=True)
-        return deduplicated.drop(KEY_GAP) if op.columns else deduplicated
+        return deduplicated.drop(gap) if op.columns else deduplicated
 
     if plan.streamed:
         _streamed_deduplicate(plan, unique, with_gap, keys, op.keep, index, origin)

@@ -352,11 +352,11 @@ def _typed_decimal(value: Any, column: str, dtype: str, path: str, assign: bool)
     precision, scale = (
         int(text) if text.isdigit() else default for text, default in zip(written, (38, 0), strict=True)
     )
-    if assign:
-        if exact != exact.quantize(decimal.Decimal(1).scaleb(-scale), context=_DECIMAL_CONTEXT):
-            raise _mismatch(value, column, dtype, path, f" (more than {scale} decimals)")
+    if assign:  # the range first: quantizing a value far past it (1e300) needs more digits than the context holds
         if abs(exact) >= decimal.Decimal(10) ** (precision - scale):
             raise _mismatch(value, column, dtype, path, f" (out of {dtype}'s range)")
+        if exact != exact.quantize(decimal.Decimal(1).scaleb(-scale), context=_DECIMAL_CONTEXT):
+            raise _mismatch(value, column, dtype, path, f" (more than {scale} decimals)")
     if exact == exact.to_integral_value():
         return int(exact)
     if decimal.Decimal(repr(float(exact))) == exact:

@@ -49,6 +49,10 @@ SEARCHES: list[tuple[dict[str, Any], list[int]]] = [
     ({"ranges": [{"column": "amt", "max": 1e30}]}, list(range(10))),
     ({"ranges": [{"column": "amt", "min": 1e30}]}, []),
     ({"ranges": [{"column": "amt", "min": 2, "max": 3}], "filters": {"price": ["2.5"]}}, [2]),
+    # far past what any cell holds (and than a 100-digit context quantizes: it raised InvalidOperation)
+    ({"filters": {"price": [1e300, "-1e300"]}}, []),
+    ({"ranges": [{"column": "price", "min": -1e300, "max": 1e300}]}, list(range(10))),
+    ({"ranges": [{"column": "amt", "min": 1e300}]}, []),
 ]
 
 

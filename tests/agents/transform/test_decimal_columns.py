@@ -123,6 +123,12 @@ CONDITIONS: list[tuple[str, list[int]]] = [
     ("keep rows where amt == 5.000000000000000005", [1]),
     ("keep rows where amt <= 5.0000000000000000049", [2, 3, 5]),
     ("keep rows where amt >= 5.0000000000000000041", [1, 6]),
+    # far past every cell, and past what a 100-digit context quantizes (it raised InvalidOperation)
+    ("keep rows where price > 1e300", []),
+    ("keep rows where price < 1e300", [1, 2, 4, 5, 6]),
+    ("keep rows where price > -1e300", [1, 2, 4, 5, 6]),
+    ("keep rows where price == 1e300", []),
+    ("keep rows where price in (1e300, 0.5)", [1]),
 ]
 
 
@@ -145,6 +151,9 @@ def test_replace_and_fill_write_exact_decimals(mode: str, tmp_path: Path) -> Non
     for command in ("fill missing price with 1.255", "replace 0.5 with 0.125 in price"):
         with pytest.raises(InvalidParametersError, match=r"\(more than 2 decimals\)"):
             run([command], mode, tmp_path / "refused")
+    for command in ("fill missing price with 1e300", "replace 0.5 with 1e300 in price"):
+        with pytest.raises(InvalidParametersError, match=r"out of .*range"):
+            run([command], mode, tmp_path / "too-large")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -62,3 +62,18 @@ def test_whole_equal_rows_with_empty_cells_are_duplicates(tmp_path: Path, mode: 
     assert rows == ["Ann,a@x.com,Oslo", "Bob,,Rome", "Ann2,a@x.com,Oslo", "Cy,,", "Dee,,Rome"]
     assert sentence.startswith("Removed 1 duplicate row (identical in every column)")
     assert pl.read_csv(tmp_path / "primary.csv").height == 6
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_blank_keys_and_a_column_named_like_the_extra_key(tmp_path: Path, mode: str) -> None:
+    source = tmp_path / "primary.csv"
+    source.write_text('__key_gap__,email\n1,"  "\n2,"  "\n3,a@x.com\n4,a@x.com\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    parameters = {"transformer": {"commands": ["deduplicate on email"]}}
+    result = run_tool("transform-my-data", [], {"primary.csv": source}, parameters, out, lambda *_: None,
+                      run_options=MODES[mode])  # fmt: skip
+    assert result["status"] == "success", result["agents"]
+    kept = pl.read_csv(out / "transformed_data.csv", infer_schema=False)
+    assert kept.columns == ["__key_gap__", "email"]
+    assert kept["__key_gap__"].to_list() == ["1", "2", "3"]  # two blank e-mails are two people
