@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agents.clean import previewer, quarantine, standardization, type_fixer
 from agents.envelope import ROW_INDEX_COLUMN
+from agents.errors import InvalidParametersError
 from tests.agents.clean_support import (
     PROPERTY_SETTINGS,
     frames,
@@ -24,7 +25,11 @@ from tests.agents.clean_support import (
 @PROPERTY_SETTINGS
 @given(frame=frames(), data=st.data())
 def test_no_agent_adds_or_loses_rows(module: Any, frame: pl.DataFrame, data: st.DataObject) -> None:
-    result = run_agent(module, frame, params_for(module, data))
+    try:
+        result = run_agent(module, frame, params_for(module, data))
+    except InvalidParametersError as refused:  # a range on a text column none of whose values is a number
+        assert module is quarantine and "a numeric range needs a numeric column" in refused.message, refused
+        return
     out, removed = result.frame, result.removed
     assert out is not None and removed is not None
     assert out.height <= frame.height and out.height + removed.height == frame.height
