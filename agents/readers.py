@@ -1306,16 +1306,21 @@ def _read_json(path: Path, name: str) -> _Parsed:
     return _Parsed(frame, frame.columns, {"encoding": "utf-8"})
 
 
+def _json_text(path: Path, name: str) -> str:
+    """A JSON file's text for the json module (its error paths only): UTF-8, a BOM aside; else the error saying
+    where the file is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(name, raw, error) from None
+
+
 def _raise_if_malformed_object(path: Path, name: str) -> None:
     """A .json file starting with "{" is refused: as the malformed JSON it is (line, column) when its first value
     is not a whole JSON object (``{not json``, a truncated ``{"a": 1``); else the caller asks for an array (one
     object, or one per line: NDJSON). Parsed by the json module, on this error path only."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(name, raw, error) from None
-    del raw
+    text = _json_text(path, name)
     try:
         _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
     except json.JSONDecodeError as error:
@@ -1912,12 +1917,7 @@ def _json_records(path: Path, name: str, *, exact: bool = False) -> list[dict[st
     """Slow path, only after Polars failed (or read a boolean as a number): the records of the JSON array, parsed
     by the json module; an InvalidFileError saying what and where when the file is not UTF-8, not standard JSON or
     not an array of objects. ``exact``: each number is its text as written (:class:`_NumberText`)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(name, raw, error) from None
-    del raw
+    text = _json_text(path, name)
     try:
         document = (_EXACT_DECODER if exact else _DECODER).decode(text)
     except json.JSONDecodeError as error:
