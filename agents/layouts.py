@@ -472,6 +472,8 @@ def beyond_double_columns(
     as text, written back as they came. One query (on ``engine``); the columns are addressed by position."""
     if not columns:
         return {}
+    if isinstance(frame, pl.DataFrame) and len(columns) > STACKED_COLUMNS:
+        return _beyond_double_stacked(frame, columns)
     lazy = frame.lazy()
     names = lazy.collect_schema().names()
     positions = [names.index(name) for name in columns]
@@ -496,6 +498,32 @@ def beyond_double_columns(
         for key, name in enumerate(columns)
         if counts[f"n{key}"]
     }
+
+
+STACKED_COLUMNS = 32
+"""Past this many columns an in-memory frame's columns are checked stacked into one (:func:`_beyond_double_stacked`):
+Polars plans and runs a query in time that grows with its number of expressions (10,000 columns: seconds)."""
+STACKED_CELLS = 4_000_000
+"""At most this many cells stacked at a time (a copy of their texts)."""
+
+
+def _beyond_double_stacked(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """:func:`beyond_double_columns` of an in-memory frame's many ``columns``: groups of them stacked into one text
+    column (``unpivot``, each column's values in row order), checked in one pass and counted by column."""
+    found: dict[str, dict[str, Any]] = {}
+    size = max(1, STACKED_CELLS // max(frame.height, 1))
+    for start in range(0, len(columns), size):
+        names = list(columns[start : start + size])
+        flagged = (
+            frame.select(pl.col(name).cast(pl.String).alias(str(key)) for key, name in enumerate(names))
+            .unpivot(variable_name="key", value_name="text")
+            .filter(beyond_double(pl.col("text")))
+            .group_by("key", maintain_order=True)
+            .agg(pl.len().alias("values"), pl.col("text").first().alias("example"))
+        )
+        for key, values, example in flagged.iter_rows():
+            found[names[int(key)]] = {"reason": BEYOND_DOUBLE, "values": int(values), "example": example}
+    return {name: found[name] for name in columns if name in found}
 
 
 BEYOND_DOUBLE = "beyond_double_precision"

@@ -225,20 +225,15 @@ def count_missing_tokens(
     if not exprs:
         return {}
     found_values = frame.lazy().select(exprs).collect(engine=engine)
-    if not streamed:
-        found_values = found_values.with_columns(
-            _token_counts(pl.col(f"t{index}").explode().alias(name), missing).alias(f"t{index}")
-            for index, name in enumerate(schema.names())
-            if f"t{index}" in found_values.columns
-        )
     row = found_values.row(0, named=True)
+    by_key = {} if streamed else _token_counts(found_values, missing)
     counts: dict[str, dict[str, int]] = {}
     for index, name in enumerate(schema.names()):
         found: list[tuple[str, int]]
         if streamed:
             found = [(token, int(row.get(f"t{index}:{k}") or 0)) for k, token in enumerate(missing)]
         else:
-            found = [(str(item[name]), int(item["count"])) for item in row.get(f"t{index}") or []]
+            found = by_key.get(f"t{index}", [])
         pairs = sorted((pair for pair in found if pair[1]), key=lambda pair: (-pair[1], pair[0]))
         if pairs:
             counts[name] = dict(pairs)
@@ -248,10 +243,26 @@ def count_missing_tokens(
     return counts
 
 
-def _token_counts(values: pl.Expr, missing: Sequence[str]) -> pl.Expr:
-    """The values that are one of ``missing`` once trimmed, counted (trimmed; a list of structs)."""
-    text = values.str.strip_chars()
-    return text.filter(text.is_in(missing)).value_counts().implode()
+def _token_counts(found_values: pl.DataFrame, missing: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
+    """Per list column ``t{index}`` of ``found_values`` (one row: each text column's values the pattern let
+    through), those that are one of ``missing`` once trimmed, trimmed and counted. One query over the lists
+    stacked: an expression per column costs Polars time in the number of columns (10,000 columns: 6 s)."""
+    lists = [name for name in found_values.columns if name.startswith("t")]
+    if not lists:
+        return {}
+    text = pl.col("value").str.strip_chars()
+    counted = (
+        found_values.select(lists)
+        .unpivot(variable_name="key", value_name="value")
+        .explode("value")
+        .filter(text.is_in(missing))
+        .group_by("key", text.alias("token"))
+        .len()
+    )
+    by_key: dict[str, list[tuple[str, int]]] = {}
+    for key, token, count in counted.iter_rows():
+        by_key.setdefault(key, []).append((token, int(count)))
+    return by_key
 
 
 def _maybe_token_pattern(missing: Sequence[str]) -> str:
