@@ -212,7 +212,8 @@ def _field_profile(
             "unique_count": unique,
             "unique_percentage": unique_pct,
             "values_seen_once": column.unique_once_count,
-            "is_unique": bool(unique is not None and non_null > 0 and unique == non_null),
+            # one value is constant, not unique (as the findings' alerts say): distinct in every row needs two rows
+            "is_unique": bool(unique is not None and non_null > 1 and unique == non_null),
             "is_constant": unique == 1,
             "is_categorical": semantic.is_categorical,
             "semantic_reason": semantic.reason,

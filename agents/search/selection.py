@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -371,9 +372,7 @@ def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr
         if text is None:
             continue
         whole_day = len(text) == DATE_LENGTH
-        if kind == "date" and not whole_day:
-            raise resolver.mismatch(column, f"'{text}' is not a date (YYYY-MM-DD)", f"{path}.{end}")
-        value = resolver.typed_as(text, column, dtype, f"{path}.{end}")
+        value = _range_end(resolver, text, column, kind, dtype, f"{path}.{end}")
         if end == "from":
             parts.append(subject >= pl.lit(value, dtype=dtype))
         elif isinstance(dtype, pl.Datetime) and whole_day:  # the whole last day is in
@@ -382,6 +381,65 @@ def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr
             parts.append(subject <= pl.lit(value, dtype=dtype))
     shown = {"column": column, "from": item.from_, "to": item.to}
     return reduce(lambda a, b: a & b, parts), shown
+
+
+_DATE_LAYOUT = "an ISO 8601 date, YYYY-MM-DD (2024-03-15)"
+_DATETIME_LAYOUTS = (
+    "an ISO 8601 date, YYYY-MM-DD (2024-03-15: the whole day), or date-time, YYYY-MM-DDTHH:MM[:SS[.ffffff]] "
+    "(2024-03-15T10:30)"
+)
+
+
+def _range_end(resolver: Resolver, text: str, column: str, kind: str, dtype: pl.DataType, path: str) -> Any:
+    """One end of a time range as a Python value of the column's (or its read dates') dtype; a value that is not
+    one is refused naming the parameter (``path``, ``time_ranges[0].from``), the value, why, and the layouts the
+    parameter takes (the parameter model has already checked the characters' layout)."""
+    accepted = _DATE_LAYOUT if kind == "date" else _DATETIME_LAYOUTS
+
+    def refuse(why: str, advice: str | None = None) -> InvalidParametersError:
+        message = f"{path}: '{text}' {why}; {advice or f'give {accepted}'}"
+        return resolver.refuse(Refusal(message, "type_mismatch", path))
+
+    if kind == "date" and len(text) != DATE_LENGTH:
+        raise refuse(f"has a time of day, but '{column}' holds dates")
+    problem = _calendar_problem(text)
+    if problem is not None:
+        raise refuse(f"is no {'date' if len(text) == DATE_LENGTH else 'date-time'} ({problem})")
+    try:
+        return resolver.typed_as(text, column, dtype, path)
+    except InvalidParametersError:
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None and _has_offset(text):
+            raise refuse(
+                f"has a UTC offset, but '{column}' holds date-times without a time zone",
+                "give the date-time without the offset, as the column's clock shows it (2024-03-15T10:30)",
+            ) from None
+        if "." in text[DATE_LENGTH:]:
+            raise refuse("has more than 6 decimals of a second (date-times hold microseconds)") from None
+        raise refuse("does not read as a date or date-time") from None
+
+
+def _calendar_problem(text: str) -> str | None:
+    """Why ISO 8601 text names no day or time of day (``month 13``, ``day 30 of February 2024``), or None."""
+    try:
+        year, month, day = (int(part) for part in text[:DATE_LENGTH].split("-"))
+    except ValueError:
+        return None  # the parameter model checked the layout: left to typed_literal
+    if not 1 <= month <= 12:  # noqa: PLR2004 - months of the year
+        return f"there is no month {month}"
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        return f"{dt.date(year, month, 1):%B %Y} has no day {day}"
+    clock = text[DATE_LENGTH + 1 : DATE_LENGTH + 9].split(":")
+    if len(text) > DATE_LENGTH and len(clock) >= 2 and all(part[:2].isdigit() for part in clock):  # noqa: PLR2004
+        hour, minute, second = int(clock[0][:2]), int(clock[1][:2]), int(clock[2][:2]) if len(clock) > 2 else 0  # noqa: PLR2004
+        if hour > 23 or minute > 59 or second > 59:  # noqa: PLR2004 - a clock's hours, minutes and seconds
+            return f"{hour:02d}:{minute:02d}:{second:02d} is no time of day"
+    return None
+
+
+def _has_offset(text: str) -> bool:
+    return text.endswith(("Z", "z")) or re.search(r"[+-]\d{2}:?\d{2}$", text[DATE_LENGTH:]) is not None
 
 
 def _next_day(moment: dt.datetime, dtype: pl.Datetime) -> dt.datetime:

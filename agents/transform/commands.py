@@ -18,7 +18,10 @@ when it is longer than the word, number or date it starts with). A value's piece
 touch and by one space where spaces part them. A period that ends the command is the sentence's, not the
 value's; ``( ) [ ] ,`` keep their meaning (``in (a.b, c)`` is a list of two values). Anything else (``; ? = ! *``,
 quotes) needs the value quoted, and a column name with such characters needs backticks (`address.city`): a syntax
-error inside such a word says so.
+error inside such a word says so. A refused command whose misspelled keyword (one or two edits from one, see
+``corrections``) would, corrected, be in the grammar says which keyword was meant, at the misspelled word:
+``cast price to integr`` (did you mean 'integer'?), ``name contans x``; agents.transform.resolve does the same for
+a command whose misspelled keyword was read as a column name or a value (``sort by id descnding``).
 
 Syntax decisions (each unambiguous by construction; the grammar has no conflicts):
 - columns: one or more plain words (``signup date``; resolution also matches ``signup_date``), or quoted
@@ -27,6 +30,10 @@ Syntax decisions (each unambiguous by construction; the grammar has no conflicts
 - in a condition the left side is a column and the right side a literal: a number, a date, quoted text or plain
   words (``country = united states``). A column on the right is written ``column start_date`` or backticked:
   ``end_date > column start_date``, ``end_date > `start_date```; a plain word there is always a literal;
+- ``contains``/``starts with``/``ends with`` look for a piece of text whatever its case (``case_sensitive: false``,
+  as search's keywords do: ``name contains smith`` finds ``Smith``); ``case-sensitive`` (or ``case sensitive``) after
+  the value asks for the case as written. ``=``, ``!=`` and ``in`` compare whole values exactly unless ``ignoring
+  case`` (or ``case-insensitive``) follows the value;
 - ``is null``/``is empty``/``is missing``/``is blank`` (and ``= null``, ``= ''``) test for an empty cell;
   ``in`` and ``not in`` take a list in parentheses or brackets: ``country in (US, CA)``;
 - ``replace A with B in col`` replaces whole cells equal to A; ``replace text A with B in col`` (or ``replace
@@ -52,7 +59,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer, LexerState
 from lark.parsers.lalr_analysis import Shift
-from rapidfuzz import process
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import DamerauLevenshtein
 
 from agents.transform.expressions import LocatedError
 
@@ -149,6 +157,8 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "IGNORING": ("ignoring", "ignore"),
     "CASE": ("case",),
     "INSENSITIVE": ("insensitive", "insensitively", "case-insensitive", "case-insensitively"),
+    "SENSITIVE": ("sensitive", "sensitively"),
+    "CASE_SENSITIVE": ("case-sensitive", "case-sensitively"),
     "ANY": ("any",),
     "LOWER": ("lower", "lowercase", "lower-case", "lowercased"),
     "UPPER": ("upper", "uppercase", "upper-case", "uppercased"),
@@ -256,6 +266,8 @@ text_op: CONTAINS                                     -> op_contains
     | ENDS WITH                                       -> op_ends_with
 
 case_flag: COMMA? IGNORING CASE | COMMA? CASE? INSENSITIVE
+    | COMMA? CASE SENSITIVE                           -> case_matched
+    | COMMA? CASE_SENSITIVE                           -> case_matched
 
 value_ref: literal
     | COLUMNS col_ref                                 -> column_value
@@ -550,10 +562,85 @@ def parse_command(text: str) -> ParsedCommand:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as error:
-        raise _syntax_error(error, text) from None
+        raise _corrected(_syntax_error(error, text), text) from None
     except CommandError as error:
         raise _unknown_verb(text, error.position) or error from None
     return _Builder().build(tree)
+
+
+_PHRASES = ("starts with", "ends with", "is null", "is not null", "is not", "greater than", "less than", "one of")
+"""Keywords written as one word by mistake (``startswith``, ``isnull``): corrections may split a word into them."""
+
+
+@cache
+def _vocabulary() -> tuple[str, ...]:
+    return tuple(sorted({*_WORD_TERMINALS, *_PHRASES}))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A misspelled keyword: the ``word`` at ``position`` of the command, the ``keyword`` it is close to, and the
+    command with the keyword in its place (``text``)."""
+
+    position: int
+    word: str
+    keyword: str
+    text: str
+
+    def advice(self, refused: str, *, at_refusal: bool) -> str:
+        """``refused`` (the refusal's message) with the correction: after it when the refusal is at the word, else
+        before it (the command, as written, fails elsewhere: ``name contans x`` reads as a column name)."""
+        if at_refusal:
+            where = f"(position {self.position}); "
+            if where in refused:  # before what the refusal goes on to say fits there
+                return refused.replace(where, f"{where}did you mean '{self.keyword}'? ", 1)
+            return f"{refused}; did you mean '{self.keyword}'?"
+        return (
+            f"did you mean '{self.keyword}' for '{self.word}' (position {self.position})? As written: "
+            f"{refused[:1].lower()}{refused[1:]}"
+        )
+
+
+def corrections(text: str, at: int | None = None) -> list[Correction]:
+    """Words of ``text`` close to a keyword (Damerau-Levenshtein: one edit in words of 3 to 5 characters, two from 6;
+    ``isnull`` is one edit from ``is null``), each with the keywords near it, the closest first: the candidates to
+    try when a command is refused. A word that is a keyword itself is a candidate only at ``at`` (where the parser
+    refused it: ``were`` for ``where``). Quoted text, backticked names, numbers and dates are never changed."""
+    found: list[tuple[int, float, Correction]] = []
+    for match in _TOKEN.finditer(text):
+        word = match.group()
+        folded = word.casefold()
+        if match.lastgroup != "WORD" or len(folded) < 3 or (folded in _WORD_TERMINALS and match.start() != at):  # noqa: PLR2004
+            continue
+        allowed = 1 if len(folded) <= 5 else 2  # noqa: PLR2004 - as column names' typos
+        near = process.extract(folded, _vocabulary(), scorer=DamerauLevenshtein.distance, score_cutoff=allowed, limit=4)
+        for keyword, distance, _ in near:
+            if keyword == folded or len(keyword) < 2:  # noqa: PLR2004 - "a" is one edit from any short word
+                continue
+            changed = text[: match.start()] + keyword + text[match.end() :]
+            found.append((distance, -fuzz.ratio(folded, keyword), Correction(match.start(), word, keyword, changed)))
+    return [correction for *_, correction in sorted(found, key=lambda item: (item[0], item[1], item[2].position))]
+
+
+def _corrected(error: CommandError, text: str) -> CommandError:
+    """A syntax error with the misspelled keyword that, corrected, makes the command one of the grammar."""
+    if error.reason != "syntax":
+        return error
+    for correction in corrections(text, at=error.position):
+        try:
+            _parser().parse(correction.text)
+        except (UnexpectedInput, CommandError):
+            continue
+        at_refusal = correction.position == error.position
+        quoted = f"'{correction.keyword}'"
+        suggestions = [quoted, *(s for s in error.suggestions if s != quoted)] if at_refusal else [quoted]
+        return CommandError(
+            correction.advice(error.message, at_refusal=at_refusal),
+            reason=error.reason,
+            position=correction.position,
+            suggestions=suggestions,
+        )
+    return error
 
 
 def _unknown_verb(text: str, position: int) -> CommandError | None:
@@ -587,7 +674,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> CommandError:
         if token.type == "$END":
             position = len(text.rstrip())
             return CommandError(
-                f"the command ends too early; it could go on with {', '.join(expected[:6])}",
+                f"the command ends too early; it could go on with {', '.join(expected[:8])}",
                 reason="syntax",
                 position=position,
                 suggestions=expected[:6],
@@ -596,7 +683,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> CommandError:
         unknown = _unknown_verb(text, position)
         if unknown is not None:
             return unknown
-        shown = f"; expected {', '.join(expected[:6])}" if expected else ""
+        shown = f"; expected {', '.join(expected[:8])}" if expected else ""
         in_value = parser is not None and token.type in _VALUE_PIECES and _after_value(parser.parser_state)
         shown += _quote_hint(text, position, in_value=in_value)
         return CommandError(
@@ -817,6 +904,10 @@ class _Builder:
         column = self._at(f"{path}.column", self._column(self._trees(tree, "col_ref")[0]))
         comparison: dict[str, Any] = {"column": column}
         if self._trees(tree, "case_flag"):
+            comparison["case_sensitive"] = False
+        elif self._trees(tree, "case_matched"):
+            comparison["case_sensitive"] = True
+        elif kind in ("cmp_text", "cmp_not_text"):  # a piece of text is looked for whatever its case, as search does
             comparison["case_sensitive"] = False
         if kind in _SCALAR_CMPS:
             return self._scalar(tree, path, comparison, _SCALAR_CMPS[kind])

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,9 @@ from agents.params.transformer import (
 from agents.transform.expressions import Node, parse_expression
 from agents.transform.resolve import exact_decimal_scale
 from agents.values import (
+    DATE_FORMATS,
     OFFSET_FORMATS,
+    TEMPORAL_FORMATS,
     decimal_comparison,
     decimal_fits,
     exact_decimal,
@@ -121,6 +124,7 @@ from agents.values import (
     parse_boolean,
     parse_integer,
     parse_number,
+    plan_dates,
 )
 
 AGENT_ID = "transformer"
@@ -415,22 +419,69 @@ def _check_invalid(records: list[dict[str, Any]]) -> None:
             continue
         column, found = next(iter(failures.items()))
         examples = ", ".join(json.dumps(value, ensure_ascii=False) for value in found["examples"])
-        target = record["operation"]["to"]
+        operation = record["operation"]
+        target = operation["to"]
+        count = f"{found['count']:,} value{'s' if found['count'] != 1 else ''} of '{column}'"
+        message = (
+            f'{count} cannot be converted to {target} (for example {examples}); convert with on_invalid "null" to '
+            "empty them, or fix them first"
+        )
+        suggestions: list[str] = []
+        if target in {"date", "datetime"}:
+            message, suggestions = _date_failure(operation, column, count, found["examples"], record["origin"])
         raise InvalidParametersError(
-            f"{found['count']:,} value{'s' if found['count'] != 1 else ''} of '{column}' cannot be converted to "
-            f'{target} (for example {examples}); convert with on_invalid "null" to empty them, or fix them first',
+            message,
             {
                 "agent_id": AGENT_ID,
                 "field": record["origin"],
                 "command": None,
                 "position": None,
                 "reason": "invalid_values",
-                "suggestions": [],
+                "suggestions": suggestions,
                 "column": column,
                 "invalid_count": found["count"],
                 "examples": found["examples"],
             },
         )
+
+
+_ISO_LAYOUTS = {
+    "date": "the layout YYYY-MM-DD",
+    "datetime": "ISO 8601 (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], with or without a UTC offset)",
+}
+
+
+def _date_failure(
+    operation: dict[str, Any], column: str, count: str, examples: list[str], origin: str
+) -> tuple[str, list[str]]:
+    """The message of a cast to date or datetime that met values it could not read, and the formats to suggest: the
+    layout the cast read (ISO 8601, or the format given), and the layouts (agents.values.TEMPORAL_FORMATS) that read
+    the most of the examples, as the format to give, written as the step was (a command or a JSON operation)."""
+    target, given = operation["to"], operation.get("format")
+    read_as = f'the layout "{given}"' if given else _ISO_LAYOUTS[target]
+    kind = "dates" if target == "date" else "date-times"
+    shown = ", ".join(json.dumps(value, ensure_ascii=False) for value in examples)
+    message = f"{count} do not read as {kind} in {read_as} (for example {shown})"
+    candidates = DATE_FORMATS if target == "date" else TEMPORAL_FORMATS
+    values = pl.DataFrame(
+        {"value": examples, "count": [1] * len(examples)}, schema={"value": pl.String, "count": pl.Int64}
+    )
+    plan = plan_dates(values.with_columns(pl.col("value").str.strip_chars()), column, candidates)
+    most = max((read for _, read in plan.formats), default=0)
+    formats = [fmt.pattern for fmt, read in plan.formats if read == most and fmt.pattern != given][:2]
+    example = formats[0] if formats else "%d/%m/%Y"
+    if origin.startswith("operations["):
+        how = f'"format": "{example}"'
+    else:
+        name = column if re.fullmatch(r"\w+", column) else "`" + column.replace("`", "``") + "`"
+        how = f'cast {name} to {target} format "{example}"'
+    if formats:
+        layouts = " or ".join(f'"{pattern}"' for pattern in formats)
+        message += f"; they read in the layout {layouts}: give it as the format ({how})"
+    else:
+        message += f"; give their layout as a strftime format ({how})"
+    message += ', or convert with on_invalid "null" to empty the values that do not read'
+    return message, formats
 
 
 def _overflow(record: dict[str, Any], overflow: dict[str, Any]) -> None:
@@ -1695,10 +1746,35 @@ def _function(name: str, args: list[pl.Expr], nodes: list[Node], plan: _Plan) ->
     if name == "length":
         return first.str.len_chars().cast(pl.Int64)
     if name == "concat":
-        return pl.concat_str([_as_text(arg, node, plan) for arg, node in zip(args, nodes, strict=True)])
+        return _concat([_as_text(arg, node, plan) for arg, node in zip(args, nodes, strict=True)], nodes)
     if name == "coalesce":
         return pl.coalesce(args)
     return getattr(first.dt, name)()  # year, month, day
+
+
+def _concat(texts: list[pl.Expr], nodes: list[Node]) -> pl.Expr:
+    """``concat``: the arguments' text joined, skipping the empty ones (missing, or empty text), as Excel's TEXTJOIN
+    with ignore_empty and SQL's concat_ws do; missing when every argument that is not written text is empty. A text
+    written between two such arguments (``concat(first, ' ', middle, ' ', last)``) is a separator that follows the
+    argument before it: it is written when that argument has a value and a later one has too, so an empty part
+    leaves neither a doubled, nor a leading, nor a trailing separator. Text written before the first or after the
+    last argument is written whenever the result is not missing (``concat('ID-', id)``)."""
+    written = [i for i, node in enumerate(nodes) if not ("lit" in node and node["lit"] is not None)]
+    if not written:  # only written text: a constant
+        return pl.concat_str(texts)
+    values = {i: pl.when(texts[i] != "").then(texts[i]) for i in written}  # empty text is skipped as missing is
+    present = {i: values[i].is_not_null() for i in written}
+    pieces: list[pl.Expr] = []
+    for i, text in enumerate(texts):
+        if i in values:
+            pieces.append(values[i])
+            continue
+        before, after = [j for j in written if j < i], [j for j in written if j > i]
+        if before and after:
+            pieces.append(pl.when(present[before[-1]] & pl.any_horizontal([present[j] for j in after])).then(text))
+        else:
+            pieces.append(text)
+    return pl.when(pl.any_horizontal(list(present.values()))).then(pl.concat_str(pieces, ignore_nulls=True))
 
 
 def _as_text(expr: pl.Expr, node: Node, plan: _Plan) -> pl.Expr:

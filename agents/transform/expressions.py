@@ -49,7 +49,7 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "title": (1, 1),
     "trim": (1, 1),
     "length": (1, 1),  # characters of a text
-    "concat": (2, None),  # the arguments as text, joined; an empty argument makes the result empty (as SQL's ||)
+    "concat": (2, None),  # the arguments as text, joined, skipping empty ones (as TEXTJOIN): agents.transform.execute
     "coalesce": (2, None),  # the first non-empty argument
     "year": (1, 1),
     "month": (1, 1),

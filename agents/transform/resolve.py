@@ -166,7 +166,7 @@ _KIND_WORDS = {
     "bool": "true/false values",
     "date": "dates (YYYY-MM-DD)",
     "datetime": "date-times (ISO 8601)",
-    "other": "values of a type commands cannot compare",
+    "other": "values of a type that cannot be compared with a value",
 }
 _INT_RANGES = {
     "Int8": (-(2**7), 2**7 - 1),
@@ -982,7 +982,32 @@ def _resolve_command(text: str, index: int, schema: Schema) -> tuple[list[dict[s
         position = parsed.position_of(refusal.span or refusal.path) + refusal.offset
         if refusal.located is not None:  # "at position N" counted in the command, as its details say
             refusal.message = f"{refusal.located} at position {position}"
+        correction = _keyword_correction(text, schema) if refusal.reason in _CORRECTABLE else None
+        if correction is not None:  # "sort by id descnding": no column 'id descnding', but a misspelled keyword
+            refusal.message = correction.advice(refusal.message, at_refusal=False)
+            refusal.suggestions = [correction.keyword]
+            position = correction.position
         raise _error(refusal, field_path, text, position) from None
+
+
+_CORRECTABLE = ("unknown_column", "type_mismatch")
+"""Refusals of a command that a misspelled keyword may cause: its words read as a column name (``sort by id
+descnding``) or as a value (``fill missing price with medain``)."""
+
+
+def _keyword_correction(text: str, schema: Schema) -> Any:
+    """The first correction of a misspelled keyword (agents.transform.commands.corrections) that makes the command
+    resolve on ``schema``, or None."""
+    from agents.transform import commands
+
+    for correction in commands.corrections(text):
+        try:
+            operation = _OPERATION.validate_python(commands.parse_command(correction.text).operation)
+            resolve_operation(operation, schema)
+        except (commands.CommandError, ValidationError, Refusal):
+            continue
+        return correction
+    return None
 
 
 def _error(refusal: Refusal, field_path: str, command: str | None, position: int | None) -> InvalidParametersError:

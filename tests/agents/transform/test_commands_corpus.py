@@ -42,8 +42,13 @@ Op = dict[str, Any]
 # ---------------------------------------------------------------------------------------------------- builders
 
 
-def c(column: str, cmp: str, value: Any = None, *, other: str | None = None, case: bool = True) -> Op:
-    return {"column": column, "cmp": cmp, "value": value, "value_column": other, "case_sensitive": case}
+TEXT_CMPS = ("contains", "starts_with", "ends_with")
+
+
+def c(column: str, cmp: str, value: Any = None, *, other: str | None = None, case: bool | None = None) -> Op:
+    """A comparison; a command's text comparisons ignore case unless it says ``case-sensitive`` (``case=True``)."""
+    sensitive = cmp not in TEXT_CMPS if case is None else case
+    return {"column": column, "cmp": cmp, "value": value, "value_column": other, "case_sensitive": sensitive}
 
 
 def all_(*conditions: Op) -> Op:
@@ -406,6 +411,21 @@ GROUPS: list[tuple[Op | list[Op], list[str]]] = [
             "keep rows where email contains gmail case-insensitively",
         ],
     ),
+    (  # the case as written, on request
+        keep(c("email", "contains", "Gmail", case=True)),
+        [
+            "keep rows where email contains Gmail case-sensitive",
+            "keep rows where email contains Gmail, case sensitive",
+            "keep rows where email contains 'Gmail' case-sensitively",
+        ],
+    ),
+    (
+        keep(not_(c("Full Name", "starts_with", "A", case=True))),
+        ["keep rows where full name does not start with A case-sensitive"],
+    ),
+    (keep(c("status", "==", "VIP", case=True)), ["keep rows where status = VIP case sensitive"]),
+    (keep(c("status", "==", "VIP", case=False)), ["keep rows where status = VIP ignoring case"]),
+    (keep(c("address", "contains", "highly sensitive")), ["keep rows where address contains highly sensitive"]),
     (
         remove(not_(c("email", "contains", "@"))),
         ["remove rows where email does not contain '@'", "remove rows where email doesn't contain '@'"],

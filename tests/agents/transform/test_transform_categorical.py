@@ -117,7 +117,7 @@ def test_the_report_s_commands_give_their_figures(cleaned: tuple[Path, dict[str,
     _check_transform(parameters["transformer"], result["summary"]["dataset"])
     run = run_tool(TOOL, [], {"primary.csv": source}, parameters, tmp_path / "out", ignore)
     assert run["summary"]["transformations"] == [
-        "Kept 30 rows where manufacturer contains BOEING (dropped 90)",
+        "Kept 30 rows where manufacturer contains BOEING (ignoring case) (dropped 90)",
         "Lowercased 30 manufacturer values",
     ]
     written = pl.read_csv(tmp_path / "out" / "transformed_data.csv")

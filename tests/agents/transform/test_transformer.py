@@ -282,7 +282,7 @@ def changed(old: list[Any], new: list[Any], as_written: bool = False) -> int:
 
 def evaluate(node: dict[str, Any], row: dict[str, Any]) -> Any:
     """The restricted expression for one row, in plain Python: an empty argument makes the result empty, except
-    for coalesce."""
+    for coalesce and concat."""
     if "col" in node:
         return row[node["col"]]
     if "lit" in node:
@@ -291,6 +291,8 @@ def evaluate(node: dict[str, Any], row: dict[str, Any]) -> Any:
     name = node.get("op") or node["fn"]
     if name == "coalesce":
         return next((arg for arg in args if arg is not None), None)
+    if name == "concat":
+        return concat_reference(node["args"], args)
     if any(arg is None for arg in args):
         return None
     functions: dict[str, Callable[..., Any]] = {
@@ -309,12 +311,30 @@ def evaluate(node: dict[str, Any], row: dict[str, Any]) -> Any:
         "title": str.title,
         "trim": str.strip,
         "length": len,
-        "concat": lambda *parts: "".join(as_text(part) or "" for part in parts),
         "year": lambda d: d.year,
         "month": lambda d: d.month,
         "day": lambda d: d.day,
     }
     return functions[name](*args)
+
+
+def concat_reference(nodes: list[dict[str, Any]], values: list[Any]) -> str | None:
+    """concat as Excel's TEXTJOIN with ignore_empty: empty arguments skipped; a text written between two arguments
+    follows the one before it (written when that one and a later one have a value); missing when all are empty."""
+    texts = [as_text(value) for value in values]
+    written = [i for i, node in enumerate(nodes) if not ("lit" in node and node["lit"] is not None)]
+    present = {i: texts[i] not in (None, "") for i in written}
+    if written and not any(present.values()):
+        return None
+    out: list[str] = []
+    for i, text in enumerate(texts):
+        if i in present:
+            out.append(text or "")
+            continue
+        before, after = [j for j in written if j < i], [j for j in written if j > i]
+        if not (before and after) or (present[before[-1]] and any(present[j] for j in after)):
+            out.append(text or "")
+    return "".join(out)
 
 
 def fill_value(series: pd.Series, strategy: str) -> Any:
