@@ -63,7 +63,9 @@ def format_number(value: float | int | None) -> str:
 
 
 def number_label(value: float) -> str:
-    """A bound or factor for a sentence: 120.0 -> "120", 0.5 -> "0.5"."""
+    """A bound or factor for a sentence: 120.0 -> "120", 0.5 -> "0.5", an integer whole (1234567890123456804)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return str(int(value)) if float(value).is_integer() and abs(value) < MAX_EXACT_FLOAT_INTEGER else f"{value:g}"
 
 

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from agents.bounds import below_and_above
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
 from agents.clean.streamed_queries import (
     collect_issues_in_order,
@@ -506,9 +507,10 @@ def _checks(
             )
     if params.detect_out_of_range:
         for name, bounds in params.range_constraints.items():
-            value = _number(pl.col(name)) if is_text(schema[name]) else pl.col(name).cast(pl.Float64)
-            below = value < bounds.min if bounds.min is not None else pl.lit(False)
-            above = value > bounds.max if bounds.max is not None else pl.lit(False)
+            value = _number(pl.col(name)) if is_text(schema[name]) else pl.col(name)
+            below, above = below_and_above(
+                value, pl.Float64() if is_text(schema[name]) else schema[name], bounds.min, bounds.max
+            )
             low = number_label(bounds.min) if bounds.min is not None else "-inf"
             high = number_label(bounds.max) if bounds.max is not None else "inf"
             side = (

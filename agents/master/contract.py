@@ -51,6 +51,7 @@ from typing import Any, Final
 import polars as pl
 from pydantic import ValidationError
 
+from agents.bounds import below_and_above
 from agents.clean.common import clean_result, effectiveness, no_removed_rows, removed_rows
 from agents.columns import check_regex, is_date_like, is_text, with_row_index
 from agents.envelope import (
@@ -550,8 +551,10 @@ def _value_checks(
             else None
         )
         if number is not None:
-            below = number < constraint.min if constraint.min is not None else pl.lit(False)
-            above = number > constraint.max if constraint.max is not None else pl.lit(False)
+            exact = typed_dtype.is_integer()  # integers compared in integers: ids past 2^53 exactly
+            below, above = below_and_above(
+                typed if exact else number, typed_dtype if exact else pl.Float64(), constraint.min, constraint.max
+            )
             low = number_label(constraint.min) if constraint.min is not None else "-inf"
             high = number_label(constraint.max) if constraint.max is not None else "inf"
             check("out_of_range", (below | above) & number.is_not_nan(), f"is outside [{low}, {high}]")

@@ -40,6 +40,7 @@ from typing import Any
 
 import polars as pl
 
+from agents.bounds import below_and_above
 from agents.clean.common import clean_result, effectiveness
 from agents.columns import check_regex, is_date_like, is_numeric, is_text, normalised_name, require_columns
 from agents.envelope import (
@@ -294,11 +295,11 @@ def _outliers(frame: pl.DataFrame, params: StewardshipFlaggerParams) -> pl.LazyF
         number = (
             pl.col(name).cast(pl.Float64) if is_numeric(dtype) else parse_number(as_text(name, dtype).str.strip_chars())
         )
-        outside = pl.lit(False)
-        if limits.min is not None:
-            outside = outside | (number < limits.min)
-        if limits.max is not None:
-            outside = outside | (number > limits.max)
+        exact = dtype.is_integer()  # integers compared in integers: ids past 2^53 exactly
+        below, above = below_and_above(
+            pl.col(name) if exact else number, dtype if exact else pl.Float64(), limits.min, limits.max
+        )
+        outside = pl.lit(False) | below | above
         low = "-inf" if limits.min is None else number_label(limits.min)
         high = "inf" if limits.max is None else number_label(limits.max)
         parts.append(

@@ -67,8 +67,8 @@ class ValueConstraint(AgentParams):
         description="Regular expression (Rust regex syntax: linear time, no look-around or back-references) "
         "the whole value, as text, must match",
     )
-    min: float | None = Field(None, description="Smallest allowed number (inclusive)")
-    max: float | None = Field(None, description="Largest allowed number (inclusive)")
+    min: int | float | None = Field(None, description="Smallest allowed number (inclusive)")
+    max: int | float | None = Field(None, description="Largest allowed number (inclusive)")
     default: ContractValue | None = Field(
         None,
         description="Ours: the value that replaces an invalid one under default_value_strategy 'default' "

@@ -14,8 +14,8 @@ ExpectedType = Literal["integer", "float", "numeric", "string", "boolean", "date
 class RangeConstraint(AgentParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="range constraint")
 
-    min: float | None = Field(None, description="Smallest allowed value (inclusive); none: no lower bound")
-    max: float | None = Field(None, description="Largest allowed value (inclusive); none: no upper bound")
+    min: int | float | None = Field(None, description="Smallest allowed value (inclusive); none: no lower bound")
+    max: int | float | None = Field(None, description="Largest allowed value (inclusive); none: no upper bound")
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

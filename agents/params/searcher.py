@@ -77,8 +77,8 @@ class NumericRange(StrictParams):
     """Rows whose ``column`` (a numeric column) lies between ``min`` and ``max``, both included."""
 
     column: Column
-    min: Finite | None = None
-    max: Finite | None = None
+    min: int | Finite | None = None  # an integer stays one: a bound next to a 64-bit id is compared exactly
+    max: int | Finite | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

@@ -18,8 +18,8 @@ class Bounds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="bounds")
 
-    min: float | None = Field(None, description="Smallest expected value (inclusive)")
-    max: float | None = Field(None, description="Largest expected value (inclusive)")
+    min: int | float | None = Field(None, description="Smallest expected value (inclusive)")
+    max: int | float | None = Field(None, description="Largest expected value (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

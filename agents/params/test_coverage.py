@@ -14,8 +14,8 @@ class RangeRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="range test")
 
-    min: float | None = Field(None, description="Smallest allowed value (inclusive)")
-    max: float | None = Field(None, description="Largest allowed value (inclusive)")
+    min: int | float | None = Field(None, description="Smallest allowed value (inclusive)")
+    max: int | float | None = Field(None, description="Largest allowed value (inclusive)")
 
     @model_validator(mode="after")
     def _bounds(self) -> Any:

@@ -33,6 +33,7 @@ from typing import Any
 
 import polars as pl
 
+from agents.bounds import below_and_above
 from agents.columns import is_text, require_columns, with_row_index
 from agents.envelope import AgentInputs, AgentResult, Progress, SummaryCard, data_columns, format_text
 from agents.errors import InvalidParametersError
@@ -325,10 +326,14 @@ def _range_test(frame: pl.DataFrame, column: str, rule: RangeRule) -> _Test:
     source = pl.col(column)
     number = (source.cast(pl.String).str.strip_chars() if is_text(dtype) else source).cast(pl.Float64, strict=False)
     out = number.is_null() | number.is_nan()
-    if rule.min is not None:
-        out = out | (number < rule.min)
-    if rule.max is not None:
-        out = out | (number > rule.max)
+    below, above = below_and_above(source, dtype, rule.min, rule.max) if dtype.is_integer() else (None, None)
+    if below is not None and above is not None:  # integers compared in integers: ids past 2^53 exactly
+        out = out | below | above
+    else:
+        if rule.min is not None:
+            out = out | (number < rule.min)
+        if rule.max is not None:
+            out = out | (number > rule.max)
     bounds = f"[{_bound(rule.min, '-inf')}, {_bound(rule.max, 'inf')}]"
     message = (
         pl.when(number.is_null() | number.is_nan())
@@ -377,6 +382,8 @@ def _format_test(column: str, rule: str | FormatRule, text: pl.Expr) -> _Test:
 
 
 def _bound(value: float | None, missing: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # whole: 1234567890123456804, not 1.23457e+18
     return missing if value is None else f"{value:g}"
 
 

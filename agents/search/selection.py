@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from agents.bounds import below_and_above
 from agents.errors import InvalidParametersError
 from agents.layouts import Layout, text_of
 from agents.params.searcher import NumericRange, RowSelection, TimeRange
@@ -464,10 +465,8 @@ def _range(resolver: Resolver, item: NumericRange, path: str) -> tuple[pl.Expr, 
             if number is not None:
                 parts.append(decimal_comparison(cmp, subject, number, dtype))
         return reduce(lambda a, b: a & b, parts), {"column": column, "min": item.min, "max": item.max}
-    if item.min is not None:
-        parts.append(subject >= pl.lit(item.min))
-    if item.max is not None:
-        parts.append(subject <= pl.lit(item.max))
+    below, above = below_and_above(subject, dtype, item.min, item.max)  # integers in integers: 64-bit ids exactly
+    parts += [~below, ~above]
     return reduce(lambda a, b: a & b, parts), {"column": column, "min": item.min, "max": item.max}
 
 
