@@ -1702,18 +1702,19 @@ def _exact(name: str, args: list[pl.Expr], dtypes: list[pl.DataType], overflows:
     value is Int64 arithmetic (four times faster), equal to the exact result wherever that fits. A UInt64 operand
     may not fit Int64: then the value is the exact result narrowed, and a product's float estimate tells whether
     it overflowed Int128 too."""
-    if pl.UInt64 not in dtypes and name in {"neg", "abs"}:
+    beyond_int64 = any(dtype in (pl.UInt64, pl.Int128) for dtype in dtypes)  # an operand Int64 may not hold
+    if not beyond_int64 and name in {"neg", "abs"}:
         operand = args[0].cast(pl.Int64)
         overflows.append((operand == INT64_MIN).fill_null(False))  # the only one: 10 times cheaper than Int128
         return _integer_operation(name, [operand], pl.Int64)
     wide = [arg.cast(pl.Int128) for arg in args]
     exact = _integer_operation(name, wide, pl.Int128)
     fits = exact.is_between(INT64_MIN, INT64_MAX)
-    if pl.UInt64 not in dtypes:
+    if not beyond_int64:
         overflows.append((exact.is_not_null() & ~fits).fill_null(False))
         return _integer_operation(name, [arg.cast(pl.Int64) for arg in args], pl.Int64)
-    if name == "*":
-        estimate = args[0].cast(pl.Float64) * args[1].cast(pl.Float64)
+    if name in {"*", "+", "-"} and len(args) == 2:  # Int128 itself may overflow: a float estimate says when  # noqa: PLR2004
+        estimate = _arithmetic(name, [arg.cast(pl.Float64) for arg in args])
         fits = fits & (estimate.abs() < INT128_SAFE)
     return _narrowed(exact, fits, overflows)
 
