@@ -7,11 +7,14 @@ The extension of the upload name chooses the format:
   cp1252 with Latin-1 for its five undefined bytes), the separator (``,`` ``;`` tab ``|``) and the quote
   character (``"`` or ``'``); Polars parses the file (a non-UTF-8 file is first transcoded to a UTF-8
   temporary file in chunks). A blank line of a file of several columns is no record (:func:`blank_line_rows`).
-- ``.xlsx``: the first worksheet, or the one named by ``sheet`` (name or 0-based position), read by
-  calamine through ``pl.read_excel``; cell types come from the workbook (dates stay dates, whole numbers
-  become integers, a column of time-only cells is times of day: ``09:30:00``, not calamine's
-  ``1899-12-31T09:30:00``). An empty sheet is refused naming the sheets with data. The ZIP container is
-  checked first against decompression bombs (see :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
+- ``.xlsx``: the first visible worksheet (a hidden one is skipped), or the one named by ``sheet`` (name or
+  0-based position, hidden or not), read by calamine through ``pl.read_excel``; cell types come from the
+  workbook (dates stay dates, whole numbers become integers, a column of time-only cells is times of day:
+  ``09:30:00``, not calamine's ``1899-12-31T09:30:00``). An empty sheet is refused naming the sheets with data.
+  A formula cell without a computed value (a workbook written by a program that does not compute formulas:
+  openpyxl, or xlsxwriter's placeholder 0) is read as stored and listed in the report's
+  ``formulas_without_values`` (:func:`_formulas_without_values`). The ZIP container is checked first against
+  decompression bombs (see :data:`XLSX_MAX_UNCOMPRESSED_BYTES`).
 - ``.parquet``: read as stored.
 - ``.json``: an array of objects, one record each. ``.ndjson`` / ``.jsonl``: one object per line, blank
   lines ignored. A field whose values are of several JSON kinds (a number in one record, text, a boolean, an
@@ -50,10 +53,12 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import html
 import io
 import json
 import mmap
 import os
+import posixpath
 import re
 import tempfile
 import zipfile
@@ -62,6 +67,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, NotRequired, TypedDict, TypeVar
+from xml.etree import ElementTree
 
 import fastexcel
 import numpy as np
@@ -167,6 +173,9 @@ class ReadReport(TypedDict):
     # number columns kept as text so that every value comes back as written: agents.layouts.beyond_double_columns
     # (a value with more digits than a double holds); present when there is one
     numbers_kept_as_text: NotRequired[dict[str, dict[str, Any]]]
+    # XLSX: formula cells whose value the workbook does not hold (:func:`_formulas_without_values`), by column;
+    # present when there is one
+    formulas_without_values: NotRequired[dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,9 @@ class _Parsed:
     kept_as_text: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # numbers_kept_as_text, by position
     # JSON: numbers_kept_as_text by (field, child field of an object or None): :func:`_read_exact_json`
     exact_fields: Mapping[tuple[str, str | None], dict[str, Any]] = field(default_factory=dict)
+    # XLSX: formulas_without_values by position, and those of cells outside the columns read (by "column D")
+    formulas: Mapping[int, dict[str, Any]] = field(default_factory=dict)
+    formulas_outside: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_table(
@@ -332,6 +344,16 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
             report["numbers_kept_as_text"] = {final[index]: item for index, item in parsed.kept_as_text.items()}
+    if parsed.formulas or parsed.formulas_outside:  # workbooks: a column kept is named as it is out, else its letter
+        kept = [index for index in range(frame.width) if index + 1 not in dropped]
+        final = dict(zip(kept, tidy.columns, strict=True)) if len(kept) == tidy.width else {}
+        report["formulas_without_values"] = {
+            **{
+                final.get(index, f"column {item['first_cell'].rstrip('0123456789')}"): item
+                for index, item in parsed.formulas.items()
+            },
+            **parsed.formulas_outside,
+        }
     if parsed.exact_fields:  # JSON: each column out comes from a field or from a field of an object
         sources = [(frame.columns[index], child) for index, child in plan.sources]
         report["numbers_kept_as_text"] = {
@@ -1059,7 +1081,12 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
         raise InvalidFileError(
             f"{name}: could not be read as an XLSX workbook ({_first_line(error)})", {"file": name}
         ) from error
-    sheet_name = _resolve_sheet(sheet, list(workbook.sheet_names), name)
+    sheets = _workbook_sheets(path)
+    names = list(workbook.sheet_names)
+    if [found.name for found in sheets] != names:  # not as calamine reads it: every sheet visible, no formula check
+        sheets = [_WorkbookSheet(sheet_name, False, None) for sheet_name in names]
+    hidden = [found.name for found in sheets if found.hidden]
+    sheet_name = _resolve_sheet(sheet, names, name, hidden)
     details = {"file": name, "sheet": sheet_name}
     try:
         frame = pl.read_excel(
@@ -1071,15 +1098,83 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
             raise_if_empty=True,
         )
     except pl.exceptions.NoDataError as error:
-        raise _empty_sheet(workbook, sheet_name, name, details) from error
+        raise _empty_sheet(workbook, sheet_name, name, details, hidden=hidden) from error
     except _XLSX_READ_ERRORS as error:
         raise InvalidFileError(
             f"{name}: the sheet {sheet_name!r} could not be read ({_first_line(error)})", details
         ) from error
     if frame.height == 0:
-        raise _empty_sheet(workbook, sheet_name, name, details, "has a header but no data rows")
+        raise _empty_sheet(workbook, sheet_name, name, details, "has a header but no data rows", hidden=hidden)
     original = _xlsx_header(workbook, sheet_name, frame.columns)
-    return _Parsed(_times_of_day(frame), original, {"sheet": sheet_name}, _whole_numbers_bare(frame))
+    formulas, outside = _formulas_without_values(path, next(found for found in sheets if found.name == sheet_name))
+    return _Parsed(
+        _times_of_day(frame),
+        original,
+        {"sheet": sheet_name},
+        _whole_numbers_bare(frame),
+        formulas=formulas,
+        formulas_outside=outside,
+    )
+
+
+@dataclass(frozen=True)
+class _WorkbookSheet:
+    """A worksheet as the workbook lists it (``xl/workbook.xml``): its name, whether it is hidden (``state`` hidden
+    or veryHidden: Excel does not show its tab), its XML part in the archive (None when unknown) and whether the
+    workbook asks to compute every formula when it is opened (``fullCalcOnLoad``: xlsxwriter's, whose formula
+    cells hold a placeholder 0)."""
+
+    name: str
+    hidden: bool
+    part: str | None
+    computed_on_load: bool = False
+
+
+_XML_NAMESPACE = re.compile(r"^\{[^}]*\}")
+_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _local(tag: str) -> str:
+    return _XML_NAMESPACE.sub("", tag)
+
+
+def _workbook_sheets(path: Path) -> list[_WorkbookSheet]:
+    """The workbook's worksheets in order, from its ``workbook.xml`` and that part's relationships (both small;
+    the archive was checked against bombs); empty when they cannot be read (calamine says what is wrong, or reads
+    the sheets without these facts)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            book = "xl/workbook.xml"
+            if "_rels/.rels" in members:
+                for relation in ElementTree.fromstring(archive.read("_rels/.rels")):
+                    if relation.get("Type", "").endswith("/officeDocument"):
+                        book = posixpath.normpath(relation.get("Target", book).lstrip("/"))
+            folder, base = posixpath.split(book)
+            rels = posixpath.join(folder, "_rels", f"{base}.rels")
+            targets: dict[str, str] = {}
+            if rels in members:
+                for relation in ElementTree.fromstring(archive.read(rels)):
+                    target = relation.get("Target", "")
+                    part = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
+                    targets[relation.get("Id", "")] = posixpath.normpath(part)
+            root = ElementTree.fromstring(archive.read(book))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile, ElementTree.ParseError):
+        return []
+    on_load = any(
+        _local(element.tag) == "calcPr" and element.get("fullCalcOnLoad") in ("1", "true") for element in root.iter()
+    )
+    parts = {key: target for key, target in targets.items() if target in members}
+    return [
+        _WorkbookSheet(
+            element.get("name", ""),
+            element.get("state") in ("hidden", "veryHidden"),
+            parts.get(element.get(_RELATIONSHIP_ID, "")),
+            on_load,
+        )
+        for element in root.iter()
+        if _local(element.tag) == "sheet"
+    ]
 
 
 EXCEL_DAY_ZERO = dt.date(1899, 12, 31)
@@ -1100,23 +1195,163 @@ def _times_of_day(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(name).dt.time() for name in times) if times else frame
 
 
-def _empty_sheet(
-    workbook: fastexcel.ExcelReader, sheet_name: str, name: str, details: dict[str, Any], what: str = "is empty"
-) -> InvalidFileError:
-    """The error of a sheet without data (empty, or a header alone: a cover sheet), naming the workbook's sheets with
-    data (a header and a row at least) and the reading option that reads one."""
-    others = [
-        other
-        for other in workbook.sheet_names
-        if other != sheet_name and workbook.load_sheet(other, header_row=None, n_rows=2).height == 2
+_FORMULA_MARKS = (b"<f>", b"<f ", b"<f/>", b":f>", b":f ")  # a formula element, its namespace prefix or not
+_SHEET_CHUNK_BYTES = 8 * 1024 * 1024
+_TEXT_RESULTS = ["str", "inlineStr", "s"]  # cell types whose empty <v> is a value: the empty text
+_PREFIX = r"(?:[A-Za-z_][\w.-]*:)?"  # an element's namespace prefix, if any
+_CELL = rf"(?s)<{_PREFIX}c[\s>/][^>]*?(?:/>|>.*?</{_PREFIX}c>)"  # a <c> element, whole
+_CELL_START = r"^(<[^>]*>)"
+_CELL_COLUMN = r'\sr="\$?([A-Za-z]{1,3})\$?[0-9]+"'
+_CELL_ROW = r'\sr="\$?[A-Za-z]{1,3}\$?([0-9]+)"'
+_CELL_TYPE = r'\st="([^"]*)"'
+_CELL_FORMULA = rf"<{_PREFIX}f[\s/>]"
+_CELL_FORMULA_TEXT = rf"<{_PREFIX}f(?:\s[^>]*)?>([^<]*)<"
+_CELL_VALUE = rf"<{_PREFIX}v>([^<]*)</{_PREFIX}v>"
+_CELL_INLINE = rf"<{_PREFIX}is[\s>]"
+
+
+def _formulas_without_values(
+    path: Path, sheet: _WorkbookSheet
+) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The sheet's formula cells that hold no value computed by a spreadsheet application, counted by column: a
+    formula without a stored value (``<v>`` absent, or empty but for a text result: openpyxl writes them so), which
+    calamine reads as empty; in a workbook that asks to compute every formula when opened (``fullCalcOnLoad``),
+    one whose stored value is the number 0 (xlsxwriter's placeholder, read as 0). Each column's item says how many
+    cells, the first one (``D2``), its formula and how it was read (``read_as``: ``"empty"`` or ``"0"``); by the
+    position of the column in the frame read (calamine's columns start at the sheet's first column holding a
+    value), and by ``"column D"`` for a column outside it (a formula column without a header or any value). The
+    sheet's XML is first searched for a formula element a chunk at a time; only a sheet holding one is looked at,
+    by Polars, a chunk of whole rows at a time (:func:`_sheet_cells`). Empty when the sheet's part is unknown or
+    cannot be read (calamine read it: nothing more is said)."""
+    if sheet.part is None:
+        return {}, {}
+    found: dict[str, dict[str, Any]] = {}
+    first_column: int | None = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with archive.open(sheet.part) as member:
+                tail = b""
+                while chunk := member.read(_SHEET_CHUNK_BYTES):
+                    if any(mark in tail + chunk[:8] or mark in chunk for mark in _FORMULA_MARKS):
+                        break
+                    tail = chunk[-4:]
+                else:
+                    return {}, {}
+            with archive.open(sheet.part) as member:
+                carried = b""
+                while True:
+                    chunk = member.read(_SHEET_CHUNK_BYTES)
+                    data = carried + chunk
+                    cut = data.rfind(b"row>") + len(b"row>") if chunk else len(data)  # whole rows, whole cells
+                    if cut < len(b"row>"):
+                        carried = data
+                        continue
+                    text, carried = data[:cut].decode("utf-8", errors="replace"), data[cut:]
+                    stored, missing = _sheet_cells(text, sheet.computed_on_load, stored_columns=first_column != 1)
+                    if stored:
+                        least = min(map(_column_number, stored))
+                        first_column = least if first_column is None else min(first_column, least)
+                    for column, cells_found, cell, formula, read_as in missing.iter_rows():
+                        item = found.setdefault(column, {"cells": 0, "first_cell": cell})
+                        item["cells"] += cells_found
+                        if formula and "formula" not in item:
+                            item["formula"] = f"={html.unescape(formula)}"
+                        item.setdefault("read_as", read_as)
+                    if not chunk:
+                        break
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile, pl.exceptions.PolarsError):
+        return {}, {}
+    start = first_column or 1
+    numbered = {_column_number(column): item for column, item in found.items()}
+    inside = {column - start: item for column, item in sorted(numbered.items()) if column >= start}
+    outside = {f"column {_column_letters(column)}": item for column, item in sorted(numbered.items()) if column < start}
+    return inside, outside
+
+
+def _sheet_cells(text: str, computed_on_load: bool, *, stored_columns: bool) -> tuple[list[str], pl.DataFrame]:
+    """The cells of a run of whole rows of a sheet's XML (:func:`_formulas_without_values`): the letters of the
+    columns holding a stored value (when ``stored_columns``, else none: the first column holds one already), and per
+    column of formula cells without a computed value (in the order of their first cell) their number, the first
+    one, its formula text (the first one written: a shared formula's other cells hold none) and how it was read."""
+    cell, start = pl.col("cell"), pl.col("cell").str.extract(_CELL_START)
+    value, kind = pl.col("value"), pl.col("type")
+    stored = pl.col("inline") | (value.is_not_null() & ((value != "") | kind.is_in(_TEXT_RESULTS))).fill_null(False)
+    facts = [
+        start.str.extract(_CELL_COLUMN).str.to_uppercase().alias("column"),
+        start.str.extract(_CELL_TYPE).fill_null("n").alias("type"),
+        cell.str.extract(_CELL_VALUE).alias("value"),
+        cell.str.contains(_CELL_INLINE).alias("inline"),
     ]
+    cells = pl.DataFrame({"cell": [text]}).select(cell.str.extract_all(_CELL).explode()).drop_nulls()
+    letters: list[str] = []
+    if stored_columns:
+        held = cells.select(facts).filter(stored).drop_nulls("column")  # "r" is optional: no column known, no word
+        letters = held["column"].unique().to_list()
+    placeholder = pl.lit(computed_on_load) & (kind == "n") & (value == "0")
+    read_as = pl.when(~stored).then(pl.lit("empty")).when(placeholder).then(pl.lit("0"))
+    missing = (
+        cells.filter(cell.str.contains(_CELL_FORMULA))
+        .select(*facts, start.str.extract(_CELL_ROW).alias("row"), cell.str.extract(_CELL_FORMULA_TEXT).alias("text"))
+        .drop_nulls("column")
+        .with_columns(read_as.alias("read_as"))
+        .drop_nulls("read_as")
+        .group_by("column", maintain_order=True)
+        .agg(
+            pl.len().alias("cells"),
+            (pl.col("column") + pl.col("row")).first().alias("first_cell"),
+            pl.col("text").filter(pl.col("text") != "").first().alias("text"),
+            pl.col("read_as").first(),
+        )
+    )
+    return letters, missing
+
+
+def _column_number(letters: str) -> int:
+    """A spreadsheet column's 1-based number: ``A`` 1, ``Z`` 26, ``AA`` 27."""
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _empty_sheet(
+    workbook: fastexcel.ExcelReader,
+    sheet_name: str,
+    name: str,
+    details: dict[str, Any],
+    what: str = "is empty",
+    *,
+    hidden: Collection[str] = (),
+) -> InvalidFileError:
+    """The error of a sheet without data (empty, or a header alone: a cover sheet), naming the workbook's visible
+    sheets with data (a header and a row at least), else its hidden ones, and the reading option that reads one."""
+
+    def with_data(candidates: Iterable[str]) -> list[str]:
+        return [
+            other
+            for other in candidates
+            if other != sheet_name and workbook.load_sheet(other, header_row=None, n_rows=2).height == 2
+        ]
+
+    others = with_data(other for other in workbook.sheet_names if other not in hidden)
+    kind = "sheets"
+    if not others and hidden:
+        others, kind = with_data(other for other in workbook.sheet_names if other in hidden), "hidden sheets"
     message = f"{name}: the sheet {sheet_name!r} {what}"
     if not others:
         return InvalidFileError(message, details)
     role = name.split(".", 1)[0]
     listed = ", ".join(repr(other) for other in others)
     option = json.dumps({"inputs": {role: {"sheet": others[0]}}}) if role in ("primary", "baseline") else None
-    message += f"; the sheets with data are {listed}" + (
+    message += f"; the {kind} with data are {listed}" + (
         f": pick one with the reading option inputs.{role}.sheet, e.g. {option}" if option else ""
     )
     return InvalidFileError(message, {**details, "sheets_with_data": others})
@@ -1151,11 +1386,13 @@ def _check_xlsx_container(path: Path, name: str, head: bytes) -> None:
         )
 
 
-def _resolve_sheet(sheet: str | int | None, sheet_names: list[str], name: str) -> str:
+def _resolve_sheet(sheet: str | int | None, sheet_names: list[str], name: str, hidden: Collection[str] = ()) -> str:
+    """The sheet to read: ``sheet`` (a name, matched case-insensitively when unique, or a 0-based position among
+    all the sheets, hidden ones included), else the first sheet not ``hidden`` (the first one when all are)."""
     if not sheet_names:
         raise InvalidFileError(f"{name}: the workbook has no worksheet", {"file": name})
     if sheet is None:
-        return sheet_names[0]
+        return next((candidate for candidate in sheet_names if candidate not in hidden), sheet_names[0])
     if isinstance(sheet, int) and not isinstance(sheet, bool):
         if 0 <= sheet < len(sheet_names):
             return sheet_names[sheet]
@@ -1651,6 +1888,27 @@ def _read_exact_json(path: Path, name: str, exact: Mapping[str, str], *, ndjson:
     reads); the other fields of several JSON kinds are made text as :func:`_as_text` makes them. Numbers deeper than a
     field of an object (in a list) stay as Polars reads them. The slow path of :func:`_read_quoted_json`, which reads
     such files alike."""
+    texts = io.BytesIO()
+    found = write_exact_text(path, name, exact, texts, ndjson=ndjson)
+    texts.seek(0)
+    try:
+        frame = pl.read_ndjson(texts, infer_schema_length=None)
+    except _READ_ERRORS as error:
+        raise (ndjson_unreadable(name, error) if ndjson else _json_unreadable(name, error)) from error
+    if frame.height == 0:
+        raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
+    if frame.width == 0:
+        raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+    return _Parsed(frame, frame.columns, {"encoding": "utf-8"}, exact_fields=found)
+
+
+def write_exact_text(
+    path: Path, name: str, exact: Mapping[str, str], sink: BinaryIO, *, ndjson: bool
+) -> dict[_FieldKey, dict[str, Any]]:
+    """The records of :func:`_read_exact_json` written to ``sink`` as NDJSON for Polars (the fields holding a number
+    of ``exact`` as text, those numbers as written); what its read report's ``numbers_kept_as_text`` says of them,
+    by field. An NDJSON file is read a line at a time (twice), in bounded memory but for the records' fields and
+    ``exact`` (agents.spill writes its copy so)."""
 
     def records() -> Iterable[dict[str, Any]]:
         return _ndjson_records(path, name, exact=True) if ndjson else _json_records(path, name, exact=True)
@@ -1696,7 +1954,6 @@ def _read_exact_json(path: Path, name: str, exact: Mapping[str, str], *, ndjson:
     for key, child in found:
         if child is not None:
             children.setdefault(key, set()).add(child)
-    texts = io.BytesIO()
     for record in loaded if not ndjson else records():
         texted: dict[str, Any] = {}
         for key, value in record.items():
@@ -1710,18 +1967,9 @@ def _read_exact_json(path: Path, name: str, exact: Mapping[str, str], *, ndjson:
             else:
                 value = _plain(value)
             texted[key] = value
-        texts.write(json.dumps(texted).encode())
-        texts.write(b"\n")
-    texts.seek(0)
-    try:
-        frame = pl.read_ndjson(texts, infer_schema_length=None)
-    except _READ_ERRORS as error:
-        raise (ndjson_unreadable(name, error) if ndjson else _json_unreadable(name, error)) from error
-    if frame.height == 0:
-        raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
-    if frame.width == 0:
-        raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
-    return _Parsed(frame, frame.columns, {"encoding": "utf-8"}, exact_fields=found)
+        sink.write(json.dumps(texted).encode())
+        sink.write(b"\n")
+    return found
 
 
 def _note(found: dict[_FieldKey, dict[str, Any]], key: _FieldKey, text: str, why: str) -> None:

@@ -29,8 +29,11 @@ Parquet file is scanned where it is; an NDJSON file (its schema inferred from ev
 inference keeps per-field types, not the values) is first parsed into an intermediate Parquet file, as a CSV is
 (its BOM, which Polars does not skip, dropped in a copy first). When Polars cannot read it because a field mixes
 JSON kinds (``agents.readers.mixed_fields``), the lines are read again a line at a time, the fields found, and
-a copy with those fields as text parsed instead. The JSON array (``.json``) and XLSX formats have no spill: the
-readers load them whole.
+a copy with those fields as text parsed instead. A file holding numbers Polars does not read back as written
+(``agents.readers.exact_numbers_kind``: ``1.123456789012345678``, ``1e-400``, integers past 128 bits) is found by
+streaming queries over its number texts, and such fields are taken, as the reader takes them, from a copy whose long
+numbers are strings (``_spill_quoted_ndjson``), else from one the json module writes a line at a time. The JSON
+array (``.json``) and XLSX formats have no spill: the readers load them whole.
 
 A failure of the system while a file is written or read (the disk full, a quota, an I/O error: an ``OSError``, or
 a Polars error wrapping one, ``... (os error 28)``) is raised as the ``OSError`` it is, never as an
@@ -40,31 +43,41 @@ a Polars error wrapping one, ``... (os error 28)``) is raised as the ``OSError``
 from __future__ import annotations
 
 import errno
+import mmap
 import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
 
 from agents.errors import InvalidFileError
 from agents.layouts import (
+    BEYOND_DOUBLE,
     apply_layouts,
+    beyond_double,
     beyond_double_columns,
     boolean_layouts,
     find_layouts,
     long_number,
+    maybe_beyond_double,
     number_layouts,
 )
 from agents.layouts import describe as describe_layouts
 from agents.options import DEFAULT_MAX_COLUMNS
 from agents.readers import (
+    _DOUBLE_INTEGERS,
+    _FIRST_TOKENS,
+    _MARK,
+    _QUOTED_NUMBER,
     _READ_ERRORS,
+    _SMALLEST_NORMAL,
     _UTF8_BOM,
+    BEYOND_INT128,
     FORMATS,
     INFER_SCHEMA_LENGTH,
     MAX_NESTING_DEPTH,
@@ -79,8 +92,11 @@ from agents.readers import (
     _every_line_full,
     _find_ragged_row,
     _first_line,
+    _json_lines,
     _may_have_short_rows,
     _nesting_depth,
+    _number_tokens,
+    _past_int128,
     _raise_if_control_characters,
     _reject_binary_json,
     _unique_names,
@@ -88,13 +104,16 @@ from agents.readers import (
     blank_line_rows,
     check_column_count,
     check_header_width,
+    may_hold_long_numbers,
     mixed_ndjson_fields,
     ndjson_unreadable,
+    numbers_no_double_holds,
     parquet_schema,
     parse_widening,
     sniff_dialect,
     tidy_plan,
     transcoded_to_utf8,
+    write_exact_text,
     write_ndjson_as_text,
 )
 
@@ -471,7 +490,9 @@ def spill_ndjson(
     """Read the NDJSON file at ``path`` (upload name ``name``) as the reader does into the typed Parquet file
     ``target``, with ``metadata(read report)`` in its footer. The schema is inferred from every line, as the reader
     infers it (Polars keeps each field's types while it reads, not the values); the lines are then parsed into an
-    intermediate Parquet file next to ``target``, removed afterwards, as is the BOM-less copy of a file with a BOM."""
+    intermediate Parquet file next to ``target``, removed afterwards, as is the BOM-less copy of a file with a BOM.
+    A file holding numbers Polars does not read back as written is read as the reader reads it too
+    (:func:`_spill_exact_ndjson`)."""
     head = _check_not_empty(path, name)
     _reject_binary_json(head, name)
     _check_json_depth(path, name)
@@ -485,10 +506,16 @@ def spill_ndjson(
                 handle.seek(len(_UTF8_BOM))
                 shutil.copyfileobj(handle, copy, TRANSCODE_CHUNK_BYTES)
             source = bomless
+        # the reader's test of numbers no double holds (agents.readers._read_ndjson), in bounded memory
+        scanned = may_hold_long_numbers(path)
+        kind = _exact_numbers_kind(path) if scanned else None
+        original = True  # whether raw is the file as Polars parses it (else a copy with mixed fields as text)
         try:
             schema = _parse_ndjson(source, raw)
         except _READ_ERRORS as error:
             _raise_system_error(error)
+            if kind or _exact_numbers_kind(path):  # 1e400, or an integer past 128 bits: the reader's slow path
+                return _spill_exact_ndjson(path, name, target, max_columns, metadata, None)
             fields = mixed_ndjson_fields(path, name, error)  # or the reader's error for the file
             with texts.open("wb") as sink:
                 write_ndjson_as_text(path, fields, sink)
@@ -497,6 +524,12 @@ def spill_ndjson(
             except _READ_ERRORS as again:
                 _raise_system_error(again)
                 raise ndjson_unreadable(name, again) from again
+            original = False
+        if schema and not scanned and _may_have_underflowed(path, pl.scan_parquet(raw)):
+            kind = _exact_numbers_kind(path)
+        if kind == "numbers" or (kind == "integers" and schema and _wide_floats(pl.scan_parquet(raw))):
+            parsed = raw if schema and original else None
+            return _spill_exact_ndjson(path, name, target, max_columns, metadata, parsed)
         if not schema:  # the reader's frame of no columns: one row per record, none when there is no record
             if not _has_content(source):
                 raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
@@ -506,6 +539,209 @@ def spill_ndjson(
         raw.unlink(missing_ok=True)
         bomless.unlink(missing_ok=True)
         texts.unlink(missing_ok=True)
+
+
+def _exact_numbers_kind(path: Path) -> Literal["numbers", "integers"] | None:
+    """:func:`agents.readers.exact_numbers_kind` in bounded memory: aggregates over the candidate number texts
+    (:func:`agents.readers._number_tokens`) on the streaming engine, not the texts collected."""
+    token, integer = pl.col("token"), pl.col("integer")
+    try:
+        candidates = _number_tokens(path)
+        past, integers = (
+            candidates.select(
+                (integer & token.cast(pl.Int128, strict=False).is_null()).any().alias("past"),
+                integer.any().alias("integers"),
+            )
+            .collect(engine="streaming")
+            .row(0)
+        )
+        if past:
+            return "numbers"
+        decimals = candidates.filter(~integer & maybe_beyond_double(token))  # the others read back
+        for part in (decimals.head(_FIRST_TOKENS), decimals):  # a file holds such numbers in most of its rows, or none
+            if part.select(beyond_double(token).any()).collect(engine="streaming").item():
+                return "numbers"
+    except _READ_ERRORS as error:
+        _raise_system_error(error)
+        return None
+    return "integers" if integers else None
+
+
+def _float_values(scan: pl.LazyFrame) -> list[pl.Expr]:
+    """The Float64 columns of ``scan`` and the Float64 fields of its struct columns (the reader's test sites)."""
+    schema = scan.collect_schema()
+    floats = [pl.nth(index) for index, dtype in enumerate(schema.values()) if dtype == pl.Float64]
+    for index, dtype in enumerate(schema.values()):
+        if isinstance(dtype, pl.Struct):
+            floats += [pl.nth(index).struct.field(child.name) for child in dtype.fields if child.dtype == pl.Float64]
+    return floats
+
+
+def _wide_floats(scan: pl.LazyFrame) -> bool:
+    """agents.readers._wide_floats over a scan, on the streaming engine."""
+    floats = _float_values(scan)
+    if not floats:
+        return False
+    found = scan.select(pl.any_horizontal((value.abs() >= _DOUBLE_INTEGERS).any() for value in floats))
+    return bool(found.collect(engine="streaming").item())
+
+
+def _may_have_underflowed(path: Path, scan: pl.LazyFrame) -> bool:
+    """agents.readers._may_have_underflowed over a scan, on the streaming engine."""
+    floats = _float_values(scan)
+    if not floats:
+        return False
+    small = scan.select(pl.any_horizontal((value.abs() < _SMALLEST_NORMAL).any() for value in floats))
+    if not small.collect(engine="streaming").item():
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"e-") >= 0 or data.find(b"E-") >= 0
+
+
+def _spill_exact_ndjson(
+    path: Path, name: str, target: Path, max_columns: int, metadata: MetadataOf | None, raw: Path | None
+) -> Spilled:
+    """The NDJSON file holding numbers Polars does not read back as written, spilled as the reader reads it
+    (agents.readers._read_exactly): the fields holding such numbers as text, the numbers as written, listed in the
+    read report's ``numbers_kept_as_text``. ``raw``: the file as Polars parsed it, when it could. The fast path
+    (:func:`_spill_quoted_ndjson`, Polars only) first, else agents.readers.write_exact_text's copy, a line at a
+    time. Intermediate files next to ``target``, removed afterwards."""
+    quoted = target.with_name(f".{target.name}.quoted.ndjson")
+    quoted_raw = target.with_name(f".{target.name}.quoted.raw")
+    exact = target.with_name(f".{target.name}.exact.ndjson")
+    exact_raw = target.with_name(f".{target.name}.exact.raw")
+    try:
+        found = _spill_quoted_ndjson(path, raw, quoted, quoted_raw) if raw is not None else None
+        if found is not None:
+            lazy, fields = found
+        else:
+            with exact.open("wb") as sink:
+                fields = write_exact_text(path, name, numbers_no_double_holds(path), sink, ndjson=True)
+            try:
+                schema = _parse_ndjson(exact, exact_raw)
+            except _READ_ERRORS as error:
+                _raise_system_error(error)
+                raise ndjson_unreadable(name, error) from error
+            if not schema:
+                if not _has_content(exact):
+                    raise InvalidFileError(f"{name}: the file has no data rows", {"file": name})
+                raise InvalidFileError(f"{name}: the records have no fields", {"file": name})
+            lazy = pl.scan_parquet(exact_raw)
+        return _spill_tidied(
+            lazy, name, "ndjson", {"encoding": "utf-8"}, target, max_columns, metadata, exact_fields=fields
+        )
+    finally:
+        for intermediate in (quoted, quoted_raw, exact, exact_raw):
+            intermediate.unlink(missing_ok=True)
+
+
+def _spill_quoted_ndjson(
+    path: Path, raw: Path, quoted: Path, quoted_raw: Path
+) -> tuple[pl.LazyFrame, dict[tuple[str, str | None], dict[str, Any]]] | None:
+    """agents.readers._read_quoted_json for a spill: a copy of the lines with their long numbers after a ``:`` as
+    marked strings written and parsed (``quoted``, ``quoted_raw``) on the streaming engine, the fields holding a
+    number Polars did not read back as written found by one streaming query, and the parsed file (``raw``) with
+    those fields taken from the copy (a horizontal concatenation of the two scans: a row of one is the row of the
+    other). None where the reader's fast path gives up (its slow path reads the file then)."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data.find(b"\\u001e") >= 0 or data.find(b"\\u001E") >= 0:
+            return None
+    try:
+        lines = _json_lines(path).select(pl.col("line").str.replace_all(*_QUOTED_NUMBER).fill_null(""))
+        _sink_lines(lines, quoted)
+        if not _parse_ndjson(quoted, quoted_raw):
+            return None
+    except _READ_ERRORS as error:
+        _raise_system_error(error)
+        return None
+    frame, copy = pl.scan_parquet(raw), pl.scan_parquet(quoted_raw)
+    read, texts = frame.collect_schema(), copy.collect_schema()
+    heights = pl.concat([frame.select(pl.len()), copy.select(pl.len())]).collect(engine="streaming")
+    if texts.names() != read.names() or heights.item(0, 0) != heights.item(1, 0):
+        return None
+    # (field, field of its objects or None), the copy's text, whether Polars read the field as Float64
+    candidates: list[tuple[tuple[str, str | None], pl.Expr, bool]] = []
+    read_types = list(read.values())
+    for index, (field_name, dtype) in enumerate(texts.items()):
+        was = read_types[index]
+        if dtype == pl.String:
+            candidates.append(((field_name, None), pl.nth(index), was == pl.Float64))
+        elif isinstance(dtype, pl.Struct) and isinstance(was, pl.Struct):
+            floats = {child.name for child in was.fields if child.dtype == pl.Float64}
+            candidates.extend(
+                ((field_name, child.name), pl.nth(index).struct.field(child.name), child.name in floats)
+                for child in dtype.fields
+                if child.dtype == pl.String
+            )
+    if not candidates:
+        return frame, {}
+    # per row and candidate: the number text when marked (t), whether no double gives it back (d), whether it is an
+    # integer past 128 bits (w); then the aggregates (each flag computed once: beyond_double is costly)
+    rows = copy.select(
+        pl.when(value.str.starts_with(_MARK)).then(value.str.strip_prefix(_MARK)).alias(f"t{key}")
+        for key, (_, value, _) in enumerate(candidates)
+    )
+    flags: list[pl.Expr] = []
+    for key, (_, _, read_float) in enumerate(candidates):
+        token = pl.col(f"t{key}")
+        integer = token.str.contains(r"^-?[0-9]+$")
+        # Polars reads an integer exactly unless its field holds decimals too (Float64), or it is past 128 bits
+        wide = _past_int128(token)
+        beyond = (beyond_double(token) if read_float else ~integer & beyond_double(token)) & ~wide
+        flags += [beyond.fill_null(False).alias(f"d{key}"), wide.fill_null(False).alias(f"w{key}")]
+    rows = rows.with_columns(flags)
+    aggregates: list[pl.Expr] = []
+    for key in range(len(candidates)):
+        token, double = pl.col(f"t{key}"), pl.col(f"d{key}")
+        held = double | pl.col(f"w{key}")
+        aggregates += [
+            held.sum().alias(f"n{key}"),
+            double.any().alias(f"d{key}"),
+            token.filter(double).first().alias(f"e{key}"),
+            token.filter(held).first().alias(f"a{key}"),
+        ]
+    counts = rows.select(aggregates).collect(engine="streaming").row(0, named=True)
+    found: dict[tuple[str, str | None], dict[str, Any]] = {}
+    replaced: dict[str, list[tuple[str | None, int]]] = {}
+    for key, (field_key, _, _) in enumerate(candidates):
+        if not counts[f"n{key}"]:
+            continue
+        imprecise = bool(counts[f"d{key}"])
+        found[field_key] = {
+            "reason": BEYOND_DOUBLE if imprecise else BEYOND_INT128,
+            "values": int(counts[f"n{key}"]),
+            "example": counts[f"e{key}"] if imprecise else counts[f"a{key}"],
+        }
+        replaced.setdefault(field_key[0], []).append((field_key[1], key))
+    if not found:
+        return frame, {}
+    # Both scans' columns renamed by position (r0, r1... and t0, t1...): no clash, whatever the fields' names.
+    names = read.names()
+    kept = [key for children in replaced.values() for _, key in children]
+    taken = copy.select(candidates[key][1].str.strip_prefix(_MARK).alias(f"t{key}") for key in kept)
+    joined = pl.concat([frame.select(pl.nth(index).alias(f"r{index}") for index in range(len(names))), taken],
+                       how="horizontal")  # fmt: skip
+    columns: list[pl.Expr] = []
+    for index, field_name in enumerate(names):
+        column = pl.col(f"r{index}")
+        children = replaced.get(field_name, [])
+        whole = next((key for child, key in children if child is None), None)
+        if whole is not None:
+            column = pl.col(f"t{whole}")
+        elif children:
+            column = column.struct.with_fields(pl.col(f"t{key}").alias(str(child)) for child, key in children)
+        columns.append(column.alias(field_name))
+    return joined.select(columns), found
+
+
+def _sink_lines(lines: pl.LazyFrame, target: Path) -> None:
+    """The one text column of ``lines`` written to ``target`` as they are, a line each (no header, no quoting), on
+    the streaming engine; a failure of the system raised as the OSError it is."""
+    try:
+        lines.sink_csv(target, include_header=False, quote_style="never", engine="streaming")
+    except pl.exceptions.PolarsError as error:
+        _raise_system_error(error)
+        raise
 
 
 def _parse_ndjson(source: Path, raw: Path) -> pl.Schema:
@@ -535,10 +771,13 @@ def _spill_tidied(
     target: Path,
     max_columns: int,
     metadata: MetadataOf | None,
+    *,
+    exact_fields: Mapping[tuple[str, str | None], dict[str, Any]] | None = None,
 ) -> Spilled:
     """The parsed file's columns tidied as agents.readers._tidy_columns tidies a frame (the same plan, over a lazy
     scan: one streaming query counts the rows and the blank-named columns' nulls), its ISO date text typed, written
-    to ``target``."""
+    to ``target``. ``exact_fields``: the JSON fields kept as text for their numbers (the reader's
+    ``numbers_kept_as_text``, named as the columns out)."""
     schema = parsed.collect_schema()
     names = list(schema)
     # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
@@ -570,4 +809,11 @@ def _spill_tidied(
         "number_columns": {},
         "boolean_columns": {},
     }
+    if exact_fields:  # as _tidy_columns names them: each column out comes from a field or from a field of an object
+        sources = [(names[index], child) for index, child in plan.sources]
+        report["numbers_kept_as_text"] = {
+            final: exact_fields[source]
+            for source, final in zip(sources, lazy.collect_schema().names(), strict=True)
+            if source in exact_fields
+        }
     return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)

@@ -115,9 +115,21 @@ async def load_parameters(core: Core, task: Any) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise InvalidParametersError("parameters.json must be an object keyed by agent id.")
         parameters = loaded
-    for agent_id, values in (task["parameters"] or {}).items():  # inline parameters win
+    conflicts: list[str] = []
+    for agent_id, values in (task["parameters"] or {}).items():  # merged per agent: a key set in both must agree
         base = parameters.get(agent_id)
-        parameters[agent_id] = {**base, **values} if isinstance(base, dict) and isinstance(values, dict) else values
+        if isinstance(base, dict) and isinstance(values, dict):
+            conflicts += [f"{agent_id}.{key}" for key in values if key in base and base[key] != values[key]]
+            parameters[agent_id] = {**base, **values}
+        else:
+            if agent_id in parameters and base != values:
+                conflicts.append(agent_id)
+            parameters[agent_id] = values
+    if conflicts:
+        raise InvalidParametersError(
+            f"{', '.join(conflicts[:5])}: set differently inline and in parameters.json; give each parameter once "
+            "(the two are merged per agent, and neither silently wins)."
+        )
     return _with_display_names(parameters, task["inputs"])
 
 
