@@ -813,6 +813,7 @@ class SubmitPlan:
     parameters_file: Path | None
     agents: list[str] | None
     parameters: dict[str, Any] | None = None  # sent inline with the task (--sheet), in place of parameters_file
+    parameter_keys: tuple[str, ...] = ()  # the top-level keys of --params FILE (agent ids, inputs, cache)
 
 
 def planned_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -854,10 +855,12 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
             }
         )
     parameters_file = None
+    parameter_keys: tuple[str, ...] = ()
     if args.params is not None:
         parameters_file = Path(args.params)
         if not parameters_file.is_file():
             raise UsageError(f"no such file: {parameters_file}")
+        parameter_keys = tuple(read_parameters_file(parameters_file))
     agents = parse_agents(args.agents)
     sheets = {
         role: (sheet, file)
@@ -868,7 +871,7 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
         if sheet is not None
     }
     if not sheets:
-        return SubmitPlan(inputs, declared, parameters_file, agents)
+        return SubmitPlan(inputs, declared, parameters_file, agents, parameter_keys=parameter_keys)
     for role, (sheet, file) in sheets.items():
         option = "--sheet" if role == "primary" else "--baseline-sheet"
         if file is None:
@@ -876,8 +879,29 @@ def plan_submit(args: argparse.Namespace) -> SubmitPlan:
         if Path(file).suffix.lower() != ".xlsx":
             raise UsageError(f"{option} {sheet}: a sheet is read from an .xlsx workbook only, not {file}")
     return SubmitPlan(
-        inputs, declared, None, agents, with_sheets(parameters_file, {role: s for role, (s, _) in sheets.items()})
+        inputs,
+        declared,
+        None,
+        agents,
+        with_sheets(parameters_file, {role: s for role, (s, _) in sheets.items()}),
+        parameter_keys,
     )
+
+
+def read_parameters_file(path: Path) -> dict[str, Any]:
+    """`--params FILE` as the server will read it: a UsageError, before anything is created, for a file that is not
+    JSON or not an object keyed by agent id (the task could only fail: INVALID_PARAMETERS)."""
+    try:
+        parameters = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"--params {path}: not valid JSON ({error}); nothing was created") from None
+    except OSError as error:
+        raise UsageError(f"--params {path}: cannot read it ({error.strerror or error})") from None
+    if not isinstance(parameters, dict):
+        raise UsageError(
+            f'--params {path}: parameters must be a JSON object keyed by agent id, e.g. {{"unified-profiler": {{}}}}'
+        )
+    return parameters
 
 
 def with_sheets(parameters_file: Path | None, sheets: dict[str, str]) -> dict[str, Any]:
@@ -935,6 +959,9 @@ class ToolCatalog:
         for agent in plan.agents or []:
             if agent not in agents:
                 raise UsageError(unknown_choice(f"{tool_id} agent", agent, agents))
+        for key in plan.parameter_keys:  # the server's reserved top-level keys, else the tool's agents
+            if key not in agents and key not in PARAMETER_KEYS:
+                raise UsageError("--params: " + unknown_choice(f"{tool_id} agent", key, agents))
         inputs = {str(item["role"]): item for item in tool.get("inputs") or []}
         declared = []
         for entry in plan.declared:
@@ -951,6 +978,9 @@ class ToolCatalog:
                 entry = {**entry, "content_type": fallback}
             declared.append(entry)
         return replace(plan, declared=declared)
+
+
+PARAMETER_KEYS = ("inputs", "cache")  # top-level parameters that are no agent's (API.md): reading options, the cache
 
 
 def parse_agents(raw: str | None) -> list[str] | None:

@@ -158,11 +158,12 @@ async def create_task(
     except AgentError as exc:
         raise _as_service_error(exc) from None
     if source_task_id is not None:
-        source = await core.store.get_task(source_task_id, user_id)
+        source = await core.store.task_dataset(source_task_id, user_id)
         if source is None:
             raise ServiceError("TASK_NOT_FOUND", "The source task does not exist.", {"source_task_id": source_task_id})
         if source["status"] != S.COMPLETED:
             raise invalid_state(source["status"], "take inputs from")
+        _check_version_has_rows(source_task_id, source, f"for {tool_id} to read")
     task = NewTask(
         user_id=user_id,
         tool_id=tool_id,
@@ -225,11 +226,13 @@ async def create_and_process(
             '"process": true needs a source_task_id: a task whose inputs are uploaded is processed once they are.',
             {"field": "process"},
         )
+    # A task processed at once uploads no parameters.json: a transform with nothing to do is refused before it is made.
+    _check_something_to_do({"tool_id": create.get("tool_id"), "has_parameters": False, "inputs": [], **create})
     row, created = await create_task(core, user_id, process=True, **create)
     if row["status"] != S.CREATED:  # a replay of a task that was processed
         return row, created
     try:
-        return await process_task(core, user_id, str(row["id"]), use_cache=use_cache), created
+        return await process_task(core, user_id, str(row["id"]), use_cache=use_cache, source_checked=created), created
     except ServiceError as exc:  # a concurrent replay processed it first
         if created or exc.code != "INVALID_STATE":
             raise
@@ -337,6 +340,7 @@ async def transform_task(
                 "The task's stored files were deleted after the retention period: its dataset is gone; run it again.",
                 {"status": source["status"], "artifacts_deleted": True},
             )
+        _check_version_has_rows(source_id, source, "to transform")
         await asyncio.to_thread(_check_transform, transformer, source["dataset"])
     row, created = await create_task(
         core,
@@ -352,7 +356,7 @@ async def transform_task(
     if row["status"] != S.CREATED:  # a replay of a task that was queued
         return row, created
     try:
-        return await process_task(core, user_id, str(row["id"])), created
+        return await process_task(core, user_id, str(row["id"]), source_checked=created), created
     except ServiceError as exc:  # a concurrent replay queued it first
         if created or exc.code != "INVALID_STATE":
             raise
@@ -365,6 +369,30 @@ def _normalised_uuid(task_id: str) -> str:
         return str(uuid.UUID(task_id))
     except ValueError:
         raise task_not_found() from None
+
+
+def version_rows(source: Any) -> int | None:
+    """The rows of a task's dataset version as its stored result says (a task_dataset row; /lineage's `rows`: the
+    recorded dataset's rows, else rows_out, else the rows it read); None when not recorded."""
+    dataset = source["dataset"]
+    recorded = dataset.get("rows") if isinstance(dataset, dict) else None
+    for rows in (recorded, source["rows_out"], source["rows"]):
+        if isinstance(rows, int) and not isinstance(rows, bool):
+            return rows
+    return None
+
+
+def _check_version_has_rows(source_id: str, source: Any, purpose: str) -> None:
+    """422 INPUT_MISSING when the version a task would take as its primary has no rows (a filter that kept none):
+    every tool's reader refuses a file of a header alone, so the task could only fail. INPUT_MISSING, not
+    INVALID_PARAMETERS: the parameters are fine, the data rows the task needs are absent."""
+    if version_rows(source) == 0:
+        raise ServiceError(
+            "INPUT_MISSING",
+            f"Version {source_id} has no rows: there is nothing {purpose}. Continue from an earlier version "
+            "(GET /api/v1/tasks/{id}/lineage lists them).",
+            {"source_task_id": source_id, "rows": 0},
+        )
 
 
 def _check_transform(transformer: dict[str, Any], dataset: Any) -> None:
@@ -404,17 +432,26 @@ def recorded_schema(dataset: Any) -> dict[str, str] | None:
 
 async def task_lineage(core: Core, user_id: str, task_id: str) -> dict[str, Any]:
     """The task's dataset versions: its ancestors through source_task_id (root first), the task itself and its
-    children, in two queries (one recursive), every one of them the user's."""
+    children, in two queries (one recursive), every one of them the user's. A deleted ancestor is listed from its
+    tombstone (migration 015) as it was, with `"deleted": true`, and the chain goes on above it."""
     chain = await core.store.task_lineage(task_id, user_id, MAX_LINEAGE_DEPTH)
-    if not chain:
+    if not chain or chain[-1]["deleted"]:
         raise task_not_found()
     children = await core.store.task_children(str(chain[-1]["id"]), user_id)
     return {
         "task_id": str(chain[-1]["id"]),
         "task": lineage_entry(chain[-1]),
-        "ancestors": [lineage_entry(row) for row in chain[:-1]],
+        "ancestors": [_ancestor(row) for row in chain[:-1]],
         "children": [lineage_entry(row) for row in children],
     }
+
+
+def _ancestor(row: asyncpg.Record) -> dict[str, Any]:
+    """An ancestor's lineage entry; a deleted one's says so (its id, tool, rows and sentences as they were)."""
+    entry = lineage_entry(row)
+    if row["deleted"]:
+        entry["deleted"] = True
+    return entry
 
 
 async def get_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
@@ -651,7 +688,9 @@ async def stream_input(
     else:
         limit = settings.max_input_bytes
         entry = _declared_input(task["tool_id"], name, content_type, declared_size or 0, limit)
-    key = inputs_prefix(settings, user_id, task_id) + name
+    prefix = inputs_prefix(settings, user_id, task_id)
+    key = prefix + name
+    replaced = [] if entry is None else _replaced_inputs(task["inputs"], name)
     try:
         size, sha256 = await core.storage.upload_stream(key, body, content_type, limit)
     except ObjectTooLarge:
@@ -662,11 +701,24 @@ async def stream_input(
         record: dict[str, Any] = {"name": name, "role": "parameters", "content_type": content_type, "size": size}
     else:
         record = {**entry, "size": size, "sha256": sha256}
-    result = await core.store.transition("record_input", task_id, [record, UPLOADABLE], core.publish, user_id)
+    result = await core.store.transition("record_input", task_id, [record, UPLOADABLE, replaced], core.publish, user_id)
     if result.row is None:
         await core.storage.delete_prefix(key)
         raise _refused(result, "upload to")
+    for old in replaced:  # the upload it replaces: gone from the inputs, and from the store
+        await core.storage.delete_prefix(prefix + old)
     return {"name": name, "size": size, "sha256": sha256}
+
+
+def _replaced_inputs(inputs: list[dict[str, Any]], name: str) -> list[str]:
+    """The inputs a streamed upload of `name` replaces: those of its role that cannot go with it (README "Uploading
+    inputs"): primary.tsv after primary.csv is the user's new primary, not a second one (upload-urls, which declares
+    a set at once, refuses such a set instead); the same for baseline.*, schema.* and source_<label>.*."""
+    return [
+        str(i["name"])
+        for i in inputs
+        if i["name"] != name and i["role"] != "parameters" and registry.input_set_problem([i["name"], name])
+    ]
 
 
 # --- process / retry --------------------------------------------------------------------------
@@ -706,6 +758,50 @@ async def _verify_inputs(core: Core, task: asyncpg.Record) -> dict[str, ObjectIn
             {"name": PARAMETERS_NAME},
         )
     return {name: head for (name, _), head in zip(expected, heads, strict=True) if head is not None}
+
+
+async def _check_queueable(core: Core, user_id: str, task: asyncpg.Record, source_checked: bool = False) -> None:
+    """What process and retry refuse before queueing a task that could only fail: a transform with nothing to do,
+    and for a task taking its primary from `source_task_id`, that version deleted (by the user, or its files by
+    retention) or of no rows."""
+    _check_something_to_do(task)
+    source_id = task["source_task_id"]
+    if source_id is None or source_checked or any(i["role"] == "primary" for i in task["inputs"]):
+        return
+    source = await core.store.task_dataset(str(source_id), user_id)
+    if source is None:
+        raise ServiceError(
+            "INPUT_MISSING",
+            f"The source version {source_id} was deleted: this task has no dataset to read. Create a new task on "
+            "another version, or upload a primary input to this one.",
+            {"source_task_id": str(source_id), "missing": ["primary"]},
+        )
+    if source["artifacts_deleted"]:
+        raise ServiceError(
+            "INPUT_MISSING",
+            f"The stored files of source version {source_id} were deleted after the retention period; run it again "
+            "to get its dataset back.",
+            {"source_task_id": str(source_id), "missing": ["primary"]},
+        )
+    _check_version_has_rows(str(source_id), source, f"for {task['tool_id']} to read")
+
+
+def _check_something_to_do(task: asyncpg.Record | dict[str, Any]) -> None:
+    """422 INVALID_PARAMETERS for a transform-my-data task given no parameters.json and no operations or commands
+    inline: its run could only say "there is nothing to do"."""
+    if task["tool_id"] != TRANSFORM_TOOL or task["has_parameters"]:
+        return
+    if any(i["role"] == "parameters" for i in task["inputs"]):
+        return
+    transformer = (task["parameters"] or {}).get(TRANSFORM_AGENT)
+    if isinstance(transformer, dict) and (transformer.get("operations") or transformer.get("commands")):
+        return
+    raise ServiceError(
+        "INVALID_PARAMETERS",
+        "transformer.commands: give operations or commands: there is nothing to do. Pass them inline "
+        '({"transformer": {"commands": ["remove rows where email is null"]}}) or in parameters.json.',
+        {"agent": TRANSFORM_AGENT, "field": "commands"},
+    )
 
 
 def new_job_id(task_id: str) -> str:
@@ -755,10 +851,13 @@ async def dispatch_user(core: Core, user_id: str) -> int:
     return len(picked)
 
 
-async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: bool = True) -> asyncpg.Record:
+async def process_task(
+    core: Core, user_id: str, task_id: str, *, use_cache: bool = True, source_checked: bool = False
+) -> asyncpg.Record:
     """Queue the task, or complete it at once from the result cache (API.md "Result cache") when the user has a
     COMPLETED task of the same key whose files are still stored; `use_cache` False (`Cache-Control: no-cache`)
-    or `"cache": false` among its parameters forces a run. Either way the task keeps its key."""
+    or `"cache": false` among its parameters forces a run. Either way the task keeps its key. `source_checked`:
+    the caller created the task a moment ago, its source checked (_check_queueable need not read it again)."""
     task = await get_task(core, user_id, task_id)
     allowed = [S.UPLOADING] + ([S.CREATED] if task["source_task_id"] is not None else [])
     if task["status"] not in allowed:
@@ -767,6 +866,7 @@ async def process_task(core: Core, user_id: str, task_id: str, *, use_cache: boo
                 "INPUT_MISSING", "Request upload URLs and upload the inputs first.", {"missing": ["primary"]}
             )
         raise invalid_state(task["status"], "process")
+    await _check_queueable(core, user_id, task, source_checked)
     heads = await _verify_inputs(core, task)
     chain = queued_chain(task)
     key = await task_cache_key(core, task, chain, heads)
@@ -859,6 +959,7 @@ async def retry_task(core: Core, user_id: str, task_id: str) -> asyncpg.Record:
     if task["status"] not in RETRYABLE:
         raise invalid_state(task["status"], "retry")
     await _check_unfinished_cap(core, user_id)  # a retried task is unfinished again
+    await _check_queueable(core, user_id, task)
     heads = await _verify_inputs(core, task)
     chain = queued_chain(task)
     return await _queue(
@@ -1050,13 +1151,54 @@ async def complete_task(
     None when that task or its files are gone meanwhile, as when this run no longer holds its task. `progress`: the
     run's last progress, not yet written, written first in the same transaction (its event comes before the status
     and done events, as when written alone; one transaction less)."""
+    row, _ = await _complete(core, task_id, outputs, result, message, job_id, copy_from, progress, dispatch=False)
+    return row
+
+
+async def complete_and_dispatch(
+    core: Core,
+    task_id: str,
+    outputs: list[dict[str, Any]],
+    result: dict[str, Any],
+    message: str,
+    job_id: str | None = None,
+    copy_from: str | None = None,
+    progress: ProgressUpdate | None = None,
+) -> tuple[asyncpg.Record | None, bool]:
+    """complete_task, and then the user's `dispatch_user` (the run left the user's active set) in the statement that
+    ends the completion (TaskStore.transition's `dispatch`): (the row, whether the user was dispatched). Not
+    dispatched (False) when the completion was refused, or written in a transaction of its own (with `progress`), or
+    the dispatch failed: the caller dispatches then."""
+    return await _complete(core, task_id, outputs, result, message, job_id, copy_from, progress, dispatch=True)
+
+
+async def _complete(
+    core: Core,
+    task_id: str,
+    outputs: list[dict[str, Any]],
+    result: dict[str, Any],
+    message: str,
+    job_id: str | None,
+    copy_from: str | None,
+    progress: ProgressUpdate | None,
+    *,
+    dispatch: bool,
+) -> tuple[asyncpg.Record | None, bool]:
+    settings = core.settings
     owner = uuid.UUID(copy_from) if copy_from else None
     transition = await core.store.transition(
-        "complete_task", task_id, [outputs, result, message, job_id, owner], core.publish, progress=progress
+        "complete_task",
+        task_id,
+        [outputs, result, message, job_id, owner],
+        core.publish,
+        progress=progress,
+        dispatch=(settings.user_max_active_tasks, settings.priority_head_start_s) if dispatch else None,
     )
     if transition.row is not None and owner is not None:
         await core.enqueue.copies(task_id)
-    return transition.row
+    for picked_id, picked_job, priority in transition.dispatched or []:
+        await core.enqueue(picked_id, picked_job, priority, 0.0)
+    return transition.row, transition.dispatched is not None
 
 
 async def fail_task(

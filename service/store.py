@@ -206,6 +206,8 @@ class Transition:
 
     row: asyncpg.Record | None
     current_status: str | None  # None with row None: the task does not exist (for this user)
+    # (task id, job id, priority) of the user's tasks the transition's `dispatch` gave jobs to; None when it made none
+    dispatched: list[tuple[str, str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -497,9 +499,15 @@ class TaskStore:
         user_id: str | None = None,
         *,
         progress: ProgressUpdate | None = None,
+        dispatch: tuple[int, dict[str, float]] | None = None,
     ) -> Transition:
         """Run one conditional UPDATE ... RETURNING * by name with its status (+ done) event in the
         same transaction. `args` follow the task id (and the user id when the query takes one).
+
+        `dispatch` (the cap and head starts of `dispatch_user`): once the transition's events are published, the
+        statement that releases the user's event lock also dispatches the user's waiting tasks (query
+        unlock_and_dispatch: one round trip less); `dispatched` says which. Only a one-statement transition that
+        moved its task does it: otherwise `dispatched` is None and the caller dispatches.
 
         `progress`: a run's last progress, written first in the same transaction, as `set_progress` writes it
         (its event before the status event): one transaction instead of two at the end of a run. It is
@@ -510,7 +518,7 @@ class TaskStore:
         uid = uuid.UUID(user_id) if user_id else None
         params = (tid, uid, *args) if uid else (tid, *args)
         if progress is None and query in self.at_once:
-            return await self._transition_at_once(self.at_once[query], tid, uid, params, publish)
+            return await self._transition_at_once(self.at_once[query], tid, uid, params, publish, dispatch)
         status: str | None = None
         async with self.pool.acquire() as conn:
             events: list[Event] = []
@@ -542,12 +550,18 @@ class TaskStore:
             return Transition(row, row["status"])
 
     async def _transition_at_once(
-        self, sql: str, tid: uuid.UUID, uid: uuid.UUID | None, params: Sequence[Any], publish: Publish
+        self,
+        sql: str,
+        tid: uuid.UUID,
+        uid: uuid.UUID | None,
+        params: Sequence[Any],
+        publish: Publish,
+        dispatch: tuple[int, dict[str, float]] | None = None,
     ) -> Transition:
         """`transition` in one statement (at_once_transitions): the same row, events and publishing. A cancel waits
         for it: once sent, the statement may commit whatever the caller does (a cancel request can come too late),
         and what committed is published and its lock released before the cancel goes on."""
-        work = asyncio.ensure_future(self._at_once(sql, tid, uid, params, publish))
+        work = asyncio.ensure_future(self._at_once(sql, tid, uid, params, publish, dispatch))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -557,7 +571,13 @@ class TaskStore:
             raise
 
     async def _at_once(
-        self, sql: str, tid: uuid.UUID, uid: uuid.UUID | None, params: Sequence[Any], publish: Publish
+        self,
+        sql: str,
+        tid: uuid.UUID,
+        uid: uuid.UUID | None,
+        params: Sequence[Any],
+        publish: Publish,
+        dispatch: tuple[int, dict[str, float]] | None = None,
     ) -> Transition:
         async with self.pool.acquire() as conn:
             try:
@@ -575,9 +595,31 @@ class TaskStore:
                     for i, kind in zip(row["event_ids"], kinds, strict=True)
                 ]
                 await self._publish(events, publish)
-            finally:
+            except BaseException:
                 await self._unlock_events(conn, row["user_id"])
-        return Transition(row, row["status"])
+                raise
+            if dispatch is None:
+                await self._unlock_events(conn, row["user_id"])
+                return Transition(row, row["status"])
+            dispatched = await self._unlock_and_dispatch(conn, row["user_id"], *dispatch)
+        return Transition(row, row["status"], dispatched)
+
+    async def _unlock_and_dispatch(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, cap: int, head_start_s: dict[str, float]
+    ) -> list[tuple[str, str, str]] | None:
+        """`_unlock_events`, then `dispatch_user`, in one statement (query unlock_and_dispatch). When it fails the
+        connection is dropped, which releases the lock, and None says the dispatch is still to be made: the
+        transition stands whatever this statement does."""
+        try:
+            rows = await conn.fetch(self.q["unlock_and_dispatch"], user_id, cap, head_start_s)
+        except Exception as exc:  # noqa: BLE001 - the transition is committed: the caller dispatches instead
+            conn.terminate()
+            log.warning("unlock and dispatch of user %s failed (%s); dispatching apart", user_id, exc)
+            return None
+        except BaseException:
+            conn.terminate()
+            raise
+        return [(str(r["id"]), r["job_id"], r["priority"]) for r in rows]
 
     # --- result cache (service/cache.py) -----------------------------------------------------------
 

@@ -47,12 +47,20 @@ class DatasetVersion:
         return "primary" + Path(self.name).suffix
 
 
-async def dataset_version(core: Core, user_id: str, task_id: str) -> DatasetVersion:
-    """The user's task `task_id`'s dataset version (module docstring). VersionGone when the chain is broken."""
-    current = task_id
+async def dataset_version(core: Core, user_id: str, task_id: str, *, reader: str | None = None) -> DatasetVersion:
+    """The user's task `task_id`'s dataset version (module docstring). VersionGone when the chain is broken;
+    `reader`: the task about to read it (chained_version), whose message then says its source was deleted."""
+    current, previous = task_id, None
     for _ in range(MAX_DEPTH):
         row = await core.store.get_task(current, user_id)
         if row is None:
+            if previous is not None:  # a task up the chain (its children keep its id: migration 015)
+                raise VersionGone(
+                    f"The source version {current} was deleted before this task read it (task {previous}, chained "
+                    "on it, holds no dataset of its own)."
+                )
+            if reader is not None:
+                raise VersionGone(f"The source version {current} was deleted before this task read it.")
             raise VersionGone(f"Source task {current} no longer exists: its dataset is gone.")
         if row["artifacts_deleted"]:
             raise VersionGone(
@@ -67,7 +75,7 @@ async def dataset_version(core: Core, user_id: str, task_id: str) -> DatasetVers
                 f"Source task {current} has no dataset of its own (no data output, no primary upload) and the task "
                 "it was chained on was deleted."
             )
-        current = str(row["source_task_id"])
+        current, previous = str(row["source_task_id"]), current
     raise VersionGone(f"The chain of versions above task {task_id} is longer than {MAX_DEPTH} tasks.")
 
 
@@ -95,7 +103,7 @@ async def chained_version(core: Core, task: Any) -> DatasetVersion | None:
     uploaded its own (a chained master-my-data task may upload its other sources and its contract)."""
     if task["source_task_id"] is None or any(i["role"] == "primary" for i in task["inputs"]):
         return None
-    return await dataset_version(core, str(task["user_id"]), str(task["source_task_id"]))
+    return await dataset_version(core, str(task["user_id"]), str(task["source_task_id"]), reader=str(task["id"]))
 
 
 async def load_parameters(core: Core, task: Any) -> dict[str, Any]:

@@ -107,26 +107,37 @@ SELECT status, result FROM tasks WHERE id = $1 AND user_id = $2;
 -- name: task_dataset
 -- Status of task $1 of user $2, whether retention deleted its files, and the schema of its dataset version as its
 -- run recorded it (result.summary.dataset: {name, rows, columns: [{name, dtype}]}; NULL when not recorded):
--- POST /transform resolves commands against it before answering.
-SELECT status, artifacts_deleted, result #> '{summary,dataset}' AS dataset
+-- POST /transform resolves commands against it before answering. With rows_out and rows (what /lineage shows
+-- of the version's rows when no dataset is recorded): a version of no rows is refused before a task reads it.
+SELECT status, artifacts_deleted, result #> '{summary,dataset}' AS dataset,
+       result #> '{summary,rows_out}' AS rows_out, result #> '{summary,rows}' AS rows
 FROM tasks WHERE id = $1 AND user_id = $2;
 
 -- name: task_lineage
 -- Task $1 of user $2 and its ancestors through source_task_id, root first (the task itself last, depth 0), at most
 -- $3 links up; each with what /lineage shows of its dataset version (result.summary: dataset.rows, else rows_out
--- of a tool that writes data, else rows read; the transformation sentences). Every link is the user's.
+-- of a tool that writes data, else rows read; the transformation sentences). Every link is the user's. A deleted
+-- version in the chain is read from its tombstone (deleted_versions, migration 015; `deleted` true) and the walk
+-- goes on to the version it was chained on.
 WITH RECURSIVE chain AS (
-    SELECT id, source_task_id, 0 AS depth FROM tasks WHERE id = $1 AND user_id = $2
+    SELECT id, source_task_id, 0 AS depth, false AS deleted FROM tasks WHERE id = $1 AND user_id = $2
     UNION ALL
-    SELECT t.id, t.source_task_id, chain.depth + 1
-    FROM chain JOIN tasks t ON t.id = chain.source_task_id AND t.user_id = $2
-    WHERE chain.depth < $3
+    SELECT coalesce(t.id, d.id), coalesce(t.source_task_id, d.source_task_id), chain.depth + 1, t.id IS NULL
+    FROM chain
+    LEFT JOIN tasks t ON t.id = chain.source_task_id AND t.user_id = $2
+    LEFT JOIN deleted_versions d ON t.id IS NULL AND d.id = chain.source_task_id AND d.user_id = $2
+    WHERE chain.depth < $3 AND (t.id IS NOT NULL OR d.id IS NOT NULL)
 )
 SELECT t.id, t.tool_id, t.status, t.created_at, t.source_task_id,
        t.result #> '{summary,rows_out}' AS rows_out, t.result #> '{summary,dataset,rows}' AS dataset_rows,
-       t.result #> '{summary,rows}' AS rows, t.result #> '{summary,transformations}' AS transformations
-FROM chain JOIN tasks t ON t.id = chain.id
-ORDER BY chain.depth DESC;
+       t.result #> '{summary,rows}' AS rows, t.result #> '{summary,transformations}' AS transformations,
+       false AS deleted, chain.depth
+FROM chain JOIN tasks t ON t.id = chain.id AND NOT chain.deleted
+UNION ALL
+SELECT d.id, d.tool_id, d.status, d.created_at, d.source_task_id, d.rows_out, d.dataset_rows, d.rows,
+       d.transformations, true AS deleted, chain.depth
+FROM chain JOIN deleted_versions d ON d.id = chain.id AND chain.deleted
+ORDER BY depth DESC;
 
 -- name: task_children
 -- The tasks of user $2 chained on task $1 (source_task_id, index tasks_by_source), oldest first, with the same
@@ -168,11 +179,13 @@ WHERE id = $1 AND user_id = $2 AND status = ANY($5)
 RETURNING *;
 
 -- name: record_input
--- Add or replace one input in the manifest (streamed upload) and move to UPLOADING.
+-- Add or replace one input in the manifest (streamed upload) and move to UPLOADING; the inputs named in $5 (the
+-- same role's upload in another format: primary.csv after primary.tsv) go.
 UPDATE tasks
 SET status = 'UPLOADING',
     inputs = (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM jsonb_array_elements(inputs) e
-              WHERE e ->> 'name' <> $3::jsonb ->> 'name') || jsonb_build_array($3::jsonb),
+              WHERE e ->> 'name' <> $3::jsonb ->> 'name' AND NOT (e ->> 'name' = ANY ($5::text[])))
+             || jsonb_build_array($3::jsonb),
     upload_started_at = coalesce(upload_started_at, now()), updated_at = now()
 WHERE id = $1 AND user_id = $2 AND status = ANY($4)
 RETURNING *;
@@ -267,9 +280,14 @@ SELECT count(*) FROM credit_ledger WHERE user_id = $1 AND kind = 'cache_hit';
 -- name: dispatch_user
 -- Give jobs to user $1's waiting QUEUED tasks while fewer than $2 of the user's tasks are active (PROCESSING, or
 -- QUEUED with a job). Most urgent first: queue time minus the priority's head start ($3: {priority: seconds}),
--- so a waiting low task ages past newer normal ones. Serialised per user (the function of migration 013 takes the
--- user's dispatch lock first, in a statement of its own).
-SELECT task_id AS id, job AS job_id, task_priority AS priority FROM dispatch_user($1, $2, $3);
+-- so a waiting low task ages past newer normal ones. Serialised per user (the function of migration 014 takes the
+-- user's dispatch lock first, in a statement of its own; it reads only indexes bounded by the cap).
+SELECT task_id AS id, job AS job_id, task_priority AS priority FROM dispatch_waiting($1, $2, $3);
+
+-- name: unlock_and_dispatch
+-- unlock_user_events for user $1, then dispatch_user($1, $2, $3), in one statement: the end of a run whose completion
+-- events are published (one round trip less than the two).
+SELECT task_id AS id, job AS job_id, task_priority AS priority FROM unlock_and_dispatch($1, $2, $3);
 
 -- name: users_waiting_dispatch
 -- Users with QUEUED tasks waiting for dispatch (the recovery loop dispatches them as a safety net).
@@ -342,11 +360,21 @@ UPDATE tasks SET artifacts_claimed_at = now() WHERE id = $1 AND user_id = $2;
 
 -- name: delete_task
 -- Remove a terminal task and its events; returns the task as it was. The deletion event written next in the same
--- transaction outlives it (task_events has no foreign key to tasks since 007_delete_event).
+-- transaction outlives it (task_events has no foreign key to tasks since 007_delete_event). A task some task (or
+-- tombstone) was chained on leaves a tombstone (deleted_versions, migration 015): /lineage walks on through it.
 WITH gone AS (
     DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND status = ANY($3) RETURNING *
 ), history AS (
     DELETE FROM task_events WHERE task_id IN (SELECT id FROM gone)
+), tombstone AS (
+    INSERT INTO deleted_versions (id, user_id, tool_id, status, created_at, source_task_id, rows_out, dataset_rows,
+                                  rows, transformations)
+    SELECT g.id, g.user_id, g.tool_id, g.status, g.created_at, g.source_task_id, g.result #> '{summary,rows_out}',
+           g.result #> '{summary,dataset,rows}', g.result #> '{summary,rows}', g.result #> '{summary,transformations}'
+    FROM gone g
+    WHERE EXISTS (SELECT 1 FROM tasks c WHERE c.source_task_id = g.id AND c.user_id = g.user_id)
+       OR EXISTS (SELECT 1 FROM deleted_versions v WHERE v.source_task_id = g.id AND v.user_id = g.user_id)
+    ON CONFLICT (id) DO NOTHING
 )
 SELECT * FROM gone;
 

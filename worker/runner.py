@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import aiohttp
 import botocore.exceptions
 import redis.exceptions
+from pydantic_core import PydanticSerializationError, to_json
 
 from agents import registry
 from agents.errors import AgentError
@@ -103,6 +104,7 @@ class RunHandle:
     finishing: bool = False  # writing its outcome: let it (the write itself is conditional on the job id)
     stored_outputs: bool = False  # storing its outputs: a stop deletes what this attempt stored
     background: bool = False  # answered, uploading a kept dataset (search_keep.store): no one's upload waits for it
+    dispatched: bool = False  # its completion dispatched the user's waiting tasks (lifecycle.complete_and_dispatch)
     body: asyncio.Task[str] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
@@ -169,6 +171,31 @@ async def _forward_progress(
         if pending is not None and ((pending[1] or "") != sent_agent or time.monotonic() - sent_at >= interval):
             await lifecycle.report_progress(core, handle.task_id, *pending, job_id=handle.job_id)
             sent_agent, sent_at, pending = pending[1] or "", time.monotonic(), None
+
+
+# Parameters validated before, by (tool, chain, diagnostics, their JSON): validation is a pure function of these, and
+# most of its time goes to looking the tool's agent modules up on disk (registry.tool: importlib find_spec), on every
+# run of a task. At most VALIDATED_MAX sets of at most VALIDATED_MAX_BYTES each are remembered.
+_validated: dict[tuple[str, tuple[str, ...], bool, bytes], None] = {}
+VALIDATED_MAX = 256
+VALIDATED_MAX_BYTES = 16 * 1024
+
+
+def validate_parameters(tool_id: str, agent_ids: list[str], parameters: dict[str, Any], diagnostics: bool) -> None:
+    """registry.validate_parameters (InvalidParametersError, UnknownToolError...), once per set of parameters."""
+    try:
+        text = to_json(parameters)
+    except PydanticSerializationError:  # not JSON as such: validated every time
+        text = None
+    small = text is not None and len(text) <= VALIDATED_MAX_BYTES
+    key = (tool_id, tuple(agent_ids), diagnostics, text) if small and text is not None else None
+    if key is not None and key in _validated:
+        return
+    registry.validate_parameters(tool_id, agent_ids, parameters, diagnostics=diagnostics)
+    if key is not None:
+        if len(_validated) >= VALIDATED_MAX:
+            _validated.clear()
+        _validated[key] = None
 
 
 # Failures an agent can only see in the data (a column a parameter names is missing, a malformed file):
@@ -240,7 +267,8 @@ async def execute_task(
         if not body.done():
             body.cancel()
     try:  # the run left the user's active set (or was re-queued): their next waiting task may start
-        await lifecycle.dispatch_user(core, str(task["user_id"]))
+        if not handle.dispatched:  # its completion did it already
+            await lifecycle.dispatch_user(core, str(task["user_id"]))
     except Exception as exc:  # noqa: BLE001 - the recovery loop dispatches it on its next tick
         log.warning("dispatch after task %s failed: %s", task_id, exc)
     if body.cancelled():
@@ -289,7 +317,7 @@ async def _run_claimed(
         agent_ids = list(task["agents"])
         version = await _chained_version(core, task)
         parameters = with_version_options(await load_parameters(core, task), version)
-        registry.validate_parameters(task["tool_id"], agent_ids, parameters, diagnostics=settings.diagnostics)
+        validate_parameters(task["tool_id"], agent_ids, parameters, settings.diagnostics)
 
         await _check_credits(core, user_id, task, agent_ids)
         outputs: list[dict[str, Any]] = []
@@ -313,10 +341,12 @@ async def _run_claimed(
         handle.finishing = True
         # A search page's borrowed output (search_keep.borrow_output) is its dataset task's object until copied.
         owner = keep.task_id if keep is not None and any(not o["key"].startswith(out_prefix) for o in outputs) else None
-        done = await durable_write(
+        done, handle.dispatched = await durable_write(
             core,
             f"complete {task_id}",
-            lambda: lifecycle.complete_task(core, task_id, outputs, summary, message, handle.job_id, owner, last),
+            lambda: lifecycle.complete_and_dispatch(
+                core, task_id, outputs, summary, message, handle.job_id, owner, last
+            ),
         )
         if done is None and owner is not None and await _still_running(core, handle):
             # The dataset's files started going (a delete, retention) before this run could borrow: its own copy.
@@ -391,7 +421,11 @@ async def _run_and_store(
         try:
             await core.storage.download_to_file(key, local, if_match=etag)
         except ObjectNotFound:
-            raise TaskFailure("INPUT_MISSING", f"The stored input {name} is gone (deleted or expired).") from None
+            if version is not None and key == version.key:  # the version it is chained on was deleted meanwhile
+                gone = f"The source version {version.task_id} was deleted before this task read it."
+            else:
+                gone = f"The stored input {name} is gone (deleted or expired)."
+            raise TaskFailure("INPUT_MISSING", gone) from None
         except ObjectChanged:
             raise TaskFailure(
                 "INPUT_MISSING",

@@ -102,7 +102,8 @@ LINEAGE = (
     "The dataset versions around this task: `ancestors` the tasks it descends from through `source_task_id`, "
     "root first (the task itself excluded: it is `task`), and `children` the tasks chained on it, each with its "
     "tool, status, `rows` (of its dataset version, null until known) and `transformations` (one sentence per "
-    'step, e.g. "Dropped 150 rows where email was null").'
+    'step, e.g. "Dropped 150 rows where email was null"). An ancestor that was deleted stays in the chain, as it '
+    'was, with `"deleted": true`; the tasks chained on it keep its id as their `source_task_id`.'
 )
 
 

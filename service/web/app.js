@@ -188,6 +188,7 @@ function renderTool(toolId) {
   el("baseline-field").hidden = !takes("baseline");
   el("schema-field").hidden = !takes("schema");
   el("sources-field").hidden = !takes("source");
+  el("commands-field").hidden = !tool || tool.tool_id !== TRANSFORM_TOOL; // Transform My Data: what to do
   sources.setFormats(acceptedFormats("source"));
   updateCost();
 }
@@ -252,18 +253,31 @@ function onBytes(item, bytes) {
 async function submit(event) {
   event.preventDefault();
   clearError();
-  for (const where of ["submit-error", ...ROLES.map((r) => `file-error-${r}`)]) clearFieldError(where);
+  for (const where of ["submit-error", "form-commands-error", ...ROLES.map((r) => `file-error-${r}`)]) clearFieldError(where);
+  el("form-commands").removeAttribute("aria-invalid");
   sources.clearErrors();
   try {
     await run();
   } catch (error) {
     const agentId = error instanceof ApiError && error.details && error.details.agent_id;
+    if (error.code === "INVALID_PARAMETERS" && agentId === "transformer" && !el("commands-field").hidden) {
+      return refuseCommands(error); // a command of the box: said beside it
+    }
     if (error.code === "INVALID_PARAMETERS" && state.editors.has(agentId)) {
       el("advanced").open = true;
       state.editors.get(agentId).refuse(error.message);
     }
     showFieldError(errorPlace(error), error);
   }
+}
+
+/** The Commands box of Transform My Data (one command a line, blank lines skipped). */
+const formCommands = () => el("form-commands").value.split("\n").map((line) => line.trim()).filter(Boolean);
+
+function refuseCommands(error) {
+  el("form-commands").setAttribute("aria-invalid", "true");
+  el("form-commands").focus();
+  showFieldError("form-commands-error", error);
 }
 
 async function run() {
@@ -296,6 +310,15 @@ async function run() {
       return showFieldError("submit-error", `The parameters of ${agent.name} are not valid (see beside them): ${result.error}`);
     }
     if (Object.keys(result.value).length) parameters[agent.agent_id] = result.value;
+  }
+  if (!el("commands-field").hidden) {
+    // Transform My Data does only what it is told: the box's commands after any given under Advanced.
+    const given = parameters.transformer || {};
+    const commands = [...(Array.isArray(given.commands) ? given.commands : []), ...formCommands()];
+    if (!commands.length && !(Array.isArray(given.operations) && given.operations.length)) {
+      return refuseCommands('Type what to do, one command a line, for example "remove rows where email is null".');
+    }
+    if (commands.length) parameters.transformer = { ...given, commands };
   }
   const body = { tool_id: tool.tool_id, priority: el("priority").value };
   if (agents.join() !== tool.default_chain.join()) body.agents = agents;

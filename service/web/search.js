@@ -221,9 +221,12 @@ export function searchPanel({ cost, onCreated }) {
   function showError(error) {
     const details = (error && error.details) || {};
     const suggestions = (details.suggestions || []).map(String);
+    // replaceChildren, unlike h(), writes a null child as the text "null": only the parts there are
     el("search-error").replaceChildren(
-      h("p", { "data-testid": "search-error-message", text: error.message || String(error) }),
-      suggestions.length ? h("p", {}, "Did you mean ", suggestions.map((s, i) => [i ? ", " : "", h("code", { text: s })]), "?") : null,
+      ...[
+        h("p", { "data-testid": "search-error-message", text: error.message || String(error) }),
+        suggestions.length ? h("p", {}, "Did you mean ", suggestions.map((s, i) => [i ? ", " : "", h("code", { text: s })]), "?") : null,
+      ].filter(Boolean),
     );
     el("search-error").dataset.code = (error && error.code) || "";
     el("search-error").hidden = false;

@@ -346,10 +346,13 @@ export function versionsPanel({ onCreated, onOpen, cost }) {
         ? h("button", { type: "button", class: "small", "data-testid": "transform-suggestion", "data-suggestion": s, text: s, onclick: () => applyFix(index, position, s) })
         : h("code", { "data-testid": "transform-suggestion-text", text: s });
     });
+    // replaceChildren, unlike h(), writes a null child as the text "null": only the parts there are
     el("transform-error").replaceChildren(
-      h("p", { "data-testid": "transform-error-message", text: error.message }),
-      command && position !== null ? h("p", { class: "refused-command", "data-testid": "transform-error-command" }, markedCommand(command, position)) : null,
-      fixes.length ? h("p", { class: "fixes" }, fixes.length === 1 ? "Did you mean " : "Did you mean one of ", ...fixes.flatMap((f, i) => (i ? [" ", f] : [f])), "?") : null,
+      ...[
+        h("p", { "data-testid": "transform-error-message", text: error.message }),
+        command && position !== null ? h("p", { class: "refused-command", "data-testid": "transform-error-command" }, markedCommand(command, position)) : null,
+        fixes.length ? h("p", { class: "fixes" }, fixes.length === 1 ? "Did you mean " : "Did you mean one of ", ...fixes.flatMap((f, i) => (i ? [" ", f] : [f])), "?") : null,
+      ].filter(Boolean),
     );
     el("transform-error").dataset.code = (error && error.code) || "";
     el("transform-error").dataset.reason = details.reason || "";
@@ -445,15 +448,17 @@ export function versionsPanel({ onCreated, onOpen, cost }) {
     const rows = rowsBefore != null && rowsAfter != null ? `${fmtInt(rowsBefore)} → ${fmtInt(rowsAfter)} rows` : "";
     const affected = rowsAffected != null ? `${fmtInt(rowsAffected)} ${rowsAffected === 1 ? "row" : "rows"} affected` : "";
     el("transform-outcome").replaceChildren(
-      h("h3", { text: "Done" }),
-      h("p", { "data-testid": "transform-rows", text: [rows, affected].filter(Boolean).join(" · ") || "Row counts not reported." }),
-      steps.length
-        ? h(
-            "ul",
-            { class: "sentences", "data-testid": "transform-sentences" },
-            steps.map((step) => h("li", {}, h("span", { class: "sentence", text: step.sentence }), step.notes.map((note) => h("small", { class: "reading", "data-testid": "transform-reading", text: note })))),
-          )
-        : null,
+      ...[
+        h("h3", { text: "Done" }),
+        h("p", { "data-testid": "transform-rows", text: [rows, affected].filter(Boolean).join(" · ") || "Row counts not reported." }),
+        steps.length
+          ? h(
+              "ul",
+              { class: "sentences", "data-testid": "transform-sentences" },
+              steps.map((step) => h("li", {}, h("span", { class: "sentence", text: step.sentence }), step.notes.map((note) => h("small", { class: "reading", "data-testid": "transform-reading", text: note })))),
+            )
+          : null,
+      ].filter(Boolean),
     );
     el("transform-outcome").hidden = false;
   }

@@ -53,7 +53,7 @@ async def test_the_events_stored_are_the_events_published(store: TaskStore) -> N
     moved = await store.transition("mark_uploading", task_id, [inputs, True, ["CREATED"]], rec, user_id)
     assert moved.row is not None
     record = {"name": "primary.csv", "role": "primary", "content_type": "text/csv", "size": 4, "sha256": "ab"}
-    assert (await store.transition("record_input", task_id, [record, ["UPLOADING"]], rec, user_id)).row is not None
+    assert (await store.transition("record_input", task_id, [record, ["UPLOADING"], []], rec, user_id)).row is not None
     assert (await store.transition("mark_queued", task_id, [["UPLOADING"], None, None, None], rec, user_id)).row
     [(_, job_id, _)] = await store.dispatch_user(user_id, 5, {})
     assert (await store.transition("claim_job", task_id, ["w1", job_id], rec)).row is not None
