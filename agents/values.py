@@ -129,6 +129,10 @@ OFFSET_FORMATS: tuple[TemporalFormat, ...] = tuple(
 ``TEMPORAL_FORMATS``: the agents that write dates back (clean) keep such a column as text, as written; the tools
 that only read dates (profile, search, transform's cast) use :data:`READ_FORMATS`."""
 READ_FORMATS = TEMPORAL_FORMATS + OFFSET_FORMATS
+TWO_DIGIT_YEAR_RULE = "a 2-digit year 00-69 read as 2000-2069, 70-99 as 1970-1999"
+"""How a 2-digit year (``%y``) is read (chrono's, as Polars parses it; Python's strptime pivots at 69 instead): the
+century is a guess, so a date plan that reads such values says so (:attr:`DatePlan.two_digit_years`) and the agents
+that write dates back do not convert them by default (``convert_ambiguous_dates``)."""
 ZONE_SUFFIX_PATTERN = r":\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"  # how every value they read ends
 
 NAMED_FORMATS: dict[str, str] = {
@@ -447,6 +451,9 @@ class DatePlan:
     parsed: int = 0
     kind: TemporalKind = "date"
     ambiguity: list[dict[str, Any]] = field(default_factory=list)
+    two_digit_years: dict[str, Any] | None = None
+    """The values read with a 2-digit year (``%y``), whose century is a guess: ``values`` (rows), ``rule``
+    (:data:`TWO_DIGIT_YEAR_RULE`), and the ``earliest`` and ``latest`` of them as read (ISO); None without any."""
 
     @property
     def share(self) -> float:
@@ -484,8 +491,19 @@ class DatePlan:
             "share": round(self.share, 6),
             "formats": [{"format": fmt.pattern, "values": count} for fmt, count in self.formats],
             "ambiguous_day_month": self.ambiguity,
+            **({"two_digit_years": self.two_digit_years} if self.two_digit_years else {}),
             **({"time_zone": "UTC"} if self.zoned else {}),
         }
+
+    def century_note(self) -> str | None:
+        """What reading the plan's 2-digit years guesses (None without any): how many, the rule, the span."""
+        years = self.two_digit_years
+        if not years:
+            return None
+        return (
+            f"{years['values']:,} dates have a 2-digit year whose century is a guess ({years['rule']}: they would "
+            f"run from {years['earliest']} to {years['latest']})"
+        )
 
 
 def distinct_counts(frame: pl.DataFrame, column: str, *, strip: bool = True) -> pl.DataFrame:
@@ -550,7 +568,41 @@ def _ranked_plan(values: pl.DataFrame, column: str, non_null: int, candidates: l
         return plan
     plan.kind = "datetime" if any(fmt.kind == "datetime" for fmt, _ in plan.formats) else "date"
     plan.ambiguity = _ambiguity(groups, _ambiguous_pairs(plan, candidates))
+    plan.two_digit_years = _two_digit_years(values, plan)
     return plan
+
+
+def _two_digit_years(values: pl.DataFrame, plan: DatePlan) -> dict[str, Any] | None:
+    """:attr:`DatePlan.two_digit_years` of the plan over its date-like ``values`` (no four-digit-year format reads
+    a value with a 2-digit year: the plan reads them with its 2-digit-year formats, in its order)."""
+    short = [fmt for fmt, _ in plan.formats if not fmt.four_digit_year]
+    if not short:
+        return None
+    value, weight = pl.col("value"), pl.col("count")
+    read = (
+        pl.coalesce([parse_temporal(value, fmt) for fmt in short])
+        if len(short) > 1
+        else parse_temporal(value, short[0])
+    )
+    row = (
+        values.lazy()
+        .select(read.alias("read"), weight)
+        .select(
+            weight.filter(pl.col("read").is_not_null()).sum().alias("values"),
+            pl.col("read").min().alias("earliest"),
+            pl.col("read").max().alias("latest"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if not row["values"]:
+        return None
+    return {
+        "values": int(row["values"]),
+        "rule": TWO_DIGIT_YEAR_RULE,
+        "earliest": row["earliest"].isoformat(),
+        "latest": row["latest"].isoformat(),
+    }
 
 
 def _format_counts(

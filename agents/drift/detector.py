@@ -8,7 +8,9 @@ Per common column (reference/agents.md §1.4, §3):
   ``boolean``, ``categorical`` (strings whose distinct values, both files together, number at most
   max(20, 5 % of the non-null values of both files) — any string column when ``statistical_test`` is
   ``chi2`` or ``jensen_shannon``) or ``text`` (the other strings: listed in ``fields`` with summary deltas
-  and new/missing value counts, ``test`` null and ``drift_detected`` false, never in the drift share);
+  and new/missing value counts, ``test`` null and ``drift_detected`` false, never in the drift share); a text
+  column of numbers written with a decimal comma in both files (``1.234,56``) is ``numeric``, read as the profile
+  reads it, its field saying ``read_from_text`` (``_parse_decimal_comma_text``);
 - the test that decides ``drift_detected`` (``statistical_test``; ``auto`` picks per column as Evidently
   does, and numeric-only tests fall back to chi-square / Jensen–Shannon for categorical columns, saying so
   in ``test_reason``); p-value tests drift when p < ``significance_level``, distance tests when the
@@ -44,6 +46,7 @@ import numpy as np
 import polars as pl
 
 from agents.columns import narrow
+from agents.decimal_comma import DECIMAL_COMMA_NUMBER_PATTERN, DECIMAL_COMMA_PATTERN, parse_decimal_comma
 from agents.drift import stats
 from agents.envelope import (
     AgentInputs,
@@ -240,6 +243,7 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
         progress(1.0, "No baseline: drift detection skipped")
         return _skipped_result(params, started, "No baseline file was provided; upload baseline.* to detect drift")
     baseline, current = _parse_temporal_text(inputs.baseline, inputs.primary)
+    baseline, current, comma_numbers = _parse_decimal_comma_text(baseline, current)
     progress(0.0, f"Comparing {current.width} columns against the baseline")
     schema = _schema_drift(baseline, current)
     in_baseline = set(data_columns(baseline))
@@ -263,7 +267,7 @@ def run(inputs: AgentInputs, params: DriftDetectorParams, progress: Progress) ->
     position = {name: index for index, name in enumerate(common)}
     skipped.sort(key=lambda item: position[item["field_name"]])
 
-    fields = [_field_output(result) for result in results]
+    fields = [_field_output(result, comma_numbers) for result in results]
     summary = _drift_summary(results, len(common), schema, params)
     summary_metrics = {
         "fields_analyzed": summary["fields_analyzed"],
@@ -370,6 +374,55 @@ def _parse_temporal_text(baseline: pl.DataFrame, current: pl.DataFrame) -> tuple
             converted = converted.with_columns(frame.select(_inferred_datetime(name) for name in misfits))
         parsed.append(converted)
     return parsed[0], parsed[1]
+
+
+DECIMAL_COMMA_READING = {"decimal_mark": ",", "thousands_separator": "."}
+
+
+def _parse_decimal_comma_text(
+    baseline: pl.DataFrame, current: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, frozenset[str]]:
+    """Text columns holding numbers written with a decimal comma in both files (``1.234,56``, ``99,90``, with ``7``
+    or ``1.500`` among them: agents.decimal_comma) are compared as numbers, read as the profile and the type-fixer
+    read them (``1.234,56`` is 1234.56), not as categories. A column qualifies when at least 95 % of the non-blank
+    values of each file (and of their first 10,000) are such numbers and a value among the first 10,000 of either file
+    has a comma that can only be a decimal mark (``12,99``; ``1,500`` alone reads both ways); the values that are
+    not become missing. Returns both files with
+    those columns as Float64, and their names (the fields say ``read_from_text``)."""
+    baseline_schema = baseline.schema
+    names = [
+        name for name, dtype in current.schema.items() if dtype == pl.String and baseline_schema.get(name) == pl.String
+    ]
+    if not names:
+        return baseline, current, frozenset()
+
+    def qualified(names: list[str], rows: int | None) -> list[str]:
+        """The columns of ``names`` that qualify over the first ``rows`` rows (None: all) of both files."""
+        found: list[dict[str, Any]] = []
+        for frame in (baseline, current):
+            checks: list[pl.Expr] = []
+            for index, name in enumerate(names):
+                text = pl.col(name).str.strip_chars()
+                present = text.is_not_null() & (text != "")
+                checks += [
+                    (text.str.contains(DECIMAL_COMMA_NUMBER_PATTERN).sum() / present.sum()).alias(f"share_{index}"),
+                    text.str.contains(DECIMAL_COMMA_PATTERN).any().alias(f"decimal_{index}"),
+                ]
+            lazy = narrow(frame, names)
+            found.append((lazy if rows is None else lazy.head(rows)).select(checks).collect().row(0, named=True))
+        return [
+            name
+            for index, name in enumerate(names)
+            if all((row[f"share_{index}"] or 0.0) >= TEMPORAL_TEXT_SHARE for row in found)
+            and any(row[f"decimal_{index}"] for row in found)
+        ]
+
+    sampled = qualified(names, TEMPORAL_SAMPLE)  # a cheap look first: most text columns hold no numbers
+    chosen = qualified(sampled, None) if sampled else []
+    if not chosen:
+        return baseline, current, frozenset()
+    read = [parse_decimal_comma(pl.col(name)).alias(name) for name in chosen]
+    return baseline.with_columns(read), current.with_columns(read), frozenset(chosen)
 
 
 def _inferred_datetime(name: str) -> pl.Expr:
@@ -883,13 +936,15 @@ def _interpretation(plan: ColumnPlan, analysis: dict[str, Any], baseline: SideSt
     return verdict + "."
 
 
-def _field_output(result: ColumnResult) -> dict[str, Any]:
+def _field_output(result: ColumnResult, comma_numbers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    read = result.plan.name in comma_numbers  # text read as numbers (_parse_decimal_comma_text)
     return {
         "field_name": result.plan.name,
         "column_type": result.plan.column_type,
-        "baseline_type": str(result.plan.baseline_dtype),
-        "current_type": str(result.plan.current_dtype),
+        "baseline_type": "String" if read else str(result.plan.baseline_dtype),
+        "current_type": "String" if read else str(result.plan.current_dtype),
         "value_unit": result.plan.value_unit,
+        **({"read_from_text": DECIMAL_COMMA_READING} if read else {}),
         "baseline_statistics": result.baseline.public(),
         "current_statistics": result.current.public(),
         "drift_analysis": result.analysis,

@@ -19,8 +19,9 @@ nothing to enforce: the agent says so and changes nothing. Steps, in order:
    violations; ``drop_extra_columns`` drops them, otherwise the drop is proposed.
 3. **Types** (``column_types``: string, integer, float, boolean, date, datetime). Text is read as type-fixer
    reads it (``agents.values``: "1,234" is an integer, "yes" a boolean; dates by the column's best formats,
-   and a column whose day/month order is a tie is not converted; a ``date`` also as eight digits ``19850314``,
-   text or integer, as the other master agents read one: :func:`compact_date`); missing-value tokens ("N/A", "") are
+   and a column whose day/month order is a tie, or with dates of a 2-digit year (its century a guess), is not
+   converted; a ``date`` also as eight digits ``19850314``, text or integer, as the other master agents read one:
+   :func:`compact_date`); missing-value tokens ("N/A", "") are
    empty cells, not failures. Other types convert where nothing is lost (whole floats to integers,
    integers 0/1 to booleans, midnight datetimes to dates, anything to string). A value that does not
    convert is a critical ``type_mismatch``. ``cast_types`` casts a column when every value converts;
@@ -452,6 +453,8 @@ def _from_text(work: pl.DataFrame, column: str, target: str) -> tuple[pl.Expr, s
             f"its day/month order is {why} ({item['chosen_format']} or {item['alternative_format']}), so it is not "
             "converted"
         )
+    elif plan.two_digit_years:
+        blocked = f"{plan.century_note()}, so it is not converted"
     if target == "date":
         return pl.coalesce(plan.expression(x), compact_date(x)), blocked
     return plan.expression(x), blocked

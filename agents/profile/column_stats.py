@@ -642,6 +642,23 @@ def _profile_numeric(
     _fill_numeric(column, row.row(0, named=True), runs, summary, settings)
 
 
+def text_number_stats(source: Source, name: str, numbers: pl.Expr, settings: StatsSettings) -> tuple[ColumnStats, int]:
+    """The numeric statistics (``numeric``, ``histogram``) of a text column's numbers as ``numbers`` reads them
+    (a Float64 expression of the column, null where a value is no such number: a decimal comma's,
+    agents.decimal_comma.parse_decimal_comma), and how many values read; computed as a float column's are, over
+    the whole column (one query over the read values, on the source's engine)."""
+    read = source.columns([name]).select(numbers.cast(pl.Float64).alias(name))
+    if source.frame is not None:
+        one = Source.of_frame(read.collect())
+    else:
+        one = Source(read, pl.Schema({name: pl.Float64()}), source.height)
+    column = ColumnStats(name, "float", "Float64", source.height, 0, top_n=settings.top_n_values)
+    _profile_numeric(one, column, pl.Float64(), settings, low_cardinality=False)
+    counted = int(one.collect(one.lazy.select(pl.col(name).count())).item())
+    column.null_count = source.height - counted
+    return column, counted
+
+
 def _numeric_values(name: str, dtype: pl.DataType) -> pl.Expr:
     return (pl.col(name).cast(pl.Float64) if dtype.is_decimal() else pl.col(name)).drop_nulls()
 

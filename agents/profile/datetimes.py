@@ -171,7 +171,9 @@ def text_datetime_profile(values: pl.Series) -> tuple[pl.Series, dict[str, Any]]
     series is not text or fewer than :data:`TEXT_DATE_SHARE` of its non-blank values read as dates.
     The parsed series has the input's name and length, unread values null: Date, or Datetime[us], in UTC
     when every format of the plan ends in ``Z`` (``2013-01-01T10:00:00Z``) or reads a UTC offset
-    (``2024-03-01T10:00:00+02:00``, each value with its own: ``agents.values.OFFSET_FORMATS``), else naive."""
+    (``2024-03-01T10:00:00+02:00``, each value with its own: ``agents.values.OFFSET_FORMATS``), else naive.
+    Values with a 2-digit year (``13/04/55``) are read by ``agents.values.TWO_DIGIT_YEAR_RULE`` (00-69 as 2000-2069):
+    a guess of their century, which the plan states (``two_digit_years``)."""
     if values.dtype not in (pl.String, pl.Categorical, pl.Enum):
         return None
     name = values.name

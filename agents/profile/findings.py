@@ -333,13 +333,22 @@ def _text_alerts(name: str, profile: dict[str, Any], params: ProfilerParams) -> 
             )
         )
     elif semantic == "date_string":
+        # 13/04/55: the datetime profile reads it with a century rule (agents.values.TWO_DIGIT_YEAR_RULE), and says so
+        years = (profile.get("datetime_profile") or {}).get("read_from_text", {}).get("two_digit_years")
         alerts.append(
             _alert(
                 "type_date",
                 "low",
                 name,
-                f"'{name}' holds dates stored as text",
-                f"Parse '{name}' as a date (Clean My Data: type-fixer)",
+                f"'{name}' holds dates stored as text"
+                + (
+                    f", {years['values']:,} of them with a 2-digit year whose century is a guess (profiled with "
+                    f"{years['rule']}: {years['earliest']} to {years['latest']})"
+                    if years
+                    else ""
+                ),
+                f"Parse '{name}' as a date (Clean My Data: type-fixer"
+                + (", with convert_ambiguous_dates: true once the century rule is right for it)" if years else ")"),
             )
         )
     elif semantic == "boolean_string":

@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import polars as pl
 
+from agents.decimal_comma import parse_decimal_comma
 from agents.envelope import (
     AgentInputs,
     AgentResult,
@@ -39,7 +41,15 @@ from agents.envelope import (
     inline_row_level_issues,
 )
 from agents.params.common import parameter_objects
-from agents.profile.column_stats import NUMERIC_KINDS, ColumnStats, ProfileStats, StatsSettings, compute_stats
+from agents.profile.column_stats import (
+    NUMERIC_KINDS,
+    ColumnStats,
+    ProfileStats,
+    Source,
+    StatsSettings,
+    compute_source_stats,
+    text_number_stats,
+)
 from agents.profile.findings import AGENT_ID, build_findings, summary_cards
 from agents.profile.params import AGENT_NAME, ProfilerParams
 from agents.profile.pii import (
@@ -64,8 +74,9 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
         frame, missing = normalize_missing(frame, params.null_tokens)
     progress(0.0, f"Profiling {frame.width} columns of {frame.height:,} rows")
     early = EarlyViews(frame)  # computed beside the statistics, which they do not need
-    stats = compute_stats(
-        frame, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
+    source = Source.of_frame(frame)
+    stats = compute_source_stats(
+        source, stats_settings(params), lambda: progress(0.6, "Computing outliers, histograms and row issues")
     )
     progress(0.85, "Detecting personal data and scoring quality")
     sampled = [column.name for column in stats.columns if column.kind in SAMPLED_KINDS]
@@ -74,7 +85,7 @@ def run(inputs: AgentInputs, params: ProfilerParams, progress: Progress) -> Agen
     def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
         return profile_views(frame, fields, stats.dataset.duplicate_rows, early)
 
-    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing, views)
+    return profile_result(stats, sample, params, int(frame.estimated_size()), started, progress, missing, views, source)
 
 
 def stats_settings(params: ProfilerParams) -> StatsSettings:
@@ -96,16 +107,20 @@ def profile_result(
     progress: Progress,
     missing: MissingTokens | None = None,
     views: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+    source: Source | None = None,
 ) -> AgentResult:
     """The envelope from the column statistics and an evenly spaced sample of the text and integer columns
     (SAMPLED_KINDS: for PII and semantic types; card numbers read as integers); shared by the in-memory agent
     and the streaming path for large files. ``views``: the profile's views (agents.profile.views) from the
-    fields, which it may complete (datetime profiles)."""
+    fields, which it may complete (datetime profiles). ``source``: what the statistics were computed over, from
+    which the numbers of text columns written with a decimal comma are profiled (:func:`_text_numbers`)."""
     string_columns = [column.name for column in stats.columns if column.kind == "string"]
     integer_columns = [column.name for column in stats.columns if column.kind == "integer"]
     signals = value_signals(sample, string_columns, integer_columns)
     missing = missing or MissingTokens(tokens=tuple(params.null_tokens))
     fields = [_field_profile(column, signals.get(column.name), params, missing) for column in stats.columns]
+    if source is not None:
+        _text_numbers(fields, source, stats_settings(params))
 
     dataset = _dataset_summary(stats.dataset.__dict__, fields, memory_bytes)
     progress(0.9, "Computing correlations, missing-value patterns and samples")
@@ -251,21 +266,7 @@ def _statistics(column: ColumnStats, non_null: int) -> dict[str, Any]:
     if column.entropy_bits is not None and column.unique_count and column.unique_count > 1:
         statistics["entropy_normalized"] = round(column.entropy_bits / math.log2(column.unique_count), 6)
     if column.kind in NUMERIC_KINDS and column.numeric:
-        numeric = dict(column.numeric)
-        quantiles = numeric.pop("quantiles")
-        minimum, maximum, mean, std = numeric["min"], numeric["max"], numeric["mean"], numeric["std"]
-        statistics.update(numeric)
-        statistics.update(quantiles)
-        statistics["median"] = quantiles["p50"]
-        statistics["quantiles"] = quantiles
-        statistics["range"] = None if minimum is None or maximum is None else maximum - minimum
-        statistics["coefficient_of_variation"] = std / mean if std is not None and mean else None
-        statistics["zeros_percentage"] = _pct(numeric["zeros_count"], non_null)
-        statistics["negatives_percentage"] = _pct(numeric["negatives_count"], non_null)
-        statistics["outlier_count"] = numeric.get("outlier_count", 0)
-        statistics["outlier_percentage"] = _pct(numeric.get("outlier_count", 0), non_null)
-        statistics["outlier_lower_bound"] = numeric.get("outlier_lower_bound")
-        statistics["outlier_upper_bound"] = numeric.get("outlier_upper_bound")
+        statistics.update(_numeric_statistics(column.numeric, non_null))
     elif column.kind == "string":
         statistics.update(column.lengths)
     elif column.temporal:
@@ -275,6 +276,59 @@ def _statistics(column: ColumnStats, non_null: int) -> dict[str, Any]:
         statistics["false_count"] = non_null - column.true_count
         statistics["true_percentage"] = _pct(column.true_count, non_null)
     return statistics
+
+
+def _numeric_statistics(found: dict[str, Any], non_null: int) -> dict[str, Any]:
+    """A numeric column's statistics (``ColumnStats.numeric`` of its ``non_null`` values) as the field gives them."""
+    numeric = dict(found)
+    quantiles = numeric.pop("quantiles")
+    minimum, maximum, mean, std = numeric["min"], numeric["max"], numeric["mean"], numeric["std"]
+    statistics: dict[str, Any] = {**numeric, **quantiles}
+    statistics["median"] = quantiles["p50"]
+    statistics["quantiles"] = quantiles
+    statistics["range"] = None if minimum is None or maximum is None else maximum - minimum
+    statistics["coefficient_of_variation"] = std / mean if std is not None and mean else None
+    statistics["zeros_percentage"] = _pct(numeric["zeros_count"], non_null)
+    statistics["negatives_percentage"] = _pct(numeric["negatives_count"], non_null)
+    statistics["outlier_count"] = numeric.get("outlier_count", 0)
+    statistics["outlier_percentage"] = _pct(numeric.get("outlier_count", 0), non_null)
+    statistics["outlier_lower_bound"] = numeric.get("outlier_lower_bound")
+    statistics["outlier_upper_bound"] = numeric.get("outlier_upper_bound")
+    return statistics
+
+
+DECIMAL_COMMA_READING = {"decimal_mark": ",", "thousands_separator": "."}
+"""How a ``numeric_string`` column written with a decimal comma is read to be profiled as numbers
+(agents.decimal_comma.parse_decimal_comma: ``1.234,56`` is 1234.56), as the type-fixer converts it."""
+
+
+def _text_numbers(fields: list[dict[str, Any]], source: Source, settings: StatsSettings) -> None:
+    """Each ``numeric_string`` field written with a decimal comma profiled as numbers, in place: the numeric
+    statistics of a float column (min, max, mean, median, std, quantiles, IQR and z-score outlier counts and
+    bounds, extremes) added to its ``statistics`` beside the string lengths, its ``distribution.histogram`` that
+    of the numbers, and ``statistics.read_from_text`` saying how they were read and how many values read (the
+    percentages are of those). The type stays ``numeric_string`` (the file holds text); the outliers are counted,
+    not listed as row-level issues."""
+    read = [
+        field
+        for field in fields
+        if field["semantic_type"] == "numeric_string" and field["properties"].get("decimal_mark") == ","
+    ]
+    jobs: list[Callable[[], tuple[ColumnStats, int]]] = [
+        partial(text_number_stats, source, name, parse_decimal_comma(pl.col(name)), settings)
+        for name in (field["field_name"] for field in read)
+    ]
+    for field, (column, values_read) in zip(read, source.run(jobs), strict=True):
+        if not values_read:
+            continue
+        statistics = field["statistics"]
+        statistics.update(_numeric_statistics(column.numeric, values_read))
+        statistics["read_from_text"] = {
+            **DECIMAL_COMMA_READING,
+            "values_read": values_read,
+            "values_not_read": field["properties"]["non_null_count"] - values_read,
+        }
+        field["distribution"]["histogram"] = column.histogram
 
 
 def _pii_by_value(signals: TextSignals | None, threshold: float) -> str | None:

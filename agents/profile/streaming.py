@@ -69,4 +69,4 @@ def profile_large(
         def views(fields: list[dict[str, Any]]) -> dict[str, Any]:
             return streamed_views(scan, source.height, fields, stats.dataset.duplicate_rows)
 
-        return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing, views)
+        return profile_result(stats, sample, params, path.stat().st_size, started, progress, missing, views, source)

@@ -10,7 +10,11 @@ Which columns take part (by the field's ``semantic_type``, :mod:`agents.profile.
 - Cramér's V: categorical columns (text codes, booleans, low-cardinality integer codes) with at most
   :data:`~agents.profile.correlations.MAX_CATEGORIES` distinct values;
 - a datetime profile: every Date/Datetime column, and every text column whose values are dates in one of
-  the product's layouts (``date_string``: read as the type fixer would read them, the plan reported).
+  the product's layouts (``date_string``: read as the type fixer would read them, the plan reported as
+  ``read_from_text``). Dates written with a 2-digit year (``13/04/55``) are read 00-69 as 2000-2069, 70-99 as
+  1970-1999 (agents.values.TWO_DIGIT_YEAR_RULE): a guess of the century, which ``read_from_text.two_digit_years``
+  states (with the earliest and latest such date, and ``future_count`` counting the dates it puts after today)
+  and the field's ``type_date`` alert repeats; the type-fixer does not convert them by default.
 
 A file profiled by streaming (larger than the agent's memory) gets the views of an evenly spaced sample of
 at most :data:`STREAMED_SAMPLE_ROWS` rows and :data:`STREAMED_SAMPLE_CELLS` cells (``sampled`` says so;

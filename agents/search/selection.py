@@ -2,21 +2,25 @@
 the data's columns and turned into one Polars predicate.
 
 Column names resolve as transform's do (agents.transform.resolve.resolve_column: exact, case-insensitive, without
-separators, one close spelling; every inexact reading is a note); an unknown or ambiguous name, or a value that does
-not fit its column's type, is refused with an ``InvalidParametersError`` naming the field, with suggestions. Values
-are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars literals of the column's
-dtype. A filter's null, or its empty value (``""``, or blanks: what ``agensium search --filter grp=`` sends),
-selects the missing cells, the product's missing values (PRODUCT.md "Missing values"): the empty cells, and a text
-column's blank texts (a quoted empty field read as written); the empty value is understood as null, with a note.
-Otherwise a cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is evaluated from text: a
-keyword is a literal substring. Text is compared whatever its Unicode form: a keyword or a filter value matches
-text written composed (NFC: ``Köln`` with ``ö``) or decomposed (NFD: ``o`` and a combining diaeresis), the two
-forms every source writes (:func:`unicode_forms`; normalising every cell would cost more than the search).
+separators, then one close spelling that is a typing slip, never another word; every inexact reading is a note); the
+columns that select rows (filters, ranges, time ranges, keyword columns) take no close spelling, as transform's
+filters do: ``state`` on a file with ``stage`` is refused, "did you mean 'stage'?"; an unknown or ambiguous name, or
+a value that does not fit its column's type, is refused with an ``InvalidParametersError`` naming the field, with
+suggestions. Values are typed by transform's rules (agents.transform.resolve.typed_literal) and become Polars
+literals of the column's dtype. A filter's null, or its empty value (``""``, or blanks: what ``agensium search
+--filter grp=`` sends), selects the missing cells, the product's missing values (PRODUCT.md "Missing values"): the
+empty cells, and a text column's blank texts (a quoted empty field read as written); the empty value is understood
+as null, with a note. Otherwise a cell that cannot be decided (empty, NaN in a range) is not selected. Nothing is
+evaluated from text: a keyword is a literal substring. Text is compared whatever its Unicode form: a keyword or a
+filter value matches text written composed (NFC: ``Köln`` with ``ö``) or decomposed (NFD: ``o`` and a combining
+diaeresis), the two forms every source writes (:func:`unicode_forms`; normalising every cell would cost more than
+the search).
 
 A time range (and the aggregator's time bucket) over a text column of dates written in another layout than ISO 8601
 (``03/15/2024``, ``15.03.2024 10:30``) reads them as the type-fixer would (agents.values.plan_dates, from the
-column's distinct values): when every value reads, with a day/month order that no tie decides; the reading is a
-note. Otherwise the range is refused, saying how many values read and why. A sort by such a column orders its rows
+column's distinct values): when every value reads, with a day/month order that no tie decides and a 4-digit year
+(a 2-digit year's century is a guess); the reading is a note. Otherwise the range is refused, saying how many values
+read and why. A sort by such a column orders its rows
 by those dates (read for the sort only: the rows keep their text); one that cannot be read so is sorted as text,
 with a note saying why. ISO 8601 text sorts as text: its order is the dates', unless each value has its own UTC
 offset (``2024-03-01T10:00:00+02:00``, agents.values.OFFSET_FORMATS): such values read as UTC instants.
@@ -74,18 +78,21 @@ class Resolver:
     def __post_init__(self) -> None:
         self._context = ResolutionContext({name: str(dtype) for name, dtype in self.schema.items()})
 
-    def column(self, name: str, path: str) -> str:
+    def column(self, name: str, path: str, *, narrows: bool = False) -> str:
+        """The column ``name`` is; ``narrows``: it selects rows (a filter, range, time range or keyword column), so
+        it is read exactly, ignoring case and separators, and a close spelling is refused with the suggestion
+        (``state`` is never ``stage``)."""
         try:
-            exact = resolve_column(self._context, name, path)
+            exact = resolve_column(self._context, name, path, exact=narrows)
         except Refusal as refusal:
             raise self.refuse(refusal) from None
         self.notes.extend(self._context.notes)
         self._context.notes.clear()
         return exact
 
-    def columns(self, names: Sequence[str], path: str) -> list[str]:
+    def columns(self, names: Sequence[str], path: str, *, narrows: bool = False) -> list[str]:
         """Each name resolved, a column named twice kept once."""
-        return list(dict.fromkeys(self.column(name, f"{path}[{i}]") for i, name in enumerate(names)))
+        return list(dict.fromkeys(self.column(name, f"{path}[{i}]", narrows=narrows) for i, name in enumerate(names)))
 
     def kind(self, column: str) -> str:
         return kind_of(str(self.schema[column]))
@@ -218,7 +225,7 @@ def resolve_selection(resolver: Resolver, params: RowSelection) -> Selection:
     parts: list[pl.Expr] = []
     filters: dict[str, list[Any]] = {}
     for name, values in params.filters.items():
-        column = resolver.column(name, f"filters.{name}")
+        column = resolver.column(name, f"filters.{name}", narrows=True)
         expr, typed = _membership(resolver, column, values, f"filters.{name}")
         parts.append(expr)
         filters[column] = sorted({_show(v): _json_value(v) for v in typed}.values(), key=_show)
@@ -299,7 +306,7 @@ def _int_bounds(dtype: pl.DataType) -> tuple[int, int]:
 
 def _keyword_columns(resolver: Resolver, names: list[str] | None) -> list[str]:
     if names is not None:
-        return resolver.columns(names, "keyword_columns")
+        return resolver.columns(names, "keyword_columns", narrows=True)
     columns = [name for name in resolver.schema if resolver.kind(name) in TEXT_KINDS]
     if not columns:
         message = "the data has no text column to look for keywords in; name keyword_columns"
@@ -353,20 +360,22 @@ def _date_like_text(data: pl.LazyFrame, column: str, engine: Literal["auto", "st
 
 def _unread(plan: DatePlan) -> str | None:
     """Why a text column's dates cannot be read by their plan (none reads, some do not, or whether day or month
-    comes first is a guess), or None when every value reads."""
+    comes first, or a 2-digit year's century, is a guess), or None when every value reads."""
     ties = [item for item in plan.ambiguity if item["ambiguous_values"] and item["decided_by"].startswith("tie")]
     if not plan.formats:
         return "no value reads as a date"
     if ties:
         both = ties[0]["ambiguous_values"]
         return f"whether day or month comes first is a guess ({both:,} values read both ways)"
+    if plan.two_digit_years:  # 13/04/55: 1955 or 2055?
+        return f"its {plan.two_digit_years['values']:,} dates with a 2-digit year have a century that is a guess"
     if plan.parsed < plan.non_null:
         return f"{plan.non_null - plan.parsed:,} of its {plan.non_null:,} values do not read as dates"
     return None
 
 
 def _time_range(resolver: Resolver, item: TimeRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
-    column = resolver.column(item.column, f"{path}.column")
+    column = resolver.column(item.column, f"{path}.column", narrows=True)
     subject, kind, dtype = resolver.temporal(column, "a time range needs a date or date-time column", f"{path}.column")
     parts = [subject.is_not_null()]
     for end, text in (("from", item.from_), ("to", item.to)):
@@ -450,7 +459,7 @@ def _next_day(moment: dt.datetime, dtype: pl.Datetime) -> dt.datetime:
 
 
 def _range(resolver: Resolver, item: NumericRange, path: str) -> tuple[pl.Expr, dict[str, Any]]:
-    column = resolver.column(item.column, f"{path}.column")
+    column = resolver.column(item.column, f"{path}.column", narrows=True)
     kind = resolver.kind(column)
     if kind not in ("int", "float"):
         raise resolver.mismatch(column, "a numeric range needs a numeric column", f"{path}.column")

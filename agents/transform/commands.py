@@ -34,7 +34,11 @@ Syntax decisions (each unambiguous by construction; the grammar has no conflicts
   as search's keywords do: ``name contains smith`` finds ``Smith``); ``case-sensitive`` (or ``case sensitive``) after
   the value asks for the case as written. ``=``, ``!=`` and ``in`` compare whole values exactly unless ``ignoring
   case`` (or ``case-insensitive``) follows the value;
-- ``is null``/``is empty``/``is missing``/``is blank`` (and ``= null``, ``= ''``) test for an empty cell;
+- ``is null``/``is empty``/``is missing``/``is blank`` (and ``= null``, ``= ''``) test for an empty cell, as does a
+  bare missing-value token after ``=``, ``!=`` or in a list (``= N/A``, ``in (nan, x)``: the reader read those
+  cells as empty; quoted, it is text); a bare ``none`` is the text none (lower-case none is no missing-value token:
+  ``= none``, ``in (none, x)``, ``replace x with none`` and ``fill ... with none`` all mean that text), with a note;
+  an empty cell in an ``in`` list is an ``is null`` beside it (``in (null, x)``: empty or x);
   ``in`` and ``not in`` take a list in parentheses or brackets: ``country in (US, CA)``;
 - ``replace A with B in col`` replaces whole cells equal to A; ``replace text A with B in col`` (or ``replace
   substring``, ``replace all occurrences of``) replaces every occurrence of the piece of text A inside cells;
@@ -62,6 +66,7 @@ from lark.parsers.lalr_analysis import Shift
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
+from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.transform.expressions import LocatedError
 
 MAX_CONDITION_DEPTH = 20
@@ -817,8 +822,20 @@ class _Builder:
         if child.type == "QUOTED":
             return _Value(_code_checked(_unquote(str(child)), child.start_pos or 0), child.start_pos or 0)
         if child.type == "NULL":
+            if str(child).casefold() == "none" and str(child) != "None":  # a word, not the missing-value token
+                self.notes.append(f"{child} read as the text '{child}' (an empty cell is tested with is null)")
+                return _Value(str(child), child.start_pos or 0)
             return _Value(None, child.start_pos or 0)
         return _Value(str(child), child.start_pos or 0)
+
+    def _compared(self, literal: Tree) -> _Value:
+        """A literal compared with ``=``, ``!=`` or ``in``: a bare missing-value token (``N/A``, ``nan``; PRODUCT.md
+        "Missing values") is an empty cell, as the reader read the cells that held it (quoted, it is text)."""
+        item = self._literal(literal)
+        if isinstance(item.value, str) and not self._quoted(literal) and item.value in DEFAULT_NULL_TOKENS:
+            self.notes.append(f"{item.value} read as an empty cell (a missing-value token; quote it for the text)")
+            return _Value(None, item.position)
+        return item
 
     @staticmethod
     def _value_words(tree: Tree) -> _Value:
@@ -913,8 +930,8 @@ class _Builder:
             return self._scalar(tree, path, comparison, _SCALAR_CMPS[kind])
         if kind in ("cmp_in", "cmp_not_in"):
             items = self._trees(self._trees(tree, "value_list")[0], "list_items")[0]
-            values = [self._at(f"{path}.value[{i}]", self._literal(t)) for i, t in enumerate(self._trees(items))]
-            return comparison | {"cmp": "in" if kind == "cmp_in" else "not_in", "value": values}
+            values = [self._at(f"{path}.value[{i}]", self._compared(t)) for i, t in enumerate(self._trees(items))]
+            return self._in_list(comparison, values, negated=kind == "cmp_not_in")
         if kind in ("cmp_between", "cmp_not_between"):
             ends = self._trees(tree, "literal")
             values = [self._at(f"{path}.value[{i}]", self._literal(t)) for i, t in enumerate(ends)]
@@ -922,6 +939,19 @@ class _Builder:
         op = next(t for t in self._trees(tree) if t.data in _TEXT_OPS)
         value = self._at(f"{path}.value", self._literal(self._trees(tree, "literal")[0]))
         return comparison | {"cmp": _TEXT_OPS[str(op.data)], "value": value}
+
+    @staticmethod
+    def _in_list(comparison: dict[str, Any], values: list[Any], *, negated: bool) -> dict[str, Any]:
+        """``in``/``not in`` a list; an empty cell in it (``in (null, peanuts)``) is an ``is null`` beside it."""
+        cmp = "not_in" if negated else "in"
+        present = [v for v in values if v is not None]
+        if len(present) == len(values):
+            return comparison | {"cmp": cmp, "value": values}
+        empty = {"column": comparison["column"], "cmp": "is_not_null" if negated else "is_null"}
+        if not present:
+            return empty
+        listed = comparison | {"cmp": cmp, "value": present}
+        return {"all": [listed, empty]} if negated else {"any": [listed, empty]}
 
     def _scalar(self, tree: Tree, path: str, comparison: dict[str, Any], cmp: str) -> dict[str, Any]:
         ref = next(t for t in self._trees(tree) if t.data in ("value_ref", "column_value"))
@@ -931,7 +961,7 @@ class _Builder:
             item = self._column(column_tree[0]) if column_tree else self._column(Tree("col_ref", ref.children))
             return comparison | {"cmp": cmp, "value_column": self._at(f"{path}.value_column", item)}
         assert isinstance(target, Tree)
-        item = self._literal(target)
+        item = self._compared(target) if cmp in ("==", "!=") else self._literal(target)
         empty = item.value is None or (item.value == "" and self._quoted(target))
         if empty and cmp in ("==", "!="):
             if item.value == "":

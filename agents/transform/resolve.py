@@ -9,8 +9,13 @@ schema is ``Resolved.schema_after`` and the executor produces exactly those dtyp
 
 Nothing is guessed silently: a column name resolves exactly, then ignoring case, then ignoring case and separators
 (spaces, ``_``, ``-``, ``.``), then to the one close spelling that no other column comes near (Damerau-Levenshtein:
-one edit in names of 4 to 9 characters, two from 10, none below 4; the numbers in the name must be the same);
-every inexact reading is written to ``Resolved.notes``. Anything else is refused with an
+one edit in names of 4 to 9 characters, two from 10, none below 4; the numbers in the name must be the same) when
+every edit is a typing slip (``typo_edits``: two letters swapped, or a letter missing or added inside a name of 5
+characters or more, or doubled; never a replaced letter, nor one at either end: ``name`` is not ``game``); every
+inexact reading is written to ``Resolved.notes``. An operation that removes rows or columns (filter, drop_columns,
+keep_columns, deduplicate) reads no close spelling (``resolve_column(exact=True)``): it is refused with the
+suggestion. An ordering of a text column against a number is refused (``_refuse_text_numbers``), as one against a
+date is. Anything else is refused with an
 ``InvalidParametersError`` whose details carry ``field``, ``command``, ``position``, ``reason`` and
 ``suggestions``.
 
@@ -218,6 +223,53 @@ def _allowed_distance(length: int) -> int:
     return 1 if length <= 9 else 2
 
 
+MIN_INDEL_LENGTH = 5
+"""A letter missing or added is read as a typo only in names of at least this many characters (``adress``); in a
+shorter one it too often makes another word (``page``/``age``)."""
+
+
+def typo_edits(written: str, name: str) -> float:
+    """The edits that make ``written`` into ``name`` when each is one a typing slip makes: two neighbouring letters
+    swapped (``emial``/``email``) or, in names of ``MIN_INDEL_LENGTH`` characters or more, a letter missing or added
+    inside the name or next to the same letter (``adress``/``address``, ``quantiy``/``quantity``). A substituted
+    letter (``name``/``game``, ``state``/``stage``, ``date``/``data``) or a letter added or dropped at either end
+    (``page``/``age``, ``years``/``year``) makes another word, not a typo: ``math.inf``. The case and separators
+    are the caller's to remove (``_key``)."""
+    a, b = written, name
+    indels = min(len(a), len(b)) >= MIN_INDEL_LENGTH - 1 and max(len(a), len(b)) >= MIN_INDEL_LENGTH
+
+    def slip(text: str, i: int) -> bool:  # text[i] may be dropped or added as a typo
+        if not indels:
+            return False
+        inside = 0 < i < len(text) - 1
+        doubled = (i > 0 and text[i - 1] == text[i]) or (i + 1 < len(text) and text[i + 1] == text[i])
+        return inside or doubled
+
+    inf = math.inf
+    d = [[inf] * (len(b) + 1) for _ in range(len(a) + 1)]
+    d[0][0] = 0
+    for i in range(len(a) + 1):
+        for j in range(len(b) + 1):
+            here = d[i][j]
+            if i and j and a[i - 1] == b[j - 1]:
+                here = min(here, d[i - 1][j - 1])
+            if i and slip(a, i - 1):  # a letter added
+                here = min(here, d[i - 1][j] + 1)
+            if j and slip(b, j - 1):  # a letter missing
+                here = min(here, d[i][j - 1] + 1)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1] and a[i - 1] != a[i - 2]:
+                here = min(here, d[i - 2][j - 2] + 1)
+            d[i][j] = here
+    return d[len(a)][len(b)]
+
+
+def _typo(written: str, name: str, distance: int) -> bool:
+    """Whether ``written``, ``distance`` edits from ``name`` (Damerau-Levenshtein), is a typo of it: the same
+    number of edits, every one a typing slip (``typo_edits``; a letter replaced by a missing and an added one is
+    still a replaced letter: ``customer_game`` is no typo of ``customer_name``)."""
+    return typo_edits(written, name) == distance
+
+
 def _suggestions(name: str, columns: list[str]) -> list[str]:
     found = process.extract(name, columns, scorer=fuzz.WRatio, processor=str.casefold, limit=3, score_cutoff=60)
     return [match[0] for match in found]
@@ -228,8 +280,30 @@ def _quoted(names: Iterable[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def resolve_column(ctx: ResolutionContext, name: str, path: str, *, span: str | None = None, offset: int = 0) -> str:
-    """The exact column ``name`` refers to (see the module docstring for the order of readings)."""
+EXACT_ONLY = "a command that removes rows or columns needs the exact name; only case and separators may differ"
+"""Why a close spelling is refused in such a command (``exact``)."""
+
+
+def _plural_of(singular: str, plural: str) -> bool:
+    """Whether ``plural`` is ``singular`` with its English plural ending (``emails``, ``prices``, ``addresses``):
+    a plural is the same column to a command (README, "How commands read"), even one that removes rows."""
+    if singular == "":
+        return False
+    return plural == singular + ("es" if singular.endswith(("s", "x", "z", "ch", "sh")) else "s")
+
+
+def resolve_column(
+    ctx: ResolutionContext,
+    name: str,
+    path: str,
+    *,
+    span: str | None = None,
+    offset: int = 0,
+    exact: bool = False,
+) -> str:
+    """The exact column ``name`` refers to (see the module docstring for the order of readings). ``exact``: the
+    command removes rows or columns (a filter, a drop, keep or deduplicate, a search's selection), so it reads no
+    close spelling: one is refused with the suggestion (``did you mean 'game'?``)."""
     if name in ctx.schema:
         return name
     columns = list(ctx.schema)
@@ -259,27 +333,40 @@ def resolve_column(ctx: ResolutionContext, name: str, path: str, *, span: str | 
         if re.findall(r"\d+", _key(c)) == digits  # 'item2' is never a typo of 'item1'
     )
     allowed = _allowed_distance(len(key))
+    plurals = [c for c in columns if _plural_of(_key(c), key) or _plural_of(key, _key(c))]
+    if len(plurals) == 1:  # the same word (README: plurals do not matter), unless another column is as close
+        others = [columns[i] for distance, i in scored if distance <= allowed and columns[i] != plurals[0]]
+        if not others:
+            ctx.notes.append(f"column '{name}' read as '{plurals[0]}' (ignoring a plural ending)")
+            return plurals[0]
+    closest: list[str] = []
     if scored and scored[0][0] <= allowed:
         best = scored[0][0]
         near = [columns[i] for distance, i in scored if distance < best + 2]
-        if len(near) == 1:
+        if len(near) > 1:
+            raise refuse(f"column '{name}' could be {_quoted(near[:3])}; name it exactly", "ambiguous_column", near[:3])
+        closest = near
+        if not exact and _typo(key, _key(near[0]), best):
             ctx.notes.append(f"column '{name}' read as '{near[0]}' (closest spelling)")
             return near[0]
-        raise refuse(f"column '{name}' could be {_quoted(near[:3])}; name it exactly", "ambiguous_column", near[:3])
-    suggestions = _suggestions(name, columns)
+    suggestions = list(dict.fromkeys([*closest, *_suggestions(name, columns)]))[:3]
     if suggestions:
         return_message = f"no column '{name}'; did you mean {_quoted(suggestions)}?"
+        if exact and closest and _typo(key, _key(closest[0]), scored[0][0]):
+            return_message += f" ({EXACT_ONLY})"
     else:
         shown = ", ".join(f"'{c}'" for c in columns[:10]) + (", ..." if len(columns) > 10 else "")
         return_message = f"no column '{name}' (the columns are {shown})" if columns else f"no column '{name}'"
     raise refuse(return_message, "unknown_column", suggestions)
 
 
-def _resolve_columns(ctx: ResolutionContext, names: list[str], path: str = "columns") -> list[str]:
-    """Each name resolved; a column named twice is kept once (noted)."""
+def _resolve_columns(
+    ctx: ResolutionContext, names: list[str], path: str = "columns", *, exact: bool = False
+) -> list[str]:
+    """Each name resolved (``exact``: see ``resolve_column``); a column named twice is kept once (noted)."""
     resolved: list[str] = []
     for i, name in enumerate(names):
-        column = resolve_column(ctx, name, f"{path}[{i}]")
+        column = resolve_column(ctx, name, f"{path}[{i}]", exact=exact)
         if column in resolved:
             ctx.notes.append(f"column '{column}' named twice; used once")
             continue
@@ -416,7 +503,7 @@ def _condition(ctx: ResolutionContext, condition: Condition, path: str) -> dict[
 
 
 def _comparison(ctx: ResolutionContext, comparison: Comparison, path: str) -> dict[str, Any]:
-    column = resolve_column(ctx, comparison.column, f"{path}.column")
+    column = resolve_column(ctx, comparison.column, f"{path}.column", exact=True)
     kind = ctx.kind(column)
     cmp, value = comparison.cmp, comparison.value
     out: dict[str, Any] = {
@@ -451,6 +538,7 @@ def _comparison(ctx: ResolutionContext, comparison: Comparison, path: str) -> di
         if kind == "datetime" and cmp in ("<=", ">") and _is_day(value):
             out["value"] = _day(value)
     _refuse_text_dates(kind, column, cmp, out["value"], path)
+    _refuse_text_numbers(kind, column, cmp, value, path)
     return out
 
 
@@ -481,6 +569,30 @@ def _refuse_text_dates(kind: str, column: str, cmp: str, value: Any, path: str) 
             f"column '{column}' holds text, so '{cmp}' would compare its values as text, not as dates; convert it "
             f'first: convert {column} to date using format "..." (its layout, e.g. "%b %d %Y" for Jan 1 2000)',
             "type_mismatch",
+            f"{path}.column",
+        )
+
+
+TEXT_NUMBERS = "text_numbers"
+"""The reason of the refusal of ``_refuse_text_numbers``: the transformer adds how many values are no number."""
+
+
+def _refuse_text_numbers(kind: str, column: str, cmp: str, value: Any, path: str) -> None:
+    """An ordering of a text column against a number (``keep rows where n > 9`` on a column that is text because
+    one value is ``unknown``, or after ``cast n to text``) would order the texts, not the numbers (``"10" < "9"``,
+    ``"unknown" > "9"``), silently: refused, saying how to convert the column first (as a text column of dates is,
+    and as search's ranges refuse a text column). Text against text (``name > m``) is an ordering of texts, as
+    asked; ``=``, ``!=`` and ``in`` compare whole values (``zip = 02134`` stays text)."""
+    values = value if isinstance(value, list) else [value]
+    if kind not in _TEXTUAL or cmp not in ("<", "<=", ">", ">=", "between"):
+        return
+    if any(_as_number(item) is not None for item in values):
+        written = column if re.fullmatch(r"\w+", column) else f"`{column}`"
+        raise Refusal(
+            f"column '{column}' holds text, so '{cmp}' would compare its values as text, not as numbers "
+            f'("10" comes before "9"); convert it first: cast {written} to number and set invalid values to empty '
+            "(a value that is no number becomes empty and matches no comparison)",
+            TEXT_NUMBERS,
             f"{path}.column",
         )
 
@@ -522,7 +634,7 @@ def _value_column(ctx: ResolutionContext, comparison: Comparison, column: str, p
         raise Refusal(
             f"'{comparison.cmp}' compares with values, not with another column", "invalid_value", f"{path}.cmp"
         )
-    other = resolve_column(ctx, comparison.value_column or "", f"{path}.value_column")
+    other = resolve_column(ctx, comparison.value_column or "", f"{path}.value_column", exact=True)
     kinds = {ctx.kind(column), ctx.kind(other)}
     comparable = kinds <= set(_NUMERIC) or kinds <= set(_TEXTUAL) or len(kinds) == 1
     if not comparable or "other" in kinds or (comparison.cmp not in ("==", "!=") and not kinds <= set(_ORDERED)):
@@ -560,7 +672,7 @@ def _filter(ctx: ResolutionContext, op: FilterRows) -> list[dict[str, Any]]:
 
 
 def _drop(ctx: ResolutionContext, op: DropColumns) -> list[dict[str, Any]]:
-    columns = _resolve_columns(ctx, op.columns)
+    columns = _resolve_columns(ctx, op.columns, exact=True)
     if len(columns) == len(ctx.schema):
         raise Refusal("that would drop every column; keep at least one", "no_columns_left", "columns")
     for column in columns:
@@ -569,7 +681,7 @@ def _drop(ctx: ResolutionContext, op: DropColumns) -> list[dict[str, Any]]:
 
 
 def _keep(ctx: ResolutionContext, op: KeepColumns) -> list[dict[str, Any]]:
-    columns = _resolve_columns(ctx, op.columns)
+    columns = _resolve_columns(ctx, op.columns, exact=True)
     ctx.schema = {c: d for c, d in ctx.schema.items() if c in columns}
     return [{"op": "keep_columns", "columns": columns}]
 
@@ -718,7 +830,7 @@ def _fill(ctx: ResolutionContext, op: FillNulls) -> list[dict[str, Any]]:
 
 
 def _deduplicate(ctx: ResolutionContext, op: Deduplicate) -> list[dict[str, Any]]:
-    columns = None if op.columns is None else _resolve_columns(ctx, op.columns)
+    columns = None if op.columns is None else _resolve_columns(ctx, op.columns, exact=True)
     return [{"op": "deduplicate", "columns": columns, "keep": op.keep}]
 
 

@@ -21,6 +21,7 @@ Rows removed on the user's command are not quarantined: the user asked for them 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,11 @@ from agents.envelope import (
     build_issue_summary,
     inline_row_level_issues,
 )
+from agents.errors import InvalidParametersError
 from agents.params.transformer import TransformerParams
 from agents.transform.execute import AGENT_ID, Execution, execute
-from agents.transform.resolve import Resolved, resolve
+from agents.transform.resolve import TEXT_NUMBERS, Resolved, resolve
+from agents.values import is_missing_token, parse_number
 
 AGENT_NAME = "Transformer"
 TOOL_ID = "transform-my-data"
@@ -59,7 +62,10 @@ def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> A
     source, rows_in, spill_dir = _source(inputs)
     schema = {name: str(dtype) for name, dtype in source.collect_schema().items() if name not in BOOKKEEPING_COLUMNS}
     progress(0.0, f"Reading {len(params.operations) + len(params.commands)} operations and commands")
-    resolved = resolve(params, schema)
+    try:
+        resolved = resolve(params, schema)
+    except InvalidParametersError as error:
+        raise _counted_non_numbers(error, source) from None
     fields = [_field(origin, params) for origin in resolved.origins]
 
     def step_progress(fraction: float, message: str) -> None:
@@ -94,6 +100,42 @@ def run(inputs: AgentInputs, params: TransformerParams, progress: Progress) -> A
         scan=execution.scan,
         rows=execution.rows if execution.scan is not None else None,
     )
+
+
+_TEXT_COLUMN = re.compile(r"column '(?P<column>.+?)' holds text, so ")
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})*,\d+\s*|\s*[+-]?\d+,\d+\s*")
+
+
+def _counted_non_numbers(error: InvalidParametersError, source: pl.DataFrame | pl.LazyFrame) -> Exception:
+    """A refused ordering of a text column against a number (agents.transform.resolve.TEXT_NUMBERS) says how many of
+    the column's values are no number and shows one (the reason it is text); decimal commas (``10,5``) get their
+    own advice, as a conversion to number would empty them. Any other error as it is."""
+    found = _TEXT_COLUMN.match(error.message)
+    if error.details.get("reason") != TEXT_NUMBERS or found is None:
+        return error
+    column = found.group("column")
+    if column not in source.collect_schema() or source.collect_schema()[column] != pl.String:
+        return error  # text only from an earlier operation (a cast to text): nothing to count in the input
+    text = pl.col(column)
+    present = text.is_not_null() & ~is_missing_token(text)
+    no_number = present & parse_number(text).is_null()
+    counted = source.lazy().select(
+        present.sum().alias("present"),
+        no_number.sum().alias("others"),
+        text.filter(no_number).first().alias("example"),
+    )
+    row = counted.collect().row(0, named=True)
+    if not row["others"]:
+        return error
+    example, others, present = str(row["example"])[:40], row["others"], row["present"]
+    counted_text = f"{others} of its {present} values {'is' if others == 1 else 'are'} no number, e.g. '{example}'"
+    message = error.message.replace(" holds text, so ", f" holds text ({counted_text}), so ", 1)
+    if _DECIMAL_COMMA.fullmatch(example):  # a conversion to number would empty them: say how to read them
+        message = message.split("; convert it first")[0] + (
+            f'; they are written with a decimal comma: convert them first (replace text "," with "." in {column}, '
+            f"after removing any thousands separator, then cast {column} to number)"
+        )
+    return InvalidParametersError(message, dict(error.details))
 
 
 def _source(inputs: AgentInputs) -> tuple[pl.DataFrame | pl.LazyFrame, int, Path | None]:

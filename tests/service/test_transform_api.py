@@ -194,8 +194,10 @@ async def test_commands_are_resolved_against_the_sources_recorded_schema(
     assert error["details"]["field"].startswith("operations[0]")
     assert await transform_tasks(client) == before
 
-    # The one close spelling is read (the worker notes it in its report); a source without a schema: the worker's.
-    assert (await transform(client, source, {"command": "remove rows where emial is null"})).status_code == 202
+    # The one close spelling is read where nothing is removed (the worker notes it in its report); a command that
+    # removes rows takes the exact name; a source without a schema: the worker's.
+    assert (await transform(client, source, {"command": "sort by emial"})).status_code == 202
+    assert (await transform(client, source, {"command": "remove rows where emial is null"})).status_code == 422
     unknown_schema = await completed(client, store, summary={"rows": 6, "rows_out": 4})
     r = await transform(client, unknown_schema, {"command": command})
     assert r.status_code == 202, r.text

@@ -196,7 +196,7 @@ def test_an_unknown_column_is_refused_with_suggestions() -> None:
 
 
 def test_typos_within_reach_are_read_and_noted() -> None:
-    data = search(ROWS, sort=[{"column": "prics", "descending": True}], page_size=1)["data"]
+    data = search(ROWS, sort=[{"column": "pirce", "descending": True}], page_size=1)["data"]
     assert data["rows"][0]["id"] == 23
     assert data["filters_understood"]["sort"] == [{"column": "price", "descending": True}]
 

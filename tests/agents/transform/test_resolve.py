@@ -86,8 +86,8 @@ def test_importing_the_resolver_and_the_grammar_does_not_import_polars() -> None
 def test_a_column_reads_exactly_then_by_case_then_by_separators_then_by_one_close_spelling(
     written: str, column: str, note: str | None
 ) -> None:
-    resolved = run(where(written, "is_null"))
-    assert resolved.operations[0]["where"]["column"] == column
+    resolved = run({"op": "sort", "by": [{"column": written}]})  # a filter reads no close spelling
+    assert resolved.operations[0]["by"][0]["column"] == column
     assert resolved.notes == [[note] if note else []]
 
 
@@ -113,7 +113,8 @@ def test_a_name_with_other_numbers_is_never_read_as_a_typo() -> None:
     with pytest.raises(InvalidParametersError) as caught:
         run(where("item2", "is_null"), schema={"item1": "Int64", "other": "String"})
     assert (caught.value.details["reason"], caught.value.details["suggestions"]) == ("unknown_column", ["item1"])
-    assert run(where("itme1", "is_null"), schema={"item1": "Int64"}).operations[0]["where"]["column"] == "item1"
+    sort = {"op": "sort", "by": [{"column": "itme1"}]}
+    assert run(sort, schema={"item1": "Int64"}).operations[0]["by"][0]["column"] == "item1"
 
 
 def test_two_columns_equal_but_for_case_make_a_caseless_name_ambiguous() -> None:
