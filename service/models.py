@@ -360,6 +360,11 @@ class LineageEntry(BaseModel):
     transformations: list[str]
     created_at: datetime
     source_task_id: str | None
+    deleted: bool | None = Field(
+        None,
+        description="true for an ancestor the user deleted, listed as it was (its children keep its id); absent for "
+        "the others",
+    )
 
 
 class Lineage(BaseModel):
