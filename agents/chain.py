@@ -884,7 +884,11 @@ def _read_inputs(
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
         frames[role], read_reports[role] = read_table_with_report(
-            path, name, sheet=getattr(options, role).sheet, max_columns=max_columns
+            path,
+            name,
+            sheet=getattr(options, role).sheet,
+            header_row=getattr(options, role).header_row,
+            max_columns=max_columns,
         )
         if null_tokens is not None:
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)

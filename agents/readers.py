@@ -11,6 +11,8 @@ The extension of the upload name chooses the format:
   0-based position, hidden or not), read by calamine through ``pl.read_excel``; cell types come from the
   workbook (dates stay dates, whole numbers become integers, a column of time-only cells is times of day:
   ``09:30:00``, not calamine's ``1899-12-31T09:30:00``). An empty sheet is refused naming the sheets with data.
+  The header is the sheet's first row holding a value, or the 1-based row ``header_row``, or the row found below
+  a title (:func:`_header_below_title`); the report's ``header_row`` says which and what was skipped.
   A formula cell without a computed value (a workbook written by a program that does not compute formulas:
   openpyxl, or xlsxwriter's placeholder 0) is read as stored and listed in the report's
   ``formulas_without_values`` (:func:`_formulas_without_values`). The ZIP container is checked first against
@@ -176,6 +178,10 @@ class ReadReport(TypedDict):
     # XLSX: formula cells whose value the workbook does not hold (:func:`_formulas_without_values`), by column;
     # present when there is one
     formulas_without_values: NotRequired[dict[str, dict[str, Any]]]
+    # XLSX: the header read below the sheet's first row (the reading option header_row, or found below a title:
+    # :func:`_header_below_title`), with the rows skipped; or a header suspected below a title but not read
+    # (``possible_header_row``); present when there is one
+    header_row: NotRequired[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -201,21 +207,33 @@ class _Parsed:
     # XLSX: formulas_without_values by position, and those of cells outside the columns read (by "column D")
     formulas: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     formulas_outside: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    header_row: dict[str, Any] | None = None  # XLSX: the read report's header_row
 
 
 def read_table(
-    path: Path, name: str, *, sheet: str | int | None = None, max_columns: int = DEFAULT_MAX_COLUMNS
+    path: Path,
+    name: str,
+    *,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> pl.DataFrame:
     """Parse the file at ``path``; ``name`` is its upload name, whose extension selects the format."""
-    return read_table_with_report(path, name, sheet=sheet, max_columns=max_columns)[0]
+    return read_table_with_report(path, name, sheet=sheet, header_row=header_row, max_columns=max_columns)[0]
 
 
 def read_table_with_report(
-    path: Path, name: str, *, sheet: str | int | None = None, max_columns: int = DEFAULT_MAX_COLUMNS
+    path: Path,
+    name: str,
+    *,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> tuple[pl.DataFrame, ReadReport]:
     """Parse the file at ``path`` and report its format facts and every column renamed, dropped,
-    flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position; a file of
-    more than ``max_columns`` columns is refused."""
+    flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position, ``header_row``
+    (XLSX only) the 1-based row of the sheet holding the column names; a file of more than ``max_columns``
+    columns is refused."""
     extension = Path(name).suffix.lower()
     file_format = FORMATS.get(extension)
     if file_format is None:
@@ -228,11 +246,16 @@ def read_table_with_report(
         raise InvalidFileError(
             f"{name}: the 'sheet' option applies to .xlsx workbooks only", {"file": name, "sheet": sheet}
         )
+    if header_row is not None and file_format != "xlsx":
+        raise InvalidFileError(
+            f"{name}: the 'header_row' option applies to .xlsx workbooks only",
+            {"file": name, "header_row": header_row},
+        )
     try:
         if file_format == "csv":
             parsed = _read_delimited(path, name, TEXT_FORMATS[extension], max_columns)
         elif file_format == "xlsx":
-            parsed = _read_xlsx(path, name, sheet)
+            parsed = _read_xlsx(path, name, sheet, header_row)
         elif file_format == "parquet":
             parsed = _read_parquet(path, name, max_columns)
         elif file_format == "json":
@@ -354,6 +377,8 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
             },
             **parsed.formulas_outside,
         }
+    if parsed.header_row is not None:
+        report["header_row"] = parsed.header_row
     if parsed.exact_fields:  # JSON: each column out comes from a field or from a field of an object
         sources = [(frame.columns[index], child) for index, child in plan.sources]
         report["numbers_kept_as_text"] = {
@@ -1072,7 +1097,7 @@ class transcoded_to_utf8:  # noqa: N801 - used as a function: with transcoded_to
 # --- XLSX -------------------------------------------------------------------------------------------------
 
 
-def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
+def _read_xlsx(path: Path, name: str, sheet: str | int | None, header_row: int | None = None) -> _Parsed:
     head = _check_not_empty(path, name)
     _check_xlsx_container(path, name, head)
     try:
@@ -1087,25 +1112,36 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
         sheets = [_WorkbookSheet(sheet_name, False, None) for sheet_name in names]
     hidden = [found.name for found in sheets if found.hidden]
     sheet_name = _resolve_sheet(sheet, names, name, hidden)
-    details = {"file": name, "sheet": sheet_name}
+    details: dict[str, Any] = {"file": name, "sheet": sheet_name}
+    if header_row is not None:
+        details["header_row"] = header_row
     try:
-        frame = pl.read_excel(
-            path,
-            sheet_name=sheet_name,
-            engine="calamine",
-            infer_schema_length=None,  # every cell decides the type: a late text cell widens, not nulls
-            drop_empty_cols=False,  # Polars would also drop unnamed columns of zeros; _tidy_columns decides
-            raise_if_empty=True,
-        )
+        frame = _read_sheet(path, sheet_name, None if header_row is None else header_row - 1)
     except pl.exceptions.NoDataError as error:
+        if header_row is not None and _sheet_rows(workbook, sheet_name):
+            raise _header_row_error(workbook, sheet_name, name, details, header_row) from error
         raise _empty_sheet(workbook, sheet_name, name, details, hidden=hidden) from error
     except _XLSX_READ_ERRORS as error:
         raise InvalidFileError(
             f"{name}: the sheet {sheet_name!r} could not be read ({_first_line(error)})", details
         ) from error
-    if frame.height == 0:
-        raise _empty_sheet(workbook, sheet_name, name, details, "has a header but no data rows", hidden=hidden)
-    original = _xlsx_header(workbook, sheet_name, frame.columns)
+    header: dict[str, Any] | None = None
+    if header_row is not None:
+        if frame.height == 0 or all(_CALAMINE_UNNAMED.fullmatch(column) for column in frame.columns):
+            raise _header_row_error(workbook, sheet_name, name, details, header_row, empty=frame.height > 0)
+        header = {
+            "row": header_row,
+            "skipped": _row_texts(workbook, sheet_name, header_row - 1),
+            "reason": "the reading option header_row",
+        }
+    else:
+        if frame.height == 0:
+            raise _empty_sheet(workbook, sheet_name, name, details, "has a header but no data rows", hidden=hidden)
+        found = _header_below_title(path, workbook, sheet_name, frame)
+        if found is not None:
+            frame, header = found
+    row = None if header is None or "skipped" not in header else header["row"] - 1
+    original = _xlsx_header(workbook, sheet_name, frame.columns, row)
     formulas, outside = _formulas_without_values(path, next(found for found in sheets if found.name == sheet_name))
     return _Parsed(
         _times_of_day(frame),
@@ -1114,7 +1150,131 @@ def _read_xlsx(path: Path, name: str, sheet: str | int | None) -> _Parsed:
         _whole_numbers_bare(frame),
         formulas=formulas,
         formulas_outside=outside,
+        header_row=header,
     )
+
+
+def _read_sheet(path: Path, sheet_name: str, header_row: int | None) -> pl.DataFrame:
+    """The sheet as calamine types it, its header the 0-based row ``header_row`` of the sheet (None: the first
+    row holding a value), the rows above it skipped."""
+    return pl.read_excel(
+        path,
+        sheet_name=sheet_name,
+        engine="calamine",
+        infer_schema_length=None,  # every cell decides the type: a late text cell widens, not nulls
+        drop_empty_cols=False,  # Polars would also drop unnamed columns of zeros; _tidy_columns decides
+        raise_if_empty=True,
+        # skip_rows 0: header_row counts from the sheet's row 1, even when calamine's range starts below it
+        read_options=None if header_row is None else {"header_row": header_row, "skip_rows": 0},
+    )
+
+
+# A header found below a title (:func:`_header_below_title`) is looked for in the sheet's first rows.
+XLSX_TITLE_WINDOW_ROWS: Final = 10
+_SKIPPED_LISTED: Final = 10  # the read report's header_row lists the first rows skipped that hold a value
+
+
+def _top_rows(workbook: fastexcel.ExcelReader, sheet_name: str, rows: int) -> list[list[str]]:
+    """The first ``rows`` rows of the sheet (from its row 1, empty ones included), each cell as text, an empty one
+    ``""``; the columns are those calamine reads (from the sheet's first column holding a value)."""
+    if rows <= 0:
+        return []
+    top = workbook.load_sheet(sheet_name, header_row=None, skip_rows=0, n_rows=rows).to_polars()
+    if top.width == 0:
+        return []
+    text = top.select(pl.all().cast(pl.String).str.strip_chars().fill_null(""))
+    return [list(row) for row in text.rows()]
+
+
+def _row_texts(workbook: fastexcel.ExcelReader, sheet_name: str, rows: int) -> list[str]:
+    """The first :data:`_SKIPPED_LISTED` of the sheet's first ``rows`` rows that hold a value, each as its cells'
+    text joined by `` | ``."""
+    found = [" | ".join(cell for cell in row if cell) for row in _top_rows(workbook, sheet_name, rows)]
+    return [row for row in found if row][:_SKIPPED_LISTED]
+
+
+def _sheet_rows(workbook: fastexcel.ExcelReader, sheet_name: str) -> int:
+    """The number of the sheet's last row holding a value (0: none)."""
+    return int(workbook.load_sheet(sheet_name, header_row=None, skip_rows=0, n_rows=1).total_height)
+
+
+def _header_row_error(
+    workbook: fastexcel.ExcelReader,
+    sheet_name: str,
+    name: str,
+    details: dict[str, Any],
+    header_row: int,
+    *,
+    empty: bool = False,
+) -> InvalidFileError:
+    """The error of a reading option ``header_row`` naming an empty row, or no row above data rows."""
+    last = _sheet_rows(workbook, sheet_name)
+    if empty:
+        problem = f"row {header_row:,} is empty: the header row names the columns"
+    elif header_row >= last:
+        problem = f"its last row is row {last:,}: no data rows below row {header_row:,}"
+    else:
+        problem = f"no data rows below row {header_row:,}"
+    return InvalidFileError(
+        f"{name}: the sheet {sheet_name!r} cannot be read with the header on row {header_row:,}: {problem}; "
+        "name another row with the reading option header_row",
+        {**details, "last_row": last},
+    )
+
+
+def _header_below_title(
+    path: Path, workbook: fastexcel.ExcelReader, sheet_name: str, frame: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, Any]] | None:
+    """A sheet whose first rows are a title (a report exported with a heading): each of the rows above its header
+    holds at most one cell (some one), and the header, the first row within the first
+    :data:`XLSX_TITLE_WINDOW_ROWS` holding several, names every column holding a value below it with distinct text
+    (a letter in each name). When a column below it is typed (numbers, dates, booleans: not a data row then), the
+    sheet read from that row and the read report's ``header_row`` (the row, the rows skipped, why); when none is,
+    the frame is kept and ``header_row`` says which row may be the header (``possible_header_row``). None when the
+    layout is not so: a row of several cells is never skipped. ``frame``: the sheet read from its first row."""
+    if frame.width < 2 or sum(1 for column in frame.columns if not _CALAMINE_UNNAMED.fullmatch(column)) != 1:
+        return None  # its first row holding a value has several (a header) or none: not a title
+    rows = _top_rows(workbook, sheet_name, XLSX_TITLE_WINDOW_ROWS)
+    index = next((number for number, row in enumerate(rows) if sum(1 for cell in row if cell) > 1), None)
+    if index is None:
+        return None
+    skipped = [cell for row in rows[:index] for cell in row if cell]  # one cell a row at most
+    if not skipped:
+        return None
+    names = rows[index]
+    filled = [cell for cell in names if cell]
+    if len(set(filled)) != len(filled) or not all(any(char.isalpha() for char in cell) for cell in filled):
+        return None
+    try:
+        below = _read_sheet(path, sheet_name, index)
+    except pl.exceptions.NoDataError:
+        return None
+    except _XLSX_READ_ERRORS:
+        return None
+    if below.height == 0 or below.width != len(names):
+        return None
+    counts = below.select(pl.all().count()).row(0)
+    if any(not cell and count for cell, count in zip(names, counts, strict=True)):
+        return None  # a column holding values below it without a name: not the header
+    first = next(number for number, row in enumerate(rows, start=1) if any(row))
+    typed = any(
+        cell and count and dtype not in (pl.String, pl.Null)
+        for cell, count, dtype in zip(names, counts, below.dtypes, strict=True)
+    )
+    if not typed:
+        return frame, {
+            "row": first,
+            "possible_header_row": index + 1,
+            "reason": f"row {first} holds a single cell (a title?) and row {index + 1} names every column, but no "
+            f"column below it holds numbers, dates or booleans to tell it from data: the header is read from row "
+            f"{first}; name the header row with the reading option header_row",
+        }
+    return below, {
+        "row": index + 1,
+        "skipped": skipped,
+        "reason": f"the rows above row {index + 1} hold a single cell each (a title) and row {index + 1} names "
+        "every column above typed values: read as the header (the reading option header_row names another)",
+    }
 
 
 @dataclass(frozen=True)
@@ -1411,9 +1571,12 @@ def _resolve_sheet(sheet: str | int | None, sheet_names: list[str], name: str, h
     )
 
 
-def _xlsx_header(workbook: fastexcel.ExcelReader, sheet_name: str, columns: list[str]) -> list[str]:
+def _xlsx_header(
+    workbook: fastexcel.ExcelReader, sheet_name: str, columns: list[str], row: int | None = None
+) -> list[str]:
     """The header cells behind calamine's names: ``__UNNAMED__<n>`` was blank; ``x_1`` after an ``x`` may
-    have been a repeated ``x`` (or really ``x_1``): only then is the header row read again to tell."""
+    have been a repeated ``x`` (or really ``x_1``): only then is the header row (the 0-based ``row`` of the sheet,
+    None: its first row holding a value) read again to tell."""
     original = ["" if _CALAMINE_UNNAMED.fullmatch(column) else column for column in columns]
     ambiguous = any(
         (match := _NUMBERED_NAME.fullmatch(column)) is not None and match["base"] in columns[:position]
@@ -1421,7 +1584,7 @@ def _xlsx_header(workbook: fastexcel.ExcelReader, sheet_name: str, columns: list
     )
     if not ambiguous:
         return original
-    header_row = workbook.load_sheet(sheet_name, header_row=None, n_rows=1).to_polars()
+    header_row = workbook.load_sheet(sheet_name, header_row=None, skip_rows=row, n_rows=1).to_polars()
     if header_row.width != len(columns) or header_row.height != 1:
         return original
     cells = header_row.select(pl.all().cast(pl.String)).row(0)

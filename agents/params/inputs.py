@@ -8,11 +8,20 @@ from pydantic import Field
 from agents.params.common import AgentParams, NullToken
 
 INPUTS_KEY = "inputs"
+XLSX_MAX_ROWS = 1_048_576  # a worksheet's rows (Excel's limit): the highest header_row
 
 
 class FileOptions(AgentParams):
     sheet: str | int | None = Field(
         None, description="XLSX only: the worksheet to read, by name or 0-based position (default: the first)"
+    )
+    header_row: int | None = Field(
+        None,
+        ge=1,
+        le=XLSX_MAX_ROWS,
+        description="XLSX only: the 1-based row of the sheet that holds the column names; the rows above it are"
+        " skipped (default: the first row with a value, or the header found below a title, as the read report's"
+        " header_row says)",
     )
     display_name: str | None = Field(
         None,
