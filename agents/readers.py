@@ -85,6 +85,7 @@ from agents.layouts import (
     beyond_double_columns,
     boolean_layout_of,
     json_text,
+    long_number,
     maybe_beyond_double,
     number_layouts,
     record_layouts,
@@ -851,7 +852,11 @@ def _typed_number_columns(
     if decimals:  # each a number, or the column stays text
         parsed = frame.select(pl.col(name).cast(pl.Float64, strict=False) for name in decimals)
         numbers = [name for name in decimals if parsed[name].null_count() == frame[name].null_count()]
-        exact = beyond_double_columns(frame, numbers)  # a value no double gives back: the column stays text
+        # Only a long value or one with an exponent may hold more than a double (long_number, of the text before its
+        # spaces are trimmed: never shorter): the other columns are not looked at value by value.
+        longs = frame.select(long_number(pl.col(name)).any() for name in numbers).row(0) if numbers else ()
+        looked = [name for name, long in zip(numbers, longs, strict=True) if long]
+        exact = beyond_double_columns(frame, looked)  # a value no double gives back: the column stays text
         if beyond is not None:
             beyond.update(exact)
         typed += [parsed[name] for name in numbers if name not in exact]

@@ -161,6 +161,34 @@ def known_quartiles(frame: pl.DataFrame, names: Sequence[str], shared: Any) -> d
     return known
 
 
+DISTINCT_TEXTS_ARTIFACT = "distinct_texts"  # AgentResult.artifacts: column name -> DistinctTexts (type-fixer)
+
+
+@dataclass(frozen=True)
+class DistinctTexts:
+    """A String column's distinct values as written (``raw``, null among them when there is one) with their row
+    counts (``count``, Int64), and the column they were counted on."""
+
+    column: pl.Series
+    values: pl.DataFrame
+
+
+def known_distinct_texts(frame: pl.DataFrame, name: str, shared: Any) -> pl.DataFrame | None:
+    """The distinct values with their counts (``DistinctTexts.values``) that an earlier agent found
+    (``shared``: ``DISTINCT_TEXTS_ARTIFACT``'s mapping, or None) for the String column ``name`` of ``frame``, when
+    it counted them on the very values ``frame`` holds (dtype, length, values and nulls equal): the same groups and
+    counts a ``group_by`` here finds. None otherwise."""
+    if not isinstance(shared, Mapping):
+        return None
+    entry = shared.get(name)
+    if not isinstance(entry, DistinctTexts):
+        return None
+    column = frame.get_column(name)
+    if column.dtype != pl.String or entry.column.dtype != pl.String or column.len() != entry.column.len():
+        return None
+    return entry.values if column.equals(entry.column, check_dtypes=True, null_equal=True) else None
+
+
 def no_removed_rows() -> pl.DataFrame:
     return pl.DataFrame(schema=REMOVED_ROWS_SCHEMA)
 

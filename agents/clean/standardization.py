@@ -19,8 +19,9 @@ result:
    cells it would change).
 
 A date column whose day/month order is a guess (every date reads both ways, e.g. all days <= 12; or some read only
-month/day and others only day/month) is not rewritten: which date a value means is not known; it is reported
-instead.
+month/day and others only day/month), or with dates written with a 2-digit year (``13/04/55``: its century is a
+guess; unless the target format writes a 2-digit year too), is not rewritten: which date a value means is not
+known; it is reported instead.
 Nulls stay null, blank text stays "" (null-handler decides about it). Date/Datetime columns stay typed
 and are not touched; Categorical columns are standardized as text and stay Categorical.
 
@@ -58,7 +59,13 @@ from typing import Any
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import (
+    DISTINCT_TEXTS_ARTIFACT,
+    clean_result,
+    effectiveness,
+    known_distinct_texts,
+    no_removed_rows,
+)
 from agents.columns import (
     collect_each,
     counted_values,
@@ -145,7 +152,8 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
     standardized: pl.DataFrame | None = None
     standardized_scan: pl.LazyFrame | None = None
     if inputs.scan is None:
-        column_reports, row_issues, standardized = _in_memory(frame, columns, params, target_format, progress)
+        shared = inputs.artifacts.get(DISTINCT_TEXTS_ARTIFACT)
+        column_reports, row_issues, standardized = _in_memory(frame, columns, params, target_format, progress, shared)
     else:
         scan = _numbered(inputs.scan)
         column_reports, row_issues, standardized_scan = _streamed(
@@ -183,6 +191,8 @@ def run(inputs: AgentInputs, params: FieldStandardizationParams, progress: Progr
     )
     if standardized_scan is not None:
         result.scan, result.rows = standardized_scan, rows
+    if DISTINCT_TEXTS_ARTIFACT in inputs.artifacts:
+        result.artifacts[DISTINCT_TEXTS_ARTIFACT] = {}  # used: the chain holds them no longer
     return result
 
 
@@ -192,9 +202,11 @@ def _in_memory(
     params: FieldStandardizationParams,
     target_format: TemporalFormat,
     progress: Progress,
+    shared: Any = None,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame, pl.DataFrame]:
-    """The column reports, the row-level issues and the new data of a frame."""
-    distinct = _distinct_values(frame, columns, params)
+    """The column reports, the row-level issues and the new data of a frame. ``shared``: the distinct values an
+    earlier agent counted (``DISTINCT_TEXTS_ARTIFACT``), taken for the columns it counted as they are here."""
+    distinct = _distinct_values(frame, columns, params, shared)
     plans, tables, column_reports = _ruled(distinct, columns, frame.schema, params, target_format, progress)
     row_issues = collect_row_issues(_issue_parts(frame, tables, plans, column_reports))
     if not any(report["values_changed"] for report in column_reports):
@@ -209,17 +221,27 @@ KEPT_CASE = ("preserve", "none")
 REPLACE_SHARE = 8  # a column is rewritten through a mapping of its changed values up to 1/8 of its rows
 
 
-def _distinct_values(frame: pl.DataFrame, columns: list[str], params: FieldStandardizationParams) -> list[pl.DataFrame]:
+def _distinct_values(
+    frame: pl.DataFrame, columns: list[str], params: FieldStandardizationParams, shared: Any = None
+) -> list[pl.DataFrame]:
     """Per column, its distinct values as text (under the column's name; null among them when there is one)
     with their row counts (``COUNT``) and their trimmed/collapsed text (``TEXT``). Every rule reads a value
     alone, so the rules run and the counts are taken once per distinct value, not once per row (a
-    Categorical's values are found before they are turned into text)."""
-    queries = [
-        counted_values(frame, column, COUNT)
-        .select(pl.col(column).cast(pl.String), COUNT)
-        .with_columns(_normalized(pl.col(column), params).alias(TEXT))
-        for column in columns
-    ]
+    Categorical's values are found before they are turned into text). ``shared``: distinct values an earlier
+    agent counted (``known_distinct_texts``: a million e-mail addresses are not grouped twice)."""
+    queries = []
+    for column in columns:
+        known = known_distinct_texts(frame, column, shared)
+        counted = (
+            counted_values(frame, column, COUNT)
+            if known is None
+            else known.lazy().select(pl.col("raw").alias(column), pl.col("count").alias(COUNT))
+        )
+        queries.append(
+            counted.select(pl.col(column).cast(pl.String), COUNT).with_columns(
+                _normalized(pl.col(column), params).alias(TEXT)
+            )
+        )
     return collect_each(queries, frame.height)
 
 
@@ -546,14 +568,25 @@ def _select_columns(frame: pl.DataFrame, params: FieldStandardizationParams) -> 
 # expressions
 
 
+# What every whitespace rule needs in a value to change it: whitespace (regex \s and strip_chars() alike mean Unicode
+# White_Space) or an invisible character.
+_NORMALIZABLE = r"[\s\u200b\u2060\ufeff]"
+
+
 def _normalized(expr: pl.Expr, params: FieldStandardizationParams) -> pl.Expr:
+    """``expr`` trimmed and collapsed as the parameters say. Only values holding whitespace or an invisible
+    character go through the rules (the others come out as they went in): a million e-mail addresses are one
+    match each instead of three replacements and a strip (50 ms instead of 230)."""
+    if not (params.trim_whitespace or params.normalize_internal_spacing):
+        return expr
+    rewritten = expr
     if params.trim_whitespace:
-        expr = expr.str.replace_all(INVISIBLE, "")
+        rewritten = rewritten.str.replace_all(INVISIBLE, "")
     if params.normalize_internal_spacing:
-        expr = expr.str.replace_all(AROUND_BREAK, "${1}").str.replace_all(SPACES, " ")
+        rewritten = rewritten.str.replace_all(AROUND_BREAK, "${1}").str.replace_all(SPACES, " ")
     if params.trim_whitespace:
-        expr = expr.str.strip_chars()
-    return expr
+        rewritten = rewritten.str.strip_chars()
+    return pl.when(expr.str.contains(_NORMALIZABLE)).then(rewritten).otherwise(expr)
 
 
 def _plan(
@@ -606,6 +639,8 @@ def _plan_dates(plan: ColumnPlan, values: pl.DataFrame, target: TemporalFormat) 
             f"{item['ambiguous_values']:,} dates read both as {item['chosen_format']} and "
             f"{item['alternative_format']} and {why}: not rewritten"
         )
+    elif dates.share >= DATE_COLUMN_SHARE and dates.two_digit_years and target.four_digit_year:
+        plan.dates_skipped = f"{dates.century_note()}: not rewritten"  # a 2-digit target keeps the century unsaid
     elif dates.share >= DATE_COLUMN_SHARE:
         plan.dates = dates
 

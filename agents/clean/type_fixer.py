@@ -18,8 +18,9 @@ share is 1.0 (``preserve_mixed_types``, the default: no cell is emptied), or at 
 without it; values that do not read become null and are reported one by one (``unparseable_value``). A
 column that reads at ``conversion_threshold`` but not entirely is proposed (``data.proposals``) with the
 cells the conversion would empty. Timestamps marked UTC (``2013-01-01T05:00:00Z``) stay text: a naive
-Datetime would drop the marker. A date column whose day/month order only a tie decides is not converted
-unless ``convert_ambiguous_dates`` (which date a value means is a guess); it is proposed too. Blank
+Datetime would drop the marker. A date column whose day/month order only a tie decides, or with dates written
+with a 2-digit year (``13/04/55``: 1955 or 2055?), is not converted unless ``convert_ambiguous_dates`` (which date a
+value means is a guess; its years then read 00-69 as 2000-2069, 70-99 as 1970-1999); it is proposed too. Blank
 values become null too (counted as ``blank_values_emptied``, not as failures). A column that reads at
 least 20 % but less than the threshold is reported as mixed, not converted.
 
@@ -70,7 +71,13 @@ from typing import Any, Literal
 
 import polars as pl
 
-from agents.clean.common import clean_result, effectiveness, no_removed_rows
+from agents.clean.common import (
+    DISTINCT_TEXTS_ARTIFACT,
+    DistinctTexts,
+    clean_result,
+    effectiveness,
+    no_removed_rows,
+)
 from agents.columns import collect_each, counted_values, narrow, with_row_index, with_row_index_lazy
 from agents.decimal_comma import (
     DECIMAL_COMMA_NUMBER_PATTERN,
@@ -158,7 +165,7 @@ class ColumnDecision:
     expression: pl.Expr | None = None
     text_source: bool = True  # the conversion reads text (failures possible)
     would_convert: bool = False  # reads at conversion_threshold (converted when not preserving mixed types)
-    ambiguous_order: bool = False  # a date column left as text because its day/month order is a tie
+    ambiguous_order: bool = False  # a date column left as text: its day/month order or 2-digit years' century a guess
     best: str = ""  # the best reading: numeric, boolean or temporal
     # the parameters a conversion needs that the run does not set (judgement calls: ``_needs``), in
     # ``JUDGEMENT_CALLS`` order, each with the smallest value it would change (an example)
@@ -199,6 +206,10 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     columns = data_columns(frame)
     progress(0.0, f"Turning missing-value tokens into nulls in {len(columns)} columns")
     written = _written_values(frame, columns) if frame.height >= DISTINCT_FIRST_ROWS else {}
+    # field-standardization counts the same values of a column it gets as they are here
+    shared = {
+        name: DistinctTexts(frame.get_column(name), table.select("raw", "count")) for name, table in written.items()
+    }
     frame, missing = _null_tokens(frame, columns, params, written)
     progress(0.05, f"Measuring the types of {len(columns)} columns over {frame.height:,} rows")
     decisions: list[ColumnDecision] = []
@@ -216,6 +227,8 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     # frame: its tokens are nulls already
     result = _result(started, outcome, params, len(columns), row_issues, fixed if converting else frame, progress)
     _keep_text_layouts(result, inputs, frame, converting)
+    if shared:
+        result.artifacts[DISTINCT_TEXTS_ARTIFACT] = shared
     return result
 
 
@@ -852,6 +865,11 @@ def _decide_conversion(decision: ColumnDecision, params: TypeFixerParams) -> Non
             else "the day/month order is a guess (some dates read only month/day, others only day/month, and some "
             "read both ways): left as text"
         )
+        if decision.plan is not None and decision.plan.two_digit_years:
+            decision.reason += f"; {decision.plan.century_note()}"
+    elif best == "temporal" and decision.plan and decision.plan.two_digit_years and not params.convert_ambiguous_dates:
+        decision.ambiguous_order = True  # a guess all the same: proposed with convert_ambiguous_dates
+        decision.reason = f"{decision.plan.century_note()}: left as text"
     else:
         decision.convert = True
         decision.reason = f"{decision.share:.1%} of values read as {decision.detected}"
@@ -996,12 +1014,15 @@ def _proposals(decisions: list[ColumnDecision], params: TypeFixerParams) -> list
             )
     guessed = [d for d in decisions if d.ambiguous_order]
     if guessed:
+        centuries = [d for d in guessed if d.plan is not None and d.plan.two_digit_years]
         items.append(
             proposal(
                 AGENT_ID,
                 "convert_ambiguous_dates",
-                f"Convert {len(guessed)} date column(s) whose day/month order is a guess, in the order more of their "
-                "dates can only be read in (month/day on a tie): " + ", ".join(d.column for d in guessed[:6]),
+                f"Convert {len(guessed)} date column(s) whose day/month order or century is a guess, in the order more "
+                "of their dates can only be read in (month/day on a tie): "
+                + ", ".join(d.column for d in guessed[:6])
+                + "".join(f"; {d.column}: {d.plan.century_note()}" for d in centuries[:6] if d.plan is not None),
                 {"convert_ambiguous_dates": True},
                 columns=[d.column for d in guessed],
                 cells_affected=sum(d.non_blank for d in guessed),
