@@ -333,7 +333,7 @@ def resolve_column(
         if re.findall(r"\d+", _key(c)) == digits  # 'item2' is never a typo of 'item1'
     )
     allowed = _allowed_distance(len(key))
-    plurals = [c for c in columns if _plural_of(_key(c), key) or _plural_of(key, _key(c))]
+    plurals = [c for c in columns if len(_key(c)) >= 3 and _plural_of(_key(c), key)]  # the name plural, not the column
     if len(plurals) == 1:  # the same word (README: plurals do not matter), unless another column is as close
         others = [columns[i] for distance, i in scored if distance <= allowed and columns[i] != plurals[0]]
         if not others:

@@ -131,3 +131,16 @@ def test_a_plural_beside_another_close_column_is_refused() -> None:
     with pytest.raises(InvalidParametersError) as caught:
         resolved(["remove rows where emails is null"], {"email": "String", "emails_2": "String", "mails": "String"})
     assert "emails" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "schema"),
+    [
+        ("remove rows where bu = A", {"bus": "String"}),
+        ("remove rows where new = A", {"news": "String"}),
+        ("drop column statu", {"status": "String"}),
+    ],
+)
+def test_a_name_is_never_read_as_the_plural_a_column_is(command: str, schema: dict[str, str]) -> None:
+    with pytest.raises(InvalidParametersError):
+        resolved([command], schema)
