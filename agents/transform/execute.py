@@ -490,7 +490,8 @@ def _overflow(record: dict[str, Any], overflow: dict[str, Any]) -> None:
     raise InvalidParametersError(
         f"{count:,} value{'s' if count != 1 else ''} of '{column}' ({overflow['expression']}) "
         f"{'do' if count != 1 else 'does'} not fit a whole number (beyond \u00b1{INT64_MAX:,}); "
-        "write a decimal literal (2.0 instead of 2) to compute it as a decimal, or narrow the values first",
+        "narrow the values first, or write a decimal literal (2.0 instead of 2) to compute it as a double, which keeps "
+        "about 15 significant digits (distinct ids of 19 or 20 digits would come out equal)",
         {
             "agent_id": AGENT_ID,
             "field": record["origin"],
@@ -1285,6 +1286,8 @@ def _numeric(column: pl.Expr, dtype: pl.DataType, kind: str) -> pl.Expr:
         truncated = column.cast(pl.Int128, strict=False)  # null beyond Int128 (a Decimal(38, 0) may be)
         whole = (column == column.floor()) & truncated.is_between(INT64_MIN, INT64_MAX)
         return pl.when(whole).then(truncated).cast(pl.Int64, strict=False)
+    if dtype in (pl.Int128, pl.UInt64):  # a value past Int64 (a 20-digit id) does not convert: an invalid value
+        return pl.when(column.is_between(INT64_MIN, INT64_MAX)).then(column).cast(pl.Int64, strict=False)
     return column.cast(pl.Int64)
 
 

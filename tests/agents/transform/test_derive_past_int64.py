@@ -1,7 +1,8 @@
-"""Arithmetic on a column of integers past Int64 (QA pass 8, D17: 20-digit ids read as Int128): ``id + 1``, ``abs``,
-``-``, ``*`` crashed the transformer with Polars' strict-cast error, and the task completed with no new version. A
-derived whole number is Int64 (resolution promises it): one that Int64 cannot hold is refused naming the column,
-as any overflow is; a division still gives decimals, and a comparison reads the ids exactly."""
+"""Arithmetic and casts on a column of integers past Int64 (QA pass 8, D17: 20-digit ids read as Int128): ``id + 1``,
+``abs``, ``-``, ``*`` and ``cast id to number`` crashed the transformer with Polars' strict-cast error, and the task
+completed with no new version. A derived whole number is Int64 (resolution promises it): one that Int64 cannot hold is
+refused naming the column, as any overflow is, and a cast names the values that do not convert; a division still
+gives decimals, and a comparison reads the ids exactly."""
 
 from __future__ import annotations
 
@@ -46,3 +47,14 @@ def test_division_and_comparisons_of_such_ids_still_run(primary: Path, tmp_path:
     out = pl.read_csv(tmp_path / "out" / "transformed_data.csv", schema_overrides={"id": pl.String})
     assert out["id"].to_list() == [str(BASE + 3), str(BASE + 4)]
     assert out["half"].to_list() == pytest.approx([(BASE + 3) / 2, (BASE + 4) / 2])
+
+
+@pytest.mark.parametrize("target", ["number", "integer"])
+def test_a_cast_of_such_ids_to_a_number_names_the_values_that_do_not_convert(
+    primary: Path, tmp_path: Path, target: str
+) -> None:
+    with pytest.raises(InvalidParametersError) as caught:
+        parameters = {"transformer": {"commands": [f"cast id to {target}"]}}
+        run_tool("transform-my-data", [], {"primary.csv": primary}, parameters, tmp_path / "out", quiet)
+    assert f"5 values of 'id' cannot be converted to {target}" in str(caught.value)
+    assert str(BASE) in str(caught.value)
