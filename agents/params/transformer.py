@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from agents.params.common import AgentParams
 
@@ -217,7 +217,15 @@ Operation = Annotated[
     Field(discriminator="op"),
 ]
 
-Command = Annotated[str, Field(min_length=1, max_length=MAX_COMMAND_CHARS)]
+
+def _not_blank(command: str) -> str:
+    if not command.strip():
+        raise ValueError("the command is empty")
+    return command
+
+
+Command = Annotated[str, Field(min_length=1, max_length=MAX_COMMAND_CHARS), AfterValidator(_not_blank)]
+"""A command: a blank one (spaces only) is refused as an empty one is, when the task is created."""
 
 
 class TransformerParams(AgentParams):

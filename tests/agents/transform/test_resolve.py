@@ -591,7 +591,6 @@ def test_operations_run_first_then_commands_and_each_keeps_its_origin() -> None:
         ("sort by price, nope", "unknown_column", 15, []),
         ("remove rows were email is null", "syntax", 12, ["'where'", "'with'", "'without'"]),
         ("delte rows where age > 1", "unknown_operation", 0, ["delete"]),
-        ("   ", "empty_command", 0, []),
     ],
 )
 def test_a_refused_command_says_where_and_why(command: str, reason: str, position: int, suggestions: list[str]) -> None:
