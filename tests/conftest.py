@@ -225,3 +225,16 @@ def csv_file(tmp_path: Path) -> Path:
     path = tmp_path / "primary.csv"
     path.write_text("id,name,amount\n1,alice,10.5\n2,bob,\n3,carol,7.25\n4,dave,3\n")
     return path
+
+
+@pytest.fixture
+def no_background_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's worker (`worker` above, running in this loop once a test has started it) runs its recovery pass
+    every few seconds: it dispatches every user's waiting tasks and re-enqueues lost jobs. A test that queues tasks in
+    the store by hand and dispatches them itself turns it off for its own duration."""
+    import worker.recovery
+
+    async def skipped(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr(worker.recovery, "_recover", skipped)

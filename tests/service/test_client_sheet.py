@@ -45,7 +45,7 @@ def test_sheet_is_merged_into_the_params_file(tmp_path: Path) -> None:
     [
         ("data.csv", None, "an .xlsx workbook only"),
         ("book.xlsx", "[1, 2]", "a JSON object"),
-        ("book.xlsx", "{not json", "not JSON"),
+        ("book.xlsx", "{not json", "not valid JSON"),
         ("book.xlsx", '{"inputs": {"primary": "Data"}}', "a JSON object"),
     ],
 )

@@ -13,7 +13,7 @@ import pytest
 from service.store import Event, TaskStore
 from tests.support import task_spec
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.usefixtures("no_background_recovery")]
 
 HEAD_START_S = {"low": 0.0, "normal": 300.0, "high": 3600.0, "urgent": 86400.0}
 PRIORITIES = ["low", "normal", "high", "urgent"]

@@ -106,6 +106,7 @@ async def test_timestamps_are_written_as_iso_utc_writes_them(store: TaskStore) -
 
 
 @ON_THE_SESSION_LOOP
+@pytest.mark.usefixtures("no_background_recovery")  # its own dispatch must find every task still waiting
 async def test_concurrent_transitions_of_one_user_go_out_in_id_order(store: TaskStore) -> None:
     user_id, _ = await store.create_user("many-at-once")
     rec = Recorder()
