@@ -1044,7 +1044,17 @@ class _Builder:
         kind = str(value.data)
         if kind == "fill_constant":  # the value is the last piece: "with constant Unknown" fills Unknown
             written = Tree("literal", [value.children[-1]])
-            return {"strategy": "constant", "value": self._at("value", self._literal(written))}
+            item = self._literal(written)
+            bare_token = isinstance(item.value, str) and not self._quoted(written) and item.value in DEFAULT_NULL_TOKENS
+            if item.value is None or bare_token:  # a missing-value token: every later read takes it for missing
+                token = item.value if item.value is not None else str(value.children[-1])
+                raise CommandError(
+                    f"'{token}' is a missing-value token: cells filled with it would still read as missing; give a "
+                    "value to fill with (or remove the rows: remove rows where … is null)",
+                    reason="invalid_value",
+                    position=item.position,
+                )
+            return {"strategy": "constant", "value": self._at("value", item)}
         strategy = {"fill_previous_value": "previous", "fill_next_value": "next"}.get(kind, kind[len("fill_") :])
         return {"strategy": strategy}
 
