@@ -32,9 +32,18 @@ def below_and_above(
         whole_low, whole_high = integer_bounds(low, high)
         return _beyond(column, whole_low, "below", low), _beyond(column, whole_high, "above", high)
     number = column.cast(pl.Float64)
-    below = number < low if low is not None else pl.lit(False)
-    above = number > high if high is not None else pl.lit(False)
+    below = number < _double(low) if low is not None else pl.lit(False)
+    above = number > _double(high) if high is not None else pl.lit(False)
     return below, above
+
+
+def _double(bound: Bound) -> float:
+    """A bound as a double: an integer past a double's range (a JSON ``1e400`` written in digits) is an infinity,
+    which no Polars literal of an integer could hold."""
+    try:
+        return float(bound)
+    except OverflowError:
+        return math.inf if bound > 0 else -math.inf
 
 
 def _beyond(column: pl.Expr, whole: int | None, side: str, given: Bound | None) -> pl.Expr:

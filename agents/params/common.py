@@ -97,3 +97,15 @@ def parameter_objects(params: BaseModel) -> dict[str, dict[str, Any]]:
     used = params.model_dump()
     overrides = {key: (used[key] if key in params.model_fields_set else None) for key in defaults}
     return {"defaults": defaults, "overrides": overrides, "parameters": used}
+
+
+def _within_a_double(value: int | float) -> int | float:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_DOUBLE_INTEGER:
+        raise ValueError("a bound past a double's range (about 1.8e308) bounds nothing: leave it out")
+    return value
+
+
+MAX_DOUBLE_INTEGER = int(1.7976931348623157e308)
+NumberBound = Annotated[int | Annotated[float, Field(allow_inf_nan=False)], AfterValidator(_within_a_double)]
+"""A range bound: a JSON integer stays an integer (compared exactly with an integer column: agents.bounds), up to a
+double's range, past which no number column could be compared with it; a decimal bound is finite."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from agents.params.common import AgentParams, EffectivenessParams, NewColumnName
+from agents.params.common import AgentParams, EffectivenessParams, NewColumnName, NumberBound
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ContractValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float
@@ -67,8 +67,8 @@ class ValueConstraint(AgentParams):
         description="Regular expression (Rust regex syntax: linear time, no look-around or back-references) "
         "the whole value, as text, must match",
     )
-    min: int | float | None = Field(None, description="Smallest allowed number (inclusive)")
-    max: int | float | None = Field(None, description="Largest allowed number (inclusive)")
+    min: NumberBound | None = Field(None, description="Smallest allowed number (inclusive)")
+    max: NumberBound | None = Field(None, description="Largest allowed number (inclusive)")
     default: ContractValue | None = Field(
         None,
         description="Ours: the value that replaces an invalid one under default_value_strategy 'default' "

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from agents.params.common import AgentParams, EffectivenessParams
+from agents.params.common import AgentParams, EffectivenessParams, NumberBound
 
 ExpectedType = Literal["integer", "float", "numeric", "string", "boolean", "date", "datetime"]
 
@@ -14,8 +14,8 @@ ExpectedType = Literal["integer", "float", "numeric", "string", "boolean", "date
 class RangeConstraint(AgentParams):
     model_config = ConfigDict(extra="forbid", strict=True, title="range constraint")
 
-    min: int | float | None = Field(None, description="Smallest allowed value (inclusive); none: no lower bound")
-    max: int | float | None = Field(None, description="Largest allowed value (inclusive); none: no upper bound")
+    min: NumberBound | None = Field(None, description="Smallest allowed value (inclusive); none: no lower bound")
+    max: NumberBound | None = Field(None, description="Largest allowed value (inclusive); none: no upper bound")
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

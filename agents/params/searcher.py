@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from agents.params.common import AgentParams
+from agents.params.common import AgentParams, NumberBound
 
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 2**53
@@ -77,8 +77,8 @@ class NumericRange(StrictParams):
     """Rows whose ``column`` (a numeric column) lies between ``min`` and ``max``, both included."""
 
     column: Column
-    min: int | Finite | None = None  # an integer stays one: a bound next to a 64-bit id is compared exactly
-    max: int | Finite | None = None
+    min: NumberBound | None = None  # an integer stays one: a bound next to a 64-bit id is compared exactly
+    max: NumberBound | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

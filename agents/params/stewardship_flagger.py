@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.params.common import EffectivenessParams
+from agents.params.common import EffectivenessParams, NumberBound
 from agents.params.survivorship_resolver import ColumnName, FieldValidationRule
 
 TaskSeverity = Literal["critical", "high", "medium", "low"]
@@ -18,8 +18,8 @@ class Bounds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="bounds")
 
-    min: int | float | None = Field(None, description="Smallest expected value (inclusive)")
-    max: int | float | None = Field(None, description="Largest expected value (inclusive)")
+    min: NumberBound | None = Field(None, description="Smallest expected value (inclusive)")
+    max: NumberBound | None = Field(None, description="Largest expected value (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Any:

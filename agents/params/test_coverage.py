@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.params.common import EffectivenessParams
+from agents.params.common import EffectivenessParams, NumberBound
 
 
 class RangeRule(BaseModel):
@@ -14,8 +14,8 @@ class RangeRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="range test")
 
-    min: int | float | None = Field(None, description="Smallest allowed value (inclusive)")
-    max: int | float | None = Field(None, description="Largest allowed value (inclusive)")
+    min: NumberBound | None = Field(None, description="Smallest allowed value (inclusive)")
+    max: NumberBound | None = Field(None, description="Largest allowed value (inclusive)")
 
     @model_validator(mode="after")
     def _bounds(self) -> Any:

@@ -326,14 +326,9 @@ def _range_test(frame: pl.DataFrame, column: str, rule: RangeRule) -> _Test:
     source = pl.col(column)
     number = (source.cast(pl.String).str.strip_chars() if is_text(dtype) else source).cast(pl.Float64, strict=False)
     out = number.is_null() | number.is_nan()
-    below, above = below_and_above(source, dtype, rule.min, rule.max) if dtype.is_integer() else (None, None)
-    if below is not None and above is not None:  # integers compared in integers: ids past 2^53 exactly
-        out = out | below | above
-    else:
-        if rule.min is not None:
-            out = out | (number < rule.min)
-        if rule.max is not None:
-            out = out | (number > rule.max)
+    exact = dtype.is_integer()  # integers compared in integers: ids past 2^53 exactly
+    below, above = below_and_above(source if exact else number, dtype if exact else pl.Float64(), rule.min, rule.max)
+    out = out | below | above
     bounds = f"[{_bound(rule.min, '-inf')}, {_bound(rule.max, 'inf')}]"
     message = (
         pl.when(number.is_null() | number.is_nan())

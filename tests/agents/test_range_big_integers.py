@@ -13,6 +13,7 @@ import pytest
 
 from agents.bounds import below_and_above, integer_bounds
 from agents.chain import run_tool
+from agents.errors import InvalidParametersError
 from agents.formatting import number_label
 from agents.options import RunOptions
 
@@ -118,3 +119,27 @@ def test_whole_bounds_and_labels() -> None:
     assert integer_bounds(BASE + 4, None) == (BASE + 4, None)
     assert number_label(BASE + 15) == "1234567890123456804"
     assert number_label(120.0) == "120"
+
+
+@pytest.mark.parametrize("bound", [10**400, -(10**400)])
+def test_an_integer_bound_past_a_double_on_a_float_column_is_an_infinity(bound: int) -> None:
+    frame = pl.DataFrame({"v": [1.0, 2.0, None]})
+    below, above = below_and_above(pl.col("v"), pl.Float64(), bound, None)
+    assert frame.select(below.alias("b"))["b"].to_list() == [bound > 0, bound > 0, None]
+    assert frame.select(above.alias("a"))["a"].to_list() == [False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("tool", "agent", "parameters"),
+    [
+        ("search-my-data", "searcher", {"ranges": [{"column": "id", "min": 10**400}]}),
+        ("clean-my-data", "quarantine-agent", {"range_constraints": {"id": {"max": -(10**400)}}}),
+        ("profile-my-data", "test-coverage-agent", {"range_tests": {"id": {"min": 10**400}}}),
+    ],
+)
+def test_an_integer_bound_past_a_double_is_refused_naming_it(
+    tmp_path: Path, tool: str, agent: str, parameters: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidParametersError) as caught:  # it crashed the agent converting it to a double
+        run_tool(tool, [agent], {"primary.csv": _csv(tmp_path)}, {agent: parameters}, tmp_path / "o", quiet)
+    assert "past a double's range" in str(caught.value)
