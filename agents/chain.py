@@ -49,7 +49,11 @@ import polars as pl
 import psutil
 
 from agents import registry
+from agents.as_read import AS_READ_SUFFIX, NOTHING, AsRead, as_written, cells_as_read
 from agents.envelope import (
+    AS_READ_ARTIFACT,
+    BOOKKEEPING_COLUMNS,
+    RECIPE_ARTIFACT,
     REMOVAL_REASON,
     REMOVED_ROWS_ARTIFACT,
     ROW_INDEX_COLUMN,
@@ -80,24 +84,24 @@ from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
 from agents.params.searcher import SearcherParams
-from agents.readers import check_column_count, read_table_with_report
+from agents.readers import check_column_count, read_table_as_read, read_table_with_report
 from agents.reports.excel import write_excel_report
 from agents.reports.json_report import write_json_report
 from agents.reports.row_issues import count_row_level_issues, write_row_level_issues
 from agents.search import kept
 from agents.search.kept import read_dataset as read_kept_dataset  # in _run_chain, ``kept`` is what it keeps
 from agents.search.searcher import kept_meta, kept_page
-from agents.spill import check_columns, parquet_data_bytes, spill_file, system_error
+from agents.spill import as_read_path, check_columns, parquet_data_bytes, spill_file, system_error
 from agents.streamed import (
     STREAMED_AGENTS,
     StreamFlow,
     changed_cell_exprs,
+    data_names,
     quarantine_names,
     removed_with_reasons,
     sink_csv,
     step_facts,
 )
-from agents.transform.transformer import RECIPE_ARTIFACT
 from agents.values import MissingTokens, normalize_missing, normalize_missing_lazy
 
 log = logging.getLogger("agensium.agents")
@@ -198,6 +202,7 @@ class _DataFlow:
     original: pl.DataFrame | None = field(default=None, init=False)
     original_layouts: dict[str, Layout] = field(default_factory=dict, init=False)
     input_columns: list[str] = field(default_factory=list, init=False)  # the input's data columns
+    as_read: AsRead = NOTHING  # the input's cells its layouts write otherwise: every data file gives them back
 
     def __post_init__(self) -> None:
         self.input_columns = data_columns(self.frame)  # quarantine.csv's columns are the input's
@@ -249,7 +254,8 @@ class _DataFlow:
                     pl.lit(agent_id).alias("agent_id"),
                     pl.col(REMOVAL_REASON).alias("reason"),
                 )
-            schema = source.schema
+            values = self.as_read.written(values, layouts)
+            schema = values.schema
             row_index, agent, reason = quarantine_names(self.input_columns)
             quarantined = values.select(
                 pl.col(ROW_INDEX_COLUMN).alias(row_index),
@@ -259,7 +265,20 @@ class _DataFlow:
             )
         status = "success" if result is not None and result.envelope.status == "success" else "error"
         metrics = result.envelope.summary_metrics if result is not None else {}
-        step = step_record(len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms, kept_all)
+        artifacts = result.artifacts if result is not None else {}
+        layouts = dict(artifacts.get(TEXT_LAYOUTS_ARTIFACT, self.layouts))  # columns the agent typed from text
+        as_read = self.as_read.merged(artifacts.get(AS_READ_ARTIFACT, NOTHING))  # their cells no layout writes back
+        before_schema, after_schema = before.schema, after.schema
+        retyped = [c for c in data_columns(before) if c in after_schema and before_schema[c] != after_schema[c]]
+        compared = None
+        if retyped:  # compared as the data files write them
+            compared = (
+                as_written(before, retyped, self.layouts, self.as_read),
+                as_written(after, retyped, layouts, as_read),
+            )
+        step = step_record(
+            len(self.steps) + 1, agent_id, name, status, before, after, metrics, duration_ms, kept_all, compared
+        )
         if gone is not None:
             earlier = self.artifacts.get(REMOVED_ROWS_ARTIFACT)
             self.artifacts[REMOVED_ROWS_ARTIFACT] = gone if earlier is None else pl.concat([earlier, gone])
@@ -268,8 +287,7 @@ class _DataFlow:
         if result is not None:
             self.artifacts.update(result.artifacts)
             self.outputs.update(result.outputs)
-            if TEXT_LAYOUTS_ARTIFACT in result.artifacts:  # columns the agent typed from text (type-fixer)
-                self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
+        self.layouts, self.as_read = layouts, as_read
         self.steps.append(step)
         self.frame = after
 
@@ -289,6 +307,8 @@ class _DataFlow:
             self.outputs.update(result.outputs)
             if TEXT_LAYOUTS_ARTIFACT in result.artifacts:
                 self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
+            if RECIPE_ARTIFACT in result.artifacts:  # the cells as read follow their column's renames
+                self.as_read = self.as_read.after_renames(result.artifacts[RECIPE_ARTIFACT])
         self.steps.append(
             {
                 "step": len(self.steps) + 1,
@@ -400,13 +420,15 @@ def step_record(
     summary_metrics: dict[str, Any],
     duration_ms: int,
     same_rows: bool | None = None,
+    compared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Rows and, per column, dtype, nulls and changed cells before and after one agent. Cells are compared
-    for the rows the agent kept, by their row index, as text when the dtype changed. ``same_rows``: whether
+    for the rows the agent kept, by their row index, as text when the dtype changed (``compared``: ``before`` and
+    ``after`` with those columns as the data files write them, when the caller has them). ``same_rows``: whether
     ``after`` has ``before``'s rows in order (:func:`_same_rows`), when the caller knows it."""
     before_schema, after_schema = before.schema, after.schema  # read once: each .schema builds the whole schema
     common = [c for c in data_columns(before) if c in after_schema]
-    changed, filled = _changed_cells(before, after, common, same_rows)
+    changed, filled = _changed_cells(*(compared or (before, after)), common, same_rows)
     nulls_before = before.null_count().row(0, named=True)
     nulls_after = nulls_before if after is before else after.null_count().row(0, named=True)
     return step_facts(
@@ -472,6 +494,7 @@ def _run_chain(
 ) -> dict[str, Any]:
     flow: _DataFlow | StreamFlow | None = None
     keep: _SearchKeep | None = None
+    as_read = NOTHING
     shape: tuple[int, int] | None = None
     threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
     large = _large_primary(tool_id, inputs, threshold)
@@ -507,7 +530,7 @@ def _run_chain(
             agent_inputs = AgentInputs(pl.DataFrame(), meta["source_name"])
             shape = (meta["rows_in"], meta["columns_in"])
         elif kept_dataset is not None:
-            agent_inputs, read_reports = _kept_inputs(kept_dataset, report, timings, tokens or ())
+            agent_inputs, read_reports, as_read = _kept_inputs(kept_dataset, report, timings, tokens or ())
             if agent_inputs.scan is not None:  # a large dataset: its sort works in files (agents.external)
                 work_dir = Path(
                     cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent))
@@ -515,13 +538,17 @@ def _run_chain(
                 agent_inputs = dataclasses.replace(agent_inputs, work_dir=work_dir)
         elif large is not None:
             work_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".spill-", dir=out_dir.parent)))
-            agent_inputs, read_reports = _spilled_inputs(
+            agent_inputs, read_reports, as_read = _spilled_inputs(
                 large, keep, work_dir, report, timings, max_columns=run_options.max_columns, null_tokens=tokens
             )
         else:
-            agent_inputs, read_reports = _read_inputs(
+            agent_inputs, read_reports, as_read = _read_inputs(
                 tool_id, inputs, options, report, timings, tokens, max_columns=run_options.max_columns
             )
+        if tool_id == SEARCH_TOOL and as_read:  # the matches carry their input rows: written back as they were read
+            agent_inputs = _numbered(agent_inputs)
+            if keep is not None:
+                keep.as_read = as_read
         if tool_id == MASTER_TOOL:  # stacked with its row index already; quarantined rows as its agents left them
             flow = _DataFlow(agent_inputs.primary, layouts=layouts_of(read_reports["primary"]), keep_input=False)
         elif tool_id in DATA_TOOLS and agent_inputs.scan is not None and agent_inputs.work_dir is not None:
@@ -536,6 +563,7 @@ def _run_chain(
                 layouts,
                 audit=tool_id != TRANSFORM_TOOL,
                 spill=agent_inputs.work_dir / PRIMARY_SPILL,
+                as_read=as_read,
             )
         elif tool_id in DATA_TOOLS:
             if tool_id == CLEAN_TOOL:
@@ -548,7 +576,7 @@ def _run_chain(
                 pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)
             )
             layouts = layouts_of(read_reports["primary"])
-            flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL)
+            flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL, as_read=as_read)
         runs = keep.runs() if keep is not None else {}
         results = _run_agents(
             chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start, runs
@@ -572,7 +600,7 @@ def _run_chain(
     kept: dict[str, Any] | None = None
     write_data: Callable[[], list[str]] | None = None
     if tool_id == SEARCH_TOOL:
-        outputs, kept = _write_search(results, agent_inputs, out_dir, summary, keep, read_reports)
+        outputs, kept = _write_search(results, agent_inputs, out_dir, summary, keep, read_reports, as_read)
     elif flow is None:
         outputs = []
     else:
@@ -855,10 +883,11 @@ def _read_inputs(
     null_tokens: tuple[str, ...] | None = None,
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
-) -> tuple[AgentInputs, dict[str, Any]]:
+) -> tuple[AgentInputs, dict[str, Any], AsRead]:
     """Parse each input once. With ``null_tokens`` (tools whose agents only read), every missing-value token
     becomes a real null for all agents alike (``agents.values.normalize_missing``); the clean chain leaves
-    that to its type-fixer, which reports it as a change."""
+    that to its type-fixer, which reports it as a change. Also the primary's cells that its layouts write otherwise
+    (agents.as_read), for the tools that write its rows."""
     by_role: dict[str, tuple[str, Path]] = {}
     sources: list[tuple[str, Path]] = []
     for name, path in inputs.items():
@@ -877,24 +906,30 @@ def _read_inputs(
     frames: dict[str, pl.DataFrame] = {}
     missing: dict[str, MissingTokens] = {}
     read_reports: dict[str, Any] = {}
+    as_read = NOTHING
     for index, role in enumerate(("primary", "baseline")):
         if role not in by_role:
             continue
         name, path = by_role[role]
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
-        frames[role], read_reports[role] = read_table_with_report(
+        frames[role], read_reports[role], found = read_table_as_read(
             path,
             name,
             sheet=getattr(options, role).sheet,
             header_row=getattr(options, role).header_row,
             max_columns=max_columns,
         )
+        if role == "primary":
+            as_read = found
         if null_tokens is not None:
+            as_read_text = frames[role]
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role][kept.MISSING_KEY] = missing[role].describe()
             if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL):  # written back as they were
                 record_layouts(read_reports[role], missing[role].layouts)
+                if role == "primary":
+                    as_read = as_read.merged(cells_as_read(as_read_text, frames[role], missing[role].layouts))
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
         role = f"source_{registry.source_label(name)}"
@@ -923,7 +958,7 @@ def _read_inputs(
         primary_missing=missing.get("primary"),
         baseline_missing=missing.get("baseline"),
     )
-    return agent_inputs, read_reports
+    return agent_inputs, read_reports, as_read
 
 
 def _untype_unshared(frames: dict[str, pl.DataFrame], read_reports: dict[str, Any]) -> None:
@@ -1013,10 +1048,17 @@ def _write_tables(flow: _DataFlow, out_dir: Path) -> list[str]:
 def _write_data(flow: _DataFlow, inputs: AgentInputs, out_dir: Path) -> list[str]:
     """cleaned_data.csv (the last frame, without the row index) and quarantine.csv (every removed row)."""
     with _writing(CLEANED_NAME):
-        _write_frame_csv(flow.frame.select(data_columns(flow.frame)), flow.layouts, out_dir / CLEANED_NAME)
+        _write_frame_csv(_as_read(flow), flow.layouts, out_dir / CLEANED_NAME)
     with _writing(QUARANTINE_NAME):
         flow.quarantine(data_columns(inputs.primary)).write_csv(out_dir / QUARANTINE_NAME)
     return [CLEANED_NAME, QUARANTINE_NAME]
+
+
+def _as_read(flow: _DataFlow) -> pl.DataFrame:
+    """The flow's data columns, each cell the input wrote otherwise than its column's layout (and that still holds the
+    value it read as) as the input's text (agents.as_read)."""
+    frame = flow.as_read.written(flow.frame, flow.layouts)
+    return frame.select(data_columns(frame))
 
 
 def _write_frame_csv(frame: pl.DataFrame, layouts: Mapping[str, Layout], path: Path) -> None:
@@ -1041,7 +1083,7 @@ def _write_transformed(flow: _DataFlow, out_dir: Path) -> list[str]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         parquet = pool.submit(portable_parquet(data).write_parquet, out_dir / TRANSFORMED_PARQUET, compression="snappy")
         with _writing(TRANSFORMED_NAME):
-            _write_frame_csv(data, flow.layouts, out_dir / TRANSFORMED_NAME)
+            _write_frame_csv(_as_read(flow), flow.layouts, out_dir / TRANSFORMED_NAME)
         with _writing(TRANSFORMED_PARQUET):
             parquet.result()
     _write_recipe(recipe, out_dir)
@@ -1073,6 +1115,15 @@ def portable_parquet(frame: Frame) -> Frame:
     )
 
 
+def _numbered(inputs: AgentInputs) -> AgentInputs:
+    """``inputs`` with the primary (its frame, or its scan) numbered by ``ROW_INDEX_COLUMN`` as a data tool's is."""
+    if inputs.scan is not None:
+        scan = inputs.scan.with_row_index(ROW_INDEX_COLUMN, offset=1)
+        return dataclasses.replace(inputs, scan=scan.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)))
+    primary = inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1)
+    return dataclasses.replace(inputs, primary=primary.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)))
+
+
 def _write_search(
     results: dict[str, AgentResult],
     inputs: AgentInputs,
@@ -1080,6 +1131,7 @@ def _write_search(
     summary: dict[str, Any],
     keep: _SearchKeep | None,
     read_reports: dict[str, Any],
+    as_read: AsRead = NOTHING,
 ) -> tuple[list[str], dict[str, Any] | None]:
     """search_result.csv (the searcher's rows; none when it did not finish, nor for a later page, whose rows the
     kept ``search_result.csv`` holds) and search_result.json (both agents' data); the summary gets ``rows_matched``
@@ -1097,12 +1149,14 @@ def _write_search(
     with ThreadPoolExecutor(max_workers=1) as pool:
         kept = pool.submit(keep.store, inputs, read_reports, results) if keep is not None else None
         if found is not None and found.frame is not None:
+            matches = as_read.written(found.frame, inputs.text_layouts)
             with _writing(SEARCH_CSV):
-                _write_frame_csv(found.frame, dict(inputs.text_layouts), out_dir / SEARCH_CSV)
+                _write_frame_csv(matches.select(data_columns(matches)), dict(inputs.text_layouts), out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         elif found is not None and found.scan is not None:  # streamed: every match sunk, never held
+            every = as_read.written(found.scan, inputs.text_layouts)
             with _writing(SEARCH_CSV):
-                sink_csv(found.scan, inputs.text_layouts, out_dir / SEARCH_CSV)
+                sink_csv(every.select(data_names(every.collect_schema())), inputs.text_layouts, out_dir / SEARCH_CSV)
             written.append(SEARCH_CSV)
         with _writing(SEARCH_JSON):
             text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
@@ -1121,6 +1175,7 @@ class _SearchKeep:
         self.page = kept.read_matches(keep_dir, self.params) if keep_dir and self.params else None
         self.dataset = kept.read_dataset(keep_dir) if keep_dir and self.page is None else None
         self.spilled = False  # the run read a primary too large for memory into the kept dataset (_spilled_inputs)
+        self.as_read = NOTHING  # the primary's cells its layouts write otherwise (kept with the dataset)
 
     def runs(self) -> dict[str, Callable[..., AgentResult]]:
         page = self.page
@@ -1145,7 +1200,7 @@ class _SearchKeep:
                 written.append(kept.DATASET_NAME)
             elif self.dataset is None:
                 primary, report = inputs.primary, read_reports["primary"]
-                written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir))
+                written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir, self.as_read))
             found = results.get("searcher")
             if self.params is None or found is None or found.frame is None or found.envelope.status != "success":
                 return {"written": written}
@@ -1156,7 +1211,8 @@ class _SearchKeep:
                 "inputs": read_reports,
                 "dataset": _frame_dataset(SEARCH_CSV, found.frame),
             }
-            written += kept.write_matches(found.frame, meta, self.params, self.dir)
+            matches = found.frame.select(data_columns(found.frame))
+            written += kept.write_matches(matches, meta, self.params, self.dir)
         except (OSError, pl.exceptions.PolarsError) as error:
             log.warning("search keep not written: %r", error)
             return {"written": written}
@@ -1165,7 +1221,7 @@ class _SearchKeep:
 
 def _kept_inputs(
     dataset: kept.KeptDataset, report: _MonotonicProgress, timings: dict[str, int], null_tokens: tuple[str, ...]
-) -> tuple[AgentInputs, dict[str, Any]]:
+) -> tuple[AgentInputs, dict[str, Any], AsRead]:
     """The inputs of a search of a dataset kept as Parquet: read as its first search read it (its read report);
     one kept from a file too large for memory is scanned, not read. ``null_tokens`` become nulls as it is read when
     it holds the values as written (kept.tokens_applied; else it holds them as nulls already: the same tokens,
@@ -1177,13 +1233,15 @@ def _kept_inputs(
     if kept.tokens_applied(read_report) is not None and isinstance(described, dict):
         missing = MissingTokens(null_tokens, described["by_column"], described["retyped_columns"])
     scan = dataset.scan() if dataset.streamed else None
-    frame = dataset.read() if scan is None else None
+    frame, as_read = dataset.read_as_read() if scan is None else (None, NOTHING)
     if missing is None:
         if scan is not None:
             scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
         else:
             assert frame is not None
+            as_read_text = frame
             frame, missing = normalize_missing(frame, null_tokens)
+            as_read = as_read.merged(cells_as_read(as_read_text, frame, missing.layouts))
         read_report[kept.MISSING_KEY] = missing.describe()
         record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
     layouts = layouts_of(read_report)
@@ -1201,7 +1259,7 @@ def _kept_inputs(
         inputs = AgentInputs(frame, dataset.source_name, text_layouts=layouts, primary_missing=missing)
     timings["read_primary"] = 0
     report(READ_END, None, "Inputs parsed")
-    return inputs, {"primary": {**read_report, "kept": "dataset"}}
+    return inputs, {"primary": {**read_report, "kept": "dataset"}}, as_read
 
 
 def _spilled_inputs(
@@ -1213,10 +1271,11 @@ def _spilled_inputs(
     *,
     max_columns: int,
     null_tokens: tuple[str, ...] | None = None,
-) -> tuple[AgentInputs, dict[str, Any]]:
+) -> tuple[AgentInputs, dict[str, Any], AsRead]:
     """A primary too large for memory, read into a typed Parquet spill (agents.spill) that the agents scan. For a
     search with a keep directory the spill is the kept dataset itself (written there once, then renamed). With
-    ``null_tokens`` the scan reads them as nulls (``_read_inputs``; the spill holds the values as written)."""
+    ``null_tokens`` the scan reads them as nulls (``_read_inputs``; the spill holds the values as written). Also the
+    cells its layouts write otherwise (agents.as_read), in files of ``work_dir``."""
     name, path = large
     report(1, None, f"Reading {name} into a columnar file (too large for memory: it is scanned, not loaded)")
     read_started = time.perf_counter()
@@ -1228,16 +1287,23 @@ def _spilled_inputs(
 
     spilled = spill_file(path, name, target, max_columns=max_columns, metadata=metadata)
     spill = spilled.path
+    as_read = spilled.as_read
     if keep is not None and keep_dir is not None:
         spill = spill.rename(keep_dir / kept.DATASET_NAME)
         keep.spilled = True
+        as_read_path(target).unlink(missing_ok=True)  # search writes its matches in their layouts (not kept)
+        as_read = NOTHING
     scan = pl.scan_parquet(spill)
     read_report: dict[str, Any] = {**spilled.report, "streamed": True}
     missing: MissingTokens | None = None
     if null_tokens is not None:
+        as_read_text = scan
         scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
         read_report[kept.MISSING_KEY] = missing.describe()
         record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
+        if keep is None:
+            sink = work_dir / f"missing.{AS_READ_SUFFIX}"
+            as_read = as_read.merged(cells_as_read(as_read_text, scan, missing.layouts, sink=sink))
     inputs = AgentInputs(
         pl.DataFrame(schema=scan.collect_schema()),
         name,
@@ -1249,7 +1315,7 @@ def _spilled_inputs(
     )
     timings["read_primary"] = round((time.perf_counter() - read_started) * 1000)
     report(READ_END, None, "Inputs parsed")
-    return inputs, {"primary": read_report}
+    return inputs, {"primary": read_report}, as_read
 
 
 def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:
@@ -1257,7 +1323,7 @@ def _frame_dataset(name: str, frame: pl.DataFrame) -> dict[str, Any]:
     return {
         "name": name,
         "rows": frame.height,
-        "columns": [{"name": c, "dtype": str(schema[c])} for c in frame.columns],
+        "columns": [{"name": c, "dtype": str(schema[c])} for c in data_columns(frame)],
     }
 
 
@@ -1280,7 +1346,7 @@ def _dataset(
         return {
             "name": main,
             "rows": found.rows,
-            "columns": [{"name": c, "dtype": str(t)} for c, t in found_schema.items()],
+            "columns": [{"name": c, "dtype": str(t)} for c, t in found_schema.items() if c not in BOOKKEEPING_COLUMNS],
         }
     if main is not None and isinstance(flow, StreamFlow):
         data = flow.data_schema

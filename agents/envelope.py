@@ -46,6 +46,11 @@ TEXT_LAYOUTS_ARTIFACT = "text_layouts"
 """An agent's artifact: the layouts (agents.layouts) of its output's columns read from text, every one of them
 (the transformer's renames and new columns, the type-fixer's new decimal and boolean columns), for the writers of
 the data."""
+AS_READ_ARTIFACT = "as_read"
+"""An agent's artifact: the cells of the columns it typed from text that their layouts write otherwise, with the text
+each was read from (agents.as_read.AsRead, the type-fixer's): the writers of the data give them back as they were."""
+RECIPE_ARTIFACT = "recipe"
+"""The transformer's artifact: its resolved operations (recipe.json), renames among them."""
 SOURCE_COLUMN = "__source__"
 """In the master chain's frames: the row's source label (``primary``, or ``crm`` for ``source_crm.csv``)."""
 SOURCE_ROW_COLUMN = "__source_row__"

@@ -397,12 +397,16 @@ def _plain_decimals(text: pl.Expr, decimals: int) -> pl.Expr:
     five zeros after ``0.``: such a text reads as the double whose shortest text (Polars' own, without an exponent)
     is the same number without its fraction's trailing zeros, so a layout of ``decimals`` fixed digits writes it
     back, and Polars' writing does unless it ends with a 0."""
-    integer_digits = max(1, 15 - decimals)
-    shape = rf"^-?(?:0|[1-9]\d{{0,{integer_digits - 1}}})\.\d{{{decimals}}}$"
+    if decimals > DOUBLE_SAFE_DIGITS:
+        return pl.lit(False)
+    integer_digits = DOUBLE_SAFE_DIGITS - decimals  # besides a lone 0, with the fraction's: at most 15 digits
+    integer = rf"0|[1-9]\d{{0,{integer_digits - 1}}}" if integer_digits else "0"
+    shape = rf"^-?(?:{integer})\.\d{{{decimals}}}$"
     tiny = text.str.starts_with("0.00000") | text.str.starts_with("-0.00000")  # Polars writes 1e-7
     return (text.str.contains(shape) & ~tiny).fill_null(False)
 
 
+DOUBLE_SAFE_DIGITS = 15  # significant digits a double always gives back (DBL_DIG)
 DOUBLE_SAFE_BYTES = 15
 """A number text of at most this many bytes and no exponent has at most 15 significant digits, which a double always
 gives back (``DBL_DIG``): only a longer text, or one with an exponent, may hold a value no double holds."""

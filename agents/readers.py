@@ -75,6 +75,7 @@ import fastexcel
 import numpy as np
 import polars as pl
 
+from agents.as_read import NOTHING, AsRead, cells_as_read
 from agents.envelope import BOOKKEEPING_COLUMNS
 from agents.errors import InvalidFileError
 from agents.layouts import (
@@ -209,6 +210,8 @@ class _Parsed:
     formulas: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     formulas_outside: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     header_row: dict[str, Any] | None = None  # XLSX: the read report's header_row
+    # delimited text: the cells of numbers and booleans their layout writes otherwise, columns named "c{position}"
+    as_read: AsRead = NOTHING
 
 
 def read_table(
@@ -235,6 +238,20 @@ def read_table_with_report(
     flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position, ``header_row``
     (XLSX only) the 1-based row of the sheet holding the column names; a file of more than ``max_columns``
     columns is refused."""
+    frame, report, _ = read_table_as_read(path, name, sheet=sheet, header_row=header_row, max_columns=max_columns)
+    return frame, report
+
+
+def read_table_as_read(
+    path: Path,
+    name: str,
+    *,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+) -> tuple[pl.DataFrame, ReadReport, AsRead]:
+    """:func:`read_table_with_report`, with the cells of its numbers and booleans that their layouts write otherwise
+    (:mod:`agents.as_read`): what a writer needs to give every cell back as the file had it."""
     extension = Path(name).suffix.lower()
     file_format = FORMATS.get(extension)
     if file_format is None:
@@ -263,7 +280,7 @@ def read_table_with_report(
             parsed = _read_json(path, name)
         else:
             parsed = _read_ndjson(path, name)
-        frame, report = _tidy_columns(parsed, name, file_format)
+        frame, report, as_read = _tidy_columns(parsed, name, file_format)
         if file_format in CONTROL_CHECKED_FORMATS:
             _raise_if_control_characters(frame.lazy(), name, engine="auto")
         frame, layouts = type_temporal_text(frame)
@@ -273,7 +290,7 @@ def read_table_with_report(
     except NotImplementedError as error:  # a feature of the file no reader handles
         raise InvalidFileError(f"{name}: cannot be read: {error or 'unsupported content'}", {"file": name}) from error
     check_column_count(frame.width, name, max_columns)
-    return frame, report
+    return frame, report, as_read
 
 
 # The C0 control characters _reject_binary counts against a CSV (all but tab, line feed, vertical tab, form feed,
@@ -334,7 +351,7 @@ def check_column_count(columns: int, name: str, max_columns: int, *, at_least: b
 # --- Columns: nested values, empty unnamed columns, names -------------------------------------------------
 
 
-def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.DataFrame, ReadReport]:
+def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.DataFrame, ReadReport, AsRead]:
     frame = parsed.frame
     # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
     blank = [index for index, original in enumerate(parsed.original_names) if not original.strip()]
@@ -358,11 +375,13 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
         "number_columns": {},
         "boolean_columns": {},
     }
+    as_read = NOTHING
     if parsed.numbers:  # delimited text and workbooks: one column out for each column kept, in order
         kept = [index for index in range(frame.width) if index + 1 not in dropped]
         if len(kept) == tidy.width:
             final = dict(zip(kept, tidy.columns, strict=True))
             record_layouts(report, {final[index]: layout for index, layout in parsed.numbers.items()})
+            as_read = parsed.as_read.renamed({f"c{index}": column for index, column in final.items()})
     if parsed.kept_as_text:  # delimited text: one column out for each column kept, in order
         kept = [index for index in range(frame.width) if index + 1 not in dropped]
         if len(kept) == tidy.width:
@@ -387,7 +406,7 @@ def _tidy_columns(parsed: _Parsed, name: str, file_format: Format) -> tuple[pl.D
             for source, final in zip(sources, tidy.columns, strict=True)
             if source in parsed.exact_fields
         }
-    return tidy, report
+    return tidy, report, as_read
 
 
 @dataclass(frozen=True)
@@ -495,17 +514,17 @@ def _read_delimited(path: Path, name: str, default_separator: str, max_columns: 
     kept_as_text: dict[int, dict[str, Any]] = {}
     if dialect.encoding == "utf-8":
         try:
-            frame, numbers = _read_csv(path, name, dialect, kept_as_text)
+            frame, numbers, as_read = _read_csv(path, name, dialect, kept_as_text)
         except NotUtf8:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
         with transcoded_to_utf8(path, dialect.encoding) as utf8_path:
-            frame, numbers = _read_csv(utf8_path, name, dialect, kept_as_text)
+            frame, numbers, as_read = _read_csv(utf8_path, name, dialect, kept_as_text)
     header = dialect.header
     original = list(header) if header is not None and len(header) == frame.width else frame.columns
     facts = {"encoding": dialect.encoding, "separator": dialect.separator, "quote_char": dialect.quote_char}
-    return _Parsed(frame, original, facts, numbers, kept_as_text)
+    return _Parsed(frame, original, facts, numbers, kept_as_text, as_read=as_read)
 
 
 def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDialect:
@@ -710,9 +729,10 @@ def parse_widening(
 
 def _read_csv(
     path: Path, name: str, dialect: CsvDialect, kept_as_text: dict[int, dict[str, Any]] | None = None
-) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
-    """The frame, and the layouts of its numbers and booleans (agents.layouts) by column position; ``kept_as_text``
-    receives the number columns kept as text, by position (:func:`_typed_numbers`)."""
+) -> tuple[pl.DataFrame, dict[int, ValueLayout], AsRead]:
+    """The frame, the layouts of its numbers and booleans (agents.layouts) by column position and the cells they
+    write otherwise (:mod:`agents.as_read`); ``kept_as_text`` receives the number columns kept as text, by position
+    (:func:`_typed_numbers`)."""
     separator, quote_char = dialect.separator, dialect.quote_char
 
     def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str], list[str]]:
@@ -745,7 +765,7 @@ def _read_csv(
         raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
-    frame, numbers = _typed_numbers(raw, integers, floats, booleans, kept_as_text=kept_as_text)
+    frame, numbers, as_read = _typed_numbers(raw, integers, floats, booleans, kept_as_text=kept_as_text)
     if (
         frame.width > 1
         and frame[:, -1].null_count() > 0
@@ -755,7 +775,7 @@ def _read_csv(
         ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
-    return frame, numbers
+    return frame, numbers, as_read
 
 
 def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> InvalidFileError:
@@ -774,10 +794,11 @@ def _typed_numbers(
     booleans: Sequence[str] = (),
     *,
     kept_as_text: dict[int, dict[str, Any]] | None = None,
-) -> tuple[pl.DataFrame, dict[int, ValueLayout]]:
+) -> tuple[pl.DataFrame, dict[int, ValueLayout], AsRead]:
     """The columns the schema scan took for numbers or booleans, read as text, typed; with the layouts (by position)
     of the decimal and boolean ones that Polars would write otherwise (``41``, ``12.50``, ``True``:
-    :func:`agents.layouts.number_layouts`, :func:`agents.layouts.boolean_layouts`).
+    :func:`agents.layouts.number_layouts`, :func:`agents.layouts.boolean_layouts`), and the cells of theirs that
+    no layout gives back (``1.10`` beside ``1.2``: :func:`agents.as_read.cells_as_read`, columns ``c{position}``).
 
     An integer column becomes its integer type when every value converts and none would be written otherwise (a
     leading zero, ``007``, ``-0``, or a ``+``: a code, it stays text); else Float64 when every value is a number
@@ -794,7 +815,7 @@ def _typed_numbers(
     sums of the values' widths tell whether any is written otherwise (:func:`_written_as_integers`); else each
     value's text is looked at."""
     if not integers and not floats and not booleans:
-        return frame, {}
+        return frame, {}, NOTHING
     # Worked on under positional names: a column named "*" or "^a$" means something else to pl.col.
     safe = {f"c{frame.get_column_index(name)}": name for name in [*integers, *floats, *booleans]}
     work = frame.select(pl.nth(frame.get_column_index(name)).alias(key) for key, name in safe.items())
@@ -811,7 +832,9 @@ def _typed_numbers(
     found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals, counted=True)}
     found.update({key: layout for key, (_, layout) in truths.items() if layout is not None})
     layouts = {int(key[1:]): layout for key, layout in found.items()}
-    return (frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame), layouts
+    as_read = cells_as_read(work, pl.DataFrame(typed), found) if typed else NOTHING
+    typed_frame = frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame
+    return typed_frame, layouts, as_read
 
 
 def _typed_booleans(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, tuple[pl.Series, BooleanLayout | None]]:

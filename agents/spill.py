@@ -42,6 +42,7 @@ a Polars error wrapping one, ``... (os error 28)``) is raised as the ``OSError``
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import mmap
 import re
@@ -55,9 +56,11 @@ from typing import Any, Final, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
+from agents.as_read import AS_READ_SUFFIX, NOTHING, AsRead, cells_query, covered, sunk
 from agents.errors import InvalidFileError
 from agents.layouts import (
     BEYOND_DOUBLE,
+    Layout,
     apply_layouts,
     beyond_double,
     beyond_double_columns,
@@ -130,6 +133,7 @@ class Spilled:
     path: Path
     report: ReadReport
     rows: int
+    as_read: AsRead = NOTHING  # the cells its layouts write otherwise, in a file beside it (agents.as_read)
 
     def scan(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path)
@@ -302,18 +306,23 @@ def _spill_utf8(
     layouts = find_layouts(lazy, engine="streaming")
     final = {list(schema)[position - 1]: name for (position, _, _), name in zip(planned, final_names, strict=True)}
     decimals = [column for column, dtype in typed.items() if dtype == pl.Float64]
-    numbers = {
-        final[column]: layout
-        for column, layout in number_layouts(
+    by_source: dict[str, Layout] = {
+        **number_layouts(
             text,
             decimals,
             engine="streaming",
             counted=True,
             polars_otherwise={column: facts[f"otherwise:{column}"] for column in floats},
-        ).items()
+        )
     }
+    numbers = {final[column]: layout for column, layout in by_source.items()}
     truths = [column for column, dtype in typed.items() if dtype == pl.Boolean]
-    spelled = {final[column]: layout for column, layout in boolean_layouts(text, truths, engine="streaming").items()}
+    spelled_by_source = boolean_layouts(text, truths, engine="streaming")
+    spelled = {final[column]: layout for column, layout in spelled_by_source.items()}
+    by_source.update(spelled_by_source)
+    positions = {list(schema)[position - 1]: position - 1 for position, _, _ in planned}
+    typed_as = {list(schema)[position - 1]: expression for position, _, expression in planned}
+    as_read = _as_read_cells(text, positions, typed_as, by_source, target).renamed(final)
     report: ReadReport = {
         "format": "csv",
         "encoding": dialect.encoding,
@@ -332,7 +341,37 @@ def _spill_utf8(
     }
     if kept_as_text:
         report["numbers_kept_as_text"] = {final[column]: item for column, item in kept_as_text.items()}
-    return _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
+    spilled = _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
+    return dataclasses.replace(spilled, as_read=as_read)
+
+
+def as_read_path(target: Path) -> Path:
+    """The file of a spill's cells its layouts write otherwise, beside the spill ``target``."""
+    return target.with_name(f"{target.name}.{AS_READ_SUFFIX}")
+
+
+def _as_read_cells(
+    text: pl.LazyFrame,
+    positions: Mapping[str, int],
+    typed_as: Mapping[str, pl.Expr],
+    layouts: Mapping[str, Layout],
+    target: Path,
+) -> AsRead:
+    """The :class:`agents.as_read.AsRead` of the spilled columns (named as in ``text``, at ``positions``, typed by
+    ``typed_as``) whose ``layouts`` write some value otherwise: one streaming pass over them, sunk to
+    :func:`as_read_path` (NOTHING, and no file, when there is no such cell)."""
+    columns = covered(layouts, [name for name in positions if name in typed_as])
+    if not columns:
+        return NOTHING
+    pairs = text.select(
+        *(pl.nth(positions[name]).alias(f"t{key}") for name, key in columns.items()),
+        *(typed_as[name].alias(f"v{key}") for name, key in columns.items()),
+    )
+    try:
+        return sunk(cells_query(pairs, columns, layouts), columns, as_read_path(target))
+    except pl.exceptions.PolarsError as error:
+        _raise_system_error(error)
+        raise
 
 
 def _write_spill(typed: pl.LazyFrame, report: ReadReport, target: Path, metadata: MetadataOf | None) -> Spilled:

@@ -26,7 +26,10 @@ from typing import Any, Final
 
 import polars as pl
 
+from agents.as_read import AS_READ_SUFFIX, NOTHING, AsRead, as_written
 from agents.envelope import (
+    AS_READ_ARTIFACT,
+    RECIPE_ARTIFACT,
     REMOVAL_REASON,
     REMOVED_ROWS_SCHEMA,
     ROW_INDEX_COLUMN,
@@ -132,10 +135,14 @@ class StreamFlow:
         *,
         audit: bool = True,
         spill: Path | None = None,
+        as_read: AsRead = NOTHING,
     ) -> None:
         """``scan``: the data (``rows`` rows) with ``ROW_INDEX_COLUMN``; ``spill``: the file it reads, deleted once an
         agent's output replaces it, unless ``audit``: the removed rows are quarantined with its values, the input's
-        (``scan`` read in ``layouts``), so it stays (on disk, scanned for those rows only) until the run ends."""
+        (``scan`` read in ``layouts``), so it stays (on disk, scanned for those rows only) until the run ends.
+        ``as_read``: the input's cells its layouts write otherwise, given back by every data file
+        (agents.as_read)."""
+        self.as_read = as_read
         self.work_dir = work_dir
         self.current = scan
         self._spill = spill  # the file ``current`` reads, deleted when the next spill replaces it
@@ -187,6 +194,9 @@ class StreamFlow:
         try:
             if result is not None and result.scan is not None:
                 result.scan.sink_parquet(spill, compression=SPILL_COMPRESSION, engine="streaming")
+            if result is not None and AS_READ_ARTIFACT in result.artifacts:  # a file of the agent's: kept
+                kept = self.work_dir / f"step-{len(self.steps) + 1}.{AS_READ_SUFFIX}"
+                result.artifacts[AS_READ_ARTIFACT] = result.artifacts[AS_READ_ARTIFACT].kept_in(kept)
         except BaseException:
             spill.unlink(missing_ok=True)
             raise
@@ -215,7 +225,12 @@ class StreamFlow:
         removed = self._removed(agent_id, after, result.removed)
         common = [c for c in data_names(before_schema) if c in after_schema]
         aligned = before_rows - removed.height == after_rows  # only removals: the kept rows line up by position
-        after_nulls, changed, filled = self._compare(after, after_schema, common, removed, aligned)
+        artifacts = result.artifacts
+        written = (
+            dict(artifacts.get(TEXT_LAYOUTS_ARTIFACT, self.layouts)),
+            self.as_read.merged(artifacts.get(AS_READ_ARTIFACT, NOTHING)),
+        )
+        after_nulls, changed, filled = self._compare(after, after_schema, common, removed, aligned, written)
         if removed.height:
             self._quarantine(agent_id, removed)
         self._take_artifacts(result)
@@ -240,6 +255,10 @@ class StreamFlow:
             self.artifacts.update(result.artifacts)
             if TEXT_LAYOUTS_ARTIFACT in result.artifacts:
                 self.layouts = dict(result.artifacts[TEXT_LAYOUTS_ARTIFACT])
+            if AS_READ_ARTIFACT in result.artifacts:  # their cells no layout writes back, as they were written
+                self.as_read = self.as_read.merged(result.artifacts[AS_READ_ARTIFACT])
+            if RECIPE_ARTIFACT in result.artifacts:  # the cells as read follow their column's renames
+                self.as_read = self.as_read.after_renames(result.artifacts[RECIPE_ARTIFACT])
 
     def _record(self, agent_id: str, name: str, status: str, *facts: Any) -> dict[str, Any]:
         return step_facts(len(self.steps) + 1, agent_id, name, status, *facts)
@@ -304,12 +323,14 @@ class StreamFlow:
             rows = scan.filter(pl.col(ROW_INDEX_COLUMN).is_in(index)).join(
                 removed.lazy(), on=ROW_INDEX_COLUMN, how="left", maintain_order="left"
             )
+            rows = self.as_read.written(rows, layouts)
+            written = rows.collect_schema()
             row_index, agent, reason = quarantine_names(data_names(self._input_schema))
             rows.select(
                 pl.col(ROW_INDEX_COLUMN).alias(row_index),
                 pl.lit(agent_id).alias(agent),
                 pl.col(REMOVAL_REASON).alias(reason),
-                *(as_text(c, schema[c], layouts.get(c)) for c in data_names(schema)),
+                *(as_text(c, written[c], layouts.get(c)) for c in data_names(schema)),
             ).sink_parquet(part, compression=SPILL_COMPRESSION, engine="streaming")
             if pl.scan_parquet(part).select(pl.len()).collect().item() == removed.height:
                 break
@@ -323,22 +344,32 @@ class StreamFlow:
         common: list[str],
         removed: pl.DataFrame,
         aligned: bool,
+        written: tuple[Mapping[str, Layout], AsRead] = ({}, NOTHING),
     ) -> tuple[dict[str, int], list[int], list[int]]:
         """The after data's null counts, and per common column the cells changed and values invented in the kept rows.
         When the agent only removed rows (``aligned``), before's kept rows and after are zipped by position in one
         streaming pass (their row indexes checked in it); otherwise, or when the indexes do not line up (rows moved),
-        they are matched by row index with a join (which holds the data: no clean agent moves rows)."""
+        they are matched by row index with a join (which holds the data: no clean agent moves rows). A column whose
+        type changed is compared as the data files write it: in its layouts and cells as read before and after
+        (``written``: after's), as in memory (agents.chain ``_DataFlow.accept``)."""
         old = self.current
         if removed.height:
             old = old.filter(~pl.col(ROW_INDEX_COLUMN).is_in(removed[ROW_INDEX_COLUMN].implode()))
-        cells = changed_cell_exprs(common, self.schema, after_schema)
+        retyped = [c for c in common if self.schema[c] != after_schema[c]]
+        old_schema, new_schema, new = self.schema, after_schema, after
+        if retyped:
+            old = as_written(old, retyped, self.layouts, self.as_read)
+            new = as_written(after, retyped, *written)
+            old_schema = {**self.schema, **dict.fromkeys(retyped, pl.String())}
+            new_schema = {**after_schema, **dict.fromkeys(retyped, pl.String())}
+        cells = changed_cell_exprs(common, old_schema, new_schema)
         row: dict[str, Any] = {"misaligned": 1}
         if aligned:
             names = [ROW_INDEX_COLUMN, *common]
             pair = pl.concat(
                 [
                     old.select(pl.col(c).alias(f"o:{c}") for c in names),
-                    after.select(pl.col(c).alias(f"n:{c}") for c in names),
+                    new.select(pl.col(c).alias(f"n:{c}") for c in names),
                 ],
                 how="horizontal",
             )
@@ -350,7 +381,7 @@ class StreamFlow:
                 .row(0, named=True)
             )
         if row["misaligned"]:
-            matched = old.join(after, on=ROW_INDEX_COLUMN, how="inner", suffix="::after")
+            matched = old.join(new, on=ROW_INDEX_COLUMN, how="inner", suffix="::after")
             pair = matched.select(
                 *(pl.col(c).alias(f"o:{c}") for c in common),
                 *(pl.col(f"{c}::after").alias(f"n:{c}") for c in common),
@@ -368,7 +399,7 @@ class StreamFlow:
 
     def write_data(self, path: Path) -> None:
         """The current data without the row index, as the CSV writes it (dates read from text in their layout)."""
-        sink_csv(self.current.select(data_names(self.schema)), self.layouts, path)
+        sink_csv(self.as_read.written(self.current, self.layouts).select(data_names(self.schema)), self.layouts, path)
 
     def write_quarantine(self, path: Path, columns: Sequence[str]) -> None:
         """Every removed row (row index, agent, reason, the input's columns as text), in the order removed."""

@@ -64,13 +64,14 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
+from agents.as_read import AS_READ_SUFFIX, Frame, cells_as_read
 from agents.clean.common import (
     DISTINCT_TEXTS_ARTIFACT,
     DistinctTexts,
@@ -87,6 +88,7 @@ from agents.decimal_comma import (
     parse_decimal_comma,
 )
 from agents.envelope import (
+    AS_READ_ARTIFACT,
     BOOKKEEPING_COLUMNS,
     ROW_INDEX_COLUMN,
     TEXT_LAYOUTS_ARTIFACT,
@@ -226,7 +228,9 @@ def run(inputs: AgentInputs, params: TypeFixerParams, progress: Progress) -> Age
     outcome = Outcome(frame.height, decisions, converting, fix_log, missing)
     # frame: its tokens are nulls already
     result = _result(started, outcome, params, len(columns), row_issues, fixed if converting else frame, progress)
-    _keep_text_layouts(result, inputs, frame, converting)
+    layouts = _keep_text_layouts(result, inputs, frame, converting)
+    if layouts:  # cells no layout writes back ("1e3" beside "1012.3"): given back as they were written
+        result.artifacts[AS_READ_ARTIFACT] = cells_as_read(_plain_texts(frame, converting, layouts), fixed, layouts)
     if shared:
         result.artifacts[DISTINCT_TEXTS_ARTIFACT] = shared
     return result
@@ -267,13 +271,36 @@ def _run_streamed(
     progress(0.9, "Scoring")
     outcome = Outcome(rows, decisions, converting, fix_log, missing)
     result = _result(started, outcome, params, len(columns), row_issues, None, progress)
-    _keep_text_layouts(result, inputs, nulled, converting, engine="streaming")
+    layouts = _keep_text_layouts(result, inputs, nulled, converting, engine="streaming")
     temp_of = {decision.column: _temp(index) for index, decision in enumerate(converting)}
     result.scan = work.select(
         [pl.col(temp_of[name]).alias(name) if name in temp_of else pl.col(name) for name in schema.names()]
     )
     result.rows = rows
+    if layouts and inputs.work_dir is not None:
+        sink = inputs.work_dir / f"{AGENT_ID}.{AS_READ_SUFFIX}"
+        plain = _plain_texts(nulled, converting, layouts)
+        result.artifacts[AS_READ_ARTIFACT] = cells_as_read(plain, result.scan, layouts, sink=sink)
     return result
+
+
+def _plain_texts(text: Frame, converting: list[ColumnDecision], layouts: Mapping[str, Layout]) -> Frame:
+    """The row index and the texts of the converted ``layouts``' columns that are the very values they were
+    converted to, spelled another way (``1e3``, ``1.10``, ``true`` beside ``TRUE``), null elsewhere: what the writers
+    may give back. A text converted into another (``$1,200.50``, ``39,80``, ``yes``, the code ``+5``) is the
+    type-fixer's change: the column's layout writes its value."""
+    names = text.collect_schema().names() if isinstance(text, pl.LazyFrame) else text.columns
+    exprs = []
+    for decision in converting:
+        if decision.column not in layouts or decision.comma_decimal:
+            continue
+        raw = pl.nth(names.index(decision.column))
+        if decision.detected == "boolean":
+            plain = raw.str.to_lowercase().is_in(["true", "false"])
+        else:  # a plain number the reader would have typed (not a code: +5, 007.5, converted by the user's leave)
+            plain = (number_text(raw) == raw) & ~raw.str.contains(CODE_PATTERN)
+        exprs.append(pl.when(plain).then(raw).alias(decision.column))
+    return text.select(pl.col(ROW_INDEX_COLUMN), *exprs)
 
 
 def _result(
@@ -312,14 +339,14 @@ def _keep_text_layouts(
     converting: list[ColumnDecision],
     *,
     engine: Literal["auto", "streaming"] = "auto",
-) -> None:
+) -> dict[str, Layout]:
     """The layouts of the text columns converted to decimals or booleans that Polars would write otherwise (``41``,
     ``12.50``, ``True``/``FALSE``: agents.layouts.number_layouts, boolean_layouts), added to the input's for the
-    writers of the data: a conversion changes the type, not the text a CSV holds."""
+    writers of the data: a conversion changes the type, not the text a CSV holds. Returns them."""
     floats = [d for d in converting if d.detected == "float" and d.text_source]
     truths = [d.column for d in converting if d.detected == "boolean" and d.text_source]
     if not floats and not truths:
-        return
+        return {}
     names = text.collect_schema().names()
     layouts: dict[str, Layout] = {}
     if floats:
@@ -329,7 +356,9 @@ def _keep_text_layouts(
             (decimal_comma_text if d.comma_decimal else number_text)(pl.nth(names.index(d.column))).alias(d.column)
             for d in floats
         )
-        layouts.update(number_layouts(literals, [d.column for d in floats], engine=engine))
+        # counted: a column no layout helps gets one that counts the values Polars writes otherwise ("1e3"), whose
+        # cells are then given back as they were written (agents.as_read)
+        layouts.update(number_layouts(literals, [d.column for d in floats], engine=engine, counted=True))
     # True/FALSE keep their case; yes/no, y/n, 1/0 become true/false: the conversion the user asked for shows
     layouts.update(
         (name, layout)
@@ -338,6 +367,7 @@ def _keep_text_layouts(
     )
     if layouts:
         result.artifacts[TEXT_LAYOUTS_ARTIFACT] = {**inputs.text_layouts, **layouts}
+    return layouts
 
 
 def _convert(

@@ -12,10 +12,12 @@ the dataset's own objects, deleted with them. Its layout:
   file's format facts, the tokens applied and what became of them: ``missing_tokens``) and the name of the file it
   came from in the Parquet metadata (one file: the data and how to write it back cannot disagree). A read report
   without ``missing_tokens`` (a dataset kept before the tokens were applied, or one too large for memory) holds
-  the values as written: the tokens are applied as it is read (:func:`tokens_applied`). A dataset too large for
-  memory is this file too, written by agents.spill while the first search reads it; its read report says
-  ``streamed`` and every search of it scans the file instead of reading it whole (no matches are kept for it: a
-  later page scans it again);
+  the values as written: the tokens are applied as it is read (:func:`tokens_applied`). The cells of numbers and
+  booleans its layouts write otherwise (agents.as_read: ``1.10`` beside ``1.2``) are in it too, as hidden text
+  columns named in its metadata (:data:`AS_READ_KEY`), so that every search writes them back as the file had
+  them. A dataset too large for memory is this file too, written by agents.spill while the first search reads it;
+  its read report says ``streamed`` and every search of it scans the file instead of reading it whole (no matches
+  are kept for it: a later page scans it again);
 - ``matches/<selection>/meta.json``: a searcher selection's totals, columns, parameters as understood and the
   identity of its ``search_result.csv`` (``csv``, added by the worker once stored);
 - ``matches/<selection>/part-NNNNN.parquet``: its matching rows, sorted and projected, ``PART_ROWS`` a part (a page
@@ -33,12 +35,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
+from agents.as_read import NOTHING, AsRead
+from agents.envelope import BOOKKEEPING_COLUMNS, ROW_INDEX_COLUMN
 from agents.params.searcher import SearcherParams
 
 DATASET_NAME = "dataset.parquet"
@@ -53,6 +57,7 @@ little faster (the write's time is in encoding, dictionaries and statistics more
 later search reads it back about 30 % faster (24 against 34 ms), for a file 1 % larger (49.9 against 49.5 MB);
 zstd makes it 20 % smaller but takes 20 % longer to write, on the first search's path."""
 READ_REPORT_KEY = "agensium.read_report"
+AS_READ_KEY = "agensium.as_read"  # {column: the hidden column of its cells as read}, when there are such cells
 SOURCE_NAME_KEY = "agensium.source_name"
 PAGE_FIELDS = ("page", "page_size")
 MISSING_KEY = "missing_tokens"  # in a read report: the missing-value tokens applied (MissingTokens.describe)
@@ -87,19 +92,42 @@ def page_parts(params: SearcherParams, parts: int) -> list[int]:
     return [index for index in range(first, last + 1) if index < parts] or [0]
 
 
-def write_dataset(frame: pl.DataFrame, read_report: Mapping[str, Any], source_name: str, keep_dir: Path) -> str:
-    """The dataset as read, with its read report, as ``dataset.parquet``; written under a temporary name and renamed,
-    so that a run stopped midway leaves no half file to upload."""
+def write_dataset(
+    frame: pl.DataFrame,
+    read_report: Mapping[str, Any],
+    source_name: str,
+    keep_dir: Path,
+    as_read: AsRead = NOTHING,
+) -> str:
+    """The dataset as read (``frame``'s data columns), with its read report and the cells ``as_read`` keeps (hidden
+    columns after the data's, by ``frame``'s row index), as ``dataset.parquet``; written under a temporary name and
+    renamed, so that a run stopped midway leaves no half file to upload."""
     target = keep_dir / DATASET_NAME
     partial = partial_path(keep_dir)
-    frame.write_parquet(
-        partial,
-        compression=DATASET_COMPRESSION,
-        row_group_size=ROW_GROUP_ROWS,
-        metadata=dataset_metadata(read_report, source_name),
-    )
+    data = frame.select(c for c in frame.columns if c not in BOOKKEEPING_COLUMNS)
+    metadata = dataset_metadata(read_report, source_name)
+    if as_read and ROW_INDEX_COLUMN in frame.columns:
+        hidden = {name: _hidden_name(key, data.columns) for name, key in as_read.columns.items()}
+        texts = (
+            frame.select(ROW_INDEX_COLUMN)
+            .lazy()
+            .join(as_read.cells.lazy(), on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
+            .select(pl.col(f"t{as_read.columns[name]}").alias(column) for name, column in hidden.items())
+            .collect()
+        )
+        data = pl.concat([data, texts], how="horizontal")
+        metadata[AS_READ_KEY] = json.dumps(hidden)
+    data.write_parquet(partial, compression=DATASET_COMPRESSION, row_group_size=ROW_GROUP_ROWS, metadata=metadata)
     partial.rename(target)
     return DATASET_NAME
+
+
+def _hidden_name(key: int, taken: Sequence[str]) -> str:
+    """The name of the hidden column of the ``key``-th column's cells as read: no data column's."""
+    name = f"__as_read_{key}__"
+    while name in taken:
+        name = f"_{name}"
+    return name
 
 
 def partial_path(keep_dir: Path) -> Path:
@@ -117,6 +145,7 @@ class KeptDataset:
     path: Path
     read_report: dict[str, Any]
     source_name: str  # the file the dataset was converted from: primary.csv, ...
+    hidden: dict[str, str] = field(default_factory=dict)  # column -> the hidden column of its cells as read
 
     @property
     def streamed(self) -> bool:
@@ -130,10 +159,33 @@ class KeptDataset:
         return applied is None or applied == tuple(tokens)
 
     def read(self) -> pl.DataFrame:
-        return pl.read_parquet(self.path)
+        """The data."""
+        return self.read_as_read()[0]
+
+    def read_as_read(self) -> tuple[pl.DataFrame, AsRead]:
+        """The data, and the cells its layouts write otherwise (agents.as_read)."""
+        whole = pl.read_parquet(self.path)
+        if not self.hidden:
+            return whole, NOTHING
+        columns = {name: key for key, name in enumerate(self.hidden)}
+        texts = [pl.col(self.hidden[name]).alias(f"t{key}") for name, key in columns.items()]
+        values = [
+            pl.when(pl.col(self.hidden[name]).is_not_null()).then(pl.col(name)).alias(f"v{key}")
+            for name, key in columns.items()
+        ]
+        cells = (
+            whole.lazy()
+            .with_row_index(ROW_INDEX_COLUMN, offset=1)
+            .select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), *texts, *values)
+            .filter(pl.any_horizontal(pl.col(f"t{key}").is_not_null() for key in columns.values()))
+            .collect()
+        )
+        return whole.drop(list(self.hidden.values())), AsRead(cells, columns)
 
     def scan(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path)
+        """The data as a scan (without the cells as read: a search too large for memory writes its layouts)."""
+        scan = pl.scan_parquet(self.path)
+        return scan.drop(list(self.hidden.values())) if self.hidden else scan
 
 
 def read_dataset(keep_dir: Path) -> KeptDataset | None:
@@ -144,7 +196,8 @@ def read_dataset(keep_dir: Path) -> KeptDataset | None:
     metadata = pl.read_parquet_metadata(path)
     if READ_REPORT_KEY not in metadata or SOURCE_NAME_KEY not in metadata:
         return None
-    return KeptDataset(path, json.loads(metadata[READ_REPORT_KEY]), metadata[SOURCE_NAME_KEY])
+    hidden = json.loads(metadata[AS_READ_KEY]) if AS_READ_KEY in metadata else {}
+    return KeptDataset(path, json.loads(metadata[READ_REPORT_KEY]), metadata[SOURCE_NAME_KEY], hidden)
 
 
 def write_matches(frame: pl.DataFrame, meta: dict[str, Any], params: SearcherParams, keep_dir: Path) -> list[str]:

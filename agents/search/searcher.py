@@ -10,7 +10,9 @@ Returns:
   page as JSON objects, agents.search.paging.json_rows; a page beyond the last is empty), ``columns``,
   ``filters_understood`` (exact column names, typed values, the sort, the projection and the notes of inexact
   readings);
-- ``frame``: every selected row, sorted and projected: the chain's ``search_result.csv``.
+- ``frame``: every selected row, sorted and projected: the chain's ``search_result.csv``; with the input's row index
+  (``ROW_INDEX_COLUMN``) last when the primary has it (the chain numbers it so to write cells back as the input had
+  them: agents.as_read).
 
 On a primary too large for memory (``inputs.scan``) the result is ``scan``, the plan of every match, which the chain
 sinks. Polars holds all the rows it sorts, so a sort there is external (agents.external ``sort_external``:
@@ -35,6 +37,7 @@ import polars as pl
 
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
+    ROW_INDEX_COLUMN,
     AgentInputs,
     AgentResult,
     Alert,
@@ -60,8 +63,10 @@ def run(inputs: AgentInputs, params: SearcherParams, progress: Progress) -> Agen
         return _run_streamed(inputs, inputs.scan, params, progress)
     started = time.perf_counter()
     frame = inputs.primary.select(c for c in inputs.primary.columns if c not in BOOKKEEPING_COLUMNS)
+    numbered = ROW_INDEX_COLUMN in inputs.primary.columns
+    source = frame.with_columns(inputs.primary.get_column(ROW_INDEX_COLUMN)) if numbered else frame
     progress(0.0, "Reading the search")
-    plan = _plan(frame.lazy(), frame.schema, params, inputs.text_layouts)
+    plan = _plan(source.lazy(), frame.schema, params, inputs.text_layouts, numbered=numbered)
     progress(0.1, "Searching")
     matched = plan.query.collect()
     page = page_of(matched, params.page, params.page_size)
@@ -79,8 +84,10 @@ def _run_streamed(inputs: AgentInputs, scan: pl.LazyFrame, params: SearcherParam
     started = time.perf_counter()
     progress(0.0, "Reading the search")
     schema = scan.collect_schema()
-    source = scan.select(c for c in schema if c not in BOOKKEEPING_COLUMNS)
-    plan = _plan(source, source.collect_schema(), params, inputs.text_layouts, engine="streaming")
+    columns = {c: dtype for c, dtype in schema.items() if c not in BOOKKEEPING_COLUMNS}
+    numbered = ROW_INDEX_COLUMN in schema
+    source = scan.select(*columns, *([ROW_INDEX_COLUMN] if numbered else []))
+    plan = _plan(source, columns, params, inputs.text_layouts, engine="streaming", numbered=numbered)
     progress(0.1, "Searching")
     offset = (params.page - 1) * params.page_size
     query = _sorted_in_buckets(plan, inputs.work_dir) if plan.sort and inputs.work_dir is not None else None
@@ -102,7 +109,8 @@ def _sorted_in_buckets(plan: _Plan, work_dir: Path) -> pl.LazyFrame | None:
     """Every match, sorted in buckets under a new directory of ``work_dir`` (deleted with it) and projected: a scan
     of the sorted buckets. None when the matches fit one bucket or a key cannot be sorted so (then Polars sorts)."""
     names = [column for column, _ in plan.sort]
-    needed = plan.columns + [name for name in names if name not in plan.columns]
+    projected = plan.query.collect_schema().names()  # the columns, and the row index when the matches carry it
+    needed = projected + [name for name in names if name not in projected]
     work_dir.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix=f"{AGENT_ID}-", dir=work_dir)) / "sorted"
     descending = [flag for _, flag in plan.sort]
@@ -110,7 +118,7 @@ def _sorted_in_buckets(plan: _Plan, work_dir: Path) -> pl.LazyFrame | None:
     if external is None:
         shutil.rmtree(target.parent, ignore_errors=True)
         return None
-    return external[0].select(plan.columns)
+    return external[0].select(projected)
 
 
 def _head(plan: _Plan, offset: int, page_size: int) -> pl.LazyFrame:
@@ -181,7 +189,7 @@ class _Plan:
             "page": params.page,
             "pages": page_count(total, params.page_size),
             "page_size": params.page_size,
-            "rows": json_rows(page, self.layouts),
+            "rows": json_rows(page.drop(ROW_INDEX_COLUMN, strict=False), self.layouts),
             "columns": self.columns,
             "filters_understood": self.understood,
         }
@@ -194,7 +202,10 @@ def _plan(
     layouts: Mapping[str, Layout],
     *,
     engine: Literal["auto", "streaming"] = "auto",
+    numbered: bool = False,
 ) -> _Plan:
+    """``schema``: the data columns of ``query``, which also holds ``ROW_INDEX_COLUMN`` when ``numbered`` (kept last
+    in every match, never a column a parameter can name)."""
     resolver = Resolver(schema, AGENT_ID, layouts, data=query, engine=engine)
     selection = resolve_selection(resolver, params)
     sort = [(resolver.column(key.column, f"sort[{i}].column"), key.descending) for i, key in enumerate(params.sort)]
@@ -208,7 +219,8 @@ def _plan(
         "columns": columns,
         "notes": list(resolver.notes),
     }
-    return _Plan(search(selected, by, columns), columns, understood, layouts, selected, by)
+    projected = [*columns, ROW_INDEX_COLUMN] if numbered else columns
+    return _Plan(search(selected, by, projected), columns, understood, layouts, selected, by)
 
 
 def _sort_keys(

@@ -31,6 +31,7 @@ import polars as pl
 from agents.columns import with_row_index
 from agents.envelope import (
     BOOKKEEPING_COLUMNS,
+    RECIPE_ARTIFACT,
     ROW_INDEX_COLUMN,
     TEXT_LAYOUTS_ARTIFACT,
     AgentInputs,
@@ -53,7 +54,6 @@ from agents.values import is_missing_token, parse_number
 AGENT_NAME = "Transformer"
 TOOL_ID = "transform-my-data"
 RECIPE_VERSION = 1
-RECIPE_ARTIFACT = "recipe"  # the resolved operations, for recipe.json
 SPILL_FOLDER = "transformer"  # under AgentInputs.work_dir: a streamed run's spills, read by AgentResult.scan
 
 
