@@ -91,7 +91,7 @@ from agents.reports.row_issues import count_row_level_issues, write_row_level_is
 from agents.search import kept
 from agents.search.kept import read_dataset as read_kept_dataset  # in _run_chain, ``kept`` is what it keeps
 from agents.search.searcher import kept_meta, kept_page
-from agents.spill import as_read_path, check_columns, parquet_data_bytes, spill_file, system_error
+from agents.spill import check_columns, parquet_data_bytes, spill_file, system_error
 from agents.streamed import (
     STREAMED_AGENTS,
     StreamFlow,
@@ -122,6 +122,8 @@ TRANSFORM_TOOL = "transform-my-data"  # the user's own operations: no quarantine
 CLEANED_NAME, QUARANTINE_NAME = "cleaned_data.csv", "quarantine.csv"
 TRANSFORMED_NAME, TRANSFORMED_PARQUET, RECIPE_NAME = "transformed_data.csv", "transformed_data.parquet", "recipe.json"
 SEARCH_TOOL = "search-my-data"  # reads like a data tool, writes its own result files
+WRITERS_OF_ROWS = frozenset({CLEAN_TOOL, TRANSFORM_TOOL, SEARCH_TOOL})
+"""The tools whose data files hold the primary's rows: they give its cells back as written (agents.as_read)."""
 SEARCH_JSON, SEARCH_CSV = "search_result.json", "search_result.csv"
 IN_MEMORY_FACTOR = 6  # peak memory of the in-memory chain per byte of CSV, with a margin (bench/README.md)
 STREAMABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".parquet", ".ndjson", ".jsonl"})  # agents.spill.spill_file
@@ -913,22 +915,22 @@ def _read_inputs(
         name, path = by_role[role]
         report(1 + index * 5, None, f"Reading {name}")
         read_started = time.perf_counter()
-        frames[role], read_reports[role], found = read_table_as_read(
-            path,
-            name,
-            sheet=getattr(options, role).sheet,
-            header_row=getattr(options, role).header_row,
-            max_columns=max_columns,
-        )
-        if role == "primary":
-            as_read = found
+        reading: dict[str, Any] = {
+            "sheet": getattr(options, role).sheet,
+            "header_row": getattr(options, role).header_row,
+            "max_columns": max_columns,
+        }
+        if role == "primary" and tool_id in WRITERS_OF_ROWS:  # the cells its layouts write otherwise, to write them
+            frames[role], read_reports[role], as_read = read_table_as_read(path, name, **reading)
+        else:
+            frames[role], read_reports[role] = read_table_with_report(path, name, **reading)
         if null_tokens is not None:
             as_read_text = frames[role]
             frames[role], missing[role] = normalize_missing(frames[role], null_tokens)
             read_reports[role][kept.MISSING_KEY] = missing[role].describe()
             if tool_id in (SEARCH_TOOL, TRANSFORM_TOOL):  # written back as they were
                 record_layouts(read_reports[role], missing[role].layouts)
-                if role == "primary":
+                if role == "primary" and tool_id in WRITERS_OF_ROWS:
                     as_read = as_read.merged(cells_as_read(as_read_text, frames[role], missing[role].layouts))
         timings[f"read_{role}"] = round((time.perf_counter() - read_started) * 1000)
     for name, path in sorted(sources, key=lambda item: registry.source_label(item[0]) or ""):
@@ -1285,14 +1287,13 @@ def _spilled_inputs(
     def metadata(read_report: Mapping[str, Any]) -> dict[str, str]:
         return kept.dataset_metadata({**read_report, "streamed": True}, name)
 
-    spilled = spill_file(path, name, target, max_columns=max_columns, metadata=metadata)
+    writes_rows = keep_dir is None  # a search keeping its dataset writes a spill's matches in their layouts
+    spilled = spill_file(path, name, target, max_columns=max_columns, metadata=metadata, as_read=writes_rows)
     spill = spilled.path
     as_read = spilled.as_read
     if keep is not None and keep_dir is not None:
         spill = spill.rename(keep_dir / kept.DATASET_NAME)
         keep.spilled = True
-        as_read_path(target).unlink(missing_ok=True)  # search writes its matches in their layouts (not kept)
-        as_read = NOTHING
     scan = pl.scan_parquet(spill)
     read_report: dict[str, Any] = {**spilled.report, "streamed": True}
     missing: MissingTokens | None = None

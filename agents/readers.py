@@ -238,7 +238,7 @@ def read_table_with_report(
     flattened or JSON-encoded. ``sheet`` (XLSX only) is a worksheet name or 0-based position, ``header_row``
     (XLSX only) the 1-based row of the sheet holding the column names; a file of more than ``max_columns``
     columns is refused."""
-    frame, report, _ = read_table_as_read(path, name, sheet=sheet, header_row=header_row, max_columns=max_columns)
+    frame, report, _ = _read_table(path, name, sheet, header_row, max_columns, as_read=False)
     return frame, report
 
 
@@ -252,6 +252,14 @@ def read_table_as_read(
 ) -> tuple[pl.DataFrame, ReadReport, AsRead]:
     """:func:`read_table_with_report`, with the cells of its numbers and booleans that their layouts write otherwise
     (:mod:`agents.as_read`): what a writer needs to give every cell back as the file had it."""
+    return _read_table(path, name, sheet, header_row, max_columns, as_read=True)
+
+
+def _read_table(
+    path: Path, name: str, sheet: str | int | None, header_row: int | None, max_columns: int, *, as_read: bool
+) -> tuple[pl.DataFrame, ReadReport, AsRead]:
+    """The readers' work: ``as_read``, whether the cells written otherwise are kept (NOTHING when not: a tool that
+    writes no rows has no use for them)."""
     extension = Path(name).suffix.lower()
     file_format = FORMATS.get(extension)
     if file_format is None:
@@ -271,7 +279,7 @@ def read_table_as_read(
         )
     try:
         if file_format == "csv":
-            parsed = _read_delimited(path, name, TEXT_FORMATS[extension], max_columns)
+            parsed = _read_delimited(path, name, TEXT_FORMATS[extension], max_columns, as_read=as_read)
         elif file_format == "xlsx":
             parsed = _read_xlsx(path, name, sheet, header_row)
         elif file_format == "parquet":
@@ -280,7 +288,7 @@ def read_table_as_read(
             parsed = _read_json(path, name)
         else:
             parsed = _read_ndjson(path, name)
-        frame, report, as_read = _tidy_columns(parsed, name, file_format)
+        frame, report, cells = _tidy_columns(parsed, name, file_format)
         if file_format in CONTROL_CHECKED_FORMATS:
             _raise_if_control_characters(frame.lazy(), name, engine="auto")
         frame, layouts = type_temporal_text(frame)
@@ -290,7 +298,7 @@ def read_table_as_read(
     except NotImplementedError as error:  # a feature of the file no reader handles
         raise InvalidFileError(f"{name}: cannot be read: {error or 'unsupported content'}", {"file": name}) from error
     check_column_count(frame.width, name, max_columns)
-    return frame, report, as_read
+    return frame, report, cells
 
 
 # The C0 control characters _reject_binary counts against a CSV (all but tab, line feed, vertical tab, form feed,
@@ -508,23 +516,23 @@ def _first_line(error: BaseException) -> str:
 # --- Delimited text ---------------------------------------------------------------------------------------
 
 
-def _read_delimited(path: Path, name: str, default_separator: str, max_columns: int) -> _Parsed:
+def _read_delimited(path: Path, name: str, default_separator: str, max_columns: int, *, as_read: bool) -> _Parsed:
     dialect = sniff_dialect(path, name, default_separator=default_separator)
     check_header_width(path, name, dialect, max_columns)
     kept_as_text: dict[int, dict[str, Any]] = {}
     if dialect.encoding == "utf-8":
         try:
-            frame, numbers, as_read = _read_csv(path, name, dialect, kept_as_text)
+            frame, numbers, cells = _read_csv(path, name, dialect, kept_as_text, as_read=as_read)
         except NotUtf8:
             # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
             dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
     if dialect.encoding != "utf-8":
         with transcoded_to_utf8(path, dialect.encoding) as utf8_path:
-            frame, numbers, as_read = _read_csv(utf8_path, name, dialect, kept_as_text)
+            frame, numbers, cells = _read_csv(utf8_path, name, dialect, kept_as_text, as_read=as_read)
     header = dialect.header
     original = list(header) if header is not None and len(header) == frame.width else frame.columns
     facts = {"encoding": dialect.encoding, "separator": dialect.separator, "quote_char": dialect.quote_char}
-    return _Parsed(frame, original, facts, numbers, kept_as_text, as_read=as_read)
+    return _Parsed(frame, original, facts, numbers, kept_as_text, as_read=cells)
 
 
 def sniff_dialect(path: Path, name: str, default_separator: str = ",") -> CsvDialect:
@@ -728,11 +736,16 @@ def parse_widening(
 
 
 def _read_csv(
-    path: Path, name: str, dialect: CsvDialect, kept_as_text: dict[int, dict[str, Any]] | None = None
+    path: Path,
+    name: str,
+    dialect: CsvDialect,
+    kept_as_text: dict[int, dict[str, Any]] | None = None,
+    *,
+    as_read: bool = True,
 ) -> tuple[pl.DataFrame, dict[int, ValueLayout], AsRead]:
     """The frame, the layouts of its numbers and booleans (agents.layouts) by column position and the cells they
     write otherwise (:mod:`agents.as_read`); ``kept_as_text`` receives the number columns kept as text, by position
-    (:func:`_typed_numbers`)."""
+    (:func:`_typed_numbers`); ``as_read``: whether those cells are kept (else NOTHING)."""
     separator, quote_char = dialect.separator, dialect.quote_char
 
     def parse(overrides: dict[str, pl.DataType]) -> tuple[pl.DataFrame, dict[str, pl.DataType], list[str], list[str]]:
@@ -765,7 +778,7 @@ def _read_csv(
         raw = raw.filter(~pl.int_range(pl.len()).is_in(blank_line_rows(path, dialect, raw.height)))
     if raw.height == 0:
         raise InvalidFileError(f"{name}: the file has a header but no data rows", {"file": name})
-    frame, numbers, as_read = _typed_numbers(raw, integers, floats, booleans, kept_as_text=kept_as_text)
+    frame, numbers, cells = _typed_numbers(raw, integers, floats, booleans, kept_as_text=kept_as_text, as_read=as_read)
     if (
         frame.width > 1
         and frame[:, -1].null_count() > 0
@@ -775,7 +788,7 @@ def _read_csv(
         ragged = _find_ragged_row(path, name, dialect)
         if ragged is not None:
             raise ragged
-    return frame, numbers, as_read
+    return frame, numbers, cells
 
 
 def duplicate_header_error(name: str, error: pl.exceptions.DuplicateError) -> InvalidFileError:
@@ -794,6 +807,7 @@ def _typed_numbers(
     booleans: Sequence[str] = (),
     *,
     kept_as_text: dict[int, dict[str, Any]] | None = None,
+    as_read: bool = True,
 ) -> tuple[pl.DataFrame, dict[int, ValueLayout], AsRead]:
     """The columns the schema scan took for numbers or booleans, read as text, typed; with the layouts (by position)
     of the decimal and boolean ones that Polars would write otherwise (``41``, ``12.50``, ``True``:
@@ -832,9 +846,9 @@ def _typed_numbers(
     found: dict[str, ValueLayout] = {**number_layouts(work, decimals.columns, parsed=decimals, counted=True)}
     found.update({key: layout for key, (_, layout) in truths.items() if layout is not None})
     layouts = {int(key[1:]): layout for key, layout in found.items()}
-    as_read = cells_as_read(work, pl.DataFrame(typed), found) if typed else NOTHING
+    cells = cells_as_read(work, pl.DataFrame(typed), found) if typed and as_read else NOTHING
     typed_frame = frame.with_columns(column.alias(safe[column.name]) for column in typed) if typed else frame
-    return typed_frame, layouts, as_read
+    return typed_frame, layouts, cells
 
 
 def _typed_booleans(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, tuple[pl.Series, BooleanLayout | None]]:

@@ -150,10 +150,12 @@ def spill_file(
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
     metadata: MetadataOf | None = None,
+    as_read: bool = False,
 ) -> Spilled:
     """Read the file at ``path`` (upload name ``name``, whose extension selects the format as
     :func:`agents.readers.read_table_with_report`'s does) into the typed Parquet file ``target``: :func:`spill_csv`,
-    :func:`spill_parquet` or :func:`spill_ndjson`. Raises ValueError for a format without a spill (JSON, XLSX)."""
+    :func:`spill_parquet` or :func:`spill_ndjson`. Raises ValueError for a format without a spill (JSON, XLSX).
+    ``as_read``: a delimited file's cells its layouts write otherwise are kept (:attr:`Spilled.as_read`)."""
     file_format = FORMATS.get(Path(name).suffix.lower())
     if file_format not in SPILLED_FORMATS:
         raise ValueError(f"{name}: no spill for this format (only {', '.join(sorted(SPILLED_FORMATS))})")
@@ -162,7 +164,7 @@ def spill_file(
             return spill_parquet(path, name, target, max_columns=max_columns, metadata=metadata)
         if file_format == "ndjson":
             return spill_ndjson(path, name, target, max_columns=max_columns, metadata=metadata)
-        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata)
+        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata, as_read=as_read)
     except RecursionError as error:  # as read_table_with_report maps them
         raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
     except NotImplementedError as error:
@@ -217,21 +219,23 @@ def spill_csv(
     *,
     max_columns: int = DEFAULT_MAX_COLUMNS,
     metadata: MetadataOf | None = None,
+    as_read: bool = False,
 ) -> Spilled:
     """Read the CSV/TSV at ``path`` (upload name ``name``) into the typed Parquet file ``target`` (its directory
-    also holds the intermediate files while this runs), with ``metadata(read report)`` in its footer."""
+    also holds the intermediate files while this runs), with ``metadata(read report)`` in its footer; ``as_read``:
+    with the cells its layouts write otherwise, in a file beside it (:func:`as_read_path`)."""
     dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS.get(Path(name).suffix.lower(), ","))
     check_header_width(path, name, dialect, max_columns)
     raw = target.with_name(f".{target.name}.text")
     try:
         if dialect.encoding == "utf-8":
             try:
-                return _spill_utf8(path, name, dialect, raw, target, max_columns, metadata)
+                return _spill_utf8(path, name, dialect, raw, target, max_columns, metadata, as_read)
             except NotUtf8:
                 # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
                 dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
         with transcoded_to_utf8(path, dialect.encoding, target.parent) as utf8_copy:
-            return _spill_utf8(utf8_copy, name, dialect, raw, target, max_columns, metadata)
+            return _spill_utf8(utf8_copy, name, dialect, raw, target, max_columns, metadata, as_read)
     finally:
         raw.unlink(missing_ok=True)
 
@@ -244,6 +248,7 @@ def _spill_utf8(
     target: Path,
     max_columns: int,
     metadata: MetadataOf | None,
+    as_read: bool = False,
 ) -> Spilled:
     integers, floats, booleans = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
@@ -322,7 +327,7 @@ def _spill_utf8(
     by_source.update(spelled_by_source)
     positions = {list(schema)[position - 1]: position - 1 for position, _, _ in planned}
     typed_as = {list(schema)[position - 1]: expression for position, _, expression in planned}
-    as_read = _as_read_cells(text, positions, typed_as, by_source, target).renamed(final)
+    cells = _as_read_cells(text, positions, typed_as, by_source, target).renamed(final) if as_read else NOTHING
     report: ReadReport = {
         "format": "csv",
         "encoding": dialect.encoding,
@@ -342,7 +347,7 @@ def _spill_utf8(
     if kept_as_text:
         report["numbers_kept_as_text"] = {final[column]: item for column, item in kept_as_text.items()}
     spilled = _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
-    return dataclasses.replace(spilled, as_read=as_read)
+    return dataclasses.replace(spilled, as_read=cells)
 
 
 def as_read_path(target: Path) -> Path:
