@@ -80,7 +80,7 @@ from agents.layouts import (
 )
 from agents.layouts import describe as describe_layouts
 from agents.master.sources import PRIMARY_LABEL, align_columns, read_contract, stack_sources
-from agents.options import DEFAULT_MAX_COLUMNS, RunOptions
+from agents.options import DEFAULT_MAX_COLUMNS, FAILED_AGENTS_KEY, RunOptions
 from agents.params.common import DEFAULT_NULL_TOKENS
 from agents.params.inputs import OPTION_ROLES
 from agents.params.searcher import SearcherParams
@@ -497,6 +497,7 @@ def _run_chain(
     flow: _DataFlow | StreamFlow | None = None
     keep: _SearchKeep | None = None
     as_read = NOTHING
+    failed: list[str] = []  # the agents that failed (their credits are given back: FAILED_AGENTS_KEY)
     shape: tuple[int, int] | None = None
     threshold = streaming_threshold_bytes(run_options.streaming_threshold_bytes)
     large = _large_primary(tool_id, inputs, threshold)
@@ -581,7 +582,7 @@ def _run_chain(
             flow = _DataFlow(primary, layouts=layouts, audit=tool_id != TRANSFORM_TOOL, as_read=as_read)
         runs = keep.runs() if keep is not None else {}
         results = _run_agents(
-            chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start, runs
+            chain, agent_inputs, agent_params, flow, report, timings, soft_deadline, agent_start, runs, failed
         )
 
     report(AGENTS_END, None, "Writing reports")
@@ -634,6 +635,8 @@ def _run_chain(
         result["steps"] = flow.steps
     if kept is not None:
         result["kept"] = kept
+    if failed:
+        result[FAILED_AGENTS_KEY] = failed
     return result
 
 
@@ -758,8 +761,11 @@ def _run_agents(
     soft_deadline: float | None,
     agent_start: AgentStart,
     runs: dict[str, Callable[..., AgentResult]] | None = None,
+    failed: list[str] | None = None,
 ) -> dict[str, AgentResult]:
-    """``runs``: an agent's run function in place of its own (search-my-data's later page)."""
+    """``runs``: an agent's run function in place of its own (search-my-data's later page); ``failed`` receives the
+    agents that started and failed (an error of theirs, not the soft time limit's stop)."""
+    failed = [] if failed is None else failed
     results: dict[str, AgentResult] = {}
     span = (AGENTS_END - READ_END) / len(chain)
     context = _context(agent_inputs, flow)
@@ -819,6 +825,7 @@ def _run_agents(
                 message = f"{spec.name} stopped: {SOFT_LIMIT_MESSAGE}"
             else:
                 message = f"{spec.name} failed: {type(error).__name__}: {error}"
+                failed.append(agent_id)
             results[agent_id] = AgentResult(envelope=error_envelope(agent_id, spec.name, message, elapsed))
         timings[agent_id] = round((time.perf_counter() - agent_started) * 1000)
         if flow is not None:
@@ -828,6 +835,8 @@ def _run_agents(
                 flow.accept(agent_id, spec.name, result, timings[agent_id])
             except (Exception, pl.exceptions.PanicException) as error:  # noqa: BLE001 - as an agent's own failure
                 message = f"{spec.name} failed: {type(error).__name__}: {error}"
+                if agent_id not in failed:
+                    failed.append(agent_id)
                 results[agent_id] = AgentResult(
                     envelope=error_envelope(agent_id, spec.name, message, timings[agent_id])
                 )

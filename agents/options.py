@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MAX_COLUMNS = 20_000
+FAILED_AGENTS_KEY = "failed_agents"
+"""In a run's result (agents.chain.run_tool): the agents that started and failed by an error of theirs (a bug: no
+input makes an agent fail, an input error fails the task), whose credits the worker gives back; it takes the key out of
+the result it stores."""
 
 
 @dataclass(frozen=True)

@@ -1255,6 +1255,12 @@ async def debit_agent(core: Core, user_id: str, task_id: str, agent_id: str, cos
     return await core.store.debit_agent(user_id, task_id, agent_id, cost, attempt)
 
 
+async def refund_agent_credits(core: Core, user_id: str, task_id: str, agent_id: str, reason: str, attempt: int) -> int:
+    """Give back what agent `agent_id` of run `attempt` of the task was charged, net of its earlier refunds
+    (idempotent): an agent that failed gave the user nothing."""
+    return await core.store.refund_agent_credits(user_id, task_id, agent_id, reason, attempt)
+
+
 async def refund_task_credits(core: Core, user_id: str, task_id: str, reason: str, attempt: int) -> int:
     """Give back what run `attempt` of the task was charged, net of its earlier refunds (idempotent); an earlier
     run's charges stay (it ran). Returns the amount."""

@@ -377,6 +377,19 @@ class TaskStore:
             await conn.execute(self.q["record_ledger"], uid, tid, None, owed, balance, reason, "refund", attempt)
             return owed
 
+    async def refund_agent_credits(self, user_id: str, task_id: str, agent_id: str, reason: str, attempt: int) -> int:
+        """Give back what agent `agent_id` of run `attempt` of the task was charged (net of its earlier refunds):
+        idempotent; a ledger line naming the agent. Returns the amount."""
+        uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchval(self.q["lock_user_credits"], uid)
+            owed = -int(await conn.fetchval(self.q["agent_credit_net"], tid, attempt, agent_id))
+            if owed <= 0:
+                return 0
+            balance = await conn.fetchval(self.q["credit_user"], uid, owed)
+            await conn.execute(self.q["record_ledger"], uid, tid, agent_id, owed, balance, reason, "refund", attempt)
+            return owed
+
     # --- tasks ---------------------------------------------------------------------------------
 
     async def insert_task(self, new: NewTask) -> tuple[asyncpg.Record, bool]:

@@ -448,6 +448,10 @@ SELECT credits FROM users WHERE id = $1 FOR UPDATE;
 -- runs were recorded (attempt NULL, migration 006) count with whichever run is refunded first.
 SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND (attempt = $2 OR attempt IS NULL);
 
+-- name: agent_credit_net
+-- What agent $3 of run $2 of task $1 has cost, net of its refunds (negative: credits taken).
+SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_ledger WHERE task_id = $1 AND attempt = $2 AND agent_id = $3;
+
 -- name: debit_agent
 -- Debit agent $3 of run $5 of task $2 as it starts, $4 credits from user $1, in one statement (one round trip; a
 -- transaction of four statements took six). Returns: holds (the run still holds its task: PROCESSING under attempt

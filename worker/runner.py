@@ -45,7 +45,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from agents import registry
 from agents.errors import AgentError
-from agents.options import RunOptions
+from agents.options import FAILED_AGENTS_KEY, RunOptions
 from service import lifecycle, versions
 from service.config import Settings
 from service.lifecycle import Core
@@ -116,6 +116,13 @@ class RunHandle:
             self.stop_reason = reason
         if self.body is not None and not self.body.done():
             self.body.cancel()
+
+
+def _agent_refund(core: Core, handle: RunHandle, user_id: str, agent_id: str) -> Callable[[], Awaitable[int]]:
+    """The refund of a failed agent of the run, as :func:`durable_write` retries it."""
+    return lambda: lifecycle.refund_agent_credits(
+        core, user_id, handle.task_id, agent_id, f"refund: {agent_id} failed", handle.attempt
+    )
 
 
 async def durable_write(core: Core, what: str, write: Callable[[], Awaitable[T]]) -> T:
@@ -334,6 +341,8 @@ async def _run_claimed(
         with contextlib.suppress(Exception):  # a lost progress message is no reason to fail the run
             if (unsent := await forwarder) is not None:
                 last = (*unsent, handle.job_id)
+        for agent_id in result.pop(FAILED_AGENTS_KEY, []):  # it gave the user nothing: its credits back
+            await durable_write(core, f"refund {task_id} {agent_id}", _agent_refund(core, handle, user_id, agent_id))
         summary = {k: v for k, v in result.items() if k != "outputs"}
         summary["duration_ms"] = round((time.monotonic() - started) * 1000)
         status = result.get("status", "success")

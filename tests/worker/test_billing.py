@@ -167,6 +167,26 @@ async def test_a_soft_limit_stop_charges_only_the_agents_that_started(core: Core
     assert await balance(core, user_id) == 1_000 - registry.chain_cost(["sleeper"])
 
 
+async def test_an_agent_that_fails_is_given_back_its_credits(core: Core, worker: ChildProcess) -> None:
+    """An agent that fails by an error of its own (a bug: no input makes one fail) gave the user nothing: its debit
+    is refunded, in a ledger line naming it, and the agents after it that ran are charged. Before: charged."""
+    user_id = await new_user(core, 1_000)
+    parameters = sleeper(0.0, 0.1, fail=True)
+    task_id = await submit_chain(core, user_id, tool_id="diagnostics", agents=SLEEPER_THEN_RATER, parameters=parameters)
+    task = await wait_status(core, task_id, lifecycle.TERMINAL)
+    assert task["status"] == "COMPLETED", task["error"]
+    result = await lifecycle.task_result(core, user_id, task_id)
+    assert result["status"] == "partial" and "failed on purpose" in result["agents"]["sleeper"]["error"]
+    assert "failed_agents" not in result
+    sleeper_cost = registry.chain_cost(["sleeper"])
+    assert await ledger(core, task_id) == [*debits(SLEEPER_THEN_RATER), ("sleeper", sleeper_cost, "refund")]
+    assert await balance(core, user_id) == 1_000 - registry.chain_cost(["readiness-rater"])
+    reason = await core.store.pool.fetchval(
+        "SELECT reason FROM credit_ledger WHERE task_id = $1 AND kind = 'refund'", uuid.UUID(task_id)
+    )
+    assert reason == "refund: sleeper failed"
+
+
 async def test_the_large_file_path_charges_only_the_streaming_profiler(core: Core, worker: ChildProcess) -> None:
     rows = b"".join(b"%d,%d.5,city%d\n" % (i, i, i % 7) for i in range(200))
     primary = b"id,amount,city\n" + rows
