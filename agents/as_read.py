@@ -95,7 +95,11 @@ class AsRead:
         }
         if not keys:
             return frame
-        cells = self.cells.lazy().select(ROW_INDEX_COLUMN, *(f"{kind}{key}" for key in keys.values() for kind in "tv"))
+        # The cells under names no column of the frame has (a user's column may be called "t0").
+        renamed = {
+            f"{kind}{key}": _unused(f"__as_read_{kind}{key}__", schema) for key in keys.values() for kind in "tv"
+        }
+        cells = self.cells.lazy().select(ROW_INDEX_COLUMN, *(pl.col(old).alias(new) for old, new in renamed.items()))
         joined = frame.lazy().join(cells, on=ROW_INDEX_COLUMN, how="left", maintain_order="left")
         # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
         exprs = []
@@ -106,10 +110,17 @@ class AsRead:
                 continue
             key = keys[name]
             written = text_of(column, dtype, layouts.get(name))
-            same = column == pl.col(f"v{key}")
-            exprs.append(pl.when(same).then(pl.col(f"t{key}")).otherwise(written).alias(name))
+            same = column == pl.col(renamed[f"v{key}"])
+            exprs.append(pl.when(same).then(pl.col(renamed[f"t{key}"])).otherwise(written).alias(name))
         restored = joined.select(exprs)
         return restored.collect() if isinstance(frame, pl.DataFrame) else restored
+
+
+def _unused(name: str, taken: Collection[str]) -> str:
+    """``name``, or ``name`` with underscores before it, that is none of ``taken``."""
+    while name in taken:
+        name = f"_{name}"
+    return name
 
 
 NOTHING = AsRead(pl.DataFrame(schema={ROW_INDEX_COLUMN: pl.Int64}), {})
@@ -128,15 +139,18 @@ def cells_as_read(
     or without one, row ``i`` is row ``i + 1``. One query over those columns; with ``sink`` (plans of an input too
     large for memory) its cells go to that Parquet file, on the streaming engine."""
     text_names = texts.collect_schema().names() if isinstance(texts, pl.LazyFrame) else texts.columns
-    typed_names = set(typed.collect_schema().names() if isinstance(typed, pl.LazyFrame) else typed.columns)
+    typed_names = typed.collect_schema().names() if isinstance(typed, pl.LazyFrame) else typed.columns
     columns = covered(layouts, [name for name in text_names if name in typed_names])
     if not columns:
         return NOTHING
-    numbered = [ROW_INDEX_COLUMN] if ROW_INDEX_COLUMN in text_names else []
+    numbered = [pl.nth(text_names.index(ROW_INDEX_COLUMN))] if ROW_INDEX_COLUMN in text_names else []
+    # Columns are addressed by position: a name such as "*" or "^a$" means something else to pl.col.
     pairs = pl.concat(
         [
-            texts.lazy().select(*numbered, *(pl.col(name).alias(f"t{key}") for name, key in columns.items())),
-            typed.lazy().select(pl.col(name).alias(f"v{key}") for name, key in columns.items()),
+            texts.lazy().select(
+                *numbered, *(pl.nth(text_names.index(name)).alias(f"t{key}") for name, key in columns.items())
+            ),
+            typed.lazy().select(pl.nth(typed_names.index(name)).alias(f"v{key}") for name, key in columns.items()),
         ],
         how="horizontal",
     )

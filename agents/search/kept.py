@@ -168,9 +168,11 @@ class KeptDataset:
         if not self.hidden:
             return whole, NOTHING
         columns = {name: key for key, name in enumerate(self.hidden)}
-        texts = [pl.col(self.hidden[name]).alias(f"t{key}") for name, key in columns.items()]
+        # by position (a name may be "*" or "^a$" to pl.col), after the row index numbering them
+        position = {name: index + 1 for index, name in enumerate(whole.columns)}
+        texts = [pl.nth(position[self.hidden[name]]).alias(f"t{key}") for name, key in columns.items()]
         values = [
-            pl.when(pl.col(self.hidden[name]).is_not_null()).then(pl.col(name)).alias(f"v{key}")
+            pl.when(pl.nth(position[self.hidden[name]]).is_not_null()).then(pl.nth(position[name])).alias(f"v{key}")
             for name, key in columns.items()
         ]
         cells = (

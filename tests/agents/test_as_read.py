@@ -228,3 +228,16 @@ def test_the_type_fixer_s_numbers_keep_their_spelling_and_only_real_changes_are_
         "pressure": 1,
         "flag": 1,
     }
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_columns_named_like_the_working_columns_keep_their_own_values(tmp_path: Path, mode: str) -> None:
+    """The cells are joined under names no column has: a user's columns ``t0`` and ``v0`` stay theirs."""
+    text = "t0,v0,amount,t1\nx,1.5,1.10,y\nz,2.5,1.2,w\nq,3.5,2E3,e\n"
+    out = _run(tmp_path, "transform-my-data", {"transformer": {"commands": ["sort by v0 descending"]}}, mode, text)
+    assert _rows(out / "transformed_data.csv") == [
+        ["t0", "v0", "amount", "t1"],
+        ["q", "3.5", "2E3", "e"],
+        ["z", "2.5", "1.2", "w"],
+        ["x", "1.5", "1.10", "y"],
+    ]
