@@ -26,6 +26,9 @@ from agents.layouts import BooleanLayout, Layout, NumberLayout, text_of
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 AS_READ_SUFFIX = "as-read.parquet"  # the name's end of a file of cells as read (a streamed run's, in its work dir)
+AS_READ_KEY = "agensium.as_read"
+"""In a Parquet file's metadata (a search's kept dataset): ``{column: its hidden column}``, the hidden column holding
+the column's cells as read where its layout writes them otherwise (null elsewhere), after the data's columns."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,21 @@ class AsRead:
         return AsRead(self.cells, {names[name]: key for name, key in self.columns.items() if name in names})
 
     def after_renames(self, recipe: Mapping[str, Any]) -> AsRead:
-        """The same cells, their columns called as a transform recipe's renames (its operations, in order) call them."""
+        """The same cells, their columns called as a transform recipe's operations (in order) call them: renamed,
+        and gone when dropped, left out by a projection or replaced by a column renamed to their name."""
         called = {name: name for name in self.columns}
         for operation in recipe.get("operations", []):
-            if operation.get("op") == "rename":
+            kind = operation.get("op")
+            if kind == "rename":
                 mapping = operation.get("mapping", {})
-                called = {name: mapping.get(now, now) for name, now in called.items()}
+                targets = set(mapping.values())
+                called = {
+                    name: mapping.get(now, now) for name, now in called.items() if now in mapping or now not in targets
+                }
+            elif kind == "drop_columns":
+                called = {name: now for name, now in called.items() if now not in operation.get("columns", [])}
+            elif kind == "keep_columns":
+                called = {name: now for name, now in called.items() if now in operation.get("columns", [])}
         return self.renamed(called)
 
     def kept_in(self, path: Path) -> AsRead:
@@ -110,10 +122,46 @@ class AsRead:
                 continue
             key = keys[name]
             written = text_of(column, dtype, layouts.get(name))
-            same = column == pl.col(renamed[f"v{key}"])
+            value = pl.col(renamed[f"v{key}"])
+            same = column == value
+            if dtype.is_float():  # -0.0 equals 0.0, but "-0" does not read as 0.0
+                same = same & ((column != 0) | ((1.0 / column) == (1.0 / value)))
             exprs.append(pl.when(same).then(pl.col(renamed[f"t{key}"])).otherwise(written).alias(name))
         restored = joined.select(exprs)
         return restored.collect() if isinstance(frame, pl.DataFrame) else restored
+
+
+def hidden_name(key: int, taken: Collection[str]) -> str:
+    """The name of the hidden column of the ``key``-th column's cells as read (:data:`AS_READ_KEY`): no column's."""
+    return _unused(f"__as_read_{key}__", taken)
+
+
+def from_hidden(whole: Frame, hidden: Mapping[str, str]) -> AsRead:
+    """The :class:`AsRead` of a frame or scan (rows in the input's order) holding ``hidden`` columns
+    (:data:`AS_READ_KEY`: column -> its hidden column); a scan's stays a plan."""
+    names = whole.collect_schema().names() if isinstance(whole, pl.LazyFrame) else whole.columns
+    # by position (a name may be "*" or "^a$" to pl.col), after the row index numbering the rows
+    position = {name: index + 1 for index, name in enumerate(names)}
+    columns = {name: key for key, name in enumerate(hidden)}
+    texts = [pl.nth(position[hidden[name]]).alias(f"t{key}") for name, key in columns.items()]
+    values = [
+        pl.when(pl.nth(position[hidden[name]]).is_not_null()).then(pl.nth(position[name])).alias(f"v{key}")
+        for name, key in columns.items()
+    ]
+    cells = (
+        whole.lazy()
+        .with_row_index(ROW_INDEX_COLUMN, offset=1)
+        .select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), *texts, *values)
+        .filter(pl.any_horizontal(pl.col(f"t{key}").is_not_null() for key in columns.values()))
+    )
+    return AsRead(cells.collect() if isinstance(whole, pl.DataFrame) else cells, columns)
+
+
+def otherwise_text(text: pl.Expr, value: pl.Expr, dtype: pl.DataType, layout: Layout) -> pl.Expr:
+    """Per cell: its ``text`` where the ``layout`` writes its typed ``value`` (of ``dtype``) otherwise, else null (a
+    missing value stays missing): the cells :class:`AsRead` keeps."""
+    written = text_of(value, dtype, layout)
+    return pl.when((written != text).fill_null(True) & value.is_not_null()).then(text)
 
 
 def _unused(name: str, taken: Collection[str]) -> str:
@@ -192,9 +240,8 @@ def cells_query(pairs: pl.LazyFrame, columns: Mapping[str, int], layouts: Mappin
     kept = []
     for name, key in columns.items():
         text, value = pl.col(f"t{key}"), pl.col(f"v{key}")
-        written = text_of(value, schema[f"v{key}"], layouts[name])
-        otherwise = (written != text).fill_null(True) & value.is_not_null()
-        kept += [pl.when(otherwise).then(text).alias(f"t{key}"), pl.when(otherwise).then(value).alias(f"v{key}")]
+        kept_text = otherwise_text(text, value, schema[f"v{key}"], layouts[name])
+        kept += [kept_text.alias(f"t{key}"), pl.when(kept_text.is_not_null()).then(value).alias(f"v{key}")]
     numbered = pairs if ROW_INDEX_COLUMN in schema else pairs.with_row_index(ROW_INDEX_COLUMN, offset=1)
     return numbered.select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), *kept).filter(
         pl.any_horizontal(pl.col(f"t{key}").is_not_null() for key in columns.values())

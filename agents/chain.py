@@ -1244,7 +1244,7 @@ def _kept_inputs(
     if kept.tokens_applied(read_report) is not None and isinstance(described, dict):
         missing = MissingTokens(null_tokens, described["by_column"], described["retyped_columns"])
     scan = dataset.scan() if dataset.streamed else None
-    frame, as_read = dataset.read_as_read() if scan is None else (None, NOTHING)
+    frame, as_read = dataset.read_as_read() if scan is None else (None, dataset.scan_as_read())
     if missing is None:
         if scan is not None:
             scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
@@ -1296,14 +1296,21 @@ def _spilled_inputs(
     def metadata(read_report: Mapping[str, Any]) -> dict[str, str]:
         return kept.dataset_metadata({**read_report, "streamed": True}, name)
 
-    writes_rows = keep_dir is None  # a search keeping its dataset writes a spill's matches in their layouts
-    spilled = spill_file(path, name, target, max_columns=max_columns, metadata=metadata, as_read=writes_rows)
+    # The cells its layouts write otherwise: in a file of the run's, or for a search keeping its dataset, in the
+    # dataset itself (hidden columns: every later search of it writes them back too).
+    keeps = keep_dir is not None
+    spilled = spill_file(
+        path, name, target, max_columns=max_columns, metadata=metadata, as_read=not keeps, hidden_as_read=keeps
+    )
     spill = spilled.path
     as_read = spilled.as_read
+    scan = pl.scan_parquet(spill)
     if keep is not None and keep_dir is not None:
         spill = spill.rename(keep_dir / kept.DATASET_NAME)
         keep.spilled = True
-    scan = pl.scan_parquet(spill)
+        dataset = read_kept_dataset(keep_dir)
+        assert dataset is not None  # just written, with its metadata
+        scan, as_read = dataset.scan(), dataset.scan_as_read()
     read_report: dict[str, Any] = {**spilled.report, "streamed": True}
     missing: MissingTokens | None = None
     if null_tokens is not None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import mmap
 import re
 import shutil
@@ -56,7 +57,17 @@ from typing import Any, Final, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
-from agents.as_read import AS_READ_SUFFIX, NOTHING, AsRead, cells_query, covered, sunk
+from agents.as_read import (
+    AS_READ_KEY,
+    AS_READ_SUFFIX,
+    NOTHING,
+    AsRead,
+    cells_query,
+    covered,
+    hidden_name,
+    otherwise_text,
+    sunk,
+)
 from agents.errors import InvalidFileError
 from agents.layouts import (
     BEYOND_DOUBLE,
@@ -151,11 +162,14 @@ def spill_file(
     max_columns: int = DEFAULT_MAX_COLUMNS,
     metadata: MetadataOf | None = None,
     as_read: bool = False,
+    hidden_as_read: bool = False,
 ) -> Spilled:
     """Read the file at ``path`` (upload name ``name``, whose extension selects the format as
     :func:`agents.readers.read_table_with_report`'s does) into the typed Parquet file ``target``: :func:`spill_csv`,
     :func:`spill_parquet` or :func:`spill_ndjson`. Raises ValueError for a format without a spill (JSON, XLSX).
-    ``as_read``: a delimited file's cells its layouts write otherwise are kept (:attr:`Spilled.as_read`)."""
+    ``as_read``: a delimited file's cells its layouts write otherwise are kept (:attr:`Spilled.as_read`);
+    ``hidden_as_read``: they are kept in the spill itself, as hidden columns named in its metadata (a search's kept
+    dataset: agents.as_read.AS_READ_KEY)."""
     file_format = FORMATS.get(Path(name).suffix.lower())
     if file_format not in SPILLED_FORMATS:
         raise ValueError(f"{name}: no spill for this format (only {', '.join(sorted(SPILLED_FORMATS))})")
@@ -164,7 +178,8 @@ def spill_file(
             return spill_parquet(path, name, target, max_columns=max_columns, metadata=metadata)
         if file_format == "ndjson":
             return spill_ndjson(path, name, target, max_columns=max_columns, metadata=metadata)
-        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata, as_read=as_read)
+        kept = {"as_read": as_read, "hidden_as_read": hidden_as_read}
+        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata, **kept)
     except RecursionError as error:  # as read_table_with_report maps them
         raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
     except NotImplementedError as error:
@@ -220,22 +235,25 @@ def spill_csv(
     max_columns: int = DEFAULT_MAX_COLUMNS,
     metadata: MetadataOf | None = None,
     as_read: bool = False,
+    hidden_as_read: bool = False,
 ) -> Spilled:
     """Read the CSV/TSV at ``path`` (upload name ``name``) into the typed Parquet file ``target`` (its directory
     also holds the intermediate files while this runs), with ``metadata(read report)`` in its footer; ``as_read``:
-    with the cells its layouts write otherwise, in a file beside it (:func:`as_read_path`)."""
+    with the cells its layouts write otherwise, in a file beside it (:func:`as_read_path`); ``hidden_as_read``: in
+    hidden columns of the spill (:func:`spill_file`)."""
+    options = (as_read, hidden_as_read)
     dialect = sniff_dialect(path, name, default_separator=TEXT_FORMATS.get(Path(name).suffix.lower(), ","))
     check_header_width(path, name, dialect, max_columns)
     raw = target.with_name(f".{target.name}.text")
     try:
         if dialect.encoding == "utf-8":
             try:
-                return _spill_utf8(path, name, dialect, raw, target, max_columns, metadata, as_read)
+                return _spill_utf8(path, name, dialect, raw, target, max_columns, metadata, *options)
             except NotUtf8:
                 # A non-UTF-8 byte after the sniff window: the header read as UTF-8 may not be what cp1252 gives.
                 dialect = CsvDialect(dialect.separator, "cp1252", dialect.quote_char, header=None)
         with transcoded_to_utf8(path, dialect.encoding, target.parent) as utf8_copy:
-            return _spill_utf8(utf8_copy, name, dialect, raw, target, max_columns, metadata, as_read)
+            return _spill_utf8(utf8_copy, name, dialect, raw, target, max_columns, metadata, *options)
     finally:
         raw.unlink(missing_ok=True)
 
@@ -249,6 +267,7 @@ def _spill_utf8(
     max_columns: int,
     metadata: MetadataOf | None,
     as_read: bool = False,
+    hidden_as_read: bool = False,
 ) -> Spilled:
     integers, floats, booleans = _parse_to_parquet(path, name, dialect, raw)
     text = pl.scan_parquet(raw)
@@ -328,6 +347,13 @@ def _spill_utf8(
     positions = {list(schema)[position - 1]: position - 1 for position, _, _ in planned}
     typed_as = {list(schema)[position - 1]: expression for position, _, expression in planned}
     cells = _as_read_cells(text, positions, typed_as, by_source, target).renamed(final) if as_read else NOTHING
+    hidden: dict[str, str] = {}
+    texts_as_read: list[pl.Expr] = []
+    if hidden_as_read:  # the cells' texts in hidden columns of the spill, null where the layout gives the text back
+        for column, key in covered(by_source, [c for c in positions if c in typed_as]).items():
+            hidden[final[column]] = hidden_name(key, final_names)
+            text_of_cell = otherwise_text(pl.nth(positions[column]), typed_as[column], typed[column], by_source[column])
+            texts_as_read.append(text_of_cell.alias(hidden[final[column]]))
     report: ReadReport = {
         "format": "csv",
         "encoding": dialect.encoding,
@@ -346,7 +372,13 @@ def _spill_utf8(
     }
     if kept_as_text:
         report["numbers_kept_as_text"] = {final[column]: item for column, item in kept_as_text.items()}
-    spilled = _write_spill(apply_layouts(lazy, layouts), report, target, metadata)
+    if texts_as_read:
+        lazy = text.select(
+            *(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)),
+            *texts_as_read,
+        )
+    extra = {AS_READ_KEY: json.dumps(hidden)} if hidden else {}
+    spilled = _write_spill(apply_layouts(lazy, layouts), report, target, metadata, extra)
     return dataclasses.replace(spilled, as_read=cells)
 
 
@@ -379,15 +411,17 @@ def _as_read_cells(
         raise
 
 
-def _write_spill(typed: pl.LazyFrame, report: ReadReport, target: Path, metadata: MetadataOf | None) -> Spilled:
-    """The typed plan sunk to the spill ``target`` (row groups with statistics, ``metadata(report)`` in its footer)
-    on the streaming engine."""
-    _sink(
-        typed,
-        target,
-        row_group_size=ROW_GROUP_ROWS,
-        metadata=dict(metadata(report)) if metadata is not None else None,
-    )
+def _write_spill(
+    typed: pl.LazyFrame,
+    report: ReadReport,
+    target: Path,
+    metadata: MetadataOf | None,
+    extra: Mapping[str, str] | None = None,
+) -> Spilled:
+    """The typed plan sunk to the spill ``target`` (row groups with statistics, ``metadata(report)`` and ``extra``
+    in its footer) on the streaming engine."""
+    footer = {**(metadata(report) if metadata is not None else {}), **(extra or {})}
+    _sink(typed, target, row_group_size=ROW_GROUP_ROWS, metadata=footer or None)
     return Spilled(target, report, report["rows"])
 
 

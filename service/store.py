@@ -378,12 +378,14 @@ class TaskStore:
             return owed
 
     async def refund_agent_credits(self, user_id: str, task_id: str, agent_id: str, reason: str, attempt: int) -> int:
-        """Give back what agent `agent_id` of run `attempt` of the task was charged (net of its earlier refunds):
-        idempotent; a ledger line naming the agent. Returns the amount."""
+        """Give back what agent `agent_id` of run `attempt` of the task was charged (net of its earlier refunds), and
+        never more than the run still owes (a refund of the whole run, by a cancel or the reaper, may have come
+        first): idempotent; a ledger line naming the agent. Returns the amount."""
         uid, tid = uuid.UUID(user_id), uuid.UUID(task_id)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.fetchval(self.q["lock_user_credits"], uid)
-            owed = -int(await conn.fetchval(self.q["agent_credit_net"], tid, attempt, agent_id))
+            agent_owed = -int(await conn.fetchval(self.q["agent_credit_net"], tid, attempt, agent_id))
+            owed = min(agent_owed, -int(await conn.fetchval(self.q["task_credit_net"], tid, attempt)))
             if owed <= 0:
                 return 0
             balance = await conn.fetchval(self.q["credit_user"], uid, owed)

@@ -41,7 +41,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from agents.as_read import NOTHING, AsRead
+from agents.as_read import AS_READ_KEY, NOTHING, AsRead, from_hidden, hidden_name
 from agents.envelope import BOOKKEEPING_COLUMNS, ROW_INDEX_COLUMN
 from agents.params.searcher import SearcherParams
 
@@ -57,7 +57,6 @@ little faster (the write's time is in encoding, dictionaries and statistics more
 later search reads it back about 30 % faster (24 against 34 ms), for a file 1 % larger (49.9 against 49.5 MB);
 zstd makes it 20 % smaller but takes 20 % longer to write, on the first search's path."""
 READ_REPORT_KEY = "agensium.read_report"
-AS_READ_KEY = "agensium.as_read"  # {column: the hidden column of its cells as read}, when there are such cells
 SOURCE_NAME_KEY = "agensium.source_name"
 PAGE_FIELDS = ("page", "page_size")
 MISSING_KEY = "missing_tokens"  # in a read report: the missing-value tokens applied (MissingTokens.describe)
@@ -107,7 +106,7 @@ def write_dataset(
     data = frame.select(c for c in frame.columns if c not in BOOKKEEPING_COLUMNS)
     metadata = dataset_metadata(read_report, source_name)
     if as_read and ROW_INDEX_COLUMN in frame.columns:
-        hidden = {name: _hidden_name(key, data.columns) for name, key in as_read.columns.items()}
+        hidden = {name: hidden_name(key, data.columns) for name, key in as_read.columns.items()}
         texts = (
             frame.select(ROW_INDEX_COLUMN)
             .lazy()
@@ -120,14 +119,6 @@ def write_dataset(
     data.write_parquet(partial, compression=DATASET_COMPRESSION, row_group_size=ROW_GROUP_ROWS, metadata=metadata)
     partial.rename(target)
     return DATASET_NAME
-
-
-def _hidden_name(key: int, taken: Sequence[str]) -> str:
-    """The name of the hidden column of the ``key``-th column's cells as read: no data column's."""
-    name = f"__as_read_{key}__"
-    while name in taken:
-        name = f"_{name}"
-    return name
 
 
 def partial_path(keep_dir: Path) -> Path:
@@ -167,22 +158,11 @@ class KeptDataset:
         whole = pl.read_parquet(self.path)
         if not self.hidden:
             return whole, NOTHING
-        columns = {name: key for key, name in enumerate(self.hidden)}
-        # by position (a name may be "*" or "^a$" to pl.col), after the row index numbering them
-        position = {name: index + 1 for index, name in enumerate(whole.columns)}
-        texts = [pl.nth(position[self.hidden[name]]).alias(f"t{key}") for name, key in columns.items()]
-        values = [
-            pl.when(pl.nth(position[self.hidden[name]]).is_not_null()).then(pl.nth(position[name])).alias(f"v{key}")
-            for name, key in columns.items()
-        ]
-        cells = (
-            whole.lazy()
-            .with_row_index(ROW_INDEX_COLUMN, offset=1)
-            .select(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64), *texts, *values)
-            .filter(pl.any_horizontal(pl.col(f"t{key}").is_not_null() for key in columns.values()))
-            .collect()
-        )
-        return whole.drop(list(self.hidden.values())), AsRead(cells, columns)
+        return whole.drop(list(self.hidden.values())), from_hidden(whole, self.hidden)
+
+    def scan_as_read(self) -> AsRead:
+        """The cells its layouts write otherwise, as a plan over the file (one too large for memory)."""
+        return from_hidden(pl.scan_parquet(self.path), self.hidden) if self.hidden else NOTHING
 
     def scan(self) -> pl.LazyFrame:
         """The data as a scan (without the cells as read: a search too large for memory writes its layouts)."""

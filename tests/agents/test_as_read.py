@@ -6,6 +6,7 @@ only the read report's ``values_written_otherwise`` said so."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -122,12 +123,14 @@ def test_a_search_writes_its_matches_as_read(tmp_path: Path, mode: str) -> None:
     assert _rows(out / "search_result.csv") == _expected([ROWS[0], ROWS[5], ROWS[2], ROWS[1], ROWS[3], ROWS[4]])
 
 
-def test_a_kept_dataset_keeps_its_cells_as_read_for_every_later_search(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_kept_dataset_keeps_its_cells_as_read_for_every_later_search(tmp_path: Path, mode: str) -> None:
+    """In memory the kept dataset holds them as hidden columns; streamed, the spill that becomes the kept dataset."""
     source = tmp_path / "primary.csv"
     source.write_text(MIXED, encoding="utf-8")
     keep = tmp_path / "keep"
     keep.mkdir()
-    options = RunOptions(keep_dir=keep)
+    options = dataclasses.replace(MODES[mode], keep_dir=keep)
     searches = [{}, {"searcher": {"ranges": [{"column": "score", "min": 1}], "page_size": 1}}]
     results = []
     for index, parameters in enumerate(searches):
@@ -138,6 +141,7 @@ def test_a_kept_dataset_keeps_its_cells_as_read_for_every_later_search(tmp_path:
             )
         )
     first, second = results
+    assert all(bool(r["summary"]["inputs"]["primary"].get("streamed")) is (mode == "streamed") for r in results)
     assert (
         first["kept"]["written"] == ["dataset.parquet"] and second["summary"]["inputs"]["primary"]["kept"] == "dataset"
     )
@@ -241,3 +245,19 @@ def test_columns_named_like_the_working_columns_keep_their_own_values(tmp_path: 
         ["z", "2.5", "1.2", "w"],
         ["x", "1.5", "1.10", "y"],
     ]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_zero_whose_sign_changed_is_written_as_its_new_value(tmp_path: Path, mode: str) -> None:
+    """-0.0 equals 0.0, but the text "-0" does not read as 0.0: once replaced, the cell is written in its layout."""
+    text = "id,a\n1,-0\n2,1.25\n3,2.50\n"
+    out = _run(tmp_path, "transform-my-data", {"transformer": {"commands": ["replace -0 with 0 in a"]}}, mode, text)
+    assert [row[1] for row in _rows(out / "transformed_data.csv")[1:]] == ["0", "1.25", "2.50"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_column_dropped_then_taken_by_a_rename_leaves_its_cells_behind(tmp_path: Path, mode: str) -> None:
+    text = "id,a,b\n1,1.10,1.1E0\n2,1.2,2.5\n3,1.3,3.5\n"
+    commands = ["drop b", "rename a to b"]
+    out = _run(tmp_path, "transform-my-data", {"transformer": {"commands": commands}}, mode, text)
+    assert _rows(out / "transformed_data.csv") == [["id", "b"], ["1", "1.10"], ["2", "1.2"], ["3", "1.3"]]

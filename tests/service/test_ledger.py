@@ -171,3 +171,20 @@ async def test_concurrent_grants_and_debits_keep_every_balance_after_right(store
         assert row["balance"] == running
     user = await store.get_user(user_id)
     assert user is not None and running == 500 + 30 - 5 * 18 == user["credits"]
+
+
+async def test_a_failed_agent_is_refunded_once_whatever_came_first(store: TaskStore) -> None:
+    """The worker refunds an agent that failed; a cancel or the reaper may have refunded the whole run first. Either
+    order gives back exactly what the run was charged (before: the agent refund after a run refund paid twice)."""
+    for first in ("run", "agent"):
+        user_id, _ = await store.create_user(f"refund-{first}-{uuid.uuid4().hex[:6]}", credits=500)
+        task_id = await new_task(store, user_id)
+        assert await store.debit_credits(user_id, task_id, [("a", 30), ("b", 90)], 1) == 380
+        if first == "run":
+            assert await store.refund_task_credits(user_id, task_id, "refund: cancelled while running", 1) == 120
+            assert await store.refund_agent_credits(user_id, task_id, "b", "refund: b failed", 1) == 0
+        else:
+            assert await store.refund_agent_credits(user_id, task_id, "b", "refund: b failed", 1) == 90
+            assert await store.refund_agent_credits(user_id, task_id, "b", "refund: b failed", 1) == 0  # idempotent
+            assert await store.refund_task_credits(user_id, task_id, "refund: cancelled while running", 1) == 30
+        assert await store.credits(user_id) == 500
