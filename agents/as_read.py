@@ -180,12 +180,14 @@ def cells_as_read(
     layouts: Mapping[str, Layout],
     *,
     sink: Path | None = None,
+    lazy: bool = False,
 ) -> AsRead:
     """The :class:`AsRead` of the columns of ``layouts`` that write some value otherwise (numbers and booleans with
     ``written_otherwise``): ``texts`` holds each as read (null where no text is to be given back) and ``typed`` as
     typed, under the same names, row for row; the rows are the input's data rows of ``texts``' ``ROW_INDEX_COLUMN``,
     or without one, row ``i`` is row ``i + 1``. One query over those columns; with ``sink`` (plans of an input too
-    large for memory) its cells go to that Parquet file, on the streaming engine."""
+    large for memory) its cells go to that Parquet file, on the streaming engine; ``lazy``: they stay a plan (read
+    once, by the one writer of a search's matches)."""
     text_names = texts.collect_schema().names() if isinstance(texts, pl.LazyFrame) else texts.columns
     typed_names = typed.collect_schema().names() if isinstance(typed, pl.LazyFrame) else typed.columns
     columns = covered(layouts, [name for name in text_names if name in typed_names])
@@ -203,6 +205,8 @@ def cells_as_read(
         how="horizontal",
     )
     query = cells_query(pairs, columns, layouts)
+    if lazy:
+        return AsRead(query, columns)
     if sink is not None:
         return sunk(query, columns, sink)
     cells = query.collect()

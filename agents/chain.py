@@ -1247,7 +1247,9 @@ def _kept_inputs(
     frame, as_read = dataset.read_as_read() if scan is None else (None, dataset.scan_as_read())
     if missing is None:
         if scan is not None:
+            texts = scan
             scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
+            as_read = as_read.merged(cells_as_read(texts, scan, missing.layouts, lazy=True))
         else:
             assert frame is not None
             as_read_text = frame
@@ -1318,9 +1320,10 @@ def _spilled_inputs(
         scan, missing = normalize_missing_lazy(scan, null_tokens, engine="streaming")
         read_report[kept.MISSING_KEY] = missing.describe()
         record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
-        if keep is None:
-            sink = work_dir / f"missing.{AS_READ_SUFFIX}"
-            as_read = as_read.merged(cells_as_read(as_read_text, scan, missing.layouts, sink=sink))
+        # the columns typed once their tokens are nulls: their cells too (a search's plan, read once by its writer)
+        sink = work_dir / f"missing.{AS_READ_SUFFIX}"
+        retyped = cells_as_read(as_read_text, scan, missing.layouts, sink=None if keeps else sink, lazy=keeps)
+        as_read = as_read.merged(retyped)
     inputs = AgentInputs(
         pl.DataFrame(schema=scan.collect_schema()),
         name,
@@ -1435,7 +1438,7 @@ def _summary(
     summary: dict[str, Any] = {
         "status": status,
         "rows": shape[0] if shape else inputs.row_count,
-        "columns": shape[1] if shape else inputs.primary.width,
+        "columns": shape[1] if shape else len(data_columns(inputs.primary)),
         "primary": inputs.primary_name,
         "baseline": inputs.baseline_name,
         "agents_succeeded": sum(envelope["status"] == "success" for envelope in envelopes),

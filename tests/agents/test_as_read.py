@@ -261,3 +261,29 @@ def test_a_column_dropped_then_taken_by_a_rename_leaves_its_cells_behind(tmp_pat
     commands = ["drop b", "rename a to b"]
     out = _run(tmp_path, "transform-my-data", {"transformer": {"commands": commands}}, mode, text)
     assert _rows(out / "transformed_data.csv") == [["id", "b"], ["1", "1.10"], ["2", "1.2"], ["3", "1.3"]]
+
+
+TOKENS = "id,price,flag,score\n1,1.10,true,1.50\n2,1.2,TRUE,NA\n3,2E3,False,2\n4,1e3,false,3.000\n5,.5,NA,0.10\n"
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_search_of_a_kept_dataset_writes_columns_typed_past_their_tokens_as_read(
+    tmp_path: Path, mode: str
+) -> None:
+    """``flag`` and ``score`` are numbers and booleans only once their NA tokens are nulls (the search reads them so):
+    their cells come back as written in the first search and in a later one of the kept dataset (QA: a search too
+    large for memory wrote them 1.5, true, 3); the summary counts the data's columns, not the row index it carries."""
+    source = tmp_path / "primary.csv"
+    source.write_text(TOKENS, encoding="utf-8")
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    options = dataclasses.replace(MODES[mode], keep_dir=keep)
+    expected = [line.split(",") for line in TOKENS.replace("NA", "").splitlines()]
+    for index, parameters in enumerate([{}, {"searcher": {"ranges": [{"column": "id", "max": 3}]}}]):
+        out = tmp_path / f"out{index}"
+        result = run_tool(
+            "search-my-data", [], {"primary.csv": source}, parameters, out, ignore_progress, run_options=options
+        )
+        assert result["status"] == "success"
+        assert result["summary"]["columns"] == 4
+        assert _rows(out / "search_result.csv") == (expected if index == 0 else expected[:4])
