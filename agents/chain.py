@@ -50,6 +50,7 @@ import psutil
 
 from agents import registry
 from agents.as_read import AS_READ_SUFFIX, NOTHING, AsRead, as_written, cells_as_read
+from agents.columns import with_row_index, with_row_index_lazy
 from agents.envelope import (
     AS_READ_ARTIFACT,
     BOOKKEEPING_COLUMNS,
@@ -550,8 +551,6 @@ def _run_chain(
             )
         if tool_id == SEARCH_TOOL and as_read:  # the matches carry their input rows: written back as they were read
             agent_inputs = _numbered(agent_inputs)
-            if keep is not None:
-                keep.as_read = as_read
         if tool_id == MASTER_TOOL:  # stacked with its row index already; quarantined rows as its agents left them
             flow = _DataFlow(agent_inputs.primary, layouts=layouts_of(read_reports["primary"]), keep_input=False)
         elif tool_id in DATA_TOOLS and agent_inputs.scan is not None and agent_inputs.work_dir is not None:
@@ -1129,10 +1128,8 @@ def portable_parquet(frame: Frame) -> Frame:
 def _numbered(inputs: AgentInputs) -> AgentInputs:
     """``inputs`` with the primary (its frame, or its scan) numbered by ``ROW_INDEX_COLUMN`` as a data tool's is."""
     if inputs.scan is not None:
-        scan = inputs.scan.with_row_index(ROW_INDEX_COLUMN, offset=1)
-        return dataclasses.replace(inputs, scan=scan.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)))
-    primary = inputs.primary.with_row_index(ROW_INDEX_COLUMN, offset=1)
-    return dataclasses.replace(inputs, primary=primary.with_columns(pl.col(ROW_INDEX_COLUMN).cast(pl.Int64)))
+        return dataclasses.replace(inputs, scan=with_row_index_lazy(inputs.scan))
+    return dataclasses.replace(inputs, primary=with_row_index(inputs.primary))
 
 
 def _write_search(
@@ -1158,7 +1155,7 @@ def _write_search(
     found = results["searcher"] if data["search"] else None
     # Polars writes without the GIL: the kept files are written while the CSV is.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        kept = pool.submit(keep.store, inputs, read_reports, results) if keep is not None else None
+        kept = pool.submit(keep.store, inputs, read_reports, results, as_read) if keep is not None else None
         if found is not None and found.frame is not None:
             matches = as_read.written(found.frame, inputs.text_layouts)
             with _writing(SEARCH_CSV):
@@ -1186,7 +1183,6 @@ class _SearchKeep:
         self.page = kept.read_matches(keep_dir, self.params) if keep_dir and self.params else None
         self.dataset = kept.read_dataset(keep_dir) if keep_dir and self.page is None else None
         self.spilled = False  # the run read a primary too large for memory into the kept dataset (_spilled_inputs)
-        self.as_read = NOTHING  # the primary's cells its layouts write otherwise (kept with the dataset)
 
     def runs(self) -> dict[str, Callable[..., AgentResult]]:
         page = self.page
@@ -1195,11 +1191,16 @@ class _SearchKeep:
         return {"searcher": lambda inputs, params, progress: kept_page(page, params, progress)}
 
     def store(
-        self, inputs: AgentInputs, read_reports: dict[str, Any], results: dict[str, AgentResult]
+        self,
+        inputs: AgentInputs,
+        read_reports: dict[str, Any],
+        results: dict[str, AgentResult],
+        as_read: AsRead = NOTHING,
     ) -> dict[str, Any] | None:
         """What the run adds to the keep directory, for the worker: ``written`` (paths to store), ``matches`` (the
         selection's directory, whose ``search_result.csv`` is this run's and whose ``meta.json`` goes last, once that
-        is stored) and ``reuse`` (a later page: its ``search_result.csv`` is the kept one)."""
+        is stored) and ``reuse`` (a later page: its ``search_result.csv`` is the kept one). ``as_read``: the primary's
+        cells its layouts write otherwise, kept with the dataset."""
         if self.dir is None:
             return None
         if self.page is not None:
@@ -1211,7 +1212,7 @@ class _SearchKeep:
                 written.append(kept.DATASET_NAME)
             elif self.dataset is None:
                 primary, report = inputs.primary, read_reports["primary"]
-                written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir, self.as_read))
+                written.append(kept.write_dataset(primary, report, inputs.primary_name, self.dir, as_read))
             found = results.get("searcher")
             if self.params is None or found is None or found.frame is None or found.envelope.status != "success":
                 return {"written": written}
@@ -1322,7 +1323,7 @@ def _spilled_inputs(
         record_layouts(read_report, missing.layouts)  # dates and numbers once their tokens are nulls: as they were
         # the columns typed once their tokens are nulls: their cells too (a search's plan, read once by its writer)
         sink = work_dir / f"missing.{AS_READ_SUFFIX}"
-        retyped = cells_as_read(as_read_text, scan, missing.layouts, sink=None if keeps else sink, lazy=keeps)
+        retyped = cells_as_read(as_read_text, scan, missing.layouts, sink=sink, lazy=keeps)
         as_read = as_read.merged(retyped)
     inputs = AgentInputs(
         pl.DataFrame(schema=scan.collect_schema()),

@@ -178,8 +178,15 @@ def spill_file(
             return spill_parquet(path, name, target, max_columns=max_columns, metadata=metadata)
         if file_format == "ndjson":
             return spill_ndjson(path, name, target, max_columns=max_columns, metadata=metadata)
-        kept = {"as_read": as_read, "hidden_as_read": hidden_as_read}
-        return spill_csv(path, name, target, max_columns=max_columns, metadata=metadata, **kept)
+        return spill_csv(
+            path,
+            name,
+            target,
+            max_columns=max_columns,
+            metadata=metadata,
+            as_read=as_read,
+            hidden_as_read=hidden_as_read,
+        )
     except RecursionError as error:  # as read_table_with_report maps them
         raise InvalidFileError(f"{name}: nested too deeply to be read", {"file": name}) from error
     except NotImplementedError as error:
@@ -326,7 +333,8 @@ def _spill_utf8(
         raise InvalidFileError(f"{name}: the file has no named column and no values", {"file": name})
     check_column_count(len(planned), name, max_columns)
     final_names, renamed = _unique_names([(position, proposed) for position, proposed, _ in planned])
-    lazy = text.select(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True))
+    columns_out = [expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)]
+    lazy = text.select(columns_out)
     layouts = find_layouts(lazy, engine="streaming")
     final = {list(schema)[position - 1]: name for (position, _, _), name in zip(planned, final_names, strict=True)}
     decimals = [column for column, dtype in typed.items() if dtype == pl.Float64]
@@ -372,11 +380,8 @@ def _spill_utf8(
     }
     if kept_as_text:
         report["numbers_kept_as_text"] = {final[column]: item for column, item in kept_as_text.items()}
-    if texts_as_read:
-        lazy = text.select(
-            *(expression.alias(final) for (_, _, expression), final in zip(planned, final_names, strict=True)),
-            *texts_as_read,
-        )
+    if texts_as_read:  # after the data's columns (find_layouts above looked at those only)
+        lazy = text.select(*columns_out, *texts_as_read)
     extra = {AS_READ_KEY: json.dumps(hidden)} if hidden else {}
     spilled = _write_spill(apply_layouts(lazy, layouts), report, target, metadata, extra)
     return dataclasses.replace(spilled, as_read=cells)
